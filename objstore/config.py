@@ -1,0 +1,105 @@
+"""Configuration of each process role, as frozen dataclasses validated at start-up.
+
+A config comes from command-line flags or from a JSON file (``--config FILE``) whose keys
+are the field names; flags given on the command line override the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from objstore.errors import InvalidArgument
+from objstore.types import Policy
+
+T = TypeVar("T")
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise InvalidArgument(f"invalid port {port}")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    node_id: str
+    data_dir: str
+    secret: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    zone: str = "zone-a"
+    weight: float = 1.0
+    capacity_bytes: int = 0  # 0: the free space of the data dir's filesystem
+    metadata: tuple[str, ...] = ()  # "host:port" of metadata nodes, to register with
+    advertise: str = ""  # "host:port" other processes reach this node at (default host:port)
+
+    def validate(self) -> "StorageConfig":
+        _check_port(self.port)
+        if not self.node_id or "/" in self.node_id:
+            raise InvalidArgument(f"invalid node id {self.node_id!r}")
+        if self.weight <= 0:
+            raise InvalidArgument("weight must be positive")
+        return self
+
+
+@dataclass(frozen=True)
+class MetadataConfig:
+    node_id: str
+    data_dir: str
+    secret: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    peers: tuple[str, ...] = ()  # "id=host:port" of every metadata node, this one included
+    default_policy: str = "replica:3"
+    snapshot_every: int = 10000  # log entries between snapshots
+
+    def validate(self) -> "MetadataConfig":
+        _check_port(self.port)
+        Policy.parse(self.default_policy)
+        return self
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    gateway_id: str
+    secret: str  # the cluster secret, for internal requests
+    metadata: tuple[str, ...]
+    host: str = "127.0.0.1"
+    port: int = 9000
+    region: str = "us-east-1"
+    default_policy: str = "replica:3"
+    max_object_size: int = 5 * 1024**4  # 5 TiB
+    max_skew_seconds: int = 900
+    virtual_host_suffixes: tuple[str, ...] = ("localhost",)
+    # Bootstrap S3 credentials, written to the metadata service at start if missing.
+    access_key: str = ""
+    secret_key: str = ""
+
+    def validate(self) -> "GatewayConfig":
+        _check_port(self.port)
+        Policy.parse(self.default_policy)
+        if not self.metadata:
+            raise InvalidArgument("the gateway needs at least one metadata address")
+        return self
+
+
+def load(cls: type[T], file: str | None, overrides: dict[str, Any]) -> T:
+    """Build ``cls`` from an optional JSON file, then ``overrides`` (None values ignored)."""
+    values: dict[str, Any] = {}
+    if file:
+        values.update(json.loads(Path(file).read_text()))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(values) - set(names)
+    if unknown:
+        raise InvalidArgument(f"unknown config keys: {', '.join(sorted(unknown))}")
+    for k, v in list(values.items()):
+        if isinstance(v, list):
+            values[k] = tuple(v)
+    cfg = cls(**values)
+    return cfg.validate()  # type: ignore[attr-defined]
+
+
+__all__ = ["StorageConfig", "MetadataConfig", "GatewayConfig", "load", "field"]

@@ -1,0 +1,100 @@
+"""aiohttp pieces every internal service shares: auth and error middleware, /health, /metrics.
+
+Internal services (storage nodes, metadata nodes) speak JSON. An :class:`ObjstoreError`
+raised by a handler becomes ``{"code", "message", "extra"}`` with its HTTP status;
+:func:`raise_for_error_body` turns such a response back into the same exception on the
+client side.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from objstore import internal_auth
+from objstore.errors import ObjstoreError, error_from_code
+from objstore.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PUBLIC_PATHS = ("/health", "/metrics")
+
+
+def error_response(err: ObjstoreError) -> web.Response:
+    return web.json_response(err.to_dict(), status=err.status)
+
+
+def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Request], str]) -> list:
+    """Middlewares: metrics (outermost), then cluster-secret auth, then error mapping."""
+
+    @web.middleware
+    async def metrics_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        status = 500
+        try:
+            resp = await handler(request)
+            status = resp.status
+            return resp
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            if request.path not in PUBLIC_PATHS:
+                metrics.observe_request(op_of(request), status, time.perf_counter() - start)
+
+    @web.middleware
+    async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        if not internal_auth.verify_headers(secret, request.method, request.raw_path, request.headers):
+            return web.json_response(
+                {"code": "AccessDenied", "message": "internal request not authenticated", "extra": {}},
+                status=403,
+            )
+        return await handler(request)
+
+    @web.middleware
+    async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ObjstoreError as err:
+            return error_response(err)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            log.exception("internal error on %s %s", request.method, request.path)
+            return web.json_response(
+                {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}", "extra": {}}, status=500
+            )
+
+    return [metrics_mw, auth_mw, error_mw]
+
+
+def add_health_and_metrics(app: web.Application, metrics: Metrics, health: Callable[[], dict[str, Any]]) -> None:
+    async def health_handler(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", **health()})
+
+    async def metrics_handler(request: web.Request) -> web.Response:
+        body, content_type = metrics.render()
+        resp = web.Response(body=body)
+        resp.headers["Content-Type"] = content_type
+        return resp
+
+    app.router.add_get("/health", health_handler)
+    app.router.add_get("/metrics", metrics_handler)
+
+
+def raise_for_error_body(status: int, body: bytes) -> None:
+    """Raise the ObjstoreError an internal service returned, if ``status`` is an error."""
+    if status < 400:
+        return
+    try:
+        d = json.loads(body)
+        raise error_from_code(d.get("code", "InternalError"), d.get("message"), d.get("extra"))
+    except (ValueError, AttributeError):
+        raise error_from_code("InternalError", f"HTTP {status}: {body[:200]!r}") from None

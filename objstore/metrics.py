@@ -1,0 +1,48 @@
+"""Prometheus metrics, one registry per process (so tests can run several in one interpreter).
+
+Names shared by every role:
+- ``objstore_requests_total{role,op,status}``          counter
+- ``objstore_request_seconds{role,op}``                histogram
+- ``objstore_bytes_in_total{role}`` / ``objstore_bytes_out_total{role}`` counters
+- ``objstore_storage_used_bytes{node}``                 gauge (storage nodes)
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """The metrics of one process playing ``role`` (gateway, storage, metadata)."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "objstore_requests", "Requests served", ["role", "op", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "objstore_request_seconds", "Request latency", ["role", "op"], buckets=_BUCKETS, registry=self.registry
+        )
+        self.bytes_in = Counter("objstore_bytes_in", "Body bytes received", ["role"], registry=self.registry)
+        self.bytes_out = Counter("objstore_bytes_out", "Body bytes sent", ["role"], registry=self.registry)
+        self.storage_used = Gauge(
+            "objstore_storage_used_bytes", "Bytes used by blobs on a storage node", ["node"], registry=self.registry
+        )
+
+    def observe_request(self, op: str, status: int, seconds: float) -> None:
+        self.requests.labels(self.role, op, str(status)).inc()
+        self.latency.labels(self.role, op).observe(seconds)
+
+    def add_bytes_in(self, n: int) -> None:
+        if n:
+            self.bytes_in.labels(self.role).inc(n)
+
+    def add_bytes_out(self, n: int) -> None:
+        if n:
+            self.bytes_out.labels(self.role).inc(n)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

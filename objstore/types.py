@@ -1,0 +1,192 @@
+"""Typed records shared by every part: nodes, the cluster map, policies, buckets, versions.
+
+All records are frozen dataclasses with ``to_dict``/``from_dict`` for the JSON that
+crosses the internal APIs and lands in the metadata log. Encodings that are stored
+carry a format version (``FORMAT_VERSION``) at their top level.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from objstore.errors import InvalidArgument
+
+FORMAT_VERSION = 1
+
+NODE_STATES = ("up", "draining", "down", "removed")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A storage node as the cluster map knows it."""
+
+    node_id: str
+    address: str  # "host:port" of its internal HTTP API
+    zone: str = "zone-a"
+    weight: float = 1.0
+    state: str = "up"
+    capacity_bytes: int = 0
+    used_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "NodeInfo":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterMap:
+    """The storage nodes and an epoch that increases on every change."""
+
+    epoch: int
+    nodes: tuple[NodeInfo, ...]
+
+    def node(self, node_id: str) -> NodeInfo | None:
+        for n in self.nodes:
+            if n.node_id == node_id:
+                return n
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "nodes": [n.to_dict() for n in self.nodes]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ClusterMap":
+        return cls(epoch=d["epoch"], nodes=tuple(NodeInfo.from_dict(n) for n in d["nodes"]))
+
+
+_POLICY_RE = re.compile(r"^(?:replica:(\d+)|ec:(\d+)\+(\d+))$")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A data policy: ``replica:N`` (N full copies) or ``ec:K+M`` (erasure coded)."""
+
+    kind: str  # "replica" | "ec"
+    n: int  # copies for replica; K+M for ec
+    k: int = 0
+    m: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> "Policy":
+        """Parse ``replica:N`` or ``ec:K+M``; raises InvalidArgument on anything else."""
+        m = _POLICY_RE.match(text.strip())
+        if not m:
+            raise InvalidArgument(f"Invalid data policy {text!r}: expected replica:N or ec:K+M")
+        if m.group(1) is not None:
+            n = int(m.group(1))
+            if not 1 <= n <= 16:
+                raise InvalidArgument(f"Invalid data policy {text!r}: replica count must be 1..16")
+            return cls("replica", n)
+        k, mm = int(m.group(2)), int(m.group(3))
+        if not (1 <= k <= 32 and 0 <= mm <= 16):
+            raise InvalidArgument(f"Invalid data policy {text!r}")
+        return cls("ec", k + mm, k, mm)
+
+    def default_write_quorum(self) -> int:
+        """W: a majority of N for replicas, K+1 (capped at K+M) for erasure coding."""
+        if self.kind == "replica":
+            return self.n // 2 + 1
+        return min(self.k + 1, self.n)
+
+    def __str__(self) -> str:
+        return f"replica:{self.n}" if self.kind == "replica" else f"ec:{self.k}+{self.m}"
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    name: str
+    owner: str
+    created: float  # unix seconds
+    policy: str = "replica:3"
+    consistency: str = "strong"
+    versioning: str = ""  # "" | "Enabled" | "Suspended"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Bucket":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """The version record of one object: what the metadata index stores per key.
+
+    ``placement`` lists the node ids holding the blob (replica i, or shard i for EC),
+    ``ring_epoch`` the cluster-map epoch it was placed under.
+    """
+
+    bucket: str
+    key: str
+    version_id: str
+    size: int
+    etag: str  # hex MD5 (without quotes), or "<md5>-N" for multipart
+    last_modified: float
+    content_type: str = "binary/octet-stream"
+    headers: dict[str, str] = field(default_factory=dict)  # content-encoding, cache-control, ...
+    user_meta: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* without the prefix
+    policy: str = "replica:3"
+    placement: tuple[str, ...] = ()
+    ring_epoch: int = 0
+    checksums: dict[str, str] = field(default_factory=dict)  # e.g. {"crc32": "base64..."}
+    delete_marker: bool = False
+    owner: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["placement"] = list(self.placement)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ObjectVersion":
+        kw = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
+        kw["placement"] = tuple(kw.get("placement", ()))
+        return cls(**kw)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    access_key: str
+    secret_key: str
+    owner: str
+    display_name: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Credential":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+@dataclass(frozen=True, slots=True)
+class ListResult:
+    """One page of a listing: keys (as version records), common prefixes, continuation."""
+
+    contents: tuple[ObjectVersion, ...]
+    common_prefixes: tuple[str, ...]
+    is_truncated: bool
+    next_marker: str | None  # the last key or prefix returned, when truncated
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "contents": [c.to_dict() for c in self.contents],
+            "common_prefixes": list(self.common_prefixes),
+            "is_truncated": self.is_truncated,
+            "next_marker": self.next_marker,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ListResult":
+        return cls(
+            contents=tuple(ObjectVersion.from_dict(c) for c in d["contents"]),
+            common_prefixes=tuple(d["common_prefixes"]),
+            is_truncated=d["is_truncated"],
+            next_marker=d["next_marker"],
+        )
