@@ -1,0 +1,118 @@
+"""The S3 gateway process: app factory and entry point.
+
+``create_app(cfg)`` builds the aiohttp application: one catch-all route, the S3 middleware
+(routing, auth, errors, metrics) dispatching to ``handle_<op>`` functions, and a cleanup
+context that opens and closes the HTTP session, the metadata client and the topology.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from gateway.context import CTX_KEY, GatewayContext
+from gateway.handlers import bucket, listing, object_delete, object_get, object_put
+from gateway.middleware import make_middleware
+from gateway.topology import Topology
+from metadata.client import MetadataClient
+from objstore.config import GatewayConfig
+from objstore.hlc import HLC
+from objstore.http_common import add_health_and_metrics
+from objstore.metrics import Metrics
+from objstore.node.client import StorageClient
+from objstore.types import Credential
+
+log = logging.getLogger(__name__)
+
+OP_HANDLERS = {
+    "ListBuckets": bucket.handle_list_buckets,
+    "CreateBucket": bucket.handle_create_bucket,
+    "HeadBucket": bucket.handle_head_bucket,
+    "DeleteBucket": bucket.handle_delete_bucket,
+    "GetBucketLocation": bucket.handle_get_bucket_location,
+    "ListObjectsV2": listing.handle_list_objects_v2,
+    "ListObjects": listing.handle_list_objects,
+    "PutObject": object_put.handle_put_object,
+    "GetObject": object_get.handle_get_object,
+    "HeadObject": object_get.handle_head_object,
+    "DeleteObject": object_delete.handle_delete_object,
+}
+
+# Headers up to 64 KiB reach the middleware, which answers oversized ones in S3 form.
+HANDLER_ARGS = {"max_line_size": 65536, "max_field_size": 65536}
+
+
+async def _bootstrap_credential(ctx: GatewayContext) -> None:
+    cfg = ctx.cfg
+    if not cfg.access_key:
+        return
+    for attempt in range(600):
+        try:
+            existing = await ctx.meta.get_credential(cfg.access_key)
+            if existing is None or existing.secret_key != cfg.secret_key:
+                await ctx.meta.put_credential(Credential(cfg.access_key, cfg.secret_key, owner=cfg.access_key,
+                                                         display_name=cfg.access_key))
+            return
+        except Exception as exc:  # noqa: BLE001 - the metadata service may still be starting
+            if attempt % 20 == 0:
+                log.info("waiting for the metadata service to store the access key: %s", exc)
+            await asyncio.sleep(0.1)
+
+
+def create_app(cfg: GatewayConfig) -> web.Application:
+    cfg.validate()
+    app = web.Application(middlewares=[make_middleware(OP_HANDLERS)], client_max_size=1024**2)
+    metrics = Metrics("gateway")
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=3),
+        )
+        meta = MetadataClient(list(cfg.metadata), cfg.secret, session=session, client_id=cfg.gateway_id)
+        storage = StorageClient(session, cfg.secret)
+        topology = Topology(meta.get_cluster_map)
+        ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id), metrics)
+        app[CTX_KEY] = ctx
+        await _bootstrap_credential(ctx)
+        await topology.start()
+        yield
+        await topology.stop()
+        await ctx.drain()
+        await meta.close()
+        await session.close()
+
+    app.cleanup_ctx.append(resources)
+
+    def health() -> dict:
+        ctx = app[CTX_KEY]
+        return {"role": "gateway", "id": cfg.gateway_id, "ring_epoch": ctx.topology.map.epoch,
+                "storage_nodes": len(ctx.topology.map.nodes)}
+
+    add_health_and_metrics(app, metrics, health)
+
+    async def unrouted(request: web.Request) -> web.Response:  # the middleware dispatches
+        raise web.HTTPNotFound()
+
+    app.router.add_route("*", "/{tail:.*}", unrouted)
+    return app
+
+
+def main(cfg: GatewayConfig) -> None:
+    """Serve the gateway until SIGTERM or SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
+    app = create_app(cfg)
+    web.run_app(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        handle_signals=True,
+        print=None,
+        access_log=None,
+        handler_cancellation=True,
+        **HANDLER_ARGS,
+    )
+

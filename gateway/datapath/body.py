@@ -1,0 +1,170 @@
+"""The request body of a PUT as a verified stream of payload chunks.
+
+``BodyStream`` decodes aws-chunked framing when present, counts bytes against the declared
+length, and computes MD5 (the ETag), SHA-256 (for signed payloads) and any flexible
+checksum the client asked for. It yields every chunk but the last as it arrives and
+holds the last one back until the whole body has been checked: a storage node therefore
+never receives a complete blob for a body that fails Content-MD5, SHA-256, a checksum or
+its declared length, and nothing is stored for it.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from gateway.auth import checksums
+from gateway.auth.sigv4 import AuthContext, verify_payload_sha256
+from gateway.auth.streaming import AwsChunkedDecoder
+from objstore.errors import (
+    BadDigest,
+    IncompleteBody,
+    InvalidArgument,
+    InvalidDigest,
+    InvalidRequest,
+    MissingContentLength,
+)
+
+READ_SIZE = 256 * 1024
+COALESCE = 128 * 1024
+STREAMING_MODES = ("streaming-signed", "streaming-signed-trailer", "streaming-unsigned-trailer")
+
+
+def declared_size(request: web.Request, auth: AuthContext) -> int:
+    """The payload size the client declared; raises MissingContentLength when it did not."""
+    h = request.headers
+    chunked = auth.payload_mode in STREAMING_MODES or "aws-chunked" in h.get("Content-Encoding", "")
+    raw = h.get("x-amz-decoded-content-length") if chunked else h.get("Content-Length")
+    if raw is None:
+        if chunked:
+            raise MissingContentLength("aws-chunked uploads must send x-amz-decoded-content-length.")
+        raise MissingContentLength()
+    try:
+        n = int(raw)
+    except ValueError:
+        raise InvalidArgument("Invalid content length", ArgumentName="Content-Length", ArgumentValue=raw) from None
+    if n < 0:
+        raise InvalidArgument("Invalid content length", ArgumentName="Content-Length", ArgumentValue=raw)
+    return n
+
+
+def _content_md5(request: web.Request) -> bytes | None:
+    raw = request.headers.get("Content-MD5")
+    if raw is None:
+        return None
+    try:
+        digest = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidDigest() from None
+    if len(digest) != 16:
+        raise InvalidDigest()
+    return digest
+
+
+class BodyStream:
+    def __init__(self, request: web.Request, auth: AuthContext, size: int) -> None:
+        self.request = request
+        self.auth = auth
+        self.size = size
+        self.received = 0
+        self.md5 = hashlib.md5()
+        self._want_md5 = _content_md5(request)
+        self._sha256 = hashlib.sha256() if auth.payload_mode == "signed" and auth.content_sha256 else None
+        h = request.headers
+        self._chunked = auth.payload_mode in STREAMING_MODES or "aws-chunked" in h.get("Content-Encoding", "")
+        trailer_names = [t.strip().lower() for t in h.get("x-amz-trailer", "").split(",") if t.strip()]
+        self._decoder = (
+            AwsChunkedDecoder(auth, auth.payload_mode, trailer_names) if self._chunked else None
+        )
+        # Flexible checksums: from a header now, or from a trailer at the end.
+        self._checksums: dict[str, checksums.Checksum] = {}
+        self._expected: dict[str, str] = {}
+        for name in trailer_names:
+            if name.startswith("x-amz-checksum-"):
+                self._checksums[name[len("x-amz-checksum-"):]] = checksums.make_checksum(name[len("x-amz-checksum-"):])
+        for name, value in h.items():
+            lname = name.lower()
+            if lname.startswith("x-amz-checksum-") and lname not in ("x-amz-checksum-type", "x-amz-checksum-mode"):
+                alg = lname[len("x-amz-checksum-"):]
+                self._checksums.setdefault(alg, checksums.make_checksum(alg))
+                self._expected[alg] = value
+        self.checksum_values: dict[str, str] = {}
+
+    @property
+    def etag(self) -> str:
+        return self.md5.hexdigest()
+
+    def _account(self, piece: bytes) -> None:
+        self.received += len(piece)
+        if self.received > self.size:
+            raise IncompleteBody("The body is longer than the declared content length.")
+        self.md5.update(piece)
+        if self._sha256 is not None:
+            self._sha256.update(piece)
+        for c in self._checksums.values():
+            c.update(piece)
+
+    async def _raw(self) -> AsyncIterator[bytes]:
+        content = self.request.content
+        while True:
+            try:
+                data = await content.read(READ_SIZE)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the client went away or sent a broken body
+                raise IncompleteBody() from exc
+            if not data:
+                return
+            yield data
+
+    async def _payload(self) -> AsyncIterator[bytes]:
+        if self._decoder is None:
+            async for data in self._raw():
+                yield data
+            return
+        async for data in self._raw():
+            for piece in self._decoder.feed(data):
+                if piece:
+                    yield piece
+        trailers = self._decoder.finish()
+        for name, value in trailers.items():
+            if name.startswith("x-amz-checksum-"):
+                self._expected[name[len("x-amz-checksum-"):]] = value
+
+    def _verify(self) -> None:
+        if self.received != self.size:
+            raise IncompleteBody()
+        if self._want_md5 is not None and self.md5.digest() != self._want_md5:
+            raise BadDigest()
+        if self._sha256 is not None:
+            verify_payload_sha256(self.auth, self._sha256.hexdigest())
+        for alg, c in self._checksums.items():
+            got = c.b64digest()
+            want = self._expected.get(alg)
+            if want is None:
+                raise InvalidRequest(f"The x-amz-checksum-{alg} value was declared but not sent.")
+            if got != want:
+                raise BadDigest(f"The {alg.upper()} you specified did not match the calculated checksum.")
+            self.checksum_values[alg] = got
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Payload chunks of about COALESCE bytes; the tail only after every check passed."""
+        pending: bytes | None = None
+        buf = bytearray()
+        async for piece in self._payload():
+            self._account(piece)
+            buf += piece
+            if len(buf) >= COALESCE:
+                if pending is not None:
+                    yield pending
+                pending = bytes(buf)
+                buf.clear()
+        self._verify()
+        if pending is not None:
+            yield pending
+        if buf:
+            yield bytes(buf)

@@ -1,0 +1,139 @@
+"""Writing one blob to N storage nodes at once (``replica:N``).
+
+The body is streamed once: every chunk is handed to one bounded queue per node, and one
+upload per node drains its queue. Memory is bounded by ``QUEUE_DEPTH`` chunks per node,
+never by the object size. A node that fails is dropped from the fan-out (and suspected by
+the topology) while the others go on; the write succeeds when at least W nodes made the
+blob durable. If the body itself fails (bad digest, short body), every upload is aborted
+mid-stream, so no node completes the blob.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import AsyncIterator, Sequence
+
+from objstore.errors import InsufficientReplicas, ObjstoreError
+from objstore.node.client import StorageClient
+from objstore.types import NodeInfo
+
+from gateway.topology import Topology
+
+log = logging.getLogger(__name__)
+
+QUEUE_DEPTH = 8
+_EOF = object()
+
+
+class _Aborted(Exception):
+    """The source body failed; the upload must not complete."""
+
+
+async def _queue_body(q: asyncio.Queue) -> AsyncIterator[bytes]:
+    while True:
+        item = await q.get()
+        if item is _EOF:
+            return
+        if isinstance(item, BaseException):
+            raise _Aborted() from item
+        yield item
+
+
+async def write_replicas(
+    storage: StorageClient,
+    topology: Topology,
+    nodes: Sequence[NodeInfo],
+    *,
+    version_id: str,
+    bucket: str,
+    key: str,
+    policy: str,
+    size: int,
+    chunks: AsyncIterator[bytes],
+    write_quorum: int,
+) -> list[str]:
+    """Stream ``chunks`` to every node; return the ids of nodes holding the blob durably.
+
+    Raises the body's own error if the body fails, or InsufficientReplicas when fewer than
+    ``write_quorum`` nodes stored it (blobs on the few that did are deleted again).
+    """
+    queues = [asyncio.Queue(maxsize=QUEUE_DEPTH) for _ in nodes]
+    tasks = [
+        asyncio.create_task(
+            storage.put_blob(n.address, version_id, 0, bucket, key, policy, size, _queue_body(q))
+        )
+        for n, q in zip(nodes, queues)
+    ]
+    live = list(range(len(nodes)))
+    try:
+        async for chunk in chunks:
+            for i in list(live):
+                if not await _put(queues[i], tasks[i], chunk):
+                    live.remove(i)
+            if len(live) < write_quorum:
+                break
+    except BaseException as exc:
+        for q in queues:
+            _force_put(q, exc if isinstance(exc, Exception) else _Aborted())
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    if len(live) >= write_quorum:
+        for i in list(live):
+            if not await _put(queues[i], tasks[i], _EOF):
+                live.remove(i)
+    aborted: set[int] = set()
+    if len(live) < write_quorum:
+        aborted, live = set(live), []  # too few nodes left: abort rather than finish a short body
+    for i in set(range(len(nodes))) - set(live):
+        _force_put(queues[i], _Aborted())
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    stored: list[str] = []
+    for i, (node, res) in enumerate(zip(nodes, results)):
+        if i in aborted:
+            continue
+        if isinstance(res, BaseException):
+            if not isinstance(res, (_Aborted, asyncio.CancelledError)):
+                log.warning("write of %s to %s failed: %s", version_id, node.node_id, res)
+            if not isinstance(res, ObjstoreError) or res.status >= 500:
+                topology.suspect(node.node_id)
+        else:
+            stored.append(node.node_id)
+    if len(stored) < write_quorum:
+        await delete_blobs(storage, [n for n in nodes if n.node_id in stored], version_id)
+        raise InsufficientReplicas(
+            f"Only {len(stored)} of {len(nodes)} storage nodes stored the object; {write_quorum} are required."
+        )
+    return stored
+
+
+async def _put(q: asyncio.Queue, upload: asyncio.Task, item: object) -> bool:
+    """Queue ``item`` for an upload; False if the upload ended (failed) first."""
+    if upload.done():
+        return False
+    if not q.full():
+        q.put_nowait(item)
+        return True
+    put = asyncio.ensure_future(q.put(item))
+    await asyncio.wait({put, upload}, return_when=asyncio.FIRST_COMPLETED)
+    if put.done():
+        return True
+    put.cancel()
+    return False
+
+
+def _force_put(q: asyncio.Queue, item: object) -> None:
+    """Put ``item`` even if the queue is full (dropping queued chunks: the upload is ending)."""
+    while q.full():
+        q.get_nowait()
+    q.put_nowait(item)
+
+
+async def delete_blobs(storage: StorageClient, nodes: Sequence[NodeInfo], version_id: str) -> None:
+    """Best-effort removal of a blob from nodes (garbage collection repeats what fails)."""
+    async def one(n: NodeInfo) -> None:
+        try:
+            await storage.delete_blob(n.address, version_id, 0)
+        except Exception as exc:  # noqa: BLE001
+            log.info("could not delete %s from %s: %s", version_id, n.node_id, exc)
+
+    await asyncio.gather(*(one(n) for n in nodes))

@@ -1,0 +1,178 @@
+"""GetObject and HeadObject: the version record from the metadata service, bytes from replicas.
+
+Ranges follow RFC 9110 as S3 applies it: one range ``bytes=a-b``, ``bytes=a-`` or
+``bytes=-n``; an unsatisfiable range is 416 InvalidRange; a syntactically invalid or
+multi-range header is ignored (the whole object, 200). Conditional headers are evaluated
+in S3's order: If-Match (412), If-Unmodified-Since (412), If-None-Match (304),
+If-Modified-Since (304).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from email.utils import parsedate_to_datetime
+
+from aiohttp import web
+
+from gateway.context import CTX_KEY, GatewayContext
+from gateway.datapath.reader import read_range
+from gateway.handlers.bucket import owned_bucket
+from gateway.middleware import ENDPOINT_KEY
+from gateway.xml import http_date
+from objstore.errors import InvalidRange, PreconditionFailed
+from objstore.types import ObjectVersion
+
+log = logging.getLogger(__name__)
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for a satisfiable range; None for no/ignored range.
+
+    Raises InvalidRange when the range is well-formed but not satisfiable.
+    """
+    if not header:
+        return None
+    m = _RANGE_RE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    first, last = m.group(1), m.group(2)
+    if first:
+        start = int(first)
+        end = int(last) if last else size - 1
+        if last and end < start:
+            return None  # invalid syntax: ignored, as S3 does
+        if start >= size:
+            raise InvalidRange(RangeRequested=header, ActualObjectSize=size)
+        return start, min(end, size - 1)
+    suffix = int(last)
+    if suffix == 0 or size == 0:
+        raise InvalidRange(RangeRequested=header, ActualObjectSize=size)
+    return max(0, size - suffix), size - 1
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    tags = [t.strip() for t in header.split(",")]
+    return any(t == "*" or t.strip('"') == etag for t in tags)
+
+
+def _date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def check_conditions(request: web.Request, v: ObjectVersion) -> int | None:
+    """Raise 412 PreconditionFailed, or return 304 when the client's copy is current."""
+    h = request.headers
+    modified = int(v.last_modified)
+    if_match = h.get("If-Match")
+    if if_match is not None and not _etag_matches(if_match, v.etag):
+        raise PreconditionFailed(Condition="If-Match")
+    ius = _date(h.get("If-Unmodified-Since"))
+    if if_match is None and ius is not None and modified > ius:
+        raise PreconditionFailed(Condition="If-Unmodified-Since")
+    inm = h.get("If-None-Match")
+    if inm is not None and _etag_matches(inm, v.etag):
+        return 304
+    ims = _date(h.get("If-Modified-Since"))
+    if inm is None and ims is not None and modified <= ims:
+        return 304
+    return None
+
+
+def object_headers(v: ObjectVersion, request: web.Request) -> dict[str, str]:
+    headers = {
+        "ETag": f'"{v.etag}"',
+        "Last-Modified": http_date(v.last_modified),
+        "Content-Type": v.content_type,
+        "Accept-Ranges": "bytes",
+    }
+    for name, value in v.headers.items():
+        headers[name.title()] = value
+    for name, value in v.user_meta.items():
+        headers[f"x-amz-meta-{name}"] = value
+    if request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        for alg, value in v.checksums.items():
+            headers[f"x-amz-checksum-{alg}"] = value
+    q = request.rel_url.query
+    for param, header in _RESPONSE_OVERRIDES.items():
+        if param in q:
+            headers[header] = q[param]
+    return headers
+
+
+async def _lookup(request: web.Request) -> ObjectVersion:
+    ctx = request.app[CTX_KEY]
+    ep = request[ENDPOINT_KEY]
+    await owned_bucket(request, ep.bucket)
+    return await ctx.meta.get_object(ep.bucket, ep.key)
+
+
+async def handle_head_object(request: web.Request) -> web.Response:
+    v = await _lookup(request)
+    headers = object_headers(v, request)
+    status = check_conditions(request, v)
+    if status == 304:
+        return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
+    rng = parse_range(request.headers.get("Range"), v.size)
+    if rng is not None:
+        headers["Content-Range"] = f"bytes {rng[0]}-{rng[1]}/{v.size}"
+        headers["Content-Length"] = str(rng[1] - rng[0] + 1)
+        return web.Response(status=206, headers=headers)
+    headers["Content-Length"] = str(v.size)
+    return web.Response(status=200, headers=headers)
+
+
+async def handle_get_object(request: web.Request) -> web.StreamResponse:
+    ctx: GatewayContext = request.app[CTX_KEY]
+    v = await _lookup(request)
+    headers = object_headers(v, request)
+    if check_conditions(request, v) == 304:
+        return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
+    rng = parse_range(request.headers.get("Range"), v.size)
+    status = 200
+    start, end = 0, v.size - 1
+    if rng is not None:
+        status = 206
+        start, end = rng
+        headers["Content-Range"] = f"bytes {start}-{end}/{v.size}"
+    length = end - start + 1
+    if length <= 0:
+        headers["Content-Length"] = "0"
+        return web.Response(status=status, headers=headers)
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = length
+    stream = read_range(ctx.storage, ctx.topology, v, start, end)
+    # Fetch the first chunk before sending headers, so a failure to read any replica
+    # is still a clean S3 error rather than a broken 200.
+    first = await stream.__anext__()
+    await resp.prepare(request)
+    sent = 0
+    try:
+        await resp.write(first)
+        sent += len(first)
+        async for chunk in stream:
+            await resp.write(chunk)
+            sent += len(chunk)
+    except Exception as exc:  # noqa: BLE001 - headers are gone; cut the connection
+        log.warning("GET %s/%s failed after %d bytes: %s", v.bucket, v.key, sent, exc)
+        if request.transport is not None:
+            request.transport.close()
+        ctx.metrics.add_bytes_out(sent)
+        return resp
+    ctx.metrics.add_bytes_out(sent)
+    await resp.write_eof()
+    return resp

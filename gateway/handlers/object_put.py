@@ -1,0 +1,128 @@
+"""PutObject: stream the body to the placement nodes, then commit the version record.
+
+Order of work, which is what makes a PUT atomic to readers:
+1. validate the request (key, size, headers) — nothing is written for a bad request;
+2. stream the body to N nodes, verified as it flows (``BodyStream``), and wait for W
+   durable acknowledgements;
+3. commit the version record (with the nodes that hold it) through the metadata service;
+4. answer. A crash before 3 leaves only unreferenced blobs, never a visible partial object.
+The blobs of the version this one replaced are deleted after the answer.
+"""
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from gateway.auth.sigv4 import AuthContext
+from gateway.context import CTX_KEY, GatewayContext
+from gateway.datapath.body import BodyStream, declared_size
+from gateway.datapath.replicate import delete_blobs, write_replicas
+from gateway.handlers.bucket import owned_bucket
+from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
+from objstore.errors import EntityTooLarge, InsufficientReplicas, NotImplementedOp, ObjstoreError
+from objstore.naming import validate_key
+from objstore.types import ObjectVersion, Policy
+
+MAX_PUT_SIZE = 5 * 1024**3  # S3's limit for a single PUT
+STORED_HEADERS = ("content-encoding", "content-disposition", "cache-control", "expires", "content-language")
+_UNSUPPORTED_PUT_HEADERS = (
+    "x-amz-copy-source", "if-match", "if-none-match", "x-amz-tagging", "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date", "x-amz-object-lock-legal-hold", "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-website-redirect-location",
+)
+
+
+def stored_headers(request: web.Request) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(content type, the standard headers kept with the object, user metadata)."""
+    h = request.headers
+    content_type = h.get("Content-Type") or "binary/octet-stream"
+    kept: dict[str, str] = {}
+    for name in STORED_HEADERS:
+        value = h.get(name)
+        if value is None:
+            continue
+        if name == "content-encoding":
+            codings = [c.strip() for c in value.split(",") if c.strip() and c.strip() != "aws-chunked"]
+            if not codings:
+                continue
+            value = ", ".join(codings)
+        kept[name] = value
+    meta = {k.lower()[len("x-amz-meta-"):]: v for k, v in h.items() if k.lower().startswith("x-amz-meta-")}
+    return content_type, kept, meta
+
+
+async def handle_put_object(request: web.Request) -> web.Response:
+    ctx: GatewayContext = request.app[CTX_KEY]
+    ep = request[ENDPOINT_KEY]
+    auth: AuthContext = request[AUTH_KEY]
+    for name in _UNSUPPORTED_PUT_HEADERS:
+        if name in request.headers:
+            raise NotImplementedOp(f"The {name} header is not implemented for PutObject.")
+    validate_key(ep.key)
+    size = declared_size(request, auth)
+    if size > MAX_PUT_SIZE:
+        raise EntityTooLarge(
+            f"Your proposed upload of {size} bytes exceeds the maximum of {MAX_PUT_SIZE} for a single PUT.",
+            ProposedSize=size,
+            MaxSizeAllowed=MAX_PUT_SIZE,
+        )
+    content_type, kept, user_meta = stored_headers(request)
+    bucket = await owned_bucket(request, ep.bucket)
+    policy = Policy.parse(bucket.policy)
+    body = BodyStream(request, auth, size)
+    nodes = await ctx.topology.place(ep.bucket, ep.key, policy.n)
+    quorum = min(policy.default_write_quorum(), policy.n)
+    if len(nodes) < quorum:
+        raise InsufficientReplicas(f"Only {len(nodes)} storage nodes are reachable; {quorum} are required.")
+    version_id = ctx.hlc.next()
+    stored = await write_replicas(
+        ctx.storage,
+        ctx.topology,
+        nodes,
+        version_id=version_id,
+        bucket=ep.bucket,
+        key=ep.key,
+        policy=str(policy),
+        size=size,
+        chunks=body.chunks(),
+        write_quorum=quorum,
+    )
+    ctx.metrics.add_bytes_in(size)
+    record = ObjectVersion(
+        bucket=ep.bucket,
+        key=ep.key,
+        version_id=version_id,
+        size=size,
+        etag=body.etag,
+        last_modified=time.time(),
+        content_type=content_type,
+        headers=kept,
+        user_meta=user_meta,
+        policy=str(policy),
+        placement=tuple(stored),
+        ring_epoch=ctx.topology.map.epoch,
+        checksums=body.checksum_values,
+        owner=request[OWNER_KEY],
+    )
+    holders = [n for n in nodes if n.node_id in stored]
+    try:
+        previous = await ctx.meta.put_object(record)
+    except ObjstoreError as err:
+        # Only a definite refusal (4xx) proves the record is not committed; after an
+        # ambiguous failure the blobs stay for garbage collection to decide.
+        if err.status < 500:
+            ctx.background(delete_blobs(ctx.storage, holders, version_id))
+        raise
+    if previous is not None and previous.version_id != version_id:
+        ctx.background(collect_version(ctx, previous))
+    headers = {"ETag": f'"{body.etag}"'}
+    for alg, value in body.checksum_values.items():
+        headers[f"x-amz-checksum-{alg}"] = value
+    return web.Response(status=200, headers=headers)
+
+
+async def collect_version(ctx: GatewayContext, version: ObjectVersion) -> None:
+    """Delete the blobs of a version no record points to any more."""
+    nodes = [n for n in (ctx.topology.node(i) for i in version.placement) if n is not None]
+    await delete_blobs(ctx.storage, nodes, version.version_id)

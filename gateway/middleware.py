@@ -1,0 +1,145 @@
+"""The gateway's one middleware: request id, routing, authentication, errors, metrics.
+
+Order of work for every request: assign a request id; parse the endpoint (pure); check
+header limits; authenticate with SigV4; call the handler. Any ObjstoreError becomes S3
+error XML with its status; anything else is logged and answered as 500 InternalError with
+the request id, so no client ever sees a stack trace or a half-written success.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.auth import sigv4
+from gateway.context import CTX_KEY
+from gateway.router import Endpoint, parse_endpoint
+from gateway.xml import error_document
+from objstore.errors import (
+    AccessDenied,
+    InternalError,
+    MetadataTooLarge,
+    ObjstoreError,
+    RequestHeaderSectionTooLarge,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values, as S3
+MAX_HEADER_SECTION = 16 * 1024
+
+ENDPOINT_KEY: web.AppKey[Endpoint] = web.AppKey("endpoint", Endpoint)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def access_key_of(request: web.Request) -> str | None:
+    """The access key a request claims, from the Authorization header or a presigned query."""
+    auth = request.headers.get("Authorization", "")
+    if "Credential=" in auth:
+        cred = auth.split("Credential=", 1)[1].split(",", 1)[0].strip()
+        return cred.split("/", 1)[0]
+    q = request.rel_url.query.get("X-Amz-Credential")
+    if q:
+        return q.split("/", 1)[0]
+    return None
+
+
+def _check_header_limits(request: web.Request) -> None:
+    total = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+    if total > MAX_HEADER_SECTION:
+        raise RequestHeaderSectionTooLarge(f"Your request header section is {total} bytes; the maximum is {MAX_HEADER_SECTION}.")
+    meta = sum(len(k) + len(v) for k, v in request.headers.items() if k.lower().startswith("x-amz-meta-"))
+    if meta > MAX_USER_METADATA:
+        raise MetadataTooLarge(
+            f"Your metadata headers are {meta} bytes; the maximum is {MAX_USER_METADATA}.",
+            Size=meta,
+            MaxSizeAllowed=MAX_USER_METADATA,
+        )
+
+
+def make_middleware(op_handlers: dict[str, Handler]) -> Callable:
+    @web.middleware
+    async def s3_middleware(request: web.Request, _handler: Handler) -> web.StreamResponse:
+        ctx = request.app[CTX_KEY]
+        request_id = uuid.uuid4().hex[:16].upper()
+        start = time.perf_counter()
+        op = "Unknown"
+        status = 500
+        try:
+            if request.path in ("/health", "/metrics") and "Authorization" not in request.headers:
+                resp = await _handler(request)
+                status = resp.status
+                op = request.path[1:]
+                return resp
+            endpoint = parse_endpoint(
+                request.method,
+                request.host,
+                request.path,
+                request.rel_url.query,
+                ctx.cfg.virtual_host_suffixes,
+            )
+            op = endpoint.op
+            _check_header_limits(request)
+            await authenticate(request)
+            request[ENDPOINT_KEY] = endpoint
+            handler = op_handlers[endpoint.op]
+            resp = await handler(request)
+            resp.headers.setdefault("x-amz-request-id", request_id)
+            status = resp.status
+            return resp
+        except ObjstoreError as err:
+            status = err.status
+            if err.status >= 500:
+                log.warning("%s %s -> %s %s (request %s)", request.method, request.path, err.code, err.message, request_id)
+            return _error_response(request, err, request_id)
+        except (ConnectionResetError, web.HTTPException):
+            raise
+        except Exception:  # noqa: BLE001 - last line of defence
+            log.exception("internal error, request %s: %s %s", request_id, request.method, request.path)
+            status = 500
+            return _error_response(request, InternalError(), request_id)
+        finally:
+            ctx.metrics.observe_request(op, status, time.perf_counter() - start)
+
+    return s3_middleware
+
+
+def _error_response(request: web.Request, err: ObjstoreError, request_id: str) -> web.Response:
+    headers = {"x-amz-request-id": request_id, "Content-Type": "application/xml"}
+    if request.method == "HEAD":
+        # HEAD responses carry no body; the status and headers tell the client.
+        return web.Response(status=err.status, headers={**headers, "x-amz-error-code": err.code})
+    return web.Response(status=err.status, body=error_document(err, request.path, request_id), headers=headers)
+
+
+AUTH_KEY = "objstore.auth"
+OWNER_KEY = "objstore.owner"
+
+
+async def authenticate(request: web.Request) -> None:
+    """Verify SigV4; store the AuthContext and the caller's owner id on the request."""
+    ctx = request.app[CTX_KEY]
+    access_key = access_key_of(request)
+    if access_key is None:
+        if "Authorization" in request.headers:
+            # Let the verifier produce the precise error for a malformed header.
+            access_key = ""
+        else:
+            raise AccessDenied("Anonymous access is not allowed; sign your request with AWS Signature V4.")
+    cred = await ctx.credential(access_key) if access_key else None
+    secrets = {access_key: cred.secret_key} if cred else {}
+    raw_path, _, raw_query = request.raw_path.partition("?")
+    auth = sigv4.verify(
+        request.method,
+        raw_path,
+        raw_query,
+        request.headers,
+        secrets.get,
+        datetime.now(timezone.utc),
+    )
+    request[AUTH_KEY] = auth
+    request[OWNER_KEY] = cred.owner if cred else ""

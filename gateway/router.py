@@ -1,0 +1,133 @@
+"""Routing: a pure parse of an S3 request into an :class:`Endpoint`.
+
+``parse_endpoint`` looks only at the method, the Host header, the decoded path and the
+query; it never touches the network. Bucket and key come from the path (path style) or
+from the Host (virtual-hosted style, ``<bucket>.<suffix>``). Sub-resources objstore does
+not implement raise ``NotImplementedOp`` so that no client mistakes them for success.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from objstore.errors import InvalidArgument, KeyTooLongError, MethodNotAllowed, NotImplementedOp
+
+MAX_KEY_BYTES = 1024
+
+# Sub-resources that change what an operation means; any we do not list here is refused.
+_BUCKET_SUBRESOURCES_NOT_IMPLEMENTED = {
+    "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle",
+    "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
+    "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
+    "versioning", "versions", "website", "accelerate", "uploads", "delete",
+}
+_OBJECT_SUBRESOURCES_NOT_IMPLEMENTED = {
+    "acl", "attributes", "legal-hold", "retention", "tagging", "torrent", "restore", "select",
+    "uploads", "uploadId", "versionId",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    op: str
+    bucket: str | None = None
+    key: str | None = None
+
+
+def split_host_bucket(host: str, suffixes: tuple[str, ...]) -> str | None:
+    """The bucket named by a virtual-hosted-style Host header, or None for path style."""
+    hostname = host.rsplit(":", 1)[0] if host and not host.endswith("]") else host
+    hostname = (hostname or "").lower()
+    for suffix in suffixes:
+        s = suffix.lower()
+        if hostname.endswith("." + s) and len(hostname) > len(s) + 1:
+            return hostname[: -len(s) - 1]
+    return None
+
+
+def parse_endpoint(
+    method: str,
+    host: str,
+    path: str,
+    query: Mapping[str, str],
+    suffixes: tuple[str, ...] = ("localhost",),
+) -> Endpoint:
+    """Map a request to the S3 operation it names.
+
+    ``path`` is the percent-decoded path. Raises NotImplementedOp for sub-resources and
+    operations objstore does not serve, MethodNotAllowed for methods S3 does not accept
+    on the resource, KeyTooLongError for keys over 1024 bytes.
+    """
+    method = method.upper()
+    bucket = split_host_bucket(host, suffixes)
+    if bucket is None:
+        rest = path[1:] if path.startswith("/") else path
+        if not rest:
+            bucket_part, key = "", None
+        else:
+            bucket_part, sep, key_part = rest.partition("/")
+            key = key_part if sep and key_part else None
+        bucket = bucket_part or None
+    else:
+        k = path[1:] if path.startswith("/") else path
+        key = k or None
+
+    if key is not None and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise KeyTooLongError(Key=key[:64] + "...")
+
+    if bucket is None:
+        if method == "GET":
+            return Endpoint("ListBuckets")
+        raise MethodNotAllowed()
+
+    if key is None:
+        return _bucket_op(method, bucket, query)
+    return _object_op(method, bucket, key, query)
+
+
+def _bucket_op(method: str, bucket: str, query: Mapping[str, str]) -> Endpoint:
+    if "location" in query:
+        if method == "GET":
+            return Endpoint("GetBucketLocation", bucket)
+        raise MethodNotAllowed()
+    unsupported = sorted(set(query) & _BUCKET_SUBRESOURCES_NOT_IMPLEMENTED)
+    if unsupported:
+        raise NotImplementedOp(f"The bucket sub-resource '{unsupported[0]}' is not implemented.")
+    if method == "GET":
+        if query.get("list-type") == "2":
+            return Endpoint("ListObjectsV2", bucket)
+        if "list-type" in query:
+            raise InvalidArgument("Invalid list-type", ArgumentName="list-type", ArgumentValue=query["list-type"])
+        return Endpoint("ListObjects", bucket)
+    if method == "PUT":
+        return Endpoint("CreateBucket", bucket)
+    if method == "HEAD":
+        return Endpoint("HeadBucket", bucket)
+    if method == "DELETE":
+        return Endpoint("DeleteBucket", bucket)
+    if method == "POST":
+        raise NotImplementedOp("POST on a bucket (browser uploads) is not implemented.")
+    raise MethodNotAllowed()
+
+
+def _object_op(method: str, bucket: str, key: str, query: Mapping[str, str]) -> Endpoint:
+    unsupported = sorted(set(query) & _OBJECT_SUBRESOURCES_NOT_IMPLEMENTED)
+    if unsupported:
+        raise NotImplementedOp(f"The object sub-resource '{unsupported[0]}' is not implemented.")
+    if method == "GET":
+        if "partNumber" in query:
+            raise NotImplementedOp("partNumber reads are not implemented.")
+        return Endpoint("GetObject", bucket, key)
+    if method == "HEAD":
+        if "partNumber" in query:
+            raise NotImplementedOp("partNumber reads are not implemented.")
+        return Endpoint("HeadObject", bucket, key)
+    if method == "PUT":
+        if "partNumber" in query:
+            raise NotImplementedOp("Multipart uploads are not implemented.")
+        return Endpoint("PutObject", bucket, key)
+    if method == "DELETE":
+        return Endpoint("DeleteObject", bucket, key)
+    if method == "POST":
+        raise NotImplementedOp("This POST operation is not implemented.")
+    raise MethodNotAllowed()

@@ -1,0 +1,92 @@
+"""S3 XML: rendering of responses and errors, and strict parsing of request bodies.
+
+Rendering builds text with explicit escaping (the response shapes are fixed and small);
+parsing uses ElementTree with a size cap and raises ``MalformedXML`` on anything that is
+not the expected document.
+"""
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from email.utils import formatdate
+from typing import Iterable
+from xml.sax.saxutils import escape
+
+from objstore.errors import MalformedXML, ObjstoreError
+
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
+MAX_XML_BODY = 1024 * 1024
+
+
+def iso8601(ts: float) -> str:
+    """S3's timestamp form in XML: 2009-10-12T17:50:30.000Z."""
+    ms = int(round((ts - int(ts)) * 1000)) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(ts))) + f".{ms:03d}Z"
+
+
+def http_date(ts: float) -> str:
+    """RFC 7231 date for Last-Modified."""
+    return formatdate(int(ts), usegmt=True)
+
+
+def el(name: str, value: object) -> str:
+    """One element with escaped text."""
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    return f"<{name}>{escape(str(value))}</{name}>"
+
+
+def document(root: str, parts: Iterable[str]) -> bytes:
+    return (HEADER + f'<{root} xmlns="{S3_NS}">' + "".join(parts) + f"</{root}>").encode()
+
+
+def error_document(err: ObjstoreError, resource: str, request_id: str) -> bytes:
+    extra = "".join(el(k, v) for k, v in err.extra.items() if k[:1].isupper())
+    return (
+        HEADER
+        + "<Error>"
+        + el("Code", err.code)
+        + el("Message", err.message)
+        + extra
+        + el("Resource", resource)
+        + el("RequestId", request_id)
+        + "</Error>"
+    ).encode()
+
+
+def _strip_ns(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse(body: bytes, root: str) -> ET.Element:
+    """Parse a request body whose root element must be ``root`` (namespace optional)."""
+    if len(body) > MAX_XML_BODY:
+        raise MalformedXML("The XML you provided was too large.")
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise MalformedXML("DOCTYPE and ENTITY declarations are not allowed.")
+    try:
+        tree = ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise MalformedXML() from exc
+    if _strip_ns(tree.tag) != root:
+        raise MalformedXML(f"Expected a {root} document.")
+    return tree
+
+
+def child_text(node: ET.Element, name: str) -> str | None:
+    for c in node:
+        if _strip_ns(c.tag) == name:
+            return (c.text or "").strip()
+    return None
+
+
+def parse_create_bucket(body: bytes) -> str | None:
+    """The LocationConstraint of a CreateBucketConfiguration, or None for an empty body."""
+    if not body.strip():
+        return None
+    tree = parse(body, "CreateBucketConfiguration")
+    for c in tree:
+        if _strip_ns(c.tag) not in ("LocationConstraint", "Bucket", "Location"):
+            raise MalformedXML(f"Unexpected element {_strip_ns(c.tag)}.")
+    return child_text(tree, "LocationConstraint")
