@@ -86,8 +86,8 @@ class Topology:
         ids = self.ring.locate(bucket, key, n)
         healthy = [i for i in ids if not self.is_suspect(i)]
         if len(healthy) < n:
-            extra = self.ring.locate_extra(bucket, key, n, set(ids))
-            healthy += [i for i in extra if not self.is_suspect(i)][: n - len(healthy)]
+            suspects = {nd.node_id for nd in self.map.nodes if self.is_suspect(nd.node_id)}
+            healthy += self.ring.locate_extra(bucket, key, n, suspects, limit=n - len(healthy))
         nodes = [nd for nd in (self.map.node(i) for i in healthy) if nd is not None]
         if not nodes:
             raise InsufficientReplicas("No storage node is available.")

@@ -1,0 +1,302 @@
+"""``objstore up``: a whole cluster on this machine, supervised in the foreground.
+
+Starts the metadata service, the storage nodes and one gateway as child processes (each
+``python -m objstore.cli <role> ...``), waits for each to be healthy, writes
+``<data-dir>/cluster.json`` and prints the endpoint and keys. Ctrl-C or SIGTERM stops the
+children in reverse order (gateway, storage, metadata), each with SIGTERM and, after a
+grace period, SIGKILL. A lock file held for the launcher's lifetime refuses a second
+``objstore up`` on the same data dir.
+
+Invariants: every child is started with the data dir's persistent cluster secret, so a
+restarted cluster accepts its own nodes; storage node ids are stable (``s1``..``sN``), so
+recorded placements stay valid across restarts even though ports may change.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+ZONES = ("zone-a", "zone-b", "zone-c")
+
+
+class LaunchError(Exception):
+    """The cluster could not be started; the message says why."""
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    data_dir: str = "./objstore-data"
+    host: str = "127.0.0.1"
+    s3_port: int = 9000
+    storage_nodes: int = 6
+    metadata_nodes: int = 1
+    default_policy: str = "replica:3"
+    access_key: str | None = None
+    secret_key: str | None = None
+    quiet: bool = False
+
+
+@dataclass
+class Child:
+    role: str
+    node_id: str
+    address: str
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    log_file: IO | None = field(default=None, repr=False)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, str]:
+    """The cluster secret and the S3 key pair, kept in ``<data-dir>/credentials.json`` (0600)."""
+    path = data_dir / "credentials.json"
+    keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    keys.setdefault("cluster_secret", secrets.token_hex(32))
+    if access_key and secret_key:
+        keys["access_key"], keys["secret_key"] = access_key, secret_key
+    elif access_key or secret_key:
+        raise LaunchError("give both --access-key and --secret-key, or neither")
+    if "access_key" not in keys:
+        keys["access_key"] = "OBJ" + secrets.token_hex(8).upper()
+        keys["secret_key"] = secrets.token_urlsafe(30)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(keys, indent=2))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return keys
+
+
+def lock_data_dir(data_dir: Path) -> IO:
+    """Hold an exclusive lock on the data dir, or raise LaunchError naming the holder."""
+    lock = open(data_dir / "objstore.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise LaunchError(f"the data dir {data_dir} is in use by {holder}; stop that cluster first") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"objstore up (pid {os.getpid()})\n")
+    lock.flush()
+    return lock
+
+
+def wait_healthy(child: Child, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    url = f"http://{child.address}/health"
+    while time.monotonic() < deadline:
+        if child.proc is not None and child.proc.poll() is not None:
+            raise LaunchError(
+                f"{child.role} {child.node_id} exited with code {child.proc.returncode}; see {child.log_path}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise LaunchError(f"{child.role} {child.node_id} did not become healthy at {url}; see {child.log_path}")
+
+
+class Cluster:
+    """The children of one ``objstore up`` and how to start and stop them."""
+
+    def __init__(self, opts: UpOptions) -> None:
+        self.opts = opts
+        self.data_dir = Path(opts.data_dir).resolve()
+        self.children: list[Child] = []
+        self.keys: dict[str, str] = {}
+        self._lock: IO | None = None
+
+    def _cli(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "objstore.cli", *args]
+
+    def plan(self) -> None:
+        o, d, secret = self.opts, self.data_dir, self.keys["cluster_secret"]
+        logs = d / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        meta_addrs = [f"{o.host}:{free_port(o.host)}" for _ in range(o.metadata_nodes)]
+        peers = ",".join(f"m{i + 1}={a}" for i, a in enumerate(meta_addrs))
+        for i, addr in enumerate(meta_addrs):
+            nid = f"m{i + 1}"
+            host, port = addr.rsplit(":", 1)
+            argv = self._cli("metadata", "--node-id", nid, "--data-dir", str(d / "metadata" / nid),
+                             "--host", host, "--port", port, "--secret", secret, "--peers", peers,
+                             "--default-policy", o.default_policy)
+            self.children.append(Child("metadata", nid, addr, argv, logs / f"{nid}.log"))
+        meta_list = ",".join(meta_addrs)
+        for i in range(o.storage_nodes):
+            nid = f"s{i + 1}"
+            port = free_port(o.host)
+            argv = self._cli("storage", "--node-id", nid, "--data-dir", str(d / "storage" / nid),
+                             "--host", o.host, "--port", str(port), "--secret", secret,
+                             "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list)
+            self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
+        argv = self._cli("gateway", "--id", "gw1", "--host", o.host, "--port", str(o.s3_port),
+                         "--secret", secret, "--metadata", meta_list, "--default-policy", o.default_policy,
+                         "--access-key", self.keys["access_key"], "--secret-key", self.keys["secret_key"])
+        self.children.append(Child("gateway", "gw1", f"{o.host}:{o.s3_port}", argv, logs / "gw1.log"))
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_data_dir(self.data_dir)
+        self.keys = load_or_create_keys(self.data_dir, self.opts.access_key, self.opts.secret_key)
+        self.plan()
+        if not _port_free(self.opts.host, self.opts.s3_port):
+            raise LaunchError(f"port {self.opts.s3_port} on {self.opts.host} is in use; choose another with --s3-port")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for role in ("metadata", "storage", "gateway"):
+            group = [c for c in self.children if c.role == role]
+            for c in group:
+                c.log_file = open(c.log_path, "ab")
+                c.proc = subprocess.Popen(c.argv, stdout=c.log_file, stderr=subprocess.STDOUT, env=env,
+                                          start_new_session=True)
+                self._say(f"  started {c.role:<8} {c.node_id:<4} {c.address}  pid {c.proc.pid}")
+            for c in group:
+                wait_healthy(c)
+        self._wait_registered()
+        self.write_cluster_json()
+
+    def _wait_registered(self, timeout: float = 30.0) -> None:
+        """Wait until the gateway's cluster map shows every storage node."""
+        gw = self.children[-1]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{gw.address}/health", timeout=1) as resp:
+                    if json.loads(resp.read()).get("storage_nodes", 0) >= self.opts.storage_nodes:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise LaunchError("storage nodes did not all register with the metadata service in time")
+
+    def write_cluster_json(self) -> None:
+        o = self.opts
+        info = {
+            "endpoint": f"http://{o.host}:{o.s3_port}",
+            "access_key": self.keys["access_key"],
+            "region": "us-east-1",
+            "data_dir": str(self.data_dir),
+            "launcher_pid": os.getpid(),
+            "processes": [
+                {"role": c.role, "id": c.node_id, "address": c.address, "pid": c.proc.pid if c.proc else None,
+                 "log": str(c.log_path)}
+                for c in self.children
+            ],
+        }
+        path = self.data_dir / "cluster.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        os.replace(tmp, path)
+
+    def stop(self, grace: float = 10.0) -> None:
+        for role in ("gateway", "storage", "metadata"):
+            group = [c for c in self.children if c.role == role and c.proc and c.proc.poll() is None]
+            for c in group:
+                try:
+                    c.proc.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + grace
+            for c in group:
+                try:
+                    c.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    c.proc.kill()
+                    c.proc.wait()
+        for c in self.children:
+            if c.log_file:
+                c.log_file.close()
+        path = self.data_dir / "cluster.json"
+        if path.exists():
+            info = json.loads(path.read_text())
+            info["stopped"] = True
+            path.write_text(json.dumps(info, indent=2))
+        if self._lock:
+            self._lock.close()
+            self._lock = None
+
+    def _say(self, text: str) -> None:
+        if not self.opts.quiet:
+            print(text, flush=True)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def run_up(opts: UpOptions) -> int:
+    """Start the cluster and supervise it until a signal; the process exit code."""
+    cluster = Cluster(opts)
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        cluster._say(f"objstore: starting a local cluster in {cluster.data_dir}")
+        cluster.start()
+    except LaunchError as exc:
+        print(f"objstore up: {exc}", file=sys.stderr)
+        cluster.stop(grace=3)
+        return 1
+    except BaseException:
+        cluster.stop(grace=3)
+        raise
+    o = opts
+    endpoint = f"http://{o.host}:{o.s3_port}"
+    print(
+        "\nobjstore is running.\n"
+        f"  S3 endpoint:  {endpoint}\n"
+        f"  access key:   {cluster.keys['access_key']}\n"
+        f"  secret key:   {cluster.keys['secret_key']}\n"
+        f"  region:       us-east-1\n"
+        f"  data dir:     {cluster.data_dir}  (cluster.json, logs/)\n\n"
+        f"  try:  AWS_ACCESS_KEY_ID={cluster.keys['access_key']} AWS_SECRET_ACCESS_KEY=... "
+        f"aws --endpoint-url {endpoint} s3 ls\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    try:
+        while not stopping:
+            for c in cluster.children:
+                if c.proc and c.proc.poll() is not None and not getattr(c, "_reported", False):
+                    print(f"objstore: {c.role} {c.node_id} exited with code {c.proc.returncode}; see {c.log_path}",
+                          file=sys.stderr, flush=True)
+                    c._reported = True  # type: ignore[attr-defined]
+            time.sleep(0.2)
+    finally:
+        print("objstore: stopping...", flush=True)
+        cluster.stop()
+        print("objstore: stopped.", flush=True)
+    return 0
