@@ -1,0 +1,263 @@
+"""The commands of the metadata state machine, their versioned encoding, and their outcomes.
+
+A command is a frozen dataclass. The same bytes travel over HTTP from a client, sit in the
+durable log (and later in Raft log entries), and are applied by every replica's
+:class:`metadata.fsm.MetadataFSM`, so the encoding is stable and versioned:
+``{"v": 1, "type": "PutObject", "client_id": ..., "seq": ..., "ack": ..., "args": {...}}``.
+
+Exactly-once: a command carries the proposing client's id, a sequence number unique per
+client (``seq >= 1``; ``seq == 0`` or an empty ``client_id`` opts out), and ``ack``, the
+lowest sequence number for which the client still awaits an answer (every lower one is
+answered and will never be retried). The state machine remembers the outcome of each
+unanswered command per client, so a retried command returns the remembered outcome
+without applying twice.
+
+Invariants: decoding validates every field's type, so a command that decodes can be applied
+deterministically; encode(decode(b)) is equivalent to b. Outcomes are plain JSON values
+(records as ``to_dict``), so they can be remembered in snapshots and sent over HTTP as is.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from objstore.errors import InvalidArgument, ObjstoreError, error_from_code
+from objstore.types import Bucket, ClusterMap, Credential, NodeInfo, ObjectVersion
+
+COMMAND_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Base of every command: the session fields used for de-duplication."""
+
+    TYPE: ClassVar[str] = ""
+    # Fields holding records, by field name -> record class (encoded with to_dict).
+    RECORDS: ClassVar[dict[str, type]] = {}
+    # The record class of the result (None: the command returns nothing).
+    RESULT: ClassVar[type | None] = None
+
+    client_id: str = field(default="", kw_only=True)
+    seq: int = field(default=0, kw_only=True)
+    ack: int = field(default=0, kw_only=True)
+
+    def with_session(self, client_id: str, seq: int, ack: int) -> "Command":
+        return dataclasses.replace(self, client_id=client_id, seq=seq, ack=ack)
+
+    @classmethod
+    def decode_result(cls, data: Any) -> Any:
+        """The typed result from its wire form (a record, or None)."""
+        if data is None or cls.RESULT is None:
+            return None
+        return cls.RESULT.from_dict(data)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Noop(Command):
+    """Does nothing; a Raft leader commits one at the start of its term."""
+
+    TYPE: ClassVar[str] = "Noop"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterNode(Command):
+    """Insert or update a storage node; returns the ClusterMap."""
+
+    TYPE: ClassVar[str] = "RegisterNode"
+    RECORDS: ClassVar[dict[str, type]] = {"node": NodeInfo}
+    RESULT: ClassVar[type | None] = ClusterMap
+    node: NodeInfo
+
+
+@dataclass(frozen=True, slots=True)
+class SetNodeState(Command):
+    """Set a node's state (up, draining, down, removed); returns the ClusterMap."""
+
+    TYPE: ClassVar[str] = "SetNodeState"
+    RESULT: ClassVar[type | None] = ClusterMap
+    node_id: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateBucket(Command):
+    """Create a bucket; returns the Bucket."""
+
+    TYPE: ClassVar[str] = "CreateBucket"
+    RESULT: ClassVar[type | None] = Bucket
+    name: str
+    owner: str
+    policy: str
+    created: float
+    consistency: str = "strong"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteBucket(Command):
+    TYPE: ClassVar[str] = "DeleteBucket"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutCredential(Command):
+    TYPE: ClassVar[str] = "PutCredential"
+    RECORDS: ClassVar[dict[str, type]] = {"cred": Credential}
+    cred: Credential
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteCredential(Command):
+    TYPE: ClassVar[str] = "DeleteCredential"
+    access_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutObject(Command):
+    """Make ``version`` the current version of its key; returns the previous one or None."""
+
+    TYPE: ClassVar[str] = "PutObject"
+    RECORDS: ClassVar[dict[str, type]] = {"version": ObjectVersion}
+    RESULT: ClassVar[type | None] = ObjectVersion
+    version: ObjectVersion
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteObject(Command):
+    """Remove a key; returns the removed version or None (idempotent)."""
+
+    TYPE: ClassVar[str] = "DeleteObject"
+    RESULT: ClassVar[type | None] = ObjectVersion
+    bucket: str
+    key: str
+
+
+COMMANDS: dict[str, type[Command]] = {
+    c.TYPE: c
+    for c in (
+        Noop, RegisterNode, SetNodeState, CreateBucket, DeleteBucket,
+        PutCredential, DeleteCredential, PutObject, DeleteObject,
+    )
+}
+_SESSION_FIELDS = ("client_id", "seq", "ack")
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+def command_to_dict(cmd: Command) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    for f in dataclasses.fields(cmd):
+        if f.name in _SESSION_FIELDS:
+            continue
+        value = getattr(cmd, f.name)
+        args[f.name] = value.to_dict() if f.name in cmd.RECORDS else value
+    return {
+        "v": COMMAND_VERSION, "type": cmd.TYPE,
+        "client_id": cmd.client_id, "seq": cmd.seq, "ack": cmd.ack, "args": args,
+    }
+
+
+def encode_command(cmd: Command) -> bytes:
+    """The stable bytes of ``cmd`` (UTF-8 JSON, compact)."""
+    return json.dumps(command_to_dict(cmd), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def command_from_dict(d: Any) -> Command:
+    """Rebuild and type-check a command; raises InvalidArgument when it is malformed."""
+    if not isinstance(d, dict):
+        raise InvalidArgument("a command must be a JSON object")
+    if d.get("v") != COMMAND_VERSION:
+        raise InvalidArgument(f"unsupported command version {d.get('v')!r}")
+    cls = COMMANDS.get(d.get("type"))  # type: ignore[arg-type]
+    if cls is None:
+        raise InvalidArgument(f"unknown command type {d.get('type')!r}")
+    args = d.get("args")
+    if not isinstance(args, dict):
+        raise InvalidArgument("command args must be a JSON object")
+    kw: dict[str, Any] = {}
+    try:
+        for f in dataclasses.fields(cls):
+            if f.name in _SESSION_FIELDS:
+                kw[f.name] = d.get(f.name, f.default)
+            elif f.name in args:
+                value = args[f.name]
+                kw[f.name] = cls.RECORDS[f.name].from_dict(value) if f.name in cls.RECORDS else value  # type: ignore[attr-defined]
+        cmd = cls(**kw)
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        raise InvalidArgument(f"malformed {cls.TYPE} command: {exc}") from None
+    check_types(cmd)
+    for name in cls.RECORDS:
+        check_types(getattr(cmd, name))
+    return cmd
+
+
+def decode_command(data: bytes) -> Command:
+    try:
+        d = json.loads(data)
+    except ValueError as exc:
+        raise InvalidArgument(f"command is not JSON: {exc}") from None
+    return command_from_dict(d)
+
+
+_SIMPLE = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _utf8(value: Any) -> bool:
+    """True for a str that encodes as UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_types(obj: Any) -> None:
+    """Check each field of a dataclass against its annotation; raises InvalidArgument."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        ok = True
+        if t in _SIMPLE:
+            ok = isinstance(value, _SIMPLE[t]) and not (t != "bool" and isinstance(value, bool))
+            ok = ok and (t != "str" or _utf8(value))
+        elif t == "dict[str, str]":
+            ok = isinstance(value, dict) and all(_utf8(k) and _utf8(v) for k, v in value.items())
+        elif t == "tuple[str, ...]":
+            ok = isinstance(value, tuple) and all(_utf8(v) for v in value)
+        if not ok:
+            raise InvalidArgument(f"field {f.name} of {type(obj).__name__} has the wrong type")
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What applying a command produced, in wire form: a JSON value, or an error dict."""
+
+    value: Any = None
+    error: dict[str, Any] | None = None
+
+    @classmethod
+    def of_error(cls, err: ObjstoreError) -> "Outcome":
+        return cls(error=err.to_dict())
+
+    def raise_for_error(self) -> None:
+        if self.error is not None:
+            raise error_from_code(self.error.get("code", "InternalError"), self.error.get("message"), self.error.get("extra"))
+
+    def result(self, cmd_cls: type[Command]) -> Any:
+        """The typed result; raises the ObjstoreError the command failed with."""
+        self.raise_for_error()
+        return cmd_cls.decode_result(self.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.error} if self.error is not None else {"value": self.value}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Outcome":
+        return cls(value=d.get("value"), error=d.get("error"))

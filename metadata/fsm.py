@@ -1,0 +1,263 @@
+"""The metadata state machine: cluster map, buckets, credentials and the object index.
+
+Pure and deterministic: no IO, no clock, no randomness. Every replica that applies the
+same commands in the same order reaches the same state and returns the same outcomes;
+timestamps arrive inside commands. Reads are plain methods on the current state.
+
+Invariants:
+- ``applied_index`` is the log index of the last command applied; ``apply`` is called with
+  strictly increasing indexes.
+- The cluster-map ``epoch`` increases whenever a node is added or a field the ring depends
+  on (address, zone, weight, state) changes; capacity/usage updates are stored without a
+  bump, and re-registering an unchanged node changes nothing.
+- Each bucket has its own SortedDict key -> compact record (:mod:`metadata.records`).
+- Exactly-once: per client id, the outcome of every command not yet acknowledged by the
+  client (``seq >= ack``) is remembered; a command whose seq is remembered returns the same
+  outcome again without being applied. Sessions are kept for the ``MAX_SESSIONS`` most
+  recently active clients, at most ``MAX_RESULTS`` outcomes each.
+- ``snapshot_chunks()`` then ``restore()`` gives a machine with identical state and
+  identical snapshot bytes (see :mod:`metadata.fsm_snapshot`).
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+from sortedcontainers import SortedDict
+
+from metadata import commands as c
+from metadata import records
+from metadata.commands import Outcome
+from objstore.errors import (
+    BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,
+    InvalidRequest, NoSuchBucket, NoSuchKey, ObjstoreError,
+)
+from objstore.listing import list_page
+from objstore.types import NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, Policy
+
+MAX_SESSIONS = 10_000
+MAX_RESULTS = 4_096
+CONSISTENCY_LEVELS = ("strong", "quorum", "one")
+
+
+class Session:
+    """Remembered outcomes of one client's unacknowledged commands."""
+
+    __slots__ = ("floor", "results")
+
+    def __init__(self, floor: int = 0, results: dict[int, Outcome] | None = None) -> None:
+        self.floor = floor  # every seq below it is acknowledged or forgotten
+        self.results: dict[int, Outcome] = results if results is not None else {}
+
+    def acknowledge_below(self, ack: int) -> None:
+        if ack > self.floor:
+            self.floor = ack
+            self.results = {s: o for s, o in self.results.items() if s >= ack}
+
+    def remember(self, seq: int, outcome: Outcome) -> None:
+        self.results[seq] = outcome
+        if len(self.results) > MAX_RESULTS:
+            oldest = min(self.results)
+            del self.results[oldest]
+            self.floor = max(self.floor, oldest + 1)
+
+
+def _ring_fields(n: NodeInfo) -> tuple:
+    return (n.address, n.zone, n.weight, n.state)
+
+
+class MetadataFSM:
+    """The replicated state; see the module docstring for its invariants."""
+
+    def __init__(self) -> None:
+        self.applied_index = 0
+        self.epoch = 0
+        self.nodes: dict[str, NodeInfo] = {}
+        self.buckets: dict[str, Bucket] = {}
+        self.objects: dict[str, SortedDict] = {}
+        self.credentials: dict[str, Credential] = {}
+        self.sessions: dict[str, Session] = {}
+        self.atoms = records.Atoms()
+        self._map: ClusterMap | None = None
+        self._handlers: dict[type, Callable] = {
+            c.Noop: lambda cmd: None,
+            c.RegisterNode: self._register_node,
+            c.SetNodeState: self._set_node_state,
+            c.CreateBucket: self._create_bucket,
+            c.DeleteBucket: self._delete_bucket,
+            c.PutCredential: self._put_credential,
+            c.DeleteCredential: self._delete_credential,
+            c.PutObject: self._put_object,
+            c.DeleteObject: self._delete_object,
+        }
+
+    # --- applying commands -----------------------------------------------------------------
+
+    def apply(self, index: int, cmd: c.Command) -> Outcome:
+        """Apply ``cmd`` committed at log ``index``; never raises for a decodable command."""
+        if index <= self.applied_index:
+            raise ValueError(f"apply out of order: index {index} after {self.applied_index}")
+        self.applied_index = index
+        if not cmd.client_id or cmd.seq <= 0:
+            return self._run(cmd)
+        session = self.sessions.pop(cmd.client_id, None) or Session()
+        self.sessions[cmd.client_id] = session  # most recently used last
+        session.acknowledge_below(cmd.ack)
+        remembered = session.results.get(cmd.seq)
+        if remembered is not None:
+            return remembered
+        if cmd.seq < session.floor:
+            return Outcome.of_error(InvalidRequest(f"command {cmd.seq} of client {cmd.client_id} is stale"))
+        outcome = self._run(cmd)
+        session.remember(cmd.seq, outcome)
+        while len(self.sessions) > MAX_SESSIONS:
+            del self.sessions[next(iter(self.sessions))]
+        return outcome
+
+    def _run(self, cmd: c.Command) -> Outcome:
+        try:
+            value = self._handlers[type(cmd)](cmd)
+        except ObjstoreError as err:
+            return Outcome.of_error(err)
+        return Outcome(value=None if value is None else value.to_dict())
+
+    def _register_node(self, cmd: c.RegisterNode) -> ClusterMap:
+        node = cmd.node
+        if not node.node_id or node.state not in NODE_STATES:
+            raise InvalidArgument(f"invalid node {node.node_id!r} state {node.state!r}")
+        old = self.nodes.get(node.node_id)
+        if old != node:
+            if old is None or _ring_fields(old) != _ring_fields(node):
+                self.epoch += 1
+            self.nodes[node.node_id] = node
+            self._map = None
+        return self.cluster_map()
+
+    def _set_node_state(self, cmd: c.SetNodeState) -> ClusterMap:
+        if cmd.state not in NODE_STATES:
+            raise InvalidArgument(f"invalid node state {cmd.state!r}; expected one of {', '.join(NODE_STATES)}")
+        old = self.nodes.get(cmd.node_id)
+        if old is None:
+            raise InvalidArgument(f"no storage node {cmd.node_id!r}")
+        if old.state != cmd.state:
+            self.nodes[cmd.node_id] = NodeInfo(**{**old.to_dict(), "state": cmd.state})
+            self.epoch += 1
+            self._map = None
+        return self.cluster_map()
+
+    def _create_bucket(self, cmd: c.CreateBucket) -> Bucket:
+        if not cmd.name:
+            raise InvalidArgument("empty bucket name")
+        policy = str(Policy.parse(cmd.policy))
+        if cmd.consistency not in CONSISTENCY_LEVELS:
+            raise InvalidArgument(f"invalid consistency {cmd.consistency!r}")
+        existing = self.buckets.get(cmd.name)
+        if existing is not None:
+            if existing.owner == cmd.owner:
+                raise BucketAlreadyOwnedByYou(BucketName=cmd.name)
+            raise BucketAlreadyExists(BucketName=cmd.name)
+        bucket = Bucket(cmd.name, cmd.owner, cmd.created, policy, cmd.consistency)
+        self.buckets[cmd.name] = bucket
+        self.objects[cmd.name] = SortedDict()
+        return bucket
+
+    def _delete_bucket(self, cmd: c.DeleteBucket) -> None:
+        if cmd.name not in self.buckets:
+            raise NoSuchBucket(BucketName=cmd.name)
+        if self.objects[cmd.name]:
+            raise BucketNotEmpty(BucketName=cmd.name)
+        del self.buckets[cmd.name]
+        del self.objects[cmd.name]
+
+    def _put_credential(self, cmd: c.PutCredential) -> None:
+        if not cmd.cred.access_key:
+            raise InvalidArgument("empty access key")
+        self.credentials[cmd.cred.access_key] = cmd.cred
+
+    def _delete_credential(self, cmd: c.DeleteCredential) -> None:
+        self.credentials.pop(cmd.access_key, None)
+
+    def _put_object(self, cmd: c.PutObject) -> ObjectVersion | None:
+        v = cmd.version
+        index = self._index(v.bucket)
+        records.validate_version(v)
+        prev = index.get(v.key)
+        index[v.key] = records.encode(v, self.atoms)
+        return None if prev is None else records.decode(v.bucket, v.key, prev, self.atoms)
+
+    def _delete_object(self, cmd: c.DeleteObject) -> ObjectVersion | None:
+        prev = self._index(cmd.bucket).pop(cmd.key, None)
+        return None if prev is None else records.decode(cmd.bucket, cmd.key, prev, self.atoms)
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def _index(self, bucket: str) -> SortedDict:
+        index = self.objects.get(bucket)
+        if index is None:
+            raise NoSuchBucket(BucketName=bucket)
+        return index
+
+    def cluster_map(self) -> ClusterMap:
+        if self._map is None:
+            self._map = ClusterMap(self.epoch, tuple(self.nodes[k] for k in sorted(self.nodes)))
+        return self._map
+
+    def get_bucket(self, name: str) -> Bucket:
+        """Raises NoSuchBucket."""
+        bucket = self.buckets.get(name)
+        if bucket is None:
+            raise NoSuchBucket(BucketName=name)
+        return bucket
+
+    def list_buckets(self, owner: str | None = None) -> list[Bucket]:
+        return [b for name, b in sorted(self.buckets.items()) if owner is None or b.owner == owner]
+
+    def get_object(self, bucket: str, key: str) -> ObjectVersion:
+        """The current version; raises NoSuchBucket or NoSuchKey."""
+        rec = self._index(bucket).get(key)
+        if rec is None:
+            raise NoSuchKey(Key=key, BucketName=bucket)
+        return records.decode(bucket, key, rec, self.atoms)
+
+    def list_objects(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None,
+        start_after: str | None = None, max_keys: int = 1000,
+    ) -> ListResult:
+        """One page of S3 listing (see objstore.listing); raises NoSuchBucket."""
+        page = list_page(self._index(bucket), prefix, delimiter, start_after, max_keys)
+        contents = tuple(records.decode(bucket, k, rec, self.atoms) for k, rec in page.entries)
+        return ListResult(contents, tuple(page.common_prefixes), page.is_truncated, page.next_marker)
+
+    def get_credential(self, access_key: str) -> Credential | None:
+        return self.credentials.get(access_key)
+
+    def list_credentials(self) -> list[Credential]:
+        return [self.credentials[k] for k in sorted(self.credentials)]
+
+    def object_count(self) -> int:
+        return sum(len(d) for d in self.objects.values())
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "buckets": len(self.buckets), "objects": self.object_count(), "nodes": len(self.nodes),
+            "credentials": len(self.credentials), "sessions": len(self.sessions),
+        }
+
+    # --- snapshots (encoding in metadata.fsm_snapshot) -------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The whole state as versioned bytes (JSON lines)."""
+        from metadata.fsm_snapshot import snapshot_bytes
+
+        return snapshot_bytes(self)
+
+    @classmethod
+    def restore(cls, data: bytes | Iterable[bytes]) -> "MetadataFSM":
+        """A machine identical to the one ``data`` (bytes or lines) was taken from."""
+        from metadata.fsm_snapshot import restore
+
+        return restore(data.splitlines(keepends=True) if isinstance(data, bytes) else data)
+
+    def iter_versions(self, bucket: str) -> Iterator[ObjectVersion]:
+        """Every current version of ``bucket`` in key order (do not apply meanwhile)."""
+        for key, rec in self._index(bucket).items():
+            yield records.decode(bucket, key, rec, self.atoms)

@@ -1,0 +1,320 @@
+"""The metadata state machine: each command, its errors, de-duplication, epochs, snapshots."""
+from __future__ import annotations
+
+import pytest
+
+from metadata import commands as c
+from metadata.commands import Outcome, decode_command, encode_command
+from metadata.fsm import MAX_RESULTS, MetadataFSM
+from metadata.fsm_snapshot import SnapshotFormatError
+from objstore.errors import (
+    BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument, InvalidRequest,
+    KeyTooLongError, NoSuchBucket, NoSuchKey,
+)
+from objstore.types import Bucket, ClusterMap, Credential, NodeInfo, ObjectVersion
+
+
+class Driver:
+    """Applies commands at increasing indexes, like a log would."""
+
+    def __init__(self, fsm: MetadataFSM | None = None) -> None:
+        self.fsm = fsm or MetadataFSM()
+        self.index = self.fsm.applied_index
+
+    def outcome(self, cmd: c.Command) -> Outcome:
+        self.index += 1
+        return self.fsm.apply(self.index, cmd)
+
+    def run(self, cmd: c.Command):
+        return self.outcome(cmd).result(type(cmd))
+
+
+def version(bucket="b", key="k", vid="v1", **kw) -> ObjectVersion:
+    base = dict(size=10, etag="0123456789abcdef0123456789abcdef", last_modified=1700000000.5,
+                placement=("n1", "n2", "n3"), ring_epoch=3, owner="alice")
+    base.update(kw)
+    return ObjectVersion(bucket=bucket, key=key, version_id=vid, **base)
+
+
+@pytest.fixture
+def d() -> Driver:
+    drv = Driver()
+    drv.run(c.CreateBucket("b", "alice", "replica:3", 1700000000.0))
+    return drv
+
+
+# --- cluster map ------------------------------------------------------------------------------
+
+
+def test_register_node_bumps_epoch_only_on_ring_changes():
+    d = Driver()
+    n1 = NodeInfo("n1", "127.0.0.1:1001")
+    m = d.run(c.RegisterNode(n1))
+    assert isinstance(m, ClusterMap) and m.epoch == 1 and m.nodes == (n1,)
+    assert d.run(c.RegisterNode(n1)).epoch == 1  # unchanged: no bump
+    used = NodeInfo("n1", "127.0.0.1:1001", used_bytes=500)
+    m = d.run(c.RegisterNode(used))
+    assert m.epoch == 1 and m.node("n1").used_bytes == 500  # usage only: stored, no bump
+    m = d.run(c.RegisterNode(NodeInfo("n1", "127.0.0.1:2002")))
+    assert m.epoch == 2 and m.node("n1").address == "127.0.0.1:2002"
+    m = d.run(c.RegisterNode(NodeInfo("n0", "127.0.0.1:1000", zone="z2")))
+    assert m.epoch == 3 and [n.node_id for n in m.nodes] == ["n0", "n1"]
+
+
+def test_set_node_state():
+    d = Driver()
+    d.run(c.RegisterNode(NodeInfo("n1", "h:1")))
+    m = d.run(c.SetNodeState("n1", "draining"))
+    assert m.epoch == 2 and m.node("n1").state == "draining"
+    assert d.run(c.SetNodeState("n1", "draining")).epoch == 2
+    with pytest.raises(InvalidArgument):
+        d.run(c.SetNodeState("n1", "sleeping"))
+    with pytest.raises(InvalidArgument):
+        d.run(c.SetNodeState("nope", "down"))
+    assert d.fsm.cluster_map().epoch == 2
+
+
+# --- buckets ----------------------------------------------------------------------------------
+
+
+def test_create_bucket_and_conflicts(d):
+    assert d.fsm.get_bucket("b") == Bucket("b", "alice", 1700000000.0, "replica:3")
+    with pytest.raises(BucketAlreadyOwnedByYou):
+        d.run(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    with pytest.raises(BucketAlreadyExists):
+        d.run(c.CreateBucket("b", "bob", "replica:3", 1.0))
+    with pytest.raises(InvalidArgument):
+        d.run(c.CreateBucket("x", "bob", "mirror:2", 1.0))
+    got = d.run(c.CreateBucket("a", "bob", "ec:4+2", 2.0))
+    assert got == Bucket("a", "bob", 2.0, "ec:4+2")
+    assert [b.name for b in d.fsm.list_buckets()] == ["a", "b"]
+    assert [b.name for b in d.fsm.list_buckets(owner="bob")] == ["a"]
+
+
+def test_delete_bucket(d):
+    with pytest.raises(NoSuchBucket):
+        d.run(c.DeleteBucket("zzz"))
+    d.run(c.PutObject(version()))
+    with pytest.raises(BucketNotEmpty):
+        d.run(c.DeleteBucket("b"))
+    d.run(c.DeleteObject("b", "k"))
+    assert d.run(c.DeleteBucket("b")) is None
+    with pytest.raises(NoSuchBucket):
+        d.fsm.get_bucket("b")
+
+
+# --- credentials ------------------------------------------------------------------------------
+
+
+def test_credentials():
+    d = Driver()
+    cred = Credential("AK1", "secret", "alice", "Alice")
+    assert d.run(c.PutCredential(cred)) is None
+    assert d.fsm.get_credential("AK1") == cred
+    d.run(c.PutCredential(Credential("AK0", "s0", "bob")))
+    assert [x.access_key for x in d.fsm.list_credentials()] == ["AK0", "AK1"]
+    d.run(c.DeleteCredential("AK1"))
+    d.run(c.DeleteCredential("AK1"))
+    assert d.fsm.get_credential("AK1") is None
+
+
+# --- objects ----------------------------------------------------------------------------------
+
+
+def test_put_object_returns_previous_version(d):
+    v1 = version(vid="v1", headers={"cache-control": "no"}, user_meta={"a": "b"}, checksums={"crc32": "x=="})
+    assert d.run(c.PutObject(v1)) is None
+    assert d.fsm.get_object("b", "k") == v1
+    v2 = version(vid="v2", etag="abc-3", content_type="text/plain", delete_marker=False)
+    assert d.run(c.PutObject(v2)) == v1
+    assert d.fsm.get_object("b", "k") == v2
+
+
+def test_put_object_errors(d):
+    with pytest.raises(NoSuchBucket):
+        d.run(c.PutObject(version(bucket="nope")))
+    with pytest.raises(KeyTooLongError):
+        d.run(c.PutObject(version(key="x" * 1025)))
+    with pytest.raises(InvalidArgument):
+        d.run(c.PutObject(version(size=-1)))
+    d.run(c.PutObject(version(key="é" * 512)))  # 1024 bytes exactly
+
+
+def test_delete_object_is_idempotent(d):
+    v = version()
+    d.run(c.PutObject(v))
+    assert d.run(c.DeleteObject("b", "k")) == v
+    assert d.run(c.DeleteObject("b", "k")) is None
+    with pytest.raises(NoSuchKey):
+        d.fsm.get_object("b", "k")
+    with pytest.raises(NoSuchBucket):
+        d.run(c.DeleteObject("nope", "k"))
+    with pytest.raises(NoSuchBucket):
+        d.fsm.get_object("nope", "k")
+
+
+def test_odd_keys_and_listing(d):
+    keys = ["a/b/c", "a/d", "sp ace", "q?x#y%z", "../up", "é/ü", "\U0001f600", "a\nb"]
+    for k in keys:
+        d.run(c.PutObject(version(key=k, vid="v-" + k)))
+    for k in keys:
+        assert d.fsm.get_object("b", k).version_id == "v-" + k
+    res = d.fsm.list_objects("b", delimiter="/", max_keys=1000)
+    assert res.common_prefixes == ("../", "a/", "é/")
+    assert [v.key for v in res.contents] == sorted(["sp ace", "q?x#y%z", "\U0001f600", "a\nb"])
+    page = d.fsm.list_objects("b", prefix="a/", max_keys=1)
+    assert [v.key for v in page.contents] == ["a/b/c"] and page.is_truncated and page.next_marker == "a/b/c"
+    with pytest.raises(NoSuchBucket):
+        d.fsm.list_objects("nope")
+
+
+def test_counts(d):
+    for i in range(5):
+        d.run(c.PutObject(version(key=f"k{i}")))
+    assert d.fsm.counts()["objects"] == 5 and d.fsm.counts()["buckets"] == 1
+
+
+# --- exactly-once -----------------------------------------------------------------------------
+
+
+def test_retried_command_returns_remembered_result_without_reapplying(d):
+    v1 = version(vid="v1")
+    first = d.outcome(c.PutObject(v1, client_id="g1", seq=1, ack=1))
+    d.run(c.PutObject(version(vid="v2"), client_id="g1", seq=2, ack=1))
+    retry = d.outcome(c.PutObject(v1, client_id="g1", seq=1, ack=1))
+    assert retry == first and retry.value is None
+    assert d.fsm.get_object("b", "k").version_id == "v2"  # not applied twice
+
+
+def test_retried_failure_returns_the_same_error():
+    d = Driver()
+    create = c.CreateBucket("b", "alice", "replica:3", 1.0, client_id="g", seq=1, ack=1)
+    assert d.run(create).name == "b"
+    # A retry of the successful create returns the bucket, not BucketAlreadyOwnedByYou.
+    assert d.run(create).name == "b"
+    again = c.CreateBucket("b", "alice", "replica:3", 1.0, client_id="g", seq=2, ack=2)
+    with pytest.raises(BucketAlreadyOwnedByYou):
+        d.run(again)
+    with pytest.raises(BucketAlreadyOwnedByYou):
+        d.run(again)
+
+
+def test_acknowledged_commands_are_forgotten_and_stale_retries_refused(d):
+    d.run(c.PutObject(version(vid="v1"), client_id="g", seq=1, ack=1))
+    d.run(c.PutObject(version(vid="v2"), client_id="g", seq=2, ack=2))
+    assert set(d.fsm.sessions["g"].results) == {2}
+    with pytest.raises(InvalidRequest):
+        d.run(c.PutObject(version(vid="v1"), client_id="g", seq=1, ack=1))
+    assert d.fsm.get_object("b", "k").version_id == "v2"
+
+
+def test_session_results_are_bounded(d):
+    for seq in range(1, MAX_RESULTS + 3):
+        d.run(c.DeleteObject("b", "k", client_id="g", seq=seq, ack=1))
+    assert len(d.fsm.sessions["g"].results) == MAX_RESULTS
+
+
+def test_commands_without_session_are_not_remembered(d):
+    d.run(c.PutObject(version()))
+    assert d.fsm.sessions == {}
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+def test_every_command_round_trips_through_its_encoding():
+    cmds = [
+        c.Noop(),
+        c.RegisterNode(NodeInfo("n1", "h:1", zone="z", weight=2.5, capacity_bytes=9)),
+        c.SetNodeState("n1", "down", client_id="x", seq=3, ack=2),
+        c.CreateBucket("b", "o", "ec:4+2", 5.5, consistency="quorum"),
+        c.DeleteBucket("b"),
+        c.PutCredential(Credential("ak", "sk", "o", "O")),
+        c.DeleteCredential("ak"),
+        c.PutObject(version(key="odd ?#%/.. ü", headers={"h": "1"})),
+        c.DeleteObject("b", "k"),
+    ]
+    for cmd in cmds:
+        data = encode_command(cmd)
+        assert decode_command(data) == cmd
+        assert encode_command(decode_command(data)) == data
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b'{"v": 2, "type": "Noop", "args": {}}',
+        b'{"v": 1, "type": "Explode", "args": {}}',
+        b'{"v": 1, "type": "DeleteBucket", "args": {}}',
+        b'{"v": 1, "type": "DeleteBucket", "args": {"name": 5}}',
+        b'{"v": 1, "type": "DeleteBucket", "args": {"name": "\\ud800"}}',
+        b'{"v": 1, "type": "SetNodeState", "seq": "1", "args": {"node_id": "a", "state": "up"}}',
+        b'{"v": 1, "type": "PutObject", "args": {"version": {"bucket": "b"}}}',
+    ],
+)
+def test_malformed_commands_are_refused(raw):
+    with pytest.raises(InvalidArgument):
+        decode_command(raw)
+
+
+# --- snapshots --------------------------------------------------------------------------------
+
+
+def populated() -> Driver:
+    d = Driver()
+    d.run(c.RegisterNode(NodeInfo("n1", "h:1")))
+    d.run(c.RegisterNode(NodeInfo("n2", "h:2", zone="z2")))
+    d.run(c.SetNodeState("n2", "draining"))
+    d.run(c.CreateBucket("b", "alice", "replica:3", 1.0, client_id="g", seq=1, ack=1))
+    d.run(c.CreateBucket("e", "bob", "ec:2+1", 2.0))
+    d.run(c.PutCredential(Credential("AK", "SK", "alice")))
+    for i in range(50):
+        d.run(c.PutObject(version(key=f"dir/{i}\n", vid=f"v{i}", user_meta={"i": str(i)}), client_id="g", seq=i + 2, ack=2))
+    d.run(c.PutObject(version(bucket="e", key="x", etag="weird-etag", policy="ec:2+1")))
+    return d
+
+
+def test_snapshot_restore_gives_identical_state():
+    d = populated()
+    snap = d.fsm.snapshot()
+    restored = MetadataFSM.restore(snap)
+    assert restored.snapshot() == snap
+    assert restored.applied_index == d.fsm.applied_index
+    assert restored.cluster_map() == d.fsm.cluster_map()
+    assert restored.list_buckets() == d.fsm.list_buckets()
+    assert restored.list_objects("b") == d.fsm.list_objects("b")
+    assert restored.get_object("e", "x") == d.fsm.get_object("e", "x")
+    assert restored.list_credentials() == d.fsm.list_credentials()
+    # The remembered outcomes survive too: a retry after restore is still de-duplicated.
+    r = Driver(restored)
+    before = restored.get_object("b", "dir/7\n")
+    retry = r.outcome(c.PutObject(version(key="dir/7\n", vid="other"), client_id="g", seq=9, ack=2))
+    assert retry == d.fsm.sessions["g"].results[9]
+    assert restored.get_object("b", "dir/7\n") == before and before.version_id == "v7"
+
+
+def test_restored_machine_evolves_like_the_original():
+    a = populated()
+    b = Driver(MetadataFSM.restore(a.fsm.snapshot()))
+    for drv in (a, b):
+        drv.run(c.PutObject(version(key="new")))
+        drv.run(c.RegisterNode(NodeInfo("n3", "h:3")))
+    assert a.fsm.snapshot() == b.fsm.snapshot()
+
+
+def test_truncated_or_unknown_snapshot_is_refused():
+    snap = populated().fsm.snapshot()
+    with pytest.raises(SnapshotFormatError):
+        MetadataFSM.restore(snap[: len(snap) // 2].rsplit(b"\n", 1)[0] + b"\n")
+    with pytest.raises(SnapshotFormatError):
+        MetadataFSM.restore(snap.replace(b'"v":1', b'"v":9', 1))
+    with pytest.raises(SnapshotFormatError):
+        MetadataFSM.restore(b"")
+
+
+def test_apply_out_of_order_is_a_bug():
+    fsm = MetadataFSM()
+    fsm.apply(1, c.Noop())
+    with pytest.raises(ValueError):
+        fsm.apply(1, c.Noop())
