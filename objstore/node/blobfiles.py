@@ -1,0 +1,140 @@
+"""Large blobs, each in a file of its own: streamed to a temporary name, then published.
+
+Synchronous file IO only; the store runs these calls on its executors.
+
+Invariants:
+- A blob file is ``blobs/<xx>/<version_id>.<shard>.<seq>.blob`` where ``xx`` is two hex
+  digits of the version id's xxh64; names derive only from validated version ids, never
+  from bucket or key, so no blob can land outside the data dir.
+- A file gets its final name only after its footer is written and fsynced, and the
+  directory is fsynced after the rename: a crash leaves the whole blob or only a
+  temporary ``.tmp-*`` file, which the next start-up deletes.
+- Names are unique per commit (the seq), so a re-PUT never overwrites a file a reader
+  may have open; the superseded file is unlinked once the new one is indexed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+from objstore.checksum import xxh64_hex
+from objstore.errors import CorruptBlob
+from objstore.node.blob import FOOTER_SIZE, BlobId, decode_footer, decode_header, record_length
+from objstore.node.index import Location
+from objstore.node.segments import ScannedRecord, fsync_dir
+
+log = logging.getLogger(__name__)
+
+BLOB_DIR = "blobs"
+TMP_PREFIX = ".tmp-"
+
+
+def blob_dir_rel(version_id: str) -> str:
+    return f"{BLOB_DIR}/{xxh64_hex(version_id.encode('ascii'))[:2]}"
+
+
+def blob_file_rel(blob_id: BlobId, seq: int) -> str:
+    return f"{blob_dir_rel(blob_id.version_id)}/{blob_id.version_id}.{blob_id.shard}.{seq}.blob"
+
+
+class BlobFileWriter:
+    """One large blob being written: ``write`` blocks, then ``commit`` or ``abort``."""
+
+    def __init__(self, data_dir: str, version_id: str) -> None:
+        self.data_dir = data_dir
+        self.dir_rel = blob_dir_rel(version_id)
+        dir_abs = os.path.join(data_dir, self.dir_rel)
+        if not os.path.isdir(dir_abs):
+            os.makedirs(dir_abs, exist_ok=True)
+            fsync_dir(os.path.join(data_dir, BLOB_DIR))
+        self.tmp_path = os.path.join(dir_abs, f"{TMP_PREFIX}{uuid.uuid4().hex}")
+        self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            done += os.write(self._fd, view[done:])
+        self.written += len(data)
+
+    def commit(self, footer: bytes, rel: str) -> None:
+        """Write the footer, fsync, publish under ``rel`` and fsync the directory."""
+        self.write(footer)
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        final = os.path.join(self.data_dir, rel)
+        os.rename(self.tmp_path, final)
+        fsync_dir(os.path.dirname(final))
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        try:
+            os.unlink(self.tmp_path)
+        except FileNotFoundError:
+            pass
+
+
+def _parse_name(name: str) -> tuple[BlobId, int] | None:
+    parts = name.rsplit(".", 3)
+    if len(parts) != 4 or parts[3] != "blob" or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    try:
+        return BlobId(parts[0], int(parts[1])), int(parts[2])
+    except Exception:  # noqa: BLE001 - any malformed name is simply not ours
+        return None
+
+
+def read_blob_file(data_dir: str, rel: str) -> ScannedRecord:
+    """Decode a published blob file's header and footer; raises CorruptBlob if invalid."""
+    path = os.path.join(data_dir, rel)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(min(size, 4096))
+        header, hlen, hxxh = decode_header(head)
+        length = record_length(hlen, header.size, header.block_size)
+        if length != size:
+            raise CorruptBlob(f"blob file {rel} is {size} bytes, its header says {length}")
+        f.seek(size - FOOTER_SIZE)
+        footer = decode_footer(f.read(FOOTER_SIZE), hxxh, header.size)
+    return ScannedRecord(header, hxxh, footer, Location(rel, 0, hlen, length))
+
+
+def scan_blob_files(data_dir: str) -> tuple[list[ScannedRecord], int]:
+    """All valid blob files and their total bytes; deletes temporaries, sets bad files aside.
+
+    A published file that does not decode, or whose name disagrees with its content, is
+    renamed with a ``.bad`` suffix (kept for inspection, never indexed).
+    """
+    root = os.path.join(data_dir, BLOB_DIR)
+    os.makedirs(root, exist_ok=True)
+    out: list[ScannedRecord] = []
+    total = 0
+    for sub in sorted(os.listdir(root)):
+        sub_abs = os.path.join(root, sub)
+        if not os.path.isdir(sub_abs):
+            continue
+        for name in sorted(os.listdir(sub_abs)):
+            path = os.path.join(sub_abs, name)
+            if name.startswith(TMP_PREFIX):
+                os.unlink(path)
+                continue
+            parsed = _parse_name(name)
+            if parsed is None:
+                continue
+            rel = f"{BLOB_DIR}/{sub}/{name}"
+            try:
+                rec = read_blob_file(data_dir, rel)
+                if (rec.header.blob_id, rec.footer.seq) != parsed:
+                    raise CorruptBlob("file name does not match its header")
+            except (CorruptBlob, OSError) as exc:
+                log.error("blob file %s set aside: %s", rel, exc)
+                os.rename(path, path + ".bad")
+                continue
+            out.append(rec)
+            total += rec.location.length
+    return out, total

@@ -1,0 +1,376 @@
+"""The durable blob store of one storage node: verified, ranged reads and durable writes.
+
+Small blobs (``size <= small_threshold``) are appended to the active segment through the
+group committer (one fdatasync for many writes); large blobs stream to a file of their
+own. All file IO runs on executors: one thread for the committer, a pool for the rest.
+
+Invariants:
+- ``put`` returns only after the blob is durable and indexed; on any failure (short
+  body, ENOSPC, a client gone away before commit) nothing is indexed, and the next
+  start-up finds nothing of it either.
+- The index is rebuilt at ``open`` from the records on disk alone; applying records
+  follows the highest-seq-wins rule of :mod:`objstore.node.index`, so the live index and
+  the rebuilt one agree.
+- A re-PUT of an existing blob id replaces it atomically (the newer record wins); a
+  DELETE appends a tombstone. Space of replaced or deleted records inside segments is
+  not reclaimed yet (no compaction); superseded blob files are unlinked.
+- Reads verify the header and every block before yielding a byte (:mod:`.reader`).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import fcntl
+import itertools
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from typing import AsyncIterable, Callable
+
+from objstore.checksum import hex64, unpack_u64, xxh64
+from objstore.errors import IncompleteBody, InvalidArgument, NoSuchKey, ServiceUnavailable
+from objstore.node.blob import (
+    DEFAULT_BLOCK_SIZE,
+    KIND_BLOB,
+    KIND_TOMBSTONE,
+    BlobHeader,
+    BlobId,
+    BlockEncoder,
+    Footer,
+    encode_blocks,
+)
+from objstore.node.blobfiles import BlobFileWriter, blob_file_rel, scan_blob_files
+from objstore.node.group_commit import GroupCommitter
+from objstore.node.index import BlobIndex, Entry, Location
+from objstore.node.reader import BlobRead, open_blob_read
+from objstore.node.segments import Appended, PendingRecord, SegmentLog
+from objstore.types import Policy
+
+log = logging.getLogger(__name__)
+
+DATA_DIR_FORMAT = 1
+_FORMAT_FILE = "objstore-node.json"
+_LOCK_FILE = "LOCK"
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    small_threshold: int = 1024 * 1024
+    block_size: int = DEFAULT_BLOCK_SIZE
+    max_segment_bytes: int = 256 * 1024 * 1024
+    capacity_bytes: int = 0  # 0: used bytes plus the free space of the filesystem
+    io_threads: int = 8
+    write_buffer: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    size: int
+    xxh64: str
+    seq: int
+
+    def to_dict(self) -> dict:
+        return {"size": self.size, "xxh64": self.xxh64}
+
+
+class BlobStore:
+    def __init__(
+        self,
+        data_dir: str,
+        options: StoreOptions = StoreOptions(),
+        clock: Callable[[], float] = time.time,
+        write: Callable[[int, bytes], int] = os.write,
+        sync: Callable[[int], None] = os.fdatasync,
+    ) -> None:
+        self.data_dir = os.path.abspath(data_dir)
+        self.options = options
+        self._clock = clock
+        self._write, self._sync = write, sync
+        self.index = BlobIndex()
+        self._segments: SegmentLog | None = None
+        self._committer: GroupCommitter | None = None
+        self._commit_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._io_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._seq_lock = threading.Lock()
+        self._seq = itertools.count(1)
+        self._file_bytes = 0
+        self._lock_fd = -1
+        self._bg: set[asyncio.Future] = set()
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Lock the data dir, rebuild the index from disk and start the committer."""
+        self._commit_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="commit")
+        self._io_pool = concurrent.futures.ThreadPoolExecutor(self.options.io_threads, thread_name_prefix="blobio")
+        await asyncio.get_running_loop().run_in_executor(self._io_pool, self._open_sync)
+        self._committer = GroupCommitter(self._segments, self._next_seq, self._commit_pool, self._on_commit)
+        self._committer.start()
+
+    def _open_sync(self) -> None:
+        os.makedirs(self.data_dir, exist_ok=True)
+        self._lock_fd = os.open(os.path.join(self.data_dir, _LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise InvalidArgument(f"data dir {self.data_dir} is in use by another process") from None
+        self._check_format()
+        self._segments = SegmentLog(self.data_dir, self.options.max_segment_bytes, self._write, self._sync)
+        records = [r for scan in self._segments.scan_all() for r in scan.records]
+        files, self._file_bytes = scan_blob_files(self.data_dir)
+        max_seq = 0
+        for rec in records + files:
+            max_seq = max(max_seq, rec.footer.seq)
+            if rec.header.kind == KIND_TOMBSTONE:
+                self.index.apply_tombstone(rec.header.blob_id, rec.footer.seq)
+            else:
+                self.index.apply(Entry(rec.header, rec.header_xxh, rec.footer.data_xxh, rec.footer.seq, rec.location))
+        for rec in files:  # files whose record lost to a newer one or a tombstone
+            live = self.index.get(rec.header.blob_id)
+            if live is None or live.seq != rec.footer.seq:
+                os.unlink(os.path.join(self.data_dir, rec.location.file))
+                self._file_bytes -= rec.location.length
+        self._seq = itertools.count(max_seq + 1)
+        self._segments.open_active()
+        log.info("store %s: %d blobs, %d segments, next seq %d", self.data_dir, len(self.index),
+                 len(self._segments.numbers), max_seq + 1)
+
+    def _check_format(self) -> None:
+        path = os.path.join(self.data_dir, _FORMAT_FILE)
+        if os.path.exists(path):
+            with open(path) as f:
+                fmt = json.load(f).get("format")
+            if fmt != DATA_DIR_FORMAT:
+                raise InvalidArgument(f"data dir format {fmt} is not supported (expected {DATA_DIR_FORMAT})")
+            return
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"format": DATA_DIR_FORMAT}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+
+    async def close(self) -> None:
+        """Commit what is queued, wait for background work, close every file."""
+        if self._committer is not None:
+            await self._committer.close()
+            self._committer = None
+        if self._bg:
+            await asyncio.gather(*self._bg, return_exceptions=True)
+        for pool in (self._commit_pool, self._io_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._commit_pool = self._io_pool = None
+        if self._segments is not None:
+            self._segments.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def _next_seq(self) -> int:
+        with self._seq_lock:
+            return next(self._seq)
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def put(
+        self, blob_id: BlobId, bucket: str, key: str, policy: str, size: int, chunks: AsyncIterable[bytes]
+    ) -> PutResult:
+        """Store ``size`` bytes from ``chunks`` durably under ``blob_id``.
+
+        Raises IncompleteBody (fewer bytes than ``size``), InvalidArgument (bad policy,
+        names or more bytes than ``size``), KeyTooLongError, ServiceUnavailable (no space
+        or shutting down), or the OSError of a failed disk.
+        """
+        Policy.parse(policy)
+        if size < 0:
+            raise InvalidArgument("negative size")
+        header = BlobHeader(KIND_BLOB, blob_id.version_id, blob_id.shard, bucket, key, policy, size,
+                            self.options.block_size, self._clock())
+        hbytes = header.encode()
+        self._check_capacity(size)
+        try:
+            if size <= self.options.small_threshold:
+                return await self._put_small(header, hbytes, chunks)
+            return await self._put_large(header, hbytes, chunks)
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise ServiceUnavailable(f"no space left on storage node: {exc.strerror}") from exc
+            raise
+
+    def _check_capacity(self, size: int) -> None:
+        cap = self.options.capacity_bytes
+        if cap and self.used_bytes + size > cap:
+            raise ServiceUnavailable("storage node is full")
+
+    async def _put_small(self, header: BlobHeader, hbytes: bytes, chunks: AsyncIterable[bytes]) -> PutResult:
+        data = await _read_exact(chunks, header.size)
+        blocks, dxxh = encode_blocks(data, header.block_size)
+        assert self._committer is not None, "store not open"
+        appended = await self._committer.submit(
+            PendingRecord(header, hbytes + blocks, len(hbytes), header.size, dxxh, unpack_u64(hbytes, len(hbytes) - 8))
+        )
+        return PutResult(header.size, hex64(dxxh), appended.seq)
+
+    async def _put_large(self, header: BlobHeader, hbytes: bytes, chunks: AsyncIterable[bytes]) -> PutResult:
+        loop = asyncio.get_running_loop()
+        writer = await loop.run_in_executor(self._io_pool, BlobFileWriter, self.data_dir, header.version_id)
+        handed_off = False
+        try:
+            enc = BlockEncoder(header.block_size)
+            buf, buffered = [hbytes], len(hbytes)
+            async for chunk in chunks:
+                if enc.size + len(chunk) > header.size:
+                    raise InvalidArgument("body longer than its Content-Length")
+                out = enc.feed(chunk)
+                if out:
+                    buf.append(out)
+                    buffered += len(out)
+                if buffered >= self.options.write_buffer:
+                    await loop.run_in_executor(self._io_pool, writer.write, b"".join(buf))
+                    buf, buffered = [], 0
+            if enc.size != header.size:
+                raise IncompleteBody(f"got {enc.size} of {header.size} bytes")
+            buf.append(enc.finish())
+            handed_off = True
+            task = loop.create_task(self._commit_large(writer, header, hbytes, enc.data_xxh, b"".join(buf)))
+            return await asyncio.shield(task)
+        except BaseException:
+            if not handed_off:
+                writer.abort()  # close and unlink a temporary file: quick, and must run even when cancelled
+            raise
+
+    async def _commit_large(self, writer: BlobFileWriter, header: BlobHeader, hbytes: bytes, dxxh: int,
+                            tail: bytes) -> PutResult:
+        hxxh = unpack_u64(hbytes, len(hbytes) - 8)
+
+        def work() -> tuple[int, str, int]:
+            try:
+                writer.write(tail)
+                seq = self._next_seq()
+                rel = blob_file_rel(header.blob_id, seq)
+                writer.commit(Footer(seq, header.size, dxxh, hxxh).encode(), rel)
+            except BaseException:
+                writer.abort()
+                raise
+            return seq, rel, writer.written
+
+        seq, rel, length = await asyncio.get_running_loop().run_in_executor(self._io_pool, work)
+        self._file_bytes += length
+        self._install(Entry(header, hxxh, dxxh, seq, Location(rel, 0, len(hbytes), length)))
+        return PutResult(header.size, hex64(dxxh), seq)
+
+    async def delete(self, blob_id: BlobId) -> bool:
+        """Delete durably (a tombstone); False if the node does not hold the blob."""
+        entry = self.index.get(blob_id)
+        if entry is None:
+            return False
+        h = entry.header
+        tomb = BlobHeader(KIND_TOMBSTONE, h.version_id, h.shard, h.bucket, h.key, h.policy, 0, h.block_size, self._clock())
+        hb = tomb.encode()
+        assert self._committer is not None, "store not open"
+        try:
+            await self._committer.submit(PendingRecord(tomb, hb, len(hb), 0, xxh64(b""), unpack_u64(hb, len(hb) - 8)))
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise ServiceUnavailable(f"no space left on storage node: {exc.strerror}") from exc
+            raise
+        return True
+
+    def _on_commit(self, rec: PendingRecord, appended: Appended) -> None:
+        if rec.header.kind == KIND_TOMBSTONE:
+            self._discard(self.index.apply_tombstone(rec.header.blob_id, appended.seq))
+        else:
+            self._install(Entry(rec.header, rec.header_xxh, rec.data_xxh, appended.seq, appended.location))
+
+    def _install(self, entry: Entry) -> None:
+        self._discard(self.index.apply(entry))
+
+    def _discard(self, garbage: Entry | None) -> None:
+        """Unlink a superseded blob file in the background (segment space stays until compaction)."""
+        if garbage is None or not garbage.in_own_file:
+            return
+        self._file_bytes -= garbage.location.length
+        path = os.path.join(self.data_dir, garbage.location.file)
+        fut = asyncio.get_running_loop().run_in_executor(self._io_pool, _unlink_quietly, path)
+        self._bg.add(fut)
+        fut.add_done_callback(self._bg.discard)
+
+    # --- reads --------------------------------------------------------------------------
+
+    def head(self, blob_id: BlobId) -> Entry:
+        """The index entry of a blob; raises NoSuchKey."""
+        entry = self.index.get(blob_id)
+        if entry is None:
+            raise NoSuchKey(f"blob {blob_id.version_id}/{blob_id.shard} not on this node")
+        return entry
+
+    async def open_read(self, blob_id: BlobId, start: int | None = None, end: int | None = None) -> BlobRead:
+        """Open a verified read of bytes ``start..end`` (inclusive; the whole blob if None).
+
+        The header and the first chunk are verified before this returns. Raises NoSuchKey,
+        InvalidRange, CorruptBlob. Use the result as an async context manager.
+        """
+        assert self._io_pool is not None and self._segments is not None, "store not open"
+        for _ in range(3):
+            entry = self.head(blob_id)
+            try:
+                return await open_blob_read(entry, start, end, self._segments, self.data_dir, self._io_pool)
+            except FileNotFoundError:
+                if self.index.get(blob_id) is entry:
+                    raise NoSuchKey(f"blob {blob_id.version_id}/{blob_id.shard} vanished") from None
+        raise NoSuchKey(f"blob {blob_id.version_id}/{blob_id.shard} keeps moving")
+
+    def versions(self, bucket: str, key: str) -> list[Entry]:
+        return self.index.versions(bucket, key)
+
+    # --- accounting ---------------------------------------------------------------------
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes on disk: every segment and blob file (including not yet reclaimed space)."""
+        seg = self._segments.total_bytes if self._segments is not None else 0
+        return seg + self._file_bytes
+
+    def capacity_bytes(self) -> int:
+        if self.options.capacity_bytes:
+            return self.options.capacity_bytes
+        return self.used_bytes + shutil.disk_usage(self.data_dir).free
+
+    def stats(self) -> dict:
+        seg = self._segments
+        return {
+            "used_bytes": self.used_bytes,
+            "live_bytes": self.index.live_bytes,
+            "capacity_bytes": self.capacity_bytes(),
+            "blob_count": len(self.index),
+            "tombstones": self.index.tombstone_count,
+            "segments": len(seg.numbers) if seg else 0,
+            "fsyncs": seg.fsyncs if seg else 0,
+            "group_committed_records": seg.records_committed if seg else 0,
+        }
+
+
+async def _read_exact(chunks: AsyncIterable[bytes], size: int) -> bytes:
+    buf = bytearray()
+    async for chunk in chunks:
+        buf += chunk
+        if len(buf) > size:
+            raise InvalidArgument("body longer than its Content-Length")
+    if len(buf) != size:
+        raise IncompleteBody(f"got {len(buf)} of {size} bytes")
+    return bytes(buf)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
