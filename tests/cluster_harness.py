@@ -1,0 +1,118 @@
+"""Start and stop a real local cluster (``objstore up``) for tests.
+
+``LocalCluster`` runs ``python -m objstore.cli up`` on free ports in a temporary data dir,
+waits until the gateway answers, and reads ``cluster.json``. ``stop()`` sends SIGTERM to
+the launcher, waits for it, and then checks that no child process is left running (and
+kills any it finds, failing loudly).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalCluster:
+    def __init__(self, data_dir: Path, storage_nodes: int = 6, s3_port: int | None = None,
+                 access_key: str = "TESTACCESSKEY0001", secret_key: str = "testsecretkey/0001+abc",
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.data_dir = Path(data_dir)
+        self.storage_nodes = storage_nodes
+        self.s3_port = s3_port or free_port()
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen | None = None
+        self.info: dict[str, Any] = {}
+        self.output_path = self.data_dir.parent / f"{self.data_dir.name}-launcher.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def start(self, timeout: float = 60.0) -> "LocalCluster":
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.output_path, "ab")
+        cmd = [sys.executable, "-m", "objstore.cli", "up", "--data-dir", str(self.data_dir),
+               "--s3-port", str(self.s3_port), "--storage-nodes", str(self.storage_nodes),
+               "--access-key", self.access_key, "--secret-key", self.secret_key, *self.extra_args]
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"objstore up exited with {self.proc.returncode}:\n{self.output()}")
+            if "objstore is running" in self.output():
+                self.info = json.loads((self.data_dir / "cluster.json").read_text())
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"objstore up did not start in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        try:
+            return self.output_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def processes(self, role: str | None = None) -> list[dict[str, Any]]:
+        return [p for p in self.info.get("processes", []) if role is None or p["role"] == role]
+
+    def pid_of(self, node_id: str) -> int:
+        return next(p["pid"] for p in self.processes() if p["id"] == node_id)
+
+    def child_pids(self) -> list[int]:
+        return [p["pid"] for p in self.processes() if p.get("pid")]
+
+    def kill_node(self, node_id: str, sig: int = signal.SIGKILL) -> None:
+        os.kill(self.pid_of(node_id), sig)
+
+    def health(self, address: str) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://{address}/health", timeout=2) as resp:
+            return json.loads(resp.read())
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the launcher; assert that it left no child running."""
+        pids = self.child_pids()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        leftovers = []
+        for pid in pids:
+            try:
+                p = psutil.Process(pid)
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    leftovers.append(pid)
+                    p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        if leftovers:
+            raise AssertionError(f"objstore up left processes running: {leftovers}")
+
+    def __enter__(self) -> "LocalCluster":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
