@@ -311,7 +311,7 @@ def _payload_hash_from_header(value: str | None) -> str:
     if value in _UNSUPPORTED_PAYLOADS:
         raise NotImplementedOp("AWS Signature Version 4A streaming payloads are not supported.")
     if len(value) == 64 and set(value.lower()) <= _HEX:
-        return value.lower()
+        return value  # as sent: it is a line of the canonical request
     raise InvalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING-* value, "
                           "or a valid sha256 value.", ArgumentName="x-amz-content-sha256",
                           ArgumentValue=value)
@@ -441,7 +441,7 @@ def check_signature(parsed: ParsedRequest, secret: str) -> AuthContext:
     return AuthContext(access_key=parsed.access_key, signing_key=key, scope=scope,
                        amz_date=parsed.amz_date, seed_signature=parsed.signature,
                        payload_mode=mode,
-                       content_sha256=payload_hash if mode == "signed" else None,
+                       content_sha256=payload_hash.lower() if mode == "signed" else None,
                        presigned=parsed.presigned)
 
 
