@@ -1,0 +1,260 @@
+"""The storage node's internal HTTP service (aiohttp), authenticated by the cluster secret.
+
+Endpoints (``{vid}`` a version id, ``{shard}`` a shard/replica index):
+- ``PUT /blobs/{vid}/{shard}``  headers X-Objstore-Bucket, X-Objstore-Key (percent-encoded
+  UTF-8), X-Objstore-Policy, Content-Length -> 201 ``{"size", "xxh64"}`` once durable.
+  A re-PUT of an existing blob replaces it atomically.
+- ``GET /blobs/{vid}/{shard}``  optional ``Range: bytes=a-b`` -> 200/206 verified stream.
+- ``HEAD /blobs/{vid}/{shard}`` -> 200 with X-Objstore-Size, or 404.
+- ``DELETE /blobs/{vid}/{shard}`` -> 204, idempotent.
+- ``GET /keys?bucket=&key=``   -> ``{"versions": [{version_id, shard, size, created, ...}]}``.
+- ``GET /stats``               -> ``{node_id, used_bytes, capacity_bytes, blob_count, segments, ...}``.
+- ``/health``, ``/metrics``     public.
+
+Invariants: no byte that failed verification is ever sent. The header and first chunk
+verify before a GET's status line is sent (so a corrupt blob is usually a 500 CorruptBlob);
+a block failing later aborts the connection, so the client sees a truncated body.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import AsyncIterator
+from urllib.parse import quote, unquote
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from objstore.config import StorageConfig
+from objstore.errors import CorruptBlob, IncompleteBody, InvalidArgument, InvalidRange, MissingContentLength
+from objstore.http_common import add_health_and_metrics, internal_middlewares
+from objstore.metrics import Metrics
+from objstore.node.blob import BlobId
+from objstore.node.register import registration_task
+from objstore.node.store import BlobStore, StoreOptions
+
+log = logging.getLogger(__name__)
+
+STORE = web.AppKey("store", BlobStore)
+METRICS = web.AppKey("metrics", Metrics)
+CONFIG = web.AppKey("config", StorageConfig)
+CORRUPT = web.AppKey("corrupt_reads", Counter)
+
+BUCKET_HEADER = "X-Objstore-Bucket"
+KEY_HEADER = "X-Objstore-Key"
+POLICY_HEADER = "X-Objstore-Policy"
+SIZE_HEADER = "X-Objstore-Size"
+PUT_CHUNK = 256 * 1024
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(value: str | None, size: int) -> tuple[int | None, int | None]:
+    """A single ``bytes=`` range as inclusive (start, end) or (None, None) for no range.
+
+    Suffix ranges (``bytes=-n``) become the last n bytes. Raises InvalidRange.
+    """
+    if value is None:
+        return None, None
+    m = _RANGE_RE.match(value.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        raise InvalidRange(f"unsupported range {value!r}")
+    if not m.group(1):
+        n = int(m.group(2))
+        if n == 0 or size == 0:
+            raise InvalidRange(f"range {value!r} not satisfiable", ActualObjectSize=size)
+        return max(size - n, 0), size - 1
+    return int(m.group(1)), int(m.group(2)) if m.group(2) else None
+
+
+def _text_header(request: web.Request, name: str) -> str:
+    raw = request.headers.get(name)
+    if raw is None:
+        raise InvalidArgument(f"missing header {name}")
+    try:
+        return unquote(raw, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"header {name} is not percent-encoded UTF-8") from None
+
+
+def _blob_id(request: web.Request) -> BlobId:
+    return BlobId.parse(request.match_info["vid"], request.match_info["shard"])
+
+
+def _op_of(request: web.Request) -> str:
+    route = request.match_info.route
+    return route.name or "other" if route is not None else "other"
+
+
+async def _body(request: web.Request, metrics: Metrics) -> AsyncIterator[bytes]:
+    """The request body; a connection that ends early becomes IncompleteBody."""
+    try:
+        async for chunk in request.content.iter_chunked(PUT_CHUNK):
+            metrics.add_bytes_in(len(chunk))
+            yield chunk
+    except (HttpProcessingError, ConnectionError) as exc:
+        raise IncompleteBody(f"request body ended early: {exc}") from None
+
+
+def _update_used(app: web.Application) -> None:
+    store = app[STORE]
+    app[METRICS].storage_used.labels(app[CONFIG].node_id).set(store.used_bytes)
+
+
+async def put_blob(request: web.Request) -> web.Response:
+    app = request.app
+    bid = _blob_id(request)
+    size = request.content_length
+    if size is None:
+        raise MissingContentLength()
+    bucket, key = _text_header(request, BUCKET_HEADER), _text_header(request, KEY_HEADER)
+    policy = request.headers.get(POLICY_HEADER)
+    if not policy:
+        raise InvalidArgument(f"missing header {POLICY_HEADER}")
+    try:
+        result = await app[STORE].put(bid, bucket, key, policy, size, _body(request, app[METRICS]))
+    finally:
+        _update_used(app)
+    return web.json_response(result.to_dict(), status=201)
+
+
+def _blob_headers(size: int, bucket: str, key: str) -> dict[str, str]:
+    return {
+        SIZE_HEADER: str(size),
+        BUCKET_HEADER: quote(bucket, safe=""),
+        KEY_HEADER: quote(key, safe=""),
+        "Accept-Ranges": "bytes",
+    }
+
+
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    bid = _blob_id(request)
+    store = app[STORE]
+    entry = store.head(bid)
+    start, end = parse_range(request.headers.get("Range"), entry.header.size)
+    ranged = start is not None or end is not None
+    try:
+        read = await store.open_read(bid, start, end)
+    except CorruptBlob:
+        app[CORRUPT].inc()
+        log.error("corrupt blob %s/%d refused", bid.version_id, bid.shard)
+        raise
+    async with read:
+        h = read.header
+        resp = web.StreamResponse(status=206 if ranged else 200, headers=_blob_headers(h.size, h.bucket, h.key))
+        if ranged:
+            resp.headers["Content-Range"] = f"bytes {read.start}-{read.end}/{read.size}"
+        resp.content_length = read.length
+        await resp.prepare(request)
+        try:
+            async for chunk in read.chunks():
+                await resp.write(chunk)
+                app[METRICS].add_bytes_out(len(chunk))
+        except CorruptBlob as exc:
+            app[CORRUPT].inc()
+            log.error("corrupt blob %s/%d mid-stream, aborting the response: %s", bid.version_id, bid.shard, exc)
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError() from None
+        await resp.write_eof()
+    return resp
+
+
+async def head_blob(request: web.Request) -> web.Response:
+    entry = request.app[STORE].head(_blob_id(request))
+    h = entry.header
+    resp = web.Response(status=200, headers=_blob_headers(h.size, h.bucket, h.key))
+    resp.headers["X-Objstore-Xxh64"] = f"{entry.data_xxh:016x}"
+    return resp
+
+
+async def delete_blob(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].delete(_blob_id(request))
+    finally:
+        _update_used(request.app)
+    return web.Response(status=204)
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    bucket, key = request.query.get("bucket"), request.query.get("key")
+    if bucket is None or key is None:
+        raise InvalidArgument("bucket and key are required")
+    entries = request.app[STORE].versions(bucket, key)
+    return web.json_response({"versions": [e.describe() for e in entries]})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response({"node_id": request.app[CONFIG].node_id, **request.app[STORE].stats()})
+
+
+class _StoreCollector:
+    """Exposes the store's counters (fsyncs, group-committed records, blobs) at scrape time."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def collect(self):  # noqa: ANN201 - prometheus collector protocol
+        store = self._app.get(STORE)
+        node = self._app[CONFIG].node_id
+        s = store.stats() if store is not None else {}
+        fs = CounterMetricFamily("objstore_storage_fsyncs", "Group-commit fsyncs", labels=["node"])
+        fs.add_metric([node], s.get("fsyncs", 0))
+        rec = CounterMetricFamily("objstore_storage_group_committed_records", "Records made durable by group commit", labels=["node"])
+        rec.add_metric([node], s.get("group_committed_records", 0))
+        blobs = GaugeMetricFamily("objstore_storage_blobs", "Blobs held", labels=["node"])
+        blobs.add_metric([node], s.get("blob_count", 0))
+        return [fs, rec, blobs]
+
+
+def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.Application:
+    """The storage node application; the store opens on start-up and closes on cleanup."""
+    cfg = cfg.validate()
+    metrics = Metrics("storage")
+    app = web.Application(middlewares=internal_middlewares(cfg.secret, metrics, _op_of))
+    app[CONFIG] = cfg
+    app[METRICS] = metrics
+    app[CORRUPT] = Counter("objstore_storage_corrupt_reads", "Reads refused or aborted for failed checksums",
+                           registry=metrics.registry)
+    metrics.registry.register(_StoreCollector(app))
+    opts = options or StoreOptions(capacity_bytes=cfg.capacity_bytes)
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = BlobStore(cfg.data_dir, opts)
+        await store.open()
+        app[STORE] = store
+        _update_used(app)
+        yield
+        await store.close()
+
+    async def register_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(registration_task(cfg, app[STORE].capacity_bytes))
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    app.cleanup_ctx.append(store_ctx)
+    if cfg.metadata:
+        app.cleanup_ctx.append(register_ctx)
+    r = app.router
+    r.add_put("/blobs/{vid}/{shard}", put_blob, name="put_blob")
+    r.add_get("/blobs/{vid}/{shard}", get_blob, name="get_blob", allow_head=False)
+    r.add_head("/blobs/{vid}/{shard}", head_blob, name="head_blob")
+    r.add_delete("/blobs/{vid}/{shard}", delete_blob, name="delete_blob")
+    r.add_get("/keys", list_versions, name="list_versions")
+    r.add_get("/stats", stats, name="stats")
+    add_health_and_metrics(app, metrics, lambda: {"node_id": cfg.node_id, "role": "storage"})
+    return app
+
+
+def main(cfg: StorageConfig) -> None:
+    """Run a storage node until SIGTERM/SIGINT; in-flight commits finish before exit."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("storage node %s on %s:%d, data in %s", cfg.node_id, cfg.host, cfg.port, cfg.data_dir)
+    web.run_app(create_app(cfg), host=cfg.host, port=cfg.port, print=None, access_log=None,
+                shutdown_timeout=15.0, handle_signals=True)

@@ -1,0 +1,196 @@
+"""Client of the storage nodes' internal API, over one shared keep-alive aiohttp session.
+
+Every request is signed with the cluster secret. Errors come back as the ObjstoreError the
+node raised (via ``raise_for_error_body``); connection failures and timeouts become
+``ServiceUnavailable`` so callers fail over to another replica. A GET body that ends early
+(the node aborts a stream whose block failed verification) raises ``ServiceUnavailable``
+from ``iter_chunks``: never treat a short body as data.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, AsyncIterable, AsyncIterator
+from urllib.parse import quote, unquote
+
+import aiohttp
+from yarl import URL
+
+from objstore import internal_auth
+from objstore.errors import IncompleteBody, ObjstoreError, ServiceUnavailable
+from objstore.http_common import raise_for_error_body
+
+BUCKET_HEADER = "X-Objstore-Bucket"
+KEY_HEADER = "X-Objstore-Key"
+POLICY_HEADER = "X-Objstore-Policy"
+SIZE_HEADER = "X-Objstore-Size"
+
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3.0, sock_connect=3.0, sock_read=30.0)
+_CONN_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+
+def blob_path(version_id: str, shard: int) -> str:
+    return f"/blobs/{quote(version_id, safe='')}/{int(shard)}"
+
+
+class BlobStream:
+    """An open GET: ``status``, ``size`` (whole blob), ``content_length`` (bytes to come)."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, address: str) -> None:
+        self._resp = resp
+        self._address = address
+        self.status = resp.status
+        self.size = int(resp.headers.get(SIZE_HEADER, "0"))
+        self.content_length = resp.content_length if resp.content_length is not None else self.size
+        self.content_range = resp.headers.get("Content-Range")
+
+    async def iter_chunks(self, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+        """The body; raises ServiceUnavailable if it ends before ``content_length`` bytes."""
+        got = 0
+        try:
+            async for chunk in self._resp.content.iter_chunked(chunk_size):
+                got += len(chunk)
+                yield chunk
+        except _CONN_ERRORS as exc:
+            raise ServiceUnavailable(f"blob stream from {self._address} broke after {got} bytes: {exc!r}") from None
+        if got != self.content_length:
+            raise ServiceUnavailable(f"blob stream from {self._address} ended at {got} of {self.content_length} bytes")
+
+    async def read(self) -> bytes:
+        return b"".join([c async for c in self.iter_chunks()])
+
+
+class StorageClient:
+    def __init__(self, session: aiohttp.ClientSession, secret: str,
+                 timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT) -> None:
+        self._session = session
+        self._secret = secret
+        self._timeout = timeout
+
+    def _url(self, address: str, path_qs: str) -> URL:
+        return URL(f"http://{address}{path_qs}", encoded=True)
+
+    def _sign(self, method: str, path_qs: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        h = internal_auth.headers(self._secret, method, path_qs)
+        if extra:
+            h.update(extra)
+        return h
+
+    async def put_blob(self, address: str, version_id: str, shard: int, bucket: str, key: str, policy: str,
+                       size: int, body: AsyncIterable[bytes]) -> dict:
+        """Stream ``size`` bytes to a node; returns ``{"size", "xxh64"}`` once durable there.
+
+        Raises IncompleteBody if ``body`` yields fewer or more bytes than ``size`` (the request
+        is aborted, the node stores nothing), the node's error, or ServiceUnavailable.
+        """
+        path = blob_path(version_id, shard)
+        short: list[str] = []
+
+        async def counted() -> AsyncIterator[bytes]:
+            sent = 0
+            async for chunk in body:
+                sent += len(chunk)
+                if sent > size:
+                    short.append(f"body has more than {size} bytes")
+                    raise IncompleteBody(short[0])
+                yield chunk
+            if sent != size:
+                short.append(f"body has {sent} of {size} bytes")
+                raise IncompleteBody(short[0])
+
+        headers = self._sign("PUT", path, {
+            BUCKET_HEADER: quote(bucket, safe=""),
+            KEY_HEADER: quote(key, safe=""),
+            POLICY_HEADER: policy,
+            "Content-Length": str(size),
+            "Content-Type": "application/octet-stream",
+        })
+        try:
+            async with self._session.put(self._url(address, path), data=counted(), headers=headers,
+                                         timeout=self._timeout) as resp:
+                raw = await resp.read()
+                raise_for_error_body(resp.status, raw)
+                return await resp.json(content_type=None)
+        except ObjstoreError:
+            raise
+        except BaseException as exc:
+            if short:
+                raise IncompleteBody(short[0]) from None
+            if isinstance(exc, _CONN_ERRORS):
+                raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
+            raise
+
+    @contextlib.asynccontextmanager
+    async def get_blob(self, address: str, version_id: str, shard: int, start: int | None = None,
+                       end: int | None = None) -> AsyncIterator[BlobStream]:
+        """Open a read of a blob (bytes ``start..end`` inclusive, or all of it).
+
+        Raises NoSuchKey, InvalidRange, CorruptBlob, ServiceUnavailable before any byte.
+        """
+        path = blob_path(version_id, shard)
+        extra = {}
+        if start is not None or end is not None:
+            extra["Range"] = f"bytes={'' if start is None else start}-{'' if end is None else end}"
+        try:
+            resp = await self._session.get(self._url(address, path), headers=self._sign("GET", path, extra),
+                                           timeout=self._timeout)
+        except _CONN_ERRORS as exc:
+            raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
+        try:
+            if resp.status >= 400:
+                try:
+                    raw = await resp.read()
+                except _CONN_ERRORS as exc:
+                    raise ServiceUnavailable(f"storage node {address}: {exc!r}") from None
+                raise_for_error_body(resp.status, raw)
+            yield BlobStream(resp, address)
+        finally:
+            resp.release()
+
+    async def _json(self, method: str, address: str, path_qs: str) -> tuple[int, Any]:
+        try:
+            async with self._session.request(method, self._url(address, path_qs),
+                                             headers=self._sign(method, path_qs), timeout=self._timeout) as resp:
+                raw = await resp.read()
+                raise_for_error_body(resp.status, raw)
+                if not raw:
+                    return resp.status, dict(resp.headers)
+                return resp.status, await resp.json(content_type=None)
+        except ObjstoreError:
+            raise
+        except _CONN_ERRORS as exc:
+            raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
+
+    async def head_blob(self, address: str, version_id: str, shard: int) -> dict | None:
+        """``{"size", "bucket", "key", "xxh64"}`` of a blob, or None if the node lacks it."""
+        path = blob_path(version_id, shard)
+        try:
+            async with self._session.head(self._url(address, path), headers=self._sign("HEAD", path),
+                                          timeout=self._timeout) as resp:
+                if resp.status == 404:
+                    return None
+                if resp.status >= 400:
+                    raise_for_error_body(resp.status, b"")
+                h = resp.headers
+                return {
+                    "size": int(h.get(SIZE_HEADER, "0")),
+                    "bucket": unquote(h.get(BUCKET_HEADER, "")),
+                    "key": unquote(h.get(KEY_HEADER, "")),
+                    "xxh64": h.get("X-Objstore-Xxh64", ""),
+                }
+        except _CONN_ERRORS as exc:
+            raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
+
+    async def delete_blob(self, address: str, version_id: str, shard: int) -> None:
+        """Delete a blob (idempotent)."""
+        await self._json("DELETE", address, blob_path(version_id, shard))
+
+    async def list_versions(self, address: str, bucket: str, key: str) -> list[dict]:
+        """The versions of (bucket, key) the node holds: ``{version_id, shard, size, created, ...}``."""
+        path_qs = f"/keys?bucket={quote(bucket, safe='')}&key={quote(key, safe='')}"
+        _, body = await self._json("GET", address, path_qs)
+        return list(body["versions"])
+
+    async def stats(self, address: str) -> dict:
+        _, body = await self._json("GET", address, "/stats")
+        return body

@@ -1,0 +1,101 @@
+"""Registration of a storage node with the metadata service, retried until accepted.
+
+``POST http://{meta}/v1/nodes`` with ``{"node": NodeInfo(...).to_dict()}``, signed with the
+cluster secret. The addresses in ``cfg.metadata`` are tried in turn; a 503 ``NotLeader``
+whose ``extra.leader`` names another ``host:port`` is followed next. Any 2xx means the
+node is registered. Failures back off exponentially (with jitter) up to ``max_delay``.
+Runs as a background task, so the node serves while it registers.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from typing import Awaitable, Callable
+
+import aiohttp
+
+from objstore import internal_auth
+from objstore.config import StorageConfig
+from objstore.types import NodeInfo
+
+log = logging.getLogger(__name__)
+
+NODES_PATH = "/v1/nodes"
+
+
+def node_info(cfg: StorageConfig, capacity_bytes: int) -> NodeInfo:
+    return NodeInfo(
+        node_id=cfg.node_id,
+        address=cfg.advertise or f"{cfg.host}:{cfg.port}",
+        zone=cfg.zone,
+        weight=cfg.weight,
+        state="up",
+        capacity_bytes=capacity_bytes,
+    )
+
+
+async def register_once(session: aiohttp.ClientSession, address: str, secret: str, info: NodeInfo) -> str | None:
+    """Try one metadata node. Returns None when registered, else the leader it named ("" if none).
+
+    Raises aiohttp.ClientError / OSError / asyncio.TimeoutError on connection problems.
+    """
+    hdrs = internal_auth.headers(secret, "POST", NODES_PATH)
+    async with session.post(f"http://{address}{NODES_PATH}", json={"node": info.to_dict()}, headers=hdrs) as resp:
+        body = await resp.read()
+        if 200 <= resp.status < 300:
+            return None
+        leader = ""
+        try:
+            d = json.loads(body)
+            if d.get("code") == "NotLeader":
+                leader = str((d.get("extra") or {}).get("leader") or "")
+        except (ValueError, AttributeError):
+            pass
+        log.info("registration at %s refused: HTTP %d %s", address, resp.status, body[:200])
+        return leader
+
+
+async def register_until_accepted(
+    cfg: StorageConfig,
+    capacity: Callable[[], int],
+    session: aiohttp.ClientSession,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    base_delay: float = 0.2,
+    max_delay: float = 5.0,
+) -> str:
+    """Register, retrying forever; returns the metadata address that accepted."""
+    rng = rng or random.Random()
+    delay = base_delay
+    i = 0
+    hint = ""
+    hops = 0  # leader hints followed without a pause, bounded so two nodes cannot ping-pong
+    while True:
+        address = hint or cfg.metadata[i % len(cfg.metadata)]
+        if not hint:
+            i += 1
+        hint = ""
+        try:
+            leader = await register_once(session, address, cfg.secret, node_info(cfg, capacity()))
+            if leader is None:
+                log.info("node %s registered with metadata at %s", cfg.node_id, address)
+                return address
+            if leader and leader != address:
+                hint = leader
+                hops += 1
+                if hops <= 3:
+                    continue  # follow the leader at once
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            log.info("metadata at %s unreachable: %r", address, exc)
+        hops = 0
+        await sleep(delay * (0.5 + rng.random()))
+        delay = min(delay * 2, max_delay)
+
+
+async def registration_task(cfg: StorageConfig, capacity: Callable[[], int]) -> None:
+    """The background task the node runs: its own session, closed when done or cancelled."""
+    timeout = aiohttp.ClientTimeout(total=10, connect=3)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await register_until_accepted(cfg, capacity, session)
