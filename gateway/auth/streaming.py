@@ -149,7 +149,8 @@ class AwsChunkedDecoder:
                 pos = end
                 limit = MAX_LINE if state == _HEADER else MAX_TRAILER - self._trailer_bytes
                 if len(self._buf) > limit:
-                    raise InvalidRequest("Malformed aws-chunked body: line too long.")
+                    what = "line too long" if state == _HEADER else "trailer section too large"
+                    raise InvalidRequest(f"Malformed aws-chunked body: {what}.")
                 if nl >= 0:
                     line = bytes(self._buf[:-2] if self._buf.endswith(b"\r\n") else self._buf[:-1])
                     self._buf.clear()
