@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 import boto3
@@ -746,3 +747,23 @@ def test_verify_is_fast_enough() -> None:
         verify(c.method, c.path, c.query, headers, lookup, now)
     per_call = (time.perf_counter() - start) / n
     assert per_call < 0.001, per_call
+
+
+def test_date_header_instead_of_x_amz_date() -> None:
+    # botocore signs with the Date header (and drops X-Amz-Date) when the request carries one.
+    c = botocore_signed("GET", "http://s3.example.test/b/k", {"Date": "placeholder"})
+    assert "x-amz-date" not in {k.lower() for k, _ in c.headers}
+    when = parsedate_to_datetime(c.header_dict["Date"]).astimezone(timezone.utc)
+    ctx = verify_captured(c, now=when + timedelta(seconds=5))
+    assert ctx.amz_date == when.strftime("%Y%m%dT%H%M%SZ")
+    with pytest.raises(RequestTimeTooSkewed):
+        verify_captured(c, now=when + timedelta(hours=1))
+
+
+def test_split_api_allows_fetching_the_secret_in_between() -> None:
+    c = botocore_signed("GET", "http://s3.example.test/b/k")
+    parsed = sigv4.parse_request(c.method, c.path, c.query, CIMultiDict(c.headers), c.amz_date())
+    assert parsed.access_key == ACCESS_KEY and parsed.region == REGION and not parsed.presigned
+    assert sigv4.check_signature(parsed, SECRET_KEY).access_key == ACCESS_KEY
+    with pytest.raises(SignatureDoesNotMatch):
+        sigv4.check_signature(parsed, "wrong")
