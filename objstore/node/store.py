@@ -109,7 +109,11 @@ class BlobStore:
         """Lock the data dir, rebuild the index from disk and start the committer."""
         self._commit_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="commit")
         self._io_pool = concurrent.futures.ThreadPoolExecutor(self.options.io_threads, thread_name_prefix="blobio")
-        await asyncio.get_running_loop().run_in_executor(self._io_pool, self._open_sync)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._io_pool, self._open_sync)
+        except BaseException:
+            await self.close()
+            raise
         self._committer = GroupCommitter(self._segments, self._next_seq, self._commit_pool, self._on_commit)
         self._committer.start()
 
@@ -120,6 +124,7 @@ class BlobStore:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
+            self._lock_fd = -1
             raise InvalidArgument(f"data dir {self.data_dir} is in use by another process") from None
         self._check_format()
         self._segments = SegmentLog(self.data_dir, self.options.max_segment_bytes, self._write, self._sync)
@@ -171,7 +176,7 @@ class BlobStore:
         if self._segments is not None:
             self._segments.close()
         if self._lock_fd >= 0:
-            os.close(self._lock_fd)
+            os.close(self._lock_fd)  # releases the flock
             self._lock_fd = -1
 
     def _next_seq(self) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from pathlib import Path
 from typing import AsyncIterator
 from urllib.parse import quote
@@ -229,3 +230,109 @@ async def test_key_header_must_be_percent_encoded_utf8(node: Node) -> None:
             assert resp.status == 400
     assert len(node.store.index) == 0
 
+
+
+class MetadataStub:
+    """A stand-in for the metadata service's POST /v1/nodes, scripted per test."""
+
+    def __init__(self, replies: list[tuple[int, dict]]) -> None:
+        self.replies = replies
+        self.received: list[dict] = []
+        self.authenticated: list[bool] = []
+        self.address = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> "MetadataStub":
+        async def handle(request: web.Request) -> web.Response:
+            self.authenticated.append(internal_auth.verify_headers(SECRET, "POST", request.raw_path, request.headers))
+            self.received.append(await request.json())
+            status, body = self.replies.pop(0) if self.replies else (201, {})
+            return web.json_response(body, status=status)
+
+        app = web.Application()
+        app.router.add_post("/v1/nodes", handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.address = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+def closed_port_address() -> str:
+    """A 127.0.0.1 address nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+async def test_registration_follows_leader_and_retries_with_backoff() -> None:
+    from objstore.node.register import register_until_accepted
+
+    leader = await MetadataStub([(500, {"code": "InternalError", "message": "busy", "extra": {}})]).start()
+    follower = await MetadataStub([]).start()
+    follower.replies = [(503, {"code": "NotLeader", "message": "", "extra": {"leader": leader.address}})] * 2
+    cfg = StorageConfig(node_id="s7", data_dir="/unused", secret=SECRET, port=7007, zone="z2", weight=2.0,
+                        metadata=(closed_port_address(), follower.address), advertise="10.0.0.7:7007")
+    sleeps: list[float] = []
+
+    async def fake_sleep(d: float) -> None:
+        sleeps.append(d)
+
+    async with aiohttp.ClientSession() as session:
+        accepted = await register_until_accepted(cfg, lambda: 12345, session, sleep=fake_sleep)
+    try:
+        assert accepted == leader.address
+        # dead -> sleep; follower -> NotLeader -> leader 500 -> sleep; dead -> sleep; follower -> leader 201
+        assert len(sleeps) == 3 and sleeps[1] > sleeps[0] * 0.5 and all(d <= 5.0 for d in sleeps)
+        assert all(leader.authenticated + follower.authenticated)
+        node = leader.received[-1]["node"]
+        assert node == {"node_id": "s7", "address": "10.0.0.7:7007", "zone": "z2", "weight": 2.0, "state": "up",
+                        "capacity_bytes": 12345, "used_bytes": 0}
+        assert len(leader.received) == 2 and len(follower.received) == 2
+    finally:
+        await leader.stop()
+        await follower.stop()
+
+
+async def test_node_registers_in_background_while_serving(tmp_path: Path, client: StorageClient) -> None:
+    gate = asyncio.Event()
+    stub = MetadataStub([])
+
+    async def handle(request: web.Request) -> web.Response:
+        await gate.wait()  # the metadata service is slow to accept
+        stub.received.append(await request.json())
+        return web.json_response({}, status=200)
+
+    app_ = web.Application()
+    app_.router.add_post("/v1/nodes", handle)
+    runner_ = web.AppRunner(app_)
+    await runner_.setup()
+    site_ = web.TCPSite(runner_, "127.0.0.1", 0)
+    await site_.start()
+    meta = f"127.0.0.1:{site_._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    cfg = StorageConfig(node_id="s2", data_dir=str(tmp_path / "s2"), secret=SECRET, metadata=(meta,), port=1234)
+    app = create_app(cfg, OPTS)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    address = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        await client.put_blob(address, "v1", 0, "b", "k", "replica:3", 3, chunks(b"abc"))  # serving already
+        assert stub.received == []
+        gate.set()
+        deadline = asyncio.get_running_loop().time() + 10
+        while not stub.received:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        assert stub.received[0]["node"]["node_id"] == "s2"
+        assert stub.received[0]["node"]["address"] == "127.0.0.1:1234"
+        assert stub.received[0]["node"]["capacity_bytes"] > 0
+    finally:
+        await runner.cleanup()
+        await runner_.cleanup()

@@ -1,0 +1,331 @@
+"""The blob store on a real temporary directory: durability, rebuild, torn tails, safety."""
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from objstore.errors import CorruptBlob, IncompleteBody, InvalidArgument, NoSuchKey, ServiceUnavailable
+from objstore.node.blob import BlobId
+from objstore.node.store import BlobStore, StoreOptions
+
+OPTS = StoreOptions(small_threshold=2048, block_size=64, max_segment_bytes=4096, io_threads=2)
+
+
+async def chunks(data: bytes, n: int = 1000) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), n):
+        yield data[i : i + n]
+
+
+async def put(store: BlobStore, vid: str, data: bytes, shard: int = 0, key: str = "k", bucket: str = "b") -> None:
+    await store.put(BlobId(vid, shard), bucket, key, "replica:3", len(data), chunks(data))
+
+
+async def read(store: BlobStore, vid: str, shard: int = 0, start=None, end=None) -> bytes:
+    async with await store.open_read(BlobId(vid, shard), start, end) as r:
+        return await r.read_all()
+
+
+async def opened(path: Path, opts: StoreOptions = OPTS, **kw) -> BlobStore:
+    s = BlobStore(str(path), opts, **kw)
+    await s.open()
+    return s
+
+
+async def test_rebuilt_index_equals_live_index(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    s = await opened(tmp_path)
+    want: dict[str, bytes] = {}
+    for i in range(60):
+        vid = f"v{rng.randrange(30)}"
+        op = rng.random()
+        if op < 0.2 and vid in want:
+            assert await s.delete(BlobId(vid, 0))
+            del want[vid]
+        else:
+            data = rng.randbytes(rng.choice([0, 10, 64, 65, 700, 3000, 9000]))  # small and own-file blobs
+            await put(s, vid, data, key=f"key-{vid}")
+            want[vid] = data
+    live = s.index.snapshot()
+    stats = s.stats()
+    assert stats["segments"] > 1  # rolled over at 4 KiB
+    await s.close()
+    s2 = await opened(tmp_path)
+    try:
+        assert s2.index.snapshot() == live
+        assert s2.stats()["used_bytes"] == stats["used_bytes"]
+        assert s2.index.live_bytes == sum(len(d) for d in want.values())
+        for vid, data in want.items():
+            assert await read(s2, vid) == data
+            assert [e.header.version_id for e in s2.versions("b", f"key-{vid}")] == [vid]
+        # superseded and deleted blob files are gone from disk
+        files = {p.name for p in (tmp_path / "blobs").rglob("*.blob")}
+        assert files == {Path(e.location.file).name for e in s2.index.entries() if e.in_own_file}
+    finally:
+        await s2.close()
+
+
+async def test_tombstones_and_reput_honoured_after_rebuild(tmp_path: Path) -> None:
+    s = await opened(tmp_path)
+    await put(s, "a", b"first")
+    await put(s, "big", b"B" * 5000)
+    assert await s.delete(BlobId("a", 0))
+    assert await s.delete(BlobId("big", 0))
+    assert not await s.delete(BlobId("never", 0))
+    await put(s, "c", b"one")
+    await s.delete(BlobId("c", 0))
+    await put(s, "c", b"two")  # a re-PUT after the delete wins
+    await s.close()
+    s = await opened(tmp_path)
+    try:
+        for vid in ("a", "big"):
+            with pytest.raises(NoSuchKey):
+                await read(s, vid)
+        assert await read(s, "c") == b"two"
+        assert s.stats()["blob_count"] == 1 and s.stats()["tombstones"] == 3
+        assert list((tmp_path / "blobs").rglob("*.blob")) == []
+    finally:
+        await s.close()
+
+
+async def test_torn_tail_cut_at_every_offset_and_never_served(tmp_path: Path) -> None:
+    opts = StoreOptions(small_threshold=2048, block_size=16, io_threads=1)
+    base = tmp_path / "base"
+    s = await opened(base, opts)
+    await put(s, "a", b"A" * 40)
+    await put(s, "b", b"B" * 33)
+    seg = base / s.index.get(BlobId("b", 0)).location.file
+    good_end = seg.stat().st_size
+    await put(s, "c", b"C" * 20)
+    await s.close()
+    full = seg.read_bytes()
+    assert len(full) > good_end
+    work = tmp_path / "work"
+    for cut in range(good_end, len(full)):
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(base, work)
+        (work / seg.relative_to(base)).write_bytes(full[:cut])
+        s = await opened(work, opts)
+        try:
+            assert await read(s, "a") == b"A" * 40
+            assert await read(s, "b") == b"B" * 33
+            with pytest.raises(NoSuchKey):
+                await read(s, "c")
+            assert (work / seg.relative_to(base)).stat().st_size == good_end, cut
+            await put(s, "d", b"D" * 25)  # appends after the cut stay readable
+            assert await read(s, "d") == b"D" * 25
+        finally:
+            await s.close()
+        s = await opened(work, opts)
+        try:
+            assert await read(s, "d") == b"D" * 25 and s.index.get(BlobId("c", 0)) is None
+        finally:
+            await s.close()
+
+
+async def test_unsynced_tail_with_bad_block_is_cut(tmp_path: Path) -> None:
+    """A complete-looking last record whose data did not all reach the disk is cut too."""
+    opts = StoreOptions(small_threshold=2048, block_size=16, io_threads=1)
+    s = await opened(tmp_path, opts)
+    await put(s, "a", b"A" * 40)
+    await put(s, "c", b"C" * 40)
+    loc = s.index.get(BlobId("c", 0)).location
+    await s.close()
+    seg = tmp_path / loc.file
+    raw = bytearray(seg.read_bytes())
+    raw[loc.data_offset + 20] = 0  # a lost page in the middle of the record
+    seg.write_bytes(bytes(raw))
+    s = await opened(tmp_path, opts)
+    try:
+        assert await read(s, "a") == b"A" * 40
+        assert s.index.get(BlobId("c", 0)) is None
+        assert seg.stat().st_size == loc.offset
+    finally:
+        await s.close()
+
+
+async def test_damage_in_the_middle_skips_one_record_keeps_the_rest(tmp_path: Path) -> None:
+    s = await opened(tmp_path, StoreOptions(small_threshold=2048, block_size=16))
+    for vid in "abc":
+        await put(s, vid, vid.encode() * 30)
+    loc_b = s.index.get(BlobId("b", 0)).location
+    await s.close()
+    seg = tmp_path / loc_b.file
+    raw = bytearray(seg.read_bytes())
+    raw[loc_b.offset + 9] ^= 0xFF  # b's header
+    seg.write_bytes(bytes(raw))
+    s = await opened(tmp_path, StoreOptions(small_threshold=2048, block_size=16))
+    try:
+        assert await read(s, "a") == b"a" * 30
+        assert await read(s, "c") == b"c" * 30
+        assert s.index.get(BlobId("b", 0)) is None
+        assert seg.stat().st_size == len(raw)  # nothing after the damage was cut
+    finally:
+        await s.close()
+
+
+async def test_flipped_bit_on_disk_raises_corrupt_blob(tmp_path: Path) -> None:
+    s = await opened(tmp_path)
+    try:
+        data = bytes(range(200))
+        await put(s, "a", data)
+        loc = s.index.get(BlobId("a", 0)).location
+        path = tmp_path / loc.file
+        raw = bytearray(path.read_bytes())
+        raw[loc.data_offset + 72 + 5] ^= 0x04  # block 1 (bytes 64..127)
+        path.write_bytes(bytes(raw))
+        with pytest.raises(CorruptBlob):
+            await read(s, "a", 0, 70, 80)
+        assert await read(s, "a", 0, 0, 63) == data[:64]  # block 0 is fine, and only it is read
+        assert await read(s, "a", 0, 128, 199) == data[128:]
+    finally:
+        await s.close()
+
+
+async def test_ranged_reads_through_the_store(tmp_path: Path) -> None:
+    s = await opened(tmp_path)
+    try:
+        for vid, size in (("small", 1000), ("large", 5000)):
+            data = random.Random(size).randbytes(size)
+            await put(s, vid, data)
+            for start, end in ((0, 0), (63, 64), (64, 127), (1, size - 2), (size - 1, size + 50), (100, None)):
+                want = data[start : (size if end is None else end + 1)]
+                assert await read(s, vid, 0, start, end) == want, (vid, start, end)
+    finally:
+        await s.close()
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd", "/etc/passwd", "..", "a/../../b", "\x00../x", "../" * 341])
+async def test_keys_never_reach_the_file_system(tmp_path: Path, key: str) -> None:
+    data_dir = tmp_path / "node"
+    s = await opened(data_dir)
+    await put(s, "v1", b"x" * 100, key=key, bucket="../bucket")
+    await put(s, "v2", b"y" * 5000, key=key, bucket="../bucket")
+    await s.close()
+    root = os.path.realpath(data_dir)
+    for dirpath, dirnames, filenames in os.walk(tmp_path):
+        for name in dirnames + filenames:
+            real = os.path.realpath(os.path.join(dirpath, name))
+            assert real.startswith(root + os.sep) or real == root, real
+            assert "passwd" not in name and "bucket" not in name
+    s = await opened(data_dir)
+    try:
+        assert [e.header.version_id for e in s.versions("../bucket", key)] == ["v1", "v2"]
+    finally:
+        await s.close()
+
+
+async def test_unsafe_version_ids_rejected(tmp_path: Path) -> None:
+    s = await opened(tmp_path)
+    try:
+        for vid in ("../x", "a/b", "", "x" * 200):
+            with pytest.raises(InvalidArgument):
+                await put(s, vid, b"data")
+    finally:
+        await s.close()
+
+
+async def test_short_or_long_body_stores_nothing(tmp_path: Path) -> None:
+    s = await opened(tmp_path)
+    try:
+        for size in (100, 5000):
+            with pytest.raises(IncompleteBody):
+                await s.put(BlobId("v", 0), "b", "k", "replica:3", size, chunks(b"x" * (size - 1)))
+            with pytest.raises(InvalidArgument):
+                await s.put(BlobId("v", 0), "b", "k", "replica:3", size, chunks(b"x" * (size + 1)))
+        assert len(s.index) == 0 and s.stats()["used_bytes"] == 0
+        assert [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size and "blobs" in p.parts] == []
+    finally:
+        await s.close()
+
+
+class FullAfterPartial:
+    """os.write that, while ``full``, writes 8 bytes of a buffer and then fails with ENOSPC."""
+
+    def __init__(self) -> None:
+        self.full = False
+
+    def write(self, fd: int, data: bytes) -> int:
+        if self.full:
+            if len(data) > 8:
+                return os.write(fd, bytes(data[:8]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+
+async def test_enospc_fails_cleanly_and_leaves_no_partial_record(tmp_path: Path) -> None:
+    disk = FullAfterPartial()
+    s = await opened(tmp_path, write=disk.write)
+    await put(s, "a", b"A" * 100)
+    seg = tmp_path / s.index.get(BlobId("a", 0)).location.file
+    size_before = seg.stat().st_size
+    disk.full = True
+    with pytest.raises(ServiceUnavailable, match="no space"):
+        await put(s, "b", b"B" * 100)
+    with pytest.raises(ServiceUnavailable, match="no space"):
+        await s.delete(BlobId("a", 0))
+    assert s.index.get(BlobId("b", 0)) is None and seg.stat().st_size == size_before
+    disk.full = False
+    await put(s, "c", b"C" * 100)
+    assert await read(s, "a") == b"A" * 100 and await read(s, "c") == b"C" * 100
+    await s.close()
+    s = await opened(tmp_path)
+    try:
+        assert sorted(b.version_id for b in s.index.snapshot()) == ["a", "c"]
+    finally:
+        await s.close()
+
+
+async def test_configured_capacity_refuses_writes_beyond_it(tmp_path: Path) -> None:
+    s = await opened(tmp_path, StoreOptions(capacity_bytes=1000))
+    try:
+        await put(s, "a", b"x" * 500)
+        with pytest.raises(ServiceUnavailable, match="full"):
+            await put(s, "b", b"x" * 600)
+        assert s.capacity_bytes() == 1000 and s.stats()["blob_count"] == 1
+    finally:
+        await s.close()
+
+
+async def test_concurrent_small_writes_share_fsyncs(tmp_path: Path) -> None:
+    s = await opened(tmp_path, StoreOptions())
+    try:
+        await asyncio.gather(*(put(s, f"v{i}", os.urandom(300)) for i in range(300)))
+        st = s.stats()
+        assert st["blob_count"] == 300 and st["group_committed_records"] == 300
+        assert st["fsyncs"] <= 30, st
+    finally:
+        await s.close()
+
+
+async def test_temporary_files_removed_and_bad_blob_files_set_aside(tmp_path: Path) -> None:
+    s = await opened(tmp_path)
+    await put(s, "big", b"z" * 5000)
+    path = tmp_path / s.index.get(BlobId("big", 0)).location.file
+    await s.close()
+    (path.parent / ".tmp-leftover").write_bytes(b"partial")
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 1  # the footer
+    path.write_bytes(bytes(raw))
+    s = await opened(tmp_path)
+    try:
+        assert s.index.get(BlobId("big", 0)) is None
+        assert not (path.parent / ".tmp-leftover").exists()
+        assert Path(str(path) + ".bad").exists()
+    finally:
+        await s.close()
+
+
+async def test_data_dir_is_locked_against_a_second_store(tmp_path: Path) -> None:
+    s = await opened(tmp_path)
+    try:
+        with pytest.raises(InvalidArgument, match="in use"):
+            await opened(tmp_path)
+    finally:
+        await s.close()
