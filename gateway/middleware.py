@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
 from aiohttp import web
@@ -20,8 +20,8 @@ from gateway.context import CTX_KEY
 from gateway.router import Endpoint, parse_endpoint
 from gateway.xml import error_document
 from objstore.errors import (
-    AccessDenied,
     InternalError,
+    InvalidAccessKeyId,
     MetadataTooLarge,
     ObjstoreError,
     RequestHeaderSectionTooLarge,
@@ -34,18 +34,6 @@ MAX_HEADER_SECTION = 16 * 1024
 
 ENDPOINT_KEY: web.AppKey[Endpoint] = web.AppKey("endpoint", Endpoint)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def access_key_of(request: web.Request) -> str | None:
-    """The access key a request claims, from the Authorization header or a presigned query."""
-    auth = request.headers.get("Authorization", "")
-    if "Credential=" in auth:
-        cred = auth.split("Credential=", 1)[1].split(",", 1)[0].strip()
-        return cred.split("/", 1)[0]
-    q = request.rel_url.query.get("X-Amz-Credential")
-    if q:
-        return q.split("/", 1)[0]
-    return None
 
 
 def _check_header_limits(request: web.Request) -> None:
@@ -123,23 +111,13 @@ OWNER_KEY = "objstore.owner"
 async def authenticate(request: web.Request) -> None:
     """Verify SigV4; store the AuthContext and the caller's owner id on the request."""
     ctx = request.app[CTX_KEY]
-    access_key = access_key_of(request)
-    if access_key is None:
-        if "Authorization" in request.headers:
-            # Let the verifier produce the precise error for a malformed header.
-            access_key = ""
-        else:
-            raise AccessDenied("Anonymous access is not allowed; sign your request with AWS Signature V4.")
-    cred = await ctx.credential(access_key) if access_key else None
-    secrets = {access_key: cred.secret_key} if cred else {}
     raw_path, _, raw_query = request.raw_path.partition("?")
-    auth = sigv4.verify(
-        request.method,
-        raw_path,
-        raw_query,
-        request.headers,
-        secrets.get,
-        datetime.now(timezone.utc),
+    parsed = sigv4.parse_request(
+        request.method, raw_path, raw_query, request.headers, datetime.now(timezone.utc),
+        region=None, max_skew=timedelta(seconds=ctx.cfg.max_skew_seconds),
     )
-    request[AUTH_KEY] = auth
-    request[OWNER_KEY] = cred.owner if cred else ""
+    cred = await ctx.credential(parsed.access_key)
+    if cred is None:
+        raise InvalidAccessKeyId(AWSAccessKeyId=parsed.access_key)
+    request[AUTH_KEY] = sigv4.check_signature(parsed, cred.secret_key)
+    request[OWNER_KEY] = cred.owner
