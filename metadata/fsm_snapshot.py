@@ -6,7 +6,9 @@ strings, so lines split unambiguously):
     {"v": 1, "kind": "metadata-fsm", "applied_index": N, "epoch": E}
     {"t": "node", "d": NodeInfo}            nodes by id
     {"t": "bucket", "d": Bucket}            buckets by name
-    {"t": "obj", "d": ObjectVersion}        each bucket's current versions in key order
+    {"t": "objs", "b": bucket, "rows": [row, ...]}
+                                            each bucket's current versions in key order, up
+                                            to ROWS_PER_LINE per line (rows: records.to_row)
     {"t": "cred", "d": Credential}          credentials by access key
     {"t": "session", "id": client, "floor": F, "results": [[seq, Outcome], ...]}
                                             sessions, least recently used first
@@ -27,10 +29,11 @@ from sortedcontainers import SortedDict
 from metadata import records
 from metadata.commands import Outcome
 from metadata.fsm import MetadataFSM, Session
-from objstore.types import Bucket, Credential, NodeInfo, ObjectVersion
+from objstore.types import Bucket, Credential, NodeInfo
 
 SNAPSHOT_VERSION = 1
 KIND = "metadata-fsm"
+ROWS_PER_LINE = 1000
 
 
 class SnapshotFormatError(ValueError):
@@ -48,8 +51,14 @@ def _lines(fsm: MetadataFSM) -> Iterator[bytes]:
     for name in sorted(fsm.buckets):
         yield _line({"t": "bucket", "d": fsm.buckets[name].to_dict()})
     for name in sorted(fsm.buckets):
-        for v in fsm.iter_versions(name):
-            yield _line({"t": "obj", "d": v.to_dict()})
+        rows: list[list[Any]] = []
+        for key, rec in fsm.objects[name].items():
+            rows.append(records.to_row(key, rec, fsm.atoms))
+            if len(rows) == ROWS_PER_LINE:
+                yield _line({"t": "objs", "b": name, "rows": rows})
+                rows = []
+        if rows:
+            yield _line({"t": "objs", "b": name, "rows": rows})
     for ak in sorted(fsm.credentials):
         yield _line({"t": "cred", "d": fsm.credentials[ak].to_dict()})
     for client_id, s in fsm.sessions.items():
@@ -57,7 +66,7 @@ def _lines(fsm: MetadataFSM) -> Iterator[bytes]:
         yield _line({"t": "session", "id": client_id, "floor": s.floor, "results": results})
 
 
-def snapshot_chunks(fsm: MetadataFSM, lines_per_chunk: int = 2000) -> Iterator[bytes]:
+def snapshot_chunks(fsm: MetadataFSM, lines_per_chunk: int = 20) -> Iterator[bytes]:
     """The snapshot as a stream of chunks of whole lines."""
     buf: list[bytes] = []
     count = 0
@@ -97,9 +106,11 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
                     raise SnapshotFormatError(f"snapshot has {count} lines, its end line says {d['lines']}")
                 return fsm
             count += 1
-            if t == "obj":
-                v = ObjectVersion.from_dict(d["d"])
-                fsm.objects[v.bucket][v.key] = records.encode(v, fsm.atoms)
+            if t == "objs":
+                index = fsm.objects[d["b"]]
+                for row in d["rows"]:
+                    key, rec = records.from_row(row, fsm.atoms)
+                    index[key] = rec
             elif t == "node":
                 n = NodeInfo.from_dict(d["d"])
                 fsm.nodes[n.node_id] = n

@@ -13,7 +13,7 @@ metadata and checksums.
 
 Invariants: ``decode(encode(v)) == v`` for every valid version; the bucket and key are not
 stored (the index holds them); the atom table only grows and is private to one process
-(snapshots store decoded records, never atom numbers).
+(snapshots store rows of plain values, :func:`to_row`, never atom numbers).
 """
 from __future__ import annotations
 
@@ -73,29 +73,41 @@ def validate_version(v: ObjectVersion) -> None:
 
 def encode(v: ObjectVersion, atoms: Atoms) -> bytes:
     """The compact record of ``v`` (call :func:`validate_version` first)."""
-    flags = DELETE_MARKER if v.delete_marker else 0
-    if _MD5_RE.match(v.etag):
-        flags |= ETAG_MD5
-        etag = bytes.fromhex(v.etag)
-    else:
-        raw = v.etag.encode()
-        etag = _U16.pack(len(raw)) + raw
-    extras = b""
-    if v.headers or v.user_meta or v.checksums:
-        flags |= EXTRAS
-        ex = {"h": v.headers, "m": v.user_meta, "c": v.checksums}
-        extras = json.dumps({k: x for k, x in ex.items() if x}, ensure_ascii=False, separators=(",", ":")).encode()
-    vid = v.version_id.encode()
-    head = _HEAD.pack(
-        v.size, float(v.last_modified), v.ring_epoch,
-        atoms.id_of(v.content_type), atoms.id_of(v.policy), atoms.id_of(v.owner),
-        atoms.id_of(tuple(v.placement)), flags,
+    ex = {"h": v.headers, "m": v.user_meta, "c": v.checksums}
+    return _pack(
+        v.version_id, v.size, v.etag, v.last_modified, v.content_type, v.policy,
+        tuple(v.placement), v.ring_epoch, v.owner, v.delete_marker,
+        {k: x for k, x in ex.items() if x}, atoms,
     )
-    return b"".join((head, _U16.pack(len(vid)), vid, etag, extras))
 
 
-def decode(bucket: str, key: str, rec: bytes, atoms: Atoms) -> ObjectVersion:
-    """The ObjectVersion stored in ``rec`` for ``bucket``/``key``."""
+def _pack(
+    version_id: str, size: int, etag: str, last_modified: float, content_type: str, policy: str,
+    placement: tuple[str, ...], ring_epoch: int, owner: str, delete_marker: bool,
+    extras: dict[str, Any] | None, atoms: Atoms,
+) -> bytes:
+    flags = DELETE_MARKER if delete_marker else 0
+    if _MD5_RE.match(etag):
+        flags |= ETAG_MD5
+        etag_bytes = bytes.fromhex(etag)
+    else:
+        raw = etag.encode()
+        etag_bytes = _U16.pack(len(raw)) + raw
+    extras_bytes = b""
+    if extras:
+        flags |= EXTRAS
+        extras_bytes = json.dumps(extras, ensure_ascii=False, separators=(",", ":")).encode()
+    vid = version_id.encode()
+    head = _HEAD.pack(
+        size, float(last_modified), ring_epoch, atoms.id_of(content_type), atoms.id_of(policy),
+        atoms.id_of(owner), atoms.id_of(placement), flags,
+    )
+    return b"".join((head, _U16.pack(len(vid)), vid, etag_bytes, extras_bytes))
+
+
+def _unpack(rec: bytes, atoms: Atoms) -> list[Any]:
+    """``[version_id, size, etag, last_modified, content_type, policy, placement,
+    ring_epoch, owner, delete_marker, extras]`` of a record."""
     size, last_modified, ring_epoch, ct, policy, owner, placement, flags = _HEAD.unpack_from(rec)
     pos = _HEAD.size
     (n,) = _U16.unpack_from(rec, pos)
@@ -110,11 +122,34 @@ def decode(bucket: str, key: str, rec: bytes, atoms: Atoms) -> ObjectVersion:
         pos += 2
         etag = rec[pos : pos + n].decode()
         pos += n
-    ex: dict[str, Any] = json.loads(rec[pos:]) if flags & EXTRAS else {}
+    extras = json.loads(rec[pos:]) if flags & EXTRAS else None
+    return [
+        version_id, size, etag, last_modified, atoms.value(ct), atoms.value(policy),
+        atoms.value(placement), ring_epoch, atoms.value(owner), bool(flags & DELETE_MARKER), extras,
+    ]
+
+
+def decode(bucket: str, key: str, rec: bytes, atoms: Atoms) -> ObjectVersion:
+    """The ObjectVersion stored in ``rec`` for ``bucket``/``key``."""
+    vid, size, etag, lm, ct, policy, placement, epoch, owner, dm, extras = _unpack(rec, atoms)
+    ex = extras or {}
     return ObjectVersion(
-        bucket=bucket, key=key, version_id=version_id, size=size, etag=etag,
-        last_modified=last_modified, content_type=atoms.value(ct),
-        headers=ex.get("h", {}), user_meta=ex.get("m", {}), policy=atoms.value(policy),
-        placement=atoms.value(placement), ring_epoch=ring_epoch, checksums=ex.get("c", {}),
-        delete_marker=bool(flags & DELETE_MARKER), owner=atoms.value(owner),
+        bucket=bucket, key=key, version_id=vid, size=size, etag=etag, last_modified=lm,
+        content_type=ct, headers=ex.get("h", {}), user_meta=ex.get("m", {}), policy=policy,
+        placement=placement, ring_epoch=epoch, checksums=ex.get("c", {}), delete_marker=dm, owner=owner,
     )
+
+
+def to_row(key: str, rec: bytes, atoms: Atoms) -> list[Any]:
+    """A record as a plain JSON row ``[key, version_id, size, etag, last_modified,
+    content_type, policy, placement, ring_epoch, owner, delete_marker, extras]`` for
+    snapshots: independent of this process's atom numbers."""
+    row = _unpack(rec, atoms)
+    row[6] = list(row[6])
+    return [key, *row]
+
+
+def from_row(row: list[Any], atoms: Atoms) -> tuple[str, bytes]:
+    """The key and compact record of a snapshot row (inverse of :func:`to_row`)."""
+    key, vid, size, etag, lm, ct, policy, placement, epoch, owner, dm, extras = row
+    return key, _pack(vid, size, etag, lm, ct, policy, tuple(placement), epoch, owner, dm, extras, atoms)

@@ -1,0 +1,392 @@
+"""The durable, append-only log of a metadata node, with group commit.
+
+Entries carry a term and an index like a Raft log; records are checksummed in segment
+files (format and recovery in :mod:`metadata.log_format`).
+
+Group commit: one writer task owns the files. Every append that arrives while the previous
+write+fsync runs is queued; the writer takes the whole queue, writes it as one buffer and
+makes it durable with ONE fsync, then resolves all its futures together.
+
+Invariants:
+- The logical log (``first_index..last_index``, ``term_at``, ``entries``) changes at the
+  moment ``append``/``truncate_suffix``/``reset`` are called; the disk follows in the same
+  order. ``durable_index`` is the last index known to be on disk.
+- The future of an append resolves only after its records are fsynced; a failed write
+  fails the futures and the log refuses further appends (fail-stop).
+- On open a torn tail is cut off (never replayed); damage before the tail raises
+  :class:`~metadata.log_format.CorruptLogError`.
+- ``compact(i)`` only deletes whole segments whose entries are all ``<= i`` (never the
+  last one); entries at or below ``i`` may remain readable.
+- Threads: the writer thread touches only the files and the physical index (``_segments``,
+  under ``_lock``); the logical log and the futures belong to the event loop thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import os
+import threading
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metadata import log_format as fmt
+from metadata.durable import fsync_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    term: int
+    index: int
+    payload: bytes
+
+
+class _Segment:
+    """One segment file: where each of its records starts and its term."""
+
+    __slots__ = ("first_index", "path", "terms", "offsets", "size")
+
+    def __init__(self, first_index: int, path: Path, terms: list[int], offsets: list[int], size: int) -> None:
+        self.first_index = first_index
+        self.path = path
+        self.terms = array("Q", terms)
+        self.offsets = array("Q", offsets)
+        self.size = size
+
+    @property
+    def last_index(self) -> int:
+        return self.first_index + len(self.offsets) - 1
+
+
+class LogClosedError(Exception):
+    """The log was closed, or a write failed and the log stopped."""
+
+
+class DiskLog:
+    """A durable log in ``directory``; create with :meth:`open`."""
+
+    def __init__(self, directory: Path, segment_bytes: int) -> None:
+        self.dir = directory
+        self.segment_bytes = segment_bytes
+        self._segments: list[_Segment] = []  # on disk, ascending
+        self._fd: int | None = None  # the last segment, open for appending
+        self.first_index = 1
+        self._terms = array("Q")  # logical: term of first_index + i
+        self._unstable: dict[int, Entry] = {}  # appended, not yet durable
+        self.durable_index = 0
+        self._queue: list[tuple[str, Any, asyncio.Future]] = []
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task | None = None
+        self._failed: BaseException | None = None
+        self._generation = 0  # bumped by reset, to drop stale compaction results
+        self._lock = threading.Lock()  # guards the physical index (_segments) across threads
+        self.fsyncs = 0  # batches made durable (for metrics)
+        self.appended = 0  # entries made durable
+
+    # --- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, directory: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> "DiskLog":
+        """Open (or create) the log, cutting a torn tail; raises CorruptLogError."""
+        self = cls(directory, segment_bytes)
+        await asyncio.get_running_loop().run_in_executor(None, self._recover)
+        self._writer = asyncio.create_task(self._write_loop(), name=f"disklog-writer {directory}")
+        return self
+
+    def _recover(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        found = sorted((i, p) for p in self.dir.iterdir() if (i := fmt.parse_segment_name(p.name)) is not None)
+        expected: int | None = None
+        for n, (first, path) in enumerate(found):
+            if expected is not None and first != expected:
+                raise fmt.CorruptLogError(f"segment {path.name} does not follow index {expected - 1}")
+            is_last = n == len(found) - 1
+            scan = fmt.scan_segment(path.read_bytes(), first, is_last, path.name)
+            if scan.torn:
+                log.warning("cutting torn tail of %s at offset %d", path.name, scan.valid_end)
+                if scan.valid_end == 0:
+                    path.unlink()
+                    fsync_dir(self.dir)
+                    continue
+                with open(path, "r+b") as f:
+                    f.truncate(scan.valid_end)
+                    os.fsync(f.fileno())
+            self._segments.append(_Segment(first, path, scan.terms, scan.offsets, scan.valid_end))
+            expected = first + len(scan.offsets)
+        if self._segments:
+            self.first_index = self._segments[0].first_index
+            for seg in self._segments:
+                self._terms.extend(seg.terms)
+            self._fd = os.open(self._segments[-1].path, os.O_WRONLY | os.O_APPEND)
+        self.durable_index = self.last_index
+
+    # --- the logical log -------------------------------------------------------------------
+
+    @property
+    def last_index(self) -> int:
+        return self.first_index + len(self._terms) - 1
+
+    @property
+    def last_term(self) -> int:
+        return self._terms[-1] if self._terms else 0
+
+    def term_at(self, index: int) -> int:
+        """The term of entry ``index``; raises IndexError outside first_index..last_index."""
+        if not self.first_index <= index <= self.last_index:
+            raise IndexError(f"index {index} outside the log {self.first_index}..{self.last_index}")
+        return self._terms[index - self.first_index]
+
+    def entries(self, lo: int, hi: int) -> list[Entry]:
+        """Entries ``lo..hi`` inclusive (reads the disk for durable ones)."""
+        if lo > hi:
+            return []
+        if lo < self.first_index or hi > self.last_index:
+            raise IndexError(f"entries {lo}..{hi} outside the log {self.first_index}..{self.last_index}")
+        out: list[Entry] = []
+        files: dict[Path, Any] = {}
+        try:
+            for i in range(lo, hi + 1):
+                e = self._unstable.get(i)
+                if e is None:
+                    path, offset = self._locate(i)
+                    f = files.get(path) or files.setdefault(path, open(path, "rb"))
+                    f.seek(offset)
+                    head = f.read(fmt.RECORD_HEADER.size)
+                    n, term, index, _ = fmt.RECORD_HEADER.unpack(head)
+                    e = Entry(term, index, f.read(n))
+                out.append(e)
+        finally:
+            for f in files.values():
+                f.close()
+        return out
+
+    def _locate(self, index: int) -> tuple[Path, int]:
+        with self._lock:
+            k = bisect.bisect_right([s.first_index for s in self._segments], index) - 1
+            if k < 0 or index > self._segments[k].last_index:
+                raise IndexError(f"entry {index} is not on disk")
+            seg = self._segments[k]
+            return seg.path, seg.offsets[index - seg.first_index]
+
+    def append(self, entries: list[Entry]) -> asyncio.Future:
+        """Append entries (indexes must continue the log); the future resolves when durable."""
+        if self._failed is not None:
+            raise LogClosedError(f"log stopped: {self._failed}")
+        if not entries:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_result(None)
+            return fut
+        nxt = self.last_index + 1
+        for e in entries:
+            if e.index != nxt:
+                raise ValueError(f"append of index {e.index}, expected {nxt}")
+            nxt += 1
+        for e in entries:
+            self._terms.append(e.term)
+            self._unstable[e.index] = e
+        return self._enqueue("append", entries)
+
+    def truncate_suffix(self, from_index: int) -> asyncio.Future:
+        """Remove entries ``>= from_index`` (a Raft follower's conflicting suffix)."""
+        if from_index < self.first_index:
+            raise IndexError(f"cannot truncate below the first index {self.first_index}")
+        del self._terms[from_index - self.first_index :]
+        for i in [i for i in self._unstable if i >= from_index]:
+            del self._unstable[i]
+        return self._enqueue("truncate", from_index)
+
+    def compact(self, up_to_index: int) -> asyncio.Future:
+        """Delete whole segments whose entries are all ``<= up_to_index`` (after a snapshot)."""
+        return self._enqueue("compact", (up_to_index, self._generation))
+
+    def reset(self, next_index: int) -> asyncio.Future:
+        """Drop the whole log; the next append must have ``next_index`` (after InstallSnapshot)."""
+        self._terms = array("Q")
+        self._unstable.clear()
+        self.first_index = next_index
+        self._generation += 1
+        return self._enqueue("reset", next_index)
+
+    def disk_bytes(self) -> int:
+        with self._lock:
+            return sum(s.size for s in self._segments)
+
+    async def close(self) -> None:
+        """Finish queued work, then close the files; later calls raise LogClosedError."""
+        if self._writer is not None:
+            if self._failed is None:
+                await asyncio.gather(self._enqueue("stop", None), return_exceptions=True)
+            self._failed = self._failed or LogClosedError("log closed")
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
+            for _, _, fut in self._queue:
+                if not fut.done():
+                    fut.set_exception(LogClosedError("log closed"))
+            self._queue = []
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    # --- the writer ------------------------------------------------------------------------
+
+    def _enqueue(self, op: str, arg: Any) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        if self._failed is not None:
+            fut.set_exception(LogClosedError(f"log stopped: {self._failed}"))
+            return fut
+        self._queue.append((op, arg, fut))
+        self._wakeup.set()
+        return fut
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._queue = self._queue, []
+            try:
+                results = await loop.run_in_executor(None, self._do_batch, batch)
+            except Exception as exc:  # noqa: BLE001 - any IO failure stops the log
+                log.error("durable log write failed, stopping the log: %s", exc)
+                self._failed = exc
+                for _, _, fut in batch + self._queue:
+                    if not fut.done():
+                        fut.set_exception(LogClosedError(f"log write failed: {exc}"))
+                self._queue = []
+                return
+            stop = False
+            for (op, arg, fut), result in zip(batch, results):
+                if op == "append":
+                    for e in arg:
+                        if self._unstable.get(e.index) is e:
+                            del self._unstable[e.index]
+                    self.durable_index = arg[-1].index
+                elif op == "truncate":
+                    self.durable_index = min(self.durable_index, arg - 1)
+                elif op == "reset":
+                    self.durable_index = arg - 1
+                elif op == "compact" and result is not None and arg[1] == self._generation:
+                    if result > self.first_index:
+                        del self._terms[: result - self.first_index]
+                        self.first_index = result
+                elif op == "stop":
+                    stop = True
+                if not fut.done():
+                    fut.set_result(None)
+            if stop:
+                self._failed = LogClosedError("log closed")
+                return
+
+    def _do_batch(self, batch: list[tuple[str, Any, asyncio.Future]]) -> list[Any]:
+        """Runs in a thread: apply queued ops in order; appends in a row share one fsync.
+
+        Touches only the files and the physical index (under ``_lock``); the loop thread
+        updates the logical log from the returned per-op results.
+        """
+        results: list[Any] = []
+        pending: list[Entry] = []
+        for op, arg, _ in batch:
+            result = None
+            if op == "append":
+                pending.extend(arg)
+            else:
+                self._write_entries(pending)
+                pending = []
+                if op == "truncate":
+                    self._truncate(arg)
+                elif op == "compact":
+                    result = self._compact(arg[0])
+                elif op == "reset":
+                    self._reset()
+            results.append(result)
+        self._write_entries(pending)
+        return results
+
+    def _write_entries(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        seg = self._segments[-1] if self._segments else None
+        if seg is None or (seg.size >= self.segment_bytes and seg.offsets):
+            seg = self._new_segment(entries[0].index)
+        buf = bytearray()
+        offsets, terms = [], []
+        for e in entries:
+            offsets.append(seg.size + len(buf))
+            terms.append(e.term)
+            buf += fmt.encode_record(e.term, e.index, e.payload)
+        assert self._fd is not None
+        os.write(self._fd, buf)
+        os.fdatasync(self._fd)
+        with self._lock:
+            seg.offsets.extend(offsets)
+            seg.terms.extend(terms)
+            seg.size += len(buf)
+        self.fsyncs += 1
+        self.appended += len(entries)
+
+    def _new_segment(self, first_index: int) -> _Segment:
+        if self._fd is not None:
+            os.close(self._fd)
+        path = self.dir / fmt.segment_name(first_index)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        os.write(self._fd, fmt.segment_header(first_index))
+        os.fsync(self._fd)
+        fsync_dir(self.dir)
+        seg = _Segment(first_index, path, [], [], fmt.SEGMENT_HEADER.size)
+        with self._lock:
+            self._segments.append(seg)
+        return seg
+
+    def _truncate(self, from_index: int) -> None:
+        doomed: list[_Segment] = []
+        with self._lock:
+            while self._segments and self._segments[-1].first_index >= from_index:
+                doomed.append(self._segments.pop())
+            seg = self._segments[-1] if self._segments else None
+            keep = from_index - seg.first_index if seg else 0
+            if seg is not None and keep < len(seg.offsets):
+                seg.size = seg.offsets[keep]
+                del seg.offsets[keep:]
+                del seg.terms[keep:]
+        if doomed:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            for d in doomed:
+                d.path.unlink()
+            fsync_dir(self.dir)
+        if seg is not None:
+            if self._fd is None:
+                self._fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
+            os.ftruncate(self._fd, seg.size)
+            os.fsync(self._fd)
+
+    def _compact(self, up_to_index: int) -> int | None:
+        """Delete old segments; returns the new first index, or None when nothing went."""
+        doomed: list[_Segment] = []
+        with self._lock:
+            while len(self._segments) > 1 and self._segments[0].last_index <= up_to_index:
+                doomed.append(self._segments.pop(0))
+            new_first = self._segments[0].first_index
+        if not doomed:
+            return None
+        for d in doomed:
+            d.path.unlink()
+        fsync_dir(self.dir)
+        return new_first
+
+    def _reset(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        with self._lock:
+            doomed, self._segments = self._segments, []
+        for d in doomed:
+            d.path.unlink()
+        fsync_dir(self.dir)

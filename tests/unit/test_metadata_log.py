@@ -1,0 +1,324 @@
+"""The durable log (group commit, torn tails, corruption, truncation, compaction), the small
+durable files, and restart of the single-node replicator from snapshot + log."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from metadata import commands as c
+from metadata.durable import HardState, SnapshotStore, load_hard_state, save_hard_state
+from metadata.fsm_snapshot import snapshot_bytes
+from metadata.log import DiskLog, Entry, LogClosedError
+from metadata.log_format import RECORD_HEADER, SEGMENT_HEADER, CorruptLogError, segment_name
+from metadata.service import SingleNodeReplicator
+from objstore.types import Credential, NodeInfo, ObjectVersion
+
+
+def entries(lo: int, hi: int, term: int = 1) -> list[Entry]:
+    return [Entry(term, i, f"payload-{i}".encode() * (i % 3 + 1)) for i in range(lo, hi + 1)]
+
+
+async def written_log(path: Path, n: int, **kw) -> list[Entry]:
+    lg = await DiskLog.open(path, **kw)
+    es = entries(1, n)
+    await lg.append(es)
+    await lg.close()
+    return es
+
+
+def only_segment(path: Path) -> Path:
+    (seg,) = sorted(path.glob("seg-*.log"))
+    return seg
+
+
+async def test_append_read_and_reopen(tmp_path):
+    lg = await DiskLog.open(tmp_path)
+    assert (lg.first_index, lg.last_index, lg.last_term) == (1, 0, 0)
+    es = entries(1, 5, term=2)
+    fut = lg.append(es)
+    assert lg.last_index == 5 and lg.durable_index == 0
+    assert lg.entries(1, 5) == es  # readable before it is durable
+    await fut
+    assert lg.durable_index == 5
+    await lg.close()
+    lg = await DiskLog.open(tmp_path)
+    assert (lg.first_index, lg.last_index, lg.last_term) == (1, 5, 2)
+    assert lg.entries(1, 5) == es and lg.term_at(3) == 2
+    with pytest.raises(IndexError):
+        lg.term_at(6)
+    with pytest.raises(ValueError):
+        lg.append(entries(7, 7))
+    await lg.close()
+    with pytest.raises(LogClosedError):
+        lg.append(entries(6, 6))
+
+
+async def test_group_commit_resolves_every_append_with_few_fsyncs(tmp_path):
+    lg = await DiskLog.open(tmp_path)
+    # Appends that arrive while no write is running all go into the next single write + fsync.
+    futs = [lg.append([e]) for e in entries(1, 200)]
+    await asyncio.gather(*futs)
+    assert all(f.done() and f.exception() is None for f in futs)
+    assert lg.durable_index == 200 and lg.fsyncs == 1
+
+    # Concurrent appenders: each awaits its own durability; writes are batched.
+    async def appender(k: int) -> None:
+        for _ in range(20):
+            i = lg.last_index + 1
+            await lg.append([Entry(1, i, b"x%d" % k)])
+            assert lg.durable_index >= i
+
+    before = lg.fsyncs
+    await asyncio.gather(*(appender(k) for k in range(32)))
+    assert lg.last_index == 200 + 32 * 20 == lg.durable_index
+    assert lg.fsyncs - before < 32 * 20 / 4
+    await lg.close()
+    lg = await DiskLog.open(tmp_path)
+    assert lg.last_index == 840
+    await lg.close()
+
+
+async def test_torn_tail_is_cut_at_every_byte_offset_of_the_last_record(tmp_path):
+    src = tmp_path / "src"
+    es = await written_log(src, 6)
+    data = only_segment(src).read_bytes()
+    last_len = RECORD_HEADER.size + len(es[-1].payload)
+    last_start = len(data) - last_len
+    for cut in range(last_start, len(data)):
+        d = tmp_path / f"cut{cut}"
+        d.mkdir()
+        (d / segment_name(1)).write_bytes(data[:cut])
+        lg = await DiskLog.open(d)
+        assert lg.last_index == 5, cut
+        assert lg.entries(1, 5) == es[:5]
+        assert (d / segment_name(1)).stat().st_size == last_start
+        await lg.append([Entry(3, 6, b"after")])  # the log goes on from the cut
+        await lg.close()
+        lg = await DiskLog.open(d)
+        assert lg.entries(6, 6) == [Entry(3, 6, b"after")]
+        await lg.close()
+
+
+async def test_garbage_or_zeros_after_the_last_record_are_cut(tmp_path):
+    es = await written_log(tmp_path, 4)
+    seg = only_segment(tmp_path)
+    for junk in (b"\x00" * 4096, os.urandom(100)):
+        with open(seg, "ab") as f:
+            f.write(junk)
+        lg = await DiskLog.open(tmp_path)
+        assert lg.entries(1, 4) == es
+        await lg.close()
+
+
+async def test_damaged_last_record_is_a_torn_tail(tmp_path):
+    es = await written_log(tmp_path, 4)
+    seg = only_segment(tmp_path)
+    data = bytearray(seg.read_bytes())
+    data[-2] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    lg = await DiskLog.open(tmp_path)
+    assert lg.last_index == 3 and lg.entries(1, 3) == es[:3]
+    await lg.close()
+
+
+@pytest.mark.parametrize("where", ["payload", "header"])
+async def test_corrupt_record_in_the_middle_is_detected(tmp_path, where):
+    es = await written_log(tmp_path, 10)
+    seg = only_segment(tmp_path)
+    data = bytearray(seg.read_bytes())
+    off = SEGMENT_HEADER.size + sum(RECORD_HEADER.size + len(e.payload) for e in es[:4])
+    data[off + (RECORD_HEADER.size + 1 if where == "payload" else 14)] ^= 0x01
+    seg.write_bytes(bytes(data))
+    with pytest.raises(CorruptLogError):
+        await DiskLog.open(tmp_path)
+
+
+async def test_corruption_in_an_earlier_segment_is_detected(tmp_path):
+    await written_log(tmp_path, 30, segment_bytes=100)
+    segs = sorted(tmp_path.glob("seg-*.log"))
+    assert len(segs) >= 1
+    lg = await DiskLog.open(tmp_path, segment_bytes=100)
+    for i in range(31, 60):
+        await lg.append([Entry(1, i, b"more-%d" % i)])
+    await lg.close()
+    segs = sorted(tmp_path.glob("seg-*.log"))
+    assert len(segs) > 3
+    data = bytearray(segs[1].read_bytes())
+    data[-1] ^= 0x01
+    segs[1].write_bytes(bytes(data))
+    with pytest.raises(CorruptLogError):
+        await DiskLog.open(tmp_path, segment_bytes=100)
+
+
+async def test_truncate_suffix_then_append_new_terms(tmp_path):
+    lg = await DiskLog.open(tmp_path, segment_bytes=120)
+    for i in range(1, 11):
+        await lg.append([Entry(1, i, b"old-%d" % i)])
+    lg.truncate_suffix(4)
+    assert lg.last_index == 3
+    new = [Entry(2, i, b"new-%d" % i) for i in range(4, 8)]
+    await lg.append(new)
+    assert lg.entries(3, 7)[1:] == new
+    await lg.close()
+    lg = await DiskLog.open(tmp_path, segment_bytes=120)
+    assert lg.last_index == 7 and [lg.term_at(i) for i in range(1, 8)] == [1, 1, 1, 2, 2, 2, 2]
+    assert lg.entries(4, 7) == new and lg.entries(3, 3)[0].payload == b"old-3"
+    await lg.close()
+
+
+async def test_truncate_of_unwritten_entries_in_the_same_batch(tmp_path):
+    lg = await DiskLog.open(tmp_path)
+    lg.append(entries(1, 5))
+    lg.truncate_suffix(3)
+    await lg.append([Entry(7, 3, b"three")])
+    assert lg.last_index == 3 and lg.durable_index == 3
+    await lg.close()
+    lg = await DiskLog.open(tmp_path)
+    assert [e.term for e in lg.entries(1, 3)] == [1, 1, 7]
+    await lg.close()
+
+
+async def test_compaction_deletes_whole_old_segments(tmp_path):
+    lg = await DiskLog.open(tmp_path, segment_bytes=200)
+    for i in range(1, 101):
+        await lg.append([Entry(1, i, b"entry-%03d" % i)])
+    nsegs = len(list(tmp_path.glob("seg-*.log")))
+    await lg.compact(60)
+    assert 1 < lg.first_index <= 61
+    assert len(list(tmp_path.glob("seg-*.log"))) < nsegs
+    assert lg.entries(61, 100)[0].payload == b"entry-061"
+    first = lg.first_index
+    await lg.close()
+    lg = await DiskLog.open(tmp_path, segment_bytes=200)
+    assert lg.first_index == first and lg.last_index == 100
+    await lg.append([Entry(2, 101, b"x")])
+    await lg.close()
+
+
+async def test_reset_starts_the_log_at_a_new_index(tmp_path):
+    lg = await DiskLog.open(tmp_path)
+    await lg.append(entries(1, 5))
+    await lg.reset(100)
+    assert (lg.first_index, lg.last_index) == (100, 99)
+    await lg.append([Entry(4, 100, b"hundred")])
+    await lg.close()
+    lg = await DiskLog.open(tmp_path)
+    assert (lg.first_index, lg.last_index) == (100, 100)
+    await lg.close()
+
+
+def test_hard_state_round_trip_and_damage(tmp_path):
+    p = tmp_path / "hs"
+    assert load_hard_state(p) == HardState()
+    save_hard_state(p, HardState(7, "m2"))
+    assert load_hard_state(p) == HardState(7, "m2")
+    p.write_bytes(p.read_bytes().replace(b'"term": 7', b'"term": 8'))
+    with pytest.raises(ValueError):
+        load_hard_state(p)
+
+
+async def test_snapshot_store_verifies_and_keeps_two(tmp_path):
+    store = SnapshotStore(tmp_path)
+    body = [b'{"a":1}\n', b'{"b":2}\n' * 3]
+    for idx in (10, 20, 30):
+        await store.save(idx, 1, iter(body))
+    assert [m.index for m in store.list()] == [30, 20]
+    latest = store.latest_valid()
+    assert latest.index == 30 and b"".join(store.read_lines(latest)) == b"".join(body)
+    data = bytearray(latest.path.read_bytes())
+    data[20] ^= 0x01
+    latest.path.write_bytes(bytes(data))
+    assert store.latest_valid().index == 20
+
+
+# --- the replicator: restart from snapshot + log ----------------------------------------------
+
+
+def ver(key: str, vid: str = "v1") -> ObjectVersion:
+    return ObjectVersion("b", key, vid, 3, "0" * 32, 1.0, placement=("n1",))
+
+
+async def drive(rep: SingleNodeReplicator, n: int, start: int = 0) -> None:
+    outs = await asyncio.gather(*(rep.propose(c.PutObject(ver(f"k{start + i:05d}"))) for i in range(n)))
+    assert all(o.error is None for o in outs)
+
+
+async def test_restart_replays_the_log_to_the_same_state(tmp_path):
+    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=10**9)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    await rep.propose(c.RegisterNode(NodeInfo("n1", "h:1")))
+    await rep.propose(c.PutCredential(Credential("AK", "SK", "alice")))
+    await drive(rep, 300)
+    await rep.propose(c.DeleteObject("b", "k00007"))
+    out = await rep.propose(c.PutObject(ver("k00009", "v2"), client_id="g", seq=1, ack=1))
+    assert out.result(c.PutObject).version_id == "v1"
+    before = snapshot_bytes(rep.fsm)
+    term = rep.term
+    await rep.close()
+    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=10**9)
+    assert snapshot_bytes(rep.fsm) == before and rep.term == term + 1
+    # The retried command is still de-duplicated after the restart.
+    again = await rep.propose(c.PutObject(ver("k00009", "v3"), client_id="g", seq=1, ack=1))
+    assert again == out
+    assert (await rep.read(lambda f: f.get_object("b", "k00009"))).version_id == "v2"
+    await rep.close()
+
+
+async def test_snapshot_compaction_and_restart(tmp_path):
+    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=100, segment_bytes=2000)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    for k in range(5):
+        await drive(rep, 100, start=k * 100)
+    deadline = time.monotonic() + 10
+    while (rep.snapshot_index < 400 or rep._snapshot_task is not None) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert rep.snapshot_index >= 400
+    assert len(rep.snapshots.list()) == 2
+    assert rep.log.first_index > 1  # compacted
+    await drive(rep, 7, start=1000)
+    before = snapshot_bytes(rep.fsm)
+    await rep.close()
+    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=100, segment_bytes=2000)
+    assert snapshot_bytes(rep.fsm) == before
+    assert rep.status()["objects"] == 507
+    await rep.close()
+
+
+async def test_restart_falls_back_to_the_older_snapshot_when_the_newest_is_damaged(tmp_path):
+    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=50, segment_bytes=1000)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    for k in range(4):
+        await drive(rep, 50, start=k * 50)
+    await rep.close()  # waits for a running snapshot
+    before = snapshot_bytes(rep.fsm)
+    newest = rep.snapshots.list()[0]
+    newest.path.write_bytes(newest.path.read_bytes()[:-5])
+    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=50, segment_bytes=1000)
+    assert snapshot_bytes(rep.fsm) == before
+    await rep.close()
+
+
+async def test_throughput_with_64_concurrent_proposers(tmp_path):
+    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=10**9)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    n_per, workers = 60, 64
+
+    async def worker(w: int) -> None:
+        for i in range(n_per):
+            out = await rep.propose(c.PutObject(ver(f"w{w}/k{i}"), client_id=f"c{w}", seq=i + 1, ack=i + 1))
+            assert out.error is None
+
+    fsyncs = rep.log.fsyncs
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    secs = time.perf_counter() - t0
+    total = n_per * workers
+    per_fsync = total / (rep.log.fsyncs - fsyncs)
+    print(f"\n{total / secs:.0f} commands/s, {per_fsync:.1f} commands per fsync")
+    assert per_fsync > 4
+    assert total / secs > 1000  # the target on an idle machine is >= 2000
+    await rep.close()
