@@ -1,0 +1,222 @@
+"""The metadata node's HTTP API (JSON over HTTP, cluster-secret auth) and its process entry.
+
+Routes (all but /health and /metrics need ``X-Objstore-Auth``; errors are the objstore
+error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
+
+    POST /v1/nodes        {"node": NodeInfo}           -> {"cluster_map": ClusterMap}
+    POST /v1/command      a command (metadata.commands) -> {"value": result}
+    GET  /v1/bucket       ?name=                        -> {"bucket": Bucket}
+    GET  /v1/buckets      [?owner=]                     -> {"buckets": [Bucket]}
+    GET  /v1/object       ?bucket=&key=                 -> {"version": ObjectVersion}
+    GET  /v1/list         ?bucket=[&prefix=&delimiter=&start_after=&max_keys=] -> ListResult
+    GET  /v1/cluster                                    -> {"cluster_map": ClusterMap}
+    GET  /v1/credential   ?access_key=                  -> {"credential": Credential | null}
+    GET  /v1/credentials                                -> {"credentials": [Credential]}
+    GET  /v1/status                                     -> node, term, indexes, counts
+
+Keys and names travel as percent-encoded query values or in JSON bodies, never in the
+path, so any UTF-8 string round-trips. Handlers only call the :class:`Replicator`.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+from prometheus_client import Gauge
+
+from metadata import commands as c
+from metadata.commands import check_types, command_from_dict
+from metadata.service import Replicator, SingleNodeReplicator
+from objstore.config import MetadataConfig
+from objstore.errors import InvalidArgument
+from objstore.http_common import add_health_and_metrics, internal_middlewares
+from objstore.metrics import Metrics
+from objstore.types import NodeInfo
+
+log = logging.getLogger(__name__)
+
+REPLICATOR = web.AppKey("replicator", Replicator)
+CONFIG = web.AppKey("config", MetadataConfig)
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def _rep(request: web.Request) -> Replicator:
+    return request.app[REPLICATOR]
+
+
+def _q(request: web.Request, name: str, default: str | None = None, required: bool = False) -> str | None:
+    value = request.query.get(name)
+    if value is None:
+        if required:
+            raise InvalidArgument(f"missing query parameter {name!r}")
+        return default
+    return value
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise InvalidArgument(f"request body is not JSON: {exc}") from None
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+async def post_nodes(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("node"), dict):
+        raise InvalidArgument('expected {"node": {...}}')
+    try:
+        node = NodeInfo.from_dict(body["node"])
+    except (TypeError, KeyError) as exc:
+        raise InvalidArgument(f"malformed node: {exc}") from None
+    check_types(node)
+    outcome = await _rep(request).propose(c.RegisterNode(node))
+    return web.json_response({"cluster_map": outcome.result(c.RegisterNode).to_dict()})
+
+
+async def post_command(request: web.Request) -> web.Response:
+    cmd = command_from_dict(await _json_body(request))
+    if isinstance(cmd, c.CreateBucket) and not cmd.policy:
+        cmd = dataclasses.replace(cmd, policy=request.app[CONFIG].default_policy)
+    outcome = await _rep(request).propose(cmd)
+    outcome.raise_for_error()
+    return web.json_response({"value": outcome.value})
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+async def get_bucket(request: web.Request) -> web.Response:
+    name = _q(request, "name", required=True)
+    bucket = await _rep(request).read(lambda f: f.get_bucket(name))
+    return web.json_response({"bucket": bucket.to_dict()})
+
+
+async def get_buckets(request: web.Request) -> web.Response:
+    owner = _q(request, "owner")
+    buckets = await _rep(request).read(lambda f: f.list_buckets(owner))
+    return web.json_response({"buckets": [b.to_dict() for b in buckets]})
+
+
+async def get_object(request: web.Request) -> web.Response:
+    bucket, key = _q(request, "bucket", required=True), _q(request, "key", required=True)
+    version = await _rep(request).read(lambda f: f.get_object(bucket, key))
+    return web.json_response({"version": version.to_dict()})
+
+
+async def get_list(request: web.Request) -> web.Response:
+    bucket = _q(request, "bucket", required=True)
+    prefix = _q(request, "prefix", "")
+    delimiter = _q(request, "delimiter") or None
+    start_after = _q(request, "start_after")
+    try:
+        max_keys = int(_q(request, "max_keys", "1000"))  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidArgument("max_keys must be an integer") from None
+    if max_keys < 0:
+        raise InvalidArgument("max_keys must not be negative")
+    result = await _rep(request).read(lambda f: f.list_objects(bucket, prefix, delimiter, start_after, max_keys))
+    return web.json_response(result.to_dict())
+
+
+async def get_cluster(request: web.Request) -> web.Response:
+    cmap = await _rep(request).read(lambda f: f.cluster_map())
+    return web.json_response({"cluster_map": cmap.to_dict()})
+
+
+async def get_credential(request: web.Request) -> web.Response:
+    ak = _q(request, "access_key", required=True)
+    cred = await _rep(request).read(lambda f: f.get_credential(ak))
+    return web.json_response({"credential": cred.to_dict() if cred else None})
+
+
+async def get_credentials(request: web.Request) -> web.Response:
+    creds = await _rep(request).read(lambda f: f.list_credentials())
+    return web.json_response({"credentials": [x.to_dict() for x in creds]})
+
+
+async def get_status(request: web.Request) -> web.Response:
+    return web.json_response(_rep(request).status())
+
+
+# --- the application --------------------------------------------------------------------------
+
+
+def _op_of(request: web.Request) -> str:
+    route = request.match_info.route
+    return route.name or "unknown"
+
+
+def _register_gauges(metrics: Metrics, rep: Replicator) -> None:
+    def gauge(name: str, doc: str, field: str) -> None:
+        g = Gauge(f"objstore_metadata_{name}", doc, registry=metrics.registry)
+        g.set_function(lambda: float(rep.status().get(field, 0)))
+
+    gauge("term", "Current term", "term")
+    gauge("commit_index", "Last committed log index", "commit_index")
+    gauge("applied_index", "Last applied log index", "applied_index")
+    gauge("log_bytes", "Bytes in log segment files", "log_bytes")
+    gauge("log_fsyncs", "Log write batches made durable (one fsync each)", "fsyncs")
+    gauge("log_entries_written", "Log entries made durable", "entries_written")
+    gauge("objects", "Objects in the index", "objects")
+
+
+def create_app(cfg: MetadataConfig) -> web.Application:
+    """The metadata node's aiohttp application; its replicator opens on startup."""
+    metrics = Metrics("metadata")
+    app = web.Application(middlewares=internal_middlewares(cfg.secret, metrics, _op_of))
+    app[CONFIG] = cfg
+    app[METRICS] = metrics
+
+    async def replicator_ctx(app: web.Application) -> AsyncIterator[None]:
+        rep = await SingleNodeReplicator.open(cfg.data_dir, cfg.node_id, snapshot_every=cfg.snapshot_every)
+        app[REPLICATOR] = rep
+        _register_gauges(metrics, rep)
+        yield
+        await rep.close()
+
+    app.cleanup_ctx.append(replicator_ctx)
+    add_health_and_metrics(app, metrics, lambda: {"role": "metadata", "node_id": cfg.node_id})
+    r = app.router
+    r.add_post("/v1/nodes", post_nodes, name="register_node")
+    r.add_post("/v1/command", post_command, name="command")
+    r.add_get("/v1/bucket", get_bucket, name="get_bucket")
+    r.add_get("/v1/buckets", get_buckets, name="list_buckets")
+    r.add_get("/v1/object", get_object, name="get_object")
+    r.add_get("/v1/list", get_list, name="list_objects")
+    r.add_get("/v1/cluster", get_cluster, name="get_cluster")
+    r.add_get("/v1/credential", get_credential, name="get_credential")
+    r.add_get("/v1/credentials", get_credentials, name="list_credentials")
+    r.add_get("/v1/status", get_status, name="status")
+    return app
+
+
+async def serve(cfg: MetadataConfig, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set, or until SIGTERM/SIGINT; then shut down cleanly."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(create_app(cfg), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, cfg.host, cfg.port)
+        await site.start()
+        addrs = [f"{s[0]}:{s[1]}" for s in runner.addresses]
+        print(f"metadata node {cfg.node_id} listening on {', '.join(addrs)}", flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def main(cfg: MetadataConfig) -> None:
+    """Run one metadata node in this process until SIGTERM/SIGINT."""
+    asyncio.run(serve(cfg))

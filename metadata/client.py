@@ -1,0 +1,225 @@
+"""The client of the metadata service, used by gateways, storage nodes and admin commands.
+
+Invariants:
+- Every state change is a command carrying this client's id, a fresh sequence number and
+  ``ack`` (the lowest sequence number still awaiting an answer), so a command retried after
+  a lost response is applied once and returns the first outcome.
+- A call is retried across the known addresses on connection errors, timeouts and
+  ``ServiceUnavailable``; a ``NotLeader`` answer redirects to ``extra["leader"]`` when it
+  names one. When no node gives an answer before the deadline the call raises
+  :class:`~objstore.errors.ServiceUnavailable`. Errors that are answers (NoSuchBucket,
+  BucketAlreadyExists, AccessDenied, ...) are raised as they come, without retry.
+- Names and keys go in JSON bodies or as percent-encoded query values; the signed path is
+  exactly the path sent.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any, Sequence
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from metadata import commands as c
+from metadata.commands import Outcome, command_to_dict
+from objstore import internal_auth
+from objstore.errors import NotLeader, ServiceUnavailable
+from objstore.http_common import raise_for_error_body
+from objstore.types import Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion
+
+
+def _addr(a: str) -> str:
+    for scheme in ("http://", "https://"):
+        if a.startswith(scheme):
+            a = a[len(scheme) :]
+    return a.rstrip("/")
+
+
+def path_with_query(path: str, query: dict[str, Any] | None = None) -> str:
+    """``path?k=v&...`` with every key and value fully percent-encoded (None values dropped)."""
+    items = [(k, v) for k, v in (query or {}).items() if v is not None]
+    if not items:
+        return path
+    return path + "?" + "&".join(f"{quote(str(k), safe='')}={quote(str(v), safe='')}" for k, v in items)
+
+
+class MetadataClient:
+    """Talks to the metadata nodes at ``addresses`` ("host:port")."""
+
+    def __init__(
+        self,
+        addresses: Sequence[str],
+        secret: str,
+        session: aiohttp.ClientSession | None = None,
+        client_id: str | None = None,
+        *,
+        deadline: float = 10.0,
+        attempt_timeout: float = 5.0,
+    ) -> None:
+        if not addresses:
+            raise ValueError("MetadataClient needs at least one address")
+        self.addresses = [_addr(a) for a in addresses]
+        self.secret = secret
+        self.client_id = client_id or uuid.uuid4().hex
+        self.deadline = deadline
+        self.attempt_timeout = attempt_timeout
+        self._session = session
+        self._own_session = session is None
+        self._preferred = 0
+        self._next_seq = 1
+        self._outstanding: set[int] = set()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    async def __aenter__(self) -> "MetadataClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- transport -------------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._own_session = True
+        return self._session
+
+    def _prefer(self, address: str) -> None:
+        address = _addr(address)
+        if address not in self.addresses:
+            self.addresses.append(address)
+        self._preferred = self.addresses.index(address)
+
+    async def _call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> Any:
+        """One request, retried across nodes until an answer or the deadline."""
+        loop = asyncio.get_running_loop()
+        path_qs = path_with_query(path, query)
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        end = loop.time() + self.deadline
+        last: str = "no attempt made"
+        attempt = 0
+        while True:
+            remaining = end - loop.time()
+            if remaining <= 0:
+                raise ServiceUnavailable(f"no metadata node answered within {self.deadline:g}s ({last})")
+            addr = self.addresses[self._preferred]
+            url = URL(f"http://{addr}{path_qs}", encoded=True)
+            headers = internal_auth.headers(self.secret, method, path_qs)
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                timeout = aiohttp.ClientTimeout(total=min(self.attempt_timeout, remaining))
+                async with self._http().request(method, url, data=data, headers=headers, timeout=timeout) as resp:
+                    status, raw = resp.status, await resp.read()
+                raise_for_error_body(status, raw)
+                return json.loads(raw)
+            except NotLeader as err:
+                last = f"{addr}: not the leader"
+                leader = err.extra.get("leader")
+                if leader:
+                    self._prefer(leader)
+                    continue
+            except ServiceUnavailable as err:
+                last = f"{addr}: {err.message}"
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                last = f"{addr}: {type(exc).__name__} {exc}"
+            # Try the next node; after a full round, back off a little.
+            self._preferred = (self._preferred + 1) % len(self.addresses)
+            attempt += 1
+            if attempt % len(self.addresses) == 0:
+                pause = min(0.05 * 2 ** (attempt // len(self.addresses) - 1), 1.0)
+                await asyncio.sleep(min(pause, max(0.0, end - loop.time())))
+
+    async def _command(self, cmd: c.Command) -> Any:
+        """Propose ``cmd`` with a session; returns its typed result or raises its error."""
+        seq = self._next_seq
+        self._next_seq += 1
+        self._outstanding.add(seq)
+        try:
+            cmd = cmd.with_session(self.client_id, seq, min(self._outstanding))
+            d = await self._call("POST", "/v1/command", body=command_to_dict(cmd))
+        finally:
+            self._outstanding.discard(seq)
+        return Outcome.from_dict(d).result(type(cmd))
+
+    # --- buckets ---------------------------------------------------------------------------
+
+    async def create_bucket(self, name: str, owner: str, policy: str, created: float) -> Bucket:
+        """Raises BucketAlreadyOwnedByYou, BucketAlreadyExists, InvalidArgument (policy)."""
+        return await self._command(c.CreateBucket(name, owner, policy, created))
+
+    async def delete_bucket(self, name: str) -> None:
+        """Raises NoSuchBucket, BucketNotEmpty."""
+        await self._command(c.DeleteBucket(name))
+
+    async def get_bucket(self, name: str) -> Bucket:
+        """Raises NoSuchBucket."""
+        d = await self._call("GET", "/v1/bucket", {"name": name})
+        return Bucket.from_dict(d["bucket"])
+
+    async def list_buckets(self, owner: str | None = None) -> list[Bucket]:
+        d = await self._call("GET", "/v1/buckets", {"owner": owner})
+        return [Bucket.from_dict(b) for b in d["buckets"]]
+
+    # --- objects ---------------------------------------------------------------------------
+
+    async def put_object(self, version: ObjectVersion) -> ObjectVersion | None:
+        """Commit ``version`` as current; returns the previous current version. Raises NoSuchBucket."""
+        return await self._command(c.PutObject(version))
+
+    async def get_object(self, bucket: str, key: str) -> ObjectVersion:
+        """Raises NoSuchBucket, NoSuchKey."""
+        d = await self._call("GET", "/v1/object", {"bucket": bucket, "key": key})
+        return ObjectVersion.from_dict(d["version"])
+
+    async def delete_object(self, bucket: str, key: str) -> ObjectVersion | None:
+        """Returns the removed version, None if there was none. Raises NoSuchBucket."""
+        return await self._command(c.DeleteObject(bucket, key))
+
+    async def list_objects(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None,
+        start_after: str | None = None, max_keys: int = 1000,
+    ) -> ListResult:
+        """One page of S3 listing (objstore.listing semantics). Raises NoSuchBucket."""
+        q = {"bucket": bucket, "prefix": prefix, "delimiter": delimiter, "start_after": start_after, "max_keys": max_keys}
+        return ListResult.from_dict(await self._call("GET", "/v1/list", q))
+
+    # --- cluster map -----------------------------------------------------------------------
+
+    async def register_node(self, node: NodeInfo) -> ClusterMap:
+        return await self._command(c.RegisterNode(node))
+
+    async def set_node_state(self, node_id: str, state: str) -> ClusterMap:
+        """Raises InvalidArgument for an unknown node or state."""
+        return await self._command(c.SetNodeState(node_id, state))
+
+    async def get_cluster_map(self) -> ClusterMap:
+        return ClusterMap.from_dict((await self._call("GET", "/v1/cluster"))["cluster_map"])
+
+    # --- credentials -----------------------------------------------------------------------
+
+    async def put_credential(self, cred: Credential) -> None:
+        await self._command(c.PutCredential(cred))
+
+    async def get_credential(self, access_key: str) -> Credential | None:
+        d = (await self._call("GET", "/v1/credential", {"access_key": access_key}))["credential"]
+        return None if d is None else Credential.from_dict(d)
+
+    async def delete_credential(self, access_key: str) -> None:
+        await self._command(c.DeleteCredential(access_key))
+
+    async def list_credentials(self) -> list[Credential]:
+        return [Credential.from_dict(x) for x in (await self._call("GET", "/v1/credentials"))["credentials"]]
+
+    # --- status ----------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        """Node id, role/leader, term, commit/applied index, log size, snapshot index, counts."""
+        return await self._call("GET", "/v1/status")
