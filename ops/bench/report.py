@@ -93,7 +93,8 @@ def format_table(run: RunResult) -> str:
     left = {0, 11}
 
     def fmt(row: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        cells = (c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        return "  ".join(cells).rstrip()
 
     owned = " (created for this run, deleted after)" if run.bucket_created else ""
     lines = [f"objstore bench: {run.endpoint}, bucket {run.bucket}{owned}", "", fmt(rows[0]),
@@ -119,8 +120,6 @@ def format_table(run: RunResult) -> str:
             lines.append(f"note {r.label}: {note}")
     for note in run.notes:
         lines.append(f"note: {note}")
-    if run.cleanup:
-        lines.append("cleanup: " + ", ".join(f"{k} {v}" for k, v in run.cleanup.items()))
     lines.append("result: " + ("no errors" if run.ok else
                                f"{run.errors} ERRORS, {run.failed_checks} failed checks"))
     return "\n".join(lines)

@@ -27,6 +27,7 @@ from ops.bench.signer import SigV4Signer
 
 SMALL_SEED_COUNT = 256
 CLEANUP_CONCURRENCY = 32
+DELETE_BATCH = 1000
 TICK_S = 0.5
 TICK_AFTER_S = 1.0
 
@@ -197,6 +198,17 @@ class BenchRun:
         return report
 
     async def _delete_keys(self, keys: list[str]) -> int:
+        """Delete ``keys`` (in batches of 1000 where the endpoint can); how many were not deleted."""
+        failed = 0
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start: start + DELETE_BATCH]
+            batch_failed = await self.client.delete_many(self.bucket, batch)
+            if batch_failed is None:  # no multi-delete here: one request per key from now on
+                return failed + await self._delete_one_by_one(keys[start:])
+            failed += batch_failed
+        return failed
+
+    async def _delete_one_by_one(self, keys: list[str]) -> int:
         failed = 0
 
         async def one(i: int) -> None:

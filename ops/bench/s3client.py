@@ -14,6 +14,7 @@ without its bucket.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import re
 from dataclasses import dataclass
@@ -56,6 +57,10 @@ def error_kind(status: int, body: bytes) -> str:
 def exception_kind(exc: BaseException) -> str:
     """The name a transport failure is counted under (its class name)."""
     return "Timeout" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
+
+
+def _escape_xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _unescape_xml(text: str) -> str:
@@ -153,12 +158,33 @@ class S3Client:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return Outcome(0, exception_kind(exc))
 
-    async def _bucket_call(self, method: str, bucket: str, query: dict[str, str] | None = None) -> tuple[int, bytes]:
-        url, headers = self._prepare(method, f"/{bucket}", query, None)
-        if method == "PUT":
-            headers["Content-Length"] = "0"
+    async def delete_many(self, bucket: str, keys: list[str]) -> int | None:
+        """DeleteObjects (quiet) for up to 1000 keys: how many failed, or None if unsupported.
+
+        Any answer but a 200 DeleteResult counts as unsupported, so the caller falls back to
+        single deletes and nothing is left behind by an endpoint without multi-delete.
+        """
+        body = ("<Delete><Quiet>true</Quiet>"
+                + "".join(f"<Object><Key>{_escape_xml(k)}</Key></Object>" for k in keys)
+                + "</Delete>").encode()
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
         try:
-            async with self.session.request(method, url, headers=headers) as resp:
+            status, data = await self._bucket_call("POST", bucket, {"delete": ""}, body,
+                                                   {"Content-MD5": md5, "Content-Type": "application/xml"})
+        except BenchError:
+            return None
+        if status != 200 or b"DeleteResult" not in data:
+            return None
+        return data.count(b"<Error>")
+
+    async def _bucket_call(self, method: str, bucket: str, query: dict[str, str] | None = None,
+                           body: bytes = b"", extra: dict[str, str] | None = None) -> tuple[int, bytes]:
+        url, headers = self._prepare(method, f"/{bucket}", query, None)
+        headers.update(extra or {})
+        if method in ("PUT", "POST"):
+            headers["Content-Length"] = str(len(body))
+        try:
+            async with self.session.request(method, url, headers=headers, data=body or None) as resp:
                 return resp.status, await resp.read()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise BenchError(f"cannot reach {self.endpoint}: {exception_kind(exc)} {exc}") from exc
