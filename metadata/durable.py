@@ -11,8 +11,8 @@ never a mix; stray temporaries are ignored and removed on open.
   body length u64``. A snapshot is used only if the trailer matches; the newest valid one
   wins. The ``keep`` newest are kept, older ones deleted.
 
-The functions are synchronous (run them in an executor from asyncio code) except
-:meth:`SnapshotStore.save`, which streams chunks produced on the event loop to a thread.
+The functions are synchronous (run them in an executor from asyncio code);
+:meth:`SnapshotStore.save` is the asyncio wrapper that writes a snapshot in a thread.
 """
 from __future__ import annotations
 
@@ -163,26 +163,32 @@ class SnapshotStore:
                     return
 
     async def save(self, index: int, term: int, chunks: Iterable[bytes]) -> SnapshotMeta:
-        """Write a snapshot durably from ``chunks`` (produced on the loop, written in a thread)."""
-        loop = asyncio.get_running_loop()
+        """Write a snapshot durably; ``chunks`` is consumed in a worker thread."""
+        meta = await asyncio.get_running_loop().run_in_executor(None, self.write, index, term, chunks)
+        return meta
+
+    def write(self, index: int, term: int, chunks: Iterable[bytes]) -> SnapshotMeta:
+        """Write a snapshot durably and atomically, then delete all but the ``keep`` newest."""
         final = self.dir / _snap_name(index, term)
         tmp = final.with_name(final.name + ".tmp")
-        f = await loop.run_in_executor(None, open, tmp, "wb")
         try:
-            meta = json.dumps({"v": 1, "index": index, "term": term}).encode()
-            await loop.run_in_executor(None, f.write, SNAP_MAGIC + _U32.pack(len(meta)) + meta)
-            h = xxhash.xxh64()
-            length = 0
-            for chunk in chunks:
-                h.update(chunk)
-                length += len(chunk)
-                await loop.run_in_executor(None, f.write, chunk)
-            await loop.run_in_executor(None, _finish, f, _TRAILER.pack(h.intdigest(), length))
+            with open(tmp, "wb") as f:
+                meta = json.dumps({"v": 1, "index": index, "term": term}).encode()
+                f.write(SNAP_MAGIC + _U32.pack(len(meta)) + meta)
+                h = xxhash.xxh64()
+                length = 0
+                for chunk in chunks:
+                    h.update(chunk)
+                    length += len(chunk)
+                    f.write(chunk)
+                f.write(_TRAILER.pack(h.intdigest(), length))
+                f.flush()
+                os.fsync(f.fileno())
         except BaseException:
-            f.close()
             tmp.unlink(missing_ok=True)
             raise
-        await loop.run_in_executor(None, _publish, tmp, final)
+        os.replace(tmp, final)
+        fsync_dir(self.dir)
         for old in self.list()[self.keep :]:
             old.path.unlink(missing_ok=True)
         return SnapshotMeta(index, term, final)
@@ -197,15 +203,3 @@ def _read_meta(f: BinaryIO) -> tuple[int, int, int]:
     if meta.get("v") != 1:
         raise ValueError("unsupported snapshot version")
     return len(head) + n, int(meta["index"]), int(meta["term"])
-
-
-def _finish(f: BinaryIO, trailer: bytes) -> None:
-    f.write(trailer)
-    f.flush()
-    os.fsync(f.fileno())
-    f.close()
-
-
-def _publish(tmp: Path, final: Path) -> None:
-    os.replace(tmp, final)
-    fsync_dir(final.parent)

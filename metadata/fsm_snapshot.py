@@ -16,12 +16,14 @@ strings, so lines split unambiguously):
 
 Invariants: the bytes depend only on the state (same state, same bytes), so
 ``snapshot(restore(s)) == s``; a stream without its ``end`` line, or with a line count
-that does not match, is rejected. Producing the chunks walks live state: nothing may be
-applied to the machine until the iterator is exhausted or dropped.
+that does not match, is rejected. :func:`freeze` copies the state on the caller's thread
+(fast); encoding the frozen copy (:func:`frozen_chunks`) may then run in another thread
+while the machine goes on applying commands.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from sortedcontainers import SortedDict
@@ -44,33 +46,68 @@ def _line(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _lines(fsm: MetadataFSM) -> Iterator[bytes]:
-    yield _line({"v": SNAPSHOT_VERSION, "kind": KIND, "applied_index": fsm.applied_index, "epoch": fsm.epoch})
-    for node_id in sorted(fsm.nodes):
-        yield _line({"t": "node", "d": fsm.nodes[node_id].to_dict()})
-    for name in sorted(fsm.buckets):
-        yield _line({"t": "bucket", "d": fsm.buckets[name].to_dict()})
-    for name in sorted(fsm.buckets):
-        rows: list[list[Any]] = []
-        for key, rec in fsm.objects[name].items():
-            rows.append(records.to_row(key, rec, fsm.atoms))
-            if len(rows) == ROWS_PER_LINE:
-                yield _line({"t": "objs", "b": name, "rows": rows})
-                rows = []
-        if rows:
+@dataclass(frozen=True, slots=True)
+class FrozenState:
+    """A point-in-time copy of a machine's state, cheap to take, safe to encode in a thread.
+
+    Records are immutable bytes and the atom table only grows, so shallow copies of the
+    containers suffice: later applies to the machine do not show through.
+    """
+
+    applied_index: int
+    epoch: int
+    nodes: list[NodeInfo]
+    buckets: list[Bucket]
+    objects: list[tuple[str, list[str], list[bytes]]]  # bucket, sorted keys, their records
+    credentials: list[Credential]
+    sessions: list[tuple[str, int, list[tuple[int, Outcome]]]]
+    atoms: records.Atoms
+
+
+def freeze(fsm: MetadataFSM) -> FrozenState:
+    """Copy the state (containers only; C-speed, about 150 ms per million objects)."""
+    names = sorted(fsm.buckets)
+    objects = []
+    for n in names:
+        keys = list(fsm.objects[n])
+        objects.append((n, keys, list(map(fsm.objects[n].__getitem__, keys))))
+    return FrozenState(
+        applied_index=fsm.applied_index,
+        epoch=fsm.epoch,
+        nodes=[fsm.nodes[k] for k in sorted(fsm.nodes)],
+        buckets=[fsm.buckets[n] for n in names],
+        objects=objects,
+        credentials=[fsm.credentials[k] for k in sorted(fsm.credentials)],
+        sessions=[(cid, s.floor, list(s.results.items())) for cid, s in fsm.sessions.items()],
+        atoms=fsm.atoms,
+    )
+
+
+def _lines(st: FrozenState) -> Iterator[bytes]:
+    yield _line({"v": SNAPSHOT_VERSION, "kind": KIND, "applied_index": st.applied_index, "epoch": st.epoch})
+    for node in st.nodes:
+        yield _line({"t": "node", "d": node.to_dict()})
+    for bucket in st.buckets:
+        yield _line({"t": "bucket", "d": bucket.to_dict()})
+    for name, keys, recs in st.objects:
+        for i in range(0, len(keys), ROWS_PER_LINE):
+            rows = [
+                records.to_row(k, r, st.atoms)
+                for k, r in zip(keys[i : i + ROWS_PER_LINE], recs[i : i + ROWS_PER_LINE])
+            ]
             yield _line({"t": "objs", "b": name, "rows": rows})
-    for ak in sorted(fsm.credentials):
-        yield _line({"t": "cred", "d": fsm.credentials[ak].to_dict()})
-    for client_id, s in fsm.sessions.items():
-        results = [[seq, o.to_dict()] for seq, o in s.results.items()]
-        yield _line({"t": "session", "id": client_id, "floor": s.floor, "results": results})
+    for cred in st.credentials:
+        yield _line({"t": "cred", "d": cred.to_dict()})
+    for client_id, floor, results in st.sessions:
+        rows = [[seq, o.to_dict()] for seq, o in results]
+        yield _line({"t": "session", "id": client_id, "floor": floor, "results": rows})
 
 
-def snapshot_chunks(fsm: MetadataFSM, lines_per_chunk: int = 20) -> Iterator[bytes]:
-    """The snapshot as a stream of chunks of whole lines."""
+def frozen_chunks(st: FrozenState, lines_per_chunk: int = 20) -> Iterator[bytes]:
+    """The snapshot of a frozen state as chunks of whole lines (may run in any thread)."""
     buf: list[bytes] = []
     count = 0
-    for line in _lines(fsm):
+    for line in _lines(st):
         buf.append(line)
         count += 1
         if len(buf) >= lines_per_chunk:
@@ -78,6 +115,11 @@ def snapshot_chunks(fsm: MetadataFSM, lines_per_chunk: int = 20) -> Iterator[byt
             buf.clear()
     buf.append(_line({"t": "end", "lines": count}))
     yield b"".join(buf)
+
+
+def snapshot_chunks(fsm: MetadataFSM) -> Iterator[bytes]:
+    """The snapshot of the machine's current state as chunks of whole lines."""
+    return frozen_chunks(freeze(fsm))
 
 
 def snapshot_bytes(fsm: MetadataFSM) -> bytes:

@@ -11,9 +11,10 @@ Single-node invariants:
   returned only after it is applied, so an acknowledged command survives any crash.
 - Every restart is a new term (persisted in the hard state before serving), as if this
   node won an election.
-- Every ``snapshot_every`` applied entries a snapshot is written (applying pauses while its
-  chunks are produced; reads go on); the log is compacted only up to the older of the two
-  kept snapshots, so a damaged newest snapshot can still be recovered from.
+- Every ``snapshot_every`` applied entries a snapshot is written: the state is frozen on
+  the event loop (a shallow copy, milliseconds), then encoded and written in a thread while
+  commands go on being applied. The log is compacted only up to the older of the two kept
+  snapshots, so a damaged newest snapshot can still be recovered from.
 - Restart = newest valid snapshot + replay of the log entries after it.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Callable, Protocol, TypeVar
 from metadata.commands import Command, Outcome, decode_command, encode_command
 from metadata.durable import HardState, SnapshotStore, load_hard_state, save_hard_state
 from metadata.fsm import MetadataFSM
-from metadata.fsm_snapshot import restore, snapshot_chunks
+from metadata.fsm_snapshot import freeze, frozen_chunks, restore
 from metadata.log import DEFAULT_SEGMENT_BYTES, DiskLog, Entry, LogClosedError
 from metadata.log_format import CorruptLogError
 from objstore.errors import ServiceUnavailable
@@ -172,9 +173,7 @@ class SingleNodeReplicator:
         self._apply_committed()
 
     def _apply_committed(self) -> None:
-        """Apply committed entries in index order (paused while a snapshot is produced)."""
-        if self._snapshot_task is not None:
-            return
+        """Apply committed entries in index order; start a snapshot when one is due."""
         while self.fsm.applied_index < self.commit_index:
             index = self.fsm.applied_index + 1
             waiting = self._waiting.pop(index, None)
@@ -186,13 +185,18 @@ class SingleNodeReplicator:
             self._applied_term = self.term
             if fut is not None and not fut.done():
                 fut.set_result(outcome)
-        if self.fsm.applied_index - self.snapshot_index >= self.snapshot_every and not self._closed:
+        self._maybe_snapshot()
+
+    def _maybe_snapshot(self) -> None:
+        due = self.fsm.applied_index - self.snapshot_index >= self.snapshot_every
+        if due and self._snapshot_task is None and not self._closed:
             self._snapshot_task = asyncio.create_task(self._take_snapshot(), name="metadata-snapshot")
 
     async def _take_snapshot(self) -> None:
         index, term = self.fsm.applied_index, self._applied_term
         try:
-            await self.snapshots.save(index, term, snapshot_chunks(self.fsm))
+            # Freeze on the loop (fast), encode and write in a thread while applying goes on.
+            await self.snapshots.save(index, term, frozen_chunks(freeze(self.fsm)))
             self.snapshot_index = index
             kept = self.snapshots.list()
             if len(kept) > 1:
@@ -203,4 +207,4 @@ class SingleNodeReplicator:
             self.snapshot_index = index  # do not retry on every apply; the next interval will
         finally:
             self._snapshot_task = None
-            self._apply_committed()
+        self._maybe_snapshot()
