@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
+import signal
 from typing import AsyncIterator
 from urllib.parse import quote, unquote
 
@@ -100,11 +100,6 @@ async def _body(request: web.Request, metrics: Metrics) -> AsyncIterator[bytes]:
         raise IncompleteBody(f"request body ended early: {exc}") from None
 
 
-def _update_used(app: web.Application) -> None:
-    store = app[STORE]
-    app[METRICS].storage_used.labels(app[CONFIG].node_id).set(store.used_bytes)
-
-
 async def put_blob(request: web.Request) -> web.Response:
     app = request.app
     bid = _blob_id(request)
@@ -115,10 +110,7 @@ async def put_blob(request: web.Request) -> web.Response:
     policy = request.headers.get(POLICY_HEADER)
     if not policy:
         raise InvalidArgument(f"missing header {POLICY_HEADER}")
-    try:
-        result = await app[STORE].put(bid, bucket, key, policy, size, _body(request, app[METRICS]))
-    finally:
-        _update_used(app)
+    result = await app[STORE].put(bid, bucket, key, policy, size, _body(request, app[METRICS]))
     return web.json_response(result.to_dict(), status=201)
 
 
@@ -174,10 +166,7 @@ async def head_blob(request: web.Request) -> web.Response:
 
 
 async def delete_blob(request: web.Request) -> web.Response:
-    try:
-        await request.app[STORE].delete(_blob_id(request))
-    finally:
-        _update_used(request.app)
+    await request.app[STORE].delete(_blob_id(request))
     return web.Response(status=204)
 
 
@@ -216,7 +205,9 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     """The storage node application; the store opens on start-up and closes on cleanup."""
     cfg = cfg.validate()
     metrics = Metrics("storage")
-    app = web.Application(middlewares=internal_middlewares(cfg.secret, metrics, _op_of))
+    drain = Drain()
+    app = web.Application(middlewares=[drain.middleware, *internal_middlewares(cfg.secret, metrics, _op_of)])
+    app[DRAIN] = drain
     app[CONFIG] = cfg
     app[METRICS] = metrics
     app[CORRUPT] = Counter("objstore_storage_corrupt_reads", "Reads refused or aborted for failed checksums",
@@ -228,7 +219,8 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
         store = BlobStore(cfg.data_dir, opts)
         await store.open()
         app[STORE] = store
-        _update_used(app)
+        # Read at every scrape, so the gauge is always current.
+        metrics.storage_used.labels(cfg.node_id).set_function(lambda: store.used_bytes)
         yield
         await store.close()
 
@@ -252,9 +244,73 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     return app
 
 
+class Drain:
+    """Counts requests in flight so a stopping node can let them finish."""
+
+    def __init__(self) -> None:
+        self.inflight = 0
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
+        self.inflight += 1
+        self._idle.clear()
+        try:
+            resp = await handler(request)
+            if self.draining:
+                resp.force_close()  # "Connection: close": the client reconnects elsewhere
+            return resp
+        finally:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self._idle.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Mark draining and wait until no request is in flight; False on timeout."""
+        self.draining = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+DRAIN = web.AppKey("drain", Drain)
+
+
+async def serve(cfg: StorageConfig, drain_timeout: float = 30.0) -> None:
+    """Serve until SIGTERM/SIGINT, then stop cleanly.
+
+    On a signal: stop accepting connections, let requests in flight finish (their bodies
+    still arrive, their group commits complete; up to ``drain_timeout``), then close the
+    app, which commits anything queued and closes every file.
+    """
+    app = create_app(cfg)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, cfg.host, cfg.port)
+        await site.start()
+        log.info("storage node %s listening on %s:%d", cfg.node_id, cfg.host, cfg.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        drain = app[DRAIN]
+        log.info("stopping: %d requests in flight", drain.inflight)
+        await site.stop()
+        if not await drain.drain(drain_timeout):
+            log.warning("stopping with %d requests still in flight", drain.inflight)
+    finally:
+        await runner.cleanup()
+    log.info("storage node %s stopped", cfg.node_id)
+
+
 def main(cfg: StorageConfig) -> None:
-    """Run a storage node until SIGTERM/SIGINT; in-flight commits finish before exit."""
+    """Run a storage node until SIGTERM/SIGINT (see :func:`serve`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("storage node %s on %s:%d, data in %s", cfg.node_id, cfg.host, cfg.port, cfg.data_dir)
-    web.run_app(create_app(cfg), host=cfg.host, port=cfg.port, print=None, access_log=None,
-                shutdown_timeout=15.0, handle_signals=True)
+    asyncio.run(serve(cfg))

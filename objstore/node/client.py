@@ -17,7 +17,7 @@ import aiohttp
 from yarl import URL
 
 from objstore import internal_auth
-from objstore.errors import IncompleteBody, ObjstoreError, ServiceUnavailable
+from objstore.errors import AccessDenied, IncompleteBody, ObjstoreError, ServiceUnavailable
 from objstore.http_common import raise_for_error_body
 
 BUCKET_HEADER = "X-Objstore-Bucket"
@@ -130,7 +130,8 @@ class StorageClient:
         path = blob_path(version_id, shard)
         extra = {}
         if start is not None or end is not None:
-            extra["Range"] = f"bytes={'' if start is None else start}-{'' if end is None else end}"
+            # "bytes=-n" would mean the last n bytes: an open start is byte 0 here.
+            extra["Range"] = f"bytes={0 if start is None else start}-{'' if end is None else end}"
         try:
             resp = await self._session.get(self._url(address, path), headers=self._sign("GET", path, extra),
                                            timeout=self._timeout)
@@ -169,8 +170,10 @@ class StorageClient:
                                           timeout=self._timeout) as resp:
                 if resp.status == 404:
                     return None
+                if resp.status == 403:
+                    raise AccessDenied("internal request not authenticated")
                 if resp.status >= 400:
-                    raise_for_error_body(resp.status, b"")
+                    raise_for_error_body(resp.status, b"")  # a HEAD answer has no body to decode
                 h = resp.headers
                 return {
                     "size": int(h.get(SIZE_HEADER, "0")),

@@ -246,6 +246,8 @@ class BlobStore:
             buf.append(enc.finish())
             handed_off = True
             task = loop.create_task(self._commit_large(writer, header, hbytes, enc.data_xxh, b"".join(buf)))
+            self._bg.add(task)  # close() waits for it even if this caller goes away
+            task.add_done_callback(self._bg.discard)
             return await asyncio.shield(task)
         except BaseException:
             if not handed_off:

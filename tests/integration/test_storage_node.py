@@ -81,6 +81,8 @@ async def test_put_get_range_head_delete(node: Node, client: StorageClient, size
         assert (status, total, part) == (206, size, data[3 : size - 4])
         status, _, tail = await get_all(client, node.address, "0000018c2f3a1b2c-000042-gw1", 1, size - 7, None)
         assert (status, tail) == (206, data[-7:])
+        status, _, head = await get_all(client, node.address, "0000018c2f3a1b2c-000042-gw1", 1, None, 9)
+        assert (status, head) == (206, data[:10])
     head = await client.head_blob(node.address, "0000018c2f3a1b2c-000042-gw1", 1)
     assert head == {"size": size, "bucket": "bkt", "key": "dir/ä key", "xxh64": res["xxh64"]}
     versions = await client.list_versions(node.address, "bkt", "dir/ä key")
