@@ -3,7 +3,10 @@
 Invariants:
 - Every state change is a command carrying this client's id, a fresh sequence number and
   ``ack`` (the lowest sequence number still awaiting an answer), so a command retried after
-  a lost response is applied once and returns the first outcome.
+  a lost response is applied once and returns the first outcome. The id is the given
+  ``client_id`` plus a random incarnation (``<client_id>/<incarnation>``), so a restarted
+  process that reuses its name starts a fresh session instead of colliding with the
+  sequence numbers of its previous life.
 - A call is retried across the known addresses on connection errors, timeouts and
   ``ServiceUnavailable``; a ``NotLeader`` answer redirects to ``extra["leader"]`` when it
   names one. When no node gives an answer before the deadline the call raises
@@ -58,12 +61,13 @@ class MetadataClient:
         *,
         deadline: float = 10.0,
         attempt_timeout: float = 5.0,
+        incarnation: str | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("MetadataClient needs at least one address")
         self.addresses = [_addr(a) for a in addresses]
         self.secret = secret
-        self.client_id = client_id or uuid.uuid4().hex
+        self.client_id = f"{client_id or 'client'}/{incarnation or uuid.uuid4().hex[:16]}"
         self.deadline = deadline
         self.attempt_timeout = attempt_timeout
         self._session = session

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import socket
 import subprocess
@@ -312,3 +310,15 @@ async def test_a_command_sent_twice_applies_once(client, server):
     assert results[0] is None and results[1]["version_id"] == "first"
     assert results[2] is None  # the remembered outcome of seq 1, not a second application
     assert (await client.get_object("twice", "k")).version_id == "second"
+
+
+async def test_a_restarted_client_reusing_its_name_starts_a_fresh_session(server):
+    for life in range(2):
+        cl = MetadataClient([server.address], SECRET, client_id="gw-restarts")
+        for i in range(3):
+            await cl.put_credential(Credential(f"AK-life{life}-{i}", "s", "o"))
+        await cl.close()
+    cl = MetadataClient([server.address], SECRET)
+    keys = {x.access_key for x in await cl.list_credentials()}
+    await cl.close()
+    assert {f"AK-life{life}-{i}" for life in range(2) for i in range(3)} <= keys
