@@ -4,12 +4,14 @@
                        [--host 127.0.0.1] [--default-policy replica:3] [--snapshot-every 10000]
                        [--peers m1=h:p,m2=h:p] [--config FILE.json] [--log-level INFO]
 
-Flags override the JSON config file's keys (the MetadataConfig field names).
+Flags override the JSON config file's keys (the MetadataConfig field names). The secret may
+come from the environment variable OBJSTORE_CLUSTER_SECRET instead of ``--secret``.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from metadata.app import main
@@ -22,7 +24,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[MetadataConfig, str]:
     p.add_argument("--config", help="JSON file with MetadataConfig fields")
     p.add_argument("--node-id")
     p.add_argument("--data-dir")
-    p.add_argument("--secret", help="the cluster secret for internal requests")
+    p.add_argument("--secret", default=os.environ.get("OBJSTORE_CLUSTER_SECRET"),
+                   help="the cluster secret for internal requests (or env OBJSTORE_CLUSTER_SECRET)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--peers", help="comma-separated id=host:port of every metadata node")
@@ -39,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[MetadataConfig, str]:
         cfg = load(MetadataConfig, a.config, overrides)
     except (ObjstoreError, TypeError) as exc:
         p.error(str(exc))
+    if not cfg.secret:
+        p.error("a cluster secret is required (--secret or OBJSTORE_CLUSTER_SECRET)")
     return cfg, a.log_level
 
 
