@@ -127,8 +127,8 @@ class MetadataClient:
             except NotLeader as err:
                 last = f"{addr}: not the leader"
                 leader = err.extra.get("leader")
-                if leader:
-                    self._prefer(leader)
+                if leader and _addr(str(leader)) != addr:
+                    self._prefer(str(leader))
                     continue
             except ServiceUnavailable as err:
                 last = f"{addr}: {err.message}"
