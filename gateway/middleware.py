@@ -51,7 +51,7 @@ def _check_header_limits(request: web.Request) -> None:
 
 def make_middleware(op_handlers: dict[str, Handler]) -> Callable:
     @web.middleware
-    async def s3_middleware(request: web.Request, _handler: Handler) -> web.StreamResponse:
+    async def s3_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx = request.app[CTX_KEY]
         request_id = uuid.uuid4().hex[:16].upper()
         start = time.perf_counter()
@@ -59,7 +59,7 @@ def make_middleware(op_handlers: dict[str, Handler]) -> Callable:
         status = 500
         try:
             if request.path in ("/health", "/metrics") and "Authorization" not in request.headers:
-                resp = await _handler(request)
+                resp = await handler(request)
                 status = resp.status
                 op = request.path[1:]
                 return resp
@@ -74,8 +74,7 @@ def make_middleware(op_handlers: dict[str, Handler]) -> Callable:
             _check_header_limits(request)
             await authenticate(request)
             request[ENDPOINT_KEY] = endpoint
-            handler = op_handlers[endpoint.op]
-            resp = await handler(request)
+            resp = await op_handlers[endpoint.op](request)
             resp.headers.setdefault("x-amz-request-id", request_id)
             status = resp.status
             return resp
