@@ -50,6 +50,7 @@ class LocalCluster:
     def start(self, timeout: float = 60.0) -> "LocalCluster":
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.output_path, "ab")
+        self._offset = out.tell()
         cmd = [sys.executable, "-m", "objstore.cli", "up", "--data-dir", str(self.data_dir),
                "--s3-port", str(self.s3_port), "--storage-nodes", str(self.storage_nodes),
                "--access-key", self.access_key, "--secret-key", self.secret_key, *self.extra_args]
@@ -68,8 +69,9 @@ class LocalCluster:
         raise RuntimeError(f"objstore up did not start in {timeout}s:\n{self.output()}")
 
     def output(self) -> str:
+        """What the launcher printed since the last start."""
         try:
-            return self.output_path.read_text(errors="replace")
+            return self.output_path.read_bytes()[getattr(self, "_offset", 0):].decode(errors="replace")
         except FileNotFoundError:
             return ""
 

@@ -93,7 +93,8 @@ def check_conditions(request: web.Request, v: ObjectVersion) -> int | None:
     return None
 
 
-def object_headers(v: ObjectVersion, request: web.Request) -> dict[str, str]:
+def object_headers(v: ObjectVersion, request: web.Request, ranged: bool = False) -> dict[str, str]:
+    """Headers describing the object; whole-object checksums only when the whole body is sent."""
     headers = {
         "ETag": f'"{v.etag}"',
         "Last-Modified": http_date(v.last_modified),
@@ -104,7 +105,7 @@ def object_headers(v: ObjectVersion, request: web.Request) -> dict[str, str]:
         headers[name.title()] = value
     for name, value in v.user_meta.items():
         headers[f"x-amz-meta-{name}"] = value
-    if request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+    if not ranged and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         for alg, value in v.checksums.items():
             headers[f"x-amz-checksum-{alg}"] = value
     q = request.rel_url.query
@@ -123,11 +124,11 @@ async def _lookup(request: web.Request) -> ObjectVersion:
 
 async def handle_head_object(request: web.Request) -> web.Response:
     v = await _lookup(request)
-    headers = object_headers(v, request)
+    rng = parse_range(request.headers.get("Range"), v.size)
+    headers = object_headers(v, request, ranged=rng is not None)
     status = check_conditions(request, v)
     if status == 304:
         return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
-    rng = parse_range(request.headers.get("Range"), v.size)
     if rng is not None:
         headers["Content-Range"] = f"bytes {rng[0]}-{rng[1]}/{v.size}"
         headers["Content-Length"] = str(rng[1] - rng[0] + 1)
@@ -139,10 +140,10 @@ async def handle_head_object(request: web.Request) -> web.Response:
 async def handle_get_object(request: web.Request) -> web.StreamResponse:
     ctx: GatewayContext = request.app[CTX_KEY]
     v = await _lookup(request)
-    headers = object_headers(v, request)
+    rng = parse_range(request.headers.get("Range"), v.size)
+    headers = object_headers(v, request, ranged=rng is not None)
     if check_conditions(request, v) == 304:
         return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
-    rng = parse_range(request.headers.get("Range"), v.size)
     status = 200
     start, end = 0, v.size - 1
     if rng is not None:

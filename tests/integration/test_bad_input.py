@@ -98,7 +98,7 @@ def test_malformed_xml_on_create_bucket(cluster, s3):
 
 def test_missing_content_length(cluster, s3, bucket):
     h = signed_headers(cluster, "PUT", f"/{bucket}/nolen", {})
-    status, resp = raw_request(cluster, "PUT", f"/{bucket}/nolen", h, b"", shutdown=True)
+    status, resp = raw_request(cluster, "PUT", f"/{bucket}/nolen", h, b"")
     assert status == 411 and xml_code(resp) == "MissingContentLength"
     assert_absent(s3, bucket, "nolen")
 
