@@ -51,11 +51,15 @@ def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Req
     async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PUBLIC_PATHS:
             return await handler(request)
+        denied = web.json_response(
+            {"code": "AccessDenied", "message": "internal request not authenticated", "extra": {}}, status=403
+        )
         if not internal_auth.verify_headers(secret, request.method, request.raw_path, request.headers):
-            return web.json_response(
-                {"code": "AccessDenied", "message": "internal request not authenticated", "extra": {}},
-                status=403,
-            )
+            return denied
+        tag = request.headers.get(internal_auth.BODY_HEADER, "")
+        body = await request.read() if tag.startswith("sha256:") else None
+        if not internal_auth.body_matches(tag, request.content_length, body):
+            return denied
         return await handler(request)
 
     @web.middleware

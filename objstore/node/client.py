@@ -70,8 +70,9 @@ class StorageClient:
     def _url(self, address: str, path_qs: str) -> URL:
         return URL(f"http://{address}{path_qs}", encoded=True)
 
-    def _sign(self, method: str, path_qs: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-        h = internal_auth.headers(self._secret, method, path_qs)
+    def _sign(self, method: str, path_qs: str, extra: dict[str, str] | None = None,
+              stream_length: int | None = None) -> dict[str, str]:
+        h = internal_auth.headers(self._secret, method, path_qs, stream_length=stream_length)
         if extra:
             h.update(extra)
         return h
@@ -104,7 +105,7 @@ class StorageClient:
             POLICY_HEADER: policy,
             "Content-Length": str(size),
             "Content-Type": "application/octet-stream",
-        })
+        }, stream_length=size)
         try:
             async with self._session.put(self._url(address, path), data=counted(), headers=headers,
                                          timeout=self._timeout) as resp:

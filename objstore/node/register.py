@@ -41,8 +41,9 @@ async def register_once(session: aiohttp.ClientSession, address: str, secret: st
 
     Raises aiohttp.ClientError / OSError / asyncio.TimeoutError on connection problems.
     """
-    hdrs = internal_auth.headers(secret, "POST", NODES_PATH)
-    async with session.post(f"http://{address}{NODES_PATH}", json={"node": info.to_dict()}, headers=hdrs) as resp:
+    data = json.dumps({"node": info.to_dict()}).encode()
+    hdrs = {**internal_auth.headers(secret, "POST", NODES_PATH, body=data), "Content-Type": "application/json"}
+    async with session.post(f"http://{address}{NODES_PATH}", data=data, headers=hdrs) as resp:
         body = await resp.read()
         if 200 <= resp.status < 300:
             return None

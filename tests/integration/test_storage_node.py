@@ -150,7 +150,8 @@ async def test_short_body_stores_nothing(node: Node, client: StorageClient, size
     reader, writer = await asyncio.open_connection(host, int(port))
     head = (f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\nX-Objstore-Bucket: b\r\n"
             f"X-Objstore-Key: k\r\nX-Objstore-Policy: replica:3\r\n"
-            f"{internal_auth.HEADER}: {internal_auth.sign(SECRET, 'PUT', path)}\r\n\r\n")
+            f"{internal_auth.HEADER}: {internal_auth.sign(SECRET, 'PUT', path, tag=f'stream:{size}')}\r\n"
+            f"{internal_auth.BODY_HEADER}: stream:{size}\r\n\r\n")
     writer.write(head.encode() + b"y" * (size // 2))
     await writer.drain()
     writer.write_eof()
@@ -226,7 +227,7 @@ async def test_stats_and_metrics(node: Node, client: StorageClient) -> None:
 async def test_key_header_must_be_percent_encoded_utf8(node: Node) -> None:
     path = "/blobs/v1/0"
     hdrs = {"X-Objstore-Bucket": "b", "X-Objstore-Key": quote("ok", safe="") + "%FF",
-            "X-Objstore-Policy": "replica:3", **internal_auth.headers(SECRET, "PUT", path)}
+            "X-Objstore-Policy": "replica:3", **internal_auth.headers(SECRET, "PUT", path, stream_length=3)}
     async with aiohttp.ClientSession() as s:
         async with s.put(f"http://{node.address}{path}", data=b"abc", headers=hdrs) as resp:
             assert resp.status == 400
