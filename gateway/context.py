@@ -13,11 +13,12 @@ from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.metrics import Metrics
 from objstore.node.client import StorageClient
-from objstore.types import Credential
+from objstore.types import Bucket, Credential
 
 from gateway.topology import Topology
 
 CREDENTIAL_TTL = 5.0
+BUCKET_TTL = 2.0  # cached bucket records serve only immutable fields (owner, policy)
 
 
 @dataclass
@@ -30,6 +31,26 @@ class GatewayContext:
     metrics: Metrics
     _creds: dict[str, tuple[float, Credential | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task] = field(default_factory=set)
+    _buckets: dict[str, tuple[float, Bucket]] = field(default_factory=dict)
+
+    async def bucket(self, name: str) -> Bucket:
+        """The bucket record, cached briefly; raises NoSuchBucket.
+
+        Only a bucket's immutable fields may be used from the cache. A PUT that used a
+        stale record is still refused by the metadata service if the bucket changed owner.
+        """
+        hit = self._buckets.get(name)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1]
+        b = await self.meta.get_bucket(name)
+        if len(self._buckets) > 10000:
+            self._buckets.clear()
+        self._buckets[name] = (now + BUCKET_TTL, b)
+        return b
+
+    def forget_bucket(self, name: str) -> None:
+        self._buckets.pop(name, None)
 
     def background(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` after the response (garbage collection of replaced blobs)."""

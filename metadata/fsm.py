@@ -29,7 +29,7 @@ from metadata import records
 from metadata.commands import Outcome
 from objstore.errors import (
     BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,
-    InvalidRequest, NoSuchBucket, NoSuchKey, ObjstoreError,
+    AccessDenied, InvalidRequest, NoSuchBucket, NoSuchKey, ObjstoreError,
 )
 from objstore.listing import list_page
 from objstore.types import NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, Policy
@@ -180,6 +180,11 @@ class MetadataFSM:
         v = cmd.version
         index = self._index(v.bucket)
         records.validate_version(v)
+        # Invariant: an object's owner is its bucket's owner. A writer that saw an older
+        # bucket of the same name (deleted, re-created by someone else) is refused here.
+        owner = self.buckets[v.bucket].owner
+        if v.owner and v.owner != owner:
+            raise AccessDenied(BucketName=v.bucket)
         prev = index.get(v.key)
         index[v.key] = records.encode(v, self.atoms)
         return None if prev is None else records.decode(v.bucket, v.key, prev, self.atoms)

@@ -22,6 +22,7 @@ from gateway.topology import Topology
 log = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 8
+INLINE_SIZE = 256 * 1024  # bodies up to this size are verified whole, then sent in one write
 _EOF = object()
 
 
@@ -57,6 +58,9 @@ async def write_replicas(
     Raises the body's own error if the body fails, or InsufficientReplicas when fewer than
     ``write_quorum`` nodes stored it (blobs on the few that did are deleted again).
     """
+    if size <= INLINE_SIZE:
+        return await _write_small(storage, topology, nodes, version_id=version_id, bucket=bucket, key=key,
+                                  policy=policy, size=size, chunks=chunks, write_quorum=write_quorum)
     queues = [asyncio.Queue(maxsize=QUEUE_DEPTH) for _ in nodes]
     tasks = [
         asyncio.create_task(
@@ -87,6 +91,41 @@ async def write_replicas(
     for i in set(range(len(nodes))) - set(live):
         _force_put(queues[i], _Aborted())
     results = await asyncio.gather(*tasks, return_exceptions=True)
+    return await _settle(storage, topology, nodes, results, aborted, version_id, write_quorum)
+
+
+async def _write_small(
+    storage: StorageClient,
+    topology: Topology,
+    nodes: Sequence[NodeInfo],
+    *,
+    version_id: str,
+    bucket: str,
+    key: str,
+    policy: str,
+    size: int,
+    chunks: AsyncIterator[bytes],
+    write_quorum: int,
+) -> list[str]:
+    """A small body: read and verify it whole, then send it to every node at once."""
+    body = b"".join([c async for c in chunks])
+    results = await asyncio.gather(
+        *(storage.put_blob(n.address, version_id, 0, bucket, key, policy, size, body) for n in nodes),
+        return_exceptions=True,
+    )
+    return await _settle(storage, topology, nodes, results, set(), version_id, write_quorum)
+
+
+async def _settle(
+    storage: StorageClient,
+    topology: Topology,
+    nodes: Sequence[NodeInfo],
+    results: Sequence[object],
+    aborted: set[int],
+    version_id: str,
+    write_quorum: int,
+) -> list[str]:
+    """The nodes that stored the blob; suspects failed nodes; InsufficientReplicas below W."""
     stored: list[str] = []
     for i, (node, res) in enumerate(zip(nodes, results)):
         if i in aborted:

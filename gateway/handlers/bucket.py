@@ -15,9 +15,13 @@ from objstore.types import Bucket, Policy
 XML = {"Content-Type": "application/xml"}
 
 
-async def owned_bucket(request: web.Request, name: str) -> Bucket:
-    """The bucket, if the caller owns it; NoSuchBucket or AccessDenied otherwise."""
-    bucket = await request.app[CTX_KEY].meta.get_bucket(name)
+async def owned_bucket(request: web.Request, name: str, cached: bool = False) -> Bucket:
+    """The bucket, if the caller owns it; NoSuchBucket or AccessDenied otherwise.
+
+    ``cached`` allows a record a few seconds old (for its immutable owner and policy).
+    """
+    ctx = request.app[CTX_KEY]
+    bucket = await (ctx.bucket(name) if cached else ctx.meta.get_bucket(name))
     if bucket.owner != request[OWNER_KEY]:
         raise AccessDenied(BucketName=name)
     return bucket
@@ -76,6 +80,7 @@ async def handle_delete_bucket(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
     name = request[ENDPOINT_KEY].bucket
     await owned_bucket(request, name)
+    ctx.forget_bucket(name)
     await ctx.meta.delete_bucket(name)
     return web.Response(status=204)
 

@@ -17,9 +17,9 @@ from aiohttp import web
 from gateway.context import CTX_KEY, GatewayContext
 from gateway.datapath.reader import read_range
 from gateway.handlers.bucket import owned_bucket
-from gateway.middleware import ENDPOINT_KEY
+from gateway.middleware import ENDPOINT_KEY, OWNER_KEY
 from gateway.xml import http_date
-from objstore.errors import InvalidRange, PreconditionFailed
+from objstore.errors import AccessDenied, InvalidRange, NoSuchKey, PreconditionFailed
 from objstore.types import ObjectVersion
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,17 @@ def object_headers(v: ObjectVersion, request: web.Request, ranged: bool = False)
 
 
 async def _lookup(request: web.Request) -> ObjectVersion:
+    """The current version, if the caller owns its bucket (an object's owner is its bucket's)."""
     ctx = request.app[CTX_KEY]
     ep = request[ENDPOINT_KEY]
-    await owned_bucket(request, ep.bucket)
-    return await ctx.meta.get_object(ep.bucket, ep.key)
+    try:
+        v = await ctx.meta.get_object(ep.bucket, ep.key)
+    except NoSuchKey:
+        await owned_bucket(request, ep.bucket)  # AccessDenied rather than NoSuchKey for others
+        raise
+    if v.owner != request[OWNER_KEY]:
+        raise AccessDenied(BucketName=ep.bucket)
+    return v
 
 
 async def handle_head_object(request: web.Request) -> web.Response:

@@ -68,7 +68,7 @@ async def handle_put_object(request: web.Request) -> web.Response:
             MaxSizeAllowed=MAX_PUT_SIZE,
         )
     content_type, kept, user_meta = stored_headers(request)
-    bucket = await owned_bucket(request, ep.bucket)
+    bucket = await owned_bucket(request, ep.bucket, cached=True)
     policy = Policy.parse(bucket.policy)
     body = BodyStream(request, auth, size)
     nodes = await ctx.topology.place(ep.bucket, ep.key, policy.n)

@@ -78,14 +78,19 @@ class StorageClient:
         return h
 
     async def put_blob(self, address: str, version_id: str, shard: int, bucket: str, key: str, policy: str,
-                       size: int, body: AsyncIterable[bytes]) -> dict:
+                       size: int, body: AsyncIterable[bytes] | bytes) -> dict:
         """Stream ``size`` bytes to a node; returns ``{"size", "xxh64"}`` once durable there.
+
+        ``body`` is an async iterable of chunks, or for small blobs the bytes themselves
+        (sent with the request headers in one write).
 
         Raises IncompleteBody if ``body`` yields fewer or more bytes than ``size`` (the request
         is aborted, the node stores nothing), the node's error, or ServiceUnavailable.
         """
         path = blob_path(version_id, shard)
         short: list[str] = []
+        if isinstance(body, (bytes, bytearray, memoryview)) and len(body) != size:
+            raise IncompleteBody(f"body has {len(body)} of {size} bytes")
 
         async def counted() -> AsyncIterator[bytes]:
             sent = 0
@@ -107,7 +112,8 @@ class StorageClient:
             "Content-Type": "application/octet-stream",
         }, stream_length=size)
         try:
-            async with self._session.put(self._url(address, path), data=counted(), headers=headers,
+            data = body if isinstance(body, (bytes, bytearray, memoryview)) else counted()
+            async with self._session.put(self._url(address, path), data=data, headers=headers,
                                          timeout=self._timeout) as resp:
                 raw = await resp.read()
                 raise_for_error_body(resp.status, raw)

@@ -8,7 +8,7 @@ from metadata.commands import Outcome, decode_command, encode_command
 from metadata.fsm import MAX_RESULTS, MetadataFSM
 from metadata.fsm_snapshot import SnapshotFormatError
 from objstore.errors import (
-    BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument, InvalidRequest,
+    AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument, InvalidRequest,
     KeyTooLongError, NoSuchBucket, NoSuchKey,
 )
 from objstore.types import Bucket, ClusterMap, Credential, NodeInfo, ObjectVersion
@@ -271,7 +271,7 @@ def populated() -> Driver:
     d.run(c.PutCredential(Credential("AK", "SK", "alice")))
     for i in range(50):
         d.run(c.PutObject(version(key=f"dir/{i}\n", vid=f"v{i}", user_meta={"i": str(i)}), client_id="g", seq=i + 2, ack=2))
-    d.run(c.PutObject(version(bucket="e", key="x", etag="weird-etag", policy="ec:2+1")))
+    d.run(c.PutObject(version(bucket="e", key="x", etag="weird-etag", policy="ec:2+1", owner="bob")))
     return d
 
 
@@ -318,3 +318,12 @@ def test_apply_out_of_order_is_a_bug():
     fsm.apply(1, c.Noop())
     with pytest.raises(ValueError):
         fsm.apply(1, c.Noop())
+
+
+def test_put_object_by_someone_other_than_the_bucket_owner_is_refused(d):
+    with pytest.raises(AccessDenied):
+        d.run(c.PutObject(version(owner="mallory")))
+    with pytest.raises(NoSuchKey):
+        d.fsm.get_object("b", "k")
+    d.run(c.PutObject(version(owner="alice")))
+    assert d.fsm.get_object("b", "k").owner == "alice"
