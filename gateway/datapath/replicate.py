@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Awaitable, Sequence
 
 from objstore.errors import InsufficientReplicas, ObjstoreError
 from objstore.node.client import StorageClient
@@ -58,16 +58,16 @@ async def write_replicas(
     Raises the body's own error if the body fails, or InsufficientReplicas when fewer than
     ``write_quorum`` nodes stored it (blobs on the few that did are deleted again).
     """
+    def upload(node: NodeInfo, body: AsyncIterator[bytes] | bytes) -> Awaitable[dict]:
+        return storage.put_blob(node.address, version_id, 0, bucket, key, policy, size, body)
+
     if size <= INLINE_SIZE:
-        return await _write_small(storage, topology, nodes, version_id=version_id, bucket=bucket, key=key,
-                                  policy=policy, size=size, chunks=chunks, write_quorum=write_quorum)
+        # A small body is read and verified whole, then sent to every node in one write.
+        whole = b"".join([c async for c in chunks])
+        results = await asyncio.gather(*(upload(n, whole) for n in nodes), return_exceptions=True)
+        return await _settle(storage, topology, nodes, results, set(), version_id, write_quorum)
     queues = [asyncio.Queue(maxsize=QUEUE_DEPTH) for _ in nodes]
-    tasks = [
-        asyncio.create_task(
-            storage.put_blob(n.address, version_id, 0, bucket, key, policy, size, _queue_body(q))
-        )
-        for n, q in zip(nodes, queues)
-    ]
+    tasks = [asyncio.create_task(upload(n, _queue_body(q))) for n, q in zip(nodes, queues)]
     live = list(range(len(nodes)))
     try:
         async for chunk in chunks:
@@ -92,28 +92,6 @@ async def write_replicas(
         _force_put(queues[i], _Aborted())
     results = await asyncio.gather(*tasks, return_exceptions=True)
     return await _settle(storage, topology, nodes, results, aborted, version_id, write_quorum)
-
-
-async def _write_small(
-    storage: StorageClient,
-    topology: Topology,
-    nodes: Sequence[NodeInfo],
-    *,
-    version_id: str,
-    bucket: str,
-    key: str,
-    policy: str,
-    size: int,
-    chunks: AsyncIterator[bytes],
-    write_quorum: int,
-) -> list[str]:
-    """A small body: read and verify it whole, then send it to every node at once."""
-    body = b"".join([c async for c in chunks])
-    results = await asyncio.gather(
-        *(storage.put_blob(n.address, version_id, 0, bucket, key, policy, size, body) for n in nodes),
-        return_exceptions=True,
-    )
-    return await _settle(storage, topology, nodes, results, set(), version_id, write_quorum)
 
 
 async def _settle(

@@ -46,6 +46,14 @@ def _encoder(q):
     return "url", (lambda s: quote(s, safe="/"))
 
 
+def _common(request: web.Request):
+    """(bucket, query, max_keys, encoding, encoder, prefix, delimiter) of a listing request."""
+    q = request.rel_url.query
+    max_keys = _max_keys(q)
+    enc, encode = _encoder(q)
+    return request[ENDPOINT_KEY].bucket, q, max_keys, enc, encode, q.get("prefix", ""), q.get("delimiter") or None
+
+
 def encode_token(marker: str) -> str:
     return base64.urlsafe_b64encode(b"v1:" + marker.encode("utf-8")).decode()
 
@@ -82,12 +90,7 @@ def _contents(page: ListResult, encode, with_owner: bool) -> list[str]:
 
 async def handle_list_objects_v2(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
-    name = request[ENDPOINT_KEY].bucket
-    q = request.rel_url.query
-    max_keys = _max_keys(q)
-    enc, encode = _encoder(q)
-    prefix = q.get("prefix", "")
-    delimiter = q.get("delimiter") or None
+    name, q, max_keys, enc, encode, prefix, delimiter = _common(request)
     token = q.get("continuation-token")
     start_after = q.get("start-after")
     marker = decode_token(token) if token is not None else start_after
@@ -112,12 +115,7 @@ async def handle_list_objects_v2(request: web.Request) -> web.Response:
 
 async def handle_list_objects(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
-    name = request[ENDPOINT_KEY].bucket
-    q = request.rel_url.query
-    max_keys = _max_keys(q)
-    enc, encode = _encoder(q)
-    prefix = q.get("prefix", "")
-    delimiter = q.get("delimiter") or None
+    name, q, max_keys, enc, encode, prefix, delimiter = _common(request)
     marker = q.get("marker", "")
     await owned_bucket(request, name)
     page = await ctx.meta.list_objects(name, prefix, delimiter, marker or None, max_keys)
