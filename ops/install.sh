@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up objstore on a fresh machine: a virtualenv in .venv with objstore, its test tools
-# and the AWS CLI. Idempotent: running it again only installs what changed.
+# and the AWS CLI, plus rclone and s3cmd from the system's package manager (Debian/apt)
+# for the S3 tool tests. Idempotent: running it again only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -9,4 +10,22 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+
+# rclone and s3cmd: system packages. Skipped (with a message) when already present, when
+# not root, or when there is no apt; the tests that need them say so if they are missing.
+missing=()
+for tool in rclone s3cmd; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: not root, skipping apt install of ${missing[*]} (run: sudo apt-get install -y ${missing[*]})" >&2
+  elif ! command -v apt-get >/dev/null 2>&1; then
+    echo "install.sh: no apt-get, skipping ${missing[*]}; install them with your package manager" >&2
+  else
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
 echo "objstore installed in $(pwd)/.venv  (run: .venv/bin/objstore --help)"
