@@ -349,6 +349,13 @@ async def test_monitor_samples_a_live_gateway_process_and_skips_unknown_pids():
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "gateway"])
     try:
+        # The child's command line is visible only once it has exec'd: wait for that.
+        import psutil
+
+        deadline = time.monotonic() + 10
+        while "gateway" not in " ".join(psutil.Process(child.pid).cmdline()):
+            assert time.monotonic() < deadline, "the child never showed its command line"
+            time.sleep(0.01)
         procs = [ClusterProcess("gateway", "gw1", "127.0.0.1:9000", child.pid),
                  ClusterProcess("storage", "s1", "127.0.0.1:9001", None)]
         mon = ProcessMonitor(procs, "http://127.0.0.1:9000")
