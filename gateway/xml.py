@@ -20,9 +20,15 @@ MAX_XML_BODY = 1024 * 1024
 
 
 def iso8601(ts: float) -> str:
-    """S3's timestamp form in XML: 2009-10-12T17:50:30.000Z."""
-    ms = int(round((ts - int(ts)) * 1000)) % 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(ts))) + f".{ms:03d}Z"
+    """S3's timestamp form in XML: 2009-10-12T17:50:30.000Z.
+
+    Truncated to the millisecond, never rounded: a rounded .9996 would print as .000 of
+    the same second, up to a second early, and sync tools comparing it with a local
+    mtime would see the object as older than the file it was uploaded from.
+    """
+    ms_total = int(ts * 1000)
+    seconds, ms = divmod(ms_total, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
 
 
 def http_date(ts: float) -> str:
