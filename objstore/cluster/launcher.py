@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from objstore.errors import ObjstoreError
+from objstore.types import Policy
+
 ZONES = ("zone-a", "zone-b", "zone-c")
 
 
@@ -157,7 +160,24 @@ class Cluster:
                          "--access-key", self.keys["access_key"], "--secret-key", self.keys["secret_key"])
         self.children.append(Child("gateway", "gw1", f"{o.host}:{o.s3_port}", argv, logs / "gw1.log"))
 
+    def validate(self) -> None:
+        """Refuse options that cannot make a working cluster, before anything starts."""
+        o = self.opts
+        try:
+            policy = Policy.parse(o.default_policy)
+        except ObjstoreError as exc:
+            raise LaunchError(exc.message) from None
+        if o.storage_nodes < policy.n:
+            raise LaunchError(f"--default-policy {policy} needs at least {policy.n} storage nodes, "
+                              f"but --storage-nodes is {o.storage_nodes}")
+        if o.metadata_nodes != 1:
+            raise LaunchError("--metadata-nodes: this version runs exactly 1 metadata node "
+                              "(replicated metadata is not available yet)")
+        if not 1 <= o.s3_port <= 65535:
+            raise LaunchError(f"invalid --s3-port {o.s3_port}")
+
     def start(self) -> None:
+        self.validate()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = lock_data_dir(self.data_dir)
         self.keys = load_or_create_keys(self.data_dir, self.opts.access_key, self.opts.secret_key)
