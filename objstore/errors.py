@@ -167,6 +167,10 @@ class InvalidPart(ObjstoreError):
     default_message = "One or more of the specified parts could not be found."
 
 
+class InvalidPartNumber(ObjstoreError):
+    code, status, default_message = "InvalidPartNumber", 416, "The requested partnumber is not satisfiable"
+
+
 class InvalidPartOrder(ObjstoreError):
     code, status = "InvalidPartOrder", 400
     default_message = "The list of parts was not in ascending order."

@@ -115,6 +115,27 @@ class Bucket:
 
 
 @dataclass(frozen=True, slots=True)
+class PartRef:
+    """One part of a multipart object: its own blob (``version_id``) on its own nodes."""
+
+    number: int  # 1..10000
+    version_id: str
+    size: int
+    etag: str  # hex MD5 of the part
+    placement: tuple[str, ...] = ()
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "version_id": self.version_id, "size": self.size, "etag": self.etag,
+                "placement": list(self.placement), "checksums": dict(self.checksums)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PartRef":
+        return cls(d["number"], d["version_id"], d["size"], d["etag"], tuple(d.get("placement", ())),
+                   dict(d.get("checksums", {})))
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectVersion:
     """The version record of one object: what the metadata index stores per key.
 
@@ -137,17 +158,28 @@ class ObjectVersion:
     checksums: dict[str, str] = field(default_factory=dict)  # e.g. {"crc32": "base64..."}
     delete_marker: bool = False
     owner: str = ""
+    # A multipart object: its parts in order, each its own blob; ``placement`` is then empty.
+    parts: tuple[PartRef, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["placement"] = list(self.placement)
+        d["parts"] = [p.to_dict() for p in self.parts]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ObjectVersion":
         kw = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
         kw["placement"] = tuple(kw.get("placement", ()))
+        kw["parts"] = tuple(PartRef.from_dict(p) for p in kw.get("parts", ()))
         return cls(**kw)
+
+    def blob_refs(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(version id, node ids) of every blob holding this version's bytes: its own blob,
+        or one per part for a multipart object. Garbage collection deletes exactly these."""
+        if self.parts:
+            return tuple((p.version_id, p.placement) for p in self.parts)
+        return ((self.version_id, self.placement),)
 
 
 @dataclass(frozen=True, slots=True)
