@@ -82,6 +82,19 @@ class NoSuchVersion(ObjstoreError):
     default_message = "The specified version does not exist."
 
 
+class NoSuchTagSet(ObjstoreError):
+    code, status, default_message = "NoSuchTagSet", 404, "The TagSet does not exist"
+
+
+class InvalidTag(ObjstoreError):
+    code, status, default_message = "InvalidTag", 400, "The tag provided was not a valid tag."
+
+
+class IllegalVersioningConfiguration(ObjstoreError):
+    code, status = "IllegalVersioningConfigurationException", 400
+    default_message = "The versioning configuration specified in the request is invalid."
+
+
 class BucketAlreadyOwnedByYou(ObjstoreError):
     code, status = "BucketAlreadyOwnedByYou", 409
     default_message = "Your previous request to create the named bucket succeeded and you already own it."

@@ -105,6 +105,7 @@ class Bucket:
     policy: str = "replica:3"
     consistency: str = "strong"
     versioning: str = ""  # "" | "Enabled" | "Suspended"
+    tags: dict[str, str] = field(default_factory=dict)  # bucket tagging
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -160,6 +161,15 @@ class ObjectVersion:
     owner: str = ""
     # A multipart object: its parts in order, each its own blob; ``placement`` is then empty.
     parts: tuple[PartRef, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)  # object tagging
+    # Written while the bucket's versioning was Enabled: S3 shows ``version_id``. Otherwise
+    # this is the key's "null" version (set by the metadata service, not by writers).
+    versioned: bool = False
+
+    @property
+    def s3_version_id(self) -> str:
+        """The version id S3 clients see: ``version_id``, or "null" for the null version."""
+        return self.version_id if self.versioned else "null"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
