@@ -11,6 +11,7 @@ The blobs of the version this one replaced are deleted after the answer.
 from __future__ import annotations
 
 import time
+from typing import AsyncIterator, Sequence
 
 from aiohttp import web
 
@@ -22,7 +23,7 @@ from gateway.handlers.bucket import owned_bucket
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
 from objstore.errors import EntityTooLarge, InsufficientReplicas, NotImplementedOp, ObjstoreError
 from objstore.naming import validate_key
-from objstore.types import ObjectVersion, Policy
+from objstore.types import NodeInfo, ObjectVersion, Policy
 
 MAX_PUT_SIZE = 5 * 1024**3  # S3's limit for a single PUT
 STORED_HEADERS = ("content-encoding", "content-disposition", "cache-control", "expires", "content-language")
@@ -71,23 +72,7 @@ async def handle_put_object(request: web.Request) -> web.Response:
     bucket = await owned_bucket(request, ep.bucket, cached=True)
     policy = Policy.parse(bucket.policy)
     body = BodyStream(request, auth, size)
-    nodes = await ctx.topology.place(ep.bucket, ep.key, policy.n)
-    quorum = min(policy.default_write_quorum(), policy.n)
-    if len(nodes) < quorum:
-        raise InsufficientReplicas(f"Only {len(nodes)} storage nodes are reachable; {quorum} are required.")
-    version_id = ctx.hlc.next()
-    stored = await write_replicas(
-        ctx.storage,
-        ctx.topology,
-        nodes,
-        version_id=version_id,
-        bucket=ep.bucket,
-        key=ep.key,
-        policy=str(policy),
-        size=size,
-        chunks=body.chunks(),
-        write_quorum=quorum,
-    )
+    version_id, holders = await write_blob(ctx, ep.bucket, ep.key, policy, size, body.chunks())
     ctx.metrics.add_bytes_in(size)
     record = ObjectVersion(
         bucket=ep.bucket,
@@ -100,26 +85,65 @@ async def handle_put_object(request: web.Request) -> web.Response:
         headers=kept,
         user_meta=user_meta,
         policy=str(policy),
-        placement=tuple(stored),
+        placement=tuple(n.node_id for n in holders),
         ring_epoch=ctx.topology.map.epoch,
         checksums=body.checksum_values,
         owner=request[OWNER_KEY],
     )
-    holders = [n for n in nodes if n.node_id in stored]
-    try:
-        previous = await ctx.meta.put_object(record)
-    except ObjstoreError as err:
-        # Only a definite refusal (4xx) proves the record is not committed; after an
-        # ambiguous failure the blobs stay for garbage collection to decide.
-        if err.status < 500:
-            ctx.background(delete_blobs(ctx.storage, holders, version_id))
-        raise
-    if previous is not None and previous.version_id != version_id:
-        ctx.background(collect_version(ctx, previous))
+    await commit_version(ctx, record, holders)
     headers = {"ETag": f'"{body.etag}"'}
     for alg, value in body.checksum_values.items():
         headers[f"x-amz-checksum-{alg}"] = value
     return web.Response(status=200, headers=headers)
+
+
+async def write_blob(
+    ctx: GatewayContext, bucket: str, key: str, policy: Policy, size: int, chunks: AsyncIterator[bytes],
+    version_id: str | None = None,
+) -> tuple[str, list[NodeInfo]]:
+    """Place a new blob of ``size`` bytes for (bucket, key) and stream ``chunks`` to it.
+
+    Returns (the version id, a new one unless given, and the nodes holding the blob
+    durably, in placement order).
+    Raises InsufficientReplicas below the write quorum, or the error ``chunks`` raised
+    (then no node holds a complete blob).
+    """
+    nodes = await ctx.topology.place(bucket, key, policy.n)
+    quorum = min(policy.default_write_quorum(), policy.n)
+    if len(nodes) < quorum:
+        raise InsufficientReplicas(f"Only {len(nodes)} storage nodes are reachable; {quorum} are required.")
+    version_id = version_id or ctx.hlc.next()
+    stored = await write_replicas(
+        ctx.storage,
+        ctx.topology,
+        nodes,
+        version_id=version_id,
+        bucket=bucket,
+        key=key,
+        policy=str(policy),
+        size=size,
+        chunks=chunks,
+        write_quorum=quorum,
+    )
+    return version_id, [n for n in nodes if n.node_id in stored]
+
+
+async def commit_version(ctx: GatewayContext, record: ObjectVersion, holders: Sequence[NodeInfo]) -> ObjectVersion | None:
+    """Commit ``record`` (whose blob ``holders`` store); returns the version it replaced.
+
+    The replaced version's blobs are collected after the answer. On a definite refusal
+    (4xx) the new blobs are deleted and the error re-raised; after an ambiguous failure
+    they stay for garbage collection to decide.
+    """
+    try:
+        previous = await ctx.meta.put_object(record)
+    except ObjstoreError as err:
+        if err.status < 500:
+            ctx.background(delete_blobs(ctx.storage, holders, record.version_id))
+        raise
+    if previous is not None and previous.version_id != record.version_id:
+        ctx.background(collect_version(ctx, previous))
+    return previous
 
 
 async def collect_version(ctx: GatewayContext, version: ObjectVersion) -> None:
