@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.context import CTX_KEY, GatewayContext
-from gateway.handlers import bucket, listing, object_delete, object_get, object_put
+from gateway.handlers import batch_delete, bucket, copy, listing, object_delete, object_get, object_put
 from gateway.middleware import make_middleware
 from gateway.topology import Topology
 from metadata.client import MetadataClient
@@ -39,6 +39,8 @@ OP_HANDLERS = {
     "GetObject": object_get.handle_get_object,
     "HeadObject": object_get.handle_head_object,
     "DeleteObject": object_delete.handle_delete_object,
+    "DeleteObjects": batch_delete.handle_delete_objects,
+    "CopyObject": copy.handle_copy_object,
 }
 
 # Headers up to 64 KiB reach the middleware, which answers oversized ones in S3 form.

@@ -69,6 +69,7 @@ def make_middleware(op_handlers: dict[str, Handler]) -> Callable:
                 request.path,
                 request.rel_url.query,
                 ctx.cfg.virtual_host_suffixes,
+                headers=request.headers,
             )
             op = endpoint.op
             _check_header_limits(request)

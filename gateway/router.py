@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from gateway.unsupported import refuse_unsupported_headers
 from objstore.errors import InvalidArgument, KeyTooLongError, MethodNotAllowed, NotImplementedOp
 
 MAX_KEY_BYTES = 1024
@@ -19,7 +20,7 @@ _BUCKET_SUBRESOURCES_NOT_IMPLEMENTED = {
     "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle",
     "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
     "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
-    "versioning", "versions", "website", "accelerate", "uploads", "delete",
+    "versioning", "versions", "website", "accelerate", "uploads",
 }
 _OBJECT_SUBRESOURCES_NOT_IMPLEMENTED = {
     "acl", "attributes", "legal-hold", "retention", "tagging", "torrent", "restore", "select",
@@ -51,12 +52,14 @@ def parse_endpoint(
     path: str,
     query: Mapping[str, str],
     suffixes: tuple[str, ...] = ("localhost",),
+    headers: Mapping[str, str] | None = None,
 ) -> Endpoint:
     """Map a request to the S3 operation it names.
 
-    ``path`` is the percent-decoded path. Raises NotImplementedOp for sub-resources and
-    operations objstore does not serve, MethodNotAllowed for methods S3 does not accept
-    on the resource, KeyTooLongError for keys over 1024 bytes.
+    ``path`` is the percent-decoded path. Raises NotImplementedOp for sub-resources,
+    operations and (when ``headers`` are given) headers objstore does not serve,
+    MethodNotAllowed for methods S3 does not accept on the resource, KeyTooLongError for
+    keys over 1024 bytes.
     """
     method = method.upper()
     bucket = split_host_bucket(host, suffixes)
@@ -80,15 +83,23 @@ def parse_endpoint(
             return Endpoint("ListBuckets")
         raise MethodNotAllowed()
 
+    hdrs = headers if headers is not None else {}
     if key is None:
-        return _bucket_op(method, bucket, query)
-    return _object_op(method, bucket, key, query)
+        endpoint = _bucket_op(method, bucket, query)
+    else:
+        endpoint = _object_op(method, bucket, key, query, hdrs)
+    refuse_unsupported_headers(endpoint.op, method, key is not None, hdrs)
+    return endpoint
 
 
 def _bucket_op(method: str, bucket: str, query: Mapping[str, str]) -> Endpoint:
     if "location" in query:
         if method == "GET":
             return Endpoint("GetBucketLocation", bucket)
+        raise MethodNotAllowed()
+    if "delete" in query:
+        if method == "POST":
+            return Endpoint("DeleteObjects", bucket)
         raise MethodNotAllowed()
     unsupported = sorted(set(query) & _BUCKET_SUBRESOURCES_NOT_IMPLEMENTED)
     if unsupported:
@@ -110,7 +121,7 @@ def _bucket_op(method: str, bucket: str, query: Mapping[str, str]) -> Endpoint:
     raise MethodNotAllowed()
 
 
-def _object_op(method: str, bucket: str, key: str, query: Mapping[str, str]) -> Endpoint:
+def _object_op(method: str, bucket: str, key: str, query: Mapping[str, str], headers: Mapping[str, str]) -> Endpoint:
     unsupported = sorted(set(query) & _OBJECT_SUBRESOURCES_NOT_IMPLEMENTED)
     if unsupported:
         raise NotImplementedOp(f"The object sub-resource '{unsupported[0]}' is not implemented.")
@@ -125,6 +136,8 @@ def _object_op(method: str, bucket: str, key: str, query: Mapping[str, str]) -> 
     if method == "PUT":
         if "partNumber" in query:
             raise NotImplementedOp("Multipart uploads are not implemented.")
+        if any(name.lower() == "x-amz-copy-source" for name in headers):
+            return Endpoint("CopyObject", bucket, key)
         return Endpoint("PutObject", bucket, key)
     if method == "DELETE":
         return Endpoint("DeleteObject", bucket, key)

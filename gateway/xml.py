@@ -65,9 +65,9 @@ def _strip_ns(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def parse(body: bytes, root: str) -> ET.Element:
+def parse(body: bytes, root: str, max_size: int = MAX_XML_BODY) -> ET.Element:
     """Parse a request body whose root element must be ``root`` (namespace optional)."""
-    if len(body) > MAX_XML_BODY:
+    if len(body) > max_size:
         raise MalformedXML("The XML you provided was too large.")
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise MalformedXML("DOCTYPE and ENTITY declarations are not allowed.")
