@@ -13,6 +13,7 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/credential   ?access_key=                  -> {"credential": Credential | null}
     GET  /v1/credentials                                -> {"credentials": [Credential]}
     GET  /v1/status                                     -> node, term, indexes, counts
+    GET  /v1/upload, /v1/upload/parts, /v1/uploads, /v1/uploads/stale   (metadata.upload_http)
 
 Keys and names travel as percent-encoded query values or in JSON bodies, never in the
 path, so any UTF-8 string round-trips. Handlers only call the :class:`Replicator`.
@@ -30,6 +31,7 @@ from prometheus_client import Gauge
 
 from metadata import commands as c
 from metadata.commands import check_types, command_from_dict
+from metadata import upload_http
 from metadata.service import Replicator, SingleNodeReplicator
 from objstore.config import MetadataConfig
 from objstore.errors import InvalidArgument
@@ -194,6 +196,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     r.add_get("/v1/credential", get_credential, name="get_credential")
     r.add_get("/v1/credentials", get_credentials, name="list_credentials")
     r.add_get("/v1/status", get_status, name="status")
+    upload_http.add_routes(app, _rep)
     return app
 
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from objstore.errors import InvalidArgument, ObjstoreError, error_from_code
-from objstore.types import Bucket, ClusterMap, Credential, NodeInfo, ObjectVersion
+from metadata.upload_records import CompletedUpload, MultipartUpload, PartList, UploadedPart
+from objstore.types import Bucket, ClusterMap, Credential, NodeInfo, ObjectVersion, PartRef
 
 COMMAND_VERSION = 1
 
@@ -133,11 +134,64 @@ class DeleteObject(Command):
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class CreateMultipartUpload(Command):
+    """Start a multipart upload (the id comes from the gateway); returns the upload."""
+
+    TYPE: ClassVar[str] = "CreateMultipartUpload"
+    RECORDS: ClassVar[dict[str, type]] = {"upload": MultipartUpload}
+    RESULT: ClassVar[type | None] = MultipartUpload
+    upload: MultipartUpload
+
+
+@dataclass(frozen=True, slots=True)
+class PutPart(Command):
+    """Record an uploaded part; returns the PartRef it replaced, or None."""
+
+    TYPE: ClassVar[str] = "PutPart"
+    RECORDS: ClassVar[dict[str, type]] = {"part": UploadedPart}
+    RESULT: ClassVar[type | None] = PartRef
+    bucket: str
+    key: str
+    upload_id: str
+    part: UploadedPart
+
+
+@dataclass(frozen=True, slots=True)
+class AbortMultipartUpload(Command):
+    """Remove an upload; returns its parts (a PartList) for garbage collection."""
+
+    TYPE: ClassVar[str] = "AbortMultipartUpload"
+    RESULT: ClassVar[type | None] = PartList
+    bucket: str
+    key: str
+    upload_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteMultipartUpload(Command):
+    """Validate and complete an upload; returns a CompletedUpload.
+
+    ``parts`` are ``[number, etag, {algorithm: checksum}]`` rows in the client's order;
+    ``checksums`` the whole-object checksums the client sent, if any."""
+
+    TYPE: ClassVar[str] = "CompleteMultipartUpload"
+    RESULT: ClassVar[type | None] = CompletedUpload
+    bucket: str
+    key: str
+    upload_id: str
+    parts: list
+    version_id: str
+    last_modified: float
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
 COMMANDS: dict[str, type[Command]] = {
     c.TYPE: c
     for c in (
         Noop, RegisterNode, SetNodeState, CreateBucket, DeleteBucket,
         PutCredential, DeleteCredential, PutObject, DeleteObject,
+        CreateMultipartUpload, PutPart, AbortMultipartUpload, CompleteMultipartUpload,
     )
 }
 _SESSION_FIELDS = ("client_id", "seq", "ack")

@@ -11,6 +11,8 @@ Invariants:
   on (address, zone, weight, state) changes; capacity/usage updates are stored without a
   bump, and re-registering an unchanged node changes nothing.
 - Each bucket has its own SortedDict key -> compact record (:mod:`metadata.records`).
+- Multipart uploads in progress live in ``uploads`` (:mod:`metadata.uploads`); a bucket
+  with uploads in progress is not empty.
 - Exactly-once: per client id, the outcome of every command not yet acknowledged by the
   client (``seq >= ack``) is remembered; a command whose seq is remembered returns the same
   outcome again without being applied. Sessions are kept for the ``MAX_SESSIONS`` most
@@ -27,6 +29,7 @@ from sortedcontainers import SortedDict
 from metadata import commands as c
 from metadata import records
 from metadata.commands import Outcome
+from metadata.uploads import UploadStore
 from objstore.errors import (
     BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,
     AccessDenied, InvalidRequest, NoSuchBucket, NoSuchKey, ObjstoreError,
@@ -77,6 +80,7 @@ class MetadataFSM:
         self.credentials: dict[str, Credential] = {}
         self.sessions: dict[str, Session] = {}
         self.atoms = records.Atoms()
+        self.uploads = UploadStore()  # multipart uploads in progress (metadata.uploads)
         self._map: ClusterMap | None = None
         self._handlers: dict[type, Callable] = {
             c.Noop: lambda cmd: None,
@@ -88,6 +92,10 @@ class MetadataFSM:
             c.DeleteCredential: self._delete_credential,
             c.PutObject: self._put_object,
             c.DeleteObject: self._delete_object,
+            c.CreateMultipartUpload: lambda cmd: self.uploads.create(cmd.upload, self.get_bucket(cmd.upload.bucket)),
+            c.PutPart: lambda cmd: self.uploads.put_part(cmd.bucket, cmd.key, cmd.upload_id, cmd.part),
+            c.AbortMultipartUpload: lambda cmd: self.uploads.abort(cmd.bucket, cmd.key, cmd.upload_id),
+            c.CompleteMultipartUpload: self._complete_upload,
         }
 
     # --- applying commands -----------------------------------------------------------------
@@ -163,10 +171,11 @@ class MetadataFSM:
     def _delete_bucket(self, cmd: c.DeleteBucket) -> None:
         if cmd.name not in self.buckets:
             raise NoSuchBucket(BucketName=cmd.name)
-        if self.objects[cmd.name]:
+        if self.objects[cmd.name] or self.uploads.has_uploads(cmd.name):
             raise BucketNotEmpty(BucketName=cmd.name)
         del self.buckets[cmd.name]
         del self.objects[cmd.name]
+        self.uploads.drop_bucket(cmd.name)
 
     def _put_credential(self, cmd: c.PutCredential) -> None:
         if not cmd.cred.access_key:
@@ -192,6 +201,21 @@ class MetadataFSM:
     def _delete_object(self, cmd: c.DeleteObject) -> ObjectVersion | None:
         prev = self._index(cmd.bucket).pop(cmd.key, None)
         return None if prev is None else records.decode(cmd.bucket, cmd.key, prev, self.atoms)
+
+    def _complete_upload(self, cmd: c.CompleteMultipartUpload):
+        """Complete a multipart upload, committing its object as PutObject would."""
+        self._index(cmd.bucket)
+
+        def current(bucket: str, key: str) -> ObjectVersion | None:
+            try:
+                return self.get_object(bucket, key)
+            except NoSuchKey:
+                return None
+
+        return self.uploads.complete(
+            cmd.bucket, cmd.key, cmd.upload_id, cmd.parts, cmd.version_id, cmd.last_modified, cmd.checksums,
+            put=lambda v: self._put_object(c.PutObject(v)), current=current,
+        )
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -229,7 +253,7 @@ class MetadataFSM:
     ) -> ListResult:
         """One page of S3 listing (see objstore.listing); raises NoSuchBucket."""
         page = list_page(self._index(bucket), prefix, delimiter, start_after, max_keys)
-        contents = tuple(records.decode(bucket, k, rec, self.atoms) for k, rec in page.entries)
+        contents = tuple(records.decode(bucket, k, rec, self.atoms, parts=False) for k, rec in page.entries)
         return ListResult(contents, tuple(page.common_prefixes), page.is_truncated, page.next_marker)
 
     def get_credential(self, access_key: str) -> Credential | None:
@@ -244,7 +268,7 @@ class MetadataFSM:
     def counts(self) -> dict[str, int]:
         return {
             "buckets": len(self.buckets), "objects": self.object_count(), "nodes": len(self.nodes),
-            "credentials": len(self.credentials), "sessions": len(self.sessions),
+            "credentials": len(self.credentials), "sessions": len(self.sessions), "uploads": self.uploads.count(),
         }
 
     # --- snapshots (encoding in metadata.fsm_snapshot) -------------------------------------

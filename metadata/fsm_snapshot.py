@@ -12,7 +12,13 @@ strings, so lines split unambiguously):
     {"t": "cred", "d": Credential}          credentials by access key
     {"t": "session", "id": client, "floor": F, "results": [[seq, Outcome], ...]}
                                             sessions, least recently used first
+    {"t": "upload", "d": MultipartUpload, "parts": [UploadedPart, ...]}
+                                            multipart uploads in progress (since v2)
+    {"t": "completed", "rows": [[bucket, upload id, key, version id], ...]}
+                                            recently completed upload ids (since v2)
     {"t": "end", "lines": L}                L: the number of lines before this one
+
+Versions: 2 adds the upload lines; a version 1 snapshot (no uploads) still restores.
 
 Invariants: the bytes depend only on the state (same state, same bytes), so
 ``snapshot(restore(s)) == s``; a stream without its ``end`` line, or with a line count
@@ -31,9 +37,11 @@ from sortedcontainers import SortedDict
 from metadata import records
 from metadata.commands import Outcome
 from metadata.fsm import MetadataFSM, Session
+from metadata.uploads import UploadStore
 from objstore.types import Bucket, Credential, NodeInfo
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 KIND = "metadata-fsm"
 ROWS_PER_LINE = 1000
 
@@ -62,6 +70,7 @@ class FrozenState:
     credentials: list[Credential]
     sessions: list[tuple[str, int, list[tuple[int, Outcome]]]]
     atoms: records.Atoms
+    uploads: tuple = ((), ())  # UploadStore.freeze()
 
 
 def freeze(fsm: MetadataFSM) -> FrozenState:
@@ -80,6 +89,7 @@ def freeze(fsm: MetadataFSM) -> FrozenState:
         credentials=[fsm.credentials[k] for k in sorted(fsm.credentials)],
         sessions=[(cid, s.floor, list(s.results.items())) for cid, s in fsm.sessions.items()],
         atoms=fsm.atoms,
+        uploads=fsm.uploads.freeze(),
     )
 
 
@@ -101,6 +111,8 @@ def _lines(st: FrozenState) -> Iterator[bytes]:
     for client_id, floor, results in st.sessions:
         rows = [[seq, o.to_dict()] for seq, o in results]
         yield _line({"t": "session", "id": client_id, "floor": floor, "results": rows})
+    for obj in UploadStore.snapshot_lines(st.uploads):
+        yield _line(obj)
 
 
 def frozen_chunks(st: FrozenState, lines_per_chunk: int = 20) -> Iterator[bytes]:
@@ -134,7 +146,7 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
         head = json.loads(next(it))
     except (StopIteration, ValueError) as exc:
         raise SnapshotFormatError(f"bad snapshot header: {exc}") from None
-    if not isinstance(head, dict) or head.get("v") != SNAPSHOT_VERSION or head.get("kind") != KIND:
+    if not isinstance(head, dict) or head.get("v") not in READABLE_VERSIONS or head.get("kind") != KIND:
         raise SnapshotFormatError(f"unsupported snapshot header {head!r}")
     fsm.applied_index = head["applied_index"]
     fsm.epoch = head["epoch"]
@@ -166,7 +178,7 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
             elif t == "session":
                 results = {seq: Outcome.from_dict(o) for seq, o in d["results"]}
                 fsm.sessions[d["id"]] = Session(d["floor"], results)
-            else:
+            elif not fsm.uploads.restore_line(d):
                 raise SnapshotFormatError(f"unknown snapshot line type {t!r}")
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, SnapshotFormatError):

@@ -9,7 +9,8 @@ Layout (little endian): ``size q | last_modified d | ring_epoch Q | content_type
 policy I | owner I | placement I | flags B | version_id (u16 length + UTF-8) | etag |
 extras``. The etag is 16 raw bytes when it is a plain hex MD5 (flag ``ETAG_MD5``), else u16
 length + UTF-8. ``extras`` (flag ``EXTRAS``) is the JSON of the non-empty headers, user
-metadata and checksums.
+metadata, checksums and, for a multipart object, its parts list ("p",
+:mod:`metadata.part_codec`).
 
 Invariants: ``decode(encode(v)) == v`` for every valid version; the bucket and key are not
 stored (the index holds them); the atom table only grows and is private to one process
@@ -22,6 +23,7 @@ import re
 import struct
 from typing import Any, Hashable
 
+from metadata import part_codec
 from objstore.errors import InvalidArgument, KeyTooLongError
 from objstore.types import ObjectVersion
 
@@ -73,7 +75,7 @@ def validate_version(v: ObjectVersion) -> None:
 
 def encode(v: ObjectVersion, atoms: Atoms) -> bytes:
     """The compact record of ``v`` (call :func:`validate_version` first)."""
-    ex = {"h": v.headers, "m": v.user_meta, "c": v.checksums}
+    ex = {"h": v.headers, "m": v.user_meta, "c": v.checksums, "p": part_codec.pack(v.parts) if v.parts else None}
     return _pack(
         v.version_id, v.size, v.etag, v.last_modified, v.content_type, v.policy,
         tuple(v.placement), v.ring_epoch, v.owner, v.delete_marker,
@@ -129,14 +131,16 @@ def _unpack(rec: bytes, atoms: Atoms) -> list[Any]:
     ]
 
 
-def decode(bucket: str, key: str, rec: bytes, atoms: Atoms) -> ObjectVersion:
-    """The ObjectVersion stored in ``rec`` for ``bucket``/``key``."""
+def decode(bucket: str, key: str, rec: bytes, atoms: Atoms, parts: bool = True) -> ObjectVersion:
+    """The ObjectVersion stored in ``rec`` for ``bucket``/``key`` (without its parts list
+    when ``parts`` is False: listings need only the size and ETag)."""
     vid, size, etag, lm, ct, policy, placement, epoch, owner, dm, extras = _unpack(rec, atoms)
     ex = extras or {}
     return ObjectVersion(
         bucket=bucket, key=key, version_id=vid, size=size, etag=etag, last_modified=lm,
         content_type=ct, headers=ex.get("h", {}), user_meta=ex.get("m", {}), policy=policy,
         placement=placement, ring_epoch=epoch, checksums=ex.get("c", {}), delete_marker=dm, owner=owner,
+        parts=part_codec.unpack(ex["p"]) if parts and "p" in ex else (),
     )
 
 

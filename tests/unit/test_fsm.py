@@ -6,7 +6,7 @@ import pytest
 from metadata import commands as c
 from metadata.commands import Outcome, decode_command, encode_command
 from metadata.fsm import MAX_RESULTS, MetadataFSM
-from metadata.fsm_snapshot import SnapshotFormatError
+from metadata.fsm_snapshot import SNAPSHOT_VERSION, SnapshotFormatError
 from objstore.errors import (
     AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument, InvalidRequest,
     KeyTooLongError, NoSuchBucket, NoSuchKey,
@@ -308,7 +308,7 @@ def test_truncated_or_unknown_snapshot_is_refused():
     with pytest.raises(SnapshotFormatError):
         MetadataFSM.restore(snap[: len(snap) // 2].rsplit(b"\n", 1)[0] + b"\n")
     with pytest.raises(SnapshotFormatError):
-        MetadataFSM.restore(snap.replace(b'"v":1', b'"v":9', 1))
+        MetadataFSM.restore(snap.replace(b'"v":%d' % SNAPSHOT_VERSION, b'"v":9', 1))
     with pytest.raises(SnapshotFormatError):
         MetadataFSM.restore(b"")
 

@@ -1,0 +1,372 @@
+"""Multipart uploads in progress: the part of the metadata state machine that holds them.
+
+:class:`UploadStore` is pure and deterministic like the rest of the state machine
+(:class:`metadata.fsm.MetadataFSM` owns one and snapshots it). Every command method either
+changes the state and returns its result, or raises an ObjstoreError and changes nothing.
+
+Invariants:
+- An upload is keyed by (bucket, key, upload id); per bucket they sit in a SortedDict on
+  ``(key, upload_id)``, the order ListMultipartUploads returns them in (upload ids are
+  time-ordered HLC ids, so uploads of one key list oldest first).
+- Each part number (1..10000) of an upload holds at most one part; uploading it again
+  returns the replaced part, whose blobs are then garbage.
+- Completing validates, atomically: the parts listed are in strictly ascending order
+  (InvalidPartOrder), each was uploaded with that ETag (InvalidPart), every one but the last
+  is at least 5 MiB (EntityTooSmall). The object's ETag is ``md5(md5_1 || ... || md5_n)-n``
+  over the binary part MD5s. The upload then disappears; the parts it did not list are
+  returned as garbage. No data moves: the object's record lists the parts' blobs.
+- A completed upload id is remembered (the newest ``MAX_COMPLETED``): completing it again
+  succeeds without change while its object is still the key's current version, as a
+  retried CompleteMultipartUpload does on S3; otherwise NoSuchUpload.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any, Callable, Iterator
+
+from awscrt import checksums as crt
+from sortedcontainers import SortedDict
+
+from metadata import part_codec
+from metadata.upload_records import (
+    CHECKSUM_TYPES, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, CompletedUpload, MultipartUpload, PartList,
+    PartsPage, UploadedPart, UploadsPage,
+)
+from objstore.errors import (
+    AccessDenied, BadDigest, EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder,
+    InvalidRequest, MalformedXML, NoSuchUpload,
+)
+from objstore.listing import prefix_successor
+from objstore.types import Bucket, ObjectVersion, PartRef
+
+MAX_COMPLETED = 10_000
+MAX_OBJECT_SIZE = 5 * 1024**4
+_DIGEST_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
+_CRC = {"crc32": crt.crc32, "crc32c": crt.crc32c, "crc64nvme": crt.crc64nvme}
+_COMBINE = {"crc32": crt.combine_crc32, "crc32c": crt.combine_crc32c, "crc64nvme": crt.combine_crc64nvme}
+
+
+class _Upload:
+    __slots__ = ("info", "parts")
+
+    def __init__(self, info: MultipartUpload, parts: dict[int, UploadedPart] | None = None) -> None:
+        self.info = info
+        self.parts: dict[int, UploadedPart] = parts if parts is not None else {}
+
+
+def multipart_etag(md5s: list[str]) -> str:
+    """S3's ETag of a multipart object from its parts' hex MD5s: ``md5(concat)-n``."""
+    return hashlib.md5(b"".join(bytes.fromhex(m) for m in md5s)).hexdigest() + f"-{len(md5s)}"
+
+
+def checksum_type_for(algorithm: str, requested: str) -> str:
+    """The checksum type an upload uses (S3's defaults); raises InvalidRequest."""
+    if not algorithm:
+        if requested:
+            raise InvalidRequest("The x-amz-checksum-type header requires x-amz-checksum-algorithm.")
+        return ""
+    ctype = requested or ("FULL_OBJECT" if algorithm == "crc64nvme" else "COMPOSITE")
+    if ctype not in CHECKSUM_TYPES:
+        raise InvalidRequest(f"Value for x-amz-checksum-type header is invalid: {requested}")
+    if ctype == "FULL_OBJECT" and algorithm not in _COMBINE:
+        raise InvalidRequest(f"The FULL_OBJECT checksum type cannot be used with the {algorithm} checksum algorithm.")
+    if ctype == "COMPOSITE" and algorithm == "crc64nvme":
+        raise InvalidRequest("The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.")
+    return ctype
+
+
+def object_checksum(algorithm: str, ctype: str, parts: list[PartRef]) -> str | None:
+    """The object's checksum from its parts' (COMPOSITE: ``<digest of digests>-n``;
+    FULL_OBJECT: the CRC of the whole object); None when a part has none."""
+    if algorithm not in _DIGEST_SIZES or not parts:
+        return None
+    size = _DIGEST_SIZES[algorithm]
+    raws = [_decode_b64(p.checksums.get(algorithm, "")) for p in parts]
+    if any(r is None or len(r) != size for r in raws):
+        return None
+    if ctype == "FULL_OBJECT":
+        crc = int.from_bytes(raws[0], "big")
+        for raw, p in zip(raws[1:], parts[1:]):
+            crc = _COMBINE[algorithm](crc, int.from_bytes(raw, "big"), p.size)
+        return base64.b64encode(crc.to_bytes(size, "big")).decode()
+    joined = b"".join(raws)
+    if algorithm in _CRC:
+        digest = _CRC[algorithm](joined, 0).to_bytes(size, "big")
+    else:
+        digest = hashlib.new(algorithm, joined).digest()
+    return base64.b64encode(digest).decode() + f"-{len(parts)}"
+
+
+def _requested_parts(raw: Any) -> list[tuple[int, str, dict[str, str]]]:
+    """The Complete request's [number, etag, checksums] rows, type-checked."""
+    if not isinstance(raw, list) or not raw:
+        raise MalformedXML("The XML you provided was not well-formed or did not validate against our published schema.")
+    out = []
+    for row in raw:
+        if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], int) and not isinstance(row[0], bool)
+                and isinstance(row[1], str) and isinstance(row[2], dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in row[2].items())):
+            raise InvalidArgument("malformed parts list")
+        out.append((row[0], row[1].strip().strip('"'), row[2]))
+    return out
+
+
+def _check_upload_fields(u: MultipartUpload) -> None:
+    for name in ("bucket", "key", "upload_id", "owner", "content_type", "policy", "checksum_algorithm", "checksum_type"):
+        if not isinstance(getattr(u, name), str):
+            raise InvalidArgument(f"field {name} of the upload has the wrong type")
+    if not u.key or not u.upload_id or len(u.upload_id) > 256:
+        raise InvalidArgument("an upload needs a key and an upload id of at most 256 characters")
+    if isinstance(u.initiated, bool) or not isinstance(u.initiated, (int, float)):
+        raise InvalidArgument("invalid initiation time")
+    for d in (u.headers, u.user_meta):
+        if not isinstance(d, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in d.items()):
+            raise InvalidArgument("headers and user metadata must map strings to strings")
+    if u.checksum_algorithm and u.checksum_algorithm not in _DIGEST_SIZES:
+        raise InvalidArgument(f"unknown checksum algorithm {u.checksum_algorithm!r}")
+    checksum_type_for(u.checksum_algorithm, u.checksum_type)
+
+
+class UploadStore:
+    """The uploads in progress, and the ids of recently completed ones."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[str, SortedDict] = {}
+        self.completed: dict[tuple[str, str], tuple[str, str]] = {}  # (bucket, id) -> (key, version id)
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def create(self, upload: MultipartUpload, bucket: Bucket) -> MultipartUpload:
+        """Start an upload in ``bucket`` (the caller checked it exists)."""
+        _check_upload_fields(upload)
+        if upload.owner and upload.owner != bucket.owner:
+            raise AccessDenied(BucketName=bucket.name)
+        index = self.buckets.setdefault(upload.bucket, SortedDict())
+        if (upload.key, upload.upload_id) in index or (upload.bucket, upload.upload_id) in self.completed:
+            raise InvalidRequest(f"upload id {upload.upload_id} is already in use")
+        index[(upload.key, upload.upload_id)] = _Upload(upload)
+        return upload
+
+    def put_part(self, bucket: str, key: str, upload_id: str, part: UploadedPart) -> PartRef | None:
+        """Record an uploaded part; returns the part it replaced (garbage) or None."""
+        up = self._get(bucket, key, upload_id)
+        if not isinstance(part, UploadedPart) or isinstance(part.last_modified, bool) \
+                or not isinstance(part.last_modified, (int, float)):
+            raise InvalidArgument("malformed part")
+        part_codec.check_part(part.part)
+        if part.part.size > MAX_PART_SIZE:
+            raise EntityTooLarge(ProposedSize=part.part.size, MaxSizeAllowed=MAX_PART_SIZE)
+        old = up.parts.get(part.part.number)
+        up.parts[part.part.number] = part
+        return None if old is None or old.part.version_id == part.part.version_id else old.part
+
+    def abort(self, bucket: str, key: str, upload_id: str) -> PartList:
+        """Remove an upload; returns its parts (garbage). Raises NoSuchUpload."""
+        up = self._get(bucket, key, upload_id)
+        del self.buckets[bucket][(key, upload_id)]
+        return PartList(tuple(up.parts[n].part for n in sorted(up.parts)))
+
+    def complete(
+        self, bucket: str, key: str, upload_id: str, requested: Any, version_id: str, last_modified: float,
+        expected_checksums: dict[str, str],
+        put: Callable[[ObjectVersion], ObjectVersion | None],
+        current: Callable[[str, str], ObjectVersion | None],
+    ) -> CompletedUpload:
+        """Validate and complete an upload: ``put`` commits the new version (the same path
+        as PutObject) and may raise, leaving the upload as it was; ``current`` is the key's
+        current version (for a replayed completion)."""
+        up = self.buckets.get(bucket, {}).get((key, upload_id))
+        if up is None:
+            done = self.completed.get((bucket, upload_id))
+            if done is not None and done[0] == key:
+                cur = current(bucket, key)
+                if cur is not None and cur.version_id == done[1]:
+                    return CompletedUpload(cur, replayed=True)
+            raise NoSuchUpload(UploadId=upload_id)
+        wanted = _requested_parts(requested)
+        for (a, _, _), (b, _, _) in zip(wanted, wanted[1:]):
+            if b <= a:
+                raise InvalidPartOrder(UploadId=upload_id)
+        info = up.info
+        alg = info.checksum_algorithm
+        chosen: list[PartRef] = []
+        for number, etag, sums in wanted:
+            have = up.parts.get(number)
+            if have is None or have.part.etag != etag:
+                raise InvalidPart(UploadId=upload_id, PartNumber=number, ETag=etag)
+            for name, value in sums.items():
+                if have.part.checksums.get(name.lower()) != value:
+                    raise InvalidPart(f"The {name.upper()} you specified for part {number} did not match what we "
+                                      "received.", UploadId=upload_id, PartNumber=number)
+            chosen.append(have.part)
+        for p in chosen[:-1]:
+            if p.size < MIN_PART_SIZE:
+                raise EntityTooSmall(ProposedSize=p.size, MinSizeAllowed=MIN_PART_SIZE, PartNumber=p.number,
+                                     ETag=p.etag)
+        total = sum(p.size for p in chosen)
+        if total > MAX_OBJECT_SIZE:
+            raise EntityTooLarge(ProposedSize=total, MaxSizeAllowed=MAX_OBJECT_SIZE)
+        checksums: dict[str, str] = {}
+        value = object_checksum(alg, info.checksum_type, chosen)
+        if value is not None:
+            checksums[alg] = value
+        want = expected_checksums.get(alg) if isinstance(expected_checksums, dict) else None
+        if info.checksum_type == "FULL_OBJECT" and want is not None and want != value:
+            raise BadDigest(f"The {alg.upper()} you specified did not match the calculated checksum.")
+        version = ObjectVersion(
+            bucket=bucket, key=key, version_id=version_id, size=total,
+            etag=multipart_etag([p.etag for p in chosen]), last_modified=last_modified,
+            content_type=info.content_type, headers=info.headers, user_meta=info.user_meta, policy=info.policy,
+            checksums=checksums, owner=info.owner, parts=tuple(chosen),
+        )
+        previous = put(version)
+        listed = {p.number for p in chosen}
+        del self.buckets[bucket][(key, upload_id)]
+        self.completed[(bucket, upload_id)] = (key, version_id)
+        while len(self.completed) > MAX_COMPLETED:
+            del self.completed[next(iter(self.completed))]
+        unused = tuple(up.parts[n].part for n in sorted(up.parts) if n not in listed)
+        return CompletedUpload(version, previous, unused)
+
+    def drop_bucket(self, bucket: str) -> None:
+        """Forget a deleted bucket (it has no uploads in progress: see :meth:`has_uploads`)."""
+        self.buckets.pop(bucket, None)
+        for k in [k for k in self.completed if k[0] == bucket]:
+            del self.completed[k]
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def _get(self, bucket: str, key: str, upload_id: str) -> _Upload:
+        up = self.buckets.get(bucket, {}).get((key, upload_id))
+        if up is None:
+            raise NoSuchUpload(UploadId=upload_id)
+        return up
+
+    def has_uploads(self, bucket: str) -> bool:
+        return bool(self.buckets.get(bucket))
+
+    def count(self) -> int:
+        return sum(len(d) for d in self.buckets.values())
+
+    def get(self, bucket: str, key: str, upload_id: str) -> MultipartUpload:
+        """Raises NoSuchUpload."""
+        return self._get(bucket, key, upload_id).info
+
+    def list_parts(self, bucket: str, key: str, upload_id: str, marker: int = 0, max_parts: int = 1000) -> PartsPage:
+        """Parts numbered above ``marker``, at most ``max_parts``; raises NoSuchUpload."""
+        up = self._get(bucket, key, upload_id)
+        numbers = sorted(n for n in up.parts if n > marker)
+        page = numbers[: max(max_parts, 0)]
+        truncated = len(numbers) > len(page)
+        return PartsPage(up.info, tuple(up.parts[n] for n in page), truncated, page[-1] if page else 0)
+
+    def list_uploads(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,
+        upload_id_marker: str | None = None, max_uploads: int = 1000,
+    ) -> UploadsPage:
+        """One page of ListMultipartUploads (S3 semantics: a common prefix counts as one; the
+        upload id marker applies only with a key marker)."""
+        index = self.buckets.get(bucket) or SortedDict()
+        if max_uploads <= 0:
+            return UploadsPage((), (), False, None, None)
+        start, skip = (prefix, ""), None
+        if key_marker:
+            if upload_id_marker:
+                start, skip = max(start, (key_marker, upload_id_marker)), (key_marker, upload_id_marker)
+            else:
+                start = max(start, (key_marker + "\x00", ""))
+            cp = _rollup(key_marker, prefix, delimiter) if key_marker.startswith(prefix) else None
+            if cp is not None:
+                nxt = prefix_successor(cp)
+                if nxt is None:
+                    return UploadsPage((), (), False, None, None)
+                start = max(start, (nxt, ""))
+        uploads: list[MultipartUpload] = []
+        prefixes: list[str] = []
+        last: tuple[str, str | None] | None = None
+        truncated = False
+        it: Iterator | None = iter(index.irange(minimum=start))
+        while it is not None:
+            cursor, it = it, None
+            for k in cursor:
+                if k == skip:
+                    continue
+                if not k[0].startswith(prefix):
+                    break
+                if len(uploads) + len(prefixes) == max_uploads:
+                    truncated = True
+                    break
+                cp = _rollup(k[0], prefix, delimiter)
+                if cp is None:
+                    uploads.append(index[k].info)
+                    last = k
+                    continue
+                prefixes.append(cp)
+                last = (cp, None)
+                nxt = prefix_successor(cp)
+                if nxt is not None:
+                    it = iter(index.irange(minimum=(nxt, "")))
+                break
+        if not truncated:
+            return UploadsPage(tuple(uploads), tuple(prefixes), False, None, None)
+        assert last is not None
+        return UploadsPage(tuple(uploads), tuple(prefixes), True, last[0], last[1])
+
+    def stale(self, before: float, limit: int = 1000) -> list[MultipartUpload]:
+        """Uploads initiated before ``before`` (any bucket), at most ``limit``."""
+        out: list[MultipartUpload] = []
+        for name in sorted(self.buckets):
+            for up in self.buckets[name].values():
+                if up.info.initiated < before:
+                    out.append(up.info)
+                    if len(out) >= limit:
+                        return out
+        return out
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def freeze(self) -> tuple[list[tuple[MultipartUpload, list[UploadedPart]]], list[list[str]]]:
+        """A point-in-time copy (records are immutable: copying the containers suffices)."""
+        uploads = [
+            (up.info, [up.parts[n] for n in sorted(up.parts)])
+            for name in sorted(self.buckets) for up in self.buckets[name].values()
+        ]
+        return uploads, [[b, u, k, v] for (b, u), (k, v) in self.completed.items()]
+
+    @staticmethod
+    def snapshot_lines(frozen: tuple[list, list[list[str]]]) -> Iterator[dict[str, Any]]:
+        """The snapshot lines of a frozen copy: one per upload, then the completed ids."""
+        uploads, completed = frozen
+        for info, parts in uploads:
+            yield {"t": "upload", "d": info.to_dict(), "parts": [p.to_dict() for p in parts]}
+        for i in range(0, len(completed), 1000):
+            yield {"t": "completed", "rows": completed[i : i + 1000]}
+
+    def restore_line(self, d: dict[str, Any]) -> bool:
+        """Apply one snapshot line; False if it is not an upload line."""
+        if d["t"] == "upload":
+            info = MultipartUpload.from_dict(d["d"])
+            parts = {p.part.number: p for p in (UploadedPart.from_dict(x) for x in d["parts"])}
+            self.buckets.setdefault(info.bucket, SortedDict())[(info.key, info.upload_id)] = _Upload(info, parts)
+            return True
+        if d["t"] == "completed":
+            for b, u, k, v in d["rows"]:
+                self.completed[(b, u)] = (k, v)
+            return True
+        return False
+
+
+def _rollup(key: str, prefix: str, delimiter: str | None) -> str | None:
+    if not delimiter:
+        return None
+    i = key.find(delimiter, len(prefix))
+    return None if i < 0 else key[: i + len(delimiter)]
+
+
+def _decode_b64(value: str) -> bytes | None:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
