@@ -147,6 +147,8 @@ async def commit_version(ctx: GatewayContext, record: ObjectVersion, holders: Se
 
 
 async def collect_version(ctx: GatewayContext, version: ObjectVersion) -> None:
-    """Delete the blobs of a version no record points to any more."""
-    nodes = [n for n in (ctx.topology.node(i) for i in version.placement) if n is not None]
-    await delete_blobs(ctx.storage, nodes, version.version_id)
+    """Delete the blobs of a version no record points to any more (one per part for a
+    multipart object: ``version.blob_refs()``)."""
+    for version_id, placement in version.blob_refs():
+        nodes = [n for n in (ctx.topology.node(i) for i in placement) if n is not None]
+        await delete_blobs(ctx.storage, nodes, version_id)
