@@ -7,6 +7,8 @@ Subcommands:
   gateway    one S3 gateway
   status     the cluster: nodes, their state, the ring epoch, capacity used
   bench      a benchmark against a running cluster
+  bench-metadata  a benchmark of the metadata service (and etcd beside it)
+  key        S3 access keys (users): create, list, delete
 
 Service subcommands are resolved by module name at run time (``metadata.app``,
 ``gateway.app``, ``ops.*``), so this package does not import the parts built on it.
@@ -95,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(sub)
     _add_metadata(sub)
     _add_gateway(sub)
-    for name in ("status", "bench"):
+    for name in ("status", "bench", "bench_metadata", "keys"):
         module = importlib.import_module(f"ops.{name}")
         module.add_parser(sub)
     return parser

@@ -1,0 +1,296 @@
+"""``objstore bench-metadata --scale N``: one metadata node holding N object records.
+
+Loads N small version records into one bucket of a metadata node this command spawns,
+then measures what the targets name: the node's resident memory (psutil), the latency of
+a 1000-key listing page (``list_objects(start_after=..., max_keys=1000)``, end to end
+through MetadataClient, at the start, middle and end of the key space), the size of the
+newest snapshot, and the restart time (SIGTERM, start again, until ``/health`` answers
+and a read returns).
+
+Two loaders: ``http`` sends every PutObject through the node's HTTP API from
+``concurrency`` concurrent callers sharing one MetadataClient (the gateway's path);
+``direct`` proposes the same commands, with client sessions, through the service's own
+proposal path (:class:`~metadata.service.SingleNodeReplicator`: durable log with group
+commit, state machine, snapshots) in this process, on the node's data dir, before the node
+process is started on it. The node is always stopped and its temp dir removed.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+import psutil
+
+from metadata import commands as c
+from metadata.client import MetadataClient
+from objstore.hlc import HLC
+from ops.bench.stats import percentile
+from ops.bench_metadata.spawn import MetadataNodes
+from ops.bench_metadata.workload import bench_version
+
+MiB = 1024 * 1024
+TARGET_RSS = 600 * MiB
+TARGET_PAGE_S = 0.050
+TARGET_RESTART_S = 30.0
+BUCKET = "scale"
+OWNER = "bench-metadata"
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    count: int = 1_000_000
+    loader: str = "http"  # "http" | "direct"
+    concurrency: int = 256
+    repeats: int = 20
+    restart_timeout_s: float = 300.0
+    base_dir: str | None = None  # where the node's data goes (default: a temp dir)
+
+
+@dataclass
+class ScaleResult:
+    count: int
+    loader: str
+    concurrency: int
+    load_s: float = 0.0
+    loaded: int = 0
+    load_errors: int = 0
+    rss_after_load: int | None = None
+    rss_peak_load: int | None = None
+    rss_after_restart: int | None = None
+    pages: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    snapshot_bytes: int | None = None
+    snapshot_index: int | None = None
+    applied_index: int | None = None
+    log_bytes: int | None = None
+    first_start_s: float | None = None  # direct loader: the node's first start on the loaded data
+    stop_s: float | None = None
+    restart_health_s: float | None = None
+    restart_read_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def load_rate(self) -> float | None:
+        return self.loaded / self.load_s if self.load_s > 0 else None
+
+    def checks(self) -> dict[str, bool | None]:
+        worst_page = max((p["p50_ms"] for p in self.pages.values() if p.get("p50_ms") is not None), default=None)
+        return {
+            "rss_under_600MiB": None if self.rss_after_load is None else self.rss_after_load < TARGET_RSS,
+            "page_under_50ms": None if worst_page is None else worst_page < TARGET_PAGE_S * 1000,
+            "restart_under_30s": None if self.restart_read_s is None else self.restart_read_s < TARGET_RESTART_S,
+        }
+
+    @property
+    def ok(self) -> bool:
+        return self.loaded == self.count and self.load_errors == 0 and all(v for v in self.checks().values())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["load_rate_per_s"] = None if self.load_rate is None else round(self.load_rate, 1)
+        d["checks"] = self.checks()
+        return d
+
+
+def scale_key(i: int) -> str:
+    """The i-th key loaded: zero-padded so key order is load order."""
+    return f"data/{i:08d}.bin"
+
+
+def page_positions(count: int) -> dict[str, str | None]:
+    """``start_after`` of the measured pages: before the first key, the middle, the last full page."""
+    return {"start": None, "middle": scale_key(count // 2), "end": scale_key(count - 1001) if count > 1000 else None}
+
+
+def _rss(pid: int | None) -> int | None:
+    try:
+        return psutil.Process(pid).memory_info().rss if pid else None
+    except psutil.Error:
+        return None
+
+
+async def _progress(out: TextIO, label: str, done: list[int], total: int, pid_of, peak: list[int]) -> None:
+    t0 = time.monotonic()
+    while True:
+        await asyncio.sleep(10)
+        rss = _rss(pid_of())
+        if rss:
+            peak[0] = max(peak[0], rss)
+        el = time.monotonic() - t0
+        rate = done[0] / el if el else 0
+        eta = (total - done[0]) / rate if rate else float("inf")
+        out.write(f"  {label}: {done[0]:,}/{total:,} in {el:.0f}s ({rate:,.0f}/s, ETA {eta:.0f}s)"
+                  + (f", node RSS {rss / MiB:.0f} MiB" if rss else "") + "\n")
+        out.flush()
+
+
+async def _load_http(client: MetadataClient, s: ScaleSettings, res: ScaleResult, done: list[int]) -> None:
+    hlc, nxt = HLC("gwbench"), [0]
+
+    async def worker() -> None:
+        while nxt[0] < s.count:
+            i = nxt[0]
+            nxt[0] += 1
+            key = scale_key(i)
+            try:
+                await client.put_object(bench_version(BUCKET, key, hlc.next(), time.time(), OWNER, ordinal=i))
+                done[0] += 1
+            except Exception as exc:  # noqa: BLE001 - counted, reported
+                res.load_errors += 1
+                if res.load_errors == 1:
+                    res.notes.append(f"first load error: {type(exc).__name__}: {exc}")
+
+    await asyncio.gather(*(worker() for _ in range(s.concurrency)))
+
+
+async def _load_direct(data_dir: Path, s: ScaleSettings, res: ScaleResult, done: list[int]) -> None:
+    """Propose through SingleNodeReplicator in this process; each worker is one client session."""
+    from metadata.service import SingleNodeReplicator
+
+    rep = await SingleNodeReplicator.open(data_dir, "m1")
+    try:
+        hlc, nxt = HLC("gwbench"), [0]
+        (await rep.propose(c.CreateBucket(BUCKET, OWNER, "replica:3", time.time()))).raise_for_error()
+
+        async def worker(w: int) -> None:
+            client_id, seq = f"loader-{w}/{uuid.uuid4().hex[:16]}", 0
+            while nxt[0] < s.count:
+                i = nxt[0]
+                nxt[0] += 1
+                seq += 1
+                v = bench_version(BUCKET, scale_key(i), hlc.next(), time.time(), OWNER, ordinal=i)
+                outcome = await rep.propose(c.PutObject(v).with_session(client_id, seq, seq))
+                if outcome.error is not None:
+                    res.load_errors += 1
+                else:
+                    done[0] += 1
+
+        await asyncio.gather(*(worker(w) for w in range(s.concurrency)))
+    finally:
+        await rep.close()
+
+
+async def _measure_pages(client: MetadataClient, s: ScaleSettings, res: ScaleResult) -> None:
+    for name, start_after in page_positions(s.count).items():
+        lat, sizes = [], set()
+        for _ in range(s.repeats):
+            t = time.perf_counter()
+            page = await client.list_objects(BUCKET, start_after=start_after, max_keys=1000)
+            lat.append(time.perf_counter() - t)
+            sizes.add(len(page.contents))
+        lat.sort()
+        res.pages[name] = {"start_after": start_after, "keys": min(sizes),
+                           "p50_ms": round(percentile(lat, 50) * 1000, 2), "p99_ms": round(percentile(lat, 99) * 1000, 2)}
+
+
+async def _wait_read(nodes: MetadataNodes, secret: str, key: str, timeout: float) -> tuple[float, float]:
+    """Seconds from now until /health answers 200, and until ``get_object(key)`` returns."""
+    t0 = time.monotonic()
+    await nodes.wait_ready(timeout)
+    health = time.monotonic() - t0
+    async with MetadataClient(nodes.addresses, secret, deadline=timeout) as client:
+        await client.get_object(BUCKET, key)
+    return health, time.monotonic() - t0
+
+
+async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
+    res = ScaleResult(s.count, s.loader, s.concurrency)
+    tmp = None if s.base_dir else tempfile.TemporaryDirectory(prefix="objstore-scale-")
+    base = Path(s.base_dir or tmp.name)  # type: ignore[union-attr]
+    secret = uuid.uuid4().hex
+    nodes = MetadataNodes(1, base, secret)
+    data_dir = base / "m1"
+    done, peak = [0], [0]
+    try:
+        out.write(f"scale: {s.count:,} records, loader {s.loader}, {s.concurrency} concurrent, data in {base}\n")
+        t0 = time.monotonic()
+        if s.loader == "direct":
+            prog = asyncio.create_task(_progress(out, "loaded (direct)", done, s.count, lambda: None, peak))
+            try:
+                await _load_direct(data_dir, s, res, done)
+            finally:
+                prog.cancel()
+            res.load_s = time.monotonic() - t0
+            t1 = time.monotonic()
+            nodes.start()
+            await nodes.wait_ready(s.restart_timeout_s)
+            res.first_start_s = time.monotonic() - t1
+            res.notes.append("loaded in-process through SingleNodeReplicator.propose (durable log, group commit, "
+                             "apply, snapshots), then the node process started on that data dir; "
+                             f"its first start took {res.first_start_s:.1f}s")
+        else:
+            nodes.start()
+            await nodes.wait_ready()
+        pid = nodes.procs[0].pid
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=s.concurrency + 8)) as session:
+            client = MetadataClient(nodes.addresses, secret, session=session, client_id="scale", deadline=60)
+            if s.loader == "http":
+                await client.create_bucket(BUCKET, OWNER, "replica:3", time.time())
+                prog = asyncio.create_task(_progress(out, "loaded (http)", done, s.count, lambda: pid, peak))
+                try:
+                    await _load_http(client, s, res, done)
+                finally:
+                    prog.cancel()
+                res.load_s = time.monotonic() - t0
+            res.loaded = done[0]
+            res.rss_after_load = _rss(pid)
+            res.rss_peak_load = max(peak[0], res.rss_after_load or 0) or None
+            out.write(f"  loaded {res.loaded:,} in {res.load_s:.0f}s; measuring listing pages\n")
+            await _measure_pages(client, s, res)
+            st = await client.status()
+            res.applied_index, res.snapshot_index, res.log_bytes = (
+                st.get("applied_index"), st.get("last_snapshot_index"), st.get("log_bytes"))
+        out.write("  restarting the node\n")
+        res.stop_s = nodes.procs[0].stop(grace=s.restart_timeout_s)
+        snaps = sorted((data_dir / "snapshots").glob("snap-*.snap"))
+        if snaps:
+            res.snapshot_bytes = snaps[-1].stat().st_size
+            res.snapshot_index = int(snaps[-1].stem.split("-")[1])
+        nodes.procs[0].start()
+        res.restart_health_s, res.restart_read_s = await _wait_read(nodes, secret, scale_key(s.count - 1),
+                                                                    s.restart_timeout_s)
+        res.rss_after_restart = _rss(nodes.procs[0].pid)
+        return res
+    finally:
+        nodes.stop()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def format_scale(r: ScaleResult, as_json: bool = False) -> str:
+    if as_json:
+        return json.dumps(r.to_dict(), indent=2)
+
+    def mib(v: int | None) -> str:
+        return "-" if v is None else f"{v / MiB:.0f} MiB"
+
+    def sec(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f} s"
+
+    checks = r.checks()
+    mark = {True: "ok", False: "MISSED", None: "-"}
+    lines = [
+        f"records            {r.loaded:,} of {r.count:,} ({r.load_errors} errors)",
+        f"load               {sec(r.load_s)} ({r.load_rate or 0:,.0f} records/s, loader {r.loader}, "
+        f"{r.concurrency} concurrent)",
+        f"node RSS           {mib(r.rss_after_load)} after load (peak seen {mib(r.rss_peak_load)}), "
+        f"{mib(r.rss_after_restart)} after restart   target < 600 MiB: {mark[checks['rss_under_600MiB']]}",
+    ]
+    for name, p in r.pages.items():
+        lines.append(f"1000-key page {name:<6} p50 {p['p50_ms']} ms  p99 {p['p99_ms']} ms  ({p['keys']} keys)")
+    lines += [
+        f"                   target p50 < 50 ms: {mark[checks['page_under_50ms']]}",
+        f"snapshot           {mib(r.snapshot_bytes)} ({r.snapshot_bytes or 0:,} bytes) at index {r.snapshot_index}; "
+        f"applied {r.applied_index}; log {mib(r.log_bytes)}",
+        f"stop (SIGTERM)     {sec(r.stop_s)}",
+        f"restart            health after {sec(r.restart_health_s)}, first read after {sec(r.restart_read_s)}   "
+        f"target < 30 s: {mark[checks['restart_under_30s']]}",
+    ]
+    lines += [f"note: {n}" for n in r.notes]
+    return "\n".join(lines)
