@@ -1,0 +1,616 @@
+"""The Raft state machine: :class:`RaftNode`, a pure, sans-IO core in the manner of etcd's
+``raft.go`` + ``rawnode.go``.
+
+It performs no IO, reads no clock and draws randomness only from the injected
+``random.Random`` (election timeouts). Inputs: ``tick()``, ``step(message)`` and the
+local requests (``propose``, ``propose_conf_change``, ``read_index``,
+``transfer_leadership``, ``report_snapshot``, ``report_unreachable``). Output: one
+:class:`~metadata.raft.ready.Ready` at a time, acknowledged by ``advance``. See
+:mod:`metadata.raft` for the driver loop and :mod:`metadata.raft.ready` for the ordering
+rules.
+
+Invariants (the Raft paper's, and how this code keeps them):
+- Election safety: a node votes at most once per term (the vote is in the hard state,
+  persisted before the vote response is sent) and only for a candidate whose log is at
+  least as up to date as its own.
+- A leader commits by counting replicas only entries of its own term (Figure 8); it
+  counts its own copy only once persisted (``advance``).
+- Log matching: a follower appends only after the entry preceding the new ones matches
+  (index and term); a conflicting suffix is replaced, never a committed entry.
+- Membership changes take effect when appended, one at a time (see
+  :mod:`metadata.raft.confchange`).
+- Every collection whose order reaches the outside (peers, messages) is iterated in a
+  deterministic order, so a seeded run is reproducible.
+"""
+from __future__ import annotations
+
+import random
+
+from metadata.raft import replication
+from metadata.raft.config import RaftConfig
+from metadata.raft.confchange import ConfChange, ConfHistory, validate
+from metadata.raft.errors import NotLeader, ProposalDropped
+from metadata.raft.messages import CAMPAIGN_TRANSFER, Message, MessageType as MT
+from metadata.raft.progress import Progress, ProgressState
+from metadata.raft.quorum import VoteResult, committed_index, quorum_size, vote_result
+from metadata.raft.raftlog import RaftLog
+from metadata.raft.readindex import ReadQueue
+from metadata.raft.ready import ReadState, Ready, Role, SoftState, Status
+from metadata.raft.records import ConfState, Entry, EntryKind, HardState
+from metadata.raft.storage import Storage
+from objstore.errors import InvalidArgument
+
+# Leader traffic that may leave before the Ready carrying it is persisted (ready.py, rule 1).
+EARLY_TYPES = frozenset({MT.APP, MT.HEARTBEAT, MT.SNAP, MT.TIMEOUT_NOW, MT.READ_INDEX_RESP})
+_SCAN_PAGE_BYTES = 4 << 20
+
+
+class RaftNode:
+    """One member of a Raft group."""
+
+    def __init__(self, config: RaftConfig, storage: Storage, rng: random.Random) -> None:
+        self.config = config
+        self.id = config.id
+        self.rng = rng
+        self.log = RaftLog(storage, config.max_apply_bytes)
+        hs, snap_meta = storage.initial_state()
+        self.conf = ConfHistory(snap_meta.index, snap_meta.conf_state)
+        lo, hi = max(snap_meta.index + 1, storage.first_index()), storage.last_index() + 1
+        while lo < hi:  # configurations appended after the snapshot are in force (on append)
+            page = storage.entries(lo, hi, _SCAN_PAGE_BYTES)
+            for e in page:
+                if e.kind is EntryKind.CONF:
+                    self.conf.push(e.index, ConfChange.decode(e.data))
+            lo = page[-1].index + 1
+        commit = max(hs.commit, snap_meta.index, self.log.committed)
+        if commit > self.log.last_index():
+            raise ValueError(f"hard state commit {commit} is beyond the last log index {self.log.last_index()}")
+        self.log.committed = commit
+        applied = max(config.applied, snap_meta.index, self.log.applied)
+        if applied > commit:
+            raise ValueError(f"applied index {applied} is beyond the commit index {commit}")
+        self.log.applied = self.log.applying = applied
+
+        self.term = hs.term
+        self.vote = hs.vote
+        self.lead = ""
+        self.role = Role.FOLLOWER
+        self.voters: frozenset[str] = frozenset()
+        self.learners: frozenset[str] = frozenset()
+        self.peers: list[str] = []  # every member but this node, sorted
+        self.progress: dict[str, Progress] = {}
+        self.votes: dict[str, bool] = {}
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_timeout = config.election_ticks
+        self.lead_transferee = ""
+        self.pending_conf_index = 0
+        self.read_queue = ReadQueue()
+        self.pending_reads: list[tuple[bytes, str]] = []  # wait for a commit in this term
+        self.msgs: list[Message] = []
+        self.early_msgs: list[Message] = []
+        self.read_states: list[ReadState] = []
+        self.dirty: dict[str, None] = {}  # peers to send appends to at the next flush
+        self.dirty_all = False
+        self.read_bcast = False
+        self._outstanding: Ready | None = None
+        self._prev_soft = SoftState("", Role.FOLLOWER)
+        self._prev_hard = HardState(hs.term, hs.vote, commit)
+        self._persisted_term = hs.term
+        self._switch_config(self.conf.current)
+        self._become_follower(self.term, "")
+
+    # --- local requests -----------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Advance the logical clock by one tick."""
+        if self.role is Role.LEADER:
+            self._tick_heartbeat()
+        else:
+            self.election_elapsed += 1
+            if self.election_elapsed >= self.randomized_timeout and self._promotable():
+                self.election_elapsed = 0
+                self._hup(transfer=False)
+
+    def campaign(self) -> None:
+        """Start an election now (as if the election timeout had passed)."""
+        self._hup(transfer=False)
+
+    def propose(self, data: bytes) -> tuple[int, int]:
+        """Append a command; returns its (index, term). The command is committed iff the
+        entry applied at that index has that term. Raises NotLeader (with
+        ``extra['leader']``) or ProposalDropped."""
+        self._check_can_propose()
+        e = Entry(self.log.last_index() + 1, self.term, data)
+        self.log.append((e,))
+        self.dirty_all = True
+        return e.index, e.term
+
+    def propose_many(self, datas: "list[bytes]") -> tuple[int, int]:
+        """Append several commands at once; returns (index of the first, term)."""
+        self._check_can_propose()
+        first, term = self.log.last_index() + 1, self.term
+        if datas:
+            self.log.append([Entry(first + i, term, d) for i, d in enumerate(datas)])
+            self.dirty_all = True
+        return first, term
+
+    def propose_conf_change(self, cc: ConfChange) -> tuple[int, int]:
+        """Append a membership change (effective at once, see confchange.py). Raises
+        NotLeader, ProposalDropped (another change is uncommitted, or this leader has not
+        committed an entry of its term yet) or ConfChangeRejected."""
+        self._check_can_propose()
+        if self.pending_conf_index > self.log.committed:
+            raise ProposalDropped("a membership change is still uncommitted")
+        if not self._committed_in_term():
+            raise ProposalDropped("the new leader has not committed an entry of its term yet")
+        validate(self.conf.current, cc)
+        e = Entry(self.log.last_index() + 1, self.term, cc.encode(), EntryKind.CONF)
+        self.log.append((e,))
+        self.pending_conf_index = e.index
+        self._switch_config(self.conf.push(e.index, cc))
+        self.dirty_all = True
+        return e.index, e.term
+
+    def read_index(self, ctx: bytes) -> None:
+        """Ask for a linearizable read point identified by ``ctx`` (unique per request).
+
+        The answer arrives as a ``ReadState(ctx, index)`` in a later Ready (on a follower,
+        after a round trip to the leader); it may never arrive (leader change, lost
+        message), so the driver times out and retries. Raises NotLeader when no leader is
+        known."""
+        if self.role is Role.LEADER:
+            self._leader_read(ctx, self.id)
+        elif self.lead:
+            self._send(Message(MT.READ_INDEX, self.lead, self.id, context=ctx))
+        else:
+            raise NotLeader(leader=None)
+
+    def transfer_leadership(self, to: str) -> None:
+        """Hand leadership to voter ``to`` once it has caught up (proposals are refused
+        meanwhile; the attempt is abandoned after an election timeout)."""
+        if self.role is not Role.LEADER:
+            raise NotLeader(leader=self.lead or None)
+        if to == self.id or to == self.lead_transferee:
+            return
+        if to not in self.voters:
+            raise InvalidArgument(f"{to} is not a voter")
+        self.lead_transferee = to
+        self.election_elapsed = 0
+        if self.progress[to].match == self.log.last_index():
+            self._send(Message(MT.TIMEOUT_NOW, to, self.id, self.term))
+        else:
+            self.dirty[to] = None
+
+    def report_snapshot(self, to: str, ok: bool) -> None:
+        """The driver finished sending a SNAP to ``to`` (ok) or gave up (not ok). Must be
+        called once for every SNAP message sent, or replication to ``to`` stalls."""
+        pr = self.progress.get(to)
+        if self.role is not Role.LEADER or pr is None or pr.state is not ProgressState.SNAPSHOT:
+            return
+        if not ok:
+            pr.pending_snapshot = 0
+        pr.become_probe()
+        pr.probes_paused = True  # wait for the APP_RESP (or the next heartbeat) before probing
+
+    def report_unreachable(self, to: str) -> None:
+        """A message to ``to`` could not be delivered: stop streaming optimistically."""
+        pr = self.progress.get(to)
+        if self.role is Role.LEADER and pr is not None and pr.state is ProgressState.REPLICATE:
+            pr.become_probe()
+
+    # --- Ready ----------------------------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        """Whether :meth:`ready` has work (False while a Ready awaits ``advance``)."""
+        if self._outstanding is not None:
+            return False
+        self._flush()
+        ph, log = self._prev_hard, self.log
+        return bool(self.msgs or self.early_msgs or log.unstable or log.snapshot is not None
+                    or self.read_states or log.has_next_committed()
+                    or self.term != ph.term or self.vote != ph.vote or log.committed != ph.commit
+                    or self.lead != self._prev_soft.leader or self.role is not self._prev_soft.role)
+
+    def ready(self) -> Ready:
+        """Take the pending work; call :meth:`advance` with it once done."""
+        if self._outstanding is not None:
+            raise RuntimeError("advance() the previous Ready first")
+        self._flush()
+        log = self.log
+        soft = SoftState(self.lead, self.role)
+        hard = HardState(self.term, self.vote, log.committed)
+        early, late = self.early_msgs, self.msgs
+        if early and self._persisted_term != self.term:
+            late, early = early + late, []
+        committed = log.next_committed()
+        entries = tuple(log.unstable)
+        hard_changed = hard != self._prev_hard
+        rd = Ready(
+            soft_state=soft if soft != self._prev_soft else None,
+            hard_state=hard if hard_changed else None,
+            entries=entries,
+            snapshot=log.snapshot,
+            committed_entries=tuple(committed),
+            early_messages=tuple(early),
+            messages=tuple(late),
+            read_states=tuple(self.read_states),
+            must_sync=bool(entries) or log.snapshot is not None or (
+                hard_changed and (hard.term != self._prev_hard.term or hard.vote != self._prev_hard.vote)),
+        )
+        self.early_msgs, self.msgs, self.read_states = [], [], []
+        self._prev_soft = soft
+        if committed:
+            log.applying = committed[-1].index
+        self._outstanding = rd
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """Everything in ``rd`` is done (persisted, sent, applied)."""
+        if rd is not self._outstanding:
+            raise RuntimeError("advance() must get the Ready last returned by ready()")
+        self._outstanding = None
+        log = self.log
+        if rd.hard_state is not None:
+            self._prev_hard = rd.hard_state
+            self._persisted_term = rd.hard_state.term
+        if rd.snapshot is not None:
+            idx = rd.snapshot.meta.index
+            log.stable_snap_to(idx)
+            log.applied = max(log.applied, idx)
+            log.applying = max(log.applying, idx)
+        if rd.entries:
+            last = rd.entries[-1]
+            log.stable_to(last.index, last.term)
+            pr = self.progress.get(self.id)
+            if self.role is Role.LEADER and pr is not None and log.match_term(last.index, last.term):
+                if pr.maybe_update(last.index) and self._maybe_commit():
+                    self._on_commit_advanced()
+        if rd.committed_entries:
+            log.applied = max(log.applied, rd.committed_entries[-1].index)
+
+    # --- inspection -----------------------------------------------------------------------
+
+    @property
+    def conf_state(self) -> ConfState:
+        """The configuration in force (the newest in the log, committed or not)."""
+        return self.conf.current
+
+    def conf_state_at(self, index: int) -> ConfState:
+        """The configuration as of log index ``index`` (for a snapshot taken there)."""
+        return self.conf.at(index)
+
+    def status(self) -> Status:
+        progress = {}
+        if self.role is Role.LEADER:
+            progress = {pid: pr.describe() for pid, pr in self.progress.items()}
+        return Status(self.id, self.role, self.lead, self.term, self.vote, self.log.committed, self.log.applied,
+                      self.log.first_index(), self.log.last_index(), self.conf.current, self.lead_transferee,
+                      progress)
+
+    # --- receiving ------------------------------------------------------------------------
+
+    def step(self, m: Message) -> None:
+        """Handle a message from another node (messages for other nodes are ignored)."""
+        if m.to != self.id:
+            return
+        t = m.type
+        if m.term > self.term:
+            if t is MT.VOTE or t is MT.PRE_VOTE:
+                in_lease = self.config.check_quorum and self.lead != "" and \
+                    self.election_elapsed < self.config.election_ticks
+                if in_lease and m.context != CAMPAIGN_TRANSFER:
+                    return  # we heard from a leader recently: ignore a disruptive candidate
+            if t is MT.PRE_VOTE or (t is MT.PRE_VOTE_RESP and not m.reject):
+                pass  # pre-votes never change our term
+            elif t is MT.APP or t is MT.HEARTBEAT or t is MT.SNAP:
+                self._become_follower(m.term, m.frm)
+            else:
+                self._become_follower(m.term, "")
+        elif m.term < self.term and m.term != 0:
+            if (self.config.check_quorum or self.config.pre_vote) and (t is MT.APP or t is MT.HEARTBEAT):
+                # A stale leader: tell it our term so it steps down (it may be partitioned
+                # away and unable to learn it otherwise).
+                self._send(Message(MT.APP_RESP, m.frm, self.id, self.term))
+            elif t is MT.PRE_VOTE:
+                self._send(Message(MT.PRE_VOTE_RESP, m.frm, self.id, self.term, reject=True))
+            return
+        if t is MT.VOTE or t is MT.PRE_VOTE:
+            self._handle_vote(m)
+        elif self.role is Role.LEADER:
+            replication.step_leader(self, m)
+        elif self.role is Role.FOLLOWER:
+            self._step_follower(m)
+        else:
+            self._step_candidate(m)
+
+    def _handle_vote(self, m: Message) -> None:
+        can_vote = (self.vote == m.frm or (self.vote == "" and self.lead == "")
+                    or (m.type is MT.PRE_VOTE and m.term > self.term))
+        resp = MT.VOTE_RESP if m.type is MT.VOTE else MT.PRE_VOTE_RESP
+        if can_vote and self._candidate_log_ok(m.index, m.log_term):
+            # Answer with the message's term: a pre-vote is for a term we have not reached.
+            self._send(Message(resp, m.frm, self.id, m.term))
+            if m.type is MT.VOTE:
+                self.election_elapsed = 0
+                self.vote = m.frm
+        else:
+            self._send(Message(resp, m.frm, self.id, self.term, reject=True))
+
+    def _candidate_log_ok(self, index: int, term: int) -> bool:
+        """The election restriction (§5.4.1): the candidate's log is at least as up to date."""
+        return self.log.is_up_to_date(index, term)
+
+    def _step_follower(self, m: Message) -> None:
+        t = m.type
+        if t is MT.APP or t is MT.HEARTBEAT or t is MT.SNAP:
+            self.election_elapsed = 0
+            self.lead = m.frm
+            if t is MT.APP:
+                self._handle_append(m)
+            elif t is MT.HEARTBEAT:
+                self._handle_heartbeat(m)
+            else:
+                self._handle_snapshot(m)
+        elif t is MT.TIMEOUT_NOW:
+            self._hup(transfer=True)
+        elif t is MT.READ_INDEX:
+            if self.lead:
+                self._send(Message(MT.READ_INDEX, self.lead, m.frm, context=m.context))
+        elif t is MT.READ_INDEX_RESP:
+            self.read_states.append(ReadState(m.context, m.index))
+
+    def _step_candidate(self, m: Message) -> None:
+        t = m.type
+        if t is MT.APP or t is MT.HEARTBEAT or t is MT.SNAP:
+            self._become_follower(m.term, m.frm)  # m.term == self.term: that term has a leader
+            self._step_follower(m)
+        elif t is (MT.PRE_VOTE_RESP if self.role is Role.PRE_CANDIDATE else MT.VOTE_RESP):
+            self.votes[m.frm] = not m.reject
+            result = vote_result(self.voters, self.votes)
+            if result is VoteResult.WON:
+                if self.role is Role.PRE_CANDIDATE:
+                    self._campaign(pre=False, transfer=False)
+                else:
+                    self._become_leader()
+            elif result is VoteResult.LOST:
+                self._become_follower(self.term, "")
+
+    def _handle_append(self, m: Message) -> None:
+        log = self.log
+        if m.index < log.committed:
+            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=log.committed))
+            return
+        last_new, conflict = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
+        if last_new is not None:
+            if conflict:
+                self._log_rewritten(m.entries, conflict)
+            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=last_new))
+            return
+        hint_index, hint_term = log.find_conflict_by_term(min(m.index, log.last_index()), m.log_term)
+        self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=m.index, reject=True,
+                           reject_hint=hint_index, log_term=hint_term))
+
+    def _log_rewritten(self, entries: "tuple[Entry, ...]", first: int) -> None:
+        """Entries from index ``first`` on were (re)written: update the configuration."""
+        had = self.conf.current
+        self.conf.truncate_from(first)
+        for e in entries[first - entries[0].index:]:
+            if e.kind is EntryKind.CONF:
+                self.conf.push(e.index, ConfChange.decode(e.data))
+        if self.conf.current != had:
+            self._switch_config(self.conf.current)
+
+    def _handle_heartbeat(self, m: Message) -> None:
+        if m.commit > self.log.committed:
+            self.log.commit_to(m.commit)
+        self._send(Message(MT.HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
+
+    def _handle_snapshot(self, m: Message) -> None:
+        snap = m.snapshot
+        if snap is not None and self._restore(snap):
+            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=self.log.last_index()))
+        else:
+            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=self.log.committed))
+
+    def _restore(self, snap) -> bool:
+        meta = snap.meta
+        log = self.log
+        if meta.index <= log.committed:
+            return False
+        if log.match_term(meta.index, meta.term):
+            log.commit_to(meta.index)  # we have that entry already: just fast-forward
+            return False
+        log.restore(snap)
+        self.conf = ConfHistory(meta.index, meta.conf_state)
+        self._switch_config(meta.conf_state)
+        return True
+
+    # --- elections ------------------------------------------------------------------------
+
+    def _promotable(self) -> bool:
+        return self.id in self.voters and self.log.snapshot is None
+
+    def _hup(self, transfer: bool) -> None:
+        if self.role is Role.LEADER or not self._promotable():
+            return
+        self._campaign(pre=self.config.pre_vote and not transfer, transfer=transfer)
+
+    def _campaign(self, pre: bool, transfer: bool) -> None:
+        if pre:
+            self.role = Role.PRE_CANDIDATE
+            self.lead = ""
+            self.votes = {}
+            term, mtype = self.term + 1, MT.PRE_VOTE
+        else:
+            self._reset(self.term + 1)
+            self.vote = self.id
+            self.role = Role.CANDIDATE
+            term, mtype = self.term, MT.VOTE
+        self.votes[self.id] = True
+        if vote_result(self.voters, self.votes) is VoteResult.WON:  # the only voter
+            if pre:
+                self._campaign(pre=False, transfer=False)
+            else:
+                self._become_leader()
+            return
+        last = self.log.last_index()
+        last_term = self.log.term(last)
+        ctx = CAMPAIGN_TRANSFER if transfer else b""
+        for v in sorted(self.voters):
+            if v != self.id:
+                self._send(Message(mtype, v, self.id, term, index=last, log_term=last_term, context=ctx))
+
+    def _reset(self, term: int) -> None:
+        if term != self.term:
+            self.term = term
+            self.vote = ""
+        self.lead = ""
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_timeout = self.config.election_ticks + self.rng.randrange(self.config.election_ticks)
+        self.lead_transferee = ""
+        self.votes = {}
+        cfg, nxt = self.config, self.log.last_index() + 1
+        for pid, pr in self.progress.items():
+            self.progress[pid] = Progress(nxt, cfg.max_inflight_msgs, cfg.max_inflight_bytes, pr.is_learner)
+        self.pending_conf_index = 0
+        self.read_queue = ReadQueue()
+        self.pending_reads = []
+        self.dirty = {}
+        self.dirty_all = False
+        self.read_bcast = False
+
+    def _become_follower(self, term: int, lead: str) -> None:
+        self._reset(term)
+        self.lead = lead
+        self.role = Role.FOLLOWER
+
+    def _become_leader(self) -> None:
+        self._reset(self.term)
+        self.lead = self.id
+        self.role = Role.LEADER
+        log = self.log
+        me = self.progress.get(self.id)
+        if me is not None:
+            me.match = log.offset - 1  # what is persisted; the rest is acked in advance()
+            me.become_replicate()
+            me.recent_active = True
+        # Conservatively treat the whole log as a possibly uncommitted membership change.
+        self.pending_conf_index = log.last_index()
+        log.append((Entry(log.last_index() + 1, self.term, b"", EntryKind.NOOP),))
+        self.dirty_all = True
+
+    # --- leader helpers (shared with replication.py) --------------------------------------
+
+    def _tick_heartbeat(self) -> None:
+        self.heartbeat_elapsed += 1
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.config.election_ticks:
+            self.election_elapsed = 0
+            if self.config.check_quorum:
+                if not self._quorum_active():
+                    self._become_follower(self.term, "")
+                    return
+                for pid, pr in self.progress.items():
+                    if pid != self.id:
+                        pr.recent_active = False
+            self.lead_transferee = ""  # a transfer that did not finish in time is abandoned
+        if self.heartbeat_elapsed >= self.config.heartbeat_ticks:
+            self.heartbeat_elapsed = 0
+            replication.bcast_heartbeat(self, self.read_queue.last_ctx())
+
+    def _quorum_active(self) -> bool:
+        active = sum(1 for v in self.voters if v == self.id or self.progress[v].recent_active)
+        return active >= quorum_size(len(self.voters))
+
+    def _check_can_propose(self) -> None:
+        if self.role is not Role.LEADER:
+            raise NotLeader(leader=self.lead or None)
+        if self.id not in self.voters:
+            raise ProposalDropped("this leader is being removed from the group")
+        if self.lead_transferee:
+            raise ProposalDropped(f"leadership is being transferred to {self.lead_transferee}")
+
+    def _committed_in_term(self) -> bool:
+        return self.log.term_or_zero(self.log.committed) == self.term
+
+    def _commit_allowed(self, index: int) -> bool:
+        """Figure 8: only an entry of the leader's own term is committed by counting."""
+        return self.log.term_or_zero(index) == self.term
+
+    def _maybe_commit(self) -> bool:
+        idx = committed_index([self.progress[v].match for v in self.voters])
+        if idx > self.log.committed and self._commit_allowed(idx):
+            self.log.committed = idx
+            return True
+        return False
+
+    def _on_commit_advanced(self) -> None:
+        self.dirty_all = True
+        if self.pending_reads and self._committed_in_term():
+            pending, self.pending_reads = self.pending_reads, []
+            for ctx, frm in pending:
+                self._leader_read(ctx, frm)
+        if self.id not in self.voters and self.log.committed >= self.conf.last_index:
+            replication.step_down_removed(self)
+
+    def _leader_read(self, ctx: bytes, frm: str) -> None:
+        if self.voters == {self.id}:
+            self._answer_read(ctx, frm, self.log.committed)
+        elif not self._committed_in_term():
+            self.pending_reads.append((ctx, frm))  # our commit index may still be stale
+        elif self.config.lease_reads and not self.lead_transferee:
+            self._answer_read(ctx, frm, self.log.committed)
+        else:
+            self.read_queue.add(self.log.committed, ctx, frm)
+            self.read_queue.ack(self.id, ctx)
+            self.read_bcast = True
+
+    def _answer_read(self, ctx: bytes, frm: str, index: int) -> None:
+        if frm == self.id:
+            self.read_states.append(ReadState(ctx, index))
+        else:
+            self._send(Message(MT.READ_INDEX_RESP, frm, self.id, self.term, index=index, context=ctx))
+
+    # --- configuration --------------------------------------------------------------------
+
+    def _switch_config(self, cs: ConfState) -> None:
+        self.voters, self.learners = cs.voters, cs.learners
+        members = sorted(cs.voters | cs.learners)
+        cfg, nxt = self.config, self.log.last_index() + 1
+        progress: dict[str, Progress] = {}
+        for pid in members:
+            pr = self.progress.get(pid)
+            if pr is None:
+                pr = Progress(nxt, cfg.max_inflight_msgs, cfg.max_inflight_bytes, False)
+                pr.recent_active = True  # do not let check-quorum count a brand-new member as dead
+            pr.is_learner = pid in cs.learners
+            progress[pid] = pr
+        self.progress = progress
+        self.peers = [pid for pid in members if pid != self.id]
+        if self.role is Role.LEADER:
+            if self.lead_transferee and self.lead_transferee not in cs.voters:
+                self.lead_transferee = ""
+            if self._maybe_commit():
+                self._on_commit_advanced()
+            self.dirty_all = True
+        elif self.role is not Role.FOLLOWER and self.id not in cs.voters:
+            self._become_follower(self.term, "")
+
+    # --- sending --------------------------------------------------------------------------
+
+    def _send(self, m: Message) -> None:
+        if m.type in EARLY_TYPES:
+            self.early_msgs.append(m)
+        else:
+            self.msgs.append(m)
+
+    def _flush(self) -> None:
+        if self.role is Role.LEADER:
+            replication.flush(self)
+        else:
+            self.dirty = {}
+            self.dirty_all = False
+            self.read_bcast = False
+
