@@ -15,9 +15,9 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.auth import sigv4
+from gateway.auth import sigv2, sigv4
 from gateway.context import CTX_KEY
-from gateway.router import Endpoint, parse_endpoint
+from gateway.router import Endpoint, parse_endpoint, split_host_bucket
 from gateway.xml import error_document
 from objstore.errors import (
     InternalError,
@@ -109,9 +109,18 @@ OWNER_KEY = "objstore.owner"
 
 
 async def authenticate(request: web.Request) -> None:
-    """Verify SigV4; store the AuthContext and the caller's owner id on the request."""
+    """Verify SigV4 (or a SigV2 presigned URL); store the AuthContext and owner id on the request."""
     ctx = request.app[CTX_KEY]
     raw_path, _, raw_query = request.raw_path.partition("?")
+    if "Authorization" not in request.headers and sigv2.is_presigned_v2(raw_query):
+        v2 = sigv2.parse_presigned(request.method, raw_path, raw_query, request.headers, datetime.now(timezone.utc),
+                                   split_host_bucket(request.host, ctx.cfg.virtual_host_suffixes))
+        cred = await ctx.credential(v2.access_key)
+        if cred is None:
+            raise InvalidAccessKeyId(AWSAccessKeyId=v2.access_key)
+        request[AUTH_KEY] = sigv2.check_signature(v2, cred.secret_key)
+        request[OWNER_KEY] = cred.owner
+        return
     parsed = sigv4.parse_request(
         request.method, raw_path, raw_query, request.headers, datetime.now(timezone.utc),
         region=None, max_skew=timedelta(seconds=ctx.cfg.max_skew_seconds),
