@@ -202,13 +202,17 @@ def single_part_md5(etag: str) -> str | None:
     return None if "-" in etag else etag
 
 
+# Fields a copy never inherits: it is one live blob (not parts, not a delete marker), and
+# whether it is a versioned or a "null" version is for the metadata service to decide.
+_NOT_COPIED = ("delete_marker", "parts", "versioned")
+
+
 def copied_record(source: ObjectVersion, **changes: object) -> ObjectVersion:
-    """``source`` with ``changes``, as a new single-part, live version."""
-    fields = {f.name: f for f in dataclasses.fields(ObjectVersion)}
-    reset: dict[str, object] = {"delete_marker": False}
-    if "parts" in fields:  # a copy is a single-part object even when its source is not
-        f = fields["parts"]
-        reset["parts"] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    """``source`` (its type, headers, metadata, tags) with ``changes``, as a new version."""
+    reset: dict[str, object] = {}
+    for f in dataclasses.fields(ObjectVersion):
+        if f.name in _NOT_COPIED:
+            reset[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     return dataclasses.replace(source, **{**reset, **changes})
 
 
