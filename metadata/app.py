@@ -7,8 +7,10 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     POST /v1/command      a command (metadata.commands) -> {"value": result}
     GET  /v1/bucket       ?name=                        -> {"bucket": Bucket}
     GET  /v1/buckets      [?owner=]                     -> {"buckets": [Bucket]}
-    GET  /v1/object       ?bucket=&key=                 -> {"version": ObjectVersion}
+    GET  /v1/object       ?bucket=&key=[&version_id=]   -> ObjectLookup {"version", "versioning"}
     GET  /v1/list         ?bucket=[&prefix=&delimiter=&start_after=&max_keys=] -> ListResult
+    GET  /v1/versions     ?bucket=[&prefix=&delimiter=&key_marker=&version_id_marker=&max_keys=]
+                                                        -> VersionListResult
     GET  /v1/cluster                                    -> {"cluster_map": ClusterMap}
     GET  /v1/credential   ?access_key=                  -> {"credential": Credential | null}
     GET  /v1/credentials                                -> {"credentials": [Credential]}
@@ -108,8 +110,30 @@ async def get_buckets(request: web.Request) -> web.Response:
 
 async def get_object(request: web.Request) -> web.Response:
     bucket, key = _q(request, "bucket", required=True), _q(request, "key", required=True)
-    version = await _rep(request).read(lambda f: f.get_object(bucket, key))
-    return web.json_response({"version": version.to_dict()})
+    version_id = _q(request, "version_id")
+    found = await _rep(request).read(lambda f: f.lookup_object(bucket, key, version_id))
+    return web.json_response(found.to_dict())
+
+
+def _max_keys(request: web.Request) -> int:
+    try:
+        max_keys = int(_q(request, "max_keys", "1000"))  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidArgument("max_keys must be an integer") from None
+    if max_keys < 0:
+        raise InvalidArgument("max_keys must not be negative")
+    return max_keys
+
+
+async def get_versions(request: web.Request) -> web.Response:
+    bucket = _q(request, "bucket", required=True)
+    prefix = _q(request, "prefix", "")
+    delimiter = _q(request, "delimiter") or None
+    key_marker, vid_marker = _q(request, "key_marker"), _q(request, "version_id_marker")
+    max_keys = _max_keys(request)
+    result = await _rep(request).read(
+        lambda f: f.list_object_versions(bucket, prefix, delimiter, key_marker, vid_marker, max_keys))
+    return web.json_response(result.to_dict())
 
 
 async def get_list(request: web.Request) -> web.Response:
@@ -192,6 +216,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     r.add_get("/v1/buckets", get_buckets, name="list_buckets")
     r.add_get("/v1/object", get_object, name="get_object")
     r.add_get("/v1/list", get_list, name="list_objects")
+    r.add_get("/v1/versions", get_versions, name="list_object_versions")
     r.add_get("/v1/cluster", get_cluster, name="get_cluster")
     r.add_get("/v1/credential", get_credential, name="get_credential")
     r.add_get("/v1/credentials", get_credentials, name="list_credentials")

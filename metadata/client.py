@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 import uuid
 from typing import Any, Sequence
 from urllib.parse import quote
@@ -28,8 +30,10 @@ from yarl import URL
 
 from metadata import commands as c
 from metadata.commands import Outcome, command_to_dict
+from metadata.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
 from objstore import internal_auth
 from objstore.errors import NotLeader, ServiceUnavailable
+from objstore.hlc import HLC
 from objstore.http_common import raise_for_error_body
 from objstore.types import Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion
 
@@ -68,6 +72,8 @@ class MetadataClient:
         self.addresses = [_addr(a) for a in addresses]
         self.secret = secret
         self.client_id = f"{client_id or 'client'}/{incarnation or uuid.uuid4().hex[:16]}"
+        # Ids for delete markers when the caller gives none (unique per client instance).
+        self._hlc = HLC(re.sub(r"[^0-9A-Za-z._-]", "-", self.client_id)[-64:])
         self.deadline = deadline
         self.attempt_timeout = attempt_timeout
         self._session = session
@@ -174,18 +180,73 @@ class MetadataClient:
 
     # --- objects ---------------------------------------------------------------------------
 
-    async def put_object(self, version: ObjectVersion) -> ObjectVersion | None:
-        """Commit ``version`` as current; returns the previous current version. Raises NoSuchBucket."""
-        return await self._command(c.PutObject(version))
+    async def put_version(
+        self, version: ObjectVersion, *, if_match: str | None = None, if_none_match: bool = False,
+    ) -> WriteResult:
+        """Commit ``version`` as its key's current version (a new version or the null version,
+        by the bucket's versioning). ``if_none_match``: only if the key has no current object;
+        ``if_match``: only if the current object's ETag matches. The conditions are checked
+        atomically with the write. Raises NoSuchBucket, AccessDenied, PreconditionFailed,
+        NoSuchKey (``if_match`` without a current object), InvalidTag."""
+        return await self._command(c.PutObject(version, if_match=if_match or "", if_none_match=if_none_match))
 
-    async def get_object(self, bucket: str, key: str) -> ObjectVersion:
-        """Raises NoSuchBucket, NoSuchKey."""
-        d = await self._call("GET", "/v1/object", {"bucket": bucket, "key": key})
-        return ObjectVersion.from_dict(d["version"])
+    async def put_object(
+        self, version: ObjectVersion, *, if_match: str | None = None, if_none_match: bool = False,
+    ) -> ObjectVersion | None:
+        """:meth:`put_version`, returning only the version the write replaced (garbage)."""
+        return (await self.put_version(version, if_match=if_match, if_none_match=if_none_match)).replaced
+
+    async def get_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
+        """The current version, or the one named by ``version_id`` (S3's form, "null"
+        included). Raises NoSuchBucket, NoSuchKey (also for a current delete marker),
+        NoSuchVersion, MethodNotAllowed (a delete marker asked for by id)."""
+        return (await self.lookup_object(bucket, key, version_id)).version
+
+    async def lookup_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectLookup:
+        """:meth:`get_object` plus the bucket's versioning state; raises as it does."""
+        d = await self._call("GET", "/v1/object", {"bucket": bucket, "key": key, "version_id": version_id})
+        return ObjectLookup.from_dict(d)
+
+    async def delete_version(
+        self, bucket: str, key: str, version_id: str | None = None, *, marker_id: str | None = None,
+        now: float | None = None,
+    ) -> DeleteResult:
+        """S3 DeleteObject: remove version ``version_id``, or (None) drop the key in an
+        unversioned bucket / add a delete marker ``marker_id`` (default: a fresh id) at
+        ``now`` in a versioned one. Raises NoSuchBucket; a missing key is no error."""
+        return await self._command(c.DeleteObject(
+            bucket, key, version_id=version_id or "", marker_id=marker_id or self._hlc.next(),
+            now=time.time() if now is None else now,
+        ))
 
     async def delete_object(self, bucket: str, key: str) -> ObjectVersion | None:
-        """Returns the removed version, None if there was none. Raises NoSuchBucket."""
-        return await self._command(c.DeleteObject(bucket, key))
+        """:meth:`delete_version` without a version id, returning only the version dropped
+        (None if none was: nothing there, or a delete marker was added)."""
+        return (await self.delete_version(bucket, key)).removed
+
+    async def list_object_versions(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,
+        version_id_marker: str | None = None, max_keys: int = 1000,
+    ) -> VersionListResult:
+        """One page of ListObjectVersions. Raises NoSuchBucket."""
+        q = {"bucket": bucket, "prefix": prefix, "delimiter": delimiter, "key_marker": key_marker,
+             "version_id_marker": version_id_marker, "max_keys": max_keys}
+        return VersionListResult.from_dict(await self._call("GET", "/v1/versions", q))
+
+    async def set_bucket_versioning(self, name: str, status: str) -> Bucket:
+        """Status "Enabled" or "Suspended". Raises NoSuchBucket, InvalidArgument."""
+        return await self._command(c.SetBucketVersioning(name, status))
+
+    async def put_object_tags(
+        self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None,
+    ) -> WriteResult:
+        """Replace the tags of a version (None: the current one; ``{}`` removes them).
+        Raises NoSuchBucket, NoSuchKey, NoSuchVersion, MethodNotAllowed, InvalidTag."""
+        return await self._command(c.SetObjectTags(bucket, key, dict(tags), version_id=version_id or ""))
+
+    async def put_bucket_tags(self, name: str, tags: dict[str, str]) -> None:
+        """Replace a bucket's tags (``{}`` removes them). Raises NoSuchBucket, InvalidTag."""
+        await self._command(c.SetBucketTags(name, dict(tags)))
 
     async def list_objects(
         self, bucket: str, prefix: str = "", delimiter: str | None = None,

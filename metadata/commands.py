@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from objstore.errors import InvalidArgument, ObjstoreError, error_from_code
+from metadata.results import DeleteResult, WriteResult
 from metadata.upload_records import CompletedUpload, MultipartUpload, PartList, UploadedPart
 from objstore.types import Bucket, ClusterMap, Credential, NodeInfo, ObjectVersion, PartRef
 
@@ -116,22 +117,73 @@ class DeleteCredential(Command):
 
 @dataclass(frozen=True, slots=True)
 class PutObject(Command):
-    """Make ``version`` the current version of its key; returns the previous one or None."""
+    """Make ``version`` the current version of its key (a new version, or the key's null
+    version, by the bucket's versioning); returns a WriteResult naming the version it
+    replaced, if any.
+
+    Compare-and-set, checked atomically when the command applies: ``if_none_match`` (S3
+    ``If-None-Match: *``) refuses with PreconditionFailed when the key has a current
+    object; ``if_match`` (an ETag, quoted or not, or ``*``) refuses with PreconditionFailed
+    when the current object's ETag differs, NoSuchKey when there is none.
+    """
 
     TYPE: ClassVar[str] = "PutObject"
     RECORDS: ClassVar[dict[str, type]] = {"version": ObjectVersion}
-    RESULT: ClassVar[type | None] = ObjectVersion
+    RESULT: ClassVar[type | None] = WriteResult
     version: ObjectVersion
+    if_match: str = ""
+    if_none_match: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteObject(Command):
-    """Remove a key; returns the removed version or None (idempotent)."""
+    """S3 DeleteObject; returns a DeleteResult (idempotent: a missing key is no error).
+
+    ``version_id`` (S3's form, "null" included; "" for none) removes that version for good.
+    Without it, an unversioned bucket drops the key; a versioned one gets a delete marker
+    with id ``marker_id`` and time ``now`` (InvalidArgument when ``marker_id`` is "").
+    """
 
     TYPE: ClassVar[str] = "DeleteObject"
-    RESULT: ClassVar[type | None] = ObjectVersion
+    RESULT: ClassVar[type | None] = DeleteResult
     bucket: str
     key: str
+    version_id: str = ""
+    marker_id: str = ""
+    now: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SetBucketVersioning(Command):
+    """Set a bucket's versioning to "Enabled" or "Suspended"; returns the Bucket."""
+
+    TYPE: ClassVar[str] = "SetBucketVersioning"
+    RESULT: ClassVar[type | None] = Bucket
+    name: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetBucketTags(Command):
+    """Replace a bucket's tag set (empty: remove it). Raises InvalidTag."""
+
+    TYPE: ClassVar[str] = "SetBucketTags"
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SetObjectTags(Command):
+    """Replace the tag set of a version (``version_id`` "": the current one); returns a
+    WriteResult naming it. Raises NoSuchKey, NoSuchVersion, MethodNotAllowed (a delete
+    marker), InvalidTag."""
+
+    TYPE: ClassVar[str] = "SetObjectTags"
+    RESULT: ClassVar[type | None] = WriteResult
+    bucket: str
+    key: str
+    tags: dict[str, str] = field(default_factory=dict)
+    version_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +243,7 @@ COMMANDS: dict[str, type[Command]] = {
     for c in (
         Noop, RegisterNode, SetNodeState, CreateBucket, DeleteBucket,
         PutCredential, DeleteCredential, PutObject, DeleteObject,
+        SetBucketVersioning, SetBucketTags, SetObjectTags,
         CreateMultipartUpload, PutPart, AbortMultipartUpload, CompleteMultipartUpload,
     )
 }

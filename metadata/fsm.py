@@ -10,7 +10,10 @@ Invariants:
 - The cluster-map ``epoch`` increases whenever a node is added or a field the ring depends
   on (address, zone, weight, state) changes; capacity/usage updates are stored without a
   bump, and re-registering an unchanged node changes nothing.
-- Each bucket has its own SortedDict key -> compact record (:mod:`metadata.records`).
+- Each bucket has its own object index (:class:`metadata.object_index.BucketIndex`): every
+  key's versions as compact records (:mod:`metadata.records`), and S3's versioning rules.
+  A bucket's versioning goes from "" to "Enabled"/"Suspended" and never back; a bucket
+  holding any version or delete marker is not empty.
 - Multipart uploads in progress live in ``uploads`` (:mod:`metadata.uploads`); a bucket
   with uploads in progress is not empty.
 - Exactly-once: per client id, the outcome of every command not yet acknowledged by the
@@ -22,19 +25,20 @@ Invariants:
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Iterable, Iterator
-
-from sortedcontainers import SortedDict
 
 from metadata import commands as c
 from metadata import records
+from metadata import tags as tagging
 from metadata.commands import Outcome
+from metadata.object_index import BucketIndex
+from metadata.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
 from metadata.uploads import UploadStore
 from objstore.errors import (
     BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,
     AccessDenied, InvalidRequest, NoSuchBucket, NoSuchKey, ObjstoreError,
 )
-from objstore.listing import list_page
 from objstore.types import NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, Policy
 
 MAX_SESSIONS = 10_000
@@ -76,7 +80,7 @@ class MetadataFSM:
         self.epoch = 0
         self.nodes: dict[str, NodeInfo] = {}
         self.buckets: dict[str, Bucket] = {}
-        self.objects: dict[str, SortedDict] = {}
+        self.objects: dict[str, BucketIndex] = {}
         self.credentials: dict[str, Credential] = {}
         self.sessions: dict[str, Session] = {}
         self.atoms = records.Atoms()
@@ -92,6 +96,9 @@ class MetadataFSM:
             c.DeleteCredential: self._delete_credential,
             c.PutObject: self._put_object,
             c.DeleteObject: self._delete_object,
+            c.SetBucketVersioning: self._set_bucket_versioning,
+            c.SetBucketTags: self._set_bucket_tags,
+            c.SetObjectTags: self._set_object_tags,
             c.CreateMultipartUpload: lambda cmd: self.uploads.create(cmd.upload, self.get_bucket(cmd.upload.bucket)),
             c.PutPart: lambda cmd: self.uploads.put_part(cmd.bucket, cmd.key, cmd.upload_id, cmd.part),
             c.AbortMultipartUpload: lambda cmd: self.uploads.abort(cmd.bucket, cmd.key, cmd.upload_id),
@@ -165,13 +172,13 @@ class MetadataFSM:
             raise BucketAlreadyExists(BucketName=cmd.name)
         bucket = Bucket(cmd.name, cmd.owner, cmd.created, policy, cmd.consistency)
         self.buckets[cmd.name] = bucket
-        self.objects[cmd.name] = SortedDict()
+        self.objects[cmd.name] = BucketIndex(cmd.name, self.atoms)
         return bucket
 
     def _delete_bucket(self, cmd: c.DeleteBucket) -> None:
         if cmd.name not in self.buckets:
             raise NoSuchBucket(BucketName=cmd.name)
-        if self.objects[cmd.name] or self.uploads.has_uploads(cmd.name):
+        if not self.objects[cmd.name].is_empty() or self.uploads.has_uploads(cmd.name):
             raise BucketNotEmpty(BucketName=cmd.name)
         del self.buckets[cmd.name]
         del self.objects[cmd.name]
@@ -185,22 +192,44 @@ class MetadataFSM:
     def _delete_credential(self, cmd: c.DeleteCredential) -> None:
         self.credentials.pop(cmd.access_key, None)
 
-    def _put_object(self, cmd: c.PutObject) -> ObjectVersion | None:
+    def _put_object(self, cmd: c.PutObject) -> WriteResult:
         v = cmd.version
         index = self._index(v.bucket)
         records.validate_version(v)
+        tagging.validate(v.tags)
         # Invariant: an object's owner is its bucket's owner. A writer that saw an older
         # bucket of the same name (deleted, re-created by someone else) is refused here.
-        owner = self.buckets[v.bucket].owner
-        if v.owner and v.owner != owner:
+        bucket = self.buckets[v.bucket]
+        if v.owner and v.owner != bucket.owner:
             raise AccessDenied(BucketName=v.bucket)
-        prev = index.get(v.key)
-        index[v.key] = records.encode(v, self.atoms)
-        return None if prev is None else records.decode(v.bucket, v.key, prev, self.atoms)
+        return index.put(v, bucket.versioning, cmd.if_match, cmd.if_none_match)
 
-    def _delete_object(self, cmd: c.DeleteObject) -> ObjectVersion | None:
-        prev = self._index(cmd.bucket).pop(cmd.key, None)
-        return None if prev is None else records.decode(cmd.bucket, cmd.key, prev, self.atoms)
+    def _delete_object(self, cmd: c.DeleteObject) -> DeleteResult:
+        index = self._index(cmd.bucket)
+        bucket = self.buckets[cmd.bucket]
+        marker = None
+        if cmd.marker_id:
+            if len(cmd.marker_id.encode()) > 0xFFFF:
+                raise InvalidArgument("delete marker id too long")
+            marker = ObjectVersion(bucket=cmd.bucket, key=cmd.key, version_id=cmd.marker_id, size=0, etag="",
+                                   last_modified=cmd.now, owner=bucket.owner)
+        return index.delete(cmd.key, bucket.versioning, cmd.version_id or None, marker)
+
+    def _set_bucket_versioning(self, cmd: c.SetBucketVersioning) -> Bucket:
+        if cmd.status not in ("Enabled", "Suspended"):
+            raise InvalidArgument(f"invalid versioning status {cmd.status!r}; expected Enabled or Suspended")
+        bucket = dataclasses.replace(self.get_bucket(cmd.name), versioning=cmd.status)
+        self.buckets[cmd.name] = bucket
+        return bucket
+
+    def _set_bucket_tags(self, cmd: c.SetBucketTags) -> None:
+        tagging.validate(cmd.tags, tagging.MAX_BUCKET_TAGS)
+        self.buckets[cmd.name] = dataclasses.replace(self.get_bucket(cmd.name), tags=dict(cmd.tags))
+
+    def _set_object_tags(self, cmd: c.SetObjectTags) -> WriteResult:
+        index = self._index(cmd.bucket)
+        tagging.validate(cmd.tags)
+        return index.set_tags(cmd.key, cmd.version_id or None, cmd.tags, self.buckets[cmd.bucket].versioning)
 
     def _complete_upload(self, cmd: c.CompleteMultipartUpload):
         """Complete a multipart upload, committing its object as PutObject would."""
@@ -214,12 +243,12 @@ class MetadataFSM:
 
         return self.uploads.complete(
             cmd.bucket, cmd.key, cmd.upload_id, cmd.parts, cmd.version_id, cmd.last_modified, cmd.checksums,
-            put=lambda v: self._put_object(c.PutObject(v)), current=current,
+            put=lambda v: self._put_object(c.PutObject(v)).replaced, current=current,
         )
 
     # --- reads -----------------------------------------------------------------------------
 
-    def _index(self, bucket: str) -> SortedDict:
+    def _index(self, bucket: str) -> BucketIndex:
         index = self.objects.get(bucket)
         if index is None:
             raise NoSuchBucket(BucketName=bucket)
@@ -240,21 +269,31 @@ class MetadataFSM:
     def list_buckets(self, owner: str | None = None) -> list[Bucket]:
         return [b for name, b in sorted(self.buckets.items()) if owner is None or b.owner == owner]
 
-    def get_object(self, bucket: str, key: str) -> ObjectVersion:
-        """The current version; raises NoSuchBucket or NoSuchKey."""
-        rec = self._index(bucket).get(key)
-        if rec is None:
-            raise NoSuchKey(Key=key, BucketName=bucket)
-        return records.decode(bucket, key, rec, self.atoms)
+    def get_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
+        """The current version, or the one named by ``version_id`` (S3's form, "null"
+        included). Raises NoSuchBucket, NoSuchKey (also when the current version is a delete
+        marker), NoSuchVersion, MethodNotAllowed (a delete marker asked for by id); the
+        delete-marker errors carry ``delete_marker`` and ``version_id`` in their extras."""
+        return self._index(bucket).get(key, version_id)
+
+    def lookup_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectLookup:
+        """:meth:`get_object` with the bucket's versioning state; raises as it does."""
+        return self._index(bucket).lookup(key, version_id, self.buckets[bucket].versioning)
 
     def list_objects(
         self, bucket: str, prefix: str = "", delimiter: str | None = None,
         start_after: str | None = None, max_keys: int = 1000,
     ) -> ListResult:
-        """One page of S3 listing (see objstore.listing); raises NoSuchBucket."""
-        page = list_page(self._index(bucket), prefix, delimiter, start_after, max_keys)
-        contents = tuple(records.decode(bucket, k, rec, self.atoms, parts=False) for k, rec in page.entries)
-        return ListResult(contents, tuple(page.common_prefixes), page.is_truncated, page.next_marker)
+        """One page of S3 listing (see objstore.listing) over the keys whose current version
+        is an object; raises NoSuchBucket."""
+        return self._index(bucket).list_current(prefix, delimiter, start_after, max_keys)
+
+    def list_object_versions(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,
+        version_id_marker: str | None = None, max_keys: int = 1000,
+    ) -> VersionListResult:
+        """One page of ListObjectVersions (metadata.version_listing); raises NoSuchBucket."""
+        return self._index(bucket).list_versions(prefix, delimiter, key_marker, version_id_marker, max_keys)
 
     def get_credential(self, access_key: str) -> Credential | None:
         return self.credentials.get(access_key)
@@ -263,7 +302,7 @@ class MetadataFSM:
         return [self.credentials[k] for k in sorted(self.credentials)]
 
     def object_count(self) -> int:
-        return sum(len(d) for d in self.objects.values())
+        return sum(index.key_count() for index in self.objects.values())
 
     def counts(self) -> dict[str, int]:
         return {
@@ -287,6 +326,8 @@ class MetadataFSM:
         return restore(data.splitlines(keepends=True) if isinstance(data, bytes) else data)
 
     def iter_versions(self, bucket: str) -> Iterator[ObjectVersion]:
-        """Every current version of ``bucket`` in key order (do not apply meanwhile)."""
-        for key, rec in self._index(bucket).items():
-            yield records.decode(bucket, key, rec, self.atoms)
+        """Every version and delete marker of ``bucket``, keys ascending, each key's newest
+        first (do not apply meanwhile)."""
+        for key, versions in self._index(bucket).versions_from(""):
+            for rec in versions:
+                yield records.decode(bucket, key, rec, self.atoms)

@@ -7,8 +7,10 @@ strings, so lines split unambiguously):
     {"t": "node", "d": NodeInfo}            nodes by id
     {"t": "bucket", "d": Bucket}            buckets by name
     {"t": "objs", "b": bucket, "rows": [row, ...]}
-                                            each bucket's current versions in key order, up
-                                            to ROWS_PER_LINE per line (rows: records.to_row)
+                                            each bucket's versions and delete markers: keys
+                                            ascending, each key's versions newest first as
+                                            consecutive rows, up to ROWS_PER_LINE rows per
+                                            line (rows: records.to_row)
     {"t": "cred", "d": Credential}          credentials by access key
     {"t": "session", "id": client, "floor": F, "results": [[seq, Outcome], ...]}
                                             sessions, least recently used first
@@ -18,7 +20,10 @@ strings, so lines split unambiguously):
                                             recently completed upload ids (since v2)
     {"t": "end", "lines": L}                L: the number of lines before this one
 
-Versions: 2 adds the upload lines; a version 1 snapshot (no uploads) still restores.
+Versions: 2 adds the upload lines; 3 adds versioning (13-field rows carrying the
+``versioned`` flag, several rows per key, delete markers, bucket versioning and tags in the
+bucket line). Older snapshots still restore (:func:`restore` migrates them): their rows have
+12 fields, one per key, and are the keys' null versions.
 
 Invariants: the bytes depend only on the state (same state, same bytes), so
 ``snapshot(restore(s)) == s``; a stream without its ``end`` line, or with a line count
@@ -28,20 +33,20 @@ while the machine goes on applying commands.
 """
 from __future__ import annotations
 
+import heapq
 import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from sortedcontainers import SortedDict
-
 from metadata import records
 from metadata.commands import Outcome
 from metadata.fsm import MetadataFSM, Session
+from metadata.object_index import BucketIndex
 from metadata.uploads import UploadStore
 from objstore.types import Bucket, Credential, NodeInfo
 
-SNAPSHOT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SNAPSHOT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 KIND = "metadata-fsm"
 ROWS_PER_LINE = 1000
 
@@ -66,7 +71,8 @@ class FrozenState:
     epoch: int
     nodes: list[NodeInfo]
     buckets: list[Bucket]
-    objects: list[tuple[str, list[str], list[bytes]]]  # bucket, sorted keys, their records
+    # bucket, then keys and values of its index's live and hidden maps (metadata.object_index)
+    objects: list[tuple[str, list[str], list, list[str], list]]
     credentials: list[Credential]
     sessions: list[tuple[str, int, list[tuple[int, Outcome]]]]
     atoms: records.Atoms
@@ -78,8 +84,10 @@ def freeze(fsm: MetadataFSM) -> FrozenState:
     names = sorted(fsm.buckets)
     objects = []
     for n in names:
-        keys = list(fsm.objects[n])
-        objects.append((n, keys, list(map(fsm.objects[n].__getitem__, keys))))
+        index = fsm.objects[n]
+        keys, hidden = list(index.live), list(index.hidden)
+        objects.append((n, keys, list(map(index.live.__getitem__, keys)),
+                        hidden, list(map(index.hidden.__getitem__, hidden))))
     return FrozenState(
         applied_index=fsm.applied_index,
         epoch=fsm.epoch,
@@ -99,12 +107,16 @@ def _lines(st: FrozenState) -> Iterator[bytes]:
         yield _line({"t": "node", "d": node.to_dict()})
     for bucket in st.buckets:
         yield _line({"t": "bucket", "d": bucket.to_dict()})
-    for name, keys, recs in st.objects:
-        for i in range(0, len(keys), ROWS_PER_LINE):
-            rows = [
-                records.to_row(k, r, st.atoms)
-                for k, r in zip(keys[i : i + ROWS_PER_LINE], recs[i : i + ROWS_PER_LINE])
-            ]
+    for name, keys, values, hidden_keys, hidden_values in st.objects:
+        rows: list = []
+        pairs = heapq.merge(zip(keys, values), zip(hidden_keys, hidden_values), key=lambda kv: kv[0])
+        for key, value in pairs:
+            for rec in (value,) if isinstance(value, bytes) else value:
+                rows.append(records.to_row(key, rec, st.atoms))
+                if len(rows) == ROWS_PER_LINE:
+                    yield _line({"t": "objs", "b": name, "rows": rows})
+                    rows = []
+        if rows:
             yield _line({"t": "objs", "b": name, "rows": rows})
     for cred in st.credentials:
         yield _line({"t": "cred", "d": cred.to_dict()})
@@ -151,6 +163,7 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
     fsm.applied_index = head["applied_index"]
     fsm.epoch = head["epoch"]
     count = 1
+    versions = _VersionLoader(fsm)
     try:
         for raw in it:
             d = json.loads(raw)
@@ -158,20 +171,18 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
             if t == "end":
                 if d["lines"] != count:
                     raise SnapshotFormatError(f"snapshot has {count} lines, its end line says {d['lines']}")
+                versions.flush()
                 return fsm
             count += 1
             if t == "objs":
-                index = fsm.objects[d["b"]]
-                for row in d["rows"]:
-                    key, rec = records.from_row(row, fsm.atoms)
-                    index[key] = rec
+                versions.add(d["b"], d["rows"])
             elif t == "node":
                 n = NodeInfo.from_dict(d["d"])
                 fsm.nodes[n.node_id] = n
             elif t == "bucket":
                 b = Bucket.from_dict(d["d"])
                 fsm.buckets[b.name] = b
-                fsm.objects[b.name] = SortedDict()
+                fsm.objects[b.name] = BucketIndex(b.name, fsm.atoms)
             elif t == "cred":
                 cred = Credential.from_dict(d["d"])
                 fsm.credentials[cred.access_key] = cred
@@ -185,3 +196,30 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
             raise
         raise SnapshotFormatError(f"bad snapshot line {count + 1}: {exc}") from None
     raise SnapshotFormatError("snapshot is truncated: no end line")
+
+
+class _VersionLoader:
+    """Rebuilds object indexes from "objs" rows: consecutive rows of one key are its
+    versions, newest first (a key's rows may span lines)."""
+
+    def __init__(self, fsm: MetadataFSM) -> None:
+        self.fsm = fsm
+        self.bucket: str | None = None
+        self.key: str | None = None
+        self.recs: list[bytes] = []
+
+    def add(self, bucket: str, rows: list) -> None:
+        index = self.fsm.objects[bucket]
+        for row in rows:
+            key, rec = records.from_row(row, self.fsm.atoms)
+            if bucket != self.bucket or key != self.key:
+                self.flush()
+                if index.versions(key):
+                    raise SnapshotFormatError(f"key {key!r} of bucket {bucket!r} appears twice")
+                self.bucket, self.key = bucket, key
+            self.recs.append(rec)
+
+    def flush(self) -> None:
+        if self.recs:
+            self.fsm.objects[self.bucket].store(self.key, tuple(self.recs))  # type: ignore[index,arg-type]
+        self.bucket, self.key, self.recs = None, None, []

@@ -9,12 +9,14 @@ Layout (little endian): ``size q | last_modified d | ring_epoch Q | content_type
 policy I | owner I | placement I | flags B | version_id (u16 length + UTF-8) | etag |
 extras``. The etag is 16 raw bytes when it is a plain hex MD5 (flag ``ETAG_MD5``), else u16
 length + UTF-8. ``extras`` (flag ``EXTRAS``) is the JSON of the non-empty headers, user
-metadata, checksums and, for a multipart object, its parts list ("p",
-:mod:`metadata.part_codec`).
+metadata, checksums, tags ("t") and, for a multipart object, its parts list ("p",
+:mod:`metadata.part_codec`). Flag ``VERSIONED`` marks a version written while the bucket's
+versioning was Enabled (clear: the key's "null" version); ``DELETE_MARKER`` a delete marker.
 
 Invariants: ``decode(encode(v)) == v`` for every valid version; the bucket and key are not
 stored (the index holds them); the atom table only grows and is private to one process
-(snapshots store rows of plain values, :func:`to_row`, never atom numbers).
+(snapshots store rows of plain values, :func:`to_row`, never atom numbers). A 12-field row
+(snapshot format 1 and 2, from before versioning) still loads, as a null version.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ _HEAD = struct.Struct("<qdQIIIIB")
 _U16 = struct.Struct("<H")
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 
-DELETE_MARKER, ETAG_MD5, EXTRAS = 1, 2, 4
+DELETE_MARKER, ETAG_MD5, EXTRAS, VERSIONED = 1, 2, 4, 8
+_FLAGS_AT = _HEAD.size - 1  # offset of the flags byte
 MAX_KEY_BYTES = 1024
 
 
@@ -75,20 +78,21 @@ def validate_version(v: ObjectVersion) -> None:
 
 def encode(v: ObjectVersion, atoms: Atoms) -> bytes:
     """The compact record of ``v`` (call :func:`validate_version` first)."""
-    ex = {"h": v.headers, "m": v.user_meta, "c": v.checksums, "p": part_codec.pack(v.parts) if v.parts else None}
+    ex = {"h": v.headers, "m": v.user_meta, "c": v.checksums, "p": part_codec.pack(v.parts) if v.parts else None,
+          "t": v.tags}
     return _pack(
         v.version_id, v.size, v.etag, v.last_modified, v.content_type, v.policy,
         tuple(v.placement), v.ring_epoch, v.owner, v.delete_marker,
-        {k: x for k, x in ex.items() if x}, atoms,
+        {k: x for k, x in ex.items() if x}, atoms, v.versioned,
     )
 
 
 def _pack(
     version_id: str, size: int, etag: str, last_modified: float, content_type: str, policy: str,
     placement: tuple[str, ...], ring_epoch: int, owner: str, delete_marker: bool,
-    extras: dict[str, Any] | None, atoms: Atoms,
+    extras: dict[str, Any] | None, atoms: Atoms, versioned: bool = False,
 ) -> bytes:
-    flags = DELETE_MARKER if delete_marker else 0
+    flags = (DELETE_MARKER if delete_marker else 0) | (VERSIONED if versioned else 0)
     if _MD5_RE.match(etag):
         flags |= ETAG_MD5
         etag_bytes = bytes.fromhex(etag)
@@ -109,7 +113,7 @@ def _pack(
 
 def _unpack(rec: bytes, atoms: Atoms) -> list[Any]:
     """``[version_id, size, etag, last_modified, content_type, policy, placement,
-    ring_epoch, owner, delete_marker, extras]`` of a record."""
+    ring_epoch, owner, delete_marker, extras, versioned]`` of a record."""
     size, last_modified, ring_epoch, ct, policy, owner, placement, flags = _HEAD.unpack_from(rec)
     pos = _HEAD.size
     (n,) = _U16.unpack_from(rec, pos)
@@ -128,32 +132,57 @@ def _unpack(rec: bytes, atoms: Atoms) -> list[Any]:
     return [
         version_id, size, etag, last_modified, atoms.value(ct), atoms.value(policy),
         atoms.value(placement), ring_epoch, atoms.value(owner), bool(flags & DELETE_MARKER), extras,
+        bool(flags & VERSIONED),
     ]
 
 
 def decode(bucket: str, key: str, rec: bytes, atoms: Atoms, parts: bool = True) -> ObjectVersion:
     """The ObjectVersion stored in ``rec`` for ``bucket``/``key`` (without its parts list
     when ``parts`` is False: listings need only the size and ETag)."""
-    vid, size, etag, lm, ct, policy, placement, epoch, owner, dm, extras = _unpack(rec, atoms)
+    vid, size, etag, lm, ct, policy, placement, epoch, owner, dm, extras, versioned = _unpack(rec, atoms)
     ex = extras or {}
     return ObjectVersion(
         bucket=bucket, key=key, version_id=vid, size=size, etag=etag, last_modified=lm,
         content_type=ct, headers=ex.get("h", {}), user_meta=ex.get("m", {}), policy=policy,
         placement=placement, ring_epoch=epoch, checksums=ex.get("c", {}), delete_marker=dm, owner=owner,
-        parts=part_codec.unpack(ex["p"]) if parts and "p" in ex else (),
+        parts=part_codec.unpack(ex["p"]) if parts and "p" in ex else (), tags=ex.get("t", {}), versioned=versioned,
     )
+
+
+# --- fields read without decoding the whole record -------------------------------------------
+
+
+def is_delete_marker(rec: bytes) -> bool:
+    return bool(rec[_FLAGS_AT] & DELETE_MARKER)
+
+
+def is_versioned(rec: bytes) -> bool:
+    return bool(rec[_FLAGS_AT] & VERSIONED)
+
+
+def version_id_of(rec: bytes) -> str:
+    """The stored (blob) version id of a record."""
+    (n,) = _U16.unpack_from(rec, _HEAD.size)
+    return rec[_HEAD.size + 2 : _HEAD.size + 2 + n].decode()
+
+
+def s3_version_id_of(rec: bytes) -> str:
+    """The version id S3 clients see: the stored id, or "null" for a null version."""
+    return version_id_of(rec) if rec[_FLAGS_AT] & VERSIONED else "null"
 
 
 def to_row(key: str, rec: bytes, atoms: Atoms) -> list[Any]:
     """A record as a plain JSON row ``[key, version_id, size, etag, last_modified,
-    content_type, policy, placement, ring_epoch, owner, delete_marker, extras]`` for
-    snapshots: independent of this process's atom numbers."""
+    content_type, policy, placement, ring_epoch, owner, delete_marker, extras, versioned]``
+    for snapshots: independent of this process's atom numbers."""
     row = _unpack(rec, atoms)
     row[6] = list(row[6])
     return [key, *row]
 
 
 def from_row(row: list[Any], atoms: Atoms) -> tuple[str, bytes]:
-    """The key and compact record of a snapshot row (inverse of :func:`to_row`)."""
-    key, vid, size, etag, lm, ct, policy, placement, epoch, owner, dm, extras = row
-    return key, _pack(vid, size, etag, lm, ct, policy, tuple(placement), epoch, owner, dm, extras, atoms)
+    """The key and compact record of a snapshot row (inverse of :func:`to_row`); a 12-field
+    row (from before versioning) is a null version."""
+    key, vid, size, etag, lm, ct, policy, placement, epoch, owner, dm, extras, *rest = row
+    versioned = bool(rest[0]) if rest else False
+    return key, _pack(vid, size, etag, lm, ct, policy, tuple(placement), epoch, owner, dm, extras, atoms, versioned)

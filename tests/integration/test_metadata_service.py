@@ -312,8 +312,8 @@ async def test_a_command_sent_twice_applies_once(client, server):
             async with s.post(f"http://{server.address}{path}", **signed_json(path, body)) as resp:
                 assert resp.status == 200
                 results.append((await resp.json())["value"])
-    assert results[0] is None and results[1]["version_id"] == "first"
-    assert results[2] is None  # the remembered outcome of seq 1, not a second application
+    assert results[0]["replaced"] is None and results[1]["replaced"]["version_id"] == "first"
+    assert results[2] == results[0]  # the remembered outcome of seq 1, not a second application
     assert (await client.get_object("twice", "k")).version_id == "second"
 
 

@@ -123,10 +123,10 @@ def test_credentials():
 
 def test_put_object_returns_previous_version(d):
     v1 = version(vid="v1", headers={"cache-control": "no"}, user_meta={"a": "b"}, checksums={"crc32": "x=="})
-    assert d.run(c.PutObject(v1)) is None
+    assert d.run(c.PutObject(v1)).replaced is None
     assert d.fsm.get_object("b", "k") == v1
     v2 = version(vid="v2", etag="abc-3", content_type="text/plain", delete_marker=False)
-    assert d.run(c.PutObject(v2)) == v1
+    assert d.run(c.PutObject(v2)).replaced == v1
     assert d.fsm.get_object("b", "k") == v2
 
 
@@ -143,8 +143,8 @@ def test_put_object_errors(d):
 def test_delete_object_is_idempotent(d):
     v = version()
     d.run(c.PutObject(v))
-    assert d.run(c.DeleteObject("b", "k")) == v
-    assert d.run(c.DeleteObject("b", "k")) is None
+    assert d.run(c.DeleteObject("b", "k")).removed == v
+    assert d.run(c.DeleteObject("b", "k")).removed is None
     with pytest.raises(NoSuchKey):
         d.fsm.get_object("b", "k")
     with pytest.raises(NoSuchBucket):
@@ -182,7 +182,7 @@ def test_retried_command_returns_remembered_result_without_reapplying(d):
     first = d.outcome(c.PutObject(v1, client_id="g1", seq=1, ack=1))
     d.run(c.PutObject(version(vid="v2"), client_id="g1", seq=2, ack=1))
     retry = d.outcome(c.PutObject(v1, client_id="g1", seq=1, ack=1))
-    assert retry == first and retry.value is None
+    assert retry == first and retry.value["replaced"] is None
     assert d.fsm.get_object("b", "k").version_id == "v2"  # not applied twice
 
 

@@ -255,7 +255,7 @@ async def test_restart_replays_the_log_to_the_same_state(tmp_path):
     await drive(rep, 300)
     await rep.propose(c.DeleteObject("b", "k00007"))
     out = await rep.propose(c.PutObject(ver("k00009", "v2"), client_id="g", seq=1, ack=1))
-    assert out.result(c.PutObject).version_id == "v1"
+    assert out.result(c.PutObject).replaced.version_id == "v1"
     before = snapshot_bytes(rep.fsm)
     term = rep.term
     await rep.close()

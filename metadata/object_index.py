@@ -1,0 +1,238 @@
+"""The object index of one bucket: every key's versions, and S3's versioning rules on them.
+
+Layout (compact for the common case): two SortedDicts, key -> versions. ``live`` holds the
+keys whose current version is an object (what ListObjects shows); ``hidden`` the keys whose
+current version is a delete marker. A key with one version maps to its compact record
+(``bytes``, :mod:`metadata.records`); a key with several maps to a tuple of records,
+newest first. Values are immutable and replaced on change, so a shallow copy of the dicts
+is a consistent snapshot.
+
+Invariants:
+- Every key in the index has at least one version; a key is in exactly one of ``live`` and
+  ``hidden``, chosen by whether its newest version is a delete marker. ListObjects reads
+  ``live`` only, so delete markers never slow it down.
+- Versions are ordered by commit (the newest committed is current). At most one version
+  per key is the null version (``versioned`` false): a write that creates a null version
+  drops the previous one, which it returns so its blobs can be collected.
+- Bucket versioning ``state`` is "" (never configured), "Enabled" or "Suspended":
+  "" and "Suspended" write null versions, "Enabled" versioned ones. DELETE without a
+  version id in "" drops the null version; otherwise it adds a delete marker (a null one
+  in "Suspended", dropping the previous null version). DELETE with a version id removes
+  exactly that version.
+- Conditional writes (If-Match / If-None-Match: *) are checked here, at apply time, against
+  the current version, so they are atomic with the write.
+"""
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from typing import Iterator
+
+from sortedcontainers import SortedDict
+
+from metadata import records
+from metadata.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
+from metadata.version_listing import list_versions_page
+from objstore.errors import InvalidArgument, MethodNotAllowed, NoSuchKey, NoSuchVersion, PreconditionFailed
+from objstore.listing import list_page
+from objstore.types import ListResult, ObjectVersion
+
+Versions = tuple[bytes, ...]
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """Whether an If-Match style list of ETags (quoted or not, or ``*``) names ``etag``."""
+    return any(t == "*" or t.strip('"') == etag for t in (x.strip() for x in header.split(",")))
+
+
+class BucketIndex:
+    """The versions of every key of bucket ``name``; see the module docstring."""
+
+    __slots__ = ("name", "atoms", "live", "hidden")
+
+    def __init__(self, name: str, atoms: records.Atoms) -> None:
+        self.name = name
+        self.atoms = atoms
+        self.live = SortedDict()
+        self.hidden = SortedDict()
+
+    # --- storage -----------------------------------------------------------------------
+
+    def versions(self, key: str) -> Versions:
+        """The records of ``key``, newest first (empty when the key has none)."""
+        value = self.live.get(key)
+        if value is None and self.hidden:
+            value = self.hidden.get(key)
+        if value is None:
+            return ()
+        return (value,) if isinstance(value, bytes) else value
+
+    def store(self, key: str, versions: Versions) -> None:
+        """Make ``versions`` (newest first) the versions of ``key``; empty removes the key."""
+        if not versions:
+            self.live.pop(key, None)
+            self.hidden.pop(key, None)
+            return
+        value = versions[0] if len(versions) == 1 else versions
+        if records.is_delete_marker(versions[0]):
+            self.hidden[key] = value
+            self.live.pop(key, None)
+        else:
+            self.live[key] = value
+            if self.hidden:
+                self.hidden.pop(key, None)
+
+    def is_empty(self) -> bool:
+        return not self.live and not self.hidden
+
+    def key_count(self) -> int:
+        return len(self.live) + len(self.hidden)
+
+    def versions_from(self, start: str) -> Iterator[tuple[str, Versions]]:
+        """(key, versions) for every key ``>= start``, ascending, live and hidden merged."""
+        live = ((k, self.live[k]) for k in self.live.irange(minimum=start))
+        if self.hidden:
+            hidden = ((k, self.hidden[k]) for k in self.hidden.irange(minimum=start))
+            pairs: Iterator = heapq.merge(live, hidden, key=lambda kv: kv[0])
+        else:
+            pairs = live
+        for k, value in pairs:
+            yield k, ((value,) if isinstance(value, bytes) else value)
+
+    def _decode(self, key: str, rec: bytes, parts: bool = True) -> ObjectVersion:
+        return records.decode(self.name, key, rec, self.atoms, parts=parts)
+
+    def _without_null(self, key: str, versions: Versions) -> tuple[Versions, ObjectVersion | None]:
+        """``versions`` without the null version, and that version (or None)."""
+        for i, rec in enumerate(versions):
+            if not records.is_versioned(rec):
+                return versions[:i] + versions[i + 1 :], self._decode(key, rec)
+        return versions, None
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def _marker_error(self, err_cls: type, key: str, rec: bytes, **extra: object) -> Exception:
+        """A NoSuchKey/MethodNotAllowed for a delete marker; the lowercase extras tell the
+        gateway to send ``x-amz-delete-marker`` and ``x-amz-version-id``."""
+        m = self._decode(key, rec)
+        return err_cls(Key=key, delete_marker=True, version_id=m.s3_version_id,
+                       last_modified=m.last_modified, **extra)
+
+    def _find(self, key: str, version_id: str | None) -> tuple[int, bytes]:
+        """(position, record) of the version asked for: the current one when
+        ``version_id`` is None. Raises NoSuchKey, NoSuchVersion, or, for a delete marker,
+        NoSuchKey (current) / MethodNotAllowed (asked for by id)."""
+        versions = self.versions(key)
+        if version_id is None:
+            if not versions:
+                raise NoSuchKey(Key=key, BucketName=self.name)
+            if records.is_delete_marker(versions[0]):
+                raise self._marker_error(NoSuchKey, key, versions[0], BucketName=self.name)
+            return 0, versions[0]
+        for i, rec in enumerate(versions):
+            if records.s3_version_id_of(rec) == version_id:
+                if records.is_delete_marker(rec):
+                    raise self._marker_error(
+                        MethodNotAllowed, key, rec, ResourceType="DeleteMarker",
+                        message="The specified method is not allowed against this resource.",
+                    )
+                return i, rec
+        raise NoSuchVersion(Key=key, VersionId=version_id)
+
+    def get(self, key: str, version_id: str | None = None) -> ObjectVersion:
+        """The version asked for (see :meth:`_find` for the errors)."""
+        return self._decode(key, self._find(key, version_id)[1])
+
+    def list_current(
+        self, prefix: str = "", delimiter: str | None = None, start_after: str | None = None, max_keys: int = 1000,
+    ) -> ListResult:
+        """One page of ListObjects: keys whose current version is an object."""
+        page = list_page(self.live, prefix, delimiter, start_after, max_keys)
+        contents = tuple(
+            self._decode(k, value if isinstance(value, bytes) else value[0], parts=False) for k, value in page.entries
+        )
+        return ListResult(contents, tuple(page.common_prefixes), page.is_truncated, page.next_marker)
+
+    def list_versions(
+        self, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,
+        version_id_marker: str | None = None, max_keys: int = 1000,
+    ) -> VersionListResult:
+        """One page of ListObjectVersions (:mod:`metadata.version_listing`)."""
+        page = list_versions_page(
+            self.versions_from, records.s3_version_id_of, records.version_id_of,
+            prefix, delimiter, key_marker, version_id_marker, max_keys,
+        )
+        return VersionListResult(
+            versions=tuple(self._decode(k, rec, parts=False) for k, rec, _ in page.entries),
+            latest=tuple(latest for _, _, latest in page.entries),
+            common_prefixes=tuple(page.common_prefixes),
+            is_truncated=page.is_truncated,
+            next_key_marker=page.next_key_marker,
+            next_version_id_marker=page.next_version_id_marker,
+        )
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def put(self, v: ObjectVersion, state: str, if_match: str = "", if_none_match: bool = False) -> WriteResult:
+        """Add ``v`` as the current version of its key under versioning ``state``.
+
+        Raises PreconditionFailed (If-None-Match: * and the key has a current object;
+        If-Match and the current ETag differs) or NoSuchKey (If-Match and no current
+        object). Returns the version id written and the null version it replaced.
+        """
+        versions = self.versions(v.key)
+        current = versions[0] if versions and not records.is_delete_marker(versions[0]) else None
+        if if_none_match and current is not None:
+            raise PreconditionFailed(Condition="If-None-Match")
+        if if_match:
+            if current is None:
+                raise NoSuchKey(Key=v.key, BucketName=self.name)
+            if not etag_matches(if_match, self._decode(v.key, current).etag):
+                raise PreconditionFailed(Condition="If-Match")
+        new = dataclasses.replace(v, versioned=state == "Enabled", delete_marker=False)
+        replaced = None
+        if not new.versioned:
+            versions, replaced = self._without_null(v.key, versions)
+        self.store(v.key, (records.encode(new, self.atoms), *versions))
+        return WriteResult(new.s3_version_id, state, replaced)
+
+    def delete(self, key: str, state: str, version_id: str | None, marker: ObjectVersion | None) -> DeleteResult:
+        """DeleteObject under versioning ``state``.
+
+        With ``version_id``: remove that version (absent: nothing happens). Without: in an
+        unversioned bucket drop the null version; else add ``marker`` (its id, time and
+        owner; raises InvalidArgument when it is None) as a delete marker.
+        """
+        versions = self.versions(key)
+        if version_id is not None:
+            for i, rec in enumerate(versions):
+                if records.s3_version_id_of(rec) == version_id:
+                    removed = self._decode(key, rec)
+                    self.store(key, versions[:i] + versions[i + 1 :])
+                    return DeleteResult(version_id, removed.delete_marker, state, removed)
+            return DeleteResult(version_id, False, state, None)
+        if not state:
+            rest, removed = self._without_null(key, versions)
+            self.store(key, rest)
+            return DeleteResult(None, False, state, removed)
+        if marker is None:
+            raise InvalidArgument("a delete marker needs a version id")
+        removed = None
+        if state == "Suspended":
+            versions, removed = self._without_null(key, versions)
+        m = dataclasses.replace(marker, key=key, versioned=state == "Enabled", delete_marker=True, size=0, etag="",
+                                placement=(), parts=(), tags={})
+        self.store(key, (records.encode(m, self.atoms), *versions))
+        return DeleteResult(m.s3_version_id, True, state, removed)
+
+    def set_tags(self, key: str, version_id: str | None, tags: dict[str, str], state: str) -> WriteResult:
+        """Replace the tag set of a version (the current one when ``version_id`` is None);
+        raises like :meth:`get`."""
+        i, rec = self._find(key, version_id)
+        v = dataclasses.replace(self._decode(key, rec), tags=dict(tags))
+        versions = self.versions(key)
+        self.store(key, versions[:i] + (records.encode(v, self.atoms),) + versions[i + 1 :])
+        return WriteResult(v.s3_version_id, state)
+
+    def lookup(self, key: str, version_id: str | None, state: str) -> ObjectLookup:
+        return ObjectLookup(self.get(key, version_id), state)
