@@ -18,6 +18,7 @@ from aiohttp import web
 from gateway.auth import sigv2, sigv4
 from gateway.context import CTX_KEY
 from gateway.router import Endpoint, parse_endpoint, split_host_bucket
+from gateway.unsupported import check_expected_owner
 from gateway.xml import error_document
 from objstore.errors import (
     InternalError,
@@ -74,6 +75,7 @@ def make_middleware(op_handlers: dict[str, Handler]) -> Callable:
             op = endpoint.op
             _check_header_limits(request)
             await authenticate(request)
+            check_expected_owner(request.headers, request[OWNER_KEY])
             request[ENDPOINT_KEY] = endpoint
             resp = await op_handlers[endpoint.op](request)
             resp.headers.setdefault("x-amz-request-id", request_id)

@@ -1,5 +1,7 @@
 """Request headers that ask for features objstore does not have: refused with 501.
 
+(Also :func:`check_expected_owner`, which answers ``x-amz-expected-bucket-owner``.)
+
 A client that sends, say, ``x-amz-server-side-encryption-customer-key`` or
 ``x-amz-acl: public-read`` expects something objstore cannot do (encrypt with its key,
 make the object public). Accepting the request and ignoring the header would be a wrong
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from objstore.errors import NotImplementedOp
+from objstore.errors import AccessDenied, NotImplementedOp
 
 # Refused on every request.
 _ANY_OP = ("x-amz-request-payer", "x-amz-mfa", "x-amz-bypass-governance-retention")
@@ -101,3 +103,17 @@ def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: M
         if ownership is not None and ownership.strip() not in ACCEPTED_OBJECT_OWNERSHIP:
             raise NotImplementedOp(f"Only the BucketOwnerEnforced object ownership is supported; got {ownership}.",
                                    Header="x-amz-object-ownership")
+
+
+def check_expected_owner(headers: Mapping[str, str], owner: str) -> None:
+    """Raise AccessDenied when ``x-amz-expected-bucket-owner`` (or, for copies,
+    ``x-amz-source-expected-bucket-owner``) names anyone but the caller.
+
+    Every bucket a request may touch belongs to the caller (others are AccessDenied
+    anyway), so the expected owner of any bucket it names must be the caller's owner id.
+    """
+    h = {k.lower(): v for k, v in headers.items()}
+    for name in ("x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"):
+        value = h.get(name)
+        if value is not None and value.strip() != owner:
+            raise AccessDenied(f"The bucket owner is not {value.strip()}.", Header=name)

@@ -182,3 +182,18 @@ def test_listings_show_only_the_callers_buckets_and_owner(users):
     v2 = alice.list_objects_v2(Bucket=a_bucket, FetchOwner=True)["Contents"]
     assert v2[0]["Owner"] == {"ID": a_user, "DisplayName": a_user}
     assert "Owner" not in alice.list_objects_v2(Bucket=a_bucket)["Contents"][0]
+
+
+def test_expected_bucket_owner(users):
+    a_user, alice, a_bucket = users["alice"]
+    b_user, _, _ = users["bob"]
+    assert alice.get_object(Bucket=a_bucket, Key="doc.txt", ExpectedBucketOwner=a_user)["Body"].read() == b"alice's data"
+    assert code_of(lambda: alice.get_object(Bucket=a_bucket, Key="doc.txt", ExpectedBucketOwner=b_user)) == (
+        403, "AccessDenied")
+    assert code_of(lambda: alice.put_object(Bucket=a_bucket, Key="new", Body=b"x", ExpectedBucketOwner=b_user)) == (
+        403, "AccessDenied")
+    assert code_of(lambda: alice.copy_object(Bucket=a_bucket, Key="new", CopySource={"Bucket": a_bucket, "Key": "doc.txt"},
+                                             ExpectedSourceBucketOwner=b_user)) == (403, "AccessDenied")
+    alice.copy_object(Bucket=a_bucket, Key="copied", CopySource={"Bucket": a_bucket, "Key": "doc.txt"},
+                      ExpectedBucketOwner=a_user, ExpectedSourceBucketOwner=a_user)
+    assert [o["Key"] for o in alice.list_objects_v2(Bucket=a_bucket)["Contents"]] == ["copied", "doc.txt"]
