@@ -100,6 +100,8 @@ def make_middleware(op_handlers: dict[str, Handler]) -> Callable:
 
 def _error_response(request: web.Request, err: ObjstoreError, request_id: str) -> web.Response:
     headers = {"x-amz-request-id": request_id, "Content-Type": "application/xml"}
+    # Extras named like response headers travel as headers (e.g. x-amz-delete-marker).
+    headers.update({k: str(v) for k, v in err.extra.items() if k.startswith("x-amz-")})
     if request.method == "HEAD":
         # HEAD responses carry no body; the status and headers tell the client.
         return web.Response(status=err.status, headers={**headers, "x-amz-error-code": err.code})

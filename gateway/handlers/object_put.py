@@ -6,7 +6,14 @@ Order of work, which is what makes a PUT atomic to readers:
    durable acknowledgements;
 3. commit the version record (with the nodes that hold it) through the metadata service;
 4. answer. A crash before 3 leaves only unreferenced blobs, never a visible partial object.
-The blobs of the version this one replaced are deleted after the answer.
+The blobs of the version this one replaced (the key's previous null version; none in a
+bucket with versioning Enabled) are deleted after the answer.
+
+Conditional writes (``If-None-Match: *``: create only; ``If-Match: <etag>``: replace only
+that object) are checked by the metadata service when the record commits, atomically with
+the write; a refused write's blobs are deleted. ``x-amz-tagging`` (URL query form) sets the
+new version's tags. The answer carries ``x-amz-version-id`` when the bucket has versioning
+configured.
 """
 from __future__ import annotations
 
@@ -20,7 +27,9 @@ from gateway.context import CTX_KEY, GatewayContext
 from gateway.datapath.body import BodyStream, declared_size
 from gateway.datapath.replicate import delete_blobs, write_replicas
 from gateway.handlers.bucket import owned_bucket
+from gateway.handlers.tagging import parse_tagging_header
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
+from metadata.results import WriteResult
 from objstore.errors import EntityTooLarge, InsufficientReplicas, NotImplementedOp, ObjstoreError
 from objstore.naming import validate_key
 from objstore.types import NodeInfo, ObjectVersion, Policy
@@ -28,7 +37,7 @@ from objstore.types import NodeInfo, ObjectVersion, Policy
 MAX_PUT_SIZE = 5 * 1024**3  # S3's limit for a single PUT
 STORED_HEADERS = ("content-encoding", "content-disposition", "cache-control", "expires", "content-language")
 _UNSUPPORTED_PUT_HEADERS = (
-    "x-amz-copy-source", "if-match", "if-none-match", "x-amz-tagging", "x-amz-object-lock-mode",
+    "x-amz-copy-source", "x-amz-object-lock-mode",
     "x-amz-object-lock-retain-until-date", "x-amz-object-lock-legal-hold", "x-amz-server-side-encryption-customer-algorithm",
     "x-amz-website-redirect-location",
 )
@@ -60,6 +69,8 @@ async def handle_put_object(request: web.Request) -> web.Response:
     for name in _UNSUPPORTED_PUT_HEADERS:
         if name in request.headers:
             raise NotImplementedOp(f"The {name} header is not implemented for PutObject.")
+    if_match, if_none_match = write_conditions(request)
+    tags = parse_tagging_header(request.headers.get("x-amz-tagging", ""))
     validate_key(ep.key)
     size = declared_size(request, auth)
     if size > MAX_PUT_SIZE:
@@ -89,9 +100,10 @@ async def handle_put_object(request: web.Request) -> web.Response:
         ring_epoch=ctx.topology.map.epoch,
         checksums=body.checksum_values,
         owner=request[OWNER_KEY],
+        tags=tags,
     )
-    await commit_version(ctx, record, holders)
-    headers = {"ETag": f'"{body.etag}"'}
+    result = await commit_version(ctx, record, holders, if_match=if_match, if_none_match=if_none_match)
+    headers = {"ETag": f'"{body.etag}"', **result.version_header()}
     for alg, value in body.checksum_values.items():
         headers[f"x-amz-checksum-{alg}"] = value
     return web.Response(status=200, headers=headers)
@@ -128,22 +140,37 @@ async def write_blob(
     return version_id, [n for n in nodes if n.node_id in stored]
 
 
-async def commit_version(ctx: GatewayContext, record: ObjectVersion, holders: Sequence[NodeInfo]) -> ObjectVersion | None:
-    """Commit ``record`` (whose blob ``holders`` store); returns the version it replaced.
+def write_conditions(request: web.Request) -> tuple[str | None, bool]:
+    """(If-Match value, If-None-Match: * given) of a write. Any If-None-Match value but
+    ``*`` is 501 NotImplemented, as S3 answers."""
+    inm = request.headers.get("If-None-Match")
+    if inm is not None and inm.strip() != "*":
+        raise NotImplementedOp("A header you provided implies functionality that is not implemented",
+                               Header="If-None-Match")
+    return request.headers.get("If-Match"), inm is not None
+
+
+async def commit_version(
+    ctx: GatewayContext, record: ObjectVersion, holders: Sequence[NodeInfo], *,
+    if_match: str | None = None, if_none_match: bool = False,
+) -> WriteResult:
+    """Commit ``record`` (whose blob ``holders`` store), under the write conditions given;
+    returns what the write did (its S3 version id; the version it replaced, if any).
 
     The replaced version's blobs are collected after the answer. On a definite refusal
-    (4xx) the new blobs are deleted and the error re-raised; after an ambiguous failure
-    they stay for garbage collection to decide.
+    (4xx: a failed condition, too) the new blobs are deleted and the error re-raised; after
+    an ambiguous failure they stay for garbage collection to decide.
     """
     try:
-        previous = await ctx.meta.put_object(record)
+        result = await ctx.meta.put_version(record, if_match=if_match, if_none_match=if_none_match)
     except ObjstoreError as err:
         if err.status < 500:
             ctx.background(delete_blobs(ctx.storage, holders, record.version_id))
         raise
+    previous = result.replaced
     if previous is not None and previous.version_id != record.version_id:
         ctx.background(collect_version(ctx, previous))
-    return previous
+    return result
 
 
 async def collect_version(ctx: GatewayContext, version: ObjectVersion) -> None:
