@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway.context import CTX_KEY
 from gateway.handlers.bucket import owned_bucket
-from gateway.handlers.versioning import version_id_param, with_marker_headers
+from gateway.handlers.versioning import read_xml_body, version_id_param, with_marker_headers
 from gateway.middleware import ENDPOINT_KEY, OWNER_KEY
 from gateway.xml import document, el, parse
 from metadata.tags import MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, tag_set
@@ -78,7 +78,7 @@ async def _set_object_tags(request: web.Request, tags: dict[str, str]) -> dict[s
 
 
 async def handle_put_object_tagging(request: web.Request) -> web.Response:
-    tags = parse_tagging(await request.read())
+    tags = parse_tagging(await read_xml_body(request, MAX_TAGGING_BODY))
     return web.Response(status=200, headers=await _set_object_tags(request, tags))
 
 
@@ -108,7 +108,7 @@ async def handle_get_object_tagging(request: web.Request) -> web.Response:
 async def handle_put_bucket_tagging(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
     name = request[ENDPOINT_KEY].bucket
-    tags = parse_tagging(await request.read(), MAX_BUCKET_TAGS)
+    tags = parse_tagging(await read_xml_body(request, MAX_TAGGING_BODY), MAX_BUCKET_TAGS)
     await owned_bucket(request, name)
     await ctx.meta.put_bucket_tags(name, tags)
     return web.Response(status=204)

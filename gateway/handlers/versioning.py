@@ -10,15 +10,18 @@ forms:
 - ``GET /bucket?versions`` lists versions and delete markers, S3's order and paging.
 - A ``versionId`` query value is "null" or one of our version ids; anything else is 400
   InvalidArgument, as S3 answers for ids it could never have issued.
+- Small XML request bodies (here and in tagging) are read by :func:`read_xml_body`, which
+  checks them against the signature, Content-MD5 and any flexible checksum.
 """
 from __future__ import annotations
 
 from aiohttp import web
 
 from gateway.context import CTX_KEY
+from gateway.datapath.body import BodyStream, declared_size
 from gateway.handlers.bucket import owned_bucket
 from gateway.handlers.listing import _common as listing_params
-from gateway.middleware import ENDPOINT_KEY
+from gateway.middleware import AUTH_KEY, ENDPOINT_KEY
 from gateway.xml import child_text, document, el, iso8601, parse
 from objstore.errors import IllegalVersioningConfiguration, InvalidArgument, MalformedXML, MethodNotAllowed, NotImplementedOp, ObjstoreError
 from objstore.hlc import is_version_id
@@ -26,6 +29,17 @@ from objstore.types import ObjectVersion
 
 XML = {"Content-Type": "application/xml"}
 STATES = ("Enabled", "Suspended")
+MAX_CONFIG_BODY = 64 * 1024
+
+
+async def read_xml_body(request: web.Request, limit: int = MAX_CONFIG_BODY) -> bytes:
+    """The whole (small) request body, verified like an object body; MalformedXML when it
+    is larger than ``limit``."""
+    auth = request[AUTH_KEY]
+    size = declared_size(request, auth)
+    if size > limit:
+        raise MalformedXML("The XML you provided was too large.")
+    return b"".join([chunk async for chunk in BodyStream(request, auth, size).chunks()])
 
 
 def version_id_param(request: web.Request) -> str | None:
@@ -79,7 +93,7 @@ async def handle_put_bucket_versioning(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
     name = request[ENDPOINT_KEY].bucket
     await owned_bucket(request, name)
-    status = parse_versioning(await request.read())
+    status = parse_versioning(await read_xml_body(request))
     await ctx.meta.set_bucket_versioning(name, status)
     ctx.forget_bucket(name)
     return web.Response(status=200)
