@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -27,9 +28,11 @@ from typing import Any, TextIO
 
 import aiohttp
 import psutil
+from yarl import URL
 
 from metadata import commands as c
-from metadata.client import MetadataClient
+from metadata.client import MetadataClient, path_with_query
+from objstore import internal_auth
 from objstore.hlc import HLC
 from ops.bench.stats import percentile
 from ops.bench_metadata.spawn import MetadataNodes
@@ -176,17 +179,38 @@ async def _load_direct(data_dir: Path, s: ScaleSettings, res: ScaleResult, done:
         await rep.close()
 
 
-async def _measure_pages(client: MetadataClient, s: ScaleSettings, res: ScaleResult) -> None:
+async def _raw_list(session: aiohttp.ClientSession, address: str, secret: str, start_after: str | None) -> int:
+    """One signed ``GET /v1/list`` whose body is read but not parsed; returns its length."""
+    path_qs = path_with_query("/v1/list", {"bucket": BUCKET, "start_after": start_after, "max_keys": 1000})
+    url = URL(f"http://{address}{path_qs}", encoded=True)
+    async with session.get(url, headers=internal_auth.headers(secret, "GET", path_qs)) as resp:
+        body = await resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"list: HTTP {resp.status}: {body[:200]!r}")
+    return len(body)
+
+
+def _ms(lat: list[float], q: float) -> float:
+    return round(percentile(sorted(lat), q) * 1000, 2)  # type: ignore[operator]
+
+
+async def _measure_pages(client: MetadataClient, session: aiohttp.ClientSession, address: str, secret: str,
+                         s: ScaleSettings, res: ScaleResult) -> None:
+    """Each position's page ``repeats`` times end to end, then as raw HTTP (server + transport)."""
     for name, start_after in page_positions(s.count).items():
-        lat, sizes = [], set()
+        lat, raw, sizes, nbytes = [], [], set(), 0
         for _ in range(s.repeats):
             t = time.perf_counter()
             page = await client.list_objects(BUCKET, start_after=start_after, max_keys=1000)
             lat.append(time.perf_counter() - t)
             sizes.add(len(page.contents))
-        lat.sort()
-        res.pages[name] = {"start_after": start_after, "keys": min(sizes),
-                           "p50_ms": round(percentile(lat, 50) * 1000, 2), "p99_ms": round(percentile(lat, 99) * 1000, 2)}
+        for _ in range(s.repeats):
+            t = time.perf_counter()
+            nbytes = await _raw_list(session, address, secret, start_after)
+            raw.append(time.perf_counter() - t)
+        res.pages[name] = {"start_after": start_after, "keys": min(sizes), "bytes": nbytes,
+                           "p50_ms": _ms(lat, 50), "p99_ms": _ms(lat, 99),
+                           "http_only_p50_ms": _ms(raw, 50), "http_only_p99_ms": _ms(raw, 99)}
 
 
 async def _wait_read(nodes: MetadataNodes, secret: str, key: str, timeout: float) -> tuple[float, float]:
@@ -207,6 +231,7 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
     nodes = MetadataNodes(1, base, secret)
     data_dir = base / "m1"
     done, peak = [0], [0]
+    load_start = os.getloadavg()[0]
     try:
         out.write(f"scale: {s.count:,} records, loader {s.loader}, {s.concurrency} concurrent, data in {base}\n")
         t0 = time.monotonic()
@@ -223,7 +248,8 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
             res.first_start_s = time.monotonic() - t1
             res.notes.append("loaded in-process through SingleNodeReplicator.propose (durable log, group commit, "
                              "apply, snapshots), then the node process started on that data dir; "
-                             f"its first start took {res.first_start_s:.1f}s")
+                             f"its first start took {res.first_start_s:.1f}s; 'after load' RSS is the node's after "
+                             "that start (recovered from snapshot + log), not after a live load")
         else:
             nodes.start()
             await nodes.wait_ready()
@@ -242,7 +268,7 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
             res.rss_after_load = _rss(pid)
             res.rss_peak_load = max(peak[0], res.rss_after_load or 0) or None
             out.write(f"  loaded {res.loaded:,} in {res.load_s:.0f}s; measuring listing pages\n")
-            await _measure_pages(client, s, res)
+            await _measure_pages(client, session, nodes.addresses[0], secret, s, res)
             st = await client.status()
             res.applied_index, res.snapshot_index, res.log_bytes = (
                 st.get("applied_index"), st.get("last_snapshot_index"), st.get("log_bytes"))
@@ -256,6 +282,8 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
         res.restart_health_s, res.restart_read_s = await _wait_read(nodes, secret, scale_key(s.count - 1),
                                                                     s.restart_timeout_s)
         res.rss_after_restart = _rss(nodes.procs[0].pid)
+        res.notes.append(f"machine: {os.cpu_count()} CPUs shared with other work; 1-minute load average "
+                         f"{load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
         return res
     finally:
         nodes.stop()
@@ -283,7 +311,9 @@ def format_scale(r: ScaleResult, as_json: bool = False) -> str:
         f"{mib(r.rss_after_restart)} after restart   target < 600 MiB: {mark[checks['rss_under_600MiB']]}",
     ]
     for name, p in r.pages.items():
-        lines.append(f"1000-key page {name:<6} p50 {p['p50_ms']} ms  p99 {p['p99_ms']} ms  ({p['keys']} keys)")
+        lines.append(f"1000-key page {name:<6} p50 {p['p50_ms']} ms  p99 {p['p99_ms']} ms  ({p['keys']} keys, "
+                     f"{p['bytes']:,} bytes; HTTP only, unparsed: p50 {p['http_only_p50_ms']} ms  "
+                     f"p99 {p['http_only_p99_ms']} ms)")
     lines += [
         f"                   target p50 < 50 ms: {mark[checks['page_under_50ms']]}",
         f"snapshot           {mib(r.snapshot_bytes)} ({r.snapshot_bytes or 0:,} bytes) at index {r.snapshot_index}; "
