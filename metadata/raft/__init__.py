@@ -23,10 +23,11 @@ Creating a node::
     storage = <durable storage implementing Storage>   # hard state, entries, snapshot
     node = RaftNode(RaftConfig(id="m1", election_ticks=10, heartbeat_ticks=1),
                     storage, random.Random())
-    # A brand-new cluster: every initial member's storage starts with a snapshot meta at
-    # index 0 whose ConfState lists the initial voters. A node joining an existing cluster
-    # starts with an EMPTY ConfState (it then cannot campaign) and is added by the leader
-    # with propose_conf_change(ADD_LEARNER), later promoted with ADD_VOTER.
+    # A brand-new cluster: every initial member's storage starts with the entries and
+    # hard state of storage.bootstrap_entries(voters) (the membership as CONF entries
+    # 1..n, identical on every member). A node joining an existing cluster starts with an
+    # EMPTY storage (it cannot campaign) and is added by the leader with
+    # propose_conf_change(ADD_LEARNER), later promoted with ADD_VOTER.
 
 The loop (one task; every call into the node happens on it)::
 
@@ -84,11 +85,11 @@ from metadata.raft.errors import ConfChangeRejected, NotLeader, ProposalDropped
 from metadata.raft.messages import Message, MessageType
 from metadata.raft.ready import ReadState, Ready, Role, SoftState, Status
 from metadata.raft.records import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
-from metadata.raft.storage import MemoryStorage, Storage, pack_entry, unpack_entry
+from metadata.raft.storage import MemoryStorage, Storage, bootstrap_entries, pack_entry, unpack_entry
 
 __all__ = [
     "RaftConfig", "ConfChange", "ConfChangeType", "RaftNode", "ConfChangeRejected", "NotLeader",
     "ProposalDropped", "Message", "MessageType", "ReadState", "Ready", "Role", "SoftState", "Status",
     "ConfState", "Entry", "EntryKind", "HardState", "Snapshot", "SnapshotMeta", "MemoryStorage", "Storage",
-    "pack_entry", "unpack_entry",
+    "bootstrap_entries", "pack_entry", "unpack_entry",
 ]

@@ -28,10 +28,16 @@ class RaftConfig:
     # latest snapshot; 0 means the snapshot index (entries after it are applied again).
     applied: int = 0
     # Lease reads: a leader answers ReadIndex from its commit index without a heartbeat
-    # round, trusting that no other leader can be elected within an election timeout of
-    # its last quorum contact. Only safe with bounded clock drift between nodes (ticks
-    # that run at the same rate); off by default. Requires check_quorum.
+    # round while it holds a lease: a quorum acknowledged a heartbeat it sent less than
+    # lease_ticks ago, and each of them refuses to vote for anyone else until an election
+    # timeout after receiving it (nodes with lease reads also refuse votes for an election
+    # timeout after starting, having forgotten such promises). Relies on bounded clock
+    # drift between nodes; off by default. Requires check_quorum.
     lease_reads: bool = False
+    # How long a quorum-acknowledged heartbeat keeps the lease, in the leader's ticks
+    # (0: election_ticks // 2). Followers keep their promise for election_ticks of their
+    # own ticks, so the lease is safe while tick rates differ by less than that ratio.
+    lease_ticks: int = 0
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -42,3 +48,7 @@ class RaftConfig:
             raise ValueError("max_inflight_msgs must be at least 1")
         if self.lease_reads and not self.check_quorum:
             raise ValueError("lease_reads requires check_quorum")
+        if self.lease_ticks == 0:
+            object.__setattr__(self, "lease_ticks", max(1, self.election_ticks // 2))
+        if not 0 < self.lease_ticks < self.election_ticks:
+            raise ValueError("need 0 < lease_ticks < election_ticks")

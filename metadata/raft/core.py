@@ -83,6 +83,10 @@ class RaftNode:
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_timeout = config.election_ticks
+        self.ticks = 0  # ticks since this node started (heartbeat rounds are stamped with it)
+        self.lease_until = 0  # lease reads: leader until this tick (see _leader_read)
+        self.lease_floor = 0  # lease reads: ignore heartbeat rounds older than this
+        self.lease_acks: dict[int, set[str]] = {}
         self.lead_transferee = ""
         self.pending_conf_index = 0
         self.read_queue = ReadQueue()
@@ -104,6 +108,7 @@ class RaftNode:
 
     def tick(self) -> None:
         """Advance the logical clock by one tick."""
+        self.ticks += 1
         if self.role is Role.LEADER:
             self._tick_heartbeat()
         else:
@@ -178,7 +183,7 @@ class RaftNode:
         self.lead_transferee = to
         self.election_elapsed = 0
         if self.progress[to].match == self.log.last_index():
-            self._send(Message(MT.TIMEOUT_NOW, to, self.id, self.term))
+            self._send_timeout_now(to)
         else:
             self.dirty[to] = None
 
@@ -296,11 +301,8 @@ class RaftNode:
             return
         t = m.type
         if m.term > self.term:
-            if t is MT.VOTE or t is MT.PRE_VOTE:
-                in_lease = self.config.check_quorum and self.lead != "" and \
-                    self.election_elapsed < self.config.election_ticks
-                if in_lease and m.context != CAMPAIGN_TRANSFER:
-                    return  # we heard from a leader recently: ignore a disruptive candidate
+            if (t is MT.VOTE or t is MT.PRE_VOTE) and m.context != CAMPAIGN_TRANSFER and self._in_lease():
+                return  # we heard from a leader recently: ignore a disruptive candidate
             if t is MT.PRE_VOTE or (t is MT.PRE_VOTE_RESP and not m.reject):
                 pass  # pre-votes never change our term
             elif t is MT.APP or t is MT.HEARTBEAT or t is MT.SNAP:
@@ -336,6 +338,17 @@ class RaftNode:
                 self.vote = m.frm
         else:
             self._send(Message(resp, m.frm, self.id, self.term, reject=True))
+
+    def _in_lease(self) -> bool:
+        """Whether we promised a leader not to vote for anyone else yet: within an election
+        timeout of hearing from it (check-quorum), and, with lease reads, during the first
+        election timeout after a (re)start, since a restarted node forgot its promise."""
+        cfg = self.config
+        if not cfg.check_quorum:
+            return False
+        if self.lead != "" and self.election_elapsed < cfg.election_ticks:
+            return True
+        return cfg.lease_reads and self.ticks < cfg.election_ticks
 
     def _candidate_log_ok(self, index: int, term: int) -> bool:
         """The election restriction (§5.4.1): the candidate's log is at least as up to date."""
@@ -404,7 +417,7 @@ class RaftNode:
     def _handle_heartbeat(self, m: Message) -> None:
         if m.commit > self.log.committed:
             self.log.commit_to(m.commit)
-        self._send(Message(MT.HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
+        self._send(Message(MT.HEARTBEAT_RESP, m.frm, self.id, self.term, index=m.index, context=m.context))
 
     def _handle_snapshot(self, m: Message) -> None:
         snap = m.snapshot
@@ -477,6 +490,8 @@ class RaftNode:
         self.pending_conf_index = 0
         self.read_queue = ReadQueue()
         self.pending_reads = []
+        self.lease_until = 0
+        self.lease_acks = {}
         self.dirty = {}
         self.dirty_all = False
         self.read_bcast = False
@@ -560,7 +575,9 @@ class RaftNode:
             self._answer_read(ctx, frm, self.log.committed)
         elif not self._committed_in_term():
             self.pending_reads.append((ctx, frm))  # our commit index may still be stale
-        elif self.config.lease_reads and not self.lead_transferee:
+        elif self.config.lease_reads and not self.lead_transferee and self.ticks < self.lease_until:
+            # A quorum acknowledged a heartbeat sent less than lease_ticks ago: none of them
+            # votes for another leader until an election timeout after receiving it.
             self._answer_read(ctx, frm, self.log.committed)
         else:
             self.read_queue.add(self.log.committed, ctx, frm)
@@ -605,6 +622,13 @@ class RaftNode:
             self.early_msgs.append(m)
         else:
             self.msgs.append(m)
+
+    def _send_timeout_now(self, to: str) -> None:
+        # The target may win without waiting for the followers' leases to run out: stop
+        # trusting our lease, including acks of heartbeats sent before this moment.
+        self.lease_until = 0
+        self.lease_floor = self.ticks + 1
+        self._send(Message(MT.TIMEOUT_NOW, to, self.id, self.term))
 
     def _flush(self) -> None:
         if self.role is Role.LEADER:

@@ -13,7 +13,8 @@ Message types (who sends them, what the fields mean):
   on ``reject`` ``index`` is the rejected ``APP``'s index and ``reject_hint``/``log_term``
   the follower's guess of the last matching entry (fast backtracking, as etcd).
 - ``HEARTBEAT`` (leader -> follower): ``commit`` is min(follower match, leader commit);
-  ``context`` is the newest pending ReadIndex context, echoed in ``HEARTBEAT_RESP``.
+  ``context`` is the newest pending ReadIndex context and ``index`` the leader's tick
+  count when sent (a lease round), both echoed in ``HEARTBEAT_RESP``.
 - ``SNAP`` (leader -> follower): ``snapshot`` holds the snapshot (InstallSnapshot). On the
   wire only ``snapshot.meta`` travels in the JSON; the driver streams ``snapshot.data`` in
   chunks next to it and fills ``data`` back in before stepping the message.

@@ -66,7 +66,7 @@ def _handle_app_resp(node: "RaftNode", m: Message, pr: Progress) -> None:
             node._on_commit_advanced()
         node.dirty[m.frm] = None
         if m.frm == node.lead_transferee and pr.match == log.last_index():
-            node._send(Message(MT.TIMEOUT_NOW, m.frm, node.id, node.term))
+            node._send_timeout_now(m.frm)
 
 
 def _handle_heartbeat_resp(node: "RaftNode", m: Message, pr: Progress) -> None:
@@ -74,11 +74,28 @@ def _handle_heartbeat_resp(node: "RaftNode", m: Message, pr: Progress) -> None:
     pr.probes_paused = False
     if pr.match < node.log.last_index() or pr.state is PROBE:
         node.dirty[m.frm] = None
-    if m.context and not node.config.lease_reads:
+    if node.config.lease_reads and m.index >= node.lease_floor:
+        _lease_ack(node, m.index, m.frm)
+    if m.context:
         acks = node.read_queue.ack(m.frm, m.context)
         if acks is not None and len(acks & node.voters) >= quorum_size(len(node.voters)):
             for req in node.read_queue.advance(m.context):
                 node._answer_read(req.ctx, req.frm, req.index)
+
+
+def _lease_ack(node: "RaftNode", sent_at: int, frm: str) -> None:
+    """A follower acknowledged the heartbeat round sent at tick ``sent_at``; once a quorum
+    has, the lease runs until ``sent_at + lease_ticks``."""
+    acks = node.lease_acks.get(sent_at)
+    if acks is None:
+        acks = node.lease_acks[sent_at] = {node.id}
+    acks.add(frm)
+    if len(acks & node.voters) >= quorum_size(len(node.voters)):
+        node.lease_until = max(node.lease_until, sent_at + node.config.lease_ticks)
+        for r in [r for r in node.lease_acks if r <= sent_at]:
+            del node.lease_acks[r]
+    elif len(node.lease_acks) > 8:
+        del node.lease_acks[min(node.lease_acks)]
 
 
 def flush(node: "RaftNode") -> None:
@@ -144,7 +161,7 @@ def bcast_heartbeat(node: "RaftNode", ctx: bytes) -> None:
     for pid in node.peers:
         pr = node.progress[pid]
         commit = min(pr.match, committed)  # never ahead of what the follower is known to hold
-        node._send(Message(MT.HEARTBEAT, pid, node.id, node.term, commit=commit, context=ctx))
+        node._send(Message(MT.HEARTBEAT, pid, node.id, node.term, index=node.ticks, commit=commit, context=ctx))
         pr.sent_commit(commit)
 
 
@@ -156,5 +173,5 @@ def step_down_removed(node: "RaftNode") -> None:
     last = node.log.last_index()
     best = max(sorted(node.voters), key=lambda v: node.progress[v].match, default="")
     if best and node.progress[best].match == last:
-        node._send(Message(MT.TIMEOUT_NOW, best, node.id, node.term))
+        node._send_timeout_now(best)
     node._become_follower(node.term, "")

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from metadata.raft.confchange import ConfChange, ConfChangeType
 from metadata.raft.errors import Compacted, Unavailable
 from metadata.raft.records import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
 
 
 class Storage(Protocol):
     def initial_state(self) -> tuple[HardState, SnapshotMeta]:
-        """The durable hard state and the meta of the latest snapshot (index 0 with the
-        bootstrap configuration for a new cluster member; an empty ConfState for a node
-        that joins an existing cluster and waits for the leader)."""
+        """The durable hard state and the meta of the latest snapshot (index 0 with an
+        empty ConfState before the first snapshot)."""
         ...
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]: ...
@@ -48,6 +48,23 @@ class Storage(Protocol):
     def snapshot(self) -> Snapshot:
         """The latest snapshot (raise SnapshotTemporarilyUnavailable if it is being made)."""
         ...
+
+
+def bootstrap_entries(voters: "list[str] | tuple[str, ...]", learners: "list[str] | tuple[str, ...]" = ()
+                      ) -> tuple[list[Entry], HardState]:
+    """The log and hard state every *initial* member of a new cluster starts with.
+
+    The initial membership is written as CONF entries at indexes 1..n in term 1 (voters
+    then learners, sorted), committed by construction, so every member's log starts
+    identically and a node that joins later learns the whole membership history from the
+    log (or from a snapshot). A node joining an existing cluster starts with an empty
+    storage instead (it cannot campaign and waits for the leader)."""
+    changes = [ConfChange(ConfChangeType.ADD_VOTER, v) for v in sorted(set(voters))]
+    changes += [ConfChange(ConfChangeType.ADD_LEARNER, lr) for lr in sorted(set(learners) - set(voters))]
+    if not changes or not voters:
+        raise ValueError("a new cluster needs at least one voter")
+    entries = [Entry(i + 1, 1, cc.encode(), EntryKind.CONF) for i, cc in enumerate(changes)]
+    return entries, HardState(1, "", len(entries))
 
 
 def pack_entry(e: Entry) -> bytes:
@@ -75,12 +92,22 @@ def limit_size(entries: list[Entry], max_bytes: int | None) -> list[Entry]:
 class MemoryStorage:
     """A :class:`Storage` in memory; in the simulation it plays a node's disk."""
 
-    def __init__(self, conf_state: ConfState | None = None) -> None:
+    def __init__(self) -> None:
         self.hard_state = HardState()
-        self._snap = Snapshot(SnapshotMeta(0, 0, conf_state or ConfState()), None)
+        self._snap = Snapshot(SnapshotMeta(0, 0, ConfState()), None)
         self._base_index = 0  # the compaction point: entries start at _base_index + 1
         self._base_term = 0
         self._ents: list[Entry] = []
+
+    @classmethod
+    def bootstrapped(cls, voters: "list[str] | tuple[str, ...]",
+                     learners: "list[str] | tuple[str, ...]" = ()) -> "MemoryStorage":
+        """The storage of an initial member of a new cluster (see bootstrap_entries)."""
+        st = cls()
+        entries, hs = bootstrap_entries(voters, learners)
+        st.append(entries)
+        st.set_hard_state(hs)
+        return st
 
     # --- read side (the core) ---------------------------------------------------------------
 
