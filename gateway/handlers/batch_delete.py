@@ -28,7 +28,10 @@ from gateway.handlers.bucket import owned_bucket
 from gateway.handlers.object_delete import DeleteResult, delete_key
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY
 from gateway.xml import document, el, parse
-from objstore.errors import InternalError, InvalidRequest, MalformedXML, NotImplementedOp, ObjstoreError
+from objstore.errors import (
+    InternalError, InvalidArgument, InvalidRequest, MalformedXML, NotImplementedOp, ObjstoreError,
+)
+from objstore.hlc import is_version_id
 from objstore.naming import validate_key
 
 log = logging.getLogger(__name__)
@@ -101,6 +104,16 @@ def _parse_object(node: ET.Element) -> DeleteEntry:
     return DeleteEntry(key, version_id)
 
 
+def check_version_id(version_id: str | None) -> None:
+    """Raise InvalidArgument for a version id objstore could never have issued."""
+    if version_id is None:
+        return
+    if version_id == "":
+        raise InvalidArgument("Version id cannot be the empty string", ArgumentName="versionId", ArgumentValue="")
+    if version_id != "null" and not is_version_id(version_id):
+        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId", ArgumentValue=version_id)
+
+
 def has_integrity_header(headers: Mapping[str, str]) -> bool:
     """True when the request carries Content-MD5 or a flexible checksum (header or trailer)."""
     for name, value in headers.items():
@@ -143,6 +156,7 @@ async def _delete_all(ctx: GatewayContext, bucket: str, entries: Sequence[Delete
         async with gate:
             try:
                 validate_key(entry.key)
+                check_version_id(entry.version_id)
                 return EntryOutcome(entry, result=await delete_key(ctx, bucket, entry.key, entry.version_id))
             except ObjstoreError as err:
                 return EntryOutcome(entry, error=err)

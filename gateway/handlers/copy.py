@@ -3,16 +3,25 @@
 ``PUT /dst-bucket/dst-key`` with ``x-amz-copy-source: [/]src-bucket/src-key[?versionId=V]``
 (URL-encoded). Order of work:
 
-1. parse the request (copy source, metadata directive) — pure, nothing read yet;
-2. check the caller owns both buckets, look up the source version, evaluate the
-   ``x-amz-copy-source-if-*`` conditions (412 PreconditionFailed) and the 5 GiB limit;
+1. parse the request (copy source, metadata and tagging directives, destination write
+   conditions ``If-Match``/``If-None-Match: *``) — pure, nothing read yet;
+2. check the caller owns both buckets, look up the source version (current, or the one
+   named, "null" included), evaluate the ``x-amz-copy-source-if-*`` conditions (412
+   PreconditionFailed), the copy-onto-itself rule and the 5 GiB limit;
 3. stream the source's bytes (``read_range``, any replica) into a new blob of the
    destination bucket's policy (``write_blob``). :class:`SourceStream` counts them,
    recomputes the MD5 (the new ETag) and the source's checksums, and holds the last chunk
    back until the length, and for a single-part source the MD5, matched: no node ever
    completes a blob with wrong bytes. Memory is bounded by the data path's queues, never
    by the object size; a multipart source becomes a plain single-part object;
-4. commit the version record (``commit_version``) and answer CopyObjectResult.
+4. commit the version record (``commit_version``: the bucket's versioning decides whether
+   it is a new version or the null version; the write conditions are checked atomically)
+   and answer CopyObjectResult, with ``x-amz-copy-source-version-id`` and
+   ``x-amz-version-id`` when the buckets have versioning configured.
+
+COPY (the default) takes the content type, standard headers, user metadata and tags from
+the source; REPLACE takes them from the request (``x-amz-tagging-directive: REPLACE`` with
+``x-amz-tagging`` for tags).
 
 A copy still running after ``KEEPALIVE_AFTER`` seconds is answered 200 early and kept
 alive with whitespace until the result (or an Error document) follows, as S3 does; SDKs
@@ -37,7 +46,8 @@ from gateway.auth.checksums import ChecksumSet, normalize_algorithm
 from gateway.context import CTX_KEY, GatewayContext
 from gateway.datapath.reader import read_range
 from gateway.handlers.bucket import owned_bucket
-from gateway.handlers.object_put import commit_version, stored_headers, write_blob
+from gateway.handlers.object_put import commit_version, stored_headers, write_blob, write_conditions
+from gateway.handlers.tagging import parse_tagging_header
 from gateway.middleware import ENDPOINT_KEY, OWNER_KEY
 from gateway.xml import HEADER, document, el, error_document, iso8601
 from objstore.errors import (
@@ -45,11 +55,14 @@ from objstore.errors import (
     InternalError,
     InvalidArgument,
     InvalidRequest,
+    MethodNotAllowed,
     NoSuchKey,
     NotImplementedOp,
     ObjstoreError,
     PreconditionFailed,
 )
+from metadata.results import ObjectLookup
+from objstore.hlc import is_version_id
 from objstore.naming import validate_key
 from objstore.types import Bucket, ObjectVersion, Policy
 
@@ -62,7 +75,7 @@ XML = {"Content-Type": "application/xml"}
 _CHECKSUM_ELEMENTS = {"crc32": "ChecksumCRC32", "crc32c": "ChecksumCRC32C", "crc64nvme": "ChecksumCRC64NVME",
                       "sha1": "ChecksumSHA1", "sha256": "ChecksumSHA256"}
 # Headers of copies objstore cannot honour (yet); refused rather than ignored.
-_UNSUPPORTED_COPY_HEADERS = ("x-amz-copy-source-range", "if-match", "if-none-match", "x-amz-tagging")
+_UNSUPPORTED_COPY_HEADERS = ("x-amz-copy-source-range",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +104,8 @@ def parse_copy_source(value: str) -> CopySource:
             version_id = unquote_to_bytes(v).decode("utf-8", "replace")
             if not version_id:
                 raise bad("Version id cannot be the empty string")
+            if version_id != "null" and not is_version_id(version_id):
+                raise bad("Invalid version id specified")
     try:
         decoded = unquote_to_bytes(path).decode("utf-8")
     except UnicodeDecodeError:
@@ -110,6 +125,17 @@ def metadata_directive(headers: Mapping[str, str]) -> str:
     if value not in ("COPY", "REPLACE"):
         raise InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive",
                               ArgumentValue=raw)
+    return value
+
+
+def tagging_directive(headers: Mapping[str, str]) -> str:
+    """COPY (the default) or REPLACE; raises InvalidArgument for anything else."""
+    raw = headers.get("x-amz-tagging-directive")
+    if raw is None:
+        return "COPY"
+    value = raw.strip().upper()
+    if value not in ("COPY", "REPLACE"):
+        raise InvalidArgument("Unknown tagging directive.", ArgumentName="x-amz-tagging-directive", ArgumentValue=raw)
     return value
 
 
@@ -216,24 +242,58 @@ def copied_record(source: ObjectVersion, **changes: object) -> ObjectVersion:
     return dataclasses.replace(source, **{**reset, **changes})
 
 
-async def _source_version(request: web.Request, src: CopySource) -> tuple[Bucket, ObjectVersion]:
-    """The source bucket and the version to copy, if the caller owns the bucket.
+_MARKER_BY_ID = "The source of a copy request may not specifically refer to a delete marker by version id."
 
-    Raises NoSuchBucket, NoSuchKey, AccessDenied.
-    """
+
+async def source_lookup(request: web.Request, src: CopySource) -> ObjectLookup:
+    """The version to copy (current, or the one named) and its bucket's versioning state,
+    if the caller owns the bucket. Raises NoSuchBucket, AccessDenied, NoSuchKey (also for
+    a current delete marker), NoSuchVersion, InvalidRequest (a delete marker by id)."""
+    return (await _lookup(request, src))[1]
+
+
+async def _lookup(request: web.Request, src: CopySource) -> tuple[Bucket, ObjectLookup]:
     ctx = request.app[CTX_KEY]
-    src_bucket = await owned_bucket(request, src.bucket)
-    v = await ctx.meta.get_object(src.bucket, src.key)
-    if src.version_id is not None and v.version_id != src.version_id:
-        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
-                              ArgumentValue=src.version_id)
-    if v.delete_marker:
+    bucket = await owned_bucket(request, src.bucket)
+    try:
+        found = await ctx.meta.lookup_object(src.bucket, src.key, src.version_id)
+    except NoSuchKey:
+        raise NoSuchKey(Key=src.key, BucketName=src.bucket) from None
+    except MethodNotAllowed:
+        raise InvalidRequest(_MARKER_BY_ID) from None
+    if found.version.delete_marker:
         if src.version_id is not None:
-            raise InvalidRequest("The source of a copy request may not specifically refer to a delete marker by version id.")
+            raise InvalidRequest(_MARKER_BY_ID)
         raise NoSuchKey(Key=src.key, BucketName=src.bucket)
-    if v.owner != request[OWNER_KEY]:
+    if found.version.owner != request[OWNER_KEY]:
         raise AccessDenied(BucketName=src.bucket)
-    return src_bucket, v
+    return bucket, found
+
+
+def copy_source_headers(found: ObjectLookup) -> dict[str, str]:
+    """``x-amz-copy-source-version-id`` when the source bucket has versioning configured."""
+    return {"x-amz-copy-source-version-id": found.version.s3_version_id} if found.versioning else {}
+
+
+async def _source_version(request: web.Request, src: CopySource) -> tuple[Bucket, ObjectVersion]:
+    """(source bucket, version to copy); see :func:`source_lookup`."""
+    bucket, found = await _lookup(request, src)
+    return bucket, found.version
+
+
+async def _is_current(request: web.Request, bucket: str, key: str, version: ObjectVersion) -> bool:
+    try:
+        current = await request.app[CTX_KEY].meta.get_object(bucket, key)
+    except NoSuchKey:
+        return False
+    return current.version_id == version.version_id
+
+
+def predicted_version_header(bucket: Bucket, version_id: str) -> dict[str, str]:
+    """The ``x-amz-version-id`` a new version will get, from the bucket's versioning state."""
+    if bucket.versioning == "Enabled":
+        return {"x-amz-version-id": version_id}
+    return {"x-amz-version-id": "null"} if bucket.versioning else {}
 
 
 async def handle_copy_object(request: web.Request) -> web.StreamResponse:
@@ -243,16 +303,19 @@ async def handle_copy_object(request: web.Request) -> web.StreamResponse:
     for name in _UNSUPPORTED_COPY_HEADERS:
         if name in h:
             raise NotImplementedOp(f"The {name} header is not implemented for CopyObject.", Header=name)
-    if h.get("x-amz-tagging-directive", "COPY").strip().upper() != "COPY":
-        raise NotImplementedOp("x-amz-tagging-directive REPLACE is not implemented.", Header="x-amz-tagging-directive")
     validate_key(ep.key)
     src = parse_copy_source(h["x-amz-copy-source"])
     directive = metadata_directive(h)
+    new_tags = parse_tagging_header(h.get("x-amz-tagging", "")) if tagging_directive(h) == "REPLACE" else None
+    if_match, if_none_match = write_conditions(request)
     algorithm = h.get("x-amz-checksum-algorithm")
     extra_algorithms = [normalize_algorithm(algorithm)] if algorithm else []
     bucket = await owned_bucket(request, ep.bucket, cached=True)
-    src_bucket, v = await _source_version(request, src)
-    if (src.bucket, src.key) == (ep.bucket, ep.key) and directive == "COPY":
+    found = await source_lookup(request, src)
+    v = found.version
+    onto_itself = (src.bucket, src.key) == (ep.bucket, ep.key) and (
+        src.version_id is None or await _is_current(request, src.bucket, src.key, v))
+    if onto_itself and directive == "COPY" and new_tags is None:
         raise InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself without changing "
             "the object's metadata, storage class, website redirect location or encryption attributes."
@@ -266,43 +329,46 @@ async def handle_copy_object(request: web.Request) -> web.StreamResponse:
     policy = Policy.parse(bucket.policy)
     owner = request[OWNER_KEY]
     version_id = ctx.hlc.next()
-    headers: dict[str, str] = {}
-    if src.version_id is not None or src_bucket.versioning:
-        headers["x-amz-copy-source-version-id"] = v.version_id
+    headers = copy_source_headers(found)
+    early_headers = {**headers, **predicted_version_header(bucket, version_id)}
 
-    async def copy() -> bytes:
+    async def copy() -> tuple[bytes, dict[str, str]]:
         stream = SourceStream(read_range(ctx.storage, ctx.topology, v, 0, v.size - 1), v.size,
                               single_part_md5(v.etag), [*v.checksums, *extra_algorithms])
         _, holders = await write_blob(ctx, ep.bucket, ep.key, policy, v.size, stream.chunks(), version_id)
         changes: dict[str, object] = {}
         if directive == "REPLACE":
             changes["content_type"], changes["headers"], changes["user_meta"] = stored_headers(request)
+        if new_tags is not None:
+            changes["tags"] = new_tags
         record = copied_record(
             v, bucket=ep.bucket, key=ep.key, version_id=version_id, etag=stream.etag,
             last_modified=time.time(), policy=str(policy), placement=tuple(n.node_id for n in holders),
             ring_epoch=ctx.topology.map.epoch, checksums=stream.checksum_values, owner=owner, **changes,
         )
-        await commit_version(ctx, record, holders)
+        result = await commit_version(ctx, record, holders, if_match=if_match, if_none_match=if_none_match)
         parts = [el("LastModified", iso8601(record.last_modified)), el("ETag", f'"{record.etag}"')]
         parts += [el(_CHECKSUM_ELEMENTS[a], val) for a, val in record.checksums.items() if a in _CHECKSUM_ELEMENTS]
-        return document("CopyObjectResult", parts)
+        return document("CopyObjectResult", parts), {**headers, **result.version_header()}
 
-    return await respond_with_keepalive(request, copy(), headers)
+    return await respond_with_keepalive(request, copy(), early_headers)
 
 
 async def respond_with_keepalive(
     request: web.Request,
-    work: Awaitable[bytes],
+    work: Awaitable[bytes | tuple[bytes, Mapping[str, str]]],
     headers: Mapping[str, str],
     after: float | None = None,
     interval: float | None = None,
 ) -> web.StreamResponse:
     """Answer with the XML document ``work`` produces; keep a long one alive with whitespace.
 
-    If ``work`` finishes (or fails) within ``after`` seconds, the answer is an ordinary
-    response (errors propagate with their own status). Otherwise a 200 with ``headers``
-    is sent at once, then a space every ``interval`` seconds, then the document, or an
-    S3 Error document if ``work`` failed. If the client goes away, ``work`` is cancelled.
+    ``work`` returns the document, or (document, headers) to answer with instead of
+    ``headers`` when it finishes in time. If it finishes (or fails) within ``after``
+    seconds, the answer is an ordinary response (errors propagate with their own status).
+    Otherwise a 200 with ``headers`` is sent at once, then a space every ``interval``
+    seconds, then the document, or an S3 Error document if ``work`` failed. If the client
+    goes away, ``work`` is cancelled.
     """
     after = KEEPALIVE_AFTER if after is None else after
     interval = KEEPALIVE_INTERVAL if interval is None else interval
@@ -310,7 +376,8 @@ async def respond_with_keepalive(
     try:
         done, _ = await asyncio.wait({task}, timeout=after)
         if done:
-            return web.Response(body=task.result(), headers={**XML, **headers})
+            body, final_headers = _split(task.result(), headers)
+            return web.Response(body=body, headers={**XML, **final_headers})
         request_id = uuid.uuid4().hex[:16].upper()
         resp = web.StreamResponse(status=200, headers={**XML, **headers, "x-amz-request-id": request_id})
         await resp.prepare(request)
@@ -318,7 +385,7 @@ async def respond_with_keepalive(
         while not (await asyncio.wait({task}, timeout=interval))[0]:
             await resp.write(b" ")
         try:
-            body = task.result()
+            body, _ = _split(task.result(), headers)
         except ObjstoreError as err:
             body = error_document(err, request.path, request_id)
         except Exception:  # noqa: BLE001 - reported in the body: the status is already sent
@@ -331,3 +398,7 @@ async def respond_with_keepalive(
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+def _split(result: bytes | tuple[bytes, Mapping[str, str]], headers: Mapping[str, str]) -> tuple[bytes, Mapping[str, str]]:
+    return result if isinstance(result, tuple) else (result, headers)

@@ -230,3 +230,45 @@ def test_large_copy_streams_with_bounded_gateway_memory(cluster, bucket):
     assert got == size and md5.hexdigest() == body.md5.hexdigest()
     print(f"gateway RSS growth during an {size // MIB} MiB copy: {rss.growth_mib:.1f} MiB")
     assert rss.growth_mib < 40, f"the copy grew the gateway by {rss.growth_mib:.1f} MiB"
+
+
+# --- versioning, tagging and write conditions ------------------------------------------
+
+def test_unversioned_copy_reports_no_version_ids(s3, bucket):
+    put_source(s3, bucket)
+    resp = s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src"})
+    assert "CopySourceVersionId" not in resp and "VersionId" not in resp
+
+
+def test_destination_write_conditions(s3, bucket):
+    put_source(s3, bucket)
+    existing = s3.put_object(Bucket=bucket, Key="taken", Body=b"taken")
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="taken", CopySource={"Bucket": bucket, "Key": "src"}, IfNoneMatch="*")
+    assert error_of(e) == (412, "PreconditionFailed")
+    assert s3.get_object(Bucket=bucket, Key="taken")["Body"].read() == b"taken"
+    s3.copy_object(Bucket=bucket, Key="free", CopySource={"Bucket": bucket, "Key": "src"}, IfNoneMatch="*")
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="taken", CopySource={"Bucket": bucket, "Key": "src"},
+                       IfMatch='"0123456789abcdef0123456789abcdef"')
+    assert error_of(e) == (412, "PreconditionFailed")
+    s3.copy_object(Bucket=bucket, Key="taken", CopySource={"Bucket": bucket, "Key": "src"}, IfMatch=existing["ETag"])
+    assert s3.get_object(Bucket=bucket, Key="taken")["Body"].read() == b"hello copy"
+
+
+def test_copy_of_a_multipart_object_is_a_plain_object(s3, bucket):
+    part1, part2 = bytes(range(256)) * (5 * 4096), b"tail" * 1000  # 5 MiB and 4000 bytes
+    mpu = s3.create_multipart_upload(Bucket=bucket, Key="mp", ContentType="video/mp4", Metadata={"k": "v"})
+    etags = [s3.upload_part(Bucket=bucket, Key="mp", UploadId=mpu["UploadId"], PartNumber=i + 1, Body=b)["ETag"]
+             for i, b in enumerate((part1, part2))]
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=mpu["UploadId"], MultipartUpload={
+        "Parts": [{"ETag": e, "PartNumber": i + 1} for i, e in enumerate(etags)]})
+    assert done["ETag"].endswith('-2"')
+    resp = s3.copy_object(Bucket=bucket, Key="flat", CopySource={"Bucket": bucket, "Key": "mp"})
+    whole = part1 + part2
+    assert resp["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(whole).hexdigest()}"'
+    got = s3.get_object(Bucket=bucket, Key="flat")
+    assert got["Body"].read() == whole and got["ContentType"] == "video/mp4" and got["Metadata"] == {"k": "v"}
+    assert "PartsCount" not in s3.head_object(Bucket=bucket, Key="flat", PartNumber=1)
+    got = s3.get_object(Bucket=bucket, Key="flat", Range=f"bytes={len(part1) - 2}-{len(part1) + 1}")
+    assert got["Body"].read() == whole[len(part1) - 2:len(part1) + 2]

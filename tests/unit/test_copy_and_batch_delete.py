@@ -29,7 +29,8 @@ T = 1672617600.5
     ("b/k", cp.CopySource("b", "k")),
     ("/b/k", cp.CopySource("b", "k")),
     ("/b/dir/with%20space/%C3%BC", cp.CopySource("b", "dir/with space/ü")),
-    ("b/q%3Fmark?versionId=v1", cp.CopySource("b", "q?mark", "v1")),
+    ("b/q%3Fmark?versionId=01a216d0f43c0000-gw1", cp.CopySource("b", "q?mark", "01a216d0f43c0000-gw1")),
+    ("b/k?versionId=null", cp.CopySource("b", "k", "null")),
     ("b/a//b/", cp.CopySource("b", "a//b/")),
     ("b/plus+sign", cp.CopySource("b", "plus+sign")),
 ])
@@ -37,7 +38,8 @@ def test_parse_copy_source(value, want):
     assert cp.parse_copy_source(value) == want
 
 
-@pytest.mark.parametrize("value", ["b", "/b", "b/", "/", "", "b/k?versionId=", "b/k?other=1", "b/%FF"])
+@pytest.mark.parametrize("value", ["b", "/b", "b/", "/", "", "b/k?versionId=", "b/k?versionId=v1", "b/k?other=1",
+                                   "b/%FF"])
 def test_bad_copy_sources(value):
     with pytest.raises(InvalidArgument):
         cp.parse_copy_source(value)
@@ -48,11 +50,24 @@ def test_access_point_sources_are_not_implemented():
         cp.parse_copy_source("arn:aws:s3:us-west-2:123456789012:accesspoint/ap/object/k")
 
 
-def test_metadata_directive():
+def test_directives():
     assert cp.metadata_directive({}) == "COPY"
     assert cp.metadata_directive({"x-amz-metadata-directive": "replace"}) == "REPLACE"
     with pytest.raises(InvalidArgument):
         cp.metadata_directive({"x-amz-metadata-directive": "MERGE"})
+    assert cp.tagging_directive({}) == "COPY"
+    assert cp.tagging_directive({"x-amz-tagging-directive": "REPLACE"}) == "REPLACE"
+    with pytest.raises(InvalidArgument):
+        cp.tagging_directive({"x-amz-tagging-directive": "KEEP"})
+
+
+def test_predicted_version_header():
+    from objstore.types import Bucket
+
+    assert cp.predicted_version_header(Bucket("b", "o", 0.0), "v") == {}
+    assert cp.predicted_version_header(Bucket("b", "o", 0.0, versioning="Enabled"), "v") == {"x-amz-version-id": "v"}
+    assert cp.predicted_version_header(Bucket("b", "o", 0.0, versioning="Suspended"), "v") == {
+        "x-amz-version-id": "null"}
 
 
 # --- copy conditions --------------------------------------------------------------------
@@ -147,6 +162,21 @@ async def test_quick_work_is_an_ordinary_answer():
 
     status, body = await _serve(work, 5.0, 5.0)
     assert status == 200 and body.endswith(b"<Done/>") and b"  " not in body
+
+
+async def test_quick_work_may_answer_with_its_own_headers():
+    async def work() -> tuple[bytes, dict[str, str]]:
+        return b"<Done/>", {"x-final": "yes"}
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await cp.respond_with_keepalive(request, work(), {"x-early": "1"}, 5.0, 5.0)
+
+    app = web.Application()
+    app.router.add_put("/{tail:.*}", handler)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.put("/b/k")
+        assert resp.headers.get("x-final") == "yes" and "x-early" not in resp.headers
+        assert await resp.read() == b"<Done/>"
 
 
 async def test_quick_failure_keeps_its_status():
@@ -264,3 +294,12 @@ def test_unsupported_headers_are_refused(op, method, is_object, headers):
 ])
 def test_equivalent_headers_are_accepted(op, method, is_object, headers):
     refuse_unsupported_headers(op, method, is_object, headers)
+
+
+def test_delete_entry_version_ids():
+    bd.check_version_id(None)
+    bd.check_version_id("null")
+    bd.check_version_id("01a216d0f43c0000-gw1")
+    for bad in ("", "v1", "01a216d0f43c0000"):
+        with pytest.raises(InvalidArgument):
+            bd.check_version_id(bad)
