@@ -42,7 +42,7 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
-from gateway.auth.checksums import ChecksumSet, normalize_algorithm
+from gateway.auth.checksums import DIGEST_SIZES, ChecksumSet, normalize_algorithm
 from gateway.context import CTX_KEY, GatewayContext
 from gateway.datapath.reader import read_range
 from gateway.handlers.bucket import owned_bucket
@@ -334,7 +334,7 @@ async def handle_copy_object(request: web.Request) -> web.StreamResponse:
 
     async def copy() -> tuple[bytes, dict[str, str]]:
         stream = SourceStream(read_range(ctx.storage, ctx.topology, v, 0, v.size - 1), v.size,
-                              single_part_md5(v.etag), [*v.checksums, *extra_algorithms])
+                              single_part_md5(v.etag), [*(a for a in v.checksums if a in DIGEST_SIZES), *extra_algorithms])
         _, holders = await write_blob(ctx, ep.bucket, ep.key, policy, v.size, stream.chunks(), version_id)
         changes: dict[str, object] = {}
         if directive == "REPLACE":

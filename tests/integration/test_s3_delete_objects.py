@@ -151,3 +151,10 @@ def test_get_with_delete_subresource_is_not_allowed(cluster, s3, bucket):
     path = f"/{bucket}?delete"
     status, resp = raw_request(cluster, "GET", path, signed_headers(cluster, "GET", path, {}))
     assert status == 405 and xml_code(resp) == "MethodNotAllowed"
+
+
+def test_null_version_delete_in_unversioned_bucket(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="n", Body=b"x")
+    resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "n", "VersionId": "null"}]})
+    assert resp["Deleted"] == [{"Key": "n", "VersionId": "null"}]
+    assert keys_in(s3, bucket) == []
