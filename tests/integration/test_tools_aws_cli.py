@@ -136,6 +136,8 @@ def test_aws_s3_cp_ls_prefix_pagination_and_rm_recursive(cluster, s3, bucket_nam
     removed = aws.s3("rm", "--recursive", f"s3://{bucket_name}/logs/").stdout
     assert transferred(removed, "delete", bucket_name) == {k for k in files if k.startswith("logs/")}
     assert aws.listing(f"s3://{bucket_name}") == {"other/x.txt": 1}
+    aws.s3("rb", "--force", f"s3://{bucket_name}")
+    assert bucket_name not in aws.s3("ls").stdout
 
 
 def test_aws_s3_multipart_upload_and_download(cluster, s3, bucket_name, tmp_path):

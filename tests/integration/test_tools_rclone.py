@@ -125,6 +125,9 @@ def test_rclone_copy_check_list_cat_sync_and_download(cluster, s3, bucket_name, 
     downloaded_check = rc.check(down, remote)
     assert "0 differences found" in downloaded_check, downloaded_check
 
+    rc("purge", f"obj:{bucket_name}")
+    assert bucket_name not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
 
 def test_rclone_check_reports_a_difference(cluster, s3, bucket_name, tmp_path):
     rc = Rclone(cluster, tmp_path / "home")

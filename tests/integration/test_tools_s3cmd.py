@@ -136,6 +136,10 @@ def test_s3cmd_sync_up_and_down(cluster, s3, bucket_name, tmp_path):
     assert_same_tree(files, read_tree(down))
     assert transferred(s3c("sync", url, f"{down}/").stdout, "download") == set()
 
+    s3c("del", "--recursive", "--force", url)
+    assert s3c.ls(f"{b}/") == ({}, [])
+    s3c("rb", b)
+
 
 def test_s3cmd_sync_delete_removed(cluster, s3, bucket_name, tmp_path):
     """`s3cmd sync --delete-removed` deletes remote files in batches (needs DeleteObjects)."""
