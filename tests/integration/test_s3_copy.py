@@ -272,3 +272,23 @@ def test_copy_of_a_multipart_object_is_a_plain_object(s3, bucket):
     assert "PartsCount" not in s3.head_object(Bucket=bucket, Key="flat", PartNumber=1)
     got = s3.get_object(Bucket=bucket, Key="flat", Range=f"bytes={len(part1) - 2}-{len(part1) + 1}")
     assert got["Body"].read() == whole[len(part1) - 2:len(part1) + 2]
+
+
+def test_aws_cli_copy_move_presign_and_batch_delete(cluster, s3, bucket, other_bucket):
+    import json
+    import urllib.request
+
+    from tests.integration.test_aws_cli import aws
+
+    put_source(s3, bucket)
+    aws(cluster, "s3", "cp", f"s3://{bucket}/src", f"s3://{other_bucket}/cli-copy")
+    assert s3.get_object(Bucket=other_bucket, Key="cli-copy")["Body"].read() == b"hello copy"
+    aws(cluster, "s3", "mv", f"s3://{other_bucket}/cli-copy", f"s3://{other_bucket}/moved")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=other_bucket)["Contents"]] == ["moved"]
+    url = aws(cluster, "s3", "presign", f"s3://{other_bucket}/moved", "--expires-in", "60").stdout.strip()
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert resp.read() == b"hello copy"
+    doc = json.dumps({"Objects": [{"Key": "moved"}, {"Key": "absent"}], "Quiet": False})
+    out = json.loads(aws(cluster, "s3api", "delete-objects", "--bucket", other_bucket, "--delete", doc).stdout)
+    assert sorted(d["Key"] for d in out["Deleted"]) == ["absent", "moved"]
+    assert "Contents" not in s3.list_objects_v2(Bucket=other_bucket)
