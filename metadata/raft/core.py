@@ -77,8 +77,11 @@ class RaftNode:
         self.role = Role.FOLLOWER
         self.voters: frozenset[str] = frozenset()
         self.learners: frozenset[str] = frozenset()
-        self.peers: list[str] = []  # every member but this node, sorted
+        self.peers: list[str] = []  # every node we replicate to (members, departing), sorted
         self.progress: dict[str, Progress] = {}
+        # Leader only: removed nodes still fed until they hold their removal entry (index),
+        # so they learn they are out and stop campaigning.
+        self.departing: dict[str, int] = {}
         self.votes: dict[str, bool] = {}
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -485,6 +488,11 @@ class RaftNode:
         self.lead_transferee = ""
         self.votes = {}
         cfg, nxt = self.config, self.log.last_index() + 1
+        if self.departing:
+            for pid in self.departing:
+                del self.progress[pid]
+            self.departing = {}
+            self.peers = [pid for pid in self.progress if pid != self.id]
         for pid, pr in self.progress.items():
             self.progress[pid] = Progress(nxt, cfg.max_inflight_msgs, cfg.max_inflight_bytes, pr.is_learner)
         self.pending_conf_index = 0
@@ -604,8 +612,16 @@ class RaftNode:
                 pr.recent_active = True  # do not let check-quorum count a brand-new member as dead
             pr.is_learner = pid in cs.learners
             progress[pid] = pr
+            self.departing.pop(pid, None)
+        if self.role is Role.LEADER:
+            for pid, pr in self.progress.items():
+                if pid not in progress and pid != self.id:
+                    self.departing.setdefault(pid, self.conf.last_index)
+            for pid in self.departing:
+                progress[pid] = self.progress[pid]
+            progress = dict(sorted(progress.items()))
         self.progress = progress
-        self.peers = [pid for pid in members if pid != self.id]
+        self.peers = [pid for pid in progress if pid != self.id]
         if self.role is Role.LEADER:
             if self.lead_transferee and self.lead_transferee not in cs.voters:
                 self.lead_transferee = ""

@@ -64,6 +64,10 @@ def _handle_app_resp(node: "RaftNode", m: Message, pr: Progress) -> None:
             pr.inflights.free_le(m.index)
         if node._maybe_commit():
             node._on_commit_advanced()
+        gone_at = node.departing.get(m.frm)
+        if gone_at is not None and pr.match >= gone_at:
+            _forget(node, m.frm)  # it holds its removal: it knows it is out
+            return
         node.dirty[m.frm] = None
         if m.frm == node.lead_transferee and pr.match == log.last_index():
             node._send_timeout_now(m.frm)
@@ -81,6 +85,12 @@ def _handle_heartbeat_resp(node: "RaftNode", m: Message, pr: Progress) -> None:
         if acks is not None and len(acks & node.voters) >= quorum_size(len(node.voters)):
             for req in node.read_queue.advance(m.context):
                 node._answer_read(req.ctx, req.frm, req.index)
+
+
+def _forget(node: "RaftNode", pid: str) -> None:
+    del node.departing[pid]
+    del node.progress[pid]
+    node.peers.remove(pid)
 
 
 def _lease_ack(node: "RaftNode", sent_at: int, frm: str) -> None:

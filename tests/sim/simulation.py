@@ -23,7 +23,7 @@ import heapq
 import itertools
 import json
 import random
-from collections import deque
+from collections import Counter, deque
 
 from metadata.raft.config import RaftConfig
 from metadata.raft.confchange import ConfChange, ConfChangeType
@@ -82,6 +82,7 @@ class Simulation:
         self.seq = itertools.count()
         self.checker = Checker()
         ids = [f"n{i}" for i in range(1, n + 1)]
+        self.n_initial = n
         self.next_id = n + 1
         self.disks: dict[str, MemoryStorage] = {i: MemoryStorage.bootstrapped(ids) for i in ids}
         self.hosts: dict[str, Host] = {}
@@ -99,6 +100,7 @@ class Simulation:
         self.trace: deque[str] = deque(maxlen=60)
         self.events = 0
         self.healed = False
+        self.stats: Counter[str] = Counter()  # what happened, to show the run was not vacuous
         for i in ids:
             self._start(i)
 
@@ -130,6 +132,8 @@ class Simulation:
                 raise SafetyViolation(f"{host.id} applied {e.data!r} where it proposed {p[1]!r} at {e.index}")
             self.checker.ack(e.index, e.data)
         if e.kind is EntryKind.CONF:
+            if e.index > self.n_initial:  # not a bootstrap entry
+                self.stats["conf entries applied"] += 1
             cc = ConfChange.decode(e.data)
             if cc.type is ConfChangeType.REMOVE and cc.node_id not in self.removed:
                 self.removed.add(cc.node_id)  # committed: the operator shuts the node down
@@ -147,9 +151,10 @@ class Simulation:
         if host is None:
             return
         self.checker.after_step(host)
-        if self.nemesis_p and len(self.checker.leader_of_term) != self.leaders_seen:
+        if len(self.checker.leader_of_term) != self.leaders_seen:
+            self.stats["leaders elected"] += 1
             self.leaders_seen = len(self.checker.leader_of_term)
-            if host.node.role is _LEADER and self.rng.random() < self.nemesis_p:
+            if self.nemesis_p and host.node.role is _LEADER and self.rng.random() < self.nemesis_p:
                 self._push(self.now + self.rng.randint(0, 3 * self.max_latency), _NEMESIS, nid,
                            self.incarnation[nid])
         if nid not in self.ready_pending and host.node.has_ready():
@@ -176,6 +181,7 @@ class Simulation:
             if self.dup_p and rng.random() < self.dup_p:
                 self._push(self.now + rng.randint(1, self.max_latency * 3), _DELIVER, m)
             if m.type is _SNAP:
+                self.stats["snapshots sent"] += 1
                 self._push(self.now + delay + 1, _SNAP_STATUS, m, True)
 
     @staticmethod
@@ -214,6 +220,7 @@ class Simulation:
                     self._touched(a)
                 else:
                     self.trace.append(f"{self.now} crash {a} at {crash_at}")
+                    self.stats["crashes in a ready"] += 1
                     self._crash_host(a)
         elif kind == _RESTART:
             if a in self.crashed and a not in self.removed:
@@ -324,6 +331,7 @@ class Simulation:
         self._crash_host(nid)
 
     def _crash_host(self, nid: str) -> None:
+        self.stats["crashes"] += 1
         self._kill(nid)
         self.crashed.add(nid)
         self._push(self.now + self.rng.randint(20, 400), _RESTART, nid)
@@ -369,6 +377,7 @@ class Simulation:
         except (*_BUSY, ConfChangeRejected):
             return
         self.trace.append(f"{self.now} {host.id} proposes {cc.type.value} {cc.node_id}")
+        self.stats[f"{cc.type.value} proposed"] += 1
         if cc.type is ConfChangeType.ADD_LEARNER:
             self.next_id += 1
             self.disks[cc.node_id] = MemoryStorage()  # joins empty, waits for the leader
