@@ -51,6 +51,8 @@ def add_parser(sub: Any) -> None:
                    help="data dir of a running `objstore up` (cluster.json, credentials.json; default ./objstore-data)")
     p.add_argument("--spawn", type=int, default=0, metavar="N",
                    help="start N metadata nodes of our own on free ports, and stop them afterwards")
+    p.add_argument("--single", action="store_true",
+                   help="with --spawn 1: start the node without --peers (the single-node service, no Raft)")
     p.add_argument("--concurrency", default="1,16,64", help="comma-separated client counts (default 1,16,64)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per phase (default 5)")
     p.add_argument("--etcd", nargs="?", const="1,3", default=None, metavar="SIZES",
@@ -82,6 +84,8 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> RunSettings | S
                              repeats=args.scale_repeats)
     if args.spawn < 0:
         raise SettingsError("--spawn must not be negative")
+    if args.single and args.spawn != 1:
+        raise SettingsError("--single needs --spawn 1")
     concurrencies = _ints(args.concurrency, "--concurrency")
     etcd_sizes = _ints(args.etcd, "--etcd") if args.etcd else ()
     if args.etcd_only and not etcd_sizes:
@@ -93,7 +97,8 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> RunSettings | S
         except DiscoveryError as exc:
             raise SettingsError(str(exc)) from None
     return RunSettings(concurrencies=concurrencies, duration_s=args.duration, target=target, spawn=args.spawn,
-                       etcd_sizes=etcd_sizes, skip_objstore=args.etcd_only, seed=args.seed)
+                       etcd_sizes=etcd_sizes, skip_objstore=args.etcd_only, seed=args.seed,
+                       spawn_peers=not args.single)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,10 @@ class TopologyError(Exception):
     """The nodes' own status reports do not describe one group with one leader."""
 
 
+class NoLeader(TopologyError):
+    """No node reports itself leader (yet: a group may be electing one)."""
+
+
 @dataclass(frozen=True)
 class PhaseResult:
     """One phase of one system: ``op`` ("write"/"read") at ``concurrency`` clients."""
@@ -92,7 +96,7 @@ def pick_leader(statuses: Mapping[str, Mapping[str, Any] | None]) -> str:
     """
     leaders = [(a, s) for a, s in statuses.items() if s is not None and s.get("role") == "leader"]
     if not leaders:
-        raise TopologyError("no metadata node reports itself leader")
+        raise NoLeader("no metadata node reports itself leader")
     if len(leaders) > 1:
         top = max(int(s.get("term", 0)) for _, s in leaders)
         leaders = [(a, s) for a, s in leaders if int(s.get("term", 0)) == top]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from objstore.hlc import HLC
+from objstore.types import ObjectVersion
 from ops.bench_metadata.discovery import Target
 from ops.bench_metadata.figures import PhaseResult, per_fsync, phase_result
 from ops.bench_metadata.spawn import ETCD_MISSING, EtcdCluster, MetadataNodes, etcd_binary
@@ -35,6 +36,7 @@ class RunSettings:
     duration_s: float = 5.0
     target: Target | None = None  # running objstore nodes, or None to spawn
     spawn: int = 0  # metadata nodes to start (0: use ``target``)
+    spawn_peers: bool = True  # give spawned nodes --peers (False: one plain single-node service)
     etcd_sizes: tuple[int, ...] = ()  # etcd cluster sizes to compare with, e.g. (1, 3)
     skip_objstore: bool = False
     seed: int = 1
@@ -51,7 +53,7 @@ class System(Protocol):
     name: str
     pids: list[int]
 
-    async def write(self, key: str, version) -> None: ...
+    async def write(self, key: str, version: ObjectVersion) -> None: ...
     async def read(self, key: str) -> None: ...
     async def durability(self) -> tuple[str, int, int] | None: ...
 
@@ -111,7 +113,7 @@ async def run_objstore(settings: RunSettings, report: RunReport, out: TextIO) ->
     try:
         if settings.spawn:
             tmp = tempfile.TemporaryDirectory(prefix="objstore-bench-meta-")
-            nodes = MetadataNodes(settings.spawn, Path(tmp.name), secret=uuid.uuid4().hex)
+            nodes = MetadataNodes(settings.spawn, Path(tmp.name), secret=uuid.uuid4().hex, peers=settings.spawn_peers)
             out.write(f"starting {settings.spawn} metadata node(s): {', '.join(nodes.addresses)}\n")
             nodes.start()
             await nodes.wait_ready()
@@ -121,8 +123,7 @@ async def run_objstore(settings: RunSettings, report: RunReport, out: TextIO) ->
             assert settings.target is not None
             addrs, secret, pids = list(settings.target.addresses), settings.target.secret, list(settings.target.pids)
             where = settings.target.source
-        name = f"objstore ({len(addrs)} node{'s' if len(addrs) > 1 else ''})"
-        system = ObjstoreSystem(name, addrs, secret, pids)
+        system = ObjstoreSystem("objstore", addrs, secret, pids)
         try:
             await system.setup(bucket)
             out.write(f"objstore metadata at {', '.join(addrs)} ({where}); leader {system.leader}; bucket {bucket}\n")
@@ -190,5 +191,5 @@ def version_of(binary: str | None) -> str | None:
 
 def describe(settings: RunSettings) -> dict[str, object]:
     return {"concurrencies": list(settings.concurrencies), "duration_s": settings.duration_s,
-            "spawn": settings.spawn, "etcd_sizes": list(settings.etcd_sizes),
+            "spawn": settings.spawn, "spawn_peers": settings.spawn_peers, "etcd_sizes": list(settings.etcd_sizes),
             "etcd_version": version_of(etcd_binary()) if settings.etcd_sizes else None}

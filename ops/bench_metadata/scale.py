@@ -76,6 +76,7 @@ class ScaleResult:
     stop_s: float | None = None
     restart_health_s: float | None = None
     restart_read_s: float | None = None
+    replication: str | None = None  # the node's mode from its status: "single" or "raft"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -228,7 +229,8 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
     tmp = None if s.base_dir else tempfile.TemporaryDirectory(prefix="objstore-scale-")
     base = Path(s.base_dir or tmp.name)  # type: ignore[union-attr]
     secret = uuid.uuid4().hex
-    nodes = MetadataNodes(1, base, secret)
+    # The in-process loader writes the single-node service's files, so that node runs without --peers.
+    nodes = MetadataNodes(1, base, secret, peers=s.loader != "direct")
     data_dir = base / "m1"
     done, peak = [0], [0]
     load_start = os.getloadavg()[0]
@@ -270,14 +272,13 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
             out.write(f"  loaded {res.loaded:,} in {res.load_s:.0f}s; measuring listing pages\n")
             await _measure_pages(client, session, nodes.addresses[0], secret, s, res)
             st = await client.status()
-            res.applied_index, res.snapshot_index, res.log_bytes = (
-                st.get("applied_index"), st.get("last_snapshot_index"), st.get("log_bytes"))
+            res.applied_index, res.log_bytes = st.get("applied_index"), st.get("log_bytes")
+            res.replication = st.get("replication", "single")
         out.write("  restarting the node\n")
         res.stop_s = nodes.procs[0].stop(grace=s.restart_timeout_s)
         snaps = sorted((data_dir / "snapshots").glob("snap-*.snap"))
-        if snaps:
-            res.snapshot_bytes = snaps[-1].stat().st_size
-            res.snapshot_index = int(snaps[-1].stem.split("-")[1])
+        res.snapshot_bytes = snaps[-1].stat().st_size if snaps else None
+        res.snapshot_index = int(snaps[-1].stem.split("-")[1]) if snaps else None
         nodes.procs[0].start()
         res.restart_health_s, res.restart_read_s = await _wait_read(nodes, secret, scale_key(s.count - 1),
                                                                     s.restart_timeout_s)
@@ -304,7 +305,7 @@ def format_scale(r: ScaleResult, as_json: bool = False) -> str:
     checks = r.checks()
     mark = {True: "ok", False: "MISSED", None: "-"}
     lines = [
-        f"records            {r.loaded:,} of {r.count:,} ({r.load_errors} errors)",
+        f"records            {r.loaded:,} of {r.count:,} ({r.load_errors} errors) in one node ({r.replication})",
         f"load               {sec(r.load_s)} ({r.load_rate or 0:,.0f} records/s, loader {r.loader}, "
         f"{r.concurrency} concurrent)",
         f"node RSS           {mib(r.rss_after_load)} after load (peak seen {mib(r.rss_peak_load)}), "
@@ -316,8 +317,9 @@ def format_scale(r: ScaleResult, as_json: bool = False) -> str:
                      f"p99 {p['http_only_p99_ms']} ms)")
     lines += [
         f"                   target p50 < 50 ms: {mark[checks['page_under_50ms']]}",
-        f"snapshot           {mib(r.snapshot_bytes)} ({r.snapshot_bytes or 0:,} bytes) at index {r.snapshot_index}; "
-        f"applied {r.applied_index}; log {mib(r.log_bytes)}",
+        (f"snapshot           {mib(r.snapshot_bytes)} ({r.snapshot_bytes:,} bytes) at index {r.snapshot_index}; "
+         if r.snapshot_bytes is not None else "snapshot           none written; ")
+        + f"applied {r.applied_index}; log {mib(r.log_bytes)}",
         f"stop (SIGTERM)     {sec(r.stop_s)}",
         f"restart            health after {sec(r.restart_health_s)}, first read after {sec(r.restart_read_s)}   "
         f"target < 30 s: {mark[checks['restart_under_30s']]}",

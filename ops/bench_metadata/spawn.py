@@ -128,21 +128,30 @@ class ProcGroup:
 
 
 class MetadataNodes(ProcGroup):
-    """``count`` objstore metadata nodes named m1..mN, data in ``base_dir/<id>``."""
+    """``count`` objstore metadata nodes named m1..mN, data in ``base_dir/<id>``.
 
-    def __init__(self, count: int, base_dir: Path, secret: str, python: str = sys.executable) -> None:
+    With ``peers`` (the default, as ``objstore up`` does) every node is given
+    ``--peers``; without, a single node runs as the plain single-node service.
+    """
+
+    def __init__(self, count: int, base_dir: Path, secret: str, python: str = sys.executable,
+                 peers: bool = True) -> None:
         super().__init__(base_dir)
         if count < 1:
             raise ValueError("at least one metadata node")
         self.secret = secret
         ids = [f"m{i + 1}" for i in range(count)]
         addrs = [f"{HOST}:{free_port(HOST)}" for _ in ids]
-        peers = peers_arg(ids, addrs)
+        if not peers and count != 1:
+            raise ValueError("only a single node runs without --peers")
+        peer_list = peers_arg(ids, addrs)
         for nid, addr in zip(ids, addrs):
             data = base_dir / nid
             data.mkdir(parents=True, exist_ok=True)
             argv = [python, "-m", "objstore.cli", "metadata", "--node-id", nid, "--data-dir", str(data),
-                    "--host", HOST, "--port", addr.rsplit(":", 1)[1], "--secret", secret, "--peers", peers]
+                    "--host", HOST, "--port", addr.rsplit(":", 1)[1], "--secret", secret]
+            if peers:
+                argv += ["--peers", peer_list]
             self.procs.append(Proc(nid, addr, argv, base_dir / f"{nid}.log"))
 
     async def wait_ready(self, timeout: float = 60.0) -> None:

@@ -25,7 +25,7 @@ from metadata.client import MetadataClient
 from objstore.errors import BucketAlreadyOwnedByYou, ObjstoreError
 from objstore.types import ObjectVersion
 from ops.bench_metadata.etcd import COMMITTED, IS_LEADER, WAL_FSYNCS, EtcdClient
-from ops.bench_metadata.figures import TopologyError, pick_leader
+from ops.bench_metadata.figures import NoLeader, TopologyError, pick_leader
 
 BENCH_OWNER = "bench-metadata"
 
@@ -70,9 +70,25 @@ class ObjstoreSystem:
         results = await asyncio.gather(*(one(a) for a in self.addresses))
         return dict(zip(self.addresses, results))
 
+    async def wait_leader(self, timeout: float = 30.0) -> dict[str, Any]:
+        """The leader's status once one node reports itself leader; raises TopologyError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = await self.node_statuses()
+            try:
+                self.leader = pick_leader(statuses)
+                return statuses[self.leader] or {}
+            except NoLeader:
+                if time.monotonic() > deadline:
+                    raise NoLeader(f"no metadata node reported itself leader within {timeout:g}s") from None
+            await asyncio.sleep(0.05)
+
     async def setup(self, bucket: str) -> None:
-        """Find the leader (raises TopologyError) and create the bench bucket."""
-        self.leader = pick_leader(await self.node_statuses())
+        """Wait for a leader (raises TopologyError), name the system after it, create the bench bucket."""
+        leader = await self.wait_leader()
+        mode = leader.get("replication", "single")
+        n = len(self.addresses)
+        self.name = f"objstore ({n} node{'s' if n > 1 else ''}, {mode})"
         self.bucket = bucket
         try:
             await self.client.create_bucket(bucket, BENCH_OWNER, "replica:3", time.time())

@@ -153,6 +153,8 @@ def test_options_spawn_and_etcd_defaults():
     s = resolve(_args("--spawn", "3", "--etcd", "--concurrency", "2,8", "--duration", "1.5"), {})
     assert (s.spawn, s.etcd_sizes, s.concurrencies, s.duration_s) == (3, (1, 3), (2, 8), 1.5)
     assert resolve(_args("--etcd", "3", "--etcd-only"), {}).skip_objstore
+    assert resolve(_args("--spawn", "1"), {}).spawn_peers
+    assert not resolve(_args("--spawn", "1", "--single"), {}).spawn_peers
 
 
 def test_options_metadata_flag_and_data_dir(tmp_path):
@@ -173,6 +175,7 @@ def test_options_scale():
     (("--spawn", "1", "--concurrency", "a"), "integers"),
     (("--spawn", "1", "--duration", "0"), "positive"),
     (("--etcd-only",), "needs --etcd"),
+    (("--spawn", "3", "--single"), "needs --spawn 1"),
     (("--scale", "10"), "at least 1000"),
     (("--data-dir", "/nonexistent/objstore"), "no cluster.json"),
 ])
@@ -259,11 +262,11 @@ async def test_etcd_missing_is_reported_clearly(tmp_path, monkeypatch):
 async def test_spawned_node_is_measured_and_stopped():
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     out = io.StringIO()
-    report = await run_benchmark(RunSettings(concurrencies=(1, 4), duration_s=0.3, spawn=1), out)
+    report = await run_benchmark(RunSettings(concurrencies=(1, 4), duration_s=0.3, spawn=1, spawn_peers=False), out)
     assert [(p.op, p.concurrency) for p in report.phases] == [("write", 1), ("write", 4), ("read", 1), ("read", 4)]
     assert all(p.ops > 0 and p.errors == 0 for p in report.phases), report.phases
     writes = [p for p in report.phases if p.op == "write"]
     assert all(p.per_fsync is not None and p.per_fsync >= 1.0 for p in writes)
-    assert not report.failed
+    assert not report.failed and report.phases[0].system == "objstore (1 node, single)"
     left = {p.pid for p in psutil.Process().children(recursive=True)} - before
     assert not left, f"processes left running: {left}"
