@@ -158,7 +158,8 @@ def test_rclone_multipart_upload(cluster, s3, bucket_name, tmp_path):
 
 
 def test_rclone_server_side_copy_and_move(cluster, s3, bucket_name, tmp_path):
-    """`rclone copyto`/`moveto` inside one remote use CopyObject (then DeleteObject for a move)."""
+    """`rclone copyto`/`moveto` inside one remote use CopyObject (then DeleteObject for a move);
+    a changed mtime alone is written by copying the object onto itself with new metadata."""
     rc = Rclone(cluster, tmp_path / "home")
     src = tmp_path / "src"
     files = {"x/one ü.txt": b"one", "x/two.bin": os.urandom(300_000)}
@@ -169,3 +170,12 @@ def test_rclone_server_side_copy_and_move(cluster, s3, bucket_name, tmp_path):
     rc("moveto", f"obj:{bucket_name}/orig/x/two.bin", f"obj:{bucket_name}/moved/two.bin")
     assert rc.ls(f"obj:{bucket_name}") == {"orig/x/one ü.txt": 3, "copy/one ü.txt": 3, "moved/two.bin": 300_000}
     assert rc("cat", f"obj:{bucket_name}/moved/two.bin", text=False).stdout == files["x/two.bin"]
+
+    # Same bytes, new mtime: rclone sync rewrites only the metadata by a REPLACE self-copy.
+    os.utime(src / "x/one ü.txt", (1_600_000_000.5, 1_600_000_000.5))
+    synced = rc("sync", "-v", str(src / "x"), f"obj:{bucket_name}/orig/x").stderr
+    assert "one ü.txt: Updated modification time in destination" in synced, synced
+    assert copied(synced) == {"two.bin"}, synced  # moved away from orig/ above, so copied back
+    lsl = rc("lsl", f"obj:{bucket_name}/orig/x").stdout
+    assert "2020-09-13 12:26:40.500000000 one ü.txt" in lsl, lsl
+    assert rc("cat", f"obj:{bucket_name}/orig/x/one ü.txt", text=False).stdout == b"one"
