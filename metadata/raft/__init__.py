@@ -10,7 +10,8 @@ snapshots + compaction + InstallSnapshot, single-server membership changes with
 learners (effective on append, one at a time), leadership transfer, ReadIndex reads
 (and optional lease reads).
 
-Modules: ``core`` (RaftNode), ``replication`` (its leader side), ``raftlog`` (storage +
+Modules: ``core`` (RaftNode), ``election``, ``follower`` and ``replication`` (its
+message handling as candidate, follower and leader), ``raftlog`` (storage +
 unstable tail), ``storage`` (the Storage interface, MemoryStorage), ``ready`` (Ready,
 Status and the ordering rules), ``messages``, ``records``, ``confchange``, ``progress``,
 ``quorum``, ``readindex``, ``config``, ``errors``.
@@ -73,10 +74,13 @@ term, vote, log and snapshot. The state machine is restored from the snapshot an
 committed entries after it come back in ``committed_entries`` (or pass
 ``RaftConfig.applied`` if the state machine is durable beyond the snapshot).
 
-Removal: a node whose configuration no longer lists it as a voter never campaigns; a
-leader that removes itself keeps leading until the change is committed, then steps down
-(handing over with TIMEOUT_NOW when a voter has its whole log). The driver shuts a
-removed node down once the removal is committed.
+Removal: a node whose configuration no longer lists it as a voter stops campaigning once
+it knows the change is committed (before that it may still stand, counting votes in the
+new configuration, so a pair can always finish removing one of its two voters); a leader
+that removes itself keeps leading until the change is committed, then steps down
+(handing over with TIMEOUT_NOW when a voter has its whole log). The leader keeps sending
+to a removed node until it holds its removal entry. The driver shuts a removed node
+down once the removal is committed (``node.conf_state`` no longer lists it).
 """
 from metadata.raft.config import RaftConfig
 from metadata.raft.confchange import ConfChange, ConfChangeType

@@ -7,7 +7,9 @@ local requests (``propose``, ``propose_conf_change``, ``read_index``,
 ``transfer_leadership``, ``report_snapshot``, ``report_unreachable``). Output: one
 :class:`~metadata.raft.ready.Ready` at a time, acknowledged by ``advance``. See
 :mod:`metadata.raft` for the driver loop and :mod:`metadata.raft.ready` for the ordering
-rules.
+rules. This module holds the node's state, its API and role transitions; the message
+handling per role lives in :mod:`~metadata.raft.election`, :mod:`~metadata.raft.follower`
+and :mod:`~metadata.raft.replication` (the leader).
 
 Invariants (the Raft paper's, and how this code keeps them):
 - Election safety: a node votes at most once per term (the vote is in the hard state,
@@ -26,13 +28,13 @@ from __future__ import annotations
 
 import random
 
-from metadata.raft import replication
+from metadata.raft import election, follower, replication
 from metadata.raft.config import RaftConfig
 from metadata.raft.confchange import ConfChange, ConfHistory, validate
 from metadata.raft.errors import NotLeader, ProposalDropped
 from metadata.raft.messages import CAMPAIGN_TRANSFER, Message, MessageType as MT
 from metadata.raft.progress import Progress, ProgressState
-from metadata.raft.quorum import VoteResult, committed_index, quorum_size, vote_result
+from metadata.raft.quorum import committed_index, quorum_size
 from metadata.raft.raftlog import RaftLog
 from metadata.raft.readindex import ReadQueue
 from metadata.raft.ready import ReadState, Ready, Role, SoftState, Status
@@ -304,7 +306,7 @@ class RaftNode:
             return
         t = m.type
         if m.term > self.term:
-            if (t is MT.VOTE or t is MT.PRE_VOTE) and m.context != CAMPAIGN_TRANSFER and self._in_lease():
+            if (t is MT.VOTE or t is MT.PRE_VOTE) and m.context != CAMPAIGN_TRANSFER and election.in_lease(self):
                 return  # we heard from a leader recently: ignore a disruptive candidate
             if t is MT.PRE_VOTE or (t is MT.PRE_VOTE_RESP and not m.reject):
                 pass  # pre-votes never change our term
@@ -321,161 +323,34 @@ class RaftNode:
                 self._send(Message(MT.PRE_VOTE_RESP, m.frm, self.id, self.term, reject=True))
             return
         if t is MT.VOTE or t is MT.PRE_VOTE:
-            self._handle_vote(m)
+            election.handle_vote(self, m)
         elif self.role is Role.LEADER:
             replication.step_leader(self, m)
-        elif self.role is Role.FOLLOWER:
-            self._step_follower(m)
-        else:
-            self._step_candidate(m)
-
-    def _handle_vote(self, m: Message) -> None:
-        can_vote = (self.vote == m.frm or (self.vote == "" and self.lead == "")
-                    or (m.type is MT.PRE_VOTE and m.term > self.term))
-        resp = MT.VOTE_RESP if m.type is MT.VOTE else MT.PRE_VOTE_RESP
-        if can_vote and self._candidate_log_ok(m.index, m.log_term):
-            # Answer with the message's term: a pre-vote is for a term we have not reached.
-            self._send(Message(resp, m.frm, self.id, m.term))
-            if m.type is MT.VOTE:
-                self.election_elapsed = 0
-                self.vote = m.frm
-        else:
-            self._send(Message(resp, m.frm, self.id, self.term, reject=True))
-
-    def _in_lease(self) -> bool:
-        """Whether we promised a leader not to vote for anyone else yet: within an election
-        timeout of hearing from it (check-quorum), and, with lease reads, during the first
-        election timeout after a (re)start, since a restarted node forgot its promise."""
-        cfg = self.config
-        if not cfg.check_quorum:
-            return False
-        if self.lead != "" and self.election_elapsed < cfg.election_ticks:
-            return True
-        return cfg.lease_reads and self.ticks < cfg.election_ticks
+        elif self.role is Role.FOLLOWER or election.step_candidate(self, m):
+            follower.step_follower(self, m)
 
     def _candidate_log_ok(self, index: int, term: int) -> bool:
         """The election restriction (§5.4.1): the candidate's log is at least as up to date."""
         return self.log.is_up_to_date(index, term)
 
-    def _step_follower(self, m: Message) -> None:
-        t = m.type
-        if t is MT.APP or t is MT.HEARTBEAT or t is MT.SNAP:
-            self.election_elapsed = 0
-            self.lead = m.frm
-            if t is MT.APP:
-                self._handle_append(m)
-            elif t is MT.HEARTBEAT:
-                self._handle_heartbeat(m)
-            else:
-                self._handle_snapshot(m)
-        elif t is MT.TIMEOUT_NOW:
-            self._hup(transfer=True)
-        elif t is MT.READ_INDEX:
-            if self.lead:
-                self._send(Message(MT.READ_INDEX, self.lead, m.frm, context=m.context))
-        elif t is MT.READ_INDEX_RESP:
-            self.read_states.append(ReadState(m.context, m.index))
-
-    def _step_candidate(self, m: Message) -> None:
-        t = m.type
-        if t is MT.APP or t is MT.HEARTBEAT or t is MT.SNAP:
-            self._become_follower(m.term, m.frm)  # m.term == self.term: that term has a leader
-            self._step_follower(m)
-        elif t is (MT.PRE_VOTE_RESP if self.role is Role.PRE_CANDIDATE else MT.VOTE_RESP):
-            self.votes[m.frm] = not m.reject
-            result = vote_result(self.voters, self.votes)
-            if result is VoteResult.WON:
-                if self.role is Role.PRE_CANDIDATE:
-                    self._campaign(pre=False, transfer=False)
-                else:
-                    self._become_leader()
-            elif result is VoteResult.LOST:
-                self._become_follower(self.term, "")
-
-    def _handle_append(self, m: Message) -> None:
-        log = self.log
-        if m.index < log.committed:
-            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=log.committed))
-            return
-        last_new, conflict = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
-        if last_new is not None:
-            if conflict:
-                self._log_rewritten(m.entries, conflict)
-            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=last_new))
-            return
-        hint_index, hint_term = log.find_conflict_by_term(min(m.index, log.last_index()), m.log_term)
-        self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=m.index, reject=True,
-                           reject_hint=hint_index, log_term=hint_term))
-
-    def _log_rewritten(self, entries: "tuple[Entry, ...]", first: int) -> None:
-        """Entries from index ``first`` on were (re)written: update the configuration."""
-        had = self.conf.current
-        self.conf.truncate_from(first)
-        for e in entries[first - entries[0].index:]:
-            if e.kind is EntryKind.CONF:
-                self.conf.push(e.index, ConfChange.decode(e.data))
-        if self.conf.current != had:
-            self._switch_config(self.conf.current)
-
-    def _handle_heartbeat(self, m: Message) -> None:
-        if m.commit > self.log.committed:
-            self.log.commit_to(m.commit)
-        self._send(Message(MT.HEARTBEAT_RESP, m.frm, self.id, self.term, index=m.index, context=m.context))
-
-    def _handle_snapshot(self, m: Message) -> None:
-        snap = m.snapshot
-        if snap is not None and self._restore(snap):
-            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=self.log.last_index()))
-        else:
-            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=self.log.committed))
-
-    def _restore(self, snap) -> bool:
-        meta = snap.meta
-        log = self.log
-        if meta.index <= log.committed:
-            return False
-        if log.match_term(meta.index, meta.term):
-            log.commit_to(meta.index)  # we have that entry already: just fast-forward
-            return False
-        log.restore(snap)
-        self.conf = ConfHistory(meta.index, meta.conf_state)
-        self._switch_config(meta.conf_state)
-        return True
-
     # --- elections ------------------------------------------------------------------------
 
-    def _promotable(self) -> bool:
-        return self.id in self.voters and self.log.snapshot is None
-
     def _hup(self, transfer: bool) -> None:
-        if self.role is Role.LEADER or not self._promotable():
-            return
-        self._campaign(pre=self.config.pre_vote and not transfer, transfer=transfer)
+        election.hup(self, transfer)
 
-    def _campaign(self, pre: bool, transfer: bool) -> None:
-        if pre:
-            self.role = Role.PRE_CANDIDATE
-            self.lead = ""
-            self.votes = {}
-            term, mtype = self.term + 1, MT.PRE_VOTE
-        else:
-            self._reset(self.term + 1)
-            self.vote = self.id
-            self.role = Role.CANDIDATE
-            term, mtype = self.term, MT.VOTE
-        self.votes[self.id] = True
-        if vote_result(self.voters, self.votes) is VoteResult.WON:  # the only voter
-            if pre:
-                self._campaign(pre=False, transfer=False)
-            else:
-                self._become_leader()
-            return
-        last = self.log.last_index()
-        last_term = self.log.term(last)
-        ctx = CAMPAIGN_TRANSFER if transfer else b""
-        for v in sorted(self.voters):
-            if v != self.id:
-                self._send(Message(mtype, v, self.id, term, index=last, log_term=last_term, context=ctx))
+    def _promotable(self) -> bool:
+        """May we campaign: a voter, or a voter removed by a change not known to be
+        committed (the other voters may need us to commit it: in a pair whose leader
+        removed itself, the survivor may lack the entry and need the leaver's vote). Such a
+        candidate counts votes in the new configuration, like a leader managing a
+        configuration without itself, and steps down once the change commits."""
+        if self.log.snapshot is not None:
+            return False
+        if self.id in self.voters:
+            return True
+        changes = self.conf.changes
+        return bool(changes) and self.log.committed < changes[-1][0] and \
+            self.id in self.conf.at(changes[-1][0] - 1).voters
 
     def _reset(self, term: int) -> None:
         if term != self.term:
@@ -628,7 +503,7 @@ class RaftNode:
             if self._maybe_commit():
                 self._on_commit_advanced()
             self.dirty_all = True
-        elif self.role is not Role.FOLLOWER and self.id not in cs.voters:
+        elif self.role is not Role.FOLLOWER and not self._promotable():
             self._become_follower(self.term, "")
 
     # --- sending --------------------------------------------------------------------------

@@ -171,3 +171,22 @@ def test_a_node_joining_after_compaction_learns_the_membership_from_the_snapshot
     assert any(m.type is MT.SNAP and m.to == "d" for m in net.delivered)
     assert net.node("d").conf_state == net.node("a").conf_state
     assert net.applied("d") == net.applied("a")
+
+
+def test_a_pair_can_always_finish_removing_its_leader():
+    net = Network(["a", "b"], check_quorum=False)
+    net.elect("a")
+    net.filter = lambda m: not (m.type is MT.APP and m.to == "b")
+    index, _ = net.node("a").propose_conf_change(ConfChange(CC.REMOVE, "a"))
+    net.pump()  # only a holds the change: a's configuration is {b}, b's is still {a, b}
+    net.crash("a")
+    net.restart("a")
+    net.filter = None
+    assert net.node("a").voters == {"b"} and net.node("b").voters == {"a", "b"}
+    # b cannot win without a, whose log is longer; a, removed by an uncommitted change,
+    # stands, wins b's vote, commits the change and hands over.
+    net.tick_until(lambda: net.leaders() == ["b"] and net.node("b").voters == {"b"}, 100)
+    assert net.node("b").log.committed >= index and net.node("a").role is Role.FOLLOWER
+    net.propose("b", b"alone")
+    net.tick(30)
+    assert net.leaders() == ["b"] and net.node("a").log.committed >= index
