@@ -14,9 +14,11 @@ import aiohttp
 from aiohttp import web
 
 from gateway.context import CTX_KEY, GatewayContext
-from gateway.handlers import batch_delete, bucket, copy, listing, object_delete, object_get, object_put
+from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
+from gateway.handlers import upload_part
 from gateway.middleware import make_middleware
 from gateway.topology import Topology
+from gateway.upload_cleanup import sweep_forever
 from metadata.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
@@ -41,6 +43,13 @@ OP_HANDLERS = {
     "DeleteObject": object_delete.handle_delete_object,
     "DeleteObjects": batch_delete.handle_delete_objects,
     "CopyObject": copy.handle_copy_object,
+    "CreateMultipartUpload": multipart.handle_create_multipart_upload,
+    "UploadPart": upload_part.handle_upload_part,
+    "UploadPartCopy": upload_part.handle_upload_part_copy,
+    "CompleteMultipartUpload": multipart.handle_complete_multipart_upload,
+    "AbortMultipartUpload": multipart.handle_abort_multipart_upload,
+    "ListParts": multipart.handle_list_parts,
+    "ListMultipartUploads": multipart.handle_list_multipart_uploads,
 }
 
 # Headers up to 64 KiB reach the middleware, which answers oversized ones in S3 form.
@@ -81,7 +90,10 @@ def create_app(cfg: GatewayConfig) -> web.Application:
         app[CTX_KEY] = ctx
         await _bootstrap_credential(ctx)
         await topology.start()
+        sweeper = asyncio.create_task(sweep_forever(ctx), name="upload-sweeper")
         yield
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
         await topology.stop()
         await ctx.drain()
         await meta.close()

@@ -20,11 +20,11 @@ _BUCKET_SUBRESOURCES_NOT_IMPLEMENTED = {
     "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle",
     "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
     "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
-    "versioning", "versions", "website", "accelerate", "uploads",
+    "versioning", "versions", "website", "accelerate",
 }
 _OBJECT_SUBRESOURCES_NOT_IMPLEMENTED = {
     "acl", "attributes", "legal-hold", "retention", "tagging", "torrent", "restore", "select",
-    "uploads", "uploadId", "versionId",
+    "versionId",
 }
 
 
@@ -104,6 +104,10 @@ def _bucket_op(method: str, bucket: str, query: Mapping[str, str]) -> Endpoint:
     unsupported = sorted(set(query) & _BUCKET_SUBRESOURCES_NOT_IMPLEMENTED)
     if unsupported:
         raise NotImplementedOp(f"The bucket sub-resource '{unsupported[0]}' is not implemented.")
+    if "uploads" in query:
+        if method == "GET":
+            return Endpoint("ListMultipartUploads", bucket)
+        raise MethodNotAllowed()
     if method == "GET":
         if query.get("list-type") == "2":
             return Endpoint("ListObjectsV2", bucket)
@@ -125,17 +129,14 @@ def _object_op(method: str, bucket: str, key: str, query: Mapping[str, str], hea
     unsupported = sorted(set(query) & _OBJECT_SUBRESOURCES_NOT_IMPLEMENTED)
     if unsupported:
         raise NotImplementedOp(f"The object sub-resource '{unsupported[0]}' is not implemented.")
+    upload = _multipart_op(method, query, headers)
+    if upload is not None:
+        return Endpoint(upload, bucket, key)
     if method == "GET":
-        if "partNumber" in query:
-            raise NotImplementedOp("partNumber reads are not implemented.")
-        return Endpoint("GetObject", bucket, key)
+        return Endpoint("GetObject", bucket, key)  # with partNumber: one part (the handler checks it)
     if method == "HEAD":
-        if "partNumber" in query:
-            raise NotImplementedOp("partNumber reads are not implemented.")
         return Endpoint("HeadObject", bucket, key)
     if method == "PUT":
-        if "partNumber" in query:
-            raise NotImplementedOp("Multipart uploads are not implemented.")
         if any(name.lower() == "x-amz-copy-source" for name in headers):
             return Endpoint("CopyObject", bucket, key)
         return Endpoint("PutObject", bucket, key)
@@ -143,4 +144,26 @@ def _object_op(method: str, bucket: str, key: str, query: Mapping[str, str], hea
         return Endpoint("DeleteObject", bucket, key)
     if method == "POST":
         raise NotImplementedOp("This POST operation is not implemented.")
+    raise MethodNotAllowed()
+
+
+def _multipart_op(method: str, query: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
+    """The multipart-upload operation a request on a key names, or None for another one."""
+    if "uploads" in query:
+        if method == "POST":
+            return "CreateMultipartUpload"
+        raise MethodNotAllowed()
+    if "uploadId" not in query:
+        if method == "PUT" and "partNumber" in query:
+            raise InvalidArgument("partNumber requires uploadId.", ArgumentName="uploadId", ArgumentValue="")
+        return None
+    if method == "PUT":
+        if "partNumber" not in query:
+            raise InvalidArgument("uploadId requires partNumber.", ArgumentName="partNumber", ArgumentValue="")
+        if any(name.lower() == "x-amz-copy-source" for name in headers):
+            return "UploadPartCopy"
+        return "UploadPart"
+    ops = {"POST": "CompleteMultipartUpload", "GET": "ListParts", "DELETE": "AbortMultipartUpload"}
+    if method in ops:
+        return ops[method]
     raise MethodNotAllowed()

@@ -76,12 +76,17 @@ class GatewayConfig:
     # Bootstrap S3 credentials, written to the metadata service at start if missing.
     access_key: str = ""
     secret_key: str = ""
+    # Multipart uploads initiated longer ago than this are aborted (checked every sweep).
+    upload_expiry_seconds: float = 7 * 86400
+    upload_sweep_seconds: float = 3600
 
     def validate(self) -> "GatewayConfig":
         _check_port(self.port)
         Policy.parse(self.default_policy)
         if not self.metadata:
             raise InvalidArgument("the gateway needs at least one metadata address")
+        if self.upload_expiry_seconds <= 0 or self.upload_sweep_seconds <= 0:
+            raise InvalidArgument("upload_expiry_seconds and upload_sweep_seconds must be positive")
         return self
 
 

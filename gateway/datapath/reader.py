@@ -5,24 +5,47 @@ its first byte (down, missing, corrupt) the next one is asked; when it fails in 
 (killed, or a corrupt block found while streaming) the next one is asked for the rest of
 the range only, so the client receives one continuous, verified byte stream. Only when
 every replica has failed does the read fail.
+
+A multipart object's bytes are its parts' blobs in order, each with its own placement: a
+range is served part by part (only the parts it overlaps, each from its own replicas with
+the same failover), one part's stream open at a time, so memory stays bounded by the
+stream buffers whatever the part sizes.
 """
 from __future__ import annotations
 
+import bisect
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 from objstore.errors import CorruptBlob, NoSuchKey, ServiceUnavailable
 from objstore.node.client import StorageClient
-from objstore.types import ObjectVersion
+from objstore.types import ObjectVersion, PartRef
 
 from gateway.topology import Topology
 
 log = logging.getLogger(__name__)
 
 
-def replica_order(topology: Topology, version: ObjectVersion) -> list[str]:
-    ids = list(version.placement)
+def replica_order(topology: Topology, placement: ObjectVersion | Sequence[str]) -> list[str]:
+    """Node ids of a placement (or of a version's own placement), suspected nodes last."""
+    ids = list(placement.placement if isinstance(placement, ObjectVersion) else placement)
     return [i for i in ids if not topology.is_suspect(i)] + [i for i in ids if topology.is_suspect(i)]
+
+
+def part_spans(parts: Sequence[PartRef], start: int, end: int) -> list[tuple[PartRef, int, int]]:
+    """The parts overlapping object bytes ``start..end`` (inclusive), each with the
+    inclusive byte range to read inside that part. Pure."""
+    offsets = [0]
+    for p in parts:
+        offsets.append(offsets[-1] + p.size)
+    spans = []
+    i = max(bisect.bisect_right(offsets, start) - 1, 0)
+    while i < len(parts) and offsets[i] <= end:
+        lo, hi = max(start, offsets[i]), min(end, offsets[i + 1] - 1)
+        if lo <= hi:
+            spans.append((parts[i], lo - offsets[i], hi - offsets[i]))
+        i += 1
+    return spans
 
 
 async def read_range(
@@ -35,15 +58,38 @@ async def read_range(
     """Yield bytes ``start..end`` (inclusive) of the object, verified, from any replica."""
     if end < start:
         return
+    what = f"{version.bucket}/{version.key}"
+    if not version.parts:
+        async for chunk in read_blob(storage, topology, version.version_id, version.placement, start, end, what):
+            yield chunk
+        return
+    for part, lo, hi in part_spans(version.parts, start, end):
+        async for chunk in read_blob(storage, topology, part.version_id, part.placement, lo, hi,
+                                     f"{what} part {part.number}"):
+            yield chunk
+
+
+async def read_blob(
+    storage: StorageClient,
+    topology: Topology,
+    version_id: str,
+    placement: Sequence[str],
+    start: int,
+    end: int,
+    what: str = "",
+) -> AsyncIterator[bytes]:
+    """Yield bytes ``start..end`` (inclusive) of one blob from any of ``placement``."""
+    if end < start:
+        return
     pos = start
     errors: list[str] = []
-    for node_id in replica_order(topology, version):
+    for node_id in replica_order(topology, placement):
         node = topology.node(node_id)
         if node is None:
             errors.append(f"{node_id}: not in the cluster map")
             continue
         try:
-            async with storage.get_blob(node.address, version.version_id, 0, pos, end) as blob:
+            async with storage.get_blob(node.address, version_id, 0, pos, end) as blob:
                 async for chunk in blob.iter_chunks():
                     if not chunk:
                         continue
@@ -61,8 +107,6 @@ async def read_range(
             errors.append(f"{node_id}: {exc}")
             if not isinstance(exc, (NoSuchKey, CorruptBlob)):
                 topology.suspect(node_id)
-            log.info("read of %s/%s from %s failed at byte %d: %s", version.bucket, version.key, node_id, pos, exc)
+            log.info("read of %s (%s) from %s failed at byte %d: %s", what, version_id, node_id, pos, exc)
     if pos <= end:
-        raise ServiceUnavailable(
-            f"No replica could serve {version.bucket}/{version.key} (from byte {pos}): " + "; ".join(errors)
-        )
+        raise ServiceUnavailable(f"No replica could serve {what or version_id} (from byte {pos}): " + "; ".join(errors))

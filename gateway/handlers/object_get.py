@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway.context import CTX_KEY, GatewayContext
 from gateway.datapath.reader import read_range
 from gateway.handlers.bucket import owned_bucket
+from gateway.handlers.part_read import part_headers, part_range, requested_part
 from gateway.middleware import ENDPOINT_KEY, OWNER_KEY
 from gateway.xml import http_date
 from objstore.errors import AccessDenied, InvalidRange, NoSuchKey, PreconditionFailed
@@ -131,8 +132,10 @@ async def _lookup(request: web.Request) -> ObjectVersion:
 
 async def handle_head_object(request: web.Request) -> web.Response:
     v = await _lookup(request)
-    rng = parse_range(request.headers.get("Range"), v.size)
+    part = requested_part(request.rel_url.query, request.headers, v)
+    rng = parse_range(request.headers.get("Range"), v.size) if part is None else part_range(part)
     headers = object_headers(v, request, ranged=rng is not None)
+    headers.update(part_headers(part))
     status = check_conditions(request, v)
     if status == 304:
         return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
@@ -147,8 +150,10 @@ async def handle_head_object(request: web.Request) -> web.Response:
 async def handle_get_object(request: web.Request) -> web.StreamResponse:
     ctx: GatewayContext = request.app[CTX_KEY]
     v = await _lookup(request)
-    rng = parse_range(request.headers.get("Range"), v.size)
+    part = requested_part(request.rel_url.query, request.headers, v)
+    rng = parse_range(request.headers.get("Range"), v.size) if part is None else part_range(part)
     headers = object_headers(v, request, ranged=rng is not None)
+    headers.update(part_headers(part))
     if check_conditions(request, v) == 304:
         return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
     status = 200

@@ -1,0 +1,280 @@
+"""Multipart uploads: Create, Complete, Abort, ListParts and ListMultipartUploads.
+
+(UploadPart and UploadPartCopy, which move data, are in :mod:`gateway.handlers.upload_part`.)
+
+The upload state lives in the metadata service (:mod:`metadata.uploads`), which validates a
+CompleteMultipartUpload atomically: part order, part ETags, minimum part sizes, then the
+object's record (its parts list; no data is copied) replaces the key's current version in
+the same step. This module parses requests, renders S3's XML and collects garbage after
+the answer: the parts a completion left out, the version it replaced, an aborted upload's
+parts.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+import time
+import xml.etree.ElementTree as ET
+from typing import Any, Callable
+from urllib.parse import quote
+
+from aiohttp import web
+
+from gateway.auth.checksums import DIGEST_SIZES, HEADER_PREFIX, normalize_algorithm
+from gateway.context import CTX_KEY, GatewayContext
+from gateway.auth.sigv4 import verify_payload_sha256
+from gateway.datapath.body import READ_SIZE, STREAMING_MODES, BodyStream, declared_size
+from gateway.handlers.bucket import owned_bucket
+from gateway.handlers.object_put import collect_version, stored_headers
+from gateway.datapath.garbage import collect_parts
+from gateway.handlers.upload_part import CHECKSUM_ELEMENTS
+from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
+from gateway.upload_cleanup import abort_upload
+from gateway.xml import document, el, iso8601
+from metadata.upload_client import UploadClient
+from metadata.upload_records import MultipartUpload
+from metadata.uploads import checksum_type_for
+from objstore.errors import BadDigest, IncompleteBody, InvalidArgument, InvalidDigest, MalformedXML, NotImplementedOp
+from objstore.naming import validate_key
+
+XML = {"Content-Type": "application/xml"}
+MAX_COMPLETE_BODY = 8 * 1024**2  # 10,000 parts with checksums fit several times over
+MAX_LISTED = 1000
+_ELEMENT_ALGORITHMS = {v: k for k, v in CHECKSUM_ELEMENTS.items()}
+_UNSUPPORTED_CREATE_HEADERS = ("x-amz-tagging", "x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
+                               "x-amz-object-lock-legal-hold")
+_UNSUPPORTED_COMPLETE_HEADERS = ("if-match", "if-none-match")
+
+
+def new_upload_id(ctx: GatewayContext) -> str:
+    """A unique, time-ordered, unguessable upload id."""
+    return f"{ctx.hlc.next()}.{secrets.token_hex(8)}"
+
+
+def _strip_ns(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse_complete(body: bytes) -> list[list[Any]]:
+    """The ``[number, etag, {algorithm: checksum}]`` rows of a CompleteMultipartUpload body,
+    in document order. Raises MalformedXML for anything but a well-formed, non-empty list."""
+    if len(body) > MAX_COMPLETE_BODY:
+        raise MalformedXML("The XML you provided was too large.")
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise MalformedXML("DOCTYPE and ENTITY declarations are not allowed.")
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        raise MalformedXML() from None
+    if _strip_ns(root.tag) != "CompleteMultipartUpload":
+        raise MalformedXML()
+    rows: list[list[Any]] = []
+    for part in root:
+        if _strip_ns(part.tag) != "Part":
+            raise MalformedXML()
+        fields = {_strip_ns(c.tag): (c.text or "").strip() for c in part}
+        number, etag = fields.get("PartNumber"), fields.get("ETag")
+        if number is None or etag is None or not number.isdigit():
+            raise MalformedXML()
+        sums = {_ELEMENT_ALGORITHMS[k]: v for k, v in fields.items() if k in _ELEMENT_ALGORITHMS}
+        rows.append([int(number), etag.strip('"'), sums])
+    if not rows:
+        raise MalformedXML()
+    return rows
+
+
+def _int_param(q: Any, name: str, default: int, lo: int = 0) -> int:
+    raw = q.get(name)
+    if raw is None:
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        n = lo - 1
+    if n < lo or n > 2**31 - 1:
+        raise InvalidArgument(f"Provided {name} not an integer or within integer range", ArgumentName=name,
+                              ArgumentValue=raw)
+    return n
+
+
+def _encoder(q: Any) -> tuple[str | None, Callable[[str], str]]:
+    enc = q.get("encoding-type")
+    if enc is None:
+        return None, lambda s: s
+    if enc != "url":
+        raise InvalidArgument("Invalid Encoding Method specified in Request", ArgumentName="encoding-type",
+                              ArgumentValue=enc)
+    return "url", lambda s: quote(s, safe="/")
+
+
+def _owner(owner: str) -> str:
+    return "<Owner>" + el("ID", owner) + el("DisplayName", owner) + "</Owner>"
+
+
+def _initiator(owner: str) -> str:
+    return "<Initiator>" + el("ID", owner) + el("DisplayName", owner) + "</Initiator>"
+
+
+def _checksum_info(u: MultipartUpload) -> list[str]:
+    if not u.checksum_algorithm:
+        return []
+    return [el("ChecksumAlgorithm", u.checksum_algorithm.upper()), el("ChecksumType", u.checksum_type)]
+
+
+# --- handlers ---------------------------------------------------------------------------------
+
+
+async def handle_create_multipart_upload(request: web.Request) -> web.Response:
+    ctx: GatewayContext = request.app[CTX_KEY]
+    ep = request[ENDPOINT_KEY]
+    h = request.headers
+    for name in _UNSUPPORTED_CREATE_HEADERS:
+        if name in h:
+            raise NotImplementedOp(f"The {name} header is not implemented for CreateMultipartUpload.", Header=name)
+    validate_key(ep.key)
+    algorithm = h.get("x-amz-checksum-algorithm", "").strip()
+    algorithm = normalize_algorithm(algorithm) if algorithm else ""
+    ctype = checksum_type_for(algorithm, h.get("x-amz-checksum-type", "").strip().upper())
+    bucket = await owned_bucket(request, ep.bucket, cached=True)
+    content_type, kept, user_meta = stored_headers(request)
+    upload = MultipartUpload(
+        bucket=ep.bucket, key=ep.key, upload_id=new_upload_id(ctx), initiated=time.time(), owner=request[OWNER_KEY],
+        content_type=content_type, headers=kept, user_meta=user_meta, policy=bucket.policy,
+        checksum_algorithm=algorithm, checksum_type=ctype,
+    )
+    await UploadClient(ctx.meta).create(upload)
+    headers = dict(XML)
+    if algorithm:
+        headers["x-amz-checksum-algorithm"] = algorithm.upper()
+        headers["x-amz-checksum-type"] = ctype
+    body = document("InitiateMultipartUploadResult",
+                    [el("Bucket", ep.bucket), el("Key", ep.key), el("UploadId", upload.upload_id)])
+    return web.Response(body=body, headers=headers)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The request body, verified against the signature and Content-MD5. (Not through
+    ``BodyStream``: a Complete request's ``x-amz-checksum-*`` headers are the object's.)"""
+    auth = request[AUTH_KEY]
+    size = declared_size(request, auth)
+    if size > MAX_COMPLETE_BODY:
+        raise MalformedXML("The XML you provided was too large.")
+    if auth.payload_mode in STREAMING_MODES:
+        return b"".join([c async for c in BodyStream(request, auth, size).chunks()])
+    body = bytearray()
+    while len(body) <= size:
+        chunk = await request.content.read(READ_SIZE)
+        if not chunk:
+            break
+        body += chunk
+    if len(body) != size:
+        raise IncompleteBody()
+    md5_header = request.headers.get("Content-MD5")
+    if md5_header is not None:
+        try:
+            want = base64.b64decode(md5_header, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidDigest() from None
+        if want != hashlib.md5(body).digest():
+            raise BadDigest()
+    if auth.payload_mode == "signed" and auth.content_sha256:
+        verify_payload_sha256(auth, hashlib.sha256(body).hexdigest())
+    return bytes(body)
+
+
+async def handle_complete_multipart_upload(request: web.Request) -> web.Response:
+    ctx: GatewayContext = request.app[CTX_KEY]
+    ep = request[ENDPOINT_KEY]
+    for name in _UNSUPPORTED_COMPLETE_HEADERS:
+        if name in request.headers:
+            raise NotImplementedOp(f"The {name} header is not implemented for CompleteMultipartUpload.", Header=name)
+    upload_id = request.rel_url.query["uploadId"]
+    bucket = await owned_bucket(request, ep.bucket, cached=True)
+    rows = parse_complete(await _read_body(request))
+    sums = {k.lower()[len(HEADER_PREFIX):]: v.strip() for k, v in request.headers.items()
+            if k.lower().startswith(HEADER_PREFIX) and k.lower()[len(HEADER_PREFIX):] in DIGEST_SIZES}
+    version_id = ctx.hlc.next()
+    done = await UploadClient(ctx.meta).complete(ep.bucket, ep.key, upload_id, rows, version_id, time.time(), sums)
+    v = done.version
+    if not done.replayed:
+        if done.unused:
+            ctx.background(collect_parts(ctx.storage, ctx.topology, done.unused))
+        if done.previous is not None and done.previous.version_id != v.version_id:
+            ctx.background(collect_version(ctx, done.previous))
+    headers = dict(XML)
+    if bucket.versioning == "Enabled":
+        headers["x-amz-version-id"] = v.version_id
+    out = [el("Location", f"{request.scheme}://{request.host}/{ep.bucket}/{quote(ep.key)}"),
+           el("Bucket", ep.bucket), el("Key", ep.key), el("ETag", f'"{v.etag}"')]
+    for alg, value in v.checksums.items():
+        if alg in CHECKSUM_ELEMENTS:
+            out.append(el(CHECKSUM_ELEMENTS[alg], value))
+            out.append(el("ChecksumType", "COMPOSITE" if "-" in value else "FULL_OBJECT"))
+    return web.Response(body=document("CompleteMultipartUploadResult", out), headers=headers)
+
+
+async def handle_abort_multipart_upload(request: web.Request) -> web.Response:
+    ctx: GatewayContext = request.app[CTX_KEY]
+    ep = request[ENDPOINT_KEY]
+    await owned_bucket(request, ep.bucket, cached=True)
+    await abort_upload(ctx, ep.bucket, ep.key, request.rel_url.query["uploadId"])
+    return web.Response(status=204)
+
+
+async def handle_list_parts(request: web.Request) -> web.Response:
+    ctx: GatewayContext = request.app[CTX_KEY]
+    ep = request[ENDPOINT_KEY]
+    q = request.rel_url.query
+    marker = _int_param(q, "part-number-marker", 0)
+    max_parts = min(_int_param(q, "max-parts", MAX_LISTED), MAX_LISTED)
+    enc, encode = _encoder(q)
+    await owned_bucket(request, ep.bucket, cached=True)
+    page = await UploadClient(ctx.meta).list_parts(ep.bucket, ep.key, q["uploadId"], marker, max_parts)
+    u = page.upload
+    out = [el("Bucket", ep.bucket), el("Key", encode(ep.key)), el("UploadId", u.upload_id)]
+    if enc:
+        out.append(el("EncodingType", enc))
+    out += [_initiator(u.owner), _owner(u.owner), el("StorageClass", "STANDARD"),
+            el("PartNumberMarker", marker), el("NextPartNumberMarker", page.next_marker),
+            el("MaxParts", max_parts), el("IsTruncated", page.is_truncated)]
+    for up in page.parts:
+        p = up.part
+        out.append("<Part>" + el("PartNumber", p.number) + el("LastModified", iso8601(up.last_modified))
+                   + el("ETag", f'"{p.etag}"') + el("Size", p.size)
+                   + "".join(el(CHECKSUM_ELEMENTS[a], val) for a, val in p.checksums.items()
+                             if a == u.checksum_algorithm)
+                   + "</Part>")
+    out += _checksum_info(u)
+    return web.Response(body=document("ListPartsResult", out), headers=XML)
+
+
+async def handle_list_multipart_uploads(request: web.Request) -> web.Response:
+    ctx: GatewayContext = request.app[CTX_KEY]
+    name = request[ENDPOINT_KEY].bucket
+    q = request.rel_url.query
+    max_uploads = min(_int_param(q, "max-uploads", MAX_LISTED), MAX_LISTED)
+    enc, encode = _encoder(q)
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter") or None
+    key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
+    await owned_bucket(request, name)
+    page = await UploadClient(ctx.meta).list_uploads(name, prefix, delimiter, key_marker or None,
+                                                     id_marker or None, max_uploads)
+    out = [el("Bucket", name), el("KeyMarker", encode(key_marker)), el("UploadIdMarker", id_marker)]
+    if page.is_truncated:
+        out.append(el("NextKeyMarker", encode(page.next_key_marker or "")))
+        out.append(el("NextUploadIdMarker", page.next_upload_id_marker or ""))
+    if delimiter:
+        out.append(el("Delimiter", encode(delimiter)))
+    out.append(el("Prefix", encode(prefix)))
+    if enc:
+        out.append(el("EncodingType", enc))
+    out += [el("MaxUploads", max_uploads), el("IsTruncated", page.is_truncated)]
+    for u in page.uploads:
+        out.append("<Upload>" + el("Key", encode(u.key)) + el("UploadId", u.upload_id) + _initiator(u.owner)
+                   + _owner(u.owner) + el("StorageClass", "STANDARD") + el("Initiated", iso8601(u.initiated))
+                   + "".join(_checksum_info(u)) + "</Upload>")
+    for p in page.common_prefixes:
+        out.append("<CommonPrefixes>" + el("Prefix", encode(p)) + "</CommonPrefixes>")
+    return web.Response(body=document("ListMultipartUploadsResult", out), headers=XML)
