@@ -16,6 +16,11 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/credentials                                -> {"credentials": [Credential]}
     GET  /v1/status                                     -> node, term, indexes, counts
     GET  /v1/upload, /v1/upload/parts, /v1/uploads, /v1/uploads/stale   (metadata.upload_http)
+    /raft/*, /v1/raft/members, /debug/partition                         (metadata.replication.http)
+
+With ``peers`` (or ``join``) the node is a Raft member (:mod:`metadata.replication`):
+writes and reads are served by the leader; other members answer 503 NotLeader with
+``extra.leader`` = the leader's "host:port". Without, it is a single node.
 
 Keys and names travel as percent-encoded query values or in JSON bodies, never in the
 path, so any UTF-8 string round-trips. Handlers only call the :class:`Replicator`.
@@ -34,6 +39,8 @@ from prometheus_client import Gauge
 from metadata import commands as c
 from metadata.commands import check_types, command_from_dict
 from metadata import upload_http
+from metadata.replication import http as raft_http
+from metadata.replication.driver import RaftReplicator, RaftSettings, parse_peers
 from metadata.service import Replicator, SingleNodeReplicator
 from objstore.config import MetadataConfig
 from objstore.errors import InvalidArgument
@@ -191,6 +198,9 @@ def _register_gauges(metrics: Metrics, rep: Replicator) -> None:
     gauge("log_fsyncs", "Log write batches made durable (one fsync each)", "fsyncs")
     gauge("log_entries_written", "Log entries made durable", "entries_written")
     gauge("objects", "Objects in the index", "objects")
+    gauge("raft_snapshots_installed", "Snapshots received from the leader and installed", "snapshots_installed")
+    gauge("raft_snapshots_sent", "Snapshots streamed to followers", "snapshots_sent")
+    gauge("raft_leader_changes", "Times this node saw the leader change", "leader_changes")
 
 
 def create_app(cfg: MetadataConfig) -> web.Application:
@@ -201,7 +211,11 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     app[METRICS] = metrics
 
     async def replicator_ctx(app: web.Application) -> AsyncIterator[None]:
-        rep = await SingleNodeReplicator.open(cfg.data_dir, cfg.node_id, snapshot_every=cfg.snapshot_every)
+        rep: Replicator
+        if cfg.peers or cfg.join:
+            rep = await open_raft(cfg)
+        else:
+            rep = await SingleNodeReplicator.open(cfg.data_dir, cfg.node_id, snapshot_every=cfg.snapshot_every)
         app[REPLICATOR] = rep
         _register_gauges(metrics, rep)
         yield
@@ -222,7 +236,19 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     r.add_get("/v1/credentials", get_credentials, name="list_credentials")
     r.add_get("/v1/status", get_status, name="status")
     upload_http.add_routes(app, _rep)
+    raft_http.add_routes(app, _rep, cfg.enable_fault_injection)
     return app
+
+
+async def open_raft(cfg: MetadataConfig) -> Replicator:
+    """The Raft replicator of this node (bootstrapping from ``peers`` unless ``join``)."""
+    peers = parse_peers(cfg.peers)
+    address = peers.get(cfg.node_id) or f"{cfg.host}:{cfg.port}"
+    settings = RaftSettings(
+        tick_seconds=cfg.tick_ms / 1000, election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks,
+        snapshot_every=cfg.snapshot_every, segment_bytes=cfg.log_segment_bytes,
+    )
+    return await RaftReplicator.open(cfg.node_id, cfg.data_dir, cfg.secret, peers, cfg.join, address, settings)
 
 
 async def serve(cfg: MetadataConfig, stop: asyncio.Event | None = None) -> None:

@@ -9,7 +9,8 @@ Invariants:
   sequence numbers of its previous life.
 - A call is retried across the known addresses on connection errors, timeouts and
   ``ServiceUnavailable``; a ``NotLeader`` answer redirects to ``extra["leader"]`` when it
-  names one. When no node gives an answer before the deadline the call raises
+  names one (remembered for later calls). When no node gives an answer before the
+  deadline (no leader with a majority behind it) the call raises
   :class:`~objstore.errors.ServiceUnavailable`. Errors that are answers (NoSuchBucket,
   BucketAlreadyExists, AccessDenied, ...) are raised as they come, without retry.
 - Names and keys go in JSON bodies or as percent-encoded query values; the signed path is
@@ -115,10 +116,11 @@ class MetadataClient:
         end = loop.time() + self.deadline
         last: str = "no attempt made"
         attempt = 0
+        redirects = 0
         while True:
             remaining = end - loop.time()
             if remaining <= 0:
-                raise ServiceUnavailable(f"no metadata node answered within {self.deadline:g}s ({last})")
+                raise ServiceUnavailable(f"no metadata leader answered within {self.deadline:g}s ({last})")
             addr = self.addresses[self._preferred]
             url = URL(f"http://{addr}{path_qs}", encoded=True)
             headers = internal_auth.headers(self.secret, method, path_qs, body=data)
@@ -133,7 +135,10 @@ class MetadataClient:
             except NotLeader as err:
                 last = f"{addr}: not the leader"
                 leader = err.extra.get("leader")
-                if leader and _addr(str(leader)) != addr:
+                # Follow the redirect at once, but not forever: nodes with stale views may
+                # point at each other during an election; then back off like any failure.
+                if leader and _addr(str(leader)) != addr and redirects < 2 * len(self.addresses):
+                    redirects += 1
                     self._prefer(str(leader))
                     continue
             except ServiceUnavailable as err:
@@ -288,3 +293,12 @@ class MetadataClient:
     async def status(self) -> dict[str, Any]:
         """Node id, role/leader, term, commit/applied index, log size, snapshot index, counts."""
         return await self._call("GET", "/v1/status")
+
+    async def change_membership(self, op: str, node_id: str, address: str | None = None) -> dict[str, Any]:
+        """Raft membership on the leader: ``op`` "add" (``address`` "host:port"; the node
+        joins as a learner and is promoted once caught up), "remove" or "transfer"
+        (leadership). Idempotent. Raises InvalidArgument, ServiceUnavailable."""
+        body: dict[str, Any] = {"op": op, "id": node_id}
+        if address is not None:
+            body["address"] = address
+        return await self._call("POST", "/v1/raft/members", body=body)

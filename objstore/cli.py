@@ -3,7 +3,8 @@
 Subcommands:
   up         a whole cluster on this machine (metadata, storage nodes, gateway)
   storage    one storage node
-  metadata   one metadata node
+  metadata   one metadata node (`objstore metadata [serve] --node-id ...`), or administer the
+             metadata Raft group: `objstore metadata status|add|remove|transfer-leader ...`
   gateway    one S3 gateway
   status     the cluster: nodes, their state, the ring epoch, capacity used
   bench      a benchmark against a running cluster
@@ -41,7 +42,8 @@ def _add_up(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address every process listens on (default 127.0.0.1)")
     p.add_argument("--s3-port", type=int, default=9000, help="the gateway's S3 port (default 9000)")
     p.add_argument("--storage-nodes", type=int, default=6, help="number of storage nodes (default 6)")
-    p.add_argument("--metadata-nodes", type=int, default=1, help="number of metadata nodes (default 1)")
+    p.add_argument("--metadata-nodes", type=int, default=3,
+                   help="number of metadata nodes, one Raft group (default 3; 1 runs without replication)")
     p.add_argument("--default-policy", default="replica:3", help="data policy of new buckets (default replica:3)")
     p.add_argument("--access-key", default=os.environ.get("OBJSTORE_ACCESS_KEY"),
                    help="S3 access key (env OBJSTORE_ACCESS_KEY; generated and kept if not given)")
@@ -64,16 +66,30 @@ def _add_storage(sub: Any) -> None:
     p.add_argument("--advertise", help="host:port others reach this node at")
 
 
+# `objstore metadata <word> ...` with one of these words administers the Raft group
+# (metadata.replication.admin); anything else runs a node (`serve` may be said explicitly).
+METADATA_ADMIN = ("status", "add", "remove", "transfer-leader")
+
+
 def _add_metadata(sub: Any) -> None:
-    p = sub.add_parser("metadata", help="run one metadata node")
+    p = sub.add_parser("metadata", help="run one metadata node; or: metadata status|add|remove|transfer-leader")
     p.add_argument("--config", help="JSON file with MetadataConfig fields")
     p.add_argument("--node-id")
     p.add_argument("--data-dir")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--secret", help="cluster secret (or env OBJSTORE_CLUSTER_SECRET)")
-    p.add_argument("--peers", help="comma-separated id=host:port of every metadata node")
+    p.add_argument("--peers", help="comma-separated id=host:port of every metadata node (a Raft group)")
     p.add_argument("--default-policy")
+    p.add_argument("--snapshot-every", type=int, help="log entries between snapshots (default 10000)")
+    p.add_argument("--join", action="store_true", default=None,
+                   help="start empty and wait to be added to a running group (objstore metadata add)")
+    p.add_argument("--enable-fault-injection", action="store_true", default=None,
+                   help="serve POST /debug/partition (tests only)")
+    p.add_argument("--tick-ms", type=int, help="Raft tick in milliseconds (default 50)")
+    p.add_argument("--election-ticks", type=int, help="election timeout in ticks, randomized up to twice (default 12)")
+    p.add_argument("--heartbeat-ticks", type=int, help="heartbeat interval in ticks (default 2)")
+    p.add_argument("--log-segment-bytes", type=int, help="size of one log segment file (default 64 MiB)")
 
 
 def _add_gateway(sub: Any) -> None:
@@ -115,6 +131,10 @@ def _run_service(args: argparse.Namespace) -> int:
         cfg = load(MetadataConfig, args.config, {
             "node_id": args.node_id, "data_dir": args.data_dir, "host": args.host, "port": args.port,
             "secret": _secret(args), "peers": _csv(args.peers), "default_policy": args.default_policy,
+            "snapshot_every": args.snapshot_every, "join": args.join,
+            "enable_fault_injection": args.enable_fault_injection, "tick_ms": args.tick_ms,
+            "election_ticks": args.election_ticks, "heartbeat_ticks": args.heartbeat_ticks,
+            "log_segment_bytes": args.log_segment_bytes,
         })
         importlib.import_module("metadata.app").main(cfg)
     else:
@@ -128,6 +148,12 @@ def _run_service(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) > 1 and argv[0] == "metadata":
+        if argv[1] in METADATA_ADMIN:
+            return int(importlib.import_module("metadata.replication.admin").main(argv[1:]))
+        if argv[1] == "serve":
+            argv = [argv[0], *argv[2:]]
     args = build_parser().parse_args(argv)
     try:
         if args.command == "up":

@@ -54,10 +54,30 @@ class MetadataConfig:
     peers: tuple[str, ...] = ()  # "id=host:port" of every metadata node, this one included
     default_policy: str = "replica:3"
     snapshot_every: int = 10000  # log entries between snapshots
+    # Raft (used when peers are given or the node joins): start empty and wait to be added
+    # by the leader (`objstore metadata add`) instead of bootstrapping a new cluster.
+    join: bool = False
+    enable_fault_injection: bool = False  # POST /debug/partition, for tests only
+    tick_ms: int = 50  # one Raft tick
+    election_ticks: int = 12  # election timeout: randomized in [1, 2) times this many ticks
+    heartbeat_ticks: int = 2
+    log_segment_bytes: int = 64 * 1024 * 1024
 
     def validate(self) -> "MetadataConfig":
         _check_port(self.port)
         Policy.parse(self.default_policy)
+        ids = []
+        for p in self.peers:
+            nid, sep, addr = p.partition("=")
+            if not sep or not nid or ":" not in addr:
+                raise InvalidArgument(f"invalid peer {p!r}: expected id=host:port")
+            ids.append(nid)
+        if self.peers and not self.join and self.node_id not in ids:
+            raise InvalidArgument(f"--peers must include this node ({self.node_id}) unless it joins with --join")
+        if self.tick_ms <= 0 or not 1 <= self.heartbeat_ticks < self.election_ticks:
+            raise InvalidArgument("need tick_ms > 0 and 1 <= heartbeat_ticks < election_ticks")
+        if self.snapshot_every < 1 or self.log_segment_bytes < 1024:
+            raise InvalidArgument("snapshot_every must be positive and log_segment_bytes at least 1024")
         return self
 
 

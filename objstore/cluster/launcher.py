@@ -9,7 +9,11 @@ grace period, SIGKILL. A lock file held for the launcher's lifetime refuses a se
 
 Invariants: every child is started with the data dir's persistent cluster secret, so a
 restarted cluster accepts its own nodes; storage node ids are stable (``s1``..``sN``), so
-recorded placements stay valid across restarts even though ports may change.
+recorded placements stay valid across restarts even though ports may change. The
+metadata nodes (``m1``..``mN``, one Raft group, 3 by default) keep their addresses: the
+ones chosen on the first start are kept in ``<data-dir>/metadata/nodes.json`` and reused
+(a start fails clearly if such a port is taken, or if the number of metadata nodes or the
+host differs), since Raft members know each other by address.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ class UpOptions:
     host: str = "127.0.0.1"
     s3_port: int = 9000
     storage_nodes: int = 6
-    metadata_nodes: int = 1
+    metadata_nodes: int = 3
     default_policy: str = "replica:3"
     access_key: str | None = None
     secret_key: str | None = None
@@ -138,14 +142,15 @@ class Cluster:
         o, d, secret = self.opts, self.data_dir, self.keys["cluster_secret"]
         logs = d / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        meta_addrs = [f"{o.host}:{free_port(o.host)}" for _ in range(o.metadata_nodes)]
+        meta_addrs = metadata_addresses(d, o.host, o.metadata_nodes)
         peers = ",".join(f"m{i + 1}={a}" for i, a in enumerate(meta_addrs))
         for i, addr in enumerate(meta_addrs):
             nid = f"m{i + 1}"
             host, port = addr.rsplit(":", 1)
             argv = self._cli("metadata", "--node-id", nid, "--data-dir", str(d / "metadata" / nid),
-                             "--host", host, "--port", port, "--secret", secret, "--peers", peers,
-                             "--default-policy", o.default_policy)
+                             "--host", host, "--port", port, "--secret", secret, "--default-policy", o.default_policy)
+            if not _legacy_single_node(d / "metadata" / nid):
+                argv += ["--peers", peers]
             self.children.append(Child("metadata", nid, addr, argv, logs / f"{nid}.log"))
         meta_list = ",".join(meta_addrs)
         for i in range(o.storage_nodes):
@@ -170,9 +175,9 @@ class Cluster:
         if o.storage_nodes < policy.n:
             raise LaunchError(f"--default-policy {policy} needs at least {policy.n} storage nodes, "
                               f"but --storage-nodes is {o.storage_nodes}")
-        if o.metadata_nodes != 1:
-            raise LaunchError("--metadata-nodes: this version runs exactly 1 metadata node "
-                              "(replicated metadata is not available yet)")
+        if not 1 <= o.metadata_nodes <= 9:
+            raise LaunchError(f"--metadata-nodes must be between 1 and 9 (3 or 5 tolerate 1 or 2 failures), "
+                              f"not {o.metadata_nodes}")
         if not 1 <= o.s3_port <= 65535:
             raise LaunchError(f"invalid --s3-port {o.s3_port}")
 
@@ -260,6 +265,46 @@ class Cluster:
     def _say(self, text: str) -> None:
         if not self.opts.quiet:
             print(text, flush=True)
+
+
+def _legacy_single_node(node_dir: Path) -> bool:
+    """A metadata dir written before Raft (a single node's log, no ``raft/``)."""
+    return (node_dir / "log").is_dir() and not (node_dir / "raft").exists()
+
+
+def metadata_addresses(data_dir: Path, host: str, count: int) -> list[str]:
+    """The metadata nodes' "host:port", chosen once and kept in ``metadata/nodes.json``.
+
+    Raises LaunchError when the kept layout does not fit the options or a port is taken."""
+    path = data_dir / "metadata" / "nodes.json"
+    if path.exists():
+        kept = json.loads(path.read_text())["nodes"]
+        addrs = [kept[f"m{i + 1}"] for i in range(len(kept))]
+        if len(addrs) != count:
+            raise LaunchError(f"this data dir's metadata group has {len(addrs)} node(s) (see {path}); "
+                              f"run with --metadata-nodes {len(addrs)}")
+        if any(a.rsplit(":", 1)[0] != host for a in addrs):
+            raise LaunchError(f"this data dir's metadata nodes listen on {addrs[0].rsplit(':', 1)[0]} (see {path}); "
+                              f"run with --host {addrs[0].rsplit(':', 1)[0]}")
+        if count > 1 and any(_legacy_single_node(data_dir / "metadata" / f"m{i + 1}") for i in range(count)):
+            raise LaunchError("this data dir holds a single-node metadata service; run with --metadata-nodes 1")
+        for i, a in enumerate(addrs):
+            if not _port_free(host, int(a.rsplit(":", 1)[1])):
+                raise LaunchError(f"metadata node m{i + 1} must keep its address {a} (Raft peers know it), "
+                                  f"but that port is in use; free it and start again")
+        return addrs
+    if count > 1 and _legacy_single_node(data_dir / "metadata" / "m1"):
+        raise LaunchError("this data dir holds a single-node metadata service; run with --metadata-nodes 1")
+    addrs: list[str] = []
+    while len(addrs) < count:
+        a = f"{host}:{free_port(host)}"
+        if a not in addrs:
+            addrs.append(a)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"v": 1, "nodes": {f"m{i + 1}": a for i, a in enumerate(addrs)}}, indent=2))
+    os.replace(tmp, path)
+    return addrs
 
 
 def _port_free(host: str, port: int) -> bool:

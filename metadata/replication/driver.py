@@ -1,0 +1,507 @@
+"""The asyncio driver of the Raft core: :class:`RaftReplicator`, the replicated
+:class:`~metadata.service.Replicator` of a metadata node.
+
+One loop task owns the core (:class:`metadata.raft.RaftNode`) and follows the driver
+contract of :mod:`metadata.raft`: a timer ticks it, HTTP handlers step incoming
+messages, proposals and reads enter it, and every Ready is handled in order (send the
+early messages, install a snapshot, append the entries durably, write the hard state,
+send the messages, apply the committed entries, serve confirmed reads, advance).
+
+Invariants:
+- Group commit: proposals arriving while a Ready is being made durable accumulate in the
+  core and go out in the next Ready, so one fsync covers all of them; nothing is sent
+  that promises durability (votes, acknowledgements) before that fsync.
+- A proposal's caller gets the outcome of the entry applied at its (index, term). An
+  entry applied at that index with another term, or the loss of leadership while it
+  waits, answers NotLeader (503, "retry"): the command may or may not have been applied,
+  and the client's retry with the same session seq applies it at most once. Never a
+  false success.
+- Reads: ``read(fn)`` runs ``fn`` on the state machine once it has applied the read
+  index confirmed by a heartbeat round (ReadIndex); every read that arrived during one
+  loop turn shares one round. Followers answer writes and reads with NotLeader naming the
+  leader's address.
+- Snapshots of the state machine are taken every ``snapshot_every`` applied entries
+  (frozen on the loop, written in a thread), then the log is compacted behind the older
+  of the two kept snapshots. A follower too far behind receives the newest snapshot.
+- A node that distrusts its storage (``recovering``, see
+  :mod:`metadata.replication.recovery`) neither ticks nor votes until caught up.
+- A storage failure stops the driver (fail-stop): every later request gets 503.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from metadata.commands import Command, Noop, Outcome, decode_command, encode_command
+from metadata.fsm import MetadataFSM
+from metadata.fsm_snapshot import freeze
+from metadata.raft import (
+    ConfChange, ConfChangeType, EntryKind, Message, MessageType, NotLeader, RaftConfig, RaftNode, Ready, Role,
+    Snapshot, SnapshotMeta,
+)
+from metadata.replication import files
+from metadata.replication.recovery import Opened, conf_addresses, open_storage
+from metadata.transport import RaftTransport, SnapshotReceiver
+from objstore.errors import InvalidArgument, ObjstoreError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_VOTES = (MessageType.VOTE, MessageType.PRE_VOTE, MessageType.TIMEOUT_NOW)
+
+
+@dataclass(frozen=True)
+class RaftSettings:
+    tick_seconds: float = 0.05
+    election_ticks: int = 12
+    heartbeat_ticks: int = 2
+    snapshot_every: int = 10_000
+    segment_bytes: int = 64 << 20
+    chunk_bytes: int = 1 << 20
+    propose_timeout: float = 5.0
+    read_timeout: float = 3.0
+
+
+def parse_peers(peers: "tuple[str, ...] | list[str]") -> dict[str, str]:
+    """``["m1=h:p", ...]`` as ``{"m1": "h:p"}``; raises InvalidArgument."""
+    out: dict[str, str] = {}
+    for p in peers:
+        nid, sep, addr = p.partition("=")
+        if not sep or not nid or ":" not in addr:
+            raise InvalidArgument(f"bad peer {p!r}: expected id=host:port")
+        out[nid.strip()] = addr.strip()
+    return out
+
+
+def _consume(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()  # mark retrieved: a waiter may have timed out and gone
+
+
+class RaftReplicator:
+    """A Raft member's replicated state machine (see the module docstring)."""
+
+    def __init__(self, node_id: str, address: str, secret: str, opened: Opened, settings: RaftSettings,
+                 pinned: dict[str, str], rng: random.Random | None = None) -> None:
+        self.id = node_id
+        self.address = address
+        self.settings = settings
+        self.storage = opened.storage
+        self.fsm: MetadataFSM = opened.fsm
+        self.addresses = {**opened.addresses, **pinned, node_id: address}
+        self._pinned = dict(pinned)
+        self.recovering_until = opened.recovering_until
+        self.storage_notes = list(opened.notes)
+        cfg = RaftConfig(node_id, election_ticks=settings.election_ticks, heartbeat_ticks=settings.heartbeat_ticks,
+                         pre_vote=True, check_quorum=True)
+        self.node = RaftNode(cfg, self.storage, rng or random.Random())
+        self.transport = RaftTransport(node_id, secret, self.addresses.get, self._on_unreachable,
+                                       self._on_snapshot_sent, chunk_bytes=settings.chunk_bytes)
+        self.receiver = SnapshotReceiver(self.storage.incoming, self.storage.snapshots)
+        self.snapshots_installed = 0
+        self.leader_changes = 0
+        self._waiters: dict[int, tuple[int, asyncio.Future, Command | None]] = {}
+        self._new_reads: list[asyncio.Future] = []
+        self._reads_by_ctx: dict[bytes, list[asyncio.Future]] = {}
+        self._confirmed_reads: list[tuple[int, list[asyncio.Future]]] = []
+        self._ctx = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._role = Role.FOLLOWER
+        self._leader = ""
+        self._snap_task: asyncio.Task | None = None
+        self._snap_attempt = 0  # applied index of the last snapshot attempt
+        self._tasks: list[asyncio.Task] = []
+        self._failed: BaseException | None = None
+        self._closed = False
+        self.removed = False
+
+    @classmethod
+    async def open(cls, node_id: str, data_dir: Path | str, secret: str, peers: dict[str, str], join: bool,
+                   address: str, settings: RaftSettings = RaftSettings()) -> "RaftReplicator":
+        """Open the node's storage (bootstrapping a new cluster from ``peers`` unless
+        ``join``) and start its loop and timer."""
+        if not join and node_id not in peers:
+            raise InvalidArgument(f"--peers must name this node ({node_id}) unless it joins with --join")
+        opened = await open_storage(Path(data_dir), peers, join, settings.segment_bytes)
+        try:
+            rep = cls(node_id, address, secret, opened, settings, peers)
+        except BaseException:
+            await opened.storage.close()
+            raise
+        rep._tasks = [asyncio.create_task(rep._run(), name=f"raft-loop {node_id}"),
+                      asyncio.create_task(rep._ticker(), name=f"raft-tick {node_id}")]
+        st = rep.node.status()
+        log.info("raft node %s: term %d, commit %d, log %d..%d, snapshot %d, voters %s%s", node_id, st.term,
+                 st.commit, st.first_index, st.last_index, rep.storage.snapshot_meta.index,
+                 ",".join(sorted(st.conf_state.voters)) or "-",
+                 f", recovering until {rep.recovering_until}" if rep.recovering_until else "")
+        return rep
+
+    # --- Replicator -----------------------------------------------------------------------
+
+    async def propose(self, cmd: Command) -> Outcome:
+        self._check_serving()
+        index, term = self._propose_raw(lambda: self.node.propose(encode_command(cmd)))
+        return await self._wait_applied(index, term, cmd)
+
+    async def propose_conf_change(self, cc: ConfChange) -> None:
+        """Append a membership change and wait until it is applied here."""
+        self._check_serving()
+        if cc.context and cc.type is not ConfChangeType.REMOVE:
+            self._learn_addresses({cc.node_id: cc.context.decode()})
+        index, term = self._propose_raw(lambda: self.node.propose_conf_change(cc))
+        await self._wait_applied(index, term, None)
+
+    async def read(self, fn: Callable[[MetadataFSM], T]) -> T:
+        self._check_serving()
+        if self.node.role is not Role.LEADER:
+            raise self.not_leader()
+        fut = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_consume)
+        self._new_reads.append(fut)
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self.settings.read_timeout)
+        except asyncio.TimeoutError:
+            raise ServiceUnavailable("leadership could not be confirmed in time; retry") from None
+        return fn(self.fsm)
+
+    def status(self) -> dict[str, Any]:
+        st = self.node.status()
+        role = st.role.value
+        if self._failed is not None:
+            role = "failed"
+        elif self.removed:
+            role = "removed"
+        snap = self.storage.snapshot_meta
+        dlog = self.storage.dlog
+        members = {nid: {"address": self.addresses.get(nid, ""),
+                         "voter": nid in st.conf_state.voters} for nid in sorted(st.conf_state.members())}
+        return {
+            "node_id": self.id, "address": self.address, "role": role, "leader": st.leader or None,
+            "leader_address": self.addresses.get(st.leader) if st.leader else None, "term": st.term,
+            "vote": st.vote, "commit_index": st.commit, "applied_index": self.fsm.applied_index,
+            "log_first_index": st.first_index, "log_last_index": st.last_index, "log_bytes": dlog.disk_bytes(),
+            "last_snapshot_index": snap.index, "last_snapshot_term": snap.term,
+            "snapshots_installed": self.snapshots_installed, "snapshots_sent": self.transport.snapshots_sent,
+            "snapshot_chunks_received": self.receiver.received, "leader_changes": self.leader_changes,
+            "recovering_until": self.recovering_until, "members": members,
+            "progress": {k: v for k, v in st.progress.items()}, "fsyncs": dlog.fsyncs,
+            "entries_written": dlog.appended, "replication": "raft", **self.fsm.counts(),
+        }
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._snap_task is not None:
+            await asyncio.gather(self._snap_task, return_exceptions=True)
+        self._fail_waiters(lambda: ServiceUnavailable("metadata node shut down"))
+        await self.transport.close()
+        self.receiver.close()
+        await self.storage.close()
+
+    # --- used by the HTTP routes (metadata.replication.http) --------------------------------
+
+    def step_messages(self, msgs: "list[Message]") -> None:
+        """Feed messages from the network into the core."""
+        self._check_running()
+        for m in msgs:
+            if self.recovering_until and m.type in _VOTES:
+                continue  # we may have lost acknowledged entries: no say in elections yet
+            self.node.step(m)
+        self._wake.set()
+
+    def not_leader(self) -> NotLeader:
+        lead = self.node.lead
+        addr = self.addresses.get(lead) if lead and lead != self.id else None
+        return NotLeader(f"metadata node {self.id} is not the leader", leader=addr)
+
+    def wake(self) -> None:
+        """Let the loop look at the core again (after a direct call into it)."""
+        self._wake.set()
+
+    def is_leader(self) -> bool:
+        return self.node.role is Role.LEADER
+
+    async def wait_until(self, pred: Callable[[], bool], timeout: float) -> bool:
+        """Poll ``pred`` every tick until it holds (True) or ``timeout`` passes (False)."""
+        end = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() >= end or self._failed is not None or self._closed:
+                return False
+            await asyncio.sleep(self.settings.tick_seconds)
+        return True
+
+    # --- internals: requests ----------------------------------------------------------------
+
+    def _check_running(self) -> None:
+        if self._closed:
+            raise ServiceUnavailable("metadata node is shutting down")
+        if self._failed is not None:
+            raise ServiceUnavailable(f"metadata node stopped after a storage failure: {self._failed}")
+
+    def _check_serving(self) -> None:
+        self._check_running()
+        if self.removed:
+            raise self.not_leader()
+
+    def _propose_raw(self, append: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+        if self.node.role is not Role.LEADER:
+            raise self.not_leader()
+        try:
+            index, term = append()
+        except NotLeader:
+            raise self.not_leader() from None
+        self._wake.set()
+        return index, term
+
+    async def _wait_applied(self, index: int, term: int, cmd: Command | None) -> Any:
+        fut = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_consume)
+        self._waiters[index] = (term, fut, cmd)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.settings.propose_timeout)
+        except asyncio.TimeoutError:
+            raise ServiceUnavailable("the command was not committed in time; retry") from None
+
+    def _fail_waiters(self, err: Callable[[], ObjstoreError]) -> None:
+        for _, fut, _ in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(err())
+        self._waiters.clear()
+        reads = self._new_reads + [f for fs in self._reads_by_ctx.values() for f in fs]
+        reads += [f for _, fs in self._confirmed_reads for f in fs]
+        for fut in reads:
+            if not fut.done():
+                fut.set_exception(err())
+        self._new_reads, self._reads_by_ctx, self._confirmed_reads = [], {}, []
+
+    def _on_unreachable(self, peer: str) -> None:
+        if not self._closed and self._failed is None:
+            self.node.report_unreachable(peer)
+            self._wake.set()
+
+    def _on_snapshot_sent(self, peer: str, ok: bool) -> None:
+        if not self._closed and self._failed is None:
+            self.node.report_snapshot(peer, ok)
+            self._wake.set()
+
+    def _learn_addresses(self, found: dict[str, str]) -> None:
+        if found:
+            self.addresses.update(found)
+            self.addresses.update(self._pinned)
+            self.addresses[self.id] = self.address
+
+    # --- internals: the loop ----------------------------------------------------------------
+
+    def _eager_campaign_tick(self) -> int:
+        """When to campaign without waiting for an election timeout (0: never): at once for
+        the only voter; after two ticks for the first voter of a brand-new cluster (term 1,
+        no vote yet), which saves a whole timeout on every fresh start."""
+        voters = self.node.conf_state.voters
+        if self.recovering_until or self.id not in voters:
+            return 0
+        if voters == {self.id}:
+            return 1
+        if self.node.term == 1 and not self.node.vote and self.id == min(voters):
+            return 2
+        return 0
+
+    async def _ticker(self) -> None:
+        n = 0
+        eager = self._eager_campaign_tick()
+        while True:
+            await asyncio.sleep(self.settings.tick_seconds)
+            if self._failed is not None:
+                return
+            if not self.recovering_until:
+                self.node.tick()
+            n += 1
+            if n == eager and not self.node.lead and self.node.role is Role.FOLLOWER:
+                self.node.campaign()
+            if n % 200 == 0:  # forget read rounds whose callers all gave up
+                self._reads_by_ctx = {c: fs for c, fs in self._reads_by_ctx.items() if not all(f.done() for f in fs)}
+            self._wake.set()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                self._start_read_round()
+                while self.node.has_ready():
+                    rd = self.node.ready()
+                    await self._handle(rd)
+                    self.node.advance(rd)
+                    self._after_advance()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - fail-stop on any storage or invariant failure
+            log.exception("raft node %s stopped", self.id)
+            self._failed = exc
+            self._fail_waiters(lambda: ServiceUnavailable(f"metadata node stopped: {exc}"))
+
+    def _start_read_round(self) -> None:
+        if not self._new_reads:
+            return
+        batch, self._new_reads = self._new_reads, []
+        ctx = f"{self.id}:{next(self._ctx)}".encode()
+        try:
+            self.node.read_index(ctx)
+        except NotLeader:
+            for f in batch:
+                if not f.done():
+                    f.set_exception(self.not_leader())
+            return
+        self._reads_by_ctx[ctx] = batch
+
+    async def _handle(self, rd: Ready) -> None:
+        self._send(rd.early_messages)
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.leader, rd.soft_state.role)
+        if rd.snapshot is not None:
+            await self._install(rd.snapshot)
+        if rd.entries:
+            self._learn_addresses(conf_addresses(rd.entries))
+            await self.storage.append(rd.entries)
+        if rd.hard_state is not None:
+            await self.storage.set_hard_state(rd.hard_state, sync=False)
+        self._send(rd.messages)
+        self._apply(rd)
+        for rs in rd.read_states:
+            futs = self._reads_by_ctx.pop(rs.ctx, None)
+            if futs:
+                self._confirmed_reads.append((rs.index, futs))
+        self._serve_reads()
+
+    def _send(self, msgs: "tuple[Message, ...]") -> None:
+        if not msgs:
+            return
+        plain = []
+        for m in msgs:
+            if m.type is MessageType.SNAP:
+                self.transport.send_snapshot(m)
+            else:
+                plain.append(m)
+        self.transport.send(plain)
+
+    def _on_soft_state(self, leader: str, role: Role) -> None:
+        was_leader = self._role is Role.LEADER
+        if leader != self._leader:
+            self.leader_changes += 1
+            log.info("raft node %s: leader is now %s (term %d, role %s)", self.id, leader or "unknown",
+                     self.node.term, role.value)
+        self._role, self._leader = role, leader
+        if was_leader and role is not Role.LEADER:
+            self._fail_waiters(self.not_leader)
+
+    async def _install(self, snap: Snapshot) -> None:
+        meta, path = snap.meta, Path(snap.data)
+        loaded = await asyncio.get_running_loop().run_in_executor(
+            None, files.read_snapshot, self.storage.snapshots, path, meta.index, meta.term)
+        await self.storage.install_snapshot(snap)
+        self.fsm = loaded.fsm
+        self._learn_addresses(loaded.addresses)
+        self.snapshots_installed += 1
+        log.info("raft node %s: installed snapshot %d (term %d) from the leader", self.id, meta.index, meta.term)
+
+    def _apply(self, rd: Ready) -> None:
+        fsm = self.fsm
+        for e in rd.committed_entries:
+            waiter = self._waiters.pop(e.index, None)
+            outcome: Outcome | None = None
+            if e.kind is EntryKind.NORMAL:
+                cmd = waiter[2] if waiter is not None and waiter[0] == e.term and waiter[2] is not None else None
+                if cmd is None:
+                    try:
+                        cmd = decode_command(e.data)
+                    except ObjstoreError as exc:  # identical bytes on every replica: skipped alike
+                        log.error("entry %d holds an undecodable command: %s", e.index, exc)
+                        cmd = Noop()
+                outcome = fsm.apply(e.index, cmd)
+            else:
+                fsm.apply(e.index, Noop())
+                if e.kind is EntryKind.CONF:
+                    self._applied_conf(e.index, e.data)
+            if waiter is not None and not waiter[1].done():
+                if waiter[0] == e.term:
+                    waiter[1].set_result(outcome)
+                else:
+                    waiter[1].set_exception(self.not_leader())
+
+    def _applied_conf(self, index: int, data: bytes) -> None:
+        try:
+            cc = ConfChange.decode(data)
+        except ValueError:
+            return
+        log.info("raft node %s: membership change at %d: %s %s", self.id, index, cc.type.value, cc.node_id)
+        if cc.node_id == self.id:
+            self.removed = cc.type is ConfChangeType.REMOVE
+            if self.removed:
+                log.warning("raft node %s was removed from the cluster at index %d; it serves no more requests",
+                            self.id, index)
+
+    def _serve_reads(self) -> None:
+        if not self._confirmed_reads:
+            return
+        applied = self.fsm.applied_index
+        still = []
+        for index, futs in self._confirmed_reads:
+            if index <= applied:
+                for f in futs:
+                    if not f.done():
+                        f.set_result(None)
+            else:
+                still.append((index, futs))
+        self._confirmed_reads = still
+
+    def _after_advance(self) -> None:
+        if self.recovering_until and self.node.lead and self.node.log.committed >= self.recovering_until:
+            log.warning("raft node %s caught up past index %d: it votes again", self.id, self.recovering_until)
+            self.recovering_until = 0
+            (self.storage.root / "recovering").unlink(missing_ok=True)
+        self._maybe_snapshot()
+
+    # --- internals: snapshots ---------------------------------------------------------------
+
+    def _maybe_snapshot(self) -> None:
+        applied = self.fsm.applied_index
+        last = max(self.storage.snapshot_meta.index, self._snap_attempt)
+        if self._snap_task is not None or self._closed or applied - last < self.settings.snapshot_every:
+            return
+        self._snap_attempt = applied
+        meta = SnapshotMeta(applied, self.storage.term(applied), self.node.conf_state_at(applied))
+        frozen = freeze(self.fsm)
+        self._snap_task = asyncio.create_task(self._write_snapshot(meta, frozen, dict(self.addresses)),
+                                              name=f"raft-snapshot {self.id}")
+
+    async def _write_snapshot(self, meta: SnapshotMeta, frozen: Any, addresses: dict[str, str]) -> None:
+        try:
+            fm = await self.storage.snapshots.save(meta.index, meta.term, files.snapshot_chunks(meta, addresses, frozen))
+            if self.storage.record_snapshot(meta, fm.path):
+                await self.storage.compact()
+            await self.storage.flush_hard_state()
+            log.info("raft node %s: snapshot at %d written; log now starts at %d", self.id, meta.index,
+                     self.storage.first_index())
+        except Exception:  # noqa: BLE001 - the log stays intact; the next interval retries
+            log.exception("raft node %s: snapshot at %d failed", self.id, meta.index)
+        finally:
+            self._snap_task = None
+
+
+def with_snapshot_data(m: Message, path: Path) -> Message:
+    """``m`` (a received SNAP) with its snapshot data pointing at the assembled file."""
+    assert m.snapshot is not None
+    return dataclasses.replace(m, snapshot=Snapshot(m.snapshot.meta, path))

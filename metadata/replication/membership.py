@@ -1,0 +1,96 @@
+"""Membership operations run on the leader: add (learner first, then voter), remove,
+and leadership transfer.
+
+Adding ``id=host:port``: the node (started empty with ``--join``) is appended as a
+learner with its address in the change's context, so every member learns where it is;
+once its log matches the leader's commit index as of that moment, it is promoted to
+voter. One change at a time (the core refuses a second while one is uncommitted; we
+retry such refusals for a few seconds). Each step waits until the change is applied on
+the leader. Every operation is idempotent: adding a voter or removing a non-member says
+so without changing anything.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+from metadata.raft import ConfChange, ConfChangeType, ProposalDropped, Role
+from metadata.replication.driver import RaftReplicator
+from objstore.errors import InvalidArgument, ServiceUnavailable
+
+RETRY_SECONDS = 5.0
+
+
+async def _retrying(rep: RaftReplicator, step: Callable[[], Awaitable[None]]) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + RETRY_SECONDS
+    while True:
+        try:
+            await step()
+            return
+        except ProposalDropped:
+            if loop.time() >= end:
+                raise
+            await asyncio.sleep(rep.settings.tick_seconds * 2)
+
+
+def _require_leader(rep: RaftReplicator) -> None:
+    if not rep.is_leader():
+        raise rep.not_leader()
+
+
+def _check_id(node_id: str) -> None:
+    if not node_id or "=" in node_id or "," in node_id or "/" in node_id:
+        raise InvalidArgument(f"invalid metadata node id {node_id!r}")
+
+
+async def add_member(rep: RaftReplicator, node_id: str, address: str, catch_up_timeout: float = 120.0
+                     ) -> dict[str, Any]:
+    """Add ``node_id`` at ``address`` as a learner, wait for it to catch up, promote it."""
+    _check_id(node_id)
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidArgument(f"invalid address {address!r}: expected host:port")
+    _require_leader(rep)
+    conf = rep.node.conf_state
+    if node_id in conf.voters:
+        return {"node": node_id, "result": "already a voter"}
+    ctx = address.encode()
+    if node_id not in conf.learners:
+        await _retrying(rep, lambda: rep.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, node_id, ctx)))
+    target = rep.node.log.committed
+
+    def caught_up() -> bool:
+        pr = rep.node.status().progress.get(node_id)
+        return rep.node.role is not Role.LEADER or (pr is not None and pr["match"] >= target)
+
+    if not await rep.wait_until(caught_up, catch_up_timeout):
+        raise ServiceUnavailable(f"{node_id} did not catch up within {catch_up_timeout:g}s; it stays a learner "
+                                 "(check that it runs with --join and is reachable, then add it again)")
+    _require_leader(rep)
+    await _retrying(rep, lambda: rep.propose_conf_change(ConfChange(ConfChangeType.ADD_VOTER, node_id, ctx)))
+    return {"node": node_id, "result": "added as a voter", "address": address}
+
+
+async def remove_member(rep: RaftReplicator, node_id: str) -> dict[str, Any]:
+    """Remove a voter or learner (the leader itself included: it then steps down)."""
+    _check_id(node_id)
+    _require_leader(rep)
+    if node_id not in rep.node.conf_state.members():
+        return {"node": node_id, "result": "not a member"}
+    await _retrying(rep, lambda: rep.propose_conf_change(ConfChange(ConfChangeType.REMOVE, node_id)))
+    return {"node": node_id, "result": "removed"}
+
+
+async def transfer_leader(rep: RaftReplicator, node_id: str, timeout: float | None = None) -> dict[str, Any]:
+    """Hand leadership to voter ``node_id``; returns once it leads (or raises 503)."""
+    _check_id(node_id)
+    _require_leader(rep)
+    if node_id == rep.id:
+        return {"node": node_id, "result": "already the leader"}
+    rep.node.transfer_leadership(node_id)  # raises InvalidArgument for a non-voter
+    rep.wake()
+    limit = timeout or rep.settings.tick_seconds * rep.settings.election_ticks * 3
+    if not await rep.wait_until(lambda: rep.node.lead == node_id, limit):
+        raise ServiceUnavailable(f"leadership did not move to {node_id} within {limit:g}s; retry")
+    return {"node": node_id, "result": "leader", "address": rep.addresses.get(node_id)}

@@ -1,0 +1,300 @@
+"""Raft traffic between metadata nodes over HTTP (aiohttp), authenticated by the cluster secret.
+
+Sending (:class:`RaftTransport`): each peer has a queue and one sender task; every message
+queued while the previous request was in flight goes out in the next ``POST
+/raft/messages`` (``{"v": 1, "from": id, "messages": [Message.encode()...]}``), so the
+number of requests follows the round trips, not the messages. A message that cannot be
+delivered is dropped (Raft retries) and the driver is told (``on_unreachable``). A SNAP
+message streams its snapshot file in chunks, one ``POST /raft/snapshot`` per chunk
+(query: the message, the chunk's offset, the file size, whether it is the last chunk;
+body: the raw bytes), then reports the outcome (``on_snapshot``).
+
+Receiving (:class:`SnapshotReceiver`): chunks of one transfer are appended to a file in
+``incoming/`` strictly in order (a chunk at any other offset is refused with 409 and the
+sender starts over); the last chunk makes the file durable and verifies it (the snapshot
+file format carries its own checksum) before the message is stepped.
+
+Fault injection (tests only, enabled by ``--enable-fault-injection``): ``drop_to`` and
+``drop_from`` hold peer ids whose traffic is dropped, to isolate a node in both directions.
+All requests are signed (:mod:`objstore.internal_auth`); the receiving routes live in
+:mod:`metadata.replication.http`.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from metadata.durable import SnapshotMeta as FileMeta, SnapshotStore
+from metadata.raft.messages import Message, MessageType
+from objstore import internal_auth
+from objstore.errors import InvalidArgument, ObjstoreError
+
+log = logging.getLogger(__name__)
+
+WIRE_VERSION = 1
+MAX_QUEUE = 4096
+MAX_BATCH_BYTES = 8 << 20
+CHUNK_BYTES = 1 << 20
+
+
+class TransferConflict(ObjstoreError):
+    code, status, default_message = "SnapshotTransferConflict", 409, "Snapshot chunk out of order; start over."
+
+
+def _quote(v: str) -> str:
+    return quote(v, safe="")
+
+
+def encode_batch(frm: str, msgs: "Iterable[Message]") -> bytes:
+    return json.dumps({"v": WIRE_VERSION, "from": frm, "messages": [m.encode() for m in msgs]},
+                      separators=(",", ":")).encode()
+
+
+def decode_batch(body: Any, me: str) -> tuple[str, list[Message]]:
+    """The sender and messages of a batch addressed to ``me``; raises InvalidArgument."""
+    if not isinstance(body, dict) or body.get("v") != WIRE_VERSION or not isinstance(body.get("messages"), list):
+        raise InvalidArgument("expected {\"v\": 1, \"from\": id, \"messages\": [...]}")
+    frm = body.get("from")
+    if not isinstance(frm, str) or not frm:
+        raise InvalidArgument("a raft batch needs its sender id")
+    out = []
+    for d in body["messages"]:
+        try:
+            m = Message.decode(d) if isinstance(d, dict) else None
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        if m is None:
+            raise InvalidArgument("a raft message must be an object")
+        if m.to != me or m.frm != frm:
+            raise InvalidArgument(f"message {m.frm}->{m.to} in a batch {frm}->{me}")
+        if m.type is MessageType.SNAP:
+            raise InvalidArgument("snapshots travel on /raft/snapshot")
+        out.append(m)
+    return frm, out
+
+
+class _Peer:
+    __slots__ = ("id", "queue", "wakeup", "task", "failing")
+
+    def __init__(self, pid: str) -> None:
+        self.id = pid
+        self.queue: deque[Message] = deque()
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task | None = None
+        self.failing = False
+
+
+class RaftTransport:
+    """Outgoing Raft traffic of node ``node_id`` (see the module docstring)."""
+
+    def __init__(self, node_id: str, secret: str, address_of: Callable[[str], "str | None"],
+                 on_unreachable: Callable[[str], None], on_snapshot: Callable[[str, bool], None],
+                 timeout: float = 3.0, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.id = node_id
+        self.secret = secret
+        self.address_of = address_of
+        self.on_unreachable = on_unreachable
+        self.on_snapshot = on_snapshot
+        self.timeout = timeout
+        self.chunk_bytes = chunk_bytes
+        self.drop_to: set[str] = set()
+        self.drop_from: set[str] = set()
+        self.snapshots_sent = 0
+        self._peers: dict[str, _Peer] = {}
+        self._snap_tasks: dict[str, asyncio.Task] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=False))
+        return self._session
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def send(self, msgs: "Iterable[Message]") -> None:
+        """Queue messages for their destinations (never blocks; drops when a queue is full)."""
+        for m in msgs:
+            if self._closed or m.to in self.drop_to:
+                continue
+            peer = self._peers.get(m.to)
+            if peer is None:
+                peer = self._peers[m.to] = _Peer(m.to)
+                peer.task = asyncio.create_task(self._sender(peer), name=f"raft-send {self.id}->{m.to}")
+            if len(peer.queue) >= MAX_QUEUE:
+                peer.queue.popleft()
+            peer.queue.append(m)
+            peer.wakeup.set()
+
+    async def _sender(self, peer: _Peer) -> None:
+        while not self._closed:
+            await peer.wakeup.wait()
+            peer.wakeup.clear()
+            while peer.queue and not self._closed:
+                batch, size = [], 0
+                while peer.queue and size < MAX_BATCH_BYTES:
+                    m = peer.queue.popleft()
+                    batch.append(m)
+                    size += 64 + sum(len(e.data) for e in m.entries)
+                if peer.id in self.drop_to:
+                    continue
+                ok = await self._post_batch(peer, batch)
+                if not ok:
+                    self.on_unreachable(peer.id)
+
+    async def _post_batch(self, peer: _Peer, batch: list[Message]) -> bool:
+        addr = self.address_of(peer.id)
+        if not addr:
+            return False
+        body = encode_batch(self.id, batch)
+        path = "/raft/messages"
+        headers = internal_auth.headers(self.secret, "POST", path, body=body)
+        headers["Content-Type"] = "application/json"
+        try:
+            async with self._http().post(f"http://{addr}{path}", data=body, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                await resp.read()
+                ok = resp.status < 300
+                if not ok and resp.status != 503:
+                    log.warning("raft messages to %s refused: HTTP %d", peer.id, resp.status)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            ok = False
+            if not peer.failing:
+                log.info("raft peer %s (%s) unreachable: %s", peer.id, addr, type(exc).__name__)
+        if ok and peer.failing:
+            log.info("raft peer %s reachable again", peer.id)
+        peer.failing = not ok
+        return ok
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def send_snapshot(self, m: Message) -> None:
+        """Stream the snapshot file of SNAP message ``m`` (its ``snapshot.data`` is a path)."""
+        old = self._snap_tasks.get(m.to)
+        if self._closed or (old is not None and not old.done()):
+            if not self._closed:
+                self.on_snapshot(m.to, False)
+            return
+        self._snap_tasks[m.to] = asyncio.create_task(self._stream(m), name=f"raft-snap {self.id}->{m.to}")
+
+    async def _stream(self, m: Message) -> None:
+        ok = False
+        try:
+            ok = await self._stream_file(m, Path(m.snapshot.data))  # type: ignore[union-attr, arg-type]
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ObjstoreError) as exc:
+            log.warning("snapshot %d to %s failed: %s", m.snapshot.meta.index, m.to, exc)  # type: ignore[union-attr]
+        finally:
+            if not self._closed:
+                self.on_snapshot(m.to, ok)
+        if ok:
+            self.snapshots_sent += 1
+
+    async def _stream_file(self, m: Message, path: Path) -> bool:
+        loop = asyncio.get_running_loop()
+        with open(path, "rb") as f:
+            total = os.fstat(f.fileno()).st_size
+            msg = json.dumps(m.encode(), separators=(",", ":"))
+            offset = 0
+            while True:
+                if m.to in self.drop_to or self._closed:
+                    return False
+                chunk = await loop.run_in_executor(None, f.read, self.chunk_bytes)
+                done = offset + len(chunk) >= total
+                path_qs = (f"/raft/snapshot?msg={_quote(msg)}&offset={offset}&total={total}"
+                           f"&done={1 if done else 0}")
+                addr = self.address_of(m.to)
+                if not addr:
+                    return False
+                headers = internal_auth.headers(self.secret, "POST", path_qs, body=chunk)
+                headers["Content-Type"] = "application/octet-stream"
+                async with self._http().post(URL(f"http://{addr}{path_qs}", encoded=True), data=chunk,
+                                             headers=headers,
+                                             timeout=aiohttp.ClientTimeout(total=max(self.timeout, 30))) as resp:
+                    await resp.read()
+                    if resp.status >= 300:
+                        log.warning("snapshot chunk at %d to %s refused: HTTP %d", offset, m.to, resp.status)
+                        return False
+                offset += len(chunk)
+                if done:
+                    return True
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = [p.task for p in self._peers.values() if p.task] + list(self._snap_tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class SnapshotReceiver:
+    """Assembles snapshot files sent in chunks, in ``directory`` (``incoming/``)."""
+
+    def __init__(self, directory: Path, store: SnapshotStore) -> None:
+        self.dir = directory
+        self.store = store
+        self._open: dict[str, tuple[tuple[int, int, int], Any, int]] = {}  # sender -> (key, file, size)
+        self.received = 0
+
+    def _path(self, frm: str, index: int, term: int) -> Path:
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in frm)
+        return self.dir / f"{safe}-{index:020d}-{term:020d}.part"
+
+    async def chunk(self, m: Message, offset: int, total: int, done: bool, data: bytes) -> Path | None:
+        """Write one chunk; the verified file once the last chunk arrived, else None.
+        Raises TransferConflict (out of order) or InvalidArgument (bad or damaged)."""
+        if m.type is not MessageType.SNAP or m.snapshot is None:
+            raise InvalidArgument("expected a SNAP message")
+        meta = m.snapshot.meta
+        key = (meta.index, meta.term, total)
+        path = self._path(m.frm, meta.index, meta.term)
+        loop = asyncio.get_running_loop()
+        cur = self._open.get(m.frm)
+        if offset == 0:
+            if cur is not None:
+                cur[1].close()
+            f = await loop.run_in_executor(None, open, path, "wb")
+            cur = self._open[m.frm] = (key, f, 0)
+        if cur is None or cur[0] != key or cur[2] != offset:
+            raise TransferConflict(f"expected offset {cur[2] if cur else 0}, got {offset}")
+        if offset + len(data) > total or (done and offset + len(data) != total):
+            self._abort(m.frm)
+            raise InvalidArgument("snapshot chunk does not fit the announced size")
+        f = cur[1]
+        await loop.run_in_executor(None, f.write, data)
+        self._open[m.frm] = (key, f, offset + len(data))
+        if not done:
+            return None
+        del self._open[m.frm]
+
+        def finish() -> bool:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            return self.store.verify(FileMeta(meta.index, meta.term, path))
+
+        if not await loop.run_in_executor(None, finish):
+            path.unlink(missing_ok=True)
+            raise InvalidArgument(f"snapshot {meta.index} from {m.frm} fails its checksum")
+        self.received += 1
+        return path
+
+    def _abort(self, frm: str) -> None:
+        cur = self._open.pop(frm, None)
+        if cur is not None:
+            cur[1].close()
+
+    def close(self) -> None:
+        for frm in list(self._open):
+            self._abort(frm)
