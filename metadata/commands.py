@@ -236,6 +236,8 @@ class CompleteMultipartUpload(Command):
     version_id: str
     last_modified: float
     checksums: dict[str, str] = field(default_factory=dict)
+    if_match: str = ""  # the write conditions of PutObject, for the completed object
+    if_none_match: bool = False
 
 
 COMMANDS: dict[str, type[Command]] = {

@@ -241,9 +241,13 @@ class MetadataFSM:
             except NoSuchKey:
                 return None
 
+        def put(v: ObjectVersion) -> tuple[ObjectVersion | None, str, str]:
+            result = self._put_object(c.PutObject(v, if_match=cmd.if_match, if_none_match=cmd.if_none_match))
+            return result.replaced, result.version_id, result.versioning
+
         return self.uploads.complete(
             cmd.bucket, cmd.key, cmd.upload_id, cmd.parts, cmd.version_id, cmd.last_modified, cmd.checksums,
-            put=lambda v: self._put_object(c.PutObject(v)).replaced, current=current,
+            put=put, current=current,
         )
 
     # --- reads -----------------------------------------------------------------------------

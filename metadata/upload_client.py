@@ -36,12 +36,15 @@ class UploadClient:
 
     async def complete(
         self, bucket: str, key: str, upload_id: str, parts: list[list[Any]], version_id: str,
-        last_modified: float, checksums: dict[str, str] | None = None,
+        last_modified: float, checksums: dict[str, str] | None = None, *, if_match: str | None = None,
+        if_none_match: bool = False,
     ) -> CompletedUpload:
-        """``parts``: ``[number, etag, {algorithm: value}]`` rows. Raises NoSuchUpload,
-        InvalidPart, InvalidPartOrder, EntityTooSmall, MalformedXML, BadDigest."""
+        """``parts``: ``[number, etag, {algorithm: value}]`` rows; the conditions as PutObject's.
+        Raises NoSuchUpload, InvalidPart, InvalidPartOrder, EntityTooSmall, MalformedXML,
+        BadDigest, PreconditionFailed."""
         return await self.meta._command(c.CompleteMultipartUpload(
-            bucket, key, upload_id, parts, version_id, last_modified, dict(checksums or {})))
+            bucket, key, upload_id, parts, version_id, last_modified, dict(checksums or {}),
+            if_match or "", if_none_match))
 
     async def get(self, bucket: str, key: str, upload_id: str) -> MultipartUpload:
         """Raises NoSuchUpload."""

@@ -85,6 +85,12 @@ class CompletedUpload:
     previous: ObjectVersion | None = None
     unused: tuple[PartRef, ...] = ()
     replayed: bool = False
+    versioning: str = ""  # the bucket's versioning state: "" | Enabled | Suspended
+    s3_version_id: str = ""  # the id S3 clients see ("null" unless the bucket is versioned)
+
+    def version_header(self) -> dict[str, str]:
+        """``{"x-amz-version-id": ...}`` when the bucket has versioning configured."""
+        return {"x-amz-version-id": self.s3_version_id} if self.versioning and self.s3_version_id else {}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +98,8 @@ class CompletedUpload:
             "previous": None if self.previous is None else self.previous.to_dict(),
             "unused": [p.to_dict() for p in self.unused],
             "replayed": self.replayed,
+            "versioning": self.versioning,
+            "s3_version_id": self.s3_version_id,
         }
 
     @classmethod
@@ -101,6 +109,8 @@ class CompletedUpload:
             None if d.get("previous") is None else ObjectVersion.from_dict(d["previous"]),
             tuple(PartRef.from_dict(p) for p in d.get("unused", ())),
             bool(d.get("replayed", False)),
+            d.get("versioning", ""),
+            d.get("s3_version_id", ""),
         )
 
 

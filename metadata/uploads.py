@@ -171,12 +171,13 @@ class UploadStore:
     def complete(
         self, bucket: str, key: str, upload_id: str, requested: Any, version_id: str, last_modified: float,
         expected_checksums: dict[str, str],
-        put: Callable[[ObjectVersion], ObjectVersion | None],
+        put: Callable[[ObjectVersion], tuple[ObjectVersion | None, str, str]],
         current: Callable[[str, str], ObjectVersion | None],
     ) -> CompletedUpload:
         """Validate and complete an upload: ``put`` commits the new version (the same path
-        as PutObject) and may raise, leaving the upload as it was; ``current`` is the key's
-        current version (for a replayed completion)."""
+        as PutObject, with its conditions) and returns (the version it replaced, the version
+        id S3 names it by, "null" unless the bucket is versioned, and the bucket's versioning
+        state); it may raise, leaving the upload as it was. ``current`` is the key's current version (for a replayed completion)."""
         up = self.buckets.get(bucket, {}).get((key, upload_id))
         if up is None:
             done = self.completed.get((bucket, upload_id))
@@ -221,14 +222,14 @@ class UploadStore:
             content_type=info.content_type, headers=info.headers, user_meta=info.user_meta, policy=info.policy,
             checksums=checksums, owner=info.owner, parts=tuple(chosen),
         )
-        previous = put(version)
+        previous, s3_version_id, versioning = put(version)
         listed = {p.number for p in chosen}
         del self.buckets[bucket][(key, upload_id)]
-        self.completed[(bucket, upload_id)] = (key, version_id)
+        self.completed[(bucket, upload_id)] = (key, version.version_id)
         while len(self.completed) > MAX_COMPLETED:
             del self.completed[next(iter(self.completed))]
         unused = tuple(up.parts[n].part for n in sorted(up.parts) if n not in listed)
-        return CompletedUpload(version, previous, unused)
+        return CompletedUpload(version, previous, unused, versioning=versioning, s3_version_id=s3_version_id)
 
     def drop_bucket(self, bucket: str) -> None:
         """Forget a deleted bucket (it has no uploads in progress: see :meth:`has_uploads`)."""

@@ -27,7 +27,7 @@ from gateway.context import CTX_KEY, GatewayContext
 from gateway.auth.sigv4 import verify_payload_sha256
 from gateway.datapath.body import READ_SIZE, STREAMING_MODES, BodyStream, declared_size
 from gateway.handlers.bucket import owned_bucket
-from gateway.handlers.object_put import collect_version, stored_headers
+from gateway.handlers.object_put import collect_version, stored_headers, write_conditions
 from gateway.datapath.garbage import collect_parts
 from gateway.handlers.upload_part import CHECKSUM_ELEMENTS
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
@@ -45,7 +45,6 @@ MAX_LISTED = 1000
 _ELEMENT_ALGORITHMS = {v: k for k, v in CHECKSUM_ELEMENTS.items()}
 _UNSUPPORTED_CREATE_HEADERS = ("x-amz-tagging", "x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
                                "x-amz-object-lock-legal-hold")
-_UNSUPPORTED_COMPLETE_HEADERS = ("if-match", "if-none-match")
 
 
 def new_upload_id(ctx: GatewayContext) -> str:
@@ -187,25 +186,22 @@ async def _read_body(request: web.Request) -> bytes:
 async def handle_complete_multipart_upload(request: web.Request) -> web.Response:
     ctx: GatewayContext = request.app[CTX_KEY]
     ep = request[ENDPOINT_KEY]
-    for name in _UNSUPPORTED_COMPLETE_HEADERS:
-        if name in request.headers:
-            raise NotImplementedOp(f"The {name} header is not implemented for CompleteMultipartUpload.", Header=name)
+    if_match, if_none_match = write_conditions(request)
     upload_id = request.rel_url.query["uploadId"]
-    bucket = await owned_bucket(request, ep.bucket, cached=True)
+    await owned_bucket(request, ep.bucket, cached=True)
     rows = parse_complete(await _read_body(request))
     sums = {k.lower()[len(HEADER_PREFIX):]: v.strip() for k, v in request.headers.items()
             if k.lower().startswith(HEADER_PREFIX) and k.lower()[len(HEADER_PREFIX):] in DIGEST_SIZES}
     version_id = ctx.hlc.next()
-    done = await UploadClient(ctx.meta).complete(ep.bucket, ep.key, upload_id, rows, version_id, time.time(), sums)
+    done = await UploadClient(ctx.meta).complete(ep.bucket, ep.key, upload_id, rows, version_id, time.time(), sums,
+                                                 if_match=if_match, if_none_match=if_none_match)
     v = done.version
     if not done.replayed:
         if done.unused:
             ctx.background(collect_parts(ctx.storage, ctx.topology, done.unused))
         if done.previous is not None and done.previous.version_id != v.version_id:
             ctx.background(collect_version(ctx, done.previous))
-    headers = dict(XML)
-    if bucket.versioning == "Enabled":
-        headers["x-amz-version-id"] = v.version_id
+    headers = {**XML, **done.version_header()}
     out = [el("Location", f"{request.scheme}://{request.host}/{ep.bucket}/{quote(ep.key)}"),
            el("Bucket", ep.bucket), el("Key", ep.key), el("ETag", f'"{v.etag}"')]
     for alg, value in v.checksums.items():

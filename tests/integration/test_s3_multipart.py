@@ -290,6 +290,21 @@ def test_completing_twice_succeeds_while_the_object_is_current(s3, bucket):
     assert error(e) == ("NoSuchUpload", 404)
 
 
+def test_complete_with_write_conditions_and_in_a_versioned_bucket(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="obj", Body=b"exists")
+    uid = start_upload(s3, bucket)
+    parts = put_parts(s3, bucket, "obj", uid, [b"new bytes"])
+    with pytest.raises(ClientError) as e:
+        finish(s3, bucket, "obj", uid, parts, IfNoneMatch="*")
+    assert error(e) == ("PreconditionFailed", 412)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    done = finish(s3, bucket, "obj", uid, parts)  # the upload survived the failed condition
+    assert done["VersionId"] and done["VersionId"] != "null"
+    got = s3.get_object(Bucket=bucket, Key="obj", VersionId=done["VersionId"])
+    assert got["Body"].read() == b"new bytes" and got["ETag"] == mp_etag(b"new bytes")
+    assert s3.get_object(Bucket=bucket, Key="obj", VersionId="null")["Body"].read() == b"exists"
+
+
 # --- reads: partNumber and ranges across parts ----------------------------------------------------
 
 

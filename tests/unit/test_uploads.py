@@ -19,7 +19,7 @@ from metadata.upload_records import MIN_PART_SIZE, CompletedUpload, MultipartUpl
 from metadata.uploads import MAX_COMPLETED, checksum_type_for, multipart_etag, object_checksum
 from objstore.errors import (
     AccessDenied, BadDigest, BucketNotEmpty, EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart,
-    InvalidPartOrder, InvalidRequest, MalformedXML, NoSuchBucket, NoSuchKey, NoSuchUpload,
+    InvalidPartOrder, InvalidRequest, MalformedXML, NoSuchBucket, NoSuchKey, NoSuchUpload, PreconditionFailed,
 )
 from objstore.types import ObjectVersion, PartRef
 from tests.unit.test_fsm import Driver
@@ -205,6 +205,18 @@ def test_completing_again_is_idempotent_while_the_object_is_current(d):
         complete(d, [[1, md5(b"1"), {}]])
     with pytest.raises(NoSuchUpload):
         complete(d, [[1, md5(b"1"), {}]], uid="never")
+
+
+def test_complete_honours_put_conditions_and_keeps_the_upload_when_they_fail(d):
+    d.run(c.PutPart("b", "k", "u1", part(1, size=10)))
+    d.run(c.PutObject(ObjectVersion("b", "k", "v-old", 1, md5(b"o"), 1.0, placement=("s1",), owner="alice")))
+    rows = [[1, md5(b"1"), {}]]
+    for kw in ({"if_none_match": True}, {"if_match": md5(b"other")}):
+        with pytest.raises(PreconditionFailed):
+            d.run(c.CompleteMultipartUpload("b", "k", "u1", rows, "v", 2.0, {}, **kw))
+    assert d.fsm.uploads.get("b", "k", "u1").key == "k"
+    done = d.run(c.CompleteMultipartUpload("b", "k", "u1", rows, "v", 2.0, {}, if_match=f'"{md5(b"o")}"'))
+    assert done.previous.version_id == "v-old" and d.fsm.get_object("b", "k").version_id == "v"
 
 
 def test_completed_ids_are_remembered_up_to_a_bound(d):
