@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway.context import CTX_KEY, GatewayContext
 from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
 from gateway.handlers import upload_part
+from gateway.handlers import tagging, versioning
 from gateway.middleware import make_middleware
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
@@ -43,6 +44,15 @@ OP_HANDLERS = {
     "DeleteObject": object_delete.handle_delete_object,
     "DeleteObjects": batch_delete.handle_delete_objects,
     "CopyObject": copy.handle_copy_object,
+    "GetBucketVersioning": versioning.handle_get_bucket_versioning,
+    "PutBucketVersioning": versioning.handle_put_bucket_versioning,
+    "ListObjectVersions": versioning.handle_list_object_versions,
+    "GetObjectTagging": tagging.handle_get_object_tagging,
+    "PutObjectTagging": tagging.handle_put_object_tagging,
+    "DeleteObjectTagging": tagging.handle_delete_object_tagging,
+    "GetBucketTagging": tagging.handle_get_bucket_tagging,
+    "PutBucketTagging": tagging.handle_put_bucket_tagging,
+    "DeleteBucketTagging": tagging.handle_delete_bucket_tagging,
     "CreateMultipartUpload": multipart.handle_create_multipart_upload,
     "UploadPart": upload_part.handle_upload_part,
     "UploadPartCopy": upload_part.handle_upload_part_copy,

@@ -19,12 +19,22 @@ MAX_KEY_BYTES = 1024
 _BUCKET_SUBRESOURCES_NOT_IMPLEMENTED = {
     "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle",
     "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
-    "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
-    "versioning", "versions", "website", "accelerate",
+    "policyStatus", "publicAccessBlock", "replication", "requestPayment",
+    "website", "accelerate",
 }
 _OBJECT_SUBRESOURCES_NOT_IMPLEMENTED = {
-    "acl", "attributes", "legal-hold", "retention", "tagging", "torrent", "restore", "select",
-    "versionId",
+    "acl", "attributes", "legal-hold", "retention", "torrent", "restore", "select",
+}
+
+
+# Sub-resources objstore serves: name -> method -> operation (any other method: 405).
+_BUCKET_SUBRESOURCE_OPS = {
+    "versioning": {"GET": "GetBucketVersioning", "PUT": "PutBucketVersioning"},
+    "versions": {"GET": "ListObjectVersions"},
+    "tagging": {"GET": "GetBucketTagging", "PUT": "PutBucketTagging", "DELETE": "DeleteBucketTagging"},
+}
+_OBJECT_SUBRESOURCE_OPS = {
+    "tagging": {"GET": "GetObjectTagging", "PUT": "PutObjectTagging", "DELETE": "DeleteObjectTagging"},
 }
 
 
@@ -104,6 +114,9 @@ def _bucket_op(method: str, bucket: str, query: Mapping[str, str]) -> Endpoint:
     unsupported = sorted(set(query) & _BUCKET_SUBRESOURCES_NOT_IMPLEMENTED)
     if unsupported:
         raise NotImplementedOp(f"The bucket sub-resource '{unsupported[0]}' is not implemented.")
+    sub = _subresource_op(_BUCKET_SUBRESOURCE_OPS, method, query)
+    if sub is not None:
+        return Endpoint(sub, bucket)
     if "uploads" in query:
         if method == "GET":
             return Endpoint("ListMultipartUploads", bucket)
@@ -129,6 +142,11 @@ def _object_op(method: str, bucket: str, key: str, query: Mapping[str, str], hea
     unsupported = sorted(set(query) & _OBJECT_SUBRESOURCES_NOT_IMPLEMENTED)
     if unsupported:
         raise NotImplementedOp(f"The object sub-resource '{unsupported[0]}' is not implemented.")
+    sub = _subresource_op(_OBJECT_SUBRESOURCE_OPS, method, query)
+    if sub is not None:
+        return Endpoint(sub, bucket, key)
+    if "versionId" in query and method in ("PUT", "POST"):
+        raise NotImplementedOp("versionId is not implemented for this operation.")
     upload = _multipart_op(method, query, headers)
     if upload is not None:
         return Endpoint(upload, bucket, key)
@@ -167,3 +185,15 @@ def _multipart_op(method: str, query: Mapping[str, str], headers: Mapping[str, s
     if method in ops:
         return ops[method]
     raise MethodNotAllowed()
+
+
+def _subresource_op(table: Mapping[str, Mapping[str, str]], method: str, query: Mapping[str, str]) -> str | None:
+    """The operation a served sub-resource names for ``method`` (MethodNotAllowed for
+    another method), or None when the query names none of them."""
+    for name, ops in table.items():
+        if name in query:
+            op = ops.get(method)
+            if op is None:
+                raise MethodNotAllowed()
+            return op
+    return None

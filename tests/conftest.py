@@ -30,7 +30,11 @@ def bucket(s3) -> Iterator[str]:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     yield name
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=name, Key=obj["Key"])
+    # Every version and delete marker, so tests may turn versioning on.
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=name, Key=v["Key"], VersionId=v["VersionId"])
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=name):
+        for u in page.get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=u["Key"], UploadId=u["UploadId"])
     s3.delete_bucket(Bucket=name)

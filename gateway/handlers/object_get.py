@@ -5,6 +5,11 @@ Ranges follow RFC 9110 as S3 applies it: one range ``bytes=a-b``, ``bytes=a-`` o
 multi-range header is ignored (the whole object, 200). Conditional headers are evaluated
 in S3's order: If-Match (412), If-Unmodified-Since (412), If-None-Match (304),
 If-Modified-Since (304).
+
+``versionId`` reads that version ("null": the null version). A current version that is a
+delete marker is 404 NoSuchKey, a delete marker asked for by id 405 MethodNotAllowed, both
+with ``x-amz-delete-marker: true``. Answers carry ``x-amz-version-id`` when the bucket has
+versioning configured, and ``x-amz-tagging-count`` when the version has tags.
 """
 from __future__ import annotations
 
@@ -17,10 +22,12 @@ from aiohttp import web
 from gateway.context import CTX_KEY, GatewayContext
 from gateway.datapath.reader import read_range
 from gateway.handlers.bucket import owned_bucket
+from gateway.handlers.versioning import version_id_param, with_marker_headers
 from gateway.handlers.part_read import part_headers, part_range, requested_part
 from gateway.middleware import ENDPOINT_KEY, OWNER_KEY
 from gateway.xml import http_date
-from objstore.errors import AccessDenied, InvalidRange, NoSuchKey, PreconditionFailed
+from metadata.results import ObjectLookup
+from objstore.errors import AccessDenied, InvalidRange, MethodNotAllowed, NoSuchKey, NoSuchVersion, PreconditionFailed
 from objstore.types import ObjectVersion
 
 log = logging.getLogger(__name__)
@@ -106,6 +113,8 @@ def object_headers(v: ObjectVersion, request: web.Request, ranged: bool = False)
         headers[name.title()] = value
     for name, value in v.user_meta.items():
         headers[f"x-amz-meta-{name}"] = value
+    if v.tags:
+        headers["x-amz-tagging-count"] = str(len(v.tags))
     if not ranged and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         for alg, value in v.checksums.items():
             headers[f"x-amz-checksum-{alg}"] = value
@@ -116,25 +125,29 @@ def object_headers(v: ObjectVersion, request: web.Request, ranged: bool = False)
     return headers
 
 
-async def _lookup(request: web.Request) -> ObjectVersion:
-    """The current version, if the caller owns its bucket (an object's owner is its bucket's)."""
+async def _lookup(request: web.Request) -> ObjectLookup:
+    """The version asked for (current, or ``versionId``), if the caller owns its bucket (an
+    object's owner is its bucket's)."""
     ctx = request.app[CTX_KEY]
     ep = request[ENDPOINT_KEY]
+    version_id = version_id_param(request)
     try:
-        v = await ctx.meta.get_object(ep.bucket, ep.key)
-    except NoSuchKey:
+        found = await ctx.meta.lookup_object(ep.bucket, ep.key, version_id)
+    except (NoSuchKey, NoSuchVersion, MethodNotAllowed) as err:
         await owned_bucket(request, ep.bucket)  # AccessDenied rather than NoSuchKey for others
-        raise
-    if v.owner != request[OWNER_KEY]:
+        raise with_marker_headers(err, request.method) from None
+    if found.version.owner != request[OWNER_KEY]:
         raise AccessDenied(BucketName=ep.bucket)
-    return v
+    return found
 
 
 async def handle_head_object(request: web.Request) -> web.Response:
-    v = await _lookup(request)
+    found = await _lookup(request)
+    v = found.version
     part = requested_part(request.rel_url.query, request.headers, v)
     rng = parse_range(request.headers.get("Range"), v.size) if part is None else part_range(part)
     headers = object_headers(v, request, ranged=rng is not None)
+    headers.update(found.version_header())
     headers.update(part_headers(part))
     status = check_conditions(request, v)
     if status == 304:
@@ -149,10 +162,12 @@ async def handle_head_object(request: web.Request) -> web.Response:
 
 async def handle_get_object(request: web.Request) -> web.StreamResponse:
     ctx: GatewayContext = request.app[CTX_KEY]
-    v = await _lookup(request)
+    found = await _lookup(request)
+    v = found.version
     part = requested_part(request.rel_url.query, request.headers, v)
     rng = parse_range(request.headers.get("Range"), v.size) if part is None else part_range(part)
     headers = object_headers(v, request, ranged=rng is not None)
+    headers.update(found.version_header())
     headers.update(part_headers(part))
     if check_conditions(request, v) == 304:
         return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})

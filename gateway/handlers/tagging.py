@@ -23,7 +23,7 @@ from gateway.handlers.versioning import read_xml_body, version_id_param, with_ma
 from gateway.middleware import ENDPOINT_KEY, OWNER_KEY
 from gateway.xml import document, el, parse
 from metadata.tags import MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, tag_set
-from objstore.errors import AccessDenied, InvalidTag, MalformedXML, NoSuchKey, NoSuchTagSet, ObjstoreError
+from objstore.errors import AccessDenied, MalformedXML, NoSuchKey, NoSuchTagSet, ObjstoreError
 
 XML = {"Content-Type": "application/xml"}
 MAX_TAGGING_BODY = 64 * 1024
