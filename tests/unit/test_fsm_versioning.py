@@ -348,3 +348,26 @@ def test_format_1_snapshot_restores_as_null_versions():
     d.run(c.SetBucketVersioning("b", "Enabled"))
     put(d, obj(n=2))
     assert ids(d) == [vid(2), "null"]
+
+
+def test_a_key_whose_versions_span_snapshot_lines(monkeypatch):
+    import metadata.fsm_snapshot as fs
+
+    monkeypatch.setattr(fs, "ROWS_PER_LINE", 3)
+    d = Driver()
+    d.run(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    d.run(c.SetBucketVersioning("b", "Enabled"))
+    put(d, obj(key="a", n=1))
+    for n in range(2, 10):
+        put(d, obj(key="many", n=n))
+    delete(d, key="many", marker=10)
+    put(d, obj(key="z", n=11))
+    snap = d.fsm.snapshot()
+    assert snap.count(b'"t":"objs"') == 4  # 11 rows, 3 per line
+    r = MetadataFSM.restore(snap)
+    assert r.snapshot() == snap
+    assert ids(Driver(r), "many") == [vid(10) + "*"] + [vid(n) for n in range(9, 1, -1)]
+    assert [v.key for v in r.list_objects("b").contents] == ["a", "z"]
+    dup = snap.replace(b'["z","', b'["a","', 1)
+    with pytest.raises(fs.SnapshotFormatError):
+        MetadataFSM.restore(dup)
