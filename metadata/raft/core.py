@@ -454,10 +454,13 @@ class RaftNode:
             replication.step_down_removed(self)
 
     def _leader_read(self, ctx: bytes, frm: str) -> None:
-        if self.voters == {self.id}:
-            self._answer_read(ctx, frm, self.log.committed)
-        elif not self._committed_in_term():
+        """Linearizable read point: our commit index, once it is surely current (we have
+        committed an entry of our term) and we are surely still leader (a quorum answered
+        a heartbeat sent after the request, or we hold a lease, or we are the only voter)."""
+        if not self._committed_in_term():
             self.pending_reads.append((ctx, frm))  # our commit index may still be stale
+        elif self.voters == {self.id}:
+            self._answer_read(ctx, frm, self.log.committed)
         elif self.config.lease_reads and not self.lead_transferee and self.ticks < self.lease_until:
             # A quorum acknowledged a heartbeat sent less than lease_ticks ago: none of them
             # votes for another leader until an election timeout after receiving it.

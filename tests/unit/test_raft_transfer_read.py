@@ -7,6 +7,7 @@ import pytest
 from metadata.raft.errors import NotLeader, ProposalDropped
 from metadata.raft.messages import Message, MessageType as MT
 from metadata.raft.ready import Role
+from metadata.raft.records import Entry
 from tests.sim.network import Network
 
 
@@ -175,3 +176,22 @@ def test_with_lease_reads_a_restarted_node_refuses_votes_for_an_election_timeout
     term = host.node.term
     host.node.step(Message(MT.VOTE, other, "zz", term + 1, index=10**6, log_term=10**6))
     assert host.node.term == term and host.node.vote != "zz"
+
+
+def test_even_a_single_voter_waits_for_its_first_commit_before_answering_reads():
+    net = Network(["a"])
+    disk = net.disks["a"]
+    # A committed write that this node's hard state does not know committed yet (as after
+    # the group shrank to this one voter before the commit index reached it).
+    index = disk.last_index() + 1
+    disk.append([Entry(index, 1, b"w")])
+    net.restart("a")
+    a = net.node("a")
+    assert a.log.committed < index
+    a.campaign()
+    a.read_index(b"r")
+    rd = a.ready()
+    assert rd.read_states == ()
+    net.disks["a"].append(rd.entries)
+    a.advance(rd)  # the no-op is persisted: committed in its term, index included
+    assert [(rs.ctx, rs.index >= index) for rs in a.ready().read_states] == [(b"r", True)]
