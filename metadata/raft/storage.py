@@ -15,7 +15,12 @@ snapshot index, whose term comes from the snapshot meta); ``entries(lo, hi)`` is
 :func:`pack_entry` records; ``apply_snapshot`` is ``DiskLog.reset(index + 1)`` after the
 snapshot file is durable; ``compact(i)`` is ``DiskLog.compact(i)``; the hard state goes to
 the ``hard-state`` file (extended with ``commit``). The snapshot file's meta must also
-record the :class:`~metadata.raft.records.ConfState`.
+record the :class:`~metadata.raft.records.ConfState`. Two details: ``DiskLog.compact``
+drops whole segments, so its ``first_index - 1`` may be neither the snapshot index nor
+readable; then report ``first_index() = DiskLog.first_index + 1`` (the term at
+``first_index() - 1`` is then on disk). And the core reads the entries it replicates
+through ``entries()``: keep recently appended entries in memory rather than re-reading
+segment files for every APP.
 
 Invariants of a Storage: ``first_index() - 1`` is the compaction point, whose term
 ``term()`` still answers; ``term(i)`` raises :class:`Compacted` below it and
