@@ -33,6 +33,7 @@ class MultipartUpload:
     policy: str = "replica:3"
     checksum_algorithm: str = ""  # "" or lower-case: crc32, crc32c, crc64nvme, sha1, sha256
     checksum_type: str = ""  # "" | COMPOSITE | FULL_OBJECT
+    tags: dict[str, str] = field(default_factory=dict)  # x-amz-tagging, for the completed object
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -121,7 +121,7 @@ def _check_upload_fields(u: MultipartUpload) -> None:
         raise InvalidArgument("an upload needs a key and an upload id of at most 256 characters")
     if isinstance(u.initiated, bool) or not isinstance(u.initiated, (int, float)):
         raise InvalidArgument("invalid initiation time")
-    for d in (u.headers, u.user_meta):
+    for d in (u.headers, u.user_meta, u.tags):
         if not isinstance(d, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in d.items()):
             raise InvalidArgument("headers and user metadata must map strings to strings")
     if u.checksum_algorithm and u.checksum_algorithm not in _DIGEST_SIZES:
@@ -220,7 +220,7 @@ class UploadStore:
             bucket=bucket, key=key, version_id=version_id, size=total,
             etag=multipart_etag([p.etag for p in chosen]), last_modified=last_modified,
             content_type=info.content_type, headers=info.headers, user_meta=info.user_meta, policy=info.policy,
-            checksums=checksums, owner=info.owner, parts=tuple(chosen),
+            checksums=checksums, owner=info.owner, parts=tuple(chosen), tags=dict(info.tags),
         )
         previous, s3_version_id, versioning = put(version)
         listed = {p.number for p in chosen}

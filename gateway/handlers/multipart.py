@@ -29,6 +29,7 @@ from gateway.datapath.body import READ_SIZE, STREAMING_MODES, BodyStream, declar
 from gateway.handlers.bucket import owned_bucket
 from gateway.handlers.object_put import collect_version, stored_headers, write_conditions
 from gateway.datapath.garbage import collect_parts
+from gateway.handlers.tagging import parse_tagging_header
 from gateway.handlers.upload_part import CHECKSUM_ELEMENTS
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
 from gateway.upload_cleanup import abort_upload
@@ -43,7 +44,7 @@ XML = {"Content-Type": "application/xml"}
 MAX_COMPLETE_BODY = 8 * 1024**2  # 10,000 parts with checksums fit several times over
 MAX_LISTED = 1000
 _ELEMENT_ALGORITHMS = {v: k for k, v in CHECKSUM_ELEMENTS.items()}
-_UNSUPPORTED_CREATE_HEADERS = ("x-amz-tagging", "x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
+_UNSUPPORTED_CREATE_HEADERS = ("x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
                                "x-amz-object-lock-legal-hold")
 
 
@@ -136,12 +137,13 @@ async def handle_create_multipart_upload(request: web.Request) -> web.Response:
     algorithm = h.get("x-amz-checksum-algorithm", "").strip()
     algorithm = normalize_algorithm(algorithm) if algorithm else ""
     ctype = checksum_type_for(algorithm, h.get("x-amz-checksum-type", "").strip().upper())
+    tags = parse_tagging_header(h.get("x-amz-tagging", ""))
     bucket = await owned_bucket(request, ep.bucket, cached=True)
     content_type, kept, user_meta = stored_headers(request)
     upload = MultipartUpload(
         bucket=ep.bucket, key=ep.key, upload_id=new_upload_id(ctx), initiated=time.time(), owner=request[OWNER_KEY],
         content_type=content_type, headers=kept, user_meta=user_meta, policy=bucket.policy,
-        checksum_algorithm=algorithm, checksum_type=ctype,
+        checksum_algorithm=algorithm, checksum_type=ctype, tags=tags,
     )
     await UploadClient(ctx.meta).create(upload)
     headers = dict(XML)

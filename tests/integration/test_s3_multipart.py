@@ -115,7 +115,7 @@ def three_parts() -> list[bytes]:
 
 def test_create_upload_complete_and_read_back(s3, bucket, three_parts):
     uid = start_upload(s3, bucket, "dir/obj", ContentType="text/x-test", Metadata={"color": "blue"},
-                       CacheControl="no-cache")
+                       CacheControl="no-cache", Tagging="team=storage&tier=gold")
     parts = put_parts(s3, bucket, "dir/obj", uid, three_parts)
     assert [p["ETag"] for p in parts] == [f'"{md5(b)}"' for b in three_parts]
     done = finish(s3, bucket, "dir/obj", uid, parts)
@@ -124,6 +124,8 @@ def test_create_upload_complete_and_read_back(s3, bucket, three_parts):
     assert got["Body"].read() == b"".join(three_parts)
     assert got["ETag"] == mp_etag(*three_parts) and got["ContentType"] == "text/x-test"
     assert got["Metadata"] == {"color": "blue"} and got["CacheControl"] == "no-cache"
+    tags = s3.get_object_tagging(Bucket=bucket, Key="dir/obj")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("team", "storage"), ("tier", "gold")]
     listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
     assert [(o["Key"], o["Size"], o["ETag"]) for o in listed] == [("dir/obj", sum(map(len, three_parts)),
                                                                     mp_etag(*three_parts))]
