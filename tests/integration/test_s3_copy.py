@@ -240,6 +240,71 @@ def test_unversioned_copy_reports_no_version_ids(s3, bucket):
     assert "CopySourceVersionId" not in resp and "VersionId" not in resp
 
 
+def test_copy_a_named_version(s3, bucket, other_bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=bucket, Key="doc", Body=b"first")["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="doc", Body=b"second")["VersionId"]
+    resp = s3.copy_object(Bucket=other_bucket, Key="old", CopySource={"Bucket": bucket, "Key": "doc", "VersionId": v1})
+    assert resp["CopySourceVersionId"] == v1 and "VersionId" not in resp
+    assert s3.get_object(Bucket=other_bucket, Key="old")["Body"].read() == b"first"
+    resp = s3.copy_object(Bucket=other_bucket, Key="new", CopySource={"Bucket": bucket, "Key": "doc"})
+    assert resp["CopySourceVersionId"] == v2
+    # Copying an older version onto its own key restores it as a new version...
+    resp = s3.copy_object(Bucket=bucket, Key="doc", CopySource={"Bucket": bucket, "Key": "doc", "VersionId": v1})
+    v3 = resp["VersionId"]
+    assert v3 not in (v1, v2)
+    got = s3.get_object(Bucket=bucket, Key="doc")
+    assert got["Body"].read() == b"first" and got["VersionId"] == v3
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="doc")["Versions"]
+    assert [v["VersionId"] for v in versions] == [v3, v2, v1]
+    # ...but the current version onto itself is still a no-op copy.
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="doc", CopySource={"Bucket": bucket, "Key": "doc", "VersionId": v3})
+    assert error_of(e) == (400, "InvalidRequest")
+    for v in s3.list_object_versions(Bucket=bucket)["Versions"]:
+        s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+
+
+def test_copy_from_delete_markers_and_missing_versions(cluster, s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=bucket, Key="gone", Body=b"x")["VersionId"]
+    marker = s3.delete_object(Bucket=bucket, Key="gone")["VersionId"]
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "gone"})
+    assert error_of(e) == (404, "NoSuchKey")
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "gone", "VersionId": marker})
+    assert error_of(e) == (400, "InvalidRequest")
+    missing = v1[:-3] + ("gw9" if not v1.endswith("gw9") else "gw8")
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "gone", "VersionId": missing})
+    assert error_of(e) == (404, "NoSuchVersion")
+    path = f"/{bucket}/dst"
+    h = signed_headers(cluster, "PUT", path, {"x-amz-copy-source": f"/{bucket}/gone?versionId=bogus",
+                                              "Content-Length": "0"})
+    status, body = raw_request(cluster, "PUT", path, h)
+    assert status == 400 and xml_code(body) == "InvalidArgument"
+    s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "gone", "VersionId": v1})
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"x"
+    for v in s3.list_object_versions(Bucket=bucket).get("Versions", []) + \
+            s3.list_object_versions(Bucket=bucket).get("DeleteMarkers", []):
+        s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+
+
+def test_tags_are_copied_or_replaced(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"t", Tagging="colour=red&size=L")
+    s3.copy_object(Bucket=bucket, Key="same-tags", CopySource={"Bucket": bucket, "Key": "src"},
+                   Tagging="ignored=yes")  # COPY directive: the request's tags are ignored, as S3 does
+    tags = s3.get_object_tagging(Bucket=bucket, Key="same-tags")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("colour", "red"), ("size", "L")]
+    s3.copy_object(Bucket=bucket, Key="new-tags", CopySource={"Bucket": bucket, "Key": "src"},
+                   TaggingDirective="REPLACE", Tagging="shape=round")
+    assert s3.get_object_tagging(Bucket=bucket, Key="new-tags")["TagSet"] == [{"Key": "shape", "Value": "round"}]
+    s3.copy_object(Bucket=bucket, Key="no-tags", CopySource={"Bucket": bucket, "Key": "src"},
+                   TaggingDirective="REPLACE")
+    assert s3.get_object_tagging(Bucket=bucket, Key="no-tags")["TagSet"] == []
+
+
 def test_destination_write_conditions(s3, bucket):
     put_source(s3, bucket)
     existing = s3.put_object(Bucket=bucket, Key="taken", Body=b"taken")

@@ -158,3 +158,32 @@ def test_null_version_delete_in_unversioned_bucket(s3, bucket):
     resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "n", "VersionId": "null"}]})
     assert resp["Deleted"] == [{"Key": "n", "VersionId": "null"}]
     assert keys_in(s3, bucket) == []
+
+
+def test_versioned_deletes(s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=bucket, Key="a", Body=b"one")["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="a", Body=b"two")["VersionId"]
+    resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "a"}]})
+    [deleted] = resp["Deleted"]
+    marker = deleted["DeleteMarkerVersionId"]
+    assert deleted["Key"] == "a" and deleted["DeleteMarker"] is True and marker not in (v1, v2)
+    assert "VersionId" not in deleted
+    listing = s3.list_object_versions(Bucket=bucket)
+    assert [v["VersionId"] for v in listing["Versions"]] == [v2, v1]
+    assert [m["VersionId"] for m in listing["DeleteMarkers"]] == [marker]
+    resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": "a", "VersionId": v1}, {"Key": "a", "VersionId": marker}, {"Key": "a", "VersionId": "bogus"}]})
+    assert resp["Deleted"][0] == {"Key": "a", "VersionId": v1}
+    assert resp["Deleted"][1] == {"Key": "a", "VersionId": marker, "DeleteMarker": True,
+                                  "DeleteMarkerVersionId": marker}
+    assert [(e["Key"], e["VersionId"], e["Code"]) for e in resp["Errors"]] == [("a", "bogus", "InvalidArgument")]
+    # The marker is gone, so v2 is current again; v1 is gone for good.
+    assert s3.get_object(Bucket=bucket, Key="a")["Body"].read() == b"two"
+    listing = s3.list_object_versions(Bucket=bucket)
+    assert [v["VersionId"] for v in listing["Versions"]] == [v2] and "DeleteMarkers" not in listing
+    resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "a", "VersionId": v2}], "Quiet": True})
+    assert "Deleted" not in resp and "Errors" not in resp
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket)
+
+
