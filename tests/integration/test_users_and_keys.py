@@ -67,26 +67,33 @@ def users(cluster, capsys):
         s3.delete_bucket(Bucket=bucket)
 
 
-def test_key_create_list_delete(cluster):
+def test_key_create_list_delete(cluster, capsys):
     name = f"carol-{uuid.uuid4().hex[:8]}"
-    rc, out, err = key_cli(cluster, "create", name)
+    rc, out, err = key_cli(cluster, "create", name)  # the real command, as a process
     assert rc == 0, err
     fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.strip().splitlines())}
     access_key, secret = fields["access key"], fields["secret key"]
     assert fields["owner"] == name and access_key.startswith("OBJ") and len(secret) >= 40
+    s3 = client(cluster, access_key, secret)
+    assert s3.list_buckets()["Owner"] == {"ID": name, "DisplayName": name}
 
-    rc, out, _ = key_cli(cluster, "list", "--json")
+    def cli(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = objstore_main(["key", *args, "--data-dir", str(cluster.data_dir)])
+        captured = capsys.readouterr()
+        return rc, captured.out, captured.err
+
+    rc, out, _ = cli("list", "--json")
     listed = {k["access_key"]: k for k in json.loads(out)}
     assert listed[access_key] == {"access_key": access_key, "owner": name, "display_name": name}
     assert cluster.access_key in listed
-    assert all("secret" not in json.dumps(k) for k in listed.values()) and secret not in out
-    rc, out, _ = key_cli(cluster, "list")
+    assert secret not in out
+    rc, out, _ = cli("list")
     assert out.splitlines()[0].split()[:3] == ["ACCESS", "KEY", "OWNER"]
     assert any(line.split()[:2] == [access_key, name] for line in out.splitlines())
+    assert secret not in out
 
-    s3 = client(cluster, access_key, secret)
-    assert s3.list_buckets()["Owner"] == {"ID": name, "DisplayName": name}
-    rc, out, err = key_cli(cluster, "delete", access_key)
+    rc, out, err = cli("delete", access_key)
     assert rc == 0 and access_key in out, err
     # The gateway caches credentials for a few seconds; the key must stop working soon after.
     deadline = time.monotonic() + 15
@@ -98,9 +105,9 @@ def test_key_create_list_delete(cluster):
             break
         assert time.monotonic() < deadline, "the deleted key still works after 15 s"
         time.sleep(0.2)
-    rc, out, _ = key_cli(cluster, "list", "--json")
+    rc, out, _ = cli("list", "--json")
     assert access_key not in {k["access_key"] for k in json.loads(out)}
-    rc, _, err = key_cli(cluster, "delete", access_key)
+    rc, _, err = cli("delete", access_key)
     assert rc == 1 and "no access key" in err
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from botocore.auth import HmacV1QueryAuth
@@ -13,7 +13,6 @@ from gateway.auth import sigv2
 from objstore.errors import AccessDenied, InvalidArgument, SignatureDoesNotMatch
 
 AK, SK = "OBJTESTKEY", "secret/key+value"
-NOW = datetime.now(timezone.utc)
 
 
 def presign(method: str, url: str, headers: dict[str, str] | None = None, auth_path: str | None = None,
@@ -28,7 +27,8 @@ def presign(method: str, url: str, headers: dict[str, str] | None = None, auth_p
 
 
 def verify(method: str, path: str, query: str, headers: dict[str, str] | None = None,
-           host_bucket: str | None = None, now: datetime = NOW):
+           host_bucket: str | None = None, now: datetime | None = None):
+    now = now or datetime.now(timezone.utc)
     parsed = sigv2.parse_presigned(method, path, query, headers or {}, now, host_bucket)
     return sigv2.check_signature(parsed, SK)
 
@@ -81,9 +81,11 @@ def test_method_path_and_signature_are_bound():
 
 def test_expiry():
     path, query = presign("GET", "http://h/bucket/key", expires=60)
-    verify("GET", path, query, now=NOW + timedelta(seconds=30))
+    expires = datetime.fromtimestamp(int(dict(parse_qsl(query))["Expires"]), timezone.utc)
+    verify("GET", path, query, now=expires - timedelta(seconds=1))
+    verify("GET", path, query, now=expires)
     with pytest.raises(AccessDenied, match="Request has expired"):
-        verify("GET", path, query, now=NOW + timedelta(seconds=120))
+        verify("GET", path, query, now=expires + timedelta(seconds=1))
 
 
 def test_malformed_parameters():
