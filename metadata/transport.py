@@ -2,7 +2,8 @@
 
 Sending (:class:`RaftTransport`): each peer has a queue and one sender task; every message
 queued while the previous request was in flight goes out in the next ``POST
-/raft/messages`` (``{"v": 1, "from": id, "messages": [Message.encode()...]}``), so the
+/raft/messages`` (``{"v": 1, "from": id, "address": "host:port", "messages":
+[Message.encode()...]}``; the address lets a node that joined empty answer), so the
 number of requests follows the round trips, not the messages. A message that cannot be
 delivered is dropped (Raft retries) and the driver is told (``on_unreachable``). A SNAP
 message streams its snapshot file in chunks, one ``POST /raft/snapshot`` per chunk
@@ -54,18 +55,21 @@ def _quote(v: str) -> str:
     return quote(v, safe="")
 
 
-def encode_batch(frm: str, msgs: "Iterable[Message]") -> bytes:
-    return json.dumps({"v": WIRE_VERSION, "from": frm, "messages": [m.encode() for m in msgs]},
+def encode_batch(frm: str, address: str, msgs: "Iterable[Message]") -> bytes:
+    return json.dumps({"v": WIRE_VERSION, "from": frm, "address": address, "messages": [m.encode() for m in msgs]},
                       separators=(",", ":")).encode()
 
 
-def decode_batch(body: Any, me: str) -> tuple[str, list[Message]]:
-    """The sender and messages of a batch addressed to ``me``; raises InvalidArgument."""
+def decode_batch(body: Any, me: str) -> tuple[str, str, list[Message]]:
+    """The sender, its address ("" if not given) and the messages of a batch addressed to
+    ``me``; raises InvalidArgument."""
     if not isinstance(body, dict) or body.get("v") != WIRE_VERSION or not isinstance(body.get("messages"), list):
         raise InvalidArgument("expected {\"v\": 1, \"from\": id, \"messages\": [...]}")
-    frm = body.get("from")
+    frm, address = body.get("from"), body.get("address", "")
     if not isinstance(frm, str) or not frm:
         raise InvalidArgument("a raft batch needs its sender id")
+    if not isinstance(address, str) or (address and ":" not in address):
+        raise InvalidArgument("a raft batch's address must be host:port")
     out = []
     for d in body["messages"]:
         try:
@@ -79,7 +83,7 @@ def decode_batch(body: Any, me: str) -> tuple[str, list[Message]]:
         if m.type is MessageType.SNAP:
             raise InvalidArgument("snapshots travel on /raft/snapshot")
         out.append(m)
-    return frm, out
+    return frm, address, out
 
 
 class _Peer:
@@ -96,10 +100,11 @@ class _Peer:
 class RaftTransport:
     """Outgoing Raft traffic of node ``node_id`` (see the module docstring)."""
 
-    def __init__(self, node_id: str, secret: str, address_of: Callable[[str], "str | None"],
+    def __init__(self, node_id: str, address: str, secret: str, address_of: Callable[[str], "str | None"],
                  on_unreachable: Callable[[str], None], on_snapshot: Callable[[str, bool], None],
                  timeout: float = 3.0, chunk_bytes: int = CHUNK_BYTES) -> None:
         self.id = node_id
+        self.address = address  # ours, sent along so that a node that just joined can answer
         self.secret = secret
         self.address_of = address_of
         self.on_unreachable = on_unreachable
@@ -111,6 +116,7 @@ class RaftTransport:
         self.snapshots_sent = 0
         self._peers: dict[str, _Peer] = {}
         self._snap_tasks: dict[str, asyncio.Task] = {}
+        self._notices: set[asyncio.Task] = set()
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -155,7 +161,7 @@ class RaftTransport:
         addr = self.address_of(peer.id)
         if not addr:
             return False
-        body = encode_batch(self.id, batch)
+        body = encode_batch(self.id, self.address, batch)
         path = "/raft/messages"
         headers = internal_auth.headers(self.secret, "POST", path, body=body)
         headers["Content-Type"] = "application/json"
@@ -174,6 +180,29 @@ class RaftTransport:
             log.info("raft peer %s reachable again", peer.id)
         peer.failing = not ok
         return ok
+
+    def send_lost_notice(self, to: str, last_index: int) -> None:
+        """Tell leader ``to`` that our log ends at ``last_index`` although it believes
+        otherwise (``POST /raft/lost``); fire and forget."""
+        if self._closed or to in self.drop_to:
+            return
+        task = asyncio.create_task(self._post_lost(to, last_index), name=f"raft-lost {self.id}->{to}")
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _post_lost(self, to: str, last_index: int) -> None:
+        addr = self.address_of(to)
+        if not addr:
+            return
+        body = json.dumps({"v": WIRE_VERSION, "from": self.id, "last_index": last_index}).encode()
+        headers = {**internal_auth.headers(self.secret, "POST", "/raft/lost", body=body),
+                   "Content-Type": "application/json"}
+        try:
+            async with self._http().post(f"http://{addr}/raft/lost", data=body, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            log.info("lost-entries notice to %s failed: %s", to, exc)
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -229,7 +258,7 @@ class RaftTransport:
 
     async def close(self) -> None:
         self._closed = True
-        tasks = [p.task for p in self._peers.values() if p.task] + list(self._snap_tasks.values())
+        tasks = [p.task for p in self._peers.values() if p.task] + list(self._snap_tasks.values()) + list(self._notices)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

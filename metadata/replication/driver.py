@@ -103,7 +103,7 @@ class RaftReplicator:
         cfg = RaftConfig(node_id, election_ticks=settings.election_ticks, heartbeat_ticks=settings.heartbeat_ticks,
                          pre_vote=True, check_quorum=True)
         self.node = RaftNode(cfg, self.storage, rng or random.Random())
-        self.transport = RaftTransport(node_id, secret, self.addresses.get, self._on_unreachable,
+        self.transport = RaftTransport(node_id, address, secret, self.addresses.get, self._on_unreachable,
                                        self._on_snapshot_sent, chunk_bytes=settings.chunk_bytes)
         self.receiver = SnapshotReceiver(self.storage.incoming, self.storage.snapshots)
         self.snapshots_installed = 0
@@ -118,10 +118,11 @@ class RaftReplicator:
         self._leader = ""
         self._snap_task: asyncio.Task | None = None
         self._snap_attempt = 0  # applied index of the last snapshot attempt
+        self._lost_notice_at = 0.0  # monotonic time before which no new lost-entries notice goes out
         self._tasks: list[asyncio.Task] = []
         self._failed: BaseException | None = None
         self._closed = False
-        self.removed = False
+        self._was_member = node_id in self.node.conf_state.members()
 
     @classmethod
     async def open(cls, node_id: str, data_dir: Path | str, secret: str, peers: dict[str, str], join: bool,
@@ -218,10 +219,50 @@ class RaftReplicator:
         """Feed messages from the network into the core."""
         self._check_running()
         for m in msgs:
-            if self.recovering_until and m.type in _VOTES:
-                continue  # we may have lost acknowledged entries: no say in elections yet
+            if self.recovering_until:
+                if m.type in _VOTES:
+                    continue  # we may have lost acknowledged entries: no say in elections yet
+                if m.type is MessageType.HEARTBEAT and m.commit > self.node.log.last_index():
+                    m = self._lost_entries(m)
             self.node.step(m)
         self._wake.set()
+
+    def _lost_entries(self, m: Message) -> Message:
+        """A heartbeat from a leader that believes we hold entries we lost (our damaged log
+        was cut): take its commit index only as far as our log goes, and ask it to hand
+        leadership over, since a new leader starts by probing where every log ends (the
+        core never lowers what a leader believes a follower holds)."""
+        last = self.node.log.last_index()
+        now = time.monotonic()
+        if now >= self._lost_notice_at:
+            self._lost_notice_at = now + 4 * self.settings.tick_seconds * self.settings.election_ticks
+            log.warning("raft node %s: leader %s believes we hold entries up to %d, we have %d: asking it to "
+                        "hand over leadership", self.id, m.frm, m.commit, last)
+            self.transport.send_lost_notice(m.frm, last)
+        return dataclasses.replace(m, commit=last)
+
+    def handle_lost_notice(self, frm: str, last_index: int) -> str:
+        """``frm`` lost entries we believe it holds: hand leadership to another voter that
+        can take over (the new leader probes ``frm``'s log afresh). Returns the target, or
+        "" when there is none (then ``frm`` waits until one can be found)."""
+        st = self.node.status()
+        if self.node.role is not Role.LEADER or st.progress.get(frm, {}).get("match", 0) <= last_index:
+            return ""
+        candidates = [(p["match"], pid) for pid, p in st.progress.items()
+                      if pid not in (frm, self.id) and pid in st.conf_state.voters and p.get("recent_active")]
+        if not candidates:
+            return ""
+        target = max(candidates)[1]
+        log.warning("raft node %s: %s lost entries up to %d; handing leadership to %s", self.id, frm, last_index,
+                    target)
+        self.node.transfer_leadership(target)
+        self._wake.set()
+        return target
+
+    def sender_address(self, frm: str, address: str) -> None:
+        """Where ``frm`` says it listens (authenticated traffic; ``--peers`` still win)."""
+        if frm != self.id and self.addresses.get(frm) != address and frm not in self._pinned:
+            self.addresses[frm] = address
 
     def not_leader(self) -> NotLeader:
         lead = self.node.lead
@@ -245,6 +286,13 @@ class RaftReplicator:
         return True
 
     # --- internals: requests ----------------------------------------------------------------
+
+    @property
+    def removed(self) -> bool:
+        """Whether the configuration in force no longer lists this node, which was a member
+        (the core lets it stand in elections until it knows the change committed; it
+        serves no requests)."""
+        return self._was_member and self.id not in self.node.conf_state.members()
 
     def _check_running(self) -> None:
         if self._closed:
@@ -447,11 +495,9 @@ class RaftReplicator:
         except ValueError:
             return
         log.info("raft node %s: membership change at %d: %s %s", self.id, index, cc.type.value, cc.node_id)
-        if cc.node_id == self.id:
-            self.removed = cc.type is ConfChangeType.REMOVE
-            if self.removed:
-                log.warning("raft node %s was removed from the cluster at index %d; it serves no more requests",
-                            self.id, index)
+        if cc.node_id == self.id and cc.type is ConfChangeType.REMOVE:
+            log.warning("raft node %s was removed from the group at index %d; it serves no more requests",
+                        self.id, index)
 
     def _serve_reads(self) -> None:
         if not self._confirmed_reads:
@@ -468,6 +514,8 @@ class RaftReplicator:
         self._confirmed_reads = still
 
     def _after_advance(self) -> None:
+        if not self._was_member and self.id in self.node.conf_state.members():
+            self._was_member = True
         if self.recovering_until and self.node.lead and self.node.log.committed >= self.recovering_until:
             log.warning("raft node %s caught up past index %d: it votes again", self.id, self.recovering_until)
             self.recovering_until = 0

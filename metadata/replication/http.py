@@ -1,7 +1,9 @@
 """HTTP routes of a Raft metadata node (beside the API of :mod:`metadata.app`).
 
-    POST /raft/messages     {"v": 1, "from": id, "messages": [...]}  -> {} (204-like)
+    POST /raft/messages     {"v": 1, "from": id, "address": "h:p", "messages": [...]}  -> {}
     POST /raft/snapshot     ?msg=<SNAP message JSON>&offset=&total=&done=0|1, body: bytes
+    POST /raft/lost         {"v": 1, "from": id, "last_index": n}: a recovering follower's log
+                            ends before what the leader believes (the leader hands over)
     POST /v1/raft/members   {"op": "add", "id", "address"} | {"op": "remove", "id"}
                             | {"op": "transfer", "id"}       (on the leader; NotLeader elsewhere)
     POST /debug/partition   {"drop_to": [ids], "drop_from": [ids]}  (only with
@@ -54,9 +56,11 @@ def _int_param(request: web.Request, name: str) -> int:
 def add_routes(app: web.Application, rep_of: RepOf, fault_injection: bool) -> None:
     async def post_messages(request: web.Request) -> web.Response:
         rep = _raft(rep_of, request)
-        frm, msgs = decode_batch(await _json(request), rep.id)
+        frm, address, msgs = decode_batch(await _json(request), rep.id)
         if frm in rep.transport.drop_from:
             raise ServiceUnavailable(f"traffic from {frm} is dropped (fault injection)")
+        if address:
+            rep.sender_address(frm, address)
         rep.step_messages(msgs)
         return web.json_response({})
 
@@ -76,6 +80,16 @@ def add_routes(app: web.Application, rep_of: RepOf, fault_injection: bool) -> No
         if path is not None:
             rep.step_messages([with_snapshot_data(m, path)])
         return web.json_response({})
+
+    async def post_lost(request: web.Request) -> web.Response:
+        rep = _raft(rep_of, request)
+        body = await _json(request)
+        if (not isinstance(body, dict) or body.get("v") != 1 or not isinstance(body.get("from"), str)
+                or type(body.get("last_index")) is not int or body["last_index"] < 0):
+            raise InvalidArgument('expected {"v": 1, "from": id, "last_index": n}')
+        if body["from"] in rep.transport.drop_from:
+            raise ServiceUnavailable(f"traffic from {body['from']} is dropped (fault injection)")
+        return web.json_response({"transfer_to": rep.handle_lost_notice(body["from"], body["last_index"])})
 
     async def post_members(request: web.Request) -> web.Response:
         rep = _raft(rep_of, request)
@@ -112,6 +126,7 @@ def add_routes(app: web.Application, rep_of: RepOf, fault_injection: bool) -> No
     r = app.router
     r.add_post("/raft/messages", post_messages, name="raft_messages")
     r.add_post("/raft/snapshot", post_snapshot, name="raft_snapshot")
+    r.add_post("/raft/lost", post_lost, name="raft_lost")
     r.add_post("/v1/raft/members", post_members, name="raft_members")
     if fault_injection:
         r.add_post("/debug/partition", post_partition, name="debug_partition")

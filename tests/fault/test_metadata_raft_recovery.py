@@ -1,0 +1,59 @@
+"""Catching up from the leader: a follower far behind gets an InstallSnapshot, and so
+does a follower whose log was corrupted while it was down and whose lost part the leader
+has compacted away. Small snapshot intervals and log segments make compaction fast."""
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_metadata_raft_harness import (
+    RaftGroup, corrupt_middle, reads_through, wait_for, write_credentials,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory: pytest.TempPathFactory):
+    g = RaftGroup(tmp_path_factory.mktemp("raft-recovery"),
+                  extra=("--snapshot-every", "100", "--log-segment-bytes", "8192")).start()
+    try:
+        yield g
+    finally:
+        g.stop()
+
+
+async def test_a_follower_far_behind_catches_up_by_install_snapshot(group):
+    await write_credentials(group, "warm", 20)
+    leader = await group.leader()
+    behind = next(m for m in group.members.values() if m is not leader)
+    last_before = (await group.status(behind))["log_last_index"]
+    behind.kill()
+    await write_credentials(group, "behind", 300)
+    lead_st = await group.status(leader)
+    assert lead_st["log_first_index"] > last_before + 1  # the entries it needs are compacted away
+    group.restart(behind)
+    sts = await group.wait_converged(timeout=30)
+    assert sts[behind.id]["snapshots_installed"] >= 1
+    assert (await group.status(leader))["snapshots_sent"] >= 1
+    keys = await reads_through(group, behind)
+    assert {f"behind-{i}" for i in range(300)} <= keys
+
+
+async def test_a_corrupt_log_behind_the_compaction_point_is_refetched_by_snapshot(group):
+    leader = await group.leader()
+    victim = max((m for m in group.members.values() if m is not leader),
+                 key=lambda m: len(list((m.data_dir / "raft" / "log").iterdir())))
+    await write_credentials(group, "pre-corrupt", 50)
+    installed = (await group.status(victim))["snapshots_installed"]
+    victim.kill()
+    corrupt_middle(victim.data_dir / "raft" / "log")
+    await write_credentials(group, "while-down", 150)
+    group.restart(victim)
+    sts = await group.wait_converged(timeout=30)
+    assert "raft log damaged" in victim.output()
+    assert sts[victim.id]["snapshots_installed"] > installed
+    await wait_for(lambda: "it votes again" in victim.output(), 15, "the repaired member to trust itself again")
+    st = await group.status(victim)
+    assert st["recovering_until"] == 0
+    keys = await reads_through(group, victim)
+    assert {f"pre-corrupt-{i}" for i in range(50)} | {f"while-down-{i}" for i in range(150)} <= keys
