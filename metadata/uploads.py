@@ -31,7 +31,7 @@ from sortedcontainers import SortedDict
 
 from metadata import part_codec
 from metadata.upload_records import (
-    CHECKSUM_TYPES, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, CompletedUpload, MultipartUpload, PartList,
+    CHECKSUM_TYPES, MAX_PART_SIZE, MIN_PART_SIZE, CompletedUpload, MultipartUpload, PartList,
     PartsPage, UploadedPart, UploadsPage,
 )
 from objstore.errors import (
@@ -114,7 +114,8 @@ def _requested_parts(raw: Any) -> list[tuple[int, str, dict[str, str]]]:
 
 
 def _check_upload_fields(u: MultipartUpload) -> None:
-    for name in ("bucket", "key", "upload_id", "owner", "content_type", "policy", "checksum_algorithm", "checksum_type"):
+    names = ("bucket", "key", "upload_id", "owner", "content_type", "policy", "checksum_algorithm", "checksum_type")
+    for name in names:
         if not isinstance(getattr(u, name), str):
             raise InvalidArgument(f"field {name} of the upload has the wrong type")
     if not u.key or not u.upload_id or len(u.upload_id) > 256:
@@ -177,7 +178,8 @@ class UploadStore:
         """Validate and complete an upload: ``put`` commits the new version (the same path
         as PutObject, with its conditions) and returns (the version it replaced, the version
         id S3 names it by, "null" unless the bucket is versioned, and the bucket's versioning
-        state); it may raise, leaving the upload as it was. ``current`` is the key's current version (for a replayed completion)."""
+        state); it may raise, leaving the upload as it was. ``current`` is the key's current
+        version (for a replayed completion)."""
         up = self.buckets.get(bucket, {}).get((key, upload_id))
         if up is None:
             done = self.completed.get((bucket, upload_id))

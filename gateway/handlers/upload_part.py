@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Mapping
 
 from aiohttp import web
 
@@ -43,7 +43,7 @@ CHECKSUM_ELEMENTS = {"crc32": "ChecksumCRC32", "crc32c": "ChecksumCRC32C", "crc6
 _SOURCE_RANGE_RE = re.compile(r"^bytes=(\d+)-(\d+)$")
 
 
-def part_number(query: dict | web.Request) -> int:
+def part_number(query: Mapping[str, str]) -> int:
     """The ``partNumber`` query value; InvalidArgument unless an integer in 1..10000."""
     raw = query.get("partNumber", "")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
@@ -66,7 +66,7 @@ def source_range(header: str | None, size: int) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def sent_checksum_algorithms(headers: dict | web.Request) -> list[str]:
+def sent_checksum_algorithms(headers: Mapping[str, str]) -> list[str]:
     """Algorithms of the ``x-amz-checksum-<alg>`` values (or trailers) a part was sent with."""
     names = [k.lower() for k in headers]
     names += [t.strip().lower() for t in headers.get("x-amz-trailer", "").split(",") if t.strip()]

@@ -373,8 +373,8 @@ def test_upload_part_copy_with_ranges_and_conditions(s3, bucket, three_parts):
                              CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange=f"bytes=0-{PART - 1}")
     assert r1["CopyPartResult"]["ETag"] == f'"{md5(src[:PART])}"'
     r3 = s3.upload_part_copy(Bucket=bucket, Key="copy", UploadId=uid, PartNumber=3,
-                             CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange=f"bytes={PART}-{len(src) - 1}",
-                             CopySourceIfMatch=src_etag)
+                             CopySource={"Bucket": bucket, "Key": "src"},
+                             CopySourceRange=f"bytes={PART}-{len(src) - 1}", CopySourceIfMatch=src_etag)
     # A whole multipart object as the source of a part: streamed across its parts.
     mp = start_upload(s3, bucket, "mp-src")
     finish(s3, bucket, "mp-src", mp, put_parts(s3, bucket, "mp-src", mp, three_parts))
@@ -412,7 +412,8 @@ def test_composite_sha256_checksum(s3, bucket):
         assert r["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
         parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumSHA256": r["ChecksumSHA256"]})
     listed = s3.list_parts(Bucket=bucket, Key="obj", UploadId=uid)
-    assert listed["ChecksumAlgorithm"] == "SHA256" and listed["Parts"][1]["ChecksumSHA256"] == parts[1]["ChecksumSHA256"]
+    assert listed["ChecksumAlgorithm"] == "SHA256"
+    assert listed["Parts"][1]["ChecksumSHA256"] == parts[1]["ChecksumSHA256"]
     done = finish(s3, bucket, "obj", uid, parts)
     joined = b"".join(hashlib.sha256(b).digest() for b in bodies)
     want = base64.b64encode(hashlib.sha256(joined).digest()).decode() + "-2"

@@ -225,7 +225,8 @@ def test_completed_ids_are_remembered_up_to_a_bound(d):
         store.completed[("b", f"x{i}")] = ("k", "v")
     d.run(c.PutPart("b", "k", "u1", part(1, size=10)))
     complete(d, [[1, md5(b"1"), {}]])
-    assert len(store.completed) == MAX_COMPLETED and ("b", "u1") in store.completed and ("b", "x0") not in store.completed
+    assert len(store.completed) == MAX_COMPLETED
+    assert ("b", "u1") in store.completed and ("b", "x0") not in store.completed
 
 
 def test_composite_checksum_over_the_part_checksums(d):
