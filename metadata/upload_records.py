@@ -76,7 +76,8 @@ class PartList:
 class CompletedUpload:
     """The outcome of CompleteMultipartUpload.
 
-    ``version`` is the new current version; ``previous`` the version it replaced (its blobs
+    ``version`` is the new current version (without its parts list, which only the index
+    keeps); ``previous`` the version it replaced (its blobs
     are garbage once no record references them); ``unused`` the uploaded parts left out of
     the object (garbage). ``replayed`` is True when the upload had already been completed
     with this id and its object is still current: nothing changed, nothing to collect.

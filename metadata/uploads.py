@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 from typing import Any, Callable, Iterator
 
@@ -186,7 +187,7 @@ class UploadStore:
             if done is not None and done[0] == key:
                 cur = current(bucket, key)
                 if cur is not None and cur.version_id == done[1]:
-                    return CompletedUpload(cur, replayed=True)
+                    return CompletedUpload(dataclasses.replace(cur, parts=()), replayed=True)
             raise NoSuchUpload(UploadId=upload_id)
         wanted = _requested_parts(requested)
         for (a, _, _), (b, _, _) in zip(wanted, wanted[1:]):
@@ -231,7 +232,10 @@ class UploadStore:
         while len(self.completed) > MAX_COMPLETED:
             del self.completed[next(iter(self.completed))]
         unused = tuple(up.parts[n].part for n in sorted(up.parts) if n not in listed)
-        return CompletedUpload(version, previous, unused, versioning=versioning, s3_version_id=s3_version_id)
+        # The answer leaves out the new version's parts list (up to 10,000 entries): the
+        # caller needs its ETag, size and checksums; the index has the parts.
+        return CompletedUpload(dataclasses.replace(version, parts=()), previous, unused, versioning=versioning,
+                               s3_version_id=s3_version_id)
 
     def drop_bucket(self, bucket: str) -> None:
         """Forget a deleted bucket (it has no uploads in progress: see :meth:`has_uploads`)."""
