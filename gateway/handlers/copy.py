@@ -275,12 +275,6 @@ def copy_source_headers(found: ObjectLookup) -> dict[str, str]:
     return {"x-amz-copy-source-version-id": found.version.s3_version_id} if found.versioning else {}
 
 
-async def _source_version(request: web.Request, src: CopySource) -> tuple[Bucket, ObjectVersion]:
-    """(source bucket, version to copy); see :func:`source_lookup`."""
-    bucket, found = await _lookup(request, src)
-    return bucket, found.version
-
-
 async def _is_current(request: web.Request, bucket: str, key: str, version: ObjectVersion) -> bool:
     try:
         current = await request.app[CTX_KEY].meta.get_object(bucket, key)

@@ -26,7 +26,8 @@ from gateway.datapath.reader import read_range
 from gateway.datapath.replicate import delete_blobs, write_replicas
 from gateway.handlers.bucket import owned_bucket
 from gateway.handlers.copy import (
-    SourceStream, _source_version, check_copy_conditions, parse_copy_source, respond_with_keepalive, single_part_md5,
+    SourceStream, check_copy_conditions, copy_source_headers, parse_copy_source, respond_with_keepalive,
+    single_part_md5, source_lookup,
 )
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
 from gateway.xml import document, el, iso8601
@@ -171,7 +172,8 @@ async def handle_upload_part_copy(request: web.Request) -> web.StreamResponse:
     h = request.headers
     ctx, upload, number = await _upload_for(request)
     src = parse_copy_source(h["x-amz-copy-source"])
-    src_bucket, v = await _source_version(request, src)
+    found = await source_lookup(request, src)
+    v = found.version
     check_copy_conditions(h, v.etag, v.last_modified)
     if v.size == 0 and "x-amz-copy-source-range" not in h:
         first, last = 0, -1
@@ -181,9 +183,7 @@ async def handle_upload_part_copy(request: web.Request) -> web.StreamResponse:
     if size > MAX_PART_SIZE:
         raise InvalidRequest("The specified copy source is larger than the maximum allowable size for a copy "
                              f"source: {MAX_PART_SIZE}")
-    headers: dict[str, str] = {}
-    if src.version_id is not None or src_bucket.versioning:
-        headers["x-amz-copy-source-version-id"] = v.version_id
+    headers = copy_source_headers(found)
     whole = first == 0 and size == v.size
 
     async def copy() -> bytes:
