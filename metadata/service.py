@@ -1,9 +1,11 @@
 """The metadata service core: the Replicator interface and its single-node implementation.
 
 The HTTP layer (:mod:`metadata.app`) only ever calls a :class:`Replicator`:
-``propose(cmd)`` to change state and ``read(fn)`` to look at it. A Raft-replicated
-implementation plugs in behind the same interface (its log entries carry the same encoded
-commands; ``read`` gains ReadIndex); :class:`SingleNodeReplicator` is the one-replica case.
+``propose(cmd)`` to change state and ``read(fn)`` to look at it. The Raft-replicated
+implementation, :class:`metadata.replication.driver.RaftReplicator`, plugs in behind the same
+interface (its log entries carry the same encoded commands; ``read`` gains ReadIndex);
+:class:`SingleNodeReplicator` is the one-replica case without Raft (a node started with
+neither ``--peers`` nor ``--join``).
 
 Single-node invariants:
 - A proposal is appended to the durable log with the node's current term, made durable by

@@ -319,6 +319,15 @@ class SnapshotReceiver:
         self.received += 1
         return path
 
+    def discard_older(self, index: int) -> None:
+        """Delete finished or abandoned transfers of snapshots up to ``index`` (one at that
+        index or newer was installed); transfers still being written are kept."""
+        busy = {self._path(frm, k[0], k[1]) for frm, (k, _, _) in self._open.items()}
+        for p in self.dir.glob("*.part"):
+            parts = p.stem.rsplit("-", 2)
+            if p not in busy and len(parts) == 3 and parts[1].isdigit() and int(parts[1]) <= index:
+                p.unlink(missing_ok=True)
+
     def _abort(self, frm: str) -> None:
         cur = self._open.pop(frm, None)
         if cur is not None:

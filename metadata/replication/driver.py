@@ -460,6 +460,7 @@ class RaftReplicator:
         loaded = await asyncio.get_running_loop().run_in_executor(
             None, files.read_snapshot, self.storage.snapshots, path, meta.index, meta.term)
         await self.storage.install_snapshot(snap)
+        self.receiver.discard_older(meta.index)
         self.fsm = loaded.fsm
         self._learn_addresses(loaded.addresses)
         self.snapshots_installed += 1
