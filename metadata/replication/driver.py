@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import logging
 import random
 import time
@@ -47,6 +46,7 @@ from metadata.raft import (
     Snapshot, SnapshotMeta,
 )
 from metadata.replication import files
+from metadata.replication.reads import PendingReads
 from metadata.replication.recovery import Opened, conf_addresses, open_storage
 from metadata.transport import RaftTransport, SnapshotReceiver
 from objstore.errors import InvalidArgument, ObjstoreError, ServiceUnavailable
@@ -109,10 +109,7 @@ class RaftReplicator:
         self.snapshots_installed = 0
         self.leader_changes = 0
         self._waiters: dict[int, tuple[int, asyncio.Future, Command | None]] = {}
-        self._new_reads: list[asyncio.Future] = []
-        self._reads_by_ctx: dict[bytes, list[asyncio.Future]] = {}
-        self._confirmed_reads: list[tuple[int, list[asyncio.Future]]] = []
-        self._ctx = itertools.count(1)
+        self._reads = PendingReads(node_id)
         self._wake = asyncio.Event()
         self._role = Role.FOLLOWER
         self._leader = ""
@@ -167,7 +164,7 @@ class RaftReplicator:
             raise self.not_leader()
         fut = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
-        self._new_reads.append(fut)
+        self._reads.add(fut)
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(fut), self.settings.read_timeout)
@@ -224,7 +221,12 @@ class RaftReplicator:
                     continue  # we may have lost acknowledged entries: no say in elections yet
                 if m.type is MessageType.HEARTBEAT and m.commit > self.node.log.last_index():
                     m = self._lost_entries(m)
-            self.node.step(m)
+            try:
+                self.node.step(m)
+            except AssertionError as exc:  # a broken Raft invariant: stop rather than go on
+                log.exception("raft node %s: invariant broken by %s from %s", self.id, m.type.value, m.frm)
+                self._stop_on(exc)
+                raise ServiceUnavailable(f"metadata node {self.id} stopped: {exc}") from None
         self._wake.set()
 
     def _lost_entries(self, m: Message) -> Message:
@@ -240,24 +242,6 @@ class RaftReplicator:
                         "hand over leadership", self.id, m.frm, m.commit, last)
             self.transport.send_lost_notice(m.frm, last)
         return dataclasses.replace(m, commit=last)
-
-    def handle_lost_notice(self, frm: str, last_index: int) -> str:
-        """``frm`` lost entries we believe it holds: hand leadership to another voter that
-        can take over (the new leader probes ``frm``'s log afresh). Returns the target, or
-        "" when there is none (then ``frm`` waits until one can be found)."""
-        st = self.node.status()
-        if self.node.role is not Role.LEADER or st.progress.get(frm, {}).get("match", 0) <= last_index:
-            return ""
-        candidates = [(p["match"], pid) for pid, p in st.progress.items()
-                      if pid not in (frm, self.id) and pid in st.conf_state.voters and p.get("recent_active")]
-        if not candidates:
-            return ""
-        target = max(candidates)[1]
-        log.warning("raft node %s: %s lost entries up to %d; handing leadership to %s", self.id, frm, last_index,
-                    target)
-        self.node.transfer_leadership(target)
-        self._wake.set()
-        return target
 
     def sender_address(self, frm: str, address: str) -> None:
         """Where ``frm`` says it listens (authenticated traffic; ``--peers`` still win)."""
@@ -329,12 +313,7 @@ class RaftReplicator:
             if not fut.done():
                 fut.set_exception(err())
         self._waiters.clear()
-        reads = self._new_reads + [f for fs in self._reads_by_ctx.values() for f in fs]
-        reads += [f for _, fs in self._confirmed_reads for f in fs]
-        for fut in reads:
-            if not fut.done():
-                fut.set_exception(err())
-        self._new_reads, self._reads_by_ctx, self._confirmed_reads = [], {}, []
+        self._reads.fail(err)
 
     def _on_unreachable(self, peer: str) -> None:
         if not self._closed and self._failed is None:
@@ -380,15 +359,15 @@ class RaftReplicator:
             if n == eager and not self.node.lead and self.node.role is Role.FOLLOWER:
                 self.node.campaign()
             if n % 200 == 0:  # forget read rounds whose callers all gave up
-                self._reads_by_ctx = {c: fs for c, fs in self._reads_by_ctx.items() if not all(f.done() for f in fs)}
+                self._reads.prune()
             self._wake.set()
 
     async def _run(self) -> None:
         try:
-            while True:
+            while self._failed is None:
                 await self._wake.wait()
                 self._wake.clear()
-                self._start_read_round()
+                self._reads.start_round(self.node.read_index, self.not_leader)
                 while self.node.has_ready():
                     rd = self.node.ready()
                     await self._handle(rd)
@@ -398,22 +377,13 @@ class RaftReplicator:
             raise
         except BaseException as exc:  # noqa: BLE001 - fail-stop on any storage or invariant failure
             log.exception("raft node %s stopped", self.id)
-            self._failed = exc
-            self._fail_waiters(lambda: ServiceUnavailable(f"metadata node stopped: {exc}"))
+            self._stop_on(exc)
 
-    def _start_read_round(self) -> None:
-        if not self._new_reads:
-            return
-        batch, self._new_reads = self._new_reads, []
-        ctx = f"{self.id}:{next(self._ctx)}".encode()
-        try:
-            self.node.read_index(ctx)
-        except NotLeader:
-            for f in batch:
-                if not f.done():
-                    f.set_exception(self.not_leader())
-            return
-        self._reads_by_ctx[ctx] = batch
+    def _stop_on(self, exc: BaseException) -> None:
+        self._failed = exc
+        message = f"metadata node {self.id} stopped: {exc}"
+        self._fail_waiters(lambda: ServiceUnavailable(message))
+        self._wake.set()
 
     async def _handle(self, rd: Ready) -> None:
         self._send(rd.early_messages)
@@ -428,11 +398,7 @@ class RaftReplicator:
             await self.storage.set_hard_state(rd.hard_state, sync=False)
         self._send(rd.messages)
         self._apply(rd)
-        for rs in rd.read_states:
-            futs = self._reads_by_ctx.pop(rs.ctx, None)
-            if futs:
-                self._confirmed_reads.append((rs.index, futs))
-        self._serve_reads()
+        self._reads.confirmed(rd.read_states, self.fsm.applied_index)
 
     def _send(self, msgs: "tuple[Message, ...]") -> None:
         if not msgs:
@@ -499,20 +465,6 @@ class RaftReplicator:
         if cc.node_id == self.id and cc.type is ConfChangeType.REMOVE:
             log.warning("raft node %s was removed from the group at index %d; it serves no more requests",
                         self.id, index)
-
-    def _serve_reads(self) -> None:
-        if not self._confirmed_reads:
-            return
-        applied = self.fsm.applied_index
-        still = []
-        for index, futs in self._confirmed_reads:
-            if index <= applied:
-                for f in futs:
-                    if not f.done():
-                        f.set_result(None)
-            else:
-                still.append((index, futs))
-        self._confirmed_reads = still
 
     def _after_advance(self) -> None:
         if not self._was_member and self.id in self.node.conf_state.members():

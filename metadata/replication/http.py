@@ -89,7 +89,7 @@ def add_routes(app: web.Application, rep_of: RepOf, fault_injection: bool) -> No
             raise InvalidArgument('expected {"v": 1, "from": id, "last_index": n}')
         if body["from"] in rep.transport.drop_from:
             raise ServiceUnavailable(f"traffic from {body['from']} is dropped (fault injection)")
-        return web.json_response({"transfer_to": rep.handle_lost_notice(body["from"], body["last_index"])})
+        return web.json_response({"transfer_to": membership.hand_over_for(rep, body["from"], body["last_index"])})
 
     async def post_members(request: web.Request) -> web.Response:
         rep = _raft(rep_of, request)

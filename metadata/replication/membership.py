@@ -1,6 +1,8 @@
 """Membership operations run on the leader: add (learner first, then voter), remove,
 and leadership transfer.
 
+Also :func:`hand_over_for`, the leader's answer to a follower that lost entries.
+
 Adding ``id=host:port``: the node (started empty with ``--join``) is appended as a
 learner with its address in the change's context, so every member learns where it is;
 once its log matches the leader's commit index as of that moment, it is promoted to
@@ -12,11 +14,14 @@ so without changing anything.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Awaitable, Callable
 
 from metadata.raft import ConfChange, ConfChangeType, ProposalDropped, Role
 from metadata.replication.driver import RaftReplicator
 from objstore.errors import InvalidArgument, ServiceUnavailable
+
+log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
 
@@ -94,3 +99,23 @@ async def transfer_leader(rep: RaftReplicator, node_id: str, timeout: float | No
     if not await rep.wait_until(lambda: rep.node.lead == node_id, limit):
         raise ServiceUnavailable(f"leadership did not move to {node_id} within {limit:g}s; retry")
     return {"node": node_id, "result": "leader", "address": rep.addresses.get(node_id)}
+
+
+def hand_over_for(rep: RaftReplicator, frm: str, last_index: int) -> str:
+    """``frm`` (recovering from a damaged log) says its log ends at ``last_index``, below
+    what this leader believes it holds. The core never lowers that belief, so hand
+    leadership to another active voter: a new leader probes every follower's log afresh.
+    Returns the target, or "" when there is none (``frm`` then waits: it cannot catch up
+    until another voter can lead)."""
+    st = rep.node.status()
+    if rep.node.role is not Role.LEADER or st.progress.get(frm, {}).get("match", 0) <= last_index:
+        return ""
+    candidates = [(p["match"], pid) for pid, p in st.progress.items()
+                  if pid not in (frm, rep.id) and pid in st.conf_state.voters and p.get("recent_active")]
+    if not candidates:
+        return ""
+    target = max(candidates)[1]
+    log.warning("raft node %s: %s lost entries after %d; handing leadership to %s", rep.id, frm, last_index, target)
+    rep.node.transfer_leadership(target)
+    rep.wake()
+    return target
