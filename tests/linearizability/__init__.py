@@ -10,7 +10,7 @@
 - :mod:`.synthetic` — seeded synthetic histories for testing the checker itself.
 """
 from tests.linearizability.checker import (
-    LINEARIZABLE, NOT_LINEARIZABLE, TIMEOUT, CheckResult, Explanation, KeyResult, assert_linearizable, check,
+    LINEARIZABLE, NOT_LINEARIZABLE, SKIPPED, TIMEOUT, CheckResult, Explanation, KeyResult, assert_linearizable, check,
 )
 from tests.linearizability.history import (
     NO_EFFECT, PRECONDITION_FAILED, UNKNOWN, Op, Outcome, Recorder, default_classify, dump_history, failed,
@@ -19,7 +19,7 @@ from tests.linearizability.history import (
 from tests.linearizability.model import CAS_OK, REGISTER, Model, register_model, register_step
 
 __all__ = [
-    "CAS_OK", "LINEARIZABLE", "NOT_LINEARIZABLE", "NO_EFFECT", "PRECONDITION_FAILED", "REGISTER", "TIMEOUT",
+    "CAS_OK", "LINEARIZABLE", "NOT_LINEARIZABLE", "NO_EFFECT", "PRECONDITION_FAILED", "REGISTER", "SKIPPED", "TIMEOUT",
     "UNKNOWN", "CheckResult", "Explanation", "KeyResult", "Model", "Op", "Outcome", "Recorder",
     "assert_linearizable", "check", "default_classify", "dump_history", "failed", "load_history",
     "register_model", "register_step", "returned", "save_failing_history",

@@ -2,16 +2,31 @@
 
 The history is split by ``model.partition`` (the key): a history of independent keys is
 linearizable iff each key's sub-history is (P-compositionality, Horn & Kroening), so each
-key is searched on its own. The search follows Porcupine's ``checkSingle``: call and
-return entries sorted by time in a doubly linked list; repeatedly linearize the first
-call entry the model accepts (lifting it and its return out of the list), and backtrack
-when the walk meets a return entry, whose operation then can no longer be placed. A set
-of (linearized-ops bitset, state) pairs already explored prunes the search (Lowe).
+key is searched on its own, in order, stopping at the first that fails.
 
-Unknown outcomes: a pending operation has a call entry and no return entry (its return is
+The search (after Porcupine's ``checkSingle``): one key's call and return entries sorted
+by time in a doubly linked list. A configuration is (the set of linearized ops, the model
+state); its candidates are the call entries before the first return entry still in the
+list, i.e. the ops that may come next. Depth first, linearize a candidate the model
+accepts (lifting its entries out of the list); when no candidate is left, backtrack. A
+configuration explored before is not explored again (Lowe): a bitset of linearized ops
+and the state.
+
+Reductions, none of which changes a verdict:
+- Read-only ops go first, without branching. If op X never changes the state and is a
+  legal candidate in configuration C, then C has a completion iff C+X has one: in any
+  completion of C, moving X to the front keeps every op legal (X leaves the state as it
+  found it) and respects real time (X is a candidate). So C+X failing fails C.
+- Subsumption over pending ops: an explored configuration with the same state, the same
+  completed ops and fewer pending ops linearized has every completion of this one.
+- The model's :class:`~tests.linearizability.spec.Analysis`: equivalent states merged;
+  a pending op tried only right before an op that could observe it.
+- Order (a heuristic, for speed only): writes needed soonest are tried first.
+
+Unknown outcomes: a pending op has a call entry and no return entry (its return is
 +infinity), so nothing is ever forced to come after it and it may be linearized at any
-point after its call; the search succeeds as soon as every *completed* operation is
-linearized, so "never took effect" is the same as leaving it out.
+point after its call; the search succeeds as soon as every *completed* op is linearized,
+so "never took effect" is the same as leaving it out.
 
 Invariants: pure and deterministic for a given history (no IO apart from the clock read
 against ``timeout``); operations with equal times count as concurrent (calls sort before
@@ -30,6 +45,7 @@ from tests.linearizability.spec import Analysis, Model
 LINEARIZABLE = "linearizable"
 NOT_LINEARIZABLE = "not_linearizable"
 TIMEOUT = "timeout"
+SKIPPED = "skipped"          # a key not searched: an earlier key failed or timed out
 
 _CHECK_CLOCK_EVERY = 2048
 _SHOWN_PREFIX = 8
@@ -62,6 +78,8 @@ class Explanation:
 
 @dataclass(frozen=True)
 class KeyResult:
+    """One key: its verdict, how many ops were searched and configurations explored."""
+
     key: Hashable
     verdict: str
     ops: int
@@ -117,7 +135,7 @@ def check(ops: Sequence[Op], model: Model = REGISTER, *, timeout: float = 30.0,
     verdict = LINEARIZABLE
     for key, key_ops in partitions.items():
         if verdict != LINEARIZABLE:
-            results.append(KeyResult(key, TIMEOUT, len(key_ops), 0, 0.0))
+            results.append(KeyResult(key, SKIPPED, len(key_ops), 0, 0.0))
             continue
         result = _check_key(key, key_ops, model, deadline, clock)
         results.append(result)
@@ -206,7 +224,8 @@ def _check_key(key: Hashable, ops: Sequence[Op], model: Model, deadline: float,
     state: Any = model.init(key)
     linearized = 0
     remaining = sum(1 for op in ops if op.ok is not None)
-    cache: set[tuple[int, Any]] = set()
+    memo = _Memo(sum(bits[i] for i, op in enumerate(ops) if op.ok is None))
+    visit = memo.visit
     # One frame per configuration on the current path: [candidates to try (None for a
     # greedy read-only move), next index, state in that configuration, node of the move
     # taken from it (-1 while none)].
@@ -217,10 +236,10 @@ def _check_key(key: Hashable, ops: Sequence[Op], model: Model, deadline: float,
     while True:
         if fresh:
             if not remaining:
-                return KeyResult(key, LINEARIZABLE, len(ops), len(cache), clock() - start)
+                return KeyResult(key, LINEARIZABLE, len(ops), memo.size, clock() - start)
             steps += 1
             if steps % _CHECK_CLOCK_EVERY == 0 and clock() > deadline:
-                return KeyResult(key, TIMEOUT, len(ops), len(cache), clock() - start)
+                return KeyResult(key, TIMEOUT, len(ops), memo.size, clock() - start)
             fresh = False
             # Candidates: the calls before the first return in the list.
             mutating: list[int] = []
@@ -255,9 +274,7 @@ def _check_key(key: Hashable, ops: Sequence[Op], model: Model, deadline: float,
                 i = op_of[greedy]
                 new_linearized = linearized | bits[i]
                 new_state = state if canon is None else canon(state, new_linearized)
-                memo = (new_linearized, new_state)
-                if memo not in cache:
-                    cache.add(memo)
+                if visit(new_linearized, new_state):
                     frames.append([None, 0, state, greedy])
                     state, linearized = new_state, new_linearized
                     _lift(greedy, ret_node[i], nxt, prv)
@@ -293,10 +310,8 @@ def _check_key(key: Hashable, ops: Sequence[Op], model: Model, deadline: float,
                     new_linearized = linearized | bits[i]
                     if canon is not None:
                         new_state = canon(new_state, new_linearized)
-                    memo = (new_linearized, new_state)
-                    if memo in cache:
+                    if not visit(new_linearized, new_state):
                         continue
-                    cache.add(memo)
                     frame[1], frame[3] = pos, node
                     state, linearized = new_state, new_linearized
                     _lift(node, ret_node[i], nxt, prv)
@@ -313,8 +328,45 @@ def _check_key(key: Hashable, ops: Sequence[Op], model: Model, deadline: float,
             frames.pop()
         if not fresh:
             break
-    return KeyResult(key, NOT_LINEARIZABLE, len(ops), len(cache), clock() - start,
+    return KeyResult(key, NOT_LINEARIZABLE, len(ops), memo.size, clock() - start,
                      _explain(key, ops, model, entries, best))
+
+
+class _Memo:
+    """The configurations already explored (Lowe's memoization), with subsumption over
+    pending ops: a configuration is also skipped when an explored one had the same state,
+    the same completed ops and a subset of its pending ops linearized, since every
+    completion of it is a completion of that one (pending ops may stay unlinearized)."""
+
+    __slots__ = ("pending", "seen", "by_completed", "size")
+
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.seen: set[tuple[int, Any]] = set()
+        self.by_completed: dict[tuple[int, Any], list[int]] = {}
+        self.size = 0
+
+    def visit(self, linearized: int, state: Any) -> bool:
+        """Record a configuration; False if it (or one subsuming it) was explored."""
+        if not self.pending:
+            key = (linearized, state)
+            if key in self.seen:
+                return False
+            self.seen.add(key)
+            self.size += 1
+            return True
+        done_pending = linearized & self.pending
+        key = (linearized ^ done_pending, state)
+        explored = self.by_completed.get(key)
+        if explored is None:
+            self.by_completed[key] = [done_pending]
+        else:
+            for other in explored:
+                if other & done_pending == other:
+                    return False
+            explored.append(done_pending)
+        self.size += 1
+        return True
 
 
 def _lift(call: int, ret: int, nxt: list[int], prv: list[int]) -> None:
@@ -350,7 +402,11 @@ def _best(frames: list[list[Any]], op_of: list[int], state: Any, nxt: list[int],
 
 def _explain(key: Hashable, ops: Sequence[Op], model: Model, entries: list[tuple[int, int]],
              best: tuple[list[int], Any, int]) -> Explanation:
-    prefix, state, stuck = best
+    prefix, _, stuck = best
+    # Replay the prefix for the real state (the search may hold an equivalent stand-in).
+    state = model.init(key)
+    for i in prefix:
+        state = model.step(state, ops[i])[1]
     placed = set(prefix)
     candidates: list[int] = []
     for i, kind in entries:

@@ -18,10 +18,12 @@ How an outcome is recorded (the rules the checker relies on):
   ``call``, or never; its output was not observed. ``ret`` is recorded for debugging only:
   the checker treats it as +infinity. A pending read constrains nothing and is dropped.
 - Dropped (not recorded at all): a request refused *before it could apply*, with a
-  guarantee that it had no effect (a NotLeader from a node that never appended the
-  command, a 503 the server promises was not proposed). Dropping a request that did
-  apply can make a correct system look broken, so when in doubt classify it as unknown:
-  unknown is always sound, it only weakens the check.
+  guarantee that it had no effect (e.g. a 400 for a malformed request, or a refusal the
+  server documents as "never proposed"). Dropping a request that did apply can make a
+  correct system look broken, so when in doubt classify it as unknown: unknown is always
+  sound, it only weakens the check. Note that the Raft metadata service answers
+  ``NotLeader`` both before proposing and when leadership is lost while a proposed command
+  waits (it may or may not apply), so ``NotLeader`` is unknown, not dropped.
 
 The :class:`Recorder` takes ``call`` when the ``with`` block opens and ``ret`` when it
 closes; an exception leaving the block is classified by a callback into one of the
@@ -36,9 +38,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
-from objstore.errors import NoSuchKey, NotLeader, PreconditionFailed
+from objstore.errors import NoSuchKey, PreconditionFailed
 
 FORMAT = "objstore-history"
 VERSION = 1
@@ -99,14 +101,12 @@ Classifier = Callable[[str, BaseException], Outcome]
 
 
 def default_classify(kind: str, exc: BaseException) -> Outcome:
-    """NoSuchKey on a read is ``None``; PreconditionFailed is a failure result; NotLeader had
-    no effect (the node refuses before appending); anything else is unknown."""
+    """NoSuchKey on a read is the result ``None``; PreconditionFailed is a failure result;
+    anything else (timeouts, connection errors, 5xx, NotLeader) is unknown."""
     if isinstance(exc, NoSuchKey) and kind == "get":
         return returned(None)
     if isinstance(exc, PreconditionFailed):
         return failed(PRECONDITION_FAILED)
-    if isinstance(exc, NotLeader):
-        return NO_EFFECT
     return UNKNOWN
 
 
@@ -261,11 +261,3 @@ def save_failing_history(ops: Iterable[Op], note: str, directory: Path | str | N
     print(f"non-linearizable history written to {path}")
     return path
 
-
-def iter_keys(ops: Iterable[Op]) -> Iterator[str]:
-    """Distinct keys in first-seen order."""
-    seen: set[str] = set()
-    for op in ops:
-        if op.key not in seen:
-            seen.add(op.key)
-            yield op.key

@@ -120,7 +120,8 @@ def inject_stale_read(ops: list[Op], rng: random.Random) -> tuple[list[Op], Op, 
     return new_ops, ops[idx], new_ops[idx]
 
 
-def random_small_history(rng: random.Random, n_ops: int, values: Sequence[str] = ("a", "b")) -> list[Op]:
+def random_small_history(rng: random.Random, n_ops: int, values: Sequence[str] = ("a", "b"),
+                         p_pending: float = 0.2) -> list[Op]:
     """``n_ops`` ops on one key with random intervals, outcomes and outputs (often not
     linearizable): input for comparing the checker with :func:`brute_force_linearizable`."""
     ops = []
@@ -128,7 +129,7 @@ def random_small_history(rng: random.Random, n_ops: int, values: Sequence[str] =
         call = rng.uniform(0.0, 10.0)
         ret = call + rng.uniform(0.1, 4.0)
         kind = rng.choice(("get", "get", "put", "put", "cas", "delete"))
-        pending = rng.random() < 0.2 and kind != "get"
+        pending = rng.random() < p_pending and kind != "get"
         if kind == "get":
             inp, out, ok = None, rng.choice((None, *values)), True
         elif kind == "cas":
