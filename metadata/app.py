@@ -50,6 +50,7 @@ from objstore.types import NodeInfo
 
 log = logging.getLogger(__name__)
 
+MAX_BODY = 32 * 1024 * 1024
 REPLICATOR = web.AppKey("replicator", Replicator)
 CONFIG = web.AppKey("config", MetadataConfig)
 METRICS = web.AppKey("metrics", Metrics)
@@ -206,7 +207,8 @@ def _register_gauges(metrics: Metrics, rep: Replicator) -> None:
 def create_app(cfg: MetadataConfig) -> web.Application:
     """The metadata node's aiohttp application; its replicator opens on startup."""
     metrics = Metrics("metadata")
-    app = web.Application(middlewares=internal_middlewares(cfg.secret, metrics, _op_of))
+    # Raft batches carry up to MAX_BATCH_BYTES of entries (base64 in JSON): allow them.
+    app = web.Application(middlewares=internal_middlewares(cfg.secret, metrics, _op_of), client_max_size=MAX_BODY)
     app[CONFIG] = cfg
     app[METRICS] = metrics
 

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _VOTES = (MessageType.VOTE, MessageType.PRE_VOTE, MessageType.TIMEOUT_NOW)
+MAX_COMMAND_BYTES = 8 << 20  # base64 in a message batch stays well below metadata.app.MAX_BODY
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,10 @@ class RaftReplicator:
 
     async def propose(self, cmd: Command) -> Outcome:
         self._check_serving()
-        index, term = self._propose_raw(lambda: self.node.propose(encode_command(cmd)))
+        data = encode_command(cmd)
+        if len(data) > MAX_COMMAND_BYTES:  # it must fit one Raft message to every follower
+            raise InvalidArgument(f"command of {len(data)} bytes exceeds {MAX_COMMAND_BYTES}")
+        index, term = self._propose_raw(lambda: self.node.propose(data))
         return await self._wait_applied(index, term, cmd)
 
     async def propose_conf_change(self, cc: ConfChange) -> None:
