@@ -72,7 +72,11 @@ METADATA_ADMIN = ("status", "add", "remove", "transfer-leader")
 
 
 def _add_metadata(sub: Any) -> None:
-    p = sub.add_parser("metadata", help="run one metadata node; or: metadata status|add|remove|transfer-leader")
+    p = sub.add_parser(
+        "metadata", help="run one metadata node; or: metadata status|add|remove|transfer-leader",
+        description="Run one metadata node (`objstore metadata [serve] --node-id ...`). To administer the "
+                    "metadata Raft group instead: `objstore metadata status|add ID=HOST:PORT|remove ID|"
+                    "transfer-leader ID` (each with --help).")
     p.add_argument("--config", help="JSON file with MetadataConfig fields")
     p.add_argument("--node-id")
     p.add_argument("--data-dir")
