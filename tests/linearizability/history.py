@@ -26,12 +26,15 @@ How an outcome is recorded (the rules the checker relies on):
   waits (it may or may not apply), so ``NotLeader`` is unknown, not dropped.
 
 The :class:`Recorder` takes ``call`` when the ``with`` block opens and ``ret`` when it
-closes; an exception leaving the block is classified by a callback into one of the
-outcomes above. Operations still open when :meth:`Recorder.history` is called are
+closes; an exception leaving the block is classified by a callback
+(:func:`default_classify`) into one of the outcomes above and suppressed, or, if it is no
+outcome of the request (a bug in the test, cancellation), recorded as unknown and
+re-raised. Operations still open when :meth:`Recorder.history` is called are
 reported as unknown. Values must be hashable and JSON-representable (tuples round-trip).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
@@ -40,7 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from objstore.errors import NoSuchKey, PreconditionFailed
+import aiohttp
+
+from objstore.errors import NoSuchKey, ObjstoreError, PreconditionFailed
 
 FORMAT = "objstore-history"
 VERSION = 1
@@ -97,17 +102,22 @@ def failed(output: Any) -> Outcome:
     return Outcome("failed", output)
 
 
-Classifier = Callable[[str, BaseException], Outcome]
+# Returns None for an exception that is not an outcome of the request (a bug in the test):
+# the recorder then records the op as unknown and lets the exception propagate.
+Classifier = Callable[[str, BaseException], "Outcome | None"]
 
 
-def default_classify(kind: str, exc: BaseException) -> Outcome:
-    """NoSuchKey on a read is the result ``None``; PreconditionFailed is a failure result;
-    anything else (timeouts, connection errors, 5xx, NotLeader) is unknown."""
+def default_classify(kind: str, exc: BaseException) -> Outcome | None:
+    """For objstore errors and network failures: NoSuchKey on a read is the result ``None``;
+    PreconditionFailed is a failure result; any other objstore error (5xx, NotLeader, ...),
+    a timeout or a connection error is unknown. Anything else is not an outcome (None)."""
     if isinstance(exc, NoSuchKey) and kind == "get":
         return returned(None)
     if isinstance(exc, PreconditionFailed):
         return failed(PRECONDITION_FAILED)
-    return UNKNOWN
+    if isinstance(exc, (ObjstoreError, TimeoutError, asyncio.TimeoutError, OSError, aiohttp.ClientError)):
+        return UNKNOWN
+    return None
 
 
 # --- recording --------------------------------------------------------------------------------
@@ -156,10 +166,10 @@ class _OpContext:
 class Recorder:
     """Collects the operations of concurrent clients (asyncio tasks) with one monotonic clock.
 
-    ``with recorder.op(client, "put", key, value) as op: await do_put(); op.output = None``.
-    An ``Exception`` leaving the block is classified (see :func:`default_classify`), recorded
-    and suppressed, so a client loop goes on; a ``BaseException`` (task cancellation) is
-    recorded as unknown and propagates.
+    ``with recorder.op(client, "get", key) as op: op.output = await client.get(key)``.
+    An exception leaving the block is classified (see :func:`default_classify`); an outcome
+    is recorded and the exception suppressed, so a client loop goes on. An exception that is
+    no outcome (a bug in the test, task cancellation) is recorded as unknown and propagates.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, classify: Classifier = default_classify) -> None:
@@ -178,10 +188,9 @@ class Recorder:
         self._open.pop(id(handle), None)
         suppress = False
         if exc is not None:
-            if isinstance(exc, Exception):
-                outcome = self.classify(handle.kind, exc)
-                suppress = True
-            else:
+            outcome = self.classify(handle.kind, exc) if isinstance(exc, Exception) else None
+            suppress = outcome is not None
+            if outcome is None:
                 outcome = UNKNOWN
             if outcome.verdict == "returned":
                 handle.ok, handle.output = True, outcome.output

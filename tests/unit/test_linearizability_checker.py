@@ -257,7 +257,7 @@ class Refused(Exception):
     """A refusal that the system under test guarantees had no effect."""
 
 
-def classify(kind: str, exc: BaseException) -> Outcome:
+def classify(kind: str, exc: BaseException) -> Outcome | None:
     return NO_EFFECT if isinstance(exc, Refused) else default_classify(kind, exc)
 
 
@@ -294,6 +294,11 @@ async def test_recorder_times_and_classifies_outcomes():
     assert (by_client[5].ok, by_client[5].output) == (None, None)
     assert (by_client[6].ok, by_client[6].output) == (False, PRECONDITION_FAILED)
     assert by_client[7].ok is None
+    # An exception that is not an outcome of the request (a bug in the test) propagates.
+    with pytest.raises(ZeroDivisionError):
+        with rec.op(8, "get", "k") as o:
+            o.output = 1 / 0
+    assert rec.history()[-1].client == 8 and rec.history()[-1].ok is None
     assert [o.call for o in rec.history()] == sorted(o.call for o in rec.history())
 
 
