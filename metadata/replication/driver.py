@@ -117,6 +117,7 @@ class RaftReplicator:
         self._snap_task: asyncio.Task | None = None
         self._snap_attempt = 0  # applied index of the last snapshot attempt
         self._lost_notice_at = 0.0  # monotonic time before which no new lost-entries notice goes out
+        self.lost_notices: dict[str, float] = {}  # as a leader: follower -> when it reported lost entries
         self._tasks: list[asyncio.Task] = []
         self._failed: BaseException | None = None
         self._closed = False

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable
 
 from metadata.raft import ConfChange, ConfChangeType, ProposalDropped, Role
@@ -24,6 +25,7 @@ from objstore.errors import InvalidArgument, ServiceUnavailable
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
+LOST_NOTICE_MEMORY = 15.0  # seconds a follower that reported lost entries counts as recovering
 
 
 async def _retrying(rep: RaftReplicator, step: Callable[[], Awaitable[None]]) -> None:
@@ -105,13 +107,18 @@ def hand_over_for(rep: RaftReplicator, frm: str, last_index: int) -> str:
     """``frm`` (recovering from a damaged log) says its log ends at ``last_index``, below
     what this leader believes it holds. The core never lowers that belief, so hand
     leadership to another active voter: a new leader probes every follower's log afresh.
-    Returns the target, or "" when there is none (``frm`` then waits: it cannot catch up
-    until another voter can lead)."""
+    Followers that reported lost entries recently are no candidates (they would refuse to
+    campaign). Returns the target, or "" when there is none: then ``frm`` waits, unable to
+    catch up until a trusted voter can lead (safe, possibly unavailable)."""
+    now = time.monotonic()
+    rep.lost_notices[frm] = now
     st = rep.node.status()
     if rep.node.role is not Role.LEADER or st.progress.get(frm, {}).get("match", 0) <= last_index:
         return ""
+    recovering = {pid for pid, t in rep.lost_notices.items() if now - t < LOST_NOTICE_MEMORY}
     candidates = [(p["match"], pid) for pid, p in st.progress.items()
-                  if pid not in (frm, rep.id) and pid in st.conf_state.voters and p.get("recent_active")]
+                  if pid != rep.id and pid not in recovering and pid in st.conf_state.voters
+                  and p.get("recent_active")]
     if not candidates:
         return ""
     target = max(candidates)[1]

@@ -149,6 +149,15 @@ async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
             hs = HardState(max(dlog.last_term, snap.term), "", 0)
         if hs.commit > dlog.last_index and hs.commit > snap.index:
             suspect = max(suspect, hs.commit)
+        marker = files.load_recovering(root / "recovering")
+        until = max(marker[0] if marker else 0, suspect)
+        if suspect:
+            # The marker (written first) now carries the distrust; the hard state keeps only
+            # what is here, so a later start (marker deleted by an operator) is consistent.
+            reason = "; ".join(notes) or "hard state commit beyond the log"
+            await loop.run_in_executor(None, files.save_recovering, root / "recovering", until, reason)
+            hs = HardState(hs.term, hs.vote, min(hs.commit, max(dlog.last_index, snap.index)))
+            await loop.run_in_executor(None, files.save_hard_state, root / "hard-state", hs)
         storage = DiskRaftStorage(root, dlog, snapshots, snap, snap_path, hs)
         addresses = dict(loaded.addresses) if loaded else {}
         lo, hi = storage.first_index(), storage.last_index() + 1
@@ -157,10 +166,6 @@ async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
             addresses.update(conf_addresses(page))
             lo = page[-1].index + 1
         addresses.update(peers)
-        marker = files.load_recovering(root / "recovering")
-        until = max(marker[0] if marker else 0, suspect)
-        if suspect:
-            await loop.run_in_executor(None, files.save_recovering, root / "recovering", until, "; ".join(notes))
         for n in notes:
             log.error("raft storage: %s", n)
         return Opened(storage, loaded.fsm if loaded else MetadataFSM(), addresses, until, notes)

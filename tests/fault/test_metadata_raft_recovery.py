@@ -1,10 +1,13 @@
 """Catching up from the leader: a follower far behind gets an InstallSnapshot, and so
 does a follower whose log was corrupted while it was down and whose lost part the leader
-has compacted away. Small snapshot intervals and log segments make compaction fast."""
+has compacted away; with a majority corrupt, writes stop until an operator decides.
+Small snapshot intervals and log segments make compaction fast."""
 from __future__ import annotations
 
 import pytest
 
+from objstore.errors import ServiceUnavailable
+from objstore.types import Credential
 from tests.integration.test_metadata_raft_harness import (
     RaftGroup, corrupt_middle, reads_through, wait_for, write_credentials,
 )
@@ -57,3 +60,45 @@ async def test_a_corrupt_log_behind_the_compaction_point_is_refetched_by_snapsho
     assert st["recovering_until"] == 0
     keys = await reads_through(group, victim)
     assert {f"pre-corrupt-{i}" for i in range(50)} | {f"while-down-{i}" for i in range(150)} <= keys
+
+
+async def test_with_a_majority_corrupt_writes_stop_until_an_operator_accepts_the_risk(group):
+    """Two of three members lose part of their logs while down (the leader, alone, steps
+    down): they do not vote, so no leader can be elected and the group answers 503
+    rather than serve a state that may miss acknowledged writes. The operator's way out:
+    stop the group, delete the damaged members' `recovering` markers, start the intact
+    member with one damaged member (only the intact log can win that election), then the
+    rest; the new leader repairs them and nothing acknowledged is lost."""
+    await write_credentials(group, "majority", 60)
+    leader = await group.leader()
+    damaged = [m for m in group.members.values() if m is not leader]
+    for m in damaged:
+        m.kill()
+        corrupt_middle(m.data_dir / "raft" / "log")
+    for m in damaged:
+        m.start(m.argv)
+    for m in damaged:
+        group.wait_healthy(m)
+        await wait_for(lambda m=m: "raft log damaged" in m.output(), 10, f"{m.id} to find the damage")
+    async with group.client(deadline=1) as c:
+        with pytest.raises(ServiceUnavailable):
+            await c.put_credential(Credential("unsafe-write", "s", "owner"))
+        with pytest.raises(ServiceUnavailable):
+            await c.list_credentials()
+    sts = await group.statuses()
+    assert all(sts[m.id]["recovering_until"] > 0 for m in damaged)
+    assert all(s["role"] != "leader" for s in sts.values())
+
+    for m in group.members.values():
+        m.kill()
+    for m in damaged:
+        (m.data_dir / "raft" / "recovering").unlink()
+    for m in (leader, damaged[0]):
+        m.start(m.argv)
+    assert (await group.leader([leader, damaged[0]], timeout=15)) is leader
+    damaged[1].start(damaged[1].argv)
+    group.wait_healthy(damaged[1])
+    await group.wait_converged(timeout=30)
+    async with group.client() as c:
+        await c.put_credential(Credential("after-repair", "s", "owner"))
+        assert {f"majority-{i}" for i in range(60)} <= {cr.access_key for cr in await c.list_credentials()}
