@@ -30,7 +30,7 @@ def add_raft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--join", action="store_true", default=None,
                    help="start empty and wait to be added to an existing cluster (objstore metadata add)")
     p.add_argument("--enable-fault-injection", action="store_true", default=None,
-                   help="serve POST /debug/partition (tests only)")
+                   help="serve POST /debug/partition and honour X-Objstore-Debug-Stale-Read (tests only)")
     p.add_argument("--tick-ms", type=int, help="Raft tick in milliseconds (default 50)")
     p.add_argument("--election-ticks", type=int, help="election timeout in ticks, randomized up to twice (default 12)")
     p.add_argument("--heartbeat-ticks", type=int, help="heartbeat interval in ticks (default 2)")

@@ -22,6 +22,10 @@ With ``peers`` (or ``join``) the node is a Raft member (:mod:`metadata.replicati
 writes and reads are served by the leader; other members answer 503 NotLeader with
 ``extra.leader`` = the leader's "host:port". Without, it is a single node.
 
+With ``--enable-fault-injection`` (tests only) a read carrying the header
+``X-Objstore-Debug-Stale-Read: 1`` is served from the node's local state without ReadIndex:
+a deliberately broken read path for fault tests (see ``_read``).
+
 Keys and names travel as percent-encoded query values or in JSON bodies, never in the
 path, so any UTF-8 string round-trips. Handlers only call the :class:`Replicator`.
 """
@@ -31,13 +35,14 @@ import asyncio
 import dataclasses
 import logging
 import signal
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 from aiohttp import web
 from prometheus_client import Gauge
 
 from metadata import commands as c
 from metadata.commands import check_types, command_from_dict
+from metadata.fsm import MetadataFSM
 from metadata import upload_http
 from metadata.replication import http as raft_http
 from metadata.replication.driver import RaftReplicator, RaftSettings, parse_peers
@@ -54,10 +59,25 @@ MAX_BODY = 32 * 1024 * 1024
 REPLICATOR = web.AppKey("replicator", Replicator)
 CONFIG = web.AppKey("config", MetadataConfig)
 METRICS = web.AppKey("metrics", Metrics)
+STALE_READ_HEADER = "X-Objstore-Debug-Stale-Read"  # honoured only with fault injection (see _read)
+T = TypeVar("T")
 
 
 def _rep(request: web.Request) -> Replicator:
     return request.app[REPLICATOR]
+
+
+async def _read(request: web.Request, fn: Callable[[MetadataFSM], T]) -> T:
+    """A strong read through the replicator (ReadIndex at the leader).
+
+    Test-only broken read path: on a node started with ``--enable-fault-injection``, a
+    request carrying ``X-Objstore-Debug-Stale-Read: 1`` is answered from this node's local
+    state at once, whatever its role (no ReadIndex, no leader check), so a follower or a
+    deposed leader may answer with stale data. Fault tests use it to show that the
+    linearizability checker catches such reads; without the flag the header is ignored."""
+    if request.app[CONFIG].enable_fault_injection and request.headers.get(STALE_READ_HEADER) == "1":
+        return fn(_rep(request).fsm)  # type: ignore[attr-defined]
+    return await _rep(request).read(fn)
 
 
 def _q(request: web.Request, name: str, default: str | None = None, required: bool = False) -> str | None:
@@ -106,20 +126,20 @@ async def post_command(request: web.Request) -> web.Response:
 
 async def get_bucket(request: web.Request) -> web.Response:
     name = _q(request, "name", required=True)
-    bucket = await _rep(request).read(lambda f: f.get_bucket(name))
+    bucket = await _read(request, lambda f: f.get_bucket(name))
     return web.json_response({"bucket": bucket.to_dict()})
 
 
 async def get_buckets(request: web.Request) -> web.Response:
     owner = _q(request, "owner")
-    buckets = await _rep(request).read(lambda f: f.list_buckets(owner))
+    buckets = await _read(request, lambda f: f.list_buckets(owner))
     return web.json_response({"buckets": [b.to_dict() for b in buckets]})
 
 
 async def get_object(request: web.Request) -> web.Response:
     bucket, key = _q(request, "bucket", required=True), _q(request, "key", required=True)
     version_id = _q(request, "version_id")
-    found = await _rep(request).read(lambda f: f.lookup_object(bucket, key, version_id))
+    found = await _read(request, lambda f: f.lookup_object(bucket, key, version_id))
     return web.json_response(found.to_dict())
 
 
@@ -139,7 +159,7 @@ async def get_versions(request: web.Request) -> web.Response:
     delimiter = _q(request, "delimiter") or None
     key_marker, vid_marker = _q(request, "key_marker"), _q(request, "version_id_marker")
     max_keys = _max_keys(request)
-    result = await _rep(request).read(
+    result = await _read(request, 
         lambda f: f.list_object_versions(bucket, prefix, delimiter, key_marker, vid_marker, max_keys))
     return web.json_response(result.to_dict())
 
@@ -155,23 +175,23 @@ async def get_list(request: web.Request) -> web.Response:
         raise InvalidArgument("max_keys must be an integer") from None
     if max_keys < 0:
         raise InvalidArgument("max_keys must not be negative")
-    result = await _rep(request).read(lambda f: f.list_objects(bucket, prefix, delimiter, start_after, max_keys))
+    result = await _read(request, lambda f: f.list_objects(bucket, prefix, delimiter, start_after, max_keys))
     return web.json_response(result.to_dict())
 
 
 async def get_cluster(request: web.Request) -> web.Response:
-    cmap = await _rep(request).read(lambda f: f.cluster_map())
+    cmap = await _read(request, lambda f: f.cluster_map())
     return web.json_response({"cluster_map": cmap.to_dict()})
 
 
 async def get_credential(request: web.Request) -> web.Response:
     ak = _q(request, "access_key", required=True)
-    cred = await _rep(request).read(lambda f: f.get_credential(ak))
+    cred = await _read(request, lambda f: f.get_credential(ak))
     return web.json_response({"credential": cred.to_dict() if cred else None})
 
 
 async def get_credentials(request: web.Request) -> web.Response:
-    creds = await _rep(request).read(lambda f: f.list_credentials())
+    creds = await _read(request, lambda f: f.list_credentials())
     return web.json_response({"credentials": [x.to_dict() for x in creds]})
 
 

@@ -57,7 +57,7 @@ class MetadataConfig:
     # Raft (used when peers are given or the node joins): start empty and wait to be added
     # by the leader (`objstore metadata add`) instead of bootstrapping a new cluster.
     join: bool = False
-    enable_fault_injection: bool = False  # POST /debug/partition, for tests only
+    enable_fault_injection: bool = False  # POST /debug/partition and stale-read switch, tests only
     tick_ms: int = 50  # one Raft tick
     election_ticks: int = 12  # election timeout: randomized in [1, 2) times this many ticks
     heartbeat_ticks: int = 2
