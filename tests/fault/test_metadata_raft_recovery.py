@@ -75,6 +75,11 @@ async def test_with_a_majority_corrupt_writes_stop_until_an_operator_accepts_the
     for m in damaged:
         m.kill()
         corrupt_middle(m.data_dir / "raft" / "log")
+
+    async def stepped_down() -> bool:
+        return (await group.status(leader))["role"] != "leader"
+
+    await wait_for(stepped_down, 10, "the lone leader to step down (check-quorum)")
     for m in damaged:
         m.start(m.argv)
     for m in damaged:
