@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterable, TextIO
 
 import aiohttp
 import psutil
@@ -110,6 +110,21 @@ def scale_key(i: int) -> str:
 def page_positions(count: int) -> dict[str, str | None]:
     """``start_after`` of the measured pages: before the first key, the middle, the last full page."""
     return {"start": None, "middle": scale_key(count // 2), "end": scale_key(count - 1001) if count > 1000 else None}
+
+
+def snapshot_index(path: Path) -> int | None:
+    """The log index in a snapshot file's name (``snap-<index>-<term>.snap``), or None."""
+    if not path.name.endswith(".snap"):
+        return None
+    parts = path.name.removesuffix(".snap").split("-")
+    ok = len(parts) == 3 and parts[0] == "snap" and parts[1].isdigit() and parts[2].isdigit()
+    return int(parts[1]) if ok else None
+
+
+def newest_snapshot(paths: Iterable[Path]) -> Path | None:
+    """The snapshot file with the highest index among ``paths`` (single-node or Raft layout)."""
+    named = [(i, p) for p in paths if (i := snapshot_index(p)) is not None]
+    return max(named)[1] if named else None
 
 
 def _rss(pid: int | None) -> int | None:
@@ -276,9 +291,9 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
             res.replication = st.get("replication", "single")
         out.write("  restarting the node\n")
         res.stop_s = nodes.procs[0].stop(grace=s.restart_timeout_s)
-        snaps = sorted((data_dir / "snapshots").glob("snap-*.snap"))
-        res.snapshot_bytes = snaps[-1].stat().st_size if snaps else None
-        res.snapshot_index = int(snaps[-1].stem.split("-")[1]) if snaps else None
+        snap = newest_snapshot(data_dir.rglob("snap-*.snap"))
+        res.snapshot_bytes = snap.stat().st_size if snap else None
+        res.snapshot_index = snapshot_index(snap) if snap else None
         nodes.procs[0].start()
         res.restart_health_s, res.restart_read_s = await _wait_read(nodes, secret, scale_key(s.count - 1),
                                                                     s.restart_timeout_s)

@@ -18,7 +18,9 @@ from ops.bench_metadata.figures import (
 )
 from ops.bench_metadata.report import format_json, format_table
 from ops.bench_metadata.runner import RunReport, RunSettings, run_benchmark, run_etcd
-from ops.bench_metadata.scale import ScaleResult, ScaleSettings, format_scale, page_positions, scale_key
+from ops.bench_metadata.scale import (
+    ScaleResult, ScaleSettings, format_scale, newest_snapshot, page_positions, scale_key, snapshot_index,
+)
 from ops.bench_metadata.workload import bench_key, bench_version, run_closed_loop
 
 # --- figures ----------------------------------------------------------------------------------
@@ -226,6 +228,16 @@ def test_bench_records_are_valid_and_keys_sort_by_load_order():
     keys = [scale_key(i) for i in (0, 9, 10, 999_999)]
     assert keys == sorted(keys)
     assert page_positions(1_000_000) == {"start": None, "middle": scale_key(500_000), "end": scale_key(998_999)}
+
+
+def test_newest_snapshot_by_index_in_either_layout(tmp_path):
+    names = ["snapshots/snap-00000000000000000900-00000000000000000002.snap",
+             "raft/snapshots/snap-00000000000000001000-00000000000000000003.snap",
+             "snapshots/snap-00000000000000001000-00000000000000000003.snap.tmp", "snapshots/other.snap"]
+    paths = [tmp_path / n for n in names]
+    assert snapshot_index(paths[0]) == 900 and snapshot_index(paths[3]) is None
+    assert newest_snapshot(paths) == paths[1]
+    assert newest_snapshot([]) is None
 
 
 def test_scale_checks_against_targets():
