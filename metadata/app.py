@@ -159,7 +159,7 @@ async def get_versions(request: web.Request) -> web.Response:
     delimiter = _q(request, "delimiter") or None
     key_marker, vid_marker = _q(request, "key_marker"), _q(request, "version_id_marker")
     max_keys = _max_keys(request)
-    result = await _read(request, 
+    result = await _read(request,
         lambda f: f.list_object_versions(bucket, prefix, delimiter, key_marker, vid_marker, max_keys))
     return web.json_response(result.to_dict())
 
