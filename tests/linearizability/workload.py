@@ -127,7 +127,8 @@ class ClientState:
         return f"c{self.number}.{self.written}"
 
 
-def choose(state: ClientState, keys: Sequence[str], mix: Sequence[tuple[str, int]] = DEFAULT_MIX) -> tuple[str, str, Any]:
+def choose(state: ClientState, keys: Sequence[str],
+           mix: Sequence[tuple[str, int]] = DEFAULT_MIX) -> tuple[str, str, Any]:
     """The next operation ``(kind, key, input)`` of a client: pure given its RNG and state.
     A cas expects the value the client last saw on that key (absent: create-only)."""
     kinds, weights = zip(*mix)
