@@ -32,6 +32,7 @@ from objstore.types import ObjectVersion
 
 log = logging.getLogger(__name__)
 
+WHOLE_BODY_LIMIT = 256 * 1024  # GET bodies up to this size are sent in one write
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
@@ -181,9 +182,15 @@ async def handle_get_object(request: web.Request) -> web.StreamResponse:
     if length <= 0:
         headers["Content-Length"] = "0"
         return web.Response(status=status, headers=headers)
+    stream = read_range(ctx.storage, ctx.topology, v, start, end)
+    if length <= WHOLE_BODY_LIMIT:
+        # Small bodies are read whole (from any replica, with failover) and sent with the
+        # headers in one write; a failure is still a clean S3 error.
+        body = b"".join([chunk async for chunk in stream])
+        ctx.metrics.add_bytes_out(len(body))
+        return web.Response(status=status, headers=headers, body=body)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
-    stream = read_range(ctx.storage, ctx.topology, v, start, end)
     # Fetch the first chunk before sending headers, so a failure to read any replica
     # is still a clean S3 error rather than a broken 200.
     first = await stream.__anext__()

@@ -378,6 +378,8 @@ class RaftReplicator:
                     await self._handle(rd)
                     self.node.advance(rd)
                     self._after_advance()
+                    # A round just confirmed frees the way for the reads that waited on it.
+                    self._reads.start_round(self.node.read_index, self.not_leader)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - fail-stop on any storage or invariant failure

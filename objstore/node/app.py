@@ -38,6 +38,7 @@ from objstore.node.register import registration_task
 from objstore.node.store import BlobStore, StoreOptions
 
 log = logging.getLogger(__name__)
+WHOLE_BODY_LIMIT = 256 * 1024  # blobs up to this size are answered in one write
 
 STORE = web.AppKey("store", BlobStore)
 METRICS = web.AppKey("metrics", Metrics)
@@ -138,9 +139,20 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         raise
     async with read:
         h = read.header
-        resp = web.StreamResponse(status=206 if ranged else 200, headers=_blob_headers(h.size, h.bucket, h.key))
+        headers = _blob_headers(h.size, h.bucket, h.key)
         if ranged:
-            resp.headers["Content-Range"] = f"bytes {read.start}-{read.end}/{read.size}"
+            headers["Content-Range"] = f"bytes {read.start}-{read.end}/{read.size}"
+        if read.length <= WHOLE_BODY_LIMIT:
+            # A small blob is verified whole, then sent with its headers in one write.
+            try:
+                body = b"".join([chunk async for chunk in read.chunks()])
+            except CorruptBlob:
+                app[CORRUPT].inc()
+                log.error("corrupt blob %s/%d refused", bid.version_id, bid.shard)
+                raise
+            app[METRICS].add_bytes_out(len(body))
+            return web.Response(status=206 if ranged else 200, headers=headers, body=body)
+        resp = web.StreamResponse(status=206 if ranged else 200, headers=headers)
         resp.content_length = read.length
         await resp.prepare(request)
         try:
