@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
 
 import pytest
 from botocore.exceptions import ClientError
