@@ -36,13 +36,13 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import AsyncIterator, Awaitable, Iterable, Mapping
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
 from gateway.auth.checksums import DIGEST_SIZES, ChecksumSet, normalize_algorithm
+from gateway.conditions import etag_matches, parse_http_date
 from gateway.context import CTX_KEY, GatewayContext
 from gateway.datapath.reader import read_range
 from gateway.handlers.bucket import owned_bucket
@@ -139,19 +139,6 @@ def tagging_directive(headers: Mapping[str, str]) -> str:
     return value
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    return any(t.strip() == "*" or t.strip().strip('"') == etag for t in header.split(","))
-
-
-def _date(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-
-
 def check_copy_conditions(headers: Mapping[str, str], etag: str, last_modified: float) -> None:
     """Raise PreconditionFailed unless the source satisfies the ``x-amz-copy-source-if-*`` headers.
 
@@ -161,18 +148,18 @@ def check_copy_conditions(headers: Mapping[str, str], etag: str, last_modified: 
     modified = int(last_modified)
     if_match = headers.get("x-amz-copy-source-if-match")
     if if_match is not None:
-        if not _etag_matches(if_match, etag):
+        if not etag_matches(if_match, etag):
             raise PreconditionFailed(Condition="x-amz-copy-source-If-Match")
     else:
-        ius = _date(headers.get("x-amz-copy-source-if-unmodified-since"))
+        ius = parse_http_date(headers.get("x-amz-copy-source-if-unmodified-since"))
         if ius is not None and modified > ius:
             raise PreconditionFailed(Condition="x-amz-copy-source-If-Unmodified-Since")
     if_none_match = headers.get("x-amz-copy-source-if-none-match")
     if if_none_match is not None:
-        if _etag_matches(if_none_match, etag):
+        if etag_matches(if_none_match, etag):
             raise PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
     else:
-        ims = _date(headers.get("x-amz-copy-source-if-modified-since"))
+        ims = parse_http_date(headers.get("x-amz-copy-source-if-modified-since"))
         if ims is not None and modified <= ims:
             raise PreconditionFailed(Condition="x-amz-copy-source-If-Modified-Since")
 

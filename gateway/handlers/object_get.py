@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 import re
-from email.utils import parsedate_to_datetime
 
 from aiohttp import web
 
+from gateway.conditions import etag_matches, parse_http_date
 from gateway.context import CTX_KEY, GatewayContext
 from gateway.datapath.reader import read_range
 from gateway.handlers.bucket import owned_bucket
@@ -69,34 +69,20 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return max(0, size - suffix), size - 1
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    tags = [t.strip() for t in header.split(",")]
-    return any(t == "*" or t.strip('"') == etag for t in tags)
-
-
-def _date(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-
-
 def check_conditions(request: web.Request, v: ObjectVersion) -> int | None:
     """Raise 412 PreconditionFailed, or return 304 when the client's copy is current."""
     h = request.headers
     modified = int(v.last_modified)
     if_match = h.get("If-Match")
-    if if_match is not None and not _etag_matches(if_match, v.etag):
+    if if_match is not None and not etag_matches(if_match, v.etag):
         raise PreconditionFailed(Condition="If-Match")
-    ius = _date(h.get("If-Unmodified-Since"))
+    ius = parse_http_date(h.get("If-Unmodified-Since"))
     if if_match is None and ius is not None and modified > ius:
         raise PreconditionFailed(Condition="If-Unmodified-Since")
     inm = h.get("If-None-Match")
-    if inm is not None and _etag_matches(inm, v.etag):
+    if inm is not None and etag_matches(inm, v.etag):
         return 304
-    ims = _date(h.get("If-Modified-Since"))
+    ims = parse_http_date(h.get("If-Modified-Since"))
     if inm is None and ims is not None and modified <= ims:
         return 304
     return None
@@ -142,7 +128,9 @@ async def _lookup(request: web.Request) -> ObjectLookup:
     return found
 
 
-async def handle_head_object(request: web.Request) -> web.Response:
+async def _resolve(request: web.Request) -> tuple[ObjectVersion, tuple[int, int] | None, dict[str, str],
+                                                 web.Response | None]:
+    """(version, byte range or None, response headers, a 304 answer when not modified)."""
     found = await _lookup(request)
     v = found.version
     part = requested_part(request.rel_url.query, request.headers, v)
@@ -150,9 +138,16 @@ async def handle_head_object(request: web.Request) -> web.Response:
     headers = object_headers(v, request, ranged=rng is not None)
     headers.update(found.version_header())
     headers.update(part_headers(part))
-    status = check_conditions(request, v)
-    if status == 304:
-        return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
+    if check_conditions(request, v) == 304:
+        not_modified = {"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]}
+        return v, rng, headers, web.Response(status=304, headers=not_modified)
+    return v, rng, headers, None
+
+
+async def handle_head_object(request: web.Request) -> web.Response:
+    v, rng, headers, not_modified = await _resolve(request)
+    if not_modified is not None:
+        return not_modified
     if rng is not None:
         headers["Content-Range"] = f"bytes {rng[0]}-{rng[1]}/{v.size}"
         headers["Content-Length"] = str(rng[1] - rng[0] + 1)
@@ -163,15 +158,9 @@ async def handle_head_object(request: web.Request) -> web.Response:
 
 async def handle_get_object(request: web.Request) -> web.StreamResponse:
     ctx: GatewayContext = request.app[CTX_KEY]
-    found = await _lookup(request)
-    v = found.version
-    part = requested_part(request.rel_url.query, request.headers, v)
-    rng = parse_range(request.headers.get("Range"), v.size) if part is None else part_range(part)
-    headers = object_headers(v, request, ranged=rng is not None)
-    headers.update(found.version_header())
-    headers.update(part_headers(part))
-    if check_conditions(request, v) == 304:
-        return web.Response(status=304, headers={"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]})
+    v, rng, headers, not_modified = await _resolve(request)
+    if not_modified is not None:
+        return not_modified
     status = 200
     start, end = 0, v.size - 1
     if rng is not None:
