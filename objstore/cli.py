@@ -171,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("storage", "metadata", "gateway"):
             return _run_service(args)
         return int(args.func(args) or 0)
-    except (ObjstoreError, TypeError) as exc:
-        msg = exc.message if isinstance(exc, ObjstoreError) else str(exc)
+    except ObjstoreError as exc:
+        msg = exc.message
         print(f"objstore {args.command}: {msg}", file=sys.stderr)
         return 2
 

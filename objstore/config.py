@@ -123,6 +123,11 @@ def load(cls: type[T], file: str | None, overrides: dict[str, Any]) -> T:
     for k, v in list(values.items()):
         if isinstance(v, list):
             values[k] = tuple(v)
+    missing = [f.name for f in names.values()
+               if f.name not in values and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    if missing:
+        raise InvalidArgument("missing required settings: " + ", ".join(f"--{m.replace('_', '-')}" for m in missing))
     cfg = cls(**values)
     return cfg.validate()  # type: ignore[attr-defined]
 
