@@ -8,6 +8,7 @@ state: it never changes the cluster map.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Awaitable, Callable
@@ -51,10 +52,8 @@ class Topology:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task  # the loop itself never raises: it logs failed refreshes
 
     async def _loop(self) -> None:
         while True:

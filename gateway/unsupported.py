@@ -46,6 +46,8 @@ _OBJECT_WRITE = (
     *_GRANTS,
 )
 _BUCKET_CREATE = (*_GRANTS,)
+# Headers refused for one operation only.
+_PER_OP = {"CopyObject": ("x-amz-copy-source-range",)}
 
 # Canned ACLs equivalent to what objstore does: only the bucket owner has access.
 ACCEPTED_OBJECT_ACLS = ("private", "bucket-owner-full-control")
@@ -66,7 +68,7 @@ def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: M
     a key); ``headers`` may be any mapping, names in any case.
     """
     h = {k.lower(): v for k, v in headers.items()}
-    for name in _ANY_OP:
+    for name in (*_ANY_OP, *_PER_OP.get(op, ())):
         if name in h:
             raise _refuse(name, op)
     if is_object and method in ("PUT", "POST"):

@@ -170,12 +170,7 @@ async def get_list(request: web.Request) -> web.Response:
     prefix = _q(request, "prefix", "")
     delimiter = _q(request, "delimiter") or None
     start_after = _q(request, "start_after")
-    try:
-        max_keys = int(_q(request, "max_keys", "1000"))  # type: ignore[arg-type]
-    except ValueError:
-        raise InvalidArgument("max_keys must be an integer") from None
-    if max_keys < 0:
-        raise InvalidArgument("max_keys must not be negative")
+    max_keys = _max_keys(request)
     result = await _read(request, lambda f: f.list_objects(bucket, prefix, delimiter, start_after, max_keys))
     return web.json_response(result.to_dict())
 

@@ -75,7 +75,6 @@ XML = {"Content-Type": "application/xml"}
 _CHECKSUM_ELEMENTS = {"crc32": "ChecksumCRC32", "crc32c": "ChecksumCRC32C", "crc64nvme": "ChecksumCRC64NVME",
                       "sha1": "ChecksumSHA1", "sha256": "ChecksumSHA256"}
 # Headers of copies objstore cannot honour (yet); refused rather than ignored.
-_UNSUPPORTED_COPY_HEADERS = ("x-amz-copy-source-range",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,9 +280,6 @@ async def handle_copy_object(request: web.Request) -> web.StreamResponse:
     ctx: GatewayContext = request.app[CTX_KEY]
     ep = request[ENDPOINT_KEY]
     h = request.headers
-    for name in _UNSUPPORTED_COPY_HEADERS:
-        if name in h:
-            raise NotImplementedOp(f"The {name} header is not implemented for CopyObject.", Header=name)
     validate_key(ep.key)
     src = parse_copy_source(h["x-amz-copy-source"])
     directive = metadata_directive(h)

@@ -46,12 +46,23 @@ def _encoder(q):
     return "url", (lambda s: quote(s, safe="/"))
 
 
-def _common(request: web.Request):
+def listing_params(request: web.Request):
     """(bucket, query, max_keys, encoding, encoder, prefix, delimiter) of a listing request."""
     q = request.rel_url.query
     max_keys = _max_keys(q)
     enc, encode = _encoder(q)
     return request[ENDPOINT_KEY].bucket, q, max_keys, enc, encode, q.get("prefix", ""), q.get("delimiter") or None
+
+
+def page_settings(max_keys: int, delimiter: str | None, enc: str | None, encode, truncated: bool) -> list[str]:
+    """MaxKeys, Delimiter, EncodingType and IsTruncated, in the order S3's v1 listings use."""
+    out = [el("MaxKeys", max_keys)]
+    if delimiter:
+        out.append(el("Delimiter", encode(delimiter)))
+    if enc:
+        out.append(el("EncodingType", enc))
+    out.append(el("IsTruncated", truncated))
+    return out
 
 
 def encode_token(marker: str) -> str:
@@ -90,7 +101,7 @@ def _contents(page: ListResult, encode, with_owner: bool) -> list[str]:
 
 async def handle_list_objects_v2(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
-    name, q, max_keys, enc, encode, prefix, delimiter = _common(request)
+    name, q, max_keys, enc, encode, prefix, delimiter = listing_params(request)
     token = q.get("continuation-token")
     start_after = q.get("start-after")
     marker = decode_token(token) if token is not None else start_after
@@ -115,18 +126,13 @@ async def handle_list_objects_v2(request: web.Request) -> web.Response:
 
 async def handle_list_objects(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
-    name, q, max_keys, enc, encode, prefix, delimiter = _common(request)
+    name, q, max_keys, enc, encode, prefix, delimiter = listing_params(request)
     marker = q.get("marker", "")
     await owned_bucket(request, name)
     page = await ctx.meta.list_objects(name, prefix, delimiter, marker or None, max_keys)
     parts = [el("Name", name), el("Prefix", encode(prefix)), el("Marker", encode(marker))]
     if page.is_truncated and page.next_marker is not None:
         parts.append(el("NextMarker", encode(page.next_marker)))
-    parts.append(el("MaxKeys", max_keys))
-    if delimiter:
-        parts.append(el("Delimiter", encode(delimiter)))
-    if enc:
-        parts.append(el("EncodingType", enc))
-    parts.append(el("IsTruncated", page.is_truncated))
+    parts += page_settings(max_keys, delimiter, enc, encode, page.is_truncated)
     parts += _contents(page, encode, True)
     return web.Response(body=document("ListBucketResult", parts), headers=XML)

@@ -37,15 +37,13 @@ from gateway.xml import document, el, iso8601
 from metadata.upload_client import UploadClient
 from metadata.upload_records import MultipartUpload
 from metadata.uploads import checksum_type_for
-from objstore.errors import BadDigest, IncompleteBody, InvalidArgument, InvalidDigest, MalformedXML, NotImplementedOp
+from objstore.errors import BadDigest, IncompleteBody, InvalidArgument, InvalidDigest, MalformedXML
 from objstore.naming import validate_key
 
 XML = {"Content-Type": "application/xml"}
 MAX_COMPLETE_BODY = 8 * 1024**2  # 10,000 parts with checksums fit several times over
 MAX_LISTED = 1000
 _ELEMENT_ALGORITHMS = {v: k for k, v in CHECKSUM_ELEMENTS.items()}
-_UNSUPPORTED_CREATE_HEADERS = ("x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
-                               "x-amz-object-lock-legal-hold")
 
 
 def new_upload_id(ctx: GatewayContext) -> str:
@@ -130,9 +128,6 @@ async def handle_create_multipart_upload(request: web.Request) -> web.Response:
     ctx: GatewayContext = request.app[CTX_KEY]
     ep = request[ENDPOINT_KEY]
     h = request.headers
-    for name in _UNSUPPORTED_CREATE_HEADERS:
-        if name in h:
-            raise NotImplementedOp(f"The {name} header is not implemented for CreateMultipartUpload.", Header=name)
     validate_key(ep.key)
     algorithm = h.get("x-amz-checksum-algorithm", "").strip()
     algorithm = normalize_algorithm(algorithm) if algorithm else ""

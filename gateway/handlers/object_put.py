@@ -36,11 +36,6 @@ from objstore.types import NodeInfo, ObjectVersion, Policy
 
 MAX_PUT_SIZE = 5 * 1024**3  # S3's limit for a single PUT
 STORED_HEADERS = ("content-encoding", "content-disposition", "cache-control", "expires", "content-language")
-_UNSUPPORTED_PUT_HEADERS = (
-    "x-amz-copy-source", "x-amz-object-lock-mode",
-    "x-amz-object-lock-retain-until-date", "x-amz-object-lock-legal-hold", "x-amz-server-side-encryption-customer-algorithm",
-    "x-amz-website-redirect-location",
-)
 
 
 def stored_headers(request: web.Request) -> tuple[str, dict[str, str], dict[str, str]]:
@@ -66,9 +61,6 @@ async def handle_put_object(request: web.Request) -> web.Response:
     ctx: GatewayContext = request.app[CTX_KEY]
     ep = request[ENDPOINT_KEY]
     auth: AuthContext = request[AUTH_KEY]
-    for name in _UNSUPPORTED_PUT_HEADERS:
-        if name in request.headers:
-            raise NotImplementedOp(f"The {name} header is not implemented for PutObject.")
     if_match, if_none_match = write_conditions(request)
     tags = parse_tagging_header(request.headers.get("x-amz-tagging", ""))
     validate_key(ep.key)

@@ -20,7 +20,7 @@ from aiohttp import web
 from gateway.context import CTX_KEY
 from gateway.datapath.body import BodyStream, declared_size
 from gateway.handlers.bucket import owned_bucket
-from gateway.handlers.listing import _common as listing_params
+from gateway.handlers.listing import listing_params, page_settings
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY
 from gateway.xml import child_text, document, el, iso8601, parse
 from objstore.errors import IllegalVersioningConfiguration, InvalidArgument, MalformedXML, MethodNotAllowed, NotImplementedOp, ObjstoreError
@@ -137,12 +137,7 @@ async def handle_list_object_versions(request: web.Request) -> web.Response:
         parts.append(el("NextKeyMarker", encode(page.next_key_marker)))
         if page.next_version_id_marker is not None:
             parts.append(el("NextVersionIdMarker", page.next_version_id_marker))
-    parts.append(el("MaxKeys", max_keys))
-    if delimiter:
-        parts.append(el("Delimiter", encode(delimiter)))
-    if enc:
-        parts.append(el("EncodingType", enc))
-    parts.append(el("IsTruncated", page.is_truncated))
+    parts += page_settings(max_keys, delimiter, enc, encode, page.is_truncated)
     parts += [version_entry(v, latest, encode) for v, latest in zip(page.versions, page.latest)]
     parts += ["<CommonPrefixes>" + el("Prefix", encode(p)) + "</CommonPrefixes>" for p in page.common_prefixes]
     return web.Response(body=document("ListVersionsResult", parts), headers=XML)

@@ -121,8 +121,10 @@ def _discard(directory: Path, path: Path, keep_bytes: int | None, later: list[tu
             data = p.read_bytes()
             count, _ = _valid_prefix(data, first) if len(data) >= fmt.SEGMENT_HEADER.size else (0, 0)
             highest = max(highest, first + count - 1 if count else 0)
-        except OSError:
-            pass
+        except OSError as exc:
+            # Unreadable: it held at least its first index; distrust at least that far.
+            log.warning("cannot read segment %s while discarding it: %s", p, exc)
+            highest = max(highest, first)
         p.unlink()
     if keep_bytes is None or keep_bytes <= fmt.SEGMENT_HEADER.size:
         path.unlink()

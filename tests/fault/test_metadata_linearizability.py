@@ -30,11 +30,35 @@ from metadata.app import create_app
 from metadata.client import MetadataClient
 from objstore import internal_auth
 from objstore.config import MetadataConfig
-from tests.integration.test_metadata_raft_harness import SECRET, RaftGroup, free_port
-from tests.linearizability import NOT_LINEARIZABLE, Recorder, check, save_failing_history
-from tests.linearizability.nemesis import KINDS, PARTITIONS, PROCESS_FAULTS, Nemesis, plan
+from tests.integration.test_metadata_raft_harness import (
+    SECRET,
+    RaftGroup,
+    free_port,
+    group_fixture,
+)
+from tests.linearizability import (
+    NOT_LINEARIZABLE,
+    Recorder,
+    check,
+    save_failing_history,
+)
+from tests.linearizability.nemesis import (
+    KINDS,
+    PARTITIONS,
+    PROCESS_FAULTS,
+    Nemesis,
+    plan,
+)
 from tests.linearizability.workload import (
-    STALE_READ_HEADER, ClientRegister, ClientState, Tally, choose, classify, perform, run_client, stale_get,
+    STALE_READ_HEADER,
+    ClientRegister,
+    ClientState,
+    Tally,
+    choose,
+    classify,
+    perform,
+    run_client,
+    stale_get,
 )
 
 pytestmark = pytest.mark.integration
@@ -57,13 +81,7 @@ SECONDS = float(os.environ.get("LIN_SECONDS", "20"))
 CLIENTS = int(os.environ.get("LIN_CLIENTS", "6"))
 
 
-@pytest.fixture(scope="module")
-def group(tmp_path_factory: pytest.TempPathFactory):
-    g = RaftGroup(tmp_path_factory.mktemp("raft-lin")).start()
-    try:
-        yield g
-    finally:
-        g.stop()
+group = group_fixture("raft-lin")
 
 
 @pytest.fixture(scope="module")

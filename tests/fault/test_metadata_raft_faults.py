@@ -11,7 +11,11 @@ import pytest
 from objstore.errors import ServiceUnavailable
 from objstore.types import Credential
 from tests.integration.test_metadata_raft_harness import (
-    RaftGroup, corrupt_middle, reads_through, wait_for, write_credentials,
+    corrupt_middle,
+    group_fixture,
+    reads_through,
+    wait_for,
+    write_credentials,
 )
 
 pytestmark = pytest.mark.integration
@@ -19,13 +23,7 @@ pytestmark = pytest.mark.integration
 ELECTION_LIMIT = 3.0
 
 
-@pytest.fixture(scope="module")
-def group(tmp_path_factory: pytest.TempPathFactory):
-    g = RaftGroup(tmp_path_factory.mktemp("raft-faults")).start()
-    try:
-        yield g
-    finally:
-        g.stop()
+group = group_fixture("raft-faults")
 
 
 async def test_sigkill_of_the_leader_elects_another_within_3s_and_loses_no_acknowledged_write(group):

@@ -9,20 +9,17 @@ import pytest
 from objstore.errors import ServiceUnavailable
 from objstore.types import Credential
 from tests.integration.test_metadata_raft_harness import (
-    RaftGroup, corrupt_middle, reads_through, wait_for, write_credentials,
+    corrupt_middle,
+    group_fixture,
+    reads_through,
+    wait_for,
+    write_credentials,
 )
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def group(tmp_path_factory: pytest.TempPathFactory):
-    g = RaftGroup(tmp_path_factory.mktemp("raft-recovery"),
-                  extra=("--snapshot-every", "100", "--log-segment-bytes", "8192")).start()
-    try:
-        yield g
-    finally:
-        g.stop()
+group = group_fixture("raft-recovery", extra=("--snapshot-every", "100", "--log-segment-bytes", "8192"))
 
 
 async def test_a_follower_far_behind_catches_up_by_install_snapshot(group):

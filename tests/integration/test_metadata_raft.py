@@ -12,18 +12,16 @@ from yarl import URL
 from objstore import internal_auth
 from objstore.errors import InvalidArgument, NotLeader
 from objstore.types import Credential
-from tests.integration.test_metadata_raft_harness import SECRET, RaftGroup, signed
+from tests.integration.test_metadata_raft_harness import (
+    SECRET,
+    group_fixture,
+    signed,
+)
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def group(tmp_path_factory: pytest.TempPathFactory):
-    g = RaftGroup(tmp_path_factory.mktemp("raft")).start()
-    try:
-        yield g
-    finally:
-        g.stop()
+group = group_fixture("raft")
 
 
 async def test_concurrent_writes_reach_every_member(group):

@@ -17,9 +17,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import aiohttp
+import pytest
 
 from metadata.client import MetadataClient
 from objstore import internal_auth
@@ -280,3 +281,15 @@ def corrupt_middle(log_dir: Path) -> Path:
     data[mid : mid + 16] = bytes(b ^ 0xFF for b in data[mid : mid + 16])
     seg.write_bytes(bytes(data))
     return seg
+
+
+def group_fixture(name: str, extra: tuple[str, ...] = ()):
+    """A module-scoped fixture: a started 3-node RaftGroup under a temp dir, stopped after."""
+    @pytest.fixture(scope="module")
+    def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RaftGroup]:
+        g = RaftGroup(tmp_path_factory.mktemp(name), extra=extra).start()
+        try:
+            yield g
+        finally:
+            g.stop()
+    return group

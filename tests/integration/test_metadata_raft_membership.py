@@ -10,18 +10,18 @@ import pytest
 
 from metadata.replication.admin import render_status
 from objstore.types import Credential
-from tests.integration.test_metadata_raft_harness import REPO, SECRET, RaftGroup, write_credentials
+from tests.integration.test_metadata_raft_harness import (
+    REPO,
+    SECRET,
+    RaftGroup,
+    group_fixture,
+    write_credentials,
+)
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def group(tmp_path_factory: pytest.TempPathFactory):
-    g = RaftGroup(tmp_path_factory.mktemp("raft-membership")).start()
-    try:
-        yield g
-    finally:
-        g.stop()
+group = group_fixture("raft-membership")
 
 
 def cli(group: RaftGroup, *args: str) -> subprocess.CompletedProcess:

@@ -3,7 +3,6 @@ partNumber and ranged reads across parts, garbage collection of part blobs (chec
 storage nodes themselves), checksums, listing pages, and the sweeper of abandoned uploads."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -16,16 +15,12 @@ import urllib.request
 import uuid
 import zlib
 
-import aiohttp
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from metadata.client import MetadataClient
-from metadata.upload_client import UploadClient
-from objstore.node.client import StorageClient
-from objstore.types import ObjectVersion, PartRef
 from tests.cluster_harness import ROOT, free_port
+from tests.integration.internals import ClusterInternals
 
 pytestmark = pytest.mark.integration
 
@@ -54,39 +49,9 @@ def wait_for(cond, timeout: float = 15.0, what: str = "condition") -> None:
         time.sleep(0.05)
 
 
-class Internals:
-    """The cluster's internal APIs (metadata records, blobs on storage nodes), for checks."""
-
-    def __init__(self, cluster) -> None:
-        self.secret = json.loads((cluster.data_dir / "credentials.json").read_text())["cluster_secret"]
-        self.meta_addrs = [p["address"] for p in cluster.processes("metadata")]
-        self.nodes = {p["id"]: p["address"] for p in cluster.processes("storage")}
-
-    def _run(self, fn):
-        async def go():
-            async with aiohttp.ClientSession() as session:
-                meta = MetadataClient(self.meta_addrs, self.secret, session=session, client_id="test")
-                return await fn(meta, StorageClient(session, self.secret))
-        return asyncio.run(go())
-
-    def parts(self, bucket: str, key: str, upload_id: str) -> list[PartRef]:
-        page = self._run(lambda m, s: UploadClient(m).list_parts(bucket, key, upload_id))
-        return [p.part for p in page.parts]
-
-    def version(self, bucket: str, key: str) -> ObjectVersion:
-        return self._run(lambda m, s: m.get_object(bucket, key))
-
-    def blobs_present(self, refs) -> int:
-        """How many of the (version id, placement) blobs are still on their nodes."""
-        async def count(m, s):
-            found = await asyncio.gather(*(s.head_blob(self.nodes[n], vid, 0) for vid, pl in refs for n in pl))
-            return sum(f is not None for f in found)
-        return self._run(count)
-
-
 @pytest.fixture(scope="module")
-def internals(cluster) -> Internals:
-    return Internals(cluster)
+def internals(cluster) -> ClusterInternals:
+    return ClusterInternals(cluster)
 
 
 def start_upload(s3, bucket: str, key: str = "obj", **kw) -> str:

@@ -3,57 +3,16 @@ blobs go exactly when its record goes (replaced null version, version deleted by
 version replaced by a null delete marker), and never while any record points to them."""
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-
-import aiohttp
 import pytest
 
-from metadata.client import MetadataClient
-from objstore.node.client import StorageClient
-from objstore.types import ObjectVersion
+from tests.integration.internals import ClusterInternals
 
 pytestmark = pytest.mark.integration
 
 
-class Blobs:
-    """Version records from the metadata service and blob presence on the storage nodes."""
-
-    def __init__(self, cluster) -> None:
-        self.secret = json.loads((cluster.data_dir / "credentials.json").read_text())["cluster_secret"]
-        self.meta_addrs = [p["address"] for p in cluster.processes("metadata")]
-        self.nodes = {p["id"]: p["address"] for p in cluster.processes("storage")}
-
-    def _run(self, fn):
-        async def go():
-            async with aiohttp.ClientSession() as session:
-                meta = MetadataClient(self.meta_addrs, self.secret, session=session, client_id="gc-test")
-                return await fn(meta, StorageClient(session, self.secret))
-        return asyncio.run(go())
-
-    def version(self, bucket: str, key: str, version_id: str) -> ObjectVersion:
-        return self._run(lambda m, s: m.get_object(bucket, key, version_id))
-
-    def present(self, v: ObjectVersion) -> int:
-        """How many of the version's blobs are still on their nodes."""
-        async def count(m, s):
-            refs = [(vid, n) for vid, placement in v.blob_refs() for n in placement]
-            found = await asyncio.gather(*(s.head_blob(self.nodes[n], vid, 0) for vid, n in refs))
-            return sum(f is not None for f in found)
-        return self._run(count)
-
-    def wait_gone(self, v: ObjectVersion, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.present(v):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"blobs of {v.key} {v.version_id} still present after {timeout}s")
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
-def blobs(cluster) -> Blobs:
-    return Blobs(cluster)
+def blobs(cluster) -> ClusterInternals:
+    return ClusterInternals(cluster)
 
 
 def enable(s3, bucket: str, status: str = "Enabled") -> None:
