@@ -20,7 +20,7 @@ from gateway.handlers import tagging, versioning
 from gateway.middleware import make_middleware
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
-from metadata.client import MetadataClient
+from metadata.api.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.http_common import add_health_and_metrics

@@ -8,7 +8,7 @@ from typing import Any, Coroutine
 
 from aiohttp import web
 
-from metadata.client import MetadataClient
+from metadata.api.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.metrics import Metrics

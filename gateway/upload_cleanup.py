@@ -15,7 +15,7 @@ from typing import Callable
 
 from gateway.context import GatewayContext
 from gateway.datapath.garbage import collect_parts
-from metadata.upload_client import UploadClient
+from metadata.api.upload_client import UploadClient
 from objstore.errors import NoSuchBucket, NoSuchUpload
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ Routes (all but /health and /metrics need ``X-Objstore-Auth``; errors are the ob
 error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
 
     POST /v1/nodes        {"node": NodeInfo}           -> {"cluster_map": ClusterMap}
-    POST /v1/command      a command (metadata.commands) -> {"value": result}
+    POST /v1/command      a command (metadata.api.commands) -> {"value": result}
     GET  /v1/bucket       ?name=                        -> {"bucket": Bucket}
     GET  /v1/buckets      [?owner=]                     -> {"buckets": [Bucket]}
     GET  /v1/object       ?bucket=&key=[&version_id=]   -> ObjectLookup {"version", "versioning"}
@@ -41,9 +41,9 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 from aiohttp import web
 from prometheus_client import Gauge
 
-from metadata import commands as c
-from metadata.commands import check_types, command_from_dict
-from metadata.fsm import MetadataFSM
+from metadata.api import commands as c
+from metadata.api.commands import check_types, command_from_dict
+from metadata.fsm.machine import MetadataFSM
 from metadata import upload_http
 from metadata.replication import http as raft_http
 from metadata.replication.driver import RaftReplicator, RaftSettings, parse_peers

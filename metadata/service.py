@@ -26,12 +26,12 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Protocol, TypeVar
 
-from metadata.commands import Command, Outcome, decode_command, encode_command
-from metadata.durable import HardState, SnapshotStore, load_hard_state, save_hard_state
-from metadata.fsm import MetadataFSM
-from metadata.fsm_snapshot import freeze, frozen_chunks, restore
-from metadata.log import DEFAULT_SEGMENT_BYTES, DiskLog, Entry, LogClosedError
-from metadata.log_format import CorruptLogError
+from metadata.api.commands import Command, Outcome, decode_command, encode_command
+from metadata.storage.durable import HardState, SnapshotStore, load_hard_state, save_hard_state
+from metadata.fsm.machine import MetadataFSM
+from metadata.fsm.snapshot import freeze, frozen_chunks, restore
+from metadata.storage.log import DEFAULT_SEGMENT_BYTES, DiskLog, Entry, LogClosedError
+from metadata.storage.log_format import CorruptLogError
 from objstore.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)

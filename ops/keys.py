@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from metadata.client import MetadataClient
+from metadata.api.client import MetadataClient
 from objstore.types import Credential
 from ops.status import find_cluster
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from metadata.client import MetadataClient
+from metadata.api.client import MetadataClient
 from objstore.node.client import StorageClient
 from objstore.ring import build_ring, describe
 

@@ -61,7 +61,7 @@ from objstore.errors import (
     ObjstoreError,
     PreconditionFailed,
 )
-from metadata.results import ObjectLookup
+from metadata.api.results import ObjectLookup
 from objstore.hlc import is_version_id
 from objstore.naming import validate_key
 from objstore.types import Bucket, ObjectVersion, Policy

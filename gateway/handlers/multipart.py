@@ -2,7 +2,7 @@
 
 (UploadPart and UploadPartCopy, which move data, are in :mod:`gateway.handlers.upload_part`.)
 
-The upload state lives in the metadata service (:mod:`metadata.uploads`), which validates a
+The upload state lives in the metadata service (:mod:`metadata.fsm.uploads`), which validates a
 CompleteMultipartUpload atomically: part order, part ETags, minimum part sizes, then the
 object's record (its parts list; no data is copied) replaces the key's current version in
 the same step. This module parses requests, renders S3's XML and collects garbage after
@@ -34,9 +34,9 @@ from gateway.handlers.upload_part import CHECKSUM_ELEMENTS
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
 from gateway.upload_cleanup import abort_upload
 from gateway.xml import document, el, iso8601
-from metadata.upload_client import UploadClient
-from metadata.upload_records import MultipartUpload
-from metadata.uploads import checksum_type_for
+from metadata.api.upload_client import UploadClient
+from metadata.api.upload_records import MultipartUpload
+from metadata.fsm.uploads import checksum_type_for
 from objstore.errors import BadDigest, IncompleteBody, InvalidArgument, InvalidDigest, MalformedXML
 from objstore.naming import validate_key
 

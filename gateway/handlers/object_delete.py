@@ -16,7 +16,7 @@ from gateway.handlers.bucket import owned_bucket
 from gateway.handlers.object_put import collect_version
 from gateway.handlers.versioning import version_id_param
 from gateway.middleware import ENDPOINT_KEY
-from metadata.results import DeleteResult
+from metadata.api.results import DeleteResult
 
 __all__ = ["DeleteResult", "delete_key", "handle_delete_object"]
 

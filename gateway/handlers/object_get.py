@@ -26,7 +26,7 @@ from gateway.handlers.versioning import version_id_param, with_marker_headers
 from gateway.handlers.part_read import part_headers, part_range, requested_part
 from gateway.middleware import ENDPOINT_KEY, OWNER_KEY
 from gateway.xml import http_date
-from metadata.results import ObjectLookup
+from metadata.api.results import ObjectLookup
 from objstore.errors import AccessDenied, InvalidRange, MethodNotAllowed, NoSuchKey, NoSuchVersion, PreconditionFailed
 from objstore.types import ObjectVersion
 

@@ -29,7 +29,7 @@ from gateway.datapath.replicate import delete_blobs, write_replicas
 from gateway.handlers.bucket import owned_bucket
 from gateway.handlers.tagging import parse_tagging_header
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
-from metadata.results import WriteResult
+from metadata.api.results import WriteResult
 from objstore.errors import EntityTooLarge, InsufficientReplicas, NotImplementedOp, ObjstoreError
 from objstore.naming import validate_key
 from objstore.types import NodeInfo, ObjectVersion, Policy

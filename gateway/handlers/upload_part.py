@@ -31,8 +31,8 @@ from gateway.handlers.copy import (
 )
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
 from gateway.xml import document, el, iso8601
-from metadata.upload_client import UploadClient
-from metadata.upload_records import MAX_PART_NUMBER, MAX_PART_SIZE, MultipartUpload, UploadedPart
+from metadata.api.upload_client import UploadClient
+from metadata.api.upload_records import MAX_PART_NUMBER, MAX_PART_SIZE, MultipartUpload, UploadedPart
 from objstore.errors import (
     AccessDenied, EntityTooLarge, InsufficientReplicas, InvalidArgument, InvalidRequest, ObjstoreError,
 )

@@ -1,7 +1,7 @@
 """Bucket versioning: Get/PutBucketVersioning, ListObjectVersions, and version-id helpers.
 
 The versioning rules themselves (what PUT and DELETE do in each state) live in the
-metadata service (:mod:`metadata.object_index`); this module parses and renders S3's
+metadata service (:mod:`metadata.fsm.object_index`); this module parses and renders S3's
 forms:
 - ``PUT /bucket?versioning`` takes a ``VersioningConfiguration`` with ``Status`` Enabled or
   Suspended (a bucket never returns to unversioned); ``MfaDelete`` is accepted only as

@@ -7,7 +7,7 @@ and when it snapshots its state machine (``create_snapshot``, ``compact``). Entr
 core has appended but the driver has not yet persisted live in the core (its unstable
 log) and are lost on a crash, exactly as on a real disk.
 
-Backing it with :class:`metadata.log.DiskLog`: ``term``/``first_index``/``last_index``
+Backing it with :class:`metadata.storage.log.DiskLog`: ``term``/``first_index``/``last_index``
 map to ``term_at``/``first_index``/``last_index`` (the log's ``first_index - 1`` is the
 snapshot index, whose term comes from the snapshot meta); ``entries(lo, hi)`` is
 ``DiskLog.entries(lo, hi - 1)`` with :func:`unpack_entry`; ``append`` is

@@ -2,10 +2,10 @@
 
 Modules: ``driver`` (:class:`RaftReplicator`, the :class:`~metadata.service.Replicator` of a
 Raft member: the loop, proposals, ReadIndex reads, applying, snapshots), ``storage``
-(the durable Storage over :class:`metadata.log.DiskLog`), ``recovery`` (bootstrap,
+(the durable Storage over :class:`metadata.storage.log.DiskLog`), ``recovery`` (bootstrap,
 recovery and distrust on start), ``salvage`` (cutting a damaged log), ``files`` (hard
 state, the recovering marker, the snapshot format), ``membership`` (add / remove /
 transfer on the leader), ``http`` (the Raft and admin routes), ``admin`` (the
 ``objstore metadata status|add|remove|transfer-leader`` commands). The network side is
-:mod:`metadata.transport`.
+:mod:`metadata.replication.transport`.
 """

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import aiohttp
 
-from metadata.client import MetadataClient
+from metadata.api.client import MetadataClient
 from objstore.errors import ObjstoreError
 
 COMMANDS = ("status", "add", "remove", "transfer-leader")

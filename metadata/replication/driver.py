@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from metadata.commands import Command, Noop, Outcome, decode_command, encode_command
-from metadata.fsm import MetadataFSM
-from metadata.fsm_snapshot import freeze
+from metadata.api.commands import Command, Noop, Outcome, decode_command, encode_command
+from metadata.fsm.machine import MetadataFSM
+from metadata.fsm.snapshot import freeze
 from metadata.raft import (
     ConfChange, ConfChangeType, EntryKind, Message, MessageType, NotLeader, RaftConfig, RaftNode, Ready, Role,
     Snapshot, SnapshotMeta,
@@ -48,7 +48,7 @@ from metadata.raft import (
 from metadata.replication import files
 from metadata.replication.reads import PendingReads
 from metadata.replication.recovery import Opened, conf_addresses, open_storage
-from metadata.transport import RaftTransport, SnapshotReceiver
+from metadata.replication.transport import RaftTransport, SnapshotReceiver
 from objstore.errors import InvalidArgument, ObjstoreError, ServiceUnavailable
 
 log = logging.getLogger(__name__)

@@ -3,15 +3,15 @@
 Layout under ``<data_dir>/raft`` (see :mod:`metadata.replication.storage`):
 
 - ``hard-state``: ``{"v": 1, "term", "vote", "commit", "xxh64"}``, the checksum over term,
-  vote and commit. Replaced atomically (:func:`metadata.durable.atomic_write`).
+  vote and commit. Replaced atomically (:func:`metadata.storage.durable.atomic_write`).
 - ``recovering``: ``{"v": 1, "until": N, "reason": "..."}``, present while the node
   distrusts its own durable state (a damaged log, snapshot or hard state was found on
   start). While it exists the node neither votes nor campaigns; it is removed once the
   node has learnt from a leader a commit index ``>= until``.
-- ``snapshots/snap-<index>-<term>.snap``: the files of :class:`metadata.durable.SnapshotStore`
+- ``snapshots/snap-<index>-<term>.snap``: the files of :class:`metadata.storage.durable.SnapshotStore`
   (magic, meta, body, xxh64 trailer). The body starts with one Raft header line
   ``{"v": 1, "kind": "raft-snapshot", "index", "term", "conf_state", "addresses"}``
-  followed by the state machine's snapshot lines (:mod:`metadata.fsm_snapshot`).
+  followed by the state machine's snapshot lines (:mod:`metadata.fsm.snapshot`).
 
 Invariants: a file that fails its checksum or version check is reported as damaged, never
 half-used; the snapshot header's index and term equal the file's own meta.
@@ -25,9 +25,9 @@ from typing import Iterable, Iterator
 
 import xxhash
 
-from metadata.durable import SnapshotMeta as FileMeta, SnapshotStore, atomic_write
-from metadata.fsm import MetadataFSM
-from metadata.fsm_snapshot import FrozenState, frozen_chunks, restore
+from metadata.storage.durable import SnapshotMeta as FileMeta, SnapshotStore, atomic_write
+from metadata.fsm.machine import MetadataFSM
+from metadata.fsm.snapshot import FrozenState, frozen_chunks, restore
 from metadata.raft.records import ConfState, HardState, SnapshotMeta
 
 HARD_STATE_VERSION = 1

@@ -23,7 +23,7 @@ from aiohttp import web
 from metadata.raft.messages import Message, MessageType
 from metadata.replication import membership
 from metadata.replication.driver import RaftReplicator, with_snapshot_data
-from metadata.transport import decode_batch
+from metadata.replication.transport import decode_batch
 from objstore.errors import InvalidArgument, InvalidRequest, ServiceUnavailable
 
 RepOf = Callable[[web.Request], Any]

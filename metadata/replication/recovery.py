@@ -27,9 +27,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metadata.durable import SnapshotStore
-from metadata.fsm import MetadataFSM
-from metadata.log import DEFAULT_SEGMENT_BYTES, DiskLog, Entry as LogEntry
+from metadata.storage.durable import SnapshotStore
+from metadata.fsm.machine import MetadataFSM
+from metadata.storage.log import DEFAULT_SEGMENT_BYTES, DiskLog, Entry as LogEntry
 from metadata.raft.confchange import ConfChange, ConfChangeType
 from metadata.raft.records import Entry, EntryKind, HardState, SnapshotMeta
 from metadata.raft.storage import pack_entry

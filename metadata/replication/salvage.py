@@ -1,7 +1,7 @@
 """Salvage of a Raft node's log on start: keep the trusted prefix, discard the rest.
 
-:class:`metadata.log.DiskLog` refuses to open a log damaged before its tail
-(:class:`~metadata.log_format.CorruptLogError`), which is right for a single node: its
+:class:`metadata.storage.log.DiskLog` refuses to open a log damaged before its tail
+(:class:`~metadata.storage.log_format.CorruptLogError`), which is right for a single node: its
 log is the only copy. A Raft follower has a better option: the leader holds the same
 entries. :func:`salvage_log` runs before ``DiskLog.open`` and cuts the log at the first
 record that fails its checks (bad checksum, broken index sequence, bad segment header,
@@ -25,8 +25,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from metadata import log_format as fmt
-from metadata.durable import fsync_dir
+from metadata.storage import log_format as fmt
+from metadata.storage.durable import fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The durable :class:`~metadata.raft.storage.Storage` of a Raft metadata node.
 
-Layout under ``<data_dir>/raft``: ``log/`` (a :class:`metadata.log.DiskLog`: one record
+Layout under ``<data_dir>/raft``: ``log/`` (a :class:`metadata.storage.log.DiskLog`: one record
 per entry, term and index in the record header, :func:`~metadata.raft.storage.pack_entry`
-payload; group commit), ``snapshots/`` (a :class:`metadata.durable.SnapshotStore`, keeping
+payload; group commit), ``snapshots/`` (a :class:`metadata.storage.durable.SnapshotStore`, keeping
 two), ``incoming/`` (snapshots being received), ``hard-state`` and ``recovering``
 (:mod:`metadata.replication.files`).
 
@@ -28,8 +28,8 @@ import os
 from collections import OrderedDict
 from pathlib import Path
 
-from metadata.durable import SnapshotStore, fsync_dir
-from metadata.log import DiskLog, Entry as LogEntry
+from metadata.storage.durable import SnapshotStore, fsync_dir
+from metadata.storage.log import DiskLog, Entry as LogEntry
 from metadata.raft.errors import Compacted, Unavailable
 from metadata.raft.records import Entry, HardState, Snapshot, SnapshotMeta
 from metadata.raft.storage import limit_size, pack_entry, unpack_entry

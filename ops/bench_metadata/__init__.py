@@ -1,7 +1,7 @@
 """``objstore bench-metadata``: measure the metadata service, beside etcd, and at scale.
 
 The ``objstore`` command calls ``add_parser(sub)`` and then ``args.func(args)`` (``run``).
-The tools talk to metadata nodes only through :class:`metadata.client.MetadataClient`
+The tools talk to metadata nodes only through :class:`metadata.api.client.MetadataClient`
 given a list of addresses, so they measure one node today and a replicated group
 unchanged. Modules: ``discovery`` (which nodes, which secret), ``spawn`` (our own metadata
 nodes and etcd members), ``workload`` (closed-loop load, records), ``systems`` (objstore

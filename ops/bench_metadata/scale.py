@@ -30,8 +30,8 @@ import aiohttp
 import psutil
 from yarl import URL
 
-from metadata import commands as c
-from metadata.client import MetadataClient, path_with_query
+from metadata.api import commands as c
+from metadata.api.client import MetadataClient, path_with_query
 from objstore import internal_auth
 from objstore.hlc import HLC
 from ops.bench.stats import percentile

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import aiohttp
 import psutil
 
-from metadata.client import MetadataClient
+from metadata.api.client import MetadataClient
 from objstore.errors import BucketAlreadyOwnedByYou, ObjstoreError
 from objstore.types import ObjectVersion
 from ops.bench_metadata.etcd import COMMITTED, IS_LEADER, WAL_FSYNCS, EtcdClient

@@ -27,7 +27,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from metadata.app import create_app
-from metadata.client import MetadataClient
+from metadata.api.client import MetadataClient
 from objstore import internal_auth
 from objstore.config import MetadataConfig
 from tests.integration.test_metadata_raft_harness import (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metadata import log_format as fmt
-from metadata.commands import PutCredential
-from metadata.log import DiskLog, Entry as LogEntry
+from metadata.storage import log_format as fmt
+from metadata.api.commands import PutCredential
+from metadata.storage.log import DiskLog, Entry as LogEntry
 from metadata.raft import Message, MessageType
 from metadata.replication import files
 from metadata.replication.driver import RaftReplicator, RaftSettings

@@ -8,8 +8,8 @@ import time
 
 import aiohttp
 
-from metadata.client import MetadataClient
-from metadata.upload_client import UploadClient
+from metadata.api.client import MetadataClient
+from metadata.api.upload_client import UploadClient
 from objstore.node.client import StorageClient
 from objstore.types import ObjectVersion, PartRef
 

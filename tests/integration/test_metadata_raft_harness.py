@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import aiohttp
 import pytest
 
-from metadata.client import MetadataClient
+from metadata.api.client import MetadataClient
 from objstore import internal_auth
 from objstore.types import Credential
 

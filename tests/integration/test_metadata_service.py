@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from metadata.client import MetadataClient
+from metadata.api.client import MetadataClient
 from objstore import internal_auth
 from objstore.errors import (
     AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,

@@ -1,6 +1,6 @@
 """A random register workload on the metadata service's object index, recorded for the checker.
 
-Each client is one asyncio task with its own :class:`~metadata.client.MetadataClient` (its
+Each client is one asyncio task with its own :class:`~metadata.api.client.MetadataClient` (its
 own client id, hence its own command session) and runs one operation at a time, so every
 operation's ``call`` and ``ret`` bracket the whole request, retries included. Operations on
 ``(bucket, key)``, as the register model (:mod:`tests.linearizability.model`) names them:
@@ -29,8 +29,8 @@ from typing import Any, Protocol, Sequence
 
 import aiohttp
 
-from metadata.client import MetadataClient, path_with_query
-from metadata.results import ObjectLookup
+from metadata.api.client import MetadataClient, path_with_query
+from metadata.api.results import ObjectLookup
 from objstore import internal_auth
 from objstore.errors import NoSuchKey, ObjstoreError, PreconditionFailed
 from objstore.http_common import raise_for_error_body

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from metadata import commands as c
-from metadata.commands import Outcome, decode_command, encode_command
-from metadata.fsm import MAX_RESULTS, MetadataFSM
-from metadata.fsm_snapshot import SNAPSHOT_VERSION, SnapshotFormatError
+from metadata.api import commands as c
+from metadata.api.commands import Outcome, decode_command, encode_command
+from metadata.fsm.machine import MAX_RESULTS, MetadataFSM
+from metadata.fsm.snapshot import SNAPSHOT_VERSION, SnapshotFormatError
 from objstore.errors import (
     AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument, InvalidRequest,
     KeyTooLongError, NoSuchBucket, NoSuchKey,

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from metadata import commands as c
-from metadata.fsm import MetadataFSM
-from metadata.results import DeleteResult, WriteResult
+from metadata.api import commands as c
+from metadata.fsm.machine import MetadataFSM
+from metadata.api.results import DeleteResult, WriteResult
 from objstore.errors import (
     BucketNotEmpty, InvalidArgument, InvalidTag, MethodNotAllowed, NoSuchKey, NoSuchVersion, PreconditionFailed,
 )
@@ -351,7 +351,7 @@ def test_format_1_snapshot_restores_as_null_versions():
 
 
 def test_a_key_whose_versions_span_snapshot_lines(monkeypatch):
-    import metadata.fsm_snapshot as fs
+    import metadata.fsm.snapshot as fs
 
     monkeypatch.setattr(fs, "ROWS_PER_LINE", 3)
     d = Driver()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from metadata import commands as c
-from metadata.durable import HardState, SnapshotStore, load_hard_state, save_hard_state
-from metadata.fsm_snapshot import snapshot_bytes
-from metadata.log import DiskLog, Entry, LogClosedError
-from metadata.log_format import RECORD_HEADER, SEGMENT_HEADER, CorruptLogError, segment_name
+from metadata.api import commands as c
+from metadata.storage.durable import HardState, SnapshotStore, load_hard_state, save_hard_state
+from metadata.fsm.snapshot import snapshot_bytes
+from metadata.storage.log import DiskLog, Entry, LogClosedError
+from metadata.storage.log_format import RECORD_HEADER, SEGMENT_HEADER, CorruptLogError, segment_name
 from metadata.service import SingleNodeReplicator
 from objstore.types import Credential, NodeInfo, ObjectVersion
 

@@ -9,7 +9,7 @@ from gateway.handlers.multipart import parse_complete
 from gateway.handlers.part_read import part_headers, part_range, requested_part
 from gateway.handlers.upload_part import check_part_checksum, part_number, sent_checksum_algorithms, source_range
 from gateway.router import parse_endpoint
-from metadata.upload_records import MultipartUpload
+from metadata.api.upload_records import MultipartUpload
 from objstore.errors import (
     InvalidArgument, InvalidPartNumber, InvalidRequest, MalformedXML, MethodNotAllowed,
 )

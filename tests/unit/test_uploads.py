@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metadata import commands as c
-from metadata import part_codec, records
-from metadata.commands import decode_command, encode_command
-from metadata.fsm import MetadataFSM
-from metadata.fsm_snapshot import SNAPSHOT_VERSION, SnapshotFormatError
-from metadata.upload_records import MIN_PART_SIZE, CompletedUpload, MultipartUpload, UploadedPart
-from metadata.uploads import MAX_COMPLETED, checksum_type_for, multipart_etag, object_checksum
+from metadata.api import commands as c
+from metadata.fsm import part_codec, records
+from metadata.api.commands import decode_command, encode_command
+from metadata.fsm.machine import MetadataFSM
+from metadata.fsm.snapshot import SNAPSHOT_VERSION, SnapshotFormatError
+from metadata.api.upload_records import MIN_PART_SIZE, CompletedUpload, MultipartUpload, UploadedPart
+from metadata.fsm.uploads import MAX_COMPLETED, checksum_type_for, multipart_etag, object_checksum
 from objstore.errors import (
     AccessDenied, BadDigest, BucketNotEmpty, EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart,
     InvalidPartOrder, InvalidRequest, MalformedXML, NoSuchBucket, NoSuchKey, NoSuchUpload, PreconditionFailed,

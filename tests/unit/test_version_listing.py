@@ -1,11 +1,11 @@
-"""ListObjectVersions paging (metadata.version_listing) over plain in-memory data."""
+"""ListObjectVersions paging (metadata.fsm.version_listing) over plain in-memory data."""
 from __future__ import annotations
 
 import random
 
 import pytest
 
-from metadata.version_listing import list_versions_page
+from metadata.fsm.version_listing import list_versions_page
 
 # key -> versions newest first; a version is (s3 id, stored id)
 DATA = {

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from metadata import commands as c
-from metadata.client import MetadataClient
-from metadata.upload_records import (
+from metadata.api import commands as c
+from metadata.api.client import MetadataClient
+from metadata.api.upload_records import (
     CompletedUpload, MultipartUpload, PartList, PartsPage, UploadedPart, UploadsPage,
 )
 from objstore.types import PartRef

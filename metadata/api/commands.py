@@ -2,7 +2,7 @@
 
 A command is a frozen dataclass. The same bytes travel over HTTP from a client, sit in the
 durable log (and later in Raft log entries), and are applied by every replica's
-:class:`metadata.fsm.MetadataFSM`, so the encoding is stable and versioned:
+:class:`metadata.fsm.machine.MetadataFSM`, so the encoding is stable and versioned:
 ``{"v": 1, "type": "PutObject", "client_id": ..., "seq": ..., "ack": ..., "args": {...}}``.
 
 Exactly-once: a command carries the proposing client's id, a sequence number unique per
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from objstore.errors import InvalidArgument, ObjstoreError, error_from_code
-from metadata.results import DeleteResult, WriteResult
-from metadata.upload_records import CompletedUpload, MultipartUpload, PartList, UploadedPart
+from metadata.api.results import DeleteResult, WriteResult
+from metadata.api.upload_records import CompletedUpload, MultipartUpload, PartList, UploadedPart
 from objstore.types import Bucket, ClusterMap, Credential, NodeInfo, ObjectVersion, PartRef
 
 COMMAND_VERSION = 1

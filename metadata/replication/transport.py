@@ -34,7 +34,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from metadata.durable import SnapshotMeta as FileMeta, SnapshotStore
+from metadata.storage.durable import SnapshotMeta as FileMeta, SnapshotStore
 from metadata.raft.messages import Message, MessageType
 from objstore import internal_auth
 from objstore.errors import InvalidArgument, ObjstoreError

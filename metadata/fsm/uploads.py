@@ -1,7 +1,7 @@
 """Multipart uploads in progress: the part of the metadata state machine that holds them.
 
 :class:`UploadStore` is pure and deterministic like the rest of the state machine
-(:class:`metadata.fsm.MetadataFSM` owns one and snapshots it). Every command method either
+(:class:`metadata.fsm.machine.MetadataFSM` owns one and snapshots it). Every command method either
 changes the state and returns its result, or raises an ObjstoreError and changes nothing.
 
 Invariants:
@@ -30,8 +30,8 @@ from typing import Any, Callable, Iterator
 from awscrt import checksums as crt
 from sortedcontainers import SortedDict
 
-from metadata import part_codec
-from metadata.upload_records import (
+from metadata.fsm import part_codec
+from metadata.api.upload_records import (
     CHECKSUM_TYPES, MAX_PART_SIZE, MIN_PART_SIZE, CompletedUpload, MultipartUpload, PartList,
     PartsPage, UploadedPart, UploadsPage,
 )

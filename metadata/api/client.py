@@ -29,9 +29,9 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from metadata import commands as c
-from metadata.commands import Outcome, command_to_dict
-from metadata.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
+from metadata.api import commands as c
+from metadata.api.commands import Outcome, command_to_dict
+from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
 from objstore import internal_auth
 from objstore.errors import NotLeader, ServiceUnavailable
 from objstore.hlc import HLC

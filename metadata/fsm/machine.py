@@ -10,31 +10,31 @@ Invariants:
 - The cluster-map ``epoch`` increases whenever a node is added or a field the ring depends
   on (address, zone, weight, state) changes; capacity/usage updates are stored without a
   bump, and re-registering an unchanged node changes nothing.
-- Each bucket has its own object index (:class:`metadata.object_index.BucketIndex`): every
-  key's versions as compact records (:mod:`metadata.records`), and S3's versioning rules.
+- Each bucket has its own object index (:class:`metadata.fsm.object_index.BucketIndex`): every
+  key's versions as compact records (:mod:`metadata.fsm.records`), and S3's versioning rules.
   A bucket's versioning goes from "" to "Enabled"/"Suspended" and never back; a bucket
   holding any version or delete marker is not empty.
-- Multipart uploads in progress live in ``uploads`` (:mod:`metadata.uploads`); a bucket
+- Multipart uploads in progress live in ``uploads`` (:mod:`metadata.fsm.uploads`); a bucket
   with uploads in progress is not empty.
 - Exactly-once: per client id, the outcome of every command not yet acknowledged by the
   client (``seq >= ack``) is remembered; a command whose seq is remembered returns the same
   outcome again without being applied. Sessions are kept for the ``MAX_SESSIONS`` most
   recently active clients, at most ``MAX_RESULTS`` outcomes each.
 - ``snapshot_chunks()`` then ``restore()`` gives a machine with identical state and
-  identical snapshot bytes (see :mod:`metadata.fsm_snapshot`).
+  identical snapshot bytes (see :mod:`metadata.fsm.snapshot`).
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Callable, Iterable, Iterator
 
-from metadata import commands as c
-from metadata import records
+from metadata.api import commands as c
+from metadata.fsm import records
 from metadata import tags as tagging
-from metadata.commands import Outcome
-from metadata.object_index import BucketIndex
-from metadata.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
-from metadata.uploads import UploadStore
+from metadata.api.commands import Outcome
+from metadata.fsm.object_index import BucketIndex
+from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
+from metadata.fsm.uploads import UploadStore
 from objstore.errors import (
     BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,
     AccessDenied, InvalidRequest, NoSuchBucket, NoSuchKey, ObjstoreError,
@@ -84,7 +84,7 @@ class MetadataFSM:
         self.credentials: dict[str, Credential] = {}
         self.sessions: dict[str, Session] = {}
         self.atoms = records.Atoms()
-        self.uploads = UploadStore()  # multipart uploads in progress (metadata.uploads)
+        self.uploads = UploadStore()  # multipart uploads in progress (metadata.fsm.uploads)
         self._map: ClusterMap | None = None
         self._handlers: dict[type, Callable] = {
             c.Noop: lambda cmd: None,
@@ -296,7 +296,7 @@ class MetadataFSM:
         self, bucket: str, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,
         version_id_marker: str | None = None, max_keys: int = 1000,
     ) -> VersionListResult:
-        """One page of ListObjectVersions (metadata.version_listing); raises NoSuchBucket."""
+        """One page of ListObjectVersions (metadata.fsm.version_listing); raises NoSuchBucket."""
         return self._index(bucket).list_versions(prefix, delimiter, key_marker, version_id_marker, max_keys)
 
     def get_credential(self, access_key: str) -> Credential | None:
@@ -314,18 +314,18 @@ class MetadataFSM:
             "credentials": len(self.credentials), "sessions": len(self.sessions), "uploads": self.uploads.count(),
         }
 
-    # --- snapshots (encoding in metadata.fsm_snapshot) -------------------------------------
+    # --- snapshots (encoding in metadata.fsm.snapshot) -------------------------------------
 
     def snapshot(self) -> bytes:
         """The whole state as versioned bytes (JSON lines)."""
-        from metadata.fsm_snapshot import snapshot_bytes
+        from metadata.fsm.snapshot import snapshot_bytes
 
         return snapshot_bytes(self)
 
     @classmethod
     def restore(cls, data: bytes | Iterable[bytes]) -> "MetadataFSM":
         """A machine identical to the one ``data`` (bytes or lines) was taken from."""
-        from metadata.fsm_snapshot import restore
+        from metadata.fsm.snapshot import restore
 
         return restore(data.splitlines(keepends=True) if isinstance(data, bytes) else data)
 

@@ -1,7 +1,7 @@
 """The durable, append-only log of a metadata node, with group commit.
 
 Entries carry a term and an index like a Raft log; records are checksummed in segment
-files (format and recovery in :mod:`metadata.log_format`).
+files (format and recovery in :mod:`metadata.storage.log_format`).
 
 Group commit: one writer task owns the files. Every append that arrives while the previous
 write+fsync runs is queued; the writer takes the whole queue, writes it as one buffer and
@@ -14,7 +14,7 @@ Invariants:
 - The future of an append resolves only after its records are fsynced; a failed write
   fails the futures and the log refuses further appends (fail-stop).
 - On open a torn tail is cut off (never replayed); damage before the tail raises
-  :class:`~metadata.log_format.CorruptLogError`.
+  :class:`~metadata.storage.log_format.CorruptLogError`.
 - ``compact(i)`` only deletes whole segments whose entries are all ``<= i`` (never the
   last one); entries at or below ``i`` may remain readable.
 - Threads: the writer thread touches only the files and the physical index (``_segments``,
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metadata import log_format as fmt
-from metadata.durable import fsync_dir
+from metadata.storage import log_format as fmt
+from metadata.storage.durable import fsync_dir
 
 log = logging.getLogger(__name__)
 

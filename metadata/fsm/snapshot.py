@@ -38,11 +38,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from metadata import records
-from metadata.commands import Outcome
-from metadata.fsm import MetadataFSM, Session
-from metadata.object_index import BucketIndex
-from metadata.uploads import UploadStore
+from metadata.fsm import records
+from metadata.api.commands import Outcome
+from metadata.fsm.machine import MetadataFSM, Session
+from metadata.fsm.object_index import BucketIndex
+from metadata.fsm.uploads import UploadStore
 from objstore.types import Bucket, Credential, NodeInfo
 
 SNAPSHOT_VERSION = 3
@@ -71,7 +71,7 @@ class FrozenState:
     epoch: int
     nodes: list[NodeInfo]
     buckets: list[Bucket]
-    # bucket, then keys and values of its index's live and hidden maps (metadata.object_index)
+    # bucket, then keys and values of its index's live and hidden maps (metadata.fsm.object_index)
     objects: list[tuple[str, list[str], list, list[str], list]]
     credentials: list[Credential]
     sessions: list[tuple[str, int, list[tuple[int, Outcome]]]]

@@ -10,7 +10,7 @@ policy I | owner I | placement I | flags B | version_id (u16 length + UTF-8) | e
 extras``. The etag is 16 raw bytes when it is a plain hex MD5 (flag ``ETAG_MD5``), else u16
 length + UTF-8. ``extras`` (flag ``EXTRAS``) is the JSON of the non-empty headers, user
 metadata, checksums, tags ("t") and, for a multipart object, its parts list ("p",
-:mod:`metadata.part_codec`). Flag ``VERSIONED`` marks a version written while the bucket's
+:mod:`metadata.fsm.part_codec`). Flag ``VERSIONED`` marks a version written while the bucket's
 versioning was Enabled (clear: the key's "null" version); ``DELETE_MARKER`` a delete marker.
 
 Invariants: ``decode(encode(v)) == v`` for every valid version; the bucket and key are not
@@ -25,7 +25,7 @@ import re
 import struct
 from typing import Any, Hashable
 
-from metadata import part_codec
+from metadata.fsm import part_codec
 from objstore.errors import InvalidArgument, KeyTooLongError
 from objstore.types import ObjectVersion
 

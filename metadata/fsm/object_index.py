@@ -3,7 +3,7 @@
 Layout (compact for the common case): two SortedDicts, key -> versions. ``live`` holds the
 keys whose current version is an object (what ListObjects shows); ``hidden`` the keys whose
 current version is a delete marker. A key with one version maps to its compact record
-(``bytes``, :mod:`metadata.records`); a key with several maps to a tuple of records,
+(``bytes``, :mod:`metadata.fsm.records`); a key with several maps to a tuple of records,
 newest first. Values are immutable and replaced on change, so a shallow copy of the dicts
 is a consistent snapshot.
 
@@ -30,9 +30,9 @@ from typing import Iterator
 
 from sortedcontainers import SortedDict
 
-from metadata import records
-from metadata.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
-from metadata.version_listing import list_versions_page
+from metadata.fsm import records
+from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
+from metadata.fsm.version_listing import list_versions_page
 from objstore.errors import InvalidArgument, MethodNotAllowed, NoSuchKey, NoSuchVersion, PreconditionFailed
 from objstore.listing import list_page
 from objstore.types import ListResult, ObjectVersion
@@ -157,7 +157,7 @@ class BucketIndex:
         self, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,
         version_id_marker: str | None = None, max_keys: int = 1000,
     ) -> VersionListResult:
-        """One page of ListObjectVersions (:mod:`metadata.version_listing`)."""
+        """One page of ListObjectVersions (:mod:`metadata.fsm.version_listing`)."""
         page = list_versions_page(
             self.versions_from, records.s3_version_id_of, records.version_id_of,
             prefix, delimiter, key_marker, version_id_marker, max_keys,

@@ -1,0 +1,1 @@
+"""Durable state of a metadata node: the log, the hard state and snapshots."""
