@@ -1,5 +1,6 @@
 """The asyncio driver of the Raft core: :class:`RaftReplicator`, the replicated
-:class:`~metadata.service.Replicator` of a metadata node.
+:class:`~metadata.replication.replicator.Replicator` of a metadata node, whatever the
+size of its group (a single node is a group whose only voter is itself).
 
 One loop task owns the core (:class:`metadata.raft.RaftNode`) and follows the driver
 contract of :mod:`metadata.raft`: a timer ticks it, HTTP handlers step incoming
@@ -24,7 +25,7 @@ Invariants:
   (frozen on the loop, written in a thread), then the log is compacted behind the older
   of the two kept snapshots. A follower too far behind receives the newest snapshot.
 - A node that distrusts its storage (``recovering``, see
-  :mod:`metadata.replication.recovery`) neither ticks nor votes until caught up.
+  :mod:`metadata.storage.recovery`) neither ticks nor votes until caught up.
 - A storage failure stops the driver (fail-stop): every later request gets 503.
 """
 from __future__ import annotations
@@ -45,10 +46,11 @@ from metadata.raft import (
     ConfChange, ConfChangeType, EntryKind, Message, MessageType, NotLeader, RaftConfig, RaftNode, Ready, Role,
     Snapshot, SnapshotMeta,
 )
-from metadata.replication import files
 from metadata.replication.reads import PendingReads
-from metadata.replication.recovery import Opened, conf_addresses, open_storage
 from metadata.replication.transport import RaftTransport, SnapshotReceiver
+from metadata.storage import files
+from metadata.storage.migrate import migrate_single_node
+from metadata.storage.recovery import Opened, conf_addresses, open_storage
 from objstore.errors import InvalidArgument, ObjstoreError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,10 @@ class RaftReplicator:
         ``join``) and start its loop and timer."""
         if not join and node_id not in peers:
             raise InvalidArgument(f"--peers must name this node ({node_id}) unless it joins with --join")
-        opened = await open_storage(Path(data_dir), peers, join, settings.segment_bytes)
+        data_dir = Path(data_dir)
+        if not join and set(peers) == {node_id}:
+            await migrate_single_node(data_dir, node_id, peers[node_id], settings.segment_bytes)
+        opened = await open_storage(data_dir, peers, join, settings.segment_bytes)
         try:
             rep = cls(node_id, address, secret, opened, settings, peers)
         except BaseException:
@@ -198,7 +203,8 @@ class RaftReplicator:
             "snapshot_chunks_received": self.receiver.received, "leader_changes": self.leader_changes,
             "recovering_until": self.recovering_until, "members": members,
             "progress": {k: v for k, v in st.progress.items()}, "fsyncs": dlog.fsyncs,
-            "entries_written": dlog.appended, "replication": "raft", **self.fsm.counts(),
+            "entries_written": dlog.appended,
+            "replication": "single" if st.conf_state.voters == {self.id} else "raft", **self.fsm.counts(),
         }
 
     async def close(self) -> None:
@@ -507,6 +513,20 @@ class RaftReplicator:
             log.exception("raft node %s: snapshot at %d failed", self.id, meta.index)
         finally:
             self._snap_task = None
+        if self._failed is None:
+            self._maybe_snapshot()  # entries applied meanwhile may already make the next one due
+
+
+async def open_one_voter(node_id: str, data_dir: Path | str, address: str, secret: str = "",
+                         settings: RaftSettings = RaftSettings(), timeout: float = 10.0) -> RaftReplicator:
+    """A single metadata node: a group whose only voter is ``node_id`` (bootstrapped, or
+    migrated from the pre-Raft single-node layout, on first start). Returns once it leads
+    and has applied its whole log, the new term's first entry included (or after
+    ``timeout``, when it may still be catching up or recovering)."""
+    rep = await RaftReplicator.open(node_id, data_dir, secret, {node_id: address}, False, address, settings)
+    if rep.node.conf_state.voters == {node_id}:
+        await rep.wait_until(lambda: rep.is_leader() and rep.fsm.applied_index >= rep.node.log.last_index(), timeout)
+    return rep
 
 
 def with_snapshot_data(m: Message, path: Path) -> Message:

@@ -10,7 +10,7 @@ Rules:
   committed by construction; identical on every initial member given the same peers
   (the layout of :func:`metadata.raft.storage.bootstrap_entries`). A joining node starts
   empty and waits for the leader.
-- **Recovery**: the log is salvaged (:mod:`metadata.replication.salvage`); damaged
+- **Recovery**: the log is salvaged (:mod:`metadata.storage.salvage`); damaged
   snapshots are deleted and the newest intact one is used; a log that does not continue
   the snapshot is reset to start after it.
 - **Distrust**: when acknowledged state may have been lost (log records discarded, hard
@@ -27,15 +27,15 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metadata.storage.durable import SnapshotStore
 from metadata.fsm.machine import MetadataFSM
-from metadata.storage.log import DEFAULT_SEGMENT_BYTES, DiskLog, Entry as LogEntry
 from metadata.raft.confchange import ConfChange, ConfChangeType
 from metadata.raft.records import Entry, EntryKind, HardState, SnapshotMeta
 from metadata.raft.storage import pack_entry
-from metadata.replication import files
-from metadata.replication.salvage import salvage_log
-from metadata.replication.storage import DiskRaftStorage
+from metadata.storage import files
+from metadata.storage.log import DEFAULT_SEGMENT_BYTES, DiskLog, LogRecord
+from metadata.storage.raft_storage import DiskRaftStorage
+from metadata.storage.salvage import salvage_log
+from metadata.storage.snapshot_store import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
                 notes.append("hard state missing beside a non-empty log")
         if fresh and not join:
             entries, hs = bootstrap_log(peers)
-            await dlog.append([LogEntry(e.term, e.index, pack_entry(e)) for e in entries])
+            await dlog.append([LogRecord(e.term, e.index, pack_entry(e)) for e in entries])
             await loop.run_in_executor(None, files.save_hard_state, root / "hard-state", hs)
             log.info("bootstrapped a new raft cluster: %s", ", ".join(f"{k}={v}" for k, v in sorted(peers.items())))
         if snap.index > 0:
