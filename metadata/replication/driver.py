@@ -31,26 +31,28 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from metadata.api.commands import Command, Noop, Outcome, decode_command, encode_command
 from metadata.fsm.machine import MetadataFSM
 from metadata.fsm.snapshot import freeze
 from metadata.raft import (
-    ConfChange, ConfChangeType, EntryKind, Message, MessageType, NotLeader, RaftConfig, RaftNode, Ready, Role,
-    Snapshot, SnapshotMeta,
+    ConfChange, ConfChangeRejected, ConfChangeType, EntryKind, Message, MessageType, NotLeader, ProposalDropped,
+    RaftConfig, RaftNode, Ready, Role, Snapshot, SnapshotMeta, TransferRejected,
 )
 from metadata.replication.reads import PendingReads
 from metadata.replication.transport import RaftTransport, SnapshotReceiver
 from metadata.storage import files
 from metadata.storage.migrate import migrate_single_node
 from metadata.storage.recovery import Opened, conf_addresses, open_storage
+from objstore import errors
 from objstore.errors import InvalidArgument, ObjstoreError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,12 @@ class RaftSettings:
     chunk_bytes: int = 1 << 20
     propose_timeout: float = 5.0
     read_timeout: float = 3.0
+
+
+class LeaderBusy(ServiceUnavailable):
+    """The leader cannot accept this proposal right now (the core dropped it); retry shortly."""
+
+    default_message = "The metadata leader cannot accept this proposal right now. Please retry."
 
 
 def parse_peers(peers: "tuple[str, ...] | list[str]") -> dict[str, str]:
@@ -259,10 +267,32 @@ class RaftReplicator:
         if frm != self.id and self.addresses.get(frm) != address and frm not in self._pinned:
             self.addresses[frm] = address
 
-    def not_leader(self) -> NotLeader:
+    def not_leader(self) -> errors.NotLeader:
+        """The service error for a request this node cannot serve as leader (names the
+        leader's address when known)."""
         lead = self.node.lead
         addr = self.addresses.get(lead) if lead and lead != self.id else None
-        return NotLeader(f"metadata node {self.id} is not the leader", leader=addr)
+        return errors.NotLeader(f"metadata node {self.id} is not the leader", leader=addr)
+
+    @contextlib.contextmanager
+    def core_errors(self) -> Iterator[None]:
+        """Map the Raft core's errors (:mod:`metadata.raft.errors`) to the service's:
+        NotLeader -> NotLeader naming the leader's address, ProposalDropped -> LeaderBusy
+        (503, retry), ConfChangeRejected / TransferRejected -> InvalidArgument."""
+        try:
+            yield
+        except NotLeader:
+            raise self.not_leader() from None
+        except ProposalDropped as exc:
+            raise LeaderBusy(str(exc)) from None
+        except (ConfChangeRejected, TransferRejected) as exc:
+            raise InvalidArgument(str(exc)) from None
+
+    def transfer_leadership(self, to: str) -> None:
+        """Ask the core to hand leadership to voter ``to``; raises NotLeader or InvalidArgument."""
+        with self.core_errors():
+            self.node.transfer_leadership(to)
+        self._wake.set()
 
     def wake(self) -> None:
         """Let the loop look at the core again (after a direct call into it)."""
@@ -303,10 +333,8 @@ class RaftReplicator:
     def _propose_raw(self, append: Callable[[], tuple[int, int]]) -> tuple[int, int]:
         if self.node.role is not Role.LEADER:
             raise self.not_leader()
-        try:
+        with self.core_errors():
             index, term = append()
-        except NotLeader:
-            raise self.not_leader() from None
         self._wake.set()
         return index, term
 
