@@ -2,7 +2,9 @@
 
 :func:`open_storage` turns ``<data_dir>/raft`` into a :class:`DiskRaftStorage`, the state
 machine restored from the newest valid snapshot, the address book and the node's trust
-in its own state.
+in its own state, in three steps: find what is on disk (:class:`Found`; salvaging the
+log and deleting damaged snapshots on the way), decide (:func:`plan_recovery`, pure: a
+:class:`RecoveryPlan`), and carry the plan out.
 
 Rules:
 - **Bootstrap** (``--peers``, no ``--join``, nothing on disk): the log starts with one
@@ -76,26 +78,99 @@ def conf_addresses(entries: "list[Entry] | tuple[Entry, ...]") -> dict[str, str]
     return out
 
 
-async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
-                       segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> Opened:
-    """Open (bootstrap, recover) the Raft state in ``data_dir``; raises StorageError."""
-    loop = asyncio.get_running_loop()
-    root = data_dir / "raft"
-    if not root.exists() and ((data_dir / "log").exists() or (data_dir / "hard-state").exists()):
-        raise StorageError(f"{data_dir} holds a single-node metadata log; start it without --peers/--join "
-                           "or use a fresh data dir for a Raft member")
-    root.mkdir(parents=True, exist_ok=True)
-    incoming = root / "incoming"
-    shutil.rmtree(incoming, ignore_errors=True)
-    incoming.mkdir()
-    notes: list[str] = []
-    suspect = 0  # the highest index whose acknowledgement we may have lost (0: none)
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What :func:`open_storage` found on disk, after salvaging the log and choosing the
+    newest intact snapshot (the input of :func:`plan_recovery`)."""
 
+    peers: int  # how many initial peers were given
+    join: bool
+    snapshot: SnapshotMeta = SnapshotMeta()  # index 0: no intact snapshot
+    log_first: int = 1
+    log_last: int = 0
+    log_last_term: int = 0
+    log_term_at_snapshot: int | None = None  # the log's term at the snapshot index, if it holds it
+    hard_state: HardState | None = None  # None: absent or damaged
+    hard_state_damage: str = ""  # why the hard state is damaged ("" when intact or absent)
+    salvaged_from: int = 0  # first log index salvage discarded (0: none)
+    salvage_highest: int = 0  # the highest index seen in what salvage discarded
+    marker_until: int = 0  # the recovering marker's index (0: no marker)
+    notes: tuple[str, ...] = ()  # what was already repaired while looking (salvage, damaged snapshots)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryPlan:
+    """What :func:`open_storage` does to the durable state before serving, in this order:
+    reset the log, bootstrap, record distrust (marker, then the clamped hard state)."""
+
+    reset_log_to: int | None  # reset the log so that its next index is this (None: keep it)
+    bootstrap: bool  # append the bootstrap entries and write ``hard_state``
+    hard_state: HardState  # the hard state to start from
+    recovering_until: int  # 0: the node trusts its state
+    write_recovering: bool  # write the marker (``until``, ``reason``) and ``hard_state``
+    reason: str
+    notes: tuple[str, ...]
+
+
+def plan_recovery(f: Found) -> RecoveryPlan:
+    """Decide bootstrap, log resets and distrust from what was found (pure; rules in the
+    module docstring)."""
+    notes = list(f.notes)
+    suspect = f.salvage_highest if f.salvaged_from else 0  # highest index whose acknowledgement may be lost
+    first, last, last_term = f.log_first, f.log_last, f.log_last_term
+    snap, hs = f.snapshot, f.hard_state
+    if f.hard_state_damage:
+        notes.append(f.hard_state_damage)
+        suspect = max(suspect, last, 1)
+    reset_to: int | None = None
+    fresh = hs is None and snap.index == 0 and not f.salvaged_from and not suspect
+    if fresh and not f.join and last > 0:
+        # A crash during bootstrap (hard state not yet written) leaves at most the
+        # bootstrap entries: start over. Anything else is state we cannot explain.
+        if last_term <= 1 and last <= f.peers:
+            reset_to, first, last, last_term = 1, 1, 0, 0
+        else:
+            fresh = False
+            suspect = max(suspect, last)
+            notes.append("hard state missing beside a non-empty log")
+    bootstrap = fresh and not f.join
+    if bootstrap:
+        if f.peers < 1:
+            raise StorageError("a new cluster needs at least one peer")
+        hs = HardState(1, "", f.peers)
+        last, last_term = f.peers, 1
+    elif snap.index > 0:
+        if last < snap.index or first > snap.index + 1 or (first <= snap.index and f.log_term_at_snapshot != snap.term):
+            if first > snap.index + 1:
+                suspect = max(suspect, last)
+                notes.append(f"log starts at {first}, after the snapshot at {snap.index}: discarded")
+            reset_to, first, last, last_term = snap.index + 1, snap.index + 1, snap.index, 0
+    elif first > 1:
+        notes.append(f"log starts at {first} and no snapshot is intact: discarded")
+        suspect = max(suspect, last)
+        reset_to, first, last, last_term = 1, 1, 0, 0
+    if hs is None:
+        hs = HardState(max(last_term, snap.term), "", 0)
+    if hs.commit > last and hs.commit > snap.index:
+        suspect = max(suspect, hs.commit)
+    reason = ""
+    if suspect:
+        # The marker (written first) carries the distrust; the hard state keeps only what
+        # is here, so a later start (marker deleted by an operator) is consistent.
+        reason = "; ".join(notes) or "hard state commit beyond the log"
+        hs = HardState(hs.term, hs.vote, min(hs.commit, max(last, snap.index)))
+    return RecoveryPlan(reset_to, bootstrap, hs, max(f.marker_until, suspect), bool(suspect), reason, tuple(notes))
+
+
+async def _find(root: Path, peers: int, join: bool, segment_bytes: int
+                ) -> tuple[Found, DiskLog, SnapshotStore, "files.LoadedSnapshot | None", Path | None]:
+    """Look at ``root``: salvage the log, delete damaged snapshots, load the newest intact
+    one, open the log and read the hard state and the recovering marker."""
+    loop = asyncio.get_running_loop()
+    notes: list[str] = []
     salvage = await loop.run_in_executor(None, salvage_log, root / "log")
     if salvage.discarded_from:
         notes.append(f"log damaged ({salvage.detail}); discarded from index {salvage.discarded_from}")
-        suspect = max(suspect, salvage.highest_seen)
-
     snapshots = SnapshotStore(root / "snapshots")
     loaded: files.LoadedSnapshot | None = None
     snap_path: Path | None = None
@@ -110,55 +185,52 @@ async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
             notes.append(f"snapshot {fm.path.name} damaged ({exc}); deleted")
             fm.path.unlink(missing_ok=True)
     snap = loaded.meta if loaded else SnapshotMeta()
-
     dlog = await DiskLog.open(root / "log", segment_bytes)
     try:
+        hs: HardState | None = None
+        damage = ""
         try:
             hs = files.load_hard_state(root / "hard-state")
         except files.DamagedFile as exc:
-            notes.append(str(exc))
-            hs = None
-            suspect = max(suspect, dlog.last_index, 1)
-        fresh = hs is None and snap.index == 0 and not salvage.discarded_from and not suspect
-        if fresh and not join and dlog.last_index > 0:
-            # A crash during bootstrap (hard state not yet written) leaves at most the
-            # bootstrap entries: start over. Anything else is state we cannot explain.
-            if dlog.last_term <= 1 and dlog.last_index <= len(peers):
-                await dlog.reset(1)
-            else:
-                fresh = False
-                suspect = max(suspect, dlog.last_index)
-                notes.append("hard state missing beside a non-empty log")
-        if fresh and not join:
-            entries, hs = bootstrap_log(peers)
-            await dlog.append([LogRecord(e.term, e.index, pack_entry(e)) for e in entries])
-            await loop.run_in_executor(None, files.save_hard_state, root / "hard-state", hs)
-            log.info("bootstrapped a new raft cluster: %s", ", ".join(f"{k}={v}" for k, v in sorted(peers.items())))
-        if snap.index > 0:
-            f, last = dlog.first_index, dlog.last_index
-            if last < snap.index or f > snap.index + 1 or (f <= snap.index and dlog.term_at(snap.index) != snap.term):
-                if f > snap.index + 1:
-                    suspect = max(suspect, last)
-                    notes.append(f"log starts at {f}, after the snapshot at {snap.index}: discarded")
-                await dlog.reset(snap.index + 1)
-        elif dlog.first_index > 1:
-            notes.append(f"log starts at {dlog.first_index} and no snapshot is intact: discarded")
-            suspect = max(suspect, dlog.last_index)
-            await dlog.reset(1)
-        if hs is None:
-            hs = HardState(max(dlog.last_term, snap.term), "", 0)
-        if hs.commit > dlog.last_index and hs.commit > snap.index:
-            suspect = max(suspect, hs.commit)
+            damage = str(exc)
         marker = files.load_recovering(root / "recovering")
-        until = max(marker[0] if marker else 0, suspect)
-        if suspect:
-            # The marker (written first) now carries the distrust; the hard state keeps only
-            # what is here, so a later start (marker deleted by an operator) is consistent.
-            reason = "; ".join(notes) or "hard state commit beyond the log"
-            await loop.run_in_executor(None, files.save_recovering, root / "recovering", until, reason)
-            hs = HardState(hs.term, hs.vote, min(hs.commit, max(dlog.last_index, snap.index)))
-            await loop.run_in_executor(None, files.save_hard_state, root / "hard-state", hs)
-        storage = DiskRaftStorage(root, dlog, snapshots, snap, snap_path, hs)
+        at_snap = dlog.term_at(snap.index) if dlog.first_index <= snap.index <= dlog.last_index else None
+        found = Found(peers, join, snap, dlog.first_index, dlog.last_index, dlog.last_term, at_snap, hs, damage,
+                      salvage.discarded_from, salvage.highest_seen, marker[0] if marker else 0, tuple(notes))
+    except BaseException:
+        await dlog.close()
+        raise
+    return found, dlog, snapshots, loaded, snap_path
+
+
+async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
+                       segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> Opened:
+    """Open (bootstrap, recover) the Raft state in ``data_dir``: find what is on disk, plan
+    (:func:`plan_recovery`), carry the plan out; raises StorageError."""
+    loop = asyncio.get_running_loop()
+    root = data_dir / "raft"
+    if not root.exists() and ((data_dir / "log").exists() or (data_dir / "hard-state").exists()):
+        raise StorageError(f"{data_dir} holds a single-node metadata log; start it without --peers/--join "
+                           "or use a fresh data dir for a Raft member")
+    root.mkdir(parents=True, exist_ok=True)
+    incoming = root / "incoming"
+    shutil.rmtree(incoming, ignore_errors=True)
+    incoming.mkdir()
+    found, dlog, snapshots, loaded, snap_path = await _find(root, len(peers), join, segment_bytes)
+    try:
+        plan = plan_recovery(found)
+        if plan.reset_log_to is not None:
+            await dlog.reset(plan.reset_log_to)
+        if plan.bootstrap:
+            entries, _ = bootstrap_log(peers)
+            await dlog.append([LogRecord(e.term, e.index, pack_entry(e)) for e in entries])
+            await loop.run_in_executor(None, files.save_hard_state, root / "hard-state", plan.hard_state)
+            log.info("bootstrapped a new raft cluster: %s", ", ".join(f"{k}={v}" for k, v in sorted(peers.items())))
+        if plan.write_recovering:
+            await loop.run_in_executor(None, files.save_recovering, root / "recovering", plan.recovering_until,
+                                       plan.reason)
+            await loop.run_in_executor(None, files.save_hard_state, root / "hard-state", plan.hard_state)
+        storage = DiskRaftStorage(root, dlog, snapshots, found.snapshot, snap_path, plan.hard_state)
         addresses = dict(loaded.addresses) if loaded else {}
         lo, hi = storage.first_index(), storage.last_index() + 1
         while lo < hi:
@@ -166,9 +238,10 @@ async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
             addresses.update(conf_addresses(page))
             lo = page[-1].index + 1
         addresses.update(peers)
-        for n in notes:
+        for n in plan.notes:
             log.error("raft storage: %s", n)
-        return Opened(storage, loaded.fsm if loaded else MetadataFSM(), addresses, until, notes)
+        return Opened(storage, loaded.fsm if loaded else MetadataFSM(), addresses, plan.recovering_until,
+                      list(plan.notes))
     except BaseException:
         await dlog.close()
         raise
