@@ -210,8 +210,8 @@ async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
     loop = asyncio.get_running_loop()
     root = data_dir / "raft"
     if not root.exists() and ((data_dir / "log").exists() or (data_dir / "hard-state").exists()):
-        raise StorageError(f"{data_dir} holds a single-node metadata log; start it without --peers/--join "
-                           "or use a fresh data dir for a Raft member")
+        raise StorageError(f"{data_dir} holds a single-node metadata log from an earlier version; start it as a "
+                           "single node (it is then migrated) or use a fresh data dir for a member of a larger group")
     root.mkdir(parents=True, exist_ok=True)
     incoming = root / "incoming"
     shutil.rmtree(incoming, ignore_errors=True)

@@ -13,12 +13,13 @@ import xxhash
 from metadata.api import commands as c
 from metadata.api.commands import encode_command
 from metadata.fsm.machine import MetadataFSM
-from metadata.fsm.snapshot import freeze, frozen_chunks, restore, snapshot_bytes
+from metadata.fsm.snapshot import freeze, frozen_chunks, snapshot_bytes
 from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter
 from metadata.storage import migrate
 from metadata.storage.log import DiskLog, LogRecord
 from metadata.storage.snapshot_store import SnapshotStore
 from objstore.types import ObjectVersion
+from tests.unit.test_metadata_log import after_leader_noop
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "upgrade" / "single-node-legacy.tar.gz"
 ADDRESS = "127.0.0.1:1"
@@ -40,16 +41,20 @@ async def legacy_state(node_dir: Path, tmp_path: Path) -> bytes:
     return snapshot_bytes(fsm)
 
 
-def after_leader_noop(state: bytes) -> bytes:
-    fsm = restore(state.splitlines(keepends=True))
-    fsm.apply(fsm.applied_index + 1, c.Noop())
-    return snapshot_bytes(fsm)
-
-
 async def open_node(node_dir: Path) -> RaftReplicator:
     rep = await open_one_voter("m1", node_dir, ADDRESS, settings=RaftSettings(tick_seconds=0.01))
     assert rep.is_leader()
     return rep
+
+
+async def reopens_with(node_dir: Path, state: bytes) -> None:
+    """The node opens (finishing any migration) with ``state``; only ``raft/`` is left."""
+    rep = await open_node(node_dir)
+    try:
+        assert snapshot_bytes(rep.fsm) == after_leader_noop(state)
+    finally:
+        await rep.close()
+    assert sorted(p.name for p in node_dir.iterdir()) == ["raft"]
 
 
 async def test_the_old_fixture_migrates_with_every_object(tmp_path):
@@ -86,12 +91,7 @@ async def test_a_crash_before_the_commit_point_migrates_again(tmp_path, monkeypa
         await migrate.migrate_single_node(node_dir, "m1", ADDRESS)
     monkeypatch.undo()
     assert (node_dir / "raft.migrating").exists() and migrate.has_legacy_layout(node_dir)
-    rep = await open_node(node_dir)
-    try:
-        assert snapshot_bytes(rep.fsm) == after_leader_noop(before)
-    finally:
-        await rep.close()
-    assert sorted(p.name for p in node_dir.iterdir()) == ["raft"]
+    await reopens_with(node_dir, before)
 
 
 async def test_a_crash_after_the_commit_point_only_cleans_up(tmp_path, monkeypatch):
@@ -106,12 +106,7 @@ async def test_a_crash_after_the_commit_point_only_cleans_up(tmp_path, monkeypat
         await migrate.migrate_single_node(node_dir, "m1", ADDRESS)
     monkeypatch.undo()
     assert (node_dir / "raft").exists() and (node_dir / "log").exists()
-    rep = await open_node(node_dir)
-    try:
-        assert snapshot_bytes(rep.fsm) == after_leader_noop(before)
-    finally:
-        await rep.close()
-    assert sorted(p.name for p in node_dir.iterdir()) == ["raft"]
+    await reopens_with(node_dir, before)
 
 
 def ver(key: str) -> ObjectVersion:
