@@ -68,15 +68,10 @@ def write_file(path: "Path | str", chunks: Iterable[bytes]) -> None:
 
 def atomic_write(path: "Path | str", data: bytes) -> None:
     """Replace ``path`` by ``data`` durably and atomically (see the module docstring)."""
-    atomic_write_chunks(path, [data])
-
-
-def atomic_write_chunks(path: "Path | str", chunks: Iterable[bytes]) -> None:
-    """:func:`atomic_write` of a content given as chunks (consumed once)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        write_file(tmp, chunks)
+        write_file(tmp, [data])
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
