@@ -18,9 +18,11 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/upload, /v1/upload/parts, /v1/uploads, /v1/uploads/stale   (metadata.upload_http)
     /raft/*, /v1/raft/members, /debug/partition                         (metadata.replication.http)
 
-With ``peers`` (or ``join``) the node is a Raft member (:mod:`metadata.replication`):
-writes and reads are served by the leader; other members answer 503 NotLeader with
-``extra.leader`` = the leader's "host:port". Without, it is a single node.
+Every node is a Raft member (:mod:`metadata.replication`): writes and reads are served by
+the leader; other members answer 503 NotLeader with ``extra.leader`` = the leader's
+"host:port". With neither ``peers`` nor ``join`` the node is a group whose only voter is
+itself (its data dir from before Raft, if any, is migrated on start:
+:mod:`metadata.storage.migrate`).
 
 With ``--enable-fault-injection`` (tests only) a read carrying the header
 ``X-Objstore-Debug-Stale-Read: 1`` is served from the node's local state without ReadIndex:
@@ -46,8 +48,8 @@ from metadata.api.commands import check_types, command_from_dict
 from metadata.fsm.machine import MetadataFSM
 from metadata import upload_http
 from metadata.replication import http as raft_http
-from metadata.replication.driver import RaftReplicator, RaftSettings, parse_peers
-from metadata.service import Replicator, SingleNodeReplicator
+from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter, parse_peers
+from metadata.replication.replicator import Replicator
 from objstore.config import MetadataConfig
 from objstore.errors import InvalidArgument
 from objstore.http_common import add_health_and_metrics, internal_middlewares
@@ -229,11 +231,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     app[METRICS] = metrics
 
     async def replicator_ctx(app: web.Application) -> AsyncIterator[None]:
-        rep: Replicator
-        if cfg.peers or cfg.join:
-            rep = await open_raft(cfg)
-        else:
-            rep = await SingleNodeReplicator.open(cfg.data_dir, cfg.node_id, snapshot_every=cfg.snapshot_every)
+        rep = await open_raft(cfg)
         # The restored index is long-lived: keep the cyclic collector from rescanning it
         # (a full collection over a million records pauses the loop for ~80 ms).
         gc.collect()
@@ -263,13 +261,16 @@ def create_app(cfg: MetadataConfig) -> web.Application:
 
 
 async def open_raft(cfg: MetadataConfig) -> Replicator:
-    """The Raft replicator of this node (bootstrapping from ``peers`` unless ``join``)."""
+    """The Raft replicator of this node (bootstrapping from ``peers`` unless ``join``;
+    without either, a group whose only voter is this node)."""
     peers = parse_peers(cfg.peers)
     address = peers.get(cfg.node_id) or f"{cfg.host}:{cfg.port}"
     settings = RaftSettings(
         tick_seconds=cfg.tick_ms / 1000, election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks,
         snapshot_every=cfg.snapshot_every, segment_bytes=cfg.log_segment_bytes,
     )
+    if not peers and not cfg.join:
+        return await open_one_voter(cfg.node_id, cfg.data_dir, address, cfg.secret, settings)
     return await RaftReplicator.open(cfg.node_id, cfg.data_dir, cfg.secret, peers, cfg.join, address, settings)
 
 

@@ -62,7 +62,7 @@ def sorted_dict_source(d: SortedDict) -> KeysFrom:
     return keys_from
 
 
-def _rollup(key: str, prefix: str, delimiter: str | None) -> str | None:
+def rollup(key: str, prefix: str, delimiter: str | None) -> str | None:
     """The common prefix ``key`` rolls up into, or None when it is listed as itself."""
     if not delimiter:
         return None
@@ -94,7 +94,7 @@ def list_page(
     if start_after is not None and start_after >= prefix:
         start, skip_equal = start_after, start_after
         if start_after.startswith(prefix):
-            cp = _rollup(start_after, prefix, delimiter)
+            cp = rollup(start_after, prefix, delimiter)
             if cp is not None:
                 nxt = prefix_successor(cp)
                 if nxt is None:
@@ -116,7 +116,7 @@ def list_page(
             if len(entries) + len(prefixes) == max_keys:
                 truncated = True
                 break
-            cp = _rollup(key, prefix, delimiter)
+            cp = rollup(key, prefix, delimiter)
             if cp is None:
                 entries.append((key, value))
                 last = key

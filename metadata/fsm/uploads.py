@@ -39,7 +39,7 @@ from objstore.errors import (
     AccessDenied, BadDigest, EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder,
     InvalidRequest, MalformedXML, NoSuchUpload,
 )
-from objstore.listing import prefix_successor
+from objstore.listing import prefix_successor, rollup
 from objstore.types import Bucket, ObjectVersion, PartRef
 
 MAX_COMPLETED = 10_000
@@ -284,7 +284,7 @@ class UploadStore:
                 start, skip = max(start, (key_marker, upload_id_marker)), (key_marker, upload_id_marker)
             else:
                 start = max(start, (key_marker + "\x00", ""))
-            cp = _rollup(key_marker, prefix, delimiter) if key_marker.startswith(prefix) else None
+            cp = rollup(key_marker, prefix, delimiter) if key_marker.startswith(prefix) else None
             if cp is not None:
                 nxt = prefix_successor(cp)
                 if nxt is None:
@@ -305,7 +305,7 @@ class UploadStore:
                 if len(uploads) + len(prefixes) == max_uploads:
                     truncated = True
                     break
-                cp = _rollup(k[0], prefix, delimiter)
+                cp = rollup(k[0], prefix, delimiter)
                 if cp is None:
                     uploads.append(index[k].info)
                     last = k
@@ -363,13 +363,6 @@ class UploadStore:
                 self.completed[(b, u)] = (k, v)
             return True
         return False
-
-
-def _rollup(key: str, prefix: str, delimiter: str | None) -> str | None:
-    if not delimiter:
-        return None
-    i = key.find(delimiter, len(prefix))
-    return None if i < 0 else key[: i + len(delimiter)]
 
 
 def _decode_b64(value: str) -> bytes | None:

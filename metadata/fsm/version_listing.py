@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
-from objstore.listing import prefix_successor
+from objstore.listing import prefix_successor, rollup
 
 R = TypeVar("R")
 
@@ -36,13 +36,6 @@ class VersionPage(NamedTuple, Generic[R]):
     is_truncated: bool
     next_key_marker: str | None
     next_version_id_marker: str | None
-
-
-def _rollup(key: str, prefix: str, delimiter: str | None) -> str | None:
-    if not delimiter:
-        return None
-    i = key.find(delimiter, len(prefix))
-    return None if i < 0 else key[: i + len(delimiter)]
 
 
 class _Page:
@@ -123,7 +116,7 @@ def list_versions_page(
     if key_marker and key_marker >= prefix:
         start, skip_equal = key_marker, key_marker
         if key_marker.startswith(prefix):
-            cp = _rollup(key_marker, prefix, delimiter)
+            cp = rollup(key_marker, prefix, delimiter)
             if cp is not None:
                 nxt = prefix_successor(cp)
                 if nxt is None:
@@ -145,7 +138,7 @@ def list_versions_page(
                 continue
             if not key.startswith(prefix):
                 break
-            cp = _rollup(key, prefix, delimiter)
+            cp = rollup(key, prefix, delimiter)
             if cp is None:
                 if not page.add_versions(key, versions, 0):
                     return page.result()

@@ -85,7 +85,7 @@ down once the removal is committed (``node.conf_state`` no longer lists it).
 from metadata.raft.config import RaftConfig
 from metadata.raft.confchange import ConfChange, ConfChangeType
 from metadata.raft.core import RaftNode
-from metadata.raft.errors import ConfChangeRejected, NotLeader, ProposalDropped
+from metadata.raft.errors import ConfChangeRejected, NotLeader, ProposalDropped, RaftError, TransferRejected
 from metadata.raft.messages import Message, MessageType
 from metadata.raft.ready import ReadState, Ready, Role, SoftState, Status
 from metadata.raft.records import ConfState, Entry, EntryKind, HardState, Snapshot, SnapshotMeta
@@ -93,7 +93,8 @@ from metadata.raft.storage import MemoryStorage, Storage, bootstrap_entries, pac
 
 __all__ = [
     "RaftConfig", "ConfChange", "ConfChangeType", "RaftNode", "ConfChangeRejected", "NotLeader",
-    "ProposalDropped", "Message", "MessageType", "ReadState", "Ready", "Role", "SoftState", "Status",
+    "ProposalDropped", "RaftError", "TransferRejected", "Message", "MessageType", "ReadState", "Ready", "Role",
+    "SoftState", "Status",
     "ConfState", "Entry", "EntryKind", "HardState", "Snapshot", "SnapshotMeta", "MemoryStorage", "Storage",
     "bootstrap_entries", "pack_entry", "unpack_entry",
 ]

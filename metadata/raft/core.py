@@ -26,12 +26,12 @@ Invariants (the Raft paper's, and how this code keeps them):
 """
 from __future__ import annotations
 
-import random
+from typing import TYPE_CHECKING
 
 from metadata.raft import election, follower, replication
 from metadata.raft.config import RaftConfig
 from metadata.raft.confchange import ConfChange, ConfHistory, validate
-from metadata.raft.errors import NotLeader, ProposalDropped
+from metadata.raft.errors import NotLeader, ProposalDropped, TransferRejected
 from metadata.raft.messages import CAMPAIGN_TRANSFER, Message, MessageType as MT
 from metadata.raft.progress import Progress, ProgressState
 from metadata.raft.quorum import committed_index, quorum_size
@@ -40,7 +40,9 @@ from metadata.raft.readindex import ReadQueue
 from metadata.raft.ready import ReadState, Ready, Role, SoftState, Status
 from metadata.raft.records import ConfState, Entry, EntryKind, HardState
 from metadata.raft.storage import Storage
-from objstore.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    import random
 
 # Leader traffic that may leave before the Ready carrying it is persisted (ready.py, rule 1).
 EARLY_TYPES = frozenset({MT.APP, MT.HEARTBEAT, MT.SNAP, MT.TIMEOUT_NOW, MT.READ_INDEX_RESP})
@@ -129,7 +131,7 @@ class RaftNode:
     def propose(self, data: bytes) -> tuple[int, int]:
         """Append a command; returns its (index, term). The command is committed iff the
         entry applied at that index has that term. Raises NotLeader (with
-        ``extra['leader']``) or ProposalDropped."""
+        ``leader``) or ProposalDropped."""
         self._check_can_propose()
         e = Entry(self.log.last_index() + 1, self.term, data)
         self.log.append((e,))
@@ -184,7 +186,7 @@ class RaftNode:
         if to == self.id or to == self.lead_transferee:
             return
         if to not in self.voters:
-            raise InvalidArgument(f"{to} is not a voter")
+            raise TransferRejected(f"{to} is not a voter")
         self.lead_transferee = to
         self.election_elapsed = 0
         if self.progress[to].match == self.log.last_index():

@@ -1,11 +1,11 @@
 """Raft replication of the metadata service: the asyncio driver around :mod:`metadata.raft`.
 
-Modules: ``driver`` (:class:`RaftReplicator`, the :class:`~metadata.service.Replicator` of a
-Raft member: the loop, proposals, ReadIndex reads, applying, snapshots), ``storage``
-(the durable Storage over :class:`metadata.storage.log.DiskLog`), ``recovery`` (bootstrap,
-recovery and distrust on start), ``salvage`` (cutting a damaged log), ``files`` (hard
-state, the recovering marker, the snapshot format), ``membership`` (add / remove /
+Modules: ``replicator`` (the :class:`Replicator` interface the HTTP layer calls),
+``driver`` (:class:`RaftReplicator`, its implementation for a group of any size, a single
+node included: the loop, proposals, ReadIndex reads, applying, snapshots), ``reads``
+(pending ReadIndex rounds), ``membership`` (add / remove /
 transfer on the leader), ``http`` (the Raft and admin routes), ``admin`` (the
 ``objstore metadata status|add|remove|transfer-leader`` commands). The network side is
-:mod:`metadata.replication.transport`.
+:mod:`metadata.replication.transport`. The durable state (log, hard state, snapshots,
+recovery, migration of old layouts) is :mod:`metadata.storage`.
 """

@@ -1,5 +1,6 @@
 """The asyncio driver of the Raft core: :class:`RaftReplicator`, the replicated
-:class:`~metadata.service.Replicator` of a metadata node.
+:class:`~metadata.replication.replicator.Replicator` of a metadata node, whatever the
+size of its group (a single node is a group whose only voter is itself).
 
 One loop task owns the core (:class:`metadata.raft.RaftNode`) and follows the driver
 contract of :mod:`metadata.raft`: a timer ticks it, HTTP handlers step incoming
@@ -24,31 +25,34 @@ Invariants:
   (frozen on the loop, written in a thread), then the log is compacted behind the older
   of the two kept snapshots. A follower too far behind receives the newest snapshot.
 - A node that distrusts its storage (``recovering``, see
-  :mod:`metadata.replication.recovery`) neither ticks nor votes until caught up.
+  :mod:`metadata.storage.recovery`) neither ticks nor votes until caught up.
 - A storage failure stops the driver (fail-stop): every later request gets 503.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from metadata.api.commands import Command, Noop, Outcome, decode_command, encode_command
 from metadata.fsm.machine import MetadataFSM
 from metadata.fsm.snapshot import freeze
 from metadata.raft import (
-    ConfChange, ConfChangeType, EntryKind, Message, MessageType, NotLeader, RaftConfig, RaftNode, Ready, Role,
-    Snapshot, SnapshotMeta,
+    ConfChange, ConfChangeRejected, ConfChangeType, EntryKind, Message, MessageType, NotLeader, ProposalDropped,
+    RaftConfig, RaftNode, Ready, Role, Snapshot, SnapshotMeta, TransferRejected,
 )
-from metadata.replication import files
 from metadata.replication.reads import PendingReads
-from metadata.replication.recovery import Opened, conf_addresses, open_storage
 from metadata.replication.transport import RaftTransport, SnapshotReceiver
+from metadata.storage import files
+from metadata.storage.migrate import migrate_single_node
+from metadata.storage.recovery import Opened, conf_addresses, open_storage
+from objstore import errors
 from objstore.errors import InvalidArgument, ObjstoreError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,12 @@ class RaftSettings:
     chunk_bytes: int = 1 << 20
     propose_timeout: float = 5.0
     read_timeout: float = 3.0
+
+
+class LeaderBusy(ServiceUnavailable):
+    """The leader cannot accept this proposal right now (the core dropped it); retry shortly."""
+
+    default_message = "The metadata leader cannot accept this proposal right now. Please retry."
 
 
 def parse_peers(peers: "tuple[str, ...] | list[str]") -> dict[str, str]:
@@ -130,7 +140,10 @@ class RaftReplicator:
         ``join``) and start its loop and timer."""
         if not join and node_id not in peers:
             raise InvalidArgument(f"--peers must name this node ({node_id}) unless it joins with --join")
-        opened = await open_storage(Path(data_dir), peers, join, settings.segment_bytes)
+        data_dir = Path(data_dir)
+        if not join and set(peers) == {node_id}:
+            await migrate_single_node(data_dir, node_id, peers[node_id], settings.segment_bytes)
+        opened = await open_storage(data_dir, peers, join, settings.segment_bytes)
         try:
             rep = cls(node_id, address, secret, opened, settings, peers)
         except BaseException:
@@ -198,7 +211,8 @@ class RaftReplicator:
             "snapshot_chunks_received": self.receiver.received, "leader_changes": self.leader_changes,
             "recovering_until": self.recovering_until, "members": members,
             "progress": {k: v for k, v in st.progress.items()}, "fsyncs": dlog.fsyncs,
-            "entries_written": dlog.appended, "replication": "raft", **self.fsm.counts(),
+            "entries_written": dlog.appended,
+            "replication": "single" if st.conf_state.voters == {self.id} else "raft", **self.fsm.counts(),
         }
 
     async def close(self) -> None:
@@ -253,10 +267,32 @@ class RaftReplicator:
         if frm != self.id and self.addresses.get(frm) != address and frm not in self._pinned:
             self.addresses[frm] = address
 
-    def not_leader(self) -> NotLeader:
+    def not_leader(self) -> errors.NotLeader:
+        """The service error for a request this node cannot serve as leader (names the
+        leader's address when known)."""
         lead = self.node.lead
         addr = self.addresses.get(lead) if lead and lead != self.id else None
-        return NotLeader(f"metadata node {self.id} is not the leader", leader=addr)
+        return errors.NotLeader(f"metadata node {self.id} is not the leader", leader=addr)
+
+    @contextlib.contextmanager
+    def core_errors(self) -> Iterator[None]:
+        """Map the Raft core's errors (:mod:`metadata.raft.errors`) to the service's:
+        NotLeader -> NotLeader naming the leader's address, ProposalDropped -> LeaderBusy
+        (503, retry), ConfChangeRejected / TransferRejected -> InvalidArgument."""
+        try:
+            yield
+        except NotLeader:
+            raise self.not_leader() from None
+        except ProposalDropped as exc:
+            raise LeaderBusy(str(exc)) from None
+        except (ConfChangeRejected, TransferRejected) as exc:
+            raise InvalidArgument(str(exc)) from None
+
+    def transfer_leadership(self, to: str) -> None:
+        """Ask the core to hand leadership to voter ``to``; raises NotLeader or InvalidArgument."""
+        with self.core_errors():
+            self.node.transfer_leadership(to)
+        self._wake.set()
 
     def wake(self) -> None:
         """Let the loop look at the core again (after a direct call into it)."""
@@ -297,10 +333,8 @@ class RaftReplicator:
     def _propose_raw(self, append: Callable[[], tuple[int, int]]) -> tuple[int, int]:
         if self.node.role is not Role.LEADER:
             raise self.not_leader()
-        try:
+        with self.core_errors():
             index, term = append()
-        except NotLeader:
-            raise self.not_leader() from None
         self._wake.set()
         return index, term
 
@@ -507,6 +541,20 @@ class RaftReplicator:
             log.exception("raft node %s: snapshot at %d failed", self.id, meta.index)
         finally:
             self._snap_task = None
+        if self._failed is None:
+            self._maybe_snapshot()  # entries applied meanwhile may already make the next one due
+
+
+async def open_one_voter(node_id: str, data_dir: Path | str, address: str, secret: str = "",
+                         settings: RaftSettings = RaftSettings(), timeout: float = 10.0) -> RaftReplicator:
+    """A single metadata node: a group whose only voter is ``node_id`` (bootstrapped, or
+    migrated from the pre-Raft single-node layout, on first start). Returns once it leads
+    and has applied its whole log, the new term's first entry included (or after
+    ``timeout``, when it may still be catching up or recovering)."""
+    rep = await RaftReplicator.open(node_id, data_dir, secret, {node_id: address}, False, address, settings)
+    if rep.node.conf_state.voters == {node_id}:
+        await rep.wait_until(lambda: rep.is_leader() and rep.fsm.applied_index >= rep.node.log.last_index(), timeout)
+    return rep
 
 
 def with_snapshot_data(m: Message, path: Path) -> Message:

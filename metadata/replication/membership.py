@@ -18,8 +18,8 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
-from metadata.raft import ConfChange, ConfChangeType, ProposalDropped, Role
-from metadata.replication.driver import RaftReplicator
+from metadata.raft import ConfChange, ConfChangeType, Role
+from metadata.replication.driver import LeaderBusy, RaftReplicator
 from objstore.errors import InvalidArgument, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ async def _retrying(rep: RaftReplicator, step: Callable[[], Awaitable[None]]) ->
         try:
             await step()
             return
-        except ProposalDropped:
+        except LeaderBusy:
             if loop.time() >= end:
                 raise
             await asyncio.sleep(rep.settings.tick_seconds * 2)
@@ -95,8 +95,7 @@ async def transfer_leader(rep: RaftReplicator, node_id: str, timeout: float | No
     _require_leader(rep)
     if node_id == rep.id:
         return {"node": node_id, "result": "already the leader"}
-    rep.node.transfer_leadership(node_id)  # raises InvalidArgument for a non-voter
-    rep.wake()
+    rep.transfer_leadership(node_id)  # raises InvalidArgument for a non-voter
     limit = timeout or rep.settings.tick_seconds * rep.settings.election_ticks * 3
     if not await rep.wait_until(lambda: rep.node.lead == node_id, limit):
         raise ServiceUnavailable(f"leadership did not move to {node_id} within {limit:g}s; retry")
@@ -123,6 +122,5 @@ def hand_over_for(rep: RaftReplicator, frm: str, last_index: int) -> str:
         return ""
     target = max(candidates)[1]
     log.warning("raft node %s: %s lost entries after %d; handing leadership to %s", rep.id, frm, last_index, target)
-    rep.node.transfer_leadership(target)
-    rep.wake()
+    rep.transfer_leadership(target)
     return target

@@ -34,7 +34,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from metadata.storage.durable import SnapshotMeta as FileMeta, SnapshotStore
+from metadata.storage.snapshot_store import SnapshotFile, SnapshotStore
 from metadata.raft.messages import Message, MessageType
 from objstore import internal_auth
 from objstore.errors import InvalidArgument, ObjstoreError
@@ -311,7 +311,7 @@ class SnapshotReceiver:
             f.flush()
             os.fsync(f.fileno())
             f.close()
-            return self.store.verify(FileMeta(meta.index, meta.term, path))
+            return self.store.verify(SnapshotFile(meta.index, meta.term, path))
 
         if not await loop.run_in_executor(None, finish):
             path.unlink(missing_ok=True)

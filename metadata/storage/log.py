@@ -11,8 +11,11 @@ Invariants:
 - The logical log (``first_index..last_index``, ``term_at``, ``entries``) changes at the
   moment ``append``/``truncate_suffix``/``reset`` are called; the disk follows in the same
   order. ``durable_index`` is the last index known to be on disk.
-- The future of an append resolves only after its records are fsynced; a failed write
-  fails the futures and the log refuses further appends (fail-stop).
+- The future of an append resolves only after its records are fully written (short
+  writes are retried, :func:`objstore.durable_io.write_all`) and fsynced. A failed write or
+  fsync (ENOSPC, EIO, ...) fails the futures of the whole batch and of everything queued,
+  and the log refuses every later operation until it is reopened (fail-stop: the file's
+  tail is unknown; on open a partial record is cut as a torn tail).
 - On open a torn tail is cut off (never replayed); damage before the tail raises
   :class:`~metadata.storage.log_format.CorruptLogError`.
 - ``compact(i)`` only deletes whole segments whose entries are all ``<= i`` (never the
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from metadata.storage import log_format as fmt
-from metadata.storage.durable import fsync_dir
+from objstore.durable_io import fsync_dir, write_all
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,9 @@ DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class LogRecord:
+    """One record of the log: its term, index and opaque payload."""
+
     term: int
     index: int
     payload: bytes
@@ -78,7 +83,7 @@ class DiskLog:
         self._fd: int | None = None  # the last segment, open for appending
         self.first_index = 1
         self._terms = array("Q")  # logical: term of first_index + i
-        self._unstable: dict[int, Entry] = {}  # appended, not yet durable
+        self._unstable: dict[int, LogRecord] = {}  # appended, not yet durable
         self.durable_index = 0
         self._queue: list[tuple[str, Any, asyncio.Future]] = []
         self._wakeup = asyncio.Event()
@@ -142,13 +147,13 @@ class DiskLog:
             raise IndexError(f"index {index} outside the log {self.first_index}..{self.last_index}")
         return self._terms[index - self.first_index]
 
-    def entries(self, lo: int, hi: int) -> list[Entry]:
+    def entries(self, lo: int, hi: int) -> list[LogRecord]:
         """Entries ``lo..hi`` inclusive (reads the disk for durable ones)."""
         if lo > hi:
             return []
         if lo < self.first_index or hi > self.last_index:
             raise IndexError(f"entries {lo}..{hi} outside the log {self.first_index}..{self.last_index}")
-        out: list[Entry] = []
+        out: list[LogRecord] = []
         files: dict[Path, Any] = {}
         try:
             for i in range(lo, hi + 1):
@@ -159,7 +164,7 @@ class DiskLog:
                     f.seek(offset)
                     head = f.read(fmt.RECORD_HEADER.size)
                     n, term, index, _ = fmt.RECORD_HEADER.unpack(head)
-                    e = Entry(term, index, f.read(n))
+                    e = LogRecord(term, index, f.read(n))
                 out.append(e)
         finally:
             for f in files.values():
@@ -174,7 +179,7 @@ class DiskLog:
             seg = self._segments[k]
             return seg.path, seg.offsets[index - seg.first_index]
 
-    def append(self, entries: list[Entry]) -> asyncio.Future:
+    def append(self, entries: list[LogRecord]) -> asyncio.Future:
         """Append entries (indexes must continue the log); the future resolves when durable."""
         if self._failed is not None:
             raise LogClosedError(f"log stopped: {self._failed}")
@@ -290,7 +295,7 @@ class DiskLog:
         updates the logical log from the returned per-op results.
         """
         results: list[Any] = []
-        pending: list[Entry] = []
+        pending: list[LogRecord] = []
         for op, arg, _ in batch:
             result = None
             if op == "append":
@@ -308,7 +313,7 @@ class DiskLog:
         self._write_entries(pending)
         return results
 
-    def _write_entries(self, entries: list[Entry]) -> None:
+    def _write_entries(self, entries: list[LogRecord]) -> None:
         if not entries:
             return
         seg = self._segments[-1] if self._segments else None
@@ -321,7 +326,7 @@ class DiskLog:
             terms.append(e.term)
             buf += fmt.encode_record(e.term, e.index, e.payload)
         assert self._fd is not None
-        os.write(self._fd, buf)
+        write_all(self._fd, buf)
         os.fdatasync(self._fd)
         with self._lock:
             seg.offsets.extend(offsets)
@@ -335,7 +340,7 @@ class DiskLog:
             os.close(self._fd)
         path = self.dir / fmt.segment_name(first_index)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        os.write(self._fd, fmt.segment_header(first_index))
+        write_all(self._fd, fmt.segment_header(first_index))
         os.fsync(self._fd)
         fsync_dir(self.dir)
         seg = _Segment(first_index, path, [], [], fmt.SEGMENT_HEADER.size)

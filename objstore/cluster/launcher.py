@@ -148,9 +148,8 @@ class Cluster:
             nid = f"m{i + 1}"
             host, port = addr.rsplit(":", 1)
             argv = self._cli("metadata", "--node-id", nid, "--data-dir", str(d / "metadata" / nid),
-                             "--host", host, "--port", port, "--secret", secret, "--default-policy", o.default_policy)
-            if not _legacy_single_node(d / "metadata" / nid):
-                argv += ["--peers", peers]
+                             "--host", host, "--port", port, "--secret", secret, "--default-policy", o.default_policy,
+                             "--peers", peers)  # a single node's pre-Raft data dir is migrated on start
             self.children.append(Child("metadata", nid, addr, argv, logs / f"{nid}.log"))
         meta_list = ",".join(meta_addrs)
         for i in range(o.storage_nodes):
@@ -268,7 +267,8 @@ class Cluster:
 
 
 def _legacy_single_node(node_dir: Path) -> bool:
-    """A metadata dir written before Raft (a single node's log, no ``raft/``)."""
+    """A metadata dir written before Raft (a single node's log, no ``raft/``): only a group of
+    one voter can open it (it is migrated on start)."""
     return (node_dir / "log").is_dir() and not (node_dir / "raft").exists()
 
 

@@ -19,10 +19,11 @@ import os
 import uuid
 
 from objstore.checksum import xxh64_hex
+from objstore.durable_io import fsync_dir, write_all
 from objstore.errors import CorruptBlob
 from objstore.node.blob import FOOTER_SIZE, BlobId, decode_footer, decode_header, record_length
 from objstore.node.index import Location
-from objstore.node.segments import ScannedRecord, fsync_dir
+from objstore.node.segments import ScannedRecord
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,8 @@ class BlobFileWriter:
         self.written = 0
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        done = 0
-        while done < len(view):
-            done += os.write(self._fd, view[done:])
+        """Append all of ``data`` (short writes retried); raises OSError (then ``abort``)."""
+        write_all(self._fd, data)
         self.written += len(data)
 
     def commit(self, footer: bytes, rel: str) -> None:

@@ -6,9 +6,10 @@ Invariants:
 - Segments are ``segments/seg-NNNNNNNN.dat``, numbered upwards; only the highest-numbered
   (the active one) is appended to. A segment is rolled over only after its last batch was
   made durable, so a crash can tear only the active segment's tail.
-- ``append_batch`` writes whole records then makes them durable with one ``fdatasync``; if
-  anything fails the file is cut back to its previous length, so no partial record is
-  ever followed by later records.
+- ``append_batch`` writes whole records (short writes retried:
+  :func:`objstore.durable_io.write_all`) then makes them durable with one ``fdatasync``; if
+  anything fails (ENOSPC, EIO) the error reaches every waiter of the batch and the file is
+  cut back to its previous length, so no partial record is ever followed by later records.
 - ``scan_segment`` cuts nothing itself; it reports the records whose header and footer
   are valid and where the valid data ends. A damaged stretch followed by valid records is
   skipped (those records stay indexed); a damaged stretch at the end is the torn tail.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from objstore.checksum import xxh64
+from objstore.durable_io import fsync_dir, write_all
 from objstore.errors import CorruptBlob
 from objstore.node.blob import (
     FIXED_SIZE,
@@ -155,14 +157,6 @@ def scan_segment(path: str, rel: str, verify_data: bool) -> SegmentScan:
     return scan
 
 
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass(frozen=True, slots=True)
 class PendingRecord:
     """A record ready to append, all but its footer (which carries the commit seq)."""
@@ -184,7 +178,7 @@ class Appended:
 class SegmentLog:
     """The segment files of one data dir and the append position of the active one."""
 
-    def __init__(self, data_dir: str, max_segment_bytes: int, write: Callable[[int, bytes], int] = os.write,
+    def __init__(self, data_dir: str, max_segment_bytes: int, write: Callable[[int, bytes], int] | None = None,
                  sync: Callable[[int], None] = os.fdatasync) -> None:
         self.data_dir = data_dir
         self.max_segment_bytes = max_segment_bytes
@@ -260,9 +254,7 @@ class SegmentLog:
             pos += length
         buf = memoryview(b"".join(parts))
         try:
-            done = 0
-            while done < len(buf):
-                done += self._write(self._active_fd, buf[done:])
+            write_all(self._active_fd, buf, self._write)
             self._sync(self._active_fd)
         except BaseException:
             self._cut_back(start)

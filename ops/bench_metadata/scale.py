@@ -10,8 +10,8 @@ and a read returns).
 Two loaders: ``http`` sends every PutObject through the node's HTTP API from
 ``concurrency`` concurrent callers sharing one MetadataClient (the gateway's path);
 ``direct`` proposes the same commands, with client sessions, through the service's own
-proposal path (:class:`~metadata.service.SingleNodeReplicator`: durable log with group
-commit, state machine, snapshots) in this process, on the node's data dir, before the node
+proposal path (a one-voter :class:`~metadata.replication.driver.RaftReplicator`: durable log
+with group commit, state machine, snapshots) in this process, on the node's data dir, before the node
 process is started on it. The node is always stopped and its temp dir removed.
 """
 from __future__ import annotations
@@ -168,11 +168,11 @@ async def _load_http(client: MetadataClient, s: ScaleSettings, res: ScaleResult,
     await asyncio.gather(*(worker() for _ in range(s.concurrency)))
 
 
-async def _load_direct(data_dir: Path, s: ScaleSettings, res: ScaleResult, done: list[int]) -> None:
-    """Propose through SingleNodeReplicator in this process; each worker is one client session."""
-    from metadata.service import SingleNodeReplicator
+async def _load_direct(data_dir: Path, address: str, s: ScaleSettings, res: ScaleResult, done: list[int]) -> None:
+    """Propose through a one-voter Raft group in this process; each worker is one client session."""
+    from metadata.replication.driver import open_one_voter
 
-    rep = await SingleNodeReplicator.open(data_dir, "m1")
+    rep = await open_one_voter("m1", data_dir, address)
     try:
         hlc, nxt = HLC("gwbench"), [0]
         (await rep.propose(c.CreateBucket(BUCKET, OWNER, "replica:3", time.time()))).raise_for_error()
@@ -244,7 +244,7 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
     tmp = None if s.base_dir else tempfile.TemporaryDirectory(prefix="objstore-scale-")
     base = Path(s.base_dir or tmp.name)  # type: ignore[union-attr]
     secret = uuid.uuid4().hex
-    # The in-process loader writes the single-node service's files, so that node runs without --peers.
+    # The in-process loader bootstraps the node's one-voter group at the node's own address.
     nodes = MetadataNodes(1, base, secret, peers=s.loader != "direct")
     data_dir = base / "m1"
     done, peak = [0], [0]
@@ -255,7 +255,7 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
         if s.loader == "direct":
             prog = asyncio.create_task(_progress(out, "loaded (direct)", done, s.count, lambda: None, peak))
             try:
-                await _load_direct(data_dir, s, res, done)
+                await _load_direct(data_dir, nodes.addresses[0], s, res, done)
             finally:
                 prog.cancel()
             res.load_s = time.monotonic() - t0
@@ -263,7 +263,7 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
             nodes.start()
             await nodes.wait_ready(s.restart_timeout_s)
             res.first_start_s = time.monotonic() - t1
-            res.notes.append("loaded in-process through SingleNodeReplicator.propose (durable log, group commit, "
+            res.notes.append("loaded in-process through a one-voter RaftReplicator.propose (durable log, group commit, "
                              "apply, snapshots), then the node process started on that data dir; "
                              f"its first start took {res.first_start_s:.1f}s; 'after load' RSS is the node's after "
                              "that start (recovered from snapshot + log), not after a live load")

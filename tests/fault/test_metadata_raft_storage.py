@@ -6,12 +6,12 @@ from pathlib import Path
 
 from metadata.storage import log_format as fmt
 from metadata.api.commands import PutCredential
-from metadata.storage.log import DiskLog, Entry as LogEntry
+from metadata.storage.log import DiskLog, LogRecord
 from metadata.raft import Message, MessageType
-from metadata.replication import files
+from metadata.storage import files
 from metadata.replication.driver import RaftReplicator, RaftSettings
-from metadata.replication.recovery import open_storage
-from metadata.replication.salvage import salvage_log
+from metadata.storage.recovery import open_storage
+from metadata.storage.salvage import salvage_log
 from objstore.types import Credential
 
 SETTINGS = RaftSettings(tick_seconds=0.01, snapshot_every=40, segment_bytes=2048)
@@ -20,7 +20,7 @@ SETTINGS = RaftSettings(tick_seconds=0.01, snapshot_every=40, segment_bytes=2048
 async def _log_with(directory: Path, n: int, segment_bytes: int = 1024) -> None:
     dlog = await DiskLog.open(directory, segment_bytes)
     for i in range(1, n + 1):
-        await dlog.append([LogEntry(1, i, b"\x00" + b"x" * 60)])
+        await dlog.append([LogRecord(1, i, b"\x00" + b"x" * 60)])
     await dlog.close()
 
 
@@ -56,7 +56,7 @@ async def test_a_member_with_a_damaged_log_distrusts_itself_and_refuses_votes(tm
     peers = {"m1": "127.0.0.1:1", "m2": "127.0.0.1:2", "m3": "127.0.0.1:3"}
     opened = await open_storage(tmp_path, peers, join=False, segment_bytes=1024)
     for i in range(4, 200):
-        await opened.storage.dlog.append([LogEntry(2, i, b"\x02" + b"x" * 40)])
+        await opened.storage.dlog.append([LogRecord(2, i, b"\x02" + b"x" * 40)])
     await opened.storage.close()
     log_dir = tmp_path / "raft" / "log"
     _flip(sorted(log_dir.iterdir())[1], fmt.SEGMENT_HEADER.size + 3)

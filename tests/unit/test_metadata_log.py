@@ -1,5 +1,5 @@
 """The durable log (group commit, torn tails, corruption, truncation, compaction), the small
-durable files, and restart of the single-node replicator from snapshot + log."""
+durable files, and restart of a single node (a one-voter Raft group) from snapshot + log."""
 from __future__ import annotations
 
 import asyncio
@@ -10,19 +10,21 @@ from pathlib import Path
 import pytest
 
 from metadata.api import commands as c
-from metadata.storage.durable import HardState, SnapshotStore, load_hard_state, save_hard_state
-from metadata.fsm.snapshot import snapshot_bytes
-from metadata.storage.log import DiskLog, Entry, LogClosedError
+from metadata.fsm.snapshot import restore, snapshot_bytes
+from metadata.raft.records import HardState
+from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter
+from metadata.storage.files import DamagedFile, load_hard_state, save_hard_state
+from metadata.storage.log import DiskLog, LogClosedError, LogRecord
 from metadata.storage.log_format import RECORD_HEADER, SEGMENT_HEADER, CorruptLogError, segment_name
-from metadata.service import SingleNodeReplicator
+from metadata.storage.snapshot_store import SnapshotStore
 from objstore.types import Credential, NodeInfo, ObjectVersion
 
 
-def entries(lo: int, hi: int, term: int = 1) -> list[Entry]:
-    return [Entry(term, i, f"payload-{i}".encode() * (i % 3 + 1)) for i in range(lo, hi + 1)]
+def entries(lo: int, hi: int, term: int = 1) -> list[LogRecord]:
+    return [LogRecord(term, i, f"payload-{i}".encode() * (i % 3 + 1)) for i in range(lo, hi + 1)]
 
 
-async def written_log(path: Path, n: int, **kw) -> list[Entry]:
+async def written_log(path: Path, n: int, **kw) -> list[LogRecord]:
     lg = await DiskLog.open(path, **kw)
     es = entries(1, n)
     await lg.append(es)
@@ -69,7 +71,7 @@ async def test_group_commit_resolves_every_append_with_few_fsyncs(tmp_path):
     async def appender(k: int) -> None:
         for _ in range(20):
             i = lg.last_index + 1
-            await lg.append([Entry(1, i, b"x%d" % k)])
+            await lg.append([LogRecord(1, i, b"x%d" % k)])
             assert lg.durable_index >= i
 
     before = lg.fsyncs
@@ -96,10 +98,10 @@ async def test_torn_tail_is_cut_at_every_byte_offset_of_the_last_record(tmp_path
         assert lg.last_index == 5, cut
         assert lg.entries(1, 5) == es[:5]
         assert (d / segment_name(1)).stat().st_size == last_start
-        await lg.append([Entry(3, 6, b"after")])  # the log goes on from the cut
+        await lg.append([LogRecord(3, 6, b"after")])  # the log goes on from the cut
         await lg.close()
         lg = await DiskLog.open(d)
-        assert lg.entries(6, 6) == [Entry(3, 6, b"after")]
+        assert lg.entries(6, 6) == [LogRecord(3, 6, b"after")]
         await lg.close()
 
 
@@ -143,7 +145,7 @@ async def test_corruption_in_an_earlier_segment_is_detected(tmp_path):
     assert len(segs) >= 1
     lg = await DiskLog.open(tmp_path, segment_bytes=100)
     for i in range(31, 60):
-        await lg.append([Entry(1, i, b"more-%d" % i)])
+        await lg.append([LogRecord(1, i, b"more-%d" % i)])
     await lg.close()
     segs = sorted(tmp_path.glob("seg-*.log"))
     assert len(segs) > 3
@@ -157,10 +159,10 @@ async def test_corruption_in_an_earlier_segment_is_detected(tmp_path):
 async def test_truncate_suffix_then_append_new_terms(tmp_path):
     lg = await DiskLog.open(tmp_path, segment_bytes=120)
     for i in range(1, 11):
-        await lg.append([Entry(1, i, b"old-%d" % i)])
+        await lg.append([LogRecord(1, i, b"old-%d" % i)])
     lg.truncate_suffix(4)
     assert lg.last_index == 3
-    new = [Entry(2, i, b"new-%d" % i) for i in range(4, 8)]
+    new = [LogRecord(2, i, b"new-%d" % i) for i in range(4, 8)]
     await lg.append(new)
     assert lg.entries(3, 7)[1:] == new
     await lg.close()
@@ -174,7 +176,7 @@ async def test_truncate_of_unwritten_entries_in_the_same_batch(tmp_path):
     lg = await DiskLog.open(tmp_path)
     lg.append(entries(1, 5))
     lg.truncate_suffix(3)
-    await lg.append([Entry(7, 3, b"three")])
+    await lg.append([LogRecord(7, 3, b"three")])
     assert lg.last_index == 3 and lg.durable_index == 3
     await lg.close()
     lg = await DiskLog.open(tmp_path)
@@ -185,7 +187,7 @@ async def test_truncate_of_unwritten_entries_in_the_same_batch(tmp_path):
 async def test_compaction_deletes_whole_old_segments(tmp_path):
     lg = await DiskLog.open(tmp_path, segment_bytes=200)
     for i in range(1, 101):
-        await lg.append([Entry(1, i, b"entry-%03d" % i)])
+        await lg.append([LogRecord(1, i, b"entry-%03d" % i)])
     nsegs = len(list(tmp_path.glob("seg-*.log")))
     await lg.compact(60)
     assert 1 < lg.first_index <= 61
@@ -195,7 +197,7 @@ async def test_compaction_deletes_whole_old_segments(tmp_path):
     await lg.close()
     lg = await DiskLog.open(tmp_path, segment_bytes=200)
     assert lg.first_index == first and lg.last_index == 100
-    await lg.append([Entry(2, 101, b"x")])
+    await lg.append([LogRecord(2, 101, b"x")])
     await lg.close()
 
 
@@ -204,7 +206,7 @@ async def test_reset_starts_the_log_at_a_new_index(tmp_path):
     await lg.append(entries(1, 5))
     await lg.reset(100)
     assert (lg.first_index, lg.last_index) == (100, 99)
-    await lg.append([Entry(4, 100, b"hundred")])
+    await lg.append([LogRecord(4, 100, b"hundred")])
     await lg.close()
     lg = await DiskLog.open(tmp_path)
     assert (lg.first_index, lg.last_index) == (100, 100)
@@ -213,11 +215,11 @@ async def test_reset_starts_the_log_at_a_new_index(tmp_path):
 
 def test_hard_state_round_trip_and_damage(tmp_path):
     p = tmp_path / "hs"
-    assert load_hard_state(p) == HardState()
-    save_hard_state(p, HardState(7, "m2"))
-    assert load_hard_state(p) == HardState(7, "m2")
+    assert load_hard_state(p) is None
+    save_hard_state(p, HardState(7, "m2", 3))
+    assert load_hard_state(p) == HardState(7, "m2", 3)
     p.write_bytes(p.read_bytes().replace(b'"term": 7', b'"term": 8'))
-    with pytest.raises(ValueError):
+    with pytest.raises(DamagedFile):
         load_hard_state(p)
 
 
@@ -235,20 +237,35 @@ async def test_snapshot_store_verifies_and_keeps_two(tmp_path):
     assert store.latest_valid().index == 20
 
 
-# --- the replicator: restart from snapshot + log ----------------------------------------------
+# --- a single node (one-voter Raft group): restart from snapshot + log -------------------------
+
+
+def after_leader_noop(state: bytes) -> bytes:
+    """``state`` (snapshot bytes) once the restarted leader's no-op entry of its new term is
+    applied: the same objects, buckets and sessions, one index further."""
+    fsm = restore(state.splitlines(keepends=True))
+    fsm.apply(fsm.applied_index + 1, c.Noop())
+    return snapshot_bytes(fsm)
+
+
+async def open_single(path: Path, snapshot_every: int, segment_bytes: int = 64 << 20) -> RaftReplicator:
+    settings = RaftSettings(snapshot_every=snapshot_every, segment_bytes=segment_bytes)
+    rep = await open_one_voter("m1", path, "127.0.0.1:1", settings=settings)
+    assert rep.is_leader()
+    return rep
 
 
 def ver(key: str, vid: str = "v1") -> ObjectVersion:
     return ObjectVersion("b", key, vid, 3, "0" * 32, 1.0, placement=("n1",))
 
 
-async def drive(rep: SingleNodeReplicator, n: int, start: int = 0) -> None:
+async def drive(rep: RaftReplicator, n: int, start: int = 0) -> None:
     outs = await asyncio.gather(*(rep.propose(c.PutObject(ver(f"k{start + i:05d}"))) for i in range(n)))
     assert all(o.error is None for o in outs)
 
 
 async def test_restart_replays_the_log_to_the_same_state(tmp_path):
-    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=10**9)
+    rep = await open_single(tmp_path, snapshot_every=10**9)
     await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
     await rep.propose(c.RegisterNode(NodeInfo("n1", "h:1")))
     await rep.propose(c.PutCredential(Credential("AK", "SK", "alice")))
@@ -257,10 +274,10 @@ async def test_restart_replays_the_log_to_the_same_state(tmp_path):
     out = await rep.propose(c.PutObject(ver("k00009", "v2"), client_id="g", seq=1, ack=1))
     assert out.result(c.PutObject).replaced.version_id == "v1"
     before = snapshot_bytes(rep.fsm)
-    term = rep.term
+    term = rep.node.term
     await rep.close()
-    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=10**9)
-    assert snapshot_bytes(rep.fsm) == before and rep.term == term + 1
+    rep = await open_single(tmp_path, snapshot_every=10**9)
+    assert snapshot_bytes(rep.fsm) == after_leader_noop(before) and rep.node.term == term + 1
     # The retried command is still de-duplicated after the restart.
     again = await rep.propose(c.PutObject(ver("k00009", "v3"), client_id="g", seq=1, ack=1))
     assert again == out
@@ -269,41 +286,41 @@ async def test_restart_replays_the_log_to_the_same_state(tmp_path):
 
 
 async def test_snapshot_compaction_and_restart(tmp_path):
-    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=100, segment_bytes=2000)
+    rep = await open_single(tmp_path, snapshot_every=100, segment_bytes=2000)
     await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
     for k in range(5):
         await drive(rep, 100, start=k * 100)
     deadline = time.monotonic() + 10
-    while (rep.snapshot_index < 400 or rep._snapshot_task is not None) and time.monotonic() < deadline:
+    while (rep.storage.snapshot_meta.index < 400 or rep._snap_task is not None) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
-    assert rep.snapshot_index >= 400
-    assert len(rep.snapshots.list()) == 2
-    assert rep.log.first_index > 1  # compacted
+    assert rep.storage.snapshot_meta.index >= 400
+    assert len(rep.storage.snapshots.list()) == 2
+    assert rep.storage.dlog.first_index > 1  # compacted
     await drive(rep, 7, start=1000)
     before = snapshot_bytes(rep.fsm)
     await rep.close()
-    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=100, segment_bytes=2000)
-    assert snapshot_bytes(rep.fsm) == before
+    rep = await open_single(tmp_path, snapshot_every=100, segment_bytes=2000)
+    assert snapshot_bytes(rep.fsm) == after_leader_noop(before)
     assert rep.status()["objects"] == 507
     await rep.close()
 
 
 async def test_restart_falls_back_to_the_older_snapshot_when_the_newest_is_damaged(tmp_path):
-    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=50, segment_bytes=1000)
+    rep = await open_single(tmp_path, snapshot_every=50, segment_bytes=1000)
     await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
     for k in range(4):
         await drive(rep, 50, start=k * 50)
     await rep.close()  # waits for a running snapshot
     before = snapshot_bytes(rep.fsm)
-    newest = rep.snapshots.list()[0]
+    newest = rep.storage.snapshots.list()[0]
     newest.path.write_bytes(newest.path.read_bytes()[:-5])
-    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=50, segment_bytes=1000)
-    assert snapshot_bytes(rep.fsm) == before
+    rep = await open_single(tmp_path, snapshot_every=50, segment_bytes=1000)
+    assert snapshot_bytes(rep.fsm) == after_leader_noop(before)
     await rep.close()
 
 
 async def test_throughput_with_64_concurrent_proposers(tmp_path):
-    rep = await SingleNodeReplicator.open(tmp_path, "m1", snapshot_every=10**9)
+    rep = await open_single(tmp_path, snapshot_every=10**9)
     await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
     n_per, workers = 60, 64
 
@@ -312,12 +329,12 @@ async def test_throughput_with_64_concurrent_proposers(tmp_path):
             out = await rep.propose(c.PutObject(ver(f"w{w}/k{i}"), client_id=f"c{w}", seq=i + 1, ack=i + 1))
             assert out.error is None
 
-    fsyncs = rep.log.fsyncs
+    fsyncs = rep.storage.dlog.fsyncs
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(workers)))
     secs = time.perf_counter() - t0
     total = n_per * workers
-    per_fsync = total / (rep.log.fsyncs - fsyncs)
+    per_fsync = total / (rep.storage.dlog.fsyncs - fsyncs)
     print(f"\n{total / secs:.0f} commands/s, {per_fsync:.1f} commands per fsync")
     assert per_fsync > 4
     assert total / secs > 1000  # the target on an idle machine is >= 2000

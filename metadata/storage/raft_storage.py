@@ -2,9 +2,10 @@
 
 Layout under ``<data_dir>/raft``: ``log/`` (a :class:`metadata.storage.log.DiskLog`: one record
 per entry, term and index in the record header, :func:`~metadata.raft.storage.pack_entry`
-payload; group commit), ``snapshots/`` (a :class:`metadata.storage.durable.SnapshotStore`, keeping
-two), ``incoming/`` (snapshots being received), ``hard-state`` and ``recovering``
-(:mod:`metadata.replication.files`).
+payload; group commit), ``snapshots/`` (a :class:`metadata.storage.snapshot_store.SnapshotStore`,
+keeping two), ``incoming/`` (snapshots being received), ``hard-state`` and ``recovering``
+(:mod:`metadata.storage.files`). Every metadata node, a single one included (a group of
+one voter), keeps its state in this one layout.
 
 Invariants:
 - The compaction point ``base`` (``first_index() - 1``) is where the snapshot ends, or
@@ -28,12 +29,13 @@ import os
 from collections import OrderedDict
 from pathlib import Path
 
-from metadata.storage.durable import SnapshotStore, fsync_dir
-from metadata.storage.log import DiskLog, Entry as LogEntry
 from metadata.raft.errors import Compacted, Unavailable
 from metadata.raft.records import Entry, HardState, Snapshot, SnapshotMeta
 from metadata.raft.storage import limit_size, pack_entry, unpack_entry
-from metadata.replication import files
+from metadata.storage import files
+from metadata.storage.log import DiskLog, LogRecord
+from metadata.storage.snapshot_store import SnapshotStore
+from objstore.durable_io import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ _PAGE = 256
 
 
 class DiskRaftStorage:
-    """Raft storage on disk; build it with :func:`metadata.replication.recovery.open_storage`."""
+    """Raft storage on disk; build it with :func:`metadata.storage.recovery.open_storage`."""
 
     def __init__(self, root: Path, dlog: DiskLog, snapshots: SnapshotStore, snap: SnapshotMeta,
                  snap_path: Path | None, hard_state: HardState) -> None:
@@ -139,7 +141,7 @@ class DiskRaftStorage:
             futs.append(self.dlog.truncate_suffix(first))
             for i in [i for i in self._cache if i >= first]:
                 self._cache_bytes -= len(self._cache.pop(i).data)
-        futs.append(self.dlog.append([LogEntry(e.term, e.index, pack_entry(e)) for e in entries]))
+        futs.append(self.dlog.append([LogRecord(e.term, e.index, pack_entry(e)) for e in entries]))
         for e in entries:
             self._cache[e.index] = e
             self._cache_bytes += len(e.data)
@@ -173,8 +175,7 @@ class DiskRaftStorage:
         def move() -> None:
             os.replace(path, final)
             fsync_dir(self.snapshots.dir)
-            for old in self.snapshots.list()[self.snapshots.keep :]:
-                old.path.unlink(missing_ok=True)
+            self.snapshots.prune()
 
         await asyncio.get_running_loop().run_in_executor(None, move)
         self._snap, self._snap_path = meta, final

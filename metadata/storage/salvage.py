@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metadata.storage import log_format as fmt
-from metadata.storage.durable import fsync_dir
+from objstore.durable_io import fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -1,17 +1,20 @@
-"""Small durable files of a metadata node: the term/vote state and state-machine snapshots.
+"""The snapshot files of a metadata node: :class:`SnapshotStore`.
 
-Every file here is replaced atomically: written to a temporary name, fsynced, renamed over
-the final name, and the directory fsynced. A crash leaves the old file or the new one,
-never a mix; stray temporaries are ignored and removed on open.
+``snapshots/snap-<index 20 digits>-<term 20 digits>.snap`` holds
+``OSMSNAP1 | meta length u32 | meta JSON {"v","index","term"} | body | body xxh64 u64 |
+body length u64``. The body of a Raft snapshot is described in
+:mod:`metadata.storage.files`; this module treats it as opaque bytes.
 
-- ``hard-state``: ``{"v": 1, "term": T, "vote": V, "xxh64": hex}`` (checksum over the
-  term and vote).
-- snapshots: ``snapshots/snap-<index 20 digits>-<term 20 digits>.snap`` holding
-  ``OSMSNAP1 | meta length u32 | meta JSON {"v","index","term"} | body | body xxh64 u64 |
-  body length u64``. A snapshot is used only if the trailer matches; the newest valid one
-  wins. The ``keep`` newest are kept, older ones deleted.
+Invariants:
+- A snapshot is written to a temporary name with every byte written (short writes are
+  retried, :func:`objstore.durable_io.write_all`), fsynced, renamed to its final name and
+  the directory fsynced: a crash or an IO error (ENOSPC, EIO) leaves no file under a final
+  name that is not whole; the error reaches the caller. Stray temporaries are removed on
+  open.
+- A snapshot is used only if its trailer matches; the newest valid one wins. The ``keep``
+  newest are kept, older ones deleted.
 
-The functions are synchronous (run them in an executor from asyncio code);
+The methods are synchronous (run them in an executor from asyncio code);
 :meth:`SnapshotStore.save` is the asyncio wrapper that writes a snapshot in a thread.
 """
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import BinaryIO, Iterable, Iterator
 
 import xxhash
 
+from objstore.durable_io import fsync_dir, write_file
+
 log = logging.getLogger(__name__)
 
 SNAP_MAGIC = b"OSMSNAP1"
@@ -34,65 +39,16 @@ _U32 = struct.Struct("<I")
 _TRAILER = struct.Struct("<QQ")
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` durably and atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-# --- term and vote ----------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
-class HardState:
-    term: int = 0
-    vote: str = ""
+class SnapshotFile:
+    """A snapshot file on disk, named for the last log index it includes and that term."""
 
-
-def _hard_state_sum(term: int, vote: str) -> str:
-    return xxhash.xxh64(f"{term}\n{vote}".encode()).hexdigest()
-
-
-def save_hard_state(path: Path, hs: HardState) -> None:
-    d = {"v": 1, "term": hs.term, "vote": hs.vote, "xxh64": _hard_state_sum(hs.term, hs.vote)}
-    atomic_write(path, json.dumps(d).encode())
-
-
-def load_hard_state(path: Path) -> HardState:
-    """The saved state, or the zero state when none was ever saved; ValueError if damaged."""
-    try:
-        d = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return HardState()
-    if d.get("v") != 1 or d.get("xxh64") != _hard_state_sum(d["term"], d["vote"]):
-        raise ValueError(f"{path} is damaged")
-    return HardState(d["term"], d["vote"])
-
-
-# --- snapshots --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotMeta:
     index: int  # the last log index the snapshot includes
     term: int  # the term of that entry
     path: Path
 
 
-def _snap_name(index: int, term: int) -> str:
+def snapshot_name(index: int, term: int) -> str:
     return f"snap-{index:020d}-{term:020d}.snap"
 
 
@@ -106,16 +62,16 @@ class SnapshotStore:
         for p in self.dir.glob("*.tmp"):
             p.unlink()
 
-    def list(self) -> list[SnapshotMeta]:
+    def list(self) -> list[SnapshotFile]:
         """Every snapshot file by name (not yet verified), newest first."""
         out = []
         for p in self.dir.glob("snap-*.snap"):
             parts = p.stem.split("-")
             if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-                out.append(SnapshotMeta(int(parts[1]), int(parts[2]), p))
+                out.append(SnapshotFile(int(parts[1]), int(parts[2]), p))
         return sorted(out, key=lambda m: m.index, reverse=True)
 
-    def verify(self, meta: SnapshotMeta) -> bool:
+    def verify(self, meta: SnapshotFile) -> bool:
         """True when the file's meta and body checksum are intact."""
         try:
             with open(meta.path, "rb") as f:
@@ -139,14 +95,14 @@ class SnapshotStore:
         except (OSError, ValueError, struct.error):
             return False
 
-    def latest_valid(self) -> SnapshotMeta | None:
+    def latest_valid(self) -> SnapshotFile | None:
         for meta in self.list():
             if self.verify(meta):
                 return meta
             log.warning("ignoring damaged snapshot %s", meta.path)
         return None
 
-    def read_lines(self, meta: SnapshotMeta) -> Iterator[bytes]:
+    def read_lines(self, meta: SnapshotFile) -> Iterator[bytes]:
         """The body of a verified snapshot, line by line."""
         with open(meta.path, "rb") as f:
             body_start, _, _ = _read_meta(f)
@@ -162,36 +118,42 @@ class SnapshotStore:
                 if pos >= body_end:
                     return
 
-    async def save(self, index: int, term: int, chunks: Iterable[bytes]) -> SnapshotMeta:
+    async def save(self, index: int, term: int, chunks: Iterable[bytes]) -> SnapshotFile:
         """Write a snapshot durably; ``chunks`` is consumed in a worker thread."""
         meta = await asyncio.get_running_loop().run_in_executor(None, self.write, index, term, chunks)
         return meta
 
-    def write(self, index: int, term: int, chunks: Iterable[bytes]) -> SnapshotMeta:
-        """Write a snapshot durably and atomically, then delete all but the ``keep`` newest."""
-        final = self.dir / _snap_name(index, term)
+    def write(self, index: int, term: int, chunks: Iterable[bytes]) -> SnapshotFile:
+        """Write a snapshot durably and atomically, then delete all but the ``keep`` newest;
+        raises OSError (nothing is left under the final name)."""
+        final = self.dir / snapshot_name(index, term)
         tmp = final.with_name(final.name + ".tmp")
+
+        def content() -> Iterator[bytes]:
+            meta = json.dumps({"v": 1, "index": index, "term": term}).encode()
+            yield SNAP_MAGIC + _U32.pack(len(meta)) + meta
+            h = xxhash.xxh64()
+            length = 0
+            for chunk in chunks:
+                h.update(chunk)
+                length += len(chunk)
+                yield chunk
+            yield _TRAILER.pack(h.intdigest(), length)
+
         try:
-            with open(tmp, "wb") as f:
-                meta = json.dumps({"v": 1, "index": index, "term": term}).encode()
-                f.write(SNAP_MAGIC + _U32.pack(len(meta)) + meta)
-                h = xxhash.xxh64()
-                length = 0
-                for chunk in chunks:
-                    h.update(chunk)
-                    length += len(chunk)
-                    f.write(chunk)
-                f.write(_TRAILER.pack(h.intdigest(), length))
-                f.flush()
-                os.fsync(f.fileno())
+            write_file(tmp, content())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, final)
         fsync_dir(self.dir)
+        self.prune()
+        return SnapshotFile(index, term, final)
+
+    def prune(self) -> None:
+        """Delete all but the ``keep`` newest snapshot files."""
         for old in self.list()[self.keep :]:
             old.path.unlink(missing_ok=True)
-        return SnapshotMeta(index, term, final)
 
 
 def _read_meta(f: BinaryIO) -> tuple[int, int, int]:

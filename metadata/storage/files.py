@@ -1,14 +1,14 @@
-"""The small durable files of a Raft metadata node and the Raft snapshot format.
+"""The small durable files of a metadata node and the Raft snapshot format.
 
-Layout under ``<data_dir>/raft`` (see :mod:`metadata.replication.storage`):
+Layout under ``<data_dir>/raft`` (see :mod:`metadata.storage.raft_storage`):
 
 - ``hard-state``: ``{"v": 1, "term", "vote", "commit", "xxh64"}``, the checksum over term,
-  vote and commit. Replaced atomically (:func:`metadata.storage.durable.atomic_write`).
+  vote and commit. Replaced atomically (:func:`objstore.durable_io.atomic_write`).
 - ``recovering``: ``{"v": 1, "until": N, "reason": "..."}``, present while the node
   distrusts its own durable state (a damaged log, snapshot or hard state was found on
   start). While it exists the node neither votes nor campaigns; it is removed once the
   node has learnt from a leader a commit index ``>= until``.
-- ``snapshots/snap-<index>-<term>.snap``: the files of :class:`metadata.storage.durable.SnapshotStore`
+- ``snapshots/snap-<index>-<term>.snap``: the files of :class:`metadata.storage.snapshot_store.SnapshotStore`
   (magic, meta, body, xxh64 trailer). The body starts with one Raft header line
   ``{"v": 1, "kind": "raft-snapshot", "index", "term", "conf_state", "addresses"}``
   followed by the state machine's snapshot lines (:mod:`metadata.fsm.snapshot`).
@@ -23,12 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+__all__ = ["DamagedFile", "LoadedSnapshot", "header_line", "load_hard_state", "load_recovering", "read_snapshot",
+           "read_snapshot_meta", "save_hard_state", "save_recovering", "snapshot_chunks", "snapshot_name",
+           "verify_snapshot_file"]
+
 import xxhash
 
-from metadata.storage.durable import SnapshotMeta as FileMeta, SnapshotStore, atomic_write
 from metadata.fsm.machine import MetadataFSM
 from metadata.fsm.snapshot import FrozenState, frozen_chunks, restore
 from metadata.raft.records import ConfState, HardState, SnapshotMeta
+from metadata.storage.snapshot_store import SnapshotFile, SnapshotStore, snapshot_name
+from objstore.durable_io import atomic_write
 
 HARD_STATE_VERSION = 1
 SNAPSHOT_HEADER_VERSION = 1
@@ -98,10 +103,6 @@ class LoadedSnapshot:
     fsm: MetadataFSM
 
 
-def snapshot_name(index: int, term: int) -> str:
-    return f"snap-{index:020d}-{term:020d}.snap"
-
-
 def header_line(meta: SnapshotMeta, addresses: dict[str, str]) -> bytes:
     d = {"v": SNAPSHOT_HEADER_VERSION, "kind": SNAPSHOT_KIND, "index": meta.index, "term": meta.term,
          "conf_state": meta.conf_state.to_dict(), "addresses": dict(sorted(addresses.items()))}
@@ -130,7 +131,7 @@ def _parse_header(line: bytes, index: int, term: int) -> tuple[SnapshotMeta, dic
 
 def read_snapshot(store: SnapshotStore, path: Path, index: int, term: int) -> LoadedSnapshot:
     """Load a verified snapshot file (run in an executor); raises DamagedFile."""
-    lines: Iterable[bytes] = store.read_lines(FileMeta(index, term, path))
+    lines: Iterable[bytes] = store.read_lines(SnapshotFile(index, term, path))
     it = iter(lines)
     try:
         meta, addresses = _parse_header(next(it), index, term)
@@ -147,11 +148,11 @@ def read_snapshot(store: SnapshotStore, path: Path, index: int, term: int) -> Lo
 
 def read_snapshot_meta(store: SnapshotStore, path: Path, index: int, term: int) -> tuple[SnapshotMeta, dict[str, str]]:
     """Only the Raft header of a snapshot file; raises DamagedFile."""
-    for line in store.read_lines(FileMeta(index, term, path)):
+    for line in store.read_lines(SnapshotFile(index, term, path)):
         return _parse_header(line, index, term)
     raise DamagedFile(f"{path} has an empty body")
 
 
 def verify_snapshot_file(store: SnapshotStore, path: Path, index: int, term: int) -> bool:
     """Whether ``path`` is an intact snapshot file for (index, term)."""
-    return store.verify(FileMeta(index, term, path))
+    return store.verify(SnapshotFile(index, term, path))

@@ -1,0 +1,32 @@
+"""The interface between a metadata node's HTTP layer and its replicated state machine.
+
+The HTTP layer (:mod:`metadata.app`, :mod:`metadata.upload_http`) only ever calls a
+:class:`Replicator`: ``propose(cmd)`` to change state and ``read(fn)`` to look at it. The
+implementation is :class:`metadata.replication.driver.RaftReplicator`, for a group of any
+size (a single node is a group of one voter).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, TypeVar
+
+from metadata.api.commands import Command, Outcome
+from metadata.fsm.machine import MetadataFSM
+
+T = TypeVar("T")
+
+
+class Replicator(Protocol):
+    """How the service changes and reads the replicated state machine."""
+
+    async def propose(self, cmd: Command) -> Outcome:
+        """Commit ``cmd`` and return its outcome once applied; raises NotLeader or
+        ServiceUnavailable when it cannot be committed here."""
+        ...
+
+    async def read(self, fn: Callable[[MetadataFSM], T]) -> T:
+        """Run ``fn`` on state that includes every command acknowledged before the call."""
+        ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
