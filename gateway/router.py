@@ -108,10 +108,7 @@ def _bucket_op(method: str, query: Mapping[str, str]) -> str:
         if method == "POST":
             return "DeleteObjects"
         raise MethodNotAllowed()
-    unsupported = sorted(set(query) & BUCKET_SUBRESOURCES_NOT_IMPLEMENTED)
-    if unsupported:
-        raise NotImplementedOp(f"The bucket sub-resource '{unsupported[0]}' is not implemented.")
-    sub = _subresource_op(_BUCKET_SUBRESOURCE_OPS, method, query)
+    sub = _subresource_op("bucket", BUCKET_SUBRESOURCES_NOT_IMPLEMENTED, _BUCKET_SUBRESOURCE_OPS, method, query)
     if sub is not None:
         return sub
     if "uploads" in query:
@@ -136,10 +133,7 @@ def _bucket_op(method: str, query: Mapping[str, str]) -> str:
 
 
 def _object_op(method: str, query: Mapping[str, str], headers: Mapping[str, str]) -> str:
-    unsupported = sorted(set(query) & OBJECT_SUBRESOURCES_NOT_IMPLEMENTED)
-    if unsupported:
-        raise NotImplementedOp(f"The object sub-resource '{unsupported[0]}' is not implemented.")
-    sub = _subresource_op(_OBJECT_SUBRESOURCE_OPS, method, query)
+    sub = _subresource_op("object", OBJECT_SUBRESOURCES_NOT_IMPLEMENTED, _OBJECT_SUBRESOURCE_OPS, method, query)
     if sub is not None:
         return sub
     if "versionId" in query and method in ("PUT", "POST"):
@@ -184,9 +178,14 @@ def _multipart_op(method: str, query: Mapping[str, str], headers: Mapping[str, s
     raise MethodNotAllowed()
 
 
-def _subresource_op(table: Mapping[str, Mapping[str, str]], method: str, query: Mapping[str, str]) -> str | None:
+def _subresource_op(kind: str, not_implemented: set[str], table: Mapping[str, Mapping[str, str]], method: str,
+                    query: Mapping[str, str]) -> str | None:
     """The operation a served sub-resource names for ``method`` (MethodNotAllowed for
-    another method), or None when the query names none of them."""
+    another method), or None when the query names none of them; NotImplementedOp when it
+    names one of ``not_implemented`` (whatever else it names)."""
+    unsupported = sorted(set(query) & not_implemented)
+    if unsupported:
+        raise NotImplementedOp(f"The {kind} sub-resource '{unsupported[0]}' is not implemented.")
     for name, ops in table.items():
         if name in query:
             op = ops.get(method)
