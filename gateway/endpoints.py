@@ -181,14 +181,20 @@ class ListPartsEndpoint:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ListObjectsEndpoint:
-    """ListObjects (v1): a page of keys after ``marker``."""
+class _Listing:
+    """What every listing of a bucket names: the bucket, and which names, rolled up how."""
 
     op: str
     bucket: str
     key: None = None
-    max_keys: int = q.MAX_KEYS
     scope: ListingScope = ListingScope()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListObjectsEndpoint(_Listing):
+    """ListObjects (v1): a page of keys after ``marker``."""
+
+    max_keys: int = q.MAX_KEYS
     marker: str = ""
 
     @classmethod
@@ -199,14 +205,10 @@ class ListObjectsEndpoint:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ListObjectsV2Endpoint:
+class ListObjectsV2Endpoint(_Listing):
     """ListObjectsV2: a page of keys after the continuation token's marker, or ``start_after``."""
 
-    op: str
-    bucket: str
-    key: None = None
     max_keys: int = q.MAX_KEYS
-    scope: ListingScope = ListingScope()
     continuation_token: str | None = None
     start_after: str | None = None
     fetch_owner: bool = False
@@ -223,14 +225,10 @@ class ListObjectsV2Endpoint:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ListVersionsEndpoint:
+class ListVersionsEndpoint(_Listing):
     """ListObjectVersions: a page of versions after (``key_marker``, ``version_id_marker``)."""
 
-    op: str
-    bucket: str
-    key: None = None
     max_keys: int = q.MAX_KEYS
-    scope: ListingScope = ListingScope()
     key_marker: str = ""
     version_id_marker: str = ""
 
@@ -244,14 +242,10 @@ class ListVersionsEndpoint:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ListUploadsEndpoint:
+class ListUploadsEndpoint(_Listing):
     """ListMultipartUploads: a page of uploads after (``key_marker``, ``upload_id_marker``)."""
 
-    op: str
-    bucket: str
-    key: None = None
     max_uploads: int = q.MAX_KEYS
-    scope: ListingScope = ListingScope()
     key_marker: str = ""
     upload_id_marker: str = ""
 
