@@ -27,11 +27,17 @@ RESPONSE_OVERRIDES = {
 }
 
 
+def _url_encode(name: str) -> str:
+    return quote(name, safe="/")
+
+
+def _as_is(name: str) -> str:
+    return name
+
+
 def url_encoder(encoding_type: str | None) -> Callable[[str], str]:
     """How names appear in a listing: URL-encoded (``/`` kept) for ``encoding-type=url``."""
-    if encoding_type == "url":
-        return lambda s: quote(s, safe="/")
-    return lambda s: s
+    return _url_encode if encoding_type == "url" else _as_is
 
 
 @dataclass(frozen=True, slots=True)
