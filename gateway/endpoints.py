@@ -188,12 +188,16 @@ class ListPartsEndpoint:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Listing:
-    """What every listing of a bucket names: the bucket, and which names, rolled up how."""
+    """What every listing of a bucket names: the bucket, which names (rolled up how), and
+    the key the page starts after ("" for the first page): ListObjects' ``marker``,
+    ListObjectsV2's continuation token (decoded) or ``start-after``, the ``key-marker`` of
+    ListObjectVersions and ListMultipartUploads."""
 
     op: str
     bucket: str
     key: None = None
     scope: ListingScope = ListingScope()
+    key_marker: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,13 +205,12 @@ class ListObjectsEndpoint(_Listing):
     """ListObjects (v1): a page of keys after ``marker``."""
 
     max_keys: int = q.MAX_KEYS
-    marker: str = ""
 
     @classmethod
     def from_request(cls, op: str, bucket: str | None, key: str | None, query: Query) -> ListObjectsEndpoint:
         assert bucket is not None
         return cls(op=op, bucket=bucket, max_keys=q.max_keys(query), scope=ListingScope.from_query(query),
-                   marker=query.get("marker", ""))
+                   key_marker=query.get("marker", ""))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,7 +221,6 @@ class ListObjectsV2Endpoint(_Listing):
     continuation_token: str | None = None
     start_after: str | None = None
     fetch_owner: bool = False
-    after: str | None = None  # where the page starts: the token's marker, else start_after
 
     @classmethod
     def from_request(cls, op: str, bucket: str | None, key: str | None, query: Query) -> ListObjectsV2Endpoint:
@@ -227,7 +229,7 @@ class ListObjectsV2Endpoint(_Listing):
         token, start_after = query.get("continuation-token"), query.get("start-after")
         after = q.decode_token(token) if token is not None else start_after
         return cls(op=op, bucket=bucket, max_keys=n, scope=scope, continuation_token=token,
-                   start_after=start_after, fetch_owner=query.get("fetch-owner") == "true", after=after)
+                   start_after=start_after, fetch_owner=query.get("fetch-owner") == "true", key_marker=after or "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,7 +237,6 @@ class ListVersionsEndpoint(_Listing):
     """ListObjectVersions: a page of versions after (``key_marker``, ``version_id_marker``)."""
 
     max_keys: int = q.MAX_KEYS
-    key_marker: str = ""
     version_id_marker: str = ""
 
     @classmethod
@@ -252,7 +253,6 @@ class ListUploadsEndpoint(_Listing):
     """ListMultipartUploads: a page of uploads after (``key_marker``, ``upload_id_marker``)."""
 
     max_uploads: int = q.MAX_KEYS
-    key_marker: str = ""
     upload_id_marker: str = ""
 
     @classmethod

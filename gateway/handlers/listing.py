@@ -41,7 +41,7 @@ def _contents(page: ListResult, scope: ListingScope, with_owner: bool) -> list[s
 async def handle_list_objects_v2(ctx: GatewayContext, request: web.Request, ep: ListObjectsV2Endpoint) -> web.Response:
     scope = ep.scope
     await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
-    page = await ctx.meta.list_objects(ep.bucket, scope.prefix, scope.delimiter, ep.after or None, ep.max_keys)
+    page = await ctx.meta.list_objects(ep.bucket, scope.prefix, scope.delimiter, ep.key_marker or None, ep.max_keys)
     parts = [el("Name", ep.bucket), el("Prefix", scope.encode(scope.prefix))]
     if scope.delimiter:
         parts.append(el("Delimiter", scope.encode(scope.delimiter)))
@@ -62,8 +62,8 @@ async def handle_list_objects_v2(ctx: GatewayContext, request: web.Request, ep: 
 async def handle_list_objects(ctx: GatewayContext, request: web.Request, ep: ListObjectsEndpoint) -> web.Response:
     scope = ep.scope
     await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
-    page = await ctx.meta.list_objects(ep.bucket, scope.prefix, scope.delimiter, ep.marker or None, ep.max_keys)
-    parts = [el("Name", ep.bucket), el("Prefix", scope.encode(scope.prefix)), el("Marker", scope.encode(ep.marker))]
+    page = await ctx.meta.list_objects(ep.bucket, scope.prefix, scope.delimiter, ep.key_marker or None, ep.max_keys)
+    parts = [el("Name", ep.bucket), el("Prefix", scope.encode(scope.prefix)), el("Marker", scope.encode(ep.key_marker))]
     if page.is_truncated and page.next_marker is not None:
         parts.append(el("NextMarker", scope.encode(page.next_marker)))
     parts += page_settings(ep.max_keys, scope, page.is_truncated)
