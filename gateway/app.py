@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator
+import time
+from typing import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
 
-from gateway.context import CTX_KEY, GatewayContext
+from gateway.context import CTX_KEY, Clock, GatewayContext
+from gateway.endpoints import OPERATIONS
 from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
 from gateway.handlers import upload_part
 from gateway.handlers import tagging, versioning
-from gateway.middleware import make_middleware
+from gateway.middleware import Handler, make_middleware
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
 from metadata.api.client import MetadataClient
@@ -30,7 +32,7 @@ from objstore.types import Credential
 
 log = logging.getLogger(__name__)
 
-OP_HANDLERS = {
+OP_HANDLERS: Mapping[str, Handler] = {
     "ListBuckets": bucket.handle_list_buckets,
     "CreateBucket": bucket.handle_create_bucket,
     "HeadBucket": bucket.handle_head_bucket,
@@ -83,8 +85,12 @@ async def _bootstrap_credential(ctx: GatewayContext) -> None:
             await asyncio.sleep(0.1)
 
 
-def create_app(cfg: GatewayConfig) -> web.Application:
+def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
+    """The gateway application for ``cfg``; ``clock`` is its wall clock (tests may pin it)."""
     cfg.validate()
+    unhandled = set(OPERATIONS) ^ set(OP_HANDLERS)
+    if unhandled:
+        raise RuntimeError(f"operations routed and handled must match; they differ in {sorted(unhandled)}")
     app = web.Application(middlewares=[make_middleware(OP_HANDLERS)], client_max_size=1024**2)
     metrics = Metrics("gateway")
 
@@ -96,7 +102,7 @@ def create_app(cfg: GatewayConfig) -> web.Application:
         meta = MetadataClient(list(cfg.metadata), cfg.secret, session=session, client_id=cfg.gateway_id)
         storage = StorageClient(session, cfg.secret)
         topology = Topology(meta.get_cluster_map)
-        ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id), metrics)
+        ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id, clock), metrics, clock=clock)
         app[CTX_KEY] = ctx
         await _bootstrap_credential(ctx)
         await topology.start()

@@ -1,12 +1,14 @@
-"""Pieces of HTTP conditional requests shared by GET/HEAD and the copy-source conditions."""
+"""Pieces of HTTP conditional requests shared by GET/HEAD and the copy-source conditions.
+
+(``etag_matches`` is the metadata service's too: its one home is :mod:`objstore.s3rules`.)
+"""
 from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
 
+from objstore.s3rules import etag_matches
 
-def etag_matches(header: str, etag: str) -> bool:
-    """Whether an If-Match / If-None-Match header value names ``etag`` (or is ``*``)."""
-    return any(t.strip() == "*" or t.strip().strip('"') == etag for t in header.split(","))
+__all__ = ["etag_matches", "parse_http_date"]
 
 
 def parse_http_date(value: str | None) -> float | None:

@@ -1,10 +1,17 @@
-"""Everything a handler needs, built once per gateway process and stored on the app."""
+"""Everything a handler needs, built once per gateway process and stored on the app.
+
+The gateway's sources of nondeterminism are injected here: ``clock`` (wall-clock unix
+seconds: object and upload times, SigV4 request-time checks) and ``request_ids`` (the one
+generator of request ids). Nothing under ``gateway/`` reads ``time.time()`` or makes a
+request id any other way.
+"""
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass, field
-from typing import Any, Coroutine
+from typing import Any, Callable, Coroutine
 
 from aiohttp import web
 
@@ -20,6 +27,14 @@ from gateway.topology import Topology
 CREDENTIAL_TTL = 5.0
 BUCKET_TTL = 2.0  # cached bucket records serve only immutable fields (owner, policy)
 
+Clock = Callable[[], float]
+"""A wall clock: unix seconds (``time.time`` in production)."""
+
+
+def new_request_id() -> str:
+    """A fresh request id: 16 upper-case hex digits."""
+    return uuid.uuid4().hex[:16].upper()
+
 
 @dataclass
 class GatewayContext:
@@ -29,6 +44,8 @@ class GatewayContext:
     topology: Topology
     hlc: HLC
     metrics: Metrics
+    clock: Clock = time.time
+    request_ids: Callable[[], str] = new_request_id
     _creds: dict[str, tuple[float, Credential | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task] = field(default_factory=set)
     _buckets: dict[str, tuple[float, Bucket]] = field(default_factory=dict)

@@ -1,7 +1,9 @@
 """The gateway's one middleware: request id, routing, authentication, errors, metrics.
 
-Order of work for every request: assign a request id; parse the endpoint (pure); check
-header limits; authenticate with SigV4; call the handler. Any ObjstoreError becomes S3
+Order of work for every request: assign a request id (``ctx.request_ids``); parse the
+endpoint (pure, query values included); check header limits; authenticate with SigV4
+against ``ctx.clock``; call the handler as ``handler(ctx, request, endpoint)``, with the
+caller and the request id on the request (:mod:`gateway.caller`). Any ObjstoreError becomes S3
 error XML with its status; anything else is logged and answered as 500 InternalError with
 the request id, so no client ever sees a stack trace or a half-written success.
 """
@@ -9,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from gateway.auth import sigv2, sigv4
-from gateway.context import CTX_KEY
-from gateway.router import Endpoint, parse_endpoint, split_host_bucket
+from gateway.caller import CALLER_KEY, REQUEST_ID_KEY, Caller
+from gateway.context import CTX_KEY, GatewayContext
+from gateway.router import parse_endpoint, split_host_bucket
 from gateway.unsupported import check_expected_owner
 from gateway.xml import error_document
 from objstore.errors import (
@@ -33,8 +35,8 @@ log = logging.getLogger(__name__)
 MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values, as S3
 MAX_HEADER_SECTION = 16 * 1024
 
-ENDPOINT_KEY: web.AppKey[Endpoint] = web.AppKey("endpoint", Endpoint)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# handle_<op>(ctx, request, endpoint), the endpoint of the type gateway.endpoints.OPERATIONS names.
+Handler = Callable[[GatewayContext, web.Request, Any], Awaitable[web.StreamResponse]]
 
 
 def _check_header_limits(request: web.Request) -> None:
@@ -50,11 +52,13 @@ def _check_header_limits(request: web.Request) -> None:
         )
 
 
-def make_middleware(op_handlers: dict[str, Handler]) -> Callable:
+def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
     @web.middleware
-    async def s3_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def s3_middleware(request: web.Request,
+                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         ctx = request.app[CTX_KEY]
-        request_id = uuid.uuid4().hex[:16].upper()
+        request_id = ctx.request_ids()
+        request[REQUEST_ID_KEY] = request_id
         start = time.perf_counter()
         op = "Unknown"
         status = 500
@@ -74,10 +78,10 @@ def make_middleware(op_handlers: dict[str, Handler]) -> Callable:
             )
             op = endpoint.op
             _check_header_limits(request)
-            await authenticate(request)
-            check_expected_owner(request.headers, request[OWNER_KEY])
-            request[ENDPOINT_KEY] = endpoint
-            resp = await op_handlers[endpoint.op](request)
+            caller = await authenticate(ctx, request)
+            request[CALLER_KEY] = caller
+            check_expected_owner(request.headers, caller.owner)
+            resp = await op_handlers[endpoint.op](ctx, request, endpoint)
             resp.headers.setdefault("x-amz-request-id", request_id)
             status = resp.status
             return resp
@@ -108,29 +112,22 @@ def _error_response(request: web.Request, err: ObjstoreError, request_id: str) -
     return web.Response(status=err.status, body=error_document(err, request.path, request_id), headers=headers)
 
 
-AUTH_KEY = "objstore.auth"
-OWNER_KEY = "objstore.owner"
-
-
-async def authenticate(request: web.Request) -> None:
-    """Verify SigV4 (or a SigV2 presigned URL); store the AuthContext and owner id on the request."""
-    ctx = request.app[CTX_KEY]
+async def authenticate(ctx: GatewayContext, request: web.Request) -> Caller:
+    """Verify SigV4 (or a SigV2 presigned URL) at ``ctx.clock``'s time; the caller it proves."""
     raw_path, _, raw_query = request.raw_path.partition("?")
+    now = datetime.fromtimestamp(ctx.clock(), timezone.utc)
     if "Authorization" not in request.headers and sigv2.is_presigned_v2(raw_query):
-        v2 = sigv2.parse_presigned(request.method, raw_path, raw_query, request.headers, datetime.now(timezone.utc),
+        v2 = sigv2.parse_presigned(request.method, raw_path, raw_query, request.headers, now,
                                    split_host_bucket(request.host, ctx.cfg.virtual_host_suffixes))
         cred = await ctx.credential(v2.access_key)
         if cred is None:
             raise InvalidAccessKeyId(AWSAccessKeyId=v2.access_key)
-        request[AUTH_KEY] = sigv2.check_signature(v2, cred.secret_key)
-        request[OWNER_KEY] = cred.owner
-        return
+        return Caller(cred.owner, sigv2.check_signature(v2, cred.secret_key))
     parsed = sigv4.parse_request(
-        request.method, raw_path, raw_query, request.headers, datetime.now(timezone.utc),
+        request.method, raw_path, raw_query, request.headers, now,
         region=None, max_skew=timedelta(seconds=ctx.cfg.max_skew_seconds),
     )
     cred = await ctx.credential(parsed.access_key)
     if cred is None:
         raise InvalidAccessKeyId(AWSAccessKeyId=parsed.access_key)
-    request[AUTH_KEY] = sigv4.check_signature(parsed, cred.secret_key)
-    request[OWNER_KEY] = cred.owner
+    return Caller(cred.owner, sigv4.check_signature(parsed, cred.secret_key))

@@ -1,28 +1,30 @@
-"""Routing: a pure parse of an S3 request into an :class:`Endpoint`.
+"""Routing: a pure parse of an S3 request into an endpoint (:mod:`gateway.endpoints`).
 
-``parse_endpoint`` looks only at the method, the Host header, the decoded path and the
-query; it never touches the network. Bucket and key come from the path (path style) or
-from the Host (virtual-hosted style, ``<bucket>.<suffix>``). Sub-resources objstore does
-not implement raise ``NotImplementedOp`` so that no client mistakes them for success.
+``parse_endpoint`` looks only at the method, the Host header, the decoded path, the query
+and the headers; it never touches the network. Bucket and key come from the path (path
+style) or from the Host (virtual-hosted style, ``<bucket>.<suffix>``). The operation's
+query values are parsed here, once: a malformed one is refused before any handler runs.
+Sub-resources objstore does not implement raise ``NotImplementedOp`` so that no client
+mistakes them for success.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
+from gateway.endpoints import OPERATIONS, Endpoint
 from gateway.unsupported import refuse_unsupported_headers
 from objstore.errors import InvalidArgument, KeyTooLongError, MethodNotAllowed, NotImplementedOp
 
 MAX_KEY_BYTES = 1024
 
 # Sub-resources that change what an operation means; any we do not list here is refused.
-_BUCKET_SUBRESOURCES_NOT_IMPLEMENTED = {
+BUCKET_SUBRESOURCES_NOT_IMPLEMENTED = {
     "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle",
     "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
     "policyStatus", "publicAccessBlock", "replication", "requestPayment",
     "website", "accelerate",
 }
-_OBJECT_SUBRESOURCES_NOT_IMPLEMENTED = {
+OBJECT_SUBRESOURCES_NOT_IMPLEMENTED = {
     "acl", "attributes", "legal-hold", "retention", "torrent", "restore", "select",
 }
 
@@ -38,11 +40,8 @@ _OBJECT_SUBRESOURCE_OPS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    op: str
-    bucket: str | None = None
-    key: str | None = None
+__all__ = ["BUCKET_SUBRESOURCES_NOT_IMPLEMENTED", "OBJECT_SUBRESOURCES_NOT_IMPLEMENTED", "OPERATIONS", "Endpoint",
+           "parse_endpoint", "split_host_bucket"]
 
 
 def split_host_bucket(host: str, suffixes: tuple[str, ...]) -> str | None:
@@ -69,7 +68,8 @@ def parse_endpoint(
     ``path`` is the percent-decoded path. Raises NotImplementedOp for sub-resources,
     operations and (when ``headers`` are given) headers objstore does not serve,
     MethodNotAllowed for methods S3 does not accept on the resource, KeyTooLongError for
-    keys over 1024 bytes.
+    keys over 1024 bytes, and the S3 error of a malformed query value the operation reads
+    (InvalidArgument for most).
     """
     method = method.upper()
     bucket = split_host_bucket(host, suffixes)
@@ -90,76 +90,67 @@ def parse_endpoint(
 
     if bucket is None:
         if method == "GET":
-            return Endpoint("ListBuckets")
+            return OPERATIONS["ListBuckets"].from_request("ListBuckets", None, None, query)
         raise MethodNotAllowed()
 
     hdrs = headers if headers is not None else {}
-    if key is None:
-        endpoint = _bucket_op(method, bucket, query)
-    else:
-        endpoint = _object_op(method, bucket, key, query, hdrs)
-    refuse_unsupported_headers(endpoint.op, method, key is not None, hdrs)
-    return endpoint
+    op = _bucket_op(method, query) if key is None else _object_op(method, query, hdrs)
+    refuse_unsupported_headers(op, method, key is not None, hdrs)
+    return OPERATIONS[op].from_request(op, bucket, key, query)
 
 
-def _bucket_op(method: str, bucket: str, query: Mapping[str, str]) -> Endpoint:
+def _bucket_op(method: str, query: Mapping[str, str]) -> str:
     if "location" in query:
         if method == "GET":
-            return Endpoint("GetBucketLocation", bucket)
+            return "GetBucketLocation"
         raise MethodNotAllowed()
     if "delete" in query:
         if method == "POST":
-            return Endpoint("DeleteObjects", bucket)
+            return "DeleteObjects"
         raise MethodNotAllowed()
-    unsupported = sorted(set(query) & _BUCKET_SUBRESOURCES_NOT_IMPLEMENTED)
-    if unsupported:
-        raise NotImplementedOp(f"The bucket sub-resource '{unsupported[0]}' is not implemented.")
-    sub = _subresource_op(_BUCKET_SUBRESOURCE_OPS, method, query)
+    sub = _subresource_op("bucket", BUCKET_SUBRESOURCES_NOT_IMPLEMENTED, _BUCKET_SUBRESOURCE_OPS, method, query)
     if sub is not None:
-        return Endpoint(sub, bucket)
+        return sub
     if "uploads" in query:
         if method == "GET":
-            return Endpoint("ListMultipartUploads", bucket)
+            return "ListMultipartUploads"
         raise MethodNotAllowed()
     if method == "GET":
         if query.get("list-type") == "2":
-            return Endpoint("ListObjectsV2", bucket)
+            return "ListObjectsV2"
         if "list-type" in query:
             raise InvalidArgument("Invalid list-type", ArgumentName="list-type", ArgumentValue=query["list-type"])
-        return Endpoint("ListObjects", bucket)
+        return "ListObjects"
     if method == "PUT":
-        return Endpoint("CreateBucket", bucket)
+        return "CreateBucket"
     if method == "HEAD":
-        return Endpoint("HeadBucket", bucket)
+        return "HeadBucket"
     if method == "DELETE":
-        return Endpoint("DeleteBucket", bucket)
+        return "DeleteBucket"
     if method == "POST":
         raise NotImplementedOp("POST on a bucket (browser uploads) is not implemented.")
     raise MethodNotAllowed()
 
 
-def _object_op(method: str, bucket: str, key: str, query: Mapping[str, str], headers: Mapping[str, str]) -> Endpoint:
-    unsupported = sorted(set(query) & _OBJECT_SUBRESOURCES_NOT_IMPLEMENTED)
-    if unsupported:
-        raise NotImplementedOp(f"The object sub-resource '{unsupported[0]}' is not implemented.")
-    sub = _subresource_op(_OBJECT_SUBRESOURCE_OPS, method, query)
+def _object_op(method: str, query: Mapping[str, str], headers: Mapping[str, str]) -> str:
+    sub = _subresource_op("object", OBJECT_SUBRESOURCES_NOT_IMPLEMENTED, _OBJECT_SUBRESOURCE_OPS, method, query)
     if sub is not None:
-        return Endpoint(sub, bucket, key)
+        return sub
     if "versionId" in query and method in ("PUT", "POST"):
         raise NotImplementedOp("versionId is not implemented for this operation.")
     upload = _multipart_op(method, query, headers)
     if upload is not None:
-        return Endpoint(upload, bucket, key)
+        return upload
     if method == "GET":
-        return Endpoint("GetObject", bucket, key)  # with partNumber: one part (the handler checks it)
+        return "GetObject"  # with partNumber: one part
     if method == "HEAD":
-        return Endpoint("HeadObject", bucket, key)
+        return "HeadObject"
     if method == "PUT":
         if any(name.lower() == "x-amz-copy-source" for name in headers):
-            return Endpoint("CopyObject", bucket, key)
-        return Endpoint("PutObject", bucket, key)
+            return "CopyObject"
+        return "PutObject"
     if method == "DELETE":
-        return Endpoint("DeleteObject", bucket, key)
+        return "DeleteObject"
     if method == "POST":
         raise NotImplementedOp("This POST operation is not implemented.")
     raise MethodNotAllowed()
@@ -187,9 +178,14 @@ def _multipart_op(method: str, query: Mapping[str, str], headers: Mapping[str, s
     raise MethodNotAllowed()
 
 
-def _subresource_op(table: Mapping[str, Mapping[str, str]], method: str, query: Mapping[str, str]) -> str | None:
+def _subresource_op(kind: str, not_implemented: set[str], table: Mapping[str, Mapping[str, str]], method: str,
+                    query: Mapping[str, str]) -> str | None:
     """The operation a served sub-resource names for ``method`` (MethodNotAllowed for
-    another method), or None when the query names none of them."""
+    another method), or None when the query names none of them; NotImplementedOp when it
+    names one of ``not_implemented`` (whatever else it names)."""
+    unsupported = sorted(set(query) & not_implemented)
+    if unsupported:
+        raise NotImplementedOp(f"The {kind} sub-resource '{unsupported[0]}' is not implemented.")
     for name, ops in table.items():
         if name in query:
             op = ops.get(method)

@@ -16,7 +16,7 @@ are equivalent to what objstore does anyway are accepted (``x-amz-acl: private``
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 from objstore.errors import AccessDenied, NotImplementedOp
 
@@ -57,8 +57,20 @@ ACCEPTED_STORAGE_CLASSES = ("STANDARD",)
 ACCEPTED_OBJECT_OWNERSHIP = ("BucketOwnerEnforced",)
 
 
-def _refuse(name: str, op: str) -> NotImplementedOp:
-    return NotImplementedOp(f"The {name} header is not implemented for {op}.", Header=name)
+def _refuse_present(h: Mapping[str, str], names: tuple[str, ...], op: str) -> None:
+    """NotImplementedOp for the first of ``names`` present in ``h`` (lower-case names)."""
+    for name in names:
+        if name in h:
+            raise NotImplementedOp(f"The {name} header is not implemented for {op}.", Header=name)
+
+
+def _refuse_other_values(h: Mapping[str, str], name: str, accepted: tuple[str, ...], message: str,
+                         normalize: Callable[[str], str] = str.lower) -> None:
+    """NotImplementedOp when header ``name`` holds a value (normalized) not in ``accepted``;
+    ``message`` is formatted with the value as sent."""
+    value = h.get(name)
+    if value is not None and normalize(value.strip()) not in accepted:
+        raise NotImplementedOp(message.format(value=value), Header=name)
 
 
 def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: Mapping[str, str]) -> None:
@@ -68,43 +80,27 @@ def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: M
     a key); ``headers`` may be any mapping, names in any case.
     """
     h = {k.lower(): v for k, v in headers.items()}
-    for name in (*_ANY_OP, *_PER_OP.get(op, ())):
-        if name in h:
-            raise _refuse(name, op)
+    _refuse_present(h, (*_ANY_OP, *_PER_OP.get(op, ())), op)
     if is_object and method in ("PUT", "POST"):
-        for name in _OBJECT_WRITE:
-            if name in h:
-                raise _refuse(name, op)
-        acl = h.get("x-amz-acl")
-        if acl is not None and acl.strip().lower() not in ACCEPTED_OBJECT_ACLS:
-            raise NotImplementedOp(f"Only the canned ACLs {', '.join(ACCEPTED_OBJECT_ACLS)} are supported; "
-                                   f"got x-amz-acl: {acl}.", Header="x-amz-acl")
-        sc = h.get("x-amz-storage-class")
-        if sc is not None and sc.strip().upper() not in ACCEPTED_STORAGE_CLASSES:
-            raise NotImplementedOp(f"Only the STANDARD storage class is supported; got {sc}.",
-                                   Header="x-amz-storage-class")
+        _refuse_present(h, _OBJECT_WRITE, op)
+        _refuse_other_values(h, "x-amz-acl", ACCEPTED_OBJECT_ACLS,
+                             f"Only the canned ACLs {', '.join(ACCEPTED_OBJECT_ACLS)} are supported; "
+                             "got x-amz-acl: {value}.")
+        _refuse_other_values(h, "x-amz-storage-class", ACCEPTED_STORAGE_CLASSES,
+                             "Only the STANDARD storage class is supported; got {value}.", str.upper)
         if op == "CopyObject":
-            for name in _COPY_SOURCE_SSE_C:
-                if name in h:
-                    raise _refuse(name, op)
+            _refuse_present(h, _COPY_SOURCE_SSE_C, op)
     elif is_object and method in ("GET", "HEAD"):
-        for name in _SSE_C:
-            if name in h:
-                raise _refuse(name, op)
+        _refuse_present(h, _SSE_C, op)
     if op == "CreateBucket":
-        for name in _BUCKET_CREATE:
-            if name in h:
-                raise _refuse(name, op)
-        acl = h.get("x-amz-acl")
-        if acl is not None and acl.strip().lower() not in ACCEPTED_BUCKET_ACLS:
-            raise NotImplementedOp(f"Only the private canned ACL is supported; got x-amz-acl: {acl}.",
-                                   Header="x-amz-acl")
+        _refuse_present(h, _BUCKET_CREATE, op)
+        _refuse_other_values(h, "x-amz-acl", ACCEPTED_BUCKET_ACLS,
+                             "Only the private canned ACL is supported; got x-amz-acl: {value}.")
         if h.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
-            raise _refuse("x-amz-bucket-object-lock-enabled", op)
-        ownership = h.get("x-amz-object-ownership")
-        if ownership is not None and ownership.strip() not in ACCEPTED_OBJECT_OWNERSHIP:
-            raise NotImplementedOp(f"Only the BucketOwnerEnforced object ownership is supported; got {ownership}.",
-                                   Header="x-amz-object-ownership")
+            _refuse_present(h, ("x-amz-bucket-object-lock-enabled",), op)
+        _refuse_other_values(h, "x-amz-object-ownership", ACCEPTED_OBJECT_OWNERSHIP,
+                             "Only the BucketOwnerEnforced object ownership is supported; got {value}.",
+                             lambda v: v)
 
 
 def check_expected_owner(headers: Mapping[str, str], owner: str) -> None:

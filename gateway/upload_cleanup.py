@@ -4,14 +4,13 @@ delete their parts' blobs.
 Abandoned uploads: every ``upload_sweep_seconds`` a gateway asks the metadata service for
 uploads initiated more than ``upload_expiry_seconds`` ago (default 7 days, as S3's usual
 lifecycle rule) and aborts them. Any number of gateways may sweep at once: an upload
-aborted by another one is NoSuchUpload here and skipped. The clock is injected.
+aborted by another one is NoSuchUpload here and skipped. The clock is the context's
+(``ctx.clock``).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import Callable
 
 from gateway.context import GatewayContext
 from gateway.datapath.garbage import collect_parts
@@ -32,8 +31,9 @@ async def abort_upload(ctx: GatewayContext, bucket: str, key: str, upload_id: st
     return len(garbage.parts)
 
 
-async def abort_expired(ctx: GatewayContext, max_age: float, clock: Callable[[], float] = time.time) -> int:
+async def abort_expired(ctx: GatewayContext, max_age: float) -> int:
     """Abort every upload initiated more than ``max_age`` seconds ago; returns how many."""
+    clock = ctx.clock
     aborted = 0
     while True:
         stale = await UploadClient(ctx.meta).stale(clock() - max_age, BATCH)
@@ -51,12 +51,12 @@ async def abort_expired(ctx: GatewayContext, max_age: float, clock: Callable[[],
             return aborted
 
 
-async def sweep_forever(ctx: GatewayContext, clock: Callable[[], float] = time.time) -> None:
+async def sweep_forever(ctx: GatewayContext) -> None:
     """Run :func:`abort_expired` every ``upload_sweep_seconds`` until cancelled."""
     while True:
         await asyncio.sleep(ctx.cfg.upload_sweep_seconds)
         try:
-            await abort_expired(ctx, ctx.cfg.upload_expiry_seconds, clock)
+            await abort_expired(ctx, ctx.cfg.upload_expiry_seconds)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the metadata service may be away; next round

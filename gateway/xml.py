@@ -96,3 +96,8 @@ def parse_create_bucket(body: bytes) -> str | None:
         if _strip_ns(c.tag) not in ("LocationConstraint", "Bucket", "Location"):
             raise MalformedXML(f"Unexpected element {_strip_ns(c.tag)}.")
     return child_text(tree, "LocationConstraint")
+
+
+def local_name(node: ET.Element) -> str:
+    """An element's tag without its namespace."""
+    return _strip_ns(node.tag)

@@ -26,6 +26,7 @@ from objstore.errors import (
     InvalidArgument,
     InvalidDigest,
     InvalidRequest,
+    MalformedXML,
     MissingContentLength,
 )
 
@@ -168,3 +169,12 @@ class BodyStream:
             yield pending
         if buf:
             yield bytes(buf)
+
+
+async def read_xml_body(request: web.Request, auth: AuthContext, limit: int) -> bytes:
+    """The whole (small) request body, verified like an object body (:class:`BodyStream`);
+    MalformedXML when the declared size is over ``limit``."""
+    size = declared_size(request, auth)
+    if size > limit:
+        raise MalformedXML("The XML you provided was too large.")
+    return b"".join([chunk async for chunk in BodyStream(request, auth, size).chunks()])

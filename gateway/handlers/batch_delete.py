@@ -6,7 +6,7 @@ Invariants:
   body before any key is deleted (``BodyStream``). A bad digest deletes nothing.
 - The document is parsed strictly (:func:`parse_delete`): no objects, more than 1000,
   a missing ``Key`` or an unknown element is MalformedXML, and nothing is deleted.
-- Each key goes through ``delete_key``, the same path as DeleteObject, so a key (and
+- Each key goes through ``delete_key`` (:mod:`gateway.datapath.write`), the same path as DeleteObject, so a key (and
   a ``VersionId``) behaves exactly as a single delete would; a failure of one key is
   reported in its ``<Error>`` element and does not stop the others.
 - The answer lists keys in request order; quiet mode lists only the errors.
@@ -21,17 +21,18 @@ from typing import Mapping, Sequence
 
 from aiohttp import web
 
+from gateway.access import owned_bucket
 from gateway.auth.checksums import DIGEST_SIZES, HEADER_PREFIX
-from gateway.context import CTX_KEY, GatewayContext
-from gateway.datapath.body import BodyStream, declared_size
-from gateway.handlers.bucket import owned_bucket
-from gateway.handlers.object_delete import DeleteResult, delete_key
-from gateway.middleware import AUTH_KEY, ENDPOINT_KEY
-from gateway.xml import document, el, parse
-from objstore.errors import (
-    InternalError, InvalidArgument, InvalidRequest, MalformedXML, NotImplementedOp, ObjstoreError,
-)
-from objstore.hlc import is_version_id
+from gateway.caller import CALLER_KEY
+from gateway.context import GatewayContext
+from gateway.datapath.body import read_xml_body
+from gateway.datapath.write import delete_key
+from gateway.endpoints import BucketEndpoint
+from gateway.query import check_version_id
+from gateway.responses import XML
+from gateway.xml import document, el, local_name, parse
+from metadata.api.results import DeleteResult
+from objstore.errors import InternalError, InvalidRequest, MalformedXML, NotImplementedOp, ObjstoreError
 from objstore.naming import validate_key
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ MAX_KEYS = 1000
 # 1000 keys of 1024 bytes each, every byte escaped as an entity, plus the markup.
 MAX_BODY = 8 * 1024 * 1024
 CONCURRENCY = 16
-XML = {"Content-Type": "application/xml"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +56,6 @@ class EntryOutcome:
     error: ObjstoreError | None = None
 
 
-def _tag(node: ET.Element) -> str:
-    return node.tag.rsplit("}", 1)[-1]
-
-
 def parse_delete(body: bytes) -> tuple[bool, list[DeleteEntry]]:
     """(quiet, entries) of a ``<Delete>`` document; raises MalformedXML, or NotImplementedOp
     for conditional deletes (ETag, LastModifiedTime or Size on an object)."""
@@ -67,7 +63,7 @@ def parse_delete(body: bytes) -> tuple[bool, list[DeleteEntry]]:
     quiet = False
     entries: list[DeleteEntry] = []
     for child in tree:
-        name = _tag(child)
+        name = local_name(child)
         if name == "Quiet":
             value = (child.text or "").strip().lower()
             if value not in ("true", "false"):
@@ -88,7 +84,7 @@ def _parse_object(node: ET.Element) -> DeleteEntry:
     key: str | None = None
     version_id: str | None = None
     for child in node:
-        name = _tag(child)
+        name = local_name(child)
         if name == "Key":
             if key is not None:
                 raise MalformedXML("An Object has more than one Key.")
@@ -102,16 +98,6 @@ def _parse_object(node: ET.Element) -> DeleteEntry:
     if key is None:
         raise MalformedXML("An Object has no Key.")
     return DeleteEntry(key, version_id)
-
-
-def check_version_id(version_id: str | None) -> None:
-    """Raise InvalidArgument for a version id objstore could never have issued."""
-    if version_id is None:
-        return
-    if version_id == "":
-        raise InvalidArgument("Version id cannot be the empty string", ArgumentName="versionId", ArgumentValue="")
-    if version_id != "null" and not is_version_id(version_id):
-        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId", ArgumentValue=version_id)
 
 
 def has_integrity_header(headers: Mapping[str, str]) -> bool:
@@ -167,18 +153,11 @@ async def _delete_all(ctx: GatewayContext, bucket: str, entries: Sequence[Delete
     return list(await asyncio.gather(*(one(e) for e in entries)))
 
 
-async def handle_delete_objects(request: web.Request) -> web.Response:
-    ctx = request.app[CTX_KEY]
-    ep = request[ENDPOINT_KEY]
-    auth = request[AUTH_KEY]
+async def handle_delete_objects(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:
+    caller = request[CALLER_KEY]
     if not has_integrity_header(request.headers):
         raise InvalidRequest("Missing required header for this request: Content-MD5")
-    await owned_bucket(request, ep.bucket)
-    size = declared_size(request, auth)
-    if size > MAX_BODY:
-        raise MalformedXML("The XML you provided was too large.")
-    body = BodyStream(request, auth, size)
-    data = b"".join([chunk async for chunk in body.chunks()])
-    quiet, entries = parse_delete(data)
+    await owned_bucket(ctx, caller.owner, ep.bucket)
+    quiet, entries = parse_delete(await read_xml_body(request, caller.auth, MAX_BODY))
     outcomes = await _delete_all(ctx, ep.bucket, entries)
     return web.Response(body=render_result(quiet, outcomes), headers=XML)

@@ -1,38 +1,24 @@
 """Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation."""
 from __future__ import annotations
 
-import time
-
 from aiohttp import web
 
-from gateway.context import CTX_KEY
-from gateway.middleware import ENDPOINT_KEY, OWNER_KEY
+from gateway.access import owned_bucket
+from gateway.caller import CALLER_KEY
+from gateway.context import GatewayContext
+from gateway.endpoints import BucketEndpoint, ServiceEndpoint
+from gateway.responses import XML, owner_element
 from gateway.xml import document, el, iso8601, parse_create_bucket
-from objstore.errors import AccessDenied, BucketAlreadyExists, InvalidArgument
+from objstore.errors import BucketAlreadyExists, InvalidArgument
 from objstore.naming import validate_bucket_name
-from objstore.types import Bucket, Policy
-
-XML = {"Content-Type": "application/xml"}
+from objstore.types import Policy
 
 
-async def owned_bucket(request: web.Request, name: str, cached: bool = False) -> Bucket:
-    """The bucket, if the caller owns it; NoSuchBucket or AccessDenied otherwise.
-
-    ``cached`` allows a record a few seconds old (for its immutable owner and policy).
-    """
-    ctx = request.app[CTX_KEY]
-    bucket = await (ctx.bucket(name) if cached else ctx.meta.get_bucket(name))
-    if bucket.owner != request[OWNER_KEY]:
-        raise AccessDenied(BucketName=name)
-    return bucket
-
-
-async def handle_list_buckets(request: web.Request) -> web.Response:
-    ctx = request.app[CTX_KEY]
-    owner = request[OWNER_KEY]
+async def handle_list_buckets(ctx: GatewayContext, request: web.Request, ep: ServiceEndpoint) -> web.Response:
+    owner = request[CALLER_KEY].owner
     buckets = await ctx.meta.list_buckets(owner)
     parts = [
-        "<Owner>" + el("ID", owner) + el("DisplayName", owner) + "</Owner>",
+        owner_element(owner),
         "<Buckets>",
         *(
             "<Bucket>" + el("Name", b.name) + el("CreationDate", iso8601(b.created)) + "</Bucket>"
@@ -43,9 +29,8 @@ async def handle_list_buckets(request: web.Request) -> web.Response:
     return web.Response(body=document("ListAllMyBucketsResult", parts), headers=XML)
 
 
-async def handle_create_bucket(request: web.Request) -> web.Response:
-    ctx = request.app[CTX_KEY]
-    name = request[ENDPOINT_KEY].bucket
+async def handle_create_bucket(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:
+    name = ep.bucket
     validate_bucket_name(name)
     body = await request.read()
     location = parse_create_bucket(body)
@@ -63,31 +48,27 @@ async def handle_create_bucket(request: web.Request) -> web.Response:
     if live and parsed.n > len(live):
         raise InvalidArgument(f"Data policy {policy} needs {parsed.n} storage nodes; the cluster has {len(live)}.")
     try:
-        await ctx.meta.create_bucket(name, request[OWNER_KEY], str(parsed), time.time())
+        await ctx.meta.create_bucket(name, request[CALLER_KEY].owner, str(parsed), ctx.clock())
     except BucketAlreadyExists as err:
         err.extra.setdefault("BucketName", name)
         raise
     return web.Response(status=200, headers={"Location": f"/{name}"})
 
 
-async def handle_head_bucket(request: web.Request) -> web.Response:
-    ctx = request.app[CTX_KEY]
-    await owned_bucket(request, request[ENDPOINT_KEY].bucket)
+async def handle_head_bucket(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:
+    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
     return web.Response(status=200, headers={"x-amz-bucket-region": ctx.cfg.region})
 
 
-async def handle_delete_bucket(request: web.Request) -> web.Response:
-    ctx = request.app[CTX_KEY]
-    name = request[ENDPOINT_KEY].bucket
-    await owned_bucket(request, name)
-    ctx.forget_bucket(name)
-    await ctx.meta.delete_bucket(name)
+async def handle_delete_bucket(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:
+    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
+    ctx.forget_bucket(ep.bucket)
+    await ctx.meta.delete_bucket(ep.bucket)
     return web.Response(status=204)
 
 
-async def handle_get_bucket_location(request: web.Request) -> web.Response:
-    ctx = request.app[CTX_KEY]
-    await owned_bucket(request, request[ENDPOINT_KEY].bucket)
+async def handle_get_bucket_location(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:
+    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
     region = "" if ctx.cfg.region == "us-east-1" else ctx.cfg.region
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'

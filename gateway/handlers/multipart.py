@@ -15,34 +15,31 @@ import base64
 import binascii
 import hashlib
 import secrets
-import time
-import xml.etree.ElementTree as ET
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
+from gateway.access import owned_bucket
 from gateway.auth.checksums import DIGEST_SIZES, HEADER_PREFIX, normalize_algorithm
-from gateway.context import CTX_KEY, GatewayContext
 from gateway.auth.sigv4 import verify_payload_sha256
+from gateway.caller import CALLER_KEY
+from gateway.context import GatewayContext
 from gateway.datapath.body import READ_SIZE, STREAMING_MODES, BodyStream, declared_size
-from gateway.handlers.bucket import owned_bucket
-from gateway.handlers.object_put import collect_version, stored_headers, write_conditions
 from gateway.datapath.garbage import collect_parts
-from gateway.handlers.tagging import parse_tagging_header
-from gateway.handlers.upload_part import CHECKSUM_ELEMENTS
-from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
+from gateway.datapath.write import collect_version
+from gateway.endpoints import ListPartsEndpoint, ListUploadsEndpoint, ObjectEndpoint, UploadEndpoint, url_encoder
+from gateway.object_headers import parse_tagging_header, stored_headers, write_conditions
+from gateway.responses import CHECKSUM_ELEMENTS, XML, owner_element
 from gateway.upload_cleanup import abort_upload
-from gateway.xml import document, el, iso8601
+from gateway.xml import document, el, iso8601, local_name, parse
 from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MultipartUpload
-from metadata.fsm.uploads import checksum_type_for
-from objstore.errors import BadDigest, IncompleteBody, InvalidArgument, InvalidDigest, MalformedXML
+from objstore.errors import BadDigest, IncompleteBody, InvalidDigest, MalformedXML
 from objstore.naming import validate_key
+from objstore.s3rules import checksum_type_for
 
-XML = {"Content-Type": "application/xml"}
 MAX_COMPLETE_BODY = 8 * 1024**2  # 10,000 parts with checksums fit several times over
-MAX_LISTED = 1000
 _ELEMENT_ALGORITHMS = {v: k for k, v in CHECKSUM_ELEMENTS.items()}
 
 
@@ -51,28 +48,15 @@ def new_upload_id(ctx: GatewayContext) -> str:
     return f"{ctx.hlc.next()}.{secrets.token_hex(8)}"
 
 
-def _strip_ns(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
 def parse_complete(body: bytes) -> list[list[Any]]:
     """The ``[number, etag, {algorithm: checksum}]`` rows of a CompleteMultipartUpload body,
     in document order. Raises MalformedXML for anything but a well-formed, non-empty list."""
-    if len(body) > MAX_COMPLETE_BODY:
-        raise MalformedXML("The XML you provided was too large.")
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise MalformedXML("DOCTYPE and ENTITY declarations are not allowed.")
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        raise MalformedXML() from None
-    if _strip_ns(root.tag) != "CompleteMultipartUpload":
-        raise MalformedXML()
+    root = parse(body, "CompleteMultipartUpload", max_size=MAX_COMPLETE_BODY)
     rows: list[list[Any]] = []
     for part in root:
-        if _strip_ns(part.tag) != "Part":
+        if local_name(part) != "Part":
             raise MalformedXML()
-        fields = {_strip_ns(c.tag): (c.text or "").strip() for c in part}
+        fields = {local_name(c): (c.text or "").strip() for c in part}
         number, etag = fields.get("PartNumber"), fields.get("ETag")
         if number is None or etag is None or not number.isdigit():
             raise MalformedXML()
@@ -81,38 +65,6 @@ def parse_complete(body: bytes) -> list[list[Any]]:
     if not rows:
         raise MalformedXML()
     return rows
-
-
-def _int_param(q: Any, name: str, default: int, lo: int = 0) -> int:
-    raw = q.get(name)
-    if raw is None:
-        return default
-    try:
-        n = int(raw)
-    except ValueError:
-        n = lo - 1
-    if n < lo or n > 2**31 - 1:
-        raise InvalidArgument(f"Provided {name} not an integer or within integer range", ArgumentName=name,
-                              ArgumentValue=raw)
-    return n
-
-
-def _encoder(q: Any) -> tuple[str | None, Callable[[str], str]]:
-    enc = q.get("encoding-type")
-    if enc is None:
-        return None, lambda s: s
-    if enc != "url":
-        raise InvalidArgument("Invalid Encoding Method specified in Request", ArgumentName="encoding-type",
-                              ArgumentValue=enc)
-    return "url", lambda s: quote(s, safe="/")
-
-
-def _owner(owner: str) -> str:
-    return "<Owner>" + el("ID", owner) + el("DisplayName", owner) + "</Owner>"
-
-
-def _initiator(owner: str) -> str:
-    return "<Initiator>" + el("ID", owner) + el("DisplayName", owner) + "</Initiator>"
 
 
 def _checksum_info(u: MultipartUpload) -> list[str]:
@@ -124,19 +76,19 @@ def _checksum_info(u: MultipartUpload) -> list[str]:
 # --- handlers ---------------------------------------------------------------------------------
 
 
-async def handle_create_multipart_upload(request: web.Request) -> web.Response:
-    ctx: GatewayContext = request.app[CTX_KEY]
-    ep = request[ENDPOINT_KEY]
+async def handle_create_multipart_upload(ctx: GatewayContext, request: web.Request,
+                                         ep: ObjectEndpoint) -> web.Response:
     h = request.headers
+    owner = request[CALLER_KEY].owner
     validate_key(ep.key)
     algorithm = h.get("x-amz-checksum-algorithm", "").strip()
     algorithm = normalize_algorithm(algorithm) if algorithm else ""
     ctype = checksum_type_for(algorithm, h.get("x-amz-checksum-type", "").strip().upper())
     tags = parse_tagging_header(h.get("x-amz-tagging", ""))
-    bucket = await owned_bucket(request, ep.bucket, cached=True)
-    content_type, kept, user_meta = stored_headers(request)
+    bucket = await owned_bucket(ctx, owner, ep.bucket, cached=True)
+    content_type, kept, user_meta = stored_headers(h)
     upload = MultipartUpload(
-        bucket=ep.bucket, key=ep.key, upload_id=new_upload_id(ctx), initiated=time.time(), owner=request[OWNER_KEY],
+        bucket=ep.bucket, key=ep.key, upload_id=new_upload_id(ctx), initiated=ctx.clock(), owner=owner,
         content_type=content_type, headers=kept, user_meta=user_meta, policy=bucket.policy,
         checksum_algorithm=algorithm, checksum_type=ctype, tags=tags,
     )
@@ -153,7 +105,7 @@ async def handle_create_multipart_upload(request: web.Request) -> web.Response:
 async def _read_body(request: web.Request) -> bytes:
     """The request body, verified against the signature and Content-MD5. (Not through
     ``BodyStream``: a Complete request's ``x-amz-checksum-*`` headers are the object's.)"""
-    auth = request[AUTH_KEY]
+    auth = request[CALLER_KEY].auth
     size = declared_size(request, auth)
     if size > MAX_COMPLETE_BODY:
         raise MalformedXML("The XML you provided was too large.")
@@ -180,18 +132,16 @@ async def _read_body(request: web.Request) -> bytes:
     return bytes(body)
 
 
-async def handle_complete_multipart_upload(request: web.Request) -> web.Response:
-    ctx: GatewayContext = request.app[CTX_KEY]
-    ep = request[ENDPOINT_KEY]
-    if_match, if_none_match = write_conditions(request)
-    upload_id = request.rel_url.query["uploadId"]
-    await owned_bucket(request, ep.bucket, cached=True)
+async def handle_complete_multipart_upload(ctx: GatewayContext, request: web.Request,
+                                           ep: UploadEndpoint) -> web.Response:
+    if_match, if_none_match = write_conditions(request.headers)
+    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket, cached=True)
     rows = parse_complete(await _read_body(request))
     sums = {k.lower()[len(HEADER_PREFIX):]: v.strip() for k, v in request.headers.items()
             if k.lower().startswith(HEADER_PREFIX) and k.lower()[len(HEADER_PREFIX):] in DIGEST_SIZES}
     version_id = ctx.hlc.next()
-    done = await UploadClient(ctx.meta).complete(ep.bucket, ep.key, upload_id, rows, version_id, time.time(), sums,
-                                                 if_match=if_match, if_none_match=if_none_match)
+    done = await UploadClient(ctx.meta).complete(ep.bucket, ep.key, ep.upload_id, rows, version_id, ctx.clock(),
+                                                 sums, if_match=if_match, if_none_match=if_none_match)
     v = done.version
     if not done.replayed:
         if done.unused:
@@ -208,30 +158,25 @@ async def handle_complete_multipart_upload(request: web.Request) -> web.Response
     return web.Response(body=document("CompleteMultipartUploadResult", out), headers=headers)
 
 
-async def handle_abort_multipart_upload(request: web.Request) -> web.Response:
-    ctx: GatewayContext = request.app[CTX_KEY]
-    ep = request[ENDPOINT_KEY]
-    await owned_bucket(request, ep.bucket, cached=True)
-    await abort_upload(ctx, ep.bucket, ep.key, request.rel_url.query["uploadId"])
+async def handle_abort_multipart_upload(ctx: GatewayContext, request: web.Request,
+                                        ep: UploadEndpoint) -> web.Response:
+    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket, cached=True)
+    await abort_upload(ctx, ep.bucket, ep.key, ep.upload_id)
     return web.Response(status=204)
 
 
-async def handle_list_parts(request: web.Request) -> web.Response:
-    ctx: GatewayContext = request.app[CTX_KEY]
-    ep = request[ENDPOINT_KEY]
-    q = request.rel_url.query
-    marker = _int_param(q, "part-number-marker", 0)
-    max_parts = min(_int_param(q, "max-parts", MAX_LISTED), MAX_LISTED)
-    enc, encode = _encoder(q)
-    await owned_bucket(request, ep.bucket, cached=True)
-    page = await UploadClient(ctx.meta).list_parts(ep.bucket, ep.key, q["uploadId"], marker, max_parts)
+async def handle_list_parts(ctx: GatewayContext, request: web.Request, ep: ListPartsEndpoint) -> web.Response:
+    encode = url_encoder(ep.encoding_type)
+    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket, cached=True)
+    page = await UploadClient(ctx.meta).list_parts(ep.bucket, ep.key, ep.upload_id, ep.part_number_marker,
+                                                   ep.max_parts)
     u = page.upload
     out = [el("Bucket", ep.bucket), el("Key", encode(ep.key)), el("UploadId", u.upload_id)]
-    if enc:
-        out.append(el("EncodingType", enc))
-    out += [_initiator(u.owner), _owner(u.owner), el("StorageClass", "STANDARD"),
-            el("PartNumberMarker", marker), el("NextPartNumberMarker", page.next_marker),
-            el("MaxParts", max_parts), el("IsTruncated", page.is_truncated)]
+    if ep.encoding_type:
+        out.append(el("EncodingType", ep.encoding_type))
+    out += [owner_element(u.owner, "Initiator"), owner_element(u.owner), el("StorageClass", "STANDARD"),
+            el("PartNumberMarker", ep.part_number_marker), el("NextPartNumberMarker", page.next_marker),
+            el("MaxParts", ep.max_parts), el("IsTruncated", page.is_truncated)]
     for up in page.parts:
         p = up.part
         out.append("<Part>" + el("PartNumber", p.number) + el("LastModified", iso8601(up.last_modified))
@@ -243,31 +188,27 @@ async def handle_list_parts(request: web.Request) -> web.Response:
     return web.Response(body=document("ListPartsResult", out), headers=XML)
 
 
-async def handle_list_multipart_uploads(request: web.Request) -> web.Response:
-    ctx: GatewayContext = request.app[CTX_KEY]
-    name = request[ENDPOINT_KEY].bucket
-    q = request.rel_url.query
-    max_uploads = min(_int_param(q, "max-uploads", MAX_LISTED), MAX_LISTED)
-    enc, encode = _encoder(q)
-    prefix, delimiter = q.get("prefix", ""), q.get("delimiter") or None
-    key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
-    await owned_bucket(request, name)
-    page = await UploadClient(ctx.meta).list_uploads(name, prefix, delimiter, key_marker or None,
-                                                     id_marker or None, max_uploads)
-    out = [el("Bucket", name), el("KeyMarker", encode(key_marker)), el("UploadIdMarker", id_marker)]
+async def handle_list_multipart_uploads(ctx: GatewayContext, request: web.Request,
+                                        ep: ListUploadsEndpoint) -> web.Response:
+    scope, encode = ep.scope, ep.scope.encode
+    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
+    page = await UploadClient(ctx.meta).list_uploads(ep.bucket, scope.prefix, scope.delimiter,
+                                                     ep.key_marker or None, ep.upload_id_marker or None,
+                                                     ep.max_uploads)
+    out = [el("Bucket", ep.bucket), el("KeyMarker", encode(ep.key_marker)), el("UploadIdMarker", ep.upload_id_marker)]
     if page.is_truncated:
         out.append(el("NextKeyMarker", encode(page.next_key_marker or "")))
         out.append(el("NextUploadIdMarker", page.next_upload_id_marker or ""))
-    if delimiter:
-        out.append(el("Delimiter", encode(delimiter)))
-    out.append(el("Prefix", encode(prefix)))
-    if enc:
-        out.append(el("EncodingType", enc))
-    out += [el("MaxUploads", max_uploads), el("IsTruncated", page.is_truncated)]
+    if scope.delimiter:
+        out.append(el("Delimiter", encode(scope.delimiter)))
+    out.append(el("Prefix", encode(scope.prefix)))
+    if scope.encoding_type:
+        out.append(el("EncodingType", scope.encoding_type))
+    out += [el("MaxUploads", ep.max_uploads), el("IsTruncated", page.is_truncated)]
     for u in page.uploads:
-        out.append("<Upload>" + el("Key", encode(u.key)) + el("UploadId", u.upload_id) + _initiator(u.owner)
-                   + _owner(u.owner) + el("StorageClass", "STANDARD") + el("Initiated", iso8601(u.initiated))
-                   + "".join(_checksum_info(u)) + "</Upload>")
+        out.append("<Upload>" + el("Key", encode(u.key)) + el("UploadId", u.upload_id)
+                   + owner_element(u.owner, "Initiator") + owner_element(u.owner) + el("StorageClass", "STANDARD")
+                   + el("Initiated", iso8601(u.initiated)) + "".join(_checksum_info(u)) + "</Upload>")
     for p in page.common_prefixes:
         out.append("<CommonPrefixes>" + el("Prefix", encode(p)) + "</CommonPrefixes>")
     return web.Response(body=document("ListMultipartUploadsResult", out), headers=XML)

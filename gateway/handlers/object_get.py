@@ -18,30 +18,21 @@ import re
 
 from aiohttp import web
 
+from gateway.caller import CALLER_KEY
 from gateway.conditions import etag_matches, parse_http_date
-from gateway.context import CTX_KEY, GatewayContext
+from gateway.context import GatewayContext
+from gateway.datapath.lookup import owned_version
+from gateway.datapath.part_read import part_headers, part_range, requested_part
 from gateway.datapath.reader import read_range
-from gateway.handlers.bucket import owned_bucket
-from gateway.handlers.versioning import version_id_param, with_marker_headers
-from gateway.handlers.part_read import part_headers, part_range, requested_part
-from gateway.middleware import ENDPOINT_KEY, OWNER_KEY
+from gateway.endpoints import ReadEndpoint
 from gateway.xml import http_date
-from metadata.api.results import ObjectLookup
-from objstore.errors import AccessDenied, InvalidRange, MethodNotAllowed, NoSuchKey, NoSuchVersion, PreconditionFailed
+from objstore.errors import InvalidRange, PreconditionFailed
 from objstore.types import ObjectVersion
 
 log = logging.getLogger(__name__)
 
 WHOLE_BODY_LIMIT = 256 * 1024  # GET bodies up to this size are sent in one write
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_RESPONSE_OVERRIDES = {
-    "response-content-type": "Content-Type",
-    "response-content-language": "Content-Language",
-    "response-expires": "Expires",
-    "response-cache-control": "Cache-Control",
-    "response-content-disposition": "Content-Disposition",
-    "response-content-encoding": "Content-Encoding",
-}
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -88,7 +79,7 @@ def check_conditions(request: web.Request, v: ObjectVersion) -> int | None:
     return None
 
 
-def object_headers(v: ObjectVersion, request: web.Request, ranged: bool = False) -> dict[str, str]:
+def object_headers(v: ObjectVersion, request: web.Request, ep: ReadEndpoint, ranged: bool = False) -> dict[str, str]:
     """Headers describing the object; whole-object checksums only when the whole body is sent."""
     headers = {
         "ETag": f'"{v.etag}"',
@@ -105,37 +96,18 @@ def object_headers(v: ObjectVersion, request: web.Request, ranged: bool = False)
     if not ranged and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         for alg, value in v.checksums.items():
             headers[f"x-amz-checksum-{alg}"] = value
-    q = request.rel_url.query
-    for param, header in _RESPONSE_OVERRIDES.items():
-        if param in q:
-            headers[header] = q[param]
+    headers.update(ep.response_headers)
     return headers
 
 
-async def _lookup(request: web.Request) -> ObjectLookup:
-    """The version asked for (current, or ``versionId``), if the caller owns its bucket (an
-    object's owner is its bucket's)."""
-    ctx = request.app[CTX_KEY]
-    ep = request[ENDPOINT_KEY]
-    version_id = version_id_param(request)
-    try:
-        found = await ctx.meta.lookup_object(ep.bucket, ep.key, version_id)
-    except (NoSuchKey, NoSuchVersion, MethodNotAllowed) as err:
-        await owned_bucket(request, ep.bucket)  # AccessDenied rather than NoSuchKey for others
-        raise with_marker_headers(err, request.method) from None
-    if found.version.owner != request[OWNER_KEY]:
-        raise AccessDenied(BucketName=ep.bucket)
-    return found
-
-
-async def _resolve(request: web.Request) -> tuple[ObjectVersion, tuple[int, int] | None, dict[str, str],
-                                                 web.Response | None]:
+async def _resolve(ctx: GatewayContext, request: web.Request, ep: ReadEndpoint
+                   ) -> tuple[ObjectVersion, tuple[int, int] | None, dict[str, str], web.Response | None]:
     """(version, byte range or None, response headers, a 304 answer when not modified)."""
-    found = await _lookup(request)
+    found = await owned_version(ctx, request[CALLER_KEY].owner, ep.bucket, ep.key, ep.version_id, request.method)
     v = found.version
-    part = requested_part(request.rel_url.query, request.headers, v)
+    part = requested_part(ep.part_number, request.headers, v)
     rng = parse_range(request.headers.get("Range"), v.size) if part is None else part_range(part)
-    headers = object_headers(v, request, ranged=rng is not None)
+    headers = object_headers(v, request, ep, ranged=rng is not None)
     headers.update(found.version_header())
     headers.update(part_headers(part))
     if check_conditions(request, v) == 304:
@@ -144,8 +116,8 @@ async def _resolve(request: web.Request) -> tuple[ObjectVersion, tuple[int, int]
     return v, rng, headers, None
 
 
-async def handle_head_object(request: web.Request) -> web.Response:
-    v, rng, headers, not_modified = await _resolve(request)
+async def handle_head_object(ctx: GatewayContext, request: web.Request, ep: ReadEndpoint) -> web.Response:
+    v, rng, headers, not_modified = await _resolve(ctx, request, ep)
     if not_modified is not None:
         return not_modified
     if rng is not None:
@@ -156,9 +128,8 @@ async def handle_head_object(request: web.Request) -> web.Response:
     return web.Response(status=200, headers=headers)
 
 
-async def handle_get_object(request: web.Request) -> web.StreamResponse:
-    ctx: GatewayContext = request.app[CTX_KEY]
-    v, rng, headers, not_modified = await _resolve(request)
+async def handle_get_object(ctx: GatewayContext, request: web.Request, ep: ReadEndpoint) -> web.StreamResponse:
+    v, rng, headers, not_modified = await _resolve(ctx, request, ep)
     if not_modified is not None:
         return not_modified
     status = 200

@@ -12,45 +12,31 @@ deleted. Memory is bounded by the data path's queues, never by the part size.
 from __future__ import annotations
 
 import re
-import time
 from typing import AsyncIterator, Mapping
 
 from aiohttp import web
 
-from gateway.auth.checksums import HEADER_PREFIX, DIGEST_SIZES, make_checksum
-from gateway.auth.sigv4 import AuthContext
-from gateway.context import CTX_KEY, GatewayContext
+from gateway.access import owned_bucket
+from gateway.auth.checksums import DIGEST_SIZES, HEADER_PREFIX, make_checksum
+from gateway.caller import CALLER_KEY
+from gateway.context import GatewayContext
+from gateway.copy_source import check_copy_conditions, copy_source_headers, parse_copy_source
 from gateway.datapath.body import BodyStream, declared_size
-from gateway.datapath.garbage import collect_parts
+from gateway.datapath.lookup import source_lookup
 from gateway.datapath.reader import read_range
-from gateway.datapath.replicate import delete_blobs, write_replicas
-from gateway.handlers.bucket import owned_bucket
-from gateway.handlers.copy import (
-    SourceStream, check_copy_conditions, copy_source_headers, parse_copy_source, respond_with_keepalive,
-    single_part_md5, source_lookup,
-)
-from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
+from gateway.datapath.source_stream import SourceStream, single_part_md5
+from gateway.datapath.write import commit_part, write_blob
+from gateway.endpoints import PartEndpoint
+from gateway.keepalive import respond_with_keepalive
+from gateway.responses import checksum_elements
 from gateway.xml import document, el, iso8601
 from metadata.api.upload_client import UploadClient
-from metadata.api.upload_records import MAX_PART_NUMBER, MAX_PART_SIZE, MultipartUpload, UploadedPart
-from objstore.errors import (
-    AccessDenied, EntityTooLarge, InsufficientReplicas, InvalidArgument, InvalidRequest, ObjstoreError,
-)
+from metadata.api.upload_records import MAX_PART_SIZE, MultipartUpload, UploadedPart
+from objstore.errors import AccessDenied, EntityTooLarge, InvalidArgument, InvalidRequest
 from objstore.naming import validate_key
 from objstore.types import NodeInfo, PartRef, Policy
 
-CHECKSUM_ELEMENTS = {"crc32": "ChecksumCRC32", "crc32c": "ChecksumCRC32C", "crc64nvme": "ChecksumCRC64NVME",
-                     "sha1": "ChecksumSHA1", "sha256": "ChecksumSHA256"}
 _SOURCE_RANGE_RE = re.compile(r"^bytes=(\d+)-(\d+)$")
-
-
-def part_number(query: Mapping[str, str]) -> int:
-    """The ``partNumber`` query value; InvalidArgument unless an integer in 1..10000."""
-    raw = query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
-        raise InvalidArgument(f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
-                              ArgumentName="partNumber", ArgumentValue=raw)
-    return int(raw)
 
 
 def source_range(header: str | None, size: int) -> tuple[int, int]:
@@ -101,78 +87,50 @@ class _Summed:
         return None if self.checksum is None else self.checksum.b64digest()
 
 
-async def _upload_for(request: web.Request) -> tuple[GatewayContext, MultipartUpload, int]:
-    """The upload a part request names, if the caller owns it; and the part number."""
-    ctx: GatewayContext = request.app[CTX_KEY]
-    ep = request[ENDPOINT_KEY]
-    q = request.rel_url.query
-    number = part_number(q)
+async def _upload_for(ctx: GatewayContext, request: web.Request, ep: PartEndpoint) -> MultipartUpload:
+    """The upload a part request names, if the caller owns it."""
+    owner = request[CALLER_KEY].owner
     validate_key(ep.key)
-    await owned_bucket(request, ep.bucket, cached=True)
-    upload = await UploadClient(ctx.meta).get(ep.bucket, ep.key, q["uploadId"])
-    if upload.owner != request[OWNER_KEY]:
+    await owned_bucket(ctx, owner, ep.bucket, cached=True)
+    upload = await UploadClient(ctx.meta).get(ep.bucket, ep.key, ep.upload_id)
+    if upload.owner != owner:
         raise AccessDenied(BucketName=ep.bucket)
-    return ctx, upload, number
+    return upload
 
 
-async def write_part(
-    ctx: GatewayContext, upload: MultipartUpload, number: int, size: int, chunks: AsyncIterator[bytes],
-) -> tuple[str, list[NodeInfo]]:
+async def _write_part(ctx: GatewayContext, upload: MultipartUpload, size: int,
+                      chunks: AsyncIterator[bytes]) -> tuple[str, list[NodeInfo]]:
     """Stream a part to a new blob on its own placement; (its version id, the holders)."""
-    policy = Policy.parse(upload.policy)
-    version_id = ctx.hlc.next()
-    nodes = await ctx.topology.place(upload.bucket, version_id, policy.n)
-    quorum = min(policy.default_write_quorum(), policy.n)
-    if len(nodes) < quorum:
-        raise InsufficientReplicas(f"Only {len(nodes)} storage nodes are reachable; {quorum} are required.")
-    stored = await write_replicas(
-        ctx.storage, ctx.topology, nodes, version_id=version_id, bucket=upload.bucket, key=upload.key,
-        policy=str(policy), size=size, chunks=chunks, write_quorum=quorum,
-    )
-    return version_id, [n for n in nodes if n.node_id in stored]
+    return await write_blob(ctx, upload.bucket, upload.key, Policy.parse(upload.policy), size, chunks, spread=True)
 
 
-async def commit_part(ctx: GatewayContext, upload: MultipartUpload, part: UploadedPart,
-                      holders: list[NodeInfo]) -> None:
-    """Record ``part``; collect the part it replaced. On a definite refusal (the upload is
-    gone) the new blobs are deleted and the error re-raised."""
-    try:
-        replaced = await UploadClient(ctx.meta).put_part(upload.bucket, upload.key, upload.upload_id, part)
-    except ObjstoreError as err:
-        if err.status < 500:
-            ctx.background(delete_blobs(ctx.storage, holders, part.part.version_id))
-        raise
-    if replaced is not None:
-        ctx.background(collect_parts(ctx.storage, ctx.topology, [replaced]))
-
-
-async def handle_upload_part(request: web.Request) -> web.Response:
-    auth: AuthContext = request[AUTH_KEY]
+async def handle_upload_part(ctx: GatewayContext, request: web.Request, ep: PartEndpoint) -> web.Response:
+    auth = request[CALLER_KEY].auth
     size = declared_size(request, auth)
     if size > MAX_PART_SIZE:
         raise EntityTooLarge(ProposedSize=size, MaxSizeAllowed=MAX_PART_SIZE)
-    ctx, upload, number = await _upload_for(request)
+    upload = await _upload_for(ctx, request, ep)
     check_part_checksum(upload, sent_checksum_algorithms(request.headers))
     body = BodyStream(request, auth, size)
     summed = _Summed(body.chunks(), upload.checksum_algorithm)
-    version_id, holders = await write_part(ctx, upload, number, size, summed.chunks())
+    version_id, holders = await _write_part(ctx, upload, size, summed.chunks())
     ctx.metrics.add_bytes_in(size)
     checksums = dict(body.checksum_values)
     if summed.value() is not None:
         checksums[upload.checksum_algorithm] = summed.value()  # type: ignore[assignment]
-    ref = PartRef(number, version_id, size, body.etag, tuple(n.node_id for n in holders), checksums)
-    await commit_part(ctx, upload, UploadedPart(ref, time.time()), holders)
+    ref = PartRef(ep.part_number, version_id, size, body.etag, tuple(n.node_id for n in holders), checksums)
+    await commit_part(ctx, upload, UploadedPart(ref, ctx.clock()), holders)
     headers = {"ETag": f'"{ref.etag}"'}
     for alg, value in checksums.items():
         headers[f"x-amz-checksum-{alg}"] = value
     return web.Response(status=200, headers=headers)
 
 
-async def handle_upload_part_copy(request: web.Request) -> web.StreamResponse:
+async def handle_upload_part_copy(ctx: GatewayContext, request: web.Request, ep: PartEndpoint) -> web.StreamResponse:
     h = request.headers
-    ctx, upload, number = await _upload_for(request)
+    upload = await _upload_for(ctx, request, ep)
     src = parse_copy_source(h["x-amz-copy-source"])
-    found = await source_lookup(request, src)
+    found = await source_lookup(ctx, request[CALLER_KEY].owner, src)
     v = found.version
     check_copy_conditions(h, v.etag, v.last_modified)
     if v.size == 0 and "x-amz-copy-source-range" not in h:
@@ -190,13 +148,13 @@ async def handle_upload_part_copy(request: web.Request) -> web.StreamResponse:
         algs = [upload.checksum_algorithm] if upload.checksum_algorithm else []
         stream = SourceStream(read_range(ctx.storage, ctx.topology, v, first, last), size,
                               single_part_md5(v.etag) if whole else None, algs)
-        version_id, holders = await write_part(ctx, upload, number, size, stream.chunks())
+        version_id, holders = await _write_part(ctx, upload, size, stream.chunks())
         checksums = stream.checksum_values
-        ref = PartRef(number, version_id, size, stream.etag, tuple(n.node_id for n in holders), checksums)
-        part = UploadedPart(ref, time.time())
+        ref = PartRef(ep.part_number, version_id, size, stream.etag, tuple(n.node_id for n in holders), checksums)
+        part = UploadedPart(ref, ctx.clock())
         await commit_part(ctx, upload, part, holders)
         out = [el("LastModified", iso8601(part.last_modified)), el("ETag", f'"{ref.etag}"')]
-        out += [el(CHECKSUM_ELEMENTS[a], val) for a, val in checksums.items() if a in CHECKSUM_ELEMENTS]
+        out += checksum_elements(checksums)
         return document("CopyPartResult", out)
 
     return await respond_with_keepalive(request, copy(), headers)

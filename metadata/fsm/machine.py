@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator
 
 from metadata.api import commands as c
 from metadata.fsm import records
-from metadata import tags as tagging
+from objstore import s3rules as tagging
 from metadata.api.commands import Outcome
 from metadata.fsm.object_index import BucketIndex
 from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult

@@ -35,14 +35,10 @@ from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, 
 from metadata.fsm.version_listing import list_versions_page
 from objstore.errors import InvalidArgument, MethodNotAllowed, NoSuchKey, NoSuchVersion, PreconditionFailed
 from objstore.listing import list_page
+from objstore.s3rules import etag_matches
 from objstore.types import ListResult, ObjectVersion
 
 Versions = tuple[bytes, ...]
-
-
-def etag_matches(header: str, etag: str) -> bool:
-    """Whether an If-Match style list of ETags (quoted or not, or ``*``) names ``etag``."""
-    return any(t == "*" or t.strip('"') == etag for t in (x.strip() for x in header.split(",")))
 
 
 class BucketIndex:

@@ -32,7 +32,7 @@ from sortedcontainers import SortedDict
 
 from metadata.fsm import part_codec
 from metadata.api.upload_records import (
-    CHECKSUM_TYPES, MAX_PART_SIZE, MIN_PART_SIZE, CompletedUpload, MultipartUpload, PartList,
+    MAX_PART_SIZE, MIN_PART_SIZE, CompletedUpload, MultipartUpload, PartList,
     PartsPage, UploadedPart, UploadsPage,
 )
 from objstore.errors import (
@@ -40,6 +40,7 @@ from objstore.errors import (
     InvalidRequest, MalformedXML, NoSuchUpload,
 )
 from objstore.listing import prefix_successor, rollup
+from objstore.s3rules import checksum_type_for
 from objstore.types import Bucket, ObjectVersion, PartRef
 
 MAX_COMPLETED = 10_000
@@ -60,22 +61,6 @@ class _Upload:
 def multipart_etag(md5s: list[str]) -> str:
     """S3's ETag of a multipart object from its parts' hex MD5s: ``md5(concat)-n``."""
     return hashlib.md5(b"".join(bytes.fromhex(m) for m in md5s)).hexdigest() + f"-{len(md5s)}"
-
-
-def checksum_type_for(algorithm: str, requested: str) -> str:
-    """The checksum type an upload uses (S3's defaults); raises InvalidRequest."""
-    if not algorithm:
-        if requested:
-            raise InvalidRequest("The x-amz-checksum-type header requires x-amz-checksum-algorithm.")
-        return ""
-    ctype = requested or ("FULL_OBJECT" if algorithm == "crc64nvme" else "COMPOSITE")
-    if ctype not in CHECKSUM_TYPES:
-        raise InvalidRequest(f"Value for x-amz-checksum-type header is invalid: {requested}")
-    if ctype == "FULL_OBJECT" and algorithm not in _COMBINE:
-        raise InvalidRequest(f"The FULL_OBJECT checksum type cannot be used with the {algorithm} checksum algorithm.")
-    if ctype == "COMPOSITE" and algorithm == "crc64nvme":
-        raise InvalidRequest("The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.")
-    return ctype
 
 
 def object_checksum(algorithm: str, ctype: str, parts: list[PartRef]) -> str | None:

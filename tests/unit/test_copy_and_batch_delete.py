@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.handlers import batch_delete as bd
 from gateway.handlers import copy as cp
-from gateway.handlers.object_delete import DeleteResult
 from gateway.unsupported import refuse_unsupported_headers
+from metadata.api.results import DeleteResult
 from objstore.errors import (
     InternalError, InvalidArgument, MalformedXML, NoSuchKey, NotImplementedOp, PreconditionFailed,
 )

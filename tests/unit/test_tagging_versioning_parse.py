@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.handlers.tagging import parse_tagging, parse_tagging_header, tagging_document
-from gateway.handlers.versioning import parse_versioning, with_marker_headers
-from metadata import tags
+from gateway.datapath.lookup import with_marker_headers
+from gateway.handlers.tagging import parse_tagging, tagging_document
+from gateway.handlers.versioning import parse_versioning
+from gateway.object_headers import parse_tagging_header
+from objstore import s3rules as tags
 from objstore.errors import (
     IllegalVersioningConfiguration, InvalidTag, MalformedXML, MethodNotAllowed, NoSuchKey, NotImplementedOp,
 )

@@ -1,9 +1,10 @@
 """GetObject/HeadObject with ``partNumber=N``: the byte range of one part, as S3 serves it.
 
-Pure: looks only at the query, the Range header and the version record.
+Pure: looks only at the part number (parsed by the router), the Range header and the
+version record.
 
-S3's rules: N is an integer 1..10000 (else 400 InvalidArgument); with a Range header too,
-400 InvalidRequest. For a multipart object, part N is the N-th part of the completed object
+S3's rules: N is an integer 1..10000 (else 400 InvalidArgument, from the router:
+:func:`gateway.query.part_number`); with a Range header too, 400 InvalidRequest. For a multipart object, part N is the N-th part of the completed object
 (1..``x-amz-mp-parts-count``) and is answered 206 with its Content-Range; N beyond the
 count is 416 InvalidPartNumber. An object uploaded in one piece has one part: N=1 is the
 whole object (206 with a Content-Range covering it), any other N is 416 InvalidPartNumber.
@@ -13,10 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from objstore.errors import InvalidArgument, InvalidPartNumber, InvalidRequest
+from objstore.errors import InvalidPartNumber, InvalidRequest
 from objstore.types import ObjectVersion
-
-MAX_PART_NUMBER = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,17 +25,12 @@ class PartSlice:
     parts_count: int | None  # for the x-amz-mp-parts-count header (multipart objects only)
 
 
-def requested_part(query: Mapping[str, str], headers: Mapping[str, str], v: ObjectVersion) -> PartSlice | None:
-    """The part a read asks for, or None when it names none. Raises as the module says."""
-    raw = query.get("partNumber")
-    if raw is None:
+def requested_part(n: int | None, headers: Mapping[str, str], v: ObjectVersion) -> PartSlice | None:
+    """The part ``n`` a read asks for, or None when it names none. Raises as the module says."""
+    if n is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
-        raise InvalidArgument(f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
-                              ArgumentName="partNumber", ArgumentValue=raw)
     if headers.get("Range"):
         raise InvalidRequest("Cannot specify both Range header and partNumber query parameter.")
-    n = int(raw)
     if not v.parts:
         if n != 1:
             raise InvalidPartNumber(PartNumberRequested=n, ActualPartCount=1)
