@@ -5,7 +5,7 @@ Raft member: the loop, proposals, ReadIndex reads, applying, snapshots), ``stora
 (the durable Storage over :class:`metadata.storage.log.DiskLog`), ``recovery`` (bootstrap,
 recovery and distrust on start), ``salvage`` (cutting a damaged log), ``files`` (hard
 state, the recovering marker, the snapshot format), ``membership`` (add / remove /
-transfer on the leader), ``http`` (the Raft and admin routes), ``admin`` (the
-``objstore metadata status|add|remove|transfer-leader`` commands). The network side is
+transfer on the leader), ``http`` (the Raft and admin routes; the commands that call
+them live in ``ops/cli/metadata_admin.py``). The network side is
 :mod:`metadata.replication.transport`.
 """

@@ -1,7 +1,7 @@
 """``objstore up``: a whole cluster on this machine, supervised in the foreground.
 
 Starts the metadata service, the storage nodes and one gateway as child processes (each
-``python -m objstore.cli <role> ...``), waits for each to be healthy, writes
+``python -m ops.cli <role> ...``), waits for each to be healthy, writes
 ``<data-dir>/cluster.json`` and prints the endpoint and keys. Ctrl-C or SIGTERM stops the
 children in reverse order (gateway, storage, metadata), each with SIGTERM and, after a
 grace period, SIGKILL. A lock file held for the launcher's lifetime refuses a second
@@ -136,7 +136,7 @@ class Cluster:
         self._lock: IO | None = None
 
     def _cli(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "objstore.cli", *args]
+        return [sys.executable, "-m", "ops.cli", *args]
 
     def plan(self) -> None:
         o, d, secret = self.opts, self.data_dir, self.keys["cluster_secret"]

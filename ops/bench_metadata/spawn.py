@@ -4,7 +4,7 @@ Both groups listen on 127.0.0.1 free ports, keep their data and logs under a dir
 the caller owns, and are stopped by ``stop()`` (SIGTERM, then SIGKILL after a grace
 period); the benchmark calls ``stop()`` in a ``finally`` so nothing outlives it.
 Metadata nodes are started exactly as ``objstore up`` starts them
-(``python -m objstore.cli metadata --node-id ... --peers m1=...,m2=...``), so the same
+(``python -m ops.cli metadata --node-id ... --peers m1=...,m2=...``), so the same
 command starts a replicated group once the service replicates.
 """
 from __future__ import annotations
@@ -148,7 +148,7 @@ class MetadataNodes(ProcGroup):
         for nid, addr in zip(ids, addrs):
             data = base_dir / nid
             data.mkdir(parents=True, exist_ok=True)
-            argv = [python, "-m", "objstore.cli", "metadata", "--node-id", nid, "--data-dir", str(data),
+            argv = [python, "-m", "ops.cli", "metadata", "--node-id", nid, "--data-dir", str(data),
                     "--host", HOST, "--port", addr.rsplit(":", 1)[1], "--secret", secret]
             if peers:
                 argv += ["--peers", peer_list]
