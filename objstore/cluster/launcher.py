@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free, stop_all
-from objstore.cluster.supervisor import wait_healthy as _wait_healthy
+from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free, stop_all, wait_healthy
 from objstore.errors import ObjstoreError
 from objstore.types import Policy
 
@@ -90,14 +89,6 @@ def lock_data_dir(data_dir: Path) -> IO:
     lock.write(f"objstore up (pid {os.getpid()})\n")
     lock.flush()
     return lock
-
-
-def wait_healthy(child: Child, timeout: float = 30.0) -> None:
-    """Wait for ``child``'s /health; raises LaunchError naming its log."""
-    try:
-        _wait_healthy(child, timeout)
-    except ChildFailed as exc:
-        raise LaunchError(f"{exc}; see {child.log_path}") from None
 
 
 class Cluster:
@@ -169,8 +160,11 @@ class Cluster:
             for c in group:
                 c.start()
                 self._say(f"  started {c.role:<8} {c.node_id:<4} {c.address}  pid {c.proc.pid}")
-            for c in group:
-                wait_healthy(c)
+            try:
+                for c in group:
+                    wait_healthy(c)
+            except ChildFailed as exc:
+                raise LaunchError(f"{exc}; see {exc.child.log_path}") from None
         self._wait_registered()
         self.write_cluster_json()
 

@@ -24,7 +24,7 @@ import ops.bench
 import ops.bench_metadata
 from objstore.errors import ObjstoreError
 from ops.cli import keys, metadata_admin, status
-from ops.cli.output import USAGE, CommandError, fail
+from ops.cli.output import INTERRUPTED, USAGE, CommandError, fail
 from ops.cli.services import add_service_parsers, add_up_parser
 
 
@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ObjstoreError as exc:
         fail(args.command, exc.message)
         return USAGE
+    except KeyboardInterrupt:
+        fail(args.command, "interrupted")
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

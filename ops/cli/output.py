@@ -4,6 +4,7 @@ Exit codes, the same for every command:
   0  done (for ``status``: the cluster answered)
   1  the cluster was found but the operation failed or it could not be reached
   2  the command line cannot work as given (no cluster found, a malformed argument)
+  130  interrupted (Ctrl-C)
 
 Errors go to stderr as ``objstore <command>: <what happened>; <what to do>``; results go
 to stdout, as a table or text, or with ``--json`` as one JSON document.
@@ -18,6 +19,7 @@ from typing import Any, Callable, Sequence
 OK = 0
 FAILED = 1
 USAGE = 2
+INTERRUPTED = 130
 
 
 class CommandError(Exception):
@@ -53,7 +55,7 @@ def human_size(n: float | None) -> str:
 
 def emit(args: argparse.Namespace, result: Any, render: Callable[[Any], str]) -> None:
     """Print ``result``: as JSON with ``--json``, else as ``render(result)``."""
-    print(json.dumps(result, indent=2) if getattr(args, "json", False) else render(result), flush=True)
+    print(json.dumps(result, indent=2) if getattr(args, "json", False) else render(result))
 
 
 def fail(command: str, message: str) -> None:
