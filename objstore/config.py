@@ -23,12 +23,19 @@ def _check_port(port: int) -> None:
 
 
 @dataclass(frozen=True)
-class StorageConfig:
+class NodeConfig:
+    """What every node process (storage, metadata) has: its id, data dir, the cluster
+    secret, and where it listens. Its fields come first in each node's config."""
+
     node_id: str
     data_dir: str
     secret: str
     host: str = "127.0.0.1"
     port: int = 0
+
+
+@dataclass(frozen=True)
+class StorageConfig(NodeConfig):
     zone: str = "zone-a"
     weight: float = 1.0
     capacity_bytes: int = 0  # 0: the free space of the data dir's filesystem
@@ -45,12 +52,7 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
-class MetadataConfig:
-    node_id: str
-    data_dir: str
-    secret: str
-    host: str = "127.0.0.1"
-    port: int = 0
+class MetadataConfig(NodeConfig):
     peers: tuple[str, ...] = ()  # "id=host:port" of every metadata node, this one included
     default_policy: str = "replica:3"
     snapshot_every: int = 10000  # log entries between snapshots
@@ -132,4 +134,4 @@ def load(cls: type[T], file: str | None, overrides: dict[str, Any]) -> T:
     return cfg.validate()  # type: ignore[attr-defined]
 
 
-__all__ = ["StorageConfig", "MetadataConfig", "GatewayConfig", "load", "field"]
+__all__ = ["NodeConfig", "StorageConfig", "MetadataConfig", "GatewayConfig", "load", "field"]

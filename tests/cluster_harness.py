@@ -1,6 +1,6 @@
 """Start and stop a real local cluster (``objstore up``) for tests.
 
-``LocalCluster`` runs ``python -m objstore.cli up`` on free ports in a temporary data dir,
+``LocalCluster`` runs ``python -m ops.cli up`` on free ports in a temporary data dir,
 waits until the gateway answers, and reads ``cluster.json``. ``stop()`` sends SIGTERM to
 the launcher, waits for it, and then checks that no child process is left running (and
 kills any it finds, failing loudly).
@@ -51,7 +51,7 @@ class LocalCluster:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.output_path, "ab")
         self._offset = out.tell()
-        cmd = [sys.executable, "-m", "objstore.cli", "up", "--data-dir", str(self.data_dir),
+        cmd = [sys.executable, "-m", "ops.cli", "up", "--data-dir", str(self.data_dir),
                "--s3-port", str(self.s3_port), "--storage-nodes", str(self.storage_nodes),
                "--access-key", self.access_key, "--secret-key", self.secret_key, *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,

@@ -1,7 +1,8 @@
 """``objstore up``: a whole cluster on this machine, supervised in the foreground.
 
 Starts the metadata service, the storage nodes and one gateway as child processes (each
-``python -m objstore.cli <role> ...``), waits for each to be healthy, writes
+``python -m ops.cli <role> ...``, the ``objstore`` command: named, not imported),
+supervised by :mod:`objstore.cluster.supervisor`, waits for each to be healthy, writes
 ``<data-dir>/cluster.json`` and prints the endpoint and keys. Ctrl-C or SIGTERM stops the
 children in reverse order (gateway, storage, metadata), each with SIGTERM and, after a
 grace period, SIGKILL. A lock file held for the launcher's lifetime refuses a second
@@ -22,19 +23,19 @@ import json
 import os
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free, stop_all, wait_healthy
 from objstore.errors import ObjstoreError
 from objstore.types import Policy
 
 ZONES = ("zone-a", "zone-b", "zone-c")
+CLI_MODULE = "ops.cli"  # what each child runs: ``python -m ops.cli <role> ...``
 
 
 class LaunchError(Exception):
@@ -52,23 +53,6 @@ class UpOptions:
     access_key: str | None = None
     secret_key: str | None = None
     quiet: bool = False
-
-
-@dataclass
-class Child:
-    role: str
-    node_id: str
-    address: str
-    argv: list[str]
-    log_path: Path
-    proc: subprocess.Popen | None = None
-    log_file: IO | None = field(default=None, repr=False)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, str]:
@@ -107,24 +91,6 @@ def lock_data_dir(data_dir: Path) -> IO:
     return lock
 
 
-def wait_healthy(child: Child, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    url = f"http://{child.address}/health"
-    while time.monotonic() < deadline:
-        if child.proc is not None and child.proc.poll() is not None:
-            raise LaunchError(
-                f"{child.role} {child.node_id} exited with code {child.proc.returncode}; see {child.log_path}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise LaunchError(f"{child.role} {child.node_id} did not become healthy at {url}; see {child.log_path}")
-
-
 class Cluster:
     """The children of one ``objstore up`` and how to start and stop them."""
 
@@ -136,7 +102,7 @@ class Cluster:
         self._lock: IO | None = None
 
     def _cli(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "objstore.cli", *args]
+        return [sys.executable, "-m", CLI_MODULE, *args]
 
     def plan(self) -> None:
         o, d, secret = self.opts, self.data_dir, self.keys["cluster_secret"]
@@ -186,18 +152,18 @@ class Cluster:
         self._lock = lock_data_dir(self.data_dir)
         self.keys = load_or_create_keys(self.data_dir, self.opts.access_key, self.opts.secret_key)
         self.plan()
-        if not _port_free(self.opts.host, self.opts.s3_port):
+        if not port_free(self.opts.host, self.opts.s3_port):
             raise LaunchError(f"port {self.opts.s3_port} on {self.opts.host} is in use; choose another with --s3-port")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for role in ("metadata", "storage", "gateway"):
             group = [c for c in self.children if c.role == role]
             for c in group:
-                c.log_file = open(c.log_path, "ab")
-                c.proc = subprocess.Popen(c.argv, stdout=c.log_file, stderr=subprocess.STDOUT, env=env,
-                                          start_new_session=True)
+                c.start()
                 self._say(f"  started {c.role:<8} {c.node_id:<4} {c.address}  pid {c.proc.pid}")
-            for c in group:
-                wait_healthy(c)
+            try:
+                for c in group:
+                    wait_healthy(c)
+            except ChildFailed as exc:
+                raise LaunchError(f"{exc}; see {exc.child.log_path}") from None
         self._wait_registered()
         self.write_cluster_json()
 
@@ -236,22 +202,7 @@ class Cluster:
 
     def stop(self, grace: float = 10.0) -> None:
         for role in ("gateway", "storage", "metadata"):
-            group = [c for c in self.children if c.role == role and c.proc and c.proc.poll() is None]
-            for c in group:
-                try:
-                    c.proc.send_signal(signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + grace
-            for c in group:
-                try:
-                    c.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    c.proc.kill()
-                    c.proc.wait()
-        for c in self.children:
-            if c.log_file:
-                c.log_file.close()
+            stop_all([c for c in self.children if c.role == role], grace)
         path = self.data_dir / "cluster.json"
         if path.exists():
             info = json.loads(path.read_text())
@@ -289,7 +240,7 @@ def metadata_addresses(data_dir: Path, host: str, count: int) -> list[str]:
         if count > 1 and any(_legacy_single_node(data_dir / "metadata" / f"m{i + 1}") for i in range(count)):
             raise LaunchError("this data dir holds a single-node metadata service; run with --metadata-nodes 1")
         for i, a in enumerate(addrs):
-            if not _port_free(host, int(a.rsplit(":", 1)[1])):
+            if not port_free(host, int(a.rsplit(":", 1)[1])):
                 raise LaunchError(f"metadata node m{i + 1} must keep its address {a} (Raft peers know it), "
                                   f"but that port is in use; free it and start again")
         return addrs
@@ -305,16 +256,6 @@ def metadata_addresses(data_dir: Path, host: str, count: int) -> list[str]:
     tmp.write_text(json.dumps({"v": 1, "nodes": {f"m{i + 1}": a for i, a in enumerate(addrs)}}, indent=2))
     os.replace(tmp, path)
     return addrs
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def run_up(opts: UpOptions) -> int:
@@ -355,10 +296,10 @@ def run_up(opts: UpOptions) -> int:
     try:
         while not stopping:
             for c in cluster.children:
-                if c.proc and c.proc.poll() is not None and not getattr(c, "_reported", False):
-                    print(f"objstore: {c.role} {c.node_id} exited with code {c.proc.returncode}; see {c.log_path}",
+                if c.exited() and not c.reported:
+                    print(f"objstore: {c.name} exited with code {c.proc.returncode}; see {c.log_path}",  # type: ignore[union-attr]
                           file=sys.stderr, flush=True)
-                    c._reported = True  # type: ignore[attr-defined]
+                    c.reported = True
             time.sleep(0.2)
     finally:
         print("objstore: stopping...", flush=True)

@@ -2,7 +2,8 @@
 
 ``add_parser(sub)`` registers ``bench`` on an argparse subparsers object with
 ``func=run``; ``run(args)`` returns the exit code: 0 when every phase ran without an
-error or failed check, 1 when any did or the benchmark could not start, 130 when
+error or failed check, 1 when any did; it raises :class:`ops.cli.output.CommandError`
+(exit 1) when the benchmark could not start, and the ``objstore`` command answers 130 when
 interrupted. The report goes to stdout (a table, or JSON with ``--json``); progress and
 problems go to stderr.
 """
@@ -18,6 +19,7 @@ from ops.bench.report import format_json, format_table
 from ops.bench.runner import run_benchmark
 from ops.bench.s3client import BenchError
 from ops.bench.settings import PHASES, SettingsError, resolve_settings
+from ops.cli.output import CommandError
 
 
 def add_parser(sub: Any) -> None:
@@ -53,16 +55,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark described by parsed ``args``; the process exit code."""
     try:
         settings = resolve_settings(args, os.environ)
-    except SettingsError as exc:
-        print(f"objstore bench: {exc}", file=sys.stderr)
-        return 1
-    try:
         result = asyncio.run(run_benchmark(settings, sys.stderr))
-    except BenchError as exc:
-        print(f"objstore bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("objstore bench: interrupted", file=sys.stderr)
-        return 130
+    except (SettingsError, BenchError) as exc:
+        raise CommandError(str(exc)) from None
     print(format_json(result) if settings.json else format_table(result), flush=True)
     return 0 if result.ok else 1

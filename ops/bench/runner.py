@@ -23,7 +23,7 @@ from ops.bench.report import progress_line, tick_line
 from ops.bench.results import PhaseResult, RunResult, build_phase_result
 from ops.bench.s3client import S3Client
 from ops.bench.settings import BenchSettings
-from ops.bench.signer import SigV4Signer
+from gateway.auth.sign import SigV4Signer
 
 SMALL_SEED_COUNT = 256
 CLEANUP_CONCURRENCY = 32

@@ -2,7 +2,7 @@
 
 Only what the benchmark needs (PUT/GET/DELETE object, create/delete/list bucket), kept
 thin so that the load generator, not the client, is measured by the cost of a request.
-Every request is signed by ``SigV4Signer`` with ``UNSIGNED-PAYLOAD``; bodies are sent
+Every request is signed by ``gateway.auth.sign.SigV4Signer`` with ``UNSIGNED-PAYLOAD``; bodies are sent
 with an explicit Content-Length (never chunked, which S3 rejects without aws-chunked).
 
 Invariants: no method raises for an S3 error response or a transport failure during
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from ops.bench.signer import SigV4Signer, canonical_query, uri_encode_path
+from gateway.auth.sign import SigV4Signer, encode_path, encode_query
 
 _CODE_RE = re.compile(rb"<Code>([^<]{1,100})</Code>")
 _KEY_RE = re.compile(rb"<Key>([^<]*)</Key>")
@@ -100,8 +100,8 @@ class S3Client:
                  headers: dict[str, str] | None) -> tuple[URL, dict[str, str]]:
         full = self._prefix + path
         signed = self.signer.sign(method, self._host, full, query=query, headers=headers)
-        qs = canonical_query(query)
-        url = URL(self._base + uri_encode_path(full) + (f"?{qs}" if qs else ""), encoded=True)
+        qs = encode_query(query)
+        url = URL(self._base + encode_path(full) + (f"?{qs}" if qs else ""), encoded=True)
         return url, signed
 
     @property

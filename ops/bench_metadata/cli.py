@@ -3,9 +3,10 @@
 ``add_parser(sub)`` registers the subcommand with ``func=run``. :func:`resolve` turns parsed
 options and the environment into :class:`RunSettings` or :class:`ScaleSettings` (pure
 apart from reading ``cluster.json``/``credentials.json``; raises SettingsError).
-``run(args)`` returns 0 when every requested phase ran without errors, 1 otherwise (a
-system that could not start, etcd not installed, failed operations), 130 on Ctrl-C. The
-report goes to stdout, progress to stderr.
+``run(args)`` returns 0 when every requested phase ran without errors, 1 otherwise (etcd
+not installed, failed operations); it raises :class:`ops.cli.output.CommandError` (exit 1)
+for options that do not describe a run or a system that could not start, and the
+``objstore`` command answers 130 on Ctrl-C. The report goes to stdout, progress to stderr.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ops.bench_metadata.report import format_json, format_table
 from ops.bench_metadata.runner import RunSettings, describe, run_benchmark
 from ops.bench_metadata.scale import ScaleSettings, format_scale, run_scale
 from ops.bench_metadata.spawn import SpawnError
+from ops.cli.output import CommandError
 
 
 class SettingsError(Exception):
@@ -105,21 +107,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark the parsed ``args`` describe; the process exit code."""
     try:
         settings = resolve(args, os.environ)
-    except SettingsError as exc:
-        print(f"objstore bench-metadata: {exc}", file=sys.stderr)
-        return 1
-    try:
         if isinstance(settings, ScaleSettings):
             result = asyncio.run(run_scale(settings, sys.stderr))
             print(format_scale(result, as_json=args.json), flush=True)
             return 0 if result.ok else 1
         report = asyncio.run(run_benchmark(settings, sys.stderr))
-    except (SpawnError, TopologyError) as exc:
-        print(f"objstore bench-metadata: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("objstore bench-metadata: interrupted", file=sys.stderr)
-        return 130
+    except (SettingsError, SpawnError, TopologyError) as exc:
+        raise CommandError(str(exc)) from None
     if args.json:
         print(format_json(report.phases, report.notes, describe(settings)), flush=True)
     else:

@@ -17,6 +17,7 @@ process is started on it. The node is always stopped and its temp dir removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -24,7 +25,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, AsyncIterator, Iterable, TextIO
 
 import aiohttp
 import psutil
@@ -149,6 +150,17 @@ async def _progress(out: TextIO, label: str, done: list[int], total: int, pid_of
         out.flush()
 
 
+@contextlib.asynccontextmanager
+async def _reporting(out: TextIO, label: str, done: list[int], total: int, pid_of,
+                     peak: list[int]) -> AsyncIterator[None]:
+    """Report loading progress every 10 s while the body runs."""
+    task = asyncio.create_task(_progress(out, label, done, total, pid_of, peak))
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 async def _load_http(client: MetadataClient, s: ScaleSettings, res: ScaleResult, done: list[int]) -> None:
     hlc, nxt = HLC("gwbench"), [0]
 
@@ -253,11 +265,8 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
         out.write(f"scale: {s.count:,} records, loader {s.loader}, {s.concurrency} concurrent, data in {base}\n")
         t0 = time.monotonic()
         if s.loader == "direct":
-            prog = asyncio.create_task(_progress(out, "loaded (direct)", done, s.count, lambda: None, peak))
-            try:
+            async with _reporting(out, "loaded (direct)", done, s.count, lambda: None, peak):
                 await _load_direct(data_dir, nodes.addresses[0], s, res, done)
-            finally:
-                prog.cancel()
             res.load_s = time.monotonic() - t0
             t1 = time.monotonic()
             nodes.start()
@@ -275,11 +284,8 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
             client = MetadataClient(nodes.addresses, secret, session=session, client_id="scale", deadline=60)
             if s.loader == "http":
                 await client.create_bucket(BUCKET, OWNER, "replica:3", time.time())
-                prog = asyncio.create_task(_progress(out, "loaded (http)", done, s.count, lambda: pid, peak))
-                try:
+                async with _reporting(out, "loaded (http)", done, s.count, lambda: pid, peak):
                     await _load_http(client, s, res, done)
-                finally:
-                    prog.cancel()
                 res.load_s = time.monotonic() - t0
             res.loaded = done[0]
             res.rss_after_load = _rss(pid)

@@ -61,7 +61,7 @@ def test_second_up_on_same_data_dir_is_refused(tmp_path):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         r = subprocess.run(
-            [sys.executable, "-m", "objstore.cli", "up", "--data-dir", str(cluster.data_dir), "--s3-port", str(port)],
+            [sys.executable, "-m", "ops.cli", "up", "--data-dir", str(cluster.data_dir), "--s3-port", str(port)],
             capture_output=True, text=True, timeout=30,
         )
         assert r.returncode != 0

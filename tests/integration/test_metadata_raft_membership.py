@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from metadata.replication.admin import render_status
+from ops.cli.metadata_admin import render_status
 from objstore.types import Credential
 from tests.integration.test_metadata_raft_harness import (
     REPO,
@@ -26,7 +26,7 @@ group = group_fixture("raft-membership")
 
 def cli(group: RaftGroup, *args: str) -> subprocess.CompletedProcess:
     addrs = ",".join(m.address for m in group.members.values())
-    return subprocess.run([sys.executable, "-m", "objstore.cli", "metadata", *args, "--metadata", addrs,
+    return subprocess.run([sys.executable, "-m", "ops.cli", "metadata", *args, "--metadata", addrs,
                            "--secret", SECRET], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 

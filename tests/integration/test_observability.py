@@ -62,7 +62,7 @@ def test_storage_nodes_report_bytes_used(cluster, s3, bucket):
 
 
 def test_status_command(cluster):
-    cmd = [sys.executable, "-m", "objstore.cli", "status", "--data-dir", str(cluster.data_dir)]
+    cmd = [sys.executable, "-m", "ops.cli", "status", "--data-dir", str(cluster.data_dir)]
     table = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert table.returncode == 0, table.stderr
     assert "ring epoch" in table.stdout

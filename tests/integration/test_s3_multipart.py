@@ -465,7 +465,7 @@ def test_abandoned_uploads_are_aborted_by_a_gateway_sweeper(cluster, s3, bucket,
         "host": "127.0.0.1", "port": port, "upload_expiry_seconds": 0.5, "upload_sweep_seconds": 0.2,
     }))
     log = open(tmp_path / "gw.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "objstore.cli", "gateway", "--config", str(cfg)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "gateway", "--config", str(cfg)], cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         def healthy() -> bool:

@@ -12,7 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from objstore.cli import main as objstore_main
+from ops.cli import main as objstore_main
 from tests.cluster_harness import ROOT
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 def key_cli(cluster, *args: str) -> tuple[int, str, str]:
     """Run ``objstore key ...`` as a real process against the cluster's data dir."""
-    proc = subprocess.run([sys.executable, "-m", "objstore.cli", "key", *args, "--data-dir", str(cluster.data_dir)],
+    proc = subprocess.run([sys.executable, "-m", "ops.cli", "key", *args, "--data-dir", str(cluster.data_dir)],
                           cwd=ROOT, capture_output=True, text=True, timeout=30)
     return proc.returncode, proc.stdout, proc.stderr
 

@@ -8,7 +8,7 @@ import json
 import psutil
 import pytest
 
-from objstore.cli import build_parser
+from ops.cli import build_parser
 from ops.bench_metadata.cli import SettingsError, resolve
 from ops.bench_metadata.discovery import (
     DiscoveryError, etcd_initial_cluster, find_target, metadata_processes, parse_addresses, peers_arg,

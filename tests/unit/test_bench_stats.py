@@ -19,7 +19,7 @@ from ops.bench.report import error_summary, format_table, human_bytes, progress_
 from ops.bench.results import RunResult, build_phase_result
 from ops.bench.s3client import Outcome, error_kind
 from ops.bench.settings import SettingsError, parse_int_list, parse_size, pick_credentials, resolve_settings
-from ops.bench.signer import SigV4Signer
+from gateway.auth.sign import SigV4Signer
 from ops.bench.stats import (RssSummary, cpu_per_1000_ops, cpu_per_gb, mb_per_s, merge_rss, percentile,
                              summarize_latencies, summarize_rss, throughput)
 

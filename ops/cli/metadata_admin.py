@@ -5,42 +5,37 @@
     objstore metadata remove ID
     objstore metadata transfer-leader ID
 
-Each finds the cluster like ``objstore status``: ``--metadata host:port,...`` and
-``--secret`` (or env OBJSTORE_CLUSTER_SECRET), or the ``cluster.json`` and
-``credentials.json`` of a local ``--data-dir``. Changes go to the leader (the client
-follows NotLeader redirects); ``status`` asks every member for its own view and prints
-one row per member (role, term, commit and applied index, log size, last snapshot,
-snapshots installed), unreachable members included.
+Each finds the cluster as every admin command does (:mod:`ops.cli.cluster`). Changes go
+to the leader (the client follows NotLeader redirects); ``status`` asks every member for
+its own view and prints one row per member (role, term, commit and applied index, log
+size, last snapshot, snapshots installed), unreachable members included, and exits 1
+when no leader answers.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 import aiohttp
 
 from metadata.api.client import MetadataClient
 from objstore.errors import ObjstoreError
+from ops.cli.cluster import add_cluster_arguments, find_cluster
+from ops.cli.output import FAILED, OK, USAGE, CommandError, add_json_argument, emit, human_size, table
 
 COMMANDS = ("status", "add", "remove", "transfer-leader")
+_OPS = {"add": "add", "remove": "remove", "transfer-leader": "transfer"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default="./objstore-data",
-                        help="local cluster data dir (default ./objstore-data)")
-    common.add_argument("--metadata", help="comma-separated host:port of metadata nodes")
-    common.add_argument("--secret", help="cluster secret (or env OBJSTORE_CLUSTER_SECRET)")
+    add_cluster_arguments(common)
     common.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for a change (default 180)")
+    add_json_argument(common)
     p = argparse.ArgumentParser(prog="objstore metadata", description="Administer the metadata Raft group.")
     sub = p.add_subparsers(dest="action", required=True)
-    s = sub.add_parser("status", parents=[common], help="every member: role, term, indexes, log, snapshots")
-    s.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("status", parents=[common], help="every member: role, term, indexes, log, snapshots")
     a = sub.add_parser("add", parents=[common], help="add a node started with --join: learner, then voter")
     a.add_argument("member", metavar="ID=HOST:PORT")
     r = sub.add_parser("remove", parents=[common], help="remove a member")
@@ -48,22 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("transfer-leader", parents=[common], help="hand leadership to a voter")
     t.add_argument("member", metavar="ID")
     return p
-
-
-def find_cluster(args: argparse.Namespace) -> tuple[list[str], str]:
-    """(metadata addresses, cluster secret) from flags, env, or the local data dir."""
-    secret = args.secret or os.environ.get("OBJSTORE_CLUSTER_SECRET")
-    addrs = [a.strip() for a in (args.metadata or "").split(",") if a.strip()]
-    d = Path(args.data_dir)
-    if not addrs and (d / "cluster.json").exists():
-        info = json.loads((d / "cluster.json").read_text())
-        addrs = [p["address"] for p in info.get("processes", []) if p.get("role") == "metadata"]
-    if not secret and (d / "credentials.json").exists():
-        secret = json.loads((d / "credentials.json").read_text()).get("cluster_secret")
-    if not addrs or not secret:
-        raise SystemExit("objstore metadata: no cluster found; give --metadata and --secret, "
-                         "or --data-dir of a running `objstore up`")
-    return addrs, secret
 
 
 async def collect_status(addrs: list[str], secret: str) -> dict[str, Any]:
@@ -107,16 +86,6 @@ async def collect_status(addrs: list[str], secret: str) -> dict[str, Any]:
                 "members": rows}
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
 def render_status(st: dict[str, Any]) -> str:
     head = (f"leader {st['leader']}  term {st['term']}" if st["leader"] else "no leader reachable")
     header = ("ID", "ADDRESS", "ROLE", "MEMBER", "TERM", "COMMIT", "APPLIED", "LOG", "LOG SIZE", "SNAPSHOT",
@@ -129,10 +98,9 @@ def render_status(st: dict[str, Any]) -> str:
         role = m["role"] + (" (recovering)" if m.get("recovering_until") else "")
         rows.append((m["node_id"], m["address"], role, m["membership"], str(m["term"]), str(m["commit_index"]),
                      str(m["applied_index"]), f"{m['log_first_index']}..{m['log_last_index']}",
-                     _size(m.get("log_bytes")), str(m["last_snapshot_index"]), str(m.get("snapshots_installed", 0))))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [head, ""] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
+                     human_size(m.get("log_bytes")), str(m["last_snapshot_index"]),
+                     str(m.get("snapshots_installed", 0))))
+    return f"{head}\n\n{table(rows)}"
 
 
 async def _change(addrs: list[str], secret: str, timeout: float, op: str, nid: str, address: str | None) -> dict:
@@ -141,25 +109,22 @@ async def _change(addrs: list[str], secret: str, timeout: float, op: str, nid: s
 
 
 def main(argv: Sequence[str]) -> int:
+    """Run ``objstore metadata <action> ...``; raises CommandError (see :mod:`ops.cli.output`)."""
     args = build_parser().parse_args(list(argv))
-    addrs, secret = find_cluster(args)
+    cluster = find_cluster(args)
+    addrs = list(cluster.metadata)
+    if args.action == "status":
+        st = asyncio.run(collect_status(addrs, cluster.secret))
+        emit(args, st, render_status)
+        return OK if st["leader"] else FAILED
+    nid, address = args.member, None
+    if args.action == "add":
+        nid, sep, address = args.member.partition("=")
+        if not sep or ":" not in address:
+            raise CommandError("expected ID=HOST:PORT, e.g. m4=127.0.0.1:7004", USAGE)
     try:
-        if args.action == "status":
-            st = asyncio.run(collect_status(addrs, secret))
-            print(json.dumps(st, indent=2) if args.json else render_status(st))
-            return 0 if st["leader"] else 1
-        if args.action == "add":
-            nid, sep, address = args.member.partition("=")
-            if not sep or ":" not in address:
-                print("objstore metadata add: expected ID=HOST:PORT", file=sys.stderr)
-                return 2
-            result = asyncio.run(_change(addrs, secret, args.timeout, "add", nid, address))
-        elif args.action == "remove":
-            result = asyncio.run(_change(addrs, secret, args.timeout, "remove", args.member, None))
-        else:
-            result = asyncio.run(_change(addrs, secret, args.timeout, "transfer", args.member, None))
+        result = asyncio.run(_change(addrs, cluster.secret, args.timeout, _OPS[args.action], nid, address))
     except ObjstoreError as exc:
-        print(f"objstore metadata {args.action}: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    print(f"{result['node']}: {result['result']}")
-    return 0
+        raise CommandError(f"{exc.code}: {exc.message}") from None
+    emit(args, result, lambda r: f"{r['node']}: {r['result']}")
+    return OK

@@ -1,18 +1,13 @@
 """``objstore status``: the cluster as the metadata service and the nodes see it.
 
-Finds the cluster from ``--metadata`` and ``--secret`` (or env OBJSTORE_CLUSTER_SECRET),
-or from a local data dir's ``cluster.json`` and ``credentials.json``. Prints the metadata
-service's state, the ring epoch, and one row per storage node (state, zone, weight, share
-of the ring, capacity used); ``--json`` prints the same as one JSON document.
+Finds the cluster as every admin command does (:mod:`ops.cli.cluster`). Prints the
+metadata service's state, the ring epoch, and one row per storage node (state, zone,
+weight, share of the ring, capacity used); ``--json`` prints the same as one JSON document.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import sys
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,32 +15,15 @@ import aiohttp
 from metadata.api.client import MetadataClient
 from objstore.node.client import StorageClient
 from objstore.ring import build_ring, describe
+from ops.cli.cluster import add_cluster_arguments, find_cluster
+from ops.cli.output import OK, add_json_argument, emit, human_size, table
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("status", help="show the cluster: nodes, state, ring epoch, capacity")
-    p.add_argument("--data-dir", default="./objstore-data", help="local cluster data dir (default ./objstore-data)")
-    p.add_argument("--metadata", help="comma-separated host:port of metadata nodes")
-    p.add_argument("--secret", help="cluster secret (or env OBJSTORE_CLUSTER_SECRET)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_cluster_arguments(p)
+    add_json_argument(p)
     p.set_defaults(func=run)
-
-
-def find_cluster(args: argparse.Namespace) -> tuple[list[str], str]:
-    """(metadata addresses, cluster secret) from flags, env, or the local data dir."""
-    secret = args.secret or os.environ.get("OBJSTORE_CLUSTER_SECRET")
-    addrs = [a for a in (args.metadata or "").split(",") if a]
-    d = Path(args.data_dir)
-    if not addrs and (d / "cluster.json").exists():
-        info = json.loads((d / "cluster.json").read_text())
-        addrs = [p["address"] for p in info["processes"] if p["role"] == "metadata"]
-    if not secret and (d / "credentials.json").exists():
-        secret = json.loads((d / "credentials.json").read_text())["cluster_secret"]
-    if not addrs or not secret:
-        raise SystemExit(
-            "objstore status: no cluster found; give --metadata and --secret, or --data-dir of a running `objstore up`"
-        )
-    return addrs, secret
 
 
 async def collect(addrs: list[str], secret: str) -> dict[str, Any]:
@@ -77,16 +55,6 @@ async def collect(addrs: list[str], secret: str) -> dict[str, Any]:
         return {"metadata": meta_status, "ring_epoch": cmap.epoch, "nodes": nodes}
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def render(status: dict[str, Any]) -> str:
     m = status["metadata"]
     lines = [
@@ -96,24 +64,20 @@ def render(status: dict[str, Any]) -> str:
         f"ring epoch {status['ring_epoch']}   storage nodes {len(status['nodes'])}",
         "",
     ]
-    header = ("NODE", "ADDRESS", "ZONE", "STATE", "WEIGHT", "RING", "BLOBS", "USED", "CAPACITY")
-    rows = [header]
+    rows = [("NODE", "ADDRESS", "ZONE", "STATE", "WEIGHT", "RING", "BLOBS", "USED", "CAPACITY")]
     for n in status["nodes"]:
         state = n["state"] if n["reachable"] else f"{n['state']} (unreachable)"
         rows.append((n["node_id"], n["address"], n["zone"], state, f"{n['weight']:g}",
                      f"{100 * n['ring_share']:.1f}%", str(n["blob_count"] if n["blob_count"] is not None else "-"),
-                     _size(n["used_bytes"]), _size(n["capacity_bytes"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
+                     human_size(n["used_bytes"]), human_size(n["capacity_bytes"])))
+    return "\n".join(lines) + "\n" + table(rows)
 
 
 def run(args: argparse.Namespace) -> int:
-    addrs, secret = find_cluster(args)
+    cluster = find_cluster(args)
     try:
-        status = asyncio.run(collect(addrs, secret))
-    except Exception as exc:  # noqa: BLE001
-        print(f"objstore status: cannot reach the metadata service at {', '.join(addrs)}: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(status, indent=2) if args.json else render(status))
-    return 0
+        status = asyncio.run(collect(list(cluster.metadata), cluster.secret))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported the same way
+        raise cluster.unreachable(exc) from None
+    emit(args, status, render)
+    return OK

@@ -1,0 +1,40 @@
+"""The metadata node's command-line flags (``objstore metadata``, ``python -m metadata``).
+
+The Raft flags are declared here and nowhere else.
+"""
+from __future__ import annotations
+
+import argparse
+
+from objstore.cli_args import add_config_argument, add_listen_arguments, csv_tuple, load_from_args
+from objstore.config import MetadataConfig
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Declare the metadata node's flags, the Raft ones included, on ``p``."""
+    add_config_argument(p, "MetadataConfig")
+    p.add_argument("--node-id")
+    p.add_argument("--data-dir")
+    add_listen_arguments(p)
+    p.add_argument("--peers", help="comma-separated id=host:port of every metadata node (a Raft group)")
+    p.add_argument("--default-policy")
+    p.add_argument("--snapshot-every", type=int, help="log entries between snapshots (default 10000)")
+    p.add_argument("--join", action="store_true", default=None,
+                   help="start empty and wait to be added to a running group (objstore metadata add)")
+    p.add_argument("--enable-fault-injection", action="store_true", default=None,
+                   help="serve POST /debug/partition and honour X-Objstore-Debug-Stale-Read (tests only)")
+    p.add_argument("--tick-ms", type=int, help="Raft tick in milliseconds (default 50)")
+    p.add_argument("--election-ticks", type=int, help="election timeout in ticks, randomized up to twice (default 12)")
+    p.add_argument("--heartbeat-ticks", type=int, help="heartbeat interval in ticks (default 2)")
+    p.add_argument("--log-segment-bytes", type=int, help="size of one log segment file (default 64 MiB)")
+
+
+def config_from_args(args: argparse.Namespace) -> MetadataConfig:
+    """The validated MetadataConfig the parsed flags describe; raises InvalidArgument."""
+    return load_from_args(MetadataConfig, args, {
+        "node_id": args.node_id, "data_dir": args.data_dir, "peers": csv_tuple(args.peers),
+        "default_policy": args.default_policy, "snapshot_every": args.snapshot_every, "join": args.join,
+        "enable_fault_injection": args.enable_fault_injection, "tick_ms": args.tick_ms,
+        "election_ticks": args.election_ticks, "heartbeat_ticks": args.heartbeat_ticks,
+        "log_segment_bytes": args.log_segment_bytes,
+    })

@@ -1,0 +1,52 @@
+"""Command-line flags every service shares, and how they become a config.
+
+Each service declares its own flags next to its config (``objstore/node/cli_args.py``,
+``metadata/cli_args.py``, ``gateway/cli_args.py``) as ``add_arguments(parser)`` and
+``config_from_args(args)``; the ``objstore`` command (``ops/cli``) and the services'
+``python -m`` entry points both call them, so a flag is declared once.
+
+Invariants: a flag left out is ``None`` and does not override the ``--config`` file; the
+cluster secret comes from ``--secret`` or, failing that, env OBJSTORE_CLUSTER_SECRET.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, TypeVar
+
+from objstore.config import load
+
+T = TypeVar("T")
+
+SECRET_ENV = "OBJSTORE_CLUSTER_SECRET"
+
+
+def csv_tuple(value: str | None) -> tuple[str, ...] | None:
+    """``"a, b,"`` -> ("a", "b"); None stays None (the flag was not given)."""
+    if value is None:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def add_config_argument(p: argparse.ArgumentParser, config_name: str) -> None:
+    """``--config FILE``: a JSON file whose keys are ``config_name``'s field names."""
+    p.add_argument("--config", help=f"JSON file with {config_name} fields")
+
+
+def add_listen_arguments(p: argparse.ArgumentParser) -> None:
+    """``--host``, ``--port`` and ``--secret``: where a service listens, and the cluster secret."""
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--secret", help=f"cluster secret (or env {SECRET_ENV})")
+
+
+def secret_of(args: argparse.Namespace) -> str | None:
+    """The cluster secret: ``--secret``, else env OBJSTORE_CLUSTER_SECRET, else None."""
+    return args.secret or os.environ.get(SECRET_ENV)
+
+
+def load_from_args(cls: type[T], args: argparse.Namespace, overrides: dict[str, Any]) -> T:
+    """``cls`` from ``--config``, then ``--host``/``--port``/secret, then ``overrides``.
+
+    Raises InvalidArgument (see :func:`objstore.config.load`)."""
+    return load(cls, args.config, {"host": args.host, "port": args.port, "secret": secret_of(args), **overrides})

@@ -1,0 +1,148 @@
+"""Child processes started, health-checked and stopped together.
+
+What ``objstore up`` (:mod:`objstore.cluster.launcher`) and the metadata benchmark
+(``ops/bench_metadata/spawn.py``) share: a :class:`Child` is one command line with a log
+file and an HTTP address; :func:`wait_healthy` polls its ``/health``; :func:`stop_all`
+stops a group.
+
+Invariants: a child runs in its own session (Ctrl-C in the terminal reaches only the
+supervisor, which then stops its children in its own order), with stdout and stderr
+appended to its log file and PYTHONUNBUFFERED=1. Stopping is SIGTERM to every running
+child of the group first, then a wait against one shared deadline, then SIGKILL for
+whatever is left; a stopped child's log file is closed. Nothing here reads a clock other
+than ``time.monotonic`` for deadlines.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterable, Mapping
+
+
+class ChildFailed(Exception):
+    """A child did not become healthy; ``exited`` tells whether it died on the way."""
+
+    def __init__(self, child: "Child", message: str, exited: bool) -> None:
+        super().__init__(message)
+        self.child = child
+        self.exited = exited
+
+
+@dataclass
+class Child:
+    """One child process: who it is, where it listens, how it is started, where it logs."""
+
+    role: str
+    node_id: str
+    address: str  # "host:port" of its HTTP endpoint
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    log_file: IO | None = field(default=None, repr=False)
+    reported: bool = False  # its unexpected exit has been announced
+
+    @property
+    def name(self) -> str:
+        return f"{self.role} {self.node_id}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def start(self, env: Mapping[str, str] | None = None) -> None:
+        """Start the process (again, after a stop), appending to its log."""
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                     env={**(env or os.environ), "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+
+    def terminate(self) -> None:
+        """Send SIGTERM if it runs."""
+        if self.running():
+            try:
+                self.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            except ProcessLookupError:
+                pass
+
+    def reap(self, deadline: float) -> None:
+        """Wait for it until ``deadline`` (monotonic), then SIGKILL; close its log."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
+
+    def stop(self, grace: float = 15.0) -> float:
+        """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; returns the seconds it took."""
+        t0 = time.monotonic()
+        self.terminate()
+        self.reap(t0 + grace)
+        return time.monotonic() - t0
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            return self.log_path.read_bytes()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def stop_all(children: Iterable[Child], grace: float) -> None:
+    """SIGTERM every running child, then wait for all of them within ``grace`` seconds, then SIGKILL."""
+    group = list(children)
+    for c in group:
+        c.terminate()
+    deadline = time.monotonic() + grace
+    for c in group:
+        c.reap(deadline)
+
+
+def wait_healthy(child: Child, timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Poll ``http://<address>/health`` until it answers 200; raises ChildFailed on exit or timeout."""
+    deadline = time.monotonic() + timeout
+    url = f"http://{child.address}/health"
+    while True:
+        if child.exited():
+            raise ChildFailed(child, f"{child.name} exited with code {child.proc.returncode}",  # type: ignore[union-attr]
+                              exited=True)
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise ChildFailed(child, f"{child.name} did not become healthy at {url} in {timeout:g}s", exited=False)
+        time.sleep(interval)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether ``port`` on ``host`` can be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True

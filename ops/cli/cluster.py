@@ -1,0 +1,65 @@
+"""How every admin command finds the cluster it talks to.
+
+First match wins, for the addresses and the secret separately: ``--metadata
+host:port,...`` and ``--secret`` (or env OBJSTORE_CLUSTER_SECRET); else the
+``cluster.json`` and ``credentials.json`` that ``objstore up`` writes in ``--data-dir``
+(default ./objstore-data). Pure apart from reading those two files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ops.cli.output import USAGE, CommandError
+
+NO_CLUSTER = ("no cluster found; give --metadata and --secret, "
+              "or --data-dir of a running `objstore up`")
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    """Where a cluster's metadata nodes are, and the secret to talk to them."""
+
+    metadata: tuple[str, ...]
+    secret: str
+    data_dir: Path
+
+    def unreachable(self, exc: BaseException) -> CommandError:
+        """The error for a metadata service that did not answer (exit code 1)."""
+        return CommandError(f"cannot reach the metadata service at {', '.join(self.metadata)}: {exc}; "
+                            "is the cluster running? (`objstore up`, or check --metadata)")
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """``--data-dir``, ``--metadata`` and ``--secret``: the flags :func:`find_cluster` reads."""
+    p.add_argument("--data-dir", default="./objstore-data", help="local cluster data dir (default ./objstore-data)")
+    p.add_argument("--metadata", help="comma-separated host:port of metadata nodes")
+    p.add_argument("--secret", help="cluster secret (or env OBJSTORE_CLUSTER_SECRET)")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot read {path}: {exc}", USAGE) from None
+
+
+def find_cluster(args: argparse.Namespace) -> ClusterRef:
+    """The cluster the flags, env or local data dir name; raises CommandError (exit 2) if none."""
+    secret = args.secret or os.environ.get("OBJSTORE_CLUSTER_SECRET")
+    addrs = tuple(a.strip() for a in (args.metadata or "").split(",") if a.strip())
+    d = Path(args.data_dir)
+    if not addrs:
+        info = _read_json(d / "cluster.json")
+        addrs = tuple(p["address"] for p in info.get("processes", []) if p.get("role") == "metadata")
+    if not secret:
+        secret = _read_json(d / "credentials.json").get("cluster_secret")
+    if not addrs or not secret:
+        raise CommandError(NO_CLUSTER, USAGE)
+    return ClusterRef(addrs, secret, d)

@@ -1,0 +1,69 @@
+"""``objstore up|storage|metadata|gateway``: start a whole local cluster, or run one service.
+
+Each service declares its own flags and builds its config (``add_arguments`` and
+``config_from_args`` in ``objstore/node/cli_args.py``, ``metadata/cli_args.py`` and
+``gateway/cli_args.py``); this module only registers them as subcommands and runs the
+service's ``main(config)``. ``up`` starts every service as a child process of
+:mod:`objstore.cluster.launcher`, each running ``python -m ops.cli <role> ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import gateway.app
+import gateway.cli_args
+import metadata.app
+import metadata.cli_args
+import objstore.node.app
+import objstore.node.cli_args
+from objstore.cluster.launcher import UpOptions, run_up
+from ops.cli.metadata_admin import COMMANDS as METADATA_ADMIN
+
+
+def add_up_parser(sub: Any) -> None:
+    p = sub.add_parser("up", help="start a local cluster in the foreground")
+    p.add_argument("--data-dir", default="./objstore-data", help="all data under this folder (default ./objstore-data)")
+    p.add_argument("--host", default="127.0.0.1", help="address every process listens on (default 127.0.0.1)")
+    p.add_argument("--s3-port", type=int, default=9000, help="the gateway's S3 port (default 9000)")
+    p.add_argument("--storage-nodes", type=int, default=6, help="number of storage nodes (default 6)")
+    p.add_argument("--metadata-nodes", type=int, default=3,
+                   help="number of metadata nodes, one Raft group (default 3; 1 runs without replication)")
+    p.add_argument("--default-policy", default="replica:3", help="data policy of new buckets (default replica:3)")
+    p.add_argument("--access-key", default=os.environ.get("OBJSTORE_ACCESS_KEY"),
+                   help="S3 access key (env OBJSTORE_ACCESS_KEY; generated and kept if not given)")
+    p.add_argument("--secret-key", default=os.environ.get("OBJSTORE_SECRET_KEY"),
+                   help="S3 secret key (env OBJSTORE_SECRET_KEY)")
+    p.set_defaults(func=run_up_command)
+
+
+def run_up_command(args: argparse.Namespace) -> int:
+    return run_up(UpOptions(
+        data_dir=args.data_dir, host=args.host, s3_port=args.s3_port, storage_nodes=args.storage_nodes,
+        metadata_nodes=args.metadata_nodes, default_policy=args.default_policy,
+        access_key=args.access_key, secret_key=args.secret_key,
+    ))
+
+
+# Each service: (subcommand, help, description, its flags module, its process entry).
+SERVICES = (
+    ("storage", "run one storage node", None, objstore.node.cli_args, objstore.node.app.main),
+    ("metadata", "run one metadata node; or: metadata " + "|".join(METADATA_ADMIN),
+     "Run one metadata node (`objstore metadata [serve] --node-id ...`). To administer the metadata Raft group "
+     "instead: `objstore metadata status|add ID=HOST:PORT|remove ID|transfer-leader ID` (each with --help).",
+     metadata.cli_args, metadata.app.main),
+    ("gateway", "run one S3 gateway", None, gateway.cli_args, gateway.app.main),
+)
+
+
+def add_service_parsers(sub: Any) -> None:
+    for name, help_text, description, flags, entry in SERVICES:
+        p = sub.add_parser(name, help=help_text, description=description)
+        flags.add_arguments(p)
+
+        def run(args: argparse.Namespace, flags: Any = flags, entry: Any = entry) -> int:
+            entry(flags.config_from_args(args))
+            return 0
+
+        p.set_defaults(func=run)

@@ -1,0 +1,86 @@
+"""The `objstore` command's plumbing: service flags, finding the cluster, the output layer."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+import gateway.cli_args
+import metadata.cli_args
+import objstore.node.cli_args
+from metadata.__main__ import parse_args as metadata_parse_args
+from objstore.errors import InvalidArgument
+from ops.cli import build_parser
+from ops.cli.cluster import find_cluster
+from ops.cli.metadata_admin import build_parser as metadata_admin_parser
+from ops.cli.output import USAGE, CommandError, human_size, table
+
+
+def _parse(flags_module, *argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    flags_module.add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_each_service_builds_its_config_from_its_flags(tmp_path, monkeypatch):
+    monkeypatch.setenv("OBJSTORE_CLUSTER_SECRET", "from-env")
+    s = objstore.node.cli_args.config_from_args(_parse(
+        objstore.node.cli_args, "--node-id", "s1", "--data-dir", "/d", "--port", "7001", "--metadata", "a:1, b:2",
+        "--weight", "2"))
+    assert (s.node_id, s.port, s.secret, s.metadata, s.weight) == ("s1", 7001, "from-env", ("a:1", "b:2"), 2.0)
+    m = metadata.cli_args.config_from_args(_parse(
+        metadata.cli_args, "--node-id", "m1", "--data-dir", "/d", "--secret", "S", "--peers", "m1=h:1,m2=h:2",
+        "--tick-ms", "20", "--election-ticks", "10", "--join"))
+    assert (m.secret, m.peers, m.tick_ms, m.election_ticks, m.join) == ("S", ("m1=h:1", "m2=h:2"), 20, 10, True)
+    cfg = tmp_path / "gw.json"
+    cfg.write_text(json.dumps({"gateway_id": "gw1", "metadata": ["a:1"], "port": 9100}))
+    g = gateway.cli_args.config_from_args(_parse(gateway.cli_args, "--config", str(cfg), "--port", "9200"))
+    assert (g.gateway_id, g.metadata, g.port, g.secret) == ("gw1", ("a:1",), 9200, "from-env")
+    with pytest.raises(InvalidArgument, match="--node-id"):
+        objstore.node.cli_args.config_from_args(_parse(objstore.node.cli_args, "--data-dir", "/d"))
+
+
+def test_objstore_metadata_and_python_m_metadata_take_the_same_flags():
+    argv = ["--node-id", "m1", "--data-dir", "/d", "--secret", "S", "--peers", "m1=h:1", "--heartbeat-ticks", "3",
+            "--log-segment-bytes", "4096", "--enable-fault-injection"]
+    via_objstore = metadata.cli_args.config_from_args(build_parser().parse_args(["metadata", *argv]))
+    via_module, level = metadata_parse_args(argv)
+    assert via_objstore == via_module and level == "INFO"
+
+
+def test_the_command_lists_every_subcommand_and_admin_commands_take_json():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"up", "storage", "metadata", "gateway", "status", "bench", "bench-metadata", "key", "keys"} <= set(
+        sub.choices)
+    assert parser.parse_args(["status", "--json"]).json
+    for action in (["create", "NAME"], ["list"], ["delete", "AK"]):
+        assert parser.parse_args(["key", *action, "--json"]).json
+    for action in (["status"], ["add", "m4=h:1"], ["remove", "m4"], ["transfer-leader", "m4"]):
+        assert metadata_admin_parser().parse_args([*action, "--json"]).json
+
+
+def _cluster_args(data_dir, metadata=None, secret=None) -> argparse.Namespace:
+    return argparse.Namespace(data_dir=str(data_dir), metadata=metadata, secret=secret)
+
+
+def test_find_cluster_from_flags_env_or_data_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("OBJSTORE_CLUSTER_SECRET", raising=False)
+    ref = find_cluster(_cluster_args(tmp_path, " a:1, b:2 ", "S"))
+    assert ref.metadata == ("a:1", "b:2") and ref.secret == "S"
+    (tmp_path / "cluster.json").write_text(json.dumps({"processes": [
+        {"role": "metadata", "address": "m:1"}, {"role": "storage", "address": "s:1"}]}))
+    (tmp_path / "credentials.json").write_text(json.dumps({"cluster_secret": "from-file"}))
+    ref = find_cluster(_cluster_args(tmp_path))
+    assert ref.metadata == ("m:1",) and ref.secret == "from-file"
+    monkeypatch.setenv("OBJSTORE_CLUSTER_SECRET", "from-env")
+    assert find_cluster(_cluster_args(tmp_path)).secret == "from-env"
+    with pytest.raises(CommandError, match="no cluster found") as e:
+        find_cluster(_cluster_args(tmp_path / "missing"))
+    assert e.value.code == USAGE
+
+
+def test_tables_align_and_sizes_read_well():
+    assert table([("A", "LONG HEADER"), ("value", "x")]).splitlines() == ["A      LONG HEADER", "value  x"]
+    assert [human_size(n) for n in (None, 512, 1536, 5 << 30)] == ["-", "512 B", "1.5 KiB", "5.0 GiB"]
