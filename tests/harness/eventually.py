@@ -22,26 +22,19 @@ T = TypeVar("T")
 Message = Union[str, Callable[[], Any], None]
 
 
-def _describe(predicate: Callable[..., Any], message: Message) -> str:
-    if isinstance(message, str):
-        return message
-    name = getattr(predicate, "__qualname__", repr(predicate))
-    return f"{name}() to hold"
-
-
-def _timed_out(what: str, timeout: float, last: object, detail: object = None) -> AssertionError:
-    text = f"timed out after {timeout}s waiting for {what} (last value: {last!r})"
-    if detail is not None:
-        text += f"\n{detail}"
-    return AssertionError(text)
+def _timed_out(predicate: Callable[..., Any], timeout: float, last: object, what: object) -> AssertionError:
+    if what is None:
+        what = f"{getattr(predicate, '__qualname__', repr(predicate))}() to hold"
+    return AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
 
 
 def eventually(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
                message: Message = None) -> T:
     """Call ``predicate()`` every ``interval`` seconds until it is truthy; return its value.
 
-    Raises AssertionError after ``timeout`` seconds. ``message`` says what is awaited: a
-    string, or a function called on timeout whose result is added to the failure."""
+    Raises AssertionError after ``timeout`` seconds, saying what was awaited: ``message``,
+    or what ``message()`` returns when it is a function (called only on timeout, so it may
+    describe the state at that moment), or else the predicate's name."""
     deadline = time.monotonic() + timeout
     while True:
         last_try = time.monotonic() >= deadline
@@ -49,8 +42,7 @@ def eventually(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         if value:
             return value
         if last_try:
-            detail = message() if callable(message) else None
-            raise _timed_out(_describe(predicate, message), timeout, value, detail)
+            raise _timed_out(predicate, timeout, value, message() if callable(message) else message)
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
@@ -67,8 +59,8 @@ async def eventually_async(predicate: Callable[[], Union[T, Awaitable[T]]], time
         if value:
             return value  # type: ignore[return-value]
         if last_try:
-            detail = message() if callable(message) else None
-            if inspect.isawaitable(detail):
-                detail = await detail
-            raise _timed_out(_describe(predicate, message), timeout, value, detail)
+            what = message() if callable(message) else message
+            if inspect.isawaitable(what):
+                what = await what
+            raise _timed_out(predicate, timeout, value, what)
         await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
