@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import boto3
 from aiohttp import web
 from botocore.config import Config
@@ -37,6 +38,7 @@ from metadata.api.client import MetadataClient
 from metadata.app import create_app as create_metadata
 from objstore.cluster.launcher import ZONES
 from objstore.config import GatewayConfig, MetadataConfig, StorageConfig
+from objstore.errors import ObjstoreError
 from objstore.node.app import create_app as create_storage
 from tests.cluster_harness import free_port
 from tests.harness.disk import files_holding, flip
@@ -82,6 +84,7 @@ class StorageNode:
         self.zone = zone
         self.metadata = metadata
         self.server: Server | None = None
+        # While the node is down its link is cut too; port 1 (refused) is never asked for.
         self.link = Link(lambda: self.server.address if self.server else f"{HOST}:1")
 
     @property
@@ -163,11 +166,18 @@ class InProcessCluster:
                                  default_policy=self.default_policy, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
             self.gateway = await Server(create_gateway(gcfg), **HANDLER_ARGS).start()
 
+            last_error: list[BaseException] = []
+
             async def gateway_sees_every_node() -> bool:
-                await self.ctx.topology.refresh()
+                try:
+                    await self.ctx.topology.refresh()
+                except (ObjstoreError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                    last_error[:] = [exc]  # the metadata service may still be electing itself
+                    return False
                 return len(self.ctx.topology.map.nodes) == len(self.nodes)
 
-            await eventually_async(gateway_sees_every_node, timeout, message="every storage node to register")
+            await eventually_async(gateway_sees_every_node, timeout,
+                                   message=lambda: f"every storage node to register (last error: {last_error})")
         except BaseException:
             await self.stop()
             raise
