@@ -22,12 +22,12 @@ def files_holding(root: Path, pattern: bytes) -> list[tuple[Path, int]]:
     return found
 
 
-def flip(path: Path, offset: int) -> None:
-    """Invert the byte at ``offset`` of ``path``, durably."""
+def flip(path: Path, offset: int, mask: int = 0xFF) -> None:
+    """XOR the byte at ``offset`` of ``path`` with ``mask`` (all bits by default), durably."""
     with open(path, "r+b") as f:
         f.seek(offset)
         b = f.read(1)
         f.seek(offset)
-        f.write(bytes([b[0] ^ 0xFF]))
+        f.write(bytes([b[0] ^ mask]))
         f.flush()
         os.fsync(f.fileno())

@@ -26,6 +26,7 @@ from objstore.errors import (
 from objstore.node.app import STORE, create_app
 from objstore.node.client import StorageClient
 from objstore.node.store import StoreOptions
+from tests.harness.disk import flip
 from tests.harness.eventually import eventually_async
 
 SECRET = "test-secret"
@@ -178,11 +179,7 @@ async def _metrics(node: Node) -> str:
 
 
 def _flip_byte(path: Path, offset: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x01]))
+    flip(path, offset, mask=0x01)
 
 
 async def test_corrupt_first_block_is_corrupt_blob_not_bytes(node: Node, client: StorageClient) -> None:
