@@ -114,3 +114,16 @@ async def test_a_slow_node_does_not_break_a_put(cluster_with_bucket, size):
     assert holders(c, marker) == set(c.nodes)  # slow is not failed: the slow node has it too
     c.nodes["s2"].slow(0)
     assert await get(c, "k") == body
+
+
+async def test_a_node_back_up_serves_what_it_stored_before_it_went_down(cluster_with_bucket):
+    c = cluster_with_bucket
+    _, body = body_of(LARGE)
+    await put(c, "k", body)
+    first, *others = await c.replicas(BUCKET, "k")
+    await first.down()
+    assert await get(c, "k") == body  # from the others, while it is down
+    await first.up()
+    for n in others:
+        await n.down()
+    assert await get(c, "k") == body  # only the restarted node is left to serve it
