@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.harness.disk import files_holding, flip
 from tests.integration.conftest import make_s3
 
 pytestmark = pytest.mark.integration
@@ -14,25 +15,7 @@ pytestmark = pytest.mark.integration
 
 def replica_files(data_dir: Path, pattern: bytes) -> list[tuple[Path, int]]:
     """(file, offset) of every on-disk copy of ``pattern`` under the storage nodes' dirs."""
-    found = []
-    for path in sorted((data_dir / "storage").rglob("*")):
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
-        at = data.find(pattern)
-        if at >= 0:
-            found.append((path, at))
-    return found
-
-
-def flip(path: Path, offset: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0xFF]))
-        f.flush()
-        os.fsync(f.fileno())
+    return files_holding(data_dir / "storage", pattern)
 
 
 @pytest.mark.parametrize("size", [5000, 3 * 1024 * 1024])  # a segment record, a blob file

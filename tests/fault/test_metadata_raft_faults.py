@@ -10,11 +10,11 @@ import pytest
 
 from objstore.errors import ServiceUnavailable
 from objstore.types import Credential
+from tests.harness.eventually import eventually_async
 from tests.integration.test_metadata_raft_harness import (
     corrupt_middle,
     group_fixture,
     reads_through,
-    wait_for,
     write_credentials,
 )
 
@@ -43,13 +43,13 @@ async def test_sigkill_of_the_leader_elects_another_within_3s_and_loses_no_ackno
 
         tasks = [asyncio.create_task(writer(w)) for w in range(4)]
         try:
-            await wait_for(lambda: len(acked) >= 80, 20, "writes before the kill")
+            await eventually_async(lambda: len(acked) >= 80, 20, message="writes before the kill")
             t0 = time.monotonic()
             leader.kill()
             new = await group.leader(survivors, timeout=10, min_term=term)
             elapsed = time.monotonic() - t0
             n = len(acked)
-            await wait_for(lambda: len(acked) >= n + 80, 20, "writes after the election")
+            await eventually_async(lambda: len(acked) >= n + 80, 20, message="writes after the election")
         finally:
             stop.set()
             await asyncio.gather(*tasks)
@@ -140,7 +140,7 @@ async def test_a_follower_with_a_corrupt_log_discards_the_damage_and_catches_up(
     sts = await group.wait_converged(timeout=30)
     assert "raft log damaged" in victim.output()
     assert sts[victim.id]["snapshots_installed"] == 0
-    await wait_for(lambda: "it votes again" in victim.output(), 15, "the repaired member to trust itself again")
+    await eventually_async(lambda: "it votes again" in victim.output(), 15, message="the repaired member to trust itself again")
     assert (await group.status(victim))["recovering_until"] == 0
     keys = await reads_through(group, victim)
     assert {f"pre-corrupt-{i}" for i in range(40)} | {f"while-down-{i}" for i in range(40)} <= keys

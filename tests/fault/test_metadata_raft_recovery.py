@@ -8,11 +8,11 @@ import pytest
 
 from objstore.errors import ServiceUnavailable
 from objstore.types import Credential
+from tests.harness.eventually import eventually_async
 from tests.integration.test_metadata_raft_harness import (
     corrupt_middle,
     group_fixture,
     reads_through,
-    wait_for,
     write_credentials,
 )
 
@@ -52,7 +52,7 @@ async def test_a_corrupt_log_behind_the_compaction_point_is_refetched_by_snapsho
     sts = await group.wait_converged(timeout=30)
     assert "raft log damaged" in victim.output()
     assert sts[victim.id]["snapshots_installed"] > installed
-    await wait_for(lambda: "it votes again" in victim.output(), 15, "the repaired member to trust itself again")
+    await eventually_async(lambda: "it votes again" in victim.output(), 15, message="the repaired member to trust itself again")
     st = await group.status(victim)
     assert st["recovering_until"] == 0
     keys = await reads_through(group, victim)
@@ -76,12 +76,12 @@ async def test_with_a_majority_corrupt_writes_stop_until_an_operator_accepts_the
     async def stepped_down() -> bool:
         return (await group.status(leader))["role"] != "leader"
 
-    await wait_for(stepped_down, 10, "the lone leader to step down (check-quorum)")
+    await eventually_async(stepped_down, 10, message="the lone leader to step down (check-quorum)")
     for m in damaged:
         m.start(m.argv)
     for m in damaged:
         group.wait_healthy(m)
-        await wait_for(lambda m=m: "raft log damaged" in m.output(), 10, f"{m.id} to find the damage")
+        await eventually_async(lambda m=m: "raft log damaged" in m.output(), 10, message=f"{m.id} to find the damage")
     async with group.client(deadline=1) as c:
         with pytest.raises(ServiceUnavailable):
             await c.put_credential(Credential("unsafe-write", "s", "owner"))

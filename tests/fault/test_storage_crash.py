@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -22,6 +21,7 @@ import pytest
 
 from objstore.errors import NoSuchKey, ObjstoreError
 from objstore.node.client import StorageClient
+from tests.harness.eventually import eventually_async
 
 SECRET = "crash-test-secret"
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,18 +57,17 @@ class NodeProcess:
             self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     async def wait_healthy(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as s:
-            while True:
+            async def healthy() -> bool:
                 assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
                 try:
                     async with s.get(f"http://{self.address}/health") as resp:
-                        if resp.status == 200:
-                            return
+                        return resp.status == 200
                 except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, "storage node did not become healthy:\n" + self.log.read_text()
-                await asyncio.sleep(0.05)
+                    return False
+
+            await eventually_async(healthy, timeout, message=lambda: "the storage node to become healthy:\n"
+                                   + self.log.read_text())
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import aiohttp
 
@@ -12,6 +11,7 @@ from metadata.api.client import MetadataClient
 from metadata.api.upload_client import UploadClient
 from objstore.node.client import StorageClient
 from objstore.types import ObjectVersion, PartRef
+from tests.harness.eventually import eventually
 
 
 class ClusterInternals:
@@ -46,8 +46,5 @@ class ClusterInternals:
         return self.blobs_present(v.blob_refs())
 
     def wait_gone(self, v: ObjectVersion, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.present(v):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"blobs of {v.key} {v.version_id} still present after {timeout}s")
-            time.sleep(0.05)
+        eventually(lambda: not self.present(v), timeout,
+                   message=f"the blobs of {v.key} {v.version_id} to go")

@@ -15,9 +15,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import aiohttp
 import pytest
@@ -25,6 +24,7 @@ import pytest
 from metadata.api.client import MetadataClient
 from objstore import internal_auth
 from objstore.types import Credential
+from tests.harness.eventually import eventually, eventually_async
 
 SECRET = "raft-test-secret"
 REPO = Path(__file__).resolve().parents[2]
@@ -123,16 +123,16 @@ class RaftGroup:
         return m
 
     def wait_healthy(self, m: Member, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def listening() -> bool:
             if not m.running:
                 raise AssertionError(f"{m.id} exited ({m.proc.returncode if m.proc else None}):\n{m.output()[-3000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", m.port), timeout=0.5):
-                    return
+                    return True
             except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"{m.id} did not start listening:\n{m.output()[-3000:]}")
+                return False
+
+        eventually(listening, timeout, message=lambda: f"{m.id} to start listening:\n{m.output()[-3000:]}")
 
     def stop(self) -> None:
         """Stop every member (SIGTERM, then SIGKILL); nothing is left running."""
@@ -167,15 +167,15 @@ class RaftGroup:
     async def leader(self, among: "list[Member] | None" = None, timeout: float = 10.0,
                      min_term: int = 0) -> Member:
         """The member that says it leads (term above ``min_term``), waiting for one."""
-        deadline = time.monotonic() + timeout
-        while True:
-            sts = await self.statuses(among)
+        seen: dict[str, Any] = {}
+
+        async def leader_now() -> Member | None:
+            seen["statuses"] = sts = await self.statuses(among)
             leaders = [(s["term"], nid) for nid, s in sts.items() if s and s["role"] == "leader" and s["term"] > min_term]
-            if leaders:
-                return self.members[max(leaders)[1]]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no leader within {timeout}s: {json.dumps(sts)[:2000]}")
-            await asyncio.sleep(0.02)
+            return self.members[max(leaders)[1]] if leaders else None
+
+        return await eventually_async(leader_now, timeout, 0.02,
+                                      message=lambda: f"a leader: {json.dumps(seen['statuses'])[:2000]}")
 
     async def partition(self, m: Member, drop_to: list[str], drop_from: list[str]) -> None:
         await signed(m, "POST", "/debug/partition", {"drop_to": drop_to, "drop_from": drop_from})
@@ -195,16 +195,15 @@ class RaftGroup:
     async def wait_converged(self, members: "list[Member] | None" = None, timeout: float = 20.0) -> dict:
         """Wait until every given member has applied the same index as the leader's commit."""
         ms = members if members is not None else [m for m in self.members.values() if m.running]
-        deadline = time.monotonic() + timeout
-        while True:
+        seen: dict[str, Any] = {}
+
+        async def converged() -> dict | None:
             sts = await self.statuses(ms)
-            applied = {nid: s["applied_index"] if s else None for nid, s in sts.items()}
+            seen["applied"] = applied = {nid: s["applied_index"] if s else None for nid, s in sts.items()}
             lead = [s for s in sts.values() if s and s["role"] == "leader"]
-            if lead and all(a == lead[0]["commit_index"] for a in applied.values()):
-                return sts
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not converged in {timeout}s: {applied}")
-            await asyncio.sleep(0.05)
+            return sts if lead and all(a == lead[0]["commit_index"] for a in applied.values()) else None
+
+        return await eventually_async(converged, timeout, message=lambda: f"convergence: {seen['applied']}")
 
 
 def _wait(m: Member, timeout: float) -> bool:
@@ -231,20 +230,6 @@ async def signed(m: Member, method: str, path: str, body: Any = None, secret: st
     return json.loads(raw)
 
 
-async def wait_for(pred: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    """Await ``pred()`` (sync or async) until truthy; its value. Fails after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if asyncio.iscoroutine(v):
-            v = await v
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(every)
-
-
 async def write_credentials(group: RaftGroup, prefix: str, n: int) -> None:
     """``n`` credentials ``prefix-i`` written by 8 concurrent callers."""
     async with group.client() as c:
@@ -266,7 +251,7 @@ async def reads_through(group: RaftGroup, m: Member) -> set[str]:
     async def leads() -> bool:
         return (await group.leader(timeout=5)) is m
 
-    await wait_for(leads, 10, f"{m.id} to lead")
+    await eventually_async(leads, 10, message=f"{m.id} to lead")
     async with group.client([m]) as c:
         return {cr.access_key for cr in await c.list_credentials()}
 

@@ -21,6 +21,7 @@ from objstore.errors import (
     NoSuchBucket, NoSuchKey, ServiceUnavailable,
 )
 from objstore.types import ClusterMap, Credential, NodeInfo, ObjectVersion
+from tests.harness.eventually import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -49,16 +50,16 @@ class Server:
              "--port", str(self.port), "--secret", SECRET, "--log-level", "WARNING", *self.extra],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             assert self.proc.poll() is None, f"metadata process exited: {self.proc.returncode}"
             try:
                 with urllib.request.urlopen(f"http://{self.address}/health", timeout=1) as r:
-                    if r.status == 200:
-                        return self
+                    return r.status == 200
             except OSError:
-                time.sleep(0.05)
-        raise AssertionError("metadata process did not become healthy")
+                return False
+
+        eventually(healthy, 20, message="the metadata process to become healthy")
+        return self
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 import zlib
@@ -20,6 +19,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from tests.cluster_harness import ROOT, free_port
+from tests.harness.eventually import eventually
 from tests.integration.internals import ClusterInternals
 
 pytestmark = pytest.mark.integration
@@ -39,14 +39,6 @@ def mp_etag(*parts: bytes) -> str:
 def error(exc: pytest.ExceptionInfo) -> tuple[str, int]:
     r = exc.value.response
     return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def wait_for(cond, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +123,7 @@ def test_overwriting_a_multipart_object_collects_its_parts(s3, bucket, internals
     refs = internals.version(bucket, "obj").blob_refs()
     assert internals.blobs_present(refs) == 6
     s3.put_object(Bucket=bucket, Key="obj", Body=b"small now")
-    wait_for(lambda: internals.blobs_present(refs) == 0, what="the old parts' blobs to go")
+    eventually(lambda: internals.blobs_present(refs) == 0, 15.0, message="the old parts' blobs to go")
     s3.delete_object(Bucket=bucket, Key="obj")
 
 
@@ -145,7 +137,7 @@ def test_reuploading_a_part_replaces_it_and_collects_the_old_blob(s3, bucket, in
     r = s3.upload_part(Bucket=bucket, Key="obj", UploadId=uid, PartNumber=1, Body=b"second version")
     listed = s3.list_parts(Bucket=bucket, Key="obj", UploadId=uid)["Parts"]
     assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in listed] == [(1, r["ETag"], 14)]
-    wait_for(lambda: internals.blobs_present([(old.version_id, old.placement)]) == 0, what="old part blob deletion")
+    eventually(lambda: internals.blobs_present([(old.version_id, old.placement)]) == 0, 15.0, message="old part blob deletion")
     finish(s3, bucket, "obj", uid, [{"PartNumber": 1, "ETag": r["ETag"]}])
     assert s3.get_object(Bucket=bucket, Key="obj")["Body"].read() == b"second version"
 
@@ -156,7 +148,7 @@ def test_parts_left_out_of_the_completion_are_collected(s3, bucket, internals):
     refs = {p.number: (p.version_id, p.placement) for p in internals.parts(bucket, "obj", uid)}
     finish(s3, bucket, "obj", uid, [parts[0], parts[2]])
     assert s3.head_object(Bucket=bucket, Key="obj")["ContentLength"] == PART + 5
-    wait_for(lambda: internals.blobs_present([refs[2]]) == 0, what="the unlisted part's blobs to go")
+    eventually(lambda: internals.blobs_present([refs[2]]) == 0, 15.0, message="the unlisted part's blobs to go")
     assert internals.blobs_present([refs[1], refs[3]]) == 6
 
 
@@ -167,7 +159,7 @@ def test_abort_deletes_every_part_blob(s3, bucket, internals):
     assert internals.blobs_present(refs) == 6
     r = s3.abort_multipart_upload(Bucket=bucket, Key="obj", UploadId=uid)
     assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
-    wait_for(lambda: internals.blobs_present(refs) == 0, what="aborted parts' blobs to go")
+    eventually(lambda: internals.blobs_present(refs) == 0, 15.0, message="aborted parts' blobs to go")
     for call in (lambda: s3.abort_multipart_upload(Bucket=bucket, Key="obj", UploadId=uid),
                  lambda: s3.list_parts(Bucket=bucket, Key="obj", UploadId=uid),
                  lambda: s3.upload_part(Bucket=bucket, Key="obj", UploadId=uid, PartNumber=1, Body=b"x"),
@@ -474,9 +466,9 @@ def test_abandoned_uploads_are_aborted_by_a_gateway_sweeper(cluster, s3, bucket,
                     return True
             except OSError:
                 return False
-        wait_for(healthy, what="the sweeping gateway to start")
-        wait_for(lambda: not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), what="the sweep")
-        wait_for(lambda: internals.blobs_present(refs) == 0, what="the abandoned part's blobs to go")
+        eventually(healthy, 15.0, message="the sweeping gateway to start")
+        eventually(lambda: not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), 15.0, message="the sweep")
+        eventually(lambda: internals.blobs_present(refs) == 0, 15.0, message="the abandoned part's blobs to go")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

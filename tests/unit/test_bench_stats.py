@@ -22,6 +22,7 @@ from ops.bench.settings import SettingsError, parse_int_list, parse_size, pick_c
 from gateway.auth.sign import SigV4Signer
 from ops.bench.stats import (RssSummary, cpu_per_1000_ops, cpu_per_gb, mb_per_s, merge_rss, percentile,
                              summarize_latencies, summarize_rss, throughput)
+from tests.harness.eventually import eventually
 
 
 # --- percentiles -------------------------------------------------------------------------
@@ -352,10 +353,8 @@ async def test_monitor_samples_a_live_gateway_process_and_skips_unknown_pids():
         # The child's command line is visible only once it has exec'd: wait for that.
         import psutil
 
-        deadline = time.monotonic() + 10
-        while "gateway" not in " ".join(psutil.Process(child.pid).cmdline()):
-            assert time.monotonic() < deadline, "the child never showed its command line"
-            time.sleep(0.01)
+        eventually(lambda: "gateway" in " ".join(psutil.Process(child.pid).cmdline()), 10, 0.01,
+                   message="the child to show its command line")
         procs = [ClusterProcess("gateway", "gw1", "127.0.0.1:9000", child.pid),
                  ClusterProcess("storage", "s1", "127.0.0.1:9001", None)]
         mon = ProcessMonitor(procs, "http://127.0.0.1:9000")

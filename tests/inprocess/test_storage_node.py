@@ -26,6 +26,8 @@ from objstore.errors import (
 from objstore.node.app import STORE, create_app
 from objstore.node.client import StorageClient
 from objstore.node.store import StoreOptions
+from tests.harness.disk import flip
+from tests.harness.eventually import eventually_async
 
 SECRET = "test-secret"
 OPTS = StoreOptions(small_threshold=64 * 1024, block_size=4096)
@@ -159,10 +161,10 @@ async def test_short_body_stores_nothing(node: Node, client: StorageClient, size
     writer.close()
     # Wait (with a deadline) until both handlers have finished, with a 400 each.
     done = 'objstore_requests_total{op="put_blob",role="storage",status="400"} 2.0'
-    deadline = asyncio.get_running_loop().time() + 10
-    while done not in await _metrics(node):
-        assert asyncio.get_running_loop().time() < deadline, await _metrics(node)
-        await asyncio.sleep(0.02)
+    async def finished() -> bool:
+        return done in await _metrics(node)
+
+    await eventually_async(finished, 10, 0.02, message=lambda: _metrics(node))
     assert len(node.store.index) == 0
     assert await client.head_blob(node.address, "v1", 0) is None
     assert await client.head_blob(node.address, "v2", 0) is None
@@ -177,11 +179,7 @@ async def _metrics(node: Node) -> str:
 
 
 def _flip_byte(path: Path, offset: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x01]))
+    flip(path, offset, mask=0x01)
 
 
 async def test_corrupt_first_block_is_corrupt_blob_not_bytes(node: Node, client: StorageClient) -> None:
@@ -329,10 +327,7 @@ async def test_node_registers_in_background_while_serving(tmp_path: Path, client
         await client.put_blob(address, "v1", 0, "b", "k", "replica:3", 3, chunks(b"abc"))  # serving already
         assert stub.received == []
         gate.set()
-        deadline = asyncio.get_running_loop().time() + 10
-        while not stub.received:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.01)
+        await eventually_async(lambda: stub.received, 10, 0.01, message="the node to register")
         assert stub.received[0]["node"]["node_id"] == "s2"
         assert stub.received[0]["node"]["address"] == "127.0.0.1:1234"
         assert stub.received[0]["node"]["capacity_bytes"] > 0
