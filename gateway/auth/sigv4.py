@@ -38,6 +38,7 @@ from urllib.parse import quote, unquote_to_bytes
 from objstore.errors import (
     AccessDenied,
     AuthorizationHeaderMalformed,
+    AuthorizationQueryParametersError,
     InvalidAccessKeyId,
     InvalidArgument,
     InvalidRequest,
@@ -63,6 +64,9 @@ PAYLOAD_MODES: dict[str, str] = {
 }
 _UNSUPPORTED_PAYLOADS = ("STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
                          "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER")
+#: Header name prefixes that must all be among the SignedHeaders when present.
+SIGNED_PREFIXES = ("x-amz-", "x-objstore-")
+UNSIGNED_EXEMPT = frozenset({"x-amz-content-sha256"})
 _HEX = frozenset("0123456789abcdef")
 _SAFE = "-_.~"
 
@@ -373,11 +377,12 @@ def parse_request(method: str, raw_path: str, raw_query: str, headers: Mapping[s
         try:
             expires = int(params["X-Amz-Expires"])
         except ValueError:
-            raise InvalidArgument("X-Amz-Expires should be a number") from None
+            raise AuthorizationQueryParametersError("X-Amz-Expires should be a number") from None
         if expires < 0:
-            raise InvalidArgument("X-Amz-Expires must be non-negative")
+            raise AuthorizationQueryParametersError("X-Amz-Expires must be non-negative")
         if expires > MAX_PRESIGNED_EXPIRES:
-            raise InvalidArgument("X-Amz-Expires must be less than a week (in seconds) that is 604800")
+            raise AuthorizationQueryParametersError(
+                "X-Amz-Expires must be less than a week (in seconds) that is 604800")
         if now < when - max_skew:
             raise AccessDenied("Request is not valid yet")
         if now > when + timedelta(seconds=expires):
@@ -402,11 +407,38 @@ def parse_request(method: str, raw_path: str, raw_query: str, headers: Mapping[s
     signed_headers = tuple(h.strip().lower() for h in signed.split(";") if h.strip())
     if "host" not in signed_headers:
         raise _malformed(presigned, "The host header must be signed (SignedHeaders lacks 'host').")
+    check_all_signed(hdrs, signed_headers)
     return ParsedRequest(access_key=access_key, date=date, region=cred_region, service=svc,
                          amz_date=amz_date, signed_headers=signed_headers,
                          signature=signature.strip().lower(), payload_hash=payload_hash,
                          presigned=presigned, method=method.upper(), raw_path=raw_path,
                          raw_query=raw_query, headers=hdrs)
+
+
+def unsigned_headers(headers: Mapping[str, list[str]], signed_headers: Iterable[str]) -> list[str]:
+    """The request's ``x-amz-*`` / ``x-objstore-*`` headers that the signature does not cover.
+
+    ``x-amz-content-sha256`` is exempt (as in MinIO): its value is bound to the signature
+    separately, as the last line of the canonical request (header form) or by the signed
+    ``X-Amz-Content-Sha256`` query parameter (presigned form; the header is then ignored).
+    """
+    signed = set(signed_headers)
+    return sorted(name for name in headers
+                  if name.startswith(SIGNED_PREFIXES) and name not in signed
+                  and name not in UNSIGNED_EXEMPT)
+
+
+def check_all_signed(headers: Mapping[str, list[str]], signed_headers: Iterable[str]) -> None:
+    """Raise AccessDenied unless every ``x-amz-*`` / ``x-objstore-*`` header is signed.
+
+    Without this a presigned URL, or a header-signed request, could carry extra headers
+    (``x-amz-copy-source``, ``x-amz-meta-*``, ``x-amz-tagging``) that change what the
+    request does without invalidating its signature.
+    """
+    missing = unsigned_headers(headers, signed_headers)
+    if missing:
+        raise AccessDenied("There were headers present in the request which were not signed",
+                           HeadersNotSigned=", ".join(missing))
 
 
 def canonical_request_candidates(parsed: ParsedRequest) -> list[str]:
