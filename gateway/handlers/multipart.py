@@ -33,7 +33,7 @@ from gateway.handlers.tagging import parse_tagging_header
 from gateway.handlers.upload_part import CHECKSUM_ELEMENTS
 from gateway.middleware import AUTH_KEY, ENDPOINT_KEY, OWNER_KEY
 from gateway.upload_cleanup import abort_upload
-from gateway.xml import document, el, iso8601
+from gateway.xml import document, el, fromstring, iso8601
 from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MultipartUpload
 from metadata.fsm.uploads import checksum_type_for
@@ -63,7 +63,7 @@ def parse_complete(body: bytes) -> list[list[Any]]:
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise MalformedXML("DOCTYPE and ENTITY declarations are not allowed.")
     try:
-        root = ET.fromstring(body)
+        root = fromstring(body)
     except ET.ParseError:
         raise MalformedXML() from None
     if _strip_ns(root.tag) != "CompleteMultipartUpload":
