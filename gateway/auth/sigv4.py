@@ -22,6 +22,8 @@ Invariants:
   of the canonical forms it can be read as carries the presented signature.
   Beyond the strict AWS form, the path and query as sent (not re-encoded) are
   tried, so clients that sign their own, non-standard encoding still verify.
+* The query is read as the router reads it (yarl: ``+`` is a space, ``&`` the only
+  separator), so a signature never covers other parameters than the ones served.
 * Every failure raises an :class:`objstore.errors.ObjstoreError` subclass.
 """
 from __future__ import annotations
@@ -295,11 +297,12 @@ def _parse_amz_date(value: str, presigned: bool) -> datetime:
 
 
 def _query_params(raw_query: str) -> dict[str, str]:
-    """First value of each query parameter, percent-decoded (``+`` kept literal)."""
+    """First value of each query parameter, percent-decoded, ``+`` read as a space (as the
+    router reads the query)."""
     params: dict[str, str] = {}
     for name, value in _split_query(raw_query):
-        key = unquote_to_bytes(name).decode("utf-8", "replace")
-        params.setdefault(key, unquote_to_bytes(value).decode("utf-8", "replace"))
+        key = unquote_to_bytes(name.replace("+", " ")).decode("utf-8", "replace")
+        params.setdefault(key, unquote_to_bytes(value.replace("+", " ")).decode("utf-8", "replace"))
     return params
 
 
@@ -447,11 +450,12 @@ def canonical_request_candidates(parsed: ParsedRequest) -> list[str]:
     uris = [canonical_uri(parsed.raw_path, s3=parsed.service == "s3")]
     if parsed.raw_path and parsed.raw_path not in uris:
         uris.append(parsed.raw_path)
-    queries = [canonical_query(parsed.raw_query, exclude=exclude)]
-    extra = [_raw_sorted_query(parsed.raw_query, exclude)]
-    if "+" in parsed.raw_query:
-        extra.append(canonical_query(parsed.raw_query, exclude=exclude, plus_as_space=True))
-    queries.extend(q for q in extra if q not in queries)
+    # "+" is read as a space, as the router reads the query (yarl): a signature is only
+    # accepted for the parameters the request will be served with.
+    queries = [canonical_query(parsed.raw_query, exclude=exclude, plus_as_space=True)]
+    raw = _raw_sorted_query(parsed.raw_query, exclude)
+    if raw not in queries:
+        queries.append(raw)
     block = canonical_headers(parsed.headers, parsed.signed_headers)
     return [canonical_request(parsed.method, u, q, block, parsed.signed_headers, parsed.payload_hash)
             for u in uris for q in queries]
