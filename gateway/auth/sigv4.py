@@ -24,6 +24,8 @@ Invariants:
   tried, so clients that sign their own, non-standard encoding still verify.
 * The query is read as the router reads it (yarl: ``+`` is a space, ``&`` the only
   separator), so a signature never covers other parameters than the ones served.
+* Every ``x-amz-*`` / ``x-objstore-*`` header present is among the SignedHeaders
+  (``x-amz-content-sha256`` excepted, its value being bound otherwise), or AccessDenied.
 * Every failure raises an :class:`objstore.errors.ObjstoreError` subclass.
 """
 from __future__ import annotations
