@@ -3,9 +3,10 @@
 Every signed request names an access key before it proves anything, so this cache is
 reachable by anyone. Invariants:
 
-* Memory is bounded: at most ``max_entries`` keys are held (least recently used evicted
-  first), each at most :data:`MAX_ACCESS_KEY_LENGTH` characters; a key longer than that,
-  or not printable ASCII, is refused with InvalidAccessKeyId before any lookup.
+* Memory is bounded: at most ``max_entries`` known keys and ``max_unknown`` unknown ones
+  are held, each set evicting its least recently used first (so unknown keys never push
+  out known ones), each key at most :data:`MAX_ACCESS_KEY_LENGTH` characters; a key longer
+  than that, or not printable ASCII, is refused with InvalidAccessKeyId before any lookup.
 * A known key is cached ``ttl`` seconds, an unknown one ``negative_ttl`` seconds (short,
   so a key created a moment ago soon works).
 * Concurrent lookups of one key share one metadata read.
@@ -26,6 +27,7 @@ from objstore.types import Credential
 
 MAX_ACCESS_KEY_LENGTH = 128  # SigV4 access key ids are 16 to 128 characters
 DEFAULT_MAX_ENTRIES = 10_000
+DEFAULT_MAX_UNKNOWN = 2_000
 DEFAULT_TTL = 5.0
 DEFAULT_NEGATIVE_TTL = 2.0
 DEFAULT_MISSES_PER_SECOND = 50.0
@@ -44,22 +46,25 @@ class CredentialCache:
     """Access key -> Credential (or None for unknown), with the bounds in the module doc."""
 
     def __init__(self, lookup: Lookup, *, max_entries: int = DEFAULT_MAX_ENTRIES,
+                 max_unknown: int = DEFAULT_MAX_UNKNOWN,
                  ttl: float = DEFAULT_TTL, negative_ttl: float = DEFAULT_NEGATIVE_TTL,
                  misses_per_second: float = DEFAULT_MISSES_PER_SECOND,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._lookup = lookup
         self.max_entries = max_entries
+        self.max_unknown = max_unknown
         self._ttl = ttl
         self._negative_ttl = negative_ttl
         self._rate = misses_per_second
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, Credential | None]] = OrderedDict()
+        self._known: OrderedDict[str, tuple[float, Credential]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # key -> expiry
         self._inflight: dict[str, asyncio.Future[Credential | None]] = {}
         self._tokens = misses_per_second
         self._refilled = clock()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._known) + len(self._unknown)
 
     def _take_token(self, now: float) -> bool:
         self._tokens = min(self._rate, self._tokens + (now - self._refilled) * self._rate)
@@ -70,10 +75,18 @@ class CredentialCache:
         return True
 
     def _store(self, access_key: str, cred: Credential | None, now: float) -> None:
-        self._entries[access_key] = (now + (self._ttl if cred else self._negative_ttl), cred)
-        self._entries.move_to_end(access_key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        if cred is None:
+            self._known.pop(access_key, None)
+            self._unknown[access_key] = now + self._negative_ttl
+            self._unknown.move_to_end(access_key)
+            while len(self._unknown) > self.max_unknown:
+                self._unknown.popitem(last=False)
+            return
+        self._unknown.pop(access_key, None)
+        self._known[access_key] = (now + self._ttl, cred)
+        self._known.move_to_end(access_key)
+        while len(self._known) > self.max_entries:
+            self._known.popitem(last=False)
 
     async def get(self, access_key: str) -> Credential | None:
         """The credential for ``access_key``, or None if there is none.
@@ -83,15 +96,17 @@ class CredentialCache:
         """
         check_access_key_shape(access_key)
         now = self._clock()
-        hit = self._entries.get(access_key)
+        hit = self._known.get(access_key)
         if hit is not None and hit[0] > now:
-            self._entries.move_to_end(access_key)
+            self._known.move_to_end(access_key)
             return hit[1]
+        if self._unknown.get(access_key, 0.0) > now:
+            self._unknown.move_to_end(access_key)
+            return None
         pending = self._inflight.get(access_key)
         if pending is not None:
             return await asyncio.shield(pending)
-        known = hit is not None and hit[1] is not None
-        if not known and not self._take_token(now):
+        if hit is None and not self._take_token(now):
             raise SlowDown("Too many requests with unknown access keys; please retry.")
         future: asyncio.Future[Credential | None] = asyncio.get_running_loop().create_future()
         self._inflight[access_key] = future

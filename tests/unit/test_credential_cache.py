@@ -53,20 +53,20 @@ async def flood(cache: CredentialCache, keys: list[str]) -> tuple[int, int]:
 
 def test_distinct_bogus_keys_stay_bounded() -> None:
     meta, clock = FakeMeta(), FakeClock()
-    cache = make(meta, clock, max_entries=500, misses_per_second=50)
+    cache = make(meta, clock, max_entries=500, max_unknown=100, misses_per_second=50)
 
     async def run() -> None:
         keys = [f"BOGUSKEY{i:012d}" for i in range(2500)]
         for second in range(5):  # 500 new keys a second for 5 seconds
             await flood(cache, keys[second * 500:(second + 1) * 500])
             clock.now += 1.0
-            assert len(cache) <= 500
+            assert len(cache) <= 100
 
     asyncio.run(run())
     # The first second's burst (50) plus 50 a second after it: the metadata service is
     # asked a bounded number of times, not once per key.
     assert len(meta.calls) <= 50 + 5 * 50
-    assert len(cache) <= 500
+    assert len(cache) <= 100
 
 
 def test_real_keys_still_work_during_a_flood() -> None:
@@ -79,6 +79,21 @@ def test_real_keys_still_work_during_a_flood() -> None:
         clock.now += 60.0  # the real key's entry has expired; its refresh is not rate limited
         await flood(cache, [f"OTHERKEY{i:012d}" for i in range(1000)])
         assert await cache.get(REAL.access_key) == REAL
+
+    asyncio.run(run())
+
+
+def test_unknown_keys_never_evict_known_ones() -> None:
+    meta, clock = FakeMeta(), FakeClock()
+    cache = make(meta, clock, max_entries=10, max_unknown=10, misses_per_second=10_000)
+
+    async def run() -> None:
+        assert await cache.get(REAL.access_key) == REAL
+        await flood(cache, [f"BOGUSKEY{i:012d}" for i in range(1000)])
+        assert len(cache) <= 11
+        calls = len(meta.calls)
+        assert await cache.get(REAL.access_key) == REAL
+        assert len(meta.calls) == calls  # still cached
 
     asyncio.run(run())
 
