@@ -22,9 +22,9 @@ from objstore.metrics import Metrics
 from objstore.node.client import StorageClient
 from objstore.types import Bucket, Credential
 
+from gateway.credential_cache import CredentialCache
 from gateway.topology import Topology
 
-CREDENTIAL_TTL = 5.0
 BUCKET_TTL = 2.0  # cached bucket records serve only immutable fields (owner, policy)
 
 Clock = Callable[[], float]
@@ -46,9 +46,12 @@ class GatewayContext:
     metrics: Metrics
     clock: Clock = time.time
     request_ids: Callable[[], str] = new_request_id
-    _creds: dict[str, tuple[float, Credential | None]] = field(default_factory=dict)
+    _creds: CredentialCache = field(init=False)
     _tasks: set[asyncio.Task] = field(default_factory=set)
     _buckets: dict[str, tuple[float, Bucket]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._creds = CredentialCache(self._lookup_credential)
 
     async def bucket(self, name: str) -> Bucket:
         """The bucket record, cached briefly; raises NoSuchBucket.
@@ -80,16 +83,17 @@ class GatewayContext:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def credential(self, access_key: str) -> Credential | None:
-        """The credential for an access key, cached for a few seconds."""
-        hit = self._creds.get(access_key)
-        now = time.monotonic()
-        if hit and hit[0] > now:
-            return hit[1]
+        """The credential for an access key, cached for a few seconds (see CredentialCache).
+
+        Raises InvalidAccessKeyId for a key no credential can have, SlowDown when too many
+        unknown keys are being presented.
+        """
+        return await self._creds.get(access_key)
+
+    async def _lookup_credential(self, access_key: str) -> Credential | None:
         cred = await self.meta.get_credential(access_key)
         if cred is None and self.cfg.access_key and access_key == self.cfg.access_key:
             cred = Credential(self.cfg.access_key, self.cfg.secret_key, owner=self.cfg.access_key)
-        self._creds[access_key] = (now + CREDENTIAL_TTL, cred)
         return cred
-
 
 CTX_KEY: web.AppKey[GatewayContext] = web.AppKey("ctx", GatewayContext)

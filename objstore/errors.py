@@ -118,6 +118,12 @@ class InvalidArgument(ObjstoreError):
     code, status, default_message = "InvalidArgument", 400, "Invalid Argument"
 
 
+class AuthorizationQueryParametersError(InvalidArgument):
+    """A malformed presigned-URL parameter (AWS's code for it; an InvalidArgument kind)."""
+
+    code, status = "AuthorizationQueryParametersError", 400
+
+
 class InvalidRequest(ObjstoreError):
     code, status, default_message = "InvalidRequest", 400, "Invalid Request"
 

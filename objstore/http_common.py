@@ -31,6 +31,7 @@ def error_response(err: ObjstoreError) -> web.Response:
 
 def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Request], str]) -> list:
     """Middlewares: metrics (outermost), then cluster-secret auth, then error mapping."""
+    replay = internal_auth.ReplayGuard()
 
     @web.middleware
     async def metrics_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -54,7 +55,8 @@ def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Req
         denied = web.json_response(
             {"code": "AccessDenied", "message": "internal request not authenticated", "extra": {}}, status=403
         )
-        if not internal_auth.verify_headers(secret, request.method, request.raw_path, request.headers):
+        if not internal_auth.verify_headers(secret, request.method, request.raw_path, request.headers,
+                                            target=request.host, replay=replay):
             return denied
         tag = request.headers.get(internal_auth.BODY_HEADER, "")
         body = await request.read() if tag.startswith("sha256:") else None

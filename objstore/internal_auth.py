@@ -1,29 +1,59 @@
 """Authentication of the internal APIs (storage nodes, metadata service) by the cluster secret.
 
-Every internal request carries ``X-Objstore-Auth: <unix-ts>:<hex hmac-sha256>`` where the
-HMAC, keyed by the cluster secret, covers the method, the raw path (with query), the
-timestamp and a body tag sent as ``X-Objstore-Body``: ``sha256:<hex>`` for a request body
-held in memory (JSON commands), ``stream:<length>`` for a streamed blob (which carries its
-own block checksums), or empty for no body. A server accepts a request only if the HMAC
-matches, the timestamp is within ``MAX_SKEW`` seconds of its clock, and the body matches
-its tag (:func:`body_matches`). A captured request can therefore be replayed only as it
-was, to the same target, within the skew window.
+Every internal request carries ``X-Objstore-Auth: <unix-ts>:<nonce>:<hex hmac-sha256>``
+where the HMAC, keyed by the cluster secret, covers the method, the raw path (with query),
+the timestamp, a random nonce, the target node (the ``host:port`` the request is sent to,
+as its Host header names it), a body tag sent as ``X-Objstore-Body`` (``sha256:<hex>``
+for a request body held in memory, ``stream:<length>`` for a streamed blob, which carries
+its own block checksums, or empty for no body), and every other ``X-Objstore-*`` header
+of the request (those that say where a blob belongs: bucket, key, policy).
+
+A server accepts a request only if the HMAC matches, the timestamp is a finite number
+within ``MAX_SKEW`` seconds of its clock, the Host header names it, the nonce has not been
+seen (:class:`ReplayGuard`), and the body matches its tag (:func:`body_matches`). A
+captured request therefore cannot be replayed, sent to another node, or given other
+placement headers. All processes of a cluster run the same version of this format.
 """
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
+import math
+import re
+import secrets
 import time
 from typing import Callable, Mapping
 
 HEADER = "X-Objstore-Auth"
 BODY_HEADER = "X-Objstore-Body"
+SIGNED_PREFIX = "x-objstore-"
 MAX_SKEW = 300.0
+MAX_NONCES = 50_000
+_UNBLOCKED = frozenset({HEADER.lower(), BODY_HEADER.lower()})
+_TS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+_NONCE = re.compile(r"[0-9a-f]{16,64}")
 
 
-def _mac(secret: str, method: str, path_qs: str, ts: str, body_tag: str) -> str:
-    msg = f"{method.upper()}\n{path_qs}\n{ts}\n{body_tag}".encode()
-    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+def _norm_host(host: str) -> str:
+    host = host.strip().lower()
+    return host[:-3] if host.endswith(":80") else host
+
+
+def _headers_block(hdrs: Mapping[str, str] | None) -> str:
+    """Canonical ``name:value`` lines of the ``X-Objstore-*`` headers (but the auth header
+    and the body tag, which the MAC covers on its own)."""
+    if not hdrs:
+        return ""
+    lines = sorted(f"{k.lower()}:{v.strip()}" for k, v in hdrs.items()
+                   if k.lower().startswith(SIGNED_PREFIX) and k.lower() not in _UNBLOCKED)
+    return "\n".join(lines)
+
+
+def _mac(secret: str, method: str, path_qs: str, ts: str, nonce: str, target: str, body_tag: str,
+         block: str) -> str:
+    msg = f"{method.upper()}\n{path_qs}\n{ts}\n{nonce}\n{_norm_host(target)}\n{body_tag}\n{block}"
+    return hmac.new(secret.encode(), msg.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
 
 
 def body_tag(body: bytes | None = None, stream_length: int | None = None) -> str:
@@ -35,20 +65,58 @@ def body_tag(body: bytes | None = None, stream_length: int | None = None) -> str
     return ""
 
 
-def sign(secret: str, method: str, path_qs: str, now: float | None = None, tag: str = "") -> str:
-    """Return the header value authenticating ``method path_qs`` with body ``tag`` at ``now``."""
+def sign(secret: str, method: str, path_qs: str, now: float | None = None, tag: str = "", target: str = "",
+         signed: Mapping[str, str] | None = None, nonce: str | None = None) -> str:
+    """The ``X-Objstore-Auth`` value for ``method path_qs`` sent to ``target`` (host:port) with
+    body ``tag`` and the ``X-Objstore-*`` headers in ``signed``, at ``now``."""
     ts = f"{(time.time() if now is None else now):.3f}"
-    return f"{ts}:{_mac(secret, method, path_qs, ts, tag)}"
+    nonce = nonce or secrets.token_hex(8)
+    return f"{ts}:{nonce}:{_mac(secret, method, path_qs, ts, nonce, target, tag, _headers_block(signed))}"
 
 
 def headers(secret: str, method: str, path_qs: str, body: bytes | None = None,
-            stream_length: int | None = None) -> dict[str, str]:
-    """The headers to add to an internal request (pass the body, or a streamed body's length)."""
+            stream_length: int | None = None, target: str = "",
+            extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The headers of an internal request to ``target`` (the ``host:port`` in its URL).
+
+    Pass the body, or a streamed body's length. ``extra`` headers are included in the
+    result, and those named ``X-Objstore-*`` are signed.
+    """
     tag = body_tag(body, stream_length)
-    out = {HEADER: sign(secret, method, path_qs, tag=tag)}
+    out = dict(extra or {})
     if tag:
         out[BODY_HEADER] = tag
+    out[HEADER] = sign(secret, method, path_qs, tag=tag, target=target, signed=out)
     return out
+
+
+class ReplayGuard:
+    """The nonces of requests accepted in the last ``MAX_SKEW`` seconds, at most ``max_nonces``.
+
+    When full, the oldest nonce is forgotten and requests signed at or before its time are
+    refused from then on (the replay window shrinks under load; memory stays bounded).
+    """
+
+    def __init__(self, max_nonces: int = MAX_NONCES) -> None:
+        self.max_nonces = max_nonces
+        self._seen: set[str] = set()
+        self._order: list[tuple[float, str]] = []  # heap of (ts, nonce)
+        self._floor = -math.inf
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def fresh(self, ts: float, nonce: str) -> bool:
+        """Whether (ts, nonce) may be accepted: signed after the floor, nonce not seen."""
+        return ts > self._floor and nonce not in self._seen
+
+    def record(self, ts: float, nonce: str, now: float) -> None:
+        while self._order and (self._order[0][0] < now - MAX_SKEW or len(self._order) >= self.max_nonces):
+            old_ts, old = heapq.heappop(self._order)
+            self._seen.discard(old)
+            self._floor = max(self._floor, old_ts)
+        self._seen.add(nonce)
+        heapq.heappush(self._order, (ts, nonce))
 
 
 def verify(
@@ -58,23 +126,35 @@ def verify(
     header_value: str | None,
     clock: Callable[[], float] = time.time,
     tag: str = "",
+    target: str = "",
+    signed: Mapping[str, str] | None = None,
+    replay: ReplayGuard | None = None,
 ) -> bool:
-    """True when ``header_value`` authenticates this request (with body ``tag``) now."""
-    if not header_value or ":" not in header_value:
+    """True when ``header_value`` authenticates this request (sent to ``target``, with body
+    ``tag`` and ``X-Objstore-*`` headers ``signed``) now; records its nonce in ``replay``."""
+    if not header_value or header_value.count(":") != 2:
         return False
-    ts, _, mac = header_value.partition(":")
-    try:
-        t = float(ts)
-    except ValueError:
+    ts, nonce, mac = header_value.split(":")
+    if not _TS.fullmatch(ts) or not _NONCE.fullmatch(nonce):
         return False
-    if abs(clock() - t) > MAX_SKEW:
+    t, now = float(ts), clock()
+    if not math.isfinite(t) or abs(now - t) > MAX_SKEW:
         return False
-    return hmac.compare_digest(_mac(secret, method, path_qs, ts, tag), mac)
+    if replay is not None and not replay.fresh(t, nonce):
+        return False
+    if not hmac.compare_digest(_mac(secret, method, path_qs, ts, nonce, target, tag, _headers_block(signed)), mac):
+        return False
+    if replay is not None:
+        replay.record(t, nonce, now)
+    return True
 
 
-def verify_headers(secret: str, method: str, path_qs: str, hdrs: Mapping[str, str]) -> bool:
-    """Check the signature over the request line and the claimed body tag (not the body)."""
-    return verify(secret, method, path_qs, hdrs.get(HEADER), tag=hdrs.get(BODY_HEADER, ""))
+def verify_headers(secret: str, method: str, path_qs: str, hdrs: Mapping[str, str], target: str = "",
+                   replay: ReplayGuard | None = None) -> bool:
+    """Check the signature over the request line, target, claimed body tag and ``X-Objstore-*``
+    headers (not the body itself: see :func:`body_matches`)."""
+    return verify(secret, method, path_qs, hdrs.get(HEADER), tag=hdrs.get(BODY_HEADER, ""), target=target,
+                  signed=hdrs, replay=replay)
 
 
 def body_matches(tag: str, content_length: int | None, body: bytes | None) -> bool:

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from urllib.parse import unquote, unquote_to_bytes
 
 from gateway.auth.sigv4 import AuthContext
-from objstore.errors import AccessDenied, InvalidArgument, SignatureDoesNotMatch
+from objstore.errors import AccessDenied, SignatureDoesNotMatch
 
 # Query parameters that are part of the signed resource (as botocore's HmacV1Auth signs).
 SIGNED_SUBRESOURCES = frozenset({
@@ -37,6 +37,7 @@ SIGNED_SUBRESOURCES = frozenset({
     "select-type", "object-lock",
 })
 _AUTH_PARAMS = ("AWSAccessKeyId", "Signature", "Expires")
+MAX_LIFETIME = 604800  # seconds, as SigV4's X-Amz-Expires cap
 
 
 @dataclass(frozen=True)
@@ -105,28 +106,44 @@ def parse_presigned(method: str, raw_path: str, raw_query: str, headers: Mapping
                     bucket_from_host: str | None = None) -> PresignedV2:
     """Parse and check a V2 presigned request's parameters and expiry; not the signature.
 
-    Raises InvalidArgument for a malformed Expires, AccessDenied when it has passed.
+    Raises AccessDenied for a malformed Expires, one over a week ahead or passed, and for
+    an ``x-objstore-*`` header (V2 signs only ``x-amz-*`` ones).
     """
     params = {unquote(n): unquote_to_bytes(v or "").decode("utf-8", "replace") for n, v in _raw_pairs(raw_query)}
     missing = [p for p in _AUTH_PARAMS if not params.get(p)]
     if missing:
         raise AccessDenied(f"Query-string authentication requires the Signature, Expires and AWSAccessKeyId "
                            f"parameters; missing {', '.join(missing)}.")
-    try:
-        expires = int(params["Expires"])
-    except ValueError:
-        raise InvalidArgument("Expires must be a number of seconds since the epoch.", ArgumentName="Expires",
-                              ArgumentValue=params["Expires"]) from None
     now = now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now
-    if now.timestamp() > expires:
-        raise AccessDenied("Request has expired",
-                           Expires=datetime.fromtimestamp(expires, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                           ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    expires = _expires(params["Expires"], now)
+    unsigned = sorted(n.lower() for n in headers if n.lower().startswith("x-objstore-"))
+    if unsigned:
+        # x-amz-* headers enter the string to sign; our own headers do not, so refuse them.
+        raise AccessDenied("There were headers present in the request which were not signed",
+                           HeadersNotSigned=", ".join(unsigned))
     readings = [string_to_sign(method, raw_path, raw_query, headers, bucket_from_host)]
     if not bucket_from_host and raw_path.count("/") == 1 and len(raw_path) > 1:
         # A bucket addressed path-style as /bucket is signed as /bucket/ by botocore.
         readings.append(string_to_sign(method, raw_path + "/", raw_query, headers))
     return PresignedV2(params["AWSAccessKeyId"], params["Signature"], expires, tuple(readings))
+
+
+def _expires(text: str, now: datetime) -> int:
+    """The ``Expires`` parameter as epoch seconds, if the URL is still valid at ``now``.
+
+    Raises AccessDenied for a value that is not a non-negative integer, one more than
+    :data:`MAX_LIFETIME` seconds ahead of ``now`` (as V4's one-week cap), or one passed.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise AccessDenied(f"Invalid date (should be seconds since epoch): {text[:32]}")
+    expires = int(text)
+    if expires > now.timestamp() + MAX_LIFETIME:
+        raise AccessDenied("Expires must be less than a week (604800 seconds) in the future")
+    if now.timestamp() > expires:
+        raise AccessDenied("Request has expired",
+                           Expires=datetime.fromtimestamp(expires, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                           ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return expires
 
 
 def sign(secret: str, text: str) -> str:

@@ -22,6 +22,10 @@ Invariants:
   of the canonical forms it can be read as carries the presented signature.
   Beyond the strict AWS form, the path and query as sent (not re-encoded) are
   tried, so clients that sign their own, non-standard encoding still verify.
+* The query is read as the router reads it (yarl: ``+`` is a space, ``&`` the only
+  separator), so a signature never covers other parameters than the ones served.
+* Every ``x-amz-*`` / ``x-objstore-*`` header present is among the SignedHeaders
+  (``x-amz-content-sha256`` excepted, its value being bound otherwise), or AccessDenied.
 * Every failure raises an :class:`objstore.errors.ObjstoreError` subclass.
 """
 from __future__ import annotations
@@ -38,6 +42,7 @@ from urllib.parse import quote, unquote_to_bytes
 from objstore.errors import (
     AccessDenied,
     AuthorizationHeaderMalformed,
+    AuthorizationQueryParametersError,
     InvalidAccessKeyId,
     InvalidArgument,
     InvalidRequest,
@@ -63,6 +68,9 @@ PAYLOAD_MODES: dict[str, str] = {
 }
 _UNSUPPORTED_PAYLOADS = ("STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
                          "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER")
+#: Header name prefixes that must all be among the SignedHeaders when present.
+SIGNED_PREFIXES = ("x-amz-", "x-objstore-")
+UNSIGNED_EXEMPT = frozenset({"x-amz-content-sha256"})
 _HEX = frozenset("0123456789abcdef")
 _SAFE = "-_.~"
 
@@ -291,11 +299,12 @@ def _parse_amz_date(value: str, presigned: bool) -> datetime:
 
 
 def _query_params(raw_query: str) -> dict[str, str]:
-    """First value of each query parameter, percent-decoded (``+`` kept literal)."""
+    """First value of each query parameter, percent-decoded, ``+`` read as a space (as the
+    router reads the query)."""
     params: dict[str, str] = {}
     for name, value in _split_query(raw_query):
-        key = unquote_to_bytes(name).decode("utf-8", "replace")
-        params.setdefault(key, unquote_to_bytes(value).decode("utf-8", "replace"))
+        key = unquote_to_bytes(name.replace("+", " ")).decode("utf-8", "replace")
+        params.setdefault(key, unquote_to_bytes(value.replace("+", " ")).decode("utf-8", "replace"))
     return params
 
 
@@ -373,11 +382,12 @@ def parse_request(method: str, raw_path: str, raw_query: str, headers: Mapping[s
         try:
             expires = int(params["X-Amz-Expires"])
         except ValueError:
-            raise InvalidArgument("X-Amz-Expires should be a number") from None
+            raise AuthorizationQueryParametersError("X-Amz-Expires should be a number") from None
         if expires < 0:
-            raise InvalidArgument("X-Amz-Expires must be non-negative")
+            raise AuthorizationQueryParametersError("X-Amz-Expires must be non-negative")
         if expires > MAX_PRESIGNED_EXPIRES:
-            raise InvalidArgument("X-Amz-Expires must be less than a week (in seconds) that is 604800")
+            raise AuthorizationQueryParametersError(
+                "X-Amz-Expires must be less than a week (in seconds) that is 604800")
         if now < when - max_skew:
             raise AccessDenied("Request is not valid yet")
         if now > when + timedelta(seconds=expires):
@@ -402,11 +412,38 @@ def parse_request(method: str, raw_path: str, raw_query: str, headers: Mapping[s
     signed_headers = tuple(h.strip().lower() for h in signed.split(";") if h.strip())
     if "host" not in signed_headers:
         raise _malformed(presigned, "The host header must be signed (SignedHeaders lacks 'host').")
+    check_all_signed(hdrs, signed_headers)
     return ParsedRequest(access_key=access_key, date=date, region=cred_region, service=svc,
                          amz_date=amz_date, signed_headers=signed_headers,
                          signature=signature.strip().lower(), payload_hash=payload_hash,
                          presigned=presigned, method=method.upper(), raw_path=raw_path,
                          raw_query=raw_query, headers=hdrs)
+
+
+def unsigned_headers(headers: Mapping[str, list[str]], signed_headers: Iterable[str]) -> list[str]:
+    """The request's ``x-amz-*`` / ``x-objstore-*`` headers that the signature does not cover.
+
+    ``x-amz-content-sha256`` is exempt (as in MinIO): its value is bound to the signature
+    separately, as the last line of the canonical request (header form) or by the signed
+    ``X-Amz-Content-Sha256`` query parameter (presigned form; the header is then ignored).
+    """
+    signed = set(signed_headers)
+    return sorted(name for name in headers
+                  if name.startswith(SIGNED_PREFIXES) and name not in signed
+                  and name not in UNSIGNED_EXEMPT)
+
+
+def check_all_signed(headers: Mapping[str, list[str]], signed_headers: Iterable[str]) -> None:
+    """Raise AccessDenied unless every ``x-amz-*`` / ``x-objstore-*`` header is signed.
+
+    Without this a presigned URL, or a header-signed request, could carry extra headers
+    (``x-amz-copy-source``, ``x-amz-meta-*``, ``x-amz-tagging``) that change what the
+    request does without invalidating its signature.
+    """
+    missing = unsigned_headers(headers, signed_headers)
+    if missing:
+        raise AccessDenied("There were headers present in the request which were not signed",
+                           HeadersNotSigned=", ".join(missing))
 
 
 def canonical_request_candidates(parsed: ParsedRequest) -> list[str]:
@@ -415,11 +452,12 @@ def canonical_request_candidates(parsed: ParsedRequest) -> list[str]:
     uris = [canonical_uri(parsed.raw_path, s3=parsed.service == "s3")]
     if parsed.raw_path and parsed.raw_path not in uris:
         uris.append(parsed.raw_path)
-    queries = [canonical_query(parsed.raw_query, exclude=exclude)]
-    extra = [_raw_sorted_query(parsed.raw_query, exclude)]
-    if "+" in parsed.raw_query:
-        extra.append(canonical_query(parsed.raw_query, exclude=exclude, plus_as_space=True))
-    queries.extend(q for q in extra if q not in queries)
+    # "+" is read as a space, as the router reads the query (yarl): a signature is only
+    # accepted for the parameters the request will be served with.
+    queries = [canonical_query(parsed.raw_query, exclude=exclude, plus_as_space=True)]
+    raw = _raw_sorted_query(parsed.raw_query, exclude)
+    if raw not in queries:
+        queries.append(raw)
     block = canonical_headers(parsed.headers, parsed.signed_headers)
     return [canonical_request(parsed.method, u, q, block, parsed.signed_headers, parsed.payload_hash)
             for u in uris for q in queries]

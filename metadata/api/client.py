@@ -123,7 +123,7 @@ class MetadataClient:
                 raise ServiceUnavailable(f"no metadata leader answered within {self.deadline:g}s ({last})")
             addr = self.addresses[self._preferred]
             url = URL(f"http://{addr}{path_qs}", encoded=True)
-            headers = internal_auth.headers(self.secret, method, path_qs, body=data)
+            headers = internal_auth.headers(self.secret, method, path_qs, body=data, target=addr)
             if data is not None:
                 headers["Content-Type"] = "application/json"
             try:

@@ -163,7 +163,7 @@ class RaftTransport:
             return False
         body = encode_batch(self.id, self.address, batch)
         path = "/raft/messages"
-        headers = internal_auth.headers(self.secret, "POST", path, body=body)
+        headers = internal_auth.headers(self.secret, "POST", path, body=body, target=addr)
         headers["Content-Type"] = "application/json"
         try:
             async with self._http().post(f"http://{addr}{path}", data=body, headers=headers,
@@ -195,7 +195,7 @@ class RaftTransport:
         if not addr:
             return
         body = json.dumps({"v": WIRE_VERSION, "from": self.id, "last_index": last_index}).encode()
-        headers = {**internal_auth.headers(self.secret, "POST", "/raft/lost", body=body),
+        headers = {**internal_auth.headers(self.secret, "POST", "/raft/lost", body=body, target=addr),
                    "Content-Type": "application/json"}
         try:
             async with self._http().post(f"http://{addr}/raft/lost", data=body, headers=headers,
@@ -243,7 +243,7 @@ class RaftTransport:
                 addr = self.address_of(m.to)
                 if not addr:
                     return False
-                headers = internal_auth.headers(self.secret, "POST", path_qs, body=chunk)
+                headers = internal_auth.headers(self.secret, "POST", path_qs, body=chunk, target=addr)
                 headers["Content-Type"] = "application/octet-stream"
                 async with self._http().post(URL(f"http://{addr}{path_qs}", encoded=True), data=chunk,
                                              headers=headers,

@@ -70,12 +70,10 @@ class StorageClient:
     def _url(self, address: str, path_qs: str) -> URL:
         return URL(f"http://{address}{path_qs}", encoded=True)
 
-    def _sign(self, method: str, path_qs: str, extra: dict[str, str] | None = None,
+    def _sign(self, address: str, method: str, path_qs: str, extra: dict[str, str] | None = None,
               stream_length: int | None = None) -> dict[str, str]:
-        h = internal_auth.headers(self._secret, method, path_qs, stream_length=stream_length)
-        if extra:
-            h.update(extra)
-        return h
+        return internal_auth.headers(self._secret, method, path_qs, stream_length=stream_length, target=address,
+                                     extra=extra)
 
     async def put_blob(self, address: str, version_id: str, shard: int, bucket: str, key: str, policy: str,
                        size: int, body: AsyncIterable[bytes] | bytes) -> dict:
@@ -104,7 +102,7 @@ class StorageClient:
                 short.append(f"body has {sent} of {size} bytes")
                 raise IncompleteBody(short[0])
 
-        headers = self._sign("PUT", path, {
+        headers = self._sign(address, "PUT", path, {
             BUCKET_HEADER: quote(bucket, safe=""),
             KEY_HEADER: quote(key, safe=""),
             POLICY_HEADER: policy,
@@ -140,7 +138,7 @@ class StorageClient:
             # "bytes=-n" would mean the last n bytes: an open start is byte 0 here.
             extra["Range"] = f"bytes={0 if start is None else start}-{'' if end is None else end}"
         try:
-            resp = await self._session.get(self._url(address, path), headers=self._sign("GET", path, extra),
+            resp = await self._session.get(self._url(address, path), headers=self._sign(address, "GET", path, extra),
                                            timeout=self._timeout)
         except _CONN_ERRORS as exc:
             raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
@@ -158,7 +156,7 @@ class StorageClient:
     async def _json(self, method: str, address: str, path_qs: str) -> tuple[int, Any]:
         try:
             async with self._session.request(method, self._url(address, path_qs),
-                                             headers=self._sign(method, path_qs), timeout=self._timeout) as resp:
+                                             headers=self._sign(address, method, path_qs), timeout=self._timeout) as resp:
                 raw = await resp.read()
                 raise_for_error_body(resp.status, raw)
                 if not raw:
@@ -173,7 +171,7 @@ class StorageClient:
         """``{"size", "bucket", "key", "xxh64"}`` of a blob, or None if the node lacks it."""
         path = blob_path(version_id, shard)
         try:
-            async with self._session.head(self._url(address, path), headers=self._sign("HEAD", path),
+            async with self._session.head(self._url(address, path), headers=self._sign(address, "HEAD", path),
                                           timeout=self._timeout) as resp:
                 if resp.status == 404:
                     return None

@@ -42,7 +42,7 @@ async def register_once(session: aiohttp.ClientSession, address: str, secret: st
     Raises aiohttp.ClientError / OSError / asyncio.TimeoutError on connection problems.
     """
     data = json.dumps({"node": info.to_dict()}).encode()
-    hdrs = {**internal_auth.headers(secret, "POST", NODES_PATH, body=data), "Content-Type": "application/json"}
+    hdrs = {**internal_auth.headers(secret, "POST", NODES_PATH, body=data, target=address), "Content-Type": "application/json"}
     async with session.post(f"http://{address}{NODES_PATH}", data=data, headers=hdrs) as resp:
         body = await resp.read()
         if 200 <= resp.status < 300:

@@ -211,7 +211,7 @@ async def _raw_list(session: aiohttp.ClientSession, address: str, secret: str, s
     """One signed ``GET /v1/list`` whose body is read but not parsed; returns its length."""
     path_qs = path_with_query("/v1/list", {"bucket": BUCKET, "start_after": start_after, "max_keys": 1000})
     url = URL(f"http://{address}{path_qs}", encoded=True)
-    async with session.get(url, headers=internal_auth.headers(secret, "GET", path_qs)) as resp:
+    async with session.get(url, headers=internal_auth.headers(secret, "GET", path_qs, target=address)) as resp:
         body = await resp.read()
         if resp.status != 200:
             raise RuntimeError(f"list: HTTP {resp.status}: {body[:200]!r}")

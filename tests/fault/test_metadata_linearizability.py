@@ -222,9 +222,8 @@ async def test_stale_reads_from_an_isolated_old_leader_are_caught_by_the_checker
 
 async def _get_object(client: TestClient, stale: bool) -> int:
     path = f"/v1/object?bucket={BUCKET}&key=k"
-    headers = internal_auth.headers(SECRET, "GET", path)
-    if stale:
-        headers[STALE_READ_HEADER] = "1"
+    extra = {STALE_READ_HEADER: "1"} if stale else None
+    headers = internal_auth.headers(SECRET, "GET", path, target=f"{client.host}:{client.port}", extra=extra)
     resp = await client.get(path, headers=headers)
     await resp.read()
     return resp.status

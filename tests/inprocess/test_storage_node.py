@@ -133,8 +133,8 @@ async def test_missing_content_length_is_411(node: Node) -> None:
         yield b"abc"
 
     path = "/blobs/v1/0"
-    hdrs = {"X-Objstore-Bucket": "b", "X-Objstore-Key": "k", "X-Objstore-Policy": "replica:3",
-            **internal_auth.headers(SECRET, "PUT", path)}
+    hdrs = internal_auth.headers(SECRET, "PUT", path, target=node.address, extra={
+        "X-Objstore-Bucket": "b", "X-Objstore-Key": "k", "X-Objstore-Policy": "replica:3"})
     async with aiohttp.ClientSession() as s:
         async with s.put(f"http://{node.address}{path}", data=gen(), headers=hdrs) as resp:  # chunked
             assert resp.status == 411
@@ -150,10 +150,10 @@ async def test_short_body_stores_nothing(node: Node, client: StorageClient, size
     path = "/blobs/v2/0"
     host, port = node.address.split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    head = (f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\nX-Objstore-Bucket: b\r\n"
-            f"X-Objstore-Key: k\r\nX-Objstore-Policy: replica:3\r\n"
-            f"{internal_auth.HEADER}: {internal_auth.sign(SECRET, 'PUT', path, tag=f'stream:{size}')}\r\n"
-            f"{internal_auth.BODY_HEADER}: stream:{size}\r\n\r\n")
+    placement = {"X-Objstore-Bucket": "b", "X-Objstore-Key": "k", "X-Objstore-Policy": "replica:3"}
+    signed = internal_auth.headers(SECRET, "PUT", path, stream_length=size, target=node.address, extra=placement)
+    head = (f"PUT {path} HTTP/1.1\r\nHost: {node.address}\r\nContent-Length: {size}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in signed.items()) + "\r\n")
     writer.write(head.encode() + b"y" * (size // 2))
     await writer.drain()
     writer.write_eof()
@@ -224,8 +224,8 @@ async def test_stats_and_metrics(node: Node, client: StorageClient) -> None:
 
 async def test_key_header_must_be_percent_encoded_utf8(node: Node) -> None:
     path = "/blobs/v1/0"
-    hdrs = {"X-Objstore-Bucket": "b", "X-Objstore-Key": quote("ok", safe="") + "%FF",
-            "X-Objstore-Policy": "replica:3", **internal_auth.headers(SECRET, "PUT", path, stream_length=3)}
+    hdrs = internal_auth.headers(SECRET, "PUT", path, stream_length=3, target=node.address, extra={
+        "X-Objstore-Bucket": "b", "X-Objstore-Key": quote("ok", safe="") + "%FF", "X-Objstore-Policy": "replica:3"})
     async with aiohttp.ClientSession() as s:
         async with s.put(f"http://{node.address}{path}", data=b"abc", headers=hdrs) as resp:
             assert resp.status == 400
@@ -245,7 +245,8 @@ class MetadataStub:
 
     async def start(self) -> "MetadataStub":
         async def handle(request: web.Request) -> web.Response:
-            self.authenticated.append(internal_auth.verify_headers(SECRET, "POST", request.raw_path, request.headers))
+            self.authenticated.append(internal_auth.verify_headers(SECRET, "POST", request.raw_path, request.headers,
+                                                                    target=request.host))
             self.received.append(await request.json())
             status, body = self.replies.pop(0) if self.replies else (201, {})
             return web.json_response(body, status=status)

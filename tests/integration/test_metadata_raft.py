@@ -97,7 +97,7 @@ async def test_bad_raft_rpcs_are_refused_and_change_nothing(group):
     async with aiohttp.ClientSession() as s:
         for path, chunk, status in [(f"/raft/snapshot?{q}&offset=5&total=10&done=0", b"12345", 409),
                                     (f"/raft/snapshot?{q}&offset=0&total=5&done=1", b"12345", 400)]:
-            hdrs = internal_auth.headers(SECRET, "POST", path, body=chunk)
+            hdrs = internal_auth.headers(SECRET, "POST", path, body=chunk, target=follower.address)
             async with s.post(URL(f"http://{follower.address}{path}", encoded=True),
                               data=chunk, headers=hdrs) as resp:
                 assert resp.status == status, await resp.text()

@@ -220,7 +220,7 @@ async def signed(m: Member, method: str, path: str, body: Any = None, secret: st
     from objstore.http_common import raise_for_error_body
 
     data = None if body is None else json.dumps(body).encode()
-    headers = internal_auth.headers(secret, method, path, body=data)
+    headers = internal_auth.headers(secret, method, path, body=data, target=m.address)
     if data is not None:
         headers["Content-Type"] = "application/json"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as s:

@@ -99,10 +99,10 @@ def ver(bucket: str, key: str, vid: str = "v1", **kw) -> ObjectVersion:
                          placement=("n1", "n2"), ring_epoch=1, owner="alice", **kw)
 
 
-def signed_json(path: str, body: object) -> dict:
+def signed_json(path: str, body: object, target: str) -> dict:
     """Request kwargs for a JSON POST signed with the cluster secret (body included)."""
     data = json.dumps(body).encode()
-    return {"data": data, "headers": {**internal_auth.headers(SECRET, "POST", path, body=data),
+    return {"data": data, "headers": {**internal_auth.headers(SECRET, "POST", path, body=data, target=target),
                                       "Content-Type": "application/json"}}
 
 
@@ -169,7 +169,7 @@ async def test_cluster_map_and_the_storage_node_registration_route(client, serve
     node = NodeInfo("store-1", "127.0.0.1:9101", zone="z1", capacity_bytes=100)
     path = "/v1/nodes"
     async with aiohttp.ClientSession() as s:
-        async with s.post(f"http://{server.address}{path}", **signed_json(path, {"node": node.to_dict()})) as resp:
+        async with s.post(f"http://{server.address}{path}", **signed_json(path, {"node": node.to_dict()}, server.address)) as resp:
             assert resp.status == 200
             cmap = ClusterMap.from_dict((await resp.json())["cluster_map"])
     assert cmap.node("store-1") == node
@@ -221,7 +221,7 @@ async def test_malformed_command_is_a_client_error(server):
     path = "/v1/command"
     async with aiohttp.ClientSession() as s:
         body = {"v": 1, "type": "DeleteBucket", "args": {"name": 7}}
-        async with s.post(f"http://{server.address}{path}", **signed_json(path, body)) as resp:
+        async with s.post(f"http://{server.address}{path}", **signed_json(path, body, server.address)) as resp:
             assert resp.status == 400 and (await resp.json())["code"] == "InvalidArgument"
 
 
@@ -310,7 +310,7 @@ async def test_a_command_sent_twice_applies_once(client, server):
     results = []
     async with aiohttp.ClientSession() as s:
         for body in (first, second, first):
-            async with s.post(f"http://{server.address}{path}", **signed_json(path, body)) as resp:
+            async with s.post(f"http://{server.address}{path}", **signed_json(path, body, server.address)) as resp:
                 assert resp.status == 200
                 results.append((await resp.json())["value"])
     assert results[0]["replaced"] is None and results[1]["replaced"]["version_id"] == "first"

@@ -102,7 +102,7 @@ async def stale_get(session: aiohttp.ClientSession, address: str, secret: str, b
     node answers from its local state without ReadIndex (only with fault injection). Returns
     the current ETag or None; raises the objstore error of the answer."""
     path_qs = path_with_query("/v1/object", {"bucket": bucket, "key": key})
-    headers = {**internal_auth.headers(secret, "GET", path_qs), STALE_READ_HEADER: "1"}
+    headers = internal_auth.headers(secret, "GET", path_qs, target=address, extra={STALE_READ_HEADER: "1"})
     async with session.get(f"http://{address}{path_qs}", headers=headers,
                            timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
         status, raw = resp.status, await resp.read()
