@@ -25,7 +25,8 @@ from gateway.conditions import etag_matches, parse_http_date
 from gateway.handlers.batch_delete import parse_delete
 from gateway.handlers.multipart import parse_complete
 from gateway.handlers.object_get import check_conditions, parse_range
-from gateway.handlers.tagging import parse_tagging, parse_tagging_header
+from gateway.handlers.tagging import parse_tagging
+from gateway.object_headers import parse_tagging_header
 from gateway.handlers.upload_part import source_range
 from gateway.handlers.versioning import parse_versioning
 from gateway.xml import fromstring, parse_create_bucket
