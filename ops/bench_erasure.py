@@ -27,8 +27,8 @@ second, the same at 256 KiB, 1 MiB and 4 MiB stripes within noise:
 - Stripe size: 1 MiB recommended. Throughput is flat from 256 KiB to 1 MiB and drops a
   little at 4 MiB for 4+2 (shards of 1 MiB x 6 leave the cache); 1 MiB gives 4+2 shards of
   256 KiB (four 64 KiB checksum blocks per node per stripe), ~1.5 MiB buffered per
-  in-flight stripe, and fewer, larger shard writes than 256 KiB (where K >= 5 also rounds
-  each shard up to a whole 64 KiB block and the stripe grows past the nominal size).
+  in-flight stripe, and fewer, larger shard writes than 256 KiB (where K = 3 or K >= 5 rounds
+  each shard up to whole 64 KiB blocks and the stripe grows past the nominal size).
 """
 from __future__ import annotations
 

@@ -83,12 +83,15 @@ def healthy_read(layout, size, blobs, first, last) -> bytes:
     return b"".join(reassemble(layout, plan, sets))
 
 
-def degraded_read(layout, size, blobs, lost, first, last) -> bytes:
+def degraded_read(layout, size, blobs, lost, first, last, rng=None) -> bytes:
+    """Read from the ``window`` columns of the shards not lost (only K of them with ``rng``)."""
     plan = layout.read_plan(size, first, last)
+    alive = [i for i in range(layout.n) if i not in lost]
     sets = []
     for r in plan:
         lo, hi = r.window
-        sets.append({i: blobs[i][r.offset + lo:r.offset + hi] for i in range(layout.n) if i not in lost})
+        use = rng.sample(alive, layout.k) if rng else alive
+        sets.append({i: blobs[i][r.offset + lo:r.offset + hi] for i in use})
     return b"".join(reassemble(layout, plan, sets))
 
 
@@ -110,6 +113,7 @@ def test_reads_are_byte_identical_whole_and_ranged(case, pick):
         want = data[first:last + 1]
         assert healthy_read(layout, size, blobs, first, last) == want
         assert degraded_read(layout, size, blobs, lost, first, last) == want
+        assert degraded_read(layout, size, blobs, lost, first, last, rng) == want
 
 
 @PROPS
