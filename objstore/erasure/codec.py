@@ -2,8 +2,8 @@
 
 Invariants:
 - ``encode_stripe(data, k, m)`` returns K+M shards of ``ceil(len(data) / K)`` bytes
-  each (at least 1: an empty stripe is never encoded). Shards 0..K-1 are ``data`` cut in
-  order, the last zero-padded; shards K..K+M-1 are parity.
+  each (at least 1). Shards 0..K-1 are ``data`` cut in order after zero padding at its
+  end (fewer than K bytes, so it may reach into the last few shards); K..K+M-1 are parity.
 - ``decode_stripe`` rebuilds the K data shards from any K of the K+M, byte for byte.
   Coding is column-wise: byte c of every shard depends only on byte c of the others, so
   equal slices ``[lo, hi)`` of any K shards decode to the same slices of the data shards.
@@ -35,7 +35,7 @@ def _decoder(k: int, n: int) -> zfec.Decoder:
 
 
 def split_data(data: Buffer, k: int) -> list[bytes]:
-    """``data`` cut into K equal shards of ``ceil(len / K)`` bytes, the last zero-padded."""
+    """``data``, zero-padded at its end, cut into K shards of ``max(1, ceil(len / K))`` bytes."""
     width = max(1, -(-len(data) // k))
     pad = k * width - len(data)
     view = memoryview(bytes(data) + bytes(pad)) if pad else memoryview(data)
