@@ -3,7 +3,8 @@
 Invariants:
 - ``encode_stripe(data, k, m)`` returns K+M shards of ``ceil(len(data) / K)`` bytes
   each (at least 1). Shards 0..K-1 are ``data`` cut in order after zero padding at its
-  end (fewer than K bytes, so it may reach into the last few shards); K..K+M-1 are parity.
+  end (under K bytes unless data is empty, so it may fill the last few shards); K..K+M-1
+  are parity.
 - ``decode_stripe`` rebuilds the K data shards from any K of the K+M, byte for byte.
   Coding is column-wise: byte c of every shard depends only on byte c of the others, so
   equal slices ``[lo, hi)`` of any K shards decode to the same slices of the data shards.
