@@ -1,0 +1,85 @@
+"""Reed-Solomon coding of one stripe with zfec: K data shards and M parity shards.
+
+Invariants:
+- ``encode_stripe(data, k, m)`` returns K+M shards of ``ceil(len(data) / K)`` bytes
+  each (at least 1). Shards 0..K-1 are ``data`` cut in order after zero padding at its
+  end (under K bytes unless data is empty, so it may fill the last few shards); K..K+M-1
+  are parity.
+- ``decode_stripe`` rebuilds the K data shards from any K of the K+M, byte for byte.
+  Coding is column-wise: byte c of every shard depends only on byte c of the others, so
+  equal slices ``[lo, hi)`` of any K shards decode to the same slices of the data shards.
+- No data shard present means no arithmetic: when all of 0..K-1 are given they are
+  joined as they are.
+- zfec's tables are built once per (K, M) and shared (``Encoder``/``Decoder`` hold no
+  per-call state).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+
+import zfec
+
+from objstore.erasure.errors import BadShards, NotEnoughShards
+
+Buffer = bytes | bytearray | memoryview
+
+
+@lru_cache(maxsize=64)
+def _encoder(k: int, n: int) -> zfec.Encoder:
+    return zfec.Encoder(k, n)
+
+
+@lru_cache(maxsize=64)
+def _decoder(k: int, n: int) -> zfec.Decoder:
+    return zfec.Decoder(k, n)
+
+
+def split_data(data: Buffer, k: int) -> list[bytes]:
+    """``data``, zero-padded at its end, cut into K shards of ``max(1, ceil(len / K))`` bytes."""
+    width = max(1, -(-len(data) // k))
+    pad = k * width - len(data)
+    view = memoryview(bytes(data) + bytes(pad)) if pad else memoryview(data)
+    return [bytes(view[j * width:(j + 1) * width]) for j in range(k)]
+
+
+def encode_stripe(data: Buffer, k: int, m: int) -> list[bytes]:
+    """The K+M shards of one stripe (see the module docstring)."""
+    if k < 1 or m < 0:
+        raise ValueError(f"need K >= 1 and M >= 0, got K={k} M={m}")
+    blocks = split_data(data, k)
+    if m == 0:
+        return blocks
+    parity = _encoder(k, k + m).encode(tuple(blocks), tuple(range(k, k + m)))
+    return blocks + [bytes(p) for p in parity]
+
+
+def decode_stripe(shards: Mapping[int, Buffer], k: int, m: int, size: int | None = None) -> bytes:
+    """The stripe's data from any K of its shards (``{index: bytes}``), cut to ``size``.
+
+    Raises NotEnoughShards when fewer than K shards are given, BadShards when an index is
+    outside 0..K+M-1 or the shards differ in length (or ``size`` exceeds their data).
+    """
+    n = k + m
+    bad = sorted(i for i in shards if not 0 <= i < n)
+    if bad:
+        raise BadShards(f"shard index {bad[0]} outside 0..{n - 1} for K={k} M={m}")
+    if len(shards) < k:
+        raise NotEnoughShards(
+            f"only {len(shards)} of the {k} shards needed to rebuild the stripe are available "
+            f"(have {sorted(shards)}, K={k} M={m})"
+        )
+    widths = {len(b) for b in shards.values()}
+    if len(widths) != 1:
+        raise BadShards(f"shards of one stripe differ in length: {sorted(widths)}")
+    width = widths.pop()
+    if size is not None and not 0 <= size <= k * width:
+        raise BadShards(f"size {size} does not fit {k} shards of {width} bytes")
+    if all(j in shards for j in range(k)):
+        data = b"".join(bytes(shards[j]) for j in range(k))
+    else:
+        # zfec wants exactly K blocks; prefer data shards (they come back as they are).
+        chosen = sorted(shards)[:k]
+        blocks = _decoder(k, n).decode(tuple(shards[i] for i in chosen), tuple(chosen))
+        data = b"".join(bytes(b) for b in blocks)
+    return data if size is None else data[:size]
