@@ -339,3 +339,43 @@ async def test_throughput_with_64_concurrent_proposers(tmp_path):
     assert per_fsync > 4
     assert total / secs > 1000  # the target on an idle machine is >= 2000
     await rep.close()
+
+
+# --- a single node's state is the only copy: damage stops the start, nothing is cut ------------
+
+
+async def test_a_single_node_with_a_damaged_hard_state_refuses_to_start(tmp_path):
+    """No leader will ever bring a one-voter group past a point it distrusts: waiting for
+    one (``recovering``) would leave it unavailable for good. It refuses to start, as the
+    single node did before Raft."""
+    from metadata.storage.recovery import StorageError
+
+    rep = await open_single(tmp_path, snapshot_every=10**9)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    await rep.close()
+    (tmp_path / "raft" / "hard-state").write_bytes(b"damaged")
+    with pytest.raises(StorageError, match="only copy"):
+        rep = await open_one_voter("m1", tmp_path, "127.0.0.1:1", timeout=1.0)
+        await rep.close()
+    assert not (tmp_path / "raft" / "recovering").exists()
+
+
+async def test_a_single_node_with_a_damaged_log_refuses_to_start_and_keeps_it(tmp_path):
+    """Salvage would delete every record after the damage, the only copy of acknowledged
+    commands: the log is left as it is for an operator."""
+    settings = RaftSettings(snapshot_every=10**9, segment_bytes=300)
+    rep = await open_one_voter("m1", tmp_path, "127.0.0.1:1", settings=settings)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    for i in range(30):
+        await drive(rep, 1, start=i)
+    await rep.close()
+    segs = sorted((tmp_path / "raft" / "log").glob("seg-*.log"))
+    assert len(segs) > 3
+    data = bytearray(segs[1].read_bytes())
+    data[-1] ^= 0x01
+    segs[1].write_bytes(bytes(data))
+    before = {p.name: p.read_bytes() for p in segs}
+    with pytest.raises(CorruptLogError):
+        rep = await open_one_voter("m1", tmp_path, "127.0.0.1:1", settings=settings, timeout=1.0)
+        await rep.close()
+    assert {p.name: p.read_bytes() for p in sorted((tmp_path / "raft" / "log").glob("seg-*.log"))} == before
