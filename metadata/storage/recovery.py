@@ -43,6 +43,7 @@ from metadata.storage.log import DEFAULT_SEGMENT_BYTES, DiskLog, LogRecord
 from metadata.storage.raft_storage import DiskRaftStorage
 from metadata.storage.salvage import SalvageResult, salvage_log
 from metadata.storage.snapshot_store import SnapshotStore
+from objstore.durable_io import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,9 @@ async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
     if not root.exists() and ((data_dir / "log").exists() or (data_dir / "hard-state").exists()):
         raise StorageError(f"{data_dir} holds a single-node metadata log from an earlier version; start it as a "
                            "single node (it is then migrated) or use a fresh data dir for a member of a larger group")
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.exists():
+        root.mkdir(parents=True)
+        await loop.run_in_executor(None, fsync_dir, data_dir)  # every durable file lives under it
     incoming = root / "incoming"
     shutil.rmtree(incoming, ignore_errors=True)
     incoming.mkdir()

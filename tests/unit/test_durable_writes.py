@@ -294,3 +294,23 @@ async def test_a_received_snapshot_is_private(tmp_path, open_umask):
     assert await receiver.chunk(m, 0, len(data), False, data[:half]) is None
     path = await receiver.chunk(m, half, len(data), True, data[half:])
     assert path is not None and path.read_bytes() == data and mode(path) == 0o600
+
+
+async def test_a_new_raft_dir_is_made_durable_in_its_parent(tmp_path, monkeypatch):
+    """``raft/`` holds every durable file of a node; its entry in the data dir must survive a
+    crash before anything is acknowledged (a vote, an entry)."""
+    from metadata.storage.recovery import open_storage
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    data_dir = tmp_path / "m1"
+    data_dir.mkdir()
+    opened = await open_storage(data_dir, {"m1": "127.0.0.1:1"}, join=False)
+    await opened.storage.close()
+    assert str(data_dir) in synced
