@@ -379,3 +379,20 @@ async def test_a_single_node_with_a_damaged_log_refuses_to_start_and_keeps_it(tm
         rep = await open_one_voter("m1", tmp_path, "127.0.0.1:1", settings=settings, timeout=1.0)
         await rep.close()
     assert {p.name: p.read_bytes() for p in sorted((tmp_path / "raft" / "log").glob("seg-*.log"))} == before
+
+
+@pytest.mark.parametrize("peers", [(), ("m1=127.0.0.1:1",)], ids=["no-peers", "only-itself"])
+async def test_a_single_node_leads_before_it_serves(tmp_path, peers):
+    """The launcher names a single node as its only peer: either way the node opens as the
+    leader of its one-voter group, as the single node before Raft answered at once."""
+    from metadata.app import open_raft
+    from objstore.config import MetadataConfig
+
+    cfg = MetadataConfig("m1", str(tmp_path), "secret", port=1, peers=peers)
+    for _ in range(2):  # a new dir, then a restart
+        rep = await open_raft(cfg)
+        try:
+            assert rep.is_leader()  # type: ignore[attr-defined]
+            assert (await rep.propose(c.Noop())).error is None
+        finally:
+            await rep.close()
