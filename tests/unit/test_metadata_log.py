@@ -396,3 +396,20 @@ async def test_a_single_node_leads_before_it_serves(tmp_path, peers):
             assert (await rep.propose(c.Noop())).error is None
         finally:
             await rep.close()
+
+
+async def test_a_single_node_restarted_at_another_address_still_leads(tmp_path):
+    """The group's configuration names the node by id; a new --port only changes where it
+    says it listens (the snapshot and CONF entries keep the old address)."""
+    settings = RaftSettings(snapshot_every=3)
+    rep = await open_one_voter("m1", tmp_path, "127.0.0.1:1", settings=settings)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    await drive(rep, 5)
+    await rep.close()
+    rep = await open_one_voter("m1", tmp_path, "127.0.0.1:2", settings=settings)
+    try:
+        assert rep.is_leader() and rep.status()["objects"] == 5
+        assert rep.status()["members"] == {"m1": {"address": "127.0.0.1:2", "voter": True}}
+        assert (await rep.propose(c.PutObject(ver("after")))).error is None
+    finally:
+        await rep.close()
