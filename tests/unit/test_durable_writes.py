@@ -314,3 +314,16 @@ async def test_a_new_raft_dir_is_made_durable_in_its_parent(tmp_path, monkeypatc
     opened = await open_storage(data_dir, {"m1": "127.0.0.1:1"}, join=False)
     await opened.storage.close()
     assert str(data_dir) in synced
+
+
+def test_a_snapshot_whose_rename_fails_leaves_no_temporary(tmp_path, monkeypatch):
+    store = SnapshotStore(tmp_path)
+
+    def fail(src, dst):
+        raise OSError(errno.EIO, "rename failed")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        store.write(10, 2, iter(BODY))
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
