@@ -262,14 +262,15 @@ def create_app(cfg: MetadataConfig) -> web.Application:
 
 async def open_raft(cfg: MetadataConfig) -> Replicator:
     """The Raft replicator of this node (bootstrapping from ``peers`` unless ``join``;
-    without either, a group whose only voter is this node)."""
+    without either, or with only itself as peer, a group whose only voter is this node,
+    returned once it leads)."""
     peers = parse_peers(cfg.peers)
     address = peers.get(cfg.node_id) or f"{cfg.host}:{cfg.port}"
     settings = RaftSettings(
         tick_seconds=cfg.tick_ms / 1000, election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks,
         snapshot_every=cfg.snapshot_every, segment_bytes=cfg.log_segment_bytes,
     )
-    if not peers and not cfg.join:
+    if not cfg.join and set(peers) <= {cfg.node_id}:  # no peers, or only itself (the launcher's single node)
         return await open_one_voter(cfg.node_id, cfg.data_dir, address, cfg.secret, settings)
     return await RaftReplicator.open(cfg.node_id, cfg.data_dir, cfg.secret, peers, cfg.join, address, settings)
 

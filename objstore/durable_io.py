@@ -11,6 +11,9 @@ Contracts:
 - :func:`atomic_write` replaces a file so that a crash leaves the old content or the new,
   never a mix: temporary file, every byte written, fsync, rename, fsync of the directory.
   On failure the temporary file is removed and the old file is untouched.
+- Files are created private (mode ``0o600``, given to ``os.open``, never a chmod after the
+  bytes are in): the metadata files carry S3 secrets. A temporary left by a crash is
+  removed first, as truncating it would keep its old mode.
 
 ``os.write`` is looked up at call time, so tests can replace it to inject short writes or
 errors.
@@ -46,13 +49,15 @@ def fsync_dir(path: "Path | str") -> None:
 
 
 _BUFFER = 1 << 20
+FILE_MODE = 0o600
 
 
 def write_file(path: "Path | str", chunks: Iterable[bytes]) -> None:
-    """Create (or truncate) ``path``, write every chunk fully and fsync it; raises OSError.
+    """Create (or truncate) ``path`` (created with mode ``FILE_MODE``), write every chunk
+    fully and fsync it; raises OSError.
 
     Small chunks are gathered into writes of about 1 MiB."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         buf = bytearray()
         for chunk in chunks:
@@ -71,6 +76,7 @@ def atomic_write(path: "Path | str", data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
+        tmp.unlink(missing_ok=True)
         write_file(tmp, [data])
         os.replace(tmp, path)
     except BaseException:

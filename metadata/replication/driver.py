@@ -141,9 +141,10 @@ class RaftReplicator:
         if not join and node_id not in peers:
             raise InvalidArgument(f"--peers must name this node ({node_id}) unless it joins with --join")
         data_dir = Path(data_dir)
-        if not join and set(peers) == {node_id}:
+        single = not join and set(peers) == {node_id}
+        if single:
             await migrate_single_node(data_dir, node_id, peers[node_id], settings.segment_bytes)
-        opened = await open_storage(data_dir, peers, join, settings.segment_bytes)
+        opened = await open_storage(data_dir, peers, join, settings.segment_bytes, only_copy=single)
         try:
             rep = cls(node_id, address, secret, opened, settings, peers)
         except BaseException:
@@ -550,7 +551,8 @@ async def open_one_voter(node_id: str, data_dir: Path | str, address: str, secre
     """A single metadata node: a group whose only voter is ``node_id`` (bootstrapped, or
     migrated from the pre-Raft single-node layout, on first start). Returns once it leads
     and has applied its whole log, the new term's first entry included (or after
-    ``timeout``, when it may still be catching up or recovering)."""
+    ``timeout``). Its state is the only copy: damage raises StorageError or CorruptLogError
+    (:mod:`metadata.storage.recovery`) rather than being cut away or waited out."""
     rep = await RaftReplicator.open(node_id, data_dir, secret, {node_id: address}, False, address, settings)
     if rep.node.conf_state.voters == {node_id}:
         await rep.wait_until(lambda: rep.is_leader() and rep.fsm.applied_index >= rep.node.log.last_index(), timeout)

@@ -37,6 +37,7 @@ from yarl import URL
 from metadata.storage.snapshot_store import SnapshotFile, SnapshotStore
 from metadata.raft.messages import Message, MessageType
 from objstore import internal_auth
+from objstore.durable_io import FILE_MODE
 from objstore.errors import InvalidArgument, ObjstoreError
 
 log = logging.getLogger(__name__)
@@ -267,6 +268,13 @@ class RaftTransport:
             self._session = None
 
 
+def _create_private(path: Path) -> Any:
+    """A new file at ``path`` (any older one removed), mode ``FILE_MODE``: snapshots carry
+    S3 secrets."""
+    path.unlink(missing_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb")
+
+
 class SnapshotReceiver:
     """Assembles snapshot files sent in chunks, in ``directory`` (``incoming/``)."""
 
@@ -293,7 +301,7 @@ class SnapshotReceiver:
         if offset == 0:
             if cur is not None:
                 cur[1].close()
-            f = await loop.run_in_executor(None, open, path, "wb")
+            f = await loop.run_in_executor(None, _create_private, path)
             cur = self._open[m.frm] = (key, f, 0)
         if cur is None or cur[0] != key or cur[2] != offset:
             raise TransferConflict(f"expected offset {cur[2] if cur else 0}, got {offset}")

@@ -16,6 +16,8 @@ Invariants:
   fsync (ENOSPC, EIO, ...) fails the futures of the whole batch and of everything queued,
   and the log refuses every later operation until it is reopened (fail-stop: the file's
   tail is unknown; on open a partial record is cut as a torn tail).
+- Segment files are created with mode ``0o600`` (:data:`objstore.durable_io.FILE_MODE`):
+  commands carry S3 secrets.
 - On open a torn tail is cut off (never replayed); damage before the tail raises
   :class:`~metadata.storage.log_format.CorruptLogError`.
 - ``compact(i)`` only deletes whole segments whose entries are all ``<= i`` (never the
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from metadata.storage import log_format as fmt
-from objstore.durable_io import fsync_dir, write_all
+from objstore.durable_io import FILE_MODE, fsync_dir, write_all
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +341,7 @@ class DiskLog:
         if self._fd is not None:
             os.close(self._fd)
         path = self.dir / fmt.segment_name(first_index)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, FILE_MODE)
         write_all(self._fd, fmt.segment_header(first_index))
         os.fsync(self._fd)
         fsync_dir(self.dir)

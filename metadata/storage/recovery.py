@@ -20,6 +20,11 @@ Rules:
   ``recovering`` with the highest index it may have held. It then neither votes nor
   campaigns until a leader has brought its commit index past that point, so its lost
   acknowledgements cannot help elect a leader that misses a committed entry.
+- **Only copy** (``only_copy``: a group whose only voter is this node): no leader could
+  ever bring it past such a point, and its log is the only copy of what it acknowledged.
+  The log is not salvaged (damage before its tail raises
+  :class:`~metadata.storage.log_format.CorruptLogError`, the file untouched) and any
+  distrust stops the start (:class:`StorageError`), as for the single node before Raft.
 """
 from __future__ import annotations
 
@@ -36,8 +41,9 @@ from metadata.raft.storage import pack_entry
 from metadata.storage import files
 from metadata.storage.log import DEFAULT_SEGMENT_BYTES, DiskLog, LogRecord
 from metadata.storage.raft_storage import DiskRaftStorage
-from metadata.storage.salvage import salvage_log
+from metadata.storage.salvage import SalvageResult, salvage_log
 from metadata.storage.snapshot_store import SnapshotStore
+from objstore.durable_io import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +168,16 @@ def plan_recovery(f: Found) -> RecoveryPlan:
     return RecoveryPlan(reset_to, bootstrap, hs, max(f.marker_until, suspect), bool(suspect), reason, tuple(notes))
 
 
-async def _find(root: Path, peers: int, join: bool, segment_bytes: int
+async def _find(root: Path, peers: int, join: bool, segment_bytes: int, salvage_damage: bool = True
                 ) -> tuple[Found, DiskLog, SnapshotStore, "files.LoadedSnapshot | None", Path | None]:
-    """Look at ``root``: salvage the log, delete damaged snapshots, load the newest intact
-    one, open the log and read the hard state and the recovering marker."""
+    """Look at ``root``: salvage the log (if ``salvage_damage``), delete damaged snapshots,
+    load the newest intact one, open the log and read the hard state and the recovering
+    marker."""
     loop = asyncio.get_running_loop()
     notes: list[str] = []
-    salvage = await loop.run_in_executor(None, salvage_log, root / "log")
+    salvage = SalvageResult()
+    if salvage_damage:
+        salvage = await loop.run_in_executor(None, salvage_log, root / "log")
     if salvage.discarded_from:
         notes.append(f"log damaged ({salvage.detail}); discarded from index {salvage.discarded_from}")
     snapshots = SnapshotStore(root / "snapshots")
@@ -204,21 +213,27 @@ async def _find(root: Path, peers: int, join: bool, segment_bytes: int
 
 
 async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
-                       segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> Opened:
+                       segment_bytes: int = DEFAULT_SEGMENT_BYTES, only_copy: bool = False) -> Opened:
     """Open (bootstrap, recover) the Raft state in ``data_dir``: find what is on disk, plan
-    (:func:`plan_recovery`), carry the plan out; raises StorageError."""
+    (:func:`plan_recovery`), carry the plan out; raises StorageError (and CorruptLogError
+    when ``only_copy``, see the module docstring)."""
     loop = asyncio.get_running_loop()
     root = data_dir / "raft"
     if not root.exists() and ((data_dir / "log").exists() or (data_dir / "hard-state").exists()):
         raise StorageError(f"{data_dir} holds a single-node metadata log from an earlier version; start it as a "
                            "single node (it is then migrated) or use a fresh data dir for a member of a larger group")
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.exists():
+        root.mkdir(parents=True)
+        await loop.run_in_executor(None, fsync_dir, data_dir)  # every durable file lives under it
     incoming = root / "incoming"
     shutil.rmtree(incoming, ignore_errors=True)
     incoming.mkdir()
-    found, dlog, snapshots, loaded, snap_path = await _find(root, len(peers), join, segment_bytes)
+    found, dlog, snapshots, loaded, snap_path = await _find(root, len(peers), join, segment_bytes, not only_copy)
     try:
         plan = plan_recovery(found)
+        if only_copy and plan.recovering_until:
+            raise StorageError(f"{root} is damaged ({plan.reason or 'a recovering marker is present'}) and is the "
+                               "only copy of this single node's state: repair it or restore it from a backup")
         if plan.reset_log_to is not None:
             await dlog.reset(plan.reset_log_to)
         if plan.bootstrap:

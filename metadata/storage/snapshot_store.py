@@ -142,10 +142,10 @@ class SnapshotStore:
 
         try:
             write_file(tmp, content())
+            os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        os.replace(tmp, final)
         fsync_dir(self.dir)
         self.prune()
         return SnapshotFile(index, term, final)

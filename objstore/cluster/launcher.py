@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free, stop_all, wait_healthy
+from objstore.durable_io import atomic_write
 from objstore.errors import ObjstoreError
 from objstore.types import Policy
 
@@ -67,10 +68,7 @@ def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str 
     if "access_key" not in keys:
         keys["access_key"] = "OBJ" + secrets.token_hex(8).upper()
         keys["secret_key"] = secrets.token_urlsafe(30)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(keys, indent=2))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(keys, indent=2).encode())  # created 0600, durable
     return keys
 
 

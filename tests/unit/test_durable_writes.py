@@ -236,3 +236,94 @@ async def test_storage_enospc_acknowledges_nothing_and_serves_nothing_half_writt
         assert not [p for p in tmp_path.rglob("*.tmp-*")]
     finally:
         await s.close()
+
+
+# --- file modes: the metadata files carry S3 secrets (credentials in the state machine) --------
+
+
+@pytest.fixture
+def open_umask():
+    """A umask that hides nothing, so the mode a file is created with is what it gets."""
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def mode(p: Path) -> int:
+    return p.stat().st_mode & 0o777
+
+
+def test_durable_files_are_created_private(tmp_path, open_umask):
+    durable_io.write_file(tmp_path / "plain", [b"secret"])
+    durable_io.atomic_write(tmp_path / "replaced", b"secret")
+    assert mode(tmp_path / "plain") == 0o600 and mode(tmp_path / "replaced") == 0o600
+
+
+def test_atomic_write_does_not_reuse_a_stale_temporary(tmp_path, open_umask):
+    """A temporary left by a crash (or an older version) keeps its mode if truncated."""
+    stale = tmp_path / "hard-state.tmp"
+    stale.write_bytes(b"half")
+    stale.chmod(0o644)
+    save_hard_state(tmp_path / "hard-state", HardState(3, "m1", 17))
+    assert mode(tmp_path / "hard-state") == 0o600
+
+
+async def test_metadata_log_segments_and_snapshots_are_private(tmp_path, open_umask):
+    lg = await DiskLog.open(tmp_path / "log", segment_bytes=2048)
+    for e in records(1, 40):
+        await lg.append([e])
+    await lg.close()
+    segments = list((tmp_path / "log").iterdir())
+    assert len(segments) > 1 and {mode(p) for p in segments} == {0o600}
+    store = SnapshotStore(tmp_path / "snapshots")
+    found = store.write(10, 2, iter(BODY))
+    save_hard_state(tmp_path / "hard-state", HardState(3, "m1", 17))
+    assert mode(found.path) == 0o600 and mode(tmp_path / "hard-state") == 0o600
+
+
+async def test_a_received_snapshot_is_private(tmp_path, open_umask):
+    from metadata.raft import Message, MessageType, Snapshot, SnapshotMeta
+    from metadata.replication.transport import SnapshotReceiver
+
+    sent = SnapshotStore(tmp_path / "leader").write(10, 2, iter(BODY))
+    data = sent.path.read_bytes()
+    (tmp_path / "incoming").mkdir()
+    receiver = SnapshotReceiver(tmp_path / "incoming", SnapshotStore(tmp_path / "snapshots"))
+    m = Message(MessageType.SNAP, "m2", "m1", term=2, snapshot=Snapshot(SnapshotMeta(10, 2), None))
+    half = len(data) // 2
+    assert await receiver.chunk(m, 0, len(data), False, data[:half]) is None
+    path = await receiver.chunk(m, half, len(data), True, data[half:])
+    assert path is not None and path.read_bytes() == data and mode(path) == 0o600
+
+
+async def test_a_new_raft_dir_is_made_durable_in_its_parent(tmp_path, monkeypatch):
+    """``raft/`` holds every durable file of a node; its entry in the data dir must survive a
+    crash before anything is acknowledged (a vote, an entry)."""
+    from metadata.storage.recovery import open_storage
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    data_dir = tmp_path / "m1"
+    data_dir.mkdir()
+    opened = await open_storage(data_dir, {"m1": "127.0.0.1:1"}, join=False)
+    await opened.storage.close()
+    assert str(data_dir) in synced
+
+
+def test_a_snapshot_whose_rename_fails_leaves_no_temporary(tmp_path, monkeypatch):
+    store = SnapshotStore(tmp_path)
+
+    def fail(src, dst):
+        raise OSError(errno.EIO, "rename failed")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        store.write(10, 2, iter(BODY))
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []

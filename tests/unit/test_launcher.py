@@ -28,3 +28,25 @@ def test_keys_are_generated_once_and_kept(tmp_path):
     assert given["access_key"] == "MYKEY" and given["cluster_secret"] == first["cluster_secret"]
     with pytest.raises(LaunchError):
         load_or_create_keys(tmp_path, "ONLYKEY", None)
+
+
+def test_keys_are_never_on_disk_readable_by_others(tmp_path, monkeypatch):
+    """The key file is created 0600, not written then chmod-ed: a crash between the two
+    would leave the secrets world-readable."""
+    import os
+
+    def crash(*args, **kwargs):
+        raise OSError("crash")
+
+    old = os.umask(0o022)
+    try:
+        monkeypatch.setattr(os, "chmod", crash)
+        monkeypatch.setattr(os, "fchmod", crash)
+        try:
+            load_or_create_keys(tmp_path, None, None)
+        except OSError:
+            pass
+    finally:
+        os.umask(old)
+    for p in tmp_path.iterdir():
+        assert p.stat().st_mode & 0o077 == 0, p.name

@@ -339,3 +339,77 @@ async def test_throughput_with_64_concurrent_proposers(tmp_path):
     assert per_fsync > 4
     assert total / secs > 1000  # the target on an idle machine is >= 2000
     await rep.close()
+
+
+# --- a single node's state is the only copy: damage stops the start, nothing is cut ------------
+
+
+async def test_a_single_node_with_a_damaged_hard_state_refuses_to_start(tmp_path):
+    """No leader will ever bring a one-voter group past a point it distrusts: waiting for
+    one (``recovering``) would leave it unavailable for good. It refuses to start, as the
+    single node did before Raft."""
+    from metadata.storage.recovery import StorageError
+
+    rep = await open_single(tmp_path, snapshot_every=10**9)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    await rep.close()
+    (tmp_path / "raft" / "hard-state").write_bytes(b"damaged")
+    with pytest.raises(StorageError, match="only copy"):
+        rep = await open_one_voter("m1", tmp_path, "127.0.0.1:1", timeout=1.0)
+        await rep.close()
+    assert not (tmp_path / "raft" / "recovering").exists()
+
+
+async def test_a_single_node_with_a_damaged_log_refuses_to_start_and_keeps_it(tmp_path):
+    """Salvage would delete every record after the damage, the only copy of acknowledged
+    commands: the log is left as it is for an operator."""
+    settings = RaftSettings(snapshot_every=10**9, segment_bytes=300)
+    rep = await open_one_voter("m1", tmp_path, "127.0.0.1:1", settings=settings)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    for i in range(30):
+        await drive(rep, 1, start=i)
+    await rep.close()
+    segs = sorted((tmp_path / "raft" / "log").glob("seg-*.log"))
+    assert len(segs) > 3
+    data = bytearray(segs[1].read_bytes())
+    data[-1] ^= 0x01
+    segs[1].write_bytes(bytes(data))
+    before = {p.name: p.read_bytes() for p in segs}
+    with pytest.raises(CorruptLogError):
+        rep = await open_one_voter("m1", tmp_path, "127.0.0.1:1", settings=settings, timeout=1.0)
+        await rep.close()
+    assert {p.name: p.read_bytes() for p in sorted((tmp_path / "raft" / "log").glob("seg-*.log"))} == before
+
+
+@pytest.mark.parametrize("peers", [(), ("m1=127.0.0.1:1",)], ids=["no-peers", "only-itself"])
+async def test_a_single_node_leads_before_it_serves(tmp_path, peers):
+    """The launcher names a single node as its only peer: either way the node opens as the
+    leader of its one-voter group, as the single node before Raft answered at once."""
+    from metadata.app import open_raft
+    from objstore.config import MetadataConfig
+
+    cfg = MetadataConfig("m1", str(tmp_path), "secret", port=1, peers=peers)
+    for _ in range(2):  # a new dir, then a restart
+        rep = await open_raft(cfg)
+        try:
+            assert rep.is_leader()  # type: ignore[attr-defined]
+            assert (await rep.propose(c.Noop())).error is None
+        finally:
+            await rep.close()
+
+
+async def test_a_single_node_restarted_at_another_address_still_leads(tmp_path):
+    """The group's configuration names the node by id; a new --port only changes where it
+    says it listens (the snapshot and CONF entries keep the old address)."""
+    settings = RaftSettings(snapshot_every=3)
+    rep = await open_one_voter("m1", tmp_path, "127.0.0.1:1", settings=settings)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    await drive(rep, 5)
+    await rep.close()
+    rep = await open_one_voter("m1", tmp_path, "127.0.0.1:2", settings=settings)
+    try:
+        assert rep.is_leader() and rep.status()["objects"] == 5
+        assert rep.status()["members"] == {"m1": {"address": "127.0.0.1:2", "voter": True}}
+        assert (await rep.propose(c.PutObject(ver("after")))).error is None
+    finally:
+        await rep.close()

@@ -143,3 +143,23 @@ async def test_a_group_of_several_refuses_an_old_single_node_dir(tmp_path):
     node_dir, _ = legacy_dir(tmp_path)
     with pytest.raises(StorageError, match="single-node"):
         await RaftReplicator.open("m1", node_dir, "", {"m1": ADDRESS, "m2": "127.0.0.1:2"}, False, ADDRESS)
+
+
+async def test_a_retried_command_is_still_deduplicated_after_the_migration(tmp_path):
+    """The sessions replayed from the old log move into the Raft snapshot: a client retrying
+    a command acknowledged before the upgrade gets the same answer, applied once."""
+    node_dir = tmp_path / "m1"
+    cmds = [c.CreateBucket("b", "alice", "replica:3", 1.0), c.PutObject(ver("k"), client_id="g", seq=1, ack=1)]
+    fsm = MetadataFSM()
+    outs = [fsm.apply(i, cmd) for i, cmd in enumerate(cmds, start=1)]
+    dlog = await DiskLog.open(node_dir / "log")
+    await dlog.append([LogRecord(1, i, encode_command(cmd)) for i, cmd in enumerate(cmds, start=1)])
+    await dlog.close()
+    rep = await open_node(node_dir)
+    try:
+        assert rep.storage.snapshot_meta.index == 2 and rep.fsm.applied_index == 3  # 3: the leader's no-op
+        again = await rep.propose(c.PutObject(ver("k"), client_id="g", seq=1, ack=1))
+        assert again == outs[1] and rep.fsm.applied_index == 4
+        assert rep.fsm.counts()["objects"] == 1
+    finally:
+        await rep.close()
