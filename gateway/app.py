@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import AsyncIterator, Mapping
 
@@ -133,6 +134,7 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
 
 def main(cfg: GatewayConfig) -> None:
     """Serve the gateway until SIGTERM or SIGINT."""
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
     app = create_app(cfg)
     web.run_app(

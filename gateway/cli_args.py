@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_ENV
 from objstore.cli_args import add_config_argument, add_listen_arguments, csv_tuple, load_from_args
 from objstore.config import GatewayConfig
 
@@ -16,8 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metadata", help="comma-separated host:port of metadata nodes")
     p.add_argument("--region")
     p.add_argument("--default-policy")
-    p.add_argument("--access-key", default=os.environ.get("OBJSTORE_ACCESS_KEY"))
-    p.add_argument("--secret-key", default=os.environ.get("OBJSTORE_SECRET_KEY"))
+    p.add_argument("--access-key", default=os.environ.get(ACCESS_KEY_ENV),
+                   help=f"S3 access key registered at start (env {ACCESS_KEY_ENV})")
+    p.add_argument("--secret-key", default=os.environ.get(SECRET_KEY_ENV),
+                   help=f"its secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
 
 
 def config_from_args(args: argparse.Namespace) -> GatewayConfig:

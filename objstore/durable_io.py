@@ -52,7 +52,7 @@ def write_file(path: "Path | str", chunks: Iterable[bytes]) -> None:
     """Create (or truncate) ``path``, write every chunk fully and fsync it; raises OSError.
 
     Small chunks are gathered into writes of about 1 MiB."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         buf = bytearray()
         for chunk in chunks:

@@ -339,7 +339,7 @@ class DiskLog:
         if self._fd is not None:
             os.close(self._fd)
         path = self.dir / fmt.segment_name(first_index)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
         write_all(self._fd, fmt.segment_header(first_index))
         os.fsync(self._fd)
         fsync_dir(self.dir)
