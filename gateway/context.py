@@ -85,9 +85,7 @@ class GatewayContext:
         now = time.monotonic()
         if hit and hit[0] > now:
             return hit[1]
-        cred = await self.meta.get_credential(access_key)
-        if cred is None and self.cfg.access_key and access_key == self.cfg.access_key:
-            cred = Credential(self.cfg.access_key, self.cfg.secret_key, owner=self.cfg.access_key)
+        cred = await self.meta.get_credential(access_key)  # the configured key too: deleting it revokes it
         self._creds[access_key] = (now + CREDENTIAL_TTL, cred)
         return cred
 
