@@ -145,6 +145,7 @@ def main(cfg: GatewayConfig) -> None:
         print=None,
         access_log=None,
         handler_cancellation=True,
+        keepalive_timeout=cfg.header_timeout_seconds,  # waiting for a request's headers, idle or not
         **HANDLER_ARGS,
     )
 

@@ -61,6 +61,7 @@ class UpOptions:
     access_key: str | None = None
     secret_key: str | None = None
     quiet: bool = False
+    gateway_args: tuple[str, ...] = ()  # more flags of ``objstore gateway`` (its slow-client limits)
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -156,7 +157,7 @@ class Cluster:
                              "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list)
             self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
         argv = self._cli("gateway", "--id", "gw1", "--host", o.host, "--port", str(o.s3_port),
-                         "--metadata", meta_list, "--default-policy", o.default_policy)
+                         "--metadata", meta_list, "--default-policy", o.default_policy, *o.gateway_args)
         self.children.append(Child("gateway", "gw1", f"{o.host}:{o.s3_port}", argv, logs / "gw1.log"))
 
     def validate(self) -> None:

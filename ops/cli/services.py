@@ -36,6 +36,7 @@ def add_up_parser(sub: Any) -> None:
                    help=f"S3 access key (env {ACCESS_KEY_ENV}; generated and kept if not given)")
     p.add_argument("--secret-key", default=os.environ.get(SECRET_KEY_ENV),
                    help=f"S3 secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
+    gateway.cli_args.add_limit_arguments(p)
     p.set_defaults(func=run_up_command)
 
 
@@ -43,7 +44,7 @@ def run_up_command(args: argparse.Namespace) -> int:
     return run_up(UpOptions(
         data_dir=args.data_dir, host=args.host, s3_port=args.s3_port, storage_nodes=args.storage_nodes,
         metadata_nodes=args.metadata_nodes, default_policy=args.default_policy,
-        access_key=args.access_key, secret_key=args.secret_key,
+        access_key=args.access_key, secret_key=args.secret_key, gateway_args=gateway.cli_args.limit_argv(args),
     ))
 
 
