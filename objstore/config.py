@@ -109,6 +109,9 @@ class GatewayConfig:
     body_min_rate: float = 1024.0
     header_timeout_seconds: float = 30.0
     max_concurrent_requests: int = 1024
+    # S3 over HTTPS: a PEM certificate (chain) and its private key; both or neither.
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def validate(self) -> "GatewayConfig":
         _check_port(self.port)
@@ -122,6 +125,8 @@ class GatewayConfig:
                                   "body_min_rate not negative")
         if self.max_concurrent_requests < 1:
             raise InvalidArgument("max_concurrent_requests must be at least 1")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise InvalidArgument("give both tls_cert and tls_key, or neither")
         return self
 
 
