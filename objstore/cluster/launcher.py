@@ -15,10 +15,10 @@ of the machine can read; the launcher and its children create files with umask 0
 the data dir is 0700, so nothing under it is readable by other users. The S3 key pair is
 handed to the gateway (which registers it with the metadata service) only on the start
 that created it or when it is given again; otherwise the metadata service alone decides,
-so a deleted bootstrap key stays deleted across restarts; storage node ids are stable (``s1``..``sN``), so
-recorded placements stay valid across restarts even though ports may change. The
-metadata nodes (``m1``..``mN``, one Raft group, 3 by default) keep their addresses: the
-ones chosen on the first start are kept in ``<data-dir>/metadata/nodes.json`` and reused
+so a deleted bootstrap key stays deleted across restarts. Storage node ids are stable
+(``s1``..``sN``), so recorded placements stay valid across restarts even though ports
+may change. The metadata nodes (``m1``..``mN``, one Raft group, 3 by default) keep their
+addresses: the ones chosen on the first start are kept in ``<data-dir>/metadata/nodes.json`` and reused
 (a start fails clearly if such a port is taken, or if the number of metadata nodes or the
 host differs), since Raft members know each other by address.
 """
