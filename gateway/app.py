@@ -7,7 +7,10 @@ context that opens and closes the HTTP session, the metadata client and the topo
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import os
+import ssl
 import time
 from typing import AsyncIterator, Mapping
 
@@ -131,18 +134,46 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     return app
 
 
+def tls_context(cfg: GatewayConfig) -> ssl.SSLContext | None:
+    """The server TLS context of ``cfg`` (None without ``tls_cert``); raises OSError or
+    ssl.SSLError for unreadable or mismatched files."""
+    if not cfg.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    return context
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (a loopback address or "localhost")."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def main(cfg: GatewayConfig) -> None:
     """Serve the gateway until SIGTERM or SIGINT."""
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
+    ssl_context = tls_context(cfg)
+    if ssl_context is None and not is_loopback(cfg.host):
+        log.warning("serving S3 on %s without TLS: requests and responses (object data, signed headers) travel "
+                    "in clear text; give --tls-cert and --tls-key", cfg.host)
     app = create_app(cfg)
     web.run_app(
         app,
         host=cfg.host,
         port=cfg.port,
+        ssl_context=ssl_context,
         handle_signals=True,
         print=None,
         access_log=None,
         handler_cancellation=True,
+        keepalive_timeout=cfg.header_timeout_seconds,  # waiting for a request's headers, idle or not
         **HANDLER_ARGS,
     )
 

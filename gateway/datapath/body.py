@@ -6,6 +6,11 @@ checksum the client asked for. It yields every chunk but the last as it arrives 
 holds the last one back until the whole body has been checked: a storage node therefore
 never receives a complete blob for a body that fails Content-MD5, SHA-256, a checksum or
 its declared length, and nothing is stored for it.
+
+A body that stalls for ``body_stall_seconds``, or arrives on average slower than
+``body_min_rate`` bytes/s once it has taken that long, fails with RequestTimeout (the
+gateway's config; the defaults when the app has no context): like any body failure, its
+replica writes are aborted and nothing is stored.
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from aiohttp import web
 from gateway.auth import checksums
 from gateway.auth.sigv4 import AuthContext, verify_payload_sha256
 from gateway.auth.streaming import AwsChunkedDecoder
+from gateway.context import CTX_KEY
+from objstore.config import GatewayConfig
 from objstore.errors import (
     BadDigest,
     IncompleteBody,
@@ -28,11 +35,13 @@ from objstore.errors import (
     InvalidRequest,
     MalformedXML,
     MissingContentLength,
+    RequestTimeout,
 )
 
 READ_SIZE = 256 * 1024
 COALESCE = 128 * 1024
 STREAMING_MODES = ("streaming-signed", "streaming-signed-trailer", "streaming-unsigned-trailer")
+_DEFAULTS = GatewayConfig("", "", ())  # the slow-body limits of an app without a gateway context
 
 
 def declared_size(request: web.Request, auth: AuthContext) -> int:
@@ -111,15 +120,25 @@ class BodyStream:
 
     async def _raw(self) -> AsyncIterator[bytes]:
         content = self.request.content
+        ctx = self.request.app.get(CTX_KEY)
+        cfg = ctx.cfg if ctx is not None else _DEFAULTS
+        loop = asyncio.get_running_loop()
+        start, total = loop.time(), 0
         while True:
             try:
-                data = await content.read(READ_SIZE)
+                data = await asyncio.wait_for(content.read(READ_SIZE), cfg.body_stall_seconds)
             except asyncio.CancelledError:
                 raise
+            except TimeoutError:
+                raise RequestTimeout() from None
             except Exception as exc:  # the client went away or sent a broken body
                 raise IncompleteBody() from exc
             if not data:
                 return
+            total += len(data)
+            elapsed = loop.time() - start
+            if elapsed > cfg.body_stall_seconds and total < cfg.body_min_rate * elapsed:
+                raise RequestTimeout()
             yield data
 
     async def _payload(self) -> AsyncIterator[bytes]:
