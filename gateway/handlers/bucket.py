@@ -6,6 +6,7 @@ from aiohttp import web
 from gateway.access import owned_bucket
 from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
+from gateway.datapath.garbage import collect_parts
 from gateway.endpoints import BucketEndpoint, ServiceEndpoint
 from gateway.responses import XML, owner_element
 from gateway.xml import document, el, iso8601, parse_create_bucket
@@ -63,7 +64,9 @@ async def handle_head_bucket(ctx: GatewayContext, request: web.Request, ep: Buck
 async def handle_delete_bucket(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:
     await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
     ctx.forget_bucket(ep.bucket)
-    await ctx.meta.delete_bucket(ep.bucket)
+    garbage = await ctx.meta.delete_bucket(ep.bucket)
+    if garbage.parts:  # the parts of uploads in progress, discarded with the bucket
+        ctx.background(collect_parts(ctx.storage, ctx.topology, garbage.parts))
     return web.Response(status=204)
 
 

@@ -98,7 +98,11 @@ class CreateBucket(Command):
 
 @dataclass(frozen=True, slots=True)
 class DeleteBucket(Command):
+    """Delete a bucket with no object versions or delete markers; its multipart uploads in
+    progress are discarded with it. Returns their parts (a PartList) for garbage collection."""
+
     TYPE: ClassVar[str] = "DeleteBucket"
+    RESULT: ClassVar[type | None] = PartList
     name: str
 
 

@@ -120,12 +120,22 @@ def test_abort_returns_every_part_then_the_upload_is_gone(d):
         d.fsm.uploads.list_parts("b", "k", "u1")
 
 
-def test_bucket_with_uploads_is_not_empty(d):
+def test_delete_bucket_discards_its_uploads_and_returns_their_parts(d):
+    for n in (2, 1):
+        d.run(c.PutPart("b", "k", "u1", part(n)))
+    garbage = d.run(c.DeleteBucket("b"))
+    assert [p.number for p in garbage.parts] == [1, 2]
+    assert d.fsm.uploads.buckets == {}
+    with pytest.raises(NoSuchUpload):
+        d.fsm.uploads.list_parts("b", "k", "u1")
+
+
+def test_bucket_with_an_object_and_uploads_is_not_empty(d):
+    d.run(c.PutPart("b", "k", "u1", part(1)))
+    d.run(c.PutObject(ObjectVersion("b", "other", "v1", 1, md5(b"o"), 1.0, placement=("s1",), owner="alice")))
     with pytest.raises(BucketNotEmpty):
         d.run(c.DeleteBucket("b"))
-    d.run(c.AbortMultipartUpload("b", "k", "u1"))
-    d.run(c.DeleteBucket("b"))
-    assert d.fsm.uploads.buckets == {}
+    assert [p.part.number for p in d.fsm.uploads.list_parts("b", "k", "u1").parts] == [1]
 
 
 # --- complete ---------------------------------------------------------------------------------
