@@ -20,6 +20,7 @@ from gateway.handlers import batch_delete, bucket, copy, listing, multipart, obj
 from gateway.handlers import upload_part
 from gateway.handlers import tagging, versioning
 from gateway.middleware import Handler, make_middleware
+from gateway.raw_headers import install as install_raw_headers
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
 from metadata.api.client import MetadataClient
@@ -88,6 +89,7 @@ async def _bootstrap_credential(ctx: GatewayContext) -> None:
 def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     """The gateway application for ``cfg``; ``clock`` is its wall clock (tests may pin it)."""
     cfg.validate()
+    install_raw_headers()
     unhandled = set(OPERATIONS) ^ set(OP_HANDLERS)
     if unhandled:
         raise RuntimeError(f"operations routed and handled must match; they differ in {sorted(unhandled)}")

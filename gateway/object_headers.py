@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Mapping
 from urllib.parse import parse_qsl
 
+from gateway.raw_headers import to_stored
 from objstore.errors import NotImplementedOp
 from objstore.s3rules import MAX_OBJECT_TAGS, tag_set
 
@@ -29,7 +30,7 @@ def stored_headers(h: Mapping[str, str]) -> tuple[str, dict[str, str], dict[str,
                 continue
             value = ", ".join(codings)
         kept[name] = value
-    meta = {k.lower()[len("x-amz-meta-"):]: v for k, v in h.items() if k.lower().startswith("x-amz-meta-")}
+    meta = {k.lower()[len("x-amz-meta-"):]: to_stored(v) for k, v in h.items() if k.lower().startswith("x-amz-meta-")}
     return content_type, kept, meta
 
 

@@ -2,7 +2,12 @@
 raw signed requests where boto3 would change what is sent)."""
 from __future__ import annotations
 
+import socket
+import xml.etree.ElementTree as ET
+
 import pytest
+
+from tests.integration.test_bad_input import signed_headers
 
 pytestmark = pytest.mark.integration
 
@@ -33,3 +38,56 @@ def test_mfa_header_without_mfa_delete_deletes(s3, bucket):
     s3.put_object(Bucket=bucket, Key="a", Body=b"x")
     s3.delete_object(Bucket=bucket, Key="a", MFA="123456 789012")
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+# --- user metadata bytes round-trip exactly ----------------------------------------------
+
+UTF8_VALUE = "Hello Worldé".encode("utf-8")  # ... C3 A9
+LATIN1_VALUE = "Hello Worldé".encode("latin-1")  # ... E9
+
+
+def _raw(cluster, method: str, path: str, meta: bytes | None = None, extra: dict[str, str] | None = None,
+         body: bytes = b"") -> tuple[int, dict[bytes, bytes], bytes]:
+    """One signed request sent byte for byte; ``meta`` is sent as ``x-amz-meta-v`` (not
+    signed, as boto3 would not send it unchanged). Returns (status, lower-case raw response
+    header names -> raw values, body)."""
+    headers = signed_headers(cluster, method, path, {**(extra or {}), "Content-Length": str(len(body))})
+    lines = [f"{method} {path} HTTP/1.1".encode(), f"Host: 127.0.0.1:{cluster.s3_port}".encode(), b"Connection: close"]
+    lines += [f"{k}: {v}".encode() for k, v in headers.items() if k.lower() != "host"]
+    if meta is not None:
+        lines.append(b"x-amz-meta-v: " + meta)
+    with socket.create_connection(("127.0.0.1", cluster.s3_port), timeout=10) as s:
+        s.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    head, _, rest = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line, *header_lines = head.split(b"\r\n")
+    got = {}
+    for line in header_lines:
+        name, _, value = line.partition(b":")
+        got[name.strip().lower()] = value.strip()
+    return int(status_line.split(b" ")[1]), got, rest
+
+
+@pytest.mark.parametrize("value", [UTF8_VALUE, LATIN1_VALUE], ids=["utf-8", "latin-1"])
+def test_user_metadata_bytes_round_trip(cluster, s3, bucket, value):
+    status, _, body = _raw(cluster, "PUT", f"/{bucket}/k", value, body=b"data")
+    assert status == 200, body
+    for method in ("GET", "HEAD"):
+        status, got, _ = _raw(cluster, method, f"/{bucket}/k")
+        assert status == 200 and got[b"x-amz-meta-v"] == value
+    status, _, body = _raw(cluster, "PUT", f"/{bucket}/copy", extra={"x-amz-copy-source": f"/{bucket}/k"})
+    assert status == 200, body
+    assert _raw(cluster, "HEAD", f"/{bucket}/copy")[1][b"x-amz-meta-v"] == value
+    status, _, body = _raw(cluster, "PUT", f"/{bucket}/replaced", value, {
+        "x-amz-copy-source": f"/{bucket}/k", "x-amz-metadata-directive": "REPLACE"})
+    assert status == 200, body
+    assert _raw(cluster, "HEAD", f"/{bucket}/replaced")[1][b"x-amz-meta-v"] == value
+    status, _, body = _raw(cluster, "POST", f"/{bucket}/multi?uploads", value)
+    assert status == 200, body
+    upload_id = ET.fromstring(body).findtext("{http://s3.amazonaws.com/doc/2006-03-01/}UploadId")
+    etag = s3.upload_part(Bucket=bucket, Key="multi", UploadId=upload_id, PartNumber=1, Body=b"part")["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="multi", UploadId=upload_id,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert _raw(cluster, "GET", f"/{bucket}/multi")[1][b"x-amz-meta-v"] == value
