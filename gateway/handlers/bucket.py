@@ -10,7 +10,7 @@ from gateway.datapath.garbage import collect_parts
 from gateway.endpoints import BucketEndpoint, ServiceEndpoint
 from gateway.responses import XML, owner_element
 from gateway.xml import document, el, iso8601, parse_create_bucket
-from objstore.errors import BucketAlreadyExists, InvalidArgument
+from objstore.errors import BucketAlreadyExists, BucketAlreadyOwnedByYou, InvalidArgument
 from objstore.naming import validate_bucket_name
 from objstore.types import Policy
 
@@ -50,10 +50,20 @@ async def handle_create_bucket(ctx: GatewayContext, request: web.Request, ep: Bu
         raise InvalidArgument(f"Data policy {policy} needs {parsed.n} storage nodes; the cluster has {len(live)}.")
     try:
         await ctx.meta.create_bucket(name, request[CALLER_KEY].owner, str(parsed), ctx.clock())
+    except BucketAlreadyOwnedByYou:
+        if not recreating_is_success(ctx.cfg.region):
+            raise
     except BucketAlreadyExists as err:
         err.extra.setdefault("BucketName", name)
         raise
     return web.Response(status=200, headers={"Location": f"/{name}"})
+
+
+def recreating_is_success(region: str) -> bool:
+    """Whether creating a bucket the caller already owns succeeds (changing nothing): in
+    us-east-1 S3 answers 200 for compatibility; in every other region
+    BucketAlreadyOwnedByYou. (Another owner's bucket is BucketAlreadyExists everywhere.)"""
+    return region == "us-east-1"
 
 
 async def handle_head_bucket(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:

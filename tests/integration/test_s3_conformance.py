@@ -91,3 +91,24 @@ def test_user_metadata_bytes_round_trip(cluster, s3, bucket, value):
     s3.complete_multipart_upload(Bucket=bucket, Key="multi", UploadId=upload_id,
                                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
     assert _raw(cluster, "GET", f"/{bucket}/multi")[1][b"x-amz-meta-v"] == value
+
+
+# --- CreateBucket of a bucket the caller owns --------------------------------------------
+
+def test_recreating_an_owned_bucket_in_us_east_1_succeeds_and_changes_nothing(s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"still here")
+    created = s3.list_buckets()["Buckets"]
+    for kw in ({}, {"CreateBucketConfiguration": {"LocationConstraint": "us-east-1"}}):
+        r = s3.create_bucket(Bucket=bucket, **kw)
+        assert r["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert s3.list_buckets()["Buckets"] == created
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"still here"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+
+
+def test_recreating_an_owned_bucket_elsewhere_is_already_owned_by_you():
+    from gateway.handlers.bucket import recreating_is_success
+
+    assert recreating_is_success("us-east-1")
+    assert not recreating_is_success("eu-west-1")
