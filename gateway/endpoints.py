@@ -59,15 +59,24 @@ class ListingScope:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceEndpoint:
-    """ListBuckets: no bucket, no key."""
+    """ListBuckets: no bucket, no key; a page of at most ``max_buckets`` bucket names
+    starting with ``prefix``, after the one ``continuation_token`` stands for (``after``),
+    in ``bucket_region`` if given."""
 
     op: str
     bucket: None = None
     key: None = None
+    prefix: str | None = None
+    max_buckets: int = q.MAX_BUCKETS
+    continuation_token: str | None = None
+    after: str = ""
+    bucket_region: str | None = None
 
     @classmethod
     def from_request(cls, op: str, bucket: str | None, key: str | None, query: Query) -> ServiceEndpoint:
-        return cls(op=op)
+        token, after = q.continuation(query)
+        return cls(op=op, prefix=query.get("prefix"), max_buckets=q.max_buckets(query), continuation_token=token,
+                   after=after, bucket_region=query.get("bucket-region"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,9 +3,11 @@ raw signed requests where boto3 would change what is sent)."""
 from __future__ import annotations
 
 import socket
+import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.integration.test_bad_input import signed_headers
 
@@ -112,3 +114,36 @@ def test_recreating_an_owned_bucket_elsewhere_is_already_owned_by_you():
 
     assert recreating_is_success("us-east-1")
     assert not recreating_is_success("eu-west-1")
+
+
+# --- ListBuckets pagination ----------------------------------------------------------------
+
+def test_list_buckets_pages_by_prefix_and_continuation_token(s3):
+    prefix = f"lb-{uuid.uuid4().hex[:8]}-"
+    names = [f"{prefix}{i}" for i in range(5)]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    try:
+        first = s3.list_buckets(Prefix=prefix, MaxBuckets=2)
+        assert [b["Name"] for b in first["Buckets"]] == names[:2]
+        assert first["Prefix"] == prefix and first["ContinuationToken"]
+        second = s3.list_buckets(Prefix=prefix, MaxBuckets=2, ContinuationToken=first["ContinuationToken"])
+        assert [b["Name"] for b in second["Buckets"]] == names[2:4]
+        last = s3.list_buckets(Prefix=prefix, MaxBuckets=2, ContinuationToken=second["ContinuationToken"])
+        assert [b["Name"] for b in last["Buckets"]] == names[4:] and "ContinuationToken" not in last
+        pages = s3.get_paginator("list_buckets").paginate(Prefix=prefix, PaginationConfig={"PageSize": 3})
+        assert [b["Name"] for page in pages for b in page["Buckets"]] == names
+        assert [b["Name"] for b in s3.list_buckets(Prefix=prefix, BucketRegion="us-east-1")["Buckets"]] == names
+        assert s3.list_buckets(Prefix=prefix, BucketRegion="eu-west-1")["Buckets"] == []
+        everything = s3.list_buckets()
+        assert set(names) <= {b["Name"] for b in everything["Buckets"]}
+        assert "ContinuationToken" not in everything and "Prefix" not in everything
+    finally:
+        for name in names:
+            s3.delete_bucket(Bucket=name)
+
+
+@pytest.mark.parametrize("query", ["max-buckets=0", "max-buckets=10001", "max-buckets=x", "continuation-token=nope"])
+def test_list_buckets_refuses_malformed_paging(cluster, query):
+    status, _, body = _raw(cluster, "GET", "/?" + query)
+    assert status == 400 and b"<Code>InvalidArgument</Code>" in body
