@@ -147,3 +147,47 @@ def test_list_buckets_pages_by_prefix_and_continuation_token(s3):
 def test_list_buckets_refuses_malformed_paging(cluster, query):
     status, _, body = _raw(cluster, "GET", "/?" + query)
     assert status == 400 and b"<Code>InvalidArgument</Code>" in body
+
+
+# --- ListObjectsV2: empty continuation token, encoding-type=url ---------------------------
+
+def test_empty_continuation_token_is_the_first_page(cluster, s3, bucket):
+    for key in ("a", "b"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    status, _, body = _raw(cluster, "GET", f"/{bucket}?list-type=2&continuation-token=")
+    assert status == 200, body
+    keys = [k.text for k in ET.fromstring(body).iter(f"{NS}Key")]
+    assert keys == ["a", "b"]
+    status, _, body = _raw(cluster, "GET", f"/{bucket}?list-type=2&continuation-token=&start-after=a")
+    assert status == 200 and [k.text for k in ET.fromstring(body).iter(f"{NS}Key")] == ["b"]
+
+
+NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+ODD_KEYS = ["\nline", "a b/c d", "plus+sign", "caf\u00e9/\u00fcber", "tilde~star*", "pct%25", "amp&lt"]
+
+
+def test_url_encoded_listing_names_are_encoded_as_s3_encodes_them(cluster, s3, bucket):
+    for key in ODD_KEYS:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    # What S3 sends (form encoding: space as +, only A-Za-z0-9 -_.* and / left as they are).
+    status, _, body = _raw(cluster, "GET", f"/{bucket}?list-type=2&encoding-type=url&start-after=%0A")
+    assert status == 200, body
+    tree = ET.fromstring(body)
+    assert [k.text for k in tree.iter(f"{NS}Key")] == [
+        "%0Aline", "a+b/c+d", "amp%26lt", "caf%C3%A9/%C3%BCber", "pct%2525", "plus%2Bsign", "tilde%7Estar*"]
+    assert tree.findtext(f"{NS}StartAfter") == "%0A"
+    status, _, body = _raw(cluster, "GET", f"/{bucket}?list-type=2&encoding-type=url&prefix=a%20&delimiter=%20")
+    tree = ET.fromstring(body)
+    assert (tree.findtext(f"{NS}Prefix"), tree.findtext(f"{NS}Delimiter")) == ("a+", "+")
+    assert [p.text for p in tree.iter(f"{NS}Prefix")][1:] == ["a+b/c+"]
+    # What botocore makes of it (it asks for encoding-type=url and decodes).
+    for prefix in ("\n", "a b", "plus+", "caf\u00e9", ""):
+        got = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        assert got.get("Prefix", "") == prefix
+        expected = sorted(k for k in ODD_KEYS if k.startswith(prefix) and "/" not in k[len(prefix):])
+        assert [o["Key"] for o in got.get("Contents", [])] == expected
+        rolled = sorted({k[: k.index("/", len(prefix)) + 1] for k in ODD_KEYS
+                         if k.startswith(prefix) and "/" in k[len(prefix):]})
+        assert [p["Prefix"] for p in got.get("CommonPrefixes", [])] == rolled
+    got = s3.list_objects_v2(Bucket=bucket, StartAfter="a b/c d")
+    assert got["StartAfter"] == "a b/c d" and got["Contents"][0]["Key"] == "amp&lt"
