@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.context import CTX_KEY, Clock, GatewayContext
 from gateway.endpoints import OPERATIONS
+from gateway.expect import continue_or_ignore
 from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
 from gateway.handlers import upload_part
 from gateway.handlers import tagging, versioning
@@ -129,7 +130,7 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     async def unrouted(request: web.Request) -> web.Response:  # the middleware dispatches
         raise web.HTTPNotFound()
 
-    app.router.add_route("*", "/{tail:.*}", unrouted)
+    app.router.add_route("*", "/{tail:.*}", unrouted, expect_handler=continue_or_ignore)
     return app
 
 

@@ -64,6 +64,8 @@ def _raw(cluster, method: str, path: str, meta: bytes | None = None, extra: dict
         while chunk := s.recv(65536):
             chunks.append(chunk)
     head, _, rest = b"".join(chunks).partition(b"\r\n\r\n")
+    while head.startswith(b"HTTP/1.1 100 "):  # an interim 100 Continue before the answer
+        head, _, rest = rest.partition(b"\r\n\r\n")
     status_line, *header_lines = head.split(b"\r\n")
     got = {}
     for line in header_lines:
@@ -191,3 +193,28 @@ def test_url_encoded_listing_names_are_encoded_as_s3_encodes_them(cluster, s3, b
         assert [p["Prefix"] for p in got.get("CommonPrefixes", [])] == rolled
     got = s3.list_objects_v2(Bucket=bucket, StartAfter="a b/c d")
     assert got["StartAfter"] == "a b/c d" and got["Contents"][0]["Key"] == "amp&lt"
+
+
+# --- Expect --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("expect", ["something-else", "200-ok", "100-Continue"])
+def test_expect_values_other_than_100_continue_are_ignored(cluster, s3, bucket, expect):
+    status, _, body = _raw(cluster, "PUT", f"/{bucket}/k", extra={"Expect": expect}, body=b"expected")
+    assert status == 200, body
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"expected"
+    status, _, body = _raw(cluster, "GET", f"/{bucket}/k", extra={"Expect": expect})
+    assert status == 200 and body == b"expected"
+
+
+def test_expect_100_continue_gets_an_interim_response(cluster, bucket):
+    headers = signed_headers(cluster, "PUT", f"/{bucket}/k", {"Content-Length": "4", "Expect": "100-continue"})
+    head = [f"PUT /{bucket}/k HTTP/1.1", f"Host: 127.0.0.1:{cluster.s3_port}", "Connection: close"]
+    head += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "host"]
+    with socket.create_connection(("127.0.0.1", cluster.s3_port), timeout=10) as s:
+        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        assert s.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(b"body")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
