@@ -25,7 +25,7 @@ def stored_headers(h: Mapping[str, str]) -> tuple[str, dict[str, str], dict[str,
         if value is None:
             continue
         if name == "content-encoding":
-            codings = [c.strip() for c in value.split(",") if c.strip() and c.strip() != "aws-chunked"]
+            codings = [c.strip() for c in value.split(",") if c.strip() and c.strip().lower() != "aws-chunked"]
             if not codings:
                 continue
             value = ", ".join(codings)

@@ -2,6 +2,7 @@
 raw signed requests where boto3 would change what is sent)."""
 from __future__ import annotations
 
+import hashlib
 import socket
 import uuid
 import xml.etree.ElementTree as ET
@@ -9,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.test_bad_input import signed_headers
+from tests.integration.test_bad_input import raw_request, signed_headers
 
 pytestmark = pytest.mark.integration
 
@@ -218,3 +219,22 @@ def test_expect_100_continue_gets_an_interim_response(cluster, bucket):
         while chunk := s.recv(65536):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 200")
+
+
+# --- Content-Encoding: aws-chunked on a body that is not chunk-signed ----------------------
+
+@pytest.mark.parametrize("sent,stored", [("aws-chunked,gzip", "gzip"), ("aws-chunked", None),
+                                         ("gzip, aws-chunked", "gzip"), ("AWS-Chunked", None)])
+@pytest.mark.parametrize("payload", ["hash", "UNSIGNED-PAYLOAD"])
+def test_aws_chunked_token_is_removed_from_a_plain_body(cluster, s3, bucket, sent, stored, payload):
+    body = b"not chunked at all"
+    path = f"/{bucket}/k"
+    content_hash = hashlib.sha256(body).hexdigest() if payload == "hash" else payload
+    headers = signed_headers(cluster, "PUT", path, {"Content-Length": str(len(body)), "Content-Encoding": sent},
+                             payload_hash=content_hash)
+    status, resp = raw_request(cluster, "PUT", path, headers, body)
+    assert status == 200, resp
+    got = s3.get_object(Bucket=bucket, Key="k")
+    assert got["Body"].read() == body
+    assert got.get("ContentEncoding") == stored
+    assert s3.head_object(Bucket=bucket, Key="k").get("ContentEncoding") == stored
