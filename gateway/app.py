@@ -19,7 +19,7 @@ from gateway.endpoints import OPERATIONS
 from gateway.expect import continue_or_ignore
 from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
 from gateway.handlers import upload_part
-from gateway.handlers import tagging, versioning
+from gateway.handlers import acl, tagging, versioning
 from gateway.middleware import Handler, make_middleware
 from gateway.raw_headers import install as install_raw_headers
 from gateway.topology import Topology
@@ -57,6 +57,10 @@ OP_HANDLERS: Mapping[str, Handler] = {
     "GetBucketTagging": tagging.handle_get_bucket_tagging,
     "PutBucketTagging": tagging.handle_put_bucket_tagging,
     "DeleteBucketTagging": tagging.handle_delete_bucket_tagging,
+    "GetBucketAcl": acl.handle_get_bucket_acl,
+    "PutBucketAcl": acl.handle_put_bucket_acl,
+    "GetObjectAcl": acl.handle_get_object_acl,
+    "PutObjectAcl": acl.handle_put_object_acl,
     "CreateMultipartUpload": multipart.handle_create_multipart_upload,
     "UploadPart": upload_part.handle_upload_part,
     "UploadPartCopy": upload_part.handle_upload_part_copy,

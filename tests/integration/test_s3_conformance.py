@@ -238,3 +238,54 @@ def test_aws_chunked_token_is_removed_from_a_plain_body(cluster, s3, bucket, sen
     assert got["Body"].read() == body
     assert got.get("ContentEncoding") == stored
     assert s3.head_object(Bucket=bucket, Key="k").get("ContentEncoding") == stored
+
+
+# --- ACLs ------------------------------------------------------------------------------------
+
+def _owner_only(acl: dict) -> bool:
+    owner = acl["Owner"]
+    return acl["Grants"] == [{"Grantee": {"Type": "CanonicalUser", "ID": owner["ID"],
+                                          "DisplayName": owner["DisplayName"]}, "Permission": "FULL_CONTROL"}]
+
+
+def test_get_acls_answer_the_owners_full_control(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    owner = s3.list_buckets()["Owner"]
+    for acl in (s3.get_bucket_acl(Bucket=bucket), s3.get_object_acl(Bucket=bucket, Key="k")):
+        assert acl["Owner"] == owner and _owner_only(acl)
+    with pytest.raises(ClientError) as e:
+        s3.get_object_acl(Bucket=bucket, Key="missing")
+    assert e.value.response["Error"]["Code"] == "NoSuchKey"
+
+
+def test_put_acls_that_keep_access_private_succeed(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    s3.put_object_acl(Bucket=bucket, Key="k", ACL="private")
+    s3.put_object_acl(Bucket=bucket, Key="k", ACL="bucket-owner-full-control")
+    policy = s3.get_object_acl(Bucket=bucket, Key="k")
+    policy.pop("ResponseMetadata")
+    s3.put_object_acl(Bucket=bucket, Key="k", AccessControlPolicy=policy)
+    s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy=policy)
+    assert _owner_only(s3.get_object_acl(Bucket=bucket, Key="k"))
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+
+
+@pytest.mark.parametrize("kind", ["canned", "grant-header", "all-users-xml", "other-user-xml"])
+@pytest.mark.parametrize("target", ["bucket", "object"])
+def test_acls_that_would_open_access_are_not_implemented(s3, bucket, kind, target):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    owner = s3.list_buckets()["Owner"]
+    grantee = {"all-users-xml": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
+               "other-user-xml": {"Type": "CanonicalUser", "ID": "someone-else"}}.get(kind)
+    kw = {"canned": {"ACL": "public-read"}, "grant-header": {"GrantRead": "id=someone-else"}}.get(kind) or {
+        "AccessControlPolicy": {"Owner": owner, "Grants": [
+            {"Grantee": {"Type": "CanonicalUser", "ID": owner["ID"]}, "Permission": "FULL_CONTROL"},
+            {"Grantee": grantee, "Permission": "READ"}]}}
+    with pytest.raises(ClientError) as e:
+        if target == "bucket":
+            s3.put_bucket_acl(Bucket=bucket, **kw)
+        else:
+            s3.put_object_acl(Bucket=bucket, Key="k", **kw)
+    assert e.value.response["Error"]["Code"] == "NotImplemented"
+    assert _owner_only(s3.get_object_acl(Bucket=bucket, Key="k"))
