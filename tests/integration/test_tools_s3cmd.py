@@ -187,11 +187,9 @@ def test_s3cmd_cp_and_mv(cluster, s3, bucket_name, tmp_path):
 
 
 def test_s3cmd_setacl_private_and_info(cluster, s3, bucket_name, tmp_path):
-    s3c = S3cmd(cluster, tmp_path / "home")
-    b = f"s3://{bucket_name}"
-    s3c("mb", b)
-    (tmp_path / "k.txt").write_bytes(b"acl\n")
-    s3c("put", str(tmp_path / "k.txt"), f"{b}/k.txt")
+    s3.create_bucket(Bucket=bucket_name)
+    s3.put_object(Bucket=bucket_name, Key="k.txt", Body=b"acl\n")
+    s3c, b = S3cmd(cluster, tmp_path / "home"), f"s3://{bucket_name}"
     assert s3c("setacl", "--acl-private", f"{b}/k.txt").returncode == 0
     assert s3c("setacl", "--acl-private", b).returncode == 0
     info = s3c("info", f"{b}/k.txt").stdout
