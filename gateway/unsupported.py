@@ -46,7 +46,7 @@ _OBJECT_WRITE = (
     "x-amz-website-redirect-location",
     *_GRANTS,
 )
-_BUCKET_CREATE = (*_GRANTS,)  # and PutBucketAcl
+_BUCKET_GRANTS = (*_GRANTS,)  # CreateBucket and PutBucketAcl
 # Headers refused for one operation only.
 _PER_OP = {"CopyObject": ("x-amz-copy-source-range",)}
 
@@ -95,7 +95,7 @@ def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: M
     elif is_object and method in ("GET", "HEAD"):
         _refuse_present(h, _SSE_C, op)
     if op in ("CreateBucket", "PutBucketAcl"):
-        _refuse_present(h, _BUCKET_CREATE, op)
+        _refuse_present(h, _BUCKET_GRANTS, op)
         _refuse_other_values(h, "x-amz-acl", ACCEPTED_BUCKET_ACLS,
                              "Only the private canned ACL is supported; got x-amz-acl: {value}.")
     if op == "CreateBucket":
