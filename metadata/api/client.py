@@ -174,7 +174,7 @@ class MetadataClient:
     async def delete_bucket(self, name: str) -> PartList:
         """Delete a bucket, discarding its uploads in progress; returns their parts (to
         garbage-collect). Raises NoSuchBucket, BucketNotEmpty."""
-        return await self._command(c.DeleteBucket(name))
+        return await self._command(c.DeleteBucket(name, discard_uploads=True))
 
     async def get_bucket(self, name: str) -> Bucket:
         """Raises NoSuchBucket."""

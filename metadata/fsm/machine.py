@@ -15,7 +15,8 @@ Invariants:
   A bucket's versioning goes from "" to "Enabled"/"Suspended" and never back; a bucket
   holding any version or delete marker is not empty.
 - Multipart uploads in progress live in ``uploads`` (:mod:`metadata.fsm.uploads`); they do
-  not make a bucket non-empty: DeleteBucket discards them and returns their parts.
+  not make a bucket non-empty: DeleteBucket (``discard_uploads``) discards them and returns
+  their parts.
 - Exactly-once: per client id, the outcome of every command not yet acknowledged by the
   client (``seq >= ack``) is remembered; a command whose seq is remembered returns the same
   outcome again without being applied. Sessions are kept for the ``MAX_SESSIONS`` most
@@ -178,10 +179,11 @@ class MetadataFSM:
 
     def _delete_bucket(self, cmd: c.DeleteBucket) -> PartList:
         """As S3: versions and delete markers make a bucket non-empty; uploads in progress
-        do not, they are discarded with it (their parts are returned as garbage)."""
+        do not (with ``discard_uploads``), they are discarded with it (their parts are
+        returned as garbage)."""
         if cmd.name not in self.buckets:
             raise NoSuchBucket(BucketName=cmd.name)
-        if not self.objects[cmd.name].is_empty():
+        if not self.objects[cmd.name].is_empty() or (not cmd.discard_uploads and self.uploads.has_uploads(cmd.name)):
             raise BucketNotEmpty(BucketName=cmd.name)
         del self.buckets[cmd.name]
         del self.objects[cmd.name]

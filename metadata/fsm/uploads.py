@@ -238,6 +238,9 @@ class UploadStore:
             raise NoSuchUpload(UploadId=upload_id)
         return up
 
+    def has_uploads(self, bucket: str) -> bool:
+        return bool(self.buckets.get(bucket))
+
     def count(self) -> int:
         return sum(len(d) for d in self.buckets.values())
 
