@@ -19,10 +19,12 @@ from aiohttp import web
 
 from gateway.context import CTX_KEY, Clock, GatewayContext
 from gateway.endpoints import OPERATIONS
+from gateway.expect import continue_or_ignore
 from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
 from gateway.handlers import upload_part
-from gateway.handlers import tagging, versioning
+from gateway.handlers import acl, tagging, versioning
 from gateway.middleware import Handler, make_middleware
+from gateway.raw_headers import install as install_raw_headers
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
 from metadata.api.client import MetadataClient
@@ -58,6 +60,10 @@ OP_HANDLERS: Mapping[str, Handler] = {
     "GetBucketTagging": tagging.handle_get_bucket_tagging,
     "PutBucketTagging": tagging.handle_put_bucket_tagging,
     "DeleteBucketTagging": tagging.handle_delete_bucket_tagging,
+    "GetBucketAcl": acl.handle_get_bucket_acl,
+    "PutBucketAcl": acl.handle_put_bucket_acl,
+    "GetObjectAcl": acl.handle_get_object_acl,
+    "PutObjectAcl": acl.handle_put_object_acl,
     "CreateMultipartUpload": multipart.handle_create_multipart_upload,
     "UploadPart": upload_part.handle_upload_part,
     "UploadPartCopy": upload_part.handle_upload_part_copy,
@@ -91,6 +97,7 @@ async def _bootstrap_credential(ctx: GatewayContext) -> None:
 def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     """The gateway application for ``cfg``; ``clock`` is its wall clock (tests may pin it)."""
     cfg.validate()
+    install_raw_headers()
     unhandled = set(OPERATIONS) ^ set(OP_HANDLERS)
     if unhandled:
         raise RuntimeError(f"operations routed and handled must match; they differ in {sorted(unhandled)}")
@@ -130,7 +137,7 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     async def unrouted(request: web.Request) -> web.Response:  # the middleware dispatches
         raise web.HTTPNotFound()
 
-    app.router.add_route("*", "/{tail:.*}", unrouted)
+    app.router.add_route("*", "/{tail:.*}", unrouted, expect_handler=continue_or_ignore)
     return app
 
 

@@ -103,6 +103,25 @@ def part_number(query: Mapping[str, str]) -> int:
     return int(raw)
 
 
+MAX_BUCKETS = 10000  # the most buckets one ListBuckets page holds (S3's range is 1..10000)
+
+
+def max_buckets(query: Mapping[str, str]) -> int:
+    """``max-buckets`` (10000 when absent); InvalidArgument unless an integer in 1..10000."""
+    n = bounded_int(query, "max-buckets", MAX_BUCKETS, lo=1)
+    if n > MAX_BUCKETS:
+        raise InvalidArgument(f"max-buckets must be between 1 and {MAX_BUCKETS}", ArgumentName="max-buckets",
+                              ArgumentValue=query["max-buckets"])
+    return n
+
+
+def continuation(query: Mapping[str, str]) -> tuple[str | None, str]:
+    """(the ``continuation-token`` given, or None when absent or empty; the marker it stands
+    for, "" for none). An empty token asks for the first page, as S3 answers it."""
+    token = query.get("continuation-token") or None
+    return token, decode_token(token) if token is not None else ""
+
+
 def encode_token(marker: str) -> str:
     """The continuation token of a ListObjectsV2 page that ends at ``marker``."""
     return base64.urlsafe_b64encode(b"v1:" + marker.encode("utf-8")).decode()

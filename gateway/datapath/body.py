@@ -44,10 +44,17 @@ STREAMING_MODES = ("streaming-signed", "streaming-signed-trailer", "streaming-un
 _DEFAULTS = GatewayConfig("", "", ())  # the slow-body limits of an app without a gateway context
 
 
+def _is_chunked(auth: AuthContext) -> bool:
+    """Whether the body has aws-chunked framing. As S3, only ``x-amz-content-sha256`` (a
+    ``STREAMING-*`` value) says so: a ``Content-Encoding: aws-chunked`` beside a plain hash
+    or ``UNSIGNED-PAYLOAD`` is only a coding to drop from the stored Content-Encoding."""
+    return auth.payload_mode in STREAMING_MODES
+
+
 def declared_size(request: web.Request, auth: AuthContext) -> int:
     """The payload size the client declared; raises MissingContentLength when it did not."""
     h = request.headers
-    chunked = auth.payload_mode in STREAMING_MODES or "aws-chunked" in h.get("Content-Encoding", "")
+    chunked = _is_chunked(auth)
     raw = h.get("x-amz-decoded-content-length") if chunked else h.get("Content-Length")
     if raw is None:
         if chunked:
@@ -85,7 +92,7 @@ class BodyStream:
         self._want_md5 = _content_md5(request)
         self._sha256 = hashlib.sha256() if auth.payload_mode == "signed" and auth.content_sha256 else None
         h = request.headers
-        self._chunked = auth.payload_mode in STREAMING_MODES or "aws-chunked" in h.get("Content-Encoding", "")
+        self._chunked = _is_chunked(auth)
         trailer_names = [t.strip().lower() for t in h.get("x-amz-trailer", "").split(",") if t.strip()]
         self._decoder = (
             AwsChunkedDecoder(auth, auth.payload_mode, trailer_names) if self._chunked else None
