@@ -6,10 +6,13 @@ import hashlib
 import socket
 import uuid
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl, unquote
 
 import pytest
 from botocore.exceptions import ClientError
 
+from gateway.auth.sign import sign_request
 from tests.integration.test_bad_input import raw_request, signed_headers
 
 pytestmark = pytest.mark.integration
@@ -51,14 +54,20 @@ LATIN1_VALUE = "Hello Worldé".encode("latin-1")  # ... E9
 
 def _raw(cluster, method: str, path: str, meta: bytes | None = None, extra: dict[str, str] | None = None,
          body: bytes = b"") -> tuple[int, dict[bytes, bytes], bytes]:
-    """One signed request sent byte for byte; ``meta`` is sent as ``x-amz-meta-v`` (not
-    signed, as boto3 would not send it unchanged). Returns (status, lower-case raw response
+    """One signed request sent byte for byte; ``meta`` is sent, and signed, as the raw bytes
+    of ``x-amz-meta-v`` (boto3 would re-encode it). Returns (status, lower-case raw response
     header names -> raw values, body)."""
-    headers = signed_headers(cluster, method, path, {**(extra or {}), "Content-Length": str(len(body))})
-    lines = [f"{method} {path} HTTP/1.1".encode(), f"Host: 127.0.0.1:{cluster.s3_port}".encode(), b"Connection: close"]
-    lines += [f"{k}: {v}".encode() for k, v in headers.items() if k.lower() != "host"]
+    hdrs = {**(extra or {}), "Content-Length": str(len(body))}
     if meta is not None:
-        lines.append(b"x-amz-meta-v: " + meta)
+        # The signer and the gateway both read a header's bytes through surrogateescape.
+        hdrs["x-amz-meta-v"] = meta.decode("utf-8", "surrogateescape")
+    bare, _, query = path.partition("?")
+    headers = sign_request(cluster.access_key, cluster.secret_key, "us-east-1", method,
+                           f"127.0.0.1:{cluster.s3_port}", unquote(bare),
+                           dict(parse_qsl(query, keep_blank_values=True)), hdrs, "UNSIGNED-PAYLOAD",
+                           datetime.now(timezone.utc))
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Connection: close"]
+    lines += [f"{k}: {v}".encode("utf-8", "surrogateescape") for k, v in headers.items()]
     with socket.create_connection(("127.0.0.1", cluster.s3_port), timeout=10) as s:
         s.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
         chunks = []
