@@ -19,6 +19,7 @@ from gateway.endpoints import OPERATIONS
 from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
 from gateway.handlers import upload_part
 from gateway.handlers import tagging, versioning
+from gateway.handlers import acl, policy
 from gateway.middleware import Handler, make_middleware
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
@@ -62,6 +63,13 @@ OP_HANDLERS: Mapping[str, Handler] = {
     "AbortMultipartUpload": multipart.handle_abort_multipart_upload,
     "ListParts": multipart.handle_list_parts,
     "ListMultipartUploads": multipart.handle_list_multipart_uploads,
+    "GetBucketPolicy": policy.handle_get_bucket_policy,
+    "PutBucketPolicy": policy.handle_put_bucket_policy,
+    "DeleteBucketPolicy": policy.handle_delete_bucket_policy,
+    "GetBucketAcl": acl.handle_get_bucket_acl,
+    "PutBucketAcl": acl.handle_put_bucket_acl,
+    "GetObjectAcl": acl.handle_get_object_acl,
+    "PutObjectAcl": acl.handle_put_object_acl,
 }
 
 # Headers up to 64 KiB reach the middleware, which answers oversized ones in S3 form.

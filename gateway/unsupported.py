@@ -3,8 +3,8 @@
 (Also :func:`check_expected_owner`, which answers ``x-amz-expected-bucket-owner``.)
 
 A client that sends, say, ``x-amz-server-side-encryption-customer-key`` or
-``x-amz-acl: public-read`` expects something objstore cannot do (encrypt with its key,
-make the object public). Accepting the request and ignoring the header would be a wrong
+``x-amz-acl: public-read-write`` expects something objstore cannot do (encrypt with its
+key, let anyone write). Accepting the request and ignoring the header would be a wrong
 success, so :func:`refuse_unsupported_headers` raises ``NotImplementedOp`` before any
 handler runs, and nothing is changed.
 
@@ -12,7 +12,8 @@ Pure: it looks only at the routed operation and the header names and values.
 Invariants: a header is refused only where S3 gives it a meaning (ACL and encryption
 headers on writes, SSE-C on reads and writes, copy-source SSE-C on copies); values that
 are equivalent to what objstore does anyway are accepted (``x-amz-acl: private``,
-``x-amz-storage-class: STANDARD``).
+``x-amz-storage-class: STANDARD``), and so is ``x-amz-acl: public-read`` where objstore
+honours it (:data:`PUBLIC_READ_OPS`).
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ _PER_OP = {"CopyObject": ("x-amz-copy-source-range",)}
 ACCEPTED_OBJECT_ACLS = ("private", "bucket-owner-full-control")
 ACCEPTED_BUCKET_ACLS = ("private",)
 ACCEPTED_STORAGE_CLASSES = ("STANDARD",)
+# Operations that honour the canned ACL public-read (gateway.anonymous says what it opens).
+PUBLIC_READ_OPS = ("PutObject", "PutObjectAcl", "CreateBucket", "PutBucketAcl")
 # Bucket object ownership settings equivalent to objstore's model (ACLs disabled).
 ACCEPTED_OBJECT_OWNERSHIP = ("BucketOwnerEnforced",)
 
@@ -83,8 +86,9 @@ def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: M
     _refuse_present(h, (*_ANY_OP, *_PER_OP.get(op, ())), op)
     if is_object and method in ("PUT", "POST"):
         _refuse_present(h, _OBJECT_WRITE, op)
-        _refuse_other_values(h, "x-amz-acl", ACCEPTED_OBJECT_ACLS,
-                             f"Only the canned ACLs {', '.join(ACCEPTED_OBJECT_ACLS)} are supported; "
+        accepted = (*ACCEPTED_OBJECT_ACLS, "public-read") if op in PUBLIC_READ_OPS else ACCEPTED_OBJECT_ACLS
+        _refuse_other_values(h, "x-amz-acl", accepted,
+                             f"Only the canned ACLs {', '.join(accepted)} are supported; "
                              "got x-amz-acl: {value}.")
         _refuse_other_values(h, "x-amz-storage-class", ACCEPTED_STORAGE_CLASSES,
                              "Only the STANDARD storage class is supported; got {value}.", str.upper)
@@ -94,8 +98,8 @@ def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: M
         _refuse_present(h, _SSE_C, op)
     if op == "CreateBucket":
         _refuse_present(h, _BUCKET_CREATE, op)
-        _refuse_other_values(h, "x-amz-acl", ACCEPTED_BUCKET_ACLS,
-                             "Only the private canned ACL is supported; got x-amz-acl: {value}.")
+        _refuse_other_values(h, "x-amz-acl", (*ACCEPTED_BUCKET_ACLS, "public-read"),
+                             "Only the private and public-read canned ACLs are supported; got x-amz-acl: {value}.")
         if h.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
             _refuse_present(h, ("x-amz-bucket-object-lock-enabled",), op)
         _refuse_other_values(h, "x-amz-object-ownership", ACCEPTED_OBJECT_OWNERSHIP,

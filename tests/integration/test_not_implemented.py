@@ -23,7 +23,7 @@ SSE_C = {
 }
 COPY_SSE_C = {k.replace("x-amz-", "x-amz-copy-source-"): v for k, v in SSE_C.items()}
 BUCKET_SUBRESOURCES = [
-    "acl", "policy", "lifecycle", "cors", "website", "encryption", "object-lock", "replication", "logging",
+    "lifecycle", "cors", "website", "encryption", "object-lock", "replication", "logging",
     "notification", "ownershipControls", "publicAccessBlock", "requestPayment", "accelerate", "analytics",
     "inventory", "metrics", "intelligent-tiering", "policyStatus",
 ]
@@ -34,7 +34,7 @@ OBJECT_WRITE_HEADERS = [
     {"x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": "2030-01-01T00:00:00Z"},
     {"x-amz-object-lock-legal-hold": "ON"},
     {"x-amz-website-redirect-location": "/elsewhere"},
-    {"x-amz-acl": "public-read"},
+    {"x-amz-acl": "public-read-write"},
     {"x-amz-acl": "authenticated-read"},
     {"x-amz-grant-read": 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'},
     {"x-amz-grant-full-control": "id=someone"},
@@ -55,7 +55,7 @@ def _cases() -> list:
             b"--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\ndata\r\n--XX--\r\n")
     cases.append(pytest.param("POST", "/{b}", {"Content-Type": "multipart/form-data; boundary=XX"}, form,
                               id="POST-object-upload"))
-    for sub in ("acl", "retention", "legal-hold"):
+    for sub in ("retention", "legal-hold"):
         cases.append(pytest.param("GET", "/{b}/existing?" + sub, {}, b"", id=f"GET-object-{sub}"))
         cases.append(pytest.param("PUT", "/{b}/existing?" + sub, {}, b"<Configuration/>", id=f"PUT-object-{sub}"))
     cases += [
@@ -74,8 +74,10 @@ def _cases() -> list:
         cases.append(pytest.param("PUT", "/{b}/copied", {"x-amz-copy-source": "/{b}/existing", **h}, b"",
                                   id=f"CopyObject-{name}"))
     cases += [
-        pytest.param("PUT", "/{b}/existing", {"x-amz-acl": "public-read"}, b"overwritten",
-                     id="PutObject-existing-public-read"),
+        pytest.param("PUT", "/{b}/existing", {"x-amz-acl": "public-read-write"}, b"overwritten",
+                     id="PutObject-existing-public-read-write"),
+        pytest.param("PUT", "/{b}/copied", {"x-amz-copy-source": "/{b}/existing", "x-amz-acl": "public-read"}, b"",
+                     id="CopyObject-public-read"),
         pytest.param("PUT", "/{b}/copied", {"x-amz-copy-source": "/{b}/existing", **COPY_SSE_C}, b"",
                      id="CopyObject-copy-source-SSE-C"),
         pytest.param("GET", "/{b}/existing", SSE_C, b"", id="GetObject-SSE-C"),
@@ -87,7 +89,7 @@ def _cases() -> list:
                      id="DeleteObject-bypass-governance"),
         pytest.param("POST", "/{b}?delete", {"x-amz-mfa": "123456 789012", "Content-MD5": "9hFxyvkcumqXqPIoLXMZQA=="},
                      b"<Delete><Object><Key>existing</Key></Object></Delete>", id="DeleteObjects-mfa"),
-        pytest.param("PUT", "/{new}", {"x-amz-acl": "public-read"}, b"", id="CreateBucket-public-read"),
+        pytest.param("PUT", "/{new}", {"x-amz-acl": "public-read-write"}, b"", id="CreateBucket-public-read-write"),
         pytest.param("PUT", "/{new}", {"x-amz-bucket-object-lock-enabled": "true"}, b"", id="CreateBucket-object-lock"),
         pytest.param("PUT", "/{new}", {"x-amz-grant-full-control": "id=someone"}, b"", id="CreateBucket-grant"),
         pytest.param("PUT", "/{new}", {"x-amz-object-ownership": "ObjectWriter"}, b"", id="CreateBucket-ownership"),
@@ -150,7 +152,7 @@ def test_equivalent_acl_and_storage_class_are_accepted(s3, ni_bucket, baseline):
 
 def test_not_implemented_error_document(cluster, ni_bucket):
     path = f"/{ni_bucket}/x"
-    h = signed_headers(cluster, "PUT", path, {"x-amz-acl": "public-read", "Content-Length": "1"})
+    h = signed_headers(cluster, "PUT", path, {"x-amz-acl": "public-read-write", "Content-Length": "1"})
     status, resp = raw_request(cluster, "PUT", path, h, b"x")
     assert status == 501 and b"<Code>NotImplemented</Code>" in resp and b"<RequestId>" in resp
     assert b"x-amz-acl" in resp  # the message names what is not supported
