@@ -21,6 +21,7 @@ from objstore.types import Credential
 from tests.integration.conftest import make_s3
 from tests.integration.internals import ClusterInternals
 from tests.integration.test_tools_aws_cli import AwsCli
+from tests.unit.test_bucket_policy import mc_download_policy
 
 pytestmark = pytest.mark.integration
 
@@ -109,16 +110,7 @@ def test_prefix_policy_opens_only_that_prefix(cluster, s3, bucket):
 
 
 def test_mc_anonymous_download_policy_is_accepted_and_honoured(cluster, s3, bucket):
-    # What `mc anonymous set download ALIAS/bucket` puts (minio-go's read-only bucket policy).
-    mc_download = json.dumps({
-        "Statement": [
-            {"Action": ["s3:GetBucketLocation", "s3:ListBucket"], "Effect": "Allow",
-             "Principal": {"AWS": ["*"]}, "Resource": [f"arn:aws:s3:::{bucket}"]},
-            {"Action": ["s3:GetObject"], "Effect": "Allow", "Principal": {"AWS": ["*"]},
-             "Resource": [f"arn:aws:s3:::{bucket}/*"]},
-        ],
-        "Version": "2012-10-17",
-    })
+    mc_download = mc_download_policy(bucket)  # what `mc anonymous set download` puts
     s3.put_object(Bucket=bucket, Key="dir/file.bin", Body=b"\x00\x01")
     s3.put_bucket_policy(Bucket=bucket, Policy=mc_download)
     assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == json.loads(mc_download)

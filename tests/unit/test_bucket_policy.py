@@ -19,17 +19,21 @@ def allow(action="s3:GetObject", resource=f"arn:aws:s3:::{B}/*", principal="*", 
     return {"Effect": "Allow", "Principal": principal, "Action": action, "Resource": resource, **extra}
 
 
-# The JSON MinIO's `mc anonymous set download` writes for a whole bucket (minio-go's
-# readonly policy: common + read-only bucket actions on the bucket, GetObject on bucket/*).
-MC_DOWNLOAD = json.dumps({
-    "Statement": [
-        {"Action": ["s3:GetBucketLocation", "s3:ListBucket"], "Effect": "Allow",
-         "Principal": {"AWS": ["*"]}, "Resource": [f"arn:aws:s3:::{B}"]},
-        {"Action": ["s3:GetObject"], "Effect": "Allow", "Principal": {"AWS": ["*"]},
-         "Resource": [f"arn:aws:s3:::{B}/*"]},
-    ],
-    "Version": "2012-10-17",
-})
+def mc_download_policy(bucket: str) -> str:
+    """The JSON MinIO's `mc anonymous set download ALIAS/bucket` puts (minio-go's read-only
+    bucket policy: common and read-only bucket actions on the bucket, GetObject on bucket/*)."""
+    return json.dumps({
+        "Statement": [
+            {"Action": ["s3:GetBucketLocation", "s3:ListBucket"], "Effect": "Allow",
+             "Principal": {"AWS": ["*"]}, "Resource": [f"arn:aws:s3:::{bucket}"]},
+            {"Action": ["s3:GetObject"], "Effect": "Allow", "Principal": {"AWS": ["*"]},
+             "Resource": [f"arn:aws:s3:::{bucket}/*"]},
+        ],
+        "Version": "2012-10-17",
+    })
+
+
+MC_DOWNLOAD = mc_download_policy(B)
 
 
 @pytest.mark.parametrize("text,action,key,expected", [
