@@ -5,7 +5,8 @@ Pure decisions (no IO) on records already fetched:
   header, no presigned-URL query parameter) is anonymous; it gets :data:`ANONYMOUS` as its
   caller instead of 403.
 - :func:`check_anonymous_op`: an anonymous caller may only attempt :data:`ANONYMOUS_OPS`
-  (reads); every other operation is 403 AccessDenied before any handler runs.
+  (reads); every other operation is 403 AccessDenied before any handler runs, and a read
+  with ``response-*`` header overrides is 400 InvalidRequest, as in S3.
 - :func:`may_read`, :func:`may_list`, :func:`may_locate`: what S3 grants everyone through
   the bucket policy (:mod:`objstore.bucket_policy`) and the canned ACL public-read.
 
@@ -23,8 +24,9 @@ from typing import Mapping
 
 from gateway.auth.sigv4 import AuthContext
 from gateway.caller import Caller
+from gateway.endpoints import Endpoint
 from objstore import bucket_policy as bp
-from objstore.errors import AccessDenied, NotImplementedOp
+from objstore.errors import AccessDenied, InvalidRequest, NotImplementedOp
 from objstore.types import Bucket, ObjectVersion
 
 # Owner id of the anonymous caller: no credential can act for it (ids never hold NUL).
@@ -46,11 +48,16 @@ def is_anonymous_caller(caller: Caller) -> bool:
     return caller.owner == ANONYMOUS_OWNER
 
 
-def check_anonymous_op(caller: Caller, op: str) -> None:
-    """AccessDenied when an anonymous caller attempts anything but an anonymous read."""
-    if is_anonymous_caller(caller) and op not in ANONYMOUS_OPS:
+def check_anonymous_op(caller: Caller, endpoint: Endpoint) -> None:
+    """AccessDenied when an anonymous caller attempts anything but an anonymous read;
+    InvalidRequest for an anonymous read with ``response-*`` overrides (S3 wants those signed)."""
+    if not is_anonymous_caller(caller):
+        return
+    if endpoint.op not in ANONYMOUS_OPS:
         raise AccessDenied("Anonymous access is allowed only to read what a bucket policy or a "
                            "public-read ACL opens; sign the request with AWS Signature Version 4.")
+    if getattr(endpoint, "response_headers", ()):
+        raise InvalidRequest("Request specific response headers cannot be used for anonymous GET requests.")
 
 
 def may_read(bucket: Bucket, version: ObjectVersion, by_version_id: bool) -> bool:

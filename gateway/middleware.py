@@ -82,7 +82,7 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
             _check_header_limits(request)
             caller = await authenticate(ctx, request)
             request[CALLER_KEY] = caller
-            check_anonymous_op(caller, endpoint.op)
+            check_anonymous_op(caller, endpoint)
             check_expected_owner(request.headers, caller.owner)
             resp = await op_handlers[endpoint.op](ctx, request, endpoint)
             resp.headers.setdefault("x-amz-request-id", request_id)

@@ -55,7 +55,7 @@ ACCEPTED_OBJECT_ACLS = ("private", "bucket-owner-full-control")
 ACCEPTED_BUCKET_ACLS = ("private",)
 ACCEPTED_STORAGE_CLASSES = ("STANDARD",)
 # Operations that honour the canned ACL public-read (gateway.anonymous says what it opens).
-PUBLIC_READ_OPS = ("PutObject", "PutObjectAcl", "CreateBucket", "PutBucketAcl")
+PUBLIC_READ_OPS = ("PutObject", "CopyObject", "PutObjectAcl", "CreateBucket", "PutBucketAcl")
 # Bucket object ownership settings equivalent to objstore's model (ACLs disabled).
 ACCEPTED_OBJECT_OWNERSHIP = ("BucketOwnerEnforced",)
 

@@ -76,8 +76,8 @@ def _cases() -> list:
     cases += [
         pytest.param("PUT", "/{b}/existing", {"x-amz-acl": "public-read-write"}, b"overwritten",
                      id="PutObject-existing-public-read-write"),
-        pytest.param("PUT", "/{b}/copied", {"x-amz-copy-source": "/{b}/existing", "x-amz-acl": "public-read"}, b"",
-                     id="CopyObject-public-read"),
+        pytest.param("POST", "/{b}/new-object?uploads", {"x-amz-acl": "public-read"}, b"",
+                     id="CreateMultipartUpload-public-read"),
         pytest.param("PUT", "/{b}/copied", {"x-amz-copy-source": "/{b}/existing", **COPY_SSE_C}, b"",
                      id="CopyObject-copy-source-SSE-C"),
         pytest.param("GET", "/{b}/existing", SSE_C, b"", id="GetObject-SSE-C"),

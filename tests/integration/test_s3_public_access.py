@@ -132,7 +132,8 @@ def test_malformed_policy_for_deny_and_nothing_stored(cluster, s3, bucket):
     bad = [
         deny,
         {"Statement": [json.loads(public_read_policy(bucket))["Statement"][0], deny["Statement"][0]]},
-        {"Statement": [{**deny["Statement"][0], "Effect": "Allow", "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]},
+        {"Statement": [{**deny["Statement"][0], "Effect": "Allow",
+                        "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]},
         {"Statement": [{**deny["Statement"][0], "Effect": "Allow", "Action": "s3:PutObject"}]},
         {"Statement": [{**deny["Statement"][0], "Effect": "Allow", "Resource": f"arn:aws:s3:::not-{bucket}/*"}]},
     ]
@@ -252,3 +253,29 @@ def test_another_user_reads_what_anyone_may_and_nothing_more(cluster, s3, bucket
     assert other.get_object(Bucket=bucket, Key="priv.txt")["Body"].read() == b"x"
     s3.delete_bucket_policy(Bucket=bucket)
     assert s3.get_object(Bucket=bucket, Key="pub.txt")["Body"].read() == b"p"
+
+
+def test_a_copy_gets_the_copy_requests_acl_not_the_sources(cluster, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"s", ACL="public-read")
+    s3.copy_object(Bucket=bucket, Key="copy-private", CopySource={"Bucket": bucket, "Key": "src"})
+    s3.copy_object(Bucket=bucket, Key="copy-public", CopySource={"Bucket": bucket, "Key": "src"}, ACL="public-read")
+    assert anon(cluster, "GET", f"/{bucket}/copy-private")[0] == 403
+    assert anon(cluster, "GET", f"/{bucket}/copy-public") == (200, b"s")
+    assert anon(cluster, "GET", f"/{bucket}/src") == (200, b"s")
+
+
+def test_anonymous_reads_may_not_override_response_headers(cluster, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="pub", Body=b"p", ACL="public-read")
+    status, body = anon(cluster, "GET", f"/{bucket}/pub?response-content-type=text/html")
+    assert status == 400 and code_of(body) == "InvalidRequest"
+    got = s3.get_object(Bucket=bucket, Key="pub", ResponseContentType="text/html")
+    assert got["ContentType"] == "text/html" and got["Body"].read() == b"p"
+
+
+def test_policy_survives_a_gateway_cache_and_is_read_fresh(cluster, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"k")
+    for _ in range(3):  # put, read, revoke, read: never a stale answer
+        s3.put_bucket_policy(Bucket=bucket, Policy=public_read_policy(bucket))
+        assert anon(cluster, "GET", f"/{bucket}/k") == (200, b"k")
+        s3.delete_bucket_policy(Bucket=bucket)
+        assert anon(cluster, "GET", f"/{bucket}/k")[0] == 403

@@ -8,7 +8,8 @@ import pytest
 from gateway.anonymous import (ANONYMOUS, ANONYMOUS_OPS, canned_public_read, check_anonymous_op, is_anonymous,
                                may_locate, may_list, may_read)
 from gateway.caller import Caller
-from objstore.errors import AccessDenied, NotImplementedOp
+from gateway.endpoints import BucketEndpoint, ReadEndpoint
+from objstore.errors import AccessDenied, InvalidRequest, NotImplementedOp
 from objstore.types import Bucket, ObjectVersion
 
 READ_ALL = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
@@ -19,6 +20,11 @@ LIST = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*",
 
 def bucket(**kw) -> Bucket:
     return Bucket("b", "alice", 1.0, **kw)
+
+
+def endpoint(op: str) -> BucketEndpoint:
+    """An endpoint naming ``op`` (the check reads only its op and any response overrides)."""
+    return BucketEndpoint(op=op, bucket="b")
 
 
 def version(key="pub/x", **kw) -> ObjectVersion:
@@ -45,14 +51,21 @@ def test_is_anonymous(headers, query, expected):
                                 "ListObjectVersions", "GetObjectTagging", "HeadBucket"])
 def test_anonymous_may_not_write_or_see_anything_else(op):
     with pytest.raises(AccessDenied):
-        check_anonymous_op(ANONYMOUS, op)
-    check_anonymous_op(Caller("alice", ANONYMOUS.auth), op)  # a signed caller goes on to its handler
+        check_anonymous_op(ANONYMOUS, endpoint(op))
+    check_anonymous_op(Caller("alice", ANONYMOUS.auth), endpoint(op))  # a signed caller goes on to its handler
 
 
 def test_anonymous_reads_go_on_to_their_handler():
     assert ANONYMOUS_OPS == {"GetObject", "HeadObject", "ListObjects", "ListObjectsV2", "GetBucketLocation"}
     for op in ANONYMOUS_OPS:
-        check_anonymous_op(ANONYMOUS, op)
+        check_anonymous_op(ANONYMOUS, endpoint(op))
+
+
+def test_anonymous_reads_may_not_override_response_headers():
+    ep = ReadEndpoint(op="GetObject", bucket="b", key="k", response_headers=(("Content-Type", "text/evil"),))
+    with pytest.raises(InvalidRequest):
+        check_anonymous_op(ANONYMOUS, ep)
+    check_anonymous_op(Caller("alice", ANONYMOUS.auth), ep)
 
 
 @pytest.mark.parametrize("b,v,by_id,expected", [
