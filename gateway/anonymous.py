@@ -41,7 +41,7 @@ _AUTH_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "Signa
 
 def is_anonymous(headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
     """Whether a request carries no signature of any kind (header or presigned query)."""
-    return "Authorization" not in headers and not any(p in query for p in _AUTH_PARAMS)
+    return not any(k.lower() == "authorization" for k in headers) and not any(p in query for p in _AUTH_PARAMS)
 
 
 def is_anonymous_caller(caller: Caller) -> bool:

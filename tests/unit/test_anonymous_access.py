@@ -35,6 +35,7 @@ def version(key="pub/x", **kw) -> ObjectVersion:
     ({}, {}, True),
     ({"Host": "x", "Range": "bytes=0-1"}, {"versionId": "1"}, True),
     ({"Authorization": "AWS4-HMAC-SHA256 ..."}, {}, False),
+    ({"authorization": "AWS k:s"}, {}, False),
     ({}, {"X-Amz-Algorithm": "AWS4-HMAC-SHA256"}, False),
     ({}, {"X-Amz-Signature": "00"}, False),
     ({}, {"X-Amz-Credential": "k/2026"}, False),
