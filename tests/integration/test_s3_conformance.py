@@ -278,7 +278,7 @@ def test_acls_that_would_open_access_are_not_implemented(s3, bucket, kind, targe
     owner = s3.list_buckets()["Owner"]
     grantee = {"all-users-xml": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
                "other-user-xml": {"Type": "CanonicalUser", "ID": "someone-else"}}.get(kind)
-    kw = {"canned": {"ACL": "public-read"}, "grant-header": {"GrantRead": "id=someone-else"}}.get(kind) or {
+    kw = {"canned": {"ACL": "public-read-write"}, "grant-header": {"GrantRead": "id=someone-else"}}.get(kind) or {
         "AccessControlPolicy": {"Owner": owner, "Grants": [
             {"Grantee": {"Type": "CanonicalUser", "ID": owner["ID"]}, "Permission": "FULL_CONTROL"},
             {"Grantee": grantee, "Permission": "READ"}]}}
