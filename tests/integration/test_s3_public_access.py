@@ -178,7 +178,8 @@ def test_public_read_object_acl_and_private_revokes(cluster, s3, bucket):
 def test_owner_only_acl_document_revokes_and_bucket_owner_acls_are_private(cluster, s3, bucket):
     s3.put_object(Bucket=bucket, Key="pub.txt", Body=b"open", ACL="public-read")
     public = s3.get_object_acl(Bucket=bucket, Key="pub.txt")
-    owner_only = {"Owner": public["Owner"], "Grants": [g for g in public["Grants"] if g["Permission"] == "FULL_CONTROL"]}
+    owner_only = {"Owner": public["Owner"],
+                  "Grants": [g for g in public["Grants"] if g["Permission"] == "FULL_CONTROL"]}
     s3.put_object_acl(Bucket=bucket, Key="pub.txt", AccessControlPolicy=owner_only)
     assert anon(cluster, "GET", f"/{bucket}/pub.txt")[0] == 403
     assert [g["Permission"] for g in s3.get_object_acl(Bucket=bucket, Key="pub.txt")["Grants"]] == ["FULL_CONTROL"]
