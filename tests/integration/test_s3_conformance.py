@@ -51,12 +51,15 @@ LATIN1_VALUE = "Hello Worldé".encode("latin-1")  # ... E9
 
 def _raw(cluster, method: str, path: str, meta: bytes | None = None, extra: dict[str, str] | None = None,
          body: bytes = b"") -> tuple[int, dict[bytes, bytes], bytes]:
-    """One signed request sent byte for byte; ``meta`` is sent as ``x-amz-meta-v`` (not
-    signed, as boto3 would not send it unchanged). Returns (status, lower-case raw response
-    header names -> raw values, body)."""
-    headers = signed_headers(cluster, method, path, {**(extra or {}), "Content-Length": str(len(body))})
+    """One signed request sent byte for byte; ``meta`` is sent as ``x-amz-meta-v`` (signed,
+    and sent as these bytes: boto3 would not send them unchanged). Returns (status,
+    lower-case raw response header names -> raw values, body)."""
+    signed = {**(extra or {}), "Content-Length": str(len(body))}
+    if meta is not None:
+        signed["x-amz-meta-v"] = meta.decode("utf-8", "surrogateescape")
+    headers = signed_headers(cluster, method, path, signed)
     lines = [f"{method} {path} HTTP/1.1".encode(), f"Host: 127.0.0.1:{cluster.s3_port}".encode(), b"Connection: close"]
-    lines += [f"{k}: {v}".encode() for k, v in headers.items() if k.lower() != "host"]
+    lines += [f"{k}: {v}".encode() for k, v in headers.items() if k.lower() not in ("host", "x-amz-meta-v")]
     if meta is not None:
         lines.append(b"x-amz-meta-v: " + meta)
     with socket.create_connection(("127.0.0.1", cluster.s3_port), timeout=10) as s:
