@@ -165,7 +165,7 @@ def test_delete_bucket_discards_uploads_in_progress_and_their_blobs(s3, internal
     with pytest.raises(ClientError) as e:
         s3.head_bucket(Bucket=name)
     assert e.value.response["Error"]["Code"] in ("404", "NoSuchBucket")
-    wait_for(lambda: internals.blobs_present(refs) == 0, what="discarded uploads' blobs to go")
+    eventually(lambda: internals.blobs_present(refs) == 0, 15.0, message="discarded uploads' blobs to go")
     s3.create_bucket(Bucket=name)  # the name is free again, and the old uploads are gone
     assert s3.list_multipart_uploads(Bucket=name).get("Uploads", []) == []
     for upload_id, key in ((uid, "obj"), (other, "other")):
