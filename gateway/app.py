@@ -22,7 +22,7 @@ from gateway.endpoints import OPERATIONS
 from gateway.expect import continue_or_ignore
 from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
 from gateway.handlers import upload_part
-from gateway.handlers import acl, tagging, versioning
+from gateway.handlers import acl, policy, tagging, versioning
 from gateway.middleware import Handler, make_middleware
 from gateway.raw_headers import install as install_raw_headers
 from gateway.topology import Topology
@@ -71,6 +71,9 @@ OP_HANDLERS: Mapping[str, Handler] = {
     "AbortMultipartUpload": multipart.handle_abort_multipart_upload,
     "ListParts": multipart.handle_list_parts,
     "ListMultipartUploads": multipart.handle_list_multipart_uploads,
+    "GetBucketPolicy": policy.handle_get_bucket_policy,
+    "PutBucketPolicy": policy.handle_put_bucket_policy,
+    "DeleteBucketPolicy": policy.handle_delete_bucket_policy,
 }
 
 # Headers up to 64 KiB reach the middleware, which answers oversized ones in S3 form.

@@ -2,7 +2,8 @@
 
 Order of work for every request: assign a request id (``ctx.request_ids``); parse the
 endpoint (pure, query values included); check header limits; authenticate with SigV4
-against ``ctx.clock``; call the handler as ``handler(ctx, request, endpoint)``, with the
+against ``ctx.clock`` (an unsigned request is the anonymous caller, refused AccessDenied
+unless the operation is an anonymous read: :mod:`gateway.anonymous`); call the handler as ``handler(ctx, request, endpoint)``, with the
 caller and the request id on the request (:mod:`gateway.caller`). Any ObjstoreError becomes S3
 error XML with its status; anything else is logged and answered as 500 InternalError with
 the request id, so no client ever sees a stack trace or a half-written success.
@@ -16,6 +17,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from gateway.anonymous import ANONYMOUS, check_anonymous_op, is_anonymous
 from gateway.auth import sigv2, sigv4
 from gateway.caller import CALLER_KEY, REQUEST_ID_KEY, Caller
 from gateway.context import CTX_KEY, GatewayContext
@@ -88,6 +90,7 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
             _check_header_limits(request)
             caller = await authenticate(ctx, request)
             request[CALLER_KEY] = caller
+            check_anonymous_op(caller, endpoint)
             check_expected_owner(request.headers, caller.owner)
             resp = await op_handlers[endpoint.op](ctx, request, endpoint)
             resp.headers.setdefault("x-amz-request-id", request_id)
@@ -122,7 +125,10 @@ def _error_response(request: web.Request, err: ObjstoreError, request_id: str) -
 
 
 async def authenticate(ctx: GatewayContext, request: web.Request) -> Caller:
-    """Verify SigV4 (or a SigV2 presigned URL) at ``ctx.clock``'s time; the caller it proves."""
+    """Verify SigV4 (or a SigV2 presigned URL) at ``ctx.clock``'s time; the caller it proves
+    (:data:`gateway.anonymous.ANONYMOUS` for a request that carries no signature at all)."""
+    if is_anonymous(request.headers, request.rel_url.query):
+        return ANONYMOUS
     raw_path, _, raw_query = request.raw_path.partition("?")
     now = datetime.fromtimestamp(ctx.clock(), timezone.utc)
     if "Authorization" not in request.headers and sigv2.is_presigned_v2(raw_query):

@@ -20,7 +20,7 @@ MAX_KEY_BYTES = 1024
 # Sub-resources that change what an operation means; any we do not list here is refused.
 BUCKET_SUBRESOURCES_NOT_IMPLEMENTED = {
     "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle",
-    "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
+    "logging", "metrics", "notification", "object-lock", "ownershipControls",
     "policyStatus", "publicAccessBlock", "replication", "requestPayment",
     "website", "accelerate",
 }
@@ -34,6 +34,7 @@ _BUCKET_SUBRESOURCE_OPS = {
     "versioning": {"GET": "GetBucketVersioning", "PUT": "PutBucketVersioning"},
     "versions": {"GET": "ListObjectVersions"},
     "tagging": {"GET": "GetBucketTagging", "PUT": "PutBucketTagging", "DELETE": "DeleteBucketTagging"},
+    "policy": {"GET": "GetBucketPolicy", "PUT": "PutBucketPolicy", "DELETE": "DeleteBucketPolicy"},
     "acl": {"GET": "GetBucketAcl", "PUT": "PutBucketAcl"},
 }
 _OBJECT_SUBRESOURCE_OPS = {

@@ -3,20 +3,22 @@
 (Also :func:`check_expected_owner`, which answers ``x-amz-expected-bucket-owner``.)
 
 A client that sends, say, ``x-amz-server-side-encryption-customer-key`` or
-``x-amz-acl: public-read`` expects something objstore cannot do (encrypt with its key,
-make the object public). Accepting the request and ignoring the header would be a wrong
+``x-amz-acl: public-read-write`` expects something objstore cannot do (encrypt with its
+key, let anyone write). Accepting the request and ignoring the header would be a wrong
 success, so :func:`refuse_unsupported_headers` raises ``NotImplementedOp`` before any
 handler runs, and nothing is changed.
 
 Pure: it looks only at the routed operation and the header names and values.
 Invariants: a header is refused only where ignoring it would be a wrong success: ACL
-grants that would open access, encryption (SSE, SSE-KMS, SSE-C on reads and writes,
-copy-source SSE-C on copies), object lock and retention on a write, a storage class or
-website redirect that would not be kept. Headers that ask for nothing objstore could
-violate are accepted and the operation is done: ``x-amz-request-payer`` (no bucket is
-requester-pays), ``x-amz-bypass-governance-retention`` (no object is under retention),
-``x-amz-mfa`` (MFA delete can never be enabled), and values equivalent to what objstore
-does anyway (``x-amz-acl: private``, ``x-amz-storage-class: STANDARD``).
+grants that would open access, canned ACLs that open more than objstore honours,
+encryption (SSE, SSE-KMS, SSE-C on reads and writes, copy-source SSE-C on copies), object
+lock and retention on a write, a storage class or website redirect that would not be kept.
+Headers that ask for nothing objstore could violate are accepted and the operation is done:
+``x-amz-request-payer`` (no bucket is requester-pays), ``x-amz-bypass-governance-retention``
+(no object is under retention), ``x-amz-mfa`` (MFA delete can never be enabled), and values
+equivalent to what objstore does anyway (``x-amz-acl: private``, ``x-amz-storage-class:
+STANDARD``); so is ``x-amz-acl: public-read`` where objstore honours it
+(:data:`PUBLIC_READ_OPS`).
 """
 from __future__ import annotations
 
@@ -55,6 +57,8 @@ _PER_OP = {"CopyObject": ("x-amz-copy-source-range",)}
 ACCEPTED_OBJECT_ACLS = ("private", "bucket-owner-full-control", "bucket-owner-read")
 ACCEPTED_BUCKET_ACLS = ("private",)
 ACCEPTED_STORAGE_CLASSES = ("STANDARD",)
+# Operations that honour the canned ACL public-read (gateway.anonymous says what it opens).
+PUBLIC_READ_OPS = ("PutObject", "CopyObject", "PutObjectAcl", "CreateBucket", "PutBucketAcl")
 # Bucket object ownership settings equivalent to objstore's model (ACLs disabled).
 ACCEPTED_OBJECT_OWNERSHIP = ("BucketOwnerEnforced",)
 
@@ -85,8 +89,9 @@ def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: M
     _refuse_present(h, _PER_OP.get(op, ()), op)
     if is_object and method in ("PUT", "POST"):
         _refuse_present(h, _OBJECT_WRITE, op)
-        _refuse_other_values(h, "x-amz-acl", ACCEPTED_OBJECT_ACLS,
-                             f"Only the canned ACLs {', '.join(ACCEPTED_OBJECT_ACLS)} are supported; "
+        accepted = (*ACCEPTED_OBJECT_ACLS, "public-read") if op in PUBLIC_READ_OPS else ACCEPTED_OBJECT_ACLS
+        _refuse_other_values(h, "x-amz-acl", accepted,
+                             f"Only the canned ACLs {', '.join(accepted)} are supported; "
                              "got x-amz-acl: {value}.")
         _refuse_other_values(h, "x-amz-storage-class", ACCEPTED_STORAGE_CLASSES,
                              "Only the STANDARD storage class is supported; got {value}.", str.upper)
@@ -96,8 +101,8 @@ def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: M
         _refuse_present(h, _SSE_C, op)
     if op in ("CreateBucket", "PutBucketAcl"):
         _refuse_present(h, _BUCKET_GRANTS, op)
-        _refuse_other_values(h, "x-amz-acl", ACCEPTED_BUCKET_ACLS,
-                             "Only the private canned ACL is supported; got x-amz-acl: {value}.")
+        _refuse_other_values(h, "x-amz-acl", (*ACCEPTED_BUCKET_ACLS, "public-read"),
+                             "Only the private and public-read canned ACLs are supported; got x-amz-acl: {value}.")
     if op == "CreateBucket":
         if h.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
             _refuse_present(h, ("x-amz-bucket-object-lock-enabled",), op)

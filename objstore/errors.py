@@ -86,6 +86,10 @@ class NoSuchTagSet(ObjstoreError):
     code, status, default_message = "NoSuchTagSet", 404, "The TagSet does not exist"
 
 
+class NoSuchBucketPolicy(ObjstoreError):
+    code, status, default_message = "NoSuchBucketPolicy", 404, "The bucket policy does not exist"
+
+
 class InvalidTag(ObjstoreError):
     code, status, default_message = "InvalidTag", 400, "The tag provided was not a valid tag."
 
@@ -135,6 +139,10 @@ class InvalidRange(ObjstoreError):
 class MalformedXML(ObjstoreError):
     code, status = "MalformedXML", 400
     default_message = "The XML you provided was not well-formed or did not validate against our published schema."
+
+
+class MalformedPolicy(ObjstoreError):
+    code, status, default_message = "MalformedPolicy", 400, "Policies must be valid JSON."
 
 
 class BadDigest(ObjstoreError):

@@ -106,6 +106,8 @@ class Bucket:
     consistency: str = "strong"
     versioning: str = ""  # "" | "Enabled" | "Suspended"
     tags: dict[str, str] = field(default_factory=dict)  # bucket tagging
+    access_policy: str = ""  # the bucket policy JSON as put ("" none; objstore.bucket_policy)
+    public_read: bool = False  # canned ACL public-read: anyone may list the bucket
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -165,6 +167,7 @@ class ObjectVersion:
     # Written while the bucket's versioning was Enabled: S3 shows ``version_id``. Otherwise
     # this is the key's "null" version (set by the metadata service, not by writers).
     versioned: bool = False
+    public_read: bool = False  # canned ACL public-read: anyone may read this version
 
     @property
     def s3_version_id(self) -> str:
@@ -181,6 +184,7 @@ class ObjectVersion:
             "placement": list(self.placement), "ring_epoch": self.ring_epoch, "checksums": dict(self.checksums),
             "delete_marker": self.delete_marker, "owner": self.owner,
             "parts": [p.to_dict() for p in self.parts], "tags": dict(self.tags), "versioned": self.versioned,
+            "public_read": self.public_read,
         }
 
     @classmethod

@@ -1,14 +1,17 @@
-"""Access control lists: Get/PutBucketAcl, Get/PutObjectAcl.
+"""Access control lists: GetBucketAcl, PutBucketAcl, GetObjectAcl, PutObjectAcl (``?acl``).
 
-objstore has one access rule: a bucket and everything in it belong to the user who created
-the bucket, and only that user has access. Every ACL is therefore the owner's FULL_CONTROL
-grant, and that is what GetBucketAcl and GetObjectAcl answer (an ``AccessControlPolicy``
-with the owner and one grant). PutBucketAcl and PutObjectAcl succeed, changing nothing,
-when what they ask for is that same ACL: the canned ``x-amz-acl: private`` (for objects
-also ``bucket-owner-full-control`` and ``bucket-owner-read``, see
-:mod:`gateway.unsupported`), or an ``AccessControlPolicy`` whose grants are all the owner's
-FULL_CONTROL. Any other ACL would open access (or take it away) and is 501 NotImplemented;
-canned ACLs and ``x-amz-grant-*`` headers are refused before any handler runs.
+Only the bucket's owner may use them. A bucket and everything in it belong to the user who
+created the bucket; the one access objstore adds to the owner's is public-read (everyone may
+read, see :mod:`gateway.anonymous`). The ACL shown is the one that exists: the owner's
+FULL_CONTROL grant, plus READ for the AllUsers group where the bucket or version is
+public-read. PutBucketAcl and PutObjectAcl set it from the ``x-amz-acl`` header
+(:func:`gateway.anonymous.canned_public_read`): ``public-read``, or ``private`` (for objects
+also ``bucket-owner-full-control`` and ``bucket-owner-read``), which revokes public-read;
+or from an ``AccessControlPolicy`` body whose grants are all the owner's FULL_CONTROL, which
+is the same as ``private``. Any other ACL document is 501 NotImplemented; canned ACLs that
+open more and ``x-amz-grant-*`` headers are refused before any handler runs
+(:mod:`gateway.unsupported`). Object ACLs address the current version or the one
+``versionId`` names.
 """
 from __future__ import annotations
 
@@ -17,25 +20,31 @@ import xml.etree.ElementTree as ET
 from aiohttp import web
 
 from gateway.access import owned_bucket
+from gateway.anonymous import canned_public_read
 from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
 from gateway.datapath.body import read_xml_body
-from gateway.datapath.lookup import owned_version
+from gateway.datapath.lookup import owned_version, with_marker_headers
 from gateway.endpoints import BucketEndpoint, VersionEndpoint
 from gateway.responses import XML, owner_element
 from gateway.xml import child_text, document, el, local_name, parse
-from objstore.errors import InvalidRequest, MalformedXML, MissingSecurityHeader, NotImplementedOp
+from objstore.errors import (InvalidRequest, MalformedXML, MissingSecurityHeader, NotImplementedOp,
+                             ObjstoreError)
 
 MAX_ACL_BODY = 64 * 1024
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
 
-def acl_document(owner: str) -> bytes:
-    """The ``AccessControlPolicy`` of everything ``owner`` owns: their FULL_CONTROL."""
-    grantee = (f'<Grantee xmlns:xsi="{XSI}" xsi:type="CanonicalUser">' + el("ID", owner)
-               + el("DisplayName", owner) + "</Grantee>")
-    grant = "<Grant>" + grantee + el("Permission", "FULL_CONTROL") + "</Grant>"
-    return document("AccessControlPolicy", [owner_element(owner), "<AccessControlList>", grant,
+def acl_document(owner: str, public_read: bool = False) -> bytes:
+    """The ``AccessControlPolicy`` S3 shows for an owner's resource: the owner's
+    FULL_CONTROL, and READ for AllUsers when ``public_read``."""
+    grants = ["<Grant>", f'<Grantee xmlns:xsi="{XSI}" xsi:type="CanonicalUser">', el("ID", owner),
+              el("DisplayName", owner), "</Grantee>", el("Permission", "FULL_CONTROL"), "</Grant>"]
+    if public_read:
+        grants += ["<Grant>", f'<Grantee xmlns:xsi="{XSI}" xsi:type="Group">', el("URI", ALL_USERS), "</Grantee>",
+                   el("Permission", "READ"), "</Grant>"]
+    return document("AccessControlPolicy", [owner_element(owner), "<AccessControlList>", *grants,
                                             "</AccessControlList>"])
 
 
@@ -62,41 +71,50 @@ def check_owner_only(body: bytes, owner: str) -> None:
     grants = {_grant(g) for g in lists[0]}
     if (len(owners) > 1 or (owners and child_text(owners[0], "ID") != owner)
             or grants != {("CanonicalUser", owner, "FULL_CONTROL")}):
-        raise NotImplementedOp("Only the ACL granting the owner FULL_CONTROL and nobody anything is supported.")
+        raise NotImplementedOp("Only the ACL granting the owner FULL_CONTROL and nobody anything is supported; "
+                               "use the x-amz-acl header with private or public-read.")
 
 
-async def _check_put(request: web.Request) -> None:
-    """Accept a PutBucketAcl/PutObjectAcl that asks for the owner-only ACL (a canned ACL
-    header was already checked: only equivalent ones reach here)."""
+async def _requested_public_read(request: web.Request, bucket: bool) -> bool:
+    """Whether a PutBucketAcl/PutObjectAcl makes the resource public-read (False: private).
+    A canned ACL header was already checked (only ones objstore honours reach here)."""
     caller = request[CALLER_KEY]
     body = await read_xml_body(request, caller.auth, MAX_ACL_BODY)
-    if "x-amz-acl" in request.headers:
+    value = canned_public_read(request.headers.get("x-amz-acl"), bucket=bucket)
+    if value is not None:
         if body.strip():
             raise InvalidRequest("Specify either a canned ACL or an ACL in the request body, not both.")
-        return
+        return value
     if not body.strip():
         raise MissingSecurityHeader("Your request was missing a required header: x-amz-acl or an ACL body.")
     check_owner_only(body, caller.owner)
+    return False
 
 
 async def handle_get_bucket_acl(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:
     bucket = await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
-    return web.Response(body=acl_document(bucket.owner), headers=XML)
+    return web.Response(body=acl_document(bucket.owner, bucket.public_read), headers=XML)
 
 
 async def handle_put_bucket_acl(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:
     await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
-    await _check_put(request)
+    public_read = await _requested_public_read(request, bucket=True)
+    await ctx.meta.set_bucket_public_read(ep.bucket, public_read)
+    ctx.forget_bucket(ep.bucket)
     return web.Response(status=200)
 
 
 async def handle_get_object_acl(ctx: GatewayContext, request: web.Request, ep: VersionEndpoint) -> web.Response:
     found = await owned_version(ctx, request[CALLER_KEY].owner, ep.bucket, ep.key, ep.version_id, request.method)
-    return web.Response(body=acl_document(found.version.owner or request[CALLER_KEY].owner),
-                        headers={**XML, **found.version_header()})
+    body = acl_document(found.version.owner or request[CALLER_KEY].owner, found.version.public_read)
+    return web.Response(body=body, headers={**XML, **found.version_header()})
 
 
 async def handle_put_object_acl(ctx: GatewayContext, request: web.Request, ep: VersionEndpoint) -> web.Response:
-    found = await owned_version(ctx, request[CALLER_KEY].owner, ep.bucket, ep.key, ep.version_id, request.method)
-    await _check_put(request)
-    return web.Response(status=200, headers=found.version_header())
+    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
+    public_read = await _requested_public_read(request, bucket=False)
+    try:
+        result = await ctx.meta.set_object_public_read(ep.bucket, ep.key, public_read, ep.version_id)
+    except ObjstoreError as err:
+        raise with_marker_headers(err, request.method) from None
+    return web.Response(status=200, headers=result.version_header())

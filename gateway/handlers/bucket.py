@@ -6,6 +6,8 @@ from typing import Sequence
 from aiohttp import web
 
 from gateway.access import owned_bucket
+from gateway.anonymous import canned_public_read, may_locate
+from gateway.public_access import opened_bucket
 from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
 from gateway.datapath.garbage import collect_parts
@@ -75,6 +77,8 @@ async def handle_create_bucket(ctx: GatewayContext, request: web.Request, ep: Bu
     except BucketAlreadyExists as err:
         err.extra.setdefault("BucketName", name)
         raise
+    if canned_public_read(request.headers.get("x-amz-acl"), bucket=True):
+        await ctx.meta.set_bucket_public_read(name, True)
     return web.Response(status=200, headers={"Location": f"/{name}"})
 
 
@@ -100,7 +104,7 @@ async def handle_delete_bucket(ctx: GatewayContext, request: web.Request, ep: Bu
 
 
 async def handle_get_bucket_location(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:
-    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
+    await opened_bucket(ctx, request[CALLER_KEY], ep.bucket, may_locate)
     region = "" if ctx.cfg.region == "us-east-1" else ctx.cfg.region
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'

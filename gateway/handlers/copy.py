@@ -35,6 +35,7 @@ from typing import Mapping
 from aiohttp import web
 
 from gateway.access import owned_bucket
+from gateway.anonymous import canned_public_read
 from gateway.auth.checksums import DIGEST_SIZES, normalize_algorithm
 from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
@@ -83,9 +84,10 @@ def tagging_directive(headers: Mapping[str, str]) -> str:
     return _directive(headers, "x-amz-tagging-directive", "tagging")
 
 
-# Fields a copy never inherits: it is one live blob (not parts, not a delete marker), and
-# whether it is a versioned or a "null" version is for the metadata service to decide.
-_NOT_COPIED = ("delete_marker", "parts", "versioned")
+# Fields a copy never inherits: it is one live blob (not parts, not a delete marker),
+# whether it is a versioned or a "null" version is for the metadata service to decide, and
+# its ACL is the copy request's own (private unless it says public-read), as in S3.
+_NOT_COPIED = ("delete_marker", "parts", "versioned", "public_read")
 
 
 def copied_record(source: ObjectVersion, **changes: object) -> ObjectVersion:
@@ -139,7 +141,7 @@ async def handle_copy_object(ctx: GatewayContext, request: web.Request, ep: Obje
         stream = SourceStream(read_range(ctx.storage, ctx.topology, v, 0, v.size - 1), v.size,
                               single_part_md5(v.etag), [*(a for a in v.checksums if a in DIGEST_SIZES), *extra_algorithms])
         _, holders = await write_blob(ctx, ep.bucket, ep.key, policy, v.size, stream.chunks(), version_id)
-        changes: dict[str, object] = {}
+        changes: dict[str, object] = {"public_read": bool(canned_public_read(h.get("x-amz-acl")))}
         if directive == "REPLACE":
             changes["content_type"], changes["headers"], changes["user_meta"] = stored_headers(h)
         if new_tags is not None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.access import owned_bucket
+from gateway.anonymous import may_list
 from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
 from gateway.endpoints import ListingScope, ListObjectsEndpoint, ListObjectsV2Endpoint
+from gateway.public_access import opened_bucket
 from gateway.query import encode_token
 from gateway.responses import XML, owner_element, page_settings
 from gateway.xml import document, el, iso8601
@@ -40,7 +41,7 @@ def _contents(page: ListResult, scope: ListingScope, with_owner: bool) -> list[s
 
 async def handle_list_objects_v2(ctx: GatewayContext, request: web.Request, ep: ListObjectsV2Endpoint) -> web.Response:
     scope = ep.scope
-    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
+    await opened_bucket(ctx, request[CALLER_KEY], ep.bucket, may_list)
     page = await ctx.meta.list_objects(ep.bucket, scope.prefix, scope.delimiter, ep.key_marker or None, ep.max_keys)
     parts = [el("Name", ep.bucket), el("Prefix", scope.encode(scope.prefix))]
     if scope.delimiter:
@@ -61,7 +62,7 @@ async def handle_list_objects_v2(ctx: GatewayContext, request: web.Request, ep: 
 
 async def handle_list_objects(ctx: GatewayContext, request: web.Request, ep: ListObjectsEndpoint) -> web.Response:
     scope = ep.scope
-    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
+    await opened_bucket(ctx, request[CALLER_KEY], ep.bucket, may_list)
     page = await ctx.meta.list_objects(ep.bucket, scope.prefix, scope.delimiter, ep.key_marker or None, ep.max_keys)
     parts = [el("Name", ep.bucket), el("Prefix", scope.encode(scope.prefix)), el("Marker", scope.encode(ep.key_marker))]
     if page.is_truncated and page.next_marker is not None:

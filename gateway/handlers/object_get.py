@@ -21,10 +21,10 @@ from aiohttp import web
 from gateway.caller import CALLER_KEY
 from gateway.conditions import etag_matches, parse_http_date
 from gateway.context import GatewayContext
-from gateway.datapath.lookup import owned_version
 from gateway.datapath.part_read import part_headers, part_range, requested_part
 from gateway.datapath.reader import read_range
 from gateway.endpoints import ReadEndpoint
+from gateway.public_access import readable_version
 from gateway.raw_headers import to_sent
 from gateway.xml import http_date
 from objstore.errors import InvalidRange, PreconditionFailed
@@ -104,7 +104,7 @@ def object_headers(v: ObjectVersion, request: web.Request, ep: ReadEndpoint, ran
 async def _resolve(ctx: GatewayContext, request: web.Request, ep: ReadEndpoint
                    ) -> tuple[ObjectVersion, tuple[int, int] | None, dict[str, str], web.Response | None]:
     """(version, byte range or None, response headers, a 304 answer when not modified)."""
-    found = await owned_version(ctx, request[CALLER_KEY].owner, ep.bucket, ep.key, ep.version_id, request.method)
+    found = await readable_version(ctx, request[CALLER_KEY], ep.bucket, ep.key, ep.version_id, request.method)
     v = found.version
     part = requested_part(ep.part_number, request.headers, v)
     rng = parse_range(request.headers.get("Range"), v.size) if part is None else part_range(part)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.access import owned_bucket
+from gateway.anonymous import canned_public_read
 from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
 from gateway.datapath.body import BodyStream, declared_size
@@ -68,6 +69,7 @@ async def handle_put_object(ctx: GatewayContext, request: web.Request, ep: Objec
         checksums=body.checksum_values,
         owner=caller.owner,
         tags=tags,
+        public_read=bool(canned_public_read(request.headers.get("x-amz-acl"))),
     )
     result = await commit_version(ctx, record, holders, if_match=if_match, if_none_match=if_none_match)
     headers = {"ETag": f'"{body.etag}"', **result.version_header()}

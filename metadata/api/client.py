@@ -255,6 +255,22 @@ class MetadataClient:
         """Replace a bucket's tags (``{}`` removes them). Raises NoSuchBucket, InvalidTag."""
         await self._command(c.SetBucketTags(name, dict(tags)))
 
+    async def put_bucket_policy(self, name: str, policy: str) -> None:
+        """Replace a bucket's policy (JSON text; "" removes it). Raises NoSuchBucket,
+        MalformedPolicy."""
+        await self._command(c.SetBucketPolicy(name, policy))
+
+    async def set_bucket_public_read(self, name: str, public_read: bool) -> None:
+        """Set a bucket's canned ACL to public-read (True) or private. Raises NoSuchBucket."""
+        await self._command(c.SetBucketAcl(name, public_read))
+
+    async def set_object_public_read(
+        self, bucket: str, key: str, public_read: bool, version_id: str | None = None,
+    ) -> WriteResult:
+        """Set a version's canned ACL (None: the current one) to public-read (True) or
+        private. Raises NoSuchBucket, NoSuchKey, NoSuchVersion, MethodNotAllowed."""
+        return await self._command(c.SetObjectAcl(bucket, key, public_read, version_id=version_id or ""))
+
     async def list_objects(
         self, bucket: str, prefix: str = "", delimiter: str | None = None,
         start_after: str | None = None, max_keys: int = 1000,

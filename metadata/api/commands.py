@@ -194,6 +194,39 @@ class SetObjectTags(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class SetBucketPolicy(Command):
+    """Replace a bucket's policy (JSON text; "" removes it). Raises NoSuchBucket,
+    MalformedPolicy (nothing is stored then)."""
+
+    TYPE: ClassVar[str] = "SetBucketPolicy"
+    name: str
+    policy: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetBucketAcl(Command):
+    """Set a bucket's canned ACL: public-read (anyone may list it) or private."""
+
+    TYPE: ClassVar[str] = "SetBucketAcl"
+    name: str
+    public_read: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SetObjectAcl(Command):
+    """Set the canned ACL of a version (``version_id`` "": the current one): public-read
+    (anyone may read it) or private; returns a WriteResult naming it. Raises like
+    SetObjectTags."""
+
+    TYPE: ClassVar[str] = "SetObjectAcl"
+    RESULT: ClassVar[type | None] = WriteResult
+    bucket: str
+    key: str
+    public_read: bool = False
+    version_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CreateMultipartUpload(Command):
     """Start a multipart upload (the id comes from the gateway); returns the upload."""
 
@@ -252,7 +285,7 @@ COMMANDS: dict[str, type[Command]] = {
     for c in (
         Noop, RegisterNode, SetNodeState, CreateBucket, DeleteBucket,
         PutCredential, DeleteCredential, PutObject, DeleteObject,
-        SetBucketVersioning, SetBucketTags, SetObjectTags,
+        SetBucketVersioning, SetBucketTags, SetObjectTags, SetBucketPolicy, SetBucketAcl, SetObjectAcl,
         CreateMultipartUpload, PutPart, AbortMultipartUpload, CompleteMultipartUpload,
     )
 }

@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Iterator
 
 from metadata.api import commands as c
 from metadata.fsm import records
+from objstore import bucket_policy
 from objstore import s3rules as tagging
 from metadata.api.commands import Outcome
 from metadata.fsm.object_index import BucketIndex
@@ -101,6 +102,9 @@ class MetadataFSM:
             c.SetBucketVersioning: self._set_bucket_versioning,
             c.SetBucketTags: self._set_bucket_tags,
             c.SetObjectTags: self._set_object_tags,
+            c.SetBucketPolicy: self._set_bucket_policy,
+            c.SetBucketAcl: self._set_bucket_acl,
+            c.SetObjectAcl: self._set_object_acl,
             c.CreateMultipartUpload: lambda cmd: self.uploads.create(cmd.upload, self.get_bucket(cmd.upload.bucket)),
             c.PutPart: lambda cmd: self.uploads.put_part(cmd.bucket, cmd.key, cmd.upload_id, cmd.part),
             c.AbortMultipartUpload: lambda cmd: self.uploads.abort(cmd.bucket, cmd.key, cmd.upload_id),
@@ -235,6 +239,20 @@ class MetadataFSM:
         index = self._index(cmd.bucket)
         tagging.validate(cmd.tags)
         return index.set_tags(cmd.key, cmd.version_id or None, cmd.tags, self.buckets[cmd.bucket].versioning)
+
+    def _set_bucket_policy(self, cmd: c.SetBucketPolicy) -> None:
+        bucket = self.get_bucket(cmd.name)
+        if cmd.policy:
+            bucket_policy.parse(cmd.policy, cmd.name)  # MalformedPolicy: nothing stored
+        self.buckets[cmd.name] = dataclasses.replace(bucket, access_policy=cmd.policy)
+
+    def _set_bucket_acl(self, cmd: c.SetBucketAcl) -> None:
+        self.buckets[cmd.name] = dataclasses.replace(self.get_bucket(cmd.name), public_read=cmd.public_read)
+
+    def _set_object_acl(self, cmd: c.SetObjectAcl) -> WriteResult:
+        index = self._index(cmd.bucket)
+        return index.set_public_read(cmd.key, cmd.version_id or None, cmd.public_read,
+                                     self.buckets[cmd.bucket].versioning)
 
     def _complete_upload(self, cmd: c.CompleteMultipartUpload):
         """Complete a multipart upload, committing its object as PutObject would."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from typing import Iterator
+from typing import Any, Iterator
 
 from sortedcontainers import SortedDict
 
@@ -224,8 +224,17 @@ class BucketIndex:
     def set_tags(self, key: str, version_id: str | None, tags: dict[str, str], state: str) -> WriteResult:
         """Replace the tag set of a version (the current one when ``version_id`` is None);
         raises like :meth:`get`."""
+        return self._rewrite(key, version_id, state, tags=dict(tags))
+
+    def set_public_read(self, key: str, version_id: str | None, public_read: bool, state: str) -> WriteResult:
+        """Set the public-read flag of a version (the current one when ``version_id`` is
+        None); raises like :meth:`get`."""
+        return self._rewrite(key, version_id, state, public_read=public_read)
+
+    def _rewrite(self, key: str, version_id: str | None, state: str, **changes: Any) -> WriteResult:
+        """Replace fields of one version's record in place."""
         i, rec = self._find(key, version_id)
-        v = dataclasses.replace(self._decode(key, rec), tags=dict(tags))
+        v = dataclasses.replace(self._decode(key, rec), **changes)
         versions = self.versions(key)
         self.store(key, versions[:i] + (records.encode(v, self.atoms),) + versions[i + 1 :])
         return WriteResult(v.s3_version_id, state)

@@ -9,7 +9,8 @@ Layout (little endian): ``size q | last_modified d | ring_epoch Q | content_type
 policy I | owner I | placement I | flags B | version_id (u16 length + UTF-8) | etag |
 extras``. The etag is 16 raw bytes when it is a plain hex MD5 (flag ``ETAG_MD5``), else u16
 length + UTF-8. ``extras`` (flag ``EXTRAS``) is the JSON of the non-empty headers, user
-metadata, checksums, tags ("t") and, for a multipart object, its parts list ("p",
+metadata, checksums, tags ("t"), the public-read flag ("r", only when set; absent in records
+from before canned ACLs) and, for a multipart object, its parts list ("p",
 :mod:`metadata.fsm.part_codec`). Flag ``VERSIONED`` marks a version written while the bucket's
 versioning was Enabled (clear: the key's "null" version); ``DELETE_MARKER`` a delete marker.
 
@@ -79,7 +80,7 @@ def validate_version(v: ObjectVersion) -> None:
 def encode(v: ObjectVersion, atoms: Atoms) -> bytes:
     """The compact record of ``v`` (call :func:`validate_version` first)."""
     ex = {"h": v.headers, "m": v.user_meta, "c": v.checksums, "p": part_codec.pack(v.parts) if v.parts else None,
-          "t": v.tags}
+          "t": v.tags, "r": v.public_read}
     return _pack(
         v.version_id, v.size, v.etag, v.last_modified, v.content_type, v.policy,
         tuple(v.placement), v.ring_epoch, v.owner, v.delete_marker,
@@ -146,6 +147,7 @@ def decode(bucket: str, key: str, rec: bytes, atoms: Atoms, parts: bool = True) 
         content_type=ct, headers=ex.get("h", {}), user_meta=ex.get("m", {}), policy=policy,
         placement=placement, ring_epoch=epoch, checksums=ex.get("c", {}), delete_marker=dm, owner=owner,
         parts=part_codec.unpack(ex["p"]) if parts and "p" in ex else (), tags=ex.get("t", {}), versioned=versioned,
+        public_read=bool(ex.get("r", False)),
     )
 
 

@@ -6,6 +6,7 @@ than declared, malformed XML, oversized headers.
 """
 from __future__ import annotations
 
+import hashlib
 import socket
 import uuid
 import xml.etree.ElementTree as ET
@@ -29,6 +30,24 @@ class FixedPayloadAuth(S3SigV4Auth):
 
     def payload(self, request) -> str:
         return self._payload_hash
+
+    # A header value holding lone surrogates stands for non-UTF-8 bytes (as the gateway reads
+    # it); botocore would mangle it (its headers go through email's parser) and refuse to
+    # encode it, so these three sign the values as set, encoded back to those bytes.
+    def headers_to_sign(self, request):
+        signed = super().headers_to_sign(request)
+        for name, value in request.headers.raw_items():
+            if isinstance(value, str) and name.lower() in signed:
+                signed.replace_header(name.lower(), value)
+        return signed
+
+    def canonical_headers(self, headers_to_sign) -> str:
+        return "\n".join(f"{key}:" + ",".join(self._header_value(v) for k, v in headers_to_sign.raw_items() if k == key)
+                         for key in sorted(set(headers_to_sign)))
+
+    def string_to_sign(self, request, canonical_request: str) -> str:
+        digest = hashlib.sha256(canonical_request.encode("utf-8", "surrogateescape")).hexdigest()
+        return "\n".join(["AWS4-HMAC-SHA256", request.context["timestamp"], self.credential_scope(request), digest])
 
 
 def signed_headers(cluster, method: str, path: str, headers: dict[str, str], payload_hash: str = "UNSIGNED-PAYLOAD",
@@ -170,6 +189,6 @@ def test_error_has_request_id(cluster):
 
 
 def test_unsupported_operation_is_not_implemented(cluster, bucket):
-    path = f"/{bucket}?policy"  # (ACLs are served: the owner-only one)
+    path = f"/{bucket}?cors"  # (ACLs and policies are served)
     status, resp = raw_request(cluster, "GET", path, signed_headers(cluster, "GET", path, {}))
     assert status == 501 and xml_code(resp) == "NotImplemented"

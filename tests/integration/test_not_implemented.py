@@ -23,7 +23,7 @@ SSE_C = {
 }
 COPY_SSE_C = {k.replace("x-amz-", "x-amz-copy-source-"): v for k, v in SSE_C.items()}
 BUCKET_SUBRESOURCES = [
-    "policy", "lifecycle", "cors", "website", "encryption", "object-lock", "replication", "logging",
+    "lifecycle", "cors", "website", "encryption", "object-lock", "replication", "logging",
     "notification", "ownershipControls", "publicAccessBlock", "requestPayment", "accelerate", "analytics",
     "inventory", "metrics", "intelligent-tiering", "policyStatus",
 ]
@@ -39,7 +39,7 @@ OBJECT_WRITE_HEADERS = [
     {"x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": "2030-01-01T00:00:00Z"},
     {"x-amz-object-lock-legal-hold": "ON"},
     {"x-amz-website-redirect-location": "/elsewhere"},
-    {"x-amz-acl": "public-read"},
+    {"x-amz-acl": "public-read-write"},
     {"x-amz-acl": "authenticated-read"},
     {"x-amz-grant-read": 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'},
     {"x-amz-grant-full-control": "id=someone"},
@@ -63,11 +63,12 @@ def _cases() -> list:
         cases.append(pytest.param("GET", "/{b}/existing?" + sub, {}, b"", id=f"GET-object-{sub}"))
         cases.append(pytest.param("PUT", "/{b}/existing?" + sub, {}, b"<Configuration/>", id=f"PUT-object-{sub}"))
     cases += [
-        # ACLs other than the owner's FULL_CONTROL (which is the only one objstore answers)
-        pytest.param("PUT", "/{b}?acl", {"x-amz-acl": "public-read"}, b"", id="PutBucketAcl-public-read"),
+        # ACLs other than the owner's FULL_CONTROL, alone or with public-read
+        pytest.param("PUT", "/{b}?acl", {"x-amz-acl": "public-read-write"}, b"", id="PutBucketAcl-public-read-write"),
         pytest.param("PUT", "/{b}?acl", {"x-amz-grant-read": "id=someone"}, b"", id="PutBucketAcl-grant"),
         pytest.param("PUT", "/{b}?acl", {}, ALL_USERS_ACL, id="PutBucketAcl-all-users-xml"),
-        pytest.param("PUT", "/{b}/existing?acl", {"x-amz-acl": "public-read"}, b"", id="PutObjectAcl-public-read"),
+        pytest.param("PUT", "/{b}/existing?acl", {"x-amz-acl": "public-read-write"}, b"",
+                     id="PutObjectAcl-public-read-write"),
         pytest.param("PUT", "/{b}/existing?acl", {"x-amz-grant-full-control": "id=someone"}, b"",
                      id="PutObjectAcl-grant"),
         pytest.param("PUT", "/{b}/existing?acl", {}, ALL_USERS_ACL, id="PutObjectAcl-all-users-xml"),
@@ -86,15 +87,17 @@ def _cases() -> list:
         cases.append(pytest.param("PUT", "/{b}/copied", {"x-amz-copy-source": "/{b}/existing", **h}, b"",
                                   id=f"CopyObject-{name}"))
     cases += [
-        pytest.param("PUT", "/{b}/existing", {"x-amz-acl": "public-read"}, b"overwritten",
-                     id="PutObject-existing-public-read"),
+        pytest.param("PUT", "/{b}/existing", {"x-amz-acl": "public-read-write"}, b"overwritten",
+                     id="PutObject-existing-public-read-write"),
+        pytest.param("POST", "/{b}/new-object?uploads", {"x-amz-acl": "public-read"}, b"",
+                     id="CreateMultipartUpload-public-read"),
         pytest.param("PUT", "/{b}/copied", {"x-amz-copy-source": "/{b}/existing", **COPY_SSE_C}, b"",
                      id="CopyObject-copy-source-SSE-C"),
         pytest.param("PUT", "/{b}/copied", {"x-amz-copy-source": "/{b}/existing", "x-amz-copy-source-range": "bytes=0-1"},
                      b"", id="CopyObject-copy-source-range"),
         pytest.param("GET", "/{b}/existing", SSE_C, b"", id="GetObject-SSE-C"),
         pytest.param("HEAD", "/{b}/existing", SSE_C, b"", id="HeadObject-SSE-C"),
-        pytest.param("PUT", "/{new}", {"x-amz-acl": "public-read"}, b"", id="CreateBucket-public-read"),
+        pytest.param("PUT", "/{new}", {"x-amz-acl": "public-read-write"}, b"", id="CreateBucket-public-read-write"),
         pytest.param("PUT", "/{new}", {"x-amz-bucket-object-lock-enabled": "true"}, b"", id="CreateBucket-object-lock"),
         pytest.param("PUT", "/{new}", {"x-amz-grant-full-control": "id=someone"}, b"", id="CreateBucket-grant"),
         pytest.param("PUT", "/{new}", {"x-amz-object-ownership": "ObjectWriter"}, b"", id="CreateBucket-ownership"),
@@ -157,7 +160,7 @@ def test_equivalent_acl_and_storage_class_are_accepted(s3, ni_bucket, baseline):
 
 def test_not_implemented_error_document(cluster, ni_bucket):
     path = f"/{ni_bucket}/x"
-    h = signed_headers(cluster, "PUT", path, {"x-amz-acl": "public-read", "Content-Length": "1"})
+    h = signed_headers(cluster, "PUT", path, {"x-amz-acl": "public-read-write", "Content-Length": "1"})
     status, resp = raw_request(cluster, "PUT", path, h, b"x")
     assert status == 501 and b"<Code>NotImplemented</Code>" in resp and b"<RequestId>" in resp
     assert b"x-amz-acl" in resp  # the message names what is not supported

@@ -6,13 +6,10 @@ import hashlib
 import socket
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
-from urllib.parse import parse_qsl, unquote
 
 import pytest
 from botocore.exceptions import ClientError
 
-from gateway.auth.sign import sign_request
 from tests.integration.test_bad_input import raw_request, signed_headers
 
 pytestmark = pytest.mark.integration
@@ -54,20 +51,17 @@ LATIN1_VALUE = "Hello Worldé".encode("latin-1")  # ... E9
 
 def _raw(cluster, method: str, path: str, meta: bytes | None = None, extra: dict[str, str] | None = None,
          body: bytes = b"") -> tuple[int, dict[bytes, bytes], bytes]:
-    """One signed request sent byte for byte; ``meta`` is sent, and signed, as the raw bytes
-    of ``x-amz-meta-v`` (boto3 would re-encode it). Returns (status, lower-case raw response
-    header names -> raw values, body)."""
-    hdrs = {**(extra or {}), "Content-Length": str(len(body))}
+    """One signed request sent byte for byte; ``meta`` is sent as ``x-amz-meta-v`` (signed,
+    and sent as these bytes: boto3 would not send them unchanged). Returns (status,
+    lower-case raw response header names -> raw values, body)."""
+    signed = {**(extra or {}), "Content-Length": str(len(body))}
     if meta is not None:
-        # The signer and the gateway both read a header's bytes through surrogateescape.
-        hdrs["x-amz-meta-v"] = meta.decode("utf-8", "surrogateescape")
-    bare, _, query = path.partition("?")
-    headers = sign_request(cluster.access_key, cluster.secret_key, "us-east-1", method,
-                           f"127.0.0.1:{cluster.s3_port}", unquote(bare),
-                           dict(parse_qsl(query, keep_blank_values=True)), hdrs, "UNSIGNED-PAYLOAD",
-                           datetime.now(timezone.utc))
-    lines = [f"{method} {path} HTTP/1.1".encode(), b"Connection: close"]
-    lines += [f"{k}: {v}".encode("utf-8", "surrogateescape") for k, v in headers.items()]
+        signed["x-amz-meta-v"] = meta.decode("utf-8", "surrogateescape")
+    headers = signed_headers(cluster, method, path, signed)
+    lines = [f"{method} {path} HTTP/1.1".encode(), f"Host: 127.0.0.1:{cluster.s3_port}".encode(), b"Connection: close"]
+    lines += [f"{k}: {v}".encode() for k, v in headers.items() if k.lower() not in ("host", "x-amz-meta-v")]
+    if meta is not None:
+        lines.append(b"x-amz-meta-v: " + meta)
     with socket.create_connection(("127.0.0.1", cluster.s3_port), timeout=10) as s:
         s.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
         chunks = []
@@ -287,7 +281,7 @@ def test_acls_that_would_open_access_are_not_implemented(s3, bucket, kind, targe
     owner = s3.list_buckets()["Owner"]
     grantee = {"all-users-xml": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
                "other-user-xml": {"Type": "CanonicalUser", "ID": "someone-else"}}.get(kind)
-    kw = {"canned": {"ACL": "public-read"}, "grant-header": {"GrantRead": "id=someone-else"}}.get(kind) or {
+    kw = {"canned": {"ACL": "public-read-write"}, "grant-header": {"GrantRead": "id=someone-else"}}.get(kind) or {
         "AccessControlPolicy": {"Owner": owner, "Grants": [
             {"Grantee": {"Type": "CanonicalUser", "ID": owner["ID"]}, "Permission": "FULL_CONTROL"},
             {"Grantee": grantee, "Permission": "READ"}]}}

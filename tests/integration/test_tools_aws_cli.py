@@ -186,6 +186,6 @@ def test_aws_s3api_acls(cluster, s3, bucket_name, tmp_path):
                                                "DisplayName": acl["Owner"]["DisplayName"]}
     aws("s3api", "put-object-acl", "--bucket", bucket_name, "--key", "k", "--acl", "private")
     aws("s3api", "put-bucket-acl", "--bucket", bucket_name, "--acl", "private")
-    refused = aws("s3api", "put-object-acl", "--bucket", bucket_name, "--key", "k", "--acl", "public-read",
+    refused = aws("s3api", "put-object-acl", "--bucket", bucket_name, "--key", "k", "--acl", "public-read-write",
                   check=False)
     assert refused.returncode != 0 and "NotImplemented" in refused.stderr

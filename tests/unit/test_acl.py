@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from gateway.handlers.acl import XSI, acl_document, check_owner_only
+from gateway.handlers.acl import ALL_USERS, XSI, acl_document, check_owner_only
 from objstore.errors import MalformedXML, NotImplementedOp
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -29,6 +29,14 @@ def test_the_document_grants_the_owner_full_control():
     assert grants[0].find(f"{NS}Grantee").get(f"{{{XSI}}}type") == "CanonicalUser"
     assert grants[0].findtext(f"{NS}Grantee/{NS}ID") == "alice"
     check_owner_only(acl_document("alice"), "alice")  # what we answer is what we accept
+
+
+def test_a_public_read_document_adds_all_users_read():
+    tree = ET.fromstring(acl_document("alice", public_read=True))
+    grants = [(g.find(f"{NS}Grantee").get(f"{{{XSI}}}type"), g.findtext(f"{NS}Grantee/{NS}ID"),
+               g.findtext(f"{NS}Grantee/{NS}URI"), g.findtext(f"{NS}Permission"))
+              for g in tree.findall(f"{NS}AccessControlList/{NS}Grant")]
+    assert grants == [("CanonicalUser", "alice", None, "FULL_CONTROL"), ("Group", None, ALL_USERS, "READ")]
 
 
 @pytest.mark.parametrize("body", [

@@ -269,7 +269,8 @@ def test_render_result():
 
 @pytest.mark.parametrize("op,method,is_object,headers", [
     ("PutObject", "PUT", True, {"x-amz-server-side-encryption-customer-algorithm": "AES256"}),
-    ("PutObject", "PUT", True, {"X-Amz-Acl": "public-read"}),
+    ("PutObject", "PUT", True, {"X-Amz-Acl": "public-read-write"}),
+    ("CreateMultipartUpload", "POST", True, {"x-amz-acl": "public-read"}),
     ("PutObject", "PUT", True, {"x-amz-grant-read": "id=x"}),
     ("PutObject", "PUT", True, {"x-amz-storage-class": "GLACIER"}),
     ("PutObject", "PUT", True, {"x-amz-object-lock-mode": "GOVERNANCE"}),
@@ -296,6 +297,10 @@ def test_unsupported_headers_are_refused(op, method, is_object, headers):
 @pytest.mark.parametrize("op,method,is_object,headers", [
     ("PutObject", "PUT", True, {"x-amz-acl": "private", "x-amz-storage-class": "STANDARD"}),
     ("PutObject", "PUT", True, {"x-amz-acl": "bucket-owner-full-control"}),
+    ("PutObject", "PUT", True, {"X-Amz-Acl": "public-read"}),
+    ("PutObjectAcl", "PUT", True, {"x-amz-acl": "public-read"}),
+    ("CopyObject", "PUT", True, {"x-amz-acl": "public-read"}),
+    ("CreateBucket", "PUT", False, {"x-amz-acl": "public-read"}),
     ("CreateBucket", "PUT", False, {"x-amz-acl": "private", "x-amz-object-ownership": "BucketOwnerEnforced",
                                     "x-amz-bucket-object-lock-enabled": "false"}),
     ("PutObject", "PUT", True, {"x-amz-acl": "bucket-owner-read"}),

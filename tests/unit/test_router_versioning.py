@@ -46,6 +46,6 @@ def test_version_id_on_a_write_and_unserved_sub_resources_stay_refused():
     with pytest.raises(NotImplementedOp):
         route("PUT", "/b/k", versionId="null")
     with pytest.raises(NotImplementedOp):
-        route("GET", "/b", versioning="", policy="")
+        route("GET", "/b", versioning="", cors="")
     with pytest.raises(NotImplementedOp):
         route("GET", "/b/k", tagging="", retention="")
