@@ -102,8 +102,13 @@ async def _settle(
     aborted: set[int],
     version_id: str,
     write_quorum: int,
+    *,
+    shards: bool = False,
 ) -> list[str]:
-    """The nodes that stored the blob; suspects failed nodes; InsufficientReplicas below W."""
+    """The nodes that stored the blob; suspects failed nodes; InsufficientReplicas below W.
+
+    With ``shards``, node i was sent shard i (erasure coding) rather than a replica.
+    """
     stored: list[str] = []
     for i, (node, res) in enumerate(zip(nodes, results)):
         if i in aborted:
@@ -116,7 +121,8 @@ async def _settle(
         else:
             stored.append(node.node_id)
     if len(stored) < write_quorum:
-        await delete_blobs(storage, [n for n in nodes if n.node_id in stored], version_id)
+        kept = [i for i, n in enumerate(nodes) if n.node_id in stored]
+        await delete_blobs(storage, [nodes[i] for i in kept], version_id, kept if shards else None)
         raise InsufficientReplicas(
             f"Only {len(stored)} of {len(nodes)} storage nodes stored the object; {write_quorum} are required."
         )
@@ -145,12 +151,14 @@ def _force_put(q: asyncio.Queue, item: object) -> None:
     q.put_nowait(item)
 
 
-async def delete_blobs(storage: StorageClient, nodes: Sequence[NodeInfo], version_id: str) -> None:
-    """Best-effort removal of a blob from nodes (garbage collection repeats what fails)."""
-    async def one(n: NodeInfo) -> None:
+async def delete_blobs(storage: StorageClient, nodes: Sequence[NodeInfo], version_id: str,
+                       shards: Sequence[int] | None = None) -> None:
+    """Best-effort removal of a blob from nodes (garbage collection repeats what fails):
+    the replica (shard 0) from each node, or with ``shards`` shard ``shards[i]`` from ``nodes[i]``."""
+    async def one(n: NodeInfo, shard: int) -> None:
         try:
-            await storage.delete_blob(n.address, version_id, 0)
+            await storage.delete_blob(n.address, version_id, shard)
         except Exception as exc:  # noqa: BLE001
             log.info("could not delete %s from %s: %s", version_id, n.node_id, exc)
 
-    await asyncio.gather(*(one(n) for n in nodes))
+    await asyncio.gather(*(one(n, 0 if shards is None else shards[i]) for i, n in enumerate(nodes)))

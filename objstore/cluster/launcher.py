@@ -32,6 +32,7 @@ from typing import IO
 
 from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free, stop_all, wait_healthy
 from objstore.durable_io import atomic_write
+from objstore.erasure.policy import check_ec_policy
 from objstore.errors import ObjstoreError
 from objstore.types import Policy
 
@@ -133,6 +134,8 @@ class Cluster:
         o = self.opts
         try:
             policy = Policy.parse(o.default_policy)
+            if policy.kind == "ec":
+                check_ec_policy(policy, o.storage_nodes)
         except ObjstoreError as exc:
             raise LaunchError(exc.message) from None
         if o.storage_nodes < policy.n:
