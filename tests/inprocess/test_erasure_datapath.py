@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from objstore.erasure.data_layout import DataLayout
 from tests.harness.cluster import InProcessCluster, StorageNode
 from tests.harness.disk import files_holding
+from tests.harness.eventually import eventually_async
 
 BUCKET = "coded"
 TINY, INLINE, LARGE = 5000, 200 * 1024, 3 * 1024 * 1024 + 12345  # replica:3, coded sent whole, coded streamed
@@ -201,3 +202,50 @@ async def test_create_bucket_refuses_ec_policies_the_cluster_cannot_hold(ec, pol
         await create_bucket_with_policy(ec, "nope", policy)
     assert err.value.response["Error"]["Code"] == "InvalidArgument"
     assert words in err.value.response["Error"]["Message"]
+
+
+def record_shard_reads(c: InProcessCluster) -> list[int]:
+    """The shard index of every blob GET the gateway makes from now on."""
+    storage = c.ctx.storage
+    asked: list[int] = []
+    real = storage.get_blob
+
+    def get_blob(address, version_id, shard, *args, **kw):
+        asked.append(shard)
+        return real(address, version_id, shard, *args, **kw)
+
+    storage.get_blob = get_blob
+    return asked
+
+
+async def test_a_healthy_read_fetches_data_shards_only_and_a_degraded_one_parity_too(ec):
+    _, body = body_of(LARGE)
+    await put(ec, "k", body)
+    asked = record_shard_reads(ec)
+    assert await get(ec, "k") == body
+    assert sorted(asked) == [0, 1, 2, 3]  # one stream per data shard, whatever the stripe count
+    asked.clear()
+    assert await get(ec, "k", "bytes=10-20") == body[10:21]
+    assert asked == [0]  # the bytes of one data shard only
+    await (await shard_nodes(ec, "k"))[2].down()
+    asked.clear()
+    assert await get(ec, "k") == body
+    assert set(asked) - {2} == {0, 1, 3, 4}  # data shards, and the first parity shard instead of 2
+
+
+async def test_deleting_a_coded_object_deletes_every_shard(ec):
+    _, body = body_of(LARGE)
+    await put(ec, "k", body)
+    version = await ec.meta.get_object(BUCKET, "k")
+    storage = ec.ctx.storage
+
+    async def shards_left() -> list[int]:
+        return [i for i, node_id in enumerate(version.placement)
+                if await storage.head_blob(ec.nodes[node_id].address, version.version_id, i) is not None]
+
+    async def none_left() -> bool:
+        return await shards_left() == []
+
+    assert await shards_left() == list(range(6))
+    await ec.s3("delete_object", Bucket=BUCKET, Key="k")
+    await eventually_async(none_left, message="every shard blob deleted")
