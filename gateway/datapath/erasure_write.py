@@ -20,14 +20,21 @@ the object size (``DataLayout``): a node's blobs say on their own what they belo
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Awaitable, Sequence
 
 from objstore.erasure import StripeEncoder, encode_stream
 from objstore.erasure.data_layout import DataLayout
 from objstore.node.client import StorageClient
 from objstore.types import NodeInfo
 
-from gateway.datapath.replicate import _EOF, INLINE_SIZE, _Aborted, _force_put, _put, _queue_body, _settle
+from gateway.datapath.replicate import (
+    INLINE_SIZE,
+    _abort_uploads,
+    _finish_uploads,
+    _put,
+    _queue_body,
+    _settle,
+)
 from gateway.topology import Topology
 
 SHARD_QUEUE_DEPTH = 2  # stripes queued per node beyond the one being encoded
@@ -58,7 +65,7 @@ async def write_shards(
     header = str(layout.with_size(size))
     shard_size = stripes.shard_file_size(size)
 
-    def upload(i: int, body: AsyncIterator[bytes] | bytes):
+    def upload(i: int, body: AsyncIterator[bytes] | bytes) -> Awaitable[dict]:
         return storage.put_blob(nodes[i].address, version_id, i, bucket, key, header, shard_size, body)
 
     if size <= INLINE_SIZE:
@@ -92,20 +99,9 @@ async def write_shards(
             if last is not None:
                 await hand_out(last)
     except BaseException as exc:
-        for q in queues:
-            _force_put(q, exc if isinstance(exc, Exception) else _Aborted())
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _abort_uploads(queues, tasks, exc)
         raise
-    if len(live) >= quorum:
-        for i in list(live):
-            if not await _put(queues[i], tasks[i], _EOF):
-                live.remove(i)
-    aborted: set[int] = set()
-    if len(live) < quorum:
-        aborted, live = set(live), []
-    for i in set(range(len(nodes))) - set(live):
-        _force_put(queues[i], _Aborted())
-    results = await asyncio.gather(*tasks, return_exceptions=True)
+    results, aborted = await _finish_uploads(queues, tasks, live, quorum)
     stored = await _settle(storage, topology, nodes, results, aborted, version_id, quorum, shards=True)
     return _placement(nodes, stored, stripes.n)
 

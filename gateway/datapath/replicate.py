@@ -77,10 +77,23 @@ async def write_replicas(
             if len(live) < write_quorum:
                 break
     except BaseException as exc:
-        for q in queues:
-            _force_put(q, exc if isinstance(exc, Exception) else _Aborted())
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _abort_uploads(queues, tasks, exc)
         raise
+    results, aborted = await _finish_uploads(queues, tasks, live, write_quorum)
+    return await _settle(storage, topology, nodes, results, aborted, version_id, write_quorum)
+
+
+async def _abort_uploads(queues: Sequence[asyncio.Queue], tasks: Sequence[asyncio.Task], exc: BaseException) -> None:
+    """The body failed with ``exc``: end every upload without completing its blob."""
+    for q in queues:
+        _force_put(q, exc if isinstance(exc, Exception) else _Aborted())
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _finish_uploads(queues: Sequence[asyncio.Queue], tasks: Sequence[asyncio.Task], live: list[int],
+                          write_quorum: int) -> tuple[list[object], set[int]]:
+    """The body is all queued: complete the ``live`` uploads if at least ``write_quorum`` are
+    left, else abort them too. Returns every upload's result and the indexes aborted here."""
     if len(live) >= write_quorum:
         for i in list(live):
             if not await _put(queues[i], tasks[i], _EOF):
@@ -88,10 +101,9 @@ async def write_replicas(
     aborted: set[int] = set()
     if len(live) < write_quorum:
         aborted, live = set(live), []  # too few nodes left: abort rather than finish a short body
-    for i in set(range(len(nodes))) - set(live):
+    for i in set(range(len(queues))) - set(live):
         _force_put(queues[i], _Aborted())
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    return await _settle(storage, topology, nodes, results, aborted, version_id, write_quorum)
+    return await asyncio.gather(*tasks, return_exceptions=True), aborted
 
 
 async def _settle(
