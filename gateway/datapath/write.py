@@ -1,5 +1,6 @@
-"""The write steps every writing handler shares: stream a new blob to its replicas, commit
-its record, collect what it replaced; and the one delete path.
+"""The write steps every writing handler shares: stream a new blob to its replicas (or its
+shards, for an ``ec:K+M`` policy), commit its record, collect what it replaced; and the one
+delete path.
 
 Order, which is what makes a write atomic to readers: the blob is durable on a write
 quorum of nodes (:func:`write_blob`) before its record commits (:func:`commit_version`,
