@@ -249,3 +249,23 @@ async def test_deleting_a_coded_object_deletes_every_shard(ec):
     assert await shards_left() == list(range(6))
     await ec.s3("delete_object", Bucket=BUCKET, Key="k")
     await eventually_async(none_left, message="every shard blob deleted")
+
+
+async def test_upload_part_copy_codes_a_range_of_a_coded_source(ec):
+    _, body = body_of(6 * 1024 * 1024)
+    await put(ec, "src", body)
+    up = await ec.s3("create_multipart_upload", Bucket=BUCKET, Key="dst")
+    first, last = 1000, 5 * 1024 * 1024 + 999  # a part of 5 MiB, off the stripe edges
+    r1 = await ec.s3("upload_part_copy", Bucket=BUCKET, Key="dst", UploadId=up["UploadId"], PartNumber=1,
+                     CopySource={"Bucket": BUCKET, "Key": "src"}, CopySourceRange=f"bytes={first}-{last}")
+    r2 = await ec.s3("upload_part", Bucket=BUCKET, Key="dst", UploadId=up["UploadId"], PartNumber=2, Body=b"tail")
+    await ec.s3("complete_multipart_upload", Bucket=BUCKET, Key="dst", UploadId=up["UploadId"],
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": r1["CopyPartResult"]["ETag"]},
+                                           {"PartNumber": 2, "ETag": r2["ETag"]}]})
+    want = body[first:last + 1] + b"tail"
+    assert await get(ec, "dst") == want
+    parts = (await ec.meta.get_object(BUCKET, "dst")).parts
+    assert [len(p.placement) for p in parts] == [6, 6]  # both parts coded, the 4-byte one too
+    await ec.nodes["s1"].down()
+    await ec.nodes["s2"].down()
+    assert await get(ec, "dst") == want
