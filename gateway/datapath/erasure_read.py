@@ -108,8 +108,8 @@ def _healthy_sources(plan: Sequence[StripeRead], bad: dict[int, str], placement:
         for s in read.spans:
             if s.shard in bad or topology.is_suspect(placement[s.shard]):
                 return None
-            a, b = runs.get(s.shard, (read.offset + s.start, 0))
-            runs[s.shard] = (a, read.offset + s.end)
+            begin = runs[s.shard][0] if s.shard in runs else read.offset + s.start
+            runs[s.shard] = (begin, read.offset + s.end)
     return runs
 
 

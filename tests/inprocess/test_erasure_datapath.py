@@ -269,3 +269,14 @@ async def test_upload_part_copy_codes_a_range_of_a_coded_source(ec):
     await ec.nodes["s1"].down()
     await ec.nodes["s2"].down()
     assert await get(ec, "dst") == want
+
+
+async def test_missing_shard_blobs_are_rebuilt_from_the_others(ec):
+    _, body = body_of(LARGE)
+    await put(ec, "k", body)
+    version = await ec.meta.get_object(BUCKET, "k")
+    for i in (1, 4):  # a data shard and a parity shard gone from nodes that are up
+        await ec.ctx.storage.delete_blob(ec.nodes[version.placement[i]].address, version.version_id, i)
+    assert await get(ec, "k") == body
+    assert await get(ec, "k", "bytes=700000-800000") == body[700000:800001]
+    assert not any(ec.ctx.topology.is_suspect(n) for n in version.placement)  # missing is not down
