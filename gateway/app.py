@@ -7,7 +7,10 @@ context that opens and closes the HTTP session, the metadata client and the topo
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import os
+import ssl
 import time
 from typing import AsyncIterator, Mapping
 
@@ -16,10 +19,12 @@ from aiohttp import web
 
 from gateway.context import CTX_KEY, Clock, GatewayContext
 from gateway.endpoints import OPERATIONS
+from gateway.expect import continue_or_ignore
 from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
 from gateway.handlers import upload_part
-from gateway.handlers import tagging, versioning
+from gateway.handlers import acl, tagging, versioning
 from gateway.middleware import Handler, make_middleware
+from gateway.raw_headers import install as install_raw_headers
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
 from metadata.api.client import MetadataClient
@@ -55,6 +60,10 @@ OP_HANDLERS: Mapping[str, Handler] = {
     "GetBucketTagging": tagging.handle_get_bucket_tagging,
     "PutBucketTagging": tagging.handle_put_bucket_tagging,
     "DeleteBucketTagging": tagging.handle_delete_bucket_tagging,
+    "GetBucketAcl": acl.handle_get_bucket_acl,
+    "PutBucketAcl": acl.handle_put_bucket_acl,
+    "GetObjectAcl": acl.handle_get_object_acl,
+    "PutObjectAcl": acl.handle_put_object_acl,
     "CreateMultipartUpload": multipart.handle_create_multipart_upload,
     "UploadPart": upload_part.handle_upload_part,
     "UploadPartCopy": upload_part.handle_upload_part_copy,
@@ -88,6 +97,7 @@ async def _bootstrap_credential(ctx: GatewayContext) -> None:
 def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     """The gateway application for ``cfg``; ``clock`` is its wall clock (tests may pin it)."""
     cfg.validate()
+    install_raw_headers()
     unhandled = set(OPERATIONS) ^ set(OP_HANDLERS)
     if unhandled:
         raise RuntimeError(f"operations routed and handled must match; they differ in {sorted(unhandled)}")
@@ -127,22 +137,50 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     async def unrouted(request: web.Request) -> web.Response:  # the middleware dispatches
         raise web.HTTPNotFound()
 
-    app.router.add_route("*", "/{tail:.*}", unrouted)
+    app.router.add_route("*", "/{tail:.*}", unrouted, expect_handler=continue_or_ignore)
     return app
+
+
+def tls_context(cfg: GatewayConfig) -> ssl.SSLContext | None:
+    """The server TLS context of ``cfg`` (None without ``tls_cert``); raises OSError or
+    ssl.SSLError for unreadable or mismatched files."""
+    if not cfg.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+    return context
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (a loopback address or "localhost")."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(cfg: GatewayConfig) -> None:
     """Serve the gateway until SIGTERM or SIGINT."""
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
+    ssl_context = tls_context(cfg)
+    if ssl_context is None and not is_loopback(cfg.host):
+        log.warning("serving S3 on %s without TLS: requests and responses (object data, signed headers) travel "
+                    "in clear text; give --tls-cert and --tls-key", cfg.host)
     app = create_app(cfg)
     web.run_app(
         app,
         host=cfg.host,
         port=cfg.port,
+        ssl_context=ssl_context,
         handle_signals=True,
         print=None,
         access_log=None,
         handler_cancellation=True,
+        keepalive_timeout=cfg.header_timeout_seconds,  # waiting for a request's headers, idle or not
         **HANDLER_ARGS,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_ENV
 from objstore.cli_args import add_config_argument, add_listen_arguments, csv_tuple, load_from_args
 from objstore.config import GatewayConfig
 
@@ -16,8 +17,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metadata", help="comma-separated host:port of metadata nodes")
     p.add_argument("--region")
     p.add_argument("--default-policy")
-    p.add_argument("--access-key", default=os.environ.get("OBJSTORE_ACCESS_KEY"))
-    p.add_argument("--secret-key", default=os.environ.get("OBJSTORE_SECRET_KEY"))
+    p.add_argument("--access-key", default=os.environ.get(ACCESS_KEY_ENV),
+                   help=f"S3 access key registered at start (env {ACCESS_KEY_ENV})")
+    p.add_argument("--secret-key", default=os.environ.get(SECRET_KEY_ENV),
+                   help=f"its secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
+    add_limit_arguments(p)
+    p.add_argument("--tls-cert", help="PEM certificate (chain): serve S3 over HTTPS (with --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+
+
+# The slow-client limits: flag -> GatewayConfig field (also flags of ``objstore up``).
+LIMIT_FLAGS = {
+    "--body-stall-timeout": ("body_stall_seconds", float,
+                             "seconds a request body may stall, and after which it must average --body-min-rate "
+                             "(default 60)"),
+    "--body-min-rate": ("body_min_rate", float, "bytes/s a request body must average (default 1024; 0: no minimum)"),
+    "--header-timeout": ("header_timeout_seconds", float,
+                         "seconds a connection may wait for a request's headers, idle or partial (default 30)"),
+    "--max-requests": ("max_concurrent_requests", int,
+                       "requests served at once; more get 503 SlowDown (default 1024)"),
+}
+
+
+def add_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """Declare the slow-client limits (:data:`LIMIT_FLAGS`) on ``p``."""
+    for flag, (dest, kind, help_text) in LIMIT_FLAGS.items():
+        p.add_argument(flag, dest=dest, type=kind, help=help_text)
+
+
+def limit_argv(args: argparse.Namespace) -> tuple[str, ...]:
+    """The limit flags given in ``args``, as gateway command-line arguments."""
+    return tuple(a for flag, (dest, _, _) in LIMIT_FLAGS.items() if getattr(args, dest) is not None
+                 for a in (flag, str(getattr(args, dest))))
 
 
 def config_from_args(args: argparse.Namespace) -> GatewayConfig:
@@ -25,4 +56,6 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
     return load_from_args(GatewayConfig, args, {
         "gateway_id": args.gateway_id, "metadata": csv_tuple(args.metadata), "region": args.region,
         "default_policy": args.default_policy, "access_key": args.access_key, "secret_key": args.secret_key,
+        "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+        **{dest: getattr(args, dest) for dest, _, _ in LIMIT_FLAGS.values()},
     })

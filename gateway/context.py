@@ -91,9 +91,7 @@ class GatewayContext:
         return await self._creds.get(access_key)
 
     async def _lookup_credential(self, access_key: str) -> Credential | None:
-        cred = await self.meta.get_credential(access_key)
-        if cred is None and self.cfg.access_key and access_key == self.cfg.access_key:
-            cred = Credential(self.cfg.access_key, self.cfg.secret_key, owner=self.cfg.access_key)
-        return cred
+        return await self.meta.get_credential(access_key)  # the configured key too: deleting it revokes it
+
 
 CTX_KEY: web.AppKey[GatewayContext] = web.AppKey("ctx", GatewayContext)

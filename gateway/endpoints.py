@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Mapping, Union
-from urllib.parse import quote
+from urllib.parse import quote_plus
 
 from gateway import query as q
 
@@ -28,7 +28,9 @@ RESPONSE_OVERRIDES = {
 
 
 def _url_encode(name: str) -> str:
-    return quote(name, safe="/")
+    """As S3 encodes names for ``encoding-type=url`` (form encoding: a space is ``+``; only
+    letters, digits, ``-_.*`` and ``/`` are left as they are; UTF-8 bytes are ``%XX``)."""
+    return quote_plus(name, safe="/*").replace("~", "%7E")
 
 
 def _as_is(name: str) -> str:
@@ -59,15 +61,24 @@ class ListingScope:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceEndpoint:
-    """ListBuckets: no bucket, no key."""
+    """ListBuckets: no bucket, no key; a page of at most ``max_buckets`` bucket names
+    starting with ``prefix``, after the one ``continuation_token`` stands for (``after``),
+    in ``bucket_region`` if given."""
 
     op: str
     bucket: None = None
     key: None = None
+    prefix: str | None = None
+    max_buckets: int = q.MAX_BUCKETS
+    continuation_token: str | None = None
+    after: str = ""
+    bucket_region: str | None = None
 
     @classmethod
     def from_request(cls, op: str, bucket: str | None, key: str | None, query: Query) -> ServiceEndpoint:
-        return cls(op=op)
+        token, after = q.continuation(query)
+        return cls(op=op, prefix=query.get("prefix"), max_buckets=q.max_buckets(query), continuation_token=token,
+                   after=after, bucket_region=query.get("bucket-region"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,8 +237,8 @@ class ListObjectsV2Endpoint(_Listing):
     def from_request(cls, op: str, bucket: str | None, key: str | None, query: Query) -> ListObjectsV2Endpoint:
         assert bucket is not None
         n, scope = q.max_keys(query), ListingScope.from_query(query)
-        token, start_after = query.get("continuation-token"), query.get("start-after")
-        after = q.decode_token(token) if token is not None else start_after
+        (token, marker), start_after = q.continuation(query), query.get("start-after")
+        after = marker if token is not None else start_after
         return cls(op=op, bucket=bucket, max_keys=n, scope=scope, continuation_token=token,
                    start_after=start_after, fetch_owner=query.get("fetch-owner") == "true", key_marker=after or "")
 
@@ -281,6 +292,8 @@ OPERATIONS: Mapping[str, type] = {
     "GetBucketTagging": BucketEndpoint,
     "PutBucketTagging": BucketEndpoint,
     "DeleteBucketTagging": BucketEndpoint,
+    "GetBucketAcl": BucketEndpoint,
+    "PutBucketAcl": BucketEndpoint,
     "ListObjects": ListObjectsEndpoint,
     "ListObjectsV2": ListObjectsV2Endpoint,
     "ListObjectVersions": ListVersionsEndpoint,
@@ -294,6 +307,8 @@ OPERATIONS: Mapping[str, type] = {
     "GetObjectTagging": VersionEndpoint,
     "PutObjectTagging": VersionEndpoint,
     "DeleteObjectTagging": VersionEndpoint,
+    "GetObjectAcl": VersionEndpoint,
+    "PutObjectAcl": VersionEndpoint,
     "UploadPart": PartEndpoint,
     "UploadPartCopy": PartEndpoint,
     "CompleteMultipartUpload": UploadEndpoint,

@@ -28,6 +28,7 @@ from objstore.errors import (
     MetadataTooLarge,
     ObjstoreError,
     RequestHeaderSectionTooLarge,
+    SlowDown,
 )
 
 log = logging.getLogger(__name__)
@@ -53,16 +54,23 @@ def _check_header_limits(request: web.Request) -> None:
 
 
 def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
+    in_flight = 0  # requests being served; beyond cfg.max_concurrent_requests: 503 SlowDown
+
     @web.middleware
     async def s3_middleware(request: web.Request,
                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        nonlocal in_flight
         ctx = request.app[CTX_KEY]
         request_id = ctx.request_ids()
         request[REQUEST_ID_KEY] = request_id
         start = time.perf_counter()
         op = "Unknown"
         status = 500
+        admitted = in_flight < ctx.cfg.max_concurrent_requests
+        in_flight += admitted
         try:
+            if not admitted:
+                raise SlowDown()
             if request.path in ("/health", "/metrics") and "Authorization" not in request.headers:
                 resp = await handler(request)
                 status = resp.status
@@ -97,6 +105,7 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
             status = 500
             return _error_response(request, InternalError(), request_id)
         finally:
+            in_flight -= admitted
             ctx.metrics.observe_request(op, status, time.perf_counter() - start)
 
     return s3_middleware

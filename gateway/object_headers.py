@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Mapping
 from urllib.parse import parse_qsl
 
+from gateway.raw_headers import to_stored
 from objstore.errors import NotImplementedOp
 from objstore.s3rules import MAX_OBJECT_TAGS, tag_set
 
@@ -24,12 +25,12 @@ def stored_headers(h: Mapping[str, str]) -> tuple[str, dict[str, str], dict[str,
         if value is None:
             continue
         if name == "content-encoding":
-            codings = [c.strip() for c in value.split(",") if c.strip() and c.strip() != "aws-chunked"]
+            codings = [c.strip() for c in value.split(",") if c.strip() and c.strip().lower() != "aws-chunked"]
             if not codings:
                 continue
             value = ", ".join(codings)
         kept[name] = value
-    meta = {k.lower()[len("x-amz-meta-"):]: v for k, v in h.items() if k.lower().startswith("x-amz-meta-")}
+    meta = {k.lower()[len("x-amz-meta-"):]: to_stored(v) for k, v in h.items() if k.lower().startswith("x-amz-meta-")}
     return content_type, kept, meta
 
 

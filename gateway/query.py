@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Mapping
 
 from metadata.api.upload_records import MAX_PART_NUMBER
@@ -16,13 +17,21 @@ from objstore.hlc import is_version_id
 
 MAX_KEYS = 1000  # the most entries one listing page holds
 MAX_INT = 2**31 - 1
+_INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only: int() also takes "²"-like, "1_0", " 1", "+1"
+
+
+def _integer(raw: str) -> int:
+    """``raw`` as a decimal integer of ASCII digits (at most 19, an optional "-"); ValueError otherwise."""
+    if not _INTEGER.fullmatch(raw):
+        raise ValueError(raw)
+    return int(raw)
 
 
 def max_keys(query: Mapping[str, str]) -> int:
     """``max-keys``, capped at 1000 (1000 when absent); InvalidArgument unless an integer >= 0."""
     raw = query.get("max-keys", str(MAX_KEYS))
     try:
-        n = int(raw)
+        n = _integer(raw)
     except ValueError:
         raise InvalidArgument("Provided max-keys not an integer or within integer range",
                               ArgumentName="max-keys", ArgumentValue=raw) from None
@@ -38,7 +47,7 @@ def bounded_int(query: Mapping[str, str], name: str, default: int, lo: int = 0) 
     if raw is None:
         return default
     try:
-        n = int(raw)
+        n = _integer(raw)
     except ValueError:
         n = lo - 1
     if n < lo or n > MAX_INT:
@@ -88,10 +97,29 @@ def version_id_marker(query: Mapping[str, str], key_marker: str) -> str:
 def part_number(query: Mapping[str, str]) -> int:
     """The ``partNumber`` value; InvalidArgument unless an integer in 1..10000."""
     raw = query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+    if not _INTEGER.fullmatch(raw) or not 1 <= int(raw) <= MAX_PART_NUMBER:
         raise InvalidArgument(f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
                               ArgumentName="partNumber", ArgumentValue=raw)
     return int(raw)
+
+
+MAX_BUCKETS = 10000  # the most buckets one ListBuckets page holds (S3's range is 1..10000)
+
+
+def max_buckets(query: Mapping[str, str]) -> int:
+    """``max-buckets`` (10000 when absent); InvalidArgument unless an integer in 1..10000."""
+    n = bounded_int(query, "max-buckets", MAX_BUCKETS, lo=1)
+    if n > MAX_BUCKETS:
+        raise InvalidArgument(f"max-buckets must be between 1 and {MAX_BUCKETS}", ArgumentName="max-buckets",
+                              ArgumentValue=query["max-buckets"])
+    return n
+
+
+def continuation(query: Mapping[str, str]) -> tuple[str | None, str]:
+    """(the ``continuation-token`` given, or None when absent or empty; the marker it stands
+    for, "" for none). An empty token asks for the first page, as S3 answers it."""
+    token = query.get("continuation-token") or None
+    return token, decode_token(token) if token is not None else ""
 
 
 def encode_token(marker: str) -> str:

@@ -19,13 +19,13 @@ MAX_KEY_BYTES = 1024
 
 # Sub-resources that change what an operation means; any we do not list here is refused.
 BUCKET_SUBRESOURCES_NOT_IMPLEMENTED = {
-    "acl", "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle",
+    "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle",
     "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy",
     "policyStatus", "publicAccessBlock", "replication", "requestPayment",
     "website", "accelerate",
 }
 OBJECT_SUBRESOURCES_NOT_IMPLEMENTED = {
-    "acl", "attributes", "legal-hold", "retention", "torrent", "restore", "select",
+    "attributes", "legal-hold", "retention", "torrent", "restore", "select",
 }
 
 
@@ -34,9 +34,11 @@ _BUCKET_SUBRESOURCE_OPS = {
     "versioning": {"GET": "GetBucketVersioning", "PUT": "PutBucketVersioning"},
     "versions": {"GET": "ListObjectVersions"},
     "tagging": {"GET": "GetBucketTagging", "PUT": "PutBucketTagging", "DELETE": "DeleteBucketTagging"},
+    "acl": {"GET": "GetBucketAcl", "PUT": "PutBucketAcl"},
 }
 _OBJECT_SUBRESOURCE_OPS = {
     "tagging": {"GET": "GetObjectTagging", "PUT": "PutObjectTagging", "DELETE": "DeleteObjectTagging"},
+    "acl": {"GET": "GetObjectAcl", "PUT": "PutObjectAcl"},
 }
 
 

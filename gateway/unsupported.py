@@ -9,19 +9,20 @@ success, so :func:`refuse_unsupported_headers` raises ``NotImplementedOp`` befor
 handler runs, and nothing is changed.
 
 Pure: it looks only at the routed operation and the header names and values.
-Invariants: a header is refused only where S3 gives it a meaning (ACL and encryption
-headers on writes, SSE-C on reads and writes, copy-source SSE-C on copies); values that
-are equivalent to what objstore does anyway are accepted (``x-amz-acl: private``,
-``x-amz-storage-class: STANDARD``).
+Invariants: a header is refused only where ignoring it would be a wrong success: ACL
+grants that would open access, encryption (SSE, SSE-KMS, SSE-C on reads and writes,
+copy-source SSE-C on copies), object lock and retention on a write, a storage class or
+website redirect that would not be kept. Headers that ask for nothing objstore could
+violate are accepted and the operation is done: ``x-amz-request-payer`` (no bucket is
+requester-pays), ``x-amz-bypass-governance-retention`` (no object is under retention),
+``x-amz-mfa`` (MFA delete can never be enabled), and values equivalent to what objstore
+does anyway (``x-amz-acl: private``, ``x-amz-storage-class: STANDARD``).
 """
 from __future__ import annotations
 
 from typing import Callable, Mapping
 
 from objstore.errors import AccessDenied, NotImplementedOp
-
-# Refused on every request.
-_ANY_OP = ("x-amz-request-payer", "x-amz-mfa", "x-amz-bypass-governance-retention")
 
 _SSE_C = (
     "x-amz-server-side-encryption-customer-algorithm",
@@ -45,12 +46,13 @@ _OBJECT_WRITE = (
     "x-amz-website-redirect-location",
     *_GRANTS,
 )
-_BUCKET_CREATE = (*_GRANTS,)
+_BUCKET_GRANTS = (*_GRANTS,)  # CreateBucket and PutBucketAcl
 # Headers refused for one operation only.
 _PER_OP = {"CopyObject": ("x-amz-copy-source-range",)}
 
-# Canned ACLs equivalent to what objstore does: only the bucket owner has access.
-ACCEPTED_OBJECT_ACLS = ("private", "bucket-owner-full-control")
+# Canned ACLs equivalent to what objstore does: only the bucket owner has access (an
+# object's owner is always its bucket's owner, so bucket-owner-read grants nothing more).
+ACCEPTED_OBJECT_ACLS = ("private", "bucket-owner-full-control", "bucket-owner-read")
 ACCEPTED_BUCKET_ACLS = ("private",)
 ACCEPTED_STORAGE_CLASSES = ("STANDARD",)
 # Bucket object ownership settings equivalent to objstore's model (ACLs disabled).
@@ -80,7 +82,7 @@ def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: M
     a key); ``headers`` may be any mapping, names in any case.
     """
     h = {k.lower(): v for k, v in headers.items()}
-    _refuse_present(h, (*_ANY_OP, *_PER_OP.get(op, ())), op)
+    _refuse_present(h, _PER_OP.get(op, ()), op)
     if is_object and method in ("PUT", "POST"):
         _refuse_present(h, _OBJECT_WRITE, op)
         _refuse_other_values(h, "x-amz-acl", ACCEPTED_OBJECT_ACLS,
@@ -92,10 +94,11 @@ def refuse_unsupported_headers(op: str, method: str, is_object: bool, headers: M
             _refuse_present(h, _COPY_SOURCE_SSE_C, op)
     elif is_object and method in ("GET", "HEAD"):
         _refuse_present(h, _SSE_C, op)
-    if op == "CreateBucket":
-        _refuse_present(h, _BUCKET_CREATE, op)
+    if op in ("CreateBucket", "PutBucketAcl"):
+        _refuse_present(h, _BUCKET_GRANTS, op)
         _refuse_other_values(h, "x-amz-acl", ACCEPTED_BUCKET_ACLS,
                              "Only the private canned ACL is supported; got x-amz-acl: {value}.")
+    if op == "CreateBucket":
         if h.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
             _refuse_present(h, ("x-amz-bucket-object-lock-enabled",), op)
         _refuse_other_values(h, "x-amz-object-ownership", ACCEPTED_OBJECT_OWNERSHIP,

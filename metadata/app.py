@@ -37,6 +37,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import os
 import signal
 from typing import Any, AsyncIterator, Callable, TypeVar
 
@@ -297,4 +298,5 @@ async def serve(cfg: MetadataConfig, stop: asyncio.Event | None = None) -> None:
 
 def main(cfg: MetadataConfig) -> None:
     """Run one metadata node in this process until SIGTERM/SIGINT."""
+    os.umask(0o077)  # its log and snapshots hold S3 secret keys
     asyncio.run(serve(cfg))

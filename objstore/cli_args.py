@@ -19,6 +19,9 @@ from objstore.config import load
 T = TypeVar("T")
 
 SECRET_ENV = "OBJSTORE_CLUSTER_SECRET"
+ACCESS_KEY_ENV = "OBJSTORE_ACCESS_KEY"
+SECRET_KEY_ENV = "OBJSTORE_SECRET_KEY"  # both: the S3 key pair the gateway registers at start
+SECRET_FLAG_WARNING = "a secret on a command line is visible to other users of the machine (ps); prefer env "
 
 
 def csv_tuple(value: str | None) -> tuple[str, ...] | None:
@@ -37,7 +40,7 @@ def add_listen_arguments(p: argparse.ArgumentParser) -> None:
     """``--host``, ``--port`` and ``--secret``: where a service listens, and the cluster secret."""
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--secret", help=f"cluster secret (or env {SECRET_ENV})")
+    p.add_argument("--secret", help=f"cluster secret (or env {SECRET_ENV}; {SECRET_FLAG_WARNING}{SECRET_ENV})")
 
 
 def secret_of(args: argparse.Namespace) -> str | None:

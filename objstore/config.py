@@ -101,6 +101,17 @@ class GatewayConfig:
     # Multipart uploads initiated longer ago than this are aborted (checked every sweep).
     upload_expiry_seconds: float = 7 * 86400
     upload_sweep_seconds: float = 3600
+    # Slow clients: a request body that stalls this long, or arrives on average slower than
+    # body_min_rate bytes/s once it has taken that long, is cut (RequestTimeout); a
+    # connection waiting for (the rest of) a request's headers is closed after
+    # header_timeout_seconds; requests beyond max_concurrent_requests get 503 SlowDown.
+    body_stall_seconds: float = 60.0
+    body_min_rate: float = 1024.0
+    header_timeout_seconds: float = 30.0
+    max_concurrent_requests: int = 1024
+    # S3 over HTTPS: a PEM certificate (chain) and its private key; both or neither.
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def validate(self) -> "GatewayConfig":
         _check_port(self.port)
@@ -109,6 +120,13 @@ class GatewayConfig:
             raise InvalidArgument("the gateway needs at least one metadata address")
         if self.upload_expiry_seconds <= 0 or self.upload_sweep_seconds <= 0:
             raise InvalidArgument("upload_expiry_seconds and upload_sweep_seconds must be positive")
+        if self.body_stall_seconds <= 0 or self.header_timeout_seconds <= 0 or self.body_min_rate < 0:
+            raise InvalidArgument("body_stall_seconds and header_timeout_seconds must be positive, "
+                                  "body_min_rate not negative")
+        if self.max_concurrent_requests < 1:
+            raise InvalidArgument("max_concurrent_requests must be at least 1")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise InvalidArgument("give both tls_cert and tls_key, or neither")
         return self
 
 

@@ -232,6 +232,11 @@ class ServiceUnavailable(ObjstoreError):
     default_message = "The service is unavailable. Please retry."
 
 
+class RequestTimeout(ObjstoreError):
+    code, status = "RequestTimeout", 400
+    default_message = "Your socket connection to the server was not read from or written to within the timeout period."
+
+
 class SlowDown(ObjstoreError):
     code, status, default_message = "SlowDown", 503, "Please reduce your request rate."
 

@@ -53,9 +53,10 @@ class LocalCluster:
         self._offset = out.tell()
         cmd = [sys.executable, "-m", "ops.cli", "up", "--data-dir", str(self.data_dir),
                "--s3-port", str(self.s3_port), "--storage-nodes", str(self.storage_nodes),
-               "--access-key", self.access_key, "--secret-key", self.secret_key, *self.extra_args]
+               *self.extra_args]  # the keys go by environment: a command line is visible to every user
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                          "OBJSTORE_ACCESS_KEY": self.access_key, "OBJSTORE_SECRET_KEY": self.secret_key})
         out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -6,6 +6,11 @@ checksum the client asked for. It yields every chunk but the last as it arrives 
 holds the last one back until the whole body has been checked: a storage node therefore
 never receives a complete blob for a body that fails Content-MD5, SHA-256, a checksum or
 its declared length, and nothing is stored for it.
+
+A body that stalls for ``body_stall_seconds``, or arrives on average slower than
+``body_min_rate`` bytes/s once it has taken that long, fails with RequestTimeout (the
+gateway's config; the defaults when the app has no context): like any body failure, its
+replica writes are aborted and nothing is stored.
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from aiohttp import web
 from gateway.auth import checksums
 from gateway.auth.sigv4 import AuthContext, verify_payload_sha256
 from gateway.auth.streaming import AwsChunkedDecoder
+from gateway.context import CTX_KEY
+from objstore.config import GatewayConfig
 from objstore.errors import (
     BadDigest,
     IncompleteBody,
@@ -28,17 +35,26 @@ from objstore.errors import (
     InvalidRequest,
     MalformedXML,
     MissingContentLength,
+    RequestTimeout,
 )
 
 READ_SIZE = 256 * 1024
 COALESCE = 128 * 1024
 STREAMING_MODES = ("streaming-signed", "streaming-signed-trailer", "streaming-unsigned-trailer")
+_DEFAULTS = GatewayConfig("", "", ())  # the slow-body limits of an app without a gateway context
+
+
+def _is_chunked(auth: AuthContext) -> bool:
+    """Whether the body has aws-chunked framing. As S3, only ``x-amz-content-sha256`` (a
+    ``STREAMING-*`` value) says so: a ``Content-Encoding: aws-chunked`` beside a plain hash
+    or ``UNSIGNED-PAYLOAD`` is only a coding to drop from the stored Content-Encoding."""
+    return auth.payload_mode in STREAMING_MODES
 
 
 def declared_size(request: web.Request, auth: AuthContext) -> int:
     """The payload size the client declared; raises MissingContentLength when it did not."""
     h = request.headers
-    chunked = auth.payload_mode in STREAMING_MODES or "aws-chunked" in h.get("Content-Encoding", "")
+    chunked = _is_chunked(auth)
     raw = h.get("x-amz-decoded-content-length") if chunked else h.get("Content-Length")
     if raw is None:
         if chunked:
@@ -76,7 +92,7 @@ class BodyStream:
         self._want_md5 = _content_md5(request)
         self._sha256 = hashlib.sha256() if auth.payload_mode == "signed" and auth.content_sha256 else None
         h = request.headers
-        self._chunked = auth.payload_mode in STREAMING_MODES or "aws-chunked" in h.get("Content-Encoding", "")
+        self._chunked = _is_chunked(auth)
         trailer_names = [t.strip().lower() for t in h.get("x-amz-trailer", "").split(",") if t.strip()]
         self._decoder = (
             AwsChunkedDecoder(auth, auth.payload_mode, trailer_names) if self._chunked else None
@@ -111,15 +127,25 @@ class BodyStream:
 
     async def _raw(self) -> AsyncIterator[bytes]:
         content = self.request.content
+        ctx = self.request.app.get(CTX_KEY)
+        cfg = ctx.cfg if ctx is not None else _DEFAULTS
+        loop = asyncio.get_running_loop()
+        start, total = loop.time(), 0
         while True:
             try:
-                data = await content.read(READ_SIZE)
+                data = await asyncio.wait_for(content.read(READ_SIZE), cfg.body_stall_seconds)
             except asyncio.CancelledError:
                 raise
+            except TimeoutError:
+                raise RequestTimeout() from None
             except Exception as exc:  # the client went away or sent a broken body
                 raise IncompleteBody() from exc
             if not data:
                 return
+            total += len(data)
+            elapsed = loop.time() - start
+            if elapsed > cfg.body_stall_seconds and total < cfg.body_min_rate * elapsed:
+                raise RequestTimeout()
             yield data
 
     async def _payload(self) -> AsyncIterator[bytes]:

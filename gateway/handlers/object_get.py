@@ -25,6 +25,7 @@ from gateway.datapath.lookup import owned_version
 from gateway.datapath.part_read import part_headers, part_range, requested_part
 from gateway.datapath.reader import read_range
 from gateway.endpoints import ReadEndpoint
+from gateway.raw_headers import to_sent
 from gateway.xml import http_date
 from objstore.errors import InvalidRange, PreconditionFailed
 from objstore.types import ObjectVersion
@@ -90,7 +91,7 @@ def object_headers(v: ObjectVersion, request: web.Request, ep: ReadEndpoint, ran
     for name, value in v.headers.items():
         headers[name.title()] = value
     for name, value in v.user_meta.items():
-        headers[f"x-amz-meta-{name}"] = value
+        headers[f"x-amz-meta-{name}"] = to_sent(value)
     if v.tags:
         headers["x-amz-tagging-count"] = str(len(v.tags))
     if not ranged and request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":

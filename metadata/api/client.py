@@ -32,6 +32,7 @@ from yarl import URL
 from metadata.api import commands as c
 from metadata.api.commands import Outcome, command_to_dict
 from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
+from metadata.api.upload_records import PartList
 from objstore import internal_auth
 from objstore.errors import NotLeader, ServiceUnavailable
 from objstore.hlc import HLC
@@ -170,9 +171,10 @@ class MetadataClient:
         """Raises BucketAlreadyOwnedByYou, BucketAlreadyExists, InvalidArgument (policy)."""
         return await self._command(c.CreateBucket(name, owner, policy, created))
 
-    async def delete_bucket(self, name: str) -> None:
-        """Raises NoSuchBucket, BucketNotEmpty."""
-        await self._command(c.DeleteBucket(name))
+    async def delete_bucket(self, name: str) -> PartList:
+        """Delete a bucket, discarding its uploads in progress; returns their parts (to
+        garbage-collect). Raises NoSuchBucket, BucketNotEmpty."""
+        return await self._command(c.DeleteBucket(name, discard_uploads=True))
 
     async def get_bucket(self, name: str) -> Bucket:
         """Raises NoSuchBucket."""

@@ -98,8 +98,15 @@ class CreateBucket(Command):
 
 @dataclass(frozen=True, slots=True)
 class DeleteBucket(Command):
+    """Delete a bucket with no object versions or delete markers. With ``discard_uploads``
+    its multipart uploads in progress are discarded with it (their parts, a PartList, are
+    returned for garbage collection); without it (commands logged before S3's rule was
+    followed) uploads in progress make the bucket non-empty, so old logs replay as applied."""
+
     TYPE: ClassVar[str] = "DeleteBucket"
+    RESULT: ClassVar[type | None] = PartList
     name: str
+    discard_uploads: bool = False
 
 
 @dataclass(frozen=True, slots=True)

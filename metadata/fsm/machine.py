@@ -14,8 +14,9 @@ Invariants:
   key's versions as compact records (:mod:`metadata.fsm.records`), and S3's versioning rules.
   A bucket's versioning goes from "" to "Enabled"/"Suspended" and never back; a bucket
   holding any version or delete marker is not empty.
-- Multipart uploads in progress live in ``uploads`` (:mod:`metadata.fsm.uploads`); a bucket
-  with uploads in progress is not empty.
+- Multipart uploads in progress live in ``uploads`` (:mod:`metadata.fsm.uploads`); they do
+  not make a bucket non-empty: DeleteBucket (``discard_uploads``) discards them and returns
+  their parts.
 - Exactly-once: per client id, the outcome of every command not yet acknowledged by the
   client (``seq >= ack``) is remembered; a command whose seq is remembered returns the same
   outcome again without being applied. Sessions are kept for the ``MAX_SESSIONS`` most
@@ -34,6 +35,7 @@ from objstore import s3rules as tagging
 from metadata.api.commands import Outcome
 from metadata.fsm.object_index import BucketIndex
 from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
+from metadata.api.upload_records import PartList
 from metadata.fsm.uploads import UploadStore
 from objstore.errors import (
     BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,
@@ -175,14 +177,17 @@ class MetadataFSM:
         self.objects[cmd.name] = BucketIndex(cmd.name, self.atoms)
         return bucket
 
-    def _delete_bucket(self, cmd: c.DeleteBucket) -> None:
+    def _delete_bucket(self, cmd: c.DeleteBucket) -> PartList:
+        """As S3: versions and delete markers make a bucket non-empty; uploads in progress
+        do not (with ``discard_uploads``), they are discarded with it (their parts are
+        returned as garbage)."""
         if cmd.name not in self.buckets:
             raise NoSuchBucket(BucketName=cmd.name)
-        if not self.objects[cmd.name].is_empty() or self.uploads.has_uploads(cmd.name):
+        if not self.objects[cmd.name].is_empty() or (not cmd.discard_uploads and self.uploads.has_uploads(cmd.name)):
             raise BucketNotEmpty(BucketName=cmd.name)
         del self.buckets[cmd.name]
         del self.objects[cmd.name]
-        self.uploads.drop_bucket(cmd.name)
+        return self.uploads.drop_bucket(cmd.name)
 
     def _put_credential(self, cmd: c.PutCredential) -> None:
         if not cmd.cred.access_key:

@@ -222,11 +222,13 @@ class UploadStore:
         return CompletedUpload(dataclasses.replace(version, parts=()), previous, unused, versioning=versioning,
                                s3_version_id=s3_version_id)
 
-    def drop_bucket(self, bucket: str) -> None:
-        """Forget a deleted bucket (it has no uploads in progress: see :meth:`has_uploads`)."""
-        self.buckets.pop(bucket, None)
+    def drop_bucket(self, bucket: str) -> PartList:
+        """Forget a deleted bucket and discard its uploads in progress; returns their parts
+        (garbage)."""
+        uploads = self.buckets.pop(bucket, None) or {}
         for k in [k for k in self.completed if k[0] == bucket]:
             del self.completed[k]
+        return PartList(tuple(up.parts[n].part for up in uploads.values() for n in sorted(up.parts)))
 
     # --- reads ------------------------------------------------------------------------------
 

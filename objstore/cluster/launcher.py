@@ -9,10 +9,16 @@ grace period, SIGKILL. A lock file held for the launcher's lifetime refuses a se
 ``objstore up`` on the same data dir.
 
 Invariants: every child is started with the data dir's persistent cluster secret, so a
-restarted cluster accepts its own nodes; storage node ids are stable (``s1``..``sN``), so
-recorded placements stay valid across restarts even though ports may change. The
-metadata nodes (``m1``..``mN``, one Raft group, 3 by default) keep their addresses: the
-ones chosen on the first start are kept in ``<data-dir>/metadata/nodes.json`` and reused
+restarted cluster accepts its own nodes; secrets reach the children only through their
+environment (readable by this user alone), never their command lines, which every user
+of the machine can read; the launcher and its children create files with umask 077 and
+the data dir is 0700, so nothing under it is readable by other users. The S3 key pair is
+handed to the gateway (which registers it with the metadata service) only on the start
+that created it or when it is given again; otherwise the metadata service alone decides,
+so a deleted bootstrap key stays deleted across restarts. Storage node ids are stable
+(``s1``..``sN``), so recorded placements stay valid across restarts even though ports
+may change. The metadata nodes (``m1``..``mN``, one Raft group, 3 by default) keep their
+addresses: the ones chosen on the first start are kept in ``<data-dir>/metadata/nodes.json`` and reused
 (a start fails clearly if such a port is taken, or if the number of metadata nodes or the
 host differs), since Raft members know each other by address.
 """
@@ -28,8 +34,9 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from objstore.cli_args import ACCESS_KEY_ENV, SECRET_ENV, SECRET_KEY_ENV
 from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free, stop_all, wait_healthy
 from objstore.durable_io import atomic_write
 from objstore.erasure.policy import check_ec_policy
@@ -55,22 +62,33 @@ class UpOptions:
     access_key: str | None = None
     secret_key: str | None = None
     quiet: bool = False
+    gateway_args: tuple[str, ...] = ()  # more flags of ``objstore gateway`` (its slow-client limits)
 
 
-def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, str]:
-    """The cluster secret and the S3 key pair, kept in ``<data-dir>/credentials.json`` (0600)."""
+def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
+    """The cluster secret and the S3 key pair, kept in ``<data-dir>/credentials.json`` (0600).
+
+    ``keys["registered"]`` is false when the key pair is new or given again: the gateway
+    must then register it (see :meth:`Cluster.mark_registered`)."""
     path = data_dir / "credentials.json"
-    keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    keys: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     keys.setdefault("cluster_secret", secrets.token_hex(32))
     if access_key and secret_key:
-        keys["access_key"], keys["secret_key"] = access_key, secret_key
+        keys["access_key"], keys["secret_key"], keys["registered"] = access_key, secret_key, False
     elif access_key or secret_key:
         raise LaunchError("give both --access-key and --secret-key, or neither")
     if "access_key" not in keys:
         keys["access_key"] = "OBJ" + secrets.token_hex(8).upper()
         keys["secret_key"] = secrets.token_urlsafe(30)
-    atomic_write(path, json.dumps(keys, indent=2).encode())  # created 0600, durable
+        keys["registered"] = False
+    keys.setdefault("registered", False)
+    save_keys(data_dir, keys)
     return keys
+
+
+def save_keys(data_dir: Path, keys: dict[str, Any]) -> None:
+    """Write ``<data-dir>/credentials.json``, created 0600 (durable_io creates files so)."""
+    atomic_write(data_dir / "credentials.json", json.dumps(keys, indent=2).encode())
 
 
 def lock_data_dir(data_dir: Path) -> IO:
@@ -97,14 +115,29 @@ class Cluster:
         self.opts = opts
         self.data_dir = Path(opts.data_dir).resolve()
         self.children: list[Child] = []
-        self.keys: dict[str, str] = {}
+        self.keys: dict[str, Any] = {}
         self._lock: IO | None = None
 
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", CLI_MODULE, *args]
 
+    def child_env(self, child: Child) -> dict[str, str]:
+        """The environment of ``child``: the launcher's, with the cluster secret and, for the
+        gateway on a start that must register it, the S3 key pair (never on a command line)."""
+        env = {k: v for k, v in os.environ.items() if k not in (SECRET_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV)}
+        env[SECRET_ENV] = self.keys["cluster_secret"]
+        if child.role == "gateway" and not self.keys["registered"]:
+            env[ACCESS_KEY_ENV], env[SECRET_KEY_ENV] = self.keys["access_key"], self.keys["secret_key"]
+        return env
+
+    def mark_registered(self) -> None:
+        """The gateway is healthy, so it has registered the key pair: later starts need not."""
+        if not self.keys["registered"]:
+            self.keys["registered"] = True
+            save_keys(self.data_dir, self.keys)
+
     def plan(self) -> None:
-        o, d, secret = self.opts, self.data_dir, self.keys["cluster_secret"]
+        o, d = self.opts, self.data_dir
         logs = d / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         meta_addrs = metadata_addresses(d, o.host, o.metadata_nodes)
@@ -113,7 +146,7 @@ class Cluster:
             nid = f"m{i + 1}"
             host, port = addr.rsplit(":", 1)
             argv = self._cli("metadata", "--node-id", nid, "--data-dir", str(d / "metadata" / nid),
-                             "--host", host, "--port", port, "--secret", secret, "--default-policy", o.default_policy,
+                             "--host", host, "--port", port, "--default-policy", o.default_policy,
                              "--peers", peers)  # a single node's pre-Raft data dir is migrated on start
             self.children.append(Child("metadata", nid, addr, argv, logs / f"{nid}.log"))
         meta_list = ",".join(meta_addrs)
@@ -121,12 +154,11 @@ class Cluster:
             nid = f"s{i + 1}"
             port = free_port(o.host)
             argv = self._cli("storage", "--node-id", nid, "--data-dir", str(d / "storage" / nid),
-                             "--host", o.host, "--port", str(port), "--secret", secret,
+                             "--host", o.host, "--port", str(port),
                              "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list)
             self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
         argv = self._cli("gateway", "--id", "gw1", "--host", o.host, "--port", str(o.s3_port),
-                         "--secret", secret, "--metadata", meta_list, "--default-policy", o.default_policy,
-                         "--access-key", self.keys["access_key"], "--secret-key", self.keys["secret_key"])
+                         "--metadata", meta_list, "--default-policy", o.default_policy, *o.gateway_args)
         self.children.append(Child("gateway", "gw1", f"{o.host}:{o.s3_port}", argv, logs / "gw1.log"))
 
     def validate(self) -> None:
@@ -149,7 +181,8 @@ class Cluster:
 
     def start(self) -> None:
         self.validate()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)  # it may have existed: it holds secrets
         self._lock = lock_data_dir(self.data_dir)
         self.keys = load_or_create_keys(self.data_dir, self.opts.access_key, self.opts.secret_key)
         self.plan()
@@ -158,13 +191,14 @@ class Cluster:
         for role in ("metadata", "storage", "gateway"):
             group = [c for c in self.children if c.role == role]
             for c in group:
-                c.start()
+                c.start(self.child_env(c))
                 self._say(f"  started {c.role:<8} {c.node_id:<4} {c.address}  pid {c.proc.pid}")
             try:
                 for c in group:
                     wait_healthy(c)
             except ChildFailed as exc:
                 raise LaunchError(f"{exc}; see {exc.child.log_path}") from None
+        self.mark_registered()
         self._wait_registered()
         self.write_cluster_json()
 
@@ -261,6 +295,7 @@ def metadata_addresses(data_dir: Path, host: str, count: int) -> list[str]:
 
 def run_up(opts: UpOptions) -> int:
     """Start the cluster and supervise it until a signal; the process exit code."""
+    os.umask(0o077)  # every file and folder the launcher and its children create is private
     cluster = Cluster(opts)
     stopping = False
 
@@ -286,7 +321,7 @@ def run_up(opts: UpOptions) -> int:
         "\nobjstore is running.\n"
         f"  S3 endpoint:  {endpoint}\n"
         f"  access key:   {cluster.keys['access_key']}\n"
-        f"  secret key:   {cluster.keys['secret_key']}\n"
+        f"  secret key:   in {cluster.data_dir / 'credentials.json'} (never printed: output may be logged)\n"
         f"  region:       us-east-1\n"
         f"  data dir:     {cluster.data_dir}  (cluster.json, logs/)\n\n"
         f"  try:  AWS_ACCESS_KEY_ID={cluster.keys['access_key']} AWS_SECRET_ACCESS_KEY=... "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import signal
 from typing import AsyncIterator
@@ -323,6 +324,7 @@ async def serve(cfg: StorageConfig, drain_timeout: float = 30.0) -> None:
 
 def main(cfg: StorageConfig) -> None:
     """Run a storage node until SIGTERM/SIGINT (see :func:`serve`)."""
+    os.umask(0o077)  # its files hold data only this user may read
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("storage node %s on %s:%d, data in %s", cfg.node_id, cfg.host, cfg.port, cfg.data_dir)
     asyncio.run(serve(cfg))

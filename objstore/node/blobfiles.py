@@ -50,7 +50,7 @@ class BlobFileWriter:
             os.makedirs(dir_abs, exist_ok=True)
             fsync_dir(os.path.join(data_dir, BLOB_DIR))
         self.tmp_path = os.path.join(dir_abs, f"{TMP_PREFIX}{uuid.uuid4().hex}")
-        self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.written = 0
 
     def write(self, data: bytes) -> None:

@@ -228,7 +228,7 @@ class SegmentLog:
 
     def _create(self, number: int) -> None:
         rel = segment_name(number)
-        fd = os.open(os.path.join(self.data_dir, rel), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(os.path.join(self.data_dir, rel), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         fsync_dir(self.dir)
         if self._active_fd >= 0:
             os.close(self._active_fd)

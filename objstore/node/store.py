@@ -119,7 +119,7 @@ class BlobStore:
 
     def _open_sync(self) -> None:
         os.makedirs(self.data_dir, exist_ok=True)
-        self._lock_fd = os.open(os.path.join(self.data_dir, _LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_fd = os.open(os.path.join(self.data_dir, _LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -87,8 +87,9 @@ async def _run(args: argparse.Namespace, cluster: ClusterRef) -> int:
         emit(args, {"deleted": args.access_key, "owner": existing.owner},
              lambda d: f"deleted access key {d['deleted']} (owner {d['owner']})")
         if args.access_key == _bootstrap_key(cluster.data_dir):
-            print("note: this is the key `objstore up` starts its gateway with; that gateway keeps accepting it "
-                  "and stores it again when it restarts", file=sys.stderr)
+            print("note: this is the key `objstore up` created; its gateway refuses it once its credential cache "
+                  "expires, and a restart registers it again only if given again (--access-key/--secret-key)",
+                  file=sys.stderr)
         return OK
 
 

@@ -18,6 +18,7 @@ import metadata.app
 import metadata.cli_args
 import objstore.node.app
 import objstore.node.cli_args
+from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_ENV
 from objstore.cluster.launcher import UpOptions, run_up
 from ops.cli.metadata_admin import COMMANDS as METADATA_ADMIN
 
@@ -31,10 +32,11 @@ def add_up_parser(sub: Any) -> None:
     p.add_argument("--metadata-nodes", type=int, default=3,
                    help="number of metadata nodes, one Raft group (default 3; 1 runs without replication)")
     p.add_argument("--default-policy", default="replica:3", help="data policy of new buckets (default replica:3)")
-    p.add_argument("--access-key", default=os.environ.get("OBJSTORE_ACCESS_KEY"),
-                   help="S3 access key (env OBJSTORE_ACCESS_KEY; generated and kept if not given)")
-    p.add_argument("--secret-key", default=os.environ.get("OBJSTORE_SECRET_KEY"),
-                   help="S3 secret key (env OBJSTORE_SECRET_KEY)")
+    p.add_argument("--access-key", default=os.environ.get(ACCESS_KEY_ENV),
+                   help=f"S3 access key (env {ACCESS_KEY_ENV}; generated and kept if not given)")
+    p.add_argument("--secret-key", default=os.environ.get(SECRET_KEY_ENV),
+                   help=f"S3 secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
+    gateway.cli_args.add_limit_arguments(p)
     p.set_defaults(func=run_up_command)
 
 
@@ -42,7 +44,7 @@ def run_up_command(args: argparse.Namespace) -> int:
     return run_up(UpOptions(
         data_dir=args.data_dir, host=args.host, s3_port=args.s3_port, storage_nodes=args.storage_nodes,
         metadata_nodes=args.metadata_nodes, default_policy=args.default_policy,
-        access_key=args.access_key, secret_key=args.secret_key,
+        access_key=args.access_key, secret_key=args.secret_key, gateway_args=gateway.cli_args.limit_argv(args),
     ))
 
 

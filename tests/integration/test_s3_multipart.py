@@ -152,6 +152,44 @@ def test_parts_left_out_of_the_completion_are_collected(s3, bucket, internals):
     assert internals.blobs_present([refs[1], refs[3]]) == 6
 
 
+def test_delete_bucket_discards_uploads_in_progress_and_their_blobs(s3, internals):
+    name = f"uploads-only-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=name)
+    uid = start_upload(s3, name)
+    put_parts(s3, name, "obj", uid, [os.urandom(300 * 1024), b"tail"])
+    other = start_upload(s3, name, "other")
+    refs = [(p.version_id, p.placement) for p in internals.parts(name, "obj", uid)]
+    assert internals.blobs_present(refs) == 6
+    r = s3.delete_bucket(Bucket=name)  # as S3: uploads in progress do not make a bucket non-empty
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket=name)
+    assert e.value.response["Error"]["Code"] in ("404", "NoSuchBucket")
+    eventually(lambda: internals.blobs_present(refs) == 0, 15.0, message="discarded uploads' blobs to go")
+    s3.create_bucket(Bucket=name)  # the name is free again, and the old uploads are gone
+    assert s3.list_multipart_uploads(Bucket=name).get("Uploads", []) == []
+    for upload_id, key in ((uid, "obj"), (other, "other")):
+        with pytest.raises(ClientError) as e:
+            s3.list_parts(Bucket=name, Key=key, UploadId=upload_id)
+        assert error(e) == ("NoSuchUpload", 404)
+    s3.delete_bucket(Bucket=name)
+
+
+def test_versions_and_delete_markers_still_make_a_bucket_non_empty(s3, bucket):
+    start_upload(s3, bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="gone", Body=b"x")
+    s3.delete_object(Bucket=bucket, Key="gone")  # a delete marker over a version
+    with pytest.raises(ClientError) as e:
+        s3.delete_bucket(Bucket=bucket)
+    assert error(e) == ("BucketNotEmpty", 409)
+    version = s3.list_object_versions(Bucket=bucket)["Versions"][0]["VersionId"]
+    s3.delete_object(Bucket=bucket, Key="gone", VersionId=version)  # only the marker is left
+    with pytest.raises(ClientError) as e:
+        s3.delete_bucket(Bucket=bucket)
+    assert error(e) == ("BucketNotEmpty", 409)
+
+
 def test_abort_deletes_every_part_blob(s3, bucket, internals):
     uid = start_upload(s3, bucket)
     put_parts(s3, bucket, "obj", uid, [os.urandom(300 * 1024), b"tail"])
@@ -187,9 +225,6 @@ def test_upload_part_errors(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.create_multipart_upload(Bucket=f"no-such-{uuid.uuid4().hex[:8]}", Key="k")
     assert error(e) == ("NoSuchBucket", 404)
-    with pytest.raises(ClientError) as e:  # a bucket with an upload in progress is not empty
-        s3.delete_bucket(Bucket=bucket)
-    assert error(e) == ("BucketNotEmpty", 409)
     s3.abort_multipart_upload(Bucket=bucket, Key="obj", UploadId=uid)
 
 

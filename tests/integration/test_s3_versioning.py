@@ -245,7 +245,7 @@ def test_list_object_versions_prefix_delimiter_and_url_encoding(s3, bucket):
     assert page["IsTruncated"] and page["NextKeyMarker"] == "dir/" and "NextVersionIdMarker" not in page
     # botocore decodes keys only when it chose the encoding itself: here they arrive encoded.
     page = s3.list_object_versions(Bucket=bucket, Prefix="sp", EncodingType="url")
-    assert page["EncodingType"] == "url" and [v["Key"] for v in page["Versions"]] == ["sp%20ace/x"]
+    assert page["EncodingType"] == "url" and [v["Key"] for v in page["Versions"]] == ["sp+ace/x"]  # as S3 encodes
 
 
 def test_list_object_versions_errors(s3, bucket):

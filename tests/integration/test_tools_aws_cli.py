@@ -6,6 +6,7 @@ configuration is never read. Every step checks bytes and listings, not just exit
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -171,3 +172,20 @@ def test_aws_s3_server_side_copy(cluster, s3, bucket_name, tmp_path):
     aws.s3("sync", f"s3://{bucket_name}/mirror", str(down))
     assert_same_tree(files, read_tree(down))
     assert s3.get_object(Bucket=bucket_name, Key="copy/one ü.txt")["Body"].read() == b"one"
+
+
+def test_aws_s3api_acls(cluster, s3, bucket_name, tmp_path):
+    aws = AwsCli(cluster, tmp_path / "home")
+    s3.create_bucket(Bucket=bucket_name)
+    s3.put_object(Bucket=bucket_name, Key="k", Body=b"x")
+    for args in (("get-object-acl", "--key", "k"), ("get-bucket-acl",)):
+        acl = json.loads(aws("s3api", *args, "--bucket", bucket_name).stdout)
+        assert acl["Owner"]["ID"] and len(acl["Grants"]) == 1
+        assert acl["Grants"][0]["Permission"] == "FULL_CONTROL"
+        assert acl["Grants"][0]["Grantee"] == {"Type": "CanonicalUser", "ID": acl["Owner"]["ID"],
+                                               "DisplayName": acl["Owner"]["DisplayName"]}
+    aws("s3api", "put-object-acl", "--bucket", bucket_name, "--key", "k", "--acl", "private")
+    aws("s3api", "put-bucket-acl", "--bucket", bucket_name, "--acl", "private")
+    refused = aws("s3api", "put-object-acl", "--bucket", bucket_name, "--key", "k", "--acl", "public-read",
+                  check=False)
+    assert refused.returncode != 0 and "NotImplemented" in refused.stderr

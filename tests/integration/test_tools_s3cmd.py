@@ -184,3 +184,16 @@ def test_s3cmd_cp_and_mv(cluster, s3, bucket_name, tmp_path):
     listed, _ = s3c.ls(f"{b}/")
     assert listed == {"copies/a ü.txt": 5, "moved.txt": 5}
     assert s3.get_object(Bucket=bucket_name, Key="copies/a ü.txt")["Body"].read() == b"alpha"
+
+
+def test_s3cmd_setacl_private_and_info(cluster, s3, bucket_name, tmp_path):
+    s3.create_bucket(Bucket=bucket_name)
+    s3.put_object(Bucket=bucket_name, Key="k.txt", Body=b"acl\n")
+    s3c, b = S3cmd(cluster, tmp_path / "home"), f"s3://{bucket_name}"
+    assert s3c("setacl", "--acl-private", f"{b}/k.txt").returncode == 0
+    assert s3c("setacl", "--acl-private", b).returncode == 0
+    info = s3c("info", f"{b}/k.txt").stdout
+    assert re.search(r"ACL:\s+\S+: FULL_CONTROL", info), info
+    refused = s3c("setacl", "--acl-public", f"{b}/k.txt", check=False)
+    assert refused.returncode != 0 and "NotImplemented" in refused.stderr
+    assert s3.get_object(Bucket=bucket_name, Key="k.txt")["Body"].read() == b"acl\n"

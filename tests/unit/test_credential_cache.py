@@ -162,18 +162,21 @@ def test_gateway_context_floods_cost_bounded_metadata_reads() -> None:
     from objstore.config import GatewayConfig
 
     meta = FakeMeta()
-    ctx = GatewayContext(GatewayConfig("gw", "s", ("127.0.0.1:1",), access_key="BOOTKEY000000001", secret_key="x"),
+    # The gateway's configured (bootstrap) key is registered in the metadata service and
+    # looked up there like any other key, so deleting it revokes it.
+    ctx = GatewayContext(GatewayConfig("gw", "s", ("127.0.0.1:1",), access_key=REAL.access_key,
+                                       secret_key=REAL.secret_key),
                          meta, None, None, None, None)  # type: ignore[arg-type]
 
     async def run() -> int:
-        assert (await ctx.credential("BOOTKEY000000001")).secret_key == "x"
+        assert (await ctx.credential(REAL.access_key)).secret_key == REAL.secret_key
         slowed = 0
         for i in range(2500):
             try:
                 assert await ctx.credential(f"BOGUSKEY{i:012d}") is None
             except SlowDown:
                 slowed += 1
-        assert (await ctx.credential("BOOTKEY000000001")).secret_key == "x"  # cached: no budget needed
+        assert (await ctx.credential(REAL.access_key)).secret_key == REAL.secret_key  # cached: no budget needed
         return slowed
 
     slowed = asyncio.run(run())

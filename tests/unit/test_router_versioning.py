@@ -46,6 +46,6 @@ def test_version_id_on_a_write_and_unserved_sub_resources_stay_refused():
     with pytest.raises(NotImplementedOp):
         route("PUT", "/b/k", versionId="null")
     with pytest.raises(NotImplementedOp):
-        route("GET", "/b", versioning="", acl="")
+        route("GET", "/b", versioning="", policy="")
     with pytest.raises(NotImplementedOp):
         route("GET", "/b/k", tagging="", retention="")

@@ -1,0 +1,89 @@
+"""S3 over HTTPS: a gateway started with ``--tls-cert/--tls-key`` (a certificate signed by
+a CA the test makes with the openssl command) serves boto3, which verifies it against
+that CA; plain HTTP to that port gets no S3 answer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from gateway.app import is_loopback
+from objstore.config import GatewayConfig
+from objstore.errors import InvalidArgument
+from tests.cluster_harness import ROOT, LocalCluster, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def make_ca_and_cert(d: Path) -> tuple[Path, Path, Path]:
+    """(CA certificate, server certificate for 127.0.0.1, its key), all PEM."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=objstore test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    return d / "ca.pem", d / "server.pem", d / "server.key"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_boto3_over_https_with_a_verified_certificate(tmp_path):
+    ca, cert, key = make_ca_and_cert(tmp_path)
+    with LocalCluster(tmp_path / "data", storage_nodes=3) as cluster:
+        meta = ",".join(p["address"] for p in cluster.processes("metadata"))
+        secret = json.loads((cluster.data_dir / "credentials.json").read_text())["cluster_secret"]
+        port = free_port()
+        log = open(tmp_path / "gw-tls.log", "wb")
+        gw = subprocess.Popen([sys.executable, "-m", "ops.cli", "gateway", "--id", "gw-tls", "--host", "127.0.0.1",
+                               "--port", str(port), "--metadata", meta, "--tls-cert", str(cert), "--tls-key", str(key)],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "OBJSTORE_CLUSTER_SECRET": secret})
+        try:
+            verified = ssl.create_default_context(cafile=str(ca))
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"https://127.0.0.1:{port}/health", context=verified, timeout=2):
+                        break
+                except OSError:
+                    assert gw.poll() is None and time.monotonic() < deadline, (tmp_path / "gw-tls.log").read_text()
+                    time.sleep(0.2)
+            s3 = boto3.client("s3", endpoint_url=f"https://127.0.0.1:{port}", verify=str(ca),
+                              aws_access_key_id=cluster.access_key, aws_secret_access_key=cluster.secret_key,
+                              region_name="us-east-1",
+                              config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+            s3.create_bucket(Bucket="tls")
+            s3.put_object(Bucket="tls", Key="k", Body=b"over tls")
+            assert s3.get_object(Bucket="tls", Key="k")["Body"].read() == b"over tls"
+            with pytest.raises(OSError):  # plain HTTP gets no S3 answer
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
+            assert b"without TLS" not in (tmp_path / "gw-tls.log").read_bytes()
+        finally:
+            gw.terminate()
+            gw.wait(timeout=15)
+            log.close()
+
+
+def test_non_loopback_addresses_are_told_apart():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("127.5.0.1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1") and not is_loopback("example.com")
+
+
+def test_tls_needs_both_certificate_and_key():
+    with pytest.raises(InvalidArgument):
+        GatewayConfig("gw", "s", ("127.0.0.1:1",), tls_cert="c.pem").validate()
