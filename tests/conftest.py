@@ -27,8 +27,24 @@ def s3(cluster: LocalCluster):
 
 @pytest.fixture
 def bucket(s3) -> Iterator[str]:
+    yield from temporary_bucket(s3)
+
+
+def temporary_bucket(s3, policy: str | None = None) -> Iterator[str]:
+    """A new bucket (of the cluster's default policy, or ``policy``) for one test; emptied
+    and deleted after it."""
     name = f"test-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
+
+    def add_policy(request, **_):
+        request.headers["x-objstore-policy"] = policy
+
+    if policy is not None:
+        s3.meta.events.register("before-sign.s3.CreateBucket", add_policy)
+    try:
+        s3.create_bucket(Bucket=name)
+    finally:
+        if policy is not None:
+            s3.meta.events.unregister("before-sign.s3.CreateBucket", add_policy)
     yield name
     # Every version and delete marker, so tests may turn versioning on.
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from gateway.auth.sigv4 import (
     ALGORITHM,
     AMZ_DATE_FORMAT,
+    SIGNED_PREFIXES,
     UNSIGNED_PAYLOAD,
     canonical_headers,
     canonical_query,
@@ -53,14 +54,15 @@ def sign_request(access_key: str, secret_key: str, region: str, method: str, hos
     """The headers to send: the caller's ``headers`` plus Host, date, payload hash and Authorization.
 
     ``host`` is the Host header value (``name`` or ``name:port``); ``path`` is the
-    unencoded object path (``/bucket/key``). Only ``x-amz-*`` caller headers are signed.
+    unencoded object path (``/bucket/key``). Only ``x-amz-*`` and ``x-objstore-*`` caller headers
+    are signed (the gateway refuses them unsigned).
     """
     amz_date = now.astimezone(timezone.utc).strftime(AMZ_DATE_FORMAT)
     day = amz_date[:8]
     signed: dict[str, list[str]] = {"host": [host], "x-amz-content-sha256": [payload_hash], "x-amz-date": [amz_date]}
     out = dict(headers or {})
     for name, value in out.items():
-        if name.lower().startswith("x-amz-"):
+        if name.lower().startswith(SIGNED_PREFIXES):
             signed[name.lower()] = [str(value)]
     names = sorted(signed)
     creq = canonical_request(method, canonical_uri(encode_path(path)), canonical_query(encode_query(query)),

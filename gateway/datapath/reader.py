@@ -1,5 +1,8 @@
 """Reading one object's bytes from its replicas, failing over between them.
 
+An ``ec:K+M`` object (its record's policy says so) is read from its shards instead:
+:mod:`gateway.datapath.erasure_read`.
+
 Replicas are tried in placement order, suspected nodes last. When a replica fails before
 its first byte (down, missing, corrupt) the next one is asked; when it fails in the middle
 (killed, or a corrupt block found while streaming) the next one is asked for the rest of
@@ -17,10 +20,12 @@ import bisect
 import logging
 from typing import AsyncIterator, Sequence
 
+from objstore.erasure.data_layout import DataLayout
 from objstore.errors import CorruptBlob, NoSuchKey, ServiceUnavailable
 from objstore.node.client import StorageClient
 from objstore.types import ObjectVersion, PartRef
 
+from gateway.datapath.erasure_read import read_shards
 from gateway.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -59,14 +64,24 @@ async def read_range(
     if end < start:
         return
     what = f"{version.bucket}/{version.key}"
+    layout = DataLayout.parse(version.policy)
     if not version.parts:
-        async for chunk in read_blob(storage, topology, version.version_id, version.placement, start, end, what):
+        async for chunk in _read_stored(storage, topology, layout, version.version_id, version.placement,
+                                        version.size, start, end, what):
             yield chunk
         return
     for part, lo, hi in part_spans(version.parts, start, end):
-        async for chunk in read_blob(storage, topology, part.version_id, part.placement, lo, hi,
-                                     f"{what} part {part.number}"):
+        async for chunk in _read_stored(storage, topology, layout, part.version_id, part.placement, part.size,
+                                        lo, hi, f"{what} part {part.number}"):
             yield chunk
+
+
+def _read_stored(storage: StorageClient, topology: Topology, layout: DataLayout, version_id: str,
+                 placement: Sequence[str], size: int, start: int, end: int, what: str) -> AsyncIterator[bytes]:
+    """One blob's bytes: from its replicas, or decoded from its shards for an ``ec`` layout."""
+    if layout.erasure_coded:
+        return read_shards(storage, topology, version_id, placement, layout, size, start, end, what)
+    return read_blob(storage, topology, version_id, placement, start, end, what)
 
 
 async def read_blob(

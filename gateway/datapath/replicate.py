@@ -77,10 +77,23 @@ async def write_replicas(
             if len(live) < write_quorum:
                 break
     except BaseException as exc:
-        for q in queues:
-            _force_put(q, exc if isinstance(exc, Exception) else _Aborted())
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _abort_uploads(queues, tasks, exc)
         raise
+    results, aborted = await _finish_uploads(queues, tasks, live, write_quorum)
+    return await _settle(storage, topology, nodes, results, aborted, version_id, write_quorum)
+
+
+async def _abort_uploads(queues: Sequence[asyncio.Queue], tasks: Sequence[asyncio.Task], exc: BaseException) -> None:
+    """The body failed with ``exc``: end every upload without completing its blob."""
+    for q in queues:
+        _force_put(q, exc if isinstance(exc, Exception) else _Aborted())
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _finish_uploads(queues: Sequence[asyncio.Queue], tasks: Sequence[asyncio.Task], live: list[int],
+                          write_quorum: int) -> tuple[list[object], set[int]]:
+    """The body is all queued: complete the ``live`` uploads if at least ``write_quorum`` are
+    left, else abort them too. Returns every upload's result and the indexes aborted here."""
     if len(live) >= write_quorum:
         for i in list(live):
             if not await _put(queues[i], tasks[i], _EOF):
@@ -88,10 +101,9 @@ async def write_replicas(
     aborted: set[int] = set()
     if len(live) < write_quorum:
         aborted, live = set(live), []  # too few nodes left: abort rather than finish a short body
-    for i in set(range(len(nodes))) - set(live):
+    for i in set(range(len(queues))) - set(live):
         _force_put(queues[i], _Aborted())
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    return await _settle(storage, topology, nodes, results, aborted, version_id, write_quorum)
+    return await asyncio.gather(*tasks, return_exceptions=True), aborted
 
 
 async def _settle(
@@ -102,8 +114,13 @@ async def _settle(
     aborted: set[int],
     version_id: str,
     write_quorum: int,
+    *,
+    shards: bool = False,
 ) -> list[str]:
-    """The nodes that stored the blob; suspects failed nodes; InsufficientReplicas below W."""
+    """The nodes that stored the blob; suspects failed nodes; InsufficientReplicas below W.
+
+    With ``shards``, node i was sent shard i (erasure coding) rather than a replica.
+    """
     stored: list[str] = []
     for i, (node, res) in enumerate(zip(nodes, results)):
         if i in aborted:
@@ -116,7 +133,8 @@ async def _settle(
         else:
             stored.append(node.node_id)
     if len(stored) < write_quorum:
-        await delete_blobs(storage, [n for n in nodes if n.node_id in stored], version_id)
+        kept = [i for i, n in enumerate(nodes) if n.node_id in stored]
+        await delete_blobs(storage, [nodes[i] for i in kept], version_id, kept if shards else None)
         raise InsufficientReplicas(
             f"Only {len(stored)} of {len(nodes)} storage nodes stored the object; {write_quorum} are required."
         )
@@ -145,12 +163,14 @@ def _force_put(q: asyncio.Queue, item: object) -> None:
     q.put_nowait(item)
 
 
-async def delete_blobs(storage: StorageClient, nodes: Sequence[NodeInfo], version_id: str) -> None:
-    """Best-effort removal of a blob from nodes (garbage collection repeats what fails)."""
-    async def one(n: NodeInfo) -> None:
+async def delete_blobs(storage: StorageClient, nodes: Sequence[NodeInfo], version_id: str,
+                       shards: Sequence[int] | None = None) -> None:
+    """Best-effort removal of a blob from nodes (garbage collection repeats what fails):
+    the replica (shard 0) from each node, or with ``shards`` shard ``shards[i]`` from ``nodes[i]``."""
+    async def one(n: NodeInfo, shard: int) -> None:
         try:
-            await storage.delete_blob(n.address, version_id, 0)
+            await storage.delete_blob(n.address, version_id, shard)
         except Exception as exc:  # noqa: BLE001
             log.info("could not delete %s from %s: %s", version_id, n.node_id, exc)
 
-    await asyncio.gather(*(one(n) for n in nodes))
+    await asyncio.gather(*(one(n, 0 if shards is None else shards[i]) for i, n in enumerate(nodes)))

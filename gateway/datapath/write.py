@@ -1,5 +1,6 @@
-"""The write steps every writing handler shares: stream a new blob to its replicas, commit
-its record, collect what it replaced; and the one delete path.
+"""The write steps every writing handler shares: stream a new blob to its replicas (or its
+shards, for an ``ec:K+M`` policy), commit its record, collect what it replaced; and the one
+delete path.
 
 Order, which is what makes a write atomic to readers: the blob is durable on a write
 quorum of nodes (:func:`write_blob`) before its record commits (:func:`commit_version`,
@@ -10,35 +11,74 @@ failure (5xx) they stay for garbage collection to decide.
 """
 from __future__ import annotations
 
-from typing import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import AsyncIterator
 
 from gateway.context import GatewayContext
-from gateway.datapath.garbage import collect_parts
-from gateway.datapath.replicate import delete_blobs, write_replicas
+from gateway.datapath.erasure_write import write_shards
+from gateway.datapath.garbage import collect_parts, delete_placed
+from gateway.datapath.replicate import write_replicas
 from metadata.api.results import DeleteResult, WriteResult
 from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MultipartUpload, UploadedPart
 from objstore.errors import InsufficientReplicas, ObjstoreError
-from objstore.types import NodeInfo, ObjectVersion, Policy
+from objstore.erasure.data_layout import DataLayout
+from objstore.types import ObjectVersion, Policy
+
+
+SMALL_EC_OBJECT = 64 * 1024  # an ec bucket stores smaller objects as replica:M+1
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A new blob, durable on a write quorum: what its record must say about it.
+
+    ``policy`` is the record's policy string (``DataLayout``: ``ec:K+M;stripe=B``, or the
+    replica policy the blob was stored with); ``placement`` the node ids holding it in
+    placement order, for ``ec`` shard i's node at index i ("" where no node stored it).
+    """
+
+    version_id: str
+    policy: str
+    placement: tuple[str, ...]
+
+
+def stored_layout(policy: Policy, size: int, *, part: bool = False) -> DataLayout:
+    """How a new blob of ``size`` bytes under the bucket policy ``policy`` is stored.
+
+    An ``ec:K+M`` object below ``SMALL_EC_OBJECT`` bytes is stored as ``replica:M+1`` (the
+    same loss tolerance; K+M tiny shards would cost more than they save). Parts of a
+    multipart upload are always coded with the default stripe: a part's record has no
+    policy of its own, readers take the upload's.
+    """
+    if policy.kind == "ec" and size < SMALL_EC_OBJECT and not part:
+        return DataLayout(Policy("replica", policy.m + 1))
+    return DataLayout.for_policy(policy)
 
 
 async def write_blob(
     ctx: GatewayContext, bucket: str, key: str, policy: Policy, size: int, chunks: AsyncIterator[bytes],
     version_id: str | None = None, *, spread: bool = False,
-) -> tuple[str, list[NodeInfo]]:
-    """Place a new blob of ``size`` bytes for (bucket, key) and stream ``chunks`` to it.
+) -> StoredBlob:
+    """Place a new blob of ``size`` bytes for (bucket, key) and stream ``chunks`` to it:
+    whole replicas, or K+M shards for an ``ec`` policy (see :func:`stored_layout`).
 
     The ring places it by key, or with ``spread`` (parts of a multipart upload) by its
-    version id, so one object's parts spread over the cluster. Returns (the version id, a
-    new one unless given, and the nodes holding the blob durably, in placement order).
-    Raises InsufficientReplicas below the write quorum, or the error ``chunks`` raised
-    (then no node holds a complete blob).
+    version id, so one object's parts spread over the cluster. The version id is a new one
+    unless given. Raises InsufficientReplicas below the write quorum, or the error
+    ``chunks`` raised (then no node holds a complete blob).
     """
     version_id = version_id or ctx.hlc.next()
-    nodes = await ctx.topology.place(bucket, version_id if spread else key, policy.n)
-    quorum = min(policy.default_write_quorum(), policy.n)
+    layout = stored_layout(policy, size, part=spread)
+    n = layout.policy.n
+    nodes = await ctx.topology.place(bucket, version_id if spread else key, n)
+    quorum = min(layout.policy.default_write_quorum(), n)
     if len(nodes) < quorum:
         raise InsufficientReplicas(f"Only {len(nodes)} storage nodes are reachable; {quorum} are required.")
+    if layout.erasure_coded:
+        placement = await write_shards(ctx.storage, ctx.topology, nodes, layout=layout, version_id=version_id,
+                                       bucket=bucket, key=key, size=size, chunks=chunks)
+        return StoredBlob(version_id, str(layout), placement)
     stored = await write_replicas(
         ctx.storage,
         ctx.topology,
@@ -46,20 +86,20 @@ async def write_blob(
         version_id=version_id,
         bucket=bucket,
         key=key,
-        policy=str(policy),
+        policy=str(layout),
         size=size,
         chunks=chunks,
         write_quorum=quorum,
     )
-    return version_id, [n for n in nodes if n.node_id in stored]
+    return StoredBlob(version_id, str(layout), tuple(n.node_id for n in nodes if n.node_id in stored))
 
 
 async def commit_version(
-    ctx: GatewayContext, record: ObjectVersion, holders: Sequence[NodeInfo], *,
-    if_match: str | None = None, if_none_match: bool = False,
+    ctx: GatewayContext, record: ObjectVersion, *, if_match: str | None = None, if_none_match: bool = False,
 ) -> WriteResult:
-    """Commit ``record`` (whose blob ``holders`` store), under the write conditions given;
-    returns what the write did (its S3 version id; the version it replaced, if any).
+    """Commit ``record`` (whose blob is durable on its placement), under the write
+    conditions given; returns what the write did (its S3 version id; the version it
+    replaced, if any).
 
     The replaced version's blobs are collected after the answer; see the module docstring
     for what a refusal does.
@@ -68,7 +108,7 @@ async def commit_version(
         result = await ctx.meta.put_version(record, if_match=if_match, if_none_match=if_none_match)
     except ObjstoreError as err:
         if err.status < 500:
-            ctx.background(delete_blobs(ctx.storage, holders, record.version_id))
+            ctx.background(collect_version(ctx, record))
         raise
     previous = result.replaced
     if previous is not None and previous.version_id != record.version_id:
@@ -76,26 +116,24 @@ async def commit_version(
     return result
 
 
-async def commit_part(ctx: GatewayContext, upload: MultipartUpload, part: UploadedPart,
-                      holders: list[NodeInfo]) -> None:
+async def commit_part(ctx: GatewayContext, upload: MultipartUpload, part: UploadedPart) -> None:
     """Record ``part``; collect the part it replaced. On a definite refusal (the upload is
     gone) the new blobs are deleted and the error re-raised."""
     try:
         replaced = await UploadClient(ctx.meta).put_part(upload.bucket, upload.key, upload.upload_id, part)
     except ObjstoreError as err:
         if err.status < 500:
-            ctx.background(delete_blobs(ctx.storage, holders, part.part.version_id))
+            ctx.background(collect_parts(ctx.storage, ctx.topology, [part.part], upload.policy))
         raise
     if replaced is not None:
-        ctx.background(collect_parts(ctx.storage, ctx.topology, [replaced]))
+        ctx.background(collect_parts(ctx.storage, ctx.topology, [replaced], upload.policy))
 
 
 async def collect_version(ctx: GatewayContext, version: ObjectVersion) -> None:
     """Delete the blobs of a version no record points to any more (one per part for a
     multipart object: ``version.blob_refs()``)."""
     for version_id, placement in version.blob_refs():
-        nodes = [n for n in (ctx.topology.node(i) for i in placement) if n is not None]
-        await delete_blobs(ctx.storage, nodes, version_id)
+        await delete_placed(ctx.storage, ctx.topology, version_id, placement, version.policy)
 
 
 async def delete_key(ctx: GatewayContext, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:

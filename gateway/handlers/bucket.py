@@ -15,6 +15,7 @@ from gateway.endpoints import BucketEndpoint, ServiceEndpoint
 from gateway.query import encode_token
 from gateway.responses import XML, owner_element
 from gateway.xml import document, el, iso8601, parse_create_bucket
+from objstore.erasure.policy import check_ec_policy
 from objstore.errors import BucketAlreadyExists, BucketAlreadyOwnedByYou, InvalidArgument
 from objstore.naming import validate_bucket_name
 from objstore.types import Bucket, Policy
@@ -64,10 +65,12 @@ async def handle_create_bucket(ctx: GatewayContext, request: web.Request, ep: Bu
         )
     policy = request.headers.get("x-objstore-policy", ctx.cfg.default_policy)
     parsed = Policy.parse(policy)
-    if parsed.kind != "replica":
-        raise InvalidArgument(f"Data policy {policy} is not supported yet; use replica:N.")
     live = [n for n in ctx.topology.map.nodes if n.state == "up"]
-    if live and parsed.n > len(live):
+    if parsed.kind == "ec":
+        if not ctx.topology.map.nodes:
+            await ctx.topology.refresh()
+        check_ec_policy(parsed, sum(n.state != "removed" for n in ctx.topology.map.nodes))
+    elif live and parsed.n > len(live):
         raise InvalidArgument(f"Data policy {policy} needs {parsed.n} storage nodes; the cluster has {len(live)}.")
     try:
         await ctx.meta.create_bucket(name, request[CALLER_KEY].owner, str(parsed), ctx.clock())

@@ -140,7 +140,7 @@ async def handle_copy_object(ctx: GatewayContext, request: web.Request, ep: Obje
     async def copy() -> tuple[bytes, dict[str, str]]:
         stream = SourceStream(read_range(ctx.storage, ctx.topology, v, 0, v.size - 1), v.size,
                               single_part_md5(v.etag), [*(a for a in v.checksums if a in DIGEST_SIZES), *extra_algorithms])
-        _, holders = await write_blob(ctx, ep.bucket, ep.key, policy, v.size, stream.chunks(), version_id)
+        stored = await write_blob(ctx, ep.bucket, ep.key, policy, v.size, stream.chunks(), version_id)
         changes: dict[str, object] = {"public_read": bool(canned_public_read(h.get("x-amz-acl")))}
         if directive == "REPLACE":
             changes["content_type"], changes["headers"], changes["user_meta"] = stored_headers(h)
@@ -148,10 +148,10 @@ async def handle_copy_object(ctx: GatewayContext, request: web.Request, ep: Obje
             changes["tags"] = new_tags
         record = copied_record(
             v, bucket=ep.bucket, key=ep.key, version_id=version_id, etag=stream.etag,
-            last_modified=ctx.clock(), policy=str(policy), placement=tuple(n.node_id for n in holders),
+            last_modified=ctx.clock(), policy=stored.policy, placement=stored.placement,
             ring_epoch=ctx.topology.map.epoch, checksums=stream.checksum_values, owner=owner, **changes,
         )
-        result = await commit_version(ctx, record, holders, if_match=if_match, if_none_match=if_none_match)
+        result = await commit_version(ctx, record, if_match=if_match, if_none_match=if_none_match)
         parts = [el("LastModified", iso8601(record.last_modified)), el("ETag", f'"{record.etag}"')]
         parts += checksum_elements(record.checksums)
         return document("CopyObjectResult", parts), {**headers, **result.version_header()}

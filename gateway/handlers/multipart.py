@@ -145,7 +145,7 @@ async def handle_complete_multipart_upload(ctx: GatewayContext, request: web.Req
     v = done.version
     if not done.replayed:
         if done.unused:
-            ctx.background(collect_parts(ctx.storage, ctx.topology, done.unused))
+            ctx.background(collect_parts(ctx.storage, ctx.topology, done.unused, v.policy))
         if done.previous is not None and done.previous.version_id != v.version_id:
             ctx.background(collect_version(ctx, done.previous))
     headers = {**XML, **done.version_header()}

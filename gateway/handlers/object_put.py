@@ -51,27 +51,27 @@ async def handle_put_object(ctx: GatewayContext, request: web.Request, ep: Objec
     bucket = await owned_bucket(ctx, caller.owner, ep.bucket, cached=True)
     policy = Policy.parse(bucket.policy)
     body = BodyStream(request, caller.auth, size)
-    version_id, holders = await write_blob(ctx, ep.bucket, ep.key, policy, size, body.chunks())
+    stored = await write_blob(ctx, ep.bucket, ep.key, policy, size, body.chunks())
     ctx.metrics.add_bytes_in(size)
     record = ObjectVersion(
         bucket=ep.bucket,
         key=ep.key,
-        version_id=version_id,
+        version_id=stored.version_id,
         size=size,
         etag=body.etag,
         last_modified=ctx.clock(),
         content_type=content_type,
         headers=kept,
         user_meta=user_meta,
-        policy=str(policy),
-        placement=tuple(n.node_id for n in holders),
+        policy=stored.policy,
+        placement=stored.placement,
         ring_epoch=ctx.topology.map.epoch,
         checksums=body.checksum_values,
         owner=caller.owner,
         tags=tags,
         public_read=bool(canned_public_read(request.headers.get("x-amz-acl"))),
     )
-    result = await commit_version(ctx, record, holders, if_match=if_match, if_none_match=if_none_match)
+    result = await commit_version(ctx, record, if_match=if_match, if_none_match=if_none_match)
     headers = {"ETag": f'"{body.etag}"', **result.version_header()}
     for alg, value in body.checksum_values.items():
         headers[f"x-amz-checksum-{alg}"] = value

@@ -25,7 +25,7 @@ from gateway.datapath.body import BodyStream, declared_size
 from gateway.datapath.lookup import source_lookup
 from gateway.datapath.reader import read_range
 from gateway.datapath.source_stream import SourceStream, single_part_md5
-from gateway.datapath.write import commit_part, write_blob
+from gateway.datapath.write import StoredBlob, commit_part, write_blob
 from gateway.endpoints import PartEndpoint
 from gateway.keepalive import respond_with_keepalive
 from gateway.responses import checksum_elements
@@ -34,7 +34,7 @@ from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MAX_PART_SIZE, MultipartUpload, UploadedPart
 from objstore.errors import AccessDenied, EntityTooLarge, InvalidArgument, InvalidRequest
 from objstore.naming import validate_key
-from objstore.types import NodeInfo, PartRef, Policy
+from objstore.types import PartRef, Policy
 
 _SOURCE_RANGE_RE = re.compile(r"^bytes=(\d+)-(\d+)$")
 
@@ -99,8 +99,8 @@ async def _upload_for(ctx: GatewayContext, request: web.Request, ep: PartEndpoin
 
 
 async def _write_part(ctx: GatewayContext, upload: MultipartUpload, size: int,
-                      chunks: AsyncIterator[bytes]) -> tuple[str, list[NodeInfo]]:
-    """Stream a part to a new blob on its own placement; (its version id, the holders)."""
+                      chunks: AsyncIterator[bytes]) -> StoredBlob:
+    """Stream a part to a new blob on its own placement."""
     return await write_blob(ctx, upload.bucket, upload.key, Policy.parse(upload.policy), size, chunks, spread=True)
 
 
@@ -113,13 +113,13 @@ async def handle_upload_part(ctx: GatewayContext, request: web.Request, ep: Part
     check_part_checksum(upload, sent_checksum_algorithms(request.headers))
     body = BodyStream(request, auth, size)
     summed = _Summed(body.chunks(), upload.checksum_algorithm)
-    version_id, holders = await _write_part(ctx, upload, size, summed.chunks())
+    stored = await _write_part(ctx, upload, size, summed.chunks())
     ctx.metrics.add_bytes_in(size)
     checksums = dict(body.checksum_values)
     if summed.value() is not None:
         checksums[upload.checksum_algorithm] = summed.value()  # type: ignore[assignment]
-    ref = PartRef(ep.part_number, version_id, size, body.etag, tuple(n.node_id for n in holders), checksums)
-    await commit_part(ctx, upload, UploadedPart(ref, ctx.clock()), holders)
+    ref = PartRef(ep.part_number, stored.version_id, size, body.etag, stored.placement, checksums)
+    await commit_part(ctx, upload, UploadedPart(ref, ctx.clock()))
     headers = {"ETag": f'"{ref.etag}"'}
     for alg, value in checksums.items():
         headers[f"x-amz-checksum-{alg}"] = value
@@ -148,11 +148,11 @@ async def handle_upload_part_copy(ctx: GatewayContext, request: web.Request, ep:
         algs = [upload.checksum_algorithm] if upload.checksum_algorithm else []
         stream = SourceStream(read_range(ctx.storage, ctx.topology, v, first, last), size,
                               single_part_md5(v.etag) if whole else None, algs)
-        version_id, holders = await _write_part(ctx, upload, size, stream.chunks())
+        stored = await _write_part(ctx, upload, size, stream.chunks())
         checksums = stream.checksum_values
-        ref = PartRef(ep.part_number, version_id, size, stream.etag, tuple(n.node_id for n in holders), checksums)
+        ref = PartRef(ep.part_number, stored.version_id, size, stream.etag, stored.placement, checksums)
         part = UploadedPart(ref, ctx.clock())
-        await commit_part(ctx, upload, part, holders)
+        await commit_part(ctx, upload, part)
         out = [el("LastModified", iso8601(part.last_modified)), el("ETag", f'"{ref.etag}"')]
         out += checksum_elements(checksums)
         return document("CopyPartResult", out)

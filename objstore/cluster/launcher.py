@@ -39,6 +39,7 @@ from typing import IO, Any
 from objstore.cli_args import ACCESS_KEY_ENV, SECRET_ENV, SECRET_KEY_ENV
 from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free, stop_all, wait_healthy
 from objstore.durable_io import atomic_write
+from objstore.erasure.policy import check_ec_policy
 from objstore.errors import ObjstoreError
 from objstore.types import Policy
 
@@ -165,6 +166,8 @@ class Cluster:
         o = self.opts
         try:
             policy = Policy.parse(o.default_policy)
+            if policy.kind == "ec":
+                check_ec_policy(policy, o.storage_nodes)
         except ObjstoreError as exc:
             raise LaunchError(exc.message) from None
         if o.storage_nodes < policy.n:

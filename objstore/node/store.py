@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import AsyncIterable, Callable
 
 from objstore.checksum import hex64, unpack_u64, xxh64
+from objstore.erasure.data_layout import DataLayout
 from objstore.errors import IncompleteBody, InvalidArgument, NoSuchKey, ServiceUnavailable
 from objstore.node.blob import (
     DEFAULT_BLOCK_SIZE,
@@ -49,7 +50,6 @@ from objstore.node.group_commit import GroupCommitter
 from objstore.node.index import BlobIndex, Entry, Location
 from objstore.node.reader import BlobRead, open_blob_read
 from objstore.node.segments import Appended, PendingRecord, SegmentLog
-from objstore.types import Policy
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class BlobStore:
         names or more bytes than ``size``), KeyTooLongError, ServiceUnavailable (no space
         or shutting down), or the OSError of a failed disk.
         """
-        Policy.parse(policy)
+        DataLayout.parse(policy)
         if size < 0:
             raise InvalidArgument("negative size")
         header = BlobHeader(KIND_BLOB, blob_id.version_id, blob_id.shard, bucket, key, policy, size,

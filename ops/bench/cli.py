@@ -38,6 +38,8 @@ def add_parser(sub: Any) -> None:
                                         "credentials.json)")
     p.add_argument("--region", help="SigV4 region (default: cluster.json's, AWS_REGION, or us-east-1)")
     p.add_argument("--bucket", help="bucket to use (default: a new bench-<random> bucket, deleted after)")
+    p.add_argument("--policy", help="data policy of the bucket the run creates, e.g. replica:3 or ec:4+2 "
+                                    "(default: the cluster's)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per small-object phase (default 10)")
     p.add_argument("--small-size", default="4096", help="small object size, e.g. 4096 or 4KiB (default 4096)")
     p.add_argument("--large-size", default="64MiB", help="large object size (default 64MiB)")

@@ -71,7 +71,7 @@ class BenchRun:
     async def setup(self) -> None:
         if self.s.bucket and await self.client.bucket_exists(self.bucket):
             return
-        await self.client.create_bucket(self.bucket)
+        await self.client.create_bucket(self.bucket, self.s.policy)
         self.bucket_created = True
 
     async def _put_one(self, rec: Recorder, key: str, size: int, verify: bool) -> bool:

@@ -178,8 +178,9 @@ class S3Client:
         return data.count(b"<Error>")
 
     async def _bucket_call(self, method: str, bucket: str, query: dict[str, str] | None = None,
-                           body: bytes = b"", extra: dict[str, str] | None = None) -> tuple[int, bytes]:
-        url, headers = self._prepare(method, f"/{bucket}", query, None)
+                           body: bytes = b"", extra: dict[str, str] | None = None,
+                           signed: dict[str, str] | None = None) -> tuple[int, bytes]:
+        url, headers = self._prepare(method, f"/{bucket}", query, signed)
         headers.update(extra or {})
         if method in ("PUT", "POST"):
             headers["Content-Length"] = str(len(body))
@@ -196,8 +197,10 @@ class S3Client:
             return status == 200
         raise BenchError(f"HEAD bucket {bucket} answered {error_kind(status, data)}")
 
-    async def create_bucket(self, bucket: str) -> None:
-        status, data = await self._bucket_call("PUT", bucket)
+    async def create_bucket(self, bucket: str, policy: str | None = None) -> None:
+        """Create ``bucket``, with the data policy ``policy`` (objstore's ``x-objstore-policy``) if given."""
+        status, data = await self._bucket_call("PUT", bucket,
+                                               signed={"x-objstore-policy": policy} if policy else None)
         if status != 200:
             raise BenchError(f"could not create bucket {bucket}: {error_kind(status, data)}")
 

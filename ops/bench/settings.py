@@ -70,6 +70,7 @@ class BenchSettings:
     large_concurrency: tuple[int, ...]
     phases: tuple[str, ...]
     json: bool
+    policy: str | None = None  # data policy of the bucket the run creates (objstore only)
 
 
 def _read_json(path: Path) -> dict:
@@ -122,4 +123,5 @@ def resolve_settings(args: object, env: Mapping[str, str]) -> BenchSettings:
         concurrency=parse_int_list(getattr(args, "concurrency"), "--concurrency"),
         large_concurrency=parse_int_list(getattr(args, "large_concurrency"), "--large-concurrency"),
         phases=parse_phases(getattr(args, "phases")), json=bool(getattr(args, "json")),
+        policy=getattr(args, "policy", None),
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timedelta, timezone
+from typing import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.conftest import temporary_bucket
 from tests.integration.conftest import make_s3
 from tests.integration.test_bad_input import raw_request, signed_headers, xml_code
 from tests.integration.test_streaming_memory import PatternBody, RssSampler
@@ -26,6 +28,13 @@ def assert_absent(s3, bucket: str, key: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key=key)
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+@pytest.fixture(params=["replica:3", "ec:4+2"])
+def bucket(request, s3) -> Iterator[str]:
+    """Copies into and out of a replicated and an erasure-coded bucket (``other_bucket`` is
+    replicated, so copies across buckets cross policies)."""
+    yield from temporary_bucket(s3, request.param)
 
 
 @pytest.fixture

@@ -5,13 +5,21 @@ import base64
 import hashlib
 import os
 import uuid
+from typing import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.conftest import temporary_bucket
 from tests.integration.conftest import make_s3
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["replica:3", "ec:4+2"])
+def bucket(request, s3) -> Iterator[str]:
+    """Every object test runs on a replicated and on an erasure-coded bucket."""
+    yield from temporary_bucket(s3, request.param)
 
 
 def error_code(exc: ClientError) -> str:

@@ -4,13 +4,21 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from typing import Iterator
 
 import psutil
 import pytest
 
+from tests.conftest import temporary_bucket
 from tests.integration.conftest import make_s3
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["replica:3", "ec:4+2"])
+def bucket(request, s3) -> Iterator[str]:
+    """Whole replicas, and shards coded stripe by stripe."""
+    yield from temporary_bucket(s3, request.param)
 
 GIB = 1024**3
 BLOCK = 1024 * 1024

@@ -9,6 +9,8 @@ from objstore.cluster.launcher import Cluster, LaunchError, UpOptions, load_or_c
 @pytest.mark.parametrize("opts, words", [
     (UpOptions(storage_nodes=2), "needs at least 3 storage nodes"),
     (UpOptions(default_policy="replica:x"), "Invalid data policy"),
+    (UpOptions(storage_nodes=6, default_policy="ec:5+2"), "the cluster has 6"),
+    (UpOptions(storage_nodes=6, default_policy="ec:1+2"), "K >= 2"),
     (UpOptions(metadata_nodes=0), "--metadata-nodes"),
     (UpOptions(s3_port=70000), "--s3-port"),
 ])

@@ -1,0 +1,111 @@
+"""Writing one object as K+M shard blobs (``ec:K+M``): shard i of every stripe to node i.
+
+The body is cut into stripes by a ``StripeEncoder`` and each complete stripe is encoded at
+once; shard i goes to node i's bounded queue, drained by one upload per node. Memory is
+one stripe being filled plus ``SHARD_QUEUE_DEPTH`` stripes' shards in the queues, never
+the object size. Encoding a stripe runs in a worker thread (zfec releases the GIL), so
+the event loop keeps serving while a large body is encoded.
+
+A node that fails is dropped (and suspected) while the others go on; the write fails
+early once fewer than W (``Policy.default_write_quorum``: K+1) nodes are live. It
+succeeds when at least W nodes made their shard blob durable: a blob is only durable
+whole, so then every stripe has at least W of its shards. Below W the blobs stored are
+deleted again and InsufficientReplicas (503) is raised: no record is written, so no
+object becomes visible. If the body itself fails (bad digest, short body), every upload
+is aborted mid-stream, so no node completes a shard blob.
+
+Each shard blob's header names its shard index and, in its policy field, the layout and
+the object size (``DataLayout``): a node's blobs say on their own what they belong to.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Awaitable, Sequence
+
+from objstore.erasure import StripeEncoder, encode_stream
+from objstore.erasure.data_layout import DataLayout
+from objstore.node.client import StorageClient
+from objstore.types import NodeInfo
+
+from gateway.datapath.replicate import (
+    INLINE_SIZE,
+    _abort_uploads,
+    _finish_uploads,
+    _put,
+    _queue_body,
+    _settle,
+)
+from gateway.topology import Topology
+
+SHARD_QUEUE_DEPTH = 2  # stripes queued per node beyond the one being encoded
+
+
+async def write_shards(
+    storage: StorageClient,
+    topology: Topology,
+    nodes: Sequence[NodeInfo],
+    *,
+    layout: DataLayout,
+    version_id: str,
+    bucket: str,
+    key: str,
+    size: int,
+    chunks: AsyncIterator[bytes],
+) -> tuple[str, ...]:
+    """Stream ``chunks`` as shard blobs, shard i to ``nodes[i]``; return the placement:
+    shard i's node id, or "" where no node stored shard i.
+
+    ``nodes`` are K+M distinct nodes (fewer when the cluster could not place them all;
+    the missing shards are never written). Raises the body's error if the body fails, or
+    InsufficientReplicas when fewer than W shard blobs became durable.
+    """
+    stripes = layout.stripes
+    quorum = layout.policy.default_write_quorum()
+    nodes = list(nodes)[: stripes.n]
+    header = str(layout.with_size(size))
+    shard_size = stripes.shard_file_size(size)
+
+    def upload(i: int, body: AsyncIterator[bytes] | bytes) -> Awaitable[dict]:
+        return storage.put_blob(nodes[i].address, version_id, i, bucket, key, header, shard_size, body)
+
+    if size <= INLINE_SIZE:
+        whole = b"".join([c async for c in chunks])
+        shards = [b"".join(col) for col in zip(*encode_stream(stripes, [whole]))] or [b""] * stripes.n
+        results = await asyncio.gather(*(upload(i, shards[i]) for i in range(len(nodes))), return_exceptions=True)
+        stored = await _settle(storage, topology, nodes, results, set(), version_id, quorum, shards=True)
+        return _placement(nodes, stored, stripes.n)
+    queues = [asyncio.Queue(maxsize=SHARD_QUEUE_DEPTH) for _ in nodes]
+    tasks = [asyncio.create_task(upload(i, _queue_body(q))) for i, q in enumerate(queues)]
+    live = list(range(len(nodes)))
+    enc = StripeEncoder(stripes)
+
+    async def hand_out(shards: list[bytes]) -> None:
+        for i in list(live):
+            if not await _put(queues[i], tasks[i], shards[i]):
+                live.remove(i)
+
+    try:
+        async for chunk in chunks:
+            if enc.buffered + len(chunk) >= stripes.stripe_bytes:
+                ready = await asyncio.to_thread(lambda c=chunk: list(enc.feed(c)))
+            else:
+                ready = list(enc.feed(chunk))
+            for shards in ready:
+                await hand_out(shards)
+            if len(live) < quorum:
+                break
+        else:
+            last = enc.finish()
+            if last is not None:
+                await hand_out(last)
+    except BaseException as exc:
+        await _abort_uploads(queues, tasks, exc)
+        raise
+    results, aborted = await _finish_uploads(queues, tasks, live, quorum)
+    stored = await _settle(storage, topology, nodes, results, aborted, version_id, quorum, shards=True)
+    return _placement(nodes, stored, stripes.n)
+
+
+def _placement(nodes: Sequence[NodeInfo], stored: Sequence[str], n: int) -> tuple[str, ...]:
+    ids = [nd.node_id if nd.node_id in stored else "" for nd in nodes]
+    return tuple(ids + [""] * (n - len(ids)))
