@@ -10,6 +10,8 @@ Subcommands:
   bench      a benchmark against a running cluster
   bench-metadata  a benchmark of the metadata service (and etcd beside it)
   key        S3 access keys (users): create, list, delete
+  object     one object: `objstore object info BUCKET KEY` shows its policy and where its
+             replicas or shards are
 
 This is the one place that imports every part of objstore. Exit codes and error lines are
 those of :mod:`ops.cli.output`.
@@ -23,7 +25,7 @@ from typing import Sequence
 import ops.bench
 import ops.bench_metadata
 from objstore.errors import ObjstoreError
-from ops.cli import keys, metadata_admin, status
+from ops.cli import keys, metadata_admin, object_info, status
 from ops.cli.output import INTERRUPTED, USAGE, CommandError, fail
 from ops.cli.services import add_service_parsers, add_up_parser
 
@@ -33,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_up_parser(sub)
     add_service_parsers(sub)
-    for module in (status, ops.bench, ops.bench_metadata, keys):
+    for module in (status, object_info, ops.bench, ops.bench_metadata, keys):
         module.add_parser(sub)
     return parser
 

@@ -1,13 +1,16 @@
 """``objstore status``: the cluster as the metadata service and the nodes see it.
 
 Finds the cluster as every admin command does (:mod:`ops.cli.cluster`). Prints the
-metadata service's state, the ring epoch, and one row per storage node (state, zone,
-weight, share of the ring, capacity used); ``--json`` prints the same as one JSON document.
+metadata service's state, the ring epoch, how many buckets have each data policy
+(``replica:N``, ``ec:K+M``), and one row per storage node (state, zone, weight, share of
+the ring, capacity used); ``--json`` prints the same as one JSON document, with each
+bucket's policy.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -32,6 +35,7 @@ async def collect(addrs: list[str], secret: str) -> dict[str, Any]:
         storage = StorageClient(session, secret)
         meta_status = await meta.status()
         cmap = await meta.get_cluster_map()
+        buckets = {b.name: b.policy for b in await meta.list_buckets()}
         ring_nodes = describe(build_ring(cmap))["nodes"] if cmap.nodes else {}
         shares = {nid: d["replica_share"] for nid, d in ring_nodes.items()}
 
@@ -52,7 +56,12 @@ async def collect(addrs: list[str], secret: str) -> dict[str, Any]:
                 "blob_count": st.get("blob_count") if st else None,
                 "ring_share": shares.get(n.node_id, 0.0),
             })
-        return {"metadata": meta_status, "ring_epoch": cmap.epoch, "nodes": nodes}
+        return {"metadata": meta_status, "ring_epoch": cmap.epoch, "nodes": nodes, "bucket_policies": buckets}
+
+
+def _policy_counts(bucket_policies: dict[str, str]) -> str:
+    counts = Counter(bucket_policies.values())
+    return "  ".join(f"{p} {counts[p]} bucket{'s' * (counts[p] != 1)}" for p in sorted(counts)) or "no buckets"
 
 
 def render(status: dict[str, Any]) -> str:
@@ -61,6 +70,7 @@ def render(status: dict[str, Any]) -> str:
         f"metadata   node {m.get('node_id', '?')}  role {m.get('role', '?')}  term {m.get('term', '-')}  "
         f"commit {m.get('commit_index', '-')}  applied {m.get('applied_index', '-')}",
         f"objects    {m.get('objects', '-')}  buckets {m.get('buckets', '-')}",
+        f"policies   {_policy_counts(status['bucket_policies'])}",
         f"ring epoch {status['ring_epoch']}   storage nodes {len(status['nodes'])}",
         "",
     ]
