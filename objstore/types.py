@@ -93,6 +93,21 @@ class Policy:
             return self.n // 2 + 1
         return min(self.k + 1, self.n)
 
+    def check_write_quorum(self, w: int) -> int:
+        """``w`` if it is a write quorum this policy allows: 1 <= W <= N for ``replica:N``;
+        K+1 <= W <= K+M for ``ec:K+M`` (W = K would acknowledge an object that a single lost
+        node makes unreadable). Raises InvalidArgument naming the rule otherwise."""
+        if self.kind == "replica":
+            if not 1 <= w <= self.n:
+                raise InvalidArgument(f"Invalid write quorum {w} for {self}: it must be 1 to {self.n}.")
+            return w
+        low = self.default_write_quorum()
+        if not low <= w <= self.n:
+            raise InvalidArgument(
+                f"Invalid write quorum {w} for {self}: it must be K+1 = {low} to K+M = {self.n}"
+                + (" (W = K would acknowledge an object with no redundancy)." if w == self.k else "."))
+        return w
+
     def __str__(self) -> str:
         return f"replica:{self.n}" if self.kind == "replica" else f"ec:{self.k}+{self.m}"
 
@@ -108,6 +123,7 @@ class Bucket:
     tags: dict[str, str] = field(default_factory=dict)  # bucket tagging
     access_policy: str = ""  # the bucket policy JSON as put ("" none; objstore.bucket_policy)
     public_read: bool = False  # canned ACL public-read: anyone may list the bucket
+    write_quorum: int = 0  # W: nodes that must store a new blob (0: the policy's default)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

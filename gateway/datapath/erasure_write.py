@@ -7,7 +7,8 @@ the object size. Encoding a stripe runs in a worker thread (zfec releases the GI
 the event loop keeps serving while a large body is encoded.
 
 A node that fails is dropped (and suspected) while the others go on; the write fails
-early once fewer than W (``Policy.default_write_quorum``: K+1) nodes are live. It
+early once fewer than W (the bucket's, by default ``Policy.default_write_quorum``: K+1)
+nodes are live. It
 succeeds when at least W nodes made their shard blob durable: a blob is only durable
 whole, so then every stripe has at least W of its shards. Below W the blobs stored are
 deleted again and InsufficientReplicas (503) is raised: no record is written, so no
@@ -51,16 +52,18 @@ async def write_shards(
     key: str,
     size: int,
     chunks: AsyncIterator[bytes],
+    write_quorum: int = 0,
 ) -> tuple[str, ...]:
     """Stream ``chunks`` as shard blobs, shard i to ``nodes[i]``; return the placement:
     shard i's node id, or "" where no node stored shard i.
 
     ``nodes`` are K+M distinct nodes (fewer when the cluster could not place them all;
     the missing shards are never written). Raises the body's error if the body fails, or
-    InsufficientReplicas when fewer than W shard blobs became durable.
+    InsufficientReplicas when fewer than W shard blobs became durable (``write_quorum``;
+    0: the policy's default).
     """
     stripes = layout.stripes
-    quorum = layout.policy.default_write_quorum()
+    quorum = write_quorum or layout.policy.default_write_quorum()
     nodes = list(nodes)[: stripes.n]
     header = str(layout.with_size(size))
     shard_size = stripes.shard_file_size(size)

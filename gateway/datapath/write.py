@@ -56,28 +56,44 @@ def stored_layout(policy: Policy, size: int, *, part: bool = False) -> DataLayou
     return DataLayout.for_policy(policy)
 
 
+def write_quorum(policy: Policy, bucket_quorum: int, layout: DataLayout) -> int:
+    """W for a new blob stored as ``layout`` in a bucket of ``policy`` whose record asks for
+    ``bucket_quorum`` (0: the default, ``Policy.default_write_quorum``).
+
+    A small object of an ``ec:K+M`` bucket, stored as ``replica:M+1``, may miss as many
+    nodes as a coded one would: W - (K+M) + (M+1), never below that policy's default.
+    """
+    n = layout.policy.n
+    if not bucket_quorum:
+        return min(layout.policy.default_write_quorum(), n)
+    if layout.policy == policy:
+        return min(bucket_quorum, n)
+    return min(n, max(layout.policy.default_write_quorum(), n - (policy.n - bucket_quorum)))
+
+
 async def write_blob(
     ctx: GatewayContext, bucket: str, key: str, policy: Policy, size: int, chunks: AsyncIterator[bytes],
-    version_id: str | None = None, *, spread: bool = False,
+    version_id: str | None = None, *, spread: bool = False, bucket_quorum: int = 0,
 ) -> StoredBlob:
     """Place a new blob of ``size`` bytes for (bucket, key) and stream ``chunks`` to it:
     whole replicas, or K+M shards for an ``ec`` policy (see :func:`stored_layout`).
 
     The ring places it by key, or with ``spread`` (parts of a multipart upload) by its
     version id, so one object's parts spread over the cluster. The version id is a new one
-    unless given. Raises InsufficientReplicas below the write quorum, or the error
-    ``chunks`` raised (then no node holds a complete blob).
+    unless given. The write quorum is the bucket's (``bucket_quorum``; see
+    :func:`write_quorum`). Raises InsufficientReplicas below it, or the error ``chunks``
+    raised (then no node holds a complete blob).
     """
     version_id = version_id or ctx.hlc.next()
     layout = stored_layout(policy, size, part=spread)
     n = layout.policy.n
     nodes = await ctx.topology.place(bucket, version_id if spread else key, n)
-    quorum = min(layout.policy.default_write_quorum(), n)
+    quorum = write_quorum(policy, bucket_quorum, layout)
     if len(nodes) < quorum:
         raise InsufficientReplicas(f"Only {len(nodes)} storage nodes are reachable; {quorum} are required.")
     if layout.erasure_coded:
         placement = await write_shards(ctx.storage, ctx.topology, nodes, layout=layout, version_id=version_id,
-                                       bucket=bucket, key=key, size=size, chunks=chunks)
+                                       bucket=bucket, key=key, size=size, chunks=chunks, write_quorum=quorum)
         return StoredBlob(version_id, str(layout), placement)
     stored = await write_replicas(
         ctx.storage,

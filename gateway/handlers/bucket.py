@@ -20,6 +20,8 @@ from objstore.errors import BucketAlreadyExists, BucketAlreadyOwnedByYou, Invali
 from objstore.naming import validate_bucket_name
 from objstore.types import Bucket, Policy
 
+WRITE_QUORUM_HEADER = "x-objstore-write-quorum"
+
 
 def bucket_page(buckets: Sequence[Bucket], ep: ServiceEndpoint, region: str) -> tuple[list[Bucket], str | None]:
     """(the buckets of the page ``ep`` asks for, by name; the continuation token of the
@@ -72,8 +74,9 @@ async def handle_create_bucket(ctx: GatewayContext, request: web.Request, ep: Bu
         check_ec_policy(parsed, sum(n.state != "removed" for n in ctx.topology.map.nodes))
     elif live and parsed.n > len(live):
         raise InvalidArgument(f"Data policy {policy} needs {parsed.n} storage nodes; the cluster has {len(live)}.")
+    write_quorum = requested_write_quorum(request.headers.get(WRITE_QUORUM_HEADER), parsed)
     try:
-        await ctx.meta.create_bucket(name, request[CALLER_KEY].owner, str(parsed), ctx.clock())
+        await ctx.meta.create_bucket(name, request[CALLER_KEY].owner, str(parsed), ctx.clock(), write_quorum)
     except BucketAlreadyOwnedByYou:
         if not recreating_is_success(ctx.cfg.region):
             raise
@@ -83,6 +86,17 @@ async def handle_create_bucket(ctx: GatewayContext, request: web.Request, ep: Bu
     if canned_public_read(request.headers.get("x-amz-acl"), bucket=True):
         await ctx.meta.set_bucket_public_read(name, True)
     return web.Response(status=200, headers={"Location": f"/{name}"})
+
+
+def requested_write_quorum(value: str | None, policy: Policy) -> int:
+    """The write quorum a CreateBucket asks for in ``x-objstore-write-quorum`` (0: none,
+    the policy's default); raises InvalidArgument for a W the policy does not allow."""
+    if value is None:
+        return 0
+    if not value.strip().isdigit() or len(value.strip()) > 3:
+        raise InvalidArgument(f"Invalid write quorum {value!r}: expected a number of nodes.",
+                              ArgumentName=WRITE_QUORUM_HEADER, ArgumentValue=value)
+    return policy.check_write_quorum(int(value))
 
 
 def recreating_is_success(region: str) -> bool:

@@ -140,7 +140,8 @@ async def handle_copy_object(ctx: GatewayContext, request: web.Request, ep: Obje
     async def copy() -> tuple[bytes, dict[str, str]]:
         stream = SourceStream(read_range(ctx.storage, ctx.topology, v, 0, v.size - 1), v.size,
                               single_part_md5(v.etag), [*(a for a in v.checksums if a in DIGEST_SIZES), *extra_algorithms])
-        stored = await write_blob(ctx, ep.bucket, ep.key, policy, v.size, stream.chunks(), version_id)
+        stored = await write_blob(ctx, ep.bucket, ep.key, policy, v.size, stream.chunks(), version_id,
+                                  bucket_quorum=bucket.write_quorum)
         changes: dict[str, object] = {"public_read": bool(canned_public_read(h.get("x-amz-acl")))}
         if directive == "REPLACE":
             changes["content_type"], changes["headers"], changes["user_meta"] = stored_headers(h)

@@ -51,7 +51,7 @@ async def handle_put_object(ctx: GatewayContext, request: web.Request, ep: Objec
     bucket = await owned_bucket(ctx, caller.owner, ep.bucket, cached=True)
     policy = Policy.parse(bucket.policy)
     body = BodyStream(request, caller.auth, size)
-    stored = await write_blob(ctx, ep.bucket, ep.key, policy, size, body.chunks())
+    stored = await write_blob(ctx, ep.bucket, ep.key, policy, size, body.chunks(), bucket_quorum=bucket.write_quorum)
     ctx.metrics.add_bytes_in(size)
     record = ObjectVersion(
         bucket=ep.bucket,

@@ -100,8 +100,10 @@ async def _upload_for(ctx: GatewayContext, request: web.Request, ep: PartEndpoin
 
 async def _write_part(ctx: GatewayContext, upload: MultipartUpload, size: int,
                       chunks: AsyncIterator[bytes]) -> StoredBlob:
-    """Stream a part to a new blob on its own placement."""
-    return await write_blob(ctx, upload.bucket, upload.key, Policy.parse(upload.policy), size, chunks, spread=True)
+    """Stream a part to a new blob on its own placement, under its bucket's write quorum."""
+    bucket = await owned_bucket(ctx, upload.owner, upload.bucket, cached=True)
+    return await write_blob(ctx, upload.bucket, upload.key, Policy.parse(upload.policy), size, chunks, spread=True,
+                            bucket_quorum=bucket.write_quorum)
 
 
 async def handle_upload_part(ctx: GatewayContext, request: web.Request, ep: PartEndpoint) -> web.Response:

@@ -167,9 +167,9 @@ class MetadataClient:
 
     # --- buckets ---------------------------------------------------------------------------
 
-    async def create_bucket(self, name: str, owner: str, policy: str, created: float) -> Bucket:
-        """Raises BucketAlreadyOwnedByYou, BucketAlreadyExists, InvalidArgument (policy)."""
-        return await self._command(c.CreateBucket(name, owner, policy, created))
+    async def create_bucket(self, name: str, owner: str, policy: str, created: float, write_quorum: int = 0) -> Bucket:
+        """Raises BucketAlreadyOwnedByYou, BucketAlreadyExists, InvalidArgument (policy, quorum)."""
+        return await self._command(c.CreateBucket(name, owner, policy, created, write_quorum=write_quorum))
 
     async def delete_bucket(self, name: str) -> PartList:
         """Delete a bucket, discarding its uploads in progress; returns their parts (to

@@ -94,6 +94,7 @@ class CreateBucket(Command):
     policy: str
     created: float
     consistency: str = "strong"
+    write_quorum: int = 0  # 0: the policy's default (Policy.default_write_quorum)
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,7 +168,10 @@ class MetadataFSM:
     def _create_bucket(self, cmd: c.CreateBucket) -> Bucket:
         if not cmd.name:
             raise InvalidArgument("empty bucket name")
-        policy = str(Policy.parse(cmd.policy))
+        parsed = Policy.parse(cmd.policy)
+        if cmd.write_quorum:
+            parsed.check_write_quorum(cmd.write_quorum)
+        policy = str(parsed)
         if cmd.consistency not in CONSISTENCY_LEVELS:
             raise InvalidArgument(f"invalid consistency {cmd.consistency!r}")
         existing = self.buckets.get(cmd.name)
@@ -176,7 +179,7 @@ class MetadataFSM:
             if existing.owner == cmd.owner:
                 raise BucketAlreadyOwnedByYou(BucketName=cmd.name)
             raise BucketAlreadyExists(BucketName=cmd.name)
-        bucket = Bucket(cmd.name, cmd.owner, cmd.created, policy, cmd.consistency)
+        bucket = Bucket(cmd.name, cmd.owner, cmd.created, policy, cmd.consistency, write_quorum=cmd.write_quorum)
         self.buckets[cmd.name] = bucket
         self.objects[cmd.name] = BucketIndex(cmd.name, self.atoms)
         return bucket

@@ -168,10 +168,12 @@ async def test_multipart_parts_are_coded_and_read_back_with_two_nodes_down(ec):
     assert await get(ec, "mp", f"bytes={len(parts[0]) - 10}-{len(body) - 1}") == body[len(parts[0]) - 10:]
 
 
-async def create_bucket_with_policy(c: InProcessCluster, name: str, policy: str) -> None:
-    """CreateBucket with an ``x-objstore-policy`` header."""
+async def create_bucket_with_policy(c: InProcessCluster, name: str, policy: str, write_quorum: int | None = None) -> None:
+    """CreateBucket with an ``x-objstore-policy`` header (and ``x-objstore-write-quorum``)."""
     def add_policy(request, **_):
         request.headers["x-objstore-policy"] = policy
+        if write_quorum is not None:
+            request.headers["x-objstore-write-quorum"] = str(write_quorum)
 
     c.s3_client.meta.events.register("before-sign.s3.CreateBucket", add_policy)
     try:
@@ -200,6 +202,31 @@ async def test_copy_between_coded_and_replicated_buckets_both_ways(ec):
 async def test_create_bucket_refuses_ec_policies_the_cluster_cannot_hold(ec, policy, words):
     with pytest.raises(ClientError) as err:
         await create_bucket_with_policy(ec, "nope", policy)
+    assert err.value.response["Error"]["Code"] == "InvalidArgument"
+    assert words in err.value.response["Error"]["Message"]
+
+
+async def test_write_quorum_k_plus_m_fails_a_put_with_one_node_down_where_k_plus_1_succeeds(ec):
+    await create_bucket_with_policy(ec, "strict", "ec:4+2", write_quorum=6)
+    assert (await ec.meta.get_bucket("strict")).write_quorum == 6
+    await ec.nodes["s1"].down()
+    _, body = body_of(LARGE)
+    with pytest.raises(ClientError) as err:
+        await put(ec, "k", body, bucket="strict")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    with pytest.raises(ClientError) as err:
+        await ec.s3("head_object", Bucket="strict", Key="k")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    await put(ec, "k", body)  # the default bucket: W = K+1 = 5 of the 5 nodes up
+    assert await get(ec, "k") == body
+
+
+@pytest.mark.parametrize("policy, w, words", [
+    ("ec:4+2", 4, "no redundancy"), ("ec:4+2", 7, "K+M = 6"), ("replica:3", 4, "1 to 3"), ("ec:4+2", "x", "number"),
+])
+async def test_create_bucket_refuses_a_write_quorum_the_policy_does_not_allow(ec, policy, w, words):
+    with pytest.raises(ClientError) as err:
+        await create_bucket_with_policy(ec, "nope", policy, write_quorum=w)
     assert err.value.response["Error"]["Code"] == "InvalidArgument"
     assert words in err.value.response["Error"]["Message"]
 
