@@ -26,8 +26,18 @@ def s3(cluster: LocalCluster):
 
 
 @pytest.fixture
-def bucket(s3) -> Iterator[str]:
-    yield from temporary_bucket(s3)
+def bucket(request, s3) -> Iterator[str]:
+    """A bucket of the cluster's default policy, or of the policy a test parametrizes it
+    with (``both_policies``)."""
+    yield from temporary_bucket(s3, getattr(request, "param", None))
+
+
+POLICIES = ("replica:3", "ec:4+2")
+# Runs a test once per data policy: its ``bucket`` is replica:3, then ec:4+2.
+both_policies = pytest.mark.parametrize("bucket", POLICIES, indirect=True)
+# Object sizes that take each write path of an ec bucket: replica:M+1 below 64 KiB, coded
+# and sent whole, coded and streamed over several stripes.
+SIZES = (1000, 200 * 1024, 2 * 1024 * 1024 + 3)
 
 
 def temporary_bucket(s3, policy: str | None = None) -> Iterator[str]:

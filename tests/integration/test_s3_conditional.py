@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.conftest import SIZES, both_policies
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +22,7 @@ def body_of(s3, bucket: str, key: str) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
+@both_policies
 def test_if_none_match_star_creates_only_once(s3, bucket):
     s3.put_object(Bucket=bucket, Key="once", Body=b"first", IfNoneMatch="*")
     with pytest.raises(ClientError) as exc:
@@ -35,6 +39,7 @@ def test_if_none_match_with_an_etag_is_not_implemented(s3, bucket):
     assert body_of(s3, bucket, "k") == b"x"
 
 
+@both_policies
 def test_if_match_replaces_only_the_expected_object(s3, bucket):
     etag = s3.put_object(Bucket=bucket, Key="doc", Body=b"v1")["ETag"]
     assert etag == f'"{hashlib.md5(b"v1").hexdigest()}"'
@@ -54,6 +59,7 @@ def test_if_match_on_a_missing_key_is_no_such_key(s3, bucket):
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
+@both_policies
 def test_conditions_see_a_delete_marker_as_no_object(s3, bucket):
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_object(Bucket=bucket, Key="k", Body=b"old")
@@ -65,6 +71,7 @@ def test_conditions_see_a_delete_marker_as_no_object(s3, bucket):
     assert body_of(s3, bucket, "k") == b"new"
 
 
+@both_policies
 def test_concurrent_create_only_writes_have_exactly_one_winner(s3, bucket):
     def attempt(i: int) -> str:
         try:
@@ -78,3 +85,17 @@ def test_concurrent_create_only_writes_have_exactly_one_winner(s3, bucket):
         winners = [w for w in pool.map(attempt, range(8)) if w]
     assert len(winners) == 1
     assert body_of(s3, bucket, "race") == winners[0].encode()
+
+
+@both_policies
+def test_if_match_replaces_objects_of_every_size(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="doc", Body=b"start", IfNoneMatch="*")["ETag"]
+    for size in SIZES:
+        body = os.urandom(size)
+        new = s3.put_object(Bucket=bucket, Key="doc", Body=body, IfMatch=etag)["ETag"]
+        assert new == f'"{hashlib.md5(body).hexdigest()}"'
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket=bucket, Key="doc", Body=b"late", IfMatch=etag)
+        assert code_and_status(exc) == ("PreconditionFailed", 412)
+        assert body_of(s3, bucket, "doc") == body
+        etag = new

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import uuid
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
@@ -10,6 +11,7 @@ from xml.sax.saxutils import escape
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.conftest import SIZES, both_policies
 from tests.integration.test_bad_input import raw_request, signed_headers, xml_code
 
 pytestmark = pytest.mark.integration
@@ -42,6 +44,7 @@ def md5_header(body: bytes) -> dict[str, str]:
     return {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
 
 
+@both_policies
 def test_deletes_keys_and_reports_each(s3, bucket):
     put_keys(s3, bucket, ["a", "b", "c", "keep"])
     resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "a"}, {"Key": "b"}, {"Key": "never-existed"},
@@ -160,6 +163,7 @@ def test_null_version_delete_in_unversioned_bucket(s3, bucket):
     assert keys_in(s3, bucket) == []
 
 
+@both_policies
 def test_versioned_deletes(s3, bucket):
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     v1 = s3.put_object(Bucket=bucket, Key="a", Body=b"one")["VersionId"]
@@ -187,3 +191,16 @@ def test_versioned_deletes(s3, bucket):
     assert "Versions" not in s3.list_object_versions(Bucket=bucket)
 
 
+@both_policies
+def test_objects_of_every_size_are_deleted_in_one_request(s3, bucket):
+    bodies = {f"obj-{size}": os.urandom(size) for size in SIZES}
+    for key, body in bodies.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    s3.put_object(Bucket=bucket, Key="keep", Body=os.urandom(SIZES[-1]))
+    resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in bodies]})
+    assert sorted(d["Key"] for d in resp["Deleted"]) == sorted(bodies) and "Errors" not in resp
+    assert keys_in(s3, bucket) == ["keep"]
+    for key in bodies:
+        with pytest.raises(ClientError) as exc:
+            s3.get_object(Bucket=bucket, Key=key)
+        assert exc.value.response["Error"]["Code"] == "NoSuchKey"

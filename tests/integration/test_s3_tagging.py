@@ -2,10 +2,13 @@
 Put/Get/DeleteObjectTagging per version, x-amz-tagging-count, bucket tagging, S3's limits."""
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.conftest import SIZES, both_policies
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +37,7 @@ def test_tags_from_the_put_header_and_the_count_on_get_and_head(s3, bucket):
     assert s3.get_object_tagging(Bucket=bucket, Key="plain")["TagSet"] == []
 
 
+@both_policies
 def test_put_get_delete_object_tagging_keeps_the_data(s3, bucket):
     s3.put_object(Bucket=bucket, Key="k", Body=b"payload")
     s3.put_object_tagging(Bucket=bucket, Key="k", Tagging=tagset({"a": "1", "b": "two words"}))
@@ -46,6 +50,7 @@ def test_put_get_delete_object_tagging_keeps_the_data(s3, bucket):
     assert got["Body"].read() == b"payload" and "TagCount" not in got
 
 
+@both_policies
 def test_object_tagging_per_version(s3, bucket):
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"1", Tagging="gen=1")["VersionId"]
@@ -153,3 +158,14 @@ def test_bucket_tagging(s3, bucket):
     with pytest.raises(ClientError) as exc:
         s3.get_bucket_tagging(Bucket="no-such-bucket-" + str(time.time_ns()))
     assert err(exc) == ("NoSuchBucket", 404)
+
+
+@both_policies
+def test_tagging_objects_of_every_size_keeps_the_data(s3, bucket):
+    for size in SIZES:
+        body = os.urandom(size)
+        s3.put_object(Bucket=bucket, Key="k", Body=body, Tagging="gen=1")
+        s3.put_object_tagging(Bucket=bucket, Key="k", Tagging=tagset({"size": str(size)}))
+        got = s3.get_object(Bucket=bucket, Key="k")
+        assert got["Body"].read() == body and got["TagCount"] == 1
+        assert as_dict(s3.get_object_tagging(Bucket=bucket, Key="k")) == {"size": str(size)}

@@ -2,11 +2,14 @@
 a real cluster, including every error case S3 defines for them."""
 from __future__ import annotations
 
+import os
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.conftest import SIZES, both_policies
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +78,7 @@ def test_bad_versioning_configurations_are_refused(s3, bucket):
 # --- enabled ----------------------------------------------------------------------------------
 
 
+@both_policies
 def test_put_twice_keeps_both_versions_readable_by_id(s3, bucket):
     enable(s3, bucket)
     v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"one")["VersionId"]
@@ -107,6 +111,7 @@ def test_unknown_and_invalid_version_ids(s3, bucket):
     assert err(exc)[:2] == ("NoSuchVersion", 404)
 
 
+@both_policies
 def test_delete_adds_a_marker_and_deleting_the_marker_undeletes(s3, bucket):
     enable(s3, bucket)
     v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"keep")["VersionId"]
@@ -137,6 +142,7 @@ def test_delete_adds_a_marker_and_deleting_the_marker_undeletes(s3, bucket):
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["k"]
 
 
+@both_policies
 def test_delete_of_a_version_removes_it_for_good(s3, bucket):
     enable(s3, bucket)
     v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"one")["VersionId"]
@@ -172,6 +178,7 @@ def test_bucket_with_versions_or_markers_is_not_empty(s3):
 # --- null versions and suspension -------------------------------------------------------------
 
 
+@both_policies
 def test_objects_from_before_versioning_are_the_null_version(s3, bucket):
     s3.put_object(Bucket=bucket, Key="k", Body=b"old")
     assert "x-amz-version-id" not in s3.head_object(Bucket=bucket, Key="k")["ResponseMetadata"]["HTTPHeaders"]
@@ -182,6 +189,7 @@ def test_objects_from_before_versioning_are_the_null_version(s3, bucket):
     assert [x[1] for x in all_versions(s3, bucket)] == [v, "null"]
 
 
+@both_policies
 def test_suspended_writes_replace_the_null_version(s3, bucket):
     enable(s3, bucket)
     v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"versioned")["VersionId"]
@@ -274,3 +282,21 @@ def test_list_objects_pages_past_many_deleted_keys(s3, bucket):
             for o in p.get("Contents", [])]
     assert keys == ["k00", "k10", "k20"]
     assert len(all_versions(s3, bucket)) == 30 + 27
+
+
+@both_policies
+def test_versions_of_every_size_stay_readable_by_id(s3, bucket):
+    enable(s3, bucket)
+    bodies = {s3.put_object(Bucket=bucket, Key="k", Body=b)["VersionId"]: b for b in map(os.urandom, SIZES)}
+    s3.delete_object(Bucket=bucket, Key="k")  # a marker on top
+    for vid, body in bodies.items():
+        got = s3.get_object(Bucket=bucket, Key="k", VersionId=vid)
+        assert got["Body"].read() == body and got["ContentLength"] == len(body)
+        assert s3.get_object(Bucket=bucket, Key="k", VersionId=vid, Range="bytes=100-")["Body"].read() == body[100:]
+    first = next(iter(bodies))
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=first)
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=bucket, Key="k", VersionId=first)
+    assert err(exc)[:2] == ("NoSuchVersion", 404)
+    *_, last = bodies
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=last)["Body"].read() == bodies[last]
