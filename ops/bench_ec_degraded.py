@@ -6,8 +6,9 @@ three zones) in a temporary data dir, and for each policy creates a bucket and m
 with the phases of ``objstore bench`` (:class:`ops.bench.runner.BenchRun`):
 - large PUT and GET MB/s (10^6 bytes), one object at a time;
 - 4 KiB PUT and GET ops/s at concurrency 32 (an ec bucket stores these as replica:M+1);
-- bytes on disk per byte stored (the nodes' own accounting of their files): the storage nodes' ``used_bytes`` grown by the large PUTs,
-  over the bytes put (blob headers and checksum blocks included).
+- bytes on disk per byte stored: the storage nodes' ``used_bytes`` (their own accounting
+  of their files, blob headers and checksum blocks included) grown by the large PUTs,
+  over the bytes put.
 Then it SIGKILLs ``--kill`` storage nodes and reads the same large objects again from the
 ec bucket (degraded: decoded from the shards left) and the replica bucket, and prints
 each as a share of its healthy figure. The cluster is stopped and its data dir removed at

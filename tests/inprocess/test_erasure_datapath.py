@@ -168,7 +168,8 @@ async def test_multipart_parts_are_coded_and_read_back_with_two_nodes_down(ec):
     assert await get(ec, "mp", f"bytes={len(parts[0]) - 10}-{len(body) - 1}") == body[len(parts[0]) - 10:]
 
 
-async def create_bucket_with_policy(c: InProcessCluster, name: str, policy: str, write_quorum: int | None = None) -> None:
+async def create_bucket_with_policy(c: InProcessCluster, name: str, policy: str,
+                                    write_quorum: int | str | None = None) -> None:
     """CreateBucket with an ``x-objstore-policy`` header (and ``x-objstore-write-quorum``)."""
     def add_policy(request, **_):
         request.headers["x-objstore-policy"] = policy

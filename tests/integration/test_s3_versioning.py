@@ -287,7 +287,9 @@ def test_list_objects_pages_past_many_deleted_keys(s3, bucket):
 @both_policies
 def test_versions_of_every_size_stay_readable_by_id(s3, bucket):
     enable(s3, bucket)
-    bodies = {s3.put_object(Bucket=bucket, Key="k", Body=b)["VersionId"]: b for b in map(os.urandom, SIZES)}
+    bodies = {}
+    for body in map(os.urandom, SIZES):
+        bodies[s3.put_object(Bucket=bucket, Key="k", Body=body)["VersionId"]] = body
     s3.delete_object(Bucket=bucket, Key="k")  # a marker on top
     for vid, body in bodies.items():
         got = s3.get_object(Bucket=bucket, Key="k", VersionId=vid)
