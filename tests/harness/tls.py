@@ -11,8 +11,9 @@ import pytest
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
 
-def make_ca_and_cert(d: Path) -> tuple[Path, Path, Path]:
-    """(CA certificate, server certificate for 127.0.0.1, its key), all PEM."""
+def make_ca_and_cert(d: Path, san: str = "IP:127.0.0.1,DNS:localhost") -> tuple[Path, Path, Path]:
+    """(CA certificate, server certificate for 127.0.0.1, its key), all PEM; ``san``: the
+    certificate's subjectAltName."""
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
 
@@ -20,7 +21,7 @@ def make_ca_and_cert(d: Path) -> tuple[Path, Path, Path]:
             "-subj", "/CN=objstore test CA")
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
             "-subj", "/CN=127.0.0.1")
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (d / "san.ext").write_text(f"subjectAltName={san}\n")
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
     return d / "ca.pem", d / "server.pem", d / "server.key"

@@ -8,11 +8,14 @@ gets nothing served.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,7 +28,7 @@ from botocore.config import Config
 from metadata.api.client import MetadataClient
 from objstore.errors import ServiceUnavailable
 from objstore.node.client import StorageClient
-from objstore.tls import clear_text_warning, client_context
+from objstore.tls import clear_text_warning, client_context, server_context
 from tests.cluster_harness import ROOT, LocalCluster
 from tests.harness.tls import make_ca_and_cert, needs_openssl
 
@@ -127,6 +130,28 @@ def test_the_right_ca_fetches_the_secret_key_over_tls(cluster, tls_dir):
 
     cred = asyncio.run(fetch())
     assert cred is not None and cred.secret_key == cluster.secret_key
+
+
+def test_a_certificate_that_does_not_name_the_address_fails_verification(tmp_path):
+    ca, cert, key = make_ca_and_cert(tmp_path, san="DNS:elsewhere.invalid")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def handshake() -> None:
+        conn, _ = server.accept()
+        with contextlib.suppress(OSError), server_context(str(cert), str(key)).wrap_socket(conn, server_side=True):
+            pass
+
+    t = threading.Thread(target=handshake, daemon=True)
+    t.start()
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError, match="IP address mismatch"):
+            with socket.create_connection(server.getsockname(), timeout=5) as sock:
+                client_context(str(ca)).wrap_socket(sock, server_hostname="127.0.0.1")
+    finally:
+        t.join(timeout=5)
+        server.close()
 
 
 def test_a_node_warns_when_it_serves_a_non_loopback_address_in_clear_text():
