@@ -123,8 +123,9 @@ class Cluster:
         self.children: list[Child] = []
         self.keys: dict[str, Any] = {}
         self._lock: IO | None = None
-        self.tls_files = {n: str(Path(opts.tls_dir, f"{n}.pem").resolve()) for n in ("ca", "cert", "key")} \
-            if opts.tls_dir else {}
+        # --tls-dir's files by name ("ca", "cert", "key"), empty without it
+        self.tls_files = {n: str(Path(opts.tls_dir, f"{n}.pem").resolve()) for n in ("ca", "cert", "key")
+                          if opts.tls_dir}
         self.tls: ssl.SSLContext | None = None  # the client context of the health checks (set by start)
 
     def _cli(self, *args: str) -> list[str]:
@@ -160,7 +161,8 @@ class Cluster:
             host, port = addr.rsplit(":", 1)
             argv = self._cli("metadata", "--node-id", nid, "--data-dir", str(d / "metadata" / nid),
                              "--host", host, "--port", port, "--default-policy", o.default_policy,
-                             "--peers", peers, *self._tls_argv())  # a single node's pre-Raft data dir is migrated
+                             "--peers", peers,  # a single node's pre-Raft data dir is migrated on start
+                             *self._tls_argv())
             self.children.append(Child("metadata", nid, addr, argv, logs / f"{nid}.log"))
         meta_list = ",".join(meta_addrs)
         for i in range(o.storage_nodes):

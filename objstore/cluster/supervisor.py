@@ -114,7 +114,8 @@ def stop_all(children: Iterable[Child], grace: float) -> None:
         c.reap(deadline)
 
 
-def wait_healthy(child: Child, timeout: float = 30.0, interval: float = 0.05, tls: ssl.SSLContext | None = None) -> None:
+def wait_healthy(child: Child, timeout: float = 30.0, interval: float = 0.05,
+                 tls: ssl.SSLContext | None = None) -> None:
     """Poll ``http://<address>/health`` (https verified by the client context ``tls`` when
     given) until it answers 200; raises ChildFailed on exit or timeout."""
     deadline = time.monotonic() + timeout

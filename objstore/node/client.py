@@ -163,7 +163,8 @@ class StorageClient:
     async def _json(self, method: str, address: str, path_qs: str) -> tuple[int, Any]:
         try:
             async with self._session.request(method, self._url(address, path_qs), ssl=self._ssl,
-                                             headers=self._sign(address, method, path_qs), timeout=self._timeout) as resp:
+                                             headers=self._sign(address, method, path_qs),
+                                             timeout=self._timeout) as resp:
                 raw = await resp.read()
                 raise_for_error_body(resp.status, raw)
                 if not raw:

@@ -1,9 +1,9 @@
 """Registration of a storage node with the metadata service, retried until accepted.
 
-``POST http(s)://{meta}/v1/nodes`` (HTTPS verified against ``cfg.tls_ca`` when given) with ``{"node": NodeInfo(...).to_dict()}``, signed with the
-cluster secret. The addresses in ``cfg.metadata`` are tried in turn; a 503 ``NotLeader``
-whose ``extra.leader`` names another ``host:port`` is followed next. Any 2xx means the
-node is registered. Failures back off exponentially (with jitter) up to ``max_delay``.
+``POST http://{meta}/v1/nodes`` (https, verified against ``cfg.tls_ca``, when that is given)
+with ``{"node": NodeInfo(...).to_dict()}``, signed with the cluster secret. The addresses
+in ``cfg.metadata`` are tried in turn; a 503 ``NotLeader`` whose ``extra.leader`` names
+another ``host:port`` is followed next. Any 2xx means the node is registered. Failures back off exponentially (with jitter) up to ``max_delay``.
 Runs as a background task, so the node serves while it registers.
 """
 from __future__ import annotations
@@ -46,7 +46,8 @@ async def register_once(session: aiohttp.ClientSession, address: str, secret: st
     """
     data = json.dumps({"node": info.to_dict()}).encode()
     hdrs = {**internal_auth.headers(secret, "POST", NODES_PATH, body=data, target=address), "Content-Type": "application/json"}
-    async with session.post(base_url(address, tls) + NODES_PATH, data=data, headers=hdrs, ssl=request_ssl(tls)) as resp:
+    async with session.post(base_url(address, tls) + NODES_PATH, data=data, headers=hdrs,
+                            ssl=request_ssl(tls)) as resp:
         body = await resp.read()
         if 200 <= resp.status < 300:
             return None
