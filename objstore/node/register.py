@@ -3,7 +3,8 @@
 ``POST http://{meta}/v1/nodes`` (https, verified against ``cfg.tls_ca``, when that is given)
 with ``{"node": NodeInfo(...).to_dict()}``, signed with the cluster secret. The addresses
 in ``cfg.metadata`` are tried in turn; a 503 ``NotLeader`` whose ``extra.leader`` names
-another ``host:port`` is followed next. Any 2xx means the node is registered. Failures back off exponentially (with jitter) up to ``max_delay``.
+another ``host:port`` is followed next. Any 2xx means the node is registered. Failures
+back off exponentially (with jitter) up to ``max_delay``.
 Runs as a background task, so the node serves while it registers.
 """
 from __future__ import annotations
