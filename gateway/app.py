@@ -7,10 +7,8 @@ context that opens and closes the HTTP session, the metadata client and the topo
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
-import ssl
 import time
 from typing import AsyncIterator, Mapping
 
@@ -33,6 +31,7 @@ from objstore.hlc import HLC
 from objstore.http_common import add_health_and_metrics
 from objstore.metrics import Metrics
 from objstore.node.client import StorageClient
+from objstore.tls import clear_text_warning, client_context, server_context
 from objstore.types import Credential
 
 log = logging.getLogger(__name__)
@@ -112,8 +111,10 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=30),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=3),
         )
-        meta = MetadataClient(list(cfg.metadata), cfg.secret, session=session, client_id=cfg.gateway_id)
-        storage = StorageClient(session, cfg.secret)
+        internal_tls = client_context(cfg.tls_ca)
+        meta = MetadataClient(list(cfg.metadata), cfg.secret, session=session, client_id=cfg.gateway_id,
+                              tls=internal_tls)
+        storage = StorageClient(session, cfg.secret, tls=internal_tls)
         topology = Topology(meta.get_cluster_map)
         ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id, clock), metrics, clock=clock)
         app[CTX_KEY] = ctx
@@ -144,35 +145,15 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     return app
 
 
-def tls_context(cfg: GatewayConfig) -> ssl.SSLContext | None:
-    """The server TLS context of ``cfg`` (None without ``tls_cert``); raises OSError or
-    ssl.SSLError for unreadable or mismatched files."""
-    if not cfg.tls_cert:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
-    return context
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names only this machine (a loopback address or "localhost")."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def main(cfg: GatewayConfig) -> None:
     """Serve the gateway until SIGTERM or SIGINT."""
     os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
-    ssl_context = tls_context(cfg)
-    if ssl_context is None and not is_loopback(cfg.host):
-        log.warning("serving S3 on %s without TLS: requests and responses (object data, signed headers) travel "
-                    "in clear text; give --tls-cert and --tls-key", cfg.host)
+    ssl_context = server_context(cfg.tls_cert, cfg.tls_key)
+    warning = clear_text_warning("S3", cfg.host, ssl_context,
+                                 "requests and responses (object data, signed headers)")
+    if warning:
+        log.warning("%s", warning)
     app = create_app(cfg)
     web.run_app(
         app,

@@ -22,8 +22,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secret-key", default=os.environ.get(SECRET_KEY_ENV),
                    help=f"its secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
     add_limit_arguments(p)
-    p.add_argument("--tls-cert", help="PEM certificate (chain): serve S3 over HTTPS (with --tls-key)")
-    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
 
 
 # The slow-client limits: flag -> GatewayConfig field (also flags of ``objstore up``).
@@ -56,6 +54,5 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
     return load_from_args(GatewayConfig, args, {
         "gateway_id": args.gateway_id, "metadata": csv_tuple(args.metadata), "region": args.region,
         "default_policy": args.default_policy, "access_key": args.access_key, "secret_key": args.secret_key,
-        "tls_cert": args.tls_cert, "tls_key": args.tls_key,
         **{dest: getattr(args, dest) for dest, _, _ in LIMIT_FLAGS.values()},
     })

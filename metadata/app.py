@@ -55,6 +55,7 @@ from objstore.config import MetadataConfig
 from objstore.errors import InvalidArgument
 from objstore.http_common import add_health_and_metrics, internal_middlewares
 from objstore.metrics import Metrics
+from objstore.tls import clear_text_warning, server_context
 from objstore.types import NodeInfo
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ async def open_raft(cfg: MetadataConfig) -> Replicator:
     address = peers.get(cfg.node_id) or f"{cfg.host}:{cfg.port}"
     settings = RaftSettings(
         tick_seconds=cfg.tick_ms / 1000, election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks,
-        snapshot_every=cfg.snapshot_every, segment_bytes=cfg.log_segment_bytes,
+        snapshot_every=cfg.snapshot_every, segment_bytes=cfg.log_segment_bytes, tls_ca=cfg.tls_ca,
     )
     if not cfg.join and set(peers) <= {cfg.node_id}:  # no peers, or only itself (the launcher's single node)
         return await open_one_voter(cfg.node_id, cfg.data_dir, address, cfg.secret, settings)
@@ -282,10 +283,15 @@ async def serve(cfg: MetadataConfig, stop: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    ssl_context = server_context(cfg.tls_cert, cfg.tls_key)
+    warning = clear_text_warning("the metadata API and Raft", cfg.host, ssl_context,
+                                 "S3 secret keys, metadata and Raft messages")
+    if warning:
+        log.warning("%s", warning)
     runner = web.AppRunner(create_app(cfg), access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, cfg.host, cfg.port)
+        site = web.TCPSite(runner, cfg.host, cfg.port, ssl_context=ssl_context)
         await site.start()
         addrs = [f"{s[0]}:{s[1]}" for s in runner.addresses]
         print(f"metadata node {cfg.node_id} listening on {', '.join(addrs)}", flush=True)

@@ -37,10 +37,20 @@ def add_config_argument(p: argparse.ArgumentParser, config_name: str) -> None:
 
 
 def add_listen_arguments(p: argparse.ArgumentParser) -> None:
-    """``--host``, ``--port`` and ``--secret``: where a service listens, and the cluster secret."""
+    """``--host``, ``--port``, ``--secret`` and the TLS flags: where a service listens, the
+    cluster secret, and its certificates (:func:`add_tls_arguments`)."""
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--secret", help=f"cluster secret (or env {SECRET_ENV}; {SECRET_FLAG_WARNING}{SECRET_ENV})")
+    add_tls_arguments(p)
+
+
+def add_tls_arguments(p: argparse.ArgumentParser) -> None:
+    """``--tls-cert``/``--tls-key`` (serve HTTPS) and ``--tls-ca`` (call the other services
+    over HTTPS, verifying them against that CA bundle)."""
+    p.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS (with --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument("--tls-ca", help="PEM CA bundle: call metadata and storage nodes over HTTPS, verified against it")
 
 
 def secret_of(args: argparse.Namespace) -> str | None:
@@ -49,7 +59,9 @@ def secret_of(args: argparse.Namespace) -> str | None:
 
 
 def load_from_args(cls: type[T], args: argparse.Namespace, overrides: dict[str, Any]) -> T:
-    """``cls`` from ``--config``, then ``--host``/``--port``/secret, then ``overrides``.
+    """``cls`` from ``--config``, then ``--host``/``--port``/secret/TLS flags, then ``overrides``.
 
     Raises InvalidArgument (see :func:`objstore.config.load`)."""
-    return load(cls, args.config, {"host": args.host, "port": args.port, "secret": secret_of(args), **overrides})
+    return load(cls, args.config, {"host": args.host, "port": args.port, "secret": secret_of(args),
+                                   "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_ca": args.tls_ca,
+                                   **overrides})

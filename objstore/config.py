@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from objstore.errors import InvalidArgument
+from objstore.tls import check_pair
 from objstore.types import Policy
 
 T = TypeVar("T")
@@ -32,6 +33,11 @@ class NodeConfig:
     secret: str
     host: str = "127.0.0.1"
     port: int = 0
+    # TLS (see objstore.tls): serve HTTPS with tls_cert/tls_key (both or neither); call other
+    # services over HTTPS, verifying them against the CA bundle tls_ca, when it is given.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class StorageConfig(NodeConfig):
             raise InvalidArgument(f"invalid node id {self.node_id!r}")
         if self.weight <= 0:
             raise InvalidArgument("weight must be positive")
+        check_pair(self.tls_cert, self.tls_key)
         return self
 
 
@@ -80,6 +87,7 @@ class MetadataConfig(NodeConfig):
             raise InvalidArgument("need tick_ms > 0 and 1 <= heartbeat_ticks < election_ticks")
         if self.snapshot_every < 1 or self.log_segment_bytes < 1024:
             raise InvalidArgument("snapshot_every must be positive and log_segment_bytes at least 1024")
+        check_pair(self.tls_cert, self.tls_key)
         return self
 
 
@@ -112,6 +120,8 @@ class GatewayConfig:
     # S3 over HTTPS: a PEM certificate (chain) and its private key; both or neither.
     tls_cert: str = ""
     tls_key: str = ""
+    # Internal calls (metadata, storage nodes) over HTTPS, verified against this CA bundle.
+    tls_ca: str = ""
 
     def validate(self) -> "GatewayConfig":
         _check_port(self.port)
@@ -125,8 +135,7 @@ class GatewayConfig:
                                   "body_min_rate not negative")
         if self.max_concurrent_requests < 1:
             raise InvalidArgument("max_concurrent_requests must be at least 1")
-        if bool(self.tls_cert) != bool(self.tls_key):
-            raise InvalidArgument("give both tls_cert and tls_key, or neither")
+        check_pair(self.tls_cert, self.tls_key)
         return self
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import time
 import uuid
 from typing import Any, Sequence
@@ -36,6 +37,7 @@ from metadata.api.upload_records import PartList
 from objstore import internal_auth
 from objstore.errors import NotLeader, ServiceUnavailable
 from objstore.hlc import HLC
+from objstore.tls import base_url, request_ssl
 from objstore.http_common import raise_for_error_body
 from objstore.types import Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion
 
@@ -68,7 +70,10 @@ class MetadataClient:
         deadline: float = 10.0,
         attempt_timeout: float = 5.0,
         incarnation: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls``: a client context (:func:`objstore.tls.client_context`) to call the nodes
+        over HTTPS, verified by it; None calls them over plain HTTP."""
         if not addresses:
             raise ValueError("MetadataClient needs at least one address")
         self.addresses = [_addr(a) for a in addresses]
@@ -78,6 +83,7 @@ class MetadataClient:
         self._hlc = HLC(re.sub(r"[^0-9A-Za-z._-]", "-", self.client_id)[-64:])
         self.deadline = deadline
         self.attempt_timeout = attempt_timeout
+        self.tls = tls
         self._session = session
         self._own_session = session is None
         self._preferred = 0
@@ -123,13 +129,14 @@ class MetadataClient:
             if remaining <= 0:
                 raise ServiceUnavailable(f"no metadata leader answered within {self.deadline:g}s ({last})")
             addr = self.addresses[self._preferred]
-            url = URL(f"http://{addr}{path_qs}", encoded=True)
+            url = URL(base_url(addr, self.tls) + path_qs, encoded=True)
             headers = internal_auth.headers(self.secret, method, path_qs, body=data, target=addr)
             if data is not None:
                 headers["Content-Type"] = "application/json"
             try:
                 timeout = aiohttp.ClientTimeout(total=min(self.attempt_timeout, remaining))
-                async with self._http().request(method, url, data=data, headers=headers, timeout=timeout) as resp:
+                async with self._http().request(method, url, data=data, headers=headers, timeout=timeout,
+                                                 ssl=request_ssl(self.tls)) as resp:
                     status, raw = resp.status, await resp.read()
                 raise_for_error_body(status, raw)
                 return json.loads(raw)

@@ -54,6 +54,7 @@ from metadata.storage.migrate import migrate_single_node
 from metadata.storage.recovery import Opened, conf_addresses, open_storage
 from objstore import errors
 from objstore.errors import InvalidArgument, ObjstoreError, ServiceUnavailable
+from objstore.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class RaftSettings:
     chunk_bytes: int = 1 << 20
     propose_timeout: float = 5.0
     read_timeout: float = 3.0
+    tls_ca: str = ""  # peers are called over HTTPS, verified against this CA bundle ("" plain HTTP)
 
 
 class LeaderBusy(ServiceUnavailable):
@@ -115,7 +117,8 @@ class RaftReplicator:
                          pre_vote=True, check_quorum=True)
         self.node = RaftNode(cfg, self.storage, rng or random.Random())
         self.transport = RaftTransport(node_id, address, secret, self.addresses.get, self._on_unreachable,
-                                       self._on_snapshot_sent, chunk_bytes=settings.chunk_bytes)
+                                       self._on_snapshot_sent, chunk_bytes=settings.chunk_bytes,
+                                       tls=client_context(settings.tls_ca))
         self.receiver = SnapshotReceiver(self.storage.incoming, self.storage.snapshots)
         self.snapshots_installed = 0
         self.leader_changes = 0

@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 import os
+import ssl
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -38,6 +39,7 @@ from metadata.storage.snapshot_store import SnapshotFile, SnapshotStore
 from metadata.raft.messages import Message, MessageType
 from objstore import internal_auth
 from objstore.durable_io import FILE_MODE
+from objstore.tls import base_url, request_ssl
 from objstore.errors import InvalidArgument, ObjstoreError
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,7 @@ class RaftTransport:
 
     def __init__(self, node_id: str, address: str, secret: str, address_of: Callable[[str], "str | None"],
                  on_unreachable: Callable[[str], None], on_snapshot: Callable[[str, bool], None],
-                 timeout: float = 3.0, chunk_bytes: int = CHUNK_BYTES) -> None:
+                 timeout: float = 3.0, chunk_bytes: int = CHUNK_BYTES, tls: ssl.SSLContext | None = None) -> None:
         self.id = node_id
         self.address = address  # ours, sent along so that a node that just joined can answer
         self.secret = secret
@@ -112,6 +114,7 @@ class RaftTransport:
         self.on_snapshot = on_snapshot
         self.timeout = timeout
         self.chunk_bytes = chunk_bytes
+        self.tls = tls  # a client context: peers are called over HTTPS and verified (None: plain HTTP)
         self.drop_to: set[str] = set()
         self.drop_from: set[str] = set()
         self.snapshots_sent = 0
@@ -123,7 +126,8 @@ class RaftTransport:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=False))
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=False,
+                                                                              ssl=request_ssl(self.tls)))
         return self._session
 
     # --- messages ---------------------------------------------------------------------------
@@ -167,7 +171,7 @@ class RaftTransport:
         headers = internal_auth.headers(self.secret, "POST", path, body=body, target=addr)
         headers["Content-Type"] = "application/json"
         try:
-            async with self._http().post(f"http://{addr}{path}", data=body, headers=headers,
+            async with self._http().post(base_url(addr, self.tls) + path, data=body, headers=headers,
                                          timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                 await resp.read()
                 ok = resp.status < 300
@@ -199,7 +203,7 @@ class RaftTransport:
         headers = {**internal_auth.headers(self.secret, "POST", "/raft/lost", body=body, target=addr),
                    "Content-Type": "application/json"}
         try:
-            async with self._http().post(f"http://{addr}/raft/lost", data=body, headers=headers,
+            async with self._http().post(base_url(addr, self.tls) + "/raft/lost", data=body, headers=headers,
                                          timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                 await resp.read()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -246,7 +250,7 @@ class RaftTransport:
                     return False
                 headers = internal_auth.headers(self.secret, "POST", path_qs, body=chunk, target=addr)
                 headers["Content-Type"] = "application/octet-stream"
-                async with self._http().post(URL(f"http://{addr}{path_qs}", encoded=True), data=chunk,
+                async with self._http().post(URL(base_url(addr, self.tls) + path_qs, encoded=True), data=chunk,
                                              headers=headers,
                                              timeout=aiohttp.ClientTimeout(total=max(self.timeout, 30))) as resp:
                     await resp.read()

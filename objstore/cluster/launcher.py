@@ -20,7 +20,10 @@ so a deleted bootstrap key stays deleted across restarts. Storage node ids are s
 may change. The metadata nodes (``m1``..``mN``, one Raft group, 3 by default) keep their
 addresses: the ones chosen on the first start are kept in ``<data-dir>/metadata/nodes.json`` and reused
 (a start fails clearly if such a port is taken, or if the number of metadata nodes or the
-host differs), since Raft members know each other by address.
+host differs), since Raft members know each other by address. With ``--tls-dir DIR`` every
+child serves HTTPS with DIR/cert.pem and DIR/key.pem and verifies the others against
+DIR/ca.pem (recorded as ``tls_ca`` in ``cluster.json`` for the admin commands), and so do
+the launcher's health checks; the gateway then serves S3 over HTTPS too.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import json
 import os
 import secrets
 import signal
+import ssl
 import sys
 import time
 import urllib.request
@@ -41,6 +45,7 @@ from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free
 from objstore.durable_io import atomic_write
 from objstore.erasure.policy import check_ec_policy
 from objstore.errors import ObjstoreError
+from objstore.tls import base_url, client_context
 from objstore.types import Policy
 
 ZONES = ("zone-a", "zone-b", "zone-c")
@@ -63,6 +68,7 @@ class UpOptions:
     secret_key: str | None = None
     quiet: bool = False
     gateway_args: tuple[str, ...] = ()  # more flags of ``objstore gateway`` (its slow-client limits)
+    tls_dir: str = ""  # ca.pem, cert.pem and key.pem: every process serves and calls HTTPS
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -117,6 +123,10 @@ class Cluster:
         self.children: list[Child] = []
         self.keys: dict[str, Any] = {}
         self._lock: IO | None = None
+        # --tls-dir's files by name ("ca", "cert", "key"), empty without it
+        self.tls_files = {n: str(Path(opts.tls_dir, f"{n}.pem").resolve()) for n in ("ca", "cert", "key")
+                          if opts.tls_dir}
+        self.tls: ssl.SSLContext | None = None  # the client context of the health checks (set by start)
 
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", CLI_MODULE, *args]
@@ -136,6 +146,10 @@ class Cluster:
             self.keys["registered"] = True
             save_keys(self.data_dir, self.keys)
 
+    def _tls_argv(self) -> tuple[str, ...]:
+        f = self.tls_files
+        return ("--tls-cert", f["cert"], "--tls-key", f["key"], "--tls-ca", f["ca"]) if f else ()
+
     def plan(self) -> None:
         o, d = self.opts, self.data_dir
         logs = d / "logs"
@@ -147,7 +161,8 @@ class Cluster:
             host, port = addr.rsplit(":", 1)
             argv = self._cli("metadata", "--node-id", nid, "--data-dir", str(d / "metadata" / nid),
                              "--host", host, "--port", port, "--default-policy", o.default_policy,
-                             "--peers", peers)  # a single node's pre-Raft data dir is migrated on start
+                             "--peers", peers,  # a single node's pre-Raft data dir is migrated on start
+                             *self._tls_argv())
             self.children.append(Child("metadata", nid, addr, argv, logs / f"{nid}.log"))
         meta_list = ",".join(meta_addrs)
         for i in range(o.storage_nodes):
@@ -155,10 +170,11 @@ class Cluster:
             port = free_port(o.host)
             argv = self._cli("storage", "--node-id", nid, "--data-dir", str(d / "storage" / nid),
                              "--host", o.host, "--port", str(port),
-                             "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list)
+                             "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *self._tls_argv())
             self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
         argv = self._cli("gateway", "--id", "gw1", "--host", o.host, "--port", str(o.s3_port),
-                         "--metadata", meta_list, "--default-policy", o.default_policy, *o.gateway_args)
+                         "--metadata", meta_list, "--default-policy", o.default_policy, *o.gateway_args,
+                         *self._tls_argv())
         self.children.append(Child("gateway", "gw1", f"{o.host}:{o.s3_port}", argv, logs / "gw1.log"))
 
     def validate(self) -> None:
@@ -178,6 +194,14 @@ class Cluster:
                               f"not {o.metadata_nodes}")
         if not 1 <= o.s3_port <= 65535:
             raise LaunchError(f"invalid --s3-port {o.s3_port}")
+        missing = [p for p in self.tls_files.values() if not os.path.isfile(p)]
+        if missing:
+            raise LaunchError(f"--tls-dir needs ca.pem, cert.pem and key.pem; missing: {', '.join(missing)}")
+        if self.tls_files:
+            try:
+                self.tls = client_context(self.tls_files["ca"])
+            except (OSError, ssl.SSLError) as exc:
+                raise LaunchError(f"cannot read {self.tls_files['ca']}: {exc}") from None
 
     def start(self) -> None:
         self.validate()
@@ -195,7 +219,7 @@ class Cluster:
                 self._say(f"  started {c.role:<8} {c.node_id:<4} {c.address}  pid {c.proc.pid}")
             try:
                 for c in group:
-                    wait_healthy(c)
+                    wait_healthy(c, tls=self.tls)
             except ChildFailed as exc:
                 raise LaunchError(f"{exc}; see {exc.child.log_path}") from None
         self.mark_registered()
@@ -208,7 +232,8 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://{gw.address}/health", timeout=1) as resp:
+                with urllib.request.urlopen(base_url(gw.address, self.tls) + "/health", timeout=1,
+                                            context=self.tls) as resp:
                     if json.loads(resp.read()).get("storage_nodes", 0) >= self.opts.storage_nodes:
                         return
             except OSError:
@@ -216,10 +241,13 @@ class Cluster:
             time.sleep(0.1)
         raise LaunchError("storage nodes did not all register with the metadata service in time")
 
+    def endpoint(self) -> str:
+        """The gateway's S3 endpoint (https with --tls-dir)."""
+        return base_url(f"{self.opts.host}:{self.opts.s3_port}", self.tls)
+
     def write_cluster_json(self) -> None:
-        o = self.opts
         info = {
-            "endpoint": f"http://{o.host}:{o.s3_port}",
+            "endpoint": self.endpoint(),
             "access_key": self.keys["access_key"],
             "region": "us-east-1",
             "data_dir": str(self.data_dir),
@@ -229,6 +257,7 @@ class Cluster:
                  "log": str(c.log_path)}
                 for c in self.children
             ],
+            **({"tls_ca": self.tls_files["ca"]} if self.tls_files else {}),
         }
         path = self.data_dir / "cluster.json"
         tmp = path.with_suffix(".tmp")
@@ -315,8 +344,8 @@ def run_up(opts: UpOptions) -> int:
     except BaseException:
         cluster.stop(grace=3)
         raise
-    o = opts
-    endpoint = f"http://{o.host}:{o.s3_port}"
+    endpoint = cluster.endpoint()
+    ca_flag = f" --ca-bundle {cluster.tls_files['ca']}" if cluster.tls_files else ""
     print(
         "\nobjstore is running.\n"
         f"  S3 endpoint:  {endpoint}\n"
@@ -325,7 +354,7 @@ def run_up(opts: UpOptions) -> int:
         f"  region:       us-east-1\n"
         f"  data dir:     {cluster.data_dir}  (cluster.json, logs/)\n\n"
         f"  try:  AWS_ACCESS_KEY_ID={cluster.keys['access_key']} AWS_SECRET_ACCESS_KEY=... "
-        f"aws --endpoint-url {endpoint} s3 ls\n"
+        f"aws --endpoint-url {endpoint}{ca_flag} s3 ls\n"
         "Press Ctrl-C to stop.",
         flush=True,
     )

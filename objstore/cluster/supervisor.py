@@ -17,12 +17,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Mapping
+
+from objstore.tls import base_url
 
 
 class ChildFailed(Exception):
@@ -111,16 +114,18 @@ def stop_all(children: Iterable[Child], grace: float) -> None:
         c.reap(deadline)
 
 
-def wait_healthy(child: Child, timeout: float = 30.0, interval: float = 0.05) -> None:
-    """Poll ``http://<address>/health`` until it answers 200; raises ChildFailed on exit or timeout."""
+def wait_healthy(child: Child, timeout: float = 30.0, interval: float = 0.05,
+                 tls: ssl.SSLContext | None = None) -> None:
+    """Poll ``http://<address>/health`` (https verified by the client context ``tls`` when
+    given) until it answers 200; raises ChildFailed on exit or timeout."""
     deadline = time.monotonic() + timeout
-    url = f"http://{child.address}/health"
+    url = base_url(child.address, tls) + "/health"
     while True:
         if child.exited():
             raise ChildFailed(child, f"{child.name} exited with code {child.proc.returncode}",  # type: ignore[union-attr]
                               exited=True)
         try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
+            with urllib.request.urlopen(url, timeout=1, context=tls) as resp:
                 if resp.status == 200:
                     return
         except OSError:

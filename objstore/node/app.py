@@ -37,6 +37,7 @@ from objstore.metrics import Metrics
 from objstore.node.blob import BlobId
 from objstore.node.register import registration_task
 from objstore.node.store import BlobStore, StoreOptions
+from objstore.tls import clear_text_warning, server_context
 
 log = logging.getLogger(__name__)
 WHOLE_BODY_LIMIT = 256 * 1024  # blobs up to this size are answered in one write
@@ -300,11 +301,15 @@ async def serve(cfg: StorageConfig, drain_timeout: float = 30.0) -> None:
     still arrive, their group commits complete; up to ``drain_timeout``), then close the
     app, which commits anything queued and closes every file.
     """
+    ssl_context = server_context(cfg.tls_cert, cfg.tls_key)
+    warning = clear_text_warning("a storage node", cfg.host, ssl_context, "object data")
+    if warning:
+        log.warning("%s", warning)
     app = create_app(cfg)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, cfg.host, cfg.port)
+        site = web.TCPSite(runner, cfg.host, cfg.port, ssl_context=ssl_context)
         await site.start()
         log.info("storage node %s listening on %s:%d", cfg.node_id, cfg.host, cfg.port)
         stop = asyncio.Event()

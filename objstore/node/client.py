@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from typing import Any, AsyncIterable, AsyncIterator
 from urllib.parse import quote, unquote
 
@@ -19,6 +20,7 @@ from yarl import URL
 from objstore import internal_auth
 from objstore.errors import AccessDenied, IncompleteBody, ObjstoreError, ServiceUnavailable
 from objstore.http_common import raise_for_error_body
+from objstore.tls import base_url, request_ssl
 
 BUCKET_HEADER = "X-Objstore-Bucket"
 KEY_HEADER = "X-Objstore-Key"
@@ -61,14 +63,19 @@ class BlobStream:
 
 
 class StorageClient:
+    """``tls``: a client context (:func:`objstore.tls.client_context`) to call the nodes over
+    HTTPS, verified by it; None calls them over plain HTTP."""
+
     def __init__(self, session: aiohttp.ClientSession, secret: str,
-                 timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT) -> None:
+                 timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT, *, tls: ssl.SSLContext | None = None) -> None:
         self._session = session
         self._secret = secret
         self._timeout = timeout
+        self._tls = tls
+        self._ssl = request_ssl(tls)
 
     def _url(self, address: str, path_qs: str) -> URL:
-        return URL(f"http://{address}{path_qs}", encoded=True)
+        return URL(base_url(address, self._tls) + path_qs, encoded=True)
 
     def _sign(self, address: str, method: str, path_qs: str, extra: dict[str, str] | None = None,
               stream_length: int | None = None) -> dict[str, str]:
@@ -112,7 +119,7 @@ class StorageClient:
         try:
             data = body if isinstance(body, (bytes, bytearray, memoryview)) else counted()
             async with self._session.put(self._url(address, path), data=data, headers=headers,
-                                         timeout=self._timeout) as resp:
+                                         timeout=self._timeout, ssl=self._ssl) as resp:
                 raw = await resp.read()
                 raise_for_error_body(resp.status, raw)
                 return await resp.json(content_type=None)
@@ -139,7 +146,7 @@ class StorageClient:
             extra["Range"] = f"bytes={0 if start is None else start}-{'' if end is None else end}"
         try:
             resp = await self._session.get(self._url(address, path), headers=self._sign(address, "GET", path, extra),
-                                           timeout=self._timeout)
+                                           timeout=self._timeout, ssl=self._ssl)
         except _CONN_ERRORS as exc:
             raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
         try:
@@ -155,8 +162,9 @@ class StorageClient:
 
     async def _json(self, method: str, address: str, path_qs: str) -> tuple[int, Any]:
         try:
-            async with self._session.request(method, self._url(address, path_qs),
-                                             headers=self._sign(address, method, path_qs), timeout=self._timeout) as resp:
+            async with self._session.request(method, self._url(address, path_qs), ssl=self._ssl,
+                                             headers=self._sign(address, method, path_qs),
+                                             timeout=self._timeout) as resp:
                 raw = await resp.read()
                 raise_for_error_body(resp.status, raw)
                 if not raw:
@@ -172,7 +180,7 @@ class StorageClient:
         path = blob_path(version_id, shard)
         try:
             async with self._session.head(self._url(address, path), headers=self._sign(address, "HEAD", path),
-                                          timeout=self._timeout) as resp:
+                                          timeout=self._timeout, ssl=self._ssl) as resp:
                 if resp.status == 404:
                     return None
                 if resp.status == 403:

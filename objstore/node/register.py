@@ -1,9 +1,10 @@
 """Registration of a storage node with the metadata service, retried until accepted.
 
-``POST http://{meta}/v1/nodes`` with ``{"node": NodeInfo(...).to_dict()}``, signed with the
-cluster secret. The addresses in ``cfg.metadata`` are tried in turn; a 503 ``NotLeader``
-whose ``extra.leader`` names another ``host:port`` is followed next. Any 2xx means the
-node is registered. Failures back off exponentially (with jitter) up to ``max_delay``.
+``POST http://{meta}/v1/nodes`` (https, verified against ``cfg.tls_ca``, when that is given)
+with ``{"node": NodeInfo(...).to_dict()}``, signed with the cluster secret. The addresses
+in ``cfg.metadata`` are tried in turn; a 503 ``NotLeader`` whose ``extra.leader`` names
+another ``host:port`` is followed next. Any 2xx means the node is registered. Failures
+back off exponentially (with jitter) up to ``max_delay``.
 Runs as a background task, so the node serves while it registers.
 """
 from __future__ import annotations
@@ -12,12 +13,14 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 from typing import Awaitable, Callable
 
 import aiohttp
 
 from objstore import internal_auth
 from objstore.config import StorageConfig
+from objstore.tls import base_url, client_context, request_ssl
 from objstore.types import NodeInfo
 
 log = logging.getLogger(__name__)
@@ -36,14 +39,16 @@ def node_info(cfg: StorageConfig, capacity_bytes: int) -> NodeInfo:
     )
 
 
-async def register_once(session: aiohttp.ClientSession, address: str, secret: str, info: NodeInfo) -> str | None:
+async def register_once(session: aiohttp.ClientSession, address: str, secret: str, info: NodeInfo,
+                        tls: ssl.SSLContext | None = None) -> str | None:
     """Try one metadata node. Returns None when registered, else the leader it named ("" if none).
 
     Raises aiohttp.ClientError / OSError / asyncio.TimeoutError on connection problems.
     """
     data = json.dumps({"node": info.to_dict()}).encode()
     hdrs = {**internal_auth.headers(secret, "POST", NODES_PATH, body=data, target=address), "Content-Type": "application/json"}
-    async with session.post(f"http://{address}{NODES_PATH}", data=data, headers=hdrs) as resp:
+    async with session.post(base_url(address, tls) + NODES_PATH, data=data, headers=hdrs,
+                            ssl=request_ssl(tls)) as resp:
         body = await resp.read()
         if 200 <= resp.status < 300:
             return None
@@ -73,13 +78,14 @@ async def register_until_accepted(
     i = 0
     hint = ""
     hops = 0  # leader hints followed without a pause, bounded so two nodes cannot ping-pong
+    tls = client_context(cfg.tls_ca)
     while True:
         address = hint or cfg.metadata[i % len(cfg.metadata)]
         if not hint:
             i += 1
         hint = ""
         try:
-            leader = await register_once(session, address, cfg.secret, node_info(cfg, capacity()))
+            leader = await register_once(session, address, cfg.secret, node_info(cfg, capacity()), tls)
             if leader is None:
                 log.info("node %s registered with metadata at %s", cfg.node_id, address)
                 return address

@@ -3,17 +3,21 @@
 First match wins, for the addresses and the secret separately: ``--metadata
 host:port,...`` and ``--secret`` (or env OBJSTORE_CLUSTER_SECRET); else the
 ``cluster.json`` and ``credentials.json`` that ``objstore up`` writes in ``--data-dir``
-(default ./objstore-data). Pure apart from reading those two files.
+(default ./objstore-data). Pure apart from reading those two files. The CA bundle to
+verify the nodes with (HTTPS) is ``--tls-ca``, else the ``tls_ca`` of ``cluster.json``;
+without one the nodes are called over plain HTTP.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from objstore.tls import client_context
 from ops.cli.output import USAGE, CommandError
 
 NO_CLUSTER = ("no cluster found; give --metadata and --secret, "
@@ -27,6 +31,11 @@ class ClusterRef:
     metadata: tuple[str, ...]
     secret: str
     data_dir: Path
+    tls_ca: str = ""  # a CA bundle: the nodes serve HTTPS ("" plain HTTP)
+
+    def tls(self) -> ssl.SSLContext | None:
+        """The client context to call the nodes with (None: plain HTTP)."""
+        return client_context(self.tls_ca)
 
     def unreachable(self, exc: BaseException) -> CommandError:
         """The error for a metadata service that did not answer (exit code 1)."""
@@ -39,6 +48,8 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default="./objstore-data", help="local cluster data dir (default ./objstore-data)")
     p.add_argument("--metadata", help="comma-separated host:port of metadata nodes")
     p.add_argument("--secret", help="cluster secret (or env OBJSTORE_CLUSTER_SECRET)")
+    p.add_argument("--tls-ca", help="PEM CA bundle: the nodes serve HTTPS, verified against it "
+                                    "(default: the one `objstore up --tls-dir` recorded)")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -55,11 +66,14 @@ def find_cluster(args: argparse.Namespace) -> ClusterRef:
     secret = args.secret or os.environ.get("OBJSTORE_CLUSTER_SECRET")
     addrs = tuple(a.strip() for a in (args.metadata or "").split(",") if a.strip())
     d = Path(args.data_dir)
-    if not addrs:
+    tls_ca = getattr(args, "tls_ca", None) or ""  # callers building a Namespace may leave it out
+    if not addrs or not tls_ca:
         info = _read_json(d / "cluster.json")
-        addrs = tuple(p["address"] for p in info.get("processes", []) if p.get("role") == "metadata")
+        if not addrs:
+            addrs = tuple(p["address"] for p in info.get("processes", []) if p.get("role") == "metadata")
+        tls_ca = tls_ca or info.get("tls_ca", "")
     if not secret:
         secret = _read_json(d / "credentials.json").get("cluster_secret")
     if not addrs or not secret:
         raise CommandError(NO_CLUSTER, USAGE)
-    return ClusterRef(addrs, secret, d)
+    return ClusterRef(addrs, secret, d, tls_ca)

@@ -67,7 +67,8 @@ def _bootstrap_key(data_dir: Path) -> str | None:
 
 
 async def _run(args: argparse.Namespace, cluster: ClusterRef) -> int:
-    async with MetadataClient(list(cluster.metadata), cluster.secret, client_id="objstore-key") as meta:
+    async with MetadataClient(list(cluster.metadata), cluster.secret, client_id="objstore-key",
+                              tls=cluster.tls()) as meta:
         if args.key_action == "create":
             try:
                 cred = new_credential(args.name)

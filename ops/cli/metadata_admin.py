@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 from typing import Any, Sequence
 
 import aiohttp
@@ -45,11 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-async def collect_status(addrs: list[str], secret: str) -> dict[str, Any]:
+async def collect_status(addrs: list[str], secret: str, tls: ssl.SSLContext | None = None) -> dict[str, Any]:
     """Every member's own status (``{"reachable": False}`` for those that do not answer)."""
     async with aiohttp.ClientSession() as session:
         async def one(addr: str) -> dict[str, Any] | None:
-            c = MetadataClient([addr], secret, session=session, deadline=2.0, attempt_timeout=2.0)
+            c = MetadataClient([addr], secret, session=session, deadline=2.0, attempt_timeout=2.0, tls=tls)
             try:
                 return await c.status()
             except ObjstoreError:
@@ -103,8 +104,10 @@ def render_status(st: dict[str, Any]) -> str:
     return f"{head}\n\n{table(rows)}"
 
 
-async def _change(addrs: list[str], secret: str, timeout: float, op: str, nid: str, address: str | None) -> dict:
-    async with MetadataClient(addrs, secret, client_id="admin", deadline=timeout, attempt_timeout=timeout) as c:
+async def _change(addrs: list[str], secret: str, timeout: float, op: str, nid: str, address: str | None,
+                  tls: ssl.SSLContext | None = None) -> dict:
+    async with MetadataClient(addrs, secret, client_id="admin", deadline=timeout, attempt_timeout=timeout,
+                              tls=tls) as c:
         return await c.change_membership(op, nid, address)
 
 
@@ -114,7 +117,7 @@ def main(argv: Sequence[str]) -> int:
     cluster = find_cluster(args)
     addrs = list(cluster.metadata)
     if args.action == "status":
-        st = asyncio.run(collect_status(addrs, cluster.secret))
+        st = asyncio.run(collect_status(addrs, cluster.secret, cluster.tls()))
         emit(args, st, render_status)
         return OK if st["leader"] else FAILED
     nid, address = args.member, None
@@ -123,7 +126,8 @@ def main(argv: Sequence[str]) -> int:
         if not sep or ":" not in address:
             raise CommandError("expected ID=HOST:PORT, e.g. m4=127.0.0.1:7004", USAGE)
     try:
-        result = asyncio.run(_change(addrs, cluster.secret, args.timeout, _OPS[args.action], nid, address))
+        result = asyncio.run(_change(addrs, cluster.secret, args.timeout, _OPS[args.action], nid, address,
+                                    cluster.tls()))
     except ObjstoreError as exc:
         raise CommandError(f"{exc.code}: {exc.message}") from None
     emit(args, result, lambda r: f"{r['node']}: {r['result']}")

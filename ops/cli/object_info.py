@@ -63,8 +63,9 @@ async def _probe(storage: StorageClient, version_id: str, row: dict[str, Any]) -
 
 async def collect(cluster: ClusterRef, bucket: str, key: str, version_id: str | None) -> dict[str, Any]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        meta = MetadataClient(list(cluster.metadata), cluster.secret, session=session)
-        storage = StorageClient(session, cluster.secret)
+        tls = cluster.tls()
+        meta = MetadataClient(list(cluster.metadata), cluster.secret, session=session, tls=tls)
+        storage = StorageClient(session, cluster.secret, tls=tls)
         try:
             version = await meta.get_object(bucket, key, version_id)
         except ObjstoreError as exc:

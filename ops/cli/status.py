@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 from collections import Counter
 from typing import Any
 
@@ -29,10 +30,10 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-async def collect(addrs: list[str], secret: str) -> dict[str, Any]:
+async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = None) -> dict[str, Any]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        meta = MetadataClient(addrs, secret, session=session)
-        storage = StorageClient(session, secret)
+        meta = MetadataClient(addrs, secret, session=session, tls=tls)
+        storage = StorageClient(session, secret, tls=tls)
         meta_status = await meta.status()
         cmap = await meta.get_cluster_map()
         buckets = {b.name: b.policy for b in await meta.list_buckets()}
@@ -86,7 +87,7 @@ def render(status: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     cluster = find_cluster(args)
     try:
-        status = asyncio.run(collect(list(cluster.metadata), cluster.secret))
+        status = asyncio.run(collect(list(cluster.metadata), cluster.secret, cluster.tls()))
     except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported the same way
         raise cluster.unreachable(exc) from None
     emit(args, status, render)

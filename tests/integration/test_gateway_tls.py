@@ -12,33 +12,18 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
 
-from gateway.app import is_loopback
 from objstore.config import GatewayConfig
 from objstore.errors import InvalidArgument
+from objstore.tls import is_loopback
 from tests.cluster_harness import ROOT, LocalCluster, free_port
+from tests.harness.tls import make_ca_and_cert
 
 pytestmark = pytest.mark.integration
-
-
-def make_ca_and_cert(d: Path) -> tuple[Path, Path, Path]:
-    """(CA certificate, server certificate for 127.0.0.1, its key), all PEM."""
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=objstore test CA")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=127.0.0.1")
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
-    return d / "ca.pem", d / "server.pem", d / "server.key"
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
