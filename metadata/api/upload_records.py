@@ -10,12 +10,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from objstore.s3rules import CHECKSUM_TYPES  # noqa: F401  (one home; importable here too)
 from objstore.types import ObjectVersion, PartRef
 
 MIN_PART_SIZE = 5 * 1024**2  # every part but the last of a completed upload
 MAX_PART_SIZE = 5 * 1024**3
 MAX_PART_NUMBER = 10_000
-CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
 
 
 @dataclass(frozen=True, slots=True)
