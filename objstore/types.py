@@ -15,7 +15,24 @@ from objstore.errors import InvalidArgument
 
 FORMAT_VERSION = 1
 
-NODE_STATES = ("up", "draining", "down", "removed")
+# The states of a storage node in the cluster map (each change is a Raft command and a new
+# epoch):
+#   up        heartbeating, takes new placements
+#   full      heartbeating, free space below the reserve: reads and deletes only
+#   down      missed heartbeats for the node timeout: its copies are not read first, no new
+#             placements; it keeps its place in the ring (a short outage moves nothing)
+#   out       down for longer than the down-after interval: its copies count as lost and are
+#             re-created elsewhere; it leaves the ring
+#   joining   registered, not yet added to the ring by an operator
+#   draining  its data is being moved off; it keeps serving reads
+#   removed   gone for good
+NODE_STATES = ("up", "full", "down", "out", "joining", "draining", "removed")
+# States whose nodes keep their share of the ring (placement does not move for them).
+RING_STATES: tuple[str, ...] = ("up", "full", "down")
+# States whose nodes take new blobs.
+WRITABLE_STATES: tuple[str, ...] = ("up",)
+# States whose copies still count towards an object's redundancy.
+HOLDING_STATES: tuple[str, ...] = ("up", "full", "down", "draining")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,11 @@ from collections.abc import Collection, Iterable
 
 import xxhash
 
-from objstore.types import ClusterMap, NodeInfo
+from objstore.types import RING_STATES, ClusterMap, NodeInfo
 
 RING_SEED = 0x6F626A73  # fixed forever: changing it moves every object
 DEFAULT_VNODES_PER_WEIGHT = 128
-DEFAULT_INCLUDE_STATES: tuple[str, ...] = ("up",)
+DEFAULT_INCLUDE_STATES: tuple[str, ...] = RING_STATES
 TOKEN_SPACE = 1 << 64
 
 

@@ -141,12 +141,16 @@ def test_double_weight_gets_about_twice_the_keys():
 def test_only_included_states_take_placements():
     cmap = make_map(6, **{
         "node-1": NodeInfo("node-1", "h:1", state="draining"),
-        "node-2": NodeInfo("node-2", "h:2", state="down"),
+        "node-2": NodeInfo("node-2", "h:2", state="out"),
         "node-3": NodeInfo("node-3", "h:3", state="removed"),
         "node-4": NodeInfo("node-4", "h:4", weight=0.0),
     })
     ring = build_ring(cmap)
     assert ring.node_ids == ("node-5", "node-6")
+    # A down or full node keeps its share: a short outage or a full disk moves nothing.
+    kept = build_ring(make_map(6, **{"node-5": NodeInfo("node-5", "h:5", state="down"),
+                                     "node-6": NodeInfo("node-6", "h:6", state="full")}))
+    assert kept.node_ids == ("node-1", "node-2", "node-3", "node-4", "node-5", "node-6")
     placed = {x for key in KEYS[:500] for x in ring.locate("bkt", key, 3)}
     assert placed == {"node-5", "node-6"}
     with_draining = build_ring(cmap, include_states=("up", "draining"))
