@@ -26,7 +26,7 @@ EXPLORE = settings(max_examples=80, deadline=None, suppress_health_check=[Health
 
 @st.composite
 def clusters(draw):
-    """Nodes over 1..5 zones of 1..6 nodes, mixed weights, a few not up."""
+    """Nodes over 1..5 zones of 1..6 nodes, mixed weights, a few out of the ring."""
     zone_sizes = draw(st.lists(st.integers(1, 6), min_size=1, max_size=5))
     nodes = []
     for z, count in enumerate(zone_sizes):
@@ -34,7 +34,7 @@ def clusters(draw):
             nodes.append(NodeInfo(
                 f"s{z}-{i}", f"127.0.0.1:{7000 + len(nodes)}", zone=f"z{z}",
                 weight=draw(st.sampled_from([0.5, 1.0, 2.0])),
-                state=draw(st.sampled_from(["up"] * 6 + ["down", "draining"])),
+                state=draw(st.sampled_from(["up"] * 6 + ["out", "draining"])),
             ))
     return nodes
 
