@@ -1,9 +1,15 @@
 """The gateway's view of the cluster: the cluster map, its ring, and nodes it suspects.
 
-The map is fetched from the metadata service and refreshed in the background; a node that
-fails a request is *suspected* for a short while, so new writes are placed on the next
-nodes of the ring (handoff) instead of waiting on a dead one. Suspicion is local, soft
-state: it never changes the cluster map.
+The map is fetched from the metadata service at start, then kept current by one long poll
+at a time (``wait(epoch, POLL_SECONDS)``: the leader answers as soon as the epoch moves
+past ours), so a node marked down, full or up reaches the gateway within about a second;
+failed polls back off up to ``MAX_BACKOFF``. A node that fails a request is *suspected*
+for a short while. Suspicion is local, soft state: it never changes the cluster map.
+
+New blobs go only to nodes in ``WRITABLE_STATES`` that are not suspected: the ring's
+choice, each other node swapped in its slot for the next handoff (``locate_extra``), so
+shard i of an erasure-coded blob stays on the ring's i-th node whenever that node can
+take it. Reads try suspected nodes and nodes the map says are down, out or removed last.
 """
 from __future__ import annotations
 
@@ -15,12 +21,15 @@ from typing import Awaitable, Callable
 
 from objstore.errors import InsufficientReplicas
 from objstore.ring import Ring, build_ring
-from objstore.types import ClusterMap, NodeInfo
+from objstore.types import WRITABLE_STATES, ClusterMap, NodeInfo
 
 log = logging.getLogger(__name__)
 
 SUSPECT_SECONDS = 5.0
-REFRESH_SECONDS = 2.0
+REFRESH_SECONDS = 2.0  # without a long poll: how often the map is fetched
+POLL_SECONDS = 10.0  # how long the leader may hold one long poll
+MAX_BACKOFF = 5.0
+READ_LAST_STATES = ("down", "out", "removed")  # map states whose nodes reads try last
 
 
 class Topology:
@@ -28,19 +37,30 @@ class Topology:
         self,
         fetch: Callable[[], Awaitable[ClusterMap]],
         clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[int, float], Awaitable[ClusterMap]] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``fetch`` gets the map; ``wait(epoch, seconds)`` long-polls for one newer than
+        ``epoch`` (without it the map is fetched every ``REFRESH_SECONDS``)."""
         self._fetch = fetch
+        self._wait = wait
         self._clock = clock
+        self._sleep = sleep
         self.map: ClusterMap = ClusterMap(0, ())
         self.ring: Ring = build_ring(self.map)
+        self._by_id: dict[str, NodeInfo] = {}
         self._suspects: dict[str, float] = {}
         self._task: asyncio.Task | None = None
 
-    async def refresh(self) -> None:
-        cmap = await self._fetch()
-        if cmap.epoch != self.map.epoch or len(cmap.nodes) != len(self.map.nodes):
+    def adopt(self, cmap: ClusterMap) -> None:
+        """Use ``cmap`` (the ring is rebuilt only when the map changed)."""
+        if cmap != self.map:
             self.map = cmap
             self.ring = build_ring(cmap)
+            self._by_id = {n.node_id: n for n in cmap.nodes}
+
+    async def refresh(self) -> None:
+        self.adopt(await self._fetch())
 
     async def start(self) -> None:
         try:
@@ -56,17 +76,38 @@ class Topology:
                 await self._task  # the loop itself never raises: it logs failed refreshes
 
     async def _loop(self) -> None:
+        backoff = 0.0
         while True:
-            await asyncio.sleep(REFRESH_SECONDS)
             try:
-                await self.refresh()
+                await self.follow_once()
+                backoff = 0.0
             except Exception as exc:  # noqa: BLE001
-                log.debug("cluster map refresh failed: %s", exc)
+                backoff = min(max(2 * backoff, 0.2), MAX_BACKOFF)
+                log.debug("cluster map refresh failed (next try in %.1fs): %s", backoff, exc)
+                await self._sleep(backoff)
+
+    async def follow_once(self) -> None:
+        """One round of keeping the map current: a long poll (or a pause and a fetch).
+        A poll answered early with nothing new is followed by a pause, so a leader that
+        cannot hold polls is not asked in a tight loop."""
+        if self._wait is None:
+            await self._sleep(REFRESH_SECONDS)
+            await self.refresh()
+            return
+        began, epoch = self._clock(), self.map.epoch
+        self.adopt(await self._wait(epoch, POLL_SECONDS))
+        if self.map.epoch == epoch and self._clock() - began < POLL_SECONDS / 2:
+            await self._sleep(1.0)
 
     def suspect(self, node_id: str) -> None:
         self._suspects[node_id] = self._clock() + SUSPECT_SECONDS
 
     def is_suspect(self, node_id: str) -> bool:
+        """Whether reads should try ``node_id`` last: it failed a request here recently, or
+        the map says it is down, out or removed."""
+        node = self._by_id.get(node_id)
+        if node is not None and node.state in READ_LAST_STATES:
+            return True
         until = self._suspects.get(node_id)
         if until is None:
             return False
@@ -76,18 +117,24 @@ class Topology:
         return True
 
     def node(self, node_id: str) -> NodeInfo | None:
-        return self.map.node(node_id)
+        return self._by_id.get(node_id)
+
+    def writable(self, node: NodeInfo) -> bool:
+        """Whether ``node`` may take a new blob: writable in the map and not suspected."""
+        return node.state in WRITABLE_STATES and not self.is_suspect(node.node_id)
 
     async def place(self, bucket: str, key: str, n: int) -> list[NodeInfo]:
-        """The n nodes to write a new blob to: the ring's choice, suspects swapped for handoffs."""
+        """The n nodes to write a new blob to, in placement order: the ring's choice, each
+        node that is not writable (down, full, suspected, ...) replaced in its slot by the
+        next handoff; fewer than n when the ring has too few writable nodes."""
         if not self.ring.nodes:
             await self.refresh()
         ids = self.ring.locate(bucket, key, n)
-        healthy = [i for i in ids if not self.is_suspect(i)]
-        if len(healthy) < n:
-            suspects = {nd.node_id for nd in self.map.nodes if self.is_suspect(nd.node_id)}
-            healthy += self.ring.locate_extra(bucket, key, n, suspects, limit=n - len(healthy))
-        nodes = [nd for nd in (self.map.node(i) for i in healthy) if nd is not None]
+        avoid = {nd.node_id for nd in self.ring.nodes if not self.writable(nd)}
+        if avoid.intersection(ids):
+            handoffs = iter(self.ring.locate_extra(bucket, key, n, avoid, limit=len(avoid.intersection(ids))))
+            ids = [i if i not in avoid else next(handoffs, "") for i in ids]
+        nodes = [self._by_id[i] for i in ids if i in self._by_id]
         if not nodes:
             raise InsufficientReplicas("No storage node is available.")
         return nodes

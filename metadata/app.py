@@ -11,7 +11,9 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/list         ?bucket=[&prefix=&delimiter=&start_after=&max_keys=] -> ListResult
     GET  /v1/versions     ?bucket=[&prefix=&delimiter=&key_marker=&version_id_marker=&max_keys=]
                                                         -> VersionListResult
-    GET  /v1/cluster                                    -> {"cluster_map": ClusterMap}
+    GET  /v1/cluster      [?wait_epoch=E&timeout=S]     -> {"cluster_map": ClusterMap}
+                          (a long poll with wait_epoch: see metadata.node_health)
+    POST /v1/nodes/heartbeat, GET /v1/nodes/health      (metadata.node_health)
     GET  /v1/credential   ?access_key=                  -> {"credential": Credential | null}
     GET  /v1/credentials                                -> {"credentials": [Credential]}
     GET  /v1/status                                     -> node, term, indexes, counts
@@ -47,7 +49,8 @@ from prometheus_client import Gauge
 from metadata.api import commands as c
 from metadata.api.commands import check_types, command_from_dict
 from metadata.fsm.machine import MetadataFSM
-from metadata import upload_http
+from metadata import node_health, upload_http
+from metadata.liveness import LivenessSettings
 from metadata.replication import http as raft_http
 from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter, parse_peers
 from metadata.replication.replicator import Replicator
@@ -181,6 +184,10 @@ async def get_list(request: web.Request) -> web.Response:
 
 async def get_cluster(request: web.Request) -> web.Response:
     cmap = await _read(request, lambda f: f.cluster_map())
+    wait = node_health.wait_query(request.query)
+    if wait is not None and cmap.epoch <= wait[0]:
+        if await request.app[node_health.EPOCH_WATCH].wait_above(*wait):
+            cmap = await _read(request, lambda f: f.cluster_map())
     return web.json_response({"cluster_map": cmap.to_dict()})
 
 
@@ -258,6 +265,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     r.add_get("/v1/credentials", get_credentials, name="list_credentials")
     r.add_get("/v1/status", get_status, name="status")
     upload_http.add_routes(app, _rep)
+    node_health.add_liveness(app, lambda: app[REPLICATOR], LivenessSettings(cfg.node_timeout, cfg.down_after))
     raft_http.add_routes(app, _rep, cfg.enable_fault_injection)
     return app
 

@@ -27,6 +27,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--election-ticks", type=int, help="election timeout in ticks, randomized up to twice (default 12)")
     p.add_argument("--heartbeat-ticks", type=int, help="heartbeat interval in ticks (default 2)")
     p.add_argument("--log-segment-bytes", type=int, help="size of one log segment file (default 64 MiB)")
+    add_liveness_arguments(p)
+
+
+def add_liveness_arguments(p: argparse.ArgumentParser) -> None:
+    """``--node-timeout`` and ``--down-after``: on ``objstore metadata`` and ``objstore up``."""
+    p.add_argument("--node-timeout", type=float,
+                   help="seconds without a heartbeat before a storage node is marked down (default 10)")
+    p.add_argument("--down-after", type=float,
+                   help="seconds a storage node stays down before it is marked out and its data "
+                        "re-created elsewhere (default 600)")
+
+
+def liveness_argv(args: argparse.Namespace) -> tuple[str, ...]:
+    """The liveness flags given in ``args``, as ``objstore metadata`` arguments."""
+    out: list[str] = []
+    for flag, value in (("--node-timeout", args.node_timeout), ("--down-after", args.down_after)):
+        if value is not None:
+            out += [flag, repr(value)]
+    return tuple(out)
 
 
 def config_from_args(args: argparse.Namespace) -> MetadataConfig:
@@ -37,4 +56,5 @@ def config_from_args(args: argparse.Namespace) -> MetadataConfig:
         "enable_fault_injection": args.enable_fault_injection, "tick_ms": args.tick_ms,
         "election_ticks": args.election_ticks, "heartbeat_ticks": args.heartbeat_ticks,
         "log_segment_bytes": args.log_segment_bytes,
+        "node_timeout": args.node_timeout, "down_after": args.down_after,
     })

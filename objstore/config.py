@@ -47,9 +47,12 @@ class StorageConfig(NodeConfig):
     capacity_bytes: int = 0  # 0: the free space of the data dir's filesystem
     metadata: tuple[str, ...] = ()  # "host:port" of metadata nodes, to register with
     advertise: str = ""  # "host:port" other processes reach this node at (default host:port)
+    heartbeat_interval: float = 1.0  # seconds between heartbeats to the metadata leader
 
     def validate(self) -> "StorageConfig":
         _check_port(self.port)
+        if self.heartbeat_interval <= 0:
+            raise InvalidArgument("heartbeat_interval must be positive")
         if not self.node_id or "/" in self.node_id:
             raise InvalidArgument(f"invalid node id {self.node_id!r}")
         if self.weight <= 0:
@@ -71,9 +74,15 @@ class MetadataConfig(NodeConfig):
     election_ticks: int = 12  # election timeout: randomized in [1, 2) times this many ticks
     heartbeat_ticks: int = 2
     log_segment_bytes: int = 64 * 1024 * 1024
+    # Liveness (metadata.liveness): a storage node silent for node_timeout seconds is marked
+    # down; one down for down_after seconds is marked out (its copies are re-created).
+    node_timeout: float = 10.0
+    down_after: float = 600.0
 
     def validate(self) -> "MetadataConfig":
         _check_port(self.port)
+        if self.node_timeout <= 0 or self.down_after <= 0:
+            raise InvalidArgument("node_timeout and down_after must be positive")
         Policy.parse(self.default_policy)
         ids = []
         for p in self.peers:

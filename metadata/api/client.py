@@ -115,12 +115,14 @@ class MetadataClient:
             self.addresses.append(address)
         self._preferred = self.addresses.index(address)
 
-    async def _call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> Any:
-        """One request, retried across nodes until an answer or the deadline."""
+    async def _call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
+                    *, wait: float = 0.0) -> Any:
+        """One request, retried across nodes until an answer or the deadline (both extended
+        by ``wait`` seconds, for a long poll the server may hold that long)."""
         loop = asyncio.get_running_loop()
         path_qs = path_with_query(path, query)
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-        end = loop.time() + self.deadline
+        end = loop.time() + self.deadline + wait
         last: str = "no attempt made"
         attempt = 0
         redirects = 0
@@ -134,7 +136,7 @@ class MetadataClient:
             if data is not None:
                 headers["Content-Type"] = "application/json"
             try:
-                timeout = aiohttp.ClientTimeout(total=min(self.attempt_timeout, remaining))
+                timeout = aiohttp.ClientTimeout(total=min(self.attempt_timeout + wait, remaining))
                 async with self._http().request(method, url, data=data, headers=headers, timeout=timeout,
                                                  ssl=request_ssl(self.tls)) as resp:
                     status, raw = resp.status, await resp.read()
@@ -297,6 +299,18 @@ class MetadataClient:
 
     async def get_cluster_map(self) -> ClusterMap:
         return ClusterMap.from_dict((await self._call("GET", "/v1/cluster"))["cluster_map"])
+
+    async def wait_cluster_map(self, after_epoch: int, timeout: float) -> ClusterMap:
+        """The cluster map once its epoch exceeds ``after_epoch``, or after ``timeout``
+        seconds unchanged (a long poll the leader holds)."""
+        q = {"wait_epoch": after_epoch, "timeout": timeout}
+        return ClusterMap.from_dict((await self._call("GET", "/v1/cluster", q, wait=timeout))["cluster_map"])
+
+    async def node_health(self) -> dict[str, Any]:
+        """The leader's view of every storage node: ``{"epoch", "nodes": [{"node_id",
+        "state", "heartbeat_age", "capacity_bytes", "used_bytes", "free_bytes",
+        "blob_count", "scrub"}]}``."""
+        return await self._call("GET", "/v1/nodes/health")
 
     # --- credentials -----------------------------------------------------------------------
 

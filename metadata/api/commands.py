@@ -75,12 +75,15 @@ class RegisterNode(Command):
 
 @dataclass(frozen=True, slots=True)
 class SetNodeState(Command):
-    """Set a node's state (up, draining, down, removed); returns the ClusterMap."""
+    """Set a node's state (one of ``NODE_STATES``); returns the ClusterMap. With ``if_state``
+    the change applies only while the node is in that state (else nothing changes), so an
+    automatic transition never overwrites one made meanwhile."""
 
     TYPE: ClassVar[str] = "SetNodeState"
     RESULT: ClassVar[type | None] = ClusterMap
     node_id: str
     state: str
+    if_state: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,7 +159,7 @@ class MetadataFSM:
         old = self.nodes.get(cmd.node_id)
         if old is None:
             raise InvalidArgument(f"no storage node {cmd.node_id!r}")
-        if old.state != cmd.state:
+        if old.state != cmd.state and cmd.if_state in ("", old.state):
             self.nodes[cmd.node_id] = NodeInfo(**{**old.to_dict(), "state": cmd.state})
             self.epoch += 1
             self._map = None

@@ -11,6 +11,7 @@ from typing import Any, Callable, Protocol, TypeVar
 
 from metadata.api.commands import Command, Outcome
 from metadata.fsm.machine import MetadataFSM
+from objstore.errors import NotLeader
 
 T = TypeVar("T")
 
@@ -28,5 +29,13 @@ class Replicator(Protocol):
         ...
 
     def status(self) -> dict[str, Any]: ...
+
+    def is_leader(self) -> bool:
+        """Whether this node leads now (its own view; ``read`` confirms it)."""
+        ...
+
+    def not_leader(self) -> NotLeader:
+        """The error for a leader-only request here, naming the leader when known."""
+        ...
 
     async def close(self) -> None: ...

@@ -69,6 +69,8 @@ class UpOptions:
     quiet: bool = False
     gateway_args: tuple[str, ...] = ()  # more flags of ``objstore gateway`` (its slow-client limits)
     tls_dir: str = ""  # ca.pem, cert.pem and key.pem: every process serves and calls HTTPS
+    metadata_args: tuple[str, ...] = ()  # more flags of ``objstore metadata`` (its liveness timers)
+    storage_args: tuple[str, ...] = ()  # more flags of ``objstore storage`` (its heartbeat interval)
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -162,7 +164,7 @@ class Cluster:
             argv = self._cli("metadata", "--node-id", nid, "--data-dir", str(d / "metadata" / nid),
                              "--host", host, "--port", port, "--default-policy", o.default_policy,
                              "--peers", peers,  # a single node's pre-Raft data dir is migrated on start
-                             *self._tls_argv())
+                             *o.metadata_args, *self._tls_argv())
             self.children.append(Child("metadata", nid, addr, argv, logs / f"{nid}.log"))
         meta_list = ",".join(meta_addrs)
         for i in range(o.storage_nodes):
@@ -170,7 +172,8 @@ class Cluster:
             port = free_port(o.host)
             argv = self._cli("storage", "--node-id", nid, "--data-dir", str(d / "storage" / nid),
                              "--host", o.host, "--port", str(port),
-                             "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *self._tls_argv())
+                             "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *o.storage_args,
+                             *self._tls_argv())
             self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
         argv = self._cli("gateway", "--id", "gw1", "--host", o.host, "--port", str(o.s3_port),
                          "--metadata", meta_list, "--default-policy", o.default_policy, *o.gateway_args,

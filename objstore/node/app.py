@@ -35,7 +35,7 @@ from objstore.errors import CorruptBlob, IncompleteBody, InvalidArgument, Invali
 from objstore.http_common import add_health_and_metrics, internal_middlewares
 from objstore.metrics import Metrics
 from objstore.node.blob import BlobId
-from objstore.node.register import registration_task
+from objstore.node.heartbeat import heartbeat_task
 from objstore.node.store import BlobStore, StoreOptions
 from objstore.tls import clear_text_warning, server_context
 
@@ -238,15 +238,16 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
         yield
         await store.close()
 
-    async def register_ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.get_running_loop().create_task(registration_task(cfg, app[STORE].capacity_bytes))
+    async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Heartbeats register the node on the first one, then keep it alive in the cluster map.
+        task = asyncio.get_running_loop().create_task(heartbeat_task(cfg, app))
         yield
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
     app.cleanup_ctx.append(store_ctx)
     if cfg.metadata:
-        app.cleanup_ctx.append(register_ctx)
+        app.cleanup_ctx.append(heartbeat_ctx)
     r = app.router
     r.add_put("/blobs/{vid}/{shard}", put_blob, name="put_blob")
     r.add_get("/blobs/{vid}/{shard}", get_blob, name="get_blob", allow_head=False)

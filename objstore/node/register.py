@@ -1,11 +1,13 @@
-"""Registration of a storage node with the metadata service, retried until accepted.
+"""Signed calls from a storage node to the metadata leader, retried until accepted; and
+registration, the first such call.
 
-``POST http://{meta}/v1/nodes`` (https, verified against ``cfg.tls_ca``, when that is given)
-with ``{"node": NodeInfo(...).to_dict()}``, signed with the cluster secret. The addresses
-in ``cfg.metadata`` are tried in turn; a 503 ``NotLeader`` whose ``extra.leader`` names
-another ``host:port`` is followed next. Any 2xx means the node is registered. Failures
-back off exponentially (with jitter) up to ``max_delay``.
-Runs as a background task, so the node serves while it registers.
+``POST http://{meta}{path}`` (https, verified against ``cfg.tls_ca``, when that is given)
+with a JSON body, signed with the cluster secret. The addresses in ``cfg.metadata`` are
+tried in turn, starting with a preferred one (the leader that accepted last); a 503
+``NotLeader`` whose ``extra.leader`` names another ``host:port`` is followed next. Any 2xx
+means the call was accepted. Failures back off exponentially (with jitter) up to
+``max_delay``. Registration is ``POST /v1/nodes`` with ``{"node": NodeInfo(...).to_dict()}``;
+heartbeats (:mod:`objstore.node.heartbeat`) use the same loop.
 """
 from __future__ import annotations
 
@@ -39,15 +41,15 @@ def node_info(cfg: StorageConfig, capacity_bytes: int) -> NodeInfo:
     )
 
 
-async def register_once(session: aiohttp.ClientSession, address: str, secret: str, info: NodeInfo,
-                        tls: ssl.SSLContext | None = None) -> str | None:
-    """Try one metadata node. Returns None when registered, else the leader it named ("" if none).
+async def post_once(session: aiohttp.ClientSession, address: str, secret: str, path: str, payload: dict,
+                    tls: ssl.SSLContext | None = None) -> str | None:
+    """Try one metadata node. Returns None when accepted, else the leader it named ("" if none).
 
     Raises aiohttp.ClientError / OSError / asyncio.TimeoutError on connection problems.
     """
-    data = json.dumps({"node": info.to_dict()}).encode()
-    hdrs = {**internal_auth.headers(secret, "POST", NODES_PATH, body=data, target=address), "Content-Type": "application/json"}
-    async with session.post(base_url(address, tls) + NODES_PATH, data=data, headers=hdrs,
+    data = json.dumps(payload).encode()
+    hdrs = {**internal_auth.headers(secret, "POST", path, body=data, target=address), "Content-Type": "application/json"}
+    async with session.post(base_url(address, tls) + path, data=data, headers=hdrs,
                             ssl=request_ssl(tls)) as resp:
         body = await resp.read()
         if 200 <= resp.status < 300:
@@ -59,24 +61,28 @@ async def register_once(session: aiohttp.ClientSession, address: str, secret: st
                 leader = str((d.get("extra") or {}).get("leader") or "")
         except (ValueError, AttributeError):
             pass
-        log.info("registration at %s refused: HTTP %d %s", address, resp.status, body[:200])
+        if not leader:
+            log.info("%s at %s refused: HTTP %d %s", path, address, resp.status, body[:200])
         return leader
 
 
-async def register_until_accepted(
+async def post_until_accepted(
     cfg: StorageConfig,
-    capacity: Callable[[], int],
+    path: str,
+    payload: Callable[[], dict],
     session: aiohttp.ClientSession,
     rng: random.Random | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     base_delay: float = 0.2,
     max_delay: float = 5.0,
+    prefer: str = "",
 ) -> str:
-    """Register, retrying forever; returns the metadata address that accepted."""
+    """POST ``payload()`` (built afresh for each attempt) to ``path`` on the metadata leader,
+    retrying forever, first at ``prefer`` when given; returns the address that accepted."""
     rng = rng or random.Random()
     delay = base_delay
     i = 0
-    hint = ""
+    hint = prefer
     hops = 0  # leader hints followed without a pause, bounded so two nodes cannot ping-pong
     tls = client_context(cfg.tls_ca)
     while True:
@@ -85,9 +91,8 @@ async def register_until_accepted(
             i += 1
         hint = ""
         try:
-            leader = await register_once(session, address, cfg.secret, node_info(cfg, capacity()), tls)
+            leader = await post_once(session, address, cfg.secret, path, payload(), tls)
             if leader is None:
-                log.info("node %s registered with metadata at %s", cfg.node_id, address)
                 return address
             if leader and leader != address:
                 hint = leader
@@ -101,8 +106,17 @@ async def register_until_accepted(
         delay = min(delay * 2, max_delay)
 
 
-async def registration_task(cfg: StorageConfig, capacity: Callable[[], int]) -> None:
-    """The background task the node runs: its own session, closed when done or cancelled."""
-    timeout = aiohttp.ClientTimeout(total=10, connect=3)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        await register_until_accepted(cfg, capacity, session)
+async def register_until_accepted(
+    cfg: StorageConfig,
+    capacity: Callable[[], int],
+    session: aiohttp.ClientSession,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    base_delay: float = 0.2,
+    max_delay: float = 5.0,
+) -> str:
+    """Register (``POST /v1/nodes``), retrying forever; returns the metadata address that accepted."""
+    address = await post_until_accepted(cfg, NODES_PATH, lambda: {"node": node_info(cfg, capacity()).to_dict()},
+                                        session, rng, sleep, base_delay, max_delay)
+    log.info("node %s registered with metadata at %s", cfg.node_id, address)
+    return address

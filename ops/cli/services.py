@@ -19,6 +19,7 @@ import metadata.cli_args
 import objstore.node.app
 import objstore.node.cli_args
 from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_ENV
+from metadata.liveness import heartbeat_interval
 from objstore.cluster.launcher import UpOptions, run_up
 from ops.cli.metadata_admin import COMMANDS as METADATA_ADMIN
 
@@ -37,6 +38,7 @@ def add_up_parser(sub: Any) -> None:
     p.add_argument("--secret-key", default=os.environ.get(SECRET_KEY_ENV),
                    help=f"S3 secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
     gateway.cli_args.add_limit_arguments(p)
+    metadata.cli_args.add_liveness_arguments(p)
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
     p.set_defaults(func=run_up_command)
@@ -47,8 +49,14 @@ def run_up_command(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, host=args.host, s3_port=args.s3_port, storage_nodes=args.storage_nodes,
         metadata_nodes=args.metadata_nodes, default_policy=args.default_policy,
         access_key=args.access_key, secret_key=args.secret_key, gateway_args=gateway.cli_args.limit_argv(args),
-        tls_dir=args.tls_dir,
+        tls_dir=args.tls_dir, metadata_args=metadata.cli_args.liveness_argv(args),
+        storage_args=_heartbeat_argv(args.node_timeout),
     ))
+
+
+def _heartbeat_argv(node_timeout: float | None) -> tuple[str, ...]:
+    """Storage nodes heartbeat often enough for the node timeout given to ``up``."""
+    return () if node_timeout is None else ("--heartbeat-interval", repr(heartbeat_interval(node_timeout)))
 
 
 # Each service: (subcommand, help, description, its flags module, its process entry).

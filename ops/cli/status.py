@@ -3,7 +3,8 @@
 Finds the cluster as every admin command does (:mod:`ops.cli.cluster`). Prints the
 metadata service's state, the ring epoch, how many buckets have each data policy
 (``replica:N``, ``ec:K+M``), and one row per storage node (state, zone, weight, share of
-the ring, capacity used); ``--json`` prints the same as one JSON document, with each
+the ring, capacity used, and from the leader's liveness table the age of its last
+heartbeat and its free space); ``--json`` prints the same as one JSON document, with each
 bucket's policy.
 """
 from __future__ import annotations
@@ -47,8 +48,10 @@ async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = No
                 return None
 
         stats = await asyncio.gather(*(node_stats(n.address) for n in cmap.nodes))
+        health = {h["node_id"]: h for h in (await meta.node_health())["nodes"]}
         nodes = []
         for n, st in zip(cmap.nodes, stats):
+            h = health.get(n.node_id, {})
             nodes.append({
                 **n.to_dict(),
                 "reachable": st is not None,
@@ -56,6 +59,8 @@ async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = No
                 "capacity_bytes": st.get("capacity_bytes") if st else n.capacity_bytes,
                 "blob_count": st.get("blob_count") if st else None,
                 "ring_share": shares.get(n.node_id, 0.0),
+                "heartbeat_age": h.get("heartbeat_age"),
+                "free_bytes": h.get("free_bytes"),
             })
         return {"metadata": meta_status, "ring_epoch": cmap.epoch, "nodes": nodes, "bucket_policies": buckets}
 
@@ -63,6 +68,11 @@ async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = No
 def _policy_counts(bucket_policies: dict[str, str]) -> str:
     counts = Counter(bucket_policies.values())
     return "  ".join(f"{p} {counts[p]} bucket{'s' * (counts[p] != 1)}" for p in sorted(counts)) or "no buckets"
+
+
+def _age(seconds: float | None) -> str:
+    """A heartbeat's age: ``0.4s ago``; ``-`` when the leader has had none from the node."""
+    return "-" if seconds is None else f"{seconds:.1f}s ago"
 
 
 def render(status: dict[str, Any]) -> str:
@@ -75,12 +85,14 @@ def render(status: dict[str, Any]) -> str:
         f"ring epoch {status['ring_epoch']}   storage nodes {len(status['nodes'])}",
         "",
     ]
-    rows = [("NODE", "ADDRESS", "ZONE", "STATE", "WEIGHT", "RING", "BLOBS", "USED", "CAPACITY")]
+    rows = [("NODE", "ADDRESS", "ZONE", "STATE", "WEIGHT", "RING", "BLOBS", "USED", "CAPACITY", "FREE",
+             "HEARTBEAT")]
     for n in status["nodes"]:
         state = n["state"] if n["reachable"] else f"{n['state']} (unreachable)"
         rows.append((n["node_id"], n["address"], n["zone"], state, f"{n['weight']:g}",
                      f"{100 * n['ring_share']:.1f}%", str(n["blob_count"] if n["blob_count"] is not None else "-"),
-                     human_size(n["used_bytes"]), human_size(n["capacity_bytes"])))
+                     human_size(n["used_bytes"]), human_size(n["capacity_bytes"]),
+                     human_size(n.get("free_bytes")), _age(n.get("heartbeat_age"))))
     return "\n".join(lines) + "\n" + table(rows)
 
 

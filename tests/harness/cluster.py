@@ -78,8 +78,9 @@ class Server:
 class StorageNode:
     """A storage node and the link in front of it, with its fault switches."""
 
-    def __init__(self, node_id: str, data_dir: Path, zone: str, metadata: str) -> None:
+    def __init__(self, node_id: str, data_dir: Path, zone: str, metadata: str, heartbeat_interval: float = 1.0) -> None:
         self.node_id = node_id
+        self.heartbeat_interval = heartbeat_interval
         self.data_dir = data_dir
         self.zone = zone
         self.metadata = metadata
@@ -99,7 +100,8 @@ class StorageNode:
     async def up(self) -> None:
         await self.link.start()
         cfg = StorageConfig(node_id=self.node_id, data_dir=str(self.data_dir), secret=SECRET, host=HOST,
-                            zone=self.zone, metadata=(self.metadata,), advertise=self.link.address)
+                            zone=self.zone, metadata=(self.metadata,), advertise=self.link.address,
+                            heartbeat_interval=self.heartbeat_interval)
         self.server = await Server(create_storage(cfg)).start()
 
     async def down(self) -> None:
@@ -129,15 +131,19 @@ class StorageNode:
 class InProcessCluster:
     """Metadata node ``m1``, storage nodes ``s1``..``sN``, gateway ``gw1`` under ``base``."""
 
-    def __init__(self, base: Path, storage_nodes: int = 3, default_policy: str = "replica:3") -> None:
+    def __init__(self, base: Path, storage_nodes: int = 3, default_policy: str = "replica:3", *,
+                 node_timeout: float = 10.0, down_after: float = 600.0, heartbeat_interval: float = 1.0) -> None:
+        """``node_timeout``/``down_after``: the metadata node's liveness timers;
+        ``heartbeat_interval``: the storage nodes'."""
         self.base = Path(base)
         self.default_policy = default_policy
+        self.liveness = {"node_timeout": node_timeout, "down_after": down_after}
         self.metadata: Server | None = None
         self.gateway: Server | None = None
         self.meta_address = f"{HOST}:{free_port()}"
         self.nodes = {
             f"s{i + 1}": StorageNode(f"s{i + 1}", self.base / "storage" / f"s{i + 1}", ZONES[i % len(ZONES)],
-                                     self.meta_address)
+                                     self.meta_address, heartbeat_interval)
             for i in range(storage_nodes)
         }
         self.meta = MetadataClient([self.meta_address], SECRET, client_id="harness")
@@ -159,7 +165,7 @@ class InProcessCluster:
         try:
             port = int(self.meta_address.rsplit(":", 1)[1])
             cfg = MetadataConfig(node_id="m1", data_dir=str(self.base / "metadata" / "m1"), secret=SECRET,
-                                 host=HOST, port=port, default_policy=self.default_policy)
+                                 host=HOST, port=port, default_policy=self.default_policy, **self.liveness)
             self.metadata = await Server(create_metadata(cfg), port).start()
             await asyncio.gather(*(n.up() for n in self.nodes.values()))
             gcfg = GatewayConfig(gateway_id="gw1", secret=SECRET, metadata=(self.meta_address,), host=HOST, port=0,

@@ -301,7 +301,7 @@ async def test_registration_follows_leader_and_retries_with_backoff() -> None:
         await follower.stop()
 
 
-async def test_node_registers_in_background_while_serving(tmp_path: Path, client: StorageClient) -> None:
+async def test_node_heartbeats_in_background_while_serving(tmp_path: Path, client: StorageClient) -> None:
     gate = asyncio.Event()
     stub = MetadataStub([])
 
@@ -311,13 +311,14 @@ async def test_node_registers_in_background_while_serving(tmp_path: Path, client
         return web.json_response({}, status=200)
 
     app_ = web.Application()
-    app_.router.add_post("/v1/nodes", handle)
+    app_.router.add_post("/v1/nodes/heartbeat", handle)  # the first heartbeat registers the node
     runner_ = web.AppRunner(app_)
     await runner_.setup()
     site_ = web.TCPSite(runner_, "127.0.0.1", 0)
     await site_.start()
     meta = f"127.0.0.1:{site_._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    cfg = StorageConfig(node_id="s2", data_dir=str(tmp_path / "s2"), secret=SECRET, metadata=(meta,), port=1234)
+    cfg = StorageConfig(node_id="s2", data_dir=str(tmp_path / "s2"), secret=SECRET, metadata=(meta,), port=1234,
+                        heartbeat_interval=0.05)
     app = create_app(cfg, OPTS)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -328,10 +329,14 @@ async def test_node_registers_in_background_while_serving(tmp_path: Path, client
         await client.put_blob(address, "v1", 0, "b", "k", "replica:3", 3, chunks(b"abc"))  # serving already
         assert stub.received == []
         gate.set()
-        await eventually_async(lambda: stub.received, 10, 0.01, message="the node to register")
-        assert stub.received[0]["node"]["node_id"] == "s2"
-        assert stub.received[0]["node"]["address"] == "127.0.0.1:1234"
-        assert stub.received[0]["node"]["capacity_bytes"] > 0
+        await eventually_async(lambda: len(stub.received) >= 3, 10, 0.01, message="the node to heartbeat")
+        first = stub.received[0]
+        assert first["node"]["node_id"] == "s2"
+        assert first["node"]["address"] == "127.0.0.1:1234"
+        assert first["node"]["capacity_bytes"] > 0
+        stats = stub.received[-1]["stats"]
+        assert stats["blob_count"] == 1 and stats["used_bytes"] > 0
+        assert stats["free_bytes"] == stats["capacity_bytes"] - stats["used_bytes"]
     finally:
         await runner.cleanup()
         await runner_.cleanup()

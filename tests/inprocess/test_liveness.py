@@ -1,0 +1,86 @@
+"""Liveness in the cluster map, in one event loop: a stopped storage node becomes down, then
+out; started again it is up; gateways learn each change by long poll; new writes avoid it.
+
+Short timers: node timeout 1 s, down-after 3 s, heartbeats every 0.2 s.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from metadata.node_health import EPOCH_WATCH
+from ops.cli.status import collect, render
+from tests.harness.cluster import SECRET, InProcessCluster
+from tests.harness.eventually import eventually_async
+
+NODE_TIMEOUT, DOWN_AFTER, HEARTBEAT = 1.0, 3.0, 0.2
+
+
+async def _state(cluster: InProcessCluster, node_id: str) -> str:
+    cmap = await cluster.meta.get_cluster_map()
+    node = cmap.node(node_id)
+    return node.state if node else ""
+
+
+def _in_state(cluster: InProcessCluster, node_id: str, state: str):  # noqa: ANN202 - a predicate
+    async def check() -> bool:
+        return await _state(cluster, node_id) == state
+    return check
+
+
+async def test_down_out_and_up_again_with_writes_avoiding_the_dead_node(tmp_path: Path) -> None:
+    async with InProcessCluster(tmp_path / "c", storage_nodes=4, node_timeout=NODE_TIMEOUT, down_after=DOWN_AFTER,
+                                heartbeat_interval=HEARTBEAT) as cluster:
+        await cluster.s3("create_bucket", Bucket="live")
+        health = await cluster.meta.node_health()
+        assert {h["node_id"] for h in health["nodes"]} == {"s1", "s2", "s3", "s4"}
+        assert all(h["state"] == "up" and h["heartbeat_age"] is not None and h["heartbeat_age"] < NODE_TIMEOUT
+                   and h["free_bytes"] > 0 and h["capacity_bytes"] >= h["free_bytes"] for h in health["nodes"])
+        start_epoch = cluster.ctx.topology.map.epoch
+
+        victim = cluster.nodes["s1"]
+        await victim.down()
+        stopped = time.monotonic()
+        await eventually_async(_in_state(cluster, "s1", "down"), NODE_TIMEOUT + 1.5, message="s1 to be marked down")
+        assert time.monotonic() - stopped >= NODE_TIMEOUT * 0.9  # not before its timeout
+        down_epoch = (await cluster.meta.get_cluster_map()).epoch
+        assert down_epoch > start_epoch
+        # The gateway's long poll brings the new map without a request asking for it.
+        await eventually_async(lambda: cluster.ctx.topology.map.epoch >= down_epoch, 1.5,
+                               message="the gateway to learn that s1 is down")
+
+        # While s1 is down every new object goes to three other nodes (handoffs fill its slots).
+        for i in range(12):
+            await cluster.s3("put_object", Bucket="live", Key=f"k{i}", Body=b"x" * (100 + i))
+            version = await cluster.meta.get_object("live", f"k{i}")
+            assert len(version.placement) == 3 and "s1" not in version.placement, version.placement
+
+        status = await collect([cluster.meta_address], SECRET)
+        row = next(n for n in status["nodes"] if n["node_id"] == "s1")
+        assert row["state"] == "down" and row["heartbeat_age"] >= NODE_TIMEOUT
+        assert "down" in render(status)
+
+        await eventually_async(_in_state(cluster, "s1", "out"), DOWN_AFTER + 1.5, message="s1 to be marked out")
+
+        await victim.up()
+        await eventually_async(_in_state(cluster, "s1", "up"), 3.0, message="s1 to be up again")
+        for i in range(3):  # every object written while it was away still reads back
+            got = await cluster.s3("get_object", Bucket="live", Key=f"k{i}")
+            assert got["Body"].read() == b"x" * (100 + i)
+
+
+async def test_long_poll_answers_when_the_epoch_moves_and_at_its_timeout(tmp_path: Path) -> None:
+    async with InProcessCluster(tmp_path / "c", storage_nodes=3) as cluster:
+        epoch = (await cluster.meta.get_cluster_map()).epoch
+        began = time.monotonic()
+        unchanged = await cluster.meta.wait_cluster_map(epoch, 0.3)
+        assert unchanged.epoch == epoch and time.monotonic() - began >= 0.25
+        assert (await cluster.meta.wait_cluster_map(epoch - 1, 10)).epoch == epoch  # newer already: at once
+
+        poll = asyncio.create_task(cluster.meta.wait_cluster_map(epoch, 10))
+        await eventually_async(lambda: cluster.metadata.app[EPOCH_WATCH].waiting == 1, 2.0)
+        assert not poll.done()
+        await cluster.meta.set_node_state("s2", "draining")
+        changed = await asyncio.wait_for(poll, 2.0)
+        assert changed.epoch > epoch and changed.node("s2").state == "draining"
