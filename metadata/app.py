@@ -47,7 +47,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from metadata.api import commands as c
-from metadata.api.commands import check_types, command_from_dict
+from metadata.api.commands import command_from_dict
 from metadata.fsm.machine import MetadataFSM
 from metadata import node_health, upload_http
 from metadata.liveness import LivenessSettings
@@ -59,7 +59,6 @@ from objstore.errors import InvalidArgument
 from objstore.http_common import add_health_and_metrics, internal_middlewares
 from objstore.metrics import Metrics
 from objstore.tls import clear_text_warning, server_context
-from objstore.types import NodeInfo
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +107,7 @@ async def _json_body(request: web.Request) -> Any:
 
 
 async def post_nodes(request: web.Request) -> web.Response:
-    body = await _json_body(request)
-    if not isinstance(body, dict) or not isinstance(body.get("node"), dict):
-        raise InvalidArgument('expected {"node": {...}}')
-    try:
-        node = NodeInfo.from_dict(body["node"])
-    except (TypeError, KeyError) as exc:
-        raise InvalidArgument(f"malformed node: {exc}") from None
-    check_types(node)
+    node = node_health.node_from_body(await _json_body(request))
     outcome = await _rep(request).propose(c.RegisterNode(node))
     return web.json_response({"cluster_map": outcome.result(c.RegisterNode).to_dict()})
 

@@ -80,14 +80,12 @@ class LivenessService:
         rep = self._rep()
         if not self.leading():
             raise rep.not_leader()
-        known = await rep.read(lambda f: f.cluster_map().node(node.node_id))
-        record = registration(known, node)
+        cmap = await rep.read(lambda f: f.cluster_map())
+        record = registration(cmap.node(node.node_id), node)
         if record is not None:
-            outcome = await rep.propose(c.RegisterNode(record))
-            outcome.result(c.RegisterNode)
+            cmap = (await rep.propose(c.RegisterNode(record))).result(c.RegisterNode)
             log.info("storage node %s registered by its heartbeat (%s)", node.node_id, node.address)
         self.monitor.heartbeat(node.node_id, stats, self.clock())
-        cmap = await rep.read(lambda f: f.cluster_map())
         mine = cmap.node(node.node_id)
         return {"epoch": cmap.epoch, "state": mine.state if mine else ""}
 
@@ -180,6 +178,18 @@ def wait_query(query: Any) -> tuple[int, float] | None:
     return epoch, min(timeout, MAX_WAIT_SECONDS)
 
 
+def node_from_body(body: Any) -> NodeInfo:
+    """The node of a registration or heartbeat body ``{"node": {...}, ...}``; raises InvalidArgument."""
+    if not isinstance(body, dict) or not isinstance(body.get("node"), dict):
+        raise InvalidArgument('expected {"node": {...}}')
+    try:
+        node = NodeInfo.from_dict(body["node"])
+    except (TypeError, KeyError) as exc:
+        raise InvalidArgument(f"malformed node: {exc}") from None
+    check_types(node)
+    return node
+
+
 LIVENESS = web.AppKey("liveness", LivenessService)
 EPOCH_WATCH = web.AppKey("epoch_watch", EpochWatch)
 
@@ -191,15 +201,11 @@ async def _post_heartbeat(request: web.Request) -> web.Response:
         body = await request.json()
     except ValueError as exc:
         raise InvalidArgument(f"request body is not JSON: {exc}") from None
-    if not isinstance(body, dict) or not isinstance(body.get("node"), dict) \
-            or not isinstance(body.get("stats", {}), dict):
+    node = node_from_body(body)
+    stats = body.get("stats", {})
+    if not isinstance(stats, dict):
         raise InvalidArgument('expected {"node": {...}, "stats": {...}}')
-    try:
-        node = NodeInfo.from_dict(body["node"])
-    except (TypeError, KeyError) as exc:
-        raise InvalidArgument(f"malformed node: {exc}") from None
-    check_types(node)
-    return web.json_response(await request.app[LIVENESS].heartbeat(node, body.get("stats", {})))
+    return web.json_response(await request.app[LIVENESS].heartbeat(node, stats))
 
 
 async def _get_health(request: web.Request) -> web.Response:

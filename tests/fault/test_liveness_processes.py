@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from metadata.api.client import MetadataClient
+from objstore.cluster.supervisor import Child
+from ops.cli.status import collect
 from tests.cluster_harness import ROOT, LocalCluster
 from tests.integration.conftest import make_s3
 
@@ -25,11 +26,11 @@ pytestmark = pytest.mark.integration
 NODE_TIMEOUT, DOWN_AFTER = 1.0, 3.0
 
 
-def _status(cluster: LocalCluster) -> dict:
-    out = subprocess.run([sys.executable, "-m", "ops.cli", "status", "--data-dir", str(cluster.data_dir), "--json"],
+def _status_command(cluster: LocalCluster, *flags: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "ops.cli", "status", "--data-dir", str(cluster.data_dir), *flags],
                          cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return out.stdout
 
 
 def _gateway_epoch(cluster: LocalCluster) -> int:
@@ -49,7 +50,7 @@ async def _wait_state(meta: MetadataClient, node_id: str, state: str, timeout: f
         await asyncio.sleep(0.05)
 
 
-def _restart_storage(cluster: LocalCluster, node_id: str, log: Path) -> subprocess.Popen:
+def _restart_storage(cluster: LocalCluster, node_id: str, log: Path) -> Child:
     """Start the storage node again, as the launcher did: same id, data dir, address, zone."""
     proc = next(p for p in cluster.processes("storage") if p["id"] == node_id)
     host, port = proc["address"].rsplit(":", 1)
@@ -58,9 +59,9 @@ def _restart_storage(cluster: LocalCluster, node_id: str, log: Path) -> subproce
     argv = [sys.executable, "-m", "ops.cli", "storage", "--node-id", node_id,
             "--data-dir", str(cluster.data_dir / "storage" / node_id), "--host", host, "--port", port,
             "--zone", "zone-a", "--metadata", metas, "--heartbeat-interval", "0.25"]
-    with open(log, "ab") as out:
-        return subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "OBJSTORE_CLUSTER_SECRET": secret})
+    child = Child("storage", node_id, proc["address"], argv, log)
+    child.start({**os.environ, "OBJSTORE_CLUSTER_SECRET": secret, "PYTHONPATH": str(ROOT)})
+    return child
 
 
 def test_killed_node_goes_down_then_out_and_up_when_restarted(tmp_path: Path) -> None:
@@ -70,7 +71,7 @@ def test_killed_node_goes_down_then_out_and_up_when_restarted(tmp_path: Path) ->
         s3.create_bucket(Bucket="alive")
         secret = json.loads((cluster.data_dir / "credentials.json").read_text())["cluster_secret"]
         metas = [p["address"] for p in cluster.processes("metadata")]
-        restarted: subprocess.Popen | None = None
+        restarted: Child | None = None
 
         async def scenario() -> None:
             nonlocal restarted
@@ -85,7 +86,8 @@ def test_killed_node_goes_down_then_out_and_up_when_restarted(tmp_path: Path) ->
                     assert time.monotonic() < end, "the gateway did not learn the new epoch within 1.5 s"
                     await asyncio.sleep(0.05)
 
-                status = _status(cluster)
+                status = await collect(metas, secret)  # `objstore status`'s data; the command
+                # itself may take longer to start than the node stays down, so it checks "out" below
                 row = next(n for n in status["nodes"] if n["node_id"] == "s1")
                 assert row["state"] == "down" and row["heartbeat_age"] >= NODE_TIMEOUT
                 assert all(n["free_bytes"] > 0 for n in status["nodes"] if n["node_id"] != "s1")
@@ -96,7 +98,10 @@ def test_killed_node_goes_down_then_out_and_up_when_restarted(tmp_path: Path) ->
                     assert len(version.placement) == 3 and "s1" not in version.placement, version.placement
 
                 await _wait_state(meta, "s1", "out", DOWN_AFTER + 2.0)
-                assert _status(cluster)["nodes"][0]["state"] == "out"
+                assert json.loads(_status_command(cluster, "--json"))["nodes"][0]["state"] == "out"
+                table = _status_command(cluster).splitlines()
+                assert "HEARTBEAT" in next(line for line in table if line.startswith("NODE"))
+                assert " out " in next(line for line in table if line.startswith("s1 "))
 
                 restarted = _restart_storage(cluster, "s1", tmp_path / "s1-again.log")
                 await _wait_state(meta, "s1", "up", 15.0)
@@ -105,9 +110,4 @@ def test_killed_node_goes_down_then_out_and_up_when_restarted(tmp_path: Path) ->
             asyncio.run(scenario())
         finally:
             if restarted is not None:
-                restarted.send_signal(signal.SIGTERM)
-                try:
-                    restarted.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    restarted.kill()
-                    restarted.wait()
+                restarted.stop(grace=10)
