@@ -84,3 +84,35 @@ def test_find_cluster_from_flags_env_or_data_dir(tmp_path, monkeypatch):
 def test_tables_align_and_sizes_read_well():
     assert table([("A", "LONG HEADER"), ("value", "x")]).splitlines() == ["A      LONG HEADER", "value  x"]
     assert [human_size(n) for n in (None, 512, 1536, 5 << 30)] == ["-", "512 B", "1.5 KiB", "5.0 GiB"]
+
+
+def test_liveness_flags_reach_the_metadata_and_storage_nodes_that_up_starts(tmp_path, monkeypatch):
+    from objstore.cluster.launcher import Cluster, UpOptions
+    from ops.cli import services
+
+    m = metadata.cli_args.config_from_args(_parse(
+        metadata.cli_args, "--node-id", "m1", "--data-dir", "/d", "--secret", "S", "--node-timeout", "2",
+        "--down-after", "30"))
+    assert (m.node_timeout, m.down_after) == (2.0, 30.0)
+    s = objstore.node.cli_args.config_from_args(_parse(
+        objstore.node.cli_args, "--node-id", "s1", "--data-dir", "/d", "--secret", "S", "--heartbeat-interval", "0.5"))
+    assert s.heartbeat_interval == 0.5
+    with pytest.raises(InvalidArgument):
+        metadata.cli_args.config_from_args(_parse(
+            metadata.cli_args, "--node-id", "m1", "--data-dir", "/d", "--secret", "S", "--node-timeout", "0"))
+
+    seen: list[UpOptions] = []
+    monkeypatch.setattr(services, "run_up", lambda opts: seen.append(opts) or 0)
+    args = build_parser().parse_args(["up", "--data-dir", str(tmp_path), "--node-timeout", "2", "--down-after", "30"])
+    assert args.func(args) == 0
+    cluster = Cluster(seen[0])
+    cluster.data_dir.mkdir(parents=True, exist_ok=True)
+    cluster.plan()
+    for child in cluster.children:
+        argv = " ".join(child.argv)
+        if child.role == "metadata":
+            assert "--node-timeout 2.0 --down-after 30.0" in argv
+        if child.role == "storage":
+            assert "--heartbeat-interval 0.5" in argv
+    defaults = build_parser().parse_args(["up"])
+    assert metadata.cli_args.liveness_argv(defaults) == () and services._heartbeat_argv(defaults.node_timeout) == ()
