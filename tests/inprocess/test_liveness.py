@@ -6,6 +6,7 @@ Short timers: node timeout 1 s, down-after 3 s, heartbeats every 0.2 s.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -85,3 +86,26 @@ async def test_long_poll_answers_when_the_epoch_moves_and_at_its_timeout(tmp_pat
         await cluster.meta.set_node_state("s2", "draining")
         changed = await asyncio.wait_for(poll, 2.0)
         assert changed.epoch > epoch and changed.node("s2").state == "draining"
+
+
+async def test_erasure_coded_writes_keep_full_width_and_shard_slots_while_a_node_is_down(tmp_path: Path) -> None:
+    async with InProcessCluster(tmp_path / "c", storage_nodes=7, default_policy="ec:4+2", node_timeout=NODE_TIMEOUT,
+                                heartbeat_interval=HEARTBEAT) as cluster:
+        await cluster.s3("create_bucket", Bucket="coded")
+        first = os.urandom(3 * 1024 * 1024 + 5)
+        await cluster.s3("put_object", Bucket="coded", Key="k", Body=first)
+        before = (await cluster.meta.get_object("coded", "k")).placement
+        assert len(before) == 6 and "" not in before
+        victim = before[2]
+        await cluster.nodes[victim].down()
+        await eventually_async(_in_state(cluster, victim, "down"), NODE_TIMEOUT + 1.5)
+        await eventually_async(lambda: cluster.ctx.topology.node(victim).state == "down", 1.5)
+
+        second = os.urandom(3 * 1024 * 1024 + 7)
+        await cluster.s3("put_object", Bucket="coded", Key="k", Body=second)
+        after = (await cluster.meta.get_object("coded", "k")).placement
+        assert len(after) == 6 and "" not in after and victim not in after and len(set(after)) == 6
+        # Only the down node's shard moved to a handoff; every other shard kept its node.
+        assert [n for i, n in enumerate(after) if i != 2] == [n for i, n in enumerate(before) if i != 2]
+        got = await cluster.s3("get_object", Bucket="coded", Key="k")
+        assert await asyncio.to_thread(got["Body"].read) == second
