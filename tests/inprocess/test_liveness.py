@@ -1,5 +1,6 @@
 """Liveness in the cluster map, in one event loop: a stopped storage node becomes down, then
-out; started again it is up; gateways learn each change by long poll; new writes avoid it.
+out; started again it is up; gateways learn each change by long poll; new writes (replicated
+or erasure coded) avoid it at full width; a node short of space is full until it has room.
 
 Short timers: node timeout 1 s, down-after 3 s, heartbeats every 0.2 s.
 """
@@ -10,7 +11,12 @@ import os
 import time
 from pathlib import Path
 
+import aiohttp
+
 from metadata.node_health import EPOCH_WATCH
+from objstore.config import StorageConfig
+from objstore.node.heartbeat import HEARTBEAT_PATH, heartbeat_body
+from objstore.node.register import post_until_accepted
 from ops.cli.status import collect, render
 from tests.harness.cluster import SECRET, InProcessCluster
 from tests.harness.eventually import eventually_async
@@ -109,3 +115,31 @@ async def test_erasure_coded_writes_keep_full_width_and_shard_slots_while_a_node
         assert [n for i, n in enumerate(after) if i != 2] == [n for i, n in enumerate(before) if i != 2]
         got = await cluster.s3("get_object", Bucket="coded", Key="k")
         assert await asyncio.to_thread(got["Body"].read) == second
+
+
+async def test_a_node_short_of_space_is_full_until_it_has_room_again(tmp_path: Path) -> None:
+    async with InProcessCluster(tmp_path / "c", storage_nodes=3, node_timeout=NODE_TIMEOUT,
+                                heartbeat_interval=HEARTBEAT) as cluster:
+        # A fourth node whose heartbeats the test sends itself, saying how much room it has.
+        cfg = StorageConfig(node_id="s9", data_dir="/unused", secret=SECRET, zone="zone-a",
+                            metadata=(cluster.meta_address,), advertise=cluster.nodes["s1"].address)
+        free = 10  # of 1000 bytes: below the reserve of 5%
+
+        async def heartbeats() -> None:
+            async with aiohttp.ClientSession() as session:
+                while True:
+                    stats = {"capacity_bytes": 1000, "used_bytes": 1000 - free, "free_bytes": free, "blob_count": 0}
+                    await post_until_accepted(cfg, HEARTBEAT_PATH, lambda: heartbeat_body(cfg, stats), session)
+                    await asyncio.sleep(HEARTBEAT)
+
+        beating = asyncio.create_task(heartbeats())
+        try:
+            await eventually_async(_in_state(cluster, "s9", "full"), 3.0, message="s9 to be full")
+            await eventually_async(lambda: cluster.ctx.topology.node("s9").state == "full", 1.5)
+            assert not cluster.ctx.topology.writable(cluster.ctx.topology.node("s9"))
+            free = 500
+            await eventually_async(_in_state(cluster, "s9", "up"), 3.0, message="s9 to be up with room again")
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+        await eventually_async(_in_state(cluster, "s9", "down"), NODE_TIMEOUT + 1.5, message="silent s9 to be down")
