@@ -6,10 +6,14 @@ in ``cfg.metadata`` are tried in turn; a 503 ``NotLeader`` whose ``extra.leader`
 another ``host:port`` is followed next. Any 2xx means the node is registered. Failures
 back off exponentially (with jitter) up to ``max_delay``.
 Runs as a background task, so the node serves while it registers.
+
+:func:`post_following_leader` is the one way a storage node posts to the metadata leader
+(registration here, repair reports in :mod:`objstore.node.repair_report`).
 """
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import random
@@ -39,15 +43,16 @@ def node_info(cfg: StorageConfig, capacity_bytes: int) -> NodeInfo:
     )
 
 
-async def register_once(session: aiohttp.ClientSession, address: str, secret: str, info: NodeInfo,
-                        tls: ssl.SSLContext | None = None) -> str | None:
-    """Try one metadata node. Returns None when registered, else the leader it named ("" if none).
+async def post_signed(session: aiohttp.ClientSession, address: str, path: str, payload: dict, secret: str,
+                      tls: ssl.SSLContext | None = None) -> str | None:
+    """POST ``payload`` as JSON to one metadata node, signed with the cluster secret.
 
-    Raises aiohttp.ClientError / OSError / asyncio.TimeoutError on connection problems.
+    Returns None when it answered 2xx, else the leader its NotLeader answer named ("" if
+    none). Raises aiohttp.ClientError / OSError / asyncio.TimeoutError on connection problems.
     """
-    data = json.dumps({"node": info.to_dict()}).encode()
-    hdrs = {**internal_auth.headers(secret, "POST", NODES_PATH, body=data, target=address), "Content-Type": "application/json"}
-    async with session.post(base_url(address, tls) + NODES_PATH, data=data, headers=hdrs,
+    data = json.dumps(payload).encode()
+    hdrs = {**internal_auth.headers(secret, "POST", path, body=data, target=address), "Content-Type": "application/json"}
+    async with session.post(base_url(address, tls) + path, data=data, headers=hdrs,
                             ssl=request_ssl(tls)) as resp:
         body = await resp.read()
         if 200 <= resp.status < 300:
@@ -59,8 +64,27 @@ async def register_once(session: aiohttp.ClientSession, address: str, secret: st
                 leader = str((d.get("extra") or {}).get("leader") or "")
         except (ValueError, AttributeError):
             pass
-        log.info("registration at %s refused: HTTP %d %s", address, resp.status, body[:200])
+        log.info("POST %s at %s refused: HTTP %d %s", path, address, resp.status, body[:200])
         return leader
+
+
+async def post_following_leader(session: aiohttp.ClientSession, address: str, path: str, payload: dict,
+                                secret: str, tls: ssl.SSLContext | None = None, max_hops: int = 3) -> str | None:
+    """POST to ``address``, then to the leader each NotLeader answer names (at most
+    ``max_hops`` hints, so two nodes cannot ping-pong). Returns the address that accepted,
+    or None (refused, or a connection problem, which is logged)."""
+    for _ in range(max_hops + 1):
+        try:
+            leader = await post_signed(session, address, path, payload, secret, tls)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            log.info("metadata at %s unreachable: %r", address, exc)
+            return None
+        if leader is None:
+            return address
+        if not leader or leader == address:
+            return None
+        address = leader
+    return None
 
 
 async def register_until_accepted(
@@ -75,28 +99,14 @@ async def register_until_accepted(
     """Register, retrying forever; returns the metadata address that accepted."""
     rng = rng or random.Random()
     delay = base_delay
-    i = 0
-    hint = ""
-    hops = 0  # leader hints followed without a pause, bounded so two nodes cannot ping-pong
     tls = client_context(cfg.tls_ca)
-    while True:
-        address = hint or cfg.metadata[i % len(cfg.metadata)]
-        if not hint:
-            i += 1
-        hint = ""
-        try:
-            leader = await register_once(session, address, cfg.secret, node_info(cfg, capacity()), tls)
-            if leader is None:
-                log.info("node %s registered with metadata at %s", cfg.node_id, address)
-                return address
-            if leader and leader != address:
-                hint = leader
-                hops += 1
-                if hops <= 3:
-                    continue  # follow the leader at once
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            log.info("metadata at %s unreachable: %r", address, exc)
-        hops = 0
+    for i in itertools.count():
+        address = cfg.metadata[i % len(cfg.metadata)]
+        payload = {"node": node_info(cfg, capacity()).to_dict()}
+        accepted = await post_following_leader(session, address, NODES_PATH, payload, cfg.secret, tls)
+        if accepted is not None:
+            log.info("node %s registered with metadata at %s", cfg.node_id, accepted)
+            return accepted
         await sleep(delay * (0.5 + rng.random()))
         delay = min(delay * 2, max_delay)
 

@@ -1,0 +1,382 @@
+"""The scrubber: every storage node re-reads all its committed blobs, slowly and forever.
+
+A pass walks the blob records live in the index when it starts (segment records and blob
+files, in file and offset order, so the disk reads sequentially) and verifies each
+record's header against the index, every block's xxh64, the footer (same seq, size and
+header checksum) and the whole-data checksum. A record found corrupt is quarantined
+(:meth:`objstore.node.store.BlobStore.quarantine`: never served again) and reported for
+repair (:mod:`objstore.node.repair_report`). Reads that find a corrupt block take the same
+path (:meth:`Scrubber.found_corrupt`).
+
+Pacing: reads are charged to a token bucket of ``rate`` bytes/s (``--scrub-rate`` MB/s,
+10^6 bytes) holding at most ``burst`` bytes; the clock and the sleep are injected, so
+tests run in milliseconds. Passes start at most every ``interval`` seconds
+(``--scrub-interval``, measured start to start, default one day): a node whose pass takes
+longer than the interval scrubs back to back; a small node rests between passes instead of
+re-reading its disk every hour. ``start_pass`` starts one now.
+
+Invariants:
+- The event loop is never blocked for long: file reads and checksums run on a thread of
+  the scrubber's own (so scrubbing never takes a foreground read's IO thread), about
+  :data:`CHUNK` bytes per call, and the loop awaits between calls.
+- Only the record that was read is quarantined, and only while it is still the live
+  record of its blob id (a record replaced or deleted meanwhile is skipped), so a rewrite
+  racing the scrubber is never quarantined by mistake.
+- ``last_full_pass`` (when the last complete pass ended) and the pass count are persisted
+  in ``scrub.json`` (:func:`objstore.durable_io.atomic_write`), so a restart neither
+  forgets the last pass nor starts a new one early; an interrupted pass starts again from
+  the beginning when it is due.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from objstore.checksum import StreamHasher
+from objstore.durable_io import atomic_write
+from objstore.errors import CorruptBlob
+from objstore.node.blob import FOOTER_SIZE, block_span, decode_footer
+from objstore.node.index import Entry
+from objstore.node.reader import READ_CHUNK, read_blocks, verify_header
+from objstore.node.repair_report import ReportQueue, damage_report
+from objstore.node.store import BlobStore
+
+log = logging.getLogger(__name__)
+
+MB = 1_000_000
+CHUNK = READ_CHUNK
+STATE_FILE = "scrub.json"
+STATE_FORMAT = 1
+DEFAULT_RATE_MB = 20.0
+DEFAULT_INTERVAL = 86400.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenBucket:
+    """Paces a stream of reads to ``rate`` bytes/s, allowing bursts of ``burst`` bytes.
+
+    ``take(n)`` charges ``n`` bytes and sleeps until the bucket is no longer in debt, so
+    over any long run the bytes taken stay within ``burst + rate * elapsed``.
+    """
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Sleep = asyncio.sleep) -> None:
+        if rate <= 0 or burst <= 0:
+            raise ValueError("rate and burst must be positive")
+        self.rate, self.burst = rate, burst
+        self._clock, self._sleep = clock, sleep
+        self._tokens = burst
+        self._last = clock()
+
+    async def take(self, n: int) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        self._tokens -= n
+        if self._tokens < 0:
+            await self._sleep(-self._tokens / self.rate)
+
+
+def chunk_bytes(entry: Entry, first: int, last: int) -> int:
+    """Bytes on disk :func:`check_record` reads for blocks ``first..last`` (with the header
+    when ``first`` is 0 and the footer when ``last`` is the last block)."""
+    h = entry.header
+    n = h.n_blocks
+    total = entry.location.header_len if first == 0 else 0
+    if n and first <= last:
+        off0, _ = block_span(h.size, h.block_size, first)
+        off_n, len_n = block_span(h.size, h.block_size, last)
+        total += off_n + len_n - off0
+    if last >= n - 1:
+        total += FOOTER_SIZE
+    return total
+
+
+def check_record(fd: int, entry: Entry, first: int, last: int, hasher: StreamHasher) -> None:
+    """Verify blocks ``first..last`` of ``entry`` (feeding their data to ``hasher``), its
+    header when ``first`` is 0, and its footer and whole-data checksum when ``last`` is the
+    last block (-1 for an empty blob). Synchronous; raises CorruptBlob."""
+    h = entry.header
+    n = h.n_blocks
+    if first == 0:
+        verify_header(fd, entry)
+    if n and first <= last:
+        hasher.update(read_blocks(fd, entry, first, last, 0, h.size - 1))
+    if last >= n - 1:
+        loc = entry.location
+        footer = decode_footer(os.pread(fd, FOOTER_SIZE, loc.offset + loc.length - FOOTER_SIZE), entry.header_xxh,
+                               h.size)
+        if footer.seq != entry.seq or footer.data_xxh != entry.data_xxh:
+            raise CorruptBlob(f"record footer of {h.version_id} does not match the index")
+        if hasher.intdigest() != footer.data_xxh:
+            raise CorruptBlob(f"data checksum of {h.version_id} does not match its footer")
+
+
+@dataclass(slots=True)
+class PassProgress:
+    """One pass: what it covers and how far it got."""
+
+    pass_id: int
+    started: float  # unix seconds
+    bytes_total: int
+    blobs_total: int
+    bytes_done: int = 0
+    blobs_done: int = 0
+    corrupt: int = 0
+    ended: float = 0.0
+
+    def to_dict(self, now: float) -> dict:
+        return {"id": self.pass_id, "started": self.started, "elapsed": (self.ended or now) - self.started,
+                "bytes_done": self.bytes_done, "bytes_total": self.bytes_total, "blobs_done": self.blobs_done,
+                "blobs_total": self.blobs_total, "progress": progress_ratio(self.bytes_done, self.bytes_total),
+                "corrupt": self.corrupt}
+
+
+def progress_ratio(done: int, total: int) -> float:
+    return min(1.0, done / total) if total else 1.0
+
+
+class Scrubber:
+    """The scrubber of one node's store (see the module docstring).
+
+    ``clock`` is wall time (pass times, schedule), ``monotonic`` and ``sleep`` pace reads.
+    ``reports`` receives a damage report per corrupt record (None: not reported).
+    """
+
+    def __init__(self, store: BlobStore, node_id: str, rate: float = DEFAULT_RATE_MB * MB,
+                 interval: float = DEFAULT_INTERVAL, reports: ReportQueue | None = None,
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Sleep = asyncio.sleep, burst: float = 4 * CHUNK) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.interval = interval
+        self.reports = reports
+        self._clock, self._sleep = clock, sleep
+        self.bucket = TokenBucket(rate, burst, monotonic, sleep)
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self.current: PassProgress | None = None
+        self.last: PassProgress | None = None  # the last pass that ended in this process
+        self.passes_completed = 0
+        self.last_full_pass = 0.0  # when the last complete pass ended (unix seconds; 0 never)
+        self.last_full_pass_started = 0.0
+        self.bytes_verified = 0  # since the process started
+        self.read_errors = 0
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    def _state_path(self) -> str:
+        return os.path.join(self.store.data_dir, STATE_FILE)
+
+    def load_state(self) -> None:
+        """Read ``scrub.json`` (synchronous); an unreadable one is logged and ignored."""
+        try:
+            with open(self._state_path(), "rb") as f:
+                d = json.loads(f.read())
+            if d.get("format") != STATE_FORMAT:
+                raise ValueError(f"unknown format {d.get('format')!r}")
+            self.passes_completed = int(d["passes_completed"])
+            self.last_full_pass = float(d["last_full_pass"])
+            self.last_full_pass_started = float(d["last_full_pass_started"])
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("scrub state %s unreadable, starting afresh: %s", self._state_path(), exc)
+
+    def _save_state(self) -> None:
+        atomic_write(self._state_path(), json.dumps({
+            "format": STATE_FORMAT, "passes_completed": self.passes_completed,
+            "last_full_pass": self.last_full_pass, "last_full_pass_started": self.last_full_pass_started,
+        }).encode())
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="scrub")
+        return self._pool
+
+    async def start(self) -> None:
+        """Load the persisted state and start scrubbing in the background."""
+        await asyncio.get_running_loop().run_in_executor(self._executor(), self.load_state)
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # --- scheduling ---------------------------------------------------------------------
+
+    def next_pass_at(self) -> float:
+        """When the next pass is due (unix seconds): ``interval`` after the last complete
+        pass started; at once if there was none."""
+        return self.last_full_pass_started + self.interval if self.passes_completed else 0.0
+
+    def start_pass(self) -> int:
+        """Start a pass now (or keep the one running); returns the id of the pass to wait for."""
+        if self.current is not None:
+            return self.current.pass_id
+        self._wake.set()
+        return self.passes_completed + 1
+
+    async def _loop(self) -> None:
+        while True:
+            wait = self.next_pass_at() - self._clock()
+            if wait > 0 and not self._wake.is_set():
+                sleeper = asyncio.ensure_future(self._sleep(wait))
+                waker = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    sleeper.cancel()
+                    waker.cancel()
+                continue
+            self._wake.clear()
+            try:
+                await self.run_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a failed pass is logged; the next one is tried later
+                log.exception("scrub pass failed")
+                await self._sleep(60.0)
+
+    # --- one pass -----------------------------------------------------------------------
+
+    async def run_pass(self) -> PassProgress:
+        """Verify every record live now; returns the pass's progress when it has ended."""
+        entries = sorted(self.store.index.entries(), key=lambda e: (e.location.file, e.location.offset))
+        p = PassProgress(self.passes_completed + 1, self._clock(), sum(e.location.length for e in entries),
+                         len(entries))
+        self.current = p
+        log.info("scrub pass %d: %d blobs, %d bytes", p.pass_id, p.blobs_total, p.bytes_total)
+        try:
+            for entry in entries:
+                base = p.bytes_done
+                if self.store.index.get(entry.blob_id) is entry:  # else replaced, deleted or quarantined
+                    await self._scrub_entry(entry, p)
+                p.blobs_done += 1
+                p.bytes_done = base + entry.location.length
+        finally:
+            self.current = None
+        p.ended = self._clock()
+        self.passes_completed = p.pass_id
+        self.last_full_pass, self.last_full_pass_started = p.ended, p.started
+        self.last = p
+        await asyncio.get_running_loop().run_in_executor(self._executor(), self._save_state)
+        log.info("scrub pass %d done in %.1f s: %d blobs, %d bytes, %d corrupt", p.pass_id, p.ended - p.started,
+                 p.blobs_total, p.bytes_total, p.corrupt)
+        return p
+
+    async def _scrub_entry(self, entry: Entry, p: PassProgress) -> None:
+        loop = asyncio.get_running_loop()
+        pool = self._executor()
+        try:
+            fd, owns = await loop.run_in_executor(pool, self.store.record_fd, entry)
+        except FileNotFoundError:
+            if self.store.index.get(entry.blob_id) is entry:
+                p.corrupt += await self.found_corrupt(entry, "blob file missing", "missing")
+            return
+        try:
+            h = entry.header
+            group = max(1, CHUNK // h.block_size)
+            hasher = StreamHasher()
+            first = 0
+            while True:
+                last = min(h.n_blocks - 1, first + group - 1)
+                n = chunk_bytes(entry, first, last)
+                await self.bucket.take(n)
+                await loop.run_in_executor(pool, check_record, fd, entry, first, last, hasher)
+                self.bytes_verified += n
+                p.bytes_done += n
+                first = last + 1
+                if first >= h.n_blocks:
+                    return
+        except CorruptBlob as exc:
+            if self.store.index.get(entry.blob_id) is entry:
+                p.corrupt += await self.found_corrupt(entry, str(exc))
+        except OSError as exc:
+            self.read_errors += 1
+            log.error("scrub of %s/%d: read failed: %s", entry.blob_id.version_id, entry.blob_id.shard, exc)
+        finally:
+            if owns:
+                await loop.run_in_executor(pool, os.close, fd)
+
+    async def found_corrupt(self, entry: Entry, reason: str, kind: str = "corrupt") -> int:
+        """Quarantine ``entry`` (found damaged by a pass or a read) and report it for repair.
+        Returns 1 if it was quarantined now, 0 if it was no longer the live record."""
+        bid = entry.blob_id
+        if not await self.store.quarantine(entry, reason):
+            return 0
+        log.error("blob %s/%d (%s/%s) quarantined: %s", bid.version_id, bid.shard, entry.header.bucket,
+                  entry.header.key, reason)
+        if self.reports is not None:
+            self.reports.add(damage_report(entry.header, self.node_id, kind))
+        return 1
+
+    # --- status -------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        """The scrubber's state as JSON (``GET /v1/scrub``, the heartbeat's ``scrub``)."""
+        now = self._clock()
+        q = self.store.quarantined
+        return {
+            "node_id": self.node_id,
+            "state": "scrubbing" if self.current is not None else "waiting",
+            "rate_bytes_per_s": self.bucket.rate,
+            "interval_seconds": self.interval,
+            "pass": self.current.to_dict(now) if self.current is not None else None,
+            "last_pass": self.last.to_dict(now) if self.last is not None else None,
+            "passes_completed": self.passes_completed,
+            "last_full_pass": self.last_full_pass or None,
+            "next_pass_at": self.next_pass_at() if self.current is None else None,
+            "bytes_verified": self.bytes_verified,
+            "read_errors": self.read_errors,
+            "corrupt_found": q.corrupt_total,
+            "repaired": q.repaired_total,
+            "quarantined": len(q),
+            "reports": self.reports.status() if self.reports is not None else None,
+        }
+
+
+class ScrubCollector:
+    """Prometheus metrics of a scrubber, read from :meth:`Scrubber.status` at scrape time."""
+
+    def __init__(self, status: Callable[[], dict | None], node_id: str) -> None:
+        self._status, self._node = status, node_id
+
+    def collect(self):  # noqa: ANN201 - prometheus collector protocol
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        s = self._status() or {}
+        current = s.get("pass") or {}
+        families = [
+            (CounterMetricFamily, "objstore_scrub_bytes_verified", "Bytes the scrubber read and verified",
+             s.get("bytes_verified", 0)),
+            (CounterMetricFamily, "objstore_scrub_corrupt_blobs", "Corrupt blob records found and quarantined",
+             s.get("corrupt_found", 0)),
+            (CounterMetricFamily, "objstore_scrub_repaired_blobs", "Quarantined blob records replaced by a new copy",
+             s.get("repaired", 0)),
+            (GaugeMetricFamily, "objstore_scrub_last_full_pass_timestamp_seconds",
+             "When the last complete scrub pass ended (unix seconds; 0 never)", s.get("last_full_pass") or 0),
+            (GaugeMetricFamily, "objstore_scrub_pass_progress_ratio",
+             "Share of the running pass's bytes verified (1 when no pass runs)", current.get("progress", 1.0)),
+            (GaugeMetricFamily, "objstore_scrub_quarantined_blobs", "Blob records quarantined now",
+             s.get("quarantined", 0)),
+        ]
+        out = []
+        for kind, name, help_text, value in families:
+            m = kind(name, help_text, labels=["node"])
+            m.add_metric([self._node], value)
+            out.append(m)
+        return out
