@@ -3,7 +3,16 @@ from __future__ import annotations
 
 import argparse
 
-from objstore.cli_args import add_config_argument, add_listen_arguments, csv_tuple, load_from_args
+from objstore.cli_args import (
+    FlagTable,
+    add_config_argument,
+    add_flag_table,
+    add_listen_arguments,
+    csv_tuple,
+    flag_table_argv,
+    flag_table_values,
+    load_from_args,
+)
 from objstore.config import StorageConfig
 
 
@@ -22,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # The scrubber's pacing: flag -> StorageConfig field (also flags of ``objstore up``).
-SCRUB_FLAGS = {
+SCRUB_FLAGS: FlagTable = {
     "--scrub-rate": ("scrub_rate", float, "MB/s each storage node re-reads its blobs at to verify them (default 20)"),
     "--scrub-interval": ("scrub_interval", float,
                          "seconds from the start of one scrub pass to the next (default 86400: a pass a day, "
@@ -32,14 +41,12 @@ SCRUB_FLAGS = {
 
 def add_scrub_arguments(p: argparse.ArgumentParser) -> None:
     """Declare the scrubber's flags (:data:`SCRUB_FLAGS`) on ``p``."""
-    for flag, (dest, kind, help_text) in SCRUB_FLAGS.items():
-        p.add_argument(flag, dest=dest, type=kind, help=help_text)
+    add_flag_table(p, SCRUB_FLAGS)
 
 
 def scrub_argv(args: argparse.Namespace) -> tuple[str, ...]:
     """The scrub flags given in ``args``, as storage node command-line arguments."""
-    return tuple(a for flag, (dest, _, _) in SCRUB_FLAGS.items() if getattr(args, dest) is not None
-                 for a in (flag, str(getattr(args, dest))))
+    return flag_table_argv(args, SCRUB_FLAGS)
 
 
 def config_from_args(args: argparse.Namespace) -> StorageConfig:
@@ -47,5 +54,5 @@ def config_from_args(args: argparse.Namespace) -> StorageConfig:
     return load_from_args(StorageConfig, args, {
         "node_id": args.node_id, "data_dir": args.data_dir, "zone": args.zone, "weight": args.weight,
         "capacity_bytes": args.capacity_bytes, "metadata": csv_tuple(args.metadata), "advertise": args.advertise,
-        **{dest: getattr(args, dest) for dest, _, _ in SCRUB_FLAGS.values()},
+        **flag_table_values(args, SCRUB_FLAGS),
     })

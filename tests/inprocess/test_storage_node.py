@@ -28,6 +28,7 @@ from objstore.node.client import StorageClient
 from objstore.node.store import StoreOptions
 from tests.harness.disk import flip
 from tests.harness.eventually import eventually_async
+from tests.harness.serve import serve_on_loopback
 
 SECRET = "test-secret"
 OPTS = StoreOptions(small_threshold=64 * 1024, block_size=4096)
@@ -254,11 +255,7 @@ class MetadataStub:
 
         app = web.Application()
         app.router.add_post("/v1/nodes", handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.address = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self._runner, self.address = await serve_on_loopback(app)
         return self
 
     async def stop(self) -> None:

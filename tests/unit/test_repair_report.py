@@ -13,6 +13,7 @@ from aiohttp import web
 from objstore import internal_auth
 from objstore.errors import ServiceUnavailable
 from objstore.node.repair_report import REPORT_PATH, ReportQueue, metadata_sender, report
+from tests.harness.serve import serve_on_loopback
 
 SECRET = "report-secret"
 REPORT = {"bucket": "b", "key": "k", "version_id": "v1", "part": 0, "shard": 2, "node_id": "s1", "reason": "corrupt"}
@@ -44,11 +45,7 @@ class MetadataNode:
 
         app = web.Application()
         app.router.add_post(REPORT_PATH, handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.address = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self._runner, self.address = await serve_on_loopback(app)
         return self
 
     async def stop(self) -> None:
