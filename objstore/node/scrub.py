@@ -18,7 +18,10 @@ re-reading its disk every hour. ``start_pass`` starts one now.
 Invariants:
 - The event loop is never blocked for long: file reads and checksums run on a thread of
   the scrubber's own (so scrubbing never takes a foreground read's IO thread), about
-  :data:`CHUNK` bytes per call, and the loop awaits between calls.
+  :data:`CHUNK` bytes per call (a large record in chunks, small segment records batched:
+  :func:`batches`), and the loop awaits between calls.
+- A read error EIO counts as damage (the record is quarantined like a corrupt one); other
+  read errors are counted and logged, and the record is tried again next pass.
 - Only the record that was read is quarantined, and only while it is still the live
   record of its blob id (a record replaced or deleted meanwhile is skipped), so a rewrite
   racing the scrubber is never quarantined by mistake.
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import json
 import logging
 import os
@@ -117,6 +121,46 @@ def check_record(fd: int, entry: Entry, first: int, last: int, hasher: StreamHas
             raise CorruptBlob(f"record footer of {h.version_id} does not match the index")
         if hasher.intdigest() != footer.data_xxh:
             raise CorruptBlob(f"data checksum of {h.version_id} does not match its footer")
+
+
+def batches(entries: list[Entry]) -> list[list[Entry]]:
+    """``entries`` (in file order) cut into the work of one scrub-thread call: consecutive
+    segment records of one file up to :data:`CHUNK` bytes together; any other record alone."""
+    out: list[list[Entry]] = []
+    size = 0
+    for e in entries:
+        small = not e.in_own_file and e.location.length <= CHUNK
+        last = out[-1] if out else None
+        if (small and last and size + e.location.length <= CHUNK and not last[0].in_own_file
+                and last[0].location.length <= CHUNK and last[0].location.file == e.location.file):
+            last.append(e)
+            size += e.location.length
+        else:
+            out.append([e])
+            size = e.location.length
+    return out
+
+
+def check_records(store: BlobStore, entries: list[Entry]) -> list[tuple[Entry, str, str]]:
+    """Verify whole records in segments (synchronous); returns ``(entry, reason, kind)`` for
+    each that failed: kind ``corrupt``, ``missing`` (its file is gone) or ``error`` (a read
+    error other than EIO, not held against the record)."""
+    failed = []
+    for e in entries:
+        try:
+            fd, owns = store.record_fd(e)
+            try:
+                check_record(fd, e, 0, e.header.n_blocks - 1, StreamHasher())
+            finally:
+                if owns:
+                    os.close(fd)
+        except CorruptBlob as exc:
+            failed.append((e, str(exc), "corrupt"))
+        except FileNotFoundError:
+            failed.append((e, "file missing", "missing"))
+        except OSError as exc:
+            failed.append((e, str(exc), "corrupt" if exc.errno == errno.EIO else "error"))
+    return failed
 
 
 @dataclass(slots=True)
@@ -261,12 +305,15 @@ class Scrubber:
         self.current = p
         log.info("scrub pass %d: %d blobs, %d bytes", p.pass_id, p.blobs_total, p.bytes_total)
         try:
-            for entry in entries:
+            for batch in batches(entries):
                 base = p.bytes_done
-                if self.store.index.get(entry.blob_id) is entry:  # else replaced, deleted or quarantined
-                    await self._scrub_entry(entry, p)
-                p.blobs_done += 1
-                p.bytes_done = base + entry.location.length
+                live = [e for e in batch if self.store.index.get(e.blob_id) is e]  # else replaced, deleted, quarantined
+                if len(batch) == 1 and live:
+                    await self._scrub_entry(live[0], p)
+                elif live:
+                    await self._scrub_small(live, p)
+                p.blobs_done += len(batch)
+                p.bytes_done = base + sum(e.location.length for e in batch)
         finally:
             self.current = None
         p.ended = self._clock()
@@ -277,6 +324,21 @@ class Scrubber:
         log.info("scrub pass %d done in %.1f s: %d blobs, %d bytes, %d corrupt", p.pass_id, p.ended - p.started,
                  p.blobs_total, p.bytes_total, p.corrupt)
         return p
+
+    async def _scrub_small(self, entries: list[Entry], p: PassProgress) -> None:
+        """Verify small segment records in one call on the scrub thread (one thread hop per
+        ~1 MiB, not one per record)."""
+        n = sum(e.location.length for e in entries)
+        await self.bucket.take(n)
+        failed = await asyncio.get_running_loop().run_in_executor(self._executor(), check_records, self.store,
+                                                                  entries)
+        self.bytes_verified += n
+        for entry, reason, kind in failed:
+            if kind == "error":
+                self.read_errors += 1
+                log.error("scrub of %s/%d: read failed: %s", entry.blob_id.version_id, entry.blob_id.shard, reason)
+            elif self.store.index.get(entry.blob_id) is entry:
+                p.corrupt += await self.found_corrupt(entry, reason, kind)
 
     async def _scrub_entry(self, entry: Entry, p: PassProgress) -> None:
         loop = asyncio.get_running_loop()
@@ -306,8 +368,11 @@ class Scrubber:
             if self.store.index.get(entry.blob_id) is entry:
                 p.corrupt += await self.found_corrupt(entry, str(exc))
         except OSError as exc:
-            self.read_errors += 1
-            log.error("scrub of %s/%d: read failed: %s", entry.blob_id.version_id, entry.blob_id.shard, exc)
+            if exc.errno == errno.EIO and self.store.index.get(entry.blob_id) is entry:
+                p.corrupt += await self.found_corrupt(entry, f"read error: {exc}")
+            else:
+                self.read_errors += 1
+                log.error("scrub of %s/%d: read failed: %s", entry.blob_id.version_id, entry.blob_id.shard, exc)
         finally:
             if owns:
                 await loop.run_in_executor(pool, os.close, fd)

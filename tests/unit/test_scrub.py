@@ -261,3 +261,19 @@ def test_chunk_bytes_add_up_to_the_record() -> None:
         n = h.n_blocks
         parts = [chunk_bytes(e, f, min(n - 1, f + 2)) for f in range(0, max(n, 1), 3)]
         assert sum(parts) == e.location.length
+
+
+def test_small_segment_records_are_batched_by_file_up_to_a_chunk():
+    from objstore.node.blob import BlobHeader, KIND_BLOB
+    from objstore.node.index import Entry, Location
+    from objstore.node.scrub import CHUNK, batches
+
+    def entry(file: str, length: int) -> Entry:
+        return Entry(BlobHeader(KIND_BLOB, "v", 0, "b", "k", "replica:3", 1, 64, 0.0), 0, 0, 1,
+                     Location(file, 0, 10, length))
+
+    seg1, seg2 = "segments/seg-00000001.dat", "segments/seg-00000002.dat"
+    es = [entry(seg1, 400_000), entry(seg1, 400_000), entry(seg1, 400_000), entry(seg2, 1000),
+          entry("blobs/ab/v.0.1.blob", 1000), entry(seg2, CHUNK + 1), entry(seg2, 10), entry(seg2, 10)]
+    assert [len(b) for b in batches(es)] == [2, 1, 1, 1, 1, 2]
+    assert sum(len(b) for b in batches(es)) == len(es)
