@@ -40,7 +40,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterable, Iterator
 
 from objstore.checksum import StreamHasher
 from objstore.durable_io import atomic_write
@@ -123,22 +123,50 @@ def check_record(fd: int, entry: Entry, first: int, last: int, hasher: StreamHas
             raise CorruptBlob(f"data checksum of {h.version_id} does not match its footer")
 
 
-def batches(entries: list[Entry]) -> list[list[Entry]]:
+def batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
     """``entries`` (in file order) cut into the work of one scrub-thread call: consecutive
     segment records of one file up to :data:`CHUNK` bytes together; any other record alone."""
-    out: list[list[Entry]] = []
+    batch: list[Entry] = []
     size = 0
     for e in entries:
         small = not e.in_own_file and e.location.length <= CHUNK
-        last = out[-1] if out else None
-        if (small and last and size + e.location.length <= CHUNK and not last[0].in_own_file
-                and last[0].location.length <= CHUNK and last[0].location.file == e.location.file):
-            last.append(e)
+        if small and batch and size + e.location.length <= CHUNK and batch[0].location.file == e.location.file:
+            batch.append(e)
             size += e.location.length
+            continue
+        if batch:
+            yield batch
+        if small:
+            batch, size = [e], e.location.length
         else:
-            out.append([e])
-            size = e.location.length
-    return out
+            yield [e]
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+async def plan_pass(entries: list[Entry], step: int = 50_000) -> tuple[list[Entry], int]:
+    """``entries`` in file order (segments by name, each by offset, then the blob files) and
+    their total bytes. Grouped by file with a pause every ``step`` records and sorted file by
+    file, so even an index of millions of records never holds the event loop for long."""
+    by_file: dict[str, list[Entry]] = {}
+    own: list[Entry] = []
+    total = 0
+    for i, e in enumerate(entries):
+        total += e.location.length
+        if e.in_own_file:
+            own.append(e)
+        else:
+            by_file.setdefault(e.location.file, []).append(e)
+        if i % step == step - 1:
+            await asyncio.sleep(0)
+    ordered: list[Entry] = []
+    for name in sorted(by_file):
+        group = by_file.pop(name)
+        group.sort(key=lambda e: e.location.offset)
+        ordered += group
+        await asyncio.sleep(0)
+    return ordered + own, total
 
 
 def check_records(store: BlobStore, entries: list[Entry]) -> list[tuple[Entry, str, str]]:
@@ -299,9 +327,8 @@ class Scrubber:
 
     async def run_pass(self) -> PassProgress:
         """Verify every record live now; returns the pass's progress when it has ended."""
-        entries = sorted(self.store.index.entries(), key=lambda e: (e.location.file, e.location.offset))
-        p = PassProgress(self.passes_completed + 1, self._clock(), sum(e.location.length for e in entries),
-                         len(entries))
+        entries, total = await plan_pass(self.store.index.entries())
+        p = PassProgress(self.passes_completed + 1, self._clock(), total, len(entries))
         self.current = p
         log.info("scrub pass %d: %d blobs, %d bytes", p.pass_id, p.blobs_total, p.bytes_total)
         try:

@@ -20,6 +20,7 @@ from typing import Any, Callable, TextIO
 import aiohttp
 
 from metadata.api.client import MetadataClient
+from objstore.errors import ObjstoreError
 from objstore.node.client import StorageClient
 from ops.cli.cluster import ClusterRef, add_cluster_arguments, find_cluster
 from ops.cli.output import OK, USAGE, CommandError, add_json_argument, emit, human_size, table
@@ -122,11 +123,14 @@ async def collect(cluster: ClusterRef, args: argparse.Namespace) -> Any:
         nodes = await _addresses(meta, args.node)
         if args.scrub_action == "start":
             node_id, address = nodes[0]
-            started = await storage.scrub_start(address)
-            if not args.wait:
-                return [started["status"]]
-            print(f"scrub pass {started['pass_id']} on {node_id} started", file=sys.stderr, flush=True)
-            return [await wait_for_pass(storage, address, started["pass_id"], sys.stderr, args.timeout)]
+            try:
+                started = await storage.scrub_start(address)
+                if not args.wait:
+                    return [started["status"]]
+                print(f"scrub pass {started['pass_id']} on {node_id} started", file=sys.stderr, flush=True)
+                return [await wait_for_pass(storage, address, started["pass_id"], sys.stderr, args.timeout)]
+            except ObjstoreError as exc:
+                raise CommandError(f"storage node {node_id} at {address}: {exc.message}") from None
 
         async def one(node_id: str, address: str) -> dict[str, Any]:
             try:

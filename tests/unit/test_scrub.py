@@ -276,4 +276,22 @@ def test_small_segment_records_are_batched_by_file_up_to_a_chunk():
     es = [entry(seg1, 400_000), entry(seg1, 400_000), entry(seg1, 400_000), entry(seg2, 1000),
           entry("blobs/ab/v.0.1.blob", 1000), entry(seg2, CHUNK + 1), entry(seg2, 10), entry(seg2, 10)]
     assert [len(b) for b in batches(es)] == [2, 1, 1, 1, 1, 2]
-    assert sum(len(b) for b in batches(es)) == len(es)
+    assert [e for b in batches(es) for e in b] == es
+
+
+async def test_a_pass_goes_in_file_and_offset_order():
+    from objstore.node.blob import BlobHeader, KIND_BLOB
+    from objstore.node.index import Entry, Location
+    from objstore.node.scrub import plan_pass
+
+    def entry(file: str, offset: int) -> Entry:
+        return Entry(BlobHeader(KIND_BLOB, "v", 0, "b", "k", "replica:3", 1, 64, 0.0), 0, 0, 1,
+                     Location(file, offset, 10, 100))
+
+    es = [entry("segments/seg-00000002.dat", 500), entry("blobs/ab/x.0.9.blob", 0),
+          entry("segments/seg-00000001.dat", 900), entry("segments/seg-00000002.dat", 0),
+          entry("segments/seg-00000001.dat", 100)]
+    ordered, total = await plan_pass(es, step=2)
+    assert [(e.location.file[-5:], e.location.offset) for e in ordered] == [
+        ("1.dat", 100), ("1.dat", 900), ("2.dat", 0), ("2.dat", 500), (".blob", 0)]
+    assert total == 500
