@@ -38,6 +38,7 @@ from typing import AsyncIterable, Callable
 from objstore.checksum import hex64, unpack_u64, xxh64
 from objstore.erasure.data_layout import DataLayout
 from objstore.errors import IncompleteBody, InvalidArgument, NoSuchKey, ServiceUnavailable
+from objstore.node import quarantine
 from objstore.node.blob import (
     DEFAULT_BLOCK_SIZE,
     KIND_BLOB,
@@ -50,7 +51,6 @@ from objstore.node.blob import (
 )
 from objstore.node.blobfiles import BlobFileWriter, blob_file_rel, scan_blob_files
 from objstore.node.group_commit import GroupCommitter
-from objstore.node import quarantine
 from objstore.node.index import BlobIndex, Entry, Location
 from objstore.node.reader import BlobRead, open_blob_read
 from objstore.node.segments import Appended, PendingRecord, SegmentLog
