@@ -110,6 +110,8 @@ def test_scrub_finds_flipped_bytes_on_a_replica_node(tmp_path: Path) -> None:
         wait_for_report_attempt(cluster, "s1", 2)
         table = objstore(cluster, "scrub", "status")
         assert table.returncode == 0 and re.search(r"^s1\s+waiting\s", table.stdout, re.M), table.stdout
+        nodes = {n["node_id"]: n for n in json.loads(objstore(cluster, "status", "--json").stdout)["nodes"]}
+        assert nodes["s1"]["scrub"]["corrupt_found"] == 2 and nodes["s2"]["scrub"]["corrupt_found"] == 0
 
 
 def test_scrub_finds_a_corrupt_shard_of_an_ec_bucket(tmp_path: Path) -> None:

@@ -73,3 +73,17 @@ def test_progress_line_has_rate_and_eta():
     assert line.startswith("[#####.....]  50.0%") and "10/20 blobs" in line
     assert "19.1 MiB/s" in line and "ETA 5s" in line
     assert "ETA ?" in progress_line({**p, "bytes_done": 0, "progress": 0.0, "elapsed": 0.0})
+
+
+def test_objstore_status_shows_each_nodes_scrubber():
+    from ops.cli.status import render as status_render
+
+    node = {"node_id": "s1", "address": "h:1", "zone": "zone-a", "state": "up", "weight": 1.0, "reachable": True,
+            "blob_count": 3, "used_bytes": 10, "capacity_bytes": 100, "ring_share": 1.0}
+    status = {"metadata": {}, "ring_epoch": 1, "bucket_policies": {},
+              "nodes": [{**node, "scrub": _status("s1", corrupt_found=4)},
+                        {**node, "node_id": "s2", "reachable": False, "scrub": None}]}
+    text = status_render(status)
+    scrub_part = text.split("\nscrub\n", 1)[1].splitlines()
+    assert scrub_part[0].startswith("NODE") and len(scrub_part) == 2
+    assert scrub_part[1].split()[:2] == ["s1", "waiting"] and " 4 " in scrub_part[1]
