@@ -27,12 +27,16 @@ Invariants:
   racing the scrubber is never quarantined by mistake.
 - ``last_full_pass`` (when the last complete pass ended) and the pass count are persisted
   in ``scrub.json`` (:func:`objstore.durable_io.atomic_write`), so a restart neither
-  forgets the last pass nor starts a new one early; an interrupted pass starts again from
-  the beginning when it is due.
+  forgets the last pass nor starts a new one early. A running pass saves where it is
+  (:func:`order_key` of the last record verified) every ``checkpoint`` seconds; after a
+  restart it resumes from there at once, so a node that restarts more often than a pass
+  takes still completes passes (records written meanwhile before the cursor wait for the
+  next pass).
 """
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import errno
 import json
@@ -145,28 +149,31 @@ def batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
         yield batch
 
 
+def order_key(e: Entry) -> tuple[str, str, int]:
+    """Where a record comes in a pass: its group (a segment file, or a blob file's
+    directory), its file, its offset. Stable across restarts, so a pass can resume."""
+    loc = e.location
+    return (os.path.dirname(loc.file) if e.in_own_file else loc.file, loc.file, loc.offset)
+
+
 async def plan_pass(entries: list[Entry], step: int = 50_000) -> tuple[list[Entry], int]:
-    """``entries`` in file order (segments by name, each by offset, then the blob files) and
-    their total bytes. Grouped by file with a pause every ``step`` records and sorted file by
-    file, so even an index of millions of records never holds the event loop for long."""
-    by_file: dict[str, list[Entry]] = {}
-    own: list[Entry] = []
+    """``entries`` in :func:`order_key` order and their total bytes. Grouped with a pause
+    every ``step`` records and sorted group by group (a segment file, or one of the 256 blob
+    directories), so even an index of millions of records never holds the loop for long."""
+    groups: dict[str, list[Entry]] = {}
     total = 0
     for i, e in enumerate(entries):
         total += e.location.length
-        if e.in_own_file:
-            own.append(e)
-        else:
-            by_file.setdefault(e.location.file, []).append(e)
+        groups.setdefault(order_key(e)[0], []).append(e)
         if i % step == step - 1:
             await asyncio.sleep(0)
     ordered: list[Entry] = []
-    for name in sorted(by_file):
-        group = by_file.pop(name)
-        group.sort(key=lambda e: e.location.offset)
+    for name in sorted(groups):
+        group = groups.pop(name)
+        group.sort(key=order_key)
         ordered += group
         await asyncio.sleep(0)
-    return ordered + own, total
+    return ordered, total
 
 
 def check_records(store: BlobStore, entries: list[Entry]) -> list[tuple[Entry, str, str]]:
@@ -225,7 +232,7 @@ class Scrubber:
     def __init__(self, store: BlobStore, node_id: str, rate: float = DEFAULT_RATE_MB * MB,
                  interval: float = DEFAULT_INTERVAL, reports: ReportQueue | None = None,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Sleep = asyncio.sleep, burst: float = 4 * CHUNK) -> None:
+                 sleep: Sleep = asyncio.sleep, burst: float = 4 * CHUNK, checkpoint: float = 60.0) -> None:
         self.store = store
         self.node_id = node_id
         self.interval = interval
@@ -241,6 +248,8 @@ class Scrubber:
         self.last_full_pass = 0.0  # when the last complete pass ended (unix seconds; 0 never)
         self.last_full_pass_started = 0.0
         self.bytes_verified = 0  # since the process started
+        self.checkpoint = checkpoint
+        self.resume: dict | None = None  # where an interrupted pass stopped (see load_state)
         self.read_errors = 0
 
     # --- life cycle ---------------------------------------------------------------------
@@ -258,15 +267,20 @@ class Scrubber:
             self.passes_completed = int(d["passes_completed"])
             self.last_full_pass = float(d["last_full_pass"])
             self.last_full_pass_started = float(d["last_full_pass_started"])
+            r = d.get("resume")
+            if r is not None and int(r["id"]) == self.passes_completed + 1:
+                self.resume = {"id": int(r["id"]), "started": float(r["started"]), "key": list(r["key"]),
+                               "bytes_done": int(r["bytes_done"]), "blobs_done": int(r["blobs_done"])}
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("scrub state %s unreadable, starting afresh: %s", self._state_path(), exc)
 
-    def _save_state(self) -> None:
+    def _save_state(self, resume: dict | None = None) -> None:
         atomic_write(self._state_path(), json.dumps({
             "format": STATE_FORMAT, "passes_completed": self.passes_completed,
             "last_full_pass": self.last_full_pass, "last_full_pass_started": self.last_full_pass_started,
+            "resume": resume,
         }).encode())
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -292,8 +306,10 @@ class Scrubber:
 
     def next_pass_at(self) -> float:
         """When the next pass is due (unix seconds): ``interval`` after the last complete
-        pass started; at once if there was none."""
-        return self.last_full_pass_started + self.interval if self.passes_completed else 0.0
+        pass started; at once if there was none or one was interrupted."""
+        if self.resume is not None or not self.passes_completed:
+            return 0.0
+        return self.last_full_pass_started + self.interval
 
     def start_pass(self) -> int:
         """Start a pass now (or keep the one running); returns the id of the pass to wait for."""
@@ -329,10 +345,19 @@ class Scrubber:
         """Verify every record live now; returns the pass's progress when it has ended."""
         entries, total = await plan_pass(self.store.index.entries())
         p = PassProgress(self.passes_completed + 1, self._clock(), total, len(entries))
+        first = 0
+        r, self.resume = self.resume, None
+        if r is not None and r["id"] == p.pass_id:
+            first = bisect.bisect_right(entries, tuple(r["key"]), key=order_key)
+            p.started = r["started"]
+            p.blobs_done, p.bytes_done = min(first, r["blobs_done"]), min(total, r["bytes_done"])
+            log.info("scrub pass %d resumes after %s", p.pass_id, r["key"][1:])
         self.current = p
         log.info("scrub pass %d: %d blobs, %d bytes", p.pass_id, p.blobs_total, p.bytes_total)
+        saved = self._clock()
+        loop = asyncio.get_running_loop()
         try:
-            for batch in batches(entries):
+            for batch in batches(entries[first:] if first else entries):
                 base = p.bytes_done
                 live = [e for e in batch if self.store.index.get(e.blob_id) is e]  # else replaced, deleted, quarantined
                 if len(batch) == 1 and live:
@@ -341,13 +366,18 @@ class Scrubber:
                     await self._scrub_small(live, p)
                 p.blobs_done += len(batch)
                 p.bytes_done = base + sum(e.location.length for e in batch)
+                if self._clock() - saved >= self.checkpoint:
+                    saved = self._clock()
+                    cursor = {"id": p.pass_id, "started": p.started, "key": list(order_key(batch[-1])),
+                              "bytes_done": p.bytes_done, "blobs_done": p.blobs_done}
+                    await loop.run_in_executor(self._executor(), self._save_state, cursor)
         finally:
             self.current = None
         p.ended = self._clock()
         self.passes_completed = p.pass_id
         self.last_full_pass, self.last_full_pass_started = p.ended, p.started
         self.last = p
-        await asyncio.get_running_loop().run_in_executor(self._executor(), self._save_state)
+        await loop.run_in_executor(self._executor(), self._save_state)
         log.info("scrub pass %d done in %.1f s: %d blobs, %d bytes, %d corrupt", p.pass_id, p.ended - p.started,
                  p.blobs_total, p.bytes_total, p.corrupt)
         return p

@@ -13,7 +13,7 @@ from objstore.errors import NoSuchKey
 from objstore.node.blob import FOOTER_SIZE, BlobId
 from objstore.node.quarantine import MAX_ENTRIES, QuarantineList, Quarantined
 from objstore.node.repair_report import ReportQueue
-from objstore.node.scrub import Scrubber, TokenBucket, chunk_bytes
+from objstore.node.scrub import Scrubber, TokenBucket, chunk_bytes, order_key
 from objstore.node.store import BlobStore, StoreOptions
 from tests.harness.disk import flip
 from tests.unit.test_store import chunks, opened, read
@@ -293,5 +293,49 @@ async def test_a_pass_goes_in_file_and_offset_order():
           entry("segments/seg-00000001.dat", 100)]
     ordered, total = await plan_pass(es, step=2)
     assert [(e.location.file[-5:], e.location.offset) for e in ordered] == [
-        ("1.dat", 100), ("1.dat", 900), ("2.dat", 0), ("2.dat", 500), (".blob", 0)]
+        (".blob", 0), ("1.dat", 100), ("1.dat", 900), ("2.dat", 0), ("2.dat", 500)]
     assert total == 500
+
+
+async def test_an_interrupted_pass_resumes_where_it_stopped(tmp_path: Path) -> None:
+    s = await opened(tmp_path, OPTS)
+    try:
+        for i in range(30):
+            await put(s, f"v{i:02d}", os.urandom(1500 if i % 3 else 5000))
+        total = sum(e.location.length for e in s.index.entries())
+        t = FakeTime()
+        calls = 0
+
+        async def sleep_then_crash(d: float) -> None:
+            nonlocal calls
+            calls += 1
+            t.now += d
+            if calls == 6:
+                raise asyncio.CancelledError()  # the node stops mid-pass
+
+        first = Scrubber(s, "s1", rate=20_000, burst=1000, clock=t, monotonic=t, sleep=sleep_then_crash,
+                         checkpoint=0.0)
+        started = t.now
+        with pytest.raises(asyncio.CancelledError):
+            await first.run_pass()
+        done_before = first.bytes_verified
+        assert 0 < done_before < total
+        await first.close()
+        # The last record in pass order is damaged: the resumed pass must still reach it.
+        last = max(s.index.entries(), key=order_key)
+        loc = last.location
+        flip(Path(s.data_dir) / loc.file, loc.data_offset + 3)
+
+        again = scrubber(s, t)
+        again.load_state()
+        assert again.resume is not None and again.next_pass_at() == 0.0
+        p = await again.run_pass()
+        assert p.pass_id == 1 and p.corrupt == 1 and p.blobs_done == 30 and p.bytes_done == total
+        assert again.bytes_verified < total  # what was verified before the restart is not read again
+        assert again.bytes_verified + done_before >= total
+        assert p.started == started == json.loads((tmp_path / "scrub.json").read_text())["last_full_pass_started"]
+        again.load_state()
+        assert again.resume is None and again.passes_completed == 1
+    finally:
+        await s.close()
+
