@@ -8,7 +8,8 @@ header checksum) and the whole-data checksum. A record found corrupt is quaranti
 repair (:mod:`objstore.node.repair_report`). Reads that find a corrupt block take the same
 path (:meth:`Scrubber.found_corrupt`).
 
-Pacing: reads are charged to a token bucket of ``rate`` bytes/s (``--scrub-rate`` MB/s,
+Verification itself: :mod:`objstore.node.record_check`. Pacing: reads are charged to a
+token bucket (:class:`objstore.pacing.TokenBucket`) of ``rate`` bytes/s (``--scrub-rate`` MB/s,
 10^6 bytes) holding at most ``burst`` bytes; the clock and the sleep are injected, so
 tests run in milliseconds. Passes start at most every ``interval`` seconds
 (``--scrub-interval``, measured start to start, default one day): a node whose pass takes
@@ -18,8 +19,8 @@ re-reading its disk every hour. ``start_pass`` starts one now.
 Invariants:
 - The event loop is never blocked for long: file reads and checksums run on a thread of
   the scrubber's own (so scrubbing never takes a foreground read's IO thread), about
-  :data:`CHUNK` bytes per call (a large record in chunks, small segment records batched:
-  :func:`batches`), and the loop awaits between calls.
+  1 MiB per call (a large record in chunks, small segment records batched:
+  :func:`~objstore.node.record_check.batches`), and the loop awaits between calls.
 - A read error EIO counts as damage (the record is quarantined like a corrupt one); other
   read errors are counted and logged, and the record is tried again next pass.
 - Only the record that was read is quarantined, and only while it is still the live
@@ -28,7 +29,7 @@ Invariants:
 - ``last_full_pass`` (when the last complete pass ended) and the pass count are persisted
   in ``scrub.json`` (:func:`objstore.durable_io.atomic_write`), so a restart neither
   forgets the last pass nor starts a new one early. A running pass saves where it is
-  (:func:`order_key` of the last record verified) every ``checkpoint`` seconds; after a
+  (:func:`~objstore.node.record_check.order_key` of the last record verified) every ``checkpoint`` seconds; after a
   restart it resumes from there at once, so a node that restarts more often than a pass
   takes still completes passes (records written meanwhile before the cursor wait for the
   next pass).
@@ -44,158 +45,24 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Iterable, Iterator
+from typing import Callable
 
 from objstore.checksum import StreamHasher
 from objstore.durable_io import atomic_write
 from objstore.errors import CorruptBlob
-from objstore.node.blob import FOOTER_SIZE, block_span, decode_footer
 from objstore.node.index import Entry
-from objstore.node.reader import READ_CHUNK, read_blocks, verify_header
+from objstore.node.record_check import CHUNK, batches, check_record, check_records, chunk_bytes, order_key, plan_pass
 from objstore.node.repair_report import ReportQueue, damage_report
 from objstore.node.store import BlobStore
+from objstore.pacing import Sleep, TokenBucket
 
 log = logging.getLogger(__name__)
 
 MB = 1_000_000
-CHUNK = READ_CHUNK
 STATE_FILE = "scrub.json"
 STATE_FORMAT = 1
 DEFAULT_RATE_MB = 20.0
 DEFAULT_INTERVAL = 86400.0
-
-Sleep = Callable[[float], Awaitable[None]]
-
-
-class TokenBucket:
-    """Paces a stream of reads to ``rate`` bytes/s, allowing bursts of ``burst`` bytes.
-
-    ``take(n)`` charges ``n`` bytes and sleeps until the bucket is no longer in debt, so
-    over any long run the bytes taken stay within ``burst + rate * elapsed``.
-    """
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Sleep = asyncio.sleep) -> None:
-        if rate <= 0 or burst <= 0:
-            raise ValueError("rate and burst must be positive")
-        self.rate, self.burst = rate, burst
-        self._clock, self._sleep = clock, sleep
-        self._tokens = burst
-        self._last = clock()
-
-    async def take(self, n: int) -> None:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        self._tokens -= n
-        if self._tokens < 0:
-            await self._sleep(-self._tokens / self.rate)
-
-
-def chunk_bytes(entry: Entry, first: int, last: int) -> int:
-    """Bytes on disk :func:`check_record` reads for blocks ``first..last`` (with the header
-    when ``first`` is 0 and the footer when ``last`` is the last block)."""
-    h = entry.header
-    n = h.n_blocks
-    total = entry.location.header_len if first == 0 else 0
-    if n and first <= last:
-        off0, _ = block_span(h.size, h.block_size, first)
-        off_n, len_n = block_span(h.size, h.block_size, last)
-        total += off_n + len_n - off0
-    if last >= n - 1:
-        total += FOOTER_SIZE
-    return total
-
-
-def check_record(fd: int, entry: Entry, first: int, last: int, hasher: StreamHasher) -> None:
-    """Verify blocks ``first..last`` of ``entry`` (feeding their data to ``hasher``), its
-    header when ``first`` is 0, and its footer and whole-data checksum when ``last`` is the
-    last block (-1 for an empty blob). Synchronous; raises CorruptBlob."""
-    h = entry.header
-    n = h.n_blocks
-    if first == 0:
-        verify_header(fd, entry)
-    if n and first <= last:
-        hasher.update(read_blocks(fd, entry, first, last, 0, h.size - 1))
-    if last >= n - 1:
-        loc = entry.location
-        footer = decode_footer(os.pread(fd, FOOTER_SIZE, loc.offset + loc.length - FOOTER_SIZE), entry.header_xxh,
-                               h.size)
-        if footer.seq != entry.seq or footer.data_xxh != entry.data_xxh:
-            raise CorruptBlob(f"record footer of {h.version_id} does not match the index")
-        if hasher.intdigest() != footer.data_xxh:
-            raise CorruptBlob(f"data checksum of {h.version_id} does not match its footer")
-
-
-def batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
-    """``entries`` (in file order) cut into the work of one scrub-thread call: consecutive
-    segment records of one file up to :data:`CHUNK` bytes together; any other record alone."""
-    batch: list[Entry] = []
-    size = 0
-    for e in entries:
-        small = not e.in_own_file and e.location.length <= CHUNK
-        if small and batch and size + e.location.length <= CHUNK and batch[0].location.file == e.location.file:
-            batch.append(e)
-            size += e.location.length
-            continue
-        if batch:
-            yield batch
-        if small:
-            batch, size = [e], e.location.length
-        else:
-            yield [e]
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
-def order_key(e: Entry) -> tuple[str, str, int]:
-    """Where a record comes in a pass: its group (a segment file, or a blob file's
-    directory), its file, its offset. Stable across restarts, so a pass can resume."""
-    loc = e.location
-    return (os.path.dirname(loc.file) if e.in_own_file else loc.file, loc.file, loc.offset)
-
-
-async def plan_pass(entries: list[Entry], step: int = 50_000) -> tuple[list[Entry], int]:
-    """``entries`` in :func:`order_key` order and their total bytes. Grouped with a pause
-    every ``step`` records and sorted group by group (a segment file, or one of the 256 blob
-    directories), so even an index of millions of records never holds the loop for long."""
-    groups: dict[str, list[Entry]] = {}
-    total = 0
-    for i, e in enumerate(entries):
-        total += e.location.length
-        groups.setdefault(order_key(e)[0], []).append(e)
-        if i % step == step - 1:
-            await asyncio.sleep(0)
-    ordered: list[Entry] = []
-    for name in sorted(groups):
-        group = groups.pop(name)
-        group.sort(key=order_key)
-        ordered += group
-        await asyncio.sleep(0)
-    return ordered, total
-
-
-def check_records(store: BlobStore, entries: list[Entry]) -> list[tuple[Entry, str, str]]:
-    """Verify whole records in segments (synchronous); returns ``(entry, reason, kind)`` for
-    each that failed: kind ``corrupt``, ``missing`` (its file is gone) or ``error`` (a read
-    error other than EIO, not held against the record)."""
-    failed = []
-    for e in entries:
-        try:
-            fd, owns = store.record_fd(e)
-            try:
-                check_record(fd, e, 0, e.header.n_blocks - 1, StreamHasher())
-            finally:
-                if owns:
-                    os.close(fd)
-        except CorruptBlob as exc:
-            failed.append((e, str(exc), "corrupt"))
-        except FileNotFoundError:
-            failed.append((e, "file missing", "missing"))
-        except OSError as exc:
-            failed.append((e, str(exc), "corrupt" if exc.errno == errno.EIO else "error"))
-    return failed
 
 
 @dataclass(slots=True)

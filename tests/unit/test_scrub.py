@@ -13,7 +13,9 @@ from objstore.errors import NoSuchKey
 from objstore.node.blob import FOOTER_SIZE, BlobId
 from objstore.node.quarantine import MAX_ENTRIES, QuarantineList, Quarantined
 from objstore.node.repair_report import ReportQueue
-from objstore.node.scrub import Scrubber, TokenBucket, chunk_bytes, order_key
+from objstore.node.record_check import order_key
+from objstore.node.scrub import Scrubber
+from objstore.pacing import TokenBucket
 from objstore.node.store import BlobStore, StoreOptions
 from tests.harness.disk import flip
 from tests.unit.test_store import chunks, opened, read
@@ -247,54 +249,6 @@ async def wait_for(cond, timeout: float = 5.0) -> None:
     while not cond():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
-
-
-def test_chunk_bytes_add_up_to_the_record() -> None:
-    from objstore.node.blob import BlobHeader, KIND_BLOB
-    from objstore.node.index import Entry, Location
-
-    for size in (0, 1, 64, 65, 1000):
-        h = BlobHeader(KIND_BLOB, "v", 0, "b", "k", "replica:3", size, 64, 0.0)
-        hlen = len(h.encode())
-        from objstore.node.blob import record_length
-        e = Entry(h, 0, 0, 1, Location("f", 0, hlen, record_length(hlen, size, 64)))
-        n = h.n_blocks
-        parts = [chunk_bytes(e, f, min(n - 1, f + 2)) for f in range(0, max(n, 1), 3)]
-        assert sum(parts) == e.location.length
-
-
-def test_small_segment_records_are_batched_by_file_up_to_a_chunk():
-    from objstore.node.blob import BlobHeader, KIND_BLOB
-    from objstore.node.index import Entry, Location
-    from objstore.node.scrub import CHUNK, batches
-
-    def entry(file: str, length: int) -> Entry:
-        return Entry(BlobHeader(KIND_BLOB, "v", 0, "b", "k", "replica:3", 1, 64, 0.0), 0, 0, 1,
-                     Location(file, 0, 10, length))
-
-    seg1, seg2 = "segments/seg-00000001.dat", "segments/seg-00000002.dat"
-    es = [entry(seg1, 400_000), entry(seg1, 400_000), entry(seg1, 400_000), entry(seg2, 1000),
-          entry("blobs/ab/v.0.1.blob", 1000), entry(seg2, CHUNK + 1), entry(seg2, 10), entry(seg2, 10)]
-    assert [len(b) for b in batches(es)] == [2, 1, 1, 1, 1, 2]
-    assert [e for b in batches(es) for e in b] == es
-
-
-async def test_a_pass_goes_in_file_and_offset_order():
-    from objstore.node.blob import BlobHeader, KIND_BLOB
-    from objstore.node.index import Entry, Location
-    from objstore.node.scrub import plan_pass
-
-    def entry(file: str, offset: int) -> Entry:
-        return Entry(BlobHeader(KIND_BLOB, "v", 0, "b", "k", "replica:3", 1, 64, 0.0), 0, 0, 1,
-                     Location(file, offset, 10, 100))
-
-    es = [entry("segments/seg-00000002.dat", 500), entry("blobs/ab/x.0.9.blob", 0),
-          entry("segments/seg-00000001.dat", 900), entry("segments/seg-00000002.dat", 0),
-          entry("segments/seg-00000001.dat", 100)]
-    ordered, total = await plan_pass(es, step=2)
-    assert [(e.location.file[-5:], e.location.offset) for e in ordered] == [
-        (".blob", 0), ("1.dat", 100), ("1.dat", 900), ("2.dat", 0), ("2.dat", 500)]
-    assert total == 500
 
 
 async def test_an_interrupted_pass_resumes_where_it_stopped(tmp_path: Path) -> None:
