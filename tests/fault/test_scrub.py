@@ -87,7 +87,8 @@ def wait_for_report_attempt(cluster: LocalCluster, node_id: str, corrupt: int) -
 
 def test_scrub_finds_flipped_bytes_on_a_replica_node(tmp_path: Path) -> None:
     with LocalCluster(tmp_path / "data", storage_nodes=3,
-                      extra_args=("--metadata-nodes", "1", "--default-policy", "replica:3")) as cluster:
+                      extra_args=("--metadata-nodes", "1", "--default-policy", "replica:3",
+                                  "--scrub-rate", "50", "--scrub-interval", "7200")) as cluster:
         s3 = make_s3(cluster)
         bucket = next(temporary_bucket(s3))
         objects = put_objects(s3, bucket)
@@ -100,6 +101,7 @@ def test_scrub_finds_flipped_bytes_on_a_replica_node(tmp_path: Path) -> None:
 
         status = scrub_and_wait(cluster, "s1")  # before any read could find the damage
         assert status["node_id"] == "s1" and status["last_pass"]["blobs_total"] == len(objects)
+        assert (status["rate_bytes_per_s"], status["interval_seconds"]) == (50e6, 7200)  # objstore up's flags
         assert status["last_pass"]["corrupt"] == 2 and status["corrupt_found"] == 2 and status["quarantined"] == 2
         assert metric(cluster, "s1", "objstore_scrub_corrupt_blobs_total") == 2
         assert metric(cluster, "s1", "objstore_scrub_bytes_verified_total") > sum(SIZES)
