@@ -67,11 +67,14 @@ def render(statuses: list[dict[str, Any]], now: float | None = None) -> str:
     return table(rows)
 
 
-def progress_line(p: dict[str, Any], width: int = 30) -> str:
-    """A bar for a pass in progress: share done, bytes, rate so far and time left."""
+def progress_line(p: dict[str, Any], limit: float = 0.0, width: int = 30) -> str:
+    """A bar for a pass in progress: share done, bytes, rate so far and time left. The rate
+    is the pass's average, at most ``limit`` (the node's --scrub-rate; its first burst would
+    otherwise promise far too early an end)."""
     ratio = p["progress"]
     filled = int(round(width * ratio))
     rate = p["bytes_done"] / p["elapsed"] if p["elapsed"] > 0 else 0.0
+    rate = min(rate, limit) if limit > 0 else rate
     left = p["bytes_total"] - p["bytes_done"]
     eta = f"{left / rate:.0f}s" if rate > 0 else "?"
     return (f"[{'#' * filled}{'.' * (width - filled)}] {100 * ratio:5.1f}%  "
@@ -106,7 +109,8 @@ async def wait_for_pass(storage: StorageClient, address: str, pass_id: int, out:
             return status
         p = status.get("pass")
         if p is not None and (tty or clock() - last_line >= 5.0):
-            out.write(("\r\033[K" if tty else "") + progress_line(p) + ("" if tty else "\n"))
+            line = progress_line(p, status.get("rate_bytes_per_s") or 0.0)
+            out.write(("\r\033[K" if tty else "") + line + ("" if tty else "\n"))
             out.flush()
             last_line = clock()
         if deadline is not None and clock() > deadline:
