@@ -5,7 +5,8 @@ import argparse
 import os
 
 from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_ENV
-from objstore.cli_args import add_config_argument, add_listen_arguments, csv_tuple, load_from_args
+from objstore.cli_args import add_config_argument, add_flag_table, add_listen_arguments, csv_tuple, flag_table_argv
+from objstore.cli_args import flag_table_values, load_from_args
 from objstore.config import GatewayConfig
 
 
@@ -39,14 +40,12 @@ LIMIT_FLAGS = {
 
 def add_limit_arguments(p: argparse.ArgumentParser) -> None:
     """Declare the slow-client limits (:data:`LIMIT_FLAGS`) on ``p``."""
-    for flag, (dest, kind, help_text) in LIMIT_FLAGS.items():
-        p.add_argument(flag, dest=dest, type=kind, help=help_text)
+    add_flag_table(p, LIMIT_FLAGS)
 
 
 def limit_argv(args: argparse.Namespace) -> tuple[str, ...]:
     """The limit flags given in ``args``, as gateway command-line arguments."""
-    return tuple(a for flag, (dest, _, _) in LIMIT_FLAGS.items() if getattr(args, dest) is not None
-                 for a in (flag, str(getattr(args, dest))))
+    return flag_table_argv(args, LIMIT_FLAGS)
 
 
 def config_from_args(args: argparse.Namespace) -> GatewayConfig:
@@ -54,5 +53,5 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
     return load_from_args(GatewayConfig, args, {
         "gateway_id": args.gateway_id, "metadata": csv_tuple(args.metadata), "region": args.region,
         "default_policy": args.default_policy, "access_key": args.access_key, "secret_key": args.secret_key,
-        **{dest: getattr(args, dest) for dest, _, _ in LIMIT_FLAGS.values()},
+        **flag_table_values(args, LIMIT_FLAGS),
     })

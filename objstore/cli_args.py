@@ -53,6 +53,28 @@ def add_tls_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-ca", help="PEM CA bundle: call metadata and storage nodes over HTTPS, verified against it")
 
 
+# A table of flags: flag -> (config field, type, help). Roles declare optional tunables so,
+# and ``objstore up`` passes on the ones given.
+FlagTable = dict[str, tuple[str, type, str]]
+
+
+def add_flag_table(p: argparse.ArgumentParser, flags: FlagTable) -> None:
+    """Declare every flag of ``flags`` on ``p`` (default None: not given)."""
+    for flag, (dest, kind, help_text) in flags.items():
+        p.add_argument(flag, dest=dest, type=kind, help=help_text)
+
+
+def flag_table_argv(args: argparse.Namespace, flags: FlagTable) -> tuple[str, ...]:
+    """The flags of ``flags`` given in ``args``, as command-line arguments again."""
+    return tuple(a for flag, (dest, _, _) in flags.items() if getattr(args, dest) is not None
+                 for a in (flag, str(getattr(args, dest))))
+
+
+def flag_table_values(args: argparse.Namespace, flags: FlagTable) -> dict[str, Any]:
+    """Config field -> value (None when not given) of every flag of ``flags``."""
+    return {dest: getattr(args, dest) for dest, _, _ in flags.values()}
+
+
 def secret_of(args: argparse.Namespace) -> str | None:
     """The cluster secret: ``--secret``, else env OBJSTORE_CLUSTER_SECRET, else None."""
     return args.secret or os.environ.get(SECRET_ENV)

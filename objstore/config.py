@@ -48,11 +48,15 @@ class StorageConfig(NodeConfig):
     metadata: tuple[str, ...] = ()  # "host:port" of metadata nodes, to register with
     advertise: str = ""  # "host:port" other processes reach this node at (default host:port)
     heartbeat_interval: float = 1.0  # seconds between heartbeats to the metadata leader
+    scrub_rate: float = 20.0  # MB/s (10^6 bytes) the scrubber reads at
+    scrub_interval: float = 86400.0  # seconds from one scrub pass's start to the next one's
 
     def validate(self) -> "StorageConfig":
         _check_port(self.port)
         if self.heartbeat_interval <= 0:
             raise InvalidArgument("heartbeat_interval must be positive")
+        if not self.scrub_rate > 0 or not self.scrub_interval >= 0:
+            raise InvalidArgument("scrub rate must be positive and the scrub interval not negative")
         if not self.node_id or "/" in self.node_id:
             raise InvalidArgument(f"invalid node id {self.node_id!r}")
         if self.weight <= 0:

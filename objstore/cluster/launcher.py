@@ -70,7 +70,7 @@ class UpOptions:
     gateway_args: tuple[str, ...] = ()  # more flags of ``objstore gateway`` (its slow-client limits)
     tls_dir: str = ""  # ca.pem, cert.pem and key.pem: every process serves and calls HTTPS
     metadata_args: tuple[str, ...] = ()  # more flags of ``objstore metadata`` (its liveness timers)
-    storage_args: tuple[str, ...] = ()  # more flags of ``objstore storage`` (its heartbeat interval)
+    storage_args: tuple[str, ...] = ()  # more flags of ``objstore storage`` (heartbeat interval, scrub pacing)
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:

@@ -9,11 +9,16 @@ Endpoints (``{vid}`` a version id, ``{shard}`` a shard/replica index):
 - ``DELETE /blobs/{vid}/{shard}`` -> 204, idempotent.
 - ``GET /keys?bucket=&key=``   -> ``{"versions": [{version_id, shard, size, created, ...}]}``.
 - ``GET /stats``               -> ``{node_id, used_bytes, capacity_bytes, blob_count, segments, ...}``.
+- ``GET /v1/scrub``            -> the scrubber's status (:meth:`objstore.node.scrub.Scrubber.status`).
+- ``POST /v1/scrub/start``     -> ``{"pass_id": n, "status": {...}}``: a scrub pass starts now
+  (or the running one goes on); it has ended when ``passes_completed >= n``.
 - ``/health``, ``/metrics``     public.
 
 Invariants: no byte that failed verification is ever sent. The header and first chunk
 verify before a GET's status line is sent (so a corrupt blob is usually a 500 CorruptBlob);
-a block failing later aborts the connection, so the client sees a truncated body.
+a block failing later aborts the connection, so the client sees a truncated body. Either
+way the record is quarantined (never served again: 404) and reported for repair
+(:meth:`objstore.node.scrub.Scrubber.found_corrupt`).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import signal
 from typing import AsyncIterator
 from urllib.parse import quote, unquote
 
+import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import Counter
@@ -36,8 +42,11 @@ from objstore.http_common import add_health_and_metrics, internal_middlewares
 from objstore.metrics import Metrics
 from objstore.node.blob import BlobId
 from objstore.node.heartbeat import heartbeat_task
+from objstore.node.index import Entry
+from objstore.node.repair_report import ReportQueue, metadata_sender
+from objstore.node.scrub import MB, ScrubCollector, Scrubber
 from objstore.node.store import BlobStore, StoreOptions
-from objstore.tls import clear_text_warning, server_context
+from objstore.tls import clear_text_warning, client_context, server_context
 
 log = logging.getLogger(__name__)
 WHOLE_BODY_LIMIT = 256 * 1024  # blobs up to this size are answered in one write
@@ -46,6 +55,7 @@ STORE = web.AppKey("store", BlobStore)
 METRICS = web.AppKey("metrics", Metrics)
 CONFIG = web.AppKey("config", StorageConfig)
 CORRUPT = web.AppKey("corrupt_reads", Counter)
+SCRUB = web.AppKey("scrub", Scrubber)
 
 BUCKET_HEADER = "X-Objstore-Bucket"
 KEY_HEADER = "X-Objstore-Key"
@@ -135,9 +145,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     ranged = start is not None or end is not None
     try:
         read = await store.open_read(bid, start, end)
-    except CorruptBlob:
-        app[CORRUPT].inc()
-        log.error("corrupt blob %s/%d refused", bid.version_id, bid.shard)
+    except CorruptBlob as exc:
+        await _corrupt_read(app, entry, exc)
         raise
     async with read:
         h = read.header
@@ -148,9 +157,8 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
             # A small blob is verified whole, then sent with its headers in one write.
             try:
                 body = b"".join([chunk async for chunk in read.chunks()])
-            except CorruptBlob:
-                app[CORRUPT].inc()
-                log.error("corrupt blob %s/%d refused", bid.version_id, bid.shard)
+            except CorruptBlob as exc:
+                await _corrupt_read(app, read.entry, exc)
                 raise
             app[METRICS].add_bytes_out(len(body))
             return web.Response(status=206 if ranged else 200, headers=headers, body=body)
@@ -162,13 +170,20 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
                 await resp.write(chunk)
                 app[METRICS].add_bytes_out(len(chunk))
         except CorruptBlob as exc:
-            app[CORRUPT].inc()
-            log.error("corrupt blob %s/%d mid-stream, aborting the response: %s", bid.version_id, bid.shard, exc)
+            log.error("corrupt blob %s/%d mid-stream, aborting the response", bid.version_id, bid.shard)
+            await _corrupt_read(app, read.entry, exc)
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError() from None
         await resp.write_eof()
     return resp
+
+
+async def _corrupt_read(app: web.Application, entry: Entry, exc: CorruptBlob) -> None:
+    """A read found ``entry`` corrupt: count it, quarantine it and report it."""
+    app[CORRUPT].inc()
+    log.error("corrupt blob %s/%d refused: %s", entry.blob_id.version_id, entry.blob_id.shard, exc)
+    await app[SCRUB].found_corrupt(entry, str(exc))
 
 
 async def head_blob(request: web.Request) -> web.Response:
@@ -194,6 +209,16 @@ async def list_versions(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     return web.json_response({"node_id": request.app[CONFIG].node_id, **request.app[STORE].stats()})
+
+
+async def scrub_status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SCRUB].status())
+
+
+async def scrub_start(request: web.Request) -> web.Response:
+    scrub = request.app[SCRUB]
+    pass_id = scrub.start_pass()
+    return web.json_response({"pass_id": pass_id, "status": scrub.status()}, status=202)
 
 
 class _StoreCollector:
@@ -227,6 +252,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     app[CORRUPT] = Counter("objstore_storage_corrupt_reads", "Reads refused or aborted for failed checksums",
                            registry=metrics.registry)
     metrics.registry.register(_StoreCollector(app))
+    metrics.registry.register(ScrubCollector(lambda: app[SCRUB].status() if SCRUB in app else None, cfg.node_id))
     opts = options or StoreOptions(capacity_bytes=cfg.capacity_bytes)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -245,7 +271,27 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
+    async def scrub_ctx(app: web.Application) -> AsyncIterator[None]:
+        reports: ReportQueue | None = None
+        session: aiohttp.ClientSession | None = None
+        tasks: list[asyncio.Task] = []
+        if cfg.metadata:
+            session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10, connect=3))
+            reports = ReportQueue(metadata_sender(session, cfg.metadata, cfg.secret, client_context(cfg.tls_ca)))
+            tasks.append(asyncio.get_running_loop().create_task(reports.run()))
+        scrub = Scrubber(app[STORE], cfg.node_id, cfg.scrub_rate * MB, cfg.scrub_interval, reports)
+        await scrub.start()
+        app[SCRUB] = scrub
+        yield
+        await scrub.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if session is not None:
+            await session.close()
+
     app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(scrub_ctx)
     if cfg.metadata:
         app.cleanup_ctx.append(heartbeat_ctx)
     r = app.router
@@ -255,6 +301,8 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     r.add_delete("/blobs/{vid}/{shard}", delete_blob, name="delete_blob")
     r.add_get("/keys", list_versions, name="list_versions")
     r.add_get("/stats", stats, name="stats")
+    r.add_get("/v1/scrub", scrub_status, name="scrub_status")
+    r.add_post("/v1/scrub/start", scrub_start, name="scrub_start")
     add_health_and_metrics(app, metrics, lambda: {"node_id": cfg.node_id, "role": "storage"})
     return app
 

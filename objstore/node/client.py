@@ -210,3 +210,13 @@ class StorageClient:
     async def stats(self, address: str) -> dict:
         _, body = await self._json("GET", address, "/stats")
         return body
+
+    async def scrub_status(self, address: str) -> dict:
+        """The node's scrubber status (``GET /v1/scrub``)."""
+        _, body = await self._json("GET", address, "/v1/scrub")
+        return body
+
+    async def scrub_start(self, address: str) -> dict:
+        """Start a scrub pass on the node now: ``{"pass_id", "status"}``."""
+        _, body = await self._json("POST", address, "/v1/scrub/start")
+        return body

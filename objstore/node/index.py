@@ -111,6 +111,14 @@ class BlobIndex:
         self._remove(old)
         return old
 
+    def drop(self, entry: Entry) -> bool:
+        """Stop indexing ``entry`` if it is still the live record of its id (no tombstone:
+        a newer record of the id is installed as usual). True if it was dropped."""
+        if self._entries.get(entry.blob_id) is not entry:
+            return False
+        self._remove(entry)
+        return True
+
     def _remove(self, entry: Entry) -> None:
         bid = entry.blob_id
         del self._entries[bid]

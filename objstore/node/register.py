@@ -4,14 +4,19 @@ registration, the first such call.
 ``POST http://{meta}{path}`` (https, verified against ``cfg.tls_ca``, when that is given)
 with a JSON body, signed with the cluster secret. The addresses in ``cfg.metadata`` are
 tried in turn, starting with a preferred one (the leader that accepted last); a 503
-``NotLeader`` whose ``extra.leader`` names another ``host:port`` is followed next. Any 2xx
-means the call was accepted. Failures back off exponentially (with jitter) up to
-``max_delay``. Registration is ``POST /v1/nodes`` with ``{"node": NodeInfo(...).to_dict()}``;
-heartbeats (:mod:`objstore.node.heartbeat`) use the same loop.
+``NotLeader`` whose ``extra.leader`` names another ``host:port`` is followed next (at most
+three hints in a row, so two nodes cannot ping-pong). Any 2xx means the call was accepted.
+Failures back off exponentially (with jitter) up to ``max_delay``. Registration is
+``POST /v1/nodes`` with ``{"node": NodeInfo(...).to_dict()}``; heartbeats
+(:mod:`objstore.node.heartbeat`) use the same loop.
+
+:func:`post_following_leader` is the one way a storage node posts to the metadata leader
+(registration and heartbeats here, repair reports in :mod:`objstore.node.repair_report`).
 """
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import random
@@ -41,11 +46,12 @@ def node_info(cfg: StorageConfig, capacity_bytes: int) -> NodeInfo:
     )
 
 
-async def post_once(session: aiohttp.ClientSession, address: str, secret: str, path: str, payload: dict,
-                    tls: ssl.SSLContext | None = None) -> str | None:
-    """Try one metadata node. Returns None when accepted, else the leader it named ("" if none).
+async def post_signed(session: aiohttp.ClientSession, address: str, path: str, payload: dict, secret: str,
+                      tls: ssl.SSLContext | None = None) -> str | None:
+    """POST ``payload`` as JSON to one metadata node, signed with the cluster secret.
 
-    Raises aiohttp.ClientError / OSError / asyncio.TimeoutError on connection problems.
+    Returns None when it answered 2xx, else the leader its NotLeader answer named ("" if
+    none). Raises aiohttp.ClientError / OSError / asyncio.TimeoutError on connection problems.
     """
     data = json.dumps(payload).encode()
     hdrs = {**internal_auth.headers(secret, "POST", path, body=data, target=address), "Content-Type": "application/json"}
@@ -62,8 +68,27 @@ async def post_once(session: aiohttp.ClientSession, address: str, secret: str, p
         except (ValueError, AttributeError):
             pass
         if not leader:
-            log.info("%s at %s refused: HTTP %d %s", path, address, resp.status, body[:200])
+            log.info("POST %s at %s refused: HTTP %d %s", path, address, resp.status, body[:200])
         return leader
+
+
+async def post_following_leader(session: aiohttp.ClientSession, address: str, path: str, payload: dict,
+                                secret: str, tls: ssl.SSLContext | None = None, max_hops: int = 3) -> str | None:
+    """POST to ``address``, then to the leader each NotLeader answer names (at most
+    ``max_hops`` hints, so two nodes cannot ping-pong). Returns the address that accepted,
+    or None (refused, or a connection problem, which is logged)."""
+    for _ in range(max_hops + 1):
+        try:
+            leader = await post_signed(session, address, path, payload, secret, tls)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            log.info("metadata at %s unreachable: %r", address, exc)
+            return None
+        if leader is None:
+            return address
+        if not leader or leader == address:
+            return None
+        address = leader
+    return None
 
 
 async def post_until_accepted(
@@ -81,27 +106,12 @@ async def post_until_accepted(
     retrying forever, first at ``prefer`` when given; returns the address that accepted."""
     rng = rng or random.Random()
     delay = base_delay
-    i = 0
-    hint = prefer
-    hops = 0  # leader hints followed without a pause, bounded so two nodes cannot ping-pong
     tls = client_context(cfg.tls_ca)
-    while True:
-        address = hint or cfg.metadata[i % len(cfg.metadata)]
-        if not hint:
-            i += 1
-        hint = ""
-        try:
-            leader = await post_once(session, address, cfg.secret, path, payload(), tls)
-            if leader is None:
-                return address
-            if leader and leader != address:
-                hint = leader
-                hops += 1
-                if hops <= 3:
-                    continue  # follow the leader at once
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            log.info("metadata at %s unreachable: %r", address, exc)
-        hops = 0
+    for i in itertools.count():
+        address = prefer if (prefer and i == 0) else cfg.metadata[i % len(cfg.metadata)]
+        accepted = await post_following_leader(session, address, path, payload(), cfg.secret, tls)
+        if accepted is not None:
+            return accepted
         await sleep(delay * (0.5 + rng.random()))
         delay = min(delay * 2, max_delay)
 

@@ -15,6 +15,9 @@ Invariants:
   DELETE appends a tombstone. Space of replaced or deleted records inside segments is
   not reclaimed yet (no compaction); superseded blob files are unlinked.
 - Reads verify the header and every block before yielding a byte (:mod:`.reader`).
+- A quarantined record (:mod:`.quarantine`: found corrupt) is not in the index, live or
+  rebuilt, until a newer record of its blob id replaces it; its file stays on disk until
+  then, for inspection.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from typing import AsyncIterable, Callable
 from objstore.checksum import hex64, unpack_u64, xxh64
 from objstore.erasure.data_layout import DataLayout
 from objstore.errors import IncompleteBody, InvalidArgument, NoSuchKey, ServiceUnavailable
+from objstore.node import quarantine
 from objstore.node.blob import (
     DEFAULT_BLOCK_SIZE,
     KIND_BLOB,
@@ -102,6 +106,10 @@ class BlobStore:
         self._file_bytes = 0
         self._lock_fd = -1
         self._bg: set[asyncio.Future] = set()
+        self.quarantined = quarantine.QuarantineList()
+        self._quarantine_lock = threading.Lock()
+        self._quarantine_version = 0  # of the list in memory; the file holds the one saved last
+        self._quarantine_saved = 0
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -143,9 +151,28 @@ class BlobStore:
                 os.unlink(os.path.join(self.data_dir, rec.location.file))
                 self._file_bytes -= rec.location.length
         self._seq = itertools.count(max_seq + 1)
+        self._apply_quarantine()
         self._segments.open_active()
         log.info("store %s: %d blobs, %d segments, next seq %d", self.data_dir, len(self.index),
                  len(self._segments.numbers), max_seq + 1)
+
+    def _apply_quarantine(self) -> None:
+        """Drop the quarantined records from the rebuilt index; forget entries whose blob id
+        was rewritten (repaired) or deleted meanwhile."""
+        self.quarantined = quarantine.load(self.data_dir)
+        changed = False
+        for q in self.quarantined:
+            live = self.index.get(q.blob_id)
+            if live is not None and live.seq == q.seq:
+                self.index.drop(live)
+            elif live is not None and live.seq > q.seq:
+                changed = bool(self.quarantined.resolve(q.blob_id, live.seq, repaired=True)) or changed
+            else:  # deleted, or its record is gone from disk
+                changed = bool(self.quarantined.forget(q.blob_id)) or changed
+        if changed:
+            quarantine.save(self.data_dir, self.quarantined.to_json())
+        if len(self.quarantined):
+            log.warning("store %s: %d quarantined (corrupt) records not served", self.data_dir, len(self.quarantined))
 
     def _check_format(self) -> None:
         path = os.path.join(self.data_dir, _FORMAT_FILE)
@@ -277,10 +304,16 @@ class BlobStore:
     async def delete(self, blob_id: BlobId) -> bool:
         """Delete durably (a tombstone); False if the node does not hold the blob."""
         entry = self.index.get(blob_id)
-        if entry is None:
+        h = entry.header if entry is not None else None
+        q = self.quarantined.get(blob_id) if h is None else None
+        if h is not None:
+            tomb = BlobHeader(KIND_TOMBSTONE, h.version_id, h.shard, h.bucket, h.key, h.policy, 0, h.block_size,
+                              self._clock())
+        elif q is not None:  # a tombstone resolves the quarantine entry for good
+            tomb = BlobHeader(KIND_TOMBSTONE, q.version_id, q.shard, q.bucket, q.key, q.policy, 0,
+                              self.options.block_size, self._clock())
+        else:
             return False
-        h = entry.header
-        tomb = BlobHeader(KIND_TOMBSTONE, h.version_id, h.shard, h.bucket, h.key, h.policy, 0, h.block_size, self._clock())
         hb = tomb.encode()
         assert self._committer is not None, "store not open"
         try:
@@ -294,21 +327,78 @@ class BlobStore:
     def _on_commit(self, rec: PendingRecord, appended: Appended) -> None:
         if rec.header.kind == KIND_TOMBSTONE:
             self._discard(self.index.apply_tombstone(rec.header.blob_id, appended.seq))
+            self._resolve_quarantine(rec.header.blob_id, appended.seq, repaired=False)
         else:
             self._install(Entry(rec.header, rec.header_xxh, rec.data_xxh, appended.seq, appended.location))
 
     def _install(self, entry: Entry) -> None:
         self._discard(self.index.apply(entry))
+        self._resolve_quarantine(entry.blob_id, entry.seq, repaired=True)
 
     def _discard(self, garbage: Entry | None) -> None:
         """Unlink a superseded blob file in the background (segment space stays until compaction)."""
         if garbage is None or not garbage.in_own_file:
             return
         self._file_bytes -= garbage.location.length
-        path = os.path.join(self.data_dir, garbage.location.file)
+        self._unlink_in_background(os.path.join(self.data_dir, garbage.location.file))
+
+    def _unlink_in_background(self, path: str) -> None:
         fut = asyncio.get_running_loop().run_in_executor(self._io_pool, _unlink_quietly, path)
         self._bg.add(fut)
         fut.add_done_callback(self._bg.discard)
+
+    # --- quarantine ---------------------------------------------------------------------
+
+    async def quarantine(self, entry: Entry, reason: str) -> bool:
+        """Never serve ``entry`` (a record found corrupt) again, durably.
+
+        It leaves the index at once (GET/HEAD answer NoSuchKey) and the quarantine list is
+        saved before this returns. False (nothing done) when ``entry`` is no longer the live
+        record of its blob id (replaced or deleted meanwhile).
+        """
+        if not self.index.drop(entry):
+            return False
+        h = entry.header
+        self.quarantined.add(quarantine.Quarantined(h.version_id, h.shard, entry.seq, h.bucket, h.key, h.policy,
+                                                    entry.location.file, reason, self._clock()))
+        await self._save_quarantine()
+        return True
+
+    def _resolve_quarantine(self, blob_id: BlobId, seq: int, repaired: bool) -> None:
+        q = self.quarantined.resolve(blob_id, seq, repaired)
+        if q is None:
+            return
+        log.info("quarantined record of %s/%d %s", blob_id.version_id, blob_id.shard,
+                 "replaced by a new copy" if repaired else "deleted")
+        if q.file.startswith("blobs/"):
+            self._file_bytes -= _file_size(os.path.join(self.data_dir, q.file))
+            self._unlink_in_background(os.path.join(self.data_dir, q.file))
+        fut = asyncio.get_running_loop().create_task(self._save_quarantine())
+        self._bg.add(fut)
+        fut.add_done_callback(self._bg.discard)
+
+    async def _save_quarantine(self) -> None:
+        """Persist the list as it is now; saves run in order and a stale one is skipped."""
+        self._quarantine_version += 1
+        version, raw = self._quarantine_version, self.quarantined.to_json()
+
+        def work() -> None:
+            with self._quarantine_lock:
+                if version > self._quarantine_saved:
+                    quarantine.save(self.data_dir, raw)
+                    self._quarantine_saved = version
+
+        await asyncio.get_running_loop().run_in_executor(self._io_pool, work)
+
+    def record_fd(self, entry: Entry) -> tuple[int, bool]:
+        """A read-only descriptor of ``entry``'s file and whether the caller must close it.
+
+        Synchronous (run it on an executor); raises FileNotFoundError if the file is gone.
+        """
+        assert self._segments is not None, "store not open"
+        if entry.in_own_file:
+            return os.open(os.path.join(self.data_dir, entry.location.file), os.O_RDONLY), True
+        return self._segments.read_fd(entry.location.file), False
 
     # --- reads --------------------------------------------------------------------------
 
@@ -359,6 +449,7 @@ class BlobStore:
             "capacity_bytes": self.capacity_bytes(),
             "blob_count": len(self.index),
             "tombstones": self.index.tombstone_count,
+            "quarantined": len(self.quarantined),
             "segments": len(seg.numbers) if seg else 0,
             "fsyncs": seg.fsyncs if seg else 0,
             "group_committed_records": seg.records_committed if seg else 0,
@@ -374,6 +465,13 @@ async def _read_exact(chunks: AsyncIterable[bytes], size: int) -> bytes:
     if len(buf) != size:
         raise IncompleteBody(f"got {len(buf)} of {size} bytes")
     return bytes(buf)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _unlink_quietly(path: str) -> None:

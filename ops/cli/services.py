@@ -39,6 +39,7 @@ def add_up_parser(sub: Any) -> None:
                    help=f"S3 secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
     gateway.cli_args.add_limit_arguments(p)
     metadata.cli_args.add_liveness_arguments(p)
+    objstore.node.cli_args.add_scrub_arguments(p)
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
     p.set_defaults(func=run_up_command)
@@ -50,7 +51,7 @@ def run_up_command(args: argparse.Namespace) -> int:
         metadata_nodes=args.metadata_nodes, default_policy=args.default_policy,
         access_key=args.access_key, secret_key=args.secret_key, gateway_args=gateway.cli_args.limit_argv(args),
         tls_dir=args.tls_dir, metadata_args=metadata.cli_args.liveness_argv(args),
-        storage_args=_heartbeat_argv(args.node_timeout),
+        storage_args=_heartbeat_argv(args.node_timeout) + objstore.node.cli_args.scrub_argv(args),
     ))
 
 

@@ -4,8 +4,9 @@ Finds the cluster as every admin command does (:mod:`ops.cli.cluster`). Prints t
 metadata service's state, the ring epoch, how many buckets have each data policy
 (``replica:N``, ``ec:K+M``), and one row per storage node (state, zone, weight, share of
 the ring, capacity used, and from the leader's liveness table the age of its last
-heartbeat and its free space); ``--json`` prints the same as one JSON document, with each
-bucket's policy.
+heartbeat and its free space), then each node's scrubber (:mod:`ops.cli.scrub`: last full
+pass, bytes verified, corrupt blobs found, repaired); ``--json`` prints the same as one JSON
+document, with each bucket's policy and each node's ``scrub``.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from metadata.api.client import MetadataClient
 from objstore.errors import ObjstoreError
 from objstore.node.client import StorageClient
 from objstore.ring import build_ring, describe
+from ops.cli import scrub
 from ops.cli.cluster import add_cluster_arguments, find_cluster
 from ops.cli.output import OK, add_json_argument, emit, human_size, table
 
@@ -63,7 +65,23 @@ async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = No
                 "heartbeat_age": h.get("heartbeat_age"),
                 "free_bytes": h.get("free_bytes"),
             })
-        return {"metadata": meta_status, "ring_epoch": cmap.epoch, "nodes": nodes, "bucket_policies": buckets}
+        status = {"metadata": meta_status, "ring_epoch": cmap.epoch, "nodes": nodes, "bucket_policies": buckets}
+        await add_scrub(status, storage)
+        return status
+
+
+async def add_scrub(status: dict[str, Any], storage: StorageClient) -> None:
+    """Each reachable node's scrubber status as its ``scrub`` (None when it did not answer)."""
+    async def one(addr: str) -> dict[str, Any] | None:
+        try:
+            return await storage.scrub_status(addr)
+        except Exception:  # noqa: BLE001 - shown as unknown
+            return None
+
+    nodes = status["nodes"]
+    found = await asyncio.gather(*(one(n["address"]) if n["reachable"] else asyncio.sleep(0) for n in nodes))
+    for n, scrub in zip(nodes, found):
+        n["scrub"] = scrub
 
 
 async def _node_health(meta: MetadataClient) -> list[dict[str, Any]]:
@@ -102,7 +120,9 @@ def render(status: dict[str, Any]) -> str:
                      f"{100 * n['ring_share']:.1f}%", str(n["blob_count"] if n["blob_count"] is not None else "-"),
                      human_size(n["used_bytes"]), human_size(n["capacity_bytes"]),
                      human_size(n.get("free_bytes")), _age(n.get("heartbeat_age"))))
-    return "\n".join(lines) + "\n" + table(rows)
+    scrubs = [n["scrub"] for n in status["nodes"] if n.get("scrub")]
+    scrub_table = "\n\nscrub\n" + scrub.render(scrubs) if scrubs else ""
+    return "\n".join(lines) + "\n" + table(rows) + scrub_table
 
 
 def run(args: argparse.Namespace) -> int:
