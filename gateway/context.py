@@ -18,7 +18,7 @@ from aiohttp import web
 from metadata.api.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
-from objstore.metrics import Metrics
+from gateway.metrics import GatewayMetrics
 from objstore.node.client import StorageClient
 from objstore.types import Bucket, Credential
 
@@ -43,7 +43,7 @@ class GatewayContext:
     storage: StorageClient
     topology: Topology
     hlc: HLC
-    metrics: Metrics
+    metrics: GatewayMetrics
     clock: Clock = time.time
     request_ids: Callable[[], str] = new_request_id
     _creds: CredentialCache = field(init=False)

@@ -24,6 +24,7 @@ from gateway.context import CTX_KEY, GatewayContext
 from gateway.router import parse_endpoint, split_host_bucket
 from gateway.unsupported import check_expected_owner
 from gateway.xml import error_document
+from objstore.http_common import PUBLIC_PATHS
 from objstore.errors import (
     InternalError,
     InvalidAccessKeyId,
@@ -70,10 +71,13 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
         status = 500
         admitted = in_flight < ctx.cfg.max_concurrent_requests
         in_flight += admitted
+        ctx.metrics.in_flight.inc()
+        error_code = ""
+        endpoint = None
         try:
             if not admitted:
                 raise SlowDown()
-            if request.path in ("/health", "/metrics") and "Authorization" not in request.headers:
+            if request.path in PUBLIC_PATHS and not _s3_signed(request):
                 resp = await handler(request)
                 status = resp.status
                 op = request.path[1:]
@@ -98,6 +102,7 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
             return resp
         except ObjstoreError as err:
             status = err.status
+            error_code = err.code
             if err.status >= 500:
                 log.warning("%s %s -> %s %s (request %s)", request.method, request.path, err.code, err.message, request_id)
             return _error_response(request, err, request_id)
@@ -106,12 +111,25 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
         except Exception:  # noqa: BLE001 - last line of defence
             log.exception("internal error, request %s: %s %s", request_id, request.method, request.path)
             status = 500
+            error_code = InternalError.code
             return _error_response(request, InternalError(), request_id)
         finally:
             in_flight -= admitted
+            ctx.metrics.in_flight.dec()
             ctx.metrics.observe_request(op, status, time.perf_counter() - start)
+            if error_code:
+                ctx.metrics.observe_error(error_code)
+            if endpoint is not None and CALLER_KEY in request:
+                ctx.metrics.observe_bucket(endpoint.bucket, op, status)
 
     return s3_middleware
+
+
+def _s3_signed(request: web.Request) -> bool:
+    """Whether a request carries an S3 signature (a health or metrics path is then S3: a
+    bucket of that name); a Bearer token (for /metrics) is not one."""
+    auth = request.headers.get("Authorization")
+    return auth is not None and not auth.lower().startswith("bearer ")
 
 
 def _error_response(request: web.Request, err: ObjstoreError, request_id: str) -> web.Response:

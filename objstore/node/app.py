@@ -35,6 +35,7 @@ from objstore.errors import CorruptBlob, IncompleteBody, InvalidArgument, Invali
 from objstore.http_common import add_health_and_metrics, internal_middlewares
 from objstore.metrics import Metrics
 from objstore.node.blob import BlobId
+from objstore.node.node_metrics import StorageNodeMetrics, store_space
 from objstore.node.register import registration_task
 from objstore.node.store import BlobStore, StoreOptions
 from objstore.tls import clear_text_warning, server_context
@@ -227,6 +228,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     app[CORRUPT] = Counter("objstore_storage_corrupt_reads", "Reads refused or aborted for failed checksums",
                            registry=metrics.registry)
     metrics.registry.register(_StoreCollector(app))
+    node_metrics = StorageNodeMetrics(metrics, cfg.node_id, lambda: store_space(app[STORE]) if STORE in app else None)
     opts = options or StoreOptions(capacity_bytes=cfg.capacity_bytes)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -235,6 +237,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
         app[STORE] = store
         # Read at every scrape, so the gauge is always current.
         metrics.storage_used.labels(cfg.node_id).set_function(lambda: store.used_bytes)
+        store.batch_observer = node_metrics.observe_batch
         yield
         await store.close()
 
@@ -254,7 +257,11 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     r.add_delete("/blobs/{vid}/{shard}", delete_blob, name="delete_blob")
     r.add_get("/keys", list_versions, name="list_versions")
     r.add_get("/stats", stats, name="stats")
-    add_health_and_metrics(app, metrics, lambda: {"node_id": cfg.node_id, "role": "storage"})
+    async def ready() -> tuple[bool, str]:  # the index is rebuilt once the store is open
+        return (True, "") if STORE in app else (False, "the blob index is being rebuilt")
+
+    add_health_and_metrics(app, metrics, lambda: {"node_id": cfg.node_id, "role": "storage"}, ready,
+                           cfg.metrics_token)
     return app
 
 
