@@ -7,8 +7,8 @@ Added here:
 
 - ``objstore_s3_requests_in_flight``                          gauge
 - ``objstore_s3_errors_total{code}``                          counter, by S3 error code
-- ``objstore_gateway_backend_request_duration_seconds{service,call}`` histogram: each call to a
-  metadata node (``service="metadata"``) or storage node (``"storage"``) until its response
+- ``objstore_gateway_backend_request_duration_seconds{backend,call}`` histogram: each call to a
+  metadata node (``backend="metadata"``) or storage node (``"storage"``) until its response
   headers, ``call`` being the method and the path's route (``GET /v1/object``, ``PUT /blobs``)
 - ``objstore_s3_bucket_requests_total{bucket,operation,status_class}`` counter, only with
   ``--bucket-metrics``. Cardinality: buckets x operations used x status classes; bucket names
@@ -30,7 +30,7 @@ OTHER_BUCKET = "_other"
 
 
 def backend_call(method: str, path: str) -> tuple[str, str]:
-    """(service, call) of an internal request: bounded labels from its method and path."""
+    """(backend, call) of an internal request: bounded labels from its method and path."""
     parts = path.split("/")
     if len(parts) > 2 and parts[1] in ("v1", "raft"):
         return "metadata", f"{method} /{parts[1]}/{parts[2]}"
@@ -47,7 +47,7 @@ class GatewayMetrics(Metrics):
         self.errors = Counter("objstore_s3_errors", "S3 error responses by error code", ["code"], registry=r)
         self.backend = Histogram("objstore_gateway_backend_request_duration_seconds",
                                  "Calls to metadata and storage nodes, until their response headers",
-                                 ["service", "call"], buckets=LATENCY_BUCKETS, registry=r)
+                                 ["backend", "call"], buckets=LATENCY_BUCKETS, registry=r)
         self.by_bucket = Counter("objstore_s3_bucket_requests", "S3 requests by bucket (--bucket-metrics)",
                                  ["bucket", "operation", "status_class"], registry=r) if bucket_metrics else None
         self._bucket_labels: set[str] = set()
@@ -75,8 +75,8 @@ class GatewayMetrics(Metrics):
 
         async def end(_session: aiohttp.ClientSession, ctx: SimpleNamespace,
                       params: aiohttp.TraceRequestEndParams | aiohttp.TraceRequestExceptionParams) -> None:
-            service, call = backend_call(params.method, params.url.path)
-            self.backend.labels(service, call).observe(time.perf_counter() - ctx.started)
+            backend, call = backend_call(params.method, params.url.path)
+            self.backend.labels(backend, call).observe(time.perf_counter() - ctx.started)
 
         trace.on_request_start.append(start)
         trace.on_request_end.append(end)
