@@ -39,7 +39,21 @@ def add_up_parser(sub: Any) -> None:
     gateway.cli_args.add_limit_arguments(p)
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
+    add_up_monitoring_arguments(p)
     p.set_defaults(func=run_up_command)
+
+
+def add_up_monitoring_arguments(p: argparse.ArgumentParser) -> None:
+    """``objstore up``'s Prometheus flags."""
+    p.add_argument("--prometheus", action="store_true",
+                   help="also run Prometheus (Debian package `prometheus`) scraping every process, with the alert "
+                        "rules of ops/prometheus; its data under <data-dir>/prometheus")
+    p.add_argument("--prometheus-port", type=int, default=9090, help="Prometheus's port (default 9090)")
+    p.add_argument("--prometheus-interval", type=float, default=15.0,
+                   help="seconds between scrapes and rule evaluations (default 15)")
+    p.add_argument("--metrics-token-file", default="",
+                   help="file holding a bearer token every process's /metrics then requires (Prometheus is "
+                        "given the file)")
 
 
 def run_up_command(args: argparse.Namespace) -> int:
@@ -47,7 +61,8 @@ def run_up_command(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, host=args.host, s3_port=args.s3_port, storage_nodes=args.storage_nodes,
         metadata_nodes=args.metadata_nodes, default_policy=args.default_policy,
         access_key=args.access_key, secret_key=args.secret_key, gateway_args=gateway.cli_args.limit_argv(args),
-        tls_dir=args.tls_dir,
+        tls_dir=args.tls_dir, prometheus=args.prometheus, prometheus_port=args.prometheus_port,
+        prometheus_interval=args.prometheus_interval, metrics_token_file=args.metrics_token_file,
     ))
 
 
