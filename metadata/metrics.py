@@ -2,7 +2,7 @@
 
 Raft (every member): ``objstore_raft_role{role}`` (1 for the current role, 0 for the others),
 ``objstore_raft_leader_info{leader}`` (1; absent while no leader is known),
-``objstore_raft_leader_changes_total``, ``objstore_raft_snapshot_bytes``,
+``objstore_raft_leader_changes_total``, ``objstore_raft_snapshot_bytes``, ``objstore_raft_snapshot_index``,
 ``objstore_raft_snapshot_timestamp_seconds`` (when the newest snapshot was written; age =
 ``time() - it``), histograms ``objstore_raft_proposal_duration_seconds`` (its ``_count`` is
 the proposals), ``objstore_raft_read_index_duration_seconds``,
@@ -87,6 +87,8 @@ class MetadataMetrics:
         except OSError:
             info = None
         yield _gauge("objstore_raft_snapshot_bytes", "Size of the newest snapshot", info.st_size if info else 0)
+        yield _gauge("objstore_raft_snapshot_index", "Log index of the newest snapshot (0: none yet)",
+                     st["last_snapshot_index"])
         if info is not None:
             yield _gauge("objstore_raft_snapshot_timestamp_seconds", "When the newest snapshot was written",
                          info.st_mtime)

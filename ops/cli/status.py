@@ -5,6 +5,11 @@ metadata service's state, the ring epoch, how many buckets have each data policy
 (``replica:N``, ``ec:K+M``), and one row per storage node (state, zone, weight, share of
 the ring, capacity used); ``--json`` prints the same as one JSON document, with each
 bucket's policy.
+
+Exit code (so scripts can use it): 0 healthy; 1 degraded (a storage node not up or not
+reachable, except removed ones; objects below their policy, when the metadata service
+reports ``objects_below_policy``); 2 unavailable (no metadata leader answered). The
+problems are listed under the table, and in ``--json`` as ``health``.
 """
 from __future__ import annotations
 
@@ -20,7 +25,10 @@ from metadata.api.client import MetadataClient
 from objstore.node.client import StorageClient
 from objstore.ring import build_ring, describe
 from ops.cli.cluster import add_cluster_arguments, find_cluster
-from ops.cli.output import OK, add_json_argument, emit, human_size, table
+from ops.cli.output import OK, CommandError, add_json_argument, emit, human_size, table
+
+DEGRADED = 1
+UNAVAILABLE = 2
 
 
 def add_parser(sub: Any) -> None:
@@ -32,7 +40,7 @@ def add_parser(sub: Any) -> None:
 
 async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = None) -> dict[str, Any]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        meta = MetadataClient(addrs, secret, session=session, tls=tls)
+        meta = MetadataClient(addrs, secret, session=session, tls=tls, deadline=5.0)
         storage = StorageClient(session, secret, tls=tls)
         meta_status = await meta.status()
         cmap = await meta.get_cluster_map()
@@ -60,6 +68,22 @@ async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = No
         return {"metadata": meta_status, "ring_epoch": cmap.epoch, "nodes": nodes, "bucket_policies": buckets}
 
 
+def assess(status: dict[str, Any]) -> tuple[int, list[str]]:
+    """(exit code, problems) of a collected status: OK, or DEGRADED with what is wrong."""
+    problems = []
+    for n in status["nodes"]:
+        if n["state"] == "removed":
+            continue
+        if n["state"] != "up":
+            problems.append(f"storage node {n['node_id']} is {n['state']}")
+        elif not n["reachable"]:
+            problems.append(f"storage node {n['node_id']} is unreachable")
+    below = status["metadata"].get("objects_below_policy")
+    if below:
+        problems.append(f"{below} objects are below their data policy")
+    return (DEGRADED if problems else OK), problems
+
+
 def _policy_counts(bucket_policies: dict[str, str]) -> str:
     counts = Counter(bucket_policies.values())
     return "  ".join(f"{p} {counts[p]} bucket{'s' * (counts[p] != 1)}" for p in sorted(counts)) or "no buckets"
@@ -81,7 +105,9 @@ def render(status: dict[str, Any]) -> str:
         rows.append((n["node_id"], n["address"], n["zone"], state, f"{n['weight']:g}",
                      f"{100 * n['ring_share']:.1f}%", str(n["blob_count"] if n["blob_count"] is not None else "-"),
                      human_size(n["used_bytes"]), human_size(n["capacity_bytes"])))
-    return "\n".join(lines) + "\n" + table(rows)
+    health = status.get("health", {})
+    verdict = "\n".join(["", f"health     {health.get('state', '?')}", *(f"  - {p}" for p in health.get("problems", []))])
+    return "\n".join(lines) + "\n" + table(rows) + verdict
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         status = asyncio.run(collect(list(cluster.metadata), cluster.secret, cluster.tls()))
     except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported the same way
-        raise cluster.unreachable(exc) from None
+        raise CommandError(cluster.unreachable(exc).message, UNAVAILABLE) from None
+    code, problems = assess(status)
+    status["health"] = {"state": "healthy" if code == OK else "degraded", "problems": problems}
     emit(args, status, render)
-    return OK
+    return code
