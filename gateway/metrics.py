@@ -23,6 +23,8 @@ from types import SimpleNamespace
 import aiohttp
 from prometheus_client import Counter, Gauge, Histogram
 
+from gateway.request_log import REQUEST_ID
+from objstore.http_common import REQUEST_ID_HEADER
 from objstore.metrics import LATENCY_BUCKETS, Metrics, status_class
 
 MAX_BUCKET_LABELS = 1000
@@ -67,11 +69,16 @@ class GatewayMetrics(Metrics):
         self.by_bucket.labels(bucket, op, status_class(status)).inc()
 
     def trace_config(self) -> aiohttp.TraceConfig:
-        """An aiohttp trace that times every call of the gateway's client session."""
+        """An aiohttp trace that times every call of the gateway's client session and tags it
+        with the request id of the S3 request it serves."""
         trace = aiohttp.TraceConfig()
 
-        async def start(_session: aiohttp.ClientSession, ctx: SimpleNamespace, _p: object) -> None:
+        async def start(_session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                        params: aiohttp.TraceRequestStartParams) -> None:
             ctx.started = time.perf_counter()
+            request_id = REQUEST_ID.get()
+            if request_id:  # the S3 request this call serves (gateway.request_log)
+                params.headers[REQUEST_ID_HEADER] = request_id
 
         async def end(_session: aiohttp.ClientSession, ctx: SimpleNamespace,
                       params: aiohttp.TraceRequestEndParams | aiohttp.TraceRequestExceptionParams) -> None:

@@ -21,6 +21,7 @@ from gateway.anonymous import ANONYMOUS, check_anonymous_op, is_anonymous
 from gateway.auth import sigv2, sigv4
 from gateway.caller import CALLER_KEY, REQUEST_ID_KEY, Caller
 from gateway.context import CTX_KEY, GatewayContext
+from gateway.request_log import REQUEST_ID, body_bytes, log_request
 from gateway.router import parse_endpoint, split_host_bucket
 from gateway.unsupported import check_expected_owner
 from gateway.xml import error_document
@@ -74,6 +75,8 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
         ctx.metrics.in_flight.inc()
         error_code = ""
         endpoint = None
+        sent: web.StreamResponse | None = None
+        REQUEST_ID.set(request_id)
         try:
             if not admitted:
                 raise SlowDown()
@@ -99,30 +102,40 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
             resp = await op_handlers[endpoint.op](ctx, request, endpoint)
             resp.headers.setdefault("x-amz-request-id", request_id)
             status = resp.status
+            sent = resp
             return resp
         except ObjstoreError as err:
             status = err.status
             error_code = err.code
             if err.status >= 500:
                 log.warning("%s %s -> %s %s (request %s)", request.method, request.path, err.code, err.message, request_id)
-            return _error_response(request, err, request_id)
+            sent = _error_response(request, err, request_id)
+            return sent
         except (ConnectionResetError, web.HTTPException):
             raise
         except Exception:  # noqa: BLE001 - last line of defence
             log.exception("internal error, request %s: %s %s", request_id, request.method, request.path)
             status = 500
             error_code = InternalError.code
-            return _error_response(request, InternalError(), request_id)
+            sent = _error_response(request, InternalError(), request_id)
+            return sent
         finally:
             in_flight -= admitted
             ctx.metrics.in_flight.dec()
-            ctx.metrics.observe_request(op, status, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            ctx.metrics.observe_request(op, status, seconds)
+            if op not in _UNLOGGED:
+                log_request(request_id, op, endpoint.bucket if endpoint is not None else None, status, error_code,
+                            request.content_length or 0, body_bytes(sent), seconds)
             if error_code:
                 ctx.metrics.observe_error(error_code)
             if endpoint is not None and CALLER_KEY in request:
                 ctx.metrics.observe_bucket(endpoint.bucket, op, status)
 
     return s3_middleware
+
+
+_UNLOGGED = {p[1:] for p in PUBLIC_PATHS}  # health checks and scrapes: no request log line
 
 
 def _s3_signed(request: web.Request) -> bool:

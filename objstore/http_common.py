@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+REQUEST_ID_HEADER = "X-Request-Id"  # the gateway's request id, on internal calls it makes for it
 PUBLIC_PATHS = ("/health", "/metrics", "/health/live", "/health/ready")
 Ready = Callable[[], Awaitable[tuple[bool, str]]]  # (can serve, why not)
 
@@ -81,7 +82,8 @@ def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Req
         except web.HTTPException:
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
-            log.exception("internal error on %s %s", request.method, request.path)
+            log.exception("internal error on %s %s (request %s)", request.method, request.path,
+                          request.headers.get(REQUEST_ID_HEADER, "-"))
             return web.json_response(
                 {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}", "extra": {}}, status=500
             )

@@ -46,6 +46,7 @@ from objstore.cli_args import ACCESS_KEY_ENV, METRICS_TOKEN_ENV, SECRET_ENV, SEC
 from objstore.cluster.prometheus import PrometheusMissing, prometheus_child, write_targets
 from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free, stop_all, wait_healthy
 from objstore.durable_io import atomic_write
+from objstore.logs import LOG_FILE_ENV, LOG_FORMAT_ENV
 from objstore.erasure.policy import check_ec_policy
 from objstore.errors import ObjstoreError
 from objstore.tls import base_url, client_context
@@ -76,6 +77,7 @@ class UpOptions:
     prometheus_port: int = 9090
     prometheus_interval: float = 15.0  # seconds between scrapes and rule evaluations
     metrics_token_file: str = ""  # /metrics of every process requires the bearer token in this file
+    log_format: str = "text"  # or "json": every child's log lines
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -144,6 +146,8 @@ class Cluster:
         gateway on a start that must register it, the S3 key pair (never on a command line)."""
         env = {k: v for k, v in os.environ.items() if k not in (SECRET_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV)}
         env[SECRET_ENV] = self.keys["cluster_secret"]
+        # Each child logs into its log file itself, rotating it by size (objstore.logs).
+        env[LOG_FILE_ENV], env[LOG_FORMAT_ENV] = str(child.log_path), self.opts.log_format
         if self.opts.metrics_token_file:
             env[METRICS_TOKEN_ENV] = Path(self.opts.metrics_token_file).read_text().strip()
         if child.role == "gateway" and not self.keys["registered"]:

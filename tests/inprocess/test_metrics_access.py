@@ -1,17 +1,24 @@
-"""/metrics behind a bearer token, per-bucket request counts (--bucket-metrics), and
-/health/ready following what a gateway can reach: on an in-process cluster."""
+"""/metrics behind a bearer token, per-bucket request counts (--bucket-metrics),
+/health/ready following what a gateway can reach, the gateway's request log (no secrets)
+and the request id on its internal calls: on an in-process cluster."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import boto3
+from aiohttp import web
 from botocore.config import Config
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import HANDLER_ARGS
 from gateway.app import create_app as create_gateway
 from gateway.metrics import MAX_BUCKET_LABELS, GatewayMetrics
+from gateway.request_log import REQUEST_ID
+from objstore.http_common import REQUEST_ID_HEADER
 from objstore.config import GatewayConfig
 from tests.harness.cluster import ACCESS_KEY, HOST, SECRET, SECRET_KEY, Server
 from tests.harness.eventually import eventually_async
@@ -79,3 +86,51 @@ async def test_gateway_is_not_ready_without_storage_nodes(inproc):
 
 async def _ready(url: str) -> bool:
     return (await get(url))[0] == 200
+
+
+async def test_request_log_line_per_s3_request_without_secrets(inproc, caplog):
+    s3 = inproc.s3_client
+    await inproc.s3("create_bucket", Bucket="logged")
+    await inproc.s3("put_object", Bucket="logged", Key="k", Body=b"y" * 1234)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "logged", "Key": "k"})
+    caplog.set_level(logging.INFO, logger="objstore.access")
+    async with aiohttp.ClientSession() as s, s.get(url) as resp:
+        assert resp.status == 200 and len(await resp.read()) == 1234
+        request_id = resp.headers["x-amz-request-id"]
+    lines = [r for r in caplog.records if r.name == "objstore.access"]
+    assert len(lines) == 1
+    f = lines[0].fields
+    assert (f["request_id"], f["op"], f["bucket"], f["status"], f["bytes_out"]) == (
+        request_id, "GetObject", "logged", 200, 1234)
+    assert f["latency_ms"] > 0
+    query = parse_qs(urlsplit(url).query)  # the presigned query: signature, key id, expiry
+    secret_bits = (*query, *(v[0] for v in query.values()), SECRET_KEY)
+    for text in (caplog.text, json.dumps(f)):
+        assert not any(bit in text for bit in secret_bits)
+
+
+async def test_internal_calls_carry_the_request_id():
+    seen: list[str] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append(request.headers.get(REQUEST_ID_HEADER, ""))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/v1/object", echo)
+    server = await Server(app).start()
+    try:
+        metrics = GatewayMetrics()
+        async with aiohttp.ClientSession(trace_configs=[metrics.trace_config()]) as s:
+            REQUEST_ID.set("REQ123")
+            async with s.get(f"http://{server.address}/v1/object") as resp:
+                assert resp.status == 200
+            REQUEST_ID.set("")
+            async with s.get(f"http://{server.address}/v1/object") as resp:
+                assert resp.status == 200
+        assert seen == ["REQ123", ""]
+        count = metrics.registry.get_sample_value("objstore_gateway_backend_request_duration_seconds_count",
+                                                  {"backend": "metadata", "call": "GET /v1/object"})
+        assert count == 2
+    finally:
+        await server.stop()

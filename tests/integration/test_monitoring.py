@@ -3,7 +3,8 @@
 One cluster for the module (4 storage nodes, 3 metadata nodes, Prometheus scraping and
 evaluating every second) under a light S3 load running in a thread: each role's /metrics
 passes ``promtool check metrics``; every process answers /health/live and /health/ready;
-the targets file names every process; every dashboard query returns data in that
+the targets file names every process; the gateway logs a JSON line per request into its
+log file; every dashboard query returns data in that
 Prometheus; ``objstore status`` exits 0; then a storage node is killed: the node-down alert
 goes pending (or firing) naming it, and ``objstore status`` exits 1 (degraded).
 
@@ -86,7 +87,8 @@ def status_cmd(c: LocalCluster, *args: str) -> subprocess.CompletedProcess:
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, str]]:
     port = free_port()
     c = LocalCluster(tmp_path_factory.mktemp("monitored") / "data", storage_nodes=4,
-                     extra_args=("--prometheus", "--prometheus-port", str(port), "--prometheus-interval", "1"))
+                     extra_args=("--prometheus", "--prometheus-port", str(port), "--prometheus-interval", "1",
+                                 "--log-format", "json"))
     c.start(timeout=90)
     try:
         yield c, f"http://127.0.0.1:{port}"
@@ -167,6 +169,19 @@ def test_targets_file_names_every_process(monitored):
     assert sorted((e["labels"]["node_id"], e["targets"][0]) for e in entries) == sorted(
         (p["id"], p["address"]) for p in c.processes())
     assert (c.data_dir / "prometheus" / "data").stat().st_mode & 0o077 == 0
+
+
+def test_gateway_logs_one_json_line_per_request(monitored, load):
+    c, _ = monitored
+    log = next(p["log"] for p in c.processes("gateway"))
+
+    def access_lines() -> list[dict]:
+        lines = [json.loads(x) for x in open(log, encoding="utf-8") if x.startswith("{")]
+        return [x for x in lines if x["logger"] == "objstore.access" and x["op"] == "GetObject"]
+
+    lines = poll(access_lines, timeout=10)
+    assert lines and lines[-1]["bucket"] == load and lines[-1]["status"] == 200 and lines[-1]["bytes_out"] > 0
+    assert {"request_id", "latency_ms", "bytes_in", "error"} <= set(lines[-1])
 
 
 def test_every_dashboard_query_returns_data(monitored, load):
