@@ -7,7 +7,7 @@ the ring, capacity used); ``--json`` prints the same as one JSON document, with 
 bucket's policy.
 
 Exit code (so scripts can use it): 0 healthy; 1 degraded (a storage node not up or not
-reachable, except removed ones; objects below their policy, when the metadata service
+reachable, except removed ones; a metadata member not answering its /health/live; objects below their policy, when the metadata service
 reports ``objects_below_policy``); 2 unavailable (no metadata leader answered). The
 problems are listed under the table, and in ``--json`` as ``health``.
 """
@@ -24,6 +24,7 @@ import aiohttp
 from metadata.api.client import MetadataClient
 from objstore.node.client import StorageClient
 from objstore.ring import build_ring, describe
+from objstore.tls import base_url, request_ssl
 from ops.cli.cluster import add_cluster_arguments, find_cluster
 from ops.cli.output import OK, CommandError, add_json_argument, emit, human_size, table
 
@@ -54,6 +55,17 @@ async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = No
             except Exception:  # noqa: BLE001 - a down node is shown as unreachable
                 return None
 
+        async def live(addr: str) -> bool:
+            try:
+                async with session.get(base_url(addr, tls) + "/health/live", ssl=request_ssl(tls),
+                                       timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    return resp.status == 200
+            except Exception:  # noqa: BLE001 - any failure: not reachable
+                return False
+
+        members = meta_status.get("members") or {}
+        reachable = await asyncio.gather(*(live(m["address"]) for m in members.values()))
+        meta_status["members_reachable"] = dict(zip(members, reachable))
         stats = await asyncio.gather(*(node_stats(n.address) for n in cmap.nodes))
         nodes = []
         for n, st in zip(cmap.nodes, stats):
@@ -78,6 +90,9 @@ def assess(status: dict[str, Any]) -> tuple[int, list[str]]:
             problems.append(f"storage node {n['node_id']} is {n['state']}")
         elif not n["reachable"]:
             problems.append(f"storage node {n['node_id']} is unreachable")
+    for nid, ok in status["metadata"].get("members_reachable", {}).items():
+        if not ok:
+            problems.append(f"metadata node {nid} is unreachable")
     below = status["metadata"].get("objects_below_policy")
     if below:
         problems.append(f"{below} objects are below their data policy")

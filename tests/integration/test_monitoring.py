@@ -14,6 +14,7 @@ heartbeats, scrub, repair) are checked only when ``EXTERNAL_READY`` is true.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -216,3 +217,10 @@ def test_status_is_healthy_then_a_killed_storage_node_alerts_and_degrades(monito
     degraded = status_cmd(c, "--json")
     assert degraded.returncode == 1, degraded.stdout + degraded.stderr
     assert "storage node s4 is unreachable" in json.loads(degraded.stdout)["health"]["problems"]
+
+
+def test_status_without_a_metadata_leader_is_unavailable():
+    out = subprocess.run([sys.executable, "-m", "ops.cli", "status", "--metadata", f"127.0.0.1:{free_port()}"],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "OBJSTORE_CLUSTER_SECRET": "test-secret"})
+    assert out.returncode == 2 and "cannot reach the metadata service" in out.stderr, out.stderr

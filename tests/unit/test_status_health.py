@@ -19,6 +19,11 @@ def test_a_node_down_or_unreachable_is_degraded():
     assert problems == ["storage node s2 is down", "storage node s3 is unreachable"]
 
 
+def test_an_unreachable_metadata_member_is_degraded():
+    code, problems = assess(status(("s1", "up", True), members_reachable={"m1": True, "m2": False}))
+    assert code == DEGRADED and problems == ["metadata node m2 is unreachable"]
+
+
 def test_removed_nodes_do_not_count_and_objects_below_policy_do():
     assert assess(status(("s1", "up", True), ("s9", "removed", False))) == (OK, [])
     code, problems = assess(status(("s1", "up", True), objects_below_policy=3))
