@@ -18,6 +18,9 @@ from gateway.app import HANDLER_ARGS
 from gateway.app import create_app as create_gateway
 from gateway.metrics import MAX_BUCKET_LABELS, GatewayMetrics
 from gateway.request_log import REQUEST_ID
+from metadata.app import METRICS as METADATA_METRICS
+from objstore.node.app import METRICS as STORAGE_METRICS
+from objstore.node.app import STORE
 from objstore.http_common import REQUEST_ID_HEADER
 from objstore.config import GatewayConfig
 from tests.harness.cluster import ACCESS_KEY, HOST, SECRET, SECRET_KEY, Server
@@ -134,3 +137,27 @@ async def test_internal_calls_carry_the_request_id():
         assert count == 2
     finally:
         await server.stop()
+
+
+async def test_storage_and_metadata_metrics_follow_the_writes(inproc):
+    await inproc.s3("create_bucket", Bucket="tally")
+    for i in range(5):
+        await inproc.s3("put_object", Bucket="tally", Key=f"k{i}", Body=b"z" * 100)
+    await inproc.s3("put_object", Bucket="tally", Key="k0", Body=b"z" * 10)  # replaces k0's null version
+    for node in inproc.nodes.values():
+        app = node.server.app
+        reg, stats = app[STORAGE_METRICS].registry, app[STORE].stats()
+        assert reg.get_sample_value("objstore_storage_commit_batch_records_sum", {"node": node.node_id}) \
+            == stats["group_committed_records"] > 0
+        assert reg.get_sample_value("objstore_storage_fsync_duration_seconds_count", {"node": node.node_id}) \
+            == stats["fsyncs"]
+        scrape = {s.name: s.value for f in reg.collect() for s in f.samples}  # one scrape: capacity = used + free
+        assert scrape["objstore_storage_capacity_bytes"] - scrape["objstore_storage_free_bytes"] \
+            == scrape["objstore_storage_used_bytes"] == stats["used_bytes"] > 0
+    reg = inproc.metadata.app[METADATA_METRICS].registry
+    usage = {name: reg.get_sample_value(f"objstore_bucket_{name}", {"bucket": "tally"})
+             for name in ("objects", "versions", "bytes", "incomplete_uploads")}
+    assert usage == {"objects": 5, "versions": 5, "bytes": 410, "incomplete_uploads": 0}
+    assert reg.get_sample_value("objstore_raft_proposal_duration_seconds_count") >= 7
+    assert reg.get_sample_value("objstore_raft_role", {"role": "leader"}) == 1
+    assert reg.get_sample_value("objstore_cluster_nodes", {"state": "up"}) == len(inproc.nodes)
