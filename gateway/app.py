@@ -21,16 +21,16 @@ from gateway.expect import continue_or_ignore
 from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
 from gateway.handlers import upload_part
 from gateway.handlers import acl, policy, tagging, versioning
+from gateway.metrics import GatewayMetrics
 from gateway.middleware import Handler, make_middleware
 from gateway.raw_headers import install as install_raw_headers
+from gateway.readiness import gateway_ready
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
 from metadata.api.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.http_common import add_health_and_metrics
-from gateway.metrics import GatewayMetrics
-from gateway.readiness import gateway_ready
 from objstore.node.client import StorageClient
 from objstore.tls import clear_text_warning, client_context, server_context
 from objstore.types import Credential

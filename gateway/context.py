@@ -18,11 +18,11 @@ from aiohttp import web
 from metadata.api.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
-from gateway.metrics import GatewayMetrics
 from objstore.node.client import StorageClient
 from objstore.types import Bucket, Credential
 
 from gateway.credential_cache import CredentialCache
+from gateway.metrics import GatewayMetrics
 from gateway.topology import Topology
 
 BUCKET_TTL = 2.0  # cached bucket records serve only immutable fields (owner, policy)

@@ -25,7 +25,6 @@ from gateway.request_log import REQUEST_ID, body_bytes, log_request
 from gateway.router import parse_endpoint, split_host_bucket
 from gateway.unsupported import check_expected_owner
 from gateway.xml import error_document
-from objstore.http_common import PUBLIC_PATHS
 from objstore.errors import (
     InternalError,
     InvalidAccessKeyId,
@@ -34,6 +33,7 @@ from objstore.errors import (
     RequestHeaderSectionTooLarge,
     SlowDown,
 )
+from objstore.http_common import PUBLIC_PATHS
 
 log = logging.getLogger(__name__)
 

@@ -247,6 +247,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
         await rep.close()
 
     app.cleanup_ctx.append(replicator_ctx)
+
     async def ready() -> tuple[bool, str]:  # it can serve once it knows a leader
         rep = app.get(REPLICATOR)
         leader = rep.status().get("leader") if rep is not None else None

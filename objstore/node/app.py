@@ -257,6 +257,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     r.add_delete("/blobs/{vid}/{shard}", delete_blob, name="delete_blob")
     r.add_get("/keys", list_versions, name="list_versions")
     r.add_get("/stats", stats, name="stats")
+
     async def ready() -> tuple[bool, str]:  # the index is rebuilt once the store is open
         return (True, "") if STORE in app else (False, "the blob index is being rebuilt")
 
