@@ -1,7 +1,7 @@
 """Monitoring, proved against a real Prometheus scraping a real ``objstore up --prometheus``.
 
 One cluster for the module (4 storage nodes, 3 metadata nodes, Prometheus scraping and
-evaluating every second) under a light S3 load running in a thread: each role's /metrics
+evaluating every second, /metrics behind a bearer token Prometheus reads from a file) under a light S3 load running in a thread: each role's /metrics
 passes ``promtool check metrics``; every process answers /health/live and /health/ready;
 the targets file names every process; the gateway logs a JSON line per request into its
 log file; every dashboard query returns data in that
@@ -39,6 +39,7 @@ pytestmark = [
 ]
 
 EXTERNAL_READY = False  # set once heartbeats, scrub and repair export their metrics
+TOKEN = "monitoring-test-token"  # every /metrics requires it; Prometheus reads it from a file
 RATE_WINDOW = "10s"  # what Grafana's $__rate_interval would be at a 1 s scrape interval
 ROLE_METRICS = {
     "gateway": ("objstore_requests_total", "objstore_request_seconds", "objstore_s3_requests_in_flight",
@@ -55,9 +56,10 @@ ROLE_METRICS = {
 }
 
 
-def get(url: str, timeout: float = 5) -> tuple[int, bytes]:
+def get(url: str, timeout: float = 5, token: str = "") -> tuple[int, bytes]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
@@ -87,9 +89,12 @@ def status_cmd(c: LocalCluster, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, str]]:
     port = free_port()
-    c = LocalCluster(tmp_path_factory.mktemp("monitored") / "data", storage_nodes=4,
+    base = tmp_path_factory.mktemp("monitored")
+    (base / "metrics-token").write_text(TOKEN + "\n")
+    (base / "metrics-token").chmod(0o600)
+    c = LocalCluster(base / "data", storage_nodes=4,
                      extra_args=("--prometheus", "--prometheus-port", str(port), "--prometheus-interval", "1",
-                                 "--log-format", "json"))
+                                 "--log-format", "json", "--metrics-token-file", str(base / "metrics-token")))
     c.start(timeout=90)
     try:
         yield c, f"http://127.0.0.1:{port}"
@@ -134,7 +139,7 @@ def load(monitored) -> Iterator[str]:
 
 def leader_address(c: LocalCluster) -> str:
     for p in c.processes("metadata"):
-        _, body = get(f"http://{p['address']}/metrics")
+        _, body = get(f"http://{p['address']}/metrics", token=TOKEN)
         if b'objstore_raft_role{role="leader"} 1.0' in body:
             return p["address"]
     raise AssertionError("no metadata leader")
@@ -145,14 +150,15 @@ def test_each_roles_metrics_pass_promtool(monitored, load):
     addresses = {role: c.processes(role)[0]["address"] for role in ("gateway", "storage", "metadata")}
     addresses["leader"] = leader_address(c)
     for role, address in addresses.items():
-        status, body = get(f"http://{address}/metrics")
+        assert get(f"http://{address}/metrics")[0] == 401, role
+        status, body = get(f"http://{address}/metrics", token=TOKEN)
         assert status == 200
         checked = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=30)
         assert checked.returncode == 0, (role, checked.stdout + checked.stderr)
         text = body.decode()
         missing = [name for name in ROLE_METRICS[role] if f"\n{name}" not in text]
         assert not missing, (role, missing)
-    leader = get(f"http://{addresses['leader']}/metrics")[1].decode()
+    leader = get(f"http://{addresses['leader']}/metrics", token=TOKEN)[1].decode()
     assert f'objstore_bucket_incomplete_uploads{{bucket="{load}"}} 1.0' in leader
 
 
