@@ -21,15 +21,16 @@ from gateway.expect import continue_or_ignore
 from gateway.handlers import batch_delete, bucket, copy, listing, multipart, object_delete, object_get, object_put
 from gateway.handlers import upload_part
 from gateway.handlers import acl, policy, tagging, versioning
+from gateway.metrics import GatewayMetrics
 from gateway.middleware import Handler, make_middleware
 from gateway.raw_headers import install as install_raw_headers
+from gateway.readiness import gateway_ready
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
 from metadata.api.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.http_common import add_health_and_metrics
-from objstore.metrics import Metrics
 from objstore.node.client import StorageClient
 from objstore.tls import clear_text_warning, client_context, server_context
 from objstore.types import Credential
@@ -104,12 +105,13 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     if unhandled:
         raise RuntimeError(f"operations routed and handled must match; they differ in {sorted(unhandled)}")
     app = web.Application(middlewares=[make_middleware(OP_HANDLERS)], client_max_size=1024**2)
-    metrics = Metrics("gateway")
+    metrics = GatewayMetrics(cfg.bucket_metrics)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=30),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=3),
+            trace_configs=[metrics.trace_config()],
         )
         internal_tls = client_context(cfg.tls_ca)
         meta = MetadataClient(list(cfg.metadata), cfg.secret, session=session, client_id=cfg.gateway_id,
@@ -136,7 +138,10 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         return {"role": "gateway", "id": cfg.gateway_id, "ring_epoch": ctx.topology.map.epoch,
                 "storage_nodes": len(ctx.topology.map.nodes)}
 
-    add_health_and_metrics(app, metrics, health)
+    async def ready() -> tuple[bool, str]:  # it can serve when it reaches the metadata service and storage nodes
+        return await gateway_ready(app[CTX_KEY]) if CTX_KEY in app else (False, "starting")
+
+    add_health_and_metrics(app, metrics, health, ready, cfg.metrics_token)
 
     async def unrouted(request: web.Request) -> web.Response:  # the middleware dispatches
         raise web.HTTPNotFound()

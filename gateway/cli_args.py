@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secret-key", default=os.environ.get(SECRET_KEY_ENV),
                    help=f"its secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
     add_limit_arguments(p)
+    p.add_argument("--bucket-metrics", action="store_true", default=None,
+                   help="count requests per bucket too (objstore_s3_bucket_requests_total{bucket,...}): one "
+                        "series per bucket, operation and status class in use; leave off with many buckets")
 
 
 # The slow-client limits: flag -> GatewayConfig field (also flags of ``objstore up``).
@@ -54,4 +57,5 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
         "gateway_id": args.gateway_id, "metadata": csv_tuple(args.metadata), "region": args.region,
         "default_policy": args.default_policy, "access_key": args.access_key, "secret_key": args.secret_key,
         **flag_table_values(args, LIMIT_FLAGS),
+        "bucket_metrics": getattr(args, "bucket_metrics", None),
     })

@@ -18,11 +18,11 @@ from aiohttp import web
 from metadata.api.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
-from objstore.metrics import Metrics
 from objstore.node.client import StorageClient
 from objstore.types import Bucket, Credential
 
 from gateway.credential_cache import CredentialCache
+from gateway.metrics import GatewayMetrics
 from gateway.topology import Topology
 
 BUCKET_TTL = 2.0  # cached bucket records serve only immutable fields (owner, policy)
@@ -43,7 +43,7 @@ class GatewayContext:
     storage: StorageClient
     topology: Topology
     hlc: HLC
-    metrics: Metrics
+    metrics: GatewayMetrics
     clock: Clock = time.time
     request_ids: Callable[[], str] = new_request_id
     _creds: CredentialCache = field(init=False)

@@ -21,6 +21,7 @@ from gateway.anonymous import ANONYMOUS, check_anonymous_op, is_anonymous
 from gateway.auth import sigv2, sigv4
 from gateway.caller import CALLER_KEY, REQUEST_ID_KEY, Caller
 from gateway.context import CTX_KEY, GatewayContext
+from gateway.request_log import REQUEST_ID, body_bytes, log_request
 from gateway.router import parse_endpoint, split_host_bucket
 from gateway.unsupported import check_expected_owner
 from gateway.xml import error_document
@@ -32,6 +33,7 @@ from objstore.errors import (
     RequestHeaderSectionTooLarge,
     SlowDown,
 )
+from objstore.http_common import PUBLIC_PATHS
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,15 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
         status = 500
         admitted = in_flight < ctx.cfg.max_concurrent_requests
         in_flight += admitted
+        ctx.metrics.in_flight.inc()
+        error_code = ""
+        endpoint = None
+        sent: web.StreamResponse | None = None
+        REQUEST_ID.set(request_id)
         try:
             if not admitted:
                 raise SlowDown()
-            if request.path in ("/health", "/metrics") and "Authorization" not in request.headers:
+            if request.path in PUBLIC_PATHS and not _s3_signed(request):
                 resp = await handler(request)
                 status = resp.status
                 op = request.path[1:]
@@ -95,23 +102,47 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
             resp = await op_handlers[endpoint.op](ctx, request, endpoint)
             resp.headers.setdefault("x-amz-request-id", request_id)
             status = resp.status
+            sent = resp
             return resp
         except ObjstoreError as err:
             status = err.status
+            error_code = err.code
             if err.status >= 500:
                 log.warning("%s %s -> %s %s (request %s)", request.method, request.path, err.code, err.message, request_id)
-            return _error_response(request, err, request_id)
+            sent = _error_response(request, err, request_id)
+            return sent
         except (ConnectionResetError, web.HTTPException):
             raise
         except Exception:  # noqa: BLE001 - last line of defence
             log.exception("internal error, request %s: %s %s", request_id, request.method, request.path)
             status = 500
-            return _error_response(request, InternalError(), request_id)
+            error_code = InternalError.code
+            sent = _error_response(request, InternalError(), request_id)
+            return sent
         finally:
             in_flight -= admitted
-            ctx.metrics.observe_request(op, status, time.perf_counter() - start)
+            ctx.metrics.in_flight.dec()
+            seconds = time.perf_counter() - start
+            ctx.metrics.observe_request(op, status, seconds)
+            if op not in _UNLOGGED:
+                log_request(request_id, op, endpoint.bucket if endpoint is not None else None, status, error_code,
+                            request.content_length or 0, body_bytes(sent), seconds)
+            if error_code:
+                ctx.metrics.observe_error(error_code)
+            if endpoint is not None and CALLER_KEY in request:
+                ctx.metrics.observe_bucket(endpoint.bucket, op, status)
 
     return s3_middleware
+
+
+_UNLOGGED = {p[1:] for p in PUBLIC_PATHS}  # health checks and scrapes: no request log line
+
+
+def _s3_signed(request: web.Request) -> bool:
+    """Whether a request carries an S3 signature (a health or metrics path is then S3: a
+    bucket of that name); a Bearer token (for /metrics) is not one."""
+    auth = request.headers.get("Authorization")
+    return auth is not None and not auth.lower().startswith("bearer ")
 
 
 def _error_response(request: web.Request, err: ObjstoreError, request_id: str) -> web.Response:

@@ -51,6 +51,7 @@ from metadata.api.commands import command_from_dict
 from metadata.fsm.machine import MetadataFSM
 from metadata import node_health, upload_http
 from metadata.liveness import LivenessSettings
+from metadata.metrics import MetadataMetrics
 from metadata.replication import http as raft_http
 from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter, parse_peers
 from metadata.replication.replicator import Replicator
@@ -239,11 +240,20 @@ def create_app(cfg: MetadataConfig) -> web.Application:
         gc.freeze()
         app[REPLICATOR] = rep
         _register_gauges(metrics, rep)
+        if isinstance(rep, RaftReplicator):
+            MetadataMetrics(metrics, rep)
         yield
         await rep.close()
 
     app.cleanup_ctx.append(replicator_ctx)
-    add_health_and_metrics(app, metrics, lambda: {"role": "metadata", "node_id": cfg.node_id})
+
+    async def ready() -> tuple[bool, str]:  # it can serve once it knows a leader
+        rep = app.get(REPLICATOR)
+        leader = rep.status().get("leader") if rep is not None else None
+        return (True, "") if leader else (False, "no metadata leader known")
+
+    add_health_and_metrics(app, metrics, lambda: {"role": "metadata", "node_id": cfg.node_id}, ready,
+                           cfg.metrics_token)
     r = app.router
     r.add_post("/v1/nodes", post_nodes, name="register_node")
     r.add_post("/v1/command", post_command, name="command")

@@ -14,13 +14,17 @@ import argparse
 import os
 from typing import Any, TypeVar
 
+from pathlib import Path
+
 from objstore.config import load
+from objstore.errors import InvalidArgument
 
 T = TypeVar("T")
 
 SECRET_ENV = "OBJSTORE_CLUSTER_SECRET"
 ACCESS_KEY_ENV = "OBJSTORE_ACCESS_KEY"
 SECRET_KEY_ENV = "OBJSTORE_SECRET_KEY"  # both: the S3 key pair the gateway registers at start
+METRICS_TOKEN_ENV = "OBJSTORE_METRICS_TOKEN"  # the bearer token /metrics requires, if any
 SECRET_FLAG_WARNING = "a secret on a command line is visible to other users of the machine (ps); prefer env "
 
 
@@ -43,6 +47,8 @@ def add_listen_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int)
     p.add_argument("--secret", help=f"cluster secret (or env {SECRET_ENV}; {SECRET_FLAG_WARNING}{SECRET_ENV})")
     add_tls_arguments(p)
+    p.add_argument("--metrics-token-file", help=f"file holding the bearer token /metrics requires "
+                   f"(or env {METRICS_TOKEN_ENV}); never the token itself on a command line")
 
 
 def add_tls_arguments(p: argparse.ArgumentParser) -> None:
@@ -80,10 +86,22 @@ def secret_of(args: argparse.Namespace) -> str | None:
     return args.secret or os.environ.get(SECRET_ENV)
 
 
+def metrics_token_of(args: argparse.Namespace) -> str | None:
+    """The /metrics bearer token: the contents of ``--metrics-token-file``, else env
+    OBJSTORE_METRICS_TOKEN, else None (no token, or the ``--config`` file's)."""
+    path = getattr(args, "metrics_token_file", None)
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read --metrics-token-file {path}: {exc.strerror}") from None
+    return os.environ.get(METRICS_TOKEN_ENV) or None
+
+
 def load_from_args(cls: type[T], args: argparse.Namespace, overrides: dict[str, Any]) -> T:
     """``cls`` from ``--config``, then ``--host``/``--port``/secret/TLS flags, then ``overrides``.
 
     Raises InvalidArgument (see :func:`objstore.config.load`)."""
     return load(cls, args.config, {"host": args.host, "port": args.port, "secret": secret_of(args),
                                    "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_ca": args.tls_ca,
-                                   **overrides})
+                                   "metrics_token": metrics_token_of(args), **overrides})

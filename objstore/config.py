@@ -38,6 +38,7 @@ class NodeConfig:
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca: str = ""
+    metrics_token: str = ""  # when set, /metrics requires "Authorization: Bearer <it>"
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,8 @@ class GatewayConfig:
     tls_key: str = ""
     # Internal calls (metadata, storage nodes) over HTTPS, verified against this CA bundle.
     tls_ca: str = ""
+    metrics_token: str = ""  # when set, /metrics requires "Authorization: Bearer <it>"
+    bucket_metrics: bool = False  # a bucket label on objstore_s3_bucket_requests_total
 
     def validate(self) -> "GatewayConfig":
         _check_port(self.port)

@@ -1,5 +1,11 @@
 """aiohttp pieces every internal service shares: auth and error middleware, /health, /metrics.
 
+Health: ``/health`` (kept for scripts and the launcher) and ``/health/live`` answer 200
+while the process runs; ``/health/ready`` answers 200 when the process can serve and 503
+(with the reason) when not, as the role's ``ready`` check decides. ``/metrics`` requires
+``Authorization: Bearer <token>`` when the process has a metrics token (compared in
+constant time); the health paths never need auth.
+
 Internal services (storage nodes, metadata nodes) speak JSON. An :class:`ObjstoreError`
 raised by a handler becomes ``{"code", "message", "extra"}`` with its HTTP status;
 :func:`raise_for_error_body` turns such a response back into the same exception on the
@@ -7,6 +13,7 @@ client side.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -22,7 +29,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-PUBLIC_PATHS = ("/health", "/metrics")
+REQUEST_ID_HEADER = "X-Request-Id"  # the gateway's request id, on internal calls it makes for it
+PUBLIC_PATHS = ("/health", "/metrics", "/health/live", "/health/ready")
+Ready = Callable[[], Awaitable[tuple[bool, str]]]  # (can serve, why not)
 
 
 def error_response(err: ObjstoreError) -> web.Response:
@@ -73,7 +82,8 @@ def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Req
         except web.HTTPException:
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
-            log.exception("internal error on %s %s", request.method, request.path)
+            log.exception("internal error on %s %s (request %s)", request.method, request.path,
+                          request.headers.get(REQUEST_ID_HEADER, "-"))
             return web.json_response(
                 {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}", "extra": {}}, status=500
             )
@@ -81,17 +91,41 @@ def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Req
     return [metrics_mw, auth_mw, error_mw]
 
 
-def add_health_and_metrics(app: web.Application, metrics: Metrics, health: Callable[[], dict[str, Any]]) -> None:
+async def _always_ready() -> tuple[bool, str]:
+    return True, ""
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    """Whether an Authorization header carries ``Bearer <token>`` (constant-time compare)."""
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def add_health_and_metrics(app: web.Application, metrics: Metrics, health: Callable[[], dict[str, Any]],
+                           ready: Ready = _always_ready, metrics_token: str = "") -> None:
     async def health_handler(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", **health()})
 
+    async def live_handler(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def ready_handler(request: web.Request) -> web.Response:
+        ok, reason = await ready()
+        return web.json_response({"status": "ready" if ok else "not ready", "reason": reason},
+                                 status=200 if ok else 503)
+
     async def metrics_handler(request: web.Request) -> web.Response:
+        if metrics_token and not bearer_matches(request.headers.get("Authorization"), metrics_token):
+            return web.json_response({"code": "AccessDenied", "message": "/metrics needs its bearer token"},
+                                     status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         body, content_type = metrics.render()
         resp = web.Response(body=body)
         resp.headers["Content-Type"] = content_type
         return resp
 
     app.router.add_get("/health", health_handler)
+    app.router.add_get("/health/live", live_handler)
+    app.router.add_get("/health/ready", ready_handler)
     app.router.add_get("/metrics", metrics_handler)
 
 

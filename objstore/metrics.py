@@ -5,13 +5,27 @@ Names shared by every role:
 - ``objstore_request_seconds{role,op}``                histogram
 - ``objstore_bytes_in_total{role}`` / ``objstore_bytes_out_total{role}`` counters
 - ``objstore_storage_used_bytes{node}``                 gauge (storage nodes)
+
+Each role adds its own families to ``Metrics.registry`` (``objstore/node/node_metrics.py``,
+``metadata/metrics.py``, ``gateway/metrics.py``). Labels stay bounded: operation names,
+status codes, error codes, node ids and states, never object keys; bucket names only on
+the metadata leader's usage gauges and, with ``--bucket-metrics``, on one gateway counter.
 """
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+COUNT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)  # batch sizes
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+LATENCY_BUCKETS = _BUCKETS
+
+
+def status_class(status: int) -> str:
+    """``"2xx"`` .. ``"5xx"``: an HTTP status as a bounded label value."""
+    return f"{status // 100}xx"
 
 
 class Metrics:

@@ -340,6 +340,12 @@ class MetadataFSM:
             "credentials": len(self.credentials), "sessions": len(self.sessions), "uploads": self.uploads.count(),
         }
 
+    def bucket_usage(self) -> dict[str, dict[str, int]]:
+        """Per bucket: objects, versions, delete markers, bytes (every object version) and
+        multipart uploads in progress; O(buckets), from counters the index keeps on apply."""
+        return {name: {**index.usage(), "uploads": self.uploads.bucket_count(name)}
+                for name, index in self.objects.items()}
+
     # --- snapshots (encoding in metadata.fsm.snapshot) -------------------------------------
 
     def snapshot(self) -> bytes:

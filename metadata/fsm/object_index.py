@@ -19,6 +19,11 @@ Invariants:
   version id in "" drops the null version; otherwise it adds a delete marker (a null one
   in "Suspended", dropping the previous null version). DELETE with a version id removes
   exactly that version.
+- Usage counters (``version_count``, ``marker_count``, ``byte_count``: versions that are
+  objects, delete markers, and the bytes of all object versions) are kept by
+  :meth:`BucketIndex.store`, the one place the index changes, so they are exact, cost O(1) per
+  change, and are rebuilt by a snapshot restore (which stores every key). ``len(live)`` is
+  the number of objects (keys whose current version is an object).
 - Conditional writes (If-Match / If-None-Match: *) are checked here, at apply time, against
   the current version, so they are atomic with the write.
 """
@@ -44,13 +49,16 @@ Versions = tuple[bytes, ...]
 class BucketIndex:
     """The versions of every key of bucket ``name``; see the module docstring."""
 
-    __slots__ = ("name", "atoms", "live", "hidden")
+    __slots__ = ("name", "atoms", "live", "hidden", "version_count", "marker_count", "byte_count")
 
     def __init__(self, name: str, atoms: records.Atoms) -> None:
         self.name = name
         self.atoms = atoms
         self.live = SortedDict()
         self.hidden = SortedDict()
+        self.version_count = 0
+        self.marker_count = 0
+        self.byte_count = 0
 
     # --- storage -----------------------------------------------------------------------
 
@@ -65,6 +73,8 @@ class BucketIndex:
 
     def store(self, key: str, versions: Versions) -> None:
         """Make ``versions`` (newest first) the versions of ``key``; empty removes the key."""
+        self._count(self.versions(key), -1)
+        self._count(versions, 1)
         if not versions:
             self.live.pop(key, None)
             self.hidden.pop(key, None)
@@ -77,6 +87,20 @@ class BucketIndex:
             self.live[key] = value
             if self.hidden:
                 self.hidden.pop(key, None)
+
+    def _count(self, versions: Versions, sign: int) -> None:
+        for rec in versions:
+            if records.is_delete_marker(rec):
+                self.marker_count += sign
+            else:
+                self.version_count += sign
+                self.byte_count += sign * records.size_of(rec)
+
+    def usage(self) -> dict[str, int]:
+        """Objects (current versions that are objects), object versions, delete markers and
+        the bytes of every object version: O(1), from the counters."""
+        return {"objects": len(self.live), "versions": self.version_count, "delete_markers": self.marker_count,
+                "bytes": self.byte_count}
 
     def is_empty(self) -> bool:
         return not self.live and not self.hidden

@@ -32,6 +32,7 @@ from objstore.types import ObjectVersion
 
 _HEAD = struct.Struct("<qdQIIIIB")
 _U16 = struct.Struct("<H")
+_SIZE = struct.Struct("<q")  # the first field of _HEAD
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 
 DELETE_MARKER, ETAG_MD5, EXTRAS, VERSIONED = 1, 2, 4, 8
@@ -156,6 +157,11 @@ def decode(bucket: str, key: str, rec: bytes, atoms: Atoms, parts: bool = True) 
 
 def is_delete_marker(rec: bytes) -> bool:
     return bool(rec[_FLAGS_AT] & DELETE_MARKER)
+
+
+def size_of(rec: bytes) -> int:
+    """The object size stored in a record (0 for a delete marker)."""
+    return _SIZE.unpack_from(rec)[0]
 
 
 def is_versioned(rec: bytes) -> bool:

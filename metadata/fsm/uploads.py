@@ -244,6 +244,10 @@ class UploadStore:
     def count(self) -> int:
         return sum(len(d) for d in self.buckets.values())
 
+    def bucket_count(self, bucket: str) -> int:
+        """Uploads in progress in ``bucket``."""
+        return len(self.buckets.get(bucket, ()))
+
     def get(self, bucket: str, key: str, upload_id: str) -> MultipartUpload:
         """Raises NoSuchUpload."""
         return self._get(bucket, key, upload_id).info

@@ -122,6 +122,9 @@ class RaftReplicator:
         self.receiver = SnapshotReceiver(self.storage.incoming, self.storage.snapshots)
         self.snapshots_installed = 0
         self.leader_changes = 0
+        # Observers for metrics (seconds of a committed-and-applied proposal, of a confirmed read).
+        self.on_proposed: Callable[[float], None] | None = None
+        self.on_read: Callable[[float], None] | None = None
         self._waiters: dict[int, tuple[int, asyncio.Future, Command | None]] = {}
         self._reads = PendingReads(node_id)
         self._wake = asyncio.Event()
@@ -169,8 +172,12 @@ class RaftReplicator:
         data = encode_command(cmd)
         if len(data) > MAX_COMMAND_BYTES:  # it must fit one Raft message to every follower
             raise InvalidArgument(f"command of {len(data)} bytes exceeds {MAX_COMMAND_BYTES}")
+        started = time.perf_counter()
         index, term = self._propose_raw(lambda: self.node.propose(data))
-        return await self._wait_applied(index, term, cmd)
+        outcome = await self._wait_applied(index, term, cmd)
+        if self.on_proposed is not None:
+            self.on_proposed(time.perf_counter() - started)
+        return outcome
 
     async def propose_conf_change(self, cc: ConfChange) -> None:
         """Append a membership change and wait until it is applied here."""
@@ -186,12 +193,15 @@ class RaftReplicator:
             raise self.not_leader()
         fut = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
+        started = time.perf_counter()
         self._reads.add(fut)
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(fut), self.settings.read_timeout)
         except asyncio.TimeoutError:
             raise ServiceUnavailable("leadership could not be confirmed in time; retry") from None
+        if self.on_read is not None:
+            self.on_read(time.perf_counter() - started)
         return fn(self.fsm)
 
     def status(self) -> dict[str, Any]:

@@ -32,10 +32,11 @@ import bisect
 import logging
 import os
 import threading
+import time
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from metadata.storage import log_format as fmt
 from objstore.durable_io import FILE_MODE, fsync_dir, write_all
@@ -94,6 +95,7 @@ class DiskLog:
         self._generation = 0  # bumped by reset, to drop stale compaction results
         self._lock = threading.Lock()  # guards the physical index (_segments) across threads
         self.fsyncs = 0  # batches made durable (for metrics)
+        self.on_fsync: Callable[[int, float], None] | None = None  # (entries, seconds of write + fsync), in the writer thread
         self.appended = 0  # entries made durable
 
     # --- opening ---------------------------------------------------------------------------
@@ -328,8 +330,11 @@ class DiskLog:
             terms.append(e.term)
             buf += fmt.encode_record(e.term, e.index, e.payload)
         assert self._fd is not None
+        started = time.perf_counter()
         write_all(self._fd, buf)
         os.fdatasync(self._fd)
+        if self.on_fsync is not None:
+            self.on_fsync(len(entries), time.perf_counter() - started)
         with self._lock:
             seg.offsets.extend(offsets)
             seg.terms.extend(terms)

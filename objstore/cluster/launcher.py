@@ -23,7 +23,9 @@ addresses: the ones chosen on the first start are kept in ``<data-dir>/metadata/
 host differs), since Raft members know each other by address. With ``--tls-dir DIR`` every
 child serves HTTPS with DIR/cert.pem and DIR/key.pem and verifies the others against
 DIR/ca.pem (recorded as ``tls_ca`` in ``cluster.json`` for the admin commands), and so do
-the launcher's health checks; the gateway then serves S3 over HTTPS too.
+the launcher's health checks; the gateway then serves S3 over HTTPS too. Every start writes
+``<data-dir>/prometheus/targets.json`` naming the processes it started; with ``--prometheus``
+it also runs Prometheus on them (:mod:`objstore.cluster.prometheus`), stopped first.
 """
 from __future__ import annotations
 
@@ -40,9 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from objstore.cli_args import ACCESS_KEY_ENV, SECRET_ENV, SECRET_KEY_ENV
+from objstore.cli_args import ACCESS_KEY_ENV, METRICS_TOKEN_ENV, SECRET_ENV, SECRET_KEY_ENV
+from objstore.cluster.prometheus import PrometheusMissing, prometheus_child, write_targets
 from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free, stop_all, wait_healthy
 from objstore.durable_io import atomic_write
+from objstore.logs import LOG_FILE_ENV, LOG_FORMAT_ENV
 from objstore.erasure.policy import check_ec_policy
 from objstore.errors import ObjstoreError
 from objstore.tls import base_url, client_context
@@ -71,6 +75,11 @@ class UpOptions:
     tls_dir: str = ""  # ca.pem, cert.pem and key.pem: every process serves and calls HTTPS
     metadata_args: tuple[str, ...] = ()  # more flags of ``objstore metadata`` (its liveness timers)
     storage_args: tuple[str, ...] = ()  # more flags of ``objstore storage`` (heartbeat interval, scrub pacing)
+    prometheus: bool = False  # also run Prometheus (the Debian package's binary) on the cluster
+    prometheus_port: int = 9090
+    prometheus_interval: float = 15.0  # seconds between scrapes and rule evaluations
+    metrics_token_file: str = ""  # /metrics of every process requires the bearer token in this file
+    log_format: str = "text"  # or "json": every child's log lines
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -129,6 +138,7 @@ class Cluster:
         self.tls_files = {n: str(Path(opts.tls_dir, f"{n}.pem").resolve()) for n in ("ca", "cert", "key")
                           if opts.tls_dir}
         self.tls: ssl.SSLContext | None = None  # the client context of the health checks (set by start)
+        self.prometheus: Child | None = None  # with --prometheus, once started
 
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", CLI_MODULE, *args]
@@ -138,6 +148,10 @@ class Cluster:
         gateway on a start that must register it, the S3 key pair (never on a command line)."""
         env = {k: v for k, v in os.environ.items() if k not in (SECRET_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV)}
         env[SECRET_ENV] = self.keys["cluster_secret"]
+        # Each child logs into its log file itself, rotating it by size (objstore.logs).
+        env[LOG_FILE_ENV], env[LOG_FORMAT_ENV] = str(child.log_path), self.opts.log_format
+        if self.opts.metrics_token_file:
+            env[METRICS_TOKEN_ENV] = Path(self.opts.metrics_token_file).read_text().strip()
         if child.role == "gateway" and not self.keys["registered"]:
             env[ACCESS_KEY_ENV], env[SECRET_KEY_ENV] = self.keys["access_key"], self.keys["secret_key"]
         return env
@@ -197,6 +211,8 @@ class Cluster:
                               f"not {o.metadata_nodes}")
         if not 1 <= o.s3_port <= 65535:
             raise LaunchError(f"invalid --s3-port {o.s3_port}")
+        if o.metrics_token_file and not os.path.isfile(o.metrics_token_file):
+            raise LaunchError(f"--metrics-token-file {o.metrics_token_file} is not a file")
         missing = [p for p in self.tls_files.values() if not os.path.isfile(p)]
         if missing:
             raise LaunchError(f"--tls-dir needs ca.pem, cert.pem and key.pem; missing: {', '.join(missing)}")
@@ -227,7 +243,33 @@ class Cluster:
                 raise LaunchError(f"{exc}; see {exc.child.log_path}") from None
         self.mark_registered()
         self._wait_registered()
+        write_targets(self.data_dir, self.children, https=bool(self.tls_files))
+        if self.opts.prometheus:
+            self.start_prometheus()
         self.write_cluster_json()
+
+    def start_prometheus(self) -> None:
+        """Start Prometheus on the targets file and wait until it is ready."""
+        o = self.opts
+        token = str(Path(o.metrics_token_file).resolve()) if o.metrics_token_file else ""
+        try:
+            child = prometheus_child(self.data_dir, o.host, o.prometheus_port, o.prometheus_interval,
+                                     self.tls_files.get("ca", ""), token)
+        except PrometheusMissing as exc:
+            raise LaunchError(str(exc)) from None
+        if not port_free(o.host, o.prometheus_port):
+            raise LaunchError(f"port {o.prometheus_port} on {o.host} is in use; choose another with --prometheus-port")
+        child.start({k: v for k, v in os.environ.items()
+                     if k not in (SECRET_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV, METRICS_TOKEN_ENV)})
+        self.prometheus = child
+        self._say(f"  started prometheus      {child.address}  pid {child.proc.pid}")  # type: ignore[union-attr]
+        try:
+            wait_healthy(child, timeout=60, path="/-/ready")
+        except ChildFailed as exc:
+            raise LaunchError(f"{exc}; see {child.log_path}") from None
+
+    def prometheus_url(self) -> str:
+        return f"http://{self.prometheus.address}" if self.prometheus else ""
 
     def _wait_registered(self, timeout: float = 30.0) -> None:
         """Wait until the gateway's cluster map shows every storage node."""
@@ -261,6 +303,7 @@ class Cluster:
                 for c in self.children
             ],
             **({"tls_ca": self.tls_files["ca"]} if self.tls_files else {}),
+            **({"prometheus": {"url": self.prometheus_url(), "pid": self.prometheus.pid}} if self.prometheus else {}),
         }
         path = self.data_dir / "cluster.json"
         tmp = path.with_suffix(".tmp")
@@ -268,6 +311,8 @@ class Cluster:
         os.replace(tmp, path)
 
     def stop(self, grace: float = 10.0) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop(grace)
         for role in ("gateway", "storage", "metadata"):
             stop_all([c for c in self.children if c.role == role], grace)
         path = self.data_dir / "cluster.json"
@@ -355,7 +400,8 @@ def run_up(opts: UpOptions) -> int:
         f"  access key:   {cluster.keys['access_key']}\n"
         f"  secret key:   in {cluster.data_dir / 'credentials.json'} (never printed: output may be logged)\n"
         f"  region:       us-east-1\n"
-        f"  data dir:     {cluster.data_dir}  (cluster.json, logs/)\n\n"
+        f"  data dir:     {cluster.data_dir}  (cluster.json, logs/, prometheus/targets.json)\n"
+        + (f"  Prometheus:   {cluster.prometheus_url()}\n" if cluster.prometheus else "") + "\n"
         f"  try:  AWS_ACCESS_KEY_ID={cluster.keys['access_key']} AWS_SECRET_ACCESS_KEY=... "
         f"aws --endpoint-url {endpoint}{ca_flag} s3 ls\n"
         "Press Ctrl-C to stop.",

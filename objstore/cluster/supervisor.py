@@ -115,11 +115,11 @@ def stop_all(children: Iterable[Child], grace: float) -> None:
 
 
 def wait_healthy(child: Child, timeout: float = 30.0, interval: float = 0.05,
-                 tls: ssl.SSLContext | None = None) -> None:
-    """Poll ``http://<address>/health`` (https verified by the client context ``tls`` when
+                 tls: ssl.SSLContext | None = None, path: str = "/health") -> None:
+    """Poll ``http://<address><path>`` (https verified by the client context ``tls`` when
     given) until it answers 200; raises ChildFailed on exit or timeout."""
     deadline = time.monotonic() + timeout
-    url = base_url(child.address, tls) + "/health"
+    url = base_url(child.address, tls) + path
     while True:
         if child.exited():
             raise ChildFailed(child, f"{child.name} exited with code {child.proc.returncode}",  # type: ignore[union-attr]

@@ -45,6 +45,7 @@ from objstore.node.heartbeat import heartbeat_task
 from objstore.node.index import Entry
 from objstore.node.repair_report import ReportQueue, metadata_sender
 from objstore.node.scrub import MB, ScrubCollector, Scrubber
+from objstore.node.node_metrics import StorageNodeMetrics, store_space
 from objstore.node.store import BlobStore, StoreOptions
 from objstore.tls import clear_text_warning, client_context, server_context
 
@@ -253,6 +254,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
                            registry=metrics.registry)
     metrics.registry.register(_StoreCollector(app))
     metrics.registry.register(ScrubCollector(lambda: app[SCRUB].status() if SCRUB in app else None, cfg.node_id))
+    node_metrics = StorageNodeMetrics(metrics, cfg.node_id, lambda: store_space(app[STORE]) if STORE in app else None)
     opts = options or StoreOptions(capacity_bytes=cfg.capacity_bytes)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -261,6 +263,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
         app[STORE] = store
         # Read at every scrape, so the gauge is always current.
         metrics.storage_used.labels(cfg.node_id).set_function(lambda: store.used_bytes)
+        store.batch_observer = node_metrics.observe_batch
         yield
         await store.close()
 
@@ -303,7 +306,12 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     r.add_get("/stats", stats, name="stats")
     r.add_get("/v1/scrub", scrub_status, name="scrub_status")
     r.add_post("/v1/scrub/start", scrub_start, name="scrub_start")
-    add_health_and_metrics(app, metrics, lambda: {"node_id": cfg.node_id, "role": "storage"})
+
+    async def ready() -> tuple[bool, str]:  # the index is rebuilt once the store is open
+        return (True, "") if STORE in app else (False, "the blob index is being rebuilt")
+
+    add_health_and_metrics(app, metrics, lambda: {"node_id": cfg.node_id, "role": "storage"}, ready,
+                           cfg.metrics_token)
     return app
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from typing import Callable
 
 from objstore.errors import ServiceUnavailable
@@ -35,6 +36,7 @@ class GroupCommitter:
         on_commit: Callable[[PendingRecord, Appended], None],
         max_batch_bytes: int = 32 * 1024 * 1024,
         max_batch_records: int = 4096,
+        on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         self._segments = segments
         self._next_seq = next_seq
@@ -48,6 +50,7 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.records = 0
+        self._on_batch = on_batch  # (records, seconds of write + fsync) after each durable batch
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
@@ -83,6 +86,7 @@ class GroupCommitter:
                 await self._wakeup.wait()
                 continue
             batch = self._take_batch()
+            started = time.perf_counter()
             try:
                 results = await loop.run_in_executor(
                     self._executor, self._segments.append_batch, [r for r, _ in batch], self._next_seq
@@ -100,6 +104,8 @@ class GroupCommitter:
                 continue
             self.batches += 1
             self.records += len(batch)
+            if self._on_batch is not None:
+                self._on_batch(len(batch), time.perf_counter() - started)
             for (rec, fut), res in zip(batch, results):
                 try:
                     self._on_commit(rec, res)

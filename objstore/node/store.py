@@ -110,6 +110,7 @@ class BlobStore:
         self._quarantine_lock = threading.Lock()
         self._quarantine_version = 0  # of the list in memory; the file holds the one saved last
         self._quarantine_saved = 0
+        self.batch_observer: Callable[[int, float], None] | None = None  # (records, seconds) per group commit
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -122,8 +123,13 @@ class BlobStore:
         except BaseException:
             await self.close()
             raise
-        self._committer = GroupCommitter(self._segments, self._next_seq, self._commit_pool, self._on_commit)
+        self._committer = GroupCommitter(self._segments, self._next_seq, self._commit_pool, self._on_commit,
+                                         on_batch=self._observe_batch)
         self._committer.start()
+
+    def _observe_batch(self, records: int, seconds: float) -> None:
+        if self.batch_observer is not None:
+            self.batch_observer(records, seconds)
 
     def _open_sync(self) -> None:
         os.makedirs(self.data_dir, exist_ok=True)

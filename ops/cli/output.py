@@ -1,8 +1,9 @@
 """How every admin command answers: aligned tables, ``--json``, errors and exit codes.
 
 Exit codes, the same for every command:
-  0  done (for ``status``: the cluster answered)
-  1  the cluster was found but the operation failed or it could not be reached
+  0  done (for ``status``: the cluster is healthy)
+  1  the cluster was found but the operation failed or it could not be reached (for
+     ``status``: the cluster is degraded; 2 when no metadata leader answers)
   2  the command line cannot work as given (no cluster found, a malformed argument)
   130  interrupted (Ctrl-C)
 

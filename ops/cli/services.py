@@ -21,6 +21,7 @@ import objstore.node.cli_args
 from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_ENV
 from metadata.liveness import heartbeat_interval
 from objstore.cluster.launcher import UpOptions, run_up
+from objstore.logs import add_log_arguments, configure_from_args
 from ops.cli.metadata_admin import COMMANDS as METADATA_ADMIN
 
 
@@ -42,7 +43,23 @@ def add_up_parser(sub: Any) -> None:
     objstore.node.cli_args.add_scrub_arguments(p)
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
+    add_up_monitoring_arguments(p)
     p.set_defaults(func=run_up_command)
+
+
+def add_up_monitoring_arguments(p: argparse.ArgumentParser) -> None:
+    """``objstore up``'s Prometheus flags."""
+    p.add_argument("--prometheus", action="store_true",
+                   help="also run Prometheus (Debian package `prometheus`) scraping every process, with the alert "
+                        "rules of ops/prometheus; its data under <data-dir>/prometheus")
+    p.add_argument("--prometheus-port", type=int, default=9090, help="Prometheus's port (default 9090)")
+    p.add_argument("--prometheus-interval", type=float, default=15.0,
+                   help="seconds between scrapes and rule evaluations (default 15)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="every process logs text or JSON lines to <data-dir>/logs/<id>.log, rotated by size")
+    p.add_argument("--metrics-token-file", default="",
+                   help="file holding a bearer token every process's /metrics then requires (Prometheus is "
+                        "given the file)")
 
 
 def run_up_command(args: argparse.Namespace) -> int:
@@ -52,6 +69,9 @@ def run_up_command(args: argparse.Namespace) -> int:
         access_key=args.access_key, secret_key=args.secret_key, gateway_args=gateway.cli_args.limit_argv(args),
         tls_dir=args.tls_dir, metadata_args=metadata.cli_args.liveness_argv(args),
         storage_args=_heartbeat_argv(args.node_timeout) + objstore.node.cli_args.scrub_argv(args),
+        prometheus=args.prometheus, prometheus_port=args.prometheus_port,
+        prometheus_interval=args.prometheus_interval, metrics_token_file=args.metrics_token_file,
+        log_format=args.log_format,
     ))
 
 
@@ -75,8 +95,10 @@ def add_service_parsers(sub: Any) -> None:
     for name, help_text, description, flags, entry in SERVICES:
         p = sub.add_parser(name, help=help_text, description=description)
         flags.add_arguments(p)
+        add_log_arguments(p)
 
-        def run(args: argparse.Namespace, flags: Any = flags, entry: Any = entry) -> int:
+        def run(args: argparse.Namespace, flags: Any = flags, entry: Any = entry, name: str = name) -> int:
+            configure_from_args(name, args)
             entry(flags.config_from_args(args))
             return 0
 

@@ -7,6 +7,11 @@ the ring, capacity used, and from the leader's liveness table the age of its las
 heartbeat and its free space), then each node's scrubber (:mod:`ops.cli.scrub`: last full
 pass, bytes verified, corrupt blobs found, repaired); ``--json`` prints the same as one JSON
 document, with each bucket's policy and each node's ``scrub``.
+
+Exit code (so scripts can use it): 0 healthy; 1 degraded (a storage node not up or not
+reachable, except removed ones; a metadata member not answering its /health/live; objects
+below their policy, when the metadata service reports ``objects_below_policy``); 2 unavailable (no metadata leader answered). The
+problems are listed under the table, and in ``--json`` as ``health``.
 """
 from __future__ import annotations
 
@@ -22,9 +27,13 @@ from metadata.api.client import MetadataClient
 from objstore.errors import ObjstoreError
 from objstore.node.client import StorageClient
 from objstore.ring import build_ring, describe
+from objstore.tls import base_url, request_ssl
 from ops.cli import scrub
 from ops.cli.cluster import add_cluster_arguments, find_cluster
-from ops.cli.output import OK, add_json_argument, emit, human_size, table
+from ops.cli.output import OK, CommandError, add_json_argument, emit, human_size, table
+
+DEGRADED = 1
+UNAVAILABLE = 2
 
 
 def add_parser(sub: Any) -> None:
@@ -36,7 +45,7 @@ def add_parser(sub: Any) -> None:
 
 async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = None) -> dict[str, Any]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        meta = MetadataClient(addrs, secret, session=session, tls=tls)
+        meta = MetadataClient(addrs, secret, session=session, tls=tls, deadline=5.0)
         storage = StorageClient(session, secret, tls=tls)
         meta_status = await meta.status()
         cmap = await meta.get_cluster_map()
@@ -50,6 +59,17 @@ async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = No
             except Exception:  # noqa: BLE001 - a down node is shown as unreachable
                 return None
 
+        async def live(addr: str) -> bool:
+            try:
+                async with session.get(base_url(addr, tls) + "/health/live", ssl=request_ssl(tls),
+                                       timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    return resp.status == 200
+            except Exception:  # noqa: BLE001 - any failure: not reachable
+                return False
+
+        members = meta_status.get("members") or {}
+        reachable = await asyncio.gather(*(live(m["address"]) for m in members.values()))
+        meta_status["members_reachable"] = dict(zip(members, reachable))
         stats = await asyncio.gather(*(node_stats(n.address) for n in cmap.nodes))
         health = {h["node_id"]: h for h in await _node_health(meta)}
         nodes = []
@@ -92,6 +112,25 @@ async def _node_health(meta: MetadataClient) -> list[dict[str, Any]]:
         return []
 
 
+def assess(status: dict[str, Any]) -> tuple[int, list[str]]:
+    """(exit code, problems) of a collected status: OK, or DEGRADED with what is wrong."""
+    problems = []
+    for n in status["nodes"]:
+        if n["state"] == "removed":
+            continue
+        if n["state"] != "up":
+            problems.append(f"storage node {n['node_id']} is {n['state']}")
+        elif not n["reachable"]:
+            problems.append(f"storage node {n['node_id']} is unreachable")
+    for nid, ok in status["metadata"].get("members_reachable", {}).items():
+        if not ok:
+            problems.append(f"metadata node {nid} is unreachable")
+    below = status["metadata"].get("objects_below_policy")
+    if below:
+        problems.append(f"{below} objects are below their data policy")
+    return (DEGRADED if problems else OK), problems
+
+
 def _policy_counts(bucket_policies: dict[str, str]) -> str:
     counts = Counter(bucket_policies.values())
     return "  ".join(f"{p} {counts[p]} bucket{'s' * (counts[p] != 1)}" for p in sorted(counts)) or "no buckets"
@@ -122,7 +161,9 @@ def render(status: dict[str, Any]) -> str:
                      human_size(n.get("free_bytes")), _age(n.get("heartbeat_age"))))
     scrubs = [n["scrub"] for n in status["nodes"] if n.get("scrub")]
     scrub_table = "\n\nscrub\n" + scrub.render(scrubs) if scrubs else ""
-    return "\n".join(lines) + "\n" + table(rows) + scrub_table
+    health = status.get("health", {})
+    verdict = "\n".join(["", f"health     {health.get('state', '?')}", *(f"  - {p}" for p in health.get("problems", []))])
+    return "\n".join(lines) + "\n" + table(rows) + verdict + scrub_table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         status = asyncio.run(collect(list(cluster.metadata), cluster.secret, cluster.tls()))
     except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported the same way
-        raise cluster.unreachable(exc) from None
+        raise CommandError(cluster.unreachable(exc).message, UNAVAILABLE) from None
+    code, problems = assess(status)
+    status["health"] = {"state": "healthy" if code == OK else "degraded", "problems": problems}
     emit(args, status, render)
-    return OK
+    return code

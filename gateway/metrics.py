@@ -1,0 +1,91 @@
+"""The gateway's metric families, beside the shared ones of :mod:`objstore.metrics`.
+
+Shared (role="gateway"): ``objstore_requests_total{op,status}`` (S3 requests by operation and
+status code; the status class is ``status=~"5.."`` in PromQL), ``objstore_request_seconds{op}``
+(latency histogram by operation), ``objstore_bytes_in_total`` / ``objstore_bytes_out_total``.
+Added here:
+
+- ``objstore_s3_requests_in_flight``                          gauge
+- ``objstore_s3_errors_total{code}``                          counter, by S3 error code
+- ``objstore_gateway_backend_request_duration_seconds{backend,call}`` histogram: each call to a
+  metadata node (``backend="metadata"``) or storage node (``"storage"``) until its response
+  headers, ``call`` being the method and the path's route (``GET /v1/object``, ``PUT /blobs``)
+- ``objstore_s3_bucket_requests_total{bucket,operation,status_class}`` counter, only with
+  ``--bucket-metrics``. Cardinality: buckets x operations used x status classes; bucket names
+  come only from authenticated requests, and past ``MAX_BUCKET_LABELS`` distinct names the
+  rest count as bucket="_other".
+"""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import aiohttp
+from prometheus_client import Counter, Gauge, Histogram
+
+from gateway.request_log import REQUEST_ID
+from objstore.http_common import REQUEST_ID_HEADER
+from objstore.metrics import LATENCY_BUCKETS, Metrics, status_class
+
+MAX_BUCKET_LABELS = 1000
+OTHER_BUCKET = "_other"
+
+
+def backend_call(method: str, path: str) -> tuple[str, str]:
+    """(backend, call) of an internal request: bounded labels from its method and path."""
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1] in ("v1", "raft"):
+        return "metadata", f"{method} /{parts[1]}/{parts[2]}"
+    return "storage", f"{method} /{parts[1] if len(parts) > 1 else ''}"
+
+
+class GatewayMetrics(Metrics):
+    """:class:`Metrics` of role "gateway" plus the families in the module docstring."""
+
+    def __init__(self, bucket_metrics: bool = False) -> None:
+        super().__init__("gateway")
+        r = self.registry
+        self.in_flight = Gauge("objstore_s3_requests_in_flight", "S3 requests being served", registry=r)
+        self.errors = Counter("objstore_s3_errors", "S3 error responses by error code", ["code"], registry=r)
+        self.backend = Histogram("objstore_gateway_backend_request_duration_seconds",
+                                 "Calls to metadata and storage nodes, until their response headers",
+                                 ["backend", "call"], buckets=LATENCY_BUCKETS, registry=r)
+        self.by_bucket = Counter("objstore_s3_bucket_requests", "S3 requests by bucket (--bucket-metrics)",
+                                 ["bucket", "operation", "status_class"], registry=r) if bucket_metrics else None
+        self._bucket_labels: set[str] = set()
+
+    def observe_error(self, code: str) -> None:
+        self.errors.labels(code).inc()
+
+    def observe_bucket(self, bucket: str | None, op: str, status: int) -> None:
+        """Count a request of an authenticated caller against ``bucket`` (with --bucket-metrics)."""
+        if self.by_bucket is None or not bucket:
+            return
+        if bucket not in self._bucket_labels:
+            if len(self._bucket_labels) >= MAX_BUCKET_LABELS:
+                bucket = OTHER_BUCKET
+            else:
+                self._bucket_labels.add(bucket)
+        self.by_bucket.labels(bucket, op, status_class(status)).inc()
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """An aiohttp trace that times every call of the gateway's client session and tags it
+        with the request id of the S3 request it serves."""
+        trace = aiohttp.TraceConfig()
+
+        async def start(_session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                        params: aiohttp.TraceRequestStartParams) -> None:
+            ctx.started = time.perf_counter()
+            request_id = REQUEST_ID.get()
+            if request_id:  # the S3 request this call serves (gateway.request_log)
+                params.headers[REQUEST_ID_HEADER] = request_id
+
+        async def end(_session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                      params: aiohttp.TraceRequestEndParams | aiohttp.TraceRequestExceptionParams) -> None:
+            backend, call = backend_call(params.method, params.url.path)
+            self.backend.labels(backend, call).observe(time.perf_counter() - ctx.started)
+
+        trace.on_request_start.append(start)
+        trace.on_request_end.append(end)
+        trace.on_request_exception.append(end)
+        return trace

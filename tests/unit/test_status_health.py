@@ -1,0 +1,30 @@
+"""`objstore status` decides its exit code from what it collected: healthy, degraded."""
+from __future__ import annotations
+
+from ops.cli.status import DEGRADED, assess
+from ops.cli.output import OK
+
+
+def status(*nodes: tuple[str, str, bool], **meta) -> dict:
+    return {"metadata": meta, "nodes": [{"node_id": n, "state": s, "reachable": r} for n, s, r in nodes]}
+
+
+def test_every_node_up_and_reachable_is_healthy():
+    assert assess(status(("s1", "up", True), ("s2", "up", True))) == (OK, [])
+
+
+def test_a_node_down_or_unreachable_is_degraded():
+    code, problems = assess(status(("s1", "up", True), ("s2", "down", False), ("s3", "up", False)))
+    assert code == DEGRADED
+    assert problems == ["storage node s2 is down", "storage node s3 is unreachable"]
+
+
+def test_an_unreachable_metadata_member_is_degraded():
+    code, problems = assess(status(("s1", "up", True), members_reachable={"m1": True, "m2": False}))
+    assert code == DEGRADED and problems == ["metadata node m2 is unreachable"]
+
+
+def test_removed_nodes_do_not_count_and_objects_below_policy_do():
+    assert assess(status(("s1", "up", True), ("s9", "removed", False))) == (OK, [])
+    code, problems = assess(status(("s1", "up", True), objects_below_policy=3))
+    assert code == DEGRADED and problems == ["3 objects are below their data policy"]
