@@ -44,7 +44,8 @@ class NodeConfig:
 class StorageConfig(NodeConfig):
     zone: str = "zone-a"
     weight: float = 1.0
-    capacity_bytes: int = 0  # 0: the free space of the data dir's filesystem
+    capacity_bytes: int = 0  # 0: the size of the data dir's filesystem
+    reserve_bytes: int = -1  # free space writes must leave (for deletes); -1: min(5% of capacity, 1 GiB)
     metadata: tuple[str, ...] = ()  # "host:port" of metadata nodes, to register with
     advertise: str = ""  # "host:port" other processes reach this node at (default host:port)
 
@@ -54,6 +55,8 @@ class StorageConfig(NodeConfig):
             raise InvalidArgument(f"invalid node id {self.node_id!r}")
         if self.weight <= 0:
             raise InvalidArgument("weight must be positive")
+        if self.capacity_bytes < 0 or self.reserve_bytes < -1:
+            raise InvalidArgument("capacity_bytes and reserve_bytes must not be negative")
         check_pair(self.tls_cert, self.tls_key)
         return self
 

@@ -5,6 +5,11 @@ node raised (via ``raise_for_error_body``); connection failures and timeouts bec
 ``ServiceUnavailable`` so callers fail over to another replica. A GET body that ends early
 (the node aborts a stream whose block failed verification) raises ``ServiceUnavailable``
 from ``iter_chunks``: never treat a short body as data.
+
+A GET whose node sends nothing for ``read_stall`` seconds (before its first byte or
+mid-stream) fails the same way, so a paused node delays a read by at most that bound. A
+streamed PUT asks for ``100-continue``: a node refusing it (507 when full) does so before
+any byte is taken from the body, so the caller may send the same body elsewhere.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ POLICY_HEADER = "X-Objstore-Policy"
 SIZE_HEADER = "X-Objstore-Size"
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3.0, sock_connect=3.0, sock_read=30.0)
+DEFAULT_READ_STALL = 2.0
 _CONN_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
@@ -67,10 +73,13 @@ class StorageClient:
     HTTPS, verified by it; None calls them over plain HTTP."""
 
     def __init__(self, session: aiohttp.ClientSession, secret: str,
-                 timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT, *, tls: ssl.SSLContext | None = None) -> None:
+                 timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT, *, tls: ssl.SSLContext | None = None,
+                 read_stall: float = DEFAULT_READ_STALL) -> None:
         self._session = session
         self._secret = secret
         self._timeout = timeout
+        self._read_timeout = aiohttp.ClientTimeout(total=None, connect=timeout.connect,
+                                                   sock_connect=timeout.sock_connect, sock_read=read_stall)
         self._tls = tls
         self._ssl = request_ssl(tls)
 
@@ -119,7 +128,7 @@ class StorageClient:
         try:
             data = body if isinstance(body, (bytes, bytearray, memoryview)) else counted()
             async with self._session.put(self._url(address, path), data=data, headers=headers,
-                                         timeout=self._timeout, ssl=self._ssl) as resp:
+                                         timeout=self._timeout, ssl=self._ssl, expect100=data is not body) as resp:
                 raw = await resp.read()
                 raise_for_error_body(resp.status, raw)
                 return await resp.json(content_type=None)
@@ -146,7 +155,7 @@ class StorageClient:
             extra["Range"] = f"bytes={0 if start is None else start}-{'' if end is None else end}"
         try:
             resp = await self._session.get(self._url(address, path), headers=self._sign(address, "GET", path, extra),
-                                           timeout=self._timeout, ssl=self._ssl)
+                                           timeout=self._read_timeout, ssl=self._ssl)
         except _CONN_ERRORS as exc:
             raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
         try:

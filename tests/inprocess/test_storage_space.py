@@ -1,0 +1,116 @@
+"""A storage node's space over HTTP: 507 InsufficientStorage before the body, deletes that
+always work, a real ENOSPC answered 507 while reads and deletes go on, and ``/stats``."""
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from objstore.config import StorageConfig
+from objstore.errors import InsufficientStorage
+from objstore.node.app import STORE, create_app
+from objstore.node.blob import BlobId
+from objstore.node.client import StorageClient
+from objstore.node.store import StoreOptions
+
+SECRET = "test-secret"
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[StorageClient]:
+    async with aiohttp.ClientSession() as session:
+        yield StorageClient(session, SECRET)
+
+
+async def serve(tmp_path: Path, opts: StoreOptions) -> tuple[web.AppRunner, str]:
+    cfg = StorageConfig(node_id="s1", data_dir=str(tmp_path / "s1"), secret=SECRET)
+    runner = web.AppRunner(create_app(cfg, opts))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+
+class Body:
+    """A streamed body that records whether anyone started reading it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.started = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.started = True
+        for i in range(0, len(self.data), 64 * 1024):
+            yield self.data[i : i + 64 * 1024]
+
+
+async def put(client: StorageClient, address: str, vid: str, body: bytes | Body) -> dict:
+    size = len(body.data if isinstance(body, Body) else body)
+    return await client.put_blob(address, vid, 0, "b", "k", "replica:3", size, body)
+
+
+async def test_a_node_refuses_a_blob_beyond_its_reserve_before_the_body_and_deletes_still_work(
+    tmp_path: Path, client: StorageClient
+) -> None:
+    runner, addr = await serve(tmp_path, StoreOptions(capacity_bytes=4 * MIB, reserve_bytes=MIB))
+    try:
+        first = os.urandom(2 * MIB)
+        await put(client, addr, "v1", Body(first))
+        stats = await client.stats(addr)
+        assert stats["capacity_bytes"] == 4 * MIB and stats["reserve_bytes"] == MIB
+        assert stats["free_bytes"] == 4 * MIB - stats["used_bytes"] < 2 * MIB
+        refused = Body(os.urandom(MIB + 512 * 1024))
+        with pytest.raises(InsufficientStorage):
+            await put(client, addr, "v2", refused)
+        assert not refused.started  # answered before "100 Continue": no body byte was sent
+        with pytest.raises(InsufficientStorage):
+            await put(client, addr, "v3", os.urandom(1_200_000 - 100_000))  # a whole body too
+        async with client.get_blob(addr, "v1", 0) as blob:
+            assert await blob.read() == first
+        await client.delete_blob(addr, "v1", 0)
+        assert (await client.stats(addr))["free_bytes"] > 3 * MIB  # its file is gone
+        await put(client, addr, "v2", Body(refused.data))
+    finally:
+        await runner.cleanup()
+
+
+class FailingDisk:
+    """os.write failing with ENOSPC for writes of more than ``limit`` bytes while ``full``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.full = False
+
+    def write(self, fd: int, data: bytes) -> int:
+        if self.full and len(data) > self.limit:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+
+async def test_a_real_enospc_is_a_507_and_the_node_keeps_serving_reads_and_deletes(
+    tmp_path: Path, client: StorageClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FailingDisk(limit=4096)
+    runner, addr = await serve(tmp_path, StoreOptions())
+    store = runner.app[STORE]
+    monkeypatch.setattr(store._segments, "_write", disk.write)  # the segment log's injected write
+    try:
+        kept = os.urandom(10_000)
+        await put(client, addr, "v1", kept)
+        disk.full = True
+        with pytest.raises(InsufficientStorage):
+            await put(client, addr, "v2", os.urandom(10_000))
+        async with client.get_blob(addr, "v1", 0) as blob:
+            assert await blob.read() == kept
+        await client.delete_blob(addr, "v1", 0)  # a tombstone is small enough to fit
+        assert store.index.get(BlobId("v1", 0)) is None
+        disk.full = False
+        await put(client, addr, "v3", os.urandom(10_000))
+    finally:
+        await runner.cleanup()
