@@ -3,7 +3,9 @@
 The map is fetched from the metadata service and refreshed in the background; a node that
 fails a request is *suspected* for a short while, so new writes are placed on the next
 nodes of the ring (handoff) instead of waiting on a dead one. Suspicion is local, soft
-state: it never changes the cluster map.
+state: it never changes the cluster map. A node that answered 507 (full) is suspected
+for longer (``FanOut`` asks for it), and ``handoff`` finds a replacement for a full node
+in the middle of a write.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Collection
 
 from objstore.errors import InsufficientReplicas
 from objstore.ring import Ring, build_ring
@@ -63,8 +65,8 @@ class Topology:
             except Exception as exc:  # noqa: BLE001
                 log.debug("cluster map refresh failed: %s", exc)
 
-    def suspect(self, node_id: str) -> None:
-        self._suspects[node_id] = self._clock() + SUSPECT_SECONDS
+    def suspect(self, node_id: str, seconds: float = SUSPECT_SECONDS) -> None:
+        self._suspects[node_id] = max(self._suspects.get(node_id, 0.0), self._clock() + seconds)
 
     def is_suspect(self, node_id: str) -> bool:
         until = self._suspects.get(node_id)
@@ -91,3 +93,13 @@ class Topology:
         if not nodes:
             raise InsufficientReplicas("No storage node is available.")
         return nodes
+
+    def handoff(self, bucket: str, key: str, n: int, exclude: Collection[str]) -> NodeInfo | None:
+        """The next node of the ring for (bucket, key) after its first ``n``, not in
+        ``exclude`` nor suspected; None if there is none."""
+        suspects = {nd.node_id for nd in self.map.nodes if self.is_suspect(nd.node_id)}
+        for node_id in self.ring.locate_extra(bucket, key, n, {*exclude, *suspects}):
+            node = self.map.node(node_id)
+            if node is not None:
+                return node
+        return None

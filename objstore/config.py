@@ -120,6 +120,11 @@ class GatewayConfig:
     body_min_rate: float = 1024.0
     header_timeout_seconds: float = 30.0
     max_concurrent_requests: int = 1024
+    # Paused or stalled storage nodes: a write waits at most straggler_timeout_seconds for
+    # a node once W acknowledged (or for a node taking nothing while W others keep up);
+    # a read abandons a replica or shard that sends nothing for read_stall_seconds.
+    straggler_timeout_seconds: float = 2.0
+    read_stall_seconds: float = 2.0
     # S3 over HTTPS: a PEM certificate (chain) and its private key; both or neither.
     tls_cert: str = ""
     tls_key: str = ""
@@ -138,6 +143,8 @@ class GatewayConfig:
                                   "body_min_rate not negative")
         if self.max_concurrent_requests < 1:
             raise InvalidArgument("max_concurrent_requests must be at least 1")
+        if self.straggler_timeout_seconds <= 0 or self.read_stall_seconds <= 0:
+            raise InvalidArgument("straggler_timeout_seconds and read_stall_seconds must be positive")
         check_pair(self.tls_cert, self.tls_key)
         return self
 
