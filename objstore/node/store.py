@@ -117,6 +117,7 @@ class BlobStore:
         self._seq = itertools.count(1)
         self._file_bytes = 0
         self._admitted = 0  # bytes promised to writes in flight
+        self._spare_missing = False  # given up (or never set aside): set it aside again when possible
         self._lock_fd = -1
         self._bg: set[asyncio.Future] = set()
 
@@ -318,11 +319,15 @@ class BlobStore:
                 if exc.errno not in _NO_SPACE or not self._give_up_spare():
                     raise
                 log.warning("disk full: gave up the spare space for a tombstone")
+                self._spare_missing = True
                 await self._committer.submit(record)
         except OSError as exc:
             if exc.errno in _NO_SPACE:
                 raise InsufficientStorage(f"no space left on storage node: {exc.strerror}") from exc
             raise
+        if self._spare_missing:  # deletes free space: try to set the spare aside again
+            self._spare_missing = False
+            self._in_background(self._keep_spare)
         return True
 
     def _keep_spare(self) -> None:
@@ -338,6 +343,7 @@ class BlobStore:
             finally:
                 os.close(fd)
         except OSError as exc:
+            self._spare_missing = True
             log.warning("could not set aside %d spare bytes: %s", SPARE_BYTES, exc)
 
     def _give_up_spare(self) -> bool:
@@ -365,8 +371,11 @@ class BlobStore:
         if garbage is None or not garbage.in_own_file:
             return
         self._file_bytes -= garbage.location.length
-        path = os.path.join(self.data_dir, garbage.location.file)
-        fut = asyncio.get_running_loop().run_in_executor(self._io_pool, _unlink_quietly, path)
+        self._in_background(_unlink_quietly, os.path.join(self.data_dir, garbage.location.file))
+
+    def _in_background(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` on the IO pool; ``close`` waits for it."""
+        fut = asyncio.get_running_loop().run_in_executor(self._io_pool, fn, *args)
         self._bg.add(fut)
         fut.add_done_callback(self._bg.discard)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import subprocess
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -112,5 +114,76 @@ async def test_a_real_enospc_is_a_507_and_the_node_keeps_serving_reads_and_delet
         assert store.index.get(BlobId("v1", 0)) is None
         disk.full = False
         await put(client, addr, "v3", os.urandom(10_000))
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def small_ext4(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB ext4 filesystem, loop-mounted (root only; skipped where mounting is impossible)."""
+    if os.geteuid() != 0 or not shutil.which("mkfs.ext4") or not shutil.which("mount"):
+        pytest.skip("needs root and mkfs.ext4 to mount a small filesystem")
+    image, mnt = tmp_path / "disk.img", tmp_path / "mnt"
+    mnt.mkdir()
+    with open(image, "wb") as f:
+        f.truncate(32 * MIB)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], capture_output=True, text=True)
+    mounted = made.returncode == 0 and subprocess.run(
+        ["mount", "-o", "loop", str(image), str(mnt)], capture_output=True, text=True)
+    if not mounted or mounted.returncode != 0:
+        pytest.skip(f"cannot loop-mount a filesystem here: {(mounted and mounted.stderr) or made.stderr}".strip())
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(path: Path) -> int:
+    """Write ``path`` until the filesystem refuses another byte; the bytes written."""
+    written = 0
+    with open(path, "ab", buffering=0) as f:
+        for step in (MIB, 4096, 1):
+            try:
+                while True:
+                    written += f.write(b"\0" * step)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    return written
+
+
+async def test_a_really_full_filesystem_gives_507s_and_the_node_still_reads_and_deletes(
+    small_ext4: Path, client: StorageClient
+) -> None:
+    runner, addr = await serve(small_ext4, StoreOptions(small_threshold=64 * 1024, block_size=4096, reserve_bytes=0))
+    store = runner.app[STORE]
+    filler = small_ext4 / "filler"
+    try:
+        small, big = os.urandom(10_000), os.urandom(MIB)
+        await put(client, addr, "small", small)
+        await put(client, addr, "big", Body(big))
+
+        async def fills_the_disk_mid_body(data: bytes) -> AsyncIterator[bytes]:
+            yield data[: 512 * 1024]
+            fill(filler)  # someone else takes the rest of the disk
+            yield data[512 * 1024 :]
+
+        with pytest.raises(InsufficientStorage):  # a blob file: the real ENOSPC, mid-stream
+            await client.put_blob(addr, "v2", 0, "b", "k", "replica:3", 2 * MIB,
+                                  fills_the_disk_mid_body(os.urandom(2 * MIB)))
+        assert store.index.get(BlobId("v2", 0)) is None and not list(small_ext4.rglob(".tmp-*"))
+        with pytest.raises(InsufficientStorage):  # refused before the body: no space at all
+            await put(client, addr, "v3", os.urandom(10_000))
+        async with client.get_blob(addr, "small", 0) as blob:
+            assert await blob.read() == small
+        async with client.get_blob(addr, "big", 0) as blob:
+            assert await blob.read() == big
+        await client.delete_blob(addr, "small", 0)  # the tombstone fits (the spare file is given up if need be)
+        await client.delete_blob(addr, "big", 0)
+        assert len(store.index) == 0
+        filler.unlink()
+        await put(client, addr, "v4", Body(os.urandom(MIB)))  # room again
+        await client.delete_blob(addr, "v4", 0)
+        await store.close()  # waits for background work, such as setting the spare aside again
+        assert (small_ext4 / "s1" / "spare-space").stat().st_size == 1024 * 1024
     finally:
         await runner.cleanup()
