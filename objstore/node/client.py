@@ -143,10 +143,13 @@ class StorageClient:
 
     @contextlib.asynccontextmanager
     async def get_blob(self, address: str, version_id: str, shard: int, start: int | None = None,
-                       end: int | None = None) -> AsyncIterator[BlobStream]:
+                       end: int | None = None, *, patient: bool = False) -> AsyncIterator[BlobStream]:
         """Open a read of a blob (bytes ``start..end`` inclusive, or all of it).
 
-        Raises NoSuchKey, InvalidRange, CorruptBlob, ServiceUnavailable before any byte.
+        The node may pause for ``read_stall`` seconds at most, or with ``patient`` (nothing
+        else could serve these bytes, so abandoning the node gains nothing) for the
+        client's ordinary socket timeout. Raises NoSuchKey, InvalidRange, CorruptBlob,
+        ServiceUnavailable before any byte.
         """
         path = blob_path(version_id, shard)
         extra = {}
@@ -155,7 +158,7 @@ class StorageClient:
             extra["Range"] = f"bytes={0 if start is None else start}-{'' if end is None else end}"
         try:
             resp = await self._session.get(self._url(address, path), headers=self._sign(address, "GET", path, extra),
-                                           timeout=self._read_timeout, ssl=self._ssl)
+                                           timeout=self._timeout if patient else self._read_timeout, ssl=self._ssl)
         except _CONN_ERRORS as exc:
             raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
         try:

@@ -128,6 +128,18 @@ async def test_a_replica_that_stalls_mid_stream_is_abandoned_and_the_rest_comes_
     assert c.ctx.topology.is_suspect(first.node_id)
 
 
+async def test_the_last_replica_left_is_waited_for_past_the_stall_bound(replica3):
+    c = replica3
+    body = os.urandom(LARGE)
+    await put(c, "k", body)
+    version = await c.meta.get_object(BUCKET, "k")
+    only = c.nodes[version.placement[0]]
+    only.stall()
+    asyncio.get_running_loop().call_later(3 * READ_STALL, only.resume)  # a pause, not a death
+    stream = read_blob(c.ctx.storage, c.ctx.topology, version.version_id, version.placement[:1], 0, len(body) - 1)
+    assert b"".join([chunk async for chunk in stream]) == body
+
+
 @pytest.mark.parametrize("size", [SMALL, LARGE])
 async def test_a_full_node_hands_its_replica_to_another_node_at_full_redundancy(tmp_path, size):
     tiny = {"capacity_bytes": 4096, "reserve_bytes": 0}
