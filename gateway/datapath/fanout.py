@@ -14,8 +14,8 @@ Invariants:
 - Stragglers are abandoned, never waited on without bound: once ``quorum`` targets
   acknowledged, the others get ``straggler`` seconds more, then their requests are
   cancelled. While the body streams, a target whose queue stays full for ``straggler``
-  seconds is dropped as long as at least ``quorum`` other targets are live (with fewer,
-  the write keeps waiting: the node and body timeouts bound it). Abandoned nodes are
+  seconds is dropped as long as at least ``quorum`` other targets keep up (their queues
+  have room; with fewer, the write keeps waiting: the node and body timeouts bound it). Abandoned nodes are
   suspected, so the next writes go to handoff nodes. A copy an abandoned node completes
   anyway is referenced by no record (garbage collection's to find).
 - ``abort`` (the body failed) ends every upload without completing its blob.
@@ -174,13 +174,23 @@ class FanOut:
                 t.queue.put_nowait(item)
                 return True
             put = asyncio.ensure_future(t.queue.put(item))
-            await asyncio.wait({put, t.task}, timeout=self.straggler, return_when=asyncio.FIRST_COMPLETED)
-            if put.done():
+            try:
+                await asyncio.wait({put, t.task}, timeout=self.straggler, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not put.done():
+                    put.cancel()
+            if put.done() and not put.cancelled():
                 return True
-            put.cancel()
-            if not t.task.done() and len(self.live) - 1 >= self.quorum:
-                self._abandon(t, f"took nothing for {self.straggler:g} s while {len(self.live) - 1} others kept up")
+            keeping_up = self._keeping_up(t)
+            if not t.task.done() and keeping_up >= self.quorum:
+                self._abandon(t, f"took nothing for {self.straggler:g} s while {keeping_up} others kept up")
                 return False
+
+    def _keeping_up(self, t: _Target) -> int:
+        """Live targets other than ``t`` with room in their queue (after ``t`` held the
+        pump up for a straggler bound, a full queue means that target is stalled too)."""
+        return sum(1 for o in self.live if o is not t and o.task is not None and not o.task.done()
+                   and o.queue is not None and not o.queue.full())
 
     def _abandon(self, t: _Target, why: str) -> None:
         log.warning("%s: abandoning %s (target %d): %s", self.version_id, t.node.node_id, t.index, why)
