@@ -45,11 +45,20 @@ def test_a_paused_storage_node_delays_puts_and_gets_by_a_bounded_time(tmp_path):
         s3 = make_s3(cluster)
         internals = ClusterInternals(cluster)
         s3.create_bucket(Bucket="paused")
-        bodies = {f"before/{i}": os.urandom(4 * KIB if i % 2 else MIB) for i in range(6)}
-        for key, body in bodies.items():
-            s3.put_object(Bucket="paused", Key=key, Body=body)
+        bodies: dict[str, bytes] = {}
+        s1_first = None  # an object whose reads ask s1 first
+        for i in range(60):
+            key = f"before/{i}"
+            bodies[key] = os.urandom(4 * KIB if i % 2 else MIB)
+            s3.put_object(Bucket="paused", Key=key, Body=bodies[key])
+            if internals.version("paused", key).placement[0] == "s1":
+                s1_first = s1_first or key
+            if s1_first and len(bodies) >= 6:
+                break
+        assert s1_first, "no object reads from s1 first"
         stopped = cluster.pid_of("s1")
         os.kill(stopped, signal.SIGSTOP)
+        put_times, get_times = [], []
         try:
             for i in range(30):
                 key = f"during/{i}"
@@ -57,13 +66,26 @@ def test_a_paused_storage_node_delays_puts_and_gets_by_a_bounded_time(tmp_path):
                 _, took = timed(lambda: s3.put_object(Bucket="paused", Key=key, Body=bodies[key]))
                 assert took < STRAGGLER + MARGIN, (key, took)
                 assert sorted(internals.version("paused", key).placement) == ["s2", "s3"], key
-            for i in range(6):
-                key = f"before/{i}"
-                assert "s1" in internals.version("paused", key).placement
+                put_times.append(took)
+            assert put_times[0] >= STRAGGLER  # the first PUT sent to s1 too, and abandoned it
+
+            def get(key: str) -> float:
                 got, took = timed(lambda: s3.get_object(Bucket="paused", Key=key)["Body"].read())
                 assert got == bodies[key] and took < READ_STALL + MARGIN, (key, took)
+                get_times.append(took)
+                return took
+
+            # Once the gateway no longer suspects s1 (5 s after its last failure) a read
+            # asks it first, waits the stall bound, and goes on with the next replica.
+            eventually(lambda: get(s1_first) >= READ_STALL, timeout=20, interval=0.2,
+                       message="a GET that tried s1 first")
+            for key in bodies:
+                if key.startswith("before/"):
+                    get(key)
         finally:
             os.kill(stopped, signal.SIGCONT)
+        print(f"s1 stopped: PUT max {max(put_times):.2f} s, median {sorted(put_times)[15]:.3f} s; "
+              f"GET max {max(get_times):.2f} s, median {sorted(get_times)[len(get_times) // 2]:.3f} s")
 
         def lands_on_all_three() -> bool:  # once the gateway stops suspecting s1 (5 s)
             key = f"after/{len(bodies)}"
