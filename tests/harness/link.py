@@ -42,7 +42,8 @@ class Link:
         return f"{self.host}:{self.port}"
 
     async def start(self) -> None:
-        """Listen (on the port used before, if any)."""
+        """Listen (on the port used before, if any); a stalled link flows again."""
+        self._flowing.set()
         self._server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
 
