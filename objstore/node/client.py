@@ -6,10 +6,11 @@ node raised (via ``raise_for_error_body``); connection failures and timeouts bec
 (the node aborts a stream whose block failed verification) raises ``ServiceUnavailable``
 from ``iter_chunks``: never treat a short body as data.
 
-A GET whose node sends nothing for ``read_stall`` seconds (before its first byte or
-mid-stream) fails the same way, so a paused node delays a read by at most that bound. A
-streamed PUT asks for ``100-continue``: a node refusing it (507 when full) does so before
-any byte is taken from the body, so the caller may send the same body elsewhere.
+With ``read_stall`` (the gateway's read-stall bound; None: the ordinary socket timeout),
+a GET whose node sends nothing for that long (before its first byte or mid-stream) fails
+the same way, so a paused node delays a read by at most that bound. A streamed PUT asks
+for ``100-continue``: a node refusing it (507 when full) does so before any byte is taken
+from the body, so the caller may send the same body elsewhere.
 """
 from __future__ import annotations
 
@@ -33,7 +34,6 @@ POLICY_HEADER = "X-Objstore-Policy"
 SIZE_HEADER = "X-Objstore-Size"
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3.0, sock_connect=3.0, sock_read=30.0)
-DEFAULT_READ_STALL = 2.0
 _CONN_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
@@ -70,16 +70,17 @@ class BlobStream:
 
 class StorageClient:
     """``tls``: a client context (:func:`objstore.tls.client_context`) to call the nodes over
-    HTTPS, verified by it; None calls them over plain HTTP."""
+    HTTPS, verified by it; None calls them over plain HTTP. ``read_stall``: see the module
+    docstring."""
 
     def __init__(self, session: aiohttp.ClientSession, secret: str,
                  timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT, *, tls: ssl.SSLContext | None = None,
-                 read_stall: float = DEFAULT_READ_STALL) -> None:
+                 read_stall: float | None = None) -> None:
         self._session = session
         self._secret = secret
         self._timeout = timeout
-        self._read_timeout = aiohttp.ClientTimeout(total=None, connect=timeout.connect,
-                                                   sock_connect=timeout.sock_connect, sock_read=read_stall)
+        self._read_timeout = timeout if read_stall is None else aiohttp.ClientTimeout(
+            total=None, connect=timeout.connect, sock_connect=timeout.sock_connect, sock_read=read_stall)
         self._tls = tls
         self._ssl = request_ssl(tls)
 
