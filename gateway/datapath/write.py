@@ -87,11 +87,11 @@ async def write_blob(
     version_id = version_id or ctx.hlc.next()
     layout = stored_layout(policy, size, part=spread)
     n = layout.policy.n
-    nodes = await ctx.topology.place(bucket, version_id if spread else key, n)  # the ring's n, suspects swapped
+    place_key = version_id if spread else key
+    nodes = await ctx.topology.place(bucket, place_key, n)
     quorum = write_quorum(policy, bucket_quorum, layout)
     if len(nodes) < quorum:
         raise InsufficientReplicas(f"Only {len(nodes)} storage nodes are reachable; {quorum} are required.")
-    place_key = version_id if spread else key
     bounds = {"straggler": ctx.cfg.straggler_timeout_seconds,
               "handoff": lambda used: ctx.topology.handoff(bucket, place_key, n, used)}
     if layout.erasure_coded:

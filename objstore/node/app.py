@@ -28,7 +28,7 @@ import signal
 from typing import AsyncIterator
 from urllib.parse import quote, unquote
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -103,7 +103,7 @@ async def _no_early_continue(request: web.Request) -> None:
 
 async def _body(request: web.Request, metrics: Metrics) -> AsyncIterator[bytes]:
     """The request body; a connection that ends early becomes IncompleteBody."""
-    if request.headers.get("Expect", "").lower() == "100-continue":
+    if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the interim answer is not part of the response
     try:
