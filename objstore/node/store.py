@@ -325,7 +325,7 @@ class BlobStore:
             if exc.errno in _NO_SPACE:
                 raise InsufficientStorage(f"no space left on storage node: {exc.strerror}") from exc
             raise
-        if self._spare_missing:  # deletes free space: try to set the spare aside again
+        if self._spare_missing and self.space()["free_bytes"] > 2 * SPARE_BYTES:  # set it aside again
             self._spare_missing = False
             self._in_background(self._keep_spare)
         return True
