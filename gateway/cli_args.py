@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "series per bucket, operation and status class in use; leave off with many buckets")
 
 
-# The slow-client limits: flag -> GatewayConfig field (also flags of ``objstore up``).
+# The slow-client and slow-node limits: flag -> GatewayConfig field (also flags of ``objstore up``).
 LIMIT_FLAGS = {
     "--body-stall-timeout": ("body_stall_seconds", float,
                              "seconds a request body may stall, and after which it must average --body-min-rate "
@@ -38,6 +38,12 @@ LIMIT_FLAGS = {
                          "seconds a connection may wait for a request's headers, idle or partial (default 30)"),
     "--max-requests": ("max_concurrent_requests", int,
                        "requests served at once; more get 503 SlowDown (default 1024)"),
+    "--straggler-timeout": ("straggler_timeout_seconds", float,
+                            "seconds a write waits for a storage node once W others acknowledged, or for one "
+                            "taking no data while W others keep up, before abandoning it (default 2)"),
+    "--read-stall-timeout": ("read_stall_seconds", float,
+                             "seconds a read waits for a replica or shard that sends nothing, before the next "
+                             "(default 2)"),
 }
 
 

@@ -10,6 +10,8 @@ New blobs go only to nodes in ``WRITABLE_STATES`` that are not suspected: the ri
 choice, each other node swapped in its slot for the next handoff (``locate_extra``), so
 shard i of an erasure-coded blob stays on the ring's i-th node whenever that node can
 take it. Reads try suspected nodes and nodes the map says are down, out or removed last.
+A node that answered 507 (full) is suspected for longer (``FanOut`` asks for it), and
+``handoff`` finds a replacement for a full node in the middle of a write.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Collection
 
 from objstore.errors import InsufficientReplicas
 from objstore.ring import Ring, build_ring
@@ -99,8 +101,8 @@ class Topology:
         if self.map.epoch == epoch and self._clock() - began < POLL_SECONDS / 2:
             await self._sleep(1.0)
 
-    def suspect(self, node_id: str) -> None:
-        self._suspects[node_id] = self._clock() + SUSPECT_SECONDS
+    def suspect(self, node_id: str, seconds: float = SUSPECT_SECONDS) -> None:
+        self._suspects[node_id] = max(self._suspects.get(node_id, 0.0), self._clock() + seconds)
 
     def is_suspect(self, node_id: str) -> bool:
         """Whether reads should try ``node_id`` last: it failed a request here recently, or
@@ -138,3 +140,13 @@ class Topology:
         if not nodes:
             raise InsufficientReplicas("No storage node is available.")
         return nodes
+
+    def handoff(self, bucket: str, key: str, n: int, exclude: Collection[str]) -> NodeInfo | None:
+        """The next node of the ring for (bucket, key) after its first ``n``, not in
+        ``exclude`` nor suspected; None if there is none."""
+        suspects = {nd.node_id for nd in self.map.nodes if self.is_suspect(nd.node_id)}
+        for node_id in self.ring.locate_extra(bucket, key, n, {*exclude, *suspects}):
+            node = self.map.node(node_id)
+            if node is not None:
+                return node
+        return None

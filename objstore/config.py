@@ -45,7 +45,8 @@ class NodeConfig:
 class StorageConfig(NodeConfig):
     zone: str = "zone-a"
     weight: float = 1.0
-    capacity_bytes: int = 0  # 0: the free space of the data dir's filesystem
+    capacity_bytes: int = 0  # 0: the size of the data dir's filesystem
+    reserve_bytes: int = -1  # free space writes must leave (for deletes); -1: min(5% of capacity, 1 GiB)
     metadata: tuple[str, ...] = ()  # "host:port" of metadata nodes, to register with
     advertise: str = ""  # "host:port" other processes reach this node at (default host:port)
     heartbeat_interval: float = 1.0  # seconds between heartbeats to the metadata leader
@@ -62,6 +63,8 @@ class StorageConfig(NodeConfig):
             raise InvalidArgument(f"invalid node id {self.node_id!r}")
         if self.weight <= 0:
             raise InvalidArgument("weight must be positive")
+        if self.capacity_bytes < 0 or self.reserve_bytes < -1:
+            raise InvalidArgument("capacity_bytes and reserve_bytes must not be negative")
         check_pair(self.tls_cert, self.tls_key)
         return self
 
@@ -131,6 +134,11 @@ class GatewayConfig:
     body_min_rate: float = 1024.0
     header_timeout_seconds: float = 30.0
     max_concurrent_requests: int = 1024
+    # Paused or stalled storage nodes: a write waits at most straggler_timeout_seconds for
+    # a node once W acknowledged (or for a node taking nothing while W others keep up);
+    # a read abandons a replica or shard that sends nothing for read_stall_seconds.
+    straggler_timeout_seconds: float = 2.0
+    read_stall_seconds: float = 2.0
     # S3 over HTTPS: a PEM certificate (chain) and its private key; both or neither.
     tls_cert: str = ""
     tls_key: str = ""
@@ -151,6 +159,8 @@ class GatewayConfig:
                                   "body_min_rate not negative")
         if self.max_concurrent_requests < 1:
             raise InvalidArgument("max_concurrent_requests must be at least 1")
+        if self.straggler_timeout_seconds <= 0 or self.read_stall_seconds <= 0:
+            raise InvalidArgument("straggler_timeout_seconds and read_stall_seconds must be positive")
         check_pair(self.tls_cert, self.tls_key)
         return self
 

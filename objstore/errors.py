@@ -249,6 +249,13 @@ class SlowDown(ObjstoreError):
     code, status, default_message = "SlowDown", 503, "Please reduce your request rate."
 
 
+class InsufficientStorage(ObjstoreError):
+    """A storage node has no room for a blob without eating into its reserve (or its disk is full)."""
+
+    code, status = "InsufficientStorage", 507
+    default_message = "The storage node does not have enough free space for this blob."
+
+
 class InsufficientReplicas(ServiceUnavailable):
     """Fewer than the write quorum of storage nodes acknowledged a blob."""
 

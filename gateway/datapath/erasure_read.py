@@ -3,8 +3,9 @@
 A healthy read fetches only the data shards' bytes the range needs (``read_plan``), one
 streaming GET per data shard (its spans over consecutive stripes are one contiguous run of
 its blob), and yields the range stripe by stripe, in order, decoding nothing. When a shard
-is unavailable (no node recorded for it, node down or suspected, blob missing, a block
-failing its checksum before or during the stream) the read switches, from the first byte
+is unavailable (no node recorded for it, node down, suspected or silent for the read-stall
+bound while another shard is left to use, blob missing, a block failing its checksum
+before or during the stream) the read switches, from the first byte
 not yet yielded, to a degraded read: the ``window`` columns of any K available shards per
 stripe (data shards preferred), decoded. A shard failing during a degraded read is
 replaced by another in the same way. With fewer than K usable shards the read raises
@@ -84,8 +85,9 @@ async def read_shards(
         if wanted is None:
             wanted = _degraded_sources(plan, stripes.k, bad, placement, topology, what or version_id)
         try:
+            spare = stripes.n - len(bad) - len(wanted)  # shards left to turn to if one stalls
             async with contextlib.AsyncExitStack() as stack:
-                streams = await _open(stack, storage, topology, version_id, placement, wanted)
+                streams = await _open(stack, storage, topology, version_id, placement, wanted, patient=not spare)
                 for read in plan:
                     pieces = await _pieces(streams, read, degraded)
                     data = assemble_stripe(stripes, read, pieces)
@@ -130,14 +132,19 @@ def _degraded_sources(plan: Sequence[StripeRead], k: int, bad: dict[int, str], p
 
 
 async def _open(stack: contextlib.AsyncExitStack, storage: StorageClient, topology: Topology, version_id: str,
-                placement: Sequence[str], runs: dict[int, tuple[int, int]]) -> dict[int, _ShardStream]:
-    """Open one GET per shard of ``runs``, all at once; _ShardFailed for the first that fails."""
+                placement: Sequence[str], runs: dict[int, tuple[int, int]], *,
+                patient: bool = False) -> dict[int, _ShardStream]:
+    """Open one GET per shard of ``runs``, all at once; _ShardFailed for the first that fails.
+
+    Without ``patient`` a shard whose node sends nothing for the storage client's
+    read-stall bound fails like a dead one (``patient``: no other shard is left)."""
     async def one(i: int) -> _ShardStream:
         node = topology.node(placement[i])
         assert node is not None
         a, b = runs[i]
         try:
-            blob = await stack.enter_async_context(storage.get_blob(node.address, version_id, i, a, b - 1))
+            blob = await stack.enter_async_context(storage.get_blob(node.address, version_id, i, a, b - 1,
+                                                                    patient=patient))
         except Exception as exc:  # noqa: BLE001
             raise _ShardFailed(i, exc) from None
         return _ShardStream(i, blob.iter_chunks())

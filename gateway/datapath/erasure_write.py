@@ -7,7 +7,8 @@ the object size. A stripe is encoded inline, on the event loop (about 1-2 ms per
 stripe for 4+2): handing each stripe to a worker thread measured slower on two busy cores
 (ec:4+2 64 MiB PUTs ~96 MB/s in a thread against ~128 MB/s inline, ``ops.bench_ec_degraded``).
 
-A node that fails is dropped (and suspected) while the others go on; the write fails
+A node that fails is dropped (and suspected) while the others go on (a full one is
+replaced by a handoff node, a stalled one abandoned: :mod:`gateway.datapath.fanout`); the write fails
 early once fewer than W (the bucket's; by default ``Policy.default_write_quorum``, K+1)
 nodes are live. It succeeds when at least W nodes made their shard blob durable: a blob
 is only durable whole, so then every stripe has at least W of its shards. Below W the blobs stored are
@@ -20,7 +21,6 @@ the object size (``DataLayout``): a node's blobs say on their own what they belo
 """
 from __future__ import annotations
 
-import asyncio
 from typing import AsyncIterator, Awaitable, Sequence
 
 from objstore.erasure import StripeEncoder, encode_stream
@@ -28,14 +28,8 @@ from objstore.erasure.data_layout import DataLayout
 from objstore.node.client import StorageClient
 from objstore.types import NodeInfo
 
-from gateway.datapath.replicate import (
-    INLINE_SIZE,
-    _abort_uploads,
-    _finish_uploads,
-    _put,
-    _queue_body,
-    _settle,
-)
+from gateway.datapath.fanout import DEFAULT_STRAGGLER_SECONDS, FanOut, Handoff
+from gateway.datapath.replicate import INLINE_SIZE
 from gateway.topology import Topology
 
 SHARD_QUEUE_DEPTH = 2  # stripes queued per node beyond the one being encoded
@@ -53,9 +47,12 @@ async def write_shards(
     size: int,
     chunks: AsyncIterator[bytes],
     write_quorum: int = 0,
+    straggler: float = DEFAULT_STRAGGLER_SECONDS,
+    handoff: Handoff | None = None,
 ) -> tuple[str, ...]:
     """Stream ``chunks`` as shard blobs, shard i to ``nodes[i]``; return the placement:
-    shard i's node id, or "" where no node stored shard i.
+    shard i's node id (a handoff's when ``nodes[i]`` was full), or "" where no node stored
+    shard i.
 
     ``nodes`` are K+M distinct nodes (fewer when the cluster could not place them all;
     the missing shards are never written). Raises the body's error if the body fails, or
@@ -68,43 +65,32 @@ async def write_shards(
     header = str(layout.with_size(size))
     shard_size = stripes.shard_file_size(size)
 
-    def upload(i: int, body: AsyncIterator[bytes] | bytes) -> Awaitable[dict]:
-        return storage.put_blob(nodes[i].address, version_id, i, bucket, key, header, shard_size, body)
+    def upload(node: NodeInfo, i: int, body: AsyncIterator[bytes] | bytes) -> Awaitable[dict]:
+        return storage.put_blob(node.address, version_id, i, bucket, key, header, shard_size, body)
 
+    fan = FanOut(storage, topology, nodes, upload, version_id=version_id, quorum=quorum, straggler=straggler,
+                 handoff=handoff, shards=True)
     if size <= INLINE_SIZE:
         whole = b"".join([c async for c in chunks])
         shards = [b"".join(col) for col in zip(*encode_stream(stripes, [whole]))] or [b""] * stripes.n
-        results = await asyncio.gather(*(upload(i, shards[i]) for i in range(len(nodes))), return_exceptions=True)
-        stored = await _settle(storage, topology, nodes, results, set(), version_id, quorum, shards=True)
-        return _placement(nodes, stored, stripes.n)
-    queues = [asyncio.Queue(maxsize=SHARD_QUEUE_DEPTH) for _ in nodes]
-    tasks = [asyncio.create_task(upload(i, _queue_body(q))) for i, q in enumerate(queues)]
-    live = list(range(len(nodes)))
+        return _placement(await fan.send_whole(shards), stripes.n)
+    fan.open_streams(SHARD_QUEUE_DEPTH)
     enc = StripeEncoder(stripes)
-
-    async def hand_out(shards: list[bytes]) -> None:
-        for i in list(live):
-            if not await _put(queues[i], tasks[i], shards[i]):
-                live.remove(i)
-
     try:
         async for chunk in chunks:
             for shards in enc.feed(chunk):
-                await hand_out(shards)
-            if len(live) < quorum:
+                await fan.send(shards)
+            if len(fan.live) < quorum:
                 break
         else:
             last = enc.finish()
             if last is not None:
-                await hand_out(last)
+                await fan.send(last)
     except BaseException as exc:
-        await _abort_uploads(queues, tasks, exc)
+        await fan.abort(exc)
         raise
-    results, aborted = await _finish_uploads(queues, tasks, live, quorum)
-    stored = await _settle(storage, topology, nodes, results, aborted, version_id, quorum, shards=True)
-    return _placement(nodes, stored, stripes.n)
+    return _placement(await fan.finish(), stripes.n)
 
 
-def _placement(nodes: Sequence[NodeInfo], stored: Sequence[str], n: int) -> tuple[str, ...]:
-    ids = [nd.node_id if nd.node_id in stored else "" for nd in nodes]
-    return tuple(ids + [""] * (n - len(ids)))
+def _placement(stored: Sequence[str], n: int) -> tuple[str, ...]:
+    return tuple(list(stored) + [""] * (n - len(stored)))

@@ -12,7 +12,7 @@ from typing import Sequence
 from objstore.node.client import StorageClient
 from objstore.types import PartRef
 
-from gateway.datapath.replicate import delete_blobs
+from gateway.datapath.fanout import delete_blobs
 from gateway.topology import Topology
 
 CONCURRENT_PARTS = 16

@@ -4,10 +4,12 @@ An ``ec:K+M`` object (its record's policy says so) is read from its shards inste
 :mod:`gateway.datapath.erasure_read`.
 
 Replicas are tried in placement order, suspected nodes last. When a replica fails before
-its first byte (down, missing, corrupt) the next one is asked; when it fails in the middle
-(killed, or a corrupt block found while streaming) the next one is asked for the rest of
-the range only, so the client receives one continuous, verified byte stream. Only when
-every replica has failed does the read fail.
+its first byte (down, missing, corrupt, or silent for the storage client's read-stall
+bound) the next one is asked; when it fails in the middle (killed, stalled, or a corrupt
+block found while streaming) the next one is asked for the rest of the range only, so the
+client receives one continuous, verified byte stream. The last replica to try is waited
+on without the stall bound (there is nothing to turn to). Only when every replica has
+failed does the read fail.
 
 A multipart object's bytes are its parts' blobs in order, each with its own placement: a
 range is served part by part (only the parts it overlaps, each from its own replicas with
@@ -98,13 +100,15 @@ async def read_blob(
         return
     pos = start
     errors: list[str] = []
-    for node_id in replica_order(topology, placement):
+    order = replica_order(topology, placement)
+    for n, node_id in enumerate(order):
         node = topology.node(node_id)
         if node is None:
             errors.append(f"{node_id}: not in the cluster map")
             continue
+        last = n == len(order) - 1  # no replica left to turn to: no stall bound
         try:
-            async with storage.get_blob(node.address, version_id, 0, pos, end) as blob:
+            async with storage.get_blob(node.address, version_id, 0, pos, end, patient=last) as blob:
                 async for chunk in blob.iter_chunks():
                     if not chunk:
                         continue

@@ -87,13 +87,17 @@ async def write_blob(
     version_id = version_id or ctx.hlc.next()
     layout = stored_layout(policy, size, part=spread)
     n = layout.policy.n
-    nodes = await ctx.topology.place(bucket, version_id if spread else key, n)
+    place_key = version_id if spread else key
+    nodes = await ctx.topology.place(bucket, place_key, n)
     quorum = write_quorum(policy, bucket_quorum, layout)
     if len(nodes) < quorum:
         raise InsufficientReplicas(f"Only {len(nodes)} storage nodes are reachable; {quorum} are required.")
+    bounds = {"straggler": ctx.cfg.straggler_timeout_seconds,
+              "handoff": lambda used: ctx.topology.handoff(bucket, place_key, n, used)}
     if layout.erasure_coded:
         placement = await write_shards(ctx.storage, ctx.topology, nodes, layout=layout, version_id=version_id,
-                                       bucket=bucket, key=key, size=size, chunks=chunks, write_quorum=quorum)
+                                       bucket=bucket, key=key, size=size, chunks=chunks, write_quorum=quorum,
+                                       **bounds)
         return StoredBlob(version_id, str(layout), placement)
     stored = await write_replicas(
         ctx.storage,
@@ -106,8 +110,9 @@ async def write_blob(
         size=size,
         chunks=chunks,
         write_quorum=quorum,
+        **bounds,
     )
-    return StoredBlob(version_id, str(layout), tuple(n.node_id for n in nodes if n.node_id in stored))
+    return StoredBlob(version_id, str(layout), tuple(stored))
 
 
 async def commit_version(

@@ -80,6 +80,7 @@ class UpOptions:
     prometheus_interval: float = 15.0  # seconds between scrapes and rule evaluations
     metrics_token_file: str = ""  # /metrics of every process requires the bearer token in this file
     log_format: str = "text"  # or "json": every child's log lines
+    storage_capacity: int = 0  # each storage node's --capacity-bytes (0: its filesystem's size)
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -187,7 +188,8 @@ class Cluster:
             argv = self._cli("storage", "--node-id", nid, "--data-dir", str(d / "storage" / nid),
                              "--host", o.host, "--port", str(port),
                              "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *o.storage_args,
-                             *self._tls_argv())
+                             *self._tls_argv(),
+                             *(("--capacity-bytes", str(o.storage_capacity)) if o.storage_capacity else ()))
             self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
         argv = self._cli("gateway", "--id", "gw1", "--host", o.host, "--port", str(o.s3_port),
                          "--metadata", meta_list, "--default-policy", o.default_policy, *o.gateway_args,

@@ -3,12 +3,15 @@
 Endpoints (``{vid}`` a version id, ``{shard}`` a shard/replica index):
 - ``PUT /blobs/{vid}/{shard}``  headers X-Objstore-Bucket, X-Objstore-Key (percent-encoded
   UTF-8), X-Objstore-Policy, Content-Length -> 201 ``{"size", "xxh64"}`` once durable.
-  A re-PUT of an existing blob replaces it atomically.
+  A re-PUT of an existing blob replaces it atomically. 507 InsufficientStorage when the
+  blob would eat into the node's reserve: with ``Expect: 100-continue`` that answer comes
+  before "100 Continue", so the client never sends the body.
 - ``GET /blobs/{vid}/{shard}``  optional ``Range: bytes=a-b`` -> 200/206 verified stream.
 - ``HEAD /blobs/{vid}/{shard}`` -> 200 with X-Objstore-Size, or 404.
 - ``DELETE /blobs/{vid}/{shard}`` -> 204, idempotent.
 - ``GET /keys?bucket=&key=``   -> ``{"versions": [{version_id, shard, size, created, ...}]}``.
-- ``GET /stats``               -> ``{node_id, used_bytes, capacity_bytes, blob_count, segments, ...}``.
+- ``GET /stats``               -> ``{node_id, capacity_bytes, used_bytes, free_bytes, reserve_bytes,
+  blob_count, segments, ...}``.
 - ``GET /v1/scrub``            -> the scrubber's status (:meth:`objstore.node.scrub.Scrubber.status`).
 - ``POST /v1/scrub/start``     -> ``{"pass_id": n, "status": {...}}``: a scrub pass starts now
   (or the running one goes on); it has ended when ``passes_completed >= n``.
@@ -31,7 +34,7 @@ from typing import AsyncIterator
 from urllib.parse import quote, unquote
 
 import aiohttp
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -104,8 +107,16 @@ def _op_of(request: web.Request) -> str:
     return route.name or "other" if route is not None else "other"
 
 
+async def _no_early_continue(request: web.Request) -> None:
+    """Expect handler: answer nothing yet; :func:`_body` sends "100 Continue" when the store
+    starts reading the body (so a refusal, e.g. 507, comes before the client sends it)."""
+
+
 async def _body(request: web.Request, metrics: Metrics) -> AsyncIterator[bytes]:
     """The request body; a connection that ends early becomes IncompleteBody."""
+    if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the interim answer is not part of the response
     try:
         async for chunk in request.content.iter_chunked(PUT_CHUNK):
             metrics.add_bytes_in(len(chunk))
@@ -255,7 +266,8 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     metrics.registry.register(_StoreCollector(app))
     metrics.registry.register(ScrubCollector(lambda: app[SCRUB].status() if SCRUB in app else None, cfg.node_id))
     node_metrics = StorageNodeMetrics(metrics, cfg.node_id, lambda: store_space(app[STORE]) if STORE in app else None)
-    opts = options or StoreOptions(capacity_bytes=cfg.capacity_bytes)
+    opts = options or StoreOptions(capacity_bytes=cfg.capacity_bytes,
+                                   reserve_bytes=None if cfg.reserve_bytes < 0 else cfg.reserve_bytes)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = BlobStore(cfg.data_dir, opts)
@@ -298,7 +310,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     if cfg.metadata:
         app.cleanup_ctx.append(heartbeat_ctx)
     r = app.router
-    r.add_put("/blobs/{vid}/{shard}", put_blob, name="put_blob")
+    r.add_put("/blobs/{vid}/{shard}", put_blob, name="put_blob", expect_handler=_no_early_continue)
     r.add_get("/blobs/{vid}/{shard}", get_blob, name="get_blob", allow_head=False)
     r.add_head("/blobs/{vid}/{shard}", head_blob, name="head_blob")
     r.add_delete("/blobs/{vid}/{shard}", delete_blob, name="delete_blob")

@@ -24,7 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_listen_arguments(p)
     p.add_argument("--zone")
     p.add_argument("--weight", type=float)
-    p.add_argument("--capacity-bytes", type=int)
+    p.add_argument("--capacity-bytes", type=int,
+                   help="act as if the disk ended after this many bytes (default: the filesystem's size)")
+    p.add_argument("--reserve-bytes", type=int,
+                   help="free space new blobs must leave, for deletes (default: min(5%% of capacity, 1 GiB))")
     p.add_argument("--metadata", help="comma-separated host:port of metadata nodes")
     p.add_argument("--advertise", help="host:port others reach this node at")
     p.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats to the metadata leader (default 1)")
@@ -54,7 +57,8 @@ def config_from_args(args: argparse.Namespace) -> StorageConfig:
     """The validated StorageConfig the parsed flags describe; raises InvalidArgument."""
     return load_from_args(StorageConfig, args, {
         "node_id": args.node_id, "data_dir": args.data_dir, "zone": args.zone, "weight": args.weight,
-        "capacity_bytes": args.capacity_bytes, "metadata": csv_tuple(args.metadata), "advertise": args.advertise,
+        "capacity_bytes": args.capacity_bytes, "reserve_bytes": args.reserve_bytes,
+        "metadata": csv_tuple(args.metadata), "advertise": args.advertise,
         "heartbeat_interval": args.heartbeat_interval,
         **flag_table_values(args, SCRUB_FLAGS),
     })

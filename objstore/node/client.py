@@ -5,6 +5,12 @@ node raised (via ``raise_for_error_body``); connection failures and timeouts bec
 ``ServiceUnavailable`` so callers fail over to another replica. A GET body that ends early
 (the node aborts a stream whose block failed verification) raises ``ServiceUnavailable``
 from ``iter_chunks``: never treat a short body as data.
+
+With ``read_stall`` (the gateway's read-stall bound; None: the ordinary socket timeout),
+a GET whose node sends nothing for that long (before its first byte or mid-stream) fails
+the same way, so a paused node delays a read by at most that bound. A streamed PUT asks
+for ``100-continue``: a node refusing it (507 when full) does so before any byte is taken
+from the body, so the caller may send the same body elsewhere.
 """
 from __future__ import annotations
 
@@ -64,13 +70,17 @@ class BlobStream:
 
 class StorageClient:
     """``tls``: a client context (:func:`objstore.tls.client_context`) to call the nodes over
-    HTTPS, verified by it; None calls them over plain HTTP."""
+    HTTPS, verified by it; None calls them over plain HTTP. ``read_stall``: see the module
+    docstring."""
 
     def __init__(self, session: aiohttp.ClientSession, secret: str,
-                 timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT, *, tls: ssl.SSLContext | None = None) -> None:
+                 timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT, *, tls: ssl.SSLContext | None = None,
+                 read_stall: float | None = None) -> None:
         self._session = session
         self._secret = secret
         self._timeout = timeout
+        self._read_timeout = timeout if read_stall is None else aiohttp.ClientTimeout(
+            total=None, connect=timeout.connect, sock_connect=timeout.sock_connect, sock_read=read_stall)
         self._tls = tls
         self._ssl = request_ssl(tls)
 
@@ -119,7 +129,7 @@ class StorageClient:
         try:
             data = body if isinstance(body, (bytes, bytearray, memoryview)) else counted()
             async with self._session.put(self._url(address, path), data=data, headers=headers,
-                                         timeout=self._timeout, ssl=self._ssl) as resp:
+                                         timeout=self._timeout, ssl=self._ssl, expect100=data is not body) as resp:
                 raw = await resp.read()
                 raise_for_error_body(resp.status, raw)
                 return await resp.json(content_type=None)
@@ -134,10 +144,13 @@ class StorageClient:
 
     @contextlib.asynccontextmanager
     async def get_blob(self, address: str, version_id: str, shard: int, start: int | None = None,
-                       end: int | None = None) -> AsyncIterator[BlobStream]:
+                       end: int | None = None, *, patient: bool = False) -> AsyncIterator[BlobStream]:
         """Open a read of a blob (bytes ``start..end`` inclusive, or all of it).
 
-        Raises NoSuchKey, InvalidRange, CorruptBlob, ServiceUnavailable before any byte.
+        The node may pause for ``read_stall`` seconds at most, or with ``patient`` (nothing
+        else could serve these bytes, so abandoning the node gains nothing) for the
+        client's ordinary socket timeout. Raises NoSuchKey, InvalidRange, CorruptBlob,
+        ServiceUnavailable before any byte.
         """
         path = blob_path(version_id, shard)
         extra = {}
@@ -146,7 +159,7 @@ class StorageClient:
             extra["Range"] = f"bytes={0 if start is None else start}-{'' if end is None else end}"
         try:
             resp = await self._session.get(self._url(address, path), headers=self._sign(address, "GET", path, extra),
-                                           timeout=self._timeout, ssl=self._ssl)
+                                           timeout=self._timeout if patient else self._read_timeout, ssl=self._ssl)
         except _CONN_ERRORS as exc:
             raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
         try:

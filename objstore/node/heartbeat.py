@@ -30,15 +30,14 @@ HEARTBEAT_PATH = "/v1/nodes/heartbeat"
 
 def node_stats(app: web.Application) -> dict[str, Any]:
     """What a heartbeat says about the node: ``capacity_bytes``, ``used_bytes``,
-    ``free_bytes`` (capacity less used, never negative), ``blob_count`` and ``scrub`` (the
-    scrubber's progress, once it runs). Other parts extend it by adding keys."""
+    ``free_bytes``, ``reserve_bytes`` (:meth:`objstore.node.store.BlobStore.space`),
+    ``blob_count`` and ``scrub`` (the scrubber's progress, once it runs). Other parts extend
+    it by adding keys."""
     from objstore.node.app import SCRUB, STORE  # the app imports this module: look the keys up at call time
 
     store = app[STORE]
-    st = store.stats()
-    capacity, used = st["capacity_bytes"], st["used_bytes"]
-    return {"capacity_bytes": capacity, "used_bytes": used, "free_bytes": max(capacity - used, 0),
-            "blob_count": st["blob_count"], "scrub": app[SCRUB].status() if SCRUB in app else None}
+    return {**store.space(), "blob_count": len(store.index),
+            "scrub": app[SCRUB].status() if SCRUB in app else None}
 
 
 def heartbeat_body(cfg: StorageConfig, stats: dict[str, Any]) -> dict[str, Any]:

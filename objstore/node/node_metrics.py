@@ -49,9 +49,5 @@ class StorageNodeMetrics:
 
 
 def store_space(store: Any) -> dict[str, Any]:
-    """The store's space figures: ``store.space()`` where the store has it, else capacity and
-    used bytes from its accounting."""
-    space = getattr(store, "space", None)
-    if space is not None:
-        return space()
-    return {"capacity_bytes": store.capacity_bytes(), "used_bytes": store.used_bytes}
+    """The store's space figures (:meth:`objstore.node.store.BlobStore.space`)."""
+    return store.space()

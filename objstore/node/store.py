@@ -18,6 +18,12 @@ Invariants:
 - A quarantined record (:mod:`.quarantine`: found corrupt) is not in the index, live or
   rebuilt, until a newer record of its blob id replaces it; its file stays on disk until
   then, for inspection.
+- Space (:meth:`BlobStore.space`): a write is admitted only if, with every write in flight,
+  it leaves at least ``reserve_bytes`` free (else InsufficientStorage, 507, before a byte
+  of its body is read); deletes never need admission, so tombstones may use the reserve.
+  A real ENOSPC (or EDQUOT, EFBIG) from the filesystem is InsufficientStorage too, leaving
+  nothing behind; a small spare file (``SPARE_FILE``) is given up to make room for a
+  tombstone when the filesystem is completely full, so deletes still succeed.
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ from typing import AsyncIterable, Callable
 
 from objstore.checksum import hex64, unpack_u64, xxh64
 from objstore.erasure.data_layout import DataLayout
-from objstore.errors import IncompleteBody, InvalidArgument, NoSuchKey, ServiceUnavailable
+from objstore.errors import IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey
 from objstore.node import quarantine
 from objstore.node.blob import (
     DEFAULT_BLOCK_SIZE,
@@ -48,6 +54,7 @@ from objstore.node.blob import (
     BlockEncoder,
     Footer,
     encode_blocks,
+    record_length,
 )
 from objstore.node.blobfiles import BlobFileWriter, blob_file_rel, scan_blob_files
 from objstore.node.group_commit import GroupCommitter
@@ -61,6 +68,14 @@ DATA_DIR_FORMAT = 1
 _FORMAT_FILE = "objstore-node.json"
 _LOCK_FILE = "LOCK"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+SPARE_FILE = "spare-space"  # given up when the disk is full, so a tombstone still fits
+SPARE_BYTES = 1024 * 1024
+MAX_RESERVE = 1024**3
+
+
+def default_reserve(capacity_bytes: int) -> int:
+    """The free space a node keeps back by default: 5% of its capacity, at most 1 GiB."""
+    return min(capacity_bytes // 20, MAX_RESERVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +83,8 @@ class StoreOptions:
     small_threshold: int = 1024 * 1024
     block_size: int = DEFAULT_BLOCK_SIZE
     max_segment_bytes: int = 256 * 1024 * 1024
-    capacity_bytes: int = 0  # 0: used bytes plus the free space of the filesystem
+    capacity_bytes: int = 0  # 0: the size of the data dir's filesystem
+    reserve_bytes: int | None = None  # None: default_reserve(capacity)
     io_threads: int = 8
     write_buffer: int = 1024 * 1024
 
@@ -104,6 +120,8 @@ class BlobStore:
         self._seq_lock = threading.Lock()
         self._seq = itertools.count(1)
         self._file_bytes = 0
+        self._admitted = 0  # bytes promised to writes in flight
+        self._spare_missing = False  # given up (or never set aside): set it aside again when possible
         self._lock_fd = -1
         self._bg: set[asyncio.Future] = set()
         self.quarantined = quarantine.QuarantineList()
@@ -159,6 +177,7 @@ class BlobStore:
         self._seq = itertools.count(max_seq + 1)
         self._apply_quarantine()
         self._segments.open_active()
+        self._keep_spare()
         log.info("store %s: %d blobs, %d segments, next seq %d", self.data_dir, len(self.index),
                  len(self._segments.numbers), max_seq + 1)
 
@@ -224,8 +243,9 @@ class BlobStore:
         """Store ``size`` bytes from ``chunks`` durably under ``blob_id``.
 
         Raises IncompleteBody (fewer bytes than ``size``), InvalidArgument (bad policy,
-        names or more bytes than ``size``), KeyTooLongError, ServiceUnavailable (no space
-        or shutting down), or the OSError of a failed disk.
+        names or more bytes than ``size``), KeyTooLongError, InsufficientStorage (before
+        reading a byte when the write would eat into the reserve; on a full disk, with
+        nothing left behind), or the OSError of a failed disk.
         """
         DataLayout.parse(policy)
         if size < 0:
@@ -233,20 +253,28 @@ class BlobStore:
         header = BlobHeader(KIND_BLOB, blob_id.version_id, blob_id.shard, bucket, key, policy, size,
                             self.options.block_size, self._clock())
         hbytes = header.encode()
-        self._check_capacity(size)
+        need = record_length(len(hbytes), size, header.block_size)
+        self.admit(need)
+        self._admitted += need
         try:
             if size <= self.options.small_threshold:
                 return await self._put_small(header, hbytes, chunks)
             return await self._put_large(header, hbytes, chunks)
         except OSError as exc:
             if exc.errno in _NO_SPACE:
-                raise ServiceUnavailable(f"no space left on storage node: {exc.strerror}") from exc
+                raise InsufficientStorage(f"no space left on storage node: {exc.strerror}") from exc
             raise
+        finally:
+            self._admitted -= need
 
-    def _check_capacity(self, size: int) -> None:
-        cap = self.options.capacity_bytes
-        if cap and self.used_bytes + size > cap:
-            raise ServiceUnavailable("storage node is full")
+    def admit(self, need: int) -> None:
+        """Raise InsufficientStorage unless ``need`` more bytes leave the reserve free."""
+        space = self.space()
+        if space["free_bytes"] - need < space["reserve_bytes"]:
+            raise InsufficientStorage(
+                f"storage node is full: {need} bytes asked, {space['free_bytes']} free, "
+                f"{space['reserve_bytes']} kept in reserve"
+            )
 
     async def _put_small(self, header: BlobHeader, hbytes: bytes, chunks: AsyncIterable[bytes]) -> PutResult:
         data = await _read_exact(chunks, header.size)
@@ -322,12 +350,50 @@ class BlobStore:
             return False
         hb = tomb.encode()
         assert self._committer is not None, "store not open"
+        record = PendingRecord(tomb, hb, len(hb), 0, xxh64(b""), unpack_u64(hb, len(hb) - 8))
         try:
-            await self._committer.submit(PendingRecord(tomb, hb, len(hb), 0, xxh64(b""), unpack_u64(hb, len(hb) - 8)))
+            try:
+                await self._committer.submit(record)
+            except OSError as exc:
+                if exc.errno not in _NO_SPACE or not self._give_up_spare():
+                    raise
+                log.warning("disk full: gave up the spare space for a tombstone")
+                self._spare_missing = True
+                await self._committer.submit(record)
         except OSError as exc:
             if exc.errno in _NO_SPACE:
-                raise ServiceUnavailable(f"no space left on storage node: {exc.strerror}") from exc
+                raise InsufficientStorage(f"no space left on storage node: {exc.strerror}") from exc
             raise
+        if self._spare_missing and self.space()["free_bytes"] > 2 * SPARE_BYTES:  # set it aside again
+            self._spare_missing = False
+            self._in_background(self._keep_spare)
+        return True
+
+    def _keep_spare(self) -> None:
+        """Make sure the spare file holds SPARE_BYTES (best effort: not on a full disk)."""
+        path = os.path.join(self.data_dir, SPARE_FILE)
+        try:
+            if os.path.exists(path) and os.path.getsize(path) >= SPARE_BYTES:
+                return
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, SPARE_BYTES)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._spare_missing = True
+            log.warning("could not set aside %d spare bytes: %s", SPARE_BYTES, exc)
+
+    def _give_up_spare(self) -> bool:
+        """Free the spare file's space; False if there was none to give."""
+        path = os.path.join(self.data_dir, SPARE_FILE)
+        try:
+            if os.path.getsize(path) == 0:
+                return False
+            os.truncate(path, 0)
+        except OSError:
+            return False
         return True
 
     def _on_commit(self, rec: PendingRecord, appended: Appended) -> None:
@@ -346,10 +412,11 @@ class BlobStore:
         if garbage is None or not garbage.in_own_file:
             return
         self._file_bytes -= garbage.location.length
-        self._unlink_in_background(os.path.join(self.data_dir, garbage.location.file))
+        self._in_background(_unlink_quietly, os.path.join(self.data_dir, garbage.location.file))
 
-    def _unlink_in_background(self, path: str) -> None:
-        fut = asyncio.get_running_loop().run_in_executor(self._io_pool, _unlink_quietly, path)
+    def _in_background(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` on the IO pool; ``close`` waits for it."""
+        fut = asyncio.get_running_loop().run_in_executor(self._io_pool, fn, *args)
         self._bg.add(fut)
         fut.add_done_callback(self._bg.discard)
 
@@ -378,7 +445,7 @@ class BlobStore:
                  "replaced by a new copy" if repaired else "deleted")
         if q.file.startswith("blobs/"):
             self._file_bytes -= _file_size(os.path.join(self.data_dir, q.file))
-            self._unlink_in_background(os.path.join(self.data_dir, q.file))
+            self._in_background(_unlink_quietly, os.path.join(self.data_dir, q.file))
         fut = asyncio.get_running_loop().create_task(self._save_quarantine())
         self._bg.add(fut)
         fut.add_done_callback(self._bg.discard)
@@ -443,16 +510,35 @@ class BlobStore:
         return seg + self._file_bytes
 
     def capacity_bytes(self) -> int:
+        return self.space()["capacity_bytes"]
+
+    def space(self) -> dict:
+        """``capacity_bytes``, ``used_bytes``, ``free_bytes``, ``reserve_bytes`` of this node.
+
+        With ``capacity_bytes`` set the disk is taken to end there (free is also never
+        more than the filesystem has); else the data dir's filesystem's size and free
+        space. Free space leaves out the bytes promised to writes in flight.
+        """
+        fs = shutil.disk_usage(self.data_dir)
+        used = self.used_bytes
         if self.options.capacity_bytes:
-            return self.options.capacity_bytes
-        return self.used_bytes + shutil.disk_usage(self.data_dir).free
+            capacity = self.options.capacity_bytes
+            free = min(capacity - used, fs.free)
+        else:
+            capacity, free = fs.total, fs.free
+        reserve = self.options.reserve_bytes
+        return {
+            "capacity_bytes": capacity,
+            "used_bytes": used,
+            "free_bytes": max(free - self._admitted, 0),
+            "reserve_bytes": default_reserve(capacity) if reserve is None else reserve,
+        }
 
     def stats(self) -> dict:
         seg = self._segments
         return {
-            "used_bytes": self.used_bytes,
+            **self.space(),
             "live_bytes": self.index.live_bytes,
-            "capacity_bytes": self.capacity_bytes(),
             "blob_count": len(self.index),
             "tombstones": self.index.tombstone_count,
             "quarantined": len(self.quarantined),

@@ -41,6 +41,8 @@ def add_up_parser(sub: Any) -> None:
     gateway.cli_args.add_limit_arguments(p)
     metadata.cli_args.add_liveness_arguments(p)
     objstore.node.cli_args.add_scrub_arguments(p)
+    p.add_argument("--storage-capacity", type=int, default=0,
+                   help="bytes each storage node may use, as if its disk ended there (default: its filesystem)")
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
     add_up_monitoring_arguments(p)
@@ -72,6 +74,7 @@ def run_up_command(args: argparse.Namespace) -> int:
         prometheus=args.prometheus, prometheus_port=args.prometheus_port,
         prometheus_interval=args.prometheus_interval, metrics_token_file=args.metrics_token_file,
         log_format=args.log_format,
+        storage_capacity=args.storage_capacity,
     ))
 
 

@@ -12,6 +12,8 @@ Faults, per :class:`StorageNode`:
 - ``await node.down()``: the node stops (its connections reset, its port refuses);
   ``await node.up()`` starts it again on the same data dir and advertised address.
 - ``node.slow(seconds)``: every chunk to and from the node waits ``seconds`` first.
+- ``node.stall()``: the node takes and sends nothing more, but keeps its connections
+  open (a paused process); ``node.resume()`` lets it go on.
 - ``node.corrupt(marker)``: flip a byte of the stored blob whose bytes hold ``marker``,
   in the file on the node's disk.
 
@@ -78,9 +80,11 @@ class Server:
 class StorageNode:
     """A storage node and the link in front of it, with its fault switches."""
 
-    def __init__(self, node_id: str, data_dir: Path, zone: str, metadata: str, heartbeat_interval: float = 1.0) -> None:
+    def __init__(self, node_id: str, data_dir: Path, zone: str, metadata: str, heartbeat_interval: float = 1.0,
+                 **config: Any) -> None:
         self.node_id = node_id
         self.heartbeat_interval = heartbeat_interval
+        self.config = config  # more StorageConfig fields (capacity_bytes, reserve_bytes)
         self.data_dir = data_dir
         self.zone = zone
         self.metadata = metadata
@@ -101,7 +105,7 @@ class StorageNode:
         await self.link.start()
         cfg = StorageConfig(node_id=self.node_id, data_dir=str(self.data_dir), secret=SECRET, host=HOST,
                             zone=self.zone, metadata=(self.metadata,), advertise=self.link.address,
-                            heartbeat_interval=self.heartbeat_interval)
+                            heartbeat_interval=self.heartbeat_interval, **self.config)
         self.server = await Server(create_storage(cfg)).start()
 
     async def down(self) -> None:
@@ -114,6 +118,13 @@ class StorageNode:
     def slow(self, seconds: float) -> None:
         """Delay every chunk to and from the node by ``seconds`` (0: full speed)."""
         self.link.delay = seconds
+
+    def stall(self) -> None:
+        """Pause the node: nothing reaches it or leaves it, connections stay open."""
+        self.link.stall()
+
+    def resume(self) -> None:
+        self.link.resume()
 
     def corrupt(self, marker: bytes, skip: int = 5) -> Path:
         """Flip the byte ``skip`` bytes after ``marker`` in the node's stored copy; its file."""
@@ -132,18 +143,21 @@ class InProcessCluster:
     """Metadata node ``m1``, storage nodes ``s1``..``sN``, gateway ``gw1`` under ``base``."""
 
     def __init__(self, base: Path, storage_nodes: int = 3, default_policy: str = "replica:3", *,
-                 node_timeout: float = 10.0, down_after: float = 600.0, heartbeat_interval: float = 1.0) -> None:
+                 node_timeout: float = 10.0, down_after: float = 600.0, heartbeat_interval: float = 1.0,
+                 gateway: dict[str, Any] | None = None, storage: dict[str, dict[str, Any]] | None = None) -> None:
         """``node_timeout``/``down_after``: the metadata node's liveness timers;
-        ``heartbeat_interval``: the storage nodes'."""
+        ``heartbeat_interval``: the storage nodes'; ``gateway``: more GatewayConfig fields;
+        ``storage``: node id -> more StorageConfig fields."""
         self.base = Path(base)
         self.default_policy = default_policy
         self.liveness = {"node_timeout": node_timeout, "down_after": down_after}
+        self.gateway_config = gateway or {}
         self.metadata: Server | None = None
         self.gateway: Server | None = None
         self.meta_address = f"{HOST}:{free_port()}"
         self.nodes = {
             f"s{i + 1}": StorageNode(f"s{i + 1}", self.base / "storage" / f"s{i + 1}", ZONES[i % len(ZONES)],
-                                     self.meta_address, heartbeat_interval)
+                                     self.meta_address, heartbeat_interval, **(storage or {}).get(f"s{i + 1}", {}))
             for i in range(storage_nodes)
         }
         self.meta = MetadataClient([self.meta_address], SECRET, client_id="harness")
@@ -169,7 +183,8 @@ class InProcessCluster:
             self.metadata = await Server(create_metadata(cfg), port).start()
             await asyncio.gather(*(n.up() for n in self.nodes.values()))
             gcfg = GatewayConfig(gateway_id="gw1", secret=SECRET, metadata=(self.meta_address,), host=HOST, port=0,
-                                 default_policy=self.default_policy, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+                                 default_policy=self.default_policy, access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+                                 **self.gateway_config)
             self.gateway = await Server(create_gateway(gcfg), **HANDLER_ARGS).start()
 
             last_error: list[BaseException] = []

@@ -6,6 +6,9 @@ Switches:
 
 - ``delay``: seconds to wait before relaying each chunk (up to ``CHUNK`` bytes), in both
   directions: a slow node or a slow network.
+- ``stall()``: relay nothing more, in either direction, on any connection (new ones are
+  accepted and then hang too), as when the process behind is paused (SIGSTOP);
+  ``resume()`` lets the held bytes through again (SIGCONT).
 - ``cut()``: abort every relayed connection (both sides see a reset) and stop listening
   (new connections are refused), as when the process behind dies; ``start()`` listens on
   the same port again.
@@ -28,6 +31,8 @@ class Link:
         self.host = host
         self.port = 0
         self.delay = 0.0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.WriteTransport] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -37,9 +42,17 @@ class Link:
         return f"{self.host}:{self.port}"
 
     async def start(self) -> None:
-        """Listen (on the port used before, if any)."""
+        """Listen (on the port used before, if any); a stalled link flows again."""
+        self._flowing.set()
         self._server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def stall(self) -> None:
+        """Hold every byte from now on (see the module docstring)."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def cut(self) -> None:
         """Refuse new connections and reset every open one."""
@@ -84,6 +97,7 @@ class Link:
         try:
             while True:
                 data = await src.read(CHUNK)
+                await self._flowing.wait()
                 if not data:
                     break
                 if self.delay:

@@ -18,7 +18,7 @@ from metadata.storage.files import load_hard_state, save_hard_state
 from metadata.storage.log import DiskLog, LogClosedError, LogRecord
 from metadata.storage.snapshot_store import SnapshotStore
 from objstore import durable_io
-from objstore.errors import ServiceUnavailable
+from objstore.errors import InsufficientStorage
 from objstore.node.blob import BlobId
 from objstore.node.store import BlobStore, StoreOptions
 
@@ -223,7 +223,7 @@ async def test_storage_enospc_acknowledges_nothing_and_serves_nothing_half_writt
     await put(s, "before", data)
     monkeypatch.setattr(os, "write", disk.write)
     disk.full = True
-    with pytest.raises(ServiceUnavailable, match="no space"):
+    with pytest.raises(InsufficientStorage, match="no space"):
         await put(s, "failed", data)
     assert s.index.get(BlobId("failed", 0)) is None
     disk.full = False

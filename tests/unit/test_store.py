@@ -11,7 +11,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from objstore.errors import CorruptBlob, IncompleteBody, InvalidArgument, NoSuchKey, ServiceUnavailable
+from objstore.errors import CorruptBlob, IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey
 from objstore.node.blob import BlobId
 from objstore.node.store import BlobStore, StoreOptions
 
@@ -266,9 +266,9 @@ async def test_enospc_fails_cleanly_and_leaves_no_partial_record(tmp_path: Path)
     seg = tmp_path / s.index.get(BlobId("a", 0)).location.file
     size_before = seg.stat().st_size
     disk.full = True
-    with pytest.raises(ServiceUnavailable, match="no space"):
+    with pytest.raises(InsufficientStorage, match="no space"):
         await put(s, "b", b"B" * 100)
-    with pytest.raises(ServiceUnavailable, match="no space"):
+    with pytest.raises(InsufficientStorage, match="no space"):  # even with the spare given up
         await s.delete(BlobId("a", 0))
     assert s.index.get(BlobId("b", 0)) is None and seg.stat().st_size == size_before
     disk.full = False
@@ -286,11 +286,105 @@ async def test_configured_capacity_refuses_writes_beyond_it(tmp_path: Path) -> N
     s = await opened(tmp_path, StoreOptions(capacity_bytes=1000))
     try:
         await put(s, "a", b"x" * 500)
-        with pytest.raises(ServiceUnavailable, match="full"):
+        with pytest.raises(InsufficientStorage, match="full"):
             await put(s, "b", b"x" * 600)
         assert s.capacity_bytes() == 1000 and s.stats()["blob_count"] == 1
     finally:
         await s.close()
+
+
+async def test_space_reports_capacity_used_free_and_the_default_reserve(tmp_path: Path) -> None:
+    s = await opened(tmp_path, StoreOptions(capacity_bytes=100_000))
+    try:
+        await put(s, "a", b"x" * 5000)
+        sp = s.space()
+        assert sp["capacity_bytes"] == 100_000 and sp["reserve_bytes"] == 5000  # 5% of the capacity
+        assert sp["used_bytes"] == s.used_bytes > 5000
+        assert sp["free_bytes"] == 100_000 - sp["used_bytes"]
+        assert {k: s.stats()[k] for k in sp} == sp
+    finally:
+        await s.close()
+    s = await opened(tmp_path, StoreOptions())  # no capacity given: the real filesystem
+    try:
+        fs = shutil.disk_usage(tmp_path)
+        sp = s.space()
+        assert sp["capacity_bytes"] == fs.total
+        assert sp["reserve_bytes"] == min(fs.total // 20, 1024**3)
+        assert abs(sp["free_bytes"] - fs.free) < 64 * 1024 * 1024  # other writers share the disk
+    finally:
+        await s.close()
+
+
+async def test_a_write_that_would_eat_into_the_reserve_is_refused_before_its_body_is_read(tmp_path: Path) -> None:
+    s = await opened(tmp_path, StoreOptions(capacity_bytes=20_000, reserve_bytes=4000))
+    read_from: list[int] = []
+
+    async def body(n: int) -> AsyncIterator[bytes]:
+        read_from.append(n)
+        yield b"y" * n
+
+    try:
+        await s.put(BlobId("a", 0), "b", "k", "replica:3", 10_000, body(10_000))
+        free = s.space()["free_bytes"]
+        assert 4000 < free < 10_000
+        with pytest.raises(InsufficientStorage):
+            await s.put(BlobId("b", 0), "b", "k", "replica:3", free - 3000, body(free - 3000))
+        assert read_from == [10_000]  # the refused body was never read
+        assert s.index.get(BlobId("b", 0)) is None
+        await s.delete(BlobId("a", 0))  # a tombstone needs no admission
+        assert s.index.get(BlobId("a", 0)) is None
+    finally:
+        await s.close()
+
+
+async def test_writes_in_flight_count_against_the_free_space(tmp_path: Path) -> None:
+    s = await opened(tmp_path, StoreOptions(capacity_bytes=100_000, reserve_bytes=0, small_threshold=2048))
+    gate = asyncio.Event()
+
+    async def held(n: int) -> AsyncIterator[bytes]:
+        await gate.wait()
+        yield b"z" * n
+
+    try:
+        first = asyncio.create_task(s.put(BlobId("a", 0), "b", "k", "replica:3", 60_000, held(60_000)))
+        await asyncio.sleep(0.05)
+        assert s.space()["free_bytes"] < 40_000
+        with pytest.raises(InsufficientStorage):
+            await s.put(BlobId("b", 0), "b", "k", "replica:3", 50_000, held(50_000))
+        gate.set()
+        await first
+        assert s.space()["free_bytes"] == 100_000 - s.used_bytes
+    finally:
+        await s.close()
+
+
+class FullUntilSpareFreed:
+    """os.write failing with ENOSPC while the store's spare file still holds its bytes."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.spare = data_dir / "spare-space"
+        self.full = False
+
+    def write(self, fd: int, data: bytes) -> int:
+        if self.full and self.spare.stat().st_size > 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+
+async def test_a_delete_on_a_full_disk_gives_up_the_spare_space_and_succeeds(tmp_path: Path) -> None:
+    disk = FullUntilSpareFreed(tmp_path)
+    s = await opened(tmp_path, write=disk.write)
+    try:
+        await put(s, "a", b"A" * 100)
+        assert disk.spare.stat().st_size == 1024 * 1024
+        disk.full = True
+        with pytest.raises(InsufficientStorage):
+            await put(s, "b", b"B" * 100)
+        await s.delete(BlobId("a", 0))  # its tombstone could only be written once the spare was freed
+        assert s.index.get(BlobId("a", 0)) is None
+    finally:
+        await s.close()
+    assert disk.spare.stat().st_size == 1024 * 1024  # set aside again after the delete
 
 
 async def test_concurrent_small_writes_share_fsyncs(tmp_path: Path) -> None:

@@ -1,0 +1,122 @@
+"""FanOut's rules with scripted uploads (no network): handoff on a 507 before the body,
+stragglers abandoned only once W others acknowledged or keep up, never below W."""
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+import pytest
+
+from gateway.datapath.fanout import FanOut
+from gateway.topology import Topology
+from objstore.errors import InsufficientReplicas, InsufficientStorage
+from objstore.ring import build_ring
+from objstore.types import ClusterMap, NodeInfo
+
+STRAGGLER = 0.05
+NODES = [NodeInfo(f"s{i}", f"127.0.0.1:{7000 + i}") for i in range(1, 6)]
+
+
+class Storage:
+    """Scripted nodes: each node id's behaviour (``ok``, ``full``, ``stall``, ``stop_after_1``)."""
+
+    def __init__(self, **behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.received: dict[str, bytes] = {}
+        self.deleted: list[str] = []
+
+    async def upload(self, node: NodeInfo, index: int, body: AsyncIterator[bytes] | bytes) -> dict:
+        how = self.behaviour.get(node.node_id, "ok")
+        if how == "full":
+            raise InsufficientStorage("full")
+        if how == "stall":
+            await asyncio.Event().wait()
+        got = bytearray()
+        if isinstance(body, bytes):
+            got += body
+        else:
+            async for chunk in body:
+                got += chunk
+                if how == "stop_after_1":
+                    await asyncio.Event().wait()  # takes one chunk, then nothing more
+        self.received[node.node_id] = bytes(got)
+        return {"size": len(got)}
+
+    async def delete_blob(self, address: str, version_id: str, shard: int) -> None:
+        self.deleted.append(address)
+
+
+def topology() -> Topology:
+    topo = Topology(lambda: None)  # type: ignore[arg-type, return-value]
+    topo.map = ClusterMap(1, tuple(NODES))
+    topo.ring = build_ring(topo.map)
+    return topo
+
+
+def fan(storage: Storage, topo: Topology, n: int = 3, quorum: int = 2, handoff: bool = True) -> FanOut:
+    nodes = NODES[:n]
+    spare = [nd for nd in NODES if nd not in nodes]
+
+    def next_free(used) -> NodeInfo | None:  # noqa: ANN001
+        return next((nd for nd in spare if nd.node_id not in used and not topo.is_suspect(nd.node_id)), None)
+
+    return FanOut(storage, topo, nodes, storage.upload, version_id="v", quorum=quorum,  # type: ignore[arg-type]
+                  straggler=STRAGGLER, handoff=next_free if handoff else None)
+
+
+async def stream(f: FanOut, chunks: list[bytes], depth: int = 2) -> list[str]:
+    f.open_streams(depth)
+    for c in chunks:
+        await f.send([c] * len(f.targets))
+    return await f.finish()
+
+
+CHUNKS = [bytes([i]) * 10 for i in range(6)]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_full_node_is_replaced_by_a_handoff_that_gets_every_byte(streamed):
+    storage, topo = Storage(s2="full"), topology()
+    f = fan(storage, topo)
+    placement = await (stream(f, CHUNKS) if streamed else f.send_whole([b"".join(CHUNKS)] * 3))
+    assert placement == ["s1", "s4", "s3"]
+    assert storage.received["s4"] == b"".join(CHUNKS)
+    assert topo.is_suspect("s2")
+
+
+async def test_a_full_node_without_a_handoff_leaves_its_target_empty():
+    storage, topo = Storage(s2="full"), topology()
+    placement = await fan(storage, topo, handoff=False).send_whole([b"x"] * 3)
+    assert placement == ["s1", "", "s3"]
+
+
+async def test_a_silent_node_is_abandoned_once_w_acknowledged():
+    storage, topo = Storage(s3="stall"), topology()
+    placement = await fan(storage, topo).send_whole([b"x"] * 3)
+    assert placement == ["s1", "s2", ""] and topo.is_suspect("s3")
+
+
+async def test_a_node_that_stops_taking_chunks_is_dropped_while_w_others_keep_up():
+    storage, topo = Storage(s1="stop_after_1"), topology()
+    assert await stream(fan(storage, topo), CHUNKS) == ["", "s2", "s3"]
+    assert storage.received["s2"] == b"".join(CHUNKS)
+
+
+async def test_with_fewer_than_w_others_keeping_up_a_stalled_node_is_waited_for():
+    storage, topo = Storage(s2="stall", s3="stall"), topology()
+    f = fan(storage, topo)
+    f.open_streams(2)
+    for _ in range(2):
+        await f.send([b"a"] * 3)  # s2's and s3's queues are full now
+    sending = asyncio.ensure_future(f.send([b"a"] * 3))
+    await asyncio.sleep(5 * STRAGGLER)
+    assert len(f.live) == 3 and not sending.done()  # dropping s2 would leave only s1 keeping up
+    sending.cancel()
+    await f.abort(RuntimeError("the client went away"))
+
+
+async def test_below_w_the_write_fails_and_the_stored_copy_is_deleted():
+    storage, topo = Storage(s2="full", s3="full"), topology()
+    with pytest.raises(InsufficientReplicas):
+        await fan(storage, topo, handoff=False).send_whole([b"x"] * 3)
+    assert storage.deleted == [NODES[0].address]
