@@ -271,11 +271,11 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = BlobStore(cfg.data_dir, opts)
+        store.batch_observer = node_metrics.observe_batch  # before open: every batch is counted
         await store.open()
         app[STORE] = store
         # Read at every scrape, so the gauge is always current.
         metrics.storage_used.labels(cfg.node_id).set_function(lambda: store.used_bytes)
-        store.batch_observer = node_metrics.observe_batch
         yield
         await store.close()
 

@@ -334,7 +334,10 @@ async def test_node_heartbeats_in_background_while_serving(tmp_path: Path, clien
         assert first["node"]["capacity_bytes"] > 0
         stats = stub.received[-1]["stats"]
         assert stats["blob_count"] == 1 and stats["used_bytes"] > 0
-        assert stats["free_bytes"] == stats["capacity_bytes"] - stats["used_bytes"]
+        # The store's space figures (objstore.node.store.BlobStore.space): free is the
+        # filesystem's, at most capacity - used; the reserve is the default one.
+        assert 0 < stats["free_bytes"] <= stats["capacity_bytes"] - stats["used_bytes"]
+        assert stats["reserve_bytes"] == min(stats["capacity_bytes"] // 20, 1 << 30)
     finally:
         await runner.cleanup()
         await runner_.cleanup()
