@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sortedcontainers import SortedDict
 
@@ -44,13 +44,16 @@ Versions = tuple[bytes, ...]
 class BucketIndex:
     """The versions of every key of bucket ``name``; see the module docstring."""
 
-    __slots__ = ("name", "atoms", "live", "hidden")
+    __slots__ = ("name", "atoms", "live", "hidden", "watch")
 
-    def __init__(self, name: str, atoms: records.Atoms) -> None:
+    def __init__(self, name: str, atoms: records.Atoms,
+                 watch: Callable[[str, str, Versions, Versions], None] | None = None) -> None:
         self.name = name
         self.atoms = atoms
         self.live = SortedDict()
         self.hidden = SortedDict()
+        # Told (bucket, key, old versions, new versions) of every change (placement_index).
+        self.watch = watch
 
     # --- storage -----------------------------------------------------------------------
 
@@ -65,6 +68,8 @@ class BucketIndex:
 
     def store(self, key: str, versions: Versions) -> None:
         """Make ``versions`` (newest first) the versions of ``key``; empty removes the key."""
+        if self.watch is not None:
+            self.watch(self.name, key, self.versions(key), versions)
         if not versions:
             self.live.pop(key, None)
             self.hidden.pop(key, None)
