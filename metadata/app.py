@@ -48,6 +48,8 @@ from metadata.api import commands as c
 from metadata.api.commands import check_types, command_from_dict
 from metadata.fsm.machine import MetadataFSM
 from metadata import upload_http
+from metadata.repair import http as repair_http
+from metadata.repair.service import RepairService
 from metadata.replication import http as raft_http
 from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter, parse_peers
 from metadata.replication.replicator import Replicator
@@ -55,7 +57,7 @@ from objstore.config import MetadataConfig
 from objstore.errors import InvalidArgument
 from objstore.http_common import add_health_and_metrics, internal_middlewares
 from objstore.metrics import Metrics
-from objstore.tls import clear_text_warning, server_context
+from objstore.tls import clear_text_warning, client_context, server_context
 from objstore.types import NodeInfo
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ MAX_BODY = 32 * 1024 * 1024
 REPLICATOR = web.AppKey("replicator", Replicator)
 CONFIG = web.AppKey("config", MetadataConfig)
 METRICS = web.AppKey("metrics", Metrics)
+REPAIR = web.AppKey("repair", RepairService)
 STALE_READ_HEADER = "X-Objstore-Debug-Stale-Read"  # honoured only with fault injection (see _read)
 T = TypeVar("T")
 
@@ -224,6 +227,15 @@ def _register_gauges(metrics: Metrics, rep: Replicator) -> None:
     gauge("raft_leader_changes", "Times this node saw the leader change", "leader_changes")
 
 
+def _register_repair_gauges(metrics: Metrics, rep: Replicator) -> None:
+    """The cluster's versions and bytes below policy (every member has the same figures:
+    they are derived from the replicated records)."""
+    for field, doc in (("objects_below_policy", "Object versions with fewer copies than their policy wants"),
+                       ("bytes_below_policy", "Bytes of blobs with fewer copies than their policy wants")):
+        g = Gauge(f"objstore_cluster_{field}", doc, registry=metrics.registry)
+        g.set_function(lambda field=field: float(rep.status().get(field, 0)))
+
+
 def create_app(cfg: MetadataConfig) -> web.Application:
     """The metadata node's aiohttp application; its replicator opens on startup."""
     metrics = Metrics("metadata")
@@ -239,8 +251,11 @@ def create_app(cfg: MetadataConfig) -> web.Application:
         gc.collect()
         gc.freeze()
         app[REPLICATOR] = rep
+        app[REPAIR] = RepairService(rep, cfg.secret, client_context(cfg.tls_ca))
         _register_gauges(metrics, rep)
+        _register_repair_gauges(metrics, rep)
         yield
+        await app[REPAIR].close()
         await rep.close()
 
     app.cleanup_ctx.append(replicator_ctx)
@@ -258,6 +273,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     r.add_get("/v1/credentials", get_credentials, name="list_credentials")
     r.add_get("/v1/status", get_status, name="status")
     upload_http.add_routes(app, _rep)
+    repair_http.add_routes(app, lambda request: request.app[REPAIR])
     raft_http.add_routes(app, _rep, cfg.enable_fault_injection)
     return app
 

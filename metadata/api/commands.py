@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from objstore.errors import InvalidArgument, ObjstoreError, error_from_code
-from metadata.api.repair_records import RepairOutcome
+from objstore.repair_records import RepairOutcome
 from metadata.api.results import DeleteResult, WriteResult
 from metadata.api.upload_records import CompletedUpload, MultipartUpload, PartList, UploadedPart
 from objstore.types import Bucket, ClusterMap, Credential, NodeInfo, ObjectVersion, PartRef

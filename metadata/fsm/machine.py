@@ -36,7 +36,7 @@ from objstore import s3rules as tagging
 from metadata.api.commands import Outcome
 from metadata.fsm.object_index import BucketIndex
 from metadata.fsm.placement_index import PlacementIndex
-from metadata.api.repair_records import RepairOutcome
+from objstore.repair_records import RepairOutcome
 from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
 from metadata.api.upload_records import PartList
 from metadata.fsm.uploads import UploadStore

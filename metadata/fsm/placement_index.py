@@ -85,7 +85,7 @@ class PlacementIndex:
     def _nodes_of(self, versions: Versions) -> set[str]:
         out: set[str] = set()
         for rec in versions:
-            for _, _, placement in records.blob_placements(rec, self.atoms)[1]:
+            for _, _, placement, _ in records.blob_placements(rec, self.atoms)[1]:
                 out.update(placement)
         out.discard("")
         return out
@@ -147,7 +147,7 @@ class PlacementIndex:
         for rec in versions:
             policy, blobs = records.blob_placements(rec, self.atoms)
             hit = False
-            for _, blob_size, placement in blobs:
+            for _, blob_size, placement, _ in blobs:
                 alive, width, needed = survivors(policy, placement, self.holding)
                 if alive < width:
                     hit = True

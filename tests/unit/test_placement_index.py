@@ -6,7 +6,7 @@ import pytest
 
 from metadata.api import commands as c
 from metadata.api.commands import decode_command, encode_command
-from metadata.api.repair_records import RepairOutcome
+from objstore.repair_records import RepairOutcome
 from metadata.fsm.machine import MetadataFSM
 from objstore.types import NodeInfo, ObjectVersion, PartRef
 from tests.unit.test_fsm import Driver, version

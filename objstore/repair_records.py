@@ -1,6 +1,7 @@
-"""Records of repair: the outcome of a conditional placement update, a repair task, a
-damage report. Frozen, with ``to_dict``/``from_dict`` for the JSON of the metadata API
-(outcomes are also remembered in sessions and snapshots).
+"""Records of repair, shared by the metadata leader and the storage nodes: the outcome of a
+conditional placement update, a repair task, a damage report. Frozen, with ``to_dict`` and
+``from_dict`` for the JSON of the internal APIs (outcomes are also remembered in sessions
+and snapshots).
 """
 from __future__ import annotations
 
@@ -81,8 +82,9 @@ class Source:
 class RepairTask:
     """Re-create one copy of one blob on node ``target``.
 
-    The blob is version ``version_id`` (or its part ``part``) of (bucket, key), stored as
-    ``policy`` (the record's layout string), ``size`` bytes of object data. The target
+    The blob ``blob_id`` is version ``version_id``'s own (``part`` 0) or its part ``part``'s
+    (the part's version id), of (bucket, key), stored as ``policy`` (the record's layout
+    string), ``size`` bytes of object data. The target
     writes shard ``shard`` (0 for a replica; the lost shard's index for ec) from
     ``sources``, then the leader commits ``placement`` in place of ``expected``.
     """
@@ -99,16 +101,29 @@ class RepairTask:
     expected: tuple[str, ...]
     placement: tuple[str, ...]
     sources: tuple[Source, ...] = field(default_factory=tuple)
+    blob_id: str = ""  # "" means version_id
     spare: int = 0  # surviving copies beyond those needed to read, when planned
 
     def to_dict(self) -> dict[str, Any]:
         return {"task_id": self.task_id, "bucket": self.bucket, "key": self.key, "version_id": self.version_id,
                 "part": self.part, "policy": self.policy, "size": self.size, "shard": self.shard,
                 "target": self.target, "expected": list(self.expected), "placement": list(self.placement),
-                "sources": [s.to_dict() for s in self.sources], "spare": self.spare}
+                "sources": [s.to_dict() for s in self.sources], "blob_id": self.blob_id,
+                "spare": self.spare}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RepairTask":
         return cls(d["task_id"], d["bucket"], d["key"], d["version_id"], int(d["part"]), d["policy"],
                    int(d["size"]), int(d["shard"]), d["target"], tuple(d["expected"]), tuple(d["placement"]),
-                   tuple(Source.from_dict(s) for s in d.get("sources", ())), int(d.get("spare", 0)))
+                   tuple(Source.from_dict(s) for s in d.get("sources", ())), d.get("blob_id", ""),
+                   int(d.get("spare", 0)))
+
+    @property
+    def blob(self) -> str:
+        """The version id the blob is stored under on the nodes."""
+        return self.blob_id or self.version_id
+
+    @property
+    def blob_key(self) -> tuple[str, str, str, int]:
+        """(bucket, key, version id, part): one blob; at most one task per blob at a time."""
+        return self.bucket, self.key, self.version_id, self.part
