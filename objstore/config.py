@@ -47,6 +47,7 @@ class StorageConfig(NodeConfig):
     capacity_bytes: int = 0  # 0: the free space of the data dir's filesystem
     metadata: tuple[str, ...] = ()  # "host:port" of metadata nodes, to register with
     advertise: str = ""  # "host:port" other processes reach this node at (default host:port)
+    repair_rate: float = 20.0  # MB/s this node receives for repair (0: it does no repair)
 
     def validate(self) -> "StorageConfig":
         _check_port(self.port)
@@ -54,6 +55,8 @@ class StorageConfig(NodeConfig):
             raise InvalidArgument(f"invalid node id {self.node_id!r}")
         if self.weight <= 0:
             raise InvalidArgument("weight must be positive")
+        if self.repair_rate < 0:
+            raise InvalidArgument("repair rate must not be negative")
         check_pair(self.tls_cert, self.tls_key)
         return self
 

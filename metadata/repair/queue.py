@@ -7,8 +7,8 @@ Invariants:
 - At most one task per blob (``RepairTask.blob_key``) is queued or leased.
 - A leased task is handed out again only after its lease expires (``lease_seconds``), so a
   worker that crashed mid-copy loses nothing: its target leases the task again (the copy
-  is idempotent: the same blob id and shard) or the task is dropped at the next planning
-  if its target is no longer writable.
+  is idempotent: the same blob id and shard), or, once its target is no longer writable,
+  the task is dropped at the next planning and planned again for another node.
 - Every table is bounded: ``MAX_TASKS`` tasks, ``MAX_REPORTED`` reported keys,
   ``MAX_DAMAGED`` damaged blobs, ``MAX_FAILED`` failed targets, ``RATE_WINDOW`` commits
   for the rate.
@@ -29,6 +29,7 @@ MAX_DAMAGED = 10_000
 MAX_FAILED = 10_000
 RATE_WINDOW = 1_000
 RATE_SECONDS = 60.0
+STATUS_TASKS = 20  # tasks listed in the status
 
 
 @dataclass
@@ -76,10 +77,10 @@ class RepairQueue:
         return set(self.tasks)
 
     def replace_planned(self, planned: Iterable[RepairTask], writable: set[str], now: float) -> None:
-        """Add newly planned tasks; drop queued (not leased) tasks whose target can no longer
-        take blobs, and leased ones whose lease ran out with such a target."""
+        """Add newly planned tasks; drop tasks, leased or not, whose target can no longer take
+        blobs (a late commit from such a target is still safe: it is conditional)."""
         for blob, item in list(self.tasks.items()):
-            if item.task.target not in writable and item.until <= now:
+            if item.task.target not in writable:
                 del self.tasks[blob]
         for t in planned:
             if len(self.tasks) >= MAX_TASKS:
@@ -145,4 +146,7 @@ class RepairQueue:
             "reported_keys": len(self.reported),
             "damaged_copies": sum(len(v) for v in self.damaged.values()),
             "rate_bytes_per_second": self.rate(now),
+            "tasks": [{"bucket": x.task.bucket, "key": x.task.key, "part": x.task.part, "shard": x.task.shard,
+                       "target": x.task.target, "size": x.task.size, "leased": x.until > now}
+                      for x in list(self.tasks.values())[:STATUS_TASKS]],
         }

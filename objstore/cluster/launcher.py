@@ -69,6 +69,7 @@ class UpOptions:
     quiet: bool = False
     gateway_args: tuple[str, ...] = ()  # more flags of ``objstore gateway`` (its slow-client limits)
     tls_dir: str = ""  # ca.pem, cert.pem and key.pem: every process serves and calls HTTPS
+    repair_rate: float | None = None  # MB/s each storage node receives for repair (None: its default)
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -170,7 +171,8 @@ class Cluster:
             port = free_port(o.host)
             argv = self._cli("storage", "--node-id", nid, "--data-dir", str(d / "storage" / nid),
                              "--host", o.host, "--port", str(port),
-                             "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *self._tls_argv())
+                             "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *self._tls_argv(),
+                             *(() if o.repair_rate is None else ("--repair-rate", f"{o.repair_rate:g}")))
             self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
         argv = self._cli("gateway", "--id", "gw1", "--host", o.host, "--port", str(o.s3_port),
                          "--metadata", meta_list, "--default-policy", o.default_policy, *o.gateway_args,

@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capacity-bytes", type=int)
     p.add_argument("--metadata", help="comma-separated host:port of metadata nodes")
     p.add_argument("--advertise", help="host:port others reach this node at")
+    p.add_argument("--repair-rate", type=float,
+                   help="MB/s this node receives to re-create lost copies (default 20; 0: no repair)")
 
 
 def config_from_args(args: argparse.Namespace) -> StorageConfig:
@@ -25,4 +27,5 @@ def config_from_args(args: argparse.Namespace) -> StorageConfig:
     return load_from_args(StorageConfig, args, {
         "node_id": args.node_id, "data_dir": args.data_dir, "zone": args.zone, "weight": args.weight,
         "capacity_bytes": args.capacity_bytes, "metadata": csv_tuple(args.metadata), "advertise": args.advertise,
+        "repair_rate": args.repair_rate,
     })

@@ -39,6 +39,8 @@ def add_up_parser(sub: Any) -> None:
     gateway.cli_args.add_limit_arguments(p)
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
+    p.add_argument("--repair-rate", type=float, default=None,
+                   help="MB/s each storage node receives to re-create lost copies (default 20; 0: no repair)")
     p.set_defaults(func=run_up_command)
 
 
@@ -47,7 +49,7 @@ def run_up_command(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, host=args.host, s3_port=args.s3_port, storage_nodes=args.storage_nodes,
         metadata_nodes=args.metadata_nodes, default_policy=args.default_policy,
         access_key=args.access_key, secret_key=args.secret_key, gateway_args=gateway.cli_args.limit_argv(args),
-        tls_dir=args.tls_dir,
+        tls_dir=args.tls_dir, repair_rate=args.repair_rate,
     ))
 
 
