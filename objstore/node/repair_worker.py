@@ -195,7 +195,10 @@ class RepairWorker:
                     break
                 if src.shard == t.shard:
                     continue
-                readers[src.shard] = await self._open(stack, src, t.blob)
+                try:
+                    readers[src.shard] = await self._open(stack, src, t.blob)
+                except Exception as exc:  # noqa: BLE001 - any failure: another survivor
+                    log.info("repair source %s of %s shard %d failed: %r", src.node_id, t.blob, src.shard, exc)
             if len(readers) < k and t.size > 0:
                 raise IOError(f"only {len(readers)} of {k} shards could be opened")
             for s in range(stripes.stripe_count(t.size)):

@@ -17,6 +17,9 @@ from metadata.api.client import MetadataClient
 from tests.cluster_harness import LocalCluster
 from tests.integration.conftest import make_s3
 from tests.integration.internals import ClusterInternals
+from tests.integration.test_object_info import cli
+
+pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
 
@@ -90,7 +93,8 @@ def check_placements(cluster: LocalCluster, bucket: str, keys, lost: set[str]) -
             assert not set(named) & lost, f"{key}: {placement}"
 
 
-def heal_then_lose_two(cluster: LocalCluster, policy: str, sizes: list[int], multipart: int) -> None:
+def heal_then_lose_two(cluster: LocalCluster, policy: str, sizes: list[int], multipart: int,
+                       check_cli: bool = False) -> None:
     s3 = make_s3(cluster)
     bucket = "heal"
     create_bucket(s3, bucket, policy)
@@ -102,6 +106,11 @@ def heal_then_lose_two(cluster: LocalCluster, policy: str, sizes: list[int], mul
     assert st["objects_below_policy"] > 0 and st["bytes_below_policy"] > 0
     st = wait_below(cluster, 0, timeout=45)
     assert st["repaired_objects"] > 0
+    if check_cli:
+        watch = cli(cluster, "repair", "status", "--watch")  # returns at once: nothing left
+        assert watch.returncode == 0 and "100.0%" in watch.stdout, watch.stdout + watch.stderr
+        status = cli(cluster, "status")
+        assert "below policy 0 objects" in status.stdout, status.stdout
     check_placements(cluster, bucket, data, {"s1"})
     cluster.kill_node("s2")
     cluster.kill_node("s3")
@@ -114,7 +123,7 @@ def test_replica3_heals_after_a_node_is_lost(tmp_path):
     rng = random.Random(1)
     sizes = [rng.choice((0, 1, 1000, 10_000, 70_000, 300_000)) for _ in range(297)]
     with LocalCluster(tmp_path / "data", storage_nodes=6, extra_args=("--repair-rate", "200")) as cluster:
-        heal_then_lose_two(cluster, "replica:3", sizes, multipart=3)
+        heal_then_lose_two(cluster, "replica:3", sizes, multipart=3, check_cli=True)
 
 
 def test_ec42_heals_after_a_node_is_lost(tmp_path):
