@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 LEASE_PATH = "/v1/repair/lease"
 COMMIT_PATH = "/v1/repair/commit"
-LEASE_MAX = 4
+LEASE_MAX = 4  # tasks leased, and copied at once, per round
 
 
 class TokenBucket:
@@ -145,14 +145,22 @@ class RepairWorker:
         """Lease tasks and do them; returns how many were leased."""
         answer = await self.call(LEASE_PATH, {"node_id": self.node_id, "max": LEASE_MAX})
         tasks = [RepairTask.from_dict(t) for t in answer.get("tasks", ())]
-        for t in tasks:
-            ok = await self.copy(t)
-            outcome = await self.call(COMMIT_PATH, {"node_id": self.node_id, "task": t.to_dict(), "ok": ok})
-            if ok and outcome.get("applied"):
-                self.on_repaired(t.size)
-            log.info("repair of %s/%s %s part %d shard %d: %s", t.bucket, t.key, t.version_id, t.part, t.shard,
-                     outcome if ok else "copy failed")
+        results = await asyncio.gather(*(self.do(t) for t in tasks), return_exceptions=True)
+        for r in results:
+            if isinstance(r, LeaderError):
+                log.info("%s", r)  # the lease runs out; the task is done again
+            elif isinstance(r, BaseException):
+                raise r
         return len(tasks)
+
+    async def do(self, t: RepairTask) -> None:
+        """Copy, then commit (the copy is durable first)."""
+        ok = await self.copy(t)
+        outcome = await self.call(COMMIT_PATH, {"node_id": self.node_id, "task": t.to_dict(), "ok": ok})
+        if ok and outcome.get("applied"):
+            self.on_repaired(t.size)
+        log.info("repair of %s/%s %s part %d shard %d: %s", t.bucket, t.key, t.version_id, t.part, t.shard,
+                 outcome if ok else "copy failed")
 
     async def copy(self, t: RepairTask) -> bool:
         """Make the task's copy durable here; False when no source could give it."""
