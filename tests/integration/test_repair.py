@@ -1,8 +1,9 @@
 """Self-healing on real processes: a storage node dies for good (SIGKILL, then ``out``), its
 copies are re-created elsewhere until nothing is below policy, and then two more nodes
 die and every object still reads back byte-identical (so redundancy was restored, not just
-reported). For replica:3 on 6 nodes and ec:4+2 on 8; and a repair whose node is killed in
-the middle of a copy leaves no duplicate or lost placement and is done again elsewhere."""
+reported). For replica:3 on 6 nodes and ec:4+2 on 8; a replica a read found missing is
+reported and re-created; and a repair whose node is killed in the middle of a copy leaves
+no duplicate or lost placement and is done again elsewhere."""
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +16,7 @@ import aiohttp
 import pytest
 
 from metadata.api.client import MetadataClient
+from objstore.node.client import StorageClient
 from tests.cluster_harness import LocalCluster
 from tests.integration.conftest import make_s3
 from tests.integration.internals import ClusterInternals
@@ -91,6 +93,27 @@ def check_placements(cluster: LocalCluster, bucket: str, keys, lost: set[str]) -
             assert not set(named) & lost, f"{key}: {placement}"
 
 
+def read_repair(cluster: LocalCluster, s3, bucket: str, key: str, body: bytes) -> None:
+    """A replica deleted behind the store's back: a GET still answers, reports the copy,
+    and the leader has it re-created on another node."""
+    internals = ClusterInternals(cluster)
+    v = internals.version(bucket, key)
+    victim = v.placement[0]
+
+    async def delete(m):
+        async with aiohttp.ClientSession() as session:
+            await StorageClient(session, internals.secret).delete_blob(internals.nodes[victim], v.version_id, 0)
+
+    _meta(cluster, delete)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    deadline = time.monotonic() + 20
+    while victim in internals.version(bucket, key).placement:
+        assert time.monotonic() < deadline, "the reported copy was not re-created"
+        time.sleep(0.3)
+    placement = internals.version(bucket, key).placement
+    assert len(set(placement)) == 3 and set(v.placement[1:]) < set(placement)
+
+
 def heal_then_lose_two(cluster: LocalCluster, policy: str, sizes: list[int], multipart: int,
                        check_cli: bool = False) -> None:
     s3 = make_s3(cluster)
@@ -109,6 +132,7 @@ def heal_then_lose_two(cluster: LocalCluster, policy: str, sizes: list[int], mul
         assert watch.returncode == 0 and "100.0%" in watch.stdout, watch.stdout + watch.stderr
         status = cli(cluster, "status")
         assert "below policy 0 objects" in status.stdout, status.stdout
+        read_repair(cluster, s3, bucket, "obj/0005", data["obj/0005"])
     check_placements(cluster, bucket, data, {"s1"})
     cluster.kill_node("s2")
     cluster.kill_node("s3")
