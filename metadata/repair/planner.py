@@ -14,7 +14,7 @@ Rules:
   it is not verified damaged; copies on other nodes are left out of the new placement
   (they are lost; a node back after ``out`` holds stale copies that nothing references).
 - A blob with fewer survivors than it needs to be read (replica: 1, ec: K) is skipped:
-  nothing can rebuild it.
+  nothing can rebuild it; so is one whose policy string does not parse.
 - The target is the first node in the object's ring order (the ring of the current map,
   walked past its placement nodes: ``locate`` then ``locate_extra``) that is in
   ``WRITABLE_STATES``, holds no copy of that blob, did not fail that blob before, and has
@@ -42,12 +42,15 @@ def task_id(blob: Blob, shard: int, target: str) -> str:
     return "\x1f".join((blob[0], blob[1], blob[2], str(blob[3]), str(shard), target))
 
 
-def blob_bytes(policy: str, size: int) -> int:
-    """Bytes one copy of a blob of ``size`` object bytes takes: the whole, or one shard."""
+def _layout(policy: str) -> DataLayout | None:
     try:
-        layout = DataLayout.parse(policy)
+        return DataLayout.parse(policy)
     except InvalidArgument:
-        return size
+        return None
+
+
+def blob_bytes(layout: DataLayout, size: int) -> int:
+    """Bytes one copy of a blob of ``size`` object bytes takes: the whole, or one shard."""
     return layout.stripes.shard_file_size(size) if layout.erasure_coded else size
 
 
@@ -101,9 +104,10 @@ def plan(
                     return n not in bad and fsm.placements.holding(n)
 
                 alive, width, needed = survivors(policy, placement, holding)
-                if alive >= width or alive < needed:
+                layout = _layout(policy)
+                if alive >= width or alive < needed or layout is None:
                     continue
-                task = _task(ring, blob, blob_id, policy, size, placement, width, holding, alive - needed,
+                task = _task(ring, blob, blob_id, policy, layout, size, placement, width, holding, alive - needed,
                              writable, address, failed.get(blob, ()), free_bytes)
                 if task is not None:
                     tasks.append(task)
@@ -111,12 +115,12 @@ def plan(
     return tasks
 
 
-def _task(ring: Ring, blob: Blob, blob_id: str, policy: str, size: int, placement: tuple[str, ...], width: int,
-          holding, spare: int, writable: set[str], address: Mapping[str, str], failed: Collection[str],
-          free_bytes: Mapping[str, int]) -> RepairTask | None:
+def _task(ring: Ring, blob: Blob, blob_id: str, policy: str, layout: DataLayout, size: int,
+          placement: tuple[str, ...], width: int, holding, spare: int, writable: set[str], address: Mapping[str, str],
+          failed: Collection[str], free_bytes: Mapping[str, int]) -> RepairTask | None:
     bucket, key, vid, part = blob
-    ec = DataLayout.parse(policy).erasure_coded if policy else False
-    need = blob_bytes(policy, size)
+    ec = layout.erasure_coded
+    need = blob_bytes(layout, size)
     ring_key = blob_id if part else key
     order = ring.locate(bucket, ring_key, width) + ring.locate_extra(bucket, ring_key, width)
     taken = set(placement)

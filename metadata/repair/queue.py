@@ -35,14 +35,17 @@ STATUS_TASKS = 20  # tasks listed in the status
 @dataclass
 class _Leased:
     task: RepairTask
+    since: float  # when it was queued
     until: float = 0.0  # lease expiry; 0: not leased
+    leased: bool = False  # ever leased
 
 
 class RepairQueue:
     """See the module docstring."""
 
-    def __init__(self, lease_seconds: float = 30.0) -> None:
+    def __init__(self, lease_seconds: float = 30.0, unclaimed_seconds: float = 60.0) -> None:
         self.lease_seconds = lease_seconds
+        self.unclaimed_seconds = unclaimed_seconds
         self.tasks: OrderedDict[Blob, _Leased] = OrderedDict()
         self.reported: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.damaged: OrderedDict[Blob, set[str]] = OrderedDict()
@@ -78,15 +81,19 @@ class RepairQueue:
 
     def replace_planned(self, planned: Iterable[RepairTask], writable: set[str], now: float) -> None:
         """Add newly planned tasks; drop tasks, leased or not, whose target can no longer take
-        blobs (a late commit from such a target is still safe: it is conditional)."""
+        blobs (a late commit from such a target is still safe: it is conditional), and tasks
+        no worker leased within ``unclaimed_seconds`` (counted as failed by their target, so
+        the blob is planned for another node)."""
         for blob, item in list(self.tasks.items()):
             if item.task.target not in writable:
                 del self.tasks[blob]
+            elif not item.leased and now - item.since > self.unclaimed_seconds:
+                self.finished(item.task, False, "failed", now)  # its target runs no worker: another one
         for t in planned:
             if len(self.tasks) >= MAX_TASKS:
                 break
             if t.blob_key not in self.tasks:
-                self.tasks[t.blob_key] = _Leased(t)
+                self.tasks[t.blob_key] = _Leased(t, now)
         planned_keys = {(t.bucket, t.key) for t in self.tasks.values() for t in (t.task,)}
         for k in [k for k in self.reported if k in planned_keys]:
             del self.reported[k]
@@ -102,6 +109,7 @@ class RepairQueue:
         out = []
         for x in free[: max(count, 0)]:
             x.until = now + self.lease_seconds
+            x.leased = True
             out.append(x.task)
         return out
 

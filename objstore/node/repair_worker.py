@@ -132,31 +132,55 @@ class RepairWorker:
         self.poll = poll
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                done = await self.run_once()
-            except LeaderError as exc:
-                log.debug("%s", exc)
-                done = 0
-            if not done:
-                await self.sleep(self.poll)
+        """Keep up to ``LEASE_MAX`` tasks running: lease more as soon as one ends (so one
+        task's commit overlaps the next one's copy); poll every ``poll`` seconds when idle."""
+        running: set[asyncio.Task] = set()
+        try:
+            while True:
+                leased = 0
+                if len(running) < LEASE_MAX:
+                    try:
+                        leased = await self.lease(running, LEASE_MAX - len(running))
+                    except LeaderError as exc:
+                        log.debug("%s", exc)
+                if leased:
+                    continue
+                if running:
+                    await asyncio.wait(running, timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await self.sleep(self.poll)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
-    async def run_once(self) -> int:
-        """Lease tasks and do them; returns how many were leased."""
-        answer = await self.call(LEASE_PATH, {"node_id": self.node_id, "max": LEASE_MAX})
+    async def lease(self, running: set[asyncio.Task], count: int) -> int:
+        """Lease up to ``count`` tasks and start them in ``running``; returns how many."""
+        answer = await self.call(LEASE_PATH, {"node_id": self.node_id, "max": count})
         tasks = [RepairTask.from_dict(t) for t in answer.get("tasks", ())]
-        results = await asyncio.gather(*(self.do(t) for t in tasks), return_exceptions=True)
-        for r in results:
-            if isinstance(r, LeaderError):
-                log.info("%s", r)  # the lease runs out; the task is done again
-            elif isinstance(r, BaseException):
-                raise r
+        for t in tasks:
+            job = asyncio.ensure_future(self.do(t))
+            running.add(job)
+            job.add_done_callback(running.discard)
         return len(tasks)
 
+    async def run_once(self) -> int:
+        """Lease tasks and do them all; returns how many were leased."""
+        running: set[asyncio.Task] = set()
+        n = await self.lease(running, LEASE_MAX)
+        if running:
+            await asyncio.gather(*running)
+        return n
+
     async def do(self, t: RepairTask) -> None:
-        """Copy, then commit (the copy is durable first)."""
+        """Copy, then commit (the copy is durable first). A commit that reaches no leader is
+        dropped: the lease runs out and the task is done again."""
         ok = await self.copy(t)
-        outcome = await self.call(COMMIT_PATH, {"node_id": self.node_id, "task": t.to_dict(), "ok": ok})
+        try:
+            outcome = await self.call(COMMIT_PATH, {"node_id": self.node_id, "task": t.to_dict(), "ok": ok})
+        except LeaderError as exc:
+            log.info("%s", exc)
+            return
         if ok and outcome.get("applied"):
             self.on_repaired(t.size)
         log.info("repair of %s/%s %s part %d shard %d: %s", t.bucket, t.key, t.version_id, t.part, t.shard,

@@ -90,3 +90,15 @@ def test_queue_leases_expire_and_outcomes_count(d):
     assert not q.tasks  # its target is no longer writable
     q.mark_damaged(DamageReport("b", "a", "v1", "n2"))
     assert q.damaged[("b", "a", "v1", 0)] == {"n2"} and ("b", "a") in q.reported
+
+
+def test_a_task_no_worker_claims_is_planned_for_another_node(d):
+    d.run(c.PutObject(version(key="a", size=7, placement=("n1", "n2"))))
+    q = RepairQueue(lease_seconds=10, unclaimed_seconds=60)
+    (t,) = plan(d.fsm)
+    writable = {f"n{i}" for i in range(1, 9)}
+    q.replace_planned([t], writable, now=0)
+    q.replace_planned([], writable, now=61)
+    assert not q.tasks and q.failed[t.blob_key] == {t.target}
+    (again,) = plan(d.fsm, busy=q.busy(), failed=q.failed)
+    assert again.target != t.target

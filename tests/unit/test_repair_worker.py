@@ -120,3 +120,36 @@ def test_repair_status_rendering():
     assert "below policy  3" in text and "3.0 MiB" in text and "ETA 0m03s" in text
     line = progress_line(st, start_bytes=12 * 1024**2)
     assert "75.0%" in line and "3 objects" in line
+
+
+def test_a_task_is_committed_only_after_its_copy_is_stored():
+    body = os.urandom(1000)
+    t = RepairTask("t", "b", "k", "vid", 0, "replica:3", len(body), 0, "n9", ("n1",), ("n1", "n9"),
+                   (Source("n1", "a1", 0),))
+    calls: list[tuple[str, dict]] = []
+    store = FakeStore()
+
+    async def call(path, body_):
+        calls.append((path, body_))
+        if path.endswith("lease"):
+            return {"tasks": [t.to_dict()]}
+        assert store.put_args is not None  # durable before the commit is asked for
+        return {"applied": True}
+
+    repaired: list[int] = []
+    w = RepairWorker("n9", store, FakeStorage({("a1", "vid", 0): body}), call, TokenBucket(0, 0), repaired.append)
+    assert asyncio.run(w.run_once()) == 1
+    assert [p for p, _ in calls] == ["/v1/repair/lease", "/v1/repair/commit"]
+    assert calls[1][1]["ok"] is True and calls[1][1]["task"] == t.to_dict() and repaired == [1000]
+    # a failed copy is committed as failed (the leader plans the blob for another node)
+    calls.clear()
+    store.put_args = None
+    w = RepairWorker("n9", FakeStore(), FakeStorage({}, down={"a1"}), call, TokenBucket(0, 0))
+
+    async def fail_call(path, body_):
+        calls.append((path, body_))
+        return {"tasks": [t.to_dict()]} if path.endswith("lease") else {"applied": False, "reason": "failed"}
+
+    w.call = fail_call
+    asyncio.run(w.run_once())
+    assert calls[1][1]["ok"] is False
