@@ -44,7 +44,8 @@ from objstore.errors import (
     BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,
     AccessDenied, InvalidRequest, NoSuchBucket, NoSuchKey, ObjstoreError,
 )
-from objstore.types import HOLDING_STATES, NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, Policy
+from objstore.types import NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, Policy
+from objstore.types import HOLDING_STATES
 
 MAX_SESSIONS = 10_000
 MAX_RESULTS = 4_096
