@@ -10,6 +10,7 @@ import asyncio
 import os
 import random
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
@@ -93,16 +94,16 @@ def check_placements(cluster: LocalCluster, bucket: str, keys, lost: set[str]) -
             assert not set(named) & lost, f"{key}: {placement}"
 
 
-def read_repair(cluster: LocalCluster, s3, bucket: str, key: str, body: bytes) -> None:
-    """A replica deleted behind the store's back: a GET still answers, reports the copy,
-    and the leader has it re-created on another node."""
+def read_repair(cluster: LocalCluster, s3, bucket: str, key: str, body: bytes, shard: int = 0) -> None:
+    """A replica (or ec shard ``shard``) deleted behind the store's back: a GET still
+    answers, reports the copy, and the leader has it re-created on another node."""
     internals = ClusterInternals(cluster)
     v = internals.version(bucket, key)
-    victim = v.placement[0]
+    victim = v.placement[shard]
 
     async def delete(m):
         async with aiohttp.ClientSession() as session:
-            await StorageClient(session, internals.secret).delete_blob(internals.nodes[victim], v.version_id, 0)
+            await StorageClient(session, internals.secret).delete_blob(internals.nodes[victim], v.version_id, shard)
 
     _meta(cluster, delete)
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
@@ -111,11 +112,33 @@ def read_repair(cluster: LocalCluster, s3, bucket: str, key: str, body: bytes) -
         assert time.monotonic() < deadline, "the reported copy was not re-created"
         time.sleep(0.3)
     placement = internals.version(bucket, key).placement
-    assert len(set(placement)) == 3 and set(v.placement[1:]) < set(placement)
+    assert len(set(placement)) == len(v.placement)
+    if shard:  # ec: the other slots are as they were
+        assert [n for i, n in enumerate(placement) if i != shard] == [n for i, n in enumerate(v.placement) if i != shard]
+    else:  # replicas: the victim's copy was replaced
+        assert set(v.placement) - {victim} < set(placement)
+
+
+def metric(address: str, name: str) -> float:
+    """The sum of a metric's samples on one process's /metrics (0 when absent)."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+def check_metrics(cluster: LocalCluster) -> None:
+    alive = [p["address"] for p in cluster.processes("storage") if p["id"] != "s1"]
+    assert sum(metric(a, "objstore_repair_objects_total") for a in alive) > 0
+    assert sum(metric(a, "objstore_repair_bytes_total") for a in alive) > 0
+    for p in cluster.processes("metadata"):
+        assert metric(p["address"], "objstore_cluster_objects_below_policy") == 0
+        assert "objstore_cluster_bytes_below_policy" in urllib.request.urlopen(
+            f"http://{p['address']}/metrics", timeout=5).read().decode()
 
 
 def heal_then_lose_two(cluster: LocalCluster, policy: str, sizes: list[int], multipart: int,
-                       check_cli: bool = False) -> None:
+                       check_cli: bool = False, data_shard_repair: str = "") -> None:
     s3 = make_s3(cluster)
     bucket = "heal"
     create_bucket(s3, bucket, policy)
@@ -133,7 +156,10 @@ def heal_then_lose_two(cluster: LocalCluster, policy: str, sizes: list[int], mul
         status = cli(cluster, "status")
         assert "below policy 0 objects" in status.stdout, status.stdout
         read_repair(cluster, s3, bucket, "obj/0005", data["obj/0005"])
+        check_metrics(cluster)
     check_placements(cluster, bucket, data, {"s1"})
+    if data_shard_repair:  # a data shard: a healthy read fetches data shards only
+        read_repair(cluster, s3, bucket, data_shard_repair, data[data_shard_repair], shard=1)
     cluster.kill_node("s2")
     cluster.kill_node("s3")
     with ThreadPoolExecutor(8) as pool:
@@ -151,7 +177,7 @@ def test_replica3_heals_after_a_node_is_lost(tmp_path):
 def test_ec42_heals_after_a_node_is_lost(tmp_path):
     sizes = [1000, 200 * 1024, 2 * MiB + 3, 70_000, 0] * 6
     with LocalCluster(tmp_path / "data", storage_nodes=8, extra_args=("--repair-rate", "200")) as cluster:
-        heal_then_lose_two(cluster, "ec:4+2", sizes, multipart=2)
+        heal_then_lose_two(cluster, "ec:4+2", sizes, multipart=2, data_shard_repair="obj/0001")
 
 
 def test_a_repair_killed_mid_copy_is_done_again(tmp_path):
