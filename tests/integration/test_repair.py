@@ -13,11 +13,8 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-import aiohttp
 import pytest
 
-from metadata.api.client import MetadataClient
-from objstore.node.client import StorageClient
 from tests.cluster_harness import LocalCluster
 from tests.integration.conftest import make_s3
 from tests.integration.internals import ClusterInternals
@@ -29,13 +26,8 @@ MiB = 1024 * 1024
 
 
 def _meta(cluster: LocalCluster, fn):
-    internals = ClusterInternals(cluster)
-
-    async def go():
-        async with aiohttp.ClientSession() as session:
-            meta = MetadataClient(internals.meta_addrs, internals.secret, session=session, client_id="test")
-            return await fn(meta)
-    return asyncio.run(go())
+    """``await fn(metadata client)`` against the cluster."""
+    return ClusterInternals(cluster)._run(lambda meta, storage: fn(meta))
 
 
 def repair_status(cluster: LocalCluster) -> dict:
@@ -101,11 +93,7 @@ def read_repair(cluster: LocalCluster, s3, bucket: str, key: str, body: bytes, s
     v = internals.version(bucket, key)
     victim = v.placement[shard]
 
-    async def delete(m):
-        async with aiohttp.ClientSession() as session:
-            await StorageClient(session, internals.secret).delete_blob(internals.nodes[victim], v.version_id, shard)
-
-    _meta(cluster, delete)
+    internals._run(lambda meta, storage: storage.delete_blob(internals.nodes[victim], v.version_id, shard))
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     deadline = time.monotonic() + 20
     while victim in internals.version(bucket, key).placement:
