@@ -162,8 +162,11 @@ class PlacementIndex:
                 yield bucket, key
 
     def below_keys(self) -> Iterator[Key]:
-        """Keys below policy, those with the fewest spare copies first."""
-        for spare in sorted(self.by_spare):
+        """Keys below policy, those with the fewest spare copies first; keys with a blob no
+        longer readable (spare below 0: nothing can rebuild it) last. Do not apply commands
+        while iterating."""
+        spares = sorted(self.by_spare)
+        for spare in [s for s in spares if s >= 0] + [s for s in spares if s < 0]:
             yield from self.by_spare[spare]
 
     def counts(self) -> dict[str, int]:

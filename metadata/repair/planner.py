@@ -24,7 +24,7 @@ Rules:
 """
 from __future__ import annotations
 
-from typing import Collection, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from objstore.repair_records import RepairTask, Source
 from metadata.fsm import records
@@ -54,7 +54,12 @@ def blob_bytes(layout: DataLayout, size: int) -> int:
     return layout.stripes.shard_file_size(size) if layout.erasure_coded else size
 
 
-def plan(
+def plan(fsm: MetadataFSM, **kw: Any) -> list[RepairTask]:
+    """Up to ``limit`` tasks (see :func:`plan_round` for the arguments)."""
+    return plan_round(fsm, **kw)[0]
+
+
+def plan_round(
     fsm: MetadataFSM,
     *,
     reported: Iterable[tuple[str, str]] = (),
@@ -62,10 +67,13 @@ def plan(
     busy: Collection[Blob] = frozenset(),
     failed: Mapping[Blob, Collection[str]] | None = None,
     free_bytes: Mapping[str, int] | None = None,
+    skip: Collection[tuple[str, str]] = frozenset(),
     limit: int = 256,
     scan: int = 4096,
-) -> list[RepairTask]:
-    """Up to ``limit`` tasks; see the module docstring."""
+) -> tuple[list[RepairTask], list[tuple[str, str]]]:
+    """Up to ``limit`` tasks, and the keys examined that gave none although not busy (no
+    target, nothing readable left): the caller may pass those over (``skip``, not counted
+    against ``scan``) for a while, so they do not hide the keys behind them."""
     damaged = damaged or {}
     failed = failed or {}
     free_bytes = free_bytes or {}
@@ -74,6 +82,7 @@ def plan(
     writable = {n.node_id for n in cmap.nodes if n.state in WRITABLE_STATES}
     address = {n.node_id: n.address for n in cmap.nodes}
     tasks: list[RepairTask] = []
+    idle: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     examined = 0
 
@@ -84,19 +93,21 @@ def plan(
     for bucket, key in candidates():
         if len(tasks) >= limit or examined >= scan:
             break
-        if (bucket, key) in seen:
+        if (bucket, key) in seen or (bucket, key) in skip:
             continue
         seen.add((bucket, key))
         examined += 1
         index = fsm.objects.get(bucket)
         if index is None:
             continue
+        before, waiting = len(tasks), False
         for rec in index.versions(key):
             vid = records.version_id_of(rec)
             policy, blobs = records.blob_placements(rec, fsm.atoms)
             for part, size, placement, blob_id in blobs:
                 blob = (bucket, key, vid, part)
                 if blob in busy or len(tasks) >= limit:
+                    waiting = True
                     continue
                 bad = damaged.get(blob, ())
 
@@ -111,8 +122,10 @@ def plan(
                              writable, address, failed.get(blob, ()), free_bytes)
                 if task is not None:
                     tasks.append(task)
+        if len(tasks) == before and not waiting:
+            idle.append((bucket, key))
     tasks.sort(key=lambda t: t.spare)
-    return tasks
+    return tasks, idle
 
 
 def _task(ring: Ring, blob: Blob, blob_id: str, policy: str, layout: DataLayout, size: int,

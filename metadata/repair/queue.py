@@ -10,8 +10,8 @@ Invariants:
   is idempotent: the same blob id and shard), or, once its target is no longer writable,
   the task is dropped at the next planning and planned again for another node.
 - Every table is bounded: ``MAX_TASKS`` tasks, ``MAX_REPORTED`` reported keys,
-  ``MAX_DAMAGED`` damaged blobs, ``MAX_FAILED`` failed targets, ``RATE_WINDOW`` commits
-  for the rate.
+  ``MAX_DAMAGED`` damaged blobs, ``MAX_FAILED`` failed targets, ``MAX_IDLE`` keys passed
+  over, ``RATE_WINDOW`` commits for the rate.
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ MAX_REPORTED = 10_000
 MAX_DAMAGED = 10_000
 MAX_FAILED = 10_000
 RATE_WINDOW = 1_000
+MAX_IDLE = 100_000
+IDLE_SECONDS = 30.0  # a key that gave no task is passed over this long
 RATE_SECONDS = 60.0
 STATUS_TASKS = 20  # tasks listed in the status
 
@@ -50,6 +52,7 @@ class RepairQueue:
         self.reported: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.damaged: OrderedDict[Blob, set[str]] = OrderedDict()
         self.failed: OrderedDict[Blob, set[str]] = OrderedDict()
+        self.idle: OrderedDict[tuple[str, str], float] = OrderedDict()  # key -> when it gave no task
         self.repaired_objects = 0
         self.repaired_bytes = 0
         self.stale = 0
@@ -78,6 +81,19 @@ class RepairQueue:
 
     def busy(self) -> set[Blob]:
         return set(self.tasks)
+
+    def passed_over(self, now: float) -> set[tuple[str, str]]:
+        """Keys that recently gave no task (the planner passes them over)."""
+        while self.idle and next(iter(self.idle.values())) < now - IDLE_SECONDS:
+            self.idle.popitem(last=False)
+        return set(self.idle)
+
+    def gave_nothing(self, keys: Iterable[tuple[str, str]], now: float) -> None:
+        for k in keys:
+            self.idle.pop(k, None)
+            self.idle[k] = now
+        while len(self.idle) > MAX_IDLE:
+            self.idle.popitem(last=False)
 
     def replace_planned(self, planned: Iterable[RepairTask], writable: set[str], now: float) -> None:
         """Add newly planned tasks; drop tasks, leased or not, whose target can no longer take
@@ -118,6 +134,7 @@ class RepairQueue:
         current = self.tasks.get(task.blob_key)
         if current is not None and current.task.task_id == task.task_id:
             del self.tasks[task.blob_key]
+        self.idle.pop((task.bucket, task.key), None)
         if applied:
             self.repaired_objects += 1
             self.repaired_bytes += task.size

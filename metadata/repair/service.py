@@ -76,15 +76,17 @@ class RepairService:
         q = self.queue
         reported = list(q.reported)
         free = dict(self.free_bytes())
+        skip = q.passed_over(now)
 
-        def run(fsm: MetadataFSM) -> tuple[list[RepairTask], set[str]]:
-            tasks = planner.plan(fsm, reported=reported, damaged=q.damaged, busy=q.busy(), failed=q.failed,
-                                 free_bytes=free, limit=PLAN_LIMIT)
+        def run(fsm: MetadataFSM) -> tuple[list[RepairTask], list[tuple[str, str]], set[str]]:
+            tasks, idle = planner.plan_round(fsm, reported=reported, damaged=q.damaged, busy=q.busy(),
+                                             failed=q.failed, free_bytes=free, skip=skip, limit=PLAN_LIMIT)
             writable = {n.node_id for n in fsm.cluster_map().nodes if n.state in WRITABLE_STATES}
-            return tasks, writable
+            return tasks, idle, writable
 
-        tasks, writable = await self.rep.read(run)
+        tasks, idle, writable = await self.rep.read(run)
         q.replace_planned(tasks, writable, now)
+        q.gave_nothing(idle, now)
 
     async def lease(self, node_id: str, count: int) -> list[RepairTask]:
         """Tasks for storage node ``node_id`` to do (planning first when due)."""

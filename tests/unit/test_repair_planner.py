@@ -102,3 +102,22 @@ def test_a_task_no_worker_claims_is_planned_for_another_node(d):
     assert not q.tasks and q.failed[t.blob_key] == {t.target}
     (again,) = plan(d.fsm, busy=q.busy(), failed=q.failed)
     assert again.target != t.target
+
+
+def test_keys_that_give_no_task_do_not_hide_the_others(d):
+    from metadata.repair.planner import plan_round
+
+    for i in range(5):
+        d.run(c.PutObject(version(key=f"gone{i}", placement=("n1",))))  # nothing left to copy from
+    d.run(c.PutObject(version(key="fixable", placement=("n2", "n3"))))
+    d.run(c.SetNodeState("n1", "out"))
+    gone = {("b", f"gone{i}") for i in range(5)}
+    assert set(list(d.fsm.placements.below_keys())[-5:]) == gone  # unreadable last
+    d.run(c.PutObject(version(key="nowhere", placement=("n2", "n3"))))
+    tasks, idle = plan_round(d.fsm, scan=2, free_bytes={f"n{i}": 0 for i in range(1, 9)})
+    assert tasks == [] and set(idle) == {("b", "fixable"), ("b", "nowhere")}  # no node has room
+    tasks, idle = plan_round(d.fsm, scan=2, skip=set(idle))
+    assert tasks == [] and len(idle) == 2 and set(idle) < gone
+    q = RepairQueue()
+    q.gave_nothing(idle, now=0)
+    assert q.passed_over(now=10) == set(idle) and q.passed_over(now=31) == set()
