@@ -23,6 +23,7 @@ from objstore.types import Bucket, Credential
 
 from gateway.credential_cache import CredentialCache
 from gateway.metrics import GatewayMetrics
+from gateway.datapath.damage import DamageReporter
 from gateway.topology import Topology
 
 BUCKET_TTL = 2.0  # cached bucket records serve only immutable fields (owner, policy)
@@ -49,9 +50,11 @@ class GatewayContext:
     _creds: CredentialCache = field(init=False)
     _tasks: set[asyncio.Task] = field(default_factory=set)
     _buckets: dict[str, tuple[float, Bucket]] = field(default_factory=dict)
+    damage: DamageReporter = field(init=False)  # read repair: copies reads failed over from
 
     def __post_init__(self) -> None:
         self._creds = CredentialCache(self._lookup_credential)
+        self.damage = DamageReporter(self.meta, self.background)
 
     async def bucket(self, name: str) -> Bucket:
         """The bucket record, cached briefly; raises NoSuchBucket.

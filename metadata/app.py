@@ -41,17 +41,20 @@ import gc
 import logging
 import os
 import signal
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from aiohttp import web
 from prometheus_client import Gauge
+from prometheus_client.core import GaugeMetricFamily
 
+from metadata import node_health, upload_http
 from metadata.api import commands as c
 from metadata.api.commands import command_from_dict
 from metadata.fsm.machine import MetadataFSM
-from metadata import node_health, upload_http
 from metadata.liveness import LivenessSettings
 from metadata.metrics import MetadataMetrics
+from metadata.repair import http as repair_http
+from metadata.repair.service import RepairService
 from metadata.replication import http as raft_http
 from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter, parse_peers
 from metadata.replication.replicator import Replicator
@@ -59,7 +62,8 @@ from objstore.config import MetadataConfig
 from objstore.errors import InvalidArgument
 from objstore.http_common import add_health_and_metrics, internal_middlewares
 from objstore.metrics import Metrics
-from objstore.tls import clear_text_warning, server_context
+from objstore.tls import clear_text_warning, client_context, server_context
+from objstore.types import NodeInfo
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,7 @@ MAX_BODY = 32 * 1024 * 1024
 REPLICATOR = web.AppKey("replicator", Replicator)
 CONFIG = web.AppKey("config", MetadataConfig)
 METRICS = web.AppKey("metrics", Metrics)
+REPAIR = web.AppKey("repair", RepairService)
 STALE_READ_HEADER = "X-Objstore-Debug-Stale-Read"  # honoured only with fault injection (see _read)
 T = TypeVar("T")
 
@@ -224,6 +229,29 @@ def _register_gauges(metrics: Metrics, rep: Replicator) -> None:
     gauge("raft_leader_changes", "Times this node saw the leader change", "leader_changes")
 
 
+class _LeaderHealthCollector:
+    """On the leader only (so a sum over members counts once): the cluster's versions and
+    bytes below policy (derived from the replicated records) and each storage node's
+    heartbeat age (the leader's liveness soft state)."""
+
+    def __init__(self, rep: Replicator, liveness: node_health.LivenessService) -> None:
+        self._rep = rep
+        self._liveness = liveness
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if not self._rep.is_leader():
+            return
+        status = self._rep.status()
+        for field, doc in (("objects_below_policy", "Object versions with fewer copies than their policy wants"),
+                           ("bytes_below_policy", "Bytes of blobs with fewer copies than their policy wants")):
+            yield GaugeMetricFamily(f"objstore_cluster_{field}", doc, value=float(status.get(field, 0)))
+        ages = GaugeMetricFamily("objstore_node_heartbeat_age_seconds",
+                                 "Seconds since the leader last heard from each storage node", labels=["node"])
+        for node_id, age in self._liveness.monitor.heartbeat_ages(self._liveness.clock()).items():
+            ages.add_metric([node_id], age)
+        yield ages
+
+
 def create_app(cfg: MetadataConfig) -> web.Application:
     """The metadata node's aiohttp application; its replicator opens on startup."""
     metrics = Metrics("metadata")
@@ -239,10 +267,14 @@ def create_app(cfg: MetadataConfig) -> web.Application:
         gc.collect()
         gc.freeze()
         app[REPLICATOR] = rep
+        app[REPAIR] = RepairService(rep, cfg.secret, client_context(cfg.tls_ca),
+                                    free_bytes=app[node_health.LIVENESS].monitor.free_bytes)
         _register_gauges(metrics, rep)
         if isinstance(rep, RaftReplicator):
             MetadataMetrics(metrics, rep)
+        metrics.registry.register(_LeaderHealthCollector(rep, app[node_health.LIVENESS]))
         yield
+        await app[REPAIR].close()
         await rep.close()
 
     app.cleanup_ctx.append(replicator_ctx)
@@ -268,6 +300,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     r.add_get("/v1/status", get_status, name="status")
     upload_http.add_routes(app, _rep)
     node_health.add_liveness(app, lambda: app[REPLICATOR], LivenessSettings(cfg.node_timeout, cfg.down_after))
+    repair_http.add_routes(app, lambda request: request.app[REPAIR])
     raft_http.add_routes(app, _rep, cfg.enable_fault_injection)
     return app
 

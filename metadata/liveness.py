@@ -163,6 +163,19 @@ class LivenessMonitor:
             for gone in [k for k in table if k not in ids]:
                 del table[gone]
 
+    def heartbeat_ages(self, now: float) -> dict[str, float]:
+        """Seconds since each node's last heartbeat (nodes heard from since this election)."""
+        return {node_id: now - last for node_id, last in self._last.items()}
+
+    def free_bytes(self) -> dict[str, int]:
+        """Each node's free space above its reserve, from its last heartbeat (nodes whose
+        heartbeats carry no space figures are left out: unknown, not full)."""
+        free = {}
+        for node_id, stats in self._stats.items():
+            if isinstance(stats.get("free_bytes"), int):
+                free[node_id] = max(stats["free_bytes"] - (reserve_bytes(stats) or 0), 0)
+        return free
+
     def health(self, cmap: ClusterMap, now: float) -> list[dict[str, Any]]:
         """Per node of ``cmap``: its state, the age of its last heartbeat (None: none since
         this leader was elected), the stats of that heartbeat and its scrub progress."""

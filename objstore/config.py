@@ -52,6 +52,7 @@ class StorageConfig(NodeConfig):
     heartbeat_interval: float = 1.0  # seconds between heartbeats to the metadata leader
     scrub_rate: float = 20.0  # MB/s (10^6 bytes) the scrubber reads at
     scrub_interval: float = 86400.0  # seconds from one scrub pass's start to the next one's
+    repair_rate: float = 20.0  # MB/s this node receives for repair (0: it does no repair)
 
     def validate(self) -> "StorageConfig":
         _check_port(self.port)
@@ -65,6 +66,8 @@ class StorageConfig(NodeConfig):
             raise InvalidArgument("weight must be positive")
         if self.capacity_bytes < 0 or self.reserve_bytes < -1:
             raise InvalidArgument("capacity_bytes and reserve_bytes must not be negative")
+        if self.repair_rate < 0:
+            raise InvalidArgument("repair rate must not be negative")
         check_pair(self.tls_cert, self.tls_key)
         return self
 

@@ -47,11 +47,13 @@ SMALL_CONCURRENCY = 32
 ACCESS, SECRET = "BENCHACCESSKEY01", "bench-secret-key-0001"
 
 
-def start_cluster(data_dir: Path, storage_nodes: int) -> tuple[subprocess.Popen, dict[str, Any]]:
-    """``objstore up`` in ``data_dir``; its process and cluster.json once it is running."""
+def start_cluster(data_dir: Path, storage_nodes: int,
+                  extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, dict[str, Any]]:
+    """``objstore up`` (with ``extra`` flags) in ``data_dir``; its process and cluster.json
+    once it is running."""
     log = open(data_dir.parent / "up.log", "wb")
     cmd = [sys.executable, "-m", "ops.cli", "up", "--data-dir", str(data_dir), "--s3-port", str(free_port()),
-           "--storage-nodes", str(storage_nodes)]
+           "--storage-nodes", str(storage_nodes), *extra]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "OBJSTORE_ACCESS_KEY": ACCESS, "OBJSTORE_SECRET_KEY": SECRET})
     log.close()

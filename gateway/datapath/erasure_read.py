@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Callable, Sequence
 
 from objstore.erasure import NotEnoughShards, StripeRead, assemble_stripe
 from objstore.erasure.data_layout import DataLayout
@@ -28,6 +28,8 @@ from objstore.node.client import StorageClient
 from gateway.topology import Topology
 
 log = logging.getLogger(__name__)
+
+Damaged = Callable[[str, int, str], None]  # (node id, shard, "missing" | "corrupt")
 
 
 class _ShardFailed(Exception):
@@ -69,9 +71,11 @@ async def read_shards(
     start: int,
     end: int,
     what: str = "",
+    damaged: Damaged | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield bytes ``start..end`` (inclusive) of an erasure-coded blob of ``size`` bytes
-    whose shard i is on node ``placement[i]`` ("" when none holds it)."""
+    whose shard i is on node ``placement[i]`` ("" when none holds it);
+    ``damaged(node id, shard, reason)`` is told of a shard missing or corrupt on its node."""
     if end < start:
         return
     stripes = layout.stripes
@@ -98,6 +102,8 @@ async def read_shards(
             node_id = placement[failed.shard]
             if not isinstance(failed.cause, (NoSuchKey, CorruptBlob)):
                 topology.suspect(node_id)
+            elif damaged is not None:
+                damaged(node_id, failed.shard, "missing" if isinstance(failed.cause, NoSuchKey) else "corrupt")
             log.info("read of %s (%s) shard %d from %s failed at byte %d: %s",
                      what, version_id, failed.shard, node_id, pos, failed.cause)
 

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import bisect
 import logging
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Callable, Sequence
 
 from objstore.erasure.data_layout import DataLayout
 from objstore.errors import CorruptBlob, NoSuchKey, ServiceUnavailable
 from objstore.node.client import StorageClient
+from objstore.repair_records import DamageReport
 from objstore.types import ObjectVersion, PartRef
 
-from gateway.datapath.erasure_read import read_shards
+from gateway.datapath.damage import blob_reporter
+from gateway.datapath.erasure_read import Damaged, read_shards
 from gateway.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -61,29 +63,35 @@ async def read_range(
     version: ObjectVersion,
     start: int,
     end: int,
+    report: Callable[[DamageReport], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield bytes ``start..end`` (inclusive) of the object, verified, from any replica."""
+    """Yield bytes ``start..end`` (inclusive) of the object, verified, from any replica.
+    ``report`` is told of every copy found missing or corrupt on its node (read repair)."""
     if end < start:
         return
     what = f"{version.bucket}/{version.key}"
     layout = DataLayout.parse(version.policy)
     if not version.parts:
         async for chunk in _read_stored(storage, topology, layout, version.version_id, version.placement,
-                                        version.size, start, end, what):
+                                        version.size, start, end, what,
+                                        blob_reporter(report, version.bucket, version.key, version.version_id, 0)):
             yield chunk
         return
     for part, lo, hi in part_spans(version.parts, start, end):
         async for chunk in _read_stored(storage, topology, layout, part.version_id, part.placement, part.size,
-                                        lo, hi, f"{what} part {part.number}"):
+                                        lo, hi, f"{what} part {part.number}",
+                                        blob_reporter(report, version.bucket, version.key, version.version_id,
+                                                      part.number)):
             yield chunk
 
 
 def _read_stored(storage: StorageClient, topology: Topology, layout: DataLayout, version_id: str,
-                 placement: Sequence[str], size: int, start: int, end: int, what: str) -> AsyncIterator[bytes]:
+                 placement: Sequence[str], size: int, start: int, end: int, what: str,
+                 damaged: Damaged | None = None) -> AsyncIterator[bytes]:
     """One blob's bytes: from its replicas, or decoded from its shards for an ``ec`` layout."""
     if layout.erasure_coded:
-        return read_shards(storage, topology, version_id, placement, layout, size, start, end, what)
-    return read_blob(storage, topology, version_id, placement, start, end, what)
+        return read_shards(storage, topology, version_id, placement, layout, size, start, end, what, damaged)
+    return read_blob(storage, topology, version_id, placement, start, end, what, damaged)
 
 
 async def read_blob(
@@ -94,8 +102,10 @@ async def read_blob(
     start: int,
     end: int,
     what: str = "",
+    damaged: Damaged | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield bytes ``start..end`` (inclusive) of one blob from any of ``placement``."""
+    """Yield bytes ``start..end`` (inclusive) of one blob from any of ``placement``;
+    ``damaged(node id, shard, reason)`` is told of a copy missing or corrupt on its node."""
     if end < start:
         return
     pos = start
@@ -126,6 +136,8 @@ async def read_blob(
             errors.append(f"{node_id}: {exc}")
             if not isinstance(exc, (NoSuchKey, CorruptBlob)):
                 topology.suspect(node_id)
+            elif damaged is not None:
+                damaged(node_id, 0, "missing" if isinstance(exc, NoSuchKey) else "corrupt")
             log.info("read of %s (%s) from %s failed at byte %d: %s", what, version_id, node_id, pos, exc)
     if pos <= end:
         raise ServiceUnavailable(f"No replica could serve {what or version_id} (from byte {pos}): " + "; ".join(errors))

@@ -138,7 +138,7 @@ async def handle_copy_object(ctx: GatewayContext, request: web.Request, ep: Obje
     early_headers = {**headers, **predicted_version_header(bucket, version_id)}
 
     async def copy() -> tuple[bytes, dict[str, str]]:
-        stream = SourceStream(read_range(ctx.storage, ctx.topology, v, 0, v.size - 1), v.size,
+        stream = SourceStream(read_range(ctx.storage, ctx.topology, v, 0, v.size - 1, ctx.damage.note), v.size,
                               single_part_md5(v.etag), [*(a for a in v.checksums if a in DIGEST_SIZES), *extra_algorithms])
         stored = await write_blob(ctx, ep.bucket, ep.key, policy, v.size, stream.chunks(), version_id,
                                   bucket_quorum=bucket.write_quorum)

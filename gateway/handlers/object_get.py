@@ -143,7 +143,7 @@ async def handle_get_object(ctx: GatewayContext, request: web.Request, ep: ReadE
     if length <= 0:
         headers["Content-Length"] = "0"
         return web.Response(status=status, headers=headers)
-    stream = read_range(ctx.storage, ctx.topology, v, start, end)
+    stream = read_range(ctx.storage, ctx.topology, v, start, end, ctx.damage.note)
     if length <= WHOLE_BODY_LIMIT:
         # Small bodies are read whole (from any replica, with failover) and sent with the
         # headers in one write; a failure is still a clean S3 error.

@@ -148,7 +148,7 @@ async def handle_upload_part_copy(ctx: GatewayContext, request: web.Request, ep:
 
     async def copy() -> bytes:
         algs = [upload.checksum_algorithm] if upload.checksum_algorithm else []
-        stream = SourceStream(read_range(ctx.storage, ctx.topology, v, first, last), size,
+        stream = SourceStream(read_range(ctx.storage, ctx.topology, v, first, last, ctx.damage.note), size,
                               single_part_md5(v.etag) if whole else None, algs)
         stored = await _write_part(ctx, upload, size, stream.chunks())
         checksums = stream.checksum_values

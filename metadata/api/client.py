@@ -39,6 +39,7 @@ from objstore.errors import NotLeader, ServiceUnavailable
 from objstore.hlc import HLC
 from objstore.tls import base_url, request_ssl
 from objstore.http_common import raise_for_error_body
+from objstore.repair_records import DamageReport
 from objstore.types import Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion
 
 
@@ -341,3 +342,15 @@ class MetadataClient:
         if address is not None:
             body["address"] = address
         return await self._call("POST", "/v1/raft/members", body=body)
+
+    # --- repair ----------------------------------------------------------------------------
+
+    async def report_damage(self, reports: Sequence[DamageReport]) -> int:
+        """Report copies found missing or corrupt (the leader verifies each before dropping
+        it); returns how many it accepted."""
+        body = {"reports": [r.to_dict() for r in reports]}
+        return int((await self._call("POST", "/v1/repair/report", body=body))["accepted"])
+
+    async def repair_status(self) -> dict[str, Any]:
+        """Objects and bytes below policy, tasks queued and in flight, repaired so far, rate, ETA."""
+        return await self._call("GET", "/v1/repair/status")

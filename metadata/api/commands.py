@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from objstore.errors import InvalidArgument, ObjstoreError, error_from_code
+from objstore.repair_records import RepairOutcome
 from metadata.api.results import DeleteResult, WriteResult
 from metadata.api.upload_records import CompletedUpload, MultipartUpload, PartList, UploadedPart
 from objstore.types import Bucket, ClusterMap, Credential, NodeInfo, ObjectVersion, PartRef
@@ -284,6 +285,24 @@ class CompleteMultipartUpload(Command):
     if_none_match: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class RepairPlacement(Command):
+    """Conditionally replace where one blob is: the placement of version ``version_id``
+    (the stored id) of (bucket, key), or of its part ``part`` (0: the version's own blob),
+    becomes ``placement`` only if the version still exists and its placement is exactly
+    ``expected``; otherwise nothing changes. Returns a RepairOutcome. Never creates a
+    version, so it cannot overwrite a newer one or resurrect a deleted one."""
+
+    TYPE: ClassVar[str] = "RepairPlacement"
+    RESULT: ClassVar[type | None] = RepairOutcome
+    bucket: str
+    key: str
+    version_id: str
+    part: int
+    expected: list
+    placement: list
+
+
 COMMANDS: dict[str, type[Command]] = {
     c.TYPE: c
     for c in (
@@ -291,6 +310,7 @@ COMMANDS: dict[str, type[Command]] = {
         PutCredential, DeleteCredential, PutObject, DeleteObject,
         SetBucketVersioning, SetBucketTags, SetObjectTags, SetBucketPolicy, SetBucketAcl, SetObjectAcl,
         CreateMultipartUpload, PutPart, AbortMultipartUpload, CompleteMultipartUpload,
+        RepairPlacement,
     )
 }
 _SESSION_FIELDS = ("client_id", "seq", "ack")

@@ -35,6 +35,8 @@ from objstore import bucket_policy
 from objstore import s3rules as tagging
 from metadata.api.commands import Outcome
 from metadata.fsm.object_index import BucketIndex
+from metadata.fsm.placement_index import PlacementIndex
+from objstore.repair_records import RepairOutcome
 from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
 from metadata.api.upload_records import PartList
 from metadata.fsm.uploads import UploadStore
@@ -43,6 +45,7 @@ from objstore.errors import (
     AccessDenied, InvalidRequest, NoSuchBucket, NoSuchKey, ObjstoreError,
 )
 from objstore.types import NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, Policy
+from objstore.types import HOLDING_STATES
 
 MAX_SESSIONS = 10_000
 MAX_RESULTS = 4_096
@@ -71,6 +74,14 @@ class Session:
             self.floor = max(self.floor, oldest + 1)
 
 
+def _node_list(value: object) -> tuple[str, ...]:
+    """A command's list of node ids as a placement; InvalidArgument unless it is one."""
+    if not isinstance(value, (list, tuple)) or len(value) > 255 \
+            or not all(isinstance(n, str) and len(n.encode(errors="replace")) <= 255 for n in value):
+        raise InvalidArgument("a placement is a list of at most 255 node ids")
+    return tuple(value)
+
+
 def _ring_fields(n: NodeInfo) -> tuple:
     return (n.address, n.zone, n.weight, n.state)
 
@@ -88,6 +99,8 @@ class MetadataFSM:
         self.sessions: dict[str, Session] = {}
         self.atoms = records.Atoms()
         self.uploads = UploadStore()  # multipart uploads in progress (metadata.fsm.uploads)
+        # Derived: blobs by node, versions below policy (metadata.fsm.placement_index).
+        self.placements = PlacementIndex(self.atoms, self.nodes, lambda b, k: self.objects[b].versions(k))
         self._map: ClusterMap | None = None
         self._handlers: dict[type, Callable] = {
             c.Noop: lambda cmd: None,
@@ -109,6 +122,7 @@ class MetadataFSM:
             c.PutPart: lambda cmd: self.uploads.put_part(cmd.bucket, cmd.key, cmd.upload_id, cmd.part),
             c.AbortMultipartUpload: lambda cmd: self.uploads.abort(cmd.bucket, cmd.key, cmd.upload_id),
             c.CompleteMultipartUpload: self._complete_upload,
+            c.RepairPlacement: self._repair_placement,
         }
 
     # --- applying commands -----------------------------------------------------------------
@@ -151,6 +165,7 @@ class MetadataFSM:
                 self.epoch += 1
             self.nodes[node.node_id] = node
             self._map = None
+            self._holding_may_change(old, node)
         return self.cluster_map()
 
     def _set_node_state(self, cmd: c.SetNodeState) -> ClusterMap:
@@ -163,7 +178,13 @@ class MetadataFSM:
             self.nodes[cmd.node_id] = NodeInfo(**{**old.to_dict(), "state": cmd.state})
             self.epoch += 1
             self._map = None
+            self._holding_may_change(old, self.nodes[cmd.node_id])
         return self.cluster_map()
+
+    def _holding_may_change(self, old: NodeInfo | None, new: NodeInfo) -> None:
+        """Re-examine the keys on a node whose copies start or stop counting."""
+        if (old is not None and old.state in HOLDING_STATES) != (new.state in HOLDING_STATES):
+            self.placements.node_changed(new.node_id)
 
     def _create_bucket(self, cmd: c.CreateBucket) -> Bucket:
         if not cmd.name:
@@ -181,8 +202,12 @@ class MetadataFSM:
             raise BucketAlreadyExists(BucketName=cmd.name)
         bucket = Bucket(cmd.name, cmd.owner, cmd.created, policy, cmd.consistency, write_quorum=cmd.write_quorum)
         self.buckets[cmd.name] = bucket
-        self.objects[cmd.name] = BucketIndex(cmd.name, self.atoms)
+        self.objects[cmd.name] = self.new_bucket_index(cmd.name)
         return bucket
+
+    def new_bucket_index(self, name: str) -> BucketIndex:
+        """An empty object index for bucket ``name``, watched by the placement index."""
+        return BucketIndex(name, self.atoms, self.placements.changed)
 
     def _delete_bucket(self, cmd: c.DeleteBucket) -> PartList:
         """As S3: versions and delete markers make a bucket non-empty; uploads in progress
@@ -194,6 +219,7 @@ class MetadataFSM:
             raise BucketNotEmpty(BucketName=cmd.name)
         del self.buckets[cmd.name]
         del self.objects[cmd.name]
+        self.placements.drop_bucket(cmd.name)
         return self.uploads.drop_bucket(cmd.name)
 
     def _put_credential(self, cmd: c.PutCredential) -> None:
@@ -276,6 +302,33 @@ class MetadataFSM:
             put=put, current=current,
         )
 
+    def _repair_placement(self, cmd: c.RepairPlacement) -> RepairOutcome:
+        """See :class:`metadata.api.commands.RepairPlacement`."""
+        expected, placement = _node_list(cmd.expected), _node_list(cmd.placement)
+        index = self.objects.get(cmd.bucket)
+        versions = index.versions(cmd.key) if index is not None else ()
+        for i, rec in enumerate(versions):
+            if records.version_id_of(rec) != cmd.version_id or records.is_delete_marker(rec):
+                continue
+            v = records.decode(cmd.bucket, cmd.key, rec, self.atoms)
+            if cmd.part == 0 and not v.parts:
+                if v.placement != expected:
+                    return RepairOutcome(False, "stale")
+                v = dataclasses.replace(v, placement=placement)
+            else:
+                parts = list(v.parts)
+                at = next((j for j, p in enumerate(parts) if p.number == cmd.part), None)
+                if at is None:
+                    return RepairOutcome(False, "deleted")
+                if parts[at].placement != expected:
+                    return RepairOutcome(False, "stale")
+                parts[at] = dataclasses.replace(parts[at], placement=placement)
+                v = dataclasses.replace(v, parts=tuple(parts))
+            assert index is not None
+            index.store(cmd.key, versions[:i] + (records.encode(v, self.atoms),) + versions[i + 1 :])
+            return RepairOutcome(True)
+        return RepairOutcome(False, "deleted")
+
     # --- reads -----------------------------------------------------------------------------
 
     def _index(self, bucket: str) -> BucketIndex:
@@ -338,6 +391,7 @@ class MetadataFSM:
         return {
             "buckets": len(self.buckets), "objects": self.object_count(), "nodes": len(self.nodes),
             "credentials": len(self.credentials), "sessions": len(self.sessions), "uploads": self.uploads.count(),
+            **self.placements.counts(),
         }
 
     def bucket_usage(self) -> dict[str, dict[str, int]]:

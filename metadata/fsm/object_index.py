@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sortedcontainers import SortedDict
 
@@ -49,9 +49,10 @@ Versions = tuple[bytes, ...]
 class BucketIndex:
     """The versions of every key of bucket ``name``; see the module docstring."""
 
-    __slots__ = ("name", "atoms", "live", "hidden", "version_count", "marker_count", "byte_count")
+    __slots__ = ("name", "atoms", "live", "hidden", "version_count", "marker_count", "byte_count", "watch")
 
-    def __init__(self, name: str, atoms: records.Atoms) -> None:
+    def __init__(self, name: str, atoms: records.Atoms,
+                 watch: Callable[[str, str, Versions, Versions], None] | None = None) -> None:
         self.name = name
         self.atoms = atoms
         self.live = SortedDict()
@@ -59,6 +60,8 @@ class BucketIndex:
         self.version_count = 0
         self.marker_count = 0
         self.byte_count = 0
+        # Told (bucket, key, old versions, new versions) of every change (placement_index).
+        self.watch = watch
 
     # --- storage -----------------------------------------------------------------------
 
@@ -73,6 +76,8 @@ class BucketIndex:
 
     def store(self, key: str, versions: Versions) -> None:
         """Make ``versions`` (newest first) the versions of ``key``; empty removes the key."""
+        if self.watch is not None:
+            self.watch(self.name, key, self.versions(key), versions)
         self._count(self.versions(key), -1)
         self._count(versions, 1)
         if not versions:

@@ -194,3 +194,19 @@ def from_row(row: list[Any], atoms: Atoms) -> tuple[str, bytes]:
     key, vid, size, etag, lm, ct, policy, placement, epoch, owner, dm, extras, *rest = row
     versioned = bool(rest[0]) if rest else False
     return key, _pack(vid, size, etag, lm, ct, policy, tuple(placement), epoch, owner, dm, extras, atoms, versioned)
+
+
+def blob_placements(rec: bytes, atoms: Atoms) -> tuple[str, tuple[tuple[int, int, tuple[str, ...], str], ...]]:
+    """The policy of a record and its blobs as ``(part number, size, placement, blob id)``:
+    part 0 (blob id: the version id) for a version's own blob, one row per part (blob id:
+    the part's version id) for a multipart object, none for a delete marker. Reads the
+    head only unless the record may hold a parts list."""
+    size, _, _, _, policy, _, placement, flags = _HEAD.unpack_from(rec)
+    if flags & DELETE_MARKER:
+        return atoms.value(policy), ()
+    if flags & EXTRAS and b'"p":' in rec:
+        extras = _unpack(rec, atoms)[10] or {}
+        if "p" in extras:
+            parts = part_codec.unpack(extras["p"])
+            return atoms.value(policy), tuple((p.number, p.size, p.placement, p.version_id) for p in parts)
+    return atoms.value(policy), ((0, size, atoms.value(placement), version_id_of(rec)),)

@@ -41,7 +41,6 @@ from typing import Any, Iterable, Iterator
 from metadata.fsm import records
 from metadata.api.commands import Outcome
 from metadata.fsm.machine import MetadataFSM, Session
-from metadata.fsm.object_index import BucketIndex
 from metadata.fsm.uploads import UploadStore
 from objstore.types import Bucket, Credential, NodeInfo
 
@@ -182,7 +181,7 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
             elif t == "bucket":
                 b = Bucket.from_dict(d["d"])
                 fsm.buckets[b.name] = b
-                fsm.objects[b.name] = BucketIndex(b.name, fsm.atoms)
+                fsm.objects[b.name] = fsm.new_bucket_index(b.name)
             elif t == "cred":
                 cred = Credential.from_dict(d["d"])
                 fsm.credentials[cred.access_key] = cred

@@ -81,6 +81,7 @@ class UpOptions:
     metrics_token_file: str = ""  # /metrics of every process requires the bearer token in this file
     log_format: str = "text"  # or "json": every child's log lines
     storage_capacity: int = 0  # each storage node's --capacity-bytes (0: its filesystem's size)
+    repair_rate: float | None = None  # MB/s each storage node receives for repair (None: its default)
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -189,7 +190,8 @@ class Cluster:
                              "--host", o.host, "--port", str(port),
                              "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *o.storage_args,
                              *self._tls_argv(),
-                             *(("--capacity-bytes", str(o.storage_capacity)) if o.storage_capacity else ()))
+                             *(("--capacity-bytes", str(o.storage_capacity)) if o.storage_capacity else ()),
+                             *(() if o.repair_rate is None else ("--repair-rate", f"{o.repair_rate:g}")))
             self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
         argv = self._cli("gateway", "--id", "gw1", "--host", o.host, "--port", str(o.s3_port),
                          "--metadata", meta_list, "--default-policy", o.default_policy, *o.gateway_args,

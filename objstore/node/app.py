@@ -46,9 +46,10 @@ from objstore.metrics import Metrics
 from objstore.node.blob import BlobId
 from objstore.node.heartbeat import heartbeat_task
 from objstore.node.index import Entry
-from objstore.node.repair_report import ReportQueue, metadata_sender
-from objstore.node.scrub import MB, ScrubCollector, Scrubber
 from objstore.node.node_metrics import StorageNodeMetrics, store_space
+from objstore.node.repair_report import ReportQueue, metadata_sender
+from objstore.node.repair_worker import repair_task
+from objstore.node.scrub import MB, ScrubCollector, Scrubber
 from objstore.node.store import BlobStore, StoreOptions
 from objstore.tls import clear_text_warning, client_context, server_context
 
@@ -309,6 +310,8 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     app.cleanup_ctx.append(scrub_ctx)
     if cfg.metadata:
         app.cleanup_ctx.append(heartbeat_ctx)
+    if cfg.metadata and cfg.repair_rate > 0:
+        app.cleanup_ctx.append(_repair_ctx(cfg, metrics))
     r = app.router
     r.add_put("/blobs/{vid}/{shard}", put_blob, name="put_blob", expect_handler=_no_early_continue)
     r.add_get("/blobs/{vid}/{shard}", get_blob, name="get_blob", allow_head=False)
@@ -325,6 +328,26 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     add_health_and_metrics(app, metrics, lambda: {"node_id": cfg.node_id, "role": "storage"}, ready,
                            cfg.metrics_token)
     return app
+
+
+def _repair_ctx(cfg: StorageConfig, metrics: Metrics):  # noqa: ANN202 - an aiohttp cleanup context
+    """Runs the repair worker (objstore.node.repair_worker) for the node's lifetime."""
+    repaired_bytes = Counter("objstore_repair_bytes", "Bytes of copies re-created here by repair",
+                             registry=metrics.registry)
+    repaired_objects = Counter("objstore_repair_objects", "Copies re-created here by repair and committed",
+                               registry=metrics.registry)
+
+    def on_repaired(size: int) -> None:
+        repaired_objects.inc()
+        repaired_bytes.inc(size)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(repair_task(cfg, app[STORE], on_repaired))
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return ctx
 
 
 class Drain:

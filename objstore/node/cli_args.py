@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--advertise", help="host:port others reach this node at")
     p.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats to the metadata leader (default 1)")
     add_scrub_arguments(p)
+    p.add_argument("--repair-rate", type=float,
+                   help="MB/s this node receives to re-create lost copies (default 20; 0: no repair)")
 
 
 # The scrubber's pacing: flag -> StorageConfig field (also flags of ``objstore up``).
@@ -61,4 +63,5 @@ def config_from_args(args: argparse.Namespace) -> StorageConfig:
         "metadata": csv_tuple(args.metadata), "advertise": args.advertise,
         "heartbeat_interval": args.heartbeat_interval,
         **flag_table_values(args, SCRUB_FLAGS),
+        "repair_rate": args.repair_rate,
     })

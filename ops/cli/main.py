@@ -13,6 +13,7 @@ Subcommands:
   object     one object: `objstore object info BUCKET KEY` shows its policy and where its
              replicas or shards are
   scrub      a storage node's scrubber: `objstore scrub start NODE [--wait]`, `objstore scrub status [NODE]`
+  repair     `objstore repair status [--watch]`: objects and bytes below policy, repair progress
 
 This is the one place that imports every part of objstore. Exit codes and error lines are
 those of :mod:`ops.cli.output`.
@@ -26,7 +27,7 @@ from typing import Sequence
 import ops.bench
 import ops.bench_metadata
 from objstore.errors import ObjstoreError
-from ops.cli import keys, metadata_admin, object_info, scrub, status
+from ops.cli import keys, metadata_admin, object_info, repair, scrub, status
 from ops.cli.output import INTERRUPTED, USAGE, CommandError, fail
 from ops.cli.services import add_service_parsers, add_up_parser
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_up_parser(sub)
     add_service_parsers(sub)
-    for module in (status, object_info, ops.bench, ops.bench_metadata, keys, scrub):
+    for module in (status, object_info, ops.bench, ops.bench_metadata, keys, scrub, repair):
         module.add_parser(sub)
     return parser
 

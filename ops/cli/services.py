@@ -46,6 +46,8 @@ def add_up_parser(sub: Any) -> None:
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
     add_up_monitoring_arguments(p)
+    p.add_argument("--repair-rate", type=float, default=None,
+                   help="MB/s each storage node receives to re-create lost copies (default 20; 0: no repair)")
     p.set_defaults(func=run_up_command)
 
 
@@ -75,6 +77,7 @@ def run_up_command(args: argparse.Namespace) -> int:
         prometheus_interval=args.prometheus_interval, metrics_token_file=args.metrics_token_file,
         log_format=args.log_format,
         storage_capacity=args.storage_capacity,
+        repair_rate=args.repair_rate,
     ))
 
 

@@ -147,6 +147,8 @@ def render(status: dict[str, Any]) -> str:
         f"metadata   node {m.get('node_id', '?')}  role {m.get('role', '?')}  term {m.get('term', '-')}  "
         f"commit {m.get('commit_index', '-')}  applied {m.get('applied_index', '-')}",
         f"objects    {m.get('objects', '-')}  buckets {m.get('buckets', '-')}",
+        f"below policy {m.get('objects_below_policy', '-')} objects  "
+        f"{human_size(m.get('bytes_below_policy'))}",
         f"policies   {_policy_counts(status['bucket_policies'])}",
         f"ring epoch {status['ring_epoch']}   storage nodes {len(status['nodes'])}",
         "",

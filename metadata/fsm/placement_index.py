@@ -1,0 +1,182 @@
+"""Where each object's blobs are, by node, and which versions are below their policy.
+
+Derived state of the metadata state machine (never snapshotted: rebuilt as a snapshot's
+records load, and kept current on every record change and every node state change). Pure
+and deterministic like the rest of the machine: its counts depend only on the records and
+the node states.
+
+Below policy: a blob (a version's own, or one part of a multipart version) is below its
+policy when fewer than the policy's width of its copies sit on nodes in
+``HOLDING_STATES``: ``replica:N`` needs N distinct holding nodes; ``ec:K+M`` needs every
+shard slot non-empty on a holding node. A version is below policy when any of its blobs
+is; its bytes below policy are the sizes of those blobs. A write acknowledged with W < N
+copies is therefore below policy from the moment it commits, with no extra bookkeeping.
+
+Invariants:
+- ``by_node[n][bucket]`` holds exactly the keys of ``bucket`` with any version or part
+  placed on node ``n`` (a key leaves it when its last such version goes).
+- ``below[(bucket, key)] = (versions, bytes, spare)`` exists exactly for keys with a
+  version below policy; ``spare`` is the least, over its blobs below policy, of surviving
+  copies minus those needed to read (replica: 1, ec: K): -1 or less means unreadable.
+  ``objects_below`` / ``bytes_below`` are the sums over ``below``; ``by_spare[s]`` holds
+  the keys whose ``spare`` is ``s`` (the planner takes the lowest first).
+- A node state change re-examines only the keys placed on that node.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable, Iterable, Iterator, Mapping
+
+from metadata.fsm import records
+from objstore.types import HOLDING_STATES, NodeInfo
+
+Versions = tuple[bytes, ...]
+Key = tuple[str, str]
+
+
+@lru_cache(maxsize=256)
+def policy_width(policy: str) -> tuple[str, int, int]:
+    """(kind, copies or shard slots wanted, copies needed to read) of a record's policy
+    string (``replica:N`` or ``ec:K+M[;stripe=B]``); an unparsable one counts as replica:1."""
+    head = policy.split(";", 1)[0]
+    try:
+        kind, _, rest = head.partition(":")
+        if kind == "ec":
+            k, _, m = rest.partition("+")
+            return "ec", int(k) + int(m), int(k)
+        return "replica", int(rest), 1
+    except ValueError:
+        return "replica", 1, 1
+
+
+def survivors(policy: str, placement: tuple[str, ...], holding: Callable[[str], bool]) -> tuple[int, int, int]:
+    """(surviving copies, copies wanted, copies needed to read) of one blob."""
+    kind, width, needed = policy_width(policy)
+    if kind == "ec":
+        alive = sum(1 for n in placement[:width] if n and holding(n))
+    else:
+        alive = len({n for n in placement if n and holding(n)})
+    return alive, width, needed
+
+
+class PlacementIndex:
+    """See the module docstring. ``nodes`` is the machine's node table (read, not owned);
+    ``versions(bucket, key)`` the records of a key."""
+
+    __slots__ = ("atoms", "nodes", "versions", "by_node", "below", "by_spare", "objects_below", "bytes_below")
+
+    def __init__(self, atoms: records.Atoms, nodes: Mapping[str, NodeInfo],
+                 versions: Callable[[str, str], Versions]) -> None:
+        self.atoms = atoms
+        self.nodes = nodes
+        self.versions = versions
+        self.by_node: dict[str, dict[str, set[str]]] = {}
+        self.below: dict[Key, tuple[int, int, int]] = {}
+        self.by_spare: dict[int, dict[Key, None]] = {}
+        self.objects_below = 0
+        self.bytes_below = 0
+
+    def holding(self, node_id: str) -> bool:
+        n = self.nodes.get(node_id)
+        return n is not None and n.state in HOLDING_STATES
+
+    # --- maintenance ------------------------------------------------------------------------
+
+    def _nodes_of(self, versions: Versions) -> set[str]:
+        out: set[str] = set()
+        for rec in versions:
+            for _, _, placement, _ in records.blob_placements(rec, self.atoms)[1]:
+                out.update(placement)
+        out.discard("")
+        return out
+
+    def changed(self, bucket: str, key: str, old: Versions, new: Versions) -> None:
+        """The records of (bucket, key) went from ``old`` to ``new`` (newest first)."""
+        before, after = self._nodes_of(old), self._nodes_of(new)
+        for n in before - after:
+            keys = self.by_node[n][bucket]
+            keys.discard(key)
+            if not keys:
+                del self.by_node[n][bucket]
+                if not self.by_node[n]:
+                    del self.by_node[n]
+        for n in after - before:
+            self.by_node.setdefault(n, {}).setdefault(bucket, set()).add(key)
+        self._set_below((bucket, key), self.examine(new))
+
+    def node_changed(self, node_id: str) -> None:
+        """Node ``node_id``'s state changed: re-examine the keys placed on it."""
+        for bucket, keys in list(self.by_node.get(node_id, {}).items()):
+            for key in list(keys):
+                self._set_below((bucket, key), self.examine(self.versions(bucket, key)))
+
+    def drop_bucket(self, bucket: str) -> None:
+        """Forget every key of a deleted bucket."""
+        for n in list(self.by_node):
+            self.by_node[n].pop(bucket, None)
+            if not self.by_node[n]:
+                del self.by_node[n]
+        for k in [k for k in self.below if k[0] == bucket]:
+            self._set_below(k, None)
+
+    def _set_below(self, k: Key, entry: tuple[int, int, int] | None) -> None:
+        old = self.below.get(k)
+        if old == entry:
+            return
+        if old is not None:
+            self.objects_below -= old[0]
+            self.bytes_below -= old[1]
+            group = self.by_spare[old[2]]
+            del group[k]
+            if not group:
+                del self.by_spare[old[2]]
+            del self.below[k]
+        if entry is not None:
+            self.objects_below += entry[0]
+            self.bytes_below += entry[1]
+            self.below[k] = entry
+            self.by_spare.setdefault(entry[2], {})[k] = None
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def examine(self, versions: Versions) -> tuple[int, int, int] | None:
+        """(versions below policy, their bytes below policy, least spare) of a key's
+        records, or None when none is below policy."""
+        count = size = 0
+        spare: int | None = None
+        for rec in versions:
+            policy, blobs = records.blob_placements(rec, self.atoms)
+            hit = False
+            for _, blob_size, placement, _ in blobs:
+                alive, width, needed = survivors(policy, placement, self.holding)
+                if alive < width:
+                    hit = True
+                    size += blob_size
+                    spare = alive - needed if spare is None else min(spare, alive - needed)
+            count += hit
+        return None if spare is None else (count, size, spare)
+
+    def keys_on(self, node_id: str) -> Iterator[Key]:
+        for bucket, keys in self.by_node.get(node_id, {}).items():
+            for key in keys:
+                yield bucket, key
+
+    def below_keys(self) -> Iterator[Key]:
+        """Keys below policy, those with the fewest spare copies first; keys with a blob no
+        longer readable (spare below 0: nothing can rebuild it) last. Do not apply commands
+        while iterating."""
+        spares = sorted(self.by_spare)
+        for spare in [s for s in spares if s >= 0] + [s for s in spares if s < 0]:
+            yield from self.by_spare[spare]
+
+    def counts(self) -> dict[str, int]:
+        return {"objects_below_policy": self.objects_below, "bytes_below_policy": self.bytes_below}
+
+    def rebuild(self, keys: Iterable[tuple[str, str, Versions]]) -> None:
+        """Start over from every key's records."""
+        self.by_node.clear()
+        self.below.clear()
+        self.by_spare.clear()
+        self.objects_below = self.bytes_below = 0
+        for bucket, key, versions in keys:
+            self.changed(bucket, key, (), versions)

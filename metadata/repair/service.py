@@ -1,0 +1,179 @@
+"""The metadata leader's repair service: plans tasks, leases them to storage nodes, commits
+their results through Raft, verifies damage reports. IO at this edge only; the decisions
+are :mod:`metadata.repair.planner` and :mod:`metadata.repair.queue`.
+
+Invariants:
+- Every placement change goes through the conditional ``RepairPlacement`` command; a
+  commit carries its whole task, so it is safe on any leader, even one that never planned
+  it (a leader change loses only soft state: queued tasks, reports, progress figures).
+- A reported copy is dropped only after the leader verified it: a HEAD on its node answers
+  404 (missing), or a full verified GET of a blob the node still has fails (corrupt).
+- Reports are accepted up to ``MAX_PENDING_REPORTS`` waiting for verification; more are
+  dropped (best effort: scrub and reads report again).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import deque
+from typing import Any, Callable, Mapping
+
+import aiohttp
+
+from metadata.api import commands as c
+from objstore.repair_records import DamageReport, RepairOutcome, RepairTask
+from metadata.fsm import records
+from metadata.fsm.machine import MetadataFSM
+from metadata.repair import planner
+from metadata.repair.queue import RepairQueue
+from objstore.erasure.data_layout import DataLayout
+from objstore.errors import InvalidArgument, ObjstoreError
+from objstore.node.client import StorageClient
+from objstore.types import WRITABLE_STATES
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_REPORTS = 1_000
+PLAN_LIMIT = 256
+
+
+class RepairService:
+    """``rep`` is the node's Replicator (propose/read); ``free_bytes()`` the free space per
+    node the leader knows of (from heartbeats; empty when unknown)."""
+
+    def __init__(self, rep: Any, secret: str, tls: ssl.SSLContext | None = None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 free_bytes: Callable[[], Mapping[str, int]] = dict,
+                 lease_seconds: float = 30.0, plan_every: float = 0.5) -> None:
+        self.rep = rep
+        self.secret = secret
+        self.tls = tls
+        self.clock = clock
+        self.free_bytes = free_bytes
+        self.plan_every = plan_every
+        self.queue = RepairQueue(lease_seconds)
+        self._last_plan = float("-inf")
+        self._pending: deque[DamageReport] = deque()
+        self._verifier: asyncio.Task | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._verifier is not None:
+            self._verifier.cancel()
+            await asyncio.gather(self._verifier, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    # --- planning and leases ---------------------------------------------------------------
+
+    async def plan_if_due(self) -> None:
+        now = self.clock()
+        if now - self._last_plan < self.plan_every:
+            return
+        self._last_plan = now
+        q = self.queue
+        reported = list(q.reported)
+        free = dict(self.free_bytes())
+        skip = q.passed_over(now)
+
+        def run(fsm: MetadataFSM) -> tuple[list[RepairTask], list[tuple[str, str]], set[str]]:
+            tasks, idle = planner.plan_round(fsm, reported=reported, damaged=q.damaged, busy=q.busy(),
+                                             failed=q.failed, free_bytes=free, skip=skip, limit=PLAN_LIMIT)
+            writable = {n.node_id for n in fsm.cluster_map().nodes if n.state in WRITABLE_STATES}
+            return tasks, idle, writable
+
+        tasks, idle, writable = await self.rep.read(run)
+        q.replace_planned(tasks, writable, now)
+        q.gave_nothing(idle, now)
+
+    async def lease(self, node_id: str, count: int) -> list[RepairTask]:
+        """Tasks for storage node ``node_id`` to do (planning first when due)."""
+        await self.plan_if_due()
+        return self.queue.lease(node_id, count, self.clock())
+
+    async def commit(self, task: RepairTask, ok: bool) -> RepairOutcome:
+        """Record a task's result: with ``ok`` its copy is durable on its target, so propose
+        its new placement; otherwise remember that the target failed this blob."""
+        if not ok:
+            self.queue.finished(task, False, "failed", self.clock())
+            return RepairOutcome(False, "failed")
+        cmd = c.RepairPlacement(task.bucket, task.key, task.version_id, task.part, list(task.expected),
+                                list(task.placement))
+        outcome = (await self.rep.propose(cmd)).result(c.RepairPlacement)
+        self.queue.finished(task, outcome.applied, outcome.reason, self.clock())
+        return outcome
+
+    # --- reports ---------------------------------------------------------------------------
+
+    async def report(self, reports: list[DamageReport]) -> int:
+        """Queue reports for verification; returns how many were accepted."""
+        await self.rep.read(lambda fsm: None)  # only the leader takes them
+        room = max(0, MAX_PENDING_REPORTS - len(self._pending))
+        accepted = reports[:room]
+        self._pending.extend(accepted)
+        if accepted and (self._verifier is None or self._verifier.done()):
+            self._verifier = asyncio.get_running_loop().create_task(self._verify_pending())
+        return len(accepted)
+
+    async def _verify_pending(self) -> None:
+        while self._pending:
+            r = self._pending.popleft()
+            try:
+                if await self.verify(r):
+                    self.queue.mark_damaged(r)
+            except Exception as exc:  # noqa: BLE001 - a report that cannot be checked is dropped
+                log.info("damage report %s could not be verified: %r", r, exc)
+
+    def _where(self, fsm: MetadataFSM, r: DamageReport) -> tuple[str, int, str] | None:
+        """(node address, shard, policy) of the reported copy, if the record still places it there."""
+        index = fsm.objects.get(r.bucket)
+        node = fsm.nodes.get(r.node_id)
+        if index is None or node is None:
+            return None
+        for rec in index.versions(r.key):
+            if records.version_id_of(rec) != r.version_id:
+                continue
+            policy, blobs = records.blob_placements(rec, fsm.atoms)
+            for part, _, placement, blob_id in blobs:
+                if part != r.part or r.node_id not in placement:
+                    continue
+                try:
+                    ec = DataLayout.parse(policy).erasure_coded
+                except InvalidArgument:
+                    ec = False
+                shard = placement.index(r.node_id) if ec else 0
+                return node.address, shard, blob_id
+        return None
+
+    async def verify(self, r: DamageReport) -> bool:
+        """True when the reported copy is really missing or corrupt on its node."""
+        where = await self.rep.read(lambda fsm: self._where(fsm, r))
+        if where is None:
+            return False
+        address, shard, blob_id = where
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=3))
+        storage = StorageClient(self._session, self.secret, tls=self.tls)
+        head = await storage.head_blob(address, blob_id, shard)  # ServiceUnavailable: node down, not damage
+        if head is None:
+            return True
+        if r.reason != "corrupt":
+            return False
+        try:
+            async with storage.get_blob(address, blob_id, shard) as blob:
+                async for _ in blob.iter_chunks():
+                    pass
+        except ObjstoreError:
+            return True
+        return False
+
+    # --- progress --------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        counts = await self.rep.read(lambda fsm: fsm.placements.counts())
+        st = {**counts, **self.queue.status(self.clock())}
+        rate = st["rate_bytes_per_second"]
+        st["eta_seconds"] = st["bytes_below_policy"] / rate if rate > 0 else None
+        return st

@@ -1,0 +1,198 @@
+"""Repair on a cluster of its own: time to restore full redundancy after losing a node, repair
+MB/s per node, and what repair costs foreground reads.
+
+Run: ``.venv/bin/python -m ops.bench_repair [--data-mb 256] [--object-size 1MiB]
+[--repair-rate 20] [--storage-nodes 6] [--json]``. It starts ``objstore up`` (replica:3,
+``--repair-rate`` MB/s per storage node) in a temporary data dir, writes ``--data-mb`` of
+objects, then measures 4 KiB GETs at concurrency 8 for a few seconds (p50/p99, healthy).
+It SIGKILLs storage node s1, sets it ``out`` through the metadata service, and polls
+``GET /v1/repair/status`` until nothing is below policy, running the same 4 KiB GETs
+meanwhile (p50/p99 during repair). It prints the bytes the lost node held, the time to
+restore full redundancy, the repair rate (bytes re-created over that time, in all and per
+storage node, from their ``objstore_repair_bytes_total``) and the two latency figures.
+With zones (``objstore up`` spreads nodes over three), the ring re-places a lost node's
+copies on the other nodes of its zone, so those do the work. The cluster is stopped and its data dir
+removed at the end. The figures are only as steady as the machine is idle.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.auth.sign import SigV4Signer
+from metadata.api.client import MetadataClient
+from objstore.node.client import StorageClient
+from ops.bench.s3client import S3Client
+from ops.bench.settings import parse_size
+from ops.bench_ec_degraded import ACCESS, SECRET, start_cluster, stop_cluster
+from ops.cli.output import table
+
+BUCKET = "repair-bench"
+SMALL = 4096
+CONCURRENCY = 8
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def read_load(client: S3Client, keys: list[str], stop: asyncio.Event) -> list[float]:
+    """4 KiB GETs at CONCURRENCY until ``stop``; their latencies in seconds."""
+    latencies: list[float] = []
+
+    async def one(i: int) -> None:
+        n = i
+        while not stop.is_set():
+            t = time.perf_counter()
+            out = await client.get(BUCKET, keys[n % len(keys)])
+            if out.error is None:
+                latencies.append(time.perf_counter() - t)
+            n += CONCURRENCY
+
+    await asyncio.gather(*(one(i) for i in range(CONCURRENCY)))
+    return latencies
+
+
+async def timed_load(client: S3Client, keys: list[str], seconds: float) -> list[float]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(read_load(client, keys, stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    return await task
+
+
+async def measure(info: dict[str, Any], data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    secret = json.loads((data_dir / "credentials.json").read_text())["cluster_secret"]
+    meta_addrs = [p["address"] for p in info["processes"] if p["role"] == "metadata"]
+    storage = {p["id"]: p for p in info["processes"] if p["role"] == "storage"}
+    size = parse_size(args.object_size)
+    count = max(1, args.data_mb * 10**6 // size)
+    body = os.urandom(size)
+    small = os.urandom(SMALL)
+    fig: dict[str, Any] = {"objects": count, "object_size": size, "repair_rate_mb_s": args.repair_rate}
+    signer = SigV4Signer(ACCESS, SECRET, "us-east-1")
+    async with S3Client(info["endpoint"], signer, connections=CONCURRENCY + 8) as client, \
+            aiohttp.ClientSession() as session:
+        meta = MetadataClient(meta_addrs, secret, session=session, client_id="bench-repair")
+        await client.create_bucket(BUCKET, "replica:3")
+        sem = asyncio.Semaphore(8)
+
+        async def put(key: str, data: bytes) -> None:
+            async with sem:
+                out = await client.put(BUCKET, key, data, len(data))
+                if out.error:
+                    raise RuntimeError(f"PUT {key}: {out.error}")
+
+        await asyncio.gather(*(put(f"big/{i:06d}", body) for i in range(count)))
+        small_keys = [f"small/{i:04d}" for i in range(200)]
+        await asyncio.gather(*(put(k, small) for k in small_keys))
+        before = await timed_load(client, small_keys, args.load_seconds)
+        lost = storage["s1"]
+        fig["lost_node_bytes"] = (await StorageClient(session, secret).stats(lost["address"]))["used_bytes"]
+        os.kill(lost["pid"], signal.SIGKILL)
+        await meta.set_node_state("s1", "out")
+        start = time.monotonic()
+        first = await meta.repair_status()
+        fig["bytes_below_policy_at_loss"] = first["bytes_below_policy"]
+        fig["objects_below_policy_at_loss"] = first["objects_below_policy"]
+        stop = asyncio.Event()
+        load = asyncio.create_task(read_load(client, small_keys, stop))
+        while True:
+            st = await meta.repair_status()
+            if st["objects_below_policy"] == 0:
+                break
+            if time.monotonic() - start > args.timeout:
+                raise RuntimeError(f"still below policy after {args.timeout}s: {st}")
+            await asyncio.sleep(0.25)
+        elapsed = time.monotonic() - start
+        stop.set()
+        during = await load
+        fig["repaired_mb_by_node"] = {  # with zones, a lost node's copies go to its zone's other nodes
+            nid: await _repaired_bytes(session, p["address"]) / 1e6 for nid, p in storage.items() if nid != "s1"}
+        repaired = fig["bytes_below_policy_at_loss"]
+        fig.update(
+            restore_seconds=elapsed,
+            repair_mb_s=repaired / elapsed / 1e6,
+            repair_mb_s_by_node={n: mb / elapsed for n, mb in fig["repaired_mb_by_node"].items()},
+            get_p50_ms_before=_ms(percentile(before, 0.5)), get_p99_ms_before=_ms(percentile(before, 0.99)),
+            get_p50_ms_during=_ms(percentile(during, 0.5)), get_p99_ms_during=_ms(percentile(during, 0.99)),
+            gets_before=len(before), gets_during=len(during),
+            get_mean_ms_during=_ms(statistics.fmean(during)) if during else None,
+        )
+    return fig
+
+
+async def _repaired_bytes(session: aiohttp.ClientSession, address: str) -> float:
+    """A storage node's ``objstore_repair_bytes_total`` (its public /metrics)."""
+    async with session.get(f"http://{address}/metrics") as resp:
+        text = await resp.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("objstore_repair_bytes_total"))
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def render(f: dict[str, Any]) -> str:
+    def num(v: Any, fmt: str = "{:.1f}") -> str:
+        return "-" if v is None else fmt.format(v)
+
+    rows = [
+        ("figure", "value"),
+        ("objects written", f"{f['objects']} x {f['object_size']} B"),
+        ("bytes on the lost node", f"{f['lost_node_bytes'] / 1e6:.1f} MB"),
+        ("below policy at loss", f"{f['objects_below_policy_at_loss']} objects, "
+                                 f"{f['bytes_below_policy_at_loss'] / 1e6:.1f} MB"),
+        ("--repair-rate per node", f"{f['repair_rate_mb_s']:g} MB/s"),
+        ("time to full redundancy", f"{num(f['restore_seconds'])} s"),
+        ("repair rate", f"{num(f['repair_mb_s'])} MB/s"),
+        ("MB re-created by node", "  ".join(f"{n} {mb:.0f}" for n, mb in sorted(f["repaired_mb_by_node"].items()))),
+        ("MB/s by node", "  ".join(f"{n} {v:.1f}" for n, v in sorted(f["repair_mb_s_by_node"].items()))),
+        ("4 KiB GET p50 / p99 healthy", f"{num(f['get_p50_ms_before'])} / {num(f['get_p99_ms_before'])} ms"),
+        ("4 KiB GET p50 / p99 during repair", f"{num(f['get_p50_ms_during'])} / {num(f['get_p99_ms_during'])} ms"),
+    ]
+    return table(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ops.bench_repair", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-mb", type=int, default=256, help="MB of objects to write (default 256)")
+    p.add_argument("--object-size", default="1MiB", help="size of each object (default 1MiB)")
+    p.add_argument("--repair-rate", type=float, default=20.0, help="MB/s per storage node (default 20)")
+    p.add_argument("--storage-nodes", type=int, default=6)
+    p.add_argument("--load-seconds", type=float, default=5.0, help="seconds of healthy GET load (default 5)")
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="objstore-bench-repair-"))
+    data_dir = tmp / "data"
+    proc = None
+    try:
+        proc, info = start_cluster(data_dir, args.storage_nodes, ("--repair-rate", f"{args.repair_rate:g}"))
+        figures = asyncio.run(measure(info, data_dir, args))
+    finally:
+        if proc is not None:
+            stop_cluster(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(figures, indent=2) if args.json else render(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

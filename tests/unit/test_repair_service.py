@@ -1,0 +1,76 @@
+"""The leader's repair service over a local state machine (a replicator stand-in that applies
+commands in order): leases plan first, commits go through RepairPlacement, progress and
+ETA, and report validation."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from metadata.api import commands as c
+from metadata.repair.service import RepairService
+from objstore.repair_records import DamageReport
+from tests.unit.test_fsm import Driver, version
+from tests.unit.test_placement_index import d  # noqa: F401 - the fixture
+
+
+class LocalReplicator:
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+
+    async def propose(self, cmd):
+        return self.driver.outcome(cmd)
+
+    async def read(self, fn):
+        return fn(self.driver.fsm)
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_lease_commit_and_status(d):
+    d.run(c.PutObject(version(key="a", size=1000, placement=("n1", "n2", "n3"))))
+    d.run(c.SetNodeState("n1", "out"))
+    clock = Clock()
+    svc = RepairService(LocalReplicator(d), "secret", clock=clock)
+
+    async def go():
+        st = await svc.status()
+        assert (st["objects_below_policy"], st["bytes_below_policy"], st["eta_seconds"]) == (1, 1000, None)
+        target = (await svc.lease("nobody", 4)) or None
+        assert target is None  # planned, but not for this node
+        (task,) = svc.queue.lease(next(iter(svc.queue.tasks.values())).task.target, 4, clock())
+        clock.now += 2
+        outcome = await svc.commit(task, ok=True)
+        assert outcome.applied
+        assert d.fsm.get_object("b", "a").placement == task.placement
+        st = await svc.status()
+        assert st["objects_below_policy"] == 0 and st["repaired_objects"] == 1 and st["in_flight"] == 0
+        assert st["rate_bytes_per_second"] > 0
+        again = await svc.commit(task, ok=True)  # a retried commit changes nothing
+        assert not again.applied and again.reason == "stale"
+
+    asyncio.run(go())
+
+
+def test_report_validation():
+    ok = DamageReport.from_dict({"bucket": "b", "key": "k", "version_id": "v", "node_id": "n1", "part": 0,
+                                 "shard": -1, "reason": "corrupt"})
+    assert ok.reason == "corrupt" and DamageReport.from_dict(ok.to_dict()) == ok
+    for bad in ({"bucket": "b", "key": "k", "version_id": "v", "node_id": "n1", "reason": "gone"},
+                {"bucket": "b", "key": 1, "version_id": "v", "node_id": "n1"},
+                {"bucket": "b", "key": "k", "version_id": "v", "node_id": "n1", "part": True}, []):
+        with pytest.raises(ValueError):
+            DamageReport.from_dict(bad)
+
+
+def test_a_report_for_a_copy_no_record_places_there_is_not_verified(d):
+    d.run(c.PutObject(version(key="a", placement=("n1", "n2", "n3"))))
+    svc = RepairService(LocalReplicator(d), "secret")
+    # n5 holds no copy of it: nothing to verify, nothing marked damaged (no network call made)
+    assert asyncio.run(svc.verify(DamageReport("b", "a", "v1", "n5"))) is False
+    assert asyncio.run(svc.verify(DamageReport("b", "zz", "v1", "n1"))) is False
