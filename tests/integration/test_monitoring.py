@@ -38,7 +38,7 @@ pytestmark = [
                        reason="prometheus missing: apt-get install prometheus (ops/install.sh)"),
 ]
 
-EXTERNAL_READY = True  # set once heartbeats, scrub and repair export their metrics
+EXTERNAL_READY = True  # heartbeats, scrub and repair export their metrics
 TOKEN = "monitoring-test-token"  # every /metrics requires it; Prometheus reads it from a file
 RATE_WINDOW = "10s"  # what Grafana's $__rate_interval would be at a 1 s scrape interval
 ROLE_METRICS = {
