@@ -16,6 +16,7 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/credentials                                -> {"credentials": [Credential]}
     GET  /v1/status                                     -> node, term, indexes, counts
     GET  /v1/upload, /v1/upload/parts, /v1/uploads, /v1/uploads/stale   (metadata.upload_http)
+    POST /v1/gc/check                                                   (metadata.gc_http)
     /raft/*, /v1/raft/members, /debug/partition                         (metadata.replication.http)
 
 Every node is a Raft member (:mod:`metadata.replication`): writes and reads are served by
@@ -39,6 +40,7 @@ import gc
 import logging
 import os
 import signal
+import time
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 from aiohttp import web
@@ -47,7 +49,7 @@ from prometheus_client import Gauge
 from metadata.api import commands as c
 from metadata.api.commands import check_types, command_from_dict
 from metadata.fsm.machine import MetadataFSM
-from metadata import upload_http
+from metadata import gc_http, upload_http
 from metadata.replication import http as raft_http
 from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter, parse_peers
 from metadata.replication.replicator import Replicator
@@ -121,6 +123,7 @@ async def post_command(request: web.Request) -> web.Response:
     cmd = command_from_dict(await _json_body(request))
     if isinstance(cmd, c.CreateBucket) and not cmd.policy:
         cmd = dataclasses.replace(cmd, policy=request.app[CONFIG].default_policy)
+    cmd = gc_http.stamp(cmd, request.app[CONFIG].gc_grace, time.time())
     outcome = await _rep(request).propose(cmd)
     outcome.raise_for_error()
     return web.json_response({"value": outcome.value})
@@ -258,6 +261,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     r.add_get("/v1/credentials", get_credentials, name="list_credentials")
     r.add_get("/v1/status", get_status, name="status")
     upload_http.add_routes(app, _rep)
+    gc_http.add_routes(app, _rep, cfg.gc_grace)
     raft_http.add_routes(app, _rep, cfg.enable_fault_injection)
     return app
 

@@ -47,9 +47,16 @@ class StorageConfig(NodeConfig):
     capacity_bytes: int = 0  # 0: the free space of the data dir's filesystem
     metadata: tuple[str, ...] = ()  # "host:port" of metadata nodes, to register with
     advertise: str = ""  # "host:port" other processes reach this node at (default host:port)
+    # Reclaiming space (objstore.node.compaction, objstore.node.gc); 0 turns a loop off.
+    compaction_interval: float = 60.0  # seconds between compaction checks
+    gc_interval: float = 600.0  # seconds between garbage-collection passes
+    gc_grace: float = 3600.0  # an unreferenced blob younger than this is never collected
+    segment_bytes: int = 256 * 1024 * 1024  # size at which a segment file is sealed
 
     def validate(self) -> "StorageConfig":
         _check_port(self.port)
+        if min(self.compaction_interval, self.gc_interval) < 0 or self.gc_grace <= 0 or self.segment_bytes < 4096:
+            raise InvalidArgument("intervals must be >= 0, gc_grace > 0 and segment_bytes >= 4096")
         if not self.node_id or "/" in self.node_id:
             raise InvalidArgument(f"invalid node id {self.node_id!r}")
         if self.weight <= 0:
@@ -71,9 +78,14 @@ class MetadataConfig(NodeConfig):
     election_ticks: int = 12  # election timeout: randomized in [1, 2) times this many ticks
     heartbeat_ticks: int = 2
     log_segment_bytes: int = 64 * 1024 * 1024
+    # Storage nodes collect unreferenced blobs older than this; commits of versions or parts
+    # whose id is older than half of it are refused (metadata.gc_http). 0: no guard, no GC.
+    gc_grace: float = 3600.0
 
     def validate(self) -> "MetadataConfig":
         _check_port(self.port)
+        if self.gc_grace < 0:
+            raise InvalidArgument("gc_grace must be >= 0")
         Policy.parse(self.default_policy)
         ids = []
         for p in self.peers:

@@ -69,6 +69,7 @@ class UpOptions:
     quiet: bool = False
     gateway_args: tuple[str, ...] = ()  # more flags of ``objstore gateway`` (its slow-client limits)
     tls_dir: str = ""  # ca.pem, cert.pem and key.pem: every process serves and calls HTTPS
+    reclaim_args: tuple[str, ...] = ()  # --compaction-interval/--gc-interval/--gc-grace of the storage nodes
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -150,6 +151,11 @@ class Cluster:
         f = self.tls_files
         return ("--tls-cert", f["cert"], "--tls-key", f["key"], "--tls-ca", f["ca"]) if f else ()
 
+    def _grace_argv(self) -> tuple[str, ...]:
+        """The metadata nodes' --gc-grace: the storage nodes' own, so the commit guard matches."""
+        args = self.opts.reclaim_args
+        return tuple(args[i : i + 2]) if (i := _index(args, "--gc-grace")) >= 0 else ()
+
     def plan(self) -> None:
         o, d = self.opts, self.data_dir
         logs = d / "logs"
@@ -162,7 +168,7 @@ class Cluster:
             argv = self._cli("metadata", "--node-id", nid, "--data-dir", str(d / "metadata" / nid),
                              "--host", host, "--port", port, "--default-policy", o.default_policy,
                              "--peers", peers,  # a single node's pre-Raft data dir is migrated on start
-                             *self._tls_argv())
+                             *self._tls_argv(), *self._grace_argv())
             self.children.append(Child("metadata", nid, addr, argv, logs / f"{nid}.log"))
         meta_list = ",".join(meta_addrs)
         for i in range(o.storage_nodes):
@@ -170,7 +176,8 @@ class Cluster:
             port = free_port(o.host)
             argv = self._cli("storage", "--node-id", nid, "--data-dir", str(d / "storage" / nid),
                              "--host", o.host, "--port", str(port),
-                             "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *self._tls_argv())
+                             "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *self._tls_argv(),
+                             *o.reclaim_args)
             self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
         argv = self._cli("gateway", "--id", "gw1", "--host", o.host, "--port", str(o.s3_port),
                          "--metadata", meta_list, "--default-policy", o.default_policy, *o.gateway_args,
@@ -371,3 +378,7 @@ def run_up(opts: UpOptions) -> int:
         cluster.stop()
         print("objstore: stopped.", flush=True)
     return 0
+
+
+def _index(args: tuple[str, ...], flag: str) -> int:
+    return args.index(flag) if flag in args else -1

@@ -35,6 +35,7 @@ from objstore.errors import CorruptBlob, IncompleteBody, InvalidArgument, Invali
 from objstore.http_common import add_health_and_metrics, internal_middlewares
 from objstore.metrics import Metrics
 from objstore.node.blob import BlobId
+from objstore.node.reclaim import COMPACTOR, GC, reclaim_context, reclaim_metrics
 from objstore.node.register import registration_task
 from objstore.node.store import BlobStore, StoreOptions
 from objstore.tls import clear_text_warning, server_context
@@ -212,7 +213,7 @@ class _StoreCollector:
         rec.add_metric([node], s.get("group_committed_records", 0))
         blobs = GaugeMetricFamily("objstore_storage_blobs", "Blobs held", labels=["node"])
         blobs.add_metric([node], s.get("blob_count", 0))
-        return [fs, rec, blobs]
+        return [fs, rec, blobs, *reclaim_metrics(node, self._app.get(COMPACTOR), self._app.get(GC))]
 
 
 def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.Application:
@@ -227,7 +228,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     app[CORRUPT] = Counter("objstore_storage_corrupt_reads", "Reads refused or aborted for failed checksums",
                            registry=metrics.registry)
     metrics.registry.register(_StoreCollector(app))
-    opts = options or StoreOptions(capacity_bytes=cfg.capacity_bytes)
+    opts = options or StoreOptions(capacity_bytes=cfg.capacity_bytes, max_segment_bytes=cfg.segment_bytes)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = BlobStore(cfg.data_dir, opts)
@@ -245,6 +246,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
         await asyncio.gather(task, return_exceptions=True)
 
     app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(reclaim_context(cfg, lambda: app[STORE]))
     if cfg.metadata:
         app.cleanup_ctx.append(register_ctx)
     r = app.router

@@ -37,6 +37,7 @@ def add_up_parser(sub: Any) -> None:
     p.add_argument("--secret-key", default=os.environ.get(SECRET_KEY_ENV),
                    help=f"S3 secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
     gateway.cli_args.add_limit_arguments(p)
+    objstore.node.cli_args.add_reclaim_arguments(p)
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
     p.set_defaults(func=run_up_command)
@@ -47,7 +48,7 @@ def run_up_command(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, host=args.host, s3_port=args.s3_port, storage_nodes=args.storage_nodes,
         metadata_nodes=args.metadata_nodes, default_policy=args.default_policy,
         access_key=args.access_key, secret_key=args.secret_key, gateway_args=gateway.cli_args.limit_argv(args),
-        tls_dir=args.tls_dir,
+        tls_dir=args.tls_dir, reclaim_args=objstore.node.cli_args.reclaim_argv(args),
     ))
 
 

@@ -40,6 +40,7 @@ from objstore.cluster.launcher import ZONES
 from objstore.config import GatewayConfig, MetadataConfig, StorageConfig
 from objstore.errors import ObjstoreError
 from objstore.node.app import create_app as create_storage
+from objstore.node.reclaim import GC
 from tests.cluster_harness import free_port
 from tests.harness.disk import files_holding, flip
 from tests.harness.eventually import eventually_async
@@ -78,8 +79,9 @@ class Server:
 class StorageNode:
     """A storage node and the link in front of it, with its fault switches."""
 
-    def __init__(self, node_id: str, data_dir: Path, zone: str, metadata: str) -> None:
+    def __init__(self, node_id: str, data_dir: Path, zone: str, metadata: str, gc_grace: float = 3600.0) -> None:
         self.node_id = node_id
+        self.gc_grace = gc_grace
         self.data_dir = data_dir
         self.zone = zone
         self.metadata = metadata
@@ -99,7 +101,8 @@ class StorageNode:
     async def up(self) -> None:
         await self.link.start()
         cfg = StorageConfig(node_id=self.node_id, data_dir=str(self.data_dir), secret=SECRET, host=HOST,
-                            zone=self.zone, metadata=(self.metadata,), advertise=self.link.address)
+                            zone=self.zone, metadata=(self.metadata,), advertise=self.link.address,
+                            gc_grace=self.gc_grace, gc_interval=0)  # tests run GC passes themselves
         self.server = await Server(create_storage(cfg)).start()
 
     async def down(self) -> None:
@@ -129,15 +132,17 @@ class StorageNode:
 class InProcessCluster:
     """Metadata node ``m1``, storage nodes ``s1``..``sN``, gateway ``gw1`` under ``base``."""
 
-    def __init__(self, base: Path, storage_nodes: int = 3, default_policy: str = "replica:3") -> None:
+    def __init__(self, base: Path, storage_nodes: int = 3, default_policy: str = "replica:3",
+                 gc_grace: float = 3600.0) -> None:
         self.base = Path(base)
+        self.gc_grace = gc_grace
         self.default_policy = default_policy
         self.metadata: Server | None = None
         self.gateway: Server | None = None
         self.meta_address = f"{HOST}:{free_port()}"
         self.nodes = {
             f"s{i + 1}": StorageNode(f"s{i + 1}", self.base / "storage" / f"s{i + 1}", ZONES[i % len(ZONES)],
-                                     self.meta_address)
+                                     self.meta_address, gc_grace)
             for i in range(storage_nodes)
         }
         self.meta = MetadataClient([self.meta_address], SECRET, client_id="harness")
@@ -159,7 +164,7 @@ class InProcessCluster:
         try:
             port = int(self.meta_address.rsplit(":", 1)[1])
             cfg = MetadataConfig(node_id="m1", data_dir=str(self.base / "metadata" / "m1"), secret=SECRET,
-                                 host=HOST, port=port, default_policy=self.default_policy)
+                                 host=HOST, port=port, default_policy=self.default_policy, gc_grace=self.gc_grace)
             self.metadata = await Server(create_metadata(cfg), port).start()
             await asyncio.gather(*(n.up() for n in self.nodes.values()))
             gcfg = GatewayConfig(gateway_id="gw1", secret=SECRET, metadata=(self.meta_address,), host=HOST, port=0,
@@ -187,6 +192,10 @@ class InProcessCluster:
         )
         self.started_in = time.monotonic() - began
         return self
+
+    async def collect_garbage(self) -> int:
+        """One garbage-collection pass on every running storage node; blobs deleted."""
+        return sum([await n.server.app[GC].collect_once() for n in self.nodes.values() if n.server is not None])
 
     async def stop(self) -> None:
         if self.gateway is not None:
