@@ -176,6 +176,10 @@ class BlobIndex:
         own = tomb.location.file if tomb.location is not None else None
         return any(f != own for f in self.dead.get(blob_id, ()))
 
+    def tombstones_needed_now(self) -> list[BlobId]:
+        """The ids whose tombstone is still needed (see :meth:`tombstone_needed`)."""
+        return [bid for bid in self._tombstones if self.tombstone_needed(bid)]
+
     def relocate(self, entry: Entry) -> bool:
         """Point the live entry at a byte-identical copy (same seq) written by compaction.
 

@@ -40,7 +40,7 @@ from objstore.cluster.launcher import ZONES
 from objstore.config import GatewayConfig, MetadataConfig, StorageConfig
 from objstore.errors import ObjstoreError
 from objstore.node.app import create_app as create_storage
-from objstore.node.reclaim import GC
+from objstore.node.reclaim import COMPACTOR, GC
 from tests.cluster_harness import free_port
 from tests.harness.disk import files_holding, flip
 from tests.harness.eventually import eventually_async
@@ -79,9 +79,11 @@ class Server:
 class StorageNode:
     """A storage node and the link in front of it, with its fault switches."""
 
-    def __init__(self, node_id: str, data_dir: Path, zone: str, metadata: str, gc_grace: float = 3600.0) -> None:
+    def __init__(self, node_id: str, data_dir: Path, zone: str, metadata: str, gc_grace: float = 3600.0,
+                 segment_bytes: int = 256 * 1024 * 1024) -> None:
         self.node_id = node_id
         self.gc_grace = gc_grace
+        self.segment_bytes = segment_bytes
         self.data_dir = data_dir
         self.zone = zone
         self.metadata = metadata
@@ -102,7 +104,8 @@ class StorageNode:
         await self.link.start()
         cfg = StorageConfig(node_id=self.node_id, data_dir=str(self.data_dir), secret=SECRET, host=HOST,
                             zone=self.zone, metadata=(self.metadata,), advertise=self.link.address,
-                            gc_grace=self.gc_grace, gc_interval=0)  # tests run GC passes themselves
+                            gc_grace=self.gc_grace, gc_interval=0, compaction_interval=0,  # tests run the passes
+                            segment_bytes=self.segment_bytes)
         self.server = await Server(create_storage(cfg)).start()
 
     async def down(self) -> None:
@@ -133,7 +136,7 @@ class InProcessCluster:
     """Metadata node ``m1``, storage nodes ``s1``..``sN``, gateway ``gw1`` under ``base``."""
 
     def __init__(self, base: Path, storage_nodes: int = 3, default_policy: str = "replica:3",
-                 gc_grace: float = 3600.0) -> None:
+                 gc_grace: float = 3600.0, segment_bytes: int = 256 * 1024 * 1024) -> None:
         self.base = Path(base)
         self.gc_grace = gc_grace
         self.default_policy = default_policy
@@ -142,7 +145,7 @@ class InProcessCluster:
         self.meta_address = f"{HOST}:{free_port()}"
         self.nodes = {
             f"s{i + 1}": StorageNode(f"s{i + 1}", self.base / "storage" / f"s{i + 1}", ZONES[i % len(ZONES)],
-                                     self.meta_address, gc_grace)
+                                     self.meta_address, gc_grace, segment_bytes)
             for i in range(storage_nodes)
         }
         self.meta = MetadataClient([self.meta_address], SECRET, client_id="harness")
@@ -196,6 +199,10 @@ class InProcessCluster:
     async def collect_garbage(self) -> int:
         """One garbage-collection pass on every running storage node; blobs deleted."""
         return sum([await n.server.app[GC].collect_once() for n in self.nodes.values() if n.server is not None])
+
+    async def compact(self) -> int:
+        """One compaction round on every running storage node; bytes reclaimed."""
+        return sum([await n.server.app[COMPACTOR].compact_once() for n in self.nodes.values() if n.server is not None])
 
     async def stop(self) -> None:
         if self.gateway is not None:
