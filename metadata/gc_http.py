@@ -4,9 +4,10 @@ the check storage nodes send their blobs to.
     POST /v1/gc/check  {"refs": [[bucket, key, version_id, shard], ...]}   (at most MAX_REFS)
                        -> {"status": ["referenced" | "young" | "orphan", ...], "gc_floor": F}
 
-The leader first commits ``MarkCollectable(now - gc_grace/2)`` through Raft, then answers
-from state that includes it (:mod:`metadata.fsm.references`). A node deletes only the
-blobs answered ``orphan``.
+The leader first commits ``MarkCollectable(now - gc_grace/2)`` through Raft (unless this
+process committed one less than ``MARK_REUSE`` seconds ago: a pass of many batches costs
+one log entry a second, not one per batch), then answers from state that includes it
+(:mod:`metadata.fsm.references`). A node deletes only the blobs answered ``orphan``.
 
 Why no commit can reference a collected blob: an orphan's version id is older than the
 state machine's ``gc_floor`` at the time of the answer; ``gc_floor`` only rises, and the
@@ -32,6 +33,7 @@ from metadata.fsm.references import blob_status
 from objstore.errors import InvalidArgument, ServiceUnavailable
 
 MAX_REFS = 1000
+MARK_REUSE = 1.0  # seconds a committed MarkCollectable serves later checks
 Rep = Callable[[web.Request], Any]
 
 
@@ -56,6 +58,8 @@ def _refs(body: Any) -> list[tuple[str, str, str, int]]:
 
 
 def add_routes(app: web.Application, rep: Rep, gc_grace: float, clock: Callable[[], float] = time.time) -> None:
+    marked = [float("-inf")]  # when this process last committed a MarkCollectable
+
     async def check(request: web.Request) -> web.Response:
         if gc_grace <= 0:
             raise ServiceUnavailable("garbage collection is off: the metadata service runs with --gc-grace 0")
@@ -63,8 +67,12 @@ def add_routes(app: web.Application, rep: Rep, gc_grace: float, clock: Callable[
             refs = _refs(await request.json())
         except ValueError as exc:
             raise InvalidArgument(f"request body is not JSON: {exc}") from None
-        floor = clock() - gc_grace / 2
-        (await rep(request).propose(c.MarkCollectable(floor))).raise_for_error()
+        now = clock()
+        if now - marked[0] >= MARK_REUSE or now < marked[0]:
+            # A floor committed earlier is in the log for good: the read below includes it.
+            (await rep(request).propose(c.MarkCollectable(now - gc_grace / 2))).raise_for_error()
+            marked[0] = now
+        floor = marked[0] - gc_grace / 2
         status = await rep(request).read(lambda f: [blob_status(f, b, k, v) for b, k, v, _shard in refs])
         return web.json_response({"status": status, "gc_floor": floor})
 
