@@ -11,6 +11,9 @@ Endpoints (``{vid}`` a version id, ``{shard}`` a shard/replica index):
 - ``GET /stats``               -> ``{node_id, used_bytes, capacity_bytes, blob_count, segments, ...}``.
 - ``/health``, ``/metrics``     public.
 
+In the background the node compacts its segments and collects orphan blobs
+(:mod:`objstore.node.reclaim`).
+
 Invariants: no byte that failed verification is ever sent. The header and first chunk
 verify before a GET's status line is sent (so a corrupt blob is usually a 500 CorruptBlob);
 a block failing later aborts the connection, so the client sees a truncated body.
