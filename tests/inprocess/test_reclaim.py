@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import AsyncIterator
 
+import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
@@ -88,6 +89,10 @@ async def churn(rc: InProcessCluster, n_small: int, rounds: int) -> None:
               f"+ needed tombstones {live - records}; object bytes {index.live_bytes}; "
               f"blobs collected {collected}, tombstones in memory {index.tombstone_count}")
         assert after <= 2 * live + SEGMENT, (nid, after, live)
+        async with aiohttp.ClientSession() as session, session.get(f"http://{n.address}/metrics") as resp:
+            text = await resp.text()
+        line = next(x for x in text.splitlines() if x.startswith("objstore_compaction_reclaimed_bytes_total"))
+        assert float(line.split()[-1]) > 0
     for k in gone[:50]:
         with pytest.raises(ClientError):
             await rc.s3("head_object", Bucket=BUCKET, Key=k)
