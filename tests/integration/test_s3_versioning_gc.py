@@ -9,6 +9,7 @@ from typing import Iterator
 import pytest
 
 from tests.cluster_harness import LocalCluster
+from tests.conftest import running_cluster
 from tests.integration.conftest import make_s3
 from tests.integration.internals import ClusterInternals
 
@@ -18,12 +19,7 @@ RECLAIM_ARGS = ("--gc-grace", "2", "--gc-interval", "0.5", "--compaction-interva
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    c = LocalCluster(tmp_path_factory.mktemp("gc-cluster") / "data", extra_args=RECLAIM_ARGS)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from running_cluster(tmp_path_factory, "gc-cluster", RECLAIM_ARGS)
 
 
 @pytest.fixture(scope="module")
