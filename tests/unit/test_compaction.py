@@ -171,9 +171,9 @@ class Crash:
             raise CrashPoint(step)
 
 
-async def _crash_run(path: Path, seed: int, at: int, torn: bool) -> list[str]:
+async def _crash_run(path: Path, seed: int, at: int, torn: bool, ops: int = 200) -> list[str]:
     s = await opened(path, OPTS)
-    want = await workload(s, seed)
+    want = await workload(s, seed, ops)
     crash = Crash(at)
     try:
         await Compactor(s, rate=0, crash=crash).compact_once()
@@ -188,14 +188,14 @@ async def _crash_run(path: Path, seed: int, at: int, torn: bool) -> list[str]:
             f.write(src.read_bytes()[:700])
     s = await opened(path, OPTS)
     try:
-        await check(s, want, all_ids(seed))
+        await check(s, want, all_ids(seed, ops))
         await Compactor(s, rate=0).compact_once()  # and a later round completes the work
-        await check(s, want, all_ids(seed))
+        await check(s, want, all_ids(seed, ops))
     finally:
         await s.close()
     s = await opened(path, OPTS)
     try:
-        await check(s, want, all_ids(seed))
+        await check(s, want, all_ids(seed, ops))
     finally:
         await s.close()
     return crash.steps
@@ -218,6 +218,6 @@ async def test_a_crash_at_every_step_loses_nothing_and_resurrects_nothing(tmp_pa
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(3))
 async def test_a_crash_at_every_point_of_a_round(tmp_path: Path, seed: int) -> None:
-    steps = await _crash_run(tmp_path / "dry", seed=seed, at=-1, torn=False)
+    steps = await _crash_run(tmp_path / "dry", seed=seed, at=-1, torn=False, ops=400)
     for at, step in enumerate(steps):
-        await _crash_run(tmp_path / f"crash{at}", seed=seed, at=at, torn=step == "copied")
+        await _crash_run(tmp_path / f"crash{at}", seed=seed, at=at, torn=step == "copied", ops=400)
