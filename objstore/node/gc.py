@@ -72,13 +72,15 @@ class GarbageCollector:
             status = await self._check([[e.header.bucket, e.header.key, e.header.version_id, e.header.shard]
                                         for e in batch])
             self.stats.checked += len(batch)
+            orphans = []
             for entry, st in zip(batch, status):
-                if st != ORPHAN:
-                    continue
                 live = self.store.index.get(entry.blob_id)
-                if live is None or live.seq != entry.seq:
-                    continue  # rewritten meanwhile: the answer was about another record
-                if await self.store.delete(entry.blob_id):
+                if st == ORPHAN and live is not None and live.seq == entry.seq:  # else rewritten meanwhile
+                    orphans.append(entry)
+            # Concurrent deletes share group commits (one fsync for many tombstones).
+            done = await asyncio.gather(*(self.store.delete(e.blob_id) for e in orphans))
+            for entry, ok in zip(orphans, done):
+                if ok:
                     deleted += 1
                     self.stats.collected_blobs += 1
                     self.stats.collected_bytes += entry.header.size

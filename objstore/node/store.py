@@ -400,6 +400,8 @@ class BlobStore:
             "capacity_bytes": self.capacity_bytes(),
             "blob_count": len(self.index),
             "tombstones": self.index.tombstone_count,
+            "dead_record_ids": len(self.index.dead),
+            "open_segment_readers": seg.readers.open_count if seg else 0,
             "segments": len(seg.numbers) if seg else 0,
             "fsyncs": seg.fsyncs if seg else 0,
             "group_committed_records": seg.records_committed if seg else 0,
