@@ -139,7 +139,9 @@ async def test_a_read_started_before_compaction_finishes(tmp_path: Path) -> None
         async with r:
             await Compactor(s, rate=0).compact_segment(1)
             assert not (tmp_path / segment_name(1)).exists()
+            assert open_fds_to(segment_name(1)) == 1  # pinned by the read
             assert await r.read_all() == data
+        assert open_fds_to(segment_name(1)) == 0  # closed with the read's end
         assert await read(s, "streamed") == data  # now from the copy
     finally:
         await s.close()
@@ -156,6 +158,17 @@ async def test_open_segment_descriptors_are_bounded(tmp_path: Path) -> None:
         assert s.segments.readers.open_count <= OPTS.max_open_readers
     finally:
         await s.close()
+
+
+def open_fds_to(rel: str) -> int:
+    """Descriptors of this process open on a file named ``rel`` (unlinked or not)."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").split(" (deleted)")[0].endswith(rel)
+        except OSError:
+            pass
+    return n
 
 
 class Crash:
