@@ -18,6 +18,7 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/credentials                                -> {"credentials": [Credential]}
     GET  /v1/status                                     -> node, term, indexes, counts
     GET  /v1/upload, /v1/upload/parts, /v1/uploads, /v1/uploads/stale   (metadata.upload_http)
+    POST /v1/gc/check                                                   (metadata.gc_http)
     /raft/*, /v1/raft/members, /debug/partition                         (metadata.replication.http)
 
 Every node is a Raft member (:mod:`metadata.replication`): writes and reads are served by
@@ -41,6 +42,7 @@ import gc
 import logging
 import os
 import signal
+import time
 from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from aiohttp import web
@@ -122,6 +124,7 @@ async def post_command(request: web.Request) -> web.Response:
     cmd = command_from_dict(await _json_body(request))
     if isinstance(cmd, c.CreateBucket) and not cmd.policy:
         cmd = dataclasses.replace(cmd, policy=request.app[CONFIG].default_policy)
+    cmd = gc_http.stamp(cmd, request.app[CONFIG].gc_grace, time.time())
     outcome = await _rep(request).propose(cmd)
     outcome.raise_for_error()
     return web.json_response({"value": outcome.value})
@@ -301,6 +304,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     upload_http.add_routes(app, _rep)
     node_health.add_liveness(app, lambda: app[REPLICATOR], LivenessSettings(cfg.node_timeout, cfg.down_after))
     repair_http.add_routes(app, lambda request: request.app[REPAIR])
+    gc_http.add_routes(app, _rep, cfg.gc_grace)
     raft_http.add_routes(app, _rep, cfg.enable_fault_injection)
     return app
 

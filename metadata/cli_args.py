@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--election-ticks", type=int, help="election timeout in ticks, randomized up to twice (default 12)")
     p.add_argument("--heartbeat-ticks", type=int, help="heartbeat interval in ticks (default 2)")
     p.add_argument("--log-segment-bytes", type=int, help="size of one log segment file (default 64 MiB)")
+    p.add_argument("--gc-grace", type=float, help="storage nodes' garbage-collection grace in seconds: commits of "
+                   "versions older than half of it are refused (default 3600; 0: no guard, GC refused)")
     add_liveness_arguments(p)
 
 
@@ -55,6 +57,6 @@ def config_from_args(args: argparse.Namespace) -> MetadataConfig:
         "default_policy": args.default_policy, "snapshot_every": args.snapshot_every, "join": args.join,
         "enable_fault_injection": args.enable_fault_injection, "tick_ms": args.tick_ms,
         "election_ticks": args.election_ticks, "heartbeat_ticks": args.heartbeat_ticks,
-        "log_segment_bytes": args.log_segment_bytes,
+        "log_segment_bytes": args.log_segment_bytes, "gc_grace": args.gc_grace,
         "node_timeout": args.node_timeout, "down_after": args.down_after,
     })

@@ -53,6 +53,11 @@ class StorageConfig(NodeConfig):
     scrub_rate: float = 20.0  # MB/s (10^6 bytes) the scrubber reads at
     scrub_interval: float = 86400.0  # seconds from one scrub pass's start to the next one's
     repair_rate: float = 20.0  # MB/s this node receives for repair (0: it does no repair)
+    # Reclaiming space (objstore.node.compaction, objstore.node.gc); 0 turns a loop off.
+    compaction_interval: float = 60.0  # seconds between compaction checks
+    gc_interval: float = 600.0  # seconds between garbage-collection passes
+    gc_grace: float = 3600.0  # an unreferenced blob younger than this is never collected
+    segment_bytes: int = 256 * 1024 * 1024  # size at which a segment file is sealed
 
     def validate(self) -> "StorageConfig":
         _check_port(self.port)
@@ -60,6 +65,8 @@ class StorageConfig(NodeConfig):
             raise InvalidArgument("heartbeat_interval must be positive")
         if not self.scrub_rate > 0 or not self.scrub_interval >= 0:
             raise InvalidArgument("scrub rate must be positive and the scrub interval not negative")
+        if min(self.compaction_interval, self.gc_interval) < 0 or self.gc_grace <= 0 or self.segment_bytes < 4096:
+            raise InvalidArgument("intervals must be >= 0, gc_grace > 0 and segment_bytes >= 4096")
         if not self.node_id or "/" in self.node_id:
             raise InvalidArgument(f"invalid node id {self.node_id!r}")
         if self.weight <= 0:
@@ -89,11 +96,16 @@ class MetadataConfig(NodeConfig):
     # down; one down for down_after seconds is marked out (its copies are re-created).
     node_timeout: float = 10.0
     down_after: float = 600.0
+    # Storage nodes collect unreferenced blobs older than this; commits of versions or parts
+    # whose id is older than half of it are refused (metadata.gc_http). 0: no guard, no GC.
+    gc_grace: float = 3600.0
 
     def validate(self) -> "MetadataConfig":
         _check_port(self.port)
         if self.node_timeout <= 0 or self.down_after <= 0:
             raise InvalidArgument("node_timeout and down_after must be positive")
+        if self.gc_grace < 0:
+            raise InvalidArgument("gc_grace must be >= 0")
         Policy.parse(self.default_policy)
         ids = []
         for p in self.peers:

@@ -10,14 +10,20 @@ from tests.cluster_harness import LocalCluster
 from tests.integration.conftest import make_s3
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    c = LocalCluster(tmp_path_factory.mktemp("cluster") / "data")
+def running_cluster(tmp_path_factory: pytest.TempPathFactory, name: str = "cluster",
+                    extra_args: tuple[str, ...] = ()) -> Iterator[LocalCluster]:
+    """A started LocalCluster (``objstore up`` with ``extra_args``), stopped afterwards."""
+    c = LocalCluster(tmp_path_factory.mktemp(name) / "data", extra_args=extra_args)
     c.start()
     try:
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    yield from running_cluster(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

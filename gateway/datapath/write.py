@@ -4,10 +4,17 @@ delete path.
 
 Order, which is what makes a write atomic to readers: the blob is durable on a write
 quorum of nodes (:func:`write_blob`) before its record commits (:func:`commit_version`,
-:func:`commit_part`); a crash in between leaves only unreferenced blobs. Blobs of records
-nothing points to any more are deleted after the answer (``ctx.background``). On a
-definite refusal of a commit (4xx) the new blobs are deleted at once; after an ambiguous
-failure (5xx) they stay for garbage collection to decide.
+:func:`commit_part`); a crash in between leaves only unreferenced blobs.
+
+The blobs of a version replaced by a write, or removed by a delete, are *not* deleted
+here: a GET may still be streaming from them. They are orphans, which the storage nodes'
+garbage collection deletes once its grace period has passed (:mod:`objstore.node.gc`).
+The metadata service refuses to commit a version whose id is older than half that grace
+(S3 RequestTimeout), so no commit can reference a collected blob. On a definite refusal
+of a commit (4xx) the new blobs are deleted at once (nothing can reference them); after
+an ambiguous failure (5xx) they stay for garbage collection to decide. Parts replaced
+within an upload, or left out of a completed one, are deleted after the answer: no GET
+reads them.
 """
 from __future__ import annotations
 
@@ -122,19 +129,15 @@ async def commit_version(
     conditions given; returns what the write did (its S3 version id; the version it
     replaced, if any).
 
-    The replaced version's blobs are collected after the answer; see the module docstring
+    The replaced version's blobs are left to garbage collection; see the module docstring
     for what a refusal does.
     """
     try:
-        result = await ctx.meta.put_version(record, if_match=if_match, if_none_match=if_none_match)
+        return await ctx.meta.put_version(record, if_match=if_match, if_none_match=if_none_match)
     except ObjstoreError as err:
         if err.status < 500:
             ctx.background(collect_version(ctx, record))
         raise
-    previous = result.replaced
-    if previous is not None and previous.version_id != record.version_id:
-        ctx.background(collect_version(ctx, previous))
-    return result
 
 
 async def commit_part(ctx: GatewayContext, upload: MultipartUpload, part: UploadedPart) -> None:
@@ -163,11 +166,8 @@ async def delete_key(ctx: GatewayContext, bucket: str, key: str, version_id: str
     The one delete path: DeleteObject and each key of DeleteObjects call it. What it does
     depends on the bucket's versioning (decided by the metadata service, atomically):
     unversioned, the key's record goes; versioned, a delete marker is added (its id from
-    this gateway's clock); with a version id, that version goes for good. Raises
-    NoSuchBucket; a missing key is not an error.
+    this gateway's clock); with a version id, that version goes for good (its blobs are
+    then orphans for garbage collection, like a replaced version's). Raises NoSuchBucket;
+    a missing key is not an error.
     """
-    result = await ctx.meta.delete_version(bucket, key, version_id, marker_id=ctx.hlc.next())
-    removed = result.removed
-    if removed is not None and not removed.delete_marker:
-        ctx.background(collect_version(ctx, removed))
-    return result
+    return await ctx.meta.delete_version(bucket, key, version_id, marker_id=ctx.hlc.next())

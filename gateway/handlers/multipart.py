@@ -27,7 +27,6 @@ from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
 from gateway.datapath.body import READ_SIZE, STREAMING_MODES, BodyStream, declared_size
 from gateway.datapath.garbage import collect_parts
-from gateway.datapath.write import collect_version
 from gateway.endpoints import ListPartsEndpoint, ListUploadsEndpoint, ObjectEndpoint, UploadEndpoint, url_encoder
 from gateway.object_headers import parse_tagging_header, stored_headers, write_conditions
 from gateway.responses import CHECKSUM_ELEMENTS, XML, owner_element
@@ -146,8 +145,8 @@ async def handle_complete_multipart_upload(ctx: GatewayContext, request: web.Req
     if not done.replayed:
         if done.unused:
             ctx.background(collect_parts(ctx.storage, ctx.topology, done.unused, v.policy))
-        if done.previous is not None and done.previous.version_id != v.version_id:
-            ctx.background(collect_version(ctx, done.previous))
+        # done.previous (a replaced version) is left to the storage nodes' garbage
+        # collection, so a GET streaming from it finishes (gateway.datapath.write).
     headers = {**XML, **done.version_header()}
     out = [el("Location", f"{request.scheme}://{request.host}/{ep.bucket}/{quote(ep.key)}"),
            el("Bucket", ep.bucket), el("Key", ep.key), el("ETag", f'"{v.etag}"')]

@@ -145,6 +145,9 @@ class PutObject(Command):
     version: ObjectVersion
     if_match: str = ""
     if_none_match: bool = False
+    # Stamped by the proposing leader (its clock minus gc_grace/2): the blobs of a version
+    # whose id is older may have been collected, so the commit is refused. 0: no guard.
+    commit_floor: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +255,7 @@ class PutPart(Command):
     key: str
     upload_id: str
     part: UploadedPart
+    commit_floor: float = 0.0  # as PutObject's
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +307,16 @@ class RepairPlacement(Command):
     placement: list
 
 
+@dataclass(frozen=True, slots=True)
+class MarkCollectable(Command):
+    """Raise the state machine's ``gc_floor`` to ``floor`` (never lowers it): storage nodes
+    may then collect unreferenced blobs whose version id is older, and no later commit of
+    a version or part that old is accepted. Proposed before each garbage-collection check."""
+
+    TYPE: ClassVar[str] = "MarkCollectable"
+    floor: float
+
+
 COMMANDS: dict[str, type[Command]] = {
     c.TYPE: c
     for c in (
@@ -310,7 +324,7 @@ COMMANDS: dict[str, type[Command]] = {
         PutCredential, DeleteCredential, PutObject, DeleteObject,
         SetBucketVersioning, SetBucketTags, SetObjectTags, SetBucketPolicy, SetBucketAcl, SetObjectAcl,
         CreateMultipartUpload, PutPart, AbortMultipartUpload, CompleteMultipartUpload,
-        RepairPlacement,
+        RepairPlacement, MarkCollectable,
     )
 }
 _SESSION_FIELDS = ("client_id", "seq", "ack")

@@ -21,6 +21,11 @@ Invariants:
   client (``seq >= ack``) is remembered; a command whose seq is remembered returns the same
   outcome again without being applied. Sessions are kept for the ``MAX_SESSIONS`` most
   recently active clients, at most ``MAX_RESULTS`` outcomes each.
+- Commit-age guard (garbage collection, :mod:`metadata.gc_http`): ``gc_floor`` only rises
+  (``MarkCollectable``); a PutObject or PutPart naming a blob whose version id is older
+  than its command's ``commit_floor`` or than ``gc_floor`` is refused (RequestTimeout), so
+  no commit can reference a blob a storage node may have collected. Both values come from
+  the log, so every replica, and a replay, decides the same.
 - ``snapshot_chunks()`` then ``restore()`` gives a machine with identical state and
   identical snapshot bytes (see :mod:`metadata.fsm.snapshot`).
 """
@@ -38,11 +43,15 @@ from metadata.fsm.object_index import BucketIndex
 from metadata.fsm.placement_index import PlacementIndex
 from objstore.repair_records import RepairOutcome
 from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
-from metadata.api.upload_records import PartList
+from metadata.api.upload_records import PartList, UploadedPart
 from metadata.fsm.uploads import UploadStore
 from objstore.errors import (
     BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,
-    AccessDenied, InvalidRequest, NoSuchBucket, NoSuchKey, ObjstoreError,
+    AccessDenied, InvalidRequest, NoSuchBucket, NoSuchKey, ObjstoreError, RequestTimeout,
+)
+from objstore.hlc import is_version_id, version_time
+from objstore.types import (
+    NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, PartRef, Policy,
 )
 from objstore.types import NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, Policy
 from objstore.types import HOLDING_STATES
@@ -101,6 +110,7 @@ class MetadataFSM:
         self.uploads = UploadStore()  # multipart uploads in progress (metadata.fsm.uploads)
         # Derived: blobs by node, versions below policy (metadata.fsm.placement_index).
         self.placements = PlacementIndex(self.atoms, self.nodes, lambda b, k: self.objects[b].versions(k))
+        self.gc_floor = 0.0  # unix seconds: blobs with older version ids may be collected
         self._map: ClusterMap | None = None
         self._handlers: dict[type, Callable] = {
             c.Noop: lambda cmd: None,
@@ -110,7 +120,7 @@ class MetadataFSM:
             c.DeleteBucket: self._delete_bucket,
             c.PutCredential: self._put_credential,
             c.DeleteCredential: self._delete_credential,
-            c.PutObject: self._put_object,
+            c.PutObject: self._put_new_object,
             c.DeleteObject: self._delete_object,
             c.SetBucketVersioning: self._set_bucket_versioning,
             c.SetBucketTags: self._set_bucket_tags,
@@ -119,10 +129,11 @@ class MetadataFSM:
             c.SetBucketAcl: self._set_bucket_acl,
             c.SetObjectAcl: self._set_object_acl,
             c.CreateMultipartUpload: lambda cmd: self.uploads.create(cmd.upload, self.get_bucket(cmd.upload.bucket)),
-            c.PutPart: lambda cmd: self.uploads.put_part(cmd.bucket, cmd.key, cmd.upload_id, cmd.part),
+            c.PutPart: self._put_part,
             c.AbortMultipartUpload: lambda cmd: self.uploads.abort(cmd.bucket, cmd.key, cmd.upload_id),
             c.CompleteMultipartUpload: self._complete_upload,
             c.RepairPlacement: self._repair_placement,
+            c.MarkCollectable: self._mark_collectable,
         }
 
     # --- applying commands -----------------------------------------------------------------
@@ -229,6 +240,31 @@ class MetadataFSM:
 
     def _delete_credential(self, cmd: c.DeleteCredential) -> None:
         self.credentials.pop(cmd.access_key, None)
+
+    def _check_commit_age(self, version_ids: Iterable[str], commit_floor: float) -> None:
+        """Refuse a commit naming a blob that garbage collection may have taken (see the
+        module invariants); ids that are not HLC timestamps are not judged."""
+        floor = max(commit_floor, self.gc_floor)
+        if floor <= 0:
+            return
+        for vid in version_ids:
+            if is_version_id(vid) and version_time(vid) < floor:
+                raise RequestTimeout(
+                    f"The data of this write was stored at {version_time(vid):.3f} and committed too late "
+                    f"(after {floor:.3f}): it may have been reclaimed. Retry the request.")
+
+    def _put_new_object(self, cmd: c.PutObject) -> WriteResult:
+        self._check_commit_age([vid for vid, _placement in cmd.version.blob_refs()], cmd.commit_floor)
+        return self._put_object(cmd)
+
+    def _put_part(self, cmd: c.PutPart) -> PartRef | None:
+        if isinstance(cmd.part, UploadedPart) and isinstance(cmd.part.part, PartRef):
+            self._check_commit_age([cmd.part.part.version_id], cmd.commit_floor)
+        return self.uploads.put_part(cmd.bucket, cmd.key, cmd.upload_id, cmd.part)
+
+    def _mark_collectable(self, cmd: c.MarkCollectable) -> None:
+        if cmd.floor > self.gc_floor:
+            self.gc_floor = float(cmd.floor)
 
     def _put_object(self, cmd: c.PutObject) -> WriteResult:
         v = cmd.version

@@ -3,7 +3,8 @@
 Format (one JSON object per line, UTF-8, ``\\n`` terminated; JSON escapes newlines inside
 strings, so lines split unambiguously):
 
-    {"v": 1, "kind": "metadata-fsm", "applied_index": N, "epoch": E}
+    {"v": 1, "kind": "metadata-fsm", "applied_index": N, "epoch": E[, "gc_floor": F]}
+                                            (gc_floor only when not 0: see MetadataFSM)
     {"t": "node", "d": NodeInfo}            nodes by id
     {"t": "bucket", "d": Bucket}            buckets by name
     {"t": "objs", "b": bucket, "rows": [row, ...]}
@@ -76,6 +77,7 @@ class FrozenState:
     sessions: list[tuple[str, int, list[tuple[int, Outcome]]]]
     atoms: records.Atoms
     uploads: tuple = ((), ())  # UploadStore.freeze()
+    gc_floor: float = 0.0
 
 
 def freeze(fsm: MetadataFSM) -> FrozenState:
@@ -97,11 +99,15 @@ def freeze(fsm: MetadataFSM) -> FrozenState:
         sessions=[(cid, s.floor, list(s.results.items())) for cid, s in fsm.sessions.items()],
         atoms=fsm.atoms,
         uploads=fsm.uploads.freeze(),
+        gc_floor=fsm.gc_floor,
     )
 
 
 def _lines(st: FrozenState) -> Iterator[bytes]:
-    yield _line({"v": SNAPSHOT_VERSION, "kind": KIND, "applied_index": st.applied_index, "epoch": st.epoch})
+    head = {"v": SNAPSHOT_VERSION, "kind": KIND, "applied_index": st.applied_index, "epoch": st.epoch}
+    if st.gc_floor:
+        head["gc_floor"] = st.gc_floor
+    yield _line(head)
     for node in st.nodes:
         yield _line({"t": "node", "d": node.to_dict()})
     for bucket in st.buckets:
@@ -161,6 +167,7 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
         raise SnapshotFormatError(f"unsupported snapshot header {head!r}")
     fsm.applied_index = head["applied_index"]
     fsm.epoch = head["epoch"]
+    fsm.gc_floor = float(head.get("gc_floor", 0.0))
     count = 1
     versions = _VersionLoader(fsm)
     try:

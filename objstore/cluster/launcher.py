@@ -82,6 +82,7 @@ class UpOptions:
     log_format: str = "text"  # or "json": every child's log lines
     storage_capacity: int = 0  # each storage node's --capacity-bytes (0: its filesystem's size)
     repair_rate: float | None = None  # MB/s each storage node receives for repair (None: its default)
+    reclaim_args: tuple[str, ...] = ()  # --compaction-interval/--gc-interval/--gc-grace of the storage nodes
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -168,6 +169,11 @@ class Cluster:
         f = self.tls_files
         return ("--tls-cert", f["cert"], "--tls-key", f["key"], "--tls-ca", f["ca"]) if f else ()
 
+    def _grace_argv(self) -> tuple[str, ...]:
+        """The metadata nodes' --gc-grace: the storage nodes' own, so the commit guard matches."""
+        args = self.opts.reclaim_args
+        return tuple(args[i : i + 2]) if (i := _index(args, "--gc-grace")) >= 0 else ()
+
     def plan(self) -> None:
         o, d = self.opts, self.data_dir
         logs = d / "logs"
@@ -180,7 +186,7 @@ class Cluster:
             argv = self._cli("metadata", "--node-id", nid, "--data-dir", str(d / "metadata" / nid),
                              "--host", host, "--port", port, "--default-policy", o.default_policy,
                              "--peers", peers,  # a single node's pre-Raft data dir is migrated on start
-                             *o.metadata_args, *self._tls_argv())
+                             *o.metadata_args, *self._tls_argv(), *self._grace_argv())
             self.children.append(Child("metadata", nid, addr, argv, logs / f"{nid}.log"))
         meta_list = ",".join(meta_addrs)
         for i in range(o.storage_nodes):
@@ -191,7 +197,8 @@ class Cluster:
                              "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *o.storage_args,
                              *self._tls_argv(),
                              *(("--capacity-bytes", str(o.storage_capacity)) if o.storage_capacity else ()),
-                             *(() if o.repair_rate is None else ("--repair-rate", f"{o.repair_rate:g}")))
+                             *(() if o.repair_rate is None else ("--repair-rate", f"{o.repair_rate:g}")),
+                             *o.reclaim_args)
             self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
         argv = self._cli("gateway", "--id", "gw1", "--host", o.host, "--port", str(o.s3_port),
                          "--metadata", meta_list, "--default-policy", o.default_policy, *o.gateway_args,
@@ -424,3 +431,7 @@ def run_up(opts: UpOptions) -> int:
         cluster.stop()
         print("objstore: stopped.", flush=True)
     return 0
+
+
+def _index(args: tuple[str, ...], flag: str) -> int:
+    return args.index(flag) if flag in args else -1

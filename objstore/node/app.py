@@ -17,6 +17,9 @@ Endpoints (``{vid}`` a version id, ``{shard}`` a shard/replica index):
   (or the running one goes on); it has ended when ``passes_completed >= n``.
 - ``/health``, ``/metrics``     public.
 
+In the background the node compacts its segments and collects orphan blobs
+(:mod:`objstore.node.reclaim`).
+
 Invariants: no byte that failed verification is ever sent. The header and first chunk
 verify before a GET's status line is sent (so a corrupt blob is usually a 500 CorruptBlob);
 a block failing later aborts the connection, so the client sees a truncated body. Either
@@ -50,6 +53,7 @@ from objstore.node.node_metrics import StorageNodeMetrics, store_space
 from objstore.node.repair_report import ReportQueue, metadata_sender
 from objstore.node.repair_worker import repair_task
 from objstore.node.scrub import MB, ScrubCollector, Scrubber
+from objstore.node.reclaim import COMPACTOR, GC, reclaim_context, reclaim_metrics
 from objstore.node.store import BlobStore, StoreOptions
 from objstore.tls import clear_text_warning, client_context, server_context
 
@@ -250,7 +254,7 @@ class _StoreCollector:
         rec.add_metric([node], s.get("group_committed_records", 0))
         blobs = GaugeMetricFamily("objstore_storage_blobs", "Blobs held", labels=["node"])
         blobs.add_metric([node], s.get("blob_count", 0))
-        return [fs, rec, blobs]
+        return [fs, rec, blobs, *reclaim_metrics(node, self._app.get(COMPACTOR), self._app.get(GC))]
 
 
 def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.Application:
@@ -267,7 +271,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     metrics.registry.register(_StoreCollector(app))
     metrics.registry.register(ScrubCollector(lambda: app[SCRUB].status() if SCRUB in app else None, cfg.node_id))
     node_metrics = StorageNodeMetrics(metrics, cfg.node_id, lambda: store_space(app[STORE]) if STORE in app else None)
-    opts = options or StoreOptions(capacity_bytes=cfg.capacity_bytes,
+    opts = options or StoreOptions(capacity_bytes=cfg.capacity_bytes, max_segment_bytes=cfg.segment_bytes,
                                    reserve_bytes=None if cfg.reserve_bytes < 0 else cfg.reserve_bytes)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -308,6 +312,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
 
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(scrub_ctx)
+    app.cleanup_ctx.append(reclaim_context(cfg, lambda: app[STORE]))
     if cfg.metadata:
         app.cleanup_ctx.append(heartbeat_ctx)
     if cfg.metadata and cfg.repair_rate > 0:

@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--advertise", help="host:port others reach this node at")
     p.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats to the metadata leader (default 1)")
     add_scrub_arguments(p)
+    p.add_argument("--segment-bytes", type=int, help="size at which a segment file is sealed (default 256 MiB)")
+    add_reclaim_arguments(p)
     p.add_argument("--repair-rate", type=float,
                    help="MB/s this node receives to re-create lost copies (default 20; 0: no repair)")
 
@@ -55,6 +57,25 @@ def scrub_argv(args: argparse.Namespace) -> tuple[str, ...]:
     return flag_table_argv(args, SCRUB_FLAGS)
 
 
+def add_reclaim_arguments(p: argparse.ArgumentParser) -> None:
+    """The space-reclaiming flags (also on ``objstore up``, which passes them on)."""
+    p.add_argument("--compaction-interval", type=float,
+                   help="seconds between segment compaction checks (default 60; 0: off)")
+    p.add_argument("--gc-interval", type=float, help="seconds between garbage-collection passes (default 600; 0: off)")
+    p.add_argument("--gc-grace", type=float,
+                   help="unreferenced blobs younger than this many seconds are kept (default 3600)")
+
+
+def reclaim_argv(args: argparse.Namespace) -> tuple[str, ...]:
+    """The reclaiming flags given in ``args``, as command-line arguments again."""
+    out: list[str] = []
+    for name in ("compaction_interval", "gc_interval", "gc_grace"):
+        value = getattr(args, name, None)
+        if value is not None:
+            out += ["--" + name.replace("_", "-"), repr(value)]
+    return tuple(out)
+
+
 def config_from_args(args: argparse.Namespace) -> StorageConfig:
     """The validated StorageConfig the parsed flags describe; raises InvalidArgument."""
     return load_from_args(StorageConfig, args, {
@@ -64,4 +85,6 @@ def config_from_args(args: argparse.Namespace) -> StorageConfig:
         "heartbeat_interval": args.heartbeat_interval,
         **flag_table_values(args, SCRUB_FLAGS),
         "repair_rate": args.repair_rate,
+        "segment_bytes": args.segment_bytes, "compaction_interval": args.compaction_interval,
+        "gc_interval": args.gc_interval, "gc_grace": args.gc_grace,
     })

@@ -4,6 +4,8 @@ Invariants:
 - No byte is returned before the block holding it has verified; the header is checked
   against the index entry (same checksum, same blob id) before the first block is read.
 - A ranged read touches only the blocks that hold the range.
+- A segment read pins its descriptor (:class:`objstore.node.segments.ReaderCache`) until
+  it is closed, so it finishes even if compaction removes the segment meanwhile.
 - Reads are synchronous ``pread`` calls run on the store's IO pool, in chunks of about
   ``READ_CHUNK`` bytes, so memory per read stays bounded whatever the blob size.
 """
@@ -11,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import os
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from objstore.errors import CorruptBlob, InvalidRange
 from objstore.node.blob import block_span, decode_header, verify_block
@@ -68,14 +71,14 @@ def resolve_range(size: int, start: int | None, end: int | None) -> tuple[int, i
 class BlobRead:
     """An open read: ``size`` (whole blob), ``start``/``end``/``length`` of the range served."""
 
-    def __init__(self, entry: Entry, start: int, end: int, fd: int, owns_fd: bool,
+    def __init__(self, entry: Entry, start: int, end: int, fd: int, release: Callable[[int], None],
                  pool: concurrent.futures.Executor) -> None:
         self.entry = entry
         self.header = entry.header
         self.size = entry.header.size
         self.start, self.end = start, end
         self.length = end - start + 1
-        self._fd, self._owns_fd, self._pool = fd, owns_fd, pool
+        self._fd, self._release, self._pool = fd, release, pool
         self._group = max(1, READ_CHUNK // entry.header.block_size)
         self._next_block = start // entry.header.block_size
         self._last_block = end // entry.header.block_size if self.length > 0 else -1
@@ -107,8 +110,8 @@ class BlobRead:
         return b"".join([c async for c in self.chunks()])
 
     def close(self) -> None:
-        if self._owns_fd and self._fd >= 0:
-            os.close(self._fd)
+        if self._fd >= 0:
+            self._release(self._fd)
         self._fd = -1
 
     async def __aenter__(self) -> "BlobRead":
@@ -126,13 +129,14 @@ async def open_blob_read(entry: Entry, start: int | None, end: int | None, segme
         raise InvalidRange("range not satisfiable for an empty blob", ActualObjectSize=0)
     s, e = resolve_range(size, start, end) if size else (0, -1)
     loop = asyncio.get_running_loop()
+    rel = entry.location.file
     if entry.in_own_file:
-        fd = await loop.run_in_executor(pool, os.open, os.path.join(data_dir, entry.location.file), os.O_RDONLY)
-        owns = True
+        fd = await loop.run_in_executor(pool, os.open, os.path.join(data_dir, rel), os.O_RDONLY)
+        release: Callable[[int], None] = os.close
     else:
-        fd = await loop.run_in_executor(pool, segments.read_fd, entry.location.file)
-        owns = False
-    read = BlobRead(entry, s, e, fd, owns, pool)
+        fd = await loop.run_in_executor(pool, segments.readers.acquire, rel)
+        release = functools.partial(segments.readers.release, rel)
+    read = BlobRead(entry, s, e, fd, release, pool)
     try:
         await read._prime()
     except BaseException:

@@ -13,6 +13,11 @@ Invariants:
 - ``scan_segment`` cuts nothing itself; it reports the records whose header and footer
   are valid and where the valid data ends. A damaged stretch followed by valid records is
   skipped (those records stay indexed); a damaged stretch at the end is the torn tail.
+- A record appended with a preassigned ``seq`` (compaction copying a live record) is the
+  same bytes as the original: the copy and the original are interchangeable.
+- Read descriptors are an LRU of at most ``max_open_readers`` (:class:`ReaderCache`); a
+  descriptor in use by a read is pinned and only closed once released, so a read started
+  before a segment was compacted away finishes from the unlinked file.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import logging
 import os
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -84,8 +90,12 @@ def _try_record(fd: int, pos: int, file_size: int, rel: str) -> ScannedRecord | 
 def data_verifies(fd: int, rec: ScannedRecord) -> bool:
     """True when every block and the whole-data checksum of a record verify."""
     h = rec.header
-    base = rec.location.data_offset
-    raw = os.pread(fd, h.stored_data_size, base)
+    raw = os.pread(fd, h.stored_data_size, rec.location.data_offset)
+    return _blocks_verify(raw, rec)
+
+
+def _blocks_verify(raw: bytes | memoryview, rec: ScannedRecord) -> bool:
+    h = rec.header
     if len(raw) != h.stored_data_size:
         return False
     chunks = []
@@ -96,6 +106,15 @@ def data_verifies(fd: int, rec: ScannedRecord) -> bool:
     except CorruptBlob:
         return False
     return xxh64(b"".join(chunks)) == rec.footer.data_xxh
+
+
+def read_verified_body(fd: int, rec: ScannedRecord) -> bytes | None:
+    """The record's header and blocks (all but the footer) if every block verifies, else None."""
+    loc = rec.location
+    raw = os.pread(fd, loc.length - FOOTER_SIZE, loc.offset)
+    if len(raw) != loc.length - FOOTER_SIZE or not _blocks_verify(memoryview(raw)[loc.header_len :], rec):
+        return None
+    return raw
 
 
 def _next_magic(fd: int, start: int, file_size: int) -> int:
@@ -167,6 +186,7 @@ class PendingRecord:
     size: int
     data_xxh: int
     header_xxh: int
+    seq: int = 0  # 0: assigned at commit; else a copy keeping the original record's seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,25 +195,99 @@ class Appended:
     location: Location
 
 
+class ReaderCache:
+    """Read-only descriptors of segment files: an LRU of at most ``max_open`` idle ones.
+
+    ``acquire`` pins a descriptor (opening it if needed) and ``release`` unpins it; only
+    unpinned descriptors are closed (evicted, or ``discard``-ed when the file is removed),
+    so the number open is at most ``max_open`` plus the reads in progress.
+    """
+
+    def __init__(self, data_dir: str, max_open: int) -> None:
+        self.data_dir = data_dir
+        self.max_open = max(1, max_open)
+        self._fds: OrderedDict[str, list[int]] = OrderedDict()  # rel -> [fd, pins]
+        self._doomed: dict[str, list[int]] = {}  # removed files still pinned by reads
+        self._lock = threading.Lock()
+        self.opened = 0
+
+    def acquire(self, rel: str) -> int:
+        """A pinned descriptor of ``rel``; raises FileNotFoundError when it is gone."""
+        with self._lock:
+            slot = self._fds.get(rel)
+            if slot is None:
+                slot = [os.open(os.path.join(self.data_dir, rel), os.O_RDONLY), 0]
+                self.opened += 1
+                self._fds[rel] = slot
+            self._fds.move_to_end(rel)
+            slot[1] += 1
+            self._evict()
+            return slot[0]
+
+    def release(self, rel: str, fd: int) -> None:
+        with self._lock:
+            slot = self._fds.get(rel)
+            if slot is not None and slot[0] == fd:
+                slot[1] -= 1
+                self._evict()
+                return
+            doomed = self._doomed.get(rel)
+            if doomed is not None and doomed[0] == fd:
+                doomed[1] -= 1
+                if doomed[1] == 0:
+                    os.close(fd)
+                    del self._doomed[rel]
+
+    def _evict(self) -> None:
+        if len(self._fds) <= self.max_open:
+            return
+        for rel in [r for r, (_fd, pins) in self._fds.items() if pins == 0]:
+            if len(self._fds) <= self.max_open:
+                break
+            os.close(self._fds.pop(rel)[0])
+
+    def discard(self, rel: str) -> None:
+        """Forget a removed file: close its descriptor now, or when its last read releases it."""
+        with self._lock:
+            slot = self._fds.pop(rel, None)
+            if slot is None:
+                return
+            if slot[1] == 0:
+                os.close(slot[0])
+            else:
+                self._doomed[rel] = slot
+
+    @property
+    def open_count(self) -> int:
+        with self._lock:
+            return len(self._fds) + len(self._doomed)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd, _pins in [*self._fds.values(), *self._doomed.values()]:
+                os.close(fd)
+            self._fds.clear()
+            self._doomed.clear()
+
+
 class SegmentLog:
     """The segment files of one data dir and the append position of the active one."""
 
     def __init__(self, data_dir: str, max_segment_bytes: int, write: Callable[[int, bytes], int] | None = None,
-                 sync: Callable[[int], None] = os.fdatasync) -> None:
+                 sync: Callable[[int], None] = os.fdatasync, max_open_readers: int = 64) -> None:
         self.data_dir = data_dir
         self.max_segment_bytes = max_segment_bytes
         self._write = write
         self._sync = sync
         self.dir = os.path.join(data_dir, SEGMENT_DIR)
         os.makedirs(self.dir, exist_ok=True)
-        self._read_fds: dict[str, int] = {}
+        self.readers = ReaderCache(data_dir, max_open_readers)
         self.numbers = sorted(int(m.group(1)) for n in os.listdir(self.dir) if (m := _SEGMENT_RE.match(n)))
         self.total_bytes = 0
         self._active_fd = -1
         self._active_rel = ""
         self._active_size = 0
         self._must_roll = False
-        self._fd_lock = threading.Lock()
         self.fsyncs = 0
         self.records_committed = 0
 
@@ -245,7 +339,7 @@ class SegmentLog:
         out: list[Appended] = []
         pos = start
         for r in records:
-            seq = next_seq()
+            seq = r.seq or next_seq()
             footer = Footer(seq, r.size, r.data_xxh, r.header_xxh).encode()
             parts.append(r.body)
             parts.append(footer)
@@ -275,24 +369,39 @@ class SegmentLog:
             log.exception("segment %s: could not cut back to %d; rolling over", self._active_rel, size)
             self._must_roll = True
 
-    def read_fd(self, rel: str) -> int:
-        """A shared read-only descriptor of a segment (pread is safe across threads)."""
-        with self._fd_lock:
-            fd = self._read_fds.get(rel)
-            if fd is None:
-                fd = os.open(os.path.join(self.data_dir, rel), os.O_RDONLY)
-                self._read_fds[rel] = fd
-            return fd
-
     @property
     def active_size(self) -> int:
         return self._active_size
 
+    @property
+    def active_number(self) -> int:
+        return self.numbers[-1] if self.numbers else 0
+
+    def segment_size(self, number: int) -> int:
+        """Bytes of a segment file on disk (the active one's append position)."""
+        if number == self.active_number:
+            return self._active_size
+        return os.stat(os.path.join(self.data_dir, segment_name(number))).st_size
+
+    def remove(self, number: int) -> int:
+        """Unlink a sealed segment durably (the directory is fsynced); returns its size.
+
+        Reads in progress keep their pinned descriptor and finish from the unlinked file.
+        """
+        if number == self.active_number:
+            raise ValueError("the active segment cannot be removed")
+        rel = segment_name(number)
+        path = os.path.join(self.data_dir, rel)
+        size = os.stat(path).st_size
+        os.unlink(path)
+        fsync_dir(self.dir)
+        self.numbers.remove(number)
+        self.total_bytes -= size
+        self.readers.discard(rel)
+        return size
+
     def close(self) -> None:
-        with self._fd_lock:
-            for fd in self._read_fds.values():
-                os.close(fd)
-            self._read_fds.clear()
+        self.readers.close()
         if self._active_fd >= 0:
             os.close(self._active_fd)
             self._active_fd = -1

@@ -13,7 +13,8 @@ Invariants:
   the rebuilt one agree.
 - A re-PUT of an existing blob id replaces it atomically (the newer record wins); a
   DELETE appends a tombstone. Space of replaced or deleted records inside segments is
-  not reclaimed yet (no compaction); superseded blob files are unlinked.
+  reclaimed by compaction (:mod:`objstore.node.compaction`); superseded blob files are
+  unlinked (durably: the directory is fsynced before the index forgets them).
 - Reads verify the header and every block before yielding a byte (:mod:`.reader`).
 - A quarantined record (:mod:`.quarantine`: found corrupt) is not in the index, live or
   rebuilt, until a newer record of its blob id replaces it; its file stays on disk until
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from typing import AsyncIterable, Callable
 
 from objstore.checksum import hex64, unpack_u64, xxh64
+from objstore.durable_io import fsync_dir
 from objstore.erasure.data_layout import DataLayout
 from objstore.errors import IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey
 from objstore.node import quarantine
@@ -87,6 +89,7 @@ class StoreOptions:
     reserve_bytes: int | None = None  # None: default_reserve(capacity)
     io_threads: int = 8
     write_buffer: int = 1024 * 1024
+    max_open_readers: int = 64  # idle segment descriptors kept open (an LRU)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,20 +162,22 @@ class BlobStore:
             self._lock_fd = -1
             raise InvalidArgument(f"data dir {self.data_dir} is in use by another process") from None
         self._check_format()
-        self._segments = SegmentLog(self.data_dir, self.options.max_segment_bytes, self._write, self._sync)
+        self._segments = SegmentLog(self.data_dir, self.options.max_segment_bytes, self._write, self._sync,
+                                    self.options.max_open_readers)
         records = [r for scan in self._segments.scan_all() for r in scan.records]
         files, self._file_bytes = scan_blob_files(self.data_dir)
         max_seq = 0
         for rec in records + files:
             max_seq = max(max_seq, rec.footer.seq)
             if rec.header.kind == KIND_TOMBSTONE:
-                self.index.apply_tombstone(rec.header.blob_id, rec.footer.seq)
+                self.index.apply_tombstone(rec.header.blob_id, rec.footer.seq, rec.location)
             else:
                 self.index.apply(Entry(rec.header, rec.header_xxh, rec.footer.data_xxh, rec.footer.seq, rec.location))
         for rec in files:  # files whose record lost to a newer one or a tombstone
             live = self.index.get(rec.header.blob_id)
             if live is None or live.seq != rec.footer.seq:
-                os.unlink(os.path.join(self.data_dir, rec.location.file))
+                _unlink_durably(os.path.join(self.data_dir, rec.location.file))
+                self.index.forget_file(rec.location.file, [rec.header.blob_id])
                 self._file_bytes -= rec.location.length
         self._seq = itertools.count(max_seq + 1)
         self._apply_quarantine()
@@ -397,8 +402,13 @@ class BlobStore:
         return True
 
     def _on_commit(self, rec: PendingRecord, appended: Appended) -> None:
-        if rec.header.kind == KIND_TOMBSTONE:
-            self._discard(self.index.apply_tombstone(rec.header.blob_id, appended.seq))
+        if rec.seq:  # a copy made by compaction
+            if rec.header.kind == KIND_TOMBSTONE:
+                self.index.relocate_tombstone(rec.header.blob_id, rec.seq, appended.location)
+            else:
+                self.index.relocate(Entry(rec.header, rec.header_xxh, rec.data_xxh, rec.seq, appended.location))
+        elif rec.header.kind == KIND_TOMBSTONE:
+            self._discard(self.index.apply_tombstone(rec.header.blob_id, appended.seq, appended.location))
             self._resolve_quarantine(rec.header.blob_id, appended.seq, repaired=False)
         else:
             self._install(Entry(rec.header, rec.header_xxh, rec.data_xxh, appended.seq, appended.location))
@@ -408,17 +418,51 @@ class BlobStore:
         self._resolve_quarantine(entry.blob_id, entry.seq, repaired=True)
 
     def _discard(self, garbage: Entry | None) -> None:
-        """Unlink a superseded blob file in the background (segment space stays until compaction)."""
+        """Unlink a superseded blob file in the background (segment space stays until compaction).
+
+        The index forgets the file (so a tombstone of its id may be dropped) only once the
+        unlink is durable."""
         if garbage is None or not garbage.in_own_file:
             return
         self._file_bytes -= garbage.location.length
-        self._in_background(_unlink_quietly, os.path.join(self.data_dir, garbage.location.file))
+        rel = garbage.location.file
+        fut = asyncio.get_running_loop().run_in_executor(self._io_pool, _unlink_durably,
+                                                         os.path.join(self.data_dir, rel))
+        self._bg.add(fut)
+
+        def done(f: asyncio.Future) -> None:
+            self._bg.discard(f)
+            if not f.cancelled() and f.exception() is None:
+                self.index.forget_file(rel, [garbage.blob_id])
+
+        fut.add_done_callback(done)
 
     def _in_background(self, fn: Callable[..., object], *args: object) -> None:
         """Run ``fn(*args)`` on the IO pool; ``close`` waits for it."""
         fut = asyncio.get_running_loop().run_in_executor(self._io_pool, fn, *args)
         self._bg.add(fut)
         fut.add_done_callback(self._bg.discard)
+
+    # --- for compaction and garbage collection ------------------------------------------
+
+    @property
+    def segments(self) -> SegmentLog:
+        assert self._segments is not None, "store not open"
+        return self._segments
+
+    async def append_copy(self, rec: PendingRecord) -> Appended:
+        """Append a byte-identical copy of a record (``rec.seq`` set) durably; installed by
+        :meth:`_on_commit` only if its id still has that seq."""
+        assert self._committer is not None and rec.seq, "store not open, or not a copy"
+        return await self._committer.submit(rec)
+
+    async def run_io(self, fn: Callable, *args: object):  # noqa: ANN201 - whatever fn returns
+        """Run blocking file IO on the store's pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._io_pool, fn, *args)
+
+    async def run_serial(self, fn: Callable, *args: object):  # noqa: ANN201
+        """Run ``fn`` on the committer's thread, serialised with appends (segment removal)."""
+        return await asyncio.get_running_loop().run_in_executor(self._commit_pool, fn, *args)
 
     # --- quarantine ---------------------------------------------------------------------
 
@@ -445,7 +489,7 @@ class BlobStore:
                  "replaced by a new copy" if repaired else "deleted")
         if q.file.startswith("blobs/"):
             self._file_bytes -= _file_size(os.path.join(self.data_dir, q.file))
-            self._in_background(_unlink_quietly, os.path.join(self.data_dir, q.file))
+            self._in_background(_unlink_durably, os.path.join(self.data_dir, q.file))
         fut = asyncio.get_running_loop().create_task(self._save_quarantine())
         self._bg.add(fut)
         fut.add_done_callback(self._bg.discard)
@@ -542,6 +586,8 @@ class BlobStore:
             "blob_count": len(self.index),
             "tombstones": self.index.tombstone_count,
             "quarantined": len(self.quarantined),
+            "dead_record_ids": len(self.index.dead),
+            "open_segment_readers": seg.readers.open_count if seg else 0,
             "segments": len(seg.numbers) if seg else 0,
             "fsyncs": seg.fsyncs if seg else 0,
             "group_committed_records": seg.records_committed if seg else 0,
@@ -566,8 +612,10 @@ def _file_size(path: str) -> int:
         return 0
 
 
-def _unlink_quietly(path: str) -> None:
+def _unlink_durably(path: str) -> None:
+    """Unlink ``path`` (gone already is fine) and fsync its directory."""
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    fsync_dir(os.path.dirname(path))

@@ -43,6 +43,7 @@ def add_up_parser(sub: Any) -> None:
     objstore.node.cli_args.add_scrub_arguments(p)
     p.add_argument("--storage-capacity", type=int, default=0,
                    help="bytes each storage node may use, as if its disk ended there (default: its filesystem)")
+    objstore.node.cli_args.add_reclaim_arguments(p)
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
     add_up_monitoring_arguments(p)
@@ -78,6 +79,7 @@ def run_up_command(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         storage_capacity=args.storage_capacity,
         repair_rate=args.repair_rate,
+        reclaim_args=objstore.node.cli_args.reclaim_argv(args),
     ))
 
 

@@ -42,8 +42,8 @@ def blob_data(vid: str) -> bytes:
 
 
 class NodeProcess:
-    def __init__(self, data_dir: Path, log: Path) -> None:
-        self.data_dir, self.log = data_dir, log
+    def __init__(self, data_dir: Path, log: Path, extra: tuple[str, ...] = ()) -> None:
+        self.data_dir, self.log, self.extra = data_dir, log, extra
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -52,7 +52,7 @@ class NodeProcess:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "objstore.node", "--node-id", "s1", "--data-dir", str(self.data_dir),
-                "--port", str(self.port), "--secret", SECRET]
+                "--port", str(self.port), "--secret", SECRET, *self.extra]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 

@@ -42,6 +42,7 @@ from objstore.cluster.launcher import ZONES
 from objstore.config import GatewayConfig, MetadataConfig, StorageConfig
 from objstore.errors import ObjstoreError
 from objstore.node.app import create_app as create_storage
+from objstore.node.reclaim import COMPACTOR, GC
 from tests.cluster_harness import free_port
 from tests.harness.disk import files_holding, flip
 from tests.harness.eventually import eventually_async
@@ -81,9 +82,11 @@ class StorageNode:
     """A storage node and the link in front of it, with its fault switches."""
 
     def __init__(self, node_id: str, data_dir: Path, zone: str, metadata: str, heartbeat_interval: float = 1.0,
-                 **config: Any) -> None:
+                 gc_grace: float = 3600.0, segment_bytes: int = 256 * 1024 * 1024, **config: Any) -> None:
         self.node_id = node_id
         self.heartbeat_interval = heartbeat_interval
+        self.gc_grace = gc_grace
+        self.segment_bytes = segment_bytes
         self.config = config  # more StorageConfig fields (capacity_bytes, reserve_bytes)
         self.data_dir = data_dir
         self.zone = zone
@@ -105,7 +108,9 @@ class StorageNode:
         await self.link.start()
         cfg = StorageConfig(node_id=self.node_id, data_dir=str(self.data_dir), secret=SECRET, host=HOST,
                             zone=self.zone, metadata=(self.metadata,), advertise=self.link.address,
-                            heartbeat_interval=self.heartbeat_interval, **self.config)
+                            heartbeat_interval=self.heartbeat_interval,
+                            gc_grace=self.gc_grace, gc_interval=0, compaction_interval=0,  # tests run the passes
+                            segment_bytes=self.segment_bytes, **self.config)
         self.server = await Server(create_storage(cfg)).start()
 
     async def down(self) -> None:
@@ -142,13 +147,16 @@ class StorageNode:
 class InProcessCluster:
     """Metadata node ``m1``, storage nodes ``s1``..``sN``, gateway ``gw1`` under ``base``."""
 
-    def __init__(self, base: Path, storage_nodes: int = 3, default_policy: str = "replica:3", *,
+    def __init__(self, base: Path, storage_nodes: int = 3, default_policy: str = "replica:3",
+                 gc_grace: float = 3600.0, segment_bytes: int = 256 * 1024 * 1024, *,
                  node_timeout: float = 10.0, down_after: float = 600.0, heartbeat_interval: float = 1.0,
                  gateway: dict[str, Any] | None = None, storage: dict[str, dict[str, Any]] | None = None) -> None:
-        """``node_timeout``/``down_after``: the metadata node's liveness timers;
-        ``heartbeat_interval``: the storage nodes'; ``gateway``: more GatewayConfig fields;
-        ``storage``: node id -> more StorageConfig fields."""
+        """``gc_grace``/``segment_bytes``: the storage nodes' (their GC and compaction loops are
+        off: tests run the passes); ``node_timeout``/``down_after``: the metadata node's
+        liveness timers; ``heartbeat_interval``: the storage nodes'; ``gateway``: more
+        GatewayConfig fields; ``storage``: node id -> more StorageConfig fields."""
         self.base = Path(base)
+        self.gc_grace = gc_grace
         self.default_policy = default_policy
         self.liveness = {"node_timeout": node_timeout, "down_after": down_after}
         self.gateway_config = gateway or {}
@@ -157,7 +165,8 @@ class InProcessCluster:
         self.meta_address = f"{HOST}:{free_port()}"
         self.nodes = {
             f"s{i + 1}": StorageNode(f"s{i + 1}", self.base / "storage" / f"s{i + 1}", ZONES[i % len(ZONES)],
-                                     self.meta_address, heartbeat_interval, **(storage or {}).get(f"s{i + 1}", {}))
+                                     self.meta_address, heartbeat_interval, gc_grace, segment_bytes,
+                                     **(storage or {}).get(f"s{i + 1}", {}))
             for i in range(storage_nodes)
         }
         self.meta = MetadataClient([self.meta_address], SECRET, client_id="harness")
@@ -179,7 +188,8 @@ class InProcessCluster:
         try:
             port = int(self.meta_address.rsplit(":", 1)[1])
             cfg = MetadataConfig(node_id="m1", data_dir=str(self.base / "metadata" / "m1"), secret=SECRET,
-                                 host=HOST, port=port, default_policy=self.default_policy, **self.liveness)
+                                 host=HOST, port=port, default_policy=self.default_policy, gc_grace=self.gc_grace,
+                                 **self.liveness)
             self.metadata = await Server(create_metadata(cfg), port).start()
             await asyncio.gather(*(n.up() for n in self.nodes.values()))
             gcfg = GatewayConfig(gateway_id="gw1", secret=SECRET, metadata=(self.meta_address,), host=HOST, port=0,
@@ -208,6 +218,14 @@ class InProcessCluster:
         )
         self.started_in = time.monotonic() - began
         return self
+
+    async def collect_garbage(self) -> int:
+        """One garbage-collection pass on every running storage node; blobs deleted."""
+        return sum([await n.server.app[GC].collect_once() for n in self.nodes.values() if n.server is not None])
+
+    async def compact(self) -> int:
+        """One compaction round on every running storage node; bytes reclaimed."""
+        return sum([await n.server.app[COMPACTOR].compact_once() for n in self.nodes.values() if n.server is not None])
 
     async def stop(self) -> None:
         if self.gateway is not None:

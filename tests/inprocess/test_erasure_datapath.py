@@ -261,22 +261,26 @@ async def test_a_healthy_read_fetches_data_shards_only_and_a_degraded_one_parity
     assert set(asked) - {2} == {0, 1, 3, 4}  # data shards, and the first parity shard instead of 2
 
 
-async def test_deleting_a_coded_object_deletes_every_shard(ec):
-    _, body = body_of(LARGE)
-    await put(ec, "k", body)
-    version = await ec.meta.get_object(BUCKET, "k")
-    storage = ec.ctx.storage
+async def test_deleting_a_coded_object_leaves_every_shard_to_garbage_collection(tmp_path):
+    async with InProcessCluster(tmp_path / "cluster", storage_nodes=6, default_policy="ec:4+2", gc_grace=1.0) as ec:
+        await ec.s3("create_bucket", Bucket=BUCKET)
+        _, body = body_of(LARGE)
+        await put(ec, "k", body)
+        version = await ec.meta.get_object(BUCKET, "k")
+        storage = ec.ctx.storage
 
-    async def shards_left() -> list[int]:
-        return [i for i, node_id in enumerate(version.placement)
-                if await storage.head_blob(ec.nodes[node_id].address, version.version_id, i) is not None]
+        async def shards_left() -> list[int]:
+            return [i for i, node_id in enumerate(version.placement)
+                    if await storage.head_blob(ec.nodes[node_id].address, version.version_id, i) is not None]
 
-    async def none_left() -> bool:
-        return await shards_left() == []
+        async def none_left() -> bool:
+            await ec.collect_garbage()
+            return await shards_left() == []
 
-    assert await shards_left() == list(range(6))
-    await ec.s3("delete_object", Bucket=BUCKET, Key="k")
-    await eventually_async(none_left, message="every shard blob deleted")
+        assert await shards_left() == list(range(6))
+        await ec.s3("delete_object", Bucket=BUCKET, Key="k")
+        assert await shards_left() == list(range(6))  # deferred: a GET streaming from them finishes
+        await eventually_async(none_left, message="every shard blob collected after the grace")
 
 
 async def test_upload_part_copy_codes_a_range_of_a_coded_source(ec):

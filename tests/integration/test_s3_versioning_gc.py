@@ -1,13 +1,30 @@
 """Garbage collection under versioning, checked on the storage nodes themselves: a version's
-blobs go exactly when its record goes (replaced null version, version deleted by id, null
-version replaced by a null delete marker), and never while any record points to them."""
+blobs go once its record is gone and the storage nodes' GC grace has passed (replaced null
+version, version deleted by id, null version replaced by a null delete marker), and never
+while any record points to them. The cluster runs with a GC grace of 2 s."""
 from __future__ import annotations
+
+from typing import Iterator
 
 import pytest
 
+from tests.cluster_harness import LocalCluster
+from tests.conftest import running_cluster
+from tests.integration.conftest import make_s3
 from tests.integration.internals import ClusterInternals
 
 pytestmark = pytest.mark.integration
+RECLAIM_ARGS = ("--gc-grace", "2", "--gc-interval", "0.5", "--compaction-interval", "1")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    yield from running_cluster(tmp_path_factory, "gc-cluster", RECLAIM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def s3(cluster: LocalCluster):
+    return make_s3(cluster)
 
 
 @pytest.fixture(scope="module")

@@ -116,3 +116,26 @@ def test_liveness_flags_reach_the_metadata_and_storage_nodes_that_up_starts(tmp_
             assert "--heartbeat-interval 0.5" in argv
     defaults = build_parser().parse_args(["up"])
     assert metadata.cli_args.liveness_argv(defaults) == () and services._heartbeat_argv(defaults.node_timeout) == ()
+
+
+def test_reclaim_flags_reach_the_storage_and_metadata_configs_and_objstore_up(tmp_path, monkeypatch):
+    from objstore.cluster.launcher import Cluster, UpOptions
+
+    monkeypatch.setenv("OBJSTORE_CLUSTER_SECRET", "S")
+    s = objstore.node.cli_args.config_from_args(_parse(
+        objstore.node.cli_args, "--node-id", "s1", "--data-dir", "/d", "--compaction-interval", "5",
+        "--gc-interval", "7", "--gc-grace", "90", "--segment-bytes", "65536"))
+    assert (s.compaction_interval, s.gc_interval, s.gc_grace, s.segment_bytes) == (5, 7, 90, 65536)
+    defaults = objstore.node.cli_args.config_from_args(_parse(objstore.node.cli_args, "--node-id", "s1",
+                                                              "--data-dir", "/d"))
+    assert (defaults.compaction_interval, defaults.gc_interval, defaults.gc_grace) == (60, 600, 3600)
+    m = metadata.cli_args.config_from_args(_parse(metadata.cli_args, "--node-id", "m1", "--data-dir", "/d",
+                                                  "--gc-grace", "90"))
+    assert m.gc_grace == 90
+    args = build_parser().parse_args(["up", "--gc-grace", "90", "--gc-interval", "7"])
+    cluster = Cluster(UpOptions(data_dir=str(tmp_path), reclaim_args=objstore.node.cli_args.reclaim_argv(args)))
+    cluster.plan()
+    storage = [c.argv for c in cluster.children if c.role == "storage"]
+    meta = [c.argv for c in cluster.children if c.role == "metadata"]
+    assert all(a[-4:] == ["--gc-interval", "7.0", "--gc-grace", "90.0"] for a in storage)
+    assert all(a[-2:] == ["--gc-grace", "90.0"] for a in meta)

@@ -88,7 +88,8 @@ async def test_tombstones_and_reput_honoured_after_rebuild(tmp_path: Path) -> No
             with pytest.raises(NoSuchKey):
                 await read(s, vid)
         assert await read(s, "c") == b"two"
-        assert s.stats()["blob_count"] == 1 and s.stats()["tombstones"] == 3
+        # c's tombstone lost to the re-PUT: memory keeps only tombstones that are newest
+        assert s.stats()["blob_count"] == 1 and s.stats()["tombstones"] == 2
         assert list((tmp_path / "blobs").rglob("*.blob")) == []
     finally:
         await s.close()
