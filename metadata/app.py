@@ -49,7 +49,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 from prometheus_client.core import GaugeMetricFamily
 
-from metadata import node_health, upload_http
+from metadata import gc_http, node_health, upload_http
 from metadata.api import commands as c
 from metadata.api.commands import command_from_dict
 from metadata.fsm.machine import MetadataFSM
@@ -65,7 +65,6 @@ from objstore.errors import InvalidArgument
 from objstore.http_common import add_health_and_metrics, internal_middlewares
 from objstore.metrics import Metrics
 from objstore.tls import clear_text_warning, client_context, server_context
-from objstore.types import NodeInfo
 
 log = logging.getLogger(__name__)
 

@@ -51,10 +51,8 @@ from objstore.errors import (
 )
 from objstore.hlc import is_version_id, version_time
 from objstore.types import (
-    NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, PartRef, Policy,
+    HOLDING_STATES, NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, PartRef, Policy,
 )
-from objstore.types import NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, Policy
-from objstore.types import HOLDING_STATES
 
 MAX_SESSIONS = 10_000
 MAX_RESULTS = 4_096

@@ -119,12 +119,11 @@ def check_records(store: BlobStore, entries: list[Entry]) -> list[tuple[Entry, s
     failed = []
     for e in entries:
         try:
-            fd, owns = store.record_fd(e)
+            fd, release = store.record_fd(e)
             try:
                 check_record(fd, e, 0, e.header.n_blocks - 1, StreamHasher())
             finally:
-                if owns:
-                    os.close(fd)
+                release()
         except CorruptBlob as exc:
             failed.append((e, str(exc), "corrupt"))
         except FileNotFoundError:

@@ -268,7 +268,7 @@ class Scrubber:
         loop = asyncio.get_running_loop()
         pool = self._executor()
         try:
-            fd, owns = await loop.run_in_executor(pool, self.store.record_fd, entry)
+            fd, release = await loop.run_in_executor(pool, self.store.record_fd, entry)
         except FileNotFoundError:
             if self.store.index.get(entry.blob_id) is entry:
                 p.corrupt += await self.found_corrupt(entry, "blob file missing", "missing")
@@ -298,8 +298,7 @@ class Scrubber:
                 self.read_errors += 1
                 log.error("scrub of %s/%d: read failed: %s", entry.blob_id.version_id, entry.blob_id.shard, exc)
         finally:
-            if owns:
-                await loop.run_in_executor(pool, os.close, fd)
+            await loop.run_in_executor(pool, release)
 
     async def found_corrupt(self, entry: Entry, reason: str, kind: str = "corrupt") -> int:
         """Quarantine ``entry`` (found damaged by a pass or a read) and report it for repair.

@@ -32,6 +32,7 @@ import asyncio
 import concurrent.futures
 import errno
 import fcntl
+import functools
 import itertools
 import json
 import logging
@@ -507,15 +508,20 @@ class BlobStore:
 
         await asyncio.get_running_loop().run_in_executor(self._io_pool, work)
 
-    def record_fd(self, entry: Entry) -> tuple[int, bool]:
-        """A read-only descriptor of ``entry``'s file and whether the caller must close it.
+    def record_fd(self, entry: Entry) -> tuple[int, Callable[[], None]]:
+        """A read-only descriptor of ``entry``'s file and the call that gives it back when the
+        caller is done (a segment's descriptor stays pinned until then, so compaction may
+        remove the segment meanwhile without cutting the read short).
 
         Synchronous (run it on an executor); raises FileNotFoundError if the file is gone.
         """
         assert self._segments is not None, "store not open"
         if entry.in_own_file:
-            return os.open(os.path.join(self.data_dir, entry.location.file), os.O_RDONLY), True
-        return self._segments.read_fd(entry.location.file), False
+            fd = os.open(os.path.join(self.data_dir, entry.location.file), os.O_RDONLY)
+            return fd, functools.partial(os.close, fd)
+        readers, rel = self._segments.readers, entry.location.file
+        fd = readers.acquire(rel)
+        return fd, functools.partial(readers.release, rel, fd)
 
     # --- reads --------------------------------------------------------------------------
 

@@ -100,8 +100,8 @@ async def add_scrub(status: dict[str, Any], storage: StorageClient) -> None:
 
     nodes = status["nodes"]
     found = await asyncio.gather(*(one(n["address"]) if n["reachable"] else asyncio.sleep(0) for n in nodes))
-    for n, scrub in zip(nodes, found):
-        n["scrub"] = scrub
+    for n, found_scrub in zip(nodes, found):
+        n["scrub"] = found_scrub
 
 
 async def _node_health(meta: MetadataClient) -> list[dict[str, Any]]:
