@@ -11,10 +11,12 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
-# rclone and s3cmd: system packages. Skipped (with a message) when already present, when
-# not root, or when there is no apt; the tests that need them say so if they are missing.
+# rclone and s3cmd (for the S3 tool tests) and iptables (for the many-hosts tests, which
+# cut links inside network namespaces): system packages. Skipped (with a message) when
+# already present, when not root, or when there is no apt; the tests that need them say so
+# if they are missing.
 missing=()
-for tool in rclone s3cmd; do
+for tool in rclone s3cmd iptables; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
