@@ -113,7 +113,8 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         )
         internal_tls = client_context(cfg.tls_ca)
         meta = MetadataClient(list(cfg.metadata), cfg.secret, session=session, client_id=cfg.gateway_id,
-                              tls=internal_tls)
+                              tls=internal_tls, deadline=cfg.metadata_timeout_seconds,
+                              attempt_timeout=cfg.metadata_timeout_seconds / 2)
         storage = StorageClient(session, cfg.secret, tls=internal_tls)
         topology = Topology(meta.get_cluster_map)
         ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id, clock), metrics, clock=clock)

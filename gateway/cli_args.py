@@ -34,6 +34,9 @@ LIMIT_FLAGS = {
                          "seconds a connection may wait for a request's headers, idle or partial (default 30)"),
     "--max-requests": ("max_concurrent_requests", int,
                        "requests served at once; more get 503 SlowDown (default 1024)"),
+    "--metadata-timeout": ("metadata_timeout_seconds", float,
+                           "seconds a metadata call may take, retries included, before the request gets 503 "
+                           "(default 3)"),
 }
 
 
