@@ -7,8 +7,8 @@ holding a bridge, and per host a namespace with loopback up and one interface ``
 namespace: its interfaces, routes and firewall are never touched, and traffic only flows
 between namespaces this run made. Processes run inside a host with :meth:`Network.popen`
 (``ip netns exec``), so each host has its own address and ports may repeat across hosts;
-Python code runs inside a host with :func:`run_in_host` (a thread of its own that joined the
-namespace: every socket it opens belongs to that host).
+Python code runs inside a host with :func:`run_in_host` or a :func:`host_executor` (threads
+that joined the namespace: every socket they open belongs to that host).
 
 Faults are applied with :meth:`Network.apply` (a :class:`~tests.harness.hosts.rules.Faults`:
 iptables rules replaced whole inside every host namespace, and a ``tc tbf`` rate limit on
@@ -32,8 +32,8 @@ import secrets
 import shutil
 import signal
 import subprocess
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -233,28 +233,26 @@ class Network:
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def join_namespace(host: Host) -> None:
+    """Move the calling thread (only it) into ``host``'s network namespace."""
+    fd = os.open(os.path.join(NETNS_DIR, host.namespace), os.O_RDONLY)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns into {host.namespace}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def host_executor(host: Host, workers: int = 4) -> ThreadPoolExecutor:
+    """A thread pool whose threads all live in ``host``'s namespace: whatever runs there
+    (boto3 calls, an asyncio loop) opens its sockets inside that host. Shut it down after."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=f"in-{host.name}", initializer=join_namespace,
+                              initargs=(host,))
+
+
 def run_in_host(host: Host, fn: Callable[[], T]) -> T:
-    """Call ``fn()`` in a new thread that joined ``host``'s namespace and return its result
-    (or raise its exception). Only that thread changes namespace; it ends with ``fn``."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            fd = os.open(os.path.join(NETNS_DIR, host.namespace), os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns into {host.namespace}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            box["error"] = exc
-
-    t = threading.Thread(target=target, name=f"in-{host.name}", daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
+    """Call ``fn()`` in a new thread inside ``host``'s namespace; its result or exception.
+    A socket keeps the namespace it was made in, so one made here may be used anywhere."""
+    with host_executor(host, 1) as pool:
+        return pool.submit(fn).result()
