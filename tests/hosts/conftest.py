@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Sequence
 
 import pytest
 
+from tests.harness.hosts.deploy import CLIENT, Deployment, layout_hosts
 from tests.harness.hosts.netns import Network, unavailable_reason
 
 _REASON = unavailable_reason()
@@ -37,3 +38,19 @@ def make_network() -> Iterator[Callable[[Sequence[str]], Network]]:
     yield make
     for net in made:
         net.close()
+
+
+@pytest.fixture(scope="session")
+def five_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """The five-host example deployment (``ops/deploy/examples/five-hosts``) and a client
+    host, shared by the tests that fault its network (each heals what it did)."""
+    net = Network([*layout_hosts("five-hosts"), CLIENT]).create()
+    d = Deployment(net, "five-hosts", tmp_path_factory.mktemp("five-hosts"))
+    try:
+        d.start()
+        yield d
+    finally:
+        try:
+            d.stop()
+        finally:
+            net.close()

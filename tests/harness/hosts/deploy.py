@@ -132,13 +132,15 @@ class Deployment:
         return added
 
     # --- processes --------------------------------------------------------------------------
-    def start(self, timeout: float = 60.0) -> "Deployment":
+    def start(self, timeout: float = 90.0) -> "Deployment":
+        """Start every service at once (storage nodes and gateways retry until the metadata
+        group has a leader), then wait until all are healthy and registered."""
         for role in ROLES:
-            group = [s for s in self.services if s.role == role]
-            for s in group:
-                self.start_service(s, wait=False)
-            for s in group:
-                self.wait_healthy(s, timeout)
+            for s in self.services:
+                if s.role == role:
+                    self.start_service(s, wait=False)
+        for s in self.services:
+            self.wait_healthy(s, timeout)
         self.wait_registered(timeout)
         return self
 

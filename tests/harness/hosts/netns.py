@@ -214,12 +214,20 @@ class Network:
 
     # --- faults ---------------------------------------------------------------------------
     def apply(self, faults: Faults) -> None:
-        """Make ``faults`` the faults in force (replacing, not adding to, the previous ones)."""
+        """Make ``faults`` the faults in force (replacing, not adding to, the previous ones).
+        Every host is changed at once (one thread each); a host's rate limit is only touched
+        when it has or had one."""
         addrs = self.addresses
-        for name in self.hosts:
+        limited = {h for h, _ in faults.rates} | {h for h, _ in self.faults.rates}
+
+        def one(name: str) -> None:
             self.run(name, ["iptables-restore"], input=iptables_ruleset(name, faults, addrs))
-            for cmd in tc_commands(name, faults):
-                self.run(name, cmd, check=cmd[2] != "del")
+            if name in limited:
+                for cmd in tc_commands(name, faults):
+                    self.run(name, cmd, check=cmd[2] != "del")
+
+        with ThreadPoolExecutor(len(self.hosts)) as pool:
+            list(pool.map(one, self.hosts))
         self.faults = faults
 
     def heal(self) -> None:
