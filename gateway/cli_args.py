@@ -22,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secret-key", default=os.environ.get(SECRET_KEY_ENV),
                    help=f"its secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
     add_limit_arguments(p)
+    p.add_argument("--enable-fault-injection", action="store_true", default=None,
+                   help="honour test-only switches such as --clock-offset (tests only)")
+    p.add_argument("--clock-offset", dest="clock_offset_seconds", type=float,
+                   help="seconds to add to this gateway's wall clock (tests only; needs --enable-fault-injection)")
 
 
 # The slow-client limits: flag -> GatewayConfig field (also flags of ``objstore up``).
@@ -58,4 +62,5 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
         "gateway_id": args.gateway_id, "metadata": csv_tuple(args.metadata), "region": args.region,
         "default_policy": args.default_policy, "access_key": args.access_key, "secret_key": args.secret_key,
         **{dest: getattr(args, dest) for dest, _, _ in LIMIT_FLAGS.values()},
+        "enable_fault_injection": args.enable_fault_injection, "clock_offset_seconds": args.clock_offset_seconds,
     })

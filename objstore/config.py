@@ -134,6 +134,10 @@ class GatewayConfig:
     # Seconds one metadata call may take, retries across nodes included (each try gets half):
     # a gateway cut off from the metadata majority answers 503 within about this long.
     metadata_timeout_seconds: float = 3.0
+    # Tests only: a wall clock this many seconds off the machine's (honoured only with
+    # enable_fault_injection), so gateways on one machine can run seconds apart.
+    enable_fault_injection: bool = False
+    clock_offset_seconds: float = 0.0
 
     def validate(self) -> "GatewayConfig":
         _check_port(self.port)
@@ -149,6 +153,8 @@ class GatewayConfig:
             raise InvalidArgument("max_concurrent_requests must be at least 1")
         if self.metadata_timeout_seconds <= 0:
             raise InvalidArgument("metadata_timeout_seconds must be positive")
+        if self.clock_offset_seconds and not self.enable_fault_injection:
+            raise InvalidArgument("clock_offset_seconds is for tests: it needs enable_fault_injection")
         check_pair(self.tls_cert, self.tls_key)
         return self
 

@@ -378,3 +378,30 @@ def rolling_restart(d: Deployment, stop: threading.Event) -> list[str]:
 def test_a_rolling_restart_under_the_workload_loses_nothing(cluster):
     run_workload(cluster, 77, lambda stop: rolling_restart(cluster, stop), "rolling restart of h1..h5",
                  "(rolling restart)")
+
+
+# --- clock skew: gateways seconds apart --------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_gateways_seconds_apart_keep_histories_linearizable(cluster):
+    """gw4 runs 4 s ahead and gw5 4 s behind (the test-only --clock-offset, honoured with
+    --enable-fault-injection): version ids and SigV4 time checks come from skewed clocks,
+    yet the register history through both, under the nemesis, stays linearizable."""
+    d = cluster
+    offsets = {"h4": 4.0, "h5": -4.0}
+    originals = {h: list(d.service("gateway", h).argv) for h in offsets}
+
+    def restart_gateways(argv_of) -> None:
+        for h in offsets:
+            s = d.service("gateway", h)
+            d.stop_service(s)
+            s.argv = argv_of(h)
+            d.start_service(s)
+        d.wait_registered()
+
+    restart_gateways(lambda h: originals[h] + ["--enable-fault-injection", "--clock-offset", str(offsets[h])])
+    try:
+        assert "clock runs +4.000 s off" in d.output(d.service("gateway", "h4"))
+        run_seed(d, 4242, float(os.environ.get("HOSTS_SLOW_SECONDS", "40")) / 2, hold=(1.0, 3.0), gap=(0.5, 1.0))
+    finally:
+        restart_gateways(lambda h: originals[h])

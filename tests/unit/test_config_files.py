@@ -153,3 +153,19 @@ def test_admin_commands_find_the_cluster_from_any_services_config(tmp_path, secr
     meta.write_text("node_id = [\n")
     with pytest.raises(CommandError):
         find_cluster(_cluster_args("--config", str(meta)))
+
+
+def test_a_gateway_clock_offset_is_honoured_only_with_fault_injection(monkeypatch):
+    import time
+
+    from gateway.app import wall_clock
+
+    monkeypatch.setenv("OBJSTORE_CLUSTER_SECRET", "s")
+    with pytest.raises(InvalidArgument, match="needs enable_fault_injection"):
+        gateway.cli_args.config_from_args(_parse(gateway.cli_args, "--id", "g", "--metadata", "a:1",
+                                                 "--clock-offset", "5"))
+    cfg = gateway.cli_args.config_from_args(_parse(gateway.cli_args, "--id", "g", "--metadata", "a:1",
+                                                   "--clock-offset", "-5", "--enable-fault-injection"))
+    assert abs(wall_clock(cfg)() - (time.time() - 5)) < 1.0
+    plain = gateway.cli_args.config_from_args(_parse(gateway.cli_args, "--id", "g", "--metadata", "a:1"))
+    assert wall_clock(plain) is time.time
