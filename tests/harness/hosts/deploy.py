@@ -25,13 +25,13 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
+from tests.harness.eventually import eventually
 from tests.harness.hosts.netns import Network, run_in_host
 
 REPO = Path(__file__).resolve().parents[3]
@@ -193,34 +193,27 @@ class Deployment:
                 return json.loads(resp.read())
         return self.from_client(get)
 
+    def health(self, address: str) -> dict | None:
+        """The ``/health`` answer of the service at ``address``, None if it does not answer."""
+        try:
+            return self.get_json(address, "/health", timeout=1.0)
+        except OSError:
+            return None
+
     def wait_healthy(self, s: Service, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        def healthy() -> bool:
             if s.proc is not None and s.proc.poll() is not None:
                 raise RuntimeError(f"{s.name} exited with {s.proc.returncode}:\n{self.output(s)[-3000:]}")
-            try:
-                self.get_json(s.address, "/health", timeout=1.0)
-                return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{s.name} not healthy after {timeout}s:\n{self.output(s)[-3000:]}")
-            time.sleep(0.1)
+            return self.health(s.address) is not None
+
+        eventually(healthy, timeout, 0.1, message=lambda: f"{s.name} to answer /health:\n{self.output(s)[-3000:]}")
 
     def wait_registered(self, timeout: float = 60.0) -> None:
         """Until every gateway's cluster map holds every storage node of the deployment."""
         want = len(self.of_role("storage"))
-        deadline = time.monotonic() + timeout
         for gw in self.of_role("gateway"):
-            while True:
-                try:
-                    if self.get_json(gw.address, "/health").get("storage_nodes", 0) >= want:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{gw.name} does not see {want} storage nodes after {timeout}s")
-                time.sleep(0.1)
+            eventually(lambda: (self.health(gw.address) or {}).get("storage_nodes", 0) >= want, timeout, 0.1,
+                       message=f"{gw.name} to see {want} storage nodes")
 
     def endpoint(self, gateway_host: str) -> str:
         return f"http://{self.service('gateway', gateway_host).address}"
