@@ -1,7 +1,8 @@
 """A deployment as a user makes it: every service on its own host (a network namespace),
 started from the example config files of ``ops/deploy/examples/`` with one command each;
 S3 through any gateway; ``objstore status`` from any host shows the whole cluster; a new
-host joins with its config file and one command."""
+host joins with its config file and one command per service (a storage node and gateway,
+then a fourth metadata member that asks the group to add it)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests.harness.eventually import eventually
 from tests.harness.hosts.deploy import ACCESS_KEY, CLIENT, SECRET_KEY, Deployment, layout_hosts, render_configs
 
 pytestmark = pytest.mark.integration
@@ -70,6 +72,18 @@ def test_three_hosts_from_the_example_configs_and_a_fourth_joins(make_network, t
         assert all(n["reachable"] for n in st["nodes"])
         assert d.from_client(lambda: s3_client(d.endpoint("h4")).get_object(
             Bucket="hosts", Key="k")["Body"].read()) == b"across hosts"
+
+        # A fourth metadata member on h4: its config (join = true) and one command.
+        (m4,) = d.add_host("h4", layout="three-hosts")
+        d.start_service(m4)
+
+        def voters() -> list[str]:
+            out = d.objstore("h1", "metadata", "status", "--json", "--config", str(d.service("metadata", "h1").config))
+            members = json.loads(out.stdout)["members"] if out.returncode in (0, 1) and out.stdout else []
+            return sorted(m["node_id"] for m in members if m.get("membership") == "voter" and m.get("reachable"))
+
+        # No `objstore metadata add`: the new member asked the group itself.
+        eventually(lambda: voters() == ["m1", "m2", "m3", "m4"], 60, 0.5, message="m4 to become a voter")
     finally:
         d.stop()
     assert all(s.proc.returncode == 0 for s in d.services), [(s.name, s.proc.returncode) for s in d.services]

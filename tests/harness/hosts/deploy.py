@@ -43,10 +43,11 @@ PORTS = {"metadata": 7000, "storage": 7100, "gateway": 9000}
 T = TypeVar("T")
 
 
-def layout_hosts(layout: str) -> dict[str, str]:
-    """The hosts of an example layout and their example addresses, in order."""
+def layout_hosts(layout: str, joining: bool = True) -> dict[str, str]:
+    """The hosts of an example layout and their example addresses, in order (without the
+    hosts marked ``joins``, which join a running cluster later, unless ``joining``)."""
     doc = tomllib.loads((EXAMPLES / layout / "layout.toml").read_text())
-    return {name: h["address"] for name, h in doc["hosts"].items()}
+    return {name: h["address"] for name, h in doc["hosts"].items() if joining or not h.get("joins")}
 
 
 def substitutions(layout: str, addresses: Mapping[str, str], host_dir: Path) -> list[tuple[str, str]]:
@@ -115,7 +116,7 @@ class Deployment:
         self.extra = {r: list(v) for r, v in (extra or {}).items()}
         self.secret = secrets.token_hex(16)
         self.services: list[Service] = []
-        for host in hosts or layout_hosts(layout):
+        for host in hosts or layout_hosts(layout, joining=False):
             self.add_host(host)
 
     def add_host(self, host: str, layout: str | None = None) -> list[Service]:
