@@ -101,6 +101,8 @@ async def _workload(d: Deployment, seed: int, rng: random.Random, stop: threadin
             while not stop.is_set():
                 kind, key, inp = choose(state, keys)
                 await perform(recorder, reg, state, kind, key, inp)
+                if key not in state.known:  # unknown outcome (or a refused cas): no tight loop on a dead gateway
+                    await asyncio.sleep(0.1)
 
         async def writer(j: int, wrng: random.Random) -> None:
             reg = S3Register(session, gws[j % len(gws)], BUCKET, request_timeout=10.0)
@@ -116,6 +118,7 @@ async def _workload(d: Deployment, seed: int, rng: random.Random, stop: threadin
                     if classify("put", exc) is None:
                         raise
                     written.unknown[key] = digest
+                    await asyncio.sleep(0.1)
                     continue
                 assert etag == digest[0], (key, etag, digest)
                 written.acked[key] = digest
