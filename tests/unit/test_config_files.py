@@ -169,3 +169,12 @@ def test_a_gateway_clock_offset_is_honoured_only_with_fault_injection(monkeypatc
     assert abs(wall_clock(cfg)() - (time.time() - 5)) < 1.0
     plain = gateway.cli_args.config_from_args(_parse(gateway.cli_args, "--id", "g", "--metadata", "a:1"))
     assert wall_clock(plain) is time.time
+
+
+def test_a_joining_metadata_node_asks_to_be_added_only_with_its_own_address_in_peers():
+    from metadata.join import self_address
+
+    peers = ("m1=10.0.0.11:7000", "m4=10.0.0.14:7000")
+    assert self_address(MetadataConfig("m4", "/d", "s", peers=peers, join=True)) == "10.0.0.14:7000"
+    assert self_address(MetadataConfig("m4", "/d", "s", peers=peers[:1], join=True)) is None  # waits for `add`
+    assert self_address(MetadataConfig("m1", "/d", "s", peers=peers)) is None  # a founding member
