@@ -115,7 +115,8 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         )
         internal_tls = client_context(cfg.tls_ca)
         meta = MetadataClient(list(cfg.metadata), cfg.secret, session=session, client_id=cfg.gateway_id,
-                              tls=internal_tls)
+                              tls=internal_tls, deadline=cfg.metadata_timeout_seconds,
+                              attempt_timeout=cfg.metadata_timeout_seconds / 2)
         storage = StorageClient(session, cfg.secret, tls=internal_tls, read_stall=cfg.read_stall_seconds)
         topology = Topology(meta.get_cluster_map, wait=meta.wait_cluster_map)
         ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id, clock), metrics, clock=clock)
@@ -150,6 +151,15 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     return app
 
 
+def wall_clock(cfg: GatewayConfig) -> Clock:
+    """The machine's clock, or (tests only, with fault injection) one ``clock_offset_seconds`` off."""
+    offset = cfg.clock_offset_seconds if cfg.enable_fault_injection else 0.0
+    if not offset:
+        return time.time
+    log.warning("fault injection: this gateway's clock runs %+.3f s off the machine's", offset)
+    return lambda: time.time() + offset
+
+
 def main(cfg: GatewayConfig) -> None:
     """Serve the gateway until SIGTERM or SIGINT."""
     os.umask(0o077)
@@ -159,7 +169,7 @@ def main(cfg: GatewayConfig) -> None:
                                  "requests and responses (object data, signed headers)")
     if warning:
         log.warning("%s", warning)
-    app = create_app(cfg)
+    app = create_app(cfg, wall_clock(cfg))
     web.run_app(
         app,
         host=cfg.host,

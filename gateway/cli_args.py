@@ -26,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bucket-metrics", action="store_true", default=None,
                    help="count requests per bucket too (objstore_s3_bucket_requests_total{bucket,...}): one "
                         "series per bucket, operation and status class in use; leave off with many buckets")
+    p.add_argument("--enable-fault-injection", action="store_true", default=None,
+                   help="honour test-only switches such as --clock-offset (tests only)")
+    p.add_argument("--clock-offset", dest="clock_offset_seconds", type=float,
+                   help="seconds to add to this gateway's wall clock (tests only; needs --enable-fault-injection)")
 
 
 # The slow-client and slow-node limits: flag -> GatewayConfig field (also flags of ``objstore up``).
@@ -44,6 +48,9 @@ LIMIT_FLAGS = {
     "--read-stall-timeout": ("read_stall_seconds", float,
                              "seconds a read waits for a replica or shard that sends nothing, before the next "
                              "(default 2)"),
+    "--metadata-timeout": ("metadata_timeout_seconds", float,
+                           "seconds a metadata call may take, retries included, before the request gets 503 "
+                           "(default 3)"),
 }
 
 
@@ -64,4 +71,5 @@ def config_from_args(args: argparse.Namespace) -> GatewayConfig:
         "default_policy": args.default_policy, "access_key": args.access_key, "secret_key": args.secret_key,
         **flag_table_values(args, LIMIT_FLAGS),
         "bucket_metrics": getattr(args, "bucket_metrics", None),
+        "enable_fault_injection": args.enable_fault_injection, "clock_offset_seconds": args.clock_offset_seconds,
     })

@@ -53,6 +53,7 @@ from metadata import gc_http, node_health, upload_http
 from metadata.api import commands as c
 from metadata.api.commands import command_from_dict
 from metadata.fsm.machine import MetadataFSM
+from metadata.join import ask_to_join, self_address
 from metadata.liveness import LivenessSettings
 from metadata.metrics import MetadataMetrics
 from metadata.repair import http as repair_http
@@ -341,7 +342,12 @@ async def serve(cfg: MetadataConfig, stop: asyncio.Event | None = None) -> None:
         await site.start()
         addrs = [f"{s[0]}:{s[1]}" for s in runner.addresses]
         print(f"metadata node {cfg.node_id} listening on {', '.join(addrs)}", flush=True)
+        join_address = self_address(cfg)
+        joining = asyncio.create_task(ask_to_join(cfg, join_address)) if join_address else None
         await stop.wait()
+        if joining is not None:
+            joining.cancel()
+            await asyncio.gather(joining, return_exceptions=True)
     finally:
         await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -6,7 +6,8 @@ Each service declares its own flags next to its config (``objstore/node/cli_args
 ``python -m`` entry points both call them, so a flag is declared once.
 
 Invariants: a flag left out is ``None`` and does not override the ``--config`` file; the
-cluster secret comes from ``--secret`` or, failing that, env OBJSTORE_CLUSTER_SECRET.
+cluster secret comes from ``--secret`` or, failing that, env OBJSTORE_CLUSTER_SECRET, or
+failing that the ``--secret-file`` flag's or the config file's ``secret_file``.
 """
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ def csv_tuple(value: str | None) -> tuple[str, ...] | None:
 
 
 def add_config_argument(p: argparse.ArgumentParser, config_name: str) -> None:
-    """``--config FILE``: a JSON file whose keys are ``config_name``'s field names."""
-    p.add_argument("--config", help=f"JSON file with {config_name} fields")
+    """``--config FILE``: a TOML file (JSON if named ``*.json``) whose keys are ``config_name``'s
+    field names."""
+    p.add_argument("--config", help=f"TOML file (JSON if named *.json) with {config_name} fields as keys; "
+                                    "flags override it")
 
 
 def add_listen_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,6 +49,8 @@ def add_listen_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--secret", help=f"cluster secret (or env {SECRET_ENV}; {SECRET_FLAG_WARNING}{SECRET_ENV})")
+    p.add_argument("--secret-file", help="file holding the cluster secret (mode 0600), when no secret is given "
+                                         "otherwise")
     add_tls_arguments(p)
     p.add_argument("--metrics-token-file", help=f"file holding the bearer token /metrics requires "
                    f"(or env {METRICS_TOKEN_ENV}); never the token itself on a command line")
@@ -103,5 +108,6 @@ def load_from_args(cls: type[T], args: argparse.Namespace, overrides: dict[str, 
 
     Raises InvalidArgument (see :func:`objstore.config.load`)."""
     return load(cls, args.config, {"host": args.host, "port": args.port, "secret": secret_of(args),
+                                   "secret_file": args.secret_file,
                                    "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_ca": args.tls_ca,
                                    "metrics_token": metrics_token_of(args), **overrides})

@@ -1,12 +1,21 @@
 """Configuration of each process role, as frozen dataclasses validated at start-up.
 
-A config comes from command-line flags or from a JSON file (``--config FILE``) whose keys
-are the field names; flags given on the command line override the file.
+A config comes from command-line flags or from a file (``--config FILE``): TOML (the
+deployment format, ``ops/deploy/``), or JSON when the name ends in ``.json``, whose keys are
+the field names; flags given on the command line override the file.
+
+Invariants: secrets never come from a TOML config file (``secret``, ``secret_key`` there
+are refused): the cluster secret comes from the flag or environment, or from the file a
+``secret_file`` key (or ``--secret-file``) names, which must not be readable by group or
+others; an explicit secret overrides the secret file.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -161,6 +170,13 @@ class GatewayConfig:
     tls_ca: str = ""
     metrics_token: str = ""  # when set, /metrics requires "Authorization: Bearer <it>"
     bucket_metrics: bool = False  # a bucket label on objstore_s3_bucket_requests_total
+    # Seconds one metadata call may take, retries across nodes included (each try gets half):
+    # a gateway cut off from the metadata majority answers 503 within about this long.
+    metadata_timeout_seconds: float = 3.0
+    # Tests only: a wall clock this many seconds off the machine's (honoured only with
+    # enable_fault_injection), so gateways on one machine can run seconds apart.
+    enable_fault_injection: bool = False
+    clock_offset_seconds: float = 0.0
 
     def validate(self) -> "GatewayConfig":
         _check_port(self.port)
@@ -176,16 +192,62 @@ class GatewayConfig:
             raise InvalidArgument("max_concurrent_requests must be at least 1")
         if self.straggler_timeout_seconds <= 0 or self.read_stall_seconds <= 0:
             raise InvalidArgument("straggler_timeout_seconds and read_stall_seconds must be positive")
+        if self.metadata_timeout_seconds <= 0:
+            raise InvalidArgument("metadata_timeout_seconds must be positive")
+        if self.clock_offset_seconds and not self.enable_fault_injection:
+            raise InvalidArgument("clock_offset_seconds is for tests: it needs enable_fault_injection")
         check_pair(self.tls_cert, self.tls_key)
         return self
 
 
+SECRET_KEYS = ("secret", "secret_key")  # never in a TOML config file
+
+
+def read_config_file(file: str) -> dict[str, Any]:
+    """The keys of a config file: TOML, or JSON when its name ends in ``.json``. Raises
+    InvalidArgument for a file that cannot be read or parsed, or a TOML file with a secret."""
+    try:
+        text = Path(file).read_text()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the config file {file}: {exc.strerror}") from None
+    try:
+        values = json.loads(text) if file.endswith(".json") else tomllib.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"the config file {file} is not valid {'JSON' if file.endswith('.json') else 'TOML'}: "
+                              f"{exc}") from None
+    found = [k for k in SECRET_KEYS if k in values and not file.endswith(".json")]
+    if found:
+        raise InvalidArgument(f"{file} holds {', '.join(found)}: secrets do not belong in a config file; give the "
+                              "cluster secret by environment (OBJSTORE_CLUSTER_SECRET) or a secret_file (mode 0600)")
+    return values
+
+
+def read_secret_file(path: str) -> str:
+    """The secret in ``path`` (surrounding whitespace stripped); raises InvalidArgument when
+    it is missing, empty, or readable by group or others."""
+    try:
+        mode = os.stat(path).st_mode
+        secret = Path(path).read_text().strip()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the secret file {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InvalidArgument(f"the secret file {path} is readable by others (mode {stat.S_IMODE(mode):04o}); "
+                              f"chmod 600 {path}")
+    if not secret:
+        raise InvalidArgument(f"the secret file {path} is empty")
+    return secret
+
+
 def load(cls: type[T], file: str | None, overrides: dict[str, Any]) -> T:
-    """Build ``cls`` from an optional JSON file, then ``overrides`` (None values ignored)."""
+    """Build ``cls`` from an optional config file, then ``overrides`` (None values ignored).
+    A ``secret_file`` (in the file or the overrides) supplies ``secret`` when none is given."""
     values: dict[str, Any] = {}
     if file:
-        values.update(json.loads(Path(file).read_text()))
+        values.update(read_config_file(file))
     values.update({k: v for k, v in overrides.items() if v is not None})
+    secret_file = values.pop("secret_file", None)
+    if secret_file and not values.get("secret"):
+        values["secret"] = read_secret_file(secret_file)
     names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(values) - set(names)
     if unknown:
@@ -202,4 +264,5 @@ def load(cls: type[T], file: str | None, overrides: dict[str, Any]) -> T:
     return cfg.validate()  # type: ignore[attr-defined]
 
 
-__all__ = ["NodeConfig", "StorageConfig", "MetadataConfig", "GatewayConfig", "load", "field"]
+__all__ = ["NodeConfig", "StorageConfig", "MetadataConfig", "GatewayConfig", "load", "read_config_file",
+           "read_secret_file", "field"]

@@ -291,3 +291,11 @@ def error_from_code(code: str, message: str | None = None, extra: dict[str, Any]
             return cls(message, **(extra or {}))
     err = InternalError(message)
     return err
+
+
+class FormatTooNew(ObjstoreError):
+    """Data on disk or a message on the wire in a format version newer than this objstore
+    reads (a newer version wrote it): refused rather than taken for damage."""
+
+    code, status = "UnsupportedFormat", 500
+    default_message = "The data is in a format newer than this version of objstore reads."

@@ -11,11 +11,13 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
-# rclone, s3cmd and prometheus (its promtool checks the metrics, alert rules and dashboard
-# queries in the tests; `objstore up --prometheus` runs it): system packages. Skipped (with a message) when already present, when
-# not root, or when there is no apt; the tests that need them say so if they are missing.
+# rclone, s3cmd, prometheus (its promtool checks the metrics, alert rules and dashboard
+# queries in the tests; `objstore up --prometheus` runs it) and iptables (for the
+# many-hosts tests, which cut links inside network namespaces): system packages. Skipped
+# (with a message) when already present, when not root, or when there is no apt; the tests
+# that need them say so if they are missing.
 missing=()
-for tool in rclone s3cmd prometheus; do
+for tool in rclone s3cmd prometheus iptables; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then

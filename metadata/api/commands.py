@@ -27,6 +27,7 @@ from objstore.errors import InvalidArgument, ObjstoreError, error_from_code
 from objstore.repair_records import RepairOutcome
 from metadata.api.results import DeleteResult, WriteResult
 from metadata.api.upload_records import CompletedUpload, MultipartUpload, PartList, UploadedPart
+from objstore.formats import check_version
 from objstore.types import Bucket, ClusterMap, Credential, NodeInfo, ObjectVersion, PartRef
 
 COMMAND_VERSION = 1
@@ -355,6 +356,7 @@ def command_from_dict(d: Any) -> Command:
     """Rebuild and type-check a command; raises InvalidArgument when it is malformed."""
     if not isinstance(d, dict):
         raise InvalidArgument("a command must be a JSON object")
+    check_version("a metadata command", d.get("v"), COMMAND_VERSION, error=InvalidArgument)
     if d.get("v") != COMMAND_VERSION:
         raise InvalidArgument(f"unsupported command version {d.get('v')!r}")
     cls = COMMANDS.get(d.get("type"))  # type: ignore[arg-type]

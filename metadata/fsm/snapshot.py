@@ -43,6 +43,7 @@ from metadata.fsm import records
 from metadata.api.commands import Outcome
 from metadata.fsm.machine import MetadataFSM, Session
 from metadata.fsm.uploads import UploadStore
+from objstore.formats import check_version
 from objstore.types import Bucket, Credential, NodeInfo
 
 SNAPSHOT_VERSION = 3
@@ -163,6 +164,8 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
         head = json.loads(next(it))
     except (StopIteration, ValueError) as exc:
         raise SnapshotFormatError(f"bad snapshot header: {exc}") from None
+    if isinstance(head, dict):
+        check_version("a metadata snapshot", head.get("v"), SNAPSHOT_VERSION)
     if not isinstance(head, dict) or head.get("v") not in READABLE_VERSIONS or head.get("kind") != KIND:
         raise SnapshotFormatError(f"unsupported snapshot header {head!r}")
     fsm.applied_index = head["applied_index"]

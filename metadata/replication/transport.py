@@ -39,6 +39,7 @@ from metadata.storage.snapshot_store import SnapshotFile, SnapshotStore
 from metadata.raft.messages import Message, MessageType
 from objstore import internal_auth
 from objstore.durable_io import FILE_MODE
+from objstore.formats import check_version
 from objstore.tls import base_url, request_ssl
 from objstore.errors import InvalidArgument, ObjstoreError
 
@@ -66,6 +67,8 @@ def encode_batch(frm: str, address: str, msgs: "Iterable[Message]") -> bytes:
 def decode_batch(body: Any, me: str) -> tuple[str, str, list[Message]]:
     """The sender, its address ("" if not given) and the messages of a batch addressed to
     ``me``; raises InvalidArgument."""
+    if isinstance(body, dict):
+        check_version("a raft message batch", body.get("v"), WIRE_VERSION, error=InvalidArgument)
     if not isinstance(body, dict) or body.get("v") != WIRE_VERSION or not isinstance(body.get("messages"), list):
         raise InvalidArgument("expected {\"v\": 1, \"from\": id, \"messages\": [...]}")
     frm, address = body.get("from"), body.get("address", "")

@@ -34,6 +34,7 @@ from metadata.fsm.snapshot import FrozenState, frozen_chunks, restore
 from metadata.raft.records import ConfState, HardState, SnapshotMeta
 from metadata.storage.snapshot_store import SnapshotFile, SnapshotStore, snapshot_name
 from objstore.durable_io import atomic_write
+from objstore.formats import check_version
 
 HARD_STATE_VERSION = 1
 SNAPSHOT_HEADER_VERSION = 1
@@ -65,6 +66,7 @@ def load_hard_state(path: Path) -> HardState | None:
         return None
     try:
         d = json.loads(raw)
+        check_version("the raft hard state", d.get("v"), HARD_STATE_VERSION, str(path))
         hs = HardState(int(d["term"]), str(d["vote"]), int(d["commit"]))
         ok = d.get("v") == HARD_STATE_VERSION and d.get("xxh64") == _hs_sum(hs)
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -118,6 +120,7 @@ def snapshot_chunks(meta: SnapshotMeta, addresses: dict[str, str], frozen: Froze
 def _parse_header(line: bytes, index: int, term: int) -> tuple[SnapshotMeta, dict[str, str]]:
     try:
         d = json.loads(line)
+        check_version("a raft snapshot header", d.get("v"), SNAPSHOT_HEADER_VERSION)
         if d.get("v") != SNAPSHOT_HEADER_VERSION or d.get("kind") != SNAPSHOT_KIND:
             raise ValueError("not a raft snapshot header")
         meta = SnapshotMeta(int(d["index"]), int(d["term"]), ConfState.from_dict(d["conf_state"]))

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import xxhash
 
+from objstore.formats import check_version, numbered_magic_version
+
 MAGIC = b"OSMLOG01"
 SEGMENT_HEADER = struct.Struct("<8sQ")
 RECORD_HEADER = struct.Struct("<IQQQ")
@@ -109,6 +111,7 @@ def scan_segment(data: bytes, first_index: int, is_last: bool, name: str = "") -
             return ScanResult(first_index, [], [], 0, True)
         raise CorruptLogError(f"segment {name} has a truncated header")
     magic, header_first = SEGMENT_HEADER.unpack_from(data)
+    check_version("a raft log segment", numbered_magic_version(magic, MAGIC[:-2]), int(MAGIC[-2:]), name)
     if magic != MAGIC or header_first != first_index:
         raise CorruptLogError(f"segment {name} has a bad header")
     terms: list[int] = []

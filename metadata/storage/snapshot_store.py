@@ -31,6 +31,7 @@ from typing import BinaryIO, Iterable, Iterator
 import xxhash
 
 from objstore.durable_io import fsync_dir, write_file
+from objstore.formats import check_version
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ def _read_meta(f: BinaryIO) -> tuple[int, int, int]:
         raise ValueError("not a snapshot file")
     (n,) = _U32.unpack_from(head, len(SNAP_MAGIC))
     meta = json.loads(f.read(n))
+    check_version("a snapshot file", meta.get("v"), 1)
     if meta.get("v") != 1:
         raise ValueError("unsupported snapshot version")
     return len(head) + n, int(meta["index"]), int(meta["term"])

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from objstore.checksum import StreamHasher, block_checksum, pack_u64, unpack_u64, xxh64
 from objstore.errors import CorruptBlob, InvalidArgument, KeyTooLongError
+from objstore.formats import check_version
 
 MAGIC = b"OBJB"
 FOOTER_MAGIC = b"OBJE"
@@ -159,12 +160,26 @@ def header_length(fixed: bytes | memoryview) -> int:
     return total
 
 
+def _refuse_newer(buf: bytes | memoryview) -> None:
+    if len(buf) < FIXED_SIZE:
+        return
+    magic, version, _kind, _reserved, body_len = _FIXED.unpack_from(buf, 0)
+    total = FIXED_SIZE + body_len + CHECKSUM_SIZE
+    if magic == MAGIC and version > FORMAT_VERSION and total <= len(buf):
+        if xxh64(memoryview(buf)[: total - CHECKSUM_SIZE]) == unpack_u64(buf, total - CHECKSUM_SIZE):
+            check_version("a blob record", version, FORMAT_VERSION)
+
+
 def decode_header(buf: bytes | memoryview) -> tuple[BlobHeader, int, int]:
     """Parse and verify a header at the start of ``buf``.
 
     Returns ``(header, header_length, header_checksum)``; raises CorruptBlob when the magic,
-    version, checksum or any field is wrong, or ``buf`` is shorter than the header.
+    version, checksum or any field is wrong, or ``buf`` is shorter than the header; raises
+    FormatTooNew for a newer version's header whose checksum verifies (every version keeps
+    the fixed part and ends its header with this checksum), so a newer record is refused,
+    never taken for damage, while a flipped version byte is still damage.
     """
+    _refuse_newer(buf)
     total = header_length(buf)
     if len(buf) < total:
         raise CorruptBlob("truncated record header")

@@ -1,7 +1,10 @@
 """How every admin command finds the cluster it talks to.
 
 First match wins, for the addresses and the secret separately: ``--metadata
-host:port,...`` and ``--secret`` (or env OBJSTORE_CLUSTER_SECRET); else the
+host:port,...`` and ``--secret`` (or env OBJSTORE_CLUSTER_SECRET); else ``--config FILE``,
+the config file of any service on this host (its ``metadata`` addresses, or the addresses of
+its ``peers``; its ``secret_file``; its ``tls_ca``), so ``objstore status --config
+/etc/objstore/storage.toml`` works on every host of a deployment; else the
 ``cluster.json`` and ``credentials.json`` that ``objstore up`` writes in ``--data-dir``
 (default ./objstore-data). Pure apart from reading those two files. The CA bundle to
 verify the nodes with (HTTPS) is ``--tls-ca``, else the ``tls_ca`` of ``cluster.json``;
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from objstore.config import read_config_file, read_secret_file
+from objstore.errors import ObjstoreError
 from objstore.tls import client_context
 from ops.cli.output import USAGE, CommandError
 
@@ -50,6 +55,8 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secret", help="cluster secret (or env OBJSTORE_CLUSTER_SECRET)")
     p.add_argument("--tls-ca", help="PEM CA bundle: the nodes serve HTTPS, verified against it "
                                     "(default: the one `objstore up --tls-dir` recorded)")
+    p.add_argument("--config", help="the config file of a service on this host (storage, metadata or gateway): "
+                                    "the cluster's metadata addresses, secret file and CA bundle come from it")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -67,6 +74,8 @@ def find_cluster(args: argparse.Namespace) -> ClusterRef:
     addrs = tuple(a.strip() for a in (args.metadata or "").split(",") if a.strip())
     d = Path(args.data_dir)
     tls_ca = getattr(args, "tls_ca", None) or ""  # callers building a Namespace may leave it out
+    if getattr(args, "config", None):
+        addrs, secret, tls_ca = from_service_config(args.config, addrs, secret, tls_ca)
     if not addrs or not tls_ca:
         info = _read_json(d / "cluster.json")
         if not addrs:
@@ -77,3 +86,19 @@ def find_cluster(args: argparse.Namespace) -> ClusterRef:
     if not addrs or not secret:
         raise CommandError(NO_CLUSTER, USAGE)
     return ClusterRef(addrs, secret, d, tls_ca)
+
+
+def from_service_config(path: str, addrs: tuple[str, ...], secret: str | None,
+                        tls_ca: str) -> tuple[tuple[str, ...], str | None, str]:
+    """Fill what is not yet known (empty) from a service's config file: the metadata
+    addresses (``metadata``, or the addresses of ``peers``), the secret (its ``secret_file``)
+    and the CA bundle (``tls_ca``). Raises CommandError (exit 2) for an unreadable file."""
+    try:
+        cfg = read_config_file(path)
+        if not addrs:
+            addrs = tuple(cfg.get("metadata") or (p.partition("=")[2] for p in cfg.get("peers", ())))
+        if not secret and cfg.get("secret_file"):
+            secret = read_secret_file(cfg["secret_file"])
+    except ObjstoreError as exc:
+        raise CommandError(exc.message, USAGE) from None
+    return addrs, secret, tls_ca or cfg.get("tls_ca", "")
