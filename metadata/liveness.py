@@ -151,7 +151,9 @@ class LivenessMonitor:
                 return state, ""
             to = space_state(stats, state)
             return to, f"free {stats.get('free_bytes')} bytes, reserve {reserve_bytes(stats)}"
-        if alive:
+        # Back up only on a heartbeat sent after the node was seen in this state: one sent
+        # just before an operator (or this monitor) marked it down or out does not count.
+        if alive and self._last.get(node_id, now) >= now - in_state:
             return space_state(stats, "up"), "heartbeating again"
         if state == "down" and in_state >= s.down_after:
             return "out", f"down for {in_state:.1f}s"

@@ -125,10 +125,13 @@ class ExtraStorageNode:
 def test_a_full_node_gets_no_more_copies_and_deletes_free_its_space(tmp_path):
     capacity = 8 * MIB
     reserve = default_reserve(capacity)
-    with LocalCluster(tmp_path / "data", storage_nodes=3, extra_args=("--metadata-nodes", "1")) as cluster:
+    # Deleted versions' blobs are collected by garbage collection after its grace: a short
+    # grace here (its commit-age guard, half of it, stays well above a 2 MiB PUT's time).
+    gc = ("--gc-grace", "10", "--gc-interval", "1")
+    with LocalCluster(tmp_path / "data", storage_nodes=3, extra_args=("--metadata-nodes", "1", *gc)) as cluster:
         s3 = make_s3(cluster)
         internals = ClusterInternals(cluster)
-        s4 = ExtraStorageNode(cluster, internals, "--capacity-bytes", str(capacity))
+        s4 = ExtraStorageNode(cluster, internals, "--capacity-bytes", str(capacity), *gc)
         try:
             internals.nodes["s4"] = s4.address
 
@@ -175,7 +178,7 @@ def test_a_full_node_gets_no_more_copies_and_deletes_free_its_space(tmp_path):
                 s3.delete_object(Bucket="full", Key=key)
                 del bodies[key]
             freed = len(on_s4) * (2 * MIB - 64 * KIB)  # less the tombstones, a few hundred bytes each
-            eventually(lambda: stats()["free_bytes"] >= after["free_bytes"] + freed, timeout=15,
+            eventually(lambda: stats()["free_bytes"] >= after["free_bytes"] + freed, timeout=45,
                        message=lambda: f"s4's space to come back: {stats()}")
             for key, body in bodies.items():
                 assert s3.get_object(Bucket="full", Key=key)["Body"].read() == body, key

@@ -166,3 +166,14 @@ def test_long_poll_query() -> None:
 
 def test_heartbeat_interval_fits_the_timeout() -> None:
     assert heartbeat_interval(10.0) == 1.0 and heartbeat_interval(1.0) == 0.25
+
+
+@pytest.mark.parametrize("state", ["down", "out"])
+def test_a_heartbeat_from_before_the_node_was_marked_down_or_out_does_not_bring_it_back(state: str) -> None:
+    mon = elected_monitor()
+    mon.heartbeat("a", ROOMY, 100.0)
+    # An operator marks it out (or it went down) at 101, while its last heartbeat is 1 s old.
+    assert moves(mon, cmap(a=state), 101.0) == {}
+    assert moves(mon, cmap(a=state), 105.0) == {}
+    mon.heartbeat("a", ROOMY, 106.0)  # a heartbeat sent after that brings it back
+    assert moves(mon, cmap(a=state), 106.5) == {"a": "up"}
