@@ -25,7 +25,7 @@ from objstore.errors import ObjstoreError
 from objstore.node.client import StorageClient
 from objstore.types import ClusterMap, ObjectVersion
 from ops.cli.cluster import ClusterRef, add_cluster_arguments, find_cluster
-from ops.cli.output import OK, CommandError, add_json_argument, emit, human_size, table
+from ops.cli.output import OK, CommandError, add_json_argument, emit, human_size, state, table
 
 
 def add_parser(sub: Any) -> None:
@@ -105,7 +105,7 @@ def render(info: dict[str, Any]) -> str:
     for g in info["parts"]:
         for b in g["blobs"]:
             rows.append(((str(g["part"]),) if multipart else ())
-                        + (str(b["index"]), b["node_id"] or "-", b["address"] or "-", b["zone"] or "-", b["has_blob"]))
+                        + (str(b["index"]), b["node_id"] or "-", b["address"] or "-", b["zone"] or "-", state(b["has_blob"])))
     return "\n".join(lines) + "\n\n" + table(rows)
 
 
