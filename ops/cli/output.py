@@ -33,6 +33,7 @@ import re
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable, Collection, Iterator, Sequence, TextIO
 
 OK = 0
@@ -257,6 +258,34 @@ class ProgressBar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+Status = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where a long operation stands, for its progress bar: see :func:`bar_line`."""
+
+    done: float
+    total: float | None
+    rate: float | None = None
+    extra: str = ""
+
+
+def watch_until(st: Status, get: Callable[[], Status], finished: Callable[[Status], bool],
+                step: Callable[[Status], Step], interval: float, bar: ProgressBar,
+                sleep: Callable[[float], None] = time.sleep) -> Status:
+    """Poll ``get()`` every ``interval`` seconds (at least 0.1) until ``finished(status)``,
+    drawing ``step(status)`` on ``bar``; the last status. For every ``... status --watch`` of
+    a long operation (repair; rebalance and drain can use it too)."""
+    with bar:
+        while not finished(st):
+            s = step(st)
+            bar.update(s.done, s.total, s.rate, extra=s.extra)
+            sleep(max(interval, 0.1))
+            st = get()
+    return st
 
 
 def count_unit(n: float) -> str:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 
 from metadata.api.client import MetadataClient
 from ops.cli.cluster import ClusterRef, add_cluster_arguments, find_cluster
-from ops.cli.output import (OK, ProgressBar, add_json_argument, bar_line, emit, eta_text, human_size, paint,
-                            table)
+from ops.cli.output import (OK, ProgressBar, Step, add_json_argument, bar_line, emit, eta_text, human_size,
+                            paint, table, watch_until)
 
 
 def add_parser(sub: Any) -> None:
@@ -56,32 +55,17 @@ def render(st: dict[str, Any]) -> str:
 
 def progress_line(st: dict[str, Any], start_bytes: int) -> str:
     """One line: a bar of the bytes repaired since ``start_bytes`` were below policy."""
-    done, total = _done_total(st, start_bytes)
-    return bar_line(done, total, st["rate_bytes_per_second"], extra=_left(st))
+    s = step(st, start_bytes)
+    return bar_line(s.done, s.total, s.rate, extra=s.extra)
 
 
-def _done_total(st: dict[str, Any], start_bytes: int) -> tuple[int, int]:
+def step(st: dict[str, Any], start_bytes: int) -> Step:
+    """Bytes repaired of those below policy (at least ``start_bytes``), the leader's rate."""
     left = st["bytes_below_policy"]
     total = max(start_bytes, left)
-    return (total - left, total) if total else (1, 1)
-
-
-def _left(st: dict[str, Any]) -> str:
-    return f"{st['objects_below_policy']} objects / {human_size(st['bytes_below_policy'])} below policy"
-
-
-def watch(st: dict[str, Any], get: Callable[[], dict[str, Any]], interval: float, bar: ProgressBar,
-          sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Poll ``get`` every ``interval`` seconds until nothing is below policy, drawing the
-    repair's progress on ``bar``; the last status."""
-    start = st["bytes_below_policy"]
-    with bar:
-        while st["objects_below_policy"]:
-            done, total = _done_total(st, start)
-            bar.update(done, total, st["rate_bytes_per_second"], extra=_left(st))
-            sleep(max(interval, 0.1))
-            st = get()
-    return st
+    done, total = (total - left, total) if total else (1, 1)
+    return Step(done, total, st["rate_bytes_per_second"],
+                f"{st['objects_below_policy']} objects / {human_size(left)} below policy")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     st = get()
     if args.watch:
-        st = watch(st, get, args.interval, ProgressBar(label="repair"))
+        start = st["bytes_below_policy"]
+        st = watch_until(st, get, lambda s: not s["objects_below_policy"], lambda s: step(s, start), args.interval,
+                         ProgressBar(label="repair"))
     emit(args, st, render)
     return OK

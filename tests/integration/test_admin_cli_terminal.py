@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -127,3 +128,23 @@ def test_top_on_a_terminal_refreshes_in_place_and_ends_on_ctrl_c(cluster):
         assert "EXIT=0" in ended and "Traceback" not in ended and "leader m" in ended  # the last frame stays
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_up_json_prints_its_summary_as_one_json_line(tmp_path):
+    from tests.cluster_harness import free_port
+
+    data = tmp_path / "data"
+    proc = subprocess.Popen(objstore("up", "--json", "--data-dir", str(data), "--s3-port", str(free_port()),
+                                     "--storage-nodes", "1", "--metadata-nodes", "1", "--default-policy", "replica:1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = proc.stdout.readline()
+        summary = json.loads(line)
+        assert summary["endpoint"].startswith("http://") and summary["data_dir"] == str(data)
+        assert sorted(p["role"] for p in summary["processes"]) == ["gateway", "metadata", "storage"]
+        secret = json.loads((data / "credentials.json").read_text())["cluster_secret"]
+        assert secret not in line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out == "" and "objstore is running" in err and "stopped" in err

@@ -10,7 +10,7 @@ import pytest
 
 from ops.cli import live_figures
 from ops.cli.output import (ProgressBar, RateMeter, bar_line, colour, count_unit, emit, eta_text, paint, state,
-                            strip_ansi, table)
+                            strip_ansi, table, watch_until)
 from ops.cli.top import draw, render
 
 
@@ -177,3 +177,47 @@ def test_top_redraws_in_place_on_a_terminal_and_appends_when_piped():
     draw(pipe, "a", tty=False, first=True)
     draw(pipe, "b", tty=False, first=False)
     assert pipe.getvalue() == "a\n\nb\n"
+
+
+def test_repair_watch_draws_progress_until_nothing_is_below_policy():
+    from ops.cli.repair import step
+
+    answers = iter([{"objects_below_policy": 1, "bytes_below_policy": 2048, "rate_bytes_per_second": 1024},
+                    {"objects_below_policy": 0, "bytes_below_policy": 0, "rate_bytes_per_second": 0}])
+    first = {"objects_below_policy": 2, "bytes_below_policy": 4096, "rate_bytes_per_second": 1024}
+    tty, slept = Tty(), []
+    last = watch_until(first, lambda: next(answers), lambda s: not s["objects_below_policy"],
+                       lambda s: step(s, 4096), 0.5, ProgressBar(tty, label="repair", min_interval=0), slept.append)
+    assert last["objects_below_policy"] == 0 and slept == [0.5, 0.5]
+    frames = [f for f in tty.getvalue().split("\r\x1b[K") if f]
+    assert frames[0].startswith("repair  [") and "0.0%" in frames[0] and "ETA 0m04s" in frames[0]
+    assert "50.0%" in frames[1] and "1 objects / 2.0 KiB below policy" in frames[1]
+    assert tty.getvalue().endswith("\r\x1b[K")  # the bar is erased before the final table
+
+
+def test_scrub_wait_draws_the_pass_on_a_terminal_and_returns_the_final_status():
+    import asyncio
+
+    from ops.cli.scrub import wait_for_pass
+
+    def running(done: int) -> dict:
+        return {"passes_completed": 0, "rate_bytes_per_s": 0, "pass": {
+            "progress": done / 100, "bytes_done": done, "bytes_total": 100, "elapsed": 1.0,
+            "blobs_done": done // 10, "blobs_total": 10}}
+
+    class Storage:
+        answers = iter([running(10), running(60), {"passes_completed": 1, "pass": None}])
+
+        async def scrub_status(self, address: str) -> dict:
+            return next(self.answers)
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    tty = Tty()
+    final = asyncio.run(wait_for_pass(Storage(), "h:1", 1, ProgressBar(tty, label="scrub s1", min_interval=0),
+                                      sleep=no_sleep))
+    assert final["passes_completed"] == 1
+    out = tty.getvalue()
+    assert "scrub s1  [" in out and "10 B of 100 B" in out and "60 B of 100 B" in out and "6/10 blobs" in out
+    assert "60 B/s" in out and "ETA 0m00s" in out and out.endswith("\r\x1b[K")
