@@ -69,7 +69,8 @@ async def collect(cluster: ClusterRef, bucket: str, key: str, version_id: str | 
         try:
             version = await meta.get_object(bucket, key, version_id)
         except ObjstoreError as exc:
-            raise CommandError(f"{bucket}/{key}: {exc.message}") from None
+            raise CommandError(f"{bucket}/{key}: {exc.message}; check the bucket and key (`aws s3 ls s3://{bucket}/` "
+                               "lists the keys), or give --version-id for an older version") from None
         cmap = await meta.get_cluster_map()
         layout = DataLayout.parse(version.policy)
         blobs = ([(p.number, p.version_id, p.placement, p.size, p.etag) for p in version.parts] if version.parts
