@@ -1,9 +1,10 @@
 """How the benchmark reads to a person: progress lines, the final table, the error summary.
 
 Pure string formatting of ``PhaseResult``/``RunResult`` (tables by :func:`ops.cli.output.table`,
-painted only inside ``ops.cli.output.colour``); the caller decides where the text goes. Invariants: a phase with errors or failed checks says so in words on its progress
-line and in the summary, with every error kind and its count; a figure that is unknown
-prints as "-" (or "n/a" with the reason for the gateway's memory), never as 0.
+painted only inside ``ops.cli.output.colour``); the caller decides where the text goes.
+Invariants: a phase with errors or failed checks says so in words on its progress line
+and in the summary, with every error kind and its count; a figure that is unknown prints
+as "-" (or "n/a" with the reason for the gateway's memory), never as 0.
 """
 from __future__ import annotations
 

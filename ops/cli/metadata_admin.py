@@ -98,7 +98,8 @@ def render_status(st: dict[str, Any]) -> str:
             rows.append((m["node_id"], m["address"], state("unreachable"), state(m["membership"])) + ("-",) * 7)
             continue
         role = m["role"] + (" (recovering)" if m.get("recovering_until") else "")
-        rows.append((m["node_id"], m["address"], state(role), state(m["membership"]), str(m["term"]), str(m["commit_index"]),
+        rows.append((m["node_id"], m["address"], state(role), state(m["membership"]), str(m["term"]),
+                     str(m["commit_index"]),
                      str(m["applied_index"]), f"{m['log_first_index']}..{m['log_last_index']}",
                      human_size(m.get("log_bytes")), str(m["last_snapshot_index"]),
                      str(m.get("snapshots_installed", 0))))

@@ -106,7 +106,8 @@ def render(info: dict[str, Any]) -> str:
     for g in info["parts"]:
         for b in g["blobs"]:
             rows.append(((str(g["part"]),) if multipart else ())
-                        + (str(b["index"]), b["node_id"] or "-", b["address"] or "-", b["zone"] or "-", state(b["has_blob"])))
+                        + (str(b["index"]), b["node_id"] or "-", b["address"] or "-", b["zone"] or "-",
+                           state(b["has_blob"])))
     return "\n".join(lines) + "\n\n" + table(rows)
 
 

@@ -63,7 +63,8 @@ def render(statuses: list[dict[str, Any]], now: float | None = None) -> str:
         p = s.get("pass")
         progress = (f"{100 * p['progress']:.1f}% of {human_size(p['bytes_total'])}" if p else "-")
         rows.append((s["node_id"], state(s["state"]), progress, _ago(s.get("last_full_pass"), now),
-                     human_size(s["bytes_verified"]), paint(str(s["corrupt_found"]), "red" if s["corrupt_found"] else None),
+                     human_size(s["bytes_verified"]),
+                     paint(str(s["corrupt_found"]), "red" if s["corrupt_found"] else None),
                      str(s["repaired"]), str(s["quarantined"]), f"{human_size(s['rate_bytes_per_s'])}/s"))
     return table(rows)
 

@@ -110,24 +110,27 @@ def render(frame: dict[str, Any], interval: float = 2.0) -> str:
     lines += [f"  - {paint(p, 'yellow')}" for p in health["problems"]]
     gw, seen = frame.get("gateway"), frame.get("gateways", {})
     if gw:
-        lines.append(f"requests   {_rate(gw['requests_per_s'])}   errors {paint(_rate(gw['errors_per_s']), 'red' if gw['errors_per_s'] else None)}"
+        errors = paint(_rate(gw["errors_per_s"]), "red" if gw["errors_per_s"] else None)
+        lines.append(f"requests   {_rate(gw['requests_per_s'])}   errors {errors}"
                      f"   p50 {_ms(gw['p50_ms'])}   p99 {_ms(gw['p99_ms'])}   in {human_size(gw['bytes_in_per_s'])}/s"
                      f"   out {human_size(gw['bytes_out_per_s'])}/s   in flight {gw['in_flight']:.0f}")
     elif seen.get("known"):
         answered = seen.get("answered", 0)
-        lines.append(f"requests   measuring... ({answered} of {seen['known']} gateways answered /metrics)")
+        hint = "" if answered else "; if /metrics needs a token, pass --metrics-token-file"
+        lines.append(f"requests   measuring... ({answered} of {seen['known']} gateways answered /metrics{hint})")
     else:
         lines.append("requests   - (no gateway known: pass --gateway HOST:PORT)")
     if "metadata" not in frame:
         return "\n".join(lines)
     m = frame["metadata"]
     members = m.get("members_reachable", {})
-    lines.append(f"raft       leader {m.get('leader') or '?'}  term {m.get('term', '-')}  commit {m.get('commit_index', '-')}"
-                 f"  applied {m.get('applied_index', '-')}  members {sum(members.values())}/{len(members)} reachable")
+    lines.append(f"raft       leader {m.get('leader') or '?'}  term {m.get('term', '-')}  "
+                 f"commit {m.get('commit_index', '-')}  applied {m.get('applied_index', '-')}  members {sum(members.values())}/{len(members)} reachable")
     below = m.get("objects_below_policy")
     lines.append(f"redundancy {paint(str(below if below is not None else '-'), 'red' if below else 'green')} objects "
                  f"below policy ({human_size(m.get('bytes_below_policy'))})" + _repair_text(frame.get("repair")))
-    lines.append(f"objects    {m.get('objects', '-')}  buckets {m.get('buckets', '-')}  ring epoch {frame['ring_epoch']}")
+    lines.append(f"objects    {m.get('objects', '-')}  buckets {m.get('buckets', '-')}  "
+                 f"ring epoch {frame['ring_epoch']}")
     if gw and gw["ops"]:
         rows = [("OPERATION", "REQ/S", "P50", "P99")]
         rows += [(op, f"{f['requests_per_s']:.1f}", _ms(f["p50_ms"]), _ms(f["p99_ms"]))
