@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from ops.cli import main as objstore_main
 from tests.harness.eventually import eventually
 
 pytestmark = pytest.mark.integration
@@ -57,20 +58,25 @@ def test_status_on_a_terminal_is_coloured_and_aligned_and_plain_when_piped(clust
     assert ANSI.sub("", screen).split("\n")[:3] == out.stdout.split("\n")[:3]
 
 
-def test_every_command_prints_json_when_piped_and_no_escape_codes(cluster, s3, bucket):
+def test_every_command_prints_json_when_piped_and_no_escape_codes(cluster, s3, bucket, capsys):
+    """In this process (stdout captured: not a terminal), to keep it quick."""
     s3.put_object(Bucket=bucket, Key="k", Body=b"j" * 1000)
     d = ("--data-dir", str(cluster.data_dir))
     node = cluster.processes("storage")[0]["id"]
     commands = [("status",), ("object", "info", bucket, "k"), ("key", "list"), ("metadata", "status"),
                 ("scrub", "status", node), ("repair", "status"), ("top", "--count", "1")]
     for command in commands:
-        out = piped(*command, *d, "--json")
-        assert out.returncode == 0, (command, out.stderr)
-        assert ESC not in out.stdout + out.stderr, command
-        assert json.loads(out.stdout), command
-    created = json.loads(piped("key", "create", f"cli-{uuid.uuid4().hex[:6]}", *d, "--json").stdout)
-    deleted = json.loads(piped("key", "delete", created["access_key"], *d, "--json").stdout)
-    assert deleted["deleted"] == created["access_key"]
+        assert objstore_main([*command, *d, "--json"]) == 0, (command, capsys.readouterr().err)
+        out = capsys.readouterr()
+        assert ESC not in out.out + out.err, command
+        assert json.loads(out.out), command
+        assert objstore_main([*command, *d]) == 0, command
+        out = capsys.readouterr()
+        assert out.out and ESC not in out.out + out.err, command
+    assert objstore_main(["key", "create", f"cli-{uuid.uuid4().hex[:6]}", *d, "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert objstore_main(["key", "delete", created["access_key"], *d, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["deleted"] == created["access_key"]
 
 
 def test_errors_say_what_to_do_with_consistent_exit_codes(cluster, tmp_path):
