@@ -23,13 +23,13 @@ from aiohttp import web
 
 from objstore import internal_auth
 from objstore.errors import ObjstoreError, error_from_code
+from objstore.internal_request_log import REQUEST_ID_HEADER, log_internal_request
 from objstore.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-REQUEST_ID_HEADER = "X-Request-Id"  # the gateway's request id, on internal calls it makes for it
 PUBLIC_PATHS = ("/health", "/metrics", "/health/live", "/health/ready")
 Ready = Callable[[], Awaitable[tuple[bool, str]]]  # (can serve, why not)
 
@@ -39,7 +39,8 @@ def error_response(err: ObjstoreError) -> web.Response:
 
 
 def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Request], str]) -> list:
-    """Middlewares: metrics (outermost), then cluster-secret auth, then error mapping."""
+    """Middlewares: metrics and the request log (outermost: :mod:`objstore.internal_request_log`),
+    then cluster-secret auth, then error mapping."""
     replay = internal_auth.ReplayGuard()
 
     @web.middleware
@@ -55,7 +56,9 @@ def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Req
             raise
         finally:
             if request.path not in PUBLIC_PATHS:
-                metrics.observe_request(op_of(request), status, time.perf_counter() - start)
+                op, seconds = op_of(request), time.perf_counter() - start
+                metrics.observe_request(op, status, seconds)
+                log_internal_request(request, metrics.role, op, status, seconds)
 
     @web.middleware
     async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:

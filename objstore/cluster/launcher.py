@@ -83,6 +83,7 @@ class UpOptions:
     storage_capacity: int = 0  # each storage node's --capacity-bytes (0: its filesystem's size)
     repair_rate: float | None = None  # MB/s each storage node receives for repair (None: its default)
     reclaim_args: tuple[str, ...] = ()  # --compaction-interval/--gc-interval/--gc-grace of the storage nodes
+    json_summary: bool = False  # once running, print the summary as one JSON line (other lines to stderr)
 
 
 def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str | None) -> dict[str, Any]:
@@ -337,7 +338,15 @@ class Cluster:
 
     def _say(self, text: str) -> None:
         if not self.opts.quiet:
-            print(text, flush=True)
+            print(text, flush=True, file=sys.stderr if self.opts.json_summary else sys.stdout)
+
+    def summary(self) -> dict[str, Any]:
+        """What ``up --json`` prints once running: endpoint, access key, region, data dir,
+        processes (never a secret)."""
+        return {"endpoint": self.endpoint(), "access_key": self.keys["access_key"], "region": "us-east-1",
+                "data_dir": str(self.data_dir), "credentials": str(self.data_dir / "credentials.json"),
+                "processes": [{"role": c.role, "id": c.node_id, "address": c.address} for c in self.children],
+                **({"prometheus": self.prometheus_url()} if self.prometheus else {})}
 
 
 def _legacy_single_node(node_dir: Path) -> bool:
@@ -405,6 +414,8 @@ def run_up(opts: UpOptions) -> int:
         raise
     endpoint = cluster.endpoint()
     ca_flag = f" --ca-bundle {cluster.tls_files['ca']}" if cluster.tls_files else ""
+    if opts.json_summary:
+        print(json.dumps(cluster.summary()), flush=True)
     print(
         "\nobjstore is running.\n"
         f"  S3 endpoint:  {endpoint}\n"
@@ -416,7 +427,7 @@ def run_up(opts: UpOptions) -> int:
         f"  try:  AWS_ACCESS_KEY_ID={cluster.keys['access_key']} AWS_SECRET_ACCESS_KEY=... "
         f"aws --endpoint-url {endpoint}{ca_flag} s3 ls\n"
         "Press Ctrl-C to stop.",
-        flush=True,
+        flush=True, file=sys.stderr if opts.json_summary else sys.stdout,
     )
     try:
         while not stopping:
@@ -427,9 +438,10 @@ def run_up(opts: UpOptions) -> int:
                     c.reported = True
             time.sleep(0.2)
     finally:
-        print("objstore: stopping...", flush=True)
+        said = sys.stderr if opts.json_summary else sys.stdout
+        print("objstore: stopping...", flush=True, file=said)
         cluster.stop()
-        print("objstore: stopped.", flush=True)
+        print("objstore: stopped.", flush=True, file=said)
     return 0
 
 

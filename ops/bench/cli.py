@@ -19,7 +19,7 @@ from ops.bench.report import format_json, format_table
 from ops.bench.runner import run_benchmark
 from ops.bench.s3client import BenchError
 from ops.bench.settings import PHASES, SettingsError, resolve_settings
-from ops.cli.output import CommandError
+from ops.cli.output import CommandError, emit
 
 
 def add_parser(sub: Any) -> None:
@@ -60,5 +60,8 @@ def run(args: argparse.Namespace) -> int:
         result = asyncio.run(run_benchmark(settings, sys.stderr))
     except (SettingsError, BenchError) as exc:
         raise CommandError(str(exc)) from None
-    print(format_json(result) if settings.json else format_table(result), flush=True)
+    if settings.json:
+        print(format_json(result), flush=True)
+    else:
+        emit(args, result, format_table)  # coloured on a terminal
     return 0 if result.ok else 1

@@ -1,15 +1,17 @@
 """How the benchmark reads to a person: progress lines, the final table, the error summary.
 
-Pure string formatting of ``PhaseResult``/``RunResult``; the caller decides where the text
-goes. Invariants: a phase with errors or failed checks says so in words on its progress
-line and in the summary, with every error kind and its count; a figure that is unknown
-prints as "-" (or "n/a" with the reason for the gateway's memory), never as 0.
+Pure string formatting of ``PhaseResult``/``RunResult`` (tables by :func:`ops.cli.output.table`,
+painted only inside ``ops.cli.output.colour``); the caller decides where the text goes.
+Invariants: a phase with errors or failed checks says so in words on its progress line
+and in the summary, with every error kind and its count; a figure that is unknown prints
+as "-" (or "n/a" with the reason for the gateway's memory), never as 0.
 """
 from __future__ import annotations
 
 import json
 
 from ops.bench.results import PhaseResult, RunResult
+from ops.cli.output import paint, table
 
 
 def human_bytes(n: float | None) -> str:
@@ -52,11 +54,6 @@ def progress_line(r: PhaseResult) -> str:
             f"p50 {_ms(r.latency.p50)} ms  p99 {_ms(r.latency.p99)} ms  {errors}")
 
 
-def tick_line(label: str, elapsed_s: float, ok: int, errors: int) -> str:
-    """The ticking count shown on a terminal while a phase runs (no newline)."""
-    return f"\r  {label:<16} {elapsed_s:6.1f}s  {ok:>7} ok  {errors} errors "
-
-
 def _cpu_cell(r: PhaseResult) -> str:
     if r.object_size >= 1 << 20:
         return "-" if r.cpu_per_gb is None else f"{r.cpu_per_gb:.2f}/GB"
@@ -79,7 +76,7 @@ def table_rows(run: RunResult) -> list[tuple[str, ...]]:
         share = r.client_cpu_share
         rows.append((
             r.name, str(r.concurrency), human_bytes(r.object_size), str(r.ops),
-            str(r.errors) if r.errors == 0 else f"{r.errors} !",
+            str(r.errors) if r.errors == 0 else paint(f"{r.errors} !", "red"),
             _num(r.ops_per_s), _num(r.mb_per_s, "{:.2f}"), _ms(r.latency.p50), _ms(r.latency.p99),
             _cpu_cell(r), "-" if share is None else f"{share * 100:.0f}%", _rss_cell(r),
         ))
@@ -89,18 +86,9 @@ def table_rows(run: RunResult) -> list[tuple[str, ...]]:
 def format_table(run: RunResult) -> str:
     """The readable report printed at the end of a run."""
     rows = [COLUMNS, *table_rows(run)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    left = {0, 11}
-
-    def fmt(row: tuple[str, ...]) -> str:
-        cells = (c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-        return "  ".join(cells).rstrip()
-
     owned = " (created for this run, deleted after)" if run.bucket_created else ""
-    lines = [f"objstore bench: {run.endpoint}, bucket {run.bucket}{owned}", "", fmt(rows[0]),
-             "  ".join("-" * w for w in widths)]
-    lines.extend(fmt(row) for row in rows[1:])
-    lines.append("")
+    lines = [f"objstore bench: {run.endpoint}, bucket {run.bucket}{owned}", "",
+             table(rows, right=set(range(1, len(COLUMNS) - 1)), rule=True), ""]
     lines.append("cluster cpu-s: CPU seconds of all cluster processes per 1000 successful ops (small) or per GB "
                  "(large); client cpu: the benchmark's own CPU as a share of one core.")
     rss = run.gateway_rss

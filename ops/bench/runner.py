@@ -8,7 +8,7 @@ first write (untimed) a set of objects to read. All keys live under ``bench-<run
 Invariants: every key this run tried to write is deleted at the end, whatever happened
 (errors, Ctrl-C), and the bucket is deleted if this run created it; a cleanup failure is
 reported, not hidden. Progress goes to ``progress`` (stderr), one line per finished
-phase, with a ticking count on a terminal.
+phase, with a progress bar (count, rate, ETA) while a phase runs on a terminal.
 """
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from typing import Callable, TextIO
 
 from ops.bench.loadgen import Payload, PhaseSpec, Recorder, check_get, check_put, drive, record
 from ops.bench.monitor import ProcessMonitor, cluster_processes, read_cluster_info
-from ops.bench.report import progress_line, tick_line
+from ops.bench.report import progress_line
 from ops.bench.results import PhaseResult, RunResult, build_phase_result
 from ops.bench.s3client import S3Client
 from ops.bench.settings import BenchSettings
 from gateway.auth.sign import SigV4Signer
+from ops.cli.output import ProgressBar, count_unit
 
 SMALL_SEED_COUNT = 256
 CLEANUP_CONCURRENCY = 32
@@ -118,19 +119,18 @@ class BenchRun:
             rec.errors[f"seed PUT {k}"] += v
 
     async def _tick(self, spec: PhaseSpec, rec: Recorder, start: float) -> None:
-        shown = False
-        try:
+        """A progress bar of the running phase (time for a timed phase, objects for a counted
+        one), with the rate and ETA, until cancelled."""
+        with ProgressBar(self.progress, label=f"  {spec.label:<16}", unit=count_unit, clock=self.clock) as bar:
             while True:
                 await asyncio.sleep(TICK_S)
                 elapsed = self.clock() - start
-                if elapsed >= TICK_AFTER_S:
-                    self.progress.write(tick_line(spec.label, elapsed, rec.ok, rec.failed))
-                    self.progress.flush()
-                    shown = True
-        finally:
-            if shown:
-                self.progress.write("\r" + " " * 72 + "\r")
-                self.progress.flush()
+                if elapsed < TICK_AFTER_S:
+                    continue
+                timed = spec.duration_s is not None
+                bar.update(rec.ok, None if timed else spec.count, rec.ok / elapsed, extra=f"{rec.failed} errors",
+                           fraction=elapsed / spec.duration_s if timed else None,
+                           eta=max(spec.duration_s - elapsed, 0.0) if timed else None)
 
     async def run_phase(self, spec: PhaseSpec) -> PhaseResult:
         rec = Recorder()

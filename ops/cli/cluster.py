@@ -23,10 +23,10 @@ from typing import Any
 from objstore.config import read_config_file, read_secret_file
 from objstore.errors import ObjstoreError
 from objstore.tls import client_context
-from ops.cli.output import USAGE, CommandError
+from ops.cli.output import UNAVAILABLE, USAGE, CommandError
 
-NO_CLUSTER = ("no cluster found; give --metadata and --secret, "
-              "or --data-dir of a running `objstore up`")
+NO_CLUSTER = ("no cluster found in {data_dir}: start one with `objstore up --data-dir {data_dir}`, "
+              "or pass the --data-dir of a running `objstore up`, or --metadata and --secret")
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,16 @@ class ClusterRef:
     secret: str
     data_dir: Path
     tls_ca: str = ""  # a CA bundle: the nodes serve HTTPS ("" plain HTTP)
+    gateways: tuple[str, ...] = ()  # S3 gateways' host:port (--gateway, else cluster.json's), for /metrics
 
     def tls(self) -> ssl.SSLContext | None:
         """The client context to call the nodes with (None: plain HTTP)."""
         return client_context(self.tls_ca)
 
     def unreachable(self, exc: BaseException) -> CommandError:
-        """The error for a metadata service that did not answer (exit code 1)."""
+        """The error for a metadata service that did not answer (exit code 2: unavailable)."""
         return CommandError(f"cannot reach the metadata service at {', '.join(self.metadata)}: {exc}; "
-                            "is the cluster running? (`objstore up`, or check --metadata)")
+                            "is the cluster running? (`objstore up`, or check --metadata)", UNAVAILABLE)
 
 
 def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,16 +77,18 @@ def find_cluster(args: argparse.Namespace) -> ClusterRef:
     tls_ca = getattr(args, "tls_ca", None) or ""  # callers building a Namespace may leave it out
     if getattr(args, "config", None):
         addrs, secret, tls_ca = from_service_config(args.config, addrs, secret, tls_ca)
-    if not addrs or not tls_ca:
+    gateways = tuple(a.strip() for a in (getattr(args, "gateway", None) or "").split(",") if a.strip())
+    if not addrs or not tls_ca or not gateways:
         info = _read_json(d / "cluster.json")
         if not addrs:
             addrs = tuple(p["address"] for p in info.get("processes", []) if p.get("role") == "metadata")
         tls_ca = tls_ca or info.get("tls_ca", "")
+        gateways = gateways or tuple(p["address"] for p in info.get("processes", []) if p.get("role") == "gateway")
     if not secret:
         secret = _read_json(d / "credentials.json").get("cluster_secret")
     if not addrs or not secret:
-        raise CommandError(NO_CLUSTER, USAGE)
-    return ClusterRef(addrs, secret, d, tls_ca)
+        raise CommandError(NO_CLUSTER.format(data_dir=d), USAGE)
+    return ClusterRef(addrs, secret, d, tls_ca, gateways)
 
 
 def from_service_config(path: str, addrs: tuple[str, ...], secret: str | None,

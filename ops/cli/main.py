@@ -7,6 +7,8 @@ Subcommands:
              metadata Raft group: `objstore metadata status|add|remove|transfer-leader ...`
   gateway    one S3 gateway
   status     the cluster: nodes, their state, the ring epoch, capacity used
+             (`--watch`: a live view, the same as `objstore top`)
+  top        a live view of the cluster: requests/s, latency, nodes, Raft, redundancy
   bench      a benchmark against a running cluster
   bench-metadata  a benchmark of the metadata service (and etcd beside it)
   key        S3 access keys (users): create, list, delete
@@ -27,7 +29,7 @@ from typing import Sequence
 import ops.bench
 import ops.bench_metadata
 from objstore.errors import ObjstoreError
-from ops.cli import keys, metadata_admin, object_info, repair, scrub, status
+from ops.cli import keys, metadata_admin, object_info, repair, scrub, status, top
 from ops.cli.output import INTERRUPTED, USAGE, CommandError, fail
 from ops.cli.services import add_service_parsers, add_up_parser
 
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_up_parser(sub)
     add_service_parsers(sub)
-    for module in (status, object_info, ops.bench, ops.bench_metadata, keys, scrub, repair):
+    for module in (status, object_info, ops.bench, ops.bench_metadata, keys, scrub, repair, top):
         module.add_parser(sub)
     return parser
 

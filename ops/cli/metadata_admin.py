@@ -8,8 +8,8 @@
 Each finds the cluster as every admin command does (:mod:`ops.cli.cluster`). Changes go
 to the leader (the client follows NotLeader redirects); ``status`` asks every member for
 its own view and prints one row per member (role, term, commit and applied index, log
-size, last snapshot, snapshots installed), unreachable members included, and exits 1
-when no leader answers.
+size, last snapshot, snapshots installed), unreachable members included, and exits 2
+(unavailable) when no leader answers.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ import aiohttp
 from metadata.api.client import MetadataClient
 from objstore.errors import ObjstoreError
 from ops.cli.cluster import add_cluster_arguments, find_cluster
-from ops.cli.output import FAILED, OK, USAGE, CommandError, add_json_argument, emit, human_size, table
+from ops.cli.output import (OK, UNAVAILABLE, USAGE, CommandError, add_json_argument, emit, human_size, paint, state,
+                            table)
 
 COMMANDS = ("status", "add", "remove", "transfer-leader")
 _OPS = {"add": "add", "remove": "remove", "transfer-leader": "transfer"}
@@ -88,16 +89,17 @@ async def collect_status(addrs: list[str], secret: str, tls: ssl.SSLContext | No
 
 
 def render_status(st: dict[str, Any]) -> str:
-    head = (f"leader {st['leader']}  term {st['term']}" if st["leader"] else "no leader reachable")
+    head = (f"leader {st['leader']}  term {st['term']}" if st["leader"] else paint("no leader reachable", "red"))
     header = ("ID", "ADDRESS", "ROLE", "MEMBER", "TERM", "COMMIT", "APPLIED", "LOG", "LOG SIZE", "SNAPSHOT",
               "INSTALLED")
     rows = [header]
     for m in st["members"]:
         if not m["reachable"]:
-            rows.append((m["node_id"], m["address"], "unreachable", m["membership"]) + ("-",) * 7)
+            rows.append((m["node_id"], m["address"], state("unreachable"), state(m["membership"])) + ("-",) * 7)
             continue
         role = m["role"] + (" (recovering)" if m.get("recovering_until") else "")
-        rows.append((m["node_id"], m["address"], role, m["membership"], str(m["term"]), str(m["commit_index"]),
+        rows.append((m["node_id"], m["address"], state(role), state(m["membership"]), str(m["term"]),
+                     str(m["commit_index"]),
                      str(m["applied_index"]), f"{m['log_first_index']}..{m['log_last_index']}",
                      human_size(m.get("log_bytes")), str(m["last_snapshot_index"]),
                      str(m.get("snapshots_installed", 0))))
@@ -119,7 +121,7 @@ def main(argv: Sequence[str]) -> int:
     if args.action == "status":
         st = asyncio.run(collect_status(addrs, cluster.secret, cluster.tls()))
         emit(args, st, render_status)
-        return OK if st["leader"] else FAILED
+        return OK if st["leader"] else UNAVAILABLE
     nid, address = args.member, None
     if args.action == "add":
         nid, sep, address = args.member.partition("=")

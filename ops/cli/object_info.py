@@ -25,7 +25,7 @@ from objstore.errors import ObjstoreError
 from objstore.node.client import StorageClient
 from objstore.types import ClusterMap, ObjectVersion
 from ops.cli.cluster import ClusterRef, add_cluster_arguments, find_cluster
-from ops.cli.output import OK, CommandError, add_json_argument, emit, human_size, table
+from ops.cli.output import OK, CommandError, add_json_argument, emit, human_size, state, table
 
 
 def add_parser(sub: Any) -> None:
@@ -69,7 +69,8 @@ async def collect(cluster: ClusterRef, bucket: str, key: str, version_id: str | 
         try:
             version = await meta.get_object(bucket, key, version_id)
         except ObjstoreError as exc:
-            raise CommandError(f"{bucket}/{key}: {exc.message}") from None
+            raise CommandError(f"{bucket}/{key}: {exc.message}; check the bucket and key (`aws s3 ls s3://{bucket}/` "
+                               "lists the keys), or give --version-id for an older version") from None
         cmap = await meta.get_cluster_map()
         layout = DataLayout.parse(version.policy)
         blobs = ([(p.number, p.version_id, p.placement, p.size, p.etag) for p in version.parts] if version.parts
@@ -105,7 +106,8 @@ def render(info: dict[str, Any]) -> str:
     for g in info["parts"]:
         for b in g["blobs"]:
             rows.append(((str(g["part"]),) if multipart else ())
-                        + (str(b["index"]), b["node_id"] or "-", b["address"] or "-", b["zone"] or "-", b["has_blob"]))
+                        + (str(b["index"]), b["node_id"] or "-", b["address"] or "-", b["zone"] or "-",
+                           state(b["has_blob"])))
     return "\n".join(lines) + "\n\n" + table(rows)
 
 

@@ -3,9 +3,9 @@
 Asks the metadata leader (``GET /v1/repair/status``, with the cluster secret, found as every
 admin command finds it: :mod:`ops.cli.cluster`) for the object versions and bytes below
 their policy, the repair tasks queued and in flight, what was repaired so far, the rate
-over the last minute and the ETA, and prints them as a table. ``--watch`` redraws a
-progress bar every ``--interval`` seconds until nothing is below policy (or Ctrl-C);
-``--json`` prints the leader's answer as one JSON document.
+over the last minute and the ETA, and prints them as a table. ``--watch`` first waits until
+nothing is below policy (or Ctrl-C), redrawing a progress bar on stderr every ``--interval``
+seconds when stderr is a terminal; ``--json`` prints the leader's answer as one JSON document.
 
 :func:`render` and :func:`progress_line` are pure.
 """
@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-import time
 from typing import Any
 
 import aiohttp
 
 from metadata.api.client import MetadataClient
 from ops.cli.cluster import ClusterRef, add_cluster_arguments, find_cluster
-from ops.cli.output import OK, add_json_argument, emit, human_size, table
-
-BAR_WIDTH = 30
+from ops.cli.output import (OK, ProgressBar, Step, add_json_argument, bar_line, emit, eta_text, human_size,
+                            paint, table, watch_until)
 
 
 def add_parser(sub: Any) -> None:
@@ -43,36 +40,32 @@ async def fetch(cluster: ClusterRef) -> dict[str, Any]:
         return await meta.repair_status()
 
 
-def _eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 def render(st: dict[str, Any]) -> str:
     rows = [
         ("", "OBJECTS", "BYTES"),
-        ("below policy", str(st["objects_below_policy"]), human_size(st["bytes_below_policy"])),
+        ("below policy", paint(str(st["objects_below_policy"]), "red" if st["objects_below_policy"] else "green"),
+         human_size(st["bytes_below_policy"])),
         ("in flight", str(st["in_flight"]), human_size(st["in_flight_bytes"])),
         ("queued", str(st["queued"]), "-"),
         ("repaired", str(st["repaired_objects"]), human_size(st["repaired_bytes"])),
     ]
-    return (table(rows) + f"\nrate {human_size(st['rate_bytes_per_second'])}/s   ETA {_eta(st['eta_seconds'])}"
+    return (table(rows) + f"\nrate {human_size(st['rate_bytes_per_second'])}/s   ETA {eta_text(st['eta_seconds'])}"
             f"   failed tasks {st['failed_tasks']}   damaged copies reported {st['damaged_copies']}")
 
 
 def progress_line(st: dict[str, Any], start_bytes: int) -> str:
     """One line: a bar of the bytes repaired since ``start_bytes`` were below policy."""
+    s = step(st, start_bytes)
+    return bar_line(s.done, s.total, s.rate, extra=s.extra)
+
+
+def step(st: dict[str, Any], start_bytes: int) -> Step:
+    """Bytes repaired of those below policy (at least ``start_bytes``), the leader's rate."""
     left = st["bytes_below_policy"]
-    total = max(start_bytes, left, 1)
-    done = (total - left) / total if start_bytes or left else 1.0
-    filled = int(round(done * BAR_WIDTH))
-    return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {100 * done:5.1f}%  "
-            f"{st['objects_below_policy']} objects / {human_size(left)} below policy  "
-            f"{human_size(st['rate_bytes_per_second'])}/s  ETA {_eta(st['eta_seconds'])}")
+    total = max(start_bytes, left)
+    done, total = (total - left, total) if total else (1, 1)
+    return Step(done, total, st["rate_bytes_per_second"],
+                f"{st['objects_below_policy']} objects / {human_size(left)} below policy")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,17 +78,9 @@ def run(args: argparse.Namespace) -> int:
             raise cluster.unreachable(exc) from None
 
     st = get()
-    if not args.watch:
-        emit(args, st, render)
-        return OK
-    start = st["bytes_below_policy"]
-    while True:
-        if args.json:
-            emit(args, st, render)
-        else:
-            end = "\n" if not st["objects_below_policy"] else ""
-            print("\r" + progress_line(st, start), end=end, file=sys.stdout, flush=True)
-        if not st["objects_below_policy"]:
-            return OK
-        time.sleep(max(args.interval, 0.1))
-        st = get()
+    if args.watch:
+        start = st["bytes_below_policy"]
+        st = watch_until(st, get, lambda s: not s["objects_below_policy"], lambda s: step(s, start), args.interval,
+                         ProgressBar(label="repair"))
+    emit(args, st, render)
+    return OK

@@ -4,8 +4,8 @@ NODE is a storage node id, looked up in the cluster map (the cluster is found as
 admin command finds it: :mod:`ops.cli.cluster`). ``status`` shows one row per node (every
 node when NODE is left out): state, progress of the running pass, when the last full pass
 ended, bytes verified, corrupt blobs found, repaired, quarantined. ``start NODE`` starts a
-pass on that node now; with ``--wait`` it shows a progress bar (rate, ETA) on stderr until
-that pass ends, then the node's status. ``--json`` prints the status documents instead.
+pass on that node now; with ``--wait`` it shows a progress bar (rate, ETA) on stderr (a
+terminal only) until that pass ends, then the node's status. ``--json`` prints the status documents instead.
 
 :func:`progress_line` and :func:`render` are pure.
 """
@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Any, Callable, TextIO
+from typing import Any, Callable
 
 import aiohttp
 
@@ -23,7 +23,8 @@ from metadata.api.client import MetadataClient
 from objstore.errors import ObjstoreError
 from objstore.node.client import StorageClient
 from ops.cli.cluster import ClusterRef, add_cluster_arguments, find_cluster
-from ops.cli.output import OK, USAGE, CommandError, add_json_argument, emit, human_size, table
+from ops.cli.output import (BAR_WIDTH, OK, USAGE, CommandError, ProgressBar, add_json_argument, bar_line, emit,
+                            human_size, paint, state, table)
 
 POLL_SECONDS = 0.5
 
@@ -57,29 +58,32 @@ def render(statuses: list[dict[str, Any]], now: float | None = None) -> str:
     rows = [("NODE", "STATE", "PASS", "LAST FULL PASS", "VERIFIED", "CORRUPT", "REPAIRED", "QUARANTINED", "RATE")]
     for s in statuses:
         if "error" in s:
-            rows.append((s["node_id"], "unreachable", "-", "-", "-", "-", "-", "-", "-"))
+            rows.append((s["node_id"], state("unreachable"), "-", "-", "-", "-", "-", "-", "-"))
             continue
         p = s.get("pass")
         progress = (f"{100 * p['progress']:.1f}% of {human_size(p['bytes_total'])}" if p else "-")
-        rows.append((s["node_id"], s["state"], progress, _ago(s.get("last_full_pass"), now),
-                     human_size(s["bytes_verified"]), str(s["corrupt_found"]), str(s["repaired"]),
-                     str(s["quarantined"]), f"{human_size(s['rate_bytes_per_s'])}/s"))
+        rows.append((s["node_id"], state(s["state"]), progress, _ago(s.get("last_full_pass"), now),
+                     human_size(s["bytes_verified"]),
+                     paint(str(s["corrupt_found"]), "red" if s["corrupt_found"] else None),
+                     str(s["repaired"]), str(s["quarantined"]), f"{human_size(s['rate_bytes_per_s'])}/s"))
     return table(rows)
 
 
-def progress_line(p: dict[str, Any], limit: float = 0.0, width: int = 30) -> str:
+def progress_line(p: dict[str, Any], limit: float = 0.0, width: int = BAR_WIDTH) -> str:
     """A bar for a pass in progress: share done, bytes, rate so far and time left. The rate
     is the pass's average, at most ``limit`` (the node's --scrub-rate; its first burst would
     otherwise promise far too early an end)."""
-    ratio = p["progress"]
-    filled = int(round(width * ratio))
+    return bar_line(p["bytes_done"], p["bytes_total"], _pass_rate(p, limit), width=width, extra=_blobs(p))
+
+
+def _pass_rate(p: dict[str, Any], limit: float) -> float | None:
+    """The pass's average rate, at most ``limit`` (0: no bound); None before any progress."""
     rate = p["bytes_done"] / p["elapsed"] if p["elapsed"] > 0 else 0.0
-    rate = min(rate, limit) if limit > 0 else rate
-    left = p["bytes_total"] - p["bytes_done"]
-    eta = f"{left / rate:.0f}s" if rate > 0 else "?"
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {100 * ratio:5.1f}%  "
-            f"{human_size(p['bytes_done'])} of {human_size(p['bytes_total'])}  "
-            f"{p['blobs_done']}/{p['blobs_total']} blobs  {human_size(rate)}/s  ETA {eta}")
+    return (min(rate, limit) if limit > 0 else rate) or None
+
+
+def _blobs(p: dict[str, Any]) -> str:
+    return f"{p['blobs_done']}/{p['blobs_total']} blobs"
 
 
 async def _addresses(meta: MetadataClient, node: str | None) -> list[tuple[str, str]]:
@@ -93,30 +97,26 @@ async def _addresses(meta: MetadataClient, node: str | None) -> list[tuple[str, 
     return [(info.node_id, info.address)]
 
 
-async def wait_for_pass(storage: StorageClient, address: str, pass_id: int, out: TextIO, timeout: float = 0.0,
-                        clock: Callable[[], float] = time.monotonic,
+async def wait_for_pass(storage: StorageClient, address: str, pass_id: int, bar: ProgressBar,
+                        timeout: float = 0.0, clock: Callable[[], float] = time.monotonic,
                         sleep: Callable[[float], Any] = asyncio.sleep) -> dict[str, Any]:
-    """Poll the node until pass ``pass_id`` has ended, drawing its progress on ``out``;
-    returns the node's status. Raises CommandError after ``timeout`` seconds (0: never)."""
+    """Poll the node until pass ``pass_id`` has ended, drawing its progress on ``bar`` (a
+    terminal only); returns the node's status. Raises CommandError after ``timeout`` seconds
+    (0: never)."""
     deadline = clock() + timeout if timeout > 0 else None
-    tty = out.isatty()
-    last_line = 0.0
-    while True:
-        status = await storage.scrub_status(address)
-        if status["passes_completed"] >= pass_id:
-            if tty:
-                out.write("\r\033[K")
-            return status
-        p = status.get("pass")
-        if p is not None and (tty or clock() - last_line >= 5.0):
-            line = progress_line(p, status.get("rate_bytes_per_s") or 0.0)
-            out.write(("\r\033[K" if tty else "") + line + ("" if tty else "\n"))
-            out.flush()
-            last_line = clock()
-        if deadline is not None and clock() > deadline:
-            raise CommandError(f"the scrub pass did not end in {timeout:g}s; it goes on "
-                               "(see `objstore scrub status`)")
-        await sleep(POLL_SECONDS)
+    with bar:
+        while True:
+            status = await storage.scrub_status(address)
+            if status["passes_completed"] >= pass_id:
+                return status
+            p = status.get("pass")
+            if p is not None:
+                bar.update(p["bytes_done"], p["bytes_total"], _pass_rate(p, status.get("rate_bytes_per_s") or 0.0),
+                           extra=_blobs(p))
+            if deadline is not None and clock() > deadline:
+                raise CommandError(f"the scrub pass did not end in {timeout:g}s; it goes on "
+                                   "(see `objstore scrub status`)")
+            await sleep(POLL_SECONDS)
 
 
 async def collect(cluster: ClusterRef, args: argparse.Namespace) -> Any:
@@ -132,7 +132,8 @@ async def collect(cluster: ClusterRef, args: argparse.Namespace) -> Any:
                 if not args.wait:
                     return [started["status"]]
                 print(f"scrub pass {started['pass_id']} on {node_id} started", file=sys.stderr, flush=True)
-                return [await wait_for_pass(storage, address, started["pass_id"], sys.stderr, args.timeout)]
+                bar = ProgressBar(label=f"scrub {node_id}")
+                return [await wait_for_pass(storage, address, started["pass_id"], bar, args.timeout)]
             except ObjstoreError as exc:
                 raise CommandError(f"storage node {node_id} at {address}: {exc.message}") from None
 

@@ -47,6 +47,9 @@ def add_up_parser(sub: Any) -> None:
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
     add_up_monitoring_arguments(p)
+    p.add_argument("--json", action="store_true",
+                   help="once running, print the summary (endpoint, access key, processes) as one JSON line on "
+                        "stdout; progress lines go to stderr")
     p.add_argument("--repair-rate", type=float, default=None,
                    help="MB/s each storage node receives to re-create lost copies (default 20; 0: no repair)")
     p.set_defaults(func=run_up_command)
@@ -80,6 +83,7 @@ def run_up_command(args: argparse.Namespace) -> int:
         storage_capacity=args.storage_capacity,
         repair_rate=args.repair_rate,
         reclaim_args=objstore.node.cli_args.reclaim_argv(args),
+        json_summary=args.json,
     ))
 
 

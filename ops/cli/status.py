@@ -11,7 +11,8 @@ document, with each bucket's policy and each node's ``scrub``.
 Exit code (so scripts can use it): 0 healthy; 1 degraded (a storage node not up or not
 reachable, except removed ones; a metadata member not answering its /health/live; objects
 below their policy, when the metadata service reports ``objects_below_policy``); 2 unavailable (no metadata leader answered). The
-problems are listed under the table, and in ``--json`` as ``health``.
+problems are listed under the table, and in ``--json`` as ``health``. ``--watch`` is
+``objstore top`` (:mod:`ops.cli.top`), a live view.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from objstore.ring import build_ring, describe
 from objstore.tls import base_url, request_ssl
 from ops.cli import scrub
 from ops.cli.cluster import add_cluster_arguments, find_cluster
-from ops.cli.output import OK, CommandError, add_json_argument, emit, human_size, table
+from ops.cli.output import OK, CommandError, add_json_argument, emit, human_size, state, table
 
 DEGRADED = 1
 UNAVAILABLE = 2
@@ -40,7 +41,22 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("status", help="show the cluster: nodes, state, ring epoch, capacity")
     add_cluster_arguments(p)
     add_json_argument(p)
+    add_watch_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_watch_arguments(p: argparse.ArgumentParser, with_watch: bool = True) -> None:
+    """The live view's flags (:mod:`ops.cli.top`; ``status`` also gets ``--watch``)."""
+    if with_watch:
+        p.add_argument("--watch", action="store_true",
+                       help="a live view redrawn in place every --interval seconds, until Ctrl-C (= objstore top)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between frames of the live view (default 2)")
+    p.add_argument("--count", type=int, default=0, help="end the live view after this many frames (default: "
+                                                        "until Ctrl-C)")
+    p.add_argument("--gateway", help="comma-separated host:port of gateways whose /metrics give requests/s and "
+                                     "latency (default: cluster.json's)")
+    p.add_argument("--metrics-token-file", help="file holding the /metrics bearer token, if the cluster requires "
+                                                "one (or env OBJSTORE_METRICS_TOKEN)")
 
 
 async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = None) -> dict[str, Any]:
@@ -136,7 +152,7 @@ def _policy_counts(bucket_policies: dict[str, str]) -> str:
     return "  ".join(f"{p} {counts[p]} bucket{'s' * (counts[p] != 1)}" for p in sorted(counts)) or "no buckets"
 
 
-def _age(seconds: float | None) -> str:
+def age(seconds: float | None) -> str:
     """A heartbeat's age: ``0.4s ago``; ``-`` when the leader has had none from the node."""
     return "-" if seconds is None else f"{seconds:.1f}s ago"
 
@@ -156,19 +172,24 @@ def render(status: dict[str, Any]) -> str:
     rows = [("NODE", "ADDRESS", "ZONE", "STATE", "WEIGHT", "RING", "BLOBS", "USED", "CAPACITY", "FREE",
              "HEARTBEAT")]
     for n in status["nodes"]:
-        state = n["state"] if n["reachable"] else f"{n['state']} (unreachable)"
-        rows.append((n["node_id"], n["address"], n["zone"], state, f"{n['weight']:g}",
+        node_state = n["state"] if n["reachable"] else f"{n['state']} (unreachable)"
+        rows.append((n["node_id"], n["address"], n["zone"], state(node_state), f"{n['weight']:g}",
                      f"{100 * n['ring_share']:.1f}%", str(n["blob_count"] if n["blob_count"] is not None else "-"),
                      human_size(n["used_bytes"]), human_size(n["capacity_bytes"]),
-                     human_size(n.get("free_bytes")), _age(n.get("heartbeat_age"))))
+                     human_size(n.get("free_bytes")), age(n.get("heartbeat_age"))))
     scrubs = [n["scrub"] for n in status["nodes"] if n.get("scrub")]
     scrub_table = "\n\nscrub\n" + scrub.render(scrubs) if scrubs else ""
     health = status.get("health", {})
-    verdict = "\n".join(["", f"health     {health.get('state', '?')}", *(f"  - {p}" for p in health.get("problems", []))])
+    verdict = "\n".join(["", f"health     {state(health.get('state', '?'))}",
+                         *(f"  - {p}" for p in health.get("problems", []))])
     return "\n".join(lines) + "\n" + table(rows) + verdict + scrub_table
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "watch", False):
+        from ops.cli import top  # top builds on this module
+
+        return top.run(args)
     cluster = find_cluster(args)
     try:
         status = asyncio.run(collect(list(cluster.metadata), cluster.secret, cluster.tls()))

@@ -71,10 +71,10 @@ def test_progress_line_has_rate_and_eta():
          "blobs_done": 10, "blobs_total": 20}
     line = progress_line(p, width=10)
     assert line.startswith("[#####.....]  50.0%") and "10/20 blobs" in line
-    assert "19.1 MiB/s" in line and "ETA 5s" in line
+    assert "19.1 MiB/s" in line and "ETA 0m05s" in line
     # Early in a pass the burst makes the average too fast: the node's rate bounds it.
-    assert "ETA 10s" in progress_line(p, limit=10e6) and "9.5 MiB/s" in progress_line(p, limit=10e6)
-    assert "ETA ?" in progress_line({**p, "bytes_done": 0, "progress": 0.0, "elapsed": 0.0})
+    assert "ETA 0m10s" in progress_line(p, limit=10e6) and "9.5 MiB/s" in progress_line(p, limit=10e6)
+    assert "ETA -" in progress_line({**p, "bytes_done": 0, "progress": 0.0, "elapsed": 0.0})
 
 
 def test_objstore_status_shows_each_nodes_scrubber():
