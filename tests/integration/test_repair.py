@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -219,3 +220,49 @@ def test_a_repair_killed_mid_copy_is_done_again(tmp_path):
         cluster.kill_node(survivors[0])
         cluster.kill_node(survivors[1])  # only the repaired copy is left
         assert s3.get_object(Bucket="slow", Key="big")["Body"].read() == body
+
+
+def test_a_node_back_after_out_has_its_stale_copies_collected(tmp_path):
+    """s1 pauses (SIGSTOP) long enough to be marked out; its copies are re-created
+    elsewhere; resumed, it is up again, no placement names it, reads never come from it,
+    and garbage collection deletes its stale copies (the leader answers "elsewhere")."""
+    reclaim = ("--gc-grace", "2", "--gc-interval", "0.5")
+    with LocalCluster(tmp_path / "data", storage_nodes=4,
+                      extra_args=("--repair-rate", "200", *LIVENESS, *reclaim)) as cluster:
+        s3 = make_s3(cluster)
+        create_bucket(s3, "back", "replica:3")
+        data = put_objects(s3, "back", [1000, 70_000, 300_000] * 6, multipart=0, rng=random.Random(3))
+        internals = ClusterInternals(cluster)
+        on_s1 = {k: internals.version("back", k).version_id for k in data
+                 if "s1" in internals.version("back", k).placement}
+        assert on_s1
+
+        def held_by_s1() -> int:
+            return internals._run(lambda m, s: _count_present(s, internals.nodes["s1"], on_s1.values()))
+
+        assert held_by_s1() == len(on_s1)
+        time.sleep(2.5)  # the copies are older than the grace: only the placement keeps them
+        cluster.kill_node("s1", signal.SIGSTOP)
+        try:
+            wait_out(cluster, "s1")
+            wait_below(cluster, 0, timeout=30)
+        finally:
+            cluster.kill_node("s1", signal.SIGCONT)
+        deadline = time.monotonic() + 15
+        while state_of(cluster, "s1") != "up":
+            assert time.monotonic() < deadline, "s1 did not come back up"
+            time.sleep(0.2)
+        check_placements(cluster, "back", data, {"s1"})
+        deadline = time.monotonic() + 30
+        while held_by_s1():
+            assert time.monotonic() < deadline, f"s1 still holds {held_by_s1()} stale copies"
+            for key in on_s1:
+                assert s3.get_object(Bucket="back", Key=key)["Body"].read() == data[key]
+            time.sleep(0.5)
+        for key, body in data.items():
+            assert s3.get_object(Bucket="back", Key=key)["Body"].read() == body, key
+
+
+async def _count_present(storage, address: str, version_ids) -> int:
+    found = await asyncio.gather(*(storage.head_blob(address, vid, 0) for vid in version_ids))
+    return sum(f is not None for f in found)
