@@ -103,23 +103,28 @@ def check_placements(cluster: LocalCluster, bucket: str, keys, lost: set[str]) -
 
 def read_repair(cluster: LocalCluster, s3, bucket: str, key: str, body: bytes, shard: int = 0) -> None:
     """A replica (or ec shard ``shard``) deleted behind the store's back: a GET still
-    answers, reports the copy, and the leader has it re-created on another node."""
+    answers, reports the copy, and the leader has it re-created on the same node (which is
+    up: the copy is rewritten in place, in the same shard slot)."""
     internals = ClusterInternals(cluster)
     v = internals.version(bucket, key)
     victim = v.placement[shard]
 
+    def on_victim():
+        return internals._run(lambda meta, storage: storage.head_blob(internals.nodes[victim], v.version_id, shard))
+
     internals._run(lambda meta, storage: storage.delete_blob(internals.nodes[victim], v.version_id, shard))
+    assert on_victim() is None
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     deadline = time.monotonic() + 20
-    while victim in internals.version(bucket, key).placement:
+    while on_victim() is None:
         assert time.monotonic() < deadline, "the reported copy was not re-created"
         time.sleep(0.3)
     placement = internals.version(bucket, key).placement
     assert len(set(placement)) == len(v.placement)
-    if shard:  # ec: the other slots are as they were
-        assert [n for i, n in enumerate(placement) if i != shard] == [n for i, n in enumerate(v.placement) if i != shard]
-    else:  # replicas: the victim's copy was replaced
-        assert set(v.placement) - {victim} < set(placement)
+    if shard:  # ec: every slot is as it was
+        assert placement == v.placement
+    else:
+        assert set(placement) == set(v.placement)
 
 
 def metric(address: str, name: str) -> float:

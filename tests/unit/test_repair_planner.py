@@ -61,7 +61,20 @@ def test_a_verified_damaged_copy_is_replaced(d):
     assert plan(d.fsm) == []
     damaged = {("b", "a", "v1", 0): {"n2"}}
     (t,) = plan(d.fsm, reported=[("b", "a")], damaged=damaged)
+    assert t.placement == ("n1", "n3", "n2") and t.target == "n2"  # rewritten in place
+    (t,) = plan(d.fsm, reported=[("b", "a")], damaged=damaged, failed={("b", "a", "v1", 0): {"n2"}})
     assert t.placement[:2] == ("n1", "n3") and t.target not in {"n1", "n2", "n3"}
+    d.run(c.SetNodeState("n2", "full"))  # no new blobs there: the copy goes elsewhere
+    (t,) = plan(d.fsm, reported=[("b", "a")], damaged=damaged)
+    assert t.placement[:2] == ("n1", "n3") and t.target not in {"n1", "n2", "n3"}
+
+
+def test_a_damaged_ec_shard_is_rewritten_in_its_slot(d):
+    slots = ("n1", "n2", "n3", "n4", "n5", "n6")
+    d.run(c.PutObject(version(bucket="e", key="a", size=4096, policy="ec:4+2", placement=slots)))
+    d.run(c.SetNodeState("n1", "out"))
+    (t,) = plan(d.fsm, reported=[("e", "a")], damaged={("e", "a", "v1", 0): {"n4"}})
+    assert (t.target, t.shard) == ("n4", 3) and t.placement == ("", "n2", "n3", "n4", "n5", "n6")
 
 
 def test_parts_are_planned_with_their_blob_id(d):
