@@ -182,3 +182,70 @@ def test_a_full_node_gets_no_more_copies_and_deletes_free_its_space(tmp_path):
             print(json.dumps({"s4_before_deletes": after, "s4_after": stats()}))
         finally:
             s4.stop()
+
+
+def test_the_leader_marks_a_filling_node_full_and_up_again_after_deletes(tmp_path):
+    """s4 (16 MiB) fills without ever refusing a blob: once its free space is below twice
+    its reserve the leader marks it ``full`` and writes skip it, at full redundancy;
+    deleting its blob files (collected by garbage collection: short grace here) brings it
+    back ``up``; nothing is lost."""
+    capacity = 16 * MIB
+    reserve = default_reserve(capacity)
+    gc = ("--gc-grace", "4", "--gc-interval", "0.5")
+    with LocalCluster(tmp_path / "data", storage_nodes=3, extra_args=("--metadata-nodes", "1", *gc)) as cluster:
+        s3 = make_s3(cluster)
+        internals = ClusterInternals(cluster)
+        s4 = ExtraStorageNode(cluster, internals, "--capacity-bytes", str(capacity), *gc)
+        try:
+            internals.nodes["s4"] = s4.address
+
+            def stats() -> dict:
+                return internals._run(lambda m, s: s.stats(s4.address))
+
+            def s4_state() -> str:
+                node = internals._run(lambda m, s: m.get_cluster_map()).node("s4")
+                return node.state if node else "unknown"
+
+            eventually(lambda: s4_state() == "up", timeout=20, message="s4 to join up")
+            s3.create_bucket(Bucket="filling")
+            bodies: dict[str, bytes] = {}
+            on_s4: list[str] = []
+
+            def put(key: str, size: int) -> tuple[str, ...]:
+                bodies[key] = os.urandom(size)
+                s3.put_object(Bucket="filling", Key=key, Body=bodies[key])
+                placement = internals.version("filling", key).placement
+                assert len(set(placement)) == 3, (key, placement)  # full redundancy, on distinct nodes
+                return placement
+
+            # Blob files while they surely fit (no 507: the gateway never suspects s4), then
+            # segment records smaller than the reserve, until the leader calls s4 full.
+            i = 0
+            while stats()["free_bytes"] > 2 * reserve + 3 * MIB:
+                i += 1
+                if "s4" in put(f"big/{i}", 2 * MIB):
+                    on_s4.append(f"big/{i}")
+                assert i < 40, stats()
+            assert on_s4, "no blob file landed on s4"
+            for j in range(200):
+                if s4_state() == "full":
+                    break
+                put(f"small/{j}", 256 * KIB)
+            assert s4_state() == "full", stats()
+            assert stats()["free_bytes"] >= reserve  # it never had to refuse
+
+            def lands_elsewhere() -> bool:  # once the gateway holds the new map (long poll)
+                return "s4" not in put(f"while-full/{len(bodies)}", 64 * KIB)
+
+            eventually(lands_elsewhere, timeout=10, interval=0.2, message="writes to skip the full s4")
+            for _ in range(6):
+                assert lands_elsewhere()
+            for key in on_s4:  # deletes work on a full node
+                s3.delete_object(Bucket="filling", Key=key)
+                del bodies[key]
+            eventually(lambda: s4_state() == "up", timeout=30, interval=0.3,
+                       message=lambda: f"s4 to be up again: {s4_state()} {stats()}")
+            for key, body in bodies.items():
+                assert s3.get_object(Bucket="filling", Key=key)["Body"].read() == body, key
+        finally:
+            s4.stop()
