@@ -5,7 +5,8 @@ while the node was stopped list the two nodes that acknowledged, GETs of objects
 replica on it finish within the read-stall bound plus a margin with the right bytes, and
 after SIGCONT the node serves again. Full: a storage node with an 8 MiB
 ``--capacity-bytes`` refuses blobs beyond its reserve, their copies go to the other nodes
-at full redundancy, deleting its objects frees its space, and nothing stored is lost.
+at full redundancy, deleting its objects frees its space (once garbage collection takes
+their blobs), and nothing stored is lost.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ KIB, MIB = 1024, 1024 * 1024
 STRAGGLER, READ_STALL = 1.0, 1.0
 MARGIN = 4.0  # generous for two busy cores; a paused node costs 30 s without the bounds
 BOUNDS = ("--straggler-timeout", str(STRAGGLER), "--read-stall-timeout", str(READ_STALL))
+# Deleted objects' blobs are garbage collection's: a short grace, so deletes free space in seconds.
+SHORT_GC = ("--gc-grace", "4", "--gc-interval", "0.5")
 
 
 def timed(fn):  # noqa: ANN001, ANN201
@@ -125,10 +128,10 @@ class ExtraStorageNode:
 def test_a_full_node_gets_no_more_copies_and_deletes_free_its_space(tmp_path):
     capacity = 8 * MIB
     reserve = default_reserve(capacity)
-    with LocalCluster(tmp_path / "data", storage_nodes=3, extra_args=("--metadata-nodes", "1")) as cluster:
+    with LocalCluster(tmp_path / "data", storage_nodes=3, extra_args=("--metadata-nodes", "1", *SHORT_GC)) as cluster:
         s3 = make_s3(cluster)
         internals = ClusterInternals(cluster)
-        s4 = ExtraStorageNode(cluster, internals, "--capacity-bytes", str(capacity))
+        s4 = ExtraStorageNode(cluster, internals, "--capacity-bytes", str(capacity), *SHORT_GC)
         try:
             internals.nodes["s4"] = s4.address
 
@@ -191,11 +194,10 @@ def test_the_leader_marks_a_filling_node_full_and_up_again_after_deletes(tmp_pat
     back ``up``; nothing is lost."""
     capacity = 16 * MIB
     reserve = default_reserve(capacity)
-    gc = ("--gc-grace", "4", "--gc-interval", "0.5")
-    with LocalCluster(tmp_path / "data", storage_nodes=3, extra_args=("--metadata-nodes", "1", *gc)) as cluster:
+    with LocalCluster(tmp_path / "data", storage_nodes=3, extra_args=("--metadata-nodes", "1", *SHORT_GC)) as cluster:
         s3 = make_s3(cluster)
         internals = ClusterInternals(cluster)
-        s4 = ExtraStorageNode(cluster, internals, "--capacity-bytes", str(capacity), *gc)
+        s4 = ExtraStorageNode(cluster, internals, "--capacity-bytes", str(capacity), *SHORT_GC)
         try:
             internals.nodes["s4"] = s4.address
 
