@@ -3,7 +3,7 @@
 Paused: every PUT finishes within the straggler bound plus a margin, records written
 while the node was stopped list the two nodes that acknowledged, GETs of objects with a
 replica on it finish within the read-stall bound plus a margin with the right bytes, and
-after SIGCONT the node serves again. Full: a storage node with an 8 MiB
+after SIGCONT the node serves again and repair gives those records their third copy. Full: a storage node with an 8 MiB
 ``--capacity-bytes`` refuses blobs beyond its reserve, their copies go to the other nodes
 at full redundancy, deleting its objects frees its space (once garbage collection takes
 their blobs), and nothing stored is lost.
@@ -97,6 +97,12 @@ def test_a_paused_storage_node_delays_puts_and_gets_by_a_bounded_time(tmp_path):
             return sorted(internals.version("paused", key).placement) == ["s1", "s2", "s3"]
 
         eventually(lands_on_all_three, timeout=20, interval=0.5, message="a PUT to reach s1 again")
+        # Repair gives the objects written while s1 was stopped their third copy (on s1,
+        # the only node without one).
+        eventually(lambda: internals._run(lambda m, s: m.repair_status())["objects_below_policy"] == 0,
+                   timeout=30, interval=0.3, message="the objects written while s1 was stopped to be repaired")
+        for key in (k for k in bodies if k.startswith("during/")):
+            assert sorted(internals.version("paused", key).placement) == ["s1", "s2", "s3"], key
         for key, body in bodies.items():
             assert s3.get_object(Bucket="paused", Key=key)["Body"].read() == body, key
 

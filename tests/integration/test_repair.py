@@ -228,8 +228,8 @@ def test_a_repair_killed_mid_copy_is_done_again(tmp_path):
 
 
 def test_a_node_back_after_out_has_its_stale_copies_collected(tmp_path):
-    """s1 pauses (SIGSTOP) long enough to be marked out; its copies are re-created
-    elsewhere; resumed, it is up again, no placement names it, reads never come from it,
+    """s1 pauses (SIGSTOP) long enough to be marked out, PUTs meanwhile take a bounded time;
+    its copies, and those the PUTs could not give it, are re-created elsewhere; resumed, it is up again, no placement names it, reads never come from it,
     and garbage collection deletes its stale copies (the leader answers "elsewhere")."""
     reclaim = ("--gc-grace", "2", "--gc-interval", "0.5")
     with LocalCluster(tmp_path / "data", storage_nodes=4,
@@ -249,6 +249,12 @@ def test_a_node_back_after_out_has_its_stale_copies_collected(tmp_path):
         time.sleep(2.5)  # the copies are older than the grace: only the placement keeps them
         cluster.kill_node("s1", signal.SIGSTOP)
         try:
+            for i in range(8):  # written while s1 is stopped: each PUT is bounded (straggler timeout)
+                key, body = f"paused/{i}", os.urandom(20_000 + i)
+                began = time.monotonic()
+                s3.put_object(Bucket="back", Key=key, Body=body)
+                assert time.monotonic() - began < 2.0 + 4.0, key  # --straggler-timeout 2 s, and a margin
+                data[key] = body
             wait_out(cluster, "s1")
             wait_below(cluster, 0, timeout=30)
         finally:
