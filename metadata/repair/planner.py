@@ -21,7 +21,8 @@ Rules:
 - the target is the first node in the object's ring order (the ring of the current map,
   walked past its placement nodes: ``locate`` then ``locate_extra``) that is in
   ``WRITABLE_STATES``, holds no copy of that blob, did not fail that blob before, and has
-  room for it when ``free_bytes`` knows its free space.
+  room for it when ``free_bytes`` knows its free space (less the copies this round
+  already sends it).
 - The ring key is the object key, or for a part of a multipart object its blob id, as
   the gateway placed it.
 """
@@ -79,7 +80,7 @@ def plan_round(
     against ``scan``) for a while, so they do not hide the keys behind them."""
     damaged = damaged or {}
     failed = failed or {}
-    free_bytes = free_bytes or {}
+    free_bytes = dict(free_bytes or {})  # less what this round's tasks will write to each target
     cmap = fsm.cluster_map()
     ring = Ring(cmap)
     writable = {n.node_id for n in cmap.nodes if n.state in WRITABLE_STATES}
@@ -125,6 +126,8 @@ def plan_round(
                              writable, address, failed.get(blob, ()), free_bytes)
                 if task is not None:
                     tasks.append(task)
+                    if task.target in free_bytes:
+                        free_bytes[task.target] -= blob_bytes(layout, size)
         if len(tasks) == before and not waiting:
             idle.append((bucket, key))
     tasks.sort(key=lambda t: t.spare)

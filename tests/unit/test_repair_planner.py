@@ -44,6 +44,15 @@ def test_busy_blobs_unreadable_blobs_and_full_targets_are_skipped(d):
     assert plan(d.fsm, failed={("b", "a", "v1", 0): {"n7"}}, free_bytes={**roomy, "n8": 10**6})[0].target == "n8"
 
 
+def test_a_round_sends_a_target_no_more_than_its_free_space(d):
+    for key in ("a", "b2", "c", "d"):
+        d.run(c.PutObject(version(key=key, size=1000, placement=("n1", "n2", "n3"))))
+    d.run(c.SetNodeState("n1", "out"))
+    room = {**{f"n{i}": 0 for i in range(2, 9)}, "n7": 2500}  # room for two copies, on n7 only
+    tasks = plan(d.fsm, free_bytes=room)
+    assert len(tasks) == 2 and {t.target for t in tasks} == {"n7"}
+
+
 def test_ec_fills_the_missing_slot_from_the_survivors(d):
     pol = "ec:4+2;stripe=1048576"
     d.run(c.PutObject(version(bucket="e", key="a", size=5000, policy=pol,
