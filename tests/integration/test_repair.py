@@ -7,6 +7,7 @@ no duplicate or lost placement and is done again elsewhere."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -216,6 +217,11 @@ def test_a_repair_killed_mid_copy_is_done_again(tmp_path):
         cluster.kill_node(copier)
         v = ClusterInternals(cluster).version("slow", "big")
         assert copier not in v.placement and len(v.placement) == 3  # nothing committed mid-copy
+        status = cli(cluster, "status", "--json")  # below policy until the copy is done again
+        shown = json.loads(status.stdout)
+        assert status.returncode == 1, status.stderr
+        assert (shown["metadata"]["objects_below_policy"], shown["metadata"]["bytes_below_policy"]) == (1, 6 * MiB)
+        assert "1 objects are below their data policy" in shown["health"]["problems"]
         wait_out(cluster, copier)
         wait_below(cluster, 0, timeout=40)
         v = ClusterInternals(cluster).version("slow", "big")
