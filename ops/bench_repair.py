@@ -1,20 +1,20 @@
 """Repair on a cluster of its own: time to restore full redundancy after losing a node, repair
-MB/s per node, and what repair costs foreground reads.
+MB/s per node, and what repair costs foreground reads and writes.
 
 Run: ``.venv/bin/python -m ops.bench_repair [--data-mb 256] [--object-size 1MiB]
-[--repair-rate 20] [--storage-nodes 6] [--json]``. It starts ``objstore up`` (replica:3,
-``--repair-rate`` MB/s per storage node) in a temporary data dir, writes ``--data-mb`` of
-objects, then measures a mixed foreground load at concurrency 8 for a few seconds (4 KiB
-objects, three GETs to one PUT; p50/p99 of each, healthy). It SIGKILLs storage node s1,
-sets it ``out`` through the metadata service (or, with ``--down-after S``, lets the leader
-mark it down after ``--node-timeout 1`` and out S seconds later, the time to full redundancy
-then counting from the kill), and polls ``GET /v1/repair/status`` until nothing is below
-policy, running the same load meanwhile (p50/p99 during repair). It prints the bytes the lost node held, the time to
-restore full redundancy, the repair rate (bytes re-created over the time from out to full
-redundancy, in all and per
-storage node, from their ``objstore_repair_bytes_total``) and the two latency figures.
-With zones (``objstore up`` spreads nodes over three), the ring re-places a lost node's
-copies on the other nodes of its zone, so those do the work. The cluster is stopped and its data dir
+[--repair-rate 20] [--storage-nodes 6] [--down-after S] [--json]``. It starts ``objstore
+up`` (replica:3, ``--repair-rate`` MB/s per storage node) in a temporary data dir, writes
+``--data-mb`` of objects, then measures a mixed foreground load at concurrency 8 for a few
+seconds (4 KiB objects, three GETs to one PUT; p50/p99 of each, healthy). It SIGKILLs
+storage node s1, sets it ``out`` through the metadata service (or, with ``--down-after
+S``, lets the leader mark it down after ``--node-timeout 1`` and out S seconds later, the
+time to full redundancy then counting from the kill), and polls ``GET /v1/repair/status``
+until nothing is below policy, running the same load meanwhile (p50/p99 during repair).
+It prints the bytes the lost node held, the time to restore full redundancy, the repair
+rate (bytes re-created over the time from out to full redundancy, in all and per storage
+node, from their ``objstore_repair_bytes_total``) and the latency figures. With zones
+(``objstore up`` spreads nodes over three), the ring re-places a lost node's copies on the
+other nodes of its zone, so those do the work. The cluster is stopped and its data dir
 removed at the end. The figures are only as steady as the machine is idle.
 """
 from __future__ import annotations

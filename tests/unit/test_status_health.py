@@ -1,7 +1,9 @@
 """`objstore status` decides its exit code from what it collected: healthy, degraded."""
 from __future__ import annotations
 
-from ops.cli.status import DEGRADED, assess
+import asyncio
+
+from ops.cli.status import DEGRADED, add_scrub, assess
 from ops.cli.output import OK
 
 
@@ -31,10 +33,6 @@ def test_removed_nodes_do_not_count_and_objects_below_policy_do():
 
 
 def test_a_node_that_does_not_answer_shows_the_scrub_progress_of_its_last_heartbeat():
-    import asyncio
-
-    from ops.cli.status import add_scrub
-
     class Storage:
         async def scrub_status(self, address: str) -> dict:
             if address == "stalled":
