@@ -1,8 +1,12 @@
 """Garbage collection's side of the metadata service: the commit-age guard's stamp, and
 the check storage nodes send their blobs to.
 
-    POST /v1/gc/check  {"refs": [[bucket, key, version_id, shard], ...]}   (at most MAX_REFS)
-                       -> {"status": ["referenced" | "young" | "orphan", ...], "gc_floor": F}
+    POST /v1/gc/check  {"refs": [[bucket, key, version_id, shard], ...], "node_id": N}
+                       -> {"status": ["referenced" | "young" | "orphan" | "elsewhere", ...],
+                           "gc_floor": F}
+
+(at most MAX_REFS refs; ``node_id``, optional, is the asking node: a blob referenced only
+by placements without it is "elsewhere", a stale copy its node may collect).
 
 The leader first commits ``MarkCollectable(now - gc_grace/2)`` through Raft (unless this
 process committed one less than ``MARK_REUSE`` seconds ago: a pass of many batches costs
@@ -64,16 +68,20 @@ def add_routes(app: web.Application, rep: Rep, gc_grace: float, clock: Callable[
         if gc_grace <= 0:
             raise ServiceUnavailable("garbage collection is off: the metadata service runs with --gc-grace 0")
         try:
-            refs = _refs(await request.json())
+            body = await request.json()
         except ValueError as exc:
             raise InvalidArgument(f"request body is not JSON: {exc}") from None
+        refs = _refs(body)
+        node_id = body.get("node_id") or ""
+        if not isinstance(node_id, str):
+            raise InvalidArgument("node_id must be a string")
         now = clock()
         if now - marked[0] >= MARK_REUSE or now < marked[0]:
             # A floor committed earlier is in the log for good: the read below includes it.
             (await rep(request).propose(c.MarkCollectable(now - gc_grace / 2))).raise_for_error()
             marked[0] = now
         floor = marked[0] - gc_grace / 2
-        status = await rep(request).read(lambda f: [blob_status(f, b, k, v) for b, k, v, _shard in refs])
+        status = await rep(request).read(lambda f: [blob_status(f, b, k, v, node_id) for b, k, v, _shard in refs])
         return web.json_response({"status": status, "gc_floor": floor})
 
     app.router.add_post("/v1/gc/check", check, name="gc_check")

@@ -10,14 +10,18 @@ this leader less than ``T`` ago):
 
     up   -> down   no heartbeat for T
     full -> down   no heartbeat for T
-    up   -> full   alive, capacity known and free_bytes < reserve
+    up   -> full   alive, capacity known and free_bytes < FULL_AT x reserve
     full -> up     alive and free_bytes > FULL_HYSTERESIS x reserve
-    down -> up     alive (-> full instead when its free space is below the reserve)
+    down -> up     alive (-> full instead when its free space is below FULL_AT x reserve)
     down -> out    down for D (as seen by this leader)
-    out  -> up     alive (-> full instead when its free space is below the reserve)
+    out  -> up     alive (-> full instead when its free space is below FULL_AT x reserve)
 
 The reserve is the node's own ``reserve_bytes`` when its stats carry one, else
-min(5% of capacity, 1 GiB). Nodes in any other state (joining, draining, removed) are
+min(5% of capacity, 1 GiB). Why FULL_AT is above 1: the node itself admits a blob only
+if it leaves the reserve free, so writes alone never take its free space below the
+reserve; it stops getting placements while it still has one reserve's worth above it (at
+a 5% reserve: full at 90% used, up again below 85%, as Ceph's backfillfull and nearfull
+ratios), before writes start failing over. Nodes in any other state (joining, draining, removed) are
 never touched.
 
 Invariants: the monitor's memory is soft state of one leadership term. ``elected(now)``
@@ -35,7 +39,8 @@ from objstore.types import ClusterMap
 
 GIB = 1024**3
 RESERVE_FRACTION = 0.05
-FULL_HYSTERESIS = 2.0  # a full node is up again once its free space exceeds this many reserves
+FULL_AT = 2.0  # a node is full once its free space is below this many reserves
+FULL_HYSTERESIS = 3.0  # a full node is up again once its free space exceeds this many reserves
 WATCHED_STATES = ("up", "full", "down", "out")
 STAT_FIELDS = ("capacity_bytes", "used_bytes", "free_bytes", "blob_count")
 
@@ -75,14 +80,14 @@ def reserve_bytes(stats: dict[str, Any]) -> int | None:
 
 def space_state(stats: dict[str, Any], current: str) -> str:
     """``full`` or ``up`` for a live node in ``current`` state whose heartbeat said ``stats``:
-    full below the reserve, up again above ``FULL_HYSTERESIS`` reserves, else unchanged
+    full below ``FULL_AT`` reserves, up again above ``FULL_HYSTERESIS`` reserves, else unchanged
     (``up`` when ``current`` is neither)."""
     reserve = reserve_bytes(stats)
     free = stats.get("free_bytes")
     was = current if current in ("up", "full") else "up"
     if reserve is None or not _number(free):
         return was
-    if free < reserve:
+    if free < FULL_AT * reserve:
         return "full"
     if was == "full" and free <= FULL_HYSTERESIS * reserve:
         return "full"

@@ -1,17 +1,20 @@
 """Repair on a cluster of its own: time to restore full redundancy after losing a node, repair
-MB/s per node, and what repair costs foreground reads.
+MB/s per node, and what repair costs foreground reads and writes.
 
 Run: ``.venv/bin/python -m ops.bench_repair [--data-mb 256] [--object-size 1MiB]
-[--repair-rate 20] [--storage-nodes 6] [--json]``. It starts ``objstore up`` (replica:3,
-``--repair-rate`` MB/s per storage node) in a temporary data dir, writes ``--data-mb`` of
-objects, then measures 4 KiB GETs at concurrency 8 for a few seconds (p50/p99, healthy).
-It SIGKILLs storage node s1, sets it ``out`` through the metadata service, and polls
-``GET /v1/repair/status`` until nothing is below policy, running the same 4 KiB GETs
-meanwhile (p50/p99 during repair). It prints the bytes the lost node held, the time to
-restore full redundancy, the repair rate (bytes re-created over that time, in all and per
-storage node, from their ``objstore_repair_bytes_total``) and the two latency figures.
-With zones (``objstore up`` spreads nodes over three), the ring re-places a lost node's
-copies on the other nodes of its zone, so those do the work. The cluster is stopped and its data dir
+[--repair-rate 20] [--storage-nodes 6] [--down-after S] [--json]``. It starts ``objstore
+up`` (replica:3, ``--repair-rate`` MB/s per storage node) in a temporary data dir, writes
+``--data-mb`` of objects, then measures a mixed foreground load at concurrency 8 for a few
+seconds (4 KiB objects, three GETs to one PUT; p50/p99 of each, healthy). It SIGKILLs
+storage node s1, sets it ``out`` through the metadata service (or, with ``--down-after
+S``, lets the leader mark it down after ``--node-timeout 1`` and out S seconds later, the
+time to full redundancy then counting from the kill), and polls ``GET /v1/repair/status``
+until nothing is below policy, running the same load meanwhile (p50/p99 during repair).
+It prints the bytes the lost node held, the time to restore full redundancy, the repair
+rate (bytes re-created over the time from out to full redundancy, in all and per storage
+node, from their ``objstore_repair_bytes_total``) and the latency figures. With zones
+(``objstore up`` spreads nodes over three), the ring re-places a lost node's copies on the
+other nodes of its zone, so those do the work. The cluster is stopped and its data dir
 removed at the end. The figures are only as steady as the machine is idle.
 """
 from __future__ import annotations
@@ -51,24 +54,29 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def read_load(client: S3Client, keys: list[str], stop: asyncio.Event) -> list[float]:
-    """4 KiB GETs at CONCURRENCY until ``stop``; their latencies in seconds."""
-    latencies: list[float] = []
+async def read_load(client: S3Client, keys: list[str], stop: asyncio.Event) -> dict[str, list[float]]:
+    """4 KiB GETs of ``keys`` and, every fourth operation, a 4 KiB PUT, at CONCURRENCY until
+    ``stop``; the latencies in seconds of each ("get", "put")."""
+    latencies: dict[str, list[float]] = {"get": [], "put": []}
+    body = os.urandom(SMALL)
 
     async def one(i: int) -> None:
         n = i
         while not stop.is_set():
             t = time.perf_counter()
-            out = await client.get(BUCKET, keys[n % len(keys)])
+            if n % 4 == 3:
+                op, out = "put", await client.put(BUCKET, f"load/{n:08d}", body, len(body))
+            else:
+                op, out = "get", await client.get(BUCKET, keys[n % len(keys)])
             if out.error is None:
-                latencies.append(time.perf_counter() - t)
+                latencies[op].append(time.perf_counter() - t)
             n += CONCURRENCY
 
     await asyncio.gather(*(one(i) for i in range(CONCURRENCY)))
     return latencies
 
 
-async def timed_load(client: S3Client, keys: list[str], seconds: float) -> list[float]:
+async def timed_load(client: S3Client, keys: list[str], seconds: float) -> dict[str, list[float]]:
     stop = asyncio.Event()
     task = asyncio.create_task(read_load(client, keys, stop))
     await asyncio.sleep(seconds)
@@ -105,8 +113,13 @@ async def measure(info: dict[str, Any], data_dir: Path, args: argparse.Namespace
         lost = storage["s1"]
         fig["lost_node_bytes"] = (await StorageClient(session, secret).stats(lost["address"]))["used_bytes"]
         os.kill(lost["pid"], signal.SIGKILL)
-        await meta.set_node_state("s1", "out")
         start = time.monotonic()
+        if args.down_after is None:
+            await meta.set_node_state("s1", "out")
+        else:  # the leader marks it down, then out: nothing is below policy before that
+            while (await meta.get_cluster_map()).node("s1").state != "out":
+                await asyncio.sleep(0.1)
+            fig["marked_out_after_s"] = time.monotonic() - start
         first = await meta.repair_status()
         fig["bytes_below_policy_at_loss"] = first["bytes_below_policy"]
         fig["objects_below_policy_at_loss"] = first["objects_below_policy"]
@@ -125,15 +138,20 @@ async def measure(info: dict[str, Any], data_dir: Path, args: argparse.Namespace
         fig["repaired_mb_by_node"] = {  # with zones, a lost node's copies go to its zone's other nodes
             nid: await _repaired_bytes(session, p["address"]) / 1e6 for nid, p in storage.items() if nid != "s1"}
         repaired = fig["bytes_below_policy_at_loss"]
+        repairing = elapsed - fig.get("marked_out_after_s", 0.0)  # from out (nothing to repair before)
         fig.update(
             restore_seconds=elapsed,
-            repair_mb_s=repaired / elapsed / 1e6,
-            repair_mb_s_by_node={n: mb / elapsed for n, mb in fig["repaired_mb_by_node"].items()},
-            get_p50_ms_before=_ms(percentile(before, 0.5)), get_p99_ms_before=_ms(percentile(before, 0.99)),
-            get_p50_ms_during=_ms(percentile(during, 0.5)), get_p99_ms_during=_ms(percentile(during, 0.99)),
-            gets_before=len(before), gets_during=len(during),
-            get_mean_ms_during=_ms(statistics.fmean(during)) if during else None,
+            repair_seconds=repairing,
+            repair_mb_s=repaired / repairing / 1e6,
+            repair_mb_s_by_node={n: mb / repairing for n, mb in fig["repaired_mb_by_node"].items()},
+            gets_before=len(before["get"]), gets_during=len(during["get"]),
+            puts_before=len(before["put"]), puts_during=len(during["put"]),
+            get_mean_ms_during=_ms(statistics.fmean(during["get"])) if during["get"] else None,
         )
+        for op in ("get", "put"):
+            for when, lat in (("before", before[op]), ("during", during[op])):
+                fig[f"{op}_p50_ms_{when}"] = _ms(percentile(lat, 0.5))
+                fig[f"{op}_p99_ms_{when}"] = _ms(percentile(lat, 0.99))
     return fig
 
 
@@ -164,9 +182,12 @@ def render(f: dict[str, Any]) -> str:
         ("repair rate", f"{num(f['repair_mb_s'])} MB/s"),
         ("MB re-created by node", "  ".join(f"{n} {mb:.0f}" for n, mb in sorted(f["repaired_mb_by_node"].items()))),
         ("MB/s by node", "  ".join(f"{n} {v:.1f}" for n, v in sorted(f["repair_mb_s_by_node"].items()))),
-        ("4 KiB GET p50 / p99 healthy", f"{num(f['get_p50_ms_before'])} / {num(f['get_p99_ms_before'])} ms"),
-        ("4 KiB GET p50 / p99 during repair", f"{num(f['get_p50_ms_during'])} / {num(f['get_p99_ms_during'])} ms"),
+        *((f"4 KiB {op.upper()} p50 / p99 {label}", f"{num(f[f'{op}_p50_ms_{when}'])} / {num(f[f'{op}_p99_ms_{when}'])} ms")
+          for op in ("get", "put") for when, label in (("before", "healthy"), ("during", "during repair"))),
     ]
+    if "marked_out_after_s" in f:
+        rows.insert(6, ("marked out after", f"{f['marked_out_after_s']:.1f} s (from the kill; "
+                                            f"repair took {f['repair_seconds']:.1f} s after that)"))
     return table(rows)
 
 
@@ -178,13 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage-nodes", type=int, default=6)
     p.add_argument("--load-seconds", type=float, default=5.0, help="seconds of healthy GET load (default 5)")
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--down-after", type=float, default=None,
+                   help="let the leader mark the lost node out (--node-timeout 1, this --down-after)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="objstore-bench-repair-"))
     data_dir = tmp / "data"
     proc = None
     try:
-        proc, info = start_cluster(data_dir, args.storage_nodes, ("--repair-rate", f"{args.repair_rate:g}"))
+        liveness = () if args.down_after is None else ("--node-timeout", "1", "--down-after", f"{args.down_after:g}")
+        proc, info = start_cluster(data_dir, args.storage_nodes, ("--repair-rate", f"{args.repair_rate:g}", *liveness))
         figures = asyncio.run(measure(info, data_dir, args))
     finally:
         if proc is not None:

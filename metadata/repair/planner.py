@@ -15,10 +15,14 @@ Rules:
   (they are lost; a node back after ``out`` holds stale copies that nothing references).
 - A blob with fewer survivors than it needs to be read (replica: 1, ec: K) is skipped:
   nothing can rebuild it; so is one whose policy string does not parse.
-- The target is the first node in the object's ring order (the ring of the current map,
+- A copy verified damaged on a node that is still writable is rewritten there (same
+  shard slot): the node's quarantine then counts it repaired, and the placement keeps its
+  ring order. Otherwise (or when that node failed the blob before, or lacks room)
+- the target is the first node in the object's ring order (the ring of the current map,
   walked past its placement nodes: ``locate`` then ``locate_extra``) that is in
   ``WRITABLE_STATES``, holds no copy of that blob, did not fail that blob before, and has
-  room for it when ``free_bytes`` knows its free space.
+  room for it when ``free_bytes`` knows its free space (less the copies this round
+  already sends it).
 - The ring key is the object key, or for a part of a multipart object its blob id, as
   the gateway placed it.
 """
@@ -76,7 +80,7 @@ def plan_round(
     against ``scan``) for a while, so they do not hide the keys behind them."""
     damaged = damaged or {}
     failed = failed or {}
-    free_bytes = free_bytes or {}
+    free_bytes = dict(free_bytes or {})  # less what this round's tasks will write to each target
     cmap = fsm.cluster_map()
     ring = Ring(cmap)
     writable = {n.node_id for n in cmap.nodes if n.state in WRITABLE_STATES}
@@ -122,6 +126,8 @@ def plan_round(
                              writable, address, failed.get(blob, ()), free_bytes)
                 if task is not None:
                     tasks.append(task)
+                    if task.target in free_bytes:
+                        free_bytes[task.target] -= blob_bytes(layout, size)
         if len(tasks) == before and not waiting:
             idle.append((bucket, key))
     tasks.sort(key=lambda t: t.spare)
@@ -135,15 +141,19 @@ def _task(ring: Ring, blob: Blob, blob_id: str, policy: str, layout: DataLayout,
     ec = layout.erasure_coded
     need = blob_bytes(layout, size)
     ring_key = blob_id if part else key
-    order = ring.locate(bucket, ring_key, width) + ring.locate_extra(bucket, ring_key, width)
-    taken = set(placement)
+    # A writable node of the placement whose copy does not count was verified damaged:
+    # its copy is rewritten in place first (its quarantine then counts it repaired).
+    rewrite = [n for n in placement if n and n in writable and not holding(n)]
+    order = rewrite + ring.locate(bucket, ring_key, width) + ring.locate_extra(bucket, ring_key, width)
+    taken = set(placement) - set(rewrite)
     target = next((n for n in order if n in writable and n not in taken and n not in failed
                    and free_bytes.get(n, need) >= need), None)
     if target is None:
         return None
     if ec:
         slots = list(placement[:width]) + [""] * (width - len(placement))
-        shard = next(i for i, n in enumerate(slots) if not (n and holding(n)))
+        shard = slots.index(target) if target in slots else next(i for i, n in enumerate(slots)
+                                                                 if not (n and holding(n)))
         sources = tuple(Source(n, address[n], i) for i, n in enumerate(slots) if n and holding(n) and n in address)
         new = tuple(target if i == shard else (n if n and holding(n) else "") for i, n in enumerate(slots))
     else:

@@ -18,6 +18,7 @@ import logging
 import ssl
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 import aiohttp
@@ -121,53 +122,63 @@ class RepairService:
         while self._pending:
             r = self._pending.popleft()
             try:
-                if await self.verify(r):
-                    self.queue.mark_damaged(r)
+                damaged = await self.verified(r)
+                if damaged is not None:
+                    self.queue.mark_damaged(damaged)
             except Exception as exc:  # noqa: BLE001 - a report that cannot be checked is dropped
                 log.info("damage report %s could not be verified: %r", r, exc)
 
-    def _where(self, fsm: MetadataFSM, r: DamageReport) -> tuple[str, int, str] | None:
-        """(node address, shard, policy) of the reported copy, if the record still places it there."""
+    def _where(self, fsm: MetadataFSM, r: DamageReport) -> tuple[str, int, str, DamageReport] | None:
+        """(node address, shard, blob id, the report naming the version and part of the
+        record) of the reported copy, if the record still places it there. A node reports a
+        multipart part as ``part`` 0 under the part's own version id (its blob id): that
+        matches the part of the version whose blob id it is."""
         index = fsm.objects.get(r.bucket)
         node = fsm.nodes.get(r.node_id)
         if index is None or node is None:
             return None
         for rec in index.versions(r.key):
-            if records.version_id_of(rec) != r.version_id:
-                continue
+            vid = records.version_id_of(rec)
             policy, blobs = records.blob_placements(rec, fsm.atoms)
             for part, _, placement, blob_id in blobs:
-                if part != r.part or r.node_id not in placement:
+                own = vid == r.version_id and part == r.part
+                by_blob = r.part == 0 and part != 0 and blob_id == r.version_id
+                if not (own or by_blob) or r.node_id not in placement:
                     continue
                 try:
                     ec = DataLayout.parse(policy).erasure_coded
                 except InvalidArgument:
                     ec = False
                 shard = placement.index(r.node_id) if ec else 0
-                return node.address, shard, blob_id
+                return node.address, shard, blob_id, replace(r, version_id=vid, part=part, shard=shard if ec else -1)
         return None
 
     async def verify(self, r: DamageReport) -> bool:
         """True when the reported copy is really missing or corrupt on its node."""
+        return await self.verified(r) is not None
+
+    async def verified(self, r: DamageReport) -> DamageReport | None:
+        """The report resolved to its record's version and part (see :meth:`_where`) when
+        the reported copy is really missing or corrupt on its node, else None."""
         where = await self.rep.read(lambda fsm: self._where(fsm, r))
         if where is None:
-            return False
-        address, shard, blob_id = where
+            return None
+        address, shard, blob_id, resolved = where
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=3))
         storage = StorageClient(self._session, self.secret, tls=self.tls)
         head = await storage.head_blob(address, blob_id, shard)  # ServiceUnavailable: node down, not damage
         if head is None:
-            return True
+            return resolved
         if r.reason != "corrupt":
-            return False
+            return None
         try:
             async with storage.get_blob(address, blob_id, shard) as blob:
                 async for _ in blob.iter_chunks():
                     pass
         except ObjstoreError:
-            return True
-        return False
+            return resolved
+        return None
 
     # --- progress --------------------------------------------------------------------------
 

@@ -102,12 +102,14 @@ async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = No
                 "free_bytes": h.get("free_bytes"),
             })
         status = {"metadata": meta_status, "ring_epoch": cmap.epoch, "nodes": nodes, "bucket_policies": buckets}
-        await add_scrub(status, storage)
+        await add_scrub(status, storage, {nid: h.get("scrub") for nid, h in health.items()})
         return status
 
 
-async def add_scrub(status: dict[str, Any], storage: StorageClient) -> None:
-    """Each reachable node's scrubber status as its ``scrub`` (None when it did not answer)."""
+async def add_scrub(status: dict[str, Any], storage: StorageClient,
+                    heartbeat: dict[str, Any] | None = None) -> None:
+    """Each reachable node's scrubber status as its ``scrub``; for a node that did not
+    answer, the one its last heartbeat carried to the leader (``heartbeat``), else None."""
     async def one(addr: str) -> dict[str, Any] | None:
         try:
             return await storage.scrub_status(addr)
@@ -117,7 +119,7 @@ async def add_scrub(status: dict[str, Any], storage: StorageClient) -> None:
     nodes = status["nodes"]
     found = await asyncio.gather(*(one(n["address"]) if n["reachable"] else asyncio.sleep(0) for n in nodes))
     for n, found_scrub in zip(nodes, found):
-        n["scrub"] = found_scrub
+        n["scrub"] = found_scrub or (heartbeat or {}).get(n["node_id"])
 
 
 async def _node_health(meta: MetadataClient) -> list[dict[str, Any]]:

@@ -7,8 +7,10 @@ no duplicate or lost placement and is done again elsewhere."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import signal
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from tests.integration.test_object_info import cli
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
+LIVENESS = ("--node-timeout", "1", "--down-after", "3")
 
 
 def _meta(cluster: LocalCluster, fn):
@@ -34,8 +37,21 @@ def repair_status(cluster: LocalCluster) -> dict:
     return _meta(cluster, lambda m: m.repair_status())
 
 
-def set_state(cluster: LocalCluster, node: str, state: str) -> None:
-    _meta(cluster, lambda m: m.set_node_state(node, state))
+def state_of(cluster: LocalCluster, node: str) -> str:
+    return _meta(cluster, lambda m: m.get_cluster_map()).node(node).state
+
+
+def wait_out(cluster: LocalCluster, node: str, timeout: float = 15) -> list[str]:
+    """Poll the map until the leader has marked ``node`` out; the states seen on the way."""
+    deadline = time.monotonic() + timeout
+    seen = [state_of(cluster, node)]
+    while seen[-1] != "out":
+        assert time.monotonic() < deadline, f"{node} not out after {timeout}s: {seen}"
+        time.sleep(0.1)
+        state = state_of(cluster, node)
+        if state != seen[-1]:
+            seen.append(state)
+    return seen
 
 
 def wait_below(cluster: LocalCluster, want: int, timeout: float) -> dict:
@@ -88,23 +104,28 @@ def check_placements(cluster: LocalCluster, bucket: str, keys, lost: set[str]) -
 
 def read_repair(cluster: LocalCluster, s3, bucket: str, key: str, body: bytes, shard: int = 0) -> None:
     """A replica (or ec shard ``shard``) deleted behind the store's back: a GET still
-    answers, reports the copy, and the leader has it re-created on another node."""
+    answers, reports the copy, and the leader has it re-created on the same node (which is
+    up: the copy is rewritten in place, in the same shard slot)."""
     internals = ClusterInternals(cluster)
     v = internals.version(bucket, key)
     victim = v.placement[shard]
 
+    def on_victim():
+        return internals._run(lambda meta, storage: storage.head_blob(internals.nodes[victim], v.version_id, shard))
+
     internals._run(lambda meta, storage: storage.delete_blob(internals.nodes[victim], v.version_id, shard))
+    assert on_victim() is None
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     deadline = time.monotonic() + 20
-    while victim in internals.version(bucket, key).placement:
+    while on_victim() is None:
         assert time.monotonic() < deadline, "the reported copy was not re-created"
         time.sleep(0.3)
     placement = internals.version(bucket, key).placement
     assert len(set(placement)) == len(v.placement)
-    if shard:  # ec: the other slots are as they were
-        assert [n for i, n in enumerate(placement) if i != shard] == [n for i, n in enumerate(v.placement) if i != shard]
-    else:  # replicas: the victim's copy was replaced
-        assert set(v.placement) - {victim} < set(placement)
+    if shard:  # ec: every slot is as it was
+        assert placement == v.placement
+    else:
+        assert set(placement) == set(v.placement)
 
 
 def metric(address: str, name: str) -> float:
@@ -119,13 +140,13 @@ def check_metrics(cluster: LocalCluster) -> None:
     alive = [p["address"] for p in cluster.processes("storage") if p["id"] != "s1"]
     assert sum(metric(a, "objstore_repair_objects_total") for a in alive) > 0
     assert sum(metric(a, "objstore_repair_bytes_total") for a in alive) > 0
-    # The leader alone exports the cluster's figures (a sum over members counts once).
-    exported = []
+    exported = []  # the below-policy gauges are on the leader only (a sum over members counts once)
     for p in cluster.processes("metadata"):
-        assert metric(p["address"], "objstore_cluster_objects_below_policy") == 0
-        if "objstore_cluster_bytes_below_policy" in urllib.request.urlopen(
-                f"http://{p['address']}/metrics", timeout=5).read().decode():
+        text = urllib.request.urlopen(f"http://{p['address']}/metrics", timeout=5).read().decode()
+        if "objstore_cluster_bytes_below_policy" in text:
             exported.append(p["id"])
+            assert metric(p["address"], "objstore_cluster_objects_below_policy") == 0
+            assert metric(p["address"], "objstore_cluster_bytes_below_policy") == 0
     assert len(exported) == 1, exported
 
 
@@ -137,14 +158,14 @@ def heal_then_lose_two(cluster: LocalCluster, policy: str, sizes: list[int], mul
     data = put_objects(s3, bucket, sizes, multipart, random.Random(7))
     assert repair_status(cluster)["objects_below_policy"] == 0
     cluster.kill_node("s1")
-    set_state(cluster, "s1", "out")
+    assert wait_out(cluster, "s1")[-2:] == ["down", "out"]
     st = repair_status(cluster)
-    assert st["objects_below_policy"] > 0 and st["bytes_below_policy"] > 0
+    assert st["objects_below_policy"] > 0 or st["repaired_objects"] > 0
     st = wait_below(cluster, 0, timeout=45)
     assert st["repaired_objects"] > 0
     if check_cli:
         watch = cli(cluster, "repair", "status", "--watch")  # returns at once: nothing left
-        assert watch.returncode == 0 and "below policy  0" in watch.stdout, watch.stdout + watch.stderr
+        assert watch.returncode == 0 and "100.0%" in watch.stdout, watch.stdout + watch.stderr
         status = cli(cluster, "status")
         assert "below policy 0 objects" in status.stdout, status.stdout
         read_repair(cluster, s3, bucket, "obj/0005", data["obj/0005"])
@@ -162,20 +183,20 @@ def heal_then_lose_two(cluster: LocalCluster, policy: str, sizes: list[int], mul
 def test_replica3_heals_after_a_node_is_lost(tmp_path):
     rng = random.Random(1)
     sizes = [rng.choice((0, 1, 1000, 10_000, 70_000, 300_000)) for _ in range(297)]
-    with LocalCluster(tmp_path / "data", storage_nodes=6, extra_args=("--repair-rate", "200")) as cluster:
+    with LocalCluster(tmp_path / "data", storage_nodes=6, extra_args=("--repair-rate", "200", *LIVENESS)) as cluster:
         heal_then_lose_two(cluster, "replica:3", sizes, multipart=3, check_cli=True)
 
 
 def test_ec42_heals_after_a_node_is_lost(tmp_path):
     sizes = [1000, 200 * 1024, 2 * MiB + 3, 70_000, 0] * 6
-    with LocalCluster(tmp_path / "data", storage_nodes=8, extra_args=("--repair-rate", "200")) as cluster:
+    with LocalCluster(tmp_path / "data", storage_nodes=8, extra_args=("--repair-rate", "200", *LIVENESS)) as cluster:
         heal_then_lose_two(cluster, "ec:4+2", sizes, multipart=2, data_shard_repair="obj/0001")
 
 
 def test_a_repair_killed_mid_copy_is_done_again(tmp_path):
     """Slow repair (1 MB/s) of one 6 MiB object; the node copying it is SIGKILLed mid-copy:
     nothing is committed for it, and once it is out the copy is made on another node."""
-    with LocalCluster(tmp_path / "data", storage_nodes=5, extra_args=("--repair-rate", "1")) as cluster:
+    with LocalCluster(tmp_path / "data", storage_nodes=5, extra_args=("--repair-rate", "1", *LIVENESS)) as cluster:
         s3 = make_s3(cluster)
         create_bucket(s3, "slow", "replica:3")
         body = os.urandom(6 * MiB)
@@ -183,7 +204,7 @@ def test_a_repair_killed_mid_copy_is_done_again(tmp_path):
         first = ClusterInternals(cluster).version("slow", "big").placement
         lost = first[0]
         cluster.kill_node(lost)
-        set_state(cluster, lost, "out")
+        wait_out(cluster, lost)
         deadline = time.monotonic() + 20
         while True:
             tasks = [t for t in repair_status(cluster)["tasks"] if t["leased"]]
@@ -196,7 +217,12 @@ def test_a_repair_killed_mid_copy_is_done_again(tmp_path):
         cluster.kill_node(copier)
         v = ClusterInternals(cluster).version("slow", "big")
         assert copier not in v.placement and len(v.placement) == 3  # nothing committed mid-copy
-        set_state(cluster, copier, "out")
+        status = cli(cluster, "status", "--json")  # below policy until the copy is done again
+        shown = json.loads(status.stdout)
+        assert status.returncode == 1, status.stderr
+        assert (shown["metadata"]["objects_below_policy"], shown["metadata"]["bytes_below_policy"]) == (1, 6 * MiB)
+        assert "1 objects are below their data policy" in shown["health"]["problems"]
+        wait_out(cluster, copier)
         wait_below(cluster, 0, timeout=40)
         v = ClusterInternals(cluster).version("slow", "big")
         assert len(set(v.placement)) == 3 and not {lost, copier} & set(v.placement)
@@ -205,3 +231,55 @@ def test_a_repair_killed_mid_copy_is_done_again(tmp_path):
         cluster.kill_node(survivors[0])
         cluster.kill_node(survivors[1])  # only the repaired copy is left
         assert s3.get_object(Bucket="slow", Key="big")["Body"].read() == body
+
+
+def test_a_node_back_after_out_has_its_stale_copies_collected(tmp_path):
+    """s1 pauses (SIGSTOP) long enough to be marked out, PUTs meanwhile take a bounded time;
+    its copies, and those the PUTs could not give it, are re-created elsewhere; resumed, it is up again, no placement names it, reads never come from it,
+    and garbage collection deletes its stale copies (the leader answers "elsewhere")."""
+    reclaim = ("--gc-grace", "2", "--gc-interval", "0.5")
+    with LocalCluster(tmp_path / "data", storage_nodes=4,
+                      extra_args=("--repair-rate", "200", *LIVENESS, *reclaim)) as cluster:
+        s3 = make_s3(cluster)
+        create_bucket(s3, "back", "replica:3")
+        data = put_objects(s3, "back", [1000, 70_000, 300_000] * 6, multipart=0, rng=random.Random(3))
+        internals = ClusterInternals(cluster)
+        on_s1 = {k: internals.version("back", k).version_id for k in data
+                 if "s1" in internals.version("back", k).placement}
+        assert on_s1
+
+        def held_by_s1() -> int:
+            return internals._run(lambda m, s: _count_present(s, internals.nodes["s1"], on_s1.values()))
+
+        assert held_by_s1() == len(on_s1)
+        time.sleep(2.5)  # the copies are older than the grace: only the placement keeps them
+        cluster.kill_node("s1", signal.SIGSTOP)
+        try:
+            for i in range(8):  # written while s1 is stopped: each PUT is bounded (straggler timeout)
+                key, body = f"paused/{i}", os.urandom(20_000 + i)
+                began = time.monotonic()
+                s3.put_object(Bucket="back", Key=key, Body=body)
+                assert time.monotonic() - began < 2.0 + 4.0, key  # --straggler-timeout 2 s, and a margin
+                data[key] = body
+            wait_out(cluster, "s1")
+            wait_below(cluster, 0, timeout=30)
+        finally:
+            cluster.kill_node("s1", signal.SIGCONT)
+        deadline = time.monotonic() + 15
+        while state_of(cluster, "s1") != "up":
+            assert time.monotonic() < deadline, "s1 did not come back up"
+            time.sleep(0.2)
+        check_placements(cluster, "back", data, {"s1"})
+        deadline = time.monotonic() + 30
+        while held_by_s1():
+            assert time.monotonic() < deadline, f"s1 still holds {held_by_s1()} stale copies"
+            for key in on_s1:
+                assert s3.get_object(Bucket="back", Key=key)["Body"].read() == data[key]
+            time.sleep(0.5)
+        for key, body in data.items():
+            assert s3.get_object(Bucket="back", Key=key)["Body"].read() == body, key
+
+
+async def _count_present(storage, address: str, version_ids) -> int:
+    found = await asyncio.gather(*(storage.head_blob(address, vid, 0) for vid in version_ids))
+    return sum(f is not None for f in found)

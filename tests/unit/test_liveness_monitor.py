@@ -83,16 +83,18 @@ def test_out_comes_back_up_when_it_heartbeats_again() -> None:
     assert moves(mon, m, 5001.5) == {"a": "up"}
 
 
-def test_full_below_the_reserve_and_up_again_only_past_twice_the_reserve() -> None:
+def test_full_below_twice_the_reserve_and_up_again_only_past_three_times() -> None:
+    """The node admits blobs only while they leave the reserve free, so writes never take
+    it below the reserve: the leader calls it full one reserve above that."""
     mon = elected_monitor()
     m_up, m_full = cmap(a="up"), cmap(a="full")
     cap = 100 * GIB  # reserve min(5 GiB, 1 GiB) = 1 GiB
-    mon.heartbeat("a", {"capacity_bytes": cap, "free_bytes": GIB - 1}, 1.0)
+    mon.heartbeat("a", {"capacity_bytes": cap, "free_bytes": 2 * GIB - 1}, 1.0)  # above the reserve itself
     assert moves(mon, m_up, 1.0) == {"a": "full"}
-    mon.heartbeat("a", {"capacity_bytes": cap, "free_bytes": GIB + 10}, 2.0)  # above the reserve, not 2x
+    mon.heartbeat("a", {"capacity_bytes": cap, "free_bytes": 2 * GIB + 10}, 2.0)  # above 2x, not 3x
     assert moves(mon, m_full, 2.0) == {}
     assert moves(mon, m_up, 2.0) == {}  # an up node with that much room stays up
-    mon.heartbeat("a", {"capacity_bytes": cap, "free_bytes": 2 * GIB + 1}, 3.0)
+    mon.heartbeat("a", {"capacity_bytes": cap, "free_bytes": 3 * GIB + 1}, 3.0)
     assert moves(mon, m_full, 3.0) == {"a": "up"}
 
 

@@ -44,6 +44,15 @@ def test_busy_blobs_unreadable_blobs_and_full_targets_are_skipped(d):
     assert plan(d.fsm, failed={("b", "a", "v1", 0): {"n7"}}, free_bytes={**roomy, "n8": 10**6})[0].target == "n8"
 
 
+def test_a_round_sends_a_target_no_more_than_its_free_space(d):
+    for key in ("a", "b2", "c", "d"):
+        d.run(c.PutObject(version(key=key, size=1000, placement=("n1", "n2", "n3"))))
+    d.run(c.SetNodeState("n1", "out"))
+    room = {**{f"n{i}": 0 for i in range(2, 9)}, "n7": 2500}  # room for two copies, on n7 only
+    tasks = plan(d.fsm, free_bytes=room)
+    assert len(tasks) == 2 and {t.target for t in tasks} == {"n7"}
+
+
 def test_ec_fills_the_missing_slot_from_the_survivors(d):
     pol = "ec:4+2;stripe=1048576"
     d.run(c.PutObject(version(bucket="e", key="a", size=5000, policy=pol,
@@ -61,7 +70,20 @@ def test_a_verified_damaged_copy_is_replaced(d):
     assert plan(d.fsm) == []
     damaged = {("b", "a", "v1", 0): {"n2"}}
     (t,) = plan(d.fsm, reported=[("b", "a")], damaged=damaged)
+    assert t.placement == ("n1", "n3", "n2") and t.target == "n2"  # rewritten in place
+    (t,) = plan(d.fsm, reported=[("b", "a")], damaged=damaged, failed={("b", "a", "v1", 0): {"n2"}})
     assert t.placement[:2] == ("n1", "n3") and t.target not in {"n1", "n2", "n3"}
+    d.run(c.SetNodeState("n2", "full"))  # no new blobs there: the copy goes elsewhere
+    (t,) = plan(d.fsm, reported=[("b", "a")], damaged=damaged)
+    assert t.placement[:2] == ("n1", "n3") and t.target not in {"n1", "n2", "n3"}
+
+
+def test_a_damaged_ec_shard_is_rewritten_in_its_slot(d):
+    slots = ("n1", "n2", "n3", "n4", "n5", "n6")
+    d.run(c.PutObject(version(bucket="e", key="a", size=4096, policy="ec:4+2", placement=slots)))
+    d.run(c.SetNodeState("n1", "out"))
+    (t,) = plan(d.fsm, reported=[("e", "a")], damaged={("e", "a", "v1", 0): {"n4"}})
+    assert (t.target, t.shard) == ("n4", 3) and t.placement == ("", "n2", "n3", "n4", "n5", "n6")
 
 
 def test_parts_are_planned_with_their_blob_id(d):

@@ -11,7 +11,7 @@ from metadata.api import commands as c
 from metadata.repair.service import RepairService
 from objstore.repair_records import DamageReport
 from tests.unit.test_fsm import Driver, version
-from tests.unit.test_placement_index import d  # noqa: F401 - the fixture
+from tests.unit.test_placement_index import d, multipart  # noqa: F401 - the fixture
 
 
 class LocalReplicator:
@@ -74,3 +74,20 @@ def test_a_report_for_a_copy_no_record_places_there_is_not_verified(d):
     # n5 holds no copy of it: nothing to verify, nothing marked damaged (no network call made)
     assert asyncio.run(svc.verify(DamageReport("b", "a", "v1", "n5"))) is False
     assert asyncio.run(svc.verify(DamageReport("b", "zz", "v1", "n1"))) is False
+
+
+def test_a_part_reported_by_its_own_version_id_resolves_to_its_object_and_part(d):
+    """A node knows a multipart part only by its blob's version id and sends part 0, shard -1
+    (a replica): the leader finds the part, so the damage counts against that part."""
+    d.run(c.PutObject(multipart("m", [("n1", "n2", "n3"), ("n2", "n3", "n4")])))
+    svc = RepairService(LocalReplicator(d), "secret")
+    part2 = multipart("m", [(), ()]).parts[1]
+    report = DamageReport("b", "m", part2.version_id, "n4", part=0, shard=-1, reason="corrupt")
+    where = svc._where(d.fsm, report)
+    assert where is not None
+    _, shard, blob_id, resolved = where
+    assert (shard, blob_id) == (0, part2.version_id)
+    assert (resolved.version_id, resolved.part, resolved.node_id) == ("mp1", 2, "n4")
+    assert svc._where(d.fsm, DamageReport("b", "m", part2.version_id, "n1")) is None  # n1 holds only part 1
+    own = svc._where(d.fsm, DamageReport("b", "m", "mp1", "n1", part=1))
+    assert own is not None and own[3].part == 1

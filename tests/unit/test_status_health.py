@@ -1,7 +1,9 @@
 """`objstore status` decides its exit code from what it collected: healthy, degraded."""
 from __future__ import annotations
 
-from ops.cli.status import DEGRADED, assess
+import asyncio
+
+from ops.cli.status import DEGRADED, add_scrub, assess
 from ops.cli.output import OK
 
 
@@ -28,3 +30,19 @@ def test_removed_nodes_do_not_count_and_objects_below_policy_do():
     assert assess(status(("s1", "up", True), ("s9", "removed", False))) == (OK, [])
     code, problems = assess(status(("s1", "up", True), objects_below_policy=3))
     assert code == DEGRADED and problems == ["3 objects are below their data policy"]
+
+
+def test_a_node_that_does_not_answer_shows_the_scrub_progress_of_its_last_heartbeat():
+    class Storage:
+        async def scrub_status(self, address: str) -> dict:
+            if address == "stalled":
+                raise TimeoutError
+            return {"node_id": "s1", "corrupt_found": 0}
+
+    st = {"nodes": [{"node_id": "s1", "address": "a", "reachable": True},
+                    {"node_id": "s2", "address": "stalled", "reachable": True},
+                    {"node_id": "s3", "address": "gone", "reachable": False}]}
+    heartbeat = {"s2": {"node_id": "s2", "corrupt_found": 4}, "s3": None}
+    asyncio.run(add_scrub(st, Storage(), heartbeat))
+    assert [n["scrub"] for n in st["nodes"]] == [{"node_id": "s1", "corrupt_found": 0},
+                                                 {"node_id": "s2", "corrupt_found": 4}, None]
