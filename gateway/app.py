@@ -115,11 +115,13 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         )
         internal_tls = client_context(cfg.tls_ca)
         meta = MetadataClient(list(cfg.metadata), cfg.secret, session=session, client_id=cfg.gateway_id,
-                              tls=internal_tls)
+                              tls=internal_tls, deadline=cfg.metadata_deadline_seconds,
+                              attempt_timeout=min(5.0, cfg.metadata_deadline_seconds))
         storage = StorageClient(session, cfg.secret, tls=internal_tls, read_stall=cfg.read_stall_seconds)
         topology = Topology(meta.get_cluster_map, wait=meta.wait_cluster_map)
         ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id, clock), metrics, clock=clock)
         app[CTX_KEY] = ctx
+        metrics.stale_seconds.set_function(ctx.stale_seconds)
         await _bootstrap_credential(ctx)
         await topology.start()
         sweeper = asyncio.create_task(sweep_forever(ctx), name="upload-sweeper")

@@ -44,6 +44,11 @@ LIMIT_FLAGS = {
     "--read-stall-timeout": ("read_stall_seconds", float,
                              "seconds a read waits for a replica or shard that sends nothing, before the next "
                              "(default 2)"),
+    "--stale-window": ("stale_window_seconds", float,
+                       "seconds past expiry the gateway keeps using its cached credentials, bucket records and "
+                       "cluster map while the metadata service has no majority, for quorum/one reads (default 300)"),
+    "--metadata-deadline": ("metadata_deadline_seconds", float,
+                            "seconds a metadata call may take before it fails with 503 (default 2)"),
 }
 
 

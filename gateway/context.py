@@ -19,6 +19,7 @@ from metadata.api.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.node.client import StorageClient
+from objstore.errors import ServiceUnavailable
 from objstore.types import Bucket, Credential
 
 from gateway.credential_cache import CredentialCache
@@ -52,8 +53,11 @@ class GatewayContext:
     _buckets: dict[str, tuple[float, Bucket]] = field(default_factory=dict)
     damage: DamageReporter = field(init=False)  # read repair: copies reads failed over from
 
+    stale_age: float = 0.0  # seconds past expiry of the last bucket record served stale (0: fresh)
+    _meta_down_until: float = 0.0
+
     def __post_init__(self) -> None:
-        self._creds = CredentialCache(self._lookup_credential)
+        self._creds = CredentialCache(self._lookup_credential, stale_window=self.cfg.stale_window_seconds)
         self.damage = DamageReporter(self.meta, self.background)
 
     async def bucket(self, name: str) -> Bucket:
@@ -66,11 +70,28 @@ class GatewayContext:
         now = time.monotonic()
         if hit and hit[0] > now:
             return hit[1]
-        b = await self.meta.get_bucket(name)
+        if hit and now < self._meta_down_until and now - hit[0] <= self.cfg.stale_window_seconds:
+            self.stale_age = now - hit[0]
+            return hit[1]
+        try:
+            b = await self.meta.get_bucket(name)
+        except ServiceUnavailable:
+            # No metadata majority: the last record serves for the stale window (see
+            # GatewayConfig.stale_window_seconds), so quorum/one reads keep working.
+            if hit is None or now - hit[0] > self.cfg.stale_window_seconds:
+                raise
+            self.stale_age = now - hit[0]
+            self._meta_down_until = time.monotonic() + BUCKET_TTL  # not asked again before then
+            return hit[1]
         if len(self._buckets) > 10000:
             self._buckets.clear()
         self._buckets[name] = (now + BUCKET_TTL, b)
+        self.stale_age = 0.0
         return b
+
+    def stale_seconds(self) -> float:
+        """How far past expiry the oldest cached record in use is (0: all fresh)."""
+        return max(self.stale_age, self._creds.stale_age)
 
     def forget_bucket(self, name: str) -> None:
         self._buckets.pop(name, None)

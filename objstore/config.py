@@ -161,6 +161,11 @@ class GatewayConfig:
     tls_ca: str = ""
     metrics_token: str = ""  # when set, /metrics requires "Authorization: Bearer <it>"
     bucket_metrics: bool = False  # a bucket label on objstore_s3_bucket_requests_total
+    # Without a metadata majority: cached cluster map, credentials and bucket records are
+    # used for up to stale_window_seconds past their expiry (quorum/one reads keep working);
+    # a metadata call (strong reads, writes) fails after metadata_deadline_seconds.
+    stale_window_seconds: float = 300.0
+    metadata_deadline_seconds: float = 2.0
 
     def validate(self) -> "GatewayConfig":
         _check_port(self.port)
@@ -174,6 +179,8 @@ class GatewayConfig:
                                   "body_min_rate not negative")
         if self.max_concurrent_requests < 1:
             raise InvalidArgument("max_concurrent_requests must be at least 1")
+        if self.stale_window_seconds < 0 or self.metadata_deadline_seconds <= 0:
+            raise InvalidArgument("stale_window_seconds may not be negative, metadata_deadline_seconds must be positive")
         if self.straggler_timeout_seconds <= 0 or self.read_stall_seconds <= 0:
             raise InvalidArgument("straggler_timeout_seconds and read_stall_seconds must be positive")
         check_pair(self.tls_cert, self.tls_key)

@@ -177,9 +177,17 @@ class MetadataClient:
 
     # --- buckets ---------------------------------------------------------------------------
 
-    async def create_bucket(self, name: str, owner: str, policy: str, created: float, write_quorum: int = 0) -> Bucket:
-        """Raises BucketAlreadyOwnedByYou, BucketAlreadyExists, InvalidArgument (policy, quorum)."""
-        return await self._command(c.CreateBucket(name, owner, policy, created, write_quorum=write_quorum))
+    async def create_bucket(self, name: str, owner: str, policy: str, created: float, write_quorum: int = 0,
+                            consistency: str = "strong") -> Bucket:
+        """Raises BucketAlreadyOwnedByYou, BucketAlreadyExists, InvalidArgument (policy, quorum,
+        consistency)."""
+        return await self._command(c.CreateBucket(name, owner, policy, created, consistency=consistency,
+                                                  write_quorum=write_quorum))
+
+    async def set_bucket_consistency(self, name: str, level: str) -> Bucket:
+        """A bucket's default read consistency: "strong", "quorum" or "one". Raises
+        NoSuchBucket, InvalidArgument."""
+        return await self._command(c.SetBucketConsistency(name, level))
 
     async def delete_bucket(self, name: str) -> PartList:
         """Delete a bucket, discarding its uploads in progress; returns their parts (to

@@ -1,0 +1,157 @@
+"""Tunable consistency against an in-process cluster (one metadata node, three storage
+nodes): commit manifests written with every write, quorum and one reads served from them,
+the Raft commit index (not the version id) deciding which version is current, and reads
+that keep working while the metadata service is down."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from gateway.datapath.write import commit_version, write_blob
+from objstore.manifest import manifest_replicas
+from objstore.types import ObjectVersion, Policy
+from tests.harness.cluster import InProcessCluster
+from tests.harness.s3_headers import extra_headers, response_headers
+
+BUCKET = "tunable"
+
+
+async def get(c: InProcessCluster, key: str, level: str | None = None, **params) -> tuple[bytes, dict[str, str]]:
+    headers = {"x-objstore-consistency": level} if level else {}
+    with extra_headers(c.s3_client, "GetObject", headers):
+        resp = await c.s3("get_object", Bucket=BUCKET, Key=key, **params)
+    return await asyncio.to_thread(resp["Body"].read), response_headers(resp)
+
+
+async def put(c: InProcessCluster, key: str, body: bytes, **headers: str) -> dict[str, str]:
+    with extra_headers(c.s3_client, "PutObject", headers):
+        return response_headers(await c.s3("put_object", Bucket=BUCKET, Key=key, Body=body))
+
+
+async def manifests_on(c: InProcessCluster, key: str) -> dict[str, int]:
+    """node id -> the newest commit index of ``key``'s manifests there (running nodes)."""
+    out = {}
+    for node_id, node in c.nodes.items():
+        if node.running:
+            found = await c.ctx.storage.get_manifests(node.address, BUCKET, key)
+            if found:
+                out[node_id] = found[0].commit_index
+    return out
+
+
+async def test_writes_report_their_commit_and_reads_their_level(inproc):
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    h = await put(inproc, "k", b"v1")
+    assert h["x-objstore-replicas-written"] == "3"
+    index = int(h["x-objstore-commit-index"])
+    assert await manifests_on(inproc, "k") == {"s1": index, "s2": index, "s3": index}
+    for level, replicas in (("quorum", "2"), ("one", "1")):
+        body, rh = await get(inproc, "k", level)
+        assert body == b"v1"
+        assert rh["x-objstore-consistency"] == level
+        assert rh["x-objstore-replicas-read"] == replicas
+        assert rh["x-objstore-commit-index"] == str(index)
+    body, rh = await get(inproc, "k")
+    assert body == b"v1" and rh["x-objstore-consistency"] == "strong" and "x-objstore-replicas-read" not in rh
+    body, _ = await get(inproc, "k", "quorum", Range="bytes=1-1")
+    assert body == b"1"
+    with pytest.raises(ClientError) as err:
+        await get(inproc, "k", "eventual")
+    assert err.value.response["Error"]["Code"] == "InvalidArgument"
+
+
+async def test_the_commit_index_decides_not_the_version_id(inproc):
+    """A write whose version id is older (it started first) but that commits last is the
+    current version, for strong and quorum reads alike."""
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    ctx = inproc.ctx
+    early_id = ctx.hlc.next()  # taken before the other write started
+    await put(inproc, "k", b"second-started")
+    policy = Policy.parse("replica:3")
+
+    async def chunks():
+        yield b"first-started"
+
+    stored = await write_blob(ctx, BUCKET, "k", policy, 13, chunks(), early_id)
+    record = ObjectVersion(BUCKET, "k", early_id, 13, "etag-not-checked", time.time(), policy=stored.policy,
+                           placement=stored.placement, owner="test-access-key")
+    record = dataclasses.replace(record, owner=(await ctx.bucket(BUCKET)).owner)
+    await commit_version(ctx, record, policy, 2)
+    assert (await get(inproc, "k", "quorum"))[0] == b"first-started"
+    assert (await get(inproc, "k"))[0] == b"first-started"
+
+
+async def test_deletes_write_tombstones_and_versions_stay_readable_by_id(inproc):
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    await inproc.s3("put_bucket_versioning", Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    v1 = (await inproc.s3("put_object", Bucket=BUCKET, Key="k", Body=b"one"))["VersionId"]
+    await inproc.s3("put_object", Bucket=BUCKET, Key="k", Body=b"two")
+    assert (await get(inproc, "k", "quorum", VersionId=v1))[0] == b"one"
+    await inproc.s3("delete_object", Bucket=BUCKET, Key="k")
+    with pytest.raises(ClientError) as err:
+        await get(inproc, "k", "quorum")
+    assert err.value.response["Error"]["Code"] == "NoSuchKey"
+    assert err.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-delete-marker"] == "true"
+    await inproc.s3("delete_object", Bucket=BUCKET, Key="k", VersionId=v1)
+    with pytest.raises(ClientError) as err:
+        await get(inproc, "k", "quorum", VersionId=v1)
+    assert err.value.response["Error"]["Code"] == "NoSuchVersion"
+
+
+async def test_bucket_default_level_and_per_request_write_quorum(inproc):
+    with extra_headers(inproc.s3_client, "CreateBucket", {"x-objstore-consistency": "quorum"}):
+        await inproc.s3("create_bucket", Bucket=BUCKET)
+    await put(inproc, "k", b"x")
+    assert (await get(inproc, "k"))[1]["x-objstore-consistency"] == "quorum"
+    await inproc.meta.set_bucket_consistency(BUCKET, "one")
+    inproc.ctx.forget_bucket(BUCKET)
+    assert (await get(inproc, "k"))[1]["x-objstore-consistency"] == "one"
+    with pytest.raises(ClientError) as err:
+        await put(inproc, "k", b"x", **{"x-objstore-write-quorum": "4"})
+    assert err.value.response["Error"]["Code"] == "InvalidArgument"
+    await inproc.nodes["s3"].down()
+    await inproc.nodes["s2"].down()
+    h = await put(inproc, "k", b"w1", **{"x-objstore-write-quorum": "1"})
+    assert h["x-objstore-replicas-written"] == "1"
+
+
+async def test_manifests_survive_a_storage_node_restart(inproc):
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    index = int((await put(inproc, "k", b"v"))["x-objstore-commit-index"])
+    await inproc.nodes["s1"].down()
+    await inproc.nodes["s1"].up()
+    assert (await manifests_on(inproc, "k"))["s1"] == index
+
+
+async def test_quorum_reads_work_without_the_metadata_service(tmp_path):
+    async with InProcessCluster(tmp_path / "c", gateway={"metadata_deadline_seconds": 1.0}) as c:
+        await c.s3("create_bucket", Bucket=BUCKET)
+        await put(c, "k", b"hello")
+        assert (await get(c, "k", "quorum"))[0] == b"hello"  # caches the bucket record
+        await c.metadata.stop()
+        c.metadata = None
+        for level in ("quorum", "one"):
+            body, h = await get(c, "k", level, Range="bytes=0-3")
+            assert body == b"hell" and h["x-objstore-consistency"] == level
+        began = time.monotonic()
+        for call in (lambda: get(c, "k"), lambda: put(c, "k2", b"x")):
+            with pytest.raises(ClientError) as err:
+                await call()
+            assert err.value.response["Error"]["Code"] == "ServiceUnavailable"
+        assert time.monotonic() - began < 10  # failed on the deadline, not a client timeout
+        await asyncio.sleep(2.5)  # past the bucket record's and the key's cache lifetime
+        assert (await get(c, "k", "quorum"))[0] == b"hello"
+        assert c.ctx.stale_seconds() > 0
+
+
+async def test_ec_manifests_go_to_m_plus_one_ring_nodes(tmp_path):
+    async with InProcessCluster(tmp_path / "c", storage_nodes=6, default_policy="ec:4+2") as c:
+        await c.s3("create_bucket", Bucket=BUCKET)
+        h = await put(c, "k", b"z" * 100_000)
+        assert h["x-objstore-replicas-written"] == "6"
+        assert len(await manifests_on(c, "k")) == manifest_replicas(Policy.parse("ec:4+2")) == 3
+        assert (await get(c, "k", "quorum"))[1]["x-objstore-replicas-read"] == "2"
