@@ -26,6 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
+from gateway.outage import Outage
 from objstore.errors import InvalidAccessKeyId, ServiceUnavailable, SlowDown
 from objstore.types import Credential
 
@@ -53,7 +54,8 @@ class CredentialCache:
                  max_unknown: int = DEFAULT_MAX_UNKNOWN,
                  ttl: float = DEFAULT_TTL, negative_ttl: float = DEFAULT_NEGATIVE_TTL,
                  misses_per_second: float = DEFAULT_MISSES_PER_SECOND,
-                 clock: Callable[[], float] = time.monotonic, stale_window: float = 0.0) -> None:
+                 clock: Callable[[], float] = time.monotonic, stale_window: float = 0.0,
+                 outage: Outage | None = None) -> None:
         self._lookup = lookup
         self.max_entries = max_entries
         self.max_unknown = max_unknown
@@ -68,7 +70,7 @@ class CredentialCache:
         self._refilled = clock()
         self._stale_window = stale_window
         self.stale_age = 0.0  # seconds past expiry of the last record served stale (0: fresh)
-        self._down_until = 0.0  # after a failed refresh: serve stale records without asking until then
+        self._outage = outage or Outage(negative_ttl, clock)  # while active: stale records served without asking
 
     def __len__(self) -> int:
         return len(self._known) + len(self._unknown)
@@ -110,7 +112,7 @@ class CredentialCache:
         if self._unknown.get(access_key, 0.0) > now:
             self._unknown.move_to_end(access_key)
             return None
-        if hit is not None and now < self._down_until and now - hit[0] <= self._stale_window:
+        if hit is not None and self._outage.active() and now - hit[0] <= self._stale_window:
             self.stale_age = now - hit[0]
             return hit[1]
         pending = self._inflight.get(access_key)
@@ -128,7 +130,7 @@ class CredentialCache:
         except ServiceUnavailable as exc:
             if hit is not None and now - hit[0] <= self._stale_window:
                 self.stale_age = now - hit[0]
-                self._down_until = self._clock() + self._negative_ttl
+                self._outage.note()
                 future.set_result(hit[1])
                 return hit[1]
             future.set_exception(exc)

@@ -33,7 +33,7 @@ from gateway.datapath.replicate import write_replicas
 from metadata.api.results import DeleteResult, WriteResult
 from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MultipartUpload, UploadedPart
-from objstore.errors import InsufficientReplicas, MethodNotAllowed, NoSuchKey, ObjstoreError
+from objstore.errors import InsufficientReplicas, MethodNotAllowed, NoSuchKey, ObjstoreError, ServiceUnavailable
 from objstore.erasure.data_layout import DataLayout
 from objstore.types import ObjectVersion, Policy
 
@@ -143,6 +143,8 @@ async def commit_version(
     except ObjstoreError as err:
         if err.status < 500:
             ctx.background(collect_version(ctx, record))
+        elif isinstance(err, ServiceUnavailable):
+            ctx.outage.note()
         raise
     committed = dataclasses.replace(record, versioned=result.versioning == "Enabled")
     await publish_version(ctx, committed, result.commit_index, policy, write_quorum)

@@ -36,7 +36,7 @@ from gateway.public_access import readable_version
 from gateway.raw_headers import to_sent
 from gateway.xml import http_date
 from metadata.api.results import ObjectLookup
-from objstore.errors import InvalidRange, PreconditionFailed
+from objstore.errors import InvalidRange, PreconditionFailed, ServiceUnavailable
 from objstore.types import ObjectVersion
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,12 @@ async def _find(ctx: GatewayContext, request: web.Request, ep: ReadEndpoint) -> 
     if level != "strong" and not is_anonymous_caller(caller) and caller.owner == bucket.owner:
         got = await manifest_lookup(ctx, bucket, ep.key, ep.version_id, level, request.method)
         return got.found, {CONSISTENCY_HEADER: level, **got.headers}
-    found = await readable_version(ctx, caller, ep.bucket, ep.key, ep.version_id, request.method)
+    try:
+        ctx.require_metadata()
+        found = await readable_version(ctx, caller, ep.bucket, ep.key, ep.version_id, request.method)
+    except ServiceUnavailable:
+        ctx.outage.note()  # no metadata majority: the caches serve stale records meanwhile
+        raise
     return found, {CONSISTENCY_HEADER: "strong"}
 
 

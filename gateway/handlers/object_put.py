@@ -50,6 +50,7 @@ async def handle_put_object(ctx: GatewayContext, request: web.Request, ep: Objec
         )
     content_type, kept, user_meta = stored_headers(request.headers)
     bucket = await owned_bucket(ctx, caller.owner, ep.bucket, cached=True)
+    ctx.require_metadata()  # no commit is possible: refuse before the body is stored
     policy = Policy.parse(bucket.policy)
     body = BodyStream(request, caller.auth, size)
     quorum = write_quorum_of(request.headers, policy, bucket.write_quorum)
