@@ -107,6 +107,14 @@ def manifest_read_quorum(policy: Policy, bucket_quorum: int = 0) -> int:
     return max(1, n - manifest_write_quorum(policy, bucket_quorum) + 1)
 
 
+def quorums_overlap(policy: Policy, bucket_quorum: int, write_quorum: int) -> bool:
+    """Whether a write acknowledged by ``write_quorum`` is seen by every quorum read of a
+    bucket whose W is ``bucket_quorum``: R + W > N for its manifests. A per-request W below
+    the bucket's breaks it (the write's answer says so)."""
+    n = manifest_replicas(policy)
+    return manifest_read_quorum(policy, bucket_quorum) + manifest_write_quorum(policy, write_quorum) > n
+
+
 def check_level(value: str, allowed: tuple[str, ...] = LEVELS) -> str:
     """``value`` if it is one of ``allowed``; InvalidArgument otherwise."""
     if value not in allowed:

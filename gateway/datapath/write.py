@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import AsyncIterator
 
-from gateway.consistency import COMMIT_INDEX_HEADER, REPLICAS_WRITTEN_HEADER
+from gateway.consistency import COMMIT_INDEX_HEADER, NO_OVERLAP_HEADER, REPLICAS_WRITTEN_HEADER
 from gateway.context import GatewayContext
 from gateway.datapath.manifests import publish
 from gateway.datapath.erasure_write import write_shards
@@ -35,6 +35,7 @@ from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MultipartUpload, UploadedPart
 from objstore.errors import InsufficientReplicas, MethodNotAllowed, NoSuchKey, ObjstoreError, ServiceUnavailable
 from objstore.erasure.data_layout import DataLayout
+from objstore.manifest import quorums_overlap
 from objstore.types import ObjectVersion, Policy
 
 
@@ -159,12 +160,17 @@ async def publish_version(ctx: GatewayContext, version: ObjectVersion, commit_in
     return await publish(ctx, version.bucket, version.key, commit_index, version, policy, write_quorum)
 
 
-def write_headers(commit_index: int, version: ObjectVersion) -> dict[str, str]:
+def write_headers(commit_index: int, version: ObjectVersion, policy: Policy, bucket_quorum: int,
+                  write_quorum: int) -> dict[str, str]:
     """The headers of an acknowledged write: how many replicas (or shards) stored its data
-    (for a multipart object, its least stored part's count) and the Raft index its version
-    committed at."""
+    (for a multipart object, its least stored part's count), the Raft index its version
+    committed at, and ``x-objstore-quorum-overlap: false`` when its W is too small for the
+    bucket's quorum reads to be sure to see it (R + W <= N)."""
     written = min((sum(1 for n in placement if n) for _vid, placement in version.blob_refs()), default=0)
-    return {REPLICAS_WRITTEN_HEADER: str(written), COMMIT_INDEX_HEADER: str(commit_index)}
+    headers = {REPLICAS_WRITTEN_HEADER: str(written), COMMIT_INDEX_HEADER: str(commit_index)}
+    if not quorums_overlap(policy, bucket_quorum, write_quorum):
+        headers[NO_OVERLAP_HEADER] = "false"
+    return headers
 
 
 async def commit_part(ctx: GatewayContext, upload: MultipartUpload, part: UploadedPart) -> None:

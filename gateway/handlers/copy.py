@@ -158,6 +158,7 @@ async def handle_copy_object(ctx: GatewayContext, request: web.Request, ep: Obje
         parts = [el("LastModified", iso8601(record.last_modified)), el("ETag", f'"{record.etag}"')]
         parts += checksum_elements(record.checksums)
         return document("CopyObjectResult", parts), {**headers, **result.version_header(),
-                                                     **write_headers(result.commit_index, record)}
+                                                     **write_headers(result.commit_index, record, policy, bucket.write_quorum,
+                                                                   quorum)}
 
     return await respond_with_keepalive(request, copy(), early_headers)

@@ -158,7 +158,7 @@ async def handle_complete_multipart_upload(ctx: GatewayContext, request: web.Req
     if stored.version_id == v.version_id:
         await publish_version(ctx, stored, done.commit_index, policy, quorum)
     headers = {**XML, **done.version_header(),
-               **write_headers(done.commit_index, stored)}
+               **write_headers(done.commit_index, stored, policy, bucket.write_quorum, quorum)}
     out = [el("Location", f"{request.scheme}://{request.host}/{ep.bucket}/{quote(ep.key)}"),
            el("Bucket", ep.bucket), el("Key", ep.key), el("ETag", f'"{v.etag}"')]
     for alg, value in v.checksums.items():

@@ -76,7 +76,7 @@ async def handle_put_object(ctx: GatewayContext, request: web.Request, ep: Objec
     )
     result = await commit_version(ctx, record, policy, quorum, if_match=if_match, if_none_match=if_none_match)
     headers = {"ETag": f'"{body.etag}"', **result.version_header(),
-               **write_headers(result.commit_index, record)}
+               **write_headers(result.commit_index, record, policy, bucket.write_quorum, quorum)}
     for alg, value in body.checksum_values.items():
         headers[f"x-amz-checksum-{alg}"] = value
     return web.Response(status=200, headers=headers)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.cluster_harness import LocalCluster
+from tests.cluster_harness import ROOT, LocalCluster
+from tests.harness.eventually import eventually
 from tests.harness.s3_headers import extra_headers
 from tests.integration.conftest import make_s3
 from tests.linearizability.history import save_failing_history
@@ -44,6 +47,14 @@ def run_seed(tmp_path, seed: int, seconds: float = 16.0, majority_down_for: floa
                       extra_args=("--metadata-nodes", "3", "--default-policy", "replica:3")) as cluster:
         s3 = make_s3(cluster)
         s3.create_bucket(Bucket=BUCKET)
+        set_default = subprocess.run(
+            [sys.executable, "-m", "ops.cli", "bucket", "set-consistency", BUCKET, "quorum", "--data-dir",
+             str(cluster.data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert set_default.returncode == 0, set_default.stderr
+        s3.put_object(Bucket=BUCKET, Key="k0", Body=b"first")
+        eventually(lambda: s3.get_object(Bucket=BUCKET, Key="k0")["ResponseMetadata"]["HTTPHeaders"]
+                   ["x-objstore-consistency"] == "quorum", 10.0,  # once the gateway's cached record expires
+                   message="reads without the header to use the bucket's new default")
         plan = Plan(BUCKET, keys=("k0", "k1"), writers=3, readers=("quorum", "quorum", "one"), seconds=seconds)
         events: list[str] = []
         killed_at: list[float] = []

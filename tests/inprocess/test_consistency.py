@@ -16,6 +16,8 @@ from objstore.manifest import manifest_replicas
 from objstore.types import ObjectVersion, Policy
 from tests.harness.cluster import InProcessCluster
 from tests.harness.s3_headers import extra_headers, response_headers
+from tests.linearizability.history import Op
+from tests.linearizability.quorum import check_one, check_quorum
 
 BUCKET = "tunable"
 
@@ -155,3 +157,31 @@ async def test_ec_manifests_go_to_m_plus_one_ring_nodes(tmp_path):
         assert h["x-objstore-replicas-written"] == "6"
         assert len(await manifests_on(c, "k")) == manifest_replicas(Policy.parse("ec:4+2")) == 3
         assert (await get(c, "k", "quorum"))[1]["x-objstore-replicas-read"] == "2"
+
+
+async def test_with_r_plus_w_at_most_n_a_quorum_read_misses_an_acknowledged_write_and_the_checker_says_so(inproc):
+    """The counterexample: W=1 on a replica:3 bucket whose quorum reads ask R=2. The write
+    lands on s1 alone (s2, s3 down); with s1 down and s2, s3 back, a quorum read sees only
+    the older manifest. The quorum checker must reject that history."""
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    t0 = time.monotonic()
+    first = int((await put(inproc, "k", b"old"))["x-objstore-commit-index"])
+    t1 = time.monotonic()
+    await inproc.nodes["s2"].down()
+    await inproc.nodes["s3"].down()
+    h = await put(inproc, "k", b"new", **{"x-objstore-write-quorum": "1"})
+    t2 = time.monotonic()
+    assert h["x-objstore-quorum-overlap"] == "false"  # the write's answer warns: R + W <= N
+    await inproc.nodes["s2"].up()
+    await inproc.nodes["s3"].up()
+    await inproc.nodes["s1"].down()
+    t3 = time.monotonic()
+    body, _ = await get(inproc, "k", "quorum")
+    t4 = time.monotonic()
+    assert body == b"old"  # the acknowledged write is missed
+    history = [Op(0, "put", "k", "old", first, t0, t1, True),
+               Op(0, "put", "k", "new", int(h["x-objstore-commit-index"]), t1, t2, True),
+               Op(1, "get", "k", "quorum", body.decode(), t3, t4, True)]
+    result = check_quorum(history)
+    assert not result.ok and "older than" in result.violations[0].reason
+    assert check_one(history).ok  # one promises no more than written values
