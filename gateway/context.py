@@ -56,6 +56,7 @@ class GatewayContext:
 
     stale_age: float = 0.0  # seconds past expiry of the last bucket record served stale (0: fresh)
     outage: Outage = field(default_factory=Outage)  # the metadata service just failed to answer
+    newest_commit: int = 0  # the highest commit index this gateway's writes were told of
 
     def __post_init__(self) -> None:
         self._creds = CredentialCache(self._lookup_credential, stale_window=self.cfg.stale_window_seconds,

@@ -55,6 +55,7 @@ async def publish(ctx: GatewayContext, bucket: str, key: str, commit_index: int,
     once the manifest write quorum did. Raises ServiceUnavailable below that quorum."""
     if commit_index <= 0:
         raise ServiceUnavailable("the metadata service did not report a commit index")
+    ctx.newest_commit = max(ctx.newest_commit, commit_index)
     need = manifest_write_quorum(policy, data_quorum)
     manifest = CommitManifest(bucket, key, commit_index, version, removed, data_quorum)
     nodes = ring_nodes(ctx, bucket, key, policy)

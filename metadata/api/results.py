@@ -134,3 +134,19 @@ class VersionListResult:
             next_key_marker=d.get("next_key_marker"),
             next_version_id_marker=d.get("next_version_id_marker"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRead:
+    """Which metadata member answered a local (``one``) read, and how current its state was:
+    the log index it had applied and the commit index it knew of."""
+
+    node_id: str
+    role: str
+    applied_index: int
+    commit_index: int
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LocalRead":
+        return cls(str(d.get("node_id", "")), str(d.get("role", "")), int(d.get("applied_index", 0)),
+                   int(d.get("commit_index", 0)))

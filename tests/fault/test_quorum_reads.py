@@ -59,6 +59,7 @@ def run_seed(tmp_path, seed: int, seconds: float = 16.0, majority_down_for: floa
         events: list[str] = []
         killed_at: list[float] = []
         strong: list[tuple[str, float]] = []
+        listed: list[dict] = []
 
         def nemesis() -> None:
             time.sleep(rng.uniform(1.0, 2.0))
@@ -78,6 +79,8 @@ def run_seed(tmp_path, seed: int, seconds: float = 16.0, majority_down_for: floa
                 strong.append(("answered", time.monotonic() - began))
             except ClientError as err:
                 strong.append((err.response["Error"]["Code"], time.monotonic() - began))
+            with extra_headers(s3, "ListObjectsV2", {"x-objstore-consistency": "one"}):
+                listed.append(s3.list_objects_v2(Bucket=BUCKET))  # the surviving member answers
 
         history = Workload(lambda: make_s3(cluster), plan, seed).run(during=nemesis)
     quorum, one = check_quorum(at_level(history, "quorum")), check_one(at_level(history, "one"))
@@ -90,6 +93,8 @@ def run_seed(tmp_path, seed: int, seconds: float = 16.0, majority_down_for: floa
     assert sum(op.input == "quorum" for op in after) >= 10, "quorum reads stopped with the metadata majority"
     assert sum(op.input == "one" for op in after) >= 5, "one reads stopped with the metadata majority"
     assert any(op.kind == "put" and op.ok for op in history), "no write was acknowledged"
+    assert {o["Key"] for o in listed[0]["Contents"]} == {"k0", "k1"}
+    assert listed[0]["ResponseMetadata"]["HTTPHeaders"]["x-objstore-consistency"] == "one"
     code, took = strong[0]
     assert code == "ServiceUnavailable" and took < 5.0, strong
 

@@ -185,3 +185,22 @@ async def test_with_r_plus_w_at_most_n_a_quorum_read_misses_an_acknowledged_writ
     result = check_quorum(history)
     assert not result.ok and "older than" in result.violations[0].reason
     assert check_one(history).ok  # one promises no more than written values
+
+
+async def test_listings_at_one_say_how_stale_they_may_be(inproc):
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    await put(inproc, "k", b"x")
+    with extra_headers(inproc.s3_client, "ListObjectsV2", {"x-objstore-consistency": "one"}):
+        resp = await inproc.s3("list_objects_v2", Bucket=BUCKET)
+    h = response_headers(resp)
+    assert [o["Key"] for o in resp["Contents"]] == ["k"]
+    assert h["x-objstore-consistency"] == "one" and int(h["x-objstore-applied-index"]) > 0
+    assert h["x-objstore-stale-entries"] == "0"
+    with extra_headers(inproc.s3_client, "ListObjectVersions", {"x-objstore-consistency": "one"}):
+        resp = await inproc.s3("list_object_versions", Bucket=BUCKET)
+    assert response_headers(resp)["x-objstore-consistency"] == "one" and len(resp["Versions"]) == 1
+    assert response_headers(await inproc.s3("list_objects", Bucket=BUCKET))["x-objstore-consistency"] == "strong"
+    with extra_headers(inproc.s3_client, "ListObjectsV2", {"x-objstore-consistency": "quorum"}):
+        with pytest.raises(ClientError) as err:
+            await inproc.s3("list_objects_v2", Bucket=BUCKET)
+    assert err.value.response["Error"]["Code"] == "InvalidArgument"

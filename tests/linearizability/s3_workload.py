@@ -105,13 +105,15 @@ class Workload:
         for t in threads:
             t.start()
         ends = time.monotonic() + self.plan.seconds
-        if during is not None:
-            during()
-        while time.monotonic() < ends:
-            time.sleep(0.05)
-        self.stop.set()
-        for t in threads:
-            t.join(timeout=30)
+        try:
+            if during is not None:
+                during()
+            while time.monotonic() < ends:
+                time.sleep(0.05)
+        finally:
+            self.stop.set()
+            for t in threads:
+                t.join(timeout=30)
         return list(self.history)
 
 
