@@ -8,13 +8,12 @@ does (:mod:`ops.cli.cluster`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 from metadata.api.client import MetadataClient
 from objstore.errors import InvalidArgument, NoSuchBucket
 from objstore.manifest import LEVELS
-from ops.cli.cluster import ClusterRef, add_cluster_arguments, find_cluster
+from ops.cli.cluster import ClusterRef, add_cluster_arguments, run_admin
 from ops.cli.output import OK, USAGE, CommandError, add_json_argument, emit
 
 
@@ -42,10 +41,4 @@ async def _run(args: argparse.Namespace, cluster: ClusterRef) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    cluster = find_cluster(args)
-    try:
-        return asyncio.run(_run(args, cluster))
-    except CommandError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported the same way
-        raise cluster.unreachable(exc) from None
+    return run_admin(args, _run)

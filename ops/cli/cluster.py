@@ -10,12 +10,13 @@ without one the nodes are called over plain HTTP.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from objstore.tls import client_context
 from ops.cli.output import USAGE, CommandError
@@ -77,3 +78,15 @@ def find_cluster(args: argparse.Namespace) -> ClusterRef:
     if not addrs or not secret:
         raise CommandError(NO_CLUSTER, USAGE)
     return ClusterRef(addrs, secret, d, tls_ca)
+
+
+def run_admin(args: argparse.Namespace, action: Callable[[argparse.Namespace, ClusterRef], Awaitable[int]]) -> int:
+    """Find the cluster (:func:`find_cluster`) and run ``action`` against it; a failure to
+    reach it becomes :meth:`ClusterRef.unreachable` (CommandErrors pass as they are)."""
+    cluster = find_cluster(args)
+    try:
+        return asyncio.run(action(args, cluster))
+    except CommandError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported the same way
+        raise cluster.unreachable(exc) from None

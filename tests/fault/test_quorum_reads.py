@@ -11,7 +11,6 @@ slow variant; CI runs one seed.
 """
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
@@ -25,20 +24,13 @@ from tests.harness.eventually import eventually
 from tests.harness.s3_headers import extra_headers
 from tests.integration.conftest import make_s3
 from tests.linearizability.history import save_failing_history
+from tests.linearizability.nemesis import seeds_from_env
 from tests.linearizability.quorum import check_one, check_quorum
 from tests.linearizability.s3_workload import Plan, Workload, at_level
 
 pytestmark = pytest.mark.integration
 
 BUCKET = "tunable"
-
-
-def _seeds() -> list[int]:
-    out: list[int] = []
-    for part in os.environ.get("QUORUM_SEEDS", "1-5").split(","):
-        lo, _, hi = part.strip().partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def run_seed(tmp_path, seed: int, seconds: float = 16.0, majority_down_for: float = 10.0) -> None:
@@ -104,6 +96,6 @@ def test_quorum_and_one_reads_stay_correct_while_the_metadata_majority_is_down(t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", _seeds())
+@pytest.mark.parametrize("seed", seeds_from_env("QUORUM_SEEDS", "1-5"))
 def test_quorum_and_one_reads_under_seeded_faults(tmp_path, seed):
     run_seed(tmp_path, seed)
