@@ -10,7 +10,7 @@ cannot be promised to quorum readers, so the client must treat it as ambiguous.
 
 Reading (:func:`gather`): every ring node is asked at once; the read goes on as soon as
 ``need`` of them answered (R for ``quorum``, 1 for ``one``), taking the manifest with the
-highest commit index among the answers. Nodes that answered with an older one are sent the
+highest commit index among the answers; the other requests finish in the background. Nodes that answered with an older one are sent the
 newest in the background (read repair).
 """
 from __future__ import annotations
@@ -120,9 +120,11 @@ async def gather(ctx: GatewayContext, bucket: str, key: str, policy: Policy, nee
             if len(answers) >= need:
                 break
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # The slower answers are left to finish (cancelling would close their pooled
+        # connections): small requests, bounded by the storage client's timeout.
+        rest = [t for t in tasks if not t.done()]
+        if rest:
+            ctx.background(_finish(rest))
     if len(answers) < need:
         raise ServiceUnavailable(f"only {len(answers)} of the {need} manifest replicas needed answered: "
                                  + "; ".join(errors))
