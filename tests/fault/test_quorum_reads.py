@@ -43,8 +43,8 @@ def run_seed(tmp_path, seed: int, seconds: float = 16.0, majority_down_for: floa
             [sys.executable, "-m", "ops.cli", "bucket", "set-consistency", BUCKET, "quorum", "--data-dir",
              str(cluster.data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert set_default.returncode == 0, set_default.stderr
-        s3.put_object(Bucket=BUCKET, Key="k0", Body=b"first")
-        eventually(lambda: s3.get_object(Bucket=BUCKET, Key="k0")["ResponseMetadata"]["HTTPHeaders"]
+        s3.put_object(Bucket=BUCKET, Key="setup", Body=b"first")  # not a key of the workload
+        eventually(lambda: s3.get_object(Bucket=BUCKET, Key="setup")["ResponseMetadata"]["HTTPHeaders"]
                    ["x-objstore-consistency"] == "quorum", 10.0,  # once the gateway's cached record expires
                    message="reads without the header to use the bucket's new default")
         plan = Plan(BUCKET, keys=("k0", "k1"), writers=3, readers=("quorum", "quorum", "one"), seconds=seconds)
@@ -85,7 +85,7 @@ def run_seed(tmp_path, seed: int, seconds: float = 16.0, majority_down_for: floa
     assert sum(op.input == "quorum" for op in after) >= 10, "quorum reads stopped with the metadata majority"
     assert sum(op.input == "one" for op in after) >= 5, "one reads stopped with the metadata majority"
     assert any(op.kind == "put" and op.ok for op in history), "no write was acknowledged"
-    assert {o["Key"] for o in listed[0]["Contents"]} == {"k0", "k1"}
+    assert {o["Key"] for o in listed[0]["Contents"]} == {"setup", "k0", "k1"}
     assert listed[0]["ResponseMetadata"]["HTTPHeaders"]["x-objstore-consistency"] == "one"
     code, took = strong[0]
     assert code == "ServiceUnavailable" and took < 5.0, strong
