@@ -204,3 +204,25 @@ async def test_listings_at_one_say_how_stale_they_may_be(inproc):
         with pytest.raises(ClientError) as err:
             await inproc.s3("list_objects_v2", Bucket=BUCKET)
     assert err.value.response["Error"]["Code"] == "InvalidArgument"
+
+
+async def test_writes_at_w2_while_a_node_is_away_are_read_at_r2_from_the_other_side(inproc):
+    """s3 is away while writes go on at W=2 (s1, s2 hold their manifests); then s3 is back
+    and s1 away: R=2 from s2 and s3 must still see the newest write, and repair s3."""
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    history = []
+    await inproc.nodes["s3"].down()
+    for n in range(5):
+        call = time.monotonic()
+        h = await put(inproc, "k", f"v{n}".encode(), **{"x-objstore-write-quorum": "2"})
+        history.append(Op(0, "put", "k", f"v{n}", int(h["x-objstore-commit-index"]), call, time.monotonic(), True))
+    await inproc.nodes["s3"].up()
+    await inproc.nodes["s1"].down()
+    call = time.monotonic()
+    body, h = await get(inproc, "k", "quorum")
+    history.append(Op(1, "get", "k", "quorum", body.decode(), call, time.monotonic(), True))
+    assert body == b"v4" and h["x-objstore-replicas-read"] == "2"
+    assert check_quorum(history).ok
+    newest = history[4].output
+    await inproc.ctx.drain()  # the read repaired s3's stale manifest in the background
+    assert (await manifests_on(inproc, "k"))["s3"] == newest
