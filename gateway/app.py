@@ -121,6 +121,7 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         topology = Topology(meta.get_cluster_map, wait=meta.wait_cluster_map)
         ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id, clock), metrics, clock=clock)
         app[CTX_KEY] = ctx
+        metrics.stale_seconds.set_function(ctx.stale_seconds)
         await _bootstrap_credential(ctx)
         await topology.start()
         sweeper = asyncio.create_task(sweep_forever(ctx), name="upload-sweeper")

@@ -51,6 +51,9 @@ LIMIT_FLAGS = {
     "--metadata-timeout": ("metadata_timeout_seconds", float,
                            "seconds a metadata call may take, retries included, before the request gets 503 "
                            "(default 3)"),
+    "--stale-window": ("stale_window_seconds", float,
+                       "seconds past expiry the gateway keeps using its cached credentials, bucket records and "
+                       "cluster map while the metadata service has no majority, for quorum/one reads (default 300)"),
 }
 
 

@@ -19,9 +19,11 @@ from metadata.api.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.node.client import StorageClient
+from objstore.errors import ServiceUnavailable
 from objstore.types import Bucket, Credential
 
 from gateway.credential_cache import CredentialCache
+from gateway.outage import Outage
 from gateway.metrics import GatewayMetrics
 from gateway.datapath.damage import DamageReporter
 from gateway.topology import Topology
@@ -52,8 +54,13 @@ class GatewayContext:
     _buckets: dict[str, tuple[float, Bucket]] = field(default_factory=dict)
     damage: DamageReporter = field(init=False)  # read repair: copies reads failed over from
 
+    stale_age: float = 0.0  # seconds past expiry of the last bucket record served stale (0: fresh)
+    outage: Outage = field(default_factory=Outage)  # the metadata service just failed to answer
+    newest_commit: int = 0  # the highest commit index this gateway's writes were told of
+
     def __post_init__(self) -> None:
-        self._creds = CredentialCache(self._lookup_credential)
+        self._creds = CredentialCache(self._lookup_credential, stale_window=self.cfg.stale_window_seconds,
+                                      outage=self.outage)
         self.damage = DamageReporter(self.meta, self.background)
 
     async def bucket(self, name: str) -> Bucket:
@@ -66,11 +73,35 @@ class GatewayContext:
         now = time.monotonic()
         if hit and hit[0] > now:
             return hit[1]
-        b = await self.meta.get_bucket(name)
+        if hit and self.outage.active() and now - hit[0] <= self.cfg.stale_window_seconds:
+            self.stale_age = now - hit[0]
+            return hit[1]
+        try:
+            b = await self.meta.get_bucket(name)
+        except ServiceUnavailable:
+            # No metadata majority: the last record serves for the stale window (see
+            # GatewayConfig.stale_window_seconds), so quorum/one reads keep working.
+            if hit is None or now - hit[0] > self.cfg.stale_window_seconds:
+                raise
+            self.stale_age = now - hit[0]
+            self.outage.note()
+            return hit[1]
         if len(self._buckets) > 10000:
             self._buckets.clear()
         self._buckets[name] = (now + BUCKET_TTL, b)
+        self.stale_age = 0.0
         return b
+
+    def require_metadata(self) -> None:
+        """Raise ServiceUnavailable at once while a metadata outage is recent (see
+        :mod:`gateway.outage`): strong reads and writes then fail fast instead of each
+        waiting for the metadata deadline."""
+        if self.outage.active():
+            raise ServiceUnavailable("The metadata service has no majority; only quorum and one reads are served.")
+
+    def stale_seconds(self) -> float:
+        """How far past expiry the oldest cached record in use is (0: all fresh)."""
+        return max(self.stale_age, self._creds.stale_age)
 
     def forget_bucket(self, name: str) -> None:
         self._buckets.pop(name, None)

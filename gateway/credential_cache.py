@@ -10,6 +10,10 @@ reachable by anyone. Invariants:
 * A known key is cached ``ttl`` seconds, an unknown one ``negative_ttl`` seconds (short,
   so a key created a moment ago soon works).
 * Concurrent lookups of one key share one metadata read.
+* With ``stale_window`` > 0, a known key whose refresh fails with ServiceUnavailable (no
+  metadata majority) is still served for ``stale_window`` seconds past its expiry
+  (``stale_age`` says how old the record in use is). A key revoked meanwhile therefore
+  keeps working that long: revocation within ``ttl`` holds only while a majority is up.
 * Reads for keys the cache holds nothing about are limited to ``misses_per_second`` (with
   a burst of the same size); past that the request is answered SlowDown (503, which
   clients retry) instead of reaching the metadata service. Refreshes of keys known to
@@ -22,7 +26,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from objstore.errors import InvalidAccessKeyId, SlowDown
+from gateway.outage import Outage
+from objstore.errors import InvalidAccessKeyId, ServiceUnavailable, SlowDown
 from objstore.types import Credential
 
 MAX_ACCESS_KEY_LENGTH = 128  # SigV4 access key ids are 16 to 128 characters
@@ -49,7 +54,8 @@ class CredentialCache:
                  max_unknown: int = DEFAULT_MAX_UNKNOWN,
                  ttl: float = DEFAULT_TTL, negative_ttl: float = DEFAULT_NEGATIVE_TTL,
                  misses_per_second: float = DEFAULT_MISSES_PER_SECOND,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, stale_window: float = 0.0,
+                 outage: Outage | None = None) -> None:
         self._lookup = lookup
         self.max_entries = max_entries
         self.max_unknown = max_unknown
@@ -62,6 +68,9 @@ class CredentialCache:
         self._inflight: dict[str, asyncio.Future[Credential | None]] = {}
         self._tokens = misses_per_second
         self._refilled = clock()
+        self._stale_window = stale_window
+        self.stale_age = 0.0  # seconds past expiry of the last record served stale (0: fresh)
+        self._outage = outage or Outage(negative_ttl, clock)  # while active: stale records served without asking
 
     def __len__(self) -> int:
         return len(self._known) + len(self._unknown)
@@ -103,6 +112,9 @@ class CredentialCache:
         if self._unknown.get(access_key, 0.0) > now:
             self._unknown.move_to_end(access_key)
             return None
+        if hit is not None and self._outage.active() and now - hit[0] <= self._stale_window:
+            self.stale_age = now - hit[0]
+            return hit[1]
         pending = self._inflight.get(access_key)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -115,6 +127,15 @@ class CredentialCache:
         except asyncio.CancelledError:
             future.cancel()
             raise
+        except ServiceUnavailable as exc:
+            if hit is not None and now - hit[0] <= self._stale_window:
+                self.stale_age = now - hit[0]
+                self._outage.note()
+                future.set_result(hit[1])
+                return hit[1]
+            future.set_exception(exc)
+            future.exception()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it, nobody need log it
@@ -122,5 +143,6 @@ class CredentialCache:
         finally:
             del self._inflight[access_key]
         self._store(access_key, cred, self._clock())
+        self.stale_age = 0.0
         future.set_result(cred)
         return cred

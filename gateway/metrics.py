@@ -6,6 +6,7 @@ status code; the status class is ``status=~"5.."`` in PromQL), ``objstore_reques
 Added here:
 
 - ``objstore_s3_requests_in_flight``                          gauge
+- ``objstore_gateway_stale_seconds``                          gauge (the stale window in use)
 - ``objstore_s3_errors_total{code}``                          counter, by S3 error code
 - ``objstore_gateway_backend_request_duration_seconds{backend,call}`` histogram: each call to a
   metadata node (``backend="metadata"``) or storage node (``"storage"``) until its response
@@ -46,6 +47,9 @@ class GatewayMetrics(Metrics):
         super().__init__("gateway")
         r = self.registry
         self.in_flight = Gauge("objstore_s3_requests_in_flight", "S3 requests being served", registry=r)
+        self.stale_seconds = Gauge("objstore_gateway_stale_seconds",
+                                   "How far past expiry the cached credentials/bucket records in use are "
+                                   "(0: fresh; >0 only while the metadata service has no majority)", registry=r)
         self.errors = Counter("objstore_s3_errors", "S3 error responses by error code", ["code"], registry=r)
         self.backend = Histogram("objstore_gateway_backend_request_duration_seconds",
                                  "Calls to metadata and storage nodes, until their response headers",

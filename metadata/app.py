@@ -8,7 +8,8 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/bucket       ?name=                        -> {"bucket": Bucket}
     GET  /v1/buckets      [?owner=]                     -> {"buckets": [Bucket]}
     GET  /v1/object       ?bucket=&key=[&version_id=]   -> ObjectLookup {"version", "versioning"}
-    GET  /v1/list         ?bucket=[&prefix=&delimiter=&start_after=&max_keys=] -> ListResult
+    GET  /v1/list         ?bucket=[&prefix=&delimiter=&start_after=&max_keys=][&local=1] -> ListResult
+                          (local=1: any member answers from its own state; see _listing)
     GET  /v1/versions     ?bucket=[&prefix=&delimiter=&key_marker=&version_id_marker=&max_keys=]
                                                         -> VersionListResult
     GET  /v1/cluster      [?wait_epoch=E&timeout=S]     -> {"cluster_map": ClusterMap}
@@ -162,15 +163,31 @@ def _max_keys(request: web.Request) -> int:
     return max_keys
 
 
+LOCAL_READ = "local"  # ?local=1 on a listing: this node's state at once, whatever its role
+
+
+async def _listing(request: web.Request, fn: Callable[[MetadataFSM], Any]) -> web.Response:
+    """A listing: strong (:func:`_read`), or with ``?local=1`` (a read option, for ``one``
+    consistency) from this node's applied state at once, follower or not, possibly stale:
+    the answer then carries ``local``: the node, its applied and its known commit index."""
+    if request.query.get(LOCAL_READ) == "1":
+        rep = _rep(request)
+        st = rep.status()
+        body = fn(rep.fsm).to_dict()  # type: ignore[attr-defined]
+        body["local"] = {"node_id": st["node_id"], "role": st["role"], "applied_index": st["applied_index"],
+                         "commit_index": st["commit_index"]}
+        return web.json_response(body)
+    return web.json_response((await _read(request, fn)).to_dict())
+
+
 async def get_versions(request: web.Request) -> web.Response:
     bucket = _q(request, "bucket", required=True)
     prefix = _q(request, "prefix", "")
     delimiter = _q(request, "delimiter") or None
     key_marker, vid_marker = _q(request, "key_marker"), _q(request, "version_id_marker")
     max_keys = _max_keys(request)
-    result = await _read(request,
+    return await _listing(request,
         lambda f: f.list_object_versions(bucket, prefix, delimiter, key_marker, vid_marker, max_keys))
-    return web.json_response(result.to_dict())
 
 
 async def get_list(request: web.Request) -> web.Response:
@@ -179,8 +196,7 @@ async def get_list(request: web.Request) -> web.Response:
     delimiter = _q(request, "delimiter") or None
     start_after = _q(request, "start_after")
     max_keys = _max_keys(request)
-    result = await _read(request, lambda f: f.list_objects(bucket, prefix, delimiter, start_after, max_keys))
-    return web.json_response(result.to_dict())
+    return await _listing(request, lambda f: f.list_objects(bucket, prefix, delimiter, start_after, max_keys))
 
 
 async def get_cluster(request: web.Request) -> web.Response:

@@ -177,6 +177,10 @@ class GatewayConfig:
     # enable_fault_injection), so gateways on one machine can run seconds apart.
     enable_fault_injection: bool = False
     clock_offset_seconds: float = 0.0
+    # Without a metadata majority: cached cluster map, credentials and bucket records are
+    # used for up to stale_window_seconds past their expiry (quorum/one reads keep working);
+    # a metadata call (strong reads, writes) fails after metadata_timeout_seconds.
+    stale_window_seconds: float = 300.0
 
     def validate(self) -> "GatewayConfig":
         _check_port(self.port)
@@ -190,6 +194,8 @@ class GatewayConfig:
                                   "body_min_rate not negative")
         if self.max_concurrent_requests < 1:
             raise InvalidArgument("max_concurrent_requests must be at least 1")
+        if self.stale_window_seconds < 0:
+            raise InvalidArgument("stale_window_seconds may not be negative")
         if self.straggler_timeout_seconds <= 0 or self.read_stall_seconds <= 0:
             raise InvalidArgument("straggler_timeout_seconds and read_stall_seconds must be positive")
         if self.metadata_timeout_seconds <= 0:

@@ -21,13 +21,14 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 
@@ -76,6 +77,22 @@ def stop_cluster(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def on_own_cluster(prefix: str, storage_nodes: int, extra: tuple[str, ...],
+                   measure: Callable[[dict[str, Any], Path], dict[str, Any]]) -> dict[str, Any]:
+    """Start ``objstore up`` (with ``extra`` flags) in a temporary dir, return
+    ``measure(cluster info, data dir)``; the cluster is stopped and the dir removed whatever
+    happened."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    proc = None
+    try:
+        proc, info = start_cluster(tmp / "data", storage_nodes, extra)
+        return measure(info, tmp / "data")
+    finally:
+        if proc is not None:
+            stop_cluster(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 async def disk_used(storage: StorageClient, addresses: list[str]) -> int:

@@ -4,7 +4,9 @@ delete path.
 
 Order, which is what makes a write atomic to readers: the blob is durable on a write
 quorum of nodes (:func:`write_blob`) before its record commits (:func:`commit_version`,
-:func:`commit_part`); a crash in between leaves only unreferenced blobs.
+:func:`commit_part`); a crash in between leaves only unreferenced blobs. After a version
+or a delete commits, and before the client is answered, its commit manifest goes to the
+key's ring nodes (:mod:`gateway.datapath.manifests`), for quorum and one reads.
 
 The blobs of a version replaced by a write, or removed by a delete, are *not* deleted
 here: a GET may still be streaming from them. They are orphans, which the storage nodes'
@@ -18,18 +20,22 @@ reads them.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import AsyncIterator
 
+from gateway.consistency import COMMIT_INDEX_HEADER, NO_OVERLAP_HEADER, REPLICAS_WRITTEN_HEADER
 from gateway.context import GatewayContext
+from gateway.datapath.manifests import publish
 from gateway.datapath.erasure_write import write_shards
 from gateway.datapath.garbage import collect_parts, delete_placed
 from gateway.datapath.replicate import write_replicas
 from metadata.api.results import DeleteResult, WriteResult
 from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MultipartUpload, UploadedPart
-from objstore.errors import InsufficientReplicas, ObjstoreError
+from objstore.errors import InsufficientReplicas, MethodNotAllowed, NoSuchKey, ObjstoreError, ServiceUnavailable
 from objstore.erasure.data_layout import DataLayout
+from objstore.manifest import quorums_overlap
 from objstore.types import ObjectVersion, Policy
 
 
@@ -123,21 +129,48 @@ async def write_blob(
 
 
 async def commit_version(
-    ctx: GatewayContext, record: ObjectVersion, *, if_match: str | None = None, if_none_match: bool = False,
+    ctx: GatewayContext, record: ObjectVersion, policy: Policy, write_quorum: int, *, if_match: str | None = None,
+    if_none_match: bool = False,
 ) -> WriteResult:
     """Commit ``record`` (whose blob is durable on its placement), under the write
-    conditions given; returns what the write did (its S3 version id; the version it
-    replaced, if any).
+    conditions given, then publish its commit manifest (:func:`publish_version`); returns
+    what the write did (its S3 version id; the version it replaced, if any; its commit index).
 
     The replaced version's blobs are left to garbage collection; see the module docstring
     for what a refusal does.
     """
     try:
-        return await ctx.meta.put_version(record, if_match=if_match, if_none_match=if_none_match)
+        result = await ctx.meta.put_version(record, if_match=if_match, if_none_match=if_none_match)
     except ObjstoreError as err:
         if err.status < 500:
             ctx.background(collect_version(ctx, record))
+        elif isinstance(err, ServiceUnavailable):
+            ctx.outage.note()
         raise
+    committed = dataclasses.replace(record, versioned=result.versioning == "Enabled")
+    await publish_version(ctx, committed, result.commit_index, policy, write_quorum)
+    return result
+
+
+async def publish_version(ctx: GatewayContext, version: ObjectVersion, commit_index: int, policy: Policy,
+                          write_quorum: int) -> int:
+    """Write the commit manifest of ``version`` (committed at ``commit_index`` as its key's
+    current version) to the key's ring nodes, before the client is answered; raises
+    ServiceUnavailable when too few stored it (:func:`gateway.datapath.manifests.publish`)."""
+    return await publish(ctx, version.bucket, version.key, commit_index, version, policy, write_quorum)
+
+
+def write_headers(commit_index: int, version: ObjectVersion, policy: Policy, bucket_quorum: int,
+                  write_quorum: int) -> dict[str, str]:
+    """The headers of an acknowledged write: how many replicas (or shards) stored its data
+    (for a multipart object, its least stored part's count), the Raft index its version
+    committed at, and ``x-objstore-quorum-overlap: false`` when its W is too small for the
+    bucket's quorum reads to be sure to see it (R + W <= N)."""
+    written = min((sum(1 for n in placement if n) for _vid, placement in version.blob_refs()), default=0)
+    headers = {REPLICAS_WRITTEN_HEADER: str(written), COMMIT_INDEX_HEADER: str(commit_index)}
+    if not quorums_overlap(policy, bucket_quorum, write_quorum):
+        headers[NO_OVERLAP_HEADER] = "false"
+    return headers
 
 
 async def commit_part(ctx: GatewayContext, upload: MultipartUpload, part: UploadedPart) -> None:
@@ -170,4 +203,27 @@ async def delete_key(ctx: GatewayContext, bucket: str, key: str, version_id: str
     then orphans for garbage collection, like a replaced version's). Raises NoSuchBucket;
     a missing key is not an error.
     """
-    return await ctx.meta.delete_version(bucket, key, version_id, marker_id=ctx.hlc.next())
+    marker_id, now = ctx.hlc.next(), ctx.clock()
+    result = await ctx.meta.delete_version(bucket, key, version_id, marker_id=marker_id, now=now)
+    await publish_delete(ctx, bucket, key, version_id, result, marker_id, now)
+    return result
+
+
+async def publish_delete(ctx: GatewayContext, bucket: str, key: str, version_id: str | None, result: DeleteResult,
+                         marker_id: str, now: float) -> None:
+    """Write the tombstone manifest of a delete: no current version (unversioned), the
+    delete marker it added, or, for a version removed by id, the key's current version
+    read back from the metadata service (with the delete's commit index). Raises
+    ServiceUnavailable when too few manifest replicas stored it."""
+    b = await ctx.bucket(bucket)
+    current: ObjectVersion | None = None
+    if version_id is not None:
+        try:
+            current = await ctx.meta.get_object(bucket, key)
+        except (NoSuchKey, MethodNotAllowed):
+            current = None
+    elif result.delete_marker:
+        current = ObjectVersion(bucket=bucket, key=key, version_id=marker_id, size=0, etag="", last_modified=now,
+                                owner=b.owner, delete_marker=True, versioned=result.versioning == "Enabled")
+    removed = version_id or ("null" if result.removed is not None else "")
+    await publish(ctx, bucket, key, result.commit_index, current, Policy.parse(b.policy), b.write_quorum, removed)

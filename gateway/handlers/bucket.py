@@ -9,6 +9,7 @@ from gateway.access import owned_bucket
 from gateway.anonymous import canned_public_read, may_locate
 from gateway.public_access import opened_bucket
 from gateway.caller import CALLER_KEY
+from gateway.consistency import WRITE_QUORUM_HEADER, bucket_level, requested_write_quorum
 from gateway.context import GatewayContext
 from gateway.datapath.garbage import collect_parts
 from gateway.endpoints import BucketEndpoint, ServiceEndpoint
@@ -20,7 +21,6 @@ from objstore.errors import BucketAlreadyExists, BucketAlreadyOwnedByYou, Invali
 from objstore.naming import validate_bucket_name
 from objstore.types import Bucket, Policy
 
-WRITE_QUORUM_HEADER = "x-objstore-write-quorum"
 
 
 def bucket_page(buckets: Sequence[Bucket], ep: ServiceEndpoint, region: str) -> tuple[list[Bucket], str | None]:
@@ -75,8 +75,10 @@ async def handle_create_bucket(ctx: GatewayContext, request: web.Request, ep: Bu
     elif live and parsed.n > len(live):
         raise InvalidArgument(f"Data policy {policy} needs {parsed.n} storage nodes; the cluster has {len(live)}.")
     write_quorum = requested_write_quorum(request.headers.get(WRITE_QUORUM_HEADER), parsed)
+    level = bucket_level(request.headers)
     try:
-        await ctx.meta.create_bucket(name, request[CALLER_KEY].owner, str(parsed), ctx.clock(), write_quorum)
+        await ctx.meta.create_bucket(name, request[CALLER_KEY].owner, str(parsed), ctx.clock(), write_quorum,
+                                     consistency=level)
     except BucketAlreadyOwnedByYou:
         if not recreating_is_success(ctx.cfg.region):
             raise
@@ -86,17 +88,6 @@ async def handle_create_bucket(ctx: GatewayContext, request: web.Request, ep: Bu
     if canned_public_read(request.headers.get("x-amz-acl"), bucket=True):
         await ctx.meta.set_bucket_public_read(name, True)
     return web.Response(status=200, headers={"Location": f"/{name}"})
-
-
-def requested_write_quorum(value: str | None, policy: Policy) -> int:
-    """The write quorum a CreateBucket asks for in ``x-objstore-write-quorum`` (0: none,
-    the policy's default); raises InvalidArgument for a W the policy does not allow."""
-    if value is None:
-        return 0
-    if not value.strip().isdigit() or len(value.strip()) > 3:
-        raise InvalidArgument(f"Invalid write quorum {value!r}: expected a number of nodes.",
-                              ArgumentName=WRITE_QUORUM_HEADER, ArgumentValue=value)
-    return policy.check_write_quorum(int(value))
 
 
 def recreating_is_success(region: str) -> bool:

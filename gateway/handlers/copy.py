@@ -43,7 +43,8 @@ from gateway.copy_source import CopySource, check_copy_conditions, copy_source_h
 from gateway.datapath.lookup import is_current, source_lookup
 from gateway.datapath.reader import read_range
 from gateway.datapath.source_stream import SourceStream, single_part_md5
-from gateway.datapath.write import commit_version, write_blob
+from gateway.consistency import write_quorum_of
+from gateway.datapath.write import commit_version, write_blob, write_headers
 from gateway.endpoints import ObjectEndpoint
 from gateway.keepalive import respond_with_keepalive
 from gateway.object_headers import parse_tagging_header, stored_headers, write_conditions
@@ -133,6 +134,7 @@ async def handle_copy_object(ctx: GatewayContext, request: web.Request, ep: Obje
             f"{MAX_COPY_SIZE}"
         )
     policy = Policy.parse(bucket.policy)
+    quorum = write_quorum_of(h, policy, bucket.write_quorum)
     version_id = ctx.hlc.next()
     headers = copy_source_headers(found)
     early_headers = {**headers, **predicted_version_header(bucket, version_id)}
@@ -141,7 +143,7 @@ async def handle_copy_object(ctx: GatewayContext, request: web.Request, ep: Obje
         stream = SourceStream(read_range(ctx.storage, ctx.topology, v, 0, v.size - 1, ctx.damage.note), v.size,
                               single_part_md5(v.etag), [*(a for a in v.checksums if a in DIGEST_SIZES), *extra_algorithms])
         stored = await write_blob(ctx, ep.bucket, ep.key, policy, v.size, stream.chunks(), version_id,
-                                  bucket_quorum=bucket.write_quorum)
+                                  bucket_quorum=quorum)
         changes: dict[str, object] = {"public_read": bool(canned_public_read(h.get("x-amz-acl")))}
         if directive == "REPLACE":
             changes["content_type"], changes["headers"], changes["user_meta"] = stored_headers(h)
@@ -152,9 +154,11 @@ async def handle_copy_object(ctx: GatewayContext, request: web.Request, ep: Obje
             last_modified=ctx.clock(), policy=stored.policy, placement=stored.placement,
             ring_epoch=ctx.topology.map.epoch, checksums=stream.checksum_values, owner=owner, **changes,
         )
-        result = await commit_version(ctx, record, if_match=if_match, if_none_match=if_none_match)
+        result = await commit_version(ctx, record, policy, quorum, if_match=if_match, if_none_match=if_none_match)
         parts = [el("LastModified", iso8601(record.last_modified)), el("ETag", f'"{record.etag}"')]
         parts += checksum_elements(record.checksums)
-        return document("CopyObjectResult", parts), {**headers, **result.version_header()}
+        return document("CopyObjectResult", parts), {**headers, **result.version_header(),
+                                                     **write_headers(result.commit_index, record, policy, bucket.write_quorum,
+                                                                   quorum)}
 
     return await respond_with_keepalive(request, copy(), early_headers)

@@ -13,6 +13,7 @@ from gateway.anonymous import may_list
 from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
 from gateway.endpoints import ListingScope, ListObjectsEndpoint, ListObjectsV2Endpoint
+from gateway.list_consistency import listing_headers, listing_level
 from gateway.public_access import opened_bucket
 from gateway.query import encode_token
 from gateway.responses import XML, owner_element, page_settings
@@ -39,10 +40,21 @@ def _contents(page: ListResult, scope: ListingScope, with_owner: bool) -> list[s
     return out
 
 
+async def _page(ctx: GatewayContext, request: web.Request, bucket: str, scope: ListingScope, marker: str | None,
+                max_keys: int) -> tuple[ListResult, dict[str, str]]:
+    """One page at the request's consistency (:mod:`gateway.list_consistency`), and the
+    headers naming it."""
+    if await listing_level(ctx, request, bucket) == "one":
+        page, local = await ctx.meta.list_objects_local(bucket, scope.prefix, scope.delimiter, marker, max_keys)
+        return page, listing_headers(ctx, local)
+    await opened_bucket(ctx, request[CALLER_KEY], bucket, may_list)
+    page = await ctx.meta.list_objects(bucket, scope.prefix, scope.delimiter, marker, max_keys)
+    return page, listing_headers(ctx, None)
+
+
 async def handle_list_objects_v2(ctx: GatewayContext, request: web.Request, ep: ListObjectsV2Endpoint) -> web.Response:
     scope = ep.scope
-    await opened_bucket(ctx, request[CALLER_KEY], ep.bucket, may_list)
-    page = await ctx.meta.list_objects(ep.bucket, scope.prefix, scope.delimiter, ep.key_marker or None, ep.max_keys)
+    page, headers = await _page(ctx, request, ep.bucket, scope, ep.key_marker or None, ep.max_keys)
     parts = [el("Name", ep.bucket), el("Prefix", scope.encode(scope.prefix))]
     if scope.delimiter:
         parts.append(el("Delimiter", scope.encode(scope.delimiter)))
@@ -57,16 +69,15 @@ async def handle_list_objects_v2(ctx: GatewayContext, request: web.Request, ep: 
     if ep.start_after is not None:
         parts.append(el("StartAfter", scope.encode(ep.start_after)))
     parts += _contents(page, scope, ep.fetch_owner)
-    return web.Response(body=document("ListBucketResult", parts), headers=XML)
+    return web.Response(body=document("ListBucketResult", parts), headers={**XML, **headers})
 
 
 async def handle_list_objects(ctx: GatewayContext, request: web.Request, ep: ListObjectsEndpoint) -> web.Response:
     scope = ep.scope
-    await opened_bucket(ctx, request[CALLER_KEY], ep.bucket, may_list)
-    page = await ctx.meta.list_objects(ep.bucket, scope.prefix, scope.delimiter, ep.key_marker or None, ep.max_keys)
+    page, headers = await _page(ctx, request, ep.bucket, scope, ep.key_marker or None, ep.max_keys)
     parts = [el("Name", ep.bucket), el("Prefix", scope.encode(scope.prefix)), el("Marker", scope.encode(ep.key_marker))]
     if page.is_truncated and page.next_marker is not None:
         parts.append(el("NextMarker", scope.encode(page.next_marker)))
     parts += page_settings(ep.max_keys, scope, page.is_truncated)
     parts += _contents(page, scope, True)
-    return web.Response(body=document("ListBucketResult", parts), headers=XML)
+    return web.Response(body=document("ListBucketResult", parts), headers={**XML, **headers})

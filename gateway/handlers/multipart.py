@@ -21,6 +21,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from gateway.access import owned_bucket
+from gateway.consistency import write_quorum_of
+from gateway.datapath.write import publish_version, write_headers
 from gateway.auth.checksums import DIGEST_SIZES, HEADER_PREFIX, normalize_algorithm
 from gateway.auth.sigv4 import verify_payload_sha256
 from gateway.caller import CALLER_KEY
@@ -37,6 +39,7 @@ from metadata.api.upload_records import MultipartUpload
 from objstore.errors import BadDigest, IncompleteBody, InvalidDigest, MalformedXML
 from objstore.naming import validate_key
 from objstore.s3rules import checksum_type_for
+from objstore.types import Policy
 
 MAX_COMPLETE_BODY = 8 * 1024**2  # 10,000 parts with checksums fit several times over
 _ELEMENT_ALGORITHMS = {v: k for k, v in CHECKSUM_ELEMENTS.items()}
@@ -134,7 +137,9 @@ async def _read_body(request: web.Request) -> bytes:
 async def handle_complete_multipart_upload(ctx: GatewayContext, request: web.Request,
                                            ep: UploadEndpoint) -> web.Response:
     if_match, if_none_match = write_conditions(request.headers)
-    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket, cached=True)
+    bucket = await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket, cached=True)
+    policy = Policy.parse(bucket.policy)
+    quorum = write_quorum_of(request.headers, policy, bucket.write_quorum)
     rows = parse_complete(await _read_body(request))
     sums = {k.lower()[len(HEADER_PREFIX):]: v.strip() for k, v in request.headers.items()
             if k.lower().startswith(HEADER_PREFIX) and k.lower()[len(HEADER_PREFIX):] in DIGEST_SIZES}
@@ -147,7 +152,13 @@ async def handle_complete_multipart_upload(ctx: GatewayContext, request: web.Req
             ctx.background(collect_parts(ctx.storage, ctx.topology, done.unused, v.policy))
         # done.previous (a replaced version) is left to the storage nodes' garbage
         # collection, so a GET streaming from it finishes (gateway.datapath.write).
-    headers = {**XML, **done.version_header()}
+    # The outcome's version has no parts list: the manifest takes the record as stored
+    # (when a later write already replaced it, that write's manifest supersedes this one).
+    stored = (await ctx.meta.lookup_object(ep.bucket, ep.key, done.s3_version_id or v.s3_version_id)).version
+    if stored.version_id == v.version_id:
+        await publish_version(ctx, stored, done.commit_index, policy, quorum)
+    headers = {**XML, **done.version_header(),
+               **write_headers(done.commit_index, stored, policy, bucket.write_quorum, quorum)}
     out = [el("Location", f"{request.scheme}://{request.host}/{ep.bucket}/{quote(ep.key)}"),
            el("Bucket", ep.bucket), el("Key", ep.key), el("ETag", f'"{v.etag}"')]
     for alg, value in v.checksums.items():

@@ -10,6 +10,11 @@ If-Modified-Since (304).
 delete marker is 404 NoSuchKey, a delete marker asked for by id 405 MethodNotAllowed, both
 with ``x-amz-delete-marker: true``. Answers carry ``x-amz-version-id`` when the bucket has
 versioning configured, and ``x-amz-tagging-count`` when the version has tags.
+
+Consistency (``x-objstore-consistency`` or the bucket's default; see :mod:`gateway.consistency`):
+``strong`` finds the version through the metadata service; ``quorum`` and ``one`` through
+commit manifests on the key's ring nodes (:mod:`gateway.datapath.quorum_read`); the answer
+says which served it.
 """
 from __future__ import annotations
 
@@ -18,16 +23,20 @@ import re
 
 from aiohttp import web
 
+from gateway.anonymous import is_anonymous_caller
 from gateway.caller import CALLER_KEY
+from gateway.consistency import CONSISTENCY_HEADER, read_level
 from gateway.conditions import etag_matches, parse_http_date
 from gateway.context import GatewayContext
 from gateway.datapath.part_read import part_headers, part_range, requested_part
+from gateway.datapath.quorum_read import manifest_lookup
 from gateway.datapath.reader import read_range
 from gateway.endpoints import ReadEndpoint
 from gateway.public_access import readable_version
 from gateway.raw_headers import to_sent
 from gateway.xml import http_date
-from objstore.errors import InvalidRange, PreconditionFailed
+from metadata.api.results import ObjectLookup
+from objstore.errors import InvalidRange, PreconditionFailed, ServiceUnavailable
 from objstore.types import ObjectVersion
 
 log = logging.getLogger(__name__)
@@ -101,16 +110,37 @@ def object_headers(v: ObjectVersion, request: web.Request, ep: ReadEndpoint, ran
     return headers
 
 
+async def _find(ctx: GatewayContext, request: web.Request, ep: ReadEndpoint) -> tuple[ObjectLookup, dict[str, str]]:
+    """The version to serve at the read's consistency level, and the headers naming the level.
+
+    ``quorum`` and ``one`` read commit manifests (:mod:`gateway.datapath.quorum_read`) for the
+    bucket's owner; anyone else is judged on fresh records, so reads strongly."""
+    caller = request[CALLER_KEY]
+    bucket = await ctx.bucket(ep.bucket)
+    level = read_level(request.headers, bucket.consistency)
+    if level != "strong" and not is_anonymous_caller(caller) and caller.owner == bucket.owner:
+        got = await manifest_lookup(ctx, bucket, ep.key, ep.version_id, level, request.method)
+        return got.found, {CONSISTENCY_HEADER: level, **got.headers}
+    try:
+        ctx.require_metadata()
+        found = await readable_version(ctx, caller, ep.bucket, ep.key, ep.version_id, request.method)
+    except ServiceUnavailable:
+        ctx.outage.note()  # no metadata majority: the caches serve stale records meanwhile
+        raise
+    return found, {CONSISTENCY_HEADER: "strong"}
+
+
 async def _resolve(ctx: GatewayContext, request: web.Request, ep: ReadEndpoint
                    ) -> tuple[ObjectVersion, tuple[int, int] | None, dict[str, str], web.Response | None]:
     """(version, byte range or None, response headers, a 304 answer when not modified)."""
-    found = await readable_version(ctx, request[CALLER_KEY], ep.bucket, ep.key, ep.version_id, request.method)
+    found, level_headers = await _find(ctx, request, ep)
     v = found.version
     part = requested_part(ep.part_number, request.headers, v)
     rng = parse_range(request.headers.get("Range"), v.size) if part is None else part_range(part)
     headers = object_headers(v, request, ep, ranged=rng is not None)
     headers.update(found.version_header())
     headers.update(part_headers(part))
+    headers.update(level_headers)
     if check_conditions(request, v) == 304:
         not_modified = {"ETag": headers["ETag"], "Last-Modified": headers["Last-Modified"]}
         return v, rng, headers, web.Response(status=304, headers=not_modified)

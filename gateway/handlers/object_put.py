@@ -25,7 +25,8 @@ from gateway.anonymous import canned_public_read
 from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
 from gateway.datapath.body import BodyStream, declared_size
-from gateway.datapath.write import commit_version, write_blob
+from gateway.consistency import write_quorum_of
+from gateway.datapath.write import commit_version, write_blob, write_headers
 from gateway.endpoints import ObjectEndpoint
 from gateway.object_headers import parse_tagging_header, stored_headers, write_conditions
 from objstore.errors import EntityTooLarge
@@ -49,9 +50,11 @@ async def handle_put_object(ctx: GatewayContext, request: web.Request, ep: Objec
         )
     content_type, kept, user_meta = stored_headers(request.headers)
     bucket = await owned_bucket(ctx, caller.owner, ep.bucket, cached=True)
+    ctx.require_metadata()  # no commit is possible: refuse before the body is stored
     policy = Policy.parse(bucket.policy)
     body = BodyStream(request, caller.auth, size)
-    stored = await write_blob(ctx, ep.bucket, ep.key, policy, size, body.chunks(), bucket_quorum=bucket.write_quorum)
+    quorum = write_quorum_of(request.headers, policy, bucket.write_quorum)
+    stored = await write_blob(ctx, ep.bucket, ep.key, policy, size, body.chunks(), bucket_quorum=quorum)
     ctx.metrics.add_bytes_in(size)
     record = ObjectVersion(
         bucket=ep.bucket,
@@ -71,8 +74,9 @@ async def handle_put_object(ctx: GatewayContext, request: web.Request, ep: Objec
         tags=tags,
         public_read=bool(canned_public_read(request.headers.get("x-amz-acl"))),
     )
-    result = await commit_version(ctx, record, if_match=if_match, if_none_match=if_none_match)
-    headers = {"ETag": f'"{body.etag}"', **result.version_header()}
+    result = await commit_version(ctx, record, policy, quorum, if_match=if_match, if_none_match=if_none_match)
+    headers = {"ETag": f'"{body.etag}"', **result.version_header(),
+               **write_headers(result.commit_index, record, policy, bucket.write_quorum, quorum)}
     for alg, value in body.checksum_values.items():
         headers[f"x-amz-checksum-{alg}"] = value
     return web.Response(status=200, headers=headers)

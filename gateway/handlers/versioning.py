@@ -24,6 +24,7 @@ from aiohttp import web
 from gateway.access import owned_bucket
 from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
+from gateway.list_consistency import listing_headers, listing_level
 from gateway.datapath.body import read_xml_body
 from gateway.endpoints import BucketEndpoint, ListVersionsEndpoint
 from gateway.responses import XML, owner_element, page_settings
@@ -82,9 +83,16 @@ def version_entry(v: ObjectVersion, latest: bool, encode: Callable[[str], str]) 
 async def handle_list_object_versions(ctx: GatewayContext, request: web.Request,
                                       ep: ListVersionsEndpoint) -> web.Response:
     scope, encode = ep.scope, ep.scope.encode
-    await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
-    page = await ctx.meta.list_object_versions(ep.bucket, scope.prefix, scope.delimiter, ep.key_marker or None,
-                                               ep.version_id_marker or None, ep.max_keys)
+    marker, vid_marker = ep.key_marker or None, ep.version_id_marker or None
+    if await listing_level(ctx, request, ep.bucket) == "one":  # the cached record proved ownership
+        page, local = await ctx.meta.list_object_versions_local(ep.bucket, scope.prefix, scope.delimiter, marker,
+                                                                vid_marker, ep.max_keys)
+        headers = listing_headers(ctx, local)
+    else:
+        await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
+        page = await ctx.meta.list_object_versions(ep.bucket, scope.prefix, scope.delimiter, marker, vid_marker,
+                                                   ep.max_keys)
+        headers = listing_headers(ctx, None)
     parts = [el("Name", ep.bucket), el("Prefix", encode(scope.prefix)), el("KeyMarker", encode(ep.key_marker)),
              el("VersionIdMarker", ep.version_id_marker)]
     if page.is_truncated and page.next_key_marker is not None:
@@ -94,4 +102,4 @@ async def handle_list_object_versions(ctx: GatewayContext, request: web.Request,
     parts += page_settings(ep.max_keys, scope, page.is_truncated)
     parts += [version_entry(v, latest, encode) for v, latest in zip(page.versions, page.latest)]
     parts += ["<CommonPrefixes>" + el("Prefix", encode(p)) + "</CommonPrefixes>" for p in page.common_prefixes]
-    return web.Response(body=document("ListVersionsResult", parts), headers=XML)
+    return web.Response(body=document("ListVersionsResult", parts), headers={**XML, **headers})

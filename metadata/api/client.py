@@ -32,7 +32,7 @@ from yarl import URL
 
 from metadata.api import commands as c
 from metadata.api.commands import Outcome, command_to_dict
-from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
+from metadata.api.results import DeleteResult, LocalRead, ObjectLookup, VersionListResult, WriteResult
 from metadata.api.upload_records import PartList
 from objstore import internal_auth
 from objstore.errors import NotLeader, ServiceUnavailable
@@ -177,9 +177,17 @@ class MetadataClient:
 
     # --- buckets ---------------------------------------------------------------------------
 
-    async def create_bucket(self, name: str, owner: str, policy: str, created: float, write_quorum: int = 0) -> Bucket:
-        """Raises BucketAlreadyOwnedByYou, BucketAlreadyExists, InvalidArgument (policy, quorum)."""
-        return await self._command(c.CreateBucket(name, owner, policy, created, write_quorum=write_quorum))
+    async def create_bucket(self, name: str, owner: str, policy: str, created: float, write_quorum: int = 0,
+                            consistency: str = "strong") -> Bucket:
+        """Raises BucketAlreadyOwnedByYou, BucketAlreadyExists, InvalidArgument (policy, quorum,
+        consistency)."""
+        return await self._command(c.CreateBucket(name, owner, policy, created, consistency=consistency,
+                                                  write_quorum=write_quorum))
+
+    async def set_bucket_consistency(self, name: str, level: str) -> Bucket:
+        """A bucket's default read consistency: "strong", "quorum" or "one". Raises
+        NoSuchBucket, InvalidArgument."""
+        return await self._command(c.SetBucketConsistency(name, level))
 
     async def delete_bucket(self, name: str) -> PartList:
         """Delete a bucket, discarding its uploads in progress; returns their parts (to
@@ -288,6 +296,27 @@ class MetadataClient:
         """One page of S3 listing (objstore.listing semantics). Raises NoSuchBucket."""
         q = {"bucket": bucket, "prefix": prefix, "delimiter": delimiter, "start_after": start_after, "max_keys": max_keys}
         return ListResult.from_dict(await self._call("GET", "/v1/list", q))
+
+    async def list_objects_local(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None,
+        start_after: str | None = None, max_keys: int = 1000,
+    ) -> tuple[ListResult, LocalRead]:
+        """:meth:`list_objects` answered by the first member reached, from its own state
+        (follower included; possibly stale), with which member it was and its indexes."""
+        q = {"bucket": bucket, "prefix": prefix, "delimiter": delimiter, "start_after": start_after,
+             "max_keys": max_keys, "local": 1}
+        d = await self._call("GET", "/v1/list", q)
+        return ListResult.from_dict(d), LocalRead.from_dict(d["local"])
+
+    async def list_object_versions_local(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,
+        version_id_marker: str | None = None, max_keys: int = 1000,
+    ) -> tuple[VersionListResult, LocalRead]:
+        """:meth:`list_object_versions` from the first member reached (see :meth:`list_objects_local`)."""
+        q = {"bucket": bucket, "prefix": prefix, "delimiter": delimiter, "key_marker": key_marker,
+             "version_id_marker": version_id_marker, "max_keys": max_keys, "local": 1}
+        d = await self._call("GET", "/v1/versions", q)
+        return VersionListResult.from_dict(d), LocalRead.from_dict(d["local"])
 
     # --- cluster map -----------------------------------------------------------------------
 

@@ -318,6 +318,17 @@ class MarkCollectable(Command):
     floor: float
 
 
+@dataclass(frozen=True, slots=True)
+class SetBucketConsistency(Command):
+    """Set a bucket's default read consistency ("strong", "quorum" or "one"); returns the
+    Bucket. Raises InvalidArgument for another level."""
+
+    TYPE: ClassVar[str] = "SetBucketConsistency"
+    RESULT: ClassVar[type | None] = Bucket
+    name: str
+    level: str
+
+
 COMMANDS: dict[str, type[Command]] = {
     c.TYPE: c
     for c in (
@@ -325,7 +336,7 @@ COMMANDS: dict[str, type[Command]] = {
         PutCredential, DeleteCredential, PutObject, DeleteObject,
         SetBucketVersioning, SetBucketTags, SetObjectTags, SetBucketPolicy, SetBucketAcl, SetObjectAcl,
         CreateMultipartUpload, PutPart, AbortMultipartUpload, CompleteMultipartUpload,
-        RepairPlacement, MarkCollectable,
+        RepairPlacement, MarkCollectable, SetBucketConsistency,
     )
 }
 _SESSION_FIELDS = ("client_id", "seq", "ack")

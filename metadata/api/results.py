@@ -10,7 +10,7 @@ reports ``x-amz-version-id`` only when it is not "".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from objstore.types import ObjectVersion
@@ -31,6 +31,7 @@ class WriteResult:
     version_id: str
     versioning: str = ""
     replaced: ObjectVersion | None = None
+    commit_index: int = field(default=0, compare=False)  # the Raft log index the write applied at (0: not known)
 
     def version_header(self) -> dict[str, str]:
         """``{"x-amz-version-id": ...}`` when the bucket has versioning configured."""
@@ -38,11 +39,12 @@ class WriteResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"version_id": self.version_id, "versioning": self.versioning,
-                "replaced": None if self.replaced is None else self.replaced.to_dict()}
+                "replaced": None if self.replaced is None else self.replaced.to_dict(),
+                "commit_index": self.commit_index}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WriteResult":
-        return cls(d["version_id"], d.get("versioning", ""), _version(d.get("replaced")))
+        return cls(d["version_id"], d.get("versioning", ""), _version(d.get("replaced")), d.get("commit_index", 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class DeleteResult:
     delete_marker: bool = False
     versioning: str = ""
     removed: ObjectVersion | None = None
+    commit_index: int = field(default=0, compare=False)  # the Raft log index the delete applied at (0: not known)
 
     def headers(self) -> dict[str, str]:
         h: dict[str, str] = {}
@@ -70,12 +73,13 @@ class DeleteResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"version_id": self.version_id, "delete_marker": self.delete_marker, "versioning": self.versioning,
-                "removed": None if self.removed is None else self.removed.to_dict()}
+                "removed": None if self.removed is None else self.removed.to_dict(),
+                "commit_index": self.commit_index}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DeleteResult":
         return cls(d.get("version_id"), bool(d.get("delete_marker")), d.get("versioning", ""),
-                   _version(d.get("removed")))
+                   _version(d.get("removed")), d.get("commit_index", 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +134,19 @@ class VersionListResult:
             next_key_marker=d.get("next_key_marker"),
             next_version_id_marker=d.get("next_version_id_marker"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRead:
+    """Which metadata member answered a local (``one``) read, and how current its state was:
+    the log index it had applied and the commit index it knew of."""
+
+    node_id: str
+    role: str
+    applied_index: int
+    commit_index: int
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LocalRead":
+        return cls(str(d.get("node_id", "")), str(d.get("role", "")), int(d.get("applied_index", 0)),
+                   int(d.get("commit_index", 0)))

@@ -89,6 +89,7 @@ class CompletedUpload:
     replayed: bool = False
     versioning: str = ""  # the bucket's versioning state: "" | Enabled | Suspended
     s3_version_id: str = ""  # the id S3 clients see ("null" unless the bucket is versioned)
+    commit_index: int = field(default=0, compare=False)  # the Raft log index the completion applied at (0: not known)
 
     def version_header(self) -> dict[str, str]:
         """``{"x-amz-version-id": ...}`` when the bucket has versioning configured."""
@@ -102,6 +103,7 @@ class CompletedUpload:
             "replayed": self.replayed,
             "versioning": self.versioning,
             "s3_version_id": self.s3_version_id,
+            "commit_index": self.commit_index,
         }
 
     @classmethod
@@ -113,6 +115,7 @@ class CompletedUpload:
             bool(d.get("replayed", False)),
             d.get("versioning", ""),
             d.get("s3_version_id", ""),
+            d.get("commit_index", 0),
         )
 
 

@@ -121,6 +121,7 @@ class MetadataFSM:
             c.PutObject: self._put_new_object,
             c.DeleteObject: self._delete_object,
             c.SetBucketVersioning: self._set_bucket_versioning,
+            c.SetBucketConsistency: self._set_bucket_consistency,
             c.SetBucketTags: self._set_bucket_tags,
             c.SetObjectTags: self._set_object_tags,
             c.SetBucketPolicy: self._set_bucket_policy,
@@ -162,6 +163,8 @@ class MetadataFSM:
             value = self._handlers[type(cmd)](cmd)
         except ObjstoreError as err:
             return Outcome.of_error(err)
+        if hasattr(value, "commit_index"):  # object writes report the index they applied at
+            value = dataclasses.replace(value, commit_index=self.applied_index)
         return Outcome(value=None if value is None else value.to_dict())
 
     def _register_node(self, cmd: c.RegisterNode) -> ClusterMap:
@@ -291,6 +294,13 @@ class MetadataFSM:
         if cmd.status not in ("Enabled", "Suspended"):
             raise InvalidArgument(f"invalid versioning status {cmd.status!r}; expected Enabled or Suspended")
         bucket = dataclasses.replace(self.get_bucket(cmd.name), versioning=cmd.status)
+        self.buckets[cmd.name] = bucket
+        return bucket
+
+    def _set_bucket_consistency(self, cmd: c.SetBucketConsistency) -> Bucket:
+        if cmd.level not in CONSISTENCY_LEVELS:
+            raise InvalidArgument(f"invalid consistency {cmd.level!r}; expected one of {', '.join(CONSISTENCY_LEVELS)}")
+        bucket = dataclasses.replace(self.get_bucket(cmd.name), consistency=cmd.level)
         self.buckets[cmd.name] = bucket
         return bucket
 

@@ -15,6 +15,9 @@ Endpoints (``{vid}`` a version id, ``{shard}`` a shard/replica index):
 - ``GET /v1/scrub``            -> the scrubber's status (:meth:`objstore.node.scrub.Scrubber.status`).
 - ``POST /v1/scrub/start``     -> ``{"pass_id": n, "status": {...}}``: a scrub pass starts now
   (or the running one goes on); it has ended when ``passes_completed >= n``.
+- ``PUT /manifests``            body: a commit manifest (:mod:`objstore.manifest`) -> ``{"stored": bool}``
+  once durable (:mod:`objstore.node.manifests`).
+- ``GET /manifests?bucket=&key=`` -> ``{"manifests": [...]}``, newest commit index first.
 - ``/health``, ``/metrics``     public.
 
 In the background the node compacts its segments and collects orphan blobs
@@ -55,12 +58,15 @@ from objstore.node.repair_worker import repair_task
 from objstore.node.scrub import MB, ScrubCollector, Scrubber
 from objstore.node.reclaim import COMPACTOR, GC, reclaim_context, reclaim_metrics
 from objstore.node.store import BlobStore, StoreOptions
+from objstore.manifest import CommitManifest
+from objstore.node.manifests import ManifestStore
 from objstore.tls import clear_text_warning, client_context, server_context
 
 log = logging.getLogger(__name__)
 WHOLE_BODY_LIMIT = 256 * 1024  # blobs up to this size are answered in one write
 
 STORE = web.AppKey("store", BlobStore)
+MANIFESTS = web.AppKey("manifests", ManifestStore)
 METRICS = web.AppKey("metrics", Metrics)
 CONFIG = web.AppKey("config", StorageConfig)
 CORRUPT = web.AppKey("corrupt_reads", Counter)
@@ -238,6 +244,30 @@ async def scrub_start(request: web.Request) -> web.Response:
     return web.json_response({"pass_id": pass_id, "status": scrub.status()}, status=202)
 
 
+async def put_manifest(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidArgument("a manifest is a JSON object") from None
+    stored = await request.app[MANIFESTS].put(CommitManifest.from_dict(body if isinstance(body, dict) else {}))
+    return web.json_response({"stored": stored})
+
+
+async def get_manifests(request: web.Request) -> web.Response:
+    bucket, key = request.query.get("bucket"), request.query.get("key")
+    if bucket is None or key is None:
+        raise InvalidArgument("bucket and key are required")
+    return web.json_response({"manifests": [m.to_dict() for m in request.app[MANIFESTS].get(bucket, key)]})
+
+
+async def _manifests_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = ManifestStore(app[CONFIG].data_dir)
+    await asyncio.to_thread(store.open)
+    app[MANIFESTS] = store
+    yield
+    store.close()
+
+
 class _StoreCollector:
     """Exposes the store's counters (fsyncs, group-committed records, blobs) at scrape time."""
 
@@ -311,6 +341,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
             await session.close()
 
     app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(_manifests_ctx)
     app.cleanup_ctx.append(scrub_ctx)
     app.cleanup_ctx.append(reclaim_context(cfg, lambda: app[STORE]))
     if cfg.metadata:
@@ -326,6 +357,8 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     r.add_get("/stats", stats, name="stats")
     r.add_get("/v1/scrub", scrub_status, name="scrub_status")
     r.add_post("/v1/scrub/start", scrub_start, name="scrub_start")
+    r.add_put("/manifests", put_manifest, name="put_manifest")
+    r.add_get("/manifests", get_manifests, name="get_manifests")
 
     async def ready() -> tuple[bool, str]:  # the index is rebuilt once the store is open
         return (True, "") if STORE in app else (False, "the blob index is being rebuilt")

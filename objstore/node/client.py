@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import ssl
 from typing import Any, AsyncIterable, AsyncIterator
 from urllib.parse import quote, unquote
@@ -26,6 +27,7 @@ from yarl import URL
 from objstore import internal_auth
 from objstore.errors import AccessDenied, IncompleteBody, ObjstoreError, ServiceUnavailable
 from objstore.http_common import raise_for_error_body
+from objstore.manifest import CommitManifest
 from objstore.tls import base_url, request_ssl
 
 BUCKET_HEADER = "X-Objstore-Bucket"
@@ -173,11 +175,15 @@ class StorageClient:
         finally:
             resp.release()
 
-    async def _json(self, method: str, address: str, path_qs: str) -> tuple[int, Any]:
+    async def _json(self, method: str, address: str, path_qs: str, body: Any = None,
+                    timeout: aiohttp.ClientTimeout | None = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        headers = internal_auth.headers(self._secret, method, path_qs, body=data, target=address)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            async with self._session.request(method, self._url(address, path_qs), ssl=self._ssl,
-                                             headers=self._sign(address, method, path_qs),
-                                             timeout=self._timeout) as resp:
+            async with self._session.request(method, self._url(address, path_qs), ssl=self._ssl, data=data,
+                                             headers=headers, timeout=timeout or self._timeout) as resp:
                 raw = await resp.read()
                 raise_for_error_body(resp.status, raw)
                 if not raw:
@@ -233,3 +239,15 @@ class StorageClient:
         """Start a scrub pass on the node now: ``{"pass_id", "status"}``."""
         _, body = await self._json("POST", address, "/v1/scrub/start")
         return body
+
+    async def put_manifest(self, address: str, manifest: CommitManifest, timeout: float = 2.0) -> bool:
+        """Store a commit manifest on a node; returns whether it was new there (durable either way)."""
+        _, body = await self._json("PUT", address, "/manifests", manifest.to_dict(),
+                                   aiohttp.ClientTimeout(total=timeout))
+        return bool(body.get("stored"))
+
+    async def get_manifests(self, address: str, bucket: str, key: str, timeout: float = 2.0) -> list[CommitManifest]:
+        """The node's manifests of (bucket, key), newest commit index first."""
+        path_qs = f"/manifests?bucket={quote(bucket, safe='')}&key={quote(key, safe='')}"
+        _, body = await self._json("GET", address, path_qs, timeout=aiohttp.ClientTimeout(total=timeout))
+        return [CommitManifest.from_dict(d) for d in body["manifests"]]

@@ -128,9 +128,11 @@ class S3Client:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return Outcome(0, exception_kind(exc))
 
-    async def get(self, bucket: str, key: str, *, with_md5: bool = False) -> Outcome:
-        """GET one object, reading the body fully and discarding it (its MD5 kept if asked)."""
-        url, headers = self._prepare("GET", self.object_path(bucket, key), None, None)
+    async def get(self, bucket: str, key: str, *, with_md5: bool = False,
+                  headers: dict[str, str] | None = None) -> Outcome:
+        """GET one object, reading the body fully and discarding it (its MD5 kept if asked);
+        ``headers`` are sent (and signed) with the request."""
+        url, headers = self._prepare("GET", self.object_path(bucket, key), None, headers)
         try:
             async with self.session.get(url, headers=headers) as resp:
                 if resp.status != 200:

@@ -13,12 +13,13 @@ without one the nodes are called over plain HTTP.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from objstore.config import read_config_file, read_secret_file
 from objstore.errors import ObjstoreError
@@ -105,3 +106,15 @@ def from_service_config(path: str, addrs: tuple[str, ...], secret: str | None,
     except ObjstoreError as exc:
         raise CommandError(exc.message, USAGE) from None
     return addrs, secret, tls_ca or cfg.get("tls_ca", "")
+
+
+def run_admin(args: argparse.Namespace, action: Callable[[argparse.Namespace, ClusterRef], Awaitable[int]]) -> int:
+    """Find the cluster (:func:`find_cluster`) and run ``action`` against it; a failure to
+    reach it becomes :meth:`ClusterRef.unreachable` (CommandErrors pass as they are)."""
+    cluster = find_cluster(args)
+    try:
+        return asyncio.run(action(args, cluster))
+    except CommandError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported the same way
+        raise cluster.unreachable(exc) from None

@@ -11,7 +11,6 @@ the gateways' credential caches expire (a few seconds).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
 import secrets
@@ -21,7 +20,7 @@ from typing import Any
 
 from metadata.api.client import MetadataClient
 from objstore.types import Credential
-from ops.cli.cluster import ClusterRef, add_cluster_arguments, find_cluster
+from ops.cli.cluster import ClusterRef, add_cluster_arguments, run_admin
 from ops.cli.output import OK, USAGE, CommandError, add_json_argument, emit, table
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_+=,.@-]{1,64}$")
@@ -95,10 +94,4 @@ async def _run(args: argparse.Namespace, cluster: ClusterRef) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    cluster = find_cluster(args)
-    try:
-        return asyncio.run(_run(args, cluster))
-    except CommandError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported the same way
-        raise cluster.unreachable(exc) from None
+    return run_admin(args, _run)

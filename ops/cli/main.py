@@ -16,6 +16,7 @@ Subcommands:
              replicas or shards are
   scrub      a storage node's scrubber: `objstore scrub start NODE [--wait]`, `objstore scrub status [NODE]`
   repair     `objstore repair status [--watch]`: objects and bytes below policy, repair progress
+  bucket     `objstore bucket set-consistency BUCKET strong|quorum|one`: a bucket's default read level
 
 This is the one place that imports every part of objstore. Exit codes and error lines are
 those of :mod:`ops.cli.output`.
@@ -29,7 +30,7 @@ from typing import Sequence
 import ops.bench
 import ops.bench_metadata
 from objstore.errors import ObjstoreError
-from ops.cli import keys, metadata_admin, object_info, repair, scrub, status, top
+from ops.cli import bucket_admin, keys, metadata_admin, object_info, repair, scrub, status, top
 from ops.cli.output import INTERRUPTED, USAGE, CommandError, fail
 from ops.cli.services import add_service_parsers, add_up_parser
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_up_parser(sub)
     add_service_parsers(sub)
-    for module in (status, object_info, ops.bench, ops.bench_metadata, keys, scrub, repair, top):
+    for module in (status, object_info, ops.bench, ops.bench_metadata, keys, scrub, repair, top, bucket_admin):
         module.add_parser(sub)
     return parser
 

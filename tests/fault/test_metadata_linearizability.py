@@ -43,6 +43,7 @@ from tests.linearizability import (
     save_failing_history,
 )
 from tests.linearizability.nemesis import (
+    seeds_from_env,
     KINDS,
     PARTITIONS,
     PROCESS_FAULTS,
@@ -70,11 +71,7 @@ DEADLINES = (0.6, 1.0, 2.0)  # seconds a client tries before it calls the outcom
 
 
 def _seeds() -> list[int]:
-    out: list[int] = []
-    for part in os.environ.get("LIN_SEEDS", "1").split(","):
-        lo, _, hi = part.strip().partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
+    return seeds_from_env("LIN_SEEDS", "1")
 
 
 SECONDS = float(os.environ.get("LIN_SECONDS", "20"))

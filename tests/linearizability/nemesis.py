@@ -21,6 +21,7 @@ fully connected. Every step is logged with its time in :attr:`Nemesis.events`.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 import time
@@ -169,3 +170,12 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except asyncio.TimeoutError:
         pass
+
+
+def seeds_from_env(variable: str, default: str) -> list[int]:
+    """The seeds an environment variable names: a list ``3,7``, ranges ``1-10``, or both."""
+    out: list[int] = []
+    for part in os.environ.get(variable, default).split(","):
+        lo, _, hi = part.strip().partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out

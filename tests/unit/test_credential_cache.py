@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from gateway.credential_cache import MAX_ACCESS_KEY_LENGTH, CredentialCache
-from objstore.errors import InvalidAccessKeyId, SlowDown
+from objstore.errors import InvalidAccessKeyId, ServiceUnavailable, SlowDown
 from objstore.types import Credential
 
 REAL = Credential("OBJREALKEY0000001", "secret", owner="alice")
@@ -181,3 +181,44 @@ def test_gateway_context_floods_cost_bounded_metadata_reads() -> None:
 
     slowed = asyncio.run(run())
     assert slowed > 0 and len(meta.calls) <= 200
+
+
+class DownMeta(FakeMeta):
+    """Answers until ``down`` is set, then fails like a metadata service without a majority."""
+
+    down = False
+
+    async def get_credential(self, access_key: str) -> Credential | None:
+        self.calls.append(access_key)
+        if self.down:
+            raise ServiceUnavailable("no metadata leader")
+        return REAL if access_key == REAL.access_key else None
+
+
+def test_known_keys_are_served_stale_within_the_window_while_the_metadata_service_is_down() -> None:
+    meta, clock = DownMeta(), FakeClock()
+    cache = make(meta, clock, ttl=5.0, stale_window=300.0)
+    assert asyncio.run(cache.get(REAL.access_key)) == REAL
+    meta.down = True
+    clock.now += 100.0
+    assert asyncio.run(cache.get(REAL.access_key)) == REAL
+    assert cache.stale_age == pytest.approx(95.0)
+    asked = len(meta.calls)
+    clock.now += 1.0  # the outage is recent: served without asking again
+    assert asyncio.run(cache.get(REAL.access_key)) == REAL
+    assert len(meta.calls) == asked
+    clock.now += 300.0  # past the window: the failure surfaces
+    with pytest.raises(ServiceUnavailable):
+        asyncio.run(cache.get(REAL.access_key))
+    meta.down = False
+    assert asyncio.run(cache.get(REAL.access_key)) == REAL and cache.stale_age == 0.0
+
+
+def test_without_a_stale_window_an_outage_fails_at_once() -> None:
+    meta, clock = DownMeta(), FakeClock()
+    cache = make(meta, clock, ttl=5.0)
+    asyncio.run(cache.get(REAL.access_key))
+    meta.down = True
+    clock.now += 6.0
+    with pytest.raises(ServiceUnavailable):
+        asyncio.run(cache.get(REAL.access_key))

@@ -1,0 +1,87 @@
+"""Commit manifests: the pure rules (objstore.manifest) and a storage node's durable table
+(objstore.node.manifests)."""
+from __future__ import annotations
+
+import pytest
+
+from objstore.errors import InvalidArgument
+from objstore.manifest import (
+    CommitManifest, check_level, find_version, manifest_read_quorum, manifest_replicas, manifest_write_quorum,
+    newest, quorums_overlap,
+)
+from objstore.node.manifests import FILE_NAME, ManifestStore
+from objstore.types import ObjectVersion, Policy
+
+R3, EC42 = Policy.parse("replica:3"), Policy.parse("ec:4+2")
+
+
+def version(vid: str, versioned: bool = False, marker: bool = False) -> ObjectVersion:
+    return ObjectVersion("b", "k", vid, 1, "e", 1.0, versioned=versioned, delete_marker=marker)
+
+
+def m(index: int, v: ObjectVersion | None, key: str = "k", removed: str = "") -> CommitManifest:
+    return CommitManifest("b", key, index, v, removed)
+
+
+def test_quorum_sizes_overlap_for_the_bucket_write_quorum():
+    assert (manifest_replicas(R3), manifest_write_quorum(R3, 0), manifest_read_quorum(R3)) == (3, 2, 2)
+    assert manifest_read_quorum(R3, 3) == 1 and manifest_read_quorum(R3, 1) == 3
+    assert (manifest_replicas(EC42), manifest_write_quorum(EC42, 6), manifest_read_quorum(EC42, 5)) == (3, 2, 2)
+    assert quorums_overlap(R3, 0, 2) and not quorums_overlap(R3, 0, 1) and quorums_overlap(R3, 1, 1)
+
+
+def test_newest_is_by_commit_index_not_version_id():
+    assert newest([m(9, version("a")), m(7, version("z"))]).version.version_id == "a"
+    assert newest([]) is None
+
+
+def test_find_version_honours_removals_and_null_versions():
+    ms = [m(3, version("v1", True)), m(4, version("v2", True)), m(5, version("v2", True), removed="v1")]
+    assert find_version(ms, "v2").version_id == "v2"
+    assert find_version(ms, "v1") is None
+    assert find_version([m(3, version("x")), m(4, version("y"))], "null").version_id == "y"
+
+
+def test_levels_and_formats_are_checked():
+    assert check_level("quorum") == "quorum"
+    with pytest.raises(InvalidArgument):
+        check_level("eventual")
+    with pytest.raises(InvalidArgument):
+        CommitManifest.from_dict({"f": 99})
+    d = m(4, version("v", marker=True)).to_dict()
+    assert CommitManifest.from_dict(d) == m(4, version("v", marker=True)) and CommitManifest.from_dict(d).tombstone
+
+
+def test_a_node_keeps_the_newest_manifests_across_a_restart_and_skips_a_torn_tail(tmp_path):
+    store = ManifestStore(str(tmp_path), per_key=2)
+    store.open()
+    assert store.put_sync(m(5, version("a")))
+    assert store.put_sync(m(7, version("b")))
+    assert not store.put_sync(m(5, version("a")))  # already there
+    assert not store.put_sync(m(3, version("old")))  # older than every one kept, list full
+    assert store.put_sync(m(6, version("c")))
+    assert [x.commit_index for x in store.get("b", "k")] == [7, 6]
+    store.close()
+    with open(tmp_path / FILE_NAME, "ab") as f:
+        f.write(b"0000abcd {\"torn")
+    again = ManifestStore(str(tmp_path), per_key=2)
+    again.open()
+    assert [x.commit_index for x in again.get("b", "k")] == [7, 6]
+    assert again.get("b", "other") == []
+    again.close()
+
+
+def test_the_table_is_bounded_and_its_file_compacted(tmp_path, monkeypatch):
+    monkeypatch.setattr("objstore.node.manifests.COMPACT_SLACK", 4)
+    store = ManifestStore(str(tmp_path), per_key=1, max_keys=3)
+    store.open()
+    for i in range(1, 21):
+        store.put_sync(m(i, version(f"v{i}"), key=f"k{i % 5}"))
+    assert len(store) == 3
+    store.close()
+    lines = (tmp_path / FILE_NAME).read_bytes().count(b"\n")
+    assert lines <= 2 * 3 + 4 + 1
+    again = ManifestStore(str(tmp_path), per_key=1, max_keys=3)
+    again.open()
+    assert {k for k in ("k0", "k1", "k2", "k3", "k4") if again.get("b", k)} == {"k3", "k4", "k0"}
+    again.close()
