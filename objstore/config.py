@@ -58,6 +58,7 @@ class StorageConfig(NodeConfig):
     gc_interval: float = 600.0  # seconds between garbage-collection passes
     gc_grace: float = 3600.0  # an unreferenced blob younger than this is never collected
     segment_bytes: int = 256 * 1024 * 1024  # size at which a segment file is sealed
+    join: bool = False  # register as "joining" (outside the ring) until `objstore node add`
 
     def validate(self) -> "StorageConfig":
         _check_port(self.port)
@@ -99,6 +100,7 @@ class MetadataConfig(NodeConfig):
     # Storage nodes collect unreferenced blobs older than this; commits of versions or parts
     # whose id is older than half of it are refused (metadata.gc_http). 0: no guard, no GC.
     gc_grace: float = 3600.0
+    auto_add: bool = False  # storage nodes started with --join enter the ring at once
 
     def validate(self) -> "MetadataConfig":
         _check_port(self.port)

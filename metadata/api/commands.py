@@ -88,6 +88,17 @@ class SetNodeState(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class SetNodeWeight(Command):
+    """Set a node's ring weight (its share of the ring, > 0); returns the ClusterMap. The map's
+    weight is the operator's from then on: a heartbeat never changes a known node's weight."""
+
+    TYPE: ClassVar[str] = "SetNodeWeight"
+    RESULT: ClassVar[type | None] = ClusterMap
+    node_id: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
 class CreateBucket(Command):
     """Create a bucket; returns the Bucket."""
 
@@ -324,7 +335,7 @@ COMMANDS: dict[str, type[Command]] = {
         PutCredential, DeleteCredential, PutObject, DeleteObject,
         SetBucketVersioning, SetBucketTags, SetObjectTags, SetBucketPolicy, SetBucketAcl, SetObjectAcl,
         CreateMultipartUpload, PutPart, AbortMultipartUpload, CompleteMultipartUpload,
-        RepairPlacement, MarkCollectable,
+        RepairPlacement, MarkCollectable, SetNodeWeight,
     )
 }
 _SESSION_FIELDS = ("client_id", "seq", "ack")

@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_reclaim_arguments(p)
     p.add_argument("--repair-rate", type=float,
                    help="MB/s this node receives to re-create lost copies (default 20; 0: no repair)")
+    p.add_argument("--join", action="store_true", default=None,
+                   help="register as joining: outside the ring until `objstore node add` puts it in")
 
 
 # The scrubber's pacing: flag -> StorageConfig field (also flags of ``objstore up``).
@@ -86,5 +88,5 @@ def config_from_args(args: argparse.Namespace) -> StorageConfig:
         **flag_table_values(args, SCRUB_FLAGS),
         "repair_rate": args.repair_rate,
         "segment_bytes": args.segment_bytes, "compaction_interval": args.compaction_interval,
-        "gc_interval": args.gc_interval, "gc_grace": args.gc_grace,
+        "gc_interval": args.gc_interval, "gc_grace": args.gc_grace, "join": args.join,
     })
