@@ -306,7 +306,10 @@ class RepairPlacement(Command):
     (the stored id) of (bucket, key), or of its part ``part`` (0: the version's own blob),
     becomes ``placement`` only if the version still exists and its placement is exactly
     ``expected``; otherwise nothing changes. Returns a RepairOutcome. Never creates a
-    version, so it cannot overwrite a newer one or resurrect a deleted one."""
+    version, so it cannot overwrite a newer one or resurrect a deleted one. ``copied_at``
+    (unix seconds on the copying node; 0: not given, as in old logs) is when the new copy
+    started: a copy that began before the state machine's ``gc_floor`` may already have
+    been collected as a stray copy, so such a commit answers "too-old" and changes nothing."""
 
     TYPE: ClassVar[str] = "RepairPlacement"
     RESULT: ClassVar[type | None] = RepairOutcome
@@ -316,6 +319,7 @@ class RepairPlacement(Command):
     part: int
     expected: list
     placement: list
+    copied_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

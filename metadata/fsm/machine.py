@@ -352,6 +352,8 @@ class MetadataFSM:
     def _repair_placement(self, cmd: c.RepairPlacement) -> RepairOutcome:
         """See :class:`metadata.api.commands.RepairPlacement`."""
         expected, placement = _node_list(cmd.expected), _node_list(cmd.placement)
+        if cmd.copied_at and cmd.copied_at < self.gc_floor:
+            return RepairOutcome(False, "too-old")
         index = self.objects.get(cmd.bucket)
         versions = index.versions(cmd.key) if index is not None else ()
         for i, rec in enumerate(versions):

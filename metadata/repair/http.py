@@ -2,7 +2,7 @@
 
     POST /v1/repair/report  {"reports": [DamageReport]}       -> {"accepted": n}
     POST /v1/repair/lease   {"node_id", "max"}                -> {"tasks": [RepairTask]}
-    POST /v1/repair/commit  {"node_id", "task": RepairTask, "ok": bool}
+    POST /v1/repair/commit  {"node_id", "task": RepairTask, "ok": bool, "copied_at": unix seconds}
                                                               -> RepairOutcome {"applied", "reason"}
     GET  /v1/repair/status                                    -> below-policy counts and progress
 
@@ -61,7 +61,10 @@ def add_routes(app: web.Application, service: Callable[[web.Request], RepairServ
             raise InvalidArgument(f"malformed task: {exc}") from None
         if task.target != d.get("node_id"):
             raise InvalidArgument("a task is committed by its target node")
-        outcome = await service(request).commit(task, bool(d.get("ok")))
+        copied_at = d.get("copied_at", 0.0)
+        if isinstance(copied_at, bool) or not isinstance(copied_at, (int, float)):
+            raise InvalidArgument("copied_at is unix seconds")
+        outcome = await service(request).commit(task, bool(d.get("ok")), float(copied_at))
         return web.json_response(outcome.to_dict())
 
     async def get_status(request: web.Request) -> web.Response:

@@ -93,14 +93,15 @@ class RepairService:
         await self.plan_if_due()
         return self.queue.lease(node_id, count, self.clock())
 
-    async def commit(self, task: RepairTask, ok: bool) -> RepairOutcome:
-        """Record a task's result: with ``ok`` its copy is durable on its target, so propose
-        its new placement; otherwise remember that the target failed this blob."""
+    async def commit(self, task: RepairTask, ok: bool, copied_at: float = 0.0) -> RepairOutcome:
+        """Record a task's result: with ``ok`` its copy (started at ``copied_at`` on the
+        target's clock) is durable on its target, so propose its new placement; otherwise
+        remember that the target failed this blob."""
         if not ok:
             self.queue.finished(task, False, "failed", self.clock())
             return RepairOutcome(False, "failed")
         cmd = c.RepairPlacement(task.bucket, task.key, task.version_id, task.part, list(task.expected),
-                                list(task.placement))
+                                list(task.placement), copied_at)
         outcome = (await self.rep.propose(cmd)).result(c.RepairPlacement)
         self.queue.finished(task, outcome.applied, outcome.reason, self.clock())
         return outcome

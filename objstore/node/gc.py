@@ -1,11 +1,12 @@
 """Garbage collection of orphan blobs on one storage node.
 
 Every ``interval`` seconds the node takes the blobs it holds whose version id (an HLC
-timestamp) is older than ``grace`` seconds on its own clock, and sends them in batches
-(bucket, key, version id, shard) to the metadata leader (``POST /v1/gc/check``, signed;
+timestamp) is older than ``grace`` seconds on its own clock and which it wrote (``created``)
+that long ago, and sends them in batches (bucket, key, version id, shard, created), naming
+itself, to the metadata leader (``POST /v1/gc/check``, signed;
 :mod:`metadata.gc_http`). It deletes (a tombstone; compaction reclaims the space) only
-the blobs answered ``orphan``: referenced by no version record, no part of a multipart
-version and no part of an upload in progress, and older than the metadata service's
+the blobs answered ``orphan``: referenced by no version record placing it on this node,
+no part of a multipart version placing it here and no part of an upload in progress, and older than the metadata service's
 ``gc_floor``, below which every commit is refused. So no commit can ever reference a
 collected blob, whatever the clocks say (the argument is in :mod:`metadata.gc_http`).
 
@@ -61,7 +62,8 @@ class GarbageCollector:
         """Index entries old enough to be checked."""
         cutoff = self._clock() - self.grace
         return [e for e in self.store.index.entries()
-                if is_version_id(e.header.version_id) and version_time(e.header.version_id) < cutoff]
+                if is_version_id(e.header.version_id) and version_time(e.header.version_id) < cutoff
+                and e.header.created < cutoff]
 
     async def collect_once(self) -> int:
         """One pass; returns the number of blobs deleted."""
@@ -69,8 +71,8 @@ class GarbageCollector:
         deleted = 0
         for i in range(0, len(entries), self.batch):
             batch = entries[i : i + self.batch]
-            status = await self._check([[e.header.bucket, e.header.key, e.header.version_id, e.header.shard]
-                                        for e in batch])
+            status = await self._check([[e.header.bucket, e.header.key, e.header.version_id, e.header.shard,
+                                         e.header.created] for e in batch])
             self.stats.checked += len(batch)
             orphans = []
             for entry, st in zip(batch, status):
@@ -104,12 +106,12 @@ class GarbageCollector:
 
 
 def metadata_check(session: aiohttp.ClientSession, addresses: Sequence[str], secret: str,
-                   tls: ssl.SSLContext | None) -> Check:
+                   tls: ssl.SSLContext | None, node_id: str = "") -> Check:
     """A ``check`` that asks the metadata leader, trying ``addresses`` in turn and following
     a 503 NotLeader's ``extra.leader`` hint; raises ServiceUnavailable when none answers."""
 
     async def check(refs: list[list]) -> list[str]:
-        data = json.dumps({"refs": refs}).encode()
+        data = json.dumps({"refs": refs, "node": node_id}).encode()
         tried: list[str] = []
         queue = list(addresses)
         while queue and len(tried) < len(addresses) + 3:

@@ -40,7 +40,7 @@ def reclaim_context(cfg: StorageConfig, store: Callable[[], BlobStore]):  # noqa
         if cfg.metadata:
             session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=3))
             gc = GarbageCollector(store(), metadata_check(session, cfg.metadata, cfg.secret,
-                                                          client_context(cfg.tls_ca)), cfg.gc_grace)
+                                                          client_context(cfg.tls_ca), cfg.node_id), cfg.gc_grace)
             app[GC] = gc
             if cfg.gc_interval > 0:
                 tasks.append(loop.create_task(gc.run(cfg.gc_interval), name="gc"))
