@@ -57,7 +57,7 @@ from metadata.fsm.machine import MetadataFSM
 from metadata.liveness import LivenessSettings
 from metadata.metrics import MetadataMetrics
 from metadata.repair import http as repair_http
-from metadata.repair.service import RepairService
+from metadata.repair.service import RebalanceCollector, RepairService
 from metadata.replication import http as raft_http
 from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter, parse_peers
 from metadata.replication.replicator import Replicator
@@ -279,6 +279,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
         if isinstance(rep, RaftReplicator):
             MetadataMetrics(metrics, rep)
         metrics.registry.register(_LeaderHealthCollector(rep, app[node_health.LIVENESS]))
+        metrics.registry.register(RebalanceCollector(rep, app[REPAIR]))
         yield
         await app[REPAIR].close()
         await rep.close()

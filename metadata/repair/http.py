@@ -5,6 +5,7 @@
     POST /v1/repair/commit  {"node_id", "task": RepairTask, "ok": bool, "copied_at": unix seconds}
                                                               -> RepairOutcome {"applied", "reason"}
     GET  /v1/repair/status                                    -> below-policy counts and progress
+    GET  /v1/rebalance/status                                 -> misplaced counts, moves, rate, ETA
 
 Only the leader serves them; other members answer 503 NotLeader naming it.
 """
@@ -70,7 +71,11 @@ def add_routes(app: web.Application, service: Callable[[web.Request], RepairServ
     async def get_status(request: web.Request) -> web.Response:
         return web.json_response(await service(request).status())
 
+    async def get_rebalance_status(request: web.Request) -> web.Response:
+        return web.json_response(await service(request).rebalance_status())
+
     r = app.router
+    r.add_get("/v1/rebalance/status", get_rebalance_status, name="rebalance_status")
     r.add_post("/v1/repair/report", post_report, name="repair_report")
     r.add_post("/v1/repair/lease", post_lease, name="repair_lease")
     r.add_post("/v1/repair/commit", post_commit, name="repair_commit")
