@@ -367,6 +367,10 @@ class MetadataClient:
         """Whether stopping ``node_id`` now leaves every blob at its write quorum (``ok``)."""
         return await self._call("GET", "/v1/nodes/ok-to-stop", {"node": node_id, "answer": "always"})
 
+    async def rebalance_status(self) -> dict[str, Any]:
+        """Objects and bytes misplaced, moves queued and in flight, moved so far, rate, ETA."""
+        return await self._call("GET", "/v1/rebalance/status")
+
     async def repair_status(self) -> dict[str, Any]:
         """Objects and bytes below policy, tasks queued and in flight, repaired so far, rate, ETA."""
         return await self._call("GET", "/v1/repair/status")
