@@ -10,6 +10,9 @@ Operations (each becomes one Raft command, guarded by the state it was checked i
   the node, and repair restores redundancy);
 - ``set-weight``: its share of the ring.
 
+The space guard: ``drain`` is refused when the node's used bytes exceed the free space the
+other ``up`` nodes report in their heartbeats (above their reserve).
+
 The capacity guard: ``drain`` and ``remove`` refuse to leave fewer **``up`` nodes** (the
 nodes that take new blobs; full, down and draining ones do not count) than the widest
 policy of any bucket needs: N for ``replica:N``, K+M for ``ec:K+M``.
@@ -24,7 +27,7 @@ does not know to be unreachable (``unavailable``); copies on ``down``, ``out`` a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Collection, Iterator
+from typing import Collection, Iterator, Mapping
 
 from metadata.fsm import records
 from metadata.fsm.machine import MetadataFSM
@@ -63,10 +66,13 @@ def up_nodes(fsm: MetadataFSM) -> set[str]:
     return {n.node_id for n in fsm.nodes.values() if n.state in WRITABLE_STATES}
 
 
-def check_change(fsm: MetadataFSM, node_id: str, op: str, force: bool = False, default_policy: str = "") -> str:
+def check_change(fsm: MetadataFSM, node_id: str, op: str, force: bool = False, default_policy: str = "",
+                 used_bytes: Mapping[str, int] | None = None, free_bytes: Mapping[str, int] | None = None) -> str:
     """The state ``node_id`` must be in for ``op`` to apply (the command's ``if_state``).
     Raises InvalidArgument for an unknown node or operation, InvalidRequest when a guard
-    refuses (the message says why, with the numbers counted)."""
+    refuses (the message says why, with the numbers counted). ``used_bytes``/``free_bytes``
+    (from heartbeats; unknown nodes left out): a drain is refused when the node's used
+    bytes exceed the free space (above reserve) the other ``up`` nodes report."""
     if op not in OPERATIONS:
         raise InvalidArgument(f"unknown node operation {op!r}; expected one of {', '.join(OPERATIONS)}")
     node = fsm.nodes.get(node_id)
@@ -81,6 +87,11 @@ def check_change(fsm: MetadataFSM, node_id: str, op: str, force: bool = False, d
         if left < need:
             raise InvalidRequest(f"refusing to {op} {node_id}: it would leave {left} up node(s), and policy "
                                  f"{policy} needs {need}")
+    if op == "drain" and used_bytes and node_id in used_bytes and free_bytes is not None:
+        room = sum(free_bytes.get(n, 0) for n in up_nodes(fsm) - {node_id})
+        if used_bytes[node_id] > room:
+            raise InvalidRequest(f"refusing to drain {node_id}: it holds {used_bytes[node_id]} bytes, the other up "
+                                 f"nodes have {room} bytes free")
     if op == "remove" and not force:
         keys = sum(len(k) for k in fsm.placements.by_node.get(node_id, {}).values())
         if keys:

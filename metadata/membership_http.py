@@ -69,7 +69,9 @@ def add_routes(app: web.Application, rep: Rep, default_policy: str) -> None:
         r = rep(request)
         if not r.is_leader():
             raise r.not_leader()
-        was = await r.read(lambda fsm: membership.check_change(fsm, node, str(op), force, default_policy))
+        monitor = request.app[node_health.LIVENESS].monitor
+        used, free = monitor.used_bytes(), monitor.free_bytes()
+        was = await r.read(lambda fsm: membership.check_change(fsm, node, str(op), force, default_policy, used, free))
         to = membership.TARGET_STATE[str(op)]
         cmap: ClusterMap = (await r.propose(c.SetNodeState(node, to, if_state=was))).result(c.SetNodeState)
         now = cmap.node(node)

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import hashlib
 import json
 import os
@@ -31,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from objstore import internal_auth
 from objstore.cli_args import SECRET_ENV
 from objstore.errors import PreconditionFailed
+from ops.cli.main import main
 from tests.cluster_harness import ROOT, LocalCluster, free_port
 from tests.integration.conftest import make_s3
 from tests.integration.internals import ClusterInternals
@@ -66,7 +69,13 @@ def placements(cluster: LocalCluster, bucket: str, keys) -> dict[str, tuple[str,
 
 
 def node_cli(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess:
-    return cli(cluster, "node", *args)
+    """``objstore node ARGS`` run in this process (the same parser and code as the command;
+    no interpreter start per call)."""
+    argv = ["node", *args, "--data-dir", str(cluster.data_dir)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def rebalance_status(cluster: LocalCluster) -> dict:

@@ -43,6 +43,14 @@ def test_widest_policy_counts_erasure_width() -> None:
     assert membership.widest_policy(d.fsm, "replica:7") == (7, "replica:7")
 
 
+def test_drain_refused_when_the_others_lack_the_space() -> None:
+    d = cluster(5)
+    free = {"n2": 100, "n3": 100, "n4": 100, "n5": 100}
+    assert membership.check_change(d.fsm, "n1", "drain", used_bytes={"n1": 400}, free_bytes=free) == "up"
+    with pytest.raises(InvalidRequest, match="holds 401 bytes, the other up nodes have 400 bytes free"):
+        membership.check_change(d.fsm, "n1", "drain", used_bytes={"n1": 401}, free_bytes=free)
+
+
 def test_remove_refused_while_the_node_holds_data_unless_forced() -> None:
     d = cluster(5)
     d.run(c.PutObject(version(key="a", placement=("n1", "n2", "n3"))))
