@@ -185,7 +185,11 @@ class RepairService:
 
     async def rebalance_status(self) -> dict[str, Any]:
         """Objects and bytes misplaced, moved, rate, ETA, the walk's progress, moves in flight."""
-        keys, draining = await self.rep.read(lambda fsm: (fsm.object_count(), rebalance.draining_keys(fsm)))
+        def read(fsm: MetadataFSM) -> tuple[int, int]:
+            self.rebalance.ring_changed(fsm.cluster_map())  # a change not planned for yet: walk again
+            return fsm.object_count(), rebalance.draining_keys(fsm)
+
+        keys, draining = await self.rep.read(read)
         now = self.clock()
         st = self.rebalance.status(keys, draining, now)
         moves = [x for x in self.queue.tasks.values() if x.task.move]

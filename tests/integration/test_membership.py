@@ -167,9 +167,11 @@ async def linearizable_while(s3, bucket: str, done, seconds: float) -> Recorder:
     reg = S3Register(s3, bucket)
     tasks = [asyncio.create_task(run_client(recorder, reg, ClientState(i, random.Random(i)), ["x", "y", "z"], stop))
              for i in range(4)]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not await asyncio.to_thread(done):
+    start = time.monotonic()
+    while time.monotonic() < start + seconds:
         await asyncio.sleep(0.5)
+        if time.monotonic() > start + 3 and await asyncio.to_thread(done):
+            break
     stop.set()
     await asyncio.gather(*tasks)
     return recorder
