@@ -17,57 +17,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from gateway.auth.sign import SigV4Signer
 from metadata.api.client import MetadataClient
-from ops.bench.s3client import S3Client
 from ops.bench.settings import parse_size
-from ops.bench_ec_degraded import ACCESS, SECRET, start_cluster, stop_cluster
-from ops.bench_repair import BUCKET, CONCURRENCY, SMALL, _ms, percentile, read_load, timed_load
+from ops.bench_repair import (
+    _ms, bench_main, cluster_parts, fill, metric_total, percentile, read_load, s3_client, timed_load,
+)
 from ops.cli.output import table
 
 
-async def _metric(session: aiohttp.ClientSession, address: str, name: str) -> float:
-    async with session.get(f"http://{address}/metrics") as resp:
-        text = await resp.text()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
-
-
 async def measure(info: dict[str, Any], data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    secret = json.loads((data_dir / "credentials.json").read_text())["cluster_secret"]
-    meta_addrs = [p["address"] for p in info["processes"] if p["role"] == "metadata"]
-    storage = {p["id"]: p for p in info["processes"] if p["role"] == "storage"}
+    secret, meta_addrs, storage = cluster_parts(info, data_dir)
     size = parse_size(args.object_size)
     count = max(1, args.data_mb * 10**6 // size)
-    body = os.urandom(size)
-    small = os.urandom(SMALL)
     fig: dict[str, Any] = {"objects": count, "object_size": size, "rebalance_rate_mb_s": args.rebalance_rate}
-    signer = SigV4Signer(ACCESS, SECRET, "us-east-1")
-    async with S3Client(info["endpoint"], signer, connections=CONCURRENCY + 8) as client, \
-            aiohttp.ClientSession() as session:
+    async with s3_client(info) as client, aiohttp.ClientSession() as session:
         meta = MetadataClient(meta_addrs, secret, session=session, client_id="bench-rebalance")
-        await client.create_bucket(BUCKET, "replica:3")
-        sem = asyncio.Semaphore(8)
-
-        async def put(key: str, data: bytes) -> None:
-            async with sem:
-                out = await client.put(BUCKET, key, data, len(data))
-                if out.error:
-                    raise RuntimeError(f"PUT {key}: {out.error}")
-
-        await asyncio.gather(*(put(f"big/{i:06d}", body) for i in range(count)))
-        small_keys = [f"small/{i:04d}" for i in range(200)]
-        await asyncio.gather(*(put(k, small) for k in small_keys))
+        small_keys = await fill(client, count, size)
         before = await timed_load(client, small_keys, args.load_seconds)
         keys_on = {n["node_id"]: n["keys"] for n in (await meta.list_nodes())["nodes"]}
         fig["drained_node_keys"] = keys_on["s1"]
@@ -86,7 +58,7 @@ async def measure(info: dict[str, Any], data_dir: Path, args: argparse.Namespace
         elapsed = time.monotonic() - start
         stop.set()
         during = await load
-        by_node = {nid: await _metric(session, p["address"], "objstore_rebalance_bytes_total") / 1e6
+        by_node = {nid: await metric_total(session, p["address"], "objstore_rebalance_bytes_total") / 1e6
                    for nid, p in storage.items() if nid != "s1"}
         moved = st["moved_bytes"]
         fig.update(
@@ -119,27 +91,7 @@ def render(f: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ops.bench_rebalance", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-mb", type=int, default=128, help="MB of objects to write (default 128)")
-    p.add_argument("--object-size", default="1MiB", help="size of each object (default 1MiB)")
-    p.add_argument("--rebalance-rate", type=float, default=20.0, help="MB/s per storage node (default 20)")
-    p.add_argument("--storage-nodes", type=int, default=6)
-    p.add_argument("--load-seconds", type=float, default=5.0, help="seconds of healthy GET load (default 5)")
-    p.add_argument("--timeout", type=float, default=600.0)
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="objstore-bench-rebalance-"))
-    data_dir = tmp / "data"
-    proc = None
-    try:
-        proc, info = start_cluster(data_dir, args.storage_nodes, ("--rebalance-rate", f"{args.rebalance_rate:g}"))
-        figures = asyncio.run(measure(info, data_dir, args))
-    finally:
-        if proc is not None:
-            stop_cluster(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(figures, indent=2) if args.json else render(figures))
-    return 0
+    return bench_main(argv, "rebalance", __doc__, "--rebalance-rate", 128, measure, render)
 
 
 if __name__ == "__main__":

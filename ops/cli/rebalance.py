@@ -11,34 +11,21 @@ is balanced (or Ctrl-C); ``--json`` prints the leader's answer.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-import time
 from typing import Any
 
-import aiohttp
-
-from metadata.api.client import MetadataClient
-from ops.cli.cluster import ClusterRef, add_cluster_arguments, find_cluster
-from ops.cli.output import OK, add_json_argument, emit, human_size, table
-from ops.cli.repair import BAR_WIDTH, _eta
+from ops.cli.cluster import ClusterRef
+from ops.cli.output import human_size, table
+from ops.cli.repair import BAR_WIDTH, _eta, add_status_parser, leader_status, watch_status
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("rebalance", help="moving copies to the ring's owners after a ring change: progress")
-    actions = p.add_subparsers(dest="rebalance_action", required=True)
-    status = actions.add_parser("status", help="objects and bytes misplaced, moved, rate, ETA")
-    status.add_argument("--watch", action="store_true", help="show a progress bar until the cluster is balanced")
-    status.add_argument("--interval", type=float, default=1.0, help="seconds between updates with --watch")
-    add_cluster_arguments(status)
-    add_json_argument(status)
-    p.set_defaults(func=run)
+    add_status_parser(sub, "rebalance", "moving copies to the ring's owners after a ring change: progress",
+                      "objects and bytes misplaced, moved, rate, ETA",
+                      "show a progress bar until the cluster is balanced", run)
 
 
 async def fetch(cluster: ClusterRef) -> dict[str, Any]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        meta = MetadataClient(list(cluster.metadata), cluster.secret, session=session, tls=cluster.tls())
-        return await meta.rebalance_status()
+    return await leader_status(cluster, lambda meta: meta.rebalance_status())
 
 
 def _walk(st: dict[str, Any]) -> str:
@@ -70,25 +57,4 @@ def progress_line(st: dict[str, Any], start_moved: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    cluster = find_cluster(args)
-
-    def get() -> dict[str, Any]:
-        try:
-            return asyncio.run(fetch(cluster))
-        except Exception as exc:  # noqa: BLE001 - any failure to reach it is reported the same way
-            raise cluster.unreachable(exc) from None
-
-    st = get()
-    if not args.watch:
-        emit(args, st, render)
-        return OK
-    start = st["moved_bytes"]
-    while True:
-        if args.json:
-            emit(args, st, render)
-        else:
-            print("\r" + progress_line(st, start), end="\n" if st["balanced"] else "", file=sys.stdout, flush=True)
-        if st["balanced"]:
-            return OK
-        time.sleep(max(args.interval, 0.1))
-        st = get()
+    return watch_status(args, fetch, render, progress_line, "moved_bytes", lambda st: st["balanced"])

@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 
@@ -27,20 +27,31 @@ BAR_WIDTH = 30
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("repair", help="re-creating lost copies: objects and bytes below policy, progress")
-    actions = p.add_subparsers(dest="repair_action", required=True)
-    status = actions.add_parser("status", help="objects and bytes below policy, in flight, repaired, rate, ETA")
-    status.add_argument("--watch", action="store_true", help="show a progress bar until nothing is below policy")
+    add_status_parser(sub, "repair", "re-creating lost copies: objects and bytes below policy, progress",
+                      "objects and bytes below policy, in flight, repaired, rate, ETA",
+                      "show a progress bar until nothing is below policy", run)
+
+
+def add_status_parser(sub: Any, name: str, text: str, status_text: str, watch_text: str,
+                      run: Callable[[argparse.Namespace], int]) -> None:
+    """``objstore NAME status [--watch] [--interval S] [--json]``."""
+    p = sub.add_parser(name, help=text)
+    actions = p.add_subparsers(dest=f"{name}_action", required=True)
+    status = actions.add_parser("status", help=status_text)
+    status.add_argument("--watch", action="store_true", help=watch_text)
     status.add_argument("--interval", type=float, default=1.0, help="seconds between updates with --watch")
     add_cluster_arguments(status)
     add_json_argument(status)
     p.set_defaults(func=run)
 
 
-async def fetch(cluster: ClusterRef) -> dict[str, Any]:
+async def leader_status(cluster: ClusterRef, ask: Callable[[MetadataClient], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        meta = MetadataClient(list(cluster.metadata), cluster.secret, session=session, tls=cluster.tls())
-        return await meta.repair_status()
+        return await ask(MetadataClient(list(cluster.metadata), cluster.secret, session=session, tls=cluster.tls()))
+
+
+async def fetch(cluster: ClusterRef) -> dict[str, Any]:
+    return await leader_status(cluster, lambda meta: meta.repair_status())
 
 
 def _eta(seconds: float | None) -> str:
@@ -76,6 +87,15 @@ def progress_line(st: dict[str, Any], start_bytes: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    return watch_status(args, fetch, render, progress_line, "bytes_below_policy",
+                        lambda st: not st["objects_below_policy"])
+
+
+def watch_status(args: argparse.Namespace, fetch: Callable[[ClusterRef], Awaitable[dict[str, Any]]],
+                 render: Callable[[dict[str, Any]], str], progress: Callable[[dict[str, Any], int], str],
+                 start_field: str, finished: Callable[[dict[str, Any]], bool]) -> int:
+    """A status command: print the leader's answer once, or with ``--watch`` a progress line
+    (``progress(status, status[start_field] at the start)``) until ``finished(status)``."""
     cluster = find_cluster(args)
 
     def get() -> dict[str, Any]:
@@ -88,14 +108,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.watch:
         emit(args, st, render)
         return OK
-    start = st["bytes_below_policy"]
+    start = st[start_field]
     while True:
+        done = finished(st)
         if args.json:
             emit(args, st, render)
         else:
-            end = "\n" if not st["objects_below_policy"] else ""
-            print("\r" + progress_line(st, start), end=end, file=sys.stdout, flush=True)
-        if not st["objects_below_policy"]:
+            print("\r" + progress(st, start), end="\n" if done else "", file=sys.stdout, flush=True)
+        if done:
             return OK
         time.sleep(max(args.interval, 0.1))
         st = get()
