@@ -151,7 +151,9 @@ class LivenessMonitor:
                 return state, ""
             to = space_state(stats, state)
             return to, f"free {stats.get('free_bytes')} bytes, reserve {reserve_bytes(stats)}"
-        if alive:
+        if alive and self._last[node_id] >= now - in_state:
+            # Only a heartbeat received after the node entered this state: one sent just
+            # before it was killed and marked out by an operator does not bring it back.
             return space_state(stats, "up"), "heartbeating again"
         if state == "down" and in_state >= s.down_after:
             return "out", f"down for {in_state:.1f}s"

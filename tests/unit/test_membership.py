@@ -120,3 +120,15 @@ def test_ok_to_stop_counts_blobs_that_would_fall_below_write_quorum() -> None:
     assert not membership.ok_to_stop(d.fsm, "n1", unavailable={"n4"}).ok  # the leader's own view counts
     assert membership.ok_to_stop(d.fsm, "n3").ok is False  # n3 + down n2: only n1 left for "a"
     assert membership.ok_to_stop(d.fsm, "n5").ok  # "b" keeps n1 and n4
+
+
+def test_an_operators_out_is_not_undone_by_a_heartbeat_sent_before_it() -> None:
+    from tests.unit.test_liveness_monitor import cmap, elected_monitor, moves
+
+    mon = elected_monitor()
+    mon.heartbeat("a", {}, 5.0)  # its last heartbeat, just before it was killed
+    assert moves(mon, cmap(a="up"), 5.2) == {}
+    assert moves(mon, cmap(a="out"), 5.5) == {}  # marked out by an operator at 5.4
+    assert moves(mon, cmap(a="out"), 6.0) == {}
+    mon.heartbeat("a", {}, 6.5)  # it really came back
+    assert moves(mon, cmap(a="out"), 6.6) == {"a": "up"}
