@@ -20,6 +20,7 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/status                                     -> node, term, indexes, counts
     GET  /v1/upload, /v1/upload/parts, /v1/uploads, /v1/uploads/stale   (metadata.upload_http)
     POST /v1/gc/check                                                   (metadata.gc_http)
+    GET /v1/nodes, POST /v1/nodes/change|weight, GET /v1/nodes/ok-to-stop  (metadata.membership_http)
     /raft/*, /v1/raft/members, /debug/partition                         (metadata.replication.http)
 
 Every node is a Raft member (:mod:`metadata.replication`): writes and reads are served by
@@ -50,7 +51,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 from prometheus_client.core import GaugeMetricFamily
 
-from metadata import gc_http, node_health, upload_http
+from metadata import gc_http, membership_http, node_health, upload_http
 from metadata.api import commands as c
 from metadata.api.commands import command_from_dict
 from metadata.fsm.machine import MetadataFSM
@@ -58,7 +59,7 @@ from metadata.join import ask_to_join, self_address
 from metadata.liveness import LivenessSettings
 from metadata.metrics import MetadataMetrics
 from metadata.repair import http as repair_http
-from metadata.repair.service import RepairService
+from metadata.repair.service import RebalanceCollector, RepairService
 from metadata.replication import http as raft_http
 from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter, parse_peers
 from metadata.replication.replicator import Replicator
@@ -117,8 +118,11 @@ async def _json_body(request: web.Request) -> Any:
 
 async def post_nodes(request: web.Request) -> web.Response:
     node = node_health.node_from_body(await _json_body(request))
-    outcome = await _rep(request).propose(c.RegisterNode(node))
-    return web.json_response({"cluster_map": outcome.result(c.RegisterNode).to_dict()})
+    cmap = await _rep(request).read(lambda f: f.cluster_map())
+    record = node_health.registration(cmap.node(node.node_id), node, request.app[CONFIG].auto_add)
+    if record is not None:
+        cmap = (await _rep(request).propose(c.RegisterNode(record))).result(c.RegisterNode)
+    return web.json_response({"cluster_map": cmap.to_dict()})
 
 
 async def post_command(request: web.Request) -> web.Response:
@@ -292,6 +296,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
         if isinstance(rep, RaftReplicator):
             MetadataMetrics(metrics, rep)
         metrics.registry.register(_LeaderHealthCollector(rep, app[node_health.LIVENESS]))
+        metrics.registry.register(RebalanceCollector(rep, app[REPAIR]))
         yield
         await app[REPAIR].close()
         await rep.close()
@@ -319,8 +324,10 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     r.add_get("/v1/status", get_status, name="status")
     upload_http.add_routes(app, _rep)
     node_health.add_liveness(app, lambda: app[REPLICATOR], LivenessSettings(cfg.node_timeout, cfg.down_after))
+    app[node_health.LIVENESS].auto_add = cfg.auto_add
     repair_http.add_routes(app, lambda request: request.app[REPAIR])
     gc_http.add_routes(app, _rep, cfg.gc_grace)
+    membership_http.add_routes(app, _rep, cfg.default_policy)
     raft_http.add_routes(app, _rep, cfg.enable_fault_injection)
     return app
 

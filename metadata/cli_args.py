@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gc-grace", type=float, help="storage nodes' garbage-collection grace in seconds: commits of "
                    "versions older than half of it are refused (default 3600; 0: no guard, GC refused)")
     add_liveness_arguments(p)
+    p.add_argument("--auto-add", action="store_true", default=None,
+                   help="storage nodes started with --join enter the ring at once (no `objstore node add`)")
 
 
 def add_liveness_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,4 +61,5 @@ def config_from_args(args: argparse.Namespace) -> MetadataConfig:
         "election_ticks": args.election_ticks, "heartbeat_ticks": args.heartbeat_ticks,
         "log_segment_bytes": args.log_segment_bytes, "gc_grace": args.gc_grace,
         "node_timeout": args.node_timeout, "down_after": args.down_after,
+        "auto_add": getattr(args, "auto_add", None),
     })

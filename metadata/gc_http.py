@@ -1,12 +1,10 @@
 """Garbage collection's side of the metadata service: the commit-age guard's stamp, and
 the check storage nodes send their blobs to.
 
-    POST /v1/gc/check  {"refs": [[bucket, key, version_id, shard], ...], "node_id": N}
-                       -> {"status": ["referenced" | "young" | "orphan" | "elsewhere", ...],
-                           "gc_floor": F}
-
-(at most MAX_REFS refs; ``node_id``, optional, is the asking node: a blob referenced only
-by placements without it is "elsewhere", a stale copy its node may collect).
+    POST /v1/gc/check  {"refs": [[bucket, key, version_id, shard(, created)], ...], "node": id}
+                       (at most MAX_REFS; with "node", a record references a blob only
+                       when it places it on that node: metadata.fsm.references)
+                       -> {"status": ["referenced" | "young" | "orphan", ...], "gc_floor": F}
 
 The leader first commits ``MarkCollectable(now - gc_grace/2)`` through Raft (unless this
 process committed one less than ``MARK_REUSE`` seconds ago: a pass of many batches costs
@@ -48,16 +46,16 @@ def stamp(cmd: c.Command, gc_grace: float, now: float) -> c.Command:
     return cmd
 
 
-def _refs(body: Any) -> list[tuple[str, str, str, int]]:
+def _refs(body: Any) -> list[tuple[str, str, str, int, float]]:
     refs = body.get("refs") if isinstance(body, dict) else None
     if not isinstance(refs, list) or len(refs) > MAX_REFS:
         raise InvalidArgument(f'expected {{"refs": [[bucket, key, version_id, shard], ...]}}, at most {MAX_REFS}')
     out = []
     for r in refs:
-        if not (isinstance(r, list) and len(r) == 4 and all(isinstance(x, str) for x in r[:3])
-                and isinstance(r[3], int)):
-            raise InvalidArgument("a ref is [bucket, key, version_id, shard]")
-        out.append((r[0], r[1], r[2], r[3]))
+        if not (isinstance(r, list) and len(r) in (4, 5) and all(isinstance(x, str) for x in r[:3])
+                and isinstance(r[3], int) and (len(r) == 4 or isinstance(r[4], (int, float)))):
+            raise InvalidArgument("a ref is [bucket, key, version_id, shard] or [..., created]")
+        out.append((r[0], r[1], r[2], r[3], float(r[4]) if len(r) == 5 else 0.0))
     return out
 
 
@@ -72,16 +70,15 @@ def add_routes(app: web.Application, rep: Rep, gc_grace: float, clock: Callable[
         except ValueError as exc:
             raise InvalidArgument(f"request body is not JSON: {exc}") from None
         refs = _refs(body)
-        node_id = body.get("node_id") or ""
-        if not isinstance(node_id, str):
-            raise InvalidArgument("node_id must be a string")
+        node = body.get("node") if isinstance(body.get("node"), str) else ""
         now = clock()
         if now - marked[0] >= MARK_REUSE or now < marked[0]:
             # A floor committed earlier is in the log for good: the read below includes it.
             (await rep(request).propose(c.MarkCollectable(now - gc_grace / 2))).raise_for_error()
             marked[0] = now
         floor = marked[0] - gc_grace / 2
-        status = await rep(request).read(lambda f: [blob_status(f, b, k, v, node_id) for b, k, v, _shard in refs])
+        status = await rep(request).read(lambda f: [blob_status(f, b, k, v, node, created)
+                                                    for b, k, v, _shard, created in refs])
         return web.json_response({"status": status, "gc_floor": floor})
 
     app.router.add_post("/v1/gc/check", check, name="gc_check")

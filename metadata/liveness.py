@@ -183,6 +183,10 @@ class LivenessMonitor:
                 free[node_id] = max(stats["free_bytes"] - (reserve_bytes(stats) or 0), 0)
         return free
 
+    def used_bytes(self) -> dict[str, int]:
+        """Each node's used bytes from its last heartbeat (nodes that sent none left out)."""
+        return {n: s["used_bytes"] for n, s in self._stats.items() if isinstance(s.get("used_bytes"), int)}
+
     def health(self, cmap: ClusterMap, now: float) -> list[dict[str, Any]]:
         """Per node of ``cmap``: its state, the age of its last heartbeat (None: none since
         this leader was elected), the stats of that heartbeat and its scrub progress."""

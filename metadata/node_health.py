@@ -45,15 +45,17 @@ MAX_WAITERS = 1024
 EPOCH_POLL_SECONDS = 0.05
 
 
-def registration(known: NodeInfo | None, sent: NodeInfo) -> NodeInfo | None:
-    """The node record a heartbeat must register through Raft, or None when the map already
-    has it: a new node joins ``up``; a known one whose address, zone or weight changed keeps
-    its state in the map. Capacity alone never causes a Raft write."""
+def registration(known: NodeInfo | None, sent: NodeInfo, auto_add: bool = False) -> NodeInfo | None:
+    """The node record a heartbeat (or ``POST /v1/nodes``) must register through Raft, or
+    None when the map already has it: a new node joins ``up``, or ``joining`` when it asks
+    to (started with ``--join``) unless ``auto_add``; a known one whose address or zone
+    changed keeps its state and weight in the map (the weight is the operator's, set with
+    ``objstore node set-weight``). Capacity alone never causes a Raft write."""
     if known is None:
-        return dataclasses.replace(sent, state="up")
-    if (known.address, known.zone, known.weight) == (sent.address, sent.zone, sent.weight):
+        return dataclasses.replace(sent, state="joining" if sent.state == "joining" and not auto_add else "up")
+    if (known.address, known.zone) == (sent.address, sent.zone):
         return None
-    return dataclasses.replace(sent, state=known.state)
+    return dataclasses.replace(sent, state=known.state, weight=known.weight)
 
 
 class LivenessService:
@@ -66,6 +68,7 @@ class LivenessService:
         self.clock = clock
         self.interval = heartbeat_interval(settings.node_timeout)
         self._leading = False
+        self.auto_add = False  # storage nodes asking to join enter the ring at once
 
     def leading(self) -> bool:
         """Whether this node leads; on becoming leader, the monitor starts afresh."""
@@ -81,7 +84,7 @@ class LivenessService:
         if not self.leading():
             raise rep.not_leader()
         cmap = await rep.read(lambda f: f.cluster_map())
-        record = registration(cmap.node(node.node_id), node)
+        record = registration(cmap.node(node.node_id), node, self.auto_add)
         if record is not None:
             cmap = (await rep.propose(c.RegisterNode(record))).result(c.RegisterNode)
             log.info("storage node %s registered by its heartbeat (%s)", node.node_id, node.address)

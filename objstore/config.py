@@ -67,6 +67,8 @@ class StorageConfig(NodeConfig):
     gc_interval: float = 600.0  # seconds between garbage-collection passes
     gc_grace: float = 3600.0  # an unreferenced blob younger than this is never collected
     segment_bytes: int = 256 * 1024 * 1024  # size at which a segment file is sealed
+    join: bool = False  # register as "joining" (outside the ring) until `objstore node add`
+    rebalance_rate: float = 20.0  # MB/s this node receives for rebalancing moves (with repair on)
 
     def validate(self) -> "StorageConfig":
         _check_port(self.port)
@@ -82,6 +84,8 @@ class StorageConfig(NodeConfig):
             raise InvalidArgument("weight must be positive")
         if self.capacity_bytes < 0 or self.reserve_bytes < -1:
             raise InvalidArgument("capacity_bytes and reserve_bytes must not be negative")
+        if self.rebalance_rate <= 0:
+            raise InvalidArgument("--rebalance-rate must be positive (MB/s)")
         if self.repair_rate < 0:
             raise InvalidArgument("repair rate must not be negative")
         check_pair(self.tls_cert, self.tls_key)
@@ -108,6 +112,7 @@ class MetadataConfig(NodeConfig):
     # Storage nodes collect unreferenced blobs older than this; commits of versions or parts
     # whose id is older than half of it are refused (metadata.gc_http). 0: no guard, no GC.
     gc_grace: float = 3600.0
+    auto_add: bool = False  # storage nodes started with --join enter the ring at once
 
     def validate(self) -> "MetadataConfig":
         _check_port(self.port)

@@ -86,7 +86,10 @@ class RepairTask:
     (the part's version id), of (bucket, key), stored as ``policy`` (the record's layout
     string), ``size`` bytes of object data. The target
     writes shard ``shard`` (0 for a replica; the lost shard's index for ec) from
-    ``sources``, then the leader commits ``placement`` in place of ``expected``.
+    ``sources``, then the leader commits ``placement`` in place of ``expected``. A
+    rebalancing ``move`` is the same work for a blob at full policy whose placement is not
+    the ring's: ``placement`` swaps one misplaced node for ``target`` (the old copy is left
+    to garbage collection), and the target throttles it with its rebalance rate.
     """
 
     task_id: str
@@ -103,20 +106,21 @@ class RepairTask:
     sources: tuple[Source, ...] = field(default_factory=tuple)
     blob_id: str = ""  # "" means version_id
     spare: int = 0  # surviving copies beyond those needed to read, when planned
+    move: bool = False  # a rebalancing move, not a repair
 
     def to_dict(self) -> dict[str, Any]:
         return {"task_id": self.task_id, "bucket": self.bucket, "key": self.key, "version_id": self.version_id,
                 "part": self.part, "policy": self.policy, "size": self.size, "shard": self.shard,
                 "target": self.target, "expected": list(self.expected), "placement": list(self.placement),
                 "sources": [s.to_dict() for s in self.sources], "blob_id": self.blob_id,
-                "spare": self.spare}
+                "spare": self.spare, "move": self.move}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RepairTask":
         return cls(d["task_id"], d["bucket"], d["key"], d["version_id"], int(d["part"]), d["policy"],
                    int(d["size"]), int(d["shard"]), d["target"], tuple(d["expected"]), tuple(d["placement"]),
                    tuple(Source.from_dict(s) for s in d.get("sources", ())), d.get("blob_id", ""),
-                   int(d.get("spare", 0)))
+                   int(d.get("spare", 0)), bool(d.get("move", False)))
 
     @property
     def blob(self) -> str:

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 
@@ -84,31 +84,44 @@ async def timed_load(client: S3Client, keys: list[str], seconds: float) -> dict[
     return await task
 
 
-async def measure(info: dict[str, Any], data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+def cluster_parts(info: dict[str, Any], data_dir: Path) -> tuple[str, list[str], dict[str, dict[str, Any]]]:
+    """(cluster secret, metadata addresses, storage processes by id) of a started cluster."""
     secret = json.loads((data_dir / "credentials.json").read_text())["cluster_secret"]
     meta_addrs = [p["address"] for p in info["processes"] if p["role"] == "metadata"]
-    storage = {p["id"]: p for p in info["processes"] if p["role"] == "storage"}
+    return secret, meta_addrs, {p["id"]: p for p in info["processes"] if p["role"] == "storage"}
+
+
+async def fill(client: S3Client, count: int, size: int) -> list[str]:
+    """A replica:3 bucket with ``count`` objects of ``size`` bytes and 200 small ones (the
+    keys the foreground GETs read, returned)."""
+    body, small = os.urandom(size), os.urandom(SMALL)
+    await client.create_bucket(BUCKET, "replica:3")
+    sem = asyncio.Semaphore(8)
+
+    async def put(key: str, data: bytes) -> None:
+        async with sem:
+            out = await client.put(BUCKET, key, data, len(data))
+            if out.error:
+                raise RuntimeError(f"PUT {key}: {out.error}")
+
+    await asyncio.gather(*(put(f"big/{i:06d}", body) for i in range(count)))
+    small_keys = [f"small/{i:04d}" for i in range(200)]
+    await asyncio.gather(*(put(k, small) for k in small_keys))
+    return small_keys
+
+
+def s3_client(info: dict[str, Any]) -> S3Client:
+    return S3Client(info["endpoint"], SigV4Signer(ACCESS, SECRET, "us-east-1"), connections=CONCURRENCY + 8)
+
+
+async def measure(info: dict[str, Any], data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    secret, meta_addrs, storage = cluster_parts(info, data_dir)
     size = parse_size(args.object_size)
     count = max(1, args.data_mb * 10**6 // size)
-    body = os.urandom(size)
-    small = os.urandom(SMALL)
     fig: dict[str, Any] = {"objects": count, "object_size": size, "repair_rate_mb_s": args.repair_rate}
-    signer = SigV4Signer(ACCESS, SECRET, "us-east-1")
-    async with S3Client(info["endpoint"], signer, connections=CONCURRENCY + 8) as client, \
-            aiohttp.ClientSession() as session:
+    async with s3_client(info) as client, aiohttp.ClientSession() as session:
         meta = MetadataClient(meta_addrs, secret, session=session, client_id="bench-repair")
-        await client.create_bucket(BUCKET, "replica:3")
-        sem = asyncio.Semaphore(8)
-
-        async def put(key: str, data: bytes) -> None:
-            async with sem:
-                out = await client.put(BUCKET, key, data, len(data))
-                if out.error:
-                    raise RuntimeError(f"PUT {key}: {out.error}")
-
-        await asyncio.gather(*(put(f"big/{i:06d}", body) for i in range(count)))
-        small_keys = [f"small/{i:04d}" for i in range(200)]
-        await asyncio.gather(*(put(k, small) for k in small_keys))
+        small_keys = await fill(client, count, size)
         before = await timed_load(client, small_keys, args.load_seconds)
         lost = storage["s1"]
         fig["lost_node_bytes"] = (await StorageClient(session, secret).stats(lost["address"]))["used_bytes"]
@@ -136,7 +149,7 @@ async def measure(info: dict[str, Any], data_dir: Path, args: argparse.Namespace
         stop.set()
         during = await load
         fig["repaired_mb_by_node"] = {  # with zones, a lost node's copies go to its zone's other nodes
-            nid: await _repaired_bytes(session, p["address"]) / 1e6 for nid, p in storage.items() if nid != "s1"}
+            nid: await metric_total(session, p["address"]) / 1e6 for nid, p in storage.items() if nid != "s1"}
         repaired = fig["bytes_below_policy_at_loss"]
         repairing = elapsed - fig.get("marked_out_after_s", 0.0)  # from out (nothing to repair before)
         fig.update(
@@ -155,12 +168,12 @@ async def measure(info: dict[str, Any], data_dir: Path, args: argparse.Namespace
     return fig
 
 
-async def _repaired_bytes(session: aiohttp.ClientSession, address: str) -> float:
-    """A storage node's ``objstore_repair_bytes_total`` (its public /metrics)."""
+async def metric_total(session: aiohttp.ClientSession, address: str,
+                       name: str = "objstore_repair_bytes_total") -> float:
+    """The sum of a metric's samples on one storage node's public /metrics."""
     async with session.get(f"http://{address}/metrics") as resp:
         text = await resp.text()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("objstore_repair_bytes_total"))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -192,10 +205,18 @@ def render(f: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ops.bench_repair", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-mb", type=int, default=256, help="MB of objects to write (default 256)")
+    return bench_main(argv, "repair", __doc__, "--repair-rate", 256, measure, render)
+
+
+def bench_main(argv: list[str] | None, name: str, doc: str, rate_flag: str, data_mb: int,
+               measure: Callable[[dict[str, Any], Path, argparse.Namespace], Awaitable[dict[str, Any]]],
+               render: Callable[[dict[str, Any]], str]) -> int:
+    """``python -m ops.bench_<name>``: parse the common flags, start a cluster with
+    ``rate_flag``, ``measure`` it, stop it, print the figures (``render`` or JSON)."""
+    p = argparse.ArgumentParser(prog=f"python -m ops.bench_{name}", description=doc.split("\n\n")[0])
+    p.add_argument("--data-mb", type=int, default=data_mb, help=f"MB of objects to write (default {data_mb})")
     p.add_argument("--object-size", default="1MiB", help="size of each object (default 1MiB)")
-    p.add_argument("--repair-rate", type=float, default=20.0, help="MB/s per storage node (default 20)")
+    p.add_argument(rate_flag, type=float, default=20.0, help="MB/s per storage node (default 20)")
     p.add_argument("--storage-nodes", type=int, default=6)
     p.add_argument("--load-seconds", type=float, default=5.0, help="seconds of healthy GET load (default 5)")
     p.add_argument("--timeout", type=float, default=600.0)
@@ -203,12 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="let the leader mark the lost node out (--node-timeout 1, this --down-after)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="objstore-bench-repair-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"objstore-bench-{name}-"))
     data_dir = tmp / "data"
     proc = None
+    rate = getattr(args, rate_flag.lstrip("-").replace("-", "_"))
     try:
         liveness = () if args.down_after is None else ("--node-timeout", "1", "--down-after", f"{args.down_after:g}")
-        proc, info = start_cluster(data_dir, args.storage_nodes, ("--repair-rate", f"{args.repair_rate:g}", *liveness))
+        proc, info = start_cluster(data_dir, args.storage_nodes, (rate_flag, f"{rate:g}", *liveness))
         figures = asyncio.run(measure(info, data_dir, args))
     finally:
         if proc is not None:

@@ -380,6 +380,26 @@ class MetadataClient:
         body = {"reports": [r.to_dict() for r in reports]}
         return int((await self._call("POST", "/v1/repair/report", body=body))["accepted"])
 
+    async def list_nodes(self) -> dict[str, Any]:
+        """Every storage node: the leader's health row plus ``keys`` placed on it, and the
+        widest policy in use (``widest_policy``, ``needed`` nodes)."""
+        return await self._call("GET", "/v1/nodes")
+
+    async def change_node(self, node_id: str, op: str, force: bool = False) -> dict[str, Any]:
+        """``op`` is add, drain or remove (see metadata.membership); InvalidRequest when refused."""
+        return await self._call("POST", "/v1/nodes/change", body={"node": node_id, "op": op, "force": force})
+
+    async def set_node_weight(self, node_id: str, weight: float) -> dict[str, Any]:
+        return await self._call("POST", "/v1/nodes/weight", body={"node": node_id, "weight": weight})
+
+    async def ok_to_stop(self, node_id: str) -> dict[str, Any]:
+        """Whether stopping ``node_id`` now leaves every blob at its write quorum (``ok``)."""
+        return await self._call("GET", "/v1/nodes/ok-to-stop", {"node": node_id, "answer": "always"})
+
+    async def rebalance_status(self) -> dict[str, Any]:
+        """Objects and bytes misplaced, moves queued and in flight, moved so far, rate, ETA."""
+        return await self._call("GET", "/v1/rebalance/status")
+
     async def repair_status(self) -> dict[str, Any]:
         """Objects and bytes below policy, tasks queued and in flight, repaired so far, rate, ETA."""
         return await self._call("GET", "/v1/repair/status")

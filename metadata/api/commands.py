@@ -89,6 +89,17 @@ class SetNodeState(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class SetNodeWeight(Command):
+    """Set a node's ring weight (its share of the ring, > 0); returns the ClusterMap. The map's
+    weight is the operator's from then on: a heartbeat never changes a known node's weight."""
+
+    TYPE: ClassVar[str] = "SetNodeWeight"
+    RESULT: ClassVar[type | None] = ClusterMap
+    node_id: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
 class CreateBucket(Command):
     """Create a bucket; returns the Bucket."""
 
@@ -296,7 +307,10 @@ class RepairPlacement(Command):
     (the stored id) of (bucket, key), or of its part ``part`` (0: the version's own blob),
     becomes ``placement`` only if the version still exists and its placement is exactly
     ``expected``; otherwise nothing changes. Returns a RepairOutcome. Never creates a
-    version, so it cannot overwrite a newer one or resurrect a deleted one."""
+    version, so it cannot overwrite a newer one or resurrect a deleted one. ``copied_at``
+    (unix seconds on the copying node; 0: not given, as in old logs) is when the new copy
+    started: a copy that began before the state machine's ``gc_floor`` may already have
+    been collected as a stray copy, so such a commit answers "too-old" and changes nothing."""
 
     TYPE: ClassVar[str] = "RepairPlacement"
     RESULT: ClassVar[type | None] = RepairOutcome
@@ -306,6 +320,7 @@ class RepairPlacement(Command):
     part: int
     expected: list
     placement: list
+    copied_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +351,7 @@ COMMANDS: dict[str, type[Command]] = {
         PutCredential, DeleteCredential, PutObject, DeleteObject,
         SetBucketVersioning, SetBucketTags, SetObjectTags, SetBucketPolicy, SetBucketAcl, SetObjectAcl,
         CreateMultipartUpload, PutPart, AbortMultipartUpload, CompleteMultipartUpload,
-        RepairPlacement, MarkCollectable, SetBucketConsistency,
+        RepairPlacement, MarkCollectable, SetBucketConsistency, SetNodeWeight,
     )
 }
 _SESSION_FIELDS = ("client_id", "seq", "ack")

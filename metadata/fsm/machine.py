@@ -133,6 +133,7 @@ class MetadataFSM:
             c.CompleteMultipartUpload: self._complete_upload,
             c.RepairPlacement: self._repair_placement,
             c.MarkCollectable: self._mark_collectable,
+            c.SetNodeWeight: self._set_node_weight,
         }
 
     # --- applying commands -----------------------------------------------------------------
@@ -191,6 +192,18 @@ class MetadataFSM:
             self.epoch += 1
             self._map = None
             self._holding_may_change(old, self.nodes[cmd.node_id])
+        return self.cluster_map()
+
+    def _set_node_weight(self, cmd: c.SetNodeWeight) -> ClusterMap:
+        old = self.nodes.get(cmd.node_id)
+        if old is None:
+            raise InvalidArgument(f"no storage node {cmd.node_id!r}")
+        if isinstance(cmd.weight, bool) or not isinstance(cmd.weight, (int, float)) or not 0 < cmd.weight <= 1000:
+            raise InvalidArgument(f"a node weight is a number in (0, 1000], not {cmd.weight!r}")
+        if old.weight != cmd.weight:
+            self.nodes[cmd.node_id] = NodeInfo(**{**old.to_dict(), "weight": float(cmd.weight)})
+            self.epoch += 1
+            self._map = None
         return self.cluster_map()
 
     def _holding_may_change(self, old: NodeInfo | None, new: NodeInfo) -> None:
@@ -349,6 +362,8 @@ class MetadataFSM:
     def _repair_placement(self, cmd: c.RepairPlacement) -> RepairOutcome:
         """See :class:`metadata.api.commands.RepairPlacement`."""
         expected, placement = _node_list(cmd.expected), _node_list(cmd.placement)
+        if cmd.copied_at and cmd.copied_at < self.gc_floor:
+            return RepairOutcome(False, "too-old")
         index = self.objects.get(cmd.bucket)
         versions = index.versions(cmd.key) if index is not None else ()
         for i, rec in enumerate(versions):

@@ -2,9 +2,10 @@
 
     POST /v1/repair/report  {"reports": [DamageReport]}       -> {"accepted": n}
     POST /v1/repair/lease   {"node_id", "max"}                -> {"tasks": [RepairTask]}
-    POST /v1/repair/commit  {"node_id", "task": RepairTask, "ok": bool}
+    POST /v1/repair/commit  {"node_id", "task": RepairTask, "ok": bool, "copied_at": unix seconds}
                                                               -> RepairOutcome {"applied", "reason"}
     GET  /v1/repair/status                                    -> below-policy counts and progress
+    GET  /v1/rebalance/status                                 -> misplaced counts, moves, rate, ETA
 
 Only the leader serves them; other members answer 503 NotLeader naming it.
 """
@@ -61,13 +62,20 @@ def add_routes(app: web.Application, service: Callable[[web.Request], RepairServ
             raise InvalidArgument(f"malformed task: {exc}") from None
         if task.target != d.get("node_id"):
             raise InvalidArgument("a task is committed by its target node")
-        outcome = await service(request).commit(task, bool(d.get("ok")))
+        copied_at = d.get("copied_at", 0.0)
+        if isinstance(copied_at, bool) or not isinstance(copied_at, (int, float)):
+            raise InvalidArgument("copied_at is unix seconds")
+        outcome = await service(request).commit(task, bool(d.get("ok")), float(copied_at))
         return web.json_response(outcome.to_dict())
 
     async def get_status(request: web.Request) -> web.Response:
         return web.json_response(await service(request).status())
 
+    async def get_rebalance_status(request: web.Request) -> web.Response:
+        return web.json_response(await service(request).rebalance_status())
+
     r = app.router
+    r.add_get("/v1/rebalance/status", get_rebalance_status, name="rebalance_status")
     r.add_post("/v1/repair/report", post_report, name="repair_report")
     r.add_post("/v1/repair/lease", post_lease, name="repair_lease")
     r.add_post("/v1/repair/commit", post_commit, name="repair_commit")

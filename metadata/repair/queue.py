@@ -135,7 +135,9 @@ class RepairQueue:
         if current is not None and current.task.task_id == task.task_id:
             del self.tasks[task.blob_key]
         self.idle.pop((task.bucket, task.key), None)
-        if applied:
+        if applied and task.move:
+            pass  # a rebalancing move: counted by metadata.repair.rebalance
+        elif applied:
             self.repaired_objects += 1
             self.repaired_bytes += task.size
             self._commits.append((now, task.size))

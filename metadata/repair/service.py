@@ -1,6 +1,8 @@
 """The metadata leader's repair service: plans tasks, leases them to storage nodes, commits
 their results through Raft, verifies damage reports. IO at this edge only; the decisions
-are :mod:`metadata.repair.planner` and :mod:`metadata.repair.queue`.
+are :mod:`metadata.repair.planner` and :mod:`metadata.repair.queue`. The same service plans
+rebalancing moves (:mod:`metadata.repair.rebalance`) with what repair leaves of each
+round's budget: repair first, so copies are re-created before any is moved.
 
 Invariants:
 - Every placement change goes through the conditional ``RepairPlacement`` command; a
@@ -19,15 +21,16 @@ import ssl
 import time
 from collections import deque
 from dataclasses import replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import aiohttp
+from prometheus_client.core import GaugeMetricFamily
 
 from metadata.api import commands as c
 from objstore.repair_records import DamageReport, RepairOutcome, RepairTask
 from metadata.fsm import records
 from metadata.fsm.machine import MetadataFSM
-from metadata.repair import planner
+from metadata.repair import planner, rebalance
 from metadata.repair.queue import RepairQueue
 from objstore.erasure.data_layout import DataLayout
 from objstore.errors import InvalidArgument, ObjstoreError
@@ -55,6 +58,7 @@ class RepairService:
         self.free_bytes = free_bytes
         self.plan_every = plan_every
         self.queue = RepairQueue(lease_seconds)
+        self.rebalance = rebalance.RebalanceState(clock=clock)
         self._last_plan = float("-inf")
         self._pending: deque[DamageReport] = deque()
         self._verifier: asyncio.Task | None = None
@@ -80,8 +84,13 @@ class RepairService:
         skip = q.passed_over(now)
 
         def run(fsm: MetadataFSM) -> tuple[list[RepairTask], list[tuple[str, str]], set[str]]:
-            tasks, idle = planner.plan_round(fsm, reported=reported, damaged=q.damaged, busy=q.busy(),
+            busy = q.busy()
+            tasks, idle = planner.plan_round(fsm, reported=reported, damaged=q.damaged, busy=busy,
                                              failed=q.failed, free_bytes=free, skip=skip, limit=PLAN_LIMIT)
+            if len(tasks) < PLAN_LIMIT:
+                moves, stuck = self.rebalance.plan(fsm, busy=busy | {t.blob_key for t in tasks}, failed=q.failed,
+                                                   free_bytes=free, skip=skip, limit=PLAN_LIMIT - len(tasks))
+                tasks, idle = tasks + moves, idle + stuck
             writable = {n.node_id for n in fsm.cluster_map().nodes if n.state in WRITABLE_STATES}
             return tasks, idle, writable
 
@@ -94,16 +103,19 @@ class RepairService:
         await self.plan_if_due()
         return self.queue.lease(node_id, count, self.clock())
 
-    async def commit(self, task: RepairTask, ok: bool) -> RepairOutcome:
-        """Record a task's result: with ``ok`` its copy is durable on its target, so propose
-        its new placement; otherwise remember that the target failed this blob."""
+    async def commit(self, task: RepairTask, ok: bool, copied_at: float = 0.0) -> RepairOutcome:
+        """Record a task's result: with ``ok`` its copy (started at ``copied_at`` on the
+        target's clock) is durable on its target, so propose its new placement; otherwise
+        remember that the target failed this blob."""
         if not ok:
             self.queue.finished(task, False, "failed", self.clock())
             return RepairOutcome(False, "failed")
         cmd = c.RepairPlacement(task.bucket, task.key, task.version_id, task.part, list(task.expected),
-                                list(task.placement))
+                                list(task.placement), copied_at)
         outcome = (await self.rep.propose(cmd)).result(c.RepairPlacement)
         self.queue.finished(task, outcome.applied, outcome.reason, self.clock())
+        if task.move and outcome.applied:
+            self.rebalance.moved(task, self.clock())
         return outcome
 
     # --- reports ---------------------------------------------------------------------------
@@ -182,9 +194,43 @@ class RepairService:
 
     # --- progress --------------------------------------------------------------------------
 
+    async def rebalance_status(self) -> dict[str, Any]:
+        """Objects and bytes misplaced, moved, rate, ETA, the walk's progress, moves in flight."""
+        def read(fsm: MetadataFSM) -> tuple[int, int]:
+            self.rebalance.ring_changed(fsm.cluster_map())  # a change not planned for yet: walk again
+            return fsm.object_count(), rebalance.draining_keys(fsm)
+
+        keys, draining = await self.rep.read(read)
+        now = self.clock()
+        st = self.rebalance.status(keys, draining, now)
+        moves = [x for x in self.queue.tasks.values() if x.task.move]
+        st["in_flight"] = sum(1 for x in moves if x.until > now)
+        st["queued"] = len(moves) - st["in_flight"]
+        return st
+
     async def status(self) -> dict[str, Any]:
         counts = await self.rep.read(lambda fsm: fsm.placements.counts())
         st = {**counts, **self.queue.status(self.clock())}
         rate = st["rate_bytes_per_second"]
         st["eta_seconds"] = st["bytes_below_policy"] / rate if rate > 0 else None
         return st
+
+
+class RebalanceCollector:
+    """On the leader only: ``objstore_cluster_objects_misplaced`` and
+    ``objstore_cluster_bytes_misplaced`` (keys known misplaced and their bytes: the
+    rebalancer's soft state, complete once its walk is; see metadata.repair.rebalance)."""
+
+    def __init__(self, rep: Any, service: RepairService) -> None:
+        self._rep = rep
+        self._service = service
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if not self._rep.is_leader():
+            return
+        st = self._service.rebalance
+        yield GaugeMetricFamily("objstore_cluster_objects_misplaced",
+                                "Keys whose placement is not the ring's (rebalancing moves them)",
+                                value=float(len(st.misplaced)))
+        yield GaugeMetricFamily("objstore_cluster_bytes_misplaced", "Bytes of blobs whose placement is not the ring's",
+                                value=float(sum(st.misplaced.values())))

@@ -375,12 +375,15 @@ def _repair_ctx(cfg: StorageConfig, metrics: Metrics):  # noqa: ANN202 - an aioh
     repaired_objects = Counter("objstore_repair_objects", "Copies re-created here by repair and committed",
                                registry=metrics.registry)
 
+    moved_bytes = Counter("objstore_rebalance_bytes", "Bytes of copies moved here by rebalancing",
+                          registry=metrics.registry)
+
     def on_repaired(size: int) -> None:
         repaired_objects.inc()
         repaired_bytes.inc(size)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.get_running_loop().create_task(repair_task(cfg, app[STORE], on_repaired))
+        task = asyncio.get_running_loop().create_task(repair_task(cfg, app[STORE], on_repaired, moved_bytes.inc))
         yield
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_reclaim_arguments(p)
     p.add_argument("--repair-rate", type=float,
                    help="MB/s this node receives to re-create lost copies (default 20; 0: no repair)")
+    add_flag_table(p, REBALANCE_FLAGS)
+    p.add_argument("--join", action="store_true", default=None,
+                   help="register as joining: outside the ring until `objstore node add` puts it in")
 
 
 # The scrubber's pacing: flag -> StorageConfig field (also flags of ``objstore up``).
@@ -55,6 +58,13 @@ def add_scrub_arguments(p: argparse.ArgumentParser) -> None:
 def scrub_argv(args: argparse.Namespace) -> tuple[str, ...]:
     """The scrub flags given in ``args``, as storage node command-line arguments."""
     return flag_table_argv(args, SCRUB_FLAGS)
+
+
+# Rebalancing's pacing: flag -> StorageConfig field (also a flag of ``objstore up``).
+REBALANCE_FLAGS: FlagTable = {
+    "--rebalance-rate": ("rebalance_rate", float,
+                         "MB/s each storage node receives for rebalancing moves (default 20)"),
+}
 
 
 def add_reclaim_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,8 +93,8 @@ def config_from_args(args: argparse.Namespace) -> StorageConfig:
         "capacity_bytes": args.capacity_bytes, "reserve_bytes": args.reserve_bytes,
         "metadata": csv_tuple(args.metadata), "advertise": args.advertise,
         "heartbeat_interval": args.heartbeat_interval,
-        **flag_table_values(args, SCRUB_FLAGS),
+        **flag_table_values(args, SCRUB_FLAGS), **flag_table_values(args, REBALANCE_FLAGS),
         "repair_rate": args.repair_rate,
         "segment_bytes": args.segment_bytes, "compaction_interval": args.compaction_interval,
-        "gc_interval": args.gc_interval, "gc_grace": args.gc_grace,
+        "gc_interval": args.gc_interval, "gc_grace": args.gc_grace, "join": args.join,
     })

@@ -1,20 +1,14 @@
 """Garbage collection of orphan blobs on one storage node.
 
 Every ``interval`` seconds the node takes the blobs it holds whose version id (an HLC
-timestamp) is older than ``grace`` seconds on its own clock, and sends them in batches
-(bucket, key, version id, shard) to the metadata leader (``POST /v1/gc/check``, signed;
+timestamp) is older than ``grace`` seconds on its own clock and which it wrote (``created``)
+that long ago, and sends them in batches (bucket, key, version id, shard, created), naming
+itself, to the metadata leader (``POST /v1/gc/check``, signed;
 :mod:`metadata.gc_http`). It deletes (a tombstone; compaction reclaims the space) only
-the blobs answered ``orphan``: referenced by no version record, no part of a multipart
-version and no part of an upload in progress, and older than the metadata service's
+the blobs answered ``orphan``: referenced by no version record placing it on this node,
+no part of a multipart version placing it here and no part of an upload in progress, and older than the metadata service's
 ``gc_floor``, below which every commit is refused. So no commit can ever reference a
 collected blob, whatever the clocks say (the argument is in :mod:`metadata.gc_http`).
-
-A blob the leader answers ``elsewhere`` (its version is referenced, but no placement lists
-this node: a stale copy on a node that was ``out`` while repair re-created it elsewhere,
-or a copy a write abandoned) is never read here, and is deleted when two passes in a row
-answer so for the same record: a repair's copy is written before its placement commits,
-so one answer between the two is not enough (the worker commits at once after writing;
-a copy redone meanwhile is a new record). The table of first answers is bounded.
 
 This collects the blobs of failed and ambiguous writes, of versions replaced or deleted
 (the gateway no longer deletes them at once, so a GET streaming from them finishes), of
@@ -29,7 +23,6 @@ import logging
 import random
 import ssl
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Sequence
 
@@ -46,8 +39,6 @@ log = logging.getLogger(__name__)
 CHECK_PATH = "/v1/gc/check"
 BATCH = 500
 ORPHAN = "orphan"
-ELSEWHERE = "elsewhere"
-MAX_ELSEWHERE = 100_000  # blobs answered "elsewhere" once, waiting for the next pass
 Check = Callable[[list[list]], Awaitable[list[str]]]
 
 
@@ -66,13 +57,13 @@ class GarbageCollector:
                  batch: int = BATCH) -> None:
         self.store, self._check, self.grace, self._clock, self.batch = store, check, grace, clock, batch
         self.stats = GcStats()
-        self._elsewhere: OrderedDict = OrderedDict()  # blob id -> seq of the record answered "elsewhere"
 
     def candidates(self) -> list:
         """Index entries old enough to be checked."""
         cutoff = self._clock() - self.grace
         return [e for e in self.store.index.entries()
-                if is_version_id(e.header.version_id) and version_time(e.header.version_id) < cutoff]
+                if is_version_id(e.header.version_id) and version_time(e.header.version_id) < cutoff
+                and e.header.created < cutoff]
 
     async def collect_once(self) -> int:
         """One pass; returns the number of blobs deleted."""
@@ -80,19 +71,14 @@ class GarbageCollector:
         deleted = 0
         for i in range(0, len(entries), self.batch):
             batch = entries[i : i + self.batch]
-            status = await self._check([[e.header.bucket, e.header.key, e.header.version_id, e.header.shard]
-                                        for e in batch])
+            status = await self._check([[e.header.bucket, e.header.key, e.header.version_id, e.header.shard,
+                                         e.header.created] for e in batch])
             self.stats.checked += len(batch)
             orphans = []
             for entry, st in zip(batch, status):
                 live = self.store.index.get(entry.blob_id)
-                current = live is not None and live.seq == entry.seq  # else rewritten meanwhile
-                if st == ORPHAN and current:
+                if st == ORPHAN and live is not None and live.seq == entry.seq:  # else rewritten meanwhile
                     orphans.append(entry)
-                elif st == ELSEWHERE and current and self._elsewhere_again(entry):
-                    orphans.append(entry)
-                elif st != ELSEWHERE:
-                    self._elsewhere.pop(entry.blob_id, None)
             # Concurrent deletes share group commits (one fsync for many tombstones).
             done = await asyncio.gather(*(self.store.delete(e.blob_id) for e in orphans))
             for entry, ok in zip(orphans, done):
@@ -102,15 +88,6 @@ class GarbageCollector:
                     self.stats.collected_bytes += entry.header.size
         self.stats.passes += 1
         return deleted
-
-    def _elsewhere_again(self, entry) -> bool:  # noqa: ANN001 - an index entry
-        """True when the previous pass answered "elsewhere" for this same record too."""
-        if self._elsewhere.pop(entry.blob_id, None) == entry.seq:
-            return True
-        self._elsewhere[entry.blob_id] = entry.seq
-        while len(self._elsewhere) > MAX_ELSEWHERE:
-            self._elsewhere.popitem(last=False)
-        return False
 
     async def run(self, interval: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                   rng: random.Random | None = None) -> None:
@@ -131,11 +108,10 @@ class GarbageCollector:
 def metadata_check(session: aiohttp.ClientSession, addresses: Sequence[str], secret: str,
                    tls: ssl.SSLContext | None, node_id: str = "") -> Check:
     """A ``check`` that asks the metadata leader, trying ``addresses`` in turn and following
-    a 503 NotLeader's ``extra.leader`` hint; raises ServiceUnavailable when none answers.
-    With ``node_id`` (this node) the answers tell stale copies ("elsewhere") apart."""
+    a 503 NotLeader's ``extra.leader`` hint; raises ServiceUnavailable when none answers."""
 
     async def check(refs: list[list]) -> list[str]:
-        data = json.dumps({"refs": refs, **({"node_id": node_id} if node_id else {})}).encode()
+        data = json.dumps({"refs": refs, "node": node_id}).encode()
         tried: list[str] = []
         queue = list(addresses)
         while queue and len(tried) < len(addresses) + 3:

@@ -41,7 +41,7 @@ def node_info(cfg: StorageConfig, capacity_bytes: int) -> NodeInfo:
         address=cfg.advertise or f"{cfg.host}:{cfg.port}",
         zone=cfg.zone,
         weight=cfg.weight,
-        state="up",
+        state="joining" if cfg.join else "up",
         capacity_bytes=capacity_bytes,
     )
 

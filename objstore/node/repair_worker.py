@@ -121,13 +121,18 @@ class RepairWorker:
 
     def __init__(self, node_id: str, store: Any, storage: StorageClient, call: Callable[[str, dict], Awaitable[Any]],
                  bucket: TokenBucket, on_repaired: Callable[[int], None] = lambda n: None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, poll: float = 1.0) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, poll: float = 1.0,
+                 move_bucket: TokenBucket | None = None, on_moved: Callable[[int], None] = lambda n: None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.node_id = node_id
         self.store = store
         self.storage = storage
         self.call = call
-        self.bucket = bucket
+        self.repair_bucket = bucket
+        self.move_bucket = move_bucket or bucket  # rebalancing moves: their own rate
         self.on_repaired = on_repaired
+        self.on_moved = on_moved
+        self.wall = wall
         self.sleep = sleep
         self.poll = poll
 
@@ -175,14 +180,16 @@ class RepairWorker:
     async def do(self, t: RepairTask) -> None:
         """Copy, then commit (the copy is durable first). A commit that reaches no leader is
         dropped: the lease runs out and the task is done again."""
+        copied_at = self.wall()
         ok = await self.copy(t)
         try:
-            outcome = await self.call(COMMIT_PATH, {"node_id": self.node_id, "task": t.to_dict(), "ok": ok})
+            outcome = await self.call(COMMIT_PATH, {"node_id": self.node_id, "task": t.to_dict(), "ok": ok,
+                                                    "copied_at": copied_at})
         except LeaderError as exc:
             log.info("%s", exc)
             return
         if ok and outcome.get("applied"):
-            self.on_repaired(t.size)
+            (self.on_moved if t.move else self.on_repaired)(t.size)
         log.info("repair of %s/%s %s part %d shard %d: %s", t.bucket, t.key, t.version_id, t.part, t.shard,
                  outcome if ok else "copy failed")
 
@@ -200,7 +207,7 @@ class RepairWorker:
                 try:
                     async with self.storage.get_blob(src.address, t.blob, 0) as blob:
                         await self.store.put(BlobId(t.blob, 0), t.bucket, t.key, t.policy, t.size,
-                                             self._throttled(blob.iter_chunks()))
+                                             self._throttled(blob.iter_chunks(), self._bucket(t)))
                     return True
                 except Exception as exc:  # noqa: BLE001 - any failure: the next survivor
                     log.info("repair source %s of %s failed: %r", src.node_id, t.blob, exc)
@@ -211,9 +218,12 @@ class RepairWorker:
             log.warning("repair of %s/%s (%s) failed: %r", t.bucket, t.key, t.blob, exc)
             return False
 
-    async def _throttled(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    def _bucket(self, t: RepairTask) -> TokenBucket:
+        return self.move_bucket if t.move else self.repair_bucket
+
+    async def _throttled(self, chunks: AsyncIterator[bytes], bucket: TokenBucket) -> AsyncIterator[bytes]:
         async for chunk in chunks:
-            await self.bucket.take(len(chunk))
+            await bucket.take(len(chunk))
             yield chunk
 
     async def _rebuilt_shard(self, t: RepairTask, layout: DataLayout) -> AsyncIterator[bytes]:
@@ -236,7 +246,7 @@ class RepairWorker:
             for s in range(stripes.stripe_count(t.size)):
                 w = stripes.stripe_width(t.size, s)
                 pieces = dict(zip(readers, await asyncio.gather(*(r.read(w) for r in readers.values()))))
-                await self.bucket.take(w * len(pieces))
+                await self._bucket(t).take(w * len(pieces))
                 yield encode_stripe(decode_stripe(pieces, k, m), k, m)[t.shard]
 
     async def _open(self, stack: AsyncExitStack, src: Source, blob: str) -> _Exact:
@@ -244,15 +254,18 @@ class RepairWorker:
         return _Exact(stream.iter_chunks())
 
 
-async def repair_task(cfg: Any, store: Any, on_repaired: Callable[[int], None]) -> None:
+async def repair_task(cfg: Any, store: Any, on_repaired: Callable[[int], None],
+                      on_moved: Callable[[int], None] = lambda n: None) -> None:
     """The background task a storage node runs (its own session), until cancelled."""
     tls = client_context(cfg.tls_ca)
     rate = cfg.repair_rate * 1e6
+    moves = cfg.rebalance_rate * 1e6
     timeout = aiohttp.ClientTimeout(total=None, connect=3, sock_read=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         async def call(path: str, body: dict) -> Any:
             return await call_leader(session, cfg.metadata, cfg.secret, tls, path, body)
 
         worker = RepairWorker(cfg.node_id, store, StorageClient(session, cfg.secret, tls=tls), call,
-                              TokenBucket(rate, max(rate, 1 << 20)), on_repaired)
+                              TokenBucket(rate, max(rate, 1 << 20)), on_repaired,
+                              move_bucket=TokenBucket(moves, max(moves, 1 << 20)), on_moved=on_moved)
         await worker.run_forever()

@@ -17,6 +17,8 @@ Subcommands:
   scrub      a storage node's scrubber: `objstore scrub start NODE [--wait]`, `objstore scrub status [NODE]`
   repair     `objstore repair status [--watch]`: objects and bytes below policy, repair progress
   bucket     `objstore bucket set-consistency BUCKET strong|quorum|one`: a bucket's default read level
+  rebalance  `objstore rebalance status [--watch]`: objects and bytes misplaced, moves, rate, ETA
+  node       membership: `objstore node list|add|drain|remove|set-weight|ok-to-stop`
 
 This is the one place that imports every part of objstore. Exit codes and error lines are
 those of :mod:`ops.cli.output`.
@@ -30,7 +32,9 @@ from typing import Sequence
 import ops.bench
 import ops.bench_metadata
 from objstore.errors import ObjstoreError
-from ops.cli import bucket_admin, keys, metadata_admin, object_info, repair, scrub, status, top
+from ops.cli import (
+    bucket_admin, keys, metadata_admin, nodes, object_info, rebalance, repair, scrub, status, top,
+)
 from ops.cli.output import INTERRUPTED, USAGE, CommandError, fail
 from ops.cli.services import add_service_parsers, add_up_parser
 
@@ -40,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_up_parser(sub)
     add_service_parsers(sub)
-    for module in (status, object_info, ops.bench, ops.bench_metadata, keys, scrub, repair, top, bucket_admin):
+    for module in (
+        status, object_info, ops.bench, ops.bench_metadata, keys, scrub, repair, top, bucket_admin,
+        nodes, rebalance,
+    ):
         module.add_parser(sub)
     return parser
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 
@@ -24,20 +24,31 @@ from ops.cli.output import (OK, ProgressBar, Step, add_json_argument, bar_line, 
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("repair", help="re-creating lost copies: objects and bytes below policy, progress")
-    actions = p.add_subparsers(dest="repair_action", required=True)
-    status = actions.add_parser("status", help="objects and bytes below policy, in flight, repaired, rate, ETA")
-    status.add_argument("--watch", action="store_true", help="show a progress bar until nothing is below policy")
+    add_status_parser(sub, "repair", "re-creating lost copies: objects and bytes below policy, progress",
+                      "objects and bytes below policy, in flight, repaired, rate, ETA",
+                      "show a progress bar until nothing is below policy", run)
+
+
+def add_status_parser(sub: Any, name: str, text: str, status_text: str, watch_text: str,
+                      run: Callable[[argparse.Namespace], int]) -> None:
+    """``objstore NAME status [--watch] [--interval S] [--json]``."""
+    p = sub.add_parser(name, help=text)
+    actions = p.add_subparsers(dest=f"{name}_action", required=True)
+    status = actions.add_parser("status", help=status_text)
+    status.add_argument("--watch", action="store_true", help=watch_text)
     status.add_argument("--interval", type=float, default=1.0, help="seconds between updates with --watch")
     add_cluster_arguments(status)
     add_json_argument(status)
     p.set_defaults(func=run)
 
 
-async def fetch(cluster: ClusterRef) -> dict[str, Any]:
+async def leader_status(cluster: ClusterRef, ask: Callable[[MetadataClient], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        meta = MetadataClient(list(cluster.metadata), cluster.secret, session=session, tls=cluster.tls())
-        return await meta.repair_status()
+        return await ask(MetadataClient(list(cluster.metadata), cluster.secret, session=session, tls=cluster.tls()))
+
+
+async def fetch(cluster: ClusterRef) -> dict[str, Any]:
+    return await leader_status(cluster, lambda meta: meta.repair_status())
 
 
 def render(st: dict[str, Any]) -> str:
@@ -69,6 +80,16 @@ def step(st: dict[str, Any], start_bytes: int) -> Step:
 
 
 def run(args: argparse.Namespace) -> int:
+    return watch_status(args, fetch, render, step, "bytes_below_policy",
+                        lambda st: not st["objects_below_policy"], "repair")
+
+
+def watch_status(args: argparse.Namespace, fetch: Callable[[ClusterRef], Awaitable[dict[str, Any]]],
+                 render: Callable[[dict[str, Any]], str], step: Callable[[dict[str, Any], int], Step],
+                 start_field: str, finished: Callable[[dict[str, Any]], bool], label: str) -> int:
+    """A status command: print the leader's answer; with ``--watch``, first wait until
+    ``finished(status)``, drawing ``step(status, status[start_field] at the start)`` on a
+    progress bar (:func:`ops.cli.output.watch_until`)."""
     cluster = find_cluster(args)
 
     def get() -> dict[str, Any]:
@@ -79,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     st = get()
     if args.watch:
-        start = st["bytes_below_policy"]
-        st = watch_until(st, get, lambda s: not s["objects_below_policy"], lambda s: step(s, start), args.interval,
-                         ProgressBar(label="repair"))
+        start = st[start_field]
+        st = watch_until(st, get, finished, lambda s: step(s, start), args.interval, ProgressBar(label=label))
     emit(args, st, render)
     return OK

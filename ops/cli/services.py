@@ -18,7 +18,7 @@ import metadata.app
 import metadata.cli_args
 import objstore.node.app
 import objstore.node.cli_args
-from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_ENV
+from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_ENV, add_flag_table, flag_table_argv
 from metadata.liveness import heartbeat_interval
 from objstore.cluster.launcher import UpOptions, run_up
 from objstore.logs import add_log_arguments, configure_from_args
@@ -52,6 +52,7 @@ def add_up_parser(sub: Any) -> None:
                         "stdout; progress lines go to stderr")
     p.add_argument("--repair-rate", type=float, default=None,
                    help="MB/s each storage node receives to re-create lost copies (default 20; 0: no repair)")
+    add_flag_table(p, objstore.node.cli_args.REBALANCE_FLAGS)
     p.set_defaults(func=run_up_command)
 
 
@@ -76,7 +77,8 @@ def run_up_command(args: argparse.Namespace) -> int:
         metadata_nodes=args.metadata_nodes, default_policy=args.default_policy,
         access_key=args.access_key, secret_key=args.secret_key, gateway_args=gateway.cli_args.limit_argv(args),
         tls_dir=args.tls_dir, metadata_args=metadata.cli_args.liveness_argv(args),
-        storage_args=_heartbeat_argv(args.node_timeout) + objstore.node.cli_args.scrub_argv(args),
+        storage_args=_heartbeat_argv(args.node_timeout) + objstore.node.cli_args.scrub_argv(args)
+        + flag_table_argv(args, objstore.node.cli_args.REBALANCE_FLAGS),
         prometheus=args.prometheus, prometheus_port=args.prometheus_port,
         prometheus_interval=args.prometheus_interval, metrics_token_file=args.metrics_token_file,
         log_format=args.log_format,

@@ -27,7 +27,7 @@ async def test_a_slow_put_is_logged_by_storage_and_metadata_nodes_with_the_s3_re
     mine = [f for f in _lines(caplog) if f["request_id"] == request_id]
     roles = {f["role"] for f in mine}
     assert roles == {"storage", "metadata"}, mine
-    assert sum(1 for f in mine if f["role"] == "storage" and f["method"] == "PUT") == 3  # replica:3
+    assert sum(1 for f in mine if f["role"] == "storage" and f["op"] == "put_blob") == 3  # replica:3
     assert all(f["status"] < 400 and f["latency_ms"] >= 0 for f in mine)
     for text in (caplog.text, repr(mine)):
         assert "secret-looking-key" not in text and SECRET not in text and SECRET_KEY not in text

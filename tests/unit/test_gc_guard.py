@@ -9,7 +9,7 @@ import pytest
 
 from metadata.api import commands as c
 from metadata.fsm.machine import MetadataFSM
-from metadata.fsm.references import ELSEWHERE, ORPHAN, REFERENCED, YOUNG, blob_status
+from metadata.fsm.references import ORPHAN, REFERENCED, YOUNG, blob_status
 from metadata.gc_http import stamp
 from objstore.errors import RequestTimeout
 from objstore.hlc import HLC
@@ -136,8 +136,9 @@ async def test_a_node_pass_deletes_only_old_orphans(tmp_path: Path):
 
 
 
-def test_a_node_the_placement_no_longer_lists_holds_a_copy_elsewhere(d):
-    """Repair replaced n1 (out) by n4: n1's copy is stale there; the others are current."""
+def test_a_copy_on_a_node_the_placement_no_longer_lists_is_an_orphan_there(d):
+    """Repair replaced n1 (out) by n4: n1's old copy is an orphan there once both its version
+    and its write on n1 are older than the floor; the others are referenced."""
     v = version(vid=vid_at(NOW - 20), placement=("n1", "n2", "n3"))
     d.run(c.PutObject(v))
     d.run(c.CreateMultipartUpload(upload(key="done", uid="u2")))
@@ -146,35 +147,38 @@ def test_a_node_the_placement_no_longer_lists_holds_a_copy_elsewhere(d):
     complete(d, [[1, p.part.etag, {}]], uid="u2", key="done", vid=vid_at(NOW - 20))
     d.run(c.RepairPlacement("b", "k", v.version_id, 0, ["n1", "n2", "n3"], ["n4", "n2", "n3"]))
     f = d.fsm
-    d.run(c.MarkCollectable(NOW - 30))
-    assert blob_status(f, "b", "k", v.version_id, "n1") == ELSEWHERE
-    assert blob_status(f, "b", "k", v.version_id, "n4") == REFERENCED
+    d.run(c.MarkCollectable(NOW - 10))
+    assert blob_status(f, "b", "k", v.version_id, "n1", NOW - 50) == ORPHAN
+    assert blob_status(f, "b", "k", v.version_id, "n1", NOW - 5) == YOUNG  # written after the floor
+    assert blob_status(f, "b", "k", v.version_id, "n4", NOW - 50) == REFERENCED
     assert blob_status(f, "b", "k", v.version_id) == REFERENCED  # a node that does not say who it is
     on = p.part.placement[0]
-    assert blob_status(f, "b", "done", p.part.version_id, on) == REFERENCED
-    assert blob_status(f, "b", "done", p.part.version_id, "n9") == ELSEWHERE
-    assert blob_status(f, "b", "k", vid_at(NOW - 100), "n1") == ORPHAN
+    assert blob_status(f, "b", "done", p.part.version_id, on, NOW - 200) == REFERENCED
+    assert blob_status(f, "b", "done", p.part.version_id, "n9", NOW - 200) == ORPHAN
+    assert blob_status(f, "b", "k", vid_at(NOW - 100), "n1", NOW - 100) == ORPHAN
 
 
-async def test_a_stale_copy_is_deleted_only_when_two_passes_in_a_row_say_elsewhere(tmp_path: Path):
-    store = await opened(tmp_path)
+async def test_a_stale_copy_is_deleted_but_a_copy_written_within_grace_is_not_asked(tmp_path: Path):
+    """A copy written on this node within ``grace`` (a repair's copy waiting for its commit)
+    is not even sent to the check; an old stale copy answered orphan is deleted in one pass."""
+    now = [NOW - 5000.0]
+    store = await opened(tmp_path, clock=lambda: now[0])
     try:
         stale, repairing = vid_at(NOW - 5000, gw="stale"), vid_at(NOW - 5000, gw="repairing")
         await put(store, stale, b"old copy", key="stale")
+        now[0] = NOW - 10  # the repair's copy of an old version is written just now
         await put(store, repairing, b"new copy", key="repairing")
-        committed = []
+        asked = []
 
-        async def check(refs: list[list]) -> list[str]:  # "repairing" commits after the first pass
-            return [REFERENCED if r[1] == "repairing" and committed else ELSEWHERE for r in refs]
+        async def check(refs: list[list]) -> list[str]:
+            asked.extend(refs)
+            return [ORPHAN for _ in refs]
 
         gc = GarbageCollector(store, check, grace=3600, clock=lambda: NOW)
-        assert await gc.collect_once() == 0  # one answer is not enough: a repair commits after writing
-        committed.append(True)
         assert await gc.collect_once() == 1
+        assert [r[1] for r in asked] == ["stale"]
+        assert asked[0][4] == pytest.approx(NOW - 5000)  # its write time on this node goes along
         assert store.index.get(BlobId(stale, 0)) is None
         assert store.index.get(BlobId(repairing, 0)) is not None
-        await put(store, repairing, b"redone", key="repairing")  # a new record: counted afresh
-        committed.clear()
-        assert await gc.collect_once() == 0 and store.index.get(BlobId(repairing, 0)) is not None
     finally:
         await store.close()

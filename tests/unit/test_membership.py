@@ -1,0 +1,134 @@
+"""Membership guards (add/drain/remove), the weight command, joining registration and the
+ok-to-stop answer (metadata.membership), on the pure state machine."""
+from __future__ import annotations
+
+import pytest
+
+from metadata import membership
+from metadata.api import commands as c
+from metadata.node_health import registration
+from objstore.errors import InvalidArgument, InvalidRequest
+from objstore.ring import Ring
+from objstore.types import NodeInfo
+from tests.unit.test_fsm import Driver, version
+
+
+def cluster(nodes: int = 4, policy: str = "replica:3") -> Driver:
+    d = Driver()
+    for i in range(1, nodes + 1):
+        d.run(c.RegisterNode(NodeInfo(f"n{i}", f"127.0.0.1:{7000 + i}")))
+    d.run(c.CreateBucket("b", "alice", policy, 1.0))
+    return d
+
+
+def state(d: Driver, node: str) -> str:
+    return d.fsm.nodes[node].state
+
+
+def test_drain_refused_when_it_leaves_fewer_up_nodes_than_the_widest_policy() -> None:
+    d = cluster(4)
+    assert membership.check_change(d.fsm, "n1", "drain") == "up"
+    d.run(c.SetNodeState("n1", "draining"))
+    with pytest.raises(InvalidRequest, match="leave 2 up node.*replica:3 needs 3"):
+        membership.check_change(d.fsm, "n2", "drain")
+    d.run(c.CreateBucket("e", "alice", "ec:2+1", 1.0))
+    with pytest.raises(InvalidRequest, match="needs 3"):
+        membership.check_change(d.fsm, "n2", "remove", force=True)
+
+
+def test_widest_policy_counts_erasure_width() -> None:
+    d = cluster(8)
+    d.run(c.CreateBucket("e", "alice", "ec:4+2", 1.0))
+    assert membership.widest_policy(d.fsm) == (6, "ec:4+2")
+    assert membership.widest_policy(d.fsm, "replica:7") == (7, "replica:7")
+
+
+def test_drain_refused_when_the_others_lack_the_space() -> None:
+    d = cluster(5)
+    free = {"n2": 100, "n3": 100, "n4": 100, "n5": 100}
+    assert membership.check_change(d.fsm, "n1", "drain", used_bytes={"n1": 400}, free_bytes=free) == "up"
+    with pytest.raises(InvalidRequest, match="holds 401 bytes, the other up nodes have 400 bytes free"):
+        membership.check_change(d.fsm, "n1", "drain", used_bytes={"n1": 401}, free_bytes=free)
+
+
+def test_remove_refused_while_the_node_holds_data_unless_forced() -> None:
+    d = cluster(5)
+    d.run(c.PutObject(version(key="a", placement=("n1", "n2", "n3"))))
+    with pytest.raises(InvalidRequest, match="holds copies of 1 key"):
+        membership.check_change(d.fsm, "n1", "remove")
+    assert membership.check_change(d.fsm, "n1", "remove", force=True) == "up"
+    assert membership.check_change(d.fsm, "n4", "remove") == "up"  # holds nothing
+
+
+def test_operations_need_the_right_starting_state() -> None:
+    d = cluster(4)
+    with pytest.raises(InvalidRequest, match="is up: cannot add"):
+        membership.check_change(d.fsm, "n1", "add")
+    d.run(c.SetNodeState("n4", "joining"))
+    assert membership.check_change(d.fsm, "n4", "add") == "joining"
+    with pytest.raises(InvalidArgument):
+        membership.check_change(d.fsm, "n9", "drain")
+    with pytest.raises(InvalidArgument):
+        membership.check_change(d.fsm, "n1", "explode")
+
+
+def test_guarded_state_change_is_a_no_op_when_the_state_moved_meanwhile() -> None:
+    d = cluster(4)
+    was = membership.check_change(d.fsm, "n1", "drain")
+    d.run(c.SetNodeState("n1", "down"))  # the liveness monitor got there first
+    d.run(c.SetNodeState("n1", membership.TARGET_STATE["drain"], if_state=was))
+    assert state(d, "n1") == "down"
+
+
+def test_set_weight_changes_the_ring_and_bumps_the_epoch() -> None:
+    d = cluster(4)
+    before = d.fsm.cluster_map()
+    after = d.run(c.SetNodeWeight("n1", 3.0))
+    assert after.epoch == before.epoch + 1 and after.node("n1").weight == 3.0
+    owners = [Ring(after).locate("b", f"k{i}", 1)[0] for i in range(2000)]
+    assert owners.count("n1") > 2000 * 0.35  # 3 of 6 weight units; ~50 %
+    with pytest.raises(InvalidArgument):
+        d.fsm.apply(d.fsm.applied_index + 1, c.SetNodeWeight("n1", 0)).raise_for_error()
+
+
+def test_joining_registration_and_heartbeats_keep_the_operators_weight() -> None:
+    sent = NodeInfo("a", "h:1", state="joining", weight=1.0)
+    assert registration(None, sent).state == "joining"
+    assert registration(None, sent, auto_add=True).state == "up"
+    known = NodeInfo("a", "h:1", state="up", weight=4.0)
+    assert registration(known, sent) is None  # same address and zone: the map's weight stays
+    moved = registration(NodeInfo("a", "h:0", state="draining", weight=4.0), sent)
+    assert moved is not None and (moved.state, moved.weight) == ("draining", 4.0)
+
+
+def test_joining_nodes_are_not_in_the_ring() -> None:
+    d = cluster(3)
+    d.run(c.RegisterNode(NodeInfo("n4", "127.0.0.1:7004", state="joining")))
+    ring = Ring(d.fsm.cluster_map())
+    assert all("n4" not in ring.locate("b", f"k{i}", 3) for i in range(200))
+
+
+def test_ok_to_stop_counts_blobs_that_would_fall_below_write_quorum() -> None:
+    d = cluster(5)
+    d.run(c.PutObject(version(key="a", placement=("n1", "n2", "n3"))))
+    d.run(c.PutObject(version(key="b", placement=("n1", "n4", "n5"))))
+    ok = membership.ok_to_stop(d.fsm, "n1")
+    assert ok.ok and ok.keys_checked == 2  # W = 2 of 3: two copies stay
+    d.run(c.SetNodeState("n2", "down"))
+    no = membership.ok_to_stop(d.fsm, "n1")
+    assert not no.ok and (no.blobs, no.keys, no.sample) == (1, 1, ("b/a",))
+    assert not membership.ok_to_stop(d.fsm, "n1", unavailable={"n4"}).ok  # the leader's own view counts
+    assert membership.ok_to_stop(d.fsm, "n3").ok is False  # n3 + down n2: only n1 left for "a"
+    assert membership.ok_to_stop(d.fsm, "n5").ok  # "b" keeps n1 and n4
+
+
+def test_an_operators_out_is_not_undone_by_a_heartbeat_sent_before_it() -> None:
+    from tests.unit.test_liveness_monitor import cmap, elected_monitor, moves
+
+    mon = elected_monitor()
+    mon.heartbeat("a", {}, 5.0)  # its last heartbeat, just before it was killed
+    assert moves(mon, cmap(a="up"), 5.2) == {}
+    assert moves(mon, cmap(a="out"), 5.5) == {}  # marked out by an operator at 5.4
+    assert moves(mon, cmap(a="out"), 6.0) == {}
+    mon.heartbeat("a", {}, 6.5)  # it really came back
+    assert moves(mon, cmap(a="out"), 6.6) == {"a": "up"}
