@@ -16,19 +16,22 @@ class TokenBucket:
     """Paces a stream of reads to ``rate`` bytes/s, allowing bursts of ``burst`` bytes.
 
     ``take(n)`` charges ``n`` bytes and sleeps until the bucket is no longer in debt, so
-    over any long run the bytes taken stay within ``burst + rate * elapsed``.
+    over any long run the bytes taken stay within ``burst + rate * elapsed``. A rate of 0
+    (or less) sets no limit: ``take`` returns at once.
     """
 
     def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Sleep = asyncio.sleep) -> None:
-        if rate <= 0 or burst <= 0:
-            raise ValueError("rate and burst must be positive")
+        if rate > 0 and burst <= 0:
+            raise ValueError("a paced bucket needs a positive burst")
         self.rate, self.burst = rate, burst
         self._clock, self._sleep = clock, sleep
         self._tokens = burst
         self._last = clock()
 
     async def take(self, n: int) -> None:
+        if self.rate <= 0:  # no limit
+            return
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now

@@ -18,7 +18,6 @@ Blobs whose version id is not an HLC timestamp are never collected.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import ssl
@@ -28,11 +27,10 @@ from typing import Awaitable, Callable, Sequence
 
 import aiohttp
 
-from objstore import internal_auth
 from objstore.errors import ServiceUnavailable
 from objstore.hlc import is_version_id, version_time
+from objstore.node.register import LeaderError, call_leader
 from objstore.node.store import BlobStore
-from objstore.tls import base_url, request_ssl
 
 log = logging.getLogger(__name__)
 
@@ -107,37 +105,18 @@ class GarbageCollector:
 
 def metadata_check(session: aiohttp.ClientSession, addresses: Sequence[str], secret: str,
                    tls: ssl.SSLContext | None, node_id: str = "") -> Check:
-    """A ``check`` that asks the metadata leader, trying ``addresses`` in turn and following
-    a 503 NotLeader's ``extra.leader`` hint; raises ServiceUnavailable when none answers."""
+    """A ``check`` that asks the metadata leader (:func:`objstore.node.register.call_leader`:
+    ``addresses`` in turn, NotLeader hints followed); raises ServiceUnavailable when none
+    answers."""
 
     async def check(refs: list[list]) -> list[str]:
-        data = json.dumps({"refs": refs, "node": node_id}).encode()
-        tried: list[str] = []
-        queue = list(addresses)
-        while queue and len(tried) < len(addresses) + 3:
-            address = queue.pop(0)
-            tried.append(address)
-            hdrs = {**internal_auth.headers(secret, "POST", CHECK_PATH, body=data, target=address),
-                    "Content-Type": "application/json"}
-            try:
-                async with session.post(base_url(address, tls) + CHECK_PATH, data=data, headers=hdrs,
-                                        ssl=request_ssl(tls)) as resp:
-                    body = await resp.read()
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                log.info("metadata at %s unreachable: %r", address, exc)
-                continue
-            try:
-                d = json.loads(body)
-            except ValueError:
-                d = {}
-            if resp.status == 200:
-                status = d.get("status")
-                if not isinstance(status, list) or len(status) != len(refs):
-                    raise ServiceUnavailable("malformed answer to a garbage-collection check")
-                return status
-            leader = str((d.get("extra") or {}).get("leader") or "") if d.get("code") == "NotLeader" else ""
-            if leader and leader not in tried[-1:]:
-                queue.insert(0, leader)
-        raise ServiceUnavailable(f"no metadata node answered the garbage-collection check (tried {tried})")
+        try:
+            d = await call_leader(session, addresses, secret, tls, CHECK_PATH, {"refs": refs, "node": node_id})
+        except LeaderError as exc:
+            raise ServiceUnavailable(f"no metadata node answered the garbage-collection check ({exc})") from None
+        status = d.get("status") if isinstance(d, dict) else None
+        if not isinstance(status, list) or len(status) != len(refs):
+            raise ServiceUnavailable("malformed answer to a garbage-collection check")
+        return status
 
     return check

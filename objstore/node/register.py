@@ -21,7 +21,7 @@ import json
 import logging
 import random
 import ssl
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 import aiohttp
 
@@ -89,6 +89,37 @@ async def post_following_leader(session: aiohttp.ClientSession, address: str, pa
             return None
         address = leader
     return None
+
+
+class LeaderError(Exception):
+    """No metadata node answered a call (:func:`call_leader`)."""
+
+
+async def call_leader(session: aiohttp.ClientSession, addresses: Sequence[str], secret: str,
+                      tls: ssl.SSLContext | None, path: str, body: dict[str, Any]) -> Any:
+    """POST ``body`` to the metadata leader (following NotLeader hints); its JSON answer.
+    Raises LeaderError when no node gives one."""
+    data = json.dumps(body).encode()
+    tried: list[str] = []
+    queue = list(addresses)
+    while queue and len(tried) < len(addresses) + 3:
+        address = queue.pop(0)
+        tried.append(address)
+        hdrs = {**internal_auth.headers(secret, "POST", path, body=data, target=address),
+                "Content-Type": "application/json"}
+        try:
+            async with session.post(base_url(address, tls) + path, data=data, headers=hdrs,
+                                    ssl=request_ssl(tls)) as resp:
+                raw = await resp.read()
+                if 200 <= resp.status < 300:
+                    return json.loads(raw)
+                err = json.loads(raw) if raw.startswith(b"{") else {}
+                leader = str((err.get("extra") or {}).get("leader") or "")
+                if err.get("code") == "NotLeader" and leader and leader not in tried:
+                    queue.insert(0, leader)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as exc:
+            log.debug("call %s to %s failed: %r", path, address, exc)
+    raise LeaderError(f"no metadata leader answered {path} (tried {', '.join(tried)})")
 
 
 async def post_until_accepted(

@@ -18,84 +18,27 @@ Throttled by a token bucket over the bytes this node receives for repair
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import ssl
 import time
 from contextlib import AsyncExitStack
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 
-from objstore import internal_auth
 from objstore.erasure import decode_stripe, encode_stripe
 from objstore.erasure.data_layout import DataLayout
 from objstore.node.blob import BlobId
 from objstore.node.client import StorageClient
+from objstore.node.register import LeaderError, call_leader
+from objstore.pacing import TokenBucket
 from objstore.repair_records import RepairTask, Source
-from objstore.tls import base_url, client_context, request_ssl
+from objstore.tls import client_context
 
 log = logging.getLogger(__name__)
 
 LEASE_PATH = "/v1/repair/lease"
 COMMIT_PATH = "/v1/repair/commit"
 LEASE_MAX = 4  # tasks leased, and copied at once, per round
-
-
-class TokenBucket:
-    """``rate`` bytes per second, bursts up to ``burst`` bytes; ``take(n)`` waits as needed."""
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        self.rate, self.burst = rate, burst
-        self.clock, self.sleep = clock, sleep
-        self.tokens = burst
-        self.stamp = clock()
-
-    def _refill(self) -> None:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-
-    async def take(self, n: int) -> None:
-        if self.rate <= 0:
-            return
-        self._refill()
-        self.tokens -= n
-        if self.tokens < 0:
-            await self.sleep(-self.tokens / self.rate)
-            self._refill()
-
-
-class LeaderError(Exception):
-    """No metadata node answered a repair call."""
-
-
-async def call_leader(session: aiohttp.ClientSession, addresses: Sequence[str], secret: str,
-                      tls: ssl.SSLContext | None, path: str, body: dict[str, Any]) -> Any:
-    """POST ``body`` to the metadata leader (following NotLeader hints); its JSON answer.
-    Raises LeaderError when no node gives one."""
-    data = json.dumps(body).encode()
-    tried: list[str] = []
-    queue = list(addresses)
-    while queue and len(tried) < len(addresses) + 3:
-        address = queue.pop(0)
-        tried.append(address)
-        hdrs = {**internal_auth.headers(secret, "POST", path, body=data, target=address),
-                "Content-Type": "application/json"}
-        try:
-            async with session.post(base_url(address, tls) + path, data=data, headers=hdrs,
-                                    ssl=request_ssl(tls)) as resp:
-                raw = await resp.read()
-                if 200 <= resp.status < 300:
-                    return json.loads(raw)
-                err = json.loads(raw) if raw.startswith(b"{") else {}
-                leader = str((err.get("extra") or {}).get("leader") or "")
-                if err.get("code") == "NotLeader" and leader and leader not in tried:
-                    queue.insert(0, leader)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as exc:
-            log.debug("repair call %s to %s failed: %r", path, address, exc)
-    raise LeaderError(f"no metadata leader answered {path} (tried {', '.join(tried)})")
 
 
 class _Exact:
