@@ -130,7 +130,9 @@ def test_scrub_finds_flipped_bytes_on_a_replica_node(tmp_path: Path) -> None:
         status = scrub_and_wait(cluster, "s1")  # before any read could find the damage
         assert status["node_id"] == "s1" and status["last_pass"]["blobs_total"] == len(objects) + 1  # 2 parts
         assert (status["rate_bytes_per_s"], status["interval_seconds"]) == (50e6, 7200)  # objstore up's flags
-        assert status["last_pass"]["corrupt"] == 3 and status["corrupt_found"] == 3 and status["quarantined"] == 3
+        assert status["last_pass"]["corrupt"] == 3 and status["corrupt_found"] == 3
+        # Each rotten copy is quarantined until repair rewrites it, which may already have happened.
+        assert status["quarantined"] + status["repaired"] == 3, status
         assert metric(cluster, "s1", "objstore_scrub_corrupt_blobs_total") == 3
         assert metric(cluster, "s1", "objstore_scrub_bytes_verified_total") > sum(SIZES)
         assert metric(cluster, "s1", "objstore_scrub_last_full_pass_timestamp_seconds") > 0
