@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from gateway.request_log import REQUEST_ID
 from objstore.http_common import REQUEST_ID_HEADER
+from objstore.manifest import LEVELS
 from objstore.metrics import LATENCY_BUCKETS, Metrics, status_class
 
 MAX_BUCKET_LABELS = 1000
@@ -57,6 +58,15 @@ class GatewayMetrics(Metrics):
         self.by_bucket = Counter("objstore_s3_bucket_requests", "S3 requests by bucket (--bucket-metrics)",
                                  ["bucket", "operation", "status_class"], registry=r) if bucket_metrics else None
         self._bucket_labels: set[str] = set()
+        self.consistency = Counter("objstore_s3_reads_by_consistency", "Reads answered, by the consistency level "
+                                   "that served them (x-objstore-consistency)", ["level"], registry=r)
+        for level in LEVELS:  # bounded labels, each shown from the start
+            self.consistency.labels(level)
+
+    def observe_consistency(self, level: str | None) -> None:
+        """Count a read served at ``level`` (the response's x-objstore-consistency)."""
+        if level in LEVELS:
+            self.consistency.labels(level).inc()
 
     def observe_error(self, code: str) -> None:
         self.errors.labels(code).inc()

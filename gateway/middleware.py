@@ -101,6 +101,7 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
             check_expected_owner(request.headers, caller.owner)
             resp = await op_handlers[endpoint.op](ctx, request, endpoint)
             resp.headers.setdefault("x-amz-request-id", request_id)
+            ctx.metrics.observe_consistency(resp.headers.get("x-objstore-consistency"))
             status = resp.status
             sent = resp
             return resp

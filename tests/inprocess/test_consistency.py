@@ -226,3 +226,16 @@ async def test_writes_at_w2_while_a_node_is_away_are_read_at_r2_from_the_other_s
     newest = history[4].output
     await inproc.ctx.drain()  # the read repaired s3's stale manifest in the background
     assert (await manifests_on(inproc, "k"))["s3"] == newest
+
+
+async def test_the_gateway_counts_reads_by_the_level_that_served_them(inproc):
+    from gateway.context import CTX_KEY
+
+    counter = inproc.gateway.app[CTX_KEY].metrics.consistency
+    before = {level: counter.labels(level)._value.get() for level in ("strong", "quorum", "one")}
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    await put(inproc, "counted", b"x")
+    for level in ("strong", "quorum", "quorum", "one"):
+        assert (await get(inproc, "counted", level))[1]["x-objstore-consistency"] == level
+    after = {level: counter.labels(level)._value.get() for level in ("strong", "quorum", "one")}
+    assert {k: after[k] - before[k] for k in after} == {"strong": 1, "quorum": 2, "one": 1}
