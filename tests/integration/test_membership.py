@@ -252,7 +252,7 @@ def test_drain_remove_then_lose_another_node(tmp_path):
         assert refused.returncode == 1 and "still holds copies" in refused.stderr, refused.stderr
         drained = node_cli(cluster, "drain", "s2")
         assert drained.returncode == 0, drained.stderr
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 90  # bounds, not speed: a loaded 2-core machine drains slowly
         while node_rows(cluster)["s2"]["keys"]:
             assert time.monotonic() < deadline, "s2 was not drained"
             time.sleep(0.5)
@@ -267,7 +267,7 @@ def test_drain_remove_then_lose_another_node(tmp_path):
         assert read_all(s3, "keep", data) == []  # redundancy held through the drain
         # s4 is gone: any node sharing an object with it would leave that object one copy.
         partner = next(n for n in after[next(k for k in data if victim in after[k])] if n != victim)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 45
         while True:
             answer = node_cli(cluster, "ok-to-stop", partner, "--json")
             if answer.returncode == 1:
