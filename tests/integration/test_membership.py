@@ -277,6 +277,10 @@ def test_drain_remove_then_lose_another_node(tmp_path):
         d = json.loads(answer.stdout)
         assert not d["ok"] and d["blobs_below_write_quorum"] > 0
         assert ok_to_stop_http(cluster, partner) == 412
+        deadline = time.monotonic() + 45  # the leader marks the killed s4 down (until then it counts as up)
+        while node_rows(cluster)[victim]["state"] == "up":
+            assert time.monotonic() < deadline, node_rows(cluster)[victim]
+            time.sleep(0.5)
         dropped = node_cli(cluster, "drain", "s1")  # 4 up nodes left (s1 s3 s5 s6): 3 would stay
         assert dropped.returncode == 0, dropped.stderr
         refused = node_cli(cluster, "drain", "s3")
