@@ -34,7 +34,7 @@ _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 class PhaseSpec:
     """One phase: an operation on objects of one size at one concurrency, timed or counted."""
 
-    name: str  # small-put, small-get, large-put, large-get
+    name: str  # small-put, small-get, large-put, large-get, multipart-put
     op: str  # put | get
     size: int
     concurrency: int
@@ -96,9 +96,17 @@ class Payload:
 
     async def chunks(self, key: str) -> AsyncIterator[memoryview | bytes]:
         """The body as slices of at most 1 MiB of the shared buffer, then the tail."""
-        for off in range(0, self.shared_len, CHUNK):
-            yield self._view[off: off + CHUNK]
-        yield self.tail(key)
+        async for chunk in self.range_chunks(key, 0, self.size):
+            yield chunk
+
+    async def range_chunks(self, key: str, start: int, end: int) -> AsyncIterator[memoryview | bytes]:
+        """Bytes ``[start, end)`` of the object named ``key`` (a multipart part), as slices of
+        at most 1 MiB of the shared buffer, then the part of the tail that falls inside."""
+        shared_end = min(end, self.shared_len)
+        for off in range(start, shared_end, CHUNK):
+            yield self._view[off: min(off + CHUNK, shared_end)]
+        if end > self.shared_len:
+            yield self.tail(key)[max(start, self.shared_len) - self.shared_len: end - self.shared_len]
 
     def md5(self, key: str) -> str:
         digest = self._md5_base.copy()

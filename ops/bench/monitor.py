@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 import psutil
@@ -127,6 +128,11 @@ class ProcessMonitor:
     def cpu_available(self) -> bool:
         return bool(self._procs)
 
+    @property
+    def process_count(self) -> int:
+        """How many of the cluster's processes are watched."""
+        return len(self._procs)
+
     def _rss(self) -> int | None:
         if self._gateway is None:
             return None
@@ -183,3 +189,83 @@ class ProcessMonitor:
             client_cpu_s=None if client is None else client - self._client_start,
             notes=tuple(notes),
         )
+
+
+def pids_from(path: str | Path) -> list[int]:
+    """Pids listed in a file (whitespace-separated) or in the ``*.pid`` files of a folder
+    (as Swift's and many init scripts' run folders hold them); unreadable files are skipped."""
+    target = Path(path)
+    files = sorted(target.glob("*.pid")) if target.is_dir() else [target]
+    pids: list[int] = []
+    for f in files:
+        try:
+            pids.extend(int(tok) for tok in f.read_text().split() if tok.isdigit())
+        except OSError:
+            continue
+    return pids
+
+
+def find_processes(pids: Iterable[int] = (), pattern: str | None = None) -> list[psutil.Process]:
+    """The live processes named by ``pids`` and those whose command line matches the regular
+    expression ``pattern`` (never this process), each with all its descendants (server workers)."""
+    me = psutil.Process().pid
+    roots: dict[int, psutil.Process] = {}
+    for pid in pids:
+        try:
+            roots[pid] = psutil.Process(pid)
+        except (psutil.Error, OSError):
+            continue
+    if pattern:
+        regex = re.compile(pattern)
+        for p in psutil.process_iter(["cmdline"]):
+            try:
+                if p.pid != me and regex.search(" ".join(p.info["cmdline"] or ())):
+                    roots[p.pid] = p
+            except (psutil.Error, OSError):
+                continue
+    found = dict(roots)
+    for p in roots.values():
+        try:
+            found.update((c.pid, c) for c in p.children(recursive=True))
+        except (psutil.Error, OSError):
+            continue
+    found.pop(me, None)
+    return list(found.values())
+
+
+class PeerMonitor:
+    """CPU time of another store's processes around each phase (found afresh at each start
+    by pids and/or a command-line pattern, with their children); no memory sampling."""
+
+    def __init__(self, find: Callable[[], list[psutil.Process]], unavailable: str | None = None) -> None:
+        self._find = find
+        self.gateway_unavailable = unavailable or "not an objstore cluster of this data dir"
+        self.notes: list[str] = []
+        self._start: dict[int, tuple[psutil.Process, float]] = {}
+        self._self = psutil.Process()
+        self._client_start = 0.0
+        self.cpu_available = bool(find()) if unavailable is None else False
+        if not self.cpu_available and unavailable is None:
+            self.notes.append("no process of the compared endpoint found: its CPU time is not reported")
+
+    def begin(self) -> None:
+        self._start = {}
+        if self.cpu_available:
+            for p in self._find():
+                cpu = _cpu_s(p)
+                if cpu is not None:
+                    self._start[p.pid] = (p, cpu)
+        self._client_start = _cpu_s(self._self) or 0.0
+
+    async def end(self) -> PhaseUsage:
+        total, notes = 0.0, []
+        for pid, (p, start) in self._start.items():
+            now = _cpu_s(p)
+            if now is None:
+                notes.append(f"pid {pid} exited during the phase")
+                continue
+            total += now - start
+        client = _cpu_s(self._self)
+        return PhaseUsage(gateway_rss=None, cluster_cpu_s=total if self.cpu_available else None,
+                          cpu_by_role={"peer": total} if self.cpu_available else {},
+                          client_cpu_s=None if client is None else client - self._client_start, notes=tuple(notes))

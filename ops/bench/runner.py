@@ -18,10 +18,10 @@ import time
 from typing import Callable, TextIO
 
 from ops.bench.loadgen import Payload, PhaseSpec, Recorder, check_get, check_put, drive, record
-from ops.bench.monitor import ProcessMonitor, cluster_processes, read_cluster_info
+from ops.bench.monitor import PeerMonitor, ProcessMonitor, cluster_processes, read_cluster_info
 from ops.bench.report import progress_line
 from ops.bench.results import PhaseResult, RunResult, build_phase_result
-from ops.bench.s3client import S3Client
+from ops.bench.s3client import Outcome, S3Client
 from ops.bench.settings import BenchSettings
 from gateway.auth.sign import SigV4Signer
 from ops.cli.output import ProgressBar, count_unit
@@ -48,17 +48,20 @@ def plan_phases(s: BenchSettings) -> list[PhaseSpec]:
 class BenchRun:
     """The state of one run: client, payloads, keys written, results so far."""
 
-    def __init__(self, s: BenchSettings, client: S3Client, monitor: ProcessMonitor, progress: TextIO,
-                 rng: random.Random, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, s: BenchSettings, client: S3Client, monitor: ProcessMonitor | PeerMonitor, progress: TextIO,
+                 rng: random.Random, clock: Callable[[], float] = time.perf_counter, *, run_id: str | None = None,
+                 payloads: dict[int, Payload] | None = None, tag: str = "") -> None:
+        """``run_id`` and ``payloads`` are shared by the two runs of a comparison, so both
+        endpoints get the same keys and the same bytes."""
         self.s, self.client, self.monitor, self.progress = s, client, monitor, progress
-        self.rng, self.clock = rng, clock
-        self.run_id = f"{rng.getrandbits(32):08x}"
+        self.rng, self.clock, self.tag = rng, clock, tag
+        self.run_id = run_id or f"{rng.getrandbits(32):08x}"
         self.bucket = s.bucket or f"bench-{self.run_id}"
         self.prefix = f"bench-{self.run_id}/"
         self.bucket_created = False
         self.attempted: list[str] = []
-        self.pools: dict[str, list[str]] = {"small": [], "large": []}
-        self._payloads: dict[int, Payload] = {}
+        self.pools: dict[str, list[str]] = {"small": [], "large": [], "multipart": []}
+        self._payloads: dict[int, Payload] = {} if payloads is None else payloads
 
     def payload(self, size: int) -> Payload:
         if size not in self._payloads:
@@ -89,6 +92,40 @@ class BenchRun:
                 rec.failure("ETag differs from the MD5 of the data sent")
                 return False
         return record(rec, out, latency)
+
+    async def _multipart_one(self, rec: Recorder, key: str, size: int) -> bool:
+        """One multipart upload of ``size`` bytes in ``part_size`` parts, ``part_concurrency``
+        parts in flight (as the AWS CLI and rclone send them); its latency is the whole upload's."""
+        payload, part = self.payload(size), self.s.part_size
+        self.attempted.append(key)
+        t0 = self.clock()
+        created = await self.client.create_multipart(self.bucket, key)
+        if created.error is not None:
+            return record(rec, created, 0.0)
+        upload_id = created.etag
+        bounds = [(off, min(off + part, size)) for off in range(0, size, part)] or [(0, 0)]
+        etags: list[str] = [""] * len(bounds)
+        failure: list[Outcome] = []
+        gate = asyncio.Semaphore(self.s.part_concurrency)
+
+        async def send(n: int) -> None:
+            start, end = bounds[n]
+            async with gate:
+                if failure:
+                    return
+                out = await self.client.upload_part(self.bucket, key, upload_id, n + 1,
+                                                    payload.range_chunks(key, start, end), end - start)
+            if out.error is not None:
+                failure.append(out)
+            etags[n] = out.etag
+
+        await asyncio.gather(*(send(n) for n in range(len(bounds))))
+        out = failure[0] if failure else await self.client.complete_multipart(self.bucket, key, upload_id, etags)
+        latency = self.clock() - t0
+        if out.error is not None:
+            await self.client.abort_multipart(self.bucket, key, upload_id)
+            return record(rec, out, latency)
+        return record(rec, Outcome(out.status, nbytes=size, etag=out.etag), latency)
 
     async def _get_one(self, rec: Recorder, key: str, size: int, verify: bool) -> None:
         t0 = self.clock()
@@ -156,8 +193,13 @@ class BenchRun:
         async def large_get(i: int) -> None:
             await self._get_one(rec, pool[i % len(pool)], spec.size, verify=(i == 0))
 
+        async def multipart_put(i: int) -> None:
+            key = f"{self.prefix}multipart/c{spec.concurrency}/{i:04d}"
+            if await self._multipart_one(rec, key, spec.size):
+                pool.append(key)
+
         do_one = {"small-put": small_put, "small-get": small_get, "large-put": large_put,
-                  "large-get": large_get}[spec.name]
+                  "large-get": large_get, "multipart-put": multipart_put}[spec.name]
         elapsed = 0.0
         usage = None
         if spec.op == "put" or pool:
@@ -173,7 +215,7 @@ class BenchRun:
                     await asyncio.gather(ticker, return_exceptions=True)
                 usage = await self.monitor.end()
         result = build_phase_result(spec, rec.latencies, rec.ok, rec.nbytes, rec.errors, elapsed, usage, rec.checks)
-        self.say(progress_line(result))
+        self.say(self.tag + progress_line(result))
         return result
 
     async def cleanup(self) -> dict[str, object]:
@@ -222,14 +264,34 @@ class BenchRun:
         return failed
 
 
+def cluster_monitor(s: BenchSettings) -> ProcessMonitor:
+    """A monitor of the objstore cluster whose data dir is ``s.data_dir`` (if it serves ``s.endpoint``)."""
+    processes, why = cluster_processes(read_cluster_info(s.data_dir), s.endpoint)
+    return ProcessMonitor(processes, s.endpoint, unavailable=why)
+
+
+def open_client(s: BenchSettings) -> S3Client:
+    """An S3 client for ``s.endpoint`` with enough connections for every phase (use with ``async with``)."""
+    per_upload = s.part_concurrency if "multipart-put" in s.phases else 1
+    connections = max((*s.concurrency, *(c * per_upload for c in s.large_concurrency), CLEANUP_CONCURRENCY)) + 2
+    return S3Client(s.endpoint, SigV4Signer(s.access_key, s.secret_key, s.region), connections=connections)
+
+
+def disk_limit_notes(s: BenchSettings, results: list[PhaseResult]) -> list[str]:
+    """For each large PUT phase, its MB/s as a share of the disk's limit for ``s.disk_copies`` copies."""
+    if s.disk_limit_mb_s is None:
+        return []
+    ceiling = s.disk_limit_mb_s / s.disk_copies
+    return [f"{r.label}: {r.mb_per_s:.1f} MB/s is {r.mb_per_s / ceiling * 100:.0f}% of the disk's limit for "
+            f"{s.disk_copies} copies ({s.disk_limit_mb_s:.0f} MB/s / {s.disk_copies} = {ceiling:.1f} MB/s)"
+            for r in results if r.op == "put" and r.object_size >= 1 << 20 and r.mb_per_s is not None]
+
+
 async def run_benchmark(s: BenchSettings, progress: TextIO, rng: random.Random | None = None) -> RunResult:
     """Run every phase against ``s.endpoint`` and clean up; raises BenchError if setup fails."""
     rng = rng or random.Random()
-    processes, why = cluster_processes(read_cluster_info(s.data_dir), s.endpoint)
-    monitor = ProcessMonitor(processes, s.endpoint, unavailable=why)
-    connections = max((*s.concurrency, *s.large_concurrency, CLEANUP_CONCURRENCY)) + 2
-    signer = SigV4Signer(s.access_key, s.secret_key, s.region)
-    async with S3Client(s.endpoint, signer, connections=connections) as client:
+    monitor = cluster_monitor(s)
+    async with open_client(s) as client:
         run = BenchRun(s, client, monitor, progress, rng)
         await run.setup()
         run.say(f"objstore bench: {s.endpoint}, bucket {run.bucket}"
@@ -242,6 +304,7 @@ async def run_benchmark(s: BenchSettings, progress: TextIO, rng: random.Random |
         finally:  # also on Ctrl-C: the task is cancelled once and may still await here
             cleanup = await run.cleanup()
             run.say("  cleanup: " + ", ".join(f"{k} {v}" for k, v in cleanup.items()))
+        notes.extend(disk_limit_notes(s, results))
         return RunResult(endpoint=s.endpoint, bucket=run.bucket, bucket_created=run.bucket_created,
                          phases=tuple(results), monitor_note=monitor.gateway_unavailable,
                          cleanup=cleanup, notes=tuple(notes))

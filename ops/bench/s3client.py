@@ -30,6 +30,8 @@ _CODE_RE = re.compile(rb"<Code>([^<]{1,100})</Code>")
 _KEY_RE = re.compile(rb"<Key>([^<]*)</Key>")
 _TRUNCATED_RE = re.compile(rb"<IsTruncated>true</IsTruncated>")
 _TOKEN_RE = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
+_UPLOAD_ID_RE = re.compile(rb"<UploadId>([^<]+)</UploadId>")
+_ETAG_RE = re.compile(rb"<ETag>([^<]*)</ETag>")
 READ_CHUNK = 1 << 20
 
 
@@ -147,6 +149,47 @@ class S3Client:
                                md5=digest.hexdigest() if digest is not None else None)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return Outcome(0, exception_kind(exc))
+
+    async def _object_call(self, method: str, bucket: str, key: str, query: dict[str, str],
+                           body: bytes | memoryview | AsyncIterable[bytes] = b"", length: int = 0) -> Outcome:
+        """One request on an object with a query (multipart calls); ``etag`` carries the ETag
+        header, or the response body's ETag / UploadId when it has one."""
+        url, headers = self._prepare(method, self.object_path(bucket, key), query, None)
+        if method in ("PUT", "POST"):
+            headers["Content-Length"] = str(length)
+        try:
+            async with self.session.request(method, url, data=body if length else None, headers=headers) as resp:
+                data = await resp.read()
+                if resp.status not in (200, 204):
+                    return Outcome(resp.status, error_kind(resp.status, data))
+                if b"<Error>" in data:  # CompleteMultipartUpload can fail after a 200
+                    return Outcome(500, error_kind(500, data))
+                found = _UPLOAD_ID_RE.search(data) or _ETAG_RE.search(data)
+                etag = _unescape_xml(found.group(1).decode()) if found else resp.headers.get("ETag", "")
+                return Outcome(resp.status, nbytes=length, etag=etag.strip('"'))
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return Outcome(0, exception_kind(exc))
+
+    async def create_multipart(self, bucket: str, key: str) -> Outcome:
+        """CreateMultipartUpload; the upload id is in ``etag`` of a successful outcome."""
+        return await self._object_call("POST", bucket, key, {"uploads": ""})
+
+    async def upload_part(self, bucket: str, key: str, upload_id: str, number: int,
+                          body: bytes | memoryview | AsyncIterable[bytes], length: int) -> Outcome:
+        """UploadPart ``number`` (from 1) of ``length`` bytes; the part's ETag in ``etag``."""
+        return await self._object_call("PUT", bucket, key, {"partNumber": str(number), "uploadId": upload_id},
+                                       body, length)
+
+    async def complete_multipart(self, bucket: str, key: str, upload_id: str, etags: list[str]) -> Outcome:
+        """CompleteMultipartUpload with parts 1..len(etags); the object's ETag in ``etag``."""
+        body = ("<CompleteMultipartUpload>" + "".join(
+            f"<Part><PartNumber>{i}</PartNumber><ETag>\"{_escape_xml(e)}\"</ETag></Part>"
+            for i, e in enumerate(etags, 1)) + "</CompleteMultipartUpload>").encode()
+        return await self._object_call("POST", bucket, key, {"uploadId": upload_id}, body, len(body))
+
+    async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> Outcome:
+        """AbortMultipartUpload (best effort after a failed upload)."""
+        return await self._object_call("DELETE", bucket, key, {"uploadId": upload_id})
 
     async def delete(self, bucket: str, key: str) -> Outcome:
         """DELETE one object (a missing object counts as success, as in S3)."""
