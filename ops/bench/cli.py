@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from ops.bench.compare import format_compare_table
@@ -81,6 +83,7 @@ def add_parser(sub: Any) -> None:
                         "(default 3; 0 skips)")
     g.add_argument("--rounds", type=int, default=None, help="rounds per endpoint and workload (default 5)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    p.add_argument("--json-file", metavar="PATH", help="also write the results as JSON to PATH")
     p.set_defaults(func=run)
 
 
@@ -94,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
             result = asyncio.run(run_benchmark(settings, sys.stderr))
     except (SettingsError, BenchError) as exc:
         raise CommandError(str(exc)) from None
+    if getattr(args, "json_file", None):
+        Path(args.json_file).write_text(json.dumps((compared if settings.compare else result).to_dict(), indent=2)
+                                        + "\n")
     if settings.compare is not None:
         emit(args, compared.to_dict() if settings.json else compared, format_compare_table)
         return 0 if compared.ok else 1
