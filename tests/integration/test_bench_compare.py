@@ -1,0 +1,61 @@
+"""``objstore bench --compare`` end to end: a real one-node cluster compared with itself (its gateway
+as both endpoints), every workload once, tiny sizes; both sides measured, both buckets cleaned up."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.cluster_harness import free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def objstore(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ops.cli", *args]
+
+
+def test_compare_runs_every_workload_on_both_endpoints_and_cleans_up(tmp_path):
+    data = tmp_path / "data"
+    up = subprocess.Popen(objstore("up", "--json", "--data-dir", str(data), "--s3-port", str(free_port()),
+                                   "--storage-nodes", "1", "--metadata-nodes", "1", "--default-policy", "replica:1"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        endpoint = json.loads(up.stdout.readline())["endpoint"]
+        creds = json.loads((data / "credentials.json").read_text())
+        env = {**os.environ, "OBJSTORE_COMPARE_SECRET_KEY": creds["secret_key"]}
+        run = subprocess.run(
+            objstore("bench", "--data-dir", str(data), "--compare", endpoint, "--compare-access-key",
+                     creds["access_key"], "--compare-pids-from", str(tmp_path / "no-such-file"),
+                     "--rounds", "1", "--duration", "0.3", "--small-size", "1KiB", "--large-size", "6MiB",
+                     "--part-size", "5MiB", "--large-count", "1", "--concurrency", "2", "--large-concurrency", "1",
+                     "--idle-sample", "0.2", "--json"),
+            capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.communicate(timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert creds["secret_key"] not in run.stdout + run.stderr
+    result = json.loads(run.stdout)
+    assert result["ok"] and result["rounds"] == 1
+    assert [(w["workload"], w["concurrency"], w["unit"]) for w in result["workloads"]] == [
+        ("small-put", 2, "ops/s"), ("small-get", 2, "ops/s"), ("large-put", 1, "MB/s"), ("large-get", 1, "MB/s"),
+        ("multipart-put", 1, "MB/s")]
+    for w in result["workloads"]:
+        for side in ("a", "b"):
+            assert w[side]["ops"] >= 1 and w[side]["errors"] == 0 and w[side]["median"] > 0, (w["workload"], side)
+            assert w[side]["p99_ms"] > 0
+        assert w["ratio"] > 0
+        assert w["a"]["cpu_us_per_op"] > 0  # A is the cluster of the data dir: its CPU is measured
+        assert w["b"]["cpu_us_per_op"] is None  # B's processes were not found: unknown, not 0
+    a, b = result["a"], result["b"]
+    assert a["endpoint"] == b["endpoint"] == endpoint and a["bucket"] != b["bucket"]
+    assert a["cleanup"]["bucket_deleted"] == a["bucket"] and b["cleanup"]["bucket_deleted"] == b["bucket"]
+    assert "objects_not_deleted" not in a["cleanup"] and "objects_not_deleted" not in b["cleanup"]
+    assert b["cpu"].startswith("not measured")
