@@ -4,44 +4,31 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import pytest
 
-from tests.cluster_harness import free_port
+from tests.cluster_harness import ROOT, LocalCluster
 
 pytestmark = pytest.mark.integration
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def objstore(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ops.cli", *args]
 
 
 def test_compare_runs_every_workload_on_both_endpoints_and_cleans_up(tmp_path):
     data = tmp_path / "data"
-    up = subprocess.Popen(objstore("up", "--json", "--data-dir", str(data), "--s3-port", str(free_port()),
-                                   "--storage-nodes", "1", "--metadata-nodes", "1", "--default-policy", "replica:1"),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        endpoint = json.loads(up.stdout.readline())["endpoint"]
-        creds = json.loads((data / "credentials.json").read_text())
-        env = {**os.environ, "OBJSTORE_COMPARE_SECRET_KEY": creds["secret_key"]}
+    with LocalCluster(data, storage_nodes=1, extra_args=("--metadata-nodes", "1", "--default-policy", "replica:1")) \
+            as cluster:
+        env = {**os.environ, "OBJSTORE_COMPARE_SECRET_KEY": cluster.secret_key}
         run = subprocess.run(
-            objstore("bench", "--data-dir", str(data), "--compare", endpoint, "--compare-access-key",
-                     creds["access_key"], "--compare-pids-from", str(tmp_path / "no-such-file"),
-                     "--rounds", "1", "--duration", "0.3", "--small-size", "1KiB", "--large-size", "6MiB",
-                     "--part-size", "5MiB", "--large-count", "1", "--concurrency", "2", "--large-concurrency", "1",
-                     "--idle-sample", "0.2", "--json"),
+            [sys.executable, "-m", "ops.cli", "bench", "--data-dir", str(data), "--compare", cluster.endpoint,
+             "--compare-access-key", cluster.access_key, "--compare-pids-from", str(tmp_path / "no-such-file"),
+             "--rounds", "1", "--duration", "0.3", "--small-size", "1KiB", "--large-size", "6MiB",
+             "--part-size", "5MiB", "--large-count", "1", "--concurrency", "2", "--large-concurrency", "1",
+             "--idle-sample", "0.2", "--json"],
             capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
-    finally:
-        up.send_signal(signal.SIGINT)
-        up.communicate(timeout=60)
+    endpoint = cluster.endpoint
     assert run.returncode == 0, run.stderr
-    assert creds["secret_key"] not in run.stdout + run.stderr
+    assert cluster.secret_key not in run.stdout + run.stderr
     result = json.loads(run.stdout)
     assert result["ok"] and result["rounds"] == 1
     assert [(w["workload"], w["concurrency"], w["unit"]) for w in result["workloads"]] == [
