@@ -3,6 +3,7 @@ JSON shape, settings, payload ranges, finding a peer's processes, the disk summa
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -226,7 +227,6 @@ def test_parts_of_a_payload_put_together_are_the_whole_body(size, part):
     async def collect(start: int, end: int) -> bytes:
         return b"".join([bytes(c) async for c in p.range_chunks("k", start, end)])
 
-    import asyncio
     parts = [asyncio.run(collect(off, min(off + part, size))) for off in range(0, size, part)]
     assert b"".join(parts) == p.whole("k") and all(len(x) == min(part, size - i * part) for i, x in enumerate(parts))
 
