@@ -8,7 +8,7 @@ turn the rounds' ``PhaseResult``s into medians; ``CompareResult.to_dict`` is wha
 Conventions: a workload's rate is ops/s for objects under 1 MiB and MB/s (10**6 bytes)
 otherwise; every figure of a side is the median over its rounds (rate, p50, p99, cluster
 CPU-µs per operation), rounds without a figure left out; the ratio is A's median rate over
-B's (>1: A is faster) and the CPU ratio A's CPU-µs/op over B's (<1: A spends less); the
+B's (>1: A is faster; ``median_pair_ratio`` is the median of each round's A/B) and the CPU ratio A's CPU-µs/op over B's (<1: A spends less); the
 disk-limit fraction of a PUT workload is its client MB/s over ``disk limit / copies``. A
 figure that cannot be computed is None (printed "-"), never 0.
 """
@@ -130,6 +130,11 @@ class WorkloadComparison:
         return ratio(self.a.rate, self.b.rate)
 
     @property
+    def pair_ratios(self) -> tuple[float | None, ...]:
+        """A/B of each round's pair (A's round i over B's round i): drift between rounds cancels."""
+        return tuple(ratio(a, b) for a, b in zip(self.a.rates, self.b.rates))
+
+    @property
     def cpu_ratio(self) -> float | None:
         return ratio(self.a.cpu_us_per_op, self.b.cpu_us_per_op)
 
@@ -146,6 +151,8 @@ class WorkloadComparison:
             "object_size": self.object_size, "unit": self.unit,
             "a": self.a.to_dict(digits), "b": self.b.to_dict(digits),
             "ratio": _round(self.ratio, 3), "cpu_ratio": _round(self.cpu_ratio, 3),
+            "pair_ratios": [_round(r, 3) for r in self.pair_ratios],
+            "median_pair_ratio": _round(median(self.pair_ratios), 3),
             "disk_limit_fraction": None if self.disk_fraction(self.a) is None else {
                 "a": _round(self.disk_fraction(self.a), 3), "b": _round(self.disk_fraction(self.b), 3),
                 "ceiling_mb_s": _round(self.disk_ceiling_mb_s, 1)},

@@ -101,6 +101,8 @@ def test_large_workloads_compare_mb_per_s_and_put_reports_its_share_of_the_disk_
     mb = 4 * 64 * MiB / 1e6
     assert w.unit == "MB/s" and w.a.rate == pytest.approx(mb / 3) and w.b.rate == pytest.approx(mb / 5)
     assert w.ratio == pytest.approx(5 / 3)
+    assert w.pair_ratios == pytest.approx((2.0, 1.5, 5 / 3))
+    assert w.to_dict()["median_pair_ratio"] == pytest.approx(5 / 3, abs=1e-3)
     assert w.disk_fraction(w.a) == pytest.approx(mb / 3 / 220.0)
     gets = [phase("large-get", 64 * MiB, ops=4, elapsed=1.0, latencies=[1.0] * 4, concurrency=2)]
     assert compare_workload(gets, gets, disk_ceiling_mb_s=220.0).disk_fraction(w.a) is None
@@ -123,6 +125,7 @@ def test_json_shape_of_a_comparison():
     assert (w["workload"], w["op"], w["concurrency"], w["object_size"], w["unit"]) == ("small-put", "put", 16, 4096,
                                                                                        "ops/s")
     assert w["ratio"] == pytest.approx(264 / 99, abs=1e-3) and w["cpu_ratio"] is None
+    assert w["pair_ratios"] == [pytest.approx(264 / 99, abs=1e-3)] and w["median_pair_ratio"] == w["ratio"]
     assert w["a"]["median"] == 264.0 and w["a"]["rounds"] == [264.0] and w["a"]["p99_ms"] == 50.0
     assert w["a"]["cpu_us_per_op"] == pytest.approx(1893.9) and w["b"]["cpu_us_per_op"] is None
     assert w["a"]["cpu_us_per_op_above_idle"] == pytest.approx(1515.2)
