@@ -76,6 +76,7 @@ class PhaseResult:
             "cpu": {
                 "cluster_s": _round(self.cluster_cpu_s), "by_role": {k: _round(v) for k, v in self.cpu_by_role.items()},
                 "per_1000_ops": _round(self.cpu_per_1000_ops), "per_gb": _round(self.cpu_per_gb),
+                "us_per_op": _round(None if self.cpu_per_1000_ops is None else self.cpu_per_1000_ops * 1000, 1),
                 "client_s": _round(self.client_cpu_s),
             },
             "checks": list(self.checks), "notes": list(self.notes),

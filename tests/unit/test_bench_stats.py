@@ -140,6 +140,7 @@ def test_phase_result_counts_successes_and_errors_apart():
     assert d["latency_ms"]["p50"] == 1.0 and d["latency_ms"]["p99"] == 10.0
     assert d["gateway_rss"] == {"start": 10, "peak": 30, "end": 20, "growth": 20}
     assert d["cpu"]["by_role"] == {"gateway": 3.0, "storage": 1.0}
+    assert d["cpu"]["us_per_op"] == pytest.approx(4000.0)  # 4 CPU-s over 1000 ops
     json.dumps(d)
 
 
