@@ -6,8 +6,9 @@ Operations (each becomes one Raft command, guarded by the state it was checked i
 - ``drain``: an ``up``/``full``/``down`` node becomes ``draining`` (outside the ring: the
   rebalancer moves its copies away while it keeps serving reads; its copies still count);
 - ``remove``: a node becomes ``removed`` (its copies no longer count); refused while the
-  placement index still places a copy on it, unless ``force`` (then it counts as losing
-  the node, and repair restores redundancy);
+  placement index still places a copy on it, or a part of a multipart upload in progress
+  is placed on it, unless ``force`` (then it counts as losing the node, and repair
+  restores redundancy);
 - ``set-weight``: its share of the ring.
 
 The space guard: ``drain`` is refused when the node's used bytes exceed the free space the
@@ -94,9 +95,11 @@ def check_change(fsm: MetadataFSM, node_id: str, op: str, force: bool = False, d
                                  f"nodes have {room} bytes free")
     if op == "remove" and not force:
         keys = sum(len(k) for k in fsm.placements.by_node.get(node_id, {}).values())
-        if keys:
-            raise InvalidRequest(f"node {node_id} still holds copies of {keys} key(s): drain it first, or "
-                                 f"--force (counts as losing the node; repair restores redundancy)")
+        parts = fsm.uploads.part_count_on(node_id)
+        if keys or parts:
+            raise InvalidRequest(f"node {node_id} still holds copies of {keys} key(s) and {parts} part(s) of "
+                                 f"multipart uploads in progress: drain it first, or --force (counts as losing "
+                                 f"the node; repair restores redundancy)")
     return node.state
 
 

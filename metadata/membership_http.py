@@ -1,7 +1,8 @@
 """The metadata node's membership routes (cluster-secret auth like every internal route).
 
     GET  /v1/nodes                          -> {"epoch", "widest_policy", "needed", "nodes":
-                                                [health row + address, zone, weight, keys]}
+                                                [health row + address, zone, weight, keys,
+                                                 upload_parts (of uploads in progress)]}
     POST /v1/nodes/change {"node", "op": "add"|"drain"|"remove", "force": bool}
                                             -> {"node", "from", "state", "cluster_map"}
     POST /v1/nodes/weight {"node", "weight"} -> {"node", "weight", "cluster_map"}
@@ -51,16 +52,18 @@ def add_routes(app: web.Application, rep: Rep, default_policy: str) -> None:
     async def get_nodes(request: web.Request) -> web.Response:
         health = await request.app[node_health.LIVENESS].health()  # NotLeader on a follower
 
-        def read(fsm: MetadataFSM) -> tuple[dict[str, int], tuple[int, str], ClusterMap]:
+        def read(fsm: MetadataFSM) -> tuple[dict[str, int], dict[str, int], tuple[int, str], ClusterMap]:
             keys = {n: sum(len(k) for k in b.values()) for n, b in fsm.placements.by_node.items()}
-            return keys, membership.widest_policy(fsm, default_policy), fsm.cluster_map()
+            parts = {n: fsm.uploads.part_count_on(n) for n in fsm.uploads.by_node}
+            return keys, parts, membership.widest_policy(fsm, default_policy), fsm.cluster_map()
 
-        keys, (needed, policy), cmap = await rep(request).read(read)
+        keys, parts, (needed, policy), cmap = await rep(request).read(read)
         for row in health["nodes"]:
             node = cmap.node(row["node_id"])
             if node is not None:
                 row.update(address=node.address, zone=node.zone, weight=node.weight)
             row["keys"] = keys.get(row["node_id"], 0)
+            row["upload_parts"] = parts.get(row["node_id"], 0)
         return web.json_response({**health, "widest_policy": policy, "needed": needed})
 
     async def post_change(request: web.Request) -> web.Response:

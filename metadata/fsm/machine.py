@@ -364,6 +364,9 @@ class MetadataFSM:
         expected, placement = _node_list(cmd.expected), _node_list(cmd.placement)
         if cmd.copied_at and cmd.copied_at < self.gc_floor:
             return RepairOutcome(False, "too-old")
+        if cmd.upload_id:
+            return self.uploads.set_part_placement(cmd.bucket, cmd.key, cmd.upload_id, cmd.part, cmd.version_id,
+                                                   expected, placement)
         index = self.objects.get(cmd.bucket)
         versions = index.versions(cmd.key) if index is not None else ()
         for i, rec in enumerate(versions):

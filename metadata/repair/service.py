@@ -111,7 +111,7 @@ class RepairService:
             self.queue.finished(task, False, "failed", self.clock())
             return RepairOutcome(False, "failed")
         cmd = c.RepairPlacement(task.bucket, task.key, task.version_id, task.part, list(task.expected),
-                                list(task.placement), copied_at)
+                                list(task.placement), copied_at, upload_id=task.upload_id)
         outcome = (await self.rep.propose(cmd)).result(c.RepairPlacement)
         self.queue.finished(task, outcome.applied, outcome.reason, self.clock())
         if task.move and outcome.applied:
@@ -196,13 +196,13 @@ class RepairService:
 
     async def rebalance_status(self) -> dict[str, Any]:
         """Objects and bytes misplaced, moved, rate, ETA, the walk's progress, moves in flight."""
-        def read(fsm: MetadataFSM) -> tuple[int, int]:
+        def read(fsm: MetadataFSM) -> tuple[int, int, int]:
             self.rebalance.ring_changed(fsm.cluster_map())  # a change not planned for yet: walk again
-            return fsm.object_count(), rebalance.draining_keys(fsm)
+            return fsm.object_count(), rebalance.draining_keys(fsm), rebalance.draining_parts(fsm)
 
-        keys, draining = await self.rep.read(read)
+        keys, draining, parts = await self.rep.read(read)
         now = self.clock()
-        st = self.rebalance.status(keys, draining, now)
+        st = self.rebalance.status(keys, draining, now, parts)
         moves = [x for x in self.queue.tasks.values() if x.task.move]
         st["in_flight"] = sum(1 for x in moves if x.until > now)
         st["queued"] = len(moves) - st["in_flight"]
