@@ -12,6 +12,10 @@ Invariants:
 - Every table is bounded: ``MAX_TASKS`` tasks, ``MAX_REPORTED`` reported keys,
   ``MAX_DAMAGED`` damaged blobs, ``MAX_FAILED`` failed targets, ``MAX_IDLE`` keys passed
   over, ``RATE_WINDOW`` commits for the rate.
+- A key that gave no task (no target with room, nothing readable left) is passed over for
+  ``IDLE_SECONDS`` so it does not hide the keys behind it, and no longer once the ring or
+  the set of writable nodes changes (``forget_passed_over``): a node added, drained or
+  reweighted may be the target it lacked, so rebalancing starts at the next planning.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ MAX_DAMAGED = 10_000
 MAX_FAILED = 10_000
 RATE_WINDOW = 1_000
 MAX_IDLE = 100_000
-IDLE_SECONDS = 30.0  # a key that gave no task is passed over this long
+IDLE_SECONDS = 10.0  # a key that gave no task is passed over this long (or until the ring changes)
 RATE_SECONDS = 60.0
 STATUS_TASKS = 20  # tasks listed in the status
 
@@ -87,6 +91,10 @@ class RepairQueue:
         while self.idle and next(iter(self.idle.values())) < now - IDLE_SECONDS:
             self.idle.popitem(last=False)
         return set(self.idle)
+
+    def forget_passed_over(self) -> None:
+        """The ring or the writable nodes changed: a key that gave no task may give one now."""
+        self.idle.clear()
 
     def gave_nothing(self, keys: Iterable[tuple[str, str]], now: float) -> None:
         for k in keys:

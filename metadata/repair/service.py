@@ -84,6 +84,10 @@ class RepairService:
         skip = q.passed_over(now)
 
         def run(fsm: MetadataFSM) -> tuple[list[RepairTask], list[tuple[str, str]], set[str]]:
+            nonlocal skip
+            if self.rebalance.ring_changed(fsm.cluster_map()):  # the walk restarts, and nothing is passed over
+                q.forget_passed_over()
+                skip = set()
             busy = q.busy()
             tasks, idle = planner.plan_round(fsm, reported=reported, damaged=q.damaged, busy=busy,
                                              failed=q.failed, free_bytes=free, skip=skip, limit=PLAN_LIMIT)
@@ -197,7 +201,8 @@ class RepairService:
     async def rebalance_status(self) -> dict[str, Any]:
         """Objects and bytes misplaced, moved, rate, ETA, the walk's progress, moves in flight."""
         def read(fsm: MetadataFSM) -> tuple[int, int, int]:
-            self.rebalance.ring_changed(fsm.cluster_map())  # a change not planned for yet: walk again
+            if self.rebalance.ring_changed(fsm.cluster_map()):  # a change not planned for yet: walk again
+                self.queue.forget_passed_over()
             return fsm.object_count(), rebalance.draining_keys(fsm), rebalance.draining_parts(fsm)
 
         keys, draining, parts = await self.rep.read(read)

@@ -142,4 +142,7 @@ def test_keys_that_give_no_task_do_not_hide_the_others(d):
     assert tasks == [] and len(idle) == 2 and set(idle) < gone
     q = RepairQueue()
     q.gave_nothing(idle, now=0)
-    assert q.passed_over(now=10) == set(idle) and q.passed_over(now=31) == set()
+    assert q.passed_over(now=9) == set(idle) and q.passed_over(now=11) == set()
+    q.gave_nothing(idle, now=20)
+    q.forget_passed_over()  # the ring changed
+    assert q.passed_over(now=21) == set()
