@@ -79,13 +79,17 @@ class RegisterNode(Command):
 class SetNodeState(Command):
     """Set a node's state (one of ``NODE_STATES``); returns the ClusterMap. With ``if_state``
     the change applies only while the node is in that state (else nothing changes), so an
-    automatic transition never overwrites one made meanwhile."""
+    automatic transition never overwrites one made meanwhile. With ``min_writable`` it
+    applies only if at least that many nodes are left in ``WRITABLE_STATES`` after it (the
+    membership guard of drain and remove, decided in the log's order: two operator changes
+    checked against the same map cannot both pass)."""
 
     TYPE: ClassVar[str] = "SetNodeState"
     RESULT: ClassVar[type | None] = ClusterMap
     node_id: str
     state: str
     if_state: str = ""
+    min_writable: int = 0
 
 
 @dataclass(frozen=True, slots=True)
