@@ -6,12 +6,18 @@ Operations (each becomes one Raft command, guarded by the state it was checked i
 - ``drain``: an ``up``/``full``/``down`` node becomes ``draining`` (outside the ring: the
   rebalancer moves its copies away while it keeps serving reads; its copies still count);
 - ``remove``: a node becomes ``removed`` (its copies no longer count); refused while the
-  placement index still places a copy on it, unless ``force`` (then it counts as losing
-  the node, and repair restores redundancy);
+  placement index still places a copy on it, or a part of a multipart upload in progress
+  is placed on it, unless ``force`` (then it counts as losing the node, and repair
+  restores redundancy);
 - ``set-weight``: its share of the ring.
 
-The space guard: ``drain`` is refused when the node's used bytes exceed the free space the
-other ``up`` nodes report in their heartbeats (above their reserve).
+The space guard: ``drain`` is refused when the node's used bytes, plus those of every
+other draining node that still holds copies (their data has yet to land, or has landed
+without the heartbeats showing it yet: counted whole, on the safe side), exceed the free
+space the other ``up`` nodes report in their heartbeats (above their reserve). The leader
+checks and proposes one change at a time (:mod:`metadata.membership_http`), and the
+``up``-node guard is also the command's own condition (``SetNodeState.min_writable``,
+decided on apply), so two drains asked at once cannot both pass a guard the pair breaks.
 
 The capacity guard: ``drain`` and ``remove`` refuse to leave fewer **``up`` nodes** (the
 nodes that take new blobs; full, down and draining ones do not count) than the widest
@@ -66,6 +72,18 @@ def up_nodes(fsm: MetadataFSM) -> set[str]:
     return {n.node_id for n in fsm.nodes.values() if n.state in WRITABLE_STATES}
 
 
+def draining_with_data(fsm: MetadataFSM) -> list[str]:
+    """Draining nodes that still hold a copy or a part of an upload in progress."""
+    return [n.node_id for n in fsm.nodes.values() if n.state == "draining"
+            and (fsm.placements.by_node.get(n.node_id) or fsm.uploads.part_count_on(n.node_id))]
+
+
+def min_writable(fsm: MetadataFSM, op: str, default_policy: str = "") -> int:
+    """The writable nodes ``op`` must leave (``SetNodeState.min_writable``): the widest
+    policy's width for drain and remove, else 0 (no condition)."""
+    return widest_policy(fsm, default_policy)[0] if op in ("drain", "remove") else 0
+
+
 def check_change(fsm: MetadataFSM, node_id: str, op: str, force: bool = False, default_policy: str = "",
                  used_bytes: Mapping[str, int] | None = None, free_bytes: Mapping[str, int] | None = None) -> str:
     """The state ``node_id`` must be in for ``op`` to apply (the command's ``if_state``).
@@ -89,14 +107,18 @@ def check_change(fsm: MetadataFSM, node_id: str, op: str, force: bool = False, d
                                  f"{policy} needs {need}")
     if op == "drain" and used_bytes and node_id in used_bytes and free_bytes is not None:
         room = sum(free_bytes.get(n, 0) for n in up_nodes(fsm) - {node_id})
-        if used_bytes[node_id] > room:
-            raise InvalidRequest(f"refusing to drain {node_id}: it holds {used_bytes[node_id]} bytes, the other up "
-                                 f"nodes have {room} bytes free")
+        pending = sum(used_bytes.get(n, 0) for n in draining_with_data(fsm) if n != node_id)
+        if used_bytes[node_id] + pending > room:
+            also = f" (and {pending} bytes of nodes still draining)" if pending else ""
+            raise InvalidRequest(f"refusing to drain {node_id}: it holds {used_bytes[node_id]} bytes{also}, the "
+                                 f"other up nodes have {room} bytes free")
     if op == "remove" and not force:
         keys = sum(len(k) for k in fsm.placements.by_node.get(node_id, {}).values())
-        if keys:
-            raise InvalidRequest(f"node {node_id} still holds copies of {keys} key(s): drain it first, or "
-                                 f"--force (counts as losing the node; repair restores redundancy)")
+        parts = fsm.uploads.part_count_on(node_id)
+        if keys or parts:
+            raise InvalidRequest(f"node {node_id} still holds copies of {keys} key(s) and {parts} part(s) of "
+                                 f"multipart uploads in progress: drain it first, or --force (counts as losing "
+                                 f"the node; repair restores redundancy)")
     return node.state
 
 

@@ -64,6 +64,8 @@ class StorageConfig(NodeConfig):
     repair_rate: float = 20.0  # MB/s this node receives for repair (0: it does no repair)
     # Reclaiming space (objstore.node.compaction, objstore.node.gc); 0 turns a loop off.
     compaction_interval: float = 60.0  # seconds between compaction checks
+    compaction_rate: float = 64.0  # MB/s (10^6 bytes) of live records compaction copies (0: no limit)
+    compaction_threshold: float = 0.5  # sealed segments less live than this fraction are rewritten
     gc_interval: float = 600.0  # seconds between garbage-collection passes
     gc_grace: float = 3600.0  # an unreferenced blob younger than this is never collected
     segment_bytes: int = 256 * 1024 * 1024  # size at which a segment file is sealed
@@ -84,6 +86,9 @@ class StorageConfig(NodeConfig):
             raise InvalidArgument("weight must be positive")
         if self.capacity_bytes < 0 or self.reserve_bytes < -1:
             raise InvalidArgument("capacity_bytes and reserve_bytes must not be negative")
+        if self.compaction_rate < 0 or not 0 < self.compaction_threshold <= 1:
+            raise InvalidArgument("--compaction-rate must not be negative (MB/s) and --compaction-threshold "
+                                  "must be in (0, 1]")
         if self.rebalance_rate <= 0:
             raise InvalidArgument("--rebalance-rate must be positive (MB/s)")
         if self.repair_rate < 0:

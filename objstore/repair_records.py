@@ -89,7 +89,9 @@ class RepairTask:
     ``sources``, then the leader commits ``placement`` in place of ``expected``. A
     rebalancing ``move`` is the same work for a blob at full policy whose placement is not
     the ring's: ``placement`` swaps one misplaced node for ``target`` (the old copy is left
-    to garbage collection), and the target throttles it with its rebalance rate.
+    to garbage collection), and the target throttles it with its rebalance rate. With
+    ``upload_id`` the blob is part ``part`` of that multipart upload in progress and
+    ``version_id`` is the part's own id (moves off a draining node only).
     """
 
     task_id: str
@@ -107,20 +109,21 @@ class RepairTask:
     blob_id: str = ""  # "" means version_id
     spare: int = 0  # surviving copies beyond those needed to read, when planned
     move: bool = False  # a rebalancing move, not a repair
+    upload_id: str = ""  # set: part ``part`` (blob ``version_id``) of this multipart upload in progress
 
     def to_dict(self) -> dict[str, Any]:
         return {"task_id": self.task_id, "bucket": self.bucket, "key": self.key, "version_id": self.version_id,
                 "part": self.part, "policy": self.policy, "size": self.size, "shard": self.shard,
                 "target": self.target, "expected": list(self.expected), "placement": list(self.placement),
                 "sources": [s.to_dict() for s in self.sources], "blob_id": self.blob_id,
-                "spare": self.spare, "move": self.move}
+                "spare": self.spare, "move": self.move, "upload_id": self.upload_id}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RepairTask":
         return cls(d["task_id"], d["bucket"], d["key"], d["version_id"], int(d["part"]), d["policy"],
                    int(d["size"]), int(d["shard"]), d["target"], tuple(d["expected"]), tuple(d["placement"]),
                    tuple(Source.from_dict(s) for s in d.get("sources", ())), d.get("blob_id", ""),
-                   int(d.get("spare", 0)), bool(d.get("move", False)))
+                   int(d.get("spare", 0)), bool(d.get("move", False)), str(d.get("upload_id", "")))
 
     @property
     def blob(self) -> str:

@@ -41,7 +41,10 @@ async def measure(info: dict[str, Any], data_dir: Path, args: argparse.Namespace
         meta = MetadataClient(meta_addrs, secret, session=session, client_id="bench-rebalance")
         small_keys = await fill(client, count, size)
         before = await timed_load(client, small_keys, args.load_seconds)
-        keys_on = {n["node_id"]: n["keys"] for n in (await meta.list_nodes())["nodes"]}
+        nodes = (await meta.list_nodes())["nodes"]
+        keys_on = {n["node_id"]: n["keys"] for n in nodes}
+        if not keys_on["s1"]:  # e.g. s1 was marked down for the whole fill: a drain would measure nothing
+            raise RuntimeError(f"s1 holds no copies to drain: {[(n['node_id'], n['state'], n['keys']) for n in nodes]}")
         fig["drained_node_keys"] = keys_on["s1"]
         stop = asyncio.Event()
         load = asyncio.create_task(read_load(client, small_keys, stop))

@@ -79,13 +79,17 @@ class RegisterNode(Command):
 class SetNodeState(Command):
     """Set a node's state (one of ``NODE_STATES``); returns the ClusterMap. With ``if_state``
     the change applies only while the node is in that state (else nothing changes), so an
-    automatic transition never overwrites one made meanwhile."""
+    automatic transition never overwrites one made meanwhile. With ``min_writable`` it
+    applies only if at least that many nodes are left in ``WRITABLE_STATES`` after it (the
+    membership guard of drain and remove, decided in the log's order: two operator changes
+    checked against the same map cannot both pass)."""
 
     TYPE: ClassVar[str] = "SetNodeState"
     RESULT: ClassVar[type | None] = ClusterMap
     node_id: str
     state: str
     if_state: str = ""
+    min_writable: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +314,10 @@ class RepairPlacement(Command):
     version, so it cannot overwrite a newer one or resurrect a deleted one. ``copied_at``
     (unix seconds on the copying node; 0: not given, as in old logs) is when the new copy
     started: a copy that began before the state machine's ``gc_floor`` may already have
-    been collected as a stray copy, so such a commit answers "too-old" and changes nothing."""
+    been collected as a stray copy, so such a commit answers "too-old" and changes nothing.
+    With ``upload_id`` the blob is part ``part`` of that multipart upload in progress of
+    (bucket, key), and ``version_id`` the part's own id (its blob id): the same condition
+    holds on the part's placement ("deleted" when the upload or that part is gone)."""
 
     TYPE: ClassVar[str] = "RepairPlacement"
     RESULT: ClassVar[type | None] = RepairOutcome
@@ -321,6 +328,7 @@ class RepairPlacement(Command):
     expected: list
     placement: list
     copied_at: float = 0.0
+    upload_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

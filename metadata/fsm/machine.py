@@ -51,7 +51,8 @@ from objstore.errors import (
 )
 from objstore.hlc import is_version_id, version_time
 from objstore.types import (
-    HOLDING_STATES, NODE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion, PartRef, Policy,
+    HOLDING_STATES, NODE_STATES, WRITABLE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion,
+    PartRef, Policy,
 )
 
 MAX_SESSIONS = 10_000
@@ -187,12 +188,19 @@ class MetadataFSM:
         old = self.nodes.get(cmd.node_id)
         if old is None:
             raise InvalidArgument(f"no storage node {cmd.node_id!r}")
-        if old.state != cmd.state and cmd.if_state in ("", old.state):
+        if old.state != cmd.state and cmd.if_state in ("", old.state) and self._keeps_writable(cmd):
             self.nodes[cmd.node_id] = NodeInfo(**{**old.to_dict(), "state": cmd.state})
             self.epoch += 1
             self._map = None
             self._holding_may_change(old, self.nodes[cmd.node_id])
         return self.cluster_map()
+
+    def _keeps_writable(self, cmd: c.SetNodeState) -> bool:
+        """Whether ``cmd`` leaves at least ``cmd.min_writable`` writable nodes (0: no check)."""
+        if cmd.min_writable <= 0:
+            return True
+        left = sum(1 for n in self.nodes.values() if n.node_id != cmd.node_id and n.state in WRITABLE_STATES)
+        return left + (cmd.state in WRITABLE_STATES) >= cmd.min_writable
 
     def _set_node_weight(self, cmd: c.SetNodeWeight) -> ClusterMap:
         old = self.nodes.get(cmd.node_id)
@@ -364,6 +372,9 @@ class MetadataFSM:
         expected, placement = _node_list(cmd.expected), _node_list(cmd.placement)
         if cmd.copied_at and cmd.copied_at < self.gc_floor:
             return RepairOutcome(False, "too-old")
+        if cmd.upload_id:
+            return self.uploads.set_part_placement(cmd.bucket, cmd.key, cmd.upload_id, cmd.part, cmd.version_id,
+                                                   expected, placement)
         index = self.objects.get(cmd.bucket)
         versions = index.versions(cmd.key) if index is not None else ()
         for i, rec in enumerate(versions):

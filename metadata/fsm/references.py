@@ -12,7 +12,9 @@ referenced. Such a copy is an orphan only once both its version id and the time 
 written on the node (``created``) are older than ``gc_floor``: a repair or rebalance copy
 waiting for its RepairPlacement is younger, and the state machine refuses a RepairPlacement
 whose copy started (``copied_at``) before ``gc_floor``, so none can commit a collected copy.
-Parts of uploads in progress are referenced on every node.
+Parts of uploads in progress are referenced the same way: on every node when no node is
+named, else only on the nodes of the part's placement (so a part moved off a draining node
+leaves its old copy to collection).
 
 Pure reads of :class:`metadata.fsm.machine.MetadataFSM` state; no IO.
 """
@@ -49,7 +51,8 @@ def is_referenced(fsm: MetadataFSM, bucket: str, key: str, version_id: str, node
             if k != key:
                 continue
             up = uploads[(k, _upload_id)]
-            if any(p.part.version_id == version_id for p in up.parts.values()):
+            if any(p.part.version_id == version_id and (not node or node in p.part.placement)
+                   for p in up.parts.values()):
                 return True
     return False
 

@@ -18,6 +18,11 @@ Invariants:
 - A completed upload id is remembered (the newest ``MAX_COMPLETED``): completing it again
   succeeds without change while its object is still the key's current version, as a
   retried CompleteMultipartUpload does on S3; otherwise NoSuchUpload.
+- Derived, never snapshotted (rebuilt as uploads load): ``by_node[n][(bucket, key, upload
+  id)]`` is the number of that upload's parts placed on node ``n`` (a node with none is
+  absent), kept on every part change, so draining and removing a node find the parts of
+  uploads in progress on it without a scan. A part moves with ``set_part_placement``
+  (conditional, as RepairPlacement for a version's blobs).
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import base64
 import binascii
 import dataclasses
 import hashlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from awscrt import checksums as crt
 from sortedcontainers import SortedDict
@@ -40,6 +45,7 @@ from objstore.errors import (
     InvalidRequest, MalformedXML, NoSuchUpload,
 )
 from objstore.listing import prefix_successor, rollup
+from objstore.repair_records import RepairOutcome
 from objstore.s3rules import checksum_type_for
 from objstore.types import Bucket, ObjectVersion, PartRef
 
@@ -122,6 +128,21 @@ class UploadStore:
     def __init__(self) -> None:
         self.buckets: dict[str, SortedDict] = {}
         self.completed: dict[tuple[str, str], tuple[str, str]] = {}  # (bucket, id) -> (key, version id)
+        self.by_node: dict[str, dict[tuple[str, str, str], int]] = {}  # derived: see the module docstring
+
+    def _count(self, info: MultipartUpload, parts: Iterable[PartRef], delta: int) -> None:
+        """Add ``delta`` to ``by_node`` for each node each of ``parts`` is placed on."""
+        k = (info.bucket, info.key, info.upload_id)
+        for part in parts:
+            for n in set(part.placement) - {""}:
+                ups = self.by_node.setdefault(n, {})
+                left = ups.get(k, 0) + delta
+                if left > 0:
+                    ups[k] = left
+                else:
+                    ups.pop(k, None)
+                    if not ups:
+                        del self.by_node[n]
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -147,12 +168,15 @@ class UploadStore:
             raise EntityTooLarge(ProposedSize=part.part.size, MaxSizeAllowed=MAX_PART_SIZE)
         old = up.parts.get(part.part.number)
         up.parts[part.part.number] = part
+        self._count(up.info, [old.part] if old is not None else [], -1)
+        self._count(up.info, [part.part], 1)
         return None if old is None or old.part.version_id == part.part.version_id else old.part
 
     def abort(self, bucket: str, key: str, upload_id: str) -> PartList:
         """Remove an upload; returns its parts (garbage). Raises NoSuchUpload."""
         up = self._get(bucket, key, upload_id)
         del self.buckets[bucket][(key, upload_id)]
+        self._count(up.info, (p.part for p in up.parts.values()), -1)
         return PartList(tuple(up.parts[n].part for n in sorted(up.parts)))
 
     def complete(
@@ -213,6 +237,7 @@ class UploadStore:
         previous, s3_version_id, versioning = put(version)
         listed = {p.number for p in chosen}
         del self.buckets[bucket][(key, upload_id)]
+        self._count(info, (p.part for p in up.parts.values()), -1)
         self.completed[(bucket, upload_id)] = (key, version.version_id)
         while len(self.completed) > MAX_COMPLETED:
             del self.completed[next(iter(self.completed))]
@@ -226,11 +251,43 @@ class UploadStore:
         """Forget a deleted bucket and discard its uploads in progress; returns their parts
         (garbage)."""
         uploads = self.buckets.pop(bucket, None) or {}
+        for up in uploads.values():
+            self._count(up.info, (p.part for p in up.parts.values()), -1)
         for k in [k for k in self.completed if k[0] == bucket]:
             del self.completed[k]
         return PartList(tuple(up.parts[n].part for up in uploads.values() for n in sorted(up.parts)))
 
+    def set_part_placement(self, bucket: str, key: str, upload_id: str, number: int, version_id: str,
+                           expected: tuple[str, ...], placement: tuple[str, ...]) -> RepairOutcome:
+        """Part ``number`` (blob ``version_id``) of an upload in progress is now on
+        ``placement``, only if its placement is exactly ``expected``; otherwise nothing
+        changes ("deleted": the upload or that part of it is gone or replaced; "stale")."""
+        up = self.buckets.get(bucket, {}).get((key, upload_id))
+        have = up.parts.get(number) if up is not None else None
+        if up is None or have is None or have.part.version_id != version_id:
+            return RepairOutcome(False, "deleted")
+        if have.part.placement != expected:
+            return RepairOutcome(False, "stale")
+        moved = dataclasses.replace(have.part, placement=placement)
+        up.parts[number] = dataclasses.replace(have, part=moved)
+        self._count(up.info, [have.part], -1)
+        self._count(up.info, [moved], 1)
+        return RepairOutcome(True)
+
     # --- reads ------------------------------------------------------------------------------
+
+    def parts_on(self, node_id: str) -> Iterator[tuple[MultipartUpload, UploadedPart]]:
+        """(upload, part) of each part of an upload in progress placed on ``node_id``. Do
+        not apply commands while iterating."""
+        for bucket, key, upload_id in self.by_node.get(node_id, {}):
+            up = self.buckets[bucket][(key, upload_id)]
+            for n in sorted(up.parts):
+                if node_id in up.parts[n].part.placement:
+                    yield up.info, up.parts[n]
+
+    def part_count_on(self, node_id: str) -> int:
+        """Parts of uploads in progress placed on ``node_id``."""
+        return sum(self.by_node.get(node_id, {}).values())
 
     def _get(self, bucket: str, key: str, upload_id: str) -> _Upload:
         up = self.buckets.get(bucket, {}).get((key, upload_id))
@@ -348,6 +405,7 @@ class UploadStore:
             info = MultipartUpload.from_dict(d["d"])
             parts = {p.part.number: p for p in (UploadedPart.from_dict(x) for x in d["parts"])}
             self.buckets.setdefault(info.bucket, SortedDict())[(info.key, info.upload_id)] = _Upload(info, parts)
+            self._count(info, (p.part for p in parts.values()), 1)
             return True
         if d["t"] == "completed":
             for b, u, k, v in d["rows"]:

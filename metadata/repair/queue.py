@@ -10,8 +10,19 @@ Invariants:
   is idempotent: the same blob id and shard), or, once its target is no longer writable,
   the task is dropped at the next planning and planned again for another node.
 - Every table is bounded: ``MAX_TASKS`` tasks, ``MAX_REPORTED`` reported keys,
-  ``MAX_DAMAGED`` damaged blobs, ``MAX_FAILED`` failed targets, ``MAX_IDLE`` keys passed
-  over, ``RATE_WINDOW`` commits for the rate.
+  ``MAX_DAMAGED`` damaged blobs, ``MAX_FAILED`` failed targets (and as many nodes' last
+  lease times), ``MAX_IDLE`` keys passed over, ``RATE_WINDOW`` commits for the rate.
+- A task is counted as failed by its target when no worker claims it: for
+  ``unclaimed_seconds`` the target neither asked for tasks nor held a lease (it runs no
+  worker). A target busy with a long
+  queue keeps its tasks however long they wait. A target that failed a blob is passed over
+  for that blob for ``FAILED_SECONDS`` (another node is tried meanwhile, when there is one:
+  a move has only its ring owner), then tried again, so a transient failure never strands
+  a blob.
+- A key that gave no task (no target with room, nothing readable left) is passed over for
+  ``IDLE_SECONDS`` so it does not hide the keys behind it, and no longer once the ring or
+  the set of writable nodes changes (``forget_passed_over``): a node added, drained or
+  reweighted may be the target it lacked, so rebalancing starts at the next planning.
 """
 from __future__ import annotations
 
@@ -29,7 +40,8 @@ MAX_DAMAGED = 10_000
 MAX_FAILED = 10_000
 RATE_WINDOW = 1_000
 MAX_IDLE = 100_000
-IDLE_SECONDS = 30.0  # a key that gave no task is passed over this long
+FAILED_SECONDS = 60.0  # a target that failed a blob is not given it again for this long
+IDLE_SECONDS = 10.0  # a key that gave no task is passed over this long (or until the ring changes)
 RATE_SECONDS = 60.0
 STATUS_TASKS = 20  # tasks listed in the status
 
@@ -52,6 +64,8 @@ class RepairQueue:
         self.reported: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.damaged: OrderedDict[Blob, set[str]] = OrderedDict()
         self.failed: OrderedDict[Blob, set[str]] = OrderedDict()
+        self._failed_at: dict[Blob, float] = {}  # when each blob of ``failed`` last failed
+        self.last_lease: OrderedDict[str, float] = OrderedDict()  # node -> when it last asked for tasks
         self.idle: OrderedDict[tuple[str, str], float] = OrderedDict()  # key -> when it gave no task
         self.repaired_objects = 0
         self.repaired_bytes = 0
@@ -88,6 +102,10 @@ class RepairQueue:
             self.idle.popitem(last=False)
         return set(self.idle)
 
+    def forget_passed_over(self) -> None:
+        """The ring or the writable nodes changed: a key that gave no task may give one now."""
+        self.idle.clear()
+
     def gave_nothing(self, keys: Iterable[tuple[str, str]], now: float) -> None:
         for k in keys:
             self.idle.pop(k, None)
@@ -100,10 +118,15 @@ class RepairQueue:
         blobs (a late commit from such a target is still safe: it is conditional), and tasks
         no worker leased within ``unclaimed_seconds`` (counted as failed by their target, so
         the blob is planned for another node)."""
+        while self.failed and self._failed_at[next(iter(self.failed))] < now - FAILED_SECONDS:
+            del self._failed_at[self.failed.popitem(last=False)[0]]
+        working = {x.task.target for x in self.tasks.values() if x.until > now}  # holding a live lease
         for blob, item in list(self.tasks.items()):
-            if item.task.target not in writable:
+            target = item.task.target
+            if target not in writable:
                 del self.tasks[blob]
-            elif not item.leased and now - item.since > self.unclaimed_seconds:
+            elif (not item.leased and now - item.since > self.unclaimed_seconds and target not in working
+                  and now - self.last_lease.get(target, float("-inf")) > self.unclaimed_seconds):
                 self.finished(item.task, False, "failed", now)  # its target runs no worker: another one
         for t in planned:
             if len(self.tasks) >= MAX_TASKS:
@@ -120,6 +143,7 @@ class RepairQueue:
     def lease(self, node_id: str, count: int, now: float) -> list[RepairTask]:
         """Up to ``count`` tasks whose target is ``node_id``, not leased or whose lease ran
         out, fewest spare copies first; each is leased until ``now + lease_seconds``."""
+        self._seen(node_id, now)
         free = [x for x in self.tasks.values() if x.task.target == node_id and x.until <= now]
         free.sort(key=lambda x: x.task.spare)
         out = []
@@ -128,6 +152,13 @@ class RepairQueue:
             x.leased = True
             out.append(x.task)
         return out
+
+    def _seen(self, node_id: str, now: float) -> None:
+        """``node_id``'s worker asked for tasks or reported one: it is running."""
+        self.last_lease.pop(node_id, None)
+        self.last_lease[node_id] = now
+        while len(self.last_lease) > MAX_FAILED:
+            self.last_lease.popitem(last=False)
 
     def finished(self, task: RepairTask, applied: bool, reason: str, now: float) -> None:
         """The outcome of a task's commit (or of its failure: ``reason`` "failed")."""
@@ -145,8 +176,10 @@ class RepairQueue:
         elif reason == "failed":
             self.failures += 1
             self.failed.setdefault(task.blob_key, set()).add(task.target)
+            self.failed.move_to_end(task.blob_key)
+            self._failed_at[task.blob_key] = now
             while len(self.failed) > MAX_FAILED:
-                self.failed.popitem(last=False)
+                del self._failed_at[self.failed.popitem(last=False)[0]]
         else:
             self.stale += 1
 

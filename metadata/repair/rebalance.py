@@ -28,6 +28,12 @@ Rules:
 - Only what must move moves: a blob whose placement is its owners gives no task.
 
 Finding what to move (:class:`RebalanceState`, the leader's soft state):
+- parts of multipart uploads in progress placed on nodes outside the ring that still hold
+  copies (``draining``), from the uploads' per-node index (``UploadStore.by_node``): each
+  is moved as a version's blob is (same rules, ring key the part's blob id; committed by a
+  ``RepairPlacement`` naming the upload), so completing the upload later lists the new
+  placement. Only draining moves them: an added node or a weight change leaves parts of
+  uploads in progress where they are (the object's record is walked once completed);
 - keys on nodes outside the ring that still hold copies (``draining``), straight from the
   placement index (``PlacementIndex.by_node``): no scan;
 - keys found misplaced before and not yet fixed (bounded: ``MAX_MISPLACED``);
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from dataclasses import replace
 from typing import Any, Callable, Collection, Iterator, Mapping
 
 from metadata.fsm import records
@@ -150,6 +157,39 @@ def examine(fsm: MetadataFSM, ring: Ring, bucket: str, key: str, *, busy: Collec
     return misplaced_bytes, tasks
 
 
+def draining_nodes(fsm: MetadataFSM) -> list[str]:
+    """Nodes outside the ring whose copies still count (draining)."""
+    return [n.node_id for n in fsm.nodes.values() if n.state in HOLDING_STATES and n.state not in RING_STATES]
+
+
+def upload_moves(fsm: MetadataFSM, ring: Ring, *, busy: Collection[Blob] = frozenset(),
+                 failed: Mapping[Blob, Collection[str]] | None = None, free_bytes: Mapping[str, int] | None = None,
+                 limit: int = 256, scan: int = 4096) -> list[RepairTask]:
+    """Moves of parts of uploads in progress off draining nodes (at most ``scan`` parts
+    examined, ``limit`` moves). A part too damaged to be read from is left (repair's)."""
+    failed = failed or {}
+    tasks: list[RepairTask] = []
+    examined = 0
+    for node in draining_nodes(fsm):
+        for info, up in fsm.uploads.parts_on(node):
+            if len(tasks) >= limit or examined >= scan:
+                return tasks
+            examined += 1
+            part = up.part
+            blob = (info.bucket, info.key, part.version_id, part.number)
+            layout = _layout(info.policy)
+            if blob in busy or layout is None:
+                continue
+            alive, _, needed = survivors(info.policy, part.placement, fsm.placements.holding)
+            if alive < needed:
+                continue
+            _, task = move_task(ring, blob, part.version_id, info.policy, layout, part.size, part.placement,
+                                fsm.nodes, failed.get(blob, ()), free_bytes)
+            if task is not None:
+                tasks.append(replace(task, upload_id=info.upload_id))
+    return tasks
+
+
 class RebalanceState:
     """The leader's rebalancing soft state: the walk's cursor, the keys known misplaced,
     progress figures. Bounded; a new leader starts empty and walks again."""
@@ -222,6 +262,7 @@ class RebalanceState:
         idle: list[Key] = []
         seen: set[Key] = set()
         busy_keys = {b[:2] for b in busy}
+        tasks.extend(upload_moves(fsm, ring, busy=busy, failed=failed, free_bytes=free_bytes, limit=limit, scan=scan))
         for k in self.candidates(fsm, skip):
             if k in seen:
                 continue
@@ -255,21 +296,25 @@ class RebalanceState:
             return 0.0
         return sum(n for _, n in recent) / max(now - recent[0][0], 1.0)
 
-    def status(self, fsm_keys: int, draining_keys: int, now: float) -> dict[str, Any]:
+    def status(self, fsm_keys: int, draining_keys: int, now: float, draining_parts: int = 0) -> dict[str, Any]:
         left = sum(self.misplaced.values())
         rate = self.rate(now)
         objects = max(len(self.misplaced), draining_keys)
         return {
-            "objects_misplaced": objects, "bytes_misplaced": left,
+            "objects_misplaced": objects, "bytes_misplaced": left, "upload_parts_misplaced": draining_parts,
             "moved_objects": self.moved_objects, "moved_bytes": self.moved_bytes,
             "rate_bytes_per_second": rate, "eta_seconds": left / rate if rate > 0 and left else (0 if not left else None),
             "walk": {"done": self.cursor is None, "keys_walked": self.walked, "keys_total": fsm_keys,
                      "walks_completed": self.walks},
-            "balanced": self.cursor is None and objects == 0,
+            "balanced": self.cursor is None and objects == 0 and draining_parts == 0,
         }
 
 
 def draining_keys(fsm: MetadataFSM) -> int:
     """Keys with a copy on a holding node outside the ring (draining), from the placement index."""
-    return sum(len(keys) for n in fsm.nodes.values() if n.state in HOLDING_STATES and n.state not in RING_STATES
-               for keys in fsm.placements.by_node.get(n.node_id, {}).values())
+    return sum(len(keys) for n in draining_nodes(fsm) for keys in fsm.placements.by_node.get(n, {}).values())
+
+
+def draining_parts(fsm: MetadataFSM) -> int:
+    """Parts of uploads in progress placed on a holding node outside the ring (draining)."""
+    return sum(fsm.uploads.part_count_on(n) for n in draining_nodes(fsm))

@@ -84,6 +84,10 @@ class RepairService:
         skip = q.passed_over(now)
 
         def run(fsm: MetadataFSM) -> tuple[list[RepairTask], list[tuple[str, str]], set[str]]:
+            nonlocal skip
+            if self.rebalance.ring_changed(fsm.cluster_map()):  # the walk restarts, and nothing is passed over
+                q.forget_passed_over()
+                skip = set()
             busy = q.busy()
             tasks, idle = planner.plan_round(fsm, reported=reported, damaged=q.damaged, busy=busy,
                                              failed=q.failed, free_bytes=free, skip=skip, limit=PLAN_LIMIT)
@@ -111,7 +115,7 @@ class RepairService:
             self.queue.finished(task, False, "failed", self.clock())
             return RepairOutcome(False, "failed")
         cmd = c.RepairPlacement(task.bucket, task.key, task.version_id, task.part, list(task.expected),
-                                list(task.placement), copied_at)
+                                list(task.placement), copied_at, upload_id=task.upload_id)
         outcome = (await self.rep.propose(cmd)).result(c.RepairPlacement)
         self.queue.finished(task, outcome.applied, outcome.reason, self.clock())
         if task.move and outcome.applied:
@@ -196,13 +200,14 @@ class RepairService:
 
     async def rebalance_status(self) -> dict[str, Any]:
         """Objects and bytes misplaced, moved, rate, ETA, the walk's progress, moves in flight."""
-        def read(fsm: MetadataFSM) -> tuple[int, int]:
-            self.rebalance.ring_changed(fsm.cluster_map())  # a change not planned for yet: walk again
-            return fsm.object_count(), rebalance.draining_keys(fsm)
+        def read(fsm: MetadataFSM) -> tuple[int, int, int]:
+            if self.rebalance.ring_changed(fsm.cluster_map()):  # a change not planned for yet: walk again
+                self.queue.forget_passed_over()
+            return fsm.object_count(), rebalance.draining_keys(fsm), rebalance.draining_parts(fsm)
 
-        keys, draining = await self.rep.read(read)
+        keys, draining, parts = await self.rep.read(read)
         now = self.clock()
-        st = self.rebalance.status(keys, draining, now)
+        st = self.rebalance.status(keys, draining, now, parts)
         moves = [x for x in self.queue.tasks.values() if x.task.move]
         st["in_flight"] = sum(1 for x in moves if x.until > now)
         st["queued"] = len(moves) - st["in_flight"]

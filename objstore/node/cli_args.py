@@ -67,10 +67,22 @@ REBALANCE_FLAGS: FlagTable = {
 }
 
 
+# Segment compaction's pacing and trigger: flag -> StorageConfig field (also flags of ``objstore up``).
+COMPACTION_FLAGS: FlagTable = {
+    "--compaction-rate": ("compaction_rate", float,
+                          "MB/s of live data each storage node copies when compacting segments (default 64; "
+                          "0: no limit)"),
+    "--compaction-threshold": ("compaction_threshold", float,
+                               "a sealed segment whose live fraction falls below this is rewritten "
+                               "(default 0.5; in (0, 1])"),
+}
+
+
 def add_reclaim_arguments(p: argparse.ArgumentParser) -> None:
     """The space-reclaiming flags (also on ``objstore up``, which passes them on)."""
     p.add_argument("--compaction-interval", type=float,
                    help="seconds between segment compaction checks (default 60; 0: off)")
+    add_flag_table(p, COMPACTION_FLAGS)
     p.add_argument("--gc-interval", type=float, help="seconds between garbage-collection passes (default 600; 0: off)")
     p.add_argument("--gc-grace", type=float,
                    help="unreferenced blobs younger than this many seconds are kept (default 3600)")
@@ -83,7 +95,7 @@ def reclaim_argv(args: argparse.Namespace) -> tuple[str, ...]:
         value = getattr(args, name, None)
         if value is not None:
             out += ["--" + name.replace("_", "-"), repr(value)]
-    return tuple(out)
+    return tuple(out) + flag_table_argv(args, COMPACTION_FLAGS)
 
 
 def config_from_args(args: argparse.Namespace) -> StorageConfig:
@@ -97,4 +109,5 @@ def config_from_args(args: argparse.Namespace) -> StorageConfig:
         "repair_rate": args.repair_rate,
         "segment_bytes": args.segment_bytes, "compaction_interval": args.compaction_interval,
         "gc_interval": args.gc_interval, "gc_grace": args.gc_grace, "join": args.join,
+        **flag_table_values(args, COMPACTION_FLAGS),
     })

@@ -52,7 +52,7 @@ from objstore.node.store import BlobStore
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5
-DEFAULT_RATE = 64 * 1024 * 1024  # bytes copied per second
+DEFAULT_RATE = 64_000_000  # bytes copied per second (`--compaction-rate` 64 MB/s)
 COPY_BATCH_BYTES = 4 * 1024 * 1024
 
 

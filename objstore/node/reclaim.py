@@ -31,7 +31,7 @@ def reclaim_context(cfg: StorageConfig, store: Callable[[], BlobStore]):  # noqa
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        compactor = Compactor(store())
+        compactor = Compactor(store(), threshold=cfg.compaction_threshold, rate=cfg.compaction_rate * 1e6)
         app[COMPACTOR] = compactor
         tasks = []
         if cfg.compaction_interval > 0:

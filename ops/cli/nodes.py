@@ -46,11 +46,11 @@ def add_parser(sub: Any) -> None:
 
 
 def render_list(d: dict[str, Any]) -> str:
-    rows = [("NODE", "STATE", "WEIGHT", "ZONE", "KEYS", "FREE", "HEARTBEAT")]
+    rows = [("NODE", "STATE", "WEIGHT", "ZONE", "KEYS", "PARTS", "FREE", "HEARTBEAT")]
     for n in sorted(d["nodes"], key=lambda n: n["node_id"]):
         age = n.get("heartbeat_age")
         rows.append((n["node_id"], n["state"], f"{n.get('weight', 1.0):g}", n.get("zone", ""), str(n.get("keys", 0)),
-                     human_size(n.get("free_bytes")), "-" if age is None else f"{age:.1f}s ago"))
+                     str(n.get("upload_parts", 0)), human_size(n.get("free_bytes")), "-" if age is None else f"{age:.1f}s ago"))
     return (table(rows) + f"\nepoch {d['epoch']}   widest policy {d.get('widest_policy') or '-'} "
             f"needs {d.get('needed', 0)} up nodes")
 

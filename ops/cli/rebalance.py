@@ -38,6 +38,7 @@ def render(st: dict[str, Any]) -> str:
     rows = [
         ("", "OBJECTS", "BYTES"),
         ("misplaced", str(st["objects_misplaced"]), human_size(st["bytes_misplaced"])),
+        ("upload parts to move", str(st.get("upload_parts_misplaced", 0)), "-"),
         ("in flight", str(st["in_flight"]), "-"),
         ("queued", str(st["queued"]), "-"),
         ("moved", str(st["moved_objects"]), human_size(st["moved_bytes"])),

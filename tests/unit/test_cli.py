@@ -139,3 +139,30 @@ def test_reclaim_flags_reach_the_storage_and_metadata_configs_and_objstore_up(tm
     meta = [c.argv for c in cluster.children if c.role == "metadata"]
     assert all(a[-4:] == ["--gc-interval", "7.0", "--gc-grace", "90.0"] for a in storage)
     assert all(a[-2:] == ["--gc-grace", "90.0"] for a in meta)
+
+
+def test_compaction_rate_and_threshold_flags_reach_the_storage_config_and_objstore_up(tmp_path, monkeypatch):
+    from objstore.cluster.launcher import Cluster, UpOptions
+
+    monkeypatch.setenv("OBJSTORE_CLUSTER_SECRET", "S")
+    s = objstore.node.cli_args.config_from_args(_parse(
+        objstore.node.cli_args, "--node-id", "s1", "--data-dir", "/d", "--compaction-rate", "5",
+        "--compaction-threshold", "0.3"))
+    assert (s.compaction_rate, s.compaction_threshold) == (5, 0.3)
+    defaults = objstore.node.cli_args.config_from_args(_parse(objstore.node.cli_args, "--node-id", "s1",
+                                                              "--data-dir", "/d"))
+    assert (defaults.compaction_rate, defaults.compaction_threshold) == (64, 0.5)
+    for bad in (("--compaction-threshold", "0"), ("--compaction-threshold", "1.5"), ("--compaction-rate", "-1")):
+        with pytest.raises(InvalidArgument, match="compaction"):
+            objstore.node.cli_args.config_from_args(_parse(objstore.node.cli_args, "--node-id", "s1",
+                                                           "--data-dir", "/d", *bad))
+    args = build_parser().parse_args(["up", "--compaction-rate", "0", "--compaction-threshold", "0.25",
+                                      "--gc-grace", "90"])
+    cluster = Cluster(UpOptions(data_dir=str(tmp_path), reclaim_args=objstore.node.cli_args.reclaim_argv(args)))
+    cluster.plan()
+    for child in cluster.children:
+        argv = " ".join(child.argv)
+        if child.role == "storage":
+            assert "--compaction-rate 0.0 --compaction-threshold 0.25" in argv and "--gc-grace 90.0" in argv
+        if child.role == "metadata":
+            assert "--compaction" not in argv and child.argv[-2:] == ["--gc-grace", "90.0"]

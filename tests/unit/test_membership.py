@@ -132,3 +132,37 @@ def test_an_operators_out_is_not_undone_by_a_heartbeat_sent_before_it() -> None:
     assert moves(mon, cmap(a="out"), 6.0) == {}
     mon.heartbeat("a", {}, 6.5)  # it really came back
     assert moves(mon, cmap(a="out"), 6.6) == {"a": "up"}
+
+
+def test_two_drains_checked_against_one_map_cannot_both_apply() -> None:
+    """Both pass the up-node guard when checked at once; the command's own condition,
+    decided on apply in log order, lets only the first through."""
+    d = cluster(4)
+    keep = membership.min_writable(d.fsm, "drain")
+    assert keep == 3 and membership.min_writable(d.fsm, "add") == 0
+    first = membership.check_change(d.fsm, "n1", "drain")
+    second = membership.check_change(d.fsm, "n2", "drain")  # same map: passes too
+    d.run(c.SetNodeState("n1", "draining", if_state=first, min_writable=keep))
+    d.run(c.SetNodeState("n2", "draining", if_state=second, min_writable=keep))
+    assert (state(d, "n1"), state(d, "n2")) == ("draining", "up")
+    with pytest.raises(InvalidRequest, match="leave 2 up node"):
+        membership.check_change(d.fsm, "n2", "drain")
+    d.run(c.SetNodeState("n4", "down", min_writable=0))  # the liveness monitor is never held back
+    assert state(d, "n4") == "down"
+    d.run(c.SetNodeState("n1", "up", min_writable=3))  # a change that adds a writable node passes
+    assert state(d, "n1") == "up"
+
+
+def test_the_space_guard_counts_what_other_draining_nodes_still_hold() -> None:
+    d = cluster(6)
+    d.run(c.PutObject(version(key="a", placement=("n1", "n2", "n3"))))
+    free = {f"n{i}": 100 for i in range(1, 7)}
+    used = {"n1": 300, "n2": 200}
+    assert membership.check_change(d.fsm, "n1", "drain", used_bytes=used, free_bytes=free) == "up"
+    d.run(c.SetNodeState("n1", "draining"))
+    with pytest.raises(InvalidRequest, match="holds 200 bytes \\(and 300 bytes of nodes still draining\\), the "
+                                             "other up nodes have 400 bytes free"):
+        membership.check_change(d.fsm, "n2", "drain", used_bytes=used, free_bytes=free)
+    d.run(c.RepairPlacement("b", "a", "v1", 0, ["n1", "n2", "n3"], ["n4", "n2", "n3"]))  # n1 drained
+    assert membership.draining_with_data(d.fsm) == []
+    assert membership.check_change(d.fsm, "n2", "drain", used_bytes=used, free_bytes=free) == "up"

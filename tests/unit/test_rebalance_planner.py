@@ -43,7 +43,7 @@ def settle(d: Driver, state: RebalanceState, rounds: int = 200, walk: bool = Tru
         for t in tasks:
             assert len(t.placement) == len(t.expected) and t.move
             out = d.run(c.RepairPlacement(t.bucket, t.key, t.version_id, t.part, list(t.expected),
-                                          list(t.placement)))
+                                          list(t.placement), upload_id=t.upload_id))
             assert out.applied
             assert d.fsm.placements.objects_below == 0  # never below policy
             done.append(t)

@@ -142,4 +142,36 @@ def test_keys_that_give_no_task_do_not_hide_the_others(d):
     assert tasks == [] and len(idle) == 2 and set(idle) < gone
     q = RepairQueue()
     q.gave_nothing(idle, now=0)
-    assert q.passed_over(now=10) == set(idle) and q.passed_over(now=31) == set()
+    assert q.passed_over(now=9) == set(idle) and q.passed_over(now=11) == set()
+    q.gave_nothing(idle, now=20)
+    q.forget_passed_over()  # the ring changed
+    assert q.passed_over(now=21) == set()
+
+
+def test_a_busy_target_keeps_its_backlog_and_a_failure_is_retried_later(d):
+    """A target leasing steadily keeps tasks that waited past ``unclaimed_seconds`` in its
+    queue (a long drain on a slow node is a backlog, not a dead worker); a blob a target
+    failed goes back to it after ``FAILED_SECONDS`` (a move has no other owner)."""
+    from metadata.repair.queue import FAILED_SECONDS
+
+    for i in range(3):
+        d.run(c.PutObject(version(key=f"a{i}", size=7, placement=("n1", "n2"))))
+    q = RepairQueue(lease_seconds=10, unclaimed_seconds=60)
+    writable = {f"n{i}" for i in range(1, 9)}
+    tasks = plan(d.fsm)
+    target = tasks[0].target
+    mine = [t for t in tasks if t.target == target]
+    q.replace_planned(mine, writable, now=0)
+    assert len(mine) >= 2 and q.lease(target, 1, now=50) == mine[:1]
+    q.replace_planned([], writable, now=100)  # its other tasks waited 100 s: the target is busy, not gone
+    assert len(q.tasks) == len(mine) and not q.failed
+    q.finished(mine[0], False, "failed", now=100)
+    assert q.failed == {mine[0].blob_key: {target}}
+    q.lease(target, 0, now=100 + FAILED_SECONDS - 20)  # the worker asks again (all its slots busy: none)
+    q.replace_planned([], writable, now=100 + FAILED_SECONDS - 1)
+    assert mine[0].blob_key in q.failed and len(q.tasks) == len(mine) - 1
+    q.lease(target, 0, now=100 + FAILED_SECONDS + 1)
+    q.replace_planned([], writable, now=100 + FAILED_SECONDS + 1)
+    assert not q.failed
+    (again,) = [t for t in plan(d.fsm, busy=q.busy(), failed=q.failed) if t.blob_key == mine[0].blob_key]
+    assert again.target == target

@@ -91,3 +91,27 @@ def test_a_part_reported_by_its_own_version_id_resolves_to_its_object_and_part(d
     assert svc._where(d.fsm, DamageReport("b", "m", part2.version_id, "n1")) is None  # n1 holds only part 1
     own = svc._where(d.fsm, DamageReport("b", "m", "mp1", "n1", part=1))
     assert own is not None and own[3].part == 1
+
+
+def test_a_ring_change_ends_the_pass_over_of_keys_that_gave_no_task(d):
+    """A key with no target (every node full) is passed over; a node added to the ring
+    may be its target, so the next planning takes it at once, not after the window."""
+    from metadata.repair.queue import IDLE_SECONDS
+    from objstore.types import NodeInfo
+
+    d.run(c.PutObject(version(key="a", size=1000, placement=("n1", "n2"))))  # below replica:3
+    clock = Clock()
+    free = {f"n{i}": 0 for i in range(1, 9)}
+    svc = RepairService(LocalReplicator(d), "secret", clock=clock, free_bytes=lambda: free)
+
+    async def go():
+        await svc.plan_if_due()
+        assert not svc.queue.tasks and ("b", "a") in svc.queue.passed_over(clock())
+        d.run(c.RegisterNode(NodeInfo("n9", "127.0.0.1:7009")))
+        clock.now += 1  # well inside the pass-over window
+        assert clock.now - 100.0 < IDLE_SECONDS
+        await svc.plan_if_due()
+        (task,) = [x.task for x in svc.queue.tasks.values()]
+        assert task.target == "n9" and task.key == "a"
+
+    asyncio.run(go())

@@ -1,0 +1,125 @@
+"""Parts of multipart uploads in progress on a draining node: the uploads' per-node index
+(metadata.fsm.uploads), their moves (metadata.repair.rebalance.upload_moves) committed by a
+RepairPlacement naming the upload, the remove guard, and garbage collection's view of a
+moved part's old copy. On the pure state machine."""
+from __future__ import annotations
+
+import pytest
+
+from metadata import membership
+from metadata.api import commands as c
+from metadata.api.upload_records import MIN_PART_SIZE, MultipartUpload, UploadedPart
+from metadata.fsm.machine import MetadataFSM
+from metadata.fsm.references import ORPHAN, REFERENCED, blob_status
+from metadata.repair.rebalance import RebalanceState
+from objstore.errors import InvalidRequest
+from objstore.ring import Ring
+from objstore.types import NodeInfo, PartRef
+from tests.unit.test_fsm import Driver
+from tests.unit.test_gc_guard import vid_at
+from tests.unit.test_rebalance_planner import ZONES, settle
+
+NOW = 1_700_000_000.0
+
+
+def cluster(nodes: int = 6, policy: str = "replica:3") -> Driver:
+    d = Driver()
+    for i in range(1, nodes + 1):
+        d.run(c.RegisterNode(NodeInfo(f"n{i}", f"127.0.0.1:{7000 + i}", zone=ZONES[(i - 1) % 3])))
+    d.run(c.CreateBucket("b", "alice", policy, 1.0))
+    return d
+
+
+def start(d: Driver, key: str = "k", uid: str = "u1", parts: int = 4, policy: str = "replica:3",
+          width: int = 3) -> list[PartRef]:
+    """An upload of ``parts`` parts, each placed on its ring owners (as the gateway places them)."""
+    d.run(c.CreateMultipartUpload(MultipartUpload("b", key, uid, initiated=NOW, owner="alice", policy=policy)))
+    ring = Ring(d.fsm.cluster_map())
+    refs = []
+    for n in range(1, parts + 1):
+        vid = vid_at(NOW + n)
+        ref = PartRef(n, vid, MIN_PART_SIZE, f"{n:032x}", tuple(ring.locate("b", vid, width)))
+        d.run(c.PutPart("b", key, uid, UploadedPart(ref, NOW + n)))
+        refs.append(ref)
+    return refs
+
+
+def index_by_scan(fsm: MetadataFSM) -> dict[str, dict[tuple[str, str, str], int]]:
+    out: dict[str, dict[tuple[str, str, str], int]] = {}
+    for bucket, uploads in fsm.uploads.buckets.items():
+        for (key, uid), up in uploads.items():
+            for p in up.parts.values():
+                for n in set(p.part.placement) - {""}:
+                    ups = out.setdefault(n, {})
+                    ups[(bucket, key, uid)] = ups.get((bucket, key, uid), 0) + 1
+    return out
+
+
+def test_the_per_node_index_follows_every_part_change_and_snapshots() -> None:
+    d = cluster()
+    refs = start(d, parts=5)
+    start(d, key="other", uid="u2", parts=2)
+    assert d.fsm.uploads.by_node == index_by_scan(d.fsm) != {}
+    moved = PartRef(2, vid_at(NOW + 20), MIN_PART_SIZE, "f" * 32, ("n1", "n4", "n5"))
+    d.run(c.PutPart("b", "k", "u1", UploadedPart(moved, NOW + 20)))  # part 2 uploaded again elsewhere
+    assert d.fsm.uploads.by_node == index_by_scan(d.fsm)
+    restored = MetadataFSM.restore(d.fsm.snapshot())
+    assert restored.uploads.by_node == d.fsm.uploads.by_node
+    d.run(c.AbortMultipartUpload("b", "other", "u2"))
+    assert d.fsm.uploads.by_node == index_by_scan(d.fsm)
+    rows = [[p.number, p.etag, {}] for p in refs[:1]] + [[2, "f" * 32, {}]] + [[p.number, p.etag, {}] for p in refs[2:]]
+    d.run(c.CompleteMultipartUpload("b", "k", "u1", rows, vid_at(NOW + 30), NOW + 30, {}))
+    assert d.fsm.uploads.by_node == {} and d.fsm.uploads.part_count_on("n1") == 0
+
+
+def test_a_part_placement_changes_only_as_expected() -> None:
+    d = cluster()
+    ref = start(d, parts=1)[0]
+    old, new = list(ref.placement), ["n6" if n == ref.placement[0] else n for n in ref.placement]
+    stale = d.run(c.RepairPlacement("b", "k", ref.version_id, 1, ["x", "y", "z"], new, upload_id="u1"))
+    assert (stale.applied, stale.reason) == (False, "stale")
+    gone = d.run(c.RepairPlacement("b", "k", vid_at(NOW + 9), 1, old, new, upload_id="u1"))  # not that part's blob
+    assert (gone.applied, gone.reason) == (False, "deleted")
+    assert d.run(c.RepairPlacement("b", "k", ref.version_id, 1, old, new, upload_id="u1")).applied
+    assert d.fsm.uploads.list_parts("b", "k", "u1").parts[0].part.placement == tuple(new)
+    assert d.fsm.uploads.by_node == index_by_scan(d.fsm)
+    assert not d.run(c.RepairPlacement("b", "k", ref.version_id, 1, new, old, upload_id="nope")).applied
+
+
+@pytest.mark.parametrize("policy,width,nodes", [("replica:3", 3, 6), ("ec:2+1", 3, 6), ("ec:4+2", 6, 8)])
+def test_draining_moves_every_part_off_and_completion_lists_the_new_placement(policy, width, nodes) -> None:
+    d = cluster(nodes, policy)
+    refs = start(d, parts=12, policy=policy, width=width)
+    node = next(n for n in (f"n{i}" for i in range(1, nodes + 1)) if d.fsm.uploads.part_count_on(n))
+    on_node = d.fsm.uploads.part_count_on(node)
+    d.run(c.SetNodeState(node, "draining"))
+    state = RebalanceState(walk=0)
+    assert not state.status(0, 0, 0.0, on_node)["balanced"]
+    with pytest.raises(InvalidRequest, match=f"{on_node} part\\(s\\) of multipart uploads in progress"):
+        membership.check_change(d.fsm, node, "remove")
+    moves = settle(d, state, walk=False)
+    assert len(moves) == on_node and all(t.upload_id == "u1" and t.target != node for t in moves)
+    assert d.fsm.uploads.part_count_on(node) == 0
+    assert membership.check_change(d.fsm, node, "remove") == "draining"
+    parts = d.fsm.uploads.list_parts("b", "k", "u1").parts
+    for before, now in zip(refs, parts):
+        assert len([n for n in now.part.placement if n]) == width and node not in now.part.placement
+        assert len(set(now.part.placement) - set(before.placement)) <= 1  # one copy swapped, at most
+    d.run(c.CompleteMultipartUpload("b", "k", "u1", [[p.number, p.etag, {}] for p in refs],
+                                    vid_at(NOW + 40), NOW + 40, {}))
+    assert all(node not in p.placement for p in d.fsm.get_object("b", "k").parts)
+
+
+def test_the_old_copy_of_a_moved_part_is_an_orphan_once_old_enough() -> None:
+    d = cluster()
+    ref = start(d, parts=1)[0]
+    gone = ref.placement[0]
+    spare = next(f"n{i}" for i in range(1, 7) if f"n{i}" not in ref.placement)
+    new = [spare if n == gone else n for n in ref.placement]
+    d.run(c.MarkCollectable(NOW + 50))
+    assert blob_status(d.fsm, "b", "k", ref.version_id, gone, NOW + 2) == REFERENCED
+    assert d.run(c.RepairPlacement("b", "k", ref.version_id, 1, list(ref.placement), new, NOW + 60,
+                                   upload_id="u1")).applied
+    assert blob_status(d.fsm, "b", "k", ref.version_id, gone, NOW + 2) == ORPHAN
+    assert blob_status(d.fsm, "b", "k", ref.version_id, spare, NOW + 60) == REFERENCED
+    assert blob_status(d.fsm, "b", "k", ref.version_id) == REFERENCED  # without a node: as before
