@@ -6,7 +6,6 @@ a body with a DOCTYPE, whether UTF-8 or UTF-16, and a billion-laughs body costs 
 """
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import pytest
@@ -60,18 +59,22 @@ def test_every_parser_accepts_its_document(name: str, encoding: str) -> None:
 def test_every_parser_refuses_a_doctype(name: str, doctype: str, encoding: str) -> None:
     parser, document = VALID[name]
     body = encoded(with_doctype(document, doctype), encoding)
-    start = time.perf_counter()
     with pytest.raises(MalformedXML):
         parser(body)
-    assert time.perf_counter() - start < 0.5
 
 
-def test_fromstring_refuses_doctype_before_reading_entities() -> None:
-    body = encoded("<!DOCTYPE a [" + '<!ENTITY x "y">' * 50_000 + "]><a>&x;</a>", "utf-16")
-    start = time.perf_counter()
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_fromstring_refuses_doctype_before_reading_entities(encoding: str) -> None:
+    # Bytes after the first declarations that no XML parser accepts: had the parser read on into
+    # the internal subset (or expanded anything in it), it would stop there with a syntax error,
+    # not with the DOCTYPE refusal.
+    subset = '<!ENTITY x "y">' * 50_000 + "<!ENTITY broken <<<&&& >"
+    body = encoded("<!DOCTYPE a [" + subset + "]><a>&x;</a>", encoding)
     with pytest.raises(MalformedXML, match="DOCTYPE"):
         fromstring(body)
-    assert time.perf_counter() - start < 0.2
+    with pytest.raises(MalformedXML) as plain:  # the same junk outside a DOCTYPE is a syntax error
+        fromstring(encoded("<a>" + subset + "</a>", encoding))
+    assert "DOCTYPE" not in str(plain.value)
 
 
 def test_namespaces_and_utf16_without_doctype_parse() -> None:
