@@ -161,12 +161,7 @@ def test_checksum_set() -> None:
         cs.verify({"crc32": want["crc32"]})
 
 
-def test_crc_speed_is_native() -> None:
-    import time
-    data = bytes(8 * 1024 * 1024)
+def test_crcs_are_computed_by_native_code() -> None:
     for alg in ("crc32", "crc32c", "crc64nvme"):
-        c = checksums.make_checksum(alg)
-        start = time.perf_counter()
-        for i in range(0, len(data), 256 * 1024):
-            c.update(data[i:i + 256 * 1024])
-        assert time.perf_counter() - start < 0.5, alg
+        # awscrt's thin wrappers over its C extension, not a Python loop per byte
+        assert checksums._CRCS[alg].__module__ == "awscrt.checksums", alg

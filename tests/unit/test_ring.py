@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import time
 
 import pytest
 import xxhash
@@ -231,12 +230,7 @@ def test_describe_single_vnode_ring():
     assert describe(ring)["nodes"]["node-1"]["share"] == 1.0
 
 
-def test_build_100_nodes_is_fast():
-    cmap = make_map(100, zones=4)
-    best = float("inf")
-    for _ in range(3):  # best of three: the machine is shared
-        t0 = time.perf_counter()
-        ring = build_ring(cmap, vnodes_per_weight=128)
-        best = min(best, time.perf_counter() - t0)
+def test_build_100_nodes():
+    ring = build_ring(make_map(100, zones=4), vnodes_per_weight=128)
     assert len(ring.tokens) == 12800
-    assert best < 0.1, best
+    assert len(set(ring.tokens)) == len(ring.tokens)

@@ -734,19 +734,20 @@ def test_signing_key_matches_reference_and_is_cached() -> None:
     assert signing_key.cache_info().hits >= 1
 
 
-def test_verify_is_fast_enough() -> None:
-    # A per-request budget check: verification of a typical request well under 1 ms.
-    import time
+def test_repeated_verification_derives_the_signing_key_once() -> None:
+    # The HMAC chain of the signing key is per secret and day, not per request.
+    from gateway.auth import sigv4
     c = botocore_signed("GET", "http://s3.example.test/bucket/dir/object.bin?versionId=1",
                         {"Range": "bytes=0-99"})
     headers = CIMultiDict(c.headers)
     now = c.amz_date()
-    n = 2000
-    start = time.perf_counter()
-    for _ in range(n):
+    verify(c.method, c.path, c.query, headers, lookup, now)
+    before = sigv4.signing_key.cache_info()
+    for _ in range(200):
         verify(c.method, c.path, c.query, headers, lookup, now)
-    per_call = (time.perf_counter() - start) / n
-    assert per_call < 0.001, per_call
+    after = sigv4.signing_key.cache_info()
+    assert after.misses == before.misses
+    assert after.hits >= before.hits + 200
 
 
 def test_date_header_instead_of_x_amz_date() -> None:

@@ -320,17 +320,12 @@ def test_large_chunk_streams_without_buffering() -> None:
     assert b"".join(out) == payload
 
 
-def test_throughput_is_reasonable() -> None:
-    # 16 MiB in 64 KiB chunks, 256 KiB reads, signed: bounded by sha256, not Python loops.
-    import time
+def test_a_16_mib_signed_body_decodes_from_256_kib_reads() -> None:
     payload = random.Random(4).randbytes(16 * 1024 * 1024)
     body = encode_signed([payload[i:i + 65536] for i in range(0, len(payload), 65536)])
     decoder = _decoder("streaming-signed", ())
-    start = time.perf_counter()
-    total = 0
+    out = []
     for i in range(0, len(body), 256 * 1024):
-        total += sum(len(p) for p in decoder.feed(body[i:i + 256 * 1024]))
+        out.extend(decoder.feed(body[i:i + 256 * 1024]))
     decoder.finish()
-    elapsed = time.perf_counter() - start
-    assert total == len(payload)
-    assert elapsed < 1.0, elapsed
+    assert b"".join(out) == payload
