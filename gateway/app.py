@@ -25,6 +25,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.middleware import Handler, make_middleware
 from gateway.raw_headers import install as install_raw_headers
 from gateway.readiness import gateway_ready
+from gateway.ring_epochs import hand_over_forever
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
 from metadata.api.client import MetadataClient
@@ -125,9 +126,11 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         await _bootstrap_credential(ctx)
         await topology.start()
         sweeper = asyncio.create_task(sweep_forever(ctx), name="upload-sweeper")
+        hand_over = asyncio.create_task(hand_over_forever(ctx, ctx.rings), name="manifest-hand-over")
         yield
         sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)
+        hand_over.cancel()
+        await asyncio.gather(sweeper, hand_over, return_exceptions=True)
         await topology.stop()
         await ctx.drain()
         await meta.close()
