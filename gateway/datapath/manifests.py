@@ -66,15 +66,16 @@ async def _finish(tasks: list[asyncio.Future]) -> None:
 
 
 async def publish(ctx: GatewayContext, bucket: str, key: str, commit_index: int, version: ObjectVersion | None,
-                  policy: Policy, data_quorum: int, removed: str = "") -> int:
+                  policy: Policy, data_quorum: int, removed: str = "", changed: ObjectVersion | None = None) -> int:
     """Write the manifest of a commit at ``commit_index`` (``version``: the key's current
-    version after it, None for none) to the key's ring nodes; returns how many stored it
-    once the manifest write quorum did. Raises ServiceUnavailable below that quorum."""
+    version after it, None for none; ``changed``: a non-current version it rewrote) to the
+    key's ring nodes; returns how many stored it once the manifest write quorum did.
+    Raises ServiceUnavailable below that quorum."""
     if commit_index <= 0:
         raise ServiceUnavailable("the metadata service did not report a commit index")
     ctx.newest_commit = max(ctx.newest_commit, commit_index)
     need = manifest_write_quorum(policy, data_quorum)
-    manifest = CommitManifest(bucket, key, commit_index, version, removed, data_quorum)
+    manifest = CommitManifest(bucket, key, commit_index, version, removed, data_quorum, changed)
     sets = owner_sets(ctx, bucket, key, policy)
     nodes = list(dict.fromkeys(n for owners in sets for n in owners))
     tasks = {asyncio.ensure_future(_put(ctx, n, manifest)): n for n in nodes}

@@ -273,3 +273,38 @@ async def test_copy_and_complete_fail_at_once_while_a_metadata_outage_is_known(i
     await inproc.s3("complete_multipart_upload", **complete)
     assert (await get(inproc, "dst", "quorum"))[0] == b"source"
     assert (await get(inproc, "mp", "quorum"))[0] == b"part"
+
+
+async def test_tag_and_acl_changes_reach_quorum_reads(inproc):
+    """PutObjectTagging, DeleteObjectTagging and PutObjectAcl commit at their own index and
+    publish a manifest before answering: a quorum read begun after them sees the change
+    (the tag count of GET/HEAD), on the current version and on one named by id."""
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    await inproc.s3("put_bucket_versioning", Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    v1 = (await inproc.s3("put_object", Bucket=BUCKET, Key="k", Body=b"one"))["VersionId"]
+    await inproc.s3("put_object", Bucket=BUCKET, Key="k", Body=b"two")
+
+    def tag_count(headers: dict[str, str]) -> int:
+        return int(headers.get("x-amz-tagging-count", "0"))
+
+    tags = {"TagSet": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]}
+    await inproc.s3("put_object_tagging", Bucket=BUCKET, Key="k", Tagging=tags)
+    body, h = await get(inproc, "k", "quorum")
+    assert body == b"two" and tag_count(h) == 2
+    await inproc.s3("put_object_tagging", Bucket=BUCKET, Key="k", VersionId=v1,
+                    Tagging={"TagSet": [{"Key": "old", "Value": "x"}]})
+    body, h = await get(inproc, "k", "quorum", VersionId=v1)
+    assert body == b"one" and tag_count(h) == 1
+    body, h = await get(inproc, "k", "quorum")
+    assert body == b"two" and tag_count(h) == 2  # the current version kept its tags
+    await inproc.s3("delete_object_tagging", Bucket=BUCKET, Key="k")
+    assert tag_count((await get(inproc, "k", "quorum"))[1]) == 0
+    await inproc.s3("put_object_acl", Bucket=BUCKET, Key="k", ACL="public-read")
+    index = max((await manifests_on(inproc, "k")).values())
+    for node in inproc.nodes.values():
+        newest = (await inproc.ctx.storage.get_manifests(node.address, BUCKET, "k"))[0]
+        if newest.commit_index == index:
+            assert newest.version is not None and newest.version.public_read
+    with extra_headers(inproc.s3_client, "HeadObject", {"x-objstore-consistency": "quorum"}):
+        head = await inproc.s3("head_object", Bucket=BUCKET, Key="k")
+    assert response_headers(head)["x-objstore-commit-index"] == str(index)
