@@ -106,12 +106,12 @@ class RingEpochs:
 
     def owner_sets(self, bucket: str, key: str, n: int) -> list[list[str]]:
         """The first ``n`` ring nodes of (bucket, key) under each kept ring, current first
-        (a set equal to one before it is left out)."""
+        (the same nodes as a set before, in any order, are left out)."""
         self._observe()
         sets: list[list[str]] = []
         for ring in (self._current, *self._old):
             owners = ring.locate(bucket, key, n)
-            if owners not in sets:
+            if not any(set(owners) == set(s) for s in sets):
                 sets.append(owners)
         return sets
 
