@@ -129,8 +129,8 @@ async def gather(ctx: GatewayContext, bucket: str, key: str, policy: Policy, nee
     repaired in the background. Raises ServiceUnavailable when some epoch's owners cannot
     give ``need`` answers."""
     sets = owner_sets(ctx, bucket, key, policy)
-    if any(need > len(owners) for owners in sets):
-        raise ServiceUnavailable(f"{need} manifest replicas are needed; the ring has fewer nodes")
+    if need > len(sets[0]):
+        raise ServiceUnavailable(f"{need} manifest replicas are needed; the ring has {len(sets[0])} nodes")
     nodes = list(dict.fromkeys(n for owners in sets for n in owners))
     tasks = {asyncio.ensure_future(_get(ctx, n, bucket, key)): n for n in nodes}
     answers: dict[str, list[CommitManifest]] = {}
