@@ -19,7 +19,8 @@ The rule:
   among the owners under each kept ring and serves the highest commit index among all.
   So whichever kept ring a write was acknowledged under, every later read intersects it.
 - Hand-over (:func:`hand_over_once`, run every second by :func:`hand_over_forever` while a
-  ring is kept): every node of the kept old rings that still holds data in the map is
+  ring is kept; it waits for this gateway's manifest writes that picked their owners
+  before the ring changed): every node of the kept old rings that still holds data in the map is
   walked page by page (``GET /manifests/page``), and each key's manifests are stored on
   its owners under the current ring (``PUT /manifests/batch``), at least W of them (the
   bucket's manifest write quorum) counting the walked node itself. A key's newest
@@ -77,6 +78,7 @@ class RingEpochs:
         self._signature = signature(topology.ring)
         self._old: list[Ring] = []  # newest first
         self.changes = 0  # ring changes seen
+        self._writing: dict[int, int] = {}  # ring changes seen when a manifest write began -> writes in flight
 
     def _observe(self) -> None:
         ring = self._topology.ring
@@ -114,6 +116,26 @@ class RingEpochs:
             if not any(set(owners) == set(s) for s in sets):
                 sets.append(owners)
         return sets
+
+    def write_began(self) -> int:
+        """A manifest write is about to pick its owners; pass the token to :meth:`write_ended`."""
+        self._observe()
+        self._writing[self.changes] = self._writing.get(self.changes, 0) + 1
+        return self.changes
+
+    def write_ended(self, token: int) -> None:
+        left = self._writing.get(token, 0) - 1
+        if left > 0:
+            self._writing[token] = left
+        else:
+            self._writing.pop(token, None)
+
+    def older_writes_in_flight(self) -> bool:
+        """Whether a manifest write that picked its owners before the last ring change is
+        still running (a hand-over pass must not begin before it has finished: it may still
+        land on the old owners only)."""
+        self._observe()
+        return any(token < self.changes for token in self._writing)
 
     def handed_over(self, rings: list[Ring]) -> None:
         """Every manifest the nodes of ``rings`` held is now on its current owners."""
@@ -182,6 +204,8 @@ async def hand_over_once(ctx: "GatewayContext", epochs: RingEpochs) -> bool:
     old = epochs.old()
     if not old:
         return True
+    if epochs.older_writes_in_flight():
+        return False  # they are bounded by the storage client's timeout: the next pass
     changes, current = epochs.changes, epochs.current
     sources = sorted({n.node_id for ring in old for n in ring.nodes})
     for node_id in sources:

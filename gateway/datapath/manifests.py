@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from gateway.context import GatewayContext
 from gateway.ring_epochs import quorum_lost, quorum_met
@@ -61,8 +62,13 @@ async def _put(ctx: GatewayContext, node_id: str, manifest: CommitManifest) -> t
         return node_id, False
 
 
-async def _finish(tasks: list[asyncio.Future]) -> None:
-    await asyncio.gather(*tasks, return_exceptions=True)
+async def _finish(tasks: list[asyncio.Future], then: Callable[[], None] | None = None) -> None:
+    """Let ``tasks`` finish in the background (their errors are logged where they occur)."""
+    try:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        if then is not None:
+            then()
 
 
 async def publish(ctx: GatewayContext, bucket: str, key: str, commit_index: int, version: ObjectVersion | None,
@@ -76,19 +82,21 @@ async def publish(ctx: GatewayContext, bucket: str, key: str, commit_index: int,
     ctx.newest_commit = max(ctx.newest_commit, commit_index)
     need = manifest_write_quorum(policy, data_quorum)
     manifest = CommitManifest(bucket, key, commit_index, version, removed, data_quorum, changed)
+    token = ctx.rings.write_began()
     sets = owner_sets(ctx, bucket, key, policy)
     nodes = list(dict.fromkeys(n for owners in sets for n in owners))
-    tasks = {asyncio.ensure_future(_put(ctx, n, manifest)): n for n in nodes}
+    tasks = [asyncio.ensure_future(_put(ctx, n, manifest)) for n in nodes]
     stored: set[str] = set()
     failed: set[str] = set()
-    for done in asyncio.as_completed(tasks):
-        node_id, ok = await done
-        (stored if ok else failed).add(node_id)
-        if quorum_met(sets, stored, need) or quorum_lost(sets, failed, need):
-            break
-    rest = [t for t in tasks if not t.done()]
-    if rest:
-        ctx.background(_finish(rest))
+    try:
+        for done in asyncio.as_completed(tasks):
+            node_id, ok = await done
+            (stored if ok else failed).add(node_id)
+            if quorum_met(sets, stored, need) or quorum_lost(sets, failed, need):
+                break
+    finally:
+        rest = [t for t in tasks if not t.done()]
+        ctx.background(_finish(rest, lambda: ctx.rings.write_ended(token)))
     if not quorum_met(sets, stored, need):
         raise ServiceUnavailable(f"The write committed (index {commit_index}) but only {len(stored)} of the "
                                  f"{need} manifest replicas it needs stored its manifest; retry.")

@@ -71,3 +71,16 @@ def test_a_quorum_needs_each_owner_set():
     assert quorum_met(sets, {"a", "c", "d"}, 2) and quorum_met(sets, {"b", "c"}, 2)
     assert not quorum_lost(sets, {"a"}, 2) and quorum_lost(sets, {"c", "d"}, 2)
     assert quorum_met([["a"]], {"a"}, 2)  # a ring smaller than the policy: all of it
+
+
+def test_a_hand_over_waits_for_writes_that_picked_the_old_owners():
+    topo = Holder(ring_of("s1", "s2", "s3", "s4"))
+    epochs = RingEpochs(topo)  # type: ignore[arg-type]
+    before = epochs.write_began()
+    topo.ring = ring_of("s2", "s3", "s4", epoch=2)
+    after = epochs.write_began()
+    assert epochs.older_writes_in_flight()
+    epochs.write_ended(before)
+    assert not epochs.older_writes_in_flight()  # the one begun under the new ring does not hold it up
+    epochs.write_ended(after)
+    assert not epochs.older_writes_in_flight()
