@@ -23,7 +23,8 @@ The rule:
   before the ring changed): every node of the kept old rings that still holds data in the map is
   walked page by page (``GET /manifests/page``), and each key's manifests are stored on
   its owners under the current ring (``PUT /manifests/batch``), at least W of them (the
-  bucket's manifest write quorum) counting the walked node itself. A key's newest
+  bucket's manifest write quorum) counting the walked node itself; a node walked to the
+  end is not walked again until the ring changes again. A key's newest
   acknowledged manifest is on W of its old owners, and every one of them is walked, so
   after a complete pass it is on W of its current owners: the old rings are dropped. A
   pass that cannot reach a node, or stores too few copies, keeps them and runs again; a
@@ -61,6 +62,7 @@ PAGE_KEYS = 500  # keys per page walked
 BATCH_BYTES = 256 * 1024  # manifest bytes per PUT /manifests/batch
 BATCH_MANIFESTS = 1024
 PASS_EVERY = 1.0  # seconds between hand-over passes while a ring is kept
+MAX_PASS_WAIT = 30.0  # at most this long between passes after failed ones
 
 
 def signature(ring: Ring) -> tuple:
@@ -79,6 +81,7 @@ class RingEpochs:
         self._old: list[Ring] = []  # newest first
         self.changes = 0  # ring changes seen
         self._writing: dict[int, int] = {}  # ring changes seen when a manifest write began -> writes in flight
+        self.walked: set[str] = set()  # nodes handed over to the current ring since it changed
 
     def _observe(self) -> None:
         ring = self._topology.ring
@@ -94,6 +97,7 @@ class RingEpochs:
                                 "consulted by quorum reads", self.max_kept)
                     del self._old[self.max_kept:]
             self.changes += 1
+            self.walked = set()
         self._current, self._signature = ring, sig
 
     @property
@@ -210,8 +214,8 @@ async def hand_over_once(ctx: "GatewayContext", epochs: RingEpochs) -> bool:
     sources = sorted({n.node_id for ring in old for n in ring.nodes})
     for node_id in sources:
         node = ctx.topology.node(node_id)
-        if node is None or node.state not in HOLDING_STATES:
-            continue  # out or removed: what only it held is gone with it
+        if node is None or node.state not in HOLDING_STATES or node_id in epochs.walked:
+            continue  # out or removed: what only it held is gone with it; or walked already
         after = ("", "")
         while True:
             page = await ctx.storage.manifest_page(node.address, after, PAGE_KEYS)
@@ -222,18 +226,24 @@ async def hand_over_once(ctx: "GatewayContext", epochs: RingEpochs) -> bool:
             if len(page) < PAGE_KEYS:
                 break
             after = (page[-1][0], page[-1][1])
+        epochs.walked.add(node_id)
     epochs.handed_over(old)
     log.info("manifests handed over to the current ring; %d old ring(s) dropped", len(old))
     return True
 
 
 async def hand_over_forever(ctx: "GatewayContext", epochs: RingEpochs, every: float = PASS_EVERY) -> None:
-    """Run :func:`hand_over_once` every ``every`` seconds while an old ring is kept."""
+    """Run :func:`hand_over_once` every ``every`` seconds while an old ring is kept; after
+    a pass that stopped on an unreachable node, up to ``MAX_PASS_WAIT`` seconds apart."""
+    wait = every
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(wait)
         if not epochs.old():
+            wait = every
             continue
         try:
             await hand_over_once(ctx, epochs)
+            wait = every
         except (ObjstoreError, OSError, asyncio.TimeoutError) as exc:
-            log.info("manifest hand-over pass stopped (next in %.0fs): %s", every, exc)
+            wait = min(2 * wait, MAX_PASS_WAIT)
+            log.info("manifest hand-over pass stopped (next in %.0fs): %s", wait, exc)

@@ -84,3 +84,14 @@ def test_a_hand_over_waits_for_writes_that_picked_the_old_owners():
     assert not epochs.older_writes_in_flight()  # the one begun under the new ring does not hold it up
     epochs.write_ended(after)
     assert not epochs.older_writes_in_flight()
+
+
+def test_a_ring_change_forgets_which_nodes_were_walked():
+    topo = Holder(ring_of("s1", "s2", "s3", "s4"))
+    epochs = RingEpochs(topo)  # type: ignore[arg-type]
+    topo.ring = ring_of("s2", "s3", "s4", epoch=2)
+    epochs.old()
+    epochs.walked.add("s1")
+    topo.ring = ring_of("s2", "s3", "s4", "s5", epoch=3)  # walked towards a ring that is no longer current
+    epochs.old()
+    assert epochs.walked == set()
