@@ -76,12 +76,14 @@ class RingEpochs:
     def __init__(self, topology: "Topology", max_kept: int = MAX_KEPT) -> None:
         self._topology = topology
         self.max_kept = max_kept
-        self._current = topology.ring
-        self._signature = signature(topology.ring)
+        self._current: Ring | None = None
+        self._signature: tuple = ()
         self._old: list[Ring] = []  # newest first
         self.changes = 0  # ring changes seen
         self._writing: dict[int, int] = {}  # ring changes seen when a manifest write began -> writes in flight
         self.walked: set[str] = set()  # nodes handed over to the current ring since it changed
+        if topology is not None:  # (a context built without one, in tests, reads it on first use)
+            self._observe()
 
     def _observe(self) -> None:
         ring = self._topology.ring
@@ -89,20 +91,22 @@ class RingEpochs:
             return
         sig = signature(ring)
         if sig != self._signature:
-            if self._signature:  # an empty ring (before the first map) owned nothing
+            if self._current is not None and self._signature:  # an empty ring (before the first map) owned nothing
                 self._old.insert(0, self._current)
                 self._old = [r for r in self._old if signature(r) != sig]
                 if len(self._old) > self.max_kept:
                     log.warning("more than %d ring changes not yet handed over: the oldest ring is no longer "
                                 "consulted by quorum reads", self.max_kept)
                     del self._old[self.max_kept:]
-            self.changes += 1
+            if self._current is not None:
+                self.changes += 1
             self.walked = set()
         self._current, self._signature = ring, sig
 
     @property
     def current(self) -> Ring:
         self._observe()
+        assert self._current is not None
         return self._current
 
     def old(self) -> list[Ring]:
@@ -113,9 +117,8 @@ class RingEpochs:
     def owner_sets(self, bucket: str, key: str, n: int) -> list[list[str]]:
         """The first ``n`` ring nodes of (bucket, key) under each kept ring, current first
         (the same nodes as a set before, in any order, are left out)."""
-        self._observe()
         sets: list[list[str]] = []
-        for ring in (self._current, *self._old):
+        for ring in (self.current, *self._old):
             owners = ring.locate(bucket, key, n)
             if not any(set(owners) == set(s) for s in sets):
                 sets.append(owners)
