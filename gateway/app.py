@@ -25,6 +25,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.middleware import Handler, make_middleware
 from gateway.raw_headers import install as install_raw_headers
 from gateway.readiness import gateway_ready
+from gateway.ring_epochs import hand_over_forever
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
 from metadata.api.client import MetadataClient
@@ -125,9 +126,11 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         await _bootstrap_credential(ctx)
         await topology.start()
         sweeper = asyncio.create_task(sweep_forever(ctx), name="upload-sweeper")
+        hand_over = asyncio.create_task(hand_over_forever(ctx, ctx.rings), name="manifest-hand-over")
         yield
         sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)
+        hand_over.cancel()
+        await asyncio.gather(sweeper, hand_over, return_exceptions=True)
         await topology.stop()
         await ctx.drain()
         await meta.close()
@@ -138,7 +141,8 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
     def health() -> dict:
         ctx = app[CTX_KEY]
         return {"role": "gateway", "id": cfg.gateway_id, "ring_epoch": ctx.topology.map.epoch,
-                "storage_nodes": len(ctx.topology.map.nodes)}
+                "storage_nodes": len(ctx.topology.map.nodes),
+                "manifest_rings_kept": len(ctx.rings.old())}  # old rings not yet handed over
 
     async def ready() -> tuple[bool, str]:  # it can serve when it reaches the metadata service and storage nodes
         return await gateway_ready(app[CTX_KEY]) if CTX_KEY in app else (False, "starting")

@@ -26,6 +26,7 @@ from gateway.credential_cache import CredentialCache
 from gateway.outage import Outage
 from gateway.metrics import GatewayMetrics
 from gateway.datapath.damage import DamageReporter
+from gateway.ring_epochs import RingEpochs
 from gateway.topology import Topology
 
 BUCKET_TTL = 2.0  # cached bucket records serve only immutable fields (owner, policy)
@@ -53,6 +54,7 @@ class GatewayContext:
     _tasks: set[asyncio.Task] = field(default_factory=set)
     _buckets: dict[str, tuple[float, Bucket]] = field(default_factory=dict)
     damage: DamageReporter = field(init=False)  # read repair: copies reads failed over from
+    rings: RingEpochs = field(init=False)  # the rings whose owners hold manifests (current + not handed over)
 
     stale_age: float = 0.0  # seconds past expiry of the last bucket record served stale (0: fresh)
     outage: Outage = field(default_factory=Outage)  # the metadata service just failed to answer
@@ -62,6 +64,7 @@ class GatewayContext:
         self._creds = CredentialCache(self._lookup_credential, stale_window=self.cfg.stale_window_seconds,
                                       outage=self.outage)
         self.damage = DamageReporter(self.meta, self.background)
+        self.rings = RingEpochs(self.topology)
 
     async def bucket(self, name: str) -> Bucket:
         """The bucket record, cached briefly; raises NoSuchBucket.

@@ -20,5 +20,9 @@ class Outage:
         """A metadata call just failed with ServiceUnavailable."""
         self._until = self._clock() + self.hold
 
+    def clear(self) -> None:
+        """The metadata service answered again: ask it from now on."""
+        self._until = 0.0
+
     def active(self) -> bool:
         return self._clock() < self._until

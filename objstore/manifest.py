@@ -14,7 +14,12 @@ Invariants (pure rules, used by the storage nodes and the gateway alike):
 - ``replica:N`` manifests go to the key's N ring nodes; an ``ec:K+M`` object's manifests
   are replicated like a ``replica:M+1`` object (:func:`manifest_replicas`), with a
   majority of M+1 as both their read and write quorum.
-- The encoding starts with a format number (``"f": 1``).
+- A tag or ACL change rewrites a version's record without a new version: its manifest
+  holds the key's current version as of the change (read back from the metadata service),
+  and, when the change was to a non-current version, that version as ``changed`` (so a
+  read by version id sees it too).
+- The encoding starts with a format number (``"f": 1``); ``changed`` is written only when
+  set, so a manifest without it reads the same everywhere.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ class CommitManifest:
     version: ObjectVersion | None  # the key's current version after the commit; None: none
     removed: str = ""  # the stored version id this commit removed for good ("" if none)
     write_quorum: int = 0  # the W the write was acknowledged with (0: not recorded)
+    changed: ObjectVersion | None = None  # a non-current version this commit rewrote (tags, ACL)
 
     @property
     def tombstone(self) -> bool:
@@ -44,9 +50,12 @@ class CommitManifest:
         return self.version is None or self.version.delete_marker
 
     def to_dict(self) -> dict[str, Any]:
-        return {"f": FORMAT, "bucket": self.bucket, "key": self.key, "commit_index": self.commit_index,
-                "version": None if self.version is None else self.version.to_dict(),
-                "removed": self.removed, "write_quorum": self.write_quorum}
+        d = {"f": FORMAT, "bucket": self.bucket, "key": self.key, "commit_index": self.commit_index,
+             "version": None if self.version is None else self.version.to_dict(),
+             "removed": self.removed, "write_quorum": self.write_quorum}
+        if self.changed is not None:  # only when set: readers that predate it see the same manifest
+            d["changed"] = self.changed.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CommitManifest":
@@ -58,8 +67,9 @@ class CommitManifest:
             index = int(d["commit_index"])
             if index <= 0 or not isinstance(d["bucket"], str) or not isinstance(d["key"], str):
                 raise InvalidArgument("a manifest needs a bucket, a key and a positive commit index")
+            changed = None if d.get("changed") is None else ObjectVersion.from_dict(d["changed"])
             return cls(d["bucket"], d["key"], index, version, str(d.get("removed", "")),
-                       int(d.get("write_quorum", 0)))
+                       int(d.get("write_quorum", 0)), changed)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(f"malformed manifest: {exc}") from None
 
@@ -76,9 +86,9 @@ def find_version(manifests: Iterable[CommitManifest], s3_version_id: str) -> Obj
     found: tuple[int, ObjectVersion] | None = None
     gone = 0
     for m in manifests:
-        v = m.version
-        if v is not None and v.s3_version_id == s3_version_id and (found is None or m.commit_index > found[0]):
-            found = (m.commit_index, v)
+        for v in (m.version, m.changed):
+            if v is not None and v.s3_version_id == s3_version_id and (found is None or m.commit_index > found[0]):
+                found = (m.commit_index, v)
         if m.removed and (m.removed == s3_version_id or (found and m.removed == found[1].version_id)):
             gone = max(gone, m.commit_index)
     if found is None or gone > found[0]:

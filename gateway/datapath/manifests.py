@@ -1,80 +1,106 @@
 """Commit manifests on a key's ring nodes: written after every commit, read by ``quorum``
 and ``one`` reads without the metadata service (:mod:`objstore.manifest` has the rules).
 
-Writing (:func:`publish`): after the metadata service committed a write or delete at log
-index ``c`` and before the client is answered, the manifest goes to every one of the
-key's ``manifest_replicas`` ring nodes (the ring's choice for the current map, whatever
-their state: readers ask the same nodes); the answer waits for ``manifest_write_quorum``
-of them (the others finish in the background). Fewer is a 503: the write committed but
-cannot be promised to quorum readers, so the client must treat it as ambiguous.
+A key's manifest replicas are its first ``manifest_replicas`` ring nodes under each ring
+epoch the gateway still keeps (the current ring, and while a ring change is not yet handed
+over, the old ones: :mod:`gateway.ring_epochs`), whatever their state: readers ask the
+same nodes.
 
-Reading (:func:`gather`): every ring node is asked at once; the read goes on as soon as
-``need`` of them answered (R for ``quorum``, 1 for ``one``), taking the manifest with the
-highest commit index among the answers; the other requests finish in the background. Nodes that answered with an older one are sent the
-newest in the background (read repair).
+Writing (:func:`publish`): after the metadata service committed a write or delete at log
+index ``c`` and before the client is answered, the manifest goes to every replica; the
+answer waits for ``manifest_write_quorum`` of them among each epoch's owners (the others
+finish in the background). Fewer is a 503: the write committed but cannot be promised to
+quorum readers, so the client must treat it as ambiguous.
+
+Reading at ``quorum`` (:func:`gather`): every replica is asked at once; the read goes on
+as soon as R of each epoch's owners answered, taking the manifest with the highest commit
+index among the answers; the other requests finish in the background. Nodes that answered
+with an older one are sent the newest in the background (read repair).
+
+Reading at ``one`` (:func:`first`): one replica at a time (not suspected first), the next
+at once when it fails or has no manifest of the key, or when it is slower than
+``HEDGE_SECONDS`` (the first answer with a manifest is taken).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from gateway.context import GatewayContext
+from gateway.ring_epochs import quorum_lost, quorum_met
 from objstore.errors import ObjstoreError, ServiceUnavailable
 from objstore.manifest import CommitManifest, manifest_replicas, manifest_write_quorum, newest
 from objstore.types import ObjectVersion, Policy
 
 log = logging.getLogger(__name__)
 
+HEDGE_SECONDS = 0.5  # a ``one`` read asks the next owner when the one asked is this slow
+
+
+def owner_sets(ctx: GatewayContext, bucket: str, key: str, policy: Policy) -> list[list[str]]:
+    """The node ids holding (bucket, key)'s manifests under each ring epoch still kept
+    (:mod:`gateway.ring_epochs`): its first ``manifest_replicas`` ring nodes, current ring first."""
+    return ctx.rings.owner_sets(bucket, key, manifest_replicas(policy))
+
 
 def ring_nodes(ctx: GatewayContext, bucket: str, key: str, policy: Policy) -> list[str]:
-    """The node ids holding (bucket, key)'s manifests: its first ``manifest_replicas`` ring nodes."""
-    return list(ctx.topology.ring.locate(bucket, key, manifest_replicas(policy)))
+    """Every node asked for (bucket, key)'s manifests: the owners under each kept ring, in order."""
+    return list(dict.fromkeys(n for owners in owner_sets(ctx, bucket, key, policy) for n in owners))
 
 
-async def _put(ctx: GatewayContext, node_id: str, manifest: CommitManifest) -> bool:
+async def _put(ctx: GatewayContext, node_id: str, manifest: CommitManifest) -> tuple[str, bool]:
     node = ctx.topology.node(node_id)
     if node is None:
-        return False
+        return node_id, False
     try:
         await ctx.storage.put_manifest(node.address, manifest)
-        return True
+        return node_id, True
     except (ObjstoreError, OSError, asyncio.TimeoutError) as exc:
         log.info("manifest of %s/%s to %s failed: %s", manifest.bucket, manifest.key, node_id, exc)
-        return False
+        return node_id, False
 
 
-async def _finish(tasks: list[asyncio.Future]) -> None:
-    await asyncio.gather(*tasks, return_exceptions=True)
+async def _finish(tasks: list[asyncio.Future], then: Callable[[], None] | None = None) -> None:
+    """Let ``tasks`` finish in the background (their errors are logged where they occur)."""
+    try:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        if then is not None:
+            then()
 
 
 async def publish(ctx: GatewayContext, bucket: str, key: str, commit_index: int, version: ObjectVersion | None,
-                  policy: Policy, data_quorum: int, removed: str = "") -> int:
+                  policy: Policy, data_quorum: int, removed: str = "", changed: ObjectVersion | None = None) -> int:
     """Write the manifest of a commit at ``commit_index`` (``version``: the key's current
-    version after it, None for none) to the key's ring nodes; returns how many stored it
-    once the manifest write quorum did. Raises ServiceUnavailable below that quorum."""
+    version after it, None for none; ``changed``: a non-current version it rewrote) to the
+    key's ring nodes; returns how many stored it once the manifest write quorum did.
+    Raises ServiceUnavailable below that quorum."""
     if commit_index <= 0:
         raise ServiceUnavailable("the metadata service did not report a commit index")
     ctx.newest_commit = max(ctx.newest_commit, commit_index)
     need = manifest_write_quorum(policy, data_quorum)
-    manifest = CommitManifest(bucket, key, commit_index, version, removed, data_quorum)
-    nodes = ring_nodes(ctx, bucket, key, policy)
+    manifest = CommitManifest(bucket, key, commit_index, version, removed, data_quorum, changed)
+    token = ctx.rings.write_began()
+    sets = owner_sets(ctx, bucket, key, policy)
+    nodes = list(dict.fromkeys(n for owners in sets for n in owners))
     tasks = [asyncio.ensure_future(_put(ctx, n, manifest)) for n in nodes]
-    stored = failed = 0
-    for done in asyncio.as_completed(tasks):
-        if await done:
-            stored += 1
-        else:
-            failed += 1
-        if stored >= need or failed > len(nodes) - need:
-            break
-    rest = [t for t in tasks if not t.done()]
-    if rest:
-        ctx.background(_finish(rest))
-    if stored < need:
-        raise ServiceUnavailable(f"The write committed (index {commit_index}) but only {stored} of the "
+    stored: set[str] = set()
+    failed: set[str] = set()
+    try:
+        for done in asyncio.as_completed(tasks):
+            node_id, ok = await done
+            (stored if ok else failed).add(node_id)
+            if quorum_met(sets, stored, need) or quorum_lost(sets, failed, need):
+                break
+    finally:
+        rest = [t for t in tasks if not t.done()]
+        ctx.background(_finish(rest, lambda: ctx.rings.write_ended(token)))
+    if not quorum_met(sets, stored, need):
+        raise ServiceUnavailable(f"The write committed (index {commit_index}) but only {len(stored)} of the "
                                  f"{need} manifest replicas it needs stored its manifest; retry.")
-    return stored
+    return len(stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,37 +113,49 @@ class Gathered:
     answered: int
 
 
+class _Unanswered(ServiceUnavailable):
+    """A manifest replica that did not answer (down, refused, timed out, an error)."""
+
+    def __init__(self, node_id: str, message: str) -> None:
+        super().__init__(message)
+        self.node_id = node_id
+
+
 async def _get(ctx: GatewayContext, node_id: str, bucket: str, key: str) -> tuple[str, list[CommitManifest]]:
     node = ctx.topology.node(node_id)
     if node is None:
-        raise ServiceUnavailable(f"{node_id} is not in the cluster map")
+        raise _Unanswered(node_id, f"{node_id} is not in the cluster map")
     try:
         return node_id, await ctx.storage.get_manifests(node.address, bucket, key)
-    except (OSError, asyncio.TimeoutError) as exc:
-        raise ServiceUnavailable(f"{node_id}: {exc!r}") from None
+    except (ObjstoreError, OSError, asyncio.TimeoutError) as exc:
+        raise _Unanswered(node_id, f"{node_id}: {exc!r}") from None
 
 
 async def gather(ctx: GatewayContext, bucket: str, key: str, policy: Policy, need: int) -> Gathered:
-    """The manifests of (bucket, key) from the first ``need`` of its ring nodes to answer;
-    stale answerers are repaired in the background. Raises ServiceUnavailable when fewer
-    than ``need`` nodes answer."""
-    nodes = ring_nodes(ctx, bucket, key, policy)
-    if need > len(nodes):
-        raise ServiceUnavailable(f"{need} manifest replicas are needed; the ring has {len(nodes)} nodes")
-    tasks = [asyncio.ensure_future(_get(ctx, n, bucket, key)) for n in nodes]
+    """The manifests of (bucket, key) once ``need`` of its owners under every kept ring
+    epoch answered (a node owning it under two epochs counts for both); stale answerers are
+    repaired in the background. Raises ServiceUnavailable when some epoch's owners cannot
+    give ``need`` answers."""
+    sets = owner_sets(ctx, bucket, key, policy)
+    if need > len(sets[0]):
+        raise ServiceUnavailable(f"{need} manifest replicas are needed; the ring has {len(sets[0])} nodes")
+    nodes = list(dict.fromkeys(n for owners in sets for n in owners))
+    tasks = {asyncio.ensure_future(_get(ctx, n, bucket, key)): n for n in nodes}
     answers: dict[str, list[CommitManifest]] = {}
+    failed: set[str] = set()
     errors: list[str] = []
     try:
         for done in asyncio.as_completed(tasks):
             try:
                 node_id, found = await done
-            except ObjstoreError as exc:
+            except _Unanswered as exc:
+                failed.add(exc.node_id)
                 errors.append(exc.message)
-                if len(errors) > len(nodes) - need:
+                if quorum_lost(sets, failed, need):
                     break
                 continue
             answers[node_id] = found
-            if len(answers) >= need:
+            if quorum_met(sets, set(answers), need):
                 break
     finally:
         # The slower answers are left to finish (cancelling would close their pooled
@@ -125,9 +163,9 @@ async def gather(ctx: GatewayContext, bucket: str, key: str, policy: Policy, nee
         rest = [t for t in tasks if not t.done()]
         if rest:
             ctx.background(_finish(rest))
-    if len(answers) < need:
-        raise ServiceUnavailable(f"only {len(answers)} of the {need} manifest replicas needed answered: "
-                                 + "; ".join(errors))
+    if not quorum_met(sets, set(answers), need):
+        raise ServiceUnavailable(f"only {len(answers)} manifest replicas answered, {need} of each ring epoch's "
+                                 "owners are needed: " + "; ".join(errors))
     every = tuple(m for found in answers.values() for m in found)
     top = newest(every)
     if top is not None:
@@ -136,3 +174,50 @@ async def gather(ctx: GatewayContext, bucket: str, key: str, policy: Policy, nee
         for node_id in stale:
             ctx.background(_put(ctx, node_id, top))
     return Gathered(every, top, len(answers))
+
+
+async def first(ctx: GatewayContext, bucket: str, key: str, policy: Policy, hedge: float = HEDGE_SECONDS) -> Gathered:
+    """The manifests of (bucket, key) from the first owner that answers with any (a
+    ``one`` read): owners are asked one at a time, the current ring's first and nodes not
+    suspected before suspected ones; a failed node passes to the next at once, a slow one
+    after ``hedge`` seconds (its answer is still taken if it comes first). Without any
+    manifest anywhere: an empty answer. Raises ServiceUnavailable when no owner answers."""
+    nodes = ring_nodes(ctx, bucket, key, policy)
+    order = sorted(nodes, key=lambda n: ctx.topology.is_suspect(n))  # stable: ring order otherwise
+    waiting = iter(order)
+    pending: set[asyncio.Future] = set()
+    answered = 0
+    errors: list[str] = []
+
+    def ask_next() -> bool:
+        node_id = next(waiting, None)
+        if node_id is None:
+            return False
+        pending.add(asyncio.ensure_future(_get(ctx, node_id, bucket, key)))
+        return True
+
+    ask_next()
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, timeout=hedge, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                ask_next()  # slow: ask the next one too
+                continue
+            for task in done:
+                pending.discard(task)
+                try:
+                    _node_id, found = task.result()
+                except _Unanswered as exc:
+                    errors.append(exc.message)
+                    ask_next()  # failed: the next one at once
+                    continue
+                answered += 1
+                if found:
+                    return Gathered(tuple(found), newest(found), answered)
+                ask_next()  # had nothing (a new owner, or no such key): the next one
+    finally:
+        if pending:
+            ctx.background(_finish(list(pending)))
+    if not answered:
+        raise ServiceUnavailable("no manifest replica answered: " + "; ".join(errors))
+    return Gathered((), None, answered)

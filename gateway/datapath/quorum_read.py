@@ -5,7 +5,10 @@ gateway's cached bucket record; see the stale window in :mod:`gateway.context`).
 
 - ``quorum``: R of the key's manifest replicas (``manifest_read_quorum``: R + W > N for the
   bucket's W), the manifest with the highest commit index among their answers.
-- ``one``: the first manifest replica that answers.
+- ``one``: the first manifest replica that answers with a manifest of the key, asked one
+  at a time (:func:`gateway.datapath.manifests.first`).
+- While a ring change is not yet handed over, R answers are needed from the key's owners
+  under each kept ring epoch (:mod:`gateway.ring_epochs`).
 
 The current version is the newest manifest's version: none or a delete marker is 404
 NoSuchKey (with the delete-marker headers). A version asked for by id is the newest
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 from gateway.context import GatewayContext
 from gateway.datapath.lookup import owned_version, with_marker_headers
-from gateway.datapath.manifests import Gathered, gather
+from gateway.datapath.manifests import Gathered, first, gather
 from metadata.api.results import ObjectLookup
 from objstore.errors import MethodNotAllowed, NoSuchKey
 from objstore.manifest import find_version, manifest_read_quorum, manifest_replicas
@@ -58,7 +61,10 @@ async def manifest_lookup(ctx: GatewayContext, bucket: Bucket, key: str, version
     ServiceUnavailable (too few manifest replicas answered)."""
     policy = Policy.parse(bucket.policy)
     r = read_quorum(bucket, level)
-    got = await gather(ctx, bucket.name, key, policy, r)
+    if level == "quorum":
+        got = await gather(ctx, bucket.name, key, policy, r)
+    else:
+        got = await first(ctx, bucket.name, key, policy)
     headers = _headers(got, level, policy, r)
     if got.newest is None:
         return ManifestRead(await owned_version(ctx, bucket.owner, bucket.name, key, version_id, method), headers)

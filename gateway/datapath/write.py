@@ -27,13 +27,14 @@ from typing import AsyncIterator
 from gateway.consistency import COMMIT_INDEX_HEADER, NO_OVERLAP_HEADER, REPLICAS_WRITTEN_HEADER
 from gateway.context import GatewayContext
 from gateway.datapath.manifests import publish
+from gateway.datapath.record_change import current_version
 from gateway.datapath.erasure_write import write_shards
 from gateway.datapath.garbage import collect_parts, delete_placed
 from gateway.datapath.replicate import write_replicas
 from metadata.api.results import DeleteResult, WriteResult
 from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MultipartUpload, UploadedPart
-from objstore.errors import InsufficientReplicas, MethodNotAllowed, NoSuchKey, ObjstoreError, ServiceUnavailable
+from objstore.errors import InsufficientReplicas, ObjstoreError, ServiceUnavailable
 from objstore.erasure.data_layout import DataLayout
 from objstore.manifest import quorums_overlap
 from objstore.types import ObjectVersion, Policy
@@ -218,10 +219,7 @@ async def publish_delete(ctx: GatewayContext, bucket: str, key: str, version_id:
     b = await ctx.bucket(bucket)
     current: ObjectVersion | None = None
     if version_id is not None:
-        try:
-            current = await ctx.meta.get_object(bucket, key)
-        except (NoSuchKey, MethodNotAllowed):
-            current = None
+        current = await current_version(ctx, b, key)
     elif result.delete_marker:
         current = ObjectVersion(bucket=bucket, key=key, version_id=marker_id, size=0, etag="", last_modified=now,
                                 owner=b.owner, delete_marker=True, versioned=result.versioning == "Enabled")

@@ -25,6 +25,7 @@ from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
 from gateway.datapath.body import read_xml_body
 from gateway.datapath.lookup import owned_version, with_marker_headers
+from gateway.datapath.record_change import publish_record_change
 from gateway.endpoints import BucketEndpoint, VersionEndpoint
 from gateway.responses import XML, owner_element
 from gateway.xml import child_text, document, el, local_name, parse
@@ -113,8 +114,10 @@ async def handle_get_object_acl(ctx: GatewayContext, request: web.Request, ep: V
 async def handle_put_object_acl(ctx: GatewayContext, request: web.Request, ep: VersionEndpoint) -> web.Response:
     await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
     public_read = await _requested_public_read(request, bucket=False)
+    ctx.require_metadata()
     try:
         result = await ctx.meta.set_object_public_read(ep.bucket, ep.key, public_read, ep.version_id)
     except ObjstoreError as err:
         raise with_marker_headers(err, request.method) from None
+    await publish_record_change(ctx, ep.bucket, ep.key, ep.version_id, result.commit_index)  # for quorum reads
     return web.Response(status=200, headers=result.version_header())

@@ -118,6 +118,7 @@ async def handle_copy_object(ctx: GatewayContext, request: web.Request, ep: Obje
     algorithm = h.get("x-amz-checksum-algorithm")
     extra_algorithms = [normalize_algorithm(algorithm)] if algorithm else []
     bucket = await owned_bucket(ctx, owner, ep.bucket, cached=True)
+    ctx.require_metadata()  # no commit is possible: refuse before the source is looked up
     found = await source_lookup(ctx, owner, src)
     v = found.version
     onto_itself = (src.bucket, src.key) == (ep.bucket, ep.key) and (

@@ -36,7 +36,7 @@ from gateway.upload_cleanup import abort_upload
 from gateway.xml import document, el, iso8601, local_name, parse
 from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MultipartUpload
-from objstore.errors import BadDigest, IncompleteBody, InvalidDigest, MalformedXML
+from objstore.errors import BadDigest, IncompleteBody, InvalidDigest, MalformedXML, ServiceUnavailable
 from objstore.naming import validate_key
 from objstore.s3rules import checksum_type_for
 from objstore.types import Policy
@@ -138,14 +138,19 @@ async def handle_complete_multipart_upload(ctx: GatewayContext, request: web.Req
                                            ep: UploadEndpoint) -> web.Response:
     if_match, if_none_match = write_conditions(request.headers)
     bucket = await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket, cached=True)
+    ctx.require_metadata()  # no commit is possible: refuse at once while an outage is known
     policy = Policy.parse(bucket.policy)
     quorum = write_quorum_of(request.headers, policy, bucket.write_quorum)
     rows = parse_complete(await _read_body(request))
     sums = {k.lower()[len(HEADER_PREFIX):]: v.strip() for k, v in request.headers.items()
             if k.lower().startswith(HEADER_PREFIX) and k.lower()[len(HEADER_PREFIX):] in DIGEST_SIZES}
     version_id = ctx.hlc.next()
-    done = await UploadClient(ctx.meta).complete(ep.bucket, ep.key, ep.upload_id, rows, version_id, ctx.clock(),
-                                                 sums, if_match=if_match, if_none_match=if_none_match)
+    try:
+        done = await UploadClient(ctx.meta).complete(ep.bucket, ep.key, ep.upload_id, rows, version_id, ctx.clock(),
+                                                     sums, if_match=if_match, if_none_match=if_none_match)
+    except ServiceUnavailable:
+        ctx.outage.note()  # the next writes fail at once (ctx.require_metadata)
+        raise
     v = done.version
     if not done.replayed:
         if done.unused:

@@ -20,6 +20,7 @@ from gateway.caller import CALLER_KEY
 from gateway.context import GatewayContext
 from gateway.datapath.body import read_xml_body
 from gateway.datapath.lookup import owned_version, with_marker_headers
+from gateway.datapath.record_change import publish_record_change
 from gateway.endpoints import BucketEndpoint, VersionEndpoint
 from gateway.responses import XML
 from gateway.xml import document, el, local_name, parse
@@ -63,10 +64,12 @@ async def _read_tags(request: web.Request, limit: int) -> dict[str, str]:
 async def _set_object_tags(ctx: GatewayContext, request: web.Request, ep: VersionEndpoint,
                            tags: dict[str, str]) -> dict[str, str]:
     await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
+    ctx.require_metadata()
     try:
         result = await ctx.meta.put_object_tags(ep.bucket, ep.key, tags, ep.version_id)
     except ObjstoreError as err:
         raise with_marker_headers(err, request.method) from None
+    await publish_record_change(ctx, ep.bucket, ep.key, ep.version_id, result.commit_index)  # for quorum reads
     return result.version_header()
 
 

@@ -18,6 +18,10 @@ Endpoints (``{vid}`` a version id, ``{shard}`` a shard/replica index):
 - ``PUT /manifests``            body: a commit manifest (:mod:`objstore.manifest`) -> ``{"stored": bool}``
   once durable (:mod:`objstore.node.manifests`).
 - ``GET /manifests?bucket=&key=`` -> ``{"manifests": [...]}``, newest commit index first.
+- ``PUT /manifests/batch``      body ``{"manifests": [...]}`` (at most 4096) -> ``{"stored": n}``,
+  one fsync for the batch (the ring hand-over of :mod:`gateway.ring_epochs`).
+- ``GET /manifests/page?after_bucket=&after_key=&limit=`` -> ``{"keys": [{"bucket", "key",
+  "manifests"}]}``: the next keys in (bucket, key) order (at most 1000).
 - ``/health``, ``/metrics``     public.
 
 In the background the node compacts its segments and collects orphan blobs
@@ -260,6 +264,33 @@ async def get_manifests(request: web.Request) -> web.Response:
     return web.json_response({"manifests": [m.to_dict() for m in request.app[MANIFESTS].get(bucket, key)]})
 
 
+MAX_MANIFEST_BATCH = 4096  # manifests in one PUT /manifests/batch
+MAX_MANIFEST_PAGE = 1000  # keys in one GET /manifests/page
+
+
+async def put_manifest_batch(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+        listed = body["manifests"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument('a manifest batch is {"manifests": [...]}') from None
+    if not isinstance(listed, list) or len(listed) > MAX_MANIFEST_BATCH:
+        raise InvalidArgument(f"a manifest batch holds a list of at most {MAX_MANIFEST_BATCH} manifests")
+    manifests = [CommitManifest.from_dict(d if isinstance(d, dict) else {}) for d in listed]
+    return web.json_response({"stored": await request.app[MANIFESTS].put_many(manifests)})
+
+
+async def get_manifest_page(request: web.Request) -> web.Response:
+    q = request.query
+    try:
+        limit = min(int(q.get("limit", "500")), MAX_MANIFEST_PAGE)
+    except ValueError:
+        raise InvalidArgument("limit is a number") from None
+    page = request.app[MANIFESTS].page((q.get("after_bucket", ""), q.get("after_key", "")), max(1, limit))
+    return web.json_response({"keys": [{"bucket": b, "key": k, "manifests": [m.to_dict() for m in found]}
+                                       for b, k, found in page]})
+
+
 async def _manifests_ctx(app: web.Application) -> AsyncIterator[None]:
     store = ManifestStore(app[CONFIG].data_dir)
     await asyncio.to_thread(store.open)
@@ -359,6 +390,8 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     r.add_post("/v1/scrub/start", scrub_start, name="scrub_start")
     r.add_put("/manifests", put_manifest, name="put_manifest")
     r.add_get("/manifests", get_manifests, name="get_manifests")
+    r.add_put("/manifests/batch", put_manifest_batch, name="put_manifest_batch")
+    r.add_get("/manifests/page", get_manifest_page, name="get_manifest_page")
 
     async def ready() -> tuple[bool, str]:  # the index is rebuilt once the store is open
         return (True, "") if STORE in app else (False, "the blob index is being rebuilt")

@@ -246,6 +246,20 @@ class StorageClient:
                                    aiohttp.ClientTimeout(total=timeout))
         return bool(body.get("stored"))
 
+    async def put_manifests(self, address: str, manifests: list[CommitManifest], timeout: float = 10.0) -> int:
+        """Store a batch of commit manifests on a node (one fsync); returns how many were new."""
+        _, body = await self._json("PUT", address, "/manifests/batch",
+                                   {"manifests": [m.to_dict() for m in manifests]}, aiohttp.ClientTimeout(total=timeout))
+        return int(body.get("stored", 0))
+
+    async def manifest_page(self, address: str, after: tuple[str, str], limit: int,
+                            timeout: float = 10.0) -> list[tuple[str, str, list[CommitManifest]]]:
+        """The node's next ``limit`` keys after ``after`` (bucket, key), each with its manifests."""
+        path_qs = (f"/manifests/page?after_bucket={quote(after[0], safe='')}&after_key={quote(after[1], safe='')}"
+                   f"&limit={limit}")
+        _, body = await self._json("GET", address, path_qs, timeout=aiohttp.ClientTimeout(total=timeout))
+        return [(d["bucket"], d["key"], [CommitManifest.from_dict(m) for m in d["manifests"]]) for d in body["keys"]]
+
     async def get_manifests(self, address: str, bucket: str, key: str, timeout: float = 2.0) -> list[CommitManifest]:
         """The node's manifests of (bucket, key), newest commit index first."""
         path_qs = f"/manifests?bucket={quote(bucket, safe='')}&key={quote(key, safe='')}"

@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import logging
 import os
@@ -119,6 +120,39 @@ class ManifestStore:
     async def put(self, m: CommitManifest) -> bool:
         """:meth:`put_sync` off the event loop."""
         return await asyncio.to_thread(self.put_sync, m)
+
+    def put_many_sync(self, manifests: list[CommitManifest]) -> int:
+        """Store ``manifests`` durably with one write and one fsync; returns how many were
+        new. Raises OSError (none stored)."""
+        with self._lock:
+            new: list[CommitManifest] = []
+            for m in manifests:
+                if self._accepts(m) and all(x.commit_index != m.commit_index or (x.bucket, x.key) != (m.bucket, m.key)
+                                            for x in new):
+                    new.append(m)
+            if not new:
+                return 0
+            write_all(self._fd, b"".join(_line(m) for m in new))
+            os.fsync(self._fd)
+            self._lines += len(new)
+            for m in new:
+                self._remember(m)
+            if self._lines > 2 * sum(len(v) for v in self._table.values()) + COMPACT_SLACK:
+                self._compact()
+            return len(new)
+
+    async def put_many(self, manifests: list[CommitManifest]) -> int:
+        """:meth:`put_many_sync` off the event loop."""
+        return await asyncio.to_thread(self.put_many_sync, manifests)
+
+    def page(self, after: tuple[str, str], limit: int) -> list[tuple[str, str, list[CommitManifest]]]:
+        """Up to ``limit`` keys after ``after`` in (bucket, key) order, each with its
+        manifests (newest first): how a gateway walks a node's manifests to hand them
+        over to a key's new ring nodes. Each page costs one pass over the table
+        (O(keys * log limit))."""
+        with self._lock:
+            keys = heapq.nsmallest(limit, (k for k in self._table if k > after))
+            return [(b, k, list(self._table[(b, k)])) for b, k in keys]
 
     def _compact(self) -> None:
         data = b"".join(_line(m) for kept in self._table.values() for m in reversed(kept))

@@ -239,3 +239,72 @@ async def test_the_gateway_counts_reads_by_the_level_that_served_them(inproc):
         assert (await get(inproc, "counted", level))[1]["x-objstore-consistency"] == level
     after = {level: counter.labels(level)._value.get() for level in ("strong", "quorum", "one")}
     assert {k: after[k] - before[k] for k in after} == {"strong": 1, "quorum": 2, "one": 1}
+
+
+async def test_copy_and_complete_fail_at_once_while_a_metadata_outage_is_known(inproc):
+    """Once a metadata call found no majority (``gateway.outage``), CopyObject and
+    CompleteMultipartUpload answer 503 ServiceUnavailable without asking the metadata
+    service again. It is up here, so only the gateway's knowledge of the outage can have
+    refused them; nothing changed, and both succeed once the outage is over."""
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    await put(inproc, "src", b"source")
+    upload = (await inproc.s3("create_multipart_upload", Bucket=BUCKET, Key="mp"))["UploadId"]
+    etag = (await inproc.s3("upload_part", Bucket=BUCKET, Key="mp", UploadId=upload, PartNumber=1,
+                            Body=b"part"))["ETag"]
+    outage = inproc.ctx.outage
+    outage.hold = 3600.0
+    outage.note()
+    copy = {"Bucket": BUCKET, "Key": "dst", "CopySource": {"Bucket": BUCKET, "Key": "src"}}
+    complete = {"Bucket": BUCKET, "Key": "mp", "UploadId": upload,
+                "MultipartUpload": {"Parts": [{"ETag": etag, "PartNumber": 1}]}}
+    for operation, params in (("copy_object", copy), ("complete_multipart_upload", complete)):
+        with pytest.raises(ClientError) as err:
+            await inproc.s3(operation, **params)
+        assert err.value.response["Error"]["Code"] == "ServiceUnavailable", operation
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    outage.clear()
+    for key in ("dst", "mp"):
+        with pytest.raises(ClientError) as err:
+            await inproc.s3("head_object", Bucket=BUCKET, Key=key)
+        assert err.value.response["Error"]["Code"] == "404"
+    assert [p["PartNumber"] for p in (await inproc.s3("list_parts", Bucket=BUCKET, Key="mp",
+                                                       UploadId=upload))["Parts"]] == [1]
+    await inproc.s3("copy_object", **copy)
+    await inproc.s3("complete_multipart_upload", **complete)
+    assert (await get(inproc, "dst", "quorum"))[0] == b"source"
+    assert (await get(inproc, "mp", "quorum"))[0] == b"part"
+
+
+async def test_tag_and_acl_changes_reach_quorum_reads(inproc):
+    """PutObjectTagging, DeleteObjectTagging and PutObjectAcl commit at their own index and
+    publish a manifest before answering: a quorum read begun after them sees the change
+    (the tag count of GET/HEAD), on the current version and on one named by id."""
+    await inproc.s3("create_bucket", Bucket=BUCKET)
+    await inproc.s3("put_bucket_versioning", Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    v1 = (await inproc.s3("put_object", Bucket=BUCKET, Key="k", Body=b"one"))["VersionId"]
+    await inproc.s3("put_object", Bucket=BUCKET, Key="k", Body=b"two")
+
+    def tag_count(headers: dict[str, str]) -> int:
+        return int(headers.get("x-amz-tagging-count", "0"))
+
+    tags = {"TagSet": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]}
+    await inproc.s3("put_object_tagging", Bucket=BUCKET, Key="k", Tagging=tags)
+    body, h = await get(inproc, "k", "quorum")
+    assert body == b"two" and tag_count(h) == 2
+    await inproc.s3("put_object_tagging", Bucket=BUCKET, Key="k", VersionId=v1,
+                    Tagging={"TagSet": [{"Key": "old", "Value": "x"}]})
+    body, h = await get(inproc, "k", "quorum", VersionId=v1)
+    assert body == b"one" and tag_count(h) == 1
+    body, h = await get(inproc, "k", "quorum")
+    assert body == b"two" and tag_count(h) == 2  # the current version kept its tags
+    await inproc.s3("delete_object_tagging", Bucket=BUCKET, Key="k")
+    assert tag_count((await get(inproc, "k", "quorum"))[1]) == 0
+    await inproc.s3("put_object_acl", Bucket=BUCKET, Key="k", ACL="public-read")
+    index = max((await manifests_on(inproc, "k")).values())
+    for node in inproc.nodes.values():
+        newest = (await inproc.ctx.storage.get_manifests(node.address, BUCKET, "k"))[0]
+        if newest.commit_index == index:
+            assert newest.version is not None and newest.version.public_read
+    with extra_headers(inproc.s3_client, "HeadObject", {"x-objstore-consistency": "quorum"}):
+        head = await inproc.s3("head_object", Bucket=BUCKET, Key="k")
+    assert response_headers(head)["x-objstore-commit-index"] == str(index)

@@ -85,3 +85,35 @@ def test_the_table_is_bounded_and_its_file_compacted(tmp_path, monkeypatch):
     again.open()
     assert {k for k in ("k0", "k1", "k2", "k3", "k4") if again.get("b", k)} == {"k3", "k4", "k0"}
     again.close()
+
+
+def test_a_changed_version_is_found_by_id_and_round_trips():
+    tagged = ObjectVersion("b", "k", "v1", 1, "e", 1.0, versioned=True, tags={"a": "1"})
+    change = CommitManifest("b", "k", 9, version("v2", True), changed=tagged)
+    assert CommitManifest.from_dict(change.to_dict()) == change
+    assert "changed" not in m(3, version("v1", True)).to_dict()  # written only when set
+    ms = [m(3, version("v1", True)), m(4, version("v2", True)), change]
+    assert find_version(ms, "v1").tags == {"a": "1"}
+    assert newest(ms).version.version_id == "v2"  # the current version stays the current one
+
+
+def test_a_batch_is_stored_with_one_write_and_pages_walk_every_key_in_order(tmp_path):
+    store = ManifestStore(str(tmp_path))
+    store.open()
+    batch = [m(i, version(f"v{i}"), key=f"k{i % 7}") for i in range(1, 30)]
+    assert store.put_many_sync(batch + batch[:3]) == 29  # repeats are not stored twice
+    assert store.put_many_sync(batch) == 0
+    seen, after = [], ("", "")
+    while True:
+        page = store.page(after, 3)
+        seen += [(b, k) for b, k, _ in page]
+        if len(page) < 3:
+            break
+        after = page[-1][:2]
+    assert seen == sorted({("b", f"k{i}") for i in range(7)})
+    assert [x.commit_index for x in store.page(("b", "k0"), 1)[0][2]] == [29, 22, 15, 8, 1]  # newest first
+    store.close()
+    reopened = ManifestStore(str(tmp_path))
+    reopened.open()
+    assert reopened.get("b", "k1") == store.get("b", "k1")
+    reopened.close()
