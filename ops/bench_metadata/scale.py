@@ -36,10 +36,12 @@ from yarl import URL
 from metadata.api import commands as c
 from metadata.api.client import MetadataClient, path_with_query
 from objstore import internal_auth
+from objstore.errors import ObjstoreError
 from objstore.hlc import HLC
+from objstore.types import NodeInfo
 from ops.bench.stats import percentile
 from ops.bench_metadata.spawn import MetadataNodes
-from ops.bench_metadata.workload import bench_version
+from ops.bench_metadata.workload import NODES, bench_version
 
 MiB = 1024 * 1024
 TARGET_RSS = 600 * MiB
@@ -80,8 +82,9 @@ class CurvePoint:
 class Curve:
     """Collects :class:`CurvePoint` s while loading: call :meth:`mark` at every multiple of ``step``."""
 
-    def __init__(self, step: int, pid_of, clock=time.monotonic) -> None:
+    def __init__(self, step: int, pid_of, clock=time.monotonic, out: TextIO | None = None) -> None:
         self.step = step
+        self._out = out
         self.points: list[CurvePoint] = []
         self._pid_of = pid_of
         self._clock = clock
@@ -103,9 +106,14 @@ class Curve:
         if n <= 0:
             return
         per = None if cpu is None or cpu0 is None else round((cpu - cpu0) / n * 1e6, 1)
-        self.points.append(CurvePoint(records, round(now - self._t0, 2), round(n / max(now - t0, 1e-9), 1), per,
-                                      _rss(self._pid_of())))
+        p = CurvePoint(records, round(now - self._t0, 2), round(n / max(now - t0, 1e-9), 1), per,
+                       _rss(self._pid_of()))
+        self.points.append(p)
         self._last = (records, now, cpu)
+        if self._out is not None:
+            self._out.write(f"  curve: {p.records:,} records, {p.commits_per_s:,.0f} commits/s, node "
+                            f"{p.node_cpu_us_per_commit} CPU-us/commit, RSS {(p.rss or 0) / MiB:.0f} MiB\n")
+            self._out.flush()
 
 
 @dataclass
@@ -130,6 +138,7 @@ class ScaleResult:
     restart_health_s: float | None = None
     restart_read_s: float | None = None
     replication: str | None = None  # the node's mode from its status: "single" or "raft"
+    objects_below_policy: int | None = None  # 0 while the records' nodes heartbeat (the bench's)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -289,6 +298,26 @@ async def _raw_list(session: aiohttp.ClientSession, address: str, secret: str, s
     return len(body)
 
 
+_NODES = [NodeInfo(n, f"127.0.0.1:{1 + i}", zone=f"zone-{i % 3}") for i, n in enumerate(NODES)]
+_STATS = {"capacity_bytes": 1 << 40, "used_bytes": 0, "free_bytes": 1 << 40, "reserve_bytes": 0}
+
+
+async def _heartbeat_round(client: MetadataClient) -> None:
+    """One heartbeat from each storage node the records name (:data:`workload.NODES`):
+    the first registers them, later ones keep them up, as a live cluster's nodes do, so
+    loaded records are at full policy."""
+    for node in _NODES:
+        with contextlib.suppress(ObjstoreError):
+            await client.heartbeat(node, _STATS)
+
+
+async def _heartbeats(client: MetadataClient, interval: float = 1.0) -> None:
+    """:func:`_heartbeat_round` every ``interval`` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        await _heartbeat_round(client)
+
+
 def _ms(lat: list[float], q: float) -> float:
     return round(percentile(sorted(lat), q) * 1000, 2)  # type: ignore[operator]
 
@@ -336,7 +365,7 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
         out.write(f"scale: {s.count:,} records, loader {s.loader}, {s.concurrency} concurrent, data in {base}\n")
         t0 = time.monotonic()
         if s.loader == "direct":
-            curve = Curve(s.curve_step, os.getpid)  # the loader is this process
+            curve = Curve(s.curve_step, os.getpid, out=out)  # the loader is this process
             async with _reporting(out, "loaded (direct)", done, s.count, lambda: None, peak):
                 await _load_direct(data_dir, nodes.addresses[0], s, res, done, curve)
             res.curve = curve.points
@@ -355,9 +384,11 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
         pid = nodes.procs[0].pid
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=s.concurrency + 8)) as session:
             client = MetadataClient(nodes.addresses, secret, session=session, client_id="scale", deadline=60)
+            await _heartbeat_round(client)
+            beats = asyncio.create_task(_heartbeats(client))
             if s.loader == "http":
                 await client.create_bucket(BUCKET, OWNER, "replica:3", time.time())
-                curve = Curve(s.curve_step, lambda: pid)
+                curve = Curve(s.curve_step, lambda: pid, out=out)
                 async with _reporting(out, "loaded (http)", done, s.count, lambda: pid, peak):
                     await _load_http(client, s, res, done, curve)
                 res.curve = curve.points
@@ -370,6 +401,9 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
             st = await client.status()
             res.applied_index, res.log_bytes = st.get("applied_index"), st.get("log_bytes")
             res.replication = st.get("replication", "single")
+            res.objects_below_policy = st.get("objects_below_policy")
+            beats.cancel()
+            await asyncio.gather(beats, return_exceptions=True)
         out.write("  restarting the node\n")
         res.stop_s = nodes.procs[0].stop(grace=s.restart_timeout_s)
         snap = newest_snapshot(data_dir.rglob("snap-*.snap"))
@@ -425,6 +459,7 @@ def format_scale(r: ScaleResult, as_json: bool = False) -> str:
         (f"snapshot           {mib(r.snapshot_bytes)} ({r.snapshot_bytes:,} bytes) at index {r.snapshot_index}; "
          if r.snapshot_bytes is not None else "snapshot           none written; ")
         + f"applied {r.applied_index}; log {mib(r.log_bytes)}",
+        f"below policy       {r.objects_below_policy} versions (the records' six nodes heartbeat: 0 expected)",
         f"stop (SIGTERM)     {sec(r.stop_s)}",
         f"restart            health after {sec(r.restart_health_s)}, first read after {sec(r.restart_read_s)}   "
         f"target < 30 s: {mark[checks['restart_under_30s']]}",
