@@ -21,9 +21,13 @@ Invariants:
   index confirmed by a heartbeat round (ReadIndex); every read that arrived during one
   loop turn shares one round. Followers answer writes and reads with NotLeader naming the
   leader's address.
-- Snapshots of the state machine are taken every ``snapshot_every`` applied entries
-  (frozen on the loop, written in a thread), then the log is compacted behind the older
-  of the two kept snapshots. A follower too far behind receives the newest snapshot.
+- Snapshots of the state machine are taken every :func:`snapshot_interval` applied entries
+  (``snapshot_every``, or an eighth of the records held when that is more: a snapshot
+  costs time in proportion to the state, so spacing them in proportion too keeps its
+  share of each commit flat as the index grows, and bounds the log replayed on restart to
+  an eighth of the state); frozen on the loop, written in a thread, then the log is
+  compacted behind the older of the two kept snapshots. A follower too far behind
+  receives the newest snapshot.
 - A node that distrusts its storage (``recovering``, see
   :mod:`metadata.storage.recovery`) neither ticks nor votes until caught up.
 - A storage failure stops the driver (fail-stop): every later request gets 503.
@@ -62,6 +66,13 @@ T = TypeVar("T")
 
 _VOTES = (MessageType.VOTE, MessageType.PRE_VOTE, MessageType.TIMEOUT_NOW)
 MAX_COMMAND_BYTES = 8 << 20  # base64 in a message batch stays well below metadata.app.MAX_BODY
+SNAPSHOT_STATE_SHARE = 8  # at most one snapshot per (records held / this) applied entries
+
+
+def snapshot_interval(every: int, records: int) -> int:
+    """Applied entries between two snapshots of a state holding ``records`` object keys:
+    ``every``, or ``records / SNAPSHOT_STATE_SHARE`` when larger (see the module docstring)."""
+    return max(every, records // SNAPSHOT_STATE_SHARE)
 
 
 @dataclass(frozen=True)
@@ -536,6 +547,8 @@ class RaftReplicator:
         applied = self.fsm.applied_index
         last = max(self.storage.snapshot_meta.index, self._snap_attempt)
         if self._snap_task is not None or self._closed or applied - last < self.settings.snapshot_every:
+            return
+        if applied - last < snapshot_interval(self.settings.snapshot_every, self.fsm.object_count()):
             return
         self._snap_attempt = applied
         meta = SnapshotMeta(applied, self.storage.term(applied), self.node.conf_state_at(applied))
