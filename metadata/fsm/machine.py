@@ -32,7 +32,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from metadata.api import commands as c
 from metadata.fsm import records
@@ -429,6 +429,14 @@ class MetadataFSM:
         """One page of S3 listing (see objstore.listing) over the keys whose current version
         is an object; raises NoSuchBucket."""
         return self._index(bucket).list_current(prefix, delimiter, start_after, max_keys)
+
+    def list_objects_dict(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None,
+        start_after: str | None = None, max_keys: int = 1000,
+    ) -> dict[str, Any]:
+        """:meth:`list_objects` in its wire form, each entry without its default fields
+        (``ListResult.from_dict`` of it equals :meth:`list_objects`); raises NoSuchBucket."""
+        return self._index(bucket).list_current_dict(prefix, delimiter, start_after, max_keys)
 
     def list_object_versions(
         self, bucket: str, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,
