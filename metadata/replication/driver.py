@@ -110,6 +110,23 @@ def _consume(fut: asyncio.Future) -> None:
         fut.exception()  # mark retrieved: a waiter may have timed out and gone
 
 
+def _expire(fut: asyncio.Future, message: str) -> None:
+    if not fut.done():
+        fut.set_exception(ServiceUnavailable(message))
+
+
+async def _wait(fut: asyncio.Future, timeout: float, message: str) -> Any:
+    """The result of ``fut``, or ServiceUnavailable(``message``) after ``timeout`` seconds:
+    a timer on the future itself (``asyncio.wait_for`` costs a task per call, and these
+    are on every proposal and read). A caller cancelled meanwhile cancels ``fut``, which
+    whoever would have resolved it skips (they check ``done()``)."""
+    timer = asyncio.get_running_loop().call_later(timeout, _expire, fut, message)
+    try:
+        return await fut
+    finally:
+        timer.cancel()
+
+
 class RaftReplicator:
     """A Raft member's replicated state machine (see the module docstring)."""
 
@@ -207,10 +224,7 @@ class RaftReplicator:
         started = time.perf_counter()
         self._reads.add(fut)
         self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), self.settings.read_timeout)
-        except asyncio.TimeoutError:
-            raise ServiceUnavailable("leadership could not be confirmed in time; retry") from None
+        await _wait(fut, self.settings.read_timeout, "leadership could not be confirmed in time; retry")
         if self.on_read is not None:
             self.on_read(time.perf_counter() - started)
         return fn(self.fsm)
@@ -367,10 +381,7 @@ class RaftReplicator:
         fut = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
         self._waiters[index] = (term, fut, cmd)
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.settings.propose_timeout)
-        except asyncio.TimeoutError:
-            raise ServiceUnavailable("the command was not committed in time; retry") from None
+        return await _wait(fut, self.settings.propose_timeout, "the command was not committed in time; retry")
 
     def _fail_waiters(self, err: Callable[[], ObjstoreError]) -> None:
         for _, fut, _ in self._waiters.values():
