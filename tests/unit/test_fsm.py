@@ -357,3 +357,19 @@ def test_put_object_by_someone_other_than_the_bucket_owner_is_refused(d):
         d.fsm.get_object("b", "k")
     d.run(c.PutObject(version(owner="alice")))
     assert d.fsm.get_object("b", "k").owner == "alice"
+
+
+def test_acknowledging_forgets_exactly_the_lower_seqs_in_any_commit_order(d):
+    """Outcomes remembered out of seq order are forgotten as exactly as in-order ones."""
+    for seq in (3, 1, 2, 5, 4):
+        d.run(c.PutObject(version(key=f"k{seq}", vid=f"v{seq}"), client_id="g", seq=seq, ack=1))
+    assert list(d.fsm.sessions["g"].results) == [3, 1, 2, 5, 4]
+    d.run(c.PutObject(version(key="k6", vid="v6"), client_id="g", seq=6, ack=3))
+    assert list(d.fsm.sessions["g"].results) == [3, 5, 4, 6]
+    d.run(c.PutObject(version(key="k7", vid="v7"), client_id="g", seq=7, ack=5))
+    assert list(d.fsm.sessions["g"].results) == [5, 6, 7]
+    for seq in (8, 9):
+        d.run(c.PutObject(version(key=f"k{seq}", vid=f"v{seq}"), client_id="g", seq=seq, ack=7))
+    assert list(d.fsm.sessions["g"].results) == [7, 8, 9]
+    with pytest.raises(InvalidRequest):
+        d.run(c.PutObject(version(key="k4", vid="again"), client_id="g", seq=4, ack=7))
