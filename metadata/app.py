@@ -170,18 +170,19 @@ def _max_keys(request: web.Request) -> int:
 LOCAL_READ = "local"  # ?local=1 on a listing: this node's state at once, whatever its role
 
 
-async def _listing(request: web.Request, fn: Callable[[MetadataFSM], Any]) -> web.Response:
-    """A listing: strong (:func:`_read`), or with ``?local=1`` (a read option, for ``one``
-    consistency) from this node's applied state at once, follower or not, possibly stale:
-    the answer then carries ``local``: the node, its applied and its known commit index."""
+async def _listing(request: web.Request, fn: Callable[[MetadataFSM], dict[str, Any]]) -> web.Response:
+    """A listing (``fn`` gives its wire form): strong (:func:`_read`), or with ``?local=1`` (a
+    read option, for ``one`` consistency) from this node's applied state at once, follower
+    or not, possibly stale: the answer then carries ``local``: the node, its applied and its
+    known commit index."""
     if request.query.get(LOCAL_READ) == "1":
         rep = _rep(request)
         st = rep.status()
-        body = fn(rep.fsm).to_dict()  # type: ignore[attr-defined]
+        body = fn(rep.fsm)  # type: ignore[attr-defined]
         body["local"] = {"node_id": st["node_id"], "role": st["role"], "applied_index": st["applied_index"],
                          "commit_index": st["commit_index"]}
         return web.json_response(body)
-    return web.json_response((await _read(request, fn)).to_dict())
+    return web.json_response(await _read(request, fn))
 
 
 async def get_versions(request: web.Request) -> web.Response:
@@ -191,7 +192,7 @@ async def get_versions(request: web.Request) -> web.Response:
     key_marker, vid_marker = _q(request, "key_marker"), _q(request, "version_id_marker")
     max_keys = _max_keys(request)
     return await _listing(request,
-        lambda f: f.list_object_versions(bucket, prefix, delimiter, key_marker, vid_marker, max_keys))
+        lambda f: f.list_object_versions(bucket, prefix, delimiter, key_marker, vid_marker, max_keys).to_dict())
 
 
 async def get_list(request: web.Request) -> web.Response:
@@ -200,7 +201,7 @@ async def get_list(request: web.Request) -> web.Response:
     delimiter = _q(request, "delimiter") or None
     start_after = _q(request, "start_after")
     max_keys = _max_keys(request)
-    return await _listing(request, lambda f: f.list_objects(bucket, prefix, delimiter, start_after, max_keys))
+    return await _listing(request, lambda f: f.list_objects_dict(bucket, prefix, delimiter, start_after, max_keys))
 
 
 async def get_cluster(request: web.Request) -> web.Response:

@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_listen_arguments(p)
     p.add_argument("--peers", help="comma-separated id=host:port of every metadata node (a Raft group)")
     p.add_argument("--default-policy")
-    p.add_argument("--snapshot-every", type=int, help="log entries between snapshots (default 10000)")
+    p.add_argument("--snapshot-every", type=int,
+                   help="log entries between snapshots (default 10000; an eighth of the object keys when more)")
     p.add_argument("--join", action="store_true", default=None,
                    help="start empty and wait to be added to a running group (objstore metadata add)")
     p.add_argument("--enable-fault-injection", action="store_true", default=None,

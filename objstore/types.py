@@ -222,9 +222,12 @@ class ObjectVersion:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ObjectVersion":
-        kw = {name: d[name] for name in _VERSION_FIELDS if name in d}
-        kw["placement"] = tuple(kw.get("placement", ()))
-        kw["parts"] = tuple(PartRef.from_dict(p) for p in kw.get("parts", ()))
+        # Over the fields present: a listed entry leaves out the fields at their default.
+        kw = {name: value for name, value in d.items() if name in _VERSION_FIELDS}
+        if "placement" in kw:
+            kw["placement"] = tuple(kw["placement"])
+        if "parts" in kw:
+            kw["parts"] = tuple(PartRef.from_dict(p) for p in kw["parts"])
         return cls(**kw)
 
     def blob_refs(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -235,7 +238,7 @@ class ObjectVersion:
         return ((self.version_id, self.placement),)
 
 
-_VERSION_FIELDS = tuple(f.name for f in dataclasses.fields(ObjectVersion))
+_VERSION_FIELDS = frozenset(f.name for f in dataclasses.fields(ObjectVersion))
 
 
 @dataclass(frozen=True, slots=True)

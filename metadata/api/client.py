@@ -336,6 +336,11 @@ class MetadataClient:
         q = {"wait_epoch": after_epoch, "timeout": timeout}
         return ClusterMap.from_dict((await self._call("GET", "/v1/cluster", q, wait=timeout))["cluster_map"])
 
+    async def heartbeat(self, node: NodeInfo, stats: dict[str, Any]) -> dict[str, Any]:
+        """One storage-node heartbeat as a node sends it (``{"epoch", "state"}``): registers
+        an unknown node through Raft and refreshes the leader's liveness view."""
+        return await self._call("POST", "/v1/nodes/heartbeat", body={"node": node.to_dict(), "stats": stats})
+
     async def node_health(self) -> dict[str, Any]:
         """The leader's view of every storage node: ``{"epoch", "nodes": [{"node_id",
         "state", "heartbeat_age", "capacity_bytes", "used_bytes", "free_bytes",

@@ -19,6 +19,7 @@ deterministically; encode(decode(b)) is equivalent to b. Outcomes are plain JSON
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -368,13 +369,20 @@ _SESSION_FIELDS = ("client_id", "seq", "ack")
 # --- encoding ---------------------------------------------------------------------------------
 
 
+@functools.cache
+def _fields(cls: type) -> tuple[dataclasses.Field, ...]:
+    """``dataclasses.fields`` of a class, computed once (it is on every command's path)."""
+    return dataclasses.fields(cls)
+
+
 def command_to_dict(cmd: Command) -> dict[str, Any]:
     args: dict[str, Any] = {}
-    for f in dataclasses.fields(cmd):
+    records = cmd.RECORDS
+    for f in _fields(type(cmd)):
         if f.name in _SESSION_FIELDS:
             continue
         value = getattr(cmd, f.name)
-        args[f.name] = value.to_dict() if f.name in cmd.RECORDS else value
+        args[f.name] = value.to_dict() if f.name in records else value
     return {
         "v": COMMAND_VERSION, "type": cmd.TYPE,
         "client_id": cmd.client_id, "seq": cmd.seq, "ack": cmd.ack, "args": args,
@@ -401,7 +409,7 @@ def command_from_dict(d: Any) -> Command:
         raise InvalidArgument("command args must be a JSON object")
     kw: dict[str, Any] = {}
     try:
-        for f in dataclasses.fields(cls):
+        for f in _fields(cls):
             if f.name in _SESSION_FIELDS:
                 kw[f.name] = d.get(f.name, f.default)
             elif f.name in args:
@@ -438,11 +446,17 @@ def _utf8(value: Any) -> bool:
     return True
 
 
+@functools.cache
+def _annotations(cls: type) -> tuple[tuple[str, str], ...]:
+    """(field name, annotation text) of each field of a dataclass, computed once."""
+    return tuple((f.name, f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
+                 for f in dataclasses.fields(cls))
+
+
 def check_types(obj: Any) -> None:
     """Check each field of a dataclass against its annotation; raises InvalidArgument."""
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+    for name, t in _annotations(type(obj)):
+        value = getattr(obj, name)
         ok = True
         if t in _SIMPLE:
             ok = isinstance(value, _SIMPLE[t]) and not (t != "bool" and isinstance(value, bool))
@@ -452,7 +466,7 @@ def check_types(obj: Any) -> None:
         elif t == "tuple[str, ...]":
             ok = isinstance(value, tuple) and all(_utf8(v) for v in value)
         if not ok:
-            raise InvalidArgument(f"field {f.name} of {type(obj).__name__} has the wrong type")
+            raise InvalidArgument(f"field {name} of {type(obj).__name__} has the wrong type")
 
 
 # --- outcomes ---------------------------------------------------------------------------------

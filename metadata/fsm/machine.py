@@ -32,7 +32,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from metadata.api import commands as c
 from metadata.fsm import records
@@ -63,23 +63,42 @@ CONSISTENCY_LEVELS = ("strong", "quorum", "one")
 class Session:
     """Remembered outcomes of one client's unacknowledged commands."""
 
-    __slots__ = ("floor", "results")
+    __slots__ = ("floor", "results", "_ascending")
 
     def __init__(self, floor: int = 0, results: dict[int, Outcome] | None = None) -> None:
         self.floor = floor  # every seq below it is acknowledged or forgotten
         self.results: dict[int, Outcome] = results if results is not None else {}
+        # Whether ``results`` holds its seqs in ascending order (the usual case: a client's
+        # commands mostly commit in the order it numbered them).
+        self._ascending = _ascending(self.results)
 
     def acknowledge_below(self, ack: int) -> None:
         if ack > self.floor:
             self.floor = ack
-            self.results = {s: o for s, o in self.results.items() if s >= ack}
+            results = self.results
+            if self._ascending:  # the acknowledged ones are at the front: O(acknowledged)
+                while results:
+                    first = next(iter(results))
+                    if first >= ack:
+                        break
+                    del results[first]
+            else:
+                self.results = {s: o for s, o in results.items() if s >= ack}
+                self._ascending = _ascending(self.results)
 
     def remember(self, seq: int, outcome: Outcome) -> None:
+        if self._ascending and self.results and seq < next(reversed(self.results)):
+            self._ascending = False
         self.results[seq] = outcome
         if len(self.results) > MAX_RESULTS:
             oldest = min(self.results)
             del self.results[oldest]
             self.floor = max(self.floor, oldest + 1)
+
+
+def _ascending(results: dict[int, Outcome]) -> bool:
+    seqs = list(results)
+    return all(a < b for a, b in zip(seqs, seqs[1:]))
 
 
 def _node_list(value: object) -> tuple[str, ...]:
@@ -440,6 +459,14 @@ class MetadataFSM:
         """One page of S3 listing (see objstore.listing) over the keys whose current version
         is an object; raises NoSuchBucket."""
         return self._index(bucket).list_current(prefix, delimiter, start_after, max_keys)
+
+    def list_objects_dict(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None,
+        start_after: str | None = None, max_keys: int = 1000,
+    ) -> dict[str, Any]:
+        """:meth:`list_objects` in its wire form, each entry without its default fields
+        (``ListResult.from_dict`` of it equals :meth:`list_objects`); raises NoSuchBucket."""
+        return self._index(bucket).list_current_dict(prefix, delimiter, start_after, max_keys)
 
     def list_object_versions(
         self, bucket: str, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,

@@ -178,6 +178,18 @@ class BucketIndex:
         )
         return ListResult(contents, tuple(page.common_prefixes), page.is_truncated, page.next_marker)
 
+    def list_current_dict(
+        self, prefix: str = "", delimiter: str | None = None, start_after: str | None = None, max_keys: int = 1000,
+    ) -> dict[str, Any]:
+        """:meth:`list_current`'s page in its wire form (``ListResult.to_dict``, each entry
+        a :func:`records.listed_dict`), built straight from the records."""
+        page = list_page(self.live, prefix, delimiter, start_after, max_keys)
+        name, atoms, listed = self.name, self.atoms, records.listed_dict
+        return {"contents": [listed(name, k, value if isinstance(value, bytes) else value[0], atoms)
+                             for k, value in page.entries],
+                "common_prefixes": list(page.common_prefixes), "is_truncated": page.is_truncated,
+                "next_marker": page.next_marker}
+
     def list_versions(
         self, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,
         version_id_marker: str | None = None, max_keys: int = 1000,

@@ -21,9 +21,13 @@ Invariants:
   index confirmed by a heartbeat round (ReadIndex); every read that arrived during one
   loop turn shares one round. Followers answer writes and reads with NotLeader naming the
   leader's address.
-- Snapshots of the state machine are taken every ``snapshot_every`` applied entries
-  (frozen on the loop, written in a thread), then the log is compacted behind the older
-  of the two kept snapshots. A follower too far behind receives the newest snapshot.
+- Snapshots of the state machine are taken every :func:`snapshot_interval` applied entries
+  (``snapshot_every``, or an eighth of the records held when that is more: a snapshot
+  costs time in proportion to the state, so spacing them in proportion too keeps its
+  share of each commit flat as the index grows, and bounds the log replayed on restart to
+  an eighth of the state); frozen on the loop, written in a thread, then the log is
+  compacted behind the older of the two kept snapshots. A follower too far behind
+  receives the newest snapshot.
 - A node that distrusts its storage (``recovering``, see
   :mod:`metadata.storage.recovery`) neither ticks nor votes until caught up.
 - A storage failure stops the driver (fail-stop): every later request gets 503.
@@ -62,6 +66,13 @@ T = TypeVar("T")
 
 _VOTES = (MessageType.VOTE, MessageType.PRE_VOTE, MessageType.TIMEOUT_NOW)
 MAX_COMMAND_BYTES = 8 << 20  # base64 in a message batch stays well below metadata.app.MAX_BODY
+SNAPSHOT_STATE_SHARE = 8  # at most one snapshot per (records held / this) applied entries
+
+
+def snapshot_interval(every: int, records: int) -> int:
+    """Applied entries between two snapshots of a state holding ``records`` object keys:
+    ``every``, or ``records / SNAPSHOT_STATE_SHARE`` when larger (see the module docstring)."""
+    return max(every, records // SNAPSHOT_STATE_SHARE)
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,23 @@ def parse_peers(peers: "tuple[str, ...] | list[str]") -> dict[str, str]:
 def _consume(fut: asyncio.Future) -> None:
     if not fut.cancelled():
         fut.exception()  # mark retrieved: a waiter may have timed out and gone
+
+
+def _expire(fut: asyncio.Future, message: str) -> None:
+    if not fut.done():
+        fut.set_exception(ServiceUnavailable(message))
+
+
+async def _wait(fut: asyncio.Future, timeout: float, message: str) -> Any:
+    """The result of ``fut``, or ServiceUnavailable(``message``) after ``timeout`` seconds:
+    a timer on the future itself (``asyncio.wait_for`` costs a task per call, and these
+    are on every proposal and read). A caller cancelled meanwhile cancels ``fut``, which
+    whoever would have resolved it skips (they check ``done()``)."""
+    timer = asyncio.get_running_loop().call_later(timeout, _expire, fut, message)
+    try:
+        return await fut
+    finally:
+        timer.cancel()
 
 
 class RaftReplicator:
@@ -196,10 +224,7 @@ class RaftReplicator:
         started = time.perf_counter()
         self._reads.add(fut)
         self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), self.settings.read_timeout)
-        except asyncio.TimeoutError:
-            raise ServiceUnavailable("leadership could not be confirmed in time; retry") from None
+        await _wait(fut, self.settings.read_timeout, "leadership could not be confirmed in time; retry")
         if self.on_read is not None:
             self.on_read(time.perf_counter() - started)
         return fn(self.fsm)
@@ -356,10 +381,7 @@ class RaftReplicator:
         fut = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
         self._waiters[index] = (term, fut, cmd)
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.settings.propose_timeout)
-        except asyncio.TimeoutError:
-            raise ServiceUnavailable("the command was not committed in time; retry") from None
+        return await _wait(fut, self.settings.propose_timeout, "the command was not committed in time; retry")
 
     def _fail_waiters(self, err: Callable[[], ObjstoreError]) -> None:
         for _, fut, _ in self._waiters.values():
@@ -536,6 +558,8 @@ class RaftReplicator:
         applied = self.fsm.applied_index
         last = max(self.storage.snapshot_meta.index, self._snap_attempt)
         if self._snap_task is not None or self._closed or applied - last < self.settings.snapshot_every:
+            return
+        if applied - last < snapshot_interval(self.settings.snapshot_every, self.fsm.object_count()):
             return
         self._snap_attempt = applied
         meta = SnapshotMeta(applied, self.storage.term(applied), self.node.conf_state_at(applied))

@@ -68,6 +68,8 @@ def add_parser(sub: Any) -> None:
                         "service's own proposal path in this process, then the node is started on that data")
     p.add_argument("--scale-concurrency", type=int, default=256, help="concurrent loaders for --scale (default 256)")
     p.add_argument("--scale-repeats", type=int, default=20, help="list pages measured per position (default 20)")
+    p.add_argument("--scale-step", type=int, default=0, metavar="N",
+                   help="records per point of the --scale load curve (default a tenth of --scale, at least 1000)")
     p.add_argument("--seed", type=int, default=1, help="seed of the read key choice (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
@@ -82,8 +84,10 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> RunSettings | S
             raise SettingsError("--scale needs at least 1000 records (one full listing page)")
         if args.scale_concurrency < 1 or args.scale_repeats < 1:
             raise SettingsError("--scale-concurrency and --scale-repeats must be at least 1")
+        if args.scale_step < 0:
+            raise SettingsError("--scale-step must not be negative")
         return ScaleSettings(count=args.scale, loader=args.scale_loader, concurrency=args.scale_concurrency,
-                             repeats=args.scale_repeats)
+                             repeats=args.scale_repeats, step=args.scale_step)
     if args.spawn < 0:
         raise SettingsError("--spawn must not be negative")
     if args.single and args.spawn != 1:

@@ -19,7 +19,7 @@ from ops.bench_metadata.figures import (
 from ops.bench_metadata.report import format_json, format_table
 from ops.bench_metadata.runner import RunReport, RunSettings, run_benchmark, run_etcd
 from ops.bench_metadata.scale import (
-    ScaleResult, ScaleSettings, format_scale, newest_snapshot, page_positions, scale_key, snapshot_index,
+    Curve, CurvePoint, ScaleResult, ScaleSettings, format_scale, newest_snapshot, page_positions, scale_key, snapshot_index,
 )
 from ops.bench_metadata.workload import bench_key, bench_version, run_closed_loop
 
@@ -170,6 +170,7 @@ def test_options_metadata_flag_and_data_dir(tmp_path):
 def test_options_scale():
     s = resolve(_args("--scale", "1000000", "--scale-loader", "direct", "--scale-concurrency", "64"), {})
     assert s == ScaleSettings(count=1_000_000, loader="direct", concurrency=64, repeats=20)
+    assert resolve(_args("--scale", "300000", "--scale-step", "100000"), {}).curve_step == 100_000
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -179,6 +180,7 @@ def test_options_scale():
     (("--etcd-only",), "needs --etcd"),
     (("--spawn", "3", "--single"), "needs --spawn 1"),
     (("--scale", "10"), "at least 1000"),
+    (("--scale", "2000", "--scale-step", "-1"), "must not be negative"),
     (("--data-dir", "/nonexistent/objstore"), "no cluster.json"),
 ])
 def test_options_refused(argv, message):
@@ -241,15 +243,38 @@ def test_newest_snapshot_by_index_in_either_layout(tmp_path):
 
 
 def test_scale_checks_against_targets():
+    curve = [CurvePoint(1000, 1.0, 1000.0, 300.0, 90 << 20), CurvePoint(2000, 2.0, 900.0, 320.0, 100 << 20)]
     r = ScaleResult(count=2000, loader="http", concurrency=8, loaded=2000, load_s=2.0, rss_after_load=100 << 20,
-                    restart_read_s=3.0,
+                    restart_read_s=3.0, curve=curve,
                     pages={"start": {"p50_ms": 12.0, "p99_ms": 20.0, "keys": 1000, "bytes": 1,
                                      "http_only_p50_ms": 9.0, "http_only_p99_ms": 10.0, "start_after": None}})
-    assert r.checks() == {"rss_under_600MiB": True, "page_under_50ms": True, "restart_under_30s": True}
-    assert r.ok and r.load_rate == 1000.0
-    r.pages["end"] = {**r.pages["start"], "p50_ms": 51.0}
-    assert r.checks()["page_under_50ms"] is False and not r.ok
+    assert r.checks() == {"rss_under_600MiB": True, "page_p50_under_25ms": True, "page_p99_under_100ms": True,
+                          "rate_kept_80pct": True, "restart_under_30s": True}
+    assert r.ok and r.load_rate == 1000.0 and r.rate_kept == pytest.approx(0.9)
+    assert "900" in format_scale(r) and json.loads(format_scale(r, as_json=True))["curve"][1]["records"] == 2000
+    r.pages["end"] = {**r.pages["start"], "p50_ms": 26.0}
+    assert r.checks()["page_p50_under_25ms"] is False and not r.ok
     assert "MISSED" in format_scale(r) and json.loads(format_scale(r, as_json=True))["loaded"] == 2000
+    r.pages["end"] = {**r.pages["start"], "p99_ms": 101.0}
+    assert r.checks()["page_p99_under_100ms"] is False and not r.ok
+    r.pages.pop("end")
+    r.curve.append(CurvePoint(3000, 3.0, 790.0, 400.0, 110 << 20))
+    assert r.checks()["rate_kept_80pct"] is False and not r.ok
+
+
+def test_scale_curve_points_measure_each_step():
+    now = [0.0]
+    curve = Curve(1000, lambda: None, clock=lambda: now[0])
+    now[0] = 0.5
+    curve.mark(1000)
+    now[0] = 1.5
+    curve.mark(2000)
+    curve.mark(2000)  # no records since the last point: ignored
+    assert [(p.records, p.seconds, p.commits_per_s) for p in curve.points] == [(1000, 0.5, 2000.0),
+                                                                               (2000, 1.5, 1000.0)]
+    assert curve.points[0].node_cpu_us_per_commit is None and curve.points[0].rss is None
+    assert ScaleSettings(count=300_000).curve_step == 30_000 and ScaleSettings(count=5000).curve_step == 1000
+    assert ScaleSettings(count=300_000, step=100_000).curve_step == 100_000
 
 
 def test_report_table_and_json():

@@ -169,6 +169,35 @@ def test_odd_keys_and_listing(d):
         d.fsm.list_objects("nope")
 
 
+def test_listing_wire_form_reads_back_as_the_listing(d):
+    """The HTTP listing is built from the records without decoding them into versions, and
+    leaves out fields at their default: read back, it equals the in-process listing."""
+    from objstore.types import ListResult, PartRef
+
+    d.run(c.SetBucketVersioning("b", "Enabled"))
+    d.run(c.PutObject(version(key="plain", vid="v1")))
+    d.run(c.PutObject(version(key="plain", vid="v2", content_type="text/plain", headers={"cache-control": "no"},
+                              user_meta={"a": "1"}, checksums={"crc32": "AAAAAA=="}, tags={"t": "x"},
+                              public_read=True, policy="ec:4+2;stripe=1048576", ring_epoch=0, owner="")))
+    d.run(c.PutObject(version(key="multi", vid="v3", placement=(),
+                              parts=(PartRef(1, "p1", 5, "0" * 32, ("n1",)), PartRef(2, "p2", 5, "1" * 32, ("n2",))))))
+    d.run(c.PutObject(version(key="gone", vid="v4")))
+    d.run(c.DeleteObject("b", "gone", marker_id="m1", now=2.0))
+    d.run(c.SetBucketVersioning("b", "Suspended"))
+    d.run(c.PutObject(version(key="null", vid="v5", size=0, placement=("", "n2"))))
+    for prefix, delimiter, start_after, max_keys in (("", None, None, 1000), ("", None, "multi", 2), ("m", "u", None, 5),
+                                                     ("", None, None, 0)):
+        want = d.fsm.list_objects("b", prefix, delimiter, start_after, max_keys)
+        wire = d.fsm.list_objects_dict("b", prefix, delimiter, start_after, max_keys)
+        assert ListResult.from_dict(wire) == want
+    listed = d.fsm.list_objects_dict("b")["contents"]
+    assert [e["key"] for e in listed] == ["multi", "null", "plain"]
+    assert "parts" not in listed[0] and "headers" not in listed[1] and "policy" not in listed[1]
+    assert listed[2]["public_read"] is True and listed[2]["policy"] == "ec:4+2;stripe=1048576"
+    with pytest.raises(NoSuchBucket):
+        d.fsm.list_objects_dict("nope")
+
+
 def test_counts(d):
     for i in range(5):
         d.run(c.PutObject(version(key=f"k{i}")))
@@ -328,3 +357,19 @@ def test_put_object_by_someone_other_than_the_bucket_owner_is_refused(d):
         d.fsm.get_object("b", "k")
     d.run(c.PutObject(version(owner="alice")))
     assert d.fsm.get_object("b", "k").owner == "alice"
+
+
+def test_acknowledging_forgets_exactly_the_lower_seqs_in_any_commit_order(d):
+    """Outcomes remembered out of seq order are forgotten as exactly as in-order ones."""
+    for seq in (3, 1, 2, 5, 4):
+        d.run(c.PutObject(version(key=f"k{seq}", vid=f"v{seq}"), client_id="g", seq=seq, ack=1))
+    assert list(d.fsm.sessions["g"].results) == [3, 1, 2, 5, 4]
+    d.run(c.PutObject(version(key="k6", vid="v6"), client_id="g", seq=6, ack=3))
+    assert list(d.fsm.sessions["g"].results) == [3, 5, 4, 6]
+    d.run(c.PutObject(version(key="k7", vid="v7"), client_id="g", seq=7, ack=5))
+    assert list(d.fsm.sessions["g"].results) == [5, 6, 7]
+    for seq in (8, 9):
+        d.run(c.PutObject(version(key=f"k{seq}", vid=f"v{seq}"), client_id="g", seq=seq, ack=7))
+    assert list(d.fsm.sessions["g"].results) == [7, 8, 9]
+    with pytest.raises(InvalidRequest):
+        d.run(c.PutObject(version(key="k4", vid="again"), client_id="g", seq=4, ack=7))
