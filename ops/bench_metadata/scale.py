@@ -412,7 +412,7 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
         snap = newest_snapshot(data_dir.rglob("snap-*.snap"))
         res.snapshot_bytes = snap.stat().st_size if snap else None
         res.snapshot_index = snapshot_index(snap) if snap else None
-        nodes.procs[0].start()
+        nodes.procs[0].start(nodes.env)
         res.restart_health_s, res.restart_read_s = await _wait_read(nodes, secret, scale_key(s.count - 1),
                                                                     s.restart_timeout_s)
         res.rss_after_restart = _rss(nodes.procs[0].pid)

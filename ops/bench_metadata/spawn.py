@@ -10,11 +10,13 @@ m1=...,m2=...``), so the same command starts a replicated group once the service
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import uuid
 from pathlib import Path
 
+from objstore.cli_args import SECRET_ENV
 from objstore.cluster.supervisor import Child, ChildFailed, free_port, stop_all
 from objstore.cluster.supervisor import wait_healthy as _wait_healthy
 from ops.bench_metadata.discovery import etcd_initial_cluster, peers_arg
@@ -41,6 +43,7 @@ class ProcGroup:
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir
         self.procs: list[Child] = []
+        self.env: dict[str, str] | None = None  # the children's environment (None: this process's)
 
     @property
     def addresses(self) -> list[str]:
@@ -52,7 +55,7 @@ class ProcGroup:
 
     def start(self) -> None:
         for p in self.procs:
-            p.start()
+            p.start(self.env)
 
     def stop(self, grace: float = 15.0) -> None:
         stop_all(self.procs, grace)
@@ -74,6 +77,7 @@ class MetadataNodes(ProcGroup):
         if count < 1:
             raise ValueError("at least one metadata node")
         self.secret = secret
+        self.env = {**os.environ, SECRET_ENV: secret}  # by environment, never on a command line
         ids = [f"m{i + 1}" for i in range(count)]
         addrs = [f"{HOST}:{free_port(HOST)}" for _ in ids]
         if not peers and count != 1:
@@ -83,7 +87,7 @@ class MetadataNodes(ProcGroup):
             data = base_dir / nid
             data.mkdir(parents=True, exist_ok=True)
             argv = [python, "-m", "ops.cli", "metadata", "--node-id", nid, "--data-dir", str(data),
-                    "--host", HOST, "--port", addr.rsplit(":", 1)[1], "--secret", secret]
+                    "--host", HOST, "--port", addr.rsplit(":", 1)[1]]
             if peers:
                 argv += ["--peers", peer_list]
             self.procs.append(Child("metadata", nid, addr, argv, base_dir / f"{nid}.log"))
