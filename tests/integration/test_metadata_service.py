@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from metadata.api.client import MetadataClient
 from objstore import internal_auth
+from objstore.cli_args import SECRET_ENV
 from objstore.errors import (
     AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,
     NoSuchBucket, NoSuchKey, ServiceUnavailable,
@@ -47,8 +49,8 @@ class Server:
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "metadata", "--node-id", "m1", "--data-dir", str(self.data_dir),
-             "--port", str(self.port), "--secret", SECRET, "--log-level", "WARNING", *self.extra],
-            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+             "--port", str(self.port), "--log-level", "WARNING", *self.extra],
+            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, SECRET_ENV: SECRET},
         )
         def healthy() -> bool:
             assert self.proc.poll() is None, f"metadata process exited: {self.proc.returncode}"
@@ -58,7 +60,11 @@ class Server:
             except OSError:
                 return False
 
-        eventually(healthy, 20, message="the metadata process to become healthy")
+        try:
+            eventually(healthy, 60, message="the metadata process to become healthy")
+        except BaseException:
+            self.stop()  # never leave the process behind
+            raise
         return self
 
     def kill9(self) -> None:
