@@ -32,6 +32,7 @@ from metadata.api.client import MetadataClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.http_common import add_health_and_metrics
+from objstore.internal_http import HttpPool
 from objstore.node.client import StorageClient
 from objstore.tls import clear_text_warning, client_context, server_context
 from objstore.types import Credential
@@ -115,10 +116,11 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
             trace_configs=[metrics.trace_config()],
         )
         internal_tls = client_context(cfg.tls_ca)
+        pool = HttpPool(internal_tls, observer=metrics.call_observer())  # the small internal calls
         meta = MetadataClient(list(cfg.metadata), cfg.secret, session=session, client_id=cfg.gateway_id,
                               tls=internal_tls, deadline=cfg.metadata_timeout_seconds,
-                              attempt_timeout=cfg.metadata_timeout_seconds / 2)
-        storage = StorageClient(session, cfg.secret, tls=internal_tls, read_stall=cfg.read_stall_seconds)
+                              attempt_timeout=cfg.metadata_timeout_seconds / 2, pool=pool)
+        storage = StorageClient(session, cfg.secret, tls=internal_tls, read_stall=cfg.read_stall_seconds, pool=pool)
         topology = Topology(meta.get_cluster_map, wait=meta.wait_cluster_map)
         ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id, clock), metrics, clock=clock)
         app[CTX_KEY] = ctx
@@ -134,6 +136,7 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         await topology.stop()
         await ctx.drain()
         await meta.close()
+        await pool.close()
         await session.close()
 
     app.cleanup_ctx.append(resources)

@@ -58,6 +58,7 @@ class GatewayMetrics(Metrics):
         self.by_bucket = Counter("objstore_s3_bucket_requests", "S3 requests by bucket (--bucket-metrics)",
                                  ["bucket", "operation", "status_class"], registry=r) if bucket_metrics else None
         self._bucket_labels: set[str] = set()
+        self._backend_children: dict[tuple[str, str, str], Histogram] = {}
         self.consistency = Counter("objstore_s3_reads_by_consistency", "Reads answered, by the consistency level "
                                    "that served them (x-objstore-consistency)", ["level"], registry=r)
         for level in LEVELS:  # bounded labels, each shown from the start
@@ -82,6 +83,25 @@ class GatewayMetrics(Metrics):
                 self._bucket_labels.add(bucket)
         self.by_bucket.labels(bucket, op, status_class(status)).inc()
 
+    def backend_timer(self, method: str, path_qs: str) -> Histogram:
+        """The histogram child timing calls of ``method`` to ``path_qs`` (children cached: the
+        labels are a small fixed set, see :func:`backend_call`)."""
+        path = path_qs.partition("?")[0]
+        parts = path.split("/", 3)
+        top = parts[1] if len(parts) > 1 else ""
+        shape = (method, top, parts[2] if len(parts) > 2 and top in ("v1", "raft") else "")
+        child = self._backend_children.get(shape)
+        if child is None:
+            if len(self._backend_children) >= 1024:
+                self._backend_children.clear()
+            child = self._backend_children[shape] = self.backend.labels(*backend_call(method, path))
+        return child
+
+    def call_observer(self) -> "BackendCalls":
+        """The :class:`objstore.internal_http.CallObserver` of the gateway's internal call pool:
+        the same request-id header and backend timings as :meth:`trace_config`."""
+        return BackendCalls(self)
+
     def trace_config(self) -> aiohttp.TraceConfig:
         """An aiohttp trace that times every call of the gateway's client session and tags it
         with the request id of the S3 request it serves."""
@@ -96,10 +116,25 @@ class GatewayMetrics(Metrics):
 
         async def end(_session: aiohttp.ClientSession, ctx: SimpleNamespace,
                       params: aiohttp.TraceRequestEndParams | aiohttp.TraceRequestExceptionParams) -> None:
-            backend, call = backend_call(params.method, params.url.path)
-            self.backend.labels(backend, call).observe(time.perf_counter() - ctx.started)
+            self.backend_timer(params.method, params.url.path).observe(time.perf_counter() - ctx.started)
 
         trace.on_request_start.append(start)
         trace.on_request_end.append(end)
         trace.on_request_exception.append(end)
         return trace
+
+
+class BackendCalls:
+    """Tags each internal call with the request id of the S3 request it serves and times it."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self._metrics = metrics
+
+    def start(self, method: str, path_qs: str, headers: dict[str, str]) -> float:
+        request_id = REQUEST_ID.get()
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        return time.perf_counter()
+
+    def end(self, method: str, path_qs: str, token: object) -> None:
+        self._metrics.backend_timer(method, path_qs).observe(time.perf_counter() - float(token))

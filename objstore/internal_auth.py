@@ -53,7 +53,7 @@ def _headers_block(hdrs: Mapping[str, str] | None) -> str:
 def _mac(secret: str, method: str, path_qs: str, ts: str, nonce: str, target: str, body_tag: str,
          block: str) -> str:
     msg = f"{method.upper()}\n{path_qs}\n{ts}\n{nonce}\n{_norm_host(target)}\n{body_tag}\n{block}"
-    return hmac.new(secret.encode(), msg.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), msg.encode("utf-8", "surrogateescape"), "sha256").hex()
 
 
 def body_tag(body: bytes | None = None, stream_length: int | None = None) -> str:

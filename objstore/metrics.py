@@ -13,6 +13,8 @@ the metadata leader's usage gauges and, with ``--bucket-metrics``, on one gatewa
 """
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -21,6 +23,7 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 
 LATENCY_BUCKETS = _BUCKETS
+MAX_CACHED_CHILDREN = 4096
 
 
 def status_class(status: int) -> str:
@@ -42,21 +45,32 @@ class Metrics:
         )
         self.bytes_in = Counter("objstore_bytes_in", "Body bytes received", ["role"], registry=self.registry)
         self.bytes_out = Counter("objstore_bytes_out", "Body bytes sent", ["role"], registry=self.registry)
+        # Label children of the per-request families, looked up once (labels() costs a lock
+        # and a validation per call); bounded, the label values are a small fixed set.
+        self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._bytes_in = self.bytes_in.labels(role)
+        self._bytes_out = self.bytes_out.labels(role)
         self.storage_used = Gauge(
             "objstore_storage_used_bytes", "Bytes used by blobs on a storage node", ["node"], registry=self.registry
         )
 
     def observe_request(self, op: str, status: int, seconds: float) -> None:
-        self.requests.labels(self.role, op, str(status)).inc()
-        self.latency.labels(self.role, op).observe(seconds)
+        children = self._request_children.get((op, status))
+        if children is None:
+            if len(self._request_children) >= MAX_CACHED_CHILDREN:
+                self._request_children.clear()
+            children = self._request_children[(op, status)] = (
+                self.requests.labels(self.role, op, str(status)), self.latency.labels(self.role, op))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def add_bytes_in(self, n: int) -> None:
         if n:
-            self.bytes_in.labels(self.role).inc(n)
+            self._bytes_in.inc(n)
 
     def add_bytes_out(self, n: int) -> None:
         if n:
-            self.bytes_out.labels(self.role).inc(n)
+            self._bytes_out.inc(n)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

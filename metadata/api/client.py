@@ -37,6 +37,7 @@ from metadata.api.upload_records import PartList
 from objstore import internal_auth
 from objstore.errors import NotLeader, ServiceUnavailable
 from objstore.hlc import HLC
+from objstore.internal_http import HttpPool
 from objstore.tls import base_url, request_ssl
 from objstore.http_common import raise_for_error_body
 from objstore.repair_records import DamageReport
@@ -72,9 +73,12 @@ class MetadataClient:
         attempt_timeout: float = 5.0,
         incarnation: str | None = None,
         tls: ssl.SSLContext | None = None,
+        pool: HttpPool | None = None,
     ) -> None:
         """``tls``: a client context (:func:`objstore.tls.client_context`) to call the nodes
-        over HTTPS, verified by it; None calls them over plain HTTP."""
+        over HTTPS, verified by it; None calls them over plain HTTP. ``pool``: calls go through
+        it (:mod:`objstore.internal_http`, built with the same TLS context) instead of the
+        aiohttp session."""
         if not addresses:
             raise ValueError("MetadataClient needs at least one address")
         self.addresses = [_addr(a) for a in addresses]
@@ -87,6 +91,7 @@ class MetadataClient:
         self.tls = tls
         self._session = session
         self._own_session = session is None
+        self._pool = pool
         self._preferred = 0
         self._next_seq = 1
         self._outstanding: set[int] = set()
@@ -137,10 +142,14 @@ class MetadataClient:
             if data is not None:
                 headers["Content-Type"] = "application/json"
             try:
-                timeout = aiohttp.ClientTimeout(total=min(self.attempt_timeout + wait, remaining))
-                async with self._http().request(method, url, data=data, headers=headers, timeout=timeout,
-                                                 ssl=request_ssl(self.tls)) as resp:
-                    status, raw = resp.status, await resp.read()
+                seconds = min(self.attempt_timeout + wait, remaining)
+                if self._pool is not None:
+                    answer = await self._pool.request(method, addr, path_qs, headers, data, timeout=seconds)
+                    status, raw = answer.status, answer.body
+                else:
+                    async with self._http().request(method, url, data=data, headers=headers, ssl=request_ssl(self.tls),
+                                                     timeout=aiohttp.ClientTimeout(total=seconds)) as resp:
+                        status, raw = resp.status, await resp.read()
                 raise_for_error_body(status, raw)
                 return json.loads(raw)
             except NotLeader as err:

@@ -27,6 +27,7 @@ from yarl import URL
 from objstore import internal_auth
 from objstore.errors import AccessDenied, IncompleteBody, ObjstoreError, ServiceUnavailable
 from objstore.http_common import raise_for_error_body
+from objstore.internal_http import HttpPool
 from objstore.manifest import CommitManifest
 from objstore.tls import base_url, request_ssl
 
@@ -70,15 +71,44 @@ class BlobStream:
         return b"".join([c async for c in self.iter_chunks()])
 
 
+def _seconds(timeout: aiohttp.ClientTimeout) -> float:
+    """One bound for a whole short exchange from an aiohttp timeout."""
+    return float(timeout.total or timeout.sock_read or 30.0)
+
+
+class HeldBlob:
+    """A small read answered whole (through the call pool): the :class:`BlobStream` interface
+    over bytes already received in full (a short answer fails before it gets here)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.size = int(headers.get(SIZE_HEADER.lower(), "0"))
+        self.content_length = len(body)
+        self.content_range = headers.get("content-range")
+        self._body = body
+
+    async def iter_chunks(self, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+        for at in range(0, len(self._body), chunk_size):
+            yield self._body[at:at + chunk_size]
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+SMALL_READ = 256 * 1024  # reads of at most this many bytes go whole through the pool
+
+
 class StorageClient:
     """``tls``: a client context (:func:`objstore.tls.client_context`) to call the nodes over
     HTTPS, verified by it; None calls them over plain HTTP. ``read_stall``: see the module
-    docstring."""
+    docstring. ``pool``: the small calls (JSON calls, blob writes held in memory) go through
+    it (:mod:`objstore.internal_http`, same TLS context) instead of ``session``."""
 
     def __init__(self, session: aiohttp.ClientSession, secret: str,
                  timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT, *, tls: ssl.SSLContext | None = None,
-                 read_stall: float | None = None) -> None:
+                 read_stall: float | None = None, pool: HttpPool | None = None) -> None:
         self._session = session
+        self._pool = pool
         self._secret = secret
         self._timeout = timeout
         self._read_timeout = timeout if read_stall is None else aiohttp.ClientTimeout(
@@ -129,6 +159,11 @@ class StorageClient:
             "Content-Type": "application/octet-stream",
         }, stream_length=size)
         try:
+            if self._pool is not None and isinstance(body, bytes):
+                answer = await self._pool.request("PUT", address, path, headers, body,
+                                                  timeout=_seconds(self._timeout))
+                raise_for_error_body(answer.status, answer.body)
+                return json.loads(answer.body)
             data = body if isinstance(body, (bytes, bytearray, memoryview)) else counted()
             async with self._session.put(self._url(address, path), data=data, headers=headers,
                                          timeout=self._timeout, ssl=self._ssl, expect100=data is not body) as resp:
@@ -159,6 +194,16 @@ class StorageClient:
         if start is not None or end is not None:
             # "bytes=-n" would mean the last n bytes: an open start is byte 0 here.
             extra["Range"] = f"bytes={0 if start is None else start}-{'' if end is None else end}"
+        if self._pool is not None and start is not None and end is not None and end - start < SMALL_READ:
+            timeout = self._timeout if patient else self._read_timeout
+            try:
+                answer = await self._pool.request("GET", address, path, self._sign(address, "GET", path, extra),
+                                                  timeout=float(timeout.sock_read or 30.0))
+            except _CONN_ERRORS as exc:
+                raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
+            raise_for_error_body(answer.status, answer.body)
+            yield HeldBlob(answer.status, answer.headers, answer.body)
+            return
         try:
             resp = await self._session.get(self._url(address, path), headers=self._sign(address, "GET", path, extra),
                                            timeout=self._timeout if patient else self._read_timeout, ssl=self._ssl)
@@ -182,6 +227,11 @@ class StorageClient:
         if data is not None:
             headers["Content-Type"] = "application/json"
         try:
+            if self._pool is not None:
+                answer = await self._pool.request(method, address, path_qs, headers, data,
+                                                  timeout=_seconds(timeout or self._timeout))
+                raise_for_error_body(answer.status, answer.body)
+                return answer.status, (json.loads(answer.body) if answer.body else answer.headers)
             async with self._session.request(method, self._url(address, path_qs), ssl=self._ssl, data=data,
                                              headers=headers, timeout=timeout or self._timeout) as resp:
                 raw = await resp.read()

@@ -2,7 +2,9 @@
 
 Design: one append-only file, ``manifests.log`` in the node's data dir, of lines
 ``<crc32 hex> <json manifest>``; each append is written and fsynced
-(:mod:`objstore.durable_io`) before it is acknowledged, and the whole table is loaded at
+(:mod:`objstore.durable_io`) before it is acknowledged. Concurrent appends are grouped:
+while one batch is written and fsynced (in a worker thread), the manifests arriving meanwhile
+queue up and form the next batch, so one fsync serves them all. The whole table is loaded at
 start-up (lines whose checksum fails, a torn tail, are skipped). When the file holds more
 than twice as many lines as the table plus ``COMPACT_SLACK``, it is rewritten from the
 table (``atomic_write``).
@@ -53,6 +55,12 @@ def _parse(line: bytes) -> CommitManifest | None:
         return None
 
 
+def _retrieve(fut: asyncio.Future) -> None:
+    """Mark a failure as seen: its caller may have gone away (the batch still finished)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class ManifestStore:
     def __init__(self, data_dir: str, *, per_key: int = PER_KEY, max_keys: int = MAX_KEYS) -> None:
         self.path = os.path.join(os.path.abspath(data_dir), FILE_NAME)
@@ -60,8 +68,11 @@ class ManifestStore:
         self.max_keys = max_keys
         self._table: OrderedDict[tuple[str, str], list[CommitManifest]] = OrderedDict()
         self._lines = 0
+        self._kept = 0  # manifests in the table (sum of the per-key lists' lengths)
         self._fd = -1
         self._lock = threading.Lock()  # one append (and compaction) at a time
+        self._queue: list[tuple[CommitManifest, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def open(self) -> None:
         """Load the file (creating it); raises OSError."""
@@ -97,29 +108,67 @@ class ManifestStore:
 
     def _remember(self, m: CommitManifest) -> None:
         k = (m.bucket, m.key)
-        kept = [x for x in self._table.pop(k, []) if x.commit_index != m.commit_index]
+        old = self._table.pop(k, [])
+        kept = [x for x in old if x.commit_index != m.commit_index]
         kept.append(m)
         kept.sort(key=lambda x: x.commit_index, reverse=True)
-        self._table[k] = kept[: self.per_key]
+        kept = kept[: self.per_key]
+        self._table[k] = kept
+        self._kept += len(kept) - len(old)
         while len(self._table) > self.max_keys:
-            self._table.popitem(last=False)
+            self._kept -= len(self._table.popitem(last=False)[1])
 
     def put_sync(self, m: CommitManifest) -> bool:
         """Store ``m`` durably; returns whether it was new. Raises OSError (not stored)."""
+        return self.put_batch_sync([m])[0]
+
+    def put_batch_sync(self, batch: list[CommitManifest]) -> list[bool]:
+        """Store every manifest of ``batch`` durably with one write and one fsync; whether each
+        was new, in order. Raises OSError (none of them stored)."""
         with self._lock:
-            if not self._accepts(m):
-                return False
-            write_all(self._fd, _line(m))
+            new: list[bool] = []
+            chosen: set[tuple[str, str, int]] = set()
+            for m in batch:
+                ident = (m.bucket, m.key, m.commit_index)
+                new.append(ident not in chosen and self._accepts(m))
+                if new[-1]:
+                    chosen.add(ident)
+            fresh = [m for m, ok in zip(batch, new) if ok]
+            if not fresh:
+                return new
+            write_all(self._fd, b"".join(_line(m) for m in fresh))
             os.fsync(self._fd)
-            self._lines += 1
-            self._remember(m)
-            if self._lines > 2 * sum(len(v) for v in self._table.values()) + COMPACT_SLACK:
+            self._lines += len(fresh)
+            for m in fresh:
+                self._remember(m)
+            if self._lines > 2 * self._kept + COMPACT_SLACK:
                 self._compact()
-            return True
+            return new
 
     async def put(self, m: CommitManifest) -> bool:
-        """:meth:`put_sync` off the event loop."""
-        return await asyncio.to_thread(self.put_sync, m)
+        """Store ``m`` durably, grouped with the manifests stored concurrently (one fsync per
+        batch, off the event loop); whether it was new. Raises OSError (not stored)."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_retrieve)
+        self._queue.append((m, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_queued(), name="manifest-commit")
+        # Shielded: a caller that goes away must not cancel the batch others share.
+        return await asyncio.shield(fut)
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                outcome = await asyncio.to_thread(self.put_batch_sync, [m for m, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the failure
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), ok in zip(batch, outcome):
+                if not fut.done():
+                    fut.set_result(ok)
 
     def put_many_sync(self, manifests: list[CommitManifest]) -> int:
         """Store ``manifests`` durably with one write and one fsync; returns how many were
@@ -156,6 +205,7 @@ class ManifestStore:
 
     def _compact(self) -> None:
         data = b"".join(_line(m) for kept in self._table.values() for m in reversed(kept))
+        self._kept = sum(len(kept) for kept in self._table.values())
         atomic_write(self.path, data)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, FILE_MODE)

@@ -84,18 +84,21 @@ class BlobRead:
         self._last_block = end // entry.header.block_size if self.length > 0 else -1
         self._first: bytes | None = None
 
-    async def _prime(self) -> None:
-        """Verify the header and read the first chunk (before any response is started)."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, verify_header, self._fd, self.entry)
-        self._first = await self._read_next() if self.length > 0 else b""
-
-    async def _read_next(self) -> bytes:
+    def _take_group(self) -> tuple[int, int]:
         first = self._next_block
         last = min(self._last_block, first + self._group - 1)
         self._next_block = last + 1
+        return first, last
+
+    def _prime_sync(self) -> None:
+        """Verify the header and read the first chunk (before any response is started)."""
+        verify_header(self._fd, self.entry)
+        self._first = read_blocks(self._fd, self.entry, *self._take_group(), self.start, self.end) \
+            if self.length > 0 else b""
+
+    async def _read_next(self) -> bytes:
         return await asyncio.get_running_loop().run_in_executor(
-            self._pool, read_blocks, self._fd, self.entry, first, last, self.start, self.end
+            self._pool, read_blocks, self._fd, self.entry, *self._take_group(), self.start, self.end
         )
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -128,18 +131,34 @@ async def open_blob_read(entry: Entry, start: int | None, end: int | None, segme
     if size == 0 and (start is not None or end is not None):
         raise InvalidRange("range not satisfiable for an empty blob", ActualObjectSize=0)
     s, e = resolve_range(size, start, end) if size else (0, -1)
-    loop = asyncio.get_running_loop()
     rel = entry.location.file
     if entry.in_own_file:
-        fd = await loop.run_in_executor(pool, os.open, os.path.join(data_dir, rel), os.O_RDONLY)
+        path = os.path.join(data_dir, rel)
+        acquire: Callable[[], int] = lambda: os.open(path, os.O_RDONLY)  # noqa: E731
         release: Callable[[int], None] = os.close
     else:
-        fd = await loop.run_in_executor(pool, segments.readers.acquire, rel)
+        acquire = functools.partial(segments.readers.acquire, rel)
         release = functools.partial(segments.readers.release, rel)
-    read = BlobRead(entry, s, e, fd, release, pool)
+
+    def open_and_prime() -> BlobRead:
+        # One trip to the IO pool for opening, the header check and the first chunk: a small
+        # read is then served without going back to it.
+        read = BlobRead(entry, s, e, acquire(), release, pool)
+        try:
+            read._prime_sync()
+        except BaseException:
+            read.close()
+            raise
+        return read
+
+    fut = asyncio.get_running_loop().run_in_executor(pool, open_and_prime)
     try:
-        await read._prime()
-    except BaseException:
-        read.close()
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        fut.add_done_callback(_close_opened)  # the caller went away: release what it opened
         raise
-    return read
+
+
+def _close_opened(fut: asyncio.Future) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        fut.result().close()

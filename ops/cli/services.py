@@ -21,6 +21,7 @@ import objstore.node.cli_args
 from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_ENV, add_flag_table, flag_table_argv
 from metadata.liveness import heartbeat_interval
 from objstore.cluster.launcher import UpOptions, run_up
+from objstore.eventloop import install_fast_loop
 from objstore.logs import add_log_arguments, configure_from_args
 from ops.cli.metadata_admin import COMMANDS as METADATA_ADMIN
 
@@ -113,6 +114,7 @@ def add_service_parsers(sub: Any) -> None:
 
         def run(args: argparse.Namespace, flags: Any = flags, entry: Any = entry, name: str = name) -> int:
             configure_from_args(name, args)
+            install_fast_loop()
             entry(flags.config_from_args(args))
             return 0
 

@@ -117,3 +117,25 @@ def test_a_batch_is_stored_with_one_write_and_pages_walk_every_key_in_order(tmp_
     reopened.open()
     assert reopened.get("b", "k1") == store.get("b", "k1")
     reopened.close()
+
+
+async def test_concurrent_manifests_share_one_fsync_and_are_all_durable(tmp_path, monkeypatch):
+    import asyncio
+    import os
+
+    import objstore.node.manifests as manifests_module
+
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(manifests_module.os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    store = ManifestStore(str(tmp_path), per_key=2)
+    store.open()
+    ms = [m(i, version(f"v{i}"), key=f"k{i % 10}") for i in range(1, 41)]
+    stored = await asyncio.gather(*(store.put(x) for x in ms), store.put(m(40, version("v40"), key="k0")))
+    assert stored[:40] == [True] * 40 and stored[40] is False  # the same manifest twice is stored once
+    assert len(fsyncs) < 40  # appends arriving together are made durable together
+    store.close()
+    again = ManifestStore(str(tmp_path), per_key=2)
+    again.open()
+    assert [x.commit_index for x in again.get("b", "k0")] == [40, 30]
+    assert len(again) == 10

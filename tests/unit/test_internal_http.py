@@ -1,0 +1,116 @@
+"""The pooled HTTP/1.1 client of the hot internal calls (objstore.internal_http), against a
+real aiohttp server on 127.0.0.1: connections reused, stale ones replaced, every framing
+read, failures closing their connection."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from aiohttp import web
+
+from objstore import internal_auth
+from objstore.internal_http import HttpPool, InternalHttpError
+
+
+async def echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    return web.json_response({"method": request.method, "path": request.path_qs, "len": len(body),
+                              "host": request.host, "x": request.headers.get("X-Thing", "")})
+
+
+async def chunked(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse()
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    for part in (b"ab", b"c" * 5000, b"d"):
+        await resp.write(part)
+    await resp.write_eof()
+    return resp
+
+
+async def closing(request: web.Request) -> web.Response:
+    return web.Response(body=b"bye", headers={"Connection": "close"})
+
+
+async def slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(5)
+    return web.Response(body=b"late")
+
+
+async def signed(request: web.Request) -> web.Response:
+    ok = internal_auth.verify_headers("s3cr3t", request.method, request.raw_path, request.headers,
+                                      target=request.host)
+    body = await request.read()
+    ok = ok and internal_auth.body_matches(request.headers.get(internal_auth.BODY_HEADER, ""),
+                                           request.content_length, body)
+    return web.Response(status=200 if ok else 403)
+
+
+@pytest.fixture
+async def server():
+    app = web.Application()
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/chunked", chunked)
+    app.router.add_get("/closing", closing)
+    app.router.add_get("/slow", slow)
+    app.router.add_put("/signed", signed)
+    runner = web.AppRunner(app, keepalive_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    yield f"127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_calls_reuse_one_connection_and_carry_headers_and_body(server):
+    pool = HttpPool()
+    for i in range(20):
+        a = await pool.request("POST", server, f"/echo?i={i}", {"X-Thing": "t"}, b"x" * i, timeout=5)
+        assert a.status == 200 and json.loads(a.body) == {"method": "POST", "path": f"/echo?i={i}", "len": i,
+                                                         "host": server, "x": "t"}
+    assert pool.opened == 1
+    await pool.close()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced(server):
+    pool = HttpPool()
+    assert (await pool.request("GET", server, "/echo", {}, timeout=5)).status == 200
+    await asyncio.sleep(1.2)  # past the server's keep-alive: it closed the connection
+    assert (await pool.request("GET", server, "/echo", {}, timeout=5)).status == 200
+    assert pool.opened == 2
+    await pool.close()
+
+
+async def test_chunked_and_connection_close_answers(server):
+    pool = HttpPool()
+    a = await pool.request("GET", server, "/chunked", {}, timeout=5)
+    assert a.body == b"ab" + b"c" * 5000 + b"d"
+    b = await pool.request("GET", server, "/closing", {}, timeout=5)
+    assert b.body == b"bye"
+    await pool.request("GET", server, "/echo", {}, timeout=5)
+    assert pool.opened == 2  # the chunked answer's connection was reused, the closed one not
+    await pool.close()
+
+
+async def test_a_timeout_closes_its_connection_and_unreachable_nodes_fail_cleanly(server):
+    pool = HttpPool()
+    with pytest.raises(asyncio.TimeoutError):
+        await pool.request("GET", server, "/slow", {}, timeout=0.3)
+    assert (await pool.request("GET", server, "/echo", {}, timeout=5)).status == 200
+    assert pool.opened == 2
+    with pytest.raises(InternalHttpError):
+        await pool.request("GET", "127.0.0.1:1", "/echo", {}, timeout=5)
+    await pool.close()
+
+
+async def test_signed_calls_verify_on_the_server(server):
+    pool = HttpPool()
+    body = b"{}"
+    hdrs = internal_auth.headers("s3cr3t", "PUT", "/signed", body=body, target=server,
+                                 extra={"X-Objstore-Bucket": "b", "Content-Length": "2"})
+    assert (await pool.request("PUT", server, "/signed", hdrs, body, timeout=5)).status == 200
+    forged = dict(hdrs, **{"X-Objstore-Bucket": "other"})
+    assert (await pool.request("PUT", server, "/signed", forged, body, timeout=5)).status == 403
+    await pool.close()
