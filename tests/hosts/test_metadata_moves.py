@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 def members(d: Deployment, host: str) -> dict[str, dict]:
     """``objstore metadata status --json`` from ``host`` (with its own config): member -> row."""
-    out = d.objstore(host, "metadata", "status", "--json", "--config", str(d.service("metadata", host).config))
+    out = d.objstore(host, "metadata", "status", "--json", "--config", str(d.service("metadata", host).config),
+                     timeout=90)
     rows = json.loads(out.stdout)["members"] if out.returncode in (0, 1) and out.stdout else []
     return {m["node_id"]: m for m in rows}
 
@@ -36,7 +37,8 @@ def test_a_member_moved_to_a_new_host_needs_no_edit_on_the_others(make_network, 
     try:
         d.start()
         old = d.service("metadata", "h3")
-        out = d.objstore("h1", "metadata", "remove", "m3", "--config", str(d.service("metadata", "h1").config))
+        out = d.objstore("h1", "metadata", "remove", "m3", "--config", str(d.service("metadata", "h1").config),
+                         timeout=90)
         assert out.returncode == 0, out.stderr
         d.stop_service(old)
         d.services.remove(old)
