@@ -11,7 +11,8 @@ Invariants:
   ``ServiceUnavailable``; a ``NotLeader`` answer redirects to ``extra["leader"]`` when it
   names one (remembered for later calls). When no node gives an answer before the
   deadline (no leader with a majority behind it) the call raises
-  :class:`~objstore.errors.ServiceUnavailable`. Errors that are answers (NoSuchBucket,
+  :class:`~objstore.errors.ServiceUnavailable`. Reads any member serves (listings at
+  ``one``) ask every member at once and take the first answer. Errors that are answers (NoSuchBucket,
   BucketAlreadyExists, AccessDenied, ...) are raised as they come, without retry.
 - Names and keys go in JSON bodies or as percent-encoded query values; the signed path is
   exactly the path sent.
@@ -137,21 +138,8 @@ class MetadataClient:
             if remaining <= 0:
                 raise ServiceUnavailable(f"no metadata leader answered within {self.deadline:g}s ({last})")
             addr = self.addresses[self._preferred]
-            url = URL(base_url(addr, self.tls) + path_qs, encoded=True)
-            headers = internal_auth.headers(self.secret, method, path_qs, body=data, target=addr)
-            if data is not None:
-                headers["Content-Type"] = "application/json"
             try:
-                seconds = min(self.attempt_timeout + wait, remaining)
-                if self._pool is not None:
-                    answer = await self._pool.request(method, addr, path_qs, headers, data, timeout=seconds)
-                    status, raw = answer.status, answer.body
-                else:
-                    async with self._http().request(method, url, data=data, headers=headers, ssl=request_ssl(self.tls),
-                                                     timeout=aiohttp.ClientTimeout(total=seconds)) as resp:
-                        status, raw = resp.status, await resp.read()
-                raise_for_error_body(status, raw)
-                return json.loads(raw)
+                return await self._attempt(addr, method, path_qs, data, min(self.attempt_timeout + wait, remaining))
             except NotLeader as err:
                 last = f"{addr}: not the leader"
                 leader = err.extra.get("leader")
@@ -171,6 +159,42 @@ class MetadataClient:
             if attempt % len(self.addresses) == 0:
                 pause = min(0.05 * 2 ** (attempt // len(self.addresses) - 1), 1.0)
                 await asyncio.sleep(min(pause, max(0.0, end - loop.time())))
+
+    async def _attempt(self, addr: str, method: str, path_qs: str, data: bytes | None, timeout: float) -> Any:
+        """One signed request to the member at ``addr``; its JSON answer or its error raised."""
+        url = URL(base_url(addr, self.tls) + path_qs, encoded=True)
+        headers = internal_auth.headers(self.secret, method, path_qs, body=data, target=addr)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self._pool is not None:
+            answer = await self._pool.request(method, addr, path_qs, headers, data, timeout=timeout)
+            status, raw = answer.status, answer.body
+        else:
+            async with self._http().request(method, url, data=data, headers=headers,
+                                             timeout=aiohttp.ClientTimeout(total=timeout),
+                                             ssl=request_ssl(self.tls)) as resp:
+                status, raw = resp.status, await resp.read()
+        raise_for_error_body(status, raw)
+        return json.loads(raw)
+
+    async def _first_answer(self, path: str, query: dict[str, Any]) -> Any:
+        """GET ``path`` from every known member at once, for a read any member serves from
+        its own state: the first answer (or error that is an answer) wins, so members cut off
+        or down cost nothing while one is reachable. ServiceUnavailable when none answers
+        within the deadline."""
+        path_qs = path_with_query(path, query)
+        tasks = [asyncio.ensure_future(self._attempt(a, "GET", path_qs, None, self.deadline)) for a in self.addresses]
+        failures: list[str] = []
+        try:
+            for done in asyncio.as_completed(tasks):
+                try:
+                    return await done
+                except (ServiceUnavailable, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    failures.append(f"{type(exc).__name__} {exc}")
+        finally:
+            for t in tasks:
+                t.cancel()
+        raise ServiceUnavailable(f"no metadata member answered within {self.deadline:g}s ({'; '.join(failures)})")
 
     async def _command(self, cmd: c.Command) -> Any:
         """Propose ``cmd`` with a session; returns its typed result or raises its error."""
@@ -310,11 +334,11 @@ class MetadataClient:
         self, bucket: str, prefix: str = "", delimiter: str | None = None,
         start_after: str | None = None, max_keys: int = 1000,
     ) -> tuple[ListResult, LocalRead]:
-        """:meth:`list_objects` answered by the first member reached, from its own state
-        (follower included; possibly stale), with which member it was and its indexes."""
+        """:meth:`list_objects` answered by the first member to answer (all are asked at once),
+        from its own state (follower included; possibly stale), with its indexes."""
         q = {"bucket": bucket, "prefix": prefix, "delimiter": delimiter, "start_after": start_after,
              "max_keys": max_keys, "local": 1}
-        d = await self._call("GET", "/v1/list", q)
+        d = await self._first_answer("/v1/list", q)
         return ListResult.from_dict(d), LocalRead.from_dict(d["local"])
 
     async def list_object_versions_local(
@@ -324,7 +348,7 @@ class MetadataClient:
         """:meth:`list_object_versions` from the first member reached (see :meth:`list_objects_local`)."""
         q = {"bucket": bucket, "prefix": prefix, "delimiter": delimiter, "key_marker": key_marker,
              "version_id_marker": version_id_marker, "max_keys": max_keys, "local": 1}
-        d = await self._call("GET", "/v1/versions", q)
+        d = await self._first_answer("/v1/versions", q)
         return VersionListResult.from_dict(d), LocalRead.from_dict(d["local"])
 
     # --- cluster map -----------------------------------------------------------------------

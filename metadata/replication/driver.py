@@ -131,14 +131,15 @@ class RaftReplicator:
     """A Raft member's replicated state machine (see the module docstring)."""
 
     def __init__(self, node_id: str, address: str, secret: str, opened: Opened, settings: RaftSettings,
-                 pinned: dict[str, str], rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None) -> None:
         self.id = node_id
         self.address = address
         self.settings = settings
         self.storage = opened.storage
         self.fsm: MetadataFSM = opened.fsm
-        self.addresses = {**opened.addresses, **pinned, node_id: address}
-        self._pinned = dict(pinned)
+        # Where each member listens: the Raft configuration's record (the address each was
+        # added at, from the log and snapshots), then ``--peers`` for ids it does not name.
+        self.addresses = {**opened.addresses, node_id: address}
         self.recovering_until = opened.recovering_until
         self.storage_notes = list(opened.notes)
         cfg = RaftConfig(node_id, election_ticks=settings.election_ticks, heartbeat_ticks=settings.heartbeat_ticks,
@@ -180,7 +181,7 @@ class RaftReplicator:
             await migrate_single_node(data_dir, node_id, peers[node_id], settings.segment_bytes)
         opened = await open_storage(data_dir, peers, join, settings.segment_bytes, only_copy=single)
         try:
-            rep = cls(node_id, address, secret, opened, settings, peers)
+            rep = cls(node_id, address, secret, opened, settings)
         except BaseException:
             await opened.storage.close()
             raise
@@ -302,8 +303,10 @@ class RaftReplicator:
         return dataclasses.replace(m, commit=last)
 
     def sender_address(self, frm: str, address: str) -> None:
-        """Where ``frm`` says it listens (authenticated traffic; ``--peers`` still win)."""
-        if frm != self.id and self.addresses.get(frm) != address and frm not in self._pinned:
+        """Where ``frm`` says it listens (authenticated traffic), kept only for a node whose
+        address is not known otherwise (a joining node learning of its peers): the address
+        a member was added at, recorded in the Raft configuration, wins."""
+        if frm != self.id and frm not in self.addresses:
             self.addresses[frm] = address
 
     def not_leader(self) -> errors.NotLeader:
@@ -403,7 +406,6 @@ class RaftReplicator:
     def _learn_addresses(self, found: dict[str, str]) -> None:
         if found:
             self.addresses.update(found)
-            self.addresses.update(self._pinned)
             self.addresses[self.id] = self.address
 
     # --- internals: the loop ----------------------------------------------------------------

@@ -252,7 +252,8 @@ async def open_storage(data_dir: Path, peers: dict[str, str], join: bool,
             page = storage.entries(lo, min(hi, lo + 1024))
             addresses.update(conf_addresses(page))
             lo = page[-1].index + 1
-        addresses.update(peers)
+        for nid, address in peers.items():  # the group's own record wins over a config file's list
+            addresses.setdefault(nid, address)
         for n in plan.notes:
             log.error("raft storage: %s", n)
         return Opened(storage, loaded.fsm if loaded else MetadataFSM(), addresses, plan.recovering_until,

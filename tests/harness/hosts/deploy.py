@@ -133,7 +133,7 @@ class Deployment:
         return added
 
     # --- processes --------------------------------------------------------------------------
-    def start(self, timeout: float = 90.0) -> "Deployment":
+    def start(self, timeout: float = 180.0) -> "Deployment":
         """Start every service at once (storage nodes and gateways retry until the metadata
         group has a leader), then wait until all are healthy and registered."""
         for role in ROLES:
