@@ -76,7 +76,6 @@ BUCKET_HEADER = "X-Objstore-Bucket"
 KEY_HEADER = "X-Objstore-Key"
 POLICY_HEADER = "X-Objstore-Policy"
 SIZE_HEADER = "X-Objstore-Size"
-PUT_CHUNK = 256 * 1024
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -129,9 +128,10 @@ async def _body(request: web.Request, metrics: Metrics) -> AsyncIterator[bytes]:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the interim answer is not part of the response
     try:
-        async for chunk in request.content.iter_chunked(PUT_CHUNK):
-            metrics.add_bytes_in(len(chunk))
-            yield chunk
+        async for chunk, _end_of_http_chunk in request.content.iter_chunks():  # as received: no joins
+            if chunk:
+                metrics.add_bytes_in(len(chunk))
+                yield chunk
     except (HttpProcessingError, ConnectionError) as exc:
         raise IncompleteBody(f"request body ended early: {exc}") from None
 
