@@ -273,7 +273,21 @@ def verify_block(stored: bytes | memoryview, index: int) -> memoryview:
     return data
 
 
-class BlockEncoder:
+class _DataHashed:
+    """The whole-data size and xxh64 of what a block writer was fed (``_hasher``)."""
+
+    _hasher: StreamHasher
+
+    @property
+    def size(self) -> int:
+        return self._hasher.size
+
+    @property
+    def data_xxh(self) -> int:
+        return self._hasher.intdigest()
+
+
+class BlockEncoder(_DataHashed):
     """Cuts a stream of chunks into checksummed blocks.
 
     ``feed`` returns the encoded bytes of every block completed so far; ``finish`` returns
@@ -285,14 +299,6 @@ class BlockEncoder:
         self._pending = bytearray()
         self._index = 0
         self._hasher = StreamHasher()
-
-    @property
-    def size(self) -> int:
-        return self._hasher.size
-
-    @property
-    def data_xxh(self) -> int:
-        return self._hasher.intdigest()
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> bytes:
         self._hasher.update(chunk)
@@ -330,7 +336,7 @@ def encode_blocks(data: bytes, block_size: int = DEFAULT_BLOCK_SIZE) -> tuple[by
     return enc.feed(data) + enc.finish(), enc.data_xxh
 
 
-class BlockFramer:
+class BlockFramer(_DataHashed):
     """Lays a stream of chunks out as stored blocks (``data | xxh64(data, seed=index)``)
     directly in one of two reusable buffers of ``blocks_per_buffer`` whole blocks each:
     every body byte is copied once, into the place it takes on disk, and the buffers are
@@ -353,14 +359,6 @@ class BlockFramer:
         self._in_block = 0  # data bytes of the block being filled
         self._index = 0
         self._hasher = StreamHasher()
-
-    @property
-    def size(self) -> int:
-        return self._hasher.size
-
-    @property
-    def data_xxh(self) -> int:
-        return self._hasher.intdigest()
 
     @property
     def full(self) -> bool:
