@@ -139,7 +139,7 @@ class BodyStream:
         while True:
             try:
                 async with asyncio.timeout(cfg.body_stall_seconds):
-                    data, end_of_http_chunk = await content.readchunk()  # as received: no joins
+                    data = await content.readany()  # what is buffered, in one piece; b"" at the end
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
@@ -147,8 +147,6 @@ class BodyStream:
             except Exception as exc:  # the client went away or sent a broken body
                 raise IncompleteBody() from exc
             if not data:
-                if end_of_http_chunk:
-                    continue
                 return
             total += len(data)
             elapsed = loop.time() - start

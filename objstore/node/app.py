@@ -128,10 +128,9 @@ async def _body(request: web.Request, metrics: Metrics) -> AsyncIterator[bytes]:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the interim answer is not part of the response
     try:
-        async for chunk, _end_of_http_chunk in request.content.iter_chunks():  # as received: no joins
-            if chunk:
-                metrics.add_bytes_in(len(chunk))
-                yield chunk
+        async for chunk in request.content.iter_any():  # what is buffered, in one piece
+            metrics.add_bytes_in(len(chunk))
+            yield chunk
     except (HttpProcessingError, ConnectionError) as exc:
         raise IncompleteBody(f"request body ended early: {exc}") from None
 
