@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import hashlib
 from typing import AsyncIterator
 
@@ -39,7 +40,9 @@ from objstore.errors import (
 )
 
 READ_SIZE = 256 * 1024
-COALESCE = 128 * 1024
+COALESCE = 1024 * 1024  # bytes per chunk handed to the write path (fewer awaits per byte)
+THREAD_HASH_MIN = 64 * 1024  # chunks at least this long are hashed on a worker thread
+HASH_THREADS = 2
 STREAMING_MODES = ("streaming-signed", "streaming-signed-trailer", "streaming-unsigned-trailer")
 _DEFAULTS = GatewayConfig("", "", ())  # the slow-body limits of an app without a gateway context
 
@@ -115,10 +118,12 @@ class BodyStream:
     def etag(self) -> str:
         return self.md5.hexdigest()
 
-    def _account(self, piece: bytes) -> None:
+    def _count(self, piece: bytes) -> None:
         self.received += len(piece)
         if self.received > self.size:
             raise IncompleteBody("The body is longer than the declared content length.")
+
+    def _hash(self, piece: bytes) -> None:
         self.md5.update(piece)
         if self._sha256 is not None:
             self._sha256.update(piece)
@@ -133,7 +138,8 @@ class BodyStream:
         start, total = loop.time(), 0
         while True:
             try:
-                data = await asyncio.wait_for(content.read(READ_SIZE), cfg.body_stall_seconds)
+                async with asyncio.timeout(cfg.body_stall_seconds):
+                    data = await content.readany()  # what is buffered, in one piece; b"" at the end
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
@@ -178,23 +184,63 @@ class BodyStream:
                 raise BadDigest(f"The {alg.upper()} you specified did not match the calculated checksum.")
             self.checksum_values[alg] = got
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Payload chunks of about COALESCE bytes; the tail only after every check passed."""
-        pending: bytes | None = None
-        buf = bytearray()
+    async def _coalesced(self) -> AsyncIterator[bytes]:
+        """Payload pieces joined into chunks of at least COALESCE bytes (the last may be
+        shorter); a piece that is that long already is passed on as it is."""
+        parts: list[bytes] = []
+        held = 0
         async for piece in self._payload():
-            self._account(piece)
-            buf += piece
-            if len(buf) >= COALESCE:
-                if pending is not None:
-                    yield pending
-                pending = bytes(buf)
-                buf.clear()
+            if not parts and len(piece) >= COALESCE:
+                yield piece
+                continue
+            parts.append(piece)
+            held += len(piece)
+            if held >= COALESCE:
+                yield b"".join(parts)
+                parts, held = [], 0
+        if parts:
+            yield b"".join(parts)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Payload chunks of about COALESCE bytes; the tail only after every check passed.
+
+        A chunk's hashes (MD5, SHA-256, checksums) are computed on a worker thread
+        (``hashlib`` releases the GIL) while the event loop reads the next chunk and sends
+        the previous ones: one hashing job per body at a time, in body order. A chunk is
+        yielded once its successor arrived and so is never the tail; the tail is yielded
+        after every hash finished and ``_verify`` passed.
+        """
+        loop = asyncio.get_running_loop()
+        pending: bytes | None = None
+        hashing: asyncio.Future | None = None
+        async for chunk in self._coalesced():
+            self._count(chunk)
+            if hashing is not None:
+                await hashing
+            if len(chunk) >= THREAD_HASH_MIN:
+                hashing = loop.run_in_executor(_hash_pool(), self._hash, chunk)
+            else:
+                hashing = None
+                self._hash(chunk)
+            if pending is not None:
+                yield pending
+            pending = chunk
+        if hashing is not None:
+            await hashing
         self._verify()
         if pending is not None:
             yield pending
-        if buf:
-            yield bytes(buf)
+
+
+_HASH_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _hash_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The gateway's hashing threads (one job per body in flight; shared by all bodies)."""
+    global _HASH_POOL
+    if _HASH_POOL is None:
+        _HASH_POOL = concurrent.futures.ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="body-hash")
+    return _HASH_POOL
 
 
 async def read_xml_body(request: web.Request, auth: AuthContext, limit: int) -> bytes:

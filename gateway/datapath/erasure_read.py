@@ -16,6 +16,7 @@ Memory: one stripe's pieces (at most K x shard width) plus the open streams' buf
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from typing import AsyncIterator, Callable, Sequence
@@ -40,25 +41,48 @@ class _ShardFailed(Exception):
 
 
 class _ShardStream:
-    """An open GET of one shard blob's bytes, read in exact lengths."""
+    """An open GET of one shard blob's bytes, read in exact lengths.
+
+    Received chunks are kept as they are; ``read`` returns a view of one chunk when the
+    length lies inside it (no copy) and joins views otherwise (one copy)."""
 
     def __init__(self, shard: int, chunks: AsyncIterator[bytes]) -> None:
         self.shard = shard
         self._chunks = chunks
-        self._buf = bytearray()
+        self._held: collections.deque[memoryview] = collections.deque()
+        self._size = 0
 
-    async def read(self, n: int) -> bytes:
+    async def read(self, n: int) -> bytes | memoryview:
         try:
-            while len(self._buf) < n:
+            while self._size < n:
                 chunk = await self._chunks.__anext__()
-                self._buf += chunk
+                if chunk:
+                    self._held.append(memoryview(chunk))
+                    self._size += len(chunk)
         except StopAsyncIteration:
             raise _ShardFailed(self.shard, ServiceUnavailable("shard stream ended early")) from None
         except Exception as exc:  # noqa: BLE001 - any failure means: use another shard
             raise _ShardFailed(self.shard, exc) from None
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
-        return out
+        self._size -= n
+        head = self._held[0]
+        if len(head) >= n:
+            out = head[:n]
+            if len(head) == n:
+                self._held.popleft()
+            else:
+                self._held[0] = head[n:]
+            return out
+        parts = []
+        while n:
+            head = self._held[0]
+            if len(head) <= n:
+                parts.append(self._held.popleft())
+                n -= len(head)
+            else:
+                parts.append(head[:n])
+                self._held[0] = head[n:]
+                n = 0
+        return b"".join(parts)
 
 
 async def read_shards(
@@ -160,7 +184,8 @@ async def _open(stack: contextlib.AsyncExitStack, storage: StorageClient, topolo
     return {s.shard: s for s in opened}  # type: ignore[union-attr]
 
 
-async def _pieces(streams: dict[int, _ShardStream], read: StripeRead, degraded: bool) -> dict[int, bytes]:
+async def _pieces(streams: dict[int, _ShardStream], read: StripeRead,
+                  degraded: bool) -> dict[int, bytes | memoryview]:
     """This stripe's spans (healthy) or window columns of every open shard (degraded)."""
     if degraded:
         lo, hi = read.window
@@ -169,6 +194,8 @@ async def _pieces(streams: dict[int, _ShardStream], read: StripeRead, degraded: 
         wants = {s.shard: s.length for s in read.spans}
     got = await asyncio.gather(*(streams[i].read(n) for i, n in wants.items()), return_exceptions=True)
     _raise_first(got)
+    if degraded:  # decoded by zfec, which takes bytes
+        got = [bytes(g) for g in got]  # type: ignore[arg-type]
     return dict(zip(wants, got))  # type: ignore[arg-type]
 
 

@@ -35,19 +35,25 @@ def _decoder(k: int, n: int) -> zfec.Decoder:
     return zfec.Decoder(k, n)
 
 
-def split_data(data: Buffer, k: int) -> list[bytes]:
-    """``data``, zero-padded at its end, cut into K shards of ``max(1, ceil(len / K))`` bytes."""
+def split_data(data: Buffer, k: int, *, views: bool = False) -> list[bytes]:
+    """``data``, zero-padded at its end, cut into K shards of ``max(1, ceil(len / K))`` bytes.
+
+    With ``views`` the shards of unpadded data are memoryviews of ``data`` (no copy):
+    ``data`` must then not change while they are in use."""
     width = max(1, -(-len(data) // k))
     pad = k * width - len(data)
     view = memoryview(bytes(data) + bytes(pad)) if pad else memoryview(data)
+    if views:
+        return [view[j * width:(j + 1) * width] for j in range(k)]  # type: ignore[misc]
     return [bytes(view[j * width:(j + 1) * width]) for j in range(k)]
 
 
-def encode_stripe(data: Buffer, k: int, m: int) -> list[bytes]:
-    """The K+M shards of one stripe (see the module docstring)."""
+def encode_stripe(data: Buffer, k: int, m: int, *, views: bool = False) -> list[bytes]:
+    """The K+M shards of one stripe (see the module docstring); with ``views`` the data
+    shards are views of ``data`` (see ``split_data``)."""
     if k < 1 or m < 0:
         raise ValueError(f"need K >= 1 and M >= 0, got K={k} M={m}")
-    blocks = split_data(data, k)
+    blocks = split_data(data, k, views=views)
     if m == 0:
         return blocks
     parity = _encoder(k, k + m).encode(tuple(blocks), tuple(range(k, k + m)))

@@ -22,7 +22,8 @@ class StripeEncoder:
     """Feed body chunks of any size; get each complete stripe's shards (a list of K+M).
 
     ``feed`` is a generator: iterate it fully before the next ``feed``. Use one encoder
-    per object; after ``finish`` it is spent.
+    per object; after ``finish`` it is spent. Data shards may be views of the chunks fed
+    (no copy): a chunk must not change while its shards are in use (``bytes`` never do).
     """
 
     def __init__(self, layout: StripeLayout) -> None:
@@ -51,15 +52,15 @@ class StripeEncoder:
         pos = 0
         while pos < len(view):
             if not self._buf and len(view) - pos >= sb:  # a whole stripe inside the chunk
-                yield encode_stripe(view[pos:pos + sb], lay.k, lay.m)
+                yield encode_stripe(view[pos:pos + sb], lay.k, lay.m, views=True)  # body chunks never change
                 pos += sb
                 continue
             take = min(sb - len(self._buf), len(view) - pos)
             self._buf += view[pos:pos + take]
             pos += take
             if len(self._buf) == sb:
-                stripe, self._buf = self._buf, bytearray()
-                yield encode_stripe(stripe, lay.k, lay.m)
+                stripe, self._buf = self._buf, bytearray()  # a full stripe buffer is never reused
+                yield encode_stripe(stripe, lay.k, lay.m, views=True)
 
     def finish(self) -> list[bytes] | None:
         """The partial last stripe's shards, or None when the body ended on a stripe edge."""
@@ -100,7 +101,7 @@ def assemble_stripe(layout: StripeLayout, read: StripeRead, shards: Mapping[int,
     Raises NotEnoughShards/BadShards as ``decode_stripe`` does.
     """
     if all(s.shard in shards and len(shards[s.shard]) == s.length for s in read.spans):
-        return b"".join(bytes(shards[s.shard]) for s in read.spans)
+        return b"".join([shards[s.shard] for s in read.spans])  # join copies once; views welcome
     lo, hi = read.window
     if any(len(b) != hi - lo for b in shards.values()):
         raise BadShards(f"stripe {read.stripe}: pieces must be the spans or columns [{lo}, {hi})")

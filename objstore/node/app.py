@@ -80,7 +80,6 @@ BUCKET_HEADER = "X-Objstore-Bucket"
 KEY_HEADER = "X-Objstore-Key"
 POLICY_HEADER = "X-Objstore-Policy"
 SIZE_HEADER = "X-Objstore-Size"
-PUT_CHUNK = 256 * 1024
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -133,7 +132,7 @@ async def _body(request: web.Request, metrics: Metrics) -> AsyncIterator[bytes]:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the interim answer is not part of the response
     try:
-        async for chunk in request.content.iter_chunked(PUT_CHUNK):
+        async for chunk in request.content.iter_any():  # what is buffered, in one piece
             metrics.add_bytes_in(len(chunk))
             yield chunk
     except (HttpProcessingError, ConnectionError) as exc:

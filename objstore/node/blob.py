@@ -46,6 +46,7 @@ CHECKSUM_SIZE = 8
 _FIXED = struct.Struct("<4sHBBI")  # magic, version, kind, reserved, body_len
 _BODY = struct.Struct("<HQIQ")  # shard, size, block_size, created_us
 _FOOTER = struct.Struct("<4sQQQQ")  # magic, seq, size, data_xxh, header_xxh
+_U64_STRUCT = struct.Struct("<Q")  # a block checksum
 FIXED_SIZE = _FIXED.size
 FOOTER_SIZE = _FOOTER.size + CHECKSUM_SIZE
 MAX_HEADER_SIZE = FIXED_SIZE + _BODY.size + 4 * 2 + MAX_VERSION_ID + MAX_POLICY_BYTES + MAX_BUCKET_BYTES + MAX_KEY_BYTES + CHECKSUM_SIZE
@@ -272,7 +273,21 @@ def verify_block(stored: bytes | memoryview, index: int) -> memoryview:
     return data
 
 
-class BlockEncoder:
+class _DataHashed:
+    """The whole-data size and xxh64 of what a block writer was fed (``_hasher``)."""
+
+    _hasher: StreamHasher
+
+    @property
+    def size(self) -> int:
+        return self._hasher.size
+
+    @property
+    def data_xxh(self) -> int:
+        return self._hasher.intdigest()
+
+
+class BlockEncoder(_DataHashed):
     """Cuts a stream of chunks into checksummed blocks.
 
     ``feed`` returns the encoded bytes of every block completed so far; ``finish`` returns
@@ -284,14 +299,6 @@ class BlockEncoder:
         self._pending = bytearray()
         self._index = 0
         self._hasher = StreamHasher()
-
-    @property
-    def size(self) -> int:
-        return self._hasher.size
-
-    @property
-    def data_xxh(self) -> int:
-        return self._hasher.intdigest()
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> bytes:
         self._hasher.update(chunk)
@@ -327,3 +334,68 @@ def encode_blocks(data: bytes, block_size: int = DEFAULT_BLOCK_SIZE) -> tuple[by
     """All blocks of ``data`` and its whole-data xxh64."""
     enc = BlockEncoder(block_size)
     return enc.feed(data) + enc.finish(), enc.data_xxh
+
+
+class BlockFramer(_DataHashed):
+    """Lays a stream of chunks out as stored blocks (``data | xxh64(data, seed=index)``)
+    directly in one of two reusable buffers of ``blocks_per_buffer`` whole blocks each:
+    every body byte is copied once, into the place it takes on disk, and the buffers are
+    never reallocated (large blobs; ``BlockEncoder`` joins fresh bytes per block).
+
+    ``feed(view)`` copies as much of ``view`` as fits and returns how many bytes it took;
+    when ``full``, ``take()`` hands out the laid-out buffer and switches to the other one.
+    The caller must be done with a taken buffer before the next ``take()`` (the framer
+    then fills it again). ``finish()`` closes the partial last block and returns the
+    rest. ``size`` and ``data_xxh`` describe all data fed.
+    """
+
+    def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE, blocks_per_buffer: int = 16) -> None:
+        self.block_size = block_size
+        self._frame = block_size + CHECKSUM_SIZE
+        self._buffers = [bytearray(self._frame * blocks_per_buffer) for _ in range(2)]
+        self._buf = memoryview(self._buffers[0])
+        self._other = memoryview(self._buffers[1])
+        self._fill = 0  # bytes of the buffer laid out, checksums included
+        self._in_block = 0  # data bytes of the block being filled
+        self._index = 0
+        self._hasher = StreamHasher()
+
+    @property
+    def full(self) -> bool:
+        return self._fill == len(self._buf)
+
+    def feed(self, view: memoryview) -> int:
+        """Copy a prefix of ``view`` into the buffer (up to its end); returns its length."""
+        taken = 0
+        bs = self.block_size
+        while taken < len(view) and not self.full:
+            n = min(bs - self._in_block, len(view) - taken)
+            self._buf[self._fill:self._fill + n] = view[taken:taken + n]
+            self._fill += n
+            self._in_block += n
+            taken += n
+            if self._in_block == bs:
+                self._close_block()
+        if taken:
+            self._hasher.update(view[:taken])
+        return taken
+
+    def _close_block(self) -> None:
+        start = self._fill - self._in_block
+        _U64_STRUCT.pack_into(self._buf, self._fill, block_checksum(self._buf[start:self._fill], self._index))
+        self._fill += CHECKSUM_SIZE
+        self._index += 1
+        self._in_block = 0
+
+    def take(self) -> memoryview:
+        """The laid-out bytes of the current buffer; the framer goes on in the other one."""
+        out = self._buf[:self._fill]
+        self._buf, self._other = self._other, self._buf
+        self._fill = 0
+        return out
+
+    def finish(self) -> memoryview:
+        """Close the partial last block (if any) and take what is left."""
+        if self._in_block:
+            self._close_block()
+        return self.take()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import errno
 import fcntl
 import functools
@@ -54,7 +55,7 @@ from objstore.node.blob import (
     KIND_TOMBSTONE,
     BlobHeader,
     BlobId,
-    BlockEncoder,
+    BlockFramer,
     Footer,
     encode_blocks,
     record_length,
@@ -292,37 +293,50 @@ class BlobStore:
         return PutResult(header.size, hex64(dxxh), appended.seq)
 
     async def _put_large(self, header: BlobHeader, hbytes: bytes, chunks: AsyncIterable[bytes]) -> PutResult:
+        """Stream a large blob to a file of its own: each chunk is copied once, into a
+        ``BlockFramer`` buffer laid out as on disk; a full buffer is written on the IO pool
+        while the next one fills (two buffers, so memory is two ``write_buffer``s)."""
         loop = asyncio.get_running_loop()
         writer = await loop.run_in_executor(self._io_pool, BlobFileWriter, self.data_dir, header.version_id)
+        framer = BlockFramer(header.block_size, max(1, self.options.write_buffer // header.block_size))
+        writing: asyncio.Future = loop.run_in_executor(self._io_pool, writer.write, hbytes)
         handed_off = False
         try:
-            enc = BlockEncoder(header.block_size)
-            buf, buffered = [hbytes], len(hbytes)
             async for chunk in chunks:
-                if enc.size + len(chunk) > header.size:
+                if framer.size + len(chunk) > header.size:
                     raise InvalidArgument("body longer than its Content-Length")
-                out = enc.feed(chunk)
-                if out:
-                    buf.append(out)
-                    buffered += len(out)
-                if buffered >= self.options.write_buffer:
-                    await loop.run_in_executor(self._io_pool, writer.write, b"".join(buf))
-                    buf, buffered = [], 0
-            if enc.size != header.size:
-                raise IncompleteBody(f"got {enc.size} of {header.size} bytes")
-            buf.append(enc.finish())
+                view, pos = memoryview(chunk), 0
+                while pos < len(view):
+                    pos += framer.feed(view[pos:])
+                    if framer.full:
+                        await writing  # the buffer take() switches to is free again
+                        writing = loop.run_in_executor(self._io_pool, writer.write, framer.take())
+            if framer.size != header.size:
+                raise IncompleteBody(f"got {framer.size} of {header.size} bytes")
+            await writing
             handed_off = True
-            task = loop.create_task(self._commit_large(writer, header, hbytes, enc.data_xxh, b"".join(buf)))
+            task = loop.create_task(self._commit_large(writer, header, hbytes, framer.data_xxh,
+                                                       framer.finish()))
             self._bg.add(task)  # close() waits for it even if this caller goes away
             task.add_done_callback(self._bg.discard)
             return await asyncio.shield(task)
         except BaseException:
             if not handed_off:
-                writer.abort()  # close and unlink a temporary file: quick, and must run even when cancelled
+                # Close and unlink the temporary file (must run even when cancelled), once
+                # no write of it is running on the pool.
+                if not writing.done():
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait([writing])
+                if writing.done():
+                    if not writing.cancelled():
+                        writing.exception()  # retrieved: the error raised here is the one reported
+                    writer.abort()
+                else:
+                    writing.add_done_callback(lambda _f: writer.abort())
             raise
 
     async def _commit_large(self, writer: BlobFileWriter, header: BlobHeader, hbytes: bytes, dxxh: int,
-                            tail: bytes) -> PutResult:
+                            tail: bytes | memoryview) -> PutResult:
         hxxh = unpack_u64(hbytes, len(hbytes) - 8)
 
         def work() -> tuple[int, str, int]:

@@ -17,6 +17,7 @@ from objstore.node.blob import (
     BlobHeader,
     BlobId,
     BlockEncoder,
+    BlockFramer,
     Footer,
     block_span,
     blocks_for_range,
@@ -157,6 +158,28 @@ def test_streaming_encoder_matches_one_shot() -> None:
     assert out == want and enc.data_xxh == want_xxh and enc.size == len(data)
     assert unpack_u64(want, 1000) == block_checksum(data[:1000], 0)
     assert want[1000:1008] == pack_u64(block_checksum(data[:1000], 0))
+
+
+@pytest.mark.parametrize("size", [0, 1, 999, 1000, 1001, 2999, 3000, 3001, 10_000])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_block_framer_lays_out_what_the_one_shot_encoder_does(size: int, seed: int) -> None:
+    """Any chunking, buffers of 3 blocks reused: the bytes taken, in order, are the blocks."""
+    rng = random.Random(seed)
+    data = rng.randbytes(size)
+    want, want_xxh = encode_blocks(data, 1000)
+    framer = BlockFramer(1000, 3)
+    out = b""
+    pos = 0
+    while pos < len(data):
+        n = rng.randint(1, 2500)
+        view, done = memoryview(data[pos : pos + n]), 0
+        while done < len(view):
+            done += framer.feed(view[done:])
+            if framer.full:
+                out += bytes(framer.take())  # consumed before the next take reuses its buffer
+        pos += n
+    out += bytes(framer.finish())
+    assert out == want and framer.data_xxh == want_xxh and framer.size == len(data)
 
 
 def test_keys_are_arbitrary_utf8_up_to_1024_bytes() -> None:
