@@ -87,7 +87,8 @@ def test_multipart_upload_and_download_keep_the_gateway_small(cluster, size):
                     got_md5s.append(md5.hexdigest())
                     md5 = hashlib.md5()
         assert got == size and got_md5s == body.part_md5s
-        print(f"{size // MIB} MiB multipart: gateway RSS growth PUT {put_rss.growth_mib:.1f} MiB, GET {get_rss.growth_mib:.1f} MiB")
+        print(f"{size // MIB} MiB multipart: gateway RSS growth PUT {put_rss.growth_mib:.1f} MiB, "
+              f"GET {get_rss.growth_mib:.1f} MiB")
         assert put_rss.growth_mib < 100, f"the upload grew the gateway by {put_rss.growth_mib:.1f} MiB"
         assert get_rss.growth_mib < 100, f"the download grew the gateway by {get_rss.growth_mib:.1f} MiB"
     finally:
