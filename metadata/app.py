@@ -359,7 +359,9 @@ async def serve(cfg: MetadataConfig, stop: asyncio.Event | None = None) -> None:
                                  "S3 secret keys, metadata and Raft messages")
     if warning:
         log.warning("%s", warning)
-    runner = web.AppRunner(create_app(cfg), access_log=None)
+    # In-flight requests get 2 s on shutdown (as a storage node's): a gateway's long poll of
+    # the cluster map may otherwise hold the stop for up to its 10 s.
+    runner = web.AppRunner(create_app(cfg), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, cfg.host, cfg.port, ssl_context=ssl_context)

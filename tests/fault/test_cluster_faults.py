@@ -41,13 +41,13 @@ def test_restart_keeps_every_object(tmp_path):
     data = tmp_path / "data"
     objects = {f"k/{i}": os.urandom(i * 7919 % 200_000) for i in range(40)}
     port = None
-    with LocalCluster(data) as cluster:
+    with LocalCluster(data, storage_nodes=3) as cluster:  # three metadata nodes: the Raft group restarts
         port = cluster.s3_port
         s3 = make_s3(cluster)
         s3.create_bucket(Bucket="keep")
         for k, v in objects.items():
             s3.put_object(Bucket="keep", Key=k, Body=v)
-    with LocalCluster(data, s3_port=port) as cluster:
+    with LocalCluster(data, storage_nodes=3, s3_port=port) as cluster:
         s3 = make_s3(cluster)
         for k, v in objects.items():
             got = s3.get_object(Bucket="keep", Key=k)["Body"].read()
@@ -55,19 +55,19 @@ def test_restart_keeps_every_object(tmp_path):
         assert {o["Key"] for o in s3.list_objects_v2(Bucket="keep")["Contents"]} == set(objects)
 
 
-def test_second_up_on_same_data_dir_is_refused(tmp_path):
-    with LocalCluster(tmp_path / "data") as cluster:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        r = subprocess.run(
-            [sys.executable, "-m", "ops.cli", "up", "--data-dir", str(cluster.data_dir), "--s3-port", str(port)],
-            capture_output=True, text=True, timeout=30,
-        )
-        assert r.returncode != 0
-        assert "in use" in r.stderr
-        # The running cluster is unharmed.
-        s3 = make_s3(cluster)
-        name = f"still-{uuid.uuid4().hex[:6]}"
-        s3.create_bucket(Bucket=name)
-        s3.delete_bucket(Bucket=name)
+def test_second_up_on_same_data_dir_is_refused(cluster):
+    """Against the session's running cluster (left as it was)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "up", "--data-dir", str(cluster.data_dir), "--s3-port", str(port)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert r.returncode != 0
+    assert "in use" in r.stderr
+    # The running cluster is unharmed.
+    s3 = make_s3(cluster)
+    name = f"still-{uuid.uuid4().hex[:6]}"
+    s3.create_bucket(Bucket=name)
+    s3.delete_bucket(Bucket=name)

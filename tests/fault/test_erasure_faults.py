@@ -19,7 +19,8 @@ from tests.integration.conftest import make_s3
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("killed", [("s1", "s4"), ("s2", "s6")])  # one zone's nodes; two zones' nodes
+# One zone's nodes; two zones' nodes (slow: the same loss of two shards of six).
+@pytest.mark.parametrize("killed", [("s1", "s4"), pytest.param(("s2", "s6"), marks=pytest.mark.slow)])
 def test_two_storage_nodes_sigkilled_lose_nothing(tmp_path, killed):
     with LocalCluster(tmp_path / "data", extra_args=("--default-policy", "ec:4+2")) as cluster:
         s3 = make_s3(cluster)

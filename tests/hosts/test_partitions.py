@@ -15,7 +15,8 @@ bandwidth limits, heals) runs while
 - writers put write-once objects of 1 KB-1.5 MB: after healing, every acknowledged one must
   read back byte-identical through each gateway (objects lost must be 0).
 
-Environment: ``HOSTS_SEEDS`` (default ``1,2``: a list ``3,7`` or a range ``1-10``),
+Environment: ``HOSTS_SEEDS`` (default ``1,2``: a list ``3,7`` or a range ``1-10``; the
+first seed runs by default, the others are ``slow``),
 ``HOSTS_SECONDS`` (default 6: seconds of nemesis per seed, at least one fault of each kind);
 the ``slow`` test runs ``HOSTS_SLOW_SEEDS`` (default ``1-10``) of ``HOSTS_SLOW_SECONDS`` (40).
 """
@@ -243,7 +244,12 @@ def run_seed(d: Deployment, seed: int, seconds: float, hold: tuple[float, float]
     assert set(player.injected) == set(KINDS), player.injected
 
 
-@pytest.mark.parametrize("seed", _seeds("HOSTS_SEEDS", "1,2"))
+def _first_by_default(seeds: list[int]) -> list:
+    """The first seed in the default run; the others marked ``slow``."""
+    return [s if i == 0 else pytest.param(s, marks=pytest.mark.slow) for i, s in enumerate(seeds)]
+
+
+@pytest.mark.parametrize("seed", _first_by_default(_seeds("HOSTS_SEEDS", "1,2")))
 def test_strong_histories_stay_linearizable_and_nothing_acknowledged_is_lost(cluster, seed):
     # Short holds: six faults, one of each kind, in about ten seconds.
     run_seed(cluster, seed, float(os.environ.get("HOSTS_SECONDS", "6")), hold=(0.8, 1.6), gap=(0.3, 0.6))
