@@ -111,7 +111,9 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=30),
+            # A fresh connection per streamed blob call: reused connections were seen failing at once
+            # with a socket read timeout (see docs/architecture.md, CPU budget per small request).
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, force_close=True),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=3),
             trace_configs=[metrics.trace_config()],
         )
