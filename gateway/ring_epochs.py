@@ -10,34 +10,43 @@ may hold none of its newest manifests (a new node holds nothing; a node that was
 holds an older one), so R answers from the new owners alone can serve a stale version.
 
 The rule:
-- :class:`RingEpochs` keeps the current ring and the rings it replaced that are not yet
-  *handed over* (newest first; at most ``MAX_KEPT``). Rings are told apart by what
-  placement depends on: node ids, zones and weights (:func:`signature`); a map change
-  that keeps them (a node down or up) is not a new epoch.
+- The metadata service keeps the rings not yet *handed over* in the cluster map
+  (``ClusterMap.kept_rings``, newest first, at most 8; ``ring_epoch``: the epoch the
+  current ring came into effect at; :mod:`metadata.fsm.machine`), so every gateway, one
+  started during a rebalance included, consults the same rings. Rings are told apart by
+  what placement depends on: node ids, zones and weights (``placement_of``); a map change
+  that keeps them (a node down or up) is not a new ring.
 - A manifest write waits for W stores among the owners under *each* kept ring (a node
   owning the key under two rings counts for both); a ``quorum`` read waits for R answers
   among the owners under each kept ring and serves the highest commit index among all.
   So whichever kept ring a write was acknowledged under, every later read intersects it.
+- Each manifest store names the ring epoch it was placed by; a node refuses one placed by
+  a ring older than its *fence* (:mod:`objstore.node.manifests`), and a gateway whose
+  commit reported a newer map epoch than its own adopts that map before placing the
+  manifest (:func:`gateway.datapath.manifests.publish`); on a refusal it adopts the newer
+  map and places the manifest again, never acknowledging a write placed by a ring already
+  handed over.
 - Hand-over (:func:`hand_over_once`, run every second by :func:`hand_over_forever` while a
   ring is kept; it waits for this gateway's manifest writes that picked their owners
-  before the ring changed): every node of the kept old rings that still holds data in the map is
-  walked page by page (``GET /manifests/page``), and each key's manifests are stored on
-  its owners under the current ring (``PUT /manifests/batch``), at least W of them (the
-  bucket's manifest write quorum) counting the walked node itself; a node walked to the
-  end is not walked again until the ring changes again. A key's newest
-  acknowledged manifest is on W of its old owners, and every one of them is walked, so
-  after a complete pass it is on W of its current owners: the old rings are dropped. A
-  pass that cannot reach a node, or stores too few copies, keeps them and runs again; a
-  ring change in the middle of a pass starts it again. Nodes ``out`` or ``removed`` in
-  the map are not walked (what only they held is gone with them).
+  before the ring changed): every node of the kept old rings that still holds data in the
+  map is walked page by page (``GET /manifests/page``), the first page raising the node's
+  fence to the current ring epoch, and each key's manifests are stored on its owners
+  under the current ring (``PUT /manifests/batch``), at least W of them (the bucket's
+  manifest write quorum) counting the walked node itself; a node walked to the end is not
+  walked again until the ring changes again. A key's newest acknowledged manifest is on W
+  of its old owners, and every one of them is walked after its fence rose, so after a
+  complete pass it is on W of its current owners: the gateway then commits
+  ``HandOverRings(ring_epoch)`` through Raft and every gateway drops the old rings with the
+  next map. A pass that cannot reach a node, or stores too few copies, keeps them and runs
+  again; a ring change in the middle of a pass starts it again. Nodes ``out`` or
+  ``removed`` in the map are not walked (what only they held is gone with them). Several
+  gateways may run passes at once: each is complete on its own, the second command
+  changes nothing.
 - Until then reads need R answers under every kept ring: with an old owner that never
   answers (down, not yet removed) a read can still be served from the others as long as
   R answer among each ring's owners.
 
-Limits, documented in docs/architecture.md: the kept rings live in the gateway's memory.
-A gateway started during a rebalance knows only the current ring, and a second gateway
-that has not yet adopted the new map (about a second) writes by the old ring only; a
-pass that already walked that key misses its write until the next ring change.
+docs/architecture.md ("Consistency") walks through the races this closes.
 """
 from __future__ import annotations
 
@@ -46,10 +55,10 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from objstore.errors import NoSuchBucket, ObjstoreError
+from objstore.errors import NoSuchBucket, ObjstoreError, ServiceUnavailable
 from objstore.manifest import CommitManifest, manifest_replicas, manifest_write_quorum
-from objstore.ring import Ring
-from objstore.types import HOLDING_STATES, Policy
+from objstore.ring import Ring, build_ring
+from objstore.types import HOLDING_STATES, ClusterMap, KeptRing, NodeInfo, Policy
 
 if TYPE_CHECKING:
     from gateway.context import GatewayContext
@@ -57,57 +66,53 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_KEPT = 8  # old rings kept at most (the oldest is dropped with a warning past that)
 PAGE_KEYS = 500  # keys per page walked
 BATCH_BYTES = 256 * 1024  # manifest bytes per PUT /manifests/batch
 BATCH_MANIFESTS = 1024
 PASS_EVERY = 1.0  # seconds between hand-over passes while a ring is kept
 MAX_PASS_WAIT = 30.0  # at most this long between passes after failed ones
+CATCH_UP_TRIES = 3  # map fetches a write waits for before giving up (503)
 
 
-def signature(ring: Ring) -> tuple:
-    """What placement depends on: the ring's nodes, zones and weights."""
-    return tuple(sorted((n.node_id, n.zone, n.weight) for n in ring.nodes))
+def kept_ring(kept: KeptRing) -> Ring:
+    """The ring of a kept placement (only ids, zones and weights matter to placement)."""
+    return build_ring(ClusterMap(kept.epoch, tuple(NodeInfo(i, "", zone=z, weight=w) for i, z, w in kept.placement)))
 
 
 class RingEpochs:
-    """The current ring and the old rings not yet handed over (see the module docstring)."""
+    """The current ring and the old rings not yet handed over, as the gateway's cluster map
+    has them (see the module docstring)."""
 
-    def __init__(self, topology: "Topology", max_kept: int = MAX_KEPT) -> None:
+    def __init__(self, topology: "Topology") -> None:
         self._topology = topology
-        self.max_kept = max_kept
-        self._current: Ring | None = None
-        self._signature: tuple = ()
-        self._old: list[Ring] = []  # newest first
-        self.changes = 0  # ring changes seen
-        self._writing: dict[int, int] = {}  # ring changes seen when a manifest write began -> writes in flight
-        self.walked: set[str] = set()  # nodes handed over to the current ring since it changed
-        if topology is not None:  # (a context built without one, in tests, reads it on first use)
-            self._observe()
+        self._map: ClusterMap | None = None  # the map the rings below were read from
+        self._old: list[Ring] = []
+        self._built: dict[KeptRing, Ring] = {}
+        self._writing: dict[int, int] = {}  # ring epoch a manifest write began under -> writes in flight
+        self.walked: set[str] = set()  # nodes handed over to the current ring since it came into effect
+        self._walked_for = 0  # the ring epoch ``walked`` is about
+        self._refreshing: asyncio.Future | None = None
 
     def _observe(self) -> None:
-        ring = self._topology.ring
-        if ring is self._current:
+        cmap = self._topology.map
+        if cmap is self._map:
             return
-        sig = signature(ring)
-        if sig != self._signature:
-            if self._current is not None and self._signature:  # an empty ring (before the first map) owned nothing
-                self._old.insert(0, self._current)
-                self._old = [r for r in self._old if signature(r) != sig]
-                if len(self._old) > self.max_kept:
-                    log.warning("more than %d ring changes not yet handed over: the oldest ring is no longer "
-                                "consulted by quorum reads", self.max_kept)
-                    del self._old[self.max_kept:]
-            if self._current is not None:
-                self.changes += 1
-            self.walked = set()
-        self._current, self._signature = ring, sig
+        if self._map is None or cmap.kept_rings != self._map.kept_rings:
+            self._built = {k: self._built.get(k) or kept_ring(k) for k in cmap.kept_rings}
+            self._old = [self._built[k] for k in cmap.kept_rings]
+        if cmap.ring_epoch != self._walked_for:
+            self.walked, self._walked_for = set(), cmap.ring_epoch
+        self._map = cmap
 
     @property
     def current(self) -> Ring:
+        return self._topology.ring
+
+    @property
+    def ring_epoch(self) -> int:
+        """The epoch the current ring came into effect at (what manifest stores name)."""
         self._observe()
-        assert self._current is not None
-        return self._current
+        return self._topology.map.ring_epoch
 
     def old(self) -> list[Ring]:
         """The old rings not yet handed over, newest first."""
@@ -118,7 +123,7 @@ class RingEpochs:
         """The first ``n`` ring nodes of (bucket, key) under each kept ring, current first
         (the same nodes as a set before, in any order, are left out)."""
         sets: list[list[str]] = []
-        for ring in (self.current, *self._old):
+        for ring in (self.current, *self.old()):
             owners = ring.locate(bucket, key, n)
             if not any(set(owners) == set(s) for s in sets):
                 sets.append(owners)
@@ -126,9 +131,9 @@ class RingEpochs:
 
     def write_began(self) -> int:
         """A manifest write is about to pick its owners; pass the token to :meth:`write_ended`."""
-        self._observe()
-        self._writing[self.changes] = self._writing.get(self.changes, 0) + 1
-        return self.changes
+        epoch = self.ring_epoch
+        self._writing[epoch] = self._writing.get(epoch, 0) + 1
+        return epoch
 
     def write_ended(self, token: int) -> None:
         left = self._writing.get(token, 0) - 1
@@ -138,16 +143,35 @@ class RingEpochs:
             self._writing.pop(token, None)
 
     def older_writes_in_flight(self) -> bool:
-        """Whether a manifest write that picked its owners before the last ring change is
-        still running (a hand-over pass must not begin before it has finished: it may still
-        land on the old owners only)."""
-        self._observe()
-        return any(token < self.changes for token in self._writing)
+        """Whether a manifest write of this gateway that picked its owners before the
+        current ring came into effect is still running (a pass waits for it rather than have
+        the nodes' fences refuse it)."""
+        epoch = self.ring_epoch
+        return any(token < epoch for token in self._writing)
 
-    def handed_over(self, rings: list[Ring]) -> None:
-        """Every manifest the nodes of ``rings`` held is now on its current owners."""
-        done = {id(r) for r in rings}
-        self._old = [r for r in self._old if id(r) not in done]
+    async def catch_up(self, epoch: int = 0, ring_epoch: int = 0) -> None:
+        """Adopt a cluster map at least at ``epoch`` whose ring came into effect at least at
+        ``ring_epoch`` (fetched once for all the writes waiting). Raises ServiceUnavailable
+        when the metadata service does not give one."""
+        for _ in range(CATCH_UP_TRIES):
+            cmap = self._topology.map
+            if cmap.epoch >= epoch and cmap.ring_epoch >= ring_epoch:
+                return
+            if self._refreshing is None or self._refreshing.done():
+                self._refreshing = asyncio.ensure_future(self._topology.refresh())
+            try:
+                await asyncio.shield(self._refreshing)
+            except (ObjstoreError, OSError, asyncio.TimeoutError) as exc:
+                raise ServiceUnavailable(f"the cluster map could not be fetched: {exc}") from None
+        cmap = self._topology.map
+        if cmap.epoch < epoch or cmap.ring_epoch < ring_epoch:
+            raise ServiceUnavailable(f"the cluster map is at epoch {cmap.epoch} (ring {cmap.ring_epoch}); "
+                                     f"epoch {epoch} (ring {ring_epoch}) is needed")
+
+    def adopt(self, cmap: ClusterMap) -> None:
+        """Use ``cmap`` (the answer of a hand-over command) unless a newer map is in use."""
+        if cmap.epoch > self._topology.map.epoch:
+            self._topology.adopt(cmap)
 
 
 def quorum_met(sets: list[list[str]], nodes: set[str], need: int) -> bool:
@@ -160,7 +184,7 @@ def quorum_lost(sets: list[list[str]], failed: set[str], need: int) -> bool:
     return any(len(s) - len(failed.intersection(s)) < min(need, len(s)) for s in sets)
 
 
-async def _store(ctx: "GatewayContext", node_id: str, manifests: list[CommitManifest]) -> bool:
+async def _store(ctx: "GatewayContext", node_id: str, manifests: list[CommitManifest], ring_epoch: int) -> bool:
     node = ctx.topology.node(node_id)
     if node is None:
         return False
@@ -170,19 +194,19 @@ async def _store(ctx: "GatewayContext", node_id: str, manifests: list[CommitMani
         size = 0
         for m, n in zip(manifests, sizes):
             if batch and (size + n > BATCH_BYTES or len(batch) >= BATCH_MANIFESTS):
-                await ctx.storage.put_manifests(node.address, batch)
+                await ctx.storage.put_manifests(node.address, batch, ring_epoch=ring_epoch)
                 batch, size = [], 0
             batch.append(m)
             size += n
         if batch:
-            await ctx.storage.put_manifests(node.address, batch)
+            await ctx.storage.put_manifests(node.address, batch, ring_epoch=ring_epoch)
         return True
     except (ObjstoreError, OSError, asyncio.TimeoutError) as exc:
         log.info("manifest hand-over to %s failed: %s", node_id, exc)
         return False
 
 
-async def _hand_page(ctx: "GatewayContext", current: Ring, source: str,
+async def _hand_page(ctx: "GatewayContext", current: Ring, ring_epoch: int, source: str,
                      page: list[tuple[str, str, list[CommitManifest]]]) -> bool:
     """Store one page of ``source``'s manifests on their keys' current owners; whether
     every key reached its manifest write quorum there."""
@@ -200,38 +224,39 @@ async def _hand_page(ctx: "GatewayContext", current: Ring, source: str,
             if node_id != source:
                 to.setdefault(node_id, []).extend(manifests)
     targets = list(to)
-    results = await asyncio.gather(*(_store(ctx, n, to[n]) for n in targets))
+    results = await asyncio.gather(*(_store(ctx, n, to[n], ring_epoch) for n in targets))
     holding = {n for n, ok in zip(targets, results) if ok} | {source}
     return all(len(holding.intersection(owners)) >= need for owners, need in needs)
 
 
 async def hand_over_once(ctx: "GatewayContext", epochs: RingEpochs) -> bool:
     """One hand-over pass (see the module docstring); whether the old rings were dropped.
-    Raises ObjstoreError/OSError/TimeoutError when a node cannot be walked."""
+    Raises ObjstoreError/OSError/TimeoutError when a node cannot be walked or the
+    metadata service does not take the hand-over."""
     old = epochs.old()
     if not old:
         return True
     if epochs.older_writes_in_flight():
         return False  # they are bounded by the storage client's timeout: the next pass
-    changes, current = epochs.changes, epochs.current
+    target, current = epochs.ring_epoch, epochs.current
     sources = sorted({n.node_id for ring in old for n in ring.nodes})
     for node_id in sources:
         node = ctx.topology.node(node_id)
         if node is None or node.state not in HOLDING_STATES or node_id in epochs.walked:
             continue  # out or removed: what only it held is gone with it; or walked already
-        after = ("", "")
+        after, cursor = ("", ""), ""
         while True:
-            page = await ctx.storage.manifest_page(node.address, after, PAGE_KEYS)
-            if epochs.changes != changes:
+            page, cursor = await ctx.storage.manifest_page(node.address, after, PAGE_KEYS, cursor, fence=target)
+            if epochs.ring_epoch != target:
                 return False  # the ring changed again: the next pass hands over to the new one
-            if not await _hand_page(ctx, current, node_id, page):
+            if not await _hand_page(ctx, current, target, node_id, page):
                 return False
-            if len(page) < PAGE_KEYS:
+            if not cursor:
                 break
-            after = (page[-1][0], page[-1][1])
+            after = (page[-1][0], page[-1][1]) if page else after
         epochs.walked.add(node_id)
-    epochs.handed_over(old)
-    log.info("manifests handed over to the current ring; %d old ring(s) dropped", len(old))
+    epochs.adopt(await ctx.meta.hand_over_rings(target))
+    log.info("manifests handed over to the ring of epoch %d; %d old ring(s) dropped", target, len(old))
     return True
 
 

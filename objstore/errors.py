@@ -275,6 +275,15 @@ class NotLeader(ObjstoreError):
     code, status, default_message = "NotLeader", 503, "This metadata node is not the leader."
 
 
+class StaleRingEpoch(ObjstoreError):
+    """A storage node refused a commit manifest placed by a ring older than the one its
+    manifests were handed over to (:mod:`gateway.ring_epochs`): the writer must adopt the
+    newer cluster map and place the manifest again."""
+
+    code, status = "StaleRingEpoch", 409
+    default_message = "The manifest was placed by a ring this node's manifests were already handed over from."
+
+
 def _all_subclasses(cls: type) -> list[type]:
     out = []
     for sub in cls.__subclasses__():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from objstore.errors import InvalidArgument
 
@@ -55,12 +55,43 @@ class NodeInfo:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
 
+Placement = tuple[tuple[str, str, float], ...]  # (node id, zone, weight) of each ring node, by id
+
+
+def placement_of(nodes: "Iterable[NodeInfo]") -> Placement:
+    """What a ring's placement depends on: the id, zone and weight of each node in
+    ``RING_STATES`` with a positive weight, sorted by id (:class:`objstore.ring.Ring`
+    takes exactly these nodes)."""
+    return tuple(sorted((n.node_id, n.zone, float(n.weight)) for n in nodes if n.state in RING_STATES and n.weight > 0))
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRing:
+    """A ring replaced while manifests may sit on its owners, not yet handed over to a
+    newer ring (:mod:`gateway.ring_epochs`): the map epoch it came into effect at and its
+    placement."""
+
+    epoch: int
+    placement: Placement
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "nodes": [list(n) for n in self.placement]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "KeptRing":
+        return cls(int(d["epoch"]), tuple((str(i), str(z), float(w)) for i, z, w in d["nodes"]))
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterMap:
-    """The storage nodes and an epoch that increases on every change."""
+    """The storage nodes and an epoch that increases on every change. ``ring_epoch``: the
+    epoch the current ring (its placement) came into effect at; ``kept_rings``: the rings it
+    replaced that are not yet handed over, newest first."""
 
     epoch: int
     nodes: tuple[NodeInfo, ...]
+    ring_epoch: int = 0
+    kept_rings: tuple[KeptRing, ...] = ()
 
     def node(self, node_id: str) -> NodeInfo | None:
         for n in self.nodes:
@@ -69,11 +100,14 @@ class ClusterMap:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "nodes": [n.to_dict() for n in self.nodes]}
+        return {"epoch": self.epoch, "nodes": [n.to_dict() for n in self.nodes], "ring_epoch": self.ring_epoch,
+                "kept_rings": [r.to_dict() for r in self.kept_rings]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ClusterMap":
-        return cls(epoch=d["epoch"], nodes=tuple(NodeInfo.from_dict(n) for n in d["nodes"]))
+        return cls(epoch=d["epoch"], nodes=tuple(NodeInfo.from_dict(n) for n in d["nodes"]),
+                   ring_epoch=int(d.get("ring_epoch", 0)),
+                   kept_rings=tuple(KeptRing.from_dict(r) for r in d.get("kept_rings", ())))
 
 
 _POLICY_RE = re.compile(r"^(?:replica:(\d+)|ec:(\d+)\+(\d+))$")

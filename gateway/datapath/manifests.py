@@ -10,12 +10,19 @@ Writing (:func:`publish`): after the metadata service committed a write or delet
 index ``c`` and before the client is answered, the manifest goes to every replica; the
 answer waits for ``manifest_write_quorum`` of them among each epoch's owners (the others
 finish in the background). Fewer is a 503: the write committed but cannot be promised to
-quorum readers, so the client must treat it as ambiguous.
+quorum readers, so the client must treat it as ambiguous. Each store names the ring epoch
+it was placed by. When the commit reported a newer cluster-map epoch than the gateway's,
+the gateway adopts that map first; when a node refuses the store because its manifests
+were handed over to a newer ring (StaleRingEpoch), the gateway adopts the newer map and
+places the manifest again under its rings (at most ``PLACEMENTS`` times).
 
 Reading at ``quorum`` (:func:`gather`): every replica is asked at once; the read goes on
 as soon as R of each epoch's owners answered, taking the manifest with the highest commit
 index among the answers; the other requests finish in the background. Nodes that answered
-with an older one are sent the newest in the background (read repair).
+with an older one are sent the newest in the background (read repair). Each request names
+the gateway's ring epoch; a node whose manifests were handed over to a newer ring refuses
+it, and the gateway adopts the newer map and asks again (a gateway behind the map never
+reads by a ring already handed over).
 
 Reading at ``one`` (:func:`first`): one replica at a time (not suspected first), the next
 at once when it fails or has no manifest of the key, or when it is slower than
@@ -30,13 +37,14 @@ from typing import Callable
 
 from gateway.context import GatewayContext
 from gateway.ring_epochs import quorum_lost, quorum_met
-from objstore.errors import ObjstoreError, ServiceUnavailable
+from objstore.errors import ObjstoreError, ServiceUnavailable, StaleRingEpoch
 from objstore.manifest import CommitManifest, manifest_replicas, manifest_write_quorum, newest
 from objstore.types import ObjectVersion, Policy
 
 log = logging.getLogger(__name__)
 
 HEDGE_SECONDS = 0.5  # a ``one`` read asks the next owner when the one asked is this slow
+PLACEMENTS = 3  # a manifest write places its manifest at most this often (after refusals by a newer ring)
 
 
 def owner_sets(ctx: GatewayContext, bucket: str, key: str, policy: Policy) -> list[list[str]]:
@@ -50,13 +58,19 @@ def ring_nodes(ctx: GatewayContext, bucket: str, key: str, policy: Policy) -> li
     return list(dict.fromkeys(n for owners in owner_sets(ctx, bucket, key, policy) for n in owners))
 
 
-async def _put(ctx: GatewayContext, node_id: str, manifest: CommitManifest) -> tuple[str, bool]:
+async def _put(ctx: GatewayContext, node_id: str, manifest: CommitManifest,
+               ring_epoch: int) -> tuple[str, bool | int]:
+    """Store ``manifest`` on ``node_id``: (node id, True), (node id, False) when it failed,
+    or (node id, the node's fence) when it refused a ring older than its fence."""
     node = ctx.topology.node(node_id)
     if node is None:
         return node_id, False
     try:
-        await ctx.storage.put_manifest(node.address, manifest)
+        await ctx.storage.put_manifest(node.address, manifest, ring_epoch=ring_epoch)
         return node_id, True
+    except StaleRingEpoch as exc:
+        log.info("manifest of %s/%s refused by %s: %s", manifest.bucket, manifest.key, node_id, exc)
+        return node_id, max(int(exc.extra.get("fence") or 0), ring_epoch + 1)
     except (ObjstoreError, OSError, asyncio.TimeoutError) as exc:
         log.info("manifest of %s/%s to %s failed: %s", manifest.bucket, manifest.key, node_id, exc)
         return node_id, False
@@ -72,35 +86,59 @@ async def _finish(tasks: list[asyncio.Future], then: Callable[[], None] | None =
 
 
 async def publish(ctx: GatewayContext, bucket: str, key: str, commit_index: int, version: ObjectVersion | None,
-                  policy: Policy, data_quorum: int, removed: str = "", changed: ObjectVersion | None = None) -> int:
+                  policy: Policy, data_quorum: int, removed: str = "", changed: ObjectVersion | None = None,
+                  map_epoch: int = 0) -> int:
     """Write the manifest of a commit at ``commit_index`` (``version``: the key's current
     version after it, None for none; ``changed``: a non-current version it rewrote) to the
     key's ring nodes; returns how many stored it once the manifest write quorum did.
-    Raises ServiceUnavailable below that quorum."""
+    ``map_epoch``: the cluster-map epoch the commit applied at (0: not known); a newer map
+    than the gateway's is adopted first. Raises ServiceUnavailable below that quorum."""
     if commit_index <= 0:
         raise ServiceUnavailable("the metadata service did not report a commit index")
     ctx.newest_commit = max(ctx.newest_commit, commit_index)
     need = manifest_write_quorum(policy, data_quorum)
     manifest = CommitManifest(bucket, key, commit_index, version, removed, data_quorum, changed)
+    await ctx.rings.catch_up(epoch=map_epoch)
+    for _ in range(PLACEMENTS):
+        stored, fence = await _place(ctx, manifest, policy, need)
+        if stored >= 0:
+            return stored
+        await ctx.rings.catch_up(ring_epoch=fence)  # a node's manifests went to a newer ring: place by it
+    raise ServiceUnavailable(f"The write committed (index {commit_index}) but the manifest replicas kept refusing "
+                             "the ring it was placed by; retry.")
+
+
+async def _place(ctx: GatewayContext, manifest: CommitManifest, policy: Policy, need: int) -> tuple[int, int]:
+    """Store ``manifest`` on its owners under each kept ring until ``need`` of each set
+    did: (how many stored, 0), or (-1, the newest fence a node refused it by) when a
+    refusal by a newer ring left a set short. Raises ServiceUnavailable below the quorum
+    otherwise."""
     token = ctx.rings.write_began()
-    sets = owner_sets(ctx, bucket, key, policy)
+    sets = owner_sets(ctx, manifest.bucket, manifest.key, policy)
     nodes = list(dict.fromkeys(n for owners in sets for n in owners))
-    tasks = [asyncio.ensure_future(_put(ctx, n, manifest)) for n in nodes]
+    tasks = [asyncio.ensure_future(_put(ctx, n, manifest, token)) for n in nodes]
     stored: set[str] = set()
     failed: set[str] = set()
+    fence = 0
     try:
         for done in asyncio.as_completed(tasks):
             node_id, ok = await done
-            (stored if ok else failed).add(node_id)
+            if ok is True:
+                stored.add(node_id)
+            else:
+                failed.add(node_id)
+                fence = max(fence, int(ok))
             if quorum_met(sets, stored, need) or quorum_lost(sets, failed, need):
                 break
     finally:
         rest = [t for t in tasks if not t.done()]
         ctx.background(_finish(rest, lambda: ctx.rings.write_ended(token)))
-    if not quorum_met(sets, stored, need):
-        raise ServiceUnavailable(f"The write committed (index {commit_index}) but only {len(stored)} of the "
-                                 f"{need} manifest replicas it needs stored its manifest; retry.")
-    return len(stored)
+    if quorum_met(sets, stored, need):
+        return len(stored), 0
+    if fence > token:
+        return -1, fence
+    raise ServiceUnavailable(f"The write committed (index {manifest.commit_index}) but only {len(stored)} of the "
+                             f"{need} manifest replicas it needs stored its manifest; retry.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,19 +152,25 @@ class Gathered:
 
 
 class _Unanswered(ServiceUnavailable):
-    """A manifest replica that did not answer (down, refused, timed out, an error)."""
+    """A manifest replica that did not answer (down, refused, timed out, an error);
+    ``fence``: the ring epoch it refused an older ring's read by (0: another failure)."""
 
-    def __init__(self, node_id: str, message: str) -> None:
+    def __init__(self, node_id: str, message: str, fence: int = 0) -> None:
         super().__init__(message)
         self.node_id = node_id
+        self.fence = fence
 
 
-async def _get(ctx: GatewayContext, node_id: str, bucket: str, key: str) -> tuple[str, list[CommitManifest]]:
+async def _get(ctx: GatewayContext, node_id: str, bucket: str, key: str,
+               ring_epoch: int = 0) -> tuple[str, list[CommitManifest]]:
     node = ctx.topology.node(node_id)
     if node is None:
         raise _Unanswered(node_id, f"{node_id} is not in the cluster map")
     try:
-        return node_id, await ctx.storage.get_manifests(node.address, bucket, key)
+        return node_id, await ctx.storage.get_manifests(node.address, bucket, key, ring_epoch=ring_epoch)
+    except StaleRingEpoch as exc:
+        raise _Unanswered(node_id, f"{node_id}: {exc.message}", max(int(exc.extra.get("fence") or 0),
+                                                                    ring_epoch + 1)) from None
     except (ObjstoreError, OSError, asyncio.TimeoutError) as exc:
         raise _Unanswered(node_id, f"{node_id}: {exc!r}") from None
 
@@ -134,16 +178,34 @@ async def _get(ctx: GatewayContext, node_id: str, bucket: str, key: str) -> tupl
 async def gather(ctx: GatewayContext, bucket: str, key: str, policy: Policy, need: int) -> Gathered:
     """The manifests of (bucket, key) once ``need`` of its owners under every kept ring
     epoch answered (a node owning it under two epochs counts for both); stale answerers are
-    repaired in the background. Raises ServiceUnavailable when some epoch's owners cannot
-    give ``need`` answers."""
+    repaired in the background. A node whose manifests were handed over to a ring newer
+    than the gateway's refuses: the gateway adopts the newer map and asks again. Raises
+    ServiceUnavailable when some epoch's owners cannot give ``need`` answers."""
+    for _ in range(PLACEMENTS - 1):
+        got, fence = await _gather_once(ctx, bucket, key, policy, need)
+        if got is not None:
+            return got
+        await ctx.rings.catch_up(ring_epoch=fence)
+    got, fence = await _gather_once(ctx, bucket, key, policy, need)
+    if got is None:
+        raise ServiceUnavailable(f"manifest replicas of {bucket}/{key} refuse ring epoch {ctx.rings.ring_epoch}")
+    return got
+
+
+async def _gather_once(ctx: GatewayContext, bucket: str, key: str, policy: Policy,
+                       need: int) -> tuple[Gathered | None, int]:
+    """:func:`gather` under the gateway's rings: (what was gathered, 0), or (None, the
+    newest fence a node refused by)."""
     sets = owner_sets(ctx, bucket, key, policy)
     if need > len(sets[0]):
         raise ServiceUnavailable(f"{need} manifest replicas are needed; the ring has {len(sets[0])} nodes")
+    epoch = ctx.rings.ring_epoch
     nodes = list(dict.fromkeys(n for owners in sets for n in owners))
-    tasks = {asyncio.ensure_future(_get(ctx, n, bucket, key)): n for n in nodes}
+    tasks = {asyncio.ensure_future(_get(ctx, n, bucket, key, epoch)): n for n in nodes}
     answers: dict[str, list[CommitManifest]] = {}
     failed: set[str] = set()
     errors: list[str] = []
+    fence = 0
     try:
         for done in asyncio.as_completed(tasks):
             try:
@@ -151,7 +213,8 @@ async def gather(ctx: GatewayContext, bucket: str, key: str, policy: Policy, nee
             except _Unanswered as exc:
                 failed.add(exc.node_id)
                 errors.append(exc.message)
-                if quorum_lost(sets, failed, need):
+                fence = max(fence, exc.fence)
+                if fence or quorum_lost(sets, failed, need):
                     break
                 continue
             answers[node_id] = found
@@ -163,6 +226,8 @@ async def gather(ctx: GatewayContext, bucket: str, key: str, policy: Policy, nee
         rest = [t for t in tasks if not t.done()]
         if rest:
             ctx.background(_finish(rest))
+    if fence:
+        return None, fence
     if not quorum_met(sets, set(answers), need):
         raise ServiceUnavailable(f"only {len(answers)} manifest replicas answered, {need} of each ring epoch's "
                                  "owners are needed: " + "; ".join(errors))
@@ -172,8 +237,8 @@ async def gather(ctx: GatewayContext, bucket: str, key: str, policy: Policy, nee
         stale = [n for n, found in answers.items() if (newest(found) or top).commit_index < top.commit_index
                  or not found]
         for node_id in stale:
-            ctx.background(_put(ctx, node_id, top))
-    return Gathered(every, top, len(answers))
+            ctx.background(_put(ctx, node_id, top, epoch))
+    return Gathered(every, top, len(answers)), 0
 
 
 async def first(ctx: GatewayContext, bucket: str, key: str, policy: Policy, hedge: float = HEDGE_SECONDS) -> Gathered:

@@ -34,7 +34,7 @@ async def current_version(ctx: GatewayContext, bucket: Bucket, key: str) -> Obje
 
 
 async def publish_record_change(ctx: GatewayContext, bucket_name: str, key: str, version_id: str | None,
-                                commit_index: int) -> int:
+                                commit_index: int, map_epoch: int = 0) -> int:
     """Publish the manifest of a tag or ACL change of ``key`` (the version ``version_id``,
     None: the current one) committed at ``commit_index``; returns how many replicas stored
     it. Raises ServiceUnavailable below the manifest write quorum."""
@@ -47,4 +47,4 @@ async def publish_record_change(ctx: GatewayContext, bucket_name: str, key: str,
         except (NoSuchKey, NoSuchVersion, MethodNotAllowed):
             changed = None  # removed since: a later manifest says so
     return await publish(ctx, bucket_name, key, commit_index, current, Policy.parse(bucket.policy),
-                         bucket.write_quorum, changed=changed)
+                         bucket.write_quorum, changed=changed, map_epoch=map_epoch)

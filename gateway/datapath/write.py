@@ -149,16 +149,18 @@ async def commit_version(
             ctx.outage.note()
         raise
     committed = dataclasses.replace(record, versioned=result.versioning == "Enabled")
-    await publish_version(ctx, committed, result.commit_index, policy, write_quorum)
+    await publish_version(ctx, committed, result.commit_index, policy, write_quorum, result.map_epoch)
     return result
 
 
 async def publish_version(ctx: GatewayContext, version: ObjectVersion, commit_index: int, policy: Policy,
-                          write_quorum: int) -> int:
-    """Write the commit manifest of ``version`` (committed at ``commit_index`` as its key's
-    current version) to the key's ring nodes, before the client is answered; raises
-    ServiceUnavailable when too few stored it (:func:`gateway.datapath.manifests.publish`)."""
-    return await publish(ctx, version.bucket, version.key, commit_index, version, policy, write_quorum)
+                          write_quorum: int, map_epoch: int = 0) -> int:
+    """Write the commit manifest of ``version`` (committed at ``commit_index``, map epoch
+    ``map_epoch``, as its key's current version) to the key's ring nodes, before the client
+    is answered; raises ServiceUnavailable when too few stored it
+    (:func:`gateway.datapath.manifests.publish`)."""
+    return await publish(ctx, version.bucket, version.key, commit_index, version, policy, write_quorum,
+                         map_epoch=map_epoch)
 
 
 def write_headers(commit_index: int, version: ObjectVersion, policy: Policy, bucket_quorum: int,
@@ -224,4 +226,5 @@ async def publish_delete(ctx: GatewayContext, bucket: str, key: str, version_id:
         current = ObjectVersion(bucket=bucket, key=key, version_id=marker_id, size=0, etag="", last_modified=now,
                                 owner=b.owner, delete_marker=True, versioned=result.versioning == "Enabled")
     removed = version_id or ("null" if result.removed is not None else "")
-    await publish(ctx, bucket, key, result.commit_index, current, Policy.parse(b.policy), b.write_quorum, removed)
+    await publish(ctx, bucket, key, result.commit_index, current, Policy.parse(b.policy), b.write_quorum, removed,
+                  map_epoch=result.map_epoch)

@@ -119,5 +119,6 @@ async def handle_put_object_acl(ctx: GatewayContext, request: web.Request, ep: V
         result = await ctx.meta.set_object_public_read(ep.bucket, ep.key, public_read, ep.version_id)
     except ObjstoreError as err:
         raise with_marker_headers(err, request.method) from None
-    await publish_record_change(ctx, ep.bucket, ep.key, ep.version_id, result.commit_index)  # for quorum reads
+    await publish_record_change(ctx, ep.bucket, ep.key, ep.version_id, result.commit_index,  # for quorum reads
+                                result.map_epoch)
     return web.Response(status=200, headers=result.version_header())

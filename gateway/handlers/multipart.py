@@ -161,7 +161,7 @@ async def handle_complete_multipart_upload(ctx: GatewayContext, request: web.Req
     # (when a later write already replaced it, that write's manifest supersedes this one).
     stored = (await ctx.meta.lookup_object(ep.bucket, ep.key, done.s3_version_id or v.s3_version_id)).version
     if stored.version_id == v.version_id:
-        await publish_version(ctx, stored, done.commit_index, policy, quorum)
+        await publish_version(ctx, stored, done.commit_index, policy, quorum, done.map_epoch)
     headers = {**XML, **done.version_header(),
                **write_headers(done.commit_index, stored, policy, bucket.write_quorum, quorum)}
     out = [el("Location", f"{request.scheme}://{request.host}/{ep.bucket}/{quote(ep.key)}"),

@@ -69,7 +69,8 @@ async def _set_object_tags(ctx: GatewayContext, request: web.Request, ep: Versio
         result = await ctx.meta.put_object_tags(ep.bucket, ep.key, tags, ep.version_id)
     except ObjstoreError as err:
         raise with_marker_headers(err, request.method) from None
-    await publish_record_change(ctx, ep.bucket, ep.key, ep.version_id, result.commit_index)  # for quorum reads
+    await publish_record_change(ctx, ep.bucket, ep.key, ep.version_id, result.commit_index,  # for quorum reads
+                                result.map_epoch)
     return result.version_header()
 
 

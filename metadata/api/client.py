@@ -360,6 +360,11 @@ class MetadataClient:
         """Raises InvalidArgument for an unknown node or state."""
         return await self._command(c.SetNodeState(node_id, state))
 
+    async def hand_over_rings(self, ring_epoch: int) -> ClusterMap:
+        """Drop the kept rings older than the one that came into effect at ``ring_epoch``
+        (:class:`metadata.api.commands.HandOverRings`)."""
+        return await self._command(c.HandOverRings(ring_epoch))
+
     async def get_cluster_map(self) -> ClusterMap:
         return ClusterMap.from_dict((await self._call("GET", "/v1/cluster"))["cluster_map"])
 

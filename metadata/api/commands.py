@@ -105,6 +105,18 @@ class SetNodeWeight(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class HandOverRings(Command):
+    """Every manifest held by the nodes of the rings kept older than the ring that came
+    into effect at ``ring_epoch`` (the current one or a kept one) is on that ring's owners:
+    those older rings are dropped (a ring no longer kept: nothing changes). Returns the
+    ClusterMap."""
+
+    TYPE: ClassVar[str] = "HandOverRings"
+    RESULT: ClassVar[type | None] = ClusterMap
+    ring_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class CreateBucket(Command):
     """Create a bucket; returns the Bucket."""
 
@@ -360,7 +372,7 @@ COMMANDS: dict[str, type[Command]] = {
         PutCredential, DeleteCredential, PutObject, DeleteObject,
         SetBucketVersioning, SetBucketTags, SetObjectTags, SetBucketPolicy, SetBucketAcl, SetObjectAcl,
         CreateMultipartUpload, PutPart, AbortMultipartUpload, CompleteMultipartUpload,
-        RepairPlacement, MarkCollectable, SetBucketConsistency, SetNodeWeight,
+        RepairPlacement, MarkCollectable, SetBucketConsistency, SetNodeWeight, HandOverRings,
     )
 }
 _SESSION_FIELDS = ("client_id", "seq", "ack")

@@ -32,6 +32,7 @@ class WriteResult:
     versioning: str = ""
     replaced: ObjectVersion | None = None
     commit_index: int = field(default=0, compare=False)  # the Raft log index the write applied at (0: not known)
+    map_epoch: int = field(default=0, compare=False)  # the cluster-map epoch it applied at (0: not known)
 
     def version_header(self) -> dict[str, str]:
         """``{"x-amz-version-id": ...}`` when the bucket has versioning configured."""
@@ -40,11 +41,12 @@ class WriteResult:
     def to_dict(self) -> dict[str, Any]:
         return {"version_id": self.version_id, "versioning": self.versioning,
                 "replaced": None if self.replaced is None else self.replaced.to_dict(),
-                "commit_index": self.commit_index}
+                "commit_index": self.commit_index, "map_epoch": self.map_epoch}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WriteResult":
-        return cls(d["version_id"], d.get("versioning", ""), _version(d.get("replaced")), d.get("commit_index", 0))
+        return cls(d["version_id"], d.get("versioning", ""), _version(d.get("replaced")), d.get("commit_index", 0),
+                   d.get("map_epoch", 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class DeleteResult:
     versioning: str = ""
     removed: ObjectVersion | None = None
     commit_index: int = field(default=0, compare=False)  # the Raft log index the delete applied at (0: not known)
+    map_epoch: int = field(default=0, compare=False)  # the cluster-map epoch it applied at (0: not known)
 
     def headers(self) -> dict[str, str]:
         h: dict[str, str] = {}
@@ -74,12 +77,12 @@ class DeleteResult:
     def to_dict(self) -> dict[str, Any]:
         return {"version_id": self.version_id, "delete_marker": self.delete_marker, "versioning": self.versioning,
                 "removed": None if self.removed is None else self.removed.to_dict(),
-                "commit_index": self.commit_index}
+                "commit_index": self.commit_index, "map_epoch": self.map_epoch}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DeleteResult":
         return cls(d.get("version_id"), bool(d.get("delete_marker")), d.get("versioning", ""),
-                   _version(d.get("removed")), d.get("commit_index", 0))
+                   _version(d.get("removed")), d.get("commit_index", 0), d.get("map_epoch", 0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,7 @@ class CompletedUpload:
     versioning: str = ""  # the bucket's versioning state: "" | Enabled | Suspended
     s3_version_id: str = ""  # the id S3 clients see ("null" unless the bucket is versioned)
     commit_index: int = field(default=0, compare=False)  # the Raft log index the completion applied at (0: not known)
+    map_epoch: int = field(default=0, compare=False)  # the cluster-map epoch it applied at (0: not known)
 
     def version_header(self) -> dict[str, str]:
         """``{"x-amz-version-id": ...}`` when the bucket has versioning configured."""
@@ -104,6 +105,7 @@ class CompletedUpload:
             "versioning": self.versioning,
             "s3_version_id": self.s3_version_id,
             "commit_index": self.commit_index,
+            "map_epoch": self.map_epoch,
         }
 
     @classmethod
@@ -116,6 +118,7 @@ class CompletedUpload:
             d.get("versioning", ""),
             d.get("s3_version_id", ""),
             d.get("commit_index", 0),
+            d.get("map_epoch", 0),
         )
 
 

@@ -8,8 +8,16 @@ Invariants:
 - ``applied_index`` is the log index of the last command applied; ``apply`` is called with
   strictly increasing indexes.
 - The cluster-map ``epoch`` increases whenever a node is added or a field the ring depends
-  on (address, zone, weight, state) changes; capacity/usage updates are stored without a
-  bump, and re-registering an unchanged node changes nothing.
+  on (address, zone, weight, state) changes, and when old rings are handed over;
+  capacity/usage updates are stored without a bump, and re-registering an unchanged node
+  changes nothing.
+- Ring epochs (:mod:`gateway.ring_epochs`): ``ring_epoch`` is the epoch the current ring's
+  placement (``placement_of`` the nodes) came into effect at. When a change gives a new
+  placement while any bucket exists (before, no manifest can sit on any ring), the one it
+  replaced is kept in ``kept_rings`` (newest first, at most ``MAX_KEPT_RINGS``) until a
+  ``HandOverRings`` names a ring it was handed over to; a placement equal to a kept one
+  makes that one current again. Object writes report the epoch they applied at
+  (``map_epoch``) beside their commit index.
 - Each bucket has its own object index (:class:`metadata.fsm.object_index.BucketIndex`): every
   key's versions as compact records (:mod:`metadata.fsm.records`), and S3's versioning rules.
   A bucket's versioning goes from "" to "Enabled"/"Suspended" and never back; a bucket
@@ -51,12 +59,13 @@ from objstore.errors import (
 )
 from objstore.hlc import is_version_id, version_time
 from objstore.types import (
-    HOLDING_STATES, NODE_STATES, WRITABLE_STATES, Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion,
-    PartRef, Policy,
+    HOLDING_STATES, NODE_STATES, WRITABLE_STATES, Bucket, ClusterMap, Credential, KeptRing, ListResult, NodeInfo,
+    ObjectVersion, PartRef, Placement, Policy, placement_of,
 )
 
 MAX_SESSIONS = 10_000
 MAX_RESULTS = 4_096
+MAX_KEPT_RINGS = 8  # old rings kept at most; past that the oldest is dropped (gateway.ring_epochs)
 CONSISTENCY_LEVELS = ("strong", "quorum", "one")
 
 
@@ -129,6 +138,9 @@ class MetadataFSM:
         # Derived: blobs by node, versions below policy (metadata.fsm.placement_index).
         self.placements = PlacementIndex(self.atoms, self.nodes, lambda b, k: self.objects[b].versions(k))
         self.gc_floor = 0.0  # unix seconds: blobs with older version ids may be collected
+        self.ring_epoch = 0  # the epoch the current placement came into effect at
+        self.kept_rings: list[KeptRing] = []  # replaced rings not yet handed over, newest first
+        self.placement: Placement = ()  # the current ring's placement (placement_of(nodes))
         self._map: ClusterMap | None = None
         self._handlers: dict[type, Callable] = {
             c.Noop: lambda cmd: None,
@@ -154,6 +166,7 @@ class MetadataFSM:
             c.RepairPlacement: self._repair_placement,
             c.MarkCollectable: self._mark_collectable,
             c.SetNodeWeight: self._set_node_weight,
+            c.HandOverRings: self._hand_over_rings,
         }
 
     # --- applying commands -----------------------------------------------------------------
@@ -184,8 +197,8 @@ class MetadataFSM:
             value = self._handlers[type(cmd)](cmd)
         except ObjstoreError as err:
             return Outcome.of_error(err)
-        if hasattr(value, "commit_index"):  # object writes report the index they applied at
-            value = dataclasses.replace(value, commit_index=self.applied_index)
+        if hasattr(value, "commit_index"):  # object writes report the index and map epoch they applied at
+            value = dataclasses.replace(value, commit_index=self.applied_index, map_epoch=self.epoch)
         return Outcome(value=None if value is None else value.to_dict())
 
     def _register_node(self, cmd: c.RegisterNode) -> ClusterMap:
@@ -194,9 +207,9 @@ class MetadataFSM:
             raise InvalidArgument(f"invalid node {node.node_id!r} state {node.state!r}")
         old = self.nodes.get(node.node_id)
         if old != node:
-            if old is None or _ring_fields(old) != _ring_fields(node):
-                self.epoch += 1
             self.nodes[node.node_id] = node
+            if old is None or _ring_fields(old) != _ring_fields(node):
+                self._new_epoch()
             self._map = None
             self._holding_may_change(old, node)
         return self.cluster_map()
@@ -209,7 +222,7 @@ class MetadataFSM:
             raise InvalidArgument(f"no storage node {cmd.node_id!r}")
         if old.state != cmd.state and cmd.if_state in ("", old.state) and self._keeps_writable(cmd):
             self.nodes[cmd.node_id] = NodeInfo(**{**old.to_dict(), "state": cmd.state})
-            self.epoch += 1
+            self._new_epoch()
             self._map = None
             self._holding_may_change(old, self.nodes[cmd.node_id])
         return self.cluster_map()
@@ -229,6 +242,31 @@ class MetadataFSM:
             raise InvalidArgument(f"a node weight is a number in (0, 1000], not {cmd.weight!r}")
         if old.weight != cmd.weight:
             self.nodes[cmd.node_id] = NodeInfo(**{**old.to_dict(), "weight": float(cmd.weight)})
+            self._new_epoch()
+            self._map = None
+        return self.cluster_map()
+
+    def _new_epoch(self) -> None:
+        """Bump the epoch after a node change; keep the replaced ring if the placement moved
+        (see the module invariants)."""
+        self.epoch += 1
+        placement = placement_of(self.nodes.values())
+        if placement == self.placement:
+            return
+        if self.placement and self.buckets:
+            self.kept_rings.insert(0, KeptRing(self.ring_epoch, self.placement))
+        self.kept_rings = [r for r in self.kept_rings if r.placement != placement][:MAX_KEPT_RINGS]
+        self.placement, self.ring_epoch = placement, self.epoch
+
+    def _hand_over_rings(self, cmd: c.HandOverRings) -> ClusterMap:
+        """See :class:`metadata.api.commands.HandOverRings`."""
+        if cmd.ring_epoch == self.ring_epoch:
+            keep: list[KeptRing] = []
+        else:
+            at = next((i for i, r in enumerate(self.kept_rings) if r.epoch == cmd.ring_epoch), None)
+            keep = self.kept_rings if at is None else self.kept_rings[: at + 1]
+        if keep != self.kept_rings:
+            self.kept_rings = keep
             self.epoch += 1
             self._map = None
         return self.cluster_map()
@@ -428,7 +466,8 @@ class MetadataFSM:
 
     def cluster_map(self) -> ClusterMap:
         if self._map is None:
-            self._map = ClusterMap(self.epoch, tuple(self.nodes[k] for k in sorted(self.nodes)))
+            self._map = ClusterMap(self.epoch, tuple(self.nodes[k] for k in sorted(self.nodes)), self.ring_epoch,
+                                   tuple(self.kept_rings))
         return self._map
 
     def get_bucket(self, name: str) -> Bucket:

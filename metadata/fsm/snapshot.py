@@ -3,7 +3,8 @@
 Format (one JSON object per line, UTF-8, ``\\n`` terminated; JSON escapes newlines inside
 strings, so lines split unambiguously):
 
-    {"v": 1, "kind": "metadata-fsm", "applied_index": N, "epoch": E[, "gc_floor": F]}
+    {"v": 1, "kind": "metadata-fsm", "applied_index": N, "epoch": E[, "gc_floor": F][, "ring_epoch": R,
+     "kept_rings": [KeptRing, ...]]}
                                             (gc_floor only when not 0: see MetadataFSM)
     {"t": "node", "d": NodeInfo}            nodes by id
     {"t": "bucket", "d": Bucket}            buckets by name
@@ -44,7 +45,7 @@ from metadata.api.commands import Outcome
 from metadata.fsm.machine import MetadataFSM, Session
 from metadata.fsm.uploads import UploadStore
 from objstore.formats import check_version
-from objstore.types import Bucket, Credential, NodeInfo
+from objstore.types import Bucket, Credential, KeptRing, NodeInfo, placement_of
 
 SNAPSHOT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
@@ -79,6 +80,8 @@ class FrozenState:
     atoms: records.Atoms
     uploads: tuple = ((), ())  # UploadStore.freeze()
     gc_floor: float = 0.0
+    ring_epoch: int = 0
+    kept_rings: tuple[KeptRing, ...] = ()
 
 
 def freeze(fsm: MetadataFSM) -> FrozenState:
@@ -101,6 +104,8 @@ def freeze(fsm: MetadataFSM) -> FrozenState:
         atoms=fsm.atoms,
         uploads=fsm.uploads.freeze(),
         gc_floor=fsm.gc_floor,
+        ring_epoch=fsm.ring_epoch,
+        kept_rings=tuple(fsm.kept_rings),
     )
 
 
@@ -108,6 +113,10 @@ def _lines(st: FrozenState) -> Iterator[bytes]:
     head = {"v": SNAPSHOT_VERSION, "kind": KIND, "applied_index": st.applied_index, "epoch": st.epoch}
     if st.gc_floor:
         head["gc_floor"] = st.gc_floor
+    if st.ring_epoch:
+        head["ring_epoch"] = st.ring_epoch
+    if st.kept_rings:
+        head["kept_rings"] = [r.to_dict() for r in st.kept_rings]
     yield _line(head)
     for node in st.nodes:
         yield _line({"t": "node", "d": node.to_dict()})
@@ -171,6 +180,8 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
     fsm.applied_index = head["applied_index"]
     fsm.epoch = head["epoch"]
     fsm.gc_floor = float(head.get("gc_floor", 0.0))
+    fsm.ring_epoch = int(head.get("ring_epoch", 0))
+    fsm.kept_rings = [KeptRing.from_dict(r) for r in head.get("kept_rings", ())]
     count = 1
     versions = _VersionLoader(fsm)
     try:
@@ -181,6 +192,7 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
                 if d["lines"] != count:
                     raise SnapshotFormatError(f"snapshot has {count} lines, its end line says {d['lines']}")
                 versions.flush()
+                fsm.placement = placement_of(fsm.nodes.values())
                 return fsm
             count += 1
             if t == "objs":

@@ -15,13 +15,16 @@ Endpoints (``{vid}`` a version id, ``{shard}`` a shard/replica index):
 - ``GET /v1/scrub``            -> the scrubber's status (:meth:`objstore.node.scrub.Scrubber.status`).
 - ``POST /v1/scrub/start``     -> ``{"pass_id": n, "status": {...}}``: a scrub pass starts now
   (or the running one goes on); it has ended when ``passes_completed >= n``.
-- ``PUT /manifests``            body: a commit manifest (:mod:`objstore.manifest`) -> ``{"stored": bool}``
-  once durable (:mod:`objstore.node.manifests`).
-- ``GET /manifests?bucket=&key=`` -> ``{"manifests": [...]}``, newest commit index first.
-- ``PUT /manifests/batch``      body ``{"manifests": [...]}`` (at most 4096) -> ``{"stored": n}``,
-  one fsync for the batch (the ring hand-over of :mod:`gateway.ring_epochs`).
-- ``GET /manifests/page?after_bucket=&after_key=&limit=`` -> ``{"keys": [{"bucket", "key",
-  "manifests"}]}``: the next keys in (bucket, key) order (at most 1000).
+- ``PUT /manifests?ring_epoch=E`` body: a commit manifest (:mod:`objstore.manifest`) placed by
+  the ring of epoch E -> ``{"stored": bool}`` once durable (:mod:`objstore.node.manifests`);
+  409 StaleRingEpoch when E is below the node's fence.
+- ``GET /manifests?bucket=&key=[&ring_epoch=E]`` -> ``{"manifests": [...]}``, newest commit
+  index first; 409 StaleRingEpoch when E (a quorum reader's ring) is below the fence.
+- ``PUT /manifests/batch``      body ``{"manifests": [...], "ring_epoch": E}`` (at most 4096) ->
+  ``{"stored": n}``, one fsync for the batch (the ring hand-over of :mod:`gateway.ring_epochs`).
+- ``GET /manifests/page?after_bucket=&after_key=&limit=&cursor=&fence=E`` -> ``{"keys":
+  [{"bucket", "key", "manifests"}], "cursor"}``: the fence raised to E first, then the next
+  keys in (bucket, key) order (at most 1000); pass ``cursor`` back for the next page.
 - ``/health``, ``/metrics``     public.
 
 In the background the node compacts its segments and collects orphan blobs
@@ -252,15 +255,28 @@ async def put_manifest(request: web.Request) -> web.Response:
         body = await request.json()
     except ValueError:
         raise InvalidArgument("a manifest is a JSON object") from None
-    stored = await request.app[MANIFESTS].put(CommitManifest.from_dict(body if isinstance(body, dict) else {}))
+    stored = await request.app[MANIFESTS].put(CommitManifest.from_dict(body if isinstance(body, dict) else {}),
+                                              _epoch(request.query.get("ring_epoch", "0")))
     return web.json_response({"stored": stored})
+
+
+def _epoch(raw: object) -> int:
+    """A ring epoch from a query or body; InvalidArgument unless it is a whole number >= 0."""
+    try:
+        epoch = int(raw)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise InvalidArgument("a ring epoch is a whole number") from None
+    if epoch < 0:
+        raise InvalidArgument("a ring epoch is a whole number")
+    return epoch
 
 
 async def get_manifests(request: web.Request) -> web.Response:
     bucket, key = request.query.get("bucket"), request.query.get("key")
     if bucket is None or key is None:
         raise InvalidArgument("bucket and key are required")
-    return web.json_response({"manifests": [m.to_dict() for m in request.app[MANIFESTS].get(bucket, key)]})
+    found = request.app[MANIFESTS].get(bucket, key, _epoch(request.query.get("ring_epoch", "0")))
+    return web.json_response({"manifests": [m.to_dict() for m in found]})
 
 
 MAX_MANIFEST_BATCH = 4096  # manifests in one PUT /manifests/batch
@@ -276,7 +292,8 @@ async def put_manifest_batch(request: web.Request) -> web.Response:
     if not isinstance(listed, list) or len(listed) > MAX_MANIFEST_BATCH:
         raise InvalidArgument(f"a manifest batch holds a list of at most {MAX_MANIFEST_BATCH} manifests")
     manifests = [CommitManifest.from_dict(d if isinstance(d, dict) else {}) for d in listed]
-    return web.json_response({"stored": await request.app[MANIFESTS].put_many(manifests)})
+    stored = await request.app[MANIFESTS].put_many(manifests, _epoch(body.get("ring_epoch", 0)))
+    return web.json_response({"stored": stored})
 
 
 async def get_manifest_page(request: web.Request) -> web.Response:
@@ -285,9 +302,11 @@ async def get_manifest_page(request: web.Request) -> web.Response:
         limit = min(int(q.get("limit", "500")), MAX_MANIFEST_PAGE)
     except ValueError:
         raise InvalidArgument("limit is a number") from None
-    page = request.app[MANIFESTS].page((q.get("after_bucket", ""), q.get("after_key", "")), max(1, limit))
+    page, cursor = await asyncio.to_thread(request.app[MANIFESTS].walk_page,
+                                           (q.get("after_bucket", ""), q.get("after_key", "")), max(1, limit),
+                                           q.get("cursor", ""), _epoch(q.get("fence", "0")))
     return web.json_response({"keys": [{"bucket": b, "key": k, "manifests": [m.to_dict() for m in found]}
-                                       for b, k, found in page]})
+                                       for b, k, found in page], "cursor": cursor})
 
 
 async def _manifests_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -258,28 +258,42 @@ class StorageClient:
         _, body = await self._json("POST", address, "/v1/scrub/start")
         return body
 
-    async def put_manifest(self, address: str, manifest: CommitManifest, timeout: float = 2.0) -> bool:
-        """Store a commit manifest on a node; returns whether it was new there (durable either way)."""
-        _, body = await self._json("PUT", address, "/manifests", manifest.to_dict(),
+    async def put_manifest(self, address: str, manifest: CommitManifest, timeout: float = 2.0,
+                           ring_epoch: int = 0) -> bool:
+        """Store a commit manifest placed by the ring of ``ring_epoch`` on a node; returns
+        whether it was new there (durable either way). Raises StaleRingEpoch when the node's
+        manifests were handed over to a newer ring."""
+        _, body = await self._json("PUT", address, f"/manifests?ring_epoch={ring_epoch}", manifest.to_dict(),
                                    aiohttp.ClientTimeout(total=timeout))
         return bool(body.get("stored"))
 
-    async def put_manifests(self, address: str, manifests: list[CommitManifest], timeout: float = 10.0) -> int:
-        """Store a batch of commit manifests on a node (one fsync); returns how many were new."""
+    async def put_manifests(self, address: str, manifests: list[CommitManifest], timeout: float = 10.0,
+                            ring_epoch: int = 0) -> int:
+        """Store a batch of commit manifests on a node (one fsync); returns how many were new.
+        Raises StaleRingEpoch as :meth:`put_manifest`."""
         _, body = await self._json("PUT", address, "/manifests/batch",
-                                   {"manifests": [m.to_dict() for m in manifests]}, aiohttp.ClientTimeout(total=timeout))
+                                   {"manifests": [m.to_dict() for m in manifests], "ring_epoch": ring_epoch},
+                                   aiohttp.ClientTimeout(total=timeout))
         return int(body.get("stored", 0))
 
-    async def manifest_page(self, address: str, after: tuple[str, str], limit: int,
-                            timeout: float = 10.0) -> list[tuple[str, str, list[CommitManifest]]]:
-        """The node's next ``limit`` keys after ``after`` (bucket, key), each with its manifests."""
+    async def manifest_page(self, address: str, after: tuple[str, str], limit: int, cursor: str = "", fence: int = 0,
+                            timeout: float = 10.0) -> tuple[list[tuple[str, str, list[CommitManifest]]], str]:
+        """The node's next ``limit`` keys after ``after`` (bucket, key), each with its
+        manifests, and the cursor of the next page; the node first raises its ring-epoch
+        fence to ``fence`` (:mod:`objstore.node.manifests`)."""
         path_qs = (f"/manifests/page?after_bucket={quote(after[0], safe='')}&after_key={quote(after[1], safe='')}"
-                   f"&limit={limit}")
+                   f"&limit={limit}&cursor={quote(cursor, safe='')}&fence={fence}")
         _, body = await self._json("GET", address, path_qs, timeout=aiohttp.ClientTimeout(total=timeout))
-        return [(d["bucket"], d["key"], [CommitManifest.from_dict(m) for m in d["manifests"]]) for d in body["keys"]]
+        page = [(d["bucket"], d["key"], [CommitManifest.from_dict(m) for m in d["manifests"]]) for d in body["keys"]]
+        return page, str(body.get("cursor", ""))
 
-    async def get_manifests(self, address: str, bucket: str, key: str, timeout: float = 2.0) -> list[CommitManifest]:
-        """The node's manifests of (bucket, key), newest commit index first."""
+    async def get_manifests(self, address: str, bucket: str, key: str, timeout: float = 2.0,
+                            ring_epoch: int = 0) -> list[CommitManifest]:
+        """The node's manifests of (bucket, key), newest commit index first; with
+        ``ring_epoch`` (a quorum reader's ring), raises StaleRingEpoch when the node's
+        manifests were handed over to a newer ring."""
         path_qs = f"/manifests?bucket={quote(bucket, safe='')}&key={quote(key, safe='')}"
+        if ring_epoch:
+            path_qs += f"&ring_epoch={ring_epoch}"
         _, body = await self._json("GET", address, path_qs, timeout=aiohttp.ClientTimeout(total=timeout))
         return [CommitManifest.from_dict(d) for d in body["manifests"]]

@@ -16,25 +16,41 @@ Invariants:
   read that finds no manifest for a key falls back to the metadata service while a majority
   is up). Memory is bounded by ``max_keys * per_key`` manifests.
 - A manifest is in memory only once it is durable.
+- Ring-epoch fence (:mod:`gateway.ring_epochs`): a gateway walking this node to hand its
+  manifests over to the ring that came into effect at epoch E first raises the fence to E
+  (``manifests.fence``, written durably; it only rises). From then on a manifest stored
+  with an older ring epoch is refused (:class:`StaleRingEpoch`): a gateway that has not
+  adopted ring E cannot add a manifest the walk would not see. The fence is checked and
+  the walk's key snapshot taken under the same lock as stores, so every manifest stored
+  before the fence is in the snapshot and every later one carries epoch >= E.
+- Walk pages cost O(page): the first page of a walk sorts the keys once into a snapshot
+  (a cursor, at most ``MAX_CURSORS`` kept, least recently used dropped first); the next
+  pages bisect into it. A key dropped since is skipped; a key first stored after the
+  snapshot is not in it (stored at epoch >= the walk's fence, by a gateway that placed it
+  on the new ring's owners too). An unknown cursor (dropped, or the node restarted)
+  starts a new snapshot after the page's ``after`` key.
 """
 from __future__ import annotations
 
 import asyncio
-import heapq
+import itertools
 import json
 import logging
 import os
 import threading
 import zlib
+from bisect import bisect_right
 from collections import OrderedDict
 
 from objstore.durable_io import FILE_MODE, atomic_write, write_all
-from objstore.errors import InvalidArgument
+from objstore.errors import InvalidArgument, StaleRingEpoch
 from objstore.manifest import CommitManifest
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "manifests.log"
+FENCE_FILE = "manifests.fence"
+MAX_CURSORS = 4  # walk snapshots kept (each a sorted list of the table's keys)
 PER_KEY = 8
 MAX_KEYS = 1_000_000
 COMPACT_SLACK = 4096
@@ -71,12 +87,22 @@ class ManifestStore:
         self._kept = 0  # manifests in the table (sum of the per-key lists' lengths)
         self._fd = -1
         self._lock = threading.Lock()  # one append (and compaction) at a time
-        self._queue: list[tuple[CommitManifest, asyncio.Future[bool]]] = []
+        self._queue: list[tuple[CommitManifest, int, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self.fence_path = os.path.join(os.path.dirname(self.path), FENCE_FILE)
+        self.fence = 0  # manifests placed by a ring older than this epoch are refused
+        self._cursors: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
+        self._cursor_ids = itertools.count(1)
 
     def open(self) -> None:
         """Load the file (creating it); raises OSError."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if os.path.exists(self.fence_path):
+            with open(self.fence_path, "rb") as f:
+                try:
+                    self.fence = int(f.read().strip() or b"0")
+                except ValueError:
+                    raise OSError(f"{self.fence_path} does not hold an epoch") from None
         if os.path.exists(self.path):
             with open(self.path, "rb") as f:
                 for line in f:
@@ -96,8 +122,12 @@ class ManifestStore:
     def __len__(self) -> int:
         return len(self._table)
 
-    def get(self, bucket: str, key: str) -> list[CommitManifest]:
-        """The key's manifests, newest commit index first (empty if none)."""
+    def get(self, bucket: str, key: str, ring_epoch: int = 0) -> list[CommitManifest]:
+        """The key's manifests, newest commit index first (empty if none), for a quorum read
+        by the ring of ``ring_epoch`` (0: any). Raises StaleRingEpoch when this node's
+        manifests were handed over to a newer ring: the reader must consult that ring."""
+        if ring_epoch and ring_epoch < self.fence:
+            raise self._stale(ring_epoch)
         return list(self._table.get((bucket, key), ()))
 
     def _accepts(self, m: CommitManifest) -> bool:
@@ -118,17 +148,29 @@ class ManifestStore:
         while len(self._table) > self.max_keys:
             self._kept -= len(self._table.popitem(last=False)[1])
 
-    def put_sync(self, m: CommitManifest) -> bool:
-        """Store ``m`` durably; returns whether it was new. Raises OSError (not stored)."""
-        return self.put_batch_sync([m])[0]
+    def put_sync(self, m: CommitManifest, ring_epoch: int = 0) -> bool:
+        """Store ``m`` durably; returns whether it was new. Raises OSError (not stored),
+        StaleRingEpoch (``ring_epoch`` is below the fence)."""
+        outcome = self.put_batch_sync([m], [ring_epoch])[0]
+        if outcome is None:
+            raise self._stale(ring_epoch)
+        return outcome
 
-    def put_batch_sync(self, batch: list[CommitManifest]) -> list[bool]:
+    def _stale(self, ring_epoch: int) -> StaleRingEpoch:
+        return StaleRingEpoch(f"manifest placed by ring epoch {ring_epoch}; this node's manifests were handed over "
+                              f"to ring epoch {self.fence}", fence=self.fence)
+
+    def put_batch_sync(self, batch: list[CommitManifest], epochs: list[int] | None = None) -> list[bool | None]:
         """Store every manifest of ``batch`` durably with one write and one fsync; whether each
-        was new, in order. Raises OSError (none of them stored)."""
+        was new, in order (None: refused, its ring epoch in ``epochs`` is below the fence).
+        Raises OSError (none of them stored)."""
         with self._lock:
-            new: list[bool] = []
+            new: list[bool | None] = []
             chosen: set[tuple[str, str, int]] = set()
-            for m in batch:
+            for i, m in enumerate(batch):
+                if epochs is not None and epochs[i] < self.fence:
+                    new.append(None)
+                    continue
                 ident = (m.bucket, m.key, m.commit_index)
                 new.append(ident not in chosen and self._accepts(m))
                 if new[-1]:
@@ -145,12 +187,13 @@ class ManifestStore:
                 self._compact()
             return new
 
-    async def put(self, m: CommitManifest) -> bool:
-        """Store ``m`` durably, grouped with the manifests stored concurrently (one fsync per
-        batch, off the event loop); whether it was new. Raises OSError (not stored)."""
+    async def put(self, m: CommitManifest, ring_epoch: int = 0) -> bool:
+        """Store ``m`` (placed by the ring of ``ring_epoch``) durably, grouped with the
+        manifests stored concurrently (one fsync per batch, off the event loop); whether it
+        was new. Raises OSError (not stored), StaleRingEpoch (below the fence)."""
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_retrieve)
-        self._queue.append((m, fut))
+        self._queue.append((m, ring_epoch, fut))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_queued(), name="manifest-commit")
         # Shielded: a caller that goes away must not cancel the batch others share.
@@ -160,20 +203,28 @@ class ManifestStore:
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                outcome = await asyncio.to_thread(self.put_batch_sync, [m for m, _ in batch])
+                outcome = await asyncio.to_thread(self.put_batch_sync, [m for m, _, _ in batch],
+                                                  [e for _, e, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the failure
-                for _, fut in batch:
+                for _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            for (_, fut), ok in zip(batch, outcome):
-                if not fut.done():
+            for (_, epoch, fut), ok in zip(batch, outcome):
+                if fut.done():
+                    continue
+                if ok is None:
+                    fut.set_exception(self._stale(epoch))
+                else:
                     fut.set_result(ok)
 
-    def put_many_sync(self, manifests: list[CommitManifest]) -> int:
-        """Store ``manifests`` durably with one write and one fsync; returns how many were
-        new. Raises OSError (none stored)."""
+    def put_many_sync(self, manifests: list[CommitManifest], ring_epoch: int = 0) -> int:
+        """Store ``manifests`` (placed by the ring of ``ring_epoch``) durably with one write
+        and one fsync; returns how many were new. Raises OSError, StaleRingEpoch (below the
+        fence; none stored)."""
         with self._lock:
+            if ring_epoch < self.fence:
+                raise self._stale(ring_epoch)
             new: list[CommitManifest] = []
             for m in manifests:
                 if self._accepts(m) and all(x.commit_index != m.commit_index or (x.bucket, x.key) != (m.bucket, m.key)
@@ -190,18 +241,60 @@ class ManifestStore:
                 self._compact()
             return len(new)
 
-    async def put_many(self, manifests: list[CommitManifest]) -> int:
+    async def put_many(self, manifests: list[CommitManifest], ring_epoch: int = 0) -> int:
         """:meth:`put_many_sync` off the event loop."""
-        return await asyncio.to_thread(self.put_many_sync, manifests)
+        return await asyncio.to_thread(self.put_many_sync, manifests, ring_epoch)
+
+    def raise_fence(self, epoch: int) -> None:
+        """Refuse manifests placed by rings older than ``epoch`` from now on (durably; the
+        fence never lowers). Raises OSError (the fence unchanged)."""
+        with self._lock:
+            self._raise_fence(epoch)
+
+    def _raise_fence(self, epoch: int) -> None:
+        if epoch > self.fence:
+            atomic_write(self.fence_path, b"%d\n" % epoch)
+            self.fence = epoch
+
+    def walk_page(self, after: tuple[str, str], limit: int, cursor: str = "",
+                  fence: int = 0) -> tuple[list[tuple[str, str, list[CommitManifest]]], str]:
+        """Up to ``limit`` keys after ``after`` in (bucket, key) order, each with its
+        manifests (newest first), and the cursor to pass for the next page ("" after the
+        last page): how a gateway
+        walks a node's manifests to hand them over to a key's new ring nodes, after raising
+        the fence to ``fence``. The first page of a walk (no or an unknown ``cursor``) sorts
+        the table's keys once; later pages cost O(log keys + page). Raises OSError (the
+        fence could not be written)."""
+        with self._lock:
+            self._raise_fence(fence)
+            keys = self._cursors.get(cursor) if cursor else None
+            if keys is None:
+                cursor = str(next(self._cursor_ids))
+                keys = sorted(k for k in self._table if k > after)
+                self._cursors[cursor] = keys
+                while len(self._cursors) > MAX_CURSORS:
+                    self._cursors.popitem(last=False)
+            else:
+                self._cursors.move_to_end(cursor)
+            i = bisect_right(keys, after)
+            out: list[tuple[str, str, list[CommitManifest]]] = []
+            while i < len(keys) and len(out) < limit:
+                found = self._table.get(keys[i])
+                if found:
+                    out.append((keys[i][0], keys[i][1], list(found)))
+                i += 1
+            if i >= len(keys):
+                self._cursors.pop(cursor, None)
+                return out, ""  # walked to the end
+            return out, cursor
 
     def page(self, after: tuple[str, str], limit: int) -> list[tuple[str, str, list[CommitManifest]]]:
-        """Up to ``limit`` keys after ``after`` in (bucket, key) order, each with its
-        manifests (newest first): how a gateway walks a node's manifests to hand them
-        over to a key's new ring nodes. Each page costs one pass over the table
-        (O(keys * log limit))."""
-        with self._lock:
-            keys = heapq.nsmallest(limit, (k for k in self._table if k > after))
-            return [(b, k, list(self._table[(b, k)])) for b, k in keys]
+        """:meth:`walk_page` without a cursor or fence (one sort of the keys after ``after``)."""
+        found, cursor = self.walk_page(after, limit)
+        if cursor:
+            with self._lock:
+                self._cursors.pop(cursor, None)
+        return found
 
     def _compact(self) -> None:
         data = b"".join(_line(m) for kept in self._table.values() for m in reversed(kept))

@@ -139,3 +139,80 @@ async def test_concurrent_manifests_share_one_fsync_and_are_all_durable(tmp_path
     again.open()
     assert [x.commit_index for x in again.get("b", "k0")] == [40, 30]
     assert len(again) == 10
+
+
+class _CountingTable(dict):
+    """A manifest table that counts lookups and refuses to be walked whole."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.lookups = 0
+
+    def get(self, k, default=None):
+        self.lookups += 1
+        return super().get(k, default)
+
+    def __iter__(self):
+        raise AssertionError("a page with a cursor walked the whole table")
+
+
+def test_walk_pages_after_the_first_cost_the_page_not_the_table(tmp_path):
+    store = ManifestStore(str(tmp_path))
+    store.open()
+    store.put_many_sync([m(i, version(f"v{i}"), key=f"k{i:05d}") for i in range(1, 2001)])
+    page, cursor = store.walk_page(("", ""), 100)
+    seen = [k for _b, k, _ in page]
+    store._table = _CountingTable(store._table)  # type: ignore[assignment]
+    while cursor:
+        before = store._table.lookups
+        page, cursor = store.walk_page(("b", seen[-1]), 100, cursor)
+        assert store._table.lookups - before == len(page) == 100  # one lookup per key served
+        seen += [k for _b, k, _ in page]
+    assert seen == [f"k{i:05d}" for i in range(1, 2001)]
+    assert store._cursors == {}  # walked to the end: the snapshot is let go
+
+
+def test_a_walk_skips_keys_dropped_since_and_an_unknown_cursor_starts_again(tmp_path):
+    store = ManifestStore(str(tmp_path), per_key=1, max_keys=6)
+    store.open()
+    store.put_many_sync([m(i, version(f"v{i}"), key=f"k{i}") for i in range(1, 7)])
+    page, cursor = store.walk_page(("", ""), 2)
+    assert [k for _b, k, _ in page] == ["k1", "k2"]
+    store.put_many_sync([m(8, version("v8"), key="k1"), m(9, version("v9"), key="k2"),
+                         m(7, version("v7"), key="k7")])  # k3, now the least recently updated, is dropped
+    assert store.get("b", "k3") == []
+    page, cursor = store.walk_page(("b", "k2"), 2, cursor)
+    assert [k for _b, k, _ in page] == ["k4", "k5"]  # k7 came after the snapshot
+    page, cursor = store.walk_page(("b", "k5"), 5, "no-such-cursor")  # a node restart, say
+    assert [k for _b, k, _ in page] == ["k6", "k7"] and cursor == ""
+
+
+async def test_a_fence_refuses_manifests_and_reads_of_older_rings_durably(tmp_path):
+    from objstore.errors import StaleRingEpoch
+
+    store = ManifestStore(str(tmp_path))
+    store.open()
+    assert store.put_sync(m(1, version("v1")), ring_epoch=3)
+    store.walk_page(("", ""), 10, fence=5)  # a hand-over to the ring of epoch 5 begins
+    with pytest.raises(StaleRingEpoch) as err:
+        store.put_sync(m(2, version("v2")), ring_epoch=4)
+    assert err.value.extra["fence"] == 5
+    with pytest.raises(StaleRingEpoch):
+        store.put_many_sync([m(2, version("v2"), key="other")], ring_epoch=4)
+    with pytest.raises(StaleRingEpoch):
+        store.get("b", "k", ring_epoch=4)
+    stale, fresh = store.put(m(3, version("v3")), ring_epoch=4), store.put(m(4, version("v4")), ring_epoch=5)
+    import asyncio
+
+    outcome = await asyncio.gather(stale, fresh, return_exceptions=True)
+    assert isinstance(outcome[0], StaleRingEpoch) and outcome[1] is True  # one batch, each judged on its own
+    assert [x.commit_index for x in store.get("b", "k", ring_epoch=5)] == [4, 1]
+    store.raise_fence(2)  # never lowers
+    assert store.fence == 5
+    store.close()
+    again = ManifestStore(str(tmp_path))
+    again.open()
+    assert again.fence == 5 and [x.commit_index for x in again.get("b", "k")] == [4, 1]
+    with pytest.raises(StaleRingEpoch):
+        again.put_sync(m(6, version("v6")), ring_epoch=4)
+    again.close()

@@ -1,68 +1,55 @@
 """Ring epochs of commit manifests (gateway.ring_epochs): which rings a quorum read and a
-manifest write consult while a ring change is not yet handed over. Pure: a topology
-stand-in holding a ring."""
+manifest write consult while a ring change is not yet handed over, as the cluster map says
+(the metadata service keeps them: tests/unit/test_fsm_ring_epochs.py). Pure: a topology
+stand-in holding a map and its ring."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.ring_epochs import RingEpochs, quorum_lost, quorum_met
 from objstore.ring import Ring, build_ring
-from objstore.types import ClusterMap, NodeInfo
+from objstore.types import ClusterMap, KeptRing, NodeInfo, placement_of
 
 
-def ring_of(*ids: str, epoch: int = 1, down: str = "") -> Ring:
-    nodes = tuple(NodeInfo(n, f"127.0.0.1:{i + 1}", zone=f"zone-{i % 3}", state="down" if n == down else "up")
-                  for i, n in enumerate(ids))
-    return build_ring(ClusterMap(epoch, nodes))
+def nodes_of(*ids: str, down: str = "") -> tuple[NodeInfo, ...]:
+    return tuple(NodeInfo(n, f"127.0.0.1:{i + 1}", zone=f"zone-{i % 3}", state="down" if n == down else "up")
+                 for i, n in enumerate(ids))
 
 
 @dataclass
 class Holder:
-    ring: Ring
+    map: ClusterMap
+    ring: Ring = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.adopt(self.map)
+
+    def adopt(self, cmap: ClusterMap) -> None:
+        self.map, self.ring = cmap, build_ring(cmap)
 
 
-def test_a_ring_change_keeps_the_old_ring_until_it_is_handed_over():
-    topo = Holder(ring_of("s1", "s2", "s3", "s4"))
+def test_the_old_rings_are_the_maps_kept_rings():
+    old = nodes_of("s1", "s2", "s3", "s4")
+    topo = Holder(ClusterMap(3, old, ring_epoch=3))
     epochs = RingEpochs(topo)  # type: ignore[arg-type]
-    assert epochs.old() == [] and len(epochs.owner_sets("b", "k", 3)) == 1
-    topo.ring = ring_of("s1", "s2", "s3", "s4", epoch=2, down="s2")  # a node down: same placement
-    assert epochs.old() == [] and epochs.changes == 0
+    assert epochs.old() == [] and epochs.ring_epoch == 3
     first = topo.ring
-    topo.ring = ring_of("s2", "s3", "s4", epoch=3)  # s1 drained
+    topo.adopt(ClusterMap(5, nodes_of("s2", "s3", "s4"), ring_epoch=5, kept_rings=(KeptRing(3, placement_of(old)),)))
     key = next(f"k{i}" for i in range(100) if "s1" in first.locate("b", f"k{i}", 3))
     sets = epochs.owner_sets("b", key, 3)
-    assert epochs.changes == 1 and epochs.old() == [first]
-    assert sets == [topo.ring.locate("b", key, 3), first.locate("b", key, 3)]
+    assert epochs.ring_epoch == 5 and len(epochs.old()) == 1
+    assert sets == [topo.ring.locate("b", key, 3), first.locate("b", key, 3)]  # the old ring places as before
     other = next(f"k{i}" for i in range(100) if "s1" not in first.locate("b", f"k{i}", 3))
     assert len(epochs.owner_sets("b", other, 3)) == 1  # owners unchanged: one set
-    epochs.handed_over(epochs.old())
+    topo.adopt(ClusterMap(6, topo.map.nodes, ring_epoch=5))  # handed over (HandOverRings)
     assert epochs.old() == [] and epochs.owner_sets("b", key, 3) == [topo.ring.locate("b", key, 3)]
 
 
-def test_returning_to_an_old_ring_keeps_the_one_in_between():
-    a, b = ring_of("s1", "s2", "s3", "s4"), ring_of("s2", "s3", "s4", epoch=2)
-    topo = Holder(a)
-    epochs = RingEpochs(topo)  # type: ignore[arg-type]
-    topo.ring = b
-    assert epochs.old() == [a]
-    topo.ring = ring_of("s1", "s2", "s3", "s4", epoch=3)  # a again: b's writes are on b's owners
-    assert epochs.old() == [b]
-
-
-def test_the_rings_kept_are_bounded():
-    topo = Holder(ring_of("s0"))
-    epochs = RingEpochs(topo, max_kept=2)  # type: ignore[arg-type]
-    for n in range(1, 5):
-        topo.ring = ring_of(*(f"s{i}" for i in range(n + 1)), epoch=n + 1)
-        epochs.old()
-    assert len(epochs.old()) == 2 and epochs.changes == 4
-
-
-def test_an_empty_first_ring_is_not_kept():
-    topo = Holder(build_ring(ClusterMap(0, ())))
-    epochs = RingEpochs(topo)  # type: ignore[arg-type]
-    topo.ring = ring_of("s1", "s2", "s3")
-    assert epochs.old() == []
+def test_a_gateway_started_during_a_rebalance_consults_the_kept_rings():
+    old = nodes_of("s1", "s2", "s3", "s4")
+    cmap = ClusterMap(9, nodes_of("s2", "s3", "s4", "s5"), ring_epoch=9, kept_rings=(KeptRing(2, placement_of(old)),))
+    epochs = RingEpochs(Holder(cmap))  # type: ignore[arg-type]
+    assert [r.node_ids for r in epochs.old()] == [("s1", "s2", "s3", "s4")]
 
 
 def test_a_quorum_needs_each_owner_set():
@@ -74,12 +61,12 @@ def test_a_quorum_needs_each_owner_set():
 
 
 def test_a_hand_over_waits_for_writes_that_picked_the_old_owners():
-    topo = Holder(ring_of("s1", "s2", "s3", "s4"))
+    topo = Holder(ClusterMap(1, nodes_of("s1", "s2", "s3", "s4"), ring_epoch=1))
     epochs = RingEpochs(topo)  # type: ignore[arg-type]
     before = epochs.write_began()
-    topo.ring = ring_of("s2", "s3", "s4", epoch=2)
+    topo.adopt(ClusterMap(2, nodes_of("s2", "s3", "s4"), ring_epoch=2))
     after = epochs.write_began()
-    assert epochs.older_writes_in_flight()
+    assert (before, after) == (1, 2) and epochs.older_writes_in_flight()
     epochs.write_ended(before)
     assert not epochs.older_writes_in_flight()  # the one begun under the new ring does not hold it up
     epochs.write_ended(after)
@@ -87,11 +74,10 @@ def test_a_hand_over_waits_for_writes_that_picked_the_old_owners():
 
 
 def test_a_ring_change_forgets_which_nodes_were_walked():
-    topo = Holder(ring_of("s1", "s2", "s3", "s4"))
+    topo = Holder(ClusterMap(2, nodes_of("s2", "s3", "s4"), ring_epoch=2))
     epochs = RingEpochs(topo)  # type: ignore[arg-type]
-    topo.ring = ring_of("s2", "s3", "s4", epoch=2)
     epochs.old()
     epochs.walked.add("s1")
-    topo.ring = ring_of("s2", "s3", "s4", "s5", epoch=3)  # walked towards a ring that is no longer current
+    topo.adopt(ClusterMap(3, nodes_of("s2", "s3", "s4", "s5"), ring_epoch=3))  # walked towards an older ring
     epochs.old()
     assert epochs.walked == set()
