@@ -18,6 +18,7 @@ from objstore.ring import build_ring
 from tests.harness.cluster import ACCESS_KEY, SECRET_KEY, InProcessCluster, StorageNode
 from tests.harness.eventually import eventually_async
 from tests.inprocess.test_consistency import BUCKET, get, manifests_on, put
+from tests.inprocess.test_quorum_gateways import start_gateway
 from tests.linearizability.history import Op
 from tests.linearizability.quorum import check_one, check_quorum
 from tests.linearizability.s3_workload import Plan, Workload, at_level
@@ -54,7 +55,7 @@ async def test_a_quorum_read_after_a_drain_sees_the_write_only_old_owners_hold(t
     alone (c: an older manifest, d: none) would serve the older version; the read also asks
     the old epoch's owners (a, c) and serves the newest. Once b is back the gateway hands
     the manifests over: c and d hold the newest, the old ring is dropped, and reads ask the
-    new owners only."""
+    new owners only. A gateway started while the old ring is kept reads with it too."""
     async with InProcessCluster(tmp_path / "c", storage_nodes=4) as c:
         await c.s3("create_bucket", Bucket=BUCKET)
         a, b, cc = build_ring(c.ctx.topology.map).locate(BUCKET, "k", 3)
@@ -77,6 +78,15 @@ async def test_a_quorum_read_after_a_drain_sees_the_write_only_old_owners_hold(t
         assert body == b"new", "a quorum read missed the write the old ring's owners hold"
         assert h["x-objstore-commit-index"] == new["x-objstore-commit-index"]
         assert h["x-objstore-replicas-read"] == "3"  # a, c (old epoch) and d (new)
+        # A gateway started now reads with the kept ring too: the cluster map carries it.
+        late = await start_gateway(c, "gw3")
+        try:
+            assert len(late.ctx.rings.old()) == 1
+            late_body, late_h = await get(late, "k", "quorum")  # type: ignore[arg-type]
+            assert late_body == b"new", "a gateway started during the rebalance read by the new ring alone"
+            assert late_h["x-objstore-replicas-read"] == "3"
+        finally:
+            await late.server.stop()
         history = [Op(0, "put", "k", "old", int(old["x-objstore-commit-index"]), t0, t1, True),
                    Op(0, "put", "k", "new", int(new["x-objstore-commit-index"]), t1, t2, True),
                    Op(1, "get", "k", "quorum", body.decode(), t3, t4, True)]
