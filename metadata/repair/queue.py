@@ -25,7 +25,9 @@ Invariants:
 - A key that gave no task (no target with room, nothing readable left) is passed over for
   ``IDLE_SECONDS`` so it does not hide the keys behind it, and no longer once the ring or
   the set of writable nodes changes (``forget_passed_over``): a node added, drained or
-  reweighted may be the target it lacked, so rebalancing starts at the next planning.
+  reweighted may be the target it lacked, so rebalancing starts at the next planning; nor
+  once a failure that kept a target from one of its blobs is forgotten (a move has only
+  its ring owner: passed over 10 s, it would wait 10 s, not the failure's few seconds).
 """
 from __future__ import annotations
 
@@ -125,6 +127,7 @@ class RepairQueue:
         the blob is planned for another node)."""
         for blob in [b for b, until in self._failed_until.items() if until <= now]:
             del self.failed[blob], self._failed_until[blob]
+            self.idle.pop(blob[:2], None)  # its key gave no task for that failure: it may give one now
         working = {x.task.target for x in self.tasks.values() if x.until > now}  # holding a live lease
         for blob, item in list(self.tasks.items()):
             target = item.task.target

@@ -160,13 +160,9 @@ def test_a_follower_never_answers_a_lease_or_a_commit(d):
     asyncio.run(go())
 
 
-def test_moves_to_an_added_node_flow_while_the_leader_is_not_the_first_member_asked():
-    """~40 keys, replica:2 on three nodes, a fourth added: every storage node's worker polls
-    every second and asks a follower first (following NotLeader to the leader, as
-    objstore.node.register.call_leader does). The moves to the new node go at the workers'
-    pace (leased as soon as asked), not at the pace of the polls that happen to be sent on."""
-    from objstore.errors import NotLeader
-    from objstore.node.repair_worker import LEASE_MAX
+def grown_cluster() -> tuple[Driver, int]:
+    """replica:2 on three nodes, 40 keys at their ring owners, then a fourth node added;
+    and how many keys the fourth node owns now (each one move)."""
     from objstore.ring import Ring
     from objstore.types import NodeInfo
 
@@ -183,35 +179,72 @@ def test_moves_to_an_added_node_flow_while_the_leader_is_not_the_first_member_as
     owners = Ring(drv.fsm.cluster_map())
     to_move = sum(1 for k in keys if "n4" in owners.locate("b", k, 2))
     assert to_move >= 10
-    clock = Clock()
-    leader = RepairService(LocalReplicator(drv), "secret", clock=clock)
-    members = [RepairService(FollowerReplicator(drv), "secret", clock=clock), leader]
+    return drv, to_move
 
-    async def call_lease(node: str, count: int):
-        for m in members:  # the first member listed is a follower
+
+async def run_workers(members: list[RepairService], clock: Clock, seconds: float,
+                      copy_ok=lambda task, now: True) -> None:
+    """The workers of n1..n4 on the fake clock: each asks ``members`` in turn (following
+    NotLeader, as objstore.node.register.call_leader does) every second when idle; n4's,
+    the only one with tasks, also as soon as one of its ``LEASE_MAX`` slots frees. A copy
+    takes 0.2 s and succeeds when ``copy_ok(task, now)``; its result is committed."""
+    from objstore.errors import NotLeader
+    from objstore.node.repair_worker import LEASE_MAX
+
+    async def call(fn):
+        for m in members:
             try:
-                return await m.lease(node, count)
+                return await fn(m)
             except NotLeader:
                 continue
         raise AssertionError("no member answered")
 
-    async def go() -> int:
-        running: list[tuple[float, object]] = []  # (copy done at, task): n4's worker
-        next_poll = {f"n{i}": 0.0 for i in range(1, 5)}
-        start = clock.now
-        while clock.now - start < 10.0:  # ten seconds of the fake clock
-            finished = [r for r in running if r[0] <= clock.now]
-            for r in finished:
-                running.remove(r)
-                assert (await leader.commit(r[1], ok=True)).applied
-            if finished:  # a slot freed: n4's worker leases again at once
-                next_poll["n4"] = clock.now
-            for node, due in next_poll.items():  # the other workers have nothing to do and poll
-                if clock.now >= due and (node != "n4" or len(running) < LEASE_MAX):
-                    got = await call_lease(node, LEASE_MAX - len(running) if node == "n4" else LEASE_MAX)
-                    running += [(clock.now + 0.2, t) for t in got]  # a copy takes 0.2 s
-                    next_poll[node] = clock.now + 1.0
-            clock.now = round(clock.now + 0.05, 2)
-        return leader.rebalance.moved_objects
+    running: list[tuple[float, object]] = []  # (copy done at, task): n4's worker
+    next_poll = {f"n{i}": clock.now for i in range(1, 5)}
+    end = clock.now + seconds
+    while clock.now < end:
+        finished = [r for r in running if r[0] <= clock.now]
+        for r in finished:
+            running.remove(r)
+            ok = copy_ok(r[1], clock.now)
+            outcome = await call(lambda m, r=r, ok=ok: m.commit(r[1], ok=ok))
+            assert outcome.applied == ok
+        if finished:  # a slot freed: n4's worker leases again at once
+            next_poll["n4"] = clock.now
+        for node, due in next_poll.items():  # the other workers have nothing to do and poll
+            if clock.now >= due and (node != "n4" or len(running) < LEASE_MAX):
+                want = LEASE_MAX - len(running) if node == "n4" else LEASE_MAX
+                got = await call(lambda m, node=node, want=want: m.lease(node, want))
+                running += [(clock.now + 0.2, t) for t in got]
+                next_poll[node] = clock.now + 1.0
+        clock.now = round(clock.now + 0.05, 2)
 
-    assert asyncio.run(go()) == to_move
+
+def test_moves_to_an_added_node_flow_while_the_leader_is_not_the_first_member_asked():
+    """Every storage node's worker asks a follower first: the moves to the added node go
+    at the workers' pace (leased as soon as asked), not at the pace of the polls that
+    happen to reach the leader (before: none in ten seconds)."""
+    drv, to_move = grown_cluster()
+    clock = Clock()
+    leader = RepairService(LocalReplicator(drv), "secret", clock=clock)
+    follower = RepairService(FollowerReplicator(drv), "secret", clock=clock)
+    asyncio.run(run_workers([follower, leader], clock, 10.0))
+    assert leader.rebalance.moved_objects == to_move
+
+
+def test_moves_whose_first_copies_failed_are_retried_within_seconds():
+    """The first copies fail (their sources restarted on new addresses and are not yet
+    heartbeating): the moves are offered again after a few seconds (a move has only its
+    ring owner as target), not after the one-minute cap of the failure pass-over nor the
+    10 s pass-over of keys that gave no task."""
+    from metadata.repair.queue import FAILED_FIRST_SECONDS, IDLE_SECONDS
+
+    drv, to_move = grown_cluster()
+    clock = Clock()
+    leader = RepairService(LocalReplicator(drv), "secret", clock=clock)
+    start = clock.now
+    seconds = FAILED_FIRST_SECONDS + 4.0
+    assert seconds < IDLE_SECONDS
+    asyncio.run(run_workers([leader], clock, seconds, copy_ok=lambda task, now: now >= start + 1.0))
+    assert leader.queue.failures >= 12  # three rounds of four copies failed
+    assert leader.rebalance.moved_objects == to_move
