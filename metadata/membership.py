@@ -24,11 +24,13 @@ nodes that take new blobs; full, down and draining ones do not count) than the w
 policy of any bucket needs: N for ``replica:N``, K+M for ``ec:K+M``.
 
 ``ok-to-stop``: stopping node N is safe when no blob placed on N would be left with fewer
-*available* copies than its write quorum W (the bucket's, else the policy's default). A
+*available* copies than its write quorum W (the bucket's, else the policy's default):
+neither a blob of an object nor a part of a multipart upload in progress. A
 copy is available on a node in state ``up`` or ``full`` or ``draining`` that the leader
 does not know to be unreachable (``unavailable``); copies on ``down``, ``out`` and
-``removed`` nodes are not. Only the keys the placement index lists for N are examined
-(``PlacementIndex.by_node``), never the whole index.
+``removed`` nodes are not. Only the keys the placement index lists for N
+(``PlacementIndex.by_node``) and the parts the uploads' per-node index lists for N
+(``UploadStore.by_node``) are examined, never the whole index.
 """
 from __future__ import annotations
 
@@ -125,7 +127,10 @@ def check_change(fsm: MetadataFSM, node_id: str, op: str, force: bool = False, d
 @dataclass(frozen=True, slots=True)
 class StopCheck:
     """The answer of ``ok-to-stop``: ``blobs`` below their write quorum if ``node`` stopped,
-    over ``keys_checked`` keys placed on it; ``sample`` names a few (bucket/key)."""
+    over ``keys_checked`` keys placed on it; ``sample`` names a few (bucket/key). The same
+    for parts of multipart uploads in progress: ``parts`` below their write quorum (of
+    ``uploads`` uploads) over ``parts_checked`` parts placed on it; ``upload_sample`` names
+    a few (bucket/key upload id)."""
 
     node: str
     ok: bool
@@ -133,17 +138,27 @@ class StopCheck:
     keys: int
     keys_checked: int
     sample: tuple[str, ...]
+    parts: int = 0
+    uploads: int = 0
+    parts_checked: int = 0
+    upload_sample: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"node": self.node, "ok": self.ok, "blobs_below_write_quorum": self.blobs,
                 "keys_below_write_quorum": self.keys, "keys_checked": self.keys_checked,
-                "sample": list(self.sample)}
+                "sample": list(self.sample), "upload_parts_below_write_quorum": self.parts,
+                "uploads_below_write_quorum": self.uploads, "upload_parts_checked": self.parts_checked,
+                "upload_sample": list(self.upload_sample)}
+
+
+def _write_quorum(fsm: MetadataFSM, bucket: str, p: Policy) -> int:
+    b = fsm.buckets.get(bucket)
+    return min(b.write_quorum if b is not None and b.write_quorum else p.default_write_quorum(), p.n)
 
 
 def _blobs_on(fsm: MetadataFSM, node_id: str) -> Iterator[tuple[str, str, int, int, tuple[str, ...]]]:
     """(bucket, key, write quorum, policy width, placement) of each blob placed on ``node_id``."""
     for bucket, keys in fsm.placements.by_node.get(node_id, {}).items():
-        b = fsm.buckets.get(bucket)
         index = fsm.objects.get(bucket)
         if index is None:
             continue
@@ -153,7 +168,7 @@ def _blobs_on(fsm: MetadataFSM, node_id: str) -> Iterator[tuple[str, str, int, i
                 p = _policy(policy_text)
                 if p is None:
                     continue
-                w = min(b.write_quorum if b is not None and b.write_quorum else p.default_write_quorum(), p.n)
+                w = _write_quorum(fsm, bucket, p)
                 for _, _, placement, _ in blobs:
                     if node_id in placement:
                         yield bucket, key, w, p.n, placement
@@ -174,4 +189,15 @@ def ok_to_stop(fsm: MetadataFSM, node_id: str, unavailable: Collection[str] = ()
         if len({n for n in placement if n in avail}) < w:
             blobs += 1
             keys[f"{bucket}/{key}"] = None
-    return StopCheck(node_id, blobs == 0, blobs, len(keys), len(checked), tuple(list(keys)[:SAMPLE]))
+    parts = parts_checked = 0
+    uploads: dict[str, None] = {}
+    for info, up in fsm.uploads.parts_on(node_id):
+        p = _policy(info.policy)
+        if p is None:
+            continue
+        parts_checked += 1
+        if len({n for n in up.part.placement if n in avail}) < _write_quorum(fsm, info.bucket, p):
+            parts += 1
+            uploads[f"{info.bucket}/{info.key} {info.upload_id}"] = None
+    return StopCheck(node_id, blobs == 0 and parts == 0, blobs, len(keys), len(checked), tuple(list(keys)[:SAMPLE]),
+                     parts, len(uploads), parts_checked, tuple(list(uploads)[:SAMPLE]))

@@ -166,3 +166,80 @@ def test_the_space_guard_counts_what_other_draining_nodes_still_hold() -> None:
     d.run(c.RepairPlacement("b", "a", "v1", 0, ["n1", "n2", "n3"], ["n4", "n2", "n3"]))  # n1 drained
     assert membership.draining_with_data(d.fsm) == []
     assert membership.check_change(d.fsm, "n2", "drain", used_bytes=used, free_bytes=free) == "up"
+
+
+def test_ok_to_stop_counts_parts_of_uploads_in_progress() -> None:
+    """A node whose stop would leave a part of an upload in progress below its write quorum
+    is not ok to stop, with the parts and uploads counted (no object involved)."""
+    from tests.unit.test_upload_part_moves import start
+
+    d = cluster(5)
+    (part,) = start(d, parts=1, key="big", uid="u1")
+    a, b, _ = part.placement
+    ok = membership.ok_to_stop(d.fsm, a)
+    assert ok.ok and (ok.keys_checked, ok.parts_checked, ok.parts) == (0, 1, 0)  # W = 2 of 3: two copies stay
+    d.run(c.SetNodeState(b, "down"))
+    no = membership.ok_to_stop(d.fsm, a)
+    assert not no.ok and (no.blobs, no.parts, no.uploads, no.upload_sample) == (0, 1, 1, ("b/big u1",))
+    assert no.to_dict()["upload_parts_below_write_quorum"] == 1
+    outside = next(f"n{i}" for i in range(1, 6) if f"n{i}" not in part.placement)
+    assert membership.ok_to_stop(d.fsm, outside).ok  # holds no copy of it
+
+
+def test_ok_to_stop_renders_both_answers() -> None:
+    from ops.cli.nodes import render_stop
+
+    yes = {"node": "s1", "ok": True, "blobs_below_write_quorum": 0, "keys_below_write_quorum": 0,
+           "keys_checked": 4, "sample": [], "upload_parts_below_write_quorum": 0, "uploads_below_write_quorum": 0,
+           "upload_parts_checked": 3, "upload_sample": []}
+    assert render_stop(yes) == ("yes: stopping s1 leaves every object and upload part at its write quorum "
+                                "(4 keys, 3 parts of multipart uploads in progress checked)")
+    no = {**yes, "ok": False, "upload_parts_below_write_quorum": 2, "uploads_below_write_quorum": 1,
+          "upload_sample": ["b/big u1"]}
+    assert render_stop(no) == ("no: stopping s1 would leave 2 part(s) of 1 multipart upload(s) in progress "
+                               "below their write quorum (e.g. upload b/big u1)")
+    both = {**no, "blobs_below_write_quorum": 3, "keys_below_write_quorum": 2, "sample": ["b/a", "b/c"]}
+    assert render_stop(both).startswith("no: stopping s1 would leave 3 blob(s) of 2 key(s) and 2 part(s) of 1 "
+                                        "multipart upload(s) in progress below their write quorum (e.g. b/a, b/c, "
+                                        "upload b/big u1)")
+
+
+def test_the_ok_to_stop_endpoint_answers_412_for_an_upload_part_below_write_quorum() -> None:
+    """``GET /v1/nodes/ok-to-stop`` on the membership routes over a local state machine:
+    200 while the part keeps its write quorum, 412 (with the counts) once another holder of
+    it is down; ``answer=always`` gives 200 either way."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from metadata import membership_http, node_health
+    from tests.unit.test_repair_service import LocalReplicator
+    from tests.unit.test_upload_part_moves import start
+
+    d = cluster(5)
+    (part,) = start(d, parts=1, key="big", uid="u1")
+    a, b, _ = part.placement
+    rep = LocalReplicator(d)
+    monitor = SimpleNamespace(settings=SimpleNamespace(node_timeout=1.0), heartbeat_ages=lambda now: {})
+    app = web.Application()
+    app[node_health.LIVENESS] = SimpleNamespace(monitor=monitor, clock=lambda: 0.0)
+    membership_http.add_routes(app, lambda request: rep, "replica:3")
+
+    async def go() -> list[tuple[int, dict]]:
+        out = []
+        async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
+            for query in (f"node={a}", "down", f"node={a}", f"node={a}&answer=always"):
+                if query == "down":
+                    d.run(c.SetNodeState(b, "down"))
+                    continue
+                async with session.get(server.make_url(f"/v1/nodes/ok-to-stop?{query}")) as resp:
+                    out.append((resp.status, await resp.json()))
+        return out
+
+    (s1, yes), (s2, no), (s3, always) = asyncio.run(go())
+    assert (s1, yes["ok"], yes["upload_parts_checked"]) == (200, True, 1)
+    assert (s2, no["ok"], no["upload_parts_below_write_quorum"], no["uploads_below_write_quorum"]) == (412, False, 1, 1)
+    assert (s3, always["ok"]) == (200, False)
