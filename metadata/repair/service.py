@@ -227,7 +227,8 @@ class RepairService:
         return st
 
     async def status(self) -> dict[str, Any]:
-        counts = await self.rep.read(lambda fsm: fsm.placements.counts())
+        counts = await self.rep.read(lambda fsm: {**fsm.placements.counts(),
+                                                   "upload_parts_below_policy": planner.upload_parts_below(fsm)})
         st = {**counts, **self.queue.status(self.clock())}
         rate = st["rate_bytes_per_second"]
         st["eta_seconds"] = st["bytes_below_policy"] / rate if rate > 0 else None

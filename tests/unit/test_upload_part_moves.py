@@ -123,3 +123,39 @@ def test_the_old_copy_of_a_moved_part_is_an_orphan_once_old_enough() -> None:
     assert blob_status(d.fsm, "b", "k", ref.version_id, gone, NOW + 2) == ORPHAN
     assert blob_status(d.fsm, "b", "k", ref.version_id, spare, NOW + 60) == REFERENCED
     assert blob_status(d.fsm, "b", "k", ref.version_id) == REFERENCED  # without a node: as before
+
+
+@pytest.mark.parametrize("policy,width,nodes", [("replica:3", 3, 6), ("ec:2+1", 3, 6)])
+def test_repair_recreates_parts_of_uploads_in_progress_a_lost_node_held(policy, width, nodes) -> None:
+    """A node holding parts of an upload in progress is lost (``out``): repair plans a task
+    per part it held (found through the uploads' per-node index), committed by a
+    RepairPlacement naming the upload; the parts are back at full policy on holding nodes,
+    and completing the upload lists the repaired placements."""
+    from metadata.fsm.placement_index import survivors
+    from metadata.repair.planner import plan, upload_parts_below
+
+    d = cluster(nodes, policy)
+    refs = start(d, parts=8, policy=policy, width=width)
+    lost = max((f"n{i}" for i in range(1, nodes + 1)), key=d.fsm.uploads.part_count_on)
+    on_lost = d.fsm.uploads.part_count_on(lost)
+    assert on_lost >= 2 and plan(d.fsm) == []
+    assert upload_parts_below(d.fsm) == 0
+    d.run(c.SetNodeState(lost, "out"))
+    assert upload_parts_below(d.fsm) == on_lost
+    for _ in range(width):  # one copy per task per blob: a few rounds at most
+        tasks = plan(d.fsm)
+        if not tasks:
+            break
+        for t in tasks:
+            assert t.upload_id == "u1" and t.target != lost and t.part in range(1, 9)
+            out = d.run(c.RepairPlacement(t.bucket, t.key, t.version_id, t.part, list(t.expected),
+                                          list(t.placement), upload_id=t.upload_id))
+            assert out.applied, out
+    assert plan(d.fsm) == [] and d.fsm.uploads.part_count_on(lost) == 0 and upload_parts_below(d.fsm) == 0
+    parts = d.fsm.uploads.list_parts("b", "k", "u1").parts
+    for p in parts:
+        alive, w, _ = survivors(policy, p.part.placement, d.fsm.placements.holding)
+        assert alive == w == width and lost not in p.part.placement
+    d.run(c.CompleteMultipartUpload("b", "k", "u1", [[p.number, p.etag, {}] for p in refs],
+                                    vid_at(NOW + 40), NOW + 40, {}))
+    assert [p.placement for p in d.fsm.get_object("b", "k").parts] == [p.part.placement for p in parts]
