@@ -159,3 +159,39 @@ def test_repair_recreates_parts_of_uploads_in_progress_a_lost_node_held(policy, 
     d.run(c.CompleteMultipartUpload("b", "k", "u1", [[p.number, p.etag, {}] for p in refs],
                                     vid_at(NOW + 40), NOW + 40, {}))
     assert [p.placement for p in d.fsm.get_object("b", "k").parts] == [p.part.placement for p in parts]
+
+
+@pytest.mark.parametrize("policy,width", [("replica:3", 3), ("ec:2+1", 3)])
+def test_an_added_node_or_a_weight_change_moves_parts_of_uploads_in_progress(policy, width) -> None:
+    """The part walk finds the parts an added node now owns (no node drains: the per-node
+    index has nothing to say), moves only those, one copy swapped per part; a weight change
+    the same; status is not balanced until they moved, and completion lists the new
+    placements."""
+    d = cluster(6, policy)
+    start(d, parts=30, policy=policy, width=width)
+    state = RebalanceState(walk=7)  # several rounds of the part walk
+    assert settle(d, state) == []
+    d.run(c.RegisterNode(NodeInfo("n7", "127.0.0.1:7007", zone="a")))
+    ring = Ring(d.fsm.cluster_map())
+    listed = [p.part for p in d.fsm.uploads.list_parts("b", "k", "u1").parts]
+    before = {p.number: p.placement for p in listed}
+    owned = {p.number for p in listed if "n7" in ring.locate("b", p.version_id, width)}
+    assert owned
+    state.plan(d.fsm, limit=0)  # the first round sees the change: not balanced yet
+    assert not state.status(0, 0, 0.0)["balanced"]
+    moves = settle(d, state)
+    assert {t.part for t in moves} == owned and all(t.upload_id == "u1" and t.target == "n7" for t in moves)
+    assert state.status(0, 0, 0.0)["balanced"] and not state.misplaced_parts
+    parts = d.fsm.uploads.list_parts("b", "k", "u1").parts
+    for p in parts:
+        assert set(p.part.placement) == set(ring.locate("b", p.part.version_id, width))
+        assert len(set(p.part.placement) - set(before[p.part.number])) == (1 if p.part.number in owned else 0)
+    d.run(c.SetNodeWeight("n7", 3.0))
+    more = settle(d, state)
+    assert more and all(t.upload_id == "u1" and t.target == "n7" for t in more)
+    ring = Ring(d.fsm.cluster_map())
+    parts = d.fsm.uploads.list_parts("b", "k", "u1").parts
+    assert all(set(p.part.placement) == set(ring.locate("b", p.part.version_id, width)) for p in parts)
+    d.run(c.CompleteMultipartUpload("b", "k", "u1", [[p.part.number, p.part.etag, {}] for p in parts],
+                                    vid_at(NOW + 40), NOW + 40, {}))
+    assert [p.placement for p in d.fsm.get_object("b", "k").parts] == [p.part.placement for p in parts]
