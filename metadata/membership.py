@@ -11,10 +11,11 @@ Operations (each becomes one Raft command, guarded by the state it was checked i
   restores redundancy);
 - ``set-weight``: its share of the ring.
 
-The space guard: ``drain`` is refused when the node's used bytes, plus those of every
-other draining node that still holds copies (their data has yet to land, or has landed
-without the heartbeats showing it yet: counted whole, on the safe side), exceed the free
-space the other ``up`` nodes report in their heartbeats (above their reserve). The leader
+The space guard: ``drain`` is refused when the node's used bytes, plus what every other
+draining node still has to move (the bytes of the copies still placed on it, objects'
+blobs from ``PlacementIndex.bytes_on`` and parts of uploads in progress: what has moved
+already landed, and the up nodes' next heartbeats show it), exceed the free space the
+other ``up`` nodes report in their heartbeats (above their reserve). The leader
 checks and proposes one change at a time (:mod:`metadata.membership_http`), and the
 ``up``-node guard is also the command's own condition (``SetNodeState.min_writable``,
 decided on apply), so two drains asked at once cannot both pass a guard the pair breaks.
@@ -39,6 +40,7 @@ from typing import Collection, Iterator, Mapping
 
 from metadata.fsm import records
 from metadata.fsm.machine import MetadataFSM
+from metadata.fsm.placement_index import copy_bytes
 from objstore.errors import InvalidArgument, InvalidRequest
 from objstore.types import WRITABLE_STATES, Policy
 
@@ -80,6 +82,14 @@ def draining_with_data(fsm: MetadataFSM) -> list[str]:
             and (fsm.placements.by_node.get(n.node_id) or fsm.uploads.part_count_on(n.node_id))]
 
 
+def left_to_move(fsm: MetadataFSM, node_id: str) -> int:
+    """Bytes of the copies still placed on ``node_id``: objects' blobs and parts of uploads
+    in progress (what draining it has yet to move)."""
+    parts = sum(b for info, up in fsm.uploads.parts_on(node_id)
+                for n, b in copy_bytes(info.policy, up.part.size, up.part.placement) if n == node_id)
+    return fsm.placements.bytes_placed_on(node_id) + parts
+
+
 def min_writable(fsm: MetadataFSM, op: str, default_policy: str = "") -> int:
     """The writable nodes ``op`` must leave (``SetNodeState.min_writable``): the widest
     policy's width for drain and remove, else 0 (no condition)."""
@@ -109,7 +119,7 @@ def check_change(fsm: MetadataFSM, node_id: str, op: str, force: bool = False, d
                                  f"{policy} needs {need}")
     if op == "drain" and used_bytes and node_id in used_bytes and free_bytes is not None:
         room = sum(free_bytes.get(n, 0) for n in up_nodes(fsm) - {node_id})
-        pending = sum(used_bytes.get(n, 0) for n in draining_with_data(fsm) if n != node_id)
+        pending = sum(left_to_move(fsm, n) for n in draining_with_data(fsm) if n != node_id)
         if used_bytes[node_id] + pending > room:
             also = f" (and {pending} bytes of nodes still draining)" if pending else ""
             raise InvalidRequest(f"refusing to drain {node_id}: it holds {used_bytes[node_id]} bytes{also}, the "

@@ -154,18 +154,42 @@ def test_two_drains_checked_against_one_map_cannot_both_apply() -> None:
 
 
 def test_the_space_guard_counts_what_other_draining_nodes_still_hold() -> None:
+    """What another draining node still has to move is the bytes still placed on it (its
+    heartbeat's used bytes lag, and count copies nothing references): a second drain that
+    fits once most of the first one moved is accepted."""
     d = cluster(6)
-    d.run(c.PutObject(version(key="a", placement=("n1", "n2", "n3"))))
+    d.run(c.PutObject(version(key="a", vid="v1", size=250, placement=("n1", "n3", "n4"))))
+    d.run(c.PutObject(version(key="a2", vid="v2", size=50, placement=("n1", "n3", "n4"))))
+    d.run(c.PutObject(version(key="b", vid="v3", size=200, placement=("n2", "n5", "n6"))))
+    assert membership.left_to_move(d.fsm, "n1") == 300 and membership.left_to_move(d.fsm, "n2") == 200
     free = {f"n{i}": 100 for i in range(1, 7)}
-    used = {"n1": 300, "n2": 200}
+    used = {"n1": 300, "n2": 200}  # as heartbeats report (and keep reporting for a while)
     assert membership.check_change(d.fsm, "n1", "drain", used_bytes=used, free_bytes=free) == "up"
     d.run(c.SetNodeState("n1", "draining"))
     with pytest.raises(InvalidRequest, match="holds 200 bytes \\(and 300 bytes of nodes still draining\\), the "
                                              "other up nodes have 400 bytes free"):
         membership.check_change(d.fsm, "n2", "drain", used_bytes=used, free_bytes=free)
-    d.run(c.RepairPlacement("b", "a", "v1", 0, ["n1", "n2", "n3"], ["n4", "n2", "n3"]))  # n1 drained
-    assert membership.draining_with_data(d.fsm) == []
+    d.run(c.RepairPlacement("b", "a", "v1", 0, ["n1", "n3", "n4"], ["n5", "n3", "n4"]))  # 250 of n1's 300 moved
+    assert membership.left_to_move(d.fsm, "n1") == 50 and membership.draining_with_data(d.fsm) == ["n1"]
+    assert membership.check_change(d.fsm, "n2", "drain", used_bytes=used, free_bytes=free) == "up"  # 200 + 50
+    d.run(c.RepairPlacement("b", "a2", "v2", 0, ["n1", "n3", "n4"], ["n6", "n3", "n4"]))  # n1 drained
+    assert membership.draining_with_data(d.fsm) == [] and membership.left_to_move(d.fsm, "n1") == 0
     assert membership.check_change(d.fsm, "n2", "drain", used_bytes=used, free_bytes=free) == "up"
+
+
+def test_left_to_move_counts_ec_shards_and_parts_of_uploads_in_progress() -> None:
+    from tests.unit.test_upload_part_moves import start
+
+    d = cluster(6)
+    d.run(c.CreateBucket("e", "alice", "ec:4+2", 1.0))
+    d.run(c.PutObject(version(bucket="e", key="x", size=1001, policy="ec:4+2",
+                              placement=("n1", "n2", "n3", "n4", "n5", "n6"))))
+    assert membership.left_to_move(d.fsm, "n1") == 251  # one shard: 1001 / 4, rounded up
+    (part,) = start(d, parts=1, key="big", uid="u1")
+    holder = part.placement[0]
+    assert membership.left_to_move(d.fsm, holder) == 251 + part.size
+    restored = type(d.fsm).restore(d.fsm.snapshot())
+    assert restored.placements.bytes_on == d.fsm.placements.bytes_on
 
 
 def test_ok_to_stop_counts_parts_of_uploads_in_progress() -> None:
