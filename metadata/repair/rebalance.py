@@ -170,15 +170,15 @@ def part_move(fsm: MetadataFSM, ring: Ring, info: MultipartUpload, up: UploadedP
               busy: Collection[Blob] = frozenset(), failed: Mapping[Blob, Collection[str]] | None = None,
               free_bytes: Mapping[str, int] | None = None) -> tuple[int, RepairTask | None]:
     """(bytes misplaced, the move to make now or None) of one part of an upload in
-    progress (a busy part counts as misplaced and gives no task). A part too damaged to be
-    read from is left (repair's)."""
+    progress at full policy, as :func:`examine` for a key's blobs (a busy part counts as
+    misplaced and gives no task; a part below policy is repair's)."""
     part = up.part
     blob = (info.bucket, info.key, part.version_id, part.number)
     layout = _layout(info.policy)
     if layout is None:
         return 0, None
-    alive, _, needed = survivors(info.policy, part.placement, fsm.placements.holding)
-    if alive < needed:
+    alive, width, _ = survivors(info.policy, part.placement, fsm.placements.holding)
+    if alive < width or "" in part.placement[:width]:
         return 0, None
     if blob in busy:
         return blob_bytes(layout, part.size), None

@@ -195,3 +195,25 @@ def test_an_added_node_or_a_weight_change_moves_parts_of_uploads_in_progress(pol
     d.run(c.CompleteMultipartUpload("b", "k", "u1", [[p.part.number, p.part.etag, {}] for p in parts],
                                     vid_at(NOW + 40), NOW + 40, {}))
     assert [p.placement for p in d.fsm.get_object("b", "k").parts] == [p.part.placement for p in parts]
+
+
+def test_a_part_below_policy_is_repaired_before_it_is_moved_off_a_draining_node() -> None:
+    """As for an object's blobs: a draining node's part that also lost a copy elsewhere is
+    repair's first (a copy re-created, the draining node's still counted), then moved."""
+    from metadata.repair.planner import plan
+
+    d = cluster(6)
+    (part,) = start(d, parts=1)
+    draining, lost, _ = part.placement
+    d.run(c.SetNodeState(draining, "draining"))
+    d.run(c.SetNodeState(lost, "out"))
+    state = RebalanceState(walk=0)
+    moves, _ = state.plan(d.fsm)
+    assert moves == []  # below policy: not a move
+    (fix,) = plan(d.fsm)
+    assert fix.upload_id == "u1" and not fix.move and draining in fix.placement and lost not in fix.placement
+    assert d.run(c.RepairPlacement("b", "k", fix.version_id, 1, list(fix.expected), list(fix.placement),
+                                   upload_id="u1")).applied
+    (move,) = settle(d, state, walk=False)
+    assert move.move and draining not in move.placement and lost not in move.placement
+    assert d.fsm.uploads.part_count_on(draining) == 0
