@@ -28,7 +28,8 @@ def add_parser(sub: Any) -> None:
     for name, text in (("add", "put a joining (or drained, out, removed) node in the ring"),
                        ("drain", "move every copy off a node (it keeps serving reads meanwhile)"),
                        ("remove", "take a node out of the cluster (refused while it holds data, unless --force)"),
-                       ("ok-to-stop", "would stopping the node leave any object or upload part below its write quorum?")):
+                       ("ok-to-stop", "would stopping the node leave any object or upload part below its "
+                                      "write quorum?")):
         a = actions.add_parser(name, help=text)
         a.add_argument("node_id")
         parsers.append(a)
