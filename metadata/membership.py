@@ -11,10 +11,11 @@ Operations (each becomes one Raft command, guarded by the state it was checked i
   restores redundancy);
 - ``set-weight``: its share of the ring.
 
-The space guard: ``drain`` is refused when the node's used bytes, plus those of every
-other draining node that still holds copies (their data has yet to land, or has landed
-without the heartbeats showing it yet: counted whole, on the safe side), exceed the free
-space the other ``up`` nodes report in their heartbeats (above their reserve). The leader
+The space guard: ``drain`` is refused when the node's used bytes, plus what every other
+draining node still has to move (the bytes of the copies still placed on it, objects'
+blobs from ``PlacementIndex.bytes_on`` and parts of uploads in progress: what has moved
+already landed, and the up nodes' next heartbeats show it), exceed the free space the
+other ``up`` nodes report in their heartbeats (above their reserve). The leader
 checks and proposes one change at a time (:mod:`metadata.membership_http`), and the
 ``up``-node guard is also the command's own condition (``SetNodeState.min_writable``,
 decided on apply), so two drains asked at once cannot both pass a guard the pair breaks.
@@ -24,11 +25,13 @@ nodes that take new blobs; full, down and draining ones do not count) than the w
 policy of any bucket needs: N for ``replica:N``, K+M for ``ec:K+M``.
 
 ``ok-to-stop``: stopping node N is safe when no blob placed on N would be left with fewer
-*available* copies than its write quorum W (the bucket's, else the policy's default). A
+*available* copies than its write quorum W (the bucket's, else the policy's default):
+neither a blob of an object nor a part of a multipart upload in progress. A
 copy is available on a node in state ``up`` or ``full`` or ``draining`` that the leader
 does not know to be unreachable (``unavailable``); copies on ``down``, ``out`` and
-``removed`` nodes are not. Only the keys the placement index lists for N are examined
-(``PlacementIndex.by_node``), never the whole index.
+``removed`` nodes are not. Only the keys the placement index lists for N
+(``PlacementIndex.by_node``) and the parts the uploads' per-node index lists for N
+(``UploadStore.by_node``) are examined, never the whole index.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from typing import Collection, Iterator, Mapping
 
 from metadata.fsm import records
 from metadata.fsm.machine import MetadataFSM
+from metadata.fsm.placement_index import copy_bytes
 from objstore.errors import InvalidArgument, InvalidRequest
 from objstore.types import WRITABLE_STATES, Policy
 
@@ -78,6 +82,14 @@ def draining_with_data(fsm: MetadataFSM) -> list[str]:
             and (fsm.placements.by_node.get(n.node_id) or fsm.uploads.part_count_on(n.node_id))]
 
 
+def left_to_move(fsm: MetadataFSM, node_id: str) -> int:
+    """Bytes of the copies still placed on ``node_id``: objects' blobs and parts of uploads
+    in progress (what draining it has yet to move)."""
+    parts = sum(b for info, up in fsm.uploads.parts_on(node_id)
+                for n, b in copy_bytes(info.policy, up.part.size, up.part.placement) if n == node_id)
+    return fsm.placements.bytes_placed_on(node_id) + parts
+
+
 def min_writable(fsm: MetadataFSM, op: str, default_policy: str = "") -> int:
     """The writable nodes ``op`` must leave (``SetNodeState.min_writable``): the widest
     policy's width for drain and remove, else 0 (no condition)."""
@@ -107,7 +119,7 @@ def check_change(fsm: MetadataFSM, node_id: str, op: str, force: bool = False, d
                                  f"{policy} needs {need}")
     if op == "drain" and used_bytes and node_id in used_bytes and free_bytes is not None:
         room = sum(free_bytes.get(n, 0) for n in up_nodes(fsm) - {node_id})
-        pending = sum(used_bytes.get(n, 0) for n in draining_with_data(fsm) if n != node_id)
+        pending = sum(left_to_move(fsm, n) for n in draining_with_data(fsm) if n != node_id)
         if used_bytes[node_id] + pending > room:
             also = f" (and {pending} bytes of nodes still draining)" if pending else ""
             raise InvalidRequest(f"refusing to drain {node_id}: it holds {used_bytes[node_id]} bytes{also}, the "
@@ -125,7 +137,10 @@ def check_change(fsm: MetadataFSM, node_id: str, op: str, force: bool = False, d
 @dataclass(frozen=True, slots=True)
 class StopCheck:
     """The answer of ``ok-to-stop``: ``blobs`` below their write quorum if ``node`` stopped,
-    over ``keys_checked`` keys placed on it; ``sample`` names a few (bucket/key)."""
+    over ``keys_checked`` keys placed on it; ``sample`` names a few (bucket/key). The same
+    for parts of multipart uploads in progress: ``parts`` below their write quorum (of
+    ``uploads`` uploads) over ``parts_checked`` parts placed on it; ``upload_sample`` names
+    a few (bucket/key upload id)."""
 
     node: str
     ok: bool
@@ -133,17 +148,27 @@ class StopCheck:
     keys: int
     keys_checked: int
     sample: tuple[str, ...]
+    parts: int = 0
+    uploads: int = 0
+    parts_checked: int = 0
+    upload_sample: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"node": self.node, "ok": self.ok, "blobs_below_write_quorum": self.blobs,
                 "keys_below_write_quorum": self.keys, "keys_checked": self.keys_checked,
-                "sample": list(self.sample)}
+                "sample": list(self.sample), "upload_parts_below_write_quorum": self.parts,
+                "uploads_below_write_quorum": self.uploads, "upload_parts_checked": self.parts_checked,
+                "upload_sample": list(self.upload_sample)}
+
+
+def _write_quorum(fsm: MetadataFSM, bucket: str, p: Policy) -> int:
+    b = fsm.buckets.get(bucket)
+    return min(b.write_quorum if b is not None and b.write_quorum else p.default_write_quorum(), p.n)
 
 
 def _blobs_on(fsm: MetadataFSM, node_id: str) -> Iterator[tuple[str, str, int, int, tuple[str, ...]]]:
     """(bucket, key, write quorum, policy width, placement) of each blob placed on ``node_id``."""
     for bucket, keys in fsm.placements.by_node.get(node_id, {}).items():
-        b = fsm.buckets.get(bucket)
         index = fsm.objects.get(bucket)
         if index is None:
             continue
@@ -153,7 +178,7 @@ def _blobs_on(fsm: MetadataFSM, node_id: str) -> Iterator[tuple[str, str, int, i
                 p = _policy(policy_text)
                 if p is None:
                     continue
-                w = min(b.write_quorum if b is not None and b.write_quorum else p.default_write_quorum(), p.n)
+                w = _write_quorum(fsm, bucket, p)
                 for _, _, placement, _ in blobs:
                     if node_id in placement:
                         yield bucket, key, w, p.n, placement
@@ -174,4 +199,15 @@ def ok_to_stop(fsm: MetadataFSM, node_id: str, unavailable: Collection[str] = ()
         if len({n for n in placement if n in avail}) < w:
             blobs += 1
             keys[f"{bucket}/{key}"] = None
-    return StopCheck(node_id, blobs == 0, blobs, len(keys), len(checked), tuple(list(keys)[:SAMPLE]))
+    parts = parts_checked = 0
+    uploads: dict[str, None] = {}
+    for info, up in fsm.uploads.parts_on(node_id):
+        p = _policy(info.policy)
+        if p is None:
+            continue
+        parts_checked += 1
+        if len({n for n in up.part.placement if n in avail}) < _write_quorum(fsm, info.bucket, p):
+            parts += 1
+            uploads[f"{info.bucket}/{info.key} {info.upload_id}"] = None
+    return StopCheck(node_id, blobs == 0 and parts == 0, blobs, len(keys), len(checked), tuple(list(keys)[:SAMPLE]),
+                     parts, len(uploads), parts_checked, tuple(list(uploads)[:SAMPLE]))

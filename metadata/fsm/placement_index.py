@@ -20,6 +20,10 @@ Invariants:
   copies minus those needed to read (replica: 1, ec: K): -1 or less means unreadable.
   ``objects_below`` / ``bytes_below`` are the sums over ``below``; ``by_spare[s]`` holds
   the keys whose ``spare`` is ``s`` (the planner takes the lowest first).
+- ``bytes_on[n]`` is the bytes of the copies of blobs placed on node ``n`` (a replica: the
+  blob's size; an ec shard: its size over K, rounded up; a node absent when none): what a
+  drain of ``n`` still has to move. (A bucket is deleted only once it holds no version, so
+  ``drop_bucket`` has no bytes to take off.)
 - A node state change re-examines only the keys placed on that node.
 """
 from __future__ import annotations
@@ -59,11 +63,27 @@ def survivors(policy: str, placement: tuple[str, ...], holding: Callable[[str], 
     return alive, width, needed
 
 
+def copy_bytes(policy: str, size: int, placement: tuple[str, ...]) -> Iterator[tuple[str, int]]:
+    """(node, bytes) of each copy of one blob of ``size`` bytes: the whole blob on each
+    distinct node of a replica placement, a shard (``size`` over K, rounded up) per ec slot."""
+    kind, width, needed = policy_width(policy)
+    if kind == "ec":
+        shard = -(-size // needed)
+        for n in placement[:width]:
+            if n:
+                yield n, shard
+    else:
+        for n in dict.fromkeys(placement):
+            if n:
+                yield n, size
+
+
 class PlacementIndex:
     """See the module docstring. ``nodes`` is the machine's node table (read, not owned);
     ``versions(bucket, key)`` the records of a key."""
 
-    __slots__ = ("atoms", "nodes", "versions", "by_node", "below", "by_spare", "objects_below", "bytes_below")
+    __slots__ = ("atoms", "nodes", "versions", "by_node", "bytes_on", "below", "by_spare", "objects_below",
+                 "bytes_below")
 
     def __init__(self, atoms: records.Atoms, nodes: Mapping[str, NodeInfo],
                  versions: Callable[[str, str], Versions]) -> None:
@@ -71,6 +91,7 @@ class PlacementIndex:
         self.nodes = nodes
         self.versions = versions
         self.by_node: dict[str, dict[str, set[str]]] = {}
+        self.bytes_on: dict[str, int] = {}
         self.below: dict[Key, tuple[int, int, int]] = {}
         self.by_spare: dict[int, dict[Key, None]] = {}
         self.objects_below = 0
@@ -82,17 +103,41 @@ class PlacementIndex:
 
     # --- maintenance ------------------------------------------------------------------------
 
-    def _nodes_of(self, versions: Versions) -> set[str]:
-        out: set[str] = set()
+    def _placed(self, versions: Versions) -> dict[str, int]:
+        """Node -> bytes of the copies placed on it (every node placing one, even of 0 bytes):
+        see ``copy_bytes`` (inlined: this runs on every record change)."""
+        out: dict[str, int] = {}
         for rec in versions:
-            for _, _, placement, _ in records.blob_placements(rec, self.atoms)[1]:
-                out.update(placement)
-        out.discard("")
+            policy, blobs = records.blob_placements(rec, self.atoms)
+            kind, width, needed = policy_width(policy)
+            for _, size, placement, _ in blobs:
+                if kind == "ec":
+                    each = -(-size // needed)
+                    for n in placement[:width]:
+                        if n:
+                            out[n] = out.get(n, 0) + each
+                else:
+                    for n in set(placement):
+                        if n:
+                            out[n] = out.get(n, 0) + size
         return out
 
     def changed(self, bucket: str, key: str, old: Versions, new: Versions) -> None:
         """The records of (bucket, key) went from ``old`` to ``new`` (newest first)."""
-        before, after = self._nodes_of(old), self._nodes_of(new)
+        was, now = self._placed(old), self._placed(new)
+        if was != now:
+            bytes_on = self.bytes_on
+            for n, b in now.items():
+                if b:
+                    bytes_on[n] = bytes_on.get(n, 0) + b
+            for n, b in was.items():
+                if b:
+                    left = bytes_on[n] - b
+                    if left:
+                        bytes_on[n] = left
+                    else:
+                        del bytes_on[n]
+        before, after = was.keys(), now.keys()
         for n in before - after:
             keys = self.by_node[n][bucket]
             keys.discard(key)
@@ -156,6 +201,10 @@ class PlacementIndex:
             count += hit
         return None if spare is None else (count, size, spare)
 
+    def bytes_placed_on(self, node_id: str) -> int:
+        """Bytes of the copies of every object's blobs placed on ``node_id``."""
+        return self.bytes_on.get(node_id, 0)
+
     def keys_on(self, node_id: str) -> Iterator[Key]:
         for bucket, keys in self.by_node.get(node_id, {}).items():
             for key in keys:
@@ -175,6 +224,7 @@ class PlacementIndex:
     def rebuild(self, keys: Iterable[tuple[str, str, Versions]]) -> None:
         """Start over from every key's records."""
         self.by_node.clear()
+        self.bytes_on.clear()
         self.below.clear()
         self.by_spare.clear()
         self.objects_below = self.bytes_below = 0

@@ -25,9 +25,17 @@ Rules:
   already sends it).
 - The ring key is the object key, or for a part of a multipart object its blob id, as
   the gateway placed it.
+- Parts of multipart uploads in progress live in their upload's record, not in the
+  object index: after the objects' candidates, the parts with a copy on a node that no
+  longer holds copies (``out``, ``removed``) are found through the uploads' per-node index
+  (``UploadStore.by_node``, no scan; at most ``scan`` parts examined) and repaired the same
+  way (ring key the part's blob id); the task names the upload (``upload_id``), so its
+  ``RepairPlacement`` changes the part's placement in the upload, and completing the
+  upload later lists the repaired placement.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Collection, Iterable, Mapping
 
 from objstore.repair_records import RepairTask, Source
@@ -130,8 +138,56 @@ def plan_round(
                         free_bytes[task.target] -= blob_bytes(layout, size)
         if len(tasks) == before and not waiting:
             idle.append((bucket, key))
+    if len(tasks) < limit:
+        tasks += upload_part_repairs(fsm, ring, busy=busy, failed=failed, free_bytes=free_bytes,
+                                     limit=limit - len(tasks), scan=scan, writable=writable, address=address)
     tasks.sort(key=lambda t: t.spare)
     return tasks, idle
+
+
+def upload_parts_below(fsm: MetadataFSM) -> int:
+    """Parts of uploads in progress with fewer holding copies than their policy's width (a
+    copy on a node that no longer holds copies), from the uploads' per-node index."""
+    holding = fsm.placements.holding
+    below: set[Blob] = set()
+    for node in [n for n in fsm.uploads.by_node if not holding(n)]:
+        for info, up in fsm.uploads.parts_on(node):
+            alive, width, _ = survivors(info.policy, up.part.placement, holding)
+            if alive < width:
+                below.add((info.bucket, info.key, up.part.version_id, up.part.number))
+    return len(below)
+
+
+def upload_part_repairs(fsm: MetadataFSM, ring: Ring, *, busy: Collection[Blob], failed: Mapping[Blob, Collection[str]],
+                        free_bytes: dict[str, int], limit: int, scan: int, writable: set[str],
+                        address: Mapping[str, str]) -> list[RepairTask]:
+    """Tasks re-creating copies of parts of uploads in progress that a lost node held (see
+    the rules); ``free_bytes`` is lowered by what they will write."""
+    tasks: list[RepairTask] = []
+    planned: set[Blob] = set()
+    examined = 0
+    holding = fsm.placements.holding
+    for node in [n for n in fsm.uploads.by_node if not holding(n)]:
+        for info, up in fsm.uploads.parts_on(node):
+            if len(tasks) >= limit or examined >= scan:
+                return tasks
+            examined += 1
+            part = up.part
+            blob = (info.bucket, info.key, part.version_id, part.number)
+            layout = _layout(info.policy)
+            if blob in busy or blob in planned or layout is None:
+                continue  # (a part with copies on two lost nodes is listed under both)
+            alive, width, needed = survivors(info.policy, part.placement, holding)
+            if alive >= width or alive < needed:
+                continue
+            task = _task(ring, blob, part.version_id, info.policy, layout, part.size, part.placement, width, holding,
+                         alive - needed, writable, address, failed.get(blob, ()), free_bytes)
+            if task is not None:
+                tasks.append(replace(task, upload_id=info.upload_id))
+                planned.add(blob)
+                if task.target in free_bytes:
+                    free_bytes[task.target] -= blob_bytes(layout, part.size)
+    return tasks
 
 
 def _task(ring: Ring, blob: Blob, blob_id: str, policy: str, layout: DataLayout, size: int,

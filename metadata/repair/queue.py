@@ -11,18 +11,23 @@ Invariants:
   the task is dropped at the next planning and planned again for another node.
 - Every table is bounded: ``MAX_TASKS`` tasks, ``MAX_REPORTED`` reported keys,
   ``MAX_DAMAGED`` damaged blobs, ``MAX_FAILED`` failed targets (and as many nodes' last
-  lease times), ``MAX_IDLE`` keys passed over, ``RATE_WINDOW`` commits for the rate.
+  lease times, and failure counts), ``MAX_IDLE`` keys passed over, ``RATE_WINDOW`` commits for the rate.
 - A task is counted as failed by its target when no worker claims it: for
   ``unclaimed_seconds`` the target neither asked for tasks nor held a lease (it runs no
   worker). A target busy with a long
   queue keeps its tasks however long they wait. A target that failed a blob is passed over
-  for that blob for ``FAILED_SECONDS`` (another node is tried meanwhile, when there is one:
-  a move has only its ring owner), then tried again, so a transient failure never strands
-  a blob.
+  for that blob for a while (another node is tried meanwhile, when there is one: a move has
+  only its ring owner), then tried again, so a transient failure never strands a blob: for
+  ``FAILED_FIRST_SECONDS`` after its first failure, twice as long after each further
+  failure of that blob, at most ``FAILED_SECONDS``. A failure is often the sources' (a
+  node just restarted on another address, not heartbeating yet), so a move waits seconds
+  for its only target, not a minute; a blob that keeps failing costs one attempt a minute.
 - A key that gave no task (no target with room, nothing readable left) is passed over for
   ``IDLE_SECONDS`` so it does not hide the keys behind it, and no longer once the ring or
   the set of writable nodes changes (``forget_passed_over``): a node added, drained or
-  reweighted may be the target it lacked, so rebalancing starts at the next planning.
+  reweighted may be the target it lacked, so rebalancing starts at the next planning; nor
+  once a failure that kept a target from one of its blobs is forgotten (a move has only
+  its ring owner: passed over 10 s, it would wait 10 s, not the failure's few seconds).
 """
 from __future__ import annotations
 
@@ -40,7 +45,8 @@ MAX_DAMAGED = 10_000
 MAX_FAILED = 10_000
 RATE_WINDOW = 1_000
 MAX_IDLE = 100_000
-FAILED_SECONDS = 60.0  # a target that failed a blob is not given it again for this long
+FAILED_FIRST_SECONDS = 2.0  # a target that failed a blob is not given it again for this long,
+FAILED_SECONDS = 60.0  # doubled at each further failure of the blob, up to this
 IDLE_SECONDS = 10.0  # a key that gave no task is passed over this long (or until the ring changes)
 RATE_SECONDS = 60.0
 STATUS_TASKS = 20  # tasks listed in the status
@@ -64,7 +70,8 @@ class RepairQueue:
         self.reported: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.damaged: OrderedDict[Blob, set[str]] = OrderedDict()
         self.failed: OrderedDict[Blob, set[str]] = OrderedDict()
-        self._failed_at: dict[Blob, float] = {}  # when each blob of ``failed`` last failed
+        self._failed_until: dict[Blob, float] = {}  # until when each blob of ``failed`` is passed over
+        self._strikes: OrderedDict[Blob, int] = OrderedDict()  # failures in a row of each blob
         self.last_lease: OrderedDict[str, float] = OrderedDict()  # node -> when it last asked for tasks
         self.idle: OrderedDict[tuple[str, str], float] = OrderedDict()  # key -> when it gave no task
         self.repaired_objects = 0
@@ -118,8 +125,9 @@ class RepairQueue:
         blobs (a late commit from such a target is still safe: it is conditional), and tasks
         no worker leased within ``unclaimed_seconds`` (counted as failed by their target, so
         the blob is planned for another node)."""
-        while self.failed and self._failed_at[next(iter(self.failed))] < now - FAILED_SECONDS:
-            del self._failed_at[self.failed.popitem(last=False)[0]]
+        for blob in [b for b, until in self._failed_until.items() if until <= now]:
+            del self.failed[blob], self._failed_until[blob]
+            self.idle.pop(blob[:2], None)  # its key gave no task for that failure: it may give one now
         working = {x.task.target for x in self.tasks.values() if x.until > now}  # holding a live lease
         for blob, item in list(self.tasks.items()):
             target = item.task.target
@@ -166,6 +174,8 @@ class RepairQueue:
         if current is not None and current.task.task_id == task.task_id:
             del self.tasks[task.blob_key]
         self.idle.pop((task.bucket, task.key), None)
+        if reason != "failed":
+            self._strikes.pop(task.blob_key, None)
         if applied and task.move:
             pass  # a rebalancing move: counted by metadata.repair.rebalance
         elif applied:
@@ -175,11 +185,16 @@ class RepairQueue:
             self.damaged.pop(task.blob_key, None)
         elif reason == "failed":
             self.failures += 1
-            self.failed.setdefault(task.blob_key, set()).add(task.target)
-            self.failed.move_to_end(task.blob_key)
-            self._failed_at[task.blob_key] = now
+            blob = task.blob_key
+            strikes = self._strikes.pop(blob, 0) + 1
+            self._strikes[blob] = strikes
+            while len(self._strikes) > MAX_FAILED:
+                self._strikes.popitem(last=False)
+            self.failed.setdefault(blob, set()).add(task.target)
+            self.failed.move_to_end(blob)
+            self._failed_until[blob] = now + min(FAILED_SECONDS, FAILED_FIRST_SECONDS * 2 ** min(strikes - 1, 16))
             while len(self.failed) > MAX_FAILED:
-                del self._failed_at[self.failed.popitem(last=False)[0]]
+                del self._failed_until[self.failed.popitem(last=False)[0]]
         else:
             self.stale += 1
 

@@ -29,11 +29,13 @@ Rules:
 
 Finding what to move (:class:`RebalanceState`, the leader's soft state):
 - parts of multipart uploads in progress placed on nodes outside the ring that still hold
-  copies (``draining``), from the uploads' per-node index (``UploadStore.by_node``): each
-  is moved as a version's blob is (same rules, ring key the part's blob id; committed by a
-  ``RepairPlacement`` naming the upload), so completing the upload later lists the new
-  placement. Only draining moves them: an added node or a weight change leaves parts of
-  uploads in progress where they are (the object's record is walked once completed);
+  copies (``draining``), from the uploads' per-node index (``UploadStore.by_node``), then
+  parts found misplaced before and not yet fixed (bounded: ``MAX_MISPLACED``), then a walk
+  over every part of every upload in progress (``walk`` parts per round, restarted as the
+  key walk is): each is moved as a version's blob is (same rules, ring key the part's blob
+  id; committed by a ``RepairPlacement`` naming the upload), so completing the upload
+  later lists the new placement. So an added node or a weight change moves parts of
+  uploads in progress too, as a drain does;
 - keys on nodes outside the ring that still hold copies (``draining``), straight from the
   placement index (``PlacementIndex.by_node``): no scan;
 - keys found misplaced before and not yet fixed (bounded: ``MAX_MISPLACED``);
@@ -52,6 +54,7 @@ from collections import OrderedDict, deque
 from dataclasses import replace
 from typing import Any, Callable, Collection, Iterator, Mapping
 
+from metadata.api.upload_records import MultipartUpload, UploadedPart
 from metadata.fsm import records
 from metadata.fsm.machine import MetadataFSM
 from metadata.fsm.placement_index import survivors
@@ -62,6 +65,7 @@ from objstore.ring import Ring
 from objstore.types import HOLDING_STATES, RING_STATES, WRITABLE_STATES, ClusterMap, NodeInfo
 
 Key = tuple[str, str]
+PartKey = tuple[str, str, str, int]  # bucket, key, upload id, part number
 MAX_MISPLACED = 100_000
 RATE_WINDOW = 1_000
 RATE_SECONDS = 60.0
@@ -162,12 +166,32 @@ def draining_nodes(fsm: MetadataFSM) -> list[str]:
     return [n.node_id for n in fsm.nodes.values() if n.state in HOLDING_STATES and n.state not in RING_STATES]
 
 
+def part_move(fsm: MetadataFSM, ring: Ring, info: MultipartUpload, up: UploadedPart, *,
+              busy: Collection[Blob] = frozenset(), failed: Mapping[Blob, Collection[str]] | None = None,
+              free_bytes: Mapping[str, int] | None = None) -> tuple[int, RepairTask | None]:
+    """(bytes misplaced, the move to make now or None) of one part of an upload in
+    progress at full policy, as :func:`examine` for a key's blobs (a busy part counts as
+    misplaced and gives no task; a part below policy is repair's)."""
+    part = up.part
+    blob = (info.bucket, info.key, part.version_id, part.number)
+    layout = _layout(info.policy)
+    if layout is None:
+        return 0, None
+    alive, width, _ = survivors(info.policy, part.placement, fsm.placements.holding)
+    if alive < width or "" in part.placement[:width]:
+        return 0, None
+    if blob in busy:
+        return blob_bytes(layout, part.size), None
+    wrong, task = move_task(ring, blob, part.version_id, info.policy, layout, part.size, part.placement,
+                            fsm.nodes, (failed or {}).get(blob, ()), free_bytes)
+    return (blob_bytes(layout, part.size) if wrong else 0), (replace(task, upload_id=info.upload_id) if task else None)
+
+
 def upload_moves(fsm: MetadataFSM, ring: Ring, *, busy: Collection[Blob] = frozenset(),
                  failed: Mapping[Blob, Collection[str]] | None = None, free_bytes: Mapping[str, int] | None = None,
                  limit: int = 256, scan: int = 4096) -> list[RepairTask]:
     """Moves of parts of uploads in progress off draining nodes (at most ``scan`` parts
-    examined, ``limit`` moves). A part too damaged to be read from is left (repair's)."""
-    failed = failed or {}
+    examined, ``limit`` moves)."""
     tasks: list[RepairTask] = []
     examined = 0
     for node in draining_nodes(fsm):
@@ -175,18 +199,9 @@ def upload_moves(fsm: MetadataFSM, ring: Ring, *, busy: Collection[Blob] = froze
             if len(tasks) >= limit or examined >= scan:
                 return tasks
             examined += 1
-            part = up.part
-            blob = (info.bucket, info.key, part.version_id, part.number)
-            layout = _layout(info.policy)
-            if blob in busy or layout is None:
-                continue
-            alive, _, needed = survivors(info.policy, part.placement, fsm.placements.holding)
-            if alive < needed:
-                continue
-            _, task = move_task(ring, blob, part.version_id, info.policy, layout, part.size, part.placement,
-                                fsm.nodes, failed.get(blob, ()), free_bytes)
+            _, task = part_move(fsm, ring, info, up, busy=busy, failed=failed, free_bytes=free_bytes)
             if task is not None:
-                tasks.append(replace(task, upload_id=info.upload_id))
+                tasks.append(task)
     return tasks
 
 
@@ -202,6 +217,8 @@ class RebalanceState:
         self.walked = 0  # keys walked since the walk started
         self.walks = 0  # walks completed
         self.misplaced: OrderedDict[Key, int] = OrderedDict()  # key -> bytes misplaced
+        self.part_cursor: tuple[str, str, str] | None = ("", "", "")  # next upload of the part walk; None: done
+        self.misplaced_parts: OrderedDict[PartKey, int] = OrderedDict()  # part of an upload -> bytes misplaced
         self.moved_objects = 0
         self.moved_bytes = 0
         self._moves: deque[tuple[float, int]] = deque(maxlen=RATE_WINDOW)
@@ -213,6 +230,7 @@ class RebalanceState:
             return False
         self.signature = sig
         self.cursor = ("", "")
+        self.part_cursor = ("", "", "")
         self.walked = 0
         return True
 
@@ -233,6 +251,45 @@ class RebalanceState:
                 self.walked += 1
         self.cursor = None
         self.walks += 1
+
+    def _walk_parts(self, fsm: MetadataFSM) -> Iterator[tuple[MultipartUpload, UploadedPart]]:
+        """The parts of the next uploads in progress of the part walk, advancing its cursor
+        (whole uploads, until ``walk`` parts were given this round)."""
+        if self.part_cursor is None:
+            return
+        first, key, upload_id = self.part_cursor
+        taken = 0
+        for name in sorted(b for b in fsm.uploads.buckets if b >= first):
+            uploads = fsm.uploads.buckets[name]
+            for k in list(uploads.irange(minimum=(key, upload_id) if name == first else None)):
+                if taken >= self.walk:
+                    return
+                self.part_cursor = (name, *k)  # a consumer that stops here sees this upload again
+                up = uploads.get(k)
+                for n in sorted(up.parts) if up is not None else ():
+                    taken += 1
+                    yield up.info, up.parts[n]
+                self.part_cursor = (name, k[0], k[1] + "\0")  # the next upload after this one
+        self.part_cursor = None
+
+    def part_candidates(self, fsm: MetadataFSM) -> Iterator[tuple[MultipartUpload, UploadedPart]]:
+        """Parts on nodes outside the ring, parts known misplaced, then the part walk's next."""
+        for node in draining_nodes(fsm):
+            yield from fsm.uploads.parts_on(node)
+        for bucket, key, upload_id, number in list(self.misplaced_parts):
+            up = fsm.uploads.buckets.get(bucket, {}).get((key, upload_id))
+            if up is None or number not in up.parts:
+                self.misplaced_parts.pop((bucket, key, upload_id, number), None)  # completed or aborted
+                continue
+            yield up.info, up.parts[number]
+        yield from self._walk_parts(fsm)
+
+    def note_part(self, part: PartKey, misplaced_bytes: int) -> None:
+        self.misplaced_parts.pop(part, None)
+        if misplaced_bytes:
+            self.misplaced_parts[part] = misplaced_bytes
+            while len(self.misplaced_parts) > MAX_MISPLACED:
+                self.misplaced_parts.popitem(last=False)
 
     def note(self, key: Key, misplaced_bytes: int) -> None:
         self.misplaced.pop(key, None)
@@ -262,7 +319,18 @@ class RebalanceState:
         idle: list[Key] = []
         seen: set[Key] = set()
         busy_keys = {b[:2] for b in busy}
-        tasks.extend(upload_moves(fsm, ring, busy=busy, failed=failed, free_bytes=free_bytes, limit=limit, scan=scan))
+        parts_seen: set[PartKey] = set()
+        for info, up in self.part_candidates(fsm):
+            pk = (info.bucket, info.key, info.upload_id, up.part.number)
+            if pk in parts_seen:
+                continue
+            if len(parts_seen) >= scan or len(tasks) >= limit:
+                break
+            parts_seen.add(pk)
+            wrong, task = part_move(fsm, ring, info, up, busy=busy, failed=failed, free_bytes=free_bytes)
+            self.note_part(pk, wrong)
+            if task is not None:
+                tasks.append(task)
         for k in self.candidates(fsm, skip):
             if k in seen:
                 continue
@@ -282,6 +350,9 @@ class RebalanceState:
         self.moved_objects += 1
         self.moved_bytes += task.size
         self._moves.append((now, task.size))
+        if task.upload_id:
+            self.misplaced_parts.pop((task.bucket, task.key, task.upload_id, task.part), None)
+            return
         k = (task.bucket, task.key)
         if k in self.misplaced:
             left = self.misplaced[k] - task.size
@@ -300,13 +371,14 @@ class RebalanceState:
         left = sum(self.misplaced.values())
         rate = self.rate(now)
         objects = max(len(self.misplaced), draining_keys)
+        parts = max(len(self.misplaced_parts), draining_parts)
         return {
-            "objects_misplaced": objects, "bytes_misplaced": left, "upload_parts_misplaced": draining_parts,
+            "objects_misplaced": objects, "bytes_misplaced": left, "upload_parts_misplaced": parts,
             "moved_objects": self.moved_objects, "moved_bytes": self.moved_bytes,
             "rate_bytes_per_second": rate, "eta_seconds": left / rate if rate > 0 and left else (0 if not left else None),
             "walk": {"done": self.cursor is None, "keys_walked": self.walked, "keys_total": fsm_keys,
                      "walks_completed": self.walks},
-            "balanced": self.cursor is None and objects == 0 and draining_parts == 0,
+            "balanced": self.cursor is None and self.part_cursor is None and objects == 0 and parts == 0,
         }
 
 

@@ -10,6 +10,8 @@ Invariants:
   it (a leader change loses only soft state: queued tasks, reports, progress figures).
 - A reported copy is dropped only after the leader verified it: a HEAD on its node answers
   404 (missing), or a full verified GET of a blob the node still has fails (corrupt).
+- Only the leader answers leases and commits; every other member answers NotLeader
+  naming it, so a worker asking a follower first is sent on at once.
 - Reports are accepted up to ``MAX_PENDING_REPORTS`` waiting for verification; more are
   dropped (best effort: scrub and reads report again).
 """
@@ -102,8 +104,18 @@ class RepairService:
         q.replace_planned(tasks, writable, now)
         q.gave_nothing(idle, now)
 
+    def _leading(self) -> None:
+        """Only the leader leases and takes results: raise NotLeader (naming the leader) on
+        any other member, every time. A follower's queue is empty, and an answer from it
+        ("no task", "failure noted") would be taken by the worker for the leader's: the
+        worker would idle for a poll while the leader holds its tasks, and a failure
+        would be lost."""
+        if not self.rep.is_leader():
+            raise self.rep.not_leader()
+
     async def lease(self, node_id: str, count: int) -> list[RepairTask]:
         """Tasks for storage node ``node_id`` to do (planning first when due)."""
+        self._leading()
         await self.plan_if_due()
         return self.queue.lease(node_id, count, self.clock())
 
@@ -111,6 +123,7 @@ class RepairService:
         """Record a task's result: with ``ok`` its copy (started at ``copied_at`` on the
         target's clock) is durable on its target, so propose its new placement; otherwise
         remember that the target failed this blob."""
+        self._leading()
         if not ok:
             self.queue.finished(task, False, "failed", self.clock())
             return RepairOutcome(False, "failed")
@@ -214,7 +227,8 @@ class RepairService:
         return st
 
     async def status(self) -> dict[str, Any]:
-        counts = await self.rep.read(lambda fsm: fsm.placements.counts())
+        counts = await self.rep.read(lambda fsm: {**fsm.placements.counts(),
+                                                   "upload_parts_below_policy": planner.upload_parts_below(fsm)})
         st = {**counts, **self.queue.status(self.clock())}
         rate = st["rate_bytes_per_second"]
         st["eta_seconds"] = st["bytes_below_policy"] / rate if rate > 0 else None

@@ -29,7 +29,7 @@ import aiohttp
 
 from objstore.errors import ServiceUnavailable
 from objstore.hlc import is_version_id, version_time
-from objstore.node.register import LeaderError, call_leader
+from objstore.node.register import LeaderError, LeaderHint, call_leader
 from objstore.node.store import BlobStore
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,11 @@ def metadata_check(session: aiohttp.ClientSession, addresses: Sequence[str], sec
     ``addresses`` in turn, NotLeader hints followed); raises ServiceUnavailable when none
     answers."""
 
+    hint = LeaderHint()  # the member that answered last is asked first
+
     async def check(refs: list[list]) -> list[str]:
         try:
-            d = await call_leader(session, addresses, secret, tls, CHECK_PATH, {"refs": refs, "node": node_id})
+            d = await call_leader(session, addresses, secret, tls, CHECK_PATH, {"refs": refs, "node": node_id}, hint)
         except LeaderError as exc:
             raise ServiceUnavailable(f"no metadata node answered the garbage-collection check ({exc})") from None
         status = d.get("status") if isinstance(d, dict) else None

@@ -95,13 +95,25 @@ class LeaderError(Exception):
     """No metadata node answered a call (:func:`call_leader`)."""
 
 
+class LeaderHint:
+    """The metadata member that answered the last :func:`call_leader` given this hint: asked
+    first by the next one (so a caller polling the leader does not go through a follower's
+    NotLeader every time)."""
+
+    def __init__(self) -> None:
+        self.address = ""
+
+
 async def call_leader(session: aiohttp.ClientSession, addresses: Sequence[str], secret: str,
-                      tls: ssl.SSLContext | None, path: str, body: dict[str, Any]) -> Any:
-    """POST ``body`` to the metadata leader (following NotLeader hints); its JSON answer.
-    Raises LeaderError when no node gives one."""
+                      tls: ssl.SSLContext | None, path: str, body: dict[str, Any],
+                      hint: LeaderHint | None = None) -> Any:
+    """POST ``body`` to the metadata leader (following NotLeader hints; the member that
+    answered last first, with ``hint``); its JSON answer. Raises LeaderError when no node
+    gives one."""
     data = json.dumps(body).encode()
     tried: list[str] = []
-    queue = list(addresses)
+    first = hint.address if hint is not None else ""
+    queue = ([first] if first else []) + [a for a in addresses if a != first]
     while queue and len(tried) < len(addresses) + 3:
         address = queue.pop(0)
         tried.append(address)
@@ -112,7 +124,10 @@ async def call_leader(session: aiohttp.ClientSession, addresses: Sequence[str], 
                                     ssl=request_ssl(tls)) as resp:
                 raw = await resp.read()
                 if 200 <= resp.status < 300:
-                    return json.loads(raw)
+                    answer = json.loads(raw)
+                    if hint is not None:
+                        hint.address = address
+                    return answer
                 err = json.loads(raw) if raw.startswith(b"{") else {}
                 leader = str((err.get("extra") or {}).get("leader") or "")
                 if err.get("code") == "NotLeader" and leader and leader not in tried:

@@ -29,7 +29,7 @@ from objstore.erasure import decode_stripe, encode_stripe
 from objstore.erasure.data_layout import DataLayout
 from objstore.node.blob import BlobId
 from objstore.node.client import StorageClient
-from objstore.node.register import LeaderError, call_leader
+from objstore.node.register import LeaderError, LeaderHint, call_leader
 from objstore.pacing import TokenBucket
 from objstore.repair_records import RepairTask, Source
 from objstore.tls import client_context
@@ -204,9 +204,10 @@ async def repair_task(cfg: Any, store: Any, on_repaired: Callable[[int], None],
     rate = cfg.repair_rate * 1e6
     moves = cfg.rebalance_rate * 1e6
     timeout = aiohttp.ClientTimeout(total=None, connect=3, sock_read=30)
+    hint = LeaderHint()
     async with aiohttp.ClientSession(timeout=timeout) as session:
         async def call(path: str, body: dict) -> Any:
-            return await call_leader(session, cfg.metadata, cfg.secret, tls, path, body)
+            return await call_leader(session, cfg.metadata, cfg.secret, tls, path, body, hint)
 
         worker = RepairWorker(cfg.node_id, store, StorageClient(session, cfg.secret, tls=tls), call,
                               TokenBucket(rate, max(rate, 1 << 20)), on_repaired,

@@ -28,7 +28,8 @@ def add_parser(sub: Any) -> None:
     for name, text in (("add", "put a joining (or drained, out, removed) node in the ring"),
                        ("drain", "move every copy off a node (it keeps serving reads meanwhile)"),
                        ("remove", "take a node out of the cluster (refused while it holds data, unless --force)"),
-                       ("ok-to-stop", "would stopping the node leave any object below its write quorum?")):
+                       ("ok-to-stop", "would stopping the node leave any object or upload part below its "
+                                      "write quorum?")):
         a = actions.add_parser(name, help=text)
         a.add_argument("node_id")
         parsers.append(a)
@@ -56,11 +57,20 @@ def render_list(d: dict[str, Any]) -> str:
 
 
 def render_stop(d: dict[str, Any]) -> str:
+    parts_checked = d.get("upload_parts_checked", 0)
     if d["ok"]:
-        return f"yes: stopping {d['node']} leaves every object at its write quorum ({d['keys_checked']} keys checked)"
-    sample = ", ".join(d["sample"])
-    return (f"no: stopping {d['node']} would leave {d['blobs_below_write_quorum']} blob(s) of "
-            f"{d['keys_below_write_quorum']} key(s) below their write quorum (e.g. {sample})")
+        also = f", {parts_checked} parts of multipart uploads in progress" if parts_checked else ""
+        return (f"yes: stopping {d['node']} leaves every object and upload part at its write quorum "
+                f"({d['keys_checked']} keys{also} checked)")
+    below = []
+    if d["blobs_below_write_quorum"]:
+        below.append(f"{d['blobs_below_write_quorum']} blob(s) of {d['keys_below_write_quorum']} key(s)")
+    if d.get("upload_parts_below_write_quorum"):
+        below.append(f"{d['upload_parts_below_write_quorum']} part(s) of {d['uploads_below_write_quorum']} "
+                     f"multipart upload(s) in progress")
+    sample = ", ".join(list(d["sample"]) + [f"upload {u}" for u in d.get("upload_sample", ())])
+    return (f"no: stopping {d['node']} would leave {' and '.join(below)} below their write quorum "
+            f"(e.g. {sample})")
 
 
 def render_change(d: dict[str, Any]) -> str:

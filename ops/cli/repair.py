@@ -60,8 +60,10 @@ def render(st: dict[str, Any]) -> str:
         ("queued", str(st["queued"]), "-"),
         ("repaired", str(st["repaired_objects"]), human_size(st["repaired_bytes"])),
     ]
+    parts = st.get("upload_parts_below_policy", 0)
+    also = f"\nparts of multipart uploads in progress below policy: {paint(str(parts), 'red')}" if parts else ""
     return (table(rows) + f"\nrate {human_size(st['rate_bytes_per_second'])}/s   ETA {eta_text(st['eta_seconds'])}"
-            f"   failed tasks {st['failed_tasks']}   damaged copies reported {st['damaged_copies']}")
+            f"   failed tasks {st['failed_tasks']}   damaged copies reported {st['damaged_copies']}" + also)
 
 
 def progress_line(st: dict[str, Any], start_bytes: int) -> str:
@@ -81,7 +83,8 @@ def step(st: dict[str, Any], start_bytes: int) -> Step:
 
 def run(args: argparse.Namespace) -> int:
     return watch_status(args, fetch, render, step, "bytes_below_policy",
-                        lambda st: not st["objects_below_policy"], "repair")
+                        lambda st: not st["objects_below_policy"] and not st.get("upload_parts_below_policy"),
+                        "repair")
 
 
 def watch_status(args: argparse.Namespace, fetch: Callable[[ClusterRef], Awaitable[dict[str, Any]]],

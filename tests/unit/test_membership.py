@@ -154,15 +154,116 @@ def test_two_drains_checked_against_one_map_cannot_both_apply() -> None:
 
 
 def test_the_space_guard_counts_what_other_draining_nodes_still_hold() -> None:
+    """What another draining node still has to move is the bytes still placed on it (its
+    heartbeat's used bytes lag, and count copies nothing references): a second drain that
+    fits once most of the first one moved is accepted."""
     d = cluster(6)
-    d.run(c.PutObject(version(key="a", placement=("n1", "n2", "n3"))))
+    d.run(c.PutObject(version(key="a", vid="v1", size=250, placement=("n1", "n3", "n4"))))
+    d.run(c.PutObject(version(key="a2", vid="v2", size=50, placement=("n1", "n3", "n4"))))
+    d.run(c.PutObject(version(key="b", vid="v3", size=200, placement=("n2", "n5", "n6"))))
+    assert membership.left_to_move(d.fsm, "n1") == 300 and membership.left_to_move(d.fsm, "n2") == 200
     free = {f"n{i}": 100 for i in range(1, 7)}
-    used = {"n1": 300, "n2": 200}
+    used = {"n1": 300, "n2": 200}  # as heartbeats report (and keep reporting for a while)
     assert membership.check_change(d.fsm, "n1", "drain", used_bytes=used, free_bytes=free) == "up"
     d.run(c.SetNodeState("n1", "draining"))
     with pytest.raises(InvalidRequest, match="holds 200 bytes \\(and 300 bytes of nodes still draining\\), the "
                                              "other up nodes have 400 bytes free"):
         membership.check_change(d.fsm, "n2", "drain", used_bytes=used, free_bytes=free)
-    d.run(c.RepairPlacement("b", "a", "v1", 0, ["n1", "n2", "n3"], ["n4", "n2", "n3"]))  # n1 drained
-    assert membership.draining_with_data(d.fsm) == []
+    d.run(c.RepairPlacement("b", "a", "v1", 0, ["n1", "n3", "n4"], ["n5", "n3", "n4"]))  # 250 of n1's 300 moved
+    assert membership.left_to_move(d.fsm, "n1") == 50 and membership.draining_with_data(d.fsm) == ["n1"]
+    assert membership.check_change(d.fsm, "n2", "drain", used_bytes=used, free_bytes=free) == "up"  # 200 + 50
+    d.run(c.RepairPlacement("b", "a2", "v2", 0, ["n1", "n3", "n4"], ["n6", "n3", "n4"]))  # n1 drained
+    assert membership.draining_with_data(d.fsm) == [] and membership.left_to_move(d.fsm, "n1") == 0
     assert membership.check_change(d.fsm, "n2", "drain", used_bytes=used, free_bytes=free) == "up"
+
+
+def test_left_to_move_counts_ec_shards_and_parts_of_uploads_in_progress() -> None:
+    from tests.unit.test_upload_part_moves import start
+
+    d = cluster(6)
+    d.run(c.CreateBucket("e", "alice", "ec:4+2", 1.0))
+    d.run(c.PutObject(version(bucket="e", key="x", size=1001, policy="ec:4+2",
+                              placement=("n1", "n2", "n3", "n4", "n5", "n6"))))
+    assert membership.left_to_move(d.fsm, "n1") == 251  # one shard: 1001 / 4, rounded up
+    (part,) = start(d, parts=1, key="big", uid="u1")
+    holder = part.placement[0]
+    assert membership.left_to_move(d.fsm, holder) == 251 + part.size
+    restored = type(d.fsm).restore(d.fsm.snapshot())
+    assert restored.placements.bytes_on == d.fsm.placements.bytes_on
+
+
+def test_ok_to_stop_counts_parts_of_uploads_in_progress() -> None:
+    """A node whose stop would leave a part of an upload in progress below its write quorum
+    is not ok to stop, with the parts and uploads counted (no object involved)."""
+    from tests.unit.test_upload_part_moves import start
+
+    d = cluster(5)
+    (part,) = start(d, parts=1, key="big", uid="u1")
+    a, b, _ = part.placement
+    ok = membership.ok_to_stop(d.fsm, a)
+    assert ok.ok and (ok.keys_checked, ok.parts_checked, ok.parts) == (0, 1, 0)  # W = 2 of 3: two copies stay
+    d.run(c.SetNodeState(b, "down"))
+    no = membership.ok_to_stop(d.fsm, a)
+    assert not no.ok and (no.blobs, no.parts, no.uploads, no.upload_sample) == (0, 1, 1, ("b/big u1",))
+    assert no.to_dict()["upload_parts_below_write_quorum"] == 1
+    outside = next(f"n{i}" for i in range(1, 6) if f"n{i}" not in part.placement)
+    assert membership.ok_to_stop(d.fsm, outside).ok  # holds no copy of it
+
+
+def test_ok_to_stop_renders_both_answers() -> None:
+    from ops.cli.nodes import render_stop
+
+    yes = {"node": "s1", "ok": True, "blobs_below_write_quorum": 0, "keys_below_write_quorum": 0,
+           "keys_checked": 4, "sample": [], "upload_parts_below_write_quorum": 0, "uploads_below_write_quorum": 0,
+           "upload_parts_checked": 3, "upload_sample": []}
+    assert render_stop(yes) == ("yes: stopping s1 leaves every object and upload part at its write quorum "
+                                "(4 keys, 3 parts of multipart uploads in progress checked)")
+    no = {**yes, "ok": False, "upload_parts_below_write_quorum": 2, "uploads_below_write_quorum": 1,
+          "upload_sample": ["b/big u1"]}
+    assert render_stop(no) == ("no: stopping s1 would leave 2 part(s) of 1 multipart upload(s) in progress "
+                               "below their write quorum (e.g. upload b/big u1)")
+    both = {**no, "blobs_below_write_quorum": 3, "keys_below_write_quorum": 2, "sample": ["b/a", "b/c"]}
+    assert render_stop(both).startswith("no: stopping s1 would leave 3 blob(s) of 2 key(s) and 2 part(s) of 1 "
+                                        "multipart upload(s) in progress below their write quorum (e.g. b/a, b/c, "
+                                        "upload b/big u1)")
+
+
+def test_the_ok_to_stop_endpoint_answers_412_for_an_upload_part_below_write_quorum() -> None:
+    """``GET /v1/nodes/ok-to-stop`` on the membership routes over a local state machine:
+    200 while the part keeps its write quorum, 412 (with the counts) once another holder of
+    it is down; ``answer=always`` gives 200 either way."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import aiohttp
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from metadata import membership_http, node_health
+    from tests.unit.test_repair_service import LocalReplicator
+    from tests.unit.test_upload_part_moves import start
+
+    d = cluster(5)
+    (part,) = start(d, parts=1, key="big", uid="u1")
+    a, b, _ = part.placement
+    rep = LocalReplicator(d)
+    monitor = SimpleNamespace(settings=SimpleNamespace(node_timeout=1.0), heartbeat_ages=lambda now: {})
+    app = web.Application()
+    app[node_health.LIVENESS] = SimpleNamespace(monitor=monitor, clock=lambda: 0.0)
+    membership_http.add_routes(app, lambda request: rep, "replica:3")
+
+    async def go() -> list[tuple[int, dict]]:
+        out = []
+        async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
+            for query in (f"node={a}", "down", f"node={a}", f"node={a}&answer=always"):
+                if query == "down":
+                    d.run(c.SetNodeState(b, "down"))
+                    continue
+                async with session.get(server.make_url(f"/v1/nodes/ok-to-stop?{query}")) as resp:
+                    out.append((resp.status, await resp.json()))
+        return out
+
+    (s1, yes), (s2, no), (s3, always) = asyncio.run(go())
+    assert (s1, yes["ok"], yes["upload_parts_checked"]) == (200, True, 1)
+    assert (s2, no["ok"], no["upload_parts_below_write_quorum"], no["uploads_below_write_quorum"]) == (412, False, 1, 1)
+    assert (s3, always["ok"]) == (200, False)

@@ -151,8 +151,9 @@ def test_keys_that_give_no_task_do_not_hide_the_others(d):
 def test_a_busy_target_keeps_its_backlog_and_a_failure_is_retried_later(d):
     """A target leasing steadily keeps tasks that waited past ``unclaimed_seconds`` in its
     queue (a long drain on a slow node is a backlog, not a dead worker); a blob a target
-    failed goes back to it after ``FAILED_SECONDS`` (a move has no other owner)."""
-    from metadata.repair.queue import FAILED_SECONDS
+    failed goes back to it after ``FAILED_FIRST_SECONDS`` (a move has no other owner),
+    twice as long after each further failure, at most ``FAILED_SECONDS``."""
+    from metadata.repair.queue import FAILED_FIRST_SECONDS, FAILED_SECONDS
 
     for i in range(3):
         d.run(c.PutObject(version(key=f"a{i}", size=7, placement=("n1", "n2"))))
@@ -165,13 +166,23 @@ def test_a_busy_target_keeps_its_backlog_and_a_failure_is_retried_later(d):
     assert len(mine) >= 2 and q.lease(target, 1, now=50) == mine[:1]
     q.replace_planned([], writable, now=100)  # its other tasks waited 100 s: the target is busy, not gone
     assert len(q.tasks) == len(mine) and not q.failed
-    q.finished(mine[0], False, "failed", now=100)
-    assert q.failed == {mine[0].blob_key: {target}}
-    q.lease(target, 0, now=100 + FAILED_SECONDS - 20)  # the worker asks again (all its slots busy: none)
-    q.replace_planned([], writable, now=100 + FAILED_SECONDS - 1)
-    assert mine[0].blob_key in q.failed and len(q.tasks) == len(mine) - 1
-    q.lease(target, 0, now=100 + FAILED_SECONDS + 1)
-    q.replace_planned([], writable, now=100 + FAILED_SECONDS + 1)
-    assert not q.failed
+
+    def passed_over_for(now: float) -> float:
+        """Fail the blob at ``now``; how long it is then passed over (to 0.1 s)."""
+        q.finished(mine[0], False, "failed", now)
+        assert q.failed == {mine[0].blob_key: {target}}
+        t = now
+        while mine[0].blob_key in q.failed:
+            t = round(t + 0.1, 1)
+            q.lease(target, 0, now=t)  # the worker asks again (all its slots busy: none)
+            q.replace_planned([], writable, now=t)
+        return round(t - now, 1)
+
+    waits = [passed_over_for(100 + 100 * i) for i in range(7)]
+    assert waits == [min(FAILED_FIRST_SECONDS * 2 ** i, FAILED_SECONDS) for i in range(7)]
+    assert waits[0] < 5 and waits[-1] == FAILED_SECONDS
+    assert len(q.tasks) == len(mine) - 1
     (again,) = [t for t in plan(d.fsm, busy=q.busy(), failed=q.failed) if t.blob_key == mine[0].blob_key]
     assert again.target == target
+    q.finished(mine[0], False, "stale", 900)  # any other outcome ends the run of failures
+    assert passed_over_for(1000) == FAILED_FIRST_SECONDS

@@ -24,6 +24,9 @@ class LocalReplicator:
     async def read(self, fn):
         return fn(self.driver.fsm)
 
+    def is_leader(self) -> bool:
+        return True
+
 
 class Clock:
     now = 100.0
@@ -115,3 +118,133 @@ def test_a_ring_change_ends_the_pass_over_of_keys_that_gave_no_task(d):
         assert task.target == "n9" and task.key == "a"
 
     asyncio.run(go())
+
+
+class FollowerReplicator(LocalReplicator):
+    """A metadata member that is not the leader: every read and write answers NotLeader."""
+
+    def is_leader(self) -> bool:
+        return False
+
+    def not_leader(self):
+        from objstore.errors import NotLeader
+        return NotLeader("not the leader", leader="leader-address")
+
+    async def propose(self, cmd):
+        raise self.not_leader()
+
+    async def read(self, fn):
+        raise self.not_leader()
+
+
+def test_a_follower_never_answers_a_lease_or_a_commit(d):
+    """A follower's queue is empty: an answer from it ("no tasks", "failed noted") would be
+    taken by a worker for the leader's, so it answers NotLeader every time, planning due or not."""
+    from objstore.errors import NotLeader
+
+    d.run(c.PutObject(version(key="a", size=1000, placement=("n1", "n2"))))  # below replica:3
+    clock = Clock()
+    leader = RepairService(LocalReplicator(d), "secret", clock=clock)
+    follower = RepairService(FollowerReplicator(d), "secret", clock=clock)
+
+    async def go():
+        for _ in range(3):  # the first call is due to plan, the next ones are not
+            with pytest.raises(NotLeader):
+                await follower.lease("n3", 4)
+            clock.now += 0.1
+        (task,) = [t for n in ("n3", "n4", "n5", "n6", "n7", "n8") for t in await leader.lease(n, 4)]
+        with pytest.raises(NotLeader):
+            await follower.commit(task, ok=False)
+        assert leader.queue.tasks[task.blob_key].leased  # the leader still holds it
+
+    asyncio.run(go())
+
+
+def grown_cluster() -> tuple[Driver, int]:
+    """replica:2 on three nodes, 40 keys at their ring owners, then a fourth node added;
+    and how many keys the fourth node owns now (each one move)."""
+    from objstore.ring import Ring
+    from objstore.types import NodeInfo
+
+    drv = Driver()
+    for i in range(1, 4):
+        drv.run(c.RegisterNode(NodeInfo(f"n{i}", f"127.0.0.1:{7000 + i}")))
+    drv.run(c.CreateBucket("b", "alice", "replica:2", 1.0))
+    ring = Ring(drv.fsm.cluster_map())
+    keys = [f"obj/{i:04d}" for i in range(40)]
+    for i, k in enumerate(keys):
+        drv.run(c.PutObject(version(key=k, vid=f"v{i}", size=40_000, policy="replica:2",
+                                    placement=tuple(ring.locate("b", k, 2)))))
+    drv.run(c.RegisterNode(NodeInfo("n4", "127.0.0.1:7004")))
+    owners = Ring(drv.fsm.cluster_map())
+    to_move = sum(1 for k in keys if "n4" in owners.locate("b", k, 2))
+    assert to_move >= 10
+    return drv, to_move
+
+
+async def run_workers(members: list[RepairService], clock: Clock, seconds: float,
+                      copy_ok=lambda task, now: True) -> None:
+    """The workers of n1..n4 on the fake clock: each asks ``members`` in turn (following
+    NotLeader, as objstore.node.register.call_leader does) every second when idle; n4's,
+    the only one with tasks, also as soon as one of its ``LEASE_MAX`` slots frees. A copy
+    takes 0.2 s and succeeds when ``copy_ok(task, now)``; its result is committed."""
+    from objstore.errors import NotLeader
+    from objstore.node.repair_worker import LEASE_MAX
+
+    async def call(fn):
+        for m in members:
+            try:
+                return await fn(m)
+            except NotLeader:
+                continue
+        raise AssertionError("no member answered")
+
+    running: list[tuple[float, object]] = []  # (copy done at, task): n4's worker
+    next_poll = {f"n{i}": clock.now for i in range(1, 5)}
+    end = clock.now + seconds
+    while clock.now < end:
+        finished = [r for r in running if r[0] <= clock.now]
+        for r in finished:
+            running.remove(r)
+            ok = copy_ok(r[1], clock.now)
+            outcome = await call(lambda m, r=r, ok=ok: m.commit(r[1], ok=ok))
+            assert outcome.applied == ok
+        if finished:  # a slot freed: n4's worker leases again at once
+            next_poll["n4"] = clock.now
+        for node, due in next_poll.items():  # the other workers have nothing to do and poll
+            if clock.now >= due and (node != "n4" or len(running) < LEASE_MAX):
+                want = LEASE_MAX - len(running) if node == "n4" else LEASE_MAX
+                got = await call(lambda m, node=node, want=want: m.lease(node, want))
+                running += [(clock.now + 0.2, t) for t in got]
+                next_poll[node] = clock.now + 1.0
+        clock.now = round(clock.now + 0.05, 2)
+
+
+def test_moves_to_an_added_node_flow_while_the_leader_is_not_the_first_member_asked():
+    """Every storage node's worker asks a follower first: the moves to the added node go
+    at the workers' pace (leased as soon as asked), not at the pace of the polls that
+    happen to reach the leader (before: none in ten seconds)."""
+    drv, to_move = grown_cluster()
+    clock = Clock()
+    leader = RepairService(LocalReplicator(drv), "secret", clock=clock)
+    follower = RepairService(FollowerReplicator(drv), "secret", clock=clock)
+    asyncio.run(run_workers([follower, leader], clock, 10.0))
+    assert leader.rebalance.moved_objects == to_move
+
+
+def test_moves_whose_first_copies_failed_are_retried_within_seconds():
+    """The first copies fail (their sources restarted on new addresses and are not yet
+    heartbeating): the moves are offered again after a few seconds (a move has only its
+    ring owner as target), not after the one-minute cap of the failure pass-over nor the
+    10 s pass-over of keys that gave no task."""
+    from metadata.repair.queue import FAILED_FIRST_SECONDS, IDLE_SECONDS
+
+    drv, to_move = grown_cluster()
+    clock = Clock()
+    leader = RepairService(LocalReplicator(drv), "secret", clock=clock)
+    start = clock.now
+    seconds = FAILED_FIRST_SECONDS + 4.0
+    assert seconds < IDLE_SECONDS
+    asyncio.run(run_workers([leader], clock, seconds, copy_ok=lambda task, now: now >= start + 1.0))
+    assert leader.queue.failures >= 12  # three rounds of four copies failed
+    assert leader.rebalance.moved_objects == to_move

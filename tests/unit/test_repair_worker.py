@@ -120,6 +120,8 @@ def test_repair_status_rendering():
     assert "below policy  3" in text and "3.0 MiB" in text and "ETA 0m03s" in text
     line = progress_line(st, start_bytes=12 * 1024**2)
     assert "75.0%" in line and "3 objects" in line
+    assert "multipart" not in text
+    assert "parts of multipart uploads in progress below policy: " in render({**st, "upload_parts_below_policy": 2})
 
 
 def test_a_task_is_committed_only_after_its_copy_is_stored():

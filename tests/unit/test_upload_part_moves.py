@@ -123,3 +123,97 @@ def test_the_old_copy_of_a_moved_part_is_an_orphan_once_old_enough() -> None:
     assert blob_status(d.fsm, "b", "k", ref.version_id, gone, NOW + 2) == ORPHAN
     assert blob_status(d.fsm, "b", "k", ref.version_id, spare, NOW + 60) == REFERENCED
     assert blob_status(d.fsm, "b", "k", ref.version_id) == REFERENCED  # without a node: as before
+
+
+@pytest.mark.parametrize("policy,width,nodes", [("replica:3", 3, 6), ("ec:2+1", 3, 6)])
+def test_repair_recreates_parts_of_uploads_in_progress_a_lost_node_held(policy, width, nodes) -> None:
+    """A node holding parts of an upload in progress is lost (``out``): repair plans a task
+    per part it held (found through the uploads' per-node index), committed by a
+    RepairPlacement naming the upload; the parts are back at full policy on holding nodes,
+    and completing the upload lists the repaired placements."""
+    from metadata.fsm.placement_index import survivors
+    from metadata.repair.planner import plan, upload_parts_below
+
+    d = cluster(nodes, policy)
+    refs = start(d, parts=8, policy=policy, width=width)
+    lost = max((f"n{i}" for i in range(1, nodes + 1)), key=d.fsm.uploads.part_count_on)
+    on_lost = d.fsm.uploads.part_count_on(lost)
+    assert on_lost >= 2 and plan(d.fsm) == []
+    assert upload_parts_below(d.fsm) == 0
+    d.run(c.SetNodeState(lost, "out"))
+    assert upload_parts_below(d.fsm) == on_lost
+    for _ in range(width):  # one copy per task per blob: a few rounds at most
+        tasks = plan(d.fsm)
+        if not tasks:
+            break
+        for t in tasks:
+            assert t.upload_id == "u1" and t.target != lost and t.part in range(1, 9)
+            out = d.run(c.RepairPlacement(t.bucket, t.key, t.version_id, t.part, list(t.expected),
+                                          list(t.placement), upload_id=t.upload_id))
+            assert out.applied, out
+    assert plan(d.fsm) == [] and d.fsm.uploads.part_count_on(lost) == 0 and upload_parts_below(d.fsm) == 0
+    parts = d.fsm.uploads.list_parts("b", "k", "u1").parts
+    for p in parts:
+        alive, w, _ = survivors(policy, p.part.placement, d.fsm.placements.holding)
+        assert alive == w == width and lost not in p.part.placement
+    d.run(c.CompleteMultipartUpload("b", "k", "u1", [[p.number, p.etag, {}] for p in refs],
+                                    vid_at(NOW + 40), NOW + 40, {}))
+    assert [p.placement for p in d.fsm.get_object("b", "k").parts] == [p.part.placement for p in parts]
+
+
+@pytest.mark.parametrize("policy,width", [("replica:3", 3), ("ec:2+1", 3)])
+def test_an_added_node_or_a_weight_change_moves_parts_of_uploads_in_progress(policy, width) -> None:
+    """The part walk finds the parts an added node now owns (no node drains: the per-node
+    index has nothing to say), moves only those, one copy swapped per part; a weight change
+    the same; status is not balanced until they moved, and completion lists the new
+    placements."""
+    d = cluster(6, policy)
+    start(d, parts=30, policy=policy, width=width)
+    state = RebalanceState(walk=7)  # several rounds of the part walk
+    assert settle(d, state) == []
+    d.run(c.RegisterNode(NodeInfo("n7", "127.0.0.1:7007", zone="a")))
+    ring = Ring(d.fsm.cluster_map())
+    listed = [p.part for p in d.fsm.uploads.list_parts("b", "k", "u1").parts]
+    before = {p.number: p.placement for p in listed}
+    owned = {p.number for p in listed if "n7" in ring.locate("b", p.version_id, width)}
+    assert owned
+    state.plan(d.fsm, limit=0)  # the first round sees the change: not balanced yet
+    assert not state.status(0, 0, 0.0)["balanced"]
+    moves = settle(d, state)
+    assert {t.part for t in moves} == owned and all(t.upload_id == "u1" and t.target == "n7" for t in moves)
+    assert state.status(0, 0, 0.0)["balanced"] and not state.misplaced_parts
+    parts = d.fsm.uploads.list_parts("b", "k", "u1").parts
+    for p in parts:
+        assert set(p.part.placement) == set(ring.locate("b", p.part.version_id, width))
+        assert len(set(p.part.placement) - set(before[p.part.number])) == (1 if p.part.number in owned else 0)
+    d.run(c.SetNodeWeight("n7", 3.0))
+    more = settle(d, state)
+    assert more and all(t.upload_id == "u1" and t.target == "n7" for t in more)
+    ring = Ring(d.fsm.cluster_map())
+    parts = d.fsm.uploads.list_parts("b", "k", "u1").parts
+    assert all(set(p.part.placement) == set(ring.locate("b", p.part.version_id, width)) for p in parts)
+    d.run(c.CompleteMultipartUpload("b", "k", "u1", [[p.part.number, p.part.etag, {}] for p in parts],
+                                    vid_at(NOW + 40), NOW + 40, {}))
+    assert [p.placement for p in d.fsm.get_object("b", "k").parts] == [p.part.placement for p in parts]
+
+
+def test_a_part_below_policy_is_repaired_before_it_is_moved_off_a_draining_node() -> None:
+    """As for an object's blobs: a draining node's part that also lost a copy elsewhere is
+    repair's first (a copy re-created, the draining node's still counted), then moved."""
+    from metadata.repair.planner import plan
+
+    d = cluster(6)
+    (part,) = start(d, parts=1)
+    draining, lost, _ = part.placement
+    d.run(c.SetNodeState(draining, "draining"))
+    d.run(c.SetNodeState(lost, "out"))
+    state = RebalanceState(walk=0)
+    moves, _ = state.plan(d.fsm)
+    assert moves == []  # below policy: not a move
+    (fix,) = plan(d.fsm)
+    assert fix.upload_id == "u1" and not fix.move and draining in fix.placement and lost not in fix.placement
+    assert d.run(c.RepairPlacement("b", "k", fix.version_id, 1, list(fix.expected), list(fix.placement),
+                                   upload_id="u1")).applied
+    (move,) = settle(d, state, walk=False)
+    assert move.move and draining not in move.placement and lost not in move.placement
+    assert d.fsm.uploads.part_count_on(draining) == 0
