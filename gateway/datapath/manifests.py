@@ -55,7 +55,7 @@ async def _put(ctx: GatewayContext, node_id: str, manifest: CommitManifest) -> t
     if node is None:
         return node_id, False
     try:
-        await ctx.storage.put_manifest(node.address, manifest)
+        await ctx.manifest_lanes.put(node.address, manifest)
         return node_id, True
     except (ObjstoreError, OSError, asyncio.TimeoutError) as exc:
         log.info("manifest of %s/%s to %s failed: %s", manifest.bucket, manifest.key, node_id, exc)
