@@ -29,6 +29,7 @@ from gateway.ring_epochs import hand_over_forever
 from gateway.topology import Topology
 from gateway.upload_cleanup import sweep_forever
 from metadata.api.client import MetadataClient
+from objstore.client_connector import keepalive_connector
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.http_common import add_health_and_metrics
@@ -111,9 +112,8 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         session = aiohttp.ClientSession(
-            # A fresh connection per streamed blob call: reused connections were seen failing at once
-            # with a socket read timeout (see docs/architecture.md, CPU budget per small request).
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, force_close=True),
+            # Kept-alive connections to the nodes, without aiohttp's stale read timer (see the module).
+            connector=keepalive_connector(limit=0, limit_per_host=256, keepalive_timeout=30),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=3),
             trace_configs=[metrics.trace_config()],
         )

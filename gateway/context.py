@@ -26,6 +26,7 @@ from gateway.credential_cache import CredentialCache
 from gateway.outage import Outage
 from gateway.metrics import GatewayMetrics
 from gateway.datapath.damage import DamageReporter
+from gateway.datapath.manifest_lanes import ManifestLanes
 from gateway.ring_epochs import RingEpochs
 from gateway.topology import Topology
 
@@ -55,6 +56,7 @@ class GatewayContext:
     _buckets: dict[str, tuple[float, Bucket]] = field(default_factory=dict)
     damage: DamageReporter = field(init=False)  # read repair: copies reads failed over from
     rings: RingEpochs = field(init=False)  # the rings whose owners hold manifests (current + not handed over)
+    manifest_lanes: ManifestLanes = field(init=False)  # manifest writes, coalesced per node
 
     stale_age: float = 0.0  # seconds past expiry of the last bucket record served stale (0: fresh)
     outage: Outage = field(default_factory=Outage)  # the metadata service just failed to answer
@@ -65,6 +67,7 @@ class GatewayContext:
                                       outage=self.outage)
         self.damage = DamageReporter(self.meta, self.background)
         self.rings = RingEpochs(self.topology)
+        self.manifest_lanes = ManifestLanes(self.storage, self.background)
 
     async def bucket(self, name: str) -> Bucket:
         """The bucket record, cached briefly; raises NoSuchBucket.

@@ -66,7 +66,7 @@ async def _put(ctx: GatewayContext, node_id: str, manifest: CommitManifest,
     if node is None:
         return node_id, False
     try:
-        await ctx.storage.put_manifest(node.address, manifest, ring_epoch=ring_epoch)
+        await ctx.manifest_lanes.put(node.address, manifest, ring_epoch=ring_epoch)
         return node_id, True
     except StaleRingEpoch as exc:
         log.info("manifest of %s/%s refused by %s: %s", manifest.bucket, manifest.key, node_id, exc)

@@ -76,6 +76,28 @@ def _seconds(timeout: aiohttp.ClientTimeout) -> float:
     return float(timeout.total or timeout.sock_read or 30.0)
 
 
+class HeldBlob:
+    """A small read answered whole (through the call pool): the :class:`BlobStream` interface
+    over bytes already received in full (a short answer fails before it gets here)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.size = int(headers.get(SIZE_HEADER.lower(), "0"))
+        self.content_length = len(body)
+        self.content_range = headers.get("content-range")
+        self._body = body
+
+    async def iter_chunks(self, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+        for at in range(0, len(self._body), chunk_size):
+            yield self._body[at:at + chunk_size]
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+SMALL_READ = 256 * 1024  # reads of at most this many bytes go whole through the pool
+
+
 class StorageClient:
     """``tls``: a client context (:func:`objstore.tls.client_context`) to call the nodes over
     HTTPS, verified by it; None calls them over plain HTTP. ``read_stall``: see the module
@@ -172,6 +194,16 @@ class StorageClient:
         if start is not None or end is not None:
             # "bytes=-n" would mean the last n bytes: an open start is byte 0 here.
             extra["Range"] = f"bytes={0 if start is None else start}-{'' if end is None else end}"
+        if self._pool is not None and start is not None and end is not None and end - start < SMALL_READ:
+            timeout = self._timeout if patient else self._read_timeout
+            try:
+                answer = await self._pool.request("GET", address, path, self._sign(address, "GET", path, extra),
+                                                  timeout=float(timeout.sock_read or 30.0))
+            except _CONN_ERRORS as exc:
+                raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
+            raise_for_error_body(answer.status, answer.body)
+            yield HeldBlob(answer.status, answer.headers, answer.body)
+            return
         try:
             resp = await self._session.get(self._url(address, path), headers=self._sign(address, "GET", path, extra),
                                            timeout=self._timeout if patient else self._read_timeout, ssl=self._ssl)

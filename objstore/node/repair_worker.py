@@ -25,6 +25,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 
+from objstore.client_connector import keepalive_connector
 from objstore.erasure import decode_stripe, encode_stripe
 from objstore.erasure.data_layout import DataLayout
 from objstore.node.blob import BlobId
@@ -205,7 +206,7 @@ async def repair_task(cfg: Any, store: Any, on_repaired: Callable[[int], None],
     moves = cfg.rebalance_rate * 1e6
     timeout = aiohttp.ClientTimeout(total=None, connect=3, sock_read=30)
     hint = LeaderHint()
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, connector=keepalive_connector()) as session:
         async def call(path: str, body: dict) -> Any:
             return await call_leader(session, cfg.metadata, cfg.secret, tls, path, body, hint)
 
