@@ -124,13 +124,22 @@ class LivenessService:
 
 class EpochWatch:
     """Wakes waiting long polls when the local cluster-map epoch changes (polled every
-    ``EPOCH_POLL_SECONDS`` by one task, however many polls wait)."""
+    ``EPOCH_POLL_SECONDS`` by one task, however many polls wait). A stopping node closes
+    it (:meth:`close`): the polls still waiting answer at once, with the map they have,
+    rather than hold the node's shutdown for its whole grace (a gateway stopped first
+    leaves its long poll behind)."""
 
     def __init__(self, epoch: Callable[[], int], max_waiters: int = MAX_WAITERS) -> None:
         self._epoch = epoch
         self._changed = asyncio.Event()
+        self._closed = False
         self.max_waiters = max_waiters
         self.waiting = 0
+
+    def close(self) -> None:
+        """End every wait now (each returns False), and every later one at once."""
+        self._closed = True
+        self._changed.set()
 
     async def run(self) -> None:
         last = self._epoch()
@@ -152,6 +161,8 @@ class EpochWatch:
         self.waiting += 1
         try:
             while self._epoch() <= epoch:
+                if self._closed:
+                    return False
                 changed = self._changed
                 remaining = end - loop.time()
                 if remaining <= 0:
@@ -230,6 +241,10 @@ def add_liveness(app: web.Application, replicator: Callable[[], Replicator], set
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def end_long_polls(app: web.Application) -> None:
+        watch.close()
+
     app.cleanup_ctx.append(tasks_ctx)
+    app.on_shutdown.append(end_long_polls)  # before the server waits for requests in flight
     app.router.add_post("/v1/nodes/heartbeat", _post_heartbeat, name="node_heartbeat")
     app.router.add_get("/v1/nodes/health", _get_health, name="node_health")

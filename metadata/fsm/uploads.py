@@ -32,7 +32,6 @@ import dataclasses
 import hashlib
 from typing import Any, Callable, Iterable, Iterator
 
-from awscrt import checksums as crt
 from sortedcontainers import SortedDict
 
 from metadata.fsm import part_codec
@@ -52,8 +51,14 @@ from objstore.types import Bucket, ObjectVersion, PartRef
 MAX_COMPLETED = 10_000
 MAX_OBJECT_SIZE = 5 * 1024**4
 _DIGEST_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
-_CRC = {"crc32": crt.crc32, "crc32c": crt.crc32c, "crc64nvme": crt.crc64nvme}
-_COMBINE = {"crc32": crt.combine_crc32, "crc32c": crt.combine_crc32c, "crc64nvme": crt.combine_crc64nvme}
+_CRCS = ("crc32", "crc32c", "crc64nvme")
+
+
+def _crt() -> Any:
+    """awscrt's checksums, imported on first use: loading its native library costs a
+    metadata process ~0.15 CPU-s at start, and only multipart uploads with CRCs need it."""
+    from awscrt import checksums
+    return checksums
 
 
 class _Upload:
@@ -81,11 +86,11 @@ def object_checksum(algorithm: str, ctype: str, parts: list[PartRef]) -> str | N
     if ctype == "FULL_OBJECT":
         crc = int.from_bytes(raws[0], "big")
         for raw, p in zip(raws[1:], parts[1:]):
-            crc = _COMBINE[algorithm](crc, int.from_bytes(raw, "big"), p.size)
+            crc = getattr(_crt(), f"combine_{algorithm}")(crc, int.from_bytes(raw, "big"), p.size)
         return base64.b64encode(crc.to_bytes(size, "big")).decode()
     joined = b"".join(raws)
-    if algorithm in _CRC:
-        digest = _CRC[algorithm](joined, 0).to_bytes(size, "big")
+    if algorithm in _CRCS:
+        digest = getattr(_crt(), algorithm)(joined, 0).to_bytes(size, "big")
     else:
         digest = hashlib.new(algorithm, joined).digest()
     return base64.b64encode(digest).decode() + f"-{len(parts)}"

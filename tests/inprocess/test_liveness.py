@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
+from metadata.api.client import MetadataClient
 from metadata.node_health import EPOCH_WATCH
 from objstore.config import StorageConfig
 from objstore.node.heartbeat import HEARTBEAT_PATH, heartbeat_body
@@ -92,6 +93,14 @@ async def test_long_poll_answers_when_the_epoch_moves_and_at_its_timeout(tmp_pat
         await cluster.meta.set_node_state("s2", "draining")
         changed = await asyncio.wait_for(poll, 2.0)
         assert changed.epoch > epoch and changed.node("s2").state == "draining"
+
+        # A poll still waiting when the node stops (as a gateway stopped first leaves it) is
+        # answered with the map it has, not cut off when the node's request grace runs out.
+        async with MetadataClient([cluster.meta_address], SECRET) as other:
+            last = asyncio.create_task(other.wait_cluster_map(changed.epoch, 30))
+            await eventually_async(lambda: cluster.metadata.app[EPOCH_WATCH].waiting == 1, 2.0)
+            await cluster.stop()  # the metadata node last, as objstore up stops it
+            assert (await last).epoch == changed.epoch
 
 
 async def test_erasure_coded_writes_keep_full_width_and_shard_slots_while_a_node_is_down(tmp_path: Path) -> None:

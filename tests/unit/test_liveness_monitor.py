@@ -3,10 +3,12 @@ transition, the grace a new leader gives, the full/up hysteresis, and the states
 touches."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from metadata.liveness import GIB, LivenessMonitor, LivenessSettings, heartbeat_interval, reserve_bytes, space_state
-from metadata.node_health import registration, wait_query
+from metadata.node_health import EpochWatch, registration, wait_query
 from objstore.errors import InvalidArgument
 from objstore.types import ClusterMap, NodeInfo
 
@@ -164,6 +166,22 @@ def test_long_poll_query() -> None:
     for bad in ({"wait_epoch": "x"}, {"wait_epoch": "-1"}, {"wait_epoch": "1", "timeout": "nan"}):
         with pytest.raises(InvalidArgument):
             wait_query(bad)
+
+
+async def test_closing_the_epoch_watch_answers_the_waiting_long_polls_at_once() -> None:
+    """A stopping metadata node closes its watch: a long poll left by a gateway that went
+    first ends with the map it has, instead of holding the shutdown for its grace."""
+    watch = EpochWatch(lambda: 5)
+    waiting = asyncio.ensure_future(watch.wait_above(5, 3600.0))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert not waiting.done() and watch.waiting == 1
+    watch.close()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert waiting.done() and waiting.result() is False and watch.waiting == 0
+    assert await watch.wait_above(5, 3600.0) is False  # a poll arriving while it stops
+    assert await watch.wait_above(4, 3600.0) is True  # the epoch already moved past
 
 
 def test_heartbeat_interval_fits_the_timeout() -> None:
