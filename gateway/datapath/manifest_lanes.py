@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Coroutine
 
+from objstore.errors import ServiceUnavailable
 from objstore.manifest import CommitManifest
 from objstore.node.client import StorageClient
 
@@ -60,6 +61,7 @@ class ManifestLanes:
 
     async def _drain(self, lane: Lane) -> None:
         address, ring_epoch = lane
+        batch: list[tuple[CommitManifest, asyncio.Future[None]]] = []
         try:
             while waiting := self._waiting.get(lane):
                 batch, waiting[:] = waiting[:self.max_batch], waiting[self.max_batch:]
@@ -82,6 +84,10 @@ class ManifestLanes:
                             done.set_exception(error)
         finally:
             self._busy.discard(lane)
-            leftover = self._waiting.pop(lane, [])
-            for _, done in leftover:  # only when this task itself was cancelled (shutdown)
-                done.cancel()
+            # Only when this task itself was cancelled (shutdown): the call in flight and
+            # those waiting are abandoned, and their callers count the node as failed
+            # (rather than wait for an answer that will never come).
+            abandoned = ServiceUnavailable(f"manifest write to {address} abandoned")
+            for _, done in batch + self._waiting.pop(lane, []):
+                if not done.done():
+                    done.set_exception(abandoned)

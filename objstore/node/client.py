@@ -316,8 +316,13 @@ class StorageClient:
         path_qs = (f"/manifests/page?after_bucket={quote(after[0], safe='')}&after_key={quote(after[1], safe='')}"
                    f"&limit={limit}&cursor={quote(cursor, safe='')}&fence={fence}")
         _, body = await self._json("GET", address, path_qs, timeout=aiohttp.ClientTimeout(total=timeout))
+        if "cursor" not in body:
+            # A node that predates ring-epoch fences: it raised no fence, and its page has no
+            # cursor (an empty one would say the walk ended after the first page).
+            raise ServiceUnavailable(f"storage node {address} walks its manifests without a fence or cursor; "
+                                     "upgrade it before its manifests can be handed over")
         page = [(d["bucket"], d["key"], [CommitManifest.from_dict(m) for m in d["manifests"]]) for d in body["keys"]]
-        return page, str(body.get("cursor", ""))
+        return page, str(body["cursor"] or "")
 
     async def get_manifests(self, address: str, bucket: str, key: str, timeout: float = 2.0,
                             ring_epoch: int = 0) -> list[CommitManifest]:

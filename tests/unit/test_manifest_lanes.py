@@ -156,3 +156,27 @@ async def test_manifests_placed_by_different_ring_epochs_never_share_a_call(lane
     storage.gates[2].set_result(None)
     await asyncio.gather(first, *later)
     assert storage.epochs == [5, 6, 5]
+
+
+async def test_a_lane_cancelled_in_flight_fails_its_callers_instead_of_leaving_them_waiting() -> None:
+    storage = FakeStorage()
+    drains: list[asyncio.Task] = []
+    lanes = ManifestLanes(storage, lambda coro: drains.append(asyncio.create_task(coro)),  # type: ignore[arg-type]
+                          max_batch=3, max_waiting=5)
+    in_flight = asyncio.create_task(lanes.put("n1:1", manifest(1)))
+    await settle()
+    waiting = asyncio.create_task(lanes.put("n1:1", manifest(2)))
+    await settle()
+    assert storage.calls == [("one", "n1:1", [1])]
+    drains[0].cancel()  # shutdown cancels the lane's task while its call is in flight
+    done, _ = await asyncio.wait([in_flight, waiting], timeout=5)
+    assert done == {in_flight, waiting}
+    for caller in (in_flight, waiting):
+        with pytest.raises(ServiceUnavailable):
+            caller.result()
+    # the lane holds nothing afterwards: the next write goes at once
+    again = asyncio.create_task(lanes.put("n1:1", manifest(3)))
+    await settle()
+    assert storage.calls[-1] == ("one", "n1:1", [3])
+    storage.gates[-1].set_result(None)
+    await again
