@@ -262,7 +262,8 @@ async def hand_over_once(ctx: "GatewayContext", epochs: RingEpochs) -> bool:
 
 async def hand_over_forever(ctx: "GatewayContext", epochs: RingEpochs, every: float = PASS_EVERY) -> None:
     """Run :func:`hand_over_once` every ``every`` seconds while an old ring is kept; after
-    a pass that stopped on an unreachable node, up to ``MAX_PASS_WAIT`` seconds apart."""
+    a pass that stopped on an unreachable node or failed in any other way (logged), up to
+    ``MAX_PASS_WAIT`` seconds apart. Only cancellation ends it."""
     wait = every
     while True:
         await asyncio.sleep(wait)
@@ -275,3 +276,9 @@ async def hand_over_forever(ctx: "GatewayContext", epochs: RingEpochs, every: fl
         except (ObjstoreError, OSError, asyncio.TimeoutError) as exc:
             wait = min(2 * wait, MAX_PASS_WAIT)
             log.info("manifest hand-over pass stopped (next in %.0fs): %s", wait, exc)
+        except Exception:  # noqa: BLE001 - a malformed answer must not end hand-over for good
+            # Anything else (a KeyError or ValueError from a malformed page, a bug) is logged
+            # with its traceback and the pass runs again later: if this loop ended, the old
+            # rings would stay kept and, past the most kept, be dropped without hand-over.
+            wait = min(2 * wait, MAX_PASS_WAIT)
+            log.exception("manifest hand-over pass failed (next in %.0fs)", wait)

@@ -81,3 +81,42 @@ def test_a_ring_change_forgets_which_nodes_were_walked():
     topo.adopt(ClusterMap(3, nodes_of("s2", "s3", "s4", "s5"), ring_epoch=3))  # walked towards an older ring
     epochs.old()
     assert epochs.walked == set()
+
+
+async def test_a_failed_hand_over_pass_of_any_kind_does_not_end_the_loop(monkeypatch, caplog):
+    """A KeyError or ValueError (a malformed page) is logged and the pass runs again;
+    only cancellation ends the loop."""
+    import asyncio
+
+    from gateway import ring_epochs
+
+    class Kept:
+        def old(self) -> list[str]:
+            return ["a kept ring"]
+
+    raised = [KeyError("keys"), ValueError("bad manifest")]
+    passes: list[int] = []
+    three = asyncio.get_running_loop().create_future()
+
+    async def fake_pass(ctx: object, epochs: object) -> bool:
+        passes.append(len(passes))
+        if raised:
+            raise raised.pop(0)
+        if not three.done():
+            three.set_result(None)
+        return True
+
+    monkeypatch.setattr(ring_epochs, "hand_over_once", fake_pass)
+    loop_task = asyncio.ensure_future(ring_epochs.hand_over_forever(None, Kept(), every=0))  # type: ignore[arg-type]
+    try:
+        await asyncio.wait_for(three, 5)
+        assert not loop_task.done() and len(passes) >= 3
+        failures = [r for r in caplog.records if r.name == "gateway.ring_epochs" and r.exc_info]
+        assert [type(r.exc_info[1]) for r in failures] == [KeyError, ValueError]
+    finally:
+        loop_task.cancel()
+    try:
+        await loop_task
+    except asyncio.CancelledError:
+        pass
+    assert loop_task.cancelled()
