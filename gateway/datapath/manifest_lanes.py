@@ -12,12 +12,19 @@ Invariants: a caller is answered only once the call carrying its manifest answer
 node's answer means durable); a failed call fails every manifest it carried (each caller
 counts its node as failed, as before). Lanes are bounded: at most ``max_waiting``
 manifests wait per node (more go alone, at once), at most ``max_batch`` per call, and an
-idle lane holds nothing. The calls run as background tasks, so a caller that is cancelled
+idle lane holds nothing. Waiting is bounded in time too: a manifest whose call has not
+started ``timeout`` seconds after it came is not sent, and its caller is failed
+(ServiceUnavailable, as by a failed call). The call in flight when it came ends within
+``timeout`` and its own call takes at most ``timeout``, so a caller waits at most about
+twice the timeout, however deep the queue (on a node that takes connections but never
+answers, a caller behind thousands of others would otherwise wait for every call ahead
+of it, and hold up hand-over passes waiting for its write, :mod:`gateway.ring_epochs`). The calls run as background tasks, so a caller that is cancelled
 does not cancel the call that carries the other callers' manifests.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Callable, Coroutine
 
 from objstore.errors import ServiceUnavailable
@@ -27,19 +34,23 @@ from objstore.node.client import StorageClient
 MAX_BATCH = 256  # manifests in one batch call (the node takes up to 4096)
 MAX_WAITING = 4096  # manifests waiting for one node; more are sent alone
 Lane = tuple[str, int]  # a node's address and the ring epoch its manifests were placed by
+Waiting = tuple[CommitManifest, "asyncio.Future[None]", float]  # manifest, its caller, when it came
 
 
 class ManifestLanes:
-    """``spawn`` runs a coroutine in the background (the gateway's ``background``)."""
+    """``spawn`` runs a coroutine in the background (the gateway's ``background``);
+    ``clock`` tells the time waiting is measured by (monotonic seconds)."""
 
     def __init__(self, storage: StorageClient, spawn: Callable[[Coroutine[Any, Any, Any]], None], *,
-                 max_batch: int = MAX_BATCH, max_waiting: int = MAX_WAITING, timeout: float = 2.0) -> None:
+                 max_batch: int = MAX_BATCH, max_waiting: int = MAX_WAITING, timeout: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._storage = storage
         self._spawn = spawn
         self.max_batch = max_batch
         self.max_waiting = max_waiting
         self.timeout = timeout
-        self._waiting: dict[Lane, list[tuple[CommitManifest, asyncio.Future[None]]]] = {}
+        self._clock = clock
+        self._waiting: dict[Lane, list[Waiting]] = {}
         self._busy: set[Lane] = set()  # lanes with a call in flight
         self.calls = 0  # calls made (manifests written / calls shows the coalescing)
 
@@ -53,7 +64,7 @@ class ManifestLanes:
             await self._storage.put_manifest(address, manifest, timeout=self.timeout, ring_epoch=ring_epoch)
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiting.append((manifest, done))
+        waiting.append((manifest, done, self._clock()))
         if lane not in self._busy:
             self._busy.add(lane)
             self._spawn(self._drain(lane))
@@ -61,10 +72,13 @@ class ManifestLanes:
 
     async def _drain(self, lane: Lane) -> None:
         address, ring_epoch = lane
-        batch: list[tuple[CommitManifest, asyncio.Future[None]]] = []
+        batch: list[Waiting] = []
         try:
             while waiting := self._waiting.get(lane):
+                self._expire(address, waiting)
                 batch, waiting[:] = waiting[:self.max_batch], waiting[self.max_batch:]
+                if not batch:
+                    continue
                 error: BaseException | None = None
                 self.calls += 1
                 try:
@@ -72,11 +86,11 @@ class ManifestLanes:
                         await self._storage.put_manifest(address, batch[0][0], timeout=self.timeout,
                                                          ring_epoch=ring_epoch)
                     else:
-                        await self._storage.put_manifests(address, [m for m, _ in batch], timeout=self.timeout,
+                        await self._storage.put_manifests(address, [m for m, _, _ in batch], timeout=self.timeout,
                                                           ring_epoch=ring_epoch)
                 except Exception as exc:  # noqa: BLE001 - handed to every caller whose manifest it carried
                     error = exc
-                for _, done in batch:
+                for _, done, _ in batch:
                     if not done.done():
                         if error is None:
                             done.set_result(None)
@@ -88,6 +102,21 @@ class ManifestLanes:
             # those waiting are abandoned, and their callers count the node as failed
             # (rather than wait for an answer that will never come).
             abandoned = ServiceUnavailable(f"manifest write to {address} abandoned")
-            for _, done in batch + self._waiting.pop(lane, []):
+            for _, done, _ in batch + self._waiting.pop(lane, []):
                 if not done.done():
                     done.set_exception(abandoned)
+
+    def _expire(self, address: str, waiting: list[Waiting]) -> None:
+        """Fail, without sending them, the manifests at the head of ``waiting`` that came
+        more than ``timeout`` ago (they came in order, so those are a prefix)."""
+        late = self._clock() - self.timeout
+        n = 0
+        while n < len(waiting) and waiting[n][2] < late:
+            n += 1
+        if not n:
+            return
+        expired, waiting[:] = waiting[:n], waiting[n:]
+        error = ServiceUnavailable(f"manifest write to {address} waited over {self.timeout:g}s for its call")
+        for _, done, _ in expired:
+            if not done.done():
+                done.set_exception(error)

@@ -180,3 +180,59 @@ async def test_a_lane_cancelled_in_flight_fails_its_callers_instead_of_leaving_t
     assert storage.calls[-1] == ("one", "n1:1", [3])
     storage.gates[-1].set_result(None)
     await again
+
+
+async def test_a_caller_whose_call_has_not_started_within_the_timeout_is_failed_unsent() -> None:
+    """On a node that takes connections but answers slowly, a caller deep in the queue is
+    failed once it has waited the lane timeout, rather than wait for every call ahead."""
+    storage = FakeStorage()
+    now = [0.0]
+    tasks: list[asyncio.Task] = []
+    lanes = ManifestLanes(storage, lambda coro: tasks.append(asyncio.create_task(coro)),  # type: ignore[arg-type]
+                          max_batch=1, max_waiting=5, timeout=2.0, clock=lambda: now[0])
+    first = asyncio.create_task(lanes.put("n1:1", manifest(1)))
+    await settle()
+    queued = [asyncio.create_task(lanes.put("n1:1", manifest(i))) for i in (2, 3, 4, 5)]
+    await settle()
+    now[0] = 1.5
+    storage.gates[0].set_result(None)  # the first call answers late
+    await settle()
+    assert storage.calls == [("one", "n1:1", [1]), ("one", "n1:1", [2])]  # 2 waited 1.5 s: sent
+    now[0] = 3.0
+    storage.gates[1].set_result(None)
+    await settle()
+    assert storage.calls == [("one", "n1:1", [1]), ("one", "n1:1", [2])]  # 3, 4 and 5 waited 3 s: not sent
+    await first
+    await queued[0]  # answered success: its own call succeeded
+    for caller in queued[1:]:
+        assert caller.done()
+        with pytest.raises(ServiceUnavailable):
+            caller.result()
+    again = asyncio.create_task(lanes.put("n1:1", manifest(6)))  # the lane holds nothing: at once
+    await settle()
+    assert storage.calls[-1] == ("one", "n1:1", [6])
+    storage.gates[-1].set_result(None)
+    await again
+    await asyncio.gather(*tasks)
+
+
+async def test_a_caller_within_the_timeout_is_still_carried_after_expired_ones() -> None:
+    storage = FakeStorage()
+    now = [0.0]
+    lanes = ManifestLanes(storage, lambda coro: asyncio.ensure_future(coro),  # type: ignore[arg-type]
+                          max_batch=3, max_waiting=5, timeout=2.0, clock=lambda: now[0])
+    first = asyncio.create_task(lanes.put("n1:1", manifest(1)))
+    await settle()
+    old = asyncio.create_task(lanes.put("n1:1", manifest(2)))
+    await settle()
+    now[0] = 1.9
+    young = asyncio.create_task(lanes.put("n1:1", manifest(3)))
+    await settle()
+    now[0] = 2.5
+    storage.gates[0].set_result(None)
+    await settle()
+    assert storage.calls[1:] == [("one", "n1:1", [3])]  # 2 waited 2.5 s: failed; 3 waited 0.6 s: sent
+    with pytest.raises(ServiceUnavailable):
+        await old
+    storage.gates[1].set_result(None)
+    await asyncio.gather(first, young)
