@@ -8,8 +8,8 @@ it and then go together in one ``PUT /manifests/batch`` (one request, one fsync 
 node). A node serves a call in ~0.4 ms of CPU whatever it carries, so at 64 concurrent
 small PUTs (~3 manifest writes in flight per node) this saves most of those calls.
 
-Invariants: a caller is answered only once the call carrying its manifest answered (the
-node's answer means durable); a failed call fails every manifest it carried (each caller
+Invariants: a caller is answered success only once the call carrying its manifest
+succeeded (the node's answer means durable); a failed call fails every manifest it carried (each caller
 counts its node as failed, as before). Lanes are bounded: at most ``max_waiting``
 manifests wait per node (more go alone, at once), at most ``max_batch`` per call, and an
 idle lane holds nothing. Waiting is bounded in time too: a manifest whose call has not
@@ -18,8 +18,9 @@ started ``timeout`` seconds after it came is not sent, and its caller is failed
 ``timeout`` and its own call takes at most ``timeout``, so a caller waits at most about
 twice the timeout, however deep the queue (on a node that takes connections but never
 answers, a caller behind thousands of others would otherwise wait for every call ahead
-of it, and hold up hand-over passes waiting for its write, :mod:`gateway.ring_epochs`). The calls run as background tasks, so a caller that is cancelled
-does not cancel the call that carries the other callers' manifests.
+of it, and hold up hand-over passes waiting for its write, :mod:`gateway.ring_epochs`).
+The calls run as background tasks, so a caller that is cancelled does not cancel the
+call that carries the other callers' manifests.
 """
 from __future__ import annotations
 

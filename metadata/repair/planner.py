@@ -28,8 +28,10 @@ Rules:
 - Parts of multipart uploads in progress live in their upload's record, not in the
   object index: after the objects' candidates, the parts with a copy on a node that no
   longer holds copies (``out``, ``removed``) are found through the uploads' per-node index
-  (``UploadStore.by_node``, no scan; at most ``scan`` parts examined) and repaired the same
-  way (ring key the part's blob id); the task names the upload (``upload_id``), so its
+  (``UploadStore.by_node``, no scan; at most ``scan`` parts examined, each round resuming
+  after the last part the previous one examined: :class:`~metadata.repair.part_walk.PartWalk`,
+  so parts that give no task do not hide the others) and repaired the same way (ring key the
+  part's blob id); the task names the upload (``upload_id``), so its
   ``RepairPlacement`` changes the part's placement in the upload, and completing the
   upload later lists the repaired placement.
 """
@@ -42,6 +44,7 @@ from objstore.repair_records import RepairTask, Source
 from metadata.fsm import records
 from metadata.fsm.machine import MetadataFSM
 from metadata.fsm.placement_index import survivors
+from metadata.repair.part_walk import PartWalk
 from objstore.erasure.data_layout import DataLayout
 from objstore.errors import InvalidArgument
 from objstore.ring import Ring
@@ -82,10 +85,13 @@ def plan_round(
     skip: Collection[tuple[str, str]] = frozenset(),
     limit: int = 256,
     scan: int = 4096,
+    part_walk: PartWalk | None = None,
 ) -> tuple[list[RepairTask], list[tuple[str, str]]]:
     """Up to ``limit`` tasks, and the keys examined that gave none although not busy (no
     target, nothing readable left): the caller may pass those over (``skip``, not counted
-    against ``scan``) for a while, so they do not hide the keys behind them."""
+    against ``scan``) for a while, so they do not hide the keys behind them. Parts of
+    uploads in progress are walked by ``part_walk`` (kept between rounds so each resumes
+    where the last stopped; without it, from the first)."""
     damaged = damaged or {}
     failed = failed or {}
     free_bytes = dict(free_bytes or {})  # less what this round's tasks will write to each target
@@ -140,7 +146,8 @@ def plan_round(
             idle.append((bucket, key))
     if len(tasks) < limit:
         tasks += upload_part_repairs(fsm, ring, busy=busy, failed=failed, free_bytes=free_bytes,
-                                     limit=limit - len(tasks), scan=scan, writable=writable, address=address)
+                                     limit=limit - len(tasks), scan=scan, writable=writable, address=address,
+                                     walk=part_walk)
     tasks.sort(key=lambda t: t.spare)
     return tasks, idle
 
@@ -160,33 +167,34 @@ def upload_parts_below(fsm: MetadataFSM) -> int:
 
 def upload_part_repairs(fsm: MetadataFSM, ring: Ring, *, busy: Collection[Blob], failed: Mapping[Blob, Collection[str]],
                         free_bytes: dict[str, int], limit: int, scan: int, writable: set[str],
-                        address: Mapping[str, str]) -> list[RepairTask]:
+                        address: Mapping[str, str], walk: PartWalk | None = None) -> list[RepairTask]:
     """Tasks re-creating copies of parts of uploads in progress that a lost node held (see
-    the rules); ``free_bytes`` is lowered by what they will write."""
+    the rules), examining at most ``scan`` parts from where ``walk`` stopped last;
+    ``free_bytes`` is lowered by what they will write."""
     tasks: list[RepairTask] = []
     planned: set[Blob] = set()
     examined = 0
     holding = fsm.placements.holding
-    for node in [n for n in fsm.uploads.by_node if not holding(n)]:
-        for info, up in fsm.uploads.parts_on(node):
-            if len(tasks) >= limit or examined >= scan:
-                return tasks
-            examined += 1
-            part = up.part
-            blob = (info.bucket, info.key, part.version_id, part.number)
-            layout = _layout(info.policy)
-            if blob in busy or blob in planned or layout is None:
-                continue  # (a part with copies on two lost nodes is listed under both)
-            alive, width, needed = survivors(info.policy, part.placement, holding)
-            if alive >= width or alive < needed:
-                continue
-            task = _task(ring, blob, part.version_id, info.policy, layout, part.size, part.placement, width, holding,
-                         alive - needed, writable, address, failed.get(blob, ()), free_bytes)
-            if task is not None:
-                tasks.append(replace(task, upload_id=info.upload_id))
-                planned.add(blob)
-                if task.target in free_bytes:
-                    free_bytes[task.target] -= blob_bytes(layout, part.size)
+    walk = walk if walk is not None else PartWalk()
+    for info, up in walk.parts(fsm.uploads, [n for n in fsm.uploads.by_node if not holding(n)]):
+        if len(tasks) >= limit or examined >= scan:
+            return tasks
+        examined += 1
+        part = up.part
+        blob = (info.bucket, info.key, part.version_id, part.number)
+        layout = _layout(info.policy)
+        if blob in busy or blob in planned or layout is None:
+            continue  # (a part with copies on two lost nodes is listed under both)
+        alive, width, needed = survivors(info.policy, part.placement, holding)
+        if alive >= width or alive < needed:
+            continue
+        task = _task(ring, blob, part.version_id, info.policy, layout, part.size, part.placement, width, holding,
+                     alive - needed, writable, address, failed.get(blob, ()), free_bytes)
+        if task is not None:
+            tasks.append(replace(task, upload_id=info.upload_id))
+            planned.add(blob)
+            if task.target in free_bytes:
+                free_bytes[task.target] -= blob_bytes(layout, part.size)
     return tasks
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from objstore.repair_records import DamageReport, RepairTask
+from metadata.repair.part_walk import PartWalk
 
 Blob = tuple[str, str, str, int]
 
@@ -74,6 +75,7 @@ class RepairQueue:
         self._strikes: OrderedDict[Blob, int] = OrderedDict()  # failures in a row of each blob
         self.last_lease: OrderedDict[str, float] = OrderedDict()  # node -> when it last asked for tasks
         self.idle: OrderedDict[tuple[str, str], float] = OrderedDict()  # key -> when it gave no task
+        self.part_walk = PartWalk()  # where the last round stopped among lost nodes' upload parts
         self.repaired_objects = 0
         self.repaired_bytes = 0
         self.stale = 0

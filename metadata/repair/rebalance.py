@@ -29,13 +29,16 @@ Rules:
 
 Finding what to move (:class:`RebalanceState`, the leader's soft state):
 - parts of multipart uploads in progress placed on nodes outside the ring that still hold
-  copies (``draining``), from the uploads' per-node index (``UploadStore.by_node``), then
-  parts found misplaced before and not yet fixed (bounded: ``MAX_MISPLACED``), then a walk
-  over every part of every upload in progress (``walk`` parts per round, restarted as the
-  key walk is): each is moved as a version's blob is (same rules, ring key the part's blob
-  id; committed by a ``RepairPlacement`` naming the upload), so completing the upload
-  later lists the new placement. So an added node or a weight change moves parts of
-  uploads in progress too, as a drain does;
+  copies (``draining``), from the uploads' per-node index (``UploadStore.by_node``), each
+  round resuming after the last one examined (:class:`~metadata.repair.part_walk.PartWalk`),
+  then parts found misplaced before and not yet fixed (bounded: ``MAX_MISPLACED``; those
+  two together at most half the round's ``scan``, so parts that give no move do not stop
+  the walk), then a walk over every part of every upload in progress (``walk`` parts per
+  round, resuming at the part where it stopped; restarted as the key walk is): each is
+  moved as a version's blob is (same rules, ring key the part's blob id; committed by a
+  ``RepairPlacement`` naming the upload), so completing the upload later lists the new
+  placement. So an added node or a weight change moves parts of uploads in progress too,
+  as a drain does;
 - keys on nodes outside the ring that still hold copies (``draining``), straight from the
   placement index (``PlacementIndex.by_node``): no scan;
 - keys found misplaced before and not yet fixed (bounded: ``MAX_MISPLACED``);
@@ -58,6 +61,7 @@ from metadata.api.upload_records import MultipartUpload, UploadedPart
 from metadata.fsm import records
 from metadata.fsm.machine import MetadataFSM
 from metadata.fsm.placement_index import survivors
+from metadata.repair.part_walk import PartWalk
 from metadata.repair.planner import Blob, _layout, blob_bytes, task_id
 from objstore.erasure.data_layout import DataLayout
 from objstore.repair_records import RepairTask, Source
@@ -217,7 +221,8 @@ class RebalanceState:
         self.walked = 0  # keys walked since the walk started
         self.walks = 0  # walks completed
         self.misplaced: OrderedDict[Key, int] = OrderedDict()  # key -> bytes misplaced
-        self.part_cursor: tuple[str, str, str] | None = ("", "", "")  # next upload of the part walk; None: done
+        self.part_cursor: tuple[str, str, str, int] | None = ("", "", "", 0)  # next part of the part walk; None: done
+        self.draining_walk = PartWalk()  # where the last round stopped among draining nodes' parts
         self.misplaced_parts: OrderedDict[PartKey, int] = OrderedDict()  # part of an upload -> bytes misplaced
         self.moved_objects = 0
         self.moved_bytes = 0
@@ -230,7 +235,7 @@ class RebalanceState:
             return False
         self.signature = sig
         self.cursor = ("", "")
-        self.part_cursor = ("", "", "")
+        self.part_cursor = ("", "", "", 0)
         self.walked = 0
         return True
 
@@ -253,36 +258,50 @@ class RebalanceState:
         self.walks += 1
 
     def _walk_parts(self, fsm: MetadataFSM) -> Iterator[tuple[MultipartUpload, UploadedPart]]:
-        """The parts of the next uploads in progress of the part walk, advancing its cursor
-        (whole uploads, until ``walk`` parts were given this round)."""
+        """The next parts of uploads in progress of the part walk, advancing its cursor
+        (``walk`` parts at most per round; an upload with more parts than a round examines
+        is resumed at the part where it stopped)."""
         if self.part_cursor is None:
             return
-        first, key, upload_id = self.part_cursor
+        first, key, upload_id, number = self.part_cursor
         taken = 0
         for name in sorted(b for b in fsm.uploads.buckets if b >= first):
             uploads = fsm.uploads.buckets[name]
             for k in list(uploads.irange(minimum=(key, upload_id) if name == first else None)):
-                if taken >= self.walk:
-                    return
-                self.part_cursor = (name, *k)  # a consumer that stops here sees this upload again
                 up = uploads.get(k)
+                start = number if (name, *k) == (first, key, upload_id) else 0
                 for n in sorted(up.parts) if up is not None else ():
+                    if n < start:
+                        continue
+                    if taken >= self.walk:
+                        return
+                    self.part_cursor = (name, k[0], k[1], n)  # a consumer that stops here sees this part again
                     taken += 1
                     yield up.info, up.parts[n]
-                self.part_cursor = (name, k[0], k[1] + "\0")  # the next upload after this one
+                    self.part_cursor = (name, k[0], k[1], n + 1)
+                self.part_cursor = (name, k[0], k[1] + "\0", 0)  # the next upload after this one
         self.part_cursor = None
 
-    def part_candidates(self, fsm: MetadataFSM) -> Iterator[tuple[MultipartUpload, UploadedPart]]:
-        """Parts on nodes outside the ring, parts known misplaced, then the part walk's next."""
-        for node in draining_nodes(fsm):
-            yield from fsm.uploads.parts_on(node)
+    def part_candidates(self, fsm: MetadataFSM,
+                        ahead: int | None = None) -> Iterator[tuple[MultipartUpload, UploadedPart]]:
+        """Parts on nodes outside the ring (from where the last round stopped), parts known
+        misplaced, at most ``ahead`` of those two, then the part walk's next."""
+        given = 0
+        for item in self._known_parts(fsm):
+            if ahead is not None and given >= ahead:
+                break  # (asking for this one told the draining walk the one before was examined)
+            given += 1
+            yield item
+        yield from self._walk_parts(fsm)
+
+    def _known_parts(self, fsm: MetadataFSM) -> Iterator[tuple[MultipartUpload, UploadedPart]]:
+        yield from self.draining_walk.parts(fsm.uploads, draining_nodes(fsm))
         for bucket, key, upload_id, number in list(self.misplaced_parts):
             up = fsm.uploads.buckets.get(bucket, {}).get((key, upload_id))
             if up is None or number not in up.parts:
                 self.misplaced_parts.pop((bucket, key, upload_id, number), None)  # completed or aborted
                 continue
             yield up.info, up.parts[number]
-        yield from self._walk_parts(fsm)
 
     def note_part(self, part: PartKey, misplaced_bytes: int) -> None:
         self.misplaced_parts.pop(part, None)
@@ -320,7 +339,7 @@ class RebalanceState:
         seen: set[Key] = set()
         busy_keys = {b[:2] for b in busy}
         parts_seen: set[PartKey] = set()
-        for info, up in self.part_candidates(fsm):
+        for info, up in self.part_candidates(fsm, ahead=scan // 2):
             pk = (info.bucket, info.key, info.upload_id, up.part.number)
             if pk in parts_seen:
                 continue
@@ -361,6 +380,10 @@ class RebalanceState:
             else:
                 del self.misplaced[k]
 
+    def misplaced_bytes(self) -> int:
+        """Bytes known misplaced: of keys and of parts of uploads in progress."""
+        return sum(self.misplaced.values()) + sum(self.misplaced_parts.values())
+
     def rate(self, now: float) -> float:
         recent = [(t, n) for t, n in self._moves if t >= now - RATE_SECONDS]
         if not recent:
@@ -368,7 +391,7 @@ class RebalanceState:
         return sum(n for _, n in recent) / max(now - recent[0][0], 1.0)
 
     def status(self, fsm_keys: int, draining_keys: int, now: float, draining_parts: int = 0) -> dict[str, Any]:
-        left = sum(self.misplaced.values())
+        left = self.misplaced_bytes()
         rate = self.rate(now)
         objects = max(len(self.misplaced), draining_keys)
         parts = max(len(self.misplaced_parts), draining_parts)

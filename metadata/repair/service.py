@@ -92,7 +92,8 @@ class RepairService:
                 skip = set()
             busy = q.busy()
             tasks, idle = planner.plan_round(fsm, reported=reported, damaged=q.damaged, busy=busy,
-                                             failed=q.failed, free_bytes=free, skip=skip, limit=PLAN_LIMIT)
+                                             failed=q.failed, free_bytes=free, skip=skip, limit=PLAN_LIMIT,
+                                             part_walk=q.part_walk)
             if len(tasks) < PLAN_LIMIT:
                 moves, stuck = self.rebalance.plan(fsm, busy=busy | {t.blob_key for t in tasks}, failed=q.failed,
                                                    free_bytes=free, skip=skip, limit=PLAN_LIMIT - len(tasks))
@@ -237,7 +238,8 @@ class RepairService:
 
 class RebalanceCollector:
     """On the leader only: ``objstore_cluster_objects_misplaced`` and
-    ``objstore_cluster_bytes_misplaced`` (keys known misplaced and their bytes: the
+    ``objstore_cluster_bytes_misplaced`` (keys known misplaced, and their bytes with those
+    of parts of uploads in progress known misplaced: the
     rebalancer's soft state, complete once its walk is; see metadata.repair.rebalance)."""
 
     def __init__(self, rep: Any, service: RepairService) -> None:
@@ -252,4 +254,4 @@ class RebalanceCollector:
                                 "Keys whose placement is not the ring's (rebalancing moves them)",
                                 value=float(len(st.misplaced)))
         yield GaugeMetricFamily("objstore_cluster_bytes_misplaced", "Bytes of blobs whose placement is not the ring's",
-                                value=float(sum(st.misplaced.values())))
+                                value=float(st.misplaced_bytes()))

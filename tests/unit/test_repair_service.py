@@ -248,3 +248,21 @@ def test_moves_whose_first_copies_failed_are_retried_within_seconds():
     asyncio.run(run_workers([leader], clock, seconds, copy_ok=lambda task, now: now >= start + 1.0))
     assert leader.queue.failures >= 12  # three rounds of four copies failed
     assert leader.rebalance.moved_objects == to_move
+
+
+def test_the_walk_of_a_lost_nodes_upload_parts_is_kept_between_planning_rounds(d):
+    """The leader keeps where the walk of lost nodes' parts of uploads in progress stopped
+    (metadata.repair.part_walk), so the next round resumes there."""
+    from metadata.api.upload_records import MultipartUpload, UploadedPart
+    from objstore.types import PartRef
+
+    d.run(c.CreateMultipartUpload(MultipartUpload("b", "big", "u1", initiated=1.0, owner="alice", policy="replica:3")))
+    for n in (1, 2):
+        ref = PartRef(n, f"{n:016x}-gw", 100, "0" * 32, ("n1", "n2", "n3"))
+        d.run(c.PutPart("b", "big", "u1", UploadedPart(ref, 1.0)))
+    d.run(c.SetNodeState("n1", "out"))
+    svc = RepairService(LocalReplicator(d), "secret", clock=Clock())
+    assert svc.queue.part_walk.at is None
+    asyncio.run(svc.plan_if_due())
+    assert {x.task.part for x in svc.queue.tasks.values()} == {1, 2}
+    assert svc.queue.part_walk.at == ("n1", ("b", "big", "u1"), 2)

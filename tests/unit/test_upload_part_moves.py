@@ -217,3 +217,60 @@ def test_a_part_below_policy_is_repaired_before_it_is_moved_off_a_draining_node(
     (move,) = settle(d, state, walk=False)
     assert move.move and draining not in move.placement and lost not in move.placement
     assert d.fsm.uploads.part_count_on(draining) == 0
+
+
+def test_upload_parts_that_give_no_repair_task_do_not_hide_the_others() -> None:
+    """A lost node's first parts give no task (here: a repair of each is in flight); with
+    few parts examined per round, the next rounds resume after them, so the parts behind
+    them are repaired too (each round starting at the node's first parts, they never were)."""
+    from metadata.repair.part_walk import PartWalk
+    from metadata.repair.planner import plan_round
+
+    d = cluster(6)
+    start(d, parts=12)
+    lost = max((f"n{i}" for i in range(1, 7)), key=d.fsm.uploads.part_count_on)
+    on_lost = [up.part for _, up in d.fsm.uploads.parts_on(lost)]
+    assert len(on_lost) >= 5
+    d.run(c.SetNodeState(lost, "out"))
+    busy = {("b", "k", p.version_id, p.number) for p in on_lost[:3]}
+    assert plan_round(d.fsm, busy=busy, scan=3)[0] == []  # the first three fill the round
+    walk = PartWalk()
+    planned: set[int] = set()
+    for _ in range(len(on_lost)):
+        tasks, _ = plan_round(d.fsm, busy=busy, scan=3, part_walk=walk)
+        assert all(t.upload_id == "u1" and t.target != lost for t in tasks)
+        planned |= {t.part for t in tasks}
+    assert planned == {p.number for p in on_lost[3:]}
+
+
+def test_draining_parts_that_give_no_move_do_not_stop_the_part_walk() -> None:
+    """Parts on a draining node that give no move (no target with room) take at most half
+    a round's scan and are resumed after where the last round stopped: every one of them is
+    examined (and counted misplaced, bytes included), and the walk over all parts goes on to
+    its end."""
+    d = cluster(6)
+    start(d, parts=12)
+    draining = max((f"n{i}" for i in range(1, 7)), key=d.fsm.uploads.part_count_on)
+    on_draining = {up.part.number for _, up in d.fsm.uploads.parts_on(draining)}
+    assert len(on_draining) >= 5
+    d.run(c.SetNodeState(draining, "draining"))
+    state = RebalanceState(walk=3)
+    full = {f"n{i}": 0 for i in range(1, 7)}
+    for _ in range(12):
+        tasks, _ = state.plan(d.fsm, free_bytes=full, scan=4)
+        assert tasks == []
+    assert {k[3] for k in state.misplaced_parts} == on_draining
+    assert state.part_cursor is None  # the walk over every part reached its end
+    st = state.status(0, 0, 0.0, draining_parts=len(on_draining))
+    assert st["bytes_misplaced"] == len(on_draining) * MIN_PART_SIZE and not st["balanced"]
+
+
+def test_the_part_walk_resumes_inside_an_upload_with_more_parts_than_a_round_examines() -> None:
+    d = cluster(6)
+    start(d, parts=10)
+    state = RebalanceState(walk=100)
+    state.plan(d.fsm, scan=4)
+    assert state.part_cursor is not None
+    for _ in range(6):
+        state.plan(d.fsm, scan=4)
+    assert state.part_cursor is None and state.status(0, 0, 0.0)["balanced"]
