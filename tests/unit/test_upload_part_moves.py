@@ -274,3 +274,26 @@ def test_the_part_walk_resumes_inside_an_upload_with_more_parts_than_a_round_exa
     for _ in range(6):
         state.plan(d.fsm, scan=4)
     assert state.part_cursor is None and state.status(0, 0, 0.0)["balanced"]
+
+
+def test_the_part_walk_wraps_around_and_goes_on_when_its_upload_is_gone() -> None:
+    from metadata.repair.part_walk import PartWalk
+
+    d = cluster(6)
+    start(d, uid="u1", parts=6)
+    start(d, uid="u2", parts=6)
+    node = max((f"n{i}" for i in range(1, 7)), key=d.fsm.uploads.part_count_on)
+    every = [(info.upload_id, up.part.number) for info, up in d.fsm.uploads.parts_on(node)]
+    walk = PartWalk()
+    taken = []
+    for _ in range(len(every) + 2):  # two at a time, around twice
+        for i, (info, up) in enumerate(walk.parts(d.fsm.uploads, [node])):
+            if i == 2:
+                break
+            taken.append((info.upload_id, up.part.number))
+    assert sorted(taken[:len(every)]) == sorted(every)  # each once before any again
+    assert taken[len(every):2 * len(every)] == taken[:len(every)]  # then in the same order
+    walk.at = (node, ("b", "k", "u1"), max(n for u, n in every if u == "u1"))
+    d.run(c.AbortMultipartUpload("b", "k", "u1"))
+    first = next(walk.parts(d.fsm.uploads, [node]))
+    assert (first[0].upload_id, first[1].part.number) == min((u, n) for u, n in every if u == "u2")
