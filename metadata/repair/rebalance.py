@@ -191,24 +191,6 @@ def part_move(fsm: MetadataFSM, ring: Ring, info: MultipartUpload, up: UploadedP
     return (blob_bytes(layout, part.size) if wrong else 0), (replace(task, upload_id=info.upload_id) if task else None)
 
 
-def upload_moves(fsm: MetadataFSM, ring: Ring, *, busy: Collection[Blob] = frozenset(),
-                 failed: Mapping[Blob, Collection[str]] | None = None, free_bytes: Mapping[str, int] | None = None,
-                 limit: int = 256, scan: int = 4096) -> list[RepairTask]:
-    """Moves of parts of uploads in progress off draining nodes (at most ``scan`` parts
-    examined, ``limit`` moves)."""
-    tasks: list[RepairTask] = []
-    examined = 0
-    for node in draining_nodes(fsm):
-        for info, up in fsm.uploads.parts_on(node):
-            if len(tasks) >= limit or examined >= scan:
-                return tasks
-            examined += 1
-            _, task = part_move(fsm, ring, info, up, busy=busy, failed=failed, free_bytes=free_bytes)
-            if task is not None:
-                tasks.append(task)
-    return tasks
-
-
 class RebalanceState:
     """The leader's rebalancing soft state: the walk's cursor, the keys known misplaced,
     progress figures. Bounded; a new leader starts empty and walks again."""

@@ -1,5 +1,5 @@
 """Parts of multipart uploads in progress on a draining node: the uploads' per-node index
-(metadata.fsm.uploads), their moves (metadata.repair.rebalance.upload_moves) committed by a
+(metadata.fsm.uploads), their moves (metadata.repair.rebalance.RebalanceState.plan) committed by a
 RepairPlacement naming the upload, the remove guard, and garbage collection's view of a
 moved part's old copy. On the pure state machine."""
 from __future__ import annotations
