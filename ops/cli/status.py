@@ -101,7 +101,8 @@ async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = No
                 "heartbeat_age": h.get("heartbeat_age"),
                 "free_bytes": h.get("free_bytes"),
             })
-        status = {"metadata": meta_status, "ring_epoch": cmap.epoch, "nodes": nodes, "bucket_policies": buckets}
+        status = {"metadata": meta_status, "ring_epoch": cmap.epoch, "placement_epoch": cmap.ring_epoch,
+                  "kept_rings": [r.epoch for r in cmap.kept_rings], "nodes": nodes, "bucket_policies": buckets}
         await add_scrub(status, storage, {nid: h.get("scrub") for nid, h in health.items()})
         return status
 
@@ -159,6 +160,16 @@ def age(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f}s ago"
 
 
+def _kept_rings_line(status: dict[str, Any]) -> list[str]:
+    """While older rings are kept (a ring change whose commit manifests are not yet handed
+    over to the new owners: quorum reads and manifest writes consult them too), say so."""
+    kept = status.get("kept_rings") or []
+    if not kept:
+        return []
+    return [f"placement since epoch {status.get('placement_epoch', '-')}; older rings kept until handed over: "
+            f"{', '.join(f'epoch {e}' for e in kept)}"]
+
+
 def render(status: dict[str, Any]) -> str:
     m = status["metadata"]
     lines = [
@@ -169,6 +180,7 @@ def render(status: dict[str, Any]) -> str:
         f"{human_size(m.get('bytes_below_policy'))}",
         f"policies   {_policy_counts(status['bucket_policies'])}",
         f"ring epoch {status['ring_epoch']}   storage nodes {len(status['nodes'])}",
+        *_kept_rings_line(status),
         "",
     ]
     rows = [("NODE", "ADDRESS", "ZONE", "STATE", "WEIGHT", "RING", "BLOBS", "USED", "CAPACITY", "FREE",

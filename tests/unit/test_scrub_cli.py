@@ -89,3 +89,13 @@ def test_objstore_status_shows_each_nodes_scrubber():
     scrub_part = text.split("\nscrub\n", 1)[1].splitlines()
     assert scrub_part[0].startswith("NODE") and len(scrub_part) == 2
     assert scrub_part[1].split()[:2] == ["s1", "waiting"] and " 4 " in scrub_part[1]
+
+
+def test_objstore_status_names_the_rings_kept_until_handed_over():
+    from ops.cli.status import render as status_render
+
+    status = {"metadata": {}, "ring_epoch": 9, "placement_epoch": 8, "kept_rings": [5, 2], "bucket_policies": {},
+              "nodes": []}
+    assert "older rings kept until handed over: epoch 5, epoch 2" in status_render(status)
+    assert "placement since epoch 8" in status_render(status)
+    assert "kept" not in status_render({**status, "kept_rings": []})
