@@ -110,6 +110,11 @@ def _consume(fut: asyncio.Future) -> None:
         fut.exception()  # mark retrieved: a waiter may have timed out and gone
 
 
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 def _expire(fut: asyncio.Future, message: str) -> None:
     if not fut.done():
         fut.set_exception(ServiceUnavailable(message))
@@ -147,7 +152,7 @@ class RaftReplicator:
         self.node = RaftNode(cfg, self.storage, rng or random.Random())
         self.transport = RaftTransport(node_id, address, secret, self.addresses.get, self._on_unreachable,
                                        self._on_snapshot_sent, chunk_bytes=settings.chunk_bytes,
-                                       tls=client_context(settings.tls_ca))
+                                       tls=client_context(settings.tls_ca), on_reply=self._on_reply)
         self.receiver = SnapshotReceiver(self.storage.incoming, self.storage.snapshots)
         self.snapshots_installed = 0
         self.leader_changes = 0
@@ -167,6 +172,10 @@ class RaftReplicator:
         self._failed: BaseException | None = None
         self._closed = False
         self._was_member = node_id in self.node.conf_state.members()
+        # Replies in the response (see step_and_reply): peer -> (Readies taken when the
+        # slot opened, messages for that peer gathered meanwhile, future of the handler).
+        self._reply_slots: dict[str, tuple[int, list[Message], asyncio.Future]] = {}
+        self._readies = 0  # Readies taken so far
 
     @classmethod
     async def open(cls, node_id: str, data_dir: Path | str, secret: str, peers: dict[str, str], join: bool,
@@ -265,6 +274,7 @@ class RaftReplicator:
         if self._snap_task is not None:
             await asyncio.gather(self._snap_task, return_exceptions=True)
         self._fail_waiters(lambda: ServiceUnavailable("metadata node shut down"))
+        self._close_replies(None)
         await self.transport.close()
         self.receiver.close()
         await self.storage.close()
@@ -287,6 +297,48 @@ class RaftReplicator:
                 self._stop_on(exc)
                 raise ServiceUnavailable(f"metadata node {self.id} stopped: {exc}") from None
         self._wake.set()
+
+    async def step_and_reply(self, frm: str, msgs: "list[Message]", timeout: float = 1.0) -> "list[Message]":
+        """Step ``msgs`` from ``frm``, then return this node's messages for ``frm`` that
+        they led to (an acknowledgement once the entries are durable, a heartbeat or vote
+        answer), gathered until the first Ready taken after the step has been handled:
+        the caller answers them in the HTTP response, which saves ``frm`` a request back.
+        Messages for ``frm`` made while the reply is open all go that way (never both
+        ways); after ``timeout`` seconds the reply closes with what it has and later ones
+        travel by the transport as usual."""
+        old = self._reply_slots.pop(frm, None)
+        if old is not None and not old[2].done():
+            old[2].set_result(None)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        slot: tuple[int, list[Message], asyncio.Future] = (self._readies, [], fut)
+        self._reply_slots[frm] = slot
+        try:
+            self.step_messages(msgs)
+            timer = asyncio.get_running_loop().call_later(timeout, _resolve, fut)
+            try:
+                await fut
+            finally:
+                timer.cancel()
+        finally:
+            if self._reply_slots.get(frm) is slot:
+                del self._reply_slots[frm]
+        return slot[1] if self._failed is None and not self._closed else []
+
+    def _close_replies(self, taken_before: int | None) -> None:
+        """Release the replies opened before Ready number ``taken_before`` was taken
+        (None: all of them)."""
+        for frm, (opened, _, fut) in list(self._reply_slots.items()):
+            if taken_before is None or opened < taken_before:
+                del self._reply_slots[frm]
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _on_reply(self, frm: str, msgs: "list[Message]") -> None:
+        """Messages a peer answered with in the response to our batch."""
+        try:
+            self.step_messages(msgs)
+        except ServiceUnavailable:
+            pass  # stopped or shutting down: nothing more to do with them
 
     def _lost_entries(self, m: Message) -> Message:
         """A heartbeat from a leader that believes we hold entries we lost (our damaged log
@@ -447,11 +499,16 @@ class RaftReplicator:
                 self._reads.start_round(self.node.read_index, self.not_leader)
                 while self.node.has_ready():
                     rd = self.node.ready()
+                    self._readies += 1
+                    taken = self._readies
                     await self._handle(rd)
                     self.node.advance(rd)
                     self._after_advance()
+                    self._close_replies(taken)
                     # A round just confirmed frees the way for the reads that waited on it.
                     self._reads.start_round(self.node.read_index, self.not_leader)
+                if self._reply_slots:
+                    self._close_replies(None)  # what was stepped led to nothing more
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - fail-stop on any storage or invariant failure
@@ -460,6 +517,7 @@ class RaftReplicator:
 
     def _stop_on(self, exc: BaseException) -> None:
         self._failed = exc
+        self._close_replies(None)
         message = f"metadata node {self.id} stopped: {exc}"
         self._fail_waiters(lambda: ServiceUnavailable(message))
         self._wake.set()
@@ -483,9 +541,13 @@ class RaftReplicator:
         if not msgs:
             return
         plain = []
+        slots = self._reply_slots
         for m in msgs:
             if m.type is MessageType.SNAP:
                 self.transport.send_snapshot(m)
+            elif m.to in slots:
+                if m.to not in self.transport.drop_to:
+                    slots[m.to][1].append(m)
             else:
                 plain.append(m)
         self.transport.send(plain)

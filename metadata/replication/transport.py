@@ -59,9 +59,18 @@ def _quote(v: str) -> str:
     return quote(v, safe="")
 
 
-def encode_batch(frm: str, address: str, msgs: "Iterable[Message]") -> bytes:
-    return json.dumps({"v": WIRE_VERSION, "from": frm, "address": address, "messages": [m.encode() for m in msgs]},
-                      separators=(",", ":")).encode()
+def encode_batch(frm: str, address: str, msgs: "Iterable[Message]", reply: bool = False) -> bytes:
+    """A batch's body; ``reply`` asks the receiver to answer with its messages for us in
+    the response (see the module docstring)."""
+    body: dict[str, Any] = {"v": WIRE_VERSION, "from": frm, "address": address, "messages": [m.encode() for m in msgs]}
+    if reply:
+        body["reply"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def wants_reply(body: Any) -> bool:
+    """Whether a (decoded) batch asks for the receiver's messages in the response."""
+    return isinstance(body, dict) and body.get("reply") is True
 
 
 def decode_batch(body: Any, me: str) -> tuple[str, str, list[Message]]:
@@ -108,13 +117,15 @@ class RaftTransport:
 
     def __init__(self, node_id: str, address: str, secret: str, address_of: Callable[[str], "str | None"],
                  on_unreachable: Callable[[str], None], on_snapshot: Callable[[str, bool], None],
-                 timeout: float = 3.0, chunk_bytes: int = CHUNK_BYTES, tls: ssl.SSLContext | None = None) -> None:
+                 timeout: float = 3.0, chunk_bytes: int = CHUNK_BYTES, tls: ssl.SSLContext | None = None,
+                 on_reply: "Callable[[str, list[Message]], None] | None" = None) -> None:
         self.id = node_id
         self.address = address  # ours, sent along so that a node that just joined can answer
         self.secret = secret
         self.address_of = address_of
         self.on_unreachable = on_unreachable
         self.on_snapshot = on_snapshot
+        self.on_reply = on_reply  # messages a peer answered with in the response (None: do not ask)
         self.timeout = timeout
         self.chunk_bytes = chunk_bytes
         self.tls = tls  # a client context: peers are called over HTTPS and verified (None: plain HTTP)
@@ -169,14 +180,15 @@ class RaftTransport:
         addr = self.address_of(peer.id)
         if not addr:
             return False
-        body = encode_batch(self.id, self.address, batch)
+        body = encode_batch(self.id, self.address, batch, reply=self.on_reply is not None)
         path = "/raft/messages"
         headers = internal_auth.headers(self.secret, "POST", path, body=body, target=addr)
         headers["Content-Type"] = "application/json"
+        raw = b""
         try:
             async with self._http().post(base_url(addr, self.tls) + path, data=body, headers=headers,
                                          timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
-                await resp.read()
+                raw = await resp.read()
                 ok = resp.status < 300
                 if not ok and resp.status != 503:
                     log.warning("raft messages to %s refused: HTTP %d", peer.id, resp.status)
@@ -187,7 +199,23 @@ class RaftTransport:
         if ok and peer.failing:
             log.info("raft peer %s reachable again", peer.id)
         peer.failing = not ok
+        if ok and self.on_reply is not None and len(raw) > 2 and peer.id not in self.drop_from:
+            self._take_reply(peer.id, raw)
         return ok
+
+    def _take_reply(self, frm: str, raw: bytes) -> None:
+        """Hand the messages of a response body (a batch from ``frm`` to us) to ``on_reply``;
+        a malformed one is logged and dropped (Raft retries)."""
+        try:
+            sender, _, msgs = decode_batch(json.loads(raw), self.id)
+        except (ValueError, InvalidArgument) as exc:
+            log.warning("bad raft reply from %s: %s", frm, exc)
+            return
+        if sender != frm:
+            log.warning("raft reply from %s names sender %s", frm, sender)
+            return
+        if msgs and self.on_reply is not None:
+            self.on_reply(frm, msgs)
 
     def send_lost_notice(self, to: str, last_index: int) -> None:
         """Tell leader ``to`` that our log ends at ``last_index`` although it believes
