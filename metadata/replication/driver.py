@@ -86,6 +86,7 @@ class RaftSettings:
     propose_timeout: float = 5.0
     read_timeout: float = 3.0
     tls_ca: str = ""  # peers are called over HTTPS, verified against this CA bundle ("" plain HTTP)
+    lazy_commit: bool = True  # followers learn a new commit index with the next APP or heartbeat
 
 
 class LeaderBusy(ServiceUnavailable):
@@ -148,7 +149,7 @@ class RaftReplicator:
         self.recovering_until = opened.recovering_until
         self.storage_notes = list(opened.notes)
         cfg = RaftConfig(node_id, election_ticks=settings.election_ticks, heartbeat_ticks=settings.heartbeat_ticks,
-                         pre_vote=True, check_quorum=True)
+                         pre_vote=True, check_quorum=True, lazy_commit=settings.lazy_commit)
         self.node = RaftNode(cfg, self.storage, rng or random.Random())
         self.transport = RaftTransport(node_id, address, secret, self.addresses.get, self._on_unreachable,
                                        self._on_snapshot_sent, chunk_bytes=settings.chunk_bytes,
