@@ -1,10 +1,17 @@
 """Raft traffic between metadata nodes over HTTP (aiohttp), authenticated by the cluster secret.
 
-Sending (:class:`RaftTransport`): each peer has a queue and one sender task; every message
-queued while the previous request was in flight goes out in the next ``POST
-/raft/messages`` (``{"v": 1, "from": id, "address": "host:port", "messages":
-[Message.encode()...]}``; the address lets a node that joined empty answer), so the
-number of requests follows the round trips, not the messages. A message that cannot be
+Sending (:class:`RaftTransport`): each peer has a queue and two sender tasks; every message
+queued while a request was in flight goes out in the next ``POST /raft/messages``
+(``{"v": 1, "from": id, "address": "host:port", "messages": [Message.encode()...],
+"reply": true}``; the address lets a node that joined empty answer), so the number of
+requests follows the round trips, not the messages. With ``"reply"`` the receiver answers
+with its own messages for the sender in the response body (a batch of the same form),
+gathered until the Ready that follows the step has been handled: an acknowledgement once
+the entries are durable, a heartbeat or vote answer. A replication or heartbeat round is
+thus one request, not one each way; the receiver's transport carries only what it says
+on its own (votes it asks for, reads it forwards, anything made after the reply closed).
+Since a request is held while the receiver makes entries durable, a second sender lets
+heartbeats and further entries go out meanwhile. A message that cannot be
 delivered is dropped (Raft retries) and the driver is told (``on_unreachable``). A SNAP
 message streams its snapshot file in chunks, one ``POST /raft/snapshot`` per chunk
 (query: the message, the chunk's offset, the file size, whether it is the last chunk;
@@ -48,6 +55,9 @@ log = logging.getLogger(__name__)
 WIRE_VERSION = 1
 MAX_QUEUE = 4096
 MAX_BATCH_BYTES = 8 << 20
+# Requests in flight per peer: a peer holds a request until its answers are ready (entries
+# durable), so a second one lets heartbeats and new entries go out meanwhile.
+SENDERS_PER_PEER = 2
 CHUNK_BYTES = 1 << 20
 
 
@@ -102,13 +112,13 @@ def decode_batch(body: Any, me: str) -> tuple[str, str, list[Message]]:
 
 
 class _Peer:
-    __slots__ = ("id", "queue", "wakeup", "task", "failing")
+    __slots__ = ("id", "queue", "wakeup", "tasks", "failing")
 
     def __init__(self, pid: str) -> None:
         self.id = pid
         self.queue: deque[Message] = deque()
         self.wakeup = asyncio.Event()
-        self.task: asyncio.Task | None = None
+        self.tasks: list[asyncio.Task] = []
         self.failing = False
 
 
@@ -154,7 +164,8 @@ class RaftTransport:
             peer = self._peers.get(m.to)
             if peer is None:
                 peer = self._peers[m.to] = _Peer(m.to)
-                peer.task = asyncio.create_task(self._sender(peer), name=f"raft-send {self.id}->{m.to}")
+                peer.tasks = [asyncio.create_task(self._sender(peer), name=f"raft-send {self.id}->{m.to} #{i}")
+                              for i in range(SENDERS_PER_PEER)]
             if len(peer.queue) >= MAX_QUEUE:
                 peer.queue.popleft()
             peer.queue.append(m)
@@ -294,7 +305,7 @@ class RaftTransport:
 
     async def close(self) -> None:
         self._closed = True
-        tasks = [p.task for p in self._peers.values() if p.task] + list(self._snap_tasks.values()) + list(self._notices)
+        tasks = [t for p in self._peers.values() for t in p.tasks] + list(self._snap_tasks.values()) + list(self._notices)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
