@@ -17,6 +17,10 @@ Invariants:
   waits, answers NotLeader (503, "retry"): the command may or may not have been applied,
   and the client's retry with the same session seq applies it at most once. Never a
   false success.
+- Replies: a peer's batch that asks for them (``step_and_reply``) is answered with
+  every message for that peer made until the first Ready taken after the step has been
+  handled (so an acknowledgement leaves only once its entries are durable); meanwhile
+  no message for that peer goes through the transport, so none travels both ways.
 - Reads: ``read(fn)`` runs ``fn`` on the state machine once it has applied the read
   index confirmed by a heartbeat round (ReadIndex); every read that arrived during one
   loop turn shares one round. Followers answer writes and reads with NotLeader naming the
