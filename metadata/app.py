@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import gc
+import json
 import logging
 import os
 import signal
@@ -170,6 +172,10 @@ def _max_keys(request: web.Request) -> int:
 LOCAL_READ = "local"  # ?local=1 on a listing: this node's state at once, whatever its role
 
 
+# Listing pages are the largest answers (1000 entries): no spaces after separators.
+_compact = functools.partial(json.dumps, separators=(",", ":"))
+
+
 async def _listing(request: web.Request, fn: Callable[[MetadataFSM], dict[str, Any]]) -> web.Response:
     """A listing (``fn`` gives its wire form): strong (:func:`_read`), or with ``?local=1`` (a
     read option, for ``one`` consistency) from this node's applied state at once, follower
@@ -181,8 +187,8 @@ async def _listing(request: web.Request, fn: Callable[[MetadataFSM], dict[str, A
         body = fn(rep.fsm)  # type: ignore[attr-defined]
         body["local"] = {"node_id": st["node_id"], "role": st["role"], "applied_index": st["applied_index"],
                          "commit_index": st["commit_index"]}
-        return web.json_response(body)
-    return web.json_response(await _read(request, fn))
+        return web.json_response(body, dumps=_compact)
+    return web.json_response(await _read(request, fn), dumps=_compact)
 
 
 async def get_versions(request: web.Request) -> web.Response:

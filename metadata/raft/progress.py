@@ -108,12 +108,14 @@ class Progress:
     def can_send_entries(self, last_index: int) -> bool:
         return self.next <= last_index and (self.state is ProgressState.PROBE or not self.inflights.full())
 
-    def should_send_app(self, last_index: int, commit: int) -> bool:
+    def should_send_app(self, last_index: int, commit: int, bump_commit: bool = True) -> bool:
+        """Whether an APP is due: entries to send, a probe, or (``bump_commit``) a commit
+        index the follower has not been told."""
         state = self.state
         if state is ProgressState.PROBE:
             return not self.probes_paused
         if state is ProgressState.REPLICATE:
-            return self.can_bump_commit(commit) or (
+            return (bump_commit and self.can_bump_commit(commit)) or (
                 self.match < last_index and (not self.probes_paused or self.can_send_entries(last_index)))
         return False
 

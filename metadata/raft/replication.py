@@ -108,8 +108,9 @@ def _lease_ack(node: "RaftNode", sent_at: int, frm: str) -> None:
         del node.lease_acks[min(node.lease_acks)]
 
 
-def flush(node: "RaftNode") -> None:
-    """Send the appends and read-confirming heartbeats decided since the last flush."""
+def flush(node: "RaftNode", force_commit: bool = False) -> None:
+    """Send the appends and read-confirming heartbeats decided since the last flush (a
+    commit index alone is sent only without ``lazy_commit``, or with ``force_commit``)."""
     if node.dirty_all:
         targets = node.peers
     elif node.dirty:
@@ -118,20 +119,21 @@ def flush(node: "RaftNode") -> None:
         targets = ()
     node.dirty = {}
     node.dirty_all = False
+    bump = force_commit or not node.config.lazy_commit
     for pid in targets:
-        while maybe_send_append(node, pid):
+        while maybe_send_append(node, pid, bump):
             pass
     if node.read_bcast:
         node.read_bcast = False
         bcast_heartbeat(node, node.read_queue.last_ctx())
 
 
-def maybe_send_append(node: "RaftNode", to: str) -> bool:
+def maybe_send_append(node: "RaftNode", to: str, bump_commit: bool = True) -> bool:
     """Send one APP to ``to`` if flow control allows; True if something was sent."""
     pr = node.progress[to]
     log = node.log
     last, commit = log.last_index(), log.committed
-    if not pr.should_send_app(last, commit):
+    if not pr.should_send_app(last, commit, bump_commit):
         return False
     prev = pr.next - 1
     try:
@@ -179,7 +181,7 @@ def step_down_removed(node: "RaftNode") -> None:
     """The configuration without this leader is committed: tell everyone the commit index,
     hand over to the most up-to-date voter if it has everything, then step down."""
     node.dirty_all = True
-    flush(node)
+    flush(node, force_commit=True)
     last = node.log.last_index()
     best = max(sorted(node.voters), key=lambda v: node.progress[v].match, default="")
     if best and node.progress[best].match == last:

@@ -17,6 +17,10 @@ Invariants:
   waits, answers NotLeader (503, "retry"): the command may or may not have been applied,
   and the client's retry with the same session seq applies it at most once. Never a
   false success.
+- Replies: a peer's batch that asks for them (``step_and_reply``) is answered with
+  every message for that peer made until the first Ready taken after the step has been
+  handled (so an acknowledgement leaves only once its entries are durable); meanwhile
+  no message for that peer goes through the transport, so none travels both ways.
 - Reads: ``read(fn)`` runs ``fn`` on the state machine once it has applied the read
   index confirmed by a heartbeat round (ReadIndex); every read that arrived during one
   loop turn shares one round. Followers answer writes and reads with NotLeader naming the
@@ -86,6 +90,7 @@ class RaftSettings:
     propose_timeout: float = 5.0
     read_timeout: float = 3.0
     tls_ca: str = ""  # peers are called over HTTPS, verified against this CA bundle ("" plain HTTP)
+    lazy_commit: bool = True  # followers learn a new commit index with the next APP or heartbeat
 
 
 class LeaderBusy(ServiceUnavailable):
@@ -108,6 +113,11 @@ def parse_peers(peers: "tuple[str, ...] | list[str]") -> dict[str, str]:
 def _consume(fut: asyncio.Future) -> None:
     if not fut.cancelled():
         fut.exception()  # mark retrieved: a waiter may have timed out and gone
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _expire(fut: asyncio.Future, message: str) -> None:
@@ -143,11 +153,11 @@ class RaftReplicator:
         self.recovering_until = opened.recovering_until
         self.storage_notes = list(opened.notes)
         cfg = RaftConfig(node_id, election_ticks=settings.election_ticks, heartbeat_ticks=settings.heartbeat_ticks,
-                         pre_vote=True, check_quorum=True)
+                         pre_vote=True, check_quorum=True, lazy_commit=settings.lazy_commit)
         self.node = RaftNode(cfg, self.storage, rng or random.Random())
         self.transport = RaftTransport(node_id, address, secret, self.addresses.get, self._on_unreachable,
                                        self._on_snapshot_sent, chunk_bytes=settings.chunk_bytes,
-                                       tls=client_context(settings.tls_ca))
+                                       tls=client_context(settings.tls_ca), on_reply=self._on_reply)
         self.receiver = SnapshotReceiver(self.storage.incoming, self.storage.snapshots)
         self.snapshots_installed = 0
         self.leader_changes = 0
@@ -167,6 +177,11 @@ class RaftReplicator:
         self._failed: BaseException | None = None
         self._closed = False
         self._was_member = node_id in self.node.conf_state.members()
+        # Replies in the response (see step_and_reply): peer -> (Readies taken when the
+        # slot opened, messages for that peer gathered meanwhile, future of the handler).
+        self._reply_slots: dict[str, tuple[int, list[Message], asyncio.Future]] = {}
+        self._readies = 0  # Readies taken so far
+        self.storage.dlog.inline = True  # a follower until it leads (see _on_soft_state)
 
     @classmethod
     async def open(cls, node_id: str, data_dir: Path | str, secret: str, peers: dict[str, str], join: bool,
@@ -265,6 +280,7 @@ class RaftReplicator:
         if self._snap_task is not None:
             await asyncio.gather(self._snap_task, return_exceptions=True)
         self._fail_waiters(lambda: ServiceUnavailable("metadata node shut down"))
+        self._close_replies(None)
         await self.transport.close()
         self.receiver.close()
         await self.storage.close()
@@ -287,6 +303,48 @@ class RaftReplicator:
                 self._stop_on(exc)
                 raise ServiceUnavailable(f"metadata node {self.id} stopped: {exc}") from None
         self._wake.set()
+
+    async def step_and_reply(self, frm: str, msgs: "list[Message]", timeout: float = 1.0) -> "list[Message]":
+        """Step ``msgs`` from ``frm``, then return this node's messages for ``frm`` that
+        they led to (an acknowledgement once the entries are durable, a heartbeat or vote
+        answer), gathered until the first Ready taken after the step has been handled:
+        the caller answers them in the HTTP response, which saves ``frm`` a request back.
+        Messages for ``frm`` made while the reply is open all go that way (never both
+        ways); after ``timeout`` seconds the reply closes with what it has and later ones
+        travel by the transport as usual."""
+        old = self._reply_slots.pop(frm, None)
+        if old is not None and not old[2].done():
+            old[2].set_result(None)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        slot: tuple[int, list[Message], asyncio.Future] = (self._readies, [], fut)
+        self._reply_slots[frm] = slot
+        try:
+            self.step_messages(msgs)
+            timer = asyncio.get_running_loop().call_later(timeout, _resolve, fut)
+            try:
+                await fut
+            finally:
+                timer.cancel()
+        finally:
+            if self._reply_slots.get(frm) is slot:
+                del self._reply_slots[frm]
+        return slot[1] if self._failed is None and not self._closed else []
+
+    def _close_replies(self, taken_before: int | None) -> None:
+        """Release the replies opened before Ready number ``taken_before`` was taken
+        (None: all of them)."""
+        for frm, (opened, _, fut) in list(self._reply_slots.items()):
+            if taken_before is None or opened < taken_before:
+                del self._reply_slots[frm]
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _on_reply(self, frm: str, msgs: "list[Message]") -> None:
+        """Messages a peer answered with in the response to our batch."""
+        try:
+            self.step_messages(msgs)
+        except ServiceUnavailable:
+            pass  # stopped or shutting down: nothing more to do with them
 
     def _lost_entries(self, m: Message) -> Message:
         """A heartbeat from a leader that believes we hold entries we lost (our damaged log
@@ -447,11 +505,16 @@ class RaftReplicator:
                 self._reads.start_round(self.node.read_index, self.not_leader)
                 while self.node.has_ready():
                     rd = self.node.ready()
+                    self._readies += 1
+                    taken = self._readies
                     await self._handle(rd)
                     self.node.advance(rd)
                     self._after_advance()
+                    self._close_replies(taken)
                     # A round just confirmed frees the way for the reads that waited on it.
                     self._reads.start_round(self.node.read_index, self.not_leader)
+                if self._reply_slots:
+                    self._close_replies(None)  # what was stepped led to nothing more
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - fail-stop on any storage or invariant failure
@@ -460,6 +523,7 @@ class RaftReplicator:
 
     def _stop_on(self, exc: BaseException) -> None:
         self._failed = exc
+        self._close_replies(None)
         message = f"metadata node {self.id} stopped: {exc}"
         self._fail_waiters(lambda: ServiceUnavailable(message))
         self._wake.set()
@@ -483,9 +547,13 @@ class RaftReplicator:
         if not msgs:
             return
         plain = []
+        slots = self._reply_slots
         for m in msgs:
             if m.type is MessageType.SNAP:
                 self.transport.send_snapshot(m)
+            elif m.to in slots:
+                if m.to not in self.transport.drop_to:
+                    slots[m.to][1].append(m)
             else:
                 plain.append(m)
         self.transport.send(plain)
@@ -497,6 +565,9 @@ class RaftReplicator:
             log.info("raft node %s: leader is now %s (term %d, role %s)", self.id, leader or "unknown",
                      self.node.term, role.value)
         self._role, self._leader = role, leader
+        # A follower's log writes block its loop: its acknowledgements wait for them anyway,
+        # and it saves two thread hand-overs per fsync on the commit path.
+        self.storage.dlog.inline = role is not Role.LEADER
         if was_leader and role is not Role.LEADER:
             self._fail_waiters(self.not_leader)
 

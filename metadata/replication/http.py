@@ -1,6 +1,9 @@
 """HTTP routes of a Raft metadata node (beside the API of :mod:`metadata.app`).
 
-    POST /raft/messages     {"v": 1, "from": id, "address": "h:p", "messages": [...]}  -> {}
+    POST /raft/messages     {"v": 1, "from": id, "address": "h:p", "messages": [...][, "reply": true]}
+                            -> {} or, with "reply", a batch of this node's answers to the
+                            sender ({"v": 1, "from": us, "messages": [...]}, see
+                            RaftReplicator.step_and_reply)
     POST /raft/snapshot     ?msg=<SNAP message JSON>&offset=&total=&done=0|1, body: bytes
     POST /raft/lost         {"v": 1, "from": id, "last_index": n}: a recovering follower's log
                             ends before what the leader believes (the leader hands over)
@@ -23,7 +26,7 @@ from aiohttp import web
 from metadata.raft.messages import Message, MessageType
 from metadata.replication import membership
 from metadata.replication.driver import RaftReplicator, with_snapshot_data
-from metadata.replication.transport import decode_batch
+from metadata.replication.transport import decode_batch, encode_batch, wants_reply
 from objstore.errors import InvalidArgument, InvalidRequest, ServiceUnavailable
 
 RepOf = Callable[[web.Request], Any]
@@ -56,13 +59,19 @@ def _int_param(request: web.Request, name: str) -> int:
 def add_routes(app: web.Application, rep_of: RepOf, fault_injection: bool) -> None:
     async def post_messages(request: web.Request) -> web.Response:
         rep = _raft(rep_of, request)
-        frm, address, msgs = decode_batch(await _json(request), rep.id)
+        body = await _json(request)
+        frm, address, msgs = decode_batch(body, rep.id)
         if frm in rep.transport.drop_from:
             raise ServiceUnavailable(f"traffic from {frm} is dropped (fault injection)")
         if address:
             rep.sender_address(frm, address)
-        rep.step_messages(msgs)
-        return web.json_response({})
+        if not wants_reply(body):
+            rep.step_messages(msgs)
+            return web.json_response({})
+        replies = await rep.step_and_reply(frm, msgs)
+        if not replies:
+            return web.json_response({})
+        return web.Response(body=encode_batch(rep.id, rep.address, replies), content_type="application/json")
 
     async def post_snapshot(request: web.Request) -> web.Response:
         rep = _raft(rep_of, request)

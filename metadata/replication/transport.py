@@ -1,10 +1,17 @@
 """Raft traffic between metadata nodes over HTTP (aiohttp), authenticated by the cluster secret.
 
-Sending (:class:`RaftTransport`): each peer has a queue and one sender task; every message
-queued while the previous request was in flight goes out in the next ``POST
-/raft/messages`` (``{"v": 1, "from": id, "address": "host:port", "messages":
-[Message.encode()...]}``; the address lets a node that joined empty answer), so the
-number of requests follows the round trips, not the messages. A message that cannot be
+Sending (:class:`RaftTransport`): each peer has a queue and two sender tasks; every message
+queued while a request was in flight goes out in the next ``POST /raft/messages``
+(``{"v": 1, "from": id, "address": "host:port", "messages": [Message.encode()...],
+"reply": true}``; the address lets a node that joined empty answer), so the number of
+requests follows the round trips, not the messages. With ``"reply"`` the receiver answers
+with its own messages for the sender in the response body (a batch of the same form),
+gathered until the Ready that follows the step has been handled: an acknowledgement once
+the entries are durable, a heartbeat or vote answer. A replication or heartbeat round is
+thus one request, not one each way; the receiver's transport carries only what it says
+on its own (votes it asks for, reads it forwards, anything made after the reply closed).
+Since a request is held while the receiver makes entries durable, a second sender lets
+heartbeats and further entries go out meanwhile. A message that cannot be
 delivered is dropped (Raft retries) and the driver is told (``on_unreachable``). A SNAP
 message streams its snapshot file in chunks, one ``POST /raft/snapshot`` per chunk
 (query: the message, the chunk's offset, the file size, whether it is the last chunk;
@@ -48,6 +55,9 @@ log = logging.getLogger(__name__)
 WIRE_VERSION = 1
 MAX_QUEUE = 4096
 MAX_BATCH_BYTES = 8 << 20
+# Requests in flight per peer: a peer holds a request until its answers are ready (entries
+# durable), so a second one lets heartbeats and new entries go out meanwhile.
+SENDERS_PER_PEER = 2
 CHUNK_BYTES = 1 << 20
 
 
@@ -59,9 +69,18 @@ def _quote(v: str) -> str:
     return quote(v, safe="")
 
 
-def encode_batch(frm: str, address: str, msgs: "Iterable[Message]") -> bytes:
-    return json.dumps({"v": WIRE_VERSION, "from": frm, "address": address, "messages": [m.encode() for m in msgs]},
-                      separators=(",", ":")).encode()
+def encode_batch(frm: str, address: str, msgs: "Iterable[Message]", reply: bool = False) -> bytes:
+    """A batch's body; ``reply`` asks the receiver to answer with its messages for us in
+    the response (see the module docstring)."""
+    body: dict[str, Any] = {"v": WIRE_VERSION, "from": frm, "address": address, "messages": [m.encode() for m in msgs]}
+    if reply:
+        body["reply"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def wants_reply(body: Any) -> bool:
+    """Whether a (decoded) batch asks for the receiver's messages in the response."""
+    return isinstance(body, dict) and body.get("reply") is True
 
 
 def decode_batch(body: Any, me: str) -> tuple[str, str, list[Message]]:
@@ -93,13 +112,13 @@ def decode_batch(body: Any, me: str) -> tuple[str, str, list[Message]]:
 
 
 class _Peer:
-    __slots__ = ("id", "queue", "wakeup", "task", "failing")
+    __slots__ = ("id", "queue", "wakeup", "tasks", "failing")
 
     def __init__(self, pid: str) -> None:
         self.id = pid
         self.queue: deque[Message] = deque()
         self.wakeup = asyncio.Event()
-        self.task: asyncio.Task | None = None
+        self.tasks: list[asyncio.Task] = []
         self.failing = False
 
 
@@ -108,13 +127,15 @@ class RaftTransport:
 
     def __init__(self, node_id: str, address: str, secret: str, address_of: Callable[[str], "str | None"],
                  on_unreachable: Callable[[str], None], on_snapshot: Callable[[str, bool], None],
-                 timeout: float = 3.0, chunk_bytes: int = CHUNK_BYTES, tls: ssl.SSLContext | None = None) -> None:
+                 timeout: float = 3.0, chunk_bytes: int = CHUNK_BYTES, tls: ssl.SSLContext | None = None,
+                 on_reply: "Callable[[str, list[Message]], None] | None" = None) -> None:
         self.id = node_id
         self.address = address  # ours, sent along so that a node that just joined can answer
         self.secret = secret
         self.address_of = address_of
         self.on_unreachable = on_unreachable
         self.on_snapshot = on_snapshot
+        self.on_reply = on_reply  # messages a peer answered with in the response (None: do not ask)
         self.timeout = timeout
         self.chunk_bytes = chunk_bytes
         self.tls = tls  # a client context: peers are called over HTTPS and verified (None: plain HTTP)
@@ -143,7 +164,8 @@ class RaftTransport:
             peer = self._peers.get(m.to)
             if peer is None:
                 peer = self._peers[m.to] = _Peer(m.to)
-                peer.task = asyncio.create_task(self._sender(peer), name=f"raft-send {self.id}->{m.to}")
+                peer.tasks = [asyncio.create_task(self._sender(peer), name=f"raft-send {self.id}->{m.to} #{i}")
+                              for i in range(SENDERS_PER_PEER)]
             if len(peer.queue) >= MAX_QUEUE:
                 peer.queue.popleft()
             peer.queue.append(m)
@@ -169,14 +191,15 @@ class RaftTransport:
         addr = self.address_of(peer.id)
         if not addr:
             return False
-        body = encode_batch(self.id, self.address, batch)
+        body = encode_batch(self.id, self.address, batch, reply=self.on_reply is not None)
         path = "/raft/messages"
         headers = internal_auth.headers(self.secret, "POST", path, body=body, target=addr)
         headers["Content-Type"] = "application/json"
+        raw = b""
         try:
             async with self._http().post(base_url(addr, self.tls) + path, data=body, headers=headers,
                                          timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
-                await resp.read()
+                raw = await resp.read()
                 ok = resp.status < 300
                 if not ok and resp.status != 503:
                     log.warning("raft messages to %s refused: HTTP %d", peer.id, resp.status)
@@ -187,7 +210,23 @@ class RaftTransport:
         if ok and peer.failing:
             log.info("raft peer %s reachable again", peer.id)
         peer.failing = not ok
+        if ok and self.on_reply is not None and len(raw) > 2 and peer.id not in self.drop_from:
+            self._take_reply(peer.id, raw)
         return ok
+
+    def _take_reply(self, frm: str, raw: bytes) -> None:
+        """Hand the messages of a response body (a batch from ``frm`` to us) to ``on_reply``;
+        a malformed one is logged and dropped (Raft retries)."""
+        try:
+            sender, _, msgs = decode_batch(json.loads(raw), self.id)
+        except (ValueError, InvalidArgument) as exc:
+            log.warning("bad raft reply from %s: %s", frm, exc)
+            return
+        if sender != frm:
+            log.warning("raft reply from %s names sender %s", frm, sender)
+            return
+        if msgs and self.on_reply is not None:
+            self.on_reply(frm, msgs)
 
     def send_lost_notice(self, to: str, last_index: int) -> None:
         """Tell leader ``to`` that our log ends at ``last_index`` although it believes
@@ -266,7 +305,7 @@ class RaftTransport:
 
     async def close(self) -> None:
         self._closed = True
-        tasks = [p.task for p in self._peers.values() if p.task] + list(self._snap_tasks.values()) + list(self._notices)
+        tasks = [t for p in self._peers.values() for t in p.tasks] + list(self._snap_tasks.values()) + list(self._notices)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from metadata.storage import log_format as fmt
 from metadata.api.commands import PutCredential
 from metadata.storage.log import DiskLog, LogRecord
-from metadata.raft import Message, MessageType
+from metadata.raft import Entry, Message, MessageType
 from metadata.storage import files
 from metadata.replication.driver import RaftReplicator, RaftSettings
 from metadata.storage.recovery import open_storage
@@ -91,5 +91,27 @@ async def test_snapshots_compact_the_log_and_everything_comes_back_on_reopen(tmp
         assert creds == {f"k{i}": f"s{i}" for i in range(150)}
         st = rep.status()
         assert st["last_snapshot_index"] >= 120 and st["log_first_index"] > 1 and st["recovering_until"] == 0
+    finally:
+        await rep.close()
+
+
+async def test_a_follower_answers_a_batch_in_the_response_once_the_entries_are_durable(tmp_path):
+    peers = {"m1": "127.0.0.1:1", "m2": "127.0.0.1:2", "m3": "127.0.0.1:3"}
+    rep = await RaftReplicator.open("m1", tmp_path, "secret", peers, False, peers["m1"], SETTINGS)
+    try:
+        last = rep.node.log.last_index()
+        term = rep.node.term + 5
+        entry = Entry(last + 1, term, b"")
+        app = Message(MessageType.APP, "m1", "m2", term, index=last, log_term=rep.storage.term(last),
+                      entries=(entry,), commit=last)
+        replies = await rep.step_and_reply("m2", [app])
+        assert [(m.type, m.to, m.index, m.reject) for m in replies] == [(MessageType.APP_RESP, "m2", last + 1, False)]
+        assert rep.storage.dlog.durable_index >= last + 1  # acknowledged only once on disk
+        assert rep.node.lead == "m2"
+        beat = Message(MessageType.HEARTBEAT, "m1", "m2", term, commit=last, context=b"r1")
+        replies = await rep.step_and_reply("m2", [beat])
+        assert [(m.type, m.context) for m in replies] == [(MessageType.HEARTBEAT_RESP, b"r1")]
+        peer = rep.transport._peers.get("m2")
+        assert peer is None or not peer.queue  # answered in the response, not sent again
     finally:
         await rep.close()

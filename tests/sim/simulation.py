@@ -59,6 +59,7 @@ class Simulation:
             "pre_vote": rng.random() < 0.85, "check_quorum": check_quorum, "lease_reads": lease,
             "max_msg_bytes": rng.choice((8, 64, 1 << 20)), "max_inflight_msgs": rng.choice((1, 2, 4, 64)),
             "max_apply_bytes": rng.choice((16, 1 << 20)),
+            "lazy_commit": seed % 2 == 1,  # odd seeds: followers learn commits late, as the driver runs
         }
         self.drop_p = rng.choice((0.0, 0.01, 0.05, 0.15))
         self.dup_p = rng.choice((0.0, 0.02))

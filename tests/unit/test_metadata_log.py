@@ -59,8 +59,10 @@ async def test_append_read_and_reopen(tmp_path):
         lg.append(entries(6, 6))
 
 
-async def test_group_commit_resolves_every_append_with_few_fsyncs(tmp_path):
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+async def test_group_commit_resolves_every_append_with_few_fsyncs(tmp_path, inline):
     lg = await DiskLog.open(tmp_path)
+    lg.inline = inline  # writes on the loop's thread (a Raft follower's) batch alike
     # Appends that arrive while no write is running all go into the next single write + fsync.
     futs = [lg.append([e]) for e in entries(1, 200)]
     await asyncio.gather(*futs)
@@ -156,8 +158,10 @@ async def test_corruption_in_an_earlier_segment_is_detected(tmp_path):
         await DiskLog.open(tmp_path, segment_bytes=100)
 
 
-async def test_truncate_suffix_then_append_new_terms(tmp_path):
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+async def test_truncate_suffix_then_append_new_terms(tmp_path, inline):
     lg = await DiskLog.open(tmp_path, segment_bytes=120)
+    lg.inline = inline
     for i in range(1, 11):
         await lg.append([LogRecord(1, i, b"old-%d" % i)])
     lg.truncate_suffix(4)

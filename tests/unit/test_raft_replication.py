@@ -246,3 +246,41 @@ def test_crash_before_persisting_a_vote_forgets_it():
     net.crash("b")
     net.restart("b")
     assert net.node("b").vote == ""  # nothing was promised: the response never left
+
+
+
+def _apps_for_one_proposal(lazy: bool) -> tuple[Network, list[int]]:
+    """The network after one proposal went through, and the commit index carried by each
+    APP the leader sent for it."""
+    net = Network(["a", "b", "c"], heartbeat_ticks=2, lazy_commit=lazy)
+    net.elect("a")
+    net.tick(2)  # followers learn the election's commit
+    seen = len(net.delivered)
+    net.propose("a", b"x")
+    return net, [m.commit for m in net.delivered[seen:] if m.type is MT.APP]
+
+
+def test_without_lazy_commit_a_new_commit_index_goes_out_at_once():
+    net, commits = _apps_for_one_proposal(lazy=False)
+    a = net.node("a")
+    assert commits.count(a.log.committed) == 2  # an APP of its own to each follower
+    assert net.node("b").log.committed == net.node("c").log.committed == a.log.committed
+    assert net.applied("b")[-1] == b"x"
+
+
+def test_lazy_commit_tells_followers_with_the_next_heartbeat():
+    net, commits = _apps_for_one_proposal(lazy=True)
+    a, b = net.node("a"), net.node("b")
+    assert len(commits) == 2 and a.log.committed not in commits  # only the entries went out
+    assert b.log.committed < a.log.committed and b"x" not in net.applied("b")
+    net.tick(2)  # one heartbeat interval
+    assert b.log.committed == net.node("c").log.committed == a.log.committed
+    assert net.applied("b")[-1] == b"x" and net.applied("c")[-1] == b"x"
+
+
+def test_lazy_commit_rides_on_the_next_entries():
+    net, _ = _apps_for_one_proposal(lazy=True)
+    a = net.node("a")
+    first_commit = a.log.committed
+    net.propose("a", b"y")
+    assert net.node("b").log.committed >= first_commit and b"x" in net.applied("b")
