@@ -16,6 +16,7 @@ from typing import Any, Callable, Coroutine
 from aiohttp import web
 
 from metadata.api.client import MetadataClient
+from metadata.api.upload_client import UploadClient
 from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.node.client import StorageClient
@@ -29,6 +30,7 @@ from gateway.datapath.damage import DamageReporter
 from gateway.datapath.manifest_lanes import ManifestLanes
 from gateway.ring_epochs import RingEpochs
 from gateway.topology import Topology
+from gateway.upload_cache import UploadCache
 
 BUCKET_TTL = 2.0  # cached bucket records serve only immutable fields (owner, policy)
 
@@ -57,6 +59,7 @@ class GatewayContext:
     damage: DamageReporter = field(init=False)  # read repair: copies reads failed over from
     rings: RingEpochs = field(init=False)  # the rings whose owners hold manifests (current + not handed over)
     manifest_lanes: ManifestLanes = field(init=False)  # manifest writes, coalesced per node
+    uploads: UploadCache = field(init=False)  # multipart upload records for UploadPart (immutable fields)
 
     stale_age: float = 0.0  # seconds past expiry of the last bucket record served stale (0: fresh)
     outage: Outage = field(default_factory=Outage)  # the metadata service just failed to answer
@@ -68,6 +71,7 @@ class GatewayContext:
         self.damage = DamageReporter(self.meta, self.background)
         self.rings = RingEpochs(self.topology)
         self.manifest_lanes = ManifestLanes(self.storage, self.background)
+        self.uploads = UploadCache(UploadClient(self.meta).get)
 
     async def bucket(self, name: str) -> Bucket:
         """The bucket record, cached briefly; raises NoSuchBucket.

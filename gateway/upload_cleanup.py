@@ -26,6 +26,7 @@ async def abort_upload(ctx: GatewayContext, bucket: str, key: str, upload_id: st
     """Abort an upload; its parts' blobs are deleted after the caller answers. Returns the
     number of parts. Raises NoSuchUpload."""
     garbage = await UploadClient(ctx.meta).abort(bucket, key, upload_id)
+    ctx.uploads.forget(bucket, key, upload_id)
     if garbage.parts:
         ctx.background(collect_parts(ctx.storage, ctx.topology, garbage.parts))
     return len(garbage.parts)

@@ -151,6 +151,7 @@ async def handle_complete_multipart_upload(ctx: GatewayContext, request: web.Req
     except ServiceUnavailable:
         ctx.outage.note()  # the next writes fail at once (ctx.require_metadata)
         raise
+    ctx.uploads.forget(ep.bucket, ep.key, ep.upload_id)
     v = done.version
     if not done.replayed:
         if done.unused:

@@ -30,7 +30,6 @@ from gateway.endpoints import PartEndpoint
 from gateway.keepalive import respond_with_keepalive
 from gateway.responses import checksum_elements
 from gateway.xml import document, el, iso8601
-from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MAX_PART_SIZE, MultipartUpload, UploadedPart
 from objstore.errors import AccessDenied, EntityTooLarge, InvalidArgument, InvalidRequest
 from objstore.naming import validate_key
@@ -92,7 +91,7 @@ async def _upload_for(ctx: GatewayContext, request: web.Request, ep: PartEndpoin
     owner = request[CALLER_KEY].owner
     validate_key(ep.key)
     await owned_bucket(ctx, owner, ep.bucket, cached=True)
-    upload = await UploadClient(ctx.meta).get(ep.bucket, ep.key, ep.upload_id)
+    upload = await ctx.uploads.get(ep.bucket, ep.key, ep.upload_id)  # cached: its fields never change
     if upload.owner != owner:
         raise AccessDenied(BucketName=ep.bucket)
     return upload

@@ -21,6 +21,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import mmap
 import re
 import struct
 from dataclasses import dataclass
@@ -347,22 +348,34 @@ class BlockFramer(_DataHashed):
     The caller must be done with a taken buffer before the next ``take()`` (the framer
     then fills it again). ``finish()`` closes the partial last block and returns the
     rest. ``size`` and ``data_xxh`` describe all data fed.
+
+    ``prefix`` (the record header) is laid out before the first block. With ``align``,
+    every buffer ``take()`` hands out is a whole number of ``align`` bytes, starting at a
+    page-aligned address (the buffers are anonymous memory maps): what would not fill the
+    last ``align`` bytes is carried to the start of the other buffer, so the file can be
+    written with ``O_DIRECT``; only ``finish()`` returns an unaligned rest.
     """
 
-    def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE, blocks_per_buffer: int = 16) -> None:
+    def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE, blocks_per_buffer: int = 16, *,
+                 prefix: bytes = b"", align: int = 0) -> None:
         self.block_size = block_size
         self._frame = block_size + CHECKSUM_SIZE
-        self._buffers = [bytearray(self._frame * blocks_per_buffer) for _ in range(2)]
+        self._framed = self._frame * blocks_per_buffer  # block bytes a full buffer holds
+        self._align = align
+        capacity = self._framed + max(align, len(prefix))
+        self._buffers = [mmap.mmap(-1, capacity) for _ in range(2)]
         self._buf = memoryview(self._buffers[0])
         self._other = memoryview(self._buffers[1])
-        self._fill = 0  # bytes of the buffer laid out, checksums included
+        self._buf[:len(prefix)] = prefix
+        self._start = len(prefix)  # carried (or prefix) bytes at the start of the buffer
+        self._fill = len(prefix)  # bytes of the buffer laid out, checksums included
         self._in_block = 0  # data bytes of the block being filled
         self._index = 0
         self._hasher = StreamHasher()
 
     @property
     def full(self) -> bool:
-        return self._fill == len(self._buf)
+        return self._fill - self._start == self._framed
 
     def feed(self, view: memoryview) -> int:
         """Copy a prefix of ``view`` into the buffer (up to its end); returns its length."""
@@ -388,14 +401,21 @@ class BlockFramer(_DataHashed):
         self._in_block = 0
 
     def take(self) -> memoryview:
-        """The laid-out bytes of the current buffer; the framer goes on in the other one."""
-        out = self._buf[:self._fill]
+        """The laid-out bytes of the current buffer (a whole number of ``align`` bytes); the
+        framer goes on in the other one, after the bytes carried over."""
+        end = self._fill - self._fill % self._align if self._align else self._fill
+        carry = self._fill - end
+        out = self._buf[:end]
+        self._other[:carry] = self._buf[end:self._fill]
         self._buf, self._other = self._other, self._buf
-        self._fill = 0
+        self._start = self._fill = carry
         return out
 
     def finish(self) -> memoryview:
-        """Close the partial last block (if any) and take what is left."""
+        """Close the partial last block (if any) and return all that is left (unaligned)."""
         if self._in_block:
             self._close_block()
-        return self.take()
+        out = self._buf[:self._fill]
+        self._buf, self._other = self._other, self._buf
+        self._start = self._fill = 0
+        return out

@@ -60,7 +60,7 @@ from objstore.node.blob import (
     encode_blocks,
     record_length,
 )
-from objstore.node.blobfiles import BlobFileWriter, blob_file_rel, scan_blob_files
+from objstore.node.blobfiles import DIRECT_ALIGN, BlobFileWriter, blob_file_rel, scan_blob_files
 from objstore.node.group_commit import GroupCommitter
 from objstore.node.index import BlobIndex, Entry, Location
 from objstore.node.reader import BlobRead, open_blob_read
@@ -91,6 +91,7 @@ class StoreOptions:
     reserve_bytes: int | None = None  # None: default_reserve(capacity)
     io_threads: int = 8
     write_buffer: int = 1024 * 1024
+    direct_io: bool = True  # large blob files written with O_DIRECT where the filesystem allows
     max_open_readers: int = 64  # idle segment descriptors kept open (an LRU)
 
 
@@ -294,12 +295,18 @@ class BlobStore:
 
     async def _put_large(self, header: BlobHeader, hbytes: bytes, chunks: AsyncIterable[bytes]) -> PutResult:
         """Stream a large blob to a file of its own: each chunk is copied once, into a
-        ``BlockFramer`` buffer laid out as on disk; a full buffer is written on the IO pool
-        while the next one fills (two buffers, so memory is two ``write_buffer``s)."""
+        ``BlockFramer`` buffer laid out as on disk (the header first); a full buffer is
+        written on the IO pool while the next one fills (two buffers, so memory is two
+        ``write_buffer``s). With ``direct_io`` the file is written with ``O_DIRECT`` where
+        the filesystem allows it (the framer then hands out aligned buffers)."""
         loop = asyncio.get_running_loop()
-        writer = await loop.run_in_executor(self._io_pool, BlobFileWriter, self.data_dir, header.version_id)
-        framer = BlockFramer(header.block_size, max(1, self.options.write_buffer // header.block_size))
-        writing: asyncio.Future = loop.run_in_executor(self._io_pool, writer.write, hbytes)
+        writer = await loop.run_in_executor(
+            self._io_pool, functools.partial(BlobFileWriter, self.data_dir, header.version_id,
+                                             direct=self.options.direct_io))
+        framer = BlockFramer(header.block_size, max(1, self.options.write_buffer // header.block_size),
+                             prefix=hbytes, align=DIRECT_ALIGN if writer.direct else 0)
+        writing: asyncio.Future = loop.create_future()
+        writing.set_result(None)
         handed_off = False
         try:
             async for chunk in chunks:
@@ -341,6 +348,7 @@ class BlobStore:
 
         def work() -> tuple[int, str, int]:
             try:
+                writer.buffered()  # the tail is not a whole number of aligned bytes
                 writer.write(tail)
                 seq = self._next_seq()
                 rel = blob_file_rel(header.blob_id, seq)

@@ -17,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from gateway.datapath.write import write_blob
+from metadata.api.upload_client import UploadClient
 from objstore.node.app import STORE
 from objstore.node.reclaim import COMPACTOR, GC
 from objstore.types import Policy
@@ -130,6 +131,24 @@ async def test_aborted_parts_and_uncommitted_writes_leave_no_bytes(rc: InProcess
     for n in rc.nodes.values():
         for m in markers:
             assert files_holding(n.data_dir, m) == [], n.node_id
+
+
+async def test_a_part_of_an_upload_aborted_elsewhere_is_refused_and_leaves_no_blob(rc: InProcessCluster) -> None:
+    """The gateway caches upload records for UploadPart; an upload aborted through another
+    gateway (here: the metadata service directly) still refuses the next part, whose blobs go."""
+    up = await rc.s3("create_multipart_upload", Bucket=BUCKET, Key="gone")
+    await rc.s3("upload_part", Bucket=BUCKET, Key="gone", UploadId=up["UploadId"], PartNumber=1,
+                Body=os.urandom(1536 * 1024))
+    assert len(rc.ctx.uploads) == 1  # the record is cached
+    await UploadClient(rc.ctx.meta).abort(BUCKET, "gone", up["UploadId"])
+    marker = os.urandom(32)
+    with pytest.raises(ClientError) as err:
+        await rc.s3("upload_part", Bucket=BUCKET, Key="gone", UploadId=up["UploadId"], PartNumber=2,
+                    Body=marker + os.urandom(1536 * 1024))
+    assert err.value.response["Error"]["Code"] == "NoSuchUpload"
+    await rc.ctx.drain()
+    for n in rc.nodes.values():
+        assert files_holding(n.data_dir, marker) == [], n.node_id
 
 
 async def test_a_commit_after_its_blobs_could_be_collected_is_refused(rc: InProcessCluster) -> None:

@@ -1,6 +1,8 @@
 """The blob record format: headers, blocks, footers, checksums, ranges, version ids."""
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import random
 import struct
@@ -180,6 +182,32 @@ def test_block_framer_lays_out_what_the_one_shot_encoder_does(size: int, seed: i
         pos += n
     out += bytes(framer.finish())
     assert out == want and framer.data_xxh == want_xxh and framer.size == len(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2999, 3000, 3001, 20_000])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_block_framer_with_a_prefix_hands_out_aligned_buffers(size: int, seed: int) -> None:
+    """With a header prefix and ``align``, every buffer taken is whole ``align`` bytes at a
+    page-aligned address, and all bytes taken, in order, are the prefix then the blocks."""
+    rng = random.Random(seed)
+    data, prefix = rng.randbytes(size), rng.randbytes(rng.randint(1, 900))
+    want, want_xxh = encode_blocks(data, 1000)
+    framer = BlockFramer(1000, 3, prefix=prefix, align=512)
+    out = b""
+    pos = 0
+    while pos < len(data):
+        n = rng.randint(1, 2500)
+        view, done = memoryview(data[pos : pos + n]), 0
+        while done < len(view):
+            done += framer.feed(view[done:])
+            if framer.full:
+                taken = framer.take()
+                assert len(taken) % 512 == 0
+                assert ctypes.addressof(ctypes.c_char.from_buffer(taken)) % mmap.PAGESIZE == 0
+                out += bytes(taken)
+        pos += n
+    out += bytes(framer.finish())
+    assert out == prefix + want and framer.data_xxh == want_xxh and framer.size == len(data)
 
 
 def test_keys_are_arbitrary_utf8_up_to_1024_bytes() -> None:
