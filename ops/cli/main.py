@@ -56,6 +56,9 @@ COMMANDS: dict[str, str] = {
     "node": "ops.cli.nodes",
     "rebalance": "ops.cli.rebalance",
 }
+# ``objstore metadata ACTION``: these administer the metadata Raft group
+# (:mod:`ops.cli.metadata_admin`); anything else runs a metadata node.
+METADATA_ADMIN = ("status", "add", "remove", "transfer-leader")
 
 
 def _registrar(target: str) -> Callable[[Any], None]:
@@ -87,8 +90,6 @@ def _metadata_admin(argv: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) > 1 and argv[0] == "metadata":
-        from ops.cli.metadata_admin import COMMANDS as METADATA_ADMIN
-
         if argv[1] in METADATA_ADMIN:
             return _metadata_admin(argv[1:])
         if argv[1] == "serve":

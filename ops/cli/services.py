@@ -22,7 +22,7 @@ from metadata.liveness import heartbeat_interval
 from objstore.cluster.launcher import UpOptions, run_up
 from objstore.eventloop import install_fast_loop
 from objstore.logs import add_log_arguments, configure_from_args
-from ops.cli.metadata_admin import COMMANDS as METADATA_ADMIN
+from ops.cli.main import METADATA_ADMIN
 
 
 def add_up_parser(sub: Any) -> None:
@@ -116,8 +116,9 @@ def add_service_parsers(sub: Any, names: tuple[str, ...] = ("storage", "metadata
 
         def run(args: argparse.Namespace, flags: Any = flags, entry: str = entry, name: str = name) -> int:
             configure_from_args(name, args)
+            config = flags.config_from_args(args)
             install_fast_loop()
-            importlib.import_module(entry).main(flags.config_from_args(args))
+            importlib.import_module(entry).main(config)
             return 0
 
         p.set_defaults(func=run)
