@@ -14,7 +14,6 @@ exception on the client side (which so needs no aiohttp server code).
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from typing import Any, Awaitable, Callable
