@@ -11,6 +11,7 @@ answers 500 ``InternalError`` with a request id and logs it.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -300,6 +301,17 @@ def error_from_code(code: str, message: str | None = None, extra: dict[str, Any]
             return cls(message, **(extra or {}))
     err = InternalError(message)
     return err
+
+
+def raise_for_error_body(status: int, body: bytes) -> None:
+    """Raise the ObjstoreError an internal service returned, if ``status`` is an error."""
+    if status < 400:
+        return
+    try:
+        d = json.loads(body)
+        raise error_from_code(d.get("code", "InternalError"), d.get("message"), d.get("extra"))
+    except (ValueError, AttributeError):
+        raise error_from_code("InternalError", f"HTTP {status}: {body[:200]!r}") from None
 
 
 class FormatTooNew(ObjstoreError):

@@ -8,13 +8,12 @@ constant time); the health paths never need auth.
 
 Internal services (storage nodes, metadata nodes) speak JSON. An :class:`ObjstoreError`
 raised by a handler becomes ``{"code", "message", "extra"}`` with its HTTP status;
-:func:`raise_for_error_body` turns such a response back into the same exception on the
-client side.
+:func:`objstore.errors.raise_for_error_body` turns such a response back into the same
+exception on the client side (which so needs no aiohttp server code).
 """
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from typing import Any, Awaitable, Callable
@@ -22,7 +21,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from objstore import internal_auth
-from objstore.errors import ObjstoreError, error_from_code
+from objstore.errors import ObjstoreError
 from objstore.internal_request_log import REQUEST_ID_HEADER, log_internal_request
 from objstore.metrics import Metrics
 
@@ -130,14 +129,3 @@ def add_health_and_metrics(app: web.Application, metrics: Metrics, health: Calla
     app.router.add_get("/health/live", live_handler)
     app.router.add_get("/health/ready", ready_handler)
     app.router.add_get("/metrics", metrics_handler)
-
-
-def raise_for_error_body(status: int, body: bytes) -> None:
-    """Raise the ObjstoreError an internal service returned, if ``status`` is an error."""
-    if status < 400:
-        return
-    try:
-        d = json.loads(body)
-        raise error_from_code(d.get("code", "InternalError"), d.get("message"), d.get("extra"))
-    except (ValueError, AttributeError):
-        raise error_from_code("InternalError", f"HTTP {status}: {body[:200]!r}") from None

@@ -3,7 +3,8 @@
 ``LocalCluster`` runs ``python -m ops.cli up`` on free ports in a temporary data dir,
 waits until the gateway answers, and reads ``cluster.json``. ``stop()`` sends SIGTERM to
 the launcher, waits for it, and then checks that no child process is left running (and
-kills any it finds, failing loudly).
+kills any it finds, failing loudly). ``ExtraGateway`` runs one more gateway, with flags of
+its own, against a running cluster's metadata nodes.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -115,6 +117,62 @@ class LocalCluster:
             raise AssertionError(f"objstore up left processes running: {leftovers}")
 
     def __enter__(self) -> "LocalCluster":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ExtraGateway:
+    """``objstore gateway FLAGS`` on a free port against the metadata nodes of a running
+    ``cluster``, serving its S3 keys: a gateway with settings (limits, TLS) of its own
+    beside the cluster's. ``context``: the client TLS context its health is checked with
+    (the gateway then serves HTTPS)."""
+
+    def __init__(self, cluster: LocalCluster, log_path: Path, flags: tuple[str, ...] = (),
+                 context: ssl.SSLContext | None = None, gateway_id: str = "gw-extra") -> None:
+        self.cluster, self.log_path, self.flags, self.context, self.id = cluster, log_path, flags, context, gateway_id
+        self.s3_port = free_port()
+        self.access_key, self.secret_key = cluster.access_key, cluster.secret_key
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"{'https' if self.context else 'http'}://127.0.0.1:{self.s3_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def start(self, timeout: float = 30.0) -> "ExtraGateway":
+        meta = ",".join(p["address"] for p in self.cluster.processes("metadata"))
+        secret = json.loads((self.cluster.data_dir / "credentials.json").read_text())["cluster_secret"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ops.cli", "gateway", "--id", self.id, "--host", "127.0.0.1",
+                 "--port", str(self.s3_port), "--metadata", meta, *self.flags],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "OBJSTORE_CLUSTER_SECRET": secret})
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint}/health", context=self.context, timeout=2):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"gateway {self.id} did not start:\n{self.log()}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "ExtraGateway":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,9 +1,12 @@
 """Fixtures shared by the integration and fault tests: one real local cluster per session."""
 from __future__ import annotations
 
+import contextlib
 import uuid
+import warnings
 from typing import Iterator
 
+import psutil
 import pytest
 
 from tests.cluster_harness import LocalCluster
@@ -21,9 +24,16 @@ def running_cluster(tmp_path_factory: pytest.TempPathFactory, name: str = "clust
         c.stop()
 
 
+_SESSION: list[LocalCluster] = []  # the session cluster, once started
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    yield from running_cluster(tmp_path_factory)
+    """One cluster every test of the session may share: each test works in its own
+    buckets and keys, and must leave every process of it running."""
+    for c in running_cluster(tmp_path_factory):
+        _SESSION.append(c)
+        yield c
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +46,47 @@ def bucket(request, s3) -> Iterator[str]:
     """A bucket of the cluster's default policy, or of the policy a test parametrizes it
     with (``both_policies``)."""
     yield from temporary_bucket(s3, getattr(request, "param", None))
+
+
+def damage(c: LocalCluster) -> list[str]:
+    """What is wrong with the processes of ``c``: gone, exited or stopped."""
+    if c.proc is None or c.proc.poll() is not None:
+        return ["objstore up exited"]
+    bad = []
+    for p in c.processes():
+        try:
+            state = psutil.Process(p["pid"]).status()
+        except psutil.NoSuchProcess:
+            state = "gone"
+        if state in ("gone", psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD, psutil.STATUS_STOPPED):
+            bad.append(f"{p['id']} is {state}")
+    return bad
+
+
+def restart(c: LocalCluster) -> None:
+    """Stop ``c`` (its stopped processes resumed first, what is left killed) and start it
+    again on its data dir: the same port, keys and objects."""
+    for pid in c.child_pids():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).resume()
+    with contextlib.suppress(AssertionError):  # stop() kills and names what the launcher left
+        c.stop()
+    c.start()
+
+
+@pytest.fixture(autouse=True)
+def session_cluster_left_intact(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test of the session cluster starts with every process of it running; one that
+    leaves a process dead or stopped fails (in its teardown). Either way the cluster is
+    restarted on its data dir, so no later test fails for it."""
+    shared = "cluster" in request.fixturenames and request.getfixturevalue("cluster") is next(iter(_SESSION), None)
+    if shared and (bad := damage(_SESSION[0])):  # a signal the last check was too early to see
+        restart(_SESSION[0])
+        warnings.warn(f"the session cluster was found damaged ({', '.join(bad)}) and restarted")
+    yield
+    if shared and (bad := damage(_SESSION[0])):
+        restart(_SESSION[0])
+        pytest.fail(f"the test left the session cluster damaged ({', '.join(bad)}); it was restarted", pytrace=False)
 
 
 POLICIES = ("replica:3", "ec:4+2")

@@ -36,11 +36,10 @@ from metadata.api.commands import Outcome, command_to_dict
 from metadata.api.results import DeleteResult, LocalRead, ObjectLookup, VersionListResult, WriteResult
 from metadata.api.upload_records import PartList
 from objstore import internal_auth
-from objstore.errors import NotLeader, ServiceUnavailable
+from objstore.errors import NotLeader, ServiceUnavailable, raise_for_error_body
 from objstore.hlc import HLC
 from objstore.internal_http import HttpPool
 from objstore.tls import base_url, request_ssl
-from objstore.http_common import raise_for_error_body
 from objstore.repair_records import DamageReport
 from objstore.types import Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion
 

@@ -1,9 +1,8 @@
 """``objstore up``: a whole cluster on this machine, supervised in the foreground.
 
 Starts the metadata service, the storage nodes and one gateway as child processes (each
-``python -m ops.serve <role> ...``, what ``objstore <role>`` runs, importing only that
-role's modules: named, not imported),
-supervised by :mod:`objstore.cluster.supervisor`, waits for each to be healthy, writes
+``python -m ops.cli <role> ...``, that is ``objstore <role>``, which imports only that
+role's modules), supervised by :mod:`objstore.cluster.supervisor`, waits for each to be healthy, writes
 ``<data-dir>/cluster.json`` and prints the endpoint and keys. Ctrl-C or SIGTERM stops the
 children in reverse order (gateway, storage, metadata), each with SIGTERM and, after a
 grace period, SIGKILL. A lock file held for the launcher's lifetime refuses a second
@@ -54,7 +53,7 @@ from objstore.tls import base_url, client_context
 from objstore.types import Policy
 
 ZONES = ("zone-a", "zone-b", "zone-c")
-CLI_MODULE = "ops.serve"  # what each child runs: ``python -m ops.serve <role> ...`` (as ``objstore <role>``)
+CLI_MODULE = "ops.cli"  # what each child runs: ``python -m ops.cli <role> ...`` (``objstore <role>``)
 
 
 class LaunchError(Exception):

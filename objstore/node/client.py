@@ -25,8 +25,7 @@ import aiohttp
 from yarl import URL
 
 from objstore import internal_auth
-from objstore.errors import AccessDenied, IncompleteBody, ObjstoreError, ServiceUnavailable
-from objstore.http_common import raise_for_error_body
+from objstore.errors import AccessDenied, IncompleteBody, ObjstoreError, ServiceUnavailable, raise_for_error_body
 from objstore.internal_http import HttpPool
 from objstore.manifest import CommitManifest
 from objstore.tls import base_url, request_ssl

@@ -1,4 +1,5 @@
-"""The ``objstore`` command (``python -m ops.cli``), the one place that imports every part.
+"""The ``objstore`` command (``python -m ops.cli``), the one place that reaches every part
+(importing a subcommand's modules only when it runs).
 
 Modules: ``main`` (the parser and dispatch), ``services`` (``up`` and the three service
 subcommands, whose flags each service declares), ``status``, ``keys`` and

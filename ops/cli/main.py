@@ -20,39 +20,66 @@ Subcommands:
   rebalance  `objstore rebalance status [--watch]`: objects and bytes misplaced, moves, rate, ETA
   node       membership: `objstore node list|add|drain|remove|set-weight|ok-to-stop`
 
-This is the one place that imports every part of objstore. Exit codes and error lines are
+This is the one place that can reach every part of objstore; it imports a subcommand's
+module only when that subcommand runs (see :data:`COMMANDS`). Exit codes and error lines are
 those of :mod:`ops.cli.output`.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-import ops.bench
-import ops.bench_metadata
 from objstore.errors import ObjstoreError
-from ops.cli import (
-    bucket_admin, keys, metadata_admin, nodes, object_info, rebalance, repair, scrub, status, top,
-)
 from ops.cli.output import INTERRUPTED, USAGE, CommandError, fail
-from ops.cli.services import add_service_parsers, add_up_parser
+
+# Each subcommand, in the order ``--help`` lists them, and the ``module:function`` that
+# registers it (``add_parser`` if no function is named). Only the running subcommand's
+# module is imported: an admin call or a service process does not pay for the others
+# (the benchmarks, every service's app). ``--help`` and an unknown command build them all.
+COMMANDS: dict[str, str] = {
+    "up": "ops.cli.services:add_up_parser",
+    "storage": "ops.cli.services:add_storage_parser",
+    "metadata": "ops.cli.services:add_metadata_parser",
+    "gateway": "ops.cli.services:add_gateway_parser",
+    "status": "ops.cli.status",
+    "object": "ops.cli.object_info",
+    "bench": "ops.bench",
+    "bench-metadata": "ops.bench_metadata",
+    "key": "ops.cli.keys",
+    "keys": "ops.cli.keys",
+    "scrub": "ops.cli.scrub",
+    "repair": "ops.cli.repair",
+    "top": "ops.cli.top",
+    "bucket": "ops.cli.bucket_admin",
+    "node": "ops.cli.nodes",
+    "rebalance": "ops.cli.rebalance",
+}
+# ``objstore metadata ACTION``: these administer the metadata Raft group
+# (:mod:`ops.cli.metadata_admin`); anything else runs a metadata node.
+METADATA_ADMIN = ("status", "add", "remove", "transfer-leader")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _registrar(target: str) -> Callable[[Any], None]:
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function or "add_parser")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole ``objstore`` parser; with ``command`` (one of :data:`COMMANDS`), a parser
+    that knows that subcommand only, for running it."""
     parser = argparse.ArgumentParser(prog="objstore", description="A distributed object store with an S3 API.")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_up_parser(sub)
-    add_service_parsers(sub)
-    for module in (
-        status, object_info, ops.bench, ops.bench_metadata, keys, scrub, repair, top, bucket_admin,
-        nodes, rebalance,
-    ):
-        module.add_parser(sub)
+    targets = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
+    for target in dict.fromkeys(targets):  # "key" and "keys" are one registration
+        _registrar(target)(sub)
     return parser
 
 
 def _metadata_admin(argv: list[str]) -> int:
+    from ops.cli import metadata_admin
+
     try:
         return metadata_admin.main(argv)
     except CommandError as exc:
@@ -63,11 +90,11 @@ def _metadata_admin(argv: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) > 1 and argv[0] == "metadata":
-        if argv[1] in metadata_admin.COMMANDS:
+        if argv[1] in METADATA_ADMIN:
             return _metadata_admin(argv[1:])
         if argv[1] == "serve":
             argv = [argv[0], *argv[2:]]
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except CommandError as exc:

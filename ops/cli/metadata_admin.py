@@ -26,7 +26,6 @@ from ops.cli.cluster import add_cluster_arguments, find_cluster
 from ops.cli.output import (OK, UNAVAILABLE, USAGE, CommandError, add_json_argument, emit, human_size, paint, state,
                             table)
 
-COMMANDS = ("status", "add", "remove", "transfer-leader")
 _OPS = {"add": "add", "remove": "remove", "transfer-leader": "transfer"}
 
 

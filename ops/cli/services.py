@@ -4,26 +4,25 @@ Each service declares its own flags and builds its config (``add_arguments`` and
 ``config_from_args`` in ``objstore/node/cli_args.py``, ``metadata/cli_args.py`` and
 ``gateway/cli_args.py``); this module only registers them as subcommands and runs the
 service's ``main(config)``. ``up`` starts every service as a child process of
-:mod:`objstore.cluster.launcher`, each running ``python -m ops.cli <role> ...``.
+:mod:`objstore.cluster.launcher`, each running ``python -m ops.cli <role> ...``; a service
+process imports its own app only (``--help`` imports none).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 from typing import Any
 
-import gateway.app
 import gateway.cli_args
-import metadata.app
 import metadata.cli_args
-import objstore.node.app
 import objstore.node.cli_args
 from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_ENV, add_flag_table, flag_table_argv
 from metadata.liveness import heartbeat_interval
 from objstore.cluster.launcher import UpOptions, run_up
 from objstore.eventloop import install_fast_loop
 from objstore.logs import add_log_arguments, configure_from_args
-from ops.cli.metadata_admin import COMMANDS as METADATA_ADMIN
+from ops.cli.main import METADATA_ADMIN
 
 
 def add_up_parser(sub: Any) -> None:
@@ -95,27 +94,43 @@ def _heartbeat_argv(node_timeout: float | None) -> tuple[str, ...]:
     return () if node_timeout is None else ("--heartbeat-interval", repr(heartbeat_interval(node_timeout)))
 
 
-# Each service: (subcommand, help, description, its flags module, its process entry).
+# Each service: (subcommand, help, description, its flags module, the module whose
+# ``main(config)`` runs it, imported when the service starts).
 SERVICES = (
-    ("storage", "run one storage node", None, objstore.node.cli_args, objstore.node.app.main),
+    ("storage", "run one storage node", None, objstore.node.cli_args, "objstore.node.app"),
     ("metadata", "run one metadata node; or: metadata " + "|".join(METADATA_ADMIN),
      "Run one metadata node (`objstore metadata [serve] --node-id ...`). To administer the metadata Raft group "
      "instead: `objstore metadata status|add ID=HOST:PORT|remove ID|transfer-leader ID` (each with --help).",
-     metadata.cli_args, metadata.app.main),
-    ("gateway", "run one S3 gateway", None, gateway.cli_args, gateway.app.main),
+     metadata.cli_args, "metadata.app"),
+    ("gateway", "run one S3 gateway", None, gateway.cli_args, "gateway.app"),
 )
 
 
-def add_service_parsers(sub: Any) -> None:
+def add_service_parsers(sub: Any, names: tuple[str, ...] = ("storage", "metadata", "gateway")) -> None:
     for name, help_text, description, flags, entry in SERVICES:
+        if name not in names:
+            continue
         p = sub.add_parser(name, help=help_text, description=description)
         flags.add_arguments(p)
         add_log_arguments(p)
 
-        def run(args: argparse.Namespace, flags: Any = flags, entry: Any = entry, name: str = name) -> int:
+        def run(args: argparse.Namespace, flags: Any = flags, entry: str = entry, name: str = name) -> int:
             configure_from_args(name, args)
+            config = flags.config_from_args(args)
             install_fast_loop()
-            entry(flags.config_from_args(args))
+            importlib.import_module(entry).main(config)
             return 0
 
         p.set_defaults(func=run)
+
+
+def add_storage_parser(sub: Any) -> None:
+    add_service_parsers(sub, ("storage",))
+
+
+def add_metadata_parser(sub: Any) -> None:
+    add_service_parsers(sub, ("metadata",))
+
+
+def add_gateway_parser(sub: Any) -> None:
+    add_service_parsers(sub, ("gateway",))

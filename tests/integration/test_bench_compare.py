@@ -1,4 +1,4 @@
-"""``objstore bench --compare`` end to end: a real one-node cluster compared with itself (its gateway
+"""``objstore bench --compare`` end to end: the session cluster compared with itself (its gateway
 as both endpoints), every workload once, tiny sizes; both sides measured, both buckets cleaned up."""
 from __future__ import annotations
 
@@ -9,23 +9,20 @@ import sys
 
 import pytest
 
-from tests.cluster_harness import ROOT, LocalCluster
+from tests.cluster_harness import ROOT
 
 pytestmark = pytest.mark.integration
 
 
-def test_compare_runs_every_workload_on_both_endpoints_and_cleans_up(tmp_path):
-    data = tmp_path / "data"
-    with LocalCluster(data, storage_nodes=1, extra_args=("--metadata-nodes", "1", "--default-policy", "replica:1")) \
-            as cluster:
-        env = {**os.environ, "OBJSTORE_COMPARE_SECRET_KEY": cluster.secret_key}
-        run = subprocess.run(
-            [sys.executable, "-m", "ops.cli", "bench", "--data-dir", str(data), "--compare", cluster.endpoint,
-             "--compare-access-key", cluster.access_key, "--compare-pids-from", str(tmp_path / "no-such-file"),
-             "--rounds", "1", "--duration", "0.3", "--small-size", "1KiB", "--large-size", "6MiB",
-             "--part-size", "5MiB", "--large-count", "1", "--concurrency", "2", "--large-concurrency", "1",
-             "--idle-sample", "0.2", "--json"],
-            capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+def test_compare_runs_every_workload_on_both_endpoints_and_cleans_up(cluster, tmp_path):
+    env = {**os.environ, "OBJSTORE_COMPARE_SECRET_KEY": cluster.secret_key}
+    run = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "bench", "--data-dir", str(cluster.data_dir), "--compare", cluster.endpoint,
+         "--compare-access-key", cluster.access_key, "--compare-pids-from", str(tmp_path / "no-such-file"),
+         "--rounds", "1", "--duration", "0.3", "--small-size", "1KiB", "--large-size", "6MiB",
+         "--part-size", "5MiB", "--large-count", "1", "--concurrency", "2", "--large-concurrency", "1",
+         "--idle-sample", "0.2", "--json"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     endpoint = cluster.endpoint
     assert run.returncode == 0, run.stderr
     assert cluster.secret_key not in run.stdout + run.stderr

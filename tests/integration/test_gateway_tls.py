@@ -4,13 +4,8 @@ that CA; plain HTTP to that port gets no S3 answer.
 """
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import ssl
-import subprocess
-import sys
-import time
 import urllib.request
 
 import boto3
@@ -20,48 +15,30 @@ from botocore.config import Config
 from objstore.config import GatewayConfig
 from objstore.errors import InvalidArgument
 from objstore.tls import is_loopback
-from tests.cluster_harness import ROOT, LocalCluster, free_port
+from tests.cluster_harness import ExtraGateway
+from tests.conftest import temporary_bucket
 from tests.harness.tls import make_ca_and_cert
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
-def test_boto3_over_https_with_a_verified_certificate(tmp_path):
+def test_boto3_over_https_with_a_verified_certificate(cluster, tmp_path):
+    """A second gateway, on TLS, beside the session cluster's own (plain HTTP) one."""
     ca, cert, key = make_ca_and_cert(tmp_path)
-    with LocalCluster(tmp_path / "data", storage_nodes=3) as cluster:
-        meta = ",".join(p["address"] for p in cluster.processes("metadata"))
-        secret = json.loads((cluster.data_dir / "credentials.json").read_text())["cluster_secret"]
-        port = free_port()
-        log = open(tmp_path / "gw-tls.log", "wb")
-        gw = subprocess.Popen([sys.executable, "-m", "ops.cli", "gateway", "--id", "gw-tls", "--host", "127.0.0.1",
-                               "--port", str(port), "--metadata", meta, "--tls-cert", str(cert), "--tls-key", str(key)],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "OBJSTORE_CLUSTER_SECRET": secret})
-        try:
-            verified = ssl.create_default_context(cafile=str(ca))
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(f"https://127.0.0.1:{port}/health", context=verified, timeout=2):
-                        break
-                except OSError:
-                    assert gw.poll() is None and time.monotonic() < deadline, (tmp_path / "gw-tls.log").read_text()
-                    time.sleep(0.2)
-            s3 = boto3.client("s3", endpoint_url=f"https://127.0.0.1:{port}", verify=str(ca),
-                              aws_access_key_id=cluster.access_key, aws_secret_access_key=cluster.secret_key,
-                              region_name="us-east-1",
-                              config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
-            s3.create_bucket(Bucket="tls")
-            s3.put_object(Bucket="tls", Key="k", Body=b"over tls")
-            assert s3.get_object(Bucket="tls", Key="k")["Body"].read() == b"over tls"
-            with pytest.raises(OSError):  # plain HTTP gets no S3 answer
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
-            assert b"without TLS" not in (tmp_path / "gw-tls.log").read_bytes()
-        finally:
-            gw.terminate()
-            gw.wait(timeout=15)
-            log.close()
+    verified = ssl.create_default_context(cafile=str(ca))
+    with ExtraGateway(cluster, tmp_path / "gw-tls.log", ("--tls-cert", str(cert), "--tls-key", str(key)),
+                      context=verified, gateway_id="gw-tls") as gw:
+        s3 = boto3.client("s3", endpoint_url=gw.endpoint, verify=str(ca),
+                          aws_access_key_id=cluster.access_key, aws_secret_access_key=cluster.secret_key,
+                          region_name="us-east-1",
+                          config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+        for bucket in temporary_bucket(s3):  # created, emptied and deleted over TLS
+            s3.put_object(Bucket=bucket, Key="k", Body=b"over tls")
+            assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"over tls"
+        with pytest.raises(OSError):  # plain HTTP gets no S3 answer
+            urllib.request.urlopen(f"http://127.0.0.1:{gw.s3_port}/health", timeout=2).read()
+        assert "without TLS" not in gw.log()
 
 
 def test_non_loopback_addresses_are_told_apart():

@@ -93,7 +93,7 @@ def wait_balanced(cluster: LocalCluster, timeout: float) -> dict:
         if st["balanced"] and st["in_flight"] == 0 and st["queued"] == 0:
             return st
         assert time.monotonic() < deadline, f"not balanced after {timeout}s: {st}"
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def node_row(cluster: LocalCluster, node: str) -> dict:
@@ -253,7 +253,7 @@ def test_drain_remove_then_lose_another_node(tmp_path):
         deadline = time.monotonic() + 90  # bounds, not speed: a loaded 2-core machine drains slowly
         while node_rows(cluster)["s2"]["keys"]:
             assert time.monotonic() < deadline, "s2 was not drained"
-            time.sleep(0.5)
+            time.sleep(0.2)
         assert read_all(s3, "keep", data) == []  # reads served throughout
         removed = node_cli(cluster, "remove", "s2")
         assert removed.returncode == 0 and "draining -> removed" in removed.stdout, removed.stderr
@@ -271,14 +271,14 @@ def test_drain_remove_then_lose_another_node(tmp_path):
             if answer.returncode == 1:
                 break
             assert time.monotonic() < deadline, answer.stdout
-            time.sleep(0.5)
+            time.sleep(0.2)
         d = json.loads(answer.stdout)
         assert not d["ok"] and d["blobs_below_write_quorum"] > 0
         assert ok_to_stop_http(cluster, partner) == 412
         deadline = time.monotonic() + 45  # the leader marks the killed s4 down (until then it counts as up)
         while node_rows(cluster)[victim]["state"] == "up":
             assert time.monotonic() < deadline, node_rows(cluster)[victim]
-            time.sleep(0.5)
+            time.sleep(0.2)
         dropped = node_cli(cluster, "drain", "s1")  # 4 up nodes left (s1 s3 s5 s6): 3 would stay
         assert dropped.returncode == 0, dropped.stderr
         refused = node_cli(cluster, "drain", "s3")

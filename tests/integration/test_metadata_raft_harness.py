@@ -217,7 +217,7 @@ def _wait(m: Member, timeout: float) -> bool:
 
 async def signed(m: Member, method: str, path: str, body: Any = None, secret: str = SECRET) -> Any:
     """One signed request to ``m``; the decoded JSON answer (raises the objstore error)."""
-    from objstore.http_common import raise_for_error_body
+    from objstore.errors import raise_for_error_body
 
     data = None if body is None else json.dumps(body).encode()
     headers = internal_auth.headers(secret, method, path, body=data, target=m.address)

@@ -60,7 +60,7 @@ def wait_below(cluster: LocalCluster, want: int, timeout: float) -> dict:
     st = repair_status(cluster)
     while st["objects_below_policy"] != want:
         assert time.monotonic() < deadline, f"still below policy after {timeout}s: {st}"
-        time.sleep(0.5)
+        time.sleep(0.2)
         st = repair_status(cluster)
     return st
 

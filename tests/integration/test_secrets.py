@@ -47,19 +47,11 @@ def _exposed(root: Path) -> list[str]:
     return bad
 
 
-@pytest.fixture
-def small_cluster(tmp_path):
-    with LocalCluster(tmp_path / "data", storage_nodes=3) as c:
-        yield c
-
-
-def test_no_secret_readable_by_others_on_disk_or_in_process_lists(small_cluster):
-    cluster = small_cluster
-    s3 = _s3(cluster)
-    s3.create_bucket(Bucket="secrets")
+def test_no_secret_readable_by_others_on_disk_or_in_process_lists(cluster, s3, bucket):
+    """On the session cluster, after whatever ran before."""
     for i in range(5):
-        s3.put_object(Bucket="secrets", Key=f"k{i}", Body=os.urandom(1000 + i))
-    assert s3.get_object(Bucket="secrets", Key="k1")["Body"].read()
+        s3.put_object(Bucket=bucket, Key=f"k{i}", Body=os.urandom(1000 + i))
+    assert s3.get_object(Bucket=bucket, Key="k1")["Body"].read()
     cluster_secret = __import__("json").loads((cluster.data_dir / "credentials.json").read_text())["cluster_secret"]
 
     assert _exposed(cluster.data_dir) == []
@@ -78,20 +70,20 @@ def test_no_secret_readable_by_others_on_disk_or_in_process_lists(small_cluster)
         assert cluster.secret_key not in text, log
 
 
-def test_deleting_the_bootstrap_key_revokes_it(small_cluster):
-    cluster = small_cluster
-    s3 = _s3(cluster)
-    s3.list_buckets()  # the key works, and the gateway has cached it
-    proc = subprocess.run([sys.executable, "-m", "ops.cli", "key", "delete", cluster.access_key,
-                           "--data-dir", str(cluster.data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 0, proc.stderr
-    deadline = time.monotonic() + CACHE_TTL_AND_MARGIN
-    while True:
-        try:
-            s3.list_buckets()
-        except ClientError as exc:
-            r = exc.response
-            assert (r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"]) == (403, "InvalidAccessKeyId")
-            return
-        assert time.monotonic() < deadline, "the deleted bootstrap key still works"
-        time.sleep(0.2)
+def test_deleting_the_bootstrap_key_revokes_it(tmp_path):
+    with LocalCluster(tmp_path / "data", storage_nodes=3) as cluster:  # its own: it loses that key
+        s3 = _s3(cluster)
+        s3.list_buckets()  # the key works, and the gateway has cached it
+        proc = subprocess.run([sys.executable, "-m", "ops.cli", "key", "delete", cluster.access_key,
+                               "--data-dir", str(cluster.data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        deadline = time.monotonic() + CACHE_TTL_AND_MARGIN
+        while True:
+            try:
+                s3.list_buckets()
+            except ClientError as exc:
+                r = exc.response
+                assert (r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"]) == (403, "InvalidAccessKeyId")
+                return
+            assert time.monotonic() < deadline, "the deleted bootstrap key still works"
+            time.sleep(0.2)

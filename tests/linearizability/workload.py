@@ -32,8 +32,7 @@ import aiohttp
 from metadata.api.client import MetadataClient, path_with_query
 from metadata.api.results import ObjectLookup
 from objstore import internal_auth
-from objstore.errors import NoSuchKey, ObjstoreError, PreconditionFailed
-from objstore.http_common import raise_for_error_body
+from objstore.errors import NoSuchKey, ObjstoreError, PreconditionFailed, raise_for_error_body
 from objstore.types import ObjectVersion
 from tests.linearizability.history import (
     CAS_OK, PRECONDITION_FAILED, Op, Outcome, Recorder, default_classify, failed, returned,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -12,9 +14,12 @@ import objstore.node.cli_args
 from metadata.__main__ import parse_args as metadata_parse_args
 from objstore.errors import InvalidArgument
 from ops.cli import build_parser
+from ops.cli.main import COMMANDS, METADATA_ADMIN
+from ops.cli.main import main as objstore_main
 from ops.cli.cluster import find_cluster
 from ops.cli.metadata_admin import build_parser as metadata_admin_parser
 from ops.cli.output import USAGE, CommandError, human_size, table
+from tests.cluster_harness import ROOT
 
 
 def _parse(flags_module, *argv: str) -> argparse.Namespace:
@@ -59,6 +64,51 @@ def test_the_command_lists_every_subcommand_and_admin_commands_take_json():
         assert parser.parse_args(["key", *action, "--json"]).json
     for action in (["status"], ["add", "m4=h:1"], ["remove", "m4"], ["transfer-leader", "m4"]):
         assert metadata_admin_parser().parse_args([*action, "--json"]).json
+
+
+def test_metadata_admin_actions_are_the_ones_main_sends_to_it():
+    sub = next(a for a in metadata_admin_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(METADATA_ADMIN)
+
+
+@pytest.mark.parametrize("role", ["storage", "metadata", "gateway"])
+def test_a_bad_service_setting_is_a_usage_error_naming_the_service(role, capsys, monkeypatch):
+    monkeypatch.delenv("OBJSTORE_CLUSTER_SECRET", raising=False)
+    id_flag = "--id" if role == "gateway" else "--node-id"
+    assert objstore_main([role, id_flag, "x1", "--port", "99999"]) == USAGE
+    assert capsys.readouterr().err.startswith(f"objstore {role}: ")
+
+
+# A subcommand imports its own modules only: what each must not import.
+_UNUSED = {
+    "storage": ("gateway.app", "metadata.app", "metadata.api.client", "ops.bench", "ops.cli.status"),
+    "gateway": ("metadata.app", "objstore.node.app", "ops.bench", "ops.cli.status"),
+    "status": ("gateway.app", "metadata.app", "objstore.node.app", "ops.bench", "ops.bench_metadata",
+               "ops.cli.services", "boto3"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(_UNUSED))
+def test_a_subcommand_imports_only_its_own_modules(command):
+    probe = ("import sys\n"
+             "from ops.cli.main import build_parser\n"
+             f"build_parser({command!r})\n"
+             f"print(sorted(m for m in {_UNUSED[command]!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_and_an_unknown_command_know_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as e:
+        objstore_main(["--help"])
+    assert e.value.code == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in COMMANDS)
+    with pytest.raises(SystemExit) as e:
+        objstore_main(["bogus"])
+    assert e.value.code == USAGE
+    assert "rebalance" in capsys.readouterr().err  # the choices it offers
 
 
 def _cluster_args(data_dir, metadata=None, secret=None) -> argparse.Namespace:
