@@ -53,13 +53,13 @@ async def _wait_state(meta: MetadataClient, node_id: str, state: str, timeout: f
 
 
 def _restart_storage(cluster: LocalCluster, node_id: str, log: Path) -> Child:
-    """Start the storage node again, as the launcher did (``python -m ops.serve storage``,
+    """Start the storage node again, as the launcher did (``python -m ops.cli storage``,
     which imports only the storage node's modules): same id, data dir, address, zone."""
     proc = next(p for p in cluster.processes("storage") if p["id"] == node_id)
     host, port = proc["address"].rsplit(":", 1)
     metas = ",".join(p["address"] for p in cluster.processes("metadata"))
     secret = json.loads((cluster.data_dir / "credentials.json").read_text())["cluster_secret"]
-    argv = [sys.executable, "-m", "ops.serve", "storage", "--node-id", node_id,
+    argv = [sys.executable, "-m", "ops.cli", "storage", "--node-id", node_id,
             "--data-dir", str(cluster.data_dir / "storage" / node_id), "--host", host, "--port", port,
             "--zone", "zone-a", "--metadata", metas, "--heartbeat-interval", "0.25"]
     child = Child("storage", node_id, proc["address"], argv, log)

@@ -111,8 +111,8 @@ def test_a_paused_storage_node_delays_puts_and_gets_by_a_bounded_time(tmp_path):
 
 class ExtraStorageNode:
     """One more storage node process (s4), started by the test with its own flags, as
-    ``objstore up`` starts its storage nodes (``python -m ops.serve storage``: the flags of
-    ``objstore storage``, without importing the whole CLI)."""
+    ``objstore up`` starts its storage nodes (``python -m ops.cli storage``, which imports
+    only the storage node's modules)."""
 
     def __init__(self, cluster: LocalCluster, internals: ClusterInternals, *flags: str) -> None:
         self.port = free_port()
@@ -120,7 +120,7 @@ class ExtraStorageNode:
         meta = ",".join(internals.meta_addrs)
         log = open(cluster.data_dir.parent / "s4.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ops.serve", "storage", "--node-id", "s4", "--data-dir",
+            [sys.executable, "-m", "ops.cli", "storage", "--node-id", "s4", "--data-dir",
              str(cluster.data_dir.parent / "s4"), "--port", str(self.port), "--zone", "zone-a", "--metadata", meta,
              *flags],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, SECRET_ENV: internals.secret})
