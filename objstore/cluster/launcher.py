@@ -328,8 +328,8 @@ class Cluster:
         for role in ("gateway", "storage", "metadata"):
             stop_all([c for c in self.children if c.role == role], grace)
         path = self.data_dir / "cluster.json"
-        if path.exists():
-            info = json.loads(path.read_text())
+        if self._lock and path.exists():  # only the launcher that holds the data dir: a second
+            info = json.loads(path.read_text())  # `up` refused on it must not mark the running one stopped
             info["stopped"] = True
             path.write_text(json.dumps(info, indent=2))
         if self._lock:

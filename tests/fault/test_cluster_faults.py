@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -66,7 +67,9 @@ def test_second_up_on_same_data_dir_is_refused(cluster):
     )
     assert r.returncode != 0
     assert "in use" in r.stderr
-    # The running cluster is unharmed.
+    # The running cluster is unharmed, and its cluster.json still says it runs (admin
+    # commands and benchmarks read it).
+    assert not json.loads((cluster.data_dir / "cluster.json").read_text()).get("stopped")
     s3 = make_s3(cluster)
     name = f"still-{uuid.uuid4().hex[:6]}"
     s3.create_bucket(Bucket=name)
