@@ -45,18 +45,18 @@ class UploadCache:
         if hit is not None and hit[0] > now:
             return await asyncio.shield(hit[1])
         fut = asyncio.ensure_future(self._fetch(bucket, key, upload_id))
+        fut.add_done_callback(lambda done: self._drop_failed(ids, done))
         self._entries[ids] = (now + self.ttl, fut)
         self._entries.move_to_end(ids)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
-        try:
-            return await asyncio.shield(fut)
-        except BaseException:
-            if self._entries.get(ids, (0, None))[1] is fut:
-                del self._entries[ids]
-            if not fut.done():
-                fut.cancel()
-            raise
+        # A caller that goes away (its request cancelled) leaves the fetch running for the
+        # others waiting on it: cancelling it would cancel their requests too.
+        return await asyncio.shield(fut)
+
+    def _drop_failed(self, ids: tuple[str, str, str], fut: asyncio.Future) -> None:
+        if (fut.cancelled() or fut.exception() is not None) and self._entries.get(ids, (0, None))[1] is fut:
+            del self._entries[ids]
 
     def forget(self, bucket: str, key: str, upload_id: str) -> None:
         """Drop an upload this gateway completed or aborted."""

@@ -63,3 +63,18 @@ async def test_the_cache_is_bounded() -> None:
     assert len(meta.calls) == 10
     await cache.get("b", "k", "u0")  # the oldest went
     assert len(meta.calls) == 11
+
+
+async def test_a_caller_that_goes_away_leaves_the_shared_fetch_to_the_others() -> None:
+    meta = Meta()
+    cache = UploadCache(meta.get)
+    meta.gate = asyncio.Event()
+    first = asyncio.ensure_future(cache.get("b", "k", "u"))  # starts the fetch
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(cache.get("b", "k", "u"))  # waits on the same fetch
+    await asyncio.sleep(0)
+    first.cancel()  # its request went away
+    await asyncio.sleep(0)
+    meta.gate.set()
+    assert (await second).upload_id == "u"
+    assert first.cancelled() and len(meta.calls) == 1 and len(cache) == 1
