@@ -191,6 +191,16 @@ def part_move(fsm: MetadataFSM, ring: Ring, info: MultipartUpload, up: UploadedP
     return (blob_bytes(layout, part.size) if wrong else 0), (replace(task, upload_id=info.upload_id) if task else None)
 
 
+def _remember(table: "OrderedDict[Any, int]", item: Any, misplaced_bytes: int) -> None:
+    """Note ``item``'s misplaced bytes in ``table`` (newest last, at most MAX_MISPLACED
+    kept, the oldest dropped); 0 forgets it."""
+    table.pop(item, None)
+    if misplaced_bytes:
+        table[item] = misplaced_bytes
+        while len(table) > MAX_MISPLACED:
+            table.popitem(last=False)
+
+
 class RebalanceState:
     """The leader's rebalancing soft state: the walk's cursor, the keys known misplaced,
     progress figures. Bounded; a new leader starts empty and walks again."""
@@ -286,18 +296,10 @@ class RebalanceState:
             yield up.info, up.parts[number]
 
     def note_part(self, part: PartKey, misplaced_bytes: int) -> None:
-        self.misplaced_parts.pop(part, None)
-        if misplaced_bytes:
-            self.misplaced_parts[part] = misplaced_bytes
-            while len(self.misplaced_parts) > MAX_MISPLACED:
-                self.misplaced_parts.popitem(last=False)
+        _remember(self.misplaced_parts, part, misplaced_bytes)
 
     def note(self, key: Key, misplaced_bytes: int) -> None:
-        self.misplaced.pop(key, None)
-        if misplaced_bytes:
-            self.misplaced[key] = misplaced_bytes
-            while len(self.misplaced) > MAX_MISPLACED:
-                self.misplaced.popitem(last=False)
+        _remember(self.misplaced, key, misplaced_bytes)
 
     def candidates(self, fsm: MetadataFSM, skip: Collection[Key]) -> Iterator[Key]:
         """Keys on nodes outside the ring, keys known misplaced, then the walk's next keys."""

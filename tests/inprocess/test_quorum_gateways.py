@@ -64,6 +64,17 @@ async def written_everywhere(c: InProcessCluster, key: str, index: int, nodes: t
     await eventually_async(there, 10.0, message=f"manifest {index} of {key} on {nodes}")
 
 
+async def old_value_and_a_lagging_gateway(c: InProcessCluster) -> tuple[tuple[str, ...], int, Gateway]:
+    """Key "k" written ("old") on its owners a, b, c under the current ring, and a second
+    gateway that lags the map: ((a, b, c, d: a fourth node), the write's commit index, gw2)."""
+    await c.s3("create_bucket", Bucket=BUCKET)
+    a, b, cc = build_ring(c.ctx.topology.map).locate(BUCKET, "k", 3)
+    d = next(n for n in c.nodes if n not in (a, b, cc))
+    old = int((await put(c, "k", b"old"))["x-objstore-commit-index"])
+    await written_everywhere(c, "k", old, (a, b, cc))
+    return (a, b, cc, d), old, await lagging_gateway(c)
+
+
 async def drain_and_hand_over(c: InProcessCluster, node_id: str) -> None:
     """Drain ``node_id``; the first gateway adopts the map and hands the old ring over
     (committed through the metadata service: every gateway drops it with the next map)."""
@@ -83,12 +94,7 @@ async def test_a_lagging_gateways_write_committed_after_the_hand_over_is_seen_by
     and places the manifest by the new ring before answering. With b away, a quorum read
     by the new ring alone (c, d) must serve it."""
     async with InProcessCluster(tmp_path / "c", storage_nodes=4) as c:
-        await c.s3("create_bucket", Bucket=BUCKET)
-        a, b, cc = build_ring(c.ctx.topology.map).locate(BUCKET, "k", 3)
-        d = next(n for n in c.nodes if n not in (a, b, cc))
-        old = int((await put(c, "k", b"old"))["x-objstore-commit-index"])
-        await written_everywhere(c, "k", old, (a, b, cc))
-        gw2 = await lagging_gateway(c)
+        (a, b, cc, d), old, gw2 = await old_value_and_a_lagging_gateway(c)
         try:
             await drain_and_hand_over(c, a)
             assert (await manifests_on(c, "k"))[d] == old
@@ -111,12 +117,7 @@ async def test_a_lagging_gateways_manifest_landing_after_the_hand_over_is_refuse
     gw2 adopts the new map and places the manifest again before answering; a quorum read by
     the new ring alone (b away: c, d) serves it."""
     async with InProcessCluster(tmp_path / "c", storage_nodes=4) as c:
-        await c.s3("create_bucket", Bucket=BUCKET)
-        a, b, cc = build_ring(c.ctx.topology.map).locate(BUCKET, "k", 3)
-        d = next(n for n in c.nodes if n not in (a, b, cc))
-        old = int((await put(c, "k", b"old"))["x-objstore-commit-index"])
-        await written_everywhere(c, "k", old, (a, b, cc))
-        gw2 = await lagging_gateway(c)
+        (a, b, cc, d), old, gw2 = await old_value_and_a_lagging_gateway(c)
         entered, release = asyncio.Event(), asyncio.Event()
         real_put = gw2.ctx.storage.put_manifest
 

@@ -6,6 +6,7 @@ import mmap
 import os
 import random
 import struct
+from typing import Callable
 
 import pytest
 
@@ -162,14 +163,10 @@ def test_streaming_encoder_matches_one_shot() -> None:
     assert want[1000:1008] == pack_u64(block_checksum(data[:1000], 0))
 
 
-@pytest.mark.parametrize("size", [0, 1, 999, 1000, 1001, 2999, 3000, 3001, 10_000])
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_block_framer_lays_out_what_the_one_shot_encoder_does(size: int, seed: int) -> None:
-    """Any chunking, buffers of 3 blocks reused: the bytes taken, in order, are the blocks."""
-    rng = random.Random(seed)
-    data = rng.randbytes(size)
-    want, want_xxh = encode_blocks(data, 1000)
-    framer = BlockFramer(1000, 3)
+def frame_in_random_pieces(framer: BlockFramer, data: bytes, rng: random.Random,
+                           check: Callable[[memoryview], None]) -> bytes:
+    """Feed ``data`` to ``framer`` in random pieces of 1–2500 bytes; every buffer taken is
+    passed to ``check`` and copied out before the next take reuses it; then the rest."""
     out = b""
     pos = 0
     while pos < len(data):
@@ -178,9 +175,22 @@ def test_block_framer_lays_out_what_the_one_shot_encoder_does(size: int, seed: i
         while done < len(view):
             done += framer.feed(view[done:])
             if framer.full:
-                out += bytes(framer.take())  # consumed before the next take reuses its buffer
+                taken = framer.take()
+                check(taken)
+                out += bytes(taken)
         pos += n
-    out += bytes(framer.finish())
+    return out + bytes(framer.finish())
+
+
+@pytest.mark.parametrize("size", [0, 1, 999, 1000, 1001, 2999, 3000, 3001, 10_000])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_block_framer_lays_out_what_the_one_shot_encoder_does(size: int, seed: int) -> None:
+    """Any chunking, buffers of 3 blocks reused: the bytes taken, in order, are the blocks."""
+    rng = random.Random(seed)
+    data = rng.randbytes(size)
+    want, want_xxh = encode_blocks(data, 1000)
+    framer = BlockFramer(1000, 3)
+    out = frame_in_random_pieces(framer, data, rng, lambda taken: None)
     assert out == want and framer.data_xxh == want_xxh and framer.size == len(data)
 
 
@@ -193,20 +203,12 @@ def test_block_framer_with_a_prefix_hands_out_aligned_buffers(size: int, seed: i
     data, prefix = rng.randbytes(size), rng.randbytes(rng.randint(1, 900))
     want, want_xxh = encode_blocks(data, 1000)
     framer = BlockFramer(1000, 3, prefix=prefix, align=512)
-    out = b""
-    pos = 0
-    while pos < len(data):
-        n = rng.randint(1, 2500)
-        view, done = memoryview(data[pos : pos + n]), 0
-        while done < len(view):
-            done += framer.feed(view[done:])
-            if framer.full:
-                taken = framer.take()
-                assert len(taken) % 512 == 0
-                assert ctypes.addressof(ctypes.c_char.from_buffer(taken)) % mmap.PAGESIZE == 0
-                out += bytes(taken)
-        pos += n
-    out += bytes(framer.finish())
+
+    def aligned(taken: memoryview) -> None:
+        assert len(taken) % 512 == 0
+        assert ctypes.addressof(ctypes.c_char.from_buffer(taken)) % mmap.PAGESIZE == 0
+
+    out = frame_in_random_pieces(framer, data, rng, aligned)
     assert out == prefix + want and framer.data_xxh == want_xxh and framer.size == len(data)
 
 
