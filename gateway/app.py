@@ -147,6 +147,7 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         ctx = app[CTX_KEY]
         return {"role": "gateway", "id": cfg.gateway_id, "ring_epoch": ctx.topology.map.epoch,
                 "storage_nodes": len(ctx.topology.map.nodes),
+                "storage_addresses": ctx.topology.map.address_digests(),
                 "manifest_rings_kept": len(ctx.rings.old())}  # old rings not yet handed over
 
     async def ready() -> tuple[bool, str]:  # it can serve when it reaches the metadata service and storage nodes

@@ -7,6 +7,7 @@ carry a format version (``FORMAT_VERSION``) at their top level.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -82,6 +83,13 @@ class KeptRing:
         return cls(int(d["epoch"]), tuple((str(i), str(z), float(w)) for i, z, w in d["nodes"]))
 
 
+def address_digest(node_id: str, address: str) -> str:
+    """A short digest of a storage node's address: lets a launcher see that a gateway's map
+    has a node at the address it was started at (after a restart the map first holds the
+    previous one) without the gateway publishing addresses."""
+    return hashlib.sha256(f"{node_id}@{address}".encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterMap:
     """The storage nodes and an epoch that increases on every change. ``ring_epoch``: the
@@ -92,6 +100,10 @@ class ClusterMap:
     nodes: tuple[NodeInfo, ...]
     ring_epoch: int = 0
     kept_rings: tuple[KeptRing, ...] = ()
+
+    def address_digests(self) -> dict[str, str]:
+        """Node id -> :func:`address_digest` of its address in this map."""
+        return {n.node_id: address_digest(n.node_id, n.address) for n in self.nodes}
 
     def node(self, node_id: str) -> NodeInfo | None:
         for n in self.nodes:

@@ -50,7 +50,7 @@ from objstore.logs import LOG_FILE_ENV, LOG_FORMAT_ENV
 from objstore.erasure.policy import check_ec_policy
 from objstore.errors import ObjstoreError
 from objstore.tls import base_url, client_context
-from objstore.types import Policy
+from objstore.types import Policy, address_digest
 
 ZONES = ("zone-a", "zone-b", "zone-c")
 CLI_MODULE = "ops.cli"  # what each child runs: ``python -m ops.cli <role> ...`` (``objstore <role>``)
@@ -284,14 +284,19 @@ class Cluster:
         return f"http://{self.prometheus.address}" if self.prometheus else ""
 
     def _wait_registered(self, timeout: float = 30.0) -> None:
-        """Wait until the gateway's cluster map shows every storage node."""
+        """Wait until the gateway's cluster map shows every storage node at the address it
+        was started at now (on a restart the map first holds the previous addresses)."""
         gw = self.children[-1]
+        want = {c.node_id: address_digest(c.node_id, c.address) for c in self.children if c.role == "storage"}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(base_url(gw.address, self.tls) + "/health", timeout=1,
                                             context=self.tls) as resp:
-                    if json.loads(resp.read()).get("storage_nodes", 0) >= self.opts.storage_nodes:
+                    health = json.loads(resp.read())
+                    seen = health.get("storage_addresses") or {}
+                    if health.get("storage_nodes", 0) >= self.opts.storage_nodes and \
+                            all(seen.get(nid) == digest for nid, digest in want.items()):
                         return
             except OSError:
                 pass
