@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from objstore.types import ObjectVersion, PartRef
+from objstore.types import ClusterMap, NodeInfo, ObjectVersion, PartRef, address_digest
 
 
 def test_object_version_dict_has_every_field_and_round_trips():
@@ -17,3 +17,13 @@ def test_object_version_dict_has_every_field_and_round_trips():
     # The dict is a copy: changing it leaves the frozen record alone.
     d["headers"]["cache-control"] = "changed"
     assert v.headers["cache-control"] == "x"
+
+
+def test_a_maps_address_digests_tell_a_restarted_nodes_new_address_from_its_old_one():
+    """What `objstore up` waits for after a restart: every node it started, in the gateway's
+    map, at the address it was started at now (the digest hides the address itself)."""
+    old = ClusterMap(3, (NodeInfo("s1", "127.0.0.1:4001"), NodeInfo("s2", "127.0.0.1:4002")))
+    new = ClusterMap(4, (NodeInfo("s1", "127.0.0.1:5001"), NodeInfo("s2", "127.0.0.1:4002")))
+    want = {"s1": address_digest("s1", "127.0.0.1:5001"), "s2": address_digest("s2", "127.0.0.1:4002")}
+    assert old.address_digests() != want and new.address_digests() == want
+    assert "5001" not in "".join(want.values())
