@@ -16,6 +16,7 @@ Failures back off exponentially (with jitter) up to ``max_delay``. Registration 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import logging
@@ -137,6 +138,17 @@ async def call_leader(session: aiohttp.ClientSession, addresses: Sequence[str], 
     raise LeaderError(f"no metadata leader answered {path} (tried {', '.join(tried)})")
 
 
+_JITTER = random.Random()
+
+
+@functools.lru_cache(maxsize=4)
+def _client_context(ca: str) -> ssl.SSLContext | None:
+    """One client context per CA bundle for the node's life: a heartbeat every second
+    built a new one before (reading the bundle each time), and since aiohttp pools
+    connections per context, every beat opened a new connection (a full TLS handshake)."""
+    return client_context(ca)
+
+
 async def post_until_accepted(
     cfg: StorageConfig,
     path: str,
@@ -150,9 +162,9 @@ async def post_until_accepted(
 ) -> str:
     """POST ``payload()`` (built afresh for each attempt) to ``path`` on the metadata leader,
     retrying forever, first at ``prefer`` when given; returns the address that accepted."""
-    rng = rng or random.Random()
+    rng = rng or _JITTER
     delay = base_delay
-    tls = client_context(cfg.tls_ca)
+    tls = _client_context(cfg.tls_ca)
     for i in itertools.count():
         address = prefer if (prefer and i == 0) else cfg.metadata[i % len(cfg.metadata)]
         accepted = await post_following_leader(session, address, path, payload(), cfg.secret, tls)

@@ -341,3 +341,31 @@ async def test_node_heartbeats_in_background_while_serving(tmp_path: Path, clien
     finally:
         await runner.cleanup()
         await runner_.cleanup()
+
+
+async def test_heartbeats_build_one_tls_context_per_ca(monkeypatch) -> None:
+    """Each beat used to build a fresh client context (reading the CA bundle); aiohttp pools
+    connections per context, so every beat paid a new TLS handshake."""
+    from objstore.node import register
+
+    built: list[str] = []
+
+    def counting_context(ca: str):  # noqa: ANN202 - plain HTTP stands in for TLS here
+        built.append(ca)
+        return None
+
+    monkeypatch.setattr(register, "client_context", counting_context)
+    register._client_context.cache_clear()
+    leader = await MetadataStub([(201, {}), (201, {})]).start()
+    cfg = StorageConfig(node_id="s7", data_dir="/unused", secret=SECRET, port=7007, zone="z2",
+                        metadata=(leader.address,), advertise="10.0.0.7:7007", tls_ca="/etc/ca-not-read.pem")
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):
+                accepted = await register.post_until_accepted(cfg, "/v1/nodes", lambda: {"beat": 1}, session)
+                assert accepted == leader.address
+        assert built == ["/etc/ca-not-read.pem"]
+        assert len(leader.received) == 3
+    finally:
+        register._client_context.cache_clear()
+        await leader.stop()
