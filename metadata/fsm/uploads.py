@@ -133,14 +133,17 @@ class UploadStore:
     def __init__(self) -> None:
         self.buckets: dict[str, SortedDict] = {}
         self.completed: dict[tuple[str, str], tuple[str, str]] = {}  # (bucket, id) -> (key, version id)
-        self.by_node: dict[str, dict[tuple[str, str, str], int]] = {}  # derived: see the module docstring
+        # derived: see the module docstring; sorted, so a part walk resumes by bisection
+        self.by_node: dict[str, SortedDict] = {}
 
     def _count(self, info: MultipartUpload, parts: Iterable[PartRef], delta: int) -> None:
         """Add ``delta`` to ``by_node`` for each node each of ``parts`` is placed on."""
         k = (info.bucket, info.key, info.upload_id)
         for part in parts:
             for n in set(part.placement) - {""}:
-                ups = self.by_node.setdefault(n, {})
+                ups = self.by_node.get(n)
+                if ups is None:
+                    ups = self.by_node[n] = SortedDict()
                 left = ups.get(k, 0) + delta
                 if left > 0:
                     ups[k] = left

@@ -7,7 +7,8 @@ with room) would fill ``scan`` round after round and hide the parts behind them 
 So the walk keeps the position of the last part examined and the next round starts right
 after it, going through the nodes in order and their parts in order (upload, then part
 number), and wrapping around to the beginning: every part is examined once every
-``parts / scan`` rounds. A position whose node, upload or part is gone still orders the
+``parts / scan`` rounds; resuming costs a bisection into the node's uploads, not a pass
+over them. A position whose node, upload or part is gone still orders the
 rest (the walk goes on from the next one). The state is one position: bounded.
 """
 from __future__ import annotations
@@ -45,8 +46,11 @@ class PartWalk:
     def _from(self, uploads: UploadStore, nodes: list[str], after: Position | None,
               upto: Position | None) -> Iterator[tuple[MultipartUpload, UploadedPart]]:
         for node in nodes:
-            held = uploads.by_node.get(node, {})
-            for upload in sorted(held):
+            held = uploads.by_node.get(node)
+            if held is None:
+                continue
+            resume = after is not None and node == after[0]
+            for upload in (held.irange(minimum=after[1]) if resume else held):  # sorted: no sort per round
                 bucket, key, upload_id = upload
                 up = uploads.buckets.get(bucket, {}).get((key, upload_id))
                 if up is None:

@@ -297,3 +297,31 @@ def test_the_part_walk_wraps_around_and_goes_on_when_its_upload_is_gone() -> Non
     d.run(c.AbortMultipartUpload("b", "k", "u1"))
     first = next(walk.parts(d.fsm.uploads, [node]))
     assert (first[0].upload_id, first[1].part.number) == min((u, n) for u, n in every if u == "u2")
+
+
+def test_the_part_walk_resumes_by_bisection_not_by_a_pass_over_the_uploads_before_it() -> None:
+    """Resuming at a node's 30th upload looks up no upload before it (the walk used to sort
+    and skip the node's uploads on every round: a cost in the uploads on the node)."""
+    from metadata.repair.part_walk import PartWalk
+
+    d = cluster(6)
+    for i in range(40):
+        start(d, uid=f"u{i:02d}", parts=1)
+    node = max((f"n{i}" for i in range(1, 7)), key=d.fsm.uploads.part_count_on)
+    held = list(d.fsm.uploads.by_node[node])
+    assert len(held) >= 10 and held == sorted(held)
+    at = held[len(held) // 2]
+    walk = PartWalk()
+    walk.at = (node, at, 1)
+    looked_up: list[tuple[str, str]] = []
+    bucket = d.fsm.uploads.buckets["b"]
+
+    class Recording(dict):
+        def get(self, k, default=None):  # noqa: ANN001, ANN202
+            looked_up.append(k)
+            return bucket.get(k, default)
+
+    d.fsm.uploads.buckets = {"b": Recording()}
+    first = next(walk.parts(d.fsm.uploads, [node]))
+    assert (first[0].bucket, first[0].key, first[0].upload_id) == held[len(held) // 2 + 1]
+    assert looked_up == [(at[1], at[2]), (held[len(held) // 2 + 1][1], held[len(held) // 2 + 1][2])]
