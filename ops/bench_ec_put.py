@@ -1,4 +1,4 @@
-"""ec:4+2 against replica:3 large PUTs, interleaved object by object on a cluster of its own.
+"""ec:4+2 against replica:3 large PUTs, interleaved batch by batch on a cluster of its own.
 
 Run: ``.venv/bin/python -m ops.bench_ec_put [--size 64MiB] [--rounds 6] [--concurrency 1 2]
 [--json]``. It starts ``objstore up`` (six storage nodes) in a temporary data dir, creates
@@ -7,7 +7,9 @@ objects at once into each bucket in turn (the order alternating from round to ro
 both policies see the same load on a shared machine. Per policy and C it reports the
 median seconds per batch, MB/s (10^6 bytes) from that median, and the gateway's and the
 storage nodes' CPU seconds per object (medians); then the ec rate over the replica rate.
-The CPU the cluster spends idle over a few seconds before the rounds is reported beside them. The cluster is stopped and its data dir removed at the end, whatever happened.
+The CPU the cluster spends idle over a few seconds before the rounds, and the load average
+at the start and the end, are reported beside them. The cluster is stopped and its data
+dir removed at the end, whatever happened.
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ from ops.cli.output import table
 
 IDLE_S = 5.0
 POLICIES = {"ec:4+2": "bench-ec-put-ec", "replica:3": "bench-ec-put-rep"}
+Sample = tuple[float, float, float]
+"""One batch: its seconds, and the gateway's and the storage nodes' CPU seconds per object."""
 
 
 def _cpu(procs: list[psutil.Process]) -> float:
@@ -51,7 +55,8 @@ async def _batch(client: S3Client, bucket: str, body: bytes, count: int, tag: st
 
 
 async def measure(info: dict[str, Any], size: int, rounds: int, concurrency: list[int]) -> dict[str, Any]:
-    procs = {p["role"]: [] for p in info["processes"]}
+    load_start = os.getloadavg()
+    procs: dict[str, list[psutil.Process]] = {p["role"]: [] for p in info["processes"]}
     for p in info["processes"]:
         procs[p["role"]].append(psutil.Process(p["pid"]))
     gateway, storage = procs["gateway"], procs.get("storage", [])
@@ -75,12 +80,8 @@ async def measure(info: dict[str, Any], size: int, rounds: int, concurrency: lis
                     t1 = time.perf_counter()
                     samples.setdefault((policy, c), []).append(
                         (t1 - t0, (_cpu(gateway) - g0) / c, (_cpu(storage) - s0) / c))
-    return {"size": size, "rounds": rounds, "load": os.getloadavg(), "idle": idle,
+    return {"size": size, "rounds": rounds, "load_start": load_start, "load": os.getloadavg(), "idle": idle,
             "runs": summarize(samples, size, concurrency)}
-
-
-Sample = tuple[float, float, float]
-"""One batch: its seconds, and the gateway's and the storage nodes' CPU seconds per object."""
 
 
 def summarize(samples: dict[tuple[str, int], list[Sample]], size: int, concurrency: list[int]) -> list[dict[str, Any]]:
@@ -109,8 +110,10 @@ def render(f: dict[str, Any]) -> str:
                          f"{p['gateway_cpu_s']:.3f}", f"{p['storage_cpu_s']:.3f}",
                          f"{run['ratio']:.2f}x" if policy == "ec:4+2" else ""))
     load = ", ".join(f"{x:.1f}" for x in f["load"])
+    start = ", ".join(f"{x:.1f}" for x in f.get("load_start", ()))
     idle = f["idle"]
-    return (f"{f['rounds']} rounds of {f['size']}-byte PUTs per policy and concurrency; load at the end {load}; "
+    return (f"{f['rounds']} rounds of {f['size']}-byte PUTs per policy and concurrency; "
+            f"load at the start {start}, at the end {load}; "
             f"idle CPU s/s: gateway {idle['gateway_cpu_per_s']:.3f}, storage nodes {idle['storage_cpu_per_s']:.3f} "
             "(included in the per-object figures)\n" + table(rows))
 

@@ -27,10 +27,10 @@ def test_summarize_takes_medians_and_the_rate_ratio():
 
 def test_render_shows_the_ratio_on_the_ec_row():
     samples = {("ec:4+2", 1): [(2.0, 0.2, 0.1)], ("replica:3", 1): [(3.0, 0.25, 0.2)]}
-    figures = {"size": MIB64, "rounds": 1, "load": (12.0, 10.0, 8.0),
+    figures = {"size": MIB64, "rounds": 1, "load_start": (9.0, 9.5, 7.0), "load": (12.0, 10.0, 8.0),
                "idle": {"gateway_cpu_per_s": 0.001, "storage_cpu_per_s": 0.02},
                "runs": summarize(samples, MIB64, [1])}
     lines = render(figures).splitlines()
-    assert "load at the end 12.0, 10.0, 8.0" in lines[0]
+    assert "load at the start 9.0, 9.5, 7.0, at the end 12.0, 10.0, 8.0" in lines[0]
     ec = next(line for line in lines if " ec:4+2 " in f" {line} ").split()
     assert ec == ["1", "ec:4+2", "2.000", "33.6", "0.200", "0.100", "1.50x"]
