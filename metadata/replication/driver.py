@@ -50,6 +50,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from metadata.api.commands import Command, Noop, Outcome, decode_command, encode_command
 from metadata.fsm.machine import MetadataFSM
+from metadata import latency_trace
 from metadata.fsm.snapshot import freeze
 from metadata.raft import (
     ConfChange, ConfChangeRejected, ConfChangeType, EntryKind, Message, MessageType, NotLeader, ProposalDropped,
@@ -218,7 +219,9 @@ class RaftReplicator:
             raise InvalidArgument(f"command of {len(data)} bytes exceeds {MAX_COMMAND_BYTES}")
         started = time.perf_counter()
         index, term = self._propose_raw(lambda: self.node.propose(data))
+        latency_trace.event("P", index)
         outcome = await self._wait_applied(index, term, cmd)
+        latency_trace.event("W", index)
         if self.on_proposed is not None:
             self.on_proposed(time.perf_counter() - started)
         return outcome
@@ -505,6 +508,8 @@ class RaftReplicator:
                 self._reads.start_round(self.node.read_index, self.not_leader)
                 while self.node.has_ready():
                     rd = self.node.ready()
+                    if rd.entries:
+                        latency_trace.event("R", rd.entries[-1].index)
                     self._readies += 1
                     taken = self._readies
                     await self._handle(rd)
@@ -537,10 +542,13 @@ class RaftReplicator:
         if rd.entries:
             self._learn_addresses(conf_addresses(rd.entries))
             await self.storage.append(rd.entries)
+            latency_trace.event("F", rd.entries[-1].index)
         if rd.hard_state is not None:
             await self.storage.set_hard_state(rd.hard_state, sync=False)
         self._send(rd.messages)
         self._apply(rd)
+        if rd.committed_entries:
+            latency_trace.event("C", rd.committed_entries[-1].index)
         self._reads.confirmed(rd.read_states, self.fsm.applied_index)
 
     def _send(self, msgs: "tuple[Message, ...]") -> None:
