@@ -333,14 +333,17 @@ class RaftReplicator:
                 del self._reply_slots[frm]
         return slot[1] if self._failed is None and not self._closed else []
 
-    def _close_replies(self, taken_before: int | None) -> None:
+    def _close_replies(self, taken_before: int | None) -> bool:
         """Release the replies opened before Ready number ``taken_before`` was taken
-        (None: all of them)."""
+        (None: all of them); whether any was."""
+        released = False
         for frm, (opened, _, fut) in list(self._reply_slots.items()):
             if taken_before is None or opened < taken_before:
                 del self._reply_slots[frm]
                 if not fut.done():
                     fut.set_result(None)
+                    released = True
+        return released
 
     def _on_reply(self, frm: str, msgs: "list[Message]") -> None:
         """Messages a peer answered with in the response to our batch."""
@@ -546,6 +549,11 @@ class RaftReplicator:
         if rd.hard_state is not None:
             await self.storage.set_hard_state(rd.hard_state, sync=False)
         self._send(rd.messages)
+        if rd.committed_entries and self._close_replies(self._readies):
+            # The answers held for peers are complete (the entries are durable; applying
+            # adds no message): let them leave before the entries are applied, which a
+            # follower's acknowledgement, and so the leader's commit, need not wait for.
+            await asyncio.sleep(0)
         self._apply(rd)
         if rd.committed_entries:
             latency_trace.event("C", rd.committed_entries[-1].index)
