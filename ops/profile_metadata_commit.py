@@ -92,8 +92,9 @@ def analyse(traces: dict[int, list[tuple[str, int, int]]], windows: list[tuple[i
             fh0 = _first(F, "fH0", c0, c1, idx)
             if fh0 is None:
                 continue
-            fol.append({"f handler": fh0, "f ready": _first(F, "R", fh0, c1, idx),
-                        "f durable": _first(F, "F", fh0, c1, idx), "f answers": _first(F, "fH1", fh0, c1)})
+            durable = _first(F, "F", fh0, c1, idx)
+            fol.append({"f handler": fh0, "f ready": _first(F, "R", fh0, c1, idx), "f durable": durable,
+                        "f answers": _first(F, "fH1", durable, c1) if durable is not None else None})
         if any(v is None for v in pts.values()):
             continue
         for name, t in pts.items():
