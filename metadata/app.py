@@ -54,6 +54,7 @@ from prometheus_client import Gauge
 from prometheus_client.core import GaugeMetricFamily
 
 from metadata import gc_http, membership_http, node_health, upload_http
+from metadata import latency_trace
 from metadata.api import commands as c
 from metadata.api.commands import command_from_dict
 from metadata.fsm.machine import MetadataFSM
@@ -128,13 +129,16 @@ async def post_nodes(request: web.Request) -> web.Response:
 
 
 async def post_command(request: web.Request) -> web.Response:
+    latency_trace.event("H0")
     cmd = command_from_dict(await _json_body(request))
     if isinstance(cmd, c.CreateBucket) and not cmd.policy:
         cmd = dataclasses.replace(cmd, policy=request.app[CONFIG].default_policy)
     cmd = gc_http.stamp(cmd, request.app[CONFIG].gc_grace, time.time())
     outcome = await _rep(request).propose(cmd)
     outcome.raise_for_error()
-    return web.json_response({"value": outcome.value})
+    resp = web.json_response({"value": outcome.value})
+    latency_trace.event("H1")
+    return resp
 
 
 # --- reads ------------------------------------------------------------------------------------

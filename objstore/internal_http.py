@@ -17,7 +17,8 @@ Invariants:
 - A call on a reused connection that the node had closed meanwhile (no byte of an answer
   came back) is sent once more on a new connection; every call sent this way is
   idempotent (blob and manifest writes name their version, commands carry a session
-  sequence number).
+  sequence number, Raft takes a message delivered twice as once, a snapshot chunk sent
+  twice is refused as out of order and the transfer starts over).
 - Failures are :class:`InternalHttpError` (a ``ConnectionError``) or ``asyncio.TimeoutError``.
 """
 from __future__ import annotations

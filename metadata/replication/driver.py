@@ -50,6 +50,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from metadata.api.commands import Command, Noop, Outcome, decode_command, encode_command
 from metadata.fsm.machine import MetadataFSM
+from metadata import latency_trace
 from metadata.fsm.snapshot import freeze
 from metadata.raft import (
     ConfChange, ConfChangeRejected, ConfChangeType, EntryKind, Message, MessageType, NotLeader, ProposalDropped,
@@ -218,7 +219,9 @@ class RaftReplicator:
             raise InvalidArgument(f"command of {len(data)} bytes exceeds {MAX_COMMAND_BYTES}")
         started = time.perf_counter()
         index, term = self._propose_raw(lambda: self.node.propose(data))
+        latency_trace.event("P", index)
         outcome = await self._wait_applied(index, term, cmd)
+        latency_trace.event("W", index)
         if self.on_proposed is not None:
             self.on_proposed(time.perf_counter() - started)
         return outcome
@@ -330,14 +333,17 @@ class RaftReplicator:
                 del self._reply_slots[frm]
         return slot[1] if self._failed is None and not self._closed else []
 
-    def _close_replies(self, taken_before: int | None) -> None:
+    def _close_replies(self, taken_before: int | None) -> bool:
         """Release the replies opened before Ready number ``taken_before`` was taken
-        (None: all of them)."""
+        (None: all of them); whether any was."""
+        released = False
         for frm, (opened, _, fut) in list(self._reply_slots.items()):
             if taken_before is None or opened < taken_before:
                 del self._reply_slots[frm]
                 if not fut.done():
                     fut.set_result(None)
+                    released = True
+        return released
 
     def _on_reply(self, frm: str, msgs: "list[Message]") -> None:
         """Messages a peer answered with in the response to our batch."""
@@ -505,6 +511,8 @@ class RaftReplicator:
                 self._reads.start_round(self.node.read_index, self.not_leader)
                 while self.node.has_ready():
                     rd = self.node.ready()
+                    if rd.entries:
+                        latency_trace.event("R", rd.entries[-1].index)
                     self._readies += 1
                     taken = self._readies
                     await self._handle(rd)
@@ -537,10 +545,18 @@ class RaftReplicator:
         if rd.entries:
             self._learn_addresses(conf_addresses(rd.entries))
             await self.storage.append(rd.entries)
+            latency_trace.event("F", rd.entries[-1].index)
         if rd.hard_state is not None:
             await self.storage.set_hard_state(rd.hard_state, sync=False)
         self._send(rd.messages)
+        if rd.committed_entries and self._close_replies(self._readies):
+            # The answers held for peers are complete (the entries are durable; applying
+            # adds no message): let them leave before the entries are applied, which a
+            # follower's acknowledgement, and so the leader's commit, need not wait for.
+            await asyncio.sleep(0)
         self._apply(rd)
+        if rd.committed_entries:
+            latency_trace.event("C", rd.committed_entries[-1].index)
         self._reads.confirmed(rd.read_states, self.fsm.applied_index)
 
     def _send(self, msgs: "tuple[Message, ...]") -> None:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from metadata import latency_trace
 from metadata.raft.messages import Message, MessageType
 from metadata.replication import membership
 from metadata.replication.driver import RaftReplicator, with_snapshot_data
@@ -61,6 +62,8 @@ def add_routes(app: web.Application, rep_of: RepOf, fault_injection: bool) -> No
         rep = _raft(rep_of, request)
         body = await _json(request)
         frm, address, msgs = decode_batch(body, rep.id)
+        if latency_trace.enabled:
+            latency_trace.event("fH0", max((m.entries[-1].index for m in msgs if m.entries), default=0))
         if frm in rep.transport.drop_from:
             raise ServiceUnavailable(f"traffic from {frm} is dropped (fault injection)")
         if address:
@@ -69,6 +72,7 @@ def add_routes(app: web.Application, rep_of: RepOf, fault_injection: bool) -> No
             rep.step_messages(msgs)
             return web.json_response({})
         replies = await rep.step_and_reply(frm, msgs)
+        latency_trace.event("fH1", len(replies))
         if not replies:
             return web.json_response({})
         return web.Response(body=encode_batch(rep.id, rep.address, replies), content_type="application/json")

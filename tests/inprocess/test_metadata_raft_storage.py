@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from metadata.storage import log_format as fmt
-from metadata.api.commands import PutCredential
+from metadata.api.commands import PutCredential, encode_command
 from metadata.storage.log import DiskLog, LogRecord
 from metadata.raft import Entry, Message, MessageType
 from metadata.storage import files
@@ -113,5 +113,26 @@ async def test_a_follower_answers_a_batch_in_the_response_once_the_entries_are_d
         assert [(m.type, m.context) for m in replies] == [(MessageType.HEARTBEAT_RESP, b"r1")]
         peer = rep.transport._peers.get("m2")
         assert peer is None or not peer.queue  # answered in the response, not sent again
+    finally:
+        await rep.close()
+
+
+async def test_a_follower_answers_before_it_applies_the_entries_the_batch_committed(tmp_path):
+    peers = {"m1": "127.0.0.1:1", "m2": "127.0.0.1:2", "m3": "127.0.0.1:3"}
+    rep = await RaftReplicator.open("m1", tmp_path, "secret", peers, False, peers["m1"], SETTINGS)
+    try:
+        last = rep.node.log.last_index()
+        term = rep.node.term + 5
+        entry = Entry(last + 1, term, encode_command(PutCredential(Credential("ak", "sk", "owner"))))
+        app = Message(MessageType.APP, "m1", "m2", term, index=last, log_term=rep.storage.term(last),
+                      entries=(entry,), commit=last + 1)
+        replies = await rep.step_and_reply("m2", [app])
+        assert [(m.type, m.index) for m in replies] == [(MessageType.APP_RESP, last + 1)]
+        assert rep.storage.dlog.durable_index >= last + 1
+        # The acknowledgement did not wait for the apply of the entry it committed ...
+        assert rep.fsm.applied_index < last + 1
+        # ... which follows.
+        assert await rep.wait_until(lambda: rep.fsm.applied_index == last + 1, 5)
+        assert rep.fsm.get_credential("ak") is not None
     finally:
         await rep.close()

@@ -2,10 +2,16 @@
 sender steps only well-formed replies from the peer it called, addressed to itself."""
 from __future__ import annotations
 
+import asyncio
 import json
 
+from aiohttp import web
+
 from metadata.raft import Message, MessageType
-from metadata.replication.transport import RaftTransport, decode_batch, encode_batch, wants_reply
+from metadata.replication.transport import (
+    SENDERS_PER_PEER, RaftTransport, decode_batch, encode_batch, wants_reply,
+)
+from objstore import internal_auth
 
 
 def _transport(got: list) -> RaftTransport:
@@ -36,3 +42,44 @@ def test_malformed_or_misaddressed_replies_are_dropped():
     t._take_reply("m2", encode_batch("m2", "127.0.0.1:2", [Message(MessageType.APP_RESP, "m4", "m2", 3, index=9)]))
     t._take_reply("m2", encode_batch("m2", "127.0.0.1:2", []))
     assert got == []
+
+
+async def test_batches_travel_signed_on_kept_alive_connections_and_their_replies_are_stepped():
+    seen: list[tuple[bool, bool, int]] = []  # (signature ok, body ok, client port) per request
+    replay = internal_auth.ReplayGuard()
+
+    async def post_messages(request: web.Request) -> web.Response:
+        body = await request.read()
+        signed = internal_auth.verify_headers("secret", "POST", request.raw_path, request.headers,
+                                              target=request.host, replay=replay)
+        tag = request.headers.get(internal_auth.BODY_HEADER, "")
+        seen.append((signed, internal_auth.body_matches(tag, len(body), body),
+                     request.transport.get_extra_info("peername")[1]))
+        frm, _, msgs = decode_batch(json.loads(body), "m2")
+        assert frm == "m1" and wants_reply(json.loads(body))
+        acks = [Message(MessageType.APP_RESP, "m1", "m2", 3, index=m.index) for m in msgs]
+        return web.Response(body=encode_batch("m2", "127.0.0.1:2", acks), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/raft/messages", post_messages)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    got: list = []
+    t = RaftTransport("m1", "127.0.0.1:1", "secret", lambda _: f"127.0.0.1:{port}", lambda _: None,
+                      lambda *_: None, on_reply=lambda frm, msgs: got.append((frm, [m.index for m in msgs])))
+    try:
+        for i in range(1, 7):
+            t.send([Message(MessageType.APP, "m2", "m1", 3, index=i, commit=i)])
+            for _ in range(200):
+                if len(got) == i:
+                    break
+                await asyncio.sleep(0.01)
+        assert got == [("m2", [i]) for i in range(1, 7)]
+        assert all(signed and body_ok for signed, body_ok, _ in seen) and len(seen) == 6
+        assert len({port for _, _, port in seen}) <= SENDERS_PER_PEER  # connections are reused
+    finally:
+        await t.close()
+        await runner.cleanup()

@@ -1,0 +1,147 @@
+"""Where the wall-clock time of one metadata write goes, at one client.
+
+Spawns a 3-member metadata group with ``OBJSTORE_METADATA_TRACE`` set (see
+:mod:`metadata.latency_trace`), writes small version records one at a time for
+``--duration`` seconds, then lines up each write's events across the client, the leader
+and the followers and prints the median time between consecutive steps:
+
+    python -m ops.profile_metadata_commit --duration 10 [--env NAME=VALUE ...]
+
+Steps (leader L, followers f): client sends -> L handler (H0) -> proposed (P) -> L Ready
+taken (R) -> APP posted to each follower (S) -> f handler (fH0) -> f Ready (R) -> f log
+durable (F) -> f answers (fH1) -> L has the answer (A) -> L log durable (F) -> applied (C)
+-> proposal resolved (W) -> L answers (H1) -> client has the answer.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+from objstore.hlc import HLC
+from ops.bench_metadata.spawn import MetadataNodes
+from ops.bench_metadata.systems import ObjstoreSystem
+from ops.bench_metadata.workload import bench_key, bench_version
+
+
+def _read_traces(d: Path) -> dict[int, list[tuple[str, int, int]]]:
+    out: dict[int, list[tuple[str, int, int]]] = {}
+    for f in d.glob("*.trace"):
+        rows = []
+        for line in f.read_text().splitlines():
+            name, idx, ns = line.split()
+            rows.append((name, int(idx), int(ns)))
+        out[int(f.stem)] = rows
+    return out
+
+
+def _first(rows: list[tuple[str, int, int]], name: str, lo: int, hi: int, index: int | None = None) -> int | None:
+    for n, i, t in rows:
+        if n == name and lo <= t <= hi and (index is None or i >= index):
+            return t
+    return None
+
+
+async def _load(nodes: MetadataNodes, duration: float) -> list[tuple[int, int]]:
+    system = ObjstoreSystem("objstore", nodes.addresses, nodes.secret)
+    bucket = f"prof-{uuid.uuid4().hex[:8]}"
+    hlc = HLC("prof")
+    windows = []
+    try:
+        await system.setup(bucket)
+        end = time.monotonic() + duration
+        i = 0
+        while time.monotonic() < end:
+            key = bench_key("p", 0, i)
+            v = bench_version(bucket, key, hlc.next(), time.time(), owner="bench-metadata", ordinal=i)
+            t0 = time.monotonic_ns()
+            await system.write(key, v)
+            windows.append((t0, time.monotonic_ns()))
+            i += 1
+    finally:
+        await system.close()
+    return windows
+
+
+def analyse(traces: dict[int, list[tuple[str, int, int]]], windows: list[tuple[int, int]]) -> list[str]:
+    leader = max(traces, key=lambda p: sum(1 for r in traces[p] if r[0] == "H0"))
+    followers = [p for p in traces if p != leader]
+    L = traces[leader]
+    steps: dict[str, list[float]] = defaultdict(list)
+    totals = []
+    for c0, c1 in windows[len(windows) // 10:]:  # skip the warm-up
+        h0 = _first(L, "H0", c0, c1)
+        p = next(((i, t) for n, i, t in L if n == "P" and c0 <= t <= c1), None)
+        if h0 is None or p is None:
+            continue
+        idx = p[0]
+        pts = {"client sends": c0, "L handler": h0, "L proposed": p[1],
+               "L ready": _first(L, "R", c0, c1, idx), "L durable": _first(L, "F", c0, c1, idx),
+               "L applied": _first(L, "C", c0, c1, idx), "L resolved": _first(L, "W", c0, c1, idx),
+               "L answers": _first(L, "H1", c0, c1), "client has it": c1}
+        fol = []
+        for fp in followers:
+            F = traces[fp]
+            fh0 = _first(F, "fH0", c0, c1, idx)
+            if fh0 is None:
+                continue
+            durable = _first(F, "F", fh0, c1, idx)
+            fol.append({"f handler": fh0, "f ready": _first(F, "R", fh0, c1, idx), "f durable": durable,
+                        "f answers": _first(F, "fH1", durable, c1) if durable is not None else None})
+        if any(v is None for v in pts.values()):
+            continue
+        for name, t in pts.items():
+            steps[name].append((t - c0) / 1e6)
+        for k, f in enumerate(sorted(fol, key=lambda f: f["f answers"] or 1 << 62)):
+            for name, t in f.items():
+                if t is not None:
+                    steps[f"{name} #{k + 1}"].append((t - c0) / 1e6)
+        for peer_ev in sorted({n for n, _, _ in L if n.startswith("S:")}):
+            t = _first(L, peer_ev, h0, c1, idx)
+            if t is not None:
+                steps[f"L posts to {peer_ev[2:]}"].append((t - c0) / 1e6)
+            a = _first(L, "A:" + peer_ev[2:], t or h0, c1)
+            if a is not None:
+                steps[f"L has the answer of {peer_ev[2:]}"].append((a - c0) / 1e6)
+        totals.append((c1 - c0) / 1e6)
+    lines = [f"{len(totals)} writes, p50 {statistics.median(totals):.2f} ms, mean {statistics.mean(totals):.2f} ms; "
+             "median ms from the client's send to each step (followers #1, #2 by when they answered):"]
+    order = sorted(steps, key=lambda k: statistics.median(steps[k]))
+    for k in order:
+        v = steps[k]
+        lines.append(f"  {k:<32} {statistics.median(v):7.2f}  (n={len(v)})")
+    return lines
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the metadata nodes")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="metadata-profile-") as tmp:
+        trace_dir = Path(tmp) / "trace"
+        trace_dir.mkdir()
+        nodes = MetadataNodes(3, Path(tmp), secret=uuid.uuid4().hex)
+        nodes.env = {**(nodes.env or {}), "OBJSTORE_METADATA_TRACE": str(trace_dir),
+                     **dict(e.split("=", 1) for e in args.env)}
+        nodes.start()
+        try:
+            await nodes.wait_ready()
+            windows = await _load(nodes, args.duration)
+        finally:
+            nodes.stop()
+        for line in analyse(_read_traces(trace_dir), windows):
+            print(line)
+    print(f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
