@@ -178,6 +178,26 @@ class StorageClient:
                 raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
             raise
 
+    def reads_small(self, start: int | None, end: int | None) -> bool:
+        """Whether a read of bytes ``start..end`` is answered whole (:meth:`get_small`)."""
+        return self._pool is not None and start is not None and end is not None and end - start < SMALL_READ
+
+    async def get_small(self, address: str, version_id: str, shard: int, start: int, end: int, *,
+                        patient: bool = False) -> HeldBlob:
+        """Bytes ``start..end`` (inclusive, fewer than ``SMALL_READ``: :meth:`reads_small`) of a
+        blob, read whole through the call pool; the node's pause is bounded as for
+        :meth:`get_blob`, and it raises the same errors."""
+        path = blob_path(version_id, shard)
+        timeout = self._timeout if patient else self._read_timeout
+        try:
+            answer = await self._pool.request("GET", address, path,
+                                              self._sign(address, "GET", path, {"Range": f"bytes={start}-{end}"}),
+                                              timeout=float(timeout.sock_read or 30.0))
+        except _CONN_ERRORS as exc:
+            raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
+        raise_for_error_body(answer.status, answer.body)
+        return HeldBlob(answer.status, answer.headers, answer.body)
+
     @contextlib.asynccontextmanager
     async def get_blob(self, address: str, version_id: str, shard: int, start: int | None = None,
                        end: int | None = None, *, patient: bool = False) -> AsyncIterator[BlobStream]:
@@ -193,15 +213,8 @@ class StorageClient:
         if start is not None or end is not None:
             # "bytes=-n" would mean the last n bytes: an open start is byte 0 here.
             extra["Range"] = f"bytes={0 if start is None else start}-{'' if end is None else end}"
-        if self._pool is not None and start is not None and end is not None and end - start < SMALL_READ:
-            timeout = self._timeout if patient else self._read_timeout
-            try:
-                answer = await self._pool.request("GET", address, path, self._sign(address, "GET", path, extra),
-                                                  timeout=float(timeout.sock_read or 30.0))
-            except _CONN_ERRORS as exc:
-                raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
-            raise_for_error_body(answer.status, answer.body)
-            yield HeldBlob(answer.status, answer.headers, answer.body)
+        if self.reads_small(start, end):
+            yield await self.get_small(address, version_id, shard, start, end, patient=patient)
             return
         try:
             resp = await self._session.get(self._url(address, path), headers=self._sign(address, "GET", path, extra),
