@@ -2,7 +2,8 @@
 
 Every internal request carries ``X-Objstore-Auth: <unix-ts>:<nonce>:<hex hmac-sha256>``
 where the HMAC, keyed by the cluster secret, covers the method, the raw path (with query),
-the timestamp, a random nonce, the target node (the ``host:port`` the request is sent to,
+the timestamp, a nonce unique to the request (a random per-process prefix and a counter),
+the target node (the ``host:port`` the request is sent to,
 as its Host header names it), a body tag sent as ``X-Objstore-Body`` (``sha256:<hex>``
 for a request body held in memory, ``stream:<length>`` for a streamed blob, which carries
 its own block checksums, or empty for no body), and every other ``X-Objstore-*`` header
@@ -19,10 +20,13 @@ from __future__ import annotations
 import hashlib
 import heapq
 import hmac
+import itertools
 import math
+import os
 import re
 import secrets
 import time
+from functools import lru_cache
 from typing import Callable, Mapping
 
 HEADER = "X-Objstore-Auth"
@@ -45,15 +49,45 @@ def _headers_block(hdrs: Mapping[str, str] | None) -> str:
     and the body tag, which the MAC covers on its own)."""
     if not hdrs:
         return ""
-    lines = sorted(f"{k.lower()}:{v.strip()}" for k, v in hdrs.items()
-                   if k.lower().startswith(SIGNED_PREFIX) and k.lower() not in _UNBLOCKED)
+    lines = []
+    for k, v in hdrs.items():
+        name = k.lower()
+        if name.startswith(SIGNED_PREFIX) and name not in _UNBLOCKED:
+            lines.append(f"{name}:{v.strip()}")
+    lines.sort()
     return "\n".join(lines)
+
+
+@lru_cache(maxsize=8)
+def _key(secret: str) -> bytes:
+    """The HMAC key of a cluster secret (a process knows one or two secrets)."""
+    return secret.encode()
 
 
 def _mac(secret: str, method: str, path_qs: str, ts: str, nonce: str, target: str, body_tag: str,
          block: str) -> str:
     msg = f"{method.upper()}\n{path_qs}\n{ts}\n{nonce}\n{_norm_host(target)}\n{body_tag}\n{block}"
-    return hmac.digest(secret.encode(), msg.encode("utf-8", "surrogateescape"), "sha256").hex()
+    return hmac.digest(_key(secret), msg.encode("utf-8", "surrogateescape"), "sha256").hex()
+
+
+class _Nonces:
+    """Nonces unique for the life of a process: a random 64-bit prefix, drawn anew in a
+    forked child, and a counter, so a call costs no read of the system's random source.
+    Uniqueness is all a nonce needs (:class:`ReplayGuard`); the MAC covers it."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):016x}"
+
+
+_nonces = _Nonces()
 
 
 def body_tag(body: bytes | None = None, stream_length: int | None = None) -> str:
@@ -70,7 +104,7 @@ def sign(secret: str, method: str, path_qs: str, now: float | None = None, tag: 
     """The ``X-Objstore-Auth`` value for ``method path_qs`` sent to ``target`` (host:port) with
     body ``tag`` and the ``X-Objstore-*`` headers in ``signed``, at ``now``."""
     ts = f"{(time.time() if now is None else now):.3f}"
-    nonce = nonce or secrets.token_hex(8)
+    nonce = nonce or _nonces.next()
     return f"{ts}:{nonce}:{_mac(secret, method, path_qs, ts, nonce, target, tag, _headers_block(signed))}"
 
 

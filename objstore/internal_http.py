@@ -4,8 +4,10 @@ A small S3 request makes several internal calls (the blob to each replica, the v
 commit, the commit manifests, the version read); each is a short request and a short answer.
 A general client (aiohttp's) spends more CPU assembling and parsing such an exchange than
 the exchange costs on the socket, so the gateway sends these calls through :class:`HttpPool`:
-one ``write`` of the request line, headers and body; the answer read with ``Content-Length``
-(or chunked) framing; the connection put back for the next call to the same node. The
+one ``write`` of the request line, headers and body; the answer parsed by the connection's
+protocol as its bytes arrive (``Content-Length``, chunked, or closing framing) and handed to
+the call whole, with no stream reader in between; the connection put back for the next call
+to the same node. The
 servers are unchanged (aiohttp), and so is every message: signed by the caller
 (:mod:`objstore.internal_auth`) exactly as before.
 
@@ -55,18 +57,128 @@ class CallObserver(Protocol):
     def end(self, method: str, path_qs: str, token: object) -> None: ...
 
 
-class _Conn:
-    __slots__ = ("reader", "writer", "idle_since")
+class _Conn(asyncio.Protocol):
+    """One connection, read by the event loop's callbacks: the answer to the call in flight
+    is parsed from the bytes as they arrive and handed to its waiter whole (no stream
+    reader between the socket and the call)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer, self.idle_since = reader, writer, 0.0
+    __slots__ = ("transport", "idle_since", "closed", "_buf", "_waiter", "_method", "_reused", "_got",
+                 "_head")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.idle_since = 0.0
+        self.closed = False
+        self._buf = bytearray()
+        self._waiter: asyncio.Future[tuple[Answer, bool]] | None = None
+        self._method = ""
+        self._reused = False
+        self._got = False  # a byte of the current answer came
+        self._head: tuple[int, dict[str, str], bool] | None = None  # status, headers, keep-alive
+
+    # --- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        self._got = True
+        if self._waiter is not None and not self._waiter.done():
+            try:
+                self._parse(eof=False)
+            except (ValueError, OSError) as exc:
+                self._waiter.set_exception(exc)
+
+    def eof_received(self) -> bool:
+        self._ended(None)
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ended(exc)
+
+    # --- the call ------------------------------------------------------------------------
 
     def usable(self, now: float, idle_seconds: float) -> bool:
-        return (now - self.idle_since < idle_seconds and not self.reader.at_eof()
-                and not self.writer.is_closing())
+        return (now - self.idle_since < idle_seconds and not self.closed and not self._buf
+                and self.transport is not None and not self.transport.is_closing())
+
+    def send(self, data: bytes, method: str, reused: bool) -> "asyncio.Future[tuple[Answer, bool]]":
+        """Send one request; the future is its (answer, whether the connection may be reused)."""
+        assert self.transport is not None
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        self._method, self._reused, self._got, self._head = method, reused, False, None
+        if self.closed:
+            self._ended(None)
+        else:
+            self.transport.write(data)
+        return waiter
+
+    def done(self) -> None:
+        self._waiter = None
 
     def close(self) -> None:
-        self.writer.close()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _ended(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        try:
+            if self._parse(eof=True):
+                return
+        except (ValueError, OSError) as err:
+            waiter.set_exception(err)
+            return
+        if self._reused and not self._got:
+            waiter.set_exception(_Stale())
+        else:
+            waiter.set_exception(EOFError(f"connection closed mid-answer{f': {exc!r}' if exc else ''}"))
+
+    def _parse(self, eof: bool) -> bool:
+        """Hand the waiter the answer if the buffer holds all of it (or, at ``eof``, an answer
+        framed by the connection's end); whether it did."""
+        buf = self._buf
+        while self._head is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    raise ValueError("answer head too large")
+                return False
+            status, headers, keep = _parse_head(bytes(buf[:end]))
+            del buf[:end + 4]
+            if status >= 200:  # 1xx (we never ask for 100-continue): skip to the final answer
+                self._head = (status, headers, keep)
+        status, headers, keep = self._head
+        if self._method == "HEAD" or status in (204, 304):
+            body = b""
+        elif "content-length" in headers:
+            length = int(headers["content-length"])
+            if not 0 <= length <= MAX_BODY:
+                raise ValueError(f"answer of {length} bytes")
+            if len(buf) < length:
+                return False
+            body = bytes(buf[:length])
+            del buf[:length]
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            got = _chunked(buf)
+            if got is None:
+                return False
+            body, used = got
+            del buf[:used]
+        else:  # framed by the connection's end
+            if len(buf) > MAX_BODY:
+                raise ValueError("answer too large")
+            if not eof:
+                return False
+            body, keep = bytes(buf), False
+            buf.clear()
+        assert self._waiter is not None
+        self._waiter.set_result((Answer(status, headers, body), keep and not buf and not eof))
+        return True
 
 
 class _Stale(Exception):
@@ -113,15 +225,16 @@ class HttpPool:
 
     async def _exchange(self, address: str, conn: _Conn, method: str, data: bytes, reused: bool) -> Answer:
         try:
-            conn.writer.write(data)
-            answer, keep = await _read_answer(conn.reader, method, reused)
+            answer, keep = await conn.send(data, method, reused)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, _Stale):
                 raise
-            if isinstance(exc, (OSError, EOFError, ValueError, asyncio.LimitOverrunError)):
+            if isinstance(exc, (OSError, EOFError, ValueError)):
                 raise InternalHttpError(f"{address}: {exc!r}") from None
             raise
+        finally:
+            conn.done()
         if keep:
             self._checkin(address, conn)
         else:
@@ -150,16 +263,15 @@ class HttpPool:
         host, _, port = address.rpartition(":")
         host = host.strip("[]")
         try:
-            reader, writer = await asyncio.open_connection(
-                host, int(port), ssl=self.tls, server_hostname=host if self.tls is not None else None,
-                limit=MAX_HEAD)
+            transport, conn = await asyncio.get_running_loop().create_connection(
+                _Conn, host, int(port), ssl=self.tls, server_hostname=host if self.tls is not None else None)
         except OSError as exc:
             raise InternalHttpError(f"{address} unreachable: {exc!r}") from None
-        sock = writer.get_extra_info("socket")
+        sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.opened += 1
-        return _Conn(reader, writer)
+        return conn
 
     async def close(self) -> None:
         """Close every idle connection (calls in flight close theirs when they end)."""
@@ -169,59 +281,45 @@ class HttpPool:
                 conn.close()
 
 
-async def _read_answer(reader: asyncio.StreamReader, method: str, reused: bool) -> tuple[Answer, bool]:
-    """One answer: (answer, whether the connection may carry another call)."""
-    while True:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as exc:
-            if reused and not exc.partial:
-                raise _Stale() from None
-            raise
-        except ConnectionResetError:
-            if reused:
-                raise _Stale() from None
-            raise
-        lines = head[:-4].decode("latin-1").split("\r\n")
-        version, _, rest = lines[0].partition(" ")
-        code = rest[:3]
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-            raise ValueError(f"not an HTTP/1.1 answer: {lines[0][:80]!r}")
-        status = int(code)
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if status >= 200:
-            break  # 1xx (we never ask for 100-continue): skip to the final answer
-    keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-    if method == "HEAD" or status in (204, 304):
-        return Answer(status, headers, b""), keep
-    if "content-length" in headers:
-        length = int(headers["content-length"])
-        if not 0 <= length <= MAX_BODY:
-            raise ValueError(f"answer of {length} bytes")
-        return Answer(status, headers, await reader.readexactly(length)), keep
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return Answer(status, headers, await _read_chunked(reader)), keep
-    body = await reader.read(MAX_BODY + 1)  # framed by the connection's end
-    if len(body) > MAX_BODY:
-        raise ValueError("answer too large")
-    return Answer(status, headers, body), False
+def _parse_head(head: bytes) -> tuple[int, dict[str, str], bool]:
+    """(status, headers with lower-case names, whether the connection may carry another
+    call) of an answer's head (without its blank line)."""
+    lines = head.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+        raise ValueError(f"not an HTTP/1.1 answer: {lines[0][:80]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(code), headers, version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+def _chunked(buf: bytearray) -> tuple[bytes, int] | None:
+    """A whole chunked body at the start of ``buf``: (body, bytes it took), or None while
+    it is incomplete."""
     parts: list[bytes] = []
-    total = 0
+    at = total = 0
     while True:
-        size_line = await reader.readuntil(b"\r\n")
-        size = int(size_line.split(b";", 1)[0].strip(), 16)
+        eol = buf.find(b"\r\n", at)
+        if eol < 0:
+            return None
+        size = int(bytes(buf[at:eol]).split(b";", 1)[0].strip(), 16)
+        at = eol + 2
         if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, then the blank line
-                pass
-            return b"".join(parts)
+            while True:  # trailers, then the blank line
+                eol = buf.find(b"\r\n", at)
+                if eol < 0:
+                    return None
+                line_empty = eol == at
+                at = eol + 2
+                if line_empty:
+                    return b"".join(parts), at
         total += size
         if total > MAX_BODY:
             raise ValueError("answer too large")
-        parts.append(await reader.readexactly(size))
-        await reader.readexactly(2)
+        if len(buf) < at + size + 2:
+            return None
+        parts.append(bytes(buf[at:at + size]))
+        at += size + 2

@@ -194,7 +194,12 @@ def normalise_headers(headers: Mapping[str, str]) -> dict[str, list[str]]:
     """Lower-cased header names -> every value sent, in order (multidicts keep repeats)."""
     out: dict[str, list[str]] = {}
     for name, value in headers.items():
-        out.setdefault(name.lower(), []).append(value)
+        name = name.lower()
+        values = out.get(name)
+        if values is None:
+            out[name] = [value]
+        else:
+            values.append(value)
     return out
 
 
@@ -288,9 +293,16 @@ def _parse_authorization(value: str) -> tuple[str, str, str]:
     return fields["Credential"], fields["SignedHeaders"], fields["Signature"]
 
 
+@lru_cache(maxsize=256)
+def _amz_time(value: str) -> datetime:
+    """``value`` read by ``AMZ_DATE_FORMAT``, in UTC (cached: requests of the same second
+    carry the same value, and ``strptime`` is a good part of a request's parsing)."""
+    return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=timezone.utc)
+
+
 def _parse_amz_date(value: str, presigned: bool) -> datetime:
     try:
-        return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=timezone.utc)
+        return _amz_time(value)
     except ValueError:
         if presigned:
             raise InvalidArgument(f"X-Amz-Date must be in the ISO8601 Long Format "

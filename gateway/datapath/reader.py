@@ -94,6 +94,54 @@ def _read_stored(storage: StorageClient, topology: Topology, layout: DataLayout,
     return read_blob(storage, topology, version_id, placement, start, end, what, damaged)
 
 
+async def read_small(
+    storage: StorageClient,
+    topology: Topology,
+    version: ObjectVersion,
+    start: int,
+    end: int,
+    report: Callable[[DamageReport], None] | None = None,
+) -> bytes | None:
+    """Bytes ``start..end`` (inclusive) of a replicated single-part object, each replica
+    read whole in one call, with :func:`read_blob`'s failover (a replica's answer is all
+    or nothing, so the next one is asked for the whole range); None when the read is not
+    of that kind (the caller streams it with :func:`read_range`)."""
+    if version.parts or end < start or not storage.reads_small(start, end) \
+            or DataLayout.parse(version.policy).erasure_coded:
+        return None
+    what = f"{version.bucket}/{version.key}"
+    damaged = blob_reporter(report, version.bucket, version.key, version.version_id, 0)
+    errors: list[str] = []
+    order = replica_order(topology, version.placement)
+    for n, node_id in enumerate(order):
+        node = topology.node(node_id)
+        if node is None:
+            errors.append(f"{node_id}: not in the cluster map")
+            continue
+        try:
+            held = await storage.get_small(node.address, version.version_id, 0, start, end,
+                                           patient=n == len(order) - 1)
+        except Exception as exc:  # noqa: BLE001 - any failure means: try the next replica
+            _failed(topology, damaged, errors, what, version.version_id, node_id, start, exc)
+            continue
+        body = await held.read()
+        if len(body) > end - start:
+            return body[: end - start + 1]
+        errors.append(f"{node_id}: stream ended early")
+    raise ServiceUnavailable(f"No replica could serve {what} (from byte {start}): " + "; ".join(errors))
+
+
+def _failed(topology: Topology, damaged: Damaged | None, errors: list[str], what: str, version_id: str,
+            node_id: str, pos: int, exc: Exception) -> None:
+    """Note a replica's failure: suspect its node, or report its copy missing or corrupt."""
+    errors.append(f"{node_id}: {exc}")
+    if not isinstance(exc, (NoSuchKey, CorruptBlob)):
+        topology.suspect(node_id)
+    elif damaged is not None:
+        damaged(node_id, 0, "missing" if isinstance(exc, NoSuchKey) else "corrupt")
+    log.info("read of %s (%s) from %s failed at byte %d: %s", what, version_id, node_id, pos, exc)
+
+
 async def read_blob(
     storage: StorageClient,
     topology: Topology,
@@ -133,11 +181,6 @@ async def read_blob(
         except (GeneratorExit, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - any failure means: try the next replica
-            errors.append(f"{node_id}: {exc}")
-            if not isinstance(exc, (NoSuchKey, CorruptBlob)):
-                topology.suspect(node_id)
-            elif damaged is not None:
-                damaged(node_id, 0, "missing" if isinstance(exc, NoSuchKey) else "corrupt")
-            log.info("read of %s (%s) from %s failed at byte %d: %s", what, version_id, node_id, pos, exc)
+            _failed(topology, damaged, errors, what, version_id, node_id, pos, exc)
     if pos <= end:
         raise ServiceUnavailable(f"No replica could serve {what or version_id} (from byte {pos}): " + "; ".join(errors))

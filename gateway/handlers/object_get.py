@@ -30,7 +30,7 @@ from gateway.conditions import etag_matches, parse_http_date
 from gateway.context import GatewayContext
 from gateway.datapath.part_read import part_headers, part_range, requested_part
 from gateway.datapath.quorum_read import manifest_lookup
-from gateway.datapath.reader import read_range
+from gateway.datapath.reader import read_range, read_small
 from gateway.endpoints import ReadEndpoint
 from gateway.public_access import readable_version
 from gateway.raw_headers import to_sent
@@ -173,13 +173,16 @@ async def handle_get_object(ctx: GatewayContext, request: web.Request, ep: ReadE
     if length <= 0:
         headers["Content-Length"] = "0"
         return web.Response(status=status, headers=headers)
-    stream = read_range(ctx.storage, ctx.topology, v, start, end, ctx.damage.note)
     if length <= WHOLE_BODY_LIMIT:
         # Small bodies are read whole (from any replica, with failover) and sent with the
         # headers in one write; a failure is still a clean S3 error.
-        body = b"".join([chunk async for chunk in stream])
+        body = await read_small(ctx.storage, ctx.topology, v, start, end, ctx.damage.note)
+        if body is None:
+            body = b"".join([chunk async for chunk in read_range(ctx.storage, ctx.topology, v, start, end,
+                                                                 ctx.damage.note)])
         ctx.metrics.add_bytes_out(len(body))
         return web.Response(status=status, headers=headers, body=body)
+    stream = read_range(ctx.storage, ctx.topology, v, start, end, ctx.damage.note)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
     # Fetch the first chunk before sending headers, so a failure to read any replica

@@ -161,7 +161,6 @@ class MetadataClient:
 
     async def _attempt(self, addr: str, method: str, path_qs: str, data: bytes | None, timeout: float) -> Any:
         """One signed request to the member at ``addr``; its JSON answer or its error raised."""
-        url = URL(base_url(addr, self.tls) + path_qs, encoded=True)
         headers = internal_auth.headers(self.secret, method, path_qs, body=data, target=addr)
         if data is not None:
             headers["Content-Type"] = "application/json"
@@ -169,6 +168,7 @@ class MetadataClient:
             answer = await self._pool.request(method, addr, path_qs, headers, data, timeout=timeout)
             status, raw = answer.status, answer.body
         else:
+            url = URL(base_url(addr, self.tls) + path_qs, encoded=True)
             async with self._http().request(method, url, data=data, headers=headers,
                                              timeout=aiohttp.ClientTimeout(total=timeout),
                                              ssl=request_ssl(self.tls)) as resp:

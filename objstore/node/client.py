@@ -95,6 +95,7 @@ class HeldBlob:
 
 
 SMALL_READ = 256 * 1024  # reads of at most this many bytes go whole through the pool
+MANIFEST_ENCODINGS = 256  # manifests whose JSON encoding is kept (one goes to several nodes)
 
 
 class StorageClient:
@@ -114,6 +115,7 @@ class StorageClient:
             total=None, connect=timeout.connect, sock_connect=timeout.sock_connect, sock_read=read_stall)
         self._tls = tls
         self._ssl = request_ssl(tls)
+        self._manifests: dict[int, tuple[CommitManifest, bytes]] = {}  # id -> (manifest, its JSON)
 
     def _url(self, address: str, path_qs: str) -> URL:
         return URL(base_url(address, self._tls) + path_qs, encoded=True)
@@ -178,6 +180,26 @@ class StorageClient:
                 raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
             raise
 
+    def reads_small(self, start: int | None, end: int | None) -> bool:
+        """Whether a read of bytes ``start..end`` is answered whole (:meth:`get_small`)."""
+        return self._pool is not None and start is not None and end is not None and end - start < SMALL_READ
+
+    async def get_small(self, address: str, version_id: str, shard: int, start: int, end: int, *,
+                        patient: bool = False) -> HeldBlob:
+        """Bytes ``start..end`` (inclusive, fewer than ``SMALL_READ``: :meth:`reads_small`) of a
+        blob, read whole through the call pool; the node's pause is bounded as for
+        :meth:`get_blob`, and it raises the same errors."""
+        path = blob_path(version_id, shard)
+        timeout = self._timeout if patient else self._read_timeout
+        try:
+            answer = await self._pool.request("GET", address, path,
+                                              self._sign(address, "GET", path, {"Range": f"bytes={start}-{end}"}),
+                                              timeout=float(timeout.sock_read or 30.0))
+        except _CONN_ERRORS as exc:
+            raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
+        raise_for_error_body(answer.status, answer.body)
+        return HeldBlob(answer.status, answer.headers, answer.body)
+
     @contextlib.asynccontextmanager
     async def get_blob(self, address: str, version_id: str, shard: int, start: int | None = None,
                        end: int | None = None, *, patient: bool = False) -> AsyncIterator[BlobStream]:
@@ -193,15 +215,8 @@ class StorageClient:
         if start is not None or end is not None:
             # "bytes=-n" would mean the last n bytes: an open start is byte 0 here.
             extra["Range"] = f"bytes={0 if start is None else start}-{'' if end is None else end}"
-        if self._pool is not None and start is not None and end is not None and end - start < SMALL_READ:
-            timeout = self._timeout if patient else self._read_timeout
-            try:
-                answer = await self._pool.request("GET", address, path, self._sign(address, "GET", path, extra),
-                                                  timeout=float(timeout.sock_read or 30.0))
-            except _CONN_ERRORS as exc:
-                raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
-            raise_for_error_body(answer.status, answer.body)
-            yield HeldBlob(answer.status, answer.headers, answer.body)
+        if self.reads_small(start, end):
+            yield await self.get_small(address, version_id, shard, start, end, patient=patient)
             return
         try:
             resp = await self._session.get(self._url(address, path), headers=self._sign(address, "GET", path, extra),
@@ -220,8 +235,10 @@ class StorageClient:
             resp.release()
 
     async def _json(self, method: str, address: str, path_qs: str, body: Any = None,
-                    timeout: aiohttp.ClientTimeout | None = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+                    timeout: aiohttp.ClientTimeout | None = None, *, data: bytes | None = None) -> tuple[int, Any]:
+        """One JSON call: ``body`` encoded as JSON, or ``data``, JSON already encoded."""
+        if body is not None:
+            data = json.dumps(body, ensure_ascii=False).encode()
         headers = internal_auth.headers(self._secret, method, path_qs, body=data, target=address)
         if data is not None:
             headers["Content-Type"] = "application/json"
@@ -289,22 +306,36 @@ class StorageClient:
         _, body = await self._json("POST", address, "/v1/scrub/start")
         return body
 
+    def _manifest_json(self, manifest: CommitManifest) -> bytes:
+        """``manifest`` as JSON, encoded once for the several nodes it goes to (a bounded
+        cache by identity: the last ``MANIFEST_ENCODINGS`` manifests sent)."""
+        held = self._manifests.get(id(manifest))
+        if held is not None and held[0] is manifest:
+            return held[1]
+        encoded = json.dumps(manifest.to_dict(), ensure_ascii=False).encode()
+        self._manifests[id(manifest)] = (manifest, encoded)
+        if len(self._manifests) > MANIFEST_ENCODINGS:
+            del self._manifests[next(iter(self._manifests))]
+        return encoded
+
     async def put_manifest(self, address: str, manifest: CommitManifest, timeout: float = 2.0,
                            ring_epoch: int = 0) -> bool:
         """Store a commit manifest placed by the ring of ``ring_epoch`` on a node; returns
         whether it was new there (durable either way). Raises StaleRingEpoch when the node's
         manifests were handed over to a newer ring."""
-        _, body = await self._json("PUT", address, f"/manifests?ring_epoch={ring_epoch}", manifest.to_dict(),
-                                   aiohttp.ClientTimeout(total=timeout))
+        _, body = await self._json("PUT", address, f"/manifests?ring_epoch={ring_epoch}",
+                                   timeout=aiohttp.ClientTimeout(total=timeout), data=self._manifest_json(manifest))
         return bool(body.get("stored"))
 
     async def put_manifests(self, address: str, manifests: list[CommitManifest], timeout: float = 10.0,
                             ring_epoch: int = 0) -> int:
         """Store a batch of commit manifests on a node (one fsync); returns how many were new.
         Raises StaleRingEpoch as :meth:`put_manifest`."""
-        _, body = await self._json("PUT", address, "/manifests/batch",
-                                   {"manifests": [m.to_dict() for m in manifests], "ring_epoch": ring_epoch},
-                                   aiohttp.ClientTimeout(total=timeout))
+        # {"manifests": [...], "ring_epoch": n}, from each manifest's encoding
+        data = b'{"manifests": [%s], "ring_epoch": %d}' % (b", ".join(self._manifest_json(m) for m in manifests),
+                                                           int(ring_epoch))
+        _, body = await self._json("PUT", address, "/manifests/batch", timeout=aiohttp.ClientTimeout(total=timeout),
+                                   data=data)
         return int(body.get("stored", 0))
 
     async def manifest_page(self, address: str, after: tuple[str, str], limit: int, cursor: str = "", fence: int = 0,

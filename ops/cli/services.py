@@ -22,6 +22,7 @@ from metadata.liveness import heartbeat_interval
 from objstore.cluster.launcher import UpOptions, run_up
 from objstore.eventloop import install_fast_loop
 from objstore.logs import add_log_arguments, configure_from_args
+from objstore.profiling import run_profiled
 from ops.cli.main import METADATA_ADMIN
 
 
@@ -118,7 +119,7 @@ def add_service_parsers(sub: Any, names: tuple[str, ...] = ("storage", "metadata
             configure_from_args(name, args)
             config = flags.config_from_args(args)
             install_fast_loop()
-            importlib.import_module(entry).main(config)
+            run_profiled(name, lambda: importlib.import_module(entry).main(config))
             return 0
 
         p.set_defaults(func=run)

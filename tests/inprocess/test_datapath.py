@@ -65,9 +65,10 @@ async def test_put_with_one_of_three_replica_nodes_down_succeeds_and_reads_back(
     assert holders(c, marker) == {"s2", "s3"}
 
 
-async def test_get_fails_over_when_the_first_replica_node_is_down(cluster_with_bucket):
+@pytest.mark.parametrize("size", [SMALL, LARGE])  # read whole in one call, streamed
+async def test_get_fails_over_when_the_first_replica_node_is_down(cluster_with_bucket, size):
     c = cluster_with_bucket
-    _, body = body_of(LARGE)
+    _, body = body_of(size)
     await put(c, "k", body)
     first = (await c.replicas(BUCKET, "k"))[0]
     assert not c.ctx.topology.is_suspect(first.node_id)  # the read will try it first

@@ -47,3 +47,12 @@ def test_wrong_secret_path_method_or_stale_time_refused():
     assert not ia.verify(SECRET, "GET", "/blobs/v1/0", h[ia.HEADER], clock=lambda: ts + ia.MAX_SKEW + 1)
     assert not ia.verify(SECRET, "GET", "/blobs/v1/0", "garbage")
     assert not ia.verify(SECRET, "GET", "/blobs/v1/0", None)
+
+
+def test_every_signature_of_a_process_carries_a_nonce_of_its_own_that_a_server_accepts():
+    guard = ia.ReplayGuard()
+    values = [ia.sign(SECRET, "GET", "/stats") for _ in range(1000)]
+    nonces = [v.split(":")[1] for v in values]
+    assert len(set(nonces)) == len(nonces)
+    assert all(ia.verify(SECRET, "GET", "/stats", v, replay=guard) for v in values)
+    assert not ia.verify(SECRET, "GET", "/stats", values[0], replay=guard)  # a replay is still refused

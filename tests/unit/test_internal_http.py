@@ -114,3 +114,58 @@ async def test_signed_calls_verify_on_the_server(server):
     forged = dict(hdrs, **{"X-Objstore-Bucket": "other"})
     assert (await pool.request("PUT", server, "/signed", forged, body, timeout=5)).status == 403
     await pool.close()
+
+
+async def _raw_server(answer: bytes, *, close_after: bool = False, drip: bool = True):
+    """A server that reads one request head and answers ``answer`` (one byte per write
+    with ``drip``), then closes the connection with ``close_after``."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                for i in range(len(answer)) if drip else [None]:
+                    writer.write(answer if i is None else answer[i:i + 1])
+                    await writer.drain()
+                    if drip:
+                        await asyncio.sleep(0)
+                if close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return srv, f"127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+
+
+async def test_an_answer_in_many_pieces_after_an_interim_one_is_read_whole():
+    answer = (b"HTTP/1.1 100 Continue\r\n\r\n"
+              b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n"
+              b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n")
+    srv, address = await _raw_server(answer)
+    pool = HttpPool()
+    for _ in range(2):
+        a = await pool.request("GET", address, "/x", {}, timeout=5)
+        assert (a.status, a.body, a.headers["x-a"]) == (200, b"abcde", "b")
+    assert pool.opened == 1  # reused after a complete answer
+    await pool.close()
+    srv.close()
+
+
+async def test_an_http10_answer_framed_by_the_close_is_read_and_its_connection_not_reused():
+    srv, address = await _raw_server(b"HTTP/1.0 200 OK\r\nX-A: b\r\n\r\nall of it", close_after=True)
+    pool = HttpPool()
+    for _ in range(2):
+        assert (await pool.request("GET", address, "/x", {}, timeout=5)).body == b"all of it"
+    assert pool.opened == 2
+    await pool.close()
+    srv.close()
+
+
+async def test_a_connection_closed_mid_answer_fails_the_call():
+    srv, address = await _raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", close_after=True)
+    pool = HttpPool()
+    with pytest.raises(InternalHttpError):
+        await pool.request("GET", address, "/x", {}, timeout=5)
+    await pool.close()
+    srv.close()

@@ -49,3 +49,11 @@ def test_log_file_rotates_by_size_and_stderr_follows(tmp_path):
     current = log.read_text()
     assert "traceback after the last rollover" in current
     assert json.loads(current.splitlines()[-2])["msg"] == "line 199"
+
+
+def test_text_time_stamps_are_the_standard_ones_across_seconds():
+    ours, standard = TextFormatter("gateway"), logging.Formatter()
+    for created in (1700000000.999, 1700000001.0, 1700000001.5, 1700000000.25):  # back in time too
+        record = logging.LogRecord("x", logging.INFO, "p", 1, "m", None, None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000)
+        assert ours.formatTime(record) == standard.formatTime(record)
