@@ -28,6 +28,8 @@ from objstore.node.index import Entry
 from objstore.node.segments import SegmentLog
 
 READ_CHUNK = 1024 * 1024
+# Blocks one preadv can take: two buffers each (data, checksum) within the system's limit.
+MAX_GROUP = max(1, (os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024) // 2)
 
 
 def verify_header(fd: int, entry: Entry) -> None:
@@ -92,7 +94,7 @@ class BlobRead:
         self.start, self.end = start, end
         self.length = end - start + 1
         self._fd, self._release, self._pool = fd, release, pool
-        self._group = max(1, READ_CHUNK // entry.header.block_size)
+        self._group = max(1, min(READ_CHUNK // entry.header.block_size, MAX_GROUP))
         self._next_block = start // entry.header.block_size
         self._last_block = end // entry.header.block_size if self.length > 0 else -1
         self._first: memoryview | None = None

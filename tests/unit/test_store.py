@@ -223,6 +223,18 @@ async def test_a_streamed_read_hands_out_each_chunk_as_a_view_of_the_buffer_it_w
         await s.close()
 
 
+async def test_a_read_of_many_small_blocks_stays_within_the_systems_scatter_limit(tmp_path: Path) -> None:
+    # 1 MiB of 64-byte blocks would be 32768 buffers for one preadv, past IOV_MAX (1024).
+    s = await opened(tmp_path)
+    try:
+        data = random.Random(3).randbytes(300_000)
+        await put(s, "many", data)
+        assert await read(s, "many") == data
+        assert await read(s, "many", 0, 1000, 250_000) == data[1000:250_001]
+    finally:
+        await s.close()
+
+
 async def test_a_flipped_bit_in_a_stored_block_checksum_raises_corrupt_blob(tmp_path: Path) -> None:
     s = await opened(tmp_path)
     try:
