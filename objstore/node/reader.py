@@ -57,8 +57,10 @@ def read_block_data(fd: int, entry: Entry, first: int, last: int, start: int, en
         span = data[lo: lo + min(bs, len(data) - lo)]
         spans.append(span)
         iov += (span, sums[k * CHECKSUM_SIZE: (k + 1) * CHECKSUM_SIZE])
-    if os.preadv(fd, iov, entry.location.data_offset + off0) != len(data) + len(sums):
-        raise CorruptBlob(f"record of {h.version_id} truncated on disk")
+    for k in range(0, len(spans), MAX_GROUP):  # blocks are contiguous on disk: one preadv per MAX_GROUP
+        part = iov[2 * k: 2 * (k + MAX_GROUP)]
+        if os.preadv(fd, part, entry.location.data_offset + off0 + k * (bs + CHECKSUM_SIZE)) != sum(map(len, part)):
+            raise CorruptBlob(f"record of {h.version_id} truncated on disk")
     for k, span in enumerate(spans):
         check_block(span, unpack_u64(sums, k * CHECKSUM_SIZE), first + k)
     return data[max(start - base, 0): min(end + 1 - base, len(data))]
@@ -94,7 +96,7 @@ class BlobRead:
         self.start, self.end = start, end
         self.length = end - start + 1
         self._fd, self._release, self._pool = fd, release, pool
-        self._group = max(1, min(READ_CHUNK // entry.header.block_size, MAX_GROUP))
+        self._group = max(1, min(READ_CHUNK // entry.header.block_size, MAX_GROUP))  # one preadv each
         self._next_block = start // entry.header.block_size
         self._last_block = end // entry.header.block_size if self.length > 0 else -1
         self._first: memoryview | None = None

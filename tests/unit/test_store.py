@@ -14,7 +14,7 @@ import pytest
 
 from objstore.errors import CorruptBlob, IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey
 from objstore.node.blob import BlobId
-from objstore.node.reader import READ_CHUNK
+from objstore.node.reader import READ_CHUNK, read_blocks
 from objstore.node.store import BlobStore, StoreOptions
 
 OPTS = StoreOptions(small_threshold=2048, block_size=64, max_segment_bytes=4096, io_threads=2)
@@ -231,6 +231,12 @@ async def test_a_read_of_many_small_blocks_stays_within_the_systems_scatter_limi
         await put(s, "many", data)
         assert await read(s, "many") == data
         assert await read(s, "many", 0, 1000, 250_000) == data[1000:250_001]
+        entry = s.index.get(BlobId("many", 0))  # a whole-record check reads all 4688 blocks at once
+        fd, release = s.record_fd(entry)
+        try:
+            assert read_blocks(fd, entry, 0, entry.header.n_blocks - 1, 0, len(data) - 1) == data
+        finally:
+            release()
     finally:
         await s.close()
 
