@@ -269,9 +269,14 @@ def verify_block(stored: bytes | memoryview, index: int) -> memoryview:
     if len(view) <= CHECKSUM_SIZE:
         raise CorruptBlob(f"block {index} truncated")
     data = view[:-CHECKSUM_SIZE]
-    if block_checksum(data, index) != unpack_u64(view, len(view) - CHECKSUM_SIZE):
-        raise CorruptBlob(f"block {index} checksum mismatch")
+    check_block(data, unpack_u64(view, len(view) - CHECKSUM_SIZE), index)
     return data
+
+
+def check_block(data: bytes | memoryview, stored: int, index: int) -> None:
+    """Raise CorruptBlob unless ``data`` (block ``index``'s data) has the checksum ``stored``."""
+    if block_checksum(data, index) != stored:
+        raise CorruptBlob(f"block {index} checksum mismatch")
 
 
 class _DataHashed:

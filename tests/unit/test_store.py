@@ -14,6 +14,7 @@ import pytest
 
 from objstore.errors import CorruptBlob, IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey
 from objstore.node.blob import BlobId
+from objstore.node.reader import READ_CHUNK, read_blocks
 from objstore.node.store import BlobStore, StoreOptions
 
 OPTS = StoreOptions(small_threshold=2048, block_size=64, max_segment_bytes=4096, io_threads=2)
@@ -199,6 +200,60 @@ async def test_ranged_reads_through_the_store(tmp_path: Path) -> None:
             for start, end in ((0, 0), (63, 64), (64, 127), (1, size - 2), (size - 1, size + 50), (100, None)):
                 want = data[start : (size if end is None else end + 1)]
                 assert await read(s, vid, 0, start, end) == want, (vid, start, end)
+    finally:
+        await s.close()
+
+
+async def test_a_streamed_read_hands_out_each_chunk_as_a_view_of_the_buffer_it_was_read_into(tmp_path: Path) -> None:
+    # One preadv per chunk scatters block data into one buffer and checksums into another:
+    # the chunk is that buffer (trimmed to the range), not a join of per-block copies.
+    s = await opened(tmp_path, StoreOptions(small_threshold=2048, block_size=65536, io_threads=2))
+    try:
+        data = random.Random(7).randbytes(READ_CHUNK * 2 + 70_001)
+        await put(s, "big", data)
+        for start, end in ((None, None), (5, len(data) - 9), (READ_CHUNK - 1, READ_CHUNK + 1)):
+            async with await s.open_read(BlobId("big", 0), start, end) as r:
+                got = [c async for c in r.chunks()]
+            assert all(isinstance(c, memoryview) and isinstance(c.obj, bytearray) for c in got)
+            lo, hi = start or 0, len(data) - 1 if end is None else end
+            assert b"".join(got) == data[lo: hi + 1]
+            blocks = hi // 65536 - lo // 65536 + 1
+            assert len(got) == -(-blocks // (READ_CHUNK // 65536))  # one view per 1 MiB of blocks
+    finally:
+        await s.close()
+
+
+async def test_a_read_of_many_small_blocks_stays_within_the_systems_scatter_limit(tmp_path: Path) -> None:
+    # 1 MiB of 64-byte blocks would be 32768 buffers for one preadv, past IOV_MAX (1024).
+    s = await opened(tmp_path)
+    try:
+        data = random.Random(3).randbytes(300_000)
+        await put(s, "many", data)
+        assert await read(s, "many") == data
+        assert await read(s, "many", 0, 1000, 250_000) == data[1000:250_001]
+        entry = s.index.get(BlobId("many", 0))  # a whole-record check reads all 4688 blocks at once
+        fd, release = s.record_fd(entry)
+        try:
+            assert read_blocks(fd, entry, 0, entry.header.n_blocks - 1, 0, len(data) - 1) == data
+        finally:
+            release()
+    finally:
+        await s.close()
+
+
+async def test_a_flipped_bit_in_a_stored_block_checksum_raises_corrupt_blob(tmp_path: Path) -> None:
+    s = await opened(tmp_path)
+    try:
+        data = bytes(range(200))
+        await put(s, "a", data)
+        loc = s.index.get(BlobId("a", 0)).location
+        path = tmp_path / loc.file
+        raw = bytearray(path.read_bytes())
+        raw[loc.data_offset + 2 * 72 + 64 + 3] ^= 0x10  # the checksum after block 2's data
+        path.write_bytes(bytes(raw))
+        with pytest.raises(CorruptBlob):
+            await read(s, "a", 0, 150, 160)
+        assert await read(s, "a", 0, 0, 127) == data[:128]
     finally:
         await s.close()
 

@@ -1,0 +1,46 @@
+"""Fixed glibc malloc thresholds: a buffer of a few MiB comes from the heap from the start."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
+
+# In a fresh interpreter: allocate a 3 MiB buffer and print how much the [heap] mapping grew.
+_PROBE = """
+import sys
+from objstore.malloc_tuning import fix_malloc_thresholds
+def heap():
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            lo, hi = line.split()[0].split("-")
+            return int(hi, 16) - int(lo, 16)
+    return 0
+print(fix_malloc_thresholds())
+before = heap()
+buf = bytearray(3 * 1024 * 1024)
+print(heap() - before)
+"""
+
+
+def _probe(setting: str) -> tuple[str, int]:
+    env = dict(os.environ, OBJSTORE_MALLOC_THRESHOLDS=setting)
+    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, check=True)
+    fixed, grew = out.stdout.split()
+    return fixed, int(grew)
+
+
+def test_fixed_thresholds_serve_a_3_mib_buffer_from_the_heap() -> None:
+    fixed, grew = _probe("fixed")
+    assert fixed == "True"
+    assert grew >= 3 * 1024 * 1024
+
+
+def test_the_default_setting_leaves_glibc_mapping_it_separately() -> None:
+    fixed, grew = _probe("default")
+    assert fixed == "False"
+    assert grew < 3 * 1024 * 1024
