@@ -476,3 +476,37 @@ async def test_a_direct_write_the_filesystem_refuses_goes_on_through_the_page_ca
     if not probe.direct:
         pytest.skip("this filesystem takes no O_DIRECT writes")
     assert len(refused) == 1  # refused once: the file went on buffered
+
+
+async def test_large_writes_reuse_their_framer_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large write lays its blob out in the buffer pair a finished write gave back (no new
+    memory maps), writes at once get pairs of their own, and a failed write gives its pair
+    back too; every blob reads back whole."""
+    import mmap
+
+    real_mmap, mapped = mmap.mmap, []
+
+    def counting_mmap(*args: object, **kwargs: object) -> mmap.mmap:
+        mapped.append(args)
+        return real_mmap(*args, **kwargs)
+
+    monkeypatch.setattr(mmap, "mmap", counting_mmap)
+    opts = StoreOptions(small_threshold=2048, block_size=4096, write_buffer=4 * 4096, io_threads=2)
+    rng = random.Random(11)
+    blobs = {f"v{i}": rng.randbytes(rng.randint(3000, 90_000)) for i in range(8)}
+    s = await opened(tmp_path, opts)
+    try:
+        for vid in ("v0", "v1", "v2"):
+            await put(s, vid, blobs[vid])
+        assert len(mapped) == 2  # one pair, reused by the second and third write
+        await asyncio.gather(*(put(s, vid, blobs[vid]) for vid in ("v3", "v4", "v5")))
+        assert len(mapped) == 6  # writes at once never share a pair: two more pairs
+        with pytest.raises(IncompleteBody):
+            await s.put(BlobId("v6", 0), "b", "k", "replica:3", 50_000, chunks(b"x" * 49_999))
+        for vid in ("v6", "v7"):
+            await put(s, vid, blobs[vid])
+        assert len(mapped) == 6  # the failed write gave its pair back as well
+        for vid, data in blobs.items():
+            assert await read(s, vid) == data
+    finally:
+        await s.close()
