@@ -10,7 +10,8 @@ the next blob instead.
 Invariants:
 - A pair is handed to one framer at a time: ``take`` removes it from the pool, ``give``
   puts it back only once nothing reads it any more (the caller's duty: after the last
-  write of the blob, whether it committed or failed).
+  write of the blob, whether it committed or failed; a pair whose write was cancelled,
+  its thread perhaps still reading, is never given back).
 - The pool is bounded: at most ``keep`` pairs are kept; a pair given back beyond that is
   dropped (unmapped once its views are gone). Pairs are never shared between sizes.
 """

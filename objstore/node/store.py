@@ -301,7 +301,8 @@ class BlobStore:
         """Stream a large blob to a file of its own: each chunk is copied once, into a
         ``BlockFramer`` buffer laid out as on disk (the header first); a full buffer is
         written on the IO pool while the next one fills (two buffers, so memory is two
-        ``write_buffer``s). With ``direct_io`` the file is written with ``O_DIRECT`` where
+        ``write_buffer``s; a pair a finished write gave back is reused, see
+        :mod:`objstore.node.framer_buffers`). With ``direct_io`` the file is written with ``O_DIRECT`` where
         the filesystem allows it (the framer then hands out aligned buffers)."""
         loop = asyncio.get_running_loop()
         writer = await loop.run_in_executor(
@@ -313,8 +314,9 @@ class BlobStore:
         pair = pool.take(framer_capacity(header.block_size, blocks, len(hbytes), align))
         framer = BlockFramer(header.block_size, blocks, prefix=hbytes, align=align, buffers=pair)
 
-        def release(_: object = None) -> None:
-            if pair is not None:
+        def release(done: asyncio.Future | None = None) -> None:
+            # A cancelled future may leave its thread still reading the buffers: drop them.
+            if pair is not None and (done is None or not done.cancelled()):
                 pool.give(pair)
 
         writing: asyncio.Future = loop.create_future()
@@ -351,7 +353,7 @@ class BlobStore:
                     if not writing.cancelled():
                         writing.exception()  # retrieved: the error raised here is the one reported
                     writer.abort()
-                    release()
+                    release(writing)
                 else:
                     writing.add_done_callback(lambda _f: writer.abort())
                     writing.add_done_callback(release)
