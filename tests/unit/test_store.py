@@ -510,3 +510,41 @@ async def test_large_writes_reuse_their_framer_buffers(tmp_path: Path, monkeypat
             assert await read(s, vid) == data
     finally:
         await s.close()
+
+
+async def test_a_write_cancelled_while_its_buffer_is_written_drops_the_pair(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write cancelled while the IO pool still writes one of its buffers does not give the
+    pair back (its thread still reads it); the next write maps a pair of its own."""
+    import threading
+
+    from objstore.node import blobfiles
+
+    real_write, entered, proceed = blobfiles.BlobFileWriter.write, threading.Event(), threading.Event()
+
+    def slow_write(self: blobfiles.BlobFileWriter, data: bytes | memoryview) -> None:
+        entered.set()
+        proceed.wait(10)
+        real_write(self, data)
+
+    opts = StoreOptions(small_threshold=2048, block_size=4096, write_buffer=4 * 4096, io_threads=2)
+    data = random.Random(5).randbytes(60_000)
+    s = await opened(tmp_path, opts)
+    try:
+        monkeypatch.setattr(blobfiles.BlobFileWriter, "write", slow_write)
+        task = asyncio.ensure_future(put(s, "v1", data))
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the put now waits for that write
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sum(len(p) for p in s._framer_pools.values()) == 0  # the pair was not given back
+        proceed.set()
+        monkeypatch.setattr(blobfiles.BlobFileWriter, "write", real_write)
+        await put(s, "v2", data)
+        assert await read(s, "v2") == data
+        assert sum(len(p) for p in s._framer_pools.values()) == 1
+    finally:
+        proceed.set()
+        await s.close()
