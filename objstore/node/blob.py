@@ -25,6 +25,7 @@ import mmap
 import re
 import struct
 from dataclasses import dataclass
+from typing import Sequence
 
 from objstore.checksum import StreamHasher, block_checksum, pack_u64, unpack_u64, xxh64
 from objstore.errors import CorruptBlob, InvalidArgument, KeyTooLongError
@@ -359,16 +360,22 @@ class BlockFramer(_DataHashed):
     page-aligned address (the buffers are anonymous memory maps): what would not fill the
     last ``align`` bytes is carried to the start of the other buffer, so the file can be
     written with ``O_DIRECT``; only ``finish()`` returns an unaligned rest.
+
+    ``buffers``: two memory maps of at least ``framer_capacity(...)`` bytes to lay out in
+    (reused ones: a fresh map costs its page faults again); new ones when None. Their
+    contents need not be zero. ``buffers()`` returns them once the framer is done.
     """
 
     def __init__(self, block_size: int = DEFAULT_BLOCK_SIZE, blocks_per_buffer: int = 16, *,
-                 prefix: bytes = b"", align: int = 0) -> None:
+                 prefix: bytes = b"", align: int = 0, buffers: Sequence[mmap.mmap] | None = None) -> None:
         self.block_size = block_size
         self._frame = block_size + CHECKSUM_SIZE
         self._framed = self._frame * blocks_per_buffer  # block bytes a full buffer holds
         self._align = align
-        capacity = self._framed + max(align, len(prefix))
-        self._buffers = [mmap.mmap(-1, capacity) for _ in range(2)]
+        capacity = framer_capacity(block_size, blocks_per_buffer, len(prefix), align)
+        if buffers is not None and (len(buffers) != 2 or min(len(b) for b in buffers) < capacity):
+            raise ValueError(f"a framer needs two buffers of {capacity} bytes")
+        self._buffers = list(buffers) if buffers is not None else [mmap.mmap(-1, capacity) for _ in range(2)]
         self._buf = memoryview(self._buffers[0])
         self._other = memoryview(self._buffers[1])
         self._buf[:len(prefix)] = prefix
@@ -424,3 +431,13 @@ class BlockFramer(_DataHashed):
         self._buf, self._other = self._other, self._buf
         self._start = self._fill = 0
         return out
+
+    def buffers(self) -> list[mmap.mmap]:
+        """The two memory maps, for another framer once no view this one handed out is in use."""
+        return self._buffers
+
+
+def framer_capacity(block_size: int, blocks_per_buffer: int, prefix_len: int, align: int = 0) -> int:
+    """Bytes each buffer of a ``BlockFramer`` needs: whole frames plus room for the prefix
+    (or the bytes carried to the next aligned edge)."""
+    return (block_size + CHECKSUM_SIZE) * blocks_per_buffer + max(align, prefix_len)

@@ -50,6 +50,7 @@ from objstore.erasure.data_layout import DataLayout
 from objstore.errors import IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey
 from objstore.node import quarantine
 from objstore.node.blob import (
+    CHECKSUM_SIZE,
     DEFAULT_BLOCK_SIZE,
     KIND_BLOB,
     KIND_TOMBSTONE,
@@ -58,9 +59,11 @@ from objstore.node.blob import (
     BlockFramer,
     Footer,
     encode_blocks,
+    framer_capacity,
     record_length,
 )
 from objstore.node.blobfiles import DIRECT_ALIGN, BlobFileWriter, blob_file_rel, scan_blob_files
+from objstore.node.framer_buffers import FramerBuffers
 from objstore.node.group_commit import GroupCommitter
 from objstore.node.index import BlobIndex, Entry, Location
 from objstore.node.reader import BlobRead, open_blob_read
@@ -130,6 +133,7 @@ class BlobStore:
         self._spare_missing = False  # given up (or never set aside): set it aside again when possible
         self._lock_fd = -1
         self._bg: set[asyncio.Future] = set()
+        self._framer_pools: dict[int, FramerBuffers] = {}  # by framed bytes per buffer
         self.quarantined = quarantine.QuarantineList()
         self._quarantine_lock = threading.Lock()
         self._quarantine_version = 0  # of the list in memory; the file holds the one saved last
@@ -297,14 +301,24 @@ class BlobStore:
         """Stream a large blob to a file of its own: each chunk is copied once, into a
         ``BlockFramer`` buffer laid out as on disk (the header first); a full buffer is
         written on the IO pool while the next one fills (two buffers, so memory is two
-        ``write_buffer``s). With ``direct_io`` the file is written with ``O_DIRECT`` where
+        ``write_buffer``s; a pair a finished write gave back is reused, see
+        :mod:`objstore.node.framer_buffers`). With ``direct_io`` the file is written with ``O_DIRECT`` where
         the filesystem allows it (the framer then hands out aligned buffers)."""
         loop = asyncio.get_running_loop()
         writer = await loop.run_in_executor(
             self._io_pool, functools.partial(BlobFileWriter, self.data_dir, header.version_id,
                                              direct=self.options.direct_io))
-        framer = BlockFramer(header.block_size, max(1, self.options.write_buffer // header.block_size),
-                             prefix=hbytes, align=DIRECT_ALIGN if writer.direct else 0)
+        blocks = max(1, self.options.write_buffer // header.block_size)
+        align = DIRECT_ALIGN if writer.direct else 0
+        pool = self._framer_pool(header.block_size, blocks)
+        pair = pool.take(framer_capacity(header.block_size, blocks, len(hbytes), align))
+        framer = BlockFramer(header.block_size, blocks, prefix=hbytes, align=align, buffers=pair)
+
+        def release(done: asyncio.Future | None = None) -> None:
+            # A cancelled future may leave its thread still reading the buffers: drop them.
+            if pair is not None and (done is None or not done.cancelled()):
+                pool.give(pair)
+
         writing: asyncio.Future = loop.create_future()
         writing.set_result(None)
         handed_off = False
@@ -326,6 +340,7 @@ class BlobStore:
                                                        framer.finish()))
             self._bg.add(task)  # close() waits for it even if this caller goes away
             task.add_done_callback(self._bg.discard)
+            task.add_done_callback(release)  # the tail is written: nothing reads the buffers
             return await asyncio.shield(task)
         except BaseException:
             if not handed_off:
@@ -338,9 +353,19 @@ class BlobStore:
                     if not writing.cancelled():
                         writing.exception()  # retrieved: the error raised here is the one reported
                     writer.abort()
+                    release(writing)
                 else:
                     writing.add_done_callback(lambda _f: writer.abort())
+                    writing.add_done_callback(release)
             raise
+
+    def _framer_pool(self, block_size: int, blocks: int) -> FramerBuffers:
+        """The reused buffer pairs of framers of ``blocks`` blocks of ``block_size`` bytes."""
+        framed = (block_size + CHECKSUM_SIZE) * blocks
+        pool = self._framer_pools.get(framed)
+        if pool is None:
+            pool = self._framer_pools[framed] = FramerBuffers(framed)
+        return pool
 
     async def _commit_large(self, writer: BlobFileWriter, header: BlobHeader, hbytes: bytes, dxxh: int,
                             tail: bytes | memoryview) -> PutResult:

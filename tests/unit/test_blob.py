@@ -27,6 +27,7 @@ from objstore.node.blob import (
     decode_footer,
     decode_header,
     encode_blocks,
+    framer_capacity,
     record_length,
     validate_version_id,
     verify_block,
@@ -210,6 +211,25 @@ def test_block_framer_with_a_prefix_hands_out_aligned_buffers(size: int, seed: i
 
     out = frame_in_random_pieces(framer, data, rng, aligned)
     assert out == prefix + want and framer.data_xxh == want_xxh and framer.size == len(data)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_block_framer_in_reused_buffers_lays_out_the_same_bytes(seed: int) -> None:
+    """Buffers handed in that still hold another blob's bytes (a reused pair) change nothing:
+    every byte taken is written by this framer; buffers too small are refused."""
+    rng = random.Random(seed)
+    data, prefix = rng.randbytes(20_000), rng.randbytes(300)
+    want, want_xxh = encode_blocks(data, 1000)
+    need = framer_capacity(1000, 3, len(prefix), 512)
+    dirty = [mmap.mmap(-1, need + 100) for _ in range(2)]
+    for b in dirty:
+        b.write(b"\xaa" * len(b))
+    framer = BlockFramer(1000, 3, prefix=prefix, align=512, buffers=dirty)
+    out = frame_in_random_pieces(framer, data, rng, lambda taken: None)
+    assert out == prefix + want and framer.data_xxh == want_xxh
+    assert framer.buffers() == dirty
+    with pytest.raises(ValueError):
+        BlockFramer(1000, 3, prefix=prefix, align=512, buffers=[mmap.mmap(-1, need - 1), mmap.mmap(-1, need)])
 
 
 def test_keys_are_arbitrary_utf8_up_to_1024_bytes() -> None:

@@ -531,3 +531,75 @@ async def test_a_direct_write_the_filesystem_refuses_goes_on_through_the_page_ca
     if not probe.direct:
         pytest.skip("this filesystem takes no O_DIRECT writes")
     assert len(refused) == 1  # refused once: the file went on buffered
+
+
+async def test_large_writes_reuse_their_framer_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large write lays its blob out in the buffer pair a finished write gave back (no new
+    memory maps), writes at once get pairs of their own, and a failed write gives its pair
+    back too; every blob reads back whole."""
+    import mmap
+
+    real_mmap, mapped = mmap.mmap, []
+
+    def counting_mmap(*args: object, **kwargs: object) -> mmap.mmap:
+        mapped.append(args)
+        return real_mmap(*args, **kwargs)
+
+    monkeypatch.setattr(mmap, "mmap", counting_mmap)
+    opts = StoreOptions(small_threshold=2048, block_size=4096, write_buffer=4 * 4096, io_threads=2)
+    rng = random.Random(11)
+    blobs = {f"v{i}": rng.randbytes(rng.randint(3000, 90_000)) for i in range(8)}
+    s = await opened(tmp_path, opts)
+    try:
+        for vid in ("v0", "v1", "v2"):
+            await put(s, vid, blobs[vid])
+        assert len(mapped) == 2  # one pair, reused by the second and third write
+        await asyncio.gather(*(put(s, vid, blobs[vid]) for vid in ("v3", "v4", "v5")))
+        assert len(mapped) == 6  # writes at once never share a pair: two more pairs
+        with pytest.raises(IncompleteBody):
+            await s.put(BlobId("v6", 0), "b", "k", "replica:3", 50_000, chunks(b"x" * 49_999))
+        for vid in ("v6", "v7"):
+            await put(s, vid, blobs[vid])
+        assert len(mapped) == 6  # the failed write gave its pair back as well
+        for vid, data in blobs.items():
+            assert await read(s, vid) == data
+    finally:
+        await s.close()
+
+
+async def test_a_write_cancelled_while_its_buffer_is_written_drops_the_pair(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write cancelled while the IO pool still writes one of its buffers does not give the
+    pair back (its thread still reads it); the next write maps a pair of its own."""
+    import threading
+
+    from objstore.node import blobfiles
+
+    real_write, entered, proceed = blobfiles.BlobFileWriter.write, threading.Event(), threading.Event()
+
+    def slow_write(self: blobfiles.BlobFileWriter, data: bytes | memoryview) -> None:
+        entered.set()
+        proceed.wait(10)
+        real_write(self, data)
+
+    opts = StoreOptions(small_threshold=2048, block_size=4096, write_buffer=4 * 4096, io_threads=2)
+    data = random.Random(5).randbytes(60_000)
+    s = await opened(tmp_path, opts)
+    try:
+        monkeypatch.setattr(blobfiles.BlobFileWriter, "write", slow_write)
+        task = asyncio.ensure_future(put(s, "v1", data))
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the put now waits for that write
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sum(len(p) for p in s._framer_pools.values()) == 0  # the pair was not given back
+        proceed.set()
+        monkeypatch.setattr(blobfiles.BlobFileWriter, "write", real_write)
+        await put(s, "v2", data)
+        assert await read(s, "v2") == data
+        assert sum(len(p) for p in s._framer_pools.values()) == 1
+    finally:
+        proceed.set()
+        await s.close()

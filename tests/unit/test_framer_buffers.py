@@ -1,0 +1,33 @@
+"""The pool of buffer pairs the storage node's large-blob framers reuse."""
+from __future__ import annotations
+
+import mmap
+
+from objstore.node.framer_buffers import SLACK, FramerBuffers
+
+
+def test_a_pair_given_back_is_taken_again_and_the_pool_is_bounded() -> None:
+    pool = FramerBuffers(framed=10_000, keep=2)
+    assert pool.size % mmap.PAGESIZE == 0 and pool.size >= 10_000 + SLACK
+    first = pool.take(10_000)
+    assert first is not None and len(first) == 2 and all(len(b) == pool.size for b in first)
+    pool.give(first)
+    assert pool.take(10_000) is first and len(pool) == 0
+    pairs = [pool.take(10_000) for _ in range(3)]
+    assert len({id(p) for p in pairs}) == 3  # pairs out at once are distinct
+    for p in pairs:
+        assert p is not None
+        pool.give(p)
+    assert len(pool) == 2  # at most ``keep`` kept
+
+
+def test_a_need_over_the_pool_size_gets_no_pair() -> None:
+    pool = FramerBuffers(framed=10_000)
+    assert pool.take(pool.size + 1) is None
+    assert pool.take(pool.size) is not None
+
+
+def test_a_pair_of_another_size_is_not_kept() -> None:
+    pool = FramerBuffers(framed=10_000)
+    pool.give([mmap.mmap(-1, 4096), mmap.mmap(-1, 4096)])
+    assert len(pool) == 0
