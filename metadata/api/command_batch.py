@@ -18,9 +18,12 @@ Invariants:
   command whose result is NotLeader or ServiceUnavailable (leadership lost while it waited
   in the log) is resent alone, as a single call would retry it.
 - Bounded: at most :data:`MAX_WAITING` commands wait (more go alone), a command waits at
-  most the client's deadline for its call to start (then fails ServiceUnavailable), and a
-  command over :data:`MAX_ITEM_BYTES` goes alone, so a batch body stays below the
-  service's limit (:data:`metadata.command_batch_http.MAX_BODY`).
+  most the client's deadline for its call to start (then fails ServiceUnavailable, unsent),
+  and a command over :data:`MAX_ITEM_BYTES` goes alone, so a batch body stays below the
+  service's limit (:data:`metadata.command_batch_http.MAX_BODY`). The call in flight when
+  a command came ends within the deadline and its own call takes at most the deadline, so
+  a caller waits at most about twice the deadline (once without coalescing), and only
+  when the service is slow to answer at all (no leader).
 - A metadata service without the route (older than the client: 404/405) gets single calls;
   the route is tried again :data:`RETRY_ROUTE_AFTER` seconds later (it may be upgraded).
 - ``OBJSTORE_COMMIT_BATCH=0`` in a process's environment turns coalescing off there.
