@@ -55,7 +55,7 @@ def enabled() -> bool:
     return os.environ.get(ENV, "1") != "0"
 
 
-def _route_missing(err: ObjstoreError) -> bool:
+def route_missing(err: ObjstoreError) -> bool:
     """An answer of a service that has no such route (an aiohttp 404/405 page, not JSON)."""
     return err.code == "InternalError" and err.message.startswith(("HTTP 404", "HTTP 405"))
 
@@ -95,7 +95,7 @@ class CommandBatcher:
         try:
             answer = await self._post(MANY, b'{"commands":[' + b",".join(items) + b"]}")
         except ObjstoreError as err:
-            if not _route_missing(err):
+            if not route_missing(err):
                 raise
             self._single_until = self._clock() + RETRY_ROUTE_AFTER
             return await self._each_alone(items)

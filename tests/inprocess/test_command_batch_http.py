@@ -11,10 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from metadata.api import commands as c
+from metadata.api.command_batch import _route_missing as route_missing
 from metadata.api.commands import command_to_dict
 from metadata.app import METRICS as METADATA_METRICS
 from metadata.command_batch_http import MAX_COMMANDS
-from objstore.errors import InvalidArgument
+from objstore.errors import InvalidArgument, ObjstoreError
 
 
 def create(name: str, seq: int) -> dict:
@@ -66,3 +67,14 @@ async def test_concurrent_puts_through_the_gateway_make_fewer_command_calls_than
     assert 0 < calls < puts
     listed = await inproc.s3("list_objects_v2", Bucket="many")
     assert sorted(o["Key"] for o in listed["Contents"]) == sorted(f"k{i}" for i in range(puts))
+
+
+async def test_a_missing_route_is_recognised_as_such(inproc):
+    """What a metadata service older than the batch route answers (aiohttp's 404 page) is
+    what the client takes for "no such route" and falls back to single calls on."""
+    with pytest.raises(ObjstoreError) as missing:
+        await inproc.meta._call("POST", "/v1/no-such-route", body={"commands": []})
+    assert route_missing(missing.value)
+    with pytest.raises(ObjstoreError) as refused:
+        await inproc.meta._call("POST", "/v1/commands", body={"commands": []})
+    assert not route_missing(refused.value)
