@@ -5,6 +5,7 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
 
     POST /v1/nodes        {"node": NodeInfo}           -> {"cluster_map": ClusterMap}
     POST /v1/command      a command (metadata.api.commands) -> {"value": result}
+    POST /v1/commands     {"commands": [command]} -> {"results": [...]}  (metadata.command_batch_http)
     GET  /v1/bucket       ?name=                        -> {"bucket": Bucket}
     GET  /v1/buckets      [?owner=]                     -> {"buckets": [Bucket]}
     GET  /v1/object       ?bucket=&key=[&version_id=]   -> ObjectLookup {"version", "versioning"}
@@ -39,7 +40,6 @@ path, so any UTF-8 string round-trips. Handlers only call the :class:`Replicator
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import gc
 import json
@@ -53,7 +53,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 from prometheus_client.core import GaugeMetricFamily
 
-from metadata import gc_http, membership_http, node_health, upload_http
+from metadata import command_batch_http, gc_http, membership_http, node_health, upload_http
 from metadata import latency_trace
 from metadata.api import commands as c
 from metadata.api.commands import command_from_dict
@@ -130,10 +130,7 @@ async def post_nodes(request: web.Request) -> web.Response:
 
 async def post_command(request: web.Request) -> web.Response:
     latency_trace.event("H0")
-    cmd = command_from_dict(await _json_body(request))
-    if isinstance(cmd, c.CreateBucket) and not cmd.policy:
-        cmd = dataclasses.replace(cmd, policy=request.app[CONFIG].default_policy)
-    cmd = gc_http.stamp(cmd, request.app[CONFIG].gc_grace, time.time())
+    cmd = command_batch_http.prepare(command_from_dict(await _json_body(request)), request.app[CONFIG], time.time())
     outcome = await _rep(request).propose(cmd)
     outcome.raise_for_error()
     resp = web.json_response({"value": outcome.value})
@@ -324,6 +321,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     r = app.router
     r.add_post("/v1/nodes", post_nodes, name="register_node")
     r.add_post("/v1/command", post_command, name="command")
+    command_batch_http.add_routes(app, _rep, lambda request: request.app[CONFIG])
     r.add_get("/v1/bucket", get_bucket, name="get_bucket")
     r.add_get("/v1/buckets", get_buckets, name="list_buckets")
     r.add_get("/v1/object", get_object, name="get_object")

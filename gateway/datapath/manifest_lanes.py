@@ -20,104 +20,41 @@ twice the timeout, however deep the queue (on a node that takes connections but 
 answers, a caller behind thousands of others would otherwise wait for every call ahead
 of it, and hold up hand-over passes waiting for its write, :mod:`gateway.ring_epochs`).
 The calls run as background tasks, so a caller that is cancelled does not cancel the
-call that carries the other callers' manifests.
+call that carries the other callers' manifests. The lanes are :class:`objstore.coalescing.Lanes`.
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any, Callable, Coroutine
 
-from objstore.errors import ServiceUnavailable
+from objstore.coalescing import Lanes
 from objstore.manifest import CommitManifest
 from objstore.node.client import StorageClient
 
 MAX_BATCH = 256  # manifests in one batch call (the node takes up to 4096)
 MAX_WAITING = 4096  # manifests waiting for one node; more are sent alone
 Lane = tuple[str, int]  # a node's address and the ring epoch its manifests were placed by
-Waiting = tuple[CommitManifest, "asyncio.Future[None]", float]  # manifest, its caller, when it came
 
 
-class ManifestLanes:
+class ManifestLanes(Lanes[Lane, CommitManifest, None]):
     """``spawn`` runs a coroutine in the background (the gateway's ``background``);
     ``clock`` tells the time waiting is measured by (monotonic seconds)."""
 
     def __init__(self, storage: StorageClient, spawn: Callable[[Coroutine[Any, Any, Any]], None], *,
                  max_batch: int = MAX_BATCH, max_waiting: int = MAX_WAITING, timeout: float = 2.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(self._put_one, self._put_many, spawn, max_batch=max_batch, max_waiting=max_waiting,
+                         timeout=timeout, clock=clock, describe=lambda lane: f"manifest write to {lane[0]}")
         self._storage = storage
-        self._spawn = spawn
-        self.max_batch = max_batch
-        self.max_waiting = max_waiting
-        self.timeout = timeout
-        self._clock = clock
-        self._waiting: dict[Lane, list[Waiting]] = {}
-        self._busy: set[Lane] = set()  # lanes with a call in flight
-        self.calls = 0  # calls made (manifests written / calls shows the coalescing)
 
     async def put(self, address: str, manifest: CommitManifest, ring_epoch: int = 0) -> None:
         """Store ``manifest``, placed by the ring of ``ring_epoch``, durably on the node at
         ``address``; raises what the call raised."""
-        lane = (address, ring_epoch)
-        waiting = self._waiting.setdefault(lane, [])
-        if lane in self._busy and len(waiting) >= self.max_waiting:
-            self.calls += 1
-            await self._storage.put_manifest(address, manifest, timeout=self.timeout, ring_epoch=ring_epoch)
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiting.append((manifest, done, self._clock()))
-        if lane not in self._busy:
-            self._busy.add(lane)
-            self._spawn(self._drain(lane))
-        await done
+        await self.submit((address, ring_epoch), manifest)
 
-    async def _drain(self, lane: Lane) -> None:
-        address, ring_epoch = lane
-        batch: list[Waiting] = []
-        try:
-            while waiting := self._waiting.get(lane):
-                self._expire(address, waiting)
-                batch, waiting[:] = waiting[:self.max_batch], waiting[self.max_batch:]
-                if not batch:
-                    continue
-                error: BaseException | None = None
-                self.calls += 1
-                try:
-                    if len(batch) == 1:
-                        await self._storage.put_manifest(address, batch[0][0], timeout=self.timeout,
-                                                         ring_epoch=ring_epoch)
-                    else:
-                        await self._storage.put_manifests(address, [m for m, _, _ in batch], timeout=self.timeout,
-                                                          ring_epoch=ring_epoch)
-                except Exception as exc:  # noqa: BLE001 - handed to every caller whose manifest it carried
-                    error = exc
-                for _, done, _ in batch:
-                    if not done.done():
-                        if error is None:
-                            done.set_result(None)
-                        else:
-                            done.set_exception(error)
-        finally:
-            self._busy.discard(lane)
-            # Only when this task itself was cancelled (shutdown): the call in flight and
-            # those waiting are abandoned, and their callers count the node as failed
-            # (rather than wait for an answer that will never come).
-            abandoned = ServiceUnavailable(f"manifest write to {address} abandoned")
-            for _, done, _ in batch + self._waiting.pop(lane, []):
-                if not done.done():
-                    done.set_exception(abandoned)
+    async def _put_one(self, lane: Lane, manifest: CommitManifest) -> None:
+        await self._storage.put_manifest(lane[0], manifest, timeout=self.timeout, ring_epoch=lane[1])
 
-    def _expire(self, address: str, waiting: list[Waiting]) -> None:
-        """Fail, without sending them, the manifests at the head of ``waiting`` that came
-        more than ``timeout`` ago (they came in order, so those are a prefix)."""
-        late = self._clock() - self.timeout
-        n = 0
-        while n < len(waiting) and waiting[n][2] < late:
-            n += 1
-        if not n:
-            return
-        expired, waiting[:] = waiting[:n], waiting[n:]
-        error = ServiceUnavailable(f"manifest write to {address} waited over {self.timeout:g}s for its call")
-        for _, done, _ in expired:
-            if not done.done():
-                done.set_exception(error)
+    async def _put_many(self, lane: Lane, manifests: list[CommitManifest]) -> list[None]:
+        await self._storage.put_manifests(lane[0], manifests, timeout=self.timeout, ring_epoch=lane[1])
+        return [None] * len(manifests)

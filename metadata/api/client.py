@@ -31,6 +31,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from metadata.api import command_batch
 from metadata.api import commands as c
 from metadata.api.commands import Outcome, command_to_dict
 from metadata.api.results import DeleteResult, LocalRead, ObjectLookup, VersionListResult, WriteResult
@@ -95,6 +96,9 @@ class MetadataClient:
         self._preferred = 0
         self._next_seq = 1
         self._outstanding: set[int] = set()
+        # Commands coalesced while one is in flight (metadata.api.command_batch), unless turned off.
+        self._commands = command_batch.CommandBatcher(lambda path, data: self._call("POST", path, raw=data),
+                                                      timeout=deadline) if command_batch.enabled() else None
 
     async def close(self) -> None:
         if self._own_session and self._session is not None:
@@ -122,12 +126,13 @@ class MetadataClient:
         self._preferred = self.addresses.index(address)
 
     async def _call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
-                    *, wait: float = 0.0) -> Any:
+                    *, wait: float = 0.0, raw: bytes | None = None) -> Any:
         """One request, retried across nodes until an answer or the deadline (both extended
-        by ``wait`` seconds, for a long poll the server may hold that long)."""
+        by ``wait`` seconds, for a long poll the server may hold that long). ``raw``: the
+        body already encoded as JSON (instead of ``body``)."""
         loop = asyncio.get_running_loop()
         path_qs = path_with_query(path, query)
-        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        data = raw if raw is not None else None if body is None else json.dumps(body, ensure_ascii=False).encode()
         end = loop.time() + self.deadline + wait
         last: str = "no attempt made"
         attempt = 0
@@ -202,7 +207,10 @@ class MetadataClient:
         self._outstanding.add(seq)
         try:
             cmd = cmd.with_session(self.client_id, seq, min(self._outstanding))
-            d = await self._call("POST", "/v1/command", body=command_to_dict(cmd))
+            if self._commands is not None:
+                d = await self._commands.send(command_to_dict(cmd))
+            else:
+                d = await self._call("POST", "/v1/command", body=command_to_dict(cmd))
         finally:
             self._outstanding.discard(seq)
         return Outcome.from_dict(d).result(type(cmd))

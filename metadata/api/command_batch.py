@@ -1,0 +1,112 @@
+"""A metadata client's commands, coalesced while one is in flight (``POST /v1/commands``).
+
+Every state change a client makes (:meth:`metadata.api.client.MetadataClient._command`)
+goes through one lane (:class:`objstore.coalescing.Lanes`): a command that finds none in
+flight goes at once, alone (``POST /v1/command``, as without coalescing); those that come
+meanwhile go together in one ``POST /v1/commands`` after it (at most :data:`MAX_BATCH`).
+The leader proposes them at once (one Raft batch) and pays its HTTP serve cost once per
+call instead of once per command. All commands go this way, not only object writes: a
+command alone costs what it cost before, and rare ones gain nothing but lose nothing.
+
+Invariants:
+- Each command keeps its own session (client id, sequence number), so one resent (the batch
+  call retried after a lost answer, or a command resent alone) is applied once and answers
+  its first outcome.
+- A caller gets what a single call would give it: its command's result or its error (one
+  command's PreconditionFailed does not fail the others); a batch call that fails (no
+  leader before the deadline, ...) fails every command it carried with that error. A
+  command whose result is NotLeader or ServiceUnavailable (leadership lost while it waited
+  in the log) is resent alone, as a single call would retry it.
+- Bounded: at most :data:`MAX_WAITING` commands wait (more go alone), a command waits at
+  most the client's deadline for its call to start (then fails ServiceUnavailable, unsent),
+  and a command over :data:`MAX_ITEM_BYTES` goes alone, so a batch body stays below the
+  service's limit (:data:`metadata.command_batch_http.MAX_BODY`). The call in flight when
+  a command came ends within the deadline and its own call takes at most the deadline, so
+  a caller waits at most about twice the deadline (once without coalescing), and only
+  when the service is slow to answer at all (no leader).
+- A metadata service without the route (older than the client: 404/405) gets single calls;
+  the route is tried again :data:`RETRY_ROUTE_AFTER` seconds later (it may be upgraded).
+- ``OBJSTORE_COMMIT_BATCH=0`` in a process's environment turns coalescing off there.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any, Awaitable, Callable
+
+from objstore.coalescing import Lanes, background_spawner
+from objstore.errors import ObjstoreError
+
+ENV = "OBJSTORE_COMMIT_BATCH"
+ONE, MANY = "/v1/command", "/v1/commands"
+MAX_BATCH = 256  # commands in one call (metadata.command_batch_http.MAX_COMMANDS)
+MAX_WAITING = 4096  # commands waiting for the call in flight; more go alone
+MAX_ITEM_BYTES = 64 << 10  # larger commands go alone: 256 of these stay below the service's 16 MiB
+RETRY_ROUTE_AFTER = 60.0  # seconds of single calls after the service lacked the batch route
+RESEND_ALONE = frozenset({"NotLeader", "ServiceUnavailable"})
+
+Post = Callable[[str, bytes], Awaitable[Any]]  # (path, JSON body) -> the JSON answer; retries inside
+
+
+def enabled() -> bool:
+    """Whether this process coalesces commands (``OBJSTORE_COMMIT_BATCH`` is not "0")."""
+    return os.environ.get(ENV, "1") != "0"
+
+
+def route_missing(err: ObjstoreError) -> bool:
+    """An answer of a service that has no such route (an aiohttp 404/405 page, not JSON)."""
+    return err.code == "InternalError" and err.message.startswith(("HTTP 404", "HTTP 405"))
+
+
+class CommandBatcher:
+    """``post`` sends one signed JSON body, retried across members until the deadline
+    (:meth:`MetadataClient._call`); ``timeout`` bounds the wait for a call to start."""
+
+    def __init__(self, post: Post, *, timeout: float, max_batch: int = MAX_BATCH,
+                 max_waiting: int = MAX_WAITING, clock: Callable[[], float] = time.monotonic) -> None:
+        self._post = post
+        self._clock = clock
+        self._lanes: Lanes[None, bytes, dict[str, Any]] = Lanes(
+            self._one, self._many, background_spawner(), max_batch=max_batch, max_waiting=max_waiting,
+            timeout=timeout, clock=clock, describe=lambda _: "metadata command")
+        self._single_until = float("-inf")  # single calls only until then (the route was missing)
+
+    @property
+    def calls(self) -> int:
+        """Calls made through the lane (commands sent / calls shows the coalescing)."""
+        return self._lanes.calls
+
+    async def send(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Commit ``command`` (wire form, with its session); its outcome ``{"value": ...}``
+        or ``{"error": ...}``; raises what a failed call raised."""
+        data = json.dumps(command, ensure_ascii=False).encode()
+        if len(data) > MAX_ITEM_BYTES:
+            return await self._one(None, data)
+        return await self._lanes.submit(None, data)
+
+    async def _one(self, _: None, data: bytes) -> dict[str, Any]:
+        return await self._post(ONE, data)
+
+    async def _many(self, _: None, items: list[bytes]) -> list[dict[str, Any] | BaseException]:
+        if self._clock() < self._single_until:
+            return await self._each_alone(items)
+        try:
+            answer = await self._post(MANY, b'{"commands":[' + b",".join(items) + b"]}")
+        except ObjstoreError as err:
+            if not route_missing(err):
+                raise
+            self._single_until = self._clock() + RETRY_ROUTE_AFTER
+            return await self._each_alone(items)
+        results: list[dict[str, Any]] = answer["results"]
+        if len(results) != len(items):
+            raise ObjstoreError(f"{len(results)} results for {len(items)} commands")
+        resend = [i for i, r in enumerate(results) if (r.get("error") or {}).get("code") in RESEND_ALONE]
+        out: list[dict[str, Any] | BaseException] = list(results)
+        for i, r in zip(resend, await self._each_alone([items[i] for i in resend]), strict=True):
+            out[i] = r
+        return out
+
+    async def _each_alone(self, items: list[bytes]) -> list[dict[str, Any] | BaseException]:
+        return list(await asyncio.gather(*(self._one(None, d) for d in items), return_exceptions=True))

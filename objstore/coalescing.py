@@ -1,0 +1,126 @@
+"""Calls coalesced while one is in flight: lanes of waiting items, each drained by one task.
+
+An item that finds no call in flight on its lane goes at once, alone (``send_one``); those
+that come while one is in flight wait for it and then go together in one call
+(``send_many``), at most ``max_batch`` per call. Used for commit-manifest writes to a
+storage node (:mod:`gateway.datapath.manifest_lanes`) and for metadata commands
+(:mod:`metadata.api.command_batch`).
+
+Invariants: a caller is answered only once the call carrying its item answered, with that
+call's answer for its item: ``send_many`` gives one result or exception per item (so one
+item's error does not fail the others), and a call that raises fails every item it carried
+with that error. Lanes are bounded: at most ``max_waiting`` items wait per lane (more go
+alone, at once), and an idle lane holds nothing. Waiting is bounded in time: an item whose
+call has not started ``timeout`` seconds after it came is not sent, and its caller is
+failed (ServiceUnavailable). The calls run as background tasks, so a caller that is
+cancelled does not cancel the call that carries other callers' items; if a drain task is
+itself cancelled (shutdown), its callers are failed (ServiceUnavailable).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable, Coroutine, Generic, Hashable, Sequence, TypeVar
+
+from objstore.errors import ServiceUnavailable
+
+K = TypeVar("K", bound=Hashable)  # a lane
+T = TypeVar("T")  # an item
+R = TypeVar("R")  # its result
+
+SendOne = Callable[[K, T], Awaitable[R]]
+SendMany = Callable[[K, list[T]], Awaitable[Sequence["R | BaseException"]]]
+
+
+def background_spawner() -> Callable[[Coroutine[Any, Any, Any]], None]:
+    """A ``spawn`` that runs coroutines as tasks, holding them until they end."""
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return spawn
+
+
+class Lanes(Generic[K, T, R]):
+    """``spawn`` runs a coroutine in the background; ``clock`` tells the time waiting is
+    measured by (monotonic seconds); ``describe(lane)`` names a lane's calls in errors."""
+
+    def __init__(self, send_one: SendOne[K, T, R], send_many: SendMany[K, T, R],
+                 spawn: Callable[[Coroutine[Any, Any, Any]], None], *, max_batch: int, max_waiting: int,
+                 timeout: float, clock: Callable[[], float] = time.monotonic,
+                 describe: Callable[[K], str] = str) -> None:
+        self._send_one = send_one
+        self._send_many = send_many
+        self._spawn = spawn
+        self.max_batch = max_batch
+        self.max_waiting = max_waiting
+        self.timeout = timeout
+        self._clock = clock
+        self._describe = describe
+        self._waiting: dict[K, list[tuple[T, asyncio.Future[R], float]]] = {}
+        self._busy: set[K] = set()  # lanes with a call in flight
+        self.calls = 0  # calls made (items sent / calls shows the coalescing)
+
+    async def submit(self, lane: K, item: T) -> R:
+        """Send ``item`` on ``lane``; its result, or raises what its call raised for it."""
+        waiting = self._waiting.setdefault(lane, [])
+        if lane in self._busy and len(waiting) >= self.max_waiting:
+            self.calls += 1
+            return await self._send_one(lane, item)
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        waiting.append((item, done, self._clock()))
+        if lane not in self._busy:
+            self._busy.add(lane)
+            self._spawn(self._drain(lane))
+        return await done
+
+    async def _drain(self, lane: K) -> None:
+        batch: list[tuple[T, asyncio.Future[R], float]] = []
+        try:
+            while waiting := self._waiting.get(lane):
+                self._expire(lane, waiting)
+                batch, waiting[:] = waiting[:self.max_batch], waiting[self.max_batch:]
+                if not batch:
+                    continue
+                self.calls += 1
+                results: Sequence[R | BaseException]
+                try:
+                    if len(batch) == 1:
+                        results = [await self._send_one(lane, batch[0][0])]
+                    else:
+                        results = await self._send_many(lane, [item for item, _, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - handed to every caller whose item it carried
+                    results = [exc] * len(batch)
+                for (_, done, _), result in zip(batch, results, strict=True):
+                    if not done.done():
+                        if isinstance(result, BaseException):
+                            done.set_exception(result)
+                        else:
+                            done.set_result(result)
+        finally:
+            self._busy.discard(lane)
+            # Only when this task itself was cancelled (shutdown): the call in flight and
+            # those waiting are abandoned, and their callers are failed (rather than wait
+            # for an answer that will never come).
+            abandoned = ServiceUnavailable(f"{self._describe(lane)} abandoned")
+            for _, done, _ in batch + self._waiting.pop(lane, []):
+                if not done.done():
+                    done.set_exception(abandoned)
+
+    def _expire(self, lane: K, waiting: list[tuple[T, asyncio.Future[R], float]]) -> None:
+        """Fail, without sending them, the items at the head of ``waiting`` that came more
+        than ``timeout`` ago (they came in order, so those are a prefix)."""
+        late = self._clock() - self.timeout
+        n = 0
+        while n < len(waiting) and waiting[n][2] < late:
+            n += 1
+        if not n:
+            return
+        expired, waiting[:] = waiting[:n], waiting[n:]
+        error = ServiceUnavailable(f"{self._describe(lane)} waited over {self.timeout:g}s for its call")
+        for _, done, _ in expired:
+            if not done.done():
+                done.set_exception(error)
