@@ -123,7 +123,7 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
                               tls=internal_tls, deadline=cfg.metadata_timeout_seconds,
                               attempt_timeout=cfg.metadata_timeout_seconds / 2, pool=pool)
         storage = StorageClient(session, cfg.secret, tls=internal_tls, read_stall=cfg.read_stall_seconds, pool=pool)
-        topology = Topology(meta.get_cluster_map, wait=meta.wait_cluster_map)
+        topology = Topology(meta.get_cluster_map, wait=meta.wait_cluster_map, suspect_seconds=cfg.suspect_seconds)
         ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id, clock), metrics, clock=clock)
         app[CTX_KEY] = ctx
         metrics.stale_seconds.set_function(ctx.stale_seconds)

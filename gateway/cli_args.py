@@ -48,6 +48,9 @@ LIMIT_FLAGS = {
     "--read-stall-timeout": ("read_stall_seconds", float,
                              "seconds a read waits for a replica or shard that sends nothing, before the next "
                              "(default 2)"),
+    "--suspect-timeout": ("suspect_seconds", float,
+                          "seconds a storage node that failed a request (or was abandoned as a straggler) gets "
+                          "no new blobs from the gateway and is read last (default 5)"),
     "--metadata-timeout": ("metadata_timeout_seconds", float,
                            "seconds a metadata call may take, retries included, before the request gets 503 "
                            "(default 3)"),

@@ -27,7 +27,7 @@ from objstore.types import WRITABLE_STATES, ClusterMap, NodeInfo
 
 log = logging.getLogger(__name__)
 
-SUSPECT_SECONDS = 5.0
+SUSPECT_SECONDS = 5.0  # the default of --suspect-timeout
 REFRESH_SECONDS = 2.0  # without a long poll: how often the map is fetched
 POLL_SECONDS = 10.0  # how long the leader may hold one long poll
 MAX_BACKOFF = 5.0
@@ -41,9 +41,12 @@ class Topology:
         clock: Callable[[], float] = time.monotonic,
         wait: Callable[[int, float], Awaitable[ClusterMap]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        suspect_seconds: float = SUSPECT_SECONDS,
     ) -> None:
         """``fetch`` gets the map; ``wait(epoch, seconds)`` long-polls for one newer than
-        ``epoch`` (without it the map is fetched every ``REFRESH_SECONDS``)."""
+        ``epoch`` (without it the map is fetched every ``REFRESH_SECONDS``); a node that
+        failed is suspected for ``suspect_seconds`` unless the caller says otherwise."""
+        self.suspect_seconds = suspect_seconds
         self._fetch = fetch
         self._wait = wait
         self._clock = clock
@@ -101,8 +104,10 @@ class Topology:
         if self.map.epoch == epoch and self._clock() - began < POLL_SECONDS / 2:
             await self._sleep(1.0)
 
-    def suspect(self, node_id: str, seconds: float = SUSPECT_SECONDS) -> None:
-        self._suspects[node_id] = max(self._suspects.get(node_id, 0.0), self._clock() + seconds)
+    def suspect(self, node_id: str, seconds: float | None = None) -> None:
+        """Suspect ``node_id`` for ``seconds`` (default: ``suspect_seconds``) from now."""
+        until = self._clock() + (self.suspect_seconds if seconds is None else seconds)
+        self._suspects[node_id] = max(self._suspects.get(node_id, 0.0), until)
 
     def is_suspect(self, node_id: str) -> bool:
         """Whether reads should try ``node_id`` last: it failed a request here recently, or

@@ -173,6 +173,9 @@ class GatewayConfig:
     # a read abandons a replica or shard that sends nothing for read_stall_seconds.
     straggler_timeout_seconds: float = 2.0
     read_stall_seconds: float = 2.0
+    # A storage node that failed a request (or was abandoned as a straggler) gets no new
+    # blobs from this gateway, and is read last, for suspect_seconds.
+    suspect_seconds: float = 5.0
     # S3 over HTTPS: a PEM certificate (chain) and its private key; both or neither.
     tls_cert: str = ""
     tls_key: str = ""
@@ -206,8 +209,8 @@ class GatewayConfig:
             raise InvalidArgument("max_concurrent_requests must be at least 1")
         if self.stale_window_seconds < 0:
             raise InvalidArgument("stale_window_seconds may not be negative")
-        if self.straggler_timeout_seconds <= 0 or self.read_stall_seconds <= 0:
-            raise InvalidArgument("straggler_timeout_seconds and read_stall_seconds must be positive")
+        if self.straggler_timeout_seconds <= 0 or self.read_stall_seconds <= 0 or self.suspect_seconds <= 0:
+            raise InvalidArgument("straggler_timeout_seconds, read_stall_seconds and suspect_seconds must be positive")
         if self.metadata_timeout_seconds <= 0:
             raise InvalidArgument("metadata_timeout_seconds must be positive")
         if self.clock_offset_seconds and not self.enable_fault_injection:

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 KIB, MIB = 1024, 1024 * 1024
 STRAGGLER, READ_STALL = 1.0, 1.0
 MARGIN = 4.0  # generous for two busy cores; a paused node costs 30 s without the bounds
+SUSPECT = 3.0  # the gateway avoids a node that failed for this long (default 5 s)
 BOUNDS = ("--straggler-timeout", str(STRAGGLER), "--read-stall-timeout", str(READ_STALL))
 # Deleted objects' blobs are garbage collection's: a short grace, so deletes free space in seconds.
 SHORT_GC = ("--gc-grace", "4", "--gc-interval", "0.5")
@@ -46,7 +47,10 @@ def timed(fn):  # noqa: ANN001, ANN201
 
 
 def test_a_paused_storage_node_delays_puts_and_gets_by_a_bounded_time(tmp_path):
-    with LocalCluster(tmp_path / "data", storage_nodes=3, extra_args=("--metadata-nodes", "1", *BOUNDS)) as cluster:
+    # The paused node must not be marked down (reads would then ask it last) before a read
+    # has found it suspected no more: a node timeout far longer than the test.
+    flags = ("--metadata-nodes", "1", *BOUNDS, "--suspect-timeout", str(SUSPECT), "--node-timeout", "120")
+    with LocalCluster(tmp_path / "data", storage_nodes=3, extra_args=flags) as cluster:
         s3 = make_s3(cluster)
         internals = ClusterInternals(cluster)
         s3.create_bucket(Bucket="paused")
@@ -80,7 +84,7 @@ def test_a_paused_storage_node_delays_puts_and_gets_by_a_bounded_time(tmp_path):
                 get_times.append(took)
                 return took
 
-            # Once the gateway no longer suspects s1 (5 s after its last failure) a read
+            # Once the gateway no longer suspects s1 (SUSPECT after its last failure) a read
             # asks it first, waits the stall bound, and goes on with the next replica.
             eventually(lambda: get(s1_first) >= READ_STALL, timeout=20, interval=0.2,
                        message="a GET that tried s1 first")
@@ -92,7 +96,7 @@ def test_a_paused_storage_node_delays_puts_and_gets_by_a_bounded_time(tmp_path):
         print(f"s1 stopped: PUT max {max(put_times):.2f} s, median {sorted(put_times)[15]:.3f} s; "
               f"GET max {max(get_times):.2f} s, median {sorted(get_times)[len(get_times) // 2]:.3f} s")
 
-        def lands_on_all_three() -> bool:  # once the gateway stops suspecting s1 (5 s)
+        def lands_on_all_three() -> bool:  # once the gateway stops suspecting s1 (SUSPECT)
             key = f"after/{len(bodies)}"
             bodies[key] = os.urandom(4 * KIB)
             s3.put_object(Bucket="paused", Key=key, Body=bodies[key])

@@ -31,9 +31,10 @@ MIB = 1024 * 1024
 BOUNDS = {"straggler_timeout_seconds": STRAGGLER, "read_stall_seconds": READ_STALL}
 
 
-async def cluster(tmp_path: Path, nodes: int = 3, policy: str = "replica:3", **kw) -> InProcessCluster:
+async def cluster(tmp_path: Path, nodes: int = 3, policy: str = "replica:3", gateway: dict | None = None,
+                  **kw) -> InProcessCluster:
     c = await InProcessCluster(tmp_path / "cluster", storage_nodes=nodes, default_policy=policy,
-                               gateway=BOUNDS, **kw).start()
+                               gateway={**BOUNDS, **(gateway or {})}, **kw).start()
     await c.s3("create_bucket", Bucket=BUCKET)
     return c
 
@@ -78,6 +79,25 @@ async def test_a_put_abandons_a_paused_node_after_the_straggler_bound(replica3, 
     assert sorted(await placement(c, "k")) == ["s2", "s3"]  # only the nodes that acknowledged
     assert c.ctx.topology.is_suspect("s1")
     assert await get(c, "k") == body
+
+
+async def test_an_abandoned_node_is_suspected_for_the_gateways_suspect_timeout(tmp_path):
+    """``suspect_seconds`` (``--suspect-timeout``) bounds how long the gateway keeps new
+    blobs off a node it abandoned: once it has passed, the next PUT reaches all three."""
+    c = await cluster(tmp_path, gateway={"suspect_seconds": 0.5})
+    try:
+        c.nodes["s1"].stall()
+        await put(c, "k", b"x" * SMALL)
+        assert c.ctx.topology.is_suspect("s1")
+        c.nodes["s1"].resume()
+        await asyncio.sleep(0.6)
+        assert not c.ctx.topology.is_suspect("s1")
+        await put(c, "k2", b"y" * SMALL)
+        assert sorted(await placement(c, "k2")) == ["s1", "s2", "s3"]
+    finally:
+        for n in c.nodes.values():
+            n.resume()
+        await c.stop()
 
 
 async def test_a_node_that_stops_reading_mid_body_is_dropped_while_the_others_keep_up(replica3, caplog):

@@ -39,18 +39,21 @@ def test_storage_flags_set_the_capacity_and_the_reserve():
 def test_gateway_flags_set_the_stall_bounds():
     base = ["--id", "gw1", "--metadata", "127.0.0.1:1", "--secret", "s"]
     cfg = gateway_config(parse(add_gateway_arguments, [*base, "--straggler-timeout", "0.5",
-                                                       "--read-stall-timeout", "1.5"]))
-    assert (cfg.straggler_timeout_seconds, cfg.read_stall_seconds) == (0.5, 1.5)
+                                                       "--read-stall-timeout", "1.5", "--suspect-timeout", "0.25"]))
+    assert (cfg.straggler_timeout_seconds, cfg.read_stall_seconds, cfg.suspect_seconds) == (0.5, 1.5, 0.25)
     default = gateway_config(parse(add_gateway_arguments, base))
     assert (default.straggler_timeout_seconds, default.read_stall_seconds) == (2.0, 2.0)
-    with pytest.raises(InvalidArgument):
-        gateway_config(parse(add_gateway_arguments, [*base, "--straggler-timeout", "0"]))
+    assert default.suspect_seconds == SUSPECT_SECONDS == 5.0
+    for bad in (["--straggler-timeout", "0"], ["--suspect-timeout", "0"]):
+        with pytest.raises(InvalidArgument):
+            gateway_config(parse(add_gateway_arguments, [*base, *bad]))
 
 
 def test_objstore_up_passes_the_storage_capacity_and_the_stall_bounds_to_its_children(tmp_path, monkeypatch):
     args = build_parser().parse_args(["up", "--data-dir", str(tmp_path / "d"), "--storage-nodes", "3",
                                       "--metadata-nodes", "1", "--storage-capacity", "1000000",
-                                      "--straggler-timeout", "1", "--read-stall-timeout", "3"])
+                                      "--straggler-timeout", "1", "--read-stall-timeout", "3",
+                                      "--suspect-timeout", "0.5"])
     seen = {}
     monkeypatch.setattr(ops.cli.services, "run_up", lambda opts: seen.setdefault("opts", opts) and 0)
     args.func(args)
@@ -61,6 +64,7 @@ def test_objstore_up_passes_the_storage_capacity_and_the_stall_bounds_to_its_chi
     assert len(storage) == 3 and all(a[a.index("--capacity-bytes") + 1] == "1000000" for a in storage)
     assert gateway[gateway.index("--straggler-timeout") + 1] == "1.0"
     assert gateway[gateway.index("--read-stall-timeout") + 1] == "3.0"
+    assert gateway[gateway.index("--suspect-timeout") + 1] == "0.5"
 
 
 def four_nodes() -> ClusterMap:
@@ -83,3 +87,13 @@ def test_a_full_node_is_suspected_longer_and_a_handoff_skips_used_and_suspected_
     now[0] += FULL_SUSPECT_SECONDS
     assert not topo.is_suspect(fourth)
     assert topo.handoff("b", "k", 3, {*first3, fourth}) is None
+
+
+def test_a_failed_node_is_suspected_for_the_topologys_suspect_seconds():
+    now = [100.0]
+    topo = Topology(lambda: None, clock=lambda: now[0], suspect_seconds=0.5)  # type: ignore[arg-type, return-value]
+    topo.suspect("s1")
+    now[0] += 0.4
+    assert topo.is_suspect("s1")
+    now[0] += 0.2
+    assert not topo.is_suspect("s1")
