@@ -51,17 +51,18 @@ Handler = Callable[[Any], Awaitable[web.StreamResponse]]
 
 class LeanRequest:
     """The parts of ``web.Request`` the node's handlers and :class:`InternalCalls` use, over a
-    request received whole."""
+    request received whole (or cut short by the connection's end)."""
 
     __slots__ = ("app", "method", "raw_path", "path", "headers", "match_info", "content_length", "_query", "_qs",
                  "_body")
     version = HttpVersion11
 
     def __init__(self, app: web.Application, method: str, raw_path: str, path: str, qs: str,
-                 headers: CIMultiDictProxy[str], match_info: dict[str, str], body: bytes) -> None:
+                 headers: CIMultiDictProxy[str], match_info: dict[str, str], body: bytes,
+                 content_length: int) -> None:
         self.app, self.method, self.raw_path, self.path = app, method, raw_path, path
         self.headers, self.match_info, self._qs, self._body = headers, match_info, qs, body
-        self.content_length = len(body)
+        self.content_length = content_length  # as declared: the body may have ended short
         self._query: MultiDictProxy[str] | None = None
 
     @property
@@ -192,6 +193,13 @@ class HotProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.routes.connections.discard(self)
         self.transport = None
+        if self._head is not None and not self.busy:
+            # The body ended short: the handler sees it so (IncompleteBody), counted and logged.
+            request, op, end, _ = self._head
+            self._head = None
+            request._body = bytes(self.buf[end:])
+            self.busy = True
+            asyncio.get_running_loop().create_task(self.routes.serve(self, request, op))
         self.buf.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -232,7 +240,6 @@ class HotProtocol(asyncio.Protocol):
             return
         self._head = None
         request._body = bytes(self.buf[end:total])
-        request.content_length = total - end
         del self.buf[:total]
         self.busy = True
         asyncio.get_running_loop().create_task(self.routes.serve(self, request, op))
@@ -260,7 +267,7 @@ class HotProtocol(asyncio.Protocol):
         if found is None:
             return None
         op, match = found
-        request = LeanRequest(self.routes.app, method, target, path, qs, headers, match, b"")
+        request = LeanRequest(self.routes.app, method, target, path, qs, headers, match, b"", int(raw_length))
         return request, op, end + 4, end + 4 + int(raw_length)
 
     def _hand_off(self) -> None:
