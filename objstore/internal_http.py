@@ -6,8 +6,9 @@ A general client (aiohttp's) spends more CPU assembling and parsing such an exch
 the exchange costs on the socket, so the gateway sends these calls through :class:`HttpPool`:
 one ``write`` of the request line, headers and body; the answer read with ``Content-Length``
 (or chunked) framing; the connection put back for the next call to the same node. The
-servers are unchanged (aiohttp), and so is every message: signed by the caller
-(:mod:`objstore.internal_auth`) exactly as before.
+messages are those of the general client: signed by the caller (:mod:`objstore.internal_auth`)
+exactly as before; storage nodes answer the hot ones with a lean server of their own
+(:mod:`objstore.node.hot_front`), metadata nodes with aiohttp.
 
 Invariants:
 - A connection is reused only after a complete answer that did not say ``Connection: close``;

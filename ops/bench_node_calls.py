@@ -19,8 +19,9 @@ For each (round, variant, phase) it prints calls/s and the node's CPU per call i
 after the phase; also its system part and the event loop thread's share), then the median per (variant, phase). Rounds interleave the variants
 (A B A B ...), so on a shared machine the columns compare.
 
-A variant is ``NAME`` or ``NAME:VAR=VALUE[;VAR=VALUE]``: environment given to that node
-(e.g. to switch an implementation by an environment variable). ``--profile DIR`` runs each
+A variant is ``NAME[@PYTHON][:VAR=VALUE[;VAR=VALUE]]``: the node runs with that Python
+(default this one; e.g. another checkout's virtualenv, to compare versions) and that
+environment (e.g. to switch an implementation by an environment variable). ``--profile DIR`` runs each
 node under cProfile (CPU time of the event loop's thread) and writes ``DIR/<variant>.prof`` when it stops.
 """
 from __future__ import annotations
@@ -77,14 +78,15 @@ class Node:
         return (user + system) / tick, system / tick, main / tick
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """``NAME`` or ``NAME:VAR=VALUE[;VAR=VALUE]`` -> (name, environment)."""
-    name, _, rest = text.partition(":")
+def parse_variant(text: str) -> tuple[str, str, dict[str, str]]:
+    """``NAME[@PYTHON][:VAR=VALUE[;VAR=VALUE]]`` -> (name, python, environment)."""
+    head, _, rest = text.partition(":")
+    name, _, python = head.partition("@")
     env = dict(item.split("=", 1) for item in rest.split(";") if item)
-    return name, env
+    return name, python or sys.executable, env
 
 
-def start_node(name: str, env: dict[str, str], root: str, profile_dir: str | None) -> Node:
+def start_node(name: str, python: str, env: dict[str, str], root: str, profile_dir: str | None) -> Node:
     from objstore.cluster.supervisor import free_port
 
     port = free_port(HOST)
@@ -92,11 +94,12 @@ def start_node(name: str, env: dict[str, str], root: str, profile_dir: str | Non
     args = ["--node-id", f"bench-{name}", "--data-dir", data, "--host", HOST, "--port", str(port),
             "--secret", SECRET, "--repair-rate", "0"]
     if profile_dir:
-        argv = [sys.executable, "-c", _PROFILED, os.path.join(profile_dir, f"{name}.prof"), *args]
+        argv = [python, "-c", _PROFILED, os.path.join(profile_dir, f"{name}.prof"), *args]
     else:
-        argv = [sys.executable, "-m", "ops.cli", "storage", *args]
+        argv = [python, "-m", "ops.cli", "storage", *args]
     log = open(os.path.join(root, f"{name}.log"), "wb")
-    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    # Run from the data folder: the code is the one installed for that Python, not this folder's.
+    proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     node = Node(name, f"{HOST}:{port}", proc)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--phases", default=",".join(PHASES))
-    p.add_argument("--variants", default="default", help="comma-separated NAME[:VAR=VALUE;...]")
+    p.add_argument("--variants", default="default", help="comma-separated NAME[@PYTHON][:VAR=VALUE;...]")
     p.add_argument("--profile", metavar="DIR", help="run the nodes under cProfile, write DIR/<variant>.prof")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)

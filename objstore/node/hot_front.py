@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import socket
 import time
@@ -41,6 +42,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 from objstore.errors import ObjstoreError
 from objstore.http_common import InternalCalls, denied_response, error_response, internal_error_response
 
+log = logging.getLogger(__name__)
 MAX_HEAD = 64 * 1024
 HOT_BODY_LIMIT = 1024 * 1024
 KEEPALIVE = 75.0  # seconds an idle connection is kept (aiohttp's default)
@@ -150,7 +152,11 @@ class HotRoutes:
             drain.leave()
             if resp is None:
                 conn.abort()
-        conn.answer(resp, close=drain.draining or request.headers.get("Connection", "").lower() == "close")
+        try:
+            conn.answer(resp, close=drain.draining or request.headers.get("Connection", "").lower() == "close")
+        except Exception:  # noqa: BLE001 - an answer that cannot be sent ends its connection
+            log.exception("answering %s %s failed", request.method, op)
+            conn.abort()
 
     def close_idle(self, idle_for: float) -> None:
         """Close the connections idle for ``idle_for`` seconds or more."""

@@ -9,11 +9,16 @@ import os
 from pathlib import Path
 from typing import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from objstore import internal_auth
 from objstore.config import StorageConfig
+from objstore.internal_http import HttpPool
+from objstore.node.client import StorageClient
+from objstore.tls import client_context, server_context
+from tests.harness.tls import make_ca_and_cert, needs_openssl
 from objstore.node.app import DRAIN, HOT, create_app, site as node_site
 from objstore.node.store import StoreOptions
 
@@ -142,3 +147,29 @@ async def test_draining_answers_say_close_and_stop_closes_idle_connections(node:
     assert await asyncio.wait_for(idle_reader.read(), 10) == b""
     idle_writer.close()
     writer.close()
+
+
+@needs_openssl
+async def test_over_tls_hot_calls_and_handed_off_calls_are_served(tmp_path: Path) -> None:
+    ca, cert, key = make_ca_and_cert(tmp_path)
+    app = create_app(StorageConfig(node_id="s1", data_dir=str(tmp_path / "s1"), secret=SECRET))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = node_site(runner, "127.0.0.1", 0, ssl_context=server_context(str(cert), str(key)))
+    await site.start()
+    address = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    tls = client_context(str(ca))
+    pool = HttpPool(tls)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = StorageClient(session, SECRET, tls=tls, pool=pool)
+            data = os.urandom(4096)
+            assert (await client.put_blob(address, "t1", 0, "b", "k", "replica:3", 4096, data))["size"] == 4096
+            async with client.get_blob(address, "t1", 0, 0, 4095) as blob:
+                assert await blob.read() == data
+            assert len(app[HOT].connections) >= 1  # served by the lean front over TLS
+            assert (await client.stats(address))["blob_count"] == 1  # a call handed to aiohttp
+            assert (await client.put_blob(address, "t2", 0, "b", "k2", "replica:3", 3, b"abc"))["size"] == 3
+    finally:
+        await pool.close()
+        await runner.cleanup()
