@@ -253,9 +253,12 @@ class HotProtocol(asyncio.Protocol):
     def _parse_head(self, end: int) -> tuple[LeanRequest, str, int, int] | None:
         lines = self.buf[:end].decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
-        if len(parts) != 3 or parts[2] != "HTTP/1.1" or "%" in parts[1]:
+        if len(parts) != 3 or parts[2] != "HTTP/1.1":
             return None
         method, target = parts[0], parts[1]
+        path, _, qs = target.partition("?")
+        if "%" in path:  # aiohttp decodes it before routing: leave it to aiohttp
+            return None
         pairs = []
         for line in lines[1:]:
             name, sep, value = line.partition(":")
@@ -268,7 +271,6 @@ class HotProtocol(asyncio.Protocol):
         raw_length = headers.get("Content-Length", "0")
         if not raw_length.isdigit() or int(raw_length) > HOT_BODY_LIMIT or "Host" not in headers:
             return None
-        path, _, qs = target.partition("?")
         found = self.routes.route(method, path, headers)
         if found is None:
             return None

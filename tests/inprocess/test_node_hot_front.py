@@ -16,8 +16,10 @@ from aiohttp import web
 from objstore import internal_auth
 from objstore.config import StorageConfig
 from objstore.internal_http import HttpPool
+from objstore.manifest import CommitManifest
 from objstore.node.client import StorageClient
 from objstore.tls import client_context, server_context
+from objstore.types import ObjectVersion
 from tests.harness.tls import make_ca_and_cert, needs_openssl
 from objstore.node.app import DRAIN, HOT, create_app, site as node_site
 from objstore.node.store import StoreOptions
@@ -86,6 +88,23 @@ async def test_hot_calls_stay_on_the_lean_front(node: Node) -> None:
     # Still the lean front's connection: aiohttp never took it.
     assert len(node.app[HOT].connections) == 1
     writer.close()
+
+
+async def test_manifest_calls_with_encoded_keys_stay_on_the_lean_front(node: Node) -> None:
+    pool = HttpPool()
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = StorageClient(session, SECRET, pool=pool)
+            key = "dir/ä key?&="
+            manifest = CommitManifest("b", key, 7, ObjectVersion("b", key, "v7", 3, "0" * 32, 1.0), write_quorum=2)
+            assert await client.put_manifest(node.address, manifest, ring_epoch=1)
+            assert await client.put_manifests(node.address, [manifest], ring_epoch=1) == 0  # stored already
+            assert [m.commit_index for m in await client.get_manifests(node.address, "b", key)] == [7]
+            assert len(node.app[HOT].connections) == 1 and pool.opened == 1
+            text = node.app[HOT].calls.metrics.render()[0].decode()
+            assert 'objstore_requests_total{op="get_manifests",role="storage",status="200"} 1.0' in text
+    finally:
+        await pool.close()
 
 
 async def test_other_calls_hand_the_connection_to_aiohttp_which_serves_the_rest(node: Node) -> None:
