@@ -80,6 +80,7 @@ CONFIG = web.AppKey("config", StorageConfig)
 CORRUPT = web.AppKey("corrupt_reads", Counter)
 SCRUB = web.AppKey("scrub", Scrubber)
 HOT = web.AppKey("hot_routes", HotRoutes)
+HOT_SHUTDOWN_SECONDS = 2.0  # a stopping node waits this long for hot calls still served (after its drain)
 FRONT_ENV = "OBJSTORE_NODE_FRONT"  # "aiohttp": every call through aiohttp's server (for comparison)
 
 BUCKET_HEADER = "X-Objstore-Bucket"
@@ -430,9 +431,14 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
 
     add_health_and_metrics(app, metrics, lambda: {"node_id": cfg.node_id, "role": "storage"}, ready,
                            cfg.metrics_token)
-    app[HOT] = HotRoutes(app, calls, drain, {
+    hot = app[HOT] = HotRoutes(app, calls, drain, {
         "put_blob": put_blob, "get_blob": get_blob, "delete_blob": delete_blob, "put_manifest": put_manifest,
         "get_manifests": get_manifests, "put_manifest_batch": put_manifest_batch}, WHOLE_BODY_LIMIT)
+
+    async def finish_hot_calls(app: web.Application) -> None:  # before the cleanup closes the store
+        await hot.finish(HOT_SHUTDOWN_SECONDS)
+
+    app.on_shutdown.append(finish_hot_calls)
     return app
 
 

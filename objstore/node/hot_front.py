@@ -104,6 +104,23 @@ class HotRoutes:
         self.handlers = handlers
         self.whole_body_limit = whole_body_limit
         self.connections: set[HotProtocol] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # requests being served
+
+    def start(self, conn: "HotProtocol", request: LeanRequest, op: str) -> None:
+        """Serve ``request`` in a task of its own (:meth:`finish` waits for it)."""
+        task = asyncio.get_running_loop().create_task(self.serve(conn, request, op))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def finish(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the requests being served, then cancel the rest
+        (as aiohttp does with its own handlers when the application shuts down)."""
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def route(self, method: str, path: str, headers: CIMultiDictProxy[str]) -> tuple[str, dict[str, str]] | None:
         """(op, match_info) of a hot request, None for any other."""
@@ -205,7 +222,7 @@ class HotProtocol(asyncio.Protocol):
             self._head = None
             request._body = bytes(self.buf[end:])
             self.busy = True
-            asyncio.get_running_loop().create_task(self.routes.serve(self, request, op))
+            self.routes.start(self, request, op)
         self.buf.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -248,7 +265,7 @@ class HotProtocol(asyncio.Protocol):
         request._body = bytes(self.buf[end:total])
         del self.buf[:total]
         self.busy = True
-        asyncio.get_running_loop().create_task(self.routes.serve(self, request, op))
+        self.routes.start(self, request, op)
 
     def _parse_head(self, end: int) -> tuple[LeanRequest, str, int, int] | None:
         lines = self.buf[:end].decode("latin-1").split("\r\n")

@@ -17,6 +17,7 @@ from objstore import internal_auth
 from objstore.config import StorageConfig
 from objstore.internal_http import HttpPool
 from objstore.manifest import CommitManifest
+from objstore.node.manifests import ManifestStore
 from objstore.node.client import StorageClient
 from objstore.tls import client_context, server_context
 from objstore.types import ObjectVersion
@@ -192,3 +193,39 @@ async def test_over_tls_hot_calls_and_handed_off_calls_are_served(tmp_path: Path
     finally:
         await pool.close()
         await runner.cleanup()
+
+
+async def test_a_stopping_node_finishes_the_hot_call_in_flight_before_closing_its_store(node: Node,
+                                                                                       monkeypatch) -> None:
+    from objstore.node.app import MANIFESTS
+
+    store = node.app[MANIFESTS]
+    entered, release = asyncio.Event(), asyncio.Event()
+    real_put = store.put
+
+    async def held_put(*args, **kwargs):
+        entered.set()
+        await release.wait()
+        return await real_put(*args, **kwargs)
+
+    monkeypatch.setattr(store, "put", held_put)
+    manifest = CommitManifest("b", "k", 3, ObjectVersion("b", "k", "v3", 3, "0" * 32, 1.0), write_quorum=2)
+    body = json.dumps(manifest.to_dict()).encode()
+    path = "/manifests?ring_epoch=1"
+    signed = internal_auth.headers(SECRET, "PUT", path, body=body, target=node.address)
+    reader, writer = await connect(node)
+    writer.write((f"PUT {path} HTTP/1.1\r\nHost: {node.address}\r\nContent-Length: {len(body)}\r\n"
+                  + "".join(f"{k}: {v}\r\n" for k, v in signed.items()) + "\r\n").encode() + body)
+    await asyncio.wait_for(entered.wait(), 10)
+    stopping = asyncio.ensure_future(node.runner.cleanup())
+    await asyncio.sleep(0.2)
+    assert not stopping.done()  # waits for the call in flight
+    release.set()
+    status, headers, answer = await read_answer(reader)
+    assert (status, json.loads(answer), headers["connection"]) == (200, {"stored": True}, "close")
+    await asyncio.wait_for(stopping, 10)
+    writer.close()
+    again = ManifestStore(store.path.rsplit("/", 1)[0])
+    again.open()
+    assert [m.commit_index for m in again.get("b", "k")] == [3]  # durable before the store closed
+    again.close()
