@@ -37,60 +37,91 @@ def error_response(err: ObjstoreError) -> web.Response:
     return web.json_response(err.to_dict(), status=err.status)
 
 
-def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Request], str]) -> list:
-    """Middlewares: metrics and the request log (outermost: :mod:`objstore.internal_request_log`),
-    then cluster-secret auth, then error mapping."""
-    replay = internal_auth.ReplayGuard()
+def denied_response() -> web.Response:
+    """The answer to an internal request that failed authentication."""
+    return web.json_response(
+        {"code": "AccessDenied", "message": "internal request not authenticated", "extra": {}}, status=403
+    )
 
-    @web.middleware
-    async def metrics_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
-        start = time.perf_counter()
-        status = 500
-        try:
-            resp = await handler(request)
-            status = resp.status
-            return resp
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            if request.path not in PUBLIC_PATHS:
-                op, seconds = op_of(request), time.perf_counter() - start
-                metrics.observe_request(op, status, seconds)
-                log_internal_request(request, metrics.role, op, status, seconds)
 
-    @web.middleware
-    async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
-            return await handler(request)
-        denied = web.json_response(
-            {"code": "AccessDenied", "message": "internal request not authenticated", "extra": {}}, status=403
-        )
-        if not internal_auth.verify_headers(secret, request.method, request.raw_path, request.headers,
-                                            target=request.host, replay=replay):
-            return denied
+def internal_error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to a handler's unexpected exception (logged with its traceback)."""
+    log.exception("internal error on %s %s (request %s)", request.method, request.path,
+                  request.headers.get(REQUEST_ID_HEADER, "-"), exc_info=exc)
+    return web.json_response(
+        {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}", "extra": {}}, status=500
+    )
+
+
+class InternalCalls:
+    """What every internal request goes through, around its handler: metrics and the request
+    log (:mod:`objstore.internal_request_log`), cluster-secret auth (one replay guard), and
+    error mapping. :meth:`middlewares` applies them in an aiohttp application; a server that
+    dispatches some requests itself (:mod:`objstore.node.hot_front`) calls the same methods."""
+
+    def __init__(self, secret: str, metrics: Metrics, op_of: Callable[[web.Request], str]) -> None:
+        self.secret = secret
+        self.metrics = metrics
+        self.op_of = op_of
+        self.replay = internal_auth.ReplayGuard()
+
+    def observe(self, request: web.Request, op: str, status: int, seconds: float) -> None:
+        """Count and log one served request (not a public path)."""
+        self.metrics.observe_request(op, status, seconds)
+        log_internal_request(request, self.metrics.role, op, status, seconds)
+
+    async def authenticated(self, request: web.Request) -> bool:
+        """Whether the request is signed by the cluster secret, for this node, fresh, and its
+        body matches its signed tag (a ``sha256:`` body is read whole to check it)."""
+        if not internal_auth.verify_headers(self.secret, request.method, request.raw_path, request.headers,
+                                            target=request.host, replay=self.replay):
+            return False
         tag = request.headers.get(internal_auth.BODY_HEADER, "")
         body = await request.read() if tag.startswith("sha256:") else None
-        if not internal_auth.body_matches(tag, request.content_length, body):
-            return denied
-        return await handler(request)
+        return internal_auth.body_matches(tag, request.content_length, body)
 
-    @web.middleware
-    async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
+    def middlewares(self) -> list:
+        @web.middleware
+        async def metrics_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+            start = time.perf_counter()
+            status = 500
+            try:
+                resp = await handler(request)
+                status = resp.status
+                return resp
+            except web.HTTPException as exc:
+                status = exc.status
+                raise
+            finally:
+                if request.path not in PUBLIC_PATHS:
+                    self.observe(request, self.op_of(request), status, time.perf_counter() - start)
+
+        @web.middleware
+        async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if request.path in PUBLIC_PATHS:
+                return await handler(request)
+            if not await self.authenticated(request):
+                return denied_response()
             return await handler(request)
-        except ObjstoreError as err:
-            return error_response(err)
-        except web.HTTPException:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the last line of defence
-            log.exception("internal error on %s %s (request %s)", request.method, request.path,
-                          request.headers.get(REQUEST_ID_HEADER, "-"))
-            return web.json_response(
-                {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}", "extra": {}}, status=500
-            )
 
-    return [metrics_mw, auth_mw, error_mw]
+        @web.middleware
+        async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except ObjstoreError as err:
+                return error_response(err)
+            except web.HTTPException:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the last line of defence
+                return internal_error_response(request, exc)
+
+        return [metrics_mw, auth_mw, error_mw]
+
+
+def internal_middlewares(secret: str, metrics: Metrics, op_of: Callable[[web.Request], str]) -> list:
+    """Middlewares: metrics and the request log (outermost: :mod:`objstore.internal_request_log`),
+    then cluster-secret auth, then error mapping (:class:`InternalCalls`)."""
+    return InternalCalls(secret, metrics, op_of).middlewares()
 
 
 async def _always_ready() -> tuple[bool, str]:

@@ -7,9 +7,9 @@ the exchange costs on the socket, so the gateway sends these calls through :clas
 one ``write`` of the request line, headers and body; the answer parsed by the connection's
 protocol as its bytes arrive (``Content-Length``, chunked, or closing framing) and handed to
 the call whole, with no stream reader in between; the connection put back for the next call
-to the same node. The
-servers are unchanged (aiohttp), and so is every message: signed by the caller
-(:mod:`objstore.internal_auth`) exactly as before.
+to the same node. Every message is signed by the caller (:mod:`objstore.internal_auth`)
+exactly as before; storage nodes answer the hot ones with a lean server of their own
+(:mod:`objstore.node.hot_front`), metadata nodes with aiohttp.
 
 Invariants:
 - A connection is reused only after a complete answer that did not say ``Connection: close``;

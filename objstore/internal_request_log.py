@@ -50,6 +50,8 @@ def level_of(status: int, seconds: float, long_poll: bool, slow_seconds: float =
 
 def log_internal_request(request: web.Request, role: str, op: str, status: int, seconds: float) -> None:
     """Log one internal request at the level :func:`level_of` gives (nothing below the logger's level)."""
+    if not failed(status) and seconds < SLOW_REQUEST_SECONDS and not log.isEnabledFor(logging.DEBUG):
+        return  # a DEBUG line nobody keeps: the query is not even looked at
     long_poll = any(p in request.query for p in LONG_POLL_PARAMS)
     level = level_of(status, seconds, long_poll, SLOW_REQUEST_SECONDS)
     if not log.isEnabledFor(level):

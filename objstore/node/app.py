@@ -54,10 +54,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from objstore.config import StorageConfig
 from objstore.errors import CorruptBlob, IncompleteBody, InvalidArgument, InvalidRange, MissingContentLength
-from objstore.http_common import add_health_and_metrics, internal_middlewares
+from objstore.http_common import InternalCalls, add_health_and_metrics
 from objstore.metrics import Metrics
 from objstore.node.blob import BlobId
 from objstore.node.heartbeat import heartbeat_task
+from objstore.node.hot_front import HotRoutes, HotSite
 from objstore.node.index import Entry
 from objstore.node.node_metrics import StorageNodeMetrics, store_space
 from objstore.node.repair_report import ReportQueue, metadata_sender
@@ -78,6 +79,9 @@ METRICS = web.AppKey("metrics", Metrics)
 CONFIG = web.AppKey("config", StorageConfig)
 CORRUPT = web.AppKey("corrupt_reads", Counter)
 SCRUB = web.AppKey("scrub", Scrubber)
+HOT = web.AppKey("hot_routes", HotRoutes)
+HOT_SHUTDOWN_SECONDS = 2.0  # a stopping node waits this long for hot calls still served (after its drain)
+FRONT_ENV = "OBJSTORE_NODE_FRONT"  # "aiohttp": every call through aiohttp's server (for comparison)
 
 BUCKET_HEADER = "X-Objstore-Bucket"
 KEY_HEADER = "X-Objstore-Key"
@@ -153,7 +157,17 @@ async def put_blob(request: web.Request) -> web.Response:
     if not policy:
         raise InvalidArgument(f"missing header {POLICY_HEADER}")
     result = await app[STORE].put(bid, bucket, key, policy, size, _body(request, app[METRICS]))
-    return web.json_response(result.to_dict(), status=201)
+    # {"size", "xxh64"} (a number and 16 hex digits) formatted directly: json.dumps and
+    # json_response cost a small write more than the rest of its answer.
+    return _json_bytes(b'{"size": %d, "xxh64": "%s"}' % (result.size, result.xxh64.encode("ascii")), 201)
+
+
+def _json_bytes(body: bytes, status: int = 200) -> web.Response:
+    """A JSON answer already encoded (for the small answers of the hot calls)."""
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+_STORED = {True: b'{"stored": true}', False: b'{"stored": false}'}
 
 
 def _blob_headers(size: int, bucket: str, key: str) -> dict[str, str]:
@@ -257,7 +271,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         raise InvalidArgument("a manifest is a JSON object") from None
     stored = await request.app[MANIFESTS].put(CommitManifest.from_dict(body if isinstance(body, dict) else {}),
                                               _epoch(request.query.get("ring_epoch", "0")))
-    return web.json_response({"stored": stored})
+    return _json_bytes(_STORED[bool(stored)])
 
 
 def _epoch(raw: object) -> int:
@@ -293,7 +307,7 @@ async def put_manifest_batch(request: web.Request) -> web.Response:
         raise InvalidArgument(f"a manifest batch holds a list of at most {MAX_MANIFEST_BATCH} manifests")
     manifests = [CommitManifest.from_dict(d if isinstance(d, dict) else {}) for d in listed]
     stored = await request.app[MANIFESTS].put_many(manifests, _epoch(body.get("ring_epoch", 0)))
-    return web.json_response({"stored": stored})
+    return _json_bytes(b'{"stored": %d}' % stored)
 
 
 async def get_manifest_page(request: web.Request) -> web.Response:
@@ -341,7 +355,8 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     cfg = cfg.validate()
     metrics = Metrics("storage")
     drain = Drain()
-    app = web.Application(middlewares=[drain.middleware, *internal_middlewares(cfg.secret, metrics, _op_of)])
+    calls = InternalCalls(cfg.secret, metrics, _op_of)
+    app = web.Application(middlewares=[drain.middleware, *calls.middlewares()])
     app[DRAIN] = drain
     app[CONFIG] = cfg
     app[METRICS] = metrics
@@ -416,7 +431,24 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
 
     add_health_and_metrics(app, metrics, lambda: {"node_id": cfg.node_id, "role": "storage"}, ready,
                            cfg.metrics_token)
+    hot = app[HOT] = HotRoutes(app, calls, drain, {
+        "put_blob": put_blob, "get_blob": get_blob, "delete_blob": delete_blob, "put_manifest": put_manifest,
+        "get_manifests": get_manifests, "put_manifest_batch": put_manifest_batch}, WHOLE_BODY_LIMIT)
+
+    async def finish_hot_calls(app: web.Application) -> None:  # before the cleanup closes the store
+        await hot.finish(HOT_SHUTDOWN_SECONDS)
+
+    app.on_shutdown.append(finish_hot_calls)
     return app
+
+
+def site(runner: web.AppRunner, host: str, port: int, **kwargs: object) -> web.TCPSite:
+    """Where a node's application (``runner.app``) listens: its hot calls served by the lean
+    front (:mod:`objstore.node.hot_front`), the rest by aiohttp; every call by aiohttp when
+    ``OBJSTORE_NODE_FRONT=aiohttp`` is in the environment."""
+    if os.environ.get(FRONT_ENV, "") == "aiohttp":
+        return web.TCPSite(runner, host, port, **kwargs)  # type: ignore[arg-type]
+    return HotSite(runner, host, port, routes=runner.app[HOT], **kwargs)
 
 
 def _repair_ctx(cfg: StorageConfig, metrics: Metrics):  # noqa: ANN202 - an aiohttp cleanup context
@@ -451,19 +483,27 @@ class Drain:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
+    def enter(self) -> None:
+        """A request starts."""
         self.inflight += 1
         self._idle.clear()
+
+    def leave(self) -> None:
+        """A request ended."""
+        self.inflight -= 1
+        if self.inflight == 0:
+            self._idle.set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
+        self.enter()
         try:
             resp = await handler(request)
             if self.draining:
                 resp.force_close()  # "Connection: close": the client reconnects elsewhere
             return resp
         finally:
-            self.inflight -= 1
-            if self.inflight == 0:
-                self._idle.set()
+            self.leave()
 
     async def drain(self, timeout: float) -> bool:
         """Mark draining and wait until no request is in flight; False on timeout."""
@@ -493,8 +533,8 @@ async def serve(cfg: StorageConfig, drain_timeout: float = 30.0) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, cfg.host, cfg.port, ssl_context=ssl_context)
-        await site.start()
+        listening = site(runner, cfg.host, cfg.port, ssl_context=ssl_context)
+        await listening.start()
         log.info("storage node %s listening on %s:%d", cfg.node_id, cfg.host, cfg.port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -503,7 +543,7 @@ async def serve(cfg: StorageConfig, drain_timeout: float = 30.0) -> None:
         await stop.wait()
         drain = app[DRAIN]
         log.info("stopping: %d requests in flight", drain.inflight)
-        await site.stop()
+        await listening.stop()
         if not await drain.drain(drain_timeout):
             log.warning("stopping with %d requests still in flight", drain.inflight)
     finally:

@@ -194,10 +194,13 @@ class ManifestStore:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_retrieve)
         self._queue.append((m, ring_epoch, fut))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_queued(), name="manifest-commit")
+        self._start_writer()
         # Shielded: a caller that goes away must not cancel the batch others share.
         return await asyncio.shield(fut)
+
+    def _start_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_queued(), name="manifest-commit")
 
     async def _write_queued(self) -> None:
         while self._queue:
@@ -222,28 +225,30 @@ class ManifestStore:
         """Store ``manifests`` (placed by the ring of ``ring_epoch``) durably with one write
         and one fsync; returns how many were new. Raises OSError, StaleRingEpoch (below the
         fence; none stored)."""
-        with self._lock:
-            if ring_epoch < self.fence:
-                raise self._stale(ring_epoch)
-            new: list[CommitManifest] = []
-            for m in manifests:
-                if self._accepts(m) and all(x.commit_index != m.commit_index or (x.bucket, x.key) != (m.bucket, m.key)
-                                            for x in new):
-                    new.append(m)
-            if not new:
-                return 0
-            write_all(self._fd, b"".join(_line(m) for m in new))
-            os.fsync(self._fd)
-            self._lines += len(new)
-            for m in new:
-                self._remember(m)
-            if self._lines > 2 * sum(len(v) for v in self._table.values()) + COMPACT_SLACK:
-                self._compact()
-            return len(new)
+        outcome = self.put_batch_sync(manifests, [ring_epoch] * len(manifests))
+        if any(ok is None for ok in outcome):  # one epoch, checked under one lock: all refused
+            raise self._stale(ring_epoch)
+        return sum(1 for ok in outcome if ok)
 
     async def put_many(self, manifests: list[CommitManifest], ring_epoch: int = 0) -> int:
-        """:meth:`put_many_sync` off the event loop."""
-        return await asyncio.to_thread(self.put_many_sync, manifests, ring_epoch)
+        """:meth:`put_many_sync` off the event loop, grouped (one write, one fsync) with the
+        manifests stored concurrently by :meth:`put` and other calls of this."""
+        if not manifests:
+            return 0
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[bool]] = []
+        for m in manifests:  # queued together: they go in the same batch
+            fut: asyncio.Future[bool] = loop.create_future()
+            fut.add_done_callback(_retrieve)
+            self._queue.append((m, ring_epoch, fut))
+            futures.append(fut)
+        self._start_writer()
+        # Shielded: a caller that goes away must not cancel the batch others share.
+        done = await asyncio.shield(asyncio.gather(*futures, return_exceptions=True))
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return sum(1 for ok in done if ok)
 
     def raise_fence(self, epoch: int) -> None:
         """Refuse manifests placed by rings older than ``epoch`` from now on (durably; the

@@ -7,7 +7,10 @@ Invariants:
 - A segment read pins its descriptor (:class:`objstore.node.segments.ReaderCache`) until
   it is closed, so it finishes even if compaction removes the segment meanwhile.
 - Reads are synchronous ``preadv`` calls run on the store's IO pool, in chunks of about
-  ``READ_CHUNK`` bytes, so memory per read stays bounded whatever the blob size.
+  ``READ_CHUNK`` bytes, so memory per read stays bounded whatever the blob size. A small
+  segment read (``CACHED_READ_LIMIT``) whose descriptor is open and whose bytes are all in
+  the page cache is read on the event loop instead (``RWF_NOWAIT``: it never waits for the
+  disk; anything not cached goes to the pool as before), verified the same way.
 - A chunk is read by one ``preadv`` that scatters the stored blocks: each block's data into
   its place in one contiguous buffer, each block's checksum into a separate small one. The
   data is verified where it landed and handed out as a view of that buffer: nothing is
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import functools
 import os
 from typing import AsyncIterator, Callable
@@ -30,18 +34,43 @@ from objstore.node.segments import SegmentLog
 READ_CHUNK = 1024 * 1024
 # Blocks one preadv can take: two buffers each (data, checksum) within the system's limit.
 MAX_GROUP = max(1, (os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024) // 2)
+CACHED_READ_LIMIT = 64 * 1024  # segment reads this small are tried from the page cache first
+CACHED_READS = hasattr(os, "RWF_NOWAIT")  # off for good once the file system refuses it
 
 
-def verify_header(fd: int, entry: Entry) -> None:
+Pread = Callable[[int, int, int], bytes]
+Preadv = Callable[[int, list, int], int]
+
+
+def pread_cached(fd: int, n: int, offset: int) -> bytes:
+    """``n`` bytes at ``offset`` only if the page cache holds all of them (never waits for
+    the disk); raises BlockingIOError otherwise, or OSError where the file system cannot tell."""
+    buf = bytearray(n)
+    if os.preadv(fd, [buf], offset, os.RWF_NOWAIT) != n:
+        raise BlockingIOError("not all cached")
+    return bytes(buf)
+
+
+def preadv_cached(fd: int, buffers: list[memoryview], offset: int) -> int:
+    """``os.preadv`` that fills ``buffers`` only if the page cache holds all of their bytes;
+    raises BlockingIOError otherwise (see :func:`pread_cached`)."""
+    want = sum(map(len, buffers))
+    if os.preadv(fd, buffers, offset, os.RWF_NOWAIT) != want:
+        raise BlockingIOError("not all cached")
+    return want
+
+
+def verify_header(fd: int, entry: Entry, pread: Pread = os.pread) -> None:
     """Raise CorruptBlob unless the record's header on disk is the one the index knows."""
     loc = entry.location
-    raw = os.pread(fd, loc.header_len, loc.offset)
+    raw = pread(fd, loc.header_len, loc.offset)
     header, _hlen, hxxh = decode_header(raw)
     if hxxh != entry.header_xxh or header.blob_id != entry.blob_id:
         raise CorruptBlob(f"record header of {entry.blob_id.version_id} changed on disk")
 
 
-def read_block_data(fd: int, entry: Entry, first: int, last: int, start: int, end: int) -> memoryview:
+def read_block_data(fd: int, entry: Entry, first: int, last: int, start: int, end: int,
+                    preadv: Preadv = os.preadv) -> memoryview:
     """The verified data of blocks ``first..last`` trimmed to bytes ``start..end``, read with
     one ``preadv`` (see the module)."""
     h = entry.header
@@ -59,7 +88,7 @@ def read_block_data(fd: int, entry: Entry, first: int, last: int, start: int, en
         iov += (span, sums[k * CHECKSUM_SIZE: (k + 1) * CHECKSUM_SIZE])
     for k in range(0, len(spans), MAX_GROUP):  # blocks are contiguous on disk: one preadv per MAX_GROUP
         part = iov[2 * k: 2 * (k + MAX_GROUP)]
-        if os.preadv(fd, part, entry.location.data_offset + off0 + k * (bs + CHECKSUM_SIZE)) != sum(map(len, part)):
+        if preadv(fd, part, entry.location.data_offset + off0 + k * (bs + CHECKSUM_SIZE)) != sum(map(len, part)):
             raise CorruptBlob(f"record of {h.version_id} truncated on disk")
     for k, span in enumerate(spans):
         check_block(span, unpack_u64(sums, k * CHECKSUM_SIZE), first + k)
@@ -107,10 +136,10 @@ class BlobRead:
         self._next_block = last + 1
         return first, last
 
-    def _prime_sync(self) -> None:
+    def _prime_sync(self, pread: Pread = os.pread, preadv: Preadv = os.preadv) -> None:
         """Verify the header and read the first chunk (before any response is started)."""
-        verify_header(self._fd, self.entry)
-        self._first = read_block_data(self._fd, self.entry, *self._take_group(), self.start, self.end) \
+        verify_header(self._fd, self.entry, pread)
+        self._first = read_block_data(self._fd, self.entry, *self._take_group(), self.start, self.end, preadv) \
             if self.length > 0 else memoryview(b"")
 
     async def _read_next(self) -> memoryview:
@@ -169,11 +198,41 @@ async def open_blob_read(entry: Entry, start: int | None, end: int | None, segme
             raise
         return read
 
+    if CACHED_READS and not entry.in_own_file and e - s < CACHED_READ_LIMIT:
+        read = _prime_from_cache(entry, s, e, segments, pool)
+        if read is not None:
+            return read
     fut = asyncio.get_running_loop().run_in_executor(pool, open_and_prime)
     try:
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
         fut.add_done_callback(_close_opened)  # the caller went away: release what it opened
+        raise
+
+
+def _prime_from_cache(entry: Entry, start: int, end: int, segments: SegmentLog,
+                      pool: concurrent.futures.Executor) -> BlobRead | None:
+    """A small segment read primed on the loop itself when its descriptor is open and every
+    byte it needs is in the page cache (no trip to the IO pool); None to go the usual way."""
+    global CACHED_READS
+    rel = entry.location.file
+    fd = segments.readers.acquire_open(rel)
+    if fd is None:
+        return None
+    read = BlobRead(entry, start, end, fd, functools.partial(segments.readers.release, rel), pool)
+    try:
+        read._prime_sync(pread_cached, preadv_cached)
+        return read
+    except BlockingIOError:
+        read.close()
+        return None
+    except OSError as exc:  # the file system does not take RWF_NOWAIT: stop trying
+        read.close()
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+            CACHED_READS = False
+        return None
+    except BaseException:
+        read.close()
         raise
 
 

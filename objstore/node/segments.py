@@ -224,6 +224,16 @@ class ReaderCache:
             self._evict()
             return slot[0]
 
+    def acquire_open(self, rel: str) -> int | None:
+        """A pinned descriptor of ``rel`` if one is open already, else None (nothing opened)."""
+        with self._lock:
+            slot = self._fds.get(rel)
+            if slot is None:
+                return None
+            self._fds.move_to_end(rel)
+            slot[1] += 1
+            return slot[0]
+
     def release(self, rel: str, fd: int) -> None:
         with self._lock:
             slot = self._fds.get(rel)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 import boto3
@@ -41,7 +41,7 @@ from metadata.app import create_app as create_metadata
 from objstore.cluster.launcher import ZONES
 from objstore.config import GatewayConfig, MetadataConfig, StorageConfig
 from objstore.errors import ObjstoreError
-from objstore.node.app import create_app as create_storage
+from objstore.node.app import create_app as create_storage, site as storage_site
 from objstore.node.reclaim import COMPACTOR, GC
 from tests.cluster_harness import free_port
 from tests.harness.disk import files_holding, flip
@@ -57,11 +57,13 @@ HOST = "127.0.0.1"
 class Server:
     """One aiohttp application served on 127.0.0.1 (port 0: any free port)."""
 
-    def __init__(self, app: web.Application, port: int = 0, **handler_args: Any) -> None:
+    def __init__(self, app: web.Application, port: int = 0, site: Callable[..., web.TCPSite] = web.TCPSite,
+                 **handler_args: Any) -> None:
         self.app = app
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True,
                                     **handler_args)
         self.port = port
+        self.site = site  # how the app listens (a storage node's: objstore.node.app.site)
 
     @property
     def address(self) -> str:
@@ -69,7 +71,7 @@ class Server:
 
     async def start(self) -> "Server":
         await self.runner.setup()
-        site = web.TCPSite(self.runner, HOST, self.port, reuse_address=True)
+        site = self.site(self.runner, HOST, self.port, reuse_address=True)
         await site.start()
         self.port = self.runner.addresses[0][1]
         return self
@@ -111,7 +113,7 @@ class StorageNode:
                             heartbeat_interval=self.heartbeat_interval,
                             gc_grace=self.gc_grace, gc_interval=0, compaction_interval=0,  # tests run the passes
                             segment_bytes=self.segment_bytes, **self.config)
-        self.server = await Server(create_storage(cfg)).start()
+        self.server = await Server(create_storage(cfg), site=storage_site).start()
 
     async def down(self) -> None:
         """Stop the node: open connections reset, new ones refused, its store closed."""

@@ -23,7 +23,8 @@ from objstore.errors import (
     NoSuchKey,
     ServiceUnavailable,
 )
-from objstore.node.app import STORE, create_app
+from objstore.internal_http import HttpPool
+from objstore.node.app import FRONT_ENV, STORE, create_app, site as node_site
 from objstore.node.client import StorageClient
 from objstore.node.store import StoreOptions
 from tests.harness.disk import flip
@@ -43,23 +44,30 @@ class Node:
         return self.app[STORE]
 
 
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
+@pytest.fixture(params=["hot-front", "aiohttp-front"])
+async def node(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Node]:
+    """A node served as in production (hot calls by the lean front), and by aiohttp alone."""
+    if request.param == "aiohttp-front":
+        monkeypatch.setenv(FRONT_ENV, "aiohttp")
     cfg = StorageConfig(node_id="s1", data_dir=str(tmp_path / "s1"), secret=SECRET)
     app = create_app(cfg, OPTS)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = node_site(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield Node(app, runner, f"127.0.0.1:{port}")
     await runner.cleanup()
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[StorageClient]:
+@pytest.fixture(params=["session", "pool"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[StorageClient]:
+    """The client over aiohttp's session alone, and with the gateway's call pool."""
+    pool = HttpPool() if request.param == "pool" else None
     async with aiohttp.ClientSession() as session:
-        yield StorageClient(session, SECRET)
+        yield StorageClient(session, SECRET, pool=pool)
+    if pool is not None:
+        await pool.close()
 
 
 async def chunks(data: bytes, n: int = 10_000) -> AsyncIterator[bytes]:

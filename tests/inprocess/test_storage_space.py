@@ -15,7 +15,7 @@ from aiohttp import web
 
 from objstore.config import StorageConfig
 from objstore.errors import InsufficientStorage
-from objstore.node.app import STORE, create_app
+from objstore.node.app import STORE, create_app, site as node_site
 from objstore.node.blob import BlobId
 from objstore.node.client import StorageClient
 from objstore.node.store import StoreOptions
@@ -34,7 +34,7 @@ async def serve(tmp_path: Path, opts: StoreOptions) -> tuple[web.AppRunner, str]
     cfg = StorageConfig(node_id="s1", data_dir=str(tmp_path / "s1"), secret=SECRET)
     runner = web.AppRunner(create_app(cfg, opts))
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = node_site(runner, "127.0.0.1", 0)
     await site.start()
     return runner, f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
 

@@ -1,6 +1,8 @@
 """The cluster-secret signature on internal requests covers the request line, time and body."""
 from __future__ import annotations
 
+import pytest
+
 from objstore import internal_auth as ia
 
 SECRET = "cluster-secret"
@@ -56,3 +58,12 @@ def test_every_signature_of_a_process_carries_a_nonce_of_its_own_that_a_server_a
     assert len(set(nonces)) == len(nonces)
     assert all(ia.verify(SECRET, "GET", "/stats", v, replay=guard) for v in values)
     assert not ia.verify(SECRET, "GET", "/stats", values[0], replay=guard)  # a replay is still refused
+
+
+@pytest.mark.parametrize("secret", ["s", "x" * 64, "y" * 65, "z" * 200, "ä-secret"])
+def test_the_mac_is_hmac_sha256_of_the_canonical_request_whatever_the_secret_length(secret: str) -> None:
+    import hmac
+
+    mac = ia._mac(secret, "put", "/p?q=1", "1.000", "ab" * 8, "Host:1", "stream:3", "x-objstore-key:k")
+    msg = "PUT\n/p?q=1\n1.000\n" + "ab" * 8 + "\nhost:1\nstream:3\nx-objstore-key:k"
+    assert mac == hmac.digest(secret.encode(), msg.encode(), "sha256").hex()

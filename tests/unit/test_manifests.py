@@ -141,6 +141,36 @@ async def test_concurrent_manifests_share_one_fsync_and_are_all_durable(tmp_path
     assert len(again) == 10
 
 
+async def test_batch_calls_and_single_manifests_arriving_together_share_one_fsync(tmp_path, monkeypatch):
+    import asyncio
+    import os
+
+    import objstore.node.manifests as manifests_module
+    from objstore.errors import StaleRingEpoch
+
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(manifests_module.os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    store = ManifestStore(str(tmp_path))
+    store.open()
+    batches = [[m(10 * b + i, version(f"v{b}-{i}"), key=f"k{b}-{i}") for i in range(1, 5)] for b in range(6)]
+    batches[0].append(batches[0][0])  # a repeat inside a call is stored once
+    outcome = await asyncio.gather(*(store.put_many(b, ring_epoch=1) for b in batches),
+                                   store.put(m(99, version("v99"), key="single"), ring_epoch=1))
+    assert outcome == [4] * 6 + [True]
+    assert len(fsyncs) == 1  # seven calls, one write and one fsync
+    store.walk_page(("", ""), 10, fence=3)
+    stale = [m(200, version("v200"), key="late"), m(201, version("v201"), key="late2")]
+    with pytest.raises(StaleRingEpoch):
+        await store.put_many(stale, ring_epoch=2)
+    assert store.get("b", "late") == [] and store.get("b", "late2") == []  # none of a refused call stored
+    assert await store.put_many(stale, ring_epoch=3) == 2
+    store.close()
+    again = ManifestStore(str(tmp_path))
+    again.open()
+    assert len(again) == 6 * 4 + 1 + 2
+
+
 class _CountingTable(dict):
     """A manifest table that counts lookups and refuses to be walked whole."""
 

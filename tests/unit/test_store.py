@@ -191,6 +191,40 @@ async def test_flipped_bit_on_disk_raises_corrupt_blob(tmp_path: Path) -> None:
         await s.close()
 
 
+async def test_small_cached_reads_skip_the_io_pool_and_are_verified_all_the_same(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    import objstore.node.reader as reader_module
+
+    s = await opened(tmp_path)
+    try:
+        data = bytes(range(200))
+        await put(s, "a", data)
+        assert await read(s, "a") == data  # the first read opens the segment's descriptor
+        trips: list[object] = []
+        pool_submit = s._io_pool.submit
+        monkeypatch.setattr(s._io_pool, "submit", lambda *a, **k: (trips.append(a[0]), pool_submit(*a, **k))[1])
+        assert await read(s, "a") == data
+        assert await read(s, "a", 0, 70, 80) == data[70:81]
+        assert trips == []  # served from the page cache on the loop
+        loc = s.index.get(BlobId("a", 0)).location
+        with open(tmp_path / loc.file, "r+b") as f:  # in place: the cached descriptor sees it
+            f.seek(loc.data_offset + 72 + 5)
+            f.write(bytes([data[64 + 5] ^ 0x04]))
+        with pytest.raises(CorruptBlob):
+            await read(s, "a", 0, 70, 80)
+        assert trips == []
+        assert await read(s, "a", 0, 0, 63) == data[:64]
+
+        def not_cached(fd: int, n: int, offset: int) -> bytes:
+            raise BlockingIOError("not cached")
+
+        monkeypatch.setattr(reader_module, "pread_cached", not_cached)
+        assert await read(s, "a", 0, 128, 199) == data[128:]
+        assert trips  # bytes not in the page cache are read on the IO pool
+    finally:
+        await s.close()
+
+
 async def test_ranged_reads_through_the_store(tmp_path: Path) -> None:
     s = await opened(tmp_path)
     try:
