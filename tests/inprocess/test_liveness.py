@@ -96,9 +96,13 @@ async def test_long_poll_answers_when_the_epoch_moves_and_at_its_timeout(tmp_pat
 
         # A poll still waiting when the node stops (as a gateway stopped first leaves it) is
         # answered with the map it has, not cut off when the node's request grace runs out.
+        # The gateway holds a poll of its own: once it has the new map, its next poll waits.
+        watch = cluster.metadata.app[EPOCH_WATCH]
+        await eventually_async(lambda: cluster.ctx.topology.map.epoch == changed.epoch and watch.waiting == 1, 2.0,
+                               message=lambda: f"the gateway's poll to wait again ({watch.waiting} waiting)")
         async with MetadataClient([cluster.meta_address], SECRET) as other:
             last = asyncio.create_task(other.wait_cluster_map(changed.epoch, 30))
-            await eventually_async(lambda: cluster.metadata.app[EPOCH_WATCH].waiting == 1, 2.0)
+            await eventually_async(lambda: watch.waiting == 2, 2.0, message=lambda: f"{watch.waiting} polls waiting")
             await cluster.stop()  # the metadata node last, as objstore up stops it
             assert (await last).epoch == changed.epoch
 
