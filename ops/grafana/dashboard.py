@@ -114,7 +114,7 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
         Panel("Snapshot size and entries since",
               (Target("objstore_raft_snapshot_bytes", "bytes {{node_id}}"),
                Target("objstore_metadata_applied_index - objstore_raft_snapshot_index", "entries since {{node_id}}"))),
-        Panel("Leader changes", (Target(f"sum by (node_id) (increase(objstore_raft_leader_changes_total[1h]))",
+        Panel("Leader changes", (Target("sum by (node_id) (increase(objstore_raft_leader_changes_total[1h]))",
                                         "{{node_id}}"),)),
     )),
     ("Storage nodes", (
