@@ -205,8 +205,11 @@ class HttpPool:
         lines = [f"{method} {path_qs} HTTP/1.1", f"Host: {address}"]
         lines += [f"{k}: {v}" for k, v in hdrs.items() if k.lower() not in _FRAMING]
         lines.append(f"Content-Length: {len(body) if body else 0}")
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
         try:
+            try:
+                data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+            except UnicodeEncodeError:
+                raise InternalHttpError(f"a request to {address!r} that is not latin-1") from None
             async with asyncio.timeout(timeout):
                 conn = self._checkout(address)
                 if conn is not None:
@@ -262,10 +265,12 @@ class HttpPool:
     async def _open(self, address: str) -> _Conn:
         host, _, port = address.rpartition(":")
         host = host.strip("[]")
+        if not host or not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535):
+            raise InternalHttpError(f"{address!r} is not host:port")
         try:
             transport, conn = await asyncio.get_running_loop().create_connection(
                 _Conn, host, int(port), ssl=self.tls, server_hostname=host if self.tls is not None else None)
-        except OSError as exc:
+        except (OSError, ValueError, OverflowError) as exc:  # ValueError: e.g. a host name IDNA refuses
             raise InternalHttpError(f"{address} unreachable: {exc!r}") from None
         sock = transport.get_extra_info("socket")
         if sock is not None:

@@ -169,3 +169,13 @@ async def test_a_connection_closed_mid_answer_fails_the_call():
         await pool.request("GET", address, "/x", {}, timeout=5)
     await pool.close()
     srv.close()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:notaport", "127.0.0.1:70000", "127.0.0.1:", "127.0.0.1:\u00b2",
+                                     "127.0.0.1:99999999999999999999", "bad\x00host:80", "sn\u00f6\u2603:80"])
+async def test_a_malformed_address_fails_as_an_internal_http_error(address):
+    pool = HttpPool()
+    with pytest.raises(InternalHttpError):
+        await pool.request("GET", address, "/x", {}, timeout=5)
+    assert pool.opened == 0
+    await pool.close()
