@@ -87,13 +87,18 @@ class _Conn(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            # Bytes no call asked for (the node wrote past its answer, or to an idle
+            # connection): the connection cannot carry another call, and is not read on.
+            self._buf.clear()
+            self.close()
+            return
         self._buf += data
         self._got = True
-        if self._waiter is not None and not self._waiter.done():
-            try:
-                self._parse(eof=False)
-            except (ValueError, OSError) as exc:
-                self._waiter.set_exception(exc)
+        try:
+            self._parse(eof=False)
+        except (ValueError, OSError) as exc:
+            self._waiter.set_exception(exc)
 
     def eof_received(self) -> bool:
         self._ended(None)

@@ -234,3 +234,31 @@ async def test_a_malformed_or_oversized_answer_fails_the_call(answer):
     assert pool.opened == 1 and not pool._idle.get(address)
     await pool.close()
     srv.close()
+
+
+async def test_bytes_sent_to_an_idle_connection_close_it_instead_of_filling_its_buffer():
+    sent = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        try:
+            for _ in range(64):  # 4 MiB nobody asked for
+                writer.write(b"z" * 65536)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        sent.set()
+        writer.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    address = f"127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    pool = HttpPool()
+    assert (await pool.request("GET", address, "/x", {}, timeout=5)).body == b"ok"
+    [conn] = pool._idle[address]
+    await asyncio.wait_for(sent.wait(), 10)
+    assert conn.closed and len(conn._buf) == 0
+    await pool.close()
+    srv.close()
