@@ -229,3 +229,30 @@ async def test_a_stopping_node_finishes_the_hot_call_in_flight_before_closing_it
     again.open()
     assert [m.commit_index for m in again.get("b", "k")] == [3]  # durable before the store closed
     again.close()
+
+
+async def _answer_or_close(node: Node, request: bytes) -> int | None:
+    """The status answered to ``request`` on a new connection, None if it was closed unanswered."""
+    reader, writer = await connect(node)
+    writer.write(request)
+    try:
+        return (await read_answer(reader))[0]
+    except asyncio.IncompleteReadError:
+        return None
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"\xb9", b"+3", b"3_0", b"-0", b"3 3"])
+async def test_a_content_length_that_is_not_ascii_digits_gets_aiohttps_answer(node: Node, length: bytes) -> None:
+    # Python's str.isdigit() takes '²' and int() takes '+3' or '3_0'; HTTP takes neither.
+    request = put_blob_request(node.address, "v7", b"abc").replace(b"Content-Length: 3\r\n",
+                                                                    b"Content-Length: " + length + b"\r\n")
+    assert await _answer_or_close(node, request) == 400
+    assert await _answer_or_close(node, put_blob_request(node.address, "v7", b"abc")) == 201
+
+
+@pytest.mark.parametrize("name", [b"X Bad", b"X-Bad\x01", b"X(Bad)", b"X-B\xe4d", b"X/Bad", b"X-Ok: a\x01b\r\nX-More"])
+async def test_a_header_line_with_characters_http_forbids_gets_aiohttps_answer(node: Node, name: bytes) -> None:
+    request = put_blob_request(node.address, "v8", b"abc", extra=(name + b": y\r\n").decode("latin-1"))
+    assert await _answer_or_close(node, request) == 400
