@@ -23,8 +23,10 @@ so far, to aiohttp's request handler, which serves it from then on.
 Invariants: one request at a time per connection (the next is parsed only once the previous
 answer is written); a connection buffers at most one head (``MAX_HEAD``) and one body
 (``HOT_BODY_LIMIT``) before it stops reading, and stops parsing while the peer does not read
-its answers; a connection idle for ``KEEPALIVE`` seconds is closed, and so is every idle one
-when the site stops (busy ones after their answer, which then says ``Connection: close``).
+its answers; a connection that neither received a byte nor was answered for ``KEEPALIVE``
+seconds is closed (a body that keeps coming, however slowly, is not cut off), and so is
+every idle one when the site stops (busy ones after their answer, which then says
+``Connection: close``).
 """
 from __future__ import annotations
 
@@ -233,6 +235,7 @@ class HotProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
+        self.idle_since = time.monotonic()  # a head or body still coming is not idle
         if not self.busy:
             self._next()
         if self.transport is not None and len(self.buf) > MAX_HEAD + HOT_BODY_LIMIT and self._reading:

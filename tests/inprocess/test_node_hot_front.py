@@ -284,3 +284,38 @@ async def test_a_shard_in_digits_other_than_ascii_is_an_invalid_argument(node: N
     writer.write(get_request(node.address, "/blobs/v9/3"))
     assert (await read_answer(reader))[0] == 404  # nothing stored as shard 3
     writer.close()
+
+
+@pytest.mark.parametrize("size", [64 * 1024, 2 * 1024 * 1024])  # served by the lean front; by aiohttp
+async def test_a_body_that_keeps_coming_is_not_cut_off_and_a_silent_connection_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    from objstore.node import hot_front
+    monkeypatch.setattr(hot_front, "KEEPALIVE", 0.8)  # the sweep runs every 0.2 s
+    app = create_app(StorageConfig(node_id="s1", data_dir=str(tmp_path / "s1"), secret=SECRET),
+                     StoreOptions(block_size=4096))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = node_site(runner, "127.0.0.1", 0)
+    await site.start()
+    node = Node(app, runner, f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # type: ignore[union-attr]
+    try:
+        silent_reader, silent_writer = await connect(node)
+        silent_writer.write(b"PUT /blobs/")  # a head begun, then nothing
+        reader, writer = await connect(node)
+        data = os.urandom(size)
+        request = put_blob_request(node.address, "slow", data)
+        head_end = len(request) - size
+        writer.write(request[:head_end])
+        await asyncio.sleep(0.5)
+        pieces = 20
+        for i in range(pieces):  # over 2 s, 2.5 times the idle limit, bytes every 0.1 s
+            writer.write(data[i * size // pieces:(i + 1) * size // pieces])
+            await writer.drain()
+            await asyncio.sleep(0.1)
+        status, _, body = await read_answer(reader)
+        assert status == 201 and json.loads(body)["size"] == size
+        writer.close()
+        assert await asyncio.wait_for(silent_reader.read(), 5) == b""  # closed as idle
+        silent_writer.close()
+    finally:
+        await runner.cleanup()
