@@ -166,8 +166,11 @@ class _Conn(asyncio.Protocol):
         if self._method == "HEAD" or status in (204, 304):
             body = b""
         elif "content-length" in headers:
-            length = int(headers["content-length"])
-            if not 0 <= length <= MAX_BODY:
+            raw = headers["content-length"]
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 19):  # int() takes '+2', '0_2'
+                raise ValueError(f"bad Content-Length {raw[:40]!r}")
+            length = int(raw)
+            if length > MAX_BODY:
                 raise ValueError(f"answer of {length} bytes")
             if len(buf) < length:
                 return False

@@ -225,6 +225,9 @@ async def test_an_answer_line_or_section_without_end_fails_the_call_and_closes_i
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nab\r\n0\r\n\r\n",  # a negative chunk size
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nab\r\n0\r\n\r\n",  # not hex digits alone
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",  # a chunk longer than said
+    b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nab",  # int() takes these; HTTP does not
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0_2\r\n\r\nab",
+    b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nab",
 ])
 async def test_a_malformed_or_oversized_answer_fails_the_call(answer):
     srv, address = await _raw_server(answer, close_after=False, drip=False)
