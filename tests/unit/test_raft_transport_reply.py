@@ -126,3 +126,9 @@ async def test_a_sender_survives_a_peer_with_a_malformed_address():
     finally:
         await t.close()
         await runner.cleanup()
+
+
+def test_a_reply_nested_too_deep_to_decode_is_dropped():
+    got: list = []
+    _transport(got)._take_reply("m2", b"[" * 200_000)
+    assert got == []
