@@ -47,7 +47,7 @@ def requested_write_quorum(value: str | None, policy: Policy) -> int:
     bucket's or the policy's default); raises InvalidArgument for a W the policy does not allow."""
     if value is None:
         return 0
-    if not value.strip().isdigit() or len(value.strip()) > 3:
+    if not (value.strip().isascii() and value.strip().isdigit()) or len(value.strip()) > 3:
         raise InvalidArgument(f"Invalid write quorum {value!r}: expected a number of nodes.",
                               ArgumentName=WRITE_QUORUM_HEADER, ArgumentValue=value)
     return policy.check_write_quorum(int(value))

@@ -21,6 +21,9 @@ Invariants:
   idempotent (blob and manifest writes name their version, commands carry a session
   sequence number, Raft takes a message delivered twice as once, a snapshot chunk sent
   twice is refused as out of order and the transfer starts over).
+- An answer is bounded as it arrives: its head (``MAX_HEAD``), its body (``MAX_BODY``), a
+  chunk-size line (``MAX_CHUNK_LINE``) and the trailers (``MAX_HEAD``); past a bound, or on a
+  malformed line, the call fails and its connection is closed.
 - Failures are :class:`InternalHttpError` (a ``ConnectionError``) or ``asyncio.TimeoutError``.
 """
 from __future__ import annotations
@@ -32,8 +35,9 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Protocol
 
-MAX_HEAD = 64 * 1024
+MAX_HEAD = 64 * 1024  # an answer's head, and the trailer section of a chunked answer
 MAX_BODY = 64 * 1024 * 1024
+MAX_CHUNK_LINE = 4096  # a chunk-size line (the size and any extensions)
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect"})
 
 
@@ -63,7 +67,7 @@ class _Conn(asyncio.Protocol):
     reader between the socket and the call)."""
 
     __slots__ = ("transport", "idle_since", "closed", "_buf", "_waiter", "_method", "_reused", "_got",
-                 "_head")
+                 "_head", "_chunks")
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -75,6 +79,7 @@ class _Conn(asyncio.Protocol):
         self._reused = False
         self._got = False  # a byte of the current answer came
         self._head: tuple[int, dict[str, str], bool] | None = None  # status, headers, keep-alive
+        self._chunks: _Chunked | None = None  # the chunked body being read
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -82,13 +87,18 @@ class _Conn(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            # Bytes no call asked for (the node wrote past its answer, or to an idle
+            # connection): the connection cannot carry another call, and is not read on.
+            self._buf.clear()
+            self.close()
+            return
         self._buf += data
         self._got = True
-        if self._waiter is not None and not self._waiter.done():
-            try:
-                self._parse(eof=False)
-            except (ValueError, OSError) as exc:
-                self._waiter.set_exception(exc)
+        try:
+            self._parse(eof=False)
+        except (ValueError, OSError) as exc:
+            self._waiter.set_exception(exc)
 
     def eof_received(self) -> bool:
         self._ended(None)
@@ -107,7 +117,7 @@ class _Conn(asyncio.Protocol):
         """Send one request; the future is its (answer, whether the connection may be reused)."""
         assert self.transport is not None
         waiter = self._waiter = asyncio.get_running_loop().create_future()
-        self._method, self._reused, self._got, self._head = method, reused, False, None
+        self._method, self._reused, self._got, self._head, self._chunks = method, reused, False, None, None
         if self.closed:
             self._ended(None)
         else:
@@ -143,9 +153,9 @@ class _Conn(asyncio.Protocol):
         framed by the connection's end); whether it did."""
         buf = self._buf
         while self._head is None:
-            end = buf.find(b"\r\n\r\n")
+            end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
             if end < 0:
-                if len(buf) > MAX_HEAD:
+                if len(buf) >= MAX_HEAD + 4:
                     raise ValueError("answer head too large")
                 return False
             status, headers, keep = _parse_head(bytes(buf[:end]))
@@ -156,19 +166,23 @@ class _Conn(asyncio.Protocol):
         if self._method == "HEAD" or status in (204, 304):
             body = b""
         elif "content-length" in headers:
-            length = int(headers["content-length"])
-            if not 0 <= length <= MAX_BODY:
+            raw = headers["content-length"]
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 19):  # int() takes '+2', '0_2'
+                raise ValueError(f"bad Content-Length {raw[:40]!r}")
+            length = int(raw)
+            if length > MAX_BODY:
                 raise ValueError(f"answer of {length} bytes")
             if len(buf) < length:
                 return False
             body = bytes(buf[:length])
             del buf[:length]
         elif "chunked" in headers.get("transfer-encoding", "").lower():
-            got = _chunked(buf)
+            if self._chunks is None:
+                self._chunks = _Chunked()
+            got = self._chunks.take(buf)
             if got is None:
                 return False
-            body, used = got
-            del buf[:used]
+            body = got
         else:  # framed by the connection's end
             if len(buf) > MAX_BODY:
                 raise ValueError("answer too large")
@@ -205,8 +219,11 @@ class HttpPool:
         lines = [f"{method} {path_qs} HTTP/1.1", f"Host: {address}"]
         lines += [f"{k}: {v}" for k, v in hdrs.items() if k.lower() not in _FRAMING]
         lines.append(f"Content-Length: {len(body) if body else 0}")
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
         try:
+            try:
+                data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+            except UnicodeEncodeError:
+                raise InternalHttpError(f"a request to {address!r} that is not latin-1") from None
             async with asyncio.timeout(timeout):
                 conn = self._checkout(address)
                 if conn is not None:
@@ -262,10 +279,12 @@ class HttpPool:
     async def _open(self, address: str) -> _Conn:
         host, _, port = address.rpartition(":")
         host = host.strip("[]")
+        if not host or not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535):
+            raise InternalHttpError(f"{address!r} is not host:port")
         try:
             transport, conn = await asyncio.get_running_loop().create_connection(
                 _Conn, host, int(port), ssl=self.tls, server_hostname=host if self.tls is not None else None)
-        except OSError as exc:
+        except (OSError, ValueError, OverflowError) as exc:  # ValueError: e.g. a host name IDNA refuses
             raise InternalHttpError(f"{address} unreachable: {exc!r}") from None
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -296,30 +315,60 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str], bool]:
     return int(code), headers, version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
 
 
-def _chunked(buf: bytearray) -> tuple[bytes, int] | None:
-    """A whole chunked body at the start of ``buf``: (body, bytes it took), or None while
-    it is incomplete."""
-    parts: list[bytes] = []
-    at = total = 0
-    while True:
-        eol = buf.find(b"\r\n", at)
-        if eol < 0:
-            return None
-        size = int(bytes(buf[at:eol]).split(b";", 1)[0].strip(), 16)
-        at = eol + 2
-        if size == 0:
-            while True:  # trailers, then the blank line
-                eol = buf.find(b"\r\n", at)
-                if eol < 0:
-                    return None
-                line_empty = eol == at
-                at = eol + 2
-                if line_empty:
-                    return b"".join(parts), at
-        total += size
-        if total > MAX_BODY:
-            raise ValueError("answer too large")
-        if len(buf) < at + size + 2:
-            return None
-        parts.append(bytes(buf[at:at + size]))
-        at += size + 2
+class _Chunked:
+    """A chunked body read from the front of a buffer as it arrives: each whole chunk is
+    taken out of the buffer, so bytes are looked at once however many pieces they come in.
+    Bounded: a chunk-size line of at most ``MAX_CHUNK_LINE`` bytes, a body of at most
+    ``MAX_BODY``, trailers of at most ``MAX_HEAD``; beyond that (or on a malformed line)
+    ValueError."""
+
+    __slots__ = ("parts", "total", "trailer")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.total = 0
+        self.trailer = -1  # bytes of the trailer section taken so far (-1: still in the chunks)
+
+    def take(self, buf: bytearray) -> bytes | None:
+        """The whole body once the buffer holds its end (which is taken out, the rest left);
+        None while it is incomplete."""
+        while self.trailer < 0:
+            eol = buf.find(b"\r\n", 0, MAX_CHUNK_LINE + 2)
+            if eol < 0:
+                if len(buf) >= MAX_CHUNK_LINE + 2:
+                    raise ValueError("chunk-size line too long")
+                return None
+            size = _chunk_size(bytes(buf[:eol]))
+            if size == 0:
+                del buf[:eol + 2]
+                self.trailer = 0
+                break
+            if self.total + size > MAX_BODY:
+                raise ValueError("answer too large")
+            end = eol + 2 + size
+            if len(buf) < end + 2:
+                return None
+            if buf[end:end + 2] != b"\r\n":
+                raise ValueError("chunk data not followed by CRLF")
+            self.parts.append(bytes(buf[eol + 2:end]))
+            self.total += size
+            del buf[:end + 2]
+        while True:  # trailer lines, then the blank line
+            room = MAX_HEAD - self.trailer
+            eol = buf.find(b"\r\n", 0, room + 2)
+            if eol < 0:
+                if len(buf) >= room + 2:
+                    raise ValueError("trailer section too large")
+                return None
+            del buf[:eol + 2]
+            self.trailer += eol + 2
+            if eol == 0:
+                return b"".join(self.parts)
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size of a chunk-size line (hex digits, then any extensions after ``;``)."""
+    digits = line.split(b";", 1)[0].strip(b" \t")
+    if not 0 < len(digits) <= 16 or digits.strip(b"0123456789abcdefABCDEF"):
+        raise ValueError(f"bad chunk size {line[:40]!r}")
+    return int(digits, 16)

@@ -60,7 +60,7 @@ def parse_complete(body: bytes) -> list[list[Any]]:
             raise MalformedXML()
         fields = {local_name(c): (c.text or "").strip() for c in part}
         number, etag = fields.get("PartNumber"), fields.get("ETag")
-        if number is None or etag is None or not number.isdigit():
+        if number is None or etag is None or not (number.isascii() and number.isdigit()):
             raise MalformedXML()
         sums = {_ELEMENT_ALGORITHMS[k]: v for k, v in fields.items() if k in _ELEMENT_ALGORITHMS}
         rows.append([int(number), etag.strip('"'), sums])

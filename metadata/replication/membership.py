@@ -56,7 +56,9 @@ async def add_member(rep: RaftReplicator, node_id: str, address: str, catch_up_t
     """Add ``node_id`` at ``address`` as a learner, wait for it to catch up, promote it."""
     _check_id(node_id)
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    # ASCII digits only (str.isdigit() takes '²'), and a port TCP has: the address goes into
+    # the Raft configuration, and every member calls it.
+    if not host or not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535):
         raise InvalidArgument(f"invalid address {address!r}: expected host:port")
     _require_leader(rep)
     conf = rep.node.conf_state

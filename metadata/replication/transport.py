@@ -219,7 +219,7 @@ class RaftTransport:
         a malformed one is logged and dropped (Raft retries)."""
         try:
             sender, _, msgs = decode_batch(json.loads(raw), self.id)
-        except (ValueError, InvalidArgument) as exc:
+        except (ValueError, RecursionError, InvalidArgument) as exc:  # RecursionError: nested too deep
             log.warning("bad raft reply from %s: %s", frm, exc)
             return
         if sender != frm:

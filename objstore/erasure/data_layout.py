@@ -41,7 +41,8 @@ class DataLayout:
         values: dict[str, int] = {}
         for item in rest:
             name, _, value = item.partition("=")
-            if name not in _FIELDS or name in values or not value.isdigit() or len(value) > 19:
+            if name not in _FIELDS or name in values or not (value.isascii() and value.isdigit()) \
+                    or len(value) > 19:
                 raise InvalidArgument(f"Invalid data layout {text!r}")
             values[name] = int(value)
         stripe = values.get("stripe", DEFAULT_STRIPE_SIZE if policy.kind == "ec" else 0)

@@ -78,7 +78,9 @@ class BlobId:
     @classmethod
     def parse(cls, version_id: str, shard: str) -> "BlobId":
         """Build from URL path parts; raises InvalidArgument on anything malformed."""
-        if not shard.isdigit() or len(shard) > 5:
+        # ASCII digits only: str.isdigit() also takes '²' (which int() refuses) and int()
+        # takes other scripts' digits ('٣' is 3), which would name shard 3 a second way.
+        if not (shard.isascii() and shard.isdigit()) or len(shard) > 5:
             raise InvalidArgument(f"invalid shard {shard!r}")
         return cls(version_id, int(shard))
 

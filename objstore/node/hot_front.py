@@ -16,14 +16,17 @@ Every such request goes through the same steps as in the application
 (:class:`objstore.http_common.InternalCalls`: the same signature check and replay guard, the
 same metrics and request log, the same error answers; the node's drain count). Anything else
 (another route, a percent-encoded path, ``Expect``, ``Transfer-Encoding``, a larger body,
-HTTP/1.0, a malformed head) hands the connection, with every byte received so far, to aiohttp's
-request handler, which serves it from then on.
+HTTP/1.0, a malformed head: a header name that is not a token, a control character, a
+``Content-Length`` that is not ASCII digits) hands the connection, with every byte received
+so far, to aiohttp's request handler, which serves it from then on.
 
 Invariants: one request at a time per connection (the next is parsed only once the previous
 answer is written); a connection buffers at most one head (``MAX_HEAD``) and one body
 (``HOT_BODY_LIMIT``) before it stops reading, and stops parsing while the peer does not read
-its answers; a connection idle for ``KEEPALIVE`` seconds is closed, and so is every idle one
-when the site stops (busy ones after their answer, which then says ``Connection: close``).
+its answers; a connection that neither received a byte nor was answered for ``KEEPALIVE``
+seconds is closed (a body that keeps coming, however slowly, is not cut off), and so is
+every idle one when the site stops (busy ones after their answer, which then says
+``Connection: close``).
 """
 from __future__ import annotations
 
@@ -47,6 +50,11 @@ MAX_HEAD = 64 * 1024
 HOT_BODY_LIMIT = 1024 * 1024
 KEEPALIVE = 75.0  # seconds an idle connection is kept (aiohttp's default)
 _SMALL_RANGE = re.compile(r"bytes=(\d{1,18})-(\d{1,18})")
+# What HTTP/1.1 forbids in a head (a header name that is not a token; a control character
+# other than a tab, or a CR or LF that is not a line's CRLF): such a request goes to aiohttp,
+# which answers 400 as HTTP says.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_NO_CONTROL = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
 
 Handler = Callable[[Any], Awaitable[web.StreamResponse]]
 
@@ -227,6 +235,7 @@ class HotProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
+        self.idle_since = time.monotonic()  # a head or body still coming is not idle
         if not self.busy:
             self._next()
         if self.transport is not None and len(self.buf) > MAX_HEAD + HOT_BODY_LIMIT and self._reading:
@@ -270,23 +279,27 @@ class HotProtocol(asyncio.Protocol):
     def _parse_head(self, end: int) -> tuple[LeanRequest, str, int, int] | None:
         lines = self.buf[:end].decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
-        if len(parts) != 3 or parts[2] != "HTTP/1.1":
+        if len(parts) != 3 or parts[2] != "HTTP/1.1" or not lines[0].isprintable():
             return None
         method, target = parts[0], parts[1]
         path, _, qs = target.partition("?")
         if "%" in path:  # aiohttp decodes it before routing: leave it to aiohttp
             return None
         pairs = []
+        token, no_control = _TOKEN.fullmatch, _NO_CONTROL.fullmatch
         for line in lines[1:]:
             name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip():
+            if not sep or not (name.isascii() and (name.replace("-", "").isalnum() or token(name))) \
+                    or not (line.isprintable() or no_control(line)):
                 return None
-            pairs.append((name, value.strip()))
+            pairs.append((name, value.strip(" \t")))
         headers = CIMultiDictProxy(CIMultiDict(pairs))
         if "Transfer-Encoding" in headers or "Expect" in headers or len(headers.getall("Content-Length", ())) > 1:
             return None
         raw_length = headers.get("Content-Length", "0")
-        if not raw_length.isdigit() or int(raw_length) > HOT_BODY_LIMIT or "Host" not in headers:
+        # ASCII digits only: str.isdigit() takes '²', which int() refuses.
+        if not (raw_length.isascii() and raw_length.isdigit()) or int(raw_length) > HOT_BODY_LIMIT \
+                or "Host" not in headers:
             return None
         found = self.routes.route(method, path, headers)
         if found is None:

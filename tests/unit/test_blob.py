@@ -249,6 +249,7 @@ def test_version_ids_are_validated() -> None:
             BlobId(bad, 0)
     with pytest.raises(InvalidArgument):
         BlobId("v", 70000)
-    with pytest.raises(InvalidArgument):
-        BlobId.parse("v", "-1")
+    for bad in ("-1", "\u00b2", "\u0663", "\uff13", "1\u00b9", "+1", "1_0", " 1", "123456"):
+        with pytest.raises(InvalidArgument):
+            BlobId.parse("v", bad)
     assert BlobId.parse("v", "12") == BlobId("v", 12)

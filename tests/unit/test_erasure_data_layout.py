@@ -35,7 +35,8 @@ def test_for_policy_and_with_size():
 
 
 @pytest.mark.parametrize("text", ["ec:4+2;stripe=0", "replica:3;stripe=1024", "ec:4+2;stripe=1;stripe=2",
-                                  "ec:4+2;shard=1", "ec:4+2;size=-1", "ec:4+2;", "ec:4+2;size=1e3", "rs:4+2"])
+                                  "ec:4+2;shard=1", "ec:4+2;size=-1", "ec:4+2;", "ec:4+2;size=1e3", "rs:4+2",
+                                  "ec:4+2;size=\u00b2", "ec:4+2;stripe=\u0663"])
 def test_malformed_layouts_are_refused(text):
     with pytest.raises(InvalidArgument):
         DataLayout.parse(text)

@@ -169,3 +169,99 @@ async def test_a_connection_closed_mid_answer_fails_the_call():
         await pool.request("GET", address, "/x", {}, timeout=5)
     await pool.close()
     srv.close()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:notaport", "127.0.0.1:70000", "127.0.0.1:", "127.0.0.1:\u00b2",
+                                     "127.0.0.1:99999999999999999999", "bad\x00host:80", "sn\u00f6\u2603:80"])
+async def test_a_malformed_address_fails_as_an_internal_http_error(address):
+    pool = HttpPool()
+    with pytest.raises(InternalHttpError):
+        await pool.request("GET", address, "/x", {}, timeout=5)
+    assert pool.opened == 0
+    await pool.close()
+
+
+async def _endless_server(answer: bytes, filler: bytes):
+    """A server that answers ``answer`` and then ``filler`` for ever (1 MiB at most), never
+    ending the line; the event is set when the client closes the connection."""
+    closed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            for _ in range(1024):
+                writer.write(filler * (1024 // len(filler)))
+                await writer.drain()
+                await asyncio.sleep(0)
+            await reader.read()  # until the client closes
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        closed.set()
+        writer.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return srv, f"127.0.0.1:{srv.sockets[0].getsockname()[1]}", closed
+
+
+@pytest.mark.parametrize("answer,filler", [
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"0"),  # a chunk-size line without end
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;", b"x"),  # its extensions without end
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n", b"T: x\r\n"),  # trailers without end
+    (b"HTTP/1.1 200 OK\r\nX-Long: ", b"y"),  # a head without end
+])
+async def test_an_answer_line_or_section_without_end_fails_the_call_and_closes_its_connection(answer, filler):
+    srv, address, closed = await _endless_server(answer, filler)
+    pool = HttpPool()
+    with pytest.raises(InternalHttpError):
+        await pool.request("GET", address, "/x", {}, timeout=10)
+    await asyncio.wait_for(closed.wait(), 5)
+    await pool.close()
+    srv.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nX-Big: " + b"y" * 70000 + b"\r\nContent-Length: 0\r\n\r\n",  # a head too large, whole
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nab\r\n0\r\n\r\n",  # a negative chunk size
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nab\r\n0\r\n\r\n",  # not hex digits alone
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",  # a chunk longer than said
+    b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nab",  # int() takes these; HTTP does not
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0_2\r\n\r\nab",
+    b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nab",
+])
+async def test_a_malformed_or_oversized_answer_fails_the_call(answer):
+    srv, address = await _raw_server(answer, close_after=False, drip=False)
+    pool = HttpPool()
+    with pytest.raises(InternalHttpError):
+        await pool.request("GET", address, "/x", {}, timeout=5)
+    assert pool.opened == 1 and not pool._idle.get(address)
+    await pool.close()
+    srv.close()
+
+
+async def test_bytes_sent_to_an_idle_connection_close_it_instead_of_filling_its_buffer():
+    sent = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        try:
+            for _ in range(64):  # 4 MiB nobody asked for
+                writer.write(b"z" * 65536)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        sent.set()
+        writer.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    address = f"127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    pool = HttpPool()
+    assert (await pool.request("GET", address, "/x", {}, timeout=5)).body == b"ok"
+    [conn] = pool._idle[address]
+    await asyncio.wait_for(sent.wait(), 10)
+    assert conn.closed and len(conn._buf) == 0
+    await pool.close()
+    srv.close()

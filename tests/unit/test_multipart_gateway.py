@@ -54,6 +54,9 @@ def test_parse_complete_reads_parts_etags_and_checksums_in_order():
 @pytest.mark.parametrize("body", [
     b"", b"<CompleteMultipartUpload/>", b"<Other><Part/></Other>", b"<CompleteMultipartUpload><Part>",
     b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber><ETag>e</ETag></Part></CompleteMultipartUpload>",
+    # '²' passes str.isdigit() but not int(); '٣' and '３' are int() 3 (part 3 under another name)
+    *(f"<CompleteMultipartUpload><Part><PartNumber>{n}</PartNumber><ETag>e</ETag></Part></CompleteMultipartUpload>"
+      .encode() for n in ("\u00b2", "\u0663", "\uff13", "1\u00b9")),
     b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>",
     b"<CompleteMultipartUpload><Bogus/></CompleteMultipartUpload>",
     b'<!DOCTYPE x [<!ENTITY a "b">]><CompleteMultipartUpload/>',

@@ -83,3 +83,52 @@ async def test_batches_travel_signed_on_kept_alive_connections_and_their_replies
     finally:
         await t.close()
         await runner.cleanup()
+
+
+async def test_a_sender_survives_a_peer_with_a_malformed_address():
+    """A peer whose address cannot be opened (a bad port) is unreachable, like one that does
+    not answer: its senders stay, and deliver once the address is right."""
+    delivered: list[int] = []
+
+    async def post_messages(request: web.Request) -> web.Response:
+        _, _, msgs = decode_batch(json.loads(await request.read()), "m2")
+        delivered.extend(m.index for m in msgs)
+        return web.Response(body=b"{}", content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/raft/messages", post_messages)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    address = {"m2": "127.0.0.1:notaport"}
+    unreachable: list[str] = []
+    t = RaftTransport("m1", "127.0.0.1:1", "secret", address.get, unreachable.append, lambda *_: None)
+    try:
+        for bad in ("127.0.0.1:notaport", "127.0.0.1:70000"):
+            address["m2"] = bad
+            before = len(unreachable)
+            t.send([Message(MessageType.HEARTBEAT, "m2", "m1", 3)])
+            for _ in range(200):
+                if len(unreachable) > before:
+                    break
+                await asyncio.sleep(0.01)
+            assert unreachable[before:] == ["m2"]
+        assert not any(task.done() for task in t._peers["m2"].tasks)
+        address["m2"] = f"127.0.0.1:{port}"
+        t.send([Message(MessageType.APP, "m2", "m1", 3, index=5, commit=5)])
+        for _ in range(200):
+            if delivered:
+                break
+            await asyncio.sleep(0.01)
+        assert delivered == [5]
+    finally:
+        await t.close()
+        await runner.cleanup()
+
+
+def test_a_reply_nested_too_deep_to_decode_is_dropped():
+    got: list = []
+    _transport(got)._take_reply("m2", b"[" * 200_000)
+    assert got == []

@@ -34,7 +34,7 @@ def test_w_equal_k_is_refused_naming_the_rule():
 def test_the_header_is_parsed_and_checked():
     assert requested_write_quorum(None, EC42) == 0
     assert requested_write_quorum("6", EC42) == 6
-    for bad in ("", "x", "-1", "4", "1000000"):
+    for bad in ("", "x", "-1", "4", "1000000", "\u00b2", "\u0666", "\uff16"):  # '²' made int() raise; '٦' was 6
         with pytest.raises(InvalidArgument):
             requested_write_quorum(bad, EC42)
 
