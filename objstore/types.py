@@ -122,7 +122,7 @@ class ClusterMap:
                    kept_rings=tuple(KeptRing.from_dict(r) for r in d.get("kept_rings", ())))
 
 
-_POLICY_RE = re.compile(r"^(?:replica:(\d+)|ec:(\d+)\+(\d+))$")
+_POLICY_RE = re.compile(r"^(?:replica:([0-9]+)|ec:([0-9]+)\+([0-9]+))$")
 
 
 @dataclass(frozen=True, slots=True)

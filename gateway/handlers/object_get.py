@@ -42,7 +42,7 @@ from objstore.types import ObjectVersion
 log = logging.getLogger(__name__)
 
 WHOLE_BODY_LIMIT = 256 * 1024  # GET bodies up to this size are sent in one write
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

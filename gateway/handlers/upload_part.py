@@ -35,7 +35,7 @@ from objstore.errors import AccessDenied, EntityTooLarge, InvalidArgument, Inval
 from objstore.naming import validate_key
 from objstore.types import PartRef, Policy
 
-_SOURCE_RANGE_RE = re.compile(r"^bytes=(\d+)-(\d+)$")
+_SOURCE_RANGE_RE = re.compile(r"^bytes=([0-9]+)-([0-9]+)$")
 
 
 def source_range(header: str | None, size: int) -> tuple[int, int]:

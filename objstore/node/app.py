@@ -88,7 +88,7 @@ KEY_HEADER = "X-Objstore-Key"
 POLICY_HEADER = "X-Objstore-Policy"
 SIZE_HEADER = "X-Objstore-Size"
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 def parse_range(value: str | None, size: int) -> tuple[int | None, int | None]:

@@ -211,3 +211,33 @@ def test_fuzz_conditional_headers(headers, etag, modified) -> None:
 @given(value=st.text(max_size=60))
 def test_fuzz_tagging_header(value) -> None:
     only_s3_errors(parse_tagging_header, value)
+
+
+def test_ranges_and_policies_take_ascii_digits_only() -> None:
+    """Digits of other scripts are not numbers in HTTP or S3: a Range of them is ignored (the
+    whole object, as S3 answers a Range it cannot parse), not served as bytes 0-3."""
+    from objstore.node.app import parse_range as node_range
+    from objstore.types import Policy
+
+    assert parse_range("bytes=\u0660-\u0663", 10) is None
+    assert parse_range("bytes=0-3", 10) == (0, 3)
+    for bad in ("bytes=\u0660-\u0663", "bytes=\uff10-\uff13"):
+        try:
+            source_range(bad, 10)
+        except ObjstoreError as err:
+            assert err.code == "InvalidArgument"
+        else:
+            raise AssertionError(f"{bad!r} was accepted as a copy-source range")
+        try:
+            node_range(bad, 10)
+        except ObjstoreError as err:
+            assert err.code == "InvalidRange"
+        else:
+            raise AssertionError(f"{bad!r} was accepted by the storage node")
+    for bad in ("replica:\u0663", "ec:\u0664+2"):
+        try:
+            Policy.parse(bad)
+        except ObjstoreError as err:
+            assert err.code == "InvalidArgument"
+        else:
+            raise AssertionError(f"policy {bad!r} was accepted")
