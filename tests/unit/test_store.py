@@ -637,3 +637,49 @@ async def test_a_write_cancelled_while_its_buffer_is_written_drops_the_pair(
     finally:
         proceed.set()
         await s.close()
+
+
+async def test_a_write_cancelled_while_its_buffer_is_written_keeps_its_file_open_until_done(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write cancelled while the IO pool still writes one of its buffers closes and
+    removes its temporary file only once that write returned: the thread is still using the
+    descriptor (a retried short write), which a close could hand to another file meanwhile."""
+    import threading
+
+    from objstore.node import blobfiles
+
+    real_write, entered, proceed = blobfiles.BlobFileWriter.write, threading.Event(), threading.Event()
+    seen: list[tuple[int, str]] = []  # (descriptor when the write ended, temporary file)
+
+    def slow_write(self: blobfiles.BlobFileWriter, data: bytes | memoryview) -> None:
+        entered.set()
+        proceed.wait(10)
+        seen.append((self._fd, self.tmp_path))
+        real_write(self, data)
+
+    opts = StoreOptions(small_threshold=2048, block_size=4096, write_buffer=4 * 4096, io_threads=2)
+    data = random.Random(6).randbytes(60_000)
+    s = await opened(tmp_path, opts)
+    try:
+        monkeypatch.setattr(blobfiles.BlobFileWriter, "write", slow_write)
+        task = asyncio.ensure_future(put(s, "v1", data))
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the put now waits for that write
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        proceed.set()
+        for _ in range(200):
+            if seen and not os.path.exists(seen[0][1]):
+                break
+            await asyncio.sleep(0.01)
+        fd, tmp = seen[0]
+        assert fd >= 0  # the file was still open when its write went on
+        assert not os.path.exists(tmp)  # and removed once the write was done
+        monkeypatch.setattr(blobfiles.BlobFileWriter, "write", real_write)
+        await put(s, "v2", data)
+        assert await read(s, "v2") == data
+    finally:
+        proceed.set()
+        await s.close()
