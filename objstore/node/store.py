@@ -321,6 +321,13 @@ class BlobStore:
 
         writing: asyncio.Future = loop.create_future()
         writing.set_result(None)
+        busy: concurrent.futures.Future | None = None  # the pool's side of ``writing``
+
+        def start_write(view: memoryview) -> asyncio.Future:
+            nonlocal busy
+            busy = self._io_pool.submit(writer.write, view)
+            return asyncio.wrap_future(busy, loop=loop)
+
         handed_off = False
         try:
             async for chunk in chunks:
@@ -331,7 +338,7 @@ class BlobStore:
                     pos += framer.feed(view[pos:])
                     if framer.full:
                         await writing  # the buffer take() switches to is free again
-                        writing = loop.run_in_executor(self._io_pool, writer.write, framer.take())
+                        writing = start_write(framer.take())
             if framer.size != header.size:
                 raise IncompleteBody(f"got {framer.size} of {header.size} bytes")
             await writing
@@ -349,13 +356,17 @@ class BlobStore:
                 if not writing.done():
                     with contextlib.suppress(BaseException):
                         await asyncio.wait([writing])
-                if writing.done():
-                    if not writing.cancelled():
-                        writing.exception()  # retrieved: the error raised here is the one reported
+                if writing.done() and not writing.cancelled():
+                    writing.exception()  # retrieved: the error raised here is the one reported
                     writer.abort()
                     release(writing)
                 else:
-                    writing.add_done_callback(lambda _f: writer.abort())
+                    # Still running, or cancelled while its thread may still be writing (a
+                    # cancelled future says nothing of the thread): close the file only once
+                    # the thread is done with its descriptor, which a close would let the
+                    # next open reuse. Runs on that thread, or here if it is done already.
+                    assert busy is not None
+                    busy.add_done_callback(lambda _f: writer.abort())
                     writing.add_done_callback(release)
             raise
 
