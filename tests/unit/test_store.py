@@ -683,3 +683,46 @@ async def test_a_write_cancelled_while_its_buffer_is_written_keeps_its_file_open
     finally:
         proceed.set()
         await s.close()
+
+
+async def test_a_write_cancelled_while_its_file_is_being_created_closes_and_removes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large write cancelled while the IO pool creates its temporary file closes and
+    removes that file once it exists (its descriptor is not left open for the process's life)."""
+    import threading
+
+    from objstore.node import blobfiles, store as store_mod
+
+    real_init, entered, proceed = blobfiles.BlobFileWriter.__init__, threading.Event(), threading.Event()
+    made: list[blobfiles.BlobFileWriter] = []
+
+    def slow_init(self: blobfiles.BlobFileWriter, *args: object, **kw: object) -> None:
+        entered.set()
+        proceed.wait(10)
+        real_init(self, *args, **kw)
+        made.append(self)
+
+    class SlowWriter(blobfiles.BlobFileWriter):
+        __init__ = slow_init  # type: ignore[assignment]
+
+    opts = StoreOptions(small_threshold=2048, block_size=4096, write_buffer=4 * 4096, io_threads=2)
+    data = random.Random(7).randbytes(60_000)
+    s = await opened(tmp_path, opts)
+    try:
+        monkeypatch.setattr(store_mod, "BlobFileWriter", SlowWriter)
+        task = asyncio.ensure_future(put(s, "v1", data))
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        proceed.set()
+        for _ in range(200):
+            if made and made[0]._fd < 0:
+                break
+            await asyncio.sleep(0.01)
+        assert made and made[0]._fd < 0  # closed
+        assert not os.path.exists(made[0].tmp_path)  # and removed
+    finally:
+        proceed.set()
+        await s.close()
