@@ -305,9 +305,14 @@ class BlobStore:
         :mod:`objstore.node.framer_buffers`). With ``direct_io`` the file is written with ``O_DIRECT`` where
         the filesystem allows it (the framer then hands out aligned buffers)."""
         loop = asyncio.get_running_loop()
-        writer = await loop.run_in_executor(
+        opening = loop.run_in_executor(
             self._io_pool, functools.partial(BlobFileWriter, self.data_dir, header.version_id,
                                              direct=self.options.direct_io))
+        try:
+            writer = await asyncio.shield(opening)
+        except asyncio.CancelledError:  # the file is still being created: remove it once it is
+            opening.add_done_callback(_abort_opened)
+            raise
         blocks = max(1, self.options.write_buffer // header.block_size)
         align = DIRECT_ALIGN if writer.direct else 0
         pool = self._framer_pool(header.block_size, blocks)
@@ -656,6 +661,12 @@ class BlobStore:
             "fsyncs": seg.fsyncs if seg else 0,
             "group_committed_records": seg.records_committed if seg else 0,
         }
+
+
+def _abort_opened(fut: asyncio.Future) -> None:
+    """Close and remove the temporary file of a large write whose caller went away."""
+    if not fut.cancelled() and fut.exception() is None:
+        fut.result().abort()
 
 
 async def _read_exact(chunks: AsyncIterable[bytes], size: int) -> bytes:
