@@ -246,3 +246,46 @@ async def test_a_fence_refuses_manifests_and_reads_of_older_rings_durably(tmp_pa
     with pytest.raises(StaleRingEpoch):
         again.put_sync(m(6, version("v6")), ring_epoch=4)
     again.close()
+
+
+def test_a_manifest_stored_after_a_torn_tail_survives_the_next_restart(tmp_path):
+    store = ManifestStore(str(tmp_path))
+    store.open()
+    assert store.put_sync(m(5, version("a")))
+    store.close()
+    with open(tmp_path / FILE_NAME, "ab") as f:  # a crash in the middle of a write
+        f.write(b"0000abcd {\"torn")
+    again = ManifestStore(str(tmp_path))
+    again.open()
+    assert again.put_sync(m(9, version("b")))  # acknowledged: durable
+    again.close()
+    third = ManifestStore(str(tmp_path))
+    third.open()
+    assert [x.commit_index for x in third.get("b", "k")] == [9, 5]
+    third.close()
+
+
+def test_a_manifest_stored_after_a_failed_write_survives_a_restart(tmp_path, monkeypatch):
+    import errno
+
+    from objstore.node import manifests as mod
+
+    store = ManifestStore(str(tmp_path))
+    store.open()
+    assert store.put_sync(m(5, version("a")))
+    real = mod.write_all
+
+    def half_then_full(fd, data, write=None):  # the disk fills in the middle of the line
+        real(fd, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(mod, "write_all", half_then_full)
+    with pytest.raises(OSError):
+        store.put_sync(m(7, version("b")))
+    monkeypatch.setattr(mod, "write_all", real)
+    assert store.put_sync(m(9, version("c")))  # acknowledged: durable
+    store.close()
+    again = ManifestStore(str(tmp_path))
+    again.open()
+    assert [x.commit_index for x in again.get("b", "k")] == [9, 5]
+    again.close()
