@@ -5,7 +5,9 @@ Design: one append-only file, ``manifests.log`` in the node's data dir, of lines
 (:mod:`objstore.durable_io`) before it is acknowledged. Concurrent appends are grouped:
 while one batch is written and fsynced (in a worker thread), the manifests arriving meanwhile
 queue up and form the next batch, so one fsync serves them all. The whole table is loaded at
-start-up (lines whose checksum fails, a torn tail, are skipped). When the file holds more
+start-up (lines whose checksum fails are skipped; a torn tail, a last line without its
+newline, is cut off, so the next append starts a line of its own). A failed append is cut
+back likewise before anything else is appended. When the file holds more
 than twice as many lines as the table plus ``COMPACT_SLACK``, it is rewritten from the
 table (``atomic_write``).
 
@@ -86,6 +88,8 @@ class ManifestStore:
         self._lines = 0
         self._kept = 0  # manifests in the table (sum of the per-key lists' lengths)
         self._fd = -1
+        self._size = 0  # bytes of whole lines in the file: where the next append starts
+        self._torn = False  # bytes past ``_size`` a failed append left that could not be cut off
         self._lock = threading.Lock()  # one append (and compaction) at a time
         self._queue: list[tuple[CommitManifest, int, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -106,6 +110,10 @@ class ManifestStore:
         if os.path.exists(self.path):
             with open(self.path, "rb") as f:
                 for line in f:
+                    if not line.endswith(b"\n"):  # a torn tail: cut off below
+                        self._torn = True
+                        break
+                    self._size += len(line)
                     m = _parse(line)
                     self._lines += 1
                     if m is None:
@@ -113,6 +121,19 @@ class ManifestStore:
                         continue
                     self._remember(m)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        if self._torn:
+            self._cut_back()  # if it fails, the first append tries again (or fails)
+
+    def _cut_back(self) -> None:
+        """Cut the file back to its whole lines (what a failed append or a crash left past
+        them would otherwise start the next line); ``_torn`` stays set if that fails."""
+        try:
+            os.ftruncate(self._fd, self._size)
+            os.fsync(self._fd)
+            self._torn = False
+        except OSError:
+            log.exception("could not cut %s back to %d bytes", self.path, self._size)
+            self._torn = True
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -178,8 +199,18 @@ class ManifestStore:
             fresh = [m for m, ok in zip(batch, new) if ok]
             if not fresh:
                 return new
-            write_all(self._fd, b"".join(_line(m) for m in fresh))
-            os.fsync(self._fd)
+            if self._torn:  # a failed append's bytes are still there: never append after them
+                self._cut_back()
+                if self._torn:
+                    raise OSError(f"{self.path} holds a failed append that could not be cut off")
+            data = b"".join(_line(m) for m in fresh)
+            try:
+                write_all(self._fd, data)
+                os.fsync(self._fd)
+            except BaseException:
+                self._cut_back()
+                raise
+            self._size += len(data)
             self._lines += len(fresh)
             for m in fresh:
                 self._remember(m)
@@ -307,4 +338,5 @@ class ManifestStore:
         atomic_write(self.path, data)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, FILE_MODE)
+        self._size, self._torn = len(data), False
         self._lines = sum(len(v) for v in self._table.values())
