@@ -143,13 +143,18 @@ class ReplayGuard:
 
     When full, the oldest nonce is forgotten and requests signed at or before its time are
     refused from then on (the replay window shrinks under load; memory stays bounded).
+
+    ``since``: requests signed at or before this time are refused. A server passes the time
+    it started: the nonces it saw before a restart are gone with its memory, so a request
+    captured then could otherwise be replayed to it for up to ``MAX_SKEW`` seconds. (A call
+    signed before the restart was sent to the old process and is signed anew when retried.)
     """
 
-    def __init__(self, max_nonces: int = MAX_NONCES) -> None:
+    def __init__(self, max_nonces: int = MAX_NONCES, since: float = -math.inf) -> None:
         self.max_nonces = max_nonces
         self._seen: set[str] = set()
         self._order: list[tuple[float, str]] = []  # heap of (ts, nonce)
-        self._floor = -math.inf
+        self._floor = since
 
     def __len__(self) -> int:
         return len(self._seen)

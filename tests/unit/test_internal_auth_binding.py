@@ -83,3 +83,17 @@ def test_failed_macs_do_not_fill_the_guard() -> None:
         bad = ia.headers("wrong", "GET", PATH, target="n1:1")
         assert not ia.verify_headers(SECRET, "GET", PATH, bad, target="n1:1", replay=guard)
     assert len(guard) == 0
+
+
+def test_a_request_signed_before_a_server_started_is_refused_by_it() -> None:
+    """A restarted server has forgotten the nonces it saw: one captured before it started is
+    refused by its start time, not replayable for the rest of the skew window."""
+    from objstore.http_common import InternalCalls
+
+    captured = ia.headers(SECRET, "GET", PATH, target="n1:1")
+    time.sleep(0.01)
+    restarted = InternalCalls(SECRET, metrics=None, op_of=lambda r: "op")  # type: ignore[arg-type]
+    assert not ia.verify_headers(SECRET, "GET", PATH, captured, target="n1:1", replay=restarted.replay)
+    fresh = ia.headers(SECRET, "GET", PATH, target="n1:1")
+    assert ia.verify_headers(SECRET, "GET", PATH, fresh, target="n1:1", replay=restarted.replay)
+    assert ia.verify_headers(SECRET, "GET", PATH, captured, target="n1:1", replay=ia.ReplayGuard())  # no floor
