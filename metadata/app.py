@@ -350,6 +350,7 @@ async def open_raft(cfg: MetadataConfig) -> Replicator:
     settings = RaftSettings(
         tick_seconds=cfg.tick_ms / 1000, election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks,
         snapshot_every=cfg.snapshot_every, segment_bytes=cfg.log_segment_bytes, tls_ca=cfg.tls_ca,
+        lease_reads=cfg.lease_reads,
     )
     if not cfg.join and set(peers) <= {cfg.node_id}:  # no peers, or only itself (the launcher's single node)
         return await open_one_voter(cfg.node_id, cfg.data_dir, address, cfg.secret, settings)
