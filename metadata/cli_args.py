@@ -47,14 +47,15 @@ def add_liveness_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_read_arguments(p: argparse.ArgumentParser) -> None:
     """``--lease-reads``: on ``objstore metadata`` and ``objstore up``."""
-    p.add_argument("--lease-reads", action="store_true", default=None,
+    p.add_argument("--lease-reads", action=argparse.BooleanOptionalAction, default=None,
                    help="the leader answers strong reads without a heartbeat round while it holds a lease "
-                        "(every member must be started with it; see docs/architecture.md, Lease reads)")
+                        "(default on; every member must agree; see docs/architecture.md, Lease reads)")
 
 
 def read_argv(args: argparse.Namespace) -> tuple[str, ...]:
-    """``--lease-reads`` if given in ``args``, as an ``objstore metadata`` argument."""
-    return ("--lease-reads",) if getattr(args, "lease_reads", None) else ()
+    """``--lease-reads`` or ``--no-lease-reads`` if given in ``args``, as an ``objstore metadata`` argument."""
+    value = getattr(args, "lease_reads", None)
+    return () if value is None else ("--lease-reads",) if value else ("--no-lease-reads",)
 
 
 def liveness_argv(args: argparse.Namespace) -> tuple[str, ...]:

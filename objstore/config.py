@@ -120,7 +120,7 @@ class MetadataConfig(NodeConfig):
     auto_add: bool = False  # storage nodes started with --join enter the ring at once
     # Lease reads (docs/architecture.md, "Lease reads"): strong reads without a heartbeat
     # round while the leader holds a lease; every member of the group must agree.
-    lease_reads: bool = False
+    lease_reads: bool = True
 
     def validate(self) -> "MetadataConfig":
         _check_port(self.port)

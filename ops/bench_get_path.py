@@ -92,7 +92,7 @@ async def populate(c: Cluster, n: int, size: int) -> None:
 
 async def gets(c: Cluster, requests: int, concurrency: int) -> tuple[float, int]:
     errors = 0
-    counter = iter(range(requests))
+    counter = iter(range(min(requests, 64)))
 
     async def worker(s3: S3Client) -> None:
         nonlocal errors
@@ -102,8 +102,9 @@ async def gets(c: Cluster, requests: int, concurrency: int) -> tuple[float, int]
                 errors += 1
 
     async with S3Client(c.endpoint, c.signer, connections=concurrency) as s3:
-        await asyncio.gather(*(worker(s3) for _ in range(min(concurrency, 4))))  # warm the connections
+        await asyncio.gather(*(worker(s3) for _ in range(concurrency)))  # warm the connections
         counter = iter(range(requests))
+        errors = 0
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(s3) for _ in range(concurrency)))
         return time.perf_counter() - t0, errors
