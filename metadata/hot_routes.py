@@ -2,7 +2,9 @@
 
 A strong small GET costs the metadata leader one ``GET /v1/object``; a PUT one command
 (``POST /v1/command`` or ``/v1/commands``) and the Raft rounds it starts (``POST
-/raft/messages`` on every member). aiohttp's server spends much of such a call's CPU on its
+/raft/messages`` on every member). The gateways' long poll of the cluster map and the
+storage nodes' heartbeats and repair leases come on the same kept connections, so they
+are served here too (a call handed to aiohttp takes its connection with it for good). aiohttp's server spends much of such a call's CPU on its
 own machinery; these routes are parsed and answered by the lean front instead, with the
 application's own handlers (found by route name) and through the same steps as its
 middlewares (:class:`objstore.http_common.InternalCalls`: signature check and replay guard,
@@ -31,6 +33,11 @@ HOT_PATHS: dict[tuple[str, str], str] = {
     ("POST", "/v1/command"): "command",
     ("POST", "/v1/commands"): "commands",
     ("POST", "/raft/messages"): "raft_messages",
+    # Not per request, but on the same pooled connections: a call that aiohttp served would
+    # keep its connection, and every call later made on it, off the lean front.
+    ("GET", "/v1/cluster"): "get_cluster",  # the gateways' long poll of the cluster map
+    ("POST", "/v1/nodes/heartbeat"): "node_heartbeat",
+    ("POST", "/v1/repair/lease"): "repair_lease",
 }
 ROUTES = web.AppKey("hot_routes", HotRoutes)
 

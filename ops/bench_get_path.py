@@ -33,6 +33,7 @@ from ops.bench.s3client import S3Client
 
 TICK = os.sysconf("SC_CLK_TCK")
 _RAFT_RE = re.compile(r'^objstore_requests_total\{op="raft_messages"[^}]*\} ([0-9.e+]+)$', re.M)
+_OPS_RE = re.compile(r'^objstore_requests_total\{op="([^"]+)"[^}]*\} ([0-9.e+]+)$', re.M)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -68,6 +69,16 @@ class Cluster:
 
     def cpu(self) -> dict[str, float]:
         return {node_id: cpu_seconds(pid) for _, node_id, pid, _ in self.procs}
+
+    def leader_calls(self, leader: str) -> dict[str, float]:
+        """The leader's served calls so far, per op (its ``/metrics``)."""
+        out: dict[str, float] = {}
+        for _, node_id, _, address in self.procs:
+            if node_id == leader:
+                text = urllib.request.urlopen(f"http://{address}/metrics", timeout=10).read().decode()
+                for op, n in _OPS_RE.findall(text):
+                    out[op] = out.get(op, 0.0) + float(n)
+        return out
 
     def raft_calls(self, followers: list[str]) -> float:
         total = 0.0
@@ -118,11 +129,15 @@ def one_round(c: Cluster, requests: int, concurrency: int, idle: float) -> dict[
     time.sleep(idle)
     b = c.cpu()
     idle_s = time.perf_counter() - t0
-    r0 = c.raft_calls(followers)
+    leader = next(n for n, r in roles.items() if r == "leader")
+    r0, l0 = c.raft_calls(followers), c.leader_calls(leader)
     b = c.cpu()
     wall, errors = asyncio.run(gets(c, requests, concurrency))
     e = c.cpu()
-    r1 = c.raft_calls(followers)
+    r1, l1 = c.raft_calls(followers), c.leader_calls(leader)
+    calls = {op: (n - l0.get(op, 0.0)) / requests for op, n in l1.items()}
+    print(json.dumps({"leader calls per GET": {op: round(x, 3) for op, x in calls.items() if x >= 0.005}}),
+          flush=True)
     out: dict[str, float] = {"ops/s": requests / wall, "errors": errors,
                              "raft calls to followers per GET": (r1 - r0) / requests}
     for role in ("gateway", "leader", "followers", "storage"):

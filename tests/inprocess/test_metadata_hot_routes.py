@@ -90,3 +90,21 @@ async def test_a_call_not_signed_is_refused_on_the_lean_front(node) -> None:
         assert len(app[hot_routes.ROUTES].connections) == 1
     finally:
         writer.close()
+
+
+async def test_the_cluster_map_long_poll_keeps_its_connection_on_the_lean_front(node) -> None:
+    app, address = node
+    host, port = address.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for path in ("/v1/cluster?wait_epoch=0&timeout=0.1", "/v1/object?bucket=b&key=k"):
+            signed = internal_auth.headers(SECRET, "GET", path, target=address)
+            writer.write((f"GET {path} HTTP/1.1\r\nHost: {address}\r\n"
+                          + "".join(f"{k}: {v}\r\n" for k, v in signed.items()) + "\r\n").encode())
+            head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode("latin-1")
+            length = int(next(x.split(":")[1] for x in head.split("\r\n") if x.lower().startswith("content-length")))
+            await reader.readexactly(length)
+            assert len(app[hot_routes.ROUTES].connections) == 1
+    finally:
+        writer.close()
+    assert _count(app, "get_cluster", 200) == 1 and _count(app, "get_object", 404) == 1
