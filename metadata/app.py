@@ -53,7 +53,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 from prometheus_client.core import GaugeMetricFamily
 
-from metadata import command_batch_http, gc_http, membership_http, node_health, upload_http
+from metadata import command_batch_http, gc_http, hot_routes, membership_http, node_health, upload_http
 from metadata import latency_trace
 from metadata.api import commands as c
 from metadata.api.commands import command_from_dict
@@ -68,7 +68,7 @@ from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_v
 from metadata.replication.replicator import Replicator
 from objstore.config import MetadataConfig
 from objstore.errors import InvalidArgument
-from objstore.http_common import add_health_and_metrics, internal_middlewares
+from objstore.http_common import InternalCalls, add_health_and_metrics
 from objstore.metrics import Metrics
 from objstore.tls import clear_text_warning, client_context, server_context
 
@@ -287,7 +287,8 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     """The metadata node's aiohttp application; its replicator opens on startup."""
     metrics = Metrics("metadata")
     # Raft batches carry up to MAX_BATCH_BYTES of entries (base64 in JSON): allow them.
-    app = web.Application(middlewares=internal_middlewares(cfg.secret, metrics, _op_of), client_max_size=MAX_BODY)
+    calls = InternalCalls(cfg.secret, metrics, _op_of)
+    app = web.Application(middlewares=calls.middlewares(), client_max_size=MAX_BODY)
     app[CONFIG] = cfg
     app[METRICS] = metrics
 
@@ -338,6 +339,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     gc_http.add_routes(app, _rep, cfg.gc_grace)
     membership_http.add_routes(app, _rep, cfg.default_policy)
     raft_http.add_routes(app, _rep, cfg.enable_fault_injection)
+    hot_routes.add_hot_routes(app, calls)
     return app
 
 
@@ -350,6 +352,7 @@ async def open_raft(cfg: MetadataConfig) -> Replicator:
     settings = RaftSettings(
         tick_seconds=cfg.tick_ms / 1000, election_ticks=cfg.election_ticks, heartbeat_ticks=cfg.heartbeat_ticks,
         snapshot_every=cfg.snapshot_every, segment_bytes=cfg.log_segment_bytes, tls_ca=cfg.tls_ca,
+        lease_reads=cfg.lease_reads,
     )
     if not cfg.join and set(peers) <= {cfg.node_id}:  # no peers, or only itself (the launcher's single node)
         return await open_one_voter(cfg.node_id, cfg.data_dir, address, cfg.secret, settings)
@@ -372,7 +375,7 @@ async def serve(cfg: MetadataConfig, stop: asyncio.Event | None = None) -> None:
     runner = web.AppRunner(create_app(cfg), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, cfg.host, cfg.port, ssl_context=ssl_context)
+        site = hot_routes.site(runner, cfg.host, cfg.port, ssl_context=ssl_context)
         await site.start()
         addrs = [f"{s[0]}:{s[1]}" for s in runner.addresses]
         print(f"metadata node {cfg.node_id} listening on {', '.join(addrs)}", flush=True)

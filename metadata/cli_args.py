@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gc-grace", type=float, help="storage nodes' garbage-collection grace in seconds: commits of "
                    "versions older than half of it are refused (default 3600; 0: no guard, GC refused)")
     add_liveness_arguments(p)
+    add_read_arguments(p)
     p.add_argument("--auto-add", action="store_true", default=None,
                    help="storage nodes started with --join enter the ring at once (no `objstore node add`)")
 
@@ -42,6 +43,19 @@ def add_liveness_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--down-after", type=float,
                    help="seconds a storage node stays down before it is marked out and its data "
                         "re-created elsewhere (default 600)")
+
+
+def add_read_arguments(p: argparse.ArgumentParser) -> None:
+    """``--lease-reads``: on ``objstore metadata`` and ``objstore up``."""
+    p.add_argument("--lease-reads", action=argparse.BooleanOptionalAction, default=None,
+                   help="the leader answers strong reads without a heartbeat round while it holds a lease "
+                        "(default on; every member must agree; see docs/architecture.md, Lease reads)")
+
+
+def read_argv(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--lease-reads`` or ``--no-lease-reads`` if given in ``args``, as an ``objstore metadata`` argument."""
+    value = getattr(args, "lease_reads", None)
+    return () if value is None else ("--lease-reads",) if value else ("--no-lease-reads",)
 
 
 def liveness_argv(args: argparse.Namespace) -> tuple[str, ...]:
@@ -62,5 +76,5 @@ def config_from_args(args: argparse.Namespace) -> MetadataConfig:
         "election_ticks": args.election_ticks, "heartbeat_ticks": args.heartbeat_ticks,
         "log_segment_bytes": args.log_segment_bytes, "gc_grace": args.gc_grace,
         "node_timeout": args.node_timeout, "down_after": args.down_after,
-        "auto_add": getattr(args, "auto_add", None),
+        "auto_add": getattr(args, "auto_add", None), "lease_reads": getattr(args, "lease_reads", None),
     })

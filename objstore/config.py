@@ -118,6 +118,9 @@ class MetadataConfig(NodeConfig):
     # whose id is older than half of it are refused (metadata.gc_http). 0: no guard, no GC.
     gc_grace: float = 3600.0
     auto_add: bool = False  # storage nodes started with --join enter the ring at once
+    # Lease reads (docs/architecture.md, "Lease reads"): strong reads without a heartbeat
+    # round while the leader holds a lease; every member of the group must agree.
+    lease_reads: bool = True
 
     def validate(self) -> "MetadataConfig":
         _check_port(self.port)

@@ -26,7 +26,7 @@ Invariants (the Raft paper's, and how this code keeps them):
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from metadata.raft import election, follower, replication
 from metadata.raft.config import RaftConfig
@@ -47,6 +47,11 @@ if TYPE_CHECKING:
 # Leader traffic that may leave before the Ready carrying it is persisted (ready.py, rule 1).
 EARLY_TYPES = frozenset({MT.APP, MT.HEARTBEAT, MT.SNAP, MT.TIMEOUT_NOW, MT.READ_INDEX_RESP})
 _SCAN_PAGE_BYTES = 4 << 20
+NO_LEASE = 1 << 62  # lease_floor of a term whose lease was given up (a leadership transfer)
+
+
+def _always(sent_at: int) -> bool:
+    return True
 
 
 class RaftNode:
@@ -94,6 +99,11 @@ class RaftNode:
         self.lease_until = 0  # lease reads: leader until this tick (see _leader_read)
         self.lease_floor = 0  # lease reads: ignore heartbeat rounds older than this
         self.lease_acks: dict[int, set[str]] = {}
+        # Lease reads: the driver's check, by a clock that runs in a paused process too, that a
+        # lease whose heartbeat round was sent at the given tick still holds (ticks alone may
+        # fall behind real time when the process is paused or its loop stalls, which would
+        # stretch the lease). Without a driver's check, ticks alone decide.
+        self.lease_clock: Callable[[int], bool] = _always
         self.lead_transferee = ""
         self.pending_conf_index = 0
         self.read_queue = ReadQueue()
@@ -358,6 +368,7 @@ class RaftNode:
         if term != self.term:
             self.term = term
             self.vote = ""
+            self.lease_floor = 0  # a lease given up for a transfer is given up for its term only
         self.lead = ""
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -463,7 +474,8 @@ class RaftNode:
             self.pending_reads.append((ctx, frm))  # our commit index may still be stale
         elif self.voters == {self.id}:
             self._answer_read(ctx, frm, self.log.committed)
-        elif self.config.lease_reads and not self.lead_transferee and self.ticks < self.lease_until:
+        elif (self.config.lease_reads and not self.lead_transferee and self.ticks < self.lease_until
+              and self.lease_clock(self.lease_until - self.config.lease_ticks)):
             # A quorum acknowledged a heartbeat sent less than lease_ticks ago: none of them
             # votes for another leader until an election timeout after receiving it.
             self._answer_read(ctx, frm, self.log.committed)
@@ -520,10 +532,11 @@ class RaftNode:
             self.msgs.append(m)
 
     def _send_timeout_now(self, to: str) -> None:
-        # The target may win without waiting for the followers' leases to run out: stop
-        # trusting our lease, including acks of heartbeats sent before this moment.
+        # The target may win without waiting for the followers' leases to run out, and it
+        # may get this message late (after the transfer was abandoned): trust no lease for
+        # the rest of this term.
         self.lease_until = 0
-        self.lease_floor = self.ticks + 1
+        self.lease_floor = NO_LEASE
         self._send(Message(MT.TIMEOUT_NOW, to, self.id, self.term))
 
     def _flush(self) -> None:

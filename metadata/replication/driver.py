@@ -68,6 +68,14 @@ from objstore.tls import client_context
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+TICK_TIMES_KEPT = 256  # ticks whose time is remembered (a lease is younger than election_ticks)
+# CLOCK_BOOTTIME runs while the process is stopped and while the host is suspended;
+# CLOCK_MONOTONIC stops during a suspend, which would stretch a lease.
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def _lease_clock() -> float:
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
 
 _VOTES = (MessageType.VOTE, MessageType.PRE_VOTE, MessageType.TIMEOUT_NOW)
 MAX_COMMAND_BYTES = 8 << 20  # base64 in a message batch stays well below metadata.app.MAX_BODY
@@ -92,6 +100,10 @@ class RaftSettings:
     read_timeout: float = 3.0
     tls_ca: str = ""  # peers are called over HTTPS, verified against this CA bundle ("" plain HTTP)
     lazy_commit: bool = True  # followers learn a new commit index with the next APP or heartbeat
+    # Lease reads (see docs/architecture.md, "Lease reads"): the leader answers a read from
+    # its commit index without a heartbeat round while a quorum acknowledged a heartbeat it
+    # sent less than lease_ticks ago, timed by _lease_clock. Every member must agree.
+    lease_reads: bool = False
 
 
 class LeaderBusy(ServiceUnavailable):
@@ -154,8 +166,14 @@ class RaftReplicator:
         self.recovering_until = opened.recovering_until
         self.storage_notes = list(opened.notes)
         cfg = RaftConfig(node_id, election_ticks=settings.election_ticks, heartbeat_ticks=settings.heartbeat_ticks,
-                         pre_vote=True, check_quorum=True, lazy_commit=settings.lazy_commit)
+                         pre_vote=True, check_quorum=True, lazy_commit=settings.lazy_commit,
+                         lease_reads=settings.lease_reads)
         self.node = RaftNode(cfg, self.storage, rng or random.Random())
+        # When each recent tick was counted, by a clock that also runs while the process is
+        # paused or its host suspended (lease reads: see _lease_holds).
+        self._tick_times: dict[int, float] = {self.node.ticks: _lease_clock()}
+        self._lease_seconds = cfg.lease_ticks * settings.tick_seconds
+        self.node.lease_clock = self._lease_holds
         self.transport = RaftTransport(node_id, address, secret, self.addresses.get, self._on_unreachable,
                                        self._on_snapshot_sent, chunk_bytes=settings.chunk_bytes,
                                        tls=client_context(settings.tls_ca), on_reply=self._on_reply)
@@ -496,12 +514,26 @@ class RaftReplicator:
                 return
             if not self.recovering_until:
                 self.node.tick()
+                self._note_tick()
             n += 1
             if n == eager and not self.node.lead and self.node.role is Role.FOLLOWER:
                 self.node.campaign()
             if n % 200 == 0:  # forget read rounds whose callers all gave up
                 self._reads.prune()
             self._wake.set()
+
+    def _note_tick(self) -> None:
+        ticks = self.node.ticks
+        self._tick_times[ticks] = _lease_clock()
+        self._tick_times.pop(ticks - TICK_TIMES_KEPT, None)
+
+    def _lease_holds(self, sent_at: int) -> bool:
+        """Whether a lease from the heartbeat round stamped with tick ``sent_at`` still holds
+        by the clock: the round left no earlier than that tick was counted, so the lease
+        ends ``lease_ticks`` tick lengths after that moment, however few ticks the loop has
+        counted since (a paused process or a stalled loop counts too few)."""
+        at = self._tick_times.get(sent_at)
+        return at is not None and _lease_clock() < at + self._lease_seconds
 
     async def _run(self) -> None:
         try:

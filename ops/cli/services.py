@@ -42,6 +42,7 @@ def add_up_parser(sub: Any) -> None:
                    help=f"S3 secret key (env {SECRET_KEY_ENV}; {SECRET_FLAG_WARNING}{SECRET_KEY_ENV})")
     gateway.cli_args.add_limit_arguments(p)
     metadata.cli_args.add_liveness_arguments(p)
+    metadata.cli_args.add_read_arguments(p)
     objstore.node.cli_args.add_scrub_arguments(p)
     p.add_argument("--storage-capacity", type=int, default=0,
                    help="bytes each storage node may use, as if its disk ended there (default: its filesystem)")
@@ -78,7 +79,7 @@ def run_up_command(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, host=args.host, s3_port=args.s3_port, storage_nodes=args.storage_nodes,
         metadata_nodes=args.metadata_nodes, default_policy=args.default_policy,
         access_key=args.access_key, secret_key=args.secret_key, gateway_args=gateway.cli_args.limit_argv(args),
-        tls_dir=args.tls_dir, metadata_args=metadata.cli_args.liveness_argv(args),
+        tls_dir=args.tls_dir, metadata_args=metadata.cli_args.liveness_argv(args) + metadata.cli_args.read_argv(args),
         storage_args=_heartbeat_argv(args.node_timeout) + objstore.node.cli_args.scrub_argv(args)
         + flag_table_argv(args, objstore.node.cli_args.REBALANCE_FLAGS),
         prometheus=args.prometheus, prometheus_port=args.prometheus_port,

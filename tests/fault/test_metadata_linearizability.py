@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import time
 from pathlib import Path
 
@@ -232,6 +233,56 @@ async def test_stale_reads_from_an_isolated_old_leader_are_caught_by_the_checker
     # Healed and caught up, the same node's local state has the new value.
     async with aiohttp.ClientSession() as http:
         assert await stale_get(http, old.address, SECRET, bucket, key) == "after"
+
+
+lease_group = group_fixture("raft-lease", extra=("--lease-reads",))
+
+
+@pytest.mark.parametrize("pause", [2.5])
+async def test_a_leader_paused_past_its_lease_answers_no_stale_read_when_it_resumes(lease_group, pause):
+    """Lease reads under a clock pause: the leader, holding a fresh lease, is stopped
+    (SIGSTOP: its loop counts no ticks meanwhile) with a read waiting in its socket; the
+    others elect a leader and overwrite the key; when it continues, its ticks say the lease
+    still holds, the clock says it ran out long ago. The read must not answer the
+    overwritten value (it follows the new leader, or fails), and the history stays
+    linearizable."""
+    g, key = lease_group, "paused-k"
+    recorder = Recorder(classify=classify)
+    old = await g.leader(timeout=15)
+    async with g.client(deadline=20) as c:
+        await c.create_bucket("lease", "lin", "replica:3", time.time())
+    term = (await g.status(old))["term"]
+    majority = [m for m in g.members.values() if m is not old]
+    writer = ClientState(0, random.Random(0))
+    async with _client(g, "lease-writer", deadline=10) as c:
+        await perform(recorder, ClientRegister(c, "lease"), writer, "put", key, "before")
+    await g.wait_converged()
+    reader_client = MetadataClient(g.addresses([old]), SECRET, client_id="lease-reader", deadline=15,
+                                   attempt_timeout=10)
+    try:
+        reader, reg = ClientState(1, random.Random(1)), ClientRegister(reader_client, "lease")
+        for _ in range(3):  # reads through the old leader: its lease is warm and in use
+            await perform(recorder, reg, reader, "get", key, None)
+        assert old.proc is not None
+        old.proc.send_signal(signal.SIGSTOP)
+        try:
+            read = asyncio.create_task(perform(recorder, reg, reader, "get", key, None))
+            await asyncio.sleep(0.1)
+            await g.leader(majority, min_term=term, timeout=pause + 10)
+            async with _client(g, "lease-majority", majority, deadline=10) as cm:
+                await perform(recorder, ClientRegister(cm, "lease"), writer, "put", key, "after")
+            await asyncio.sleep(max(0.0, pause - 1.5))
+        finally:
+            old.proc.send_signal(signal.SIGCONT)
+        await read
+    finally:
+        await reader_client.close()
+    await g.wait_converged()
+    ops = recorder.history()
+    last = [o for o in ops if o.client == 1][-1]
+    assert last.output != "before" or last.ok is not True, ops
+    result = check(ops)
+    assert result.ok, result.describe()
 
 
 async def _get_object(client: TestClient, stale: bool) -> int:

@@ -216,3 +216,25 @@ def test_compaction_rate_and_threshold_flags_reach_the_storage_config_and_objsto
             assert "--compaction-rate 0.0 --compaction-threshold 0.25" in argv and "--gc-grace 90.0" in argv
         if child.role == "metadata":
             assert "--compaction" not in argv and child.argv[-2:] == ["--gc-grace", "90.0"]
+
+
+def test_lease_reads_are_on_by_default_and_the_flag_reaches_every_metadata_node(tmp_path, monkeypatch):
+    from objstore.cluster.launcher import Cluster
+    from ops.cli import services
+
+    monkeypatch.setenv("OBJSTORE_CLUSTER_SECRET", "S")
+    base = ("--node-id", "m1", "--data-dir", "/d", "--secret", "S")
+    assert metadata.cli_args.config_from_args(_parse(metadata.cli_args, *base)).lease_reads is True
+    assert metadata.cli_args.config_from_args(_parse(metadata.cli_args, *base, "--no-lease-reads")).lease_reads is False
+    seen: list = []
+    monkeypatch.setattr(services, "run_up", lambda opts: seen.append(opts) or 0)
+    for flags, expected in (((), ""), (("--no-lease-reads",), "--no-lease-reads"), (("--lease-reads",), "--lease-reads")):
+        args = build_parser().parse_args(["up", "--data-dir", str(tmp_path), *flags])
+        assert args.func(args) == 0
+        cluster = Cluster(seen[-1])
+        cluster.data_dir.mkdir(parents=True, exist_ok=True)
+        cluster.plan()
+        metas = [c.argv for c in cluster.children if c.role == "metadata"]
+        assert len(metas) == 3
+        for argv in metas:
+            assert [a for a in argv if "lease-reads" in a] == ([expected] if expected else [])

@@ -195,3 +195,60 @@ def test_even_a_single_voter_waits_for_its_first_commit_before_answering_reads()
     net.disks["a"].append(rd.entries)
     a.advance(rd)  # the no-op is persisted: committed in its term, index included
     assert [(rs.ctx, rs.index >= index) for rs in a.ready().read_states] == [(b"r", True)]
+
+
+def _leased_leader(net):
+    net.tick_until(lambda: len(net.leaders()) == 1, 100)
+    leader = net.leader()
+    net.propose(leader, b"w")
+    net.tick(1)  # a quorum acknowledges a heartbeat round: the lease starts
+    return leader, net.node(leader)
+
+
+def test_a_lease_the_drivers_clock_says_has_run_out_is_not_used_though_ticks_say_it_holds():
+    # A leader paused (or whose loop stalled) counted too few ticks: by its ticks the lease
+    # holds, by the clock it ran out, and the followers may have elected another leader.
+    net = Network(["a", "b", "c"], lease_reads=True)
+    leader, node = _leased_leader(net)
+    asked = []
+    node.lease_clock = lambda sent_at: asked.append(sent_at) or False
+    net.isolate(leader)
+    node.read_index(b"paused")
+    net.pump()
+    assert asked and asked[-1] == node.lease_until - node.config.lease_ticks
+    assert b"paused" not in reads(net, leader)  # a heartbeat round instead, unanswered
+    node.lease_clock = lambda sent_at: True
+    node.read_index(b"clock-ok")
+    net.pump()
+    assert b"clock-ok" in reads(net, leader)
+
+
+def test_a_leader_that_sent_timeout_now_trusts_no_lease_for_the_rest_of_its_term():
+    # The TIMEOUT_NOW may reach the target after the transfer was abandoned; the target's
+    # election then overrides the followers' promises, so no later heartbeat round may
+    # give the old leader a lease in this term.
+    net = Network(["a", "b", "c"], lease_reads=True)
+    leader, node = _leased_leader(net)
+    target = next(i for i in "abc" if i != leader)
+    net.filter = lambda m: m.type is not MT.TIMEOUT_NOW  # delayed, not delivered
+    node.transfer_leadership(target)
+    net.pump()
+    net.tick(2 * node.config.election_ticks)  # the transfer is abandoned; heartbeats go on
+    assert node.lead_transferee == "" and net.leaders() == [leader]
+    node.read_index(b"after-transfer")
+    rd = node.ready()
+    assert b"after-transfer" not in [rs.ctx for rs in rd.read_states]  # no lease: a heartbeat round
+    net.send(rd.early_messages + rd.messages)
+    node.advance(rd)
+    net.pump()
+    assert b"after-transfer" in reads(net, leader)  # answered by the round
+    term = node.term
+    net.filter = None
+    node.transfer_leadership(target)  # a later term: its leader may hold a lease again
+    net.pump()
+    new = net.node(net.leader())
+    assert new.term > term
+    net.propose(net.leader(), b"w2")
+    net.tick(1)
+    new.read_index(b"new-term")
+    assert b"new-term" in [rs.ctx for rs in new.ready().read_states]
