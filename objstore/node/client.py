@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import ssl
 from typing import Any, AsyncIterable, AsyncIterator
 from urllib.parse import quote, unquote
@@ -28,6 +27,7 @@ from yarl import URL
 from objstore import internal_auth
 from objstore.errors import AccessDenied, IncompleteBody, ObjstoreError, ServiceUnavailable, raise_for_error_body
 from objstore.internal_http import HttpPool
+from objstore.percent import quote_part
 from objstore.manifest import CommitManifest
 from objstore.tls import base_url, request_ssl
 
@@ -38,15 +38,6 @@ SIZE_HEADER = "X-Objstore-Size"
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3.0, sock_connect=3.0, sock_read=30.0)
 _CONN_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
-
-
-_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
-
-
-def quote_part(text: str) -> str:
-    """``quote(text, safe="")``, without its work for the common text that needs no escape
-    (version ids, most bucket names and keys)."""
-    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
 def blob_path(version_id: str, shard: int) -> str:
