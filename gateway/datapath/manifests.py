@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from gateway.context import GatewayContext
+from gateway.datapath.arrivals import Arrivals
 from gateway.ring_epochs import quorum_lost, quorum_met
 from objstore.errors import ObjstoreError, ServiceUnavailable, StaleRingEpoch
 from objstore.manifest import CommitManifest, manifest_replicas, manifest_write_quorum, newest
@@ -120,24 +121,13 @@ async def _place(ctx: GatewayContext, manifest: CommitManifest, policy: Policy, 
     stored: set[str] = set()
     failed: set[str] = set()
     fence = 0
-    # The answers in the order they come (what asyncio.as_completed gives, without its
-    # queue and a coroutine per task: this runs on every write).
-    finished: list[asyncio.Future] = []
-    wake: list[asyncio.Future] = []
-
-    def on_done(task: asyncio.Future) -> None:
-        finished.append(task)
-        if wake and not wake[0].done():
-            wake[0].set_result(None)
-
-    for task in tasks:
-        task.add_done_callback(on_done)
+    arrivals = Arrivals(tasks)
+    ready: list[asyncio.Future] = []
     try:
         for _ in tasks:
-            while not finished:
-                wake[:] = [asyncio.get_running_loop().create_future()]
-                await wake[0]
-            node_id, ok = finished.pop(0).result()
+            if not ready:
+                ready = await arrivals.next()
+            node_id, ok = ready.pop(0).result()
             if ok is True:
                 stored.add(node_id)
             else:
@@ -146,10 +136,12 @@ async def _place(ctx: GatewayContext, manifest: CommitManifest, policy: Policy, 
             if quorum_met(sets, stored, need) or quorum_lost(sets, failed, need):
                 break
     finally:
-        for task in tasks:
-            task.remove_done_callback(on_done)
+        arrivals.close()
         rest = [t for t in tasks if not t.done()]
-        ctx.background(_finish(rest, lambda: ctx.rings.write_ended(token)))
+        if rest:
+            ctx.background(_finish(rest, lambda: ctx.rings.write_ended(token)))
+        else:
+            ctx.rings.write_ended(token)
     if quorum_met(sets, stored, need):
         return len(stored), 0
     if fence > token:
