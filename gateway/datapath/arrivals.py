@@ -6,9 +6,11 @@ coroutine per task. A small PUT waited that way for its three blob uploads and i
 manifest writes. :class:`Arrivals` puts one callback on each task once, for good, and a
 waiter wakes when one of them finishes: the same order, with a fraction of the work.
 
-Invariants: :meth:`next` returns each finished task exactly once, in finishing order; it
-returns ``[]`` only when its timeout passed with none finished; :meth:`close` removes the
-callbacks (tasks still running then are no longer watched).
+Invariants: :meth:`next` returns each finished task exactly once, in finishing order (a
+task that finished in the same loop step as a timeout, its callback not yet run, is
+returned then too, as ``asyncio.wait`` would); it returns ``[]`` only when its timeout
+passed with none finished; :meth:`close` removes the callbacks (tasks still running then
+are no longer watched).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class Arrivals:
     def __init__(self, tasks: Iterable[asyncio.Future]) -> None:
         self._watched: list[asyncio.Future] = []
         self._finished: list[asyncio.Future] = []
+        self._handed: set[asyncio.Future] = set()
         self._waiter: asyncio.Future[None] | None = None
         for task in tasks:
             self.add(task)
@@ -31,8 +34,9 @@ class Arrivals:
         task.add_done_callback(self._arrived)
 
     def _arrived(self, task: asyncio.Future) -> None:
-        self._finished.append(task)
-        self._wake()
+        if task not in self._handed:
+            self._finished.append(task)
+            self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -53,6 +57,9 @@ class Arrivals:
                 if timer is not None:
                     timer.cancel()
         finished, self._finished = self._finished, []
+        if not finished:  # timed out: a task may have ended with its callback still queued
+            finished = [t for t in self._watched if t.done() and t not in self._handed]
+        self._handed.update(finished)
         return finished
 
     def close(self) -> None:

@@ -51,3 +51,19 @@ async def test_close_stops_watching():
     arrivals.close()
     await task
     assert await arrivals.next(timeout=0.01) == []
+
+
+async def test_a_task_done_when_the_timeout_fires_is_returned_not_lost():
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    arrivals = Arrivals([done])
+
+    def timer_then_finish() -> None:
+        arrivals._wake()  # what the timeout's timer does
+        done.set_result("x")  # the task ends in the same loop step; its callback runs after
+
+    loop.call_soon(timer_then_finish)
+    assert await arrivals.next() == [done]
+    await asyncio.sleep(0)  # its callback has run now
+    assert await arrivals.next(timeout=0.01) == []  # handed out once only
+    arrivals.close()
