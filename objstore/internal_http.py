@@ -127,6 +127,13 @@ class _Conn(asyncio.Protocol):
     def done(self) -> None:
         self._waiter = None
 
+    def expire(self) -> None:
+        """The call's time is up: its waiter fails with :class:`_Expired` (the connection is
+        then closed, as for any failed call)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(_Expired())
+
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
@@ -199,6 +206,11 @@ class _Stale(Exception):
     """A reused connection the node had closed: nothing of an answer came back."""
 
 
+class _Expired(Exception):
+    """The call's deadline passed before its answer came (raised to the caller as
+    ``asyncio.TimeoutError``; not an OSError, so it is not read as a connection failure)."""
+
+
 class HttpPool:
     """``tls``: a client context to speak HTTPS (verified by it); None for plain HTTP."""
 
@@ -219,18 +231,27 @@ class HttpPool:
         lines = [f"{method} {path_qs} HTTP/1.1", f"Host: {address}"]
         lines += [f"{k}: {v}" for k, v in hdrs.items() if k.lower() not in _FRAMING]
         lines.append(f"Content-Length: {len(body) if body else 0}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             try:
                 data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
             except UnicodeEncodeError:
                 raise InternalHttpError(f"a request to {address!r} that is not latin-1") from None
-            async with asyncio.timeout(timeout):
-                conn = self._checkout(address)
-                if conn is not None:
-                    try:
-                        return await self._exchange(address, conn, method, data, reused=True)
-                    except _Stale:
-                        pass
+            conn = self._checkout(address)
+            if conn is not None:
+                # A timer on the call's own answer (not asyncio.timeout, which costs a task
+                # cancellation's bookkeeping per call): the common case, a kept connection.
+                timer = loop.call_at(deadline, conn.expire)
+                try:
+                    return await self._exchange(address, conn, method, data, reused=True)
+                except _Stale:
+                    pass
+                except _Expired:
+                    raise asyncio.TimeoutError() from None
+                finally:
+                    timer.cancel()
+            async with asyncio.timeout_at(deadline):
                 conn = await self._open(address)
                 try:
                     return await self._exchange(address, conn, method, data, reused=False)
@@ -245,7 +266,7 @@ class HttpPool:
             answer, keep = await conn.send(data, method, reused)
         except BaseException as exc:
             conn.close()
-            if isinstance(exc, _Stale):
+            if isinstance(exc, (_Stale, _Expired)):
                 raise
             if isinstance(exc, (OSError, EOFError, ValueError)):
                 raise InternalHttpError(f"{address}: {exc!r}") from None

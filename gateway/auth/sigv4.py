@@ -51,6 +51,7 @@ from objstore.errors import (
     SignatureDoesNotMatch,
     XAmzContentSHA256Mismatch,
 )
+from objstore.percent import is_unreserved
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -120,6 +121,8 @@ class ParsedRequest:
 
 
 def _encode_segment_s3(segment: str) -> str:
+    if is_unreserved(segment):  # nothing to decode or encode (most segments)
+        return segment
     return quote(unquote_to_bytes(segment), safe=_SAFE)
 
 

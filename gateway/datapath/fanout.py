@@ -33,6 +33,7 @@ from objstore.errors import InsufficientReplicas, InsufficientStorage, ObjstoreE
 from objstore.node.client import StorageClient
 from objstore.types import NodeInfo
 
+from gateway.datapath.arrivals import Arrivals
 from gateway.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -216,24 +217,33 @@ class FanOut:
         succeeded; then settle every target's outcome."""
         loop = asyncio.get_running_loop()
         pending = {t.task: t for t in targets if t.task is not None}
+        arrivals = Arrivals(pending)
         stored = 0
         deadline: float | None = None
-        while pending:
-            timeout = None if deadline is None else max(deadline - loop.time(), 0)
-            done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not done:
-                break
-            for task in done:
-                t = pending.pop(task)
-                if not task.cancelled() and task.exception() is None:
-                    stored += 1
-                elif self._hand_off(t):
-                    pending[t.task] = t  # type: ignore[index]
-            if stored >= self.quorum and deadline is None:
-                deadline = loop.time() + self.straggler
+        try:
+            while pending:
+                timeout = None if deadline is None else max(deadline - loop.time(), 0)
+                done = await arrivals.next(timeout)
+                if not done:
+                    break
+                for task in done:
+                    t = pending.pop(task, None)
+                    if t is None:
+                        continue
+                    if not task.cancelled() and task.exception() is None:
+                        stored += 1
+                    elif self._hand_off(t):
+                        pending[t.task] = t  # type: ignore[index]
+                        arrivals.add(t.task)  # type: ignore[arg-type]
+                if stored >= self.quorum and deadline is None:
+                    deadline = loop.time() + self.straggler
+        finally:
+            arrivals.close()
         for t in pending.values():
             self._abandon(t, f"no answer {self.straggler:g} s after {stored} nodes stored the blob")
-        await asyncio.gather(*(t.task for t in self.targets if t.task), return_exceptions=True)
+        running = [t.task for t in self.targets if t.task and not t.task.done()]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         return await self.settle()
 
     async def settle(self) -> list[str]:

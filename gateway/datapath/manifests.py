@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from gateway.context import GatewayContext
+from gateway.datapath.arrivals import Arrivals
 from gateway.ring_epochs import quorum_lost, quorum_met
 from objstore.errors import ObjstoreError, ServiceUnavailable, StaleRingEpoch
 from objstore.manifest import CommitManifest, manifest_replicas, manifest_write_quorum, newest
@@ -120,9 +121,13 @@ async def _place(ctx: GatewayContext, manifest: CommitManifest, policy: Policy, 
     stored: set[str] = set()
     failed: set[str] = set()
     fence = 0
+    arrivals = Arrivals(tasks)
+    ready: list[asyncio.Future] = []
     try:
-        for done in asyncio.as_completed(tasks):
-            node_id, ok = await done
+        for _ in tasks:
+            if not ready:
+                ready = await arrivals.next()
+            node_id, ok = ready.pop(0).result()
             if ok is True:
                 stored.add(node_id)
             else:
@@ -131,8 +136,12 @@ async def _place(ctx: GatewayContext, manifest: CommitManifest, policy: Policy, 
             if quorum_met(sets, stored, need) or quorum_lost(sets, failed, need):
                 break
     finally:
+        arrivals.close()
         rest = [t for t in tasks if not t.done()]
-        ctx.background(_finish(rest, lambda: ctx.rings.write_ended(token)))
+        if rest:
+            ctx.background(_finish(rest, lambda: ctx.rings.write_ended(token)))
+        else:
+            ctx.rings.write_ended(token)
     if quorum_met(sets, stored, need):
         return len(stored), 0
     if fence > token:

@@ -26,7 +26,6 @@ import ssl
 import time
 import uuid
 from typing import Any, Sequence
-from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
@@ -40,6 +39,7 @@ from objstore import internal_auth
 from objstore.errors import NotLeader, ServiceUnavailable, raise_for_error_body
 from objstore.hlc import HLC
 from objstore.internal_http import HttpPool
+from objstore.percent import quote_part
 from objstore.tls import base_url, request_ssl
 from objstore.repair_records import DamageReport
 from objstore.types import Bucket, ClusterMap, Credential, ListResult, NodeInfo, ObjectVersion
@@ -57,7 +57,7 @@ def path_with_query(path: str, query: dict[str, Any] | None = None) -> str:
     items = [(k, v) for k, v in (query or {}).items() if v is not None]
     if not items:
         return path
-    return path + "?" + "&".join(f"{quote(str(k), safe='')}={quote(str(v), safe='')}" for k, v in items)
+    return path + "?" + "&".join(f"{quote_part(str(k))}={quote_part(str(v))}" for k, v in items)
 
 
 class MetadataClient:

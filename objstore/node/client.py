@@ -27,6 +27,7 @@ from yarl import URL
 from objstore import internal_auth
 from objstore.errors import AccessDenied, IncompleteBody, ObjstoreError, ServiceUnavailable, raise_for_error_body
 from objstore.internal_http import HttpPool
+from objstore.percent import quote_part
 from objstore.manifest import CommitManifest
 from objstore.tls import base_url, request_ssl
 
@@ -40,7 +41,7 @@ _CONN_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
 def blob_path(version_id: str, shard: int) -> str:
-    return f"/blobs/{quote(version_id, safe='')}/{int(shard)}"
+    return f"/blobs/{quote_part(version_id)}/{int(shard)}"
 
 
 class BlobStream:
@@ -153,8 +154,8 @@ class StorageClient:
                 raise IncompleteBody(short[0])
 
         headers = self._sign(address, "PUT", path, {
-            BUCKET_HEADER: quote(bucket, safe=""),
-            KEY_HEADER: quote(key, safe=""),
+            BUCKET_HEADER: quote_part(bucket),
+            KEY_HEADER: quote_part(key),
             POLICY_HEADER: policy,
             "Content-Length": str(size),
             "Content-Type": "application/octet-stream",

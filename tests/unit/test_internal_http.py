@@ -105,6 +105,19 @@ async def test_a_timeout_closes_its_connection_and_unreachable_nodes_fail_cleanl
     await pool.close()
 
 
+async def test_a_timeout_on_a_kept_connection_raises_timeout_and_closes_it(server):
+    pool = HttpPool()
+    assert (await pool.request("GET", server, "/echo", {}, timeout=5)).status == 200
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(asyncio.TimeoutError):
+        await pool.request("GET", server, "/slow", {}, timeout=0.3)  # on the kept connection
+    assert asyncio.get_running_loop().time() - started < 2
+    assert pool.opened == 1
+    assert (await pool.request("GET", server, "/echo", {}, timeout=5)).status == 200
+    assert pool.opened == 2  # the timed-out connection was not reused
+    await pool.close()
+
+
 async def test_signed_calls_verify_on_the_server(server):
     pool = HttpPool()
     body = b"{}"
