@@ -236,6 +236,15 @@ def from_row(row: list[Any], atoms: Atoms) -> tuple[str, bytes]:
     return key, _pack(vid, size, etag, lm, ct, policy, tuple(placement), epoch, owner, dm, extras, atoms, versioned)
 
 
+def own_blob(rec: bytes) -> tuple[int, int, int] | None:
+    """``(size, policy atom, placement atom)`` of a record whose only blob is its own (not a
+    delete marker, no parts list), else None: :func:`blob_placements` without decoding."""
+    size, _, _, _, policy, _, placement, flags = _HEAD.unpack_from(rec)
+    if flags & DELETE_MARKER or (flags & EXTRAS and b'"p":' in rec):
+        return None
+    return size, policy, placement
+
+
 def blob_placements(rec: bytes, atoms: Atoms) -> tuple[str, tuple[tuple[int, int, tuple[str, ...], str], ...]]:
     """The policy of a record and its blobs as ``(part number, size, placement, blob id)``:
     part 0 (blob id: the version id) for a version's own blob, one row per part (blob id:
