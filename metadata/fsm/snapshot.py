@@ -126,10 +126,13 @@ def _lines(st: FrozenState) -> Iterator[bytes]:
         yield _line({"t": "bucket", "d": bucket.to_dict()})
     for name, keys, values, hidden_keys, hidden_values in st.objects:
         rows: list = []
-        pairs = heapq.merge(zip(keys, values), zip(hidden_keys, hidden_values), key=lambda kv: kv[0])
+        pairs: Iterable = zip(keys, values)
+        if hidden_keys:
+            pairs = heapq.merge(pairs, zip(hidden_keys, hidden_values), key=lambda kv: kv[0])
+        atoms, to_row = st.atoms, records.to_row
         for key, value in pairs:
             for rec in (value,) if isinstance(value, bytes) else value:
-                rows.append(records.to_row(key, rec, st.atoms))
+                rows.append(to_row(key, rec, atoms))
                 if len(rows) == ROWS_PER_LINE:
                     yield _line({"t": "objs", "b": name, "rows": rows})
                     rows = []
