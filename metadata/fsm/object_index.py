@@ -21,8 +21,9 @@ Invariants:
   exactly that version.
 - Usage counters (``version_count``, ``marker_count``, ``byte_count``: versions that are
   objects, delete markers, and the bytes of all object versions) are kept by
-  :meth:`BucketIndex.store`, the one place the index changes, so they are exact, cost O(1) per
-  change, and are rebuilt by a snapshot restore (which stores every key). ``len(live)`` is
+  :meth:`BucketIndex.store`, the one place the index changes after it is filled, so they are
+  exact, cost O(1) per change, and are counted again by a snapshot restore
+  (:meth:`BucketIndex.load`, which fills the index in one go). ``len(live)`` is
   the number of objects (keys whose current version is an object).
 - Conditional writes (If-Match / If-None-Match: *) are checked here, at apply time, against
   the current version, so they are atomic with the write.
