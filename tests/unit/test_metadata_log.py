@@ -12,6 +12,7 @@ import pytest
 
 from metadata.api import commands as c
 from metadata.fsm.snapshot import FrozenState, restore, snapshot_bytes
+from metadata.raft.confchange import ConfChange, ConfChangeType
 from metadata.raft.records import HardState
 from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter, snapshot_interval
 from metadata.storage.files import DamagedFile, load_hard_state, save_hard_state
@@ -336,6 +337,26 @@ async def test_a_written_snapshot_settles_the_index(tmp_path):
     finally:
         await rep.close()
         gc.unfreeze()
+
+
+async def test_member_addresses_survive_a_restart_from_the_snapshot_and_the_log_after_it(tmp_path):
+    """Start-up reads addresses from the snapshot's header and only the log entries after
+    the snapshot: a member added before the snapshot and one added after are both known."""
+    rep = await open_single(tmp_path, snapshot_every=50)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    await rep.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, "m2", b"127.0.0.1:2"))
+    await drive(rep, 120)
+    at = await _snapshot_settled(rep)
+    assert at > 0 and rep.storage.dlog.first_index <= at  # the entry adding m2 is behind the snapshot
+    await rep.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, "m3", b"127.0.0.1:3"))
+    await drive(rep, 10, start=500)
+    assert rep.storage.snapshot_meta.index == at
+    await rep.close()
+    rep = await open_single(tmp_path, snapshot_every=50)
+    try:
+        assert rep.addresses["m2"] == "127.0.0.1:2" and rep.addresses["m3"] == "127.0.0.1:3"
+    finally:
+        await rep.close()
 
 
 async def test_snapshot_compaction_and_restart(tmp_path):
