@@ -177,12 +177,10 @@ async def _find(root: Path, peers: int, join: bool, segment_bytes: int, salvage_
     loop = asyncio.get_running_loop()
     notes: list[str] = []
     salvage = SalvageResult()
-    t0 = time.perf_counter()
     if salvage_damage:
+        t0 = time.perf_counter()
         salvage = await loop.run_in_executor(None, salvage_log, root / "log")
-    t1 = time.perf_counter()
-    if salvage_damage:
-        log.info("raft storage: log checked in %.2f s", t1 - t0)
+        log.info("raft storage: log checked in %.2f s", time.perf_counter() - t0)
     if salvage.discarded_from:
         notes.append(f"log damaged ({salvage.detail}); discarded from index {salvage.discarded_from}")
     snapshots = SnapshotStore(root / "snapshots")
