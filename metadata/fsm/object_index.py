@@ -21,8 +21,9 @@ Invariants:
   exactly that version.
 - Usage counters (``version_count``, ``marker_count``, ``byte_count``: versions that are
   objects, delete markers, and the bytes of all object versions) are kept by
-  :meth:`BucketIndex.store`, the one place the index changes, so they are exact, cost O(1) per
-  change, and are rebuilt by a snapshot restore (which stores every key). ``len(live)`` is
+  :meth:`BucketIndex.store`, the one place the index changes after it is filled, so they are
+  exact, cost O(1) per change, and are counted again by a snapshot restore
+  (:meth:`BucketIndex.load`, which fills the index in one go). ``len(live)`` is
   the number of objects (keys whose current version is an object).
 - Conditional writes (If-Match / If-None-Match: *) are checked here, at apply time, against
   the current version, so they are atomic with the write.
@@ -92,6 +93,34 @@ class BucketIndex:
             self.live[key] = value
             if self.hidden:
                 self.hidden.pop(key, None)
+
+    def load(self, keys: list[str], values: list) -> None:
+        """Fill this empty index at once (a snapshot's restore): ``values[i]`` holds the
+        versions of ``keys[i]`` as :meth:`store` keeps them (one record, or a tuple of
+        records newest first). Keys in ascending order build the sorted maps in one pass;
+        other orders are sorted first. Raises ValueError when a key appears twice. The
+        watcher is not told: the caller builds the derived state from the loaded keys."""
+        if not self.is_empty():
+            raise ValueError(f"bucket {self.name!r}: load into an index that holds keys")
+        if any(a >= b for a, b in zip(keys, keys[1:])):
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            keys, values = [keys[i] for i in order], [values[i] for i in order]
+            for a, b in zip(keys, keys[1:]):
+                if a == b:
+                    raise ValueError(f"key {a!r} of bucket {self.name!r} appears twice")
+        live_k, live_v, hidden_k, hidden_v = [], [], [], []
+        is_marker, count = records.is_delete_marker, self._count
+        for key, value in zip(keys, values):
+            versions = (value,) if isinstance(value, bytes) else value
+            count(versions, 1)
+            if is_marker(versions[0]):
+                hidden_k.append(key)
+                hidden_v.append(value)
+            else:
+                live_k.append(key)
+                live_v.append(value)
+        self.live = SortedDict(zip(live_k, live_v))
+        self.hidden = SortedDict(zip(hidden_k, hidden_v))
 
     def _count(self, versions: Versions, sign: int) -> None:
         for rec in versions:

@@ -149,6 +149,53 @@ class PlacementIndex:
             self.by_node.setdefault(n, {}).setdefault(bucket, set()).add(key)
         self._set_below((bucket, key), self.examine(new))
 
+    def add_new(self, bucket: str, items: Iterable[tuple[str, Versions]]) -> None:
+        """Keys of ``bucket`` not indexed yet, with their records (a snapshot's restore):
+        as :meth:`changed` from no records for each. A key whose one record has only its
+        own blob (the common case) takes a short path: what depends on the blob's policy
+        and placement alone (its copies' nodes, survivors on holding nodes) is worked out
+        once per distinct pair."""
+        shapes: dict[tuple[int, int], tuple[list[str], int, int, int, int]] = {}
+        memo: dict = {}
+        bytes_on = self.bytes_on
+        sets: dict[str, set[str]] = {}  # node -> the keys of this bucket placed on it
+        own_blob = records.own_blob
+        for key, versions in items:
+            blob = own_blob(versions[0]) if len(versions) == 1 else None
+            if blob is None:
+                placed = self._placed(versions)
+                below = self.examine(versions, memo)
+            else:
+                size, policy_id, placement_id = blob
+                shape = shapes.get((policy_id, placement_id))
+                if shape is None:
+                    shape = shapes[(policy_id, placement_id)] = self._shape(
+                        self.atoms.value(policy_id), self.atoms.value(placement_id))
+                nodes, shard_of, alive, width, needed = shape
+                each = -(-size // shard_of) if shard_of else size
+                placed = dict.fromkeys(nodes, 0)
+                for n in nodes:
+                    placed[n] += each
+                below = (1, size, alive - needed) if alive < width else None
+            for n, b in placed.items():
+                if b:
+                    bytes_on[n] = bytes_on.get(n, 0) + b
+                keys = sets.get(n)
+                if keys is None:
+                    keys = sets[n] = self.by_node.setdefault(n, {}).setdefault(bucket, set())
+                keys.add(key)
+            if below is not None:
+                self._set_below((bucket, key), below)
+
+    def _shape(self, policy: str, placement: tuple[str, ...]) -> tuple[list[str], int, int, int, int]:
+        """(the node of each copy; K for an ec policy, else 0; copies on holding nodes;
+        copies wanted; copies needed to read) of a blob under ``policy`` at ``placement``
+        (as :meth:`_placed` and :meth:`examine` see it)."""
+        kind, width, needed = policy_width(policy)
+        nodes = [n for n in placement[:width] if n] if kind == "ec" else [n for n in set(placement) if n]
+        alive = survivors(policy, placement, self.holding)[0]
+        return nodes, needed if kind == "ec" else 0, alive, width, needed
+
     def node_changed(self, node_id: str) -> None:
         """Node ``node_id``'s state changed: re-examine the keys placed on it."""
         for bucket, keys in list(self.by_node.get(node_id, {}).items()):
@@ -184,16 +231,23 @@ class PlacementIndex:
 
     # --- reads ------------------------------------------------------------------------------
 
-    def examine(self, versions: Versions) -> tuple[int, int, int] | None:
+    def examine(self, versions: Versions, memo: dict | None = None) -> tuple[int, int, int] | None:
         """(versions below policy, their bytes below policy, least spare) of a key's
-        records, or None when none is below policy."""
+        records, or None when none is below policy. ``memo`` (kept by the caller while
+        no node state changes) remembers :func:`survivors` per (policy, placement)."""
         count = size = 0
         spare: int | None = None
         for rec in versions:
             policy, blobs = records.blob_placements(rec, self.atoms)
             hit = False
             for _, blob_size, placement, _ in blobs:
-                alive, width, needed = survivors(policy, placement, self.holding)
+                if memo is None:
+                    alive, width, needed = survivors(policy, placement, self.holding)
+                else:
+                    found = memo.get((policy, placement))
+                    if found is None:
+                        found = memo[(policy, placement)] = survivors(policy, placement, self.holding)
+                    alive, width, needed = found
                 if alive < width:
                     hit = True
                     size += blob_size

@@ -38,6 +38,8 @@ _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 
 DELETE_MARKER, ETAG_MD5, EXTRAS, VERSIONED = 1, 2, 4, 8
 _FLAGS_AT = _HEAD.size - 1  # offset of the flags byte
+_HEAD_SIZE = _HEAD.size
+_head_from, _u16_from = _HEAD.unpack_from, _U16.unpack_from
 MAX_KEY_BYTES = 1024
 
 
@@ -223,9 +225,22 @@ def to_row(key: str, rec: bytes, atoms: Atoms) -> list[Any]:
     """A record as a plain JSON row ``[key, version_id, size, etag, last_modified,
     content_type, policy, placement, ring_epoch, owner, delete_marker, extras, versioned]``
     for snapshots: independent of this process's atom numbers."""
-    row = _unpack(rec, atoms)
-    row[6] = list(row[6])
-    return [key, *row]
+    # _unpack inlined (a snapshot calls this for every record); the placement stays a
+    # tuple: JSON writes it as a list.
+    size, last_modified, ring_epoch, ct, policy, owner, placement, flags = _head_from(rec)
+    (n,) = _u16_from(rec, _HEAD_SIZE)
+    pos = _HEAD_SIZE + 2 + n
+    version_id = rec[_HEAD_SIZE + 2 : pos].decode()
+    if flags & ETAG_MD5:
+        etag = rec[pos : pos + 16].hex()
+        pos += 16
+    else:
+        (n,) = _u16_from(rec, pos)
+        etag = rec[pos + 2 : pos + 2 + n].decode()
+        pos += 2 + n
+    v = atoms._values
+    return [key, version_id, size, etag, last_modified, v[ct], v[policy], v[placement], ring_epoch, v[owner],
+            bool(flags & DELETE_MARKER), json.loads(rec[pos:]) if flags & EXTRAS else None, bool(flags & VERSIONED)]
 
 
 def from_row(row: list[Any], atoms: Atoms) -> tuple[str, bytes]:
@@ -234,6 +249,15 @@ def from_row(row: list[Any], atoms: Atoms) -> tuple[str, bytes]:
     key, vid, size, etag, lm, ct, policy, placement, epoch, owner, dm, extras, *rest = row
     versioned = bool(rest[0]) if rest else False
     return key, _pack(vid, size, etag, lm, ct, policy, tuple(placement), epoch, owner, dm, extras, atoms, versioned)
+
+
+def own_blob(rec: bytes) -> tuple[int, int, int] | None:
+    """``(size, policy atom, placement atom)`` of a record whose only blob is its own (not a
+    delete marker, no parts list), else None: :func:`blob_placements` without decoding."""
+    size, _, _, _, policy, _, placement, flags = _HEAD.unpack_from(rec)
+    if flags & DELETE_MARKER or (flags & EXTRAS and b'"p":' in rec):
+        return None
+    return size, policy, placement
 
 
 def blob_placements(rec: bytes, atoms: Atoms) -> tuple[str, tuple[tuple[int, int, tuple[str, ...], str], ...]]:

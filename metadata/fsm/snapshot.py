@@ -74,7 +74,7 @@ class FrozenState:
     nodes: list[NodeInfo]
     buckets: list[Bucket]
     # bucket, then keys and values of its index's live and hidden maps (metadata.fsm.object_index)
-    objects: list[tuple[str, list[str], list, list[str], list]]
+    objects: list[tuple[str, tuple[str, ...], tuple, tuple[str, ...], tuple]]
     credentials: list[Credential]
     sessions: list[tuple[str, int, list[tuple[int, Outcome]]]]
     atoms: records.Atoms
@@ -90,9 +90,11 @@ def freeze(fsm: MetadataFSM) -> FrozenState:
     objects = []
     for n in names:
         index = fsm.objects[n]
-        keys, hidden = list(index.live), list(index.hidden)
-        objects.append((n, keys, list(map(index.live.__getitem__, keys)),
-                        hidden, list(map(index.hidden.__getitem__, hidden))))
+        # Tuples: the cyclic collector stops tracking a tuple of untracked items (keys,
+        # records) at its first pass, so the copy costs later collections nothing.
+        keys, hidden = tuple(index.live), tuple(index.hidden)
+        objects.append((n, keys, tuple(map(index.live.__getitem__, keys)),
+                        hidden, tuple(map(index.hidden.__getitem__, hidden))))
     return FrozenState(
         applied_index=fsm.applied_index,
         epoch=fsm.epoch,
@@ -124,10 +126,13 @@ def _lines(st: FrozenState) -> Iterator[bytes]:
         yield _line({"t": "bucket", "d": bucket.to_dict()})
     for name, keys, values, hidden_keys, hidden_values in st.objects:
         rows: list = []
-        pairs = heapq.merge(zip(keys, values), zip(hidden_keys, hidden_values), key=lambda kv: kv[0])
+        pairs: Iterable = zip(keys, values)
+        if hidden_keys:
+            pairs = heapq.merge(pairs, zip(hidden_keys, hidden_values), key=lambda kv: kv[0])
+        atoms, to_row = st.atoms, records.to_row
         for key, value in pairs:
             for rec in (value,) if isinstance(value, bytes) else value:
-                rows.append(records.to_row(key, rec, st.atoms))
+                rows.append(to_row(key, rec, atoms))
                 if len(rows) == ROWS_PER_LINE:
                     yield _line({"t": "objs", "b": name, "rows": rows})
                     rows = []
@@ -191,7 +196,7 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
             if t == "end":
                 if d["lines"] != count:
                     raise SnapshotFormatError(f"snapshot has {count} lines, its end line says {d['lines']}")
-                versions.flush()
+                versions.finish()
                 fsm.placement = placement_of(fsm.nodes.values())
                 return fsm
             count += 1
@@ -221,26 +226,43 @@ def restore(lines: Iterable[bytes]) -> MetadataFSM:
 
 class _VersionLoader:
     """Rebuilds object indexes from "objs" rows: consecutive rows of one key are its
-    versions, newest first (a key's rows may span lines)."""
+    versions, newest first (a key's rows may span lines). Keys are gathered per bucket and
+    each index is built in one go at the end (:meth:`BucketIndex.load`), then the
+    placement index from it: a snapshot's keys come in order, so no per-key insert."""
 
     def __init__(self, fsm: MetadataFSM) -> None:
         self.fsm = fsm
+        self.pending: dict[str, tuple[list[str], list]] = {}  # bucket -> its keys, their values
         self.bucket: str | None = None
         self.key: str | None = None
         self.recs: list[bytes] = []
 
     def add(self, bucket: str, rows: list) -> None:
-        index = self.fsm.objects[bucket]
+        if bucket not in self.fsm.objects:
+            raise SnapshotFormatError(f"rows of bucket {bucket!r}, which the snapshot does not hold")
+        atoms = self.fsm.atoms
         for row in rows:
-            key, rec = records.from_row(row, self.fsm.atoms)
+            key, rec = records.from_row(row, atoms)
             if bucket != self.bucket or key != self.key:
                 self.flush()
-                if index.versions(key):
-                    raise SnapshotFormatError(f"key {key!r} of bucket {bucket!r} appears twice")
                 self.bucket, self.key = bucket, key
             self.recs.append(rec)
 
     def flush(self) -> None:
         if self.recs:
-            self.fsm.objects[self.bucket].store(self.key, tuple(self.recs))  # type: ignore[index,arg-type]
+            keys, values = self.pending.setdefault(self.bucket, ([], []))  # type: ignore[arg-type]
+            keys.append(self.key)
+            values.append(self.recs[0] if len(self.recs) == 1 else tuple(self.recs))
         self.bucket, self.key, self.recs = None, None, []
+
+    def finish(self) -> None:
+        """Build every bucket's index and the placement index from the gathered keys."""
+        self.flush()
+        for bucket, (keys, values) in self.pending.items():
+            index = self.fsm.objects[bucket]
+            try:
+                index.load(keys, values)
+            except ValueError as exc:
+                raise SnapshotFormatError(str(exc)) from None
+            self.fsm.placements.add_new(bucket, index.versions_from(""))
+        self.pending.clear()

@@ -26,12 +26,13 @@ Invariants:
   loop turn shares one round. Followers answer writes and reads with NotLeader naming the
   leader's address.
 - Snapshots of the state machine are taken every :func:`snapshot_interval` applied entries
-  (``snapshot_every``, or an eighth of the records held when that is more: a snapshot
+  (``snapshot_every``, or a sixteenth of the records held when that is more: a snapshot
   costs time in proportion to the state, so spacing them in proportion too keeps its
   share of each commit flat as the index grows, and bounds the log replayed on restart to
-  an eighth of the state); frozen on the loop, written in a thread, then the log is
-  compacted behind the older of the two kept snapshots. A follower too far behind
-  receives the newest snapshot.
+  a sixteenth of the state); frozen on the loop, written in a thread, then the log is
+  compacted behind the older of the two kept snapshots, and the heap settled
+  (:func:`metadata.heap.settle`: what the index grew since is frozen out of the cyclic
+  collector's reach). A follower too far behind receives the newest snapshot.
 - A node that distrusts its storage (``recovering``, see
   :mod:`metadata.storage.recovery`) neither ticks nor votes until caught up.
 - A storage failure stops the driver (fail-stop): every later request gets 503.
@@ -50,7 +51,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from metadata.api.commands import Command, Noop, Outcome, decode_command, encode_command
 from metadata.fsm.machine import MetadataFSM
-from metadata import latency_trace
+from metadata import heap, latency_trace
 from metadata.fsm.snapshot import freeze
 from metadata.raft import (
     ConfChange, ConfChangeRejected, ConfChangeType, EntryKind, Message, MessageType, NotLeader, ProposalDropped,
@@ -79,7 +80,7 @@ def _lease_clock() -> float:
 
 _VOTES = (MessageType.VOTE, MessageType.PRE_VOTE, MessageType.TIMEOUT_NOW)
 MAX_COMMAND_BYTES = 8 << 20  # base64 in a message batch stays well below metadata.app.MAX_BODY
-SNAPSHOT_STATE_SHARE = 8  # at most one snapshot per (records held / this) applied entries
+SNAPSHOT_STATE_SHARE = 16  # at most one snapshot per (records held / this) applied entries
 
 
 def snapshot_interval(every: int, records: int) -> int:
@@ -200,6 +201,8 @@ class RaftReplicator:
         # slot opened, messages for that peer gathered meanwhile, future of the handler).
         self._reply_slots: dict[str, tuple[int, list[Message], asyncio.Future]] = {}
         self._readies = 0  # Readies taken so far
+        # Start-up replay: the commit index known on opening, and when the opening began.
+        self._replay_to = (self.node.log.committed, time.perf_counter())
         self.storage.dlog.inline = True  # a follower until it leads (see _on_soft_state)
 
     @classmethod
@@ -628,7 +631,9 @@ class RaftReplicator:
         self.fsm = loaded.fsm
         self._learn_addresses(loaded.addresses)
         self.snapshots_installed += 1
-        log.info("raft node %s: installed snapshot %d (term %d) from the leader", self.id, meta.index, meta.term)
+        settled = heap.settle()  # the new index is long-lived (metadata.heap)
+        log.info("raft node %s: installed snapshot %d (term %d) from the leader; heap settled in %.3f s", self.id,
+                 meta.index, meta.term, settled)
 
     def _apply(self, rd: Ready) -> None:
         fsm = self.fsm
@@ -665,6 +670,10 @@ class RaftReplicator:
                         self.id, index)
 
     def _after_advance(self) -> None:
+        if self._replay_to is not None and self.fsm.applied_index >= self._replay_to[0]:
+            log.info("raft node %s: applied up to %d, the commit index it started with, %.2f s after its storage "
+                     "was opened", self.id, self._replay_to[0], time.perf_counter() - self._replay_to[1])
+            self._replay_to = None
         if not self._was_member and self.id in self.node.conf_state.members():
             self._was_member = True
         if self.recovering_until and self.node.lead and self.node.log.committed >= self.recovering_until:
@@ -684,18 +693,22 @@ class RaftReplicator:
             return
         self._snap_attempt = applied
         meta = SnapshotMeta(applied, self.storage.term(applied), self.node.conf_state_at(applied))
-        frozen = freeze(self.fsm)
-        self._snap_task = asyncio.create_task(self._write_snapshot(meta, frozen, dict(self.addresses)),
-                                              name=f"raft-snapshot {self.id}")
+        chunks = files.snapshot_chunks(meta, dict(self.addresses), freeze(self.fsm))
+        self._snap_task = asyncio.create_task(self._write_snapshot(meta, chunks), name=f"raft-snapshot {self.id}")
 
-    async def _write_snapshot(self, meta: SnapshotMeta, frozen: Any, addresses: dict[str, str]) -> None:
+    async def _write_snapshot(self, meta: SnapshotMeta, chunks: Iterator[bytes]) -> None:
         try:
-            fm = await self.storage.snapshots.save(meta.index, meta.term, files.snapshot_chunks(meta, addresses, frozen))
+            started = time.perf_counter()
+            fm = await self.storage.snapshots.save(meta.index, meta.term, chunks)
+            written = time.perf_counter() - started
             if self.storage.record_snapshot(meta, fm.path):
                 await self.storage.compact()
             await self.storage.flush_hard_state()
-            log.info("raft node %s: snapshot at %d written; log now starts at %d", self.id, meta.index,
-                     self.storage.first_index())
+            # What the index grew since the last snapshot is long-lived too (metadata.heap);
+            # the frozen copy went with the exhausted chunks, so it is not kept.
+            settled = heap.settle()
+            log.info("raft node %s: snapshot at %d written in %.2f s; log now starts at %d; heap settled in %.3f s",
+                     self.id, meta.index, written, self.storage.first_index(), settled)
         except Exception:  # noqa: BLE001 - the log stays intact; the next interval retries
             log.exception("raft node %s: snapshot at %d failed", self.id, meta.index)
         finally:

@@ -30,6 +30,7 @@ __all__ = ["DamagedFile", "LoadedSnapshot", "header_line", "load_hard_state", "l
 import xxhash
 
 from metadata.fsm.machine import MetadataFSM
+from metadata.heap import collector_paused
 from metadata.fsm.snapshot import FrozenState, frozen_chunks, restore
 from metadata.raft.records import ConfState, HardState, SnapshotMeta
 from metadata.storage.snapshot_store import SnapshotFile, SnapshotStore, snapshot_name
@@ -141,7 +142,8 @@ def read_snapshot(store: SnapshotStore, path: Path, index: int, term: int) -> Lo
     except StopIteration:
         raise DamagedFile(f"{path} has an empty body") from None
     try:
-        fsm = restore(it)
+        with collector_paused():  # millions of new objects, none of them garbage
+            fsm = restore(it)
     except ValueError as exc:
         raise DamagedFile(f"{path}: {exc}") from None
     if fsm.applied_index != index:

@@ -265,6 +265,8 @@ async def _load_direct(data_dir: Path, address: str, s: ScaleSettings, res: Scal
     rep = await open_one_voter("m1", data_dir, address)
     try:
         hlc, nxt = HLC("gwbench"), [0]
+        for node in _NODES:  # registered first, as their heartbeats do in the http loader: records at full policy
+            (await rep.propose(c.RegisterNode(node))).raise_for_error()
         (await rep.propose(c.CreateBucket(BUCKET, OWNER, "replica:3", time.time()))).raise_for_error()
 
         async def worker(w: int) -> None:

@@ -1,6 +1,8 @@
 """The metadata state machine: each command, its errors, de-duplication, epochs, snapshots."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from metadata.api import commands as c
@@ -341,6 +343,32 @@ def test_truncated_or_unknown_snapshot_is_refused():
         MetadataFSM.restore(snap.replace(b'"v":%d' % SNAPSHOT_VERSION, b'"v":9', 1))
     with pytest.raises(SnapshotFormatError):
         MetadataFSM.restore(b"")
+
+
+def _objs_lines(snap: bytes) -> tuple[list[bytes], list[int]]:
+    lines = snap.splitlines(keepends=True)
+    return lines, [i for i, line in enumerate(lines) if line.startswith(b'{"t":"objs"')]
+
+
+def test_snapshot_rows_out_of_order_still_restore_and_a_key_twice_is_refused():
+    """The restore builds each index in one go from the rows: rows in another key order
+    (not what a snapshot writes) give the same state; a key listed twice is damage."""
+    d = populated()
+    snap = d.fsm.snapshot()
+    lines, objs = _objs_lines(snap)
+    assert objs
+    i = objs[0]
+    line = json.loads(lines[i])
+    line["rows"].reverse()  # one key per row here: each key's versions stay together
+    shuffled = b"".join(lines[:i] + [json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"]
+                        + lines[i + 1:])
+    assert shuffled != snap
+    assert MetadataFSM.restore(shuffled).snapshot() == snap
+    line["rows"].append(line["rows"][0])
+    doubled = b"".join(lines[:i] + [json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"]
+                       + lines[i + 1:])
+    with pytest.raises(SnapshotFormatError, match="appears twice"):
+        MetadataFSM.restore(doubled)
 
 
 def test_apply_out_of_order_is_a_bug():

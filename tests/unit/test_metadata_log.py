@@ -3,6 +3,7 @@ durable files, and restart of a single node (a one-voter Raft group) from snapsh
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from metadata.api import commands as c
-from metadata.fsm.snapshot import restore, snapshot_bytes
+from metadata.fsm.snapshot import FrozenState, restore, snapshot_bytes
+from metadata.raft.confchange import ConfChange, ConfChangeType
 from metadata.raft.records import HardState
 from metadata.replication.driver import RaftReplicator, RaftSettings, open_one_voter, snapshot_interval
 from metadata.storage.files import DamagedFile, load_hard_state, save_hard_state
@@ -299,22 +301,62 @@ async def _snapshot_settled(rep: RaftReplicator) -> int:
 
 
 async def test_snapshots_are_spaced_in_proportion_to_the_records_held(tmp_path):
-    assert snapshot_interval(10_000, 0) == 10_000 and snapshot_interval(10_000, 79_999) == 10_000
-    assert snapshot_interval(10_000, 1_000_000) == 125_000
+    assert snapshot_interval(10_000, 0) == 10_000 and snapshot_interval(10_000, 159_999) == 10_000
+    assert snapshot_interval(10_000, 1_000_000) == 62_500
     rep = await open_single(tmp_path, snapshot_every=20)
     await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
-    for k in range(8):
+    for k in range(16):
         await drive(rep, 100, start=k * 100)
     at = await _snapshot_settled(rep)
     assert at > 0
-    # 800 keys: a snapshot is due every 100 entries, not every 20.
-    await drive(rep, 60, start=1000)
+    # 1600 keys: a snapshot is due every 100 entries, not every 20.
+    await drive(rep, 60, start=2000)
     for _ in range(5):
         await asyncio.sleep(0)
     assert rep._snap_task is None and rep.storage.snapshot_meta.index == at
-    await drive(rep, 60, start=1100)
+    await drive(rep, 60, start=2100)
     assert await _snapshot_settled(rep) > at
     await rep.close()
+
+
+async def test_a_written_snapshot_settles_the_index(tmp_path):
+    """After a snapshot is written the index's containers are frozen (metadata.heap), so a
+    full cyclic collection no longer walks them; the frozen copy the snapshot was encoded
+    from is not kept."""
+    rep = await open_single(tmp_path, snapshot_every=50)
+    try:
+        await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+        await drive(rep, 40)
+        sublist = rep.fsm.objects["b"].live._list._lists[0]  # the sorted keys' first block
+        assert any(o is sublist for o in gc.get_objects())
+        await drive(rep, 60, start=100)
+        assert await _snapshot_settled(rep) > 0
+        assert not any(o is sublist for o in gc.get_objects())
+        gc.unfreeze()  # frozen objects are invisible to get_referrers
+        assert not any(isinstance(o, FrozenState) for o in gc.get_referrers(rep.fsm.atoms))
+    finally:
+        await rep.close()
+        gc.unfreeze()
+
+
+async def test_member_addresses_survive_a_restart_from_the_snapshot_and_the_log_after_it(tmp_path):
+    """Start-up reads addresses from the snapshot's header and only the log entries after
+    the snapshot: a member added before the snapshot and one added after are both known."""
+    rep = await open_single(tmp_path, snapshot_every=50)
+    await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+    await rep.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, "m2", b"127.0.0.1:2"))
+    await drive(rep, 120)
+    at = await _snapshot_settled(rep)
+    assert at > 0 and rep.storage.dlog.first_index <= at  # the entry adding m2 is behind the snapshot
+    await rep.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, "m3", b"127.0.0.1:3"))
+    await drive(rep, 10, start=500)
+    assert rep.storage.snapshot_meta.index == at
+    await rep.close()
+    rep = await open_single(tmp_path, snapshot_every=50)
+    try:
+        assert rep.addresses["m2"] == "127.0.0.1:2" and rep.addresses["m3"] == "127.0.0.1:3"
+    finally:
+        await rep.close()
 
 
 async def test_snapshot_compaction_and_restart(tmp_path):

@@ -197,3 +197,30 @@ def test_repair_placement_round_trips_its_encoding(d):
     d.run(c.PutObject(version(key="a", placement=("n1", "n2"))))
     with pytest.raises(Exception):
         d.run(c.RepairPlacement("b", "a", "v1", 0, ["n1", "n2"], [1, 2]))
+
+
+def test_restore_builds_the_same_index_as_the_commands(d):
+    """A snapshot's bulk load (short path for one-blob records, memo per policy and
+    placement) gives the placement index the commands built, nodes down included."""
+    d.run(c.SetBucketVersioning("b", "Enabled"))
+    for i in range(40):  # repeated placements, as in a real index: the memo is hit
+        d.run(c.PutObject(version(key=f"k{i:03d}", vid=f"v{i}", size=i * 7,
+                                  placement=(f"n{1 + i % 4}", f"n{2 + i % 5}", f"n{3 + i % 3}"))))
+    d.run(c.PutObject(version(key="k001", vid="w1", placement=("n1", "n2"))))  # two versions, one short
+    d.run(c.PutObject(version(key="short", vid="s1", placement=("n1", "", "n1"))))
+    d.run(c.PutObject(version(bucket="e", key="ec", size=1001, policy="ec:4+2",
+                              placement=("n1", "n2", "n3", "n4", "n5", "n7"))))
+    d.run(c.PutObject(version(bucket="e", key="ec-gap", size=10, policy="ec:4+2",
+                              placement=("n1", "", "n3", "n3", "n5", "n6"))))
+    d.run(c.PutObject(multipart("m", [("n1", "n2", "n3"), ("n5", "n6", "n7")])))
+    d.run(c.DeleteObject("b", "k002", marker_id=f"{99:016x}-gw1", now=2.0))  # a delete marker over a version
+    d.run(c.SetNodeState("n7", "out"))
+    d.run(c.SetNodeState("n3", "down"))
+    restored = MetadataFSM.restore(d.fsm.snapshot())
+    mine, theirs = restored.placements, d.fsm.placements
+    assert mine.by_node == theirs.by_node
+    assert mine.bytes_on == theirs.bytes_on
+    assert mine.below == theirs.below and mine.by_spare == theirs.by_spare
+    assert below(restored) == below(d.fsm) and below(d.fsm)[0] > 10
+    for bucket in ("b", "e"):
+        assert restored.objects[bucket].usage() == d.fsm.objects[bucket].usage()
