@@ -31,6 +31,13 @@ from ops.bench_metadata.systems import ObjstoreSystem
 from ops.bench_metadata.workload import bench_key, bench_version
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _read_traces(d: Path) -> dict[int, list[tuple[str, int, int]]]:
     out: dict[int, list[tuple[str, int, int]]] = {}
     for f in d.glob("*.trace"):
@@ -134,11 +141,19 @@ async def main() -> int:
         nodes.start()
         try:
             await nodes.wait_ready()
+            pids = nodes.pids
+            cpu0 = {p: _cpu_seconds(p) for p in pids}
             windows = await _load(nodes, args.duration)
+            cpu = {p: _cpu_seconds(p) - cpu0[p] for p in pids}
         finally:
             nodes.stop()
-        for line in analyse(_read_traces(trace_dir), windows):
+        traces = _read_traces(trace_dir)
+        for line in analyse(traces, windows):
             print(line)
+        leader = max(traces, key=lambda p: sum(1 for r in traces[p] if r[0] == "H0"))
+        per = [f"{'leader' if p == leader else 'follower'} {cpu[p] / max(1, len(windows)) * 1e6:,.0f}"
+               for p in sorted(cpu, key=lambda p: p != leader)]
+        print("CPU-µs per write (whole process, idle work included): " + ", ".join(per))
     print(f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     return 0
 
