@@ -100,7 +100,9 @@ def analyse(traces: dict[int, list[tuple[str, int, int]]], windows: list[tuple[i
             if fh0 is None:
                 continue
             durable = _first(F, "F", fh0, c1, idx)
-            fol.append({"f handler": fh0, "f ready": _first(F, "R", fh0, c1, idx), "f durable": durable,
+            fol.append({"f handler": fh0, "f ready": _first(F, "R", fh0, c1, idx),
+                        "f write starts": _first(F, "Ws", fh0, c1, idx), "f fsync done": _first(F, "We", fh0, c1, idx),
+                        "f durable": durable,
                         "f answers": _first(F, "fH1", durable, c1) if durable is not None else None})
         if any(v is None for v in pts.values()):
             continue
@@ -110,6 +112,10 @@ def analyse(traces: dict[int, list[tuple[str, int, int]]], windows: list[tuple[i
             for name, t in f.items():
                 if t is not None:
                     steps[f"{name} #{k + 1}"].append((t - c0) / 1e6)
+        for name, ev in (("L write starts", "Ws"), ("L fsync done", "We")):
+            t = _first(L, ev, c0, c1, idx)
+            if t is not None:
+                steps[name].append((t - c0) / 1e6)
         for peer_ev in sorted({n for n, _, _ in L if n.startswith("S:")}):
             t = _first(L, peer_ev, h0, c1, idx)
             if t is not None:

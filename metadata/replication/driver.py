@@ -182,7 +182,9 @@ class RaftReplicator:
         # slot opened, messages for that peer gathered meanwhile, future of the handler).
         self._reply_slots: dict[str, tuple[int, list[Message], asyncio.Future]] = {}
         self._readies = 0  # Readies taken so far
-        self.storage.dlog.inline = True  # a follower until it leads (see _on_soft_state)
+        # Log writes and fsyncs run on the loop's thread (see _handle): no thread hand-over
+        # on either side of the fsync on the commit path.
+        self.storage.dlog.inline = True
 
     @classmethod
     async def open(cls, node_id: str, data_dir: Path | str, secret: str, peers: dict[str, str], join: bool,
@@ -544,6 +546,10 @@ class RaftReplicator:
             await self._install(rd.snapshot)
         if rd.entries:
             self._learn_addresses(conf_addresses(rd.entries))
+            # A leader's APPs (early_messages) are on the wire before its own write starts:
+            # the transport's senders were woken first and write to their connections in
+            # their first step, ahead of the log's writer task, whose write and fsync then
+            # hold the loop (DiskLog.inline) while the followers write theirs.
             await self.storage.append(rd.entries)
             latency_trace.event("F", rd.entries[-1].index)
         if rd.hard_state is not None:
@@ -581,9 +587,6 @@ class RaftReplicator:
             log.info("raft node %s: leader is now %s (term %d, role %s)", self.id, leader or "unknown",
                      self.node.term, role.value)
         self._role, self._leader = role, leader
-        # A follower's log writes block its loop: its acknowledgements wait for them anyway,
-        # and it saves two thread hand-overs per fsync on the commit path.
-        self.storage.dlog.inline = role is not Role.LEADER
         if was_leader and role is not Role.LEADER:
             self._fail_waiters(self.not_leader)
 

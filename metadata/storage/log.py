@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from metadata import latency_trace
 from metadata.storage import log_format as fmt
 from objstore.durable_io import FILE_MODE, fsync_dir, write_all
 
@@ -425,8 +426,10 @@ class DiskLog:
         if seg.size + len(buf) > seg.allocated:
             self._preallocate(seg.size + len(buf))
         os.lseek(self._fd, seg.size, os.SEEK_SET)
+        latency_trace.event("Ws", entries[-1].index)
         write_all(self._fd, buf)
         os.fdatasync(self._fd)
+        latency_trace.event("We", entries[-1].index)
         if self.on_fsync is not None:
             self.on_fsync(len(entries), time.perf_counter() - started)
         with self._lock:
