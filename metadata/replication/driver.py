@@ -71,7 +71,9 @@ T = TypeVar("T")
 
 _VOTES = (MessageType.VOTE, MessageType.PRE_VOTE, MessageType.TIMEOUT_NOW)
 MAX_COMMAND_BYTES = 8 << 20  # base64 in a message batch stays well below metadata.app.MAX_BODY
-SNAPSHOT_STATE_SHARE = 8  # at most one snapshot per (records held / this) applied entries
+SNAPSHOT_STATE_SHARE = 8
+# A leader writes batches of up to this many entries on its loop's thread (see DiskLog.inline).
+LEADER_INLINE_ENTRIES = 8  # at most one snapshot per (records held / this) applied entries
 
 
 def snapshot_interval(every: int, records: int) -> int:
@@ -182,8 +184,8 @@ class RaftReplicator:
         # slot opened, messages for that peer gathered meanwhile, future of the handler).
         self._reply_slots: dict[str, tuple[int, list[Message], asyncio.Future]] = {}
         self._readies = 0  # Readies taken so far
-        # Log writes and fsyncs run on the loop's thread (see _handle): no thread hand-over
-        # on either side of the fsync on the commit path.
+        # Log writes and fsyncs run on the loop's thread (see _handle; a leader's small
+        # batches only, _on_soft_state): no thread hand-over on either side of the fsync.
         self.storage.dlog.inline = True
 
     @classmethod
@@ -587,6 +589,8 @@ class RaftReplicator:
             log.info("raft node %s: leader is now %s (term %d, role %s)", self.id, leader or "unknown",
                      self.node.term, role.value)
         self._role, self._leader = role, leader
+        # Every log write is inline on a follower; a leader's only up to a few entries.
+        self.storage.dlog.inline_max_entries = LEADER_INLINE_ENTRIES if role is Role.LEADER else None
         if was_leader and role is not Role.LEADER:
             self._fail_waiters(self.not_leader)
 

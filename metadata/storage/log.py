@@ -90,6 +90,11 @@ class _Segment:
         return self.first_index + len(self.offsets) - 1
 
 
+def _appended(batch: "list[tuple[str, Any, asyncio.Future]]") -> int:
+    """Entries the appends of a writer batch hold."""
+    return sum(len(arg) for op, arg, _ in batch if op == "append")
+
+
 def _zeros(data: bytes, start: int) -> bool:
     """Whether ``data`` holds only zero bytes from ``start`` on."""
     return data.count(b"\0", start) == len(data) - start
@@ -124,8 +129,11 @@ class DiskLog:
         # Write and fsync on the event loop's thread instead of the default executor: two
         # thread hand-overs less per batch, but the loop stalls meanwhile. For a Raft
         # follower, whose loop has nothing better to do than wait for the entries it must
-        # acknowledge; a leader keeps the thread (it sends and serves during its fsync).
+        # acknowledge, and for a leader's small batches (few clients: the hand-overs were
+        # most of its part of a commit); a leader's large batches (many clients) keep the
+        # thread, so that it reads and proposes the next batch during this one's fsync.
         self.inline = False
+        self.inline_max_entries: int | None = None  # with ``inline``: larger batches use the thread
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -299,7 +307,7 @@ class DiskLog:
             self._wakeup.clear()
             batch, self._queue = self._queue, []
             try:
-                if self.inline:
+                if self.inline and (self.inline_max_entries is None or _appended(batch) <= self.inline_max_entries):
                     results = self._do_batch(batch)
                 else:
                     results = await loop.run_in_executor(None, self._do_batch, batch)

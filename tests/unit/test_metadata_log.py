@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -213,6 +214,20 @@ async def test_appends_overwrite_preallocated_zeros_and_a_crash_keeps_them_as_ro
     await lg.close()
     lg = await DiskLog.open(copy)
     assert lg.entries(1, 23) == entries(1, 23)
+    await lg.close()
+
+
+async def test_inline_writes_only_batches_up_to_the_limit_on_the_loop_thread(tmp_path):
+    lg = await DiskLog.open(tmp_path)
+    lg.inline, lg.inline_max_entries = True, 2
+    threads: list[int] = []
+    lg.on_fsync = lambda n, _s: threads.append(threading.get_ident())
+    await lg.append(entries(1, 2))  # small: on the loop's thread
+    await lg.append(entries(3, 7))  # large: in the writer thread
+    lg.inline_max_entries = None
+    await lg.append(entries(8, 20))  # no limit: inline
+    loop_thread = threading.get_ident()
+    assert [t == loop_thread for t in threads] == [True, False, True]
     await lg.close()
 
 
