@@ -71,9 +71,9 @@ T = TypeVar("T")
 
 _VOTES = (MessageType.VOTE, MessageType.PRE_VOTE, MessageType.TIMEOUT_NOW)
 MAX_COMMAND_BYTES = 8 << 20  # base64 in a message batch stays well below metadata.app.MAX_BODY
-SNAPSHOT_STATE_SHARE = 8
+SNAPSHOT_STATE_SHARE = 8  # at most one snapshot per (records held / this) applied entries
 # A leader writes batches of up to this many entries on its loop's thread (see DiskLog.inline).
-LEADER_INLINE_ENTRIES = 8  # at most one snapshot per (records held / this) applied entries
+LEADER_INLINE_ENTRIES = 8
 
 
 def snapshot_interval(every: int, records: int) -> int:
