@@ -36,7 +36,9 @@ Invariants:
   records before the next one is created and on ``close``, so sealed segments and the
   files of a stopped log end at their last record. A truncated suffix is cut with
   ``ftruncate`` as before (never overwritten in place: stale records after the new tail
-  could read as valid), and the room is refilled with zeros.
+  could read as valid), and the room is refilled with zeros. A failed preallocation (a disk
+  nearly full) fails nothing: records are appended past the room, as before, and room is
+  tried again a minute later.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 # Zero-filled room kept ahead of the newest segment's records (see the module docstring).
 PREALLOCATE_BYTES = 1 << 20
+PREALLOCATE_RETRY_SECONDS = 60.0  # after a failed preallocation (a disk nearly full)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,7 @@ class DiskLog:
         self._writer: asyncio.Task | None = None
         self._failed: BaseException | None = None
         self._io_failed = False  # a write or fsync failed: the files' tails are unknown
+        self._prealloc_retry_at = 0.0  # monotonic time before which no preallocation is tried
         self._generation = 0  # bumped by reset, to drop stale compaction results
         self._lock = threading.Lock()  # guards the physical index (_segments) across threads
         self.fsyncs = 0  # batches made durable (for metrics)
@@ -339,11 +343,7 @@ class DiskLog:
             if not self._queue and self._room_low():
                 # Zero-fill more room now, while nothing waits for the disk (a thread either
                 # way: this is not on an acknowledgement's way).
-                try:
-                    await loop.run_in_executor(None, self._preallocate, 0)
-                except Exception as exc:  # noqa: BLE001 - any IO failure stops the log
-                    self._stop_on_io_error(exc, [])
-                    return
+                await loop.run_in_executor(None, self._try_preallocate, 0)
 
     def _stop_on_io_error(self, exc: Exception, batch: list[tuple[str, Any, asyncio.Future]]) -> None:
         log.error("durable log write failed, stopping the log: %s", exc)
@@ -356,13 +356,24 @@ class DiskLog:
 
     def _room_low(self) -> bool:
         """Whether the newest segment has less than half a preallocation of zeros left."""
-        if not self._segments or self._fd is None:
+        if not self._segments or self._fd is None or time.monotonic() < self._prealloc_retry_at:
             return False
         seg = self._segments[-1]
         return seg.allocated - seg.size < self._prealloc_chunk() // 2
 
     def _prealloc_chunk(self) -> int:
         return min(PREALLOCATE_BYTES, self.segment_bytes)
+
+    def _try_preallocate(self, need_end: int) -> None:
+        """:meth:`_preallocate`, which only saves time: when it fails (a disk nearly full),
+        records are appended past the room as before, and it is tried again a minute later."""
+        if time.monotonic() < self._prealloc_retry_at:
+            return
+        try:
+            self._preallocate(need_end)
+        except OSError as exc:
+            log.warning("could not preallocate log space (appending without it for a minute): %s", exc)
+            self._prealloc_retry_at = time.monotonic() + PREALLOCATE_RETRY_SECONDS
 
     def _preallocate(self, need_end: int) -> None:
         """Zero-fill the newest segment past ``need_end`` and past its records by at least a
@@ -372,15 +383,16 @@ class DiskLog:
         end = max(need_end, seg.size) + self._prealloc_chunk()
         if end <= seg.allocated:
             return
-        os.lseek(self._fd, seg.allocated, os.SEEK_SET)
-        write_all(self._fd, bytes(end - seg.allocated))
+        start = max(seg.allocated, seg.size)  # never over records (appended past the room)
+        seg.allocated = end  # before writing: a failed fill may have left zeros up to here (see _trim)
+        os.lseek(self._fd, start, os.SEEK_SET)
+        write_all(self._fd, bytes(end - start))
         os.fsync(self._fd)
-        seg.allocated = end
 
     def _trim(self) -> None:
         """Cut the newest segment's zeros after its records (durably)."""
         seg = self._segments[-1] if self._segments else None
-        if seg is None or self._fd is None or seg.allocated <= seg.size:
+        if seg is None or self._fd is None or os.fstat(self._fd).st_size <= seg.size:
             return
         os.ftruncate(self._fd, seg.size)
         os.fsync(self._fd)
@@ -432,7 +444,7 @@ class DiskLog:
         assert self._fd is not None
         started = time.perf_counter()
         if seg.size + len(buf) > seg.allocated:
-            self._preallocate(seg.size + len(buf))
+            self._try_preallocate(seg.size + len(buf))
         os.lseek(self._fd, seg.size, os.SEEK_SET)
         latency_trace.event("Ws", entries[-1].index)
         write_all(self._fd, buf)

@@ -231,6 +231,29 @@ async def test_inline_writes_only_batches_up_to_the_limit_on_the_loop_thread(tmp
     await lg.close()
 
 
+async def test_a_failed_preallocation_does_not_stop_the_log(tmp_path, monkeypatch):
+    """Preallocation only saves time: a disk too full for the room still takes the records."""
+    import errno
+
+    def full(self, need_end):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    lg = await DiskLog.open(tmp_path / "log")
+    await lg.append(entries(1, 3))
+    monkeypatch.setattr(DiskLog, "_preallocate", full)
+    lg._segments[-1].allocated = lg._segments[-1].size  # no room left
+    await lg.append(entries(4, 30))
+    monkeypatch.undo()
+    lg._prealloc_retry_at = 0.0  # room can be made again: never over the records appended
+    await lg.append(entries(31, 31))
+    copy = crash_copy(tmp_path / "log", tmp_path / "crashed")
+    await lg.close()
+    for d in (tmp_path / "log", copy):
+        lg = await DiskLog.open(d)
+        assert lg.entries(1, 31) == entries(1, 31)
+        await lg.close()
+
+
 async def test_a_truncated_suffix_is_not_read_back_after_a_crash(tmp_path):
     """Entries cut by truncate_suffix stay cut when newer, shorter ones follow them and the
     node crashes: the cut is an ftruncate, never an overwrite of preallocated room."""
