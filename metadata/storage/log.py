@@ -29,8 +29,8 @@ Invariants:
   :data:`PREALLOCATE_BYTES`, made durable with a full ``fsync`` when it is written, off an
   append's way when possible), so a batch overwrites blocks that already exist and its
   ``fdatasync`` has no file size to record: no journal commit of the file system, which
-  on ext4 is shared by every process fsyncing on it (an appending ``fdatasync`` measured
-  2-2.5x slower at its median with three processes at once on the shared machine). Zeros
+  on ext4 is shared by every process fsyncing on it (see docs/architecture.md, "Preallocated
+  log tail", for what it saved on a shared machine). Zeros
   after the last record read as a torn tail of nothing: a reader cuts them (an older
   version does, with a warning); this one keeps them as room. A segment is trimmed to its
   records before the next one is created and on ``close``, so sealed segments and the
