@@ -31,6 +31,13 @@ from ops.bench_metadata.systems import ObjstoreSystem
 from ops.bench_metadata.workload import bench_key, bench_version
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _read_traces(d: Path) -> dict[int, list[tuple[str, int, int]]]:
     out: dict[int, list[tuple[str, int, int]]] = {}
     for f in d.glob("*.trace"):
@@ -93,7 +100,9 @@ def analyse(traces: dict[int, list[tuple[str, int, int]]], windows: list[tuple[i
             if fh0 is None:
                 continue
             durable = _first(F, "F", fh0, c1, idx)
-            fol.append({"f handler": fh0, "f ready": _first(F, "R", fh0, c1, idx), "f durable": durable,
+            fol.append({"f handler": fh0, "f ready": _first(F, "R", fh0, c1, idx),
+                        "f write starts": _first(F, "Ws", fh0, c1, idx), "f fsync done": _first(F, "We", fh0, c1, idx),
+                        "f durable": durable,
                         "f answers": _first(F, "fH1", durable, c1) if durable is not None else None})
         if any(v is None for v in pts.values()):
             continue
@@ -103,6 +112,10 @@ def analyse(traces: dict[int, list[tuple[str, int, int]]], windows: list[tuple[i
             for name, t in f.items():
                 if t is not None:
                     steps[f"{name} #{k + 1}"].append((t - c0) / 1e6)
+        for name, ev in (("L write starts", "Ws"), ("L fsync done", "We")):
+            t = _first(L, ev, c0, c1, idx)
+            if t is not None:
+                steps[name].append((t - c0) / 1e6)
         for peer_ev in sorted({n for n, _, _ in L if n.startswith("S:")}):
             t = _first(L, peer_ev, h0, c1, idx)
             if t is not None:
@@ -134,11 +147,19 @@ async def main() -> int:
         nodes.start()
         try:
             await nodes.wait_ready()
+            pids = nodes.pids
+            cpu0 = {p: _cpu_seconds(p) for p in pids}
             windows = await _load(nodes, args.duration)
+            cpu = {p: _cpu_seconds(p) - cpu0[p] for p in pids}
         finally:
             nodes.stop()
-        for line in analyse(_read_traces(trace_dir), windows):
+        traces = _read_traces(trace_dir)
+        for line in analyse(traces, windows):
             print(line)
+        leader = max(traces, key=lambda p: sum(1 for r in traces[p] if r[0] == "H0"))
+        per = [f"{'leader' if p == leader else 'follower'} {cpu[p] / max(1, len(windows)) * 1e6:,.0f}"
+               for p in sorted(cpu, key=lambda p: p != leader)]
+        print("CPU-µs per write (whole process, idle work included): " + ", ".join(per))
     print(f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     return 0
 

@@ -81,6 +81,8 @@ def _lease_clock() -> float:
 _VOTES = (MessageType.VOTE, MessageType.PRE_VOTE, MessageType.TIMEOUT_NOW)
 MAX_COMMAND_BYTES = 8 << 20  # base64 in a message batch stays well below metadata.app.MAX_BODY
 SNAPSHOT_STATE_SHARE = 16  # at most one snapshot per (records held / this) applied entries
+# A leader writes batches of up to this many entries on its loop's thread (see DiskLog.inline).
+LEADER_INLINE_ENTRIES = 8
 
 
 def snapshot_interval(every: int, records: int) -> int:
@@ -203,7 +205,9 @@ class RaftReplicator:
         self._readies = 0  # Readies taken so far
         # Start-up replay: the commit index known on opening, and when the opening began.
         self._replay_to = (self.node.log.committed, time.perf_counter())
-        self.storage.dlog.inline = True  # a follower until it leads (see _on_soft_state)
+        # Log writes and fsyncs run on the loop's thread (see _handle; a leader's small
+        # batches only, _on_soft_state): no thread hand-over on either side of the fsync.
+        self.storage.dlog.inline = True
 
     @classmethod
     async def open(cls, node_id: str, data_dir: Path | str, secret: str, peers: dict[str, str], join: bool,
@@ -579,6 +583,10 @@ class RaftReplicator:
             await self._install(rd.snapshot)
         if rd.entries:
             self._learn_addresses(conf_addresses(rd.entries))
+            # A leader's APPs (early_messages) are on the wire before its own write starts:
+            # the transport's senders were woken first and write to their connections in
+            # their first step, ahead of the log's writer task, whose write and fsync then
+            # hold the loop (DiskLog.inline) while the followers write theirs.
             await self.storage.append(rd.entries)
             latency_trace.event("F", rd.entries[-1].index)
         if rd.hard_state is not None:
@@ -616,9 +624,8 @@ class RaftReplicator:
             log.info("raft node %s: leader is now %s (term %d, role %s)", self.id, leader or "unknown",
                      self.node.term, role.value)
         self._role, self._leader = role, leader
-        # A follower's log writes block its loop: its acknowledgements wait for them anyway,
-        # and it saves two thread hand-overs per fsync on the commit path.
-        self.storage.dlog.inline = role is not Role.LEADER
+        # Every log write is inline on a follower; a leader's only up to a few entries.
+        self.storage.dlog.inline_max_entries = LEADER_INLINE_ENTRIES if role is Role.LEADER else None
         if was_leader and role is not Role.LEADER:
             self._fail_waiters(self.not_leader)
 

@@ -25,6 +25,20 @@ Invariants:
 - Threads: the writer thread touches only the files and the physical index (``_segments``,
   under ``_lock``); the logical log and the futures belong to the event loop thread. With
   ``inline`` the writes and fsyncs run on the loop's thread itself (see ``__init__``).
+- Preallocation: the newest segment is zero-filled ahead of its records (up to
+  :data:`PREALLOCATE_BYTES`, made durable with a full ``fsync`` when it is written, off an
+  append's way when possible), so a batch overwrites blocks that already exist and its
+  ``fdatasync`` has no file size to record: no journal commit of the file system, which
+  on ext4 is shared by every process fsyncing on it (see docs/architecture.md, "Preallocated
+  log tail", for what it saved on a shared machine). Zeros
+  after the last record read as a torn tail of nothing: a reader cuts them (an older
+  version does, with a warning); this one keeps them as room. A segment is trimmed to its
+  records before the next one is created and on ``close``, so sealed segments and the
+  files of a stopped log end at their last record. A truncated suffix is cut with
+  ``ftruncate`` as before (never overwritten in place: stale records after the new tail
+  could read as valid), and the room is refilled with zeros. A failed preallocation (a disk
+  nearly full) fails nothing: records are appended past the room, as before, and room is
+  tried again a minute later.
 """
 from __future__ import annotations
 
@@ -39,12 +53,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from metadata import latency_trace
 from metadata.storage import log_format as fmt
 from objstore.durable_io import FILE_MODE, fsync_dir, write_all
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+# Zero-filled room kept ahead of the newest segment's records (see the module docstring).
+PREALLOCATE_BYTES = 1 << 20
+PREALLOCATE_RETRY_SECONDS = 60.0  # after a failed preallocation (a disk nearly full)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +77,30 @@ class LogRecord:
 class _Segment:
     """One segment file: where each of its records starts and its term."""
 
-    __slots__ = ("first_index", "path", "terms", "offsets", "size")
+    __slots__ = ("first_index", "path", "terms", "offsets", "size", "allocated")
 
-    def __init__(self, first_index: int, path: Path, terms: list[int], offsets: list[int], size: int) -> None:
+    def __init__(self, first_index: int, path: Path, terms: list[int], offsets: list[int], size: int,
+                 allocated: int = 0) -> None:
         self.first_index = first_index
         self.path = path
         self.terms = array("Q", terms)
         self.offsets = array("Q", offsets)
-        self.size = size
+        self.size = size  # bytes of the header and the records
+        self.allocated = max(size, allocated)  # bytes of the file: the records, then zeros
 
     @property
     def last_index(self) -> int:
         return self.first_index + len(self.offsets) - 1
+
+
+def _appended(batch: "list[tuple[str, Any, asyncio.Future]]") -> int:
+    """Entries the appends of a writer batch hold."""
+    return sum(len(arg) for op, arg, _ in batch if op == "append")
+
+
+def _zeros(data: bytes, start: int) -> bool:
+    """Whether ``data`` holds only zero bytes from ``start`` on."""
+    return data.count(b"\0", start) == len(data) - start
 
 
 class LogClosedError(Exception):
@@ -93,6 +123,8 @@ class DiskLog:
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task | None = None
         self._failed: BaseException | None = None
+        self._io_failed = False  # a write or fsync failed: the files' tails are unknown
+        self._prealloc_retry_at = 0.0  # monotonic time before which no preallocation is tried
         self._generation = 0  # bumped by reset, to drop stale compaction results
         self._lock = threading.Lock()  # guards the physical index (_segments) across threads
         self.fsyncs = 0  # batches made durable (for metrics)
@@ -101,8 +133,11 @@ class DiskLog:
         # Write and fsync on the event loop's thread instead of the default executor: two
         # thread hand-overs less per batch, but the loop stalls meanwhile. For a Raft
         # follower, whose loop has nothing better to do than wait for the entries it must
-        # acknowledge; a leader keeps the thread (it sends and serves during its fsync).
+        # acknowledge, and for a leader's small batches (few clients: the hand-overs were
+        # most of its part of a commit); a leader's large batches (many clients) keep the
+        # thread, so that it reads and proposes the next batch during this one's fsync.
         self.inline = False
+        self.inline_max_entries: int | None = None  # with ``inline``: larger batches use the thread
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -122,8 +157,12 @@ class DiskLog:
             if expected is not None and first != expected:
                 raise fmt.CorruptLogError(f"segment {path.name} does not follow index {expected - 1}")
             is_last = n == len(found) - 1
-            scan = fmt.scan_segment(path.read_bytes(), first, is_last, path.name)
-            if scan.torn:
+            data = path.read_bytes()
+            scan = fmt.scan_segment(data, first, is_last, path.name)
+            allocated = scan.valid_end
+            if scan.torn and scan.valid_end >= fmt.SEGMENT_HEADER.size and _zeros(data, scan.valid_end):
+                allocated = len(data)  # preallocated room after the last record, not a torn write
+            elif scan.torn:
                 log.warning("cutting torn tail of %s at offset %d", path.name, scan.valid_end)
                 if scan.valid_end == 0:
                     path.unlink()
@@ -132,13 +171,13 @@ class DiskLog:
                 with open(path, "r+b") as f:
                     f.truncate(scan.valid_end)
                     os.fsync(f.fileno())
-            self._segments.append(_Segment(first, path, scan.terms, scan.offsets, scan.valid_end))
+            self._segments.append(_Segment(first, path, scan.terms, scan.offsets, scan.valid_end, allocated))
             expected = first + len(scan.offsets)
         if self._segments:
             self.first_index = self._segments[0].first_index
             for seg in self._segments:
                 self._terms.extend(seg.terms)
-            self._fd = os.open(self._segments[-1].path, os.O_WRONLY | os.O_APPEND)
+            self._open_last()
         self.durable_index = self.last_index
 
     # --- the logical log -------------------------------------------------------------------
@@ -245,8 +284,14 @@ class DiskLog:
                     fut.set_exception(LogClosedError("log closed"))
             self._queue = []
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            try:
+                if not self._io_failed:
+                    self._trim()  # the files of a stopped log end at their last record
+            except OSError as exc:
+                log.warning("could not trim the preallocated tail of the log: %s", exc)
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
     # --- the writer ------------------------------------------------------------------------
 
@@ -266,17 +311,12 @@ class DiskLog:
             self._wakeup.clear()
             batch, self._queue = self._queue, []
             try:
-                if self.inline:
+                if self.inline and (self.inline_max_entries is None or _appended(batch) <= self.inline_max_entries):
                     results = self._do_batch(batch)
                 else:
                     results = await loop.run_in_executor(None, self._do_batch, batch)
             except Exception as exc:  # noqa: BLE001 - any IO failure stops the log
-                log.error("durable log write failed, stopping the log: %s", exc)
-                self._failed = exc
-                for _, _, fut in batch + self._queue:
-                    if not fut.done():
-                        fut.set_exception(LogClosedError(f"log write failed: {exc}"))
-                self._queue = []
+                self._stop_on_io_error(exc, batch)
                 return
             stop = False
             for (op, arg, fut), result in zip(batch, results):
@@ -300,6 +340,69 @@ class DiskLog:
             if stop:
                 self._failed = LogClosedError("log closed")
                 return
+            if not self._queue and self._room_low():
+                # Zero-fill more room now, while nothing waits for the disk (a thread either
+                # way: this is not on an acknowledgement's way).
+                await loop.run_in_executor(None, self._try_preallocate, 0)
+
+    def _stop_on_io_error(self, exc: Exception, batch: list[tuple[str, Any, asyncio.Future]]) -> None:
+        log.error("durable log write failed, stopping the log: %s", exc)
+        self._failed = exc
+        self._io_failed = True
+        for _, _, fut in batch + self._queue:
+            if not fut.done():
+                fut.set_exception(LogClosedError(f"log write failed: {exc}"))
+        self._queue = []
+
+    def _room_low(self) -> bool:
+        """Whether the newest segment has less than half a preallocation of zeros left."""
+        if not self._segments or self._fd is None or time.monotonic() < self._prealloc_retry_at:
+            return False
+        seg = self._segments[-1]
+        return seg.allocated - seg.size < self._prealloc_chunk() // 2
+
+    def _prealloc_chunk(self) -> int:
+        return min(PREALLOCATE_BYTES, self.segment_bytes)
+
+    def _try_preallocate(self, need_end: int) -> None:
+        """:meth:`_preallocate`, which only saves time: when it fails (a disk nearly full),
+        records are appended past the room as before, and it is tried again a minute later."""
+        if time.monotonic() < self._prealloc_retry_at:
+            return
+        try:
+            self._preallocate(need_end)
+        except OSError as exc:
+            log.warning("could not preallocate log space (appending without it for a minute): %s", exc)
+            self._prealloc_retry_at = time.monotonic() + PREALLOCATE_RETRY_SECONDS
+
+    def _preallocate(self, need_end: int) -> None:
+        """Zero-fill the newest segment past ``need_end`` and past its records by at least a
+        chunk, durably (``fsync``: the file's size changes)."""
+        seg = self._segments[-1]
+        assert self._fd is not None
+        end = max(need_end, seg.size) + self._prealloc_chunk()
+        if end <= seg.allocated:
+            return
+        start = max(seg.allocated, seg.size)  # never over records (appended past the room)
+        seg.allocated = end  # before writing: a failed fill may have left zeros up to here (see _trim)
+        os.lseek(self._fd, start, os.SEEK_SET)
+        write_all(self._fd, bytes(end - start))
+        os.fsync(self._fd)
+
+    def _trim(self) -> None:
+        """Cut the newest segment's zeros after its records (durably)."""
+        seg = self._segments[-1] if self._segments else None
+        if seg is None or self._fd is None or os.fstat(self._fd).st_size <= seg.size:
+            return
+        os.ftruncate(self._fd, seg.size)
+        os.fsync(self._fd)
+        seg.allocated = seg.size
+
+    def _open_last(self) -> None:
+        """Open the newest segment for writing at the end of its records."""
+        seg = self._segments[-1]
+        self._fd = os.open(seg.path, os.O_WRONLY)
+        os.lseek(self._fd, seg.size, os.SEEK_SET)
 
     def _do_batch(self, batch: list[tuple[str, Any, asyncio.Future]]) -> list[Any]:
         """Runs in a thread: apply queued ops in order; appends in a row share one fsync.
@@ -340,8 +443,13 @@ class DiskLog:
             buf += fmt.encode_record(e.term, e.index, e.payload)
         assert self._fd is not None
         started = time.perf_counter()
+        if seg.size + len(buf) > seg.allocated:
+            self._try_preallocate(seg.size + len(buf))
+        os.lseek(self._fd, seg.size, os.SEEK_SET)
+        latency_trace.event("Ws", entries[-1].index)
         write_all(self._fd, buf)
         os.fdatasync(self._fd)
+        latency_trace.event("We", entries[-1].index)
         if self.on_fsync is not None:
             self.on_fsync(len(entries), time.perf_counter() - started)
         with self._lock:
@@ -353,9 +461,11 @@ class DiskLog:
 
     def _new_segment(self, first_index: int) -> _Segment:
         if self._fd is not None:
+            self._trim()  # a sealed segment ends at its last record
             os.close(self._fd)
+            self._fd = None
         path = self.dir / fmt.segment_name(first_index)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, FILE_MODE)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         write_all(self._fd, fmt.segment_header(first_index))
         os.fsync(self._fd)
         fsync_dir(self.dir)
@@ -384,9 +494,12 @@ class DiskLog:
             fsync_dir(self.dir)
         if seg is not None:
             if self._fd is None:
-                self._fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
+                self._open_last()
+            assert self._fd is not None
+            # Cut, never overwrite: stale records past the new tail could read as valid.
             os.ftruncate(self._fd, seg.size)
             os.fsync(self._fd)
+            seg.allocated = seg.size
 
     def _compact(self, up_to_index: int) -> int | None:
         """Delete old segments; returns the new first index, or None when nothing went."""

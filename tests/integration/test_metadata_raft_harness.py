@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 
 from metadata.api.client import MetadataClient
+from metadata.storage import log_format
 from objstore import internal_auth
 from objstore.types import Credential
 from tests.harness.eventually import eventually, eventually_async
@@ -257,12 +258,17 @@ async def reads_through(group: RaftGroup, m: Member) -> set[str]:
 
 
 def corrupt_middle(log_dir: Path) -> Path:
-    """Flip bytes in the middle of the oldest segment that has records after the damage."""
+    """Flip bytes in the middle of the records of the oldest segment that has records after
+    the damage (a killed member's newest segment ends in preallocated zeros, which are no
+    records: damage there is a torn tail)."""
     segs = sorted(p for p in log_dir.iterdir() if p.name.startswith("seg-"))
     seg = segs[0] if len(segs) > 1 else segs[-1]
     data = bytearray(seg.read_bytes())
-    assert len(data) > 2000, f"segment {seg} too small to corrupt in the middle"
-    mid = len(data) // 3
+    first = log_format.parse_segment_name(seg.name)
+    assert first is not None
+    records_end = log_format.scan_segment(bytes(data), first, True, seg.name).valid_end
+    assert records_end > 2000, f"segment {seg} too small to corrupt in the middle"
+    mid = records_end // 3
     data[mid : mid + 16] = bytes(b ^ 0xFF for b in data[mid : mid + 16])
     seg.write_bytes(bytes(data))
     return seg

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -175,6 +176,112 @@ async def test_truncate_suffix_then_append_new_terms(tmp_path, inline):
     lg = await DiskLog.open(tmp_path, segment_bytes=120)
     assert lg.last_index == 7 and [lg.term_at(i) for i in range(1, 8)] == [1, 1, 1, 2, 2, 2, 2]
     assert lg.entries(4, 7) == new and lg.entries(3, 3)[0].payload == b"old-3"
+    await lg.close()
+
+
+def records_end(es: list[LogRecord]) -> int:
+    return SEGMENT_HEADER.size + sum(RECORD_HEADER.size + len(e.payload) for e in es)
+
+
+def crash_copy(src: Path, dst: Path) -> Path:
+    """The log's files as a crash would leave them now (copied while the log is open)."""
+    dst.mkdir()
+    for p in src.glob("seg-*.log"):
+        (dst / p.name).write_bytes(p.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+async def test_appends_overwrite_preallocated_zeros_and_a_crash_keeps_them_as_room(tmp_path, inline, caplog):
+    lg = await DiskLog.open(tmp_path / "log")
+    lg.inline = inline
+    es = entries(1, 20)
+    for e in es:
+        await lg.append([e])
+    seg = only_segment(tmp_path / "log")
+    size = seg.stat().st_size
+    # Zeros ahead of the records: an fdatasync has no file size to record.
+    assert size > records_end(es) and not seg.read_bytes()[records_end(es):].strip(b"\0")
+    await lg.append(entries(21, 22))
+    assert seg.stat().st_size == size  # written into the room, the file did not grow
+    copy = crash_copy(tmp_path / "log", tmp_path / "crashed")
+    await lg.close()
+    # A stopped log's file ends at its last record.
+    assert seg.stat().st_size == records_end(entries(1, 22))
+    caplog.clear()
+    lg = await DiskLog.open(copy)  # the zeros are room, not a torn tail
+    assert lg.last_index == 22 and lg.entries(1, 22) == entries(1, 22)
+    assert "torn" not in caplog.text
+    await lg.append(entries(23, 23))
+    await lg.close()
+    lg = await DiskLog.open(copy)
+    assert lg.entries(1, 23) == entries(1, 23)
+    await lg.close()
+
+
+async def test_inline_writes_only_batches_up_to_the_limit_on_the_loop_thread(tmp_path):
+    lg = await DiskLog.open(tmp_path)
+    lg.inline, lg.inline_max_entries = True, 2
+    threads: list[int] = []
+    lg.on_fsync = lambda n, _s: threads.append(threading.get_ident())
+    await lg.append(entries(1, 2))  # small: on the loop's thread
+    await lg.append(entries(3, 7))  # large: in the writer thread
+    lg.inline_max_entries = None
+    await lg.append(entries(8, 20))  # no limit: inline
+    loop_thread = threading.get_ident()
+    assert [t == loop_thread for t in threads] == [True, False, True]
+    await lg.close()
+
+
+async def test_a_failed_preallocation_does_not_stop_the_log(tmp_path, monkeypatch):
+    """Preallocation only saves time: a disk too full for the room still takes the records."""
+    import errno
+
+    def full(self, need_end):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    lg = await DiskLog.open(tmp_path / "log")
+    await lg.append(entries(1, 3))
+    monkeypatch.setattr(DiskLog, "_preallocate", full)
+    lg._segments[-1].allocated = lg._segments[-1].size  # no room left
+    await lg.append(entries(4, 30))
+    monkeypatch.undo()
+    lg._prealloc_retry_at = 0.0  # room can be made again: never over the records appended
+    await lg.append(entries(31, 31))
+    copy = crash_copy(tmp_path / "log", tmp_path / "crashed")
+    await lg.close()
+    for d in (tmp_path / "log", copy):
+        lg = await DiskLog.open(d)
+        assert lg.entries(1, 31) == entries(1, 31)
+        await lg.close()
+
+
+async def test_a_truncated_suffix_is_not_read_back_after_a_crash(tmp_path):
+    """Entries cut by truncate_suffix stay cut when newer, shorter ones follow them and the
+    node crashes: the cut is an ftruncate, never an overwrite of preallocated room."""
+    lg = await DiskLog.open(tmp_path / "log")
+    await lg.append([LogRecord(1, i, b"old-entry-%d" % i * 3) for i in range(1, 11)])
+    lg.truncate_suffix(4)
+    await lg.append([LogRecord(2, 4, b"n4")])
+    copy = crash_copy(tmp_path / "log", tmp_path / "crashed")
+    await lg.close()
+    lg = await DiskLog.open(copy)
+    assert lg.last_index == 4 and lg.term_at(4) == 2
+    await lg.close()
+
+
+async def test_sealed_segments_end_at_their_last_record(tmp_path):
+    lg = await DiskLog.open(tmp_path / "log", segment_bytes=200)
+    for i in range(1, 41):
+        await lg.append([LogRecord(1, i, b"entry-%03d" % i)])
+    segs = sorted((tmp_path / "log").glob("seg-*.log"))
+    assert len(segs) > 2
+    copy = crash_copy(tmp_path / "log", tmp_path / "crashed")
+    await lg.close()
+    for p in segs[:-1]:
+        assert not p.read_bytes().endswith(b"\0" * 8)
+    lg = await DiskLog.open(copy, segment_bytes=200)
+    assert lg.last_index == 40 and lg.entries(40, 40)[0].payload == b"entry-040"
     await lg.close()
 
 
