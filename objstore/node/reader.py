@@ -5,12 +5,9 @@ Invariants:
   against the index entry (same checksum, same blob id) before the first block is read.
 - A ranged read touches only the blocks that hold the range.
 - A segment read pins its descriptor (:class:`objstore.node.segments.ReaderCache`) until
-  it is closed, so it finishes even if compaction removes the segment meanwhile; a read
-  closed while its read-ahead is still on the IO pool releases the descriptor only when
-  that read is done.
+  it is closed, so it finishes even if compaction removes the segment meanwhile.
 - Reads are synchronous ``preadv`` calls run on the store's IO pool, in chunks of about
-  ``READ_CHUNK`` bytes, the next chunk read while the last one is sent (one ahead), so
-  memory per read stays bounded whatever the blob size. A small
+  ``READ_CHUNK`` bytes, so memory per read stays bounded whatever the blob size. A small
   segment read (``CACHED_READ_LIMIT``) whose descriptor is open and whose bytes are all in
   the page cache is read on the event loop instead (``RWF_NOWAIT``: it never waits for the
   disk; anything not cached goes to the pool as before), verified the same way.
@@ -132,7 +129,6 @@ class BlobRead:
         self._next_block = start // entry.header.block_size
         self._last_block = end // entry.header.block_size if self.length > 0 else -1
         self._first: memoryview | None = None
-        self._ahead: concurrent.futures.Future[memoryview] | None = None  # the group being read
 
     def _take_group(self) -> tuple[int, int]:
         first = self._next_block
@@ -146,45 +142,27 @@ class BlobRead:
         self._first = read_block_data(self._fd, self.entry, *self._take_group(), self.start, self.end, preadv) \
             if self.length > 0 else memoryview(b"")
 
-    def _read_ahead(self) -> None:
-        """Start reading the next group on the IO pool (if any is left and none is in flight)."""
-        if self._ahead is None and self._next_block <= self._last_block:
-            self._ahead = self._pool.submit(read_block_data, self._fd, self.entry, *self._take_group(),
-                                            self.start, self.end)
+    async def _read_next(self) -> memoryview:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, read_block_data, self._fd, self.entry, *self._take_group(), self.start, self.end
+        )
 
     async def chunks(self) -> AsyncIterator[memoryview]:
         """Yield the range's verified bytes (views of the buffers they were read into); raises
-        CorruptBlob at the first bad block.
-
-        The next group is read on the IO pool while the one yielded is being sent (one group
-        ahead: the disk read and the socket write overlap; one more ``READ_CHUNK`` of memory)."""
+        CorruptBlob at the first bad block."""
         if self._first:
             first, self._first = self._first, None
-            self._read_ahead()
             yield first
-        while True:
-            self._read_ahead()
-            ahead = self._ahead
-            if ahead is None:
-                return
-            data = await asyncio.wrap_future(ahead)
-            self._ahead = None
-            self._read_ahead()
-            yield data
+        while self._next_block <= self._last_block:
+            yield await self._read_next()
 
     async def read_all(self) -> bytes:
         return b"".join([c async for c in self.chunks()])
 
     def close(self) -> None:
-        """Release the descriptor, once no read on the pool uses it any more."""
-        fd, self._fd = self._fd, -1
-        ahead, self._ahead = self._ahead, None
-        if fd < 0:
-            return
-        if ahead is not None and not ahead.done():
-            ahead.add_done_callback(lambda _: self._release(fd))  # runs on the pool thread when done
-            return
-        self._release(fd)
+        if self._fd >= 0:
+            self._release(self._fd)
+        self._fd = -1
 
     async def __aenter__(self) -> "BlobRead":
         return self

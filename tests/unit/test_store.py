@@ -7,7 +7,6 @@ import fcntl
 import os
 import random
 import shutil
-import threading
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -15,7 +14,6 @@ import pytest
 
 from objstore.errors import CorruptBlob, IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey
 from objstore.node.blob import BlobId
-from objstore.node import reader
 from objstore.node.reader import READ_CHUNK, read_blocks
 from objstore.node.store import BlobStore, StoreOptions
 
@@ -256,45 +254,6 @@ async def test_a_streamed_read_hands_out_each_chunk_as_a_view_of_the_buffer_it_w
             blocks = hi // 65536 - lo // 65536 + 1
             assert len(got) == -(-blocks // (READ_CHUNK // 65536))  # one view per 1 MiB of blocks
     finally:
-        await s.close()
-
-
-async def test_a_streamed_read_reads_the_next_chunk_while_one_is_sent_and_releases_its_file_after_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # While the consumer holds chunk n, chunk n+1 is already being read on the IO pool; a read
-    # closed with that read-ahead still running keeps its descriptor until the read is done.
-    s = await opened(tmp_path, StoreOptions(small_threshold=2048, block_size=65536, io_threads=2))
-    try:
-        data = random.Random(8).randbytes(READ_CHUNK * 3 + 1234)
-        await put(s, "big", data)
-        real, started, gate = reader.read_block_data, [], threading.Event()
-
-        def slow(fd, entry, first, *rest):  # type: ignore[no-untyped-def]
-            started.append(first)
-            if first > 0:
-                gate.wait(10)
-            return real(fd, entry, first, *rest)
-
-        monkeypatch.setattr(reader, "read_block_data", slow)
-        r = await s.open_read(BlobId("big", 0), None, None)
-        released: list[int] = []
-        release = r._release
-        r._release = lambda fd: (released.append(fd), release(fd))  # type: ignore[method-assign]
-        it = r.chunks().__aiter__()
-        first = await it.__anext__()
-        assert bytes(first) == data[:READ_CHUNK]
-        await asyncio.sleep(0.05)
-        assert started[-1] == READ_CHUNK // 65536  # the second chunk is being read already
-        await it.aclose()
-        r.close()
-        assert released == []  # its read is still running: the descriptor stays open
-        gate.set()
-        await asyncio.sleep(0.2)
-        assert len(released) == 1
-        monkeypatch.setattr(reader, "read_block_data", real)
-        assert await read(s, "big") == data
-    finally:
-        gate.set()
         await s.close()
 
 
