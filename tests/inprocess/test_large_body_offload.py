@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from gateway.datapath import body as body_mod
 from gateway.datapath import erasure_write
+from gateway.datapath import offload
 from gateway.datapath.offload import OFFLOAD_SIZE
 from tests.harness.cluster import InProcessCluster
 from tests.harness.disk import files_holding
@@ -38,7 +39,9 @@ def _bucket(policy: str) -> str:
 
 
 def _threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
-    """Record the threads the hashing and coding jobs ran on."""
+    """Record the threads the hashing and coding jobs ran on (the pool on, whatever the
+    environment says)."""
+    monkeypatch.setattr(offload, "WORKERS", 2)
     seen: dict[str, set[str]] = {"hash": set(), "code": set()}
     hash_all, encode = body_mod.BodyStream._hash_all, erasure_write._encode
 

@@ -36,3 +36,15 @@ async def test_a_piece_of_exactly_one_chunk_is_passed_on_as_it_is():
     piece = bytes(COALESCE)
     got = [c async for c in _stream([piece])._coalesced()]
     assert got == [piece] and got[0] is piece
+
+
+def test_only_bodies_from_the_threshold_go_to_the_pool_and_none_without_workers(monkeypatch):
+    from gateway.datapath import offload
+    monkeypatch.setattr(offload, "WORKERS", 2)
+    assert not offload.offloaded(offload.OFFLOAD_SIZE - 1) and offload.offloaded(offload.OFFLOAD_SIZE)
+    monkeypatch.setattr(offload, "WORKERS", 0)
+    assert not offload.offloaded(64 * 1024 * 1024)
+    monkeypatch.setenv("OBJSTORE_BODY_WORKERS", "0")
+    assert offload._workers() == 0
+    monkeypatch.setenv("OBJSTORE_BODY_WORKERS", "x")
+    assert offload._workers() == 2
