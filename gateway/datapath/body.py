@@ -26,6 +26,7 @@ from gateway.auth import checksums
 from gateway.auth.sigv4 import AuthContext, verify_payload_sha256
 from gateway.auth.streaming import AwsChunkedDecoder
 from gateway.context import CTX_KEY
+from gateway.datapath.offload import BATCH, Sequenced, offloaded
 from objstore.config import GatewayConfig
 from objstore.errors import (
     BadDigest,
@@ -182,38 +183,69 @@ class BodyStream:
             self.checksum_values[alg] = got
 
     async def _coalesced(self) -> AsyncIterator[bytes]:
-        """Payload pieces joined into chunks of at least COALESCE bytes (the last may be
-        shorter); a piece that is that long already is passed on as it is."""
-        parts: list[bytes] = []
+        """Payload pieces joined into chunks of exactly COALESCE bytes (the last may be
+        shorter): a stripe of an ``ec`` write is then a whole chunk, coded from views of it
+        rather than copied into a stripe buffer first. A piece crossing a chunk's end is cut
+        as views (its two parts go into the two joins: no byte is copied twice)."""
+        parts: list[bytes | memoryview] = []
         held = 0
         async for piece in self._payload():
-            if not parts and len(piece) >= COALESCE:
+            if not parts and len(piece) == COALESCE:
                 yield piece
                 continue
             parts.append(piece)
             held += len(piece)
-            if held >= COALESCE:
+            while held >= COALESCE:
+                over = held - COALESCE
+                rest: memoryview | None = None
+                if over:
+                    last = memoryview(parts[-1])
+                    parts[-1], rest = last[:len(last) - over], last[len(last) - over:]
                 yield b"".join(parts)
-                parts, held = [], 0
+                parts, held = ([rest] if rest is not None else []), over
         if parts:
             yield b"".join(parts)
+
+    def _hash_all(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self._hash(piece)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Payload chunks of about COALESCE bytes; the tail only after every check passed.
 
-        A chunk's hashes (MD5, SHA-256, checksums) are computed on the event loop as it
-        arrives: handing each chunk to a hashing thread measured slower (the hand-over of
-        every 1 MiB chunk between the loop and the thread cost more than the overlap gained
-        on two cores). A chunk is yielded once its successor arrived and so is never the
-        tail; the tail is yielded after ``_verify`` passed.
+        A body of ``OFFLOAD_SIZE`` bytes or more is hashed (MD5, SHA-256, checksums) on the
+        worker pool (:mod:`gateway.datapath.offload`), ``BATCH`` bytes per job, one job
+        in flight: a chunk is passed on as soon as it arrived, its hashes are computed while
+        the loop receives and sends the next ones. A smaller body is hashed on the event loop
+        as each chunk arrives (a hand-over per chunk cost more than it gained). A chunk is
+        yielded once its successor arrived and so is never the tail; the tail is yielded
+        after every hash was computed and ``_verify`` passed.
         """
+        jobs = Sequenced() if offloaded(self.size) else None
+        batch: list[bytes] = []
+        batched = 0
         pending: bytes | None = None
-        async for chunk in self._coalesced():
-            self._count(chunk)
-            self._hash(chunk)
-            if pending is not None:
-                yield pending
-            pending = chunk
+        try:
+            async for chunk in self._coalesced():
+                self._count(chunk)
+                if jobs is None:
+                    self._hash(chunk)
+                else:
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched >= BATCH:
+                        await jobs.submit(self._hash_all, batch)
+                        batch, batched = [], 0
+                if pending is not None:
+                    yield pending
+                pending = chunk
+            if jobs is not None:
+                if batch:
+                    await jobs.submit(self._hash_all, batch)
+                await jobs.wait()
+        finally:
+            if jobs is not None:
+                jobs.cancel()
         self._verify()
         if pending is not None:
             yield pending

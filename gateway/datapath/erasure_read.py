@@ -2,7 +2,9 @@
 
 A healthy read fetches only the data shards' bytes the range needs (``read_plan``), one
 streaming GET per data shard (its spans over consecutive stripes are one contiguous run of
-its blob), and yields the range stripe by stripe, in order, decoding nothing. When a shard
+its blob), and yields the range stripe by stripe, in order, decoding nothing: each span as
+it was received (a view of the shard stream's chunk where it lies inside one), not joined
+into a stripe first. When a shard
 is unavailable (no node recorded for it, node down, suspected or silent for the read-stall
 bound while another shard is left to use, blob missing, a block failing its checksum
 before or during the stream) the read switches, from the first byte
@@ -96,8 +98,8 @@ async def read_shards(
     end: int,
     what: str = "",
     damaged: Damaged | None = None,
-) -> AsyncIterator[bytes]:
-    """Yield bytes ``start..end`` (inclusive) of an erasure-coded blob of ``size`` bytes
+) -> AsyncIterator[bytes | memoryview]:
+    """Yield bytes ``start..end`` (inclusive, as bytes or views of them) of an erasure-coded blob of ``size`` bytes
     whose shard i is on node ``placement[i]`` ("" when none holds it);
     ``damaged(node id, shard, reason)`` is told of a shard missing or corrupt on its node."""
     if end < start:
@@ -118,9 +120,15 @@ async def read_shards(
                 streams = await _open(stack, storage, topology, version_id, placement, wanted, patient=not spare)
                 for read in plan:
                     pieces = await _pieces(streams, read, degraded)
-                    data = assemble_stripe(stripes, read, pieces)
-                    pos += len(data)
-                    yield data
+                    if degraded:
+                        data = assemble_stripe(stripes, read, pieces)
+                        pos += len(data)
+                        yield data
+                        continue
+                    for span in read.spans:  # as received: no join into one stripe buffer
+                        piece = pieces[span.shard]
+                        pos += len(piece)
+                        yield piece
         except _ShardFailed as failed:
             bad[failed.shard] = str(failed.cause)
             node_id = placement[failed.shard]

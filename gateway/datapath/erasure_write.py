@@ -2,10 +2,13 @@
 
 The body is cut into stripes by a ``StripeEncoder`` and each complete stripe is encoded at
 once; shard i goes to node i's bounded queue, drained by one upload per node. Memory is
-one stripe being filled plus ``SHARD_QUEUE_DEPTH`` stripes' shards in the queues, never
-the object size. A stripe is encoded inline, on the event loop (about 1-2 ms per 1 MiB
-stripe for 4+2): handing each stripe to a worker thread measured slower on two busy cores
-(ec:4+2 64 MiB PUTs ~96 MB/s in a thread against ~128 MB/s inline, ``ops.bench_ec_degraded``).
+one stripe being filled (or, for a large body, one batch of stripes being coded and one
+being gathered) plus ``SHARD_QUEUE_DEPTH`` stripes' shards in the queues, never the object
+size. A small body's stripes are coded inline, on the event loop (about 1-2 ms per 1 MiB
+stripe for 4+2); a body of ``OFFLOAD_SIZE`` bytes or more is coded on the gateway's worker
+pool (:mod:`gateway.datapath.offload`) ``BATCH`` bytes per job, the loop sending one
+batch's shards and receiving the next while the pool codes (a hand-over per 1 MiB stripe
+measured slower than inline on two busy cores; per 4 MiB it is a quarter of those).
 
 A node that fails is dropped (and suspected) while the others go on (a full one is
 replaced by a handoff node, a stalled one abandoned: :mod:`gateway.datapath.fanout`); the write fails
@@ -28,6 +31,7 @@ from objstore.erasure.data_layout import DataLayout
 from objstore.node.client import StorageClient
 from objstore.types import NodeInfo
 
+from gateway.datapath.offload import BATCH, Sequenced, offloaded
 from gateway.datapath.fanout import DEFAULT_STRAGGLER_SECONDS, FanOut, Handoff
 from gateway.datapath.replicate import INLINE_SIZE
 from gateway.topology import Topology
@@ -76,20 +80,47 @@ async def write_shards(
         return _placement(await fan.send_whole(shards), stripes.n)
     fan.open_streams(SHARD_QUEUE_DEPTH)
     enc = StripeEncoder(stripes)
+    jobs = Sequenced() if offloaded(size) else None
+    batch: list[bytes] = []
+    batched = 0
     try:
         async for chunk in chunks:
-            for shards in enc.feed(chunk):
+            if jobs is None:
+                coded = list(enc.feed(chunk))
+            else:  # code BATCH bytes per job; send the previous batch's stripes meanwhile
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched < BATCH:
+                    continue
+                coded = await jobs.wait() or []
+                await jobs.submit(_encode, enc, batch)
+                batch, batched = [], 0
+            for shards in coded:
                 await fan.send(shards)
             if len(fan.live) < quorum:
                 break
         else:
+            if jobs is not None:
+                coded = await jobs.wait() or []
+                if batch:
+                    await jobs.submit(_encode, enc, batch)
+                for shards in coded + (await jobs.wait() or []):
+                    await fan.send(shards)
             last = enc.finish()
             if last is not None:
                 await fan.send(last)
     except BaseException as exc:
+        if jobs is not None:
+            jobs.cancel()
         await fan.abort(exc)
         raise
+    if jobs is not None:
+        jobs.cancel()  # the write stopped early (too few nodes left): drop what is still being coded
     return _placement(await fan.finish(), stripes.n)
+
+
+def _encode(enc: StripeEncoder, chunks: list[bytes]) -> list[list[bytes]]:
+    return [shards for chunk in chunks for shards in enc.feed(chunk)]
 
 
 def _placement(stored: Sequence[str], n: int) -> tuple[str, ...]:

@@ -312,3 +312,24 @@ async def test_missing_shard_blobs_are_rebuilt_from_the_others(ec):
     assert await get(ec, "k") == body
     assert await get(ec, "k", "bytes=700000-800000") == body[700000:800001]
     assert not any(ec.ctx.topology.is_suspect(n) for n in version.placement)  # missing is not down
+
+
+async def test_a_healthy_read_sends_the_spans_as_received_and_only_a_degraded_one_assembles_stripes(
+        ec, monkeypatch):
+    from gateway.datapath import erasure_read
+    assembled = []
+    real = erasure_read.assemble_stripe
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        assembled.append(args[1].stripe)
+        return real(*args)
+
+    monkeypatch.setattr(erasure_read, "assemble_stripe", spy)
+    _, body = body_of(LARGE)
+    await put(ec, "k", body)
+    assert await get(ec, "k") == body
+    assert await get(ec, "k", "bytes=300000-2500000") == body[300000:2500001]
+    assert assembled == []  # no stripe joined into a buffer of its own
+    await (await shard_nodes(ec, "k"))[1].down()
+    assert await get(ec, "k") == body
+    assert assembled  # decoded stripes are assembled from the decoded columns
