@@ -129,6 +129,7 @@ class BlobRead:
         self._next_block = start // entry.header.block_size
         self._last_block = end // entry.header.block_size if self.length > 0 else -1
         self._first: memoryview | None = None
+        self._reading: concurrent.futures.Future[memoryview] | None = None  # a group on the IO pool
 
     def _take_group(self) -> tuple[int, int]:
         first = self._next_block
@@ -143,9 +144,9 @@ class BlobRead:
             if self.length > 0 else memoryview(b"")
 
     async def _read_next(self) -> memoryview:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, read_block_data, self._fd, self.entry, *self._take_group(), self.start, self.end
-        )
+        self._reading = self._pool.submit(read_block_data, self._fd, self.entry, *self._take_group(),
+                                          self.start, self.end)
+        return await asyncio.wrap_future(self._reading)
 
     async def chunks(self) -> AsyncIterator[memoryview]:
         """Yield the range's verified bytes (views of the buffers they were read into); raises
@@ -160,9 +161,17 @@ class BlobRead:
         return b"".join([c async for c in self.chunks()])
 
     def close(self) -> None:
-        if self._fd >= 0:
-            self._release(self._fd)
-        self._fd = -1
+        """Release the descriptor; a read closed (its sender cancelled) while a group is still
+        being read on the IO pool releases it when that read returns, so the thread never reads
+        a descriptor number closed under it (and perhaps reused for another file)."""
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            return
+        reading, self._reading = self._reading, None
+        if reading is not None and not reading.done():
+            reading.add_done_callback(lambda _: self._release(fd))  # on the pool's thread: release is thread-safe
+        else:
+            self._release(fd)
 
     async def __aenter__(self) -> "BlobRead":
         return self

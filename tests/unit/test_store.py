@@ -726,3 +726,54 @@ async def test_a_write_cancelled_while_its_file_is_being_created_closes_and_remo
     finally:
         proceed.set()
         await s.close()
+
+
+async def test_a_read_closed_while_a_group_is_read_keeps_its_descriptor_until_that_read_returns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large GET whose sender goes away while the IO pool reads its next group releases the
+    blob file's descriptor only once that read returned: closing it under the thread could
+    hand the number to another file the thread would then read."""
+    import threading
+
+    from objstore.node import reader
+
+    s = await opened(tmp_path, StoreOptions(small_threshold=2048, block_size=65536, io_threads=2))
+    real, entered, proceed = reader.read_block_data, threading.Event(), threading.Event()
+    fds_at_end: list[bool] = []  # whether the descriptor was still open when the slow read ended
+
+    def slow(fd: int, *args, **kw):
+        entered.set()
+        proceed.wait(10)
+        try:
+            os.fstat(fd)
+            fds_at_end.append(True)
+        except OSError:
+            fds_at_end.append(False)
+        return real(fd, *args, **kw)
+
+    try:
+        data = random.Random(8).randbytes(READ_CHUNK * 3)
+        await put(s, "big", data)
+        r = await s.open_read(BlobId("big", 0))
+        gen = r.chunks()
+        assert bytes(await gen.__anext__()) == data[:READ_CHUNK]  # the first group, primed
+        monkeypatch.setattr(reader, "read_block_data", slow)
+        task = asyncio.ensure_future(gen.__anext__())
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        r.close()  # as the handler's `async with` does when the sender is cancelled
+        proceed.set()
+        for _ in range(200):
+            if fds_at_end:
+                break
+            await asyncio.sleep(0.01)
+        assert fds_at_end == [True]
+        await asyncio.sleep(0.05)
+        monkeypatch.setattr(reader, "read_block_data", real)
+        assert await read(s, "big") == data
+    finally:
+        proceed.set()
+        await s.close()
