@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 
 import boto3
@@ -17,6 +16,7 @@ from botocore.config import Config
 from objstore.cluster.launcher import Cluster, UpOptions, load_or_create_keys
 from objstore.cluster.supervisor import free_port, wait_all_healthy
 from tests.cluster_harness import LocalCluster
+from tests.harness.eventually import eventually
 from tests.integration.conftest import make_s3
 
 pytestmark = pytest.mark.integration
@@ -96,7 +96,9 @@ def test_storage_nodes_and_gateway_started_before_any_metadata_node_come_up(tmp_
         for c in early:
             c.start(cluster.child_env(c))
         wait_all_healthy([c for c in early if c.role == "storage"])  # they serve without metadata
-        time.sleep(2)  # every one of them has tried the metadata service and failed, more than once
+        failed = {"storage": "unreachable", "gateway": "waiting for the metadata service"}
+        eventually(lambda: all(failed[c.role] in c.log_tail(100_000) for c in early), 30,
+                   message="every early process to have tried the metadata service and failed")
         assert all(c.running() for c in early)
         for c in cluster.children:
             if c.role == "metadata":
