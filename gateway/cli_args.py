@@ -48,6 +48,10 @@ LIMIT_FLAGS = {
     "--read-stall-timeout": ("read_stall_seconds", float,
                              "seconds a read waits for a replica or shard that sends nothing, before the next "
                              "(default 2)"),
+    "--storage-timeout": ("storage_timeout_seconds", float,
+                          "seconds a storage node may send nothing where no bound above applies (a write short "
+                          "of W acknowledgements, the last replica or shard left to read) before the call fails "
+                          "(default 30)"),
     "--suspect-timeout": ("suspect_seconds", float,
                           "seconds a storage node that failed a request (or was abandoned as a straggler) gets "
                           "no new blobs from the gateway and is read last (default 5)"),

@@ -176,6 +176,10 @@ class GatewayConfig:
     # a read abandons a replica or shard that sends nothing for read_stall_seconds.
     straggler_timeout_seconds: float = 2.0
     read_stall_seconds: float = 2.0
+    # Where neither bound applies (a write below W acknowledgements waits for the rest, the
+    # last replica or shard left to read is waited on), a storage node that sends nothing
+    # for storage_timeout_seconds fails the call.
+    storage_timeout_seconds: float = 30.0
     # A storage node that failed a request (or was abandoned as a straggler) gets no new
     # blobs from this gateway, and is read last, for suspect_seconds.
     suspect_seconds: float = 5.0
@@ -216,6 +220,8 @@ class GatewayConfig:
             raise InvalidArgument("straggler_timeout_seconds, read_stall_seconds and suspect_seconds must be positive")
         if self.metadata_timeout_seconds <= 0:
             raise InvalidArgument("metadata_timeout_seconds must be positive")
+        if self.storage_timeout_seconds <= 0:
+            raise InvalidArgument("storage_timeout_seconds must be positive")
         if self.clock_offset_seconds and not self.enable_fault_injection:
             raise InvalidArgument("clock_offset_seconds is for tests: it needs enable_fault_injection")
         check_pair(self.tls_cert, self.tls_key)

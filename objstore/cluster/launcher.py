@@ -2,7 +2,8 @@
 
 Starts the metadata service, the storage nodes and one gateway as child processes (each
 ``python -m ops.cli <role> ...``, that is ``objstore <role>``, which imports only that
-role's modules), supervised by :mod:`objstore.cluster.supervisor`, waits for each to be healthy, writes
+role's modules), supervised by :mod:`objstore.cluster.supervisor`, all at once (storage nodes
+and the gateway retry until the metadata leader answers), waits for each to be healthy, writes
 ``<data-dir>/cluster.json`` and prints the endpoint and keys. Ctrl-C or SIGTERM stops the
 children in reverse order (gateway, storage, metadata), each with SIGTERM and, after a
 grace period, SIGKILL. A lock file held for the launcher's lifetime refuses a second
@@ -44,7 +45,8 @@ from typing import IO, Any
 
 from objstore.cli_args import ACCESS_KEY_ENV, METRICS_TOKEN_ENV, SECRET_ENV, SECRET_KEY_ENV
 from objstore.cluster.prometheus import PrometheusMissing, prometheus_child, write_targets
-from objstore.cluster.supervisor import Child, ChildFailed, free_port, port_free, stop_all, wait_healthy
+from objstore.cluster.supervisor import (Child, ChildFailed, free_port, port_free, stop_all, wait_all_healthy,
+                                         wait_healthy)
 from objstore.durable_io import atomic_write
 from objstore.logs import LOG_FILE_ENV, LOG_FORMAT_ENV
 from objstore.erasure.policy import check_ec_policy
@@ -243,16 +245,17 @@ class Cluster:
         self.plan()
         if not port_free(self.opts.host, self.opts.s3_port):
             raise LaunchError(f"port {self.opts.s3_port} on {self.opts.host} is in use; choose another with --s3-port")
-        for role in ("metadata", "storage", "gateway"):
-            group = [c for c in self.children if c.role == role]
-            for c in group:
-                c.start(self.child_env(c))
-                self._say(f"  started {c.role:<8} {c.node_id:<4} {c.address}  pid {c.proc.pid}")
-            try:
-                for c in group:
-                    wait_healthy(c, tls=self.tls)
-            except ChildFailed as exc:
-                raise LaunchError(f"{exc}; see {exc.child.log_path}") from None
+        # Every child at once (metadata, storage, gateway): none waits for another to start
+        # serving. A storage node retries its heartbeat (its registration) until a metadata
+        # leader answers, and the gateway retries storing the key pair and fetching the
+        # cluster map, so the groups need not wait for each other's health.
+        for c in self.children:
+            c.start(self.child_env(c))
+            self._say(f"  started {c.role:<8} {c.node_id:<4} {c.address}  pid {c.proc.pid}")
+        try:
+            wait_all_healthy(self.children, timeout=60, tls=self.tls)
+        except ChildFailed as exc:
+            raise LaunchError(f"{exc}; see {exc.child.log_path}") from None
         self.mark_registered()
         self._wait_registered()
         write_targets(self.data_dir, self.children, https=bool(self.tls_files))

@@ -2,8 +2,8 @@
 
 What ``objstore up`` (:mod:`objstore.cluster.launcher`) and the metadata benchmark
 (``ops/bench_metadata/spawn.py``) share: a :class:`Child` is one command line with a log
-file and an HTTP address; :func:`wait_healthy` polls its ``/health``; :func:`stop_all`
-stops a group.
+file and an HTTP address; :func:`wait_healthy` polls its ``/health``
+(:func:`wait_all_healthy`: a group's, started together); :func:`stop_all` stops a group.
 
 Invariants: a child runs in its own session (Ctrl-C in the terminal reaches only the
 supervisor, which then stops its children in its own order), with stdout and stderr
@@ -114,23 +114,40 @@ def stop_all(children: Iterable[Child], grace: float) -> None:
         c.reap(deadline)
 
 
+def _answers(child: Child, url: str, tls: ssl.SSLContext | None) -> bool:
+    """Whether ``url`` answers 200 now; raises ChildFailed if the child has exited."""
+    if child.exited():
+        raise ChildFailed(child, f"{child.name} exited with code {child.proc.returncode}",  # type: ignore[union-attr]
+                          exited=True)
+    try:
+        with urllib.request.urlopen(url, timeout=1, context=tls) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
 def wait_healthy(child: Child, timeout: float = 30.0, interval: float = 0.05,
                  tls: ssl.SSLContext | None = None, path: str = "/health") -> None:
     """Poll ``http://<address><path>`` (https verified by the client context ``tls`` when
     given) until it answers 200; raises ChildFailed on exit or timeout."""
+    wait_all_healthy([child], timeout, interval, tls, path)
+
+
+def wait_all_healthy(children: Iterable[Child], timeout: float = 30.0, interval: float = 0.05,
+                     tls: ssl.SSLContext | None = None, path: str = "/health") -> None:
+    """:func:`wait_healthy` for children started together, polled in turn against one
+    deadline: returns once every one answers; raises ChildFailed as soon as any of them
+    exits, or at the deadline naming the first that has not answered."""
+    pending = {child.name: (child, base_url(child.address, tls) + path) for child in children}
     deadline = time.monotonic() + timeout
-    url = base_url(child.address, tls) + path
     while True:
-        if child.exited():
-            raise ChildFailed(child, f"{child.name} exited with code {child.proc.returncode}",  # type: ignore[union-attr]
-                              exited=True)
-        try:
-            with urllib.request.urlopen(url, timeout=1, context=tls) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
+        for name, (child, url) in list(pending.items()):
+            if _answers(child, url, tls):
+                del pending[name]
+        if not pending:
+            return
         if time.monotonic() > deadline:
+            child, url = next(iter(pending.values()))
             raise ChildFailed(child, f"{child.name} did not become healthy at {url} in {timeout:g}s", exited=False)
         time.sleep(interval)
 

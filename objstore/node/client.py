@@ -37,6 +37,12 @@ POLICY_HEADER = "X-Objstore-Policy"
 SIZE_HEADER = "X-Objstore-Size"
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3.0, sock_connect=3.0, sock_read=30.0)
+
+
+def node_timeout(sock_read: float) -> aiohttp.ClientTimeout:
+    """:data:`DEFAULT_TIMEOUT` with another socket read timeout (seconds a node may send nothing)."""
+    return aiohttp.ClientTimeout(total=None, connect=DEFAULT_TIMEOUT.connect, sock_connect=DEFAULT_TIMEOUT.sock_connect,
+                                 sock_read=sock_read)
 _CONN_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 

@@ -11,7 +11,10 @@ the leader's soft state (``metadata.liveness``), never a Raft write.
 Invariants: at most one heartbeat is in flight; the next one starts ``heartbeat_interval``
 after the previous one started (or at once when it took longer); each attempt carries
 fresh stats. A metadata service that does not answer is retried with backoff capped at the
-interval, so a node resumes heartbeating within one interval of the leader's return.
+interval, so a node resumes heartbeating within one interval of the leader's return; until
+its first heartbeat is accepted (the node is not in the cluster map yet: a node started with
+or before its metadata group, as ``objstore up`` starts them all at once), the cap is
+``FIRST_RETRY_CAP`` seconds at most, so it joins within about that of a leader being elected.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from objstore.config import StorageConfig
 from objstore.node.register import node_info, post_until_accepted
 
 HEARTBEAT_PATH = "/v1/nodes/heartbeat"
+FIRST_RETRY_CAP = 0.25  # seconds between tries at most, until the first heartbeat is accepted
 
 
 def node_stats(app: web.Application) -> dict[str, Any]:
@@ -52,8 +56,9 @@ async def heartbeat_loop(cfg: StorageConfig, stats: Callable[[], dict[str, Any]]
     leader = ""
     while True:
         started = clock()
+        cap = interval if leader else min(interval, FIRST_RETRY_CAP)
         leader = await post_until_accepted(cfg, HEARTBEAT_PATH, lambda: heartbeat_body(cfg, stats()), session,
-                                           base_delay=min(0.2, interval), max_delay=interval, prefer=leader)
+                                           base_delay=min(0.2, cap), max_delay=cap, prefer=leader)
         await asyncio.sleep(max(0.0, interval - (clock() - started)))
 
 

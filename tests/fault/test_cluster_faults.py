@@ -9,9 +9,14 @@ import subprocess
 import sys
 import uuid
 
+import boto3
 import pytest
+from botocore.config import Config
 
+from objstore.cluster.launcher import Cluster, UpOptions, load_or_create_keys
+from objstore.cluster.supervisor import free_port, wait_all_healthy
 from tests.cluster_harness import LocalCluster
+from tests.harness.eventually import eventually
 from tests.integration.conftest import make_s3
 
 pytestmark = pytest.mark.integration
@@ -74,3 +79,37 @@ def test_second_up_on_same_data_dir_is_refused(cluster):
     name = f"still-{uuid.uuid4().hex[:6]}"
     s3.create_bucket(Bucket=name)
     s3.delete_bucket(Bucket=name)
+
+
+def test_storage_nodes_and_gateway_started_before_any_metadata_node_come_up(tmp_path):
+    """``objstore up`` starts every process at once, so a storage node or the gateway may
+    ask before a metadata leader exists: both keep trying (heartbeat, key pair, cluster map)
+    and the cluster serves once the metadata group starts, seconds later."""
+    cluster = Cluster(UpOptions(data_dir=str(tmp_path / "data"), s3_port=free_port(), storage_nodes=3, quiet=True,
+                                access_key="EARLYACCESSKEY01", secret_key="early-secret-key/0001"))
+    cluster.validate()
+    cluster.data_dir.mkdir(mode=0o700, parents=True)
+    cluster.keys = load_or_create_keys(cluster.data_dir, cluster.opts.access_key, cluster.opts.secret_key)
+    cluster.plan()
+    early = [c for c in cluster.children if c.role != "metadata"]
+    try:
+        for c in early:
+            c.start(cluster.child_env(c))
+        wait_all_healthy([c for c in early if c.role == "storage"])  # they serve without metadata
+        failed = {"storage": "unreachable", "gateway": "waiting for the metadata service"}
+        eventually(lambda: all(failed[c.role] in c.log_tail(100_000) for c in early), 30,
+                   message="every early process to have tried the metadata service and failed")
+        assert all(c.running() for c in early)
+        for c in cluster.children:
+            if c.role == "metadata":
+                c.start(cluster.child_env(c))
+        wait_all_healthy(cluster.children, timeout=60)
+        cluster._wait_registered()
+        s3 = boto3.client("s3", endpoint_url=cluster.endpoint(), aws_access_key_id="EARLYACCESSKEY01",
+                          aws_secret_access_key="early-secret-key/0001", region_name="us-east-1",
+                          config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+        s3.create_bucket(Bucket="early")
+        s3.put_object(Bucket="early", Key="k", Body=b"stored after a late metadata start")
+        assert s3.get_object(Bucket="early", Key="k")["Body"].read() == b"stored after a late metadata start"
+    finally:
+        cluster.stop(grace=5)

@@ -14,6 +14,7 @@ from tests.harness.hosts.deploy import CLIENT, Deployment, layout_hosts
 from tests.harness.hosts.netns import Network, unavailable_reason
 
 _REASON = unavailable_reason()
+STORAGE_TIMEOUT = 10.0  # the five hosts' gateways' --storage-timeout
 
 
 def pytest_collection_modifyitems(config, items):
@@ -45,7 +46,11 @@ def five_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     """The five-host example deployment (``ops/deploy/examples/five-hosts``) and a client
     host, shared by the tests that fault its network (each heals what it did)."""
     net = Network([*layout_hosts("five-hosts"), CLIENT]).create()
-    d = Deployment(net, "five-hosts", tmp_path_factory.mktemp("five-hosts"))
+    # A write whose placement has two nodes cut off by a test's partition (kept-alive
+    # connections, nothing answers) waits for the gateway's storage timeout, then 503s:
+    # STORAGE_TIMEOUT rather than the default 30 s.
+    d = Deployment(net, "five-hosts", tmp_path_factory.mktemp("five-hosts"),
+                   extra={"gateway": ["--storage-timeout", str(STORAGE_TIMEOUT)]})
     try:
         d.start()
         yield d

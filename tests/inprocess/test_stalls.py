@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import AsyncIterator
 
+import botocore.exceptions
 import pytest
 
 from gateway.datapath.reader import read_blob
@@ -94,6 +95,27 @@ async def test_an_abandoned_node_is_suspected_for_the_gateways_suspect_timeout(t
         assert not c.ctx.topology.is_suspect("s1")
         await put(c, "k2", b"y" * SMALL)
         assert sorted(await placement(c, "k2")) == ["s1", "s2", "s3"]
+    finally:
+        for n in c.nodes.values():
+            n.resume()
+        await c.stop()
+
+
+async def test_a_put_short_of_w_fails_after_the_gateways_storage_timeout(tmp_path):
+    """Two of three nodes paused: no W acknowledgements, so no straggler bound applies and
+    the write waits on them for ``storage_timeout_seconds`` (``--storage-timeout``, 30 s by
+    default), then fails with 503 and suspects them."""
+    c = await cluster(tmp_path, gateway={"storage_timeout_seconds": 1.0})
+    try:
+        c.nodes["s1"].stall()
+        c.nodes["s2"].stall()
+        began = time.monotonic()
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            await asyncio.wait_for(put(c, "k", b"x" * SMALL), 20)
+        took = time.monotonic() - began
+        assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
+        assert 1.0 <= took < BOUND, took
+        assert c.ctx.topology.is_suspect("s1") and c.ctx.topology.is_suspect("s2")
     finally:
         for n in c.nodes.values():
             n.resume()

@@ -13,6 +13,7 @@ from gateway.topology import SUSPECT_SECONDS, Topology
 from objstore.cluster.launcher import Cluster
 from objstore.errors import InvalidArgument
 from objstore.node.cli_args import add_arguments as add_storage_arguments
+from objstore.node.client import DEFAULT_TIMEOUT, node_timeout
 from objstore.node.cli_args import config_from_args as storage_config
 from objstore.ring import build_ring
 from objstore.types import ClusterMap, NodeInfo
@@ -47,6 +48,15 @@ def test_gateway_flags_set_the_stall_bounds():
     for bad in (["--straggler-timeout", "0"], ["--suspect-timeout", "0"]):
         with pytest.raises(InvalidArgument):
             gateway_config(parse(add_gateway_arguments, [*base, *bad]))
+
+
+def test_gateway_storage_timeout_flag_sets_how_long_a_silent_node_is_waited_on():
+    base = ["--id", "gw1", "--metadata", "127.0.0.1:1", "--secret", "s"]
+    assert gateway_config(parse(add_gateway_arguments, [*base, "--storage-timeout", "8"])).storage_timeout_seconds == 8
+    assert gateway_config(parse(add_gateway_arguments, base)).storage_timeout_seconds == 30.0
+    assert node_timeout(8).sock_read == 8 and node_timeout(8).connect == DEFAULT_TIMEOUT.connect
+    with pytest.raises(InvalidArgument):
+        gateway_config(parse(add_gateway_arguments, [*base, "--storage-timeout", "0"]))
 
 
 def test_objstore_up_passes_the_storage_capacity_and_the_stall_bounds_to_its_children(tmp_path, monkeypatch):

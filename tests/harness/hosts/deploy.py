@@ -25,6 +25,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 import urllib.request
 from dataclasses import dataclass, field
@@ -166,11 +167,21 @@ class Deployment:
                 s.proc.wait()
 
     def stop(self) -> None:
-        """Stop every service: gateways, then storage, then metadata."""
+        """Stop every service: gateways, then storage, then metadata; the services of a role
+        together (SIGTERM to each, then a wait for all, SIGKILL for any left after 15 s)."""
         for role in reversed(ROLES):
-            for s in self.services:
-                if s.role == role:
-                    self.stop_service(s, timeout=15)
+            group = [s for s in self.services if s.role == role and s.running()]
+            for s in group:
+                assert s.proc is not None
+                s.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for s in group:
+                assert s.proc is not None
+                try:
+                    s.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    s.proc.kill()
+                    s.proc.wait()
 
     def service(self, role: str, host: str) -> Service:
         return next(s for s in self.services if s.role == role and s.host == host)
