@@ -400,6 +400,11 @@ def test_the_minority_gateway_serves_one_and_quorum_reads_from_the_copies_it_rea
                     return got
 
                 reads = [(k, level) for k in keys for level in LEVELS]
+                # A metadata leader on the minority side (m1) keeps answering strong reads,
+                # correctly, while its lease lasts (300 ms after the last heartbeat a quorum
+                # acknowledged; no other leader can be elected before 550 ms): past it, the
+                # minority must refuse them.
+                await asyncio.sleep(1.0)
                 got = await asyncio.gather(
                     *(answer(gw5, "GET", f"/{BUCKET}/{k}", level) for k, level in reads),
                     *(answer(gw5, "PUT", f"/{BUCKET}/split/minority/{i}", body=b"x" * 1000) for i in range(2)),
