@@ -36,16 +36,10 @@ from gateway.auth.sign import SigV4Signer
 from objstore.cli_args import SECRET_ENV
 from objstore.logs import LOG_FILE_ENV, LOG_FORMAT_ENV
 from objstore.profiling import PROFILE_ENV
+from ops.bench.monitor import process_cpu
 from ops.bench.s3client import S3Client
 
 HERE = Path(__file__).resolve().parent.parent
-
-
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -77,9 +71,7 @@ async def wait_ready(client: S3Client, proc: subprocess.Popen, seconds: float = 
             async with client.session.get(url, headers=headers) as resp:
                 if resp.status == 200:
                     return
-        except OSError:
-            pass
-        except Exception:  # noqa: BLE001 - aiohttp's errors while the gateway starts
+        except Exception:  # noqa: BLE001 - connection refused, aiohttp's errors while the gateway starts
             pass
         await asyncio.sleep(0.2)
     raise SystemExit("gateway not ready")

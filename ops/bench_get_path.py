@@ -29,17 +29,11 @@ import urllib.request
 from pathlib import Path
 
 from gateway.auth.sign import SigV4Signer
+from ops.bench.monitor import process_cpu
 from ops.bench.s3client import S3Client
 
-TICK = os.sysconf("SC_CLK_TCK")
 _RAFT_RE = re.compile(r'^objstore_requests_total\{op="raft_messages"[^}]*\} ([0-9.e+]+)$', re.M)
 _OPS_RE = re.compile(r'^objstore_requests_total\{op="([^"]+)"[^}]*\} ([0-9.e+]+)$', re.M)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 class Cluster:
@@ -68,7 +62,7 @@ class Cluster:
         return roles
 
     def cpu(self) -> dict[str, float]:
-        return {node_id: cpu_seconds(pid) for _, node_id, pid, _ in self.procs}
+        return {node_id: process_cpu(pid) for _, node_id, pid, _ in self.procs}
 
     def leader_calls(self, leader: str) -> dict[str, float]:
         """The leader's served calls so far, per op (its ``/metrics``)."""

@@ -26,16 +26,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from objstore.hlc import HLC
+from ops.bench.monitor import process_cpu
 from ops.bench_metadata.spawn import MetadataNodes
 from ops.bench_metadata.systems import ObjstoreSystem
 from ops.bench_metadata.workload import bench_key, bench_version
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (from /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _read_traces(d: Path) -> dict[int, list[tuple[str, int, int]]]:
@@ -148,9 +142,9 @@ async def main() -> int:
         try:
             await nodes.wait_ready()
             pids = nodes.pids
-            cpu0 = {p: _cpu_seconds(p) for p in pids}
+            cpu0 = {p: process_cpu(p) for p in pids}
             windows = await _load(nodes, args.duration)
-            cpu = {p: _cpu_seconds(p) - cpu0[p] for p in pids}
+            cpu = {p: process_cpu(p) - cpu0[p] for p in pids}
         finally:
             nodes.stop()
         traces = _read_traces(trace_dir)

@@ -80,6 +80,13 @@ def _open(proc: ClusterProcess) -> psutil.Process | None:
         return None
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads) so far; raises
+    psutil.Error when it is gone."""
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def _cpu_s(p: psutil.Process) -> float | None:
     try:
         t = p.cpu_times()
