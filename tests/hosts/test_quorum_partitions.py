@@ -333,6 +333,21 @@ def manifests_everywhere(d: Deployment, hosts: dict[str, set[str]]) -> bool:
     return d.from_client(lambda: asyncio.run(ask()))
 
 
+def listed_by_every_metadata_member(d: Deployment, prefix: str, keys: list[str]) -> bool:
+    """Whether every metadata member lists every key of ``keys`` from its own state (a follower
+    learns of a commit with the leader's next message, so a LIST at ``one`` cut off from the
+    leader answers what its member had applied)."""
+    async def ask() -> bool:
+        for member in d.of_role("metadata"):
+            async with MetadataClient([member.address], d.secret) as meta:
+                listed, _ = await meta.list_objects_local(BUCKET, prefix=prefix)
+            if not set(keys) <= {o.key for o in listed.contents}:
+                return False
+        return True
+
+    return d.from_client(lambda: asyncio.run(ask()))
+
+
 async def answer(reg: S3Register, method: str, path: str, level: str = "", body: bytes = b"") -> tuple[int, str, bytes]:
     """(status, S3 error code, body) of one request; status -1 for a timeout."""
     headers = {"x-objstore-consistency": level} if level else None
@@ -384,6 +399,8 @@ def test_the_minority_gateway_serves_one_and_quorum_reads_from_the_copies_it_rea
     d.from_client(lambda: asyncio.run(put_all()))
     eventually(lambda: manifests_everywhere(d, {k: hosts[k] for k in keys}), 10, 0.2,
                message="every manifest replica to hold its key's manifest")
+    eventually(lambda: listed_by_every_metadata_member(d, "split/k", keys), 10, 0.2,
+               message="every metadata member to have applied the writes")
     d.net.apply(rules.split(SERVERS, MINORITY))
     try:
         async def split() -> dict:
