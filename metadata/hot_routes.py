@@ -20,25 +20,12 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from metadata.api.hot_paths import HOT_PATHS
 from objstore.http_common import InternalCalls
 from objstore.node.hot_front import HotRoutes, HotSite
 
 FRONT_ENV = "OBJSTORE_METADATA_FRONT"
 SHUTDOWN_SECONDS = 2.0  # a stopping node waits this long for hot calls still served
-# (method, path) -> the route's name (its metrics op)
-HOT_PATHS: dict[tuple[str, str], str] = {
-    ("GET", "/v1/object"): "get_object",
-    ("GET", "/v1/bucket"): "get_bucket",
-    ("GET", "/v1/credential"): "get_credential",
-    ("POST", "/v1/command"): "command",
-    ("POST", "/v1/commands"): "commands",
-    ("POST", "/raft/messages"): "raft_messages",
-    # Not per request, but on the same pooled connections: a call that aiohttp served would
-    # keep its connection, and every call later made on it, off the lean front.
-    ("GET", "/v1/cluster"): "get_cluster",  # the gateways' long poll of the cluster map
-    ("POST", "/v1/nodes/heartbeat"): "node_heartbeat",
-    ("POST", "/v1/repair/lease"): "repair_lease",
-}
 ROUTES = web.AppKey("hot_routes", HotRoutes)
 
 

@@ -32,6 +32,7 @@ from yarl import URL
 
 from metadata.api import command_batch
 from metadata.api import commands as c
+from metadata.api.hot_paths import served_by_front
 from metadata.api.commands import Outcome, command_to_dict
 from metadata.api.results import DeleteResult, LocalRead, ObjectLookup, VersionListResult, WriteResult
 from metadata.api.upload_records import PartList
@@ -79,7 +80,9 @@ class MetadataClient:
         """``tls``: a client context (:func:`objstore.tls.client_context`) to call the nodes
         over HTTPS, verified by it; None calls them over plain HTTP. ``pool``: calls go through
         it (:mod:`objstore.internal_http`, built with the same TLS context) instead of the
-        aiohttp session."""
+        aiohttp session; only the calls the nodes' lean front serves
+        (:mod:`metadata.api.hot_paths`), so that no pooled connection is handed to aiohttp's
+        server."""
         if not addresses:
             raise ValueError("MetadataClient needs at least one address")
         self.addresses = [_addr(a) for a in addresses]
@@ -169,7 +172,7 @@ class MetadataClient:
         headers = internal_auth.headers(self.secret, method, path_qs, body=data, target=addr)
         if data is not None:
             headers["Content-Type"] = "application/json"
-        if self._pool is not None:
+        if self._pool is not None and served_by_front(method, path_qs.partition("?")[0], len(data or b"")):
             answer = await self._pool.request(method, addr, path_qs, headers, data, timeout=timeout)
             status, raw = answer.status, answer.body
         else:

@@ -23,6 +23,7 @@ import psutil
 
 from metadata.api.client import MetadataClient
 from objstore.errors import BucketAlreadyOwnedByYou, ObjstoreError
+from objstore.internal_http import HttpPool
 from objstore.types import ObjectVersion
 from ops.bench_metadata.etcd import COMMITTED, IS_LEADER, WAL_FSYNCS, EtcdClient
 from ops.bench_metadata.figures import NoLeader, TopologyError, pick_leader
@@ -54,7 +55,12 @@ class ObjstoreSystem:
         self.pids = list(pids)
         self.bucket = ""
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency_limit))
-        self.client = MetadataClient(self.addresses, secret, session=self._session, client_id="bench-metadata")
+        # The commands and reads go as a gateway sends them: through the small keep-alive
+        # client of objstore.internal_http (the calls the nodes' lean front does not serve,
+        # /v1/status, through the aiohttp session).
+        self._pool = HttpPool(max_idle=concurrency_limit)
+        self.client = MetadataClient(self.addresses, secret, session=self._session, client_id="bench-metadata",
+                                     pool=self._pool)
         self.leader: str | None = None
 
     async def node_statuses(self) -> dict[str, dict[str, Any] | None]:
@@ -115,6 +121,7 @@ class ObjstoreSystem:
 
     async def close(self) -> None:
         await self.client.close()
+        await self._pool.close()
         await self._session.close()
 
 

@@ -18,6 +18,7 @@ from metadata.app import create_app
 from objstore import internal_auth
 from objstore.config import MetadataConfig
 from objstore.errors import NoSuchKey
+from objstore.internal_http import HttpPool
 from objstore.types import ObjectVersion
 
 SECRET = "test-secret"
@@ -108,3 +109,26 @@ async def test_the_cluster_map_long_poll_keeps_its_connection_on_the_lean_front(
     finally:
         writer.close()
     assert _count(app, "get_cluster", 200) == 1 and _count(app, "get_object", 404) == 1
+
+
+async def test_a_pooled_client_keeps_its_connections_on_the_lean_front(node) -> None:
+    """A client with a keep-alive pool (as a gateway has) sends the calls the front does not
+    serve through its aiohttp session: its pooled connections, and the commands they carry
+    after a listing, stay with the lean front."""
+    app, address = node
+    pool = HttpPool()
+    try:
+        async with MetadataClient([address], SECRET, client_id="c1", deadline=10, pool=pool) as client:
+            await client.create_bucket("b", "alice", "replica:3", time.time())
+            assert len(app[hot_routes.ROUTES].connections) == 1
+            assert [b.name for b in await client.list_buckets()] == ["b"]  # not a hot call
+            assert (await client.status())["node_id"] == "m1"
+            v = ObjectVersion("b", "k", "v1", 3, "e" * 32, time.time(), placement=("n1",), ring_epoch=1, owner="alice")
+            await client.put_object(v)
+            assert (await client.get_object("b", "k")).etag == "e" * 32
+            assert len(app[hot_routes.ROUTES].connections) == 1  # the pool's one connection
+            assert pool.opened == 1
+    finally:
+        await pool.close()
+    assert _count(app, "command", 200) + _count(app, "commands", 200) == 2
+    assert _count(app, "get_object", 200) == 1 and _count(app, "list_buckets", 200) == 1
