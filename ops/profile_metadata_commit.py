@@ -10,7 +10,10 @@ and the followers and prints the median time between consecutive steps:
 Steps (leader L, followers f): client sends -> L handler (H0) -> proposed (P) -> L Ready
 taken (R) -> APP posted to each follower (S) -> f handler (fH0) -> f Ready (R) -> f log
 durable (F) -> f answers (fH1) -> L has the answer (A) -> L log durable (F) -> applied (C)
--> proposal resolved (W) -> L answers (H1) -> client has the answer.
+-> proposal resolved (W) -> L answers (H1) -> client has the answer. Then each member's CPU
+per write and, on Linux, how long each member and the client waited per write for a CPU
+(runqueue time from ``/proc/<pid>/task/*/schedstat``): on a loaded machine most of a
+step's time is that wait.
 """
 from __future__ import annotations
 
@@ -30,6 +33,26 @@ from ops.bench.monitor import process_cpu
 from ops.bench_metadata.spawn import MetadataNodes
 from ops.bench_metadata.systems import ObjstoreSystem
 from ops.bench_metadata.workload import bench_key, bench_version
+
+
+def runqueue_wait(pid: int) -> tuple[float, int] | None:
+    """Seconds process ``pid``'s threads have waited on a CPU's runqueue so far, and how many
+    times they were put on a CPU (Linux ``/proc/<pid>/task/*/schedstat``; None elsewhere)."""
+    wait, runs, seen = 0, 0, False
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                fields = f.read().split()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        wait += int(fields[1])
+        runs += int(fields[2])
+        seen = True
+    return (wait / 1e9, runs) if seen else None
 
 
 def _read_traces(d: Path) -> dict[int, list[tuple[str, int, int]]]:
@@ -143,8 +166,10 @@ async def main() -> int:
             await nodes.wait_ready()
             pids = nodes.pids
             cpu0 = {p: process_cpu(p) for p in pids}
+            rq0 = {p: runqueue_wait(p) for p in [*pids, os.getpid()]}
             windows = await _load(nodes, args.duration)
             cpu = {p: process_cpu(p) - cpu0[p] for p in pids}
+            rq1 = {p: runqueue_wait(p) for p in rq0}
         finally:
             nodes.stop()
         traces = _read_traces(trace_dir)
@@ -154,6 +179,15 @@ async def main() -> int:
         per = [f"{'leader' if p == leader else 'follower'} {cpu[p] / max(1, len(windows)) * 1e6:,.0f}"
                for p in sorted(cpu, key=lambda p: p != leader)]
         print("CPU-µs per write (whole process, idle work included): " + ", ".join(per))
+        n = max(1, len(windows))
+        waits = []
+        for p in [*sorted(cpu, key=lambda p: p != leader), os.getpid()]:
+            a, b = rq0.get(p), rq1.get(p)
+            if a is not None and b is not None:
+                name = "client" if p == os.getpid() else "leader" if p == leader else "follower"
+                waits.append(f"{name} {(b[0] - a[0]) / n * 1e6:,.0f} in {(b[1] - a[1]) / n:.1f} runs")
+        if waits:  # the time each process was ready to run but had no CPU (a loaded machine's share)
+            print("runqueue wait µs per write (whole process): " + ", ".join(waits))
     print(f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     return 0
 
