@@ -71,6 +71,9 @@ BUCKET = "lin"
 KEYS_PER_RUN = 4
 CHECK_TIMEOUT = 120.0
 DEADLINES = (0.6, 1.0, 2.0)  # seconds a client tries before it calls the outcome unknown
+# Operations with a definite outcome a run must record to be worth checking. A run has about
+# 1000 on an idle machine and 230 at a load of 20 on two cores.
+MIN_DEFINITE_OUTCOMES = 100
 
 
 def _seeds() -> list[int]:
@@ -167,9 +170,13 @@ async def run_seed(group: RaftGroup, bucket: str, seed: int, seconds: float, hol
           f"{', '.join(nemesis.injected)}; check {result.verdict} in {result.seconds:.2f}s\n  " +
           "\n  ".join(nemesis.events))
     assert result.ok, _report(seed, seconds, ops, result.describe(), nemesis.events)
+    # Live: once healed, the group answers a read of every key.
+    final = [o for o in ops if o.client == CLIENTS]
+    assert len(final) == len(keys) and all(o.ok is True for o in final), final
     # Not vacuous: real work got done, values were read back, conditions both held and
-    # failed, and faults of both families were injected.
-    assert tally.ok + tally.failed >= 20 * seconds, tally.describe()
+    # failed, and faults of both families were injected. Counts, not rates: how many
+    # operations fit in the run measures the machine's load, not the service.
+    assert tally.ok + tally.failed >= MIN_DEFINITE_OUTCOMES, tally.describe()
     assert tally.reads_of_values >= 20 and tally.writes_ok >= 20, tally.describe()
     assert tally.cas_ok >= 3 and tally.cas_failed >= 3, tally.describe()
     assert len(nemesis.injected) >= min(3, len(faults)), nemesis.events
