@@ -97,6 +97,8 @@ async def test_with_a_majority_corrupt_writes_stop_until_an_operator_accepts_the
         (m.data_dir / "raft" / "recovering").unlink()
     for m in (leader, damaged[0]):
         m.start(m.argv)
+    for m in (leader, damaged[0]):  # the election's time starts once both listen (a loaded start takes seconds)
+        group.wait_healthy(m)
     assert (await group.leader([leader, damaged[0]], timeout=15)) is leader
     damaged[1].start(damaged[1].argv)
     group.wait_healthy(damaged[1])

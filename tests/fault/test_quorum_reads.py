@@ -11,6 +11,8 @@ slow variant; CI runs one seed.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
+from metadata.api.client import MetadataClient
 from tests.cluster_harness import ROOT, LocalCluster
 from tests.harness.eventually import eventually
 from tests.harness.s3_headers import extra_headers
@@ -31,6 +34,23 @@ from tests.linearizability.s3_workload import Plan, Workload, at_level
 pytestmark = pytest.mark.integration
 
 BUCKET = "tunable"
+
+
+def listed_by_every_metadata_member(cluster: LocalCluster, keys: set[str]) -> bool:
+    """Whether every metadata member lists every key of ``keys`` from its own state (a follower
+    learns of a commit with the leader's next message; the member left alone answers a LIST
+    at ``one`` from what it had applied)."""
+    secret = json.loads((cluster.data_dir / "credentials.json").read_text())["cluster_secret"]
+
+    async def ask() -> bool:
+        for p in cluster.processes("metadata"):
+            async with MetadataClient([p["address"]], secret) as meta:
+                listed, _ = await meta.list_objects_local(BUCKET)
+            if not keys <= {o.key for o in listed.contents}:
+                return False
+        return True
+
+    return asyncio.run(ask())
 
 
 def run_seed(tmp_path, seed: int, seconds: float = 16.0, majority_down_for: float = 10.0) -> None:
@@ -59,6 +79,8 @@ def run_seed(tmp_path, seed: int, seconds: float = 16.0, majority_down_for: floa
             cluster.kill_node(victim)
             events.append(f"{time.monotonic():.3f} SIGKILL {victim}")
             time.sleep(max(0.0, seconds - majority_down_for - rng.uniform(1.0, 2.0)))
+            eventually(lambda: listed_by_every_metadata_member(cluster, {"setup", "k0", "k1"}), 10.0, 0.2,
+                       message="every metadata member to have applied the first writes of the keys")
             for m in rng.sample(["m1", "m2", "m3"], 2):
                 cluster.kill_node(m)
                 events.append(f"{time.monotonic():.3f} SIGKILL {m}")
