@@ -1,7 +1,8 @@
 """Group commit: one writer task makes many concurrent small appends durable with one fsync.
 
 Callers ``await submit(record)``; a single task takes everything queued, runs one
-``SegmentLog.append_batch`` on a dedicated one-thread executor (write, then one fdatasync),
+``SegmentLog.append_batch`` on a dedicated thread (write, then one fdatasync; a
+:class:`~objstore.node.commit_thread.CommitThread`, or any executor),
 and resolves every caller's future with its seq and location. While a batch is being
 synced, new submissions queue up and form the next batch, so the batch size grows with
 the load and the fsync rate stays bounded.
@@ -22,6 +23,7 @@ import time
 from typing import Callable
 
 from objstore.errors import ServiceUnavailable
+from objstore.node.commit_thread import CommitThread
 from objstore.node.segments import Appended, PendingRecord, SegmentLog
 
 log = logging.getLogger(__name__)
@@ -88,9 +90,13 @@ class GroupCommitter:
             batch = self._take_batch()
             started = time.perf_counter()
             try:
-                results = await loop.run_in_executor(
-                    self._executor, self._segments.append_batch, [r for r, _ in batch], self._next_seq
-                )
+                records = [r for r, _ in batch]
+                if isinstance(self._executor, CommitThread):
+                    results = await self._executor.run(self._segments.append_batch, records, self._next_seq)
+                else:
+                    results = await loop.run_in_executor(
+                        self._executor, self._segments.append_batch, records, self._next_seq
+                    )
             except BaseException as exc:  # noqa: BLE001 - handed to every waiter
                 if isinstance(exc, asyncio.CancelledError):
                     for _, fut in batch:
