@@ -23,7 +23,7 @@ import time
 from typing import Callable
 
 from objstore.errors import ServiceUnavailable
-from objstore.node.commit_thread import CommitThread
+from objstore.commit_thread import CommitThread
 from objstore.node.segments import Appended, PendingRecord, SegmentLog
 
 log = logging.getLogger(__name__)

@@ -47,7 +47,7 @@ from collections import OrderedDict
 from objstore.durable_io import FILE_MODE, atomic_write, write_all
 from objstore.errors import InvalidArgument, StaleRingEpoch
 from objstore.manifest import CommitManifest
-from objstore.node.commit_thread import CommitThread
+from objstore.commit_thread import CommitThread
 
 log = logging.getLogger(__name__)
 

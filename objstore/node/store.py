@@ -64,7 +64,7 @@ from objstore.node.blob import (
 )
 from objstore.node.blobfiles import DIRECT_ALIGN, BlobFileWriter, blob_file_rel, scan_blob_files
 from objstore.node.framer_buffers import FramerBuffers
-from objstore.node.commit_thread import CommitThread
+from objstore.commit_thread import CommitThread
 from objstore.node.group_commit import GroupCommitter
 from objstore.node.index import BlobIndex, Entry, Location
 from objstore.node.reader import BlobRead, open_blob_read

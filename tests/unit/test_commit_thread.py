@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from objstore.node.commit_thread import CommitThread
+from objstore.commit_thread import CommitThread
 
 
 async def test_runs_in_order_on_one_thread_off_the_loop() -> None:
