@@ -48,6 +48,7 @@ from objstore.durable_io import FILE_MODE, atomic_write, write_all
 from objstore.errors import InvalidArgument, StaleRingEpoch
 from objstore.manifest import CommitManifest
 from objstore.commit_thread import CommitThread
+from objstore.node.group_commit import GATHER_TICKS
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +239,8 @@ class ManifestStore:
             self._writer = asyncio.get_running_loop().create_task(self._write_queued(), name="manifest-commit")
 
     async def _write_queued(self) -> None:
+        for _ in range(GATHER_TICKS):  # the rest of this burst joins the first batch
+            await asyncio.sleep(0)
         while self._queue:
             batch, self._queue = self._queue, []
             try:
