@@ -1,8 +1,11 @@
 """Calls coalesced while one is in flight: lanes of waiting items, each drained by one task.
 
-An item that finds no call in flight on its lane goes at once, alone (``send_one``); those
-that come while one is in flight wait for it and then go together in one call
-(``send_many``), at most ``max_batch`` per call. Used for commit-manifest writes to a
+An item that finds no call in flight on its lane goes at once, alone (``send_one``) — "at
+once" being after ``gather_ticks`` iterations of the event loop, no timer: the items that
+the same event makes a hop or two later (a batched metadata answer resumes many PUTs, each
+of which then writes its manifests) join it — and those that come while one is in flight
+wait for it and then go together in one call (``send_many``), at most ``max_batch`` per
+call. Used for commit-manifest writes to a
 storage node (:mod:`gateway.datapath.manifest_lanes`) and for metadata commands
 (:mod:`metadata.api.command_batch`).
 
@@ -23,6 +26,11 @@ import time
 from typing import Any, Awaitable, Callable, Coroutine, Generic, Hashable, Sequence, TypeVar
 
 from objstore.errors import ServiceUnavailable
+
+# Loop iterations an idle lane's first call waits before it goes, so that the items the
+# same event makes (the PUTs one batched metadata answer resumes each write three
+# manifests, a task and a hop or two later) go in that call rather than in a second one.
+GATHER_TICKS = 2
 
 K = TypeVar("K", bound=Hashable)  # a lane
 T = TypeVar("T")  # an item
@@ -51,7 +59,7 @@ class Lanes(Generic[K, T, R]):
     def __init__(self, send_one: SendOne[K, T, R], send_many: SendMany[K, T, R],
                  spawn: Callable[[Coroutine[Any, Any, Any]], None], *, max_batch: int, max_waiting: int,
                  timeout: float, clock: Callable[[], float] = time.monotonic,
-                 describe: Callable[[K], str] = str) -> None:
+                 describe: Callable[[K], str] = str, gather_ticks: int = GATHER_TICKS) -> None:
         self._send_one = send_one
         self._send_many = send_many
         self._spawn = spawn
@@ -60,6 +68,7 @@ class Lanes(Generic[K, T, R]):
         self.timeout = timeout
         self._clock = clock
         self._describe = describe
+        self.gather_ticks = gather_ticks
         self._waiting: dict[K, list[tuple[T, asyncio.Future[R], float]]] = {}
         self._busy: set[K] = set()  # lanes with a call in flight
         self.calls = 0  # calls made (items sent / calls shows the coalescing)
@@ -80,6 +89,8 @@ class Lanes(Generic[K, T, R]):
     async def _drain(self, lane: K) -> None:
         batch: list[tuple[T, asyncio.Future[R], float]] = []
         try:
+            for _ in range(self.gather_ticks):  # let the rest of this burst join the first call
+                await asyncio.sleep(0)
             while waiting := self._waiting.get(lane):
                 self._expire(lane, waiting)
                 batch, waiting[:] = waiting[:self.max_batch], waiting[self.max_batch:]

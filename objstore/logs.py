@@ -137,6 +137,10 @@ def configure(role: str, fmt: str = "text", log_file: str = "", max_bytes: int =
     """Set the root logger up for a process playing ``role`` (replacing earlier handlers)."""
     handler: logging.Handler = RotatingLog(log_file, max_bytes) if log_file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(role) if fmt == "json" else TextFormatter(role))
+    # Neither format shows the process, thread or multiprocessing names: do not look them up
+    # for every record (a getpid() system call and a few calls per line; the request logs
+    # write a line for every request, internal calls included).
+    logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Coroutine
 
-from objstore.coalescing import Lanes
+from objstore.coalescing import GATHER_TICKS, Lanes
 from objstore.manifest import CommitManifest
 from objstore.node.client import StorageClient
 
@@ -42,9 +42,10 @@ class ManifestLanes(Lanes[Lane, CommitManifest, None]):
 
     def __init__(self, storage: StorageClient, spawn: Callable[[Coroutine[Any, Any, Any]], None], *,
                  max_batch: int = MAX_BATCH, max_waiting: int = MAX_WAITING, timeout: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, gather_ticks: int = GATHER_TICKS) -> None:
         super().__init__(self._put_one, self._put_many, spawn, max_batch=max_batch, max_waiting=max_waiting,
-                         timeout=timeout, clock=clock, describe=lambda lane: f"manifest write to {lane[0]}")
+                         timeout=timeout, clock=clock, describe=lambda lane: f"manifest write to {lane[0]}",
+                         gather_ticks=gather_ticks)
         self._storage = storage
 
     async def put(self, address: str, manifest: CommitManifest, ring_epoch: int = 0) -> None:

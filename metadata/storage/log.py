@@ -22,9 +22,10 @@ Invariants:
   :class:`~metadata.storage.log_format.CorruptLogError`.
 - ``compact(i)`` only deletes whole segments whose entries are all ``<= i`` (never the
   last one); entries at or below ``i`` may remain readable.
-- Threads: the writer thread touches only the files and the physical index (``_segments``,
-  under ``_lock``); the logical log and the futures belong to the event loop thread. With
-  ``inline`` the writes and fsyncs run on the loop's thread itself (see ``__init__``).
+- Threads: the writer thread (a :class:`~objstore.commit_thread.CommitThread` of the log's
+  own) touches only the files and the physical index (``_segments``, under ``_lock``); the
+  logical log and the futures belong to the event loop thread. With ``inline`` the writes
+  and fsyncs run on the loop's thread itself (see ``__init__``).
 - Preallocation: the newest segment is zero-filled ahead of its records (up to
   :data:`PREALLOCATE_BYTES`, made durable with a full ``fsync`` when it is written, off an
   append's way when possible), so a batch overwrites blocks that already exist and its
@@ -55,6 +56,7 @@ from typing import Any, Callable
 
 from metadata import latency_trace
 from metadata.storage import log_format as fmt
+from objstore.commit_thread import CommitThread
 from objstore.durable_io import FILE_MODE, fsync_dir, write_all
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,7 @@ class DiskLog:
         # thread, so that it reads and proposes the next batch during this one's fsync.
         self.inline = False
         self.inline_max_entries: int | None = None  # with ``inline``: larger batches use the thread
+        self._thread = CommitThread("log-writer")  # the writer's batches and preallocations, in order
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -283,6 +286,7 @@ class DiskLog:
                 if not fut.done():
                     fut.set_exception(LogClosedError("log closed"))
             self._queue = []
+        self._thread.shutdown(wait=True)  # nothing is queued on it once the writer has ended
         if self._fd is not None:
             try:
                 if not self._io_failed:
@@ -305,7 +309,6 @@ class DiskLog:
         return fut
 
     async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -314,7 +317,7 @@ class DiskLog:
                 if self.inline and (self.inline_max_entries is None or _appended(batch) <= self.inline_max_entries):
                     results = self._do_batch(batch)
                 else:
-                    results = await loop.run_in_executor(None, self._do_batch, batch)
+                    results = await self._thread.run(self._do_batch, batch)
             except Exception as exc:  # noqa: BLE001 - any IO failure stops the log
                 self._stop_on_io_error(exc, batch)
                 return
@@ -343,7 +346,7 @@ class DiskLog:
             if not self._queue and self._room_low():
                 # Zero-fill more room now, while nothing waits for the disk (a thread either
                 # way: this is not on an acknowledgement's way).
-                await loop.run_in_executor(None, self._try_preallocate, 0)
+                await self._thread.run(self._try_preallocate, 0)
 
     def _stop_on_io_error(self, exc: Exception, batch: list[tuple[str, Any, asyncio.Future]]) -> None:
         log.error("durable log write failed, stopping the log: %s", exc)

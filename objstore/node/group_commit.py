@@ -1,10 +1,12 @@
 """Group commit: one writer task makes many concurrent small appends durable with one fsync.
 
 Callers ``await submit(record)``; a single task takes everything queued, runs one
-``SegmentLog.append_batch`` on a dedicated one-thread executor (write, then one fdatasync),
+``SegmentLog.append_batch`` on a dedicated thread (write, then one fdatasync; a
+:class:`~objstore.commit_thread.CommitThread`, or any executor),
 and resolves every caller's future with its seq and location. While a batch is being
 synced, new submissions queue up and form the next batch, so the batch size grows with
-the load and the fsync rate stays bounded.
+the load and the fsync rate stays bounded. An idle committer woken by a record first lets
+the loop run ``GATHER_TICKS`` times, so the rest of the same burst joins that batch.
 
 Invariants:
 - A future resolves successfully only after its record is durable; if the batch fails,
@@ -22,9 +24,16 @@ import time
 from typing import Callable
 
 from objstore.errors import ServiceUnavailable
+from objstore.commit_thread import CommitThread
 from objstore.node.segments import Appended, PendingRecord, SegmentLog
 
 log = logging.getLogger(__name__)
+
+# Loop iterations an idle committer waits after the first record comes, so that the
+# records of the same burst (the blob writes of PUTs a gateway sent together, read from
+# the sockets in the next poll or two) go in the same write and fsync. No timer: at most
+# a couple of polls of the sockets, microseconds.
+GATHER_TICKS = 2
 
 
 class GroupCommitter:
@@ -51,6 +60,7 @@ class GroupCommitter:
         self.batches = 0
         self.records = 0
         self._on_batch = on_batch  # (records, seconds of write + fsync) after each durable batch
+        self.gather_ticks = GATHER_TICKS
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
@@ -84,13 +94,19 @@ class GroupCommitter:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                for _ in range(self.gather_ticks):  # the rest of this burst joins the batch
+                    await asyncio.sleep(0)
                 continue
             batch = self._take_batch()
             started = time.perf_counter()
             try:
-                results = await loop.run_in_executor(
-                    self._executor, self._segments.append_batch, [r for r, _ in batch], self._next_seq
-                )
+                records = [r for r, _ in batch]
+                if isinstance(self._executor, CommitThread):
+                    results = await self._executor.run(self._segments.append_batch, records, self._next_seq)
+                else:
+                    results = await loop.run_in_executor(
+                        self._executor, self._segments.append_batch, records, self._next_seq
+                    )
             except BaseException as exc:  # noqa: BLE001 - handed to every waiter
                 if isinstance(exc, asyncio.CancelledError):
                     for _, fut in batch:

@@ -47,6 +47,8 @@ from collections import OrderedDict
 from objstore.durable_io import FILE_MODE, atomic_write, write_all
 from objstore.errors import InvalidArgument, StaleRingEpoch
 from objstore.manifest import CommitManifest
+from objstore.commit_thread import CommitThread
+from objstore.node.group_commit import GATHER_TICKS
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ class ManifestStore:
         self._lock = threading.Lock()  # one append (and compaction) at a time
         self._queue: list[tuple[CommitManifest, int, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._committer = CommitThread("manifest-commit")  # the writer's batches, one at a time
         self.fence_path = os.path.join(os.path.dirname(self.path), FENCE_FILE)
         self.fence = 0  # manifests placed by a ring older than this epoch are refused
         self._cursors: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
@@ -136,6 +139,8 @@ class ManifestStore:
             self._torn = True
 
     def close(self) -> None:
+        self._committer.shutdown(wait=True)  # a batch being written finishes first
+        self._committer = CommitThread("manifest-commit")  # started again only if opened again
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -234,11 +239,13 @@ class ManifestStore:
             self._writer = asyncio.get_running_loop().create_task(self._write_queued(), name="manifest-commit")
 
     async def _write_queued(self) -> None:
+        for _ in range(GATHER_TICKS):  # the rest of this burst joins the first batch
+            await asyncio.sleep(0)
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                outcome = await asyncio.to_thread(self.put_batch_sync, [m for m, _, _ in batch],
-                                                  [e for _, e, _ in batch])
+                outcome = await self._committer.run(self.put_batch_sync, [m for m, _, _ in batch],
+                                                    [e for _, e, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the failure
                 for _, _, fut in batch:
                     if not fut.done():

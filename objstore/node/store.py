@@ -64,6 +64,7 @@ from objstore.node.blob import (
 )
 from objstore.node.blobfiles import DIRECT_ALIGN, BlobFileWriter, blob_file_rel, scan_blob_files
 from objstore.node.framer_buffers import FramerBuffers
+from objstore.commit_thread import CommitThread
 from objstore.node.group_commit import GroupCommitter
 from objstore.node.index import BlobIndex, Entry, Location
 from objstore.node.reader import BlobRead, open_blob_read
@@ -124,7 +125,7 @@ class BlobStore:
         self.index = BlobIndex()
         self._segments: SegmentLog | None = None
         self._committer: GroupCommitter | None = None
-        self._commit_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._commit_pool: CommitThread | None = None
         self._io_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._seq_lock = threading.Lock()
         self._seq = itertools.count(1)
@@ -144,7 +145,7 @@ class BlobStore:
 
     async def open(self) -> None:
         """Lock the data dir, rebuild the index from disk and start the committer."""
-        self._commit_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="commit")
+        self._commit_pool = CommitThread("commit")
         self._io_pool = concurrent.futures.ThreadPoolExecutor(self.options.io_threads, thread_name_prefix="blobio")
         try:
             await asyncio.get_running_loop().run_in_executor(self._io_pool, self._open_sync)

@@ -236,3 +236,28 @@ async def test_a_caller_within_the_timeout_is_still_carried_after_expired_ones()
         await old
     storage.gates[1].set_result(None)
     await asyncio.gather(first, young)
+
+
+@pytest.mark.parametrize("gather_ticks, calls", [(2, [("batch", "n1:1", [0, 1, 2])]),
+                                                 (0, [("one", "n1:1", [0]), ("batch", "n1:1", [1, 2])])])
+async def test_a_burst_that_one_event_makes_goes_in_one_call(gather_ticks, calls) -> None:
+    """Writers resumed together reach the lane a hop or two apart (as PUTs answered by one
+    batched commit do): the idle lane's first call waits ``gather_ticks`` loop iterations,
+    so the whole burst goes in it; without waiting, the first goes alone and the rest after."""
+    storage = FakeStorage()
+    lanes = ManifestLanes(storage, lambda coro: asyncio.ensure_future(coro),  # type: ignore[arg-type]
+                          gather_ticks=gather_ticks)
+
+    async def writer(i: int) -> None:
+        for _ in range(i):  # i hops between the event and this write
+            await asyncio.sleep(0)
+        await lanes.put("n1:1", manifest(i))
+
+    writers = asyncio.gather(*(writer(i) for i in range(3)))
+    for _ in range(8):
+        await asyncio.sleep(0)
+        for gate in storage.gates:
+            if not gate.done():
+                gate.set_result(None)
+    await writers
+    assert storage.calls == calls
