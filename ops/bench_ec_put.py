@@ -5,8 +5,9 @@ Run: ``.venv/bin/python -m ops.bench_ec_put [--size 64MiB] [--rounds 6] [--concu
 one bucket per policy and, for each concurrency C, runs ``--rounds`` rounds; a round PUTs C
 objects at once into each bucket in turn (the order alternating from round to round), so
 both policies see the same load on a shared machine. Per policy and C it reports the
-median seconds per batch, MB/s (10^6 bytes) from that median, and the gateway's and the
-storage nodes' CPU seconds per object (medians); then the ec rate over the replica rate.
+median seconds per batch, MB/s (10^6 bytes) from that median, and the gateway's, the
+storage nodes' and this process's (the client sending the bodies, on the same cores) CPU
+seconds per object (medians); then the ec rate over the replica rate.
 The CPU the cluster spends idle over a few seconds before the rounds, and the load average
 at the start and the end, are reported beside them. The cluster is stopped and its data
 dir removed at the end, whatever happened.
@@ -35,8 +36,13 @@ from ops.cli.output import table
 
 IDLE_S = 5.0
 POLICIES = {"ec:4+2": "bench-ec-put-ec", "replica:3": "bench-ec-put-rep"}
-Sample = tuple[float, float, float]
-"""One batch: its seconds, and the gateway's and the storage nodes' CPU seconds per object."""
+Sample = tuple[float, float, float, float]
+"""One batch: its seconds, and the gateway's, the storage nodes' and the client's CPU seconds per object."""
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def _cpu(procs: list[psutil.Process]) -> float:
@@ -75,11 +81,11 @@ async def measure(info: dict[str, Any], size: int, rounds: int, concurrency: lis
             for r in range(rounds):
                 order = list(POLICIES.items()) if r % 2 == 0 else list(POLICIES.items())[::-1]
                 for policy, bucket in order:
-                    g0, s0, t0 = _cpu(gateway), _cpu(storage), time.perf_counter()
+                    g0, s0, c0, t0 = _cpu(gateway), _cpu(storage), _own_cpu(), time.perf_counter()
                     await _batch(client, bucket, body, c, f"c{c}-r{r}")
                     t1 = time.perf_counter()
                     samples.setdefault((policy, c), []).append(
-                        (t1 - t0, (_cpu(gateway) - g0) / c, (_cpu(storage) - s0) / c))
+                        (t1 - t0, (_cpu(gateway) - g0) / c, (_cpu(storage) - s0) / c, (_own_cpu() - c0) / c))
     return {"size": size, "rounds": rounds, "load_start": load_start, "load": os.getloadavg(), "idle": idle,
             "runs": summarize(samples, size, concurrency)}
 
@@ -95,19 +101,20 @@ def summarize(samples: dict[tuple[str, int], list[Sample]], size: int, concurren
             secs = statistics.median(x[0] for x in s)
             row[policy] = {"median_s": secs, "mb_s": c * size / secs / 1e6,
                            "gateway_cpu_s": statistics.median(x[1] for x in s),
-                           "storage_cpu_s": statistics.median(x[2] for x in s), "seconds": [x[0] for x in s]}
+                           "storage_cpu_s": statistics.median(x[2] for x in s),
+                           "client_cpu_s": statistics.median(x[3] for x in s), "seconds": [x[0] for x in s]}
         row["ratio"] = row["ec:4+2"]["mb_s"] / row["replica:3"]["mb_s"]
         runs.append(row)
     return runs
 
 
 def render(f: dict[str, Any]) -> str:
-    rows = [("C", "POLICY", "MEDIAN s", "MB/s", "GW CPU s/obj", "NODES CPU s/obj", "EC/REPLICA")]
+    rows = [("C", "POLICY", "MEDIAN s", "MB/s", "GW CPU s/obj", "NODES CPU s/obj", "CLIENT CPU s/obj", "EC/REPLICA")]
     for run in f["runs"]:
         for policy in POLICIES:
             p = run[policy]
             rows.append((str(run["concurrency"]), policy, f"{p['median_s']:.3f}", f"{p['mb_s']:.1f}",
-                         f"{p['gateway_cpu_s']:.3f}", f"{p['storage_cpu_s']:.3f}",
+                         f"{p['gateway_cpu_s']:.3f}", f"{p['storage_cpu_s']:.3f}", f"{p.get('client_cpu_s', 0.0):.3f}",
                          f"{run['ratio']:.2f}x" if policy == "ec:4+2" else ""))
     load = ", ".join(f"{x:.1f}" for x in f["load"])
     start = ", ".join(f"{x:.1f}" for x in f.get("load_start", ()))

@@ -18,7 +18,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import AsyncIterable
+from typing import AsyncIterable, AsyncIterator
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -33,6 +33,7 @@ _TOKEN_RE = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>
 _UPLOAD_ID_RE = re.compile(rb"<UploadId>([^<]+)</UploadId>")
 _ETAG_RE = re.compile(rb"<ETag>([^<]*)</ETag>")
 READ_CHUNK = 1 << 20
+SEND_SLICE = 1 << 20  # a larger in-memory body is sent as views of this size, never copied
 
 
 class BenchError(Exception):
@@ -59,6 +60,23 @@ def error_kind(status: int, body: bytes) -> str:
 def exception_kind(exc: BaseException) -> str:
     """The name a transport failure is counted under (its class name)."""
     return "Timeout" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
+
+
+async def _slices(body: bytes | memoryview) -> AsyncIterator[memoryview]:
+    view = memoryview(body)
+    for i in range(0, len(view), SEND_SLICE):
+        yield view[i:i + SEND_SLICE]
+
+
+def _sendable(body: bytes | memoryview | AsyncIterable[bytes]) -> bytes | memoryview | AsyncIterable[bytes]:
+    """``body`` as aiohttp should get it: an in-memory body over ``SEND_SLICE`` bytes as a
+    stream of views. Handed over whole, asyncio's transport (Python 3.11) copies what the
+    socket did not take at once, nearly all of it, into a fresh buffer, and a copy of
+    the remainder before that: ~0.15 CPU-s per 64 MiB PUT in the client, against ~0.025
+    sent as 1 MiB views, each written once the previous one drained."""
+    if isinstance(body, (bytes, bytearray, memoryview)) and len(body) > SEND_SLICE:
+        return _slices(body)
+    return body
 
 
 def _escape_xml(text: str) -> str:
@@ -122,7 +140,7 @@ class S3Client:
         url, headers = self._prepare("PUT", self.object_path(bucket, key), None, None)
         headers["Content-Length"] = str(length)
         try:
-            async with self.session.put(url, data=body, headers=headers) as resp:
+            async with self.session.put(url, data=_sendable(body), headers=headers) as resp:
                 data = await resp.read()
                 if resp.status != 200:
                     return Outcome(resp.status, error_kind(resp.status, data))
@@ -158,7 +176,8 @@ class S3Client:
         if method in ("PUT", "POST"):
             headers["Content-Length"] = str(length)
         try:
-            async with self.session.request(method, url, data=body if length else None, headers=headers) as resp:
+            async with self.session.request(method, url, data=_sendable(body) if length else None,
+                                            headers=headers) as resp:
                 data = await resp.read()
                 if resp.status not in (200, 204):
                     return Outcome(resp.status, error_kind(resp.status, data))
