@@ -32,6 +32,7 @@ import ssl
 import time
 from typing import AsyncIterator, Mapping
 
+from objstore.buffers import uninitialized
 from objstore.internal_http import MAX_HEAD, CallObserver, InternalHttpError, _parse_head
 
 BLOCK = 1024 * 1024  # the most one receive block holds (below the services' 4 MiB mmap threshold)
@@ -83,7 +84,7 @@ class _StreamConn(asyncio.BufferedProtocol):
         if self._phase == "body":
             if self._block is None:
                 size = min(BLOCK, self._remaining) if self.length is not None else BLOCK
-                self._block = bytearray(size)
+                self._block = uninitialized(size)  # recv_into writes every byte handed out
                 self._view = memoryview(self._block)
                 self._fill = self._taken = 0
             return self._view[self._fill:]  # type: ignore[index]
