@@ -791,6 +791,7 @@ async def test_a_read_closed_while_a_group_is_read_keeps_its_descriptor_until_th
         r = await s.open_read(BlobId("big", 0))
         gen = r.chunks()
         assert bytes(await gen.__anext__()) == data[:READ_CHUNK]  # the first group, primed
+        monkeypatch.setattr(reader, "CACHED_CHUNKS", False)  # the next group goes to the IO pool
         monkeypatch.setattr(reader, "read_block_data", slow)
         task = asyncio.ensure_future(gen.__anext__())
         while not entered.is_set():
