@@ -12,7 +12,8 @@ Invariants:
   memory, sized to at most the bytes the answer still has to bring, so no byte past the
   answer is read into it.
 - Memory per stream is bounded: reading pauses while more than ``HIGH_WATER`` bytes were
-  received and not yet taken by the caller, and resumes once the caller took them.
+  received and not yet taken by the caller, and resumes once the caller took half of
+  them; with the block being filled, a stream holds at most about two blocks beyond that.
 - A connection goes back to the pool only after its answer was read to the last byte and
   did not say ``Connection: close``; a stream closed early (the caller stopped, failed or
   was cancelled) closes its connection. A call on a reused connection that the node had
@@ -35,9 +36,12 @@ from typing import AsyncIterator, Mapping
 from objstore.buffers import uninitialized
 from objstore.internal_http import MAX_HEAD, CallObserver, InternalHttpError, _parse_head
 
-BLOCK = 1024 * 1024  # the most one receive block holds (below the services' 4 MiB mmap threshold)
-HANDOUT = 256 * 1024  # a waiting caller is handed what arrived once this much is ready
-HIGH_WATER = 4 * 1024 * 1024  # received, not yet taken: reading pauses above this
+# The most one receive block holds (below the services' 4 MiB mmap threshold). Blocks of
+# 256 KiB cost the gateway 60% more CPU per 64 MiB GET (0.051 against 0.031 CPU-s: smaller
+# writes to the client's socket); 2 MiB saved nothing more (0.030).
+BLOCK = 1024 * 1024
+HANDOUT = BLOCK // 2  # a waiting caller is handed what arrived once this much is ready
+HIGH_WATER = 1024 * 1024  # received, not yet taken: reading pauses above this
 MAX_ERROR_BODY = 1024 * 1024  # an error answer read whole (its JSON error) at most
 
 
