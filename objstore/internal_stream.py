@@ -235,8 +235,8 @@ class _StreamConn(asyncio.BufferedProtocol):
                     break
             elif self._ready or self._complete:
                 break
-            elif self._phase == "body" and self._fill > self._taken:
-                self._hand_out()  # a caller waits: hand out whatever arrived
+            elif self._phase == "body" and self._fill - self._taken >= HANDOUT:
+                self._hand_out()  # enough arrived for a piece worth a write of its own
                 break
             waiter = self._waiter = loop.create_future()
             timer = loop.call_later(max(self.last_data + stall - time.monotonic(), 0.0), self._stall_check,
