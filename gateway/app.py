@@ -34,6 +34,7 @@ from objstore.config import GatewayConfig
 from objstore.hlc import HLC
 from objstore.http_common import add_health_and_metrics
 from objstore.internal_http import HttpPool
+from objstore.internal_stream import StreamPool
 from objstore.node.client import StorageClient, node_timeout
 from objstore.tls import clear_text_warning, client_context, server_context
 from objstore.types import Credential
@@ -119,11 +120,12 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         )
         internal_tls = client_context(cfg.tls_ca)
         pool = HttpPool(internal_tls, observer=metrics.call_observer())  # the small internal calls
+        streams = StreamPool(internal_tls, observer=metrics.call_observer())  # streamed blob reads
         meta = MetadataClient(list(cfg.metadata), cfg.secret, session=session, client_id=cfg.gateway_id,
                               tls=internal_tls, deadline=cfg.metadata_timeout_seconds,
                               attempt_timeout=cfg.metadata_timeout_seconds / 2, pool=pool)
         storage = StorageClient(session, cfg.secret, node_timeout(cfg.storage_timeout_seconds), tls=internal_tls,
-                                read_stall=cfg.read_stall_seconds, pool=pool)
+                                read_stall=cfg.read_stall_seconds, pool=pool, streams=streams)
         topology = Topology(meta.get_cluster_map, wait=meta.wait_cluster_map, suspect_seconds=cfg.suspect_seconds)
         ctx = GatewayContext(cfg, meta, storage, topology, HLC(cfg.gateway_id, clock), metrics, clock=clock)
         app[CTX_KEY] = ctx
@@ -140,6 +142,7 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         await ctx.drain()
         await meta.close()
         await pool.close()
+        await streams.close()
         await session.close()
 
     app.cleanup_ctx.append(resources)

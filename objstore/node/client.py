@@ -27,6 +27,7 @@ from yarl import URL
 from objstore import internal_auth
 from objstore.errors import AccessDenied, IncompleteBody, ObjstoreError, ServiceUnavailable, raise_for_error_body
 from objstore.internal_http import HttpPool
+from objstore.internal_stream import StreamAnswer, StreamPool
 from objstore.percent import quote_part
 from objstore.manifest import CommitManifest
 from objstore.tls import base_url, request_ssl
@@ -77,6 +78,35 @@ class BlobStream:
         return b"".join([c async for c in self.iter_chunks()])
 
 
+class RawBlobStream:
+    """:class:`BlobStream` over a streamed answer (:mod:`objstore.internal_stream`): the
+    body as views of the memory it was received into."""
+
+    def __init__(self, answer: StreamAnswer, address: str) -> None:
+        self._answer = answer
+        self._address = address
+        self.status = answer.status
+        self.size = int(answer.headers.get(SIZE_HEADER.lower(), "0"))
+        self.content_length = answer.content_length if answer.content_length is not None else self.size
+        self.content_range = answer.headers.get("content-range")
+
+    async def iter_chunks(self, chunk_size: int = 0) -> AsyncIterator[memoryview]:
+        """The body (``chunk_size`` is ignored: pieces come as received, up to 1 MiB);
+        raises ServiceUnavailable if it ends before ``content_length`` bytes."""
+        got = 0
+        try:
+            async for chunk in self._answer.chunks():
+                got += len(chunk)
+                yield chunk
+        except _CONN_ERRORS + (EOFError,) as exc:
+            raise ServiceUnavailable(f"blob stream from {self._address} broke after {got} bytes: {exc!r}") from None
+        if got != self.content_length:
+            raise ServiceUnavailable(f"blob stream from {self._address} ended at {got} of {self.content_length} bytes")
+
+    async def read(self) -> bytes:
+        return b"".join([c async for c in self.iter_chunks()])
+
+
 def _seconds(timeout: aiohttp.ClientTimeout) -> float:
     """One bound for a whole short exchange from an aiohttp timeout."""
     return float(timeout.total or timeout.sock_read or 30.0)
@@ -109,13 +139,17 @@ class StorageClient:
     """``tls``: a client context (:func:`objstore.tls.client_context`) to call the nodes over
     HTTPS, verified by it; None calls them over plain HTTP. ``read_stall``: see the module
     docstring. ``pool``: the small calls (JSON calls, blob writes held in memory) go through
-    it (:mod:`objstore.internal_http`, same TLS context) instead of ``session``."""
+    it (:mod:`objstore.internal_http`, same TLS context) instead of ``session``. ``streams``:
+    streamed blob reads go through it (:mod:`objstore.internal_stream`, same TLS context)
+    instead of ``session``."""
 
     def __init__(self, session: aiohttp.ClientSession, secret: str,
                  timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT, *, tls: ssl.SSLContext | None = None,
-                 read_stall: float | None = None, pool: HttpPool | None = None) -> None:
+                 read_stall: float | None = None, pool: HttpPool | None = None,
+                 streams: StreamPool | None = None) -> None:
         self._session = session
         self._pool = pool
+        self._streams = streams
         self._secret = secret
         self._timeout = timeout
         self._read_timeout = timeout if read_stall is None else aiohttp.ClientTimeout(
@@ -225,6 +259,10 @@ class StorageClient:
         if self.reads_small(start, end):
             yield await self.get_small(address, version_id, shard, start, end, patient=patient)
             return
+        if self._streams is not None:
+            async with self._get_streamed(address, path, extra, patient) as blob:
+                yield blob
+            return
         try:
             resp = await self._session.get(self._url(address, path), headers=self._sign(address, "GET", path, extra),
                                            timeout=self._timeout if patient else self._read_timeout, ssl=self._ssl)
@@ -240,6 +278,29 @@ class StorageClient:
             yield BlobStream(resp, address)
         finally:
             resp.release()
+
+    @contextlib.asynccontextmanager
+    async def _get_streamed(self, address: str, path: str, extra: dict[str, str],
+                            patient: bool) -> AsyncIterator[RawBlobStream]:
+        timeout = self._timeout if patient else self._read_timeout
+        assert self._streams is not None
+        opened = self._streams.get(address, path, self._sign(address, "GET", path, extra),
+                                   connect_timeout=float(timeout.sock_connect or timeout.connect or 3.0),
+                                   stall=float(timeout.sock_read or 30.0))
+        try:
+            answer = await opened.__aenter__()
+        except _CONN_ERRORS + (EOFError,) as exc:
+            raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
+        try:
+            if answer.status >= 400:
+                try:
+                    raw = await answer.read()
+                except _CONN_ERRORS + (EOFError,) as exc:
+                    raise ServiceUnavailable(f"storage node {address}: {exc!r}") from None
+                raise_for_error_body(answer.status, raw)
+            yield RawBlobStream(answer, address)
+        finally:
+            await opened.__aexit__(None, None, None)
 
     async def _json(self, method: str, address: str, path_qs: str, body: Any = None,
                     timeout: aiohttp.ClientTimeout | None = None, *, data: bytes | None = None) -> tuple[int, Any]:

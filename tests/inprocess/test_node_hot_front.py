@@ -11,11 +11,13 @@ from typing import AsyncIterator
 
 import aiohttp
 import pytest
+import uvloop
 from aiohttp import web
 
 from objstore import internal_auth
 from objstore.config import StorageConfig
 from objstore.internal_http import HttpPool
+from objstore.internal_stream import StreamPool
 from objstore.manifest import CommitManifest
 from objstore.node.manifests import ManifestStore
 from objstore.node.client import StorageClient
@@ -193,6 +195,42 @@ async def test_over_tls_hot_calls_and_handed_off_calls_are_served(tmp_path: Path
     finally:
         await pool.close()
         await runner.cleanup()
+
+
+@needs_openssl
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_over_tls_a_large_blob_is_read_through_the_streamed_client(tmp_path: Path, loop_kind: str) -> None:
+    ca, cert, key = make_ca_and_cert(tmp_path)
+
+    async def main() -> None:
+        app = create_app(StorageConfig(node_id="s1", data_dir=str(tmp_path / "s1"), secret=SECRET))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = node_site(runner, "127.0.0.1", 0, ssl_context=server_context(str(cert), str(key)))
+        await site.start()
+        address = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        tls = client_context(str(ca))
+        pool, streams = HttpPool(tls), StreamPool(tls)
+        try:
+            async with aiohttp.ClientSession() as session:
+                client = StorageClient(session, SECRET, tls=tls, pool=pool, streams=streams)
+                data = os.urandom(3 * 1024 * 1024 + 5)
+                assert (await client.put_blob(address, "big", 0, "b", "k", "replica:3", len(data),
+                                              data))["size"] == len(data)
+                for start, end in ((None, None), (1000, len(data) - 7)):
+                    async with client.get_blob(address, "big", 0, start, end) as blob:
+                        want = data[start or 0:(len(data) if end is None else end + 1)]
+                        assert await blob.read() == want
+                assert streams.opened == 1  # over TLS, and kept for the second read
+        finally:
+            await pool.close()
+            await streams.close()
+            await runner.cleanup()
+
+    if loop_kind == "uvloop":
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 async def test_a_stopping_node_finishes_the_hot_call_in_flight_before_closing_its_store(node: Node,

@@ -24,6 +24,7 @@ from objstore.errors import (
     ServiceUnavailable,
 )
 from objstore.internal_http import HttpPool
+from objstore.internal_stream import StreamPool
 from objstore.node.app import FRONT_ENV, STORE, create_app, site as node_site
 from objstore.node.client import StorageClient
 from objstore.node.store import StoreOptions
@@ -60,14 +61,18 @@ async def node(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pyte
     await runner.cleanup()
 
 
-@pytest.fixture(params=["session", "pool"])
+@pytest.fixture(params=["session", "pool", "streams"])
 async def client(request: pytest.FixtureRequest) -> AsyncIterator[StorageClient]:
-    """The client over aiohttp's session alone, and with the gateway's call pool."""
-    pool = HttpPool() if request.param == "pool" else None
+    """The client over aiohttp's session alone, with the gateway's call pool, and with its
+    call pool and streamed reads."""
+    pool = HttpPool() if request.param != "session" else None
+    streams = StreamPool() if request.param == "streams" else None
     async with aiohttp.ClientSession() as session:
-        yield StorageClient(session, SECRET, pool=pool)
+        yield StorageClient(session, SECRET, pool=pool, streams=streams)
     if pool is not None:
         await pool.close()
+    if streams is not None:
+        await streams.close()
 
 
 async def chunks(data: bytes, n: int = 10_000) -> AsyncIterator[bytes]:

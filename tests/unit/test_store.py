@@ -225,6 +225,40 @@ async def test_small_cached_reads_skip_the_io_pool_and_are_verified_all_the_same
         await s.close()
 
 
+async def test_cached_chunks_of_a_large_read_skip_the_io_pool_and_are_verified_all_the_same(
+        tmp_path: Path, monkeypatch) -> None:
+    import objstore.node.reader as reader_module
+
+    s = await opened(tmp_path)
+    try:
+        data = random.Random(7).randbytes(100_000)  # its own file; groups of 512 blocks of 64 bytes
+        await put(s, "big", data)
+        assert await read(s, "big") == data  # now in the page cache
+        trips: list[object] = []
+        pool_submit = s._io_pool.submit
+        monkeypatch.setattr(s._io_pool, "submit", lambda *a, **k: (trips.append(a[0]), pool_submit(*a, **k))[1])
+        assert await read(s, "big") == data
+        assert await read(s, "big", 0, 40_000, 99_000) == data[40_000:99_001]
+        assert reader_module.read_block_data not in trips  # every chunk after the first read on the loop
+        loc = s.index.get(BlobId("big", 0)).location
+        bad = 1000  # a block in the third group
+        with open(tmp_path / loc.file, "r+b") as f:  # in place: the page cache holds the change
+            f.seek(loc.data_offset + bad * (64 + 8) + 3)
+            f.write(bytes([data[bad * 64 + 3] ^ 0x10]))
+        with pytest.raises(CorruptBlob):
+            await read(s, "big")
+        assert reader_module.read_block_data not in trips
+
+        def not_cached(fd: int, buffers: list, offset: int) -> int:
+            raise BlockingIOError("not cached")
+
+        monkeypatch.setattr(reader_module, "preadv_cached", not_cached)
+        assert await read(s, "big", 0, 0, 60_000) == data[:60_001]
+        assert reader_module.read_block_data in trips  # chunks not in the page cache go to the IO pool
+    finally:
+        await s.close()
+
+
 async def test_ranged_reads_through_the_store(tmp_path: Path) -> None:
     s = await opened(tmp_path)
     try:
@@ -757,6 +791,7 @@ async def test_a_read_closed_while_a_group_is_read_keeps_its_descriptor_until_th
         r = await s.open_read(BlobId("big", 0))
         gen = r.chunks()
         assert bytes(await gen.__anext__()) == data[:READ_CHUNK]  # the first group, primed
+        monkeypatch.setattr(reader, "CACHED_CHUNKS", False)  # the next group goes to the IO pool
         monkeypatch.setattr(reader, "read_block_data", slow)
         task = asyncio.ensure_future(gen.__anext__())
         while not entered.is_set():
