@@ -21,6 +21,8 @@ Invariants:
   idempotent).
 - ``stall`` bounds the time with nothing received, for the head and between body reads
   alike (as aiohttp's ``sock_read``); past it the read fails with ``asyncio.TimeoutError``.
+  Time spent with reading paused (the caller lagging) does not count: the bound starts
+  again when reading resumes.
 - Only ``Content-Length`` framing (what the storage nodes send) or a body framed by the
   connection's end is read; a chunked answer fails with :class:`InternalHttpError`.
 """
@@ -263,6 +265,7 @@ class _StreamConn(asyncio.BufferedProtocol):
         self._ready_bytes -= len(piece)
         if self._paused and self._ready_bytes <= HIGH_WATER // 2 and self.transport is not None:
             self._paused = False
+            self.last_data = time.monotonic()  # the stall bound counts from here, not from before the pause
             self.transport.resume_reading()
         return piece
 

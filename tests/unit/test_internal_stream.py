@@ -193,3 +193,61 @@ async def test_an_unreachable_node_is_an_internal_http_error():
     with pytest.raises(InternalHttpError):
         async with pool.get("127.0.0.1:1", "/x", {}, connect_timeout=3, stall=5):
             pass
+
+
+class _FakeTransport:
+    """Enough of a transport for a _StreamConn fed by hand."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _feed(conn, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        buf = conn.get_buffer(len(view))
+        n = min(len(buf), len(view))
+        buf[:n] = view[:n]
+        conn.buffer_updated(n)
+        view = view[n:]
+
+
+async def test_time_spent_paused_for_a_slow_caller_is_not_a_stall():
+    from objstore.internal_stream import _StreamConn
+
+    conn = _StreamConn()
+    transport = _FakeTransport()
+    conn.connection_made(transport)
+    conn.start(b"GET /x HTTP/1.1\r\n\r\n")
+    size = 4 * BLOCK
+    _feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+    await conn.wait(0.3, head=True)
+    sent = 3 * BLOCK
+    _feed(conn, b"x" * sent)  # the node outpaces the caller: reading pauses
+    assert transport.paused
+    await asyncio.sleep(0.5)  # the caller's own client is slow, longer than the stall bound
+    got = 0
+    while (piece := conn.take()) is not None:
+        got += len(piece)
+    assert not transport.paused  # reading resumed; the node answers at once
+    asyncio.get_running_loop().call_later(0.05, _feed, conn, b"y" * (size - sent))
+    await conn.wait(0.3)  # the node is 50 ms away, well within the bound: no timeout
+    while (piece := conn.take()) is not None:
+        got += len(piece)
+    assert got == size
