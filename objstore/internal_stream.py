@@ -146,11 +146,11 @@ class _StreamConn(asyncio.BufferedProtocol):
                 self.length, keep = None, False
             self.status, self.headers, self.keep_alive = status, headers, keep
             self._phase = "body"
+            if self.length is not None and len(rest) > self.length:  # an empty answer's too
+                raise ValueError("bytes past the answer")
             if self.length == 0:
                 self._finish()
             elif rest:
-                if self.length is not None and len(rest) > self.length:
-                    raise ValueError("bytes past the answer")
                 self._push(memoryview(rest))
                 if self.length is not None:
                     self._remaining -= len(rest)

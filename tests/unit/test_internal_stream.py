@@ -251,3 +251,16 @@ async def test_time_spent_paused_for_a_slow_caller_is_not_a_stall():
     while (piece := conn.take()) is not None:
         got += len(piece)
     assert got == size
+
+
+async def test_bytes_after_an_empty_answer_make_the_connection_unusable():
+    from objstore.internal_stream import _StreamConn
+
+    conn = _StreamConn()
+    transport = _FakeTransport()
+    conn.connection_made(transport)
+    conn.start(b"GET /x HTTP/1.1\r\n\r\n")
+    _feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n")  # one read
+    with pytest.raises(InternalHttpError):
+        await conn.wait(1.0, head=True)
+    assert not conn.reusable() and transport.closed
