@@ -14,6 +14,9 @@ Invariants:
 - ``on_commit`` runs on the loop for every durable record before its caller resumes, even
   if the caller was cancelled meanwhile, so the live index never misses a durable record.
 - ``close()`` refuses new submissions, then waits until everything queued is committed.
+- A committer task that ends otherwise (cancelled) fails what is still queued with
+  ServiceUnavailable, and later submissions are refused the same way: no caller waits for
+  a committer that is gone. A failing ``on_batch`` observer is logged, never fatal.
 """
 from __future__ import annotations
 
@@ -67,7 +70,7 @@ class GroupCommitter:
 
     async def submit(self, record: PendingRecord) -> Appended:
         """Append ``record`` durably; raises the batch's OSError, or ServiceUnavailable when closing."""
-        if self._closing or self._task is None:
+        if self._closing or self._task is None or self._task.done():
             raise ServiceUnavailable("storage node is shutting down")
         fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_retrieve)
@@ -87,6 +90,17 @@ class GroupCommitter:
         return batch
 
     async def _run(self) -> None:
+        try:
+            await self._commit_queued()
+        finally:
+            # Ended by cancellation (or a bug): fail what is still queued rather than leave its
+            # callers waiting for a committer that is gone.
+            queued, self._queue = self._queue, []
+            for _, fut in queued:
+                if not fut.done():
+                    fut.set_exception(ServiceUnavailable("storage node is shutting down"))
+
+    async def _commit_queued(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             if not self._queue:
@@ -121,7 +135,10 @@ class GroupCommitter:
             self.batches += 1
             self.records += len(batch)
             if self._on_batch is not None:
-                self._on_batch(len(batch), time.perf_counter() - started)
+                try:
+                    self._on_batch(len(batch), time.perf_counter() - started)
+                except Exception:  # noqa: BLE001 - the batch is durable whatever its metrics say
+                    log.exception("observing a committed batch failed")
             for (rec, fut), res in zip(batch, results):
                 try:
                     self._on_commit(rec, res)

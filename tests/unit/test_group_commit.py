@@ -42,3 +42,47 @@ async def test_a_burst_goes_in_one_batch(gather_ticks: int, batches: list[list[s
     assert results == ["at-r0", "at-r1", "at-r2"]
     assert sorted(committed) == ["r0", "r1", "r2"]
     assert segments.batches == batches
+
+
+def _record(name: str) -> SimpleNamespace:
+    return SimpleNamespace(name=name, body=b"x" * 10)
+
+
+async def test_a_failing_batch_observer_neither_hangs_callers_nor_stops_the_committer() -> None:
+    segments = FakeSegments()
+    thread = CommitThread("t-commit")
+    committed: list[str] = []
+
+    def observer(records: int, seconds: float) -> None:
+        raise RuntimeError("metrics broke")
+
+    gc = GroupCommitter(segments, lambda: 1, thread, lambda rec, res: committed.append(rec.name),  # type: ignore[arg-type]
+                        on_batch=observer)
+    gc.start()
+    try:
+        # The records are durable: their callers get their outcome, and later records still commit.
+        assert await asyncio.wait_for(gc.submit(_record("r0")), 2) == "at-r0"  # type: ignore[arg-type]
+        assert await asyncio.wait_for(gc.submit(_record("r1")), 2) == "at-r1"  # type: ignore[arg-type]
+    finally:
+        await gc.close()
+        thread.shutdown()
+    assert committed == ["r0", "r1"]
+
+
+async def test_records_queued_when_the_committer_is_cancelled_fail_rather_than_hang() -> None:
+    from objstore.errors import ServiceUnavailable
+
+    thread = CommitThread("t-commit")
+    gc = GroupCommitter(FakeSegments(), lambda: 1, thread, lambda rec, res: None)  # type: ignore[arg-type]
+    gc.start()
+    await asyncio.sleep(0)  # the committer waits for a record
+    waiting = asyncio.ensure_future(gc.submit(_record("r0")))  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # queued; the committer lets the loop run before taking it
+    gc._task.cancel()  # type: ignore[union-attr]
+    try:
+        with pytest.raises(ServiceUnavailable):
+            await asyncio.wait_for(waiting, 2)
+        with pytest.raises(ServiceUnavailable):  # and nothing more is queued for nobody to take
+            await asyncio.wait_for(gc.submit(_record("r1")), 2)  # type: ignore[arg-type]
+    finally:
+        thread.shutdown()
