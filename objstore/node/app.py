@@ -328,6 +328,7 @@ async def _manifests_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(store.open)
     app[MANIFESTS] = store
     yield
+    await store.drain()  # manifests accepted before shutdown are written, not failed
     store.close()
 
 

@@ -138,9 +138,21 @@ class ManifestStore:
             log.exception("could not cut %s back to %d bytes", self.path, self._size)
             self._torn = True
 
+    async def drain(self) -> None:
+        """Wait until every manifest queued by :meth:`put` was written (or failed); call it
+        before :meth:`close` so that those are not failed unwritten."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.gather(self._writer, return_exceptions=True)
+
     def close(self) -> None:
+        """Close the file; a batch being written finishes first, and manifests still queued
+        (see :meth:`drain`) fail with OSError rather than be written after the file closed."""
         self._committer.shutdown(wait=True)  # a batch being written finishes first
         self._committer = CommitThread("manifest-commit")  # started again only if opened again
+        queued, self._queue = self._queue, []
+        for _, _, fut in queued:
+            if not fut.done():
+                fut.set_exception(OSError(f"{self.path} closed before this manifest was written"))
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

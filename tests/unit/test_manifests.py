@@ -289,3 +289,34 @@ def test_a_manifest_stored_after_a_failed_write_survives_a_restart(tmp_path, mon
     again.open()
     assert [x.commit_index for x in again.get("b", "k")] == [9, 5]
     again.close()
+
+
+async def test_close_fails_queued_manifests_instead_of_writing_them_after_the_file_closed(tmp_path):
+    import asyncio
+    import threading
+
+    store = ManifestStore(str(tmp_path))
+    store.open()
+    queued = asyncio.ensure_future(store.put(m(1, version("v1"))))
+    await asyncio.sleep(0)  # queued; the writer lets the loop run before taking it
+    before = set(threading.enumerate())
+    store.close()
+    with pytest.raises(OSError, match="closed before"):
+        await asyncio.wait_for(queued, 2)
+    # No commit thread was started for a file already closed.
+    assert not [t for t in set(threading.enumerate()) - before if t.name == "manifest-commit"]
+
+
+async def test_drain_then_close_writes_what_was_queued(tmp_path):
+    import asyncio
+
+    store = ManifestStore(str(tmp_path))
+    store.open()
+    queued = asyncio.ensure_future(store.put(m(1, version("v1"))))
+    await asyncio.sleep(0)
+    await store.drain()
+    store.close()
+    assert await queued is True
+    again = ManifestStore(str(tmp_path))
+    again.open()
+    assert [x.commit_index for x in again.get("b", "k")] == [1]
