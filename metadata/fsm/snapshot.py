@@ -124,20 +124,24 @@ def _lines(st: FrozenState) -> Iterator[bytes]:
         yield _line({"t": "node", "d": node.to_dict()})
     for bucket in st.buckets:
         yield _line({"t": "bucket", "d": bucket.to_dict()})
+    mids: dict[tuple[int, ...], str] = {}
     for name, keys, values, hidden_keys, hidden_values in st.objects:
-        rows: list = []
+        # Each line is _line({"t": "objs", "b": name, "rows": [to_row(...), ...]}), written as
+        # text row by row (records.row_json): the rows are most of a snapshot's encoding.
+        start = '{"t":"objs","b":' + json.dumps(name, ensure_ascii=False) + ',"rows":['
+        rows: list[str] = []
         pairs: Iterable = zip(keys, values)
         if hidden_keys:
             pairs = heapq.merge(pairs, zip(hidden_keys, hidden_values), key=lambda kv: kv[0])
-        atoms, to_row = st.atoms, records.to_row
+        atoms, row_json = st.atoms, records.row_json
         for key, value in pairs:
             for rec in (value,) if isinstance(value, bytes) else value:
-                rows.append(to_row(key, rec, atoms))
+                rows.append(row_json(key, rec, atoms, mids))
                 if len(rows) == ROWS_PER_LINE:
-                    yield _line({"t": "objs", "b": name, "rows": rows})
+                    yield (start + ",".join(rows) + "]}\n").encode()
                     rows = []
         if rows:
-            yield _line({"t": "objs", "b": name, "rows": rows})
+            yield (start + ",".join(rows) + "]}\n").encode()
     for cred in st.credentials:
         yield _line({"t": "cred", "d": cred.to_dict()})
     for client_id, floor, results in st.sessions:
