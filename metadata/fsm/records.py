@@ -269,15 +269,16 @@ def row_json(key: str, rec: bytes, atoms: Atoms, mids: dict[tuple[int, ...], str
     pos = _HEAD_SIZE + 2 + n
     version_id = rec[_HEAD_SIZE + 2 : pos].decode()
     if flags & ETAG_MD5:
-        etag = rec[pos : pos + 16].hex()
+        etag = f'"{rec[pos : pos + 16].hex()}"'  # hex digits: nothing to escape
         pos += 16
     else:
         (n,) = _u16_from(rec, pos)
-        etag = rec[pos + 2 : pos + 2 + n].decode()
+        etag = _json_str(rec[pos + 2 : pos + 2 + n].decode())
         pos += 2 + n
     # The extras are stored as the JSON text json.dumps wrote with these settings: spliced as is.
     extras = rec[pos:].decode() if flags & EXTRAS else "null"
-    return (f"[{_json_str(key)},{_json_str(version_id)},{size},{_json_str(etag)},{_json_num(last_modified)}{mid}"
+    lm = repr(last_modified) if last_modified - last_modified == 0 else _json_num(last_modified)
+    return (f"[{_json_str(key)},{_json_str(version_id)},{size},{etag},{lm}{mid}"
             f"{extras},{'true' if flags & VERSIONED else 'false'}]")
 
 
