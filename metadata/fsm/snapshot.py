@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import heapq
 import json
+import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from metadata.fsm import records
 from metadata.api.commands import Outcome
@@ -151,13 +152,21 @@ def _lines(st: FrozenState) -> Iterator[bytes]:
         yield _line(obj)
 
 
-def frozen_chunks(st: FrozenState, lines_per_chunk: int = 20) -> Iterator[bytes]:
-    """The snapshot of a frozen state as chunks of whole lines (may run in any thread)."""
+def frozen_chunks(st: FrozenState, lines_per_chunk: int = 20, pause_s: float = 0.0,
+                  sleep: Callable[[float], None] = time.sleep) -> Iterator[bytes]:
+    """The snapshot of a frozen state as chunks of whole lines (may run in any thread).
+
+    ``pause_s`` > 0: sleep that long after each line (up to ROWS_PER_LINE records, a few ms
+    of encoding), so that an encoding thread lets go of the GIL: the event loop serving
+    requests meanwhile waits at most one line's encoding for it, rather than an interpreter
+    switch interval each time, and gets it back at once when it wants it."""
     buf: list[bytes] = []
     count = 0
     for line in _lines(st):
         buf.append(line)
         count += 1
+        if pause_s > 0:
+            sleep(pause_s)
         if len(buf) >= lines_per_chunk:
             yield b"".join(buf)
             buf.clear()

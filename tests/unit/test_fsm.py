@@ -403,6 +403,23 @@ def test_snapshot_rows_are_the_json_of_the_records_rows():
     assert restored.list_object_versions("b") == d.fsm.list_object_versions("b")
 
 
+def test_snapshot_encoding_pauses_after_each_line_when_asked():
+    """With ``pause_s`` the encoder sleeps after every line (letting go of the GIL for the
+    event loop); the bytes are the same, and without it it never sleeps."""
+    from metadata.fsm import snapshot
+
+    d = populated()
+    for i in range(2 * snapshot.ROWS_PER_LINE + 5):
+        d.run(c.PutObject(version(key=f"many/{i:05d}")))
+    slept: list[float] = []
+    paced = b"".join(snapshot.frozen_chunks(snapshot.freeze(d.fsm), pause_s=0.001, sleep=slept.append))
+    lines = paced.count(b"\n")
+    assert slept == [0.001] * (lines - 1)  # every line but the closing one
+    unpaced: list[float] = []
+    assert b"".join(snapshot.frozen_chunks(snapshot.freeze(d.fsm), sleep=unpaced.append)) == paced
+    assert unpaced == [] and lines > 5
+
+
 def test_restored_machine_evolves_like_the_original():
     a = populated()
     b = Driver(MetadataFSM.restore(a.fsm.snapshot()))
