@@ -10,7 +10,8 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/buckets      [?owner=]                     -> {"buckets": [Bucket]}
     GET  /v1/object       ?bucket=&key=[&version_id=]   -> ObjectLookup {"version", "versioning"}
     GET  /v1/list         ?bucket=[&prefix=&delimiter=&start_after=&max_keys=][&local=1] -> ListResult
-                          (local=1: any member answers from its own state; see _listing)
+                          (local=1: any member answers from its own state; see _listing;
+                          form=rows: the compact form of metadata.fsm.page_rows instead)
     GET  /v1/versions     ?bucket=[&prefix=&delimiter=&key_marker=&version_id_marker=&max_keys=]
                                                         -> VersionListResult
     GET  /v1/cluster      [?wait_epoch=E&timeout=S]     -> {"cluster_map": ClusterMap}
