@@ -65,18 +65,19 @@ def rows_json(bucket: str, entries: Iterable[tuple[str, bytes]], atoms: records.
         pos = head_size + 2 + n
         vid = rec[head_size + 2:pos].decode()
         if flags & md5:
-            etag = rec[pos:pos + 16].hex()
+            etag = f'"{rec[pos:pos + 16].hex()}"'  # hex digits: nothing to escape
             pos += 16
         else:
             (n,) = u16_from(rec, pos)
-            etag = rec[pos + 2:pos + 2 + n].decode()
+            etag = _s(rec[pos + 2:pos + 2 + n].decode())
             pos += 2 + n
         extra = ""
         if flags & has_extras:
             ex = _extras(json.loads(rec[pos:]))
             if ex:
                 extra = "," + json.dumps(ex, separators=(",", ":"))
-        rows.append(f"[{_s(key)},{_s(vid)},{size},{_s(etag)},{_num(lm)},{si}{extra}]")
+        lm_text = repr(lm) if lm - lm == 0 else _num(lm)
+        rows.append(f"[{_s(key)},{_s(vid)},{size},{etag},{lm_text},{si}{extra}]")
     tail = json.dumps(common_prefixes, separators=(",", ":"))
     text = (f'{{"bucket":{_s(bucket)},"shapes":[{",".join(shape_text)}],"rows":[{",".join(rows)}],'
             f'"common_prefixes":{tail},"is_truncated":{"true" if is_truncated else "false"},'
