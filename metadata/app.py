@@ -10,7 +10,8 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/buckets      [?owner=]                     -> {"buckets": [Bucket]}
     GET  /v1/object       ?bucket=&key=[&version_id=]   -> ObjectLookup {"version", "versioning"}
     GET  /v1/list         ?bucket=[&prefix=&delimiter=&start_after=&max_keys=][&local=1] -> ListResult
-                          (local=1: any member answers from its own state; see _listing)
+                          (local=1: any member answers from its own state; see _listing;
+                          form=rows: the compact form of metadata.fsm.page_rows instead)
     GET  /v1/versions     ?bucket=[&prefix=&delimiter=&key_marker=&version_id_marker=&max_keys=]
                                                         -> VersionListResult
     GET  /v1/cluster      [?wait_epoch=E&timeout=S]     -> {"cluster_map": ClusterMap}
@@ -56,6 +57,7 @@ from metadata import command_batch_http, gc_http, hot_routes, membership_http, n
 from metadata import heap, latency_trace
 from metadata.api import commands as c
 from metadata.api.commands import command_from_dict
+from metadata.api.page_rows import ROWS_FORM
 from metadata.fsm.machine import MetadataFSM
 from metadata.join import ask_to_join, self_address
 from metadata.liveness import LivenessSettings
@@ -191,6 +193,20 @@ async def _listing(request: web.Request, fn: Callable[[MetadataFSM], dict[str, A
     return web.json_response(await _read(request, fn), dumps=_compact)
 
 
+async def _rows_listing(request: web.Request, fn: Callable[[MetadataFSM, dict[str, Any] | None], str]) -> web.Response:
+    """:func:`_listing` for a page written as JSON text by ``fn`` (given the ``local`` field
+    of a ``?local=1`` read, else None)."""
+    if request.query.get(LOCAL_READ) == "1":
+        rep = _rep(request)
+        st = rep.status()
+        local = {"node_id": st["node_id"], "role": st["role"], "applied_index": st["applied_index"],
+                 "commit_index": st["commit_index"]}
+        text = fn(rep.fsm, local)  # type: ignore[attr-defined]
+    else:
+        text = await _read(request, lambda f: fn(f, None))
+    return web.Response(body=text.encode(), content_type="application/json")
+
+
 async def get_versions(request: web.Request) -> web.Response:
     bucket = _q(request, "bucket", required=True)
     prefix = _q(request, "prefix", "")
@@ -207,6 +223,9 @@ async def get_list(request: web.Request) -> web.Response:
     delimiter = _q(request, "delimiter") or None
     start_after = _q(request, "start_after")
     max_keys = _max_keys(request)
+    if request.query.get("form") == ROWS_FORM:  # the compact form (metadata.fsm.page_rows)
+        return await _rows_listing(
+            request, lambda f, local: f.list_objects_rows(bucket, prefix, delimiter, start_after, max_keys, local))
     return await _listing(request, lambda f: f.list_objects_dict(bucket, prefix, delimiter, start_after, max_keys))
 
 

@@ -34,6 +34,7 @@ from metadata.api import command_batch
 from metadata.api import commands as c
 from metadata.api.hot_paths import served_by_front
 from metadata.api.commands import Outcome, command_to_dict
+from metadata.api.page_rows import ROWS_FORM, read_page
 from metadata.api.results import DeleteResult, LocalRead, ObjectLookup, VersionListResult, WriteResult
 from metadata.api.upload_records import PartList
 from objstore import internal_auth
@@ -337,8 +338,9 @@ class MetadataClient:
         start_after: str | None = None, max_keys: int = 1000,
     ) -> ListResult:
         """One page of S3 listing (objstore.listing semantics). Raises NoSuchBucket."""
-        q = {"bucket": bucket, "prefix": prefix, "delimiter": delimiter, "start_after": start_after, "max_keys": max_keys}
-        return ListResult.from_dict(await self._call("GET", "/v1/list", q))
+        q = {"bucket": bucket, "prefix": prefix, "delimiter": delimiter, "start_after": start_after,
+             "max_keys": max_keys, "form": ROWS_FORM}
+        return read_page(await self._call("GET", "/v1/list", q))
 
     async def list_objects_local(
         self, bucket: str, prefix: str = "", delimiter: str | None = None,
@@ -347,9 +349,9 @@ class MetadataClient:
         """:meth:`list_objects` answered by the first member to answer (all are asked at once),
         from its own state (follower included; possibly stale), with its indexes."""
         q = {"bucket": bucket, "prefix": prefix, "delimiter": delimiter, "start_after": start_after,
-             "max_keys": max_keys, "local": 1}
+             "max_keys": max_keys, "local": 1, "form": ROWS_FORM}
         d = await self._first_answer("/v1/list", q)
-        return ListResult.from_dict(d), LocalRead.from_dict(d["local"])
+        return read_page(d), LocalRead.from_dict(d["local"])
 
     async def list_object_versions_local(
         self, bucket: str, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,

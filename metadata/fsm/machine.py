@@ -507,6 +507,15 @@ class MetadataFSM:
         (``ListResult.from_dict`` of it equals :meth:`list_objects`); raises NoSuchBucket."""
         return self._index(bucket).list_current_dict(prefix, delimiter, start_after, max_keys)
 
+    def list_objects_rows(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None,
+        start_after: str | None = None, max_keys: int = 1000, local: dict[str, Any] | None = None,
+    ) -> str:
+        """:meth:`list_objects` in the compact rows form as JSON text
+        (:mod:`metadata.fsm.page_rows`; ``metadata.api.page_rows.read_page`` of it equals
+        :meth:`list_objects`); raises NoSuchBucket."""
+        return self._index(bucket).list_current_rows(prefix, delimiter, start_after, max_keys, local)
+
     def list_object_versions(
         self, bucket: str, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,
         version_id_marker: str | None = None, max_keys: int = 1000,

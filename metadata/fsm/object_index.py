@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator
 
 from sortedcontainers import SortedDict
 
-from metadata.fsm import records
+from metadata.fsm import page_rows, records
 from metadata.api.results import DeleteResult, ObjectLookup, VersionListResult, WriteResult
 from metadata.fsm.version_listing import list_versions_page
 from objstore.errors import InvalidArgument, MethodNotAllowed, NoSuchKey, NoSuchVersion, PreconditionFailed
@@ -218,6 +218,17 @@ class BucketIndex:
                              for k, value in page.entries],
                 "common_prefixes": list(page.common_prefixes), "is_truncated": page.is_truncated,
                 "next_marker": page.next_marker}
+
+    def list_current_rows(
+        self, prefix: str = "", delimiter: str | None = None, start_after: str | None = None, max_keys: int = 1000,
+        local: dict[str, Any] | None = None,
+    ) -> str:
+        """:meth:`list_current`'s page in the compact rows form, as JSON text
+        (:mod:`metadata.fsm.page_rows`)."""
+        page = list_page(self.live, prefix, delimiter, start_after, max_keys)
+        entries = ((k, value if isinstance(value, bytes) else value[0]) for k, value in page.entries)
+        return page_rows.rows_json(self.name, entries, self.atoms, page.common_prefixes, page.is_truncated,
+                                   page.next_marker, local)
 
     def list_versions(
         self, prefix: str = "", delimiter: str | None = None, key_marker: str | None = None,

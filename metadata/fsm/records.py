@@ -243,6 +243,45 @@ def to_row(key: str, rec: bytes, atoms: Atoms) -> list[Any]:
             bool(flags & DELETE_MARKER), json.loads(rec[pos:]) if flags & EXTRAS else None, bool(flags & VERSIONED)]
 
 
+_json_str = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C; as json.dumps(ensure_ascii=False)
+_MID_FLAGS = DELETE_MARKER | VERSIONED
+
+
+def _json_num(x: float) -> str:
+    return repr(x) if x - x == 0 else json.dumps(x)  # NaN and infinities as json.dumps writes them
+
+
+def row_json(key: str, rec: bytes, atoms: Atoms, mids: dict[tuple[int, ...], str]) -> str:
+    """:func:`to_row` as JSON text, the text ``json.dumps(to_row(...), ensure_ascii=False,
+    separators=(",", ":"))`` gives, written without building the row (a snapshot writes
+    one per record). ``mids`` caches the text of the fields records share (content type,
+    policy, placement, epoch, owner, delete marker) by their atoms: pass one dict per
+    snapshot (it holds at most one entry per combination in use)."""
+    size, last_modified, ring_epoch, ct, policy, owner, placement, flags = _head_from(rec)
+    mid_key = (ct, policy, placement, ring_epoch, owner, flags & _MID_FLAGS)
+    mid = mids.get(mid_key)
+    if mid is None:
+        v = atoms._values
+        mid = mids[mid_key] = "," + json.dumps([v[ct], v[policy], v[placement], ring_epoch, v[owner],
+                                               bool(flags & DELETE_MARKER)], ensure_ascii=False,
+                                              separators=(",", ":"))[1:-1] + ","
+    (n,) = _u16_from(rec, _HEAD_SIZE)
+    pos = _HEAD_SIZE + 2 + n
+    version_id = rec[_HEAD_SIZE + 2 : pos].decode()
+    if flags & ETAG_MD5:
+        etag = f'"{rec[pos : pos + 16].hex()}"'  # hex digits: nothing to escape
+        pos += 16
+    else:
+        (n,) = _u16_from(rec, pos)
+        etag = _json_str(rec[pos + 2 : pos + 2 + n].decode())
+        pos += 2 + n
+    # The extras are stored as the JSON text json.dumps wrote with these settings: spliced as is.
+    extras = rec[pos:].decode() if flags & EXTRAS else "null"
+    lm = repr(last_modified) if last_modified - last_modified == 0 else _json_num(last_modified)
+    return (f"[{_json_str(key)},{_json_str(version_id)},{size},{etag},{lm}{mid}"
+            f"{extras},{'true' if flags & VERSIONED else 'false'}]")
+
+
 def from_row(row: list[Any], atoms: Atoms) -> tuple[str, bytes]:
     """The key and compact record of a snapshot row (inverse of :func:`to_row`); a 12-field
     row (from before versioning) is a null version."""

@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import heapq
 import json
+import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from metadata.fsm import records
 from metadata.api.commands import Outcome
@@ -124,20 +125,24 @@ def _lines(st: FrozenState) -> Iterator[bytes]:
         yield _line({"t": "node", "d": node.to_dict()})
     for bucket in st.buckets:
         yield _line({"t": "bucket", "d": bucket.to_dict()})
+    mids: dict[tuple[int, ...], str] = {}
     for name, keys, values, hidden_keys, hidden_values in st.objects:
-        rows: list = []
+        # Each line is _line({"t": "objs", "b": name, "rows": [to_row(...), ...]}), written as
+        # text row by row (records.row_json): the rows are most of a snapshot's encoding.
+        start = '{"t":"objs","b":' + json.dumps(name, ensure_ascii=False) + ',"rows":['
+        rows: list[str] = []
         pairs: Iterable = zip(keys, values)
         if hidden_keys:
             pairs = heapq.merge(pairs, zip(hidden_keys, hidden_values), key=lambda kv: kv[0])
-        atoms, to_row = st.atoms, records.to_row
+        atoms, row_json = st.atoms, records.row_json
         for key, value in pairs:
             for rec in (value,) if isinstance(value, bytes) else value:
-                rows.append(to_row(key, rec, atoms))
+                rows.append(row_json(key, rec, atoms, mids))
                 if len(rows) == ROWS_PER_LINE:
-                    yield _line({"t": "objs", "b": name, "rows": rows})
+                    yield (start + ",".join(rows) + "]}\n").encode()
                     rows = []
         if rows:
-            yield _line({"t": "objs", "b": name, "rows": rows})
+            yield (start + ",".join(rows) + "]}\n").encode()
     for cred in st.credentials:
         yield _line({"t": "cred", "d": cred.to_dict()})
     for client_id, floor, results in st.sessions:
@@ -147,13 +152,21 @@ def _lines(st: FrozenState) -> Iterator[bytes]:
         yield _line(obj)
 
 
-def frozen_chunks(st: FrozenState, lines_per_chunk: int = 20) -> Iterator[bytes]:
-    """The snapshot of a frozen state as chunks of whole lines (may run in any thread)."""
+def frozen_chunks(st: FrozenState, lines_per_chunk: int = 20, pause_s: float = 0.0,
+                  sleep: Callable[[float], None] = time.sleep) -> Iterator[bytes]:
+    """The snapshot of a frozen state as chunks of whole lines (may run in any thread).
+
+    ``pause_s`` > 0: sleep that long after each line (up to ROWS_PER_LINE records, a few ms
+    of encoding), so that an encoding thread lets go of the GIL: the event loop serving
+    requests meanwhile waits at most one line's encoding for it, rather than an interpreter
+    switch interval each time, and gets it back at once when it wants it."""
     buf: list[bytes] = []
     count = 0
     for line in _lines(st):
         buf.append(line)
         count += 1
+        if pause_s > 0:
+            sleep(pause_s)
         if len(buf) >= lines_per_chunk:
             yield b"".join(buf)
             buf.clear()

@@ -112,10 +112,12 @@ def header_line(meta: SnapshotMeta, addresses: dict[str, str]) -> bytes:
     return json.dumps(d, separators=(",", ":")).encode() + b"\n"
 
 
-def snapshot_chunks(meta: SnapshotMeta, addresses: dict[str, str], frozen: FrozenState) -> Iterator[bytes]:
-    """The body of a Raft snapshot file (may run in any thread)."""
+def snapshot_chunks(meta: SnapshotMeta, addresses: dict[str, str], frozen: FrozenState,
+                    pause_s: float = 0.0) -> Iterator[bytes]:
+    """The body of a Raft snapshot file (may run in any thread; ``pause_s``: see
+    :func:`metadata.fsm.snapshot.frozen_chunks`)."""
     yield header_line(meta, addresses)
-    yield from frozen_chunks(frozen)
+    yield from frozen_chunks(frozen, pause_s=pause_s)
 
 
 def _parse_header(line: bytes, index: int, term: int) -> tuple[SnapshotMeta, dict[str, str]]:

@@ -35,10 +35,12 @@ from yarl import URL
 
 from metadata.api import commands as c
 from metadata.api.client import MetadataClient, path_with_query
+from metadata.api.page_rows import ROWS_FORM
 from objstore import internal_auth
 from objstore.errors import ObjstoreError
 from objstore.hlc import HLC
 from objstore.types import NodeInfo
+from ops.bench.monitor import process_cpu
 from ops.bench.stats import percentile
 from ops.bench_metadata.spawn import MetadataNodes
 from ops.bench_metadata.workload import NODES, bench_version
@@ -137,6 +139,7 @@ class ScaleResult:
     stop_s: float | None = None
     restart_health_s: float | None = None
     restart_read_s: float | None = None
+    restart_cpu_s: float | None = None  # the restarted node's CPU until its first read answered
     replication: str | None = None  # the node's mode from its status: "single" or "raft"
     objects_below_policy: int | None = None  # 0 while the records' nodes heartbeat (the bench's)
     notes: list[str] = field(default_factory=list)
@@ -294,7 +297,8 @@ async def _load_direct(data_dir: Path, address: str, s: ScaleSettings, res: Scal
 
 async def _raw_list(session: aiohttp.ClientSession, address: str, secret: str, start_after: str | None) -> int:
     """One signed ``GET /v1/list`` whose body is read but not parsed; returns its length."""
-    path_qs = path_with_query("/v1/list", {"bucket": BUCKET, "start_after": start_after, "max_keys": 1000})
+    path_qs = path_with_query("/v1/list", {"bucket": BUCKET, "start_after": start_after, "max_keys": 1000,
+                                           "form": ROWS_FORM})  # as MetadataClient.list_objects asks
     url = URL(f"http://{address}{path_qs}", encoded=True)
     async with session.get(url, headers=internal_auth.headers(secret, "GET", path_qs, target=address)) as resp:
         body = await resp.read()
@@ -327,23 +331,36 @@ def _ms(lat: list[float], q: float) -> float:
     return round(percentile(sorted(lat), q) * 1000, 2)  # type: ignore[operator]
 
 
+def _cpu_of(pid: int) -> float | None:
+    try:
+        return process_cpu(pid)
+    except psutil.Error:
+        return None
+
+
 async def _measure_pages(client: MetadataClient, session: aiohttp.ClientSession, address: str, secret: str,
-                         s: ScaleSettings, res: ScaleResult) -> None:
-    """Each position's page ``repeats`` times end to end, then as raw HTTP (server + transport)."""
+                         s: ScaleSettings, res: ScaleResult, pid: int) -> None:
+    """Each position's page ``repeats`` times end to end, then as raw HTTP (server + transport).
+    Beside the latencies, the CPU per end-to-end page of the node (every thread: a snapshot
+    being written counts too) and of this process (the client's share: request, parse)."""
     for name, start_after in page_positions(s.count).items():
         lat, raw, sizes, nbytes = [], [], set(), 0
+        node0, own0 = _cpu_of(pid), time.process_time()
         for _ in range(s.repeats):
             t = time.perf_counter()
             page = await client.list_objects(BUCKET, start_after=start_after, max_keys=1000)
             lat.append(time.perf_counter() - t)
             sizes.add(len(page.contents))
+        node1, own1 = _cpu_of(pid), time.process_time()
+        node_ms = None if node0 is None or node1 is None else round((node1 - node0) / s.repeats * 1000, 2)
         for _ in range(s.repeats):
             t = time.perf_counter()
             nbytes = await _raw_list(session, address, secret, start_after)
             raw.append(time.perf_counter() - t)
         res.pages[name] = {"start_after": start_after, "keys": min(sizes), "bytes": nbytes,
                            "p50_ms": _ms(lat, 50), "p99_ms": _ms(lat, 99),
-                           "http_only_p50_ms": _ms(raw, 50), "http_only_p99_ms": _ms(raw, 99)}
+                           "http_only_p50_ms": _ms(raw, 50), "http_only_p99_ms": _ms(raw, 99),
+                           "node_cpu_ms": node_ms, "client_cpu_ms": round((own1 - own0) / s.repeats * 1000, 2)}
 
 
 async def _wait_read(nodes: MetadataNodes, secret: str, key: str, timeout: float) -> tuple[float, float]:
@@ -402,8 +419,12 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
             res.rss_after_load = _rss(pid)
             res.rss_peak_load = max(peak[0], res.rss_after_load or 0) or None
             out.write(f"  loaded {res.loaded:,} in {res.load_s:.0f}s; measuring listing pages\n")
-            await _measure_pages(client, session, nodes.addresses[0], secret, s, res)
+            snap_before = (await client.status()).get("last_snapshot_index")
+            await _measure_pages(client, session, nodes.addresses[0], secret, s, res, pid)
             st = await client.status()
+            if st.get("last_snapshot_index") != snap_before:
+                res.notes.append(f"a snapshot (at {st.get('last_snapshot_index')}) was written while the pages were "
+                                 "measured: its encoding shares the node's CPU with them")
             res.applied_index, res.log_bytes = st.get("applied_index"), st.get("log_bytes")
             res.replication = st.get("replication", "single")
             res.objects_below_policy = st.get("objects_below_policy")
@@ -418,6 +439,7 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
         res.restart_health_s, res.restart_read_s = await _wait_read(nodes, secret, scale_key(s.count - 1),
                                                                     s.restart_timeout_s)
         res.rss_after_restart = _rss(nodes.procs[0].pid)
+        res.restart_cpu_s = _cpu_of(nodes.procs[0].pid)
         res.notes.append(f"machine: {os.cpu_count()} CPUs shared with other work; 1-minute load average "
                          f"{load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
         return res
@@ -457,7 +479,8 @@ def format_scale(r: ScaleResult, as_json: bool = False) -> str:
     for name, p in r.pages.items():
         lines.append(f"1000-key page {name:<6} p50 {p['p50_ms']} ms  p99 {p['p99_ms']} ms  ({p['keys']} keys, "
                      f"{p['bytes']:,} bytes; HTTP only, unparsed: p50 {p['http_only_p50_ms']} ms  "
-                     f"p99 {p['http_only_p99_ms']} ms)")
+                     f"p99 {p['http_only_p99_ms']} ms; CPU per page: node {p.get('node_cpu_ms')} ms, "
+                     f"client {p.get('client_cpu_ms')} ms)")
     lines += [
         f"                   target p50 < 25 ms: {mark[checks['page_p50_under_25ms']]}, "
         f"p99 < 100 ms: {mark[checks['page_p99_under_100ms']]}",
@@ -466,8 +489,8 @@ def format_scale(r: ScaleResult, as_json: bool = False) -> str:
         + f"applied {r.applied_index}; log {mib(r.log_bytes)}",
         f"below policy       {r.objects_below_policy} versions (the records' six nodes heartbeat: 0 expected)",
         f"stop (SIGTERM)     {sec(r.stop_s)}",
-        f"restart            health after {sec(r.restart_health_s)}, first read after {sec(r.restart_read_s)}   "
-        f"target < 30 s: {mark[checks['restart_under_30s']]}",
+        f"restart            health after {sec(r.restart_health_s)}, first read after {sec(r.restart_read_s)} "
+        f"({sec(r.restart_cpu_s)} of the node's CPU)   target < 30 s: {mark[checks['restart_under_30s']]}",
     ]
     lines += [f"note: {n}" for n in r.notes]
     return "\n".join(lines)

@@ -58,6 +58,27 @@ async def test_commands_and_lookups_are_served_by_the_lean_front(node) -> None:
     assert len(app[hot_routes.ROUTES].connections) == 0  # the client closed its connections
 
 
+async def test_listings_are_served_by_the_lean_front(node) -> None:
+    """A listing page (rows form, the older dict form, a local read, a versions page) is
+    answered on the lean front and keeps the connection there."""
+    app, address = node
+    async with MetadataClient([address], SECRET, client_id="c1", deadline=10) as client:
+        await client.create_bucket("b", "alice", "replica:3", time.time())
+        for i in range(3):
+            await client.put_object(ObjectVersion("b", f"k{i}", f"v{i}", 3, "e" * 32, time.time(), placement=("n1",),
+                                                  ring_epoch=1, owner="alice"))
+        page = await client.list_objects("b", max_keys=2)
+        assert [v.key for v in page.contents] == ["k0", "k1"] and page.is_truncated and page.next_marker == "k1"
+        assert page.contents[0].placement == ("n1",) and page.contents[0].owner == "alice"
+        local, read = await client.list_objects_local("b", start_after="k1")
+        assert [v.key for v in local.contents] == ["k2"] and read.node_id == "m1"
+        older = await client._call("GET", "/v1/list", {"bucket": "b"})
+        assert [e["key"] for e in older["contents"]] == ["k0", "k1", "k2"]
+        assert len((await client.list_object_versions("b")).versions) == 3
+        assert len(app[hot_routes.ROUTES].connections) == 1  # none handed to aiohttp
+    assert _count(app, "list_objects", 200) == 3 and _count(app, "list_object_versions", 200) == 1
+
+
 async def test_another_call_hands_the_connection_to_aiohttp(node) -> None:
     app, address = node
     host, port = address.split(":")

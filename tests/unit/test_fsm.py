@@ -200,6 +200,49 @@ def test_listing_wire_form_reads_back_as_the_listing(d):
         d.fsm.list_objects_dict("nope")
 
 
+def test_listing_rows_form_reads_back_as_the_listing(d):
+    """The compact rows form of a listing page (written as JSON text from the records) reads
+    back as the in-process listing, and its text is what json.dumps makes of the same page."""
+    import json
+
+    from metadata.api.page_rows import read_page
+    from metadata.fsm import page_rows
+    from objstore.listing import list_page
+    from objstore.types import PartRef
+
+    d.run(c.SetBucketVersioning("b", "Enabled"))
+    d.run(c.PutObject(version(key="plain", vid="v1")))
+    d.run(c.PutObject(version(key="plain", vid="v2", content_type="text/plain", headers={"cache-control": "no"},
+                              user_meta={"a": "1"}, checksums={"crc32": "AAAAAA=="}, tags={"t": "x"},
+                              public_read=True, policy="ec:4+2;stripe=1048576", ring_epoch=0, owner="")))
+    d.run(c.PutObject(version(key="multi", vid="v3", placement=(), etag="not-md5-\"quoted\"",
+                              parts=(PartRef(1, "p1", 5, "0" * 32, ("n1",)), PartRef(2, "p2", 5, "1" * 32, ("n2",))))))
+    d.run(c.PutObject(version(key="gone", vid="v4")))
+    d.run(c.DeleteObject("b", "gone", marker_id="m1", now=2.0))
+    d.run(c.SetBucketVersioning("b", "Suspended"))
+    d.run(c.PutObject(version(key="null", vid="v5", size=0, placement=("", "n2"))))
+    for k in ("é/ü", "\U0001f600", "a\nb", 'q"\\x', "sp ace/x"):
+        d.run(c.PutObject(version(key=k, vid="v-" + k, last_modified=1e300)))
+    for prefix, delimiter, start_after, max_keys in (("", None, None, 1000), ("", None, "multi", 2), ("m", "u", None, 5),
+                                                     ("", None, None, 0), ("", "/", None, 1000), ("", "/", "a", 3)):
+        want = d.fsm.list_objects("b", prefix, delimiter, start_after, max_keys)
+        text = d.fsm.list_objects_rows("b", prefix, delimiter, start_after, max_keys)
+        assert read_page(json.loads(text)) == want
+        idx = d.fsm._index("b")
+        page = list_page(idx.live, prefix, delimiter, start_after, max_keys)
+        entries = [(k, v if isinstance(v, bytes) else v[0]) for k, v in page.entries]
+        plain = page_rows.page_dict("b", entries, idx.atoms, page.common_prefixes, page.is_truncated,
+                                    page.next_marker)
+        assert text == json.dumps(plain, separators=(",", ":"))
+    text = d.fsm.list_objects_rows("b", local={"node_id": "m1"})
+    assert json.loads(text)["local"] == {"node_id": "m1"}
+    rows = json.loads(d.fsm.list_objects_rows("b"))["rows"]
+    assert [len(r) for r in rows if r[0] == "plain"] == [7] and all(len(r) == 6 for r in rows if r[0] != "plain")
+    assert read_page(d.fsm.list_objects_dict("b")) == d.fsm.list_objects("b")  # the older form reads too
+    with pytest.raises(NoSuchBucket):
+        d.fsm.list_objects_rows("nope")
+
+
 def test_counts(d):
     for i in range(5):
         d.run(c.PutObject(version(key=f"k{i}")))
@@ -324,6 +367,57 @@ def test_snapshot_restore_gives_identical_state():
     retry = r.outcome(c.PutObject(version(key="dir/7\n", vid="other"), client_id="g", seq=9, ack=2))
     assert retry == d.fsm.sessions["g"].results[9]
     assert restored.get_object("b", "dir/7\n") == before and before.version_id == "v7"
+
+
+def test_snapshot_rows_are_the_json_of_the_records_rows():
+    """A snapshot writes each record's row as text (records.row_json): byte for byte what
+    json.dumps makes of records.to_row, for every kind of record."""
+    import json
+
+    from metadata.fsm import records
+    from objstore.types import PartRef
+
+    d = populated()
+    d.run(c.SetBucketVersioning("b", "Enabled"))
+    d.run(c.PutObject(version(key="é/ü\U0001f600", vid="v-é", etag='q"\\', content_type="text/plain; é",
+                              headers={"cache-control": "no"}, checksums={"crc32": "AAAAAA=="}, tags={"t": "ü"},
+                              public_read=True, policy="ec:4+2;stripe=1048576", ring_epoch=0, owner="",
+                              last_modified=1e300, placement=("", "n2"))))
+    d.run(c.PutObject(version(key="multi", vid="v3", placement=(), size=0,
+                              parts=(PartRef(1, "p1", 5, "0" * 32, ("n1",)), PartRef(2, "p2", 5, "1" * 32, ("n2",))))))
+    d.run(c.DeleteObject("b", "multi", marker_id="m1", now=2.0))
+    d.run(c.SetBucketVersioning("b", "Suspended"))
+    d.run(c.DeleteObject("b", "dir/3\n", marker_id="m2", now=3.0))
+    mids: dict = {}
+    seen = 0
+    for name in ("b", "e"):
+        idx = d.fsm._index(name)
+        for key, versions in idx.versions_from(""):
+            for rec in versions:
+                want = json.dumps(records.to_row(key, rec, idx.atoms), ensure_ascii=False, separators=(",", ":"))
+                assert records.row_json(key, rec, idx.atoms, mids) == want
+                seen += 1
+    assert seen == 54 and len(mids) >= 4
+    restored = MetadataFSM.restore(d.fsm.snapshot())
+    assert restored.snapshot() == d.fsm.snapshot()
+    assert restored.list_object_versions("b") == d.fsm.list_object_versions("b")
+
+
+def test_snapshot_encoding_pauses_after_each_line_when_asked():
+    """With ``pause_s`` the encoder sleeps after every line (letting go of the GIL for the
+    event loop); the bytes are the same, and without it it never sleeps."""
+    from metadata.fsm import snapshot
+
+    d = populated()
+    for i in range(2 * snapshot.ROWS_PER_LINE + 5):
+        d.run(c.PutObject(version(key=f"many/{i:05d}")))
+    slept: list[float] = []
+    paced = b"".join(snapshot.frozen_chunks(snapshot.freeze(d.fsm), pause_s=0.001, sleep=slept.append))
+    lines = paced.count(b"\n")
+    assert slept == [0.001] * (lines - 1)  # every line but the closing one
+    unpaced: list[float] = []
+    assert b"".join(snapshot.frozen_chunks(snapshot.freeze(d.fsm), sleep=unpaced.append)) == paced
+    assert unpaced == [] and lines > 5
 
 
 def test_restored_machine_evolves_like_the_original():
