@@ -2,9 +2,11 @@
 
 Sending (:class:`RaftTransport`): each peer has a queue and two sender tasks; every message
 queued while a request was in flight goes out in the next ``POST /raft/messages``
-(``{"v": 1, "from": id, "address": "host:port", "messages": [Message.encode()...],
-"reply": true}``; the address lets a node that joined empty answer), so the number of
-requests follows the round trips, not the messages. With ``"reply"`` the receiver answers
+(in the binary form of :mod:`metadata.replication.wire`, or the JSON one, ``{"v": 1,
+"from": id, "address": "host:port", "messages": [Message.encode()...], "reply": true}``,
+for a batch that does not fit it; the address lets a node that joined empty answer), so
+the number of requests follows the round trips, not the messages. New messages wake one
+idle sender of their peer, once per call to :meth:`RaftTransport.send`. With ``"reply"`` the receiver answers
 with its own messages for the sender in the response body (a batch of the same form),
 gathered until the Ready that follows the step has been handled: an acknowledgement once
 the entries are durable, a heartbeat or vote answer. A replication or heartbeat round is
