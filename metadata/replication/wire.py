@@ -31,7 +31,10 @@ from objstore.errors import InvalidArgument
 MAGIC = b"RB\x01"  # a JSON batch starts with "{"
 CONTENT_TYPE = "application/x-objstore-raft"
 
-_TYPES = [t for t in MessageType]
+# A message type's code is its place here: append new types, never reorder.
+_TYPES = (MessageType.VOTE, MessageType.VOTE_RESP, MessageType.PRE_VOTE, MessageType.PRE_VOTE_RESP,
+          MessageType.APP, MessageType.APP_RESP, MessageType.HEARTBEAT, MessageType.HEARTBEAT_RESP,
+          MessageType.SNAP, MessageType.TIMEOUT_NOW, MessageType.READ_INDEX, MessageType.READ_INDEX_RESP)
 _CODE = {t: i for i, t in enumerate(_TYPES)}
 _KINDS = {int(k): k for k in EntryKind}
 _U16 = struct.Struct("!H")

@@ -27,6 +27,7 @@ def _all_kinds() -> list[Message]:
 
 
 def test_every_message_type_round_trips():
+    assert set(wire._TYPES) == set(MessageType) and len(wire._TYPES) == len(MessageType)
     msgs = _all_kinds()
     for reply in (False, True):
         body = wire.encode("m1", "127.0.0.1:9", "m2", msgs, reply=reply)
@@ -55,7 +56,7 @@ def test_malformed_batches_are_refused():
         wire.decode(good[:3] + b"\x02" + good[4:], "m2")  # unknown flag
     one = wire.encode("m1", "h:1", "m2", [Message(MessageType.HEARTBEAT, "m2", "m1", 3)])
     head = len(one) - wire._MSG.size - 4
-    snap_code = list(MessageType).index(MessageType.SNAP)
+    snap_code = wire._TYPES.index(MessageType.SNAP)
     for bad in (bytes([snap_code]), bytes([len(MessageType)])):
         with pytest.raises(InvalidArgument):
             wire.decode(one[:head] + bad + one[head + 1:], "m2")
