@@ -25,7 +25,7 @@ from aiohttp import web
 
 from metadata import latency_trace
 from metadata.raft.messages import Message, MessageType
-from metadata.replication import membership
+from metadata.replication import membership, wire
 from metadata.replication.driver import RaftReplicator, with_snapshot_data
 from metadata.replication.transport import decode_batch, encode_batch, wants_reply
 from objstore.errors import InvalidArgument, InvalidRequest, ServiceUnavailable
@@ -60,21 +60,35 @@ def _int_param(request: web.Request, name: str) -> int:
 def add_routes(app: web.Application, rep_of: RepOf, fault_injection: bool) -> None:
     async def post_messages(request: web.Request) -> web.Response:
         rep = _raft(rep_of, request)
-        body = await _json(request)
-        frm, address, msgs = decode_batch(body, rep.id)
+        raw = await request.read()
+        binary = raw[:len(wire.MAGIC)] == wire.MAGIC  # a JSON batch starts with "{"
+        if binary:
+            frm, address, msgs, reply = wire.decode(raw, rep.id)
+        else:
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                raise InvalidArgument(f"request body is not JSON: {exc}") from None
+            frm, address, msgs = decode_batch(body, rep.id)
+            reply = wants_reply(body)
         if latency_trace.enabled:
             latency_trace.event("fH0", max((m.entries[-1].index for m in msgs if m.entries), default=0))
         if frm in rep.transport.drop_from:
             raise ServiceUnavailable(f"traffic from {frm} is dropped (fault injection)")
         if address:
             rep.sender_address(frm, address)
-        if not wants_reply(body):
+        if not reply:
             rep.step_messages(msgs)
             return web.json_response({})
         replies = await rep.step_and_reply(frm, msgs)
         latency_trace.event("fH1", len(replies))
         if not replies:
             return web.json_response({})
+        if binary:  # answered in the form asked in; replies are all from us to the sender
+            try:
+                return web.Response(body=wire.encode(rep.id, rep.address, frm, replies), content_type=wire.CONTENT_TYPE)
+            except ValueError:
+                pass
         return web.Response(body=encode_batch(rep.id, rep.address, replies), content_type="application/json")
 
     async def post_snapshot(request: web.Request) -> web.Response:

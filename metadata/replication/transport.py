@@ -2,9 +2,11 @@
 
 Sending (:class:`RaftTransport`): each peer has a queue and two sender tasks; every message
 queued while a request was in flight goes out in the next ``POST /raft/messages``
-(``{"v": 1, "from": id, "address": "host:port", "messages": [Message.encode()...],
-"reply": true}``; the address lets a node that joined empty answer), so the number of
-requests follows the round trips, not the messages. With ``"reply"`` the receiver answers
+(in the binary form of :mod:`metadata.replication.wire`, or the JSON one, ``{"v": 1,
+"from": id, "address": "host:port", "messages": [Message.encode()...], "reply": true}``,
+for a batch that does not fit it; the address lets a node that joined empty answer), so
+the number of requests follows the round trips, not the messages. New messages wake one
+idle sender of their peer, once per call to :meth:`RaftTransport.send`. With ``"reply"`` the receiver answers
 with its own messages for the sender in the response body (a batch of the same form),
 gathered until the Ready that follows the step has been handled: an acknowledgement once
 the entries are durable, a heartbeat or vote answer. A replication or heartbeat round is
@@ -42,6 +44,7 @@ from urllib.parse import quote
 from metadata import latency_trace
 from metadata.storage.snapshot_store import SnapshotFile, SnapshotStore
 from metadata.raft.messages import Message, MessageType
+from metadata.replication import wire
 from objstore import internal_auth
 from objstore.durable_io import FILE_MODE
 from objstore.formats import check_version
@@ -110,14 +113,25 @@ def decode_batch(body: Any, me: str) -> tuple[str, str, list[Message]]:
 
 
 class _Peer:
-    __slots__ = ("id", "queue", "wakeup", "tasks", "failing")
+    __slots__ = ("id", "queue", "idle", "tasks", "failing")
 
     def __init__(self, pid: str) -> None:
         self.id = pid
         self.queue: deque[Message] = deque()
-        self.wakeup = asyncio.Event()
+        # Senders waiting for messages, each on its own future: new messages wake one of
+        # them, not all (a woken sender that finds the queue empty costs a task step).
+        self.idle: list[asyncio.Future] = []
         self.tasks: list[asyncio.Task] = []
         self.failing = False
+
+    def wake_one(self) -> None:
+        """Wake one idle sender, if any (none is idle: a busy one takes the queue next)."""
+        idle = self.idle
+        while idle:
+            fut = idle.pop()
+            if not fut.done():
+                fut.set_result(None)
+                return
 
 
 class RaftTransport:
@@ -152,9 +166,13 @@ class RaftTransport:
     # --- messages ---------------------------------------------------------------------------
 
     def send(self, msgs: "Iterable[Message]") -> None:
-        """Queue messages for their destinations (never blocks; drops when a queue is full)."""
+        """Queue messages for their destinations (never blocks; drops when a queue is full).
+        Each peer that got messages wakes one idle sender, once per call."""
+        if self._closed:
+            return
+        touched: list[_Peer] = []
         for m in msgs:
-            if self._closed or m.to in self.drop_to:
+            if m.to in self.drop_to:
                 continue
             peer = self._peers.get(m.to)
             if peer is None:
@@ -164,12 +182,19 @@ class RaftTransport:
             if len(peer.queue) >= MAX_QUEUE:
                 peer.queue.popleft()
             peer.queue.append(m)
-            peer.wakeup.set()
+            if peer not in touched:
+                touched.append(peer)
+        for peer in touched:
+            peer.wake_one()
 
     async def _sender(self, peer: _Peer) -> None:
+        loop = asyncio.get_running_loop()
         while not self._closed:
-            await peer.wakeup.wait()
-            peer.wakeup.clear()
+            if not peer.queue:
+                fut = loop.create_future()
+                peer.idle.append(fut)
+                await fut
+                continue
             while peer.queue and not self._closed:
                 batch, size = [], 0
                 while peer.queue and size < MAX_BATCH_BYTES:
@@ -186,12 +211,17 @@ class RaftTransport:
         addr = self.address_of(peer.id)
         if not addr:
             return False
-        body = encode_batch(self.id, self.address, batch, reply=self.on_reply is not None)
+        try:
+            body = wire.encode(self.id, self.address, peer.id, batch, reply=self.on_reply is not None)
+            content_type = wire.CONTENT_TYPE
+        except ValueError:  # not all from us to the peer: the general JSON form
+            body = encode_batch(self.id, self.address, batch, reply=self.on_reply is not None)
+            content_type = "application/json"
         raw = b""
         if latency_trace.enabled:
             latency_trace.event("S:" + peer.id, max((m.entries[-1].index for m in batch if m.entries), default=0))
         try:
-            answer = await self._post(addr, "/raft/messages", body, "application/json", self.timeout)
+            answer = await self._post(addr, "/raft/messages", body, content_type, self.timeout)
             raw = answer.body
             latency_trace.event("A:" + peer.id, len(raw))
             ok = answer.status < 300
@@ -218,7 +248,10 @@ class RaftTransport:
         """Hand the messages of a response body (a batch from ``frm`` to us) to ``on_reply``;
         a malformed one is logged and dropped (Raft retries)."""
         try:
-            sender, _, msgs = decode_batch(json.loads(raw), self.id)
+            if raw[:len(wire.MAGIC)] == wire.MAGIC:
+                sender, _, msgs, _ = wire.decode(raw, self.id)
+            else:
+                sender, _, msgs = decode_batch(json.loads(raw), self.id)
         except (ValueError, RecursionError, InvalidArgument) as exc:  # RecursionError: nested too deep
             log.warning("bad raft reply from %s: %s", frm, exc)
             return

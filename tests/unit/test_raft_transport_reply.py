@@ -8,6 +8,7 @@ import json
 from aiohttp import web
 
 from metadata.raft import Message, MessageType
+from metadata.replication import wire
 from metadata.replication.transport import (
     SENDERS_PER_PEER, RaftTransport, decode_batch, encode_batch, wants_reply,
 )
@@ -55,8 +56,9 @@ async def test_batches_travel_signed_on_kept_alive_connections_and_their_replies
         tag = request.headers.get(internal_auth.BODY_HEADER, "")
         seen.append((signed, internal_auth.body_matches(tag, len(body), body),
                      request.transport.get_extra_info("peername")[1]))
-        frm, _, msgs = decode_batch(json.loads(body), "m2")
-        assert frm == "m1" and wants_reply(json.loads(body))
+        assert request.content_type == wire.CONTENT_TYPE  # batches travel in binary
+        frm, _, msgs, reply = wire.decode(body, "m2")
+        assert frm == "m1" and reply
         acks = [Message(MessageType.APP_RESP, "m1", "m2", 3, index=m.index) for m in msgs]
         return web.Response(body=encode_batch("m2", "127.0.0.1:2", acks), content_type="application/json")
 
@@ -91,7 +93,7 @@ async def test_a_sender_survives_a_peer_with_a_malformed_address():
     delivered: list[int] = []
 
     async def post_messages(request: web.Request) -> web.Response:
-        _, _, msgs = decode_batch(json.loads(await request.read()), "m2")
+        _, _, msgs, _ = wire.decode(await request.read(), "m2")
         delivered.extend(m.index for m in msgs)
         return web.Response(body=b"{}", content_type="application/json")
 
