@@ -33,7 +33,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol, TypeVar
 
 MAX_HEAD = 64 * 1024  # an answer's head, and the trailer section of a chunked answer
 MAX_BODY = 64 * 1024 * 1024
@@ -298,18 +298,7 @@ class HttpPool:
         idle.append(conn)
 
     async def _open(self, address: str) -> _Conn:
-        host, _, port = address.rpartition(":")
-        host = host.strip("[]")
-        if not host or not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535):
-            raise InternalHttpError(f"{address!r} is not host:port")
-        try:
-            transport, conn = await asyncio.get_running_loop().create_connection(
-                _Conn, host, int(port), ssl=self.tls, server_hostname=host if self.tls is not None else None)
-        except (OSError, ValueError, OverflowError) as exc:  # ValueError: e.g. a host name IDNA refuses
-            raise InternalHttpError(f"{address} unreachable: {exc!r}") from None
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _, conn = await open_connection(address, _Conn, self.tls)
         self.opened += 1
         return conn
 
@@ -393,3 +382,26 @@ def _chunk_size(line: bytes) -> int:
     if not 0 < len(digits) <= 16 or digits.strip(b"0123456789abcdefABCDEF"):
         raise ValueError(f"bad chunk size {line[:40]!r}")
     return int(digits, 16)
+
+
+P = TypeVar("P", bound=asyncio.Protocol)
+
+
+async def open_connection(address: str, factory: Callable[[], P], tls: ssl.SSLContext | None
+                          ) -> tuple[asyncio.Transport, P]:
+    """A new connection to a node's ``host:port`` (TLS when ``tls`` is given), with
+    ``TCP_NODELAY``; :class:`InternalHttpError` for an address that is not ``host:port`` or
+    a node that cannot be reached."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not host or not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535):
+        raise InternalHttpError(f"{address!r} is not host:port")
+    try:
+        transport, conn = await asyncio.get_running_loop().create_connection(
+            factory, host, int(port), ssl=tls, server_hostname=host if tls is not None else None)
+    except (OSError, ValueError, OverflowError) as exc:  # ValueError: e.g. a host name IDNA refuses
+        raise InternalHttpError(f"{address} unreachable: {exc!r}") from None
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return transport, conn
