@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,18 +33,13 @@ from pathlib import Path
 
 from gateway.auth.sign import SigV4Signer
 from objstore.cli_args import SECRET_ENV
+from objstore.cluster.supervisor import free_port as _free_port
 from objstore.logs import LOG_FILE_ENV, LOG_FORMAT_ENV
 from objstore.profiling import PROFILE_ENV
 from ops.bench.monitor import process_cpu
 from ops.bench.s3client import S3Client
 
 HERE = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_gateway(tree: Path, name: str, cluster: dict, secret: str, logs: Path,

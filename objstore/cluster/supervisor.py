@@ -15,6 +15,7 @@ than ``time.monotonic`` for deadlines.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import ssl
@@ -152,8 +153,31 @@ def wait_all_healthy(children: Iterable[Child], timeout: float = 30.0, interval:
         time.sleep(interval)
 
 
+# Ports handed to children are taken below the kernel's ephemeral range: a port the OS
+# picked from that range is free when asked, but before the child binds it any outgoing
+# connection on the machine may be given it as its local port (and then the child cannot
+# listen). Below the range only another listener can take it.
+LOWEST_PORT = 10000
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (the OS's choice)."""
+    """A TCP port nothing listens on right now: a random one below the ephemeral range that
+    binds now (the OS's choice where that range leaves too few below it)."""
+    low = _ephemeral_low()
+    if low - LOWEST_PORT >= 4096:
+        rng = random.SystemRandom()
+        for _ in range(64):
+            port = rng.randrange(LOWEST_PORT, low)
+            if port_free(host, port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,18 +18,13 @@ from typing import AsyncIterator
 import aiohttp
 import pytest
 
+from objstore.cluster.supervisor import free_port
 from objstore.errors import NoSuchKey, ObjstoreError
 from objstore.node.client import StorageClient
 from tests.harness.eventually import eventually_async
 
 SECRET = "crash-test-secret"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def blob_data(vid: str) -> bytes:

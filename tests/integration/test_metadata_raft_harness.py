@@ -24,17 +24,12 @@ import pytest
 from metadata.api.client import MetadataClient
 from metadata.storage import log_format
 from objstore import internal_auth
+from objstore.cluster.supervisor import free_port
 from objstore.types import Credential
 from tests.harness.eventually import eventually, eventually_async
 
 SECRET = "raft-test-secret"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Member:

@@ -5,7 +5,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from metadata.api.client import MetadataClient
 from objstore import internal_auth
 from objstore.cli_args import SECRET_ENV
+from objstore.cluster.supervisor import free_port
 from objstore.errors import (
     AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou, BucketNotEmpty, InvalidArgument,
     NoSuchBucket, NoSuchKey, ServiceUnavailable,
@@ -29,12 +29,6 @@ pytestmark = pytest.mark.integration
 
 SECRET = "cluster-secret"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -59,3 +59,20 @@ def test_every_child_answering_ends_the_wait_and_a_silent_one_times_out(tmp_path
         server.shutdown()
         up.stop(grace=1)
         silent.stop(grace=1)
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_bind() -> None:
+    """A port handed to a child is one no outgoing connection can be given meanwhile: below
+    the kernel's ephemeral range (where the range leaves room), and free when chosen."""
+    import socket
+
+    from objstore.cluster import supervisor
+
+    low = supervisor._ephemeral_low()
+    ports = {free_port() for _ in range(20)}
+    if low - supervisor.LOWEST_PORT >= 4096:
+        assert all(supervisor.LOWEST_PORT <= p < low for p in ports), (low, sorted(ports))
+    assert len(ports) > 1  # chosen afresh, not one fixed port
+    for p in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", p))
