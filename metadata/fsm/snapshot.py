@@ -152,21 +152,29 @@ def _lines(st: FrozenState) -> Iterator[bytes]:
         yield _line(obj)
 
 
+PAUSE_EVERY_BYTES = 64 * 1024  # of encoded lines between two pauses (a few ms of encoding)
+
+
 def frozen_chunks(st: FrozenState, lines_per_chunk: int = 20, pause_s: float = 0.0,
                   sleep: Callable[[float], None] = time.sleep) -> Iterator[bytes]:
     """The snapshot of a frozen state as chunks of whole lines (may run in any thread).
 
-    ``pause_s`` > 0: sleep that long after each line (up to ROWS_PER_LINE records, a few ms
-    of encoding), so that an encoding thread lets go of the GIL: the event loop serving
-    requests meanwhile waits at most one line's encoding for it, rather than an interpreter
-    switch interval each time, and gets it back at once when it wants it."""
+    ``pause_s`` > 0: sleep that long after each PAUSE_EVERY_BYTES of encoded lines (about
+    one line of ROWS_PER_LINE records, or many small lines: credentials, sessions), so that
+    an encoding thread lets go of the GIL: the event loop serving requests meanwhile waits
+    at most a few ms of encoding for it, rather than an interpreter switch interval each
+    time, and gets it back at once when it wants it. A small state is written without a
+    pause."""
     buf: list[bytes] = []
     count = 0
+    since_pause = 0
     for line in _lines(st):
         buf.append(line)
         count += 1
-        if pause_s > 0:
+        since_pause += len(line)
+        if pause_s > 0 and since_pause >= PAUSE_EVERY_BYTES:
             sleep(pause_s)
+            since_pause = 0
         if len(buf) >= lines_per_chunk:
             yield b"".join(buf)
             buf.clear()

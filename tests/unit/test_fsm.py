@@ -403,21 +403,26 @@ def test_snapshot_rows_are_the_json_of_the_records_rows():
     assert restored.list_object_versions("b") == d.fsm.list_object_versions("b")
 
 
-def test_snapshot_encoding_pauses_after_each_line_when_asked():
-    """With ``pause_s`` the encoder sleeps after every line (letting go of the GIL for the
-    event loop); the bytes are the same, and without it it never sleeps."""
+def test_snapshot_encoding_pauses_after_each_64_kib_when_asked():
+    """With ``pause_s`` the encoder sleeps after each PAUSE_EVERY_BYTES of encoded lines
+    (letting go of the GIL for the event loop), not after every small line; the bytes are the
+    same, and without it it never sleeps."""
     from metadata.fsm import snapshot
 
     d = populated()
-    for i in range(2 * snapshot.ROWS_PER_LINE + 5):
+    for i in range(3 * snapshot.ROWS_PER_LINE + 5):
         d.run(c.PutObject(version(key=f"many/{i:05d}")))
+    small = b"".join(snapshot.frozen_chunks(snapshot.freeze(populated().fsm), pause_s=0.001,
+                                            sleep=(small_slept := []).append))
+    assert small.count(b"\n") > 3 and small_slept == []  # a small state: no pause at all
     slept: list[float] = []
     paced = b"".join(snapshot.frozen_chunks(snapshot.freeze(d.fsm), pause_s=0.001, sleep=slept.append))
-    lines = paced.count(b"\n")
-    assert slept == [0.001] * (lines - 1)  # every line but the closing one
+    # at least once after each full line of records (over 64 KiB each), at most once per 64 KiB
+    assert 3 <= len(slept) <= len(paced) // snapshot.PAUSE_EVERY_BYTES
+    assert slept and set(slept) == {0.001}
     unpaced: list[float] = []
     assert b"".join(snapshot.frozen_chunks(snapshot.freeze(d.fsm), sleep=unpaced.append)) == paced
-    assert unpaced == [] and lines > 5
+    assert unpaced == []
 
 
 def test_restored_machine_evolves_like_the_original():
