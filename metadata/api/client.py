@@ -146,8 +146,9 @@ class MetadataClient:
             if remaining <= 0:
                 raise ServiceUnavailable(f"no metadata leader answered within {self.deadline:g}s ({last})")
             addr = self.addresses[self._preferred]
+            timeout = min(self.attempt_timeout + wait, remaining)
             try:
-                return await self._attempt(addr, method, path_qs, data, min(self.attempt_timeout + wait, remaining))
+                return await self._attempt(addr, method, path_qs, data, timeout)
             except NotLeader as err:
                 last = f"{addr}: not the leader"
                 leader = err.extra.get("leader")
@@ -160,7 +161,10 @@ class MetadataClient:
             except ServiceUnavailable as err:
                 last = f"{addr}: {err.message}"
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                last = f"{addr}: {type(exc).__name__} {exc}"
+                # A last try the deadline cut short says less than the failure before it (a
+                # refused certificate, a refused connection): keep that one.
+                if not (isinstance(exc, asyncio.TimeoutError) and timeout < self.attempt_timeout + wait and attempt):
+                    last = f"{addr}: {type(exc).__name__} {exc}"
             # Try the next node; after a full round, back off a little.
             self._preferred = (self._preferred + 1) % len(self.addresses)
             attempt += 1
