@@ -51,6 +51,7 @@ from objstore.durable_io import atomic_write
 from objstore.logs import LOG_FILE_ENV, LOG_FORMAT_ENV
 from objstore.erasure.policy import check_ec_policy
 from objstore.errors import ObjstoreError
+from objstore.parent_watch import PARENT_PID_ENV
 from objstore.tls import base_url, client_context
 from objstore.types import Policy, address_digest
 
@@ -154,6 +155,7 @@ class Cluster:
         gateway on a start that must register it, the S3 key pair (never on a command line)."""
         env = {k: v for k, v in os.environ.items() if k not in (SECRET_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV)}
         env[SECRET_ENV] = self.keys["cluster_secret"]
+        env[PARENT_PID_ENV] = str(os.getpid())  # the child ends if this process dies (objstore.parent_watch)
         # Each child logs into its log file itself, rotating it by size (objstore.logs).
         env[LOG_FILE_ENV], env[LOG_FORMAT_ENV] = str(child.log_path), self.opts.log_format
         if self.opts.metrics_token_file:

@@ -21,6 +21,7 @@ from objstore.cli_args import ACCESS_KEY_ENV, SECRET_FLAG_WARNING, SECRET_KEY_EN
 from metadata.liveness import heartbeat_interval
 from objstore.cluster.launcher import UpOptions, run_up
 from objstore.eventloop import install_fast_loop
+from objstore.parent_watch import end_with_parent
 from objstore.malloc_tuning import fix_malloc_thresholds
 from objstore.logs import add_log_arguments, configure_from_args
 from objstore.profiling import run_profiled
@@ -118,6 +119,7 @@ def add_service_parsers(sub: Any, names: tuple[str, ...] = ("storage", "metadata
         add_log_arguments(p)
 
         def run(args: argparse.Namespace, flags: Any = flags, entry: str = entry, name: str = name) -> int:
+            end_with_parent()
             configure_from_args(name, args)
             config = flags.config_from_args(args)
             install_fast_loop()

@@ -10,6 +10,7 @@ import sys
 import uuid
 
 import boto3
+import psutil
 import pytest
 from botocore.config import Config
 
@@ -113,3 +114,28 @@ def test_storage_nodes_and_gateway_started_before_any_metadata_node_come_up(tmp_
         assert s3.get_object(Bucket="early", Key="k")["Body"].read() == b"stored after a late metadata start"
     finally:
         cluster.stop(grace=5)
+
+
+def test_children_stop_when_the_launcher_is_killed(tmp_path):
+    """A SIGKILL of ``objstore up`` (no chance to stop its children in order) still ends
+    every service it started: each asked the kernel for SIGTERM on its parent's death."""
+    cluster = LocalCluster(tmp_path / "data", storage_nodes=3).start()
+    pids = cluster.child_pids()
+    try:
+        assert len(pids) == 3 + 3 + 1 and all(psutil.pid_exists(p) for p in pids)
+        cluster.proc.kill()
+        cluster.proc.wait()
+
+        def gone(pid: int) -> bool:
+            try:
+                return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        eventually(lambda: all(gone(p) for p in pids), 30, message="every child of the killed launcher to end")
+    finally:
+        for pid in pids:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.NoSuchProcess:
+                pass
