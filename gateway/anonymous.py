@@ -42,6 +42,8 @@ _AUTH_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "Signa
 
 def is_anonymous(headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
     """Whether a request carries no signature of any kind (header or presigned query)."""
+    if "Authorization" in headers:  # a signed request, read case-insensitively from a multidict
+        return False
     return not any(k.lower() == "authorization" for k in headers) and not any(p in query for p in _AUTH_PARAMS)
 
 

@@ -48,6 +48,10 @@ class GatewayMetrics(Metrics):
         super().__init__("gateway")
         r = self.registry
         self.in_flight = Gauge("objstore_s3_requests_in_flight", "S3 requests being served", registry=r)
+        # Counted by the S3 middleware as a plain number and read when scraped (a gauge's
+        # inc and dec take its lock twice per request).
+        self.serving = 0
+        self.in_flight.set_function(lambda: self.serving)
         self.stale_seconds = Gauge("objstore_gateway_stale_seconds",
                                    "How far past expiry the cached credentials/bucket records in use are "
                                    "(0: fresh; >0 only while the metadata service has no majority)", registry=r)
@@ -61,13 +65,15 @@ class GatewayMetrics(Metrics):
         self._backend_children: dict[tuple[str, str, str], Histogram] = {}
         self.consistency = Counter("objstore_s3_reads_by_consistency", "Reads answered, by the consistency level "
                                    "that served them (x-objstore-consistency)", ["level"], registry=r)
-        for level in LEVELS:  # bounded labels, each shown from the start
-            self.consistency.labels(level)
+        # bounded labels, each shown from the start; the children kept (a labels() call per read
+        # costs more than the count)
+        self._consistency_children = {level: self.consistency.labels(level) for level in LEVELS}
 
     def observe_consistency(self, level: str | None) -> None:
         """Count a read served at ``level`` (the response's x-objstore-consistency)."""
-        if level in LEVELS:
-            self.consistency.labels(level).inc()
+        child = self._consistency_children.get(level) if level is not None else None
+        if child is not None:
+            child.inc()
 
     def observe_error(self, code: str) -> None:
         self.errors.labels(code).inc()

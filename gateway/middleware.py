@@ -45,9 +45,16 @@ Handler = Callable[[GatewayContext, web.Request, Any], Awaitable[web.StreamRespo
 
 
 def _check_header_limits(request: web.Request) -> None:
-    total = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+    total = 0
+    has_meta = False
+    for k, v in request.raw_headers:
+        total += len(k) + len(v) + 4
+        if not has_meta and k[:11].lower() == b"x-amz-meta-":
+            has_meta = True
     if total > MAX_HEADER_SECTION:
         raise RequestHeaderSectionTooLarge(f"Your request header section is {total} bytes; the maximum is {MAX_HEADER_SECTION}.")
+    if not has_meta:  # no user metadata: nothing more to count
+        return
     meta = sum(len(k) + len(v) for k, v in request.headers.items() if k.lower().startswith("x-amz-meta-"))
     if meta > MAX_USER_METADATA:
         raise MetadataTooLarge(
@@ -72,7 +79,7 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
         status = 500
         admitted = in_flight < ctx.cfg.max_concurrent_requests
         in_flight += admitted
-        ctx.metrics.in_flight.inc()
+        ctx.metrics.serving += 1
         error_code = ""
         endpoint = None
         sent: web.StreamResponse | None = None
@@ -122,7 +129,7 @@ def make_middleware(op_handlers: Mapping[str, Handler]) -> Callable:
             return sent
         finally:
             in_flight -= admitted
-            ctx.metrics.in_flight.dec()
+            ctx.metrics.serving -= 1
             seconds = time.perf_counter() - start
             ctx.metrics.observe_request(op, status, seconds)
             if op not in _UNLOGGED:

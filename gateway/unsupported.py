@@ -118,8 +118,15 @@ def check_expected_owner(headers: Mapping[str, str], owner: str) -> None:
     Every bucket a request may touch belongs to the caller (others are AccessDenied
     anyway), so the expected owner of any bucket it names must be the caller's owner id.
     """
-    h = {k.lower(): v for k, v in headers.items()}
-    for name in ("x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"):
+    h = {}  # the last value of each, as a dict of every header lower-cased would hold
+    for k, v in headers.items():
+        name = k.lower()
+        if name in _EXPECTED_OWNER_HEADERS:
+            h[name] = v
+    for name in _EXPECTED_OWNER_HEADERS:
         value = h.get(name)
         if value is not None and value.strip() != owner:
             raise AccessDenied(f"The bucket owner is not {value.strip()}.", Header=name)
+
+
+_EXPECTED_OWNER_HEADERS = ("x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Iterable
 from xml.sax.saxutils import escape
 
@@ -34,7 +35,14 @@ def iso8601(ts: float) -> str:
 
 def http_date(ts: float) -> str:
     """RFC 7231 date for Last-Modified."""
-    return formatdate(int(ts), usegmt=True)
+    return _http_date(int(ts))
+
+
+@lru_cache(maxsize=1024)
+def _http_date(seconds: int) -> str:
+    # Cached by the second: objects written in the same second share it, and formatdate
+    # costs several microseconds a GET.
+    return formatdate(seconds, usegmt=True)
 
 
 def el(name: str, value: object) -> str:

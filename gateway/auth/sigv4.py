@@ -303,6 +303,29 @@ def _amz_time(value: str) -> datetime:
     return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=timezone.utc)
 
 
+@lru_cache(maxsize=256)
+def _amz_text(when: datetime) -> str:
+    """``when`` (in UTC) written by ``AMZ_DATE_FORMAT`` (cached, as :func:`_amz_time`: requests
+    of the same second write the same text, and ``strftime`` costs more than the lookup)."""
+    return when.strftime(AMZ_DATE_FORMAT)
+
+
+MAX_CACHED_SIGNED_HEADERS = 512  # longer SignedHeaders values are split each time, never cached
+
+
+@lru_cache(maxsize=256)
+def _signed_names_cached(signed: str) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in signed.split(";") if h.strip())
+
+
+def signed_header_names(signed: str) -> tuple[str, ...]:
+    """The SignedHeaders value as lower-case names, in the order given (empty items dropped).
+    A client signs the same few header sets again and again, so short values are cached."""
+    if len(signed) <= MAX_CACHED_SIGNED_HEADERS:
+        return _signed_names_cached(signed)
+    return tuple(h.strip().lower() for h in signed.split(";") if h.strip())
+
+
 def _parse_amz_date(value: str, presigned: bool) -> datetime:
     try:
         return _amz_time(value)
@@ -417,14 +440,15 @@ def parse_request(method: str, raw_path: str, raw_query: str, headers: Mapping[s
         raise AccessDenied("Anonymous access is not supported; sign the request with "
                            "AWS Signature Version 4.")
 
-    amz_date = when.strftime(AMZ_DATE_FORMAT)
+    # Cached for UTC times only: equal instants in other zones write other fields.
+    amz_date = _amz_text(when) if when.tzinfo is timezone.utc else when.strftime(AMZ_DATE_FORMAT)
     if date != amz_date[:8]:
         raise _malformed(presigned, f"Invalid credential date '{date}'. This date is not the same "
                                     f"as the request date '{amz_date[:8]}'.")
     if region is not None and cred_region != region:
         raise _malformed(presigned, f"The authorization header is malformed; the region "
                                     f"'{cred_region}' is wrong; expecting '{region}'")
-    signed_headers = tuple(h.strip().lower() for h in signed.split(";") if h.strip())
+    signed_headers = signed_header_names(signed)
     if "host" not in signed_headers:
         raise _malformed(presigned, "The host header must be signed (SignedHeaders lacks 'host').")
     check_all_signed(hdrs, signed_headers)
@@ -455,6 +479,15 @@ def check_all_signed(headers: Mapping[str, list[str]], signed_headers: Iterable[
     (``x-amz-copy-source``, ``x-amz-meta-*``, ``x-amz-tagging``) that change what the
     request does without invalidating its signature.
     """
+    signed: frozenset[str] | None = None
+    for name in headers:  # usually every such header is signed: find out before sorting anything
+        if name.startswith(SIGNED_PREFIXES) and name not in UNSIGNED_EXEMPT:
+            if signed is None:
+                signed = frozenset(signed_headers)
+            if name not in signed:
+                break
+    else:
+        return
     missing = unsigned_headers(headers, signed_headers)
     if missing:
         raise AccessDenied("There were headers present in the request which were not signed",
@@ -469,10 +502,13 @@ def canonical_request_candidates(parsed: ParsedRequest) -> list[str]:
         uris.append(parsed.raw_path)
     # "+" is read as a space, as the router reads the query (yarl): a signature is only
     # accepted for the parameters the request will be served with.
-    queries = [canonical_query(parsed.raw_query, exclude=exclude, plus_as_space=True)]
-    raw = _raw_sorted_query(parsed.raw_query, exclude)
-    if raw not in queries:
-        queries.append(raw)
+    if parsed.raw_query:
+        queries = [canonical_query(parsed.raw_query, exclude=exclude, plus_as_space=True)]
+        raw = _raw_sorted_query(parsed.raw_query, exclude)
+        if raw not in queries:
+            queries.append(raw)
+    else:
+        queries = [""]  # what both readings of an empty query give
     block = canonical_headers(parsed.headers, parsed.signed_headers)
     return [canonical_request(parsed.method, u, q, block, parsed.signed_headers, parsed.payload_hash)
             for u in uris for q in queries]
