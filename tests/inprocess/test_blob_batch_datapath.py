@@ -86,3 +86,24 @@ async def test_a_failed_batch_call_fails_its_puts_cleanly(cluster: InProcessClus
             assert await asyncio.to_thread(got["Body"].read) == bodies[key]
     listed = await c.s3("list_objects_v2", Bucket=BUCKET)
     assert {o["Key"] for o in listed.get("Contents", [])} == set(bodies) - set(failed)
+
+
+async def test_nodes_without_the_batch_route_get_single_calls_and_every_put_succeeds(cluster: InProcessCluster) -> None:
+    c = cluster
+    from aiohttp import web
+
+    async def no_such_route(request: Any) -> Any:
+        raise web.HTTPNotFound()  # what a node older than the route answers
+
+    for n in c.nodes.values():
+        assert n.server is not None
+        n.server.app[HOT].handlers["put_blob_batch"] = no_such_route
+    bodies = {f"k{i}": os.urandom(4096) for i in range(32)}
+    results = await in_threads(c, [("put_object", {"Bucket": BUCKET, "Key": k, "Body": b}) for k, b in bodies.items()])
+    assert not [r for r in results if isinstance(r, BaseException)]
+    refused = node_calls(c, "put_blob_batch")
+    assert 1 <= refused <= len(c.nodes)  # at most once per node: then single calls for a minute
+    assert node_calls(c, "put_blob") == 3 * len(bodies)
+    for key, body in bodies.items():
+        got = await c.s3("get_object", Bucket=BUCKET, Key=key)
+        assert await asyncio.to_thread(got["Body"].read) == body
