@@ -27,6 +27,7 @@ from gateway.credential_cache import CredentialCache
 from gateway.outage import Outage
 from gateway.metrics import GatewayMetrics
 from gateway.datapath.damage import DamageReporter
+from gateway.datapath.blob_lanes import BlobLanes
 from gateway.datapath.manifest_lanes import ManifestLanes
 from gateway.ring_epochs import RingEpochs
 from gateway.topology import Topology
@@ -61,6 +62,7 @@ class GatewayContext:
     damage: DamageReporter = field(init=False)  # read repair: copies reads failed over from
     rings: RingEpochs = field(init=False)  # the rings whose owners hold manifests (current + not handed over)
     manifest_lanes: ManifestLanes = field(init=False)  # manifest writes, coalesced per node
+    blob_lanes: BlobLanes = field(init=False)  # small blob writes, coalesced per node
     uploads: UploadCache = field(init=False)  # multipart upload records for UploadPart (immutable fields)
 
     stale_age: float = 0.0  # seconds past expiry of the last bucket record served stale (0: fresh)
@@ -73,6 +75,7 @@ class GatewayContext:
         self.damage = DamageReporter(self.meta, self.background)
         self.rings = RingEpochs(self.topology)
         self.manifest_lanes = ManifestLanes(self.storage, self.background)
+        self.blob_lanes = BlobLanes(self.storage, self.background)
         self.uploads = UploadCache(UploadClient(self.meta).get)
 
     async def bucket(self, name: str) -> Bucket:

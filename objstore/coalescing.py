@@ -5,9 +5,10 @@ once" being after ``gather_ticks`` iterations of the event loop, no timer: the i
 the same event makes a hop or two later (a batched metadata answer resumes many PUTs, each
 of which then writes its manifests) join it — and those that come while one is in flight
 wait for it and then go together in one call (``send_many``), at most ``max_batch`` per
-call. Used for commit-manifest writes to a
-storage node (:mod:`gateway.datapath.manifest_lanes`) and for metadata commands
-(:mod:`metadata.api.command_batch`).
+call (and, given ``weight``, items weighing at most ``max_weight`` together, but always at
+least one). Used for commit-manifest writes to a storage node
+(:mod:`gateway.datapath.manifest_lanes`), small blob writes to a storage node
+(:mod:`gateway.datapath.blob_lanes`) and metadata commands (:mod:`metadata.api.command_batch`).
 
 Invariants: a caller is answered only once the call carrying its item answered, with that
 call's answer for its item: ``send_many`` gives one result or exception per item (so one
@@ -59,7 +60,8 @@ class Lanes(Generic[K, T, R]):
     def __init__(self, send_one: SendOne[K, T, R], send_many: SendMany[K, T, R],
                  spawn: Callable[[Coroutine[Any, Any, Any]], None], *, max_batch: int, max_waiting: int,
                  timeout: float, clock: Callable[[], float] = time.monotonic,
-                 describe: Callable[[K], str] = str, gather_ticks: int = GATHER_TICKS) -> None:
+                 describe: Callable[[K], str] = str, gather_ticks: int = GATHER_TICKS,
+                 weight: Callable[[T], int] | None = None, max_weight: int = 0) -> None:
         self._send_one = send_one
         self._send_many = send_many
         self._spawn = spawn
@@ -69,6 +71,8 @@ class Lanes(Generic[K, T, R]):
         self._clock = clock
         self._describe = describe
         self.gather_ticks = gather_ticks
+        self._weight = weight
+        self.max_weight = max_weight
         self._waiting: dict[K, list[tuple[T, asyncio.Future[R], float]]] = {}
         self._busy: set[K] = set()  # lanes with a call in flight
         self.calls = 0  # calls made (items sent / calls shows the coalescing)
@@ -93,7 +97,8 @@ class Lanes(Generic[K, T, R]):
                 await asyncio.sleep(0)
             while waiting := self._waiting.get(lane):
                 self._expire(lane, waiting)
-                batch, waiting[:] = waiting[:self.max_batch], waiting[self.max_batch:]
+                n = self._batch_length(waiting)
+                batch, waiting[:] = waiting[:n], waiting[n:]
                 if not batch:
                     continue
                 self.calls += 1
@@ -120,6 +125,18 @@ class Lanes(Generic[K, T, R]):
             for _, done, _ in batch + self._waiting.pop(lane, []):
                 if not done.done():
                     done.set_exception(abandoned)
+
+    def _batch_length(self, waiting: list[tuple[T, asyncio.Future[R], float]]) -> int:
+        """How many items at the head of ``waiting`` go in the next call."""
+        n = min(len(waiting), self.max_batch)
+        if self._weight is None or n <= 1:
+            return n
+        total = 0
+        for i in range(n):
+            total += self._weight(waiting[i][0])
+            if total > self.max_weight:
+                return max(i, 1)
+        return n
 
     def _expire(self, lane: K, waiting: list[tuple[T, asyncio.Future[R], float]]) -> None:
         """Fail, without sending them, the items at the head of ``waiting`` that came more

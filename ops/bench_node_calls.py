@@ -1,7 +1,7 @@
 """The storage node's CPU per small internal call: one node process, calls from another.
 
 ``python -m ops.bench_node_calls [--concurrency 16] [--seconds 5] [--rounds 3]
-[--phases put,get,manifest,batch] [--variants default] [--profile DIR] [--json]``
+[--phases put,get,manifest,batch,blobs] [--variants default] [--profile DIR] [--json]``
 
 Starts one storage node per variant (``objstore storage``, uvloop, no metadata service,
 each on a free 127.0.0.1 port with a data dir of its own under a temporary folder), then
@@ -12,7 +12,9 @@ drives each phase from this process through the gateway's pooled client
 - ``put``: 4 KiB blob writes (``PUT /blobs/{vid}/{shard}``), a new version id each;
 - ``get``: 4 KiB blob reads (``GET /blobs/...`` with a range, as the gateway sends them);
 - ``manifest``: one commit manifest per call (``PUT /manifests``);
-- ``batch``: four manifests per call (``PUT /manifests/batch``).
+- ``batch``: four manifests per call (``PUT /manifests/batch``);
+- ``blobs``: four 4 KiB blob writes per call (``PUT /blobs/batch``; not in the default phases,
+  a node without the route answers 404).
 
 For each (round, variant, phase) it prints calls/s and the node's CPU per call in µs
 (user + system time of the whole node process from ``/proc/<pid>/stat``, before and
@@ -42,10 +44,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+from objstore.node.blob_batch import BlobWrite
+
 HOST = "127.0.0.1"
 SECRET = "bench-node-calls-secret"
 BLOB = 4096
 PHASES = ("put", "get", "manifest", "batch")
+ALL_PHASES = PHASES + ("blobs",)
 _PROFILED = """
 import cProfile, sys, time
 from objstore.eventloop import install_fast_loop
@@ -158,7 +163,12 @@ async def run_phase(storage, node: Node, phase: str, concurrency: int, seconds: 
     async def batch() -> None:
         await storage.put_manifests(node.address, [_manifest(next(counter)) for _ in range(4)], ring_epoch=1)
 
-    call: Callable[[], Awaitable[None]] = {"put": put, "get": get, "manifest": manifest, "batch": batch}[phase]
+    async def blobs() -> None:
+        vids = [uuid.uuid4().hex for _ in range(4)]
+        await storage.put_blobs(node.address, [BlobWrite(v, 0, "bench", f"k/{v}", "replica:3", payload) for v in vids])
+
+    call: Callable[[], Awaitable[None]] = {"put": put, "get": get, "manifest": manifest, "batch": batch,
+                                           "blobs": blobs}[phase]
     if phase == "get" and not written:
         for _ in range(64):
             await put()
@@ -236,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     phases = [x for x in args.phases.split(",") if x]
-    if not set(phases) <= set(PHASES):
-        p.error(f"phases are {', '.join(PHASES)}")
+    if not set(phases) <= set(ALL_PHASES):
+        p.error(f"phases are {', '.join(ALL_PHASES)}")
     from objstore.eventloop import install_fast_loop
 
     install_fast_loop()

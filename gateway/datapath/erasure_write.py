@@ -31,6 +31,7 @@ from objstore.erasure.data_layout import DataLayout
 from objstore.node.client import StorageClient
 from objstore.types import NodeInfo
 
+from gateway.datapath.blob_lanes import BlobLanes
 from gateway.datapath.offload import BATCH, Sequenced, offloaded
 from gateway.datapath.fanout import DEFAULT_STRAGGLER_SECONDS, FanOut, Handoff
 from gateway.datapath.replicate import INLINE_SIZE
@@ -53,6 +54,7 @@ async def write_shards(
     write_quorum: int = 0,
     straggler: float = DEFAULT_STRAGGLER_SECONDS,
     handoff: Handoff | None = None,
+    blobs: BlobLanes | None = None,
 ) -> tuple[str, ...]:
     """Stream ``chunks`` as shard blobs, shard i to ``nodes[i]``; return the placement:
     shard i's node id (a handoff's when ``nodes[i]`` was full), or "" where no node stored
@@ -61,7 +63,8 @@ async def write_shards(
     ``nodes`` are K+M distinct nodes (fewer when the cluster could not place them all;
     the missing shards are never written). Raises the body's error if the body fails, or
     InsufficientReplicas when fewer than W shard blobs became durable (``write_quorum``;
-    0: the policy's default).
+    0: the policy's default). With ``blobs``, small shard blobs go through its lanes
+    (coalesced per node).
     """
     stripes = layout.stripes
     quorum = write_quorum or layout.policy.default_write_quorum()
@@ -70,6 +73,8 @@ async def write_shards(
     shard_size = stripes.shard_file_size(size)
 
     def upload(node: NodeInfo, i: int, body: AsyncIterator[bytes] | bytes) -> Awaitable[dict]:
+        if blobs is not None and isinstance(body, bytes):
+            return blobs.put(node.address, version_id, i, bucket, key, header, body)
         return storage.put_blob(node.address, version_id, i, bucket, key, header, shard_size, body)
 
     fan = FanOut(storage, topology, nodes, upload, version_id=version_id, quorum=quorum, straggler=straggler,

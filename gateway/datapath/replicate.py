@@ -17,6 +17,7 @@ from typing import AsyncIterator, Awaitable, Sequence
 from objstore.node.client import StorageClient
 from objstore.types import NodeInfo
 
+from gateway.datapath.blob_lanes import BlobLanes
 from gateway.datapath.fanout import DEFAULT_STRAGGLER_SECONDS, FanOut, Handoff
 from gateway.topology import Topology
 
@@ -38,14 +39,18 @@ async def write_replicas(
     write_quorum: int,
     straggler: float = DEFAULT_STRAGGLER_SECONDS,
     handoff: Handoff | None = None,
+    blobs: BlobLanes | None = None,
 ) -> list[str]:
     """Stream ``chunks`` to every node; return the ids of nodes holding the blob durably,
     in placement order (a full node's handoff takes its place).
 
     Raises the body's own error if the body fails, or InsufficientReplicas when fewer than
     ``write_quorum`` nodes stored it (blobs on the few that did are deleted again).
+    With ``blobs``, a small body goes through its lanes (coalesced per node).
     """
     def upload(node: NodeInfo, _: int, body: AsyncIterator[bytes] | bytes) -> Awaitable[dict]:
+        if blobs is not None and isinstance(body, bytes):
+            return blobs.put(node.address, version_id, 0, bucket, key, policy, body)
         return storage.put_blob(node.address, version_id, 0, bucket, key, policy, size, body)
 
     fan = FanOut(storage, topology, nodes, upload, version_id=version_id, quorum=write_quorum,

@@ -107,7 +107,7 @@ async def write_blob(
     if len(nodes) < quorum:
         raise InsufficientReplicas(f"Only {len(nodes)} storage nodes are reachable; {quorum} are required.")
     bounds = {"straggler": ctx.cfg.straggler_timeout_seconds,
-              "handoff": lambda used: ctx.topology.handoff(bucket, place_key, n, used)}
+              "handoff": lambda used: ctx.topology.handoff(bucket, place_key, n, used), "blobs": ctx.blob_lanes}
     if layout.erasure_coded:
         placement = await write_shards(ctx.storage, ctx.topology, nodes, layout=layout, version_id=version_id,
                                        bucket=bucket, key=key, size=size, chunks=chunks, write_quorum=quorum,

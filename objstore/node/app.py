@@ -6,6 +6,9 @@ Endpoints (``{vid}`` a version id, ``{shard}`` a shard/replica index):
   A re-PUT of an existing blob replaces it atomically. 507 InsufficientStorage when the
   blob would eat into the node's reserve: with ``Expect: 100-continue`` that answer comes
   before "100 Continue", so the client never sends the body.
+- ``PUT /blobs/batch``  body: several small blobs (:mod:`objstore.node.blob_batch`) ->
+  ``{"results": [...]}``, per blob ``{"size", "xxh64"}`` once durable or its error; the
+  blobs join the same group commit as single writes. A malformed body stores nothing (400).
 - ``GET /blobs/{vid}/{shard}``  optional ``Range: bytes=a-b`` -> 200/206 verified stream.
 - ``HEAD /blobs/{vid}/{shard}`` -> 200 with X-Objstore-Size, or 404.
 - ``DELETE /blobs/{vid}/{shard}`` -> 204, idempotent.
@@ -53,9 +56,11 @@ from prometheus_client import Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from objstore.config import StorageConfig
-from objstore.errors import CorruptBlob, IncompleteBody, InvalidArgument, InvalidRange, MissingContentLength
+from objstore.errors import (CorruptBlob, IncompleteBody, InvalidArgument, InvalidRange, MissingContentLength,
+                             ObjstoreError)
 from objstore.http_common import InternalCalls, add_health_and_metrics
 from objstore.metrics import Metrics
+from objstore.node import blob_batch
 from objstore.node.blob import BlobId
 from objstore.node.heartbeat import heartbeat_task
 from objstore.node.hot_front import HotRoutes, HotSite
@@ -160,6 +165,19 @@ async def put_blob(request: web.Request) -> web.Response:
     # {"size", "xxh64"} (a number and 16 hex digits) formatted directly: json.dumps and
     # json_response cost a small write more than the rest of its answer.
     return _json_bytes(b'{"size": %d, "xxh64": "%s"}' % (result.size, result.xxh64.encode("ascii")), 201)
+
+
+async def put_blob_batch(request: web.Request) -> web.Response:
+    """Several small blobs in one call: each stored as by :func:`put_blob`, in one group
+    commit (one write and fsync), answered once all are durable or refused."""
+    app = request.app
+    body = await request.read()
+    blobs = blob_batch.decode_request(body)  # whole, before anything is stored
+    app[METRICS].add_bytes_in(len(body))
+    outcomes = await app[STORE].put_many([(bid, b.bucket, b.key, b.policy, b.data) for bid, b in blobs])
+    # A failed disk raises from put_many: the whole call fails, as a single write would.
+    return _json_bytes(blob_batch.encode_answer(
+        [r if isinstance(r, ObjstoreError) else (r.size, r.xxh64) for r in outcomes]))
 
 
 def _json_bytes(body: bytes, status: int = 200) -> web.Response:
@@ -414,6 +432,7 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
     if cfg.metadata and cfg.repair_rate > 0:
         app.cleanup_ctx.append(_repair_ctx(cfg, metrics))
     r = app.router
+    r.add_put(blob_batch.PATH, put_blob_batch, name="put_blob_batch")
     r.add_put("/blobs/{vid}/{shard}", put_blob, name="put_blob", expect_handler=_no_early_continue)
     r.add_get("/blobs/{vid}/{shard}", get_blob, name="get_blob", allow_head=False)
     r.add_head("/blobs/{vid}/{shard}", head_blob, name="head_blob")
@@ -434,7 +453,8 @@ def create_app(cfg: StorageConfig, options: StoreOptions | None = None) -> web.A
                            cfg.metrics_token)
     hot = app[HOT] = HotRoutes(app, calls, drain, {
         "put_blob": put_blob, "get_blob": get_blob, "delete_blob": delete_blob, "put_manifest": put_manifest,
-        "get_manifests": get_manifests, "put_manifest_batch": put_manifest_batch}, WHOLE_BODY_LIMIT)
+        "get_manifests": get_manifests, "put_manifest_batch": put_manifest_batch,
+        "put_blob_batch": put_blob_batch}, WHOLE_BODY_LIMIT)
 
     async def finish_hot_calls(app: web.Application) -> None:  # before the cleanup closes the store
         await hot.finish(HOT_SHUTDOWN_SECONDS)

@@ -27,6 +27,8 @@ from yarl import URL
 from objstore import internal_auth
 from objstore.errors import AccessDenied, IncompleteBody, ObjstoreError, ServiceUnavailable, raise_for_error_body
 from objstore.internal_http import HttpPool
+from objstore.node import blob_batch
+from objstore.node.blob_batch import BlobWrite
 from objstore.internal_stream import StreamAnswer, StreamPool
 from objstore.percent import quote_part
 from objstore.manifest import CommitManifest
@@ -220,6 +222,28 @@ class StorageClient:
             if isinstance(exc, _CONN_ERRORS):
                 raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
             raise
+
+    async def put_blobs(self, address: str, blobs: list[BlobWrite]) -> list[dict | ObjstoreError]:
+        """Store several small blobs on a node in one call (``PUT /blobs/batch``); per blob
+        ``{"size", "xxh64"}`` once durable there, or the error that failed it. Raises the
+        error of a failed call (every blob failed with it: InvalidArgument, a 404 InternalError
+        from a node without the route, ServiceUnavailable, ...)."""
+        data = blob_batch.encode_request(blobs)
+        path = blob_batch.PATH
+        headers = internal_auth.headers(self._secret, "PUT", path, body=data, target=address,
+                                        extra={"Content-Type": "application/octet-stream"})
+        try:
+            if self._pool is not None:
+                answer = await self._pool.request("PUT", address, path, headers, data, timeout=_seconds(self._timeout))
+                status, raw = answer.status, answer.body
+            else:
+                async with self._session.put(self._url(address, path), data=data, headers=headers,
+                                             timeout=self._timeout, ssl=self._ssl) as resp:
+                    status, raw = resp.status, await resp.read()
+        except _CONN_ERRORS as exc:
+            raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
+        raise_for_error_body(status, raw)
+        return blob_batch.decode_answer(raw, len(blobs))
 
     def reads_small(self, start: int | None, end: int | None) -> bool:
         """Whether a read of bytes ``start..end`` is answered whole (:meth:`get_small`)."""

@@ -79,6 +79,21 @@ class GroupCommitter:
         # Shielded: a caller that goes away must not cancel the durable outcome others share.
         return await asyncio.shield(fut)
 
+    async def submit_many(self, records: list[PendingRecord]) -> list[Appended]:
+        """Append ``records`` durably (queued together, so they share a batch while they fit
+        in one); raises the first failed batch's OSError, or ServiceUnavailable when closing."""
+        if self._closing or self._task is None or self._task.done():
+            raise ServiceUnavailable("storage node is shutting down")
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[Appended]] = []
+        for record in records:
+            fut: asyncio.Future[Appended] = loop.create_future()
+            fut.add_done_callback(_retrieve)
+            self._queue.append((record, fut))
+            futs.append(fut)
+        self._wakeup.set()
+        return list(await asyncio.shield(asyncio.gather(*futs)))
+
     def _take_batch(self) -> list[tuple[PendingRecord, asyncio.Future[Appended]]]:
         size = 0
         n = 0

@@ -10,6 +10,7 @@ hot routes directly, with the node's own handlers:
 - ``GET /blobs/{vid}/{shard}`` with ``Range: bytes=a-b`` of at most ``WHOLE_BODY_LIMIT`` bytes
   (answered in one write, as aiohttp's handler does),
 - ``DELETE /blobs/{vid}/{shard}``,
+- ``PUT /blobs/batch`` (several small blobs, :mod:`objstore.node.blob_batch`),
 - ``PUT /manifests``, ``GET /manifests``, ``PUT /manifests/batch``.
 
 Every such request goes through the same steps as in the application
@@ -133,6 +134,8 @@ class HotRoutes:
     def route(self, method: str, path: str, headers: CIMultiDictProxy[str]) -> tuple[str, dict[str, str]] | None:
         """(op, match_info) of a hot request, None for any other."""
         if path.startswith("/blobs/"):
+            if path == "/blobs/batch":
+                return ("put_blob_batch", {}) if method == "PUT" else None
             vid, sep, shard = path[7:].partition("/")
             if not vid or not sep or not shard or "/" in shard:
                 return None

@@ -42,12 +42,12 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass
-from typing import AsyncIterable, Callable
+from typing import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 from objstore.checksum import hex64, unpack_u64, xxh64
 from objstore.durable_io import fsync_dir
 from objstore.erasure.data_layout import DataLayout
-from objstore.errors import IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey
+from objstore.errors import IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey, ObjstoreError
 from objstore.node import quarantine
 from objstore.node.blob import (
     CHECKSUM_SIZE,
@@ -279,6 +279,61 @@ class BlobStore:
             raise
         finally:
             self._admitted -= need
+
+    async def put_many(self, blobs: "list[tuple[BlobId, str, str, str, bytes | memoryview]]"
+                       ) -> "list[PutResult | ObjstoreError]":
+        """Store several blobs held in memory, each (blob id, bucket, key, policy, bytes),
+        durably: the small ones handed to the group commit together (no task per blob), a
+        larger one (over ``small_threshold``) through :meth:`put`. Per blob its result, or
+        the error that refused it (what :meth:`put` raises for it: InvalidArgument,
+        KeyTooLongError, InsufficientStorage). Raises the OSError of a failed disk (for
+        every blob: those another group commit made durable are then left unreferenced,
+        as by any failed write)."""
+        out: list[PutResult | ObjstoreError | None] = [None] * len(blobs)
+        small: list[tuple[int, PendingRecord, int]] = []  # (index, record, bytes admitted)
+        large: list[tuple[int, Awaitable[PutResult]]] = []
+        admitted = 0
+        try:
+            for i, (blob_id, bucket, key, policy, data) in enumerate(blobs):
+                size = len(data)
+                if size > self.options.small_threshold:
+                    large.append((i, self.put(blob_id, bucket, key, policy, size, _whole(data))))
+                    continue
+                try:
+                    DataLayout.parse(policy)
+                    header = BlobHeader(KIND_BLOB, blob_id.version_id, blob_id.shard, bucket, key, policy, size,
+                                        self.options.block_size, self._clock())
+                    hbytes = header.encode()
+                    need = record_length(len(hbytes), size, header.block_size)
+                    self.admit(need)
+                except ObjstoreError as err:
+                    out[i] = err
+                    continue
+                self._admitted += need
+                admitted += need
+                blocks, dxxh = encode_blocks(data, header.block_size)
+                small.append((i, PendingRecord(header, hbytes + blocks, len(hbytes), size, dxxh,
+                                               unpack_u64(hbytes, len(hbytes) - 8)), need))
+            assert self._committer is not None, "store not open"
+            waits: list[Awaitable[object]] = [self._committer.submit_many([r for _, r, _ in small])] if small else []
+            waits += [a for _, a in large]
+            outcomes = await asyncio.gather(*waits, return_exceptions=True)
+        finally:
+            self._admitted -= admitted
+        if small:
+            committed = outcomes[0]
+            if isinstance(committed, BaseException):
+                raise _space_error(committed)
+            for (i, rec, _), appended in zip(small, committed):  # type: ignore[arg-type]
+                out[i] = PutResult(rec.size, hex64(rec.data_xxh), appended.seq)
+        for (i, _), res in zip(large, outcomes[1 if small else 0:]):
+            if isinstance(res, ObjstoreError):
+                out[i] = res
+            elif isinstance(res, BaseException):
+                raise res
+            else:
+                out[i] = res  # type: ignore[assignment]
+        return out  # type: ignore[return-value]
 
     def admit(self, need: int) -> None:
         """Raise InsufficientStorage unless ``need`` more bytes leave the reserve free."""
@@ -668,6 +723,17 @@ def _abort_opened(fut: asyncio.Future) -> None:
     """Close and remove the temporary file of a large write whose caller went away."""
     if not fut.cancelled() and fut.exception() is None:
         fut.result().abort()
+
+
+async def _whole(data: bytes | memoryview) -> AsyncIterator[bytes | memoryview]:
+    yield data
+
+
+def _space_error(exc: BaseException) -> BaseException:
+    """A full disk's OSError as InsufficientStorage (as :meth:`BlobStore.put` raises it)."""
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return InsufficientStorage(f"no space left on storage node: {exc.strerror}")
+    return exc
 
 
 async def _read_exact(chunks: AsyncIterable[bytes], size: int) -> bytes:

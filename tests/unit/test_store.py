@@ -812,3 +812,47 @@ async def test_a_read_closed_while_a_group_is_read_keeps_its_descriptor_until_th
     finally:
         proceed.set()
         await s.close()
+
+
+async def test_put_many_stores_each_blob_in_one_group_commit_and_refuses_only_the_bad_ones(tmp_path: Path) -> None:
+    from objstore.errors import ObjstoreError
+    s = await opened(tmp_path)
+    try:
+        small = [os.urandom(n) for n in (0, 100, 2048)]
+        large = os.urandom(5000)  # over small_threshold: a blob file of its own
+        batches = s.stats()["fsyncs"]
+        out = await s.put_many([
+            (BlobId("a", 0), "b", "k", "replica:3", small[0]),
+            (BlobId("b", 1), "b", "k", "replica:3", memoryview(small[1])),
+            (BlobId("c", 0), "b", "k", "no-such-policy", b"x"),
+            (BlobId("d", 0), "b", "k", "replica:3", large),
+            (BlobId("e", 0), "b", "k", "replica:3", small[2]),
+        ])
+        assert isinstance(out[2], InvalidArgument)
+        assert not any(isinstance(r, ObjstoreError) for i, r in enumerate(out) if i != 2)
+        assert [r.size for i, r in enumerate(out) if i != 2] == [0, 100, 5000, 2048]
+        assert s.stats()["fsyncs"] - batches == 1  # the small ones in one group commit
+        assert await read(s, "a") == small[0] and await read(s, "b", 1) == small[1]
+        assert await read(s, "d") == large and await read(s, "e") == small[2]
+        with pytest.raises(NoSuchKey):
+            s.head(BlobId("c", 0))
+    finally:
+        await s.close()
+    s = await opened(tmp_path)  # durable: found again after a reopen
+    try:
+        assert await read(s, "b", 1) == small[1] and await read(s, "e") == small[2]
+    finally:
+        await s.close()
+
+
+async def test_put_many_on_a_full_node_refuses_each_blob_with_insufficient_storage(tmp_path: Path) -> None:
+    s = await opened(tmp_path)
+    try:
+        s.space = lambda: {"capacity_bytes": 1000, "used_bytes": 1000, "free_bytes": 0,  # type: ignore[method-assign]
+                           "reserve_bytes": 0}
+        out = await s.put_many([(BlobId("a", 0), "b", "k", "replica:3", b"x" * 10),
+                                (BlobId("b", 0), "b", "k", "replica:3", b"y" * 5000)])
+        assert [type(r) for r in out] == [InsufficientStorage, InsufficientStorage]
+        assert s.stats()["blob_count"] == 0 and s._admitted == 0
+    finally:
+        await s.close()

@@ -1,0 +1,105 @@
+"""Small blob writes to one storage node, coalesced while a blob write to it is in flight.
+
+Under concurrency many small PUTs write their replicas (or shards) to the same nodes at
+once, and a node spends about the same CPU on a call whatever it carries. Each node has
+one lane (:class:`objstore.coalescing.Lanes`, as the manifest writes): a blob that finds no
+blob write in flight to its node goes at once (after the lane's gather ticks), alone, as
+an ordinary ``PUT /blobs/{vid}/{shard}``; those that come while one is in flight wait for
+it and then go together in one ``PUT /blobs/batch`` (:mod:`objstore.node.blob_batch`),
+which the node stores under the same group commit (one write and fsync) as single writes.
+
+Only blobs held in memory are coalesced (whole bodies of at most :data:`MAX_ITEM_BYTES`);
+streamed writes go as before.
+
+Invariants:
+- A caller is answered success only once the call carrying its blob succeeded for it
+  (the node answers each blob once durable, ``{"size", "xxh64"}`` as for a single write);
+  a blob the node refused (507 InsufficientStorage, ...) fails with that error alone; a
+  failed call fails every blob it carried with its error, as a failed single write would.
+- Bounded: at most :data:`MAX_BATCH` blobs and about :data:`MAX_BATCH_BYTES` per call (a
+  request stays below the node's 1 MiB body limit), at most :data:`MAX_WAITING` blobs
+  waiting per node (more go alone, at once); a blob whose call has not started
+  ``timeout`` seconds after it came fails (ServiceUnavailable) unsent. An idle lane holds
+  nothing.
+- A node without the batch route (older: 404) gets single calls; the route is tried again
+  :data:`RETRY_ROUTE_AFTER` seconds later.
+- ``OBJSTORE_BLOB_BATCH=0`` in the gateway's environment turns coalescing off.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any, Callable, Coroutine
+
+from metadata.api.command_batch import route_missing
+from objstore.coalescing import GATHER_TICKS, Lanes
+from objstore.errors import ObjstoreError
+from objstore.node.blob_batch import MAX_BODY, BlobWrite
+from objstore.node.client import StorageClient
+
+ENV = "OBJSTORE_BLOB_BATCH"
+MAX_ITEM_BYTES = 256 * 1024  # larger blobs are streamed (gateway.datapath.replicate.INLINE_SIZE)
+MAX_BATCH = 64  # blobs in one call (the node takes up to 256)
+MAX_BATCH_BYTES = MAX_BODY - 64 * 1024  # weighed bytes in one call: blobs and their JSON head
+MAX_WAITING = 1024  # blobs waiting for one node; more go alone
+RETRY_ROUTE_AFTER = 60.0  # seconds of single calls to a node that lacked the batch route
+MAX_REMEMBERED = 1024  # nodes remembered as lacking the route
+
+
+def enabled() -> bool:
+    """Whether this process coalesces blob writes (``OBJSTORE_BLOB_BATCH`` is not "0")."""
+    return os.environ.get(ENV, "1") != "0"
+
+
+def weight(blob: BlobWrite) -> int:
+    """A bound on what ``blob`` adds to a batch request: its bytes and its JSON entry (a key
+    of n characters takes at most 6n bytes escaped; the names and numbers well under 200)."""
+    return len(blob.data) + 200 + len(blob.version_id) + len(blob.bucket) + len(blob.policy) + 6 * len(blob.key)
+
+
+class BlobLanes(Lanes[str, BlobWrite, dict]):
+    """``spawn`` runs a coroutine in the background (the gateway's ``background``);
+    ``clock`` tells the time waiting is measured by (monotonic seconds)."""
+
+    def __init__(self, storage: StorageClient, spawn: Callable[[Coroutine[Any, Any, Any]], None], *,
+                 max_batch: int = MAX_BATCH, max_batch_bytes: int = MAX_BATCH_BYTES, max_waiting: int = MAX_WAITING,
+                 timeout: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 gather_ticks: int = GATHER_TICKS, coalesce: bool | None = None) -> None:
+        super().__init__(self._put_one, self._put_many, spawn, max_batch=max_batch, max_waiting=max_waiting,
+                         timeout=timeout, clock=clock, describe=lambda address: f"blob write to {address}",
+                         gather_ticks=gather_ticks, weight=weight, max_weight=max_batch_bytes)
+        self._storage = storage
+        self.coalesce = enabled() if coalesce is None else coalesce
+        self._single_until: dict[str, float] = {}  # node -> single calls only until then (route missing)
+        self.blobs = 0  # blobs sent through the lanes (blobs / calls shows the coalescing)
+
+    async def put(self, address: str, version_id: str, shard: int, bucket: str, key: str, policy: str,
+                  body: bytes) -> dict:
+        """Store ``body`` as blob (``version_id``, ``shard``) durably on the node at ``address``;
+        ``{"size", "xxh64"}``, or raises what its call raised for it."""
+        blob = BlobWrite(version_id, shard, bucket, key, policy, body)
+        if not self.coalesce or len(body) > MAX_ITEM_BYTES:
+            return await self._put_one(address, blob)
+        self.blobs += 1
+        return await self.submit(address, blob)
+
+    async def _put_one(self, address: str, blob: BlobWrite) -> dict:
+        return await self._storage.put_blob(address, blob.version_id, blob.shard, blob.bucket, blob.key, blob.policy,
+                                            len(blob.data), bytes(blob.data))
+
+    async def _put_many(self, address: str, blobs: list[BlobWrite]) -> list[dict | BaseException]:
+        if self._clock() < self._single_until.get(address, float("-inf")):
+            return await self._each_alone(address, blobs)
+        try:
+            return list(await self._storage.put_blobs(address, blobs))
+        except ObjstoreError as err:
+            if not route_missing(err):
+                raise
+        if len(self._single_until) >= MAX_REMEMBERED:
+            self._single_until.clear()
+        self._single_until[address] = self._clock() + RETRY_ROUTE_AFTER
+        return await self._each_alone(address, blobs)
+
+    async def _each_alone(self, address: str, blobs: list[BlobWrite]) -> list[dict | BaseException]:
+        return list(await asyncio.gather(*(self._put_one(address, b) for b in blobs), return_exceptions=True))
