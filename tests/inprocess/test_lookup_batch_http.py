@@ -148,3 +148,24 @@ async def test_the_client_raises_each_lookups_own_error(inproc):
     assert [r.etag for r in results[::2]] == ["v1", "v1"]
     assert all(isinstance(r, NoSuchKey) for r in results[1::2])
     assert meta._lookups is not None and meta._lookups.calls == 1  # issued together: one call
+
+
+async def test_requests_that_miss_the_bucket_cache_together_fetch_the_record_once(inproc):
+    """When the cached bucket record expires under load, the requests in flight share one
+    fetch instead of each calling the leader; a fetch in flight when the gateway itself
+    changed the bucket is not joined."""
+    await inproc.meta.create_bucket("b", "lin", "", 1.0)
+    ctx = inproc.ctx
+    before = _calls(inproc, "get_bucket")
+    got = await asyncio.gather(*(ctx.bucket("b") for _ in range(16)))
+    assert {b.name for b in got} == {"b"} and _calls(inproc, "get_bucket") - before == 1
+    ctx.forget_bucket("b")  # expired
+    first = asyncio.ensure_future(ctx.bucket("b"))
+    await asyncio.sleep(0)
+    ctx.forget_bucket("b")  # changed by this gateway while the fetch was in flight
+    await asyncio.gather(first, ctx.bucket("b"))
+    assert _calls(inproc, "get_bucket") - before == 3
+    ctx.forget_bucket("b")
+    with pytest.raises(Exception) as missing:
+        await asyncio.gather(*(ctx.bucket("nob") for _ in range(4)))
+    assert type(missing.value).__name__ == "NoSuchBucket" and _calls(inproc, "get_bucket") - before == 4
