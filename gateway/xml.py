@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
+from email.utils import formatdate
 from typing import Iterable
 from xml.sax.saxutils import escape
 
@@ -31,16 +32,9 @@ def iso8601(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
 
 
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
 def http_date(ts: float) -> str:
-    """RFC 7231 date for Last-Modified: what ``email.utils.formatdate(int(ts), usegmt=True)``
-    gives, formatted from ``time.gmtime`` directly (about half its cost; once per GET)."""
-    t = time.gmtime(int(ts))
-    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+    """RFC 7231 date for Last-Modified."""
+    return formatdate(int(ts), usegmt=True)
 
 
 def el(name: str, value: object) -> str:

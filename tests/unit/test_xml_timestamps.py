@@ -6,9 +6,7 @@ import time
 
 from hypothesis import given, strategies as st
 
-from email.utils import formatdate
-
-from gateway.xml import http_date, iso8601
+from gateway.xml import iso8601
 
 
 def parse(text: str) -> float:
@@ -30,13 +28,3 @@ def test_iso8601_near_the_next_second_stays_in_its_second():
 def test_iso8601_is_within_one_millisecond_below(ts: float):
     shown = parse(iso8601(ts))
     assert ts - 0.0011 <= shown <= ts + 1e-6
-
-
-@given(st.floats(min_value=-2_000_000_000, max_value=32_000_000_000, allow_nan=False))
-def test_http_date_is_what_formatdate_gives(ts: float):
-    assert http_date(ts) == formatdate(int(ts), usegmt=True)
-
-
-def test_http_date_example():
-    assert http_date(1255369830.9) == "Mon, 12 Oct 2009 17:50:30 GMT"
-    assert http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
