@@ -59,6 +59,7 @@ class GatewayContext:
     _creds: CredentialCache = field(init=False)
     _tasks: set[asyncio.Task] = field(default_factory=set)
     _buckets: dict[str, tuple[float, Bucket]] = field(default_factory=dict)
+    _bucket_fetches: dict[str, asyncio.Future[Bucket]] = field(default_factory=dict)  # in flight, by name
     damage: DamageReporter = field(init=False)  # read repair: copies reads failed over from
     rings: RingEpochs = field(init=False)  # the rings whose owners hold manifests (current + not handed over)
     manifest_lanes: ManifestLanes = field(init=False)  # manifest writes, coalesced per node
@@ -92,7 +93,7 @@ class GatewayContext:
             self.stale_age = now - hit[0]
             return hit[1]
         try:
-            b = await self.meta.get_bucket(name)
+            b = await self._fetch_bucket(name)
         except ServiceUnavailable:
             # No metadata majority: the last record serves for the stale window (see
             # GatewayConfig.stale_window_seconds), so quorum/one reads keep working.
@@ -107,6 +108,24 @@ class GatewayContext:
         self.stale_age = 0.0
         return b
 
+    async def _fetch_bucket(self, name: str) -> Bucket:
+        """The bucket record from the metadata service; requests that miss the cache while
+        a fetch of the same bucket is in flight share it (when the record expires under
+        load, every request in flight would otherwise fetch it: as many calls to the
+        leader as the GETs they serve). A caller that is cancelled does not cancel it."""
+        fetch = self._bucket_fetches.get(name)
+        if fetch is None:
+            fetch = self._bucket_fetches[name] = asyncio.ensure_future(self.meta.get_bucket(name))
+
+            def done(f: asyncio.Future[Bucket]) -> None:
+                if self._bucket_fetches.get(name) is f:
+                    del self._bucket_fetches[name]
+                if not f.cancelled():
+                    f.exception()  # retrieved: each waiter re-raises it, nobody need log it
+
+            fetch.add_done_callback(done)
+        return await asyncio.shield(fetch)
+
     def require_metadata(self) -> None:
         """Raise ServiceUnavailable at once while a metadata outage is recent (see
         :mod:`gateway.outage`): strong reads and writes then fail fast instead of each
@@ -119,7 +138,10 @@ class GatewayContext:
         return max(self.stale_age, self._creds.stale_age)
 
     def forget_bucket(self, name: str) -> None:
+        """Drop the cached record, and any fetch in flight (it may predate a change the
+        caller made): the next request fetches it anew."""
         self._buckets.pop(name, None)
+        self._bucket_fetches.pop(name, None)
 
     def background(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` after the response (garbage collection of replaced blobs)."""

@@ -9,6 +9,7 @@ error JSON ``{"code", "message", "extra"}`` with the error's HTTP status):
     GET  /v1/bucket       ?name=                        -> {"bucket": Bucket}
     GET  /v1/buckets      [?owner=]                     -> {"buckets": [Bucket]}
     GET  /v1/object       ?bucket=&key=[&version_id=]   -> ObjectLookup {"version", "versioning"}
+    POST /v1/objects      {"lookups": [{bucket, key, version_id}]} -> {"results": [...]}  (metadata.lookup_batch_http)
     GET  /v1/list         ?bucket=[&prefix=&delimiter=&start_after=&max_keys=][&local=1] -> ListResult
                           (local=1: any member answers from its own state; see _listing;
                           form=rows: the compact form of metadata.fsm.page_rows instead)
@@ -53,7 +54,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 from prometheus_client.core import GaugeMetricFamily
 
-from metadata import command_batch_http, gc_http, hot_routes, membership_http, node_health, upload_http
+from metadata import command_batch_http, gc_http, hot_routes, lookup_batch_http, membership_http, node_health, upload_http
 from metadata import heap, latency_trace
 from metadata.api import commands as c
 from metadata.api.commands import command_from_dict
@@ -343,6 +344,7 @@ def create_app(cfg: MetadataConfig) -> web.Application:
     r.add_get("/v1/bucket", get_bucket, name="get_bucket")
     r.add_get("/v1/buckets", get_buckets, name="list_buckets")
     r.add_get("/v1/object", get_object, name="get_object")
+    lookup_batch_http.add_routes(app, _read)
     r.add_get("/v1/list", get_list, name="list_objects")
     r.add_get("/v1/versions", get_versions, name="list_object_versions")
     r.add_get("/v1/cluster", get_cluster, name="get_cluster")

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import aiohttp
 from yarl import URL
 
-from metadata.api import command_batch
+from metadata.api import command_batch, lookup_batch
 from metadata.api import commands as c
 from metadata.api.hot_paths import served_by_front
 from metadata.api.commands import Outcome, command_to_dict
@@ -103,6 +103,10 @@ class MetadataClient:
         # Commands coalesced while one is in flight (metadata.api.command_batch), unless turned off.
         self._commands = command_batch.CommandBatcher(lambda path, data: self._call("POST", path, raw=data),
                                                       timeout=deadline) if command_batch.enabled() else None
+        # Strong version lookups coalesced likewise (metadata.api.lookup_batch), unless turned off.
+        self._lookups = lookup_batch.LookupBatcher(
+            lambda path, query: self._call("GET", path, query), lambda path, data: self._call("POST", path, raw=data),
+            timeout=deadline) if lookup_batch.enabled() else None
 
     async def close(self) -> None:
         if self._own_session and self._session is not None:
@@ -277,7 +281,10 @@ class MetadataClient:
 
     async def lookup_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectLookup:
         """:meth:`get_object` plus the bucket's versioning state; raises as it does."""
-        d = await self._call("GET", "/v1/object", {"bucket": bucket, "key": key, "version_id": version_id})
+        if self._lookups is not None:
+            d = await self._lookups.lookup(bucket, key, version_id)
+        else:
+            d = await self._call("GET", "/v1/object", {"bucket": bucket, "key": key, "version_id": version_id})
         return ObjectLookup.from_dict(d)
 
     async def delete_version(

@@ -13,6 +13,7 @@ from objstore.node.hot_front import HOT_BODY_LIMIT
 # (method, path) -> the route's name (its metrics op)
 HOT_PATHS: dict[tuple[str, str], str] = {
     ("GET", "/v1/object"): "get_object",
+    ("POST", "/v1/objects"): "get_objects",  # concurrent lookups of one client (metadata.lookup_batch_http)
     ("GET", "/v1/bucket"): "get_bucket",
     ("GET", "/v1/credential"): "get_credential",
     ("GET", "/v1/list"): "list_objects",  # a 1000-key page: aiohttp's share of its CPU is worth saving too

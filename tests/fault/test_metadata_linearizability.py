@@ -126,6 +126,14 @@ async def test_metadata_history_under_kills_pauses_and_partitions_is_linearizabl
     await run_seed(group, bucket, seed, SECONDS, hold=(0.8, 1.6), gap=(0.3, 0.6))
 
 
+@pytest.mark.parametrize("seed", _seeds())
+async def test_clients_sharing_one_metadata_client_stay_linearizable_under_faults(group, bucket, seed):
+    """The workload's clients share one MetadataClient, so their reads (and commands) are
+    coalesced into batch calls: a read issued after a write was acknowledged must still
+    never see an older state, through leader changes, pauses and partitions."""
+    await run_seed(group, bucket, seed, SECONDS, hold=(0.8, 1.6), gap=(0.3, 0.6), shared=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", seeds_from_env("LIN_SLOW_SEEDS", "1-5"))
 async def test_many_seeds_of_kills_pauses_and_partitions(group, bucket, seed):
@@ -133,10 +141,11 @@ async def test_many_seeds_of_kills_pauses_and_partitions(group, bucket, seed):
 
 
 async def run_seed(group: RaftGroup, bucket: str, seed: int, seconds: float, hold: tuple[float, float] = (0.8, 3.0),
-                   gap: tuple[float, float] = (0.3, 1.5)) -> None:
+                   gap: tuple[float, float] = (0.3, 1.5), shared: bool = False) -> None:
     """``seconds`` of the workload under the seed's faults (each held ``hold`` seconds, then
     ``gap`` without faults); fails unless the history is linearizable and work of every
-    kind got done."""
+    kind got done. ``shared``: the clients share one MetadataClient (its lookups and
+    commands coalesced) instead of one each."""
     rng = random.Random(seed)
     keys = [f"s{seed}-k{i}" for i in range(KEYS_PER_RUN)]
     recorder = Recorder(classify=classify)
@@ -145,6 +154,8 @@ async def run_seed(group: RaftGroup, bucket: str, seed: int, seconds: float, hol
     stop = asyncio.Event()
     # Deadlines from 0.6 s to 2 s: the impatient clients see more unknown outcomes.
     clients = [_client(group, f"lin-{seed}-{i}", deadline=rng.choice(DEADLINES)) for i in range(CLIENTS)]
+    if shared:
+        clients = [clients[0]] * CLIENTS
     tasks = [asyncio.create_task(run_client(recorder, ClientRegister(c, bucket),
                                             ClientState(i, random.Random(rng.random())), keys, stop))
              for i, c in enumerate(clients)]
@@ -168,7 +179,7 @@ async def run_seed(group: RaftGroup, bucket: str, seed: int, seconds: float, hol
     finally:
         stop.set()
         await asyncio.gather(chaos, *tasks, return_exceptions=True)
-        for c in clients:
+        for c in set(clients):
             await c.close()
         await nemesis.heal_all()
     workload_seconds = time.monotonic() - t0

@@ -153,3 +153,22 @@ async def test_a_pooled_client_keeps_its_connections_on_the_lean_front(node) -> 
         await pool.close()
     assert _count(app, "command", 200) + _count(app, "commands", 200) == 2
     assert _count(app, "get_object", 200) == 1 and _count(app, "list_buckets", 200) == 1
+
+
+async def test_coalesced_lookups_are_served_by_the_lean_front(node) -> None:
+    """Concurrent lookups of a pooled client go in one ``POST /v1/objects``, which the lean
+    front serves (counted as ``get_objects``), each with its own answer or error."""
+    app, address = node
+    pool = HttpPool()
+    try:
+        async with MetadataClient([address], SECRET, client_id="c1", deadline=10, pool=pool) as client:
+            await client.create_bucket("b", "alice", "replica:3", time.time())
+            v = ObjectVersion("b", "k", "v1", 3, "e" * 32, time.time(), placement=("n1",), ring_epoch=1, owner="alice")
+            await client.put_object(v)
+            got = await asyncio.gather(*(client.get_object("b", k) for k in ("k", "missing", "k")),
+                                       return_exceptions=True)
+            assert got[0].etag == got[2].etag == "e" * 32 and isinstance(got[1], NoSuchKey)
+            assert len(app[hot_routes.ROUTES].connections) == 1 and pool.opened == 1
+    finally:
+        await pool.close()
+    assert _count(app, "get_objects", 200) == 1 and _count(app, "get_object", 200) == 0
