@@ -53,11 +53,8 @@ _SMALL_RANGE = re.compile(r"bytes=(\d{1,18})-(\d{1,18})")
 # What HTTP/1.1 forbids in a head (a header name that is not a token; a control character
 # other than a tab, or a CR or LF that is not a line's CRLF): such a request goes to aiohttp,
 # which answers 400 as HTTP says.
-# The header lines of a head (each ending in CRLF here), checked all at once: a name that is
-# a token, a colon, a value without a control character but the tab. Then split into (name,
-# value) pairs. Neither pattern can backtrack much: a value stops only at its CR.
-_FIELDS = re.compile(r"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
-_FIELD = re.compile(r"([^:]*):([^\r]*)\r\n")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_NO_CONTROL = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
 
 Handler = Callable[[Any], Awaitable[web.StreamResponse]]
 
@@ -280,8 +277,7 @@ class HotProtocol(asyncio.Protocol):
         self.routes.start(self, request, op)
 
     def _parse_head(self, end: int) -> tuple[LeanRequest, str, int, int] | None:
-        text = self.buf[:end].decode("latin-1")
-        lines = text.split("\r\n", 1)
+        lines = self.buf[:end].decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3 or parts[2] != "HTTP/1.1" or not lines[0].isprintable():
             return None
@@ -289,10 +285,15 @@ class HotProtocol(asyncio.Protocol):
         path, _, qs = target.partition("?")
         if "%" in path:  # aiohttp decodes it before routing: leave it to aiohttp
             return None
-        fields = lines[1] + "\r\n" if len(lines) > 1 else ""
-        if not _FIELDS.fullmatch(fields):
-            return None
-        headers = CIMultiDictProxy(CIMultiDict([(name, value.strip(" \t")) for name, value in _FIELD.findall(fields)]))
+        pairs = []
+        token, no_control = _TOKEN.fullmatch, _NO_CONTROL.fullmatch
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not (name.isascii() and (name.replace("-", "").isalnum() or token(name))) \
+                    or not (line.isprintable() or no_control(line)):
+                return None
+            pairs.append((name, value.strip(" \t")))
+        headers = CIMultiDictProxy(CIMultiDict(pairs))
         if "Transfer-Encoding" in headers or "Expect" in headers or len(headers.getall("Content-Length", ())) > 1:
             return None
         raw_length = headers.get("Content-Length", "0")
