@@ -58,7 +58,7 @@ from objstore.http_common import InternalCalls, add_health_and_metrics
 from objstore.metrics import Metrics
 from objstore.node.blob import BlobId
 from objstore.node.heartbeat import heartbeat_task
-from objstore.node.hot_front import HotRoutes, HotSite
+from objstore.node.hot_front import HotRoutes, HotSite, whole_response
 from objstore.node.index import Entry
 from objstore.node.node_metrics import StorageNodeMetrics, store_space
 from objstore.node.repair_report import ReportQueue, metadata_sender
@@ -217,7 +217,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
                 await _corrupt_read(app, read.entry, exc)
                 raise
             app[METRICS].add_bytes_out(len(body))
-            return web.Response(status=206 if ranged else 200, headers=headers, body=body)
+            return whole_response(request, 206 if ranged else 200, headers, body)
         resp = web.StreamResponse(status=206 if ranged else 200, headers=headers)
         resp.content_length = read.length
         await resp.prepare(request)
