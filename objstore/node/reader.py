@@ -39,7 +39,10 @@ from objstore.node.segments import SegmentLog
 READ_CHUNK = 1024 * 1024
 # Blocks one preadv can take: two buffers each (data, checksum) within the system's limit.
 MAX_GROUP = max(1, (os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024) // 2)
-CACHED_READ_LIMIT = 64 * 1024  # segment reads this small are tried from the page cache first
+# Segment reads this small (every read the gateway answers whole: its ranges of at most
+# 256 KiB) are tried from the page cache first: their copy and hashing cost less than a
+# trip to the IO pool and back (a 1 MiB chunk of a large read is served so too).
+CACHED_READ_LIMIT = 256 * 1024
 CACHED_READS = hasattr(os, "RWF_NOWAIT")  # off for good once the file system refuses it
 CACHED_CHUNKS = os.environ.get("OBJSTORE_CACHED_CHUNKS", "1") != "0"
 

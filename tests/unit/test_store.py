@@ -873,3 +873,23 @@ async def test_a_short_record_is_refused_when_its_header_is_read_with_its_blocks
             await read(s, "a", 0, 0, 50)
     finally:
         await s.close()
+
+
+async def test_a_cached_segment_read_of_up_to_256_kib_skips_the_io_pool(tmp_path: Path, monkeypatch) -> None:
+    s = await opened(tmp_path, StoreOptions(io_threads=2))  # default sizes: 1 MiB blobs go to segments
+    try:
+        data = random.Random(3).randbytes(256 * 1024)
+        await put(s, "a", data)
+        assert not s.index.get(BlobId("a", 0)).in_own_file
+        assert await read(s, "a") == data  # opens the descriptor; the bytes are in the page cache
+        trips: list[object] = []
+        pool_submit = s._io_pool.submit
+        monkeypatch.setattr(s._io_pool, "submit", lambda *a, **k: (trips.append(a[0]), pool_submit(*a, **k))[1])
+        loop = asyncio.get_running_loop()
+        run_in_executor = loop.run_in_executor
+        monkeypatch.setattr(loop, "run_in_executor", lambda *a: (trips.append(a[1]), run_in_executor(*a))[1])
+        assert await read(s, "a", 0, 0, 256 * 1024 - 1) == data
+        assert await read(s, "a", 0, 100_000, 200_000) == data[100_000:200_001]
+        assert trips == []
+    finally:
+        await s.close()
