@@ -73,8 +73,9 @@ def check_header_bytes(raw: bytes | bytearray | memoryview, entry: Entry) -> Non
     """Raise CorruptBlob unless ``raw`` (``entry.location.header_len`` bytes read at the
     record's offset) is the header the index knows (:func:`objstore.node.blob.header_matches`:
     the same checks as decoding it and comparing, without building its fields again)."""
-    if len(raw) != entry.location.header_len or not header_matches(raw, entry.header_xxh, entry.blob_id):
-        raise CorruptBlob(f"record header of {entry.blob_id.version_id} changed on disk")
+    h = entry.header  # its fields, not entry.blob_id: that builds and validates a BlobId
+    if len(raw) != entry.location.header_len or not header_matches(raw, entry.header_xxh, h.version_id, h.shard):
+        raise CorruptBlob(f"record header of {h.version_id} changed on disk")
 
 
 def verify_header(fd: int, entry: Entry, pread: Pread = os.pread) -> None:
