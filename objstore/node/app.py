@@ -162,8 +162,11 @@ async def put_blob(request: web.Request) -> web.Response:
     return _json_bytes(b'{"size": %d, "xxh64": "%s"}' % (result.size, result.xxh64.encode("ascii")), 201)
 
 
-def _json_bytes(body: bytes, status: int = 200) -> web.Response:
-    """A JSON answer already encoded (for the small answers of the hot calls)."""
+def _json_bytes(body: bytes, status: int = 200, request: object = None) -> web.Response:
+    """A JSON answer already encoded (for the small answers of the hot calls); given the
+    request, a plain answer when the lean front serves it (:func:`whole_response`)."""
+    if request is not None:
+        return whole_response(request, status, {"Content-Type": "application/json"}, body)
     return web.Response(body=body, status=status, content_type="application/json")
 
 
@@ -284,7 +287,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         raise InvalidArgument("a manifest is a JSON object") from None
     stored = await request.app[MANIFESTS].put(CommitManifest.from_dict(body if isinstance(body, dict) else {}),
                                               _epoch(request.query.get("ring_epoch", "0")))
-    return _json_bytes(_STORED[bool(stored)])
+    return _json_bytes(_STORED[bool(stored)], request=request)
 
 
 def _epoch(raw: object) -> int:
@@ -320,7 +323,7 @@ async def put_manifest_batch(request: web.Request) -> web.Response:
         raise InvalidArgument(f"a manifest batch holds a list of at most {MAX_MANIFEST_BATCH} manifests")
     manifests = [CommitManifest.from_dict(d if isinstance(d, dict) else {}) for d in listed]
     stored = await request.app[MANIFESTS].put_many(manifests, _epoch(body.get("ring_epoch", 0)))
-    return _json_bytes(b'{"stored": %d}' % stored)
+    return _json_bytes(b'{"stored": %d}' % stored, request=request)
 
 
 async def get_manifest_page(request: web.Request) -> web.Response:

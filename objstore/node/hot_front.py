@@ -83,7 +83,12 @@ class LeanRequest:
     @property
     def query(self) -> MultiDictProxy[str]:
         if self._query is None:
-            self._query = MultiDictProxy(MultiDict(parse_qsl(self._qs, keep_blank_values=True)))
+            qs = self._qs
+            if "%" in qs or "+" in qs:
+                pairs = parse_qsl(qs, keep_blank_values=True)
+            else:  # nothing to decode (``ring_epoch=7``): what parse_qsl gives, without its work
+                pairs = [(name, value) for name, _, value in (f.partition("=") for f in qs.split("&") if f)]
+            self._query = MultiDictProxy(MultiDict(pairs))
         return self._query
 
     @property

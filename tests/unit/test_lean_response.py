@@ -25,3 +25,41 @@ def test_a_whole_answer_is_lean_only_for_a_request_the_lean_front_serves() -> No
     lean = whole_response(request, 206, HEADERS, b"abc")
     assert type(lean) is LeanResponse and lean.reason == "Partial Content"
     assert type(whole_response(object(), 206, HEADERS, b"abc")) is web.Response
+
+
+@pytest.mark.parametrize("qs", ["", "ring_epoch=1", "a=1&b=&c", "a=1&&b=2", "a==b", "bucket=x&key=y/z&ring_epoch=3",
+                                "=v", "&", "a=1;b=2", "k=a%2Fb", "k=a+b", "k=%E2%82%AC"])
+def test_a_lean_requests_query_is_what_parse_qsl_gives(qs: str) -> None:
+    from urllib.parse import parse_qsl
+
+    request = LeanRequest(web.Application(), "PUT", "/manifests?" + qs, "/manifests", qs,
+                          CIMultiDictProxy(CIMultiDict()), {}, b"", 0)
+    assert list(request.query.items()) == parse_qsl(qs, keep_blank_values=True)
+
+
+async def test_manifest_answers_are_lean_for_the_lean_front(tmp_path) -> None:
+    from objstore.node import app as nodeapp
+
+    class Manifests:
+        async def put(self, manifest, epoch):  # noqa: ANN001, ANN201
+            return True
+
+        async def put_many(self, manifests, epoch):  # noqa: ANN001, ANN201
+            return len(manifests)
+
+    app = web.Application()
+    app[nodeapp.MANIFESTS] = Manifests()  # type: ignore[assignment]
+    from objstore.manifest import CommitManifest
+    from objstore.types import ObjectVersion
+
+    m = CommitManifest("b", "k", 1, ObjectVersion("b", "k", "v1", 4, "0" * 32, 1.0, placement=("s1",), ring_epoch=1),
+                       write_quorum=1).to_dict()
+    import json
+    for handler, body, want in ((nodeapp.put_manifest, m, b'{"stored": true}'),
+                                (nodeapp.put_manifest_batch, {"manifests": [m, m], "ring_epoch": 1}, b'{"stored": 2}')):
+        request = LeanRequest(app, "PUT", "/manifests?ring_epoch=1", "/manifests", "ring_epoch=1",
+                              CIMultiDictProxy(CIMultiDict()), {}, json.dumps(body).encode(), 0)
+        resp = await handler(request)
+        assert type(resp) is LeanResponse and resp.body == want
+        assert encode_response(resp, False) == encode_response(
+            web.Response(status=200, body=want, content_type="application/json"), False)
