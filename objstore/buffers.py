@@ -18,8 +18,12 @@ except AttributeError:  # not CPython
     _from_string_and_size = None
 
 
+SMALL = 16 * 1024  # below this, zeroing costs less than the foreign call that skips it
+
+
 def uninitialized(n: int) -> bytearray:
-    """A ``bytearray`` of ``n`` bytes, not zeroed (see the module)."""
-    if n <= 0 or _from_string_and_size is None:
+    """A ``bytearray`` of ``n`` bytes, not zeroed (see the module); a small one (``SMALL``)
+    is zeroed all the same, which is cheaper for it."""
+    if n < SMALL or _from_string_and_size is None:
         return bytearray(max(n, 0))
     return _from_string_and_size(None, n)

@@ -63,7 +63,7 @@ from objstore.metrics import Metrics
 from objstore.node import blob_batch
 from objstore.node.blob import BlobId
 from objstore.node.heartbeat import heartbeat_task
-from objstore.node.hot_front import HotRoutes, HotSite
+from objstore.node.hot_front import HotRoutes, HotSite, whole_response
 from objstore.node.index import Entry
 from objstore.node.node_metrics import StorageNodeMetrics, store_space
 from objstore.node.repair_report import ReportQueue, metadata_sender
@@ -164,7 +164,7 @@ async def put_blob(request: web.Request) -> web.Response:
     result = await app[STORE].put(bid, bucket, key, policy, size, _body(request, app[METRICS]))
     # {"size", "xxh64"} (a number and 16 hex digits) formatted directly: json.dumps and
     # json_response cost a small write more than the rest of its answer.
-    return _json_bytes(b'{"size": %d, "xxh64": "%s"}' % (result.size, result.xxh64.encode("ascii")), 201)
+    return _json_bytes(b'{"size": %d, "xxh64": "%s"}' % (result.size, result.xxh64.encode("ascii")), 201, request)
 
 
 async def put_blob_batch(request: web.Request) -> web.Response:
@@ -177,22 +177,37 @@ async def put_blob_batch(request: web.Request) -> web.Response:
     outcomes = await app[STORE].put_many([(bid, b.bucket, b.key, b.policy, b.data) for bid, b in blobs])
     # A failed disk raises from put_many: the whole call fails, as a single write would.
     return _json_bytes(blob_batch.encode_answer(
-        [r if isinstance(r, ObjstoreError) else (r.size, r.xxh64) for r in outcomes]))
+        [r if isinstance(r, ObjstoreError) else (r.size, r.xxh64) for r in outcomes]), 200, request)
 
 
-def _json_bytes(body: bytes, status: int = 200) -> web.Response:
-    """A JSON answer already encoded (for the small answers of the hot calls)."""
+def _json_bytes(body: bytes, status: int = 200, request: object = None) -> web.Response:
+    """A JSON answer already encoded (for the small answers of the hot calls); given the
+    request, a plain answer when the lean front serves it (:func:`whole_response`)."""
+    if request is not None:
+        return whole_response(request, status, {"Content-Type": "application/json"}, body)
     return web.Response(body=body, status=status, content_type="application/json")
 
 
 _STORED = {True: b'{"stored": true}', False: b'{"stored": false}'}
 
 
+# What quote(text, safe="") leaves as it is, and "/" (which it encodes as %2F): most names.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
+def _quote_name(text: str) -> str:
+    """``quote(text, safe="")``, without its per-character work for a name of plain ASCII
+    letters, digits, ``_.~-`` and slashes."""
+    if _PLAIN_NAME.fullmatch(text):
+        return text.replace("/", "%2F")
+    return quote(text, safe="")
+
+
 def _blob_headers(size: int, bucket: str, key: str) -> dict[str, str]:
     return {
         SIZE_HEADER: str(size),
-        BUCKET_HEADER: quote(bucket, safe=""),
-        KEY_HEADER: quote(key, safe=""),
+        BUCKET_HEADER: _quote_name(bucket),
+        KEY_HEADER: _quote_name(key),
         "Accept-Ranges": "bytes",
     }
 
@@ -216,13 +231,14 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
             headers["Content-Range"] = f"bytes {read.start}-{read.end}/{read.size}"
         if read.length <= WHOLE_BODY_LIMIT:
             # A small blob is verified whole, then sent with its headers in one write.
+            whole = read.whole()  # verified when the read was opened: a small read's case
             try:
-                body = b"".join([chunk async for chunk in read.chunks()])
+                body = bytes(whole) if whole is not None else b"".join([chunk async for chunk in read.chunks()])
             except CorruptBlob as exc:
                 await _corrupt_read(app, read.entry, exc)
                 raise
             app[METRICS].add_bytes_out(len(body))
-            return web.Response(status=206 if ranged else 200, headers=headers, body=body)
+            return whole_response(request, 206 if ranged else 200, headers, body)
         resp = web.StreamResponse(status=206 if ranged else 200, headers=headers)
         resp.content_length = read.length
         await resp.prepare(request)
@@ -289,7 +305,7 @@ async def put_manifest(request: web.Request) -> web.Response:
         raise InvalidArgument("a manifest is a JSON object") from None
     stored = await request.app[MANIFESTS].put(CommitManifest.from_dict(body if isinstance(body, dict) else {}),
                                               _epoch(request.query.get("ring_epoch", "0")))
-    return _json_bytes(_STORED[bool(stored)])
+    return _json_bytes(_STORED[bool(stored)], request=request)
 
 
 def _epoch(raw: object) -> int:
@@ -325,7 +341,7 @@ async def put_manifest_batch(request: web.Request) -> web.Response:
         raise InvalidArgument(f"a manifest batch holds a list of at most {MAX_MANIFEST_BATCH} manifests")
     manifests = [CommitManifest.from_dict(d if isinstance(d, dict) else {}) for d in listed]
     stored = await request.app[MANIFESTS].put_many(manifests, _epoch(body.get("ring_epoch", 0)))
-    return _json_bytes(b'{"stored": %d}' % stored)
+    return _json_bytes(b'{"stored": %d}' % stored, request=request)
 
 
 async def get_manifest_page(request: web.Request) -> web.Response:

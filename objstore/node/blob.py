@@ -212,6 +212,29 @@ def decode_header(buf: bytes | memoryview) -> tuple[BlobHeader, int, int]:
     return header, total, want
 
 
+_MAGIC_AND_VERSION = _FIXED.pack(MAGIC, FORMAT_VERSION, 0, 0, 0)[:6]
+_U16 = struct.Struct("<H")
+_VERSION_ID_AT = FIXED_SIZE + _BODY.size  # the version id's length (u16), then its bytes
+
+
+def header_matches(raw: bytes | bytearray | memoryview, header_xxh: int, version_id: str, shard: int) -> bool:
+    """Whether ``raw`` is exactly one header of this format version whose checksum, stored
+    and computed, is ``header_xxh`` and which names the blob ``version_id``/``shard``.
+
+    What a read checks against its index entry (which holds the decoded fields already):
+    the checks of :func:`decode_header` that bear on it and the blob id compared, without
+    decoding the fields (the checksum covers them)."""
+    n = len(raw)
+    vid = version_id.encode("ascii")
+    at = _VERSION_ID_AT + 2
+    return (n >= at + len(vid) + CHECKSUM_SIZE and raw[:6] == _MAGIC_AND_VERSION
+            and FIXED_SIZE + _FIXED.unpack_from(raw, 0)[4] + CHECKSUM_SIZE == n
+            and unpack_u64(raw, n - CHECKSUM_SIZE) == header_xxh
+            and xxh64(memoryview(raw)[:n - CHECKSUM_SIZE]) == header_xxh
+            and _U16.unpack_from(raw, FIXED_SIZE)[0] == shard
+            and _U16.unpack_from(raw, _VERSION_ID_AT)[0] == len(vid) and raw[at:at + len(vid)] == vid)
+
+
 @dataclass(frozen=True, slots=True)
 class Footer:
     """The commit mark of a record."""

@@ -37,6 +37,7 @@ import logging
 import re
 import socket
 import time
+from http import HTTPStatus
 from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -83,7 +84,12 @@ class LeanRequest:
     @property
     def query(self) -> MultiDictProxy[str]:
         if self._query is None:
-            self._query = MultiDictProxy(MultiDict(parse_qsl(self._qs, keep_blank_values=True)))
+            qs = self._qs
+            if "%" in qs or "+" in qs:
+                pairs = parse_qsl(qs, keep_blank_values=True)
+            else:  # nothing to decode (``ring_epoch=7``): what parse_qsl gives, without its work
+                pairs = [(name, value) for name, _, value in (f.partition("=") for f in qs.split("&") if f)]
+            self._query = MultiDictProxy(MultiDict(pairs))
         return self._query
 
     @property
@@ -352,11 +358,44 @@ class HotProtocol(asyncio.Protocol):
             self.transport.close()
 
 
+class LeanResponse:
+    """A whole answer a handler made for a :class:`LeanRequest` (see :func:`whole_response`):
+    status, headers and body, without ``web.Response``'s machinery, which the lean front
+    does not use (it encodes the answer itself)."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    @property
+    def reason(self) -> str:
+        return _REASONS[self.status]
+
+
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+
+def whole_response(request: Any, status: int, headers: dict[str, str], body: bytes) -> web.StreamResponse:
+    """An answer with ``headers`` (none of them framing) and the whole ``body``: a
+    :class:`LeanResponse` for a request the lean front serves, a ``web.Response`` for aiohttp."""
+    if type(request) is LeanRequest:
+        return LeanResponse(status, headers, body)  # type: ignore[return-value]
+    return web.Response(status=status, headers=headers, body=body)
+
+
 _NOT_COPIED = frozenset({"content-length", "connection", "transfer-encoding"})
 
 
 def encode_response(resp: web.StreamResponse, close: bool) -> bytes:
     """The bytes of a whole answer: status line, headers, framing, body."""
+    if type(resp) is LeanResponse:
+        body = resp.body
+        head = "".join([f"HTTP/1.1 {resp.status} {_REASONS[resp.status]}\r\n",
+                        *[f"{k}: {v}\r\n" for k, v in resp.headers.items()],
+                        f"Content-Length: {len(body)}\r\n" if resp.status not in (204, 304) else "",
+                        "Connection: close\r\n\r\n" if close else "\r\n"])
+        return head.encode("latin-1") + body
     body = getattr(resp, "body", None) or b""
     if not isinstance(body, (bytes, bytearray)):
         raise TypeError(f"a hot route answered with a {type(body).__name__} body")

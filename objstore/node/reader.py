@@ -32,14 +32,17 @@ from typing import AsyncIterator, Callable
 from objstore.buffers import uninitialized
 from objstore.errors import CorruptBlob, InvalidRange
 from objstore.checksum import unpack_u64
-from objstore.node.blob import CHECKSUM_SIZE, block_span, check_block, decode_header
+from objstore.node.blob import CHECKSUM_SIZE, block_span, check_block, header_matches
 from objstore.node.index import Entry
 from objstore.node.segments import SegmentLog
 
 READ_CHUNK = 1024 * 1024
 # Blocks one preadv can take: two buffers each (data, checksum) within the system's limit.
 MAX_GROUP = max(1, (os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024) // 2)
-CACHED_READ_LIMIT = 64 * 1024  # segment reads this small are tried from the page cache first
+# Segment reads this small (every read the gateway answers whole: its ranges of at most
+# 256 KiB) are tried from the page cache first: their copy and hashing cost less than a
+# trip to the IO pool and back (a 1 MiB chunk of a large read is served so too).
+CACHED_READ_LIMIT = 256 * 1024
 CACHED_READS = hasattr(os, "RWF_NOWAIT")  # off for good once the file system refuses it
 CACHED_CHUNKS = os.environ.get("OBJSTORE_CACHED_CHUNKS", "1") != "0"
 
@@ -66,19 +69,27 @@ def preadv_cached(fd: int, buffers: list[memoryview], offset: int) -> int:
     return want
 
 
+def check_header_bytes(raw: bytes | bytearray | memoryview, entry: Entry) -> None:
+    """Raise CorruptBlob unless ``raw`` (``entry.location.header_len`` bytes read at the
+    record's offset) is the header the index knows (:func:`objstore.node.blob.header_matches`:
+    the same checks as decoding it and comparing, without building its fields again)."""
+    h = entry.header  # its fields, not entry.blob_id: that builds and validates a BlobId
+    if len(raw) != entry.location.header_len or not header_matches(raw, entry.header_xxh, h.version_id, h.shard):
+        raise CorruptBlob(f"record header of {h.version_id} changed on disk")
+
+
 def verify_header(fd: int, entry: Entry, pread: Pread = os.pread) -> None:
     """Raise CorruptBlob unless the record's header on disk is the one the index knows."""
     loc = entry.location
-    raw = pread(fd, loc.header_len, loc.offset)
-    header, _hlen, hxxh = decode_header(raw)
-    if hxxh != entry.header_xxh or header.blob_id != entry.blob_id:
-        raise CorruptBlob(f"record header of {entry.blob_id.version_id} changed on disk")
+    check_header_bytes(pread(fd, loc.header_len, loc.offset), entry)
 
 
 def read_block_data(fd: int, entry: Entry, first: int, last: int, start: int, end: int,
-                    preadv: Preadv = os.preadv) -> memoryview:
+                    preadv: Preadv = os.preadv, header: memoryview | None = None) -> memoryview:
     """The verified data of blocks ``first..last`` trimmed to bytes ``start..end``, read with
-    one ``preadv`` (see the module)."""
+    one ``preadv`` (see the module). With ``header`` (``first`` is 0: the blocks follow the
+    header on disk) the record's header is read into it by the same ``preadv`` and checked
+    (:func:`check_header_bytes`) before any block."""
     h = entry.header
     bs = h.block_size
     off0, _ = block_span(h.size, bs, first)
@@ -93,10 +104,22 @@ def read_block_data(fd: int, entry: Entry, first: int, last: int, start: int, en
         span = data[lo: lo + min(bs, len(data) - lo)]
         spans.append(span)
         iov += (span, sums[k * CHECKSUM_SIZE: (k + 1) * CHECKSUM_SIZE])
-    for k in range(0, len(spans), MAX_GROUP):  # blocks are contiguous on disk: one preadv per MAX_GROUP
-        part = iov[2 * k: 2 * (k + MAX_GROUP)]
-        if preadv(fd, part, entry.location.data_offset + off0 + k * (bs + CHECKSUM_SIZE)) != sum(map(len, part)):
+    if header is not None:
+        # One preadv from the record's start: the header, then the blocks right after it.
+        assert first == 0 and len(spans) < MAX_GROUP, "a header is read along with fewer than MAX_GROUP blocks from the first"
+        iov.insert(0, header)
+        got = preadv(fd, iov, entry.location.offset)
+        if got < len(header):
+            raise CorruptBlob(f"record header of {h.version_id} truncated on disk")
+        check_header_bytes(header, entry)  # before any block: a moved record says so first
+        if got != sum(map(len, iov)):
             raise CorruptBlob(f"record of {h.version_id} truncated on disk")
+    else:
+        at = entry.location.data_offset + off0
+        for k in range(0, len(spans), MAX_GROUP):  # blocks are contiguous on disk: one preadv per MAX_GROUP
+            part = iov[2 * k: 2 * (k + MAX_GROUP)]
+            if preadv(fd, part, at + k * (bs + CHECKSUM_SIZE)) != sum(map(len, part)):
+                raise CorruptBlob(f"record of {h.version_id} truncated on disk")
     for k, span in enumerate(spans):
         check_block(span, unpack_u64(sums, k * CHECKSUM_SIZE), first + k)
     return data[max(start - base, 0): min(end + 1 - base, len(data))]
@@ -145,10 +168,26 @@ class BlobRead:
         return first, last
 
     def _prime_sync(self, pread: Pread = os.pread, preadv: Preadv = os.preadv) -> None:
-        """Verify the header and read the first chunk (before any response is started)."""
+        """Verify the header and read the first chunk (before any response is started): one
+        ``preadv`` for both when the chunk starts at the first block (a small read's case)."""
+        if self.length > 0 and self._next_block == 0:
+            first, last = self._take_group()
+            if last - first + 1 < MAX_GROUP:
+                header = memoryview(uninitialized(self.entry.location.header_len))
+                self._first = read_block_data(self._fd, self.entry, first, last, self.start, self.end, preadv, header)
+                return
+            self._next_block = first  # too many blocks for one preadv with the header
         verify_header(self._fd, self.entry, pread)
         self._first = read_block_data(self._fd, self.entry, *self._take_group(), self.start, self.end, preadv) \
             if self.length > 0 else memoryview(b"")
+
+    def whole(self) -> memoryview | None:
+        """The range's verified bytes when the first chunk (read when the read was opened)
+        holds all of them, else None (read them with :meth:`chunks`)."""
+        if self._first is not None and self._next_block > self._last_block:
+            first, self._first = self._first, None
+            return first
+        return None
 
     async def _read_next(self) -> memoryview:
         group = self._take_group()

@@ -253,3 +253,23 @@ def test_version_ids_are_validated() -> None:
         with pytest.raises(InvalidArgument):
             BlobId.parse("v", bad)
     assert BlobId.parse("v", "12") == BlobId("v", 12)
+
+
+def test_header_matches_only_the_exact_header_of_its_blob() -> None:
+    from objstore.node.blob import header_matches
+
+    raw = BlobHeader(KIND_BLOB, "v-1", 3, "b", "k/x", "replica:3", 10, 64, 1.0).encode()
+    _, _, hxxh = decode_header(raw)
+    assert header_matches(raw, hxxh, "v-1", 3)
+    assert header_matches(memoryview(bytearray(raw)), hxxh, "v-1", 3)
+    assert not header_matches(raw, hxxh, "v-1", 2)
+    assert not header_matches(raw, hxxh, "v-2", 3)
+    assert not header_matches(raw, hxxh, "v-", 3)
+    assert not header_matches(raw, hxxh ^ 1, "v-1", 3)
+    assert not header_matches(raw[:-1], hxxh, "v-1", 3)
+    assert not header_matches(raw + b"\0", hxxh, "v-1", 3)
+    for i in range(len(raw)):  # any flipped bit, in any field or the checksum
+        for bit in (0x01, 0x80):
+            flipped = bytearray(raw)
+            flipped[i] ^= bit
+            assert not header_matches(flipped, hxxh, "v-1", 3), (i, bit)

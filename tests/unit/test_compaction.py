@@ -234,3 +234,26 @@ async def test_a_crash_at_every_point_of_a_round(tmp_path: Path, seed: int) -> N
     steps = await _crash_run(tmp_path / "dry", seed=seed, at=-1, torn=False, ops=400)
     for at, step in enumerate(steps):
         await _crash_run(tmp_path / f"crash{at}", seed=seed, at=at, torn=step == "copied", ops=400)
+
+
+async def test_after_compaction_reads_come_from_the_copy_and_the_removed_segment_is_closed(tmp_path: Path) -> None:
+    """A cached descriptor of a removed segment never serves a read again: the copy's
+    location names another file, and the removed file's descriptor is closed."""
+    s = await opened(tmp_path, OPTS)
+    try:
+        data = os.urandom(1800)
+        await put(s, "kept", data)
+        for i in range(10):
+            await put(s, f"gone{i}", b"g" * 1500)
+        for i in range(10):
+            await s.delete(BlobId(f"gone{i}", 0))
+        assert await read(s, "kept", 0, 0, 99) == data[:100]  # caches segment 1's descriptor
+        assert open_fds_to(segment_name(1)) == 1
+        await Compactor(s, rate=0).compact_segment(1)
+        assert not (tmp_path / segment_name(1)).exists()
+        assert open_fds_to(segment_name(1)) == 0  # closed when the segment was removed
+        assert s.index.get(BlobId("kept", 0)).location.file != segment_name(1)
+        assert await read(s, "kept", 0, 0, 99) == data[:100]
+        assert await read(s, "kept") == data
+    finally:
+        await s.close()

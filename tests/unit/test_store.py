@@ -856,3 +856,84 @@ async def test_put_many_on_a_full_node_refuses_each_blob_with_insufficient_stora
         assert s.stats()["blob_count"] == 0 and s._admitted == 0
     finally:
         await s.close()
+
+
+async def test_a_small_cached_read_takes_its_header_and_blocks_in_one_preadv(tmp_path: Path, monkeypatch) -> None:
+    import objstore.node.reader as reader_module
+
+    s = await opened(tmp_path)
+    try:
+        data = bytes(range(200))
+        await put(s, "a", data)
+        assert await read(s, "a") == data  # opens the segment's descriptor
+        calls: list[str] = []
+        pread, preadv = reader_module.pread_cached, reader_module.preadv_cached
+        monkeypatch.setattr(reader_module, "pread_cached", lambda *a: (calls.append("pread"), pread(*a))[1])
+        monkeypatch.setattr(reader_module, "preadv_cached", lambda *a: (calls.append("preadv"), preadv(*a))[1])
+        assert await read(s, "a", 0, 0, 150) == data[:151]
+        assert calls == ["preadv"]
+        calls.clear()
+        assert await read(s, "a", 0, 70, 150) == data[70:151]  # not from the first block: header on its own
+        assert calls == ["pread", "preadv"]
+    finally:
+        await s.close()
+
+
+@pytest.mark.parametrize("start", [0, 70])  # the header read with the first blocks, or on its own
+async def test_a_read_whose_header_on_disk_names_another_blob_is_refused(tmp_path: Path, start: int) -> None:
+    """A record replaced in place by another blob's record of the same length (as a cached
+    descriptor of a reused file would show): its header is valid but not the index's."""
+    s = await opened(tmp_path)
+    try:
+        await put(s, "a", bytes(200))
+        await put(s, "b", bytes(200))  # same lengths: "b"'s record fits exactly over "a"'s
+        assert await read(s, "a") == bytes(200)
+        la, lb = s.index.get(BlobId("a", 0)).location, s.index.get(BlobId("b", 0)).location
+        assert (la.file, la.header_len, la.length) == (lb.file, lb.header_len, lb.length)
+        path = tmp_path / la.file
+        raw = bytearray(path.read_bytes())
+        raw[la.offset: la.offset + la.length] = raw[lb.offset: lb.offset + lb.length]
+        with open(path, "r+b") as f:  # in place: the cached descriptor sees it
+            f.write(raw)
+        with pytest.raises(CorruptBlob, match="header"):
+            await read(s, "a", 0, start, 150)
+        assert await read(s, "b", 0, start, 150) == bytes(200)[start:151]
+    finally:
+        await s.close()
+
+
+async def test_a_short_record_is_refused_when_its_header_is_read_with_its_blocks(tmp_path: Path) -> None:
+    s = await opened(tmp_path)
+    try:
+        await put(s, "a", bytes(range(100)))
+        loc = s.index.get(BlobId("a", 0)).location
+        with open(tmp_path / loc.file, "r+b") as f:
+            f.truncate(loc.offset + loc.header_len + 10)  # the header whole, the first block cut
+        with pytest.raises(CorruptBlob, match="truncated"):
+            await read(s, "a", 0, 0, 50)
+        with open(tmp_path / loc.file, "r+b") as f:
+            f.truncate(loc.offset + 5)  # the header cut
+        with pytest.raises(CorruptBlob, match="header"):
+            await read(s, "a", 0, 0, 50)
+    finally:
+        await s.close()
+
+
+async def test_a_cached_segment_read_of_up_to_256_kib_skips_the_io_pool(tmp_path: Path, monkeypatch) -> None:
+    s = await opened(tmp_path, StoreOptions(io_threads=2))  # default sizes: 1 MiB blobs go to segments
+    try:
+        data = random.Random(3).randbytes(256 * 1024)
+        await put(s, "a", data)
+        assert not s.index.get(BlobId("a", 0)).in_own_file
+        assert await read(s, "a") == data  # opens the descriptor; the bytes are in the page cache
+        trips: list[object] = []
+        pool_submit = s._io_pool.submit
+        monkeypatch.setattr(s._io_pool, "submit", lambda *a, **k: (trips.append(a[0]), pool_submit(*a, **k))[1])
+        loop = asyncio.get_running_loop()
+        run_in_executor = loop.run_in_executor
+        monkeypatch.setattr(loop, "run_in_executor", lambda *a: (trips.append(a[1]), run_in_executor(*a))[1])
+        assert await read(s, "a", 0, 0, 256 * 1024 - 1) == data
+        assert await read(s, "a", 0, 100_000, 200_000) == data[100_000:200_001]
+        assert trips == []
+    finally:
+        await s.close()
