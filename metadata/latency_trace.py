@@ -1,7 +1,7 @@
 """Timestamps of one write's way through a metadata node, for profiling the commit path.
 
 Off unless ``OBJSTORE_METADATA_TRACE`` names a directory: then each process appends
-``<event> <index> <monotonic ns>`` lines to ``<dir>/<pid>.trace`` (one ``os.write`` per
+``<event> <index> <monotonic ns> <process CPU ns>`` lines to ``<dir>/<pid>.trace`` (one ``os.write`` per
 event; CLOCK_MONOTONIC is shared by the processes of a machine, so the files of a group's
 members line up). ``ops/profile_metadata_commit.py`` reads them.
 """
@@ -22,4 +22,4 @@ def event(name: str, index: int = 0) -> None:
         return
     if _fd is None:
         _fd = os.open(os.path.join(_DIR, f"{os.getpid()}.trace"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.write(_fd, f"{name} {index} {time.monotonic_ns()}\n".encode())
+    os.write(_fd, f"{name} {index} {time.monotonic_ns()} {time.process_time_ns()}\n".encode())

@@ -60,7 +60,7 @@ def _read_traces(d: Path) -> dict[int, list[tuple[str, int, int]]]:
     for f in d.glob("*.trace"):
         rows = []
         for line in f.read_text().splitlines():
-            name, idx, ns = line.split()
+            name, idx, ns = line.split()[:3]
             rows.append((name, int(idx), int(ns)))
         out[int(f.stem)] = rows
     return out
