@@ -14,7 +14,7 @@ import pytest
 
 from metadata.api.client import MetadataClient
 from metadata.app import METRICS as METADATA_METRICS, REPLICATOR
-from objstore.errors import NotLeader, NoSuchKey
+from objstore.errors import NoSuchBucket, NotLeader, NoSuchKey
 from tests.harness.cluster import SECRET
 from tests.linearizability.checker import check
 from tests.linearizability.history import Recorder
@@ -197,3 +197,29 @@ async def test_a_bucket_fetch_overtaken_by_a_change_of_this_gateway_is_not_cache
     release.set()
     assert (await first).versioning == ""  # the request that began before the change
     assert (await ctx.bucket("b")).versioning == "Enabled"
+
+
+async def test_a_bucket_record_fetched_while_this_gateway_deletes_the_bucket_is_not_served_after(inproc):
+    """DeleteBucket forgets the cached record once the delete is done too: a record read
+    while the delete was under way is not served once it answered."""
+    await inproc.s3("create_bucket", Bucket="gone")
+    ctx = inproc.ctx
+    real = ctx.meta.delete_bucket
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held(name):
+        entered.set()
+        await release.wait()
+        return await real(name)
+
+    ctx.meta.delete_bucket = held
+    try:
+        deleting = asyncio.ensure_future(inproc.s3("delete_bucket", Bucket="gone"))
+        await entered.wait()
+        assert (await ctx.bucket("gone")).name == "gone"  # read while the delete is under way
+        release.set()
+        await deleting
+    finally:
+        ctx.meta.delete_bucket = real
+    with pytest.raises(NoSuchBucket):
+        await ctx.bucket("gone")
