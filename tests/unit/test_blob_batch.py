@@ -290,3 +290,16 @@ async def test_a_blob_whose_put_was_cancelled_before_its_call_is_not_sent() -> N
     cancelled.cancel()
     await settle()
     assert len(storage.calls) == 3 and not lane._waiting and not lane._busy
+
+
+@pytest.mark.parametrize("field", ["bucket", "key", "policy"])
+def test_a_name_that_is_not_unicode_text_is_refused_whole(field: str) -> None:
+    """JSON may carry a lone surrogate (\\ud800), which no blob header can hold: the batch is
+    refused as malformed (InvalidArgument) rather than failing later as an internal error."""
+    odd = dict(GOOD, vid="v2")
+    odd[field] = "x\ud800"
+    body = _head([dict(GOOD), odd]) + b"abcabc"
+    assert b"\\ud800" in body
+    with pytest.raises(InvalidArgument, match="malformed blob batch") as info:
+        blob_batch.decode_request(body)
+    assert "blob 1" in info.value.message
