@@ -60,6 +60,7 @@ class GatewayContext:
     _tasks: set[asyncio.Task] = field(default_factory=set)
     _buckets: dict[str, tuple[float, Bucket]] = field(default_factory=dict)
     _bucket_fetches: dict[str, asyncio.Future[Bucket]] = field(default_factory=dict)  # in flight, by name
+    _bucket_forgets: int = 0  # forget_bucket calls so far: a fetch begun before one is not cached
     damage: DamageReporter = field(init=False)  # read repair: copies reads failed over from
     rings: RingEpochs = field(init=False)  # the rings whose owners hold manifests (current + not handed over)
     manifest_lanes: ManifestLanes = field(init=False)  # manifest writes, coalesced per node
@@ -92,6 +93,7 @@ class GatewayContext:
         if hit and self.outage.active() and now - hit[0] <= self.cfg.stale_window_seconds:
             self.stale_age = now - hit[0]
             return hit[1]
+        forgets = self._bucket_forgets
         try:
             b = await self._fetch_bucket(name)
         except ServiceUnavailable:
@@ -102,6 +104,10 @@ class GatewayContext:
             self.stale_age = now - hit[0]
             self.outage.note()
             return hit[1]
+        if forgets != self._bucket_forgets:
+            # This gateway changed a bucket while the record was being fetched: the record
+            # may predate the change, so it answers this request only (begun before it).
+            return b
         if len(self._buckets) > 10000:
             self._buckets.clear()
         self._buckets[name] = (now + BUCKET_TTL, b)
@@ -139,7 +145,9 @@ class GatewayContext:
 
     def forget_bucket(self, name: str) -> None:
         """Drop the cached record, and any fetch in flight (it may predate a change the
-        caller made): the next request fetches it anew."""
+        caller made): the next request fetches it anew, and no fetch begun before this
+        call caches what it read."""
+        self._bucket_forgets += 1
         self._buckets.pop(name, None)
         self._bucket_fetches.pop(name, None)
 

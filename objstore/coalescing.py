@@ -17,7 +17,8 @@ with that error. Lanes are bounded: at most ``max_waiting`` items wait per lane 
 alone, at once), and an idle lane holds nothing. Waiting is bounded in time: an item whose
 call has not started ``timeout`` seconds after it came is not sent, and its caller is
 failed (ServiceUnavailable). The calls run as background tasks, so a caller that is
-cancelled does not cancel the call that carries other callers' items; if a drain task is
+cancelled does not cancel the call that carries other callers' items; an item whose caller
+was cancelled before its call started is not sent at all. If a drain task is
 itself cancelled (shutdown), its callers are failed (ServiceUnavailable).
 """
 from __future__ import annotations
@@ -96,6 +97,7 @@ class Lanes(Generic[K, T, R]):
             for _ in range(self.gather_ticks):  # let the rest of this burst join the first call
                 await asyncio.sleep(0)
             while waiting := self._waiting.get(lane):
+                self._drop_cancelled(waiting)
                 self._expire(lane, waiting)
                 n = self._batch_length(waiting)
                 batch, waiting[:] = waiting[:n], waiting[n:]
@@ -137,6 +139,13 @@ class Lanes(Generic[K, T, R]):
             if total > self.max_weight:
                 return max(i, 1)
         return n
+
+    @staticmethod
+    def _drop_cancelled(waiting: list[tuple[T, asyncio.Future[R], float]]) -> None:
+        """Take out the items whose callers were cancelled before their call started
+        (nobody waits for their answer: they are not sent)."""
+        if any(done.done() for _, done, _ in waiting):
+            waiting[:] = [w for w in waiting if not w[1].done()]
 
     def _expire(self, lane: K, waiting: list[tuple[T, asyncio.Future[R], float]]) -> None:
         """Fail, without sending them, the items at the head of ``waiting`` that came more

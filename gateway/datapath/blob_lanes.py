@@ -34,7 +34,7 @@ from typing import Any, Callable, Coroutine
 
 from metadata.api.command_batch import route_missing
 from objstore.coalescing import GATHER_TICKS, Lanes
-from objstore.errors import ObjstoreError
+from objstore.errors import IncompleteBody, ObjstoreError
 from objstore.node.blob_batch import MAX_BODY, BlobWrite
 from objstore.node.client import StorageClient
 
@@ -75,9 +75,13 @@ class BlobLanes(Lanes[str, BlobWrite, dict]):
         self.blobs = 0  # blobs sent through the lanes (blobs / calls shows the coalescing)
 
     async def put(self, address: str, version_id: str, shard: int, bucket: str, key: str, policy: str,
-                  body: bytes) -> dict:
+                  body: bytes, size: int | None = None) -> dict:
         """Store ``body`` as blob (``version_id``, ``shard``) durably on the node at ``address``;
-        ``{"size", "xxh64"}``, or raises what its call raised for it."""
+        ``{"size", "xxh64"}``, or raises what its call raised for it. With ``size`` (the size
+        the write declared), a body of any other length is refused (IncompleteBody), unsent,
+        as a single write refuses it."""
+        if size is not None and len(body) != size:
+            raise IncompleteBody(f"body has {len(body)} of {size} bytes")
         blob = BlobWrite(version_id, shard, bucket, key, policy, body)
         if not self.coalesce or len(body) > MAX_ITEM_BYTES:
             return await self._put_one(address, blob)

@@ -74,7 +74,7 @@ async def write_shards(
 
     def upload(node: NodeInfo, i: int, body: AsyncIterator[bytes] | bytes) -> Awaitable[dict]:
         if blobs is not None and isinstance(body, bytes):
-            return blobs.put(node.address, version_id, i, bucket, key, header, body)
+            return blobs.put(node.address, version_id, i, bucket, key, header, body, shard_size)
         return storage.put_blob(node.address, version_id, i, bucket, key, header, shard_size, body)
 
     fan = FanOut(storage, topology, nodes, upload, version_id=version_id, quorum=quorum, straggler=straggler,

@@ -105,7 +105,10 @@ async def handle_head_bucket(ctx: GatewayContext, request: web.Request, ep: Buck
 async def handle_delete_bucket(ctx: GatewayContext, request: web.Request, ep: BucketEndpoint) -> web.Response:
     await owned_bucket(ctx, request[CALLER_KEY].owner, ep.bucket)
     ctx.forget_bucket(ep.bucket)
-    garbage = await ctx.meta.delete_bucket(ep.bucket)
+    try:
+        garbage = await ctx.meta.delete_bucket(ep.bucket)
+    finally:
+        ctx.forget_bucket(ep.bucket)  # and what was read while the delete was under way
     if garbage.parts:  # the parts of uploads in progress, discarded with the bucket
         ctx.background(collect_parts(ctx.storage, ctx.topology, garbage.parts))
     return web.Response(status=204)

@@ -277,7 +277,8 @@ class Cluster:
         if not port_free(o.host, o.prometheus_port):
             raise LaunchError(f"port {o.prometheus_port} on {o.host} is in use; choose another with --prometheus-port")
         child.start({k: v for k, v in os.environ.items()
-                     if k not in (SECRET_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV, METRICS_TOKEN_ENV)})
+                     if k not in (SECRET_ENV, ACCESS_KEY_ENV, SECRET_KEY_ENV, METRICS_TOKEN_ENV)},
+                    end_with_parent=True)  # it does not watch this process itself
         self.prometheus = child
         self._say(f"  started prometheus      {child.address}  pid {child.proc.pid}")  # type: ignore[union-attr]
         try:

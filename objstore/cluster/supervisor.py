@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Mapping
 
+from objstore.parent_watch import ending_with_parent
 from objstore.tls import base_url
 
 
@@ -65,11 +66,15 @@ class Child:
     def exited(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
 
-    def start(self, env: Mapping[str, str] | None = None) -> None:
-        """Start the process (again, after a stop), appending to its log."""
+    def start(self, env: Mapping[str, str] | None = None, *, end_with_parent: bool = False) -> None:
+        """Start the process (again, after a stop), appending to its log. With
+        ``end_with_parent`` (a child that does not watch its parent itself, as objstore's
+        services do: :mod:`objstore.parent_watch`), the kernel sends it SIGTERM when this
+        process dies."""
         self.log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     env={**(env or os.environ), "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+                                     env={**(env or os.environ), "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+                                     preexec_fn=ending_with_parent() if end_with_parent else None)
 
     def terminate(self) -> None:
         """Send SIGTERM if it runs."""

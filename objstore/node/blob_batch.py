@@ -11,8 +11,9 @@ The answer is ``{"results": [...]}``, one entry per blob in the same order: ``{"
 ``{"error": {"code", "message", "extra"}}`` (what a single write would have failed with).
 
 Invariants: a request is decoded whole before anything is stored, so a malformed one
-(bad JSON, a field missing or of the wrong type, an invalid blob id, sizes that do not
-add up to the bytes that follow, more than :data:`MAX_BLOBS` blobs) is refused as a whole
+(bad JSON, a field missing or of the wrong type, a name that is not UTF-8 text, an
+invalid blob id, sizes that do not add up to the bytes that follow, more than
+:data:`MAX_BLOBS` blobs) is refused as a whole
 with InvalidArgument and stores nothing. :data:`MAX_BODY` bounds a request's bytes (the
 node's lean front and aiohttp both take bodies up to 1 MiB).
 """
@@ -55,6 +56,18 @@ def encode_request(blobs: Sequence[BlobWrite]) -> bytes:
     return b"".join([head, b"\n", *(b.data for b in blobs)])
 
 
+def _text(s: str) -> bool:
+    """Whether ``s`` encodes as UTF-8 (JSON's ``\\ud800`` escapes decode to lone surrogates,
+    which no blob header can hold)."""
+    if s.isascii():
+        return True
+    try:
+        s.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _malformed(why: str) -> InvalidArgument:
     return InvalidArgument(f"malformed blob batch: {why}")
 
@@ -83,6 +96,8 @@ def decode_request(body: bytes) -> list[tuple[BlobId, BlobWrite]]:
         vid, shard, size = d["vid"], d["shard"], d["size"]
         if not all(isinstance(d[f], str) for f in ("vid", "bucket", "key", "policy")):
             raise _malformed(f"blob {i}: vid, bucket, key and policy are strings")
+        if not all(_text(d[f]) for f in ("bucket", "key", "policy")):
+            raise _malformed(f"blob {i}: bucket, key and policy are Unicode text (no lone surrogate)")
         if type(shard) is not int or type(size) is not int or size < 0:
             raise _malformed(f"blob {i}: shard and size are whole numbers")
         if at + size > len(body):

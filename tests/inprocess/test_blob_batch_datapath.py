@@ -107,3 +107,25 @@ async def test_nodes_without_the_batch_route_get_single_calls_and_every_put_succ
     for key, body in bodies.items():
         got = await c.s3("get_object", Bucket=BUCKET, Key=key)
         assert await asyncio.to_thread(got["Body"].read) == body
+
+
+async def test_a_whole_body_that_is_not_the_size_declared_is_stored_nowhere(cluster: InProcessCluster) -> None:
+    """A body held whole goes through the lanes only if it has the size the write declared
+    (as a single write refuses it: IncompleteBody); otherwise no node stores it."""
+    from gateway.datapath.replicate import write_replicas
+    from objstore.errors import InsufficientReplicas
+    from objstore.node.app import STORE
+
+    c = cluster
+    ctx = c.ctx
+    nodes = await ctx.topology.place(BUCKET, "short", 3)
+
+    async def short() -> Any:
+        yield b"12345"
+
+    with pytest.raises(InsufficientReplicas):
+        await write_replicas(ctx.storage, ctx.topology, nodes, version_id="vshort", bucket=BUCKET, key="short",
+                             policy="replica:3", size=10, chunks=short(), write_quorum=2, blobs=ctx.blob_lanes)
+    for n in c.nodes.values():
+        assert n.server is not None
+        assert n.server.app[STORE].stats()["blob_count"] == 0

@@ -119,13 +119,15 @@ def signed_request(address: str, body: bytes) -> dict[str, str]:
     return internal_auth.headers(SECRET, "PUT", blob_batch.PATH, body=body, target=address)
 
 
-@pytest.mark.parametrize("cut", ["sizes", "head", "trailing"])
+@pytest.mark.parametrize("cut", ["sizes", "head", "trailing", "surrogate"])
 async def test_a_malformed_batch_is_refused_with_a_clear_error_and_stores_nothing(node: Node, cut: str) -> None:
     body = blob_batch.encode_request(blobs(3))
     if cut == "sizes":
         body = body[:-1]  # the last blob is a byte short
     elif cut == "head":
         body = b'{"blobs": [{"vid": "v1"}]}\n' + body.split(b"\n", 1)[1]
+    elif cut == "surrogate":  # valid JSON, but a key no blob header can hold
+        body = body.replace(b'"key":"dir/', b'"key":"\\ud800dir/', 1)
     else:
         body += b"x"
     async with aiohttp.ClientSession() as session:

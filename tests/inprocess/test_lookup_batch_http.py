@@ -14,7 +14,7 @@ import pytest
 
 from metadata.api.client import MetadataClient
 from metadata.app import METRICS as METADATA_METRICS, REPLICATOR
-from objstore.errors import NotLeader, NoSuchKey
+from objstore.errors import NoSuchBucket, NotLeader, NoSuchKey
 from tests.harness.cluster import SECRET
 from tests.linearizability.checker import check
 from tests.linearizability.history import Recorder
@@ -169,3 +169,57 @@ async def test_requests_that_miss_the_bucket_cache_together_fetch_the_record_onc
     with pytest.raises(Exception) as missing:
         await asyncio.gather(*(ctx.bucket("nob") for _ in range(4)))
     assert type(missing.value).__name__ == "NoSuchBucket" and _calls(inproc, "get_bucket") - before == 4
+
+
+async def test_a_bucket_fetch_overtaken_by_a_change_of_this_gateway_is_not_cached(inproc):
+    """A fetch that read the record before this gateway changed the bucket (and forgot its
+    cached record) answers the request that started it, but is not cached: the next
+    request reads the record as the change left it."""
+    await inproc.meta.create_bucket("b", "lin", "", 1.0)
+    ctx = inproc.ctx
+    real = ctx.meta.get_bucket
+    fetched, release = asyncio.Event(), asyncio.Event()
+
+    async def held(name):
+        record = await real(name)  # read before the change
+        fetched.set()
+        await release.wait()
+        return record
+
+    ctx.meta.get_bucket = held
+    try:
+        first = asyncio.ensure_future(ctx.bucket("b"))
+        await fetched.wait()
+    finally:
+        ctx.meta.get_bucket = real
+    await inproc.meta.set_bucket_versioning("b", "Enabled")
+    ctx.forget_bucket("b")  # as the versioning handler does after the change
+    release.set()
+    assert (await first).versioning == ""  # the request that began before the change
+    assert (await ctx.bucket("b")).versioning == "Enabled"
+
+
+async def test_a_bucket_record_fetched_while_this_gateway_deletes_the_bucket_is_not_served_after(inproc):
+    """DeleteBucket forgets the cached record once the delete is done too: a record read
+    while the delete was under way is not served once it answered."""
+    await inproc.s3("create_bucket", Bucket="gone")
+    ctx = inproc.ctx
+    real = ctx.meta.delete_bucket
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held(name):
+        entered.set()
+        await release.wait()
+        return await real(name)
+
+    ctx.meta.delete_bucket = held
+    try:
+        deleting = asyncio.ensure_future(inproc.s3("delete_bucket", Bucket="gone"))
+        await entered.wait()
+        assert (await ctx.bucket("gone")).name == "gone"  # read while the delete is under way
+        release.set()
+        await deleting
+    finally:
+        ctx.meta.delete_bucket = real
+    with pytest.raises(NoSuchBucket):
+        await ctx.bucket("gone")

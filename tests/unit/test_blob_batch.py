@@ -258,3 +258,48 @@ async def test_coalescing_off_sends_every_blob_alone() -> None:
     assert [c[0] for c in storage.calls] == ["one"] * 3
     await open_gates(storage)
     assert all(t.done() for t in tasks) and lane.calls == 0
+
+
+async def test_a_blob_whose_put_was_cancelled_before_its_call_is_not_sent() -> None:
+    """A PUT cancelled while its blob waits (an abandoned straggler, a client gone) takes
+    its blob out of the lane: no call writes a blob nobody waits for."""
+    storage = FakeStorage()
+    lane = lanes(storage)
+    first = put(lane, 1)
+    await settle()
+    waiting = [put(lane, i) for i in (2, 3, 4)]
+    await settle()
+    waiting[1].cancel()
+    await settle()
+    await open_gates(storage)
+    assert first.done()
+    assert storage.calls[1] == ("batch", "n1", ["v2", "v4"])
+    # a lone survivor goes as a single write, its cancelled fellow is not sent
+    lone = [put(lane, i) for i in (5, 6)]
+    await settle()
+    lone[0].cancel()
+    await settle()
+    await open_gates(storage)
+    assert [t.result()["size"] for t in (waiting[0], waiting[2])] == [10, 10]
+    assert storage.calls[2:] == [("one", "n1", ["v6"])]
+    await open_gates(storage)
+    assert lone[1].result()["size"] == 10
+    # cancelled within the gather ticks of an idle lane: no call at all
+    cancelled = put(lane, 7)
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await settle()
+    assert len(storage.calls) == 3 and not lane._waiting and not lane._busy
+
+
+@pytest.mark.parametrize("field", ["bucket", "key", "policy"])
+def test_a_name_that_is_not_unicode_text_is_refused_whole(field: str) -> None:
+    """JSON may carry a lone surrogate (\\ud800), which no blob header can hold: the batch is
+    refused as malformed (InvalidArgument) rather than failing later as an internal error."""
+    odd = dict(GOOD, vid="v2")
+    odd[field] = "x\ud800"
+    body = _head([dict(GOOD), odd]) + b"abcabc"
+    assert b"\\ud800" in body
+    with pytest.raises(InvalidArgument, match="malformed blob batch") as info:
+        blob_batch.decode_request(body)
+    assert "blob 1" in info.value.message
