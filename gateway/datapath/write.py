@@ -41,6 +41,8 @@ from objstore.types import ObjectVersion, Policy
 
 
 SMALL_EC_OBJECT = 64 * 1024  # an ec bucket stores smaller objects as replica:M+1
+LARGE_EC_OBJECT = 8 * 1024 * 1024  # an ec object from this size is coded in LARGE_STRIPE stripes
+LARGE_STRIPE = 4 * 1024 * 1024  # one coding job's bytes (offload.BATCH): a 1 MiB piece per node
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +63,17 @@ def stored_layout(policy: Policy, size: int, *, part: bool = False) -> DataLayou
     """How a new blob of ``size`` bytes under the bucket policy ``policy`` is stored.
 
     An ``ec:K+M`` object below ``SMALL_EC_OBJECT`` bytes is stored as ``replica:M+1`` (the
-    same loss tolerance; K+M tiny shards would cost more than they save). Parts of a
-    multipart upload are always coded with the default stripe: a part's record has no
-    policy of its own, readers take the upload's.
+    same loss tolerance; K+M tiny shards would cost more than they save); one of
+    ``LARGE_EC_OBJECT`` bytes or more is coded in ``LARGE_STRIPE`` stripes (its record says
+    so: fewer, larger pieces per node, which cost the storage nodes and the gateway less
+    CPU per byte than 1 MiB stripes). Parts of a multipart upload are always coded with
+    the default stripe: a part's record has no policy of its own, readers take the upload's.
     """
-    if policy.kind == "ec" and size < SMALL_EC_OBJECT and not part:
-        return DataLayout(Policy("replica", policy.m + 1))
+    if policy.kind == "ec" and not part:
+        if size < SMALL_EC_OBJECT:
+            return DataLayout(Policy("replica", policy.m + 1))
+        if size >= LARGE_EC_OBJECT:
+            return DataLayout.for_policy(policy, LARGE_STRIPE)
     return DataLayout.for_policy(policy)
 
 
