@@ -26,6 +26,7 @@ from gateway.auth import checksums
 from gateway.auth.sigv4 import AuthContext, verify_payload_sha256
 from gateway.auth.streaming import AwsChunkedDecoder
 from gateway.context import CTX_KEY
+from gateway.datapath import offload
 from gateway.datapath.offload import BATCH, Sequenced, offloaded
 from objstore.config import GatewayConfig
 from objstore.errors import (
@@ -214,14 +215,15 @@ class BodyStream:
         """Payload chunks of about COALESCE bytes; the tail only after every check passed.
 
         A body of ``OFFLOAD_SIZE`` bytes or more is hashed (MD5, SHA-256, checksums) on the
-        worker pool (:mod:`gateway.datapath.offload`), ``BATCH`` bytes per job, one job
-        in flight: a chunk is passed on as soon as it arrived, its hashes are computed while
-        the loop receives and sends the next ones. A smaller body is hashed on the event loop
+        worker pool (:mod:`gateway.datapath.offload`), ``BATCH`` bytes per job, up to
+        ``HASH_DEPTH`` jobs outstanding (run one after the other): a chunk is passed on as
+        soon as it arrived, its hashes are computed while the loop receives and sends the
+        next ones. A smaller body is hashed on the event loop
         as each chunk arrives (a hand-over per chunk cost more than it gained). A chunk is
         yielded once its successor arrived and so is never the tail; the tail is yielded
         after every hash was computed and ``_verify`` passed.
         """
-        jobs = Sequenced() if offloaded(self.size) else None
+        jobs = Sequenced(offload.HASH_DEPTH) if offloaded(self.size) else None
         batch: list[bytes] = []
         batched = 0
         pending: bytes | None = None

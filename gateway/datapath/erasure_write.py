@@ -125,6 +125,12 @@ async def write_shards(
 
 
 def _encode(enc: StripeEncoder, chunks: list[bytes]) -> list[list[bytes]]:
+    """The shards of the stripes ``chunks`` complete. A batch that is exactly one stripe's
+    K data shards (4 MiB stripes of ec:4+2: four 1 MiB chunks) is coded from the chunks
+    as they are; otherwise the chunks go through the encoder's stripe buffer."""
+    whole = enc.feed_shards(chunks)
+    if whole is not None:
+        return [whole]
     return [shards for chunk in chunks for shards in enc.feed(chunk)]
 
 

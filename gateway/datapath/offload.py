@@ -5,21 +5,26 @@ and any other digest the request asked for), coding it (``ec:K+M``) and sending 
 hashes and the coding release the GIL on large buffers, so on a second core they can run
 while the event loop receives and sends. :class:`Sequenced` runs one body's jobs on a
 shared worker pool one at a time, in the order they were given (a digest must see the
-bytes in order); the loop goes on while a job runs and waits only when it has the next
-job ready before the previous one finished (so at most one job per body is in flight,
-and the memory a body holds back is bounded by one job's bytes beside the one being
-gathered).
+bytes in order); the loop goes on while a job runs and waits only when the body already
+has ``depth`` jobs outstanding (hashing: ``HASH_DEPTH``; coding: 1, its shards are
+needed before they can be sent), so the memory a body holds back is bounded by ``depth``
+jobs' bytes beside the one being gathered. With a depth of one (the default) the loop
+stops receiving whenever the previous 4 MiB is not hashed yet; a deeper queue removes
+that stall, which on a machine with every core busy changed nothing measurable.
 
 Jobs are handed over in batches of ``BATCH`` bytes: the hand-over of every 1 MiB chunk cost
 more than it gained on two busy cores (measured; see docs/architecture.md), a hand-over per
 4 MiB is a quarter of that. ``OBJSTORE_BODY_WORKERS=0`` in the gateway's environment keeps
-all of it on the event loop.
+all of it on the event loop; ``OBJSTORE_HASH_JOBS`` sets ``HASH_DEPTH``.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import contextlib
 import os
+import threading
 from typing import Any, Callable
 
 OFFLOAD_SIZE = 8 * 1024 * 1024  # bodies from this size have their per-byte work done on the pool
@@ -39,6 +44,18 @@ def _workers() -> int:
 WORKERS = _workers()
 
 
+def _hash_depth() -> int:
+    """Hashing jobs one body may have outstanding: ``OBJSTORE_HASH_JOBS`` (default 1: more
+    was measured to gain nothing on two busy cores; see docs/architecture.md)."""
+    try:
+        return max(1, int(os.environ.get("OBJSTORE_HASH_JOBS", "1")))
+    except ValueError:
+        return 1
+
+
+HASH_DEPTH = _hash_depth()
+
+
 def offloaded(size: int) -> bool:
     """Whether a body of ``size`` bytes has its per-byte work done on the pool."""
     return WORKERS > 0 and size >= OFFLOAD_SIZE
@@ -53,33 +70,109 @@ def pool() -> concurrent.futures.ThreadPoolExecutor:
 
 
 class Sequenced:
-    """One body's jobs, run on the worker pool one after the other, in submission order."""
+    """One body's jobs, run on the worker pool one after the other, in submission order.
 
-    __slots__ = ("_last",)
+    Up to ``depth`` jobs may be outstanding (queued or running) before :meth:`submit`
+    waits for the oldest: with a depth over one the loop hands a job over and goes on
+    receiving while the pool is still busy with earlier ones, instead of stalling until
+    the previous job finished. The jobs never run at once: the body's next job goes
+    to the pool only when the one before finished (one drain per body at a time), so a
+    digest still sees the bytes in order. Memory held back is ``depth`` jobs' bytes.
+    """
 
-    def __init__(self) -> None:
-        self._last: asyncio.Future[Any] | None = None
+    __slots__ = ("_depth", "_lock", "_queue", "_futures", "_running", "_dropped")
+
+    def __init__(self, depth: int = 1) -> None:
+        self._depth = max(1, depth)
+        self._lock = threading.Lock()
+        self._queue: collections.deque[tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any],
+                                             asyncio.AbstractEventLoop]] = collections.deque()
+        self._futures: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._running = False
+        self._dropped = False
 
     async def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Run ``fn(*args)`` on the pool once the previous job finished (waited for here,
-        raising its error if it failed); returns the new job's future."""
-        await self.wait()
-        fut = asyncio.get_running_loop().run_in_executor(pool(), fn, *args)
-        self._last = fut
+        """Queue ``fn(*args)`` behind the body's earlier jobs, once fewer than ``depth``
+        are outstanding (waiting here for the oldest, raising its error if it failed);
+        returns the new job's future."""
+        while len(self._futures) >= self._depth:
+            await self._futures.popleft()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._futures.append(fut)
+        with self._lock:
+            self._queue.append((fn, args, fut, loop))
+            start, self._running = not self._running, True
+        if start:
+            pool().submit(self._drain)
         return fut
 
     async def wait(self) -> Any:
-        """Wait for the last job submitted (if any); its result, or its error raised."""
-        last, self._last = self._last, None
-        if last is None:
-            return None
-        return await last
+        """Wait for every job submitted (in order); the last one's result, or the first
+        error raised."""
+        result = None
+        while self._futures:
+            result = await self._futures.popleft()
+        return result
 
     def cancel(self) -> None:
-        """Forget the job in flight (it finishes on its own; its result is dropped)."""
-        last, self._last = self._last, None
-        if last is not None and not last.done():
-            last.add_done_callback(_consume)
+        """Forget the outstanding jobs: those not started never run, the one running
+        finishes on its own; their results are dropped."""
+        with self._lock:
+            self._dropped = True
+            queued = [job[2] for job in self._queue]
+            self._queue.clear()
+        for fut in queued:
+            fut.cancel()
+        while self._futures:
+            fut = self._futures.popleft()
+            if not fut.done():
+                fut.add_done_callback(_consume)
+            elif not fut.cancelled():
+                fut.exception()
+
+    def _drain(self) -> None:
+        """On a pool worker: run the body's next job, then queue the drain again behind
+        the other bodies' jobs while this body has more (a worker is never held by one
+        body's backlog: a coding job another body waits for runs in between)."""
+        with self._lock:
+            if not self._queue or self._dropped:
+                self._running = False
+                return
+            fn, args, fut, loop = self._queue.popleft()
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting loop
+            error = exc
+        try:
+            loop.call_soon_threadsafe(_settle, fut, result, error)
+        except RuntimeError:  # the loop is closed: nobody waits for the rest
+            error = error or RuntimeError("event loop closed")
+        with self._lock:
+            if error is not None:  # what was queued behind a failed job is not run
+                self._dropped = True
+                dropped = [job[2] for job in self._queue]
+                self._queue.clear()
+            else:
+                dropped = []
+            again = bool(self._queue) and not self._dropped
+            self._running = again
+        for other in dropped:
+            with contextlib.suppress(RuntimeError):
+                other.get_loop().call_soon_threadsafe(other.cancel)
+        if again:
+            pool().submit(self._drain)
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.cancelled():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:

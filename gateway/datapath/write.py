@@ -26,7 +26,9 @@ from typing import AsyncIterator
 
 from gateway.consistency import COMMIT_INDEX_HEADER, NO_OVERLAP_HEADER, REPLICAS_WRITTEN_HEADER
 from gateway.context import GatewayContext
+from gateway.datapath.body import COALESCE
 from gateway.datapath.manifests import publish
+from gateway.datapath.offload import BATCH
 from gateway.datapath.record_change import current_version
 from gateway.datapath.erasure_write import write_shards
 from gateway.datapath.garbage import collect_parts, delete_placed
@@ -36,11 +38,14 @@ from metadata.api.upload_client import UploadClient
 from metadata.api.upload_records import MultipartUpload, UploadedPart
 from objstore.errors import InsufficientReplicas, ObjstoreError, ServiceUnavailable
 from objstore.erasure.data_layout import DataLayout
+from objstore.erasure.layout import StripeLayout
 from objstore.manifest import quorums_overlap
 from objstore.types import ObjectVersion, Policy
 
 
 SMALL_EC_OBJECT = 64 * 1024  # an ec bucket stores smaller objects as replica:M+1
+LARGE_EC_OBJECT = 8 * 1024 * 1024  # an ec object from this size is coded in LARGE_STRIPE stripes
+LARGE_STRIPE = BATCH  # one coding job's bytes: for K=4, each data shard one 1 MiB body chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +66,20 @@ def stored_layout(policy: Policy, size: int, *, part: bool = False) -> DataLayou
     """How a new blob of ``size`` bytes under the bucket policy ``policy`` is stored.
 
     An ``ec:K+M`` object below ``SMALL_EC_OBJECT`` bytes is stored as ``replica:M+1`` (the
-    same loss tolerance; K+M tiny shards would cost more than they save). Parts of a
-    multipart upload are always coded with the default stripe: a part's record has no
-    policy of its own, readers take the upload's.
+    same loss tolerance; K+M tiny shards would cost more than they save). One of
+    ``LARGE_EC_OBJECT`` bytes or more is coded in ``LARGE_STRIPE`` stripes when each of its
+    data shards is then exactly one body chunk (``COALESCE``; K=4), so a coding job is one
+    stripe coded from the chunks as they are: fewer, larger pieces per node, which cost
+    the storage nodes and the gateway less CPU per byte than 1 MiB stripes (its record
+    says so). Other K keep 1 MiB stripes (a larger one would go through the encoder's
+    stripe buffer, one more copy). Parts of a multipart upload are always coded with the
+    default stripe: a part's record has no policy of its own, readers take the upload's.
     """
-    if policy.kind == "ec" and size < SMALL_EC_OBJECT and not part:
-        return DataLayout(Policy("replica", policy.m + 1))
+    if policy.kind == "ec" and not part:
+        if size < SMALL_EC_OBJECT:
+            return DataLayout(Policy("replica", policy.m + 1))
+        if size >= LARGE_EC_OBJECT and StripeLayout(policy.k, policy.m, LARGE_STRIPE).shard_size == COALESCE:
+            return DataLayout.for_policy(policy, LARGE_STRIPE)
     return DataLayout.for_policy(policy)
 
 

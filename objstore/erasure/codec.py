@@ -21,7 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import zfec
@@ -93,6 +93,17 @@ def encode_stripe(data: Buffer, k: int, m: int, *, views: bool = False) -> list[
     if k < 1 or m < 0:
         raise ValueError(f"need K >= 1 and M >= 0, got K={k} M={m}")
     blocks = split_data(data, k, views=views)
+    if m == 0:
+        return blocks
+    return blocks + _parity(blocks, k, m)
+
+
+def encode_shards(data_shards: Sequence[Buffer], k: int, m: int) -> list[Buffer]:
+    """The K+M shards of a stripe given as its K data shards of equal length (kept as they
+    are, views or bytes: they must not change while the shards are in use)."""
+    if len(data_shards) != k or len({len(s) for s in data_shards}) > 1:
+        raise ValueError(f"need K={k} data shards of one length")
+    blocks = list(data_shards)
     if m == 0:
         return blocks
     return blocks + _parity(blocks, k, m)

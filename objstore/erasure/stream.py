@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 
-from objstore.erasure.codec import Buffer, decode_stripe, encode_stripe
+from objstore.erasure.codec import Buffer, decode_stripe, encode_shards, encode_stripe
 from objstore.erasure.errors import BadShards
 from objstore.erasure.layout import StripeLayout, StripeRead
 
@@ -61,6 +61,18 @@ class StripeEncoder:
             if len(self._buf) == sb:
                 stripe, self._buf = self._buf, bytearray()  # a full stripe buffer is never reused
                 yield encode_stripe(stripe, lay.k, lay.m, views=True)
+
+    def feed_shards(self, pieces: Sequence[Buffer]) -> list[bytes] | None:
+        """One whole stripe given as its K data shards, each exactly ``shard_size`` bytes,
+        with nothing buffered: its K+M shards, the data shards being the pieces themselves
+        (no copy into a stripe buffer). None, with nothing consumed, when the pieces are
+        not that (then ``feed`` them)."""
+        lay = self.layout
+        if (self._done or self._buf or len(pieces) != lay.k
+                or any(len(p) != lay.shard_size for p in pieces)):
+            return None
+        self._size += lay.stripe_bytes
+        return encode_shards(pieces, lay.k, lay.m)
 
     def finish(self) -> list[bytes] | None:
         """The partial last stripe's shards, or None when the body ended on a stripe edge."""

@@ -333,3 +333,23 @@ async def test_a_healthy_read_sends_the_spans_as_received_and_only_a_degraded_on
     await (await shard_nodes(ec, "k"))[1].down()
     assert await get(ec, "k") == body
     assert assembled  # decoded stripes are assembled from the decoded columns
+
+
+HUGE = 9 * 1024 * 1024 + 4321  # coded in 4 MiB stripes: two whole ones and a partial one
+
+
+@pytest.mark.parametrize("lost", [(), (0, 3), (4, 5)])
+async def test_a_large_object_is_coded_in_4_mib_stripes_and_reads_back_byte_identical(ec, lost):
+    marker, body = body_of(HUGE)
+    await put(ec, "big", body)
+    version = await ec.meta.get_object(BUCKET, "big")
+    assert version.policy == "ec:4+2;stripe=4194304"
+    nodes = await shard_nodes(ec, "big")
+    assert [bool(files_holding(n.data_dir, marker)) for n in nodes] == [True] + [False] * 5
+    for i in lost:
+        await nodes[i].down()
+    assert await get(ec, "big") == body
+    stripe = 4 * 1024 * 1024
+    for first, last in [(0, 0), (stripe - 3, stripe + 2), (1_048_000, 1_049_000), (2 * stripe - 1, HUGE - 1),
+                        (HUGE - 5, HUGE - 1)]:
+        assert await get(ec, "big", f"bytes={first}-{last}") == body[first:last + 1]
