@@ -6,11 +6,10 @@ hashes and the coding release the GIL on large buffers, so on a second core they
 while the event loop receives and sends. :class:`Sequenced` runs one body's jobs on a
 shared worker pool one at a time, in the order they were given (a digest must see the
 bytes in order); the loop goes on while a job runs and waits only when the body already
-has ``depth`` jobs outstanding (hashing: ``HASH_DEPTH``; coding: 1, its shards are
+has ``depth`` jobs outstanding (hashing: ``HASH_DEPTH``, 4; coding: 1, its shards are
 needed before they can be sent), so the memory a body holds back is bounded by ``depth``
-jobs' bytes beside the one being gathered. With a depth of one (the default) the loop
-stops receiving whenever the previous 4 MiB is not hashed yet; a deeper queue removes
-that stall, which on a machine with every core busy changed nothing measurable.
+jobs' bytes beside the one being gathered. With a depth of one the loop stopped
+receiving whenever the previous 4 MiB was not hashed yet.
 
 Jobs are handed over in batches of ``BATCH`` bytes: the hand-over of every 1 MiB chunk cost
 more than it gained on two busy cores (measured; see docs/architecture.md), a hand-over per
@@ -22,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import contextlib
 import os
 import threading
 from typing import Any, Callable
@@ -45,12 +43,11 @@ WORKERS = _workers()
 
 
 def _hash_depth() -> int:
-    """Hashing jobs one body may have outstanding: ``OBJSTORE_HASH_JOBS`` (default 1: more
-    was measured to gain nothing on two busy cores; see docs/architecture.md)."""
+    """Hashing jobs one body may have outstanding: ``OBJSTORE_HASH_JOBS`` (default 4)."""
     try:
-        return max(1, int(os.environ.get("OBJSTORE_HASH_JOBS", "1")))
+        return max(1, int(os.environ.get("OBJSTORE_HASH_JOBS", "4")))
     except ValueError:
-        return 1
+        return 4
 
 
 HASH_DEPTH = _hash_depth()
@@ -75,9 +72,9 @@ class Sequenced:
     Up to ``depth`` jobs may be outstanding (queued or running) before :meth:`submit`
     waits for the oldest: with a depth over one the loop hands a job over and goes on
     receiving while the pool is still busy with earlier ones, instead of stalling until
-    the previous job finished. The jobs never run at once: the body's next job goes
-    to the pool only when the one before finished (one drain per body at a time), so a
-    digest still sees the bytes in order. Memory held back is ``depth`` jobs' bytes.
+    the previous job finished. The jobs never run at once: a pool worker takes the
+    body's next job only when it finished the one before (one drain per body at a time),
+    so a digest still sees the bytes in order. Memory held back is ``depth`` jobs' bytes.
     """
 
     __slots__ = ("_depth", "_lock", "_queue", "_futures", "_running", "_dropped")
@@ -132,38 +129,31 @@ class Sequenced:
                 fut.exception()
 
     def _drain(self) -> None:
-        """On a pool worker: run the body's next job, then queue the drain again behind
-        the other bodies' jobs while this body has more (a worker is never held by one
-        body's backlog: a coding job another body waits for runs in between)."""
-        with self._lock:
-            if not self._queue or self._dropped:
-                self._running = False
-                return
-            fn, args, fut, loop = self._queue.popleft()
-        result: Any = None
-        error: BaseException | None = None
-        try:
-            result = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting loop
-            error = exc
-        try:
-            loop.call_soon_threadsafe(_settle, fut, result, error)
-        except RuntimeError:  # the loop is closed: nobody waits for the rest
-            error = error or RuntimeError("event loop closed")
-        with self._lock:
-            if error is not None:  # what was queued behind a failed job is not run
-                self._dropped = True
-                dropped = [job[2] for job in self._queue]
-                self._queue.clear()
-            else:
-                dropped = []
-            again = bool(self._queue) and not self._dropped
-            self._running = again
-        for other in dropped:
-            with contextlib.suppress(RuntimeError):
-                other.get_loop().call_soon_threadsafe(other.cancel)
-        if again:
-            pool().submit(self._drain)
+        """On a pool worker: run the body's queued jobs one by one until none is left."""
+        while True:
+            with self._lock:
+                if not self._queue or self._dropped:
+                    self._running = False
+                    return
+                fn, args, fut, loop = self._queue.popleft()
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting loop
+                error = exc
+            try:
+                loop.call_soon_threadsafe(_settle, fut, result, error)
+            except RuntimeError:  # the loop is closed: nobody waits for the rest
+                with self._lock:
+                    self._dropped = True
+            if error is not None:
+                with self._lock:  # what was queued behind a failed job is not run
+                    self._dropped = True
+                    dropped = [job[2] for job in self._queue]
+                    self._queue.clear()
+                for other in dropped:
+                    other.get_loop().call_soon_threadsafe(other.cancel)
 
 
 def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

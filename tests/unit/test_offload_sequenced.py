@@ -106,12 +106,3 @@ async def test_cancel_drops_jobs_not_started():
     await asyncio.sleep(0.1)
     assert ran == [0]
     assert await jobs.wait() is None
-
-
-def test_hash_depth_comes_from_the_environment(monkeypatch):
-    monkeypatch.delenv("OBJSTORE_HASH_JOBS", raising=False)
-    assert offload._hash_depth() == 1
-    monkeypatch.setenv("OBJSTORE_HASH_JOBS", "4")
-    assert offload._hash_depth() == 4
-    monkeypatch.setenv("OBJSTORE_HASH_JOBS", "x")
-    assert offload._hash_depth() == 1
