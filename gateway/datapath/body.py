@@ -215,10 +215,9 @@ class BodyStream:
         """Payload chunks of about COALESCE bytes; the tail only after every check passed.
 
         A body of ``OFFLOAD_SIZE`` bytes or more is hashed (MD5, SHA-256, checksums) on the
-        worker pool (:mod:`gateway.datapath.offload`), ``BATCH`` bytes per job, up to
-        ``HASH_DEPTH`` jobs outstanding (run one after the other): a chunk is passed on as
-        soon as it arrived, its hashes are computed while the loop receives and sends the
-        next ones. A smaller body is hashed on the event loop
+        worker pool (:mod:`gateway.datapath.offload`), ``BATCH`` bytes per job, one job
+        in flight: a chunk is passed on as soon as it arrived, its hashes are computed while
+        the loop receives and sends the next ones. A smaller body is hashed on the event loop
         as each chunk arrives (a hand-over per chunk cost more than it gained). A chunk is
         yielded once its successor arrived and so is never the tail; the tail is yielded
         after every hash was computed and ``_verify`` passed.

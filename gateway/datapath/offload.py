@@ -5,16 +5,15 @@ and any other digest the request asked for), coding it (``ec:K+M``) and sending 
 hashes and the coding release the GIL on large buffers, so on a second core they can run
 while the event loop receives and sends. :class:`Sequenced` runs one body's jobs on a
 shared worker pool one at a time, in the order they were given (a digest must see the
-bytes in order); the loop goes on while a job runs and waits only when the body already
-has ``depth`` jobs outstanding (hashing: ``HASH_DEPTH``, 4; coding: 1, its shards are
-needed before they can be sent), so the memory a body holds back is bounded by ``depth``
-jobs' bytes beside the one being gathered. With a depth of one the loop stopped
-receiving whenever the previous 4 MiB was not hashed yet.
+bytes in order); the loop goes on while a job runs and waits only when it has the next
+job ready before the previous one finished (so at most one job per body is in flight,
+and the memory a body holds back is bounded by one job's bytes beside the one being
+gathered).
 
 Jobs are handed over in batches of ``BATCH`` bytes: the hand-over of every 1 MiB chunk cost
 more than it gained on two busy cores (measured; see docs/architecture.md), a hand-over per
 4 MiB is a quarter of that. ``OBJSTORE_BODY_WORKERS=0`` in the gateway's environment keeps
-all of it on the event loop; ``OBJSTORE_HASH_JOBS`` sets ``HASH_DEPTH``.
+all of it on the event loop.
 """
 from __future__ import annotations
 
