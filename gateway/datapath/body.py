@@ -26,7 +26,6 @@ from gateway.auth import checksums
 from gateway.auth.sigv4 import AuthContext, verify_payload_sha256
 from gateway.auth.streaming import AwsChunkedDecoder
 from gateway.context import CTX_KEY
-from gateway.datapath import offload
 from gateway.datapath.offload import BATCH, Sequenced, offloaded
 from objstore.config import GatewayConfig
 from objstore.errors import (
@@ -222,7 +221,7 @@ class BodyStream:
         yielded once its successor arrived and so is never the tail; the tail is yielded
         after every hash was computed and ``_verify`` passed.
         """
-        jobs = Sequenced(offload.HASH_DEPTH) if offloaded(self.size) else None
+        jobs = Sequenced() if offloaded(self.size) else None
         batch: list[bytes] = []
         batched = 0
         pending: bytes | None = None

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import os
 import threading
-import time
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -90,54 +89,3 @@ async def test_a_large_body_failing_its_digest_stores_nothing(cluster, policy):
     # the nodes drop their aborted uploads' temporary files once they see the stream cut
     await eventually_async(lambda: not any(files_holding(n.data_dir, marker) for n in cluster.nodes.values()),
                            message="a node kept bytes of a body that failed its digest")
-
-
-@pytest.mark.parametrize("policy", POLICIES)
-async def test_a_hashing_job_that_fails_fails_the_put_and_stores_nothing(cluster, policy, monkeypatch):
-    """Several hashing jobs are outstanding at once: the second one failing on the pool
-    fails the PUT (no object), the jobs queued behind it do not run, and no node keeps a
-    byte of the body."""
-    monkeypatch.setattr(offload, "WORKERS", 2)
-    monkeypatch.setattr(offload, "HASH_DEPTH", 4)
-    calls: dict[int, int] = {}  # jobs run, per body (the client retries a 500)
-    hash_all = body_mod.BodyStream._hash_all
-
-    def failing(self, pieces):  # type: ignore[no-untyped-def]
-        calls[id(self)] = calls.get(id(self), 0) + 1
-        if calls[id(self)] == 2:
-            raise RuntimeError("hashing failed")
-        return hash_all(self, pieces)
-
-    monkeypatch.setattr(body_mod.BodyStream, "_hash_all", failing)
-    marker = os.urandom(32)
-    body = marker + os.urandom(4 * SIZE - len(marker))  # several jobs' worth
-    with pytest.raises(ClientError) as err:
-        await cluster.s3("put_object", Bucket=_bucket(policy), Key="failed", Body=body)
-    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
-    assert calls and all(n == 2 for n in calls.values())
-    with pytest.raises(ClientError):
-        await cluster.s3("head_object", Bucket=_bucket(policy), Key="failed")
-    await eventually_async(lambda: not any(files_holding(n.data_dir, marker) for n in cluster.nodes.values()),
-                           message="a node kept bytes of a body whose hashing failed")
-
-
-async def test_etag_with_hashing_jobs_queued_behind_a_slow_one(cluster, monkeypatch):
-    """The loop hands over hashing jobs while earlier ones still run (here the first is
-    slow): the ETag and the stored bytes are exactly the body's."""
-    monkeypatch.setattr(offload, "WORKERS", 2)
-    monkeypatch.setattr(offload, "HASH_DEPTH", 4)
-    hash_all = body_mod.BodyStream._hash_all
-    first = [True]
-
-    def slow_first(self, pieces):  # type: ignore[no-untyped-def]
-        if first[0]:
-            first[0] = False
-            time.sleep(0.3)
-        return hash_all(self, pieces)
-
-    monkeypatch.setattr(body_mod.BodyStream, "_hash_all", slow_first)
-    body = os.urandom(3 * SIZE)
-    put = await cluster.s3("put_object", Bucket=_bucket("ec:4+2"), Key="slow", Body=body)
-    assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
-    got = await cluster.s3("get_object", Bucket=_bucket("ec:4+2"), Key="slow")
-    assert await asyncio.to_thread(got["Body"].read) == body
