@@ -14,6 +14,7 @@ than ``time.monotonic`` for deadlines.
 """
 from __future__ import annotations
 
+import collections
 import os
 import random
 import signal
@@ -173,19 +174,34 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+_RECENT_PORTS: "collections.OrderedDict[int, None]" = collections.OrderedDict()
+_RECENT_LIMIT = 1024  # ports handed out lately, not handed out again while remembered
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now: a random one below the ephemeral range that
-    binds now (the OS's choice where that range leaves too few below it)."""
+    binds now (the OS's choice where that range leaves too few below it). Never one this
+    process handed out among its last ``_RECENT_LIMIT``: a caller that plans several ports
+    before anything listens on them (``objstore up``) gets distinct ones."""
     low = _ephemeral_low()
+    port = 0
     if low - LOWEST_PORT >= 4096:
         rng = random.SystemRandom()
         for _ in range(64):
-            port = rng.randrange(LOWEST_PORT, low)
-            if port_free(host, port):
-                return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+            candidate = rng.randrange(LOWEST_PORT, low)
+            if candidate not in _RECENT_PORTS and port_free(host, candidate):
+                port = candidate
+                break
+    while not port:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            candidate = s.getsockname()[1]
+        if candidate not in _RECENT_PORTS:
+            port = candidate
+    _RECENT_PORTS[port] = None
+    while len(_RECENT_PORTS) > _RECENT_LIMIT:
+        _RECENT_PORTS.popitem(last=False)
+    return port
 
 
 def port_free(host: str, port: int) -> bool:

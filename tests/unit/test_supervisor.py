@@ -76,3 +76,11 @@ def test_free_ports_lie_below_the_ephemeral_range_and_bind() -> None:
     for p in ports:
         with socket.socket() as s:
             s.bind(("127.0.0.1", p))
+
+
+def test_ports_planned_before_anything_listens_are_distinct():
+    """``objstore up`` plans every child's port before any child binds one: a random pick
+    that merely binds now could hand the same port to two children (seen: a metadata node
+    and a storage node planned on one port, and the cluster never came up)."""
+    ports = [free_port() for _ in range(500)]
+    assert len(set(ports)) == len(ports)
