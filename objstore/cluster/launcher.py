@@ -45,8 +45,8 @@ from typing import IO, Any
 
 from objstore.cli_args import ACCESS_KEY_ENV, METRICS_TOKEN_ENV, SECRET_ENV, SECRET_KEY_ENV
 from objstore.cluster.prometheus import PrometheusMissing, prometheus_child, write_targets
-from objstore.cluster.supervisor import (Child, ChildFailed, free_port, port_free, stop_all, wait_all_healthy,
-                                         wait_healthy)
+from objstore.cluster.supervisor import (Child, ChildFailed, free_port, port_free, reserve_ports, stop_all,
+                                         wait_all_healthy, wait_healthy)
 from objstore.durable_io import atomic_write
 from objstore.logs import LOG_FILE_ENV, LOG_FORMAT_ENV
 from objstore.erasure.policy import check_ec_policy
@@ -183,7 +183,10 @@ class Cluster:
         o, d = self.opts, self.data_dir
         logs = d / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        # Ports this start binds by name are never drawn for another child.
+        reserve_ports([o.s3_port, *([o.prometheus_port] if o.prometheus else [])])
         meta_addrs = metadata_addresses(d, o.host, o.metadata_nodes)
+        reserve_ports(int(a.rsplit(":", 1)[1]) for a in meta_addrs)
         peers = ",".join(f"m{i + 1}={a}" for i, a in enumerate(meta_addrs))
         for i, addr in enumerate(meta_addrs):
             nid = f"m{i + 1}"

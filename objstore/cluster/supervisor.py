@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -178,18 +179,60 @@ _RECENT_PORTS: "collections.OrderedDict[int, None]" = collections.OrderedDict()
 _RECENT_LIMIT = 1024  # ports handed out lately, not handed out again while remembered
 
 
+def reserve_ports(ports: Iterable[int]) -> None:
+    """Ports a caller will bind later (an S3 port given on the command line, a metadata
+    node's recorded address): :func:`free_port` does not hand them out meanwhile."""
+    for port in ports:
+        _remember(port)
+
+
+def _remember(port: int) -> None:
+    _RECENT_PORTS[port] = None
+    _RECENT_PORTS.move_to_end(port)
+    while len(_RECENT_PORTS) > _RECENT_LIMIT:
+        _RECENT_PORTS.popitem(last=False)
+
+
+CLAIM_SECONDS = 120.0  # how long a port handed out stays claimed against other processes
+
+
+def _claim(port: int) -> bool:
+    """Claim ``port`` for this user's processes for ``CLAIM_SECONDS``: False if another
+    claim (of any process of this user, this one included) is younger. A marker file per
+    port in a private folder under the temp dir, made with O_EXCL; at most one per port,
+    so the folder stays bounded by the port range. Where no marker can be made, True."""
+    folder = os.path.join(tempfile.gettempdir(), f"objstore-ports-{os.getuid()}")
+    path = os.path.join(folder, str(port))
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - os.stat(path).st_mtime < CLAIM_SECONDS:
+                return False
+            os.utime(path)  # an old claim: taken over
+            return True
+        except OSError:
+            return False
+    except OSError:
+        return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now: a random one below the ephemeral range that
-    binds now (the OS's choice where that range leaves too few below it). Never one this
-    process handed out among its last ``_RECENT_LIMIT``: a caller that plans several ports
-    before anything listens on them (``objstore up``) gets distinct ones."""
+    binds now (the OS's choice where that range leaves too few below it). Callers that plan
+    several ports before anything listens on them (``objstore up``, test harnesses in
+    parallel processes) get distinct ones: a port handed out is claimed for
+    ``CLAIM_SECONDS`` against every process of this user (:func:`_claim`), and never handed
+    out again by this process among its last ``_RECENT_LIMIT``."""
     low = _ephemeral_low()
     port = 0
     if low - LOWEST_PORT >= 4096:
         rng = random.SystemRandom()
         for _ in range(64):
             candidate = rng.randrange(LOWEST_PORT, low)
-            if candidate not in _RECENT_PORTS and port_free(host, candidate):
+            if candidate not in _RECENT_PORTS and port_free(host, candidate) and _claim(candidate):
                 port = candidate
                 break
     while not port:
@@ -198,9 +241,7 @@ def free_port(host: str = "127.0.0.1") -> int:
             candidate = s.getsockname()[1]
         if candidate not in _RECENT_PORTS:
             port = candidate
-    _RECENT_PORTS[port] = None
-    while len(_RECENT_PORTS) > _RECENT_LIMIT:
-        _RECENT_PORTS.popitem(last=False)
+    _remember(port)
     return port
 
 

@@ -84,3 +84,15 @@ def test_ports_planned_before_anything_listens_are_distinct():
     and a storage node planned on one port, and the cluster never came up)."""
     ports = [free_port() for _ in range(500)]
     assert len(set(ports)) == len(ports)
+
+
+def test_ports_drawn_by_processes_side_by_side_are_distinct():
+    """Test workers and launchers in other processes draw ports at the same time: a port one
+    of them drew is claimed against the others until its child had time to bind it."""
+    import subprocess
+    import sys
+    code = "from objstore.cluster.supervisor import free_port; print(*[free_port() for _ in range(300)])"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    drawn = [set(map(int, p.communicate(timeout=60)[0].split())) for p in procs]
+    assert len(drawn[0]) == len(drawn[1]) == 300
+    assert not drawn[0] & drawn[1]
