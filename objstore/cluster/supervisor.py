@@ -20,6 +20,7 @@ import random
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import tempfile
 import time
@@ -205,13 +206,16 @@ def _claim(port: int) -> bool:
     path = os.path.join(folder, str(port))
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        st = os.lstat(folder)
+        if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o077:
+            return True  # not this user's private folder: no claims through it
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
         return True
     except FileExistsError:
         try:
-            if time.time() - os.stat(path).st_mtime < CLAIM_SECONDS:
+            if time.time() - os.lstat(path).st_mtime < CLAIM_SECONDS:
                 return False
-            os.utime(path)  # an old claim: taken over
+            os.utime(path, follow_symlinks=False)  # an old claim: taken over
             return True
         except OSError:
             return False
