@@ -27,7 +27,7 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable, Coroutine, Generic, Hashable, Sequence, TypeVar
 
-from objstore.errors import ServiceUnavailable
+from objstore.errors import ObjstoreError, ServiceUnavailable
 
 # Loop iterations an idle lane's first call waits before it goes, so that the items the
 # same event makes (the PUTs one batched metadata answer resumes each write three
@@ -161,3 +161,36 @@ class Lanes(Generic[K, T, R]):
         for _, done, _ in expired:
             if not done.done():
                 done.set_exception(error)
+
+
+RETRY_ROUTE_AFTER = 60.0  # seconds of single calls to a peer that lacked a batch route
+
+
+def route_missing(err: ObjstoreError) -> bool:
+    """An answer of a service that has no such route (an aiohttp 404/405 page, not JSON)."""
+    return err.code == "InternalError" and err.message.startswith(("HTTP 404", "HTTP 405"))
+
+
+class MissingRoutes(Generic[K]):
+    """Peers (by lane) that answered a batch call as a route they lack (an older version):
+    each gets single calls until :data:`RETRY_ROUTE_AFTER` seconds later, then the batch
+    route is tried again (it may have been upgraded). At most ``limit`` peers remembered."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, limit: int = 1024) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._until: dict[K, float] = {}
+
+    def single(self, lane: K) -> bool:
+        """Whether ``lane``'s peer gets single calls now."""
+        until = self._until.get(lane)
+        return until is not None and self._clock() < until
+
+    def note(self, lane: K, err: ObjstoreError) -> bool:
+        """Whether ``err`` says the route is missing; if so, single calls for ``lane`` from now."""
+        if not route_missing(err):
+            return False
+        if len(self._until) >= self._limit:
+            self._until.clear()
+        self._until[lane] = self._clock() + RETRY_ROUTE_AFTER
+        return True

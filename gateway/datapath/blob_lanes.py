@@ -22,7 +22,7 @@ Invariants:
   ``timeout`` seconds after it came fails (ServiceUnavailable) unsent. An idle lane holds
   nothing.
 - A node without the batch route (older: 404) gets single calls; the route is tried again
-  :data:`RETRY_ROUTE_AFTER` seconds later.
+  :data:`objstore.coalescing.RETRY_ROUTE_AFTER` seconds later.
 - ``OBJSTORE_BLOB_BATCH=0`` in the gateway's environment turns coalescing off.
 """
 from __future__ import annotations
@@ -32,8 +32,7 @@ import os
 import time
 from typing import Any, Callable, Coroutine
 
-from metadata.api.command_batch import route_missing
-from objstore.coalescing import GATHER_TICKS, Lanes
+from objstore.coalescing import GATHER_TICKS, Lanes, MissingRoutes
 from objstore.errors import IncompleteBody, ObjstoreError
 from objstore.node.blob_batch import MAX_BODY, BlobWrite
 from objstore.node.client import StorageClient
@@ -43,8 +42,6 @@ MAX_ITEM_BYTES = 256 * 1024  # larger blobs are streamed (gateway.datapath.repli
 MAX_BATCH = 64  # blobs in one call (the node takes up to 256)
 MAX_BATCH_BYTES = MAX_BODY - 64 * 1024  # weighed bytes in one call: blobs and their JSON head
 MAX_WAITING = 1024  # blobs waiting for one node; more go alone
-RETRY_ROUTE_AFTER = 60.0  # seconds of single calls to a node that lacked the batch route
-MAX_REMEMBERED = 1024  # nodes remembered as lacking the route
 
 
 def enabled() -> bool:
@@ -71,7 +68,7 @@ class BlobLanes(Lanes[str, BlobWrite, dict]):
                          gather_ticks=gather_ticks, weight=weight, max_weight=max_batch_bytes)
         self._storage = storage
         self.coalesce = enabled() if coalesce is None else coalesce
-        self._single_until: dict[str, float] = {}  # node -> single calls only until then (route missing)
+        self._missing: MissingRoutes[str] = MissingRoutes(clock)  # nodes that lacked the batch route
         self.blobs = 0  # blobs sent through the lanes (blobs / calls shows the coalescing)
 
     async def put(self, address: str, version_id: str, shard: int, bucket: str, key: str, policy: str,
@@ -93,16 +90,13 @@ class BlobLanes(Lanes[str, BlobWrite, dict]):
                                             len(blob.data), bytes(blob.data))
 
     async def _put_many(self, address: str, blobs: list[BlobWrite]) -> list[dict | BaseException]:
-        if self._clock() < self._single_until.get(address, float("-inf")):
+        if self._missing.single(address):
             return await self._each_alone(address, blobs)
         try:
             return list(await self._storage.put_blobs(address, blobs))
         except ObjstoreError as err:
-            if not route_missing(err):
+            if not self._missing.note(address, err):
                 raise
-        if len(self._single_until) >= MAX_REMEMBERED:
-            self._single_until.clear()
-        self._single_until[address] = self._clock() + RETRY_ROUTE_AFTER
         return await self._each_alone(address, blobs)
 
     async def _each_alone(self, address: str, blobs: list[BlobWrite]) -> list[dict | BaseException]:

@@ -25,7 +25,7 @@ Invariants:
   a caller waits at most about twice the deadline (once without coalescing), and only
   when the service is slow to answer at all (no leader).
 - A metadata service without the route (older than the client: 404/405) gets single calls;
-  the route is tried again :data:`RETRY_ROUTE_AFTER` seconds later (it may be upgraded).
+  the route is tried again :data:`objstore.coalescing.RETRY_ROUTE_AFTER` seconds later (it may be upgraded).
 - ``OBJSTORE_COMMIT_BATCH=0`` in a process's environment turns coalescing off there.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ import os
 import time
 from typing import Any, Awaitable, Callable
 
-from objstore.coalescing import Lanes, background_spawner
+from objstore.coalescing import Lanes, MissingRoutes, background_spawner
 from objstore.errors import ObjstoreError
 
 ENV = "OBJSTORE_COMMIT_BATCH"
@@ -44,7 +44,6 @@ ONE, MANY = "/v1/command", "/v1/commands"
 MAX_BATCH = 256  # commands in one call (metadata.command_batch_http.MAX_COMMANDS)
 MAX_WAITING = 4096  # commands waiting for the call in flight; more go alone
 MAX_ITEM_BYTES = 64 << 10  # larger commands go alone: 256 of these stay below the service's 16 MiB
-RETRY_ROUTE_AFTER = 60.0  # seconds of single calls after the service lacked the batch route
 RESEND_ALONE = frozenset({"NotLeader", "ServiceUnavailable"})
 
 Post = Callable[[str, bytes], Awaitable[Any]]  # (path, JSON body) -> the JSON answer; retries inside
@@ -55,11 +54,6 @@ def enabled() -> bool:
     return os.environ.get(ENV, "1") != "0"
 
 
-def route_missing(err: ObjstoreError) -> bool:
-    """An answer of a service that has no such route (an aiohttp 404/405 page, not JSON)."""
-    return err.code == "InternalError" and err.message.startswith(("HTTP 404", "HTTP 405"))
-
-
 class CommandBatcher:
     """``post`` sends one signed JSON body, retried across members until the deadline
     (:meth:`MetadataClient._call`); ``timeout`` bounds the wait for a call to start."""
@@ -67,11 +61,10 @@ class CommandBatcher:
     def __init__(self, post: Post, *, timeout: float, max_batch: int = MAX_BATCH,
                  max_waiting: int = MAX_WAITING, clock: Callable[[], float] = time.monotonic) -> None:
         self._post = post
-        self._clock = clock
         self._lanes: Lanes[None, bytes, dict[str, Any]] = Lanes(
             self._one, self._many, background_spawner(), max_batch=max_batch, max_waiting=max_waiting,
             timeout=timeout, clock=clock, describe=lambda _: "metadata command")
-        self._single_until = float("-inf")  # single calls only until then (the route was missing)
+        self._missing: MissingRoutes[None] = MissingRoutes(clock)  # the service lacked the batch route
 
     @property
     def calls(self) -> int:
@@ -90,14 +83,13 @@ class CommandBatcher:
         return await self._post(ONE, data)
 
     async def _many(self, _: None, items: list[bytes]) -> list[dict[str, Any] | BaseException]:
-        if self._clock() < self._single_until:
+        if self._missing.single(None):
             return await self._each_alone(items)
         try:
             answer = await self._post(MANY, b'{"commands":[' + b",".join(items) + b"]}")
         except ObjstoreError as err:
-            if not route_missing(err):
+            if not self._missing.note(None, err):
                 raise
-            self._single_until = self._clock() + RETRY_ROUTE_AFTER
             return await self._each_alone(items)
         results: list[dict[str, Any]] = answer["results"]
         if len(results) != len(items):

@@ -20,7 +20,7 @@ Invariants:
 - Bounded: at most :data:`MAX_WAITING` lookups wait (more go alone), and a lookup waits at
   most the client's deadline for its call to start (then fails ServiceUnavailable, unsent).
 - A metadata service without the route (older than the client: 404/405) gets single calls;
-  the route is tried again :data:`RETRY_ROUTE_AFTER` seconds later.
+  the route is tried again :data:`objstore.coalescing.RETRY_ROUTE_AFTER` seconds later.
 - ``OBJSTORE_READ_BATCH=0`` in a process's environment turns coalescing off there.
 """
 from __future__ import annotations
@@ -31,8 +31,7 @@ import os
 import time
 from typing import Any, Awaitable, Callable
 
-from metadata.api.command_batch import route_missing
-from objstore.coalescing import Lanes, background_spawner
+from objstore.coalescing import Lanes, MissingRoutes, background_spawner
 from objstore.errors import ObjstoreError, error_from_code
 
 ENV = "OBJSTORE_READ_BATCH"
@@ -40,7 +39,6 @@ ONE, MANY = "/v1/object", "/v1/objects"
 MAX_BATCH = 256  # lookups in one call (metadata.lookup_batch_http.MAX_LOOKUPS)
 MAX_WAITING = 4096  # lookups waiting for the call in flight; more go alone
 MAX_ITEM_BYTES = 2 << 10  # larger lookups go alone: 256 of these stay below the front's 1 MiB body
-RETRY_ROUTE_AFTER = 60.0  # seconds of single calls after the service lacked the batch route
 
 Lookup = tuple[str, str, "str | None"]  # (bucket, key, version_id)
 Get = Callable[[str, dict[str, Any]], Awaitable[Any]]  # (path, query) -> the JSON answer; retries inside
@@ -84,11 +82,10 @@ class LookupBatcher:
                  max_waiting: int = MAX_WAITING, clock: Callable[[], float] = time.monotonic) -> None:
         self._get = get
         self._post = post
-        self._clock = clock
         self._lanes: Lanes[None, tuple[Lookup, bytes], dict[str, Any]] = Lanes(
             self._one, self._many, background_spawner(), max_batch=max_batch, max_waiting=max_waiting,
             timeout=timeout, clock=clock, describe=lambda _: "metadata lookup")
-        self._single_until = float("-inf")  # single calls only until then (the route was missing)
+        self._missing: MissingRoutes[None] = MissingRoutes(clock)  # the service lacked the batch route
 
     @property
     def calls(self) -> int:
@@ -108,14 +105,13 @@ class LookupBatcher:
         return await self._get(ONE, {"bucket": bucket, "key": key, "version_id": vid})
 
     async def _many(self, _: None, items: list[tuple[Lookup, bytes]]) -> list[dict[str, Any] | BaseException]:
-        if self._clock() < self._single_until:
+        if self._missing.single(None):
             return await self._each_alone(items)
         try:
             answer = await self._post(MANY, batch_body([data for _, data in items]))
         except ObjstoreError as err:
-            if not route_missing(err):
+            if not self._missing.note(None, err):
                 raise
-            self._single_until = self._clock() + RETRY_ROUTE_AFTER
             return await self._each_alone(items)
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list) or len(results) != len(items):

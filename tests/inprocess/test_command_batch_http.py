@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from metadata.api import commands as c
-from metadata.api.command_batch import route_missing
+from objstore.coalescing import route_missing
 from metadata.api.commands import command_to_dict
 from metadata.app import METRICS as METADATA_METRICS, REPLICATOR
 from metadata.command_batch_http import MAX_COMMANDS
