@@ -100,7 +100,9 @@ class Session:
             self._ascending = False
         self.results[seq] = outcome
         if len(self.results) > MAX_RESULTS:
-            oldest = min(self.results)
+            # In ascending order the first seq is the oldest: O(1) for a client that never
+            # acknowledges (every apply would otherwise scan all MAX_RESULTS seqs).
+            oldest = next(iter(self.results)) if self._ascending else min(self.results)
             del self.results[oldest]
             self.floor = max(self.floor, oldest + 1)
 

@@ -287,6 +287,18 @@ def test_session_results_are_bounded(d):
     for seq in range(1, MAX_RESULTS + 3):
         d.run(c.DeleteObject("b", "k", client_id="g", seq=seq, ack=1))
     assert len(d.fsm.sessions["g"].results) == MAX_RESULTS
+    session = d.fsm.sessions["g"]
+    assert min(session.results) == 3 and session.floor == 3  # the two oldest dropped
+
+
+def test_session_bound_drops_the_oldest_seq_when_commands_commit_out_of_order(d):
+    seqs = [2, 1] + list(range(3, MAX_RESULTS + 3))
+    for seq in seqs:
+        d.run(c.DeleteObject("b", "k", client_id="g", seq=seq, ack=1))
+    session = d.fsm.sessions["g"]
+    assert len(session.results) == MAX_RESULTS
+    assert min(session.results) == 3 and session.floor == 3
+    assert 1 not in session.results and 2 not in session.results
 
 
 def test_commands_without_session_are_not_remembered(d):
