@@ -17,7 +17,9 @@ Invariants:
   ``straggler`` seconds (of the write's start, or of its last hand-off) is abandoned and
   re-sent to a handoff node, as a full node's is: a write whose placement has nodes that
   went silent (cut off, paused) reaches W on other nodes instead of waiting for the
-  storage client's timeout on each. While the body streams, a target whose queue stays full for ``straggler``
+  storage client's timeout on each. Once W stored it, a target still unanswered that was
+  re-sent so is abandoned at once (the write already waited a straggler bound for it), so
+  silent nodes cost a write one straggler bound, not two. While the body streams, a target whose queue stays full for ``straggler``
   seconds is dropped as long as at least ``quorum`` other targets keep up (their queues
   have room; with fewer, the write keeps waiting: the node and body timeouts bound it). Abandoned nodes are
   suspected, so the next writes go to handoff nodes. A copy an abandoned node completes
@@ -65,6 +67,7 @@ class _Target:
     task: asyncio.Task | None = None
     started: bool = False  # the upload took its first item from the queue
     outcome: object = None  # set when the target was ended here (aborted, abandoned)
+    resent: bool = False  # handed off for silence below W (the write waited a straggler bound for it)
 
 
 class FanOut:
@@ -227,6 +230,7 @@ class FanOut:
         self._abandon(t, f"no answer in {self.straggler:g} s while fewer than {self.quorum} stored the blob; "
                          f"target {t.index} handed off to {node.node_id}")
         t.outcome = None  # the target goes on at the handoff node
+        t.resent = True
         self._used.add(node.node_id)
         t.node = node
         self._start(t)
@@ -269,6 +273,12 @@ class FanOut:
                         arrivals.add(t.task)  # type: ignore[arg-type]
                 if stored >= self.quorum and deadline is None:
                     deadline = loop.time() + self.straggler
+                    # A target re-sent for silence gets no second straggler bound: the write
+                    # already waited one for it (a silent handoff node would double it).
+                    for task, t in list(pending.items()):
+                        if t.resent:
+                            del pending[task]
+                            self._abandon(t, f"{stored} nodes stored the blob after it was handed off")
         finally:
             arrivals.close()
         for t in pending.values():
