@@ -14,12 +14,23 @@ Invariants: a caller is answered only once the call carrying its item answered, 
 call's answer for its item: ``send_many`` gives one result or exception per item (so one
 item's error does not fail the others), and a call that raises fails every item it carried
 with that error. Lanes are bounded: at most ``max_waiting`` items wait per lane (more go
-alone, at once), and an idle lane holds nothing. Waiting is bounded in time: an item whose
-call has not started ``timeout`` seconds after it came is not sent, and its caller is
-failed (ServiceUnavailable). The calls run as background tasks, so a caller that is
-cancelled does not cancel the call that carries other callers' items; an item whose caller
-was cancelled before its call started is not sent at all. If a drain task is
-itself cancelled (shutdown), its callers are failed (ServiceUnavailable).
+alone, at once), and an idle lane holds nothing.
+
+Time is bounded as for a single call: ``timeout`` is what one call of the lane's kind may
+take (a single call is given that much), and an item is answered within ``timeout`` of
+coming, whatever is ahead of it. Items wait only behind a call that is not stalled: once
+the call in flight has run ``stall`` seconds (``stall < timeout``), the items waiting
+behind it go in a call of their own at once, beside it, rather than wait for its answer or
+its timeout (a peer that hangs, or a slow one still answering within ``timeout``). Each call
+is given what is left of its oldest item's ``timeout`` (``send_one(lane, item, seconds)``,
+``send_many(lane, items, seconds)``), and an item still unsent ``timeout`` seconds after it
+came is failed unsent (ServiceUnavailable). So a lane keeps at most about ``timeout /
+stall`` stalled calls in flight beside its current one.
+
+The calls run in background tasks, so a caller that is cancelled does not cancel the call
+that carries other callers' items; an item whose caller was cancelled before its call
+started is not sent at all. If a drain task is itself cancelled (shutdown), its callers
+are failed (ServiceUnavailable).
 """
 from __future__ import annotations
 
@@ -38,8 +49,8 @@ K = TypeVar("K", bound=Hashable)  # a lane
 T = TypeVar("T")  # an item
 R = TypeVar("R")  # its result
 
-SendOne = Callable[[K, T], Awaitable[R]]
-SendMany = Callable[[K, list[T]], Awaitable[Sequence["R | BaseException"]]]
+SendOne = Callable[[K, T, float], Awaitable[R]]  # (lane, item, seconds the call may take)
+SendMany = Callable[[K, list[T], float], Awaitable[Sequence["R | BaseException"]]]
 
 
 def background_spawner() -> Callable[[Coroutine[Any, Any, Any]], None]:
@@ -54,13 +65,25 @@ def background_spawner() -> Callable[[Coroutine[Any, Any, Any]], None]:
     return spawn
 
 
+class _Drain:
+    """A task serving a lane: when its call in flight started (None between calls), and
+    the timer that hands the lane's waiting items to a new drain if that call stalls."""
+
+    __slots__ = ("started", "timer")
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class Lanes(Generic[K, T, R]):
     """``spawn`` runs a coroutine in the background; ``clock`` tells the time waiting is
-    measured by (monotonic seconds); ``describe(lane)`` names a lane's calls in errors."""
+    measured by (monotonic seconds); ``describe(lane)`` names a lane's calls in errors;
+    ``timeout`` and ``stall`` (default half the timeout): see the module docstring."""
 
     def __init__(self, send_one: SendOne[K, T, R], send_many: SendMany[K, T, R],
                  spawn: Callable[[Coroutine[Any, Any, Any]], None], *, max_batch: int, max_waiting: int,
-                 timeout: float, clock: Callable[[], float] = time.monotonic,
+                 timeout: float, stall: float | None = None, clock: Callable[[], float] = time.monotonic,
                  describe: Callable[[K], str] = str, gather_ticks: int = GATHER_TICKS,
                  weight: Callable[[T], int] | None = None, max_weight: int = 0) -> None:
         self._send_one = send_one
@@ -69,49 +92,74 @@ class Lanes(Generic[K, T, R]):
         self.max_batch = max_batch
         self.max_waiting = max_waiting
         self.timeout = timeout
+        self.stall = timeout / 2 if stall is None else min(stall, timeout / 2)
         self._clock = clock
         self._describe = describe
         self.gather_ticks = gather_ticks
         self._weight = weight
         self.max_weight = max_weight
         self._waiting: dict[K, list[tuple[T, asyncio.Future[R], float]]] = {}
-        self._busy: set[K] = set()  # lanes with a call in flight
+        self._drains: dict[K, _Drain] = {}  # lanes being served -> the drain that takes their waiting items
         self.calls = 0  # calls made (items sent / calls shows the coalescing)
+        self.stalls = 0  # calls that stalled with items waiting behind them (sent beside it instead)
 
     async def submit(self, lane: K, item: T) -> R:
         """Send ``item`` on ``lane``; its result, or raises what its call raised for it."""
         waiting = self._waiting.setdefault(lane, [])
-        if lane in self._busy and len(waiting) >= self.max_waiting:
+        drain = self._drains.get(lane)
+        if drain is not None and len(waiting) >= self.max_waiting:
             self.calls += 1
-            return await self._send_one(lane, item)
+            return await self._send_one(lane, item, self.timeout)
         done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        waiting.append((item, done, self._clock()))
-        if lane not in self._busy:
-            self._busy.add(lane)
-            self._spawn(self._drain(lane))
+        now = self._clock()
+        waiting.append((item, done, now))
+        if drain is None:
+            drain = self._drains[lane] = _Drain()
+            self._spawn(self._drain(lane, drain))
+        elif drain.started is not None and drain.timer is None:
+            # The first item behind this call: if the call stalls, it and those after it go without it.
+            drain.timer = asyncio.get_running_loop().call_later(
+                max(drain.started + self.stall - now, 0.0), self._stalled, lane, drain)
         return await done
 
-    async def _drain(self, lane: K) -> None:
+    def _stalled(self, lane: K, drain: _Drain) -> None:
+        """``drain``'s call has run ``stall`` seconds with items waiting behind it: a new
+        drain takes them (and the lane) now; the old one ends once its call has answered."""
+        drain.timer = None
+        if self._drains.get(lane) is not drain or not self._waiting.get(lane):
+            return
+        self.stalls += 1
+        fresh = self._drains[lane] = _Drain()
+        self._spawn(self._drain(lane, fresh))
+
+    async def _drain(self, lane: K, drain: _Drain) -> None:
         batch: list[tuple[T, asyncio.Future[R], float]] = []
         try:
             for _ in range(self.gather_ticks):  # let the rest of this burst join the first call
                 await asyncio.sleep(0)
-            while waiting := self._waiting.get(lane):
+            while self._drains.get(lane) is drain and (waiting := self._waiting.get(lane)):
                 self._drop_cancelled(waiting)
-                self._expire(lane, waiting)
+                now = self._clock()
+                self._expire(lane, waiting, now)
                 n = self._batch_length(waiting)
                 batch, waiting[:] = waiting[:n], waiting[n:]
                 if not batch:
                     continue
                 self.calls += 1
+                drain.started = now
+                left = self.timeout - (now - batch[0][2])  # what is left of the oldest item's time
                 results: Sequence[R | BaseException]
                 try:
                     if len(batch) == 1:
-                        results = [await self._send_one(lane, batch[0][0])]
+                        results = [await self._send_one(lane, batch[0][0], left)]
                     else:
-                        results = await self._send_many(lane, [item for item, _, _ in batch])
+                        results = await self._send_many(lane, [item for item, _, _ in batch], left)
                 except Exception as exc:  # noqa: BLE001 - handed to every caller whose item it carried
                     results = [exc] * len(batch)
+                drain.started = None
+                if drain.timer is not None:
+                    drain.timer.cancel()
+                    drain.timer = None
                 for (_, done, _), result in zip(batch, results, strict=True):
                     if not done.done():
                         if isinstance(result, BaseException):
@@ -119,12 +167,16 @@ class Lanes(Generic[K, T, R]):
                         else:
                             done.set_result(result)
         finally:
-            self._busy.discard(lane)
+            if drain.timer is not None:
+                drain.timer.cancel()
+            owner = self._drains.get(lane) is drain
+            if owner:
+                del self._drains[lane]
             # Only when this task itself was cancelled (shutdown): the call in flight and
-            # those waiting are abandoned, and their callers are failed (rather than wait
-            # for an answer that will never come).
+            # those waiting (if this drain still serves the lane) are abandoned, and their
+            # callers are failed (rather than wait for an answer that will never come).
             abandoned = ServiceUnavailable(f"{self._describe(lane)} abandoned")
-            for _, done, _ in batch + self._waiting.pop(lane, []):
+            for _, done, _ in batch + (self._waiting.pop(lane, []) if owner else []):
                 if not done.done():
                     done.set_exception(abandoned)
 
@@ -147,12 +199,12 @@ class Lanes(Generic[K, T, R]):
         if any(done.done() for _, done, _ in waiting):
             waiting[:] = [w for w in waiting if not w[1].done()]
 
-    def _expire(self, lane: K, waiting: list[tuple[T, asyncio.Future[R], float]]) -> None:
+    def _expire(self, lane: K, waiting: list[tuple[T, asyncio.Future[R], float]], now: float) -> None:
         """Fail, without sending them, the items at the head of ``waiting`` that came more
         than ``timeout`` ago (they came in order, so those are a prefix)."""
-        late = self._clock() - self.timeout
+        late = now - self.timeout
         n = 0
-        while n < len(waiting) and waiting[n][2] < late:
+        while n < len(waiting) and waiting[n][2] <= late:
             n += 1
         if not n:
             return

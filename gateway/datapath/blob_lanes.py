@@ -18,9 +18,14 @@ Invariants:
   failed call fails every blob it carried with its error, as a failed single write would.
 - Bounded: at most :data:`MAX_BATCH` blobs and about :data:`MAX_BATCH_BYTES` per call (a
   request stays below the node's 1 MiB body limit), at most :data:`MAX_WAITING` blobs
-  waiting per node (more go alone, at once); a blob whose call has not started
-  ``timeout`` seconds after it came fails (ServiceUnavailable) unsent. An idle lane holds
-  nothing.
+  waiting per node (more go alone, at once). An idle lane holds nothing.
+- Bounded in time as a single write is: ``timeout`` is the storage client's own bound on
+  a call (``--storage-timeout``), and a blob is answered within it of coming. Blobs wait
+  only behind a call that has run less than ``stall`` (:data:`STALL`); behind one that
+  has run longer (a node that hangs, or a slow one) they go in a call of their own at
+  once, given what is left of their ``timeout``. So a slow node that answers every call
+  within the storage timeout still stores every blob, as it would single writes, and one
+  that hangs fails each blob when a single write to it would have failed.
 - A node without the batch route (older: 404) gets single calls; the route is tried again
   :data:`objstore.coalescing.RETRY_ROUTE_AFTER` seconds later.
 - ``OBJSTORE_BLOB_BATCH=0`` in the gateway's environment turns coalescing off.
@@ -42,6 +47,7 @@ MAX_ITEM_BYTES = 256 * 1024  # larger blobs are streamed (gateway.datapath.repli
 MAX_BATCH = 64  # blobs in one call (the node takes up to 256)
 MAX_BATCH_BYTES = MAX_BODY - 64 * 1024  # weighed bytes in one call: blobs and their JSON head
 MAX_WAITING = 1024  # blobs waiting for one node; more go alone
+STALL = 5.0  # seconds a blob call may run before those waiting behind it go without it
 
 
 def enabled() -> bool:
@@ -61,10 +67,12 @@ class BlobLanes(Lanes[str, BlobWrite, dict]):
 
     def __init__(self, storage: StorageClient, spawn: Callable[[Coroutine[Any, Any, Any]], None], *,
                  max_batch: int = MAX_BATCH, max_batch_bytes: int = MAX_BATCH_BYTES, max_waiting: int = MAX_WAITING,
-                 timeout: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 timeout: float | None = None, stall: float = STALL, clock: Callable[[], float] = time.monotonic,
                  gather_ticks: int = GATHER_TICKS, coalesce: bool | None = None) -> None:
+        """``timeout``: the storage client's bound on one call (default: its own)."""
         super().__init__(self._put_one, self._put_many, spawn, max_batch=max_batch, max_waiting=max_waiting,
-                         timeout=timeout, clock=clock, describe=lambda address: f"blob write to {address}",
+                         timeout=storage.call_seconds if timeout is None else timeout, stall=stall, clock=clock,
+                         describe=lambda address: f"blob write to {address}",
                          gather_ticks=gather_ticks, weight=weight, max_weight=max_batch_bytes)
         self._storage = storage
         self.coalesce = enabled() if coalesce is None else coalesce
@@ -81,23 +89,24 @@ class BlobLanes(Lanes[str, BlobWrite, dict]):
             raise IncompleteBody(f"body has {len(body)} of {size} bytes")
         blob = BlobWrite(version_id, shard, bucket, key, policy, body)
         if not self.coalesce or len(body) > MAX_ITEM_BYTES:
-            return await self._put_one(address, blob)
+            return await self._put_one(address, blob, None)
         self.blobs += 1
         return await self.submit(address, blob)
 
-    async def _put_one(self, address: str, blob: BlobWrite) -> dict:
+    async def _put_one(self, address: str, blob: BlobWrite, timeout: float | None) -> dict:
         return await self._storage.put_blob(address, blob.version_id, blob.shard, blob.bucket, blob.key, blob.policy,
-                                            len(blob.data), bytes(blob.data))
+                                            len(blob.data), bytes(blob.data), timeout=timeout)
 
-    async def _put_many(self, address: str, blobs: list[BlobWrite]) -> list[dict | BaseException]:
+    async def _put_many(self, address: str, blobs: list[BlobWrite], timeout: float) -> list[dict | BaseException]:
         if self._missing.single(address):
-            return await self._each_alone(address, blobs)
+            return await self._each_alone(address, blobs, timeout)
         try:
-            return list(await self._storage.put_blobs(address, blobs))
+            return list(await self._storage.put_blobs(address, blobs, timeout=timeout))
         except ObjstoreError as err:
             if not self._missing.note(address, err):
                 raise
-        return await self._each_alone(address, blobs)
+        return await self._each_alone(address, blobs, timeout)
 
-    async def _each_alone(self, address: str, blobs: list[BlobWrite]) -> list[dict | BaseException]:
-        return list(await asyncio.gather(*(self._put_one(address, b) for b in blobs), return_exceptions=True))
+    async def _each_alone(self, address: str, blobs: list[BlobWrite], timeout: float) -> list[dict | BaseException]:
+        return list(await asyncio.gather(*(self._put_one(address, b, timeout) for b in blobs),
+                                         return_exceptions=True))

@@ -13,7 +13,13 @@ Invariants:
   disk filling mid-stream) only loses that target.
 - Stragglers are abandoned, never waited on without bound: once ``quorum`` targets
   acknowledged, the others get ``straggler`` seconds more, then their requests are
-  cancelled. While the body streams, a target whose queue stays full for ``straggler``
+  cancelled. Below ``quorum``, a whole-body target whose node has not answered within
+  ``straggler`` seconds (of the write's start, or of its last hand-off) is abandoned and
+  re-sent to a handoff node, as a full node's is: a write whose placement has nodes that
+  went silent (cut off, paused) reaches W on other nodes instead of waiting for the
+  storage client's timeout on each. Once W stored it, a target still unanswered that was
+  re-sent so is abandoned at once (the write already waited a straggler bound for it), so
+  silent nodes cost a write one straggler bound, not two. While the body streams, a target whose queue stays full for ``straggler``
   seconds is dropped as long as at least ``quorum`` other targets keep up (their queues
   have room; with fewer, the write keeps waiting: the node and body timeouts bound it). Abandoned nodes are
   suspected, so the next writes go to handoff nodes. A copy an abandoned node completes
@@ -61,6 +67,7 @@ class _Target:
     task: asyncio.Task | None = None
     started: bool = False  # the upload took its first item from the queue
     outcome: object = None  # set when the target was ended here (aborted, abandoned)
+    resent: bool = False  # handed off for silence below W (the write waited a straggler bound for it)
 
 
 class FanOut:
@@ -212,18 +219,47 @@ class FanOut:
             else:
                 t.task.cancel()
 
+    def _hand_off_silent(self, t: _Target) -> bool:
+        """Abandon a whole-body target whose node is silent (below W, see the module
+        invariants) and re-send it to a handoff node; False if it cannot be."""
+        if t.whole is None or self._handoff is None or t.task is None or t.task.done():
+            return False
+        node = self._handoff(self._used)
+        if node is None:
+            return False
+        self._abandon(t, f"no answer in {self.straggler:g} s while fewer than {self.quorum} stored the blob; "
+                         f"target {t.index} handed off to {node.node_id}")
+        t.outcome = None  # the target goes on at the handoff node
+        t.resent = True
+        self._used.add(node.node_id)
+        t.node = node
+        self._start(t)
+        return True
+
     async def _collect(self, targets: Sequence[_Target]) -> list[str]:
         """Wait for ``targets``: all of them, or ``straggler`` seconds more once ``quorum``
-        succeeded; then settle every target's outcome."""
+        succeeded (below it, silent whole-body targets are handed off every ``straggler``
+        seconds while handoff nodes are left); then settle every target's outcome."""
         loop = asyncio.get_running_loop()
         pending = {t.task: t for t in targets if t.task is not None}
         arrivals = Arrivals(pending)
         stored = 0
         deadline: float | None = None
+        silent_at: float | None = loop.time() + self.straggler  # below W: when silent targets are handed off
         try:
             while pending:
-                timeout = None if deadline is None else max(deadline - loop.time(), 0)
+                until = deadline if deadline is not None else silent_at
+                timeout = None if until is None else max(until - loop.time(), 0)
                 done = await arrivals.next(timeout)
+                if not done and deadline is None and silent_at is not None:
+                    silent_at = None
+                    for task, t in list(pending.items()):
+                        if self._hand_off_silent(t):
+                            del pending[task]
+                            pending[t.task] = t  # type: ignore[index]
+                            arrivals.add(t.task)  # type: ignore[arg-type]
+                            silent_at = loop.time() + self.straggler
+                    continue
                 if not done:
                     break
                 for task in done:
@@ -237,6 +273,12 @@ class FanOut:
                         arrivals.add(t.task)  # type: ignore[arg-type]
                 if stored >= self.quorum and deadline is None:
                     deadline = loop.time() + self.straggler
+                    # A target re-sent for silence gets no second straggler bound: the write
+                    # already waited one for it (a silent handoff node would double it).
+                    for task, t in list(pending.items()):
+                        if t.resent:
+                            del pending[task]
+                            self._abandon(t, f"{stored} nodes stored the blob after it was handed off")
         finally:
             arrivals.close()
         for t in pending.values():

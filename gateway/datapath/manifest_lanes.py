@@ -12,14 +12,13 @@ Invariants: a caller is answered success only once the call carrying its manifes
 succeeded (the node's answer means durable); a failed call fails every manifest it carried (each caller
 counts its node as failed, as before). Lanes are bounded: at most ``max_waiting``
 manifests wait per node (more go alone, at once), at most ``max_batch`` per call, and an
-idle lane holds nothing. Waiting is bounded in time too: a manifest whose call has not
-started ``timeout`` seconds after it came is not sent, and its caller is failed
-(ServiceUnavailable, as by a failed call). The call in flight when it came ends within
-``timeout`` and its own call takes at most ``timeout``, so a caller waits at most about
-twice the timeout, however deep the queue (on a node that takes connections but never
-answers, a caller behind thousands of others would otherwise wait for every call ahead
-of it, and hold up hand-over passes waiting for its write, :mod:`gateway.ring_epochs`).
-The calls run as background tasks, so a caller that is cancelled does not cancel the
+idle lane holds nothing. Time is bounded as for a single write: a caller is answered
+within ``timeout`` (2 s) of coming, however deep the queue and whatever the call ahead of
+it does: manifests wait only behind a call that has run less than ``stall`` (1 s); behind
+one that has run longer (a node that takes connections but never answers, or answers
+slowly) they go in a call of their own, given what is left of their ``timeout`` (on such a
+node a caller would otherwise wait for every call ahead of it, and hold up hand-over
+passes waiting for its write, :mod:`gateway.ring_epochs`). The calls run as background tasks, so a caller that is cancelled does not cancel the
 call that carries the other callers' manifests. The lanes are :class:`objstore.coalescing.Lanes`.
 """
 from __future__ import annotations
@@ -42,10 +41,11 @@ class ManifestLanes(Lanes[Lane, CommitManifest, None]):
 
     def __init__(self, storage: StorageClient, spawn: Callable[[Coroutine[Any, Any, Any]], None], *,
                  max_batch: int = MAX_BATCH, max_waiting: int = MAX_WAITING, timeout: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic, gather_ticks: int = GATHER_TICKS) -> None:
+                 stall: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 gather_ticks: int = GATHER_TICKS) -> None:
         super().__init__(self._put_one, self._put_many, spawn, max_batch=max_batch, max_waiting=max_waiting,
-                         timeout=timeout, clock=clock, describe=lambda lane: f"manifest write to {lane[0]}",
-                         gather_ticks=gather_ticks)
+                         timeout=timeout, stall=stall, clock=clock,
+                         describe=lambda lane: f"manifest write to {lane[0]}", gather_ticks=gather_ticks)
         self._storage = storage
 
     async def put(self, address: str, manifest: CommitManifest, ring_epoch: int = 0) -> None:
@@ -53,9 +53,9 @@ class ManifestLanes(Lanes[Lane, CommitManifest, None]):
         ``address``; raises what the call raised."""
         await self.submit((address, ring_epoch), manifest)
 
-    async def _put_one(self, lane: Lane, manifest: CommitManifest) -> None:
-        await self._storage.put_manifest(lane[0], manifest, timeout=self.timeout, ring_epoch=lane[1])
+    async def _put_one(self, lane: Lane, manifest: CommitManifest, timeout: float) -> None:
+        await self._storage.put_manifest(lane[0], manifest, timeout=timeout, ring_epoch=lane[1])
 
-    async def _put_many(self, lane: Lane, manifests: list[CommitManifest]) -> list[None]:
-        await self._storage.put_manifests(lane[0], manifests, timeout=self.timeout, ring_epoch=lane[1])
+    async def _put_many(self, lane: Lane, manifests: list[CommitManifest], timeout: float) -> list[None]:
+        await self._storage.put_manifests(lane[0], manifests, timeout=timeout, ring_epoch=lane[1])
         return [None] * len(manifests)

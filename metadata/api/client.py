@@ -101,11 +101,14 @@ class MetadataClient:
         self._next_seq = 1
         self._outstanding: set[int] = set()
         # Commands coalesced while one is in flight (metadata.api.command_batch), unless turned off.
-        self._commands = command_batch.CommandBatcher(lambda path, data: self._call("POST", path, raw=data),
-                                                      timeout=deadline) if command_batch.enabled() else None
+        # Each call through them is given what is left of its oldest item's deadline.
+        self._commands = command_batch.CommandBatcher(
+            lambda path, data, seconds: self._call("POST", path, raw=data, deadline=seconds),
+            timeout=deadline) if command_batch.enabled() else None
         # Strong version lookups coalesced likewise (metadata.api.lookup_batch), unless turned off.
         self._lookups = lookup_batch.LookupBatcher(
-            lambda path, query: self._call("GET", path, query), lambda path, data: self._call("POST", path, raw=data),
+            lambda path, query, seconds: self._call("GET", path, query, deadline=seconds),
+            lambda path, data, seconds: self._call("POST", path, raw=data, deadline=seconds),
             timeout=deadline) if lookup_batch.enabled() else None
 
     async def close(self) -> None:
@@ -134,14 +137,15 @@ class MetadataClient:
         self._preferred = self.addresses.index(address)
 
     async def _call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
-                    *, wait: float = 0.0, raw: bytes | None = None) -> Any:
+                    *, wait: float = 0.0, raw: bytes | None = None, deadline: float | None = None) -> Any:
         """One request, retried across nodes until an answer or the deadline (both extended
         by ``wait`` seconds, for a long poll the server may hold that long). ``raw``: the
-        body already encoded as JSON (instead of ``body``)."""
+        body already encoded as JSON (instead of ``body``). ``deadline``: seconds for this
+        call instead of the client's (a coalesced call gets what is left of its items')."""
         loop = asyncio.get_running_loop()
         path_qs = path_with_query(path, query)
         data = raw if raw is not None else None if body is None else json.dumps(body, ensure_ascii=False).encode()
-        end = loop.time() + self.deadline + wait
+        end = loop.time() + (self.deadline if deadline is None else deadline) + wait
         last: str = "no attempt made"
         attempt = 0
         redirects = 0

@@ -17,13 +17,14 @@ Invariants:
   leader before the deadline, ...) fails every command it carried with that error. A
   command whose result is NotLeader or ServiceUnavailable (leadership lost while it waited
   in the log) is resent alone, as a single call would retry it.
-- Bounded: at most :data:`MAX_WAITING` commands wait (more go alone), a command waits at
-  most the client's deadline for its call to start (then fails ServiceUnavailable, unsent),
-  and a command over :data:`MAX_ITEM_BYTES` goes alone, so a batch body stays below the
-  service's limit (:data:`metadata.command_batch_http.MAX_BODY`). The call in flight when
-  a command came ends within the deadline and its own call takes at most the deadline, so
-  a caller waits at most about twice the deadline (once without coalescing), and only
-  when the service is slow to answer at all (no leader).
+- Bounded: at most :data:`MAX_WAITING` commands wait (more go alone), and a command over
+  :data:`MAX_ITEM_BYTES` goes alone, so a batch body stays below the service's limit
+  (:data:`metadata.command_batch_http.MAX_BODY`).
+- Bounded in time as a single call: a caller is answered within the client's deadline of
+  sending, as without coalescing. Commands wait only behind a call that has run less than
+  half the deadline; behind one that has run longer (no leader, a leader cut off from its
+  majority) they go in a call of their own, given what is left of their deadline, instead
+  of waiting for that call to time out and then for their own.
 - A metadata service without the route (older than the client: 404/405) gets single calls;
   the route is tried again :data:`objstore.coalescing.RETRY_ROUTE_AFTER` seconds later (it may be upgraded).
 - ``OBJSTORE_COMMIT_BATCH=0`` in a process's environment turns coalescing off there.
@@ -46,7 +47,8 @@ MAX_WAITING = 4096  # commands waiting for the call in flight; more go alone
 MAX_ITEM_BYTES = 64 << 10  # larger commands go alone: 256 of these stay below the service's 16 MiB
 RESEND_ALONE = frozenset({"NotLeader", "ServiceUnavailable"})
 
-Post = Callable[[str, bytes], Awaitable[Any]]  # (path, JSON body) -> the JSON answer; retries inside
+# (path, JSON body, seconds) -> the JSON answer within those seconds; retries inside
+Post = Callable[[str, bytes, float], Awaitable[Any]]
 
 
 def enabled() -> bool:
@@ -55,8 +57,8 @@ def enabled() -> bool:
 
 
 class CommandBatcher:
-    """``post`` sends one signed JSON body, retried across members until the deadline
-    (:meth:`MetadataClient._call`); ``timeout`` bounds the wait for a call to start."""
+    """``post`` sends one signed JSON body, retried across members until the seconds it is
+    given are over (:meth:`MetadataClient._call`); ``timeout``: the client's deadline."""
 
     def __init__(self, post: Post, *, timeout: float, max_batch: int = MAX_BATCH,
                  max_waiting: int = MAX_WAITING, clock: Callable[[], float] = time.monotonic) -> None:
@@ -76,29 +78,32 @@ class CommandBatcher:
         or ``{"error": ...}``; raises what a failed call raised."""
         data = json.dumps(command, ensure_ascii=False).encode()
         if len(data) > MAX_ITEM_BYTES:
-            return await self._one(None, data)
+            return await self._one(None, data, self._lanes.timeout)
         return await self._lanes.submit(None, data)
 
-    async def _one(self, _: None, data: bytes) -> dict[str, Any]:
-        return await self._post(ONE, data)
+    async def _one(self, _: None, data: bytes, seconds: float) -> dict[str, Any]:
+        return await self._post(ONE, data, seconds)
 
-    async def _many(self, _: None, items: list[bytes]) -> list[dict[str, Any] | BaseException]:
+    async def _many(self, _: None, items: list[bytes], seconds: float) -> list[dict[str, Any] | BaseException]:
+        end = time.monotonic() + seconds
         if self._missing.single(None):
-            return await self._each_alone(items)
+            return await self._each_alone(items, seconds)
         try:
-            answer = await self._post(MANY, b'{"commands":[' + b",".join(items) + b"]}")
+            answer = await self._post(MANY, b'{"commands":[' + b",".join(items) + b"]}", seconds)
         except ObjstoreError as err:
             if not self._missing.note(None, err):
                 raise
-            return await self._each_alone(items)
+            return await self._each_alone(items, max(end - time.monotonic(), 0.001))
         results: list[dict[str, Any]] = answer["results"]
         if len(results) != len(items):
             raise ObjstoreError(f"{len(results)} results for {len(items)} commands")
         resend = [i for i, r in enumerate(results) if (r.get("error") or {}).get("code") in RESEND_ALONE]
         out: list[dict[str, Any] | BaseException] = list(results)
-        for i, r in zip(resend, await self._each_alone([items[i] for i in resend]), strict=True):
-            out[i] = r
+        if resend:
+            left = max(end - time.monotonic(), 0.001)
+            for i, r in zip(resend, await self._each_alone([items[i] for i in resend], left), strict=True):
+                out[i] = r
         return out
 
-    async def _each_alone(self, items: list[bytes]) -> list[dict[str, Any] | BaseException]:
-        return list(await asyncio.gather(*(self._one(None, d) for d in items), return_exceptions=True))
+    async def _each_alone(self, items: list[bytes], seconds: float) -> list[dict[str, Any] | BaseException]:
+        return list(await asyncio.gather(*(self._one(None, d, seconds) for d in items), return_exceptions=True))

@@ -17,8 +17,11 @@ Invariants:
   (NoSuchKey for one key does not fail the others); a call that fails (no leader before
   the deadline, ...) fails every lookup it carried with that error. A follower answers
   NotLeader for the whole call, which the client follows to the leader as for any call.
-- Bounded: at most :data:`MAX_WAITING` lookups wait (more go alone), and a lookup waits at
-  most the client's deadline for its call to start (then fails ServiceUnavailable, unsent).
+- Bounded: at most :data:`MAX_WAITING` lookups wait (more go alone). In time as a single
+  call: a caller is answered within the client's deadline of asking. Lookups wait only
+  behind a call that has run less than half the deadline; behind one that has run longer
+  (no leader, a leader cut off from its majority) they go in a call of their own, given what
+  is left of their deadline (still a call that starts after they were issued).
 - A metadata service without the route (older than the client: 404/405) gets single calls;
   the route is tried again :data:`objstore.coalescing.RETRY_ROUTE_AFTER` seconds later.
 - ``OBJSTORE_READ_BATCH=0`` in a process's environment turns coalescing off there.
@@ -41,8 +44,9 @@ MAX_WAITING = 4096  # lookups waiting for the call in flight; more go alone
 MAX_ITEM_BYTES = 2 << 10  # larger lookups go alone: 256 of these stay below the front's 1 MiB body
 
 Lookup = tuple[str, str, "str | None"]  # (bucket, key, version_id)
-Get = Callable[[str, dict[str, Any]], Awaitable[Any]]  # (path, query) -> the JSON answer; retries inside
-Post = Callable[[str, bytes], Awaitable[Any]]  # (path, JSON body) -> the JSON answer; retries inside
+# (path, query or JSON body, seconds) -> the JSON answer within those seconds; retries inside
+Get = Callable[[str, dict[str, Any], float], Awaitable[Any]]
+Post = Callable[[str, bytes, float], Awaitable[Any]]
 
 
 def enabled() -> bool:
@@ -75,8 +79,8 @@ def result_of(r: Any) -> dict[str, Any] | ObjstoreError:
 
 
 class LookupBatcher:
-    """``get`` and ``post`` send one signed call, retried across members until the deadline
-    (:meth:`MetadataClient._call`); ``timeout`` bounds the wait for a call to start."""
+    """``get`` and ``post`` send one signed call, retried across members until the seconds
+    they are given are over (:meth:`MetadataClient._call`); ``timeout``: the client's deadline."""
 
     def __init__(self, get: Get, post: Post, *, timeout: float, max_batch: int = MAX_BATCH,
                  max_waiting: int = MAX_WAITING, clock: Callable[[], float] = time.monotonic) -> None:
@@ -97,26 +101,29 @@ class LookupBatcher:
         item: Lookup = (bucket, key, version_id)
         data = encode(item)
         if len(data) > MAX_ITEM_BYTES:
-            return await self._one(None, (item, data))
+            return await self._one(None, (item, data), self._lanes.timeout)
         return await self._lanes.submit(None, (item, data))
 
-    async def _one(self, _: None, item: tuple[Lookup, bytes]) -> dict[str, Any]:
+    async def _one(self, _: None, item: tuple[Lookup, bytes], seconds: float) -> dict[str, Any]:
         bucket, key, vid = item[0]
-        return await self._get(ONE, {"bucket": bucket, "key": key, "version_id": vid})
+        return await self._get(ONE, {"bucket": bucket, "key": key, "version_id": vid}, seconds)
 
-    async def _many(self, _: None, items: list[tuple[Lookup, bytes]]) -> list[dict[str, Any] | BaseException]:
+    async def _many(self, _: None, items: list[tuple[Lookup, bytes]],
+                    seconds: float) -> list[dict[str, Any] | BaseException]:
         if self._missing.single(None):
-            return await self._each_alone(items)
+            return await self._each_alone(items, seconds)
+        end = time.monotonic() + seconds
         try:
-            answer = await self._post(MANY, batch_body([data for _, data in items]))
+            answer = await self._post(MANY, batch_body([data for _, data in items]), seconds)
         except ObjstoreError as err:
             if not self._missing.note(None, err):
                 raise
-            return await self._each_alone(items)
+            return await self._each_alone(items, max(end - time.monotonic(), 0.001))
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list) or len(results) != len(items):
             raise ObjstoreError(f"{len(results or ())} results for {len(items)} lookups")
         return [result_of(r) for r in results]
 
-    async def _each_alone(self, items: list[tuple[Lookup, bytes]]) -> list[dict[str, Any] | BaseException]:
-        return list(await asyncio.gather(*(self._one(None, i) for i in items), return_exceptions=True))
+    async def _each_alone(self, items: list[tuple[Lookup, bytes]],
+                          seconds: float) -> list[dict[str, Any] | BaseException]:
+        return list(await asyncio.gather(*(self._one(None, i, seconds) for i in items), return_exceptions=True))

@@ -175,7 +175,8 @@ async def put_blob_batch(request: web.Request) -> web.Response:
     blobs = blob_batch.decode_request(body)  # whole, before anything is stored
     app[METRICS].add_bytes_in(len(body))
     outcomes = await app[STORE].put_many([(bid, b.bucket, b.key, b.policy, b.data) for bid, b in blobs])
-    # A failed disk raises from put_many: the whole call fails, as a single write would.
+    # Each blob answers its own outcome: one whose group commit failed (a failed disk) is
+    # an InternalError, one made durable by another commit of the same call is stored.
     return _json_bytes(blob_batch.encode_answer(
         [r if isinstance(r, ObjstoreError) else (r.size, r.xxh64) for r in outcomes]), 200, request)
 

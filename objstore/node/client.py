@@ -160,6 +160,11 @@ class StorageClient:
         self._ssl = request_ssl(tls)
         self._manifests: dict[int, tuple[CommitManifest, bytes]] = {}  # id -> (manifest, its JSON)
 
+    @property
+    def call_seconds(self) -> float:
+        """The bound on one short call (a blob write held in memory, a JSON call)."""
+        return _seconds(self._timeout)
+
     def _url(self, address: str, path_qs: str) -> URL:
         return URL(base_url(address, self._tls) + path_qs, encoded=True)
 
@@ -169,11 +174,12 @@ class StorageClient:
                                      extra=extra)
 
     async def put_blob(self, address: str, version_id: str, shard: int, bucket: str, key: str, policy: str,
-                       size: int, body: AsyncIterable[bytes] | bytes) -> dict:
+                       size: int, body: AsyncIterable[bytes] | bytes, *, timeout: float | None = None) -> dict:
         """Stream ``size`` bytes to a node; returns ``{"size", "xxh64"}`` once durable there.
 
         ``body`` is an async iterable of chunks, or for small blobs the bytes themselves
-        (sent with the request headers in one write).
+        (sent with the request headers in one write). ``timeout``: seconds the whole call
+        may take (a body in memory only; default: the client's own bounds).
 
         Raises IncompleteBody if ``body`` yields fewer or more bytes than ``size`` (the request
         is aborted, the node stores nothing), the node's error, or ServiceUnavailable.
@@ -205,12 +211,13 @@ class StorageClient:
         try:
             if self._pool is not None and isinstance(body, bytes):
                 answer = await self._pool.request("PUT", address, path, headers, body,
-                                                  timeout=_seconds(self._timeout))
+                                                  timeout=_seconds(self._timeout) if timeout is None else timeout)
                 raise_for_error_body(answer.status, answer.body)
                 return json.loads(answer.body)
             data = body if isinstance(body, (bytes, bytearray, memoryview)) else counted()
+            bound = self._timeout if timeout is None or data is not body else aiohttp.ClientTimeout(total=timeout)
             async with self._session.put(self._url(address, path), data=data, headers=headers,
-                                         timeout=self._timeout, ssl=self._ssl, expect100=data is not body) as resp:
+                                         timeout=bound, ssl=self._ssl, expect100=data is not body) as resp:
                 raw = await resp.read()
                 raise_for_error_body(resp.status, raw)
                 return await resp.json(content_type=None)
@@ -223,22 +230,26 @@ class StorageClient:
                 raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None
             raise
 
-    async def put_blobs(self, address: str, blobs: list[BlobWrite]) -> list[dict | ObjstoreError]:
+    async def put_blobs(self, address: str, blobs: list[BlobWrite], *,
+                        timeout: float | None = None) -> list[dict | ObjstoreError]:
         """Store several small blobs on a node in one call (``PUT /blobs/batch``); per blob
         ``{"size", "xxh64"}`` once durable there, or the error that failed it. Raises the
         error of a failed call (every blob failed with it: InvalidArgument, a 404 InternalError
-        from a node without the route, ServiceUnavailable, ...)."""
+        from a node without the route, ServiceUnavailable, ...). ``timeout``: seconds the
+        call may take (default: the client's own bound)."""
         data = blob_batch.encode_request(blobs)
         path = blob_batch.PATH
         headers = internal_auth.headers(self._secret, "PUT", path, body=data, target=address,
                                         extra={"Content-Type": "application/octet-stream"})
         try:
             if self._pool is not None:
-                answer = await self._pool.request("PUT", address, path, headers, data, timeout=_seconds(self._timeout))
+                answer = await self._pool.request("PUT", address, path, headers, data,
+                                                  timeout=_seconds(self._timeout) if timeout is None else timeout)
                 status, raw = answer.status, answer.body
             else:
                 async with self._session.put(self._url(address, path), data=data, headers=headers,
-                                             timeout=self._timeout, ssl=self._ssl) as resp:
+                                             timeout=self._timeout if timeout is None else aiohttp.ClientTimeout(
+                                                 total=timeout), ssl=self._ssl) as resp:
                     status, raw = resp.status, await resp.read()
         except _CONN_ERRORS as exc:
             raise ServiceUnavailable(f"storage node {address} unreachable: {exc!r}") from None

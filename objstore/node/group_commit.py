@@ -10,7 +10,9 @@ the loop run ``GATHER_TICKS`` times, so the rest of the same burst joins that ba
 
 Invariants:
 - A future resolves successfully only after its record is durable; if the batch fails,
-  every record of it fails with the same error and none of them is on disk.
+  every record of it fails with the same error and none of them is on disk. Records
+  submitted together (``submit_many``) may span batches (the bounds of one batch), so each
+  is answered with its own batch's outcome.
 - ``on_commit`` runs on the loop for every durable record before its caller resumes, even
   if the caller was cancelled meanwhile, so the live index never misses a durable record.
 - ``close()`` refuses new submissions, then waits until everything queued is committed.
@@ -79,9 +81,11 @@ class GroupCommitter:
         # Shielded: a caller that goes away must not cancel the durable outcome others share.
         return await asyncio.shield(fut)
 
-    async def submit_many(self, records: list[PendingRecord]) -> list[Appended]:
+    async def submit_many(self, records: list[PendingRecord]) -> list[Appended | BaseException]:
         """Append ``records`` durably (queued together, so they share a batch while they fit
-        in one); raises the first failed batch's OSError, or ServiceUnavailable when closing."""
+        in one); per record its location once durable, or the error of its batch (those of
+        another batch may be durable meanwhile). Raises ServiceUnavailable when closing
+        (then none was queued)."""
         if self._closing or self._task is None or self._task.done():
             raise ServiceUnavailable("storage node is shutting down")
         loop = asyncio.get_running_loop()
@@ -92,7 +96,7 @@ class GroupCommitter:
             self._queue.append((record, fut))
             futs.append(fut)
         self._wakeup.set()
-        return list(await asyncio.shield(asyncio.gather(*futs)))
+        return list(await asyncio.shield(asyncio.gather(*futs, return_exceptions=True)))
 
     def _take_batch(self) -> list[tuple[PendingRecord, asyncio.Future[Appended]]]:
         size = 0

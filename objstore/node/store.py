@@ -47,7 +47,7 @@ from typing import AsyncIterable, AsyncIterator, Awaitable, Callable
 from objstore.checksum import hex64, unpack_u64, xxh64
 from objstore.durable_io import fsync_dir
 from objstore.erasure.data_layout import DataLayout
-from objstore.errors import IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey, ObjstoreError
+from objstore.errors import IncompleteBody, InsufficientStorage, InternalError, InvalidArgument, NoSuchKey, ObjstoreError
 from objstore.node import quarantine
 from objstore.node.blob import (
     CHECKSUM_SIZE,
@@ -285,10 +285,10 @@ class BlobStore:
         """Store several blobs held in memory, each (blob id, bucket, key, policy, bytes),
         durably: the small ones handed to the group commit together (no task per blob), a
         larger one (over ``small_threshold``) through :meth:`put`. Per blob its result, or
-        the error that refused it (what :meth:`put` raises for it: InvalidArgument,
-        KeyTooLongError, InsufficientStorage). Raises the OSError of a failed disk (for
-        every blob: those another group commit made durable are then left unreferenced,
-        as by any failed write)."""
+        the error that refused or failed it (what :meth:`put` raises for it: InvalidArgument,
+        KeyTooLongError, InsufficientStorage; a failed disk's error as InternalError). Each
+        blob's outcome is its own: the small ones may span two group commits, and a blob
+        made durable by one is reported stored even if the other failed."""
         out: list[PutResult | ObjstoreError | None] = [None] * len(blobs)
         small: list[tuple[int, PendingRecord, int]] = []  # (index, record, bytes admitted)
         large: list[tuple[int, Awaitable[PutResult]]] = []
@@ -322,17 +322,13 @@ class BlobStore:
             self._admitted -= admitted
         if small:
             committed = outcomes[0]
-            if isinstance(committed, BaseException):
-                raise _space_error(committed)
-            for (i, rec, _), appended in zip(small, committed):  # type: ignore[arg-type]
-                out[i] = PutResult(rec.size, hex64(rec.data_xxh), appended.seq)
+            if isinstance(committed, BaseException):  # nothing was queued (closing)
+                committed = [committed] * len(small)
+            for (i, rec, _), appended in zip(small, committed, strict=True):  # type: ignore[arg-type]
+                out[i] = _blob_error(appended) if isinstance(appended, BaseException) else \
+                    PutResult(rec.size, hex64(rec.data_xxh), appended.seq)
         for (i, _), res in zip(large, outcomes[1 if small else 0:]):
-            if isinstance(res, ObjstoreError):
-                out[i] = res
-            elif isinstance(res, BaseException):
-                raise res
-            else:
-                out[i] = res  # type: ignore[assignment]
+            out[i] = _blob_error(res) if isinstance(res, BaseException) else res  # type: ignore[assignment]
         return out  # type: ignore[return-value]
 
     def admit(self, need: int) -> None:
@@ -727,6 +723,18 @@ def _abort_opened(fut: asyncio.Future) -> None:
 
 async def _whole(data: bytes | memoryview) -> AsyncIterator[bytes | memoryview]:
     yield data
+
+
+def _blob_error(exc: BaseException) -> ObjstoreError:
+    """What one blob of :meth:`BlobStore.put_many` answers for the error that failed it (a
+    full disk InsufficientStorage, a failed one InternalError, as a single write's call
+    would answer); anything but an Exception (cancellation) goes on up."""
+    if isinstance(exc, ObjstoreError):
+        return exc
+    if not isinstance(exc, Exception):
+        raise exc
+    err = _space_error(exc)
+    return err if isinstance(err, ObjstoreError) else InternalError(f"the blob's write failed: {exc!r}")
 
 
 def _space_error(exc: BaseException) -> BaseException:

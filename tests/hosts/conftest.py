@@ -46,8 +46,9 @@ def five_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     """The five-host example deployment (``ops/deploy/examples/five-hosts``) and a client
     host, shared by the tests that fault its network (each heals what it did)."""
     net = Network([*layout_hosts("five-hosts"), CLIENT]).create()
-    # A write whose placement has two nodes cut off by a test's partition (kept-alive
-    # connections, nothing answers) waits for the gateway's storage timeout, then 503s:
+    # A streamed write whose placement has two nodes cut off by a test's partition
+    # (kept-alive connections, nothing answers) waits for the gateway's storage timeout,
+    # then 503s (a small one goes to handoff nodes after the straggler bound):
     # STORAGE_TIMEOUT rather than the default 30 s.
     d = Deployment(net, "five-hosts", tmp_path_factory.mktemp("five-hosts"),
                    extra={"gateway": ["--storage-timeout", str(STORAGE_TIMEOUT)]})

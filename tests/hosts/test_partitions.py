@@ -35,6 +35,8 @@ from typing import Callable
 import aiohttp
 import pytest
 
+from metadata.api.client import MetadataClient
+from objstore.ring import build_ring
 from ops.cli.metadata_admin import collect_status
 from ops.cli.status import collect
 from tests.harness.hosts import rules
@@ -271,6 +273,18 @@ async def _timed(reg: S3Register, method: str, key: str, body: bytes = b"") -> t
     return status, time.monotonic() - t0
 
 
+async def _lead(d: Deployment, node_id: str, cut_off: list[str]) -> str:
+    """Hand the metadata leadership to ``node_id``; a key whose placement (replica:3) holds
+    two or more storage nodes of the hosts ``cut_off``."""
+    async with MetadataClient([s.address for s in d.of_role("metadata")], d.secret) as meta:
+        await meta.change_membership("transfer", node_id)
+        ring = build_ring(await meta.get_cluster_map())
+    silent = {d.service("storage", h).address for h in cut_off}
+    by_id = {n.node_id: n.address for n in ring.nodes}
+    return next(k for k in (f"minority/first{i}" for i in range(10_000))
+                if sum(by_id[i] in silent for i in ring.locate(BUCKET, k, 3)) >= 2)
+
+
 # A gateway's bounds: its metadata calls give up after metadata_timeout_seconds (3 s in the
 # example configs), and once one has failed, strong reads and writes fail at once for 2 s
 # (gateway/outage.py); a storage node that went silent costs a write at most the straggler
@@ -284,11 +298,17 @@ LEASE_OVER = 1.0  # seconds: longer than a leader's read lease (300 ms) past the
 
 
 def test_a_gateway_with_the_minority_answers_503_in_bounded_time_while_the_majority_works(cluster):
-    """Split {h3 (metadata m3), h5 (gateway)} from the rest: gw5 answers every strong GET
-    with 503 within its metadata timeout, and every PUT with 503 within the metadata timeout
-    plus one storage stall bound; gw4, with the majority, still writes and reads."""
+    """Split {h3 (metadata m3, the leader), h5 (gateway)} from the rest: gw5 answers every
+    strong GET with 503 within its metadata timeout, and every PUT with 503 within the
+    metadata timeout plus one storage stall bound (the first PUT goes before any metadata
+    call has failed, so it writes its blob: its placement may hold two silent storage
+    nodes); gw4, with the majority, still writes and reads."""
     d = cluster
     gw4, gw5 = gateways(d)
+    in_client(d, lambda: asyncio.run(_until_serving(d)))
+    # The worst case: the leader is cut off with gw5, and the first PUT's placement has two
+    # storage nodes gw5 cannot reach (its blob goes to handoff nodes after the stall bound).
+    first = in_client(d, lambda: asyncio.run(_lead(d, "m3", ["h1", "h2", "h4"])))
     in_client(d, lambda: asyncio.run(_until_serving(d)))
 
     async def before() -> None:
@@ -308,7 +328,7 @@ def test_a_gateway_with_the_minority_answers_503_in_bounded_time_while_the_major
                 majority = S3Register(session, gw4, BUCKET, request_timeout=60.0)
 
                 async def on_minority() -> list:
-                    out = []
+                    out = [("PUT",) + await _timed(minority, "PUT", first, b"x" * 1000)]
                     for i in range(2):
                         out.append(("GET",) + await _timed(minority, "GET", "minority/k"))
                         out.append(("PUT",) + await _timed(minority, "PUT", f"minority/{i}", b"x" * 1000))

@@ -101,13 +101,16 @@ class FakeStorage:
         self.gates.append(gate)
         await gate
 
+    call_seconds = 30.0
+
     async def put_blob(self, address: str, version_id: str, shard: int, bucket: str, key: str, policy: str,
-                       size: int, body: bytes) -> dict:
+                       size: int, body: bytes, *, timeout: float | None = None) -> dict:
         assert isinstance(body, bytes) and len(body) == size
         await self._call("one", address, [version_id])
         return {"size": size, "xxh64": "1" * 16}
 
-    async def put_blobs(self, address: str, blobs: list[BlobWrite]) -> list[dict | Exception]:
+    async def put_blobs(self, address: str, blobs: list[BlobWrite], *,
+                        timeout: float | None = None) -> list[dict | Exception]:
         await self._call("batch", address, [b.version_id for b in blobs])
         if self.batch_error is not None:
             raise self.batch_error
@@ -289,7 +292,7 @@ async def test_a_blob_whose_put_was_cancelled_before_its_call_is_not_sent() -> N
     await asyncio.sleep(0)
     cancelled.cancel()
     await settle()
-    assert len(storage.calls) == 3 and not lane._waiting and not lane._busy
+    assert len(storage.calls) == 3 and not lane._waiting and not lane._drains
 
 
 @pytest.mark.parametrize("field", ["bucket", "key", "policy"])

@@ -21,7 +21,7 @@ class FakeService:
         self.calls: list[tuple[str, list[int]]] = []  # (path, command numbers)
         self.gates: list[asyncio.Future[Any]] = []  # one per call, finished by the test
 
-    async def post(self, path: str, data: bytes) -> Any:
+    async def post(self, path: str, data: bytes, seconds: float) -> Any:
         body = json.loads(data)
         numbers = [c["n"] for c in body["commands"]] if path == "/v1/commands" else [body["n"]]
         gate = asyncio.get_running_loop().create_future()

@@ -120,3 +120,34 @@ async def test_below_w_the_write_fails_and_the_stored_copy_is_deleted():
     with pytest.raises(InsufficientReplicas):
         await fan(storage, topo, handoff=False).send_whole([b"x"] * 3)
     assert storage.deleted == [NODES[0].address]
+
+
+async def test_below_w_silent_nodes_are_handed_off_after_the_straggler_bound():
+    """Two of three nodes take the write and never answer (cut off over kept-alive
+    connections, paused): rather than wait for the storage client's timeout on each and
+    fail below W, their targets go to handoff nodes once the straggler bound passed."""
+    storage, topo = Storage(s1="stall", s2="stall"), topology()
+    placement = await asyncio.wait_for(fan(storage, topo).send_whole([b"x"] * 3), 40 * STRAGGLER)
+    assert placement == ["s4", "s5", "s3"]
+    assert storage.received == {"s3": b"x", "s4": b"x", "s5": b"x"}
+    assert topo.is_suspect("s1") and topo.is_suspect("s2")
+
+
+async def test_below_w_a_handoff_that_is_silent_too_is_handed_off_again():
+    storage, topo = Storage(s1="stall", s4="stall"), topology()
+    placement = await asyncio.wait_for(fan(storage, topo, quorum=3).send_whole([b"x"] * 3), 40 * STRAGGLER)
+    assert placement == ["s5", "s2", "s3"]
+
+
+async def test_a_silent_handoff_gets_no_second_straggler_bound_once_w_stored():
+    """s1 and s2 silent; their handoffs s4 (silent too) and s5: once s5 and s3 made W, the
+    write does not wait another straggler bound for s4 (silent nodes cost one bound)."""
+    storage, topo = Storage(s1="stall", s2="stall", s4="stall"), topology()
+    f = fan(storage, topo)
+    f.straggler = bound = 0.3
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    placement = await asyncio.wait_for(f.send_whole([b"x"] * 3), 10 * bound)
+    took = loop.time() - t0
+    assert placement == ["", "s5", "s3"]
+    assert bound <= took < 1.6 * bound, took  # one bound, not two

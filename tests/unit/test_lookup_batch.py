@@ -26,10 +26,10 @@ class FakeService:
         self.calls: list[tuple[str, list[str]]] = []  # (path, keys looked up)
         self.gates: list[asyncio.Future[Any]] = []  # one per call, finished by the test
 
-    async def get(self, path: str, query: dict[str, Any]) -> Any:
+    async def get(self, path: str, query: dict[str, Any], seconds: float) -> Any:
         return await self._call(path, [query["key"]])
 
-    async def post(self, path: str, data: bytes) -> Any:
+    async def post(self, path: str, data: bytes, seconds: float) -> Any:
         return await self._call(path, [d["key"] for d in json.loads(data)["lookups"]])
 
     async def _call(self, path: str, keys: list[str]) -> Any:

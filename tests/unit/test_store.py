@@ -12,7 +12,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from objstore.errors import CorruptBlob, IncompleteBody, InsufficientStorage, InvalidArgument, NoSuchKey
+from objstore.errors import CorruptBlob, IncompleteBody, InsufficientStorage, InternalError, InvalidArgument, NoSuchKey
 from objstore.node.blob import BlobId
 from objstore.node.reader import READ_CHUNK, read_blocks
 from objstore.node.store import BlobStore, StoreOptions
@@ -935,5 +935,38 @@ async def test_a_cached_segment_read_of_up_to_256_kib_skips_the_io_pool(tmp_path
         assert await read(s, "a", 0, 0, 256 * 1024 - 1) == data
         assert await read(s, "a", 0, 100_000, 200_000) == data[100_000:200_001]
         assert trips == []
+    finally:
+        await s.close()
+
+
+async def test_put_many_split_over_two_group_commits_reports_each_blob_by_its_own_commit(tmp_path: Path) -> None:
+    """A batch's small blobs span two group commits (the committer's batch bound) and the
+    second fails (a disk error): the blobs of the first are durable and reported stored,
+    those of the second fail alone, instead of every blob failed (the durable ones left
+    behind as orphans while the gateway counts them lost)."""
+    s = await opened(tmp_path)
+    try:
+        assert s._committer is not None
+        s._committer._max_records = 2  # two records per group commit
+        real = s._segments.append_batch
+        calls = [0]
+
+        def append_batch(records, next_seq):  # noqa: ANN001, ANN202
+            calls[0] += 1
+            if calls[0] == 2:
+                raise OSError(5, "Input/output error")
+            return real(records, next_seq)
+
+        s._segments.append_batch = append_batch  # type: ignore[method-assign]
+        data = [os.urandom(100) for _ in range(4)]
+        out = await s.put_many([(BlobId(f"v{i}", 0), "b", f"k{i}", "replica:3", d) for i, d in enumerate(data)])
+        assert calls[0] == 2
+        assert [r.size for r in out[:2]] == [100, 100]
+        assert all(isinstance(r, InternalError) and r.status == 500 for r in out[2:]), out
+        assert await read(s, "v0") == data[0] and await read(s, "v1") == data[1]
+        for i in (2, 3):
+            with pytest.raises(NoSuchKey):
+                s.head(BlobId(f"v{i}", 0))
+        assert s._admitted == 0
     finally:
         await s.close()
