@@ -4,7 +4,9 @@ A fake metadata client counts lookups; a fake clock drives the TTLs and the miss
 """
 from __future__ import annotations
 
+
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -166,7 +168,7 @@ def test_gateway_context_floods_cost_bounded_metadata_reads() -> None:
     # looked up there like any other key, so deleting it revokes it.
     ctx = GatewayContext(GatewayConfig("gw", "s", ("127.0.0.1:1",), access_key=REAL.access_key,
                                        secret_key=REAL.secret_key),
-                         meta, None, None, None, None)  # type: ignore[arg-type]
+                         meta, SimpleNamespace(call_seconds=10.0), None, None, None)  # type: ignore[arg-type]
 
     async def run() -> int:
         assert (await ctx.credential(REAL.access_key)).secret_key == REAL.secret_key
