@@ -4,7 +4,6 @@ A fake metadata client counts lookups; a fake clock drives the TTLs and the miss
 """
 from __future__ import annotations
 
-
 import asyncio
 from types import SimpleNamespace
 
