@@ -147,6 +147,10 @@ class Lanes(Generic[K, T, R]):
                     continue
                 self.calls += 1
                 drain.started = now
+                if waiting and drain.timer is None:
+                    # Items left over (more than one call takes) wait behind this call only
+                    # until it stalls, as those that come while it is in flight do.
+                    drain.timer = asyncio.get_running_loop().call_later(self.stall, self._stalled, lane, drain)
                 left = self.timeout - (now - batch[0][2])  # what is left of the oldest item's time
                 results: Sequence[R | BaseException]
                 try:

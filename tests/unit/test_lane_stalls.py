@@ -155,6 +155,24 @@ async def test_a_call_that_answers_before_the_stall_bound_keeps_the_others_coale
     assert [items for _, items, _ in peer.calls] == [[0], [1, 2, 3]] and lanes.stalls == 0
 
 
+
+async def test_items_left_over_from_a_full_call_go_beside_it_once_it_stalls():
+    """More items come at once than one call takes (``max_batch``): those left over wait
+    behind that call only until it has run the stall bound, as items that came later would,
+    so a slow peer that answers each call within the bound stores them all (behind the
+    whole call they would be sent with too little of their time left)."""
+    peer = Peer(delay=0.3)
+    lanes = generic_lanes(peer, stall=0.1)
+    lanes.max_batch = 2
+    outcomes = await asyncio.gather(*(timed(lanes.submit("p", i)) for i in range(3)))
+    assert [o for o, _ in outcomes] == ["ok 0", "ok 1", "ok 2"], outcomes
+    assert all(took < T + SLACK for _, took in outcomes), outcomes
+    (t1, items1, _), (t2, items2, _) = peer.calls
+    assert (items1, items2) == ([0, 1], [2])
+    assert 0.1 - 0.01 <= t2 - t1 < 0.1 + SLACK, t2 - t1
+    assert lanes.stalls == 1
+
+
 # --- each lane: blob writes, manifest writes, metadata commands and lookups ----------------------
 
 class BlobPeer(Peer):
@@ -270,6 +288,18 @@ async def test_blobs_behind_a_slow_blob_write_are_stored_as_single_writes_would_
     assert (await first)["size"] == 10
     assert [r["size"] for r in await asyncio.gather(*rest)] == [10, 10, 10]
 
+
+async def test_blobs_over_one_calls_bytes_go_beside_a_slow_call_once_it_stalls():
+    """The blob lane's byte bound: a burst of 200 KiB blobs to one node fills a call with
+    four; the fifth goes beside it at the stall bound, not after it."""
+    peer = BlobPeer(delay=0.3)
+    lanes = BlobLanes(peer, spawner(), coalesce=True, stall=0.1)  # type: ignore[arg-type]
+    body = b"x" * (200 << 10)
+    outcomes = await asyncio.gather(*(timed(lanes.put("n1", f"v{i}", 0, "b", f"k{i}", "replica:3", body))
+                                      for i in range(5)))
+    assert all(isinstance(o, dict) and o["size"] == len(body) for o, _ in outcomes), outcomes
+    assert [len(items) for _, items, _ in peer.calls] == [4, 1]
+    assert peer.calls[1][0] - peer.calls[0][0] < 0.1 + SLACK
 
 @pytest.mark.parametrize("kind", ["command", "lookup"])
 async def test_the_metadata_client_gives_a_coalesced_call_what_is_left_of_its_deadline(kind, monkeypatch):
