@@ -14,7 +14,8 @@ Invariants:
 - Stragglers are abandoned, never waited on without bound: once ``quorum`` targets
   acknowledged, the others get ``straggler`` seconds more, then their requests are
   cancelled. Below ``quorum``, a whole-body target whose node has not answered within
-  ``straggler`` seconds (of the write's start, or of its last hand-off) is abandoned and
+  ``straggler`` seconds of its upload being sent (at the write's start, or at its last
+  hand-off, for a full node or for silence) is abandoned and
   re-sent to a handoff node, as a full node's is: a write whose placement has nodes that
   went silent (cut off, paused) reaches W on other nodes instead of waiting for the
   storage client's timeout on each. Once W stored it, a target still unanswered that was
@@ -68,6 +69,7 @@ class _Target:
     started: bool = False  # the upload took its first item from the queue
     outcome: object = None  # set when the target was ended here (aborted, abandoned)
     resent: bool = False  # handed off for silence below W (the write waited a straggler bound for it)
+    sent_at: float = 0.0  # loop time its current upload started (silence is counted from it)
 
 
 class FanOut:
@@ -138,6 +140,7 @@ class FanOut:
 
     def _start(self, t: _Target) -> None:
         t.started = False
+        t.sent_at = asyncio.get_running_loop().time()
         body: AsyncIterator[bytes] | bytes = t.whole if t.whole is not None else self._queue_body(t)
         t.task = asyncio.ensure_future(self._upload(t.node, t.index, body))
 
@@ -238,8 +241,8 @@ class FanOut:
 
     async def _collect(self, targets: Sequence[_Target]) -> list[str]:
         """Wait for ``targets``: all of them, or ``straggler`` seconds more once ``quorum``
-        succeeded (below it, silent whole-body targets are handed off every ``straggler``
-        seconds while handoff nodes are left); then settle every target's outcome."""
+        succeeded (below it, a whole-body target silent ``straggler`` seconds after it was
+        sent is handed off, while handoff nodes are left); then settle every target's outcome."""
         loop = asyncio.get_running_loop()
         pending = {t.task: t for t in targets if t.task is not None}
         arrivals = Arrivals(pending)
@@ -252,13 +255,18 @@ class FanOut:
                 timeout = None if until is None else max(until - loop.time(), 0)
                 done = await arrivals.next(timeout)
                 if not done and deadline is None and silent_at is not None:
+                    now = loop.time()
                     silent_at = None
                     for task, t in list(pending.items()):
-                        if self._hand_off_silent(t):
+                        due = t.sent_at + self.straggler
+                        if due > now:  # sent later (a full node's handoff): silent a bound after that
+                            silent_at = due if silent_at is None else min(silent_at, due)
+                        elif self._hand_off_silent(t):
                             del pending[task]
                             pending[t.task] = t  # type: ignore[index]
                             arrivals.add(t.task)  # type: ignore[arg-type]
-                            silent_at = loop.time() + self.straggler
+                            due = t.sent_at + self.straggler
+                            silent_at = due if silent_at is None else min(silent_at, due)
                     continue
                 if not done:
                     break

@@ -151,3 +151,26 @@ async def test_a_silent_handoff_gets_no_second_straggler_bound_once_w_stored():
     took = loop.time() - t0
     assert placement == ["", "s5", "s3"]
     assert bound <= took < 1.6 * bound, took  # one bound, not two
+
+
+async def test_a_target_handed_off_for_a_full_node_gets_its_own_straggler_bound_below_w():
+    """s2 answers 507 late (at half the bound) and its handoff s4 answers within a bound
+    of being sent: the silence check at the write's first bound must not abandon s4 (and
+    suspect it) for the time s2 took; each target is silent a bound after it was sent."""
+    bound = 0.5
+
+    class Slow(Storage):
+        async def upload(self, node: NodeInfo, index: int, body: AsyncIterator[bytes] | bytes) -> dict:
+            if node.node_id == "s2":
+                await asyncio.sleep(0.5 * bound)
+                raise InsufficientStorage("full")
+            if node.node_id == "s4":
+                await asyncio.sleep(0.8 * bound)
+            return await super().upload(node, index, body)
+
+    storage, topo = Slow(), topology()
+    f = fan(storage, topo, quorum=3)
+    f.straggler = bound
+    placement = await asyncio.wait_for(f.send_whole([b"x"] * 3), 10 * bound)
+    assert placement == ["s1", "s4", "s3"]
+    assert not topo.is_suspect("s4") and "s5" not in storage.received
