@@ -16,7 +16,9 @@ Invariants:
   command's PreconditionFailed does not fail the others); a batch call that fails (no
   leader before the deadline, ...) fails every command it carried with that error. A
   command whose result is NotLeader or ServiceUnavailable (leadership lost while it waited
-  in the log) is resent alone, as a single call would retry it.
+  in the log) is resent alone, as a single call would retry it, within what is left of
+  the batch call's deadline (with nothing left it fails ServiceUnavailable unsent, as a
+  single call whose deadline ran out).
 - Bounded: at most :data:`MAX_WAITING` commands wait (more go alone), and a command over
   :data:`MAX_ITEM_BYTES` goes alone, so a batch body stays below the service's limit
   (:data:`metadata.command_batch_http.MAX_BODY`).
@@ -38,7 +40,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from objstore.coalescing import Lanes, MissingRoutes, background_spawner
-from objstore.errors import ObjstoreError
+from objstore.errors import ObjstoreError, ServiceUnavailable
 
 ENV = "OBJSTORE_COMMIT_BATCH"
 ONE, MANY = "/v1/command", "/v1/commands"
@@ -93,17 +95,24 @@ class CommandBatcher:
         except ObjstoreError as err:
             if not self._missing.note(None, err):
                 raise
-            return await self._each_alone(items, max(end - time.monotonic(), 0.001))
+            return await self._each_alone_until(items, end)
         results: list[dict[str, Any]] = answer["results"]
         if len(results) != len(items):
             raise ObjstoreError(f"{len(results)} results for {len(items)} commands")
         resend = [i for i, r in enumerate(results) if (r.get("error") or {}).get("code") in RESEND_ALONE]
         out: list[dict[str, Any] | BaseException] = list(results)
         if resend:
-            left = max(end - time.monotonic(), 0.001)
-            for i, r in zip(resend, await self._each_alone([items[i] for i in resend], left), strict=True):
+            for i, r in zip(resend, await self._each_alone_until([items[i] for i in resend], end), strict=True):
                 out[i] = r
         return out
+
+    async def _each_alone_until(self, items: list[bytes], end: float) -> list[dict[str, Any] | BaseException]:
+        """Each of ``items`` alone with what is left until ``end`` (monotonic); with nothing
+        left, none is sent again: each fails as a single call whose deadline ran out."""
+        left = end - time.monotonic()
+        if left <= 0:
+            return [ServiceUnavailable("no metadata leader answered within the deadline")] * len(items)
+        return await self._each_alone(items, left)
 
     async def _each_alone(self, items: list[bytes], seconds: float) -> list[dict[str, Any] | BaseException]:
         return list(await asyncio.gather(*(self._one(None, d, seconds) for d in items), return_exceptions=True))

@@ -97,6 +97,25 @@ async def test_commands_answered_not_leader_in_a_batch_are_resent_alone():
     assert [await t for t in rest] == [{"value": 1}, {"value": "two, resent"}]
 
 
+
+async def test_a_command_answered_not_leader_once_its_deadline_passed_is_not_resent():
+    """The batch call answered at the end of the seconds it was given: a command in it
+    answered NotLeader has no time left, so it fails (ServiceUnavailable, as a single call
+    whose deadline ran out) rather than go to the service again after its deadline."""
+    svc = FakeService()
+    batcher = CommandBatcher(svc.post, timeout=0.2)
+    both = [start(batcher, n) for n in (1, 2)]
+    await settle()
+    assert svc.calls == [("/v1/commands", [1, 2])]
+    await asyncio.sleep(0.25)
+    not_leader = error_from_code("NotLeader", "lost leadership").to_dict()
+    svc.answer(0, {"results": [{"value": 1}, {"error": not_leader}]})
+    await settle()
+    assert len(svc.calls) == 1, svc.calls
+    assert await both[0] == {"value": 1}
+    with pytest.raises(ServiceUnavailable):
+        await both[1]
+
 async def test_a_service_without_the_batch_route_gets_single_calls():
     svc = FakeService()
     batcher = CommandBatcher(svc.post, timeout=10.0)
