@@ -38,7 +38,7 @@ import time
 from typing import Any, Callable, Coroutine
 
 from objstore.coalescing import GATHER_TICKS, Lanes, MissingRoutes
-from objstore.errors import IncompleteBody, ObjstoreError
+from objstore.errors import IncompleteBody, ObjstoreError, ServiceUnavailable
 from objstore.node.blob_batch import MAX_BODY, BlobWrite
 from objstore.node.client import StorageClient
 
@@ -100,12 +100,16 @@ class BlobLanes(Lanes[str, BlobWrite, dict]):
     async def _put_many(self, address: str, blobs: list[BlobWrite], timeout: float) -> list[dict | BaseException]:
         if self._missing.single(address):
             return await self._each_alone(address, blobs, timeout)
+        end = time.monotonic() + timeout
         try:
             return list(await self._storage.put_blobs(address, blobs, timeout=timeout))
         except ObjstoreError as err:
             if not self._missing.note(address, err):
                 raise
-        return await self._each_alone(address, blobs, timeout)
+        left = end - time.monotonic()  # the blobs' own bound, less what the refused call took
+        if left <= 0:
+            raise ServiceUnavailable(f"blob write to {address}: no time left after its batch call was refused")
+        return await self._each_alone(address, blobs, left)
 
     async def _each_alone(self, address: str, blobs: list[BlobWrite], timeout: float) -> list[dict | BaseException]:
         return list(await asyncio.gather(*(self._put_one(address, b, timeout) for b in blobs),

@@ -24,7 +24,7 @@ from gateway.datapath.manifest_lanes import ManifestLanes
 from metadata.api.command_batch import CommandBatcher
 from metadata.api.lookup_batch import LookupBatcher
 from objstore.coalescing import Lanes
-from objstore.errors import ServiceUnavailable
+from objstore.errors import InternalError, ServiceUnavailable
 from objstore.manifest import CommitManifest
 
 T = 0.5  # a single call's bound (the lanes' timeout) in these tests
@@ -325,3 +325,18 @@ async def test_the_metadata_client_gives_a_coalesced_call_what_is_left_of_its_de
             await client._lookups.lookup("b", "k", None)
     assert len(given) == 1 and given[0] is not None and T - 0.05 < given[0] <= T
     await client.close()
+
+
+async def test_blobs_resent_alone_after_a_missing_batch_route_get_only_what_is_left_of_their_time():
+    """A node without the batch route (older) that takes a while to say so: the blobs then
+    go alone within what is left of their bound, not a whole bound again."""
+    class Old(BlobPeer):
+        async def put_blobs(self, address: str, blobs: list, *, timeout: float | None = None) -> list[dict]:
+            await asyncio.sleep(0.6 * T)
+            raise InternalError("HTTP 404: Not Found")
+
+    peer = Old(delay=None)
+    lanes = BlobLanes(peer, spawner(), coalesce=True)  # type: ignore[arg-type]
+    outcomes = await asyncio.gather(*(timed(blob_put(lanes, i)) for i in range(2)))
+    assert all(isinstance(o, ServiceUnavailable) and took < T + SLACK / 2 for o, took in outcomes), outcomes
+    assert all(given <= 0.4 * T + 0.02 for _, _, given in peer.calls), peer.calls
