@@ -137,7 +137,10 @@ class BodyStream:
         while True:
             try:
                 async with asyncio.timeout(cfg.body_stall_seconds):
-                    data = await content.readany()  # what is buffered, in one piece; b"" at the end
+                    # One received piece at a time, as the socket gave it (b"" at the end):
+                    # ``readany`` joins every piece buffered into one new bytes, a copy that
+                    # ``_coalesced`` makes again when it joins the pieces into chunks.
+                    data, end = await content.readchunk()
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
@@ -145,6 +148,8 @@ class BodyStream:
             except Exception as exc:  # the client went away or sent a broken body
                 raise IncompleteBody() from exc
             if not data:
+                if end and not content.at_eof():  # the end of one HTTP chunk (chunked encoding)
+                    continue
                 return
             total += len(data)
             elapsed = loop.time() - start

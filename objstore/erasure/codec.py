@@ -15,7 +15,8 @@ Invariants:
 - Parity is zfec's, byte for byte, whichever code computes it: with the optional C module
   ``_gf256`` (vector instructions; built by setup.py where a compiler is present) it is
   computed from zfec's own coding matrix, read off zfec by encoding unit vectors (the code
-  is linear), about four times faster than zfec's table loop; without it, or with
+  is linear), with GFNI's affine instruction where the CPU has it, else AVX2 byte shuffles
+  (about four times faster than zfec's table loop); without it, or with
   ``OBJSTORE_EC_PARITY=zfec`` in the environment, zfec computes it. Decoding is zfec's.
 """
 from __future__ import annotations
@@ -56,11 +57,13 @@ def parity_matrix(k: int, m: int) -> bytes:
 
 
 def parity_engine() -> str:
-    """What computes parity in this process: ``"gf256-avx2"``, ``"gf256"`` (the C module
-    without vector instructions) or ``"zfec"``."""
+    """What computes parity in this process: ``"gf256-gfni-avx512"``, ``"gf256-gfni"``
+    (GFNI with AVX2), ``"gf256-avx2"``, ``"gf256"`` (the C module without vector
+    instructions) or ``"zfec"``."""
     if _gf256 is None:
         return "zfec"
-    return "gf256-avx2" if _gf256.simd() == "avx2" else "gf256"
+    simd = _gf256.simd()
+    return "gf256" if simd == "none" else f"gf256-{simd}"
 
 
 def _parity(blocks: list, k: int, m: int) -> list[bytes]:

@@ -48,3 +48,60 @@ def test_only_bodies_from_the_threshold_go_to_the_pool_and_none_without_workers(
     assert offload._workers() == 0
     monkeypatch.setenv("OBJSTORE_BODY_WORKERS", "x")
     assert offload._workers() == 2
+
+
+class _Protocol:
+    """What aiohttp's StreamReader asks of its protocol (flow control only)."""
+
+    _reading_paused = False
+
+    def pause_reading(self, *args: object, **kwargs: object) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self, *args: object, **kwargs: object) -> None:
+        self._reading_paused = False
+
+
+class _Request:
+    def __init__(self, content) -> None:  # noqa: ANN001 - an aiohttp StreamReader
+        self.content = content
+        self.app: dict = {}  # no gateway context: the default slow-body limits
+
+
+async def test_pieces_buffered_together_are_read_as_they_came_not_joined_into_a_copy():
+    import asyncio
+
+    from aiohttp.streams import StreamReader
+
+    reader = StreamReader(_Protocol(), 2**16, loop=asyncio.get_running_loop())
+    pieces = [bytes([i]) * (256 * 1024) for i in range(1, 5)]
+    for p in pieces:  # all four arrived before the gateway reads: readany would join them
+        reader.feed_data(p)
+    reader.feed_eof()
+    stream = BodyStream.__new__(BodyStream)
+    stream.request = _Request(reader)  # type: ignore[assignment]
+    got = [piece async for piece in stream._raw()]
+    assert len(got) == len(pieces) and all(g is p for g, p in zip(got, pieces))
+
+
+class _Drained:
+    """A body already read to its end: every further ``readchunk`` says (b"", True), as
+    aiohttp's EmptyStreamReader does after its first call."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def readchunk(self) -> tuple[bytes, bool]:
+        self.calls += 1
+        if self.calls > 100:
+            raise AssertionError("the body's end was not taken for its end")
+        return b"", True
+
+    def at_eof(self) -> bool:
+        return True
+
+
+async def test_a_body_at_its_end_ends_even_when_the_reader_reports_a_chunk_end():
+    stream = BodyStream.__new__(BodyStream)
+    stream.request = _Request(_Drained())  # type: ignore[assignment]
+    assert [piece async for piece in stream._raw()] == []

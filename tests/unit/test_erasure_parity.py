@@ -89,4 +89,33 @@ CAN_BUILD = shutil.which("cc") is not None and os.path.exists(os.path.join(sysco
 @pytest.mark.skipif(not CAN_BUILD or os.environ.get("OBJSTORE_EC_PARITY") == "zfec",
                     reason="no C compiler or Python headers (or zfec asked for): zfec computes parity")
 def test_the_vector_module_is_in_use_where_it_can_be_built() -> None:
-    assert parity_engine() in ("gf256-avx2", "gf256")
+    assert parity_engine() in ("gf256-gfni-avx512", "gf256-gfni", "gf256-avx2", "gf256")
+
+
+def _levels() -> list[str]:
+    """Every instruction set the module can compute with on this CPU (up to its best)."""
+    if gf256 is None:
+        return []
+    order = ["none", "avx2", "gfni", "gfni-avx512"]
+    return order[:order.index(gf256.simd()) + 1]
+
+
+@needs_module
+@pytest.mark.parametrize("level", ["none", "avx2", "gfni", "gfni-avx512"])
+def test_every_instruction_set_computes_zfecs_parity(level: str) -> None:
+    if level not in _levels():
+        pytest.skip(f"this CPU has no {level}")
+    before = gf256.select(level)
+    try:
+        assert gf256.simd() == level
+        rng = random.Random(level)
+        for k, m in ((4, 2), (2, 1), (10, 4), (1, 3), (200, 56)):
+            for width in (1, 31, 32, 63, 64, 65, 8191, 8192, 8193, 3 * 8192 + 17, 1 << 20):
+                if k * width > 4 << 20:
+                    continue
+                blocks = [rng.randbytes(width) for _ in range(k)]
+                assert gf256.encode(blocks, parity_matrix(k, m)) == zfec_parity(blocks, k, m), (k, m, width)
+        with pytest.raises(ValueError):
+            gf256.select("sse9")
+    finally:
+        gf256.select(before)
