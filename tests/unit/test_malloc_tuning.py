@@ -10,16 +10,19 @@ import pytest
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
 
-# In a fresh interpreter: allocate a 3 MiB buffer and print how much the [heap] mapping grew.
-_PROBE = """
-import sys
-from objstore.malloc_tuning import fix_malloc_thresholds
+# The size of the process's [heap] mapping, for the probes below.
+_HEAP = """
 def heap():
     for line in open("/proc/self/maps"):
         if line.rstrip().endswith("[heap]"):
             lo, hi = line.split()[0].split("-")
             return int(hi, 16) - int(lo, 16)
     return 0
+"""
+
+# In a fresh interpreter: allocate a 3 MiB buffer and print how much the [heap] mapping grew.
+_PROBE = _HEAP + """
+from objstore.malloc_tuning import fix_malloc_thresholds
 print(fix_malloc_thresholds())
 before = heap()
 buf = bytearray(3 * 1024 * 1024)
@@ -48,14 +51,8 @@ def test_the_default_setting_leaves_glibc_mapping_it_separately() -> None:
 
 # In a fresh interpreter: hold 40 buffers of 1 MiB (a large ec PUT's body chunks and shards
 # in flight), free them all, and print how much of the heap's growth was kept.
-_WORKING_SET = """
+_WORKING_SET = _HEAP + """
 from objstore.malloc_tuning import fix_malloc_thresholds
-def heap():
-    for line in open("/proc/self/maps"):
-        if line.rstrip().endswith("[heap]"):
-            lo, hi = line.split()[0].split("-")
-            return int(hi, 16) - int(lo, 16)
-    return 0
 fix_malloc_thresholds()
 before = heap()
 held = [bytes(1024 * 1024) for _ in range(40)]
