@@ -10,7 +10,9 @@ Writing (:func:`publish`): after the metadata service committed a write or delet
 index ``c`` and before the client is answered, the manifest goes to every replica; the
 answer waits for ``manifest_write_quorum`` of them among each epoch's owners (the others
 finish in the background). Fewer is a 503: the write committed but cannot be promised to
-quorum readers, so the client must treat it as ambiguous. Each store names the ring epoch
+quorum readers, so the client must treat it as ambiguous. An owner whose store failed is
+sent the manifest again in the background (:mod:`gateway.datapath.manifest_retry`); the
+manifest is never handed off to other nodes (no reader asks them). Each store names the ring epoch
 it was placed by. When the commit reported a newer cluster-map epoch than the gateway's,
 the gateway adopts that map first; when a node refuses the store because its manifests
 were handed over to a newer ring (StaleRingEpoch), the gateway adopts the newer map and
