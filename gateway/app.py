@@ -139,6 +139,7 @@ def create_app(cfg: GatewayConfig, clock: Clock = time.time) -> web.Application:
         hand_over.cancel()
         await asyncio.gather(sweeper, hand_over, return_exceptions=True)
         await topology.stop()
+        await ctx.manifest_retries.close()
         await ctx.drain()
         await meta.close()
         await pool.close()

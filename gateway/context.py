@@ -29,6 +29,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.datapath.damage import DamageReporter
 from gateway.datapath.blob_lanes import BlobLanes
 from gateway.datapath.manifest_lanes import ManifestLanes
+from gateway.datapath.manifest_retry import ManifestRetries
 from gateway.ring_epochs import RingEpochs
 from gateway.topology import Topology
 from gateway.upload_cache import UploadCache
@@ -64,6 +65,7 @@ class GatewayContext:
     damage: DamageReporter = field(init=False)  # read repair: copies reads failed over from
     rings: RingEpochs = field(init=False)  # the rings whose owners hold manifests (current + not handed over)
     manifest_lanes: ManifestLanes = field(init=False)  # manifest writes, coalesced per node
+    manifest_retries: ManifestRetries = field(init=False)  # failed manifest stores, sent again
     blob_lanes: BlobLanes = field(init=False)  # small blob writes, coalesced per node
     uploads: UploadCache = field(init=False)  # multipart upload records for UploadPart (immutable fields)
 
@@ -77,6 +79,7 @@ class GatewayContext:
         self.damage = DamageReporter(self.meta, self.background)
         self.rings = RingEpochs(self.topology)
         self.manifest_lanes = ManifestLanes(self.storage, self.background)
+        self.manifest_retries = ManifestRetries()
         self.blob_lanes = BlobLanes(self.storage, self.background)
         self.uploads = UploadCache(UploadClient(self.meta).get)
 

@@ -10,7 +10,9 @@ Writing (:func:`publish`): after the metadata service committed a write or delet
 index ``c`` and before the client is answered, the manifest goes to every replica; the
 answer waits for ``manifest_write_quorum`` of them among each epoch's owners (the others
 finish in the background). Fewer is a 503: the write committed but cannot be promised to
-quorum readers, so the client must treat it as ambiguous. Each store names the ring epoch
+quorum readers, so the client must treat it as ambiguous. An owner whose store failed is
+sent the manifest again in the background (:mod:`gateway.datapath.manifest_retry`); the
+manifest is never handed off to other nodes (no reader asks them). Each store names the ring epoch
 it was placed by. When the commit reported a newer cluster-map epoch than the gateway's,
 the gateway adopts that map first; when a node refuses the store because its manifests
 were handed over to a newer ring (StaleRingEpoch), the gateway adopts the newer map and
@@ -77,6 +79,31 @@ async def _put(ctx: GatewayContext, node_id: str, manifest: CommitManifest,
         return node_id, False
 
 
+async def _put_or_retry(ctx: GatewayContext, node_id: str, manifest: CommitManifest,
+                        ring_epoch: int) -> tuple[str, bool | int]:
+    """:func:`_put`; when the store failed (not a refusal by a newer ring), the manifest is
+    sent to the node again in the background (:mod:`gateway.datapath.manifest_retry`)."""
+    node_id, ok = await _put(ctx, node_id, manifest, ring_epoch)
+    if ok is False and ctx.topology.node(node_id) is not None:
+        ctx.manifest_retries.start(lambda: _store_again(ctx, node_id, manifest, ring_epoch),
+                                   f"manifest of {manifest.bucket}/{manifest.key}@{manifest.commit_index} "
+                                   f"to {node_id}")
+    return node_id, ok
+
+
+async def _store_again(ctx: GatewayContext, node_id: str, manifest: CommitManifest, ring_epoch: int) -> bool:
+    """One retry of a failed store: True when done (stored, refused by a newer ring, or no
+    longer worth it: the ring it was placed by is not current, or the node left the map)."""
+    if ctx.rings.ring_epoch != ring_epoch or ctx.topology.node(node_id) is None:
+        return True  # a ring change hands manifests over to the new owners
+    token = ctx.rings.write_began()
+    try:
+        _node_id, ok = await _put(ctx, node_id, manifest, token)
+    finally:
+        ctx.rings.write_ended(token)
+    return ok is not False
+
+
 async def _finish(tasks: list[asyncio.Future], then: Callable[[], None] | None = None) -> None:
     """Let ``tasks`` finish in the background (their errors are logged where they occur)."""
     try:
@@ -117,7 +144,7 @@ async def _place(ctx: GatewayContext, manifest: CommitManifest, policy: Policy, 
     token = ctx.rings.write_began()
     sets = owner_sets(ctx, manifest.bucket, manifest.key, policy)
     nodes = list(dict.fromkeys(n for owners in sets for n in owners))
-    tasks = [asyncio.ensure_future(_put(ctx, n, manifest, token)) for n in nodes]
+    tasks = [asyncio.ensure_future(_put_or_retry(ctx, n, manifest, token)) for n in nodes]
     stored: set[str] = set()
     failed: set[str] = set()
     fence = 0

@@ -318,3 +318,38 @@ async def test_tag_and_acl_changes_reach_quorum_reads(inproc):
     with extra_headers(inproc.s3_client, "HeadObject", {"x-objstore-consistency": "quorum"}):
         head = await inproc.s3("head_object", Bucket=BUCKET, Key="k")
     assert response_headers(head)["x-objstore-commit-index"] == str(index)
+
+
+async def test_owners_that_missed_a_committed_manifest_are_sent_it_again_when_back(tmp_path):
+    """Two of a key's three manifest owners are away (five storage nodes: the blob goes to
+    up nodes) when a PUT commits: its record is in Raft but only one owner stores its
+    manifest, so the PUT answers 503 (ambiguous: quorum readers cannot be promised it).
+    When the two come back, the gateway sends them the manifest again, so a quorum read
+    that asks only those two serves the committed version rather than the older one
+    (without the retry both keep the older manifest and agree on it)."""
+    async with InProcessCluster(tmp_path / "c", storage_nodes=5) as c:
+        c.ctx.manifest_retries.delays = (0.2,) * 100
+        await c.s3("create_bucket", Bucket=BUCKET)
+        old = int((await put(c, "k", b"old"))["x-objstore-commit-index"])
+        first, *away = c.ctx.rings.owner_sets(BUCKET, "k", 3)[0]
+        for node_id in away:
+            await c.nodes[node_id].down()
+        with pytest.raises(ClientError) as err:
+            await put(c, "k", b"new")
+        assert err.value.response["Error"]["Code"] == "ServiceUnavailable"
+        assert (await get(c, "k"))[0] == b"new"  # the record committed: a strong read sees it
+        on = await manifests_on(c, "k")
+        committed = on[first]
+        assert committed > old and set(on) & set(away) == set()
+        for node_id in away:
+            await c.nodes[node_id].up()
+        await eventually_async(lambda: _holds(c, away, committed), 15,
+                               message="the manifest sent again to the owners that missed it")
+        await c.nodes[first].down()
+        body, h = await get(c, "k", "quorum")
+        assert body == b"new" and h["x-objstore-commit-index"] == str(committed)
+
+
+async def _holds(c: InProcessCluster, nodes: list[str], index: int) -> bool:
+    on = await manifests_on(c, "k")
+    return all(on.get(n) == index for n in nodes)
