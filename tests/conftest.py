@@ -13,14 +13,16 @@ from tests.cluster_harness import LocalCluster
 from tests.integration.conftest import make_s3
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """Under ``--dist loadgroup`` (pytest-xdist, the default run's two workers) each test
     file runs whole on one worker, so a module-scoped cluster starts once; the many-hosts
-    tests share one worker, so their five-host deployment (a session fixture) starts once."""
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group("tests/hosts" if path.startswith("tests/hosts/") else path))
+    tests share one worker, so their five-host deployment (a session fixture) starts once
+    (tests/harness/scheduling.py)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.harness.scheduling import FileScheduling
+    return FileScheduling(config, log)
 
 
 def running_cluster(tmp_path_factory: pytest.TempPathFactory, name: str = "cluster",

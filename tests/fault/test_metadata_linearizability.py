@@ -20,6 +20,7 @@ A failing seed prints its history file and the line that reproduces it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -70,6 +71,7 @@ pytestmark = pytest.mark.integration
 
 BUCKET = "lin"
 KEYS_PER_RUN = 4
+_RUNS = itertools.count(1)  # runs share the module's group and bucket: each has keys of its own
 CHECK_TIMEOUT = 120.0
 DEADLINES = (0.6, 1.0, 2.0)  # seconds a client tries before it calls the outcome unknown
 # Operations with a definite outcome a run must record to be worth checking. A run has about
@@ -147,7 +149,9 @@ async def run_seed(group: RaftGroup, bucket: str, seed: int, seconds: float, hol
     kind got done. ``shared``: the clients share one MetadataClient (its lookups and
     commands coalesced) instead of one each."""
     rng = random.Random(seed)
-    keys = [f"s{seed}-k{i}" for i in range(KEYS_PER_RUN)]
+    # Keys no earlier run on this group wrote: each history starts from absent keys.
+    run = next(_RUNS)
+    keys = [f"r{run}-s{seed}-k{i}" for i in range(KEYS_PER_RUN)]
     recorder = Recorder(classify=classify)
     nemesis = Nemesis(group, random.Random(rng.random()))
     faults = plan(random.Random(rng.random()), seconds, hold, gap)

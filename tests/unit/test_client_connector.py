@@ -35,7 +35,7 @@ async def base_url():
     app = web.Application()
     app.router.add_get("/blob", blob)
     app.router.add_get("/stall", stall)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)  # teardown cancels a /stall the client gave up on
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -55,7 +55,9 @@ async def server():
     app.router.add_get("/closing", closing)
     app.router.add_get("/slow", slow)
     app.router.add_put("/signed", signed)
-    runner = web.AppRunner(app, keepalive_timeout=0.5)
+    # A short shutdown: teardown cancels a /slow handler its client gave up on instead of
+    # waiting out its sleep.
+    runner = web.AppRunner(app, keepalive_timeout=0.5, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

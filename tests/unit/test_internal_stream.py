@@ -71,7 +71,9 @@ async def server():
     app.router.add_get("/missing", missing)
     app.router.add_get("/empty", empty)
     app.router.add_get("/signed", signed)
-    runner = web.AppRunner(app, keepalive_timeout=0.5)
+    # A short shutdown: teardown cancels a /stall handler its client gave up on instead of
+    # waiting out its sleep.
+    runner = web.AppRunner(app, keepalive_timeout=0.5, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
