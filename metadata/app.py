@@ -72,6 +72,7 @@ from objstore.config import MetadataConfig
 from objstore.errors import InvalidArgument
 from objstore.http_common import InternalCalls, add_health_and_metrics
 from objstore.metrics import Metrics
+from objstore.process_exit import freeze_for_exit
 from objstore.tls import clear_text_warning, client_context, server_context
 
 log = logging.getLogger(__name__)
@@ -414,3 +415,4 @@ def main(cfg: MetadataConfig) -> None:
     """Run one metadata node in this process until SIGTERM/SIGINT."""
     os.umask(0o077)  # its log and snapshots hold S3 secret keys
     asyncio.run(serve(cfg))
+    freeze_for_exit()  # stopped cleanly: the exit need not collect the heap

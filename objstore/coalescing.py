@@ -29,8 +29,10 @@ stall`` stalled calls in flight beside its current one.
 
 The calls run in background tasks, so a caller that is cancelled does not cancel the call
 that carries other callers' items; an item whose caller was cancelled before its call
-started is not sent at all. If a drain task is itself cancelled (shutdown), its callers
-are failed (ServiceUnavailable).
+started is not sent at all. With ``cancel_abandoned``, a call in flight whose callers were
+all cancelled is cancelled too (as each caller's own call would have been), and the lane
+goes on with the items behind it. If a drain task is itself cancelled (shutdown), its
+callers are failed (ServiceUnavailable).
 """
 from __future__ import annotations
 
@@ -69,11 +71,22 @@ class _Drain:
     """A task serving a lane: when its call in flight started (None between calls), and
     the timer that hands the lane's waiting items to a new drain if that call stalls."""
 
-    __slots__ = ("started", "timer")
+    __slots__ = ("started", "timer", "task", "carried", "dropping")
 
     def __init__(self) -> None:
         self.started: float | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task | None = None
+        self.carried: list[asyncio.Future] = []  # the callers' futures of the call in flight
+        self.dropping = False  # the call in flight is being cancelled: its callers all went away
+
+    def abandoned(self, fut: asyncio.Future) -> None:
+        """A done callback of each caller of the call in flight: once all of them were
+        cancelled, cancel the call (the drain's task, which goes on with the lane)."""
+        if (fut.cancelled() and not self.dropping and self.task is not None and fut in self.carried
+                and all(f.cancelled() for f in self.carried)):
+            self.dropping = True
+            self.task.cancel()
 
 
 class Lanes(Generic[K, T, R]):
@@ -85,7 +98,8 @@ class Lanes(Generic[K, T, R]):
                  spawn: Callable[[Coroutine[Any, Any, Any]], None], *, max_batch: int, max_waiting: int,
                  timeout: float, stall: float | None = None, clock: Callable[[], float] = time.monotonic,
                  describe: Callable[[K], str] = str, gather_ticks: int = GATHER_TICKS,
-                 weight: Callable[[T], int] | None = None, max_weight: int = 0) -> None:
+                 weight: Callable[[T], int] | None = None, max_weight: int = 0,
+                 cancel_abandoned: bool = False) -> None:
         self._send_one = send_one
         self._send_many = send_many
         self._spawn = spawn
@@ -98,6 +112,7 @@ class Lanes(Generic[K, T, R]):
         self.gather_ticks = gather_ticks
         self._weight = weight
         self.max_weight = max_weight
+        self.cancel_abandoned = cancel_abandoned
         self._waiting: dict[K, list[tuple[T, asyncio.Future[R], float]]] = {}
         self._drains: dict[K, _Drain] = {}  # lanes being served -> the drain that takes their waiting items
         self.calls = 0  # calls made (items sent / calls shows the coalescing)
@@ -134,6 +149,7 @@ class Lanes(Generic[K, T, R]):
 
     async def _drain(self, lane: K, drain: _Drain) -> None:
         batch: list[tuple[T, asyncio.Future[R], float]] = []
+        drain.task = asyncio.current_task()
         try:
             for _ in range(self.gather_ticks):  # let the rest of this burst join the first call
                 await asyncio.sleep(0)
@@ -153,6 +169,10 @@ class Lanes(Generic[K, T, R]):
                     drain.timer = asyncio.get_running_loop().call_later(self.stall, self._stalled, lane, drain)
                 left = self.timeout - (now - batch[0][2])  # what is left of the oldest item's time
                 results: Sequence[R | BaseException]
+                if self.cancel_abandoned:
+                    drain.carried = [done for _, done, _ in batch]
+                    for done in drain.carried:
+                        done.add_done_callback(drain.abandoned)
                 try:
                     if len(batch) == 1:
                         results = [await self._send_one(lane, batch[0][0], left)]
@@ -160,6 +180,15 @@ class Lanes(Generic[K, T, R]):
                         results = await self._send_many(lane, [item for item, _, _ in batch], left)
                 except Exception as exc:  # noqa: BLE001 - handed to every caller whose item it carried
                     results = [exc] * len(batch)
+                except asyncio.CancelledError:
+                    # Cancelled for its callers, who all went away (see _Drain.abandoned): the
+                    # lane goes on; any other cancellation (shutdown) ends the drain.
+                    if not drain.dropping or drain.task is None or drain.task.uncancel() > 0:
+                        raise
+                    results = [asyncio.CancelledError()] * len(batch)  # every caller is done already
+                finally:
+                    drain.carried = []
+                    drain.dropping = False
                 drain.started = None
                 if drain.timer is not None:
                     drain.timer.cancel()

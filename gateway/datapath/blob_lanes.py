@@ -73,7 +73,8 @@ class BlobLanes(Lanes[str, BlobWrite, dict]):
         super().__init__(self._put_one, self._put_many, spawn, max_batch=max_batch, max_waiting=max_waiting,
                          timeout=storage.call_seconds if timeout is None else timeout, stall=stall, clock=clock,
                          describe=lambda address: f"blob write to {address}",
-                         gather_ticks=gather_ticks, weight=weight, max_weight=max_batch_bytes)
+                         gather_ticks=gather_ticks, weight=weight, max_weight=max_batch_bytes,
+                         cancel_abandoned=True)  # a write whose PUT went away holds no connection
         self._storage = storage
         self.coalesce = enabled() if coalesce is None else coalesce
         self._missing: MissingRoutes[str] = MissingRoutes(clock)  # nodes that lacked the batch route

@@ -26,6 +26,10 @@ Invariants:
   suspected, so the next writes go to handoff nodes. A copy an abandoned node completes
   anyway is referenced by no record (garbage collection's to find).
 - ``abort`` (the body failed) ends every upload without completing its blob.
+- A write cancelled as a whole (the client went away, the request timed out) cancels every
+  upload still running, handoffs and stragglers past W included: no record will name
+  the blob, so nothing is left to hold a connection until the storage timeout. Copies
+  already stored are left, as an abandoned node's are, to garbage collection.
 - The outcome lists, per target index, the node that stored it ("" for none); below
   ``quorum`` the blobs stored are deleted again and InsufficientReplicas is raised.
 """
@@ -97,7 +101,11 @@ class FanOut:
         for t in self.targets:
             t.whole = bodies[t.index]
             self._start(t)
-        return await self._collect(self.targets)
+        try:
+            return await self._collect(self.targets)
+        except asyncio.CancelledError:
+            self._cancel()
+            raise
 
     # --- streamed bodies -----------------------------------------------------------------
 
@@ -116,24 +124,32 @@ class FanOut:
     async def finish(self) -> list[str]:
         """The body is all queued: complete the live uploads if ``quorum`` are left (else
         abort them too) and return the placement (see ``settle``)."""
-        if len(self.live) >= self.quorum:
-            for t in list(self.live):
-                if not await self._put(t, _EOF):
-                    self.live.remove(t)
-        if len(self.live) < self.quorum:
-            for t in self.live:
-                t.outcome = _Aborted()  # too few nodes left: abort rather than finish a short body
-            self._end(self.live)
-            self.live = []
-        self._end([t for t in self.targets if t not in self.live])
-        return await self._collect(self.live)
+        try:
+            if len(self.live) >= self.quorum:
+                for t in list(self.live):
+                    if not await self._put(t, _EOF):
+                        self.live.remove(t)
+            if len(self.live) < self.quorum:
+                for t in self.live:
+                    t.outcome = _Aborted()  # too few nodes left: abort rather than finish a short body
+                self._end(self.live)
+                self.live = []
+            self._end([t for t in self.targets if t not in self.live])
+            return await self._collect(self.live)
+        except asyncio.CancelledError:
+            self._cancel()
+            raise
 
     async def abort(self, exc: BaseException) -> None:
-        """The body failed with ``exc``: end every upload without completing its blob."""
+        """The body failed with ``exc``: end every upload without completing its blob (the
+        write cancelled: cancel them, as an upload stalled mid-body never reads its end)."""
         for t in self.targets:
             if t.outcome is None:
                 t.outcome = _Aborted()
-        self._end(self.targets, exc if isinstance(exc, Exception) else _Aborted())
+        if isinstance(exc, asyncio.CancelledError):
+            self._cancel()
+        else:
+            self._end(self.targets, exc if isinstance(exc, Exception) else _Aborted())
         await asyncio.gather(*(t.task for t in self.targets if t.task), return_exceptions=True)
 
     # --- the parts -----------------------------------------------------------------------
@@ -220,6 +236,13 @@ class FanOut:
             if t.started and t.queue is not None:
                 _force_put(t.queue, item or _Aborted())
             else:
+                t.task.cancel()
+
+    def _cancel(self) -> None:
+        """The write was cancelled: cancel every upload still running (its current one: a
+        target handed off runs only at its handoff node)."""
+        for t in self.targets:
+            if t.task is not None and not t.task.done():
                 t.task.cancel()
 
     def _hand_off_silent(self, t: _Target) -> bool:

@@ -71,6 +71,7 @@ from objstore.node.repair_worker import repair_task
 from objstore.node.scrub import MB, ScrubCollector, Scrubber
 from objstore.node.reclaim import COMPACTOR, GC, reclaim_context, reclaim_metrics
 from objstore.node.store import BlobStore, StoreOptions
+from objstore.process_exit import freeze_for_exit
 from objstore.manifest import CommitManifest
 from objstore.node.manifests import ManifestStore
 from objstore.tls import clear_text_warning, client_context, server_context
@@ -595,3 +596,4 @@ def main(cfg: StorageConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("storage node %s on %s:%d, data in %s", cfg.node_id, cfg.host, cfg.port, cfg.data_dir)
     asyncio.run(serve(cfg))
+    freeze_for_exit()  # stopped cleanly: the exit need not collect the heap

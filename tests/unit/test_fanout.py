@@ -18,7 +18,8 @@ NODES = [NodeInfo(f"s{i}", f"127.0.0.1:{7000 + i}") for i in range(1, 6)]
 
 
 class Storage:
-    """Scripted nodes: each node id's behaviour (``ok``, ``full``, ``stall``, ``stop_after_1``)."""
+    """Scripted nodes: each node id's behaviour (``ok``, ``full``, ``stall``, ``stop_after_1``,
+    ``silent_at_end``: takes the whole body, then never answers)."""
 
     def __init__(self, **behaviour: str) -> None:
         self.behaviour = behaviour
@@ -39,6 +40,8 @@ class Storage:
                 got += chunk
                 if how == "stop_after_1":
                     await asyncio.Event().wait()  # takes one chunk, then nothing more
+        if how == "silent_at_end":
+            await asyncio.Event().wait()
         self.received[node.node_id] = bytes(got)
         return {"size": len(got)}
 
@@ -174,3 +177,71 @@ async def test_a_target_handed_off_for_a_full_node_gets_its_own_straggler_bound_
     placement = await asyncio.wait_for(f.send_whole([b"x"] * 3), 10 * bound)
     assert placement == ["s1", "s4", "s3"]
     assert not topo.is_suspect("s4") and "s5" not in storage.received
+
+
+# --- the write itself cancelled (client gone, request timed out) -----------------------------
+
+LONG = 30.0  # a straggler bound no test waits out: what is still running when cancelled stays so
+
+
+async def cancel_once_running(write: asyncio.Future, until) -> None:  # noqa: ANN001
+    """Cancel ``write`` once ``until()`` holds, and let the cancellation settle."""
+    for _ in range(200):
+        if until():
+            break
+        await asyncio.sleep(0.005)
+    assert until() and not write.done()
+    write.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+    await asyncio.sleep(0)  # cancelled uploads end on their next step
+
+
+def still_running(f: FanOut) -> list[int]:
+    return [t.index for t in f.targets if t.task is not None and not t.task.done()]
+
+
+async def test_cancelling_a_whole_body_write_below_w_cancels_its_uploads_and_handoffs():
+    """s2 is full (handed off to s4) and s3, s4 are silent: cancelling the write while it
+    waits below W leaves no upload running, the handoff's included."""
+    storage, topo = Storage(s2="full", s3="stall", s4="stall"), topology()
+    f = fan(storage, topo)
+    f.straggler = LONG
+    write = asyncio.ensure_future(f.send_whole([b"x"] * 3))
+    await cancel_once_running(write, lambda: f.targets[1].node.node_id == "s4" and "s1" in storage.received)
+    assert still_running(f) == []
+    assert f.targets[1].task.cancelled() and f.targets[2].task.cancelled()
+
+
+async def test_cancelling_a_whole_body_write_after_w_cancels_its_stragglers():
+    """Once W stored the blob a straggler gets a bound more; if the write is cancelled in
+    that time (no record will name the blob) the straggler's upload is cancelled with it."""
+    storage, topo = Storage(s3="stall"), topology()
+    f = fan(storage, topo)
+    f.straggler = LONG
+    write = asyncio.ensure_future(f.send_whole([b"x"] * 3))
+    await cancel_once_running(write, lambda: {"s1", "s2"} <= set(storage.received))
+    assert still_running(f) == [] and f.targets[2].task.cancelled()
+
+
+async def test_cancelling_a_streamed_write_while_it_collects_cancels_its_uploads():
+    storage, topo = Storage(s3="silent_at_end"), topology()
+    f = fan(storage, topo)
+    f.straggler = LONG
+    write = asyncio.ensure_future(stream(f, CHUNKS))
+    await cancel_once_running(write, lambda: {"s1", "s2"} <= set(storage.received))
+    assert still_running(f) == [] and f.targets[2].task.cancelled()
+
+
+async def test_aborting_a_cancelled_streamed_write_does_not_wait_for_a_stalled_upload():
+    """s1 took a chunk and reads no more (a stalled node): the write is cancelled while the
+    body streams; ending its uploads must not wait on s1 (it would never read the abort)."""
+    storage, topo = Storage(s1="stop_after_1"), topology()
+    f = fan(storage, topo)
+    f.straggler = LONG
+    f.open_streams(2)
+    await f.send([b"a"] * 3)
+    await asyncio.sleep(0.01)
+    assert still_running(f) == [0, 1, 2]
+    await asyncio.wait_for(f.abort(asyncio.CancelledError()), 1.0)
+    assert still_running(f) == []
