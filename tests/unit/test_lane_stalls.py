@@ -161,15 +161,17 @@ async def test_items_left_over_from_a_full_call_go_beside_it_once_it_stalls():
     behind that call only until it has run the stall bound, as items that came later would,
     so a slow peer that answers each call within the bound stores them all (behind the
     whole call they would be sent with too little of their time left)."""
-    peer = Peer(delay=0.3)
-    lanes = generic_lanes(peer, stall=0.1)
+    # Behind the whole call, the second call would start 0.35 s after the first (past the
+    # bound below); beside it, a stall bound (0.05 s) after.
+    peer = Peer(delay=0.35)
+    lanes = generic_lanes(peer, stall=0.05)
     lanes.max_batch = 2
     outcomes = await asyncio.gather(*(timed(lanes.submit("p", i)) for i in range(3)))
     assert [o for o, _ in outcomes] == ["ok 0", "ok 1", "ok 2"], outcomes
     assert all(took < T + SLACK for _, took in outcomes), outcomes
     (t1, items1, _), (t2, items2, _) = peer.calls
     assert (items1, items2) == ([0, 1], [2])
-    assert 0.1 - 0.01 <= t2 - t1 < 0.1 + SLACK, t2 - t1
+    assert 0.05 - 0.01 <= t2 - t1 < 0.05 + SLACK, t2 - t1
     assert lanes.stalls == 1
 
 
