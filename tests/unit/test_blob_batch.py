@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Coroutine
+from typing import Any
 
 import pytest
 
@@ -13,6 +13,7 @@ from gateway.datapath.blob_lanes import BlobLanes, weight
 from objstore.errors import InsufficientStorage, InternalError, InvalidArgument, ServiceUnavailable
 from objstore.node import blob_batch
 from objstore.node.blob_batch import BlobWrite
+from tests.harness.spawn import spawner
 
 
 def blob(i: int, size: int = 10, key: str | None = None) -> BlobWrite:
@@ -115,17 +116,6 @@ class FakeStorage:
         if self.batch_error is not None:
             raise self.batch_error
         return [self.answers.get(b.version_id) or {"size": len(b.data), "xxh64": "2" * 16} for b in blobs]
-
-
-def spawner():
-    tasks: set[asyncio.Task] = set()
-
-    def spawn(coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    return spawn
 
 
 def lanes(storage: FakeStorage, clock=None, **kwargs: Any) -> BlobLanes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, Coroutine
+from typing import Any
 
 import pytest
 
@@ -26,20 +26,10 @@ from metadata.api.lookup_batch import LookupBatcher
 from objstore.coalescing import Lanes
 from objstore.errors import InternalError, ServiceUnavailable
 from objstore.manifest import CommitManifest
+from tests.harness.spawn import spawner
 
 T = 0.5  # a single call's bound (the lanes' timeout) in these tests
 SLACK = 0.2  # scheduling on a busy machine (two bounds, as before the fix, are ~0.95 s)
-
-
-def spawner():
-    tasks: set[asyncio.Task] = set()
-
-    def spawn(coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    return spawn
 
 
 class Peer:
