@@ -126,15 +126,21 @@ async def test_tombstones_do_not_accumulate_in_memory(tmp_path: Path) -> None:
         await s.close()
 
 
+async def one_live_blob_among_deleted(s, key: str) -> bytes:
+    """Segment 1 holding ``key`` (1800 random bytes, returned) and ten deleted blobs after it."""
+    data = os.urandom(1800)
+    await put(s, key, data)
+    for i in range(10):
+        await put(s, f"gone{i}", b"g" * 1500)
+    for i in range(10):
+        await s.delete(BlobId(f"gone{i}", 0))
+    return data
+
+
 async def test_a_read_started_before_compaction_finishes(tmp_path: Path) -> None:
     s = await opened(tmp_path, OPTS)
     try:
-        data = os.urandom(1800)
-        await put(s, "streamed", data)
-        for i in range(10):
-            await put(s, f"gone{i}", b"g" * 1500)
-        for i in range(10):
-            await s.delete(BlobId(f"gone{i}", 0))
+        data = await one_live_blob_among_deleted(s, "streamed")
         r = await s.open_read(BlobId("streamed", 0))
         async with r:
             await Compactor(s, rate=0).compact_segment(1)
@@ -241,12 +247,7 @@ async def test_after_compaction_reads_come_from_the_copy_and_the_removed_segment
     location names another file, and the removed file's descriptor is closed."""
     s = await opened(tmp_path, OPTS)
     try:
-        data = os.urandom(1800)
-        await put(s, "kept", data)
-        for i in range(10):
-            await put(s, f"gone{i}", b"g" * 1500)
-        for i in range(10):
-            await s.delete(BlobId(f"gone{i}", 0))
+        data = await one_live_blob_among_deleted(s, "kept")
         assert await read(s, "kept", 0, 0, 99) == data[:100]  # caches segment 1's descriptor
         assert open_fds_to(segment_name(1)) == 1
         await Compactor(s, rate=0).compact_segment(1)
