@@ -10,6 +10,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# The optional C module for ec parity (setup.py) is skipped silently when it cannot be
+# compiled (no compiler, or one too old for the vector instructions it names); say which
+# parity code this install will use.
+.venv/bin/python - <<'PY' >&2 || true
+try:
+    from objstore.erasure import _gf256
+    print(f"install.sh: ec parity: C module ({_gf256.simd()})")
+except ImportError:
+    print("install.sh: ec parity: the C module objstore/erasure/_gf256.c did not build "
+          "(no C compiler, or GCC older than 8); using zfec, same bytes, slower")
+PY
 
 # rclone, s3cmd, prometheus (its promtool checks the metrics, alert rules and dashboard
 # queries in the tests; `objstore up --prometheus` runs it) and iptables (for the
