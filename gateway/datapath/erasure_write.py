@@ -2,13 +2,18 @@
 
 The body is cut into stripes by a ``StripeEncoder`` and each complete stripe is encoded at
 once; shard i goes to node i's bounded queue, drained by one upload per node. Memory is
-one stripe being filled (or, for a large body, one batch of stripes being coded and one
-being gathered) plus ``SHARD_QUEUE_DEPTH`` stripes' shards in the queues, never the object
+one stripe being filled (or, for a large body, one batch of stripes being coded, one
+being gathered and up to ``SEND_JOBS`` coded ones held to be sent together) plus ``SHARD_QUEUE_DEPTH`` stripes' shards in the queues, never the object
 size. A small body's stripes are coded inline, on the event loop (about 1-2 ms per 1 MiB
 stripe for 4+2); a body of ``OFFLOAD_SIZE`` bytes or more is coded on the gateway's worker
-pool (:mod:`gateway.datapath.offload`) ``BATCH`` bytes per job, the loop sending one
-batch's shards and receiving the next while the pool codes (a hand-over per 1 MiB stripe
-measured slower than inline on two busy cores; per 4 MiB it is a quarter of those).
+pool (:mod:`gateway.datapath.offload`) ``BATCH`` bytes per job, the loop sending coded
+batches' shards and receiving the next batch while the pool codes (a hand-over per 1 MiB
+stripe measured slower than inline on two busy cores; per 4 MiB it is a quarter of those).
+The shards of ``SEND_JOBS`` coded batches are queued together, so each node receives
+``SEND_JOBS`` batches' pieces (2 MiB for 4+2) in one burst rather than one piece per
+batch: a node that wakes for fewer, larger bursts spends less CPU per byte (it idles
+between them, as a replica's node, fed every chunk, does not). That holds up to
+``SEND_JOBS`` coded batches more in the gateway.
 
 A node that fails is dropped (and suspected) while the others go on (a full one is
 replaced by a handoff node, a stalled one abandoned: :mod:`gateway.datapath.fanout`); the write fails
@@ -38,6 +43,7 @@ from gateway.datapath.replicate import INLINE_SIZE
 from gateway.topology import Topology
 
 SHARD_QUEUE_DEPTH = 2  # stripes queued per node beyond the one being encoded
+SEND_JOBS = 2  # a large body's coding jobs whose shards go to the nodes together
 
 
 async def write_shards(
@@ -88,28 +94,34 @@ async def write_shards(
     jobs = Sequenced() if offloaded(size) else None
     batch: list[bytes] = []
     batched = 0
+    held: list[list[bytes]] = []  # coded stripes not sent yet (SEND_JOBS jobs' worth at most)
+    held_jobs = 0
     try:
         async for chunk in chunks:
             if jobs is None:
                 coded = list(enc.feed(chunk))
-            else:  # code BATCH bytes per job; send the previous batch's stripes meanwhile
+            else:  # code BATCH bytes per job; send the previous batches' stripes meanwhile
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched < BATCH:
                     continue
-                coded = await jobs.wait() or []
+                held += await jobs.wait() or []
                 await jobs.submit(_encode, enc, batch)
                 batch, batched = [], 0
+                held_jobs += 1  # jobs submitted whose stripes were not sent, the one just submitted included
+                if held_jobs <= SEND_JOBS:
+                    continue
+                coded, held, held_jobs = held, [], 1
             for shards in coded:
                 await fan.send(shards)
             if len(fan.live) < quorum:
                 break
         else:
             if jobs is not None:
-                coded = await jobs.wait() or []
+                held += await jobs.wait() or []
                 if batch:
                     await jobs.submit(_encode, enc, batch)
-                for shards in coded + (await jobs.wait() or []):
+                for shards in held + (await jobs.wait() or []):
                     await fan.send(shards)
             last = enc.finish()
             if last is not None:
