@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from metadata.api.commands import Command, Noop, Outcome, decode_command, encode_command
+from metadata.api.commands import Command, Noop, Outcome, decode_logged_command, encode_command
 from metadata.fsm.machine import MetadataFSM
 from metadata import heap, latency_trace
 from metadata.fsm.snapshot import freeze
@@ -653,9 +653,9 @@ class RaftReplicator:
             outcome: Outcome | None = None
             if e.kind is EntryKind.NORMAL:
                 cmd = waiter[2] if waiter is not None and waiter[0] == e.term and waiter[2] is not None else None
-                if cmd is None:
+                if cmd is None:  # a follower's entry, or one replayed: checked when proposed
                     try:
-                        cmd = decode_command(e.data)
+                        cmd = decode_logged_command(e.data)
                     except ObjstoreError as exc:  # identical bytes on every replica: skipped alike
                         log.error("entry %d holds an undecodable command: %s", e.index, exc)
                         cmd = Noop()
