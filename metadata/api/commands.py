@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -387,6 +388,17 @@ def _fields(cls: type) -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(cls)
 
 
+@functools.cache
+def _decoding(cls: type) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...], tuple[tuple[str, type], ...]]:
+    """How a command of ``cls`` is rebuilt, worked out once per class: its session fields
+    (name, default), its plain arguments, its record arguments (name, record class)."""
+    fields = _fields(cls)
+    records = cls.RECORDS  # type: ignore[attr-defined]
+    return (tuple((f.name, f.default) for f in fields if f.name in _SESSION_FIELDS),
+            tuple(f.name for f in fields if f.name not in _SESSION_FIELDS and f.name not in records),
+            tuple((f.name, records[f.name]) for f in fields if f.name in records))
+
+
 def command_to_dict(cmd: Command) -> dict[str, Any]:
     args: dict[str, Any] = {}
     records = cmd.RECORDS
@@ -427,14 +439,15 @@ def command_from_dict(d: Any, *, checked: bool = True) -> Command:
     args = d.get("args")
     if not isinstance(args, dict):
         raise InvalidArgument("command args must be a JSON object")
-    kw: dict[str, Any] = {}
+    session, plain, records = _decoding(cls)
     try:
-        for f in _fields(cls):
-            if f.name in _SESSION_FIELDS:
-                kw[f.name] = d.get(f.name, f.default)
-            elif f.name in args:
-                value = args[f.name]
-                kw[f.name] = cls.RECORDS[f.name].from_dict(value) if f.name in cls.RECORDS else value  # type: ignore[attr-defined]
+        kw = {name: d.get(name, default) for name, default in session}
+        for name in plain:
+            if name in args:
+                kw[name] = args[name]
+        for name, record in records:
+            if name in args:
+                kw[name] = record.from_dict(args[name])  # type: ignore[attr-defined]
         cmd = cls(**kw)
     except (TypeError, KeyError, AttributeError, ValueError) as exc:
         raise InvalidArgument(f"malformed {cls.TYPE} command: {exc}") from None
@@ -483,53 +496,95 @@ def _utf8(value: Any) -> bool:
     return True
 
 
-def _is_str(value: Any) -> bool:
-    return _utf8(value)
+def _all_utf8(values: Any) -> bool:
+    """True when every item of ``values`` is a str that encodes as UTF-8: one join, one
+    ASCII test and, for text beyond ASCII, one encode (C work, not a call per item).
+    Joining cannot hide a lone surrogate: Python strings never pair surrogates up."""
+    try:
+        text = "".join(values)
+    except TypeError:  # an item that is not a str
+        return False
+    return text.isascii() or _utf8(text)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _fields_ok(obj: Any, strs: Callable[[Any], Any] | None, ints: tuple[str, ...], floats: tuple[str, ...],
+               bools: tuple[str, ...], dicts: tuple[str, ...], tuples: tuple[str, ...]) -> bool:
+    if strs is not None and not _all_utf8(strs(obj)):
+        return False
+    for name in ints:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return False
+    for name in floats:
+        value = getattr(obj, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+    for name in bools:
+        if not isinstance(getattr(obj, name), bool):
+            return False
+    for name in dicts:
+        value = getattr(obj, name)
+        if not isinstance(value, dict) or (value and not (_all_utf8(value) and _all_utf8(value.values()))):
+            return False
+    for name in tuples:
+        value = getattr(obj, name)
+        if not isinstance(value, tuple) or (value and not _all_utf8(value)):
+            return False
+    return True
 
 
-def _is_float(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+_KINDS = ("str", "int", "float", "bool", "dict[str, str]", "tuple[str, ...]")
+_CHECKERS: dict[type, Callable[[Any], None]] = {}  # one per dataclass checked (a few dozen)
 
 
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_str_dict(value: Any) -> bool:
-    return isinstance(value, dict) and all(_utf8(k) and _utf8(v) for k, v in value.items())
-
-
-def _is_str_tuple(value: Any) -> bool:
-    return isinstance(value, tuple) and all(_utf8(v) for v in value)
-
-
-# The check of each annotation that has one (other annotations are not checked here).
-_CHECKS = {"str": _is_str, "int": _is_int, "float": _is_float, "bool": _is_bool,
-           "dict[str, str]": _is_str_dict, "tuple[str, ...]": _is_str_tuple}
-
-
-@functools.cache
-def _checks(cls: type) -> tuple[tuple[str, Callable[[Any], bool]], ...]:
-    """(field name, check) of each field of a dataclass whose annotation has a check,
-    worked out once per class."""
-    out = []
+def _checker(cls: type) -> Callable[[Any], None]:
+    """The check of a dataclass's fields against their annotations (those of ``_KINDS``;
+    other annotations are not checked here), worked out once per class."""
+    names: dict[str, list[str]] = {k: [] for k in _KINDS}
     for f in dataclasses.fields(cls):
         t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-        check = _CHECKS.get(t)
-        if check is not None:
-            out.append((f.name, check))
-    return tuple(out)
+        if t in names:
+            names[t].append(f.name)
+    strs = names["str"]
+    # attrgetter of several names gives a tuple, of one name the value alone
+    get_strs = None if not strs else operator.attrgetter(*strs) if len(strs) > 1 else \
+        (lambda obj, _g=operator.attrgetter(strs[0]): (_g(obj),))
+    rest = tuple(tuple(names[k]) for k in _KINDS[1:])
+    order = [f.name for f in dataclasses.fields(cls)]
+
+    def check(obj: Any) -> None:
+        if _fields_ok(obj, get_strs, *rest):
+            return
+        for name in order:  # the first field at fault, for the message
+            t = next((k for k in _KINDS if name in names[k]), None)
+            if t is not None and not _one_ok(t, getattr(obj, name)):
+                raise InvalidArgument(f"field {name} of {cls.__name__} has the wrong type")
+        raise InvalidArgument(f"a field of {cls.__name__} has the wrong type")
+
+    return check
+
+
+def _one_ok(t: str, value: Any) -> bool:
+    """The check of one field whose annotation is ``t`` (one of ``_KINDS``)."""
+    if t == "str":
+        return _utf8(value)
+    if t == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if t == "bool":
+        return isinstance(value, bool)
+    if t == "dict[str, str]":
+        return isinstance(value, dict) and all(_utf8(k) and _utf8(v) for k, v in value.items())
+    return isinstance(value, tuple) and all(_utf8(v) for v in value)
 
 
 def check_types(obj: Any) -> None:
     """Check each field of a dataclass against its annotation; raises InvalidArgument."""
-    for name, ok in _checks(type(obj)):
-        if not ok(getattr(obj, name)):
-            raise InvalidArgument(f"field {name} of {type(obj).__name__} has the wrong type")
+    check = _CHECKERS.get(type(obj))
+    if check is None:
+        check = _CHECKERS[type(obj)] = _checker(type(obj))
+    check(obj)
 
 
 # --- outcomes ---------------------------------------------------------------------------------
