@@ -507,7 +507,10 @@ class RaftReplicator:
         """Whether the configuration in force no longer lists this node, which was a member
         (the core lets it stand in elections until it knows the change committed; it
         serves no requests)."""
-        return self._was_member and self.id not in self.node.conf_state.members()
+        if not self._was_member:
+            return False
+        cs = self.node.conf_state  # (members() builds a set: this runs on every proposal)
+        return self.id not in cs.voters and self.id not in cs.learners
 
     def _check_running(self) -> None:
         if self._closed:
