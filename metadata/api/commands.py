@@ -13,7 +13,9 @@ unanswered command per client, so a retried command returns the remembered outco
 without applying twice.
 
 Invariants: decoding validates every field's type, so a command that decodes can be applied
-deterministically; encode(decode(b)) is equivalent to b. Outcomes are plain JSON values
+deterministically; encode(decode(b)) is equivalent to b. A command read back from the Raft
+log (:func:`decode_logged_command`) was validated when it was proposed and is decoded
+without the field checks (see there why that is safe). Outcomes are plain JSON values
 (records as ``to_dict``), so they can be remembered in snapshots and sent over HTTP as is.
 """
 from __future__ import annotations
