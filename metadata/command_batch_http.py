@@ -77,7 +77,12 @@ def add_routes(app: web.Application, rep_of: Callable[[web.Request], Replicator]
             except ObjstoreError as err:
                 cmds.append(err)
         # The proposals start in order, each appended before any waits, so one Raft batch.
-        results = await asyncio.gather(*(_outcome(rep, cmd) for cmd in cmds))
+        propose_all = getattr(rep, "propose_all", None)
+        if propose_all is not None:  # the same, without a task per command
+            results = [o.to_dict() if isinstance(o, c.Outcome) else {"error": o.to_dict()}
+                       for o in await propose_all(cmds)]
+        else:
+            results = await asyncio.gather(*(_outcome(rep, cmd) for cmd in cmds))
         return web.json_response({"results": results})
 
     app.router.add_post(PATH, post_commands, name="commands")

@@ -199,9 +199,12 @@ class MetadataFSM:
             value = self._handlers[type(cmd)](cmd)
         except ObjstoreError as err:
             return Outcome.of_error(err)
+        if value is None:
+            return Outcome()
+        out = value.to_dict()
         if hasattr(value, "commit_index"):  # object writes report the index and map epoch they applied at
-            value = dataclasses.replace(value, commit_index=self.applied_index, map_epoch=self.epoch)
-        return Outcome(value=None if value is None else value.to_dict())
+            out["commit_index"], out["map_epoch"] = self.applied_index, self.epoch
+        return Outcome(value=out)
 
     def _register_node(self, cmd: c.RegisterNode) -> ClusterMap:
         node = cmd.node

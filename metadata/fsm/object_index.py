@@ -77,9 +77,10 @@ class BucketIndex:
 
     def store(self, key: str, versions: Versions) -> None:
         """Make ``versions`` (newest first) the versions of ``key``; empty removes the key."""
+        old = self.versions(key)
         if self.watch is not None:
-            self.watch(self.name, key, self.versions(key), versions)
-        self._count(self.versions(key), -1)
+            self.watch(self.name, key, old, versions)
+        self._count(old, -1)
         self._count(versions, 1)
         if not versions:
             self.live.pop(key, None)
@@ -266,7 +267,9 @@ class BucketIndex:
                 raise NoSuchKey(Key=v.key, BucketName=self.name)
             if not etag_matches(if_match, self._decode(v.key, current).etag):
                 raise PreconditionFailed(Condition="If-Match")
-        new = dataclasses.replace(v, versioned=state == "Enabled", delete_marker=False)
+        versioned = state == "Enabled"
+        new = v if v.versioned is versioned and v.delete_marker is False else \
+            dataclasses.replace(v, versioned=versioned, delete_marker=False)
         replaced = None
         if not new.versioned:
             versions, replaced = self._without_null(v.key, versions)

@@ -35,6 +35,7 @@ from metadata.fsm import records
 from objstore.types import HOLDING_STATES, NodeInfo
 
 Versions = tuple[bytes, ...]
+MAX_COPY_SHAPES = 4096  # (policy, placement) pairs whose copies are remembered
 Key = tuple[str, str]
 
 
@@ -83,7 +84,7 @@ class PlacementIndex:
     ``versions(bucket, key)`` the records of a key."""
 
     __slots__ = ("atoms", "nodes", "versions", "by_node", "bytes_on", "below", "by_spare", "objects_below",
-                 "bytes_below")
+                 "bytes_below", "_copies")
 
     def __init__(self, atoms: records.Atoms, nodes: Mapping[str, NodeInfo],
                  versions: Callable[[str, str], Versions]) -> None:
@@ -96,6 +97,9 @@ class PlacementIndex:
         self.by_spare: dict[int, dict[Key, None]] = {}
         self.objects_below = 0
         self.bytes_below = 0
+        # (policy atom, placement atom) -> the copies of a blob there (see _copies_of): a
+        # pure function of the two atoms, which never change, so nothing invalidates it.
+        self._copies: dict[tuple[int, int], tuple[tuple[str, ...], int, int, int]] = {}
 
     def holding(self, node_id: str) -> bool:
         n = self.nodes.get(node_id)
@@ -122,9 +126,48 @@ class PlacementIndex:
                             out[n] = out.get(n, 0) + size
         return out
 
+    def _copies_of(self, policy_id: int, placement_id: int) -> tuple[tuple[str, ...], int, int, int]:
+        """(the node of each copy, K for an ec policy else 0, copies wanted, copies needed
+        to read) of a blob under the policy and placement of these atoms, as :meth:`_placed`
+        and :meth:`examine` see them; remembered (at most MAX_COPY_SHAPES pairs)."""
+        shape = self._copies.get((policy_id, placement_id))
+        if shape is None:
+            policy, placement = self.atoms.value(policy_id), self.atoms.value(placement_id)
+            kind, width, needed = policy_width(policy)
+            if kind == "ec":
+                shape = (tuple(n for n in placement[:width] if n), needed, width, needed)
+            else:
+                shape = (tuple(n for n in dict.fromkeys(placement) if n), 0, width, needed)
+            if len(self._copies) >= MAX_COPY_SHAPES:
+                self._copies.clear()
+            self._copies[(policy_id, placement_id)] = shape
+        return shape
+
+    def _summary(self, versions: Versions) -> tuple[dict[str, int], tuple[int, int, int] | None]:
+        """(``_placed(versions)``, ``examine(versions)``) in one pass for the usual key (no
+        record, or one whose only blob is its own); the two calls for any other."""
+        if not versions:
+            return {}, None
+        blob = records.own_blob(versions[0]) if len(versions) == 1 else None
+        if blob is None:
+            return self._placed(versions), self.examine(versions)
+        size, policy_id, placement_id = blob
+        nodes, shard_of, width, needed = self._copies_of(policy_id, placement_id)
+        each = -(-size // shard_of) if shard_of else size
+        placed: dict[str, int] = {}
+        alive = 0
+        nodes_info, holding_states = self.nodes, HOLDING_STATES
+        for n in nodes:
+            placed[n] = placed.get(n, 0) + each
+            info = nodes_info.get(n)
+            if info is not None and info.state in holding_states:
+                alive += 1
+        return placed, ((1, size, alive - needed) if alive < width else None)
+
     def changed(self, bucket: str, key: str, old: Versions, new: Versions) -> None:
         """The records of (bucket, key) went from ``old`` to ``new`` (newest first)."""
-        was, now = self._placed(old), self._placed(new)
+        was = self._summary(old)[0]
+        now, below = self._summary(new)
         if was != now:
             bytes_on = self.bytes_on
             for n, b in now.items():
@@ -147,7 +190,7 @@ class PlacementIndex:
                     del self.by_node[n]
         for n in after - before:
             self.by_node.setdefault(n, {}).setdefault(bucket, set()).add(key)
-        self._set_below((bucket, key), self.examine(new))
+        self._set_below((bucket, key), below)
 
     def add_new(self, bucket: str, items: Iterable[tuple[str, Versions]]) -> None:
         """Keys of ``bucket`` not indexed yet, with their records (a snapshot's restore):

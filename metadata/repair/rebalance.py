@@ -62,7 +62,7 @@ from metadata.fsm import records
 from metadata.fsm.machine import MetadataFSM
 from metadata.fsm.placement_index import survivors
 from metadata.repair.part_walk import PartWalk
-from metadata.repair.planner import Blob, _layout, blob_bytes, task_id
+from metadata.repair.planner import Blob, _layout, blob_bytes, ring_of, task_id
 from objstore.erasure.data_layout import DataLayout
 from objstore.repair_records import RepairTask, Source
 from objstore.ring import Ring
@@ -317,7 +317,7 @@ class RebalanceState:
         """Up to ``limit`` moves, and the keys that are misplaced but gave none (no target
         with room, or a swap waiting): the caller passes those over for a while."""
         self.ring_changed(fsm.cluster_map())
-        ring = Ring(fsm.cluster_map())
+        ring = ring_of(fsm.cluster_map())
         tasks: list[RepairTask] = []
         idle: list[Key] = []
         seen: set[Key] = set()

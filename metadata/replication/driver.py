@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from metadata.api.commands import Command, Noop, Outcome, decode_command, encode_command
+from metadata.api.commands import Command, Noop, Outcome, decode_logged_command, encode_command
 from metadata.fsm.machine import MetadataFSM
 from metadata import heap, latency_trace
 from metadata.fsm.snapshot import freeze
@@ -143,6 +143,14 @@ def _resolve(fut: asyncio.Future) -> None:
 def _expire(fut: asyncio.Future, message: str) -> None:
     if not fut.done():
         fut.set_exception(ServiceUnavailable(message))
+
+
+def _expire_all(futs: "list[asyncio.Future]", message: str) -> None:
+    for fut in futs:
+        _expire(fut, message)
+
+
+PROPOSE_TIMED_OUT = "the command was not committed in time; retry"
 
 
 async def _wait(fut: asyncio.Future, timeout: float, message: str) -> Any:
@@ -242,18 +250,65 @@ class RaftReplicator:
     # --- Replicator -----------------------------------------------------------------------
 
     async def propose(self, cmd: Command) -> Outcome:
-        self._check_serving()
-        data = encode_command(cmd)
-        if len(data) > MAX_COMMAND_BYTES:  # it must fit one Raft message to every follower
-            raise InvalidArgument(f"command of {len(data)} bytes exceeds {MAX_COMMAND_BYTES}")
         started = time.perf_counter()
-        index, term = self._propose_raw(lambda: self.node.propose(data))
-        latency_trace.event("P", index)
-        outcome = await self._wait_applied(index, term, cmd)
+        index, fut = self._append(cmd)
+        outcome = await _wait(fut, self.settings.propose_timeout, PROPOSE_TIMED_OUT)
         latency_trace.event("W", index)
         if self.on_proposed is not None:
             self.on_proposed(time.perf_counter() - started)
         return outcome
+
+    async def propose_all(self, cmds: "list[Command | ObjstoreError]") -> "list[Outcome | ObjstoreError]":
+        """Each command's outcome, or the error it failed with (an error given in place of
+        a command is handed back as it is): what ``asyncio.gather`` of :meth:`propose`
+        over them gives, each bounded by ``propose_timeout`` likewise, but without a task,
+        a timer and four coroutines per command. All are appended before any is waited
+        for, in order, so they share a Raft batch."""
+        started = time.perf_counter()
+        waits: list[tuple[int, asyncio.Future] | ObjstoreError] = []
+        for cmd in cmds:
+            if isinstance(cmd, ObjstoreError):
+                waits.append(cmd)
+                continue
+            try:
+                waits.append(self._append(cmd))
+            except ObjstoreError as err:
+                waits.append(err)
+        futs = [w[1] for w in waits if not isinstance(w, ObjstoreError)]
+        timer = asyncio.get_running_loop().call_later(
+            self.settings.propose_timeout, _expire_all, futs, PROPOSE_TIMED_OUT) if futs else None
+        out: list[Outcome | ObjstoreError] = []
+        try:
+            for w in waits:
+                if isinstance(w, ObjstoreError):
+                    out.append(w)
+                    continue
+                index, fut = w
+                try:
+                    out.append(await fut)
+                except ObjstoreError as err:
+                    out.append(err)
+                    continue
+                latency_trace.event("W", index)
+                if self.on_proposed is not None:
+                    self.on_proposed(time.perf_counter() - started)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            for fut in futs:  # the caller went away: whoever would resolve them skips them
+                if not fut.done():
+                    fut.cancel()
+        return out
+
+    def _append(self, cmd: Command) -> tuple[int, asyncio.Future]:
+        """Append ``cmd`` to the log; (its index, the future of its outcome)."""
+        self._check_serving()
+        data = encode_command(cmd)
+        if len(data) > MAX_COMMAND_BYTES:  # it must fit one Raft message to every follower
+            raise InvalidArgument(f"command of {len(data)} bytes exceeds {MAX_COMMAND_BYTES}")
+        index, term = self._propose_raw(lambda: self.node.propose(data))
+        latency_trace.event("P", index)
+        return index, self._waiter(index, term, cmd)
 
     async def propose_conf_change(self, cc: ConfChange) -> None:
         """Append a membership change and wait until it is applied here."""
@@ -452,7 +507,10 @@ class RaftReplicator:
         """Whether the configuration in force no longer lists this node, which was a member
         (the core lets it stand in elections until it knows the change committed; it
         serves no requests)."""
-        return self._was_member and self.id not in self.node.conf_state.members()
+        if not self._was_member:
+            return False
+        cs = self.node.conf_state  # (members() builds a set: this runs on every proposal)
+        return self.id not in cs.voters and self.id not in cs.learners
 
     def _check_running(self) -> None:
         if self._closed:
@@ -473,11 +531,15 @@ class RaftReplicator:
         self._wake.set()
         return index, term
 
-    async def _wait_applied(self, index: int, term: int, cmd: Command | None) -> Any:
+    def _waiter(self, index: int, term: int, cmd: Command | None) -> asyncio.Future:
+        """The future of the entry at (index, term), resolved when it is applied."""
         fut = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
         self._waiters[index] = (term, fut, cmd)
-        return await _wait(fut, self.settings.propose_timeout, "the command was not committed in time; retry")
+        return fut
+
+    async def _wait_applied(self, index: int, term: int, cmd: Command | None) -> Any:
+        return await _wait(self._waiter(index, term, cmd), self.settings.propose_timeout, PROPOSE_TIMED_OUT)
 
     def _fail_waiters(self, err: Callable[[], ObjstoreError]) -> None:
         for _, fut, _ in self._waiters.values():
@@ -653,9 +715,9 @@ class RaftReplicator:
             outcome: Outcome | None = None
             if e.kind is EntryKind.NORMAL:
                 cmd = waiter[2] if waiter is not None and waiter[0] == e.term and waiter[2] is not None else None
-                if cmd is None:
+                if cmd is None:  # a follower's entry, or one replayed: checked when proposed
                     try:
-                        cmd = decode_command(e.data)
+                        cmd = decode_logged_command(e.data)
                     except ObjstoreError as exc:  # identical bytes on every replica: skipped alike
                         log.error("entry %d holds an undecodable command: %s", e.index, exc)
                         cmd = Noop()

@@ -24,6 +24,10 @@ class Replicator(Protocol):
         ServiceUnavailable when it cannot be committed here."""
         ...
 
+    # Optional: ``async propose_all(cmds) -> [Outcome | ObjstoreError]``, what gathering
+    # ``propose`` over ``cmds`` gives (an error in place of a command handed back as is),
+    # used by the batch route when present (RaftReplicator has it: no task per command).
+
     async def read(self, fn: Callable[[MetadataFSM], T]) -> T:
         """Run ``fn`` on state that includes every command acknowledged before the call."""
         ...

@@ -91,3 +91,33 @@ async def test_a_follower_refuses_the_whole_batch_naming_the_leader():
         assert rep.proposed == []
     finally:
         await client.close()
+
+
+class BatchReplicator(FakeReplicator):
+    """A replicator that proposes a whole batch itself (as RaftReplicator.propose_all)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[Any]] = []
+
+    async def propose_all(self, cmds: list[Any]) -> list[Any]:
+        self.batches.append(cmds)
+        return [cmd if isinstance(cmd, ObjstoreError) else
+                NotLeader("leadership lost") if cmd.name == "lost" else Outcome(value={"name": cmd.name})
+                for cmd in cmds]
+
+
+async def test_a_replicator_that_proposes_batches_gets_the_whole_call_with_refused_commands_in_place():
+    rep = BatchReplicator()
+    client = await serve(rep)
+    try:
+        commands = body("a", "lost")["commands"]
+        commands.insert(1, {"v": 1, "type": "DeleteBucket", "args": {"name": 5}})  # refused by the route
+        resp = await client.post("/v1/commands", json={"commands": commands})
+        results = (await resp.json())["results"]
+        assert resp.status == 200 and len(rep.batches) == 1 and rep.proposed == []
+        assert [getattr(x, "name", None) for x in rep.batches[0]] == ["a", None, "lost"]
+        assert results[0] == {"value": {"name": "a"}}
+        assert results[1]["error"]["code"] == "InvalidArgument" and results[2]["error"]["code"] == "NotLeader"
+    finally:
+        await client.close()

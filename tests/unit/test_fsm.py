@@ -6,7 +6,7 @@ import json
 import pytest
 
 from metadata.api import commands as c
-from metadata.api.commands import Outcome, decode_command, encode_command
+from metadata.api.commands import Outcome, decode_command, decode_logged_command, encode_command
 from metadata.api.upload_records import PartList
 from metadata.fsm.machine import MAX_RESULTS, MetadataFSM
 from metadata.fsm.snapshot import SNAPSHOT_VERSION, SnapshotFormatError
@@ -343,6 +343,52 @@ def test_every_command_round_trips_through_its_encoding():
 def test_malformed_commands_are_refused(raw):
     with pytest.raises(InvalidArgument):
         decode_command(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"v": 1, "type": "PutObject", "args": {"version": {"bucket": "b", "key": "caf\\u00e9 \\u2603",'
+        b' "version_id": "v", "size": 1, "etag": "e", "last_modified": 1.0, "tags": {"t\\u00fc": "\\u00e9"}}}}',
+        b'{"v": 1, "type": "SetBucketTags", "args": {"name": "b", "tags": {"\\u00fc": "x"}}}',
+    ],
+)
+def test_commands_with_text_beyond_ascii_are_accepted(raw):
+    cmd = decode_command(raw)
+    assert encode_command(decode_command(encode_command(cmd))) == encode_command(cmd)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"v": 1, "type": "SetBucketTags", "args": {"name": "b", "tags": {"\\ud800": "x"}}}',
+        b'{"v": 1, "type": "SetBucketTags", "args": {"name": "b", "tags": {"x": "\\udfff"}}}',
+        b'{"v": 1, "type": "SetBucketTags", "args": {"name": "b", "tags": {"x": 1}}}',
+        b'{"v": 1, "type": "PutObject", "args": {"version": {"bucket": "b", "key": "\\u00e9\\ud800",'
+        b' "version_id": "v", "size": 1, "etag": "e", "last_modified": 1.0}}}',
+        b'{"v": 1, "type": "PutObject", "args": {"version": {"bucket": "b", "key": "k",'
+        b' "version_id": "v", "size": true, "etag": "e", "last_modified": 1.0}}}',
+        b'{"v": 1, "type": "MarkCollectable", "args": {"floor": false}}',
+    ],
+)
+def test_fields_of_the_wrong_type_are_refused_beyond_ascii_too(raw):
+    with pytest.raises(InvalidArgument):
+        decode_command(raw)
+
+
+def test_a_logged_command_is_decoded_without_the_field_checks_but_not_its_structure():
+    """Entries of the Raft log were checked when proposed (decode_logged_command)."""
+    unchecked = b'{"v": 1, "type": "DeleteBucket", "args": {"name": 5}}'
+    with pytest.raises(InvalidArgument):
+        decode_command(unchecked)
+    assert decode_logged_command(unchecked) == c.DeleteBucket(5)  # type: ignore[arg-type]
+    cmd = c.PutObject(version(key="k \u00fc"), client_id="g", seq=2, ack=1)
+    assert decode_logged_command(encode_command(cmd)) == cmd
+    for raw in (b"not json", b'{"v": 2, "type": "Noop", "args": {}}', b'{"v": 1, "type": "Explode", "args": {}}',
+                b'{"v": 1, "type": "DeleteBucket", "args": {}}',
+                b'{"v": 1, "type": "PutObject", "args": {"version": {"bucket": "b"}}}'):
+        with pytest.raises(InvalidArgument):
+            decode_logged_command(raw)
 
 
 # --- snapshots --------------------------------------------------------------------------------

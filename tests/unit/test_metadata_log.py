@@ -20,6 +20,7 @@ from metadata.storage.files import DamagedFile, load_hard_state, save_hard_state
 from metadata.storage.log import DiskLog, LogClosedError, LogRecord
 from metadata.storage.log_format import RECORD_HEADER, SEGMENT_HEADER, CorruptLogError, segment_name
 from metadata.storage.snapshot_store import SnapshotStore
+from objstore.errors import InvalidArgument, ServiceUnavailable
 from objstore.types import Credential, NodeInfo, ObjectVersion
 
 
@@ -593,3 +594,33 @@ async def test_a_single_node_restarted_at_another_address_still_leads(tmp_path):
         assert (await rep.propose(c.PutObject(ver("after")))).error is None
     finally:
         await rep.close()
+
+
+async def test_propose_all_appends_in_order_and_answers_each_command(tmp_path):
+    """The batch route's proposals: one Raft batch in order, each command its own outcome
+    or error, an error given in place of a command handed back, as gathering propose."""
+    rep = await open_single(tmp_path, snapshot_every=10**9)
+    try:
+        await rep.propose(c.CreateBucket("b", "alice", "replica:3", 1.0))
+        before = rep.node.log.last_index()
+        refused = InvalidArgument("malformed")
+        huge = c.PutObject(ver("big"), if_match="x" * (9 << 20))
+        outs = await rep.propose_all([c.PutObject(ver("a")), refused, c.PutObject(ver("a"), if_none_match=True),
+                                      huge, c.PutObject(ver("b"), client_id="g", seq=1, ack=1)])
+        assert outs[0].result(c.PutObject).version_id == "null"
+        assert outs[1] is refused
+        assert outs[2].error["code"] == "PreconditionFailed"
+        assert isinstance(outs[3], InvalidArgument) and "exceeds" in str(outs[3])
+        assert outs[4].result(c.PutObject).commit_index == outs[0].result(c.PutObject).commit_index + 2
+        assert rep.node.log.last_index() == before + 3 and not rep._waiters
+        again = await rep.propose(c.PutObject(ver("b", "v2"), client_id="g", seq=1, ack=1))
+        assert again == outs[4]  # the session remembered it: applied once
+    finally:
+        await rep.close()
+
+
+async def test_propose_all_fails_every_command_when_not_serving(tmp_path):
+    rep = await open_single(tmp_path, snapshot_every=10**9)
+    await rep.close()
+    outs = await rep.propose_all([c.PutObject(ver("a")), c.PutObject(ver("b"))])
+    assert len(outs) == 2 and all(isinstance(o, ServiceUnavailable) for o in outs)

@@ -224,3 +224,49 @@ def test_restore_builds_the_same_index_as_the_commands(d):
     assert below(restored) == below(d.fsm) and below(d.fsm)[0] > 10
     for bucket in ("b", "e"):
         assert restored.objects[bucket].usage() == d.fsm.objects[bucket].usage()
+
+
+def test_changes_one_at_a_time_give_the_index_a_rebuild_gives(d):
+    """Every record change (its short path for keys of one one-blob record included, with
+    the copies remembered per policy and placement) keeps the index a rebuild from all
+    records makes, through node state changes, overwrites, deletes and odd placements."""
+    import random
+    from metadata.fsm.placement_index import PlacementIndex
+    rng = random.Random(7)
+    nodes = [f"n{i}" for i in range(1, 9)] + [""]
+    d.run(c.SetBucketVersioning("e", "Enabled"))
+    for step in range(400):
+        bucket = rng.choice(["b", "e"])
+        policy = "replica:3" if bucket == "b" else rng.choice(["ec:4+2", "replica:2"])
+        width = 6 if policy.startswith("ec") else rng.choice([1, 2, 3, 4])
+        key = f"k{rng.randrange(25)}"
+        roll = rng.random()
+        if roll < 0.6:
+            placement = tuple(rng.choice(nodes) for _ in range(width))
+            d.run(c.PutObject(version(bucket=bucket, key=key, vid=f"{step:016x}-gw", size=rng.randrange(0, 5000),
+                                      policy=policy, placement=placement)))
+        elif roll < 0.7:
+            d.run(c.PutObject(multipart(key, [("n1", "n2", "n3"), (rng.choice(nodes[:8]), "n5", "")], bucket=bucket,
+                                        policy="replica:3")))
+        elif roll < 0.9:
+            d.run(c.DeleteObject(bucket, key, marker_id=f"{step:016x}-gm", now=float(step)))
+        else:
+            d.run(c.SetNodeState(rng.choice(nodes[:8]), rng.choice(["up", "down", "out", "draining", "full"])))
+    fsm = d.fsm
+    plain = PlacementIndex(fsm.atoms, fsm.nodes, lambda b, k: fsm.objects[b].versions(k))  # its general path only
+    by_node: dict = {}
+    bytes_on: dict = {}
+    below_keys = {}
+    for b in fsm.objects:
+        for k, versions in fsm.objects[b].versions_from(""):
+            for n, size in plain._placed(versions).items():
+                by_node.setdefault(n, {}).setdefault(b, set()).add(k)
+                if size:
+                    bytes_on[n] = bytes_on.get(n, 0) + size
+            entry = plain.examine(versions)
+            if entry is not None:
+                below_keys[(b, k)] = entry
+    mine = fsm.placements
+    assert mine.by_node == by_node and mine.bytes_on == bytes_on and mine.below == below_keys
+    assert below(fsm) == (sum(e[0] for e in below_keys.values()), sum(e[1] for e in below_keys.values()))
+    assert below(fsm)[0] > 0 and len(mine._copies) > 10

@@ -1,8 +1,10 @@
 """The repair planner (pure) and the leader's repair queue (leases, outcomes)."""
 from __future__ import annotations
 
+import dataclasses
+
 from metadata.api import commands as c
-from metadata.repair.planner import plan
+from metadata.repair.planner import plan, ring_of
 from metadata.repair.queue import RepairQueue
 from objstore.repair_records import DamageReport
 from objstore.ring import Ring
@@ -186,3 +188,15 @@ def test_a_busy_target_keeps_its_backlog_and_a_failure_is_retried_later(d):
     assert again.target == target
     q.finished(mine[0], False, "stale", 900)  # any other outcome ends the run of failures
     assert passed_over_for(1000) == FAILED_FIRST_SECONDS
+
+
+def test_the_ring_is_built_once_per_distinct_cluster_map(d):
+    cmap = d.fsm.cluster_map()
+    ring = ring_of(cmap)
+    assert ring_of(cmap) is ring
+    assert ring_of(dataclasses.replace(cmap, nodes=tuple(cmap.nodes))) is ring  # an equal map
+    d.run(c.SetNodeState("n1", "out"))
+    changed = ring_of(d.fsm.cluster_map())
+    assert changed is not ring and "n1" not in changed
+    assert changed.node_ids == Ring(d.fsm.cluster_map()).node_ids
+    assert ring_of(cmap) is not changed and "n1" in ring_of(cmap)
