@@ -60,6 +60,8 @@ from objstore.manifest import CommitManifest, manifest_replicas, manifest_write_
 from objstore.ring import Ring, build_ring
 from objstore.types import HOLDING_STATES, ClusterMap, KeptRing, NodeInfo, Policy
 
+from gateway.topology import locate
+
 if TYPE_CHECKING:
     from gateway.context import GatewayContext
     from gateway.topology import Topology
@@ -124,7 +126,7 @@ class RingEpochs:
         (the same nodes as a set before, in any order, are left out)."""
         sets: list[list[str]] = []
         for ring in (self.current, *self.old()):
-            owners = ring.locate(bucket, key, n)
+            owners = locate(ring, bucket, key, n)
             if not any(set(owners) == set(s) for s in sets):
                 sets.append(owners)
         return sets

@@ -32,6 +32,24 @@ REFRESH_SECONDS = 2.0  # without a long poll: how often the map is fetched
 POLL_SECONDS = 10.0  # how long the leader may hold one long poll
 MAX_BACKOFF = 5.0
 READ_LAST_STATES = ("down", "out", "removed")  # map states whose nodes reads try last
+LOCATED = 1024  # placements remembered by :func:`locate`
+
+
+_located: dict[tuple[Ring, str, str, int], tuple[str, ...]] = {}
+
+
+def locate(ring: Ring, bucket: str, key: str, n: int) -> list[str]:
+    """``ring.locate(bucket, key, n)``, remembered for the last ``LOCATED`` lookups: a PUT
+    places its blob and then its commit manifest on the same key's first ring nodes, one
+    ring walk. A ring never changes (a new map builds a new one), so what it gave stays true
+    for as long as the entry, which holds the ring, is kept."""
+    entry = (ring, bucket, key, n)
+    ids = _located.get(entry)
+    if ids is None:
+        ids = _located[entry] = tuple(ring.locate(bucket, key, n))
+        if len(_located) > LOCATED:
+            del _located[next(iter(_located))]
+    return list(ids)
 
 
 class Topology:
@@ -136,9 +154,10 @@ class Topology:
         next handoff; fewer than n when the ring has too few writable nodes."""
         if not self.ring.nodes:
             await self.refresh()
-        ids = self.ring.locate(bucket, key, n)
-        avoid = {nd.node_id for nd in self.ring.nodes if not self.writable(nd)}
-        if avoid.intersection(ids):
+        ids = locate(self.ring, bucket, key, n)
+        by_id = self._by_id
+        if not all(i in by_id and self.writable(by_id[i]) for i in ids):
+            avoid = {nd.node_id for nd in self.ring.nodes if not self.writable(nd)}
             handoffs = iter(self.ring.locate_extra(bucket, key, n, avoid, limit=len(avoid.intersection(ids))))
             ids = [i if i not in avoid else next(handoffs, "") for i in ids]
         nodes = [self._by_id[i] for i in ids if i in self._by_id]

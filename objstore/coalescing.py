@@ -120,11 +120,18 @@ class Lanes(Generic[K, T, R]):
 
     async def submit(self, lane: K, item: T) -> R:
         """Send ``item`` on ``lane``; its result, or raises what its call raised for it."""
+        return await self.enqueue(lane, item)
+
+    def enqueue(self, lane: K, item: T) -> "asyncio.Future[R]":
+        """:meth:`submit` without a coroutine of its own: the future of ``item``'s result
+        (cancelling it is cancelling the caller: an item not yet sent is not sent). A
+        caller that waits for several items at once (a blob's replicas) needs no task per
+        item to do so."""
         waiting = self._waiting.setdefault(lane, [])
         drain = self._drains.get(lane)
         if drain is not None and len(waiting) >= self.max_waiting:
             self.calls += 1
-            return await self._send_one(lane, item, self.timeout)
+            return asyncio.ensure_future(self._send_one(lane, item, self.timeout))
         done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         now = self._clock()
         waiting.append((item, done, now))
@@ -135,7 +142,7 @@ class Lanes(Generic[K, T, R]):
             # The first item behind this call: if the call stalls, it and those after it go without it.
             drain.timer = asyncio.get_running_loop().call_later(
                 max(drain.started + self.stall - now, 0.0), self._stalled, lane, drain)
-        return await done
+        return done
 
     def _stalled(self, lane: K, drain: _Drain) -> None:
         """``drain``'s call has run ``stall`` seconds with items waiting behind it: a new

@@ -86,13 +86,21 @@ class BlobLanes(Lanes[str, BlobWrite, dict]):
         ``{"size", "xxh64"}``, or raises what its call raised for it. With ``size`` (the size
         the write declared), a body of any other length is refused (IncompleteBody), unsent,
         as a single write refuses it."""
+        return await self.send(address, version_id, shard, bucket, key, policy, body, size)
+
+    def send(self, address: str, version_id: str, shard: int, bucket: str, key: str, policy: str,
+             body: bytes, size: int | None = None) -> "asyncio.Future[dict]":
+        """:meth:`put` as a future (no coroutine or task of its own while the blob waits in
+        its lane); cancelling it cancels the write as cancelling :meth:`put` does."""
         if size is not None and len(body) != size:
-            raise IncompleteBody(f"body has {len(body)} of {size} bytes")
+            failed: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+            failed.set_exception(IncompleteBody(f"body has {len(body)} of {size} bytes"))
+            return failed
         blob = BlobWrite(version_id, shard, bucket, key, policy, body)
         if not self.coalesce or len(body) > MAX_ITEM_BYTES:
-            return await self._put_one(address, blob, None)
+            return asyncio.ensure_future(self._put_one(address, blob, None))
         self.blobs += 1
-        return await self.submit(address, blob)
+        return self.enqueue(address, blob)
 
     async def _put_one(self, address: str, blob: BlobWrite, timeout: float | None) -> dict:
         return await self._storage.put_blob(address, blob.version_id, blob.shard, blob.bucket, blob.key, blob.policy,

@@ -41,6 +41,7 @@ from objstore.errors import (
 
 READ_SIZE = 256 * 1024
 COALESCE = 1024 * 1024  # bytes per chunk handed to the write path (fewer awaits per byte)
+WHOLE_AT_ONCE = 256 * 1024  # a body up to this size that has all arrived is taken in one piece
 STREAMING_MODES = ("streaming-signed", "streaming-signed-trailer", "streaming-unsigned-trailer")
 _DEFAULTS = GatewayConfig("", "", ())  # the slow-body limits of an app without a gateway context
 
@@ -211,6 +212,18 @@ class BodyStream:
         if parts:
             yield b"".join(parts)
 
+    def _arrived_whole(self) -> bytes | None:
+        """The whole payload when it has all arrived already (a small body that came with its
+        request's head: the server read it to its end) and has no aws-chunked framing to
+        decode; None otherwise. Nothing is left to wait for, so no stall timer is needed,
+        and the one piece needs no coalescing: the checks are those of any body."""
+        if self._decoder is not None or self.size > WHOLE_AT_ONCE:
+            return None
+        content = self.request.content
+        if not content.is_eof() or content.exception() is not None:
+            return None
+        return content.read_nowait()
+
     def _hash_all(self, pieces: list[bytes]) -> None:
         for piece in pieces:
             self._hash(piece)
@@ -226,6 +239,14 @@ class BodyStream:
         yielded once its successor arrived and so is never the tail; the tail is yielded
         after every hash was computed and ``_verify`` passed.
         """
+        whole = self._arrived_whole()
+        if whole is not None:
+            self._count(whole)
+            self._hash(whole)
+            self._verify()
+            if whole:
+                yield whole
+            return
         jobs = Sequenced() if offloaded(self.size) else None
         batch: list[bytes] = []
         batched = 0

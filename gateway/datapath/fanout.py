@@ -54,7 +54,9 @@ DEFAULT_STRAGGLER_SECONDS = 2.0
 _EOF = object()
 
 Upload = Callable[[NodeInfo, int, "AsyncIterator[bytes] | bytes"], Awaitable[dict]]
-"""Send target ``index``'s body to a node: ``upload(node, index, body)``."""
+"""Send target ``index``'s body to a node: ``upload(node, index, body)``; a coroutine (run
+as a task) or a future already under way (a whole body queued in its node's blob lane: no
+task per target), cancelled when the target is abandoned."""
 Handoff = Callable[[Collection[str]], "NodeInfo | None"]
 """A node for a target whose node is full, not one of the ids given; None if there is none."""
 
@@ -69,7 +71,7 @@ class _Target:
     node: NodeInfo
     whole: bytes | None = None
     queue: asyncio.Queue | None = None
-    task: asyncio.Task | None = None
+    task: asyncio.Future | None = None  # the upload: a task, or the future of a queued write
     started: bool = False  # the upload took its first item from the queue
     outcome: object = None  # set when the target was ended here (aborted, abandoned)
     resent: bool = False  # handed off for silence below W (the write waited a straggler bound for it)

@@ -23,6 +23,7 @@ call that carries the other callers' manifests. The lanes are :class:`objstore.c
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Callable, Coroutine
 
@@ -52,6 +53,11 @@ class ManifestLanes(Lanes[Lane, CommitManifest, None]):
         """Store ``manifest``, placed by the ring of ``ring_epoch``, durably on the node at
         ``address``; raises what the call raised."""
         await self.submit((address, ring_epoch), manifest)
+
+    def send(self, address: str, manifest: CommitManifest, ring_epoch: int = 0) -> "asyncio.Future[None]":
+        """:meth:`put` as a future (no coroutine or task of its own while the manifest
+        waits in its lane)."""
+        return self.enqueue((address, ring_epoch), manifest)
 
     async def _put_one(self, lane: Lane, manifest: CommitManifest, timeout: float) -> None:
         await self._storage.put_manifest(lane[0], manifest, timeout=timeout, ring_epoch=lane[1])

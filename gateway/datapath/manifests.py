@@ -79,18 +79,6 @@ async def _put(ctx: GatewayContext, node_id: str, manifest: CommitManifest,
         return node_id, False
 
 
-async def _put_or_retry(ctx: GatewayContext, node_id: str, manifest: CommitManifest,
-                        ring_epoch: int) -> tuple[str, bool | int]:
-    """:func:`_put`; when the store failed (not a refusal by a newer ring), the manifest is
-    sent to the node again in the background (:mod:`gateway.datapath.manifest_retry`)."""
-    node_id, ok = await _put(ctx, node_id, manifest, ring_epoch)
-    if ok is False and ctx.topology.node(node_id) is not None:
-        ctx.manifest_retries.start(lambda: _store_again(ctx, node_id, manifest, ring_epoch),
-                                   f"manifest of {manifest.bucket}/{manifest.key}@{manifest.commit_index} "
-                                   f"to {node_id}")
-    return node_id, ok
-
-
 async def _store_again(ctx: GatewayContext, node_id: str, manifest: CommitManifest, ring_epoch: int) -> bool:
     """One retry of a failed store: True when done (stored, refused by a newer ring, or no
     longer worth it: the ring it was placed by is not current, or the node left the map)."""
@@ -136,6 +124,62 @@ async def publish(ctx: GatewayContext, bucket: str, key: str, commit_index: int,
                              "the ring it was placed by; retry.")
 
 
+def _send(ctx: GatewayContext, node_id: str, manifest: CommitManifest, ring_epoch: int) -> asyncio.Future | None:
+    """The future of storing ``manifest`` on ``node_id`` (queued in its node's lane: no
+    task per store), or None when the node is not in the map."""
+    node = ctx.topology.node(node_id)
+    if node is None:
+        return None
+    return ctx.manifest_lanes.send(node.address, manifest, ring_epoch=ring_epoch)
+
+
+def _outcome(ctx: GatewayContext, node_id: str, manifest: CommitManifest, ring_epoch: int,
+             sent: asyncio.Future | None) -> bool | int:
+    """What a store :func:`_send` started came to, as :func:`_put` says it (True, False, or
+    the node's fence), with its log line; a failed store (not a refusal by a newer ring) is
+    sent to the node again in the background (:mod:`gateway.datapath.manifest_retry`).
+    Raises what the store raised beyond a node's failure."""
+    if sent is None:
+        return False
+    exc = asyncio.CancelledError() if sent.cancelled() else sent.exception()
+    if exc is None:
+        return True
+    if isinstance(exc, StaleRingEpoch):
+        log.info("manifest of %s/%s refused by %s: %s", manifest.bucket, manifest.key, node_id, exc)
+        return max(int(exc.extra.get("fence") or 0), ring_epoch + 1)
+    if not isinstance(exc, (ObjstoreError, OSError, asyncio.TimeoutError)):
+        raise exc
+    log.info("manifest of %s/%s to %s failed: %s", manifest.bucket, manifest.key, node_id, exc)
+    if ctx.topology.node(node_id) is not None:
+        ctx.manifest_retries.start(lambda: _store_again(ctx, node_id, manifest, ring_epoch),
+                                   f"manifest of {manifest.bucket}/{manifest.key}@{manifest.commit_index} "
+                                   f"to {node_id}")
+    return False
+
+
+class _Rest:
+    """The stores of a manifest write still running once it was answered: each one's
+    outcome is taken (logged, a failure retried) when it ends, and the write's ring-epoch
+    count ends with the last of them (:meth:`gateway.ring_epochs.RingEpochs.write_ended`),
+    with no task waiting for them."""
+
+    def __init__(self, ctx: GatewayContext, manifest: CommitManifest, token: int,
+                 rest: dict[asyncio.Future, str]) -> None:
+        self._ctx, self._manifest, self._token, self._rest = ctx, manifest, token, rest
+        for sent in rest:
+            sent.add_done_callback(self._ended)
+
+    def _ended(self, sent: asyncio.Future) -> None:
+        node_id = self._rest.pop(sent)
+        try:
+            _outcome(self._ctx, node_id, self._manifest, self._token, sent)
+        except BaseException as exc:  # noqa: BLE001 - nobody waits for it: logged, as a task's would be
+            log.warning("manifest of %s/%s to %s: %r", self._manifest.bucket, self._manifest.key, node_id, exc)
+        finally:
+            if not self._rest:
+                self._ctx.rings.write_ended(self._token)
+
+
 async def _place(ctx: GatewayContext, manifest: CommitManifest, policy: Policy, need: int) -> tuple[int, int]:
     """Store ``manifest`` on its owners under each kept ring until ``need`` of each set
     did: (how many stored, 0), or (-1, the newest fence a node refused it by) when a
@@ -144,29 +188,37 @@ async def _place(ctx: GatewayContext, manifest: CommitManifest, policy: Policy, 
     token = ctx.rings.write_began()
     sets = owner_sets(ctx, manifest.bucket, manifest.key, policy)
     nodes = list(dict.fromkeys(n for owners in sets for n in owners))
-    tasks = [asyncio.ensure_future(_put_or_retry(ctx, n, manifest, token)) for n in nodes]
     stored: set[str] = set()
     failed: set[str] = set()
     fence = 0
-    arrivals = Arrivals(tasks)
-    ready: list[asyncio.Future] = []
+    pending: dict[asyncio.Future, str] = {}
+    arrivals: Arrivals | None = None
+
+    def count(node_id: str, ok: bool | int) -> None:
+        nonlocal fence
+        if ok is True:
+            stored.add(node_id)
+        else:
+            failed.add(node_id)
+            fence = max(fence, int(ok))
+
     try:
-        for _ in tasks:
-            if not ready:
-                ready = await arrivals.next()
-            node_id, ok = ready.pop(0).result()
-            if ok is True:
-                stored.add(node_id)
+        for n in nodes:
+            sent = _send(ctx, n, manifest, token)
+            if sent is None:
+                count(n, _outcome(ctx, n, manifest, token, None))
             else:
-                failed.add(node_id)
-                fence = max(fence, int(ok))
-            if quorum_met(sets, stored, need) or quorum_lost(sets, failed, need):
-                break
+                pending[sent] = n
+        arrivals = Arrivals(pending)
+        while pending and not (quorum_met(sets, stored, need) or quorum_lost(sets, failed, need)):
+            for sent in await arrivals.next():
+                node_id = pending.pop(sent)
+                count(node_id, _outcome(ctx, node_id, manifest, token, sent))
     finally:
-        arrivals.close()
-        rest = [t for t in tasks if not t.done()]
-        if rest:
-            ctx.background(_finish(rest, lambda: ctx.rings.write_ended(token)))
+        if arrivals is not None:
+            arrivals.close()
+        if pending:
+            _Rest(ctx, manifest, token, pending)
         else:
             ctx.rings.write_ended(token)
     if quorum_met(sets, stored, need):

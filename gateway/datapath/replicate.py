@@ -50,7 +50,7 @@ async def write_replicas(
     """
     def upload(node: NodeInfo, _: int, body: AsyncIterator[bytes] | bytes) -> Awaitable[dict]:
         if blobs is not None and isinstance(body, bytes):
-            return blobs.put(node.address, version_id, 0, bucket, key, policy, body, size)
+            return blobs.send(node.address, version_id, 0, bucket, key, policy, body, size)
         return storage.put_blob(node.address, version_id, 0, bucket, key, policy, size, body)
 
     fan = FanOut(storage, topology, nodes, upload, version_id=version_id, quorum=write_quorum,

@@ -161,7 +161,8 @@ async def commit_version(
         elif isinstance(err, ServiceUnavailable):
             ctx.outage.note()
         raise
-    committed = dataclasses.replace(record, versioned=result.versioning == "Enabled")
+    versioned = result.versioning == "Enabled"
+    committed = record if record.versioned == versioned else dataclasses.replace(record, versioned=versioned)
     await publish_version(ctx, committed, result.commit_index, policy, write_quorum, result.map_epoch)
     return result
 

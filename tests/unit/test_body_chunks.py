@@ -105,3 +105,72 @@ async def test_a_body_at_its_end_ends_even_when_the_reader_reports_a_chunk_end()
     stream = BodyStream.__new__(BodyStream)
     stream.request = _Request(_Drained())  # type: ignore[assignment]
     assert [piece async for piece in stream._raw()] == []
+
+
+class _HeadersRequest(_Request):
+    def __init__(self, content, headers: dict[str, str]) -> None:  # noqa: ANN001 - an aiohttp StreamReader
+        super().__init__(content)
+        from multidict import CIMultiDict
+        self.headers = CIMultiDict(headers)
+
+
+def _auth(mode: str = "unsigned", sha256: str | None = None):  # noqa: ANN202
+    from gateway.auth.sigv4 import AuthContext
+    return AuthContext("AK", b"k", "20260101/us-east-1/s3/aws4_request", "20260101T000000Z", "sig", mode, sha256,
+                       False)
+
+
+def _arrived(pieces: list[bytes], *, eof: bool = True):  # noqa: ANN202
+    import asyncio
+
+    from aiohttp.streams import StreamReader
+
+    reader = StreamReader(_Protocol(), 2**16, loop=asyncio.get_running_loop())
+    for p in pieces:
+        reader.feed_data(p)
+    if eof:
+        reader.feed_eof()
+    return reader
+
+
+async def test_a_small_body_that_has_all_arrived_is_taken_in_one_piece_with_its_checks():
+    import base64
+    import hashlib
+
+    body = bytes(range(256)) * 16
+    pieces = [body[:1000], body[1000:]]  # two socket reads, both buffered before the PUT reads
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    stream = BodyStream(_HeadersRequest(_arrived(pieces), {"Content-MD5": md5}), _auth(), len(body))
+    stream._raw = None  # type: ignore[assignment]  # taken whole: the piece-by-piece reader is not used
+    got = [c async for c in stream.chunks()]
+    assert got == [body] and stream.etag == hashlib.md5(body).hexdigest()
+
+
+async def test_a_small_body_taken_whole_still_fails_its_digest_and_its_length():
+    import base64
+    import hashlib
+
+    from objstore.errors import BadDigest, IncompleteBody, XAmzContentSHA256Mismatch
+
+    body = b"x" * 4096
+    wrong = base64.b64encode(hashlib.md5(b"y").digest()).decode()
+    stream = BodyStream(_HeadersRequest(_arrived([body]), {"Content-MD5": wrong}), _auth(), len(body))
+    with pytest.raises(BadDigest):
+        [c async for c in stream.chunks()]
+    stream = BodyStream(_HeadersRequest(_arrived([body]), {}), _auth(), len(body) + 1)
+    with pytest.raises(IncompleteBody):
+        [c async for c in stream.chunks()]
+    sha = hashlib.sha256(b"other").hexdigest()
+    stream = BodyStream(_HeadersRequest(_arrived([body]), {}), _auth("signed", sha), len(body))
+    with pytest.raises(XAmzContentSHA256Mismatch):
+        [c async for c in stream.chunks()]
+
+
+async def test_a_body_still_arriving_is_read_piece_by_piece():
+    body = b"z" * 4096
+    reader = _arrived([body[:100]], eof=False)
+    stream = BodyStream(_HeadersRequest(reader, {}), _auth(), len(body))
+    assert stream._arrived_whole() is None
+    reader.feed_data(body[100:])
+    reader.feed_eof()
+    assert b"".join([c async for c in stream.chunks()]) == body

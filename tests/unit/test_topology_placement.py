@@ -124,3 +124,32 @@ async def test_a_poll_answered_early_without_news_pauses_before_the_next() -> No
     topo.adopt(cluster(epoch=1))
     await topo.follow_once()
     assert sleeps == [1.0]
+
+
+def test_placements_are_remembered_per_ring_and_bounded(monkeypatch):
+    from gateway import topology
+    from objstore.ring import build_ring
+    from objstore.types import ClusterMap, NodeInfo
+
+    monkeypatch.setattr(topology, "_located", {})
+    monkeypatch.setattr(topology, "LOCATED", 4)
+    nodes = tuple(NodeInfo(f"n{i}", f"127.0.0.1:{9000 + i}", zone=f"z{i % 3}") for i in range(6))
+    ring = build_ring(ClusterMap(1, nodes))
+    walks = []
+    real = type(ring).locate
+
+    def counted(self, bucket, key, n):  # noqa: ANN001, ANN202
+        walks.append((self, bucket, key, n))
+        return real(self, bucket, key, n)
+
+    monkeypatch.setattr(type(ring), "locate", counted)
+    first = topology.locate(ring, "b", "k", 3)
+    again = topology.locate(ring, "b", "k", 3)
+    assert first == again == real(ring, "b", "k", 3) and len(walks) == 1
+    again.append("changed")  # a caller's list is its own
+    assert topology.locate(ring, "b", "k", 3) == first
+    other = build_ring(ClusterMap(2, nodes[:5]))  # another ring is walked for itself
+    assert topology.locate(other, "b", "k", 3) == real(other, "b", "k", 3) and len(walks) == 2
+    for i in range(10):
+        topology.locate(ring, "b", f"k{i}", 3)
+    assert len(topology._located) <= topology.LOCATED

@@ -1,0 +1,93 @@
+"""A commit manifest's write to its ring nodes (gateway.datapath.manifests.publish) against
+fake lanes: answered at the write quorum, the stores still running finished without a task."""
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from gateway.datapath import manifests
+from objstore.errors import ServiceUnavailable
+from objstore.types import NodeInfo, Policy
+
+
+class _Rings:
+    def __init__(self) -> None:
+        self.ring_epoch = 1
+        self.ended: list[int] = []
+
+    async def catch_up(self, epoch: int = 0, ring_epoch: int = 0) -> None:
+        return None
+
+    def owner_sets(self, bucket: str, key: str, n: int) -> list[list[str]]:
+        return [["n1", "n2", "n3"]]
+
+    def write_began(self) -> int:
+        return self.ring_epoch
+
+    def write_ended(self, token: int) -> None:
+        self.ended.append(token)
+
+
+class _Lanes:
+    def __init__(self) -> None:
+        self.sent: dict[str, asyncio.Future] = {}
+
+    def send(self, address: str, manifest: object, ring_epoch: int = 0) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self.sent[address] = fut
+        return fut
+
+
+class _Retries:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def start(self, attempt: object, what: str) -> bool:
+        self.started.append(what)
+        return True
+
+
+def _ctx() -> SimpleNamespace:
+    nodes = {f"n{i}": NodeInfo(f"n{i}", f"127.0.0.1:{9000 + i}") for i in (1, 2, 3)}
+    return SimpleNamespace(newest_commit=0, rings=_Rings(), manifest_lanes=_Lanes(), manifest_retries=_Retries(),
+                           topology=SimpleNamespace(node=nodes.get))
+
+
+async def test_the_write_is_answered_at_its_quorum_and_the_last_store_is_finished_by_its_callback():
+    ctx = _ctx()
+    write = asyncio.ensure_future(manifests.publish(ctx, "b", "k", 7, None, Policy("replica", 3), 2))
+    await asyncio.sleep(0)
+    sent = ctx.manifest_lanes.sent
+    assert sorted(sent) == ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"]
+    sent["127.0.0.1:9001"].set_result(None)
+    sent["127.0.0.1:9002"].set_result(None)
+    assert await asyncio.wait_for(write, 1) == 2
+    assert ctx.rings.ended == []  # the third store still runs: the write's ring epoch is still in use
+    sent["127.0.0.1:9003"].set_exception(ServiceUnavailable("node gone"))
+    await asyncio.sleep(0)
+    assert ctx.rings.ended == [1]  # ended once, with the last store
+    assert ctx.manifest_retries.started == ["manifest of b/k@7 to n3"]  # the failed store is sent again
+
+
+async def test_a_write_whose_stores_all_answered_ends_at_once_and_below_quorum_fails():
+    ctx = _ctx()
+    write = asyncio.ensure_future(manifests.publish(ctx, "b", "k", 8, None, Policy("replica", 3), 3))
+    await asyncio.sleep(0)
+    for fut in ctx.manifest_lanes.sent.values():
+        fut.set_result(None)
+    assert await asyncio.wait_for(write, 1) == 3 and ctx.rings.ended == [1]
+
+    ctx = _ctx()
+    write = asyncio.ensure_future(manifests.publish(ctx, "b", "k", 9, None, Policy("replica", 3), 2))
+    await asyncio.sleep(0)
+    sent = ctx.manifest_lanes.sent
+    sent["127.0.0.1:9001"].set_exception(ServiceUnavailable("down"))
+    sent["127.0.0.1:9002"].set_exception(ConnectionResetError())
+    with pytest.raises(ServiceUnavailable):  # stored on fewer than its quorum: the write is not answered OK
+        await asyncio.wait_for(write, 1)
+    assert ctx.rings.ended == []  # the third store still runs
+    sent["127.0.0.1:9003"].set_result(None)
+    await asyncio.sleep(0)
+    assert ctx.rings.ended == [1] and len(ctx.manifest_retries.started) == 2
