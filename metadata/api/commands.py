@@ -473,9 +473,10 @@ def decode_logged_command(data: bytes) -> Command:
     :func:`decode_command` but without the field type checks. Every entry was checked
     where it entered the log: a command from the network is decoded with the checks by the
     HTTP layer before the leader proposes it (commands the service makes itself are typed
-    by construction), and the leader applies that very object, unchecked again. The bytes
-    a member applies are the ones proposed: they cross the network signed (HMAC) and sit
-    in the log checksummed. So the checks could only fail here where they passed on the
+    by construction, or checked where their fields come from a request, as a repair
+    commit's), and the leader applies that very object, unchecked again. The bytes a
+    member applies are the ones proposed: they cross the network signed (HMAC) and sit in
+    the log checksummed. So the checks could only fail here where they passed on the
     leader, and a member that then applied a no-op would diverge from the leader; leaving
     them out saves each follower, and each replay, the work of checking every field."""
     try:

@@ -130,6 +130,9 @@ class RepairService:
             return RepairOutcome(False, "failed")
         cmd = c.RepairPlacement(task.bucket, task.key, task.version_id, task.part, list(task.expected),
                                 list(task.placement), copied_at, upload_id=task.upload_id)
+        # The task came from the storage node's JSON: check its fields here, as the command
+        # routes do, since the members apply the logged command without checking them.
+        c.check_types(cmd)
         outcome = (await self.rep.propose(cmd)).result(c.RepairPlacement)
         self.queue.finished(task, outcome.applied, outcome.reason, self.clock())
         if task.move and outcome.applied:

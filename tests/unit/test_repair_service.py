@@ -266,3 +266,38 @@ def test_the_walk_of_a_lost_nodes_upload_parts_is_kept_between_planning_rounds(d
     asyncio.run(svc.plan_if_due())
     assert {x.task.part for x in svc.queue.tasks.values()} == {1, 2}
     assert svc.queue.part_walk.at == ("n1", ("b", "big", "u1"), 2)
+
+
+def test_a_commit_of_a_task_with_mistyped_fields_is_refused_before_it_is_proposed(d):
+    """The task of a commit comes from a storage node's JSON; its fields become the
+    RepairPlacement's, which followers and restart replay apply without re-checking field
+    types: a bucket that is not a string would stop every replica (unhashable), so the
+    command is checked before it is proposed."""
+    from metadata.api.commands import decode_logged_command, encode_command
+    from objstore.errors import InvalidArgument
+    from objstore.repair_records import RepairTask
+
+    d.run(c.PutObject(version(key="a", size=1000, placement=("n1", "n2", "n3"))))
+    proposed: list[c.Command] = []
+
+    class Recording(LocalReplicator):
+        async def propose(self, cmd):
+            proposed.append(cmd)
+            return await super().propose(cmd)
+
+    svc = RepairService(Recording(d), "secret", clock=Clock())
+    good = {"task_id": "t", "bucket": "b", "key": "a", "version_id": "v1", "part": 0, "policy": "replica:3",
+            "size": 1000, "shard": 0, "target": "n4", "expected": ["n1", "n2", "n3"],
+            "placement": ["n4", "n2", "n3"]}
+    for bad in ({"bucket": ["b"]}, {"key": {"a": 1}}, {"version_id": 7}):
+        task = RepairTask.from_dict({**good, **bad})
+        cmd = c.RepairPlacement(task.bucket, task.key, task.version_id, task.part, list(task.expected),
+                                list(task.placement), upload_id=task.upload_id)
+        if "bucket" in bad:  # what a follower would have done with it
+            with pytest.raises(TypeError):
+                Driver().fsm.apply(1, decode_logged_command(encode_command(cmd)))
+        with pytest.raises(InvalidArgument):
+            asyncio.run(svc.commit(task, ok=True))
+    assert proposed == []
+    assert asyncio.run(svc.commit(RepairTask.from_dict(good), ok=True)).applied
+    assert len(proposed) == 1
