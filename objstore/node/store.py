@@ -89,6 +89,7 @@ MAX_RESERVE = 1024**3
 SPACE_SAMPLE_SECONDS = 1.0
 SPACE_SAMPLE_SLACK = 64 * 1024 * 1024
 MAX_KNOWN_POLICIES = 64  # policy strings validated once (a cluster uses a handful)
+_monotonic = time.monotonic  # the clock of the statfs samples (a test sets its own)
 
 
 def default_reserve(capacity_bytes: int) -> int:
@@ -357,7 +358,13 @@ class BlobStore:
             assert self._committer is not None, "store not open"
             waits: list[Awaitable[object]] = [self._committer.submit_many([r for _, r, _ in small])] if small else []
             waits += [a for _, a in large]
-            outcomes = await asyncio.gather(*waits, return_exceptions=True)
+            if len(waits) == 1 and small:  # the usual batch, all small: no task to gather
+                try:
+                    outcomes: list[object] = [await waits[0]]
+                except Exception as exc:  # noqa: BLE001 - as gather(return_exceptions=True) gives it
+                    outcomes = [exc]
+            else:
+                outcomes = await asyncio.gather(*waits, return_exceptions=True)
         finally:
             self._admitted -= admitted
         if small:
@@ -378,7 +385,7 @@ class BlobStore:
         what this node wrote since) leaves ``SPACE_SAMPLE_SLACK`` to spare; otherwise, and
         always before refusing, on a fresh one."""
         sample = self._fs_sample
-        if sample is not None and time.monotonic() - sample[0] < SPACE_SAMPLE_SECONDS:
+        if sample is not None and _monotonic() - sample[0] < SPACE_SAMPLE_SECONDS:
             _, total, fs_free, used_then = sample
             used = self.used_bytes
             space = self._space(total, fs_free - max(used - used_then, 0), used)
@@ -737,7 +744,7 @@ class BlobStore:
         """
         fs = shutil.disk_usage(self.data_dir)
         used = self.used_bytes
-        self._fs_sample = (time.monotonic(), fs.total, fs.free, used)
+        self._fs_sample = (_monotonic(), fs.total, fs.free, used)
         return self._space(fs.total, fs.free, used)
 
     def _space(self, fs_total: int, fs_free: int, used: int) -> dict:

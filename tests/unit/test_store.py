@@ -481,14 +481,16 @@ async def test_admission_reuses_a_recent_statfs_while_it_leaves_the_slack(tmp_pa
 
     disk = FakeDisk(free=10 * store_mod.SPACE_SAMPLE_SLACK)
     monkeypatch.setattr(store_mod.shutil, "disk_usage", disk)
+    clock = [1000.0]
+    monkeypatch.setattr(store_mod, "_monotonic", lambda: clock[0])
     s = await opened(tmp_path, StoreOptions(reserve_bytes=1000))
     try:
         disk.calls = 0
         for i in range(20):
             await put(s, f"v{i}", b"x" * 500)
+            clock[0] += store_mod.SPACE_SAMPLE_SECONDS / 40
         assert disk.calls == 1  # one sample for all twenty writes, not a statfs each
-        clock = [store_mod.time.monotonic() + store_mod.SPACE_SAMPLE_SECONDS]
-        monkeypatch.setattr(store_mod.time, "monotonic", lambda: clock[0])
+        clock[0] += store_mod.SPACE_SAMPLE_SECONDS / 2 + 0.01  # the first sample is now over a second old
         await put(s, "late", b"x" * 500)
         assert disk.calls == 2  # the sample aged out: a fresh one
     finally:
@@ -502,6 +504,7 @@ async def test_near_the_reserve_every_admission_takes_a_fresh_statfs_and_refuses
     reserve, slack = 1000, store_mod.SPACE_SAMPLE_SLACK
     disk = FakeDisk(free=0)
     monkeypatch.setattr(store_mod.shutil, "disk_usage", disk)
+    monkeypatch.setattr(store_mod, "_monotonic", lambda: 1000.0)  # the sample never ages out here
     s = await opened(tmp_path, StoreOptions(reserve_bytes=reserve))
     try:
         disk.used = lambda: s.used_bytes
