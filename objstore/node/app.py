@@ -63,7 +63,7 @@ from objstore.metrics import Metrics
 from objstore.node import blob_batch
 from objstore.node.blob import BlobId
 from objstore.node.heartbeat import heartbeat_task
-from objstore.node.hot_front import HotRoutes, HotSite, whole_response
+from objstore.node.hot_front import HotRoutes, HotSite, LeanRequest, whole_response
 from objstore.node.index import Entry
 from objstore.node.node_metrics import StorageNodeMetrics, store_space
 from objstore.node.repair_report import ReportQueue, metadata_sender
@@ -162,7 +162,11 @@ async def put_blob(request: web.Request) -> web.Response:
     policy = request.headers.get(POLICY_HEADER)
     if not policy:
         raise InvalidArgument(f"missing header {POLICY_HEADER}")
-    result = await app[STORE].put(bid, bucket, key, policy, size, _body(request, app[METRICS]))
+    if type(request) is LeanRequest and len(request._body) == size:  # received whole by the lean front
+        app[METRICS].add_bytes_in(size)
+        result = await app[STORE].put_bytes(bid, bucket, key, policy, request._body)
+    else:
+        result = await app[STORE].put(bid, bucket, key, policy, size, _body(request, app[METRICS]))
     # {"size", "xxh64"} (a number and 16 hex digits) formatted directly: json.dumps and
     # json_response cost a small write more than the rest of its answer.
     return _json_bytes(b'{"size": %d, "xxh64": "%s"}' % (result.size, result.xxh64.encode("ascii")), 201, request)

@@ -41,6 +41,28 @@ log = logging.getLogger(__name__)
 GATHER_TICKS = 2
 
 
+class _Many:
+    """The callers' side of records submitted together (:meth:`GroupCommitter.submit_many`):
+    one future, resolved once every record has its outcome (no future per record)."""
+
+    __slots__ = ("fut", "outcomes", "left")
+
+    def __init__(self, fut: "asyncio.Future[list[Appended | BaseException]]", n: int) -> None:
+        self.fut = fut
+        self.outcomes: list[Appended | BaseException | None] = [None] * n
+        self.left = n
+
+    def settle(self, i: int, outcome: "Appended | BaseException") -> None:
+        self.outcomes[i] = outcome
+        self.left -= 1
+        if not self.left and not self.fut.done():
+            self.fut.set_result(self.outcomes)  # type: ignore[arg-type]
+
+
+# A queued record: (record, its caller's future, or the _Many it belongs to and its place there).
+_Queued = tuple[PendingRecord, "asyncio.Future[Appended] | _Many", int]
+
+
 class GroupCommitter:
     def __init__(
         self,
@@ -58,51 +80,62 @@ class GroupCommitter:
         self._on_commit = on_commit
         self._max_bytes = max_batch_bytes
         self._max_records = max_batch_records
-        self._queue: list[tuple[PendingRecord, asyncio.Future[Appended]]] = []
-        self._wakeup = asyncio.Event()
+        self._queue: list[_Queued] = []
+        self._idle: asyncio.Future[None] | None = None  # the committer waits on it for a record
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         self.records = 0
         self._on_batch = on_batch  # (records, seconds of write + fsync) after each durable batch
         self.gather_ticks = GATHER_TICKS
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+        self._loop = loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="group-commit")
+
+    def _wake(self) -> None:
+        idle = self._idle
+        if idle is not None and not idle.done():
+            idle.set_result(None)
+
+    def _check_open(self) -> asyncio.AbstractEventLoop:
+        if self._closing or self._task is None or self._task.done():
+            raise ServiceUnavailable("storage node is shutting down")
+        assert self._loop is not None
+        return self._loop
 
     async def submit(self, record: PendingRecord) -> Appended:
         """Append ``record`` durably; raises the batch's OSError, or ServiceUnavailable when closing."""
-        if self._closing or self._task is None or self._task.done():
-            raise ServiceUnavailable("storage node is shutting down")
-        fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(_retrieve)
-        self._queue.append((record, fut))
-        self._wakeup.set()
-        # Shielded: a caller that goes away must not cancel the durable outcome others share.
-        return await asyncio.shield(fut)
+        fut: asyncio.Future[Appended] = self._check_open().create_future()
+        self._queue.append((record, fut, 0))
+        self._wake()
+        # A caller that goes away cancels its own future only: the record still commits
+        # (and is indexed), and the committer skips a future already done.
+        try:
+            return await fut
+        finally:
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # seen, even when this caller was cancelled meanwhile
 
     async def submit_many(self, records: list[PendingRecord]) -> list[Appended | BaseException]:
         """Append ``records`` durably (queued together, so they share a batch while they fit
         in one); per record its location once durable, or the error of its batch (those of
         another batch may be durable meanwhile). Raises ServiceUnavailable when closing
         (then none was queued)."""
-        if self._closing or self._task is None or self._task.done():
-            raise ServiceUnavailable("storage node is shutting down")
-        loop = asyncio.get_running_loop()
-        futs: list[asyncio.Future[Appended]] = []
-        for record in records:
-            fut: asyncio.Future[Appended] = loop.create_future()
-            fut.add_done_callback(_retrieve)
-            self._queue.append((record, fut))
-            futs.append(fut)
-        self._wakeup.set()
-        return list(await asyncio.shield(asyncio.gather(*futs, return_exceptions=True)))
+        loop = self._check_open()
+        if not records:
+            return []
+        many = _Many(loop.create_future(), len(records))
+        self._queue.extend((record, many, i) for i, record in enumerate(records))
+        self._wake()
+        return await many.fut
 
-    def _take_batch(self) -> list[tuple[PendingRecord, asyncio.Future[Appended]]]:
+    def _take_batch(self) -> list[_Queued]:
         size = 0
         n = 0
-        for n, (rec, _fut) in enumerate(self._queue, 1):
-            size += len(rec.body)
+        for n, item in enumerate(self._queue, 1):
+            size += len(item[0].body)
             if size >= self._max_bytes or n >= self._max_records:
                 break
         batch, self._queue = self._queue[:n], self._queue[n:]
@@ -115,9 +148,7 @@ class GroupCommitter:
             # Ended by cancellation (or a bug): fail what is still queued rather than leave its
             # callers waiting for a committer that is gone.
             queued, self._queue = self._queue, []
-            for _, fut in queued:
-                if not fut.done():
-                    fut.set_exception(ServiceUnavailable("storage node is shutting down"))
+            _fail(queued, lambda: ServiceUnavailable("storage node is shutting down"))
 
     async def _commit_queued(self) -> None:
         loop = asyncio.get_running_loop()
@@ -125,15 +156,18 @@ class GroupCommitter:
             if not self._queue:
                 if self._closing:
                     return
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                self._idle = loop.create_future()
+                try:
+                    await self._idle
+                finally:
+                    self._idle = None
                 for _ in range(self.gather_ticks):  # the rest of this burst joins the batch
                     await asyncio.sleep(0)
                 continue
             batch = self._take_batch()
             started = time.perf_counter()
             try:
-                records = [r for r, _ in batch]
+                records = [item[0] for item in batch]
                 if isinstance(self._executor, CommitThread):
                     results = await self._executor.run(self._segments.append_batch, records, self._next_seq)
                 else:
@@ -142,14 +176,11 @@ class GroupCommitter:
                     )
             except BaseException as exc:  # noqa: BLE001 - handed to every waiter
                 if isinstance(exc, asyncio.CancelledError):
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(ServiceUnavailable("storage node is shutting down"))
+                    _fail(batch, lambda: ServiceUnavailable("storage node is shutting down"))
                     raise
                 log.error("group commit of %d records failed: %r", len(batch), exc)
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                failure = exc
+                _fail(batch, lambda: failure)
                 continue
             self.batches += 1
             self.records += len(batch)
@@ -158,24 +189,30 @@ class GroupCommitter:
                     self._on_batch(len(batch), time.perf_counter() - started)
                 except Exception:  # noqa: BLE001 - the batch is durable whatever its metrics say
                     log.exception("observing a committed batch failed")
-            for (rec, fut), res in zip(batch, results):
+            on_commit = self._on_commit
+            for (rec, waiter, i), res in zip(batch, results):
                 try:
-                    self._on_commit(rec, res)
+                    on_commit(rec, res)
                 except Exception:  # noqa: BLE001 - the record is durable whatever the index says
                     log.exception("installing a committed record failed")
-                if not fut.done():
-                    fut.set_result(res)
+                if type(waiter) is _Many:
+                    waiter.settle(i, res)
+                elif not waiter.done():  # type: ignore[union-attr]
+                    waiter.set_result(res)  # type: ignore[union-attr]
 
     async def close(self) -> None:
         """Commit everything queued, then stop."""
         self._closing = True
-        self._wakeup.set()
+        self._wake()
         if self._task is not None:
             await self._task
             self._task = None
 
 
-def _retrieve(fut: asyncio.Future) -> None:
-    """Mark an outcome as seen when the caller that waited for it went away."""
-    if not fut.cancelled():
-        fut.exception()
+def _fail(items: list[_Queued], error: Callable[[], BaseException]) -> None:
+    """Fail every caller of ``items`` (with ``error()``) that is still waiting."""
+    for _, waiter, i in items:
+        if type(waiter) is _Many:
+            waiter.settle(i, error())
+        elif not waiter.done():  # type: ignore[union-attr]
+            waiter.set_exception(error())  # type: ignore[union-attr]

@@ -56,7 +56,9 @@ _SMALL_RANGE = re.compile(r"bytes=(\d{1,18})-(\d{1,18})")
 # other than a tab, or a CR or LF that is not a line's CRLF): such a request goes to aiohttp,
 # which answers 400 as HTTP says.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_NO_CONTROL = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+# The bytes a head may hold: all but the control characters other than a tab (CR and LF are
+# counted apart: only as line ends).
+_HEAD_BYTES = bytes(b for b in range(256) if b in (0x09, 0x0a, 0x0d) or 0x20 <= b != 0x7f)
 
 Handler = Callable[[Any], Awaitable[web.StreamResponse]]
 
@@ -123,7 +125,7 @@ class HotRoutes:
 
     def start(self, conn: "HotProtocol", request: LeanRequest, op: str) -> None:
         """Serve ``request`` in a task of its own (:meth:`finish` waits for it)."""
-        task = asyncio.get_running_loop().create_task(self.serve(conn, request, op))
+        task = conn.loop.create_task(self.serve(conn, request, op))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -213,6 +215,7 @@ class HotProtocol(asyncio.Protocol):
         self.routes = routes
         self.fallback = fallback
         self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop = asyncio.get_running_loop()  # once, not per request
         self.buf = bytearray()
         self.busy = False
         self.closing = False
@@ -286,20 +289,26 @@ class HotProtocol(asyncio.Protocol):
         self.routes.start(self, request, op)
 
     def _parse_head(self, end: int) -> tuple[LeanRequest, str, int, int] | None:
-        lines = self.buf[:end].decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or parts[2] != "HTTP/1.1" or not lines[0].isprintable():
+        raw = self.buf[:end + 2]  # with the last header line's CRLF
+        if raw.translate(None, _HEAD_BYTES):  # a control character other than a tab
+            return None
+        n = raw.count(b"\r\n")
+        if raw.count(b"\r") != n or raw.count(b"\n") != n:  # a CR or LF not ending a line
+            return None
+        lines = raw.decode("latin-1").split("\r\n")
+        first = lines[0]
+        parts = first.split(" ")
+        if len(parts) != 3 or parts[2] != "HTTP/1.1" or not first.isprintable():
             return None
         method, target = parts[0], parts[1]
         path, _, qs = target.partition("?")
         if "%" in path:  # aiohttp decodes it before routing: leave it to aiohttp
             return None
         pairs = []
-        token, no_control = _TOKEN.fullmatch, _NO_CONTROL.fullmatch
-        for line in lines[1:]:
+        token = _TOKEN.fullmatch
+        for line in lines[1:-1]:
             name, sep, value = line.partition(":")
-            if not sep or not (name.isascii() and (name.replace("-", "").isalnum() or token(name))) \
-                    or not (line.isprintable() or no_control(line)):
+            if not sep or not (name.isascii() and name.replace("-", "").isalnum() or token(name)):
                 return None
             pairs.append((name, value.strip(" \t")))
         headers = CIMultiDictProxy(CIMultiDict(pairs))

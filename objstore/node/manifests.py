@@ -75,10 +75,33 @@ def _parse(line: bytes) -> CommitManifest | None:
         return None
 
 
-def _retrieve(fut: asyncio.Future) -> None:
-    """Mark a failure as seen: its caller may have gone away (the batch still finished)."""
-    if not fut.cancelled():
-        fut.exception()
+class _Many:
+    """The caller's side of the manifests of one :meth:`ManifestStore.put_many`: one future,
+    resolved once each has its outcome (whether it was new, or the error that failed it)."""
+
+    __slots__ = ("fut", "outcomes", "left")
+
+    def __init__(self, fut: "asyncio.Future[list[bool | BaseException]]", n: int) -> None:
+        self.fut = fut
+        self.outcomes: list[bool | BaseException] = [False] * n
+        self.left = n
+
+    def settle(self, i: int, outcome: bool | BaseException) -> None:
+        self.outcomes[i] = outcome
+        self.left -= 1
+        if not self.left and not self.fut.done():
+            self.fut.set_result(self.outcomes)
+
+
+def _settle(waiter: "asyncio.Future[bool] | _Many", i: int, outcome: bool | BaseException) -> None:
+    """Give one queued manifest's outcome to its caller (if still waiting)."""
+    if type(waiter) is _Many:
+        waiter.settle(i, outcome)
+    elif not waiter.done():  # type: ignore[union-attr]
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)  # type: ignore[union-attr]
+        else:
+            waiter.set_result(outcome)  # type: ignore[union-attr]
 
 
 class ManifestStore:
@@ -93,7 +116,8 @@ class ManifestStore:
         self._size = 0  # bytes of whole lines in the file: where the next append starts
         self._torn = False  # bytes past ``_size`` a failed append left that could not be cut off
         self._lock = threading.Lock()  # one append (and compaction) at a time
-        self._queue: list[tuple[CommitManifest, int, asyncio.Future[bool]]] = []
+        # (manifest, ring epoch, its caller's future or put_many's _Many, its place there)
+        self._queue: list[tuple[CommitManifest, int, asyncio.Future[bool] | _Many, int]] = []
         self._writer: asyncio.Task[None] | None = None
         self._committer = CommitThread("manifest-commit")  # the writer's batches, one at a time
         self.fence_path = os.path.join(os.path.dirname(self.path), FENCE_FILE)
@@ -150,9 +174,8 @@ class ManifestStore:
         self._committer.shutdown(wait=True)  # a batch being written finishes first
         self._committer = CommitThread("manifest-commit")  # started again only if opened again
         queued, self._queue = self._queue, []
-        for _, _, fut in queued:
-            if not fut.done():
-                fut.set_exception(OSError(f"{self.path} closed before this manifest was written"))
+        for _, _, waiter, i in queued:
+            _settle(waiter, i, OSError(f"{self.path} closed before this manifest was written"))
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -239,16 +262,21 @@ class ManifestStore:
         """Store ``m`` (placed by the ring of ``ring_epoch``) durably, grouped with the
         manifests stored concurrently (one fsync per batch, off the event loop); whether it
         was new. Raises OSError (not stored), StaleRingEpoch (below the fence)."""
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(_retrieve)
-        self._queue.append((m, ring_epoch, fut))
-        self._start_writer()
-        # Shielded: a caller that goes away must not cancel the batch others share.
-        return await asyncio.shield(fut)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._queue.append((m, ring_epoch, fut, 0))
+        self._start_writer(loop)
+        # A caller that goes away cancels its own future only, not the batch others share
+        # (the writer skips a future already done).
+        try:
+            return await fut
+        finally:
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # seen, even when this caller was cancelled meanwhile
 
-    def _start_writer(self) -> None:
+    def _start_writer(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_queued(), name="manifest-commit")
+            self._writer = loop.create_task(self._write_queued(), name="manifest-commit")
 
     async def _write_queued(self) -> None:
         for _ in range(GATHER_TICKS):  # the rest of this burst joins the first batch
@@ -256,20 +284,14 @@ class ManifestStore:
         while self._queue:
             batch, self._queue = self._queue, []
             try:
-                outcome = await self._committer.run(self.put_batch_sync, [m for m, _, _ in batch],
-                                                    [e for _, e, _ in batch])
+                outcome = await self._committer.run(self.put_batch_sync, [item[0] for item in batch],
+                                                    [item[1] for item in batch])
             except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the failure
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                for _, _, waiter, i in batch:
+                    _settle(waiter, i, exc)
                 continue
-            for (_, epoch, fut), ok in zip(batch, outcome):
-                if fut.done():
-                    continue
-                if ok is None:
-                    fut.set_exception(self._stale(epoch))
-                else:
-                    fut.set_result(ok)
+            for (_, epoch, waiter, i), ok in zip(batch, outcome):
+                _settle(waiter, i, self._stale(epoch) if ok is None else ok)
 
     def put_many_sync(self, manifests: list[CommitManifest], ring_epoch: int = 0) -> int:
         """Store ``manifests`` (placed by the ring of ``ring_epoch``) durably with one write
@@ -286,15 +308,12 @@ class ManifestStore:
         if not manifests:
             return 0
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[bool]] = []
-        for m in manifests:  # queued together: they go in the same batch
-            fut: asyncio.Future[bool] = loop.create_future()
-            fut.add_done_callback(_retrieve)
-            self._queue.append((m, ring_epoch, fut))
-            futures.append(fut)
-        self._start_writer()
-        # Shielded: a caller that goes away must not cancel the batch others share.
-        done = await asyncio.shield(asyncio.gather(*futures, return_exceptions=True))
+        many = _Many(loop.create_future(), len(manifests))
+        # Queued together: they go in the same batch. A caller that goes away cancels only
+        # its own future, not the batch others share.
+        self._queue.extend((m, ring_epoch, many, i) for i, m in enumerate(manifests))
+        self._start_writer(loop)
+        done = await many.fut
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome

@@ -22,6 +22,9 @@ Invariants:
 - Space (:meth:`BlobStore.space`): a write is admitted only if, with every write in flight,
   it leaves at least ``reserve_bytes`` free (else InsufficientStorage, 507, before a byte
   of its body is read); deletes never need admission, so tombstones may use the reserve.
+  The filesystem's free space comes from a statfs at most ``SPACE_SAMPLE_SECONDS`` old (less
+  what this node wrote since) while that leaves ``SPACE_SAMPLE_SLACK`` above the reserve;
+  nearer the reserve, and before any refusal, from a fresh one.
   A real ENOSPC (or EDQUOT, EFBIG) from the filesystem is InsufficientStorage too, leaving
   nothing behind; a small spare file (``SPARE_FILE``) is given up to make room for a
   tombstone when the filesystem is completely full, so deletes still succeed.
@@ -79,6 +82,14 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 SPARE_FILE = "spare-space"  # given up when the disk is full, so a tombstone still fits
 SPARE_BYTES = 1024 * 1024
 MAX_RESERVE = 1024**3
+# Admission checks the filesystem's free space (a statfs) at most once per
+# SPACE_SAMPLE_SECONDS while the estimate leaves SPACE_SAMPLE_SLACK or more above the
+# reserve: in between, the last sample less what this node wrote since. Nearer the reserve
+# every write takes a fresh sample, so a write is refused only on a fresh one.
+SPACE_SAMPLE_SECONDS = 1.0
+SPACE_SAMPLE_SLACK = 64 * 1024 * 1024
+MAX_KNOWN_POLICIES = 64  # policy strings validated once (a cluster uses a handful)
+_monotonic = time.monotonic  # the clock of the statfs samples (a test sets its own)
 
 
 def default_reserve(capacity_bytes: int) -> int:
@@ -140,6 +151,9 @@ class BlobStore:
         self._quarantine_version = 0  # of the list in memory; the file holds the one saved last
         self._quarantine_saved = 0
         self.batch_observer: Callable[[int, float], None] | None = None  # (records, seconds) per group commit
+        # The last statfs: (monotonic time, total, free, used_bytes then); see SPACE_SAMPLE_SECONDS.
+        self._fs_sample: tuple[float, int, int, int] | None = None
+        self._known_policies: set[str] = set()
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -260,14 +274,9 @@ class BlobStore:
         reading a byte when the write would eat into the reserve; on a full disk, with
         nothing left behind), or the OSError of a failed disk.
         """
-        DataLayout.parse(policy)
         if size < 0:
             raise InvalidArgument("negative size")
-        header = BlobHeader(KIND_BLOB, blob_id.version_id, blob_id.shard, bucket, key, policy, size,
-                            self.options.block_size, self._clock())
-        hbytes = header.encode()
-        need = record_length(len(hbytes), size, header.block_size)
-        self.admit(need)
+        header, hbytes, need = self._new_blob(blob_id, bucket, key, policy, size)
         self._admitted += need
         try:
             if size <= self.options.small_threshold:
@@ -279,6 +288,43 @@ class BlobStore:
             raise
         finally:
             self._admitted -= need
+
+    async def put_bytes(self, blob_id: BlobId, bucket: str, key: str, policy: str, data: bytes) -> PutResult:
+        """:meth:`put` of a body already received whole (the same checks, errors and
+        durability), without iterating it as chunks."""
+        size = len(data)
+        if size > self.options.small_threshold:
+            return await self.put(blob_id, bucket, key, policy, size, _whole(data))
+        header, hbytes, need = self._new_blob(blob_id, bucket, key, policy, size)
+        self._admitted += need
+        try:
+            blocks, dxxh = encode_blocks(data, header.block_size)
+            assert self._committer is not None, "store not open"
+            appended = await self._committer.submit(PendingRecord(header, hbytes + blocks, len(hbytes), size, dxxh,
+                                                                  unpack_u64(hbytes, len(hbytes) - 8)))
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise InsufficientStorage(f"no space left on storage node: {exc.strerror}") from exc
+            raise
+        finally:
+            self._admitted -= need
+        return PutResult(size, hex64(dxxh), appended.seq)
+
+    def _new_blob(self, blob_id: BlobId, bucket: str, key: str, policy: str, size: int
+                  ) -> tuple[BlobHeader, bytes, int]:
+        """A new blob's header, its bytes and the bytes its record takes, once admitted
+        (raises InvalidArgument, KeyTooLongError, InsufficientStorage)."""
+        if policy not in self._known_policies:
+            DataLayout.parse(policy)
+            if len(self._known_policies) >= MAX_KNOWN_POLICIES:
+                self._known_policies.clear()
+            self._known_policies.add(policy)
+        header = BlobHeader(KIND_BLOB, blob_id.version_id, blob_id.shard, bucket, key, policy, size,
+                            self.options.block_size, self._clock())
+        hbytes = header.encode()
+        need = record_length(len(hbytes), size, header.block_size)
+        self.admit(need)
+        return header, hbytes, need
 
     async def put_many(self, blobs: "list[tuple[BlobId, str, str, str, bytes | memoryview]]"
                        ) -> "list[PutResult | ObjstoreError]":
@@ -300,12 +346,7 @@ class BlobStore:
                     large.append((i, self.put(blob_id, bucket, key, policy, size, _whole(data))))
                     continue
                 try:
-                    DataLayout.parse(policy)
-                    header = BlobHeader(KIND_BLOB, blob_id.version_id, blob_id.shard, bucket, key, policy, size,
-                                        self.options.block_size, self._clock())
-                    hbytes = header.encode()
-                    need = record_length(len(hbytes), size, header.block_size)
-                    self.admit(need)
+                    header, hbytes, need = self._new_blob(blob_id, bucket, key, policy, size)
                 except ObjstoreError as err:
                     out[i] = err
                     continue
@@ -317,7 +358,13 @@ class BlobStore:
             assert self._committer is not None, "store not open"
             waits: list[Awaitable[object]] = [self._committer.submit_many([r for _, r, _ in small])] if small else []
             waits += [a for _, a in large]
-            outcomes = await asyncio.gather(*waits, return_exceptions=True)
+            if len(waits) == 1 and small:  # the usual batch, all small: no task to gather
+                try:
+                    outcomes: list[object] = [await waits[0]]
+                except Exception as exc:  # noqa: BLE001 - as gather(return_exceptions=True) gives it
+                    outcomes = [exc]
+            else:
+                outcomes = await asyncio.gather(*waits, return_exceptions=True)
         finally:
             self._admitted -= admitted
         if small:
@@ -332,7 +379,18 @@ class BlobStore:
         return out  # type: ignore[return-value]
 
     def admit(self, need: int) -> None:
-        """Raise InsufficientStorage unless ``need`` more bytes leave the reserve free."""
+        """Raise InsufficientStorage unless ``need`` more bytes leave the reserve free.
+
+        Decided on the last statfs sample while it is recent and the estimate from it (less
+        what this node wrote since) leaves ``SPACE_SAMPLE_SLACK`` to spare; otherwise, and
+        always before refusing, on a fresh one."""
+        sample = self._fs_sample
+        if sample is not None and _monotonic() - sample[0] < SPACE_SAMPLE_SECONDS:
+            _, total, fs_free, used_then = sample
+            used = self.used_bytes
+            space = self._space(total, fs_free - max(used - used_then, 0), used)
+            if space["free_bytes"] - need >= space["reserve_bytes"] + SPACE_SAMPLE_SLACK:
+                return
         space = self.space()
         if space["free_bytes"] - need < space["reserve_bytes"]:
             raise InsufficientStorage(
@@ -686,11 +744,16 @@ class BlobStore:
         """
         fs = shutil.disk_usage(self.data_dir)
         used = self.used_bytes
+        self._fs_sample = (_monotonic(), fs.total, fs.free, used)
+        return self._space(fs.total, fs.free, used)
+
+    def _space(self, fs_total: int, fs_free: int, used: int) -> dict:
+        """:meth:`space` given the filesystem's size and free bytes and this node's used bytes."""
         if self.options.capacity_bytes:
             capacity = self.options.capacity_bytes
-            free = min(capacity - used, fs.free)
+            free = min(capacity - used, fs_free)
         else:
-            capacity, free = fs.total, fs.free
+            capacity, free = fs_total, fs_free
         reserve = self.options.reserve_bytes
         return {
             "capacity_bytes": capacity,

@@ -290,7 +290,9 @@ async def test_a_content_length_that_is_not_ascii_digits_gets_aiohttps_answer(no
     assert await _answer_or_close(node, put_blob_request(node.address, "v7", b"abc")) == 201
 
 
-@pytest.mark.parametrize("name", [b"X Bad", b"X-Bad\x01", b"X(Bad)", b"X-B\xe4d", b"X/Bad", b"X-Ok: a\x01b\r\nX-More"])
+@pytest.mark.parametrize("name", [b"X Bad", b"X-Bad\x01", b"X(Bad)", b"X-B\xe4d", b"X/Bad", b"X-Ok: a\x01b\r\nX-More",
+                                  b"X-Ok: a\rb\r\nX-More", b"X-Ok: a\x7fb\r\nX-More", b"X-Ok: a\x00b\r\nX-More",
+                                  b"X-Ok: a\r\rX-More"])
 async def test_a_header_line_with_characters_http_forbids_gets_aiohttps_answer(node: Node, name: bytes) -> None:
     request = put_blob_request(node.address, "v8", b"abc", extra=(name + b": y\r\n").decode("latin-1"))
     assert await _answer_or_close(node, request) == 400

@@ -86,3 +86,52 @@ async def test_records_queued_when_the_committer_is_cancelled_fail_rather_than_h
             await asyncio.wait_for(gc.submit(_record("r1")), 2)  # type: ignore[arg-type]
     finally:
         thread.shutdown()
+
+
+class GatedSegments(FakeSegments):
+    """Appends wait (on the commit thread) until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.gate = threading.Event()
+
+    def append_batch(self, records: list, next_seq) -> list[str]:  # noqa: ANN001
+        self.gate.wait(5)
+        return super().append_batch(records, next_seq)
+
+
+async def test_callers_that_go_away_leave_the_batch_and_its_other_callers_alone() -> None:
+    segments = GatedSegments()
+    thread = CommitThread("t-commit")
+    committed: list[str] = []
+    gc = GroupCommitter(segments, lambda: 1, thread, lambda rec, res: committed.append(rec.name))  # type: ignore[arg-type]
+    gc.gather_ticks = 0
+    gc.start()
+    try:
+        await asyncio.sleep(0)
+        first = asyncio.ensure_future(gc.submit(_record("r0")))  # type: ignore[arg-type]
+        for _ in range(3):
+            await asyncio.sleep(0)  # r0's batch is being written; the next ones queue behind it
+        gone = asyncio.ensure_future(gc.submit(_record("r1")))  # type: ignore[arg-type]
+        many_gone = asyncio.ensure_future(gc.submit_many([_record("r2"), _record("r3")]))  # type: ignore[list-item]
+        many = asyncio.ensure_future(gc.submit_many([_record("r4"), _record("r5")]))  # type: ignore[list-item]
+        stays = asyncio.ensure_future(gc.submit(_record("r6")))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        gone.cancel()
+        many_gone.cancel()
+        segments.gate.set()
+        assert await asyncio.wait_for(first, 2) == "at-r0"
+        assert await asyncio.wait_for(many, 2) == ["at-r4", "at-r5"]
+        assert await asyncio.wait_for(stays, 2) == "at-r6"
+        for task in (gone, many_gone):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    finally:
+        await gc.close()
+        thread.shutdown()
+    # Every record was made durable and installed, those of the callers that went away too,
+    # and the ones queued together went in one batch.
+    assert committed == ["r0", "r1", "r2", "r3", "r4", "r5", "r6"]
+    assert segments.batches == [["r0"], ["r1", "r2", "r3", "r4", "r5", "r6"]]

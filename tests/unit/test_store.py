@@ -462,6 +462,70 @@ async def test_a_write_that_would_eat_into_the_reserve_is_refused_before_its_bod
         await s.close()
 
 
+class FakeDisk:
+    """``shutil.disk_usage`` of a filesystem with ``free`` bytes less what the store on it
+    uses (``used``, set once the store is open); counts the calls."""
+
+    def __init__(self, free: int, total: int = 1 << 40) -> None:
+        self.free, self.total, self.calls = free, total, 0
+        self.used = lambda: 0
+
+    def __call__(self, path: str):  # noqa: ANN204 - shutil.disk_usage's named tuple
+        self.calls += 1
+        free = self.free - self.used()
+        return shutil._ntuple_diskusage(self.total, self.total - free, free)  # type: ignore[attr-defined]
+
+
+async def test_admission_reuses_a_recent_statfs_while_it_leaves_the_slack(tmp_path: Path, monkeypatch) -> None:
+    from objstore.node import store as store_mod
+
+    disk = FakeDisk(free=10 * store_mod.SPACE_SAMPLE_SLACK)
+    monkeypatch.setattr(store_mod.shutil, "disk_usage", disk)
+    clock = [1000.0]
+    monkeypatch.setattr(store_mod, "_monotonic", lambda: clock[0])
+    s = await opened(tmp_path, StoreOptions(reserve_bytes=1000))
+    try:
+        disk.calls = 0
+        for i in range(20):
+            await put(s, f"v{i}", b"x" * 500)
+            clock[0] += store_mod.SPACE_SAMPLE_SECONDS / 40
+        assert disk.calls == 1  # one sample for all twenty writes, not a statfs each
+        clock[0] += store_mod.SPACE_SAMPLE_SECONDS / 2 + 0.01  # the first sample is now over a second old
+        await put(s, "late", b"x" * 500)
+        assert disk.calls == 2  # the sample aged out: a fresh one
+    finally:
+        await s.close()
+
+
+async def test_near_the_reserve_every_admission_takes_a_fresh_statfs_and_refuses_on_it(tmp_path: Path,
+                                                                                           monkeypatch) -> None:
+    from objstore.node import store as store_mod
+
+    reserve, slack = 1000, store_mod.SPACE_SAMPLE_SLACK
+    disk = FakeDisk(free=0)
+    monkeypatch.setattr(store_mod.shutil, "disk_usage", disk)
+    monkeypatch.setattr(store_mod, "_monotonic", lambda: 1000.0)  # the sample never ages out here
+    s = await opened(tmp_path, StoreOptions(reserve_bytes=reserve))
+    try:
+        disk.used = lambda: s.used_bytes
+        disk.free = reserve + slack + 20_000 + s.used_bytes
+        disk.calls = 0
+        await put(s, "a", b"x" * 500)
+        assert disk.calls == 1  # no sample yet
+        await put(s, "b", b"x" * 15_000)
+        assert disk.calls == 1  # the sample, less the 500 bytes written since, leaves the slack
+        await put(s, "c", b"x" * 5000)
+        assert disk.calls == 2  # less what was written since, it would not: a fresh sample
+        await put(s, "d", b"x" * 500)
+        assert disk.calls == 3  # within the slack: every write takes a fresh one
+        disk.free -= slack  # another writer filled the disk meanwhile
+        with pytest.raises(InsufficientStorage):
+            await put(s, "e", b"x" * 500)
+        assert disk.calls == 4 and s.index.get(BlobId("e", 0)) is None
+    finally:
+        await s.close()
+
+
 async def test_writes_in_flight_count_against_the_free_space(tmp_path: Path) -> None:
     s = await opened(tmp_path, StoreOptions(capacity_bytes=100_000, reserve_bytes=0, small_threshold=2048))
     gate = asyncio.Event()
