@@ -91,3 +91,17 @@ async def test_a_write_whose_stores_all_answered_ends_at_once_and_below_quorum_f
     sent["127.0.0.1:9003"].set_result(None)
     await asyncio.sleep(0)
     assert ctx.rings.ended == [1] and len(ctx.manifest_retries.started) == 2
+
+
+async def test_a_write_whose_owners_cannot_be_picked_still_ends_its_ring_epoch_count():
+    """The count began before the owners were picked: picking them failing ends it too (a
+    count left open would hold every later ring hand-over back for good)."""
+    ctx = _ctx()
+
+    def broken(bucket: str, key: str, n: int) -> list[list[str]]:
+        raise ValueError("a kept ring names a node twice")
+
+    ctx.rings.owner_sets = broken
+    with pytest.raises(ValueError):
+        await manifests.publish(ctx, "b", "k", 10, None, Policy("replica", 3), 2)
+    assert ctx.rings.ended == [1] and ctx.manifest_lanes.sent == {}
