@@ -242,10 +242,13 @@ class FanOut:
 
     def _cancel(self) -> None:
         """The write was cancelled: cancel every upload still running (its current one: a
-        target handed off runs only at its handoff node)."""
+        target handed off runs only at its handoff node); the outcome of one that ended
+        unseen is taken (nobody will: no "exception was never retrieved" for it)."""
         for t in self.targets:
             if t.task is not None and not t.task.done():
                 t.task.cancel()
+            else:
+                _taken(t.task)
 
     def _hand_off_silent(self, t: _Target) -> bool:
         """Abandon a whole-body target whose node is silent (below W, see the module
@@ -350,6 +353,12 @@ class FanOut:
                 f"{self.quorum} are required."
             )
         return placement
+
+
+def _taken(upload: asyncio.Future | None) -> None:
+    """Mark an ended upload's error as retrieved (an upload whose outcome is not used)."""
+    if upload is not None and upload.done() and not upload.cancelled():
+        upload.exception()
 
 
 def _force_put(q: asyncio.Queue, item: object) -> None:

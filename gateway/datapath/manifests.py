@@ -186,8 +186,7 @@ async def _place(ctx: GatewayContext, manifest: CommitManifest, policy: Policy, 
     refusal by a newer ring left a set short. Raises ServiceUnavailable below the quorum
     otherwise."""
     token = ctx.rings.write_began()
-    sets = owner_sets(ctx, manifest.bucket, manifest.key, policy)
-    nodes = list(dict.fromkeys(n for owners in sets for n in owners))
+    sets: list[list[str]] = []
     stored: set[str] = set()
     failed: set[str] = set()
     fence = 0
@@ -203,7 +202,9 @@ async def _place(ctx: GatewayContext, manifest: CommitManifest, policy: Policy, 
             fence = max(fence, int(ok))
 
     try:
-        for n in nodes:
+        # Owners are picked inside the try: a failure there ends the ring-epoch count too.
+        sets = owner_sets(ctx, manifest.bucket, manifest.key, policy)
+        for n in dict.fromkeys(n for owners in sets for n in owners):
             sent = _send(ctx, n, manifest, token)
             if sent is None:
                 count(n, _outcome(ctx, n, manifest, token, None))

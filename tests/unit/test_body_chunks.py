@@ -174,3 +174,36 @@ async def test_a_body_still_arriving_is_read_piece_by_piece():
     reader.feed_data(body[100:])
     reader.feed_eof()
     assert b"".join([c async for c in stream.chunks()]) == body
+
+
+async def test_a_small_body_taken_whole_gets_the_flexible_checksum_and_overlong_checks():
+    import base64
+    import zlib
+
+    from objstore.errors import BadDigest, IncompleteBody, InvalidRequest
+
+    body = b"q" * 2048
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    stream = BodyStream(_HeadersRequest(_arrived([body]), {"x-amz-checksum-crc32": crc}), _auth(), len(body))
+    assert [c async for c in stream.chunks()] == [body] and stream.checksum_values == {"crc32": crc}
+    wrong = base64.b64encode((zlib.crc32(body) ^ 1).to_bytes(4, "big")).decode()
+    stream = BodyStream(_HeadersRequest(_arrived([body]), {"x-amz-checksum-crc32": wrong}), _auth(), len(body))
+    with pytest.raises(BadDigest):
+        [c async for c in stream.chunks()]
+    stream = BodyStream(_HeadersRequest(_arrived([body]), {"x-amz-trailer": "x-amz-checksum-crc32"}), _auth(),
+                        len(body))
+    with pytest.raises(InvalidRequest):  # declared as a trailer, which a body without aws-chunked cannot carry
+        [c async for c in stream.chunks()]
+    stream = BodyStream(_HeadersRequest(_arrived([body]), {}), _auth(), len(body) - 1)
+    with pytest.raises(IncompleteBody):  # longer than declared
+        [c async for c in stream.chunks()]
+
+
+async def test_a_body_with_aws_chunked_framing_or_a_failed_read_is_not_taken_whole():
+    body = b"w" * 64
+    chunked = BodyStream(_HeadersRequest(_arrived([body]), {"x-amz-decoded-content-length": "64"}),
+                         _auth("streaming-unsigned-trailer"), len(body))
+    assert chunked._arrived_whole() is None
+    broken = _arrived([body])
+    broken.set_exception(ConnectionResetError())
+    assert BodyStream(_HeadersRequest(broken, {}), _auth(), len(body))._arrived_whole() is None

@@ -245,3 +245,36 @@ async def test_aborting_a_cancelled_streamed_write_does_not_wait_for_a_stalled_u
     assert still_running(f) == [0, 1, 2]
     await asyncio.wait_for(f.abort(asyncio.CancelledError()), 1.0)
     assert still_running(f) == []
+
+
+async def test_an_upload_that_failed_unseen_as_the_write_was_cancelled_leaves_no_unretrieved_error():
+    """An upload is a future (a blob queued in its node's lane) that fails just as the
+    write is cancelled (the client went away): its error is not wanted, and no "Future
+    exception was never retrieved" is logged for it."""
+    import gc
+
+    from objstore.errors import ServiceUnavailable
+
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
+    uploads: dict[str, asyncio.Future] = {}
+
+    def upload(node: NodeInfo, index: int, body: object) -> asyncio.Future:
+        uploads[node.node_id] = loop.create_future()
+        return uploads[node.node_id]
+
+    f = FanOut(Storage(), topology(), NODES[:3], upload, version_id="v", quorum=2,  # type: ignore[arg-type]
+               straggler=LONG)
+    write = asyncio.ensure_future(f.send_whole([b"x"] * 3))
+    await asyncio.sleep(0)
+    uploads["s1"].set_exception(ServiceUnavailable("s1 failed as the client went away"))
+    write.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+    assert uploads["s2"].cancelled() and uploads["s3"].cancelled()
+    del write, f
+    uploads.clear()
+    gc.collect()
+    await asyncio.sleep(0)
+    assert reported == []

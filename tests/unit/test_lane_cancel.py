@@ -130,3 +130,57 @@ async def test_a_blob_write_whose_put_went_away_is_not_left_running_on_a_silent_
     await settle()
     assert Silent.running == 0
     assert drains[0].done() and not drains[0].cancelled()  # it ended as an idle lane does
+
+
+@pytest.mark.parametrize("in_flight", [False, True])
+async def test_a_replica_write_cancelled_takes_its_blobs_out_of_the_lanes(in_flight):
+    """A small body's replicas wait in their nodes' blob lanes as futures (no task each):
+    cancelling the PUT takes the ones not yet sent out of their lanes (never sent), and
+    cancels the calls in flight that carry nothing else."""
+    from gateway.datapath.blob_lanes import BlobLanes
+    from gateway.datapath.replicate import write_replicas
+    from gateway.topology import Topology
+    from objstore.ring import build_ring
+    from objstore.types import ClusterMap, NodeInfo
+
+    class Silent:
+        call_seconds = 30.0
+
+        def __init__(self) -> None:
+            self.started = 0
+            self.running = 0
+
+        async def put_blob(self, *args: Any, **kwargs: Any) -> dict:
+            self.started += 1
+            self.running += 1
+            try:
+                await asyncio.sleep(self.call_seconds)
+                return {}
+            finally:
+                self.running -= 1
+
+    async def body():  # noqa: ANN202
+        yield b"x"
+
+    nodes = tuple(NodeInfo(f"s{i}", f"127.0.0.1:{7000 + i}") for i in range(1, 4))
+    topo = Topology(lambda: None)  # type: ignore[arg-type, return-value]
+    topo.map = ClusterMap(1, nodes)
+    topo.ring = build_ring(topo.map)
+    storage, drains = Silent(), []
+    blobs = BlobLanes(storage, lambda coro: drains.append(asyncio.ensure_future(coro)),  # type: ignore[arg-type]
+                      coalesce=True)
+    write = asyncio.ensure_future(write_replicas(
+        storage, topo, nodes, version_id="v", bucket="b", key="k", policy="replica:3", size=1,  # type: ignore[arg-type]
+        chunks=body(), write_quorum=2, blobs=blobs))
+    await asyncio.sleep(0)
+    if in_flight:
+        await settle()
+        assert storage.running == 3
+    else:
+        assert storage.started == 0 and sum(len(w) for w in blobs._waiting.values()) == 3
+    write.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await write
+    await settle()
+    assert storage.running == 0 and storage.started == (3 if in_flight else 0)
+    assert not any(blobs._waiting.values()) and all(d.done() and not d.cancelled() for d in drains)

@@ -91,3 +91,36 @@ async def test_a_write_whose_stores_all_answered_ends_at_once_and_below_quorum_f
     sent["127.0.0.1:9003"].set_result(None)
     await asyncio.sleep(0)
     assert ctx.rings.ended == [1] and len(ctx.manifest_retries.started) == 2
+
+
+async def test_a_write_whose_owners_cannot_be_picked_still_ends_its_ring_epoch_count():
+    """The count began before the owners were picked: picking them failing ends it too (a
+    count left open would hold every later ring hand-over back for good)."""
+    ctx = _ctx()
+
+    def broken(bucket: str, key: str, n: int) -> list[list[str]]:
+        raise ValueError("a kept ring names a node twice")
+
+    ctx.rings.owner_sets = broken
+    with pytest.raises(ValueError):
+        await manifests.publish(ctx, "b", "k", 10, None, Policy("replica", 3), 2)
+    assert ctx.rings.ended == [1] and ctx.manifest_lanes.sent == {}
+
+
+async def test_a_late_store_whose_outcome_raises_is_logged_and_still_ends_the_count(caplog):
+    ctx = _ctx()
+
+    def broken(attempt: object, what: str) -> bool:
+        raise RuntimeError("the retry table is broken")
+
+    ctx.manifest_retries.start = broken
+    write = asyncio.ensure_future(manifests.publish(ctx, "b", "k", 11, None, Policy("replica", 3), 2))
+    await asyncio.sleep(0)
+    sent = ctx.manifest_lanes.sent
+    sent["127.0.0.1:9001"].set_result(None)
+    sent["127.0.0.1:9002"].set_result(None)
+    assert await asyncio.wait_for(write, 1) == 2
+    sent["127.0.0.1:9003"].set_exception(ServiceUnavailable("node gone"))
+    await asyncio.sleep(0)
+    assert ctx.rings.ended == [1]
+    assert any("the retry table is broken" in r.getMessage() for r in caplog.records)
