@@ -26,12 +26,15 @@ PAGE = mmap.PAGESIZE
 SLACK = max(MAX_HEADER_SIZE, DIRECT_ALIGN)  # room for any record header, or the carried aligned rest
 
 
+KEEP_BYTES = 18 * 1024 * 1024  # kept buffers per pool, by default
+
+
 class FramerBuffers:
     """Pairs of ``size``-byte memory maps (``size``: framed bytes plus ``SLACK``, page-rounded)."""
 
-    def __init__(self, framed: int, keep: int = 4) -> None:
+    def __init__(self, framed: int, keep: int | None = None) -> None:
         self.size = -(-(framed + SLACK) // PAGE) * PAGE
-        self.keep = keep
+        self.keep = max(1, KEEP_BYTES // (2 * self.size)) if keep is None else keep
         self._free: list[list[mmap.mmap]] = []
 
     def take(self, need: int) -> list[mmap.mmap] | None:

@@ -105,7 +105,7 @@ class StoreOptions:
     capacity_bytes: int = 0  # 0: the size of the data dir's filesystem
     reserve_bytes: int | None = None  # None: default_reserve(capacity)
     io_threads: int = 8
-    write_buffer: int = 1024 * 1024
+    write_buffer: int = 4 * 1024 * 1024  # see _put_large: 4 MiB cut a large write's node CPU by a quarter against 1 MiB
     direct_io: bool = True  # large blob files written with O_DIRECT where the filesystem allows
     max_open_readers: int = 64  # idle segment descriptors kept open (an LRU)
 

@@ -31,3 +31,18 @@ def test_a_pair_of_another_size_is_not_kept() -> None:
     pool = FramerBuffers(framed=10_000)
     pool.give([mmap.mmap(-1, 4096), mmap.mmap(-1, 4096)])
     assert len(pool) == 0
+
+
+def test_a_pool_keeps_by_default_what_fits_in_its_byte_budget() -> None:
+    from objstore.node.framer_buffers import KEEP_BYTES
+    from objstore.node.store import StoreOptions
+
+    big = FramerBuffers(framed=StoreOptions().write_buffer)
+    assert big.keep == 2 and 2 * big.size * big.keep <= KEEP_BYTES
+    assert FramerBuffers(framed=1024 * 1024).keep == 8
+    assert FramerBuffers(framed=64 * 1024 * 1024).keep == 1  # always one, even past the budget
+    pairs = [big.take(big.size) for _ in range(4)]
+    for p in pairs:
+        assert p is not None
+        big.give(p)
+    assert len(big) == 2
