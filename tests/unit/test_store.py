@@ -526,6 +526,38 @@ async def test_near_the_reserve_every_admission_takes_a_fresh_statfs_and_refuses
         await s.close()
 
 
+async def test_the_sample_counts_what_was_written_since_even_after_space_was_given_back(tmp_path: Path,
+                                                                                         monkeypatch) -> None:
+    # A delete drops a blob file from the node's used bytes at once, but the filesystem
+    # frees it only once the unlink is done (or its last reader closes it): writes made
+    # meanwhile still take space, and the sample must count them.
+    from objstore.node import store as store_mod
+
+    reserve, slack = 5000, 10_000
+    monkeypatch.setattr(store_mod, "SPACE_SAMPLE_SLACK", slack)
+    disk = FakeDisk(free=0)
+    monkeypatch.setattr(store_mod.shutil, "disk_usage", disk)
+    monkeypatch.setattr(store_mod, "_monotonic", lambda: 1000.0)  # the sample never ages out here
+    s = await opened(tmp_path, StoreOptions(reserve_bytes=reserve, small_threshold=2048, block_size=4096))
+    try:
+        disk.free = 1 << 30
+        await put(s, "big", b"x" * 100_000)  # a file of its own
+        held = [0]  # bytes deleted by this node that the filesystem has not freed yet
+        disk.used = lambda: s.used_bytes + held[0]
+        disk.free = reserve + slack + 30_000 + s.used_bytes
+        s.space()  # the sample: 45_000 bytes free
+        before = s.used_bytes
+        assert await s.delete(BlobId("big", 0))
+        held[0] = before - s.used_bytes
+        assert held[0] >= 100_000
+        await put(s, "a", b"x" * 20_000)  # about 24_000 left: the reserve and the slack spare
+        with pytest.raises(InsufficientStorage):  # would leave about 4_000: into the reserve
+            await put(s, "b", b"x" * 20_000)
+        assert s.index.get(BlobId("b", 0)) is None
+    finally:
+        await s.close()
+
+
 async def test_writes_in_flight_count_against_the_free_space(tmp_path: Path) -> None:
     s = await opened(tmp_path, StoreOptions(capacity_bytes=100_000, reserve_bytes=0, small_threshold=2048))
     gate = asyncio.Event()
