@@ -294,6 +294,9 @@ class SegmentLog:
         self.readers = ReaderCache(data_dir, max_open_readers)
         self.numbers = sorted(int(m.group(1)) for n in os.listdir(self.dir) if (m := _SEGMENT_RE.match(n)))
         self.total_bytes = 0
+        # Bytes appended since opened; only grows (removals do not count), updated on the
+        # committer's thread once they are written.
+        self.appended_bytes = 0
         self._active_fd = -1
         self._active_rel = ""
         self._active_size = 0
@@ -365,6 +368,7 @@ class SegmentLog:
             raise
         self._active_size = pos
         self.total_bytes += pos - start
+        self.appended_bytes += pos - start
         self.fsyncs += 1
         self.records_committed += len(records)
         return out

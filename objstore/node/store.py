@@ -141,6 +141,7 @@ class BlobStore:
         self._seq_lock = threading.Lock()
         self._seq = itertools.count(1)
         self._file_bytes = 0
+        self._files_written = 0  # bytes of blob files committed since opened (only grows)
         self._admitted = 0  # bytes promised to writes in flight
         self._spare_missing = False  # given up (or never set aside): set it aside again when possible
         self._lock_fd = -1
@@ -151,7 +152,7 @@ class BlobStore:
         self._quarantine_version = 0  # of the list in memory; the file holds the one saved last
         self._quarantine_saved = 0
         self.batch_observer: Callable[[int, float], None] | None = None  # (records, seconds) per group commit
-        # The last statfs: (monotonic time, total, free, used_bytes then); see SPACE_SAMPLE_SECONDS.
+        # The last statfs: (monotonic time, total, free, _written then); see SPACE_SAMPLE_SECONDS.
         self._fs_sample: tuple[float, int, int, int] | None = None
         self._known_policies: set[str] = set()
 
@@ -159,6 +160,7 @@ class BlobStore:
 
     async def open(self) -> None:
         """Lock the data dir, rebuild the index from disk and start the committer."""
+        self._fs_sample = None  # its byte count belongs to the segment log replaced here
         self._commit_pool = CommitThread("commit")
         self._io_pool = concurrent.futures.ThreadPoolExecutor(self.options.io_threads, thread_name_prefix="blobio")
         try:
@@ -386,9 +388,8 @@ class BlobStore:
         always before refusing, on a fresh one."""
         sample = self._fs_sample
         if sample is not None and _monotonic() - sample[0] < SPACE_SAMPLE_SECONDS:
-            _, total, fs_free, used_then = sample
-            used = self.used_bytes
-            space = self._space(total, fs_free - max(used - used_then, 0), used)
+            _, total, fs_free, written_then = sample
+            space = self._space(total, fs_free - (self._written - written_then), self.used_bytes)
             if space["free_bytes"] - need >= space["reserve_bytes"] + SPACE_SAMPLE_SLACK:
                 return
         space = self.space()
@@ -511,6 +512,7 @@ class BlobStore:
 
         seq, rel, length = await asyncio.get_running_loop().run_in_executor(self._io_pool, work)
         self._file_bytes += length
+        self._files_written += length
         self._install(Entry(header, hxxh, dxxh, seq, Location(rel, 0, len(hbytes), length)))
         return PutResult(header.size, hex64(dxxh), seq)
 
@@ -732,6 +734,15 @@ class BlobStore:
         seg = self._segments.total_bytes if self._segments is not None else 0
         return seg + self._file_bytes
 
+    @property
+    def _written(self) -> int:
+        """Bytes this node has written to segments and blob files since opened. Unlike
+        :attr:`used_bytes` it never drops: a removed file's space may be freed later (its
+        unlink runs in the background, a reader may still hold it), so the admission
+        estimate (see :meth:`admit`) takes none of it back until the next statfs."""
+        seg = self._segments.appended_bytes if self._segments is not None else 0
+        return seg + self._files_written
+
     def capacity_bytes(self) -> int:
         return self.space()["capacity_bytes"]
 
@@ -742,10 +753,10 @@ class BlobStore:
         more than the filesystem has); else the data dir's filesystem's size and free
         space. Free space leaves out the bytes promised to writes in flight.
         """
+        written = self._written  # before the statfs: what lands meanwhile is counted again, not missed
         fs = shutil.disk_usage(self.data_dir)
-        used = self.used_bytes
-        self._fs_sample = (_monotonic(), fs.total, fs.free, used)
-        return self._space(fs.total, fs.free, used)
+        self._fs_sample = (_monotonic(), fs.total, fs.free, written)
+        return self._space(fs.total, fs.free, self.used_bytes)
 
     def _space(self, fs_total: int, fs_free: int, used: int) -> dict:
         """:meth:`space` given the filesystem's size and free bytes and this node's used bytes."""

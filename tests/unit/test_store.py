@@ -526,6 +526,38 @@ async def test_near_the_reserve_every_admission_takes_a_fresh_statfs_and_refuses
         await s.close()
 
 
+async def test_the_sample_counts_what_was_written_since_even_after_space_was_given_back(tmp_path: Path,
+                                                                                         monkeypatch) -> None:
+    # A delete drops a blob file from the node's used bytes at once, but the filesystem
+    # frees it only once the unlink is done (or its last reader closes it): writes made
+    # meanwhile still take space, and the sample must count them.
+    from objstore.node import store as store_mod
+
+    reserve, slack = 5000, 10_000
+    monkeypatch.setattr(store_mod, "SPACE_SAMPLE_SLACK", slack)
+    disk = FakeDisk(free=0)
+    monkeypatch.setattr(store_mod.shutil, "disk_usage", disk)
+    monkeypatch.setattr(store_mod, "_monotonic", lambda: 1000.0)  # the sample never ages out here
+    s = await opened(tmp_path, StoreOptions(reserve_bytes=reserve, small_threshold=2048, block_size=4096))
+    try:
+        disk.free = 1 << 30
+        await put(s, "big", b"x" * 100_000)  # a file of its own
+        held = [0]  # bytes deleted by this node that the filesystem has not freed yet
+        disk.used = lambda: s.used_bytes + held[0]
+        disk.free = reserve + slack + 30_000 + s.used_bytes
+        s.space()  # the sample: 45_000 bytes free
+        before = s.used_bytes
+        assert await s.delete(BlobId("big", 0))
+        held[0] = before - s.used_bytes
+        assert held[0] >= 100_000
+        await put(s, "a", b"x" * 20_000)  # about 24_000 left: the reserve and the slack spare
+        with pytest.raises(InsufficientStorage):  # would leave about 4_000: into the reserve
+            await put(s, "b", b"x" * 20_000)
+        assert s.index.get(BlobId("b", 0)) is None
+    finally:
+        await s.close()
+
+
 async def test_writes_in_flight_count_against_the_free_space(tmp_path: Path) -> None:
     s = await opened(tmp_path, StoreOptions(capacity_bytes=100_000, reserve_bytes=0, small_threshold=2048))
     gate = asyncio.Event()
@@ -1034,3 +1066,47 @@ async def test_put_many_split_over_two_group_commits_reports_each_blob_by_its_ow
         assert s._admitted == 0
     finally:
         await s.close()
+
+
+async def test_put_bytes_checks_and_stores_as_the_streamed_put_does(tmp_path: Path) -> None:
+    from objstore.errors import ObjstoreError
+
+    async def outcome(s: BlobStore, whole: bool, vid: str, data: bytes, policy: str = "replica:3",
+                      key: str = "k") -> object:
+        try:
+            if whole:
+                return await s.put_bytes(BlobId(vid, 0), "b", key, policy, data)
+            return await s.put(BlobId(vid, 0), "b", key, policy, len(data), chunks(data))
+        except ObjstoreError as exc:
+            return type(exc).__name__, exc.code
+
+    disks = {False: FullAfterPartial(), True: FullAfterPartial()}
+    stores = {whole: await opened(tmp_path / str(whole), StoreOptions(small_threshold=2048, block_size=64,
+                                                                       capacity_bytes=50_000, reserve_bytes=0),
+                                  clock=lambda: 1234.5, write=disks[whole].write)
+              for whole in (False, True)}
+    try:
+        cases = [("a", b"A" * 100, "replica:3", "k"), ("e", b"", "replica:3", "k"),
+                 ("big", b"B" * 5000, "ec:2+1", "k"), ("bad", b"x", "replica:0", "k"),
+                 ("bad2", b"x", "nonsense", "k"), ("long", b"x", "replica:3", "k" * 5000),
+                 ("full", b"F" * 60_000, "replica:3", "k")]
+        for vid, data, policy, key in cases:
+            got = [await outcome(stores[w], w, vid, data, policy, key) for w in (False, True)]
+            assert got[0] == got[1], vid
+            assert isinstance(got[0], tuple) == (vid in ("bad", "bad2", "long", "full")), (vid, got[0])
+        for whole in (False, True):
+            disks[whole].full = True
+        got = [await outcome(stores[w], w, "enospc", b"N" * 100) for w in (False, True)]
+        assert got[0] == got[1] == ("InsufficientStorage", "InsufficientStorage")
+        for whole in (False, True):
+            disks[whole].full = False
+            assert stores[whole].index.get(BlobId("enospc", 0)) is None
+        for vid in ("a", "e", "big"):
+            assert await read(stores[False], vid) == await read(stores[True], vid)
+    finally:
+        for s in stores.values():
+            await s.close()
+    on_disk = [sorted((p.relative_to(tmp_path / str(w)).as_posix(), p.read_bytes())
+                      for p in (tmp_path / str(w)).rglob("*") if p.is_file() and p.parent.name != str(w) and p.name != "LOCK")
+               for w in (False, True)]
+    assert on_disk[0] == on_disk[1] and len(on_disk[0]) == 2  # the segment and the large blob's file
