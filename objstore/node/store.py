@@ -318,9 +318,10 @@ class BlobStore:
         (raises InvalidArgument, KeyTooLongError, InsufficientStorage)."""
         if policy not in self._known_policies:
             DataLayout.parse(policy)
-            if len(self._known_policies) >= MAX_KNOWN_POLICIES:
-                self._known_policies.clear()
-            self._known_policies.add(policy)
+            if ";size=" not in policy:  # a shard's "ec:K+M;stripe=B;size=S" names its object: not kept
+                if len(self._known_policies) >= MAX_KNOWN_POLICIES:
+                    self._known_policies.clear()
+                self._known_policies.add(policy)
         header = BlobHeader(KIND_BLOB, blob_id.version_id, blob_id.shard, bucket, key, policy, size,
                             self.options.block_size, self._clock())
         hbytes = header.encode()

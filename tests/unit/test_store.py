@@ -15,6 +15,7 @@ import pytest
 from objstore.errors import CorruptBlob, IncompleteBody, InsufficientStorage, InternalError, InvalidArgument, NoSuchKey
 from objstore.node.blob import BlobId
 from objstore.node.reader import READ_CHUNK, read_blocks
+from objstore.node import store as store_mod
 from objstore.node.store import BlobStore, StoreOptions
 
 OPTS = StoreOptions(small_threshold=2048, block_size=64, max_segment_bytes=4096, io_threads=2)
@@ -1110,3 +1111,20 @@ async def test_put_bytes_checks_and_stores_as_the_streamed_put_does(tmp_path: Pa
                       for p in (tmp_path / str(w)).rglob("*") if p.is_file() and p.parent.name != str(w) and p.name != "LOCK")
                for w in (False, True)]
     assert on_disk[0] == on_disk[1] and len(on_disk[0]) == 2  # the segment and the large blob's file
+
+
+async def test_shard_layouts_naming_their_object_size_do_not_crowd_out_the_policies_kept(tmp_path: Path) -> None:
+    """Policy strings are validated once each (a bounded set); a shard's layout names its
+    object's size, one string per size, so those are validated each time and not kept:
+    an ec-heavy load leaves the cluster's few policies in the set."""
+    s = await opened(tmp_path)
+    try:
+        await put(s, "r0", b"replica")
+        for i in range(2 * store_mod.MAX_KNOWN_POLICIES):
+            data = b"s" * (i + 1)
+            await s.put(BlobId(f"e{i}", 0), "b", "k", f"ec:4+2;stripe=1048576;size={4 * (i + 1)}", len(data), chunks(data))
+        assert s._known_policies == {"replica:3"}
+        with pytest.raises(InvalidArgument):
+            await s.put(BlobId("bad", 0), "b", "k", "ec:4+2;stripe=1048576;size=x", 1, chunks(b"x"))
+    finally:
+        await s.close()
