@@ -45,7 +45,7 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass
-from typing import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 
 from objstore.checksum import hex64, unpack_u64, xxh64
 from objstore.durable_io import fsync_dir
@@ -279,17 +279,10 @@ class BlobStore:
         if size < 0:
             raise InvalidArgument("negative size")
         header, hbytes, need = self._new_blob(blob_id, bucket, key, policy, size)
-        self._admitted += need
-        try:
+        with self._writing(need):
             if size <= self.options.small_threshold:
                 return await self._put_small(header, hbytes, chunks)
             return await self._put_large(header, hbytes, chunks)
-        except OSError as exc:
-            if exc.errno in _NO_SPACE:
-                raise InsufficientStorage(f"no space left on storage node: {exc.strerror}") from exc
-            raise
-        finally:
-            self._admitted -= need
 
     async def put_bytes(self, blob_id: BlobId, bucket: str, key: str, policy: str, data: bytes) -> PutResult:
         """:meth:`put` of a body already received whole (the same checks, errors and
@@ -298,19 +291,27 @@ class BlobStore:
         if size > self.options.small_threshold:
             return await self.put(blob_id, bucket, key, policy, size, _whole(data))
         header, hbytes, need = self._new_blob(blob_id, bucket, key, policy, size)
-        self._admitted += need
-        try:
+        with self._writing(need):
             blocks, dxxh = encode_blocks(data, header.block_size)
             assert self._committer is not None, "store not open"
             appended = await self._committer.submit(PendingRecord(header, hbytes + blocks, len(hbytes), size, dxxh,
                                                                   unpack_u64(hbytes, len(hbytes) - 8)))
+        return PutResult(size, hex64(dxxh), appended.seq)
+
+    @contextlib.contextmanager
+    def _writing(self, need: int) -> Iterator[None]:
+        """A blob write of ``need`` admitted bytes: counted as admitted while it runs; a
+        full disk's OSError raised as InsufficientStorage."""
+        self._admitted += need
+        try:
+            yield
         except OSError as exc:
-            if exc.errno in _NO_SPACE:
-                raise InsufficientStorage(f"no space left on storage node: {exc.strerror}") from exc
-            raise
+            err = _space_error(exc)
+            if err is exc:
+                raise
+            raise err from exc
         finally:
             self._admitted -= need
-        return PutResult(size, hex64(dxxh), appended.seq)
 
     def _new_blob(self, blob_id: BlobId, bucket: str, key: str, policy: str, size: int
                   ) -> tuple[BlobHeader, bytes, int]:
