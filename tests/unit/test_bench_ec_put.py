@@ -35,3 +35,28 @@ def test_render_shows_the_ratio_on_the_ec_row():
     assert "load at the start 9.0, 9.5, 7.0, at the end 12.0, 10.0, 8.0" in lines[0]
     ec = next(line for line in lines if " ec:4+2 " in f" {line} ").split()
     assert ec == ["1", "ec:4+2", "2.000", "33.6", "0.200", "0.100", "0.020", "1.50x"]
+
+
+def test_cpu_is_read_finer_than_scheduler_ticks():
+    """A process's CPU is read to well under the 10 ms of a scheduler tick, so one 64 MiB
+    object's few tens of ms are measured, not rounded to ticks."""
+    import os
+    import time
+
+    import psutil
+
+    from ops.bench_ec_put import _cpu, _own_cpu
+
+    me = [psutil.Process(os.getpid())]
+    readings = set()
+    for _ in range(20):
+        t = time.perf_counter()
+        while time.perf_counter() - t < 0.0013:  # 1.3 ms of work between readings
+            pass
+        readings.add(round(_cpu(me) * 1e6) % 10_000)
+    assert len(readings) > 5  # tick counts would give the same remainder (0) every time
+    a = _own_cpu()
+    t = time.perf_counter()
+    while time.perf_counter() - t < 0.002:
+        pass
+    assert 0 < _own_cpu() - a < 0.01
