@@ -62,10 +62,11 @@ def _runs(values: list[int]) -> list[int]:
     return out
 
 
-def test_coded_batches_reach_each_node_send_jobs_at_a_time():
-    assert SEND_JOBS >= 2
+def _write(size: int) -> tuple[Storage, bytes, DataLayout, tuple[str, ...]]:
+    """Write a random ``size``-byte body as ec:4+2 with one stripe per coding job, handed
+    over 1 MiB at a time with a loop iteration between pieces (the uploads take what was
+    queued for them meanwhile): the storage that got it, the body, the layout, the placement."""
     layout = DataLayout.for_policy(Policy.parse("ec:4+2"), BATCH)  # one stripe per coding job
-    size = 7 * BATCH + MIB // 2
     body = os.urandom(size)
     handed = [0]
 
@@ -73,11 +74,17 @@ def test_coded_batches_reach_each_node_send_jobs_at_a_time():
         for off in range(0, size, MIB):
             handed[0] += 1
             yield body[off:off + MIB]
-            await asyncio.sleep(0)  # the uploads take what was queued for them meanwhile
+            await asyncio.sleep(0)
 
     storage = Storage(handed)
     placement = asyncio.run(write_shards(storage, _topology(), NODES, layout=layout,  # type: ignore[arg-type]
                                          version_id="v1", bucket="b", key="k", size=size, chunks=chunks()))
+    return storage, body, layout, placement
+
+
+def test_coded_batches_reach_each_node_send_jobs_at_a_time():
+    assert SEND_JOBS >= 2
+    storage, body, layout, placement = _write(7 * BATCH + MIB // 2)
     assert placement == tuple(n.node_id for n in NODES)
     want = list(encode_stream(layout.stripes, [body]))
     for i in range(6):
@@ -91,18 +98,5 @@ def test_coded_batches_reach_each_node_send_jobs_at_a_time():
 def test_one_job_at_a_time_would_send_a_piece_per_batch(monkeypatch):
     """The check above tells the two apart: with SEND_JOBS = 1 every piece is a burst of its own."""
     monkeypatch.setattr(erasure_write, "SEND_JOBS", 1)
-    layout = DataLayout.for_policy(Policy.parse("ec:4+2"), BATCH)
-    size = 4 * BATCH
-    body = os.urandom(size)
-    handed = [0]
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for off in range(0, size, MIB):
-            handed[0] += 1
-            yield body[off:off + MIB]
-            await asyncio.sleep(0)
-
-    storage = Storage(handed)
-    asyncio.run(write_shards(storage, _topology(), NODES, layout=layout,  # type: ignore[arg-type]
-                             version_id="v1", bucket="b", key="k", size=size, chunks=chunks()))
+    storage, _, _, _ = _write(4 * BATCH)
     assert _runs(storage.arrivals[0])[:-1] == [1] * (len(_runs(storage.arrivals[0])) - 1)
