@@ -162,8 +162,15 @@ class Topology:
             ids = [i if i not in avoid else next(handoffs, "") for i in ids]
         nodes = [self._by_id[i] for i in ids if i in self._by_id]
         if not nodes:
-            raise InsufficientReplicas("No storage node is available.")
+            raise InsufficientReplicas(self._none_available())
         return nodes
+
+    def _none_available(self) -> str:
+        """Why no node can take a new blob, for the client's error message."""
+        if self.ring.nodes and all(nd.state == "full" for nd in self.ring.nodes):
+            return ("No storage node is available: every storage node is full "
+                    "(its free space is below twice its reserve).")
+        return "No storage node is available."
 
     def handoff(self, bucket: str, key: str, n: int, exclude: Collection[str]) -> NodeInfo | None:
         """The next node of the ring for (bucket, key) after its first ``n``, not in

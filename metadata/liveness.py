@@ -35,12 +35,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from objstore.space import FULL_AT, FULL_HYSTERESIS, default_reserve
 from objstore.types import ClusterMap
 
 GIB = 1024**3
-RESERVE_FRACTION = 0.05
-FULL_AT = 2.0  # a node is full once its free space is below this many reserves
-FULL_HYSTERESIS = 3.0  # a full node is up again once its free space exceeds this many reserves
 WATCHED_STATES = ("up", "full", "down", "out")
 STAT_FIELDS = ("capacity_bytes", "used_bytes", "free_bytes", "blob_count")
 
@@ -75,7 +73,7 @@ def reserve_bytes(stats: dict[str, Any]) -> int | None:
     capacity = stats.get("capacity_bytes")
     if not _number(capacity) or capacity <= 0:
         return None
-    return int(min(capacity * RESERVE_FRACTION, GIB))
+    return default_reserve(capacity)
 
 
 def space_state(stats: dict[str, Any], current: str) -> str:

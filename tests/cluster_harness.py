@@ -24,6 +24,10 @@ import psutil
 from objstore.cluster.supervisor import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# The free space each test storage node keeps back, in place of the default (5% of the
+# disk, at most 1 GiB; full below twice that): test clusters share the machine's disk and
+# write little, so they must work on a machine with only a few GiB free.
+TEST_RESERVE_BYTES = 64 * 1024 * 1024
 
 
 class LocalCluster:
@@ -50,6 +54,7 @@ class LocalCluster:
         self._offset = out.tell()
         cmd = [sys.executable, "-m", "ops.cli", "up", "--data-dir", str(self.data_dir),
                "--s3-port", str(self.s3_port), "--storage-nodes", str(self.storage_nodes),
+               *(() if "--storage-reserve" in self.extra_args else ("--storage-reserve", str(TEST_RESERVE_BYTES))),
                *self.extra_args]  # the keys go by environment: a command line is visible to every user
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import uuid
 import warnings
 from typing import Iterator
@@ -27,23 +28,28 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 def running_cluster(tmp_path_factory: pytest.TempPathFactory, name: str = "cluster",
                     extra_args: tuple[str, ...] = ()) -> Iterator[LocalCluster]:
-    """A started LocalCluster (``objstore up`` with ``extra_args``), stopped afterwards."""
+    """A started LocalCluster (``objstore up`` with ``extra_args``), stopped afterwards and
+    its stored blobs removed (its logs and metadata are kept)."""
     c = LocalCluster(tmp_path_factory.mktemp(name) / "data", extra_args=extra_args)
     c.start()
     try:
         yield c
     finally:
         c.stop()
+        shutil.rmtree(c.data_dir / "storage", ignore_errors=True)
 
 
 _SESSION: list[LocalCluster] = []  # the session cluster, once started
+# The session cluster collects the blobs of deleted objects two minutes after they were
+# written (not an hour), so the many tests that share it do not pile up their large objects.
+SESSION_RECLAIM = ("--gc-grace", "120", "--gc-interval", "30")
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """One cluster every test of the session may share: each test works in its own
     buckets and keys, and must leave every process of it running."""
-    for c in running_cluster(tmp_path_factory):
+    for c in running_cluster(tmp_path_factory, extra_args=SESSION_RECLAIM):
         _SESSION.append(c)
         yield c
 

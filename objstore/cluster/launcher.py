@@ -34,6 +34,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import signal
 import ssl
 import sys
@@ -52,6 +53,7 @@ from objstore.logs import LOG_FILE_ENV, LOG_FORMAT_ENV
 from objstore.erasure.policy import check_ec_policy
 from objstore.errors import ObjstoreError
 from objstore.parent_watch import PARENT_PID_ENV
+from objstore.space import default_reserve, full_below, human_size
 from objstore.tls import base_url, client_context
 from objstore.types import Policy, address_digest
 
@@ -84,6 +86,7 @@ class UpOptions:
     metrics_token_file: str = ""  # /metrics of every process requires the bearer token in this file
     log_format: str = "text"  # or "json": every child's log lines
     storage_capacity: int = 0  # each storage node's --capacity-bytes (0: its filesystem's size)
+    storage_reserve: int | None = None  # each storage node's --reserve-bytes (None: its default)
     repair_rate: float | None = None  # MB/s each storage node receives for repair (None: its default)
     reclaim_args: tuple[str, ...] = ()  # --compaction-interval/--gc-interval/--gc-grace of the storage nodes
     json_summary: bool = False  # once running, print the summary as one JSON line (other lines to stderr)
@@ -113,6 +116,21 @@ def load_or_create_keys(data_dir: Path, access_key: str | None, secret_key: str 
 def save_keys(data_dir: Path, keys: dict[str, Any]) -> None:
     """Write ``<data-dir>/credentials.json``, created 0600 (durable_io creates files so)."""
     atomic_write(data_dir / "credentials.json", json.dumps(keys, indent=2).encode())
+
+
+def space_warning(data_dir: Path, opts: UpOptions) -> str:
+    """Why the storage nodes under ``data_dir`` would start ``full`` (refusing new blobs),
+    or "" when the filesystem has room: they all share its free space, and each counts as
+    full below twice its reserve (objstore.space)."""
+    usage = shutil.disk_usage(data_dir)
+    capacity = opts.storage_capacity or usage.total
+    reserve = default_reserve(capacity) if opts.storage_reserve is None else opts.storage_reserve
+    if usage.free >= full_below(reserve):
+        return ""
+    return (f"{data_dir} has {human_size(usage.free)} free, but a storage node that keeps "
+            f"{human_size(reserve)} in reserve counts as full below {human_size(full_below(reserve))}: "
+            f"every write will be refused. Free some space, or give the nodes a smaller reserve "
+            f"with --storage-reserve BYTES.")
 
 
 def lock_data_dir(data_dir: Path) -> IO:
@@ -205,6 +223,7 @@ class Cluster:
                              "--zone", ZONES[i % len(ZONES)], "--metadata", meta_list, *o.storage_args,
                              *self._tls_argv(),
                              *(("--capacity-bytes", str(o.storage_capacity)) if o.storage_capacity else ()),
+                             *(() if o.storage_reserve is None else ("--reserve-bytes", str(o.storage_reserve))),
                              *(() if o.repair_rate is None else ("--repair-rate", f"{o.repair_rate:g}")),
                              *o.reclaim_args)
             self.children.append(Child("storage", nid, f"{o.host}:{port}", argv, logs / f"{nid}.log"))
@@ -230,6 +249,8 @@ class Cluster:
                               f"not {o.metadata_nodes}")
         if not 1 <= o.s3_port <= 65535:
             raise LaunchError(f"invalid --s3-port {o.s3_port}")
+        if o.storage_reserve is not None and o.storage_reserve < 0:
+            raise LaunchError(f"--storage-reserve must not be negative, not {o.storage_reserve}")
         if o.metrics_token_file and not os.path.isfile(o.metrics_token_file):
             raise LaunchError(f"--metrics-token-file {o.metrics_token_file} is not a file")
         missing = [p for p in self.tls_files.values() if not os.path.isfile(p)]
@@ -248,6 +269,9 @@ class Cluster:
         self._lock = lock_data_dir(self.data_dir)
         self.keys = load_or_create_keys(self.data_dir, self.opts.access_key, self.opts.secret_key)
         self.plan()
+        warning = space_warning(self.data_dir, self.opts)
+        if warning:
+            print(f"objstore up: warning: {warning}", file=sys.stderr, flush=True)
         if not port_free(self.opts.host, self.opts.s3_port):
             raise LaunchError(f"port {self.opts.s3_port} on {self.opts.host} is in use; choose another with --s3-port")
         # Every child at once (metadata, storage, gateway): none waits for another to start

@@ -66,6 +66,7 @@ from objstore.node.blob import (
     record_length,
 )
 from objstore.node.blobfiles import DIRECT_ALIGN, BlobFileWriter, blob_file_rel, scan_blob_files
+from objstore.space import default_reserve
 from objstore.node.framer_buffers import FramerBuffers
 from objstore.commit_thread import CommitThread
 from objstore.node.group_commit import GroupCommitter
@@ -81,7 +82,6 @@ _LOCK_FILE = "LOCK"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 SPARE_FILE = "spare-space"  # given up when the disk is full, so a tombstone still fits
 SPARE_BYTES = 1024 * 1024
-MAX_RESERVE = 1024**3
 # Admission checks the filesystem's free space (a statfs) at most once per
 # SPACE_SAMPLE_SECONDS while the estimate leaves SPACE_SAMPLE_SLACK or more above the
 # reserve: in between, the last sample less what this node wrote since. Nearer the reserve
@@ -90,11 +90,6 @@ SPACE_SAMPLE_SECONDS = 1.0
 SPACE_SAMPLE_SLACK = 64 * 1024 * 1024
 MAX_KNOWN_POLICIES = 64  # policy strings validated once (a cluster uses a handful)
 _monotonic = time.monotonic  # the clock of the statfs samples (a test sets its own)
-
-
-def default_reserve(capacity_bytes: int) -> int:
-    """The free space a node keeps back by default: 5% of its capacity, at most 1 GiB."""
-    return min(capacity_bytes // 20, MAX_RESERVE)
 
 
 @dataclass(frozen=True, slots=True)

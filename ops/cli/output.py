@@ -36,6 +36,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Iterator, Sequence, TextIO
 
+from objstore.space import human_size  # noqa: F401  (re-exported: the admin commands format sizes with it)
+
 OK = 0
 FAILED = 1
 USAGE = 2
@@ -130,17 +132,6 @@ def table(rows: Sequence[Sequence[str]], right: Collection[int] = (), rule: bool
     head = [paint(c, "bold") for c in rows[0]]
     out = [line(head)] + (["  ".join("-" * w for w in widths)] if rule else [])
     return "\n".join(out + [line(r) for r in rows[1:]])
-
-
-def human_size(n: float | None) -> str:
-    """A byte count for people: ``512 B``, ``1.5 MiB``; ``-`` for unknown."""
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def eta_text(seconds: float | None) -> str:

@@ -47,6 +47,9 @@ def add_up_parser(sub: Any) -> None:
     objstore.node.cli_args.add_scrub_arguments(p)
     p.add_argument("--storage-capacity", type=int, default=0,
                    help="bytes each storage node may use, as if its disk ended there (default: its filesystem)")
+    p.add_argument("--storage-reserve", type=int, default=None,
+                   help="bytes each storage node keeps free (new blobs must leave them; a node counts as full "
+                        "below twice this); default: 5%% of its capacity, at most 1 GiB")
     objstore.node.cli_args.add_reclaim_arguments(p)
     p.add_argument("--tls-dir", default="", help="folder with ca.pem, cert.pem and key.pem: every process serves "
                    "HTTPS with cert.pem (its SANs must name --host) and verifies the others against ca.pem")
@@ -87,6 +90,7 @@ def run_up_command(args: argparse.Namespace) -> int:
         prometheus_interval=args.prometheus_interval, metrics_token_file=args.metrics_token_file,
         log_format=args.log_format,
         storage_capacity=args.storage_capacity,
+        storage_reserve=args.storage_reserve,
         repair_rate=args.repair_rate,
         reclaim_args=objstore.node.cli_args.reclaim_argv(args),
         json_summary=args.json,

@@ -18,7 +18,7 @@ import pytest
 from metadata.api.client import MetadataClient
 from objstore.cluster.supervisor import Child
 from ops.cli.status import collect
-from tests.cluster_harness import ROOT, LocalCluster
+from tests.cluster_harness import ROOT, TEST_RESERVE_BYTES, LocalCluster
 from tests.integration.conftest import make_s3
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,8 @@ def _restart_storage(cluster: LocalCluster, node_id: str, log: Path) -> Child:
     secret = json.loads((cluster.data_dir / "credentials.json").read_text())["cluster_secret"]
     argv = [sys.executable, "-m", "ops.cli", "storage", "--node-id", node_id,
             "--data-dir", str(cluster.data_dir / "storage" / node_id), "--host", host, "--port", port,
-            "--zone", "zone-a", "--metadata", metas, "--heartbeat-interval", "0.25"]
+            "--zone", "zone-a", "--metadata", metas, "--heartbeat-interval", "0.25",
+            "--reserve-bytes", str(TEST_RESERVE_BYTES)]
     child = Child("storage", node_id, proc["address"], argv, log)
     child.start({**os.environ, "OBJSTORE_CLUSTER_SECRET": secret, "PYTHONPATH": str(ROOT)})
     return child

@@ -43,7 +43,7 @@ from objstore.config import GatewayConfig, MetadataConfig, StorageConfig
 from objstore.errors import ObjstoreError
 from objstore.node.app import create_app as create_storage, site as storage_site
 from objstore.node.reclaim import COMPACTOR, GC
-from tests.cluster_harness import free_port
+from tests.cluster_harness import TEST_RESERVE_BYTES, free_port
 from tests.harness.disk import files_holding, flip
 from tests.harness.eventually import eventually_async
 from tests.harness.link import Link
@@ -89,7 +89,7 @@ class StorageNode:
         self.heartbeat_interval = heartbeat_interval
         self.gc_grace = gc_grace
         self.segment_bytes = segment_bytes
-        self.config = config  # more StorageConfig fields (capacity_bytes, reserve_bytes)
+        self.config = {"reserve_bytes": TEST_RESERVE_BYTES, **config}  # more StorageConfig fields (capacity_bytes)
         self.data_dir = data_dir
         self.zone = zone
         self.metadata = metadata

@@ -34,7 +34,7 @@ from objstore import internal_auth
 from objstore.cli_args import SECRET_ENV
 from objstore.errors import PreconditionFailed
 from ops.cli.main import main
-from tests.cluster_harness import ROOT, LocalCluster, free_port
+from tests.cluster_harness import ROOT, TEST_RESERVE_BYTES, LocalCluster, free_port
 from tests.integration.conftest import make_s3
 from tests.integration.internals import ClusterInternals
 from tests.integration.test_object_info import cli
@@ -109,7 +109,7 @@ def start_joining_node(cluster: LocalCluster, node: str, tmp: Path) -> subproces
     proc = subprocess.Popen(
         [sys.executable, "-m", "ops.cli", "storage", "--node-id", node, "--data-dir", str(tmp / node),
          "--port", str(free_port()), "--zone", "zone-a", "--metadata", meta, "--join",
-         "--heartbeat-interval", "0.25", "--rebalance-rate", "200"],
+         "--heartbeat-interval", "0.25", "--rebalance-rate", "200", "--reserve-bytes", str(TEST_RESERVE_BYTES)],
         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, SECRET_ENV: secret})
     log.close()
     return proc

@@ -3,6 +3,8 @@ topology suspects full nodes longer and finds them a handoff."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shutil
 
 import pytest
 
@@ -10,12 +12,14 @@ from gateway.cli_args import add_arguments as add_gateway_arguments
 from gateway.cli_args import config_from_args as gateway_config
 from gateway.datapath.fanout import FULL_SUSPECT_SECONDS
 from gateway.topology import SUSPECT_SECONDS, Topology
-from objstore.cluster.launcher import Cluster
-from objstore.errors import InvalidArgument
+from metadata.liveness import reserve_bytes, space_state
+from objstore.cluster.launcher import Cluster, LaunchError, UpOptions, space_warning
+from objstore.errors import InsufficientReplicas, InvalidArgument
 from objstore.node.cli_args import add_arguments as add_storage_arguments
 from objstore.node.client import DEFAULT_TIMEOUT, node_timeout
 from objstore.node.cli_args import config_from_args as storage_config
 from objstore.ring import build_ring
+from objstore.space import default_reserve, full_below
 from objstore.types import ClusterMap, NodeInfo
 import ops.cli.services
 from ops.cli.main import build_parser
@@ -107,3 +111,49 @@ def test_a_failed_node_is_suspected_for_the_topologys_suspect_seconds():
     assert topo.is_suspect("s1")
     now[0] += 0.2
     assert not topo.is_suspect("s1")
+
+
+def test_objstore_up_passes_the_storage_reserve_to_every_storage_node(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(ops.cli.services, "run_up", lambda opts: seen.setdefault("opts", opts) and 0)
+    args = build_parser().parse_args(["up", "--data-dir", str(tmp_path / "d"), "--storage-nodes", "3",
+                                      "--metadata-nodes", "1", "--storage-reserve", "67108864"])
+    args.func(args)
+    cluster = Cluster(seen["opts"])
+    cluster.plan()
+    storage = [c.argv for c in cluster.children if c.role == "storage"]
+    assert len(storage) == 3 and all(a[a.index("--reserve-bytes") + 1] == "67108864" for a in storage)
+    seen.clear()
+    args = build_parser().parse_args(["up", "--data-dir", str(tmp_path / "d"), "--metadata-nodes", "1"])
+    args.func(args)
+    cluster = Cluster(seen["opts"])
+    cluster.plan()
+    assert not any("--reserve-bytes" in c.argv for c in cluster.children)  # the node's own default
+
+
+def test_objstore_up_names_a_disk_too_full_for_its_storage_nodes(tmp_path):
+    free = shutil.disk_usage(tmp_path).free
+    # A reserve of half the free space: full below twice that, i.e. right now.
+    warning = space_warning(tmp_path, UpOptions(data_dir=str(tmp_path), storage_reserve=free // 2 + 1024**2))
+    assert "counts as full" in warning and "--storage-reserve" in warning
+    assert space_warning(tmp_path, UpOptions(data_dir=str(tmp_path), storage_reserve=0)) == ""
+    with pytest.raises(LaunchError, match="--storage-reserve"):
+        Cluster(UpOptions(data_dir=str(tmp_path / "d"), storage_reserve=-1)).validate()
+
+
+def test_the_default_reserve_and_the_full_threshold_agree_between_nodes_and_the_leader():
+    assert default_reserve(100 * 1024**3) == 1024**3 and default_reserve(10 * 1024**2) == 512 * 1024
+    stats = {"capacity_bytes": 100 * 1024**3, "free_bytes": 2 * 1024**3 - 1}
+    assert reserve_bytes(stats) == default_reserve(100 * 1024**3)
+    assert space_state(stats, "up") == "full" and full_below(1024**3) == 2 * 1024**3
+    assert space_state({**stats, "free_bytes": 2 * 1024**3}, "up") == "up"
+
+
+async def test_a_write_when_every_node_is_full_says_so():
+    topo = Topology(lambda: None)  # type: ignore[arg-type, return-value]
+    full = four_nodes()
+    topo.adopt(ClusterMap(full.epoch, tuple(dataclasses.replace(n, state="full") for n in full.nodes)))
+    with pytest.raises(InsufficientReplicas, match="every storage node is full"):
+        await topo.place("b", "k", 3)
+    topo.adopt(ClusterMap(full.epoch + 1, (full.nodes[0], *topo.map.nodes[1:])))
+    assert [n.node_id for n in await topo.place("b", "k", 3)] == [full.nodes[0].node_id]

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
+from tests.cluster_harness import TEST_RESERVE_BYTES
 from tests.harness.eventually import eventually
 from tests.harness.hosts.netns import Network, run_in_host
 
@@ -128,7 +129,8 @@ class Deployment:
         added = []
         for role, path in configs.items():
             s = Service(host, role, path, f"{self.net[host].address}:{PORTS[role]}", host_dir / f"{role}.log")
-            s.argv = [sys.executable, "-m", "ops.cli", role, "--config", str(path), *self.extra.get(role, ())]
+            reserve = ("--reserve-bytes", str(TEST_RESERVE_BYTES)) if role == "storage" else ()
+            s.argv = [sys.executable, "-m", "ops.cli", role, "--config", str(path), *reserve, *self.extra.get(role, ())]
             self.services.append(s)
             added.append(s)
         return added
