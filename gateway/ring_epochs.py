@@ -45,6 +45,15 @@ The rule:
 - Until then reads need R answers under every kept ring: with an old owner that never
   answers (down, not yet removed) a read can still be served from the others as long as
   R answer among each ring's owners.
+- An old ring's owner the map has ``out`` or ``removed`` (or no longer has) is left out of
+  that ring's owner set (:meth:`RingEpochs.owner_sets`): hand-over does not walk it, so
+  what only it held is gone with it, and it never answers again. The set's quorum is then
+  W (R) of the others, all of them when fewer are left. A write acknowledged under that
+  ring by W owners is still on W - 1 of the others, which R of them (or all of them) meet
+  whenever R + W > N, unless W was 1 and its one copy was on the node gone. Counting the
+  node instead made every write and quorum read of its keys a 503 from its removal until
+  a pass dropped the ring, wherever the quorum needed it (an ``ec:K+1`` key's two
+  manifest replicas, W = R = 2).
 
 docs/architecture.md ("Consistency") walks through the races this closes.
 """
@@ -123,11 +132,13 @@ class RingEpochs:
 
     def owner_sets(self, bucket: str, key: str, n: int) -> list[list[str]]:
         """The first ``n`` ring nodes of (bucket, key) under each kept ring, current first
-        (the same nodes as a set before, in any order, are left out)."""
-        sets: list[list[str]] = []
-        for ring in (self.current, *self.old()):
-            owners = locate(ring, bucket, key, n)
-            if not any(set(owners) == set(s) for s in sets):
+        (the same nodes as a set before, in any order, are left out). An old ring's owners
+        that no longer hold data in the map (``out``, ``removed``, gone: :func:`holds`) are
+        left out of its set, and a set left empty is none (see the module docstring)."""
+        sets = [locate(self.current, bucket, key, n)]
+        for ring in self.old():
+            owners = [o for o in locate(ring, bucket, key, n) if holds(self._topology.node(o))]
+            if owners and not any(set(owners) == set(s) for s in sets):
                 sets.append(owners)
         return sets
 
@@ -174,6 +185,13 @@ class RingEpochs:
         """Use ``cmap`` (the answer of a hand-over command) unless a newer map is in use."""
         if cmap.epoch > self._topology.map.epoch:
             self._topology.adopt(cmap)
+
+
+def holds(node: NodeInfo | None) -> bool:
+    """Whether the map still counts ``node``'s copies (and manifests): it is in the map in
+    one of ``HOLDING_STATES``. Hand-over walks only such nodes of the old rings, and only
+    they count among an old ring's owners."""
+    return node is not None and node.state in HOLDING_STATES
 
 
 def quorum_met(sets: list[list[str]], nodes: set[str], need: int) -> bool:
@@ -244,7 +262,7 @@ async def hand_over_once(ctx: "GatewayContext", epochs: RingEpochs) -> bool:
     sources = sorted({n.node_id for ring in old for n in ring.nodes})
     for node_id in sources:
         node = ctx.topology.node(node_id)
-        if node is None or node.state not in HOLDING_STATES or node_id in epochs.walked:
+        if not holds(node) or node_id in epochs.walked:
             continue  # out or removed: what only it held is gone with it; or walked already
         after, cursor = ("", ""), ""
         while True:

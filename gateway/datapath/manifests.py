@@ -3,8 +3,9 @@ and ``one`` reads without the metadata service (:mod:`objstore.manifest` has the
 
 A key's manifest replicas are its first ``manifest_replicas`` ring nodes under each ring
 epoch the gateway still keeps (the current ring, and while a ring change is not yet handed
-over, the old ones: :mod:`gateway.ring_epochs`), whatever their state: readers ask the
-same nodes.
+over, the old ones: :mod:`gateway.ring_epochs`), whatever their state, except that an old
+ring's owners the map has ``out`` or ``removed`` are not counted (hand-over does not walk
+them either): readers ask the same nodes.
 
 Writing (:func:`publish`): after the metadata service committed a write or delete at log
 index ``c`` and before the client is answered, the manifest goes to every replica; the

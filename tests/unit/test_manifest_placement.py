@@ -1,5 +1,6 @@
 """A commit manifest's write to its ring nodes (gateway.datapath.manifests.publish) against
-fake lanes: answered at the write quorum, the stores still running finished without a task."""
+fake lanes: answered at the write quorum, the stores still running finished without a task;
+after a node was drained and removed, its keys' writes and quorum reads do not wait for it."""
 from __future__ import annotations
 
 import asyncio
@@ -8,8 +9,11 @@ from types import SimpleNamespace
 import pytest
 
 from gateway.datapath import manifests
+from gateway.ring_epochs import RingEpochs
 from objstore.errors import ServiceUnavailable
-from objstore.types import NodeInfo, Policy
+from objstore.ring import build_ring
+from objstore.types import ClusterMap, NodeInfo, Policy
+from tests.unit.test_ring_epochs import Holder, drained, nodes_of
 
 
 class _Rings:
@@ -124,3 +128,43 @@ async def test_a_late_store_whose_outcome_raises_is_logged_and_still_ends_the_co
     await asyncio.sleep(0)
     assert ctx.rings.ended == [1]
     assert any("the retry table is broken" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_write_and_a_quorum_read_after_a_node_was_drained_and_removed_do_not_wait_for_it():
+    """ec:2+1 (two manifest replicas, W = R = 2): a node drained, removed and stopped while
+    the ring it left is still kept (its hand-over pass not yet run). The write and the read
+    of a key it owned under that ring are answered by the current owners and the old
+    ring's owner left; the removed node is not asked (it refused connections, and the
+    write was a 503 "only 0 of the 2 manifest replicas")."""
+    ids = ("s1", "s2", "s3", "s4", "s5")
+    old_ring = build_ring(ClusterMap(2, nodes_of(*ids)))
+    key = next(f"k{i}" for i in range(200) if "s3" in old_ring.locate("b", f"k{i}", 2))
+    topo = Holder(drained(ids, "s3", "removed"))
+    gone = topo.node("s3").address
+    ctx = SimpleNamespace(newest_commit=0, rings=RingEpochs(topo), manifest_lanes=_Lanes(),
+                          manifest_retries=_Retries(), topology=topo)
+    policy = Policy.parse("ec:2+1")
+    write = asyncio.ensure_future(manifests.publish(ctx, "b", key, 29, None, policy, 3))
+    await asyncio.sleep(0)
+    sent = ctx.manifest_lanes.sent
+    if gone in sent:
+        sent[gone].set_exception(ConnectionRefusedError(111, "Connection refused"))
+        await asyncio.sleep(0)
+    for address, fut in sent.items():
+        if not fut.done():
+            fut.set_result(None)
+    assert await asyncio.wait_for(write, 1) >= 2
+    assert gone not in sent
+
+    asked: list[str] = []
+
+    async def get_manifests(address: str, bucket: str, k: str, ring_epoch: int = 0) -> list:
+        asked.append(address)
+        if address == gone:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return []
+
+    ctx.storage = SimpleNamespace(get_manifests=get_manifests)
+    ctx.background = lambda coro: asyncio.ensure_future(coro)
+    got = await asyncio.wait_for(manifests.gather(ctx, "b", key, policy, 2), 1)
+    assert got.answered >= 2 and gone not in asked

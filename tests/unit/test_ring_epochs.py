@@ -4,6 +4,7 @@ manifest write consult while a ring change is not yet handed over, as the cluste
 stand-in holding a map and its ring."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from gateway.ring_epochs import RingEpochs, quorum_lost, quorum_met
@@ -27,6 +28,17 @@ class Holder:
     def adopt(self, cmap: ClusterMap) -> None:
         self.map, self.ring = cmap, build_ring(cmap)
 
+    def node(self, node_id: str) -> NodeInfo | None:
+        return self.map.node(node_id)
+
+
+def drained(ids: tuple[str, ...], gone: str, state: str, epoch: int = 7) -> ClusterMap:
+    """The map after ``gone`` (one of ``ids``, all up before) was drained and then put in
+    ``state``: the ring without it current, the ring with it kept until handed over."""
+    before = nodes_of(*ids)
+    after = tuple(dataclasses.replace(n, state=state) if n.node_id == gone else n for n in before)
+    return ClusterMap(epoch, after, ring_epoch=epoch - 1, kept_rings=(KeptRing(2, placement_of(before)),))
+
 
 def test_the_old_rings_are_the_maps_kept_rings():
     old = nodes_of("s1", "s2", "s3", "s4")
@@ -34,7 +46,8 @@ def test_the_old_rings_are_the_maps_kept_rings():
     epochs = RingEpochs(topo)  # type: ignore[arg-type]
     assert epochs.old() == [] and epochs.ring_epoch == 3
     first = topo.ring
-    topo.adopt(ClusterMap(5, nodes_of("s2", "s3", "s4"), ring_epoch=5, kept_rings=(KeptRing(3, placement_of(old)),)))
+    draining = (dataclasses.replace(old[0], state="draining"),) + old[1:]  # s1 drained: it leaves the ring
+    topo.adopt(ClusterMap(5, draining, ring_epoch=5, kept_rings=(KeptRing(3, placement_of(old)),)))
     key = next(f"k{i}" for i in range(100) if "s1" in first.locate("b", f"k{i}", 3))
     sets = epochs.owner_sets("b", key, 3)
     assert epochs.ring_epoch == 5 and len(epochs.old()) == 1
@@ -50,6 +63,30 @@ def test_a_gateway_started_during_a_rebalance_consults_the_kept_rings():
     cmap = ClusterMap(9, nodes_of("s2", "s3", "s4", "s5"), ring_epoch=9, kept_rings=(KeptRing(2, placement_of(old)),))
     epochs = RingEpochs(Holder(cmap))  # type: ignore[arg-type]
     assert [r.node_ids for r in epochs.old()] == [("s1", "s2", "s3", "s4")]
+
+
+def test_an_old_rings_owner_that_left_the_map_is_not_counted_among_its_owners():
+    """A node drained and then removed (or gone ``out``) while its old ring is still kept:
+    hand-over does not walk it, and it will not answer, so it is left out of that ring's
+    owner set (a drained node, still holding data and walked, stays in it)."""
+    ids = ("s1", "s2", "s3", "s4", "s5")
+    old_ring = build_ring(ClusterMap(2, nodes_of(*ids)))
+    key = next(f"k{i}" for i in range(200) if "s3" in old_ring.locate("b", f"k{i}", 2))
+    old_owners = old_ring.locate("b", key, 2)
+    topo = Holder(drained(ids, "s3", "draining"))
+    epochs = RingEpochs(topo)  # type: ignore[arg-type]
+    current = topo.ring.locate("b", key, 2)
+    assert "s3" not in current and epochs.owner_sets("b", key, 2) == [current, old_owners]
+    for state in ("removed", "out"):
+        topo.adopt(drained(ids, "s3", state, epoch=8))
+        left = [n for n in old_owners if n != "s3"]
+        assert epochs.owner_sets("b", key, 2) == [current] + ([left] if set(left) != set(current) else [])
+    # every old owner gone (s3 removed, s1 out or no longer in the map): no set for that ring
+    both = next(f"k{i}" for i in range(500) if set(old_ring.locate("b", f"k{i}", 2)) == {"s1", "s3"})
+    cmap = drained(ids, "s3", "removed", epoch=9)
+    for s1 in ((dataclasses.replace(cmap.nodes[0], state="out"),), ()):
+        topo.adopt(dataclasses.replace(cmap, nodes=s1 + cmap.nodes[1:]))
+        assert epochs.owner_sets("b", both, 2) == [topo.ring.locate("b", both, 2)]
 
 
 def test_a_quorum_needs_each_owner_set():
