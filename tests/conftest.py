@@ -40,9 +40,11 @@ def running_cluster(tmp_path_factory: pytest.TempPathFactory, name: str = "clust
 
 
 _SESSION: list[LocalCluster] = []  # the session cluster, once started
-# The session cluster collects the blobs of deleted objects two minutes after they were
-# written (not an hour), so the many tests that share it do not pile up their large objects.
-SESSION_RECLAIM = ("--gc-grace", "120", "--gc-interval", "30")
+# The session cluster collects the blobs of deleted objects a minute after they were
+# written (not an hour), so the many tests that share it do not pile up their large
+# objects on a machine with little free disk (a minute still leaves a 256 MiB PUT under
+# load ample time to commit).
+SESSION_RECLAIM = ("--gc-grace", "60", "--gc-interval", "10")
 
 
 @pytest.fixture(scope="session")
