@@ -32,6 +32,7 @@ cluster map (at most ``max_nodes``), so they stay bounded.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +94,9 @@ def space_state(stats: dict[str, Any], current: str) -> str:
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """Whether ``v`` is a usable figure: a finite int or float (JSON bodies may carry
+    Infinity and NaN, which ``int()`` cannot take)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class LivenessMonitor:

@@ -109,6 +109,26 @@ def test_the_reserve_is_the_nodes_own_or_five_percent_capped_at_one_gib() -> Non
     assert space_state({"capacity_bytes": 1000, "free_bytes": 10}, "down") == "full"
 
 
+@pytest.mark.parametrize("stats, reserve, state", [
+    ({"capacity_bytes": float("inf"), "free_bytes": 10}, None, "up"),
+    ({"capacity_bytes": float("nan"), "free_bytes": 10}, None, "up"),
+    ({"capacity_bytes": 1000, "reserve_bytes": float("inf"), "free_bytes": 10}, 50, "full"),
+    ({"capacity_bytes": 1000, "reserve_bytes": float("nan"), "free_bytes": 10}, 50, "full"),
+    ({"capacity_bytes": 1000, "free_bytes": float("nan")}, 50, "up"),
+])
+def test_a_heartbeat_figure_that_is_not_finite_counts_as_unknown(stats: dict, reserve: int | None,
+                                                                 state: str) -> None:
+    """A heartbeat body is JSON, which Python reads with Infinity and NaN: such a figure is
+    unknown (a reserve falls back to the capacity's default; without one the node's space
+    state is left as it is), and the leader's round still moves every other node (it raised
+    OverflowError or ValueError, for every node, before)."""
+    assert reserve_bytes(stats) == reserve
+    assert space_state(stats, "up") == state
+    mon = elected_monitor()
+    mon.heartbeat("a", stats, T)
+    assert moves(mon, cmap(a="up", b="up"), T + 1.0) == {"b": "down", **({"a": state} if state != "up" else {})}
+
+
 def test_a_down_or_out_node_returning_without_room_comes_back_full() -> None:
     mon = elected_monitor()
     mon.heartbeat("a", {"capacity_bytes": 1000, "free_bytes": 10}, 1.0)
