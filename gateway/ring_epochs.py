@@ -49,8 +49,9 @@ The rule:
   that ring's owner set (:meth:`RingEpochs.owner_sets`): hand-over does not walk it, so
   what only it held is gone with it, and it never answers again. The set's quorum is then
   W (R) of the others, all of them when fewer are left. A write acknowledged under that
-  ring by W owners is still on W - 1 of the others, which R of them (or all of them) meet
-  whenever R + W > N, unless W was 1 and its one copy was on the node gone. Counting the
+  ring by W owners and with g of them gone is still on W - g of the N - g others, which R
+  of them (or all of them) meet whenever R + W > N, unless every owner that stored it is
+  gone (with W = 1, the one node that held it). Counting the
   node instead made every write and quorum read of its keys a 503 from its removal until
   a pass dropped the ring, wherever the quorum needed it (an ``ec:K+1`` key's two
   manifest replicas, W = R = 2).

@@ -35,8 +35,10 @@ def running_cluster(tmp_path_factory: pytest.TempPathFactory, name: str = "clust
     try:
         yield c
     finally:
-        c.stop()
-        shutil.rmtree(c.data_dir / "storage", ignore_errors=True)
+        try:
+            c.stop()
+        finally:
+            shutil.rmtree(c.data_dir / "storage", ignore_errors=True)
 
 
 _SESSION: list[LocalCluster] = []  # the session cluster, once started

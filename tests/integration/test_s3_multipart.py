@@ -119,7 +119,7 @@ def test_upload_file_with_a_small_multipart_threshold(s3, bucket, tmp_path):
 
 def test_overwriting_a_multipart_object_leaves_its_parts_to_garbage_collection(s3, bucket, internals,
                                                                               three_parts):
-    """The replaced parts stay until the storage nodes' GC grace (an hour here) has passed,
+    """The replaced parts stay until the storage nodes' GC grace (a minute on the session cluster) has passed,
     so a GET streaming from them finishes (their collection: test_s3_versioning_gc)."""
     uid = start_upload(s3, bucket)
     finish(s3, bucket, "obj", uid, put_parts(s3, bucket, "obj", uid, three_parts[1:]))
