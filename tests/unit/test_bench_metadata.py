@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
+import os
+import types
 
 import psutil
 import pytest
@@ -18,8 +21,10 @@ from ops.bench_metadata.figures import (
 )
 from ops.bench_metadata.report import format_json, format_table
 from ops.bench_metadata.runner import RunReport, RunSettings, run_benchmark, run_etcd
+from ops.bench_metadata import scale
 from ops.bench_metadata.scale import (
-    Curve, CurvePoint, ScaleResult, ScaleSettings, format_scale, newest_snapshot, page_positions, scale_key, snapshot_index,
+    Curve, CurvePoint, ScaleResult, ScaleSettings, collector_pauses, format_scale, newest_snapshot, page_positions,
+    scale_key, snapshot_index,
 )
 from ops.bench_metadata.workload import bench_key, bench_version, run_closed_loop
 
@@ -275,6 +280,43 @@ def test_scale_curve_points_measure_each_step():
     assert curve.points[0].node_cpu_us_per_commit is None and curve.points[0].rss is None
     assert ScaleSettings(count=300_000).curve_step == 30_000 and ScaleSettings(count=5000).curve_step == 1000
     assert ScaleSettings(count=300_000, step=100_000).curve_step == 100_000
+
+
+def test_collector_pauses_records_this_process_collections_while_active():
+    callbacks = list(gc.callbacks)
+    with collector_pauses() as pauses:
+        gc.collect()
+    gc.collect()  # after the block: not recorded
+    assert [g for g, _ in pauses] == [2] and pauses[0][1] >= 0.0
+    assert gc.callbacks == callbacks
+
+
+async def test_pages_are_measured_after_this_process_heap_is_settled(monkeypatch):
+    events: list[str] = []
+
+    class Client:
+        calls = 0
+
+        async def list_objects(self, bucket, start_after=None, max_keys=1000):
+            Client.calls += 1
+            events.append("list")
+            if Client.calls == 3:  # the third page of the first position: a full collection, and the slowest
+                gc.collect()
+                await asyncio.sleep(0.05)
+            return types.SimpleNamespace(contents=[None] * 1000)
+
+    async def raw_list(session, address, secret, start_after):
+        return 123
+
+    monkeypatch.setattr(scale.heap, "settle", lambda: events.append("settle") or 0.001)
+    monkeypatch.setattr(scale, "_raw_list", raw_list)
+    res = ScaleResult(count=5000, loader="http", concurrency=1)
+    await scale._measure_pages(Client(), None, "a:1", "s", ScaleSettings(count=5000, repeats=4), res, os.getpid())
+    assert events[0] == "settle" and events.count("settle") == 1 and events.count("list") == 12
+    start = res.pages["start"]
+    assert start["slowest_sample"] == 3 and start["samples"] == 4 and start["client_gc_max_ms"] > 0
+    assert start["p99_ms"] >= 50 and res.pages["middle"]["slowest_sample"] in (1, 2, 3, 4)
+    assert "slowest: sample 3 of 4" in format_scale(res) and "heap settled" in res.notes[0]
 
 
 def test_report_table_and_json():
