@@ -100,6 +100,7 @@ async def collect(addrs: list[str], secret: str, tls: ssl.SSLContext | None = No
                 "ring_share": shares.get(n.node_id, 0.0),
                 "heartbeat_age": h.get("heartbeat_age"),
                 "free_bytes": h.get("free_bytes"),
+                "reserve_bytes": st.get("reserve_bytes") if st else None,
             })
         status = {"metadata": meta_status, "ring_epoch": cmap.epoch, "placement_epoch": cmap.ring_epoch,
                   "kept_rings": [r.epoch for r in cmap.kept_rings], "nodes": nodes, "bucket_policies": buckets}
@@ -137,7 +138,10 @@ def assess(status: dict[str, Any]) -> tuple[int, list[str]]:
     for n in status["nodes"]:
         if n["state"] == "removed":
             continue
-        if n["state"] != "up":
+        if n["state"] == "full" and n.get("free_bytes") is not None and n.get("reserve_bytes"):
+            problems.append(f"storage node {n['node_id']} is full: {human_size(n['free_bytes'])} free, "
+                            f"below twice its {human_size(n['reserve_bytes'])} reserve (--reserve-bytes)")
+        elif n["state"] != "up":
             problems.append(f"storage node {n['node_id']} is {n['state']}")
         elif not n["reachable"]:
             problems.append(f"storage node {n['node_id']} is unreachable")

@@ -46,3 +46,12 @@ def test_a_node_that_does_not_answer_shows_the_scrub_progress_of_its_last_heartb
     asyncio.run(add_scrub(st, Storage(), heartbeat))
     assert [n["scrub"] for n in st["nodes"]] == [{"node_id": "s1", "corrupt_found": 0},
                                                  {"node_id": "s2", "corrupt_found": 4}, None]
+
+
+def test_a_full_node_is_named_with_its_free_space_and_its_reserve():
+    st = status(("s1", "full", True), ("s2", "full", False))
+    st["nodes"][0].update(free_bytes=1900 * 1024**2, reserve_bytes=1024**3)
+    code, problems = assess(st)
+    assert code == DEGRADED
+    assert problems == ["storage node s1 is full: 1.9 GiB free, below twice its 1.0 GiB reserve (--reserve-bytes)",
+                        "storage node s2 is full"]  # its figures unknown: the plain line
