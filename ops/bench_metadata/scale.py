@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, TextIO
+from typing import Any, AsyncIterator, Iterable, Iterator, TextIO
 
 import aiohttp
 import psutil
