@@ -25,6 +25,7 @@ from objstore.parent_watch import end_with_parent
 from objstore.malloc_tuning import fix_malloc_thresholds
 from objstore.logs import add_log_arguments, configure_from_args
 from objstore.profiling import run_profiled
+from objstore.tls import skip_system_trust_store
 from ops.cli.main import METADATA_ADMIN
 
 
@@ -124,6 +125,7 @@ def add_service_parsers(sub: Any, names: tuple[str, ...] = ("storage", "metadata
 
         def run(args: argparse.Namespace, flags: Any = flags, entry: str = entry, name: str = name) -> int:
             end_with_parent()
+            skip_system_trust_store()
             configure_from_args(name, args)
             config = flags.config_from_args(args)
             install_fast_loop()
