@@ -18,13 +18,12 @@ from objstore.errors import InvalidArgument
 
 def skip_system_trust_store() -> None:
     """For a service process, before aiohttp is imported: no default TLS context of this
-    process reads the system's CA bundle (``SSL_CERT_FILE`` set to an empty file unless the
-    environment names one). aiohttp builds two default contexts as it is imported, and
-    parsing the bundle for them is ~150 ms of a service's start-up CPU; a service never
-    trusts the system's CAs, only the cluster's own (``client_context``), and a server
-    context asks no client for a certificate. Lookups in the system's hashed CA folder, which
-    load a certificate only when one is asked for, are left as they were."""
-    os.environ.setdefault("SSL_CERT_FILE", os.devnull)
+    process reads a CA bundle (``SSL_CERT_FILE`` set to an empty file, whatever the
+    environment named). aiohttp builds two default contexts as it is imported, and parsing
+    the bundle for them was ~150 ms of a service's start-up CPU; a service never trusts the
+    system's CAs, only the cluster's own (``client_context`` names its file), and a server
+    context asks no client for a certificate."""
+    os.environ["SSL_CERT_FILE"] = os.devnull
 
 
 def server_context(cert: str, key: str) -> ssl.SSLContext | None:
