@@ -10,7 +10,6 @@ problems go to stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ from ops.bench.report import format_json, format_table
 from ops.bench.runner import run_benchmark
 from ops.bench.s3client import BenchError
 from ops.bench.settings import DEFAULT_PHASES, PHASES, SettingsError, resolve_settings
-from ops.cli.output import CommandError, emit
+from ops.cli.output import CommandError, emit, run_stoppable
 
 
 def add_parser(sub: Any) -> None:
@@ -92,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = resolve_settings(args, os.environ)
         if settings.compare is not None:
-            compared = asyncio.run(run_comparison(settings, sys.stderr))
+            compared = run_stoppable(run_comparison(settings, sys.stderr))
         else:
-            result = asyncio.run(run_benchmark(settings, sys.stderr))
+            result = run_stoppable(run_benchmark(settings, sys.stderr))
     except (SettingsError, BenchError) as exc:
         raise CommandError(str(exc)) from None
     if getattr(args, "json_file", None):

@@ -6,12 +6,11 @@ apart from reading ``cluster.json``/``credentials.json``; raises SettingsError).
 ``run(args)`` returns 0 when every requested phase ran without errors, 1 otherwise (etcd
 not installed, failed operations); it raises :class:`ops.cli.output.CommandError` (exit 1)
 for options that do not describe a run or a system that could not start, and the
-``objstore`` command answers 130 on Ctrl-C. The report goes to stdout, progress to stderr.
+``objstore`` command answers 130 on Ctrl-C or SIGTERM (which stops what the run started). The report goes to stdout, progress to stderr.
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from typing import Any, Mapping
@@ -22,7 +21,7 @@ from ops.bench_metadata.report import format_json, format_table
 from ops.bench_metadata.runner import RunSettings, describe, run_benchmark
 from ops.bench_metadata.scale import ScaleSettings, format_scale, run_scale
 from ops.bench_metadata.spawn import SpawnError
-from ops.cli.output import CommandError
+from ops.cli.output import CommandError, run_stoppable
 
 
 class SettingsError(Exception):
@@ -112,10 +111,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = resolve(args, os.environ)
         if isinstance(settings, ScaleSettings):
-            result = asyncio.run(run_scale(settings, sys.stderr))
+            result = run_stoppable(run_scale(settings, sys.stderr))
             print(format_scale(result, as_json=args.json), flush=True)
             return 0 if result.ok else 1
-        report = asyncio.run(run_benchmark(settings, sys.stderr))
+        report = run_stoppable(run_benchmark(settings, sys.stderr))
     except (SettingsError, SpawnError, TopologyError) as exc:
         raise CommandError(str(exc)) from None
     if args.json:

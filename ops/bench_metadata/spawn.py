@@ -3,7 +3,9 @@
 Both groups listen on 127.0.0.1 free ports, keep their data and logs under a directory
 the caller owns, and are stopped by ``stop()`` (SIGTERM, then SIGKILL after a grace
 period; :mod:`objstore.cluster.supervisor`, as ``objstore up``); the benchmark calls
-``stop()`` in a ``finally`` so nothing outlives it. Metadata nodes are started exactly as
+``stop()`` in a ``finally``, and a benchmark killed outright takes its children with it
+(metadata nodes watch the pid in ``OBJSTORE_PARENT_PID``; etcd members get the kernel's
+parent-death signal), so nothing outlives it. Metadata nodes are started exactly as
 ``objstore up`` starts them (``python -m ops.cli metadata --node-id ... --peers
 m1=...,m2=...``), so the same command starts a replicated group once the service replicates.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from objstore.cli_args import SECRET_ENV
 from objstore.cluster.supervisor import Child, ChildFailed, free_port, stop_all
 from objstore.cluster.supervisor import wait_healthy as _wait_healthy
+from objstore.parent_watch import PARENT_PID_ENV
 from ops.bench_metadata.discovery import etcd_initial_cluster, peers_arg
 
 HOST = "127.0.0.1"
@@ -40,6 +43,8 @@ async def wait_healthy(procs: list[Child], timeout: float = 60.0) -> None:
 class ProcGroup:
     """Processes started together and stopped together."""
 
+    end_with_parent = False  # children that do not watch OBJSTORE_PARENT_PID themselves
+
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir
         self.procs: list[Child] = []
@@ -55,7 +60,7 @@ class ProcGroup:
 
     def start(self) -> None:
         for p in self.procs:
-            p.start(self.env)
+            p.start(self.env, end_with_parent=self.end_with_parent)
 
     def stop(self, grace: float = 15.0) -> None:
         stop_all(self.procs, grace)
@@ -77,7 +82,8 @@ class MetadataNodes(ProcGroup):
         if count < 1:
             raise ValueError("at least one metadata node")
         self.secret = secret
-        self.env = {**os.environ, SECRET_ENV: secret}  # by environment, never on a command line
+        # The secret by environment, never on a command line; the nodes end with this process.
+        self.env = {**os.environ, SECRET_ENV: secret, PARENT_PID_ENV: str(os.getpid())}
         ids = [f"m{i + 1}" for i in range(count)]
         addrs = [f"{HOST}:{free_port(HOST)}" for _ in ids]
         if not peers and count != 1:
@@ -104,6 +110,8 @@ ETCD_MISSING = ("etcd is not installed on this machine (no `etcd` on PATH); on D
 
 class EtcdCluster(ProcGroup):
     """``count`` etcd members e1..eN on loopback, one fresh cluster in ``base_dir``."""
+
+    end_with_parent = True
 
     def __init__(self, count: int, base_dir: Path, binary: str) -> None:
         super().__init__(base_dir)

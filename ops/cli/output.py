@@ -7,7 +7,8 @@ dependency). Exit codes, the same for every command:
      degraded: a node down, objects below policy)
   2  unavailable or unusable as given: no cluster found, the metadata service did not
      answer, no metadata leader, a malformed argument
-  130  interrupted (Ctrl-C; a ``--watch`` view ends with 0 instead)
+  130  interrupted (Ctrl-C; a ``--watch`` view ends with 0 instead; a benchmark also
+       on SIGTERM: :func:`run_stoppable`)
 
 Invariants:
 - Results go to stdout, as text or, with ``--json``, as one JSON document (a ``--watch``
@@ -25,16 +26,18 @@ meter takes the time as an argument).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import contextvars
 import json
 import os
 import re
+import signal
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Iterator, Sequence, TextIO
+from typing import Any, Awaitable, Callable, Collection, Iterator, Sequence, TextIO, TypeVar
 
 from objstore.space import human_size  # noqa: F401  (re-exported: the admin commands format sizes with it)
 
@@ -52,6 +55,36 @@ class CommandError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+T = TypeVar("T")
+
+
+def run_stoppable(main: Awaitable[T]) -> T:
+    """``asyncio.run(main)``, with SIGTERM cancelling ``main`` as Ctrl-C does: its
+    ``finally`` blocks stop what it started and remove its temporary data, then
+    KeyboardInterrupt is raised (the command answers 130). For commands that start
+    processes of their own (the benchmarks), so a ``kill`` or a timeout leaves nothing
+    behind."""
+    async def stoppable() -> T:
+        task, loop = asyncio.current_task(), asyncio.get_running_loop()
+        stopped: list[bool] = []
+
+        def stop() -> None:
+            stopped.append(True)
+            task.cancel()  # type: ignore[union-attr]
+
+        loop.add_signal_handler(signal.SIGTERM, stop)
+        try:
+            return await main
+        except asyncio.CancelledError:
+            if stopped:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    return asyncio.run(stoppable())
 
 
 def add_json_argument(p: argparse.ArgumentParser) -> None:
