@@ -1,8 +1,9 @@
 """``objstore up``: a whole cluster on this machine, supervised in the foreground.
 
 Starts the metadata service, the storage nodes and one gateway as child processes (each
-``python -m ops.cli <role> ...``, that is ``objstore <role>``, which imports only that
-role's modules), supervised by :mod:`objstore.cluster.supervisor`, all at once (storage nodes
+runs ``python -m ops.cli <role> ...``, that is ``objstore <role>``: forked from the
+launcher, which imported the services' code once, :mod:`objstore.cluster.forking`; or
+exec'd with ``OBJSTORE_FORK_SERVICES=0``), supervised by :mod:`objstore.cluster.supervisor`, all at once (storage nodes
 and the gateway retry until the metadata leader answers), waits for each to be healthy, writes
 ``<data-dir>/cluster.json`` and prints the endpoint and keys. Ctrl-C or SIGTERM stops the
 children in reverse order (gateway, storage, metadata), each with SIGTERM and, after a
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from objstore.cli_args import ACCESS_KEY_ENV, METRICS_TOKEN_ENV, SECRET_ENV, SECRET_KEY_ENV
+from objstore.cluster.forking import ServiceForker
 from objstore.cluster.prometheus import PrometheusMissing, prometheus_child, write_targets
 from objstore.cluster.supervisor import (Child, ChildFailed, free_port, port_free, reserve_ports, stop_all,
                                          wait_all_healthy, wait_healthy)
@@ -164,6 +166,7 @@ class Cluster:
                           if opts.tls_dir}
         self.tls: ssl.SSLContext | None = None  # the client context of the health checks (set by start)
         self.prometheus: Child | None = None  # with --prometheus, once started
+        self.forker: ServiceForker | None = None  # set by run_up: services forked, not exec'd
 
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", CLI_MODULE, *args]
@@ -279,7 +282,7 @@ class Cluster:
         # leader answers, and the gateway retries storing the key pair and fetching the
         # cluster map, so the groups need not wait for each other's health.
         for c in self.children:
-            c.start(self.child_env(c))
+            c.start(self.child_env(c), forker=self.forker)
             self._say(f"  started {c.role:<8} {c.node_id:<4} {c.address}  pid {c.proc.pid}")
         try:
             wait_all_healthy(self.children, timeout=60, tls=self.tls)
@@ -442,6 +445,7 @@ def run_up(opts: UpOptions) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         cluster._say(f"objstore: starting a local cluster in {cluster.data_dir}")
+        cluster.forker = ServiceForker.prepare()
         cluster.start()
     except LaunchError as exc:
         print(f"objstore up: {exc}", file=sys.stderr)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Mapping
 
+from objstore.cluster.forking import ForkedProcess, ServiceForker, service_argv
 from objstore.parent_watch import ending_with_parent
 from objstore.tls import base_url
 
@@ -51,7 +52,7 @@ class Child:
     address: str  # "host:port" of its HTTP endpoint
     argv: list[str]
     log_path: Path
-    proc: subprocess.Popen | None = None
+    proc: "subprocess.Popen | ForkedProcess | None" = None
     log_file: IO | None = field(default=None, repr=False)
     reported: bool = False  # its unexpected exit has been announced
 
@@ -69,14 +70,20 @@ class Child:
     def exited(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
 
-    def start(self, env: Mapping[str, str] | None = None, *, end_with_parent: bool = False) -> None:
+    def start(self, env: Mapping[str, str] | None = None, *, end_with_parent: bool = False,
+              forker: "ServiceForker | None" = None) -> None:
         """Start the process (again, after a stop), appending to its log. With
         ``end_with_parent`` (a child that does not watch its parent itself, as objstore's
         services do: :mod:`objstore.parent_watch`), the kernel sends it SIGTERM when this
-        process dies."""
+        process dies. With a ``forker``, a service's command line is forked from this
+        process instead of exec'd (:mod:`objstore.cluster.forking`)."""
         self.log_file = open(self.log_path, "ab")
+        env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
+        if forker is not None and service_argv(self.argv) and not end_with_parent:
+            self.proc = forker.fork(self.argv, env, self.log_file)  # type: ignore[assignment]
+            return
         self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     env={**(env or os.environ), "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+                                     env=env, start_new_session=True,
                                      preexec_fn=ending_with_parent() if end_with_parent else None)
 
     def terminate(self) -> None:

@@ -20,6 +20,7 @@ import functools
 import itertools
 import json
 import logging
+import os
 import random
 import ssl
 from typing import Any, Awaitable, Callable, Sequence
@@ -139,6 +140,7 @@ async def call_leader(session: aiohttp.ClientSession, addresses: Sequence[str], 
 
 
 _JITTER = random.Random()
+os.register_at_fork(after_in_child=_JITTER.seed)  # nodes forked from one launcher must not beat in step
 
 
 @functools.lru_cache(maxsize=4)
