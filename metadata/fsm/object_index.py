@@ -27,11 +27,20 @@ Invariants:
   the number of objects (keys whose current version is an object).
 - Conditional writes (If-Match / If-None-Match: *) are checked here, at apply time, against
   the current version, so they are atomic with the write.
+- A snapshot's view (:meth:`BucketIndex.freeze`, :class:`FrozenIndex`) costs the event loop
+  a copy of the keys only: the values are read later, in the encoding thread, from the
+  maps themselves, and :meth:`BucketIndex.store` first saves the versions a key had when
+  the view was taken into the view's ``before`` table, the first time the key changes after
+  it. Reading the map before the table gives the frozen value whichever order the two
+  threads' steps take (each dict operation is atomic under the GIL). A view's table lives
+  as long as the view: the index holds it weakly and drops it once it is gone.
 """
 from __future__ import annotations
 
 import dataclasses
 import heapq
+import itertools
+import weakref
 from typing import Any, Callable, Iterator
 
 from sortedcontainers import SortedDict
@@ -50,7 +59,8 @@ Versions = tuple[bytes, ...]
 class BucketIndex:
     """The versions of every key of bucket ``name``; see the module docstring."""
 
-    __slots__ = ("name", "atoms", "live", "hidden", "version_count", "marker_count", "byte_count", "watch")
+    __slots__ = ("name", "atoms", "live", "hidden", "version_count", "marker_count", "byte_count", "watch",
+                 "_views")
 
     def __init__(self, name: str, atoms: records.Atoms,
                  watch: Callable[[str, str, Versions, Versions], None] | None = None) -> None:
@@ -63,6 +73,7 @@ class BucketIndex:
         self.byte_count = 0
         # Told (bucket, key, old versions, new versions) of every change (placement_index).
         self.watch = watch
+        self._views: list[weakref.ref[_Before]] = []  # the before tables of snapshot views alive
 
     # --- storage -----------------------------------------------------------------------
 
@@ -78,6 +89,8 @@ class BucketIndex:
     def store(self, key: str, versions: Versions) -> None:
         """Make ``versions`` (newest first) the versions of ``key``; empty removes the key."""
         old = self.versions(key)
+        if self._views:
+            self._save_before(key, old)
         if self.watch is not None:
             self.watch(self.name, key, old, versions)
         self._count(old, -1)
@@ -94,6 +107,27 @@ class BucketIndex:
             self.live[key] = value
             if self.hidden:
                 self.hidden.pop(key, None)
+
+    def _save_before(self, key: str, old: Versions) -> None:
+        alive = False
+        for ref in self._views:
+            before = ref()
+            if before is None:
+                continue
+            alive = True
+            if key not in before:
+                before[key] = old
+        if not alive:
+            self._views = []
+        elif len(self._views) > 1:
+            self._views = [ref for ref in self._views if ref() is not None]
+
+    def freeze(self) -> "FrozenIndex":
+        """A view of the index as it is now, for a snapshot: the keys are copied here (on the
+        loop), the values read by :meth:`FrozenIndex.pairs` (in any thread) as they were."""
+        before = _Before()
+        self._views.append(weakref.ref(before))
+        return FrozenIndex(self, tuple(self.live), tuple(self.hidden), before)
 
     def load(self, keys: list[str], values: list) -> None:
         """Fill this empty index at once (a snapshot's restore): ``values[i]`` holds the
@@ -325,3 +359,54 @@ class BucketIndex:
 
     def lookup(self, key: str, version_id: str | None, state: str) -> ObjectLookup:
         return ObjectLookup(self.get(key, version_id), state)
+
+
+class _Before(dict):
+    """key -> the versions it had when a view was taken (``()``: it had none)."""
+
+    __slots__ = ("__weakref__",)
+
+
+_ABSENT = object()
+_READ_BATCH = 1024  # keys whose values a view reads at a time
+
+
+class FrozenIndex:
+    """A bucket index as it was at :meth:`BucketIndex.freeze` (see the module docstring)."""
+
+    __slots__ = ("name", "index", "keys", "hidden_keys", "before")
+
+    def __init__(self, index: BucketIndex, keys: tuple[str, ...], hidden_keys: tuple[str, ...],
+                 before: _Before) -> None:
+        self.name = index.name
+        self.index: BucketIndex | None = index
+        self.keys = keys
+        self.hidden_keys = hidden_keys
+        self.before: _Before | None = before
+
+    def pairs(self) -> Iterator[tuple[str, bytes | Versions]]:
+        """(key, value as the index keeps it) for every key of the view, ascending, live and
+        hidden merged; may run in any thread while the index changes. Read once: the view
+        lets go of the index and its table when done."""
+        index, before = self.index, self.before
+        if index is None or before is None:
+            raise RuntimeError(f"the view of bucket {self.name!r} was read already")
+        try:
+            def values(keys: tuple[str, ...], current: Any) -> Iterator[tuple[str, bytes | Versions]]:
+                get, saved = current.get, before.get
+                for i in range(0, len(keys), _READ_BATCH):
+                    batch = keys[i:i + _READ_BATCH]
+                    # Each key's map value read before its table entry (the module docstring).
+                    found = list(map(get, batch))
+                    olds = list(map(saved, batch, itertools.repeat(_ABSENT, len(batch))))
+                    for key, value, old in zip(batch, found, olds):
+                        if old is not _ABSENT:
+                            value = old[0] if len(old) == 1 else old  # type: ignore[arg-type]
+                        yield key, value
+
+            pairs: Iterator = values(self.keys, index.live)
+            if self.hidden_keys:
+                pairs = heapq.merge(pairs, values(self.hidden_keys, index.hidden), key=lambda kv: kv[0])
+            yield from pairs
+        finally:
+            self.index = self.before = None
