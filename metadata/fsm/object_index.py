@@ -126,6 +126,7 @@ class BucketIndex:
         """A view of the index as it is now, for a snapshot: the keys are copied here (on the
         loop), the values read by :meth:`FrozenIndex.pairs` (in any thread) as they were."""
         before = _Before()
+        self._views = [ref for ref in self._views if ref() is not None]  # those of views gone
         self._views.append(weakref.ref(before))
         return FrozenIndex(self, tuple(self.live), tuple(self.hidden), before)
 

@@ -20,7 +20,10 @@ Invariants:
   ``Popen(close_fds=True)`` closes them, and every object alive at the fork is moved to
   the collector's permanent generation first, so no inherited file object is ever
   finalized in the child (which could close a descriptor number the service has reused).
-- Signal dispositions the launcher set are reset to Python's defaults in the child;
+- Signals are blocked from just before the fork until the child has reset the dispositions
+  the launcher set (to Python's defaults; ignored ones stay ignored, as across exec), so a
+  SIGTERM sent at once is not lost to the launcher's handler; a title longer than the
+  launcher's argument and environment memory would be cut, so such a child is exec'd;
   ``random``'s module-level generator and the internal-call nonces are drawn anew in a
   forked child (Python's and :mod:`objstore.internal_auth`'s fork hooks).
 - :class:`ForkedProcess` is the part of ``subprocess.Popen`` that
@@ -51,9 +54,8 @@ FORK_ENV = "OBJSTORE_FORK_SERVICES"
 CLI_MODULE = "ops.cli"
 SERVICE_MODULES = ("gateway.app", "metadata.app", "objstore.node.app")
 SERVICE_ROLES = ("storage", "metadata", "gateway")
-# Signals whose disposition the launcher may have changed, and Python's own defaults.
-_DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
-             signal.SIGHUP: signal.SIG_DFL, signal.SIGCHLD: signal.SIG_DFL}
+# Signals whose disposition the launcher may have changed (SIGINT back to Python's handler).
+_RESET = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 
 
 class ForkedProcess:
@@ -139,37 +141,51 @@ class ServiceForker:
                 os.environ.pop("SSL_CERT_FILE", None)
             else:
                 os.environ["SSL_CERT_FILE"] = saved
-        return cls()
+        return cls() if threading.active_count() == 1 else None
 
-    def fork(self, argv: Sequence[str], env: Mapping[str, str], log_file: IO) -> ForkedProcess:
-        """Start ``argv`` (a :func:`service_argv`) as a forked child logging to ``log_file``."""
+    def fork(self, argv: Sequence[str], env: Mapping[str, str], log_file: IO) -> ForkedProcess | None:
+        """Start ``argv`` (a :func:`service_argv`) as a forked child logging to ``log_file``;
+        None (the caller execs it) when this process now runs more than one thread."""
         if not service_argv(argv):
             raise ValueError(f"not a service command line: {argv[:4]}")
         if threading.active_count() != 1:
-            raise RuntimeError("a process running threads must not fork")
+            return None
+        args, child_env, log_fd = list(argv), dict(env), log_file.fileno()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # nothing buffered here is written twice
+        # Signals that arrive between the fork and the child's own handlers wait for them
+        # (the launcher's handlers would only set a flag in the child's copy of it).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _RESET)
         gc.freeze()
-        try:
-            pid = os.fork()
-            if pid == 0:
-                _run_child(list(argv), dict(env), log_file.fileno())
-        finally:
-            gc.unfreeze()  # in this process only; the child never comes back here
-        return ForkedProcess(pid, argv)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _run_child(args, child_env, log_fd, blocked)
+            finally:
+                os._exit(1)  # never back into the launcher's code
+        gc.unfreeze()
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        return ForkedProcess(pid, args)
 
 
-def _run_child(argv: list[str], env: dict[str, str], log_fd: int) -> NoReturn:
+def _run_child(argv: list[str], env: dict[str, str], log_fd: int, mask: set[signal.Signals]) -> NoReturn:
     code = 1
     try:
         os.setsid()
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         os.closerange(3, _max_fd())
-        for sig, handler in _DEFAULTS.items():
-            signal.signal(sig, handler)
+        for sig in _RESET:  # as exec does: handled signals back to their defaults, ignored ones stay
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         import setproctitle
-        setproctitle.setproctitle(" ".join(argv))  # first: it takes the memory of the launcher's environment
+        title = " ".join(argv)
+        setproctitle.setproctitle(title)  # first: it takes the memory of the launcher's environment
+        if not _title_fits(title):
+            # Too long for the launcher's argument and environment memory: a truncated
+            # command line would hide the process from ps and pkill -f. Exec it instead.
+            os.execve(argv[0], argv, env)
         os.environ.clear()
         os.environ.update(env)
         # PYTHONUNBUFFERED's streams: every write reaches the log at once.
@@ -194,6 +210,16 @@ def _run_child(argv: list[str], env: dict[str, str], log_fd: int) -> NoReturn:
             sys.stderr.flush()
         finally:
             os._exit(code & 0xFF if isinstance(code, int) else 1)
+
+
+def _title_fits(title: str) -> bool:
+    """Whether ``/proc/self/cmdline`` now reads as ``title`` whole."""
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            shown = f.read().rstrip(b"\0").replace(b"\0", b" ")
+    except OSError:
+        return True  # nowhere to check: keep the title as set
+    return shown == title.encode()
 
 
 def _max_fd() -> int:

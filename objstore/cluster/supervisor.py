@@ -81,7 +81,8 @@ class Child:
         env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
         if forker is not None and service_argv(self.argv) and not end_with_parent:
             self.proc = forker.fork(self.argv, env, self.log_file)  # type: ignore[assignment]
-            return
+            if self.proc is not None:
+                return
         self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True,
                                      preexec_fn=ending_with_parent() if end_with_parent else None)

@@ -97,6 +97,17 @@ CHILDREN = textwrap.dedent("""
     out["stop_seconds"] = node.stop(grace=30)
     out["stopped_code"] = node.proc.returncode
 
+    # SIGTERM at once, before the child has its own handlers: not lost to the launcher's
+    # handler (which, like objstore up's, only notes that it was asked to stop), it ends.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    port2 = free_port()
+    early = Child("storage", "s2", f"127.0.0.1:{port2}",
+                  [*cli, "storage", "--node-id", "s2", "--data-dir", str(tmp / "s2"), "--host", "127.0.0.1",
+                   "--port", str(port2), "--metadata", f"127.0.0.1:{free_port()}"], tmp / "s2.log")
+    early.start(env, forker=forker)
+    early.proc.terminate()
+    out["early_code"] = early.proc.wait(timeout=20)
+
     threading.Thread(target=threading.Event().wait, daemon=True).start()
     out["prepared_with_a_thread"] = ServiceForker.prepare() is not None
     print(json.dumps(out))
@@ -117,7 +128,44 @@ def test_forked_children_are_waited_for_and_signalled_as_popen_children(tmp_path
     assert out["stopped_code"] == 0
     log = (tmp_path / "s1.log").read_text()
     assert log.count("storage node s1 stopped") == 1  # the second run; the killed one never got there
+    assert out["early_code"] in (0, -15)  # its own stop, or SIGTERM's default before it had one
     assert out["prepared_with_a_thread"] is False  # never fork a process running threads
+
+
+LONG = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from objstore.cluster.forking import ServiceForker
+    from objstore.cluster.supervisor import Child, free_port, wait_healthy
+
+    tmp = Path(sys.argv[1])
+    forker = ServiceForker.prepare()
+    assert forker is not None
+    port = free_port()
+    # A command line longer than this process's own arguments and environment together.
+    many = ",".join(f"127.0.0.1:{p}" for p in range(20000, 20040))
+    argv = [sys.executable, "-m", "ops.cli", "storage", "--node-id", "s1", "--data-dir", str(tmp / "s1"),
+            "--host", "127.0.0.1", "--port", str(port), "--metadata", many, "--reserve-bytes", "1048576"]
+    node = Child("storage", "s1", f"127.0.0.1:{port}", argv, tmp / "s1.log")
+    node.start({**os.environ, "OBJSTORE_CLUSTER_SECRET": "long-title-secret"}, forker=forker)
+    wait_healthy(node, timeout=60)
+    shown = Path(f"/proc/{node.pid}/cmdline").read_bytes().rstrip(b"\\0").split(b"\\0")
+    print(shown == [a.encode() for a in argv], flush=True)
+    node.stop(grace=30)
+    print(node.proc.returncode)
+""")
+
+
+def test_a_command_line_too_long_for_a_title_is_exec_d_whole(tmp_path: Path) -> None:
+    """The title of a forked child lives in the launcher's argument and environment memory;
+    a launcher with little of it (a short command, an almost empty environment) execs a
+    child whose command line would not fit, so ps and pkill -f still see all of it."""
+    script = tmp_path / "launch.py"
+    script.write_text(LONG)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "0"], done.stdout + done.stderr
 
 
 def test_without_forking_services_are_exec_d(tmp_path: Path) -> None:

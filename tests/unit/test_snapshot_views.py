@@ -118,6 +118,14 @@ def test_a_view_lets_go_of_its_table_once_encoded_or_dropped() -> None:
     assert index._views == []  # dropped unencoded: its table went with it
 
 
+def test_views_of_a_bucket_never_written_do_not_pile_up() -> None:
+    d = state()
+    index = d.fsm.objects["plain"]
+    for _ in range(50):
+        b"".join(snapshot.frozen_chunks(snapshot.freeze(d.fsm)))
+    assert len(index._views) <= 1  # only the newest view's (dead) reference, until the next freeze
+
+
 def test_a_view_is_read_once() -> None:
     d = state()
     view = d.fsm.objects["plain"].freeze()
