@@ -67,6 +67,9 @@ def add_parser(sub: Any) -> None:
                         "service's own proposal path in this process, then the node is started on that data")
     p.add_argument("--scale-concurrency", type=int, default=256, help="concurrent loaders for --scale (default 256)")
     p.add_argument("--scale-repeats", type=int, default=20, help="list pages measured per position (default 20)")
+    p.add_argument("--scale-restart-timeout", type=float, default=0.0, metavar="S",
+                   help="seconds the node's restart after a --scale load may take (default 300, or 60 per "
+                        "million records when that is more)")
     p.add_argument("--scale-step", type=int, default=0, metavar="N",
                    help="records per point of the --scale load curve (default a tenth of --scale, at least 1000)")
     p.add_argument("--seed", type=int, default=1, help="seed of the read key choice (default 1)")
@@ -83,10 +86,11 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> RunSettings | S
             raise SettingsError("--scale needs at least 1000 records (one full listing page)")
         if args.scale_concurrency < 1 or args.scale_repeats < 1:
             raise SettingsError("--scale-concurrency and --scale-repeats must be at least 1")
-        if args.scale_step < 0:
-            raise SettingsError("--scale-step must not be negative")
+        if args.scale_step < 0 or args.scale_restart_timeout < 0:
+            raise SettingsError("--scale-step and --scale-restart-timeout must not be negative")
         return ScaleSettings(count=args.scale, loader=args.scale_loader, concurrency=args.scale_concurrency,
-                             repeats=args.scale_repeats, step=args.scale_step)
+                             repeats=args.scale_repeats, step=args.scale_step,
+                             restart_timeout_s=args.scale_restart_timeout)
     if args.spawn < 0:
         raise SettingsError("--spawn must not be negative")
     if args.single and args.spawn != 1:

@@ -63,9 +63,15 @@ class ScaleSettings:
     loader: str = "http"  # "http" | "direct"
     concurrency: int = 256
     repeats: int = 20
-    restart_timeout_s: float = 300.0
+    restart_timeout_s: float = 0.0  # 0: 300 s, or 60 s per million records when that is more
     base_dir: str | None = None  # where the node's data goes (default: a temp dir)
     step: int = 0  # records per point of the load curve (0: a tenth of ``count``, at least 1000)
+
+    @property
+    def restart_timeout(self) -> float:
+        """How long the node's restart may take: loading the snapshot and replaying the log
+        behind it grow with the records (about 30 s per million on a loaded 2-core machine)."""
+        return self.restart_timeout_s or max(300.0, 60.0 * self.count / 1e6)
 
     @property
     def curve_step(self) -> int:
@@ -426,7 +432,7 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
             res.load_s = time.monotonic() - t0
             t1 = time.monotonic()
             nodes.start()
-            await nodes.wait_ready(s.restart_timeout_s)
+            await nodes.wait_ready(s.restart_timeout)
             res.first_start_s = time.monotonic() - t1
             res.notes.append("loaded in-process through a one-voter RaftReplicator.propose (durable log, group commit, "
                              "apply, snapshots), then the node process started on that data dir; "
@@ -463,13 +469,13 @@ async def run_scale(s: ScaleSettings, out: TextIO) -> ScaleResult:
             beats.cancel()
             await asyncio.gather(beats, return_exceptions=True)
         out.write("  restarting the node\n")
-        res.stop_s = nodes.procs[0].stop(grace=s.restart_timeout_s)
+        res.stop_s = nodes.procs[0].stop(grace=s.restart_timeout)
         snap = newest_snapshot(data_dir.rglob("snap-*.snap"))
         res.snapshot_bytes = snap.stat().st_size if snap else None
         res.snapshot_index = snapshot_index(snap) if snap else None
         nodes.procs[0].start(nodes.env)
         res.restart_health_s, res.restart_read_s = await _wait_read(nodes, secret, scale_key(s.count - 1),
-                                                                    s.restart_timeout_s)
+                                                                    s.restart_timeout)
         res.rss_after_restart = _rss(nodes.procs[0].pid)
         res.restart_cpu_s = _cpu_of(nodes.procs[0].pid)
         res.notes.append(f"machine: {os.cpu_count()} CPUs shared with other work; 1-minute load average "

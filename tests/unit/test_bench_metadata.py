@@ -178,6 +178,14 @@ def test_options_scale():
     assert resolve(_args("--scale", "300000", "--scale-step", "100000"), {}).curve_step == 100_000
 
 
+def test_scale_restart_timeout_grows_with_the_records():
+    """Loading the snapshot and replaying the log behind it grow with the records: a 10M
+    run's restart needs more than the 300 s that suit 1M."""
+    assert resolve(_args("--scale", "1000000"), {}).restart_timeout == 300
+    assert resolve(_args("--scale", "10000000"), {}).restart_timeout == 600
+    assert resolve(_args("--scale", "1000000", "--scale-restart-timeout", "900"), {}).restart_timeout == 900
+
+
 @pytest.mark.parametrize("argv, message", [
     (("--spawn", "1", "--concurrency", "0,4"), "at least 1"),
     (("--spawn", "1", "--concurrency", "a"), "integers"),
@@ -186,6 +194,7 @@ def test_options_scale():
     (("--spawn", "3", "--single"), "needs --spawn 1"),
     (("--scale", "10"), "at least 1000"),
     (("--scale", "2000", "--scale-step", "-1"), "must not be negative"),
+    (("--scale", "2000", "--scale-restart-timeout", "-1"), "must not be negative"),
     (("--data-dir", "/nonexistent/objstore"), "no cluster.json"),
 ])
 def test_options_refused(argv, message):
