@@ -41,7 +41,7 @@ import dataclasses
 import heapq
 import itertools
 import weakref
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sortedcontainers import SortedDict
 
@@ -145,16 +145,30 @@ class BucketIndex:
                 if a == b:
                     raise ValueError(f"key {a!r} of bucket {self.name!r} appears twice")
         live_k, live_v, hidden_k, hidden_v = [], [], [], []
-        is_marker, count = records.is_delete_marker, self._count
+        is_marker, size_of, count = records.is_delete_marker, records.size_of, self._count
+        objects = markers = nbytes = 0  # of keys with one record (most), counted here
         for key, value in zip(keys, values):
-            versions = (value,) if isinstance(value, bytes) else value
-            count(versions, 1)
-            if is_marker(versions[0]):
+            if isinstance(value, bytes):
+                if is_marker(value):
+                    markers += 1
+                    hidden_k.append(key)
+                    hidden_v.append(value)
+                else:
+                    objects += 1
+                    nbytes += size_of(value)
+                    live_k.append(key)
+                    live_v.append(value)
+                continue
+            count(value, 1)
+            if is_marker(value[0]):
                 hidden_k.append(key)
                 hidden_v.append(value)
             else:
                 live_k.append(key)
                 live_v.append(value)
+        self.version_count += objects
+        self.marker_count += markers
+        self.byte_count += nbytes
         self.live = SortedDict(zip(live_k, live_v))
         self.hidden = SortedDict(zip(hidden_k, hidden_v))
 
@@ -387,27 +401,29 @@ class FrozenIndex:
 
     def pairs(self) -> Iterator[tuple[str, bytes | Versions]]:
         """(key, value as the index keeps it) for every key of the view, ascending, live and
-        hidden merged; may run in any thread while the index changes. Read once: the view
-        lets go of the index and its table when done."""
+        hidden merged; may be read in any thread while the index changes. Once only: the
+        view hands its index and table to the iterator, which lets go of them when done."""
         index, before = self.index, self.before
         if index is None or before is None:
             raise RuntimeError(f"the view of bucket {self.name!r} was read already")
-        try:
-            def values(keys: tuple[str, ...], current: Any) -> Iterator[tuple[str, bytes | Versions]]:
-                get, saved = current.get, before.get
-                for i in range(0, len(keys), _READ_BATCH):
-                    batch = keys[i:i + _READ_BATCH]
-                    # Each key's map value read before its table entry (the module docstring).
-                    found = list(map(get, batch))
-                    olds = list(map(saved, batch, itertools.repeat(_ABSENT, len(batch))))
-                    for key, value, old in zip(batch, found, olds):
-                        if old is not _ABSENT:
-                            value = old[0] if len(old) == 1 else old  # type: ignore[arg-type]
-                        yield key, value
+        self.index = self.before = None
+        live = itertools.chain.from_iterable(_read(self.keys, index.live.get, before.get))
+        if not self.hidden_keys:
+            return live
+        hidden = itertools.chain.from_iterable(_read(self.hidden_keys, index.hidden.get, before.get))
+        return heapq.merge(live, hidden, key=lambda kv: kv[0])
 
-            pairs: Iterator = values(self.keys, index.live)
-            if self.hidden_keys:
-                pairs = heapq.merge(pairs, values(self.hidden_keys, index.hidden), key=lambda kv: kv[0])
-            yield from pairs
-        finally:
-            self.index = self.before = None
+
+def _read(keys: tuple[str, ...], get: Callable[[str], Any],
+          saved: Callable[[str, Any], Any]) -> Iterator[Iterable[tuple[str, bytes | Versions]]]:
+    """The (key, value) pairs of ``keys`` as they were when the view was taken, in batches."""
+    for i in range(0, len(keys), _READ_BATCH):
+        batch = keys[i:i + _READ_BATCH]
+        # Each key's map value read before its table entry (the module docstring).
+        found = list(map(get, batch))
+        olds = list(map(saved, batch, itertools.repeat(_ABSENT, len(batch))))
+        if olds.count(_ABSENT) == len(batch):  # none changed since (most batches)
+            yield zip(batch, found)
+        else:
+            yield [(key, value if old is _ABSENT else old[0] if len(old) == 1 else old)
+                   for key, value, old in zip(batch, found, olds)]

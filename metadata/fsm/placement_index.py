@@ -197,38 +197,43 @@ class PlacementIndex:
         as :meth:`changed` from no records for each. A key whose one record has only its
         own blob (the common case) takes a short path: what depends on the blob's policy
         and placement alone (its copies' nodes, survivors on holding nodes) is worked out
-        once per distinct pair."""
+        once per distinct pair, and such keys are gathered per pair, their bytes summed, and
+        added to the nodes' key sets and byte counts once per pair at the end."""
         shapes: dict[tuple[int, int], tuple[list[str], int, int, int, int]] = {}
+        groups: dict[tuple[int, int], tuple[list[str], list[int]]] = {}  # pair -> its keys, their copy bytes
         memo: dict = {}
-        bytes_on = self.bytes_on
-        sets: dict[str, set[str]] = {}  # node -> the keys of this bucket placed on it
         own_blob = records.own_blob
         for key, versions in items:
             blob = own_blob(versions[0]) if len(versions) == 1 else None
             if blob is None:
-                placed = self._placed(versions)
+                self._add_keys(bucket, [key], self._placed(versions))
                 below = self.examine(versions, memo)
-            else:
-                size, policy_id, placement_id = blob
-                shape = shapes.get((policy_id, placement_id))
-                if shape is None:
-                    shape = shapes[(policy_id, placement_id)] = self._shape(
-                        self.atoms.value(policy_id), self.atoms.value(placement_id))
-                nodes, shard_of, alive, width, needed = shape
-                each = -(-size // shard_of) if shard_of else size
-                placed = dict.fromkeys(nodes, 0)
-                for n in nodes:
-                    placed[n] += each
-                below = (1, size, alive - needed) if alive < width else None
-            for n, b in placed.items():
-                if b:
-                    bytes_on[n] = bytes_on.get(n, 0) + b
-                keys = sets.get(n)
-                if keys is None:
-                    keys = sets[n] = self.by_node.setdefault(n, {}).setdefault(bucket, set())
-                keys.add(key)
-            if below is not None:
-                self._set_below((bucket, key), below)
+                if below is not None:
+                    self._set_below((bucket, key), below)
+                continue
+            size, policy_id, placement_id = blob
+            pair = (policy_id, placement_id)
+            shape = shapes.get(pair)
+            if shape is None:
+                shape = shapes[pair] = self._shape(self.atoms.value(policy_id), self.atoms.value(placement_id))
+                groups[pair] = ([], [0])
+            _, shard_of, alive, width, needed = shape
+            keys, total = groups[pair]
+            keys.append(key)
+            total[0] += -(-size // shard_of) if shard_of else size
+            if alive < width:
+                self._set_below((bucket, key), (1, size, alive - needed))
+        for pair, (keys, total) in groups.items():
+            nodes = shapes[pair][0]
+            self._add_keys(bucket, keys, {n: nodes.count(n) * total[0] for n in nodes})
+
+    def _add_keys(self, bucket: str, keys: list[str], placed: Mapping[str, int]) -> None:
+        """``keys`` of ``bucket`` have copies on the nodes of ``placed``, that many bytes on each."""
+        bytes_on = self.bytes_on
+        for n, b in placed.items():
+            if b:
+                bytes_on[n] = bytes_on.get(n, 0) + b
+            self.by_node.setdefault(n, {}).setdefault(bucket, set()).update(keys)
 
     def _shape(self, policy: str, placement: tuple[str, ...]) -> tuple[list[str], int, int, int, int]:
         """(the node of each copy; K for an ec policy, else 0; copies on holding nodes;
