@@ -157,14 +157,16 @@ class ServiceForker:
         # (the launcher's handlers would only set a flag in the child's copy of it).
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _RESET)
         gc.freeze()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _run_child(args, child_env, log_fd, blocked)
-            finally:
-                os._exit(1)  # never back into the launcher's code
-        gc.unfreeze()
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    _run_child(args, child_env, log_fd, blocked)
+                finally:
+                    os._exit(1)  # never back into the launcher's code
+        finally:  # in this process (also when the fork failed): its collector and signals back
+            gc.unfreeze()
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return ForkedProcess(pid, args)
 
 
