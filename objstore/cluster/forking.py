@@ -194,10 +194,9 @@ def _run_child(argv: list[str], env: dict[str, str], log_fd: int, mask: set[sign
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
                                       errors="backslashreplace", write_through=True)
-        import ops.cli
-        sys.argv = [str(Path(ops.cli.__file__).with_name("__main__.py")), *argv[3:]]
-        from ops.cli.main import main
-        code = main(argv[3:])
+        cli = importlib.import_module(CLI_MODULE)  # loaded already (prepare): the shared core names no app
+        sys.argv = [str(Path(cli.__file__).with_name("__main__.py")), *argv[3:]]
+        code = importlib.import_module(f"{CLI_MODULE}.main").main(argv[3:])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, int) and exc.code is not None:
