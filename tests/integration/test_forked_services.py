@@ -65,7 +65,8 @@ CHILDREN = textwrap.dedent("""
     forker = ServiceForker.prepare()
     out["prepared"] = forker is not None
     cli = [sys.executable, "-m", "ops.cli"]
-    env = {**os.environ, "OBJSTORE_CLUSTER_SECRET": "forked-test-secret"}
+    # The children end with this script even when an assertion stops it early.
+    env = {**os.environ, "OBJSTORE_CLUSTER_SECRET": "forked-test-secret", "OBJSTORE_PARENT_PID": str(os.getpid())}
 
     # A service that refuses its arguments: argparse's exit code and message, in its log.
     bad = Child("storage", "bad", "127.0.0.1:1", [*cli, "storage", "--no-such-flag"], tmp / "bad.log")
